@@ -1,0 +1,193 @@
+// Package ortb is the bidder's zero-allocation view of an OpenRTB 2.5/2.6 bid
+// request: the fields the bid path reads, parsed with a reused parser into a
+// pooled Request. github.com/prebid/openrtb/v20 stays the schema of record;
+// tests decode every fixture both ways and compare.
+//
+// Lifetime rule: every []byte in a Request points into the Parser's buffers
+// and is valid only until the next Parse or Reset on the same Parser/Request.
+// Clone anything that must outlive the request (a cache key, a log line).
+package ortb
+
+// Tri-state flags: OpenRTB uses 0/1 integers where "absent" matters
+// (regs.gdpr, imp.secure, regs.coppa). Unset means the field was absent or null.
+const (
+	Unset int8 = -1
+	False int8 = 0
+	True  int8 = 1
+)
+
+// Media types, as in OpenRTB 2.6 bid.mtype.
+const (
+	MediaBanner = 1
+	MediaVideo  = 2
+	MediaAudio  = 3
+	MediaNative = 4
+)
+
+// Request is the parsed bid request. Reuse it: Reset keeps the capacity of
+// every slice.
+type Request struct {
+	ID      []byte
+	Version []byte // x-openrtb-version header, when the caller sets it
+	Imps    []Imp
+
+	TMax int64 // milliseconds; 0 = not given
+	AT   int64 // auction type: 1 first price, 2 second price (default 2)
+	Test bool
+
+	Cur   [][]byte // allowed bid currencies
+	BCat  [][]byte // blocked IAB categories
+	BAdv  [][]byte // blocked advertiser domains
+	BApp  [][]byte // blocked app bundles
+	WSeat [][]byte
+	BSeat [][]byte
+
+	HasSite bool
+	HasApp  bool
+	Site    Site // filled when HasSite
+	App     App  // filled when HasApp
+
+	HasDevice bool
+	Device    Device
+
+	HasUser bool
+	User    User
+
+	Regs Regs
+}
+
+// Publisher is site.publisher or app.publisher.
+type Publisher struct {
+	ID     []byte
+	Domain []byte
+}
+
+// Site is request.site.
+type Site struct {
+	ID        []byte
+	Domain    []byte
+	Page      []byte
+	Cat       [][]byte
+	Publisher Publisher
+}
+
+// App is request.app.
+type App struct {
+	ID        []byte
+	Bundle    []byte
+	Domain    []byte
+	Cat       [][]byte
+	Publisher Publisher
+}
+
+// Geo is device.geo (or user.geo when device.geo is absent).
+type Geo struct {
+	Country      []byte // ISO-3166-1 alpha-3, as sent
+	Region       []byte
+	City         []byte
+	UTCOffset    int64 // minutes; HasUTCOffset says whether it was sent
+	HasUTCOffset bool
+	Lat, Lon     float64
+}
+
+// Device is request.device.
+type Device struct {
+	UA         []byte
+	IP         []byte
+	IFA        []byte
+	DeviceType int64
+	Make       []byte
+	Model      []byte
+	OS         []byte
+	OSV        []byte
+	Language   []byte
+	ConnType   int64
+	W, H       int64
+	DNT        int8
+	LMT        int8
+	Geo        Geo
+}
+
+// User is request.user. Segments flattens user.data[].segment[].id.
+type User struct {
+	ID       []byte
+	BuyerUID []byte
+	Yob      int64
+	Gender   []byte
+	Consent  []byte // user.consent (2.6) or user.ext.consent (2.5)
+	Segments [][]byte
+}
+
+// Regs is request.regs with the 2.5 ext twins folded in (2.6 field wins).
+type Regs struct {
+	COPPA     int8
+	GDPR      int8
+	USPrivacy []byte
+	GPP       []byte
+}
+
+// Size is a width and height in pixels.
+type Size struct{ W, H int64 }
+
+// Banner is imp.banner.
+type Banner struct {
+	W, H   int64
+	Format []Size
+	BAttr  []int64
+	Pos    int64
+}
+
+// Video is imp.video.
+type Video struct {
+	MIMEs       [][]byte
+	MinDuration int64
+	MaxDuration int64
+	Protocols   []int64
+	W, H        int64
+	Placement   int64
+	Plcmt       int64
+	Linearity   int64
+	BAttr       []int64
+}
+
+// Audio is imp.audio (only its presence and mimes matter to the bidder).
+type Audio struct {
+	MIMEs [][]byte
+}
+
+// Native is imp.native. Request is the raw native request string.
+type Native struct {
+	Request []byte
+	Ver     []byte
+	BAttr   []int64
+}
+
+// Deal is imp.pmp.deals[].
+type Deal struct {
+	ID          []byte
+	BidFloor    float64
+	BidFloorCur []byte
+	WSeat       [][]byte
+}
+
+// Imp is one request.imp[].
+type Imp struct {
+	ID          []byte
+	TagID       []byte
+	BidFloor    float64
+	BidFloorCur []byte // empty means USD
+	Secure      int8
+	Instl       bool
+
+	HasBanner bool
+	Banner    Banner
+	HasVideo  bool
+	Video     Video
+	HasAudio  bool
+	Audio     Audio
+	HasNative bool
+	Native    Native
+
+	PrivateAuction bool
+	Deals          []Deal
+}
