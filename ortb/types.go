@@ -105,7 +105,8 @@ type Device struct {
 	W, H       int64
 	DNT        int8
 	LMT        int8
-	Geo        Geo
+	Geo        Geo  // device.geo, else user.geo
+	HasGeo     bool // device.geo or user.geo was sent (even when HasDevice is false)
 }
 
 // User is request.user. Segments flattens user.data[].segment[].id.

@@ -1,0 +1,184 @@
+package ortb
+
+import (
+	"github.com/valyala/fastjson"
+)
+
+// Parser parses bid requests into a Request without allocating once warm.
+// It is reusable but not safe for concurrent use: keep one per pooled request
+// context.
+//
+// Lifetime rule: Parse copies body into the Parser's own buffer (so the
+// caller may reuse body at once), and every []byte in the Request points into
+// that buffer. They stay valid until the next Parse on the same Parser. The
+// bytes are read-only: writing through them corrupts the parser's state.
+type Parser struct {
+	jp fastjson.Parser
+
+	// Per-Parse scratch for values folded in at the end.
+	userGeo    Geo
+	hasUserGeo bool
+	extGDPR    int8
+	extUSPriv  []byte
+	extGPP     []byte
+	extConsent []byte
+}
+
+// Parse parses body (an OpenRTB 2.5 or 2.6 BidRequest, already decompressed)
+// into req, which it resets first; req.Version is kept, so the caller may set
+// it before or after. The error wraps ErrMalformed (not JSON) or ErrInvalid
+// (see FieldError). On error req holds a partial parse and must not be used.
+//
+// Rules: explicit null equals absent; unknown members and ext payloads that
+// are not objects are ignored; the 2.5 ext twins regs.ext.gdpr,
+// regs.ext.us_privacy, regs.ext.gpp and user.ext.consent fill Regs and User
+// when the 2.6 member is absent (or an empty string); Device.Geo is device.geo,
+// else user.geo; User.Segments flattens user.data[].segment[].id (empty ids
+// skipped); AT is 2 when absent or 0.
+func (p *Parser) Parse(body []byte, req *Request) error {
+	ver := req.Version
+	req.Reset()
+	req.Version = ver
+	p.userGeo = Geo{}
+	p.hasUserGeo = false
+	p.extGDPR = Unset
+	p.extUSPriv = nil
+	p.extGPP = nil
+	p.extConsent = nil
+
+	v, err := p.jp.ParseBytes(body)
+	if err != nil {
+		return &malformedError{msg: err.Error()}
+	}
+	if v.Type() != fastjson.TypeObject {
+		return &FieldError{Reason: "want object, got " + typeName(v)}
+	}
+	o, _ := v.Object()
+	if err := visit(o, func(k []byte, v *fastjson.Value) error {
+		return p.requestField(req, k, v)
+	}); err != nil {
+		return err
+	}
+	return p.finish(req)
+}
+
+// malformedError wraps ErrMalformed with fastjson's one-line reason.
+type malformedError struct{ msg string }
+
+func (e *malformedError) Error() string { return ErrMalformed.Error() + ": " + e.msg }
+func (e *malformedError) Unwrap() error { return ErrMalformed }
+
+// visit calls f for every member of o, in document order (so a repeated key's
+// last value wins, as with encoding/json), and stops at the first error.
+func visit(o *fastjson.Object, f func(k []byte, v *fastjson.Value) error) error {
+	var err error
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		if err == nil {
+			err = f(k, v)
+		}
+	})
+	return err
+}
+
+func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &req.ID)
+	case "imp":
+		return p.imps(req, k, v)
+	case "site":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		req.HasSite = true
+		return within("site", visit(o, func(k []byte, v *fastjson.Value) error {
+			return siteField(&req.Site, k, v)
+		}))
+	case "app":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		req.HasApp = true
+		return within("app", visit(o, func(k []byte, v *fastjson.Value) error {
+			return appField(&req.App, k, v)
+		}))
+	case "device":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		req.HasDevice = true
+		return within("device", visit(o, func(k []byte, v *fastjson.Value) error {
+			return deviceField(&req.Device, k, v)
+		}))
+	case "user":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		req.HasUser = true
+		return within("user", visit(o, func(k []byte, v *fastjson.Value) error {
+			return p.userField(&req.User, k, v)
+		}))
+	case "regs":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		return within("regs", visit(o, func(k []byte, v *fastjson.Value) error {
+			return p.regsField(&req.Regs, k, v)
+		}))
+	case "tmax":
+		return getInt(k, v, &req.TMax)
+	case "at":
+		return getInt(k, v, &req.AT)
+	case "test":
+		return getBool(k, v, &req.Test)
+	case "cur":
+		return getStrings(k, v, &req.Cur)
+	case "bcat":
+		return getStrings(k, v, &req.BCat)
+	case "badv":
+		return getStrings(k, v, &req.BAdv)
+	case "bapp":
+		return getStrings(k, v, &req.BApp)
+	case "wseat":
+		return getStrings(k, v, &req.WSeat)
+	case "bseat":
+		return getStrings(k, v, &req.BSeat)
+	}
+	return nil
+}
+
+// finish folds the 2.5 twins and the geo fallback in and checks the required
+// members.
+func (p *Parser) finish(req *Request) error {
+	if len(req.ID) == 0 {
+		return &FieldError{Path: "id", Reason: "missing or empty"}
+	}
+	if len(req.Imps) == 0 {
+		return &FieldError{Path: "imp", Reason: "missing or empty"}
+	}
+	if req.AT == 0 {
+		req.AT = 2
+	}
+	if req.Regs.GDPR == Unset {
+		req.Regs.GDPR = p.extGDPR
+	}
+	if len(req.Regs.USPrivacy) == 0 {
+		req.Regs.USPrivacy = p.extUSPriv
+	}
+	if len(req.Regs.GPP) == 0 {
+		req.Regs.GPP = p.extGPP
+	}
+	if len(req.User.Consent) == 0 {
+		req.User.Consent = p.extConsent
+	}
+	if !req.Device.HasGeo && p.hasUserGeo {
+		req.Device.Geo = p.userGeo
+		req.Device.HasGeo = true
+	}
+	return nil
+}

@@ -1,0 +1,263 @@
+package ortb
+
+import "github.com/valyala/fastjson"
+
+func siteField(s *Site, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &s.ID)
+	case "domain":
+		return getString(k, v, &s.Domain)
+	case "page":
+		return getString(k, v, &s.Page)
+	case "cat":
+		return getStrings(k, v, &s.Cat)
+	case "publisher":
+		return parsePublisher(&s.Publisher, k, v)
+	}
+	return nil
+}
+
+func appField(a *App, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &a.ID)
+	case "bundle":
+		return getString(k, v, &a.Bundle)
+	case "domain":
+		return getString(k, v, &a.Domain)
+	case "cat":
+		return getStrings(k, v, &a.Cat)
+	case "publisher":
+		return parsePublisher(&a.Publisher, k, v)
+	}
+	return nil
+}
+
+func parsePublisher(p *Publisher, k []byte, v *fastjson.Value) error {
+	o, err := getObject(k, v)
+	if o == nil {
+		return err
+	}
+	return within("publisher", visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "id":
+			return getString(k, v, &p.ID)
+		case "domain":
+			return getString(k, v, &p.Domain)
+		}
+		return nil
+	}))
+}
+
+func deviceField(d *Device, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "ua":
+		return getString(k, v, &d.UA)
+	case "ip":
+		return getString(k, v, &d.IP)
+	case "ifa":
+		return getString(k, v, &d.IFA)
+	case "devicetype":
+		return getInt(k, v, &d.DeviceType)
+	case "make":
+		return getString(k, v, &d.Make)
+	case "model":
+		return getString(k, v, &d.Model)
+	case "os":
+		return getString(k, v, &d.OS)
+	case "osv":
+		return getString(k, v, &d.OSV)
+	case "language":
+		return getString(k, v, &d.Language)
+	case "connectiontype":
+		return getInt(k, v, &d.ConnType)
+	case "w":
+		return getInt(k, v, &d.W)
+	case "h":
+		return getInt(k, v, &d.H)
+	case "dnt":
+		return getFlag(k, v, &d.DNT)
+	case "lmt":
+		return getFlag(k, v, &d.LMT)
+	case "geo":
+		ok, err := parseGeo(&d.Geo, k, v)
+		if ok {
+			d.HasGeo = true
+		}
+		return err
+	}
+	return nil
+}
+
+// parseGeo reads a geo object; ok reports that it was an object.
+func parseGeo(g *Geo, k []byte, v *fastjson.Value) (ok bool, err error) {
+	o, err := getObject(k, v)
+	if o == nil {
+		return false, err
+	}
+	return true, within("geo", visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "country":
+			return getString(k, v, &g.Country)
+		case "region":
+			return getString(k, v, &g.Region)
+		case "city":
+			return getString(k, v, &g.City)
+		case "utcoffset":
+			if !isNull(v) {
+				g.HasUTCOffset = true
+			}
+			return getInt(k, v, &g.UTCOffset)
+		case "lat":
+			return getFloat(k, v, &g.Lat)
+		case "lon":
+			return getFloat(k, v, &g.Lon)
+		}
+		return nil
+	}))
+}
+
+func (p *Parser) userField(u *User, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &u.ID)
+	case "buyeruid":
+		return getString(k, v, &u.BuyerUID)
+	case "yob":
+		return getInt(k, v, &u.Yob)
+	case "gender":
+		return getString(k, v, &u.Gender)
+	case "consent":
+		return getString(k, v, &u.Consent)
+	case "geo":
+		ok, err := parseGeo(&p.userGeo, k, v)
+		if ok {
+			p.hasUserGeo = true
+		}
+		return err
+	case "data":
+		return within("data", userData(u, v))
+	case "ext":
+		if ext := extObject(v); ext != nil {
+			ext.Visit(p.userExtField)
+		}
+	}
+	return nil
+}
+
+// userData flattens user.data[].segment[].id into u.Segments, skipping empty
+// ids and null elements.
+func userData(u *User, v *fastjson.Value) error {
+	data, err := getArray(nil, v)
+	if err != nil {
+		return err
+	}
+	u.Segments = u.Segments[:0]
+	for i, d := range data {
+		o, err := getObject(nil, d)
+		if o == nil {
+			if err != nil {
+				return withinIndex(i, err)
+			}
+			continue
+		}
+		if err := visit(o, func(k []byte, v *fastjson.Value) error {
+			if string(k) == "segment" {
+				return within("segment", segments(u, v))
+			}
+			return nil
+		}); err != nil {
+			return withinIndex(i, err)
+		}
+	}
+	return nil
+}
+
+func segments(u *User, v *fastjson.Value) error {
+	segs, err := getArray(nil, v)
+	if err != nil {
+		return err
+	}
+	for i, s := range segs {
+		o, err := getObject(nil, s)
+		if o == nil {
+			if err != nil {
+				return withinIndex(i, err)
+			}
+			continue
+		}
+		var id []byte
+		if err := visit(o, func(k []byte, v *fastjson.Value) error {
+			if string(k) == "id" {
+				return getString(k, v, &id)
+			}
+			return nil
+		}); err != nil {
+			return withinIndex(i, err)
+		}
+		if len(id) > 0 {
+			u.Segments = append(u.Segments, id)
+		}
+	}
+	return nil
+}
+
+func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "coppa":
+		return getFlag(k, v, &r.COPPA)
+	case "gdpr":
+		return getFlag(k, v, &r.GDPR)
+	case "us_privacy":
+		return getString(k, v, &r.USPrivacy)
+	case "gpp":
+		return getString(k, v, &r.GPP)
+	case "ext":
+		if ext := extObject(v); ext != nil {
+			ext.Visit(p.regsExtField)
+		}
+	}
+	return nil
+}
+
+// userExtField reads user.ext.consent, the 2.5 twin of user.consent; a
+// consent that is not a string is ignored (ext is free-form).
+func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
+	if string(k) == "consent" && v.Type() == fastjson.TypeString {
+		p.extConsent, _ = v.StringBytes()
+	}
+}
+
+// regsExtField reads the 2.5 twins in regs.ext. Wrong types are ignored (ext
+// is free-form); gdpr may be a number (nonzero is true) or the string "0" or
+// "1".
+func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
+	switch string(k) {
+	case "gdpr":
+		switch v.Type() {
+		case fastjson.TypeNumber:
+			if f, err := v.Float64(); err == nil {
+				p.extGDPR = False
+				if f != 0 {
+					p.extGDPR = True
+				}
+			}
+		case fastjson.TypeString:
+			switch s, _ := v.StringBytes(); string(s) {
+			case "0":
+				p.extGDPR = False
+			case "1":
+				p.extGDPR = True
+			}
+		}
+	case "us_privacy":
+		if v.Type() == fastjson.TypeString {
+			p.extUSPriv, _ = v.StringBytes()
+		}
+	case "gpp":
+		if v.Type() == fastjson.TypeString {
+			p.extGPP, _ = v.StringBytes()
+		}
+	}
+}

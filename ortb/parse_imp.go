@@ -1,0 +1,224 @@
+package ortb
+
+import "github.com/valyala/fastjson"
+
+// imps reads request.imp, replacing req.Imps.
+func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
+	a, err := getArray(k, v)
+	if err != nil {
+		return err
+	}
+	req.Imps = req.Imps[:0]
+	for i, e := range a {
+		if err := parseImp(req.nextImp(), e); err != nil {
+			return within("imp", withinIndex(i, err))
+		}
+	}
+	return nil
+}
+
+// parseImp reads one imp object; a null element is an imp without id.
+func parseImp(imp *Imp, v *fastjson.Value) error {
+	switch v.Type() {
+	case fastjson.TypeObject:
+		o, _ := v.Object()
+		if err := visit(o, func(k []byte, v *fastjson.Value) error {
+			return impField(imp, k, v)
+		}); err != nil {
+			return err
+		}
+	case fastjson.TypeNull:
+	default:
+		return &FieldError{Reason: "want object, got " + typeName(v)}
+	}
+	if len(imp.ID) == 0 {
+		return &FieldError{Path: "id", Reason: "missing or empty"}
+	}
+	return nil
+}
+
+func impField(imp *Imp, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &imp.ID)
+	case "tagid":
+		return getString(k, v, &imp.TagID)
+	case "bidfloor":
+		return getFloat(k, v, &imp.BidFloor)
+	case "bidfloorcur":
+		return getString(k, v, &imp.BidFloorCur)
+	case "secure":
+		return getFlag(k, v, &imp.Secure)
+	case "instl":
+		return getBool(k, v, &imp.Instl)
+	case "banner":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		imp.HasBanner = true
+		return within("banner", visit(o, func(k []byte, v *fastjson.Value) error {
+			return bannerField(&imp.Banner, k, v)
+		}))
+	case "video":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		imp.HasVideo = true
+		return within("video", visit(o, func(k []byte, v *fastjson.Value) error {
+			return videoField(&imp.Video, k, v)
+		}))
+	case "audio":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		imp.HasAudio = true
+		return within("audio", visit(o, func(k []byte, v *fastjson.Value) error {
+			if string(k) == "mimes" {
+				return getStrings(k, v, &imp.Audio.MIMEs)
+			}
+			return nil
+		}))
+	case "native":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		imp.HasNative = true
+		return within("native", visit(o, func(k []byte, v *fastjson.Value) error {
+			return nativeField(&imp.Native, k, v)
+		}))
+	case "pmp":
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		return within("pmp", visit(o, func(k []byte, v *fastjson.Value) error {
+			return pmpField(imp, k, v)
+		}))
+	}
+	return nil
+}
+
+func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "w":
+		return getInt(k, v, &b.W)
+	case "h":
+		return getInt(k, v, &b.H)
+	case "format":
+		a, err := getArray(k, v)
+		if err != nil {
+			return err
+		}
+		b.Format = b.Format[:0]
+		for i, e := range a {
+			b.Format = append(b.Format, Size{})
+			if err := parseSize(&b.Format[i], e); err != nil {
+				return within("format", withinIndex(i, err))
+			}
+		}
+	case "battr":
+		return getInts(k, v, &b.BAttr)
+	case "pos":
+		return getInt(k, v, &b.Pos)
+	}
+	return nil
+}
+
+// parseSize reads one banner.format[] element; null reads as 0x0.
+func parseSize(s *Size, v *fastjson.Value) error {
+	o, err := getObject(nil, v)
+	if o == nil {
+		return err
+	}
+	return visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "w":
+			return getInt(k, v, &s.W)
+		case "h":
+			return getInt(k, v, &s.H)
+		}
+		return nil
+	})
+}
+
+func videoField(vd *Video, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "mimes":
+		return getStrings(k, v, &vd.MIMEs)
+	case "minduration":
+		return getInt(k, v, &vd.MinDuration)
+	case "maxduration":
+		return getInt(k, v, &vd.MaxDuration)
+	case "protocols":
+		return getInts(k, v, &vd.Protocols)
+	case "w":
+		return getInt(k, v, &vd.W)
+	case "h":
+		return getInt(k, v, &vd.H)
+	case "placement":
+		return getInt(k, v, &vd.Placement)
+	case "plcmt":
+		return getInt(k, v, &vd.Plcmt)
+	case "linearity":
+		return getInt(k, v, &vd.Linearity)
+	case "battr":
+		return getInts(k, v, &vd.BAttr)
+	}
+	return nil
+}
+
+func nativeField(n *Native, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "request":
+		return getString(k, v, &n.Request)
+	case "ver":
+		return getString(k, v, &n.Ver)
+	case "battr":
+		return getInts(k, v, &n.BAttr)
+	}
+	return nil
+}
+
+func pmpField(imp *Imp, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "private_auction":
+		return getBool(k, v, &imp.PrivateAuction)
+	case "deals":
+		a, err := getArray(k, v)
+		if err != nil {
+			return err
+		}
+		imp.Deals = imp.Deals[:0]
+		for i, e := range a {
+			if err := parseDeal(imp.nextDeal(), e); err != nil {
+				return within("deals", withinIndex(i, err))
+			}
+		}
+	}
+	return nil
+}
+
+// parseDeal reads one pmp.deals[] element; null reads as an empty deal.
+func parseDeal(d *Deal, v *fastjson.Value) error {
+	o, err := getObject(nil, v)
+	if o == nil {
+		return err
+	}
+	return visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "id":
+			return getString(k, v, &d.ID)
+		case "bidfloor":
+			return getFloat(k, v, &d.BidFloor)
+		case "bidfloorcur":
+			return getString(k, v, &d.BidFloorCur)
+		case "wseat":
+			return getStrings(k, v, &d.WSeat)
+		}
+		return nil
+	})
+}

@@ -1,0 +1,119 @@
+package ortb
+
+// Reset empties r for reuse and sets the documented defaults: AT 2, and Unset
+// for the tri-state flags (Imp.Secure, Device.DNT, Device.LMT, Regs.COPPA,
+// Regs.GDPR). Every slice keeps its capacity, so a pooled Request stops
+// allocating once it has seen its largest request.
+func (r *Request) Reset() {
+	imps := r.Imps[:0]
+	*r = Request{
+		Imps:  imps,
+		AT:    2,
+		Cur:   r.Cur[:0],
+		BCat:  r.BCat[:0],
+		BAdv:  r.BAdv[:0],
+		BApp:  r.BApp[:0],
+		WSeat: r.WSeat[:0],
+		BSeat: r.BSeat[:0],
+		Site:  Site{Cat: r.Site.Cat[:0]},
+		App:   App{Cat: r.App.Cat[:0]},
+		Device: Device{
+			DNT: Unset,
+			LMT: Unset,
+		},
+		User: User{Segments: r.User.Segments[:0]},
+		Regs: Regs{COPPA: Unset, GDPR: Unset},
+	}
+}
+
+// ImpCount returns the number of impressions.
+func (r *Request) ImpCount() int { return len(r.Imps) }
+
+// Publisher returns site.publisher, else app.publisher, else nil.
+func (r *Request) Publisher() *Publisher {
+	switch {
+	case r.HasSite:
+		return &r.Site.Publisher
+	case r.HasApp:
+		return &r.App.Publisher
+	}
+	return nil
+}
+
+// AllowsCurrency reports whether cur is allowed by request.cur (an empty
+// list allows any currency).
+func (r *Request) AllowsCurrency(cur []byte) bool {
+	if len(r.Cur) == 0 {
+		return true
+	}
+	for _, c := range r.Cur {
+		if string(c) == string(cur) {
+			return true
+		}
+	}
+	return false
+}
+
+// nextImp appends an impression, reusing a spare element's slices.
+func (r *Request) nextImp() *Imp {
+	n := len(r.Imps)
+	if n < cap(r.Imps) {
+		r.Imps = r.Imps[:n+1]
+	} else {
+		r.Imps = append(r.Imps, Imp{})
+	}
+	imp := &r.Imps[n]
+	imp.reset()
+	return imp
+}
+
+// reset empties imp, keeps the capacity of its slices and sets Secure Unset.
+func (imp *Imp) reset() {
+	*imp = Imp{
+		Secure: Unset,
+		Banner: Banner{
+			Format: imp.Banner.Format[:0],
+			BAttr:  imp.Banner.BAttr[:0],
+		},
+		Video: Video{
+			MIMEs:     imp.Video.MIMEs[:0],
+			Protocols: imp.Video.Protocols[:0],
+			BAttr:     imp.Video.BAttr[:0],
+		},
+		Audio:  Audio{MIMEs: imp.Audio.MIMEs[:0]},
+		Native: Native{BAttr: imp.Native.BAttr[:0]},
+		Deals:  imp.Deals[:0],
+	}
+}
+
+// MediaTypes returns a bit set of the imp's media objects: 1<<MediaBanner,
+// 1<<MediaVideo, 1<<MediaAudio, 1<<MediaNative.
+func (imp *Imp) MediaTypes() uint8 {
+	var m uint8
+	if imp.HasBanner {
+		m |= 1 << MediaBanner
+	}
+	if imp.HasVideo {
+		m |= 1 << MediaVideo
+	}
+	if imp.HasAudio {
+		m |= 1 << MediaAudio
+	}
+	if imp.HasNative {
+		m |= 1 << MediaNative
+	}
+	return m
+}
+
+// nextDeal appends a deal, reusing a spare element's WSeat slice.
+func (imp *Imp) nextDeal() *Deal {
+	n := len(imp.Deals)
+	if n < cap(imp.Deals) {
+		imp.Deals = imp.Deals[:n+1]
+	} else {
+		imp.Deals = append(imp.Deals, Deal{})
+	}
+	d := &imp.Deals[n]
+	*d = Deal{WSeat: d.WSeat[:0]}
+	return d
+}
