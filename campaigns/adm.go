@@ -1,0 +1,217 @@
+package campaigns
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// AdmSlot is a place in a markup template where the bidder inserts a URL.
+type AdmSlot uint8
+
+const (
+	SlotNone     AdmSlot = iota
+	SlotClickURL         // {{click_url}}: the bidder's click redirect
+	SlotImpURL           // {{imp_url}}: the bidder's impression pixel
+)
+
+// AdmPart is a piece of a compiled markup template: literal text, already
+// escaped as JSON string content, followed by an optional slot.
+type AdmPart struct {
+	Lit  []byte
+	Slot AdmSlot
+}
+
+// Template placeholders.
+const (
+	PlaceholderClickURL = "{{click_url}}"
+	PlaceholderImpURL   = "{{imp_url}}"
+)
+
+// AppendAdm appends the creative's ad markup as JSON string content (without
+// the surrounding quotes) with clickURL and impURL inserted at their slots and
+// JSON-escaped. Native markup is a JSON document inside the adm string, so
+// there the URLs are escaped twice. It does not allocate when dst has room.
+func AppendAdm(dst []byte, cr *Creative, clickURL, impURL []byte) []byte {
+	nested := cr.Format == FormatNative
+	for i := range cr.Adm {
+		p := &cr.Adm[i]
+		dst = append(dst, p.Lit...)
+		var u []byte
+		switch p.Slot {
+		case SlotClickURL:
+			u = clickURL
+		case SlotImpURL:
+			u = impURL
+		default:
+			continue
+		}
+		if nested {
+			dst = appendJSONNested(dst, u)
+		} else {
+			dst = appendJSONContent(dst, u)
+		}
+	}
+	return dst
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONContent appends s escaped as the content of a JSON string.
+func appendJSONContent(dst []byte, s []byte) []byte {
+	for _, c := range s {
+		dst = appendJSONByte(dst, c)
+	}
+	return dst
+}
+
+func appendJSONByte(dst []byte, c byte) []byte {
+	switch {
+	case c == '"' || c == '\\':
+		return append(dst, '\\', c)
+	case c == '\n':
+		return append(dst, '\\', 'n')
+	case c == '\r':
+		return append(dst, '\\', 'r')
+	case c == '\t':
+		return append(dst, '\\', 't')
+	case c < 0x20:
+		return append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+	}
+	return append(dst, c)
+}
+
+// appendJSONNested escapes s for a JSON string inside a JSON string.
+func appendJSONNested(dst []byte, s []byte) []byte {
+	var tmp [6]byte
+	for _, c := range s {
+		for _, d := range appendJSONByte(tmp[:0], c) {
+			dst = appendJSONByte(dst, d)
+		}
+	}
+	return dst
+}
+
+// compileTemplate splits a markup template into parts. It reports unknown
+// placeholders ({{price}} included: the price goes in nurl/burl macros, never
+// in cached markup) and which slots were seen.
+func compileTemplate(tpl string) (parts []AdmPart, click, imp bool, err error) {
+	var lit []byte
+	rest := tpl
+	for {
+		i := strings.Index(rest, "{{")
+		if i < 0 {
+			lit = appendJSONContent(lit, []byte(rest))
+			break
+		}
+		lit = appendJSONContent(lit, []byte(rest[:i]))
+		j := strings.Index(rest[i:], "}}")
+		if j < 0 {
+			return nil, false, false, fmt.Errorf("unclosed placeholder %q", abbreviate(rest[i:]))
+		}
+		ph := rest[i : i+j+2]
+		var slot AdmSlot
+		switch strings.ReplaceAll(ph, " ", "") {
+		case PlaceholderClickURL:
+			slot, click = SlotClickURL, true
+		case PlaceholderImpURL:
+			slot, imp = SlotImpURL, true
+		case "{{price}}":
+			return nil, false, false, fmt.Errorf("placeholder {{price}} is not allowed (use the ${AUCTION_PRICE} macro in notice URLs)")
+		default:
+			return nil, false, false, fmt.Errorf("unknown placeholder %s (allowed: %s, %s)", ph, PlaceholderClickURL, PlaceholderImpURL)
+		}
+		parts = append(parts, AdmPart{Lit: lit, Slot: slot})
+		lit = nil
+		rest = rest[i+j+2:]
+	}
+	if len(lit) > 0 || len(parts) == 0 {
+		parts = append(parts, AdmPart{Lit: lit})
+	}
+	return parts, click, imp, nil
+}
+
+func abbreviate(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "..."
+	}
+	return s
+}
+
+// Native 1.2 response asset ids.
+const (
+	NativeAssetTitle       = 1
+	NativeAssetImage       = 2
+	NativeAssetDescription = 3
+	NativeAssetIcon        = 4
+	NativeAssetSponsored   = 5
+	NativeAssetCTA         = 6
+)
+
+type nativeResponse struct {
+	Ver         string        `json:"ver"`
+	Assets      []nativeAsset `json:"assets"`
+	Link        nativeLink    `json:"link"`
+	ImpTrackers []string      `json:"imptrackers"`
+}
+
+type nativeAsset struct {
+	ID    int          `json:"id"`
+	Title *nativeTitle `json:"title,omitempty"`
+	Img   *nativeImg   `json:"img,omitempty"`
+	Data  *nativeData  `json:"data,omitempty"`
+}
+
+type nativeTitle struct {
+	Text string `json:"text"`
+}
+
+type nativeImg struct {
+	Type int    `json:"type,omitempty"`
+	URL  string `json:"url"`
+	W    int64  `json:"w,omitempty"`
+	H    int64  `json:"h,omitempty"`
+}
+
+type nativeData struct {
+	Type  int    `json:"type,omitempty"`
+	Value string `json:"value"`
+}
+
+// nativeTemplate builds the OpenRTB Native 1.2 response document for the
+// assets, with the tracker placeholders where the bidder's URLs go.
+func nativeTemplate(n *NativeConfig) string {
+	r := nativeResponse{
+		Ver:         "1.2",
+		Link:        nativeLink{URL: PlaceholderClickURL},
+		ImpTrackers: []string{PlaceholderImpURL},
+	}
+	r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetTitle, Title: &nativeTitle{Text: n.Title}})
+	if n.ImageURL != "" {
+		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetImage, Img: &nativeImg{Type: 3, URL: n.ImageURL, W: n.ImageW, H: n.ImageH}})
+	}
+	if n.Description != "" {
+		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetDescription, Data: &nativeData{Type: 2, Value: n.Description}})
+	}
+	if n.IconURL != "" {
+		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetIcon, Img: &nativeImg{Type: 1, URL: n.IconURL}})
+	}
+	if n.Sponsored != "" {
+		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetSponsored, Data: &nativeData{Type: 1, Value: n.Sponsored}})
+	}
+	if n.CTA != "" {
+		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetCTA, Data: &nativeData{Type: 12, Value: n.CTA}})
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(r); err != nil {
+		panic("campaigns: native template: " + err.Error()) // plain structs cannot fail
+	}
+	return strings.TrimSuffix(buf.String(), "\n")
+}
+
+type nativeLink struct {
+	URL string `json:"url"`
+}

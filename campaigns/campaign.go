@@ -1,0 +1,181 @@
+package campaigns
+
+import "time"
+
+// Status of a campaign. Paused campaigns stay in the snapshot (their Index is
+// stable for the budget) but never match.
+type Status uint8
+
+const (
+	StatusActive Status = iota
+	StatusPaused
+)
+
+func (s Status) String() string {
+	if s == StatusPaused {
+		return "paused"
+	}
+	return "active"
+}
+
+// StrategyKind is how a campaign values an impression.
+type StrategyKind uint8
+
+const (
+	FixedCPM  StrategyKind = iota // bid Strategy.CPMMicros
+	TargetCPC                     // value = pCTR x CPCMicros x 1000
+	TargetCPA                     // value = pCTR x ConversionRate x CPAMicros x 1000
+)
+
+func (k StrategyKind) String() string {
+	switch k {
+	case TargetCPC:
+		return "target_cpc"
+	case TargetCPA:
+		return "target_cpa"
+	}
+	return "fixed_cpm"
+}
+
+// PacingMode is how the budget is spread over the day.
+type PacingMode uint8
+
+const (
+	PacingEven     PacingMode = iota // flat target curve over the day
+	PacingForecast                   // target curve shaped by a traffic forecast
+	PacingASAP                       // no throttling
+)
+
+func (m PacingMode) String() string {
+	switch m {
+	case PacingForecast:
+		return "forecast"
+	case PacingASAP:
+		return "asap"
+	}
+	return "even"
+}
+
+// Format is a creative's media type; its value is the OpenRTB 2.6 bid.mtype
+// (see Creative.MType).
+type Format uint8
+
+const (
+	FormatBanner Format = 1
+	FormatVideo  Format = 2
+	FormatAudio  Format = 3
+	FormatNative Format = 4
+)
+
+func (f Format) String() string {
+	switch f {
+	case FormatBanner:
+		return "banner"
+	case FormatVideo:
+		return "video"
+	case FormatAudio:
+		return "audio"
+	case FormatNative:
+		return "native"
+	}
+	return "unknown"
+}
+
+// Strategy is the bid strategy with amounts in micro-units of the campaign
+// currency (CPM amounts are per thousand impressions).
+type Strategy struct {
+	Kind           StrategyKind
+	CPMMicros      int64   // FixedCPM: the bid
+	CPCMicros      int64   // TargetCPC: the value of one click
+	CPAMicros      int64   // TargetCPA: the value of one conversion
+	ConversionRate float64 // TargetCPA: conversions per click, in (0, 1]
+}
+
+// Budget is in micro-units of the campaign currency. TotalMicros 0 means no
+// lifetime cap. The day is the calendar day in Campaign.TimeZone.
+type Budget struct {
+	DailyMicros int64
+	TotalMicros int64
+}
+
+// Pacing selects the target spend curve.
+type Pacing struct {
+	Mode PacingMode
+}
+
+// FreqCap limits impressions per user per campaign: at most Count in any
+// Window. Count 0 means no cap.
+type FreqCap struct {
+	Count  int
+	Window time.Duration
+}
+
+// Size is a creative size in pixels.
+type Size struct{ W, H int64 }
+
+// Campaign is one compiled campaign. It is immutable once published in a
+// Snapshot; never modify it.
+type Campaign struct {
+	Index      int    // dense, 0..len(Snapshot.Campaigns)-1, stable within one snapshot
+	ID         string // unique across the snapshot
+	File       string // config file it came from
+	Advertiser string
+	ADomain    []string // advertiser domains (lowercase)
+	Status     Status
+	Start      time.Time // zero: no start bound
+	End        time.Time // exclusive; zero: no end bound
+	Currency   string    // ISO 4217, upper case
+	TimeZone   *time.Location
+	Strategy   Strategy
+	// MaxBidMicros caps every bid, as CPM micro-units of Currency.
+	MaxBidMicros int64
+	Budget       Budget
+	Pacing       Pacing
+	FreqCap      FreqCap
+	Creatives    []*Creative
+	AllowCOPPA   bool
+	// Targeting as written (normalised), for display and for the bidder's
+	// features; Match uses the compiled index instead.
+	Targeting Targeting
+}
+
+// Targeting is the normalised targeting of a campaign (lower case where the
+// match is case-insensitive). Empty means unrestricted.
+type Targeting struct {
+	Countries, Regions   []string
+	DeviceTypes          []int64
+	OS                   []string
+	Site, App            bool // inventory allowed
+	SiteAllow, SiteBlock []string
+	AppAllow, AppBlock   []string
+	Publishers           []string
+	CatAllow, CatBlock   []string
+	Deals                []string
+	OpenAuction          bool
+	Segments             []string
+	Dayparting           bool
+	Days                 [7]bool // by time.Weekday
+	Hours                [24]bool
+}
+
+// Creative is one compiled creative of a campaign.
+type Creative struct {
+	Index      int // dense, 0..len(Snapshot.Creatives)-1
+	ID         string
+	Campaign   *Campaign
+	Format     Format
+	Sizes      []Size   // banner sizes; video/native/audio may be empty
+	MIMEs      []string // video/audio MIME types (default video/mp4, audio/mpeg)
+	LandingURL string
+	Cat        []string // IAB categories as written (upper case)
+	Attr       []int64
+	ADomain    []string // defaults to the campaign's
+	Secure     bool
+	Bundle     string
+	// Adm is the markup template compiled into literal parts (already
+	// JSON-string escaped) and tracker slots; see AppendAdm.
+	Adm []AdmPart
+}
+
+// MType is the OpenRTB 2.6 bid.mtype: 1 banner, 2 video, 3 audio, 4 native.
+func (c *Creative) MType() int { return int(c.Format) }

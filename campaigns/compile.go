@@ -1,0 +1,406 @@
+package campaigns
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+	_ "time/tzdata" // time zones resolve on machines without a zoneinfo database
+)
+
+// Option configures Compile, LoadDir and NewStore.
+type Option func(*options)
+
+type options struct {
+	seat string
+}
+
+// WithSeat sets the buyer seat id the bidder bids with; Match checks it
+// against request wseat/bseat and deal wseat. Without a seat, a request or
+// deal that lists allowed seats excludes us.
+func WithSeat(seat string) Option { return func(o *options) { o.seat = seat } }
+
+// Snapshot is an immutable compiled campaign set: the campaigns, their
+// creatives and the targeting index. Publish it, never modify it.
+type Snapshot struct {
+	Campaigns []*Campaign // by Index
+	Creatives []*Creative // by Index
+	Seat      string      // our buyer seat id (WithSeat)
+	Dir       string      // directory it was loaded from, if any
+	Loaded    time.Time
+
+	byID map[string]*Campaign
+	idx  index
+}
+
+// Campaign returns the campaign with the id, or nil.
+func (s *Snapshot) Campaign(id string) *Campaign { return s.byID[id] }
+
+// Len is the number of campaigns.
+func (s *Snapshot) Len() int { return len(s.Campaigns) }
+
+// LoadDir reads every *.yaml / *.yml file in dir (not recursively), one
+// campaign per file, and compiles them. Every problem in every file is
+// reported, joined, wrapping ErrInvalid.
+func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
+	names, err := campaignFiles(dir)
+	if err != nil {
+		return nil, err
+	}
+	var list []error
+	cfgs := make([]Config, 0, len(names))
+	for _, name := range names {
+		data, err := os.ReadFile(name)
+		if err != nil {
+			list = append(list, &Problem{File: name, Reason: err.Error()})
+			continue
+		}
+		c, err := ParseConfig(name, data)
+		if err != nil {
+			list = append(list, yamlProblems(name, err)...)
+			continue
+		}
+		cfgs = append(cfgs, c)
+	}
+	s, err := compile(cfgs, list, opts)
+	if s != nil {
+		s.Dir = dir
+	}
+	return s, err
+}
+
+func campaignFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("campaigns: read dir: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		n := e.Name()
+		if e.IsDir() || strings.HasPrefix(n, ".") {
+			continue
+		}
+		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
+			names = append(names, filepath.Join(dir, n))
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// yamlProblems splits a decoder error ("yaml: unmarshal errors:\n  line 3: ...")
+// into one Problem per line.
+func yamlProblems(name string, err error) []error {
+	msg := strings.TrimPrefix(err.Error(), name+": ")
+	if msg == "EOF" {
+		return []error{&Problem{File: name, Reason: "empty file"}}
+	}
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	head, rest, multi := strings.Cut(msg, "unmarshal errors:\n")
+	if !multi || strings.TrimSpace(head) != "" {
+		return []error{&Problem{File: name, Reason: msg}}
+	}
+	var out []error
+	for _, l := range strings.Split(rest, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			out = append(out, &Problem{File: name, Reason: l})
+		}
+	}
+	return out
+}
+
+// Compile validates and compiles in-memory configs (the generator, tests,
+// benchmarks). Config.File labels the problems; when empty, "campaign[i]".
+func Compile(cfgs []Config, opts ...Option) (*Snapshot, error) {
+	return compile(cfgs, nil, opts)
+}
+
+func compile(cfgs []Config, list []error, opts []Option) (*Snapshot, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	s := &Snapshot{Seat: o.seat, Loaded: time.Now(), byID: make(map[string]*Campaign, len(cfgs))}
+	files := make(map[string]string, len(cfgs))
+	crFiles := make(map[string]string)
+	for i := range cfgs {
+		cfg := &cfgs[i]
+		file := cfg.File
+		if file == "" {
+			file = "campaign[" + strconv.Itoa(i) + "]"
+		}
+		p := problems{file: file, list: &list}
+		c := buildCampaign(cfg, p)
+		if c == nil {
+			continue
+		}
+		if prev, dup := files[c.ID]; dup {
+			p.add("id", "%q already defined in %s", c.ID, prev)
+			continue
+		}
+		files[c.ID] = file
+		for j, cr := range c.Creatives {
+			if prev, dup := crFiles[cr.ID]; dup {
+				p.add(fmt.Sprintf("creatives[%d].id", j), "%q already used in %s", cr.ID, prev)
+			}
+			crFiles[cr.ID] = file
+		}
+		c.Index = len(s.Campaigns)
+		s.Campaigns = append(s.Campaigns, c)
+		s.byID[c.ID] = c
+		for _, cr := range c.Creatives {
+			cr.Index = len(s.Creatives)
+			s.Creatives = append(s.Creatives, cr)
+		}
+	}
+	if err := joinProblems(list); err != nil {
+		return nil, err
+	}
+	s.idx = buildIndex(s.Campaigns)
+	s.idx.seat = []byte(s.Seat)
+	return s, nil
+}
+
+var (
+	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	domainRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	categoryRE = regexp.MustCompile(`^IAB([1-9]|1[0-9]|2[0-6])(-[1-9][0-9]?)?$`)
+	countryRE  = regexp.MustCompile(`^[A-Z]{3}$`)
+	sizeRE     = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
+)
+
+// currencies is the ISO 4217 codes accepted for campaigns.
+var currencies = map[string]bool{
+	"USD": true, "EUR": true, "GBP": true, "JPY": true, "CAD": true, "AUD": true, "NZD": true, "CHF": true,
+	"SEK": true, "NOK": true, "DKK": true, "PLN": true, "CZK": true, "HUF": true, "RON": true, "TRY": true,
+	"BRL": true, "MXN": true, "ARS": true, "CLP": true, "COP": true, "INR": true, "CNY": true, "HKD": true,
+	"SGD": true, "KRW": true, "TWD": true, "THB": true, "IDR": true, "MYR": true, "PHP": true, "VND": true,
+	"ZAR": true, "ILS": true, "AED": true, "SAR": true, "RUB": true, "UAH": true, "EGP": true, "NGN": true,
+}
+
+func buildCampaign(cfg *Config, p problems) *Campaign {
+	n := len(*p.list)
+	c := &Campaign{ID: cfg.ID, File: p.file, Advertiser: strings.TrimSpace(cfg.Advertiser)}
+	if !idRE.MatchString(cfg.ID) {
+		p.add("id", "%q must be 1-64 letters, digits, '.', '_' or '-'", cfg.ID)
+	}
+	if c.Advertiser == "" {
+		p.add("advertiser", "required")
+	}
+	c.ADomain = domains(p, "adomain", cfg.ADomain)
+	if len(cfg.ADomain) == 0 {
+		p.add("adomain", "at least one advertiser domain is required")
+	}
+	switch cfg.Status {
+	case "", "active":
+	case "paused":
+		c.Status = StatusPaused
+	default:
+		p.add("status", "%q is not active or paused", cfg.Status)
+	}
+	c.Currency = "USD"
+	if cfg.Currency != "" {
+		c.Currency = cfg.Currency
+		if !currencies[cfg.Currency] {
+			p.add("currency", "%q is not a known ISO 4217 currency code", cfg.Currency)
+		}
+	}
+	c.TimeZone = time.UTC
+	if cfg.TimeZone != "" {
+		loc, err := time.LoadLocation(cfg.TimeZone)
+		if err != nil || cfg.TimeZone == "Local" {
+			p.add("time_zone", "%q is not an IANA time zone", cfg.TimeZone)
+		} else {
+			c.TimeZone = loc
+		}
+	}
+	c.Start = flightTime(p, "flight.start", cfg.Flight.Start, c.TimeZone, false)
+	c.End = flightTime(p, "flight.end", cfg.Flight.End, c.TimeZone, true)
+	if !c.Start.IsZero() && !c.End.IsZero() && !c.End.After(c.Start) {
+		p.add("flight.end", "%s is not after flight.start %s", cfg.Flight.End, cfg.Flight.Start)
+	}
+	buildMoney(cfg, c, p)
+	buildFreqCap(cfg, c, p)
+	c.Targeting, c.AllowCOPPA = buildTargeting(&cfg.Targeting, p)
+	if len(cfg.Creatives) == 0 {
+		p.add("creatives", "at least one creative is required")
+	}
+	for i := range cfg.Creatives {
+		if cr := buildCreative(&cfg.Creatives[i], c, p, fmt.Sprintf("creatives[%d]", i)); cr != nil {
+			c.Creatives = append(c.Creatives, cr)
+		}
+	}
+	if len(*p.list) > n {
+		return nil
+	}
+	return c
+}
+
+func flightTime(p problems, path, s string, loc *time.Location, end bool) time.Time {
+	if s == "" {
+		return time.Time{}
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t
+	}
+	t, err := time.ParseInLocation(time.DateOnly, s, loc)
+	if err != nil {
+		p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
+		return time.Time{}
+	}
+	if end {
+		t = t.AddDate(0, 0, 1) // an end date includes the whole day
+	}
+	return t
+}
+
+func money(p problems, path string, a Amount, required bool) int64 {
+	if a == "" {
+		if required {
+			p.add(path, "required")
+		}
+		return 0
+	}
+	m, err := ParseMicros(string(a))
+	if err != nil {
+		p.add(path, "%q: %v", string(a), err)
+		return 0
+	}
+	if required && m == 0 {
+		p.add(path, "must be greater than 0")
+	}
+	return m
+}
+
+func buildMoney(cfg *Config, c *Campaign, p problems) {
+	bs := &cfg.BidStrategy
+	st := &c.Strategy
+	need := map[string]bool{}
+	switch bs.Kind {
+	case "fixed_cpm":
+		st.Kind = FixedCPM
+		need["cpm"] = true
+	case "target_cpc":
+		st.Kind = TargetCPC
+		need["cpc"] = true
+	case "target_cpa":
+		st.Kind = TargetCPA
+		need["cpa"] = true
+		st.ConversionRate = bs.ConversionRate
+		if !(bs.ConversionRate > 0 && bs.ConversionRate <= 1) {
+			p.add("bid_strategy.conversion_rate", "%v must be in (0, 1] for target_cpa", bs.ConversionRate)
+		}
+	case "":
+		p.add("bid_strategy.kind", "required (fixed_cpm, target_cpc or target_cpa)")
+	default:
+		p.add("bid_strategy.kind", "%q is not fixed_cpm, target_cpc or target_cpa", bs.Kind)
+	}
+	if bs.Kind != "target_cpa" && bs.ConversionRate != 0 {
+		p.add("bid_strategy.conversion_rate", "only used by target_cpa")
+	}
+	for _, f := range []struct {
+		name string
+		a    Amount
+		dst  *int64
+	}{{"cpm", bs.CPM, &st.CPMMicros}, {"cpc", bs.CPC, &st.CPCMicros}, {"cpa", bs.CPA, &st.CPAMicros}} {
+		if bs.Kind != "" && !need[f.name] && f.a != "" {
+			p.add("bid_strategy."+f.name, "not used by %s", bs.Kind)
+			continue
+		}
+		*f.dst = money(p, "bid_strategy."+f.name, f.a, need[f.name])
+	}
+	c.MaxBidMicros = money(p, "max_bid_cpm", cfg.MaxBidCPM, true)
+	if st.Kind == FixedCPM && c.MaxBidMicros > 0 && st.CPMMicros > c.MaxBidMicros {
+		p.add("bid_strategy.cpm", "%s exceeds max_bid_cpm %s", bs.CPM, cfg.MaxBidCPM)
+	}
+	c.Budget.DailyMicros = money(p, "budget.daily", cfg.Budget.Daily, true)
+	c.Budget.TotalMicros = money(p, "budget.total", cfg.Budget.Total, false)
+	if cfg.Budget.Total != "" && c.Budget.TotalMicros == 0 {
+		p.add("budget.total", "must be greater than 0 (leave it out for no lifetime cap)")
+	}
+	if c.Budget.TotalMicros > 0 && c.Budget.DailyMicros > c.Budget.TotalMicros {
+		p.add("budget.daily", "%s exceeds budget.total %s", cfg.Budget.Daily, cfg.Budget.Total)
+	}
+	switch cfg.Pacing.Mode {
+	case "", "even":
+	case "forecast":
+		c.Pacing.Mode = PacingForecast
+	case "asap":
+		c.Pacing.Mode = PacingASAP
+	default:
+		p.add("pacing.mode", "%q is not even, forecast or asap", cfg.Pacing.Mode)
+	}
+}
+
+func buildFreqCap(cfg *Config, c *Campaign, p problems) {
+	fc := cfg.FrequencyCap
+	if fc.Count < 0 {
+		p.add("frequency_cap.count", "%d is negative", fc.Count)
+	}
+	if fc.Window == "" {
+		if fc.Count > 0 {
+			p.add("frequency_cap.window", "required with a count (a Go duration such as 24h)")
+		}
+		return
+	}
+	w, err := time.ParseDuration(fc.Window)
+	switch {
+	case err != nil:
+		p.add("frequency_cap.window", "%q is not a Go duration (24h, 30m)", fc.Window)
+	case w < time.Minute:
+		p.add("frequency_cap.window", "%s is shorter than a minute", fc.Window)
+	case fc.Count == 0:
+		p.add("frequency_cap.count", "required with a window")
+	}
+	c.FreqCap = FreqCap{Count: fc.Count, Window: w}
+}
+
+// domains lower-cases and checks a list of domain names.
+func domains(p problems, path string, in []string) []string {
+	out := make([]string, 0, len(in))
+	for i, d := range in {
+		l := strings.ToLower(strings.TrimSpace(d))
+		if !domainRE.MatchString(l) {
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a domain name", d)
+			continue
+		}
+		out = append(out, l)
+	}
+	return uniq(out)
+}
+
+func uniq(in []string) []string {
+	if len(in) == 0 {
+		return nil
+	}
+	sort.Strings(in)
+	out := in[:1]
+	for _, s := range in[1:] {
+		if s != out[len(out)-1] {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func checkURL(p problems, path, s string, required, secure bool) {
+	if s == "" {
+		if required {
+			p.add(path, "required")
+		}
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.add(path, "%q is not an absolute http(s) URL", s)
+		return
+	}
+	if secure && u.Scheme != "https" {
+		p.add(path, "%q is not https but the creative is secure", s)
+	}
+}

@@ -1,0 +1,171 @@
+package campaigns
+
+import (
+	"bytes"
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is one campaign file as written: the YAML schema, documented field by
+// field in docs/campaigns.md. Zero fields mean the documented default.
+// Compile turns a set of Configs into a *Snapshot or reports every problem.
+type Config struct {
+	ID           string           `yaml:"id"`
+	Advertiser   string           `yaml:"advertiser"`
+	ADomain      []string         `yaml:"adomain,flow,omitempty"`
+	Status       string           `yaml:"status,omitempty"` // active (default) | paused
+	Flight       FlightConfig     `yaml:"flight,omitempty"`
+	Currency     string           `yaml:"currency,omitempty"`  // ISO 4217, default USD
+	TimeZone     string           `yaml:"time_zone,omitempty"` // IANA, default UTC
+	BidStrategy  StrategyConfig   `yaml:"bid_strategy"`
+	MaxBidCPM    Amount           `yaml:"max_bid_cpm"`
+	Budget       BudgetConfig     `yaml:"budget"`
+	Pacing       PacingConfig     `yaml:"pacing,omitempty"`
+	FrequencyCap FreqCapConfig    `yaml:"frequency_cap,omitempty"`
+	Creatives    []CreativeConfig `yaml:"creatives"`
+	Targeting    TargetingConfig  `yaml:"targeting,omitempty"`
+
+	// File is where the config came from (set by LoadDir; used in error
+	// messages). Not part of the YAML.
+	File string `yaml:"-"`
+}
+
+// Amount is a money amount as decimal text ("4.50" or 4.5 in YAML). It is
+// parsed into micro-units exactly by ParseMicros during Compile.
+type Amount string
+
+// UnmarshalYAML keeps the scalar's text as written, so 4.10 is never a float.
+func (a *Amount) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: amount must be a number or a decimal string", n.Line)
+	}
+	*a = Amount(n.Value)
+	return nil
+}
+
+// FlightConfig is the flight window: RFC 3339 timestamps or dates
+// (2006-01-02, read in the campaign time zone; an end date includes that day).
+type FlightConfig struct {
+	Start string `yaml:"start,omitempty"`
+	End   string `yaml:"end,omitempty"`
+}
+
+// StrategyConfig is bid_strategy.
+type StrategyConfig struct {
+	Kind           string  `yaml:"kind"` // fixed_cpm | target_cpc | target_cpa
+	CPM            Amount  `yaml:"cpm,omitempty"`
+	CPC            Amount  `yaml:"cpc,omitempty"`
+	CPA            Amount  `yaml:"cpa,omitempty"`
+	ConversionRate float64 `yaml:"conversion_rate,omitempty"` // conversions per click, target_cpa only
+}
+
+// BudgetConfig is budget: daily (in the campaign time zone) and total.
+type BudgetConfig struct {
+	Daily Amount `yaml:"daily"`
+	Total Amount `yaml:"total,omitempty"` // empty: no lifetime cap
+}
+
+// PacingConfig is pacing.
+type PacingConfig struct {
+	Mode string `yaml:"mode,omitempty"` // even (default) | forecast | asap
+}
+
+// FreqCapConfig is frequency_cap: at most Count impressions per user per
+// Window (a Go duration such as 24h). Count 0 means no cap.
+type FreqCapConfig struct {
+	Count  int    `yaml:"count,omitempty"`
+	Window string `yaml:"window,omitempty"`
+}
+
+// CreativeConfig is one creatives[] entry.
+type CreativeConfig struct {
+	ID         string        `yaml:"id"`
+	Format     string        `yaml:"format"` // banner | video | native | audio
+	Sizes      []string      `yaml:"sizes,flow,omitempty"`
+	Markup     string        `yaml:"markup,omitempty"` // banner HTML template
+	VAST       string        `yaml:"vast,omitempty"`   // video/audio VAST template
+	Native     *NativeConfig `yaml:"native,omitempty"`
+	MIMEs      []string      `yaml:"mimes,flow,omitempty"`
+	LandingURL string        `yaml:"landing_url"`
+	Cat        []string      `yaml:"cat,flow,omitempty"`
+	Attr       []int64       `yaml:"attr,flow,omitempty"`
+	ADomain    []string      `yaml:"adomain,flow,omitempty"`
+	Secure     bool          `yaml:"secure,omitempty"`
+	Bundle     string        `yaml:"bundle,omitempty"`
+}
+
+// NativeConfig holds the assets of a native creative.
+type NativeConfig struct {
+	Title       string `yaml:"title"`
+	Description string `yaml:"description,omitempty"`
+	ImageURL    string `yaml:"image_url,omitempty"`
+	ImageW      int64  `yaml:"image_w,omitempty"`
+	ImageH      int64  `yaml:"image_h,omitempty"`
+	IconURL     string `yaml:"icon_url,omitempty"`
+	CTA         string `yaml:"cta,omitempty"`
+	Sponsored   string `yaml:"sponsored,omitempty"`
+}
+
+// TargetingConfig is targeting. Empty lists mean "no restriction".
+type TargetingConfig struct {
+	Countries   []string     `yaml:"countries,flow,omitempty"`
+	Regions     []string     `yaml:"regions,flow,omitempty"`
+	DeviceTypes []int64      `yaml:"device_types,flow,omitempty"`
+	OS          []string     `yaml:"os,flow,omitempty"`
+	Inventory   []string     `yaml:"inventory,flow,omitempty"` // site, app (default both)
+	SiteDomains ListConfig   `yaml:"site_domains,omitempty"`
+	AppBundles  ListConfig   `yaml:"app_bundles,omitempty"`
+	Publishers  []string     `yaml:"publisher_ids,flow,omitempty"`
+	Categories  ListConfig   `yaml:"categories,omitempty"`
+	Deals       []string     `yaml:"deals,flow,omitempty"`
+	OpenAuction *bool        `yaml:"open_auction,omitempty"` // default true
+	Dayparting  *DaypartConf `yaml:"dayparting,omitempty"`
+	Segments    []string     `yaml:"segments,flow,omitempty"`
+	AllowCOPPA  bool         `yaml:"allow_coppa,omitempty"`
+}
+
+// ListConfig is an allow list and a block list.
+type ListConfig struct {
+	Allow []string `yaml:"allow,flow,omitempty"`
+	Block []string `yaml:"block,flow,omitempty"`
+}
+
+// DaypartConf is targeting.dayparting in the campaign time zone. Empty Days
+// means every day; empty Hours means every hour.
+type DaypartConf struct {
+	Days  []string `yaml:"days,flow,omitempty"`  // mon..sun
+	Hours []int    `yaml:"hours,flow,omitempty"` // 0..23
+}
+
+// ParseConfig decodes one campaign file strictly: unknown fields, a second
+// document and non-scalar amounts are errors. name labels the errors.
+func ParseConfig(name string, data []byte) (Config, error) {
+	var c Config
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return Config{}, fmt.Errorf("%s: more than one YAML document", name)
+	}
+	c.File = name
+	return c, nil
+}
+
+// MarshalConfig renders c as YAML that ParseConfig reads back to the same
+// Config (used by the generator).
+func MarshalConfig(c Config) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	if err := enc.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,322 @@
+package campaigns
+
+import (
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The targeting index.
+//
+// Every targeting dimension has a dictionary (normalised value -> dense id
+// from 1) and posting lists (value id -> campaign indexes). Each active
+// campaign is posted in exactly one dimension, its anchor: the restricted
+// dimension it is most selective on (fewest values relative to the
+// dimension's usual cardinality), among those where every request the
+// campaign can match must carry one of its values. Format is always a valid
+// anchor, so every campaign has one. Match looks up the request's values in
+// every dimension and walks only those posting lists, so the campaigns it
+// examines are the ones that name one of the request's values in their anchor
+// dimension; each is then checked on every dimension with O(1) lookups into
+// small sorted per-campaign id sets.
+
+type dim uint8
+
+const (
+	dCountry dim = iota
+	dRegion
+	dDevice
+	dOS
+	dPub
+	dSite
+	dApp
+	dCat
+	dSeg
+	dDeal
+	dFormat
+	dInventory
+	numDims
+)
+
+// typicalCardinality estimates how many distinct values a dimension has in
+// traffic; a campaign naming k values of a dimension matches about
+// k/cardinality of requests. Used only to choose anchors.
+var typicalCardinality = [numDims]float64{
+	dCountry: 20, dRegion: 200, dDevice: 4, dOS: 5, dPub: 2000, dSite: 2000, dApp: 2000,
+	dCat: 20, dSeg: 500, dDeal: 10000, dFormat: 6, dInventory: 2,
+}
+
+const (
+	invSite = 1
+	invApp  = 2
+)
+
+type dict map[string]uint32
+
+func (d dict) intern(s string) uint32 {
+	if id, ok := d[s]; ok {
+		return id
+	}
+	id := uint32(len(d) + 1)
+	d[s] = id
+	return id
+}
+
+type index struct {
+	dicts   [numDims]dict // nil for dDevice and dInventory (ids are the values)
+	adomain dict
+	post    [numDims][][]int32
+	camps   []ccamp
+	crs     []ccreative // by Creative.Index
+	zones   []*time.Location
+	seat    []byte // Snapshot.Seat
+}
+
+// ccamp is a campaign compiled for matching.
+type ccamp struct {
+	c         *Campaign
+	active    bool
+	anchor    dim
+	sets      [numDims][]uint32 // sorted value ids; nil = unrestricted (dDeal unused)
+	siteBlock []uint32
+	appBlock  []uint32
+	catBlock  []uint32
+	deals     []uint32
+	open      bool
+	coppa     bool
+	start     int64 // unix nanos, inclusive
+	end       int64 // unix nanos, exclusive
+	zone      int
+	daypart   bool
+	hours     [7]uint32 // bit h set: hour h of that weekday allowed
+	crs       []int32   // creative indexes
+}
+
+// ccreative is a creative compiled for the request's blocks.
+type ccreative struct {
+	cr       *Creative
+	cats     []uint32 // category ids with their parents
+	adomains []uint32
+	bundle   uint32
+}
+
+func buildIndex(cs []*Campaign) index {
+	var ix index
+	for d := range ix.dicts {
+		if dim(d) != dDevice && dim(d) != dInventory {
+			ix.dicts[d] = dict{}
+		}
+	}
+	ix.adomain = dict{}
+	zoneIdx := map[*time.Location]int{}
+	ix.camps = make([]ccamp, len(cs))
+	for i, c := range cs {
+		ix.camps[i] = ix.compileCampaign(c, zoneIdx)
+	}
+	for d := range ix.post {
+		n := len(ix.dicts[d]) + 1
+		if dim(d) == dDevice {
+			n = 8
+		} else if dim(d) == dInventory {
+			n = 3
+		}
+		ix.post[d] = make([][]int32, n)
+	}
+	for i := range ix.camps {
+		cc := &ix.camps[i]
+		if !cc.active {
+			continue
+		}
+		vals := cc.sets[cc.anchor]
+		if cc.anchor == dDeal {
+			vals = cc.deals
+		}
+		for _, v := range vals {
+			ix.post[cc.anchor][v] = append(ix.post[cc.anchor][v], int32(i))
+		}
+	}
+	return ix
+}
+
+func (ix *index) ids(d dim, vals []string) []uint32 {
+	if len(vals) == 0 {
+		return nil
+	}
+	out := make([]uint32, 0, len(vals))
+	for _, v := range vals {
+		out = append(out, ix.dicts[d].intern(v))
+	}
+	return sortIDs(out)
+}
+
+func sortIDs(s []uint32) []uint32 {
+	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
+	out := s[:0]
+	for i, v := range s {
+		if i == 0 || v != s[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) ccamp {
+	t := &c.Targeting
+	cc := ccamp{c: c, active: c.Status == StatusActive, open: t.OpenAuction, coppa: c.AllowCOPPA,
+		start: math.MinInt64, end: math.MaxInt64}
+	if !c.Start.IsZero() {
+		cc.start = c.Start.UnixNano()
+	}
+	if !c.End.IsZero() {
+		cc.end = c.End.UnixNano()
+	}
+	cc.sets[dCountry] = ix.ids(dCountry, t.Countries)
+	cc.sets[dRegion] = ix.ids(dRegion, t.Regions)
+	for _, d := range t.DeviceTypes {
+		cc.sets[dDevice] = append(cc.sets[dDevice], uint32(d))
+	}
+	cc.sets[dDevice] = sortIDs(cc.sets[dDevice])
+	cc.sets[dOS] = ix.ids(dOS, t.OS)
+	cc.sets[dPub] = ix.ids(dPub, t.Publishers)
+	cc.sets[dSite] = ix.ids(dSite, t.SiteAllow)
+	cc.sets[dApp] = ix.ids(dApp, t.AppAllow)
+	cc.sets[dCat] = ix.ids(dCat, t.CatAllow)
+	cc.sets[dSeg] = ix.ids(dSeg, t.Segments)
+	switch {
+	case t.Site && !t.App:
+		cc.sets[dInventory] = []uint32{invSite}
+	case t.App && !t.Site:
+		cc.sets[dInventory] = []uint32{invApp}
+	}
+	cc.siteBlock = ix.ids(dSite, t.SiteBlock)
+	cc.appBlock = ix.ids(dApp, t.AppBlock)
+	cc.catBlock = ix.ids(dCat, t.CatBlock)
+	cc.deals = ix.ids(dDeal, t.Deals)
+	var formats []string
+	for _, cr := range c.Creatives {
+		formats = append(formats, formatKeys(cr)...)
+		cc.crs = append(cc.crs, int32(cr.Index))
+		ix.crs = append(ix.crs, ix.compileCreative(cr))
+	}
+	cc.sets[dFormat] = ix.ids(dFormat, formats)
+	if t.Dayparting {
+		cc.daypart = true
+		for d := range 7 {
+			for h := range 24 {
+				if t.Days[d] && t.Hours[h] {
+					cc.hours[d] |= 1 << h
+				}
+			}
+		}
+	}
+	z, ok := zoneIdx[c.TimeZone]
+	if !ok {
+		z = len(ix.zones)
+		zoneIdx[c.TimeZone] = z
+		ix.zones = append(ix.zones, c.TimeZone)
+	}
+	cc.zone = z
+	cc.anchor = chooseAnchor(&cc, t)
+	return cc
+}
+
+func chooseAnchor(cc *ccamp, t *Targeting) dim {
+	best, bestScore := dFormat, float64(len(cc.sets[dFormat]))/typicalCardinality[dFormat]
+	for d := range numDims {
+		n := len(cc.sets[d])
+		switch d {
+		case dDeal:
+			if cc.open {
+				continue
+			}
+			n = len(cc.deals)
+		case dSite:
+			if t.App {
+				continue // an app request never checks site allow lists
+			}
+		case dApp:
+			if t.Site {
+				continue
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if s := float64(n) / typicalCardinality[d]; s < bestScore {
+			best, bestScore = d, s
+		}
+	}
+	return best
+}
+
+func formatKeys(cr *Creative) []string {
+	switch cr.Format {
+	case FormatBanner:
+		keys := []string{"b:*"}
+		for _, s := range cr.Sizes {
+			keys = append(keys, "b:"+strconv.FormatInt(s.W, 10)+"x"+strconv.FormatInt(s.H, 10))
+		}
+		return keys
+	case FormatVideo:
+		return []string{"video"}
+	case FormatNative:
+		return []string{"native"}
+	case FormatAudio:
+		return []string{"audio"}
+	}
+	return nil
+}
+
+func (ix *index) compileCreative(cr *Creative) ccreative {
+	cc := ccreative{cr: cr}
+	var cats []string
+	for _, c := range cr.Cat {
+		cats = append(cats, c)
+		if p, _, ok := strings.Cut(c, "-"); ok {
+			cats = append(cats, p)
+		}
+	}
+	cc.cats = ix.ids(dCat, cats)
+	for _, d := range cr.ADomain {
+		cc.adomains = append(cc.adomains, ix.adomain.intern(d))
+	}
+	cc.adomains = sortIDs(cc.adomains)
+	if cr.Bundle != "" {
+		cc.bundle = ix.dicts[dApp].intern(cr.Bundle)
+	}
+	return cc
+}
+
+// contains reports whether sorted set holds v.
+func contains(set []uint32, v uint32) bool {
+	if len(set) <= 8 {
+		for _, x := range set {
+			if x == v {
+				return true
+			}
+		}
+		return false
+	}
+	lo, hi := 0, len(set)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if set[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo < len(set) && set[lo] == v
+}
+
+// intersects reports whether any of vals is in the sorted set.
+func intersects(set, vals []uint32) bool {
+	for _, v := range vals {
+		if contains(set, v) {
+			return true
+		}
+	}
+	return false
+}

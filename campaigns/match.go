@@ -1,0 +1,411 @@
+package campaigns
+
+import (
+	"bytes"
+	"strconv"
+	"time"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// Candidate is an eligible (campaign, creative) pair for one imp.
+type Candidate struct {
+	Campaign *Campaign
+	Creative *Creative
+	// Deal is the imp's deal the bid is for (it points into the request and
+	// is valid only during it); nil for the open auction.
+	Deal *ortb.Deal
+	// W, H is the size to bid with: the matched banner size, the video
+	// player size from the imp, or 0.
+	W, H int64
+}
+
+// Scratch is per-worker reusable state for Match. The zero value is usable;
+// it grows to the snapshot's size on first use and then never allocates.
+// Not safe for concurrent use.
+type Scratch struct {
+	// Examined counts the campaigns Match looked at in its last call: the
+	// posting lists it walked, never the whole snapshot.
+	Examined int
+
+	epoch    uint32
+	seen     []uint32 // by campaign index: epoch when examined
+	zoneMark []uint32 // by zone: epoch when zoneHow was computed
+	zoneHow  []int32  // weekday*24 + hour in that zone
+	buf      []byte
+	vals     [numDims][]uint32
+	na       [numDims]bool
+	deals    []*ortb.Deal // parallel to vals[dDeal]
+	bcat     []uint32
+	badv     []uint32
+	bapp     []uint32
+	now      time.Time
+	nowNanos int64
+}
+
+// NewScratch returns an empty Scratch.
+func NewScratch() *Scratch { return &Scratch{} }
+
+// Match appends to dst every (campaign, creative) pair eligible for imp of
+// req at time now, and returns the extended slice. It honours status, flight,
+// dayparting, geo, device, OS, inventory, publisher, site/app allow and block
+// lists, categories, formats and sizes, deals and private auctions, segments
+// (not without consent), COPPA, and the request's bcat, badv, bapp, battr,
+// wseat/bseat and secure. Floors and currency are the caller's. It makes no
+// allocation once sc has grown.
+func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
+	sc.Examined = 0
+	ix := &s.idx
+	seat := ix.seat
+	if !seatAllowed(req.WSeat, req.BSeat, seat) {
+		return dst
+	}
+	sc.begin(ix, now)
+	sc.requestValues(ix, req, imp, seat)
+	for d := range numDims {
+		if sc.na[d] {
+			continue
+		}
+		post := ix.post[d]
+		for _, v := range sc.vals[d] {
+			if int(v) >= len(post) {
+				continue
+			}
+			for _, ci := range post[v] {
+				if sc.seen[ci] == sc.epoch {
+					continue
+				}
+				sc.seen[ci] = sc.epoch
+				sc.Examined++
+				dst = s.matchCampaign(dst, &ix.camps[ci], req, imp, sc)
+			}
+		}
+	}
+	return dst
+}
+
+func seatAllowed(wseat, bseat [][]byte, seat []byte) bool {
+	if len(wseat) > 0 && !containsBytes(wseat, seat) {
+		return false
+	}
+	return len(seat) == 0 || !containsBytes(bseat, seat)
+}
+
+func containsBytes(list [][]byte, v []byte) bool {
+	if len(v) == 0 {
+		return false
+	}
+	for _, x := range list {
+		if bytes.Equal(x, v) {
+			return true
+		}
+	}
+	return false
+}
+
+func (sc *Scratch) begin(ix *index, now time.Time) {
+	sc.epoch++
+	if sc.epoch == 0 { // wrapped: forget every mark
+		clear(sc.seen)
+		clear(sc.zoneMark)
+		sc.epoch = 1
+	}
+	if len(sc.seen) < len(ix.camps) {
+		sc.seen = make([]uint32, len(ix.camps)+len(ix.camps)/4)
+	}
+	if len(sc.zoneMark) < len(ix.zones) {
+		sc.zoneMark = make([]uint32, len(ix.zones)+4)
+		sc.zoneHow = make([]int32, len(ix.zones)+4)
+	}
+	sc.now, sc.nowNanos = now, now.UnixNano()
+	for d := range sc.vals {
+		sc.vals[d] = sc.vals[d][:0]
+		sc.na[d] = false
+	}
+	sc.deals = sc.deals[:0]
+	sc.bcat, sc.badv, sc.bapp = sc.bcat[:0], sc.badv[:0], sc.bapp[:0]
+}
+
+// Case folding applied to request values before dictionary look-up.
+const (
+	foldNone = iota
+	foldLower
+	foldUpper
+	foldSite // lower case, without a leading "www."
+)
+
+// lookup finds the id of a request value in a dictionary (0: unknown).
+// m[string(b)] does not allocate.
+func (sc *Scratch) lookup(d dict, b []byte, fold int) uint32 {
+	if len(b) == 0 {
+		return 0
+	}
+	if fold != foldNone {
+		sc.buf = sc.buf[:0]
+		for _, c := range b {
+			switch {
+			case fold == foldUpper && 'a' <= c && c <= 'z':
+				c -= 'a' - 'A'
+			case fold != foldUpper && 'A' <= c && c <= 'Z':
+				c += 'a' - 'A'
+			}
+			sc.buf = append(sc.buf, c)
+		}
+		b = sc.buf
+		if fold == foldSite && len(b) > 4 && string(b[:4]) == "www." {
+			b = b[4:]
+		}
+	}
+	return d[string(b)]
+}
+
+func (sc *Scratch) add(d dim, id uint32) {
+	if id != 0 {
+		sc.vals[d] = append(sc.vals[d], id)
+	}
+}
+
+func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, seat []byte) {
+	if req.HasDevice {
+		geo := &req.Device.Geo
+		sc.add(dCountry, sc.lookup(ix.dicts[dCountry], geo.Country, foldUpper))
+		sc.add(dRegion, sc.lookup(ix.dicts[dRegion], geo.Region, foldLower))
+		if dt := req.Device.DeviceType; dt >= 1 && dt <= 7 {
+			sc.add(dDevice, uint32(dt))
+		}
+		sc.add(dOS, sc.lookup(ix.dicts[dOS], req.Device.OS, foldLower))
+	}
+	var pub []byte
+	var cats [][]byte
+	sc.na[dSite], sc.na[dApp] = !req.HasSite, !req.HasApp
+	switch {
+	case req.HasSite:
+		sc.add(dInventory, invSite)
+		sc.add(dSite, sc.lookup(ix.dicts[dSite], req.Site.Domain, foldSite))
+		pub, cats = req.Site.Publisher.ID, req.Site.Cat
+	case req.HasApp:
+		sc.add(dInventory, invApp)
+		sc.add(dApp, sc.lookup(ix.dicts[dApp], req.App.Bundle, foldNone))
+		pub, cats = req.App.Publisher.ID, req.App.Cat
+	}
+	sc.add(dPub, sc.lookup(ix.dicts[dPub], pub, foldNone))
+	for _, c := range cats {
+		sc.addCategory(ix, dCat, c)
+	}
+	userData := req.Regs.COPPA != ortb.True && !(req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0)
+	if userData && req.HasUser {
+		for _, seg := range req.User.Segments {
+			sc.add(dSeg, sc.lookup(ix.dicts[dSeg], seg, foldNone))
+		}
+	}
+	for i := range imp.Deals {
+		dl := &imp.Deals[i]
+		if len(dl.WSeat) > 0 && !containsBytes(dl.WSeat, seat) {
+			continue
+		}
+		if id := sc.lookup(ix.dicts[dDeal], dl.ID, foldNone); id != 0 {
+			sc.vals[dDeal] = append(sc.vals[dDeal], id)
+			sc.deals = append(sc.deals, dl)
+		}
+	}
+	sc.formatValues(ix, imp)
+	for _, c := range req.BCat {
+		if id := sc.lookup(ix.dicts[dCat], c, foldUpper); id != 0 {
+			sc.bcat = append(sc.bcat, id)
+		}
+	}
+	for _, a := range req.BAdv {
+		if id := sc.lookup(ix.adomain, a, foldLower); id != 0 {
+			sc.badv = append(sc.badv, id)
+		}
+	}
+	for _, a := range req.BApp {
+		if id := sc.lookup(ix.dicts[dApp], a, foldNone); id != 0 {
+			sc.bapp = append(sc.bapp, id)
+		}
+	}
+}
+
+// addCategory adds a request category and its parent (IAB1 for IAB1-2).
+func (sc *Scratch) addCategory(ix *index, d dim, c []byte) {
+	sc.add(d, sc.lookup(ix.dicts[dCat], c, foldUpper))
+	if i := bytes.IndexByte(c, '-'); i > 0 {
+		sc.add(d, sc.lookup(ix.dicts[dCat], c[:i], foldUpper))
+	}
+}
+
+func (sc *Scratch) formatValues(ix *index, imp *ortb.Imp) {
+	fd := ix.dicts[dFormat]
+	if imp.HasBanner {
+		b := &imp.Banner
+		n := 0
+		if b.W > 0 && b.H > 0 {
+			sc.add(dFormat, sc.sizeID(fd, b.W, b.H))
+			n++
+		}
+		for _, f := range b.Format {
+			if f.W > 0 && f.H > 0 {
+				sc.add(dFormat, sc.sizeID(fd, f.W, f.H))
+				n++
+			}
+		}
+		if n == 0 {
+			sc.add(dFormat, fd["b:*"])
+		}
+	}
+	if imp.HasVideo {
+		sc.add(dFormat, fd["video"])
+	}
+	if imp.HasNative {
+		sc.add(dFormat, fd["native"])
+	}
+	if imp.HasAudio {
+		sc.add(dFormat, fd["audio"])
+	}
+}
+
+func (sc *Scratch) sizeID(fd dict, w, h int64) uint32 {
+	sc.buf = append(sc.buf[:0], "b:"...)
+	sc.buf = strconv.AppendInt(sc.buf, w, 10)
+	sc.buf = append(sc.buf, 'x')
+	sc.buf = strconv.AppendInt(sc.buf, h, 10)
+	return fd[string(sc.buf)]
+}
+
+// matchCampaign checks one campaign on every dimension and appends its
+// matching creatives.
+func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch) []Candidate {
+	if !cc.active || sc.nowNanos < cc.start || sc.nowNanos >= cc.end {
+		return dst
+	}
+	if req.Regs.COPPA == ortb.True && !cc.coppa {
+		return dst
+	}
+	for d := range dDeal {
+		if set := cc.sets[d]; set != nil && !sc.na[d] && !intersects(set, sc.vals[d]) {
+			return dst
+		}
+	}
+	if set := cc.sets[dFormat]; !intersects(set, sc.vals[dFormat]) {
+		return dst
+	}
+	if set := cc.sets[dInventory]; set != nil && !intersects(set, sc.vals[dInventory]) {
+		return dst
+	}
+	if req.HasSite && intersects(cc.siteBlock, sc.vals[dSite]) ||
+		req.HasApp && intersects(cc.appBlock, sc.vals[dApp]) ||
+		intersects(cc.catBlock, sc.vals[dCat]) {
+		return dst
+	}
+	if cc.daypart && !sc.inDaypart(&s.idx, cc) {
+		return dst
+	}
+	var deal *ortb.Deal
+	for i, id := range sc.vals[dDeal] {
+		if contains(cc.deals, id) {
+			deal = sc.deals[i]
+			break
+		}
+	}
+	if deal == nil && (!cc.open || imp.PrivateAuction) {
+		return dst
+	}
+	for _, ci := range cc.crs {
+		ccr := &s.idx.crs[ci]
+		if w, h, ok := sc.creativeFits(ccr, imp); ok {
+			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})
+		}
+	}
+	return dst
+}
+
+func (sc *Scratch) inDaypart(ix *index, cc *ccamp) bool {
+	if sc.zoneMark[cc.zone] != sc.epoch {
+		t := sc.now.In(ix.zones[cc.zone])
+		sc.zoneHow[cc.zone] = int32(t.Weekday())*24 + int32(t.Hour())
+		sc.zoneMark[cc.zone] = sc.epoch
+	}
+	how := sc.zoneHow[cc.zone]
+	return cc.hours[how/24]&(1<<(how%24)) != 0
+}
+
+// creativeFits checks a creative against the imp's format and the request's
+// blocks, returning the size to bid with.
+func (sc *Scratch) creativeFits(ccr *ccreative, imp *ortb.Imp) (w, h int64, ok bool) {
+	cr := ccr.cr
+	if imp.Secure == ortb.True && !cr.Secure {
+		return 0, 0, false
+	}
+	if intersects(ccr.cats, sc.bcat) || intersects(ccr.adomains, sc.badv) ||
+		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) {
+		return 0, 0, false
+	}
+	switch cr.Format {
+	case FormatBanner:
+		if !imp.HasBanner || attrBlocked(cr.Attr, imp.Banner.BAttr) {
+			return 0, 0, false
+		}
+		return bannerSize(cr.Sizes, &imp.Banner)
+	case FormatVideo:
+		if !imp.HasVideo || attrBlocked(cr.Attr, imp.Video.BAttr) || !mimeOK(cr.MIMEs, imp.Video.MIMEs) {
+			return 0, 0, false
+		}
+		return imp.Video.W, imp.Video.H, true
+	case FormatNative:
+		if !imp.HasNative || attrBlocked(cr.Attr, imp.Native.BAttr) {
+			return 0, 0, false
+		}
+		return 0, 0, true
+	case FormatAudio:
+		if !imp.HasAudio || !mimeOK(cr.MIMEs, imp.Audio.MIMEs) {
+			return 0, 0, false
+		}
+		return 0, 0, true
+	}
+	return 0, 0, false
+}
+
+func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
+	if b.W <= 0 && b.H <= 0 && len(b.Format) == 0 {
+		return sizes[0].W, sizes[0].H, true // the imp gives no size
+	}
+	for _, s := range sizes {
+		if s.W == b.W && s.H == b.H {
+			return s.W, s.H, true
+		}
+	}
+	for _, f := range b.Format {
+		for _, s := range sizes {
+			if s.W == f.W && s.H == f.H {
+				return s.W, s.H, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+func attrBlocked(attr, battr []int64) bool {
+	for _, a := range attr {
+		for _, b := range battr {
+			if a == b {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// mimeOK: an imp that lists MIME types must list one of the creative's.
+func mimeOK(have []string, want [][]byte) bool {
+	if len(want) == 0 {
+		return true
+	}
+	for _, w := range want {
+		for _, h := range have {
+			if string(w) == h {
+				return true
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,111 @@
+package campaigns
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Store holds the current Snapshot of a campaign directory and replaces it
+// atomically on Reload. Readers call Current once per request and keep that
+// snapshot for the whole request.
+type Store struct {
+	dir  string
+	opts []Option
+	cur  atomic.Pointer[Snapshot]
+
+	mu  sync.Mutex // serialises Reload; never held by readers
+	sig string     // directory signature of the published snapshot
+}
+
+// NewStore loads dir and returns a Store publishing it. A directory with a
+// bad file is an error (every problem listed, wrapping ErrInvalid).
+func NewStore(dir string, opts ...Option) (*Store, error) {
+	st := &Store{dir: dir, opts: opts}
+	if err := st.Reload(); err != nil {
+		return nil, err
+	}
+	return st, nil
+}
+
+// Current returns the published snapshot; never nil after NewStore.
+func (st *Store) Current() *Snapshot { return st.cur.Load() }
+
+// Dir is the campaign directory.
+func (st *Store) Dir() string { return st.dir }
+
+// Reload reads the directory again and publishes the new snapshot. On any
+// error the running snapshot stays in place and the error is returned.
+func (st *Store) Reload() error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	sig, err := dirSignature(st.dir)
+	if err != nil {
+		return err
+	}
+	s, err := LoadDir(st.dir, st.opts...)
+	if err != nil {
+		st.sig = sig // do not retry the same broken directory on every tick
+		return err
+	}
+	st.sig = sig
+	st.cur.Store(s)
+	return nil
+}
+
+// Watch polls the directory every interval and reloads when a campaign
+// file's name, size or modification time changed. Reload errors go to onErr
+// (may be nil); the running snapshot stays. It returns when ctx is done.
+func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := st.reloadIfChanged(); err != nil && onErr != nil {
+			onErr(err)
+		}
+	}
+}
+
+func (st *Store) reloadIfChanged() error {
+	sig, err := dirSignature(st.dir)
+	if err != nil {
+		return err
+	}
+	st.mu.Lock()
+	same := sig == st.sig
+	st.mu.Unlock()
+	if same {
+		return nil
+	}
+	return st.Reload()
+}
+
+// dirSignature summarises the campaign files: names, sizes and mtimes.
+func dirSignature(dir string) (string, error) {
+	names, err := campaignFiles(dir)
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, 0, 64*len(names))
+	for _, n := range names {
+		fi, err := os.Stat(n)
+		if err != nil {
+			continue // removed between listing and stat: the next tick sees it
+		}
+		b = append(b, n...)
+		b = append(b, 0)
+		b = strconv.AppendInt(b, fi.Size(), 10)
+		b = append(b, 0)
+		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+		b = append(b, '\n')
+	}
+	return string(b), nil
+}
