@@ -1,0 +1,315 @@
+package ctr
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrQueueFull is returned at once by a Batcher whose request slots are all
+// taken.
+var ErrQueueFull = errors.New("ctr: batcher queue full")
+
+var batchErrShape = errors.New("ctr: len(rows) is not len(out) times the width")
+
+// LatencyPredictor predicts how long scoring rows rows takes from now.
+type LatencyPredictor interface {
+	PredictLatency(rows int) time.Duration
+}
+
+// batchModel is implemented by models the Batcher can fill in place (ONNX):
+// batchLock locks the model and returns its input rows for n rows (nil when
+// closed; batchUnlock is still due), batchRun runs them and returns the
+// outputs, valid until batchUnlock.
+type batchModel interface {
+	batchLock(n int) []float32
+	batchRun(n int) ([]float32, error)
+	batchUnlock()
+}
+
+// BatchOptions configures a Batcher. A zero field means the default.
+type BatchOptions struct {
+	// MaxBatch is the most rows one run takes (default: the model's MaxBatch
+	// when it has one, else 64). A single request with more rows is scored
+	// directly, unbatched.
+	MaxBatch int
+	// MaxWait is the longest the first request of a batch waits for more rows
+	// (default 200µs). Always bounded by the earliest deadline in the batch
+	// less the predicted run time and Margin. Negative means do not wait:
+	// run what is queued.
+	MaxWait time.Duration
+	// QueueSize is the number of requests waiting or in flight (default
+	// 1024); beyond it Score returns ErrQueueFull at once.
+	QueueSize int
+	// Margin is kept between a predicted finish and a deadline, for
+	// scheduling delays (default 50µs).
+	Margin time.Duration
+}
+
+// BatchStats are the Batcher's counters since it started.
+type BatchStats struct {
+	Requests       uint64 // requests answered by a run (success or model error)
+	Rows           uint64
+	Batches        uint64 // session runs
+	BatchSizes     [17]uint64
+	QueueWaitNanos uint64 // sum over requests of enqueue to start of run
+	RunNanos       uint64 // sum over batches of run time
+	DeadlineMisses uint64 // requests answered ErrDeadline
+	QueueFull      uint64 // requests refused with ErrQueueFull
+	Errors         uint64 // requests answered with a model error
+	Direct         uint64 // requests over MaxBatch rows, scored unbatched
+	MaxBatch       int
+	MaxWait        time.Duration
+}
+
+// BatchSizeBucket is the upper bound of BatchStats.BatchSizes[i]: it counts
+// runs of more than BatchSizeBucket(i-1) and at most BatchSizeBucket(i) rows.
+func BatchSizeBucket(i int) int { return 1 << i }
+
+const (
+	slotPending   int32 = iota // queued or gathered, not claimed
+	slotCopying                // the worker is reading rows
+	slotRunning                // rows copied, the run is under way
+	slotWriting                // the worker is writing out and err
+	slotDone                   // answered; done has a token
+	slotAbandoned              // the caller left; the worker releases the slot
+)
+
+// batchSlot is one request's pooled state.
+type batchSlot struct {
+	state    atomic.Int32
+	rows     []float32
+	out      []float32
+	deadline time.Time
+	enq      time.Time
+	err      error
+	done     chan struct{}
+	timer    *time.Timer
+}
+
+// Batcher gathers rows from concurrent Score callers into one model run.
+//
+// A run starts when MaxBatch rows are gathered, when the first request has
+// waited MaxWait, or when waiting longer would miss the earliest deadline in
+// the batch given the predicted run time. A caller never waits past its
+// deadline: it leaves with ErrDeadline and the worker drops its rows.
+// Steady-state Score makes no allocation: request slots are pre-allocated
+// and reused, each with its own channel and timer.
+type Batcher struct {
+	model    Scorer
+	fast     batchModel // model's in-place interface, or nil
+	width    int
+	maxBatch int
+	maxWait  time.Duration
+	margin   time.Duration
+
+	free   chan *batchSlot
+	queue  chan *batchSlot
+	stop   chan struct{}
+	exited chan struct{}
+	closed atomic.Bool
+	once   sync.Once
+
+	est [17]atomic.Int64 // EWMA run time per bucket, nanoseconds
+	avg atomic.Int64     // EWMA rows per batch, in 1/16 rows
+
+	// worker-owned
+	batch    []*batchSlot
+	carry    *batchSlot
+	gather   *time.Timer
+	stageIn  []float32
+	stageOut []float32
+
+	requests, rows, batches, queueWait, runNanos atomic.Uint64
+	misses, full, errs, direct                   atomic.Uint64
+	sizes                                        [17]atomic.Uint64
+}
+
+var _ Scorer = (*Batcher)(nil)
+
+// NewBatcher starts a batcher over model. Close stops it (it does not close
+// the model).
+func NewBatcher(model Scorer, opts BatchOptions) (*Batcher, error) {
+	if model == nil || model.Width() <= 0 {
+		return nil, fmt.Errorf("%w: batcher needs a model with a positive width", ErrUnavailable)
+	}
+	b := &Batcher{model: model, width: model.Width(), maxBatch: opts.MaxBatch, maxWait: opts.MaxWait, margin: opts.Margin}
+	b.fast, _ = model.(batchModel)
+	if mb, ok := model.(interface{ MaxBatch() int }); ok && (b.maxBatch == 0 || b.maxBatch > mb.MaxBatch()) {
+		b.maxBatch = mb.MaxBatch()
+	}
+	if b.maxBatch == 0 {
+		b.maxBatch = 64
+	}
+	if b.maxBatch < 1 || b.maxBatch > 1<<16 {
+		return nil, fmt.Errorf("%w: batcher max batch %d out of [1, 65536]", ErrUnavailable, b.maxBatch)
+	}
+	switch {
+	case b.maxWait == 0:
+		b.maxWait = 200 * time.Microsecond
+	case b.maxWait < 0:
+		b.maxWait = 0
+	}
+	if b.margin <= 0 {
+		b.margin = 50 * time.Microsecond
+	}
+	q := opts.QueueSize
+	if q <= 0 {
+		q = 1024
+	}
+	b.free, b.queue = make(chan *batchSlot, q), make(chan *batchSlot, q)
+	for range q {
+		s := &batchSlot{done: make(chan struct{}, 1), timer: time.NewTimer(time.Hour)}
+		s.timer.Stop()
+		b.free <- s
+	}
+	if lp, ok := model.(LatencyPredictor); ok {
+		for i := range b.est {
+			b.est[i].Store(int64(lp.PredictLatency(1 << i)))
+		}
+	}
+	b.batch = make([]*batchSlot, 0, b.maxBatch)
+	b.gather = time.NewTimer(time.Hour)
+	b.gather.Stop()
+	if b.fast == nil {
+		b.stageIn, b.stageOut = make([]float32, b.maxBatch*b.width), make([]float32, b.maxBatch)
+	}
+	b.stop, b.exited = make(chan struct{}), make(chan struct{})
+	go b.run()
+	return b, nil
+}
+
+// Name is the model's name.
+func (b *Batcher) Name() string { return b.model.Name() }
+
+// Width is the model's row width.
+func (b *Batcher) Width() int { return b.width }
+
+// Model is the scorer the batcher runs.
+func (b *Batcher) Model() Scorer { return b.model }
+
+// Provider is the model's execution provider when it has one ("cuda",
+// "cpu"), else "".
+func (b *Batcher) Provider() string {
+	if p, ok := b.model.(interface{ Provider() string }); ok {
+		return p.Provider()
+	}
+	return ""
+}
+
+func (b *Batcher) runEst(rows int) time.Duration {
+	return time.Duration(b.est[onnxBucketFor(min(max(rows, 1), b.maxBatch))].Load())
+}
+
+// PredictLatency estimates the time from submitting rows rows to their
+// answer: a typical batch that may be running ahead, then a run of a batch
+// holding these rows and the typical company.
+func (b *Batcher) PredictLatency(rows int) time.Duration {
+	typical := int(b.avg.Load() / 16)
+	return b.runEst(typical) + b.runEst(rows+typical) + b.margin
+}
+
+// Score implements Scorer: rows join the next batch and Score returns when
+// the batch has run, or with ErrDeadline when the deadline would pass first.
+// rows and out must not be touched by the caller until Score returns.
+func (b *Batcher) Score(deadline time.Time, rows []float32, out []float32) error {
+	n := len(out)
+	if len(rows) != n*b.width {
+		return batchErrShape
+	}
+	if n == 0 {
+		return nil
+	}
+	if b.closed.Load() {
+		return ErrUnavailable
+	}
+	now := time.Now()
+	slack := time.Hour
+	if !deadline.IsZero() {
+		slack = deadline.Sub(now)
+	}
+	if slack < b.runEst(n)+b.margin {
+		b.misses.Add(1)
+		return ErrDeadline
+	}
+	if n > b.maxBatch {
+		b.direct.Add(1)
+		return b.model.Score(deadline, rows, out)
+	}
+	var s *batchSlot
+	select {
+	case s = <-b.free:
+	default:
+		b.full.Add(1)
+		return ErrQueueFull
+	}
+	s.rows, s.out, s.deadline, s.enq, s.err = rows, out, now.Add(slack), now, nil
+	s.state.Store(slotPending)
+	b.queue <- s // never blocks: the queue holds every slot
+	if b.closed.Load() && s.state.CompareAndSwap(slotPending, slotAbandoned) {
+		return ErrUnavailable
+	}
+	s.timer.Reset(slack)
+	select {
+	case <-s.done:
+		s.timer.Stop()
+		return b.finish(s)
+	case <-s.timer.C:
+		return b.abandon(s)
+	}
+}
+
+// finish takes the answer of a done slot and frees the slot.
+func (b *Batcher) finish(s *batchSlot) error {
+	err := s.err
+	s.rows, s.out, s.err = nil, nil, nil
+	b.free <- s
+	return err
+}
+
+// abandon leaves a slot whose deadline passed. Once the worker has copied
+// the rows, only the short writing phase is waited for.
+func (b *Batcher) abandon(s *batchSlot) error {
+	for {
+		switch st := s.state.Load(); st {
+		case slotPending, slotRunning:
+			if s.state.CompareAndSwap(st, slotAbandoned) {
+				b.misses.Add(1)
+				return ErrDeadline
+			}
+		case slotCopying:
+			runtime.Gosched()
+		default: // writing or done: the answer is a moment away
+			<-s.done
+			return b.finish(s)
+		}
+	}
+}
+
+// Close stops the worker; queued requests get ErrUnavailable. It does not
+// close the model.
+func (b *Batcher) Close() error {
+	b.once.Do(func() {
+		b.closed.Store(true)
+		close(b.stop)
+		<-b.exited
+	})
+	return nil
+}
+
+// Stats returns the counters.
+func (b *Batcher) Stats() BatchStats {
+	st := BatchStats{
+		Requests: b.requests.Load(), Rows: b.rows.Load(), Batches: b.batches.Load(),
+		QueueWaitNanos: b.queueWait.Load(), RunNanos: b.runNanos.Load(),
+		DeadlineMisses: b.misses.Load(), QueueFull: b.full.Load(), Errors: b.errs.Load(),
+		Direct: b.direct.Load(), MaxBatch: b.maxBatch, MaxWait: b.maxWait,
+	}
+	for i := range st.BatchSizes {
+		st.BatchSizes[i] = b.sizes[i].Load()
+	}
+	return st
+}

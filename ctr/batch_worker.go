@@ -1,0 +1,215 @@
+package ctr
+
+import "time"
+
+// run is the batcher's single worker: gather, run, hand back, repeat.
+func (b *Batcher) run() {
+	defer close(b.exited)
+	for {
+		s := b.carry
+		b.carry = nil
+		if s == nil {
+			select {
+			case s = <-b.queue:
+			case <-b.stop:
+				b.drain()
+				return
+			}
+		}
+		rows := b.add(s, 0)
+		if rows == 0 {
+			continue
+		}
+		rows = b.gatherMore(rows, s.enq.Add(b.maxWait))
+		b.runBatch(rows)
+	}
+}
+
+// add appends s to the batch unless it was abandoned or does not fit (then
+// it is carried to the next batch); it returns the new row count.
+func (b *Batcher) add(s *batchSlot, rows int) int {
+	if s.state.Load() == slotAbandoned {
+		b.release(s)
+		return rows
+	}
+	n := len(s.out)
+	if rows+n > b.maxBatch {
+		b.carry = s
+		return rows
+	}
+	b.batch = append(b.batch, s)
+	return rows + n
+}
+
+// gatherMore adds queued requests until the batch is full, a request is
+// carried over, or it is time to run: MaxWait after the first request, or
+// the latest start that still meets the earliest deadline.
+func (b *Batcher) gatherMore(rows int, until time.Time) int {
+	earliest := b.batch[0].deadline
+	for rows < b.maxBatch && b.carry == nil {
+		var s *batchSlot
+		select {
+		case s = <-b.queue:
+		default:
+			limit := until
+			if lim := earliest.Add(-b.runEst(rows) - b.margin); lim.Before(limit) {
+				limit = lim
+			}
+			wait := time.Until(limit)
+			if wait <= 0 {
+				return rows
+			}
+			b.gather.Reset(wait)
+			select {
+			case s = <-b.queue:
+				b.gather.Stop()
+			case <-b.gather.C:
+				return rows
+			case <-b.stop:
+				b.gather.Stop()
+				return rows
+			}
+		}
+		before := len(b.batch)
+		rows = b.add(s, rows)
+		if len(b.batch) > before && s.deadline.Before(earliest) {
+			earliest = s.deadline
+		}
+	}
+	return rows
+}
+
+// runBatch drops requests that can no longer be answered in time, claims
+// the rest, runs them and hands the answers back.
+func (b *Batcher) runBatch(rows int) {
+	start := time.Now()
+	finishBy := start.Add(b.runEst(rows) + b.margin/2)
+	kept := b.batch[:0]
+	rows = 0
+	for _, s := range b.batch {
+		switch {
+		case s.deadline.Before(finishBy):
+			b.answer(s, slotPending, ErrDeadline)
+		case s.state.CompareAndSwap(slotPending, slotCopying):
+			kept = append(kept, s)
+			rows += len(s.out)
+			b.queueWait.Add(uint64(start.Sub(s.enq)))
+		default: // abandoned
+			b.release(s)
+		}
+	}
+	clear(b.batch[len(kept):])
+	b.batch = kept
+	if rows > 0 {
+		out, err := b.runModel(rows, kept)
+		off := 0
+		for _, s := range kept {
+			n := len(s.out)
+			if s.state.CompareAndSwap(slotRunning, slotWriting) {
+				if err == nil {
+					copy(s.out, out[off:off+n])
+				}
+				s.err = err
+				s.state.Store(slotDone)
+				s.done <- struct{}{}
+			} else {
+				b.release(s)
+			}
+			off += n
+		}
+		if b.fast != nil {
+			b.fast.batchUnlock()
+		}
+		b.noteRun(rows, len(kept), err, start)
+	}
+	clear(b.batch)
+	b.batch = b.batch[:0]
+}
+
+// runModel copies the claimed rows into the model's input, marks them
+// running and runs the model. With an in-place model the lock is held until
+// runBatch calls batchUnlock.
+func (b *Batcher) runModel(rows int, kept []*batchSlot) ([]float32, error) {
+	var in []float32
+	if b.fast != nil {
+		in = b.fast.batchLock(rows)
+	} else {
+		in = b.stageIn[:rows*b.width]
+	}
+	off := 0
+	for _, s := range kept {
+		if in != nil {
+			off += copy(in[off:], s.rows)
+		}
+		s.state.Store(slotRunning)
+	}
+	if in == nil {
+		return nil, ErrUnavailable
+	}
+	if b.fast != nil {
+		return b.fast.batchRun(rows)
+	}
+	earliest := kept[0].deadline
+	for _, s := range kept[1:] {
+		if s.deadline.Before(earliest) {
+			earliest = s.deadline
+		}
+	}
+	out := b.stageOut[:rows]
+	return out, b.model.Score(earliest, in, out)
+}
+
+func (b *Batcher) noteRun(rows, reqs int, err error, start time.Time) {
+	took := time.Since(start)
+	bk := onnxBucketFor(rows)
+	if err == nil {
+		b.est[bk].Store(int64(onnxEWMA(time.Duration(b.est[bk].Load()), took)))
+		b.avg.Store(b.avg.Load() + (int64(rows)*16-b.avg.Load())/8)
+	} else if err == ErrDeadline {
+		b.misses.Add(uint64(reqs))
+	} else {
+		b.errs.Add(uint64(reqs))
+	}
+	b.requests.Add(uint64(reqs))
+	b.rows.Add(uint64(rows))
+	b.batches.Add(1)
+	b.sizes[bk].Add(1)
+	b.runNanos.Add(uint64(took))
+}
+
+// answer completes a slot in state from with err (no rows written), or
+// releases it when the caller already left.
+func (b *Batcher) answer(s *batchSlot, from int32, err error) {
+	if !s.state.CompareAndSwap(from, slotWriting) {
+		b.release(s)
+		return
+	}
+	if err == ErrDeadline {
+		b.misses.Add(1)
+	}
+	s.err = err
+	s.state.Store(slotDone)
+	s.done <- struct{}{}
+}
+
+// release returns an abandoned slot to the free list.
+func (b *Batcher) release(s *batchSlot) {
+	s.rows, s.out, s.err = nil, nil, nil
+	b.free <- s
+}
+
+// drain answers everything still queued with ErrUnavailable.
+func (b *Batcher) drain() {
+	if b.carry != nil {
+		b.answer(b.carry, slotPending, ErrUnavailable)
+		b.carry = nil
+	}
+	for {
+		select {
+		case s := <-b.queue:
+			b.answer(s, slotPending, ErrUnavailable)
+		default:
+			return
+		}
+	}
+}
