@@ -1,0 +1,470 @@
+package ortb
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+)
+
+// samplesDir holds real-world requests beside the project (see its README).
+const samplesDir = "../../shared/ortb-samples"
+
+// TestAgreementWithSchema decodes every fixture and every shared sample both
+// with Parser and with encoding/json into openrtb2.BidRequest (the schema of
+// record) and compares every field the view holds. One Parser and one Request
+// serve all files, forwards and backwards, so state leaking from one parse
+// into the next shows up as a difference.
+func TestAgreementWithSchema(t *testing.T) {
+	files := fixtureFiles(t)
+	samples, err := filepath.Glob(filepath.Join(samplesDir, "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(samples) == 0 {
+		t.Logf("no shared samples under %s: fixtures only", samplesDir)
+	}
+	files = append(files, samples...)
+
+	var p Parser
+	var req Request
+	var stats agreementStats
+	for pass := range 2 {
+		for i := range files {
+			f := files[i]
+			if pass == 1 {
+				f = files[len(files)-1-i]
+			}
+			body, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkAgreement(t, &p, &req, filepath.Base(f), body, &stats, pass == 0)
+		}
+	}
+	stats.log(t)
+	if stats.agreed == 0 {
+		t.Fatal("no file parsed and agreed")
+	}
+}
+
+type agreementStats struct {
+	agreed         int
+	rejectedBoth   map[string]int // encoding/json rejects; so do we (our reason)
+	oursOnly       int            // encoding/json rejects, we parse
+	invalidByRules map[string]int // encoding/json decodes, our required-member rules reject
+}
+
+func (s *agreementStats) log(t *testing.T) {
+	t.Helper()
+	t.Logf("agreed on %d files; encoding/json rejected %d (we rejected %d of them, parsed %d); "+
+		"we rejected %d that encoding/json decodes, by the required-member rules",
+		s.agreed, sum(s.rejectedBoth)+s.oursOnly, sum(s.rejectedBoth), s.oursOnly, sum(s.invalidByRules))
+	for _, m := range []map[string]int{s.rejectedBoth, s.invalidByRules} {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			t.Logf("  %3d x %s", m[k], k)
+		}
+	}
+}
+
+func sum(m map[string]int) (n int) {
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// checkAgreement parses body both ways and compares; count says whether to
+// record statistics (the second, backwards pass only checks).
+func checkAgreement(t *testing.T, p *Parser, req *Request, name string, body []byte, s *agreementStats, count bool) {
+	t.Helper()
+	var br openrtb2.BidRequest
+	schemaErr := json.Unmarshal(body, &br)
+	err := p.Parse(body, req)
+	if schemaErr != nil {
+		// encoding/json rejects it: we must fail cleanly or parse.
+		if err == nil {
+			if len(req.ID) == 0 || len(req.Imps) == 0 {
+				t.Errorf("%s: parsed without id or imps", name)
+			}
+			if count {
+				s.oursOnly++
+			}
+			return
+		}
+		if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: error wraps no sentinel: %v", name, err)
+		}
+		if count {
+			if s.rejectedBoth == nil {
+				s.rejectedBoth = map[string]int{}
+			}
+			s.rejectedBoth[reasonClass(err)]++
+		}
+		return
+	}
+	want, rule := fromSchema(&br, body)
+	if rule != "" {
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), rule) {
+			t.Errorf("%s: want ErrInvalid %q, got %v", name, rule, err)
+		}
+		if count {
+			if s.invalidByRules == nil {
+				s.invalidByRules = map[string]int{}
+			}
+			s.invalidByRules[reasonClass(err)]++
+		}
+		return
+	}
+	if err != nil {
+		t.Errorf("%s: encoding/json decodes it, Parse says %v", name, err)
+		return
+	}
+	var diffs []string
+	diffValues("", reflect.ValueOf(*req), reflect.ValueOf(*want), &diffs)
+	for _, d := range diffs {
+		t.Errorf("%s: %s", name, d)
+	}
+	if count && len(diffs) == 0 {
+		s.agreed++
+	}
+}
+
+// reasonClass drops array indexes and values from an error, so that the
+// statistics group alike reasons.
+func reasonClass(err error) string {
+	msg := err.Error()
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		msg = fe.Path + ": " + fe.Reason
+		if i := strings.Index(msg, ", got "); i >= 0 && !strings.Contains("object array string number bool", msg[i+6:]) {
+			msg = msg[:i+6] + "<value>"
+		}
+	}
+	var b strings.Builder
+	skip := false
+	for _, c := range msg {
+		switch {
+		case c == '[':
+			skip = true
+			b.WriteString("[]")
+		case c == ']':
+			skip = false
+		case !skip:
+			b.WriteRune(c)
+		}
+	}
+	msg = b.String()
+	if len(msg) > 120 {
+		msg = msg[:120]
+	}
+	return msg
+}
+
+// fromSchema builds the view the parser must produce from the schema's
+// decoding, applying the documented folding rules independently. rule is
+// non-empty when the required-member rules must reject the request.
+func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
+	r := &Request{
+		ID: s2bOrNil(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0,
+		Cur: strs(br.Cur), BCat: strs(br.BCat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
+		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat),
+		Device: Device{DNT: Unset, LMT: Unset},
+		Regs:   Regs{COPPA: Unset, GDPR: Unset},
+	}
+	if r.AT == 0 {
+		r.AT = 2
+	}
+	if br.ID == "" {
+		return nil, "id: missing or empty"
+	}
+	if len(br.Imp) == 0 {
+		return nil, "imp: missing or empty"
+	}
+	for i := range br.Imp {
+		if br.Imp[i].ID == "" {
+			return nil, fmt.Sprintf("imp[%d].id: missing or empty", i)
+		}
+		r.Imps = append(r.Imps, impFromSchema(&br.Imp[i]))
+	}
+	if s := br.Site; s != nil {
+		r.HasSite = true
+		r.Site = Site{ID: s2bOrNil(s.ID), Domain: s2bOrNil(s.Domain), Page: s2bOrNil(s.Page), Cat: strs(s.Cat),
+			Publisher: pubFromSchema(s.Publisher)}
+	}
+	if a := br.App; a != nil {
+		r.HasApp = true
+		r.App = App{ID: s2bOrNil(a.ID), Bundle: s2bOrNil(a.Bundle), Domain: s2bOrNil(a.Domain), Cat: strs(a.Cat),
+			Publisher: pubFromSchema(a.Publisher)}
+	}
+	var geo *openrtb2.Geo
+	if d := br.Device; d != nil {
+		r.HasDevice = true
+		r.Device = Device{UA: s2bOrNil(d.UA), IP: s2bOrNil(d.IP), IFA: s2bOrNil(d.IFA), DeviceType: int64(d.DeviceType),
+			Make: s2bOrNil(d.Make), Model: s2bOrNil(d.Model), OS: s2bOrNil(d.OS), OSV: s2bOrNil(d.OSV),
+			Language: s2bOrNil(d.Language), W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt)}
+		if d.ConnectionType != nil {
+			r.Device.ConnType = int64(*d.ConnectionType)
+		}
+		geo = d.Geo
+	}
+	if u := br.User; u != nil {
+		r.HasUser = true
+		r.User = User{ID: s2bOrNil(u.ID), BuyerUID: s2bOrNil(u.BuyerUID), Yob: u.Yob, Gender: s2bOrNil(u.Gender),
+			Consent: s2bOrNil(u.Consent)}
+		if u.Consent == "" {
+			r.User.Consent = s2bOrNil(extString(u.Ext, "consent"))
+		}
+		for _, d := range u.Data {
+			for _, s := range d.Segment {
+				if s.ID != "" {
+					r.User.Segments = append(r.User.Segments, []byte(s.ID))
+				}
+			}
+		}
+		if geo == nil {
+			geo = u.Geo
+		}
+	}
+	if geo != nil {
+		r.Device.HasGeo = true
+		r.Device.Geo = Geo{Country: s2bOrNil(geo.Country), Region: s2bOrNil(geo.Region), City: s2bOrNil(geo.City),
+			UTCOffset: geo.UTCOffset, HasUTCOffset: hasUTCOffset(body, geo == deviceGeo(br))}
+		if geo.Lat != nil {
+			r.Device.Geo.Lat = *geo.Lat
+		}
+		if geo.Lon != nil {
+			r.Device.Geo.Lon = *geo.Lon
+		}
+	}
+	if g := br.Regs; g != nil {
+		r.Regs = Regs{COPPA: coppaFlag(body, g.COPPA), GDPR: flag(g.GDPR), USPrivacy: s2bOrNil(g.USPrivacy), GPP: s2bOrNil(g.GPP)}
+		if g.GDPR == nil {
+			r.Regs.GDPR = extGDPR(g.Ext)
+		}
+		if g.USPrivacy == "" {
+			r.Regs.USPrivacy = s2bOrNil(extString(g.Ext, "us_privacy"))
+		}
+		if g.GPP == "" {
+			r.Regs.GPP = s2bOrNil(extString(g.Ext, "gpp"))
+		}
+	}
+	return r, ""
+}
+
+func impFromSchema(m *openrtb2.Imp) Imp {
+	imp := Imp{ID: s2bOrNil(m.ID), TagID: s2bOrNil(m.TagID), BidFloor: m.BidFloor, BidFloorCur: s2bOrNil(m.BidFloorCur),
+		Secure: flag(m.Secure), Instl: m.Instl != 0}
+	if b := m.Banner; b != nil {
+		imp.HasBanner = true
+		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr)}
+		if b.Pos != nil {
+			imp.Banner.Pos = int64(*b.Pos)
+		}
+		for _, f := range b.Format {
+			imp.Banner.Format = append(imp.Banner.Format, Size{W: f.W, H: f.H})
+		}
+	}
+	if v := m.Video; v != nil {
+		imp.HasVideo = true
+		imp.Video = Video{MIMEs: strs(v.MIMEs), MinDuration: v.MinDuration, MaxDuration: v.MaxDuration,
+			Protocols: ints(v.Protocols), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
+			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr)}
+	}
+	if a := m.Audio; a != nil {
+		imp.HasAudio = true
+		imp.Audio = Audio{MIMEs: strs(a.MIMEs)}
+	}
+	if n := m.Native; n != nil {
+		imp.HasNative = true
+		imp.Native = Native{Request: s2bOrNil(n.Request), Ver: s2bOrNil(n.Ver), BAttr: ints(n.BAttr)}
+	}
+	if p := m.PMP; p != nil {
+		imp.PrivateAuction = p.PrivateAuction != 0
+		for _, d := range p.Deals {
+			imp.Deals = append(imp.Deals, Deal{ID: s2bOrNil(d.ID), BidFloor: d.BidFloor,
+				BidFloorCur: s2bOrNil(d.BidFloorCur), WSeat: strs(d.WSeat)})
+		}
+	}
+	return imp
+}
+
+func pubFromSchema(p *openrtb2.Publisher) Publisher {
+	if p == nil {
+		return Publisher{}
+	}
+	return Publisher{ID: s2bOrNil(p.ID), Domain: s2bOrNil(p.Domain)}
+}
+
+func deviceGeo(br *openrtb2.BidRequest) *openrtb2.Geo {
+	if br.Device == nil {
+		return nil
+	}
+	return br.Device.Geo
+}
+
+// hasUTCOffset and coppaFlag recover presence, which the schema's plain
+// integer fields lose, from a second loose decoding.
+func hasUTCOffset(body []byte, fromDevice bool) bool {
+	var loose struct {
+		Device *struct {
+			Geo *struct {
+				UTCOffset *json.RawMessage `json:"utcoffset"`
+			} `json:"geo"`
+		} `json:"device"`
+		User *struct {
+			Geo *struct {
+				UTCOffset *json.RawMessage `json:"utcoffset"`
+			} `json:"geo"`
+		} `json:"user"`
+	}
+	if json.Unmarshal(body, &loose) != nil {
+		return false
+	}
+	if fromDevice {
+		return loose.Device.Geo.UTCOffset != nil
+	}
+	return loose.User.Geo.UTCOffset != nil
+}
+
+func coppaFlag(body []byte, coppa int8) int8 {
+	var loose struct {
+		Regs *struct {
+			COPPA *json.RawMessage `json:"coppa"`
+		} `json:"regs"`
+	}
+	if json.Unmarshal(body, &loose) != nil || loose.Regs == nil || loose.Regs.COPPA == nil {
+		return Unset
+	}
+	if coppa != 0 {
+		return True
+	}
+	return False
+}
+
+// extString reads a string member of an ext object; anything else is "".
+func extString(ext json.RawMessage, key string) string {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(m[key], &s) != nil {
+		return ""
+	}
+	return s
+}
+
+// extGDPR reads regs.ext.gdpr: a number (nonzero true) or "0"/"1".
+func extGDPR(ext json.RawMessage) int8 {
+	var m map[string]any
+	if json.Unmarshal(ext, &m) != nil {
+		return Unset
+	}
+	switch v := m["gdpr"].(type) {
+	case float64:
+		if v != 0 {
+			return True
+		}
+		return False
+	case string:
+		switch v {
+		case "0":
+			return False
+		case "1":
+			return True
+		}
+	}
+	return Unset
+}
+
+func flag(p *int8) int8 {
+	switch {
+	case p == nil:
+		return Unset
+	case *p != 0:
+		return True
+	}
+	return False
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
+
+func s2bOrNil(s string) []byte {
+	if s == "" {
+		return nil
+	}
+	return []byte(s)
+}
+
+func strs(in []string) [][]byte {
+	var out [][]byte
+	for _, s := range in {
+		out = append(out, s2bOrNil(s))
+	}
+	return out
+}
+
+func ints[T ~int | ~int8 | ~int64](in []T) []int64 {
+	var out []int64
+	for _, v := range in {
+		out = append(out, int64(v))
+	}
+	return out
+}
+
+// diffValues appends a line per differing leaf of a and b. A nil and an empty
+// slice are equal; []byte compares as a string.
+func diffValues(path string, a, b reflect.Value, out *[]string) {
+	switch a.Kind() {
+	case reflect.Struct:
+		for i := range a.NumField() {
+			diffValues(path+"."+a.Type().Field(i).Name, a.Field(i), b.Field(i), out)
+		}
+	case reflect.Slice:
+		if a.Type().Elem().Kind() == reflect.Uint8 {
+			if string(a.Bytes()) != string(b.Bytes()) {
+				*out = append(*out, fmt.Sprintf("%s: got %q, want %q", path, a.Bytes(), b.Bytes()))
+			}
+			return
+		}
+		if a.Len() != b.Len() {
+			*out = append(*out, fmt.Sprintf("%s: got %d elements, want %d", path, a.Len(), b.Len()))
+			return
+		}
+		for i := range a.Len() {
+			diffValues(fmt.Sprintf("%s[%d]", path, i), a.Index(i), b.Index(i), out)
+		}
+	default:
+		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
+			*out = append(*out, fmt.Sprintf("%s: got %v, want %v", path, a.Interface(), b.Interface()))
+		}
+	}
+}
+
+// fixtureFiles lists the project's own fixtures.
+func fixtureFiles(t testing.TB) []string {
+	t.Helper()
+	files, err := filepath.Glob("testdata/*.json")
+	if err != nil || len(files) < 12 {
+		t.Fatalf("want at least 12 fixtures under testdata, got %d (%v)", len(files), err)
+	}
+	return files
+}

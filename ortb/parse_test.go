@@ -1,0 +1,357 @@
+package ortb
+
+import (
+	"errors"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func mustParse(t *testing.T, p *Parser, req *Request, body []byte) {
+	t.Helper()
+	if err := p.Parse(body, req); err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+}
+
+func TestParseFixtures(t *testing.T) {
+	const tcf = "CPzHq4APzHq4AAHABBENAwEsAP_gAEPgAAAAJ9NV_H__bX9j-_5_aft0eY1P9_r37uQzDhfNk-8F3L_W_LwX52E7NF36tq4KmR4ku1LBIUNlHMHUDUmwaokVryHsak2cpzNKJ7BEknMZOydYGF9vmxtj-QKY7_5_d3bx2D-t_9v239z3z81Xn3d53-_03LCdV5_9Dfn9fR_bc9KPt_58v8v8_____3_e__3_7997BB8CAAAAAA"
+	f := func(name string, check func(t *testing.T, r *Request)) {
+		t.Helper()
+		t.Run(name, func(t *testing.T) {
+			var p Parser
+			var r Request
+			mustParse(t, &p, &r, readFixture(t, name))
+			check(t, &r)
+		})
+	}
+	f("site_banner.json", func(t *testing.T, r *Request) {
+		eq(t, "id", string(r.ID), "a3f9c2e1-7b4d-4e8a-9c1f-2d6b8e0a5f31")
+		eq(t, "at", r.AT, int64(1))
+		eq(t, "tmax", r.TMax, int64(120))
+		eq(t, "has site/app", [2]bool{r.HasSite, r.HasApp}, [2]bool{true, false})
+		eq(t, "publisher", string(r.Publisher().ID), "pub-5521")
+		imp := &r.Imps[0]
+		eq(t, "floor", imp.BidFloor, 0.45)
+		eq(t, "secure", imp.Secure, True)
+		eq(t, "formats", imp.Banner.Format, []Size{{728, 90}, {970, 90}})
+		eq(t, "battr", imp.Banner.BAttr, []int64{1, 3, 8, 9, 10, 14})
+		eq(t, "media", imp.MediaTypes(), uint8(1<<MediaBanner))
+		eq(t, "geo", string(r.Device.Geo.City), "New York")
+		eq(t, "utcoffset", [2]any{r.Device.Geo.HasUTCOffset, r.Device.Geo.UTCOffset}, [2]any{true, int64(-240)})
+		eq(t, "segments", joined(r.User.Segments), "seg-sports,seg-auto-intender")
+		eq(t, "bcat", joined(r.BCat), "IAB25,IAB26,IAB7-39")
+		eq(t, "regs", [2]int8{r.Regs.COPPA, r.Regs.GDPR}, [2]int8{False, False})
+	})
+	f("ext_twins_25.json", func(t *testing.T, r *Request) {
+		eq(t, "gdpr", r.Regs.GDPR, True)
+		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1---")
+		eq(t, "gpp", string(r.Regs.GPP), "DBACNYA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN")
+		eq(t, "consent", string(r.User.Consent), tcf)
+		eq(t, "coppa", r.Regs.COPPA, Unset)
+	})
+	f("fields_26.json", func(t *testing.T, r *Request) {
+		eq(t, "gdpr", r.Regs.GDPR, False)
+		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1YYN")
+		eq(t, "gpp", string(r.Regs.GPP), "DBABMA~CPXxRfAPXxRfA")
+		eq(t, "consent", string(r.User.Consent), "CONSENT-26")
+	})
+	f("app_audio.json", func(t *testing.T, r *Request) {
+		eq(t, "gdpr (2.6 wins over ext)", r.Regs.GDPR, True)
+		eq(t, "cur", joined(r.Cur), "USD,EUR")
+		eq(t, "audio", [2]any{r.Imps[0].HasAudio, joined(r.Imps[0].Audio.MIMEs)}, [2]any{true, "audio/mp4,audio/mpeg"})
+		eq(t, "media", r.Imps[0].MediaTypes(), uint8(1<<MediaAudio))
+	})
+	f("coppa_gdpr.json", func(t *testing.T, r *Request) {
+		eq(t, "regs", [2]int8{r.Regs.COPPA, r.Regs.GDPR}, [2]int8{True, True})
+		eq(t, "dnt/lmt", [2]int8{r.Device.DNT, r.Device.LMT}, [2]int8{True, True})
+		eq(t, "has user", r.HasUser, true)
+		eq(t, "app", [2]any{r.HasApp, string(r.App.Bundle)}, [2]any{true, "com.example.kidsgame"})
+	})
+	f("site_pmp_deals.json", func(t *testing.T, r *Request) {
+		eq(t, "private", [2]bool{r.Imps[0].PrivateAuction, r.Imps[1].PrivateAuction}, [2]bool{true, false})
+		eq(t, "deals", len(r.Imps[0].Deals), 2)
+		d := r.Imps[0].Deals[0]
+		eq(t, "deal", [3]any{string(d.ID), d.BidFloor, joined(d.WSeat)}, [3]any{"DEAL-PREMIUM-001", 8.5, "seat-ob-1,seat-ob-2"})
+		eq(t, "deal cur", string(r.Imps[1].Deals[0].BidFloorCur), "EUR")
+		eq(t, "wseat/bseat", joined(r.WSeat)+"|"+joined(r.BSeat), "seat-ob-1|seat-bad")
+		eq(t, "at", r.AT, int64(1))
+	})
+	f("site_video.json", func(t *testing.T, r *Request) {
+		v := r.Imps[0].Video
+		eq(t, "video", [6]int64{v.MinDuration, v.MaxDuration, v.W, v.H, v.Placement, v.Plcmt}, [6]int64{6, 30, 640, 360, 1, 1})
+		eq(t, "protocols", v.Protocols, []int64{2, 3, 5, 6, 7, 8})
+		eq(t, "mimes", joined(v.MIMEs), "video/mp4,video/webm,application/javascript")
+		eq(t, "media", r.Imps[0].MediaTypes(), uint8(1<<MediaVideo))
+		eq(t, "secure", r.Imps[0].Secure, Unset)
+		eq(t, "has user, not device geo from user", [2]bool{r.HasUser, r.Device.HasGeo}, [2]bool{true, true})
+	})
+	f("app_native.json", func(t *testing.T, r *Request) {
+		n := r.Imps[0].Native
+		eq(t, "ver", string(n.Ver), "1.2")
+		if !strings.HasPrefix(string(n.Request), `{"ver":"1.2","context":2,`) {
+			t.Errorf("native request not unescaped: %.40s", n.Request)
+		}
+		eq(t, "segments (empty ids skipped)", joined(r.User.Segments), "cooking,s-445")
+		eq(t, "lmt", r.Device.LMT, True)
+		eq(t, "dnt", r.Device.DNT, Unset)
+		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1YNN")
+		eq(t, "at default", r.AT, int64(2))
+	})
+	f("site_multi_imp.json", func(t *testing.T, r *Request) {
+		eq(t, "imps", r.ImpCount(), 4)
+		var got []string
+		for _, imp := range r.Imps {
+			got = append(got, string(imp.ID)+":"+string(imp.TagID))
+		}
+		eq(t, "ids", strings.Join(got, ","), "1:atf-mpu,2:outstream,3:in-article-native,4:sticky-footer")
+		eq(t, "secure", r.Imps[3].Secure, False)
+	})
+	f("user_geo_fallback.json", func(t *testing.T, r *Request) {
+		g := r.Device.Geo
+		eq(t, "geo", [3]string{string(g.Country), string(g.Region), string(g.City)}, [3]string{"BRA", "SP", "São Paulo"})
+		eq(t, "latlon", [2]float64{g.Lat, g.Lon}, [2]float64{-23.55, -46.63})
+		eq(t, "has geo", r.Device.HasGeo, true)
+	})
+	f("currency_jpy.json", func(t *testing.T, r *Request) {
+		eq(t, "floor", [2]any{r.Imps[0].BidFloor, string(r.Imps[0].BidFloorCur)}, [2]any{120.0, "JPY"})
+		eq(t, "allows", [3]bool{r.AllowsCurrency([]byte("JPY")), r.AllowsCurrency([]byte("USD")), r.AllowsCurrency([]byte("EUR"))}, [3]bool{true, true, false})
+	})
+	f("warts_nulls_odd_ext.json", func(t *testing.T, r *Request) {
+		eq(t, "escaped id", string(r.ID), "warts-1")
+		eq(t, "test", r.Test, true)
+		eq(t, "null tmax/at", [2]int64{r.TMax, r.AT}, [2]int64{0, 2})
+		imp := &r.Imps[0]
+		eq(t, "null floor/secure", [2]any{imp.BidFloor, imp.Secure}, [2]any{0.0, Unset})
+		eq(t, "media", imp.MediaTypes(), uint8(1<<MediaBanner))
+		eq(t, "pmp", len(imp.Deals), 0)
+		eq(t, "domain", string(r.Site.Domain), `escape"d.example`)
+		eq(t, "page", string(r.Site.Page), "https://x.example/a/b?q=é")
+		eq(t, "null app", r.HasApp, false)
+		eq(t, "ua", string(r.Device.UA), "ua\ttab")
+		eq(t, "null dnt", r.Device.DNT, Unset)
+		eq(t, "user geo", string(r.Device.Geo.Country), "POL")
+		eq(t, "no utcoffset", r.Device.Geo.HasUTCOffset, false)
+		eq(t, "regs", [2]int8{r.Regs.COPPA, r.Regs.GDPR}, [2]int8{Unset, Unset})
+		eq(t, "no publisher", r.Publisher().ID == nil, true)
+	})
+	if got := (&Request{}).Publisher(); got != nil {
+		t.Errorf("Publisher without site/app = %v, want nil", got)
+	}
+}
+
+func eq[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s: got %v, want %v", what, got, want)
+	}
+}
+
+func joined(bs [][]byte) string {
+	s := make([]string, len(bs))
+	for i, b := range bs {
+		s[i] = string(b)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestParseErrors(t *testing.T) {
+	f := func(body string, sentinel error, wantMsg string) {
+		t.Helper()
+		var p Parser
+		var r Request
+		err := p.Parse([]byte(body), &r)
+		if !errors.Is(err, sentinel) {
+			t.Fatalf("Parse(%.60s): got %v, want an error wrapping %v", body, err, sentinel)
+		}
+		msg := err.Error()
+		if !strings.Contains(msg, wantMsg) {
+			t.Errorf("Parse(%.60s): message %q does not contain %q", body, msg, wantMsg)
+		}
+		if strings.ContainsAny(msg, "\n\r") {
+			t.Errorf("message is not one line: %q", msg)
+		}
+	}
+	const imp = `"imp":[{"id":"1"}]`
+	// Malformed JSON.
+	f(``, ErrMalformed, "ortb: malformed request: ")
+	f(`{`, ErrMalformed, "malformed")
+	f(`{"id":"r",`+imp+`} trailing`, ErrMalformed, "unexpected tail")
+	f(`{"id":"r","imp":[{"id":"1",}]}`, ErrMalformed, "malformed")
+	f(`{"id":"r",`+imp+`,"ext":`+strings.Repeat("[", 400)+strings.Repeat("]", 400)+`}`, ErrMalformed, "depth")
+	// Required members.
+	f(`[]`, ErrInvalid, "ortb: invalid request: want object, got array")
+	f(`"x"`, ErrInvalid, "want object, got string")
+	f(`{}`, ErrInvalid, "id: missing or empty")
+	f(`{"id":"",`+imp+`}`, ErrInvalid, "id: missing or empty")
+	f(`{"id":null,`+imp+`}`, ErrInvalid, "id: missing or empty")
+	f(`{"id":"r"}`, ErrInvalid, "imp: missing or empty")
+	f(`{"id":"r","imp":[]}`, ErrInvalid, "imp: missing or empty")
+	f(`{"id":"r","imp":null}`, ErrInvalid, "imp: missing or empty")
+	f(`{"id":"r","imp":[{}]}`, ErrInvalid, "imp[0].id: missing or empty")
+	f(`{"id":"r","imp":[{"id":"1"},{"id":""}]}`, ErrInvalid, "imp[1].id: missing or empty")
+	f(`{"id":"r","imp":[null]}`, ErrInvalid, "imp[0].id: missing or empty")
+	// Wrong types, named by path.
+	f(`{"id":1,`+imp+`}`, ErrInvalid, "id: want string, got number")
+	f(`{"id":"r","imp":{}}`, ErrInvalid, "imp: want array, got object")
+	f(`{"id":"r","imp":["x"]}`, ErrInvalid, "imp[0]: want object, got string")
+	f(`{"id":"r","imp":[{"id":1}]}`, ErrInvalid, "imp[0].id: want string, got number")
+	f(`{"id":"r","imp":[{"id":"1","bidfloor":"0.5"}]}`, ErrInvalid, "imp[0].bidfloor: want number, got string")
+	f(`{"id":"r","imp":[{"id":"1"},{"id":"2","bidfloor":true}]}`, ErrInvalid, "imp[1].bidfloor: want number, got bool")
+	f(`{"id":"r","imp":[{"id":"1","bidfloor":NaN}]}`, ErrInvalid, "imp[0].bidfloor: want number, got NaN")
+	f(`{"id":"r","imp":[{"id":"1","bidfloor":-inf}]}`, ErrInvalid, "imp[0].bidfloor: want number, got -inf")
+	f(`{"id":"r","imp":[{"id":"1","bidfloorcur":840}]}`, ErrInvalid, "imp[0].bidfloorcur: want string, got number")
+	f(`{"id":"r","imp":[{"id":"1","secure":true}]}`, ErrInvalid, "imp[0].secure: want integer, got bool")
+	f(`{"id":"r","imp":[{"id":"1","instl":"1"}]}`, ErrInvalid, "imp[0].instl: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","banner":[]}]}`, ErrInvalid, "imp[0].banner: want object, got array")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"w":300.5}}]}`, ErrInvalid, "imp[0].banner.w: want integer, got 300.5")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"h":1e3}}]}`, ErrInvalid, "imp[0].banner.h: want integer, got 1e3")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":1,"h":1},"300x250"]}}]}`, ErrInvalid, "imp[0].banner.format[1]: want object, got string")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":"300"}]}}]}`, ErrInvalid, "imp[0].banner.format[0].w: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,"2"]}}]}`, ErrInvalid, "imp[0].banner.battr[1]: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,2.5]}}]}`, ErrInvalid, "imp[0].banner.battr[1]: want integer, got 2.5")
+	f(`{"id":"r","imp":[{"id":"1","video":{"mimes":"video/mp4"}}]}`, ErrInvalid, "imp[0].video.mimes: want array, got string")
+	f(`{"id":"r","imp":[{"id":"1","video":{"protocols":[2,3,"x"]}}]}`, ErrInvalid, "imp[0].video.protocols[2]: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","audio":{"mimes":[1]}}]}`, ErrInvalid, "imp[0].audio.mimes[0]: want string, got number")
+	f(`{"id":"r","imp":[{"id":"1","native":{"request":{"ver":"1.2"}}}]}`, ErrInvalid, "imp[0].native.request: want string, got object")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":false}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].bidfloor: want number, got bool")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","wseat":"s"}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].wseat: want array, got string")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"private_auction":"1"}}]}`, ErrInvalid, "imp[0].pmp.private_auction: want integer, got string")
+	f(`{"id":"r",`+imp+`,"tmax":"120"}`, ErrInvalid, "tmax: want integer, got string")
+	f(`{"id":"r",`+imp+`,"tmax":1e400}`, ErrInvalid, "tmax: want integer, got 1e400")
+	f(`{"id":"r",`+imp+`,"at":99999999999999999999}`, ErrInvalid, "at: want integer, got 99999999999999999999")
+	f(`{"id":"r",`+imp+`,"bcat":"IAB25"}`, ErrInvalid, "bcat: want array, got string")
+	f(`{"id":"r",`+imp+`,"bcat":["IAB25",26]}`, ErrInvalid, "bcat[1]: want string, got number")
+	f(`{"id":"r",`+imp+`,"cur":[["USD"]]}`, ErrInvalid, "cur[0]: want string, got array")
+	f(`{"id":"r",`+imp+`,"site":"example.com"}`, ErrInvalid, "site: want object, got string")
+	f(`{"id":"r",`+imp+`,"site":{"publisher":{"id":42}}}`, ErrInvalid, "site.publisher.id: want string, got number")
+	f(`{"id":"r",`+imp+`,"app":{"cat":[1]}}`, ErrInvalid, "app.cat[0]: want string, got number")
+	f(`{"id":"r",`+imp+`,"device":{"devicetype":"4"}}`, ErrInvalid, "device.devicetype: want integer, got string")
+	f(`{"id":"r",`+imp+`,"device":{"geo":{"lat":"40.1"}}}`, ErrInvalid, "device.geo.lat: want number, got string")
+	f(`{"id":"r",`+imp+`,"device":{"geo":[]}}`, ErrInvalid, "device.geo: want object, got array")
+	f(`{"id":"r",`+imp+`,"user":{"geo":{"utcoffset":"+1"}}}`, ErrInvalid, "user.geo.utcoffset: want integer, got string")
+	f(`{"id":"r",`+imp+`,"user":{"yob":"1990"}}`, ErrInvalid, "user.yob: want integer, got string")
+	f(`{"id":"r",`+imp+`,"user":{"data":{}}}`, ErrInvalid, "user.data: want array, got object")
+	f(`{"id":"r",`+imp+`,"user":{"data":[1]}}`, ErrInvalid, "user.data[0]: want object, got number")
+	f(`{"id":"r",`+imp+`,"user":{"data":[{"segment":[{"id":"a"},{"id":7}]}]}}`, ErrInvalid, "user.data[0].segment[1].id: want string, got number")
+	f(`{"id":"r",`+imp+`,"user":{"consent":true}}`, ErrInvalid, "user.consent: want string, got bool")
+	f(`{"id":"r",`+imp+`,"regs":{"gdpr":"1"}}`, ErrInvalid, "regs.gdpr: want integer, got string")
+	f(`{"id":"r",`+imp+`,"regs":{"coppa":[1]}}`, ErrInvalid, "regs.coppa: want integer, got array")
+	f(`{"id":"r",`+imp+`,"regs":{"us_privacy":1}}`, ErrInvalid, "regs.us_privacy: want string, got number")
+	f(`{"id":"r",`+imp+`,"regs":"gdpr"}`, ErrInvalid, "regs: want object, got string")
+	// The first error in document order is the one reported.
+	f(`{"id":"r","imp":[{"id":"1","bidfloor":"x"}],"tmax":"y"}`, ErrInvalid, "imp[0].bidfloor")
+}
+
+// TestParseLenient covers what must never be an error.
+func TestParseLenient(t *testing.T) {
+	f := func(body string, check func(r *Request) bool) {
+		t.Helper()
+		var p Parser
+		var r Request
+		if err := p.Parse([]byte(body), &r); err != nil {
+			t.Fatalf("Parse(%s): %v", body, err)
+		}
+		if !check(&r) {
+			t.Errorf("Parse(%s): unexpected view %+v", body, r)
+		}
+	}
+	const head = `{"id":"r","imp":[{"id":"1"}]`
+	f(head+`,"ext":"str","regs":{"ext":"gdpr"},"user":{"ext":[1]}}`, func(r *Request) bool {
+		return r.Regs.GDPR == Unset && r.User.Consent == nil
+	})
+	f(head+`,"regs":{"ext":{"gdpr":"1","us_privacy":5}},"user":{"ext":{"consent":{"v":2}}}}`, func(r *Request) bool {
+		return r.Regs.GDPR == True && r.Regs.USPrivacy == nil && r.User.Consent == nil
+	})
+	f(head+`,"regs":{"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	f(head+`,"regs":{"ext":{"gdpr":0}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
+	f(head+`,"regs":{"gdpr":null,"ext":{"gdpr":1}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	f(head+`,"regs":{"us_privacy":"","ext":{"us_privacy":"1YNN"}}}`, func(r *Request) bool {
+		return string(r.Regs.USPrivacy) == "1YNN"
+	})
+	f(head+`,"unknown":{"a":[1,2,{"b":null}]},"site":{"unknown":true,"cat":[null,"IAB1"]}}`, func(r *Request) bool {
+		return r.HasSite && len(r.Site.Cat) == 2 && r.Site.Cat[0] == nil && string(r.Site.Cat[1]) == "IAB1"
+	})
+	f(`{"imp":[{"id":"1"}],"id":"r","at":0,"imp":[{"id":"2"},{"id":"3"}]}`, func(r *Request) bool {
+		return r.AT == 2 && r.ImpCount() == 2 && string(r.Imps[0].ID) == "2" // repeated key: last wins
+	})
+	f(head+`,"device":{"geo":{"country":"USA"}},"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
+		return string(r.Device.Geo.Country) == "USA"
+	})
+	f(head+`,"device":{"geo":null},"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
+		return string(r.Device.Geo.Country) == "CAN" && r.Device.HasGeo && r.HasDevice
+	})
+	f(head+`,"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
+		return string(r.Device.Geo.Country) == "CAN" && r.Device.HasGeo && !r.HasDevice
+	})
+	f(`{"id":"r","imp":[{"id":"1","banner":{"format":[null,{"w":1,"h":2}]},"pmp":{"deals":[null]}}]}`, func(r *Request) bool {
+		b := r.Imps[0].Banner
+		return len(b.Format) == 2 && b.Format[0] == Size{} && b.Format[1] == Size{1, 2} && len(r.Imps[0].Deals) == 1
+	})
+	f(`{"id":"r","imp":[{"id":"1","secure":2,"instl":0}],"test":0}`, func(r *Request) bool {
+		return r.Imps[0].Secure == True && !r.Imps[0].Instl && !r.Test
+	})
+	f(`{"i\u0064":"r","imp":[{"id":"1","bidfloor":-0.5}]}`, func(r *Request) bool {
+		return string(r.ID) == "r" && r.Imps[0].BidFloor == -0.5
+	})
+}
+
+// TestParseReuse parses a rich request and then a bare one into the same
+// Request: nothing of the first may survive, and Version is kept.
+func TestParseReuse(t *testing.T) {
+	var p Parser
+	var r, fresh Request
+	fresh.Reset()
+	fresh.Version = []byte("2.6")
+	for _, name := range []string{"site_pmp_deals.json", "site_multi_imp.json", "site_banner.json", "app_native.json"} {
+		mustParse(t, &p, &r, readFixture(t, name))
+	}
+	r.Version = []byte("2.6")
+	mustParse(t, &p, &r, []byte(`{"id":"bare","imp":[{"id":"1"},{"id":"2"},{"id":"3"}]}`))
+	want := fresh
+	want.ID = []byte("bare")
+	for _, id := range []string{"1", "2", "3"} {
+		imp := Imp{ID: []byte(id)}
+		imp.reset()
+		imp.ID = []byte(id)
+		want.Imps = append(want.Imps, imp)
+	}
+	var diffs []string
+	diffValues("", reflect.ValueOf(r), reflect.ValueOf(want), &diffs)
+	for _, d := range diffs {
+		t.Error(d)
+	}
+
+	r.Reset()
+	diffs = diffs[:0]
+	fresh.Version = nil
+	diffValues("", reflect.ValueOf(r), reflect.ValueOf(fresh), &diffs)
+	for _, d := range diffs {
+		t.Errorf("after Reset: %s", d)
+	}
+	if cap(r.Imps) < 3 {
+		t.Errorf("Reset dropped the imp capacity: %d", cap(r.Imps))
+	}
+}
+
+// TestParseCopiesBody: the caller may reuse its body buffer right after Parse.
+func TestParseCopiesBody(t *testing.T) {
+	var p Parser
+	var r Request
+	body := readFixture(t, "site_banner.json")
+	mustParse(t, &p, &r, body)
+	clear(body)
+	if string(r.ID) != "a3f9c2e1-7b4d-4e8a-9c1f-2d6b8e0a5f31" || string(r.Imps[0].TagID) != "homepage-top-leaderboard" {
+		t.Errorf("view changed with the caller's buffer: id %q", r.ID)
+	}
+}
