@@ -1,0 +1,154 @@
+package budget
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Decision is the budget gate's answer for one candidate bid.
+type Decision uint8
+
+// Decisions of Allow. Only DecisionOK lets the bid go on to Hold.
+const (
+	DecisionOK              Decision = iota
+	DecisionPaced                    // the pacing draw said no
+	DecisionNoLease                  // the instance's lease has no room for this bid (more may come at the next sync)
+	DecisionBudgetExhausted          // the global pool has nothing left
+	DecisionFailClosed               // NATS is unreachable and the lease held is used up or expired
+	DecisionFlight                   // outside the campaign's flight, or the campaign was removed
+	DecisionUnknown                  // no such campaign (nil handle)
+)
+
+var decisionNames = [...]string{"ok", "paced", "no_lease", "budget_exhausted", "fail_closed", "flight", "unknown_campaign"}
+
+func (d Decision) String() string {
+	if int(d) < len(decisionNames) {
+		return decisionNames[d]
+	}
+	return "invalid"
+}
+
+// Account is a campaign's money state on this instance. Handles stay valid
+// across reloads: a campaign keeps its Account (and its state) as long as the
+// process runs; a removed campaign's Account answers DecisionFlight.
+//
+// lease, spent, held and confirmed change only under mu (so Hold's check and
+// reservation are one step); they are atomics so that Allow, Status and
+// metrics read them without the lock.
+type Account struct {
+	idx    int32
+	id     string
+	idHash uint64
+
+	mu        sync.Mutex
+	lease     atomic.Int64 // outstanding lease granted to this instance
+	spent     atomic.Int64 // charged here, not yet reported to the global record
+	confirmed atomic.Int64 // part of spent acknowledged by the ledger, reportable
+	held      atomic.Int64 // open holds
+	_         [32]byte
+
+	validUntil atomic.Int64  // unix ns: no new hold may start after this
+	throttle   atomic.Uint64 // participation threshold: probability * 2^64 (MaxUint64 = always)
+	draws      atomic.Uint64
+	seed       uint64
+	startNs    atomic.Int64
+	endNs      atomic.Int64 // 0 = open
+	active     atomic.Bool
+	poolFree   atomic.Int64 // money nobody holds, as of the last sync
+	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
+	cfg        atomic.Pointer[Campaign]
+
+	// Global figures of the last sync, for pacing and status.
+	spentDay   atomic.Int64
+	spentTotal atomic.Int64
+	remaining  atomic.Int64
+	target     atomic.Int64
+	pacingErr  atomic.Uint64 // float64 bits
+
+	// Counters.
+	lateN, lateMicros, cappedN, dupN, grants, denials, lostLeases atomic.Uint64
+
+	// Owned by the sync goroutine.
+	resRate   float64 // EWMA of reservations, micros/s
+	lastRes   int64
+	lastResT  time.Time
+	leaseHeld bool
+	lastSync  time.Time
+	pace      pacer
+}
+
+// ID returns the campaign id.
+func (a *Account) ID() string { return a.id }
+
+func (a *Account) campaign() *Campaign { return a.cfg.Load() }
+
+// splitmix64 is a tiny bijective mixer; the participation draw hashes a
+// per-account sequence number with the configured seed.
+func splitmix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9
+	x = (x ^ (x >> 27)) * 0x94d049bb133111eb
+	return x ^ (x >> 31)
+}
+
+// Allow tells whether a bid of at most maxChargeMicros may be placed for the
+// campaign now. It never allocates, locks or waits.
+func (m *Manager) Allow(h *Account, maxChargeMicros int64, now time.Time) Decision {
+	if h == nil {
+		return DecisionUnknown
+	}
+	ns := now.UnixNano()
+	if !h.active.Load() || ns < h.startNs.Load() || (h.endNs.Load() != 0 && ns >= h.endNs.Load()) {
+		return DecisionFlight
+	}
+	if d := m.headroom(h, maxChargeMicros, ns); d != DecisionOK {
+		return d
+	}
+	if th := h.throttle.Load(); th != ^uint64(0) && splitmix64(h.seed+h.draws.Add(1)) > th {
+		return DecisionPaced
+	}
+	return DecisionOK
+}
+
+func (m *Manager) headroom(h *Account, amount, ns int64) Decision {
+	held := h.held.Load()
+	spent := h.spent.Load()
+	lease := h.lease.Load()
+	if ns <= h.validUntil.Load() && spent+held+amount <= lease {
+		return DecisionOK
+	}
+	if !m.connected.Load() {
+		return DecisionFailClosed
+	}
+	if h.poolFree.Load() < amount {
+		return DecisionBudgetExhausted
+	}
+	return DecisionNoLease
+}
+
+// Hold reserves amountMicros against the lease until now+HoldTTL. It returns
+// false (and reserves nothing) when the lease has no room. No allocation.
+func (m *Manager) Hold(h *Account, amountMicros int64, now time.Time) (HoldID, bool) {
+	if h == nil || amountMicros <= 0 {
+		return 0, false
+	}
+	ns := now.UnixNano()
+	h.mu.Lock()
+	if !h.active.Load() || ns > h.validUntil.Load() ||
+		h.spent.Load()+h.held.Load()+amountMicros > h.lease.Load() {
+		h.mu.Unlock()
+		return 0, false
+	}
+	h.held.Add(amountMicros)
+	h.mu.Unlock()
+	id, ok := m.holds.put(h.idx, amountMicros, ns+int64(m.cfg.HoldTTL))
+	if !ok {
+		h.mu.Lock()
+		h.held.Add(-amountMicros)
+		h.mu.Unlock()
+		return 0, false
+	}
+	h.reserved.Add(amountMicros)
+	return id, true
+}

@@ -1,0 +1,187 @@
+package budget
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+)
+
+// PacingMode selects a campaign's target spend curve.
+type PacingMode uint8
+
+// Pacing modes. The zero value is even pacing.
+const (
+	PacingEven     PacingMode = iota // spend evenly over the day in the campaign's time zone
+	PacingForecast                   // spend following the traffic forecast learned from ObserveRequest
+	PacingASAP                       // no throttling: spend as fast as traffic allows
+)
+
+var pacingNames = [...]string{"even", "forecast", "asap"}
+
+func (p PacingMode) String() string {
+	if int(p) < len(pacingNames) {
+		return pacingNames[p]
+	}
+	return "unknown"
+}
+
+// ParsePacingMode maps "even", "forecast" and "asap" ("" is even).
+func ParsePacingMode(s string) (PacingMode, error) {
+	switch s {
+	case "", "even":
+		return PacingEven, nil
+	case "forecast":
+		return PacingForecast, nil
+	case "asap":
+		return PacingASAP, nil
+	}
+	return 0, fmt.Errorf("%w: pacing mode %q", ErrBadConfig, s)
+}
+
+// Campaign is the money side of a campaign, as the campaign files give it.
+// DailyMicros or TotalMicros may be zero for "no limit" but not both.
+type Campaign struct {
+	ID            string
+	Currency      string
+	DailyMicros   int64
+	TotalMicros   int64
+	TimeZone      *time.Location // nil means UTC
+	Pacing        PacingMode
+	FreqCapCount  int           // 0 means no frequency cap
+	FreqCapWindow time.Duration // window of the frequency cap
+	Start, End    time.Time     // flight; zero means open
+}
+
+func (c *Campaign) validate() error {
+	switch {
+	case c.ID == "":
+		return fmt.Errorf("%w: campaign without id", ErrBadConfig)
+	case c.DailyMicros < 0 || c.TotalMicros < 0:
+		return fmt.Errorf("%w: campaign %s: negative budget", ErrBadConfig, c.ID)
+	case c.DailyMicros == 0 && c.TotalMicros == 0:
+		return fmt.Errorf("%w: campaign %s: no budget", ErrBadConfig, c.ID)
+	case c.FreqCapCount < 0 || (c.FreqCapCount > 0 && c.FreqCapWindow <= 0):
+		return fmt.Errorf("%w: campaign %s: frequency cap needs a count and a window", ErrBadConfig, c.ID)
+	case !c.End.IsZero() && !c.Start.IsZero() && !c.End.After(c.Start):
+		return fmt.Errorf("%w: campaign %s: flight ends before it starts", ErrBadConfig, c.ID)
+	}
+	return nil
+}
+
+func (c *Campaign) loc() *time.Location {
+	if c.TimeZone == nil {
+		return time.UTC
+	}
+	return c.TimeZone
+}
+
+// Clock gives the time. Tests pass an accelerated or manual clock.
+type Clock interface{ Now() time.Time }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// WallClock is the real clock.
+var WallClock Clock = wallClock{}
+
+// Config configures a Manager. A zero field means the documented default.
+type Config struct {
+	// InstanceID names this bidder instance in leases and the ledger; required,
+	// unique per running instance (a restarted instance may reuse its id).
+	InstanceID string
+
+	// NATS: exactly one of Conn, Server (in-process connection to an embedded
+	// server) or URLs (external cluster, comma-joined for nats.Connect).
+	Conn   *nats.Conn
+	Server *server.Server
+	URLs   []string
+	// Replicas of the KV bucket and ledger stream (default 1; 3 on a 3-node cluster).
+	Replicas int
+
+	// Store replaces NATS entirely (tests and single-process tools). When set,
+	// the ledger is kept in memory.
+	Store Store
+
+	LeaseTTL    time.Duration // lease record lifetime, renewed every sync (default 5m)
+	HoldTTL     time.Duration // a hold's lifetime before it is released (default 2m)
+	NoticeTTL   time.Duration // token expiry and de-duplication window (default 24h)
+	SyncPeriod  time.Duration // lease/spend sync and ledger flush period (default 1s)
+	LeaseAhead  time.Duration // lease headroom as seconds of reservation rate (default 10s)
+	ReclaimWait time.Duration // extra wait after a foreign lease expired before reclaiming it (default 2*SyncPeriod)
+	MinLease    int64         // minimum headroom asked for (default 10_000_000 micros = 10 units)
+	MaxLease    int64         // maximum headroom asked for (default 1_000_000_000 micros)
+
+	MaxHolds     int // capacity of the open-hold table (default 1<<20)
+	FreqQueue    int // bounded queue of impressions to publish (default 65536)
+	FreqMaxUsers int // bound on (user, campaign) entries per instance (default 4M)
+
+	Clock Clock  // default WallClock
+	Seed  uint64 // seed of the pacing participation draws (default 1)
+}
+
+func (c *Config) withDefaults() (Config, error) {
+	d := *c
+	if d.InstanceID == "" {
+		return d, fmt.Errorf("%w: InstanceID is required", ErrBadConfig)
+	}
+	n := 0
+	for _, set := range []bool{d.Conn != nil, d.Server != nil, len(d.URLs) > 0, d.Store != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return d, fmt.Errorf("%w: exactly one of Conn, Server, URLs or Store", ErrBadConfig)
+	}
+	def := func(p *time.Duration, v time.Duration) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&d.HoldTTL, 2*time.Minute)
+	def(&d.LeaseTTL, 5*time.Minute)
+	def(&d.NoticeTTL, 24*time.Hour)
+	def(&d.SyncPeriod, time.Second)
+	def(&d.LeaseAhead, 10*time.Second)
+	def(&d.ReclaimWait, 2*d.SyncPeriod)
+	if d.MinLease == 0 {
+		d.MinLease = 10_000_000
+	}
+	if d.MaxLease == 0 {
+		d.MaxLease = 1_000_000_000
+	}
+	if d.MaxHolds == 0 {
+		d.MaxHolds = 1 << 20
+	}
+	if d.FreqQueue == 0 {
+		d.FreqQueue = 1 << 16
+	}
+	if d.FreqMaxUsers == 0 {
+		d.FreqMaxUsers = 4 << 20
+	}
+	if d.Replicas == 0 {
+		d.Replicas = 1
+	}
+	if d.Clock == nil {
+		d.Clock = WallClock
+	}
+	if d.Seed == 0 {
+		d.Seed = 1
+	}
+	switch {
+	case d.LeaseTTL <= d.HoldTTL+2*d.SyncPeriod:
+		return d, fmt.Errorf("%w: LeaseTTL %v must exceed HoldTTL %v plus two sync periods", ErrBadConfig, d.LeaseTTL, d.HoldTTL)
+	case d.NoticeTTL < d.HoldTTL:
+		return d, fmt.Errorf("%w: NoticeTTL must be at least HoldTTL", ErrBadConfig)
+	case d.MinLease < 0 || d.MaxLease < d.MinLease:
+		return d, fmt.Errorf("%w: lease bounds", ErrBadConfig)
+	case d.MaxHolds < 16 || d.MaxHolds > 1<<31:
+		return d, fmt.Errorf("%w: MaxHolds", ErrBadConfig)
+	case d.SyncPeriod < 0 || d.HoldTTL < 0:
+		return d, fmt.Errorf("%w: negative period", ErrBadConfig)
+	}
+	return d, nil
+}

@@ -1,0 +1,17 @@
+package budget
+
+import "errors"
+
+// Sentinel errors of the package.
+var (
+	ErrUnknownCampaign = errors.New("budget: unknown campaign")
+	ErrBadConfig       = errors.New("budget: bad config")
+	ErrBadNotice       = errors.New("budget: bad notice")
+	ErrForged          = errors.New("budget: forged token")
+	ErrExpired         = errors.New("budget: expired token")
+	ErrNotStarted      = errors.New("budget: manager not started")
+	ErrClosed          = errors.New("budget: manager closed")
+	ErrFlushIncomplete = errors.New("budget: ledger flush incomplete")
+	ErrConflict        = errors.New("budget: compare-and-set conflict")
+	ErrStoreDown       = errors.New("budget: store unreachable")
+)

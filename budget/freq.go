@@ -1,0 +1,149 @@
+package budget
+
+import (
+	"encoding/binary"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Frequency caps: a sharded map keyed by mix(user, campaign) holds the window
+// start and the count of impressions. Impressions recorded here are applied
+// locally at once and published on NATS (core, not JetStream) in batches; every
+// instance applies the others' batches. Staleness across instances: the
+// publish period (freqFlush) plus NATS latency while connected; impressions
+// published while NATS was down are lost to the other instances (each instance
+// still counts its own). See docs/budget.md.
+
+const freqFlush = 50 * time.Millisecond
+
+type freqEntry struct {
+	start   int64 // unix ns of the window's first impression
+	expires int64 // start + window
+	count   uint32
+}
+
+type freqShard struct {
+	mu sync.RWMutex
+	m  map[uint64]freqEntry
+	_  [32]byte
+}
+
+type freqTable struct {
+	shards  [64]freqShard
+	maxPer  int
+	dropped atomic.Uint64 // entries not stored because the table was full
+}
+
+func newFreqTable(maxUsers int) *freqTable {
+	t := &freqTable{maxPer: max(maxUsers/64, 1)}
+	for i := range t.shards {
+		t.shards[i].m = map[uint64]freqEntry{}
+	}
+	return t
+}
+
+func freqKey(user, campaign uint64) uint64 { return splitmix64(user ^ splitmix64(campaign)) }
+
+func (t *freqTable) count(key uint64, now int64) uint32 {
+	s := &t.shards[key&63]
+	s.mu.RLock()
+	e, ok := s.m[key]
+	s.mu.RUnlock()
+	if !ok || now >= e.expires {
+		return 0
+	}
+	return e.count
+}
+
+func (t *freqTable) add(key uint64, ts int64, window int64) {
+	s := &t.shards[key&63]
+	s.mu.Lock()
+	e, ok := s.m[key]
+	switch {
+	case ok && ts < e.expires && ts >= e.start:
+		e.count++
+	case ok && ts < e.start && ts+window > e.start:
+		e.count++ // a late-arriving impression inside the current window
+	case !ok && len(s.m) >= t.maxPer:
+		s.mu.Unlock()
+		t.dropped.Add(1)
+		return
+	default:
+		e = freqEntry{start: ts, expires: ts + window, count: 1}
+	}
+	s.m[key] = e
+	s.mu.Unlock()
+}
+
+func (t *freqTable) prune(now int64) {
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for k, e := range s.m {
+			if e.expires <= now {
+				delete(s.m, k)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// FreqAllow tells whether the user may see another impression of the
+// campaign. No allocation, no network.
+func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
+	if h == nil {
+		return false
+	}
+	c := h.cfg.Load()
+	if c == nil || c.FreqCapCount <= 0 {
+		return true
+	}
+	return m.freq.count(freqKey(userKey, h.idHash), now.UnixNano()) < uint32(c.FreqCapCount)
+}
+
+// freqMsg is one impression on the wire: key, time, window (24 bytes).
+type freqMsg struct {
+	key, ts, window uint64
+}
+
+// RecordImpression counts an impression of the campaign for the user here and
+// queues it for the other instances (dropped with a counter when the queue is full).
+func (m *Manager) RecordImpression(h *Account, userKey uint64, now time.Time) {
+	if h == nil {
+		return
+	}
+	c := h.cfg.Load()
+	if c == nil || c.FreqCapCount <= 0 {
+		return
+	}
+	k := freqKey(userKey, h.idHash)
+	ts, w := now.UnixNano(), int64(c.FreqCapWindow)
+	m.freq.add(k, ts, w)
+	select {
+	case m.freqQ <- freqMsg{k, uint64(ts), uint64(w)}:
+	default:
+		m.freqDropped.Add(1)
+	}
+}
+
+func encodeFreq(dst []byte, batch []freqMsg) []byte {
+	for _, f := range batch {
+		dst = binary.LittleEndian.AppendUint64(dst, f.key)
+		dst = binary.LittleEndian.AppendUint64(dst, f.ts)
+		dst = binary.LittleEndian.AppendUint64(dst, f.window)
+	}
+	return dst
+}
+
+func (t *freqTable) applyWire(b []byte) {
+	for len(b) >= 24 {
+		k := binary.LittleEndian.Uint64(b)
+		ts := int64(binary.LittleEndian.Uint64(b[8:]))
+		w := int64(binary.LittleEndian.Uint64(b[16:]))
+		if w > 0 {
+			t.add(k, ts, w)
+		}
+		b = b[24:]
+	}
+}

@@ -1,0 +1,277 @@
+package budget
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ledgerEntry is one charge, as appended to the ledger stream (JSON).
+type ledgerEntry struct {
+	MsgID    string `json:"id"` // hex of SHA-256(auction 0 imp)[:16]; also the Nats-Msg-Id
+	Auction  string `json:"auction"`
+	Imp      string `json:"imp"`
+	Campaign string `json:"campaign"`
+	Instance string `json:"instance"`
+	Boot     string `json:"boot"`
+	Kind     string `json:"kind"`
+	Bid      int64  `json:"bid_micros"`
+	Clearing int64  `json:"clearing_micros"`
+	Charged  int64  `json:"charged_micros"`
+	Late     bool   `json:"late,omitempty"`
+	Capped   bool   `json:"capped,omitempty"`
+	Time     int64  `json:"time_ns"`
+
+	acct *Account
+}
+
+// LedgerEntry is the exported form of a ledger message, for readers of the stream.
+type LedgerEntry = ledgerEntry
+
+type pubOutcome uint8
+
+const (
+	pubStored   pubOutcome = iota // stored (or a duplicate of our own earlier publish)
+	pubDupOther                   // another instance already recorded this charge
+	pubFailed                     // not acknowledged: retry
+)
+
+// ledgerBackend appends entries; one call per batch, results in out.
+type ledgerBackend interface {
+	publish(ctx context.Context, batch []ledgerEntry, out []pubOutcome)
+}
+
+// ledger queues charges and appends them until acknowledged. Charges are money:
+// the queue is never dropped from; its length is in the metrics.
+type ledger struct {
+	mu      sync.Mutex
+	pending []ledgerEntry
+	flushMu sync.Mutex // one flusher at a time; taken before mu
+	wake    chan struct{}
+	be      ledgerBackend
+	onDone  func(e *ledgerEntry, o pubOutcome)
+
+	stored, dupOther, failed atomic.Uint64
+}
+
+const ledgerBatch = 512
+
+func newLedger(be ledgerBackend, onDone func(*ledgerEntry, pubOutcome)) *ledger {
+	return &ledger{be: be, onDone: onDone, wake: make(chan struct{}, 1)}
+}
+
+func (l *ledger) enqueue(e ledgerEntry) {
+	l.mu.Lock()
+	l.pending = append(l.pending, e)
+	n := len(l.pending)
+	l.mu.Unlock()
+	if n >= ledgerBatch/4 {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (l *ledger) backlog() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.pending)
+}
+
+// flushOnce publishes one batch; it reports whether the queue was emptied
+// and whether every entry of the batch was acknowledged.
+func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
+	l.flushMu.Lock()
+	defer l.flushMu.Unlock()
+	l.mu.Lock()
+	n := min(len(l.pending), ledgerBatch)
+	batch := make([]ledgerEntry, n)
+	copy(batch, l.pending[:n])
+	l.pending = append(l.pending[:0], l.pending[n:]...)
+	l.mu.Unlock()
+	if n == 0 {
+		return true, true
+	}
+	out := make([]pubOutcome, n)
+	l.be.publish(ctx, batch, out)
+	var retry []ledgerEntry
+	for i := range batch {
+		switch out[i] {
+		case pubFailed:
+			l.failed.Add(1)
+			retry = append(retry, batch[i])
+			continue
+		case pubStored:
+			l.stored.Add(1)
+		case pubDupOther:
+			l.dupOther.Add(1)
+		}
+		l.onDone(&batch[i], out[i])
+	}
+	l.mu.Lock()
+	if len(retry) > 0 {
+		l.pending = append(retry, l.pending...)
+	}
+	empty = len(l.pending) == 0
+	l.mu.Unlock()
+	return empty, len(retry) == 0
+}
+
+// flush publishes until the queue is empty or ctx ends.
+func (l *ledger) flush(ctx context.Context) error {
+	for {
+		empty, ok := l.flushOnce(ctx)
+		if empty {
+			return nil
+		}
+		if !ok {
+			select {
+			case <-ctx.Done():
+				return ErrFlushIncomplete
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+		if ctx.Err() != nil {
+			return ErrFlushIncomplete
+		}
+	}
+}
+
+func (l *ledger) run(ctx context.Context, period time.Duration) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.wake:
+		}
+		for {
+			empty, ok := l.flushOnce(ctx)
+			if empty || !ok || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+}
+
+// jsLedger appends to the JetStream ledger stream with Nats-Msg-Id
+// de-duplication.
+type jsLedger struct {
+	js       jetstream.JetStream
+	stream   string
+	origin   string
+	timeout  time.Duration
+	subjects string // prefix
+}
+
+const originHeader = "Budget-Origin"
+
+func (j *jsLedger) publish(ctx context.Context, batch []ledgerEntry, out []pubOutcome) {
+	futs := make([]jetstream.PubAckFuture, len(batch))
+	for i := range batch {
+		out[i] = pubFailed
+		b, err := json.Marshal(&batch[i])
+		if err != nil {
+			continue
+		}
+		msg := nats.NewMsg(j.subjects + kvKey(batch[i].Campaign))
+		msg.Data = b
+		msg.Header.Set(originHeader, j.origin)
+		f, err := j.js.PublishMsgAsync(msg, jetstream.WithMsgID(batch[i].MsgID))
+		if err != nil {
+			break
+		}
+		futs[i] = f
+	}
+	deadline := time.NewTimer(j.timeout)
+	defer deadline.Stop()
+	for i, f := range futs {
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			out[i] = j.outcome(ctx, ack)
+		case <-f.Err():
+		case <-deadline.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// outcome tells our own retried publish from another instance's record of the
+// same (auction, imp) when the stream answers "duplicate".
+func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck) pubOutcome {
+	if !ack.Duplicate {
+		return pubStored
+	}
+	cctx, cancel := context.WithTimeout(ctx, j.timeout)
+	defer cancel()
+	s, err := j.js.Stream(cctx, j.stream)
+	if err != nil {
+		return pubFailed
+	}
+	raw, err := s.GetMsg(cctx, ack.Sequence)
+	if err != nil {
+		return pubFailed
+	}
+	if raw.Header.Get(originHeader) == j.origin {
+		return pubStored
+	}
+	return pubDupOther
+}
+
+// memLedger is the in-memory ledger used with a Store other than NATS.
+type memLedger struct {
+	mu      sync.Mutex
+	entries map[string]ledgerEntry
+	order   []string
+	down    func() bool
+}
+
+func newMemLedger(down func() bool) *memLedger {
+	return &memLedger{entries: map[string]ledgerEntry{}, down: down}
+}
+
+func (l *memLedger) publish(_ context.Context, batch []ledgerEntry, out []pubOutcome) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for i, e := range batch {
+		if l.down != nil && l.down() {
+			out[i] = pubFailed
+			continue
+		}
+		prev, ok := l.entries[e.MsgID]
+		switch {
+		case !ok:
+			e.acct = nil
+			l.entries[e.MsgID] = e
+			l.order = append(l.order, e.MsgID)
+			out[i] = pubStored
+		case prev.Instance == e.Instance && prev.Boot == e.Boot:
+			out[i] = pubStored
+		default:
+			out[i] = pubDupOther
+		}
+	}
+}
+
+func (l *memLedger) all() []ledgerEntry {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]ledgerEntry, 0, len(l.order))
+	for _, id := range l.order {
+		out = append(out, l.entries[id])
+	}
+	return out
+}
