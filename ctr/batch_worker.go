@@ -6,6 +6,12 @@ import "time"
 func (b *Batcher) run() {
 	defer close(b.exited)
 	for {
+		select { // stop takes priority over queued work
+		case <-b.stop:
+			b.drain()
+			return
+		default:
+		}
 		s := b.carry
 		b.carry = nil
 		if s == nil {

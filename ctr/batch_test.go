@@ -1,0 +1,284 @@
+package ctr
+
+import (
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// batchFake scores a row as the sum of its values / 1e6, so every result
+// names its row. When gate is set, each call waits for a token on it.
+type batchFake struct {
+	width   int
+	gate    chan struct{}
+	entered chan struct{} // gets a token when a call starts waiting on gate
+	err     error
+	calls   atomic.Int64
+	maxRows atomic.Int64
+	closed  atomic.Bool
+	predict time.Duration
+}
+
+func (f *batchFake) Name() string { return "fake" }
+func (f *batchFake) Width() int   { return f.width }
+func (f *batchFake) PredictLatency(rows int) time.Duration {
+	return f.predict
+}
+func (f *batchFake) Close() error { f.closed.Store(true); return nil }
+
+func (f *batchFake) Score(deadline time.Time, rows []float32, out []float32) error {
+	f.calls.Add(1)
+	if n := int64(len(out)); n > f.maxRows.Load() {
+		f.maxRows.Store(n)
+	}
+	if f.gate != nil {
+		if f.entered != nil {
+			f.entered <- struct{}{}
+		}
+		<-f.gate
+	}
+	if f.err != nil {
+		return f.err
+	}
+	for i := range out {
+		out[i] = batchFakeWant(rows[i*f.width : (i+1)*f.width])
+	}
+	return nil
+}
+
+func batchFakeWant(row []float32) float32 {
+	var s float32
+	for _, v := range row {
+		s += v
+	}
+	return s / 1e6
+}
+
+func batchNew(t testing.TB, m Scorer, opts BatchOptions) *Batcher {
+	t.Helper()
+	b, err := NewBatcher(m, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
+// batchWaitFor polls cond until it holds or a deadline passes.
+func batchWaitFor(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	for end := time.Now().Add(5 * time.Second); !cond(); {
+		if time.Now().After(end) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// batchHammer scores from g goroutines, each call 1..5 rows of distinct
+// values, and checks every answer belongs to its own row.
+func batchHammer(t *testing.T, s Scorer, g, calls int, want func(row []float32) float32, tol float32) {
+	t.Helper()
+	w := s.Width()
+	var wg sync.WaitGroup
+	var bad, failed atomic.Int64
+	for gi := range g {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r := rand.New(rand.NewPCG(uint64(gi), 7))
+			rows := make([]float32, 5*w)
+			out := make([]float32, 5)
+			for range calls {
+				n := 1 + r.IntN(5)
+				for i := range rows[:n*w] {
+					rows[i] = float32(r.IntN(50)) // small ids: valid buckets for the tiny model
+				}
+				if err := s.Score(time.Now().Add(2*time.Second), rows[:n*w], out[:n]); err != nil {
+					failed.Add(1)
+					continue
+				}
+				for i := range n {
+					d := out[i] - want(rows[i*w:(i+1)*w])
+					if d > tol || d < -tol {
+						bad.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if bad.Load() != 0 || failed.Load() != 0 {
+		t.Fatalf("%d wrong answers, %d failed calls", bad.Load(), failed.Load())
+	}
+}
+
+func TestBatchGathersRowsFromManyGoroutines(t *testing.T) {
+	f := &batchFake{width: 6}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 16, MaxWait: time.Millisecond, QueueSize: 64})
+	batchHammer(t, b, 16, 200, batchFakeWant, 0)
+	st := b.Stats()
+	if st.Requests != 16*200 || st.Batches != uint64(f.calls.Load()) || st.Batches > st.Requests {
+		t.Fatalf("stats %+v, model calls %d", st, f.calls.Load())
+	}
+	if f.maxRows.Load() > 16 {
+		t.Fatalf("a run took %d rows, max batch 16", f.maxRows.Load())
+	}
+	var sum uint64
+	for _, n := range st.BatchSizes {
+		sum += n
+	}
+	if sum != st.Batches || st.DeadlineMisses != 0 || st.QueueFull != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	t.Logf("%d requests, %d rows in %d runs", st.Requests, st.Rows, st.Batches)
+}
+
+func TestBatchDeadlineHonoured(t *testing.T) {
+	f := &batchFake{width: 4, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 8, MaxWait: -1, QueueSize: 4})
+	rows, out := make([]float32, 4), make([]float32, 1)
+
+	// The first call gets into the (blocked) model and must still leave at
+	// its deadline; the second waits in the queue and must leave at its own.
+	errc := make(chan error, 2)
+	go func() { errc <- b.Score(time.Now().Add(30*time.Millisecond), rows, out) }()
+	<-f.entered
+	go func() { errc <- b.Score(time.Now().Add(10*time.Millisecond), rows, make([]float32, 1)) }()
+	for range 2 {
+		select {
+		case err := <-errc:
+			if !errors.Is(err, ErrDeadline) {
+				t.Fatalf("blocked model: %v, want ErrDeadline", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Score blocked past its deadline")
+		}
+	}
+	close(f.gate) // the model answers now; the abandoned slots come back
+	batchWaitFor(t, "slots released", func() bool { return len(b.free) == 4 })
+	if err := b.Score(time.Now().Add(time.Second), rows, out); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Score(time.Now().Add(-time.Millisecond), rows, out); !errors.Is(err, ErrDeadline) {
+		t.Fatalf("past deadline: %v", err)
+	}
+	if st := b.Stats(); st.DeadlineMisses != 3 {
+		t.Fatalf("deadline misses %d, want 3", st.DeadlineMisses)
+	}
+}
+
+func TestBatchQueueFull(t *testing.T) {
+	f := &batchFake{width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 1, MaxWait: -1, QueueSize: 2})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := b.Score(time.Now().Add(10*time.Second), make([]float32, 2), make([]float32, 1)); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	batchWaitFor(t, "both slots taken", func() bool { return len(b.free) == 0 })
+	if err := b.Score(time.Now().Add(time.Second), make([]float32, 2), make([]float32, 1)); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("full queue: %v, want ErrQueueFull", err)
+	}
+	close(f.gate)
+	wg.Wait()
+	if st := b.Stats(); st.QueueFull != 1 || st.Requests != 2 || st.Batches != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBatchModelErrorAndDirect(t *testing.T) {
+	boom := errors.New("boom")
+	f := &batchFake{width: 3, err: boom}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 4})
+	if err := b.Score(time.Now().Add(time.Second), make([]float32, 6), make([]float32, 2)); !errors.Is(err, boom) {
+		t.Fatalf("model error: %v", err)
+	}
+	f.err = nil
+	rows := make([]float32, 3*9)
+	for i := range rows {
+		rows[i] = float32(i)
+	}
+	out := make([]float32, 9) // over MaxBatch: scored directly
+	if err := b.Score(time.Now().Add(time.Second), rows, out); err != nil {
+		t.Fatal(err)
+	}
+	for i := range out {
+		if out[i] != batchFakeWant(rows[i*3:i*3+3]) {
+			t.Fatalf("row %d: %v", i, out[i])
+		}
+	}
+	if err := b.Score(time.Time{}, rows[:5], out[:2]); err == nil {
+		t.Fatal("bad shape accepted")
+	}
+	if st := b.Stats(); st.Errors != 1 || st.Direct != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestBatchClose(t *testing.T) {
+	f := &batchFake{width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 8)}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 1, MaxWait: -1, QueueSize: 4})
+	errc := make(chan error, 2)
+	for range 2 {
+		go func() { errc <- b.Score(time.Now().Add(10*time.Second), make([]float32, 2), make([]float32, 1)) }()
+	}
+	<-f.entered
+	batchWaitFor(t, "second request queued", func() bool { return len(b.free) == 2 })
+	done := make(chan struct{})
+	go func() { b.Close(); close(done) }()
+	batchWaitFor(t, "close begun", func() bool {
+		select {
+		case <-b.stop:
+			return true
+		default:
+			return false
+		}
+	})
+	close(f.gate)
+	<-done
+	var ok, unavailable int
+	for range 2 {
+		switch err := <-errc; {
+		case err == nil:
+			ok++
+		case errors.Is(err, ErrUnavailable):
+			unavailable++
+		default:
+			t.Fatal(err)
+		}
+	}
+	if ok != 1 || unavailable != 1 {
+		t.Fatalf("%d answered, %d unavailable", ok, unavailable)
+	}
+	if err := b.Score(time.Time{}, make([]float32, 2), make([]float32, 1)); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("after close: %v", err)
+	}
+}
+
+func TestBatchONNXRowsMapBack(t *testing.T) {
+	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 32})
+	b := batchNew(t, x, BatchOptions{MaxWait: 500 * time.Microsecond})
+	if b.Provider() != ProviderCPU || b.Stats().MaxBatch != 32 {
+		t.Fatalf("provider %q max batch %d", b.Provider(), b.Stats().MaxBatch)
+	}
+	// Reference answers row by row, straight from the model.
+	want := func(row []float32) float32 {
+		out := make([]float32, 1)
+		if err := x.Score(time.Time{}, row, out); err != nil {
+			t.Error(err)
+		}
+		return out[0]
+	}
+	batchHammer(t, b, 8, 100, want, 1e-6)
+	st := b.Stats()
+	t.Logf("%d requests, %d rows in %d runs", st.Requests, st.Rows, st.Batches)
+}

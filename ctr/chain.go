@@ -1,0 +1,140 @@
+package ctr
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// PredictingScorer is a Scorer that can say how long a call would take:
+// *Batcher, *Holder and *ONNX are ones.
+type PredictingScorer interface {
+	Scorer
+	LatencyPredictor
+}
+
+// Chain degrades in order: the primary (ONNX micro-batch) when its
+// predicted latency fits the remaining slack, else the fallback (GBDT), else
+// ErrDeadline so the caller no-bids. Every fall is counted by reason.
+type Chain struct {
+	primary  PredictingScorer // nil: fallback only
+	fallback Scorer           // nil: no fallback
+	width    int
+	name     string
+
+	served                                          [2]chainCounter // primary, fallback
+	noScore                                         chainCounter
+	fallSlack, fallDeadline, fallQueue, fallUnavail chainCounter
+	fallError                                       chainCounter
+}
+
+// chainCounter is padded so counters bumped by concurrent requests do not
+// share a cache line.
+type chainCounter struct {
+	n atomic.Uint64
+	_ [56]byte
+}
+
+var _ PredictingScorer = (*Chain)(nil)
+
+// NewChain builds the fallback chain. Either scorer may be nil (no ONNX
+// library: fallback only; no GBDT model: primary or no-bid), not both.
+func NewChain(primary PredictingScorer, fallback Scorer) (*Chain, error) {
+	c := &Chain{primary: primary, fallback: fallback}
+	switch {
+	case primary == nil && fallback == nil:
+		return nil, fmt.Errorf("%w: chain needs a primary or a fallback scorer", ErrUnavailable)
+	case primary != nil && fallback != nil && primary.Width() != fallback.Width():
+		return nil, fmt.Errorf("%w: chain primary %s width %d, fallback %s width %d",
+			ErrSchema, primary.Name(), primary.Width(), fallback.Name(), fallback.Width())
+	case primary != nil:
+		c.width, c.name = primary.Width(), primary.Name()
+	default:
+		c.width, c.name = fallback.Width(), "none"
+	}
+	if fallback != nil {
+		c.name += ">" + fallback.Name()
+	}
+	return c, nil
+}
+
+// Name is "primary>fallback".
+func (c *Chain) Name() string { return c.name }
+
+// Width is the row width.
+func (c *Chain) Width() int { return c.width }
+
+// PredictLatency is the primary's prediction, or 0 without a primary.
+func (c *Chain) PredictLatency(rows int) time.Duration {
+	if c.primary == nil {
+		return 0
+	}
+	return c.primary.PredictLatency(rows)
+}
+
+// Score implements Scorer. It returns the fallback's error (ErrDeadline
+// when there was no time left) when neither scorer answered.
+func (c *Chain) Score(deadline time.Time, rows []float32, out []float32) error {
+	err := ErrUnavailable
+	if c.primary != nil {
+		if deadline.IsZero() || c.primary.PredictLatency(len(out)) <= time.Until(deadline) {
+			if err = c.primary.Score(deadline, rows, out); err == nil {
+				c.served[0].n.Add(1)
+				return nil
+			}
+			c.countFall(err)
+		} else {
+			err = ErrDeadline
+			c.fallSlack.n.Add(1)
+		}
+	} else {
+		c.fallUnavail.n.Add(1)
+	}
+	if c.fallback == nil {
+		c.noScore.n.Add(1)
+		return err
+	}
+	if err = c.fallback.Score(deadline, rows, out); err != nil {
+		c.noScore.n.Add(1)
+		return err
+	}
+	c.served[1].n.Add(1)
+	return nil
+}
+
+func (c *Chain) countFall(err error) {
+	switch {
+	case errors.Is(err, ErrDeadline):
+		c.fallDeadline.n.Add(1)
+	case errors.Is(err, ErrQueueFull):
+		c.fallQueue.n.Add(1)
+	case errors.Is(err, ErrUnavailable):
+		c.fallUnavail.n.Add(1)
+	default:
+		c.fallError.n.Add(1)
+	}
+}
+
+// ChainStats counts calls by outcome and falls from the primary by reason.
+type ChainStats struct {
+	Primary  uint64 // answered by the primary
+	Fallback uint64 // answered by the fallback
+	NoScore  uint64 // answered by neither: the caller no-bids
+	// Falls from the primary, by reason.
+	FallSlack       uint64 // predicted latency did not fit the slack
+	FallDeadline    uint64 // the primary returned ErrDeadline
+	FallQueueFull   uint64 // the batcher's queue was full
+	FallUnavailable uint64 // no primary, no model loaded, or closed
+	FallError       uint64 // any other error from the primary
+}
+
+// Stats returns the counters.
+func (c *Chain) Stats() ChainStats {
+	return ChainStats{
+		Primary: c.served[0].n.Load(), Fallback: c.served[1].n.Load(), NoScore: c.noScore.n.Load(),
+		FallSlack: c.fallSlack.n.Load(), FallDeadline: c.fallDeadline.n.Load(),
+		FallQueueFull: c.fallQueue.n.Load(), FallUnavailable: c.fallUnavail.n.Load(),
+		FallError: c.fallError.n.Load(),
+	}
+}

@@ -1,0 +1,272 @@
+package ctr
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// LoadFunc builds a scorer from a manifest, validating it (schema, parity).
+// When the scorer is an io.Closer the Holder closes it after it is
+// replaced and its in-flight calls have finished.
+type LoadFunc func(manifestPath string) (Scorer, error)
+
+// Holder serves the current model and swaps in new ones atomically: a new
+// model is loaded and validated first; a refused one leaves the old one
+// serving; calls in flight finish on the model they started on, which is
+// closed only after the last of them.
+type Holder struct {
+	load LoadFunc
+	cur  atomic.Pointer[reloadEntry]
+
+	mu       sync.Mutex // serialises Reload; guards path and sig
+	path     string
+	sig      string
+	reloads  atomic.Uint64
+	refusals atomic.Uint64
+}
+
+type reloadEntry struct {
+	s        Scorer
+	manifest string
+	loaded   time.Time
+	refs     atomic.Int64
+	retired  atomic.Bool
+	closed   atomic.Bool
+}
+
+var _ PredictingScorer = (*Holder)(nil)
+
+// NewHolder returns an empty holder (Score returns ErrUnavailable until a
+// Reload succeeds).
+func NewHolder(load LoadFunc) *Holder { return &Holder{load: load} }
+
+// ONNXLoader loads an ONNX model and puts a Batcher in front of it; closing
+// the result closes both.
+func ONNXLoader(onnx ONNXOptions, batch BatchOptions) LoadFunc {
+	return func(path string) (Scorer, error) {
+		x, err := LoadONNX(path, onnx)
+		if err != nil {
+			return nil, err
+		}
+		b, err := NewBatcher(x, batch)
+		if err != nil {
+			x.Close()
+			return nil, err
+		}
+		return &reloadBatched{Batcher: b, x: x}, nil
+	}
+}
+
+// reloadBatched is a Batcher over an ONNX model it owns.
+type reloadBatched struct {
+	*Batcher
+	x *ONNX
+}
+
+func (r *reloadBatched) Close() error {
+	r.Batcher.Close()
+	return r.x.Close()
+}
+
+// Reload loads the model manifestPath names and swaps it in, or returns the
+// refusal (wrapping ErrBadModel, ErrSchema or ErrUnavailable) and keeps
+// serving the old model.
+func (h *Holder) Reload(manifestPath string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	sig := reloadSignature(manifestPath)
+	s, err := h.load(manifestPath)
+	if err != nil {
+		h.refusals.Add(1)
+		h.path, h.sig = manifestPath, sig // do not retry the same files
+		slog.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
+		return err
+	}
+	e := &reloadEntry{s: s, manifest: manifestPath, loaded: time.Now()}
+	old := h.cur.Swap(e)
+	h.path, h.sig = manifestPath, sig
+	h.reloads.Add(1)
+	attrs := []any{"manifest", manifestPath, "model", s.Name()}
+	if p, ok := s.(interface{ Provider() string }); ok {
+		attrs = append(attrs, "provider", p.Provider())
+	}
+	slog.Info("ctr: model loaded", attrs...)
+	if old != nil {
+		old.retire()
+	}
+	return nil
+}
+
+func (e *reloadEntry) retire() {
+	e.retired.Store(true)
+	if e.refs.Load() == 0 {
+		e.close()
+	}
+}
+
+func (e *reloadEntry) put() {
+	if e.refs.Add(-1) == 0 && e.retired.Load() {
+		go e.close() // off the request's path
+	}
+}
+
+func (e *reloadEntry) close() {
+	if e.closed.CompareAndSwap(false, true) {
+		if c, ok := e.s.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
+// get returns the current entry with a reference held, or nil.
+func (h *Holder) get() *reloadEntry {
+	for {
+		e := h.cur.Load()
+		if e == nil {
+			return nil
+		}
+		e.refs.Add(1)
+		if !e.retired.Load() {
+			return e
+		}
+		e.put()
+	}
+}
+
+// Score implements Scorer on the current model.
+func (h *Holder) Score(deadline time.Time, rows []float32, out []float32) error {
+	e := h.get()
+	if e == nil {
+		return ErrUnavailable
+	}
+	err := e.s.Score(deadline, rows, out)
+	e.put()
+	return err
+}
+
+// PredictLatency is the current model's prediction (0 when it has none or
+// no model is loaded: Score then answers ErrUnavailable at once).
+func (h *Holder) PredictLatency(rows int) time.Duration {
+	e := h.get()
+	if e == nil {
+		return 0
+	}
+	var d time.Duration
+	if lp, ok := e.s.(LatencyPredictor); ok {
+		d = lp.PredictLatency(rows)
+	}
+	e.put()
+	return d
+}
+
+// Width is the current model's width (0 when none is loaded).
+func (h *Holder) Width() int {
+	if e := h.cur.Load(); e != nil {
+		return e.s.Width()
+	}
+	return 0
+}
+
+// Name is the current model's name ("none" when none is loaded).
+func (h *Holder) Name() string {
+	if e := h.cur.Load(); e != nil {
+		return e.s.Name()
+	}
+	return "none"
+}
+
+// Current returns the scorer now serving, or nil. Do not close it.
+func (h *Holder) Current() Scorer {
+	if e := h.cur.Load(); e != nil {
+		return e.s
+	}
+	return nil
+}
+
+// HolderStats describes the holder's model and reloads.
+type HolderStats struct {
+	Model    string
+	Manifest string
+	Provider string // "cuda", "cpu", or "" (no model, or not ONNX)
+	LoadedAt time.Time
+	Reloads  uint64 // successful loads
+	Refused  uint64 // refused loads
+	Batch    *BatchStats
+}
+
+// Stats returns the current model's description and the reload counters.
+func (h *Holder) Stats() HolderStats {
+	st := HolderStats{Model: "none", Reloads: h.reloads.Load(), Refused: h.refusals.Load()}
+	e := h.get()
+	if e == nil {
+		return st
+	}
+	defer e.put()
+	st.Model, st.Manifest, st.LoadedAt = e.s.Name(), e.manifest, e.loaded
+	if p, ok := e.s.(interface{ Provider() string }); ok {
+		st.Provider = p.Provider()
+	}
+	if b, ok := e.s.(interface{ Stats() BatchStats }); ok {
+		bs := b.Stats()
+		st.Batch = &bs
+	}
+	return st
+}
+
+// Close retires the current model; later calls return ErrUnavailable.
+func (h *Holder) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if old := h.cur.Swap(nil); old != nil {
+		old.retire()
+	}
+	return nil
+}
+
+// Watch reloads the model whenever the manifest last given to Reload, or
+// the model or parity file it names, changes (size or modification time),
+// checking every interval until ctx is done. A refused model is not retried
+// until its files change again.
+func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		path, sig := h.path, h.sig
+		h.mu.Unlock()
+		if path != "" && reloadSignature(path) != sig {
+			h.Reload(path) // logs its outcome
+		}
+	}
+}
+
+// reloadSignature names the state of a manifest and the files it names.
+func reloadSignature(manifestPath string) string {
+	sig := reloadStat(manifestPath)
+	if m, err := LoadManifest(manifestPath); err == nil {
+		sig += reloadStat(m.Path(m.File)) + reloadStat(m.Path(m.Parity))
+	}
+	return sig
+}
+
+func reloadStat(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "missing;"
+	}
+	return fmt.Sprintf("%d@%d;", fi.Size(), fi.ModTime().UnixNano())
+}
