@@ -135,20 +135,27 @@ func compile(cfgs []Config, list []error, opts []Option) (*Snapshot, error) {
 			file = "campaign[" + strconv.Itoa(i) + "]"
 		}
 		p := problems{file: file, list: &list}
-		c := buildCampaign(cfg, p)
-		if c == nil {
-			continue
+		dup := false
+		if prev, ok := files[cfg.ID]; ok && cfg.ID != "" {
+			p.add("id", "%q already defined in %s", cfg.ID, prev)
+			dup = true
+		} else if cfg.ID != "" {
+			files[cfg.ID] = file
 		}
-		if prev, dup := files[c.ID]; dup {
-			p.add("id", "%q already defined in %s", c.ID, prev)
-			continue
-		}
-		files[c.ID] = file
-		for j, cr := range c.Creatives {
-			if prev, dup := crFiles[cr.ID]; dup {
-				p.add(fmt.Sprintf("creatives[%d].id", j), "%q already used in %s", cr.ID, prev)
+		for j, cc := range cfg.Creatives {
+			if cc.ID == "" {
+				continue
 			}
-			crFiles[cr.ID] = file
+			if prev, ok := crFiles[cc.ID]; ok {
+				p.add(fmt.Sprintf("creatives[%d].id", j), "%q already used in %s", cc.ID, prev)
+				dup = true
+			} else {
+				crFiles[cc.ID] = fmt.Sprintf("%s creatives[%d]", file, j)
+			}
+		}
+		c := buildCampaign(cfg, p)
+		if c == nil || dup {
+			continue
 		}
 		c.Index = len(s.Campaigns)
 		s.Campaigns = append(s.Campaigns, c)
@@ -158,12 +165,20 @@ func compile(cfgs []Config, list []error, opts []Option) (*Snapshot, error) {
 			s.Creatives = append(s.Creatives, cr)
 		}
 	}
+	sort.SliceStable(list, func(i, j int) bool { return problemFile(list[i]) < problemFile(list[j]) })
 	if err := joinProblems(list); err != nil {
 		return nil, err
 	}
 	s.idx = buildIndex(s.Campaigns)
 	s.idx.seat = []byte(s.Seat)
 	return s, nil
+}
+
+func problemFile(e error) string {
+	if p, ok := e.(*Problem); ok {
+		return p.File
+	}
+	return ""
 }
 
 var (

@@ -1,0 +1,198 @@
+package campaigns
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestLoadDirExamples(t *testing.T) {
+	s, err := LoadDir("../configs/campaigns")
+	if err != nil {
+		t.Fatalf("example campaigns: %v", err)
+	}
+	if s.Len() < 12 {
+		t.Fatalf("%d example campaigns, want at least 12", s.Len())
+	}
+	for i, c := range s.Campaigns {
+		if c.Index != i {
+			t.Errorf("%s: Index %d at position %d", c.ID, c.Index, i)
+		}
+		if s.Campaign(c.ID) != c {
+			t.Errorf("Campaign(%q) does not return it", c.ID)
+		}
+	}
+	for i, cr := range s.Creatives {
+		if cr.Index != i || cr.Campaign == nil {
+			t.Errorf("creative %s: Index %d at %d, campaign %v", cr.ID, cr.Index, i, cr.Campaign)
+		}
+	}
+	c := s.Campaign("bauhaus-eu-eur")
+	if c == nil {
+		t.Fatal("bauhaus-eu-eur missing")
+	}
+	if c.Currency != "EUR" || c.TimeZone.String() != "Europe/Berlin" || c.MaxBidMicros != 4_500_000 ||
+		c.Strategy.CPMMicros != 3_200_000 || c.Budget != (Budget{DailyMicros: 180_000_000, TotalMicros: 30_000_000_000}) {
+		t.Errorf("bauhaus: %+v", c)
+	}
+	// An end date includes the whole day in the campaign's zone.
+	if want := time.Date(2027, 3, 1, 0, 0, 0, 0, c.TimeZone); !c.End.Equal(want) {
+		t.Errorf("bauhaus end %v, want %v", c.End, want)
+	}
+	if c := s.Campaign("streamly-video"); c.FreqCap != (FreqCap{Count: 3, Window: 24 * time.Hour}) {
+		t.Errorf("streamly freq cap %+v", c.FreqCap)
+	}
+	if c := s.Campaign("shopnow-mobile-cpa"); c.Strategy.Kind != TargetCPA || c.Strategy.CPAMicros != 25_000_000 ||
+		c.Strategy.ConversionRate != 0.03 || c.Currency != "USD" || c.TimeZone != time.UTC {
+		t.Errorf("shopnow strategy %+v currency %s zone %v", c.Strategy, c.Currency, c.TimeZone)
+	}
+	if c := s.Campaign("wintersale-paused"); c.Status != StatusPaused {
+		t.Errorf("wintersale status %v", c.Status)
+	}
+}
+
+func TestLoadDirBadReportsEveryProblem(t *testing.T) {
+	_, err := LoadDir("testdata/bad")
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	const a, d1, d2 = "testdata/bad/acme.yaml: ", "testdata/bad/dup-one.yaml: ", "testdata/bad/dup-two.yaml: "
+	want := []string{
+		"testdata/bad/empty.yaml: empty file",
+		"testdata/bad/typo.yaml: line 5: field max_bid not found in type campaigns.Config",
+		"testdata/bad/typo.yaml: line 6: field totl not found in type campaigns.BudgetConfig",
+		a + `status: "running" is not active or paused`,
+		a + `currency: "XYZ" is not a known ISO 4217 currency code`,
+		a + `time_zone: "Mars/Olympus_Mons" is not an IANA time zone`,
+		a + `flight.end: 2026-04-01 is not after flight.start 2026-05-01`,
+		a + `bid_strategy.cpm: "1.1234567": more than 6 decimals`,
+		a + `bid_strategy.cpc: not used by fixed_cpm`,
+		a + `max_bid_cpm: must be greater than 0`,
+		a + `budget.daily: 500.00 exceeds budget.total 100.00`,
+		a + `pacing.mode: "sometimes" is not even, forecast or asap`,
+		a + `frequency_cap.window: "1 day" is not a Go duration`,
+		a + `targeting.countries[0]: "US" is not an ISO 3166-1 alpha-3 code`,
+		a + `targeting.device_types[0]: 9 is not an OpenRTB device type`,
+		a + `targeting.open_auction: false with no deals`,
+		a + `targeting.dayparting.days[0]: "funday" is not a day`,
+		a + `targeting.dayparting.hours[0]: 24 is not an hour`,
+		a + `creatives[1].id: "acme-1" already used in testdata/bad/acme.yaml creatives[0]`,
+		a + `creatives[0].sizes[1]: "300x" is not WxH`,
+		a + `creatives[1].markup: placeholder {{price}} is not allowed`,
+		a + `creatives[2].vast: must contain {{imp_url}}`,
+		a + `creatives[2].vast: must contain {{click_url}}`,
+		a + `creatives[2].landing_url: "ftp://acme.example/" is not an absolute http(s) URL`,
+		a + `creatives[2].cat[0]: "IAB99" is not an IAB category`,
+		a + `creatives[3].native.title: required`,
+		a + `creatives[3].native.image_url: "http://img.acme.example/a.jpg" is not https but the creative is secure`,
+		d1 + `budget.daily: "-5": negative amount`,
+		d2 + `id: "dup" already defined in testdata/bad/dup-one.yaml`,
+		d2 + `bid_strategy.conversion_rate: 1.5 must be in (0, 1] for target_cpa`,
+		d2 + `creatives[0].markup: must contain {{imp_url}}`,
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if lines[0] != ErrInvalid.Error() {
+		t.Errorf("first line %q", lines[0])
+	}
+	for _, w := range want {
+		found := false
+		for _, l := range lines {
+			if strings.HasPrefix(l, w) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("missing problem %q", w)
+		}
+	}
+	if got := len(Problems(err)); got != len(want) || len(lines) != len(want)+1 {
+		t.Errorf("%d problems, %d lines; want %d:\n%v", got, len(lines), len(want), err)
+	}
+}
+
+func TestCompileProblems(t *testing.T) {
+	check := func(name string, mutate func(*Config), want string) {
+		t.Helper()
+		c := baseConfig("x")
+		mutate(&c)
+		_, err := Compile([]Config{c})
+		if want == "" {
+			if err != nil {
+				t.Errorf("%s: unexpected error %v", name, err)
+			}
+			return
+		}
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "campaign[0]: "+want) {
+			t.Errorf("%s: err = %v\nwant it to contain %q", name, err, want)
+		}
+	}
+	check("valid", func(*Config) {}, "")
+	check("no id", func(c *Config) { c.ID = "" }, `id: "" must be`)
+	check("bad id", func(c *Config) { c.ID = "a b" }, `id: "a b" must be`)
+	check("no adomain", func(c *Config) { c.ADomain = nil }, "adomain: at least one")
+	check("bad adomain", func(c *Config) { c.ADomain = []string{"http://x.example"} }, `adomain[0]: "http://x.example" is not a domain`)
+	check("no kind", func(c *Config) { c.BidStrategy.Kind = "" }, "bid_strategy.kind: required")
+	check("cpm over max", func(c *Config) { c.BidStrategy.CPM = "3.01" }, "bid_strategy.cpm: 3.01 exceeds max_bid_cpm 3")
+	check("cpc without cpc", func(c *Config) { c.BidStrategy = StrategyConfig{Kind: "target_cpc"} }, "bid_strategy.cpc: required")
+	check("negative max", func(c *Config) { c.MaxBidCPM = "-2" }, `max_bid_cpm: "-2": negative amount`)
+	check("missing max", func(c *Config) { c.MaxBidCPM = "" }, "max_bid_cpm: required")
+	check("zero total", func(c *Config) { c.Budget.Total = "0" }, "budget.total: must be greater than 0")
+	check("daily over total", func(c *Config) { c.Budget.Total = "99.999999" }, "budget.daily: 100 exceeds budget.total")
+	check("freq without window", func(c *Config) { c.FrequencyCap.Count = 2 }, "frequency_cap.window: required")
+	check("short window", func(c *Config) { c.FrequencyCap = FreqCapConfig{Count: 1, Window: "30s"} }, "frequency_cap.window: 30s is shorter")
+	check("bad start", func(c *Config) { c.Flight.Start = "yesterday" }, `flight.start: "yesterday" is neither`)
+	check("no creatives", func(c *Config) { c.Creatives = nil }, "creatives: at least one")
+	check("banner no size", func(c *Config) { c.Creatives[0].Sizes = nil }, "creatives[0].sizes: a banner needs")
+	check("unknown placeholder", func(c *Config) { c.Creatives[0].Markup += "{{user_id}}" }, "creatives[0].markup: unknown placeholder {{user_id}}")
+	check("unclosed placeholder", func(c *Config) { c.Creatives[0].Markup += "{{imp_url" }, "creatives[0].markup: unclosed placeholder")
+	check("no click", func(c *Config) { c.Creatives[0].Markup = `<img src="{{imp_url}}">` }, "creatives[0].markup: must contain {{click_url}}")
+	check("vast on banner", func(c *Config) { c.Creatives[0].VAST = "<VAST/>" }, "creatives[0].vast: not used by banner creatives")
+	check("secure http", func(c *Config) { c.Creatives[0].Markup += `<img src="http://x.example/p.gif">` }, "creatives[0].markup: contains an http:// URL")
+	check("bad attr", func(c *Config) { c.Creatives[0].Attr = []int64{18} }, "creatives[0].attr[0]: 18 is not")
+	check("video no vast", func(c *Config) { c.Creatives[0].Format, c.Creatives[0].Markup = "video", "" }, "creatives[0].vast: required for video")
+	check("audio sizes", func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", Sizes: []string{"1x1"}, VAST: `<VAST>{{imp_url}}</VAST>`, LandingURL: "https://x.example/"}
+	}, "creatives[0].sizes: not used by audio")
+	check("native placeholder", func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "n", Format: "native", Native: &NativeConfig{Title: "{{click_url}}"}, LandingURL: "https://x.example/"}
+	}, "creatives[0].native.title: placeholders are not allowed")
+	check("site allow on app-only", func(c *Config) {
+		c.Targeting.Inventory = []string{"app"}
+		c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"}
+	}, "targeting.site_domains.allow: set but inventory excludes site")
+	check("bad category", func(c *Config) { c.Targeting.Categories.Block = []string{"IAB27"} }, `targeting.categories.block[0]: "IAB27"`)
+	check("empty os", func(c *Config) { c.Targeting.OS = []string{" "} }, "targeting.os[0]: empty value")
+}
+
+func TestCompileDuplicateAcrossConfigs(t *testing.T) {
+	a, b := baseConfig("same"), baseConfig("same")
+	a.File, b.File = "a.yaml", "b.yaml"
+	b.Creatives[0].ID = "other"
+	_, err := Compile([]Config{a, b})
+	if err == nil || !strings.Contains(err.Error(), `b.yaml: id: "same" already defined in a.yaml`) {
+		t.Fatalf("err = %v", err)
+	}
+	c := baseConfig("c")
+	c.Creatives[0].ID = a.Creatives[0].ID
+	_, err = Compile([]Config{a, c})
+	if err == nil || !strings.Contains(err.Error(), `campaign[1]: creatives[0].id: "same-c" already used in a.yaml creatives[0]`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestParseConfigStrict(t *testing.T) {
+	_, err := ParseConfig("x.yaml", []byte("id: a\nmax_bid_cpm: [1]\n"))
+	if err == nil || !strings.Contains(err.Error(), "amount must be") {
+		t.Errorf("list amount: %v", err)
+	}
+	_, err = ParseConfig("x.yaml", []byte("id: a\n---\nid: b\n"))
+	if err == nil || !strings.Contains(err.Error(), "more than one YAML document") {
+		t.Errorf("two documents: %v", err)
+	}
+	c, err := ParseConfig("x.yaml", []byte("id: a\nmax_bid_cpm: 4.10\nbudget: {daily: 0.29}\n"))
+	if err != nil || c.MaxBidCPM != "4.10" || c.Budget.Daily != "0.29" || c.File != "x.yaml" {
+		t.Errorf("amounts kept as text: %+v, %v", c, err)
+	}
+}
