@@ -36,10 +36,14 @@ type BatchOptions struct {
 	// when it has one, else 64). A single request with more rows is scored
 	// directly, unbatched.
 	MaxBatch int
-	// MaxWait is the longest the first request of a batch waits for more rows
-	// (default 200µs). Always bounded by the earliest deadline in the batch
-	// less the predicted run time and Margin. Negative means do not wait:
-	// run what is queued.
+	// MaxWait is the longest the first request of a batch waits for more
+	// rows. Zero (the default) or negative: do not wait, run what is queued;
+	// batches still grow with load, as requests queue while a run is under
+	// way, and on the CPU provider this gives the best latency. A positive
+	// wait suits a GPU, whose runs cost much the same at any batch size. The
+	// wait is bounded by the earliest deadline in the batch less the
+	// predicted run time, Margin and the timer resolution (about 1ms: Go
+	// timers under 1ms fire late when the process is idle).
 	MaxWait time.Duration
 	// QueueSize is the number of requests waiting or in flight (default
 	// 1024); beyond it Score returns ErrQueueFull at once.
@@ -147,12 +151,7 @@ func NewBatcher(model Scorer, opts BatchOptions) (*Batcher, error) {
 	if b.maxBatch < 1 || b.maxBatch > 1<<16 {
 		return nil, fmt.Errorf("%w: batcher max batch %d out of [1, 65536]", ErrUnavailable, b.maxBatch)
 	}
-	switch {
-	case b.maxWait == 0:
-		b.maxWait = 200 * time.Microsecond
-	case b.maxWait < 0:
-		b.maxWait = 0
-	}
+	b.maxWait = max(b.maxWait, 0)
 	if b.margin <= 0 {
 		b.margin = 50 * time.Microsecond
 	}

@@ -282,3 +282,31 @@ func TestBatchONNXRowsMapBack(t *testing.T) {
 	st := b.Stats()
 	t.Logf("%d requests, %d rows in %d runs", st.Requests, st.Rows, st.Batches)
 }
+
+func TestBatchMaxWaitGathersUntilFullOrDeadline(t *testing.T) {
+	f := &batchFake{width: 2}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 4, MaxWait: time.Minute})
+	var wg sync.WaitGroup
+	for i := range 4 { // gathered into one run: MaxBatch, not MaxWait, ends it
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := make([]float32, 1)
+			if err := b.Score(time.Now().Add(time.Minute), []float32{float32(i), 1}, out); err != nil || out[0] != float32(i+1)/1e6 {
+				t.Errorf("call %d: out %v err %v", i, out, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if st := b.Stats(); st.Batches != 1 || st.Rows != 4 {
+		t.Fatalf("stats %+v, want one run of 4 rows", st)
+	}
+	// Alone, a request waits for company only until its deadline allows.
+	out := make([]float32, 1)
+	if err := b.Score(time.Now().Add(30*time.Millisecond), []float32{1, 1}, out); err != nil || out[0] != 2/1e6 {
+		t.Fatalf("lone request: out %v err %v", out, err)
+	}
+	if st := b.Stats(); st.Batches != 2 || st.DeadlineMisses != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}

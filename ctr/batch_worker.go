@@ -2,6 +2,10 @@ package ctr
 
 import "time"
 
+// batchTimerSlop is how late a short timer may fire: the runtime's idle
+// poller sleeps in whole milliseconds.
+const batchTimerSlop = time.Millisecond
+
 // run is the batcher's single worker: gather, run, hand back, repeat.
 func (b *Batcher) run() {
 	defer close(b.exited)
@@ -26,7 +30,11 @@ func (b *Batcher) run() {
 		if rows == 0 {
 			continue
 		}
-		rows = b.gatherMore(rows, s.enq.Add(b.maxWait))
+		if b.maxWait > 0 {
+			rows = b.gatherMore(rows, s.enq.Add(b.maxWait))
+		} else {
+			rows = b.gatherQueued(rows)
+		}
 		b.runBatch(rows)
 	}
 }
@@ -58,7 +66,7 @@ func (b *Batcher) gatherMore(rows int, until time.Time) int {
 		case s = <-b.queue:
 		default:
 			limit := until
-			if lim := earliest.Add(-b.runEst(rows) - b.margin); lim.Before(limit) {
+			if lim := earliest.Add(-b.runEst(rows) - b.margin - batchTimerSlop); lim.Before(limit) {
 				limit = lim
 			}
 			wait := time.Until(limit)
@@ -80,6 +88,19 @@ func (b *Batcher) gatherMore(rows int, until time.Time) int {
 		rows = b.add(s, rows)
 		if len(b.batch) > before && s.deadline.Before(earliest) {
 			earliest = s.deadline
+		}
+	}
+	return rows
+}
+
+// gatherQueued adds what is queued now, without waiting.
+func (b *Batcher) gatherQueued(rows int) int {
+	for rows < b.maxBatch && b.carry == nil {
+		select {
+		case s := <-b.queue:
+			rows = b.add(s, rows)
+		default:
+			return rows
 		}
 	}
 	return rows
@@ -108,6 +129,7 @@ func (b *Batcher) runBatch(rows int) {
 	b.batch = kept
 	if rows > 0 {
 		out, err := b.runModel(rows, kept)
+		b.noteRun(rows, len(kept), err, time.Since(start)) // before any caller can read Stats
 		off := 0
 		for _, s := range kept {
 			n := len(s.out)
@@ -126,7 +148,6 @@ func (b *Batcher) runBatch(rows int) {
 		if b.fast != nil {
 			b.fast.batchUnlock()
 		}
-		b.noteRun(rows, len(kept), err, start)
 	}
 	clear(b.batch)
 	b.batch = b.batch[:0]
@@ -165,8 +186,7 @@ func (b *Batcher) runModel(rows int, kept []*batchSlot) ([]float32, error) {
 	return out, b.model.Score(earliest, in, out)
 }
 
-func (b *Batcher) noteRun(rows, reqs int, err error, start time.Time) {
-	took := time.Since(start)
+func (b *Batcher) noteRun(rows, reqs int, err error, took time.Duration) {
 	bk := onnxBucketFor(rows)
 	if err == nil {
 		b.est[bk].Store(int64(onnxEWMA(time.Duration(b.est[bk].Load()), took)))

@@ -1,0 +1,168 @@
+package ctr
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestReloadKeepsOldModelUntilInFlightCallsFinish(t *testing.T) {
+	models := map[string]*batchFake{
+		"a": {width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 1)},
+		"b": {width: 2},
+	}
+	h := NewHolder(func(path string) (Scorer, error) {
+		if m, ok := models[path]; ok {
+			return m, nil
+		}
+		return nil, ErrBadModel
+	})
+	defer h.Close()
+	out := make([]float32, 1)
+	if err := h.Score(time.Time{}, make([]float32, 2), out); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("empty holder: %v", err)
+	}
+	if err := h.Reload("a"); err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- h.Score(time.Time{}, []float32{1, 2}, make([]float32, 1)) }()
+	<-models["a"].entered // a call is in flight on a
+	if err := h.Reload("bad"); !errors.Is(err, ErrBadModel) || h.Current() != models["a"] {
+		t.Fatalf("bad model: %v, current %v", err, h.Current())
+	}
+	if err := h.Reload("b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Score(time.Time{}, []float32{1, 2}, out); err != nil || h.Current() != models["b"] {
+		t.Fatalf("after swap: %v", err)
+	}
+	if models["a"].closed.Load() {
+		t.Fatal("old model closed while a call was in flight")
+	}
+	close(models["a"].gate)
+	if err := <-errc; err != nil {
+		t.Fatalf("in-flight call: %v", err)
+	}
+	batchWaitFor(t, "old model closed", models["a"].closed.Load)
+	st := h.Stats()
+	if st.Reloads != 2 || st.Refused != 1 || st.Model != "fake" || st.Manifest != "b" {
+		t.Fatalf("stats %+v", st)
+	}
+	h.Close()
+	batchWaitFor(t, "model closed on holder close", models["b"].closed.Load)
+	if err := h.Score(time.Time{}, []float32{1, 2}, out); !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("closed holder: %v", err)
+	}
+}
+
+// reloadTestTwoModels writes two valid copies of the tiny model (as a
+// different version would be) and returns their manifests.
+func reloadTestTwoModels(t *testing.T) (a, b string) {
+	a = onnxTestCopy(t, nil, nil)
+	b = onnxTestCopy(t, func(s string) string {
+		return strings.Replace(s, `"name": "mlp_tiny"`, `"name": "mlp_tiny_b"`, 1)
+	}, nil)
+	return a, b
+}
+
+func TestReloadSwapWhileScoring(t *testing.T) {
+	lib := onnxTestLib(t)
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 16},
+		BatchOptions{MaxWait: 100 * time.Microsecond}))
+	defer h.Close()
+	a, b := reloadTestTwoModels(t)
+	if err := h.Reload(a); err != nil {
+		t.Fatal(err)
+	}
+	rows, want := onnxTestRows(t)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var scored, bad atomic.Int64
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := make([]float32, 2)
+			for i := g; ; i = (i + 1) % (len(want) - 1) {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				err := h.Score(time.Now().Add(time.Second), rows[i*40:(i+2)*40], out)
+				if err != nil || onnxCheckParity("tiny", out, want[i:i+2], 1e-5) != nil {
+					bad.Add(1)
+				}
+				scored.Add(1)
+			}
+		}()
+	}
+	for i := range 6 {
+		m := a
+		if i%2 == 0 {
+			m = b
+		}
+		if err := h.Reload(m); err != nil {
+			t.Fatal(err)
+		}
+		n := scored.Load()
+		batchWaitFor(t, "scoring continues", func() bool { return scored.Load() > n+20 })
+	}
+	if err := h.Reload(onnxTestCopy(t, nil, func(b []byte) []byte { return []byte(onnxTestShiftParity(t, b)) })); !errors.Is(err, ErrBadModel) {
+		t.Fatalf("bad parity: %v", err)
+	}
+	n := scored.Load()
+	batchWaitFor(t, "scoring continues after a refusal", func() bool { return scored.Load() > n+20 })
+	close(stop)
+	wg.Wait()
+	if bad.Load() != 0 {
+		t.Fatalf("%d of %d calls failed or wrong during reloads", bad.Load(), scored.Load())
+	}
+	st := h.Stats()
+	if st.Reloads != 7 || st.Refused != 1 || st.Model != "mlp_tiny" || st.Provider != ProviderCPU || st.Batch == nil {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+func TestReloadWatchPicksUpChangedManifest(t *testing.T) {
+	lib := onnxTestLib(t)
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 4}, BatchOptions{}))
+	defer h.Close()
+	path := onnxTestCopy(t, nil, nil)
+	if err := h.Reload(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go h.Watch(ctx, 5*time.Millisecond)
+
+	edit := func(from, to string, mtime time.Time) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(strings.Replace(string(b), from, to, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		os.Chtimes(path, mtime, mtime) // a distinct mtime even on coarse clocks
+	}
+	edit(`"name": "mlp_tiny"`, `"name": "mlp_tiny_v2"`, time.Now().Add(time.Hour))
+	batchWaitFor(t, "watch reload", func() bool { return h.Name() == "mlp_tiny_v2" })
+
+	// A broken model file is refused once and the old model keeps serving.
+	if err := os.WriteFile(filepath.Join(filepath.Dir(path), "mlp_tiny.onnx"), []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	batchWaitFor(t, "refusal", func() bool { return h.Stats().Refused == 1 })
+	out := make([]float32, 1)
+	if err := h.Score(time.Now().Add(time.Second), make([]float32, 40), out); err != nil || h.Name() != "mlp_tiny_v2" {
+		t.Fatalf("after refusal: %v, model %s", err, h.Name())
+	}
+}
