@@ -1,0 +1,66 @@
+# openbidder. `make run` starts a working bidder; `make test` runs every test.
+SHELL := /bin/bash
+GO ?= go
+ORT_DIR := $(CURDIR)/lib/onnxruntime
+ORT_LIB := $(ORT_DIR)/libonnxruntime.so.1
+export ORT_LIB
+CONFIG ?= configs/bidder.yaml
+BENCHTIME ?= 1s
+FUZZTIME ?= 30s
+STATICCHECK_VERSION ?= 2025.1.1
+
+.PHONY: run build test test-race bench fuzz lint check models demo onnxruntime clean
+
+## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
+run: build onnxruntime
+	@echo "bidder on http://127.0.0.1:8080 (admin http://127.0.0.1:8081/metrics). Send it a request:"
+	@echo "  curl -s -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' --data @configs/examples/bid-request.json http://127.0.0.1:8080/openrtb2/bid"
+	./bin/bidder -config $(CONFIG)
+
+## build: every binary under bin/
+build:
+	$(GO) build -o bin/ ./bidder/cmd/... ./simulator/cmd/... ./campaigns/cmd/... ./features/cmd/...
+
+## onnxruntime: install libonnxruntime 1.24.3 (checksum verified) under lib/onnxruntime
+onnxruntime: $(ORT_LIB)
+$(ORT_LIB):
+	bash ctr/install-onnxruntime.sh $(ORT_DIR)
+
+## test: every test (ONNX tests use lib/onnxruntime, installed first)
+test: onnxruntime
+	$(GO) test -count=1 ./...
+
+## test-race: every test under the race detector
+test-race: onnxruntime
+	$(GO) test -race -count=1 ./...
+
+## bench: benchmarks with their baselines, measured in the same run
+bench: onnxruntime
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ortb/ ./features/ ./campaigns/ ./ctr/ ./budget/ ./bench/
+
+## fuzz: each fuzz target for FUZZTIME
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./ortb/
+	$(GO) test -run '^$$' -fuzz '^FuzzBidHandler$$' -fuzztime $(FUZZTIME) ./bidder/
+	$(GO) test -run '^$$' -fuzz '^FuzzNotice$$' -fuzztime $(FUZZTIME) ./bidder/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./budget/
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt: $$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+## check: lint and the race-detector tests, what CI runs beside `make test`
+check: lint test-race
+
+## models: retrain the bundled models from scratch (needs apt: python3-xgboost python3-torch python3-onnx)
+models:
+	bash ctr/train/make_gbdt.sh
+
+## demo: start the bidder and drive it with the simulator for 30 seconds
+demo: build onnxruntime
+	bash bench/demo.sh
+
+clean:
+	rm -rf bin data out

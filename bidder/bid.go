@@ -1,0 +1,433 @@
+package bidder
+
+import (
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// slot is one scored candidate: a (imp, campaign, creative) row.
+type slot struct {
+	imp   int
+	cand  campaigns.Candidate
+	floor int64 // floor in response-currency CPM micros (deal floor when a deal matched)
+	upper int64 // most this candidate can bid, response-currency CPM micros
+}
+
+// choice is the winning bid for one imp.
+type choice struct {
+	slot   int   // index into bidCtx.slots; -1 none
+	price  int64 // response-currency CPM micros
+	charge int64 // campaign-currency micros per impression (the hold)
+	hold   uint64
+}
+
+// bidCtx is all per-request state; it is pooled and never outlives the
+// handler call (STYLE 5, 6).
+type bidCtx struct {
+	stripe int
+	parser ortb.Parser
+	gz     ortb.Gunzipper
+	req    ortb.Request
+	body   []byte
+	sc     campaigns.Scratch
+	cands  []campaigns.Candidate
+	slots  []slot
+	base   [features.Width]float32
+	rows   []float32
+	pctr   []float32
+	best   []choice
+	out    []byte
+	token  bidToken
+	tok    []byte // notice token of the bid being encoded
+	click  []byte // its click URL
+	pixel  []byte // its impression pixel URL
+	resp   []byte // response currency code (points into config or the request)
+	user   uint64 // frequency-cap key; 0 unknown
+	now    time.Time
+}
+
+func (bc *bidCtx) reset() {
+	bc.req.Reset()
+	bc.body = bc.body[:0]
+	clear(bc.cands)
+	bc.cands = bc.cands[:0]
+	clear(bc.slots)
+	bc.slots = bc.slots[:0]
+	bc.rows = bc.rows[:0]
+	bc.pctr = bc.pctr[:0]
+	bc.best = bc.best[:0]
+	bc.out = bc.out[:0]
+	bc.resp = nil
+	bc.user = 0
+	bc.token = bidToken{}
+}
+
+type bidPool struct {
+	p    sync.Pool
+	next uint32
+	mu   sync.Mutex
+}
+
+func (s *Server) getBidCtx() *bidCtx {
+	if v := s.pool.p.Get(); v != nil {
+		return v.(*bidCtx)
+	}
+	s.pool.mu.Lock()
+	s.pool.next++
+	n := s.pool.next
+	s.pool.mu.Unlock()
+	return &bidCtx{stripe: int(n)}
+}
+
+func (s *Server) putBidCtx(bc *bidCtx) {
+	bc.reset()
+	s.pool.p.Put(bc)
+}
+
+var (
+	ctJSON       = []byte("application/json")
+	hdrVersion   = []byte("x-openrtb-version")
+	hdrNoBid     = []byte("x-nobid-reason")
+	encodingGzip = []byte("gzip")
+)
+
+// handleBid is POST /openrtb2/bid.
+func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
+	arrival := time.Now()
+	bc := s.getBidCtx()
+	defer s.putBidCtx(bc)
+	s.m.requests.add(bc.stripe, 1)
+	defer func() { s.m.latency.observe(bc.stripe, time.Since(arrival)) }()
+
+	body := ctx.PostBody()
+	if len(body) > s.cfg.Limits.MaxBodyBytes {
+		s.tooLarge(ctx, bc)
+		return
+	}
+	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 {
+		if !equalFoldASCII(ce, encodingGzip) {
+			s.badRequest(ctx, bc, "unsupported content-encoding")
+			return
+		}
+		var err error
+		bc.body, err = bc.gz.Gunzip(bc.body[:0], body, s.cfg.Limits.MaxBodyBytes)
+		if errors.Is(err, ortb.ErrTooLarge) {
+			s.tooLarge(ctx, bc)
+			return
+		}
+		if err != nil {
+			s.badRequest(ctx, bc, err.Error())
+			return
+		}
+		body = bc.body
+	}
+	if err := bc.parser.Parse(body, &bc.req); err != nil {
+		s.badRequest(ctx, bc, err.Error())
+		return
+	}
+	bc.req.Version = ctx.Request.Header.PeekBytes(hdrVersion)
+	deadline := s.deadline(&bc.req, arrival)
+	bc.now = arrival
+	if r := s.bid(bc, deadline); r != reasonNone {
+		s.noBid(ctx, bc, r)
+		return
+	}
+	s.m.bids.add(bc.stripe, 1)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	ctx.SetContentTypeBytes(ctJSON)
+	ctx.SetBody(bc.out)
+}
+
+// deadline = min(arrival + internal budget, arrival + tmax - network margin).
+func (s *Server) deadline(req *ortb.Request, arrival time.Time) time.Time {
+	l := &s.cfg.Limits
+	d := arrival.Add(l.InternalBudget)
+	tmax := l.DefaultTMax
+	if req.TMax > 0 {
+		tmax = time.Duration(req.TMax) * time.Millisecond
+	}
+	if t := arrival.Add(tmax - l.NetworkMargin); t.Before(d) {
+		d = t
+	}
+	return d
+}
+
+// bid runs the pipeline on a parsed request, leaving the encoded response in
+// bc.out; it returns the no-bid reason, or reasonNone.
+func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
+	if time.Until(deadline) < s.cfg.Limits.MinSlack {
+		return reasonTMax
+	}
+	cat := s.catalog.Load()
+	sc := s.scorer.Load()
+	if cat == nil || sc == nil {
+		return reasonNotReady
+	}
+	resp, ok := s.rates.responseCurrency(&bc.req)
+	if !ok {
+		return reasonCurrency
+	}
+	bc.resp = resp
+	r := s.collect(bc, cat)
+	if len(bc.slots) == 0 {
+		return r
+	}
+	n := len(bc.slots)
+	bc.pctr = grow(bc.pctr, n)
+	if err := sc.s.Score(deadline, bc.rows, bc.pctr); err != nil {
+		if errors.Is(err, ctr.ErrDeadline) {
+			return reasonDeadline
+		}
+		return reasonModelError
+	}
+	s.m.scored.add(bc.stripe, uint64(n))
+	if r := s.price(bc, cat); r != reasonNone {
+		return r
+	}
+	s.encode(bc, cat)
+	return reasonNone
+}
+
+// collect finds, gates and featurizes candidates for every imp. It returns
+// the most specific reason when nothing is left to score.
+func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
+	why := reasonNoMatch
+	userLevel := features.UserLevelAllowed(&bc.req)
+	user := userKey(&bc.req, userLevel)
+	bc.user = user
+	imps := bc.req.Imps
+	if len(imps) > s.cfg.Limits.MaxImps {
+		imps = imps[:s.cfg.Limits.MaxImps]
+	}
+	for i := range imps {
+		imp := &imps[i]
+		floor, ok := s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, bc.resp)
+		if !ok {
+			why = reasonCurrency
+			continue
+		}
+		bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
+		first := len(bc.slots)
+		for _, c := range bc.cands {
+			sl, r := s.gate(bc, cat, imp, c, floor, user)
+			if r != reasonNone {
+				cat.stats[c.Campaign.Index].nobids[r].add(bc.stripe, 1)
+				why = r
+				continue
+			}
+			sl.imp = i
+			bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl)
+		}
+		if len(bc.slots) == first {
+			continue
+		}
+		features.ExtractImp(bc.base[:], &bc.req, imp, bc.now, userLevel)
+		for j := first; j < len(bc.slots); j++ {
+			bc.rows = features.AppendRow(bc.rows, bc.base[:], &cat.ads[bc.slots[j].cand.Creative.Index])
+		}
+	}
+	return why
+}
+
+// gate checks one candidate against floor, frequency cap and budget, before
+// any model time is spent on it.
+func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candidate, floor int64, user uint64) (slot, reason) {
+	camp := c.Campaign
+	if d := c.Deal; d != nil && d.BidFloor > 0 {
+		cur := d.BidFloorCur
+		if len(cur) == 0 {
+			cur = imp.BidFloorCur // a deal's floor defaults to the imp's currency
+		}
+		f, ok := s.rates.toResponse(d.BidFloor, cur, bc.resp)
+		if !ok {
+			return slot{}, reasonCurrency
+		}
+		floor = max(floor, f)
+	}
+	upper, ok := s.rates.convertMicros(cat.upper[camp.Index], camp.Currency, bc.resp)
+	if !ok {
+		return slot{}, reasonCurrency
+	}
+	if upper < floor || upper <= 0 {
+		return slot{}, reasonBelowFloor
+	}
+	if camp.FreqCap.Count > 0 && !cat.money.freqAllow(camp.Index, user, bc.now) {
+		return slot{}, reasonFreqCap
+	}
+	if r := cat.money.allow(camp.Index, ceilDiv(cat.upper[camp.Index], 1000), bc.now); r != reasonNone {
+		return slot{}, r
+	}
+	return slot{cand: c, floor: floor, upper: upper}, reasonNone
+}
+
+// keepBest appends sl to the imp's slots [first:], keeping at most k by
+// their upper bound: a candidate that cannot outbid the weakest kept one is
+// not worth a model call.
+func keepBest(slots []slot, first, k int, sl slot) []slot {
+	if len(slots)-first < k {
+		return append(slots, sl)
+	}
+	low := first
+	for j := first + 1; j < len(slots); j++ {
+		if slots[j].upper < slots[low].upper {
+			low = j
+		}
+	}
+	if sl.upper > slots[low].upper {
+		slots[low] = sl
+	}
+	return slots
+}
+
+// price values every scored slot, picks the best per imp and holds its
+// price against the campaign's lease.
+func (s *Server) price(bc *bidCtx, cat *catalog) reason {
+	why := reasonBelowFloor
+	shade := 1.0
+	if bc.req.AT == 1 {
+		// First price: the winner pays its bid. FirstPriceShade (default 1)
+		// is where bid shading plugs in; second price (at=2) bids value.
+		shade = s.cfg.Pricing.FirstPriceShade
+	}
+	for i := range bc.slots {
+		sl := &bc.slots[i]
+		for len(bc.best) <= sl.imp {
+			bc.best = append(bc.best, choice{slot: -1})
+		}
+		camp := sl.cand.Campaign
+		v := value(camp, bc.pctr[i]) * shade
+		p, ok := s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
+		if !ok || p < sl.floor || p <= 0 {
+			cat.stats[camp.Index].nobids[reasonBelowFloor].add(bc.stripe, 1)
+			continue
+		}
+		if b := &bc.best[sl.imp]; b.slot < 0 || p > b.price {
+			b.slot, b.price, b.charge = i, p, ceilDiv(int64(v), 1000)
+		}
+	}
+	placed := 0
+	for i := range bc.best {
+		b := &bc.best[i]
+		if b.slot < 0 {
+			continue
+		}
+		ci := bc.slots[b.slot].cand.Campaign.Index
+		h, ok := cat.money.hold(ci, b.charge, bc.now)
+		if !ok {
+			cat.stats[ci].nobids[reasonBudget].add(bc.stripe, 1)
+			b.slot, why = -1, reasonBudget
+			continue
+		}
+		b.hold = h
+		cat.stats[ci].bids.add(bc.stripe, 1)
+		placed++
+	}
+	if placed == 0 {
+		return why
+	}
+	s.m.bidsPlaced.add(bc.stripe, uint64(placed))
+	return reasonNone
+}
+
+// value is the CPM micros (campaign currency) a campaign would pay for this
+// impression, capped by its max bid.
+func value(c *campaigns.Campaign, pctr float32) float64 {
+	st := &c.Strategy
+	var v float64
+	switch st.Kind {
+	case campaigns.TargetCPC:
+		v = float64(pctr) * float64(st.CPCMicros) * 1000
+	case campaigns.TargetCPA:
+		v = float64(pctr) * st.ConversionRate * float64(st.CPAMicros) * 1000
+	default:
+		v = float64(st.CPMMicros)
+	}
+	return min(v, float64(c.MaxBidMicros))
+}
+
+// upperBound is the most a campaign can bid (CPM micros, its currency).
+func upperBound(c *campaigns.Campaign) int64 {
+	if c.Strategy.Kind == campaigns.FixedCPM {
+		return min(c.Strategy.CPMMicros, c.MaxBidMicros)
+	}
+	return c.MaxBidMicros
+}
+
+// userKey identifies the user for frequency caps: 0 when unknown or when
+// user-level processing is not allowed.
+func userKey(req *ortb.Request, userLevel bool) uint64 {
+	if !userLevel {
+		return 0
+	}
+	id := req.User.ID
+	if len(id) == 0 {
+		id = req.User.BuyerUID
+	}
+	if len(id) == 0 && req.Device.LMT != ortb.True {
+		id = req.Device.IFA
+	}
+	if len(id) == 0 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range id {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {
+	s.m.nobids[r].add(bc.stripe, 1)
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+	ctx.Response.Header.SetBytesKV(hdrNoBid, s.reasonBytes[r])
+}
+
+func (s *Server) badRequest(ctx *fasthttp.RequestCtx, bc *bidCtx, msg string) {
+	s.m.badRequest.add(bc.stripe, 1)
+	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.SetBodyString(msg + "\n")
+}
+
+func (s *Server) tooLarge(ctx *fasthttp.RequestCtx, bc *bidCtx) {
+	s.m.tooLarge.add(bc.stripe, 1)
+	ctx.SetStatusCode(fasthttp.StatusRequestEntityTooLarge)
+	ctx.SetBodyString("request body too large\n")
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n, 2*n)
+	}
+	return s[:n]
+}
+
+func ceilDiv(a, b int64) int64 {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}
+
+func equalFoldASCII(a, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		x, y := a[i]|0x20, b[i]|0x20
+		if x != y {
+			return false
+		}
+	}
+	return true
+}

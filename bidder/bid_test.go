@@ -1,0 +1,321 @@
+package bidder
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/ctr"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func readReq(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata/requests", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decodeResponse decodes a 200 body into the schema of record, as an
+// exchange-side client (Prebid Server) would: a wrongly typed field fails.
+func decodeResponse(t testing.TB, r *fasthttp.Response) *openrtb2.BidResponse {
+	t.Helper()
+	if r.StatusCode() != 200 {
+		t.Fatalf("status %d (%s), want 200; body %q", r.StatusCode(), r.Header.Peek("x-nobid-reason"), r.Body())
+	}
+	var resp openrtb2.BidResponse
+	dec := json.NewDecoder(bytes.NewReader(r.Body()))
+	if err := dec.Decode(&resp); err != nil {
+		t.Fatalf("response does not decode into openrtb2.BidResponse: %v\n%s", err, r.Body())
+	}
+	for _, sb := range resp.SeatBid {
+		for _, b := range sb.Bid {
+			if b.CrID == "" || b.MType == 0 || b.ID == "" || b.ImpID == "" || b.Price <= 0 {
+				t.Fatalf("bid lacks a field an exchange requires: %+v", b)
+			}
+		}
+	}
+	return &resp
+}
+
+func onlyBid(t testing.TB, resp *openrtb2.BidResponse) openrtb2.Bid {
+	t.Helper()
+	if len(resp.SeatBid) != 1 || len(resp.SeatBid[0].Bid) != 1 {
+		t.Fatalf("want one bid, got %+v", resp.SeatBid)
+	}
+	return resp.SeatBid[0].Bid[0]
+}
+
+func TestBidSiteBanner(t *testing.T) {
+	ts := newTestServer(t, nil)
+	resp := decodeResponse(t, ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", "2.6"))
+	if resp.ID != "req-site-banner" || resp.BidID == "" || resp.Cur != "USD" {
+		t.Fatalf("response header fields: id %q bidid %q cur %q", resp.ID, resp.BidID, resp.Cur)
+	}
+	if resp.SeatBid[0].Seat != "openbidder" {
+		t.Errorf("seat %q", resp.SeatBid[0].Seat)
+	}
+	b := onlyBid(t, resp)
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"impid", b.ImpID == "1"},
+		{"price is the fixed CPM", b.Price == 2},
+		{"crid", b.CrID == "acme-300x250"},
+		{"cid", b.CID == "acme-banner"},
+		{"adomain", len(b.ADomain) == 1 && b.ADomain[0] == "acme.example"},
+		{"cat", len(b.Cat) == 1 && b.Cat[0] == "IAB2"},
+		{"size", b.W == 300 && b.H == 250},
+		{"mtype banner", b.MType == openrtb2.MarkupBanner},
+		{"nurl", strings.HasPrefix(b.NURL, "http://127.0.0.1:8080/notice/win?t=") && strings.HasSuffix(b.NURL, "&p=${AUCTION_PRICE}")},
+		{"burl", strings.Contains(b.BURL, "/notice/bill?t=") && strings.Contains(b.BURL, "${AUCTION_PRICE}")},
+		{"lurl", strings.Contains(b.LURL, "/notice/loss?t=") && strings.HasSuffix(b.LURL, "&r=${AUCTION_LOSS}")},
+		{"adm click", strings.Contains(b.AdM, `<a href="http://127.0.0.1:8080/notice/click?t=`)},
+		{"adm pixel", strings.Contains(b.AdM, `<img src="http://127.0.0.1:8080/notice/imp?t=`)},
+		{"ext pctr", string(b.Ext) == `{"pctr":0.02}`},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("%s: bid %+v", c.name, b)
+		}
+	}
+	if len(ts.money.holds) != 1 || ts.money.holds[0] != 2000 {
+		t.Errorf("holds %v, want one hold of 2000 micros ($2 CPM / 1000)", ts.money.holds)
+	}
+}
+
+func TestBidVideoAppFirstPrice(t *testing.T) {
+	ts := newTestServer(t, nil)
+	req := readReq(t, "app-video.json")
+	// GDPR applies and no consent: no user key, so the capped campaign
+	// cannot count this user and must not bid.
+	r := ts.bid(req)
+	if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "frequency_cap" {
+		t.Fatalf("gdpr without consent: status %d reason %q, want 204 frequency_cap", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+	}
+	withConsent := bytes.Replace(req, []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}`), 1)
+	b := onlyBid(t, decodeResponse(t, ts.bid(withConsent)))
+	// target CPC 0.80 x pCTR 0.02 x 1000 = 16 CPM, capped by max bid 10.
+	if b.Price != 10 || b.MType != openrtb2.MarkupVideo || b.CrID != "globex-video" || b.W != 640 || b.H != 360 {
+		t.Fatalf("video bid %+v", b)
+	}
+	if !strings.Contains(b.AdM, "<Impression><![CDATA[http://127.0.0.1:8080/notice/imp?t=") || !strings.Contains(b.AdM, "<ClickThrough><![CDATA[http://127.0.0.1:8080/notice/click?t=") {
+		t.Fatalf("VAST lacks trackers: %s", b.AdM)
+	}
+}
+
+func TestBidNativeInRequestCurrency(t *testing.T) {
+	ts := newTestServer(t, nil)
+	resp := decodeResponse(t, ts.bid(readReq(t, "native-eur.json")))
+	b := onlyBid(t, resp)
+	if resp.Cur != "EUR" || b.Price != 1.5 || b.MType != openrtb2.MarkupNative {
+		t.Fatalf("cur %s bid %+v", resp.Cur, b)
+	}
+	// Native 1.2: the response object is the root of adm.
+	var native struct {
+		Ver         string               `json:"ver"`
+		Link        struct{ URL string } `json:"link"`
+		ImpTrackers []string             `json:"imptrackers"`
+	}
+	if err := json.Unmarshal([]byte(b.AdM), &native); err != nil {
+		t.Fatalf("native adm is not JSON: %v: %s", err, b.AdM)
+	}
+	if native.Ver != "1.2" || !strings.Contains(native.Link.URL, "/notice/click?t=") || len(native.ImpTrackers) != 1 {
+		t.Fatalf("native trackers: %+v", native)
+	}
+}
+
+func TestBidMultiImp(t *testing.T) {
+	ts := newTestServer(t, nil)
+	resp := decodeResponse(t, ts.bid(readReq(t, "multi-imp.json")))
+	got := map[string]string{}
+	for _, b := range resp.SeatBid[0].Bid {
+		got[b.ImpID] = b.CrID
+	}
+	want := map[string]string{"a": "acme-300x250", "b": "globex-320x50"}
+	if len(got) != len(want) || got["a"] != want["a"] || got["b"] != want["b"] {
+		t.Fatalf("bids by imp %v, want %v", got, want)
+	}
+}
+
+func TestGzipRequest(t *testing.T) {
+	ts := newTestServer(t, nil)
+	onlyBid(t, decodeResponse(t, ts.bid(gzipped(t, readReq(t, "site-banner.json")), "Content-Encoding", "gzip")))
+}
+
+func TestNoBidReasons(t *testing.T) {
+	base := string(readReq(t, "site-banner.json"))
+	f := func(name, body string, setup func(*testServer), want string) {
+		t.Helper()
+		ts := newTestServer(t, nil)
+		if setup != nil {
+			setup(ts)
+		}
+		r := ts.bid([]byte(body))
+		if r.StatusCode() != 204 || len(r.Body()) != 0 {
+			t.Fatalf("%s: status %d body %q, want 204 and no body", name, r.StatusCode(), r.Body())
+		}
+		if got := string(r.Header.Peek("x-nobid-reason")); got != want {
+			t.Fatalf("%s: reason %q, want %q", name, got, want)
+		}
+		var rs reason
+		for i, n := range reasonNames {
+			if n == want {
+				rs = reason(i)
+			}
+		}
+		if ts.m.nobids[rs].load() != 1 {
+			t.Fatalf("%s: no-bid counter for %s not incremented", name, want)
+		}
+	}
+	f("floor above max bid", strings.Replace(base, `"bidfloor":0.5`, `"bidfloor":9`, 1), nil, "below_floor")
+	f("unknown floor currency", strings.Replace(base, `"bidfloorcur":"USD"`, `"bidfloorcur":"XXX"`, 1), nil, "currency")
+	f("no allowed currency", strings.Replace(base, `"cur":["USD"]`, `"cur":["CHF"]`, 1), nil, "currency")
+	f("tmax too short", strings.Replace(base, `"tmax":200`, `"tmax":10`, 1), nil, "tmax")
+	f("country not targeted", strings.Replace(base, `"country":"USA"`, `"country":"BRA"`, 1), nil, "no_campaign")
+	f("pacing says not now", base, func(ts *testServer) { ts.money.deny = reasonPaced }, "paced")
+	f("no hold possible", base, func(ts *testServer) { ts.money.noHold = true }, "budget")
+	f("model too slow", base, func(ts *testServer) { ts.score.err = ctr.ErrDeadline }, "deadline")
+	f("model broken", base, func(ts *testServer) { ts.score.err = ctr.ErrUnavailable }, "model_error")
+	f("not ready", base, func(ts *testServer) { ts.catalog.Store(nil) }, "not_ready")
+}
+
+func TestBadRequests(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.MaxBodyBytes = 4096 })
+	bomb := gzipped(t, bytes.Repeat([]byte(" "), 1<<20))
+	f := func(name string, body []byte, want int, hdr ...string) {
+		t.Helper()
+		r := ts.bid(body, hdr...)
+		if r.StatusCode() != want {
+			t.Fatalf("%s: status %d body %q, want %d", name, r.StatusCode(), r.Body(), want)
+		}
+		if want == 400 && (len(r.Body()) == 0 || bytes.Count(r.Body(), []byte("\n")) != 1) {
+			t.Fatalf("%s: want a one-line reason, got %q", name, r.Body())
+		}
+	}
+	f("malformed json", []byte(`{"id":`), 400)
+	f("not an object", []byte(`[1,2]`), 400)
+	f("missing id", []byte(`{"imp":[{"id":"1"}]}`), 400)
+	f("no imps", []byte(`{"id":"x","imp":[]}`), 400)
+	f("imp without id", []byte(`{"id":"x","imp":[{"banner":{"w":1,"h":1}}]}`), 400)
+	f("wrong type floor", []byte(`{"id":"x","imp":[{"id":"1","bidfloor":"1.5"}]}`), 400)
+	f("wrong type devicetype", []byte(`{"id":"x","imp":[{"id":"1"}],"device":{"devicetype":"phone"}}`), 400)
+	f("unknown encoding", []byte(`{}`), 400, "Content-Encoding", "br")
+	f("broken gzip", []byte("\x1f\x8b\x08garbage"), 400, "Content-Encoding", "gzip")
+	f("gzip bomb", bomb, 413, "Content-Encoding", "gzip")
+	f("body over limit", bytes.Repeat([]byte("a"), 5000), 413)
+	if r := ts.do("GET", "/openrtb2/bid", nil); r.StatusCode() != 405 {
+		t.Fatalf("GET bid: %d", r.StatusCode())
+	}
+	if r := ts.do("GET", "/nope", nil); r.StatusCode() != 404 {
+		t.Fatalf("unknown path: %d", r.StatusCode())
+	}
+	if ts.m.panics.load() != 0 {
+		t.Fatal("handler panicked")
+	}
+}
+
+func TestUnknownFieldsIgnored(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := strings.Replace(string(readReq(t, "site-banner.json")), `"at":2`, `"at":2,"ext":"a string ext","future":{"x":[1,{"y":null}]}`, 1)
+	onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+}
+
+func TestHealthAndReady(t *testing.T) {
+	ts := newTestServer(t, nil)
+	if r := ts.do("GET", "/healthz", nil); r.StatusCode() != 200 {
+		t.Fatalf("healthz %d", r.StatusCode())
+	}
+	if r := ts.do("GET", "/readyz", nil); r.StatusCode() != 200 {
+		t.Fatalf("readyz %d %s", r.StatusCode(), r.Body())
+	}
+	ts.scorer.Store(nil)
+	if r := ts.do("GET", "/readyz", nil); r.StatusCode() != 503 || !bytes.Contains(r.Body(), []byte("model")) {
+		t.Fatalf("readyz without model: %d %s", r.StatusCode(), r.Body())
+	}
+}
+
+// Every real request in ../shared/ortb-samples gets 200, 204 or 400, never a
+// 5xx or a panic; a 200 decodes into the schema of record.
+func TestSharedSamples(t *testing.T) {
+	dir := "../../shared/ortb-samples"
+	files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+	if len(files) == 0 {
+		t.Skip("no ../shared/ortb-samples beside the checkout")
+	}
+	ts := newTestServer(t, nil)
+	counts := map[int]int{}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := ts.bid(body)
+		counts[r.StatusCode()]++
+		switch r.StatusCode() {
+		case 200:
+			decodeResponse(t, r)
+		case 204:
+		case 400:
+			if len(bytes.TrimSpace(r.Body())) == 0 {
+				t.Errorf("%s: 400 without a reason", f)
+			}
+		default:
+			t.Errorf("%s: status %d %q", f, r.StatusCode(), r.Body())
+		}
+	}
+	if ts.m.panics.load() != 0 {
+		t.Fatalf("%d panics", ts.m.panics.load())
+	}
+	t.Logf("%d samples: %v", len(files), counts)
+}
+
+var tokenRE = regexp.MustCompile(`t=[A-Za-z0-9_-]+`)
+
+// Golden files: request in, response out (tokens masked).
+func TestGolden(t *testing.T) {
+	files, _ := filepath.Glob("testdata/requests/*.json")
+	for _, f := range files {
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			ts := newTestServer(t, nil)
+			r := ts.bid(readReq(t, name))
+			got := []byte{}
+			if r.StatusCode() == 200 {
+				var v any
+				if err := json.Unmarshal(r.Body(), &v); err != nil {
+					t.Fatal(err)
+				}
+				got, _ = json.MarshalIndent(v, "", "  ")
+				got = tokenRE.ReplaceAll(got, []byte("t=TOKEN"))
+			}
+			got = append([]byte(strings.TrimSpace(string(r.Header.Peek("x-nobid-reason")))+"\n"), got...)
+			golden := filepath.Join("testdata/golden", strings.TrimSuffix(name, ".json")+".response")
+			if *update {
+				os.MkdirAll("testdata/golden", 0o755)
+				if err := os.WriteFile(golden, got, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update)", err)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatalf("response differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}

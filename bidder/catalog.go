@@ -1,0 +1,118 @@
+package bidder
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// money is what the bid path needs from the budget store for one campaign
+// snapshot, by campaign index. Implementations never allocate, never block
+// and never touch the network on these calls.
+type money interface {
+	// allow is the pacing gate and lease headroom check for a bid whose
+	// charge can be at most maxCharge micros (campaign currency).
+	allow(ci int, maxCharge int64, now time.Time) reason
+	// freqAllow reports whether user may see campaign ci again (user 0 is
+	// unknown: a capped campaign does not bid on users it cannot count).
+	freqAllow(ci int, user uint64, now time.Time) bool
+	// hold reserves amount micros against the lease; the id goes in the
+	// bid's signed notice URLs.
+	hold(ci int, amount int64, now time.Time) (uint64, bool)
+}
+
+// catalog is the bid path's view of one campaign snapshot, with everything
+// derived from it computed once per reload and swapped atomically.
+type catalog struct {
+	snap    *campaigns.Snapshot
+	money   money
+	ads     []features.Ad     // by creative index
+	frag    [][]byte          // by creative index: pre-encoded bid fields
+	upper   []int64           // by campaign index: highest possible CPM micros
+	stats   []*campaignStats  // by campaign index
+	campID  [][]byte          // by campaign index
+	crID    [][]byte          // by creative index
+	landing map[string]string // creativeKey -> landing URL (click path only)
+}
+
+// creativeKey identifies a creative across snapshots.
+func creativeKey(campaign, creative []byte) string {
+	return string(campaign) + "\x00" + string(creative)
+}
+
+func newCatalog(snap *campaigns.Snapshot, m *metrics, mon money) *catalog {
+	c := &catalog{
+		snap:    snap,
+		money:   mon,
+		ads:     make([]features.Ad, len(snap.Creatives)),
+		frag:    make([][]byte, len(snap.Creatives)),
+		upper:   make([]int64, len(snap.Campaigns)),
+		stats:   make([]*campaignStats, len(snap.Campaigns)),
+		campID:  make([][]byte, len(snap.Campaigns)),
+		crID:    make([][]byte, len(snap.Creatives)),
+		landing: make(map[string]string, len(snap.Creatives)),
+	}
+	for _, camp := range snap.Campaigns {
+		c.upper[camp.Index] = upperBound(camp)
+		c.stats[camp.Index] = m.campaign(camp.ID)
+		c.campID[camp.Index] = []byte(camp.ID)
+	}
+	for _, cr := range snap.Creatives {
+		var w, h int64
+		if len(cr.Sizes) > 0 {
+			w, h = cr.Sizes[0].W, cr.Sizes[0].H
+		}
+		c.ads[cr.Index] = features.NewAd(cr.Campaign.ID, cr.ID, cr.Campaign.Advertiser, cr.MType(), int(w), int(h))
+		c.frag[cr.Index] = bidFragment(cr)
+		c.crID[cr.Index] = []byte(cr.ID)
+		c.landing[creativeKey(c.campID[cr.Campaign.Index], c.crID[cr.Index])] = cr.LandingURL
+	}
+	return c
+}
+
+// bidFragment pre-encodes the bid fields that depend only on the creative:
+// ,"adid":..,"crid":..,"cid":..,"adomain":[..],"cat":[..],"mtype":N
+func bidFragment(cr *campaigns.Creative) []byte {
+	b := []byte(`,"adid":`)
+	b = ortb.AppendJSONStr(b, cr.ID)
+	b = append(b, `,"crid":`...)
+	b = ortb.AppendJSONStr(b, cr.ID)
+	b = append(b, `,"cid":`...)
+	b = ortb.AppendJSONStr(b, cr.Campaign.ID)
+	if len(cr.ADomain) > 0 {
+		b = appendStringArray(append(b, `,"adomain":`...), cr.ADomain)
+	}
+	if len(cr.Cat) > 0 {
+		b = appendStringArray(append(b, `,"cat":`...), cr.Cat)
+	}
+	if len(cr.Attr) > 0 {
+		b = append(b, `,"attr":[`...)
+		for i, a := range cr.Attr {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, a, 10)
+		}
+		b = append(b, ']')
+	}
+	if cr.Bundle != "" {
+		b = append(b, `,"bundle":`...)
+		b = ortb.AppendJSONStr(b, cr.Bundle)
+	}
+	b = append(b, `,"mtype":`...)
+	return strconv.AppendInt(b, int64(cr.MType()), 10)
+}
+
+func appendStringArray(b []byte, ss []string) []byte {
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = ortb.AppendJSONStr(b, s)
+	}
+	return append(b, ']')
+}

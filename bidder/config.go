@@ -1,0 +1,259 @@
+package bidder
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ErrConfig wraps every configuration problem.
+var ErrConfig = errors.New("bidder: invalid config")
+
+// Config is configs/bidder.yaml. A zero field means the documented default
+// (see Defaults); Validate rejects what cannot work.
+type Config struct {
+	// Listen is the exchange-facing address (default 127.0.0.1:8080).
+	Listen string `yaml:"listen"`
+	// AdminListen serves /metrics, /admin/* and /debug/pprof (default
+	// 127.0.0.1:8081). It must be a loopback address unless AdminPublic is set.
+	AdminListen string `yaml:"admin_listen"`
+	AdminPublic bool   `yaml:"admin_public"`
+	// PublicURL is the base of notice and tracker URLs put in bids
+	// (default http://<Listen>).
+	PublicURL string `yaml:"public_url"`
+	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
+	Seat string `yaml:"seat"`
+	// InstanceID names this instance in bid ids, tokens and the ledger
+	// (default: hostname-pid).
+	InstanceID string `yaml:"instance_id"`
+
+	CampaignsDir string        `yaml:"campaigns_dir"`
+	WatchEvery   time.Duration `yaml:"watch_every"` // campaign/model file poll period (default 2s; negative disables)
+
+	Limits   LimitsConfig   `yaml:"limits"`
+	Pricing  PricingConfig  `yaml:"pricing"`
+	Currency CurrencyConfig `yaml:"currency"`
+	Model    ModelConfig    `yaml:"model"`
+	Notices  NoticeConfig   `yaml:"notices"`
+	Budget   BudgetConfig   `yaml:"budget"`
+}
+
+// LimitsConfig bounds a request's size and time.
+type LimitsConfig struct {
+	MaxBodyBytes   int           `yaml:"max_body_bytes"`  // after gunzip too (default 262144)
+	InternalBudget time.Duration `yaml:"internal_budget"` // time from arrival the bidder allows itself (default 8ms)
+	NetworkMargin  time.Duration `yaml:"network_margin"`  // subtracted from tmax for the way back (default 15ms)
+	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms)
+	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
+	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
+}
+
+// PricingConfig steers bid prices.
+type PricingConfig struct {
+	// MaxScoredPerImp caps the candidates scored per imp, best possible bid
+	// first (default 8; see docs/architecture.md for why).
+	MaxScoredPerImp int `yaml:"max_scored_per_imp"`
+	// FirstPriceShade multiplies the value in first-price auctions (at=1).
+	// 1 (the default) bids the full value; shading comes later.
+	FirstPriceShade float64 `yaml:"first_price_shade"`
+}
+
+// CurrencyConfig is the rate table: units of Base per one unit of each
+// currency. A floor or bid in a currency not in the table means no bid.
+type CurrencyConfig struct {
+	Base  string             `yaml:"base"` // default USD
+	Rates map[string]float64 `yaml:"rates"`
+}
+
+// ModelConfig names the served models.
+type ModelConfig struct {
+	GBDT        string        `yaml:"gbdt"`         // GBDT manifest (required)
+	ONNX        string        `yaml:"onnx"`         // ONNX manifest (optional)
+	ONNXLibrary string        `yaml:"onnx_library"` // libonnxruntime.so path (default lib/onnxruntime/libonnxruntime.so.1)
+	Provider    string        `yaml:"provider"`     // auto|cuda|cpu|off (default auto)
+	MaxBatch    int           `yaml:"max_batch"`    // default 64
+	MaxWait     time.Duration `yaml:"max_wait"`     // default 250us
+}
+
+// NoticeConfig controls notice URLs and what they charge.
+type NoticeConfig struct {
+	// Key signs notice tokens; "env:NAME" reads it from the environment.
+	// Empty means a random key per process (notices then do not survive a restart).
+	Key string `yaml:"key"`
+	// ChargeOn is "billing" (burl, the default; a win alone charges when the
+	// exchange sends no burl) or "win" (nurl charges).
+	ChargeOn string        `yaml:"charge_on"`
+	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h)
+	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 5m)
+}
+
+// BudgetConfig configures the budget store (NATS JetStream).
+type BudgetConfig struct {
+	// NATSURLs connects to an external cluster; empty runs NATS embedded.
+	NATSURLs []string `yaml:"nats_urls"`
+	// StoreDir is the embedded server's JetStream directory (default data/nats).
+	StoreDir string `yaml:"store_dir"`
+	// EmbeddedListen exposes the embedded server to other instances
+	// (host:port); empty keeps it in-process only.
+	EmbeddedListen string        `yaml:"embedded_listen"`
+	LeaseTTL       time.Duration `yaml:"lease_ttl"`
+	SyncPeriod     time.Duration `yaml:"sync_period"`
+}
+
+// LoadConfig reads, defaults and validates a config file.
+func LoadConfig(path string) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	defer f.Close()
+	var c Config
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	c.Defaults()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// Defaults fills every zero field with its documented default.
+func (c *Config) Defaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defDur := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.Listen, "127.0.0.1:8080")
+	def(&c.AdminListen, "127.0.0.1:8081")
+	def(&c.PublicURL, "http://"+c.Listen)
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	def(&c.Seat, "openbidder")
+	if c.InstanceID == "" {
+		h, _ := os.Hostname()
+		c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+	}
+	def(&c.CampaignsDir, "configs/campaigns")
+	defDur(&c.WatchEvery, 2*time.Second)
+	l := &c.Limits
+	if l.MaxBodyBytes == 0 {
+		l.MaxBodyBytes = 256 << 10
+	}
+	defDur(&l.InternalBudget, 8*time.Millisecond)
+	defDur(&l.NetworkMargin, 15*time.Millisecond)
+	defDur(&l.DefaultTMax, 100*time.Millisecond)
+	defDur(&l.MinSlack, time.Millisecond)
+	if l.MaxImps == 0 {
+		l.MaxImps = 16
+	}
+	if c.Pricing.MaxScoredPerImp == 0 {
+		c.Pricing.MaxScoredPerImp = 8
+	}
+	if c.Pricing.FirstPriceShade == 0 {
+		c.Pricing.FirstPriceShade = 1
+	}
+	def(&c.Currency.Base, "USD")
+	if c.Currency.Rates == nil {
+		c.Currency.Rates = map[string]float64{}
+	}
+	if _, ok := c.Currency.Rates[c.Currency.Base]; !ok {
+		c.Currency.Rates[c.Currency.Base] = 1
+	}
+	def(&c.Model.ONNXLibrary, "lib/onnxruntime/libonnxruntime.so.1")
+	def(&c.Model.Provider, "auto")
+	if c.Model.MaxBatch == 0 {
+		c.Model.MaxBatch = 64
+	}
+	defDur(&c.Model.MaxWait, 250*time.Microsecond)
+	def(&c.Notices.ChargeOn, "billing")
+	defDur(&c.Notices.TokenTTL, 24*time.Hour)
+	defDur(&c.Notices.HoldTTL, 5*time.Minute)
+	def(&c.Budget.StoreDir, "data/nats")
+	defDur(&c.Budget.LeaseTTL, 30*time.Second)
+	defDur(&c.Budget.SyncPeriod, time.Second)
+}
+
+// Validate reports every problem at once.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...)))
+	}
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%v", err)
+	}
+	if host, _, err := net.SplitHostPort(c.AdminListen); err != nil {
+		bad("admin_listen", "%v", err)
+	} else if !c.AdminPublic && !isLoopback(host) {
+		bad("admin_listen", "%q is not a loopback address (set admin_public: true to expose it)", c.AdminListen)
+	}
+	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
+	}
+	l := c.Limits
+	if l.MaxBodyBytes < 1024 {
+		bad("limits.max_body_bytes", "%d is below 1024", l.MaxBodyBytes)
+	}
+	if l.InternalBudget < 0 || l.NetworkMargin < 0 || l.MinSlack < 0 || l.DefaultTMax < 0 {
+		bad("limits", "durations must not be negative")
+	}
+	if l.MaxImps < 1 {
+		bad("limits.max_imps", "%d must be at least 1", l.MaxImps)
+	}
+	if c.Pricing.MaxScoredPerImp < 1 || c.Pricing.MaxScoredPerImp > 256 {
+		bad("pricing.max_scored_per_imp", "%d must be in [1, 256]", c.Pricing.MaxScoredPerImp)
+	}
+	if s := c.Pricing.FirstPriceShade; s <= 0 || s > 1 || math.IsNaN(s) {
+		bad("pricing.first_price_shade", "%v must be in (0, 1]", s)
+	}
+	for cur, r := range c.Currency.Rates {
+		if len(cur) != 3 || strings.ToUpper(cur) != cur {
+			bad("currency.rates", "%q is not an ISO 4217 code", cur)
+		}
+		if r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
+			bad("currency.rates."+cur, "rate %v must be positive", r)
+		}
+	}
+	if c.Model.GBDT == "" {
+		bad("model.gbdt", "a GBDT manifest is required (it is the fallback scorer)")
+	}
+	switch c.Model.Provider {
+	case "auto", "cuda", "cpu", "off":
+	default:
+		bad("model.provider", "%q is not auto, cuda, cpu or off", c.Model.Provider)
+	}
+	if c.Model.MaxBatch < 1 || c.Model.MaxBatch > 4096 {
+		bad("model.max_batch", "%d must be in [1, 4096]", c.Model.MaxBatch)
+	}
+	switch c.Notices.ChargeOn {
+	case "billing", "win":
+	default:
+		bad("notices.charge_on", "%q is not billing or win", c.Notices.ChargeOn)
+	}
+	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
+		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
+	}
+	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,100 @@
+package bidder
+
+import (
+	"math"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// rates converts amounts between currencies with the configured table
+// (units of the base currency per unit). A single price conversion may use
+// float64; sums of money never do.
+type rates struct {
+	base []byte
+	rate map[string]float64
+}
+
+func newRates(c CurrencyConfig) *rates {
+	r := &rates{base: []byte(c.Base), rate: make(map[string]float64, len(c.Rates))}
+	for k, v := range c.Rates {
+		r.rate[k] = v
+	}
+	return r
+}
+
+func (r *rates) lookup(cur []byte) (float64, bool) {
+	if len(cur) == 0 {
+		cur = r.base
+	}
+	v, ok := r.rate[string(cur)] // no allocation: map index by converted []byte
+	return v, ok
+}
+
+// responseCurrency picks the bid currency: the base when the request allows
+// any, else the first allowed currency the table knows.
+func (r *rates) responseCurrency(req *ortb.Request) ([]byte, bool) {
+	if len(req.Cur) == 0 {
+		return r.base, true
+	}
+	for _, c := range req.Cur {
+		if _, ok := r.rate[string(c)]; ok {
+			return c, true
+		}
+	}
+	return nil, false
+}
+
+// toResponse converts a floor in cur to response-currency micros, rounding
+// up so a floor is never undercut.
+func (r *rates) toResponse(amount float64, cur, resp []byte) (int64, bool) {
+	if amount <= 0 || math.IsNaN(amount) {
+		return 0, true // negative or absent floors mean no floor
+	}
+	from, ok := r.lookup(cur)
+	if !ok {
+		return 0, false
+	}
+	to, ok := r.lookup(resp)
+	if !ok {
+		return 0, false
+	}
+	v := math.Ceil(amount * 1e6 * from / to)
+	if v > math.MaxInt64/2 || math.IsInf(v, 0) {
+		return math.MaxInt64 / 2, true
+	}
+	return int64(v), true
+}
+
+// convertMicros converts micros in currency from (a campaign's) to resp,
+// rounding down so a bid never exceeds what the campaign allows.
+func (r *rates) convertMicros(v int64, from string, resp []byte) (int64, bool) {
+	if from == ortb.B2S(resp) {
+		return v, true
+	}
+	f, ok := r.rate[from]
+	if !ok {
+		return 0, false
+	}
+	to, ok := r.lookup(resp)
+	if !ok {
+		return 0, false
+	}
+	return int64(math.Floor(float64(v) * f / to)), true
+}
+
+// toCampaign converts response-currency micros back to a campaign's
+// currency, rounding down (a charge never exceeds the clearing price).
+func (r *rates) toCampaign(v int64, resp []byte, to string) (int64, bool) {
+	if to == ortb.B2S(resp) {
+		return v, true
+	}
+	f, ok := r.lookup(resp)
+	if !ok {
+		return 0, false
+	}
+	t, ok := r.rate[to]
+	if !ok {
+		return 0, false
+	}
+	return int64(math.Floor(float64(v) * f / t)), true
+}

@@ -1,0 +1,122 @@
+package bidder
+
+import (
+	"strconv"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// encode writes the BidResponse for bc.best into bc.out (append only, no
+// reflection, no fmt).
+func (s *Server) encode(bc *bidCtx, cat *catalog) {
+	seq := s.seq.Add(1)
+	b := append(bc.out[:0], `{"id":`...)
+	b = ortb.AppendJSONString(b, bc.req.ID)
+	b = append(b, `,"bidid":"`...)
+	b = append(b, s.idPrefix...)
+	b = strconv.AppendUint(b, seq, 36)
+	b = append(b, `","cur":"`...)
+	b = append(b, bc.resp...)
+	b = append(b, `","seatbid":[{"seat":`...)
+	b = append(b, s.seatJSON...)
+	b = append(b, `,"bid":[`...)
+	n := 0
+	for i := range bc.best {
+		c := &bc.best[i]
+		if c.slot < 0 {
+			continue
+		}
+		if n > 0 {
+			b = append(b, ',')
+		}
+		n++
+		b = s.appendBid(b, bc, cat, c, seq)
+	}
+	bc.out = append(b, "]}]}"...)
+}
+
+func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq uint64) []byte {
+	sl := &bc.slots[c.slot]
+	imp := &bc.req.Imps[sl.imp]
+	cr := sl.cand.Creative
+	b = append(b, `{"id":"`...)
+	b = append(b, s.idPrefix...)
+	b = strconv.AppendUint(b, seq, 36)
+	b = append(b, '-')
+	b = strconv.AppendInt(b, int64(sl.imp), 10)
+	b = append(b, `","impid":`...)
+	b = ortb.AppendJSONString(b, imp.ID)
+	b = append(b, `,"price":`...)
+	b = appendMicros(b, c.price)
+	b = append(b, cat.frag[cr.Index]...)
+	if w, h := creativeSize(cr, imp); w > 0 {
+		b = append(b, `,"w":`...)
+		b = strconv.AppendInt(b, w, 10)
+		b = append(b, `,"h":`...)
+		b = strconv.AppendInt(b, h, 10)
+	}
+	if d := sl.cand.Deal; d != nil {
+		b = append(b, `,"dealid":`...)
+		b = ortb.AppendJSONString(b, d.ID)
+	}
+	bc.tok = s.appendToken(bc.tok[:0], bc, cat, c)
+	b = s.appendNoticeURL(b, `,"nurl":"`, pathWin, bc.tok)
+	b = s.appendNoticeURL(b, `,"burl":"`, pathBill, bc.tok)
+	b = s.appendNoticeURL(b, `,"lurl":"`, pathLoss, bc.tok)
+	bc.click = s.appendTrackerURL(bc.click[:0], pathClick, bc.tok)
+	bc.pixel = s.appendTrackerURL(bc.pixel[:0], pathImp, bc.tok)
+	b = append(b, `,"adm":"`...)
+	b = campaigns.AppendAdm(b, cr, bc.click, bc.pixel)
+	b = append(b, `","ext":{"pctr":`...)
+	b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
+	return append(b, "}}"...)
+}
+
+// creativeSize picks the size to declare: for a banner, the first of the
+// creative's sizes that the imp accepts; else the creative's first size.
+func creativeSize(cr *campaigns.Creative, imp *ortb.Imp) (int64, int64) {
+	if len(cr.Sizes) == 0 {
+		if imp.HasVideo {
+			return imp.Video.W, imp.Video.H
+		}
+		return 0, 0
+	}
+	if imp.HasBanner {
+		for _, sz := range cr.Sizes {
+			if sz.W == imp.Banner.W && sz.H == imp.Banner.H {
+				return sz.W, sz.H
+			}
+			for _, f := range imp.Banner.Format {
+				if sz.W == f.W && sz.H == f.H {
+					return sz.W, sz.H
+				}
+			}
+		}
+	}
+	return cr.Sizes[0].W, cr.Sizes[0].H
+}
+
+// appendMicros writes micros as a decimal number: 2500000 -> 2.5.
+func appendMicros(b []byte, v int64) []byte {
+	if v < 0 {
+		b = append(b, '-')
+		v = -v
+	}
+	b = strconv.AppendInt(b, v/1e6, 10)
+	frac := v % 1e6
+	if frac == 0 {
+		return b
+	}
+	var d [6]byte
+	for i := 5; i >= 0; i-- {
+		d[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	n := 6
+	for n > 0 && d[n-1] == '0' {
+		n--
+	}
+	b = append(b, '.')
+	return append(b, d[:n]...)
+}

@@ -1,0 +1,239 @@
+package bidder
+
+import (
+	"bytes"
+	"compress/gzip"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"hash"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/valyala/fasthttp"
+)
+
+// fixedScorer predicts the same CTR for every row (a test double; the real
+// models are tested in ctr/ and wired in app_test.go).
+type fixedScorer struct {
+	p   float32
+	err error
+}
+
+func (f *fixedScorer) Score(deadline time.Time, rows, out []float32) error {
+	if f.err != nil {
+		return f.err
+	}
+	if time.Now().After(deadline) {
+		return ctr.ErrDeadline
+	}
+	for i := range out {
+		out[i] = f.p
+	}
+	return nil
+}
+func (f *fixedScorer) Width() int   { return 40 }
+func (f *fixedScorer) Name() string { return "fixed" }
+
+// fakeMoney allows everything unless told otherwise and records holds.
+type fakeMoney struct {
+	mu     sync.Mutex
+	deny   reason
+	noHold bool
+	capped bool
+	holds  []int64
+	nextID uint64
+}
+
+func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time) reason { return f.deny }
+func (f *fakeMoney) freqAllow(ci int, user uint64, now time.Time) bool   { return !f.capped && user != 0 }
+func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
+	if f.noHold {
+		return 0, false
+	}
+	f.nextID++
+	if len(f.holds) < cap(f.holds) {
+		f.holds = append(f.holds, amount)
+	}
+	return f.nextID, true
+}
+
+// fakeSigner is a deterministic HMAC token for tests of the bid path only;
+// the production signer is budget's (see budget_adapter.go).
+type fakeSigner struct {
+	key  []byte
+	pool *sync.Pool
+}
+
+type fakeScratch struct {
+	h   hash.Hash
+	buf []byte
+}
+
+func newFakeSigner(key string) fakeSigner {
+	k := []byte(key)
+	return fakeSigner{key: k, pool: &sync.Pool{New: func() any { return &fakeScratch{h: hmac.New(sha256.New, k), buf: make([]byte, 0, 512)} }}}
+}
+
+func (f fakeSigner) appendToken(dst []byte, t *bidToken) []byte {
+	sc := f.pool.Get().(*fakeScratch)
+	defer f.pool.Put(sc)
+	b := sc.buf[:0]
+	b = binary.AppendUvarint(b, uint64(t.PriceMicros))
+	b = binary.AppendUvarint(b, uint64(t.ChargeMicros))
+	b = binary.AppendUvarint(b, t.Hold)
+	b = binary.AppendUvarint(b, t.User)
+	b = binary.AppendUvarint(b, uint64(t.Expiry.Unix()))
+	for _, f := range [][]byte{t.AuctionID, t.ImpID, t.Campaign, t.Creative, t.Cur} {
+		b = binary.AppendUvarint(b, uint64(len(f)))
+		b = append(b, f...)
+	}
+	sc.h.Reset()
+	sc.h.Write(b)
+	b = sc.h.Sum(b)[:len(b)+8]
+	sc.buf = b
+	return base64.RawURLEncoding.AppendEncode(dst, b)
+}
+
+var errFakeForged = errors.New("forged")
+
+func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(string(src))
+	if err != nil || len(raw) < 8 {
+		return bidToken{}, errFakeForged
+	}
+	body, sum := raw[:len(raw)-8], raw[len(raw)-8:]
+	m := hmac.New(sha256.New, f.key)
+	m.Write(body)
+	if !hmac.Equal(m.Sum(nil)[:8], sum) {
+		return bidToken{}, errFakeForged
+	}
+	var t bidToken
+	var v [5]uint64
+	for i := range v {
+		x, n := binary.Uvarint(body)
+		if n <= 0 {
+			return bidToken{}, errFakeForged
+		}
+		v[i], body = x, body[n:]
+	}
+	t.PriceMicros, t.ChargeMicros, t.Hold, t.User = int64(v[0]), int64(v[1]), v[2], v[3]
+	t.Expiry = time.Unix(int64(v[4]), 0)
+	for _, f := range []*[]byte{&t.AuctionID, &t.ImpID, &t.Campaign, &t.Creative, &t.Cur} {
+		l, n := binary.Uvarint(body)
+		if n <= 0 || uint64(len(body)-n) < l {
+			return bidToken{}, errFakeForged
+		}
+		*f, body = body[n:n+int(l)], body[n+int(l):]
+	}
+	if now.After(t.Expiry) {
+		return bidToken{}, ErrNoticeExpired
+	}
+	return t, nil
+}
+
+// recSink records notices.
+type recSink struct {
+	mu      sync.Mutex
+	charges map[string]int64
+	events  []string
+}
+
+func (r *recSink) key(t *bidToken) string { return string(t.AuctionID) + "/" + string(t.ImpID) }
+func (r *recSink) charge(t *bidToken, kind noticeKind, c int64, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.charges == nil {
+		r.charges = map[string]int64{}
+	}
+	r.charges[r.key(t)] = c
+	r.events = append(r.events, kind.String()+" "+r.key(t))
+	return nil
+}
+func (r *recSink) release(t *bidToken, reason int64, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "loss "+r.key(t))
+	return nil
+}
+func (r *recSink) impression(t *bidToken, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "imp "+r.key(t))
+	return nil
+}
+func (r *recSink) click(t *bidToken, now time.Time) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, "click "+r.key(t))
+	return nil
+}
+
+type testServer struct {
+	*Server
+	money *fakeMoney
+	sink  *recSink
+	score *fixedScorer
+}
+
+func newTestServer(t testing.TB, edit func(*Config)) *testServer {
+	t.Helper()
+	cfg := &Config{InstanceID: "test", Model: ModelConfig{GBDT: "unused.json"}, Notices: NoticeConfig{Key: "k"}}
+	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.25}
+	if edit != nil {
+		edit(cfg)
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ts := &testServer{money: &fakeMoney{holds: make([]int64, 0, 64)}, sink: &recSink{}, score: &fixedScorer{p: 0.02}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ts.Server = newServer(cfg, log, func(*campaigns.Snapshot) money { return ts.money }, ts.sink, newFakeSigner("k"))
+	snap, err := campaigns.LoadDir("testdata/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.SetCampaigns(snap)
+	ts.SetScorer(ts.score)
+	return ts
+}
+
+// do runs one request through the handler on a fresh RequestCtx.
+func (ts *testServer) do(method, uri string, body []byte, hdr ...string) *fasthttp.Response {
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod(method)
+	ctx.Request.SetRequestURI(uri)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		ctx.Request.Header.Set(hdr[i], hdr[i+1])
+	}
+	ctx.Request.SetBody(body)
+	ts.handle(&ctx)
+	var r fasthttp.Response
+	ctx.Response.CopyTo(&r)
+	return &r
+}
+
+func (ts *testServer) bid(body []byte, hdr ...string) *fasthttp.Response {
+	return ts.do("POST", "/openrtb2/bid", body, hdr...)
+}
+
+func gzipped(t testing.TB, b []byte) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	w := gzip.NewWriter(&buf)
+	if _, err := w.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}

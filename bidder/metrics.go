@@ -1,0 +1,207 @@
+package bidder
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Hot counters live in padded stripes; each pooled request context owns a
+// stripe index, so concurrent requests rarely share a cache line. Sums are
+// taken only when /metrics is scraped.
+const stripes = 8
+
+type paddedUint64 struct {
+	v atomic.Uint64
+	_ [56]byte
+}
+
+type counter struct{ s [stripes]paddedUint64 }
+
+func (c *counter) add(stripe int, n uint64) { c.s[stripe&(stripes-1)].v.Add(n) }
+
+func (c *counter) load() uint64 {
+	var t uint64
+	for i := range c.s {
+		t += c.s[i].v.Load()
+	}
+	return t
+}
+
+// reason is why a request or a candidate did not bid.
+type reason uint8
+
+const (
+	reasonNone       reason = iota
+	reasonTMax              // tmax too short to answer in time
+	reasonNotReady          // campaigns or model not loaded
+	reasonNoMatch           // no campaign eligible for any imp
+	reasonCurrency          // floor or bid currency not in the rate table
+	reasonPaced             // pacing throttle said not now
+	reasonBudget            // no lease headroom or budget exhausted
+	reasonFreqCap           // frequency cap reached
+	reasonBelowFloor        // best value under the floor
+	reasonDeadline          // no scorer could answer before the deadline
+	reasonModelError        // scoring failed
+	reasonFailClosed        // budget store unreachable and lease used up
+	reasonFlight            // outside flight / budget window
+	numReasons
+)
+
+var reasonNames = [numReasons]string{
+	reasonNone:       "none",
+	reasonTMax:       "tmax",
+	reasonNotReady:   "not_ready",
+	reasonNoMatch:    "no_campaign",
+	reasonCurrency:   "currency",
+	reasonPaced:      "paced",
+	reasonBudget:     "budget",
+	reasonFreqCap:    "frequency_cap",
+	reasonBelowFloor: "below_floor",
+	reasonDeadline:   "deadline",
+	reasonModelError: "model_error",
+	reasonFailClosed: "fail_closed",
+	reasonFlight:     "flight",
+}
+
+func (r reason) String() string { return reasonNames[r] }
+
+// latencyBounds are the histogram's upper bounds.
+var latencyBounds = [...]time.Duration{
+	50 * time.Microsecond, 100 * time.Microsecond, 200 * time.Microsecond,
+	300 * time.Microsecond, 500 * time.Microsecond, 750 * time.Microsecond,
+	time.Millisecond, 2 * time.Millisecond, 3 * time.Millisecond, 5 * time.Millisecond,
+	7500 * time.Microsecond, 10 * time.Millisecond, 20 * time.Millisecond,
+	50 * time.Millisecond, 100 * time.Millisecond,
+}
+
+type histogram struct {
+	buckets [len(latencyBounds) + 1]counter
+	sumNS   counter
+}
+
+func (h *histogram) observe(stripe int, d time.Duration) {
+	i := 0
+	for i < len(latencyBounds) && d > latencyBounds[i] {
+		i++
+	}
+	h.buckets[i].add(stripe, 1)
+	h.sumNS.add(stripe, uint64(d))
+}
+
+// campaignStats are kept per campaign id across reloads.
+type campaignStats struct {
+	bids   counter
+	nobids [numReasons]counter
+}
+
+// metrics is everything /metrics shows about the bid path.
+type metrics struct {
+	requests       counter
+	bids           counter // 200 responses
+	bidsPlaced     counter // individual bids (one per imp won)
+	nobids         [numReasons]counter
+	badRequest     counter
+	tooLarge       counter
+	panics         counter
+	latency        histogram
+	scored         counter // rows scored
+	notices        [numNoticeKinds]counter
+	noticeBad      counter // forged, expired, malformed
+	cappedClearing counter // clearing price above the bid
+
+	mu        sync.Mutex // guards campaigns (not the counters inside)
+	campaigns map[string]*campaignStats
+}
+
+func newMetrics() *metrics {
+	return &metrics{campaigns: make(map[string]*campaignStats)}
+}
+
+// campaign returns the stats for id, creating them once (reload path only).
+func (m *metrics) campaign(id string) *campaignStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.campaigns[id]
+	if s == nil {
+		s = new(campaignStats)
+		m.campaigns[id] = s
+	}
+	return s
+}
+
+// gauge is one extra metric line set by another part (model, budget).
+type gauge struct {
+	name, help, typ string
+	value           func(w io.Writer, name string)
+}
+
+// writePrometheus writes the text exposition format.
+func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
+	pc := func(name, help string, v uint64) {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s counter\n%s %d\n", name, help, name, name, v)
+	}
+	pc("bidder_requests_total", "Bid requests received.", m.requests.load())
+	pc("bidder_bid_responses_total", "Bid requests answered 200 with at least one bid.", m.bids.load())
+	pc("bidder_bids_total", "Individual bids placed (one per imp).", m.bidsPlaced.load())
+	pc("bidder_bad_requests_total", "Bid requests answered 400.", m.badRequest.load())
+	pc("bidder_too_large_total", "Bid requests answered 413.", m.tooLarge.load())
+	pc("bidder_panics_total", "Handler panics recovered (always a bug).", m.panics.load())
+	pc("bidder_scored_rows_total", "Candidate rows scored by a CTR model.", m.scored.load())
+	pc("bidder_clearing_capped_total", "Win or billing notices whose clearing price exceeded the bid (charged at the bid).", m.cappedClearing.load())
+	pc("bidder_notices_invalid_total", "Notices refused: forged, expired or malformed.", m.noticeBad.load())
+
+	fmt.Fprintf(w, "# HELP bidder_nobids_total Bid requests answered 204, by reason.\n# TYPE bidder_nobids_total counter\n")
+	for r := reason(1); r < numReasons; r++ {
+		fmt.Fprintf(w, "bidder_nobids_total{reason=%q} %d\n", r.String(), m.nobids[r].load())
+	}
+	fmt.Fprintf(w, "# HELP bidder_notices_total Notices accepted, by kind.\n# TYPE bidder_notices_total counter\n")
+	for k := noticeKind(0); k < numNoticeKinds; k++ {
+		fmt.Fprintf(w, "bidder_notices_total{kind=%q} %d\n", k.String(), m.notices[k].load())
+	}
+
+	fmt.Fprintf(w, "# HELP bidder_request_duration_seconds Time from arrival to response.\n# TYPE bidder_request_duration_seconds histogram\n")
+	var cum uint64
+	for i, b := range latencyBounds {
+		cum += m.latency.buckets[i].load()
+		fmt.Fprintf(w, "bidder_request_duration_seconds_bucket{le=\"%g\"} %d\n", b.Seconds(), cum)
+	}
+	cum += m.latency.buckets[len(latencyBounds)].load()
+	fmt.Fprintf(w, "bidder_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
+	fmt.Fprintf(w, "bidder_request_duration_seconds_sum %g\n", time.Duration(m.latency.sumNS.load()).Seconds())
+	fmt.Fprintf(w, "bidder_request_duration_seconds_count %d\n", cum)
+
+	m.mu.Lock()
+	ids := make([]string, 0, len(m.campaigns))
+	for id := range m.campaigns {
+		ids = append(ids, id)
+	}
+	m.mu.Unlock()
+	sort.Strings(ids)
+	fmt.Fprintf(w, "# HELP bidder_campaign_bids_total Bids placed per campaign.\n# TYPE bidder_campaign_bids_total counter\n")
+	for _, id := range ids {
+		fmt.Fprintf(w, "bidder_campaign_bids_total{campaign=%q} %d\n", id, m.campaign(id).bids.load())
+	}
+	fmt.Fprintf(w, "# HELP bidder_campaign_nobids_total Eligible candidates dropped per campaign, by reason.\n# TYPE bidder_campaign_nobids_total counter\n")
+	for _, id := range ids {
+		s := m.campaign(id)
+		for r := reason(1); r < numReasons; r++ {
+			if v := s.nobids[r].load(); v > 0 {
+				fmt.Fprintf(w, "bidder_campaign_nobids_total{campaign=%q,reason=%q} %d\n", id, r.String(), v)
+			}
+		}
+	}
+	for _, g := range extra {
+		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", g.name, g.help, g.name, g.typ)
+		g.value(w, g.name)
+	}
+}
+
+// labelValue escapes a Prometheus label value.
+func labelValue(s string) string {
+	return strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`).Replace(s)
+}

@@ -1,0 +1,262 @@
+package bidder
+
+import (
+	"errors"
+	"math"
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// noticeKind is which notice an exchange or a browser sent.
+type noticeKind uint8
+
+const (
+	noticeWin noticeKind = iota
+	noticeBill
+	noticeLoss
+	noticeImp
+	noticeClick
+	numNoticeKinds
+)
+
+var noticeNames = [numNoticeKinds]string{"win", "bill", "loss", "imp", "click"}
+
+func (k noticeKind) String() string { return noticeNames[k] }
+
+const noticePrefix = "/notice/"
+
+// Notice paths under noticePrefix.
+const (
+	pathWin   = "win"
+	pathBill  = "bill"
+	pathLoss  = "loss"
+	pathImp   = "imp"
+	pathClick = "click"
+)
+
+// Sentinel errors of the notice path.
+var (
+	ErrNoticeForged   = errors.New("bidder: notice token forged")
+	ErrNoticeExpired  = errors.New("bidder: notice token expired")
+	ErrNoticePrice    = errors.New("bidder: notice price missing or invalid")
+	ErrNoticeUnknown  = errors.New("bidder: unknown notice")
+	ErrNoticeNotFound = errors.New("bidder: notice refers to an unknown creative")
+)
+
+// bidToken is what a signed notice URL says about its bid. Byte fields
+// alias the bid request (while encoding) or the notice URL (while parsing).
+type bidToken struct {
+	AuctionID, ImpID   []byte
+	Campaign, Creative []byte
+	Cur                []byte // response currency of PriceMicros
+	PriceMicros        int64  // bid price, CPM micros in Cur
+	ChargeMicros       int64  // the hold: most one impression may cost, campaign currency micros
+	Hold               uint64
+	User               uint64 // frequency-cap key; 0 unknown
+	Expiry             time.Time
+}
+
+// tokenSigner signs and verifies notice tokens (budget.AppendToken and
+// budget.ParseToken behind an adapter).
+type tokenSigner interface {
+	appendToken(dst []byte, t *bidToken) []byte
+	parseToken(src []byte, now time.Time) (bidToken, error)
+}
+
+// noticeSink is where verified notices go: the budget store and the event
+// log. Implementations are idempotent: a replayed notice changes nothing.
+type noticeSink interface {
+	// charge settles the bid's hold at chargeMicros (campaign currency,
+	// already capped at the hold).
+	charge(t *bidToken, kind noticeKind, chargeMicros int64, now time.Time) error
+	// release frees the hold of a lost bid.
+	release(t *bidToken, lossReason int64, now time.Time) error
+	// impression and click feed frequency caps and CTR feedback.
+	impression(t *bidToken, now time.Time) error
+	click(t *bidToken, now time.Time) error
+}
+
+// appendToken signs the notice token of bid c into dst.
+func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []byte {
+	sl := &bc.slots[c.slot]
+	t := &bc.token
+	*t = bidToken{
+		AuctionID:    bc.req.ID,
+		ImpID:        bc.req.Imps[sl.imp].ID,
+		Campaign:     cat.campID[sl.cand.Campaign.Index],
+		Creative:     cat.crID[sl.cand.Creative.Index],
+		Cur:          bc.resp,
+		PriceMicros:  c.price,
+		ChargeMicros: c.charge,
+		Hold:         c.hold,
+		User:         bc.user,
+		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
+	}
+	return s.signer.appendToken(dst, t)
+}
+
+// appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`.
+func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte) []byte {
+	b = append(b, field...)
+	b = append(b, s.publicURL...)
+	b = append(b, noticePrefix...)
+	b = append(b, path...)
+	b = append(b, "?t="...)
+	b = append(b, token...)
+	b = append(b, "&p=${AUCTION_PRICE}"...)
+	if path == pathLoss {
+		b = append(b, "&r=${AUCTION_LOSS}"...)
+	}
+	return append(b, '"')
+}
+
+// appendTrackerURL appends BASE/notice/imp?t=TOKEN (no JSON quoting).
+func (s *Server) appendTrackerURL(b []byte, path string, token []byte) []byte {
+	b = append(b, s.publicURL...)
+	b = append(b, noticePrefix...)
+	b = append(b, path...)
+	b = append(b, "?t="...)
+	return append(b, token...)
+}
+
+var pixelGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
+
+// handleNotice serves /notice/{win,bill,loss,imp,click}. Forged or expired
+// tokens get 403 and change nothing; bad prices get 400.
+func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
+	kind, ok := parseNoticeKind(kindPath)
+	if !ok {
+		ctx.Error("unknown notice\n", fasthttp.StatusNotFound)
+		return
+	}
+	now := time.Now()
+	args := ctx.QueryArgs()
+	t, err := s.signer.parseToken(args.Peek("t"), now)
+	if err != nil {
+		s.m.noticeBad.add(0, 1)
+		ctx.Error(err.Error()+"\n", fasthttp.StatusForbidden)
+		return
+	}
+	switch kind {
+	case noticeWin, noticeBill:
+		charge, err := s.clearingCharge(&t, args.Peek("p"))
+		if err != nil {
+			s.m.noticeBad.add(0, 1)
+			ctx.Error(err.Error()+"\n", fasthttp.StatusBadRequest)
+			return
+		}
+		err = s.notices.charge(&t, kind, charge, now)
+		s.noticeDone(ctx, kind, err)
+	case noticeLoss:
+		r, _ := strconv.ParseInt(string(args.Peek("r")), 10, 64)
+		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
+	case noticeImp:
+		err := s.notices.impression(&t, now)
+		if s.noticeDone(ctx, kind, err) {
+			ctx.SetContentType("image/gif")
+			ctx.SetBody(pixelGIF)
+		}
+	case noticeClick:
+		landing := s.landingURL(&t)
+		if landing == "" {
+			s.noticeDone(ctx, kind, ErrNoticeNotFound)
+			return
+		}
+		if s.noticeDone(ctx, kind, s.notices.click(&t, now)) {
+			ctx.Redirect(landing, fasthttp.StatusFound)
+		}
+	}
+}
+
+func (s *Server) noticeDone(ctx *fasthttp.RequestCtx, kind noticeKind, err error) bool {
+	if err != nil {
+		code := fasthttp.StatusServiceUnavailable
+		if errors.Is(err, ErrNoticeNotFound) {
+			code = fasthttp.StatusNotFound
+		}
+		ctx.Error(err.Error()+"\n", code)
+		return false
+	}
+	s.m.notices[kind].add(0, 1)
+	ctx.SetStatusCode(fasthttp.StatusOK)
+	return true
+}
+
+func parseNoticeKind(p []byte) (noticeKind, bool) {
+	for k := noticeKind(0); k < numNoticeKinds; k++ {
+		if string(p) == noticeNames[k] {
+			return k, true
+		}
+	}
+	return 0, false
+}
+
+// clearingCharge turns the exchange's clearing price (CPM in the response
+// currency) into the impression's charge in campaign micros, capped at the
+// bid (a clearing price above the bid is the exchange's error, and counted).
+func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
+	clearing, err := parsePriceMicros(p)
+	if err != nil {
+		return 0, err
+	}
+	if clearing > t.PriceMicros {
+		s.m.cappedClearing.add(0, 1)
+		clearing = t.PriceMicros
+	}
+	if t.PriceMicros <= 0 {
+		return 0, ErrNoticePrice
+	}
+	// The hold is the bid's price in campaign micros per impression; the
+	// charge is the same share of it as clearing is of the bid.
+	c := math.Floor(float64(t.ChargeMicros) * float64(clearing) / float64(t.PriceMicros))
+	return min(int64(c), t.ChargeMicros), nil
+}
+
+// parsePriceMicros parses a decimal CPM like "1.2345" into micros exactly
+// (digits past the sixth decimal are dropped).
+func parsePriceMicros(p []byte) (int64, error) {
+	if len(p) == 0 || len(p) > 32 {
+		return 0, ErrNoticePrice
+	}
+	var whole, frac int64
+	fracDigits := -1
+	for _, c := range p {
+		switch {
+		case c == '.' && fracDigits < 0:
+			fracDigits = 0
+		case c >= '0' && c <= '9':
+			if fracDigits < 0 {
+				whole = whole*10 + int64(c-'0')
+				if whole > 1e9 {
+					return 0, ErrNoticePrice
+				}
+			} else if fracDigits < 6 {
+				frac = frac*10 + int64(c-'0')
+				fracDigits++
+			}
+		default:
+			return 0, ErrNoticePrice
+		}
+	}
+	for fracDigits < 6 {
+		if fracDigits < 0 {
+			fracDigits = 0
+			continue
+		}
+		frac *= 10
+		fracDigits++
+	}
+	return whole*1e6 + frac, nil
+}
+
+// landingURL is the click destination of the token's creative in the
+// current campaign snapshot.
+func (s *Server) landingURL(t *bidToken) string {
+	cat := s.catalog.Load()
+	if cat == nil {
+		return ""
+	}
+	return cat.landing[creativeKey(t.Campaign, t.Creative)]
+}
