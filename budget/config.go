@@ -120,6 +120,8 @@ type Config struct {
 
 	Clock Clock  // default WallClock
 	Seed  uint64 // seed of the pacing participation draws (default 1)
+
+	manual bool // tests: Start runs no background loops; the test drives them
 }
 
 func (c *Config) withDefaults() (Config, error) {

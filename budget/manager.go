@@ -279,6 +279,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.started.Store(true)
 	m.syncAll(ctx, m.cfg.Clock.Now(), false)
+	if m.cfg.manual {
+		return nil
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	m.loop(lctx, m.cfg.SyncPeriod, func(now time.Time) { m.syncAll(lctx, now, false) })
@@ -377,8 +380,8 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	report := a.confirmed.Load()
 	commit := a.spent.Load() - report + a.held.Load()
 	want := commit + ahead
-	if !a.active.Load() {
-		want = commit
+	if ns := now.UnixNano(); !a.active.Load() || ns < a.startNs.Load() || (a.endNs.Load() != 0 && ns >= a.endNs.Load()) {
+		want = commit // out of flight or removed: keep only what is committed
 	}
 	if release {
 		want = 0

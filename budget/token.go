@@ -109,7 +109,7 @@ func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
 		return Token{}, ErrForged
 	}
 	var t Token
-	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0)
+	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
 	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
 	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
 	b = b[25:]

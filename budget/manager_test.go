@@ -1,0 +1,378 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
+
+func newMemManager(t *testing.T, st *MemStore, inst string, clk Clock, cs ...Campaign) *Manager {
+	t.Helper()
+	m, err := New(Config{
+		InstanceID: inst, Store: st, Clock: clk, manual: true,
+		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+		MaxHolds: 1024,
+	}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestConfigValidation(t *testing.T) {
+	st := NewMemStore()
+	f := func(name string, c Config) {
+		t.Helper()
+		if _, err := New(c, nil); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("%s: err = %v, want ErrBadConfig", name, err)
+		}
+	}
+	f("no instance", Config{Store: st})
+	f("no backend", Config{InstanceID: "a"})
+	f("two backends", Config{InstanceID: "a", Store: st, URLs: []string{"nats://x"}})
+	f("lease shorter than hold", Config{InstanceID: "a", Store: st, HoldTTL: time.Minute, LeaseTTL: time.Minute})
+	f("lease bounds", Config{InstanceID: "a", Store: st, MinLease: 10, MaxLease: 5})
+
+	m, err := New(Config{InstanceID: "a", Store: st}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := []Campaign{
+		{ID: ""},
+		{ID: "x"},
+		{ID: "x", TotalMicros: -1, DailyMicros: 5},
+		{ID: "x", TotalMicros: 5, FreqCapCount: 2},
+		{ID: "x", TotalMicros: 5, Start: t0, End: t0},
+	}
+	for i, c := range bad {
+		if err := m.SetCampaigns([]Campaign{c}); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("campaign %d: err = %v", i, err)
+		}
+	}
+	if err := m.SetCampaigns([]Campaign{campaign("a", 1), campaign("a", 2)}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("duplicate ids: %v", err)
+	}
+}
+
+func TestAllowHoldSettleLifecycle(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, campaign("c", micros(3)))
+	h := m.Handle("c")
+	now := clk.Now()
+	if got := m.Allow(nil, 1, now); got != DecisionUnknown {
+		t.Fatalf("nil handle: %v", got)
+	}
+	if got := m.Allow(h, micros(1), now); got != DecisionOK {
+		t.Fatalf("allow: %v (lease %d)", got, h.lease.Load())
+	}
+	if h.lease.Load() != micros(1) {
+		t.Fatalf("lease = %d, want the minimum lease (no reservation rate yet)", h.lease.Load())
+	}
+	id1, ok := m.Hold(h, 600_000, now)
+	if !ok {
+		t.Fatal("hold 1")
+	}
+	if _, ok := m.Hold(h, 600_000, now); ok {
+		t.Fatal("hold beyond the lease must fail")
+	}
+	if got := m.Allow(h, 600_000, now); got != DecisionNoLease {
+		t.Fatalf("allow beyond lease with money in the pool: %v", got)
+	}
+	n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id1, CampaignID: "c", AuctionID: "a1", ImpID: "1",
+		BidMicros: 600_000, ClearingMicros: 900_000, Time: now}
+	res, err := m.Settle(n)
+	if err != nil || res.ChargedMicros != 600_000 || !res.Capped || res.Late {
+		t.Fatalf("settle: %+v %v", res, err)
+	}
+	if res, _ := m.Settle(n); !res.Duplicate || res.ChargedMicros != 0 {
+		t.Fatalf("replay: %+v", res)
+	}
+	bill := n
+	bill.Kind = KindBill
+	if res, _ := m.Settle(bill); !res.Duplicate {
+		t.Fatalf("bill after win must not charge again: %+v", res)
+	}
+	if h.held.Load() != 0 || h.spent.Load() != 600_000 {
+		t.Fatalf("held %d spent %d", h.held.Load(), h.spent.Load())
+	}
+	// Loss releases; replayed loss is a no-op.
+	id2, ok := m.Hold(h, 400_000, now)
+	if !ok {
+		t.Fatal("hold 2")
+	}
+	loss := Notice{Kind: KindLoss, HoldID: id2, CampaignID: "c", AuctionID: "a2", ImpID: "1", Time: now}
+	for range 2 {
+		if _, err := m.Settle(loss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.held.Load() != 0 {
+		t.Fatalf("held after loss %d", h.held.Load())
+	}
+	// Flush the ledger, sync: spend reaches the global record.
+	if err := m.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	m.syncAll(ctxT(t), now, false)
+	r, _ := st.Get(ctxT(t), "c")
+	if r.SpentTotal != 600_000 || r.Leases["i1"].Amount != micros(1) {
+		t.Fatalf("record %+v", r)
+	}
+	if len(m.mem.all()) != 1 {
+		t.Fatalf("ledger %v", m.mem.all())
+	}
+	// Close returns the lease.
+	if err := m.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	r, _ = st.Get(ctxT(t), "c")
+	if len(r.Leases) != 0 || r.SpentTotal != 600_000 {
+		t.Fatalf("after close %+v", r)
+	}
+}
+
+func TestChargeOnBill(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(5)))
+	h := m.Handle("c")
+	id, _ := m.Hold(h, micros(1), clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1",
+		BidMicros: micros(1), ClearingMicros: 500_000}
+	if res, err := m.Settle(n); err != nil || !res.Won || res.ChargedMicros != 0 {
+		t.Fatalf("win on a bill exchange: %+v %v", res, err)
+	}
+	n.Kind = KindBill
+	if res, _ := m.Settle(n); res.ChargedMicros != 500_000 || res.Late {
+		t.Fatalf("bill: %+v", res)
+	}
+	if res, _ := m.Settle(n); !res.Duplicate {
+		t.Fatalf("bill replay: %+v", res)
+	}
+	n.Kind = KindWin
+	if res, _ := m.Settle(n); !res.Duplicate {
+		t.Fatalf("win after bill: %+v", res)
+	}
+}
+
+func TestLateChargeAfterHoldExpiry(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(5)))
+	h := m.Handle("c")
+	id, _ := m.Hold(h, micros(1), clk.Now())
+	clk.Add(2 * time.Minute)
+	m.expireHolds(clk.Now())
+	if h.held.Load() != 0 {
+		t.Fatalf("hold not expired: %d", h.held.Load())
+	}
+	res, err := m.Settle(Notice{Kind: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1",
+		BidMicros: micros(1), ClearingMicros: micros(1)})
+	if err != nil || !res.Late || res.ChargedMicros != micros(1) {
+		t.Fatalf("late: %+v %v", res, err)
+	}
+	if c := m.Counters(); c.LateCharges != 1 || c.LateMicros != uint64(micros(1)) {
+		t.Fatalf("counters %+v", c)
+	}
+}
+
+func TestBadNotices(t *testing.T) {
+	m := newMemManager(t, NewMemStore(), "i1", newManualClock(t0), campaign("c", micros(5)))
+	f := func(n Notice, want error) {
+		t.Helper()
+		if _, err := m.Settle(n); !errors.Is(err, want) {
+			t.Errorf("%+v: err %v want %v", n, err, want)
+		}
+	}
+	f(Notice{Kind: KindWin, CampaignID: "c", ImpID: "1"}, ErrBadNotice)
+	f(Notice{Kind: 9, CampaignID: "c", AuctionID: "a", ImpID: "1"}, ErrBadNotice)
+	f(Notice{Kind: KindWin, CampaignID: "c", AuctionID: "a", ImpID: "1", ClearingMicros: -1}, ErrBadNotice)
+	f(Notice{Kind: KindWin, CampaignID: "zz", AuctionID: "a", ImpID: "1"}, ErrUnknownCampaign)
+}
+
+func TestFlightAndReload(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := campaign("c", micros(5))
+	c.Start, c.End = t0.Add(2*time.Hour), t0.Add(3*time.Hour)
+	m := newMemManager(t, NewMemStore(), "i1", clk, c)
+	h := m.Handle("c")
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionFlight {
+		t.Fatalf("before flight: %v", d)
+	}
+	clk.Set(t0.Add(150 * time.Minute))
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionOK {
+		t.Fatalf("in flight: %v", d)
+	}
+	id, _ := m.Hold(h, 100, clk.Now())
+	// Reload without c: handle stays, bids stop, the hold is kept.
+	if err := m.SetCampaigns([]Campaign{campaign("d", micros(1))}); err != nil {
+		t.Fatal(err)
+	}
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionFlight {
+		t.Fatalf("removed: %v", d)
+	}
+	if res, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 100, ClearingMicros: 90}); err != nil || res.ChargedMicros != 90 || res.Late {
+		t.Fatalf("settle for a removed campaign: %+v %v", res, err)
+	}
+	// Reload with c again: same account, state kept.
+	if err := m.SetCampaigns([]Campaign{c}); err != nil {
+		t.Fatal(err)
+	}
+	if m.Handle("c") != h || h.spent.Load() != 90 {
+		t.Fatal("state lost across reload")
+	}
+}
+
+func TestFailClosedOnStoreOutage(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, campaign("c", micros(100)))
+	h := m.Handle("c")
+	st.SetDown(true)
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if ok, why := m.Ready(); ok || !strings.Contains(why, "unreachable") {
+		t.Fatalf("ready %v %q", ok, why)
+	}
+	// Bids continue inside the lease held (1 unit min lease, 10 max)...
+	lease := h.lease.Load()
+	var held int64
+	for i := 0; ; i++ {
+		if m.Allow(h, 100_000, clk.Now()) != DecisionOK {
+			if d := m.Allow(h, 100_000, clk.Now()); d != DecisionFailClosed {
+				t.Fatalf("after the lease: %v", d)
+			}
+			break
+		}
+		if _, ok := m.Hold(h, 100_000, clk.Now()); !ok {
+			t.Fatal("hold refused after allow")
+		}
+		held += 100_000
+	}
+	if held > lease || held < lease-100_000 {
+		t.Fatalf("held %d, lease %d", held, lease)
+	}
+	// ...and stop once the lease expires even if holds are released.
+	m.expireHolds(clk.Now().Add(2 * time.Minute))
+	clk.Add(3 * time.Minute)
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionFailClosed {
+		t.Fatalf("after lease expiry: %v", d)
+	}
+	st.SetDown(false)
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if ok, _ := m.Ready(); !ok {
+		t.Fatal("not ready after recovery")
+	}
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionOK {
+		t.Fatalf("after recovery: %v", d)
+	}
+}
+
+func TestLeaseInvariantManyInstances(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(20))
+	c.DailyMicros = micros(15)
+	var ms []*Manager
+	for i := range 4 {
+		ms = append(ms, newMemManager(t, st, fmt.Sprintf("i%d", i), clk, c))
+	}
+	for round := range 50 {
+		for i, m := range ms {
+			h := m.Handle("c")
+			for k := range 20 {
+				if m.Allow(h, 200_000, clk.Now()) != DecisionOK {
+					break
+				}
+				id, ok := m.Hold(h, 200_000, clk.Now())
+				if !ok {
+					t.Fatal("hold after allow")
+				}
+				if k%2 == 0 {
+					m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c",
+						AuctionID: fmt.Sprintf("%d-%d-%d", round, i, k), ImpID: "1", BidMicros: 200_000, ClearingMicros: 150_000})
+				}
+			}
+			m.ledger.flush(ctxT(t))
+			m.syncAll(ctxT(t), clk.Now(), false)
+			r, _ := st.Get(ctxT(t), "c")
+			var sum int64
+			for _, l := range r.Leases {
+				sum += l.Amount
+			}
+			if r.SpentTotal+sum > c.TotalMicros || r.SpentDay+sum > c.DailyMicros {
+				t.Fatalf("invariant broken: %+v", r)
+			}
+		}
+		clk.Add(time.Second)
+		for _, m := range ms {
+			m.expireHolds(clk.Now().Add(time.Minute))
+		}
+	}
+	for _, m := range ms {
+		if err := m.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, _ := st.Get(ctxT(t), "c")
+	if r.SpentDay > c.DailyMicros || r.SpentDay < c.DailyMicros-micros(1) || len(r.Leases) != 0 {
+		t.Fatalf("final %+v", r)
+	}
+}
+
+func TestDayRollover(t *testing.T) {
+	clk := newManualClock(t0.Add(23 * time.Hour))
+	st := NewMemStore()
+	c := Campaign{ID: "c", DailyMicros: micros(2), TotalMicros: micros(3), Pacing: PacingASAP}
+	m := newMemManager(t, st, "i1", clk, c)
+	h := m.Handle("c")
+	spend := func(n int) {
+		for i := range n {
+			m.syncAll(ctxT(t), clk.Now(), false)
+			id, ok := m.Hold(h, micros(1), clk.Now())
+			if !ok {
+				t.Fatalf("hold %d refused", i)
+			}
+			m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: clk.Now().String(), ImpID: fmt.Sprint(i), BidMicros: micros(1), ClearingMicros: micros(1)})
+		}
+		m.ledger.flush(ctxT(t))
+		m.syncAll(ctxT(t), clk.Now(), false)
+	}
+	spend(2)
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionBudgetExhausted {
+		t.Fatalf("daily exhausted: %v", d)
+	}
+	clk.Add(2 * time.Hour) // next day
+	m.syncAll(ctxT(t), clk.Now(), false)
+	spend(1)
+	if d := m.Allow(h, 1, clk.Now()); d != DecisionBudgetExhausted {
+		t.Fatalf("total exhausted: %v", d)
+	}
+}
+
+// expireIfFull keeps benchmarks from filling the hold table.
+func (m *Manager) expireIfFull(h *Account) {
+	if h.held.Load() > 1<<40 || m.holds.full.Load() > 0 {
+		m.expireHolds(time.Unix(0, 1<<62))
+		m.holds.full.Store(0)
+	}
+}
+
+// releaseHold closes a hold the way an expiry does (benchmarks).
+func (m *Manager) releaseHold(h *Account, id HoldID) {
+	if amt, ok := m.holds.take(id, h.idx); ok {
+		h.mu.Lock()
+		h.held.Add(-amt)
+		h.mu.Unlock()
+	}
+}
