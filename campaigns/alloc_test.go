@@ -1,0 +1,60 @@
+//go:build !race
+
+package campaigns
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+func TestMatchAllocatesNothing(t *testing.T) {
+	cfgs := Generate(1000, 3)
+	examples, err := LoadDir("../configs/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = examples
+	s := mustCompile(t, cfgs, WithSeat("seat-1"))
+	r := rand.New(rand.NewPCG(5, 5))
+	type rq struct {
+		req *ortb.Request
+		imp *ortb.Imp
+	}
+	var reqs []rq
+	for range 64 {
+		req, imp := randomRequest(r)
+		reqs = append(reqs, rq{req, imp})
+	}
+	// Hand-made ones too: deal, app, video, dayparted zones, blocks.
+	req, imp := siteRequest(), bannerImp(300, 250)
+	imp.Deals = []ortb.Deal{{ID: bs("deal-1"), WSeat: bss("seat-1")}}
+	req.BAdv, req.BApp, req.WSeat = bss("advertiser-1.example"), bss("com.x"), bss("seat-1")
+	reqs = append(reqs, rq{req, imp}, rq{appRequest(), bannerImp(320, 50)})
+	dst := make([]Candidate, 0, 4096)
+	var sc Scratch
+	matched := 0
+	for _, q := range reqs {
+		matched += len(s.Match(dst[:0], q.req, q.imp, monday15, &sc)) // grows sc
+	}
+	if matched == 0 {
+		t.Fatal("nothing matched: the guard would measure an empty path")
+	}
+	for i, q := range reqs {
+		if n := testing.AllocsPerRun(20, func() { s.Match(dst[:0], q.req, q.imp, monday15, &sc) }); n != 0 {
+			t.Errorf("request %d: %v allocations per Match", i, n)
+		}
+	}
+	// The example campaigns (time zones, dayparting) too.
+	req, imp = siteRequest(), bannerImp(300, 250)
+	if n := testing.AllocsPerRun(20, func() { examples.Match(dst[:0], req, imp, monday15, &sc) }); n != 0 {
+		t.Errorf("examples: %v allocations per Match", n)
+	}
+	buf := make([]byte, 0, 4096)
+	cr := examples.Creatives[0]
+	click, impURL := []byte("https://b.example/c?x=1"), []byte("https://b.example/i")
+	if n := testing.AllocsPerRun(20, func() { buf = AppendAdm(buf[:0], cr, click, impURL) }); n != 0 {
+		t.Errorf("AppendAdm: %v allocations", n)
+	}
+}

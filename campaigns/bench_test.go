@@ -1,0 +1,58 @@
+package campaigns
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+func BenchmarkMatch(b *testing.B) {
+	for _, n := range []int{1000, 10_000} {
+		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
+			s := mustCompile(b, Generate(n, 1), WithSeat("seat-1"))
+			r := rand.New(rand.NewPCG(11, 11))
+			reqs := make([]*ortb.Request, 1024)
+			imps := make([]*ortb.Imp, 1024)
+			for i := range reqs {
+				reqs[i], imps[i] = randomRequest(r)
+			}
+			dst := make([]Candidate, 0, 8192)
+			var sc Scratch
+			examined, cands := 0, 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				j := i & 1023
+				dst = s.Match(dst[:0], reqs[j], imps[j], monday15, &sc)
+				examined += sc.Examined
+				cands += len(dst)
+			}
+			b.ReportMetric(float64(examined)/float64(b.N), "examined/op")
+			b.ReportMetric(float64(cands)/float64(b.N), "candidates/op")
+		})
+	}
+}
+
+// BenchmarkMatchExhaustive is the baseline: the same checks on every campaign.
+func BenchmarkMatchExhaustive(b *testing.B) {
+	for _, n := range []int{1000, 10_000} {
+		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
+			s := mustCompile(b, Generate(n, 1), WithSeat("seat-1"))
+			r := rand.New(rand.NewPCG(11, 11))
+			reqs := make([]*ortb.Request, 1024)
+			imps := make([]*ortb.Imp, 1024)
+			for i := range reqs {
+				reqs[i], imps[i] = randomRequest(r)
+			}
+			dst := make([]Candidate, 0, 8192)
+			var sc Scratch
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				j := i & 1023
+				dst = exhaustive(dst[:0], s, reqs[j], imps[j], monday15, &sc)
+			}
+		})
+	}
+}

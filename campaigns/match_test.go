@@ -1,0 +1,207 @@
+package campaigns
+
+import (
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// monday15 is Monday 2026-11-23 15:00 UTC.
+var monday15 = time.Date(2026, 11, 23, 15, 0, 0, 0, time.UTC)
+
+func TestMatchRules(t *testing.T) {
+	type tc struct {
+		name string
+		cfg  func(*Config)
+		req  func(*ortb.Request, *ortb.Imp)
+		now  time.Time
+		want bool
+	}
+	f := false
+	video := func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
+			LandingURL: "https://v.example/", Secure: true}
+	}
+	videoImp := func(r *ortb.Request, i *ortb.Imp) {
+		*i = ortb.Imp{ID: bs("1"), HasVideo: true, Video: ortb.Video{MIMEs: bss("video/mp4"), W: 640, H: 360}, Secure: ortb.Unset}
+	}
+	native := func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "n", Format: "native", Native: &NativeConfig{Title: "t"}, LandingURL: "https://n.example/"}
+	}
+	cases := []tc{
+		{"untargeted", nil, nil, monday15, true},
+		{"paused", func(c *Config) { c.Status = "paused" }, nil, monday15, false},
+		{"before flight", func(c *Config) { c.Flight.Start = "2026-11-24" }, nil, monday15, false},
+		{"flight start inclusive", func(c *Config) { c.Flight.Start = "2026-11-23T15:00:00Z" }, nil, monday15, true},
+		{"flight end date includes day", func(c *Config) { c.Flight.End = "2026-11-23" }, nil, monday15, true},
+		{"after flight", func(c *Config) { c.Flight.End = "2026-11-23T15:00:00Z" }, nil, monday15, false},
+		{"flight end date in zone", func(c *Config) { c.TimeZone = "Asia/Tokyo"; c.Flight.End = "2026-11-23" }, nil, monday15, false},
+		{"country in", func(c *Config) { c.Targeting.Countries = []string{"usa", "GBR"} }, nil, monday15, true},
+		{"country request lower case", func(c *Config) { c.Targeting.Countries = []string{"USA"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Device.Geo.Country = bs("usa") }, monday15, true},
+		{"country out", func(c *Config) { c.Targeting.Countries = []string{"GBR"} }, nil, monday15, false},
+		{"country absent", func(c *Config) { c.Targeting.Countries = []string{"USA"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Device.Geo.Country = nil }, monday15, false},
+		{"region", func(c *Config) { c.Targeting.Regions = []string{"ca", "NY"} }, nil, monday15, true},
+		{"region out", func(c *Config) { c.Targeting.Regions = []string{"NY"} }, nil, monday15, false},
+		{"device type", func(c *Config) { c.Targeting.DeviceTypes = []int64{2, 4} }, nil, monday15, true},
+		{"device type out", func(c *Config) { c.Targeting.DeviceTypes = []int64{4} }, nil, monday15, false},
+		{"os any case", func(c *Config) { c.Targeting.OS = []string{"WINDOWS"} }, nil, monday15, true},
+		{"os out", func(c *Config) { c.Targeting.OS = []string{"iOS"} }, nil, monday15, false},
+		{"publisher", func(c *Config) { c.Targeting.Publishers = []string{"pub-1"} }, nil, monday15, true},
+		{"publisher out", func(c *Config) { c.Targeting.Publishers = []string{"pub-9"} }, nil, monday15, false},
+		{"site allow www", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"www.SITE-1.example.com"} }, nil, monday15, true},
+		{"site allow out", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-2.example.com"} }, nil, monday15, false},
+		{"site allow ignores apps", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-2.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},
+		{"site block", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"site-1.example.com"} }, nil, monday15, false},
+		{"app allow", func(c *Config) { c.Targeting.AppBundles.Allow = []string{"com.example.app1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},
+		{"app allow out", func(c *Config) { c.Targeting.AppBundles.Allow = []string{"com.example.app2"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
+		{"app block", func(c *Config) { c.Targeting.AppBundles.Block = []string{"com.example.app1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
+		{"app only on site", func(c *Config) { c.Targeting.Inventory = []string{"app"} }, nil, monday15, false},
+		{"app only on app", func(c *Config) { c.Targeting.Inventory = []string{"app"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},
+		{"category parent allow", func(c *Config) { c.Targeting.Categories.Allow = []string{"IAB1"} }, nil, monday15, true},
+		{"category allow out", func(c *Config) { c.Targeting.Categories.Allow = []string{"IAB2"} }, nil, monday15, false},
+		{"category child does not cover parent", func(c *Config) { c.Targeting.Categories.Allow = []string{"IAB1-3"} }, nil, monday15, false},
+		{"category block parent", func(c *Config) { c.Targeting.Categories.Block = []string{"iab1"} }, nil, monday15, false},
+		{"category block other", func(c *Config) { c.Targeting.Categories.Block = []string{"IAB2"} }, nil, monday15, true},
+		{"segment", func(c *Config) { c.Targeting.Segments = []string{"seg-9", "seg-1"} }, nil, monday15, true},
+		{"segment out", func(c *Config) { c.Targeting.Segments = []string{"seg-9"} }, nil, monday15, false},
+		{"segment gdpr no consent", func(c *Config) { c.Targeting.Segments = []string{"seg-1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True }, monday15, false},
+		{"segment gdpr consent", func(c *Config) { c.Targeting.Segments = []string{"seg-1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True; r.User.Consent = bs("CP-consent") }, monday15, true},
+		{"gdpr without segments", nil, func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True }, monday15, true},
+		{"coppa excluded", nil, func(r *ortb.Request, _ *ortb.Imp) { r.Regs.COPPA = ortb.True }, monday15, false},
+		{"coppa allowed", func(c *Config) { c.Targeting.AllowCOPPA = true },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.COPPA = ortb.True }, monday15, true},
+		{"daypart in", func(c *Config) { c.Targeting.Dayparting = &DaypartConf{Days: []string{"mon"}, Hours: []int{15}} }, nil, monday15, true},
+		{"daypart hour out", func(c *Config) { c.Targeting.Dayparting = &DaypartConf{Hours: []int{14, 16}} }, nil, monday15, false},
+		{"daypart day out", func(c *Config) { c.Targeting.Dayparting = &DaypartConf{Days: []string{"Tuesday"}} }, nil, monday15, false},
+		{"daypart in zone", func(c *Config) {
+			c.TimeZone = "America/New_York" // 10:00 there
+			c.Targeting.Dayparting = &DaypartConf{Days: []string{"mon"}, Hours: []int{10}}
+		}, nil, monday15, true},
+		{"daypart zone next day", func(c *Config) {
+			c.TimeZone = "Asia/Tokyo" // Tuesday 00:00 there
+			c.Targeting.Dayparting = &DaypartConf{Days: []string{"tue"}, Hours: []int{0}}
+		}, nil, monday15, true},
+		{"size via format", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{Format: []ortb.Size{{W: 728, H: 90}, {W: 300, H: 250}}} }, monday15, true},
+		{"size mismatch", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{W: 728, H: 90} }, monday15, false},
+		{"banner without size", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{} }, monday15, true},
+		{"banner creative on video imp", nil, videoImp, monday15, false},
+		{"video", video, videoImp, monday15, true},
+		{"video mime mismatch", video, func(r *ortb.Request, i *ortb.Imp) { videoImp(r, i); i.Video.MIMEs = bss("video/webm") }, monday15, false},
+		{"video battr", func(c *Config) { video(c); c.Creatives[0].Attr = []int64{14} },
+			func(r *ortb.Request, i *ortb.Imp) { videoImp(r, i); i.Video.BAttr = []int64{14} }, monday15, false},
+		{"native", native, func(_ *ortb.Request, i *ortb.Imp) { *i = ortb.Imp{HasNative: true} }, monday15, true},
+		{"native on banner imp", native, nil, monday15, false},
+		{"battr", func(c *Config) { c.Creatives[0].Attr = []int64{1, 6} },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Banner.BAttr = []int64{6} }, monday15, false},
+		{"battr other", func(c *Config) { c.Creatives[0].Attr = []int64{1} },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Banner.BAttr = []int64{6} }, monday15, true},
+		{"bcat exact", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("IAB9", "IAB3-1") }, monday15, false},
+		{"bcat parent", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("iab3") }, monday15, false},
+		{"bcat sibling", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("IAB3-2") }, monday15, true},
+		{"badv", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("X.example") }, monday15, false},
+		{"badv creative override", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("x.example") }, monday15, true},
+		{"bapp", func(c *Config) { c.Creatives[0].Bundle = "com.x.game" },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BApp = bss("com.x.game") }, monday15, false},
+		{"secure needed", func(c *Config) { c.Creatives[0].Secure = false },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Secure = ortb.True }, monday15, false},
+		{"secure given", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Secure = ortb.True }, monday15, true},
+		{"wseat without us", nil, func(r *ortb.Request, _ *ortb.Imp) { r.WSeat = bss("other") }, monday15, false},
+		{"wseat with us", nil, func(r *ortb.Request, _ *ortb.Imp) { r.WSeat = bss("other", "seat-1") }, monday15, true},
+		{"bseat us", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BSeat = bss("seat-1") }, monday15, false},
+		{"private auction without deal", nil, func(_ *ortb.Request, i *ortb.Imp) { i.PrivateAuction = true }, monday15, false},
+		{"deal only without deal", func(c *Config) { c.Targeting.Deals = []string{"d1"}; c.Targeting.OpenAuction = &f }, nil, monday15, false},
+		{"deal only with deal", func(c *Config) { c.Targeting.Deals = []string{"d1"}; c.Targeting.OpenAuction = &f },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d0")}, {ID: bs("d1")}} }, monday15, true},
+		{"deal wseat excludes us", func(c *Config) { c.Targeting.Deals = []string{"d1"}; c.Targeting.OpenAuction = &f },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("other")}} }, monday15, false},
+		{"deal private", func(c *Config) { c.Targeting.Deals = []string{"d1"} },
+			func(_ *ortb.Request, i *ortb.Imp) { i.PrivateAuction = true; i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("seat-1")}} }, monday15, true},
+		{"open auction with other deal", nil,
+			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d1")}} }, monday15, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			if c.cfg != nil {
+				c.cfg(&cfg)
+			}
+			s := mustCompile(t, []Config{cfg}, WithSeat("seat-1"))
+			req, imp := siteRequest(), bannerImp(300, 250)
+			if c.req != nil {
+				c.req(req, imp)
+			}
+			var sc Scratch
+			got := s.Match(nil, req, imp, c.now, &sc)
+			if (len(got) == 1) != c.want || len(got) > 1 {
+				t.Fatalf("got %d candidates %+v, want eligible=%v", len(got), got, c.want)
+			}
+			if exh := exhaustive(nil, s, req, imp, c.now, &Scratch{}); len(exh) != len(got) {
+				t.Errorf("index found %d, exhaustive scan %d", len(got), len(exh))
+			}
+			if !c.want {
+				return
+			}
+			cand := got[0]
+			if cand.Campaign != s.Campaigns[0] || cand.Creative != s.Creatives[0] {
+				t.Errorf("candidate %+v", cand)
+			}
+			if len(imp.Deals) > 0 && (cfg.Targeting.Deals != nil) != (cand.Deal != nil) {
+				t.Errorf("deal %+v", cand.Deal)
+			}
+		})
+	}
+}
+
+func TestMatchCandidateDetails(t *testing.T) {
+	a := baseConfig("a")
+	a.Creatives = append(a.Creatives, CreativeConfig{ID: "a-wide", Format: "banner", Sizes: []string{"160x600", "728x90"},
+		Markup: BannerMarkup("https://x.example/w.png", 728, 90), LandingURL: "https://a.example/", Secure: true})
+	a.Targeting.Deals = []string{"d-a"}
+	b := baseConfig("b")
+	b.Creatives[0].Sizes = []string{"320x50"}
+	s := mustCompile(t, []Config{a, b})
+	req := siteRequest()
+	imp := bannerImp(0, 0)
+	imp.Banner.Format = []ortb.Size{{W: 728, H: 90}, {W: 300, H: 250}}
+	imp.Deals = []ortb.Deal{{ID: bs("d-a")}}
+	var sc Scratch
+	got := s.Match(make([]Candidate, 0, 8), req, imp, monday15, &sc)
+	if len(got) != 2 {
+		t.Fatalf("got %+v", got)
+	}
+	if got[0].Creative.ID != "a-c" || got[0].W != 300 || got[0].H != 250 || got[0].Deal != &imp.Deals[0] {
+		t.Errorf("first %+v", got[0])
+	}
+	if got[1].Creative.ID != "a-wide" || got[1].W != 728 || got[1].H != 90 {
+		t.Errorf("second %+v", got[1])
+	}
+	// Appends after what dst holds.
+	got2 := s.Match(got, req, imp, monday15, &sc)
+	if len(got2) != 4 {
+		t.Errorf("append: %d", len(got2))
+	}
+}
+
+// exhaustive is the reference: every campaign checked, no index.
+func exhaustive(out []Candidate, s *Snapshot, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
+	if !seatAllowed(req.WSeat, req.BSeat, s.idx.seat) {
+		return out
+	}
+	sc.begin(&s.idx, now)
+	sc.requestValues(&s.idx, req, imp, s.idx.seat)
+	for i := range s.idx.camps {
+		out = s.matchCampaign(out, &s.idx.camps[i], req, imp, sc)
+	}
+	return out
+}

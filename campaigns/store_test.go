@@ -1,0 +1,118 @@
+package campaigns
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func writeConfig(t *testing.T, dir string, c Config) {
+	t.Helper()
+	data, err := MarshalConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, c.ID+".yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond) // polling interval, not a wait for an event
+	}
+}
+
+func TestStoreReload(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("a"))
+	st, err := NewStore(dir, WithSeat("seat-9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1 := st.Current()
+	if s1.Len() != 1 || s1.Campaign("a") == nil || s1.Seat != "seat-9" || s1.Dir != dir {
+		t.Fatalf("first snapshot %+v", s1)
+	}
+	writeConfig(t, dir, baseConfig("b"))
+	if err := st.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := st.Current()
+	if s2 == s1 || s2.Len() != 2 || s2.Campaign("b") == nil {
+		t.Fatalf("second snapshot %d campaigns", s2.Len())
+	}
+	if s1.Len() != 1 {
+		t.Error("the old snapshot changed")
+	}
+	// A bad file: the error names it, the running snapshot stays.
+	if err := os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("id: broken\nbogus: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = st.Reload()
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "broken.yaml: line 2: field bogus not found") {
+		t.Fatalf("reload with a bad file: %v", err)
+	}
+	if st.Current() != s2 {
+		t.Error("a bad reload replaced the snapshot")
+	}
+	if _, err := NewStore(dir); !errors.Is(err, ErrInvalid) {
+		t.Errorf("NewStore on a bad dir: %v", err)
+	}
+	if _, err := NewStore(filepath.Join(dir, "missing")); err == nil {
+		t.Error("NewStore on a missing dir: no error")
+	}
+}
+
+func TestStoreWatch(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("a"))
+	st, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var errs []error
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.Watch(ctx, 2*time.Millisecond, func(err error) { mu.Lock(); errs = append(errs, err); mu.Unlock() })
+	}()
+	writeConfig(t, dir, baseConfig("b"))
+	waitFor(t, "the watcher to load b", func() bool { return st.Current().Campaign("b") != nil })
+
+	good := st.Current()
+	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("id: c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher to report c.yaml", func() bool { mu.Lock(); defer mu.Unlock(); return len(errs) > 0 })
+	mu.Lock()
+	if !errors.Is(errs[0], ErrInvalid) || !strings.Contains(errs[0].Error(), "c.yaml: advertiser: required") {
+		t.Errorf("watch error %v", errs[0])
+	}
+	mu.Unlock()
+	if st.Current() != good {
+		t.Error("a bad file replaced the snapshot")
+	}
+	if err := os.Remove(filepath.Join(dir, "c.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(dir, "a.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the watcher to drop a", func() bool { return st.Current().Campaign("a") == nil })
+	cancel()
+	<-done
+}
