@@ -1,0 +1,84 @@
+package simulator
+
+import (
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// AdminCampaign is one campaign of GET /admin/budget.
+type AdminCampaign struct {
+	ID                 string  `json:"id"`
+	Currency           string  `json:"currency"`
+	TotalBudgetMicros  int64   `json:"total_budget_micros"`
+	DailyBudgetMicros  int64   `json:"daily_budget_micros"`
+	SpentMicros        int64   `json:"spent_micros"`
+	SpentTodayMicros   int64   `json:"spent_today_micros"`
+	HeldMicros         int64   `json:"held_micros"`
+	LeasedMicros       int64   `json:"leased_micros"`
+	PacingMode         string  `json:"pacing_mode"`
+	PacingTargetMicros int64   `json:"pacing_target_micros"`
+	PacingError        float64 `json:"pacing_error"`
+	Throttle           float64 `json:"throttle"`
+}
+
+// AdminBudget is the body of GET /admin/budget.
+type AdminBudget struct {
+	Instance  string          `json:"instance"`
+	Campaigns []AdminCampaign `json:"campaigns"`
+}
+
+type adminPoller struct {
+	urls   []string
+	client *fasthttp.Client
+}
+
+func newAdminPoller(urls []string) *adminPoller {
+	return &adminPoller{urls: urls, client: &fasthttp.Client{ReadTimeout: time.Second, WriteTimeout: time.Second}}
+}
+
+// fetch reads every admin URL; unreachable ones are skipped.
+func (a *adminPoller) fetch() []AdminBudget {
+	var out []AdminBudget
+	for _, u := range a.urls {
+		if !strings.HasSuffix(u, "/admin/budget") {
+			u = strings.TrimRight(u, "/") + "/admin/budget"
+		}
+		status, body, err := a.client.GetTimeout(nil, u, 500*time.Millisecond)
+		if err != nil || status != fasthttp.StatusOK {
+			continue
+		}
+		var b AdminBudget
+		if json.Unmarshal(body, &b) == nil {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// mergeAdmin keeps, per campaign, the view with the largest global spend (the
+// budget state is global; instances may lag).
+func mergeAdmin(bs []AdminBudget) map[string]AdminCampaign {
+	m := map[string]AdminCampaign{}
+	for _, b := range bs {
+		for _, c := range b.Campaigns {
+			if old, ok := m[c.ID]; !ok || c.SpentMicros > old.SpentMicros {
+				m[c.ID] = c
+			}
+		}
+	}
+	return m
+}
+
+func planOf(bs []AdminBudget) (plan, spent map[string]int64) {
+	if len(bs) == 0 {
+		return nil, nil
+	}
+	plan, spent = map[string]int64{}, map[string]int64{}
+	for id, c := range mergeAdmin(bs) {
+		plan[id], spent[id] = c.PacingTargetMicros, c.SpentMicros
+	}
+	return plan, spent
+}

@@ -1,0 +1,288 @@
+// Command simulator is an OpenRTB exchange simulator for load, latency,
+// pacing and model-quality tests of a bidder. See docs/simulator.md.
+//
+//	simulator run    -target URL[,URL] -rate N -duration D -seed S -out DIR [-log DIR] [-admin URL]
+//	simulator replay -in FILE.jsonl -target URL[,URL] [-rate N] -out DIR
+//	simulator gen    -n N -seed S -out FILE.jsonl
+//	simulator sink   -addr 127.0.0.1:8099 [-bid-prob P] [-delay D] [-for D]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/openbidder/openbidder/simulator"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	var err error
+	switch os.Args[1] {
+	case "run":
+		err = cmdRun(os.Args[2:], false)
+	case "replay":
+		err = cmdRun(os.Args[2:], true)
+	case "gen":
+		err = cmdGen(os.Args[2:])
+	case "sink":
+		err = cmdSink(os.Args[2:])
+	case "-h", "-help", "--help", "help":
+		usage()
+		return
+	default:
+		usage()
+		os.Exit(2)
+	}
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return
+		}
+		fmt.Fprintln(os.Stderr, "simulator:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprint(os.Stderr, `usage: simulator <command> [flags]
+
+commands:
+  run     send generated traffic open loop to bidders, run auctions, write DIR/report.json and plots
+  replay  like run, with requests from a gen file (-in FILE.jsonl)
+  gen     write generated bid requests as JSONL
+  sink    start a minimal loopback bidder (204 or bids) for load-tool comparisons and demos
+
+'simulator <command> -help' lists the flags and their defaults.
+`)
+}
+
+// flags binds every model flag onto cfg.
+type flags struct {
+	cfg                    simulator.Config
+	targets, admin, out    string
+	tmaxMs                 int
+	simStart               string
+	noticeDup, noticeLoss  float64
+	noticeLate             float64
+	firstPrice, v26, deals float64
+}
+
+func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
+	d, t, n, m := simulator.DefaultConfig, simulator.DefaultTraffic, simulator.DefaultNotices, simulator.DefaultMarket
+	c := &f.cfg
+	if withTargets {
+		fs.StringVar(&f.targets, "target", "", "bidder URL(s), comma separated, round robin (e.g. http://127.0.0.1:8080/openrtb2/bid)")
+		fs.StringVar(&f.admin, "admin", "", "bidder admin base URL(s), comma separated; GET /admin/budget each second for budget and pacing plan")
+		fs.StringVar(&f.out, "out", "simout", "output directory for report.json and SVG plots")
+		fs.StringVar(&c.LogDir, "log", "", "write training logs (impressions.jsonl) into this directory")
+		fs.DurationVar(&c.Duration, "duration", d.Duration, "sending window; the run then waits for answers and notices (bounded) and stops")
+		fs.Int64Var(&c.MaxRequests, "max-requests", 0, "hard cap on requests (0 = 3 x rate x duration + 100)")
+		fs.IntVar(&c.MaxInflight, "max-inflight", d.MaxInflight, "bound on requests awaiting an answer; requests due beyond it are dropped and counted")
+		fs.IntVar(&c.ConnsPerHost, "conns", 0, "keep-alive connections per target (0 = max-inflight)")
+		fs.IntVar(&f.tmaxMs, "tmax", 0, "override tmax in ms for timeout accounting (0 = each request's own tmax, see -req-tmax)")
+		fs.DurationVar(&c.Grace, "grace", d.Grace, "how long past tmax an answer is still awaited (it counts as a timeout)")
+		fs.BoolVar(&c.AllowNonLocal, "allow-nonlocal", false, "allow targets, admin and notice URLs outside loopback")
+		fs.Float64Var(&c.RenderProb, "render-prob", d.RenderProb, "probability a won ad renders (burl and impression trackers fire, billed)")
+		fs.DurationVar(&c.RenderDelay, "render-delay", d.RenderDelay, "mean delay from win notice to render")
+		fs.DurationVar(&c.ClickDelay, "click-delay", d.ClickDelay, "mean delay from render to click")
+		fs.DurationVar(&c.Notices.Delay, "notice-delay", n.Delay, "mean (exponential) delay of nurl/lurl after the auction")
+		fs.Float64Var(&f.noticeDup, "notice-dup", n.DupProb, "probability a notice is sent twice")
+		fs.Float64Var(&f.noticeLoss, "notice-loss", n.LossProb, "probability a notice is never sent")
+		fs.Float64Var(&f.noticeLate, "notice-late", n.LateProb, "probability a notice is sent -notice-late-delay late")
+		fs.DurationVar(&c.Notices.LateDelay, "notice-late-delay", n.LateDelay, "extra delay of late notices")
+		fs.IntVar(&c.Notices.Workers, "notice-workers", n.Workers, "concurrent notice senders")
+		fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
+		fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
+		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.02, "ground-truth base CTR")
+		fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 7, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
+		fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
+	}
+	fs.Float64Var(&c.Rate, "rate", d.Rate, "mean requests per second (Poisson arrivals)")
+	fs.Uint64Var(&c.Seed, "seed", d.Seed, "random seed (traffic, auctions, notices, clicks)")
+	fs.Float64Var(&c.GzipShare, "gzip", d.GzipShare, "share of requests sent with Content-Encoding: gzip")
+	fs.Float64Var(&c.Diurnal, "diurnal", 0, "diurnal amplitude 0..1 (0 = constant rate)")
+	fs.Float64Var(&c.PeakHour, "peak-hour", d.PeakHour, "UTC hour of the diurnal peak")
+	fs.Float64Var(&c.TimeScale, "time-scale", d.TimeScale, "simulated seconds per real second (2880 = a day in 30s)")
+	fs.StringVar(&f.simStart, "sim-start", "", "simulated start time, RFC 3339 (default now)")
+	fs.IntVar(&c.Traffic.Publishers, "publishers", t.Publishers, "number of publishers")
+	fs.Float64Var(&c.Traffic.PublisherZipf, "publisher-zipf", t.PublisherZipf, "Zipf exponent of publisher popularity")
+	fs.IntVar(&c.Traffic.Users, "users", t.Users, "number of users")
+	fs.Float64Var(&c.Traffic.UserZipf, "user-zipf", t.UserZipf, "Zipf exponent of user activity")
+	fs.Float64Var(&c.Traffic.AppShare, "app-share", t.AppShare, "share of publishers that are apps")
+	fs.Float64Var(&f.v26, "v26-share", t.V26Share, "share of publishers sending OpenRTB 2.6 (rest 2.5)")
+	fs.Float64Var(&f.firstPrice, "first-price-share", t.FirstPriceShare, "share of publishers with first-price auctions (at=1)")
+	fs.Float64Var(&f.deals, "deal-share", t.DealShare, "share of publishers with deals")
+	fs.Float64Var(&c.Traffic.FloorMedianUSD, "floor", t.FloorMedianUSD, "median floor CPM in USD (log-normal over publishers)")
+	fs.Int64Var(&c.Traffic.TMaxMs, "req-tmax", t.TMaxMs, "tmax (ms) written into requests")
+}
+
+// zeroAsNeg maps an explicit 0 to the "explicitly zero" marker of the config.
+func zeroAsNeg(v float64) float64 {
+	if v == 0 {
+		return -1
+	}
+	return v
+}
+
+func (f *flags) finish() error {
+	c := &f.cfg
+	c.Traffic.V26Share, c.Traffic.FirstPriceShare, c.Traffic.DealShare = zeroAsNeg(f.v26), zeroAsNeg(f.firstPrice), zeroAsNeg(f.deals)
+	c.Traffic.AppShare = zeroAsNeg(c.Traffic.AppShare)
+	c.Notices.DupProb, c.Notices.LossProb, c.Notices.LateProb = zeroAsNeg(f.noticeDup), zeroAsNeg(f.noticeLoss), zeroAsNeg(f.noticeLate)
+	if c.Notices.Delay == 0 {
+		c.Notices.Delay = -1
+	}
+	if c.RenderProb == 0 {
+		c.RenderProb = -1
+	}
+	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond
+	if f.simStart != "" {
+		t, err := time.Parse(time.RFC3339, f.simStart)
+		if err != nil {
+			return fmt.Errorf("-sim-start: %w", err)
+		}
+		c.SimStart = t
+	}
+	c.Targets, c.Admin = split(f.targets), split(f.admin)
+	return nil
+}
+
+func split(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func cmdRun(args []string, replay bool) error {
+	name := "run"
+	if replay {
+		name = "replay"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, true)
+	var in string
+	var loops int
+	if replay {
+		fs.StringVar(&in, "in", "", "JSONL file written by gen")
+		fs.IntVar(&loops, "loops", 1, "times to replay the file")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := f.finish(); err != nil {
+		return err
+	}
+	if replay {
+		rate := 0.0
+		fs.Visit(func(fl *flag.Flag) {
+			if fl.Name == "rate" {
+				rate = f.cfg.Rate
+			}
+		})
+		src, err := openReplay(in, rate, f.cfg.Seed, loops)
+		if err != nil {
+			return err
+		}
+		f.cfg.Source = src
+		if rate == 0 {
+			f.cfg.Rate = max(float64(src.Len())/f.cfg.Duration.Seconds(), 1) // sizes the request cap only
+			f.cfg.MaxRequests = int64(src.Len() * max(loops, 1))
+		}
+	}
+	f.cfg.Progress = os.Stderr
+	r, err := simulator.NewRunner(f.cfg)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := r.Run(ctx)
+	if err != nil {
+		return err
+	}
+	if err := rep.WriteFiles(f.out); err != nil {
+		return err
+	}
+	rep.WriteSummary(os.Stdout)
+	fmt.Printf("wrote %s/report.json and %s\n", f.out, strings.Join(rep.Plots, ", "))
+	return nil
+}
+
+func openReplay(path string, rate float64, seed uint64, loops int) (*simulator.ReplaySource, error) {
+	if path == "" {
+		return nil, errors.New("replay needs -in FILE.jsonl")
+	}
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer fh.Close()
+	return simulator.NewReplaySource(fh, rate, seed, loops)
+}
+
+func cmdGen(args []string) error {
+	fs := flag.NewFlagSet("gen", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, false)
+	n := fs.Int("n", 1000, "number of requests")
+	out := fs.String("out", "-", "output file (- = stdout)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := f.finish(); err != nil {
+		return err
+	}
+	w := os.Stdout
+	if *out != "-" {
+		fh, err := os.Create(*out)
+		if err != nil {
+			return err
+		}
+		defer fh.Close()
+		w = fh
+	}
+	return simulator.Generate(w, f.cfg, *n)
+}
+
+func cmdSink(args []string) error {
+	fs := flag.NewFlagSet("sink", flag.ContinueOnError)
+	var c simulator.SinkConfig
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8099", "listen address (loopback)")
+	fs.Float64Var(&c.BidProb, "bid-prob", 0, "probability of answering with bids (0 = always 204)")
+	fs.Float64Var(&c.Price, "price", 1, "bid CPM in USD")
+	fs.Float64Var(&c.PCTR, "pctr", 0.02, "bid.ext.pctr")
+	fs.IntVar(&c.Campaigns, "campaigns", 3, "number of campaign ids to rotate")
+	fs.DurationVar(&c.Delay, "delay", 0, "added delay before each bid answer")
+	forD := fs.Duration("for", 10*time.Minute, "stop after this long")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := simulator.CheckHost("http://"+c.Addr, false); err != nil {
+		return err
+	}
+	s, err := simulator.StartSink(c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "sink listening on %s for %s\n", s.URL(), *forD)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(*forD):
+	}
+	return s.Close()
+}

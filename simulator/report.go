@@ -1,0 +1,304 @@
+package simulator
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latency is a percentile summary in microseconds.
+type Latency struct {
+	Count int64   `json:"count"`
+	Mean  float64 `json:"mean"`
+	P50   int64   `json:"p50"`
+	P90   int64   `json:"p90"`
+	P99   int64   `json:"p99"`
+	P999  int64   `json:"p999"`
+	Max   int64   `json:"max"`
+}
+
+func latencyOf(h *hdrhistogram.Histogram) Latency {
+	return Latency{Count: h.TotalCount(), Mean: math.Round(h.Mean()*10) / 10, P50: h.ValueAtQuantile(50),
+		P90: h.ValueAtQuantile(90), P99: h.ValueAtQuantile(99), P999: h.ValueAtQuantile(99.9), Max: h.Max()}
+}
+
+// CampaignReport is spend and delivery of one campaign (bid.cid) next to
+// its budget and pacing plan from the admin endpoint when given.
+type CampaignReport struct {
+	CID                string   `json:"cid"`
+	Currency           string   `json:"currency"`
+	Bids               int64    `json:"bids"`
+	Wins               int64    `json:"wins"`
+	WinRate            float64  `json:"win_rate"`
+	Impressions        int64    `json:"impressions"`
+	Clicks             int64    `json:"clicks"`
+	SpendMicros        int64    `json:"spend_micros"` // billed (rendered) at the clearing price
+	Spend              float64  `json:"spend"`        // currency units
+	WonMicros          int64    `json:"won_micros"`   // every win at its clearing price
+	ECPM               float64  `json:"ecpm"`
+	ECPC               *float64 `json:"ecpc"`
+	PredictedCTR       *float64 `json:"predicted_ctr"`
+	ObservedCTR        *float64 `json:"observed_ctr"`
+	TrueCTR            *float64 `json:"true_ctr"`
+	TotalBudgetMicros  *int64   `json:"total_budget_micros"`
+	DailyBudgetMicros  *int64   `json:"daily_budget_micros"`
+	BidderSpentMicros  *int64   `json:"bidder_spent_micros"`
+	PacingMode         string   `json:"pacing_mode,omitempty"`
+	PacingTargetMicros *int64   `json:"pacing_target_micros"`
+	PacingError        *float64 `json:"pacing_error"`
+	OverspendMicros    *int64   `json:"overspend_micros"` // max(0, billed - total budget); null without a budget
+}
+
+// CalibrationBin is one decile of impressions ordered by predicted CTR.
+type CalibrationBin struct {
+	N           int     `json:"n"`
+	MeanPCTR    float64 `json:"mean_pctr"`
+	ObservedCTR float64 `json:"observed_ctr"`
+	MeanTrueCTR float64 `json:"mean_true_ctr"`
+}
+
+// Second is one second of the run's timeline.
+type Second struct {
+	T        int   `json:"t"`
+	Sent     int64 `json:"sent"`
+	Answered int64 `json:"answered"`
+	Timeouts int64 `json:"timeouts"`
+	Errors   int64 `json:"errors"`
+	Bids     int64 `json:"bids"`
+	Wins     int64 `json:"wins"`
+	P50us    int64 `json:"p50_us"`
+	P90us    int64 `json:"p90_us"`
+	P99us    int64 `json:"p99_us"`
+}
+
+// Report is DIR/report.json.
+type Report struct {
+	Started          time.Time               `json:"started"`
+	Config           map[string]any          `json:"config"`
+	SendWindowS      float64                 `json:"send_window_s"`
+	ElapsedS         float64                 `json:"elapsed_s"`
+	Requests         int64                   `json:"requests"`
+	SendRate         float64                 `json:"send_rate"`
+	Dropped          int64                   `json:"dropped_inflight_bound"`
+	ResponsesByCode  map[string]int64        `json:"responses_by_status"`
+	Timeouts         int64                   `json:"timeouts"`
+	Errors           int64                   `json:"errors"`
+	LatencyUs        Latency                 `json:"latency_us"`
+	SendLagUs        Latency                 `json:"send_lag_us"`
+	Bids             int64                   `json:"bids"`
+	BidRate          float64                 `json:"bid_rate"` // answered requests with a bid / answered
+	Wins             int64                   `json:"wins"`
+	WinRate          float64                 `json:"win_rate"` // wins / bids
+	Impressions      int64                   `json:"impressions"`
+	Clicks           int64                   `json:"clicks"`
+	SpendUSDMicros   int64                   `json:"spend_usd_micros"`
+	SpendUSD         float64                 `json:"spend_usd"`
+	OverspendMicros  int64                   `json:"overspend_micros"` // sum over campaigns with a known budget
+	ECPM             float64                 `json:"ecpm_usd"`
+	ECPC             *float64                `json:"ecpc_usd"`
+	PredictedCTR     *float64                `json:"predicted_ctr"`
+	ObservedCTR      *float64                `json:"observed_ctr"`
+	TrueCTR          *float64                `json:"true_ctr"`
+	Campaigns        []CampaignReport        `json:"campaigns"`
+	Calibration      []CalibrationBin        `json:"calibration"`
+	Notices          map[string]NoticeCounts `json:"notices"`
+	Counters         Counters                `json:"counters"`
+	Admin            []AdminBudget           `json:"admin,omitempty"`
+	Timeline         []Second                `json:"timeline"`
+	Plots            []string                `json:"plots,omitempty"`
+	histogram        *hdrhistogram.Histogram
+	spendSeries      []map[string]int64
+	planSeries       []map[string]int64
+	adminSpentSeries []map[string]int64
+}
+
+func ratio(a, b int64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
+	cfg := r.cfg
+	s := r.stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.counters
+	rep := &Report{Started: start, SendWindowS: cfg.Duration.Seconds(), ElapsedS: time.Since(start).Seconds(),
+		Requests: c.Sent, Dropped: c.DroppedBound, ResponsesByCode: map[string]int64{}, Timeouts: c.Timeouts,
+		Errors: c.Errors, LatencyUs: latencyOf(s.hist), SendLagUs: latencyOf(s.lag), Bids: c.Bids,
+		BidRate: ratio(c.BidResponses, c.Answered), Wins: c.Wins, WinRate: ratio(c.Wins, c.Bids),
+		Impressions: c.Impressions, Clicks: c.Clicks, Notices: r.notifier.Counts(), Counters: c, Admin: admin,
+		histogram: s.hist}
+	rep.SendRate = float64(c.Sent) / cfg.Duration.Seconds()
+	rep.Config = map[string]any{"targets": cfg.Targets, "rate": cfg.Rate, "duration_s": cfg.Duration.Seconds(),
+		"seed": cfg.Seed, "tmax_ms": cfg.TMax.Milliseconds(), "grace_ms": cfg.Grace.Milliseconds(),
+		"max_inflight": cfg.MaxInflight, "gzip_share": cfg.GzipShare, "diurnal": cfg.Diurnal,
+		"time_scale": cfg.TimeScale, "render_prob": cfg.RenderProb, "market": cfg.Market, "truth_base": cfg.Truth.Base}
+	for code, n := range s.status {
+		rep.ResponsesByCode[strconv.Itoa(code)] = n
+	}
+	adm := mergeAdmin(admin)
+	var sumP, sumT float64
+	var nP int64
+	var usdMicros float64
+	for _, id := range sortedKeys(s.camps) {
+		cs := s.camps[id]
+		cr := campaignReport(id, cs)
+		if a, ok := adm[id]; ok {
+			cr.TotalBudgetMicros, cr.DailyBudgetMicros = ptr(a.TotalBudgetMicros), ptr(a.DailyBudgetMicros)
+			cr.BidderSpentMicros, cr.PacingMode = ptr(a.SpentMicros), a.PacingMode
+			cr.PacingTargetMicros, cr.PacingError = ptr(a.PacingTargetMicros), ptr(a.PacingError)
+			if a.TotalBudgetMicros > 0 {
+				cr.OverspendMicros = ptr(max(0, cs.SpendMicros-a.TotalBudgetMicros))
+				rep.OverspendMicros += *cr.OverspendMicros
+			}
+		}
+		rep.Campaigns = append(rep.Campaigns, cr)
+		sumP += cs.SumPCTR
+		nP += cs.PCTRCount
+		sumT += cs.SumTruth
+		usdMicros += ToUSD(float64(cs.SpendMicros), cs.Currency)
+	}
+	rep.SpendUSDMicros = int64(math.Round(usdMicros))
+	rep.SpendUSD = usdMicros / 1e6
+	if c.Impressions > 0 {
+		rep.ECPM = usdMicros / 1e3 / float64(c.Impressions)
+		rep.ObservedCTR = ptr(ratio(c.Clicks, c.Impressions))
+		rep.TrueCTR = ptr(sumT / float64(c.Impressions))
+	}
+	if c.Clicks > 0 {
+		rep.ECPC = ptr(usdMicros / 1e6 / float64(c.Clicks))
+	}
+	if nP > 0 {
+		rep.PredictedCTR = ptr(sumP / float64(nP))
+	}
+	rep.Calibration = calibration(s.calib, 10)
+	for i, b := range s.secs {
+		sec := Second{T: i, Sent: b.sent, Answered: b.answered, Timeouts: b.timeouts, Errors: b.errors,
+			Bids: b.bids, Wins: b.wins}
+		if b.hist != nil {
+			sec.P50us, sec.P90us, sec.P99us = b.hist.ValueAtQuantile(50), b.hist.ValueAtQuantile(90), b.hist.ValueAtQuantile(99)
+		}
+		rep.Timeline = append(rep.Timeline, sec)
+		rep.spendSeries = append(rep.spendSeries, b.spend)
+		rep.planSeries = append(rep.planSeries, b.plan)
+		rep.adminSpentSeries = append(rep.adminSpentSeries, b.adminSpent)
+	}
+	return rep
+}
+
+func campaignReport(id string, cs *campStat) CampaignReport {
+	cr := CampaignReport{CID: id, Currency: cs.Currency, Bids: cs.Bids, Wins: cs.Wins, WinRate: ratio(cs.Wins, cs.Bids),
+		Impressions: cs.Impressions, Clicks: cs.Clicks, SpendMicros: cs.SpendMicros,
+		Spend: float64(cs.SpendMicros) / 1e6, WonMicros: cs.WonMicros}
+	if cs.Impressions > 0 {
+		cr.ECPM = float64(cs.SpendMicros) / 1e3 / float64(cs.Impressions)
+		cr.ObservedCTR = ptr(ratio(cs.Clicks, cs.Impressions))
+		cr.TrueCTR = ptr(cs.SumTruth / float64(cs.Impressions))
+	}
+	if cs.Clicks > 0 {
+		cr.ECPC = ptr(float64(cs.SpendMicros) / 1e6 / float64(cs.Clicks))
+	}
+	if cs.PCTRCount > 0 {
+		cr.PredictedCTR = ptr(cs.SumPCTR / float64(cs.PCTRCount))
+	}
+	return cr
+}
+
+// calibration splits impressions (ordered by predicted CTR) into equal bins.
+func calibration(pts []calPoint, bins int) []CalibrationBin {
+	if len(pts) == 0 {
+		return nil
+	}
+	p := append([]calPoint(nil), pts...)
+	sort.Slice(p, func(i, j int) bool { return p[i].pctr < p[j].pctr })
+	bins = min(bins, len(p))
+	out := make([]CalibrationBin, 0, bins)
+	for b := 0; b < bins; b++ {
+		lo, hi := b*len(p)/bins, (b+1)*len(p)/bins
+		var cb CalibrationBin
+		for _, x := range p[lo:hi] {
+			cb.MeanPCTR += float64(x.pctr)
+			cb.MeanTrueCTR += float64(x.truth)
+			if x.click {
+				cb.ObservedCTR++
+			}
+		}
+		cb.N = hi - lo
+		n := float64(cb.N)
+		cb.MeanPCTR, cb.ObservedCTR, cb.MeanTrueCTR = cb.MeanPCTR/n, cb.ObservedCTR/n, cb.MeanTrueCTR/n
+		out = append(out, cb)
+	}
+	return out
+}
+
+// startProgress prints one line a second and samples spend and the admin
+// plan for the plots. The returned func stops it.
+func (r *Runner) startProgress(start time.Time) func() {
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for k := 0; ; k++ {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			var plan, spent map[string]int64
+			if len(r.cfg.Admin) > 0 {
+				plan, spent = planOf(r.admin.fetch())
+			}
+			r.stats.closeSecond(k, plan, spent)
+			if r.cfg.Progress != nil {
+				p := r.stats.progressAt(k)
+				p.inflight = r.inflight.Load()
+				writeProgress(r.cfg.Progress, p)
+			}
+		}
+	}()
+	return func() { close(stop); <-done }
+}
+
+func writeProgress(w io.Writer, p progress) {
+	fmt.Fprintf(w, "[%4ds] sent %6d/s  answered %6d/s  p99 %8.2fms  timeouts %4d  bid %5.1f%%  win %5.1f%%  spend %10.4f  inflight %4d  dropped %d\n",
+		p.sec+1, p.sent, p.answered, float64(p.p99us)/1000, p.timeouts, 100*p.bidRate, 100*p.winRate,
+		float64(p.spendMicros)/1e6, p.inflight, p.dropped)
+}
+
+// WriteSummary prints the end-of-run summary.
+func (rep *Report) WriteSummary(w io.Writer) {
+	l := rep.LatencyUs
+	fmt.Fprintf(w, "requests %d in %.1fs (%.1f/s)  dropped(bound) %d  timeouts %d  errors %d\n",
+		rep.Requests, rep.SendWindowS, rep.SendRate, rep.Dropped, rep.Timeouts, rep.Errors)
+	fmt.Fprintf(w, "latency us: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (send lag p99 %d)\n",
+		l.P50, l.P90, l.P99, l.P999, l.Max, rep.SendLagUs.P99)
+	fmt.Fprintf(w, "status %v  bid rate %.1f%%  bids %d  wins %d (%.1f%%)  impressions %d  clicks %d\n",
+		rep.ResponsesByCode, 100*rep.BidRate, rep.Bids, rep.Wins, 100*rep.WinRate, rep.Impressions, rep.Clicks)
+	fmt.Fprintf(w, "spend %.4f USD  eCPM %.4f  overspend(micros) %d", rep.SpendUSD, rep.ECPM, rep.OverspendMicros)
+	if rep.ECPC != nil {
+		fmt.Fprintf(w, "  eCPC %.4f", *rep.ECPC)
+	}
+	if rep.PredictedCTR != nil && rep.ObservedCTR != nil {
+		fmt.Fprintf(w, "  CTR predicted %.4f observed %.4f true %.4f", *rep.PredictedCTR, *rep.ObservedCTR, *rep.TrueCTR)
+	}
+	fmt.Fprintln(w)
+	for _, c := range rep.Campaigns {
+		fmt.Fprintf(w, "  %-16s %s bids %d wins %d imps %d clicks %d spend %.4f", c.CID, c.Currency, c.Bids, c.Wins,
+			c.Impressions, c.Clicks, c.Spend)
+		if c.TotalBudgetMicros != nil {
+			fmt.Fprintf(w, " budget %.4f", float64(*c.TotalBudgetMicros)/1e6)
+		}
+		fmt.Fprintln(w)
+	}
+}
