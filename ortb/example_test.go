@@ -32,13 +32,13 @@ func Example() {
 	fmt.Printf("%s imp %s %dx%d floor %.2f gdpr %d consent %s\n", c.req.ID, imp.ID,
 		imp.Banner.W, imp.Banner.H, imp.BidFloor, c.req.Regs.GDPR, c.req.User.Consent)
 
-	err := c.p.Parse([]byte(`{"id":"r2","imp":[{"id":"1","bidfloor":"0.5"}]}`), &c.req)
-	fmt.Println(errors.Is(err, ortb.ErrInvalid), err)
-
 	out := ortb.AppendJSONString([]byte(`{"id":`), c.req.ID)
 	fmt.Println(string(out))
+
+	err := c.p.Parse([]byte(`{"id":"r2","imp":[{"id":"1","bidfloor":"0.5"}]}`), &c.req)
+	fmt.Println(errors.Is(err, ortb.ErrInvalid), err)
 	// Output:
 	// r1 imp 1 300x250 floor 0.50 gdpr 1 consent CPX
+	// {"id":"r1"
 	// true ortb: invalid request: imp[0].bidfloor: want number, got string
-	// {"id":"r2"
 }
