@@ -91,7 +91,9 @@ func TestMatchRules(t *testing.T) {
 			c.TimeZone = "Asia/Tokyo" // Tuesday 00:00 there
 			c.Targeting.Dayparting = &DaypartConf{Days: []string{"tue"}, Hours: []int{0}}
 		}, nil, monday15, true},
-		{"size via format", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{Format: []ortb.Size{{W: 728, H: 90}, {W: 300, H: 250}}} }, monday15, true},
+		{"size via format", nil, func(_ *ortb.Request, i *ortb.Imp) {
+			i.Banner = ortb.Banner{Format: []ortb.Size{{W: 728, H: 90}, {W: 300, H: 250}}}
+		}, monday15, true},
 		{"size mismatch", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{W: 728, H: 90} }, monday15, false},
 		{"banner without size", nil, func(_ *ortb.Request, i *ortb.Imp) { i.Banner = ortb.Banner{} }, monday15, true},
 		{"banner creative on video imp", nil, videoImp, monday15, false},
@@ -126,7 +128,10 @@ func TestMatchRules(t *testing.T) {
 		{"deal wseat excludes us", func(c *Config) { c.Targeting.Deals = []string{"d1"}; c.Targeting.OpenAuction = &f },
 			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("other")}} }, monday15, false},
 		{"deal private", func(c *Config) { c.Targeting.Deals = []string{"d1"} },
-			func(_ *ortb.Request, i *ortb.Imp) { i.PrivateAuction = true; i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("seat-1")}} }, monday15, true},
+			func(_ *ortb.Request, i *ortb.Imp) {
+				i.PrivateAuction = true
+				i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("seat-1")}}
+			}, monday15, true},
 		{"open auction with other deal", nil,
 			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d1")}} }, monday15, true},
 	}
