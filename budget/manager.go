@@ -450,6 +450,10 @@ func (m *Manager) ledgerDone(e *ledgerEntry, o pubOutcome) {
 	if o == pubDupOther {
 		a.dupN.Add(1)
 		m.dupN.Add(1)
+		if e.Late {
+			a.lateN.Add(^uint64(0))
+			a.lateMicros.Add(^uint64(e.Charged - 1))
+		}
 	}
 }
 

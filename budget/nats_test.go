@@ -1,0 +1,308 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+func natsManager(t *testing.T, inst string, urls []string, srv *server.Server, replicas int, cs ...Campaign) *Manager {
+	t.Helper()
+	cfg := Config{
+		InstanceID: inst, URLs: urls, Server: srv, Replicas: replicas,
+		HoldTTL: 300 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond, SyncPeriod: 100 * time.Millisecond,
+		ReclaimWait: 200 * time.Millisecond, MinLease: 50_000, MaxLease: 2_000_000, MaxHolds: 1 << 14,
+	}
+	m, err := New(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := m.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// crash stops a manager the way a killed process does: no flush, no lease return.
+func (m *Manager) crash() {
+	m.closed.Store(true)
+	m.cancel()
+	m.wg.Wait()
+	m.nc.Close()
+}
+
+func spendOnce(m *Manager, h *Account, auction string, price int64) bool {
+	now := time.Now()
+	if m.Allow(h, price, now) != DecisionOK {
+		return false
+	}
+	id, ok := m.Hold(h, price, now)
+	if !ok {
+		return false
+	}
+	_, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: h.id, AuctionID: auction, ImpID: "1", BidMicros: price, ClearingMicros: price})
+	return err == nil
+}
+
+func TestNATSGracefulCloseAndCrashReclaim(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	url := srv.ClientURL()
+	c := campaign("c", micros(10))
+	a := natsManager(t, "a", nil, srv, 1, c) // in-process connection
+	b := natsManager(t, "b", []string{url}, nil, 1, c)
+	ha := a.Handle("c")
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if a.Allow(ha, 10_000, time.Now()) != DecisionOK {
+			return fmt.Errorf("a has no lease yet")
+		}
+		return nil
+	})
+	n := 0
+	for i := range 20 {
+		if spendOnce(a, ha, fmt.Sprint("a", i), 10_000) {
+			n++
+		}
+	}
+	if n == 0 {
+		t.Fatal("a spent nothing")
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r := getRecord(t, url, "c")
+	if _, ok := r.Leases["a"]; ok || r.SpentTotal != int64(n)*10_000 {
+		t.Fatalf("after graceful close: %+v (want spent %d, no lease for a)", r, n*10_000)
+	}
+	if got := len(readLedger(t, url)); got != n {
+		t.Fatalf("ledger has %d entries, want %d", got, n)
+	}
+
+	// Crash an instance holding a lease: it comes back to the pool after expiry.
+	x := natsManager(t, "x", []string{url}, nil, 1, c)
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if getRecord(t, url, "c").Leases["x"].Amount == 0 {
+			return fmt.Errorf("x has no lease yet")
+		}
+		return nil
+	})
+	x.crash()
+	checkFor(t, 10*time.Second, 50*time.Millisecond, func() error {
+		if l, ok := getRecord(t, url, "c").Leases["x"]; ok {
+			return fmt.Errorf("x's lease still there: %+v", l)
+		}
+		return nil
+	})
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if r := getRecord(t, url, "c"); len(r.Leases) != 0 {
+		t.Fatalf("leases left: %+v", r)
+	}
+}
+
+func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, -1)
+	url := srv.ClientURL()
+	p := srv.ClientURL()[len("nats://127.0.0.1:"):]
+	var portN int
+	fmt.Sscan(p, &portN)
+	c := campaign("c", micros(100))
+	m := natsManager(t, "a", []string{url}, nil, 1, c)
+	defer m.Close(context.Background())
+	h := m.Handle("c")
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if m.Allow(h, 10_000, time.Now()) != DecisionOK {
+			return fmt.Errorf("no lease yet")
+		}
+		return nil
+	})
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	// Keep spending: only inside the lease, then fail closed.
+	var spent int64
+	i := 0
+	checkFor(t, 10*time.Second, 5*time.Millisecond, func() error {
+		if spendOnce(m, h, fmt.Sprint("o", i), 10_000) {
+			spent += 10_000
+		}
+		i++
+		if d := m.Allow(h, 10_000, time.Now()); d != DecisionFailClosed {
+			return fmt.Errorf("decision %v", d)
+		}
+		return nil
+	})
+	if ok, _ := m.Ready(); ok {
+		t.Fatal("ready during the outage")
+	}
+	if spent > 2_000_000+50_000 {
+		t.Fatalf("spent %d during the outage, beyond any lease", spent)
+	}
+	srv = startServer(t, dir, portN)
+	defer srv.Shutdown()
+	checkFor(t, 15*time.Second, 50*time.Millisecond, func() error {
+		if ok, why := m.Ready(); !ok {
+			return fmt.Errorf("not ready: %s", why)
+		}
+		if d := m.Allow(h, 10_000, time.Now()); d != DecisionOK {
+			return fmt.Errorf("decision %v", d)
+		}
+		return nil
+	})
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var ledger int64
+	for _, e := range readLedger(t, url) {
+		ledger += e.Charged
+	}
+	if r := getRecord(t, url, "c"); ledger != spent || r.SpentTotal != spent {
+		t.Fatalf("spent %d, ledger %d, record %+v", spent, ledger, r)
+	}
+}
+
+// Three managers on a 3-node cluster under concurrent bids and messy notices;
+// the node the first manager uses is killed mid-load.
+func TestClusterThreeManagersBound(t *testing.T) {
+	srvs := startCluster(t, 3)
+	var urls []string
+	for _, s := range srvs {
+		urls = append(urls, s.ClientURL())
+	}
+	const budget = 3_000_000
+	c := campaign("c", budget)
+	var ms []*Manager
+	for i := range 3 {
+		order := append([]string{urls[i]}, append(append([]string{}, urls[:i]...), urls[i+1:]...)...)
+		ms = append(ms, natsManager(t, fmt.Sprintf("m%d", i), order, nil, 3, c))
+	}
+	type notice struct {
+		to int
+		n  Notice
+		at time.Time
+	}
+	var (
+		mu      sync.Mutex
+		charged = map[string]int64{}
+		total   atomic.Int64
+		bids    atomic.Int64
+	)
+	deliver := func(mi int, n Notice) {
+		res, err := ms[mi].Settle(n)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if res.ChargedMicros > 0 {
+			total.Add(res.ChargedMicros)
+			mu.Lock()
+			charged[n.AuctionID]++
+			mu.Unlock()
+		}
+	}
+	stop := time.Now().Add(3 * time.Second)
+	var wg sync.WaitGroup
+	for mi := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(mi), 99))
+			h := ms[mi].Handle("c")
+			var delayed []notice
+			for k := 0; time.Now().Before(stop); k++ {
+				now := time.Now()
+				for len(delayed) > 0 && !delayed[0].at.After(now) {
+					deliver(delayed[0].to, delayed[0].n)
+					delayed = delayed[1:]
+				}
+				price := int64(1000 + rng.IntN(9000))
+				if ms[mi].Allow(h, price, now) != DecisionOK {
+					time.Sleep(time.Millisecond) // traffic pacing of the load generator, not a wait for state
+					continue
+				}
+				id, ok := ms[mi].Hold(h, price, now)
+				if !ok {
+					continue
+				}
+				bids.Add(1)
+				n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c",
+					AuctionID: fmt.Sprintf("m%d-%d", mi, k), ImpID: "1", BidMicros: price,
+					ClearingMicros: price * int64(80+rng.IntN(40)) / 100}
+				switch r := rng.IntN(10); {
+				case r < 4: // loss
+					n.Kind = KindLoss
+					deliver(mi, n)
+				case r < 5: // lost notice: the hold expires
+				case r < 7: // win now, duplicated to another instance
+					deliver(mi, n)
+					delayed = append(delayed, notice{to: (mi + 1) % 3, n: n, at: now.Add(50 * time.Millisecond)})
+				case r < 8: // late: after the hold expired
+					delayed = append(delayed, notice{to: mi, n: n, at: now.Add(400 * time.Millisecond)})
+				default: // delayed a little, replayed
+					delayed = append(delayed, notice{to: mi, n: n, at: now.Add(100 * time.Millisecond)})
+					delayed = append(delayed, notice{to: mi, n: n, at: now.Add(150 * time.Millisecond)})
+				}
+			}
+			for _, d := range delayed {
+				deliver(d.to, d.n)
+			}
+		}()
+	}
+	time.Sleep(time.Second) // let load run before the fault; the assertions below poll
+	srvs[0].Shutdown()
+	wg.Wait()
+	for _, m := range ms {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		if err := m.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		cancel()
+	}
+	var late int64
+	for _, m := range ms {
+		late += int64(m.Counters().LateMicros)
+	}
+	entries := readLedger(t, urls[1])
+	seen := map[string]bool{}
+	var ledger int64
+	for _, e := range entries {
+		if seen[e.MsgID] {
+			t.Fatalf("ledger has %s twice", e.MsgID)
+		}
+		seen[e.MsgID] = true
+		ledger += e.Charged
+	}
+	// Settle may charge a cross-instance duplicate (the other instance has no
+	// hold for it); the ledger answers "duplicate" and the charge is reversed,
+	// so the ledger and the global record are the truth.
+	mu.Lock()
+	for a, n := range charged {
+		if n > 2 {
+			t.Errorf("auction %s charged %d times by Settle", a, n)
+		}
+	}
+	mu.Unlock()
+	r := getRecord(t, urls[1], "c")
+	t.Logf("bids %d, ledger entries %d, ledger %d, record %d, late %d, budget %d", bids.Load(), len(entries), ledger, r.SpentTotal, late, budget)
+	if r.SpentTotal != ledger {
+		t.Errorf("record spent %d != ledger %d", r.SpentTotal, ledger)
+	}
+	if ledger > budget+late {
+		t.Errorf("bound broken: ledger %d > budget %d + late %d", ledger, budget, late)
+	}
+	if len(r.Leases) != 0 {
+		t.Errorf("leases left after close: %+v", r.Leases)
+	}
+}
