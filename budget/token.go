@@ -20,11 +20,18 @@ type Token struct {
 	InstanceID string
 	BidMicros  int64
 	HoldID     HoldID
-	Expires    time.Time // second resolution
+	// PriceMicros is the bid price as the exchange saw it (CPM micros in the
+	// response currency), so a clearing price can be turned into a charge in
+	// the campaign currency: charge = BidMicros x clearing / PriceMicros.
+	PriceMicros int64
+	// UserKey is the frequency-cap key of the user (0 unknown).
+	UserKey uint64
+	Expires time.Time // second resolution
 }
 
 const (
-	tokenVersion = 1
+	tokenVersion = 2
+	tokenFixed   = 40  // expires, bid, hold, price, user: five uint64s
 	tokenMACLen  = 16  // HMAC-SHA256 truncated to 128 bits
 	maxTokenRaw  = 768 // decoded bytes; longer tokens are refused
 )
@@ -47,6 +54,8 @@ func AppendToken(dst []byte, key []byte, t Token) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Expires.Unix()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.BidMicros))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.HoldID))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PriceMicros))
+	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > 255 {
 			s = s[:255]
@@ -91,7 +100,7 @@ func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
 	}
 	var buf [64 + maxTokenRaw]byte
 	n, err := tokenEnc.Decode(buf[64:], src)
-	if err != nil || n < 1+24+5+tokenMACLen {
+	if err != nil || n < 1+tokenFixed+5+tokenMACLen {
 		return Token{}, ErrForged
 	}
 	var kb [64]byte
@@ -112,7 +121,9 @@ func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
 	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
 	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
 	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
-	b = b[25:]
+	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
+	t.UserKey = binary.BigEndian.Uint64(b[33:])
+	b = b[1+tokenFixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return Token{}, ErrForged
