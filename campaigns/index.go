@@ -40,6 +40,14 @@ const (
 	numDims
 )
 
+// Per-campaign id sets beyond the dimensions (dDeal's slot holds the deals).
+const (
+	sSiteBlock = int(numDims) + iota
+	sAppBlock
+	sCatBlock
+	numSets
+)
+
 // typicalCardinality estimates how many distinct values a dimension has in
 // traffic; a campaign naming k values of a dimension matches about
 // k/cardinality of requests. Used only to choose anchors.
@@ -71,7 +79,8 @@ type index struct {
 	camps   []ccamp
 	crs     []ccreative // by Creative.Index
 	zones   []*time.Location
-	seat    []byte // Snapshot.Seat
+	seat    []byte   // Snapshot.Seat
+	arena   []uint32 // every campaign's id sets, back to back
 }
 
 // ccamp is a campaign compiled for matching.
@@ -79,12 +88,12 @@ type ccamp struct {
 	c         *Campaign
 	active    bool
 	anchor    dim
-	sets      [numDims][]uint32 // sorted value ids; nil = unrestricted (dDeal unused)
-	siteBlock []uint32
-	appBlock  []uint32
-	catBlock  []uint32
-	deals     []uint32
-	open      bool
+	// off bounds the campaign's sorted id sets in index.arena: set i is
+	// arena[off[i]:off[i+1]]; empty means unrestricted.
+	off [numSets + 1]uint32
+	// restricted has bit d set for every dimension d < dDeal with a set.
+	restricted uint16
+	open       bool
 	coppa     bool
 	start     int64 // unix nanos, inclusive
 	end       int64 // unix nanos, exclusive
@@ -129,16 +138,15 @@ func buildIndex(cs []*Campaign) index {
 		if !cc.active {
 			continue
 		}
-		vals := cc.sets[cc.anchor]
-		if cc.anchor == dDeal {
-			vals = cc.deals
-		}
-		for _, v := range vals {
+		for _, v := range ix.set(cc, int(cc.anchor)) {
 			ix.post[cc.anchor][v] = append(ix.post[cc.anchor][v], int32(i))
 		}
 	}
 	return ix
 }
+
+// set returns a campaign's id set i (a dimension or sSiteBlock...).
+func (ix *index) set(cc *ccamp, i int) []uint32 { return ix.arena[cc.off[i]:cc.off[i+1]] }
 
 func (ix *index) ids(d dim, vals []string) []uint32 {
 	if len(vals) == 0 {
@@ -172,35 +180,44 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	if !c.End.IsZero() {
 		cc.end = c.End.UnixNano()
 	}
-	cc.sets[dCountry] = ix.ids(dCountry, t.Countries)
-	cc.sets[dRegion] = ix.ids(dRegion, t.Regions)
+	var sets [numSets][]uint32
+	sets[dCountry] = ix.ids(dCountry, t.Countries)
+	sets[dRegion] = ix.ids(dRegion, t.Regions)
 	for _, d := range t.DeviceTypes {
-		cc.sets[dDevice] = append(cc.sets[dDevice], uint32(d))
+		sets[dDevice] = append(sets[dDevice], uint32(d))
 	}
-	cc.sets[dDevice] = sortIDs(cc.sets[dDevice])
-	cc.sets[dOS] = ix.ids(dOS, t.OS)
-	cc.sets[dPub] = ix.ids(dPub, t.Publishers)
-	cc.sets[dSite] = ix.ids(dSite, t.SiteAllow)
-	cc.sets[dApp] = ix.ids(dApp, t.AppAllow)
-	cc.sets[dCat] = ix.ids(dCat, t.CatAllow)
-	cc.sets[dSeg] = ix.ids(dSeg, t.Segments)
+	sets[dDevice] = sortIDs(sets[dDevice])
+	sets[dOS] = ix.ids(dOS, t.OS)
+	sets[dPub] = ix.ids(dPub, t.Publishers)
+	sets[dSite] = ix.ids(dSite, t.SiteAllow)
+	sets[dApp] = ix.ids(dApp, t.AppAllow)
+	sets[dCat] = ix.ids(dCat, t.CatAllow)
+	sets[dSeg] = ix.ids(dSeg, t.Segments)
 	switch {
 	case t.Site && !t.App:
-		cc.sets[dInventory] = []uint32{invSite}
+		sets[dInventory] = []uint32{invSite}
 	case t.App && !t.Site:
-		cc.sets[dInventory] = []uint32{invApp}
+		sets[dInventory] = []uint32{invApp}
 	}
-	cc.siteBlock = ix.ids(dSite, t.SiteBlock)
-	cc.appBlock = ix.ids(dApp, t.AppBlock)
-	cc.catBlock = ix.ids(dCat, t.CatBlock)
-	cc.deals = ix.ids(dDeal, t.Deals)
+	sets[sSiteBlock] = ix.ids(dSite, t.SiteBlock)
+	sets[sAppBlock] = ix.ids(dApp, t.AppBlock)
+	sets[sCatBlock] = ix.ids(dCat, t.CatBlock)
+	sets[dDeal] = ix.ids(dDeal, t.Deals)
 	var formats []string
 	for _, cr := range c.Creatives {
 		formats = append(formats, formatKeys(cr)...)
 		cc.crs = append(cc.crs, int32(cr.Index))
 		ix.crs = append(ix.crs, ix.compileCreative(cr))
 	}
-	cc.sets[dFormat] = ix.ids(dFormat, formats)
+	sets[dFormat] = ix.ids(dFormat, formats)
+	for i, set := range sets {
+		cc.off[i] = uint32(len(ix.arena))
+		ix.arena = append(ix.arena, set...)
+		if i < int(dDeal) && len(set) > 0 {
+			cc.restricted |= 1 << i
+		}
+	}
+	cc.off[numSets] = uint32(len(ix.arena))
 	if t.Dayparting {
 		cc.daypart = true
 		for d := range 7 {
@@ -218,33 +235,22 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 		ix.zones = append(ix.zones, c.TimeZone)
 	}
 	cc.zone = z
-	cc.anchor = chooseAnchor(&cc, t)
+	cc.anchor = chooseAnchor(&sets, cc.open, t)
 	return cc
 }
 
-func chooseAnchor(cc *ccamp, t *Targeting) dim {
-	best, bestScore := dFormat, float64(len(cc.sets[dFormat]))/typicalCardinality[dFormat]
+func chooseAnchor(sets *[numSets][]uint32, open bool, t *Targeting) dim {
+	best, bestScore := dFormat, float64(len(sets[dFormat]))/typicalCardinality[dFormat]
 	for d := range numDims {
-		n := len(cc.sets[d])
-		switch d {
-		case dDeal:
-			if cc.open {
-				continue
-			}
-			n = len(cc.deals)
-		case dSite:
-			if t.App {
-				continue // an app request never checks site allow lists
-			}
-		case dApp:
-			if t.Site {
-				continue
-			}
-		}
-		if n == 0 {
+		switch {
+		case len(sets[d]) == 0:
 			continue
+		case d == dDeal && open:
+			continue // it also bids in the open auction, without a deal
+		case d == dSite && t.App, d == dApp && t.Site:
+			continue // requests of the other kind never check this list
 		}
-		if s := float64(n) / typicalCardinality[d]; s < bestScore {
+		if s := float64(len(sets[d])) / typicalCardinality[d]; s < bestScore {
 			best, bestScore = d, s
 		}
 	}

@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"bytes"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -166,10 +167,10 @@ func (sc *Scratch) add(d dim, id uint32) {
 }
 
 func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, seat []byte) {
+	geo := &req.Device.Geo // device.geo, else user.geo: filled even without a device
+	sc.add(dCountry, sc.lookup(ix.dicts[dCountry], geo.Country, foldUpper))
+	sc.add(dRegion, sc.lookup(ix.dicts[dRegion], geo.Region, foldLower))
 	if req.HasDevice {
-		geo := &req.Device.Geo
-		sc.add(dCountry, sc.lookup(ix.dicts[dCountry], geo.Country, foldUpper))
-		sc.add(dRegion, sc.lookup(ix.dicts[dRegion], geo.Region, foldLower))
 		if dt := req.Device.DeviceType; dt >= 1 && dt <= 7 {
 			sc.add(dDevice, uint32(dt))
 		}
@@ -281,28 +282,30 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if req.Regs.COPPA == ortb.True && !cc.coppa {
 		return dst
 	}
-	for d := range dDeal {
-		if set := cc.sets[d]; set != nil && !sc.na[d] && !intersects(set, sc.vals[d]) {
+	ix := &s.idx
+	for m := cc.restricted; m != 0; m &= m - 1 {
+		d := bits.TrailingZeros16(m)
+		if !sc.na[d] && !intersects(ix.set(cc, d), sc.vals[d]) {
 			return dst
 		}
 	}
-	if set := cc.sets[dFormat]; !intersects(set, sc.vals[dFormat]) {
+	if !intersects(ix.set(cc, int(dFormat)), sc.vals[dFormat]) {
 		return dst
 	}
-	if set := cc.sets[dInventory]; set != nil && !intersects(set, sc.vals[dInventory]) {
+	if set := ix.set(cc, int(dInventory)); len(set) > 0 && !intersects(set, sc.vals[dInventory]) {
 		return dst
 	}
-	if req.HasSite && intersects(cc.siteBlock, sc.vals[dSite]) ||
-		req.HasApp && intersects(cc.appBlock, sc.vals[dApp]) ||
-		intersects(cc.catBlock, sc.vals[dCat]) {
+	if req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.vals[dSite]) ||
+		req.HasApp && intersects(ix.set(cc, sAppBlock), sc.vals[dApp]) ||
+		intersects(ix.set(cc, sCatBlock), sc.vals[dCat]) {
 		return dst
 	}
-	if cc.daypart && !sc.inDaypart(&s.idx, cc) {
+	if cc.daypart && !sc.inDaypart(ix, cc) {
 		return dst
 	}
 	var deal *ortb.Deal
 	for i, id := range sc.vals[dDeal] {
-		if contains(cc.deals, id) {
+		if contains(ix.set(cc, int(dDeal)), id) {
 			deal = sc.deals[i]
 			break
 		}
@@ -311,7 +314,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 		return dst
 	}
 	for _, ci := range cc.crs {
-		ccr := &s.idx.crs[ci]
+		ccr := &ix.crs[ci]
 		if w, h, ok := sc.creativeFits(ccr, imp); ok {
 			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})
 		}
@@ -349,6 +352,9 @@ func (sc *Scratch) creativeFits(ccr *ccreative, imp *ortb.Imp) (w, h int64, ok b
 	case FormatVideo:
 		if !imp.HasVideo || attrBlocked(cr.Attr, imp.Video.BAttr) || !mimeOK(cr.MIMEs, imp.Video.MIMEs) {
 			return 0, 0, false
+		}
+		if imp.Video.W <= 0 && len(cr.Sizes) > 0 {
+			return cr.Sizes[0].W, cr.Sizes[0].H, true
 		}
 		return imp.Video.W, imp.Video.H, true
 	case FormatNative:

@@ -1,0 +1,112 @@
+package campaigns
+
+import (
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// TestMatchParsedRequests runs the example campaigns against every request
+// fixture as the parser reads it (and the shared exchange samples when
+// present): the index agrees with checking every campaign, and the example
+// campaigns bid on the fixtures they are meant for.
+func TestMatchParsedRequests(t *testing.T) {
+	s, err := LoadDir("../configs/campaigns", WithSeat("openbidder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob("../ortb/testdata/*.json")
+	shared, _ := filepath.Glob("../../shared/ortb-samples/*.json")
+	files = append(files, shared...)
+	if len(files) == 0 {
+		t.Skip("no request fixtures")
+	}
+	now := monday15
+	var p ortb.Parser
+	var req ortb.Request
+	var sc, ref Scratch
+	matched := map[string][]string{}
+	parsed := 0
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Parse(body, &req); err != nil {
+			continue // bad requests are the parser's tests
+		}
+		parsed++
+		for i := range req.Imps {
+			imp := &req.Imps[i]
+			got := s.Match(nil, &req, imp, now, &sc)
+			want := exhaustive(nil, s, &req, imp, now, &ref)
+			if !slices.Equal(candKeys(got), candKeys(want)) {
+				t.Errorf("%s imp %d: index %v, exhaustive %v", f, i, candKeys(got), candKeys(want))
+			}
+			for _, c := range got {
+				matched[filepath.Base(f)] = append(matched[filepath.Base(f)], c.Creative.ID)
+			}
+		}
+	}
+	if parsed == 0 {
+		t.Fatal("no fixture parsed")
+	}
+	if ids := matched["site_banner.json"]; !slices.Contains(ids, "acme-leaderboard") {
+		t.Errorf("site_banner.json (728x90, USA, secure): matched %v, want acme-leaderboard", ids)
+	}
+	t.Logf("%d requests parsed, %d with candidates", parsed, len(matched))
+}
+
+// TestExamplesBidOnVocabularyTraffic: every active example campaign finds
+// requests among traffic drawn from the simulator's vocabulary (the deal-only
+// and audio ones need a deal or an audio imp, checked separately).
+func TestExamplesBidOnVocabularyTraffic(t *testing.T) {
+	s, err := LoadDir("../configs/campaigns", WithSeat("openbidder"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := monday15.Add(-time.Hour) // 09:00 in New York, inside the breakfast daypart
+	r := rand.New(rand.NewPCG(3, 3))
+	var sc Scratch
+	hits := map[string]int{}
+	for range 4000 {
+		req, imp := randomRequest(r)
+		for _, c := range s.Match(nil, req, imp, now, &sc) {
+			hits[c.Campaign.ID]++
+		}
+	}
+	for _, c := range s.Campaigns {
+		switch c.ID {
+		case "luxemotors-pmp", "podwave-audio":
+			continue
+		}
+		if c.Status == StatusPaused {
+			if hits[c.ID] != 0 {
+				t.Errorf("paused %s matched %d times", c.ID, hits[c.ID])
+			}
+			continue
+		}
+		if hits[c.ID] == 0 {
+			t.Errorf("%s never matched vocabulary traffic", c.ID)
+		}
+	}
+	t.Logf("matches per campaign over 4000 requests: %v", hits)
+
+	req, imp := siteRequest(), bannerImp(970, 250)
+	imp.Deals = []ortb.Deal{{ID: bs("deal-2"), WSeat: bss("openbidder")}}
+	imp.PrivateAuction = true
+	got := s.Match(nil, req, imp, now, &sc)
+	if len(got) != 1 || got[0].Campaign.ID != "luxemotors-pmp" || got[0].Deal != &imp.Deals[0] {
+		t.Errorf("private deal-2: %v", candKeys(got))
+	}
+	req = appRequest()
+	imp = &ortb.Imp{ID: bs("1"), HasAudio: true, Audio: ortb.Audio{MIMEs: bss("audio/mpeg")}}
+	if got := s.Match(nil, req, imp, now, &sc); len(got) != 1 || got[0].Creative.ID != "podwave-spot-30" || got[0].Creative.MType() != 3 {
+		t.Errorf("audio imp: %v", candKeys(got))
+	}
+}
