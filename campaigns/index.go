@@ -85,22 +85,22 @@ type index struct {
 
 // ccamp is a campaign compiled for matching.
 type ccamp struct {
-	c         *Campaign
-	active    bool
-	anchor    dim
+	c      *Campaign
+	active bool
+	anchor dim
 	// off bounds the campaign's sorted id sets in index.arena: set i is
 	// arena[off[i]:off[i+1]]; empty means unrestricted.
 	off [numSets + 1]uint32
 	// restricted has bit d set for every dimension d < dDeal with a set.
 	restricted uint16
 	open       bool
-	coppa     bool
-	start     int64 // unix nanos, inclusive
-	end       int64 // unix nanos, exclusive
-	zone      int
-	daypart   bool
-	hours     [7]uint32 // bit h set: hour h of that weekday allowed
-	crs       []int32   // creative indexes
+	coppa      bool
+	start      int64 // unix nanos, inclusive
+	end        int64 // unix nanos, exclusive
+	zone       int
+	daypart    bool
+	hours      [7]uint32 // bit h set: hour h of that weekday allowed
+	crs        []int32   // creative indexes
 }
 
 // ccreative is a creative compiled for the request's blocks.
