@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -82,8 +83,7 @@ func mentions(cfgs []Config, req *ortb.Request, imp *ortb.Imp) int {
 // generated campaigns, the index finds exactly what checking every campaign
 // finds, while examining only campaigns that name the request's values.
 func TestIndexAgreesWithExhaustiveScan(t *testing.T) {
-	cfgs := Generate(10_000, 7)
-	s := mustCompile(t, cfgs, WithSeat("seat-1"))
+	cfgs, s := large(t)
 	r := rand.New(rand.NewPCG(42, 1))
 	var sc, ref Scratch
 	totalExamined, totalEligible := 0, 0
@@ -115,15 +115,7 @@ func TestIndexAgreesWithExhaustiveScan(t *testing.T) {
 // few that target one publisher; a request from that publisher, on values no
 // generated campaign names, examines the few and nothing else.
 func TestIndexExaminesOnlySelectivePostings(t *testing.T) {
-	cfgs := Generate(10_000, 1)
-	const needles = 4
-	for i := range needles {
-		c := baseConfig(fmt.Sprintf("needle-%d", i))
-		c.Targeting.Publishers = []string{"pub-needle"}
-		c.Creatives[0].Sizes = []string{"468x60"}
-		cfgs = append(cfgs, c)
-	}
-	s := mustCompile(t, cfgs)
+	cfgs, s := large(t)
 	req := siteRequest()
 	req.Site.Publisher.ID = bs("pub-needle")
 	req.Site.Domain = bs("needle.example.org")
@@ -147,6 +139,36 @@ func TestIndexExaminesOnlySelectivePostings(t *testing.T) {
 	if bound := mentions(cfgs, req, imp); sc.Examined > bound || sc.Examined > len(cfgs)/20 {
 		t.Errorf("300x250: examined %d, bound %d of %d", sc.Examined, bound, len(cfgs))
 	}
+}
+
+const needles = 4
+
+var largeSet struct {
+	once sync.Once
+	cfgs []Config
+	snap *Snapshot
+	err  error
+}
+
+// large is 10,000 generated campaigns plus a few "needles" that target one
+// publisher and a size no generated campaign uses; compiled once per run.
+func large(t *testing.T) ([]Config, *Snapshot) {
+	t.Helper()
+	l := &largeSet
+	l.once.Do(func() {
+		l.cfgs = Generate(10_000, 1)
+		for i := range needles {
+			c := baseConfig(fmt.Sprintf("needle-%d", i))
+			c.Targeting.Publishers = []string{"pub-needle"}
+			c.Creatives[0].Sizes = []string{"468x60"}
+			l.cfgs = append(l.cfgs, c)
+		}
+		l.snap, l.err = Compile(l.cfgs, WithSeat("seat-1"))
+	})
+	if l.err != nil {
+		t.Fatal(l.err)
+	}
+	return l.cfgs, l.snap
 }
 
 func TestGenerateDeterministicAndValid(t *testing.T) {
