@@ -1,0 +1,95 @@
+package ctr
+
+import (
+	"cmp"
+	"fmt"
+	"os"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// batchBenchManifest is the served model; $CTR_BENCH_MANIFEST overrides it.
+var batchBenchManifest = cmp.Or(os.Getenv("CTR_BENCH_MANIFEST"), "../configs/models/mlp.manifest.json")
+
+// BenchmarkONNXRows is the per-row cost of one session run by batch size on
+// the CPU provider (ns/row), for the served model.
+func BenchmarkONNXRows(b *testing.B) {
+	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
+	par, _ := onnxTestRows(b)
+	for _, n := range []int{1, 8, 32, 64, 128, 512} {
+		rows := make([]float32, n*40)
+		for i := range n {
+			copy(rows[i*40:], par[(i%64)*40:(i%64+1)*40])
+		}
+		out := make([]float32, n)
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(rows) * 4))
+			for b.Loop() {
+				if err := x.Score(time.Time{}, rows, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
+}
+
+// BenchmarkBatcherParallel is throughput against latency under concurrent
+// load: 16 callers per core, each request 4 rows (candidates of one imp),
+// for a few MaxBatch/MaxWait settings, beside the unbatched baseline (the
+// same model called directly, runs serialised). Metrics: rows/s, p50-us and
+// p99-us per request, rows/run.
+func BenchmarkBatcherParallel(b *testing.B) {
+	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
+	b.Run("unbatched", func(b *testing.B) { batchBenchLoad(b, x, nil) })
+	for _, mb := range []int{16, 64, 256} {
+		for _, wait := range []time.Duration{0, 100 * time.Microsecond, 500 * time.Microsecond} {
+			b.Run(fmt.Sprintf("maxbatch=%d/maxwait=%s", mb, wait), func(b *testing.B) {
+				bt, err := NewBatcher(x, BatchOptions{MaxBatch: mb, MaxWait: wait})
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer bt.Close()
+				batchBenchLoad(b, bt, bt)
+			})
+		}
+	}
+}
+
+func batchBenchLoad(b *testing.B, s Scorer, bt *Batcher) {
+	const rowsPerReq = 4
+	par, _ := onnxTestRows(b)
+	lat := make([]time.Duration, b.N)
+	var next, fails atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		rows := slices.Clone(par[:rowsPerReq*40])
+		out := make([]float32, rowsPerReq)
+		for pb.Next() {
+			start := time.Now()
+			if err := s.Score(start.Add(50*time.Millisecond), rows, out); err != nil {
+				fails.Add(1)
+			}
+			if i := next.Add(1) - 1; i < int64(len(lat)) {
+				lat[i] = time.Since(start)
+			}
+		}
+	})
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(float64(b.N*rowsPerReq)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds())/1e3, "p50-us")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds())/1e3, "p99-us")
+	b.ReportMetric(float64(fails.Load()), "fails")
+	if bt != nil {
+		st := bt.Stats()
+		if st.Batches > 0 {
+			b.ReportMetric(float64(st.Rows)/float64(st.Batches), "rows/run")
+		}
+	}
+}
