@@ -223,6 +223,7 @@ func (h *Holder) Stats() HolderStats {
 func (h *Holder) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.path, h.sig = "", "" // Watch stops reloading
 	if old := h.cur.Swap(nil); old != nil {
 		old.retire()
 	}
