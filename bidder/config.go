@@ -90,7 +90,7 @@ type NoticeConfig struct {
 	// exchange sends no burl) or "win" (nurl charges).
 	ChargeOn string        `yaml:"charge_on"`
 	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h)
-	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 5m)
+	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
 }
 
 // BudgetConfig configures the budget store (NATS JetStream).
@@ -102,12 +102,22 @@ type BudgetConfig struct {
 	// EmbeddedListen exposes the embedded server to other instances
 	// (host:port); empty keeps it in-process only.
 	EmbeddedListen string        `yaml:"embedded_listen"`
+	// LeaseTTL is how long a lease record lives without renewal: a crashed
+	// instance's lease returns to the pool after it (default 5m; must exceed
+	// notices.hold_ttl plus two sync periods).
 	LeaseTTL       time.Duration `yaml:"lease_ttl"`
 	SyncPeriod     time.Duration `yaml:"sync_period"`
 }
 
-// LoadConfig reads, defaults and validates a config file.
-func LoadConfig(path string) (*Config, error) {
+// Overrides are command-line flags; a non-empty one wins over the file.
+type Overrides struct {
+	Listen      string
+	AdminListen string
+}
+
+// LoadConfig reads a config file, applies flag overrides and defaults, and
+// validates the result.
+func LoadConfig(path string, o Overrides) (*Config, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -118,6 +128,15 @@ func LoadConfig(path string) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(&c); err != nil {
 		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	}
+	if o.Listen != "" {
+		if c.PublicURL == "" || c.PublicURL == "http://"+c.Listen {
+			c.PublicURL = "" // follows the listen address unless set explicitly
+		}
+		c.Listen = o.Listen
+	}
+	if o.AdminListen != "" {
+		c.AdminListen = o.AdminListen
 	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {
@@ -181,9 +200,9 @@ func (c *Config) Defaults() {
 	defDur(&c.Model.MaxWait, 250*time.Microsecond)
 	def(&c.Notices.ChargeOn, "billing")
 	defDur(&c.Notices.TokenTTL, 24*time.Hour)
-	defDur(&c.Notices.HoldTTL, 5*time.Minute)
+	defDur(&c.Notices.HoldTTL, 2*time.Minute)
 	def(&c.Budget.StoreDir, "data/nats")
-	defDur(&c.Budget.LeaseTTL, 30*time.Second)
+	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
 }
 
@@ -246,6 +265,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
+	}
+	if c.Budget.LeaseTTL <= c.Notices.HoldTTL+2*c.Budget.SyncPeriod {
+		bad("budget.lease_ttl", "%v must exceed notices.hold_ttl %v plus two sync periods", c.Budget.LeaseTTL, c.Notices.HoldTTL)
 	}
 	return errors.Join(errs...)
 }

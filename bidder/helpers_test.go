@@ -196,12 +196,14 @@ func newTestServer(t testing.TB, edit func(*Config)) *testServer {
 	}
 	ts := &testServer{money: &fakeMoney{holds: make([]int64, 0, 64)}, sink: &recSink{}, score: &fixedScorer{p: 0.02}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	ts.Server = newServer(cfg, log, func(*campaigns.Snapshot) money { return ts.money }, ts.sink, newFakeSigner("k"))
+	ts.Server = newServer(cfg, log, func(*campaigns.Snapshot) (money, error) { return ts.money, nil }, ts.sink, newFakeSigner("k"))
 	snap, err := campaigns.LoadDir("testdata/campaigns")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts.SetCampaigns(snap)
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
+	}
 	ts.SetScorer(ts.score)
 	return ts
 }

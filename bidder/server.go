@@ -39,7 +39,7 @@ type Server struct {
 	pool    bidPool
 
 	// bind turns a campaign snapshot into the budget view of it.
-	bind    func(*campaigns.Snapshot) money
+	bind    func(*campaigns.Snapshot) (money, error)
 	notices noticeSink
 
 	seq         atomic.Uint64 // numbers responses; with the instance id it makes bid ids unique
@@ -58,7 +58,7 @@ type Server struct {
 }
 
 // newServer builds a server around its collaborators; Run (app.go) calls it.
-func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) money, ns noticeSink, signer tokenSigner) *Server {
+func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (money, error), ns noticeSink, signer tokenSigner) *Server {
 	s := &Server{
 		cfg:       cfg,
 		log:       log,
@@ -96,9 +96,15 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) mon
 	return s
 }
 
-// SetCampaigns publishes a new campaign snapshot to the bid path.
-func (s *Server) SetCampaigns(snap *campaigns.Snapshot) {
-	s.catalog.Store(newCatalog(snap, s.m, s.bind(snap)))
+// SetCampaigns publishes a new campaign snapshot to the bid path; on error
+// the running one stays.
+func (s *Server) SetCampaigns(snap *campaigns.Snapshot) error {
+	mon, err := s.bind(snap)
+	if err != nil {
+		return err
+	}
+	s.catalog.Store(newCatalog(snap, s.m, mon))
+	return nil
 }
 
 // SetScorer publishes a new scorer to the bid path.

@@ -1,0 +1,347 @@
+package bidder
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
+)
+
+// App is a running bidder: the HTTP server, its campaigns, models and
+// budget store. Run builds one from a Config; Close shuts it down in order.
+type App struct {
+	cfg    *Config
+	log    *slog.Logger
+	Server *Server
+
+	store   *campaigns.Store
+	gbdt    *ctr.Holder
+	onnx    *ctr.Holder // nil: GBDT only
+	chain   *ctr.Chain
+	nats    *server.Server // embedded; nil with an external cluster
+	budget  *budget.Manager
+	events  *eventLog
+	cancel  context.CancelFunc
+	ln      net.Listener
+	adminLn net.Listener
+	served  chan error
+}
+
+// Start builds every part, binds both listeners and starts serving. It
+// returns once the bidder is ready to answer.
+func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*App, error) {
+	a := &App{cfg: cfg, log: log, served: make(chan error, 2)}
+	ctx, a.cancel = context.WithCancel(ctx)
+	err := a.start(ctx)
+	if err != nil {
+		a.Close(context.Background())
+		return nil, err
+	}
+	return a, nil
+}
+
+func (a *App) start(ctx context.Context) error {
+	cfg, log := a.cfg, a.log
+	var err error
+	if a.store, err = campaigns.NewStore(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
+		return err
+	}
+	log.Info("campaigns loaded", "dir", cfg.CampaignsDir, "campaigns", len(a.store.Current().Campaigns))
+	if err = a.startModels(); err != nil {
+		return err
+	}
+	if err = a.startBudget(ctx); err != nil {
+		return err
+	}
+	key, err := noticeKey(cfg.Notices.Key)
+	if err != nil {
+		return err
+	}
+	if cfg.Notices.Key == "" {
+		log.Warn("notices.key is empty: using a random key, so notices do not survive a restart")
+	}
+	if a.events, err = newEventLog(ctx, filepath.Join(filepath.Dir(cfg.Budget.StoreDir), "events.jsonl"), 65536, log); err != nil {
+		return err
+	}
+	chargeOn := budget.KindBill
+	if cfg.Notices.ChargeOn == "win" {
+		chargeOn = budget.KindWin
+	}
+	sink := &budgetSink{m: a.budget, chargeOn: chargeOn, events: a.events}
+	s := newServer(cfg, log, bindBudget(a.budget), sink, budgetSigner{key: key, instance: cfg.InstanceID})
+	s.ready = a.budget.Ready
+	s.extra = a.gauges
+	a.Server = s
+	if err := s.SetCampaigns(a.store.Current()); err != nil {
+		return err
+	}
+	s.SetScorer(a.chain)
+	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return err
+	}
+	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+		return err
+	}
+	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget), ReadHeaderTimeout: 5 * time.Second}
+	go func() { a.served <- s.Serve(a.ln) }()
+	go func() {
+		if err := s.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {
+			a.served <- err
+		}
+	}()
+	if cfg.WatchEvery > 0 {
+		go a.watch(ctx)
+	}
+	log.Info("bidder listening", "addr", a.ln.Addr().String(), "admin", a.adminLn.Addr().String(), "instance", cfg.InstanceID)
+	return nil
+}
+
+// Addr and AdminAddr are the bound listener addresses.
+func (a *App) Addr() string      { return a.ln.Addr().String() }
+func (a *App) AdminAddr() string { return a.adminLn.Addr().String() }
+
+// startModels loads the GBDT (required) and the ONNX model (optional,
+// micro-batched) and chains them: ONNX when its predicted latency fits the
+// slack, else GBDT, else no-bid.
+func (a *App) startModels() error {
+	cfg := a.cfg.Model
+	a.gbdt = ctr.NewHolder(func(p string) (ctr.Scorer, error) {
+		return ctr.LoadGBDT(p, features.SchemaVersion, features.Width)
+	})
+	if err := a.gbdt.Reload(cfg.GBDT); err != nil {
+		return fmt.Errorf("model.gbdt: %w", err)
+	}
+	a.log.Info("gbdt model loaded", "manifest", cfg.GBDT)
+	var primary ctr.PredictingScorer
+	switch {
+	case cfg.ONNX == "" || cfg.Provider == "off":
+		a.log.Info("scoring with GBDT only", "reason", "no onnx model configured")
+	case ctr.ONNXAvailable(cfg.ONNXLibrary) != nil:
+		a.log.Warn("scoring with GBDT only", "reason", ctr.ONNXAvailable(cfg.ONNXLibrary).Error(), "hint", "make onnxruntime")
+	default:
+		a.onnx = ctr.NewHolder(ctr.ONNXLoader(ctr.ONNXOptions{
+			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider,
+			SchemaVersion: features.SchemaVersion, Width: features.Width,
+			MaxBatch: max(cfg.MaxBatch, 256),
+		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}))
+		if err := a.onnx.Reload(cfg.ONNX); err != nil {
+			a.log.Warn("onnx model refused; scoring with GBDT only", "err", err)
+			a.onnx.Close()
+			a.onnx = nil
+		} else {
+			primary = a.onnx
+			a.log.Info("onnx model loaded", "manifest", cfg.ONNX, "provider", a.onnxProvider())
+		}
+	}
+	var err error
+	a.chain, err = ctr.NewChain(primary, a.gbdt)
+	return err
+}
+
+func (a *App) onnxProvider() string {
+	if a.onnx == nil {
+		return "none"
+	}
+	if p, ok := a.onnx.Current().(interface{ Provider() string }); ok {
+		return p.Provider()
+	}
+	return "unknown"
+}
+
+func (a *App) startBudget(ctx context.Context) error {
+	b := a.cfg.Budget
+	bc := budget.Config{
+		InstanceID: a.cfg.InstanceID,
+		LeaseTTL:   b.LeaseTTL,
+		HoldTTL:    a.cfg.Notices.HoldTTL,
+		NoticeTTL:  a.cfg.Notices.TokenTTL,
+		SyncPeriod: b.SyncPeriod,
+	}
+	if len(b.NATSURLs) > 0 {
+		bc.URLs = b.NATSURLs
+	} else {
+		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID}
+		if b.EmbeddedListen != "" {
+			host, port, err := net.SplitHostPort(b.EmbeddedListen)
+			if err != nil {
+				return fmt.Errorf("%w: budget.embedded_listen: %v", ErrConfig, err)
+			}
+			opts.Host = host
+			if opts.Port, err = strconv.Atoi(port); err != nil {
+				return fmt.Errorf("%w: budget.embedded_listen: %v", ErrConfig, err)
+			}
+		}
+		var err error
+		if a.nats, err = budget.StartEmbedded(opts); err != nil {
+			return err
+		}
+		bc.Server = a.nats
+		a.log.Info("embedded NATS started", "store", b.StoreDir, "listen", b.EmbeddedListen)
+	}
+	var err error
+	if a.budget, err = budget.New(bc, a.log); err != nil {
+		return err
+	}
+	if err := a.budget.SetCampaigns(budgetCampaigns(a.store.Current())); err != nil {
+		return err
+	}
+	return a.budget.Start(ctx)
+}
+
+// watch reloads campaigns and models when their files change.
+func (a *App) watch(ctx context.Context) {
+	go a.gbdt.Watch(ctx, a.cfg.WatchEvery)
+	if a.onnx != nil {
+		go a.onnx.Watch(ctx, a.cfg.WatchEvery)
+	}
+	go a.store.Watch(ctx, a.cfg.WatchEvery, func(err error) {
+		a.log.Error("campaign reload refused; the running set stays", "err", err)
+	})
+	// The store swaps its own snapshot; publish each new one to the bid path.
+	t := time.NewTicker(a.cfg.WatchEvery)
+	defer t.Stop()
+	var refused *campaigns.Snapshot
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if snap := a.store.Current(); snap != refused {
+			if err := a.publishCampaigns(); err != nil {
+				refused = snap
+				a.log.Error("campaign set refused by the budget store; the running set stays", "err", err)
+			}
+		}
+	}
+}
+
+// ReloadCampaigns re-reads the campaign directory (SIGHUP) and publishes it;
+// a bad file leaves the running set untouched.
+func (a *App) ReloadCampaigns() error {
+	if err := a.store.Reload(); err != nil {
+		return err
+	}
+	return a.publishCampaigns()
+}
+
+func (a *App) publishCampaigns() error {
+	snap := a.store.Current()
+	if cat := a.Server.catalog.Load(); cat != nil && cat.snap == snap {
+		return nil
+	}
+	if err := a.Server.SetCampaigns(snap); err != nil {
+		return err
+	}
+	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
+	return nil
+}
+
+// writeBudget serves GET /admin/budget.
+func (a *App) writeBudget(w http.ResponseWriter) {
+	json.NewEncoder(w).Encode(struct {
+		Instance  string                  `json:"instance"`
+		Campaigns []budget.CampaignStatus `json:"campaigns"`
+	}{a.cfg.InstanceID, a.budget.Status()})
+}
+
+// gauges adds the model's and the budget's figures to /metrics.
+func (a *App) gauges() []gauge {
+	cs := a.chain.Stats()
+	return []gauge{
+		{name: "bidder_model_info", help: "The scorer chain in use (primary>fallback) and the ONNX execution provider.", typ: "gauge",
+			value: func(w io.Writer, n string) {
+				fmt.Fprintf(w, "%s{chain=%q,provider=%q} 1\n", n, labelValue(a.chain.Name()), a.onnxProvider())
+			}},
+		{name: "bidder_model_scored_total", help: "Score calls answered, by scorer.", typ: "counter",
+			value: func(w io.Writer, n string) {
+				fmt.Fprintf(w, "%s{scorer=\"primary\"} %d\n%s{scorer=\"fallback\"} %d\n", n, cs.Primary, n, cs.Fallback)
+			}},
+		{name: "bidder_model_fallbacks_total", help: "Falls from the ONNX batcher to GBDT or to no-bid, by reason.", typ: "counter",
+			value: func(w io.Writer, n string) {
+				fmt.Fprintf(w, "%s{reason=\"slack\"} %d\n%s{reason=\"deadline\"} %d\n%s{reason=\"queue_full\"} %d\n%s{reason=\"unavailable\"} %d\n%s{reason=\"error\"} %d\n%s{reason=\"no_score\"} %d\n",
+					n, cs.FallSlack, n, cs.FallDeadline, n, cs.FallQueueFull, n, cs.FallUnavailable, n, cs.FallError, n, cs.NoScore)
+			}},
+		{name: "bidder_events_dropped_total", help: "Notice events dropped because the event writer fell behind.", typ: "counter",
+			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, a.events.dropped.Load()) }},
+		{name: "budget", help: "Budget store figures (see below).", typ: "untyped",
+			value: func(w io.Writer, n string) { a.budget.WritePrometheus(w) }},
+	}
+}
+
+// Close shuts down in the order that loses no spend: stop taking bids and
+// drain in-flight requests, then close the budget manager (flush the ledger,
+// return unspent lease), then NATS.
+func (a *App) Close(ctx context.Context) error {
+	var errs []error
+	if a.Server != nil {
+		errs = append(errs, a.Server.Shutdown(ctx))
+	}
+	if a.budget != nil {
+		errs = append(errs, a.budget.Close(ctx))
+	}
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.events != nil {
+		a.events.wait()
+	}
+	if a.onnx != nil {
+		a.onnx.Close()
+	}
+	if a.gbdt != nil {
+		a.gbdt.Close()
+	}
+	if a.nats != nil {
+		a.nats.Shutdown()
+		a.nats.WaitForShutdown()
+	}
+	return errors.Join(errs...)
+}
+
+// Run starts the bidder and serves until SIGINT or SIGTERM; SIGHUP reloads
+// campaigns.
+func Run(cfg *Config, log *slog.Logger) error {
+	app, err := Start(context.Background(), cfg, log)
+	if err != nil {
+		return err
+	}
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				if err := app.ReloadCampaigns(); err != nil {
+					log.Error("campaign reload refused; the running set stays", "err", err)
+				}
+				continue
+			}
+			log.Info("shutting down", "signal", s.String())
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			err := app.Close(ctx)
+			cancel()
+			return err
+		case err := <-app.served:
+			app.Close(context.Background())
+			return err
+		}
+	}
+}

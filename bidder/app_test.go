@@ -1,0 +1,257 @@
+package bidder
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+	"github.com/valyala/fasthttp"
+)
+
+// startApp runs the real bidder on loopback ports: embedded NATS, the
+// bundled models, the test campaigns.
+func startApp(t *testing.T, edit func(*Config)) *App {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := &Config{
+		Listen:       "127.0.0.1:0",
+		AdminListen:  "127.0.0.1:0",
+		InstanceID:   "e2e",
+		CampaignsDir: "testdata/campaigns",
+		WatchEvery:   50 * time.Millisecond,
+		Model:        ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"},
+		Notices:      NoticeConfig{Key: "e2e-key"},
+		Budget:       BudgetConfig{StoreDir: filepath.Join(dir, "nats"), SyncPeriod: 100 * time.Millisecond},
+	}
+	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
+	if edit != nil {
+		edit(cfg)
+	}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	app, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Notice URLs must point at the bound port.
+	app.Server.publicURL = []byte("http://" + app.Addr())
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		app.Close(ctx)
+	})
+	waitFor(t, 10*time.Second, func() bool { ok, _ := app.Server.Ready(); return ok })
+	return app
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatal("condition not met in time")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func post(t *testing.T, url string, body []byte) (int, []byte, string) {
+	t.Helper()
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(url)
+	req.Header.SetMethod("POST")
+	req.Header.SetContentType("application/json")
+	req.Header.Set("x-openrtb-version", "2.6")
+	req.SetBody(body)
+	if err := fasthttp.DoTimeout(req, resp, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode(), append([]byte(nil), resp.Body()...), string(resp.Header.Peek("x-nobid-reason"))
+}
+
+func get(t *testing.T, url string) (int, []byte) {
+	t.Helper()
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	r, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	if r.StatusCode == http.StatusFound {
+		return r.StatusCode, []byte(r.Header.Get("Location"))
+	}
+	return r.StatusCode, b
+}
+
+type budgetView struct {
+	Instance  string `json:"instance"`
+	Campaigns []struct {
+		ID          string `json:"id"`
+		SpentMicros int64  `json:"spent_micros"`
+		HeldMicros  int64  `json:"held_micros"`
+	} `json:"campaigns"`
+}
+
+func spent(t *testing.T, app *App, id string) (spent, held int64) {
+	t.Helper()
+	_, b := get(t, "http://"+app.AdminAddr()+"/admin/budget")
+	var v budgetView
+	if err := json.Unmarshal(b, &v); err != nil {
+		t.Fatalf("/admin/budget: %v: %s", err, b)
+	}
+	for _, c := range v.Campaigns {
+		if c.ID == id {
+			return c.SpentMicros, c.HeldMicros
+		}
+	}
+	t.Fatalf("campaign %s not in /admin/budget: %s", id, b)
+	return 0, 0
+}
+
+func substitute(u, price string) string {
+	u = strings.ReplaceAll(u, "${AUCTION_PRICE}", price)
+	return strings.ReplaceAll(u, "${AUCTION_LOSS}", "102")
+}
+
+// The real server end to end: a bid over HTTP, then its notices settle the
+// money exactly once; forged notices change nothing.
+func TestEndToEnd(t *testing.T) {
+	app := startApp(t, nil)
+	base := "http://" + app.Addr()
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, resp, why := post(t, base+"/openrtb2/bid", body)
+	if code != 200 {
+		t.Fatalf("bid: %d %s", code, why)
+	}
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	b := br.SeatBid[0].Bid[0]
+	if b.CrID != "acme-300x250" || b.Price != 2 {
+		t.Fatalf("bid %+v", b)
+	}
+	if s, h := spent(t, app, "acme-banner"); s != 0 || h != 2000 {
+		t.Fatalf("after bid: spent %d held %d, want 0 and 2000", s, h)
+	}
+	// Win (charge on billing: records the win), billing at $1.50 CPM, a
+	// replayed billing, a late loss: one charge of 1500 micros.
+	for _, u := range []string{b.NURL, b.BURL, b.BURL, b.LURL} {
+		if code, msg := get(t, substitute(u, "1.50")); code != 200 {
+			t.Fatalf("notice %s: %d %s", u, code, msg)
+		}
+	}
+	if s, h := spent(t, app, "acme-banner"); s != 1500 || h != 0 {
+		t.Fatalf("after notices: spent %d held %d, want 1500 and 0", s, h)
+	}
+	// Trackers: the pixel answers a GIF, the click redirects to the landing page.
+	pixel := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+	if code, gif := get(t, pixel); code != 200 || !bytes.HasPrefix(gif, []byte("GIF89a")) {
+		t.Fatalf("pixel %s: %d", pixel, code)
+	}
+	click := between(b.AdM, `<a href="`, `"`)
+	if !strings.HasPrefix(click, base+"/notice/click?t=") {
+		t.Fatalf("click URL %q is not ours", click)
+	}
+	if code, loc := get(t, click); code != 302 || string(loc) != "https://acme.example/landing" {
+		t.Fatalf("click: %d %s", code, loc)
+	}
+	// Forged and unsigned notices: 403, nothing charged.
+	forged := strings.Replace(substitute(b.BURL, "3"), "t=", "t=A", 1)
+	if code, _ := get(t, forged); code != 403 {
+		t.Fatalf("forged notice: %d", code)
+	}
+	if code, _ := get(t, base+"/notice/bill?p=1"); code != 403 {
+		t.Fatalf("unsigned notice: %d", code)
+	}
+	if code, _ := get(t, strings.Replace(b.BURL, "${AUCTION_PRICE}", "abc", 1)); code != 400 {
+		t.Fatalf("bad price: %d", code)
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 1500 {
+		t.Fatalf("after forged notices: spent %d, want 1500", s)
+	}
+	// Metrics are served and name the model in use.
+	code, metrics := get(t, "http://"+app.AdminAddr()+"/metrics")
+	if code != 200 || !bytes.Contains(metrics, []byte(`bidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("bidder_model_info{chain=")) {
+		t.Fatalf("metrics %d:\n%s", code, metrics)
+	}
+}
+
+// A clearing price above the bid is charged at the bid.
+func TestClearingAboveBidCapped(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Notices.ChargeOn = "win" })
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, substitute(br.SeatBid[0].Bid[0].NURL, "9.99")); code != 200 {
+		t.Fatal("win notice refused")
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 2000 {
+		t.Fatalf("spent %d, want 2000 (capped at the $2 bid)", s)
+	}
+}
+
+// A campaign file change is picked up without a restart; a bad file is
+// refused and the running set stays.
+func TestHotReloadCampaigns(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir })
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	url := "http://" + app.Addr() + "/openrtb2/bid"
+	if code, _, _ := post(t, url, body); code != 200 {
+		t.Fatal("no bid before reload")
+	}
+	bad := bytes.Replace(src, []byte("max_bid_cpm: \"5.00\""), []byte("max_bid_cpm: \"-1\""), 1)
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), bad, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.ReloadCampaigns(); err == nil || !strings.Contains(err.Error(), "acme.yaml") {
+		t.Fatalf("bad file: reload error %v, want one naming the file", err)
+	}
+	if code, _, _ := post(t, url, body); code != 200 {
+		t.Fatal("bad file took the running set down")
+	}
+	paused := bytes.Replace(src, []byte("currency: USD"), []byte("currency: USD\nstatus: paused"), 1)
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), paused, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { code, _, _ := post(t, url, body); return code == 204 })
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	if j := strings.Index(s, b); j >= 0 {
+		return s[:j]
+	}
+	return s
+}

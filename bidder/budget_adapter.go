@@ -1,0 +1,214 @@
+package bidder
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// budgetMoney is the bid path's view of budget.Manager for one campaign
+// snapshot: accounts resolved once, by campaign index.
+type budgetMoney struct {
+	m     *budget.Manager
+	accts []*budget.Account
+}
+
+var _ money = (*budgetMoney)(nil)
+
+func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time) reason {
+	switch b.m.Allow(b.accts[ci], maxCharge, now) {
+	case budget.DecisionOK:
+		return reasonNone
+	case budget.DecisionPaced:
+		return reasonPaced
+	case budget.DecisionFailClosed:
+		return reasonFailClosed
+	case budget.DecisionFlight, budget.DecisionUnknown:
+		return reasonFlight
+	default: // no lease headroom, budget exhausted
+		return reasonBudget
+	}
+}
+
+func (b *budgetMoney) freqAllow(ci int, user uint64, now time.Time) bool {
+	return user != 0 && b.m.FreqAllow(b.accts[ci], user, now)
+}
+
+func (b *budgetMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
+	id, ok := b.m.Hold(b.accts[ci], amount, now)
+	return uint64(id), ok
+}
+
+// budgetCampaigns converts a snapshot to the budget's campaign list.
+func budgetCampaigns(snap *campaigns.Snapshot) []budget.Campaign {
+	out := make([]budget.Campaign, 0, len(snap.Campaigns))
+	for _, c := range snap.Campaigns {
+		mode := budget.PacingEven
+		switch c.Pacing.Mode {
+		case campaigns.PacingForecast:
+			mode = budget.PacingForecast
+		case campaigns.PacingASAP:
+			mode = budget.PacingASAP
+		}
+		out = append(out, budget.Campaign{
+			ID:            c.ID,
+			Currency:      c.Currency,
+			DailyMicros:   c.Budget.DailyMicros,
+			TotalMicros:   c.Budget.TotalMicros,
+			TimeZone:      c.TimeZone,
+			Pacing:        mode,
+			FreqCapCount:  c.FreqCap.Count,
+			FreqCapWindow: c.FreqCap.Window,
+			Start:         c.Start,
+			End:           c.End,
+		})
+	}
+	return out
+}
+
+// bindBudget returns the function the server calls on every campaign reload.
+func bindBudget(m *budget.Manager) func(*campaigns.Snapshot) (money, error) {
+	return func(snap *campaigns.Snapshot) (money, error) {
+		if err := m.SetCampaigns(budgetCampaigns(snap)); err != nil {
+			return nil, err
+		}
+		b := &budgetMoney{m: m, accts: make([]*budget.Account, len(snap.Campaigns))}
+		for _, c := range snap.Campaigns {
+			if b.accts[c.Index] = m.Handle(c.ID); b.accts[c.Index] == nil {
+				return nil, fmt.Errorf("budget has no account for campaign %q", c.ID)
+			}
+		}
+		return b, nil
+	}
+}
+
+// budgetSigner signs notice tokens with budget's HMAC token format.
+type budgetSigner struct {
+	key      []byte
+	instance string
+}
+
+var _ tokenSigner = budgetSigner{}
+
+func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
+	// B2S is safe here: AppendToken copies the bytes and keeps nothing.
+	return budget.AppendToken(dst, s.key, budget.Token{
+		AuctionID:   ortb.B2S(t.AuctionID),
+		ImpID:       ortb.B2S(t.ImpID),
+		CampaignID:  ortb.B2S(t.Campaign),
+		CreativeID:  ortb.B2S(t.Creative),
+		InstanceID:  s.instance,
+		BidMicros:   t.ChargeMicros,
+		PriceMicros: t.PriceMicros,
+		UserKey:     t.User,
+		HoldID:      budget.HoldID(t.Hold),
+		Expires:     t.Expiry,
+	})
+}
+
+func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
+	t, err := budget.ParseToken(src, s.key, now)
+	switch {
+	case errors.Is(err, budget.ErrExpired):
+		return bidToken{}, ErrNoticeExpired
+	case err != nil:
+		return bidToken{}, ErrNoticeForged
+	}
+	return bidToken{
+		AuctionID:    []byte(t.AuctionID),
+		ImpID:        []byte(t.ImpID),
+		Campaign:     []byte(t.CampaignID),
+		Creative:     []byte(t.CreativeID),
+		PriceMicros:  t.PriceMicros,
+		ChargeMicros: t.BidMicros,
+		Hold:         uint64(t.HoldID),
+		User:         t.UserKey,
+		Expiry:       t.Expires,
+	}, nil
+}
+
+// budgetSink sends verified notices to the budget manager.
+type budgetSink struct {
+	m        *budget.Manager
+	chargeOn budget.NoticeKind
+	events   *eventLog
+}
+
+var _ noticeSink = (*budgetSink)(nil)
+
+func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, now time.Time) budget.Notice {
+	return budget.Notice{
+		Kind:           kind,
+		ChargeOn:       b.chargeOn,
+		HoldID:         budget.HoldID(t.Hold),
+		CampaignID:     string(t.Campaign),
+		AuctionID:      string(t.AuctionID),
+		ImpID:          string(t.ImpID),
+		BidMicros:      t.ChargeMicros,
+		ClearingMicros: charge,
+		Time:           now,
+	}
+}
+
+func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time.Time) error {
+	k := budget.KindBill
+	if kind == noticeWin {
+		k = budget.KindWin
+	}
+	res, err := b.m.Settle(b.notice(t, k, charge, now))
+	if err != nil {
+		return err
+	}
+	if res.ChargedMicros > 0 || res.Won {
+		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
+	}
+	return nil
+}
+
+func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error {
+	n := b.notice(t, budget.KindLoss, 0, now)
+	if err := b.m.Release(n); err != nil {
+		return err
+	}
+	b.events.add(event{Kind: "loss", Token: t, LossReason: lossReason, Time: now})
+	return nil
+}
+
+func (b *budgetSink) impression(t *bidToken, now time.Time) error {
+	if h := b.m.Handle(string(t.Campaign)); h != nil && t.User != 0 {
+		b.m.RecordImpression(h, t.User, now)
+	}
+	b.events.add(event{Kind: "imp", Token: t, Time: now})
+	return nil
+}
+
+func (b *budgetSink) click(t *bidToken, now time.Time) error {
+	b.events.add(event{Kind: "click", Token: t, Time: now})
+	return nil
+}
+
+// noticeKey resolves notices.key: "env:NAME", a literal, or random.
+func noticeKey(spec string) ([]byte, error) {
+	switch {
+	case strings.HasPrefix(spec, "env:"):
+		v := os.Getenv(strings.TrimPrefix(spec, "env:"))
+		if v == "" {
+			return nil, fmt.Errorf("%w: notices.key: environment variable %s is empty", ErrConfig, strings.TrimPrefix(spec, "env:"))
+		}
+		return []byte(v), nil
+	case spec != "":
+		return []byte(spec), nil
+	}
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
