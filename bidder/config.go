@@ -101,12 +101,12 @@ type BudgetConfig struct {
 	StoreDir string `yaml:"store_dir"`
 	// EmbeddedListen exposes the embedded server to other instances
 	// (host:port); empty keeps it in-process only.
-	EmbeddedListen string        `yaml:"embedded_listen"`
+	EmbeddedListen string `yaml:"embedded_listen"`
 	// LeaseTTL is how long a lease record lives without renewal: a crashed
 	// instance's lease returns to the pool after it (default 5m; must exceed
 	// notices.hold_ttl plus two sync periods).
-	LeaseTTL       time.Duration `yaml:"lease_ttl"`
-	SyncPeriod     time.Duration `yaml:"sync_period"`
+	LeaseTTL   time.Duration `yaml:"lease_ttl"`
+	SyncPeriod time.Duration `yaml:"sync_period"`
 }
 
 // Overrides are command-line flags; a non-empty one wins over the file.
