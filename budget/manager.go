@@ -57,6 +57,7 @@ type Manager struct {
 	closed    atomic.Bool
 	reason    atomic.Pointer[string]
 
+	token       string // this process on freqSubject
 	freqQ       chan freqMsg
 	freqDropped atomic.Uint64
 	dupN        atomic.Uint64
@@ -91,6 +92,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	m.snapshot.Store(&empty)
 	m.accts.Store(&[]*Account{})
 	m.setReason("not started")
+	m.instToken()
 	if c.Store != nil {
 		m.store = c.Store
 		ms, _ := c.Store.(*MemStore)
@@ -384,7 +386,9 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		want = commit // out of flight or removed: keep only what is committed
 	}
 	if release {
-		want = 0
+		// Holds are drained before this; what remains is spend the ledger has not
+		// acknowledged: keep a lease covering it (it expires like a crashed one).
+		want = commit
 	}
 	if want+report < a.lease.Load() {
 		a.lease.Store(want + report) // shrink now so holds placed during the I/O fit in what we ask for
@@ -409,6 +413,10 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	a.lease.Store(lr.amount)
 	if release {
 		a.validUntil.Store(0)
+		if lr.amount > 0 {
+			m.log.Warn("closing with unacknowledged spend; its lease is kept until it expires",
+				"campaign", a.id, "micros", lr.amount)
+		}
 	} else {
 		a.validUntil.Store(lr.expires - int64(m.cfg.HoldTTL) - int64(m.cfg.SyncPeriod))
 	}
@@ -549,9 +557,12 @@ func (m *Manager) onFreq(msg *nats.Msg) {
 }
 
 func (m *Manager) instToken() string {
-	h := fnv.New64a()
-	h.Write([]byte(m.cfg.InstanceID + "/" + m.boot))
-	return fmt.Sprintf("%016x", h.Sum64())
+	if m.token == "" {
+		h := fnv.New64a()
+		h.Write([]byte(m.cfg.InstanceID + "/" + m.boot))
+		m.token = fmt.Sprintf("%016x", h.Sum64())
+	}
+	return m.token
 }
 
 func (m *Manager) freqPublisher(ctx context.Context) {

@@ -231,9 +231,6 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	avail := max(remaining-others, 0)
 	amount := min(max(q.want, 0), avail)
-	if q.release {
-		amount = 0
-	}
 	if amount == 0 && q.release {
 		delete(rec.Leases, q.instance)
 	} else {

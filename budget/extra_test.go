@@ -1,0 +1,119 @@
+package budget
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStatusJSONAndPrometheus(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := Campaign{ID: `c"1`, Currency: "EUR", DailyMicros: micros(10), TotalMicros: micros(100)}
+	m := newMemManager(t, NewMemStore(), "i1", clk, c)
+	h := m.Handle(c.ID)
+	m.Hold(h, 1000, clk.Now())
+	m.paceAll(clk.Now())
+	b, err := json.Marshal(m.Status())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	json.Unmarshal(b, &got)
+	want := []string{"id", "currency", "total_budget_micros", "daily_budget_micros", "spent_micros", "spent_today_micros",
+		"held_micros", "leased_micros", "pacing_mode", "pacing_target_micros", "pacing_error", "throttle"}
+	if len(got) != 1 || len(got[0]) != len(want) {
+		t.Fatalf("status %s", b)
+	}
+	for _, k := range want {
+		if _, ok := got[0][k]; !ok {
+			t.Errorf("missing %q in %s", k, b)
+		}
+	}
+	if got[0]["held_micros"].(float64) != 1000 || got[0]["pacing_mode"] != "even" {
+		t.Errorf("status %s", b)
+	}
+	var buf bytes.Buffer
+	if err := m.WritePrometheus(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{`openbidder_budget_held_micros{campaign="c\"1"} 1000`, "openbidder_budget_late_charges_total 0",
+		"openbidder_budget_nats_connected 1", "openbidder_budget_lease_grants_total 1"} {
+		if !strings.Contains(buf.String(), s) {
+			t.Errorf("metrics lack %q:\n%s", s, buf.String())
+		}
+	}
+}
+
+func TestEmbeddedInProcessOnly(t *testing.T) {
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir()}) // Port 0: no listener
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	if srv.Addr() != nil {
+		t.Fatalf("listening on %v", srv.Addr())
+	}
+	m := natsManager(t, "solo", nil, srv, 1, campaign("c", micros(1)))
+	defer m.Close(context.Background())
+	if ok, why := m.Ready(); !ok {
+		t.Fatalf("not ready: %s", why)
+	}
+	if d := m.Allow(m.Handle("c"), 1000, time.Now()); d != DecisionOK {
+		t.Fatalf("allow %v", d)
+	}
+	// Start is idempotent on the store: a second manager provisions again.
+	m2 := natsManager(t, "solo2", nil, srv, 1, campaign("c", micros(1)))
+	m2.Close(context.Background())
+}
+
+func TestFrequencyCapSharedAcrossInstances(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	c := campaign("c", micros(10))
+	c.FreqCapCount, c.FreqCapWindow = 2, time.Hour
+	a := natsManager(t, "a", nil, srv, 1, c)
+	defer a.Close(context.Background())
+	b := natsManager(t, "b", []string{srv.ClientURL()}, nil, 1, c)
+	defer b.Close(context.Background())
+	ha, hb := a.Handle("c"), b.Handle("c")
+	now := time.Now()
+	const user = 12345
+	a.RecordImpression(ha, user, now)
+	if !a.FreqAllow(ha, user, now) {
+		t.Fatal("one of two impressions: allowed")
+	}
+	b.RecordImpression(hb, user, now)
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if a.FreqAllow(ha, user, now) || b.FreqAllow(hb, user, now) {
+			return fmt.Errorf("cap not shared yet")
+		}
+		return nil
+	})
+	if !a.FreqAllow(ha, user+1, now) || !a.FreqAllow(ha, user, now.Add(time.Hour)) {
+		t.Fatal("other user or next window must be allowed")
+	}
+}
+
+func TestCloseKeepsLeaseForUnacknowledgedSpend(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, campaign("c", micros(10)))
+	h := m.Handle("c")
+	id, _ := m.Hold(h, 1000, clk.Now())
+	m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 800})
+	st.SetDown(true)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := m.Close(ctx); err == nil {
+		t.Fatal("close with the store down must report the unflushed ledger")
+	}
+	st.SetDown(false)
+	r, _ := st.Get(context.Background(), "c")
+	if r.Leases["i1"].Amount < 800 {
+		t.Fatalf("lease covering the unacknowledged charge was given back: %+v", r)
+	}
+}
