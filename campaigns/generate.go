@@ -14,11 +14,12 @@ var (
 	VocabVideoSizes  = []string{"640x360", "1280x720"}
 )
 
-// Generator sizes: publisher, site and app ids are drawn from 1..genInventory.
+// Generator ranges, as the simulator draws them: publishers (pub-N,
+// site-N.example.com, com.example.appN) 1..1000, deals 1..100, segments 1..50.
 const (
 	genInventory = 1000
-	genDeals     = 500
-	genSegments  = 500
+	genDeals     = 100
+	genSegments  = 50
 )
 
 // BannerMarkup is a banner template with both trackers.

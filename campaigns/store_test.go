@@ -17,7 +17,17 @@ func writeConfig(t *testing.T, dir string, c Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, c.ID+".yaml"), data, 0o644); err != nil {
+	writeAtomic(t, filepath.Join(dir, c.ID+".yaml"), data)
+}
+
+// writeAtomic writes through a temporary name and a rename, so a watcher
+// never sees a half-written file.
+func writeAtomic(t *testing.T, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(name+".tmp", data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -94,15 +104,18 @@ func TestStoreWatch(t *testing.T) {
 	waitFor(t, "the watcher to load b", func() bool { return st.Current().Campaign("b") != nil })
 
 	good := st.Current()
-	if err := os.WriteFile(filepath.Join(dir, "c.yaml"), []byte("id: c\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, "the watcher to report c.yaml", func() bool { mu.Lock(); defer mu.Unlock(); return len(errs) > 0 })
-	mu.Lock()
-	if !errors.Is(errs[0], ErrInvalid) || !strings.Contains(errs[0].Error(), "c.yaml: advertiser: required") {
-		t.Errorf("watch error %v", errs[0])
-	}
-	mu.Unlock()
+	writeAtomic(t, filepath.Join(dir, "c.yaml"), []byte("id: c\n"))
+	const want = "c.yaml: advertiser: required"
+	waitFor(t, "the watcher to report "+want, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, err := range errs {
+			if errors.Is(err, ErrInvalid) && strings.Contains(err.Error(), want) {
+				return true
+			}
+		}
+		return false
+	})
 	if st.Current() != good {
 		t.Error("a bad file replaced the snapshot")
 	}
