@@ -1,6 +1,9 @@
 package ctr
 
-import "time"
+import (
+	"runtime"
+	"time"
+)
 
 // batchTimerSlop is how late a short timer may fire: the runtime's idle
 // poller sleeps in whole milliseconds.
@@ -73,6 +76,11 @@ func (b *Batcher) gatherMore(rows int, until time.Time) int {
 			if wait <= 0 {
 				return rows
 			}
+			if wait < batchTimerSlop {
+				// A timer this short would fire late: yield until the limit.
+				runtime.Gosched()
+				continue
+			}
 			b.gather.Reset(wait)
 			select {
 			case s = <-b.queue:
@@ -93,14 +101,22 @@ func (b *Batcher) gatherMore(rows int, until time.Time) int {
 	return rows
 }
 
-// gatherQueued adds what is queued now, without waiting.
+// gatherQueued adds what is queued without waiting on a timer. When the
+// queue runs dry it yields once, so callers just woken by the last run can
+// queue their next rows, and goes on while that brings more.
 func (b *Batcher) gatherQueued(rows int) int {
+	yielded := false
 	for rows < b.maxBatch && b.carry == nil {
 		select {
 		case s := <-b.queue:
 			rows = b.add(s, rows)
+			yielded = false
 		default:
-			return rows
+			if yielded {
+				return rows
+			}
+			runtime.Gosched()
+			yielded = true
 		}
 	}
 	return rows
