@@ -1,11 +1,16 @@
 package ortb
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
 // FuzzParse: no input panics; a successful parse has an id and imps that all
@@ -81,4 +86,129 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzParseAgreesWithSchema is the agreement test on generated input:
+// whenever encoding/json decodes a body into openrtb2.BidRequest, Parse must
+// give the same view (or reject it by the required-member rules). Left out,
+// by design: invalid UTF-8 (encoding/json rewrites it, Parse keeps the bytes)
+// keys that are not lowercase ASCII (encoding/json matches keys without
+// regard to case, Parse matches them exactly as the spec spells them), and
+// repeated keys (the last wins in both, but a trailing null clears a plain
+// integer in Parse, as null means absent, and is a no-op in encoding/json).
+func FuzzParseAgreesWithSchema(f *testing.F) {
+	for _, name := range fixtureFiles(f) {
+		body, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(body)
+	}
+	f.Add([]byte(`{"id":"0","imp":[{"id":"0"}],"user":{"data":[{"segment":[{"id":"a"}],"segment":[]}]}}`))
+	f.Add([]byte(`null`))
+	f.Add([]byte(`{"id":"0","imp":[{"id":"0"}],"imp":[{"id":"1","pmp":{"deals":[{"id":"d"}],"deals":null}}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if !utf8.Valid(body) {
+			return
+		}
+		var br openrtb2.BidRequest
+		if json.Unmarshal(body, &br) != nil {
+			return
+		}
+		var loose any
+		if json.Unmarshal(body, &loose) != nil || hasFoldableKey(loose) || hasRepeatedKey(body) {
+			return
+		}
+		var p Parser
+		var r Request
+		err := p.Parse(body, &r)
+		want, rule := fromSchema(&br, body)
+		if rule != "" {
+			// A body of null decodes as an empty request; Parse says it is
+			// not an object.
+			if _, isObject := loose.(map[string]any); !isObject {
+				rule = "want object, got null"
+			}
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), rule) {
+				t.Fatalf("want ErrInvalid %q, got %v", rule, err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("encoding/json decodes it, Parse says %v", err)
+		}
+		var diffs []string
+		diffValues("", reflect.ValueOf(r), reflect.ValueOf(*want), &diffs)
+		if len(diffs) > 0 {
+			t.Fatalf("differs from the schema: %v", diffs)
+		}
+	})
+}
+
+// hasFoldableKey reports an object key with an upper-case or non-ASCII letter.
+func hasFoldableKey(v any) bool {
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			for _, c := range k {
+				if c >= 'A' && c <= 'Z' || c >= utf8.RuneSelf {
+					return true
+				}
+			}
+			if hasFoldableKey(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range x {
+			if hasFoldableKey(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// hasRepeatedKey reports an object in body with a key given twice.
+func hasRepeatedKey(body []byte) bool {
+	type frame struct {
+		keys      map[string]bool
+		object    bool
+		expectKey bool
+	}
+	var stack []frame
+	valueDone := func() {
+		if n := len(stack); n > 0 && stack[n-1].object {
+			stack[n-1].expectKey = true
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, frame{keys: map[string]bool{}, object: true, expectKey: true})
+			continue
+		case json.Delim('['):
+			stack = append(stack, frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			valueDone()
+			continue
+		}
+		if n := len(stack); n > 0 && stack[n-1].object && stack[n-1].expectKey {
+			k := tok.(string)
+			if stack[n-1].keys[k] {
+				return true
+			}
+			stack[n-1].keys[k] = true
+			stack[n-1].expectKey = false
+			continue
+		}
+		valueDone()
+	}
 }

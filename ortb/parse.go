@@ -93,6 +93,10 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 	case "imp":
 		return p.imps(req, k, v)
 	case "site":
+		if isNull(v) {
+			req.HasSite, req.Site = false, req.Site.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -102,6 +106,10 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 			return siteField(&req.Site, k, v)
 		}))
 	case "app":
+		if isNull(v) {
+			req.HasApp, req.App = false, req.App.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -111,6 +119,10 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 			return appField(&req.App, k, v)
 		}))
 	case "device":
+		if isNull(v) {
+			req.HasDevice, req.Device = false, Device{DNT: Unset, LMT: Unset}
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -120,6 +132,11 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 			return deviceField(&req.Device, k, v)
 		}))
 	case "user":
+		if isNull(v) {
+			req.HasUser, req.User = false, req.User.empty()
+			p.userGeo, p.hasUserGeo, p.extConsent = Geo{}, false, nil
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -129,6 +146,11 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 			return p.userField(&req.User, k, v)
 		}))
 	case "regs":
+		if isNull(v) {
+			req.Regs = Regs{COPPA: Unset, GDPR: Unset}
+			p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err

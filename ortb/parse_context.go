@@ -35,6 +35,10 @@ func appField(a *App, k []byte, v *fastjson.Value) error {
 }
 
 func parsePublisher(p *Publisher, k []byte, v *fastjson.Value) error {
+	if isNull(v) {
+		*p = Publisher{}
+		return nil
+	}
 	o, err := getObject(k, v)
 	if o == nil {
 		return err
@@ -82,16 +86,19 @@ func deviceField(d *Device, k []byte, v *fastjson.Value) error {
 		return getFlag(k, v, &d.LMT)
 	case "geo":
 		ok, err := parseGeo(&d.Geo, k, v)
-		if ok {
-			d.HasGeo = true
-		}
+		d.HasGeo = ok
 		return err
 	}
 	return nil
 }
 
-// parseGeo reads a geo object; ok reports that it was an object.
+// parseGeo reads a geo object; ok reports that it was an object (null
+// empties g).
 func parseGeo(g *Geo, k []byte, v *fastjson.Value) (ok bool, err error) {
+	if isNull(v) {
+		*g = Geo{}
+		return false, nil
+	}
 	o, err := getObject(k, v)
 	if o == nil {
 		return false, err
@@ -105,9 +112,7 @@ func parseGeo(g *Geo, k []byte, v *fastjson.Value) (ok bool, err error) {
 		case "city":
 			return getString(k, v, &g.City)
 		case "utcoffset":
-			if !isNull(v) {
-				g.HasUTCOffset = true
-			}
+			g.HasUTCOffset = !isNull(v)
 			return getInt(k, v, &g.UTCOffset)
 		case "lat":
 			return getFloat(k, v, &g.Lat)
@@ -132,13 +137,12 @@ func (p *Parser) userField(u *User, k []byte, v *fastjson.Value) error {
 		return getString(k, v, &u.Consent)
 	case "geo":
 		ok, err := parseGeo(&p.userGeo, k, v)
-		if ok {
-			p.hasUserGeo = true
-		}
+		p.hasUserGeo = ok
 		return err
 	case "data":
 		return within("data", userData(u, v))
 	case "ext":
+		p.extConsent = nil // a repeated ext replaces, whatever its type
 		if ext := extObject(v); ext != nil {
 			ext.Visit(p.userExtField)
 		}
@@ -162,8 +166,10 @@ func userData(u *User, v *fastjson.Value) error {
 			}
 			continue
 		}
+		start := len(u.Segments)
 		if err := visit(o, func(k []byte, v *fastjson.Value) error {
 			if string(k) == "segment" {
+				u.Segments = u.Segments[:start] // a repeated key replaces
 				return within("segment", segments(u, v))
 			}
 			return nil
@@ -214,6 +220,7 @@ func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
 	case "gpp":
 		return getString(k, v, &r.GPP)
 	case "ext":
+		p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil // a repeated ext replaces
 		if ext := extObject(v); ext != nil {
 			ext.Visit(p.regsExtField)
 		}

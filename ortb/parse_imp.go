@@ -52,6 +52,10 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 	case "instl":
 		return getBool(k, v, &imp.Instl)
 	case "banner":
+		if isNull(v) {
+			imp.HasBanner, imp.Banner = false, imp.Banner.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -61,6 +65,10 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return bannerField(&imp.Banner, k, v)
 		}))
 	case "video":
+		if isNull(v) {
+			imp.HasVideo, imp.Video = false, imp.Video.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -70,6 +78,10 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return videoField(&imp.Video, k, v)
 		}))
 	case "audio":
+		if isNull(v) {
+			imp.HasAudio, imp.Audio = false, imp.Audio.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -82,6 +94,10 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return nil
 		}))
 	case "native":
+		if isNull(v) {
+			imp.HasNative, imp.Native = false, imp.Native.empty()
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err
@@ -91,6 +107,10 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return nativeField(&imp.Native, k, v)
 		}))
 	case "pmp":
+		if isNull(v) {
+			imp.PrivateAuction, imp.Deals = false, imp.Deals[:0]
+			return nil
+		}
 		o, err := getObject(k, v)
 		if o == nil {
 			return err

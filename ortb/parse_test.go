@@ -355,3 +355,69 @@ func TestParseCopiesBody(t *testing.T) {
 		t.Errorf("view changed with the caller's buffer: id %q", r.ID)
 	}
 }
+
+// TestParseRepeatedKeys: the last of repeated keys wins, and a trailing null
+// makes the member absent.
+func TestParseRepeatedKeys(t *testing.T) {
+	f := func(body string, check func(r *Request) bool) {
+		t.Helper()
+		var p Parser
+		var r Request
+		if err := p.Parse([]byte(body), &r); err != nil {
+			t.Fatalf("Parse(%s): %v", body, err)
+		}
+		if !check(&r) {
+			t.Errorf("Parse(%s): unexpected view", body)
+		}
+	}
+	const head = `{"id":"r","imp":[{"id":"1"}]`
+	f(head+`,"cur":["USD"],"cur":null,"tmax":5,"tmax":null,"at":1,"at":null}`, func(r *Request) bool {
+		return len(r.Cur) == 0 && r.TMax == 0 && r.AT == 2
+	})
+	f(head+`,"site":{"id":"s","cat":["IAB1"]},"site":null,"app":null,"app":{"bundle":"b"}}`, func(r *Request) bool {
+		return !r.HasSite && len(r.Site.ID) == 0 && len(r.Site.Cat) == 0 && r.HasApp && string(r.App.Bundle) == "b"
+	})
+	f(head+`,"site":{"id":"s"},"site":{"domain":"d"}}`, func(r *Request) bool { // objects merge, as in encoding/json
+		return string(r.Site.ID) == "s" && string(r.Site.Domain) == "d"
+	})
+	f(head+`,"regs":{"gdpr":1,"gdpr":null,"coppa":1,"coppa":null}}`, func(r *Request) bool {
+		return r.Regs.GDPR == Unset && r.Regs.COPPA == Unset
+	})
+	f(head+`,"regs":{"ext":{"gdpr":1,"us_privacy":"1YNN"},"ext":"x"},"user":{"ext":{"consent":"c"},"ext":null}}`, func(r *Request) bool {
+		return r.Regs.GDPR == Unset && r.Regs.USPrivacy == nil && r.User.Consent == nil
+	})
+	f(head+`,"regs":{"ext":{"gdpr":1}},"regs":null,"user":{"geo":{"country":"USA"}},"user":null}`, func(r *Request) bool {
+		return r.Regs.GDPR == Unset && !r.HasUser && !r.Device.HasGeo && r.Device.Geo.Country == nil
+	})
+	f(head+`,"device":{"dnt":1,"geo":{"country":"USA","utcoffset":60}},"device":{"dnt":null,"geo":{"utcoffset":null}}}`, func(r *Request) bool {
+		g := r.Device.Geo
+		return r.Device.DNT == Unset && r.Device.HasGeo && string(g.Country) == "USA" && !g.HasUTCOffset && g.UTCOffset == 0
+	})
+	f(head+`,"device":{"geo":{"country":"USA"}},"device":{"geo":null},"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
+		return string(r.Device.Geo.Country) == "CAN" // device.geo absent after all: user.geo it is
+	})
+	f(`{"id":"r","imp":[{"id":"1","banner":{"w":1,"format":[{"w":1,"h":1}]},"banner":null,"secure":1,"secure":null,`+
+		`"pmp":{"private_auction":1,"deals":[{"id":"d"}]},"pmp":null,"native":{"ver":"1"},"native":null,"bidfloor":1,"bidfloor":null}]}`,
+		func(r *Request) bool {
+			imp := &r.Imps[0]
+			return !imp.HasBanner && imp.Banner.W == 0 && len(imp.Banner.Format) == 0 && imp.Secure == Unset &&
+				!imp.PrivateAuction && len(imp.Deals) == 0 && !imp.HasNative && imp.Native.Ver == nil && imp.BidFloor == 0
+		})
+	f(head+`,"user":{"data":[{"segment":[{"id":"a"}],"segment":[{"id":"b"}]},{"segment":[{"id":"c"}]}]}}`, func(r *Request) bool {
+		return joined(r.User.Segments) == "b,c"
+	})
+}
+
+func TestHasRepeatedKey(t *testing.T) {
+	for body, want := range map[string]bool{
+		`{"a":1,"b":{"a":1},"c":[{"a":1},{"a":2}]}`: false,
+		`{"a":1,"b":2,"a":3}`:                       true,
+		`{"a":{"x":[1,{"y":1,"y":2}]}}`:             true,
+		`[{"a":1},{"a":1}]`:                         false,
+		`{"a":"a","b":"a"}`:                         false,
+	} {
+		if got := hasRepeatedKey([]byte(body)); got != want {
+			t.Errorf("hasRepeatedKey(%s) = %v", body, got)
+		}
+	}
+}

@@ -7,23 +7,34 @@ package ortb
 func (r *Request) Reset() {
 	imps := r.Imps[:0]
 	*r = Request{
-		Imps:  imps,
-		AT:    2,
-		Cur:   r.Cur[:0],
-		BCat:  r.BCat[:0],
-		BAdv:  r.BAdv[:0],
-		BApp:  r.BApp[:0],
-		WSeat: r.WSeat[:0],
-		BSeat: r.BSeat[:0],
-		Site:  Site{Cat: r.Site.Cat[:0]},
-		App:   App{Cat: r.App.Cat[:0]},
-		Device: Device{
-			DNT: Unset,
-			LMT: Unset,
-		},
-		User: User{Segments: r.User.Segments[:0]},
-		Regs: Regs{COPPA: Unset, GDPR: Unset},
+		Imps:   imps,
+		AT:     2,
+		Cur:    r.Cur[:0],
+		BCat:   r.BCat[:0],
+		BAdv:   r.BAdv[:0],
+		BApp:   r.BApp[:0],
+		WSeat:  r.WSeat[:0],
+		BSeat:  r.BSeat[:0],
+		Site:   r.Site.empty(),
+		App:    r.App.empty(),
+		Device: Device{DNT: Unset, LMT: Unset},
+		User:   r.User.empty(),
+		Regs:   Regs{COPPA: Unset, GDPR: Unset},
 	}
+}
+
+// The empty methods return an absent object that keeps the receiver's slice
+// capacity.
+
+func (s *Site) empty() Site     { return Site{Cat: s.Cat[:0]} }
+func (a *App) empty() App       { return App{Cat: a.Cat[:0]} }
+func (u *User) empty() User     { return User{Segments: u.Segments[:0]} }
+func (b *Banner) empty() Banner { return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0]} }
+func (a *Audio) empty() Audio   { return Audio{MIMEs: a.MIMEs[:0]} }
+func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0]} }
+
+func (v *Video) empty() Video {
+	return Video{MIMEs: v.MIMEs[:0], Protocols: v.Protocols[:0], BAttr: v.BAttr[:0]}
 }
 
 // ImpCount returns the number of impressions.
@@ -71,17 +82,10 @@ func (r *Request) nextImp() *Imp {
 func (imp *Imp) reset() {
 	*imp = Imp{
 		Secure: Unset,
-		Banner: Banner{
-			Format: imp.Banner.Format[:0],
-			BAttr:  imp.Banner.BAttr[:0],
-		},
-		Video: Video{
-			MIMEs:     imp.Video.MIMEs[:0],
-			Protocols: imp.Video.Protocols[:0],
-			BAttr:     imp.Video.BAttr[:0],
-		},
-		Audio:  Audio{MIMEs: imp.Audio.MIMEs[:0]},
-		Native: Native{BAttr: imp.Native.BAttr[:0]},
+		Banner: imp.Banner.empty(),
+		Video:  imp.Video.empty(),
+		Audio:  imp.Audio.empty(),
+		Native: imp.Native.empty(),
 		Deals:  imp.Deals[:0],
 	}
 }

@@ -7,9 +7,10 @@ import (
 	"github.com/valyala/fastjson"
 )
 
-// The helpers below read one member value. Each treats JSON null as absent
-// (dst untouched) and reports a wrong type as a FieldError at key. None
-// allocates unless it returns an error.
+// The helpers below read one member value into dst. Each treats JSON null as
+// absent (dst is set to its absent value: nil, 0, Unset, empty), so that the
+// last of repeated keys wins even when it is null, and reports a wrong type as
+// a FieldError at key. None allocates unless it returns an error.
 
 func typeName(v *fastjson.Value) string {
 	switch v.Type() {
@@ -47,6 +48,7 @@ func getString(key []byte, v *fastjson.Value, dst *[]byte) error {
 		*dst, _ = v.StringBytes()
 		return nil
 	case fastjson.TypeNull:
+		*dst = nil
 		return nil
 	}
 	return wantErr(key, "string", v)
@@ -70,13 +72,14 @@ func getInt(key []byte, v *fastjson.Value, dst *int64) error {
 		*dst = n
 		return nil
 	case fastjson.TypeNull:
+		*dst = 0
 		return nil
 	}
 	return wantErr(key, "integer", v)
 }
 
 // getFlag reads a 0/1 integer into a tri-state: 0 is False, any other
-// integer True; null leaves dst as it was (Unset after Reset).
+// integer True; null is Unset.
 func getFlag(key []byte, v *fastjson.Value, dst *int8) error {
 	switch v.Type() {
 	case fastjson.TypeNumber:
@@ -90,6 +93,7 @@ func getFlag(key []byte, v *fastjson.Value, dst *int8) error {
 		}
 		return nil
 	case fastjson.TypeNull:
+		*dst = Unset
 		return nil
 	}
 	return wantErr(key, "integer", v)
@@ -101,9 +105,7 @@ func getBool(key []byte, v *fastjson.Value, dst *bool) error {
 	if err := getFlag(key, v, &f); err != nil {
 		return err
 	}
-	if f != Unset {
-		*dst = f == True
-	}
+	*dst = f == True
 	return nil
 }
 
@@ -118,6 +120,7 @@ func getFloat(key []byte, v *fastjson.Value, dst *float64) error {
 		*dst = f
 		return nil
 	case fastjson.TypeNull:
+		*dst = 0
 		return nil
 	}
 	return wantErr(key, "number", v)
@@ -129,6 +132,7 @@ func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
 	case fastjson.TypeNull:
+		*dst = (*dst)[:0]
 		return nil
 	default:
 		return wantErr(key, "array", v)
@@ -157,6 +161,7 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
 	case fastjson.TypeNull:
+		*dst = (*dst)[:0]
 		return nil
 	default:
 		return wantErr(key, "array", v)
