@@ -32,9 +32,10 @@ type batchModel interface {
 
 // BatchOptions configures a Batcher. A zero field means the default.
 type BatchOptions struct {
-	// MaxBatch is the most rows one run takes (default: the model's MaxBatch
-	// when it has one, else 64). A single request with more rows is scored
-	// directly, unbatched.
+	// MaxBatch is the most rows one run takes (default 64, and never more
+	// than the model's MaxBatch when it has one: on the CPU provider the
+	// per-row cost is flat from 64 rows up while the run time keeps growing).
+	// A single request with more rows is scored directly, unbatched.
 	MaxBatch int
 	// MaxWait is the longest the first request of a batch waits for more
 	// rows. Zero (the default) or negative: do not wait, run what is queued;
@@ -142,11 +143,11 @@ func NewBatcher(model Scorer, opts BatchOptions) (*Batcher, error) {
 	}
 	b := &Batcher{model: model, width: model.Width(), maxBatch: opts.MaxBatch, maxWait: opts.MaxWait, margin: opts.Margin}
 	b.fast, _ = model.(batchModel)
-	if mb, ok := model.(interface{ MaxBatch() int }); ok && (b.maxBatch == 0 || b.maxBatch > mb.MaxBatch()) {
-		b.maxBatch = mb.MaxBatch()
-	}
 	if b.maxBatch == 0 {
 		b.maxBatch = 64
+	}
+	if mb, ok := model.(interface{ MaxBatch() int }); ok && b.maxBatch > mb.MaxBatch() {
+		b.maxBatch = mb.MaxBatch()
 	}
 	if b.maxBatch < 1 || b.maxBatch > 1<<16 {
 		return nil, fmt.Errorf("%w: batcher max batch %d out of [1, 65536]", ErrUnavailable, b.maxBatch)
