@@ -17,8 +17,9 @@ type Store struct {
 	opts []Option
 	cur  atomic.Pointer[Snapshot]
 
-	mu  sync.Mutex // serialises Reload; never held by readers
-	sig string     // directory signature of the published snapshot
+	mu      sync.Mutex // serialises Reload; never held by readers
+	sig     string     // directory signature of the last load
+	pending string     // Watch: a changed signature waiting to hold still for one tick
 }
 
 // NewStore loads dir and returns a Store publishing it. A directory with a
@@ -57,8 +58,11 @@ func (st *Store) Reload() error {
 }
 
 // Watch polls the directory every interval and reloads when a campaign
-// file's name, size or modification time changed. Reload errors go to onErr
-// (may be nil); the running snapshot stays. It returns when ctx is done.
+// file's name, size or modification time changed and then stayed the same
+// for one more interval (so a file caught half-written is not loaded).
+// Reload errors go to onErr (may be nil); the running snapshot stays, and the
+// same broken directory is not reported again until it changes. It returns
+// when ctx is done.
 func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -80,11 +84,12 @@ func (st *Store) reloadIfChanged() error {
 		return err
 	}
 	st.mu.Lock()
-	same := sig == st.sig
-	st.mu.Unlock()
-	if same {
+	if sig == st.sig || sig != st.pending {
+		st.pending = sig
+		st.mu.Unlock()
 		return nil
 	}
+	st.mu.Unlock()
 	return st.Reload()
 }
 

@@ -129,3 +129,31 @@ func TestStoreWatch(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// A change is loaded once the directory has held still for one poll.
+func TestStoreWatchWaitsForQuietDirectory(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("a"))
+	st, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := st.Current()
+	if err := st.reloadIfChanged(); err != nil || st.Current() != first {
+		t.Fatalf("unchanged directory reloaded: %v", err)
+	}
+	half := []byte("id: b\nadvertiser: B\n") // a file caught while being written
+	if err := os.WriteFile(filepath.Join(dir, "b.yaml"), half, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.reloadIfChanged(); err != nil || st.Current() != first {
+		t.Fatalf("first poll after a change: %v", err)
+	}
+	writeConfig(t, dir, baseConfig("b")) // the write completes before the next poll
+	if err := st.reloadIfChanged(); err != nil || st.Current() != first {
+		t.Fatalf("still changing: %v", err)
+	}
+	if err := st.reloadIfChanged(); err != nil || st.Current().Campaign("b") == nil {
+		t.Fatalf("quiet directory not loaded: %v", err)
+	}
+}
