@@ -59,3 +59,23 @@ func BenchmarkMatchExhaustive(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMatchParallel: one Scratch per goroutine, one shared snapshot.
+func BenchmarkMatchParallel(b *testing.B) {
+	s := mustCompile(b, Generate(1000, 1), WithSeat("seat-1"))
+	r := rand.New(rand.NewPCG(11, 11))
+	reqs := make([]*ortb.Request, 1024)
+	imps := make([]*ortb.Imp, 1024)
+	for i := range reqs {
+		reqs[i], imps[i] = randomRequest(r)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		var sc Scratch
+		dst := make([]Candidate, 0, 1024)
+		for i := 0; pb.Next(); i++ {
+			j := i & 1023
+			dst = s.Match(dst[:0], reqs[j], imps[j], monday15, &sc)
+		}
+	})
+}
