@@ -53,6 +53,13 @@ type gbdtScratch struct {
 // the running estimate.
 const gbdtEWMAWeight = 0.05
 
+// gbdtOutlierFactor caps one call's per-row sample relative to the estimate;
+// gbdtRefusalDecay scales the estimate down on each ErrDeadline refusal.
+const (
+	gbdtOutlierFactor = 4
+	gbdtRefusalDecay  = 63.0 / 64
+)
+
 // gbdtDefaultTolerance applies when a manifest sets no parity_tolerance.
 const gbdtDefaultTolerance = 1e-5
 
@@ -176,10 +183,13 @@ func (g *GBDT) checkParity() error {
 		}
 	}
 	out := make([]float32, n)
-	t0 := time.Now()
+	// Two passes: the first checks for panics and warms caches, the second
+	// (timed) seeds the per-row cost estimate.
 	if err := g.scoreSafe(rows, out); err != nil {
 		return fmt.Errorf("%w: model %q: parity: %v", ErrBadModel, g.name, err)
 	}
+	t0 := time.Now()
+	g.score(rows, out)
 	g.rowCost.Store(math.Float64bits(float64(time.Since(t0).Nanoseconds()) / float64(n)))
 	for i, want := range p.Outputs {
 		if d := math.Abs(float64(out[i]) - want); !(d <= tol) {
@@ -247,6 +257,7 @@ func (g *GBDT) Score(deadline time.Time, rows []float32, out []float32) error {
 	if !deadline.IsZero() {
 		est := time.Duration(float64(n) * g.costNS())
 		if deadline.Sub(t0) < est {
+			g.decay()
 			return ErrDeadline
 		}
 	}
@@ -281,12 +292,25 @@ func gbdtSigmoid(z float64) float64 {
 
 func (g *GBDT) costNS() float64 { return math.Float64frombits(g.rowCost.Load()) }
 
-// observe folds one call's per-row cost into the estimate. Concurrent
-// updates may overwrite each other; the estimate stays a recent average.
+// observe folds one call's per-row cost into the estimate. A sample is
+// capped at gbdtOutlierFactor times the estimate, so one call stalled by GC
+// or preemption cannot make the scorer refuse everything after it.
+// Concurrent updates may overwrite each other; the estimate stays a recent
+// average.
 func (g *GBDT) observe(d time.Duration, n int) {
 	per := float64(d.Nanoseconds()) / float64(n)
 	old := g.costNS()
+	if old > 0 {
+		per = min(per, gbdtOutlierFactor*old)
+	}
 	g.rowCost.Store(math.Float64bits(old + gbdtEWMAWeight*(per-old)))
+}
+
+// decay lowers the estimate a little on every refusal: a refused call
+// measures nothing, so without it an estimate that ran high would refuse
+// forever. A truly slow model is measured again on the next call that runs.
+func (g *GBDT) decay() {
+	g.rowCost.Store(math.Float64bits(g.costNS() * gbdtRefusalDecay))
 }
 
 // Width is the feature row width the model was loaded for.

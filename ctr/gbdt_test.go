@@ -211,6 +211,33 @@ func TestGBDTCostEstimateFollowsServing(t *testing.T) {
 	}
 }
 
+func TestGBDTEstimateRecoversAfterRefusals(t *testing.T) {
+	g := gbdtLoadTiny(t)
+	g.rowCost.Store(math.Float64bits(float64(time.Second))) // as if one call had stalled
+	rows := make([]float32, 4)
+	out := make([]float32, 1)
+	for i := 0; i < 5000; i++ {
+		err := g.Score(time.Now().Add(5*time.Millisecond), rows, out)
+		if err == nil {
+			t.Logf("scored again after %d refusals; estimate %v", i, g.RowCost())
+			return
+		}
+		if !errors.Is(err, ErrDeadline) {
+			t.Fatal(err)
+		}
+	}
+	t.Fatalf("still refusing after 5000 calls; estimate %v", g.RowCost())
+}
+
+func TestGBDTOutlierCapped(t *testing.T) {
+	g := gbdtLoadTiny(t)
+	g.rowCost.Store(math.Float64bits(1000))
+	g.observe(time.Second, 1) // one stalled call
+	if c := g.costNS(); c > 1000+gbdtEWMAWeight*(gbdtOutlierFactor*1000-1000)+1e-9 {
+		t.Fatalf("one stalled call moved the estimate to %v ns", c)
+	}
+}
+
 func TestGBDTRefusals(t *testing.T) {
 	in, out := gbdtTinyParity()
 	tiny := []byte(gbdtTinyModel)
