@@ -98,3 +98,17 @@ func BenchmarkAppendJSONString(b *testing.B) {
 		dst = AppendJSONString(dst[:0], s)
 	}
 }
+
+// BenchmarkFastjsonParseOnly is the floor under Parse: fastjson building its
+// tree of the same body, with no member read.
+func BenchmarkFastjsonParseOnly(b *testing.B) {
+	body := readFixture(b, benchBody)
+	var p fastjson.Parser
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := p.ParseBytes(body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

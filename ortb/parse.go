@@ -29,12 +29,15 @@ type Parser struct {
 // it before or after. The error wraps ErrMalformed (not JSON) or ErrInvalid
 // (see FieldError). On error req holds a partial parse and must not be used.
 //
-// Rules: explicit null equals absent; unknown members and ext payloads that
-// are not objects are ignored; the 2.5 ext twins regs.ext.gdpr,
-// regs.ext.us_privacy, regs.ext.gpp and user.ext.consent fill Regs and User
-// when the 2.6 member is absent (or an empty string); Device.Geo is device.geo,
-// else user.geo; User.Segments flattens user.data[].segment[].id (empty ids
-// skipped); AT is 2 when absent or 0.
+// Rules: explicit null equals absent; of repeated keys the last wins (an
+// object given twice is merged, as encoding/json does); unknown members and
+// ext payloads that are not objects are ignored; the 2.5 ext twins
+// regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp and user.ext.consent fill
+// Regs and User when the 2.6 member is absent (or an empty string);
+// Device.Geo is device.geo, else user.geo; User.Segments flattens
+// user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
+// Keys match exactly as the spec spells them (encoding/json would also
+// accept "ID" for "id").
 //
 // Every member the view holds is type-checked (a float where an integer
 // belongs, NaN or an out-of-range number included). Members it does not hold
