@@ -173,6 +173,7 @@ func (a *App) startBudget(ctx context.Context) error {
 		HoldTTL:    a.cfg.Notices.HoldTTL,
 		NoticeTTL:  a.cfg.Notices.TokenTTL,
 		SyncPeriod: b.SyncPeriod,
+		Replicas:   b.Replicas,
 	}
 	if len(b.NATSURLs) > 0 {
 		bc.URLs = b.NATSURLs
@@ -186,6 +187,16 @@ func (a *App) startBudget(ctx context.Context) error {
 			opts.Host = host
 			if opts.Port, err = strconv.Atoi(port); err != nil {
 				return fmt.Errorf("%w: budget.embedded_listen: %v", ErrConfig, err)
+			}
+		}
+		if cl := b.EmbeddedCluster; cl.Listen != "" {
+			host, port, err := net.SplitHostPort(cl.Listen)
+			if err != nil {
+				return fmt.Errorf("%w: budget.embedded_cluster.listen: %v", ErrConfig, err)
+			}
+			opts.ClusterName, opts.ClusterHost, opts.Routes = cl.Name, host, cl.Routes
+			if opts.ClusterPort, err = strconv.Atoi(port); err != nil {
+				return fmt.Errorf("%w: budget.embedded_cluster.listen: %v", ErrConfig, err)
 			}
 		}
 		var err error

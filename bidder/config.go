@@ -102,6 +102,12 @@ type BudgetConfig struct {
 	// EmbeddedListen exposes the embedded server to other instances
 	// (host:port); empty keeps it in-process only.
 	EmbeddedListen string `yaml:"embedded_listen"`
+	// EmbeddedCluster joins the embedded server to a NATS cluster of other
+	// instances' embedded servers (route listener and seed routes).
+	EmbeddedCluster ClusterConfig `yaml:"embedded_cluster"`
+	// Replicas of the budget KV bucket and ledger stream (default 1; use 3
+	// on a cluster of three or more nodes).
+	Replicas int `yaml:"replicas"`
 	// LeaseTTL is how long a lease record lives without renewal: a crashed
 	// instance's lease returns to the pool after it (default 5m; must exceed
 	// notices.hold_ttl plus two sync periods).
@@ -113,6 +119,13 @@ type BudgetConfig struct {
 type Overrides struct {
 	Listen      string
 	AdminListen string
+}
+
+// ClusterConfig is the embedded NATS server's cluster membership.
+type ClusterConfig struct {
+	Name   string   `yaml:"name"`
+	Listen string   `yaml:"listen"` // host:port of the route listener
+	Routes []string `yaml:"routes"` // nats-route://host:port of the other nodes
 }
 
 // LoadConfig reads a config file, applies flag overrides and defaults, and
