@@ -60,6 +60,53 @@ type agreementStats struct {
 	rejectedBoth   map[string]int // encoding/json rejects; so do we (our reason)
 	oursOnly       int            // encoding/json rejects, we parse
 	invalidByRules map[string]int // encoding/json decodes, our required-member rules reject
+	covered        map[string]int // how many agreed files exercise each feature
+}
+
+// cover counts the features an agreed request exercises, to show what the
+// comparison covered.
+func (s *agreementStats) cover(r *Request, body []byte) {
+	if s.covered == nil {
+		s.covered = map[string]int{}
+	}
+	add := func(name string, ok bool) {
+		if ok {
+			s.covered[name]++
+		}
+	}
+	add("site", r.HasSite)
+	add("app", r.HasApp)
+	add("multi-imp", len(r.Imps) > 1)
+	add("regs.gdpr or regs.ext.gdpr", r.Regs.GDPR != Unset)
+	add("regs.ext.gdpr", strings.Contains(string(body), `"ext":{"gdpr"`))
+	add("us_privacy", len(r.Regs.USPrivacy) > 0)
+	add("gpp", len(r.Regs.GPP) > 0)
+	add("consent", len(r.User.Consent) > 0)
+	add("coppa", r.Regs.COPPA == True)
+	add("segments", len(r.User.Segments) > 0)
+	add("geo", r.Device.HasGeo)
+	add("geo from user.geo", r.Device.HasGeo && !hasDeviceGeo(body))
+	add("bcat/badv/bapp", len(r.BCat)+len(r.BAdv)+len(r.BApp) > 0)
+	for i := range r.Imps {
+		imp := &r.Imps[i]
+		add("imp banner", imp.HasBanner)
+		add("imp banner.format", len(imp.Banner.Format) > 0)
+		add("imp video", imp.HasVideo)
+		add("imp audio", imp.HasAudio)
+		add("imp native", imp.HasNative)
+		add("imp deals", len(imp.Deals) > 0)
+		add("imp bidfloorcur not USD", len(imp.BidFloorCur) > 0 && string(imp.BidFloorCur) != "USD")
+		add("imp negative floor", imp.BidFloor < 0)
+	}
+}
+
+func hasDeviceGeo(body []byte) bool {
+	var loose struct {
+		Device *struct {
+			Geo json.RawMessage `json:"geo"`
+		} `json:"device"`
+	}
+	return json.Unmarshal(body, &loose) == nil && loose.Device != nil && len(loose.Device.Geo) > 0 && string(loose.Device.Geo) != "null"
 }
 
 func (s *agreementStats) log(t *testing.T) {
@@ -67,7 +114,7 @@ func (s *agreementStats) log(t *testing.T) {
 	t.Logf("agreed on %d files; encoding/json rejected %d (we rejected %d of them, parsed %d); "+
 		"we rejected %d that encoding/json decodes, by the required-member rules",
 		s.agreed, sum(s.rejectedBoth)+s.oursOnly, sum(s.rejectedBoth), s.oursOnly, sum(s.invalidByRules))
-	for _, m := range []map[string]int{s.rejectedBoth, s.invalidByRules} {
+	for _, m := range []map[string]int{s.rejectedBoth, s.invalidByRules, s.covered} {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
@@ -139,6 +186,7 @@ func checkAgreement(t *testing.T, p *Parser, req *Request, name string, body []b
 	}
 	if count && len(diffs) == 0 {
 		s.agreed++
+		s.cover(req, body)
 	}
 }
 
