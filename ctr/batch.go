@@ -43,8 +43,9 @@ type BatchOptions struct {
 	// way, and on the CPU provider this gives the best latency. A positive
 	// wait suits a GPU, whose runs cost much the same at any batch size. The
 	// wait is bounded by the earliest deadline in the batch less the
-	// predicted run time, Margin and the timer resolution (about 1ms: Go
-	// timers under 1ms fire late when the process is idle).
+	// predicted run time, Margin, and a quarter of what is left (at least
+	// 1ms) for a late timer. Waits under 1ms yield in a loop rather than
+	// arm a timer: Go timers under 1ms fire late when the process is idle.
 	MaxWait time.Duration
 	// QueueSize is the number of requests waiting or in flight (default
 	// 1024); beyond it Score returns ErrQueueFull at once.

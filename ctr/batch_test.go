@@ -303,7 +303,7 @@ func TestBatchMaxWaitGathersUntilFullOrDeadline(t *testing.T) {
 	}
 	// Alone, a request waits for company only until its deadline allows.
 	out := make([]float32, 1)
-	if err := b.Score(time.Now().Add(30*time.Millisecond), []float32{1, 1}, out); err != nil || out[0] != 2/1e6 {
+	if err := b.Score(time.Now().Add(100*time.Millisecond), []float32{1, 1}, out); err != nil || out[0] != 2/1e6 {
 		t.Fatalf("lone request: out %v err %v", out, err)
 	}
 	if st := b.Stats(); st.Batches != 2 || st.DeadlineMisses != 0 {

@@ -69,7 +69,11 @@ func (b *Batcher) gatherMore(rows int, until time.Time) int {
 		case s = <-b.queue:
 		default:
 			limit := until
-			if lim := earliest.Add(-b.runEst(rows) - b.margin - batchTimerSlop); lim.Before(limit) {
+			lim := earliest.Add(-b.runEst(rows) - b.margin)
+			// Keep a quarter of the time left (at least the timer slop) for
+			// a timer that fires late on a loaded machine.
+			lim = lim.Add(-max(batchTimerSlop, time.Until(lim)/4))
+			if lim.Before(limit) {
 				limit = lim
 			}
 			wait := time.Until(limit)
