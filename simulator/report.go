@@ -89,7 +89,8 @@ type Report struct {
 	Timeouts         int64                   `json:"timeouts"`
 	Errors           int64                   `json:"errors"`
 	LatencyUs        Latency                 `json:"latency_us"`
-	SendLagUs        Latency                 `json:"send_lag_us"`
+	FromSendUs       Latency                 `json:"latency_from_send_us"` // from the actual send, as closed-loop tools measure
+	SendLagUs        Latency                 `json:"send_lag_us"`          // actual send minus scheduled send
 	Bids             int64                   `json:"bids"`
 	BidRate          float64                 `json:"bid_rate"` // answered requests with a bid / answered
 	Wins             int64                   `json:"wins"`
@@ -134,7 +135,7 @@ func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
 	c := s.counters
 	rep := &Report{Started: start, SendWindowS: cfg.Duration.Seconds(), ElapsedS: time.Since(start).Seconds(),
 		Requests: c.Sent, Dropped: c.DroppedBound, ResponsesByCode: map[string]int64{}, Timeouts: c.Timeouts,
-		Errors: c.Errors, LatencyUs: latencyOf(s.hist), SendLagUs: latencyOf(s.lag), Bids: c.Bids,
+		Errors: c.Errors, LatencyUs: latencyOf(s.hist), SendLagUs: latencyOf(s.lag), FromSendUs: latencyOf(s.svc), Bids: c.Bids,
 		BidRate: ratio(c.BidResponses, c.Answered), Wins: c.Wins, WinRate: ratio(c.Wins, c.Bids),
 		Impressions: c.Impressions, Clicks: c.Clicks, Notices: r.notifier.Counts(), Counters: c, Admin: admin,
 		histogram: s.hist}
@@ -271,7 +272,7 @@ func (r *Runner) startProgress(start time.Time) func() {
 }
 
 func writeProgress(w io.Writer, p progress) {
-	fmt.Fprintf(w, "[%4ds] sent %6d/s  answered %6d/s  p99 %8.2fms  timeouts %4d  bid %5.1f%%  win %5.1f%%  spend %10.4f  inflight %4d  dropped %d\n",
+	fmt.Fprintf(w, "[%4ds] sent %6d/s  answered %6d/s  p99 %8.2fms  timeouts %4d  bid %5.1f%%  win %5.1f%%  spend $%.4f  inflight %4d  dropped %d\n",
 		p.sec+1, p.sent, p.answered, float64(p.p99us)/1000, p.timeouts, 100*p.bidRate, 100*p.winRate,
 		float64(p.spendMicros)/1e6, p.inflight, p.dropped)
 }
@@ -281,8 +282,10 @@ func (rep *Report) WriteSummary(w io.Writer) {
 	l := rep.LatencyUs
 	fmt.Fprintf(w, "requests %d in %.1fs (%.1f/s)  dropped(bound) %d  timeouts %d  errors %d\n",
 		rep.Requests, rep.SendWindowS, rep.SendRate, rep.Dropped, rep.Timeouts, rep.Errors)
-	fmt.Fprintf(w, "latency us: p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (send lag p99 %d)\n",
-		l.P50, l.P90, l.P99, l.P999, l.Max, rep.SendLagUs.P99)
+	fmt.Fprintf(w, "latency us (from schedule): p50 %d  p90 %d  p99 %d  p99.9 %d  max %d\n", l.P50, l.P90, l.P99, l.P999, l.Max)
+	l = rep.FromSendUs
+	fmt.Fprintf(w, "latency us (from send):     p50 %d  p90 %d  p99 %d  p99.9 %d  max %d  (send lag p50 %d p99 %d)\n",
+		l.P50, l.P90, l.P99, l.P999, l.Max, rep.SendLagUs.P50, rep.SendLagUs.P99)
 	fmt.Fprintf(w, "status %v  bid rate %.1f%%  bids %d  wins %d (%.1f%%)  impressions %d  clicks %d\n",
 		rep.ResponsesByCode, 100*rep.BidRate, rep.Bids, rep.Wins, 100*rep.WinRate, rep.Impressions, rep.Clicks)
 	fmt.Fprintf(w, "spend %.4f USD  eCPM %.4f  overspend(micros) %d", rep.SpendUSD, rep.ECPM, rep.OverspendMicros)

@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/url"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type Config struct {
 	Seed          uint64
 	MaxInflight   int           // bound on requests awaiting an answer; more are dropped (counted)
 	ConnsPerHost  int           // keep-alive pool size per target (default MaxInflight)
+	Spin          time.Duration // waits shorter than this spin instead of using a timer (precise, costs CPU)
 	TMax          time.Duration // 0: each request's own tmax
 	Grace         time.Duration // how long after tmax an answer is still awaited (counted as timeout)
 	GzipShare     float64       // share of requests sent gzip-compressed
@@ -185,7 +187,7 @@ func NewRunner(cfg Config) (*Runner, error) {
 		r.paths = append(r.paths, path)
 		r.clients = append(r.clients, &fasthttp.HostClient{Addr: hostPort(u), IsTLS: u.Scheme == "https",
 			MaxConns: cfg.ConnsPerHost, MaxIdleConnDuration: 30 * time.Second, NoDefaultUserAgentHeader: true,
-			ReadBufferSize: 16 << 10, MaxIdemponentCallAttempts: 1})
+			ReadBufferSize: 16 << 10, MaxIdemponentCallAttempts: 1, MaxConnWaitTimeout: 5 * time.Second})
 	}
 	return r, nil
 }
@@ -237,17 +239,50 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	return r.report(start, sendEnd, final), nil
 }
 
+type scheduled struct {
+	og *Outgoing
+	at float64
+}
+
+// prefetch builds requests ahead of their send time in its own goroutine so
+// that encoding never delays the schedule; it stops at the window's end, the
+// request cap, or when stop closes.
+func (r *Runner) prefetch(src Source, stop <-chan struct{}) <-chan scheduled {
+	ch := make(chan scheduled, 1024)
+	go func() {
+		defer close(ch)
+		for n := int64(0); n < r.cfg.MaxRequests; n++ {
+			og, at, ok := src.Next()
+			if !ok || at >= r.cfg.Duration.Seconds() {
+				return
+			}
+			if og.Gzip && og.wire == nil {
+				og.wire = fasthttp.AppendGzipBytes(nil, og.Body)
+			}
+			select {
+			case ch <- scheduled{og, at}:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return ch
+}
+
 func (r *Runner) sendLoop(ctx context.Context, src Source, start time.Time) {
-	cfg := r.cfg
+	stop := make(chan struct{})
+	defer close(stop)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	for n := int64(0); n < cfg.MaxRequests; n++ {
-		og, at, ok := src.Next()
-		if !ok || at >= cfg.Duration.Seconds() {
-			return
-		}
-		due := start.Add(time.Duration(at * float64(time.Second)))
-		if d := time.Until(due); d > 0 {
+	for s := range r.prefetch(src, stop) {
+		due := start.Add(time.Duration(s.at * float64(time.Second)))
+		if d := time.Until(due); d > 0 && d <= r.cfg.Spin {
+			// Timers below a millisecond wake up to a millisecond late (the
+			// runtime's poller sleeps in milliseconds): spin instead.
+			for time.Now().Before(due) {
+				runtime.Gosched()
+			}
+		} else if d > 0 {
 			timer.Reset(d)
 			select {
 			case <-ctx.Done():
@@ -258,13 +293,13 @@ func (r *Runner) sendLoop(ctx context.Context, src Source, start time.Time) {
 			return
 		}
 		r.stats.add(func(c *Counters) { c.Scheduled++ })
-		if r.inflight.Load() >= int64(cfg.MaxInflight) {
+		if r.inflight.Load() >= int64(r.cfg.MaxInflight) {
 			r.stats.recordDropped(due)
 			continue
 		}
 		r.inflight.Add(1)
 		r.wg.Add(1)
-		go r.do(og, due)
+		go r.do(s.og, due)
 	}
 }
 
@@ -292,21 +327,26 @@ func (r *Runner) do(og *Outgoing, due time.Time) {
 	req.Header.Set("x-openrtb-version", og.Version)
 	if og.Gzip {
 		req.Header.Set("Content-Encoding", "gzip")
-		req.SetBodyRaw(fasthttp.AppendGzipBytes(nil, og.Body))
+		if og.wire == nil {
+			og.wire = fasthttp.AppendGzipBytes(nil, og.Body)
+		}
+		req.SetBodyRaw(og.wire)
 	} else {
 		req.SetBodyRaw(og.Body)
 	}
 	tmax := r.tmax(og)
-	r.stats.recordSent(due, time.Now())
+	sentAt := time.Now()
+	r.stats.recordSent(due, sentAt)
 	err := r.clients[i].DoDeadline(req, resp, due.Add(tmax+r.cfg.Grace))
-	lat := time.Since(due)
+	now := time.Now()
+	lat := now.Sub(due)
 	if err != nil {
 		r.stats.recordFailure(due, errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout))
 		return
 	}
 	late := lat > tmax
 	status := resp.StatusCode()
-	r.stats.recordAnswer(due, lat, status, late)
+	r.stats.recordAnswer(due, lat, now.Sub(sentAt), status, late)
 	if status != fasthttp.StatusOK {
 		return
 	}

@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -40,8 +43,17 @@ func run(t *testing.T, cfg Config) *Report {
 
 func TestRunEndToEnd(t *testing.T) {
 	sink := startSink(t, SinkConfig{BidProb: 0.6, Price: 1.5, Campaigns: 2, Seed: 1})
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/admin/budget" {
+			http.NotFound(w, r)
+			return
+		}
+		fmt.Fprint(w, `{"instance":"i-1","campaigns":[{"id":"camp-1","currency":"USD","total_budget_micros":1000,`+
+			`"daily_budget_micros":1000,"spent_micros":900,"pacing_mode":"even","pacing_target_micros":500,"throttle":0.5}]}`)
+	}))
+	t.Cleanup(admin.Close)
 	logDir, outDir := t.TempDir(), t.TempDir()
-	rep := run(t, Config{Targets: []string{sink.URL()}, Rate: 400, Duration: time.Second, Seed: 3, LogDir: logDir,
+	rep := run(t, Config{Targets: []string{sink.URL()}, Admin: []string{admin.URL}, Rate: 400, Duration: time.Second, Seed: 3, LogDir: logDir,
 		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, TMax: 2 * time.Second,
 		Truth: GroundTruth{Base: 0.2, Seed: 7}})
 	if err := rep.WriteFiles(outDir); err != nil {
@@ -89,6 +101,16 @@ func TestRunEndToEnd(t *testing.T) {
 	}
 	if len(rep.Campaigns) != 2 || spend != rep.SpendUSDMicros {
 		t.Errorf("campaigns %d, spend %d vs %d", len(rep.Campaigns), spend, rep.SpendUSDMicros)
+	}
+	// The admin view gives camp-1 a budget of 1000 micros: less than a handful of
+	// impressions at 1.5 CPM, so the report shows the overspend.
+	c1 := rep.Campaigns[0]
+	if c1.CID != "camp-1" || c1.TotalBudgetMicros == nil || *c1.TotalBudgetMicros != 1000 || c1.OverspendMicros == nil ||
+		*c1.OverspendMicros != c1.SpendMicros-1000 || rep.OverspendMicros != *c1.OverspendMicros || c1.PacingMode != "even" {
+		t.Errorf("camp-1 against its admin budget: %+v", c1)
+	}
+	if rep.Campaigns[1].TotalBudgetMicros != nil || rep.Campaigns[1].OverspendMicros != nil {
+		t.Errorf("camp-2 has no admin budget: %+v", rep.Campaigns[1])
 	}
 	if rep.PredictedCTR == nil || math.Abs(*rep.PredictedCTR-0.02) > 1e-9 || len(rep.Calibration) == 0 {
 		t.Errorf("predicted CTR %v calibration %v", rep.PredictedCTR, rep.Calibration)

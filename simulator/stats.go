@@ -44,6 +44,7 @@ type Stats struct {
 	start     time.Time
 	hist      *hdrhistogram.Histogram
 	lag       *hdrhistogram.Histogram // actual send time minus scheduled time
+	svc       *hdrhistogram.Histogram // latency from the actual send (what closed-loop tools report)
 	secs      []*secStat
 	status    map[int]int64
 	camps     map[string]*campStat
@@ -82,7 +83,7 @@ func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(1, histMaxUs, 3
 
 // NewStats starts the clock.
 func NewStats(start time.Time, maxCalib int) *Stats {
-	return &Stats{start: start, hist: newHist(), lag: newHist(), status: map[int]int64{},
+	return &Stats{start: start, hist: newHist(), lag: newHist(), svc: newHist(), status: map[int]int64{},
 		camps: map[string]*campStat{}, maxCalib: maxCalib, seenBidID: map[string]struct{}{}}
 }
 
@@ -134,9 +135,10 @@ func clampUs(d time.Duration) int64 {
 
 // recordAnswer records latency from the scheduled time; late reports whether
 // it came after tmax.
-func (s *Stats) recordAnswer(due time.Time, lat time.Duration, status int, late bool) {
+func (s *Stats) recordAnswer(due time.Time, lat, fromSend time.Duration, status int, late bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	_ = s.svc.RecordValue(clampUs(fromSend))
 	s.counters.Answered++
 	s.status[status]++
 	us := clampUs(lat)
@@ -272,7 +274,7 @@ func (s *Stats) progressAt(i int) progress {
 		p.winRate = float64(s.counters.Wins) / float64(s.counters.Bids)
 	}
 	for _, c := range s.camps {
-		p.spendMicros += c.SpendMicros
+		p.spendMicros += int64(ToUSD(float64(c.SpendMicros), c.Currency))
 	}
 	return p
 }

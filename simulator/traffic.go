@@ -258,7 +258,8 @@ type Outgoing struct {
 	Version string // "2.5" or "2.6"
 	Gzip    bool
 	Req     *openrtb2.BidRequest
-	SimTime int64 // simulated unix seconds when the request is sent
+	SimTime int64  // simulated unix seconds when the request is sent
+	wire    []byte // gzip-compressed Body, built ahead of the send time
 }
 
 const nativeRequest = `{"ver":"1.2","context":1,"plcmttype":1,"assets":[` +

@@ -79,7 +79,7 @@ func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, cid,
 // (evening peak, device local time); and h(x) a value in [-1, 1] from an
 // FNV-1a hash of Seed and x. Scale multiplies every term after the base.
 type GroundTruth struct {
-	Base  float64 // mean-ish CTR; default 0.02
+	Base  float64 // CTR when every term is 0; default 0.01 (traffic mean about 0.02)
 	Seed  uint64
 	Scale float64 // default 1
 }
@@ -90,7 +90,7 @@ var devTypeWeight = [8]float64{0, 0.1, -0.2, -0.5, 0.2, 0.1, -0.3, -0.4}
 func (g GroundTruth) CTR(c ImpContext) float64 {
 	base := g.Base
 	if base <= 0 {
-		base = 0.02
+		base = 0.01
 	}
 	scale := g.Scale
 	if scale == 0 {

@@ -87,6 +87,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.Int64Var(&c.MaxRequests, "max-requests", 0, "hard cap on requests (0 = 3 x rate x duration + 100)")
 		fs.IntVar(&c.MaxInflight, "max-inflight", d.MaxInflight, "bound on requests awaiting an answer; requests due beyond it are dropped and counted")
 		fs.IntVar(&c.ConnsPerHost, "conns", 0, "keep-alive connections per target (0 = max-inflight)")
+		fs.DurationVar(&c.Spin, "spin", 0, "send waits shorter than this busy-wait instead of sleeping: sub-ms timers wake up to 1ms late; 1ms gives a precise schedule at the cost of up to a core")
 		fs.IntVar(&f.tmaxMs, "tmax", 0, "override tmax in ms for timeout accounting (0 = each request's own tmax, see -req-tmax)")
 		fs.DurationVar(&c.Grace, "grace", d.Grace, "how long past tmax an answer is still awaited (it counts as a timeout)")
 		fs.BoolVar(&c.AllowNonLocal, "allow-nonlocal", false, "allow targets, admin and notice URLs outside loopback")
@@ -101,8 +102,8 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.IntVar(&c.Notices.Workers, "notice-workers", n.Workers, "concurrent notice senders")
 		fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
 		fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
-		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.02, "ground-truth base CTR")
-		fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 7, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
+		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about twice it)")
+		fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
 		fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
 	}
 	fs.Float64Var(&c.Rate, "rate", d.Rate, "mean requests per second (Poisson arrivals)")
