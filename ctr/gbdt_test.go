@@ -341,12 +341,14 @@ func BenchmarkGBDTLeavesPredictSingle(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	fvals := make([]float64, g.Width())
-	for i := range fvals {
-		fvals[i] = float64(i % 7)
+	par, err := gbdtLoadParity(m.Path(m.Parity), m.Width)
+	if err != nil {
+		b.Fatal(err)
 	}
+	i := 0
 	b.ReportAllocs()
 	for b.Loop() {
-		_ = g.ens.PredictSingle(fvals, 0)
+		_ = g.ens.PredictSingle(par.Inputs[i%len(par.Inputs)], 0)
+		i++
 	}
 }
