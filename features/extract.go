@@ -74,9 +74,8 @@ func topCategory(c []byte) []byte {
 func extractDevice(d []float32, req *ortb.Request, now time.Time) {
 	d[SlotHour], d[SlotDayOfWeek] = -1, -1
 	d[SlotLimitAdTrk] = -1
-	if !req.HasDevice {
-		return
-	}
+	// Geo is read even without a device object: the parser folds user.geo
+	// into Device.Geo when device.geo is absent (Device.HasGeo).
 	dev := &req.Device
 	g := &dev.Geo
 	d[SlotCountry] = catSlot(SlotCountry, g.Country)
@@ -84,14 +83,17 @@ func extractDevice(d []float32, req *ortb.Request, now time.Time) {
 		h := fnvAddByte(fnvAdd(fnvOffset, g.Country), '/')
 		d[SlotRegion] = bucket(fnvAdd(h, g.Region), Slots[SlotRegion].Buckets)
 	}
+	if g.HasUTCOffset && g.UTCOffset >= -16*60 && g.UTCOffset <= 16*60 {
+		d[SlotHour], d[SlotDayOfWeek] = localHourDay(now, g.UTCOffset)
+	}
+	if !req.HasDevice {
+		return
+	}
 	d[SlotOS] = catSlot(SlotOS, dev.OS)
 	d[SlotMake] = catSlot(SlotMake, dev.Make)
 	d[SlotLanguage] = catSlot(SlotLanguage, dev.Language)
 	d[SlotDeviceType] = float32(clampInt(dev.DeviceType, 0, 255))
 	d[SlotConnType] = float32(clampInt(dev.ConnType, 0, 255))
-	if g.HasUTCOffset && g.UTCOffset >= -16*60 && g.UTCOffset <= 16*60 {
-		d[SlotHour], d[SlotDayOfWeek] = localHourDay(now, g.UTCOffset)
-	}
 	d[SlotLimitAdTrk] = float32(max(dev.DNT, dev.LMT))
 }
 

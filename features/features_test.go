@@ -206,6 +206,23 @@ func TestNoDeviceNoContext(t *testing.T) {
 	}
 }
 
+// The parser folds user.geo into Device.Geo without a device object.
+func TestGeoWithoutDevice(t *testing.T) {
+	req := siteBannerRequest()
+	req.HasDevice = false
+	req.Device = ortb.Device{DNT: ortb.Unset, LMT: ortb.Unset, HasGeo: true,
+		Geo: ortb.Geo{Country: []byte("GBR"), UTCOffset: 0, HasUTCOffset: true}}
+	row := extract(req, true)
+	for slot, want := range map[int]float32{
+		SlotCountry: Bucket(SlotCountry, "GBR"), SlotHour: 14, SlotDayOfWeek: 3,
+		SlotOS: 0, SlotDeviceType: 0, SlotLimitAdTrk: -1,
+	} {
+		if row[slot] != want {
+			t.Errorf("slot %s = %v, want %v", Slots[slot].Name, row[slot], want)
+		}
+	}
+}
+
 func TestLocalHourDay(t *testing.T) {
 	cases := []struct {
 		now       time.Time
