@@ -93,3 +93,30 @@ func batchBenchLoad(b *testing.B, s Scorer, bt *Batcher) {
 		}
 	}
 }
+
+// BenchmarkBatcherSerial is one caller at a time (4 rows a request): the
+// batcher's hand-off overhead at low load, beside the model called directly.
+func BenchmarkBatcherSerial(b *testing.B) {
+	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
+	par, _ := onnxTestRows(b)
+	rows, out := par[:4*40], make([]float32, 4)
+	bt, err := NewBatcher(x, BatchOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bt.Close()
+	c, err := NewChain(bt, &chainConst{width: 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, s := range []Scorer{x, bt, c} {
+		b.Run(fmt.Sprintf("%T", s)[len("*ctr."):], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := s.Score(time.Now().Add(50*time.Millisecond), rows, out); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
