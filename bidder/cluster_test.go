@@ -1,0 +1,234 @@
+package bidder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/budget"
+)
+
+// startNATSCluster starts an n-node JetStream cluster on loopback.
+func startNATSCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	srvs := make([]*server.Server, n)
+	for i := range srvs {
+		s, err := budget.StartEmbedded(budget.EmbeddedOptions{
+			ServerName: fmt.Sprintf("n%d", i), StoreDir: t.TempDir(), Port: -1,
+			ClusterName: "bidder-test", ClusterPort: ports[i], Routes: routes,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srvs[i] = s
+	}
+	t.Cleanup(func() {
+		for _, s := range srvs {
+			s.Shutdown()
+		}
+	})
+	waitFor(t, 20*time.Second, func() bool {
+		for _, s := range srvs {
+			if s.JetStreamIsLeader() {
+				return true
+			}
+		}
+		return false
+	})
+	return srvs
+}
+
+func ledgerEntries(t *testing.T, url string) []budget.LedgerEntry {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, budget.LedgerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []budget.LedgerEntry
+	for seq := info.State.FirstSeq; info.State.Msgs > 0 && seq <= info.State.LastSeq; seq++ {
+		m, err := s.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e budget.LedgerEntry
+		if err := json.Unmarshal(m.Data, &e); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Three bidders on one 3-node NATS cluster, concurrent bids and notices with
+// duplicates (to the same and to other instances), losses, lost and late
+// notices: total charged <= budget + late charges, every charge exactly once.
+func TestThreeBiddersOneCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	nodes := startNATSCluster(t, 3)
+	var apps []*App
+	for i := 0; i < 3; i++ {
+		url := nodes[i].ClientURL()
+		apps = append(apps, startApp(t, func(c *Config) {
+			c.InstanceID = fmt.Sprintf("bidder-%d", i)
+			c.CampaignsDir = "testdata/cluster-campaigns"
+			c.Budget.NATSURLs = []string{url}
+			c.Budget.Replicas = 3
+			c.Budget.SyncPeriod = 100 * time.Millisecond
+			c.Budget.LeaseTTL = 3 * time.Second
+			c.Notices.HoldTTL = time.Second
+			c.Notices.Key = "cluster-key"
+		}))
+	}
+	const budgetMicros = 500_000 // $0.50: 250 impressions at $2 CPM
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var (
+		mu       sync.Mutex
+		bids     int
+		nobids   = map[string]int{}
+		charged  = map[string]bool{} // auction ids whose charging notice was accepted
+		wg       sync.WaitGroup
+		lateSent int
+	)
+	rng := rand.New(rand.NewPCG(7, 11))
+	var rngMu sync.Mutex
+	roll := func() float64 { rngMu.Lock(); defer rngMu.Unlock(); return rng.Float64() }
+	deadline := time.Now().Add(20 * time.Second)
+	for w := 0; w < 6; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; n < 200 && time.Now().Before(deadline); n++ {
+				app := apps[(w+n)%3]
+				id := fmt.Sprintf("auction-%d-%d", w, n)
+				req := strings.Replace(string(body), "req-site-banner", id, 1)
+				code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(req))
+				if code != 200 {
+					mu.Lock()
+					nobids[why]++
+					mu.Unlock()
+					continue
+				}
+				var br openrtb2.BidResponse
+				if err := json.Unmarshal(resp, &br); err != nil {
+					t.Error(err)
+					return
+				}
+				b := br.SeatBid[0].Bid[0]
+				mu.Lock()
+				bids++
+				mu.Unlock()
+				other := apps[(w+n+1)%3]
+				onOther := func(u string) string { return strings.Replace(u, app.Addr(), other.Addr(), 1) }
+				price := fmt.Sprintf("%.2f", 1+roll())
+				switch r := roll(); {
+				case r < 0.15: // lost notice: the hold expires
+				case r < 0.30: // loss
+					get(t, substitute(b.LURL, "0"))
+				case r < 0.40: // late: billed after the hold expired
+					mu.Lock()
+					lateSent++
+					mu.Unlock()
+					wg.Add(1)
+					go func() {
+						defer wg.Done()
+						time.Sleep(1500 * time.Millisecond)
+						if code, _ := get(t, substitute(b.BURL, price)); code == 200 {
+							mu.Lock()
+							charged[id] = true
+							mu.Unlock()
+						}
+					}()
+				default: // win + bill, with duplicates here and on another instance
+					get(t, substitute(b.NURL, price))
+					if code, _ := get(t, substitute(b.BURL, price)); code == 200 {
+						mu.Lock()
+						charged[id] = true
+						mu.Unlock()
+					}
+					if roll() < 0.5 {
+						get(t, substitute(b.BURL, price))
+						get(t, onOther(substitute(b.BURL, price)))
+						get(t, onOther(substitute(b.NURL, price)))
+					}
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	// Close the bidders: graceful shutdown flushes every ledger entry.
+	for _, a := range apps {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := a.Close(ctx); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		cancel()
+	}
+	entries := ledgerEntries(t, nodes[0].ClientURL())
+	var total, late int64
+	seen := map[string]bool{}
+	for _, e := range entries {
+		key := e.Auction + "/" + e.Imp
+		if seen[key] {
+			t.Errorf("charged twice: %s", key)
+		}
+		seen[key] = true
+		if !charged[e.Auction] {
+			t.Errorf("ledger has a charge for %s that no accepted notice made", e.Auction)
+		}
+		total += e.Charged
+		if e.Late {
+			late += e.Charged
+		}
+	}
+	if len(entries) != len(charged) {
+		t.Errorf("ledger has %d charges, %d charging notices were accepted", len(entries), len(charged))
+	}
+	if total > budgetMicros+late {
+		t.Errorf("overspend: charged %d > budget %d + late %d", total, budgetMicros, late)
+	}
+	if nobids["budget"] == 0 {
+		t.Errorf("the budget never ran out (bids %d, no-bids %v): the test did not reach the bound", bids, nobids)
+	}
+	t.Logf("bids %d, no-bids %v, charges %d totalling %d micros (late %d micros, %d late notices sent), budget %d",
+		bids, nobids, len(entries), total, late, lateSent, budgetMicros)
+}
