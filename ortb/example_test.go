@@ -1,6 +1,8 @@
 package ortb_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,9 +24,20 @@ func Example() {
 	c := ctxPool.Get().(*requestCtx)
 	defer ctxPool.Put(c)
 
-	body := []byte(`{"id":"r1","imp":[{"id":"1","bidfloor":0.5,"banner":{"w":300,"h":250}}],` +
-		`"regs":{"ext":{"gdpr":1}},"user":{"ext":{"consent":"CPX"}}}`)
-	if err := c.p.Parse(body, &c.req); err != nil {
+	// What arrives with Content-Encoding: gzip.
+	var wire bytes.Buffer
+	zw := gzip.NewWriter(&wire)
+	zw.Write([]byte(`{"id":"r1","imp":[{"id":"1","bidfloor":0.5,"banner":{"w":300,"h":250}}],` +
+		`"regs":{"ext":{"gdpr":1}},"user":{"ext":{"consent":"CPX"}}}`))
+	zw.Close()
+
+	var err error
+	c.body, err = c.gz.Gunzip(c.body[:0], wire.Bytes(), 256<<10) // ErrTooLarge: 413
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	if err := c.p.Parse(c.body, &c.req); err != nil {
 		fmt.Println(err)
 		return
 	}
@@ -35,7 +48,7 @@ func Example() {
 	out := ortb.AppendJSONString([]byte(`{"id":`), c.req.ID)
 	fmt.Println(string(out))
 
-	err := c.p.Parse([]byte(`{"id":"r2","imp":[{"id":"1","bidfloor":"0.5"}]}`), &c.req)
+	err = c.p.Parse([]byte(`{"id":"r2","imp":[{"id":"1","bidfloor":"0.5"}]}`), &c.req)
 	fmt.Println(errors.Is(err, ortb.ErrInvalid), err)
 	// Output:
 	// r1 imp 1 300x250 floor 0.50 gdpr 1 consent CPX
