@@ -103,12 +103,17 @@ type ccamp struct {
 	crs        []int32   // creative indexes
 }
 
-// ccreative is a creative compiled for the request's blocks.
+// ccreative is a creative compiled for the imp's format and the request's
+// blocks. It copies what Match reads so the check stays in this array.
 type ccreative struct {
-	cr       *Creative
-	cats     []uint32 // category ids with their parents
-	adomains []uint32
-	bundle   uint32
+	cr     *Creative
+	format Format
+	secure bool
+	bundle uint32    // app dictionary id of Creative.Bundle, 0 if none
+	catOff [3]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids
+	sizes  []Size
+	attr   []int64
+	mimes  []string
 }
 
 func buildIndex(cs []*Campaign) index {
@@ -276,7 +281,7 @@ func formatKeys(cr *Creative) []string {
 }
 
 func (ix *index) compileCreative(cr *Creative) ccreative {
-	cc := ccreative{cr: cr}
+	cc := ccreative{cr: cr, format: cr.Format, secure: cr.Secure, sizes: cr.Sizes, attr: cr.Attr, mimes: cr.MIMEs}
 	var cats []string
 	for _, c := range cr.Cat {
 		cats = append(cats, c)
@@ -284,11 +289,15 @@ func (ix *index) compileCreative(cr *Creative) ccreative {
 			cats = append(cats, p)
 		}
 	}
-	cc.cats = ix.ids(dCat, cats)
+	var adv []uint32
 	for _, d := range cr.ADomain {
-		cc.adomains = append(cc.adomains, ix.adomain.intern(d))
+		adv = append(adv, ix.adomain.intern(d))
 	}
-	cc.adomains = sortIDs(cc.adomains)
+	cc.catOff[0] = uint32(len(ix.arena))
+	ix.arena = append(ix.arena, ix.ids(dCat, cats)...)
+	cc.catOff[1] = uint32(len(ix.arena))
+	ix.arena = append(ix.arena, sortIDs(adv)...)
+	cc.catOff[2] = uint32(len(ix.arena))
 	if cr.Bundle != "" {
 		cc.bundle = ix.dicts[dApp].intern(cr.Bundle)
 	}

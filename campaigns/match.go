@@ -315,7 +315,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	}
 	for _, ci := range cc.crs {
 		ccr := &ix.crs[ci]
-		if w, h, ok := sc.creativeFits(ccr, imp); ok {
+		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
 			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})
 		}
 	}
@@ -334,36 +334,36 @@ func (sc *Scratch) inDaypart(ix *index, cc *ccamp) bool {
 
 // creativeFits checks a creative against the imp's format and the request's
 // blocks, returning the size to bid with.
-func (sc *Scratch) creativeFits(ccr *ccreative, imp *ortb.Imp) (w, h int64, ok bool) {
-	cr := ccr.cr
-	if imp.Secure == ortb.True && !cr.Secure {
+func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h int64, ok bool) {
+	if imp.Secure == ortb.True && !ccr.secure {
 		return 0, 0, false
 	}
-	if intersects(ccr.cats, sc.bcat) || intersects(ccr.adomains, sc.badv) ||
+	if len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat) ||
+		len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv) ||
 		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) {
 		return 0, 0, false
 	}
-	switch cr.Format {
+	switch ccr.format {
 	case FormatBanner:
-		if !imp.HasBanner || attrBlocked(cr.Attr, imp.Banner.BAttr) {
+		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) {
 			return 0, 0, false
 		}
-		return bannerSize(cr.Sizes, &imp.Banner)
+		return bannerSize(ccr.sizes, &imp.Banner)
 	case FormatVideo:
-		if !imp.HasVideo || attrBlocked(cr.Attr, imp.Video.BAttr) || !mimeOK(cr.MIMEs, imp.Video.MIMEs) {
+		if !imp.HasVideo || attrBlocked(ccr.attr, imp.Video.BAttr) || !mimeOK(ccr.mimes, imp.Video.MIMEs) {
 			return 0, 0, false
 		}
-		if imp.Video.W <= 0 && len(cr.Sizes) > 0 {
-			return cr.Sizes[0].W, cr.Sizes[0].H, true
+		if imp.Video.W <= 0 && len(ccr.sizes) > 0 {
+			return ccr.sizes[0].W, ccr.sizes[0].H, true
 		}
 		return imp.Video.W, imp.Video.H, true
 	case FormatNative:
-		if !imp.HasNative || attrBlocked(cr.Attr, imp.Native.BAttr) {
+		if !imp.HasNative || attrBlocked(ccr.attr, imp.Native.BAttr) {
 			return 0, 0, false
 		}
 		return 0, 0, true
 	case FormatAudio:
-		if !imp.HasAudio || !mimeOK(cr.MIMEs, imp.Audio.MIMEs) {
+		if !imp.HasAudio || !mimeOK(ccr.mimes, imp.Audio.MIMEs) {
 			return 0, 0, false
 		}
 		return 0, 0, true
