@@ -3,6 +3,7 @@ package ctr
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"strconv"
 )
 
@@ -15,6 +16,9 @@ const (
 	gbdtMaxModelBytes = 64 << 20
 	gbdtMaxTrees      = 100_000
 	gbdtMaxLeaves     = 1 << 16
+	// gbdtMaxLeafValue bounds a leaf's margin so that no sum over the trees
+	// overflows into Inf-Inf = NaN.
+	gbdtMaxLeafValue = 1e6
 )
 
 // gbdtCheckText validates that b is a LightGBM text model leaves can load
@@ -94,8 +98,14 @@ func gbdtCheckTree(blk map[string]string, width int) error {
 	if nc := blk["num_cat"]; nc != "0" {
 		return fmt.Errorf("num_cat %q: categorical splits are not accepted", nc)
 	}
-	if _, err := gbdtFloats(blk["leaf_value"], nl); err != nil {
+	leafVals, err := gbdtFloats(blk["leaf_value"], nl)
+	if err != nil {
 		return fmt.Errorf("leaf_value: %w", err)
+	}
+	for _, v := range leafVals {
+		if !(math.Abs(v) <= gbdtMaxLeafValue) {
+			return fmt.Errorf("leaf_value %v is not a finite margin within +-%g", v, gbdtMaxLeafValue)
+		}
 	}
 	if nl == 1 {
 		return nil
@@ -104,8 +114,14 @@ func gbdtCheckTree(blk map[string]string, width int) error {
 	if _, err := gbdtInts(blk["split_feature"], n, 0, width-1); err != nil {
 		return fmt.Errorf("split_feature: %w", err)
 	}
-	if _, err := gbdtFloats(blk["threshold"], n); err != nil {
+	thr, err := gbdtFloats(blk["threshold"], n)
+	if err != nil {
 		return fmt.Errorf("threshold: %w", err)
+	}
+	for _, v := range thr {
+		if math.IsNaN(v) {
+			return fmt.Errorf("threshold is NaN")
+		}
 	}
 	dt, err := gbdtInts(blk["decision_type"], n, 0, 15)
 	if err != nil {

@@ -270,6 +270,8 @@ func TestGBDTRefusals(t *testing.T) {
 		{"tree count", bad("tree_sizes=10 10", "tree_sizes=10"), "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, "tree_sizes"},
 		{"categorical", bad("decision_type=8 8", "decision_type=9 8"), "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, "decision_type"},
 		{"multiclass", bad("num_class=1", "num_class=3"), "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, "num_class"},
+		{"nan leaf", bad("leaf_value=-3", "leaf_value=NaN"), "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, "leaf_value"},
+		{"inf leaf", bad("leaf_value=-3", "leaf_value=-Inf"), "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, "leaf_value"},
 		{"truncated", tiny[:150], "t1", 4, out, func(m map[string]any) { delete(m, "sha256") }, ErrBadModel, ""},
 	}
 	for _, c := range cases {
