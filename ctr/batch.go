@@ -13,7 +13,7 @@ import (
 // taken.
 var ErrQueueFull = errors.New("ctr: batcher queue full")
 
-var batchErrShape = errors.New("ctr: len(rows) is not len(out) times the width")
+var errBatchShape = errors.New("ctr: len(rows) is not len(out) times the width")
 
 // LatencyPredictor predicts how long scoring rows rows takes from now.
 type LatencyPredictor interface {
@@ -219,7 +219,7 @@ func (b *Batcher) PredictLatency(rows int) time.Duration {
 func (b *Batcher) Score(deadline time.Time, rows []float32, out []float32) error {
 	n := len(out)
 	if len(rows) != n*b.width {
-		return batchErrShape
+		return errBatchShape
 	}
 	if n == 0 {
 		return nil

@@ -339,7 +339,7 @@ func (x *ONNX) PredictLatency(rows int) time.Duration {
 func (x *ONNX) Score(deadline time.Time, rows []float32, out []float32) error {
 	n := len(out)
 	if len(rows) != n*x.width {
-		return batchErrShape
+		return errBatchShape
 	}
 	if n == 0 {
 		return nil
