@@ -15,7 +15,6 @@ func TestMatchAllocatesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = examples
 	s := mustCompile(t, cfgs, WithSeat("seat-1"))
 	r := rand.New(rand.NewPCG(5, 5))
 	type rq struct {

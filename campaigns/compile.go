@@ -239,7 +239,8 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 	if !c.Start.IsZero() && !c.End.IsZero() && !c.End.After(c.Start) {
 		p.add("flight.end", "%s is not after flight.start %s", cfg.Flight.End, cfg.Flight.Start)
 	}
-	buildMoney(cfg, c, p)
+	buildStrategy(cfg, c, p)
+	buildBudget(cfg, c, p)
 	buildFreqCap(cfg, c, p)
 	c.Targeting, c.AllowCOPPA = buildTargeting(&cfg.Targeting, p)
 	if len(cfg.Creatives) == 0 {
@@ -292,7 +293,7 @@ func money(p problems, path string, a Amount, required bool) int64 {
 	return m
 }
 
-func buildMoney(cfg *Config, c *Campaign, p problems) {
+func buildStrategy(cfg *Config, c *Campaign, p problems) {
 	bs := &cfg.BidStrategy
 	st := &c.Strategy
 	need := map[string]bool{}
@@ -333,6 +334,9 @@ func buildMoney(cfg *Config, c *Campaign, p problems) {
 	if st.Kind == FixedCPM && c.MaxBidMicros > 0 && st.CPMMicros > c.MaxBidMicros {
 		p.add("bid_strategy.cpm", "%s exceeds max_bid_cpm %s", bs.CPM, cfg.MaxBidCPM)
 	}
+}
+
+func buildBudget(cfg *Config, c *Campaign, p problems) {
 	c.Budget.DailyMicros = money(p, "budget.daily", cfg.Budget.Daily, true)
 	c.Budget.TotalMicros = money(p, "budget.total", cfg.Budget.Total, false)
 	if cfg.Budget.Total != "" && c.Budget.TotalMicros == 0 {

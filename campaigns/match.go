@@ -199,6 +199,13 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 			sc.add(dSeg, sc.lookup(ix.dicts[dSeg], seg, foldNone))
 		}
 	}
+	sc.dealValues(ix, imp, seat)
+	sc.formatValues(ix, imp)
+	sc.blockValues(ix, req)
+}
+
+// dealValues keeps the imp's deals we know and may bid on (deal wseat).
+func (sc *Scratch) dealValues(ix *index, imp *ortb.Imp, seat []byte) {
 	for i := range imp.Deals {
 		dl := &imp.Deals[i]
 		if len(dl.WSeat) > 0 && !containsBytes(dl.WSeat, seat) {
@@ -209,7 +216,10 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 			sc.deals = append(sc.deals, dl)
 		}
 	}
-	sc.formatValues(ix, imp)
+}
+
+// blockValues looks up the request's bcat, badv and bapp.
+func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 	for _, c := range req.BCat {
 		if id := sc.lookup(ix.dicts[dCat], c, foldUpper); id != 0 {
 			sc.bcat = append(sc.bcat, id)
