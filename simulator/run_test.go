@@ -54,7 +54,7 @@ func TestRunEndToEnd(t *testing.T) {
 	t.Cleanup(admin.Close)
 	logDir, outDir := t.TempDir(), t.TempDir()
 	rep := run(t, Config{Targets: []string{sink.URL()}, Admin: []string{admin.URL}, Rate: 400, Duration: time.Second, Seed: 3, LogDir: logDir,
-		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, TMax: 2 * time.Second,
+		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, TMax: 5 * time.Second,
 		Truth: GroundTruth{Base: 0.2, Seed: 7}})
 	if err := rep.WriteFiles(outDir); err != nil {
 		t.Fatal(err)
@@ -157,7 +157,7 @@ func TestOpenLoopSlowTarget(t *testing.T) {
 	measure := func(d time.Duration) *Report {
 		sink := startSink(t, SinkConfig{Delay: d})
 		return run(t, Config{Targets: []string{sink.URL()}, Rate: 200, Duration: time.Second, Seed: 9,
-			TMax: time.Second, Notices: fastNotices})
+			TMax: 5 * time.Second, Notices: fastNotices})
 	}
 	fast, slow := measure(0), measure(delay)
 	for _, rep := range []*Report{fast, slow} {
@@ -202,7 +202,8 @@ func TestInflightBoundDrops(t *testing.T) {
 	sink := startSink(t, SinkConfig{Delay: 300 * time.Millisecond})
 	rep := run(t, Config{Targets: []string{sink.URL()}, Rate: 200, Duration: 500 * time.Millisecond, Seed: 5,
 		MaxInflight: 10, TMax: time.Second, Notices: fastNotices})
-	if rep.Dropped == 0 || rep.Requests > 10+rep.Requests/2 || rep.Counters.Scheduled != rep.Requests+rep.Dropped {
+	// At most 10 at a time, each held >= 300 ms, in a 500 ms window: at most 2 full rounds plus one.
+	if rep.Dropped == 0 || rep.Requests > 30 || rep.Counters.Scheduled != rep.Requests+rep.Dropped {
 		t.Errorf("sent %d dropped %d scheduled %d with a bound of 10", rep.Requests, rep.Dropped, rep.Counters.Scheduled)
 	}
 }
@@ -235,11 +236,11 @@ func TestGenReplayRoundTrip(t *testing.T) {
 // matches the mean true CTR.
 func TestClicksFollowGroundTruth(t *testing.T) {
 	sink := startSink(t, SinkConfig{BidProb: 1, Price: 5, Campaigns: 4})
-	rep := run(t, Config{Targets: []string{sink.URL()}, Rate: 1000, Duration: 1500 * time.Millisecond, Seed: 6, TMax: time.Second,
-		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, Truth: GroundTruth{Base: 0.08, Seed: 1}})
+	rep := run(t, Config{Targets: []string{sink.URL()}, Rate: 400, Duration: time.Second, Seed: 6, TMax: 3 * time.Second,
+		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, Truth: GroundTruth{Base: 0.3, Seed: 1}})
 	n := float64(rep.Impressions)
-	if n < 500 {
-		t.Fatalf("only %v impressions", n)
+	if n < 100 {
+		t.Fatalf("only %v impressions: %+v", n, rep.Counters)
 	}
 	p := *rep.TrueCTR
 	if got, sd := *rep.ObservedCTR, math.Sqrt(p*(1-p)/n); math.Abs(got-p) > 4*sd {
