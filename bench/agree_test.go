@@ -1,0 +1,199 @@
+package bench
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// The benchmark request is what it claims: several eligible campaigns at
+// 1,000 campaigns, a bid from both handlers, and a no-bid from both when the
+// floor is above every campaign's max bid.
+func TestBenchRequest(t *testing.T) {
+	for _, n := range []int{1000, 10000} {
+		f := fixture(t, n, "nomodel", 0)
+		var p ortb.Parser
+		var req ortb.Request
+		if err := p.Parse(SiteBanner("0.5"), &req); err != nil {
+			t.Fatal(err)
+		}
+		if len(req.ID) == 0 || len(SiteBanner("0.5")) < 1400 {
+			t.Fatalf("benchmark request is %d bytes, want about 1.6 KB", len(SiteBanner("0.5")))
+		}
+		cands := f.Snap.Match(nil, &req, &req.Imps[0], time.Now(), &campaigns.Scratch{})
+		if len(cands) < 8 {
+			t.Errorf("%d campaigns: %d eligible candidates, want at least 8 (pricing.max_scored_per_imp)", n, len(cands))
+		}
+		for _, c := range []struct {
+			floor  string
+			status int
+		}{{"0.5", 200}, {"50", 204}} {
+			body := SiteBanner(c.floor)
+			if got := serveFast(f.Handler, fastCtx(), body); got != c.status {
+				t.Errorf("%d campaigns, floor %s: fasthttp status %d, want %d", n, c.floor, got, c.status)
+			}
+			if got := serveBaseline(f.Baseline, body).Code; got != c.status {
+				t.Errorf("%d campaigns, floor %s: baseline status %d, want %d", n, c.floor, got, c.status)
+			}
+		}
+	}
+}
+
+// agreementRequests are the ortb fixtures, the shared real-world samples
+// (when present) and variants of the benchmark request over publishers.
+func agreementRequests(t *testing.T, samples bool) map[string][]byte {
+	t.Helper()
+	out := map[string][]byte{}
+	globs := []string{"../ortb/testdata/*.json", "../bidder/testdata/requests/*.json"}
+	if samples {
+		globs = append(globs, "../../shared/ortb-samples/*.json")
+	}
+	for _, g := range globs {
+		files, _ := filepath.Glob(g)
+		for _, name := range files {
+			b, err := os.ReadFile(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[name] = b
+		}
+	}
+	for pub := 1; pub <= 40; pub++ {
+		n := strconv.Itoa(pub)
+		r := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n)
+		out["site-banner pub "+n] = []byte(r.Replace(string(SiteBanner("0.5"))))
+		app := strings.NewReplacer(`"site":{"id":"s-5"`, `"app":{"id":"a-5","bundle":"com.example.app`+n+`"`,
+			"pub-5", "pub-"+n, `"devicetype":4`, `"devicetype":1`, `"os":"iOS"`, `"os":"Android"`, `"country":"USA"`, `"country":"DEU"`)
+		out["app-banner pub "+n] = []byte(app.Replace(string(SiteBanner("0.2"))))
+	}
+	return out
+}
+
+func candidateKeys(snapCands []campaigns.Candidate, base []Candidate) (a, b []string) {
+	key := func(c *campaigns.Campaign, cr *campaigns.Creative, deal string, w, h int64) string {
+		return c.ID + "/" + cr.ID + "/" + deal + "/" + strconv.FormatInt(w, 10) + "x" + strconv.FormatInt(h, 10)
+	}
+	for _, c := range snapCands {
+		d := ""
+		if c.Deal != nil {
+			d = string(c.Deal.ID)
+		}
+		a = append(a, key(c.Campaign, c.Creative, d, c.W, c.H))
+	}
+	for _, c := range base {
+		d := ""
+		if c.Deal != nil {
+			d = c.Deal.ID
+		}
+		b = append(b, key(c.Campaign, c.Creative, d, c.W, c.H))
+	}
+	slices.Sort(a)
+	slices.Sort(b)
+	return a, b
+}
+
+// The baseline's campaign loop finds exactly the candidates the compiled
+// index finds, on every request both can decode, at 10,000 campaigns.
+func TestBaselineAgrees(t *testing.T) {
+	f := fixture(t, 10000, "nomodel", 0)
+	var p ortb.Parser
+	var req ortb.Request
+	var sc campaigns.Scratch
+	now := time.Now()
+	compared, withCands := 0, 0
+	for name, body := range agreementRequests(t, true) {
+		var br openrtb2.BidRequest
+		if json.Unmarshal(body, &br) != nil || validate(&br) != nil || p.Parse(body, &req) != nil {
+			continue
+		}
+		facts := newFacts(&br, now)
+		for i := range min(len(br.Imp), len(req.Imps)) {
+			fast := f.Snap.Match(nil, &req, &req.Imps[i], now, &sc)
+			a, b := candidateKeys(fast, f.Baseline.match(nil, facts, &br.Imp[i]))
+			if !slices.Equal(a, b) {
+				t.Errorf("%s imp %d: index finds %d candidates, baseline %d\nindex:    %v\nbaseline: %v", name, i, len(a), len(b), a, b)
+			}
+			compared++
+			if len(a) > 0 {
+				withCands++
+			}
+		}
+	}
+	t.Logf("compared %d imps, %d with candidates", compared, withCands)
+	if withCands < 40 {
+		t.Errorf("only %d imps had candidates: the comparison shows little", withCands)
+	}
+}
+
+// Both handlers pick the same winning price for every imp, and the bidder's
+// winning campaign and creative is one the baseline priced at that price
+// (ties between equal prices may break differently). Every candidate is
+// scored (max_scored_per_imp 256), with the GBDT, at 1,000 campaigns.
+func TestBaselineSameWinner(t *testing.T) {
+	f := fixture(t, 1000, "gbdt200-nodeadline", 256)
+	bids := 0
+	for name, body := range agreementRequests(t, false) {
+		var br openrtb2.BidRequest
+		if json.Unmarshal(body, &br) != nil || validate(&br) != nil {
+			continue
+		}
+		ctx := fastCtx()
+		status := serveFast(f.Handler, ctx, body)
+		a := f.Baseline.Auction(&br, time.Now())
+		if (status == 200) != (a.NoBid == "") {
+			t.Errorf("%s: bidder status %d (%s), baseline no-bid reason %q", name, status, ctx.Response.Header.Peek("x-nobid-reason"), a.NoBid)
+			continue
+		}
+		if status != 200 {
+			continue
+		}
+		var resp openrtb2.BidResponse
+		if err := json.Unmarshal(ctx.Response.Body(), &resp); err != nil || len(resp.SeatBid) != 1 {
+			t.Fatalf("%s: bidder response: %v: %s", name, err, ctx.Response.Body())
+		}
+		won := 0
+		for _, w := range a.Winners {
+			if w >= 0 {
+				won++
+			}
+		}
+		if len(resp.SeatBid[0].Bid) != won {
+			t.Errorf("%s: bidder bids on %d imps, baseline on %d", name, len(resp.SeatBid[0].Bid), won)
+		}
+		for _, bid := range resp.SeatBid[0].Bid {
+			imp := slices.IndexFunc(br.Imp, func(m openrtb2.Imp) bool { return m.ID == bid.ImpID })
+			if imp < 0 || a.Winners[imp] < 0 {
+				t.Errorf("%s: bidder bids on imp %q, baseline does not", name, bid.ImpID)
+				continue
+			}
+			price := int64(math.Round(bid.Price * 1e6))
+			if want := a.Slots[a.Winners[imp]].Price; price != want {
+				t.Errorf("%s imp %s: bidder price %d micros (%s/%s), baseline %d (%s/%s)", name, bid.ImpID, price,
+					bid.CID, bid.CrID, want, a.Slots[a.Winners[imp]].Campaign.ID, a.Slots[a.Winners[imp]].Creative.ID)
+				continue
+			}
+			tied := slices.ContainsFunc(a.Slots, func(s Slot) bool {
+				return s.Imp == imp && s.Price == price && s.Campaign.ID == bid.CID && s.Creative.ID == bid.CrID
+			})
+			if !tied {
+				t.Errorf("%s imp %s: bidder's winner %s/%s is not among the baseline's at %d micros", name, bid.ImpID, bid.CID, bid.CrID, price)
+			}
+			bids++
+		}
+	}
+	if bids < 20 {
+		t.Errorf("only %d bids compared", bids)
+	}
+	t.Logf("compared %d winning bids", bids)
+}

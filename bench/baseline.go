@@ -1,0 +1,555 @@
+package bench
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/prebid/openrtb/v20/adcom1"
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// Baseline is the bid path written the obvious way, to measure the bidder
+// against: net/http, io.ReadAll, encoding/json into openrtb2.BidRequest,
+// targeting by looping over every campaign (baseline_match.go), features
+// through an allocating conversion to ortb.Request (baseline_view.go), the
+// same scorer, the same pricing and budget calls as the bidder
+// (bidder/bid.go), and json.Marshal of an openrtb2.BidResponse with the same
+// bid fields, signed notice URLs and ad markup.
+//
+// Left out, as the bidder's benchmarks do not exercise them: gzip request
+// bodies, the x-openrtb-version header, notice and health endpoints, and
+// metrics.
+type Baseline struct {
+	cfg   BaselineConfig
+	accts []*budget.Account // by campaign index
+	ads   []features.Ad     // by creative index
+	seq   atomic.Uint64
+}
+
+// BaselineConfig mirrors the bidder's configuration; zero fields take the
+// bidder's defaults.
+type BaselineConfig struct {
+	Campaigns  *campaigns.Snapshot
+	Scorer     ctr.Scorer
+	Budget     *budget.Manager // campaigns already set (bidder.NewServer does it)
+	NoticeKey  []byte
+	Seat       string
+	InstanceID string
+	PublicURL  string
+	Base       string             // currency (default USD)
+	Rates      map[string]float64 // units of Base per unit
+
+	MaxScoredPerImp int           // default 8
+	MaxImps         int           // default 16
+	MaxBodyBytes    int64         // default 256 KiB
+	FirstPriceShade float64       // default 1
+	InternalBudget  time.Duration // default 8ms
+	NetworkMargin   time.Duration // default 15ms
+	DefaultTMax     time.Duration // default 100ms
+	MinSlack        time.Duration // default 1ms
+	TokenTTL        time.Duration // default 24h
+}
+
+// NewBaseline builds the baseline handler.
+func NewBaseline(c BaselineConfig) (*Baseline, error) {
+	if c.Campaigns == nil || c.Scorer == nil || c.Budget == nil || len(c.NoticeKey) == 0 {
+		return nil, errors.New("bench: baseline needs campaigns, a scorer, a budget manager and a notice key")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.Base == "" {
+		c.Base = "USD"
+	}
+	if c.MaxScoredPerImp == 0 {
+		c.MaxScoredPerImp = 8
+	}
+	if c.MaxImps == 0 {
+		c.MaxImps = 16
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 256 << 10
+	}
+	if c.FirstPriceShade == 0 {
+		c.FirstPriceShade = 1
+	}
+	def(&c.InternalBudget, 8*time.Millisecond)
+	def(&c.NetworkMargin, 15*time.Millisecond)
+	def(&c.DefaultTMax, 100*time.Millisecond)
+	def(&c.MinSlack, time.Millisecond)
+	def(&c.TokenTTL, 24*time.Hour)
+	b := &Baseline{cfg: c, accts: make([]*budget.Account, len(c.Campaigns.Campaigns)), ads: make([]features.Ad, len(c.Campaigns.Creatives))}
+	for _, camp := range c.Campaigns.Campaigns {
+		if b.accts[camp.Index] = c.Budget.Handle(camp.ID); b.accts[camp.Index] == nil {
+			return nil, fmt.Errorf("bench: budget has no account for campaign %q", camp.ID)
+		}
+	}
+	for _, cr := range c.Campaigns.Creatives {
+		var w, h int64
+		if len(cr.Sizes) > 0 {
+			w, h = cr.Sizes[0].W, cr.Sizes[0].H
+		}
+		b.ads[cr.Index] = features.NewAd(cr.Campaign.ID, cr.ID, cr.Campaign.Advertiser, cr.MType(), int(w), int(h))
+	}
+	return b, nil
+}
+
+// ServeHTTP answers POST /openrtb2/bid: 200 with a BidResponse, 204 with an
+// x-nobid-reason header, or 400/405/413.
+func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/openrtb2/bid" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodPost {
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	arrival := time.Now()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, b.cfg.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var br openrtb2.BidRequest
+	if err := json.Unmarshal(body, &br); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if err := validate(&br); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	a := b.Auction(&br, arrival)
+	if a.NoBid != "" {
+		w.Header().Set("x-nobid-reason", a.NoBid)
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	out, err := json.Marshal(a.Response)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(out)
+}
+
+func validate(br *openrtb2.BidRequest) error {
+	if br.ID == "" {
+		return errors.New("id: missing or empty")
+	}
+	if len(br.Imp) == 0 {
+		return errors.New("imp: missing or empty")
+	}
+	for i := range br.Imp {
+		if br.Imp[i].ID == "" {
+			return fmt.Errorf("imp[%d].id: missing or empty", i)
+		}
+	}
+	return nil
+}
+
+// Slot is one scored candidate.
+type Slot struct {
+	Candidate
+	Imp    int
+	Floor  int64 // response-currency CPM micros
+	Upper  int64 // most it can bid, response-currency CPM micros
+	PCTR   float32
+	Price  int64 // response-currency CPM micros; 0 when under the floor
+	Charge int64 // campaign-currency micros per impression
+	Hold   budget.HoldID
+}
+
+// Auction is the outcome of one request.
+type Auction struct {
+	Slots    []Slot // scored candidates, by imp
+	Winners  []int  // per imp: index into Slots, -1 none
+	Response *openrtb2.BidResponse
+	NoBid    string // the bidder's no-bid reason name; "" when Response is set
+}
+
+// Auction runs targeting, gating, scoring, pricing and holds for a decoded
+// request, as bidder.Server.bid does.
+func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction {
+	a := &Auction{}
+	deadline := b.deadline(br, arrival)
+	if time.Until(deadline) < b.cfg.MinSlack {
+		a.NoBid = "tmax"
+		return a
+	}
+	resp, ok := b.responseCurrency(br)
+	if !ok {
+		a.NoBid = "currency"
+		return a
+	}
+	view := toView(br)
+	userLevel := features.UserLevelAllowed(view)
+	user := userKey(view, userLevel)
+	facts := newFacts(br, arrival)
+	why := "no_campaign"
+	var rows []float32
+	base := make([]float32, features.Width)
+	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
+		imp := &br.Imp[i]
+		floor, ok := b.toResponse(imp.BidFloor, imp.BidFloorCur, resp)
+		if !ok {
+			why = "currency"
+			continue
+		}
+		first := len(a.Slots)
+		for _, c := range b.match(nil, facts, imp) {
+			sl, r := b.gate(c, imp, floor, resp, user, arrival)
+			if r != "" {
+				why = r
+				continue
+			}
+			sl.Imp = i
+			a.Slots = keepBest(a.Slots, first, b.cfg.MaxScoredPerImp, sl)
+		}
+		if len(a.Slots) == first {
+			continue
+		}
+		features.ExtractImp(base, view, &view.Imps[i], arrival, userLevel)
+		for j := first; j < len(a.Slots); j++ {
+			rows = features.AppendRow(rows, base, &b.ads[a.Slots[j].Creative.Index])
+		}
+	}
+	if len(a.Slots) == 0 {
+		a.NoBid = why
+		return a
+	}
+	pctr := make([]float32, len(a.Slots))
+	if err := b.cfg.Scorer.Score(deadline, rows, pctr); err != nil {
+		a.NoBid = "model_error"
+		if errors.Is(err, ctr.ErrDeadline) {
+			a.NoBid = "deadline"
+		}
+		return a
+	}
+	for i := range a.Slots {
+		a.Slots[i].PCTR = pctr[i]
+	}
+	if r := b.price(a, br, resp, arrival); r != "" {
+		a.NoBid = r
+		return a
+	}
+	a.Response = b.response(a, br, resp, user, arrival)
+	return a
+}
+
+func (b *Baseline) deadline(br *openrtb2.BidRequest, arrival time.Time) time.Time {
+	d := arrival.Add(b.cfg.InternalBudget)
+	tmax := b.cfg.DefaultTMax
+	if br.TMax > 0 {
+		tmax = time.Duration(br.TMax) * time.Millisecond
+	}
+	if t := arrival.Add(tmax - b.cfg.NetworkMargin); t.Before(d) {
+		d = t
+	}
+	return d
+}
+
+// gate checks floor, frequency cap and budget before any model time is spent.
+func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string, user uint64, now time.Time) (Slot, string) {
+	camp := c.Campaign
+	if d := c.Deal; d != nil && d.BidFloor > 0 {
+		cur := d.BidFloorCur
+		if cur == "" {
+			cur = imp.BidFloorCur
+		}
+		f, ok := b.toResponse(d.BidFloor, cur, resp)
+		if !ok {
+			return Slot{}, "currency"
+		}
+		floor = max(floor, f)
+	}
+	up := upperBound(camp)
+	upper, ok := b.convert(up, camp.Currency, resp)
+	if !ok {
+		return Slot{}, "currency"
+	}
+	if upper < floor || upper <= 0 {
+		return Slot{}, "below_floor"
+	}
+	acct := b.accts[camp.Index]
+	if camp.FreqCap.Count > 0 && (user == 0 || !b.cfg.Budget.FreqAllow(acct, user, now)) {
+		return Slot{}, "frequency_cap"
+	}
+	switch b.cfg.Budget.Allow(acct, ceilDiv(up, 1000), now) {
+	case budget.DecisionOK:
+	case budget.DecisionPaced:
+		return Slot{}, "paced"
+	case budget.DecisionFailClosed:
+		return Slot{}, "fail_closed"
+	case budget.DecisionFlight, budget.DecisionUnknown:
+		return Slot{}, "flight"
+	default:
+		return Slot{}, "budget"
+	}
+	return Slot{Candidate: c, Floor: floor, Upper: upper}, ""
+}
+
+// keepBest keeps at most k slots per imp (slots[first:]) by upper bound.
+func keepBest(slots []Slot, first, k int, sl Slot) []Slot {
+	if len(slots)-first < k {
+		return append(slots, sl)
+	}
+	low := first
+	for j := first + 1; j < len(slots); j++ {
+		if slots[j].Upper < slots[low].Upper {
+			low = j
+		}
+	}
+	if sl.Upper > slots[low].Upper {
+		slots[low] = sl
+	}
+	return slots
+}
+
+// price values every slot, picks the best per imp and holds its charge.
+func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now time.Time) string {
+	shade := 1.0
+	if br.AT == 1 {
+		shade = b.cfg.FirstPriceShade
+	}
+	a.Winners = make([]int, len(br.Imp))
+	for i := range a.Winners {
+		a.Winners[i] = -1
+	}
+	for i := range a.Slots {
+		sl := &a.Slots[i]
+		v := value(sl.Campaign, sl.PCTR) * shade
+		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
+		if !ok || p < sl.Floor || p <= 0 {
+			continue
+		}
+		sl.Price, sl.Charge = p, ceilDiv(int64(v), 1000)
+		if w := a.Winners[sl.Imp]; w < 0 || p > a.Slots[w].Price {
+			a.Winners[sl.Imp] = i
+		}
+	}
+	why, placed := "below_floor", 0
+	for imp, w := range a.Winners {
+		if w < 0 {
+			continue
+		}
+		sl := &a.Slots[w]
+		h, ok := b.cfg.Budget.Hold(b.accts[sl.Campaign.Index], sl.Charge, now)
+		if !ok {
+			a.Winners[imp], why = -1, "budget"
+			continue
+		}
+		sl.Hold = h
+		placed++
+	}
+	if placed == 0 {
+		return why
+	}
+	return ""
+}
+
+// response builds the openrtb2.BidResponse for the winners.
+func (b *Baseline) response(a *Auction, br *openrtb2.BidRequest, resp string, user uint64, now time.Time) *openrtb2.BidResponse {
+	seq := b.seq.Add(1)
+	bidID := b.cfg.InstanceID + "-" + strconv.FormatUint(seq, 36)
+	seat := openrtb2.SeatBid{Seat: b.cfg.Seat}
+	for imp, w := range a.Winners {
+		if w < 0 {
+			continue
+		}
+		sl := &a.Slots[w]
+		cr := sl.Creative
+		tok := string(budget.AppendToken(nil, b.cfg.NoticeKey, budget.Token{
+			AuctionID: br.ID, ImpID: br.Imp[imp].ID, CampaignID: sl.Campaign.ID, CreativeID: cr.ID,
+			InstanceID: b.cfg.InstanceID, BidMicros: sl.Charge, PriceMicros: sl.Price, UserKey: user, HoldID: sl.Hold,
+			Expires: now.Add(b.cfg.TokenTTL),
+		}))
+		notice := func(path string) string {
+			return fmt.Sprintf("%s/notice/%s?t=%s&p=${AUCTION_PRICE}", b.cfg.PublicURL, path, tok)
+		}
+		bid := openrtb2.Bid{
+			ID: bidID + "-" + strconv.Itoa(imp), ImpID: br.Imp[imp].ID, Price: float64(sl.Price) / 1e6,
+			AdID: cr.ID, CrID: cr.ID, CID: sl.Campaign.ID, ADomain: cr.ADomain, Cat: cr.Cat, Bundle: cr.Bundle,
+			MType: openrtb2.MarkupType(cr.MType()),
+			NURL:  notice("win"), BURL: notice("bill"), LURL: notice("loss") + "&r=${AUCTION_LOSS}",
+			AdM: adm(cr, notice("click"), notice("imp")),
+			Ext: json.RawMessage(`{"pctr":` + strconv.FormatFloat(float64(sl.PCTR), 'g', 6, 32) + `}`),
+		}
+		for _, at := range cr.Attr {
+			bid.Attr = append(bid.Attr, adcom1.CreativeAttribute(at))
+		}
+		bid.W, bid.H = bidSize(cr, br.Imp[imp])
+		if sl.Deal != nil {
+			bid.DealID = sl.Deal.ID
+		}
+		seat.Bid = append(seat.Bid, bid)
+	}
+	return &openrtb2.BidResponse{ID: br.ID, BidID: bidID, Cur: resp, SeatBid: []openrtb2.SeatBid{seat}}
+}
+
+// adm renders the creative's markup with its trackers: campaigns compiles
+// templates into JSON-escaped parts, so decode them back to plain text (the
+// tracker URLs differ from the bidder's only in their &p= suffix).
+func adm(cr *campaigns.Creative, click, imp string) string {
+	esc := append([]byte{'"'}, campaigns.AppendAdm(nil, cr, []byte(click), []byte(imp))...)
+	var s string
+	if json.Unmarshal(append(esc, '"'), &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func bidSize(cr *campaigns.Creative, imp openrtb2.Imp) (int64, int64) {
+	if len(cr.Sizes) == 0 {
+		if imp.Video != nil {
+			return deref(imp.Video.W), deref(imp.Video.H)
+		}
+		return 0, 0
+	}
+	if bn := imp.Banner; bn != nil {
+		for _, sz := range cr.Sizes {
+			if sz.W == deref(bn.W) && sz.H == deref(bn.H) {
+				return sz.W, sz.H
+			}
+			for _, f := range bn.Format {
+				if sz.W == f.W && sz.H == f.H {
+					return sz.W, sz.H
+				}
+			}
+		}
+	}
+	return cr.Sizes[0].W, cr.Sizes[0].H
+}
+
+func (b *Baseline) responseCurrency(br *openrtb2.BidRequest) (string, bool) {
+	if len(br.Cur) == 0 {
+		return b.cfg.Base, true
+	}
+	for _, c := range br.Cur {
+		if _, ok := b.cfg.Rates[c]; ok {
+			return c, true
+		}
+	}
+	return "", false
+}
+
+func (b *Baseline) rate(cur string) (float64, bool) {
+	if cur == "" {
+		cur = b.cfg.Base
+	}
+	r, ok := b.cfg.Rates[cur]
+	return r, ok
+}
+
+// toResponse converts a floor to response-currency micros, rounding up.
+func (b *Baseline) toResponse(amount float64, cur, resp string) (int64, bool) {
+	if amount <= 0 || math.IsNaN(amount) {
+		return 0, true
+	}
+	from, ok := b.rate(cur)
+	if !ok {
+		return 0, false
+	}
+	to, ok := b.rate(resp)
+	if !ok {
+		return 0, false
+	}
+	v := math.Ceil(amount * 1e6 * from / to)
+	if v > math.MaxInt64/2 || math.IsInf(v, 0) {
+		return math.MaxInt64 / 2, true
+	}
+	return int64(v), true
+}
+
+// convert converts campaign-currency micros to resp, rounding down.
+func (b *Baseline) convert(v int64, from, resp string) (int64, bool) {
+	if from == resp {
+		return v, true
+	}
+	f, ok := b.cfg.Rates[from]
+	if !ok {
+		return 0, false
+	}
+	to, ok := b.rate(resp)
+	if !ok {
+		return 0, false
+	}
+	return int64(math.Floor(float64(v) * f / to)), true
+}
+
+// value is what a campaign would pay for the impression (CPM micros, its
+// currency), capped by its max bid.
+func value(c *campaigns.Campaign, pctr float32) float64 {
+	st := &c.Strategy
+	var v float64
+	switch st.Kind {
+	case campaigns.TargetCPC:
+		v = float64(pctr) * float64(st.CPCMicros) * 1000
+	case campaigns.TargetCPA:
+		v = float64(pctr) * st.ConversionRate * float64(st.CPAMicros) * 1000
+	default:
+		v = float64(st.CPMMicros)
+	}
+	return min(v, float64(c.MaxBidMicros))
+}
+
+func upperBound(c *campaigns.Campaign) int64 {
+	if c.Strategy.Kind == campaigns.FixedCPM {
+		return min(c.Strategy.CPMMicros, c.MaxBidMicros)
+	}
+	return c.MaxBidMicros
+}
+
+// userKey is the frequency-cap key (FNV-1a of user.id, buyeruid or ifa).
+func userKey(req *ortb.Request, userLevel bool) uint64 {
+	if !userLevel {
+		return 0
+	}
+	id := req.User.ID
+	if len(id) == 0 {
+		id = req.User.BuyerUID
+	}
+	if len(id) == 0 && req.Device.LMT != ortb.True {
+		id = req.Device.IFA
+	}
+	if len(id) == 0 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range id {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
+
+func ceilDiv(a, b int64) int64 {
+	if a <= 0 {
+		return 0
+	}
+	return (a + b - 1) / b
+}
