@@ -16,7 +16,7 @@ func newMemManager(t *testing.T, st *MemStore, inst string, clk Clock, cs ...Cam
 	m, err := New(Config{
 		InstanceID: inst, Store: st, Clock: clk, manual: true,
 		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
-		MaxHolds: 1024,
+		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
 	}, quietLog())
 	if err != nil {
 		t.Fatal(err)

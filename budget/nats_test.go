@@ -181,7 +181,7 @@ func TestClusterThreeManagersBound(t *testing.T) {
 	for _, s := range srvs {
 		urls = append(urls, s.ClientURL())
 	}
-	const budget = 3_000_000
+	const budget = 6_000_000
 	c := campaign("c", budget)
 	var ms []*Manager
 	for i := range 3 {
@@ -212,7 +212,13 @@ func TestClusterThreeManagersBound(t *testing.T) {
 			mu.Unlock()
 		}
 	}
-	stop := time.Now().Add(3 * time.Second)
+	// Run at least 2.5 s (the node dies at 1 s), then until the pool ran dry, at most 20 s.
+	minStop, hardStop := time.Now().Add(2500*time.Millisecond), time.Now().Add(20*time.Second)
+	var exhausted atomic.Int64
+	running := func() bool {
+		now := time.Now()
+		return now.Before(hardStop) && (now.Before(minStop) || exhausted.Load() == 0)
+	}
 	var wg sync.WaitGroup
 	for mi := range 3 {
 		wg.Add(1)
@@ -221,15 +227,18 @@ func TestClusterThreeManagersBound(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(mi), 99))
 			h := ms[mi].Handle("c")
 			var delayed []notice
-			for k := 0; time.Now().Before(stop); k++ {
+			for k := 0; running(); k++ {
 				now := time.Now()
 				for len(delayed) > 0 && !delayed[0].at.After(now) {
 					deliver(delayed[0].to, delayed[0].n)
 					delayed = delayed[1:]
 				}
+				time.Sleep(time.Millisecond) // the load generator's traffic rate, not a wait for state
 				price := int64(1000 + rng.IntN(9000))
-				if ms[mi].Allow(h, price, now) != DecisionOK {
-					time.Sleep(time.Millisecond) // traffic pacing of the load generator, not a wait for state
+				if d := ms[mi].Allow(h, price, now); d != DecisionOK {
+					if d == DecisionBudgetExhausted {
+						exhausted.Add(1)
+					}
 					continue
 				}
 				id, ok := ms[mi].Hold(h, price, now)
@@ -261,6 +270,7 @@ func TestClusterThreeManagersBound(t *testing.T) {
 		}()
 	}
 	time.Sleep(time.Second) // let load run before the fault; the assertions below poll
+	kill := time.Now()
 	srvs[0].Shutdown()
 	wg.Wait()
 	for _, m := range ms {
@@ -277,7 +287,11 @@ func TestClusterThreeManagersBound(t *testing.T) {
 	entries := readLedger(t, urls[1])
 	seen := map[string]bool{}
 	var ledger int64
+	afterKill := 0
 	for _, e := range entries {
+		if e.Instance == "m0" && e.Time > kill.Add(200*time.Millisecond).UnixNano() {
+			afterKill++
+		}
 		if seen[e.MsgID] {
 			t.Fatalf("ledger has %s twice", e.MsgID)
 		}
@@ -296,6 +310,12 @@ func TestClusterThreeManagersBound(t *testing.T) {
 	mu.Unlock()
 	r := getRecord(t, urls[1], "c")
 	t.Logf("bids %d, ledger entries %d, ledger %d, record %d, late %d, budget %d", bids.Load(), len(entries), ledger, r.SpentTotal, late, budget)
+	if afterKill == 0 {
+		t.Errorf("the instance whose node was killed charged nothing afterwards")
+	}
+	if exhausted.Load() == 0 {
+		t.Errorf("the pool never ran dry (%d of %d): the bound was not stressed", ledger, budget)
+	}
 	if r.SpentTotal != ledger {
 		t.Errorf("record spent %d != ledger %d", r.SpentTotal, ledger)
 	}
