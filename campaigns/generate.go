@@ -125,6 +125,9 @@ func generateTargeting(r *rand.Rand) TargetingConfig {
 		t.OS = pick(r, VocabOS, 1)
 		t.DeviceTypes = []int64{int64(1 + r.IntN(7))}
 	}
+	if r.IntN(20) == 0 && len(t.Deals) == 0 { // preferred deals on top of the open auction
+		t.Deals = numbered(r, "deal-", "", genDeals, 1)
+	}
 	if r.IntN(3) == 0 {
 		t.Countries = pick(r, VocabCountries, 1+r.IntN(4))
 	}

@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -132,6 +133,9 @@ func TestMatchRules(t *testing.T) {
 				i.PrivateAuction = true
 				i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("seat-1")}}
 			}, monday15, true},
+		{"deals and open auction, no deal in imp", func(c *Config) { c.Targeting.Deals = []string{"d1"} }, nil, monday15, true},
+		{"deals and open auction, other deal", func(c *Config) { c.Targeting.Deals = []string{"d1"} },
+			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d2")}} }, monday15, true},
 		{"open auction with other deal", nil,
 			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d1")}} }, monday15, true},
 	}
@@ -161,8 +165,15 @@ func TestMatchRules(t *testing.T) {
 			if cand.Campaign != s.Campaigns[0] || cand.Creative != s.Creatives[0] {
 				t.Errorf("candidate %+v", cand)
 			}
-			if len(imp.Deals) > 0 && (cfg.Targeting.Deals != nil) != (cand.Deal != nil) {
-				t.Errorf("deal %+v", cand.Deal)
+			var wantDeal *ortb.Deal
+			for i := range imp.Deals {
+				if slices.Contains(cfg.Targeting.Deals, string(imp.Deals[i].ID)) {
+					wantDeal = &imp.Deals[i]
+					break
+				}
+			}
+			if cand.Deal != wantDeal {
+				t.Errorf("deal %+v, want %+v", cand.Deal, wantDeal)
 			}
 		})
 	}
