@@ -41,9 +41,12 @@ bench: onnxruntime
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./ortb/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseAgreesWithSchema$$' -fuzztime $(FUZZTIME) ./ortb/
 	$(GO) test -run '^$$' -fuzz '^FuzzBidHandler$$' -fuzztime $(FUZZTIME) ./bidder/
 	$(GO) test -run '^$$' -fuzz '^FuzzNotice$$' -fuzztime $(FUZZTIME) ./bidder/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./budget/
+	$(GO) test -run '^$$' -fuzz '^FuzzSettlement$$' -fuzztime $(FUZZTIME) ./budget/
+	$(GO) test -run '^$$' -fuzz '^FuzzGBDTModelText$$' -fuzztime $(FUZZTIME) ./ctr/
 
 ## lint: gofmt, go vet, staticcheck
 lint:
