@@ -94,3 +94,18 @@ func BenchmarkMatchParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCompile is the cost of a reload without the file reads.
+func BenchmarkCompile(b *testing.B) {
+	for _, n := range []int{1000, 10_000} {
+		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
+			cfgs := Generate(n, 1)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Compile(cfgs); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
