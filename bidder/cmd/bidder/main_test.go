@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	builtBin string
+	buildErr error
+	buildOut []byte
+	building sync.Once
+)
+
+// buildBidder compiles this command once per test binary run.
+func buildBidder(t *testing.T) string {
+	t.Helper()
+	building.Do(func() {
+		dir, err := os.MkdirTemp("", "bidder-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		builtBin = filepath.Join(dir, "bidder")
+		buildOut, buildErr = exec.Command("go", "build", "-o", builtBin, ".").CombinedOutput()
+	})
+	if buildErr != nil {
+		t.Fatalf("go build: %v\n%s", buildErr, buildOut)
+	}
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func TestCheckConfigExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	cmd := exec.Command(bin, "-config", "configs/bidder.yaml", "-check-config")
+	cmd.Dir = "../../.."
+	if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "config ok") {
+		t.Fatalf("bundled config: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("id: broken\nbid_strategy: {kind: nope}\nmax_bid_cpm: \"1\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
+	cfg := filepath.Join(dir, "bidder.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf("campaigns_dir: %s\nmodel: {gbdt: configs/models/gbdt.manifest.json, onnx: \"\"}\n", dir)), 0o644)
+	cmd = exec.Command(bin, "-config", cfg, "-check-config")
+	cmd.Dir = "../../.."
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("broken campaign: exit %d, want 1\n%s", code, out)
+	}
+	if !strings.Contains(string(out), "broken.yaml") || !strings.Contains(string(out), "bid_strategy") {
+		t.Fatalf("the error does not name the file and field:\n%s", out)
+	}
+}
+
+// The binary serves on -listen, reloads campaigns on SIGHUP and shuts down
+// cleanly on SIGTERM.
+func TestServeReloadShutdown(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	root, _ := filepath.Abs("../../..")
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	os.MkdirAll(camps, 0o755)
+	src, err := os.ReadFile(filepath.Join(root, "bidder/testdata/campaigns/acme.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(camps, "acme.yaml"), src, 0o644)
+	listen, admin := freeAddr(t), freeAddr(t)
+	cfg := filepath.Join(dir, "bidder.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`campaigns_dir: %s
+watch_every: -1s
+model: {gbdt: %s/configs/models/gbdt.manifest.json, onnx: ""}
+budget: {store_dir: %s/nats}
+`, camps, root, dir)), 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-listen", listen, "-admin-listen", admin)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	poll(t, func() bool { c, _ := do("GET", "http://"+listen+"/readyz", nil); return c == 200 })
+	req, _ := os.ReadFile(filepath.Join(root, "bidder/testdata/requests/site-banner.json"))
+	if c, body := do("POST", "http://"+listen+"/openrtb2/bid", req); c != 200 {
+		t.Fatalf("bid: %d %s\n%s", c, body, logs.String())
+	}
+	// Pause the campaign on disk; SIGHUP applies it (the file watch is off).
+	os.WriteFile(filepath.Join(camps, "acme.yaml"), bytes.Replace(src, []byte("currency: USD"), []byte("currency: USD\nstatus: paused"), 1), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	poll(t, func() bool { c, _ := do("POST", "http://"+listen+"/openrtb2/bid", req); return c == 204 })
+	if c, body := do("GET", "http://"+admin+"/metrics", nil); c != 200 || !strings.Contains(body, "bidder_requests_total") {
+		t.Fatalf("metrics on -admin-listen: %d", c)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
+	}
+	if !strings.Contains(logs.String(), "shutting down") {
+		t.Fatalf("no shutdown log:\n%s", logs.String())
+	}
+}
+
+func do(method, url string, body []byte) (int, string) {
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func poll(t *testing.T, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatal("condition not met in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

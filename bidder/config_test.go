@@ -1,0 +1,84 @@
+package bidder
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "bidder.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestConfigDefaultsAndOverrides(t *testing.T) {
+	p := writeConfig(t, "model: {gbdt: m.json}\n")
+	c, err := LoadConfig(p, Overrides{Listen: "127.0.0.1:9999", AdminListen: "127.0.0.1:9998"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "127.0.0.1:9999" || c.AdminListen != "127.0.0.1:9998" || c.PublicURL != "http://127.0.0.1:9999" {
+		t.Fatalf("overrides: listen %s admin %s public %s", c.Listen, c.AdminListen, c.PublicURL)
+	}
+	if c.Limits.MaxBodyBytes != 256<<10 || c.Pricing.MaxScoredPerImp != 8 || c.Currency.Rates["USD"] != 1 || c.Notices.ChargeOn != "billing" {
+		t.Fatalf("defaults not applied: %+v", c)
+	}
+	// An explicit public_url is kept when -listen moves the port.
+	p = writeConfig(t, "model: {gbdt: m.json}\npublic_url: https://bid.example.com/\n")
+	if c, err = LoadConfig(p, Overrides{Listen: "127.0.0.1:9999"}); err != nil || c.PublicURL != "https://bid.example.com" {
+		t.Fatalf("public_url %q, %v", c.PublicURL, err)
+	}
+}
+
+func TestConfigRejects(t *testing.T) {
+	f := func(body string, wantFields ...string) {
+		t.Helper()
+		_, err := LoadConfig(writeConfig(t, body), Overrides{})
+		if !errors.Is(err, ErrConfig) {
+			t.Fatalf("%q: error %v, want ErrConfig", body, err)
+		}
+		for _, w := range wantFields {
+			if !strings.Contains(err.Error(), w) {
+				t.Fatalf("%q: error %q does not name %q", body, err, w)
+			}
+		}
+	}
+	f("model: {gbdt: m.json}\nlisten: nonsense\n", "listen")
+	f("model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\n", "admin_listen", "loopback")
+	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
+	f("listen: 127.0.0.1:1\n", "model.gbdt")
+	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
+	f("model: {gbdt: m.json}\ncurrency: {rates: {usd: 1, EUR: -2}}\n", "currency.rates")
+	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
+	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
+	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
+	// Every problem at once.
+	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
+	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\n"), Overrides{}); err != nil {
+		t.Fatalf("admin_public should allow a public admin address: %v", err)
+	}
+}
+
+func TestCheckConfig(t *testing.T) {
+	good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"}}
+	good.Defaults()
+	if err := CheckConfig(good); err != nil {
+		t.Fatalf("good config: %v", err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("id: x\nbid_strategy: {kind: fixed_cpm, cpm: \"1\"}\nmax_bid_cpm: \"-3\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
+	bad := &Config{CampaignsDir: dir, Model: ModelConfig{GBDT: filepath.Join(dir, "missing.json")}}
+	bad.Defaults()
+	err := CheckConfig(bad)
+	for _, want := range []string{"bad.yaml", "max_bid_cpm", "model.gbdt"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("bad config: error %v does not name %q", err, want)
+		}
+	}
+}
