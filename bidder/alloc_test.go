@@ -55,3 +55,25 @@ func TestHandlerAllocs(t *testing.T) {
 		}
 	}
 }
+
+// The same through the real budget manager and the real token signer.
+func TestHandlerAllocsRealBudget(t *testing.T) {
+	s, _ := budgetTestServer(t)
+	ts := &testServer{Server: s}
+	site := readReq(t, "site-banner.json")
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/openrtb2/bid")
+	run := func() {
+		ctx.Response.Reset()
+		ctx.Request.SetBody(site)
+		ts.handle(&ctx)
+	}
+	run()
+	if ctx.Response.StatusCode() != 200 {
+		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
+	}
+	if n := testing.AllocsPerRun(200, run); n != 0 {
+		t.Errorf("%v allocations per bid through the real budget, want 0", n)
+	}
+}

@@ -171,6 +171,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	if cat == nil || sc == nil {
 		return reasonNotReady
 	}
+	cat.money.observeRequest(bc.now)
 	resp, ok := s.rates.responseCurrency(&bc.req)
 	if !ok {
 		return reasonCurrency

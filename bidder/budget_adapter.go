@@ -37,6 +37,8 @@ func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time) reason {
 	}
 }
 
+func (b *budgetMoney) observeRequest(now time.Time) { b.m.ObserveRequest(now) }
+
 func (b *budgetMoney) freqAllow(ci int, user uint64, now time.Time) bool {
 	return user != 0 && b.m.FreqAllow(b.accts[ci], user, now)
 }

@@ -22,6 +22,9 @@ type money interface {
 	// hold reserves amount micros against the lease; the id goes in the
 	// bid's signed notice URLs.
 	hold(ci int, amount int64, now time.Time) (uint64, bool)
+	// observeRequest counts a request for the traffic forecast that shapes
+	// forecast-paced campaigns.
+	observeRequest(now time.Time)
 }
 
 // catalog is the bid path's view of one campaign snapshot, with everything
