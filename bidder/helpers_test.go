@@ -53,7 +53,7 @@ type fakeMoney struct {
 }
 
 func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time) reason { return f.deny }
-func (f *fakeMoney) observeRequest(now time.Time) {}
+func (f *fakeMoney) observeRequest(now time.Time)                        {}
 func (f *fakeMoney) freqAllow(ci int, user uint64, now time.Time) bool   { return !f.capped && user != 0 }
 func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	if f.noHold {
