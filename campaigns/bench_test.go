@@ -85,6 +85,7 @@ func BenchmarkMatchParallel(b *testing.B) {
 		reqs[i], imps[i] = randomRequest(r)
 	}
 	b.ReportAllocs()
+	b.ResetTimer() // setup above is not the benchmark
 	b.RunParallel(func(pb *testing.PB) {
 		var sc Scratch
 		dst := make([]Candidate, 0, 1024)
