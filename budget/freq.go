@@ -76,16 +76,31 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 	s.mu.Unlock()
 }
 
+// prune drops entries whose window ended: expired keys are found under the
+// read lock (FreqAllow goes on) and deleted in small batches.
 func (t *freqTable) prune(now int64) {
+	var keys []uint64
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.mu.Lock()
+		keys = keys[:0]
+		s.mu.RLock()
 		for k, e := range s.m {
 			if e.expires <= now {
-				delete(s.m, k)
+				keys = append(keys, k)
 			}
 		}
-		s.mu.Unlock()
+		s.mu.RUnlock()
+		for len(keys) > 0 {
+			n := min(len(keys), 256)
+			s.mu.Lock()
+			for _, k := range keys[:n] {
+				if e, ok := s.m[k]; ok && e.expires <= now {
+					delete(s.m, k)
+				}
+			}
+			s.mu.Unlock()
+			keys = keys[n:]
+		}
 	}
 }
 

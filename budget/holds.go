@@ -51,32 +51,48 @@ func newHoldTable(capacity int) *holdTable {
 	return t
 }
 
-// put stores a hold; false when the table is full.
+// put stores a hold; false when the table is full. A shard busy with an
+// expiry scan is skipped on the first pass, so a bid rarely waits on a lock.
 func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
 	start := t.next.Add(1)
-	for k := uint32(0); k < holdShards; k++ {
-		s := &t.shards[(start+k)%holdShards]
-		s.mu.Lock()
-		if n := len(s.free); n > 0 {
-			i := s.free[n-1]
-			s.free = s.free[:n-1]
-			sl := &s.slots[i]
-			sl.gen++
-			if sl.gen == 0 {
-				sl.gen = 1
+	for pass := 0; pass < 2; pass++ {
+		for k := uint32(0); k < holdShards; k++ {
+			s := &t.shards[(start+k)%holdShards]
+			if pass == 0 {
+				if !s.mu.TryLock() {
+					continue
+				}
+			} else {
+				s.mu.Lock()
 			}
-			sl.open, sl.acct, sl.amount, sl.expires = true, acct, amount, expires
-			if int(i) >= s.hi {
-				s.hi = int(i) + 1
+			if id, ok := s.putLocked(acct, amount, expires); ok {
+				s.mu.Unlock()
+				return id, true
 			}
-			id := HoldID(uint64(sl.gen)<<32 | uint64(s.base+int(i)+1))
 			s.mu.Unlock()
-			return id, true
 		}
-		s.mu.Unlock()
 	}
 	t.full.Add(1)
 	return 0, false
+}
+
+func (s *holdShard) putLocked(acct int32, amount, expires int64) (HoldID, bool) {
+	n := len(s.free)
+	if n == 0 {
+		return 0, false
+	}
+	i := s.free[n-1]
+	s.free = s.free[:n-1]
+	sl := &s.slots[i]
+	sl.gen++
+	if sl.gen == 0 {
+		sl.gen = 1
+	}
+	sl.open, sl.acct, sl.amount, sl.expires = true, acct, amount, expires
+	if int(i) >= s.hi {
+		s.hi = int(i) + 1
+	}
+	return HoldID(uint64(sl.gen)<<32 | uint64(s.base+int(i)+1)), true
 }
 
 func (t *holdTable) locate(id HoldID) (*holdShard, int32, bool) {
@@ -115,20 +131,29 @@ type expired struct {
 	amount int64
 }
 
-// expire closes every hold due at or before now, appending them to dst.
+// expire closes every hold due at or before now, appending them to dst. It
+// scans in chunks so a shard's lock is never held long.
 func (t *holdTable) expire(now int64, dst []expired) []expired {
+	const chunk = 1024
 	for si := range t.shards {
 		s := &t.shards[si]
-		s.mu.Lock()
-		for i := 0; i < s.hi; i++ {
-			sl := &s.slots[i]
-			if sl.open && sl.expires <= now {
-				sl.open = false
-				s.free = append(s.free, int32(i))
-				dst = append(dst, expired{sl.acct, sl.amount})
+		for lo := 0; ; lo += chunk {
+			s.mu.Lock()
+			hi := min(lo+chunk, s.hi)
+			for i := lo; i < hi; i++ {
+				sl := &s.slots[i]
+				if sl.open && sl.expires <= now {
+					sl.open = false
+					s.free = append(s.free, int32(i))
+					dst = append(dst, expired{sl.acct, sl.amount})
+				}
+			}
+			done := hi >= s.hi
+			s.mu.Unlock()
+			if done {
+				break
 			}
 		}
-		s.mu.Unlock()
 	}
 	return dst
 }

@@ -11,8 +11,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ledgerEntry is one charge, as appended to the ledger stream (JSON).
-type ledgerEntry struct {
+// LedgerEntry is one charge, as appended to the ledger stream (JSON), for
+// readers of the stream.
+type LedgerEntry struct {
 	MsgID    string `json:"id"` // hex of SHA-256(auction 0 imp)[:16]; also the Nats-Msg-Id
 	Auction  string `json:"auction"`
 	Imp      string `json:"imp"`
@@ -30,9 +31,6 @@ type ledgerEntry struct {
 	acct *Account
 }
 
-// LedgerEntry is the exported form of a ledger message, for readers of the stream.
-type LedgerEntry = ledgerEntry
-
 type pubOutcome uint8
 
 const (
@@ -43,29 +41,29 @@ const (
 
 // ledgerBackend appends entries; one call per batch, results in out.
 type ledgerBackend interface {
-	publish(ctx context.Context, batch []ledgerEntry, out []pubOutcome)
+	publish(ctx context.Context, batch []LedgerEntry, out []pubOutcome)
 }
 
 // ledger queues charges and appends them until acknowledged. Charges are money:
 // the queue is never dropped from; its length is in the metrics.
 type ledger struct {
 	mu      sync.Mutex
-	pending []ledgerEntry
+	pending []LedgerEntry
 	flushMu sync.Mutex // one flusher at a time; taken before mu
 	wake    chan struct{}
 	be      ledgerBackend
-	onDone  func(e *ledgerEntry, o pubOutcome)
+	onDone  func(e *LedgerEntry, o pubOutcome)
 
 	stored, dupOther, failed atomic.Uint64
 }
 
 const ledgerBatch = 512
 
-func newLedger(be ledgerBackend, onDone func(*ledgerEntry, pubOutcome)) *ledger {
+func newLedger(be ledgerBackend, onDone func(*LedgerEntry, pubOutcome)) *ledger {
 	return &ledger{be: be, onDone: onDone, wake: make(chan struct{}, 1)}
 }
 
-func (l *ledger) enqueue(e ledgerEntry) {
+func (l *ledger) enqueue(e LedgerEntry) {
 	l.mu.Lock()
 	l.pending = append(l.pending, e)
 	n := len(l.pending)
@@ -91,7 +89,7 @@ func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	n := min(len(l.pending), ledgerBatch)
-	batch := make([]ledgerEntry, n)
+	batch := make([]LedgerEntry, n)
 	copy(batch, l.pending[:n])
 	l.pending = append(l.pending[:0], l.pending[n:]...)
 	l.mu.Unlock()
@@ -100,7 +98,7 @@ func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
 	}
 	out := make([]pubOutcome, n)
 	l.be.publish(ctx, batch, out)
-	var retry []ledgerEntry
+	var retry []LedgerEntry
 	for i := range batch {
 		switch out[i] {
 		case pubFailed:
@@ -174,7 +172,7 @@ type jsLedger struct {
 
 const originHeader = "Budget-Origin"
 
-func (j *jsLedger) publish(ctx context.Context, batch []ledgerEntry, out []pubOutcome) {
+func (j *jsLedger) publish(ctx context.Context, batch []LedgerEntry, out []pubOutcome) {
 	futs := make([]jetstream.PubAckFuture, len(batch))
 	for i := range batch {
 		out[i] = pubFailed
@@ -234,16 +232,16 @@ func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck) pubOutcom
 // memLedger is the in-memory ledger used with a Store other than NATS.
 type memLedger struct {
 	mu      sync.Mutex
-	entries map[string]ledgerEntry
+	entries map[string]LedgerEntry
 	order   []string
 	down    func() bool
 }
 
 func newMemLedger(down func() bool) *memLedger {
-	return &memLedger{entries: map[string]ledgerEntry{}, down: down}
+	return &memLedger{entries: map[string]LedgerEntry{}, down: down}
 }
 
-func (l *memLedger) publish(_ context.Context, batch []ledgerEntry, out []pubOutcome) {
+func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOutcome) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, e := range batch {
@@ -266,10 +264,10 @@ func (l *memLedger) publish(_ context.Context, batch []ledgerEntry, out []pubOut
 	}
 }
 
-func (l *memLedger) all() []ledgerEntry {
+func (l *memLedger) all() []LedgerEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	out := make([]ledgerEntry, 0, len(l.order))
+	out := make([]LedgerEntry, 0, len(l.order))
 	for _, id := range l.order {
 		out = append(out, l.entries[id])
 	}

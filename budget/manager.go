@@ -457,7 +457,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 }
 
 // ledgerDone is called once per acknowledged ledger entry.
-func (m *Manager) ledgerDone(e *ledgerEntry, o pubOutcome) {
+func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	a := e.acct
 	if a == nil {
 		return

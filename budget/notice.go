@@ -212,7 +212,7 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		a.lateMicros.Add(uint64(price))
 	}
 	res.ChargedMicros = price
-	m.ledger.enqueue(ledgerEntry{
+	m.ledger.enqueue(LedgerEntry{
 		MsgID: msgID, Auction: n.AuctionID, Imp: n.ImpID, Campaign: a.id, Instance: m.cfg.InstanceID,
 		Boot: m.boot, Kind: n.Kind.String(), Bid: n.BidMicros, Clearing: n.ClearingMicros,
 		Charged: price, Late: res.Late, Capped: res.Capped, Time: now.UnixNano(), acct: a,
