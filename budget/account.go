@@ -57,6 +57,7 @@ type Account struct {
 	active     atomic.Bool
 	poolFree   atomic.Int64 // money nobody holds, as of the last sync
 	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
+	demand     atomic.Int64 // cumulative micros of bids refused for want of lease
 	cfg        atomic.Pointer[Campaign]
 
 	// Global figures of the last sync, for pacing and status.
@@ -70,12 +71,13 @@ type Account struct {
 	lateN, lateMicros, cappedN, dupN, grants, denials, lostLeases atomic.Uint64
 
 	// Owned by the sync goroutine.
-	resRate   float64 // EWMA of reservations, micros/s
-	lastRes   int64
-	lastResT  time.Time
-	leaseHeld bool
-	lastSync  time.Time
-	pace      pacer
+	resRate    float64 // EWMA of reservations plus refused demand, micros/s
+	lastRes    int64
+	lastResT   time.Time
+	lastActive time.Time // last sync that saw reservations or refused demand
+	leaseHeld  bool
+	lastSync   time.Time
+	pace       pacer
 }
 
 // ID returns the campaign id.
@@ -103,6 +105,7 @@ func (m *Manager) Allow(h *Account, maxChargeMicros int64, now time.Time) Decisi
 		return DecisionFlight
 	}
 	if d := m.headroom(h, maxChargeMicros, ns); d != DecisionOK {
+		h.demand.Add(maxChargeMicros) // a demand signal for the next lease step
 		return d
 	}
 	if th := h.throttle.Load(); th != ^uint64(0) && splitmix64(h.seed+h.draws.Add(1)) > th {

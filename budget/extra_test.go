@@ -117,3 +117,58 @@ func TestCloseKeepsLeaseForUnacknowledgedSpend(t *testing.T) {
 		t.Fatalf("lease covering the unacknowledged charge was given back: %+v", r)
 	}
 }
+
+func TestIdleInstanceGivesHeadroomBack(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(3))
+	a := newMemManager(t, st, "a", clk, c)
+	b := newMemManager(t, st, "b", clk, c)
+	for range 40 {
+		clk.Add(time.Second)
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	if l := a.Handle("c").lease.Load() + b.Handle("c").lease.Load(); l != 0 {
+		t.Fatalf("idle instances still hold %d", l)
+	}
+	// Demand on one instance brings headroom back to it.
+	h := a.Handle("c")
+	if d := a.Allow(h, 500_000, clk.Now()); d != DecisionNoLease {
+		t.Fatalf("allow: %v", d)
+	}
+	a.syncAll(ctxT(t), clk.Now(), false)
+	if d := a.Allow(h, 500_000, clk.Now()); d != DecisionOK {
+		t.Fatalf("after demand: %v (lease %d)", d, h.lease.Load())
+	}
+}
+
+func TestForeignHoldIsNeverTouched(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(10))
+	a := newMemManager(t, st, "a", clk, c)
+	b := newMemManager(t, st, "b", clk, c)
+	ida, _ := a.Hold(a.Handle("c"), 1000, clk.Now())
+	idb, _ := b.Hold(b.Handle("c"), 1000, clk.Now())
+	// A notice for a's hold reaches b, whose own hold may share the slot number.
+	res, err := b.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: ida, InstanceID: "a", CampaignID: "c",
+		AuctionID: "x", ImpID: "1", BidMicros: 1000, ClearingMicros: 900})
+	if err != nil || !res.Late || res.ChargedMicros != 900 {
+		t.Fatalf("foreign notice: %+v %v", res, err)
+	}
+	if b.Handle("c").held.Load() != 1000 {
+		t.Fatalf("b's own hold %x was touched", idb)
+	}
+	// The ledger keeps one charge: a's replay of the same notice is reversed or de-duplicated.
+	b.ledger.flush(ctxT(t))
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: ida, InstanceID: "a", CampaignID: "c",
+		AuctionID: "x", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}); err != nil {
+		t.Fatal(err)
+	}
+	a.ledger.flush(ctxT(t))
+	ha := a.Handle("c")
+	if ha.spent.Load() != 0 || ha.held.Load() != 0 || a.Counters().DuplicateNotices != 1 {
+		t.Fatalf("a: spent %d held %d counters %+v", ha.spent.Load(), ha.held.Load(), a.Counters())
+	}
+}

@@ -36,12 +36,17 @@ type holdTable struct {
 
 const holdShards = 16
 
-func newHoldTable(capacity int) *holdTable {
+// newHoldTable allocates the table; genSeed randomizes the slots' first
+// generation so ids from another process rarely match a live hold here.
+func newHoldTable(capacity int, genSeed uint32) *holdTable {
 	per := (capacity + holdShards - 1) / holdShards
 	t := &holdTable{shards: make([]holdShard, holdShards)}
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.slots = make([]holdSlot, per)
+		for j := range s.slots {
+			s.slots[j].gen = genSeed
+		}
 		s.free = make([]int32, per)
 		for j := range s.free {
 			s.free[j] = int32(per - 1 - j)

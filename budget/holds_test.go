@@ -3,7 +3,7 @@ package budget
 import "testing"
 
 func TestHoldTable(t *testing.T) {
-	tb := newHoldTable(32) // 2 slots per shard
+	tb := newHoldTable(32, 0) // 2 slots per shard
 	var ids []HoldID
 	for i := range 32 {
 		id, ok := tb.put(1, int64(i+1), 100)

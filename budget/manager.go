@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -87,7 +88,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		cfg: c, log: log.With("component", "budget", "instance", c.InstanceID),
 		boot:  hex.EncodeToString(b[:]),
 		byID:  map[string]*Account{},
-		holds: newHoldTable(c.MaxHolds),
+		holds: newHoldTable(c.MaxHolds, binary.LittleEndian.Uint32(b[:4])),
 		dedup: newDedupSet(),
 		freq:  newFreqTable(c.FreqMaxUsers),
 		freqQ: make(chan freqMsg, c.FreqQueue),
@@ -99,15 +100,11 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	m.instToken()
 	if c.Store != nil {
 		m.store = c.Store
-		ms, _ := c.Store.(*MemStore)
-		m.mem = newMemLedger(func() bool {
-			if ms == nil {
-				return false
-			}
-			ms.mu.Lock()
-			defer ms.mu.Unlock()
-			return ms.down
-		})
+		if ms, ok := c.Store.(*MemStore); ok {
+			m.mem = ms.ledger
+		} else {
+			m.mem = newMemLedger(nil)
+		}
 		m.ledger = newLedger(m.mem, m.ledgerDone)
 		return m, nil
 	}
@@ -385,12 +382,7 @@ func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
 func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, release bool) error {
 	c := a.campaign()
 	_, _, day := dayBounds(now, c.loc())
-	res := a.reserved.Load()
-	if dt := now.Sub(a.lastResT).Seconds(); !a.lastResT.IsZero() && dt > 0 {
-		a.resRate += 0.3 * (float64(res-a.lastRes)/dt - a.resRate)
-	}
-	a.lastRes, a.lastResT = res, now
-	ahead := min(max(int64(a.resRate*m.cfg.LeaseAhead.Seconds()), m.cfg.MinLease), m.cfg.MaxLease)
+	ahead := m.headroomWanted(a, now)
 
 	a.mu.Lock()
 	report := a.confirmed.Load()
@@ -455,6 +447,31 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	return nil
 }
+
+// headroomWanted sizes the lease headroom from the rate of reservations plus
+// refused demand: LeaseAhead of it, clamped to [MinLease, MaxLease]. A campaign
+// with neither for leaseIdle gives its headroom back; a new one starts with
+// MinLease. Owned by the sync goroutine.
+func (m *Manager) headroomWanted(a *Account, now time.Time) int64 {
+	res := a.reserved.Load() + a.demand.Load()
+	if a.lastResT.IsZero() {
+		a.lastActive = now
+	} else {
+		if res != a.lastRes {
+			a.lastActive = now
+		}
+		if dt := now.Sub(a.lastResT).Seconds(); dt > 0 {
+			a.resRate += 0.3 * (float64(res-a.lastRes)/dt - a.resRate)
+		}
+	}
+	a.lastRes, a.lastResT = res, now
+	if now.Sub(a.lastActive) > m.leaseIdle() {
+		return 0
+	}
+	return min(max(int64(a.resRate*m.cfg.LeaseAhead.Seconds()), m.cfg.MinLease), m.cfg.MaxLease)
+}
+
+func (m *Manager) leaseIdle() time.Duration { return 3 * m.cfg.LeaseAhead }
 
 // ledgerDone is called once per acknowledged ledger entry.
 func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {

@@ -33,6 +33,7 @@ type Notice struct {
 	Kind           NoticeKind
 	ChargeOn       NoticeKind // which kind charges for this exchange: KindWin or KindBill (zero: KindBill)
 	HoldID         HoldID
+	InstanceID     string // the instance that placed the hold (from the token); another instance's hold is never touched
 	CampaignID     string
 	AuctionID      string
 	ImpID          string
@@ -193,7 +194,11 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if n.BidMicros > 0 && price > n.BidMicros {
 		price, res.Capped = n.BidMicros, true
 	}
-	holdAmt, open := m.holds.take(n.HoldID, a.idx)
+	var holdAmt int64
+	open := false
+	if n.InstanceID == "" || n.InstanceID == m.cfg.InstanceID {
+		holdAmt, open = m.holds.take(n.HoldID, a.idx)
+	}
 	if open && price > holdAmt {
 		price, res.Capped = holdAmt, true
 	}
@@ -237,6 +242,9 @@ func (m *Manager) Release(n Notice) error {
 	key, _ := noticeKey(n.AuctionID, n.ImpID)
 	if _, ok := m.dedup.transition(key, stReleased, now.Add(m.cfg.NoticeTTL).UnixNano()); !ok {
 		m.dupN.Add(1)
+		return nil
+	}
+	if n.InstanceID != "" && n.InstanceID != m.cfg.InstanceID {
 		return nil
 	}
 	if amt, ok := m.holds.take(n.HoldID, a.idx); ok {

@@ -45,14 +45,26 @@ var (
 )
 
 // MemStore is an in-process Store for tests and single-process tools.
+// Managers sharing a MemStore also share its in-memory ledger.
 type MemStore struct {
-	mu   sync.Mutex
-	recs map[string]Record
-	down bool
+	mu     sync.Mutex
+	recs   map[string]Record
+	down   bool
+	ledger *memLedger
 }
 
 // NewMemStore returns an empty MemStore.
-func NewMemStore() *MemStore { return &MemStore{recs: map[string]Record{}} }
+func NewMemStore() *MemStore {
+	s := &MemStore{recs: map[string]Record{}}
+	s.ledger = newMemLedger(s.isDown)
+	return s
+}
+
+func (s *MemStore) isDown() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.down
+}
 
 // SetDown makes the store fail every call (an outage), or recovers it.
 func (s *MemStore) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock() }
