@@ -72,13 +72,14 @@ func mergeAdmin(bs []AdminBudget) map[string]AdminCampaign {
 	return m
 }
 
+// planOf returns pacing_target_micros and spent_today_micros per campaign.
 func planOf(bs []AdminBudget) (plan, spent map[string]int64) {
 	if len(bs) == 0 {
 		return nil, nil
 	}
 	plan, spent = map[string]int64{}, map[string]int64{}
 	for id, c := range mergeAdmin(bs) {
-		plan[id], spent[id] = c.PacingTargetMicros, c.SpentMicros
+		plan[id], spent[id] = c.PacingTargetMicros, c.SpentTodayMicros
 	}
 	return plan, spent
 }

@@ -23,8 +23,9 @@ type Market struct {
 	Bid          LogNormal
 }
 
-// DefaultMarket: about 4 competitors with a median bid of 0.50 USD CPM.
-var DefaultMarket = Market{MeanBidders: 4, Bid: LogNormal{Mu: math.Log(0.5), Sigma: 0.8}}
+// DefaultMarket: about 4 competitors with a median bid of 2.00 USD CPM
+// (the highest of 4 has a median near 4.5).
+var DefaultMarket = Market{MeanBidders: 4, Bid: LogNormal{Mu: math.Log(2), Sigma: 0.8}}
 
 // Competitors draws the competing bids for one imp, appending to dst.
 func (m Market) Competitors(r *rand.Rand, mult float64, dst []float64) []float64 {

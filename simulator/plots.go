@@ -18,6 +18,7 @@ type series struct {
 }
 
 type chart struct {
+	w, h, legend          float64 // size and legend width; 0 = 800 x 450, 180
 	title, xlabel, ylabel string
 	logX                  bool
 	series                []series
@@ -30,7 +31,11 @@ var palette = []string{"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#
 
 // svg renders the chart as a standalone SVG document (no dependencies).
 func (c chart) svg() []byte {
-	const W, H, L, R, T, B = 800.0, 450.0, 80.0, 180.0, 40.0, 50.0
+	W, H, R := c.w, c.h, c.legend
+	if W == 0 {
+		W, H, R = 800, 450, 180
+	}
+	const L, T, B = 80.0, 40.0, 50.0
 	pw, ph := W-L-R, H-T-B
 	xmin, xmax, ymin, ymax := math.Inf(1), math.Inf(-1), 0.0, math.Inf(-1)
 	for _, s := range c.series {
@@ -175,7 +180,6 @@ func (rep *Report) charts() map[string]chart {
 		series: []series{{name: "sent", x: t, y: sent}, {name: "answered", x: t, y: ans}, {name: "timeouts", x: t, y: to}}}
 	out["latency_over_time.svg"] = chart{title: "Latency percentiles per second", xlabel: "second", ylabel: "ms",
 		series: []series{{name: "p50", x: t, y: p50}, {name: "p90", x: t, y: p90}, {name: "p99", x: t, y: p99}}}
-	out["spend.svg"] = rep.spendChart()
 	var cx, cy, ct []float64
 	for _, b := range rep.Calibration {
 		cx, cy, ct = append(cx, b.MeanPCTR), append(cy, b.ObservedCTR), append(ct, b.MeanTrueCTR)
@@ -186,41 +190,68 @@ func (rep *Report) charts() map[string]chart {
 	return out
 }
 
-// spendChart plots cumulative billed spend per campaign (solid) and, with an
-// admin endpoint, the pacing target (dashed), in currency units.
-func (rep *Report) spendChart() chart {
-	c := chart{title: "Spend vs pacing plan per campaign", xlabel: "second", ylabel: "spend (currency units)"}
+// spendPanels draws one panel per campaign (up to 24), in the campaign's
+// budget currency: what the exchange billed (the bidder's spent_today at the
+// start plus this run's billed impressions), the bidder's own spent_today and
+// its pacing target (dashed) from the admin endpoint. Without an admin
+// endpoint a panel shows the run's billed spend alone.
+func (rep *Report) spendPanels() []chart {
 	cids := map[string]bool{}
 	for _, m := range rep.spendSeries {
 		for id := range m {
 			cids[id] = true
 		}
 	}
+	var panels []chart
 	for _, id := range sortedKeys(cids) {
-		if len(c.series) >= 2*len(palette) {
+		if len(panels) == 24 {
 			break
 		}
-		var x, y, py []float64
-		hasPlan := false
+		cur := rep.budgetCur[id]
+		if cur == "" {
+			cur = rep.campCur[id]
+		}
+		var x, billed, own, plan []float64
 		for i, m := range rep.spendSeries {
 			if m == nil {
 				continue
 			}
-			x, y = append(x, float64(i+1)), append(y, float64(m[id])/1e6)
-			p := float64(0)
+			v := FromUSD(ToUSD(float64(m[id]), rep.campCur[id]), cur) + float64(rep.todayAtStart[id])
+			x, billed = append(x, float64(i+1)), append(billed, v/1e6)
 			if i < len(rep.planSeries) && rep.planSeries[i] != nil {
-				if v, ok := rep.planSeries[i][id]; ok {
-					p, hasPlan = float64(v)/1e6, true
-				}
+				plan = append(plan, float64(rep.planSeries[i][id])/1e6)
+				own = append(own, float64(rep.adminSpentSeries[i][id])/1e6)
 			}
-			py = append(py, p)
 		}
-		c.series = append(c.series, series{name: id + " spend", x: x, y: y})
-		if hasPlan {
-			c.series = append(c.series, series{name: id + " plan", x: x, y: py, dashed: true})
+		c := chart{w: 520, h: 300, legend: 130, title: id, xlabel: "second", ylabel: cur,
+			series: []series{{name: "billed", x: x, y: billed}}}
+		if len(plan) == len(x) {
+			c.series = append(c.series, series{name: "bidder spent", x: x, y: own}, series{name: "plan", x: x, y: plan, dashed: true})
 		}
+		panels = append(panels, c)
 	}
-	return c
+	return panels
+}
+
+// grid lays charts out in columns as one SVG.
+func grid(title string, panels []chart, cols int) []byte {
+	if len(panels) == 0 {
+		return chart{title: title}.svg()
+	}
+	pw, ph := panels[0].w, panels[0].h
+	rows := (len(panels) + cols - 1) / cols
+	var b bytes.Buffer
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%g" height="%g" font-family="sans-serif" font-size="12">`+"\n",
+		pw*float64(cols), ph*float64(rows)+30)
+	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/><text x="10" y="20" font-size="16" font-weight="bold">%s</text>`+"\n", esc(title))
+	for i, p := range panels {
+		inner := string(p.svg())
+		inner = strings.Replace(inner, `<svg xmlns="http://www.w3.org/2000/svg"`,
+			fmt.Sprintf(`<svg x="%g" y="%g"`, pw*float64(i%cols), 30+ph*float64(i/cols)), 1)
+		b.WriteString(inner)
+	}
+	b.WriteString("</svg>\n")
+	return b.Bytes()
 }
 
 // WriteFiles writes report.json and the SVG plots into dir.
@@ -229,9 +260,12 @@ func (rep *Report) WriteFiles(dir string) error {
 		return fmt.Errorf("simulator: out dir: %w", err)
 	}
 	rep.Plots = nil
-	charts := rep.charts()
-	for _, name := range sortedKeys(charts) {
-		if err := os.WriteFile(filepath.Join(dir, name), charts[name].svg(), 0o644); err != nil {
+	files := map[string][]byte{"spend.svg": grid("Spend vs pacing plan per campaign (budget currency)", rep.spendPanels(), 3)}
+	for name, c := range rep.charts() {
+		files[name] = c.svg()
+	}
+	for _, name := range sortedKeys(files) {
+		if err := os.WriteFile(filepath.Join(dir, name), files[name], 0o644); err != nil {
 			return fmt.Errorf("simulator: write plot: %w", err)
 		}
 		rep.Plots = append(rep.Plots, name)

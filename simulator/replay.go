@@ -80,6 +80,9 @@ func NewReplaySource(r io.Reader, rate float64, seed uint64, loops int) (*Replay
 	return src, nil
 }
 
+// Span is the offset of the last recorded request, in seconds.
+func (s *ReplaySource) Span() float64 { return s.span }
+
 // Len is the number of recorded requests.
 func (s *ReplaySource) Len() int { return len(s.lines) }
 

@@ -47,11 +47,15 @@ type CampaignReport struct {
 	TrueCTR            *float64 `json:"true_ctr"`
 	TotalBudgetMicros  *int64   `json:"total_budget_micros"`
 	DailyBudgetMicros  *int64   `json:"daily_budget_micros"`
+	BudgetCurrency     string   `json:"budget_currency,omitempty"`
+	SpendBudgetCur     *int64   `json:"spend_budget_currency_micros"` // billed spend converted to the budget's currency
+	BidderSpentStart   *int64   `json:"bidder_spent_at_start_micros"`
 	BidderSpentMicros  *int64   `json:"bidder_spent_micros"`
 	PacingMode         string   `json:"pacing_mode,omitempty"`
 	PacingTargetMicros *int64   `json:"pacing_target_micros"`
 	PacingError        *float64 `json:"pacing_error"`
-	OverspendMicros    *int64   `json:"overspend_micros"` // max(0, billed - total budget); null without a budget
+	OverspendMicros    *int64   `json:"overspend_micros"`       // max(0, spent at start + billed in the run - total budget); null without one
+	DailyOverspend     *int64   `json:"daily_overspend_micros"` // the same against the daily budget and spent_today at start
 }
 
 // CalibrationBin is one decile of impressions ordered by predicted CTR.
@@ -99,7 +103,7 @@ type Report struct {
 	Clicks           int64                   `json:"clicks"`
 	SpendUSDMicros   int64                   `json:"spend_usd_micros"`
 	SpendUSD         float64                 `json:"spend_usd"`
-	OverspendMicros  int64                   `json:"overspend_micros"` // sum over campaigns with a known budget
+	OverspendMicros  int64                   `json:"overspend_usd_micros"` // sum over campaigns with a total budget, in USD micros
 	ECPM             float64                 `json:"ecpm_usd"`
 	ECPC             *float64                `json:"ecpc_usd"`
 	PredictedCTR     *float64                `json:"predicted_ctr"`
@@ -116,6 +120,9 @@ type Report struct {
 	spendSeries      []map[string]int64
 	planSeries       []map[string]int64
 	adminSpentSeries []map[string]int64
+	campCur          map[string]string // spend currency per campaign
+	budgetCur        map[string]string // budget currency per campaign (admin)
+	todayAtStart     map[string]int64  // admin spent_today_micros at start
 }
 
 func ratio(a, b int64) float64 {
@@ -127,7 +134,7 @@ func ratio(a, b int64) float64 {
 
 func ptr[T any](v T) *T { return &v }
 
-func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
+func (r *Runner) report(start time.Time, admin, adminStart []AdminBudget) *Report {
 	cfg := r.cfg
 	s := r.stats
 	s.mu.Lock()
@@ -139,7 +146,12 @@ func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
 		BidRate: ratio(c.BidResponses, c.Answered), Wins: c.Wins, WinRate: ratio(c.Wins, c.Bids),
 		Impressions: c.Impressions, Clicks: c.Clicks, Notices: r.notifier.Counts(), Counters: c, Admin: admin,
 		histogram: s.hist}
-	rep.SendRate = float64(c.Sent) / cfg.Duration.Seconds()
+	window := cfg.Duration.Seconds()
+	if last := math.Float64frombits(r.lastAt.Load()); r.sourceDry.Load() && last > 0 {
+		window = last // a replay that ended early
+	}
+	rep.SendWindowS = window
+	rep.SendRate = float64(c.Sent) / window
 	rep.Config = map[string]any{"targets": cfg.Targets, "rate": cfg.Rate, "duration_s": cfg.Duration.Seconds(),
 		"seed": cfg.Seed, "tmax_ms": cfg.TMax.Milliseconds(), "grace_ms": cfg.Grace.Milliseconds(),
 		"max_inflight": cfg.MaxInflight, "gzip_share": cfg.GzipShare, "diurnal": cfg.Diurnal,
@@ -147,21 +159,21 @@ func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
 	for code, n := range s.status {
 		rep.ResponsesByCode[strconv.Itoa(code)] = n
 	}
-	adm := mergeAdmin(admin)
+	adm, startAdm := mergeAdmin(admin), mergeAdmin(adminStart)
+	rep.campCur, rep.budgetCur, rep.todayAtStart = map[string]string{}, map[string]string{}, map[string]int64{}
+	for id, a := range adm {
+		rep.budgetCur[id], rep.todayAtStart[id] = a.Currency, startAdm[id].SpentTodayMicros
+	}
 	var sumP, sumT float64
 	var nP int64
 	var usdMicros float64
 	for _, id := range sortedKeys(s.camps) {
 		cs := s.camps[id]
+		rep.campCur[id] = cs.Currency
 		cr := campaignReport(id, cs)
 		if a, ok := adm[id]; ok {
-			cr.TotalBudgetMicros, cr.DailyBudgetMicros = ptr(a.TotalBudgetMicros), ptr(a.DailyBudgetMicros)
-			cr.BidderSpentMicros, cr.PacingMode = ptr(a.SpentMicros), a.PacingMode
-			cr.PacingTargetMicros, cr.PacingError = ptr(a.PacingTargetMicros), ptr(a.PacingError)
-			if a.TotalBudgetMicros > 0 {
-				cr.OverspendMicros = ptr(max(0, cs.SpendMicros-a.TotalBudgetMicros))
-				rep.OverspendMicros += *cr.OverspendMicros
-			}
+			over := budgetView(&cr, cs, a, startAdm[id])
+			rep.OverspendMicros += int64(math.Round(ToUSD(float64(over), cr.BudgetCurrency)))
 		}
 		rep.Campaigns = append(rep.Campaigns, cr)
 		sumP += cs.SumPCTR
@@ -195,6 +207,30 @@ func (r *Runner) report(start, sendEnd time.Time, admin []AdminBudget) *Report {
 		rep.adminSpentSeries = append(rep.adminSpentSeries, b.adminSpent)
 	}
 	return rep
+}
+
+// budgetView fills the admin fields of cr and returns the overspend against
+// the total budget in the budget's currency (0 without one). The run's billed
+// spend is converted into the campaign's currency and added to what the
+// bidder had spent when the run started.
+func budgetView(cr *CampaignReport, cs *campStat, a, atStart AdminCampaign) int64 {
+	cur := a.Currency
+	if cur == "" {
+		cur = cs.Currency
+	}
+	conv := int64(math.Round(FromUSD(ToUSD(float64(cs.SpendMicros), cs.Currency), cur)))
+	cr.BudgetCurrency, cr.SpendBudgetCur = cur, ptr(conv)
+	cr.TotalBudgetMicros, cr.DailyBudgetMicros = ptr(a.TotalBudgetMicros), ptr(a.DailyBudgetMicros)
+	cr.BidderSpentStart, cr.BidderSpentMicros = ptr(atStart.SpentMicros), ptr(a.SpentMicros)
+	cr.PacingMode, cr.PacingTargetMicros, cr.PacingError = a.PacingMode, ptr(a.PacingTargetMicros), ptr(a.PacingError)
+	if a.DailyBudgetMicros > 0 {
+		cr.DailyOverspend = ptr(max(0, atStart.SpentTodayMicros+conv-a.DailyBudgetMicros))
+	}
+	if a.TotalBudgetMicros <= 0 {
+		return 0
+	}
+	cr.OverspendMicros = ptr(max(0, atStart.SpentMicros+conv-a.TotalBudgetMicros))
+	return *cr.OverspendMicros
 }
 
 func campaignReport(id string, cs *campStat) CampaignReport {
@@ -288,7 +324,7 @@ func (rep *Report) WriteSummary(w io.Writer) {
 		l.P50, l.P90, l.P99, l.P999, l.Max, rep.SendLagUs.P50, rep.SendLagUs.P99)
 	fmt.Fprintf(w, "status %v  bid rate %.1f%%  bids %d  wins %d (%.1f%%)  impressions %d  clicks %d\n",
 		rep.ResponsesByCode, 100*rep.BidRate, rep.Bids, rep.Wins, 100*rep.WinRate, rep.Impressions, rep.Clicks)
-	fmt.Fprintf(w, "spend %.4f USD  eCPM %.4f  overspend(micros) %d", rep.SpendUSD, rep.ECPM, rep.OverspendMicros)
+	fmt.Fprintf(w, "spend %.4f USD  eCPM %.4f  overspend(USD micros) %d", rep.SpendUSD, rep.ECPM, rep.OverspendMicros)
 	if rep.ECPC != nil {
 		fmt.Fprintf(w, "  eCPC %.4f", *rep.ECPC)
 	}
@@ -299,8 +335,14 @@ func (rep *Report) WriteSummary(w io.Writer) {
 	for _, c := range rep.Campaigns {
 		fmt.Fprintf(w, "  %-16s %s bids %d wins %d imps %d clicks %d spend %.4f", c.CID, c.Currency, c.Bids, c.Wins,
 			c.Impressions, c.Clicks, c.Spend)
-		if c.TotalBudgetMicros != nil {
-			fmt.Fprintf(w, " budget %.4f", float64(*c.TotalBudgetMicros)/1e6)
+		if c.TotalBudgetMicros != nil && *c.TotalBudgetMicros > 0 {
+			fmt.Fprintf(w, " budget %.2f %s", float64(*c.TotalBudgetMicros)/1e6, c.BudgetCurrency)
+		}
+		if c.DailyBudgetMicros != nil && *c.DailyBudgetMicros > 0 {
+			fmt.Fprintf(w, " daily %.2f %s", float64(*c.DailyBudgetMicros)/1e6, c.BudgetCurrency)
+		}
+		if c.OverspendMicros != nil && *c.OverspendMicros > 0 {
+			fmt.Fprintf(w, " OVERSPEND %d", *c.OverspendMicros)
 		}
 		fmt.Fprintln(w)
 	}

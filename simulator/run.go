@@ -7,7 +7,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"net"
 	"net/url"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -157,15 +159,17 @@ func (g *genSource) Next() (*Outgoing, float64, bool) {
 
 // Runner executes one run.
 type Runner struct {
-	cfg      Config
-	stats    *Stats
-	notifier *Notifier
-	logs     *logWriter
-	clients  []*fasthttp.HostClient
-	paths    []string
-	inflight atomic.Int64
-	wg       sync.WaitGroup
-	admin    *adminPoller
+	cfg       Config
+	stats     *Stats
+	notifier  *Notifier
+	logs      *logWriter
+	clients   []*fasthttp.HostClient
+	paths     []string
+	inflight  atomic.Int64
+	lastAt    atomic.Uint64 // float64 bits: offset of the last request taken from the source
+	sourceDry atomic.Bool   // the source ran out before the window ended
+	wg        sync.WaitGroup
+	admin     *adminPoller
 }
 
 // NewRunner validates cfg and prepares clients.
@@ -224,10 +228,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		r.logs = lw
 	}
 	r.admin = newAdminPoller(cfg.Admin)
+	adminStart := r.admin.fetch()
 	stopProgress := r.startProgress(start)
 	r.sendLoop(ctx, src, start)
 	r.wg.Wait() // every request ends by its own deadline
-	sendEnd := time.Now()
 	ncfg := r.notifier.Config()
 	drain := ncfg.LateDelay + 4*ncfg.Delay + cfg.RenderDelay*4 + cfg.ClickDelay*4 + ncfg.Timeout
 	r.notifier.Close(time.Now().Add(drain))
@@ -236,7 +240,7 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		r.logs.close()
 	}
 	final := r.admin.fetch()
-	return r.report(start, sendEnd, final), nil
+	return r.report(start, final, adminStart), nil
 }
 
 type scheduled struct {
@@ -253,9 +257,14 @@ func (r *Runner) prefetch(src Source, stop <-chan struct{}) <-chan scheduled {
 		defer close(ch)
 		for n := int64(0); n < r.cfg.MaxRequests; n++ {
 			og, at, ok := src.Next()
-			if !ok || at >= r.cfg.Duration.Seconds() {
+			if !ok {
+				r.sourceDry.Store(true)
 				return
 			}
+			if at >= r.cfg.Duration.Seconds() {
+				return
+			}
+			r.lastAt.Store(math.Float64bits(at))
 			if og.Gzip && og.wire == nil {
 				og.wire = fasthttp.AppendGzipBytes(nil, og.Body)
 			}
@@ -303,6 +312,12 @@ func (r *Runner) sendLoop(ctx context.Context, src Source, start time.Time) {
 	}
 }
 
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout) ||
+		errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
 func (r *Runner) tmax(og *Outgoing) time.Duration {
 	if r.cfg.TMax > 0 {
 		return r.cfg.TMax
@@ -337,11 +352,12 @@ func (r *Runner) do(og *Outgoing, due time.Time) {
 	tmax := r.tmax(og)
 	sentAt := time.Now()
 	r.stats.recordSent(due, sentAt)
-	err := r.clients[i].DoDeadline(req, resp, due.Add(tmax+r.cfg.Grace))
+	deadline := due.Add(tmax + r.cfg.Grace)
+	err := r.clients[i].DoDeadline(req, resp, deadline)
 	now := time.Now()
 	lat := now.Sub(due)
 	if err != nil {
-		r.stats.recordFailure(due, errors.Is(err, fasthttp.ErrTimeout) || errors.Is(err, fasthttp.ErrDialTimeout))
+		r.stats.recordFailure(due, isTimeout(err) || !now.Before(deadline))
 		return
 	}
 	late := lat > tmax

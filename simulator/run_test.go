@@ -42,7 +42,7 @@ func run(t *testing.T, cfg Config) *Report {
 }
 
 func TestRunEndToEnd(t *testing.T) {
-	sink := startSink(t, SinkConfig{BidProb: 0.6, Price: 1.5, Campaigns: 2, Seed: 1})
+	sink := startSink(t, SinkConfig{BidProb: 0.6, Price: 4, Campaigns: 2, Seed: 1})
 	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/admin/budget" {
 			http.NotFound(w, r)
@@ -95,18 +95,18 @@ func TestRunEndToEnd(t *testing.T) {
 	var spend int64
 	for _, c := range rep.Campaigns {
 		spend += c.SpendMicros
-		if c.SpendMicros > c.Impressions*1500 || (c.Impressions > 0 && c.SpendMicros <= 0) {
-			t.Errorf("campaign %s: spend %d micros over %d impressions at max CPM 1.5", c.CID, c.SpendMicros, c.Impressions)
+		if c.SpendMicros > c.Impressions*4000 || (c.Impressions > 0 && c.SpendMicros <= 0) {
+			t.Errorf("campaign %s: spend %d micros over %d impressions at max CPM 4", c.CID, c.SpendMicros, c.Impressions)
 		}
 	}
 	if len(rep.Campaigns) != 2 || spend != rep.SpendUSDMicros {
 		t.Errorf("campaigns %d, spend %d vs %d", len(rep.Campaigns), spend, rep.SpendUSDMicros)
 	}
-	// The admin view gives camp-1 a budget of 1000 micros: less than a handful of
-	// impressions at 1.5 CPM, so the report shows the overspend.
+	// The admin view gives camp-1 a budget of 1000 micros with 900 already
+	// spent: the run's billed spend on top of that is the overspend.
 	c1 := rep.Campaigns[0]
 	if c1.CID != "camp-1" || c1.TotalBudgetMicros == nil || *c1.TotalBudgetMicros != 1000 || c1.OverspendMicros == nil ||
-		*c1.OverspendMicros != c1.SpendMicros-1000 || rep.OverspendMicros != *c1.OverspendMicros || c1.PacingMode != "even" {
+		*c1.OverspendMicros != 900+c1.SpendMicros-1000 || c1.SpendMicros == 0 || rep.OverspendMicros != *c1.OverspendMicros || c1.PacingMode != "even" {
 		t.Errorf("camp-1 against its admin budget: %+v", c1)
 	}
 	if rep.Campaigns[1].TotalBudgetMicros != nil || rep.Campaigns[1].OverspendMicros != nil {

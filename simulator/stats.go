@@ -16,7 +16,7 @@ type secStat struct {
 	hist                                                       *hdrhistogram.Histogram
 	spend                                                      map[string]int64 // cumulative micros per campaign at the end of the second
 	plan                                                       map[string]int64 // admin pacing_target_micros
-	adminSpent                                                 map[string]int64 // admin spent_micros
+	adminSpent                                                 map[string]int64 // admin spent_today_micros
 }
 
 // campStat accumulates one campaign (bid.cid).

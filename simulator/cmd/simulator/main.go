@@ -46,7 +46,7 @@ func main() {
 		if errors.Is(err, flag.ErrHelp) {
 			return
 		}
-		fmt.Fprintln(os.Stderr, "simulator:", err)
+		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
 }
@@ -178,7 +178,7 @@ func cmdRun(args []string, replay bool) error {
 	var loops int
 	if replay {
 		fs.StringVar(&in, "in", "", "JSONL file written by gen")
-		fs.IntVar(&loops, "loops", 1, "times to replay the file")
+		fs.IntVar(&loops, "loops", 1, "times to replay the file (without -duration the window covers the whole file)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -187,10 +187,13 @@ func cmdRun(args []string, replay bool) error {
 		return err
 	}
 	if replay {
-		rate := 0.0
+		rate, durationSet := 0.0, false
 		fs.Visit(func(fl *flag.Flag) {
-			if fl.Name == "rate" {
+			switch fl.Name {
+			case "rate":
 				rate = f.cfg.Rate
+			case "duration":
+				durationSet = true
 			}
 		})
 		src, err := openReplay(in, rate, f.cfg.Seed, loops)
@@ -198,6 +201,13 @@ func cmdRun(args []string, replay bool) error {
 			return err
 		}
 		f.cfg.Source = src
+		if !durationSet { // long enough for the whole file, loops included
+			span := src.Span()*float64(max(loops, 1)) + 1
+			if rate > 0 {
+				span = 2*float64(src.Len()*max(loops, 1))/rate + 1
+			}
+			f.cfg.Duration = time.Duration(span * float64(time.Second))
+		}
 		if rate == 0 {
 			f.cfg.Rate = max(float64(src.Len())/f.cfg.Duration.Seconds(), 1) // sizes the request cap only
 			f.cfg.MaxRequests = int64(src.Len() * max(loops, 1))
