@@ -92,7 +92,11 @@ func (a *App) start(ctx context.Context) error {
 	if err := s.SetCampaigns(a.store.Current()); err != nil {
 		return err
 	}
-	s.SetScorer(a.chain)
+	if a.onnx != nil {
+		s.SetScorer(a.chain, a.onnx, a.gbdt)
+	} else {
+		s.SetScorer(a.chain, a.gbdt)
+	}
 	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}

@@ -181,6 +181,8 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	if len(bc.slots) == 0 {
 		return r
 	}
+	s.fitSlack(bc, sc, deadline)
+	s.featurize(bc, cat)
 	n := len(bc.slots)
 	bc.pctr = grow(bc.pctr, n)
 	if err := sc.s.Score(deadline, bc.rows, bc.pctr); err != nil {
@@ -227,15 +229,70 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			sl.imp = i
 			bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl)
 		}
-		if len(bc.slots) == first {
-			continue
-		}
-		features.ExtractImp(bc.base[:], &bc.req, imp, bc.now, userLevel)
-		for j := first; j < len(bc.slots); j++ {
-			bc.rows = features.AppendRow(bc.rows, bc.base[:], &cat.ads[bc.slots[j].cand.Creative.Index])
-		}
 	}
 	return why
+}
+
+// fitSlack trims each imp's candidates, weakest highest-possible-bid first,
+// until some scorer in the chain predicts it can score them all before the
+// deadline. When even one per imp does not fit, the scorer says so.
+func (s *Server) fitSlack(bc *bidCtx, sc *scorerBox, deadline time.Time) {
+	if len(sc.lat) == 0 || sc.fits(len(bc.slots), time.Until(deadline)) {
+		return
+	}
+	for k := s.cfg.Pricing.MaxScoredPerImp - 1; k >= 1; k-- {
+		n := 0
+		for lo := 0; lo < len(bc.slots); {
+			hi := impEnd(bc.slots, lo)
+			n += min(hi-lo, k)
+			lo = hi
+		}
+		if k == 1 || sc.fits(n, time.Until(deadline)) {
+			bc.slots = keepTopK(bc.slots, k)
+			s.m.trimmed.add(bc.stripe, 1)
+			return
+		}
+	}
+}
+
+// impEnd is the end of the run of slots of the same imp starting at lo.
+func impEnd(slots []slot, lo int) int {
+	hi := lo + 1
+	for hi < len(slots) && slots[hi].imp == slots[lo].imp {
+		hi++
+	}
+	return hi
+}
+
+// keepTopK keeps the k slots with the highest upper bound of each imp run.
+func keepTopK(slots []slot, k int) []slot {
+	w := 0
+	for lo := 0; lo < len(slots); {
+		hi := impEnd(slots, lo)
+		run := slots[lo:hi]
+		for i := 1; i < len(run); i++ { // insertion sort, descending: runs are short
+			for j := i; j > 0 && run[j].upper > run[j-1].upper; j-- {
+				run[j], run[j-1] = run[j-1], run[j]
+			}
+		}
+		w += copy(slots[w:], run[:min(k, len(run))])
+		lo = hi
+	}
+	clear(slots[w:])
+	return slots[:w]
+}
+
+// featurize writes one feature row per slot: the imp part once per imp.
+func (s *Server) featurize(bc *bidCtx, cat *catalog) {
+	userLevel := features.UserLevelAllowed(&bc.req)
+	for lo := 0; lo < len(bc.slots); {
+		hi := impEnd(bc.slots, lo)
+		features.ExtractImp(bc.base[:], &bc.req, &bc.req.Imps[bc.slots[lo].imp], bc.now, userLevel)
+		for j := lo; j < hi; j++ {
+			bc.rows = features.AppendRow(bc.rows, bc.base[:], &cat.ads[bc.slots[j].cand.Creative.Index])
+		}
+		lo = hi
+	}
 }
 
 // gate checks one candidate against floor, frequency cap and budget, before

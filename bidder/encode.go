@@ -50,7 +50,7 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	b = append(b, `,"price":`...)
 	b = appendMicros(b, c.price)
 	b = append(b, cat.frag[cr.Index]...)
-	if w, h := creativeSize(cr, imp); w > 0 {
+	if w, h := sl.cand.W, sl.cand.H; w > 0 {
 		b = append(b, `,"w":`...)
 		b = strconv.AppendInt(b, w, 10)
 		b = append(b, `,"h":`...)
@@ -71,30 +71,6 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	b = append(b, `","ext":{"pctr":`...)
 	b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
 	return append(b, "}}"...)
-}
-
-// creativeSize picks the size to declare: for a banner, the first of the
-// creative's sizes that the imp accepts; else the creative's first size.
-func creativeSize(cr *campaigns.Creative, imp *ortb.Imp) (int64, int64) {
-	if len(cr.Sizes) == 0 {
-		if imp.HasVideo {
-			return imp.Video.W, imp.Video.H
-		}
-		return 0, 0
-	}
-	if imp.HasBanner {
-		for _, sz := range cr.Sizes {
-			if sz.W == imp.Banner.W && sz.H == imp.Banner.H {
-				return sz.W, sz.H
-			}
-			for _, f := range imp.Banner.Format {
-				if sz.W == f.W && sz.H == f.H {
-					return sz.W, sz.H
-				}
-			}
-		}
-	}
-	return cr.Sizes[0].W, cr.Sizes[0].H
 }
 
 // appendMicros writes micros as a decimal number: 2500000 -> 2.5.

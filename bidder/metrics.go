@@ -110,6 +110,7 @@ type metrics struct {
 	panics         counter
 	latency        histogram
 	scored         counter // rows scored
+	trimmed        counter // requests whose candidates were cut to fit the slack
 	notices        [numNoticeKinds]counter
 	noticeBad      counter // forged, expired, malformed
 	cappedClearing counter // clearing price above the bid
@@ -152,6 +153,7 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 	pc("bidder_too_large_total", "Bid requests answered 413.", m.tooLarge.load())
 	pc("bidder_panics_total", "Handler panics recovered (always a bug).", m.panics.load())
 	pc("bidder_scored_rows_total", "Candidate rows scored by a CTR model.", m.scored.load())
+	pc("bidder_candidates_trimmed_total", "Requests whose candidates were cut so the scorer fits the deadline.", m.trimmed.load())
 	pc("bidder_clearing_capped_total", "Win or billing notices whose clearing price exceeded the bid (charged at the bid).", m.cappedClearing.load())
 	pc("bidder_notices_invalid_total", "Notices refused: forged, expired or malformed.", m.noticeBad.load())
 

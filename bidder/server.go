@@ -25,6 +25,17 @@ import (
 type scorerBox struct {
 	s    ctr.Scorer
 	name string
+	lat  []ctr.LatencyPredictor // the chain's scorers, to trim candidates to the slack
+}
+
+// fits reports whether some scorer predicts rows fit in slack.
+func (b *scorerBox) fits(rows int, slack time.Duration) bool {
+	for _, p := range b.lat {
+		if p.PredictLatency(rows) <= slack {
+			return true
+		}
+	}
+	return len(b.lat) == 0
 }
 
 // Server is one bidder instance's HTTP side.
@@ -107,9 +118,11 @@ func (s *Server) SetCampaigns(snap *campaigns.Snapshot) error {
 	return nil
 }
 
-// SetScorer publishes a new scorer to the bid path.
-func (s *Server) SetScorer(sc ctr.Scorer) {
-	s.scorer.Store(&scorerBox{s: sc, name: sc.Name()})
+// SetScorer publishes a new scorer to the bid path. lat are the latency
+// predictions of the scorers it may use (primary, fallback): when none of
+// them fits the slack, the weakest candidates are not scored.
+func (s *Server) SetScorer(sc ctr.Scorer, lat ...ctr.LatencyPredictor) {
+	s.scorer.Store(&scorerBox{s: sc, name: sc.Name(), lat: lat})
 }
 
 var (

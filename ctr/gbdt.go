@@ -322,6 +322,9 @@ func (g *GBDT) Name() string { return g.name }
 // Trees is the number of trees in the ensemble.
 func (g *GBDT) Trees() int { return g.trees }
 
+// PredictLatency is rows times the current per-row cost estimate.
+func (g *GBDT) PredictLatency(rows int) time.Duration { return time.Duration(rows) * g.RowCost() }
+
 // RowCost is the current estimate of the time to score one row: what Score
 // multiplies by the row count to decide ErrDeadline. Use it to decide how
 // many candidates are worth scoring.
