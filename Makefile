@@ -7,7 +7,7 @@ export ORT_LIB
 CONFIG ?= configs/bidder.yaml
 BENCHTIME ?= 1s
 FUZZTIME ?= 30s
-STATICCHECK_VERSION ?= 2025.1.1
+STATICCHECK_VERSION ?= v0.8.2
 
 .PHONY: run build test test-race bench fuzz lint check models demo onnxruntime clean
 

@@ -81,20 +81,3 @@ func (r *rates) convertMicros(v int64, from string, resp []byte) (int64, bool) {
 	}
 	return int64(math.Floor(float64(v) * f / to)), true
 }
-
-// toCampaign converts response-currency micros back to a campaign's
-// currency, rounding down (a charge never exceeds the clearing price).
-func (r *rates) toCampaign(v int64, resp []byte, to string) (int64, bool) {
-	if to == ortb.B2S(resp) {
-		return v, true
-	}
-	f, ok := r.lookup(resp)
-	if !ok {
-		return 0, false
-	}
-	t, ok := r.rate[to]
-	if !ok {
-		return 0, false
-	}
-	return int64(math.Floor(float64(v) * f / t)), true
-}
