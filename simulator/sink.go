@@ -26,6 +26,7 @@ type SinkConfig struct {
 	Price     float64       // CPM in USD (default 1.0)
 	PCTR      float64       // bid.ext.pctr (default 0.02)
 	Campaigns int           // bids rotate over cid camp-1..N (default 1)
+	Creatives int           // creatives per campaign, crid camp-K-cr-1..M (default 1)
 	Delay     time.Duration // added before every bid answer
 	Seed      uint64
 }
@@ -57,6 +58,9 @@ func StartSink(cfg SinkConfig) (*Sink, error) {
 	}
 	if cfg.Campaigns <= 0 {
 		cfg.Campaigns = 1
+	}
+	if cfg.Creatives <= 0 {
+		cfg.Creatives = 1
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -158,7 +162,7 @@ func (s *Sink) response(req *openrtb2.BidRequest, host string) []byte {
 		b := openrtb2.Bid{ID: "b" + tok, ImpID: imp.ID, Price: s.cfg.Price, NURL: base + "win" + q, BURL: base + "bill" + q,
 			LURL: base + "loss" + q + "&r=${AUCTION_LOSS}", CID: "camp-" + strconv.FormatInt(1+n%int64(s.cfg.Campaigns), 10),
 			ADomain: []string{"advertiser.example.com"}, Ext: json.RawMessage(`{"pctr":` + FormatPrice(s.cfg.PCTR) + `}`)}
-		b.CrID = b.CID + "-cr-1"
+		b.CrID = b.CID + "-cr-" + strconv.FormatInt(1+(n/int64(s.cfg.Campaigns))%int64(s.cfg.Creatives), 10)
 		switch {
 		case imp.Video != nil:
 			b.MType = openrtb2.MarkupVideo

@@ -102,7 +102,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.IntVar(&c.Notices.Workers, "notice-workers", n.Workers, "concurrent notice senders")
 		fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
 		fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
-		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about twice it)")
+		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
 		fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
 		fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
 	}
@@ -276,6 +276,7 @@ func cmdSink(args []string) error {
 	fs.Float64Var(&c.Price, "price", 1, "bid CPM in USD")
 	fs.Float64Var(&c.PCTR, "pctr", 0.02, "bid.ext.pctr")
 	fs.IntVar(&c.Campaigns, "campaigns", 3, "number of campaign ids to rotate")
+	fs.IntVar(&c.Creatives, "creatives", 1, "creatives per campaign")
 	fs.DurationVar(&c.Delay, "delay", 0, "added delay before each bid answer")
 	forD := fs.Duration("for", 10*time.Minute, "stop after this long")
 	if err := fs.Parse(args); err != nil {
