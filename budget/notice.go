@@ -160,6 +160,9 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if err := n.validate(); err != nil {
 		return Result{}, err
 	}
+	if m.closed.Load() {
+		return Result{}, ErrClosed
+	}
 	if n.Kind == KindLoss {
 		return Result{}, m.Release(n)
 	}
