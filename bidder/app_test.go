@@ -189,6 +189,14 @@ func TestEndToEnd(t *testing.T) {
 	if s, _ := spent(t, app, "acme-banner"); s != 1500 {
 		t.Fatalf("after forged notices: spent %d, want 1500", s)
 	}
+	// Over the wire: a body over the limit is 413, malformed JSON a 400.
+	big := append([]byte(`{"id":"x","imp":[{"id":"1"}],"pad":"`), bytes.Repeat([]byte("a"), 300<<10)...)
+	if code, _, _ := post(t, base+"/openrtb2/bid", append(big, `"}`...)); code != 413 {
+		t.Fatalf("300 KiB body: %d, want 413", code)
+	}
+	if code, msg, _ := post(t, base+"/openrtb2/bid", []byte(`{"id":`)); code != 400 || len(msg) == 0 {
+		t.Fatalf("malformed: %d %q", code, msg)
+	}
 	// Metrics are served and name the model in use.
 	code, metrics := get(t, "http://"+app.AdminAddr()+"/metrics")
 	if code != 200 || !bytes.Contains(metrics, []byte(`bidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("bidder_model_info{chain=")) {
