@@ -296,8 +296,7 @@ func (a *App) gauges() []gauge {
 			}},
 		{name: "bidder_events_dropped_total", help: "Notice events dropped because the event writer fell behind.", typ: "counter",
 			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, a.events.dropped.Load()) }},
-		{name: "budget", help: "Budget store figures (see below).", typ: "untyped",
-			value: func(w io.Writer, n string) { a.budget.WritePrometheus(w) }},
+		{value: func(w io.Writer, _ string) { a.budget.WritePrometheus(w) }}, // budget_* metrics
 	}
 }
 

@@ -198,6 +198,10 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 		}
 	}
 	for _, g := range extra {
+		if g.name == "" { // a part that writes its own HELP and TYPE lines
+			g.value(w, "")
+			continue
+		}
 		fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n", g.name, g.help, g.name, g.typ)
 		g.value(w, g.name)
 	}
