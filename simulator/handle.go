@@ -128,20 +128,27 @@ func (r *Runner) auctionImp(og *Outgoing, due time.Time, resp *openrtb2.BidRespo
 			r.stats.recordBid(ev)
 			continue
 		}
-		r.win(og, due, imp, sb, m, FromUSD(res.Clearing, cur), ev, rng)
+		r.win(impAuction{og: og, due: due, imp: imp, rng: rng}, sb.bid, m, FromUSD(res.Clearing, cur), ev)
 	}
 }
 
-func (r *Runner) win(og *Outgoing, due time.Time, imp *openrtb2.Imp, sb seatBid, m Macros, clearing float64,
-	ev bidEvent, rng *rand.Rand) {
-	b := sb.bid
+// impAuction is one imp's auction in flight.
+type impAuction struct {
+	og  *Outgoing
+	due time.Time
+	imp *openrtb2.Imp
+	rng *rand.Rand // per request, so outcomes do not depend on answer order
+}
+
+func (r *Runner) win(a impAuction, b *openrtb2.Bid, m Macros, clearing float64, ev bidEvent) {
+	og, imp, rng := a.og, a.imp, a.rng
 	m.Price, m.Loss = clearing, 0
 	ev.won = true
 	ev.clearing = int64(math.Round(clearing * 1000)) // CPM/1000 per impression, in micros
 	winDelay := r.delay(rng, r.notifier.cfg.Delay)
 	r.notifier.Fire(KindWin, Substitute(b.NURL, m), winDelay, draws(rng))
 	ev.rendered = rng.Float64() < r.cfg.RenderProb
-	ctx := ContextFor(og.Req, imp, og.SimTime, b.CID, b.CrID, b.W, b.H)
+	ctx := ContextFor(og.Req, imp, og.SimTime, b)
 	ev.truth = r.cfg.Truth.CTR(ctx)
 	if ev.rendered {
 		renderDelay := winDelay + r.delay(rng, r.cfg.RenderDelay)

@@ -127,6 +127,11 @@ type Source interface {
 	Next() (og *Outgoing, at float64, ok bool)
 }
 
+var (
+	_ Source = (*genSource)(nil)
+	_ Source = (*ReplaySource)(nil)
+)
+
 // genSource generates traffic from a World on a Poisson schedule.
 type genSource struct {
 	world     *World

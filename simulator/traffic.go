@@ -68,7 +68,7 @@ type TrafficConfig struct {
 	FloorMedianUSD  float64 // median floor CPM in USD
 	FloorSigma      float64 // log-normal sigma of floors
 	MultiImpShare   float64 // share of requests with two imps
-	TMaxMs          int64   // tmax written in requests
+	TMaxMs          int64   // typical tmax; each publisher uses 0.8x to 2x of it
 }
 
 // DefaultTraffic holds the defaults.
@@ -131,6 +131,7 @@ type Publisher struct {
 	Coppa      bool
 	V26        bool
 	FirstPrice bool
+	TMaxMs     int64 // the publisher's tmax: TMaxMs x one of 0.8, 1, 1, 1.2, 1.5, 2
 }
 
 // User has fixed properties drawn once per world.
@@ -170,6 +171,7 @@ func NewWorld(cfg TrafficConfig, seed uint64) *World {
 func newPublisher(r *rand.Rand, cfg TrafficConfig, n int) Publisher {
 	p := Publisher{N: n, App: r.Float64() < cfg.AppShare, V26: r.Float64() < cfg.V26Share,
 		FirstPrice: r.Float64() < cfg.FirstPriceShare, Coppa: r.Float64() < cfg.CoppaShare}
+	p.TMaxMs = int64(float64(cfg.TMaxMs) * [...]float64{0.8, 1, 1, 1.2, 1.5, 2}[r.IntN(6)])
 	for k := 1 + r.IntN(2); k > 0; k-- {
 		c := "IAB" + strconv.Itoa(1+r.IntN(26))
 		if r.IntN(2) == 0 {
@@ -273,7 +275,7 @@ func (w *World) Request(r *rand.Rand, seq uint64, simTime int64, gzipShare float
 	pub := &w.pubs[w.pubZipf.Draw(r)]
 	usr := &w.users[w.usrZipf.Draw(r)]
 	ctry := Countries[usr.Country]
-	req := &openrtb2.BidRequest{ID: fmt.Sprintf("req-%x", seq), TMax: w.cfg.TMaxMs, Cur: []string{"USD"}, AT: 2}
+	req := &openrtb2.BidRequest{ID: fmt.Sprintf("req-%x", seq), TMax: pub.TMaxMs, Cur: []string{"USD"}, AT: 2}
 	if pub.FirstPrice {
 		req.AT = 1
 	}

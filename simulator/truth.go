@@ -28,8 +28,8 @@ type ImpContext struct {
 }
 
 // ContextFor builds the context for one imp of req and the bid shown.
-func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, cid, crid string, bw, bh int64) ImpContext {
-	c := ImpContext{CID: cid, CrID: crid, W: bw, H: bh}
+func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, bid *openrtb2.Bid) ImpContext {
+	c := ImpContext{CID: bid.CID, CrID: bid.CrID, W: bid.W, H: bid.H}
 	var off int64
 	if req.Site != nil && req.Site.Publisher != nil {
 		c.Publisher = req.Site.Publisher.ID

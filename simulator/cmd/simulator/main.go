@@ -122,7 +122,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 	fs.Float64Var(&f.firstPrice, "first-price-share", t.FirstPriceShare, "share of publishers with first-price auctions (at=1)")
 	fs.Float64Var(&f.deals, "deal-share", t.DealShare, "share of publishers with deals")
 	fs.Float64Var(&c.Traffic.FloorMedianUSD, "floor", t.FloorMedianUSD, "median floor CPM in USD (log-normal over publishers)")
-	fs.Int64Var(&c.Traffic.TMaxMs, "req-tmax", t.TMaxMs, "tmax (ms) written into requests")
+	fs.Int64Var(&c.Traffic.TMaxMs, "req-tmax", t.TMaxMs, "typical tmax (ms) written into requests; each publisher uses 0.8, 1, 1.2, 1.5 or 2 times it")
 }
 
 // zeroAsNeg maps an explicit 0 to the "explicitly zero" marker of the config.
