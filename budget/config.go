@@ -105,7 +105,7 @@ type Config struct {
 	// the ledger is kept in memory.
 	Store Store
 
-	LeaseTTL    time.Duration // lease record lifetime, renewed every sync (default 5m)
+	LeaseTTL    time.Duration // lease record lifetime, renewed every sync (default max(5m, 2*HoldTTL+2*SyncPeriod))
 	HoldTTL     time.Duration // a hold's lifetime before it is released (default 2m)
 	NoticeTTL   time.Duration // token expiry and de-duplication window (default 24h)
 	SyncPeriod  time.Duration // lease/spend sync and ledger flush period (default 1s)
@@ -144,9 +144,9 @@ func (c *Config) withDefaults() (Config, error) {
 		}
 	}
 	def(&d.HoldTTL, 2*time.Minute)
-	def(&d.LeaseTTL, 5*time.Minute)
 	def(&d.NoticeTTL, 24*time.Hour)
 	def(&d.SyncPeriod, time.Second)
+	def(&d.LeaseTTL, max(5*time.Minute, 2*d.HoldTTL+2*d.SyncPeriod))
 	def(&d.LeaseAhead, 10*time.Second)
 	def(&d.ReclaimWait, 2*d.SyncPeriod)
 	if d.MinLease == 0 {

@@ -381,3 +381,13 @@ func (m *Manager) releaseHold(h *Account, id HoldID) {
 		h.mu.Unlock()
 	}
 }
+
+func TestLeaseTTLDefaultFollowsHoldTTL(t *testing.T) {
+	m, err := New(Config{InstanceID: "a", Store: NewMemStore(), HoldTTL: 10 * time.Minute}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.cfg.LeaseTTL <= m.cfg.HoldTTL+2*m.cfg.SyncPeriod {
+		t.Fatalf("lease ttl %v", m.cfg.LeaseTTL)
+	}
+}
