@@ -1,0 +1,106 @@
+// Command loadcompare starts the bidder's fasthttp handler and the net/http +
+// encoding/json baseline (package bench) on 127.0.0.1 random ports, over the
+// same generated campaigns, scorer and budget, and drives each with the same
+// bounded closed-loop load: keep-alive connections, each sending the same
+// bid request one after another. It prints req/s, p50, p99 and the ratio.
+//
+//	go run ./bench/cmd/loadcompare -campaigns 1000 -model gbdt200 -conns 4 -n 5000
+//
+// Run it from the repository root (the model path is relative). Client and
+// servers share the machine's cores; the two servers run one after another,
+// in rounds, so drift in a shared machine's load spreads over both.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/openbidder/openbidder/bench"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadcompare:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("loadcompare", flag.ContinueOnError)
+	n := fs.Int("campaigns", 1000, "generated campaigns")
+	model := fs.String("model", "gbdt200", "gbdt200 (the bundled GBDT) or nomodel (a constant pCTR)")
+	manifest := fs.String("gbdt", "configs/models/gbdt.manifest.json", "GBDT manifest")
+	conns := fs.Int("conns", 4, "keep-alive connections (closed loop, one request in flight each)")
+	perConn := fs.Int("n", 5000, "requests per connection")
+	maxTime := fs.Duration("max-time", 15*time.Second, "time bound per server and round")
+	warmup := fs.Int("warmup", 200, "unmeasured requests per connection first")
+	rounds := fs.Int("rounds", 2, "rounds (each runs both servers)")
+	floor := fs.String("floor", "0.5", "imp.bidfloor of the request (50: every candidate below floor, a no-bid)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var sc ctr.Scorer = bench.ConstScorer{P: 0.02}
+	switch *model {
+	case "gbdt200":
+		g, err := ctr.LoadGBDT(*manifest, features.SchemaVersion, features.Width)
+		if err != nil {
+			return err
+		}
+		sc = g
+	case "nomodel":
+	default:
+		return fmt.Errorf("-model %q: want gbdt200 or nomodel", *model)
+	}
+	f, err := bench.NewFixture(bench.Options{Campaigns: *n, Scorer: sc})
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	srv, err := bench.Serve(f)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	body := bench.SiteBanner(*floor)
+	cfg := bench.LoadConfig{Conns: *conns, PerConn: *perConn, MaxTime: *maxTime, Warmup: *warmup, Body: body}
+	fmt.Fprintf(out, "loadcompare: %d campaigns, model %s, %d connections x %d requests (bound %s), %d-byte request, %d rounds\n",
+		*n, *model, *conns, *perConn, *maxTime, len(body), *rounds)
+	fmt.Fprintf(out, "%-6s %-24s %9s %10s %10s %10s %7s\n", "round", "server", "requests", "req/s", "p50", "p99", "bid%")
+	var fast, base []float64
+	for r := 1; r <= *rounds; r++ {
+		for _, s := range []struct{ name, addr string }{{"fasthttp (openbidder)", srv.Fast}, {"net/http+encoding/json", srv.Baseline}} {
+			res, err := bench.Drive(s.addr, cfg)
+			if err != nil {
+				return err
+			}
+			if res.Other > 0 {
+				return fmt.Errorf("%s: %d answers were neither 200 nor 204", s.name, res.Other)
+			}
+			fmt.Fprintf(out, "%-6d %-24s %9d %10.0f %10s %10s %7.2f\n", r, s.name, res.Requests, res.ReqPerSec(),
+				res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), 100*float64(res.OK)/float64(max(res.Requests, 1)))
+			if res.NoBid > 0 && *floor == "0.5" {
+				fmt.Fprintf(out, "       no-bids by reason: %v\n", res.NoBidReasons)
+			}
+			if s.addr == srv.Fast {
+				fast = append(fast, res.ReqPerSec())
+			} else {
+				base = append(base, res.ReqPerSec())
+			}
+		}
+	}
+	fmt.Fprintf(out, "throughput ratio fasthttp/baseline: %.1fx (mean of rounds: %.0f vs %.0f req/s)\n", mean(fast)/mean(base), mean(fast), mean(base))
+	return nil
+}
+
+func mean(v []float64) float64 {
+	s := 0.0
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(max(len(v), 1))
+}
