@@ -347,7 +347,7 @@ func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
 		sem     = make(chan struct{}, syncParallel)
 	)
 	for _, a := range *m.accts.Load() {
-		if !release && !a.active.Load() && !a.leaseHeld && a.spent.Load() == 0 && a.held.Load() == 0 {
+		if !release && m.quiet(a, now) {
 			continue
 		}
 		sem <- struct{}{}
@@ -427,6 +427,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		a.validUntil.Store(lr.expires - int64(m.cfg.HoldTTL) - int64(m.cfg.SyncPeriod))
 	}
 	a.mu.Unlock()
+	a.lastSync = now
 	a.poolFree.Store(lr.poolFree)
 	a.remaining.Store(lr.remaining)
 	a.spentDay.Store(lr.spentDay)
@@ -447,6 +448,19 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	return nil
 }
+
+// quiet tells that a campaign has nothing to sync this round: no lease, no
+// unreported spend, no holds, no new demand. Active quiet campaigns still sync
+// every quietEvery periods to keep the global figures fresh.
+func (m *Manager) quiet(a *Account, now time.Time) bool {
+	if a.lease.Load() != 0 || a.spent.Load() != 0 || a.held.Load() != 0 ||
+		a.reserved.Load()+a.demand.Load() != a.lastRes || a.lastSync.IsZero() {
+		return false
+	}
+	return !a.active.Load() || now.Sub(a.lastSync) < quietEvery*m.cfg.SyncPeriod
+}
+
+const quietEvery = 10
 
 // headroomWanted sizes the lease headroom from the rate of reservations plus
 // refused demand: LeaseAhead of it, clamped to [MinLease, MaxLease]. A campaign
