@@ -61,9 +61,16 @@ check: lint test-race
 models:
 	bash ctr/train/make_gbdt.sh
 
-## demo: start the bidder and drive it with the simulator for 30 seconds
+## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo)
+DEMO_RATE ?= 500
+DEMO_DURATION ?= 30s
 demo: build onnxruntime
-	bash bench/demo.sh
+	@mkdir -p out/demo
+	@./bin/bidder -config $(CONFIG) > out/demo/bidder.log 2>&1 & pid=$$!; \
+	trap 'kill -TERM '$$pid' 2>/dev/null; wait '$$pid'' EXIT; \
+	for i in $$(seq 200); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.1; done; \
+	./bin/simulator run -target http://127.0.0.1:8080 -admin http://127.0.0.1:8081 \
+	  -rate $(DEMO_RATE) -duration $(DEMO_DURATION) -seed 1 -out out/demo
 
 clean:
 	rm -rf bin data out
