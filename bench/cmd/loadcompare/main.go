@@ -12,10 +12,14 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
+	"strconv"
 	"time"
 
 	"github.com/openbidder/openbidder/bench"
@@ -41,8 +45,25 @@ func run(args []string, out io.Writer) error {
 	warmup := fs.Int("warmup", 200, "unmeasured requests per connection first")
 	rounds := fs.Int("rounds", 2, "rounds (each runs both servers)")
 	floor := fs.String("floor", "0.5", "imp.bidfloor of the request (50: every candidate below floor, a no-bid)")
+	pin := fs.Bool("pin", false, "servers pinned to CPU 0, the load generator in a child process pinned to CPU 1 (taskset)")
+	client := fs.String("client", "", "internal: drive host:port and print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	cfg := bench.LoadConfig{Conns: *conns, PerConn: *perConn, MaxTime: *maxTime, Warmup: *warmup, Body: bench.SiteBanner(*floor)}
+	if *client != "" {
+		res, err := bench.Drive(*client, cfg)
+		if err != nil {
+			return err
+		}
+		return json.NewEncoder(out).Encode(res)
+	}
+	if *pin && os.Getenv(roleEnv) == "" {
+		return reexec(out, append([]string{"-c", "0"}, args...))
+	}
+	drive := bench.Drive
+	if *pin {
+		drive = func(addr string, cfg bench.LoadConfig) (bench.LoadResult, error) { return pinnedClient(addr, args) }
 	}
 	var sc ctr.Scorer = bench.ConstScorer{P: 0.02}
 	switch *model {
@@ -66,15 +87,13 @@ func run(args []string, out io.Writer) error {
 		return err
 	}
 	defer srv.Close()
-	body := bench.SiteBanner(*floor)
-	cfg := bench.LoadConfig{Conns: *conns, PerConn: *perConn, MaxTime: *maxTime, Warmup: *warmup, Body: body}
-	fmt.Fprintf(out, "loadcompare: %d campaigns, model %s, %d connections x %d requests (bound %s), %d-byte request, %d rounds\n",
-		*n, *model, *conns, *perConn, *maxTime, len(body), *rounds)
+	fmt.Fprintf(out, "loadcompare: %d campaigns, model %s, %d connections x %d requests (bound %s), %d-byte request, %d rounds, pinned %v\n",
+		*n, *model, *conns, *perConn, *maxTime, len(cfg.Body), *rounds, *pin)
 	fmt.Fprintf(out, "%-6s %-24s %9s %10s %10s %10s %7s\n", "round", "server", "requests", "req/s", "p50", "p99", "bid%")
 	var fast, base []float64
 	for r := 1; r <= *rounds; r++ {
 		for _, s := range []struct{ name, addr string }{{"fasthttp (openbidder)", srv.Fast}, {"net/http+encoding/json", srv.Baseline}} {
-			res, err := bench.Drive(s.addr, cfg)
+			res, err := drive(s.addr, cfg)
 			if err != nil {
 				return err
 			}
@@ -95,6 +114,31 @@ func run(args []string, out io.Writer) error {
 	}
 	fmt.Fprintf(out, "throughput ratio fasthttp/baseline: %.1fx (mean of rounds: %.0f vs %.0f req/s)\n", mean(fast)/mean(base), mean(fast), mean(base))
 	return nil
+}
+
+const roleEnv = "LOADCOMPARE_PINNED"
+
+// reexec runs this program again under taskset with the given arguments.
+func reexec(out io.Writer, args []string) error {
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("taskset", append([]string{args[0], args[1], self}, args[2:]...)...)
+	cmd.Env = append(os.Environ(), roleEnv+"=1")
+	cmd.Stdout, cmd.Stderr = out, os.Stderr
+	return cmd.Run()
+}
+
+// pinnedClient drives addr from a child process pinned to CPU 1.
+func pinnedClient(addr string, args []string) (bench.LoadResult, error) {
+	var buf bytes.Buffer
+	err := reexec(&buf, append([]string{"-c", strconv.Itoa(1)}, append(args, "-client", addr)...))
+	var res bench.LoadResult
+	if err == nil {
+		err = json.Unmarshal(buf.Bytes(), &res)
+	}
+	return res, err
 }
 
 func mean(v []float64) float64 {
