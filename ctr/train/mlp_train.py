@@ -13,17 +13,18 @@ opset 17 (ONNX Runtime 1.24 accepts it).
 The slot layout (width, schema version, categorical bucket counts) is read
 from features/schema.go so the model always matches the running extractor.
 
-Data: --data takes a CSV of W feature columns then a 0/1 label column
-(optionally a last column with the ground-truth probability, used for the
-oracle metrics). Without --data the script draws synthetic rows from the
-schema with a hidden ground-truth logistic model and a fixed seed; the
-manifest says so in training.data.
+Data: --data DIR reads rows.f32 / rows.json written by features/cmd/synthdata
+(features, click label and ground-truth probability per row; the oracle
+metrics come from the latter), trains on the first 75% of rows and evaluates
+on the rest, the same split as ctr/train/gbdt_train.py. Without --data (the
+--tiny test model) the script draws rows from the schema with its own hidden
+logistic model and a fixed seed; the manifest says which in training.data.
+ctr/train/mlp_make.sh runs the whole pipeline.
 
 Writes NAME.onnx, NAME.manifest.json and NAME.parity.json into --out.
 Needs Debian's python3-torch, python3-onnx and python3-numpy.
 """
 import argparse
-import datetime
 import hashlib
 import json
 import math
@@ -148,46 +149,69 @@ class CTRNet(nn.Module):
 
 def auc(y, p):
     order = np.argsort(p, kind="mergesort")
+    _, start, counts = np.unique(p[order], return_index=True, return_counts=True)
     ranks = np.empty(len(p))
-    ranks[order] = np.arange(1, len(p) + 1)
+    ranks[order] = np.repeat(start + (counts + 1) / 2.0, counts)  # ties share their mean rank
     pos = y.sum()
     neg = len(y) - pos
     return float((ranks[y == 1].sum() - pos * (pos + 1) / 2) / (pos * neg))
 
 
 def logloss(y, p):
-    p = np.clip(p, 1e-7, 1 - 1e-7)
+    p = np.clip(p, 1e-15, 1 - 1e-15)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def calibration(y, p, bins=10):
+    order = np.argsort(p, kind="mergesort")
+    return [{"mean_predicted": round(float(p[c].mean()), 6), "observed": round(float(y[c].mean()), 6),
+             "rows": int(len(c))} for c in np.array_split(order, bins)]
+
+
+def load_synthdata(data_dir, version, width):
+    with open(os.path.join(data_dir, "rows.json")) as f:
+        meta = json.load(f)
+    if meta["schema_version"] != version or meta["width"] != width:
+        sys.exit("%s: schema %s width %d, features/schema.go has %s width %d" % (
+            data_dir, meta["schema_version"], meta["width"], version, width))
+    raw = np.fromfile(os.path.join(data_dir, "rows.f32"), dtype="<f4").reshape(-1, width + 2)
+    if raw.shape[0] != meta["rows"]:
+        sys.exit("rows.f32 has %d rows, rows.json says %d" % (raw.shape[0], meta["rows"]))
+    return raw[:, :width].copy(), raw[:, width].copy(), raw[:, width + 1].astype(np.float64)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "configs", "models"))
     ap.add_argument("--name", default="mlp")
-    ap.add_argument("--data", default="")
+    ap.add_argument("--data", default="", help="directory with rows.f32 and rows.json (features/cmd/synthdata)")
+    ap.add_argument("--data-desc", default="", help="how the data was made, for the manifest")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rows", type=int, default=300000)
     ap.add_argument("--tiny", action="store_true", help="small test model for ctr/testdata")
+    ap.add_argument("--cap", type=int, default=1024, help="embedding rows per categorical slot (ids mod cap)")
+    ap.add_argument("--dim", type=int, default=4, help="embedding width")
+    ap.add_argument("--epochs", type=int, default=4)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--batch", type=int, default=8192)
     a = ap.parse_args()
 
     torch.manual_seed(a.seed)
     torch.set_num_threads(1)
     rng = np.random.default_rng(a.seed)
     version, width, slots = read_schema(os.path.join(ROOT, "features", "schema.go"))
-    cap, dim, hidden, epochs = (1024, 4, [64, 32], 1)
+    cap, dim, hidden, epochs = a.cap, a.dim, [64, 32], a.epochs
     if a.tiny:
-        cap, dim, hidden, epochs, a.rows = 16, 2, [8, 4], 1, 4000
+        cap, dim, hidden, epochs, a.rows, a.batch = 16, 2, [8, 4], 3, 4000, 256
 
     if a.data:
-        raw = np.loadtxt(a.data, delimiter=",", dtype=np.float64)
-        x, y = raw[:, :width].astype(np.float32), raw[:, width].astype(np.float32)
-        p_true = raw[:, width + 1] if raw.shape[1] > width + 1 else None
-        data_desc = os.path.relpath(os.path.abspath(a.data), ROOT)
+        x, y, p_true = load_synthdata(a.data, version, width)
+        data_desc = a.data_desc or a.data
+        cut = int(len(y) * 0.75)
     else:
         x, y, p_true = synth(rng, slots, a.rows)
         data_desc = "synthetic: rows drawn from features/schema.go slots, labels from a hidden logistic model (seeded)"
-    n = len(y)
-    cut = int(n * 0.8)
+        cut = int(len(y) * 0.8)
     xtr, ytr, xte, yte = x[:cut], y[:cut], x[cut:], y[cut:]
     mean, std = xtr.mean(0), xtr.std(0) + 1e-3
 
@@ -195,14 +219,14 @@ def main():
     base = float(np.clip(ytr.mean(), 1e-4, 1 - 1e-4))
     with torch.no_grad():
         net.mlp[-1].bias.fill_(math.log(base / (1 - base)))  # start at the base rate
-    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    opt = torch.optim.Adam(net.parameters(), lr=a.lr)
     lossf = nn.BCELoss()
     xt, yt = torch.from_numpy(xtr), torch.from_numpy(ytr).unsqueeze(1)
     g = torch.Generator().manual_seed(a.seed)
     for ep in range(epochs):
         perm = torch.randperm(len(xt), generator=g)
-        for i in range(0, len(xt), 1024):
-            idx = perm[i:i + 1024]
+        for i in range(0, len(xt), a.batch):
+            idx = perm[i:i + a.batch]
             opt.zero_grad()
             loss = lossf(net(xt[idx]), yt[idx])
             loss.backward()
@@ -211,13 +235,16 @@ def main():
     net.fold()
     with torch.no_grad():
         pte = net(torch.from_numpy(xte)).squeeze(1).numpy().astype(np.float64)
-    metrics = {"auc": round(auc(yte, pte), 5), "logloss": round(logloss(yte, pte), 5),
-               "mean_pred": round(float(pte.mean()), 5), "mean_label": round(float(yte.mean()), 5),
-               "holdout_rows": int(len(yte))}
+    yte64 = yte.astype(np.float64)
+    metrics = {"auc": round(auc(yte64, pte), 6), "logloss": round(logloss(yte64, pte), 6)}
     if p_true is not None:
-        metrics["oracle_auc"] = round(auc(yte, p_true[cut:]), 5)
-        metrics["oracle_logloss"] = round(logloss(yte, p_true[cut:]), 5)
-    print(json.dumps(metrics), file=sys.stderr)
+        metrics["oracle_auc"] = round(auc(yte64, p_true[cut:]), 6)
+        metrics["oracle_logloss"] = round(logloss(yte64, p_true[cut:]), 6)
+        metrics["mean_true_ctr"] = round(float(p_true[cut:].mean()), 6)
+    metrics.update({"mean_predicted_ctr": round(float(pte.mean()), 6), "observed_ctr": round(float(yte.mean()), 6),
+                    "heldout_rows": int(len(yte)), "heldout_clicks": int(yte.sum()),
+                    "calibration_deciles": calibration(yte64, pte)})
+    print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_deciles"}), file=sys.stderr)
 
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, a.name + ".onnx")
@@ -242,12 +269,12 @@ def main():
         "name": a.name, "kind": "onnx", "file": a.name + ".onnx", "sha256": sha,
         "schema_version": version, "width": width, "parity": a.name + ".parity.json",
         "parity_tolerance": 1e-5,
-        "training": {"script": "ctr/train/mlp_train.py" + (" --tiny" if a.tiny else ""), "data": data_desc,
-                     "seed": a.seed, "rows": int(cut),
-                     "created": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "training": {"script": ("ctr/train/mlp_train.py --tiny" if a.tiny else
+                                "ctr/train/mlp_make.sh (ctr/train/mlp_train.py, torch %s)" % torch.__version__),
+                     "data": data_desc, "seed": a.seed, "rows": int(cut)},
         "metrics": metrics,
         "extra": {"input": "features", "output": "pctr", "opset": 17, "embedding_cap": cap,
-                  "embedding_dim": dim, "hidden": hidden, "torch": torch.__version__},
+                  "embedding_dim": dim, "hidden": hidden, "epochs": epochs, "lr": a.lr, "batch": a.batch, "torch": torch.__version__},
     }
     with open(os.path.join(a.out, a.name + ".manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
