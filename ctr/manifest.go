@@ -21,10 +21,12 @@ type Manifest struct {
 	Parity        string `json:"parity"`         // parity sample file, relative to the manifest
 	// ParityTolerance is the largest absolute difference allowed between the
 	// training framework's predictions and the Go serving path's.
-	ParityTolerance float64         `json:"parity_tolerance"`
-	Training        TrainingInfo    `json:"training"`
-	Metrics         map[string]any  `json:"metrics"` // auc, logloss, oracle_auc, oracle_logloss, ...
-	Extra           json.RawMessage `json:"extra,omitempty"`
+	ParityTolerance float64        `json:"parity_tolerance"`
+	Training        TrainingInfo   `json:"training"`
+	Metrics         map[string]any `json:"metrics"` // auc, logloss, oracle_auc, oracle_logloss, ...
+	// FeatureStats is the training distribution per slot, for drift metrics.
+	FeatureStats *FeatureStats   `json:"feature_stats,omitempty"`
+	Extra        json.RawMessage `json:"extra,omitempty"`
 
 	dir string
 }
