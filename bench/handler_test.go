@@ -98,6 +98,7 @@ func reportScored(b *testing.B, f *Fixture, requests int) {
 // under RunParallel (one RequestCtx per goroutine), and a no-bid (the floor
 // above every max bid: parse, targeting and gating only).
 func BenchmarkHandler(b *testing.B) {
+	defer closeFixtures()
 	for _, sz := range sizes {
 		b.Run(sz.name, func(b *testing.B) {
 			for _, model := range models {
@@ -140,6 +141,7 @@ func benchFast(b *testing.B, f *Fixture, body []byte, wantBid, parallel bool) {
 // encoding/json baseline (baseline.go), in process through
 // httptest.NewRecorder, with the same campaigns, scorer and budget.
 func BenchmarkBaseline(b *testing.B) {
+	defer closeFixtures()
 	for _, sz := range sizes {
 		b.Run(sz.base, func(b *testing.B) {
 			for _, model := range models {

@@ -28,10 +28,19 @@ var (
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	for _, f := range fixtures {
-		f.Close()
-	}
+	closeFixtures()
 	os.Exit(code)
+}
+
+// closeFixtures stops every fixture's budget manager, whose background
+// loops would otherwise allocate during later benchmarks.
+func closeFixtures() {
+	fixMu.Lock()
+	defer fixMu.Unlock()
+	for k, f := range fixtures {
+		f.Close()
+		delete(fixtures, k)
+	}
 }
 
 // loadGBDT is the bundled 200-tree depth-6 model, loaded once.
