@@ -88,6 +88,16 @@ func (a *App) start(ctx context.Context) error {
 	s := newServer(cfg, log, bindBudget(a.budget), sink, budgetSigner{key: key, instance: cfg.InstanceID})
 	s.ready = a.budget.Ready
 	s.extra = a.gauges
+	s.mon.setDrift(a.modelManifest(), features.Width, log)
+	if cfg.Model.Shadow != "" {
+		sh, err := loadShadow(cfg.Model)
+		if err != nil {
+			return fmt.Errorf("model.shadow: %w", err)
+		}
+		s.mon.shadow.Store(sh)
+		go sh.run(ctx.Done())
+		log.Info("shadow model loaded", "manifest", cfg.Model.Shadow)
+	}
 	a.Server = s
 	if err := s.SetCampaigns(a.store.Current()); err != nil {
 		return err
@@ -169,6 +179,38 @@ func (a *App) onnxProvider() string {
 	return "unknown"
 }
 
+// modelManifest is the manifest of the model in front of the chain.
+func (a *App) modelManifest() *ctr.Manifest {
+	for _, h := range []*ctr.Holder{a.onnx, a.gbdt} {
+		if h == nil {
+			continue
+		}
+		if m, ok := h.Current().(interface{ Manifest() *ctr.Manifest }); ok && m.Manifest() != nil {
+			return m.Manifest()
+		}
+	}
+	return nil
+}
+
+// loadShadow loads the shadow model named by the config.
+func loadShadow(mc ModelConfig) (*shadow, error) {
+	m, err := ctr.LoadManifest(mc.Shadow)
+	if err != nil {
+		return nil, err
+	}
+	var sc ctr.Scorer
+	if m.Kind == "onnx" {
+		sc, err = ctr.LoadONNX(mc.Shadow, ctr.ONNXOptions{LibraryPath: mc.ONNXLibrary, Provider: ctr.ProviderCPU,
+			SchemaVersion: features.SchemaVersion, Width: features.Width, MaxBatch: shadowMaxRows})
+	} else {
+		sc, err = ctr.LoadGBDT(mc.Shadow, features.SchemaVersion, features.Width)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return newShadow(sc, m.Name), nil
+}
+
 func (a *App) startBudget(ctx context.Context) error {
 	b := a.cfg.Budget
 	bc := budget.Config{
@@ -233,11 +275,16 @@ func (a *App) watch(ctx context.Context) {
 	t := time.NewTicker(a.cfg.WatchEvery)
 	defer t.Stop()
 	var refused *campaigns.Snapshot
+	manifest := a.modelManifest()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if m := a.modelManifest(); m != manifest { // a model reload: drift against its training data
+			manifest = m
+			a.Server.mon.setDrift(m, features.Width, a.log)
 		}
 		if snap := a.store.Current(); snap != refused {
 			if err := a.publishCampaigns(); err != nil {
@@ -280,7 +327,7 @@ func (a *App) writeBudget(w http.ResponseWriter) {
 // gauges adds the model's and the budget's figures to /metrics.
 func (a *App) gauges() []gauge {
 	cs := a.chain.Stats()
-	return []gauge{
+	return a.Server.mon.gauges([]gauge{
 		{name: "bidder_model_info", help: "The scorer chain in use (primary>fallback) and the ONNX execution provider.", typ: "gauge",
 			value: func(w io.Writer, n string) {
 				fmt.Fprintf(w, "%s{chain=%q,provider=%q} 1\n", n, labelValue(a.chain.Name()), a.onnxProvider())
@@ -297,7 +344,7 @@ func (a *App) gauges() []gauge {
 		{name: "bidder_events_dropped_total", help: "Notice events dropped because the event writer fell behind.", typ: "counter",
 			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, a.events.dropped.Load()) }},
 		{value: func(w io.Writer, _ string) { a.budget.WritePrometheus(w) }}, // budget_* metrics
-	}
+	})
 }
 
 // Close shuts down in the order that loses no spend: stop taking bids and

@@ -79,6 +79,9 @@ type ModelConfig struct {
 	Provider    string        `yaml:"provider"`     // auto|cuda|cpu|off (default auto)
 	MaxBatch    int           `yaml:"max_batch"`    // default 64
 	MaxWait     time.Duration `yaml:"max_wait"`     // default 250us
+	// Shadow names a second model's manifest (gbdt or onnx) scored off the
+	// bid path on sampled requests, for comparison in /metrics.
+	Shadow string `yaml:"shadow"`
 }
 
 // NoticeConfig controls notice URLs and what they charge.

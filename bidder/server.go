@@ -43,6 +43,7 @@ type Server struct {
 	cfg   *Config
 	log   *slog.Logger
 	m     *metrics
+	mon   monitor
 	rates *rates
 
 	catalog atomic.Pointer[catalog]

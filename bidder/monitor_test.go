@@ -1,0 +1,73 @@
+package bidder
+
+import (
+	"bytes"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/ctr"
+)
+
+func TestMonitorHistogramDriftAndShadow(t *testing.T) {
+	const width = 40
+	train := make([]float32, 1000*width)
+	for i := range train {
+		train[i] = float32(i % 7)
+	}
+	fs, err := ctr.ComputeFeatureStats(train, width, 5, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mo monitor
+	d, _ := ctr.NewDrift(fs, width)
+	mo.drift.Store(d)
+	sh := newShadow(&fixedScorer{p: 0.05}, "shadow-test")
+	mo.shadow.Store(sh)
+	done := make(chan struct{})
+	defer close(done)
+	go sh.run(done)
+
+	bc := &bidCtx{rows: make([]float32, 2*width), pctr: []float32{0.02, 0.3}}
+	for i := 0; i < 2*monitorSampleEvery; i++ {
+		mo.observe(bc)
+	}
+	if d.Rows() != 4 { // sampled twice, two rows each
+		t.Fatalf("drift rows %d, want 4", d.Rows())
+	}
+	waitFor(t, 5*time.Second, func() bool { return sh.scored.Load() == 4 })
+	// |0.05-0.02| + |0.05-0.3| = 0.28 per sample, two samples.
+	if got := float64(sh.absDiff.Load()) / 1e6; got < 0.559 || got > 0.561 {
+		t.Fatalf("shadow abs diff %v, want 0.56", got)
+	}
+	var buf bytes.Buffer
+	m := newMetrics()
+	m.writePrometheus(&buf, mo.gauges(nil))
+	out := buf.String()
+	for _, want := range []string{
+		`bidder_predicted_ctr_bucket{le="0.02"} 128`, // every 0.02 prediction
+		`bidder_predicted_ctr_count 256`,
+		`bidder_feature_psi{slot="",group=""}`,
+		`bidder_shadow_rows_total{shadow="shadow-test"} 4`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("metrics lack %q:\n%s", want, out)
+		}
+	}
+}
+
+// The shadow model runs beside the real server and shows in /metrics.
+func TestShadowModelEndToEnd(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Model.Shadow = "../configs/models/gbdt.manifest.json" })
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	for i := 0; i < 2*monitorSampleEvery; i++ {
+		if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+			t.Fatalf("bid %d: %d %s", i, code, why)
+		}
+	}
+	waitFor(t, 10*time.Second, func() bool {
+		_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
+		return bytes.Contains(m, []byte("bidder_shadow_rows_total{shadow=")) && !bytes.Contains(m, []byte("bidder_shadow_rows_total{shadow=\"gbdt-synthetic-v1\"} 0\n"))
+	})
+}
