@@ -32,27 +32,26 @@ type choice struct {
 // bidCtx is all per-request state; it is pooled and never outlives the
 // handler call (STYLE 5, 6).
 type bidCtx struct {
-	stripe  int
-	parser  ortb.Parser
-	gz      ortb.Gunzipper
-	req     ortb.Request
-	body    []byte
-	sc      campaigns.Scratch
-	cands   []campaigns.Candidate
-	slots   []slot
-	base    [features.Width]float32
-	rows    []float32
-	pctr    []float32
-	best    []choice
-	out     []byte
-	token   bidToken
-	tok     []byte // notice token of the bid being encoded
-	click   []byte // its click URL
-	pixel   []byte // its impression pixel URL
-	resp    []byte // response currency code (points into config or the request)
-	user    uint64 // frequency-cap key; 0 unknown
-	sampled uint32 // scored requests seen by this context, for monitor sampling
-	now     time.Time
+	stripe int
+	parser ortb.Parser
+	gz     ortb.Gunzipper
+	req    ortb.Request
+	body   []byte
+	sc     campaigns.Scratch
+	cands  []campaigns.Candidate
+	slots  []slot
+	base   [features.Width]float32
+	rows   []float32
+	pctr   []float32
+	best   []choice
+	out    []byte
+	token  bidToken
+	tok    []byte // notice token of the bid being encoded
+	click  []byte // its click URL
+	pixel  []byte // its impression pixel URL
+	resp   []byte // response currency code (points into config or the request)
+	user   uint64 // frequency-cap key; 0 unknown
+	now    time.Time
 }
 
 func (bc *bidCtx) reset() {

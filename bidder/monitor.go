@@ -11,9 +11,15 @@ import (
 	"github.com/openbidder/openbidder/ctr"
 )
 
-// monitorSampleEvery: one request in this many (per pooled context) feeds
-// the drift counters and the shadow model.
+// monitorSampleEvery: about one request in this many feeds the drift
+// counters and the shadow model.
 const monitorSampleEvery = 64
+
+// sampled picks requests by a hash of their arrival time in nanoseconds: no
+// shared state on the bid path, and unrelated to what the request holds.
+func sampled(arrival time.Time) bool {
+	return (uint64(arrival.UnixNano())*0x9E3779B97F4A7C15)>>58 == 0 // top 6 bits: 1/64
+}
 
 // pctrBounds are the predicted-CTR histogram's upper bounds.
 var pctrBounds = [...]float32{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}
@@ -39,8 +45,7 @@ func (mo *monitor) observe(bc *bidCtx) {
 		sum += uint64(p * 1e6)
 	}
 	mo.pSumE6.add(bc.stripe, sum)
-	bc.sampled++
-	if bc.sampled%monitorSampleEvery != 0 {
+	if !sampled(bc.now) {
 		return
 	}
 	if d := mo.drift.Load(); d != nil {

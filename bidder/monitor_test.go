@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -30,8 +31,14 @@ func TestMonitorHistogramDriftAndShadow(t *testing.T) {
 	go sh.run(done)
 
 	bc := &bidCtx{rows: make([]float32, 2*width), pctr: []float32{0.02, 0.3}}
-	for i := 0; i < 2*monitorSampleEvery; i++ {
+	var calls, samples int
+	for ns := int64(0); samples < 2; ns++ {
+		bc.now = time.Unix(0, ns)
+		if sampled(bc.now) {
+			samples++
+		}
 		mo.observe(bc)
+		calls++
 	}
 	if d.Rows() != 4 { // sampled twice, two rows each
 		t.Fatalf("drift rows %d, want 4", d.Rows())
@@ -46,8 +53,8 @@ func TestMonitorHistogramDriftAndShadow(t *testing.T) {
 	m.writePrometheus(&buf, mo.gauges(nil))
 	out := buf.String()
 	for _, want := range []string{
-		`bidder_predicted_ctr_bucket{le="0.02"} 128`, // every 0.02 prediction
-		`bidder_predicted_ctr_count 256`,
+		fmt.Sprintf(`bidder_predicted_ctr_bucket{le="0.02"} %d`, calls), // every 0.02 prediction
+		fmt.Sprintf(`bidder_predicted_ctr_count %d`, 2*calls),
 		`bidder_feature_psi{slot="",group=""}`,
 		`bidder_shadow_rows_total{shadow="shadow-test"} 4`,
 	} {
@@ -61,13 +68,17 @@ func TestMonitorHistogramDriftAndShadow(t *testing.T) {
 func TestShadowModelEndToEnd(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.Model.Shadow = "../configs/models/gbdt.manifest.json" })
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	for i := 0; i < 2*monitorSampleEvery; i++ {
-		if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
-			t.Fatalf("bid %d: %d %s", i, code, why)
-		}
-	}
-	waitFor(t, 10*time.Second, func() bool {
+	shadowed := func() bool {
 		_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
 		return bytes.Contains(m, []byte("bidder_shadow_rows_total{shadow=")) && !bytes.Contains(m, []byte("bidder_shadow_rows_total{shadow=\"gbdt-synthetic-v1\"} 0\n"))
-	})
+	}
+	// About one request in 64 is sampled: send until one was, within bounds.
+	for i := 0; i < 4000 && !shadowed(); i++ {
+		for j := 0; j < 16; j++ {
+			if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+				t.Fatalf("bid %d: %d %s", i, code, why)
+			}
+		}
+	}
+	waitFor(t, 10*time.Second, shadowed)
 }
