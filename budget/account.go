@@ -71,13 +71,14 @@ type Account struct {
 	lateN, lateMicros, cappedN, dupN, grants, denials, lostLeases atomic.Uint64
 
 	// Owned by the sync goroutine.
-	resRate    float64 // EWMA of reservations plus refused demand, micros/s
-	lastRes    int64
-	lastResT   time.Time
-	lastActive time.Time // last sync that saw reservations or refused demand
-	leaseHeld  bool
-	lastSync   time.Time
-	pace       pacer
+	resRate     float64 // EWMA of reservations plus refused demand, micros/s
+	lastRes     int64
+	lastResT    time.Time
+	lastActive  time.Time // last sync that saw reservations or refused demand
+	leaseHeld   bool
+	lastSync    time.Time
+	reportedCum int64 // spend this process has moved into the global record
+	pace        pacer
 }
 
 // ID returns the campaign id.

@@ -48,7 +48,7 @@ func checkFor(t *testing.T, total, every time.Duration, f func() error) {
 
 func startServer(t *testing.T, dir string, port int) *server.Server {
 	t.Helper()
-	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: dir, Port: port})
+	srv, err := StartEmbedded(EmbeddedOptions{StoreDir: dir, Port: port, ReadyTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,31 +69,23 @@ func freePort(t *testing.T) int {
 // meta leader.
 func startCluster(t *testing.T, n int) []*server.Server {
 	t.Helper()
-	ports := make([]int, n)
-	for i := range ports {
-		ports[i] = freePort(t)
-	}
-	var routes []string
-	for _, p := range ports {
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
-	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		s, err := StartEmbedded(EmbeddedOptions{
-			ServerName: fmt.Sprintf("n%d", i), StoreDir: t.TempDir(), Port: -1,
-			ClusterName: "budget-test", ClusterPort: ports[i], Routes: routes,
-		})
-		if err != nil {
-			t.Fatal(err)
+	var srvs []*server.Server
+	var err error
+	for attempt := 0; attempt < 3; attempt++ { // a picked port can be taken before the server binds it
+		if srvs, err = tryCluster(t, n); err == nil {
+			break
 		}
-		srvs[i] = s
+		t.Logf("cluster start attempt %d: %v", attempt+1, err)
+	}
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for _, s := range srvs {
 			s.Shutdown()
 		}
 	})
-	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for _, s := range srvs {
 			if s.Running() && s.JetStreamIsLeader() {
 				return nil
@@ -102,6 +94,32 @@ func startCluster(t *testing.T, n int) []*server.Server {
 		return fmt.Errorf("no meta leader")
 	})
 	return srvs
+}
+
+func tryCluster(t *testing.T, n int) ([]*server.Server, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	var routes []string
+	for _, p := range ports {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+	}
+	var srvs []*server.Server
+	for i := range n {
+		s, err := StartEmbedded(EmbeddedOptions{
+			ServerName: fmt.Sprintf("n%d", i), StoreDir: t.TempDir(), Port: -1,
+			ClusterName: "budget-test", ClusterPort: ports[i], Routes: routes, ReadyTimeout: 30 * time.Second,
+		})
+		if err != nil {
+			for _, s := range srvs {
+				s.Shutdown()
+			}
+			return nil, err
+		}
+		srvs = append(srvs, s)
+	}
+	return srvs, nil
 }
 
 // readLedger returns every message of the ledger stream.

@@ -403,7 +403,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 
 	q := leaseReq{
 		instance: m.cfg.InstanceID, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
-		report: report, want: want, ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait,
+		boot: m.boot, reported: a.reportedCum + report, want: want, ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait,
 		release: release, heldLocally: a.leaseHeld,
 	}
 	var lr leaseRes
@@ -428,6 +428,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	a.mu.Unlock()
 	a.lastSync = now
+	a.reportedCum += report
 	a.poolFree.Store(lr.poolFree)
 	a.remaining.Store(lr.remaining)
 	a.spentDay.Store(lr.spentDay)

@@ -25,10 +25,21 @@ type Record struct {
 
 // Lease is one instance's outstanding share of the pool: it covers the
 // instance's unreported spend, its open holds and its headroom.
+//
+// Boot and Reported make reporting idempotent: Reported is the cumulative
+// spend the instance's current process (Boot) has moved into the record, so a
+// step retried after a lost reply adds only what is new. A reclaimed lease
+// stays as a tombstone (Amount 0, Reclaimed) for tombstoneTTL to keep that mark.
 type Lease struct {
-	Amount  int64 `json:"amount"`
-	Expires int64 `json:"expires"` // unix nanoseconds
+	Amount    int64  `json:"amount"`
+	Expires   int64  `json:"expires"` // unix nanoseconds
+	Boot      string `json:"boot,omitempty"`
+	Reported  int64  `json:"reported,omitempty"`
+	Reclaimed bool   `json:"reclaimed,omitempty"`
 }
+
+// tombstoneTTL is how long a reclaimed lease's reporting mark is kept.
+const tombstoneTTL = 24 * time.Hour
 
 // Store keeps Records under compare-and-set: the budget store boundary.
 type Store interface {
@@ -185,7 +196,8 @@ type leaseReq struct {
 	now          time.Time
 	day          string
 	total, daily int64 // 0 means no limit
-	report       int64 // spend confirmed in the ledger since the last report
+	boot         string
+	reported     int64 // cumulative spend this process reports, including this step's new part
 	want         int64 // outstanding lease wanted after the report
 	ttl, reclaim time.Duration
 	release      bool // give everything back (graceful close)
@@ -218,16 +230,29 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	now := q.now.UnixNano()
 	for inst, l := range rec.Leases {
-		if inst != q.instance && l.Expires+int64(q.reclaim) < now {
+		switch {
+		case inst == q.instance:
+		case l.Reclaimed && l.Expires+int64(tombstoneTTL) < now:
 			delete(rec.Leases, inst)
+		case !l.Reclaimed && l.Expires+int64(q.reclaim) < now:
+			rec.Leases[inst] = Lease{Expires: l.Expires, Boot: l.Boot, Reported: l.Reported, Reclaimed: true}
 			res.reclaimed++
 		}
 	}
 	own, had := rec.Leases[q.instance]
-	res.lost = q.heldLocally && !had
-	rec.SpentTotal += q.report
-	rec.SpentDay += q.report
-	own.Amount = max(own.Amount-q.report, 0)
+	res.lost = q.heldLocally && (!had || own.Reclaimed)
+	var base int64
+	if had && own.Boot == q.boot {
+		base = own.Reported
+	}
+	if own.Reclaimed {
+		own.Amount, own.Reclaimed = 0, false
+	}
+	delta := max(q.reported-base, 0)
+	rec.SpentTotal += delta
+	rec.SpentDay += delta
+	own.Amount = max(own.Amount-delta, 0)
+	own.Boot, own.Reported = q.boot, q.reported
 	remaining := int64(unlimited)
 	if q.total > 0 {
 		remaining = min(remaining, q.total-rec.SpentTotal)
@@ -246,7 +271,8 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	if amount == 0 && q.release {
 		delete(rec.Leases, q.instance)
 	} else {
-		rec.Leases[q.instance] = Lease{Amount: amount, Expires: now + int64(q.ttl)}
+		own.Amount, own.Expires = amount, now+int64(q.ttl)
+		rec.Leases[q.instance] = own
 	}
 	res.amount, res.expires = amount, now+int64(q.ttl)
 	res.poolFree = avail - amount
