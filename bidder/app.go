@@ -341,6 +341,20 @@ func (a *App) gauges() []gauge {
 				fmt.Fprintf(w, "%s{reason=\"slack\"} %d\n%s{reason=\"deadline\"} %d\n%s{reason=\"queue_full\"} %d\n%s{reason=\"unavailable\"} %d\n%s{reason=\"error\"} %d\n%s{reason=\"no_score\"} %d\n",
 					n, cs.FallSlack, n, cs.FallDeadline, n, cs.FallQueueFull, n, cs.FallUnavailable, n, cs.FallError, n, cs.NoScore)
 			}},
+		{name: "bidder_model_reloads_total", help: "Model loads, by model slot and outcome (ok or refused).", typ: "counter",
+			value: func(w io.Writer, n string) {
+				for _, h := range []struct {
+					slot string
+					h    *ctr.Holder
+				}{{"onnx", a.onnx}, {"gbdt", a.gbdt}} {
+					if h.h == nil {
+						continue
+					}
+					st := h.h.Stats()
+					fmt.Fprintf(w, "%s{slot=%q,model=%q,outcome=\"ok\"} %d\n%s{slot=%q,model=%q,outcome=\"refused\"} %d\n",
+						n, h.slot, labelValue(st.Model), st.Reloads, n, h.slot, labelValue(st.Model), st.Refused)
+				}
+			}},
 		{name: "bidder_events_dropped_total", help: "Notice events dropped because the event writer fell behind.", typ: "counter",
 			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, a.events.dropped.Load()) }},
 		{value: func(w io.Writer, _ string) { a.budget.WritePrometheus(w) }}, // budget_* metrics

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -262,4 +263,42 @@ func between(s, a, b string) string {
 		return s[:j]
 	}
 	return s
+}
+
+// A model file change is picked up while serving; a broken model is refused
+// and the old one keeps answering.
+func TestHotReloadModel(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"gbdt.txt", "gbdt.manifest.json", "gbdt.parity.json"} {
+		b, err := os.ReadFile(filepath.Join("../configs/models", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := startApp(t, func(c *Config) {
+		c.Model.GBDT = filepath.Join(dir, "gbdt.manifest.json")
+		c.Model.ONNX = ""
+	})
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	url := "http://" + app.Addr() + "/openrtb2/bid"
+	metric := func(want string) bool {
+		_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
+		return regexp.MustCompile(want).Match(m)
+	}
+	good, _ := os.ReadFile(filepath.Join(dir, "gbdt.txt"))
+	// Broken: the checksum no longer matches; refused, the old model serves.
+	os.WriteFile(filepath.Join(dir, "gbdt.txt"), append([]byte("garbage\n"), good...), 0o644)
+	waitFor(t, 10*time.Second, func() bool { return metric(`slot="gbdt",model="[^"]+",outcome="refused"} 1`) })
+	if code, _, why := post(t, url, body); code != 200 {
+		t.Fatalf("after a refused model: %d %s", code, why)
+	}
+	// Restored: loaded again.
+	os.WriteFile(filepath.Join(dir, "gbdt.txt"), good, 0o644)
+	waitFor(t, 10*time.Second, func() bool { return metric(`slot="gbdt",model="[^"]+",outcome="ok"} 2`) })
+	if code, _, why := post(t, url, body); code != 200 {
+		t.Fatalf("after the reload: %d %s", code, why)
+	}
 }
