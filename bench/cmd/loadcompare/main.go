@@ -46,6 +46,7 @@ func run(args []string, out io.Writer) error {
 	rounds := fs.Int("rounds", 2, "rounds (each runs both servers)")
 	floor := fs.String("floor", "0.5", "imp.bidfloor of the request (50: every candidate below floor, a no-bid)")
 	pin := fs.Bool("pin", false, "servers pinned to CPU 0, the load generator in a child process pinned to CPU 1 (taskset)")
+	floors := fs.Bool("floors", false, "also drive two trivial servers answering 204 (fasthttp and net/http): the HTTP floor")
 	client := fs.String("client", "", "internal: drive host:port and print the result as JSON")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -90,9 +91,18 @@ func run(args []string, out io.Writer) error {
 	fmt.Fprintf(out, "loadcompare: %d campaigns, model %s, %d connections x %d requests (bound %s), %d-byte request, %d rounds, pinned %v\n",
 		*n, *model, *conns, *perConn, *maxTime, len(cfg.Body), *rounds, *pin)
 	fmt.Fprintf(out, "%-6s %-24s %9s %10s %10s %10s %7s\n", "round", "server", "requests", "req/s", "p50", "p99", "bid%")
+	targets := []struct{ name, addr string }{{"fasthttp (openbidder)", srv.Fast}, {"net/http+encoding/json", srv.Baseline}}
+	if *floors {
+		fl, err := startFloors()
+		if err != nil {
+			return err
+		}
+		defer fl.close()
+		targets = append(targets, struct{ name, addr string }{"fasthttp 204 floor", fl.fast}, struct{ name, addr string }{"net/http 204 floor", fl.std})
+	}
 	var fast, base []float64
 	for r := 1; r <= *rounds; r++ {
-		for _, s := range []struct{ name, addr string }{{"fasthttp (openbidder)", srv.Fast}, {"net/http+encoding/json", srv.Baseline}} {
+		for _, s := range targets {
 			res, err := drive(s.addr, cfg)
 			if err != nil {
 				return err
@@ -102,12 +112,13 @@ func run(args []string, out io.Writer) error {
 			}
 			fmt.Fprintf(out, "%-6d %-24s %9d %10.0f %10s %10s %7.2f\n", r, s.name, res.Requests, res.ReqPerSec(),
 				res.P50.Round(time.Microsecond), res.P99.Round(time.Microsecond), 100*float64(res.OK)/float64(max(res.Requests, 1)))
-			if res.NoBid > 0 && *floor == "0.5" {
+			if res.NoBid > 0 && *floor == "0.5" && s.addr != "" && (s.addr == srv.Fast || s.addr == srv.Baseline) {
 				fmt.Fprintf(out, "       no-bids by reason: %v\n", res.NoBidReasons)
 			}
-			if s.addr == srv.Fast {
+			switch s.addr {
+			case srv.Fast:
 				fast = append(fast, res.ReqPerSec())
-			} else {
+			case srv.Baseline:
 				base = append(base, res.ReqPerSec())
 			}
 		}
