@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -301,4 +303,81 @@ func TestHotReloadModel(t *testing.T) {
 	if code, _, why := post(t, url, body); code != 200 {
 		t.Fatalf("after the reload: %d %s", code, why)
 	}
+}
+
+// Reloads of campaigns and models under concurrent traffic drop no request:
+// every one is answered 200 or 204.
+func TestReloadUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	os.MkdirAll(camps, 0o755)
+	src, _ := os.ReadFile("testdata/campaigns/acme.yaml")
+	os.WriteFile(filepath.Join(camps, "acme.yaml"), src, 0o644)
+	models := filepath.Join(dir, "models")
+	os.MkdirAll(models, 0o755)
+	for _, f := range []string{"gbdt.txt", "gbdt.manifest.json", "gbdt.parity.json"} {
+		b, _ := os.ReadFile(filepath.Join("../configs/models", f))
+		os.WriteFile(filepath.Join(models, f), b, 0o644)
+	}
+	app := startApp(t, func(c *Config) {
+		c.CampaignsDir = camps
+		c.Model.GBDT = filepath.Join(models, "gbdt.manifest.json")
+		c.WatchEvery = 20 * time.Millisecond
+	})
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	url := "http://" + app.Addr() + "/openrtb2/bid"
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	codes, reasons, prices := map[int]int{}, map[string]int{}, map[string]int{}
+	for w := 0; w < 4; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; n < 5000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				code, resp, why := post(t, url, body)
+				mu.Lock()
+				codes[code]++
+				for _, p := range []string{`"price":2,`, `"price":3,`} {
+					if bytes.Contains(resp, []byte(p)) {
+						prices[p]++
+					}
+				}
+				if code != 200 {
+					reasons[why]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	manifest := filepath.Join(models, "gbdt.manifest.json")
+	for i := 0; i < 10; i++ {
+		// A campaign edit (the bid changes) and a model touch (same files, new mtime).
+		cpm := fmt.Sprintf(`cpm: "%d.00"`, 2+i%2)
+		os.WriteFile(filepath.Join(camps, "acme.yaml"), bytes.Replace(src, []byte(`cpm: "2.00"`), []byte(cpm), 1), 0o644)
+		now := time.Now().Add(time.Duration(i) * time.Second)
+		os.Chtimes(manifest, now, now)
+		time.Sleep(60 * time.Millisecond) // let the watchers pick the change up under traffic
+	}
+	close(stop)
+	wg.Wait()
+	// A 204 for lack of time (deadline, tmax) is an answer, and on this shared
+	// machine a request can stall; one for lack of campaigns or model is not.
+	if codes[200] == 0 || reasons["not_ready"]+reasons["model_error"]+reasons["no_campaign"]+reasons["budget"] > 0 {
+		t.Fatalf("answers during reloads: %v (no-bids %v)", codes, reasons)
+	}
+	if len(prices) != 2 {
+		t.Fatalf("prices seen %v: the campaign edits were not served", prices)
+	}
+	for c := range codes {
+		if c != 200 && c != 204 {
+			t.Fatalf("answers during reloads: %v (no-bids %v)", codes, reasons)
+		}
+	}
+	t.Logf("answers during 10 campaign and 10 model reloads: %v (no-bids %v)", codes, reasons)
 }
