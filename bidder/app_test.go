@@ -202,7 +202,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// Metrics are served and name the model in use.
 	code, metrics := get(t, "http://"+app.AdminAddr()+"/metrics")
-	if code != 200 || !bytes.Contains(metrics, []byte(`bidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("bidder_model_info{chain=")) {
+	if code != 200 || !bytes.Contains(metrics, []byte(`bidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("bidder_model_info{chain=")) ||
+		!bytes.Contains(metrics, []byte(`bidder_campaign_impressions_total{campaign="acme-banner"} 1`)) ||
+		!bytes.Contains(metrics, []byte(`bidder_campaign_clicks_total{campaign="acme-banner"} 1`)) ||
+		!regexp.MustCompile(`bidder_campaign_predicted_clicks_total\{campaign="acme-banner"\} 0\.0[0-9]+`).Match(metrics) {
 		t.Fatalf("metrics %d:\n%s", code, metrics)
 	}
 }

@@ -110,6 +110,7 @@ func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
 		BidMicros:   t.ChargeMicros,
 		PriceMicros: t.PriceMicros,
 		UserKey:     t.User,
+		PCTR:        t.PCTR,
 		HoldID:      budget.HoldID(t.Hold),
 		Expires:     t.Expiry,
 	})
@@ -132,6 +133,8 @@ func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 		ChargeMicros: t.BidMicros,
 		Hold:         uint64(t.HoldID),
 		User:         t.UserKey,
+		PCTR:         t.PCTR,
+		Instance:     []byte(t.InstanceID),
 		Expiry:       t.Expires,
 	}, nil
 }
@@ -150,6 +153,7 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 		Kind:           kind,
 		ChargeOn:       b.chargeOn,
 		HoldID:         budget.HoldID(t.Hold),
+		InstanceID:     string(t.Instance),
 		CampaignID:     string(t.Campaign),
 		AuctionID:      string(t.AuctionID),
 		ImpID:          string(t.ImpID),

@@ -97,6 +97,9 @@ func (h *histogram) observe(stripe int, d time.Duration) {
 type campaignStats struct {
 	bids   counter
 	nobids [numReasons]counter
+	// Feedback from trackers, for calibration: impressions, clicks, and the
+	// sum of the predicted CTR over impressions (millionths).
+	imps, clicks, predE6 counter
 }
 
 // metrics is everything /metrics shows about the bid path.
@@ -196,6 +199,18 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 				fmt.Fprintf(w, "bidder_campaign_nobids_total{campaign=%q,reason=%q} %d\n", id, r.String(), v)
 			}
 		}
+	}
+	fmt.Fprintf(w, "# HELP bidder_campaign_impressions_total Impression pixels received per campaign.\n# TYPE bidder_campaign_impressions_total counter\n")
+	for _, id := range ids {
+		fmt.Fprintf(w, "bidder_campaign_impressions_total{campaign=%q} %d\n", id, m.campaign(id).imps.load())
+	}
+	fmt.Fprintf(w, "# HELP bidder_campaign_clicks_total Clicks received per campaign.\n# TYPE bidder_campaign_clicks_total counter\n")
+	for _, id := range ids {
+		fmt.Fprintf(w, "bidder_campaign_clicks_total{campaign=%q} %d\n", id, m.campaign(id).clicks.load())
+	}
+	fmt.Fprintf(w, "# HELP bidder_campaign_predicted_clicks_total Sum of the predicted CTR over impressions per campaign (calibration: compare with clicks).\n# TYPE bidder_campaign_predicted_clicks_total counter\n")
+	for _, id := range ids {
+		fmt.Fprintf(w, "bidder_campaign_predicted_clicks_total{campaign=%q} %g\n", id, float64(m.campaign(id).predE6.load())/1e6)
 	}
 	for _, g := range extra {
 		if g.name == "" { // a part that writes its own HELP and TYPE lines

@@ -55,6 +55,8 @@ type bidToken struct {
 	ChargeMicros       int64  // the hold: most one impression may cost, campaign currency micros
 	Hold               uint64
 	User               uint64 // frequency-cap key; 0 unknown
+	PCTR               float32
+	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
 }
 
@@ -92,6 +94,7 @@ func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []
 		ChargeMicros: c.charge,
 		Hold:         c.hold,
 		User:         bc.user,
+		PCTR:         bc.pctr[c.slot],
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
 	return s.signer.appendToken(dst, t)
@@ -154,6 +157,11 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
 	case noticeImp:
 		err := s.notices.impression(&t, now)
+		if err == nil {
+			st := s.m.campaign(string(t.Campaign))
+			st.imps.add(0, 1)
+			st.predE6.add(0, uint64(max(t.PCTR, 0)*1e6))
+		}
 		if s.noticeDone(ctx, kind, err) {
 			ctx.SetContentType("image/gif")
 			ctx.SetBody(pixelGIF)
@@ -165,6 +173,7 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			return
 		}
 		if s.noticeDone(ctx, kind, s.notices.click(&t, now)) {
+			s.m.campaign(string(t.Campaign)).clicks.add(0, 1)
 			ctx.Redirect(landing, fasthttp.StatusFound)
 		}
 	}

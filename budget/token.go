@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"math"
 	"time"
 )
 
@@ -26,12 +27,15 @@ type Token struct {
 	PriceMicros int64
 	// UserKey is the frequency-cap key of the user (0 unknown).
 	UserKey uint64
+	// PCTR is the bidder's predicted click-through rate at bid time; not
+	// money, carried so impressions and clicks can be checked against it.
+	PCTR float32
 	Expires time.Time // second resolution
 }
 
 const (
-	tokenVersion = 2
-	tokenFixed   = 40  // expires, bid, hold, price, user: five uint64s
+	tokenVersion = 3
+	tokenFixed   = 44  // expires, bid, hold, price, user: five uint64s; pctr: float32 bits
 	tokenMACLen  = 16  // HMAC-SHA256 truncated to 128 bits
 	maxTokenRaw  = 768 // decoded bytes; longer tokens are refused
 )
@@ -56,6 +60,7 @@ func AppendToken(dst []byte, key []byte, t Token) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.HoldID))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PriceMicros))
 	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
+	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > 255 {
 			s = s[:255]
@@ -123,6 +128,7 @@ func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
 	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
 	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
 	t.UserKey = binary.BigEndian.Uint64(b[33:])
+	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[41:]))
 	b = b[1+tokenFixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
