@@ -94,6 +94,9 @@ type Options struct {
 	// both handlers (0: the bidder's default, 8).
 	MaxScoredPerImp int
 	PublicURL       string // notice URL base (default http://127.0.0.1:8080)
+	// InternalBudget is the bidder's limits.internal_budget (0: its default,
+	// 8 ms). The baseline always gets at least 100 ms (see NewFixture).
+	InternalBudget time.Duration
 }
 
 // Fixture is one campaign set served by both handlers: the fasthttp bidder
@@ -146,6 +149,7 @@ func NewFixture(o Options) (*Fixture, error) {
 		PublicURL:  o.PublicURL,
 		Model:      bidder.ModelConfig{GBDT: "configs/models/gbdt.manifest.json"},
 		Pricing:    bidder.PricingConfig{MaxScoredPerImp: o.MaxScoredPerImp},
+		Limits:     bidder.LimitsConfig{InternalBudget: o.InternalBudget},
 		Currency:   bidder.CurrencyConfig{Base: "USD", Rates: Rates},
 	}
 	// NewServer hands the campaigns to the budget manager (SetCampaigns).
@@ -167,7 +171,7 @@ func NewFixture(o Options) (*Fixture, error) {
 		// The baseline takes milliseconds per request at 10,000 campaigns
 		// on a loaded machine; let it finish its work rather than answer
 		// 204 "deadline" (tmax 120 - 15 ms margin still bounds it).
-		InternalBudget: 100 * time.Millisecond,
+		InternalBudget: max(100*time.Millisecond, o.InternalBudget),
 	})
 	if err != nil {
 		f.Close()

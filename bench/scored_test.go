@@ -20,6 +20,9 @@ import (
 // winner: how often it is the same price, and the share of the true
 // winning price kept. docs/benchmarks.md quotes the table.
 func TestScoredPerImp(t *testing.T) {
+	if raceEnabled || testing.Short() {
+		t.Skip("a measurement: run it without -race and -short")
+	}
 	ks := []int{1, 2, 4, 8, 16, 32}
 	for _, n := range []int{1000, 10000} {
 		f := fixture(t, n, "gbdt200-nodeadline", 256)
