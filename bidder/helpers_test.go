@@ -45,7 +45,6 @@ func (f *fixedScorer) Name() string { return "fixed" }
 
 // fakeMoney allows everything unless told otherwise and records holds.
 type fakeMoney struct {
-	mu     sync.Mutex
 	deny   reason
 	noHold bool
 	capped bool

@@ -18,7 +18,7 @@ const monitorSampleEvery = 64
 // sampled picks requests by a hash of their arrival time in nanoseconds: no
 // shared state on the bid path, and unrelated to what the request holds.
 func sampled(arrival time.Time) bool {
-	return (uint64(arrival.UnixNano())*0x9E3779B97F4A7C15)>>58 == 0 // top 6 bits: 1/64
+	return (uint64(arrival.UnixNano())*0x9E3779B97F4A7C15)>>32%monitorSampleEvery == 0
 }
 
 // pctrBounds are the predicted-CTR histogram's upper bounds.

@@ -110,17 +110,6 @@ func (d *dedupSet) prune(now int64) {
 	}
 }
 
-func (d *dedupSet) size() int {
-	n := 0
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		n += len(s.m)
-		s.mu.Unlock()
-	}
-	return n
-}
-
 // noticeKey is the de-duplication key of (auction, imp), the same on every
 // instance: the first 16 bytes of SHA-256(auction 0x00 imp).
 func noticeKey(auction, imp string) (dedupKey, string) {

@@ -62,11 +62,6 @@ var gbdtTinyCases = []struct {
 
 func gbdtSigmoidRef(z float64) float64 { return 1 / (1 + math.Exp(-z)) }
 
-type gbdtFixture struct {
-	dir, manifest string
-	m             map[string]any
-}
-
 // gbdtWriteFixture writes model text, a parity sample and a manifest into a
 // temp dir; edit changes the manifest map before it is written.
 func gbdtWriteFixture(t *testing.T, model []byte, width int, inputs [][]float32, outputs []float64, edit func(m map[string]any)) string {

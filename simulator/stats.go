@@ -181,16 +181,15 @@ func (s *Stats) add(f func(c *Counters)) {
 
 // bidEvent is what one of our bids did in its auction.
 type bidEvent struct {
-	due       time.Time
-	cid, cur  string
-	won       bool
-	clearing  int64 // micros of currency per impression, when won
-	rendered  bool
-	clicked   bool
-	pctr      float64
-	hasPCTR   bool
-	truth     float64
-	firstSeen bool
+	due      time.Time
+	cid, cur string
+	won      bool
+	clearing int64 // micros of currency per impression, when won
+	rendered bool
+	clicked  bool
+	pctr     float64
+	hasPCTR  bool
+	truth    float64
 }
 
 func (s *Stats) recordBid(e bidEvent) {
