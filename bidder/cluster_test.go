@@ -232,3 +232,75 @@ func TestThreeBiddersOneCluster(t *testing.T) {
 	t.Logf("bids %d, no-bids %v, charges %d totalling %d micros (late %d micros, %d late notices sent), budget %d",
 		bids, nobids, len(entries), total, late, lateSent, budgetMicros)
 }
+
+// NATS down: the bidder keeps bidding only inside the lease it holds, then
+// stops (fail closed) and says so in readiness; it resumes when NATS returns.
+func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("outage test")
+	}
+	store := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	startNATS := func() *server.Server {
+		s, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: store, Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	ns := startNATS()
+	defer func() { ns.Shutdown() }()
+	app := startApp(t, func(c *Config) {
+		c.CampaignsDir = "testdata/cluster-campaigns"
+		c.Budget.NATSURLs = []string{ns.ClientURL()}
+		c.Budget.SyncPeriod = 100 * time.Millisecond
+		c.Budget.LeaseTTL = 3 * time.Second
+		c.Notices.HoldTTL = time.Second
+	})
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	base := "http://" + app.Addr()
+	n := 0
+	bidAndLose := func() (int, string) {
+		n++
+		req := strings.Replace(string(body), "req-site-banner", fmt.Sprintf("outage-%d", n), 1)
+		code, resp, why := post(t, base+"/openrtb2/bid", []byte(req))
+		if code == 200 {
+			var br openrtb2.BidResponse
+			if err := json.Unmarshal(resp, &br); err != nil {
+				t.Fatal(err)
+			}
+			get(t, substitute(br.SeatBid[0].Bid[0].LURL, "0")) // release the hold: only time can end the lease
+		}
+		return code, why
+	}
+	if code, why := bidAndLose(); code != 200 {
+		t.Fatalf("before the outage: %d %s", code, why)
+	}
+	ns.Shutdown()
+	ns.WaitForShutdown()
+	waitFor(t, 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
+	outage := time.Now()
+	var during int
+	for {
+		code, why := bidAndLose()
+		if code == 204 {
+			if why != "fail_closed" && why != "budget" {
+				t.Fatalf("outage no-bid reason %q, want fail_closed", why)
+			}
+			break
+		}
+		during++
+		if time.Since(outage) > 20*time.Second {
+			t.Fatalf("still bidding %v into a NATS outage (%d bids)", time.Since(outage), during)
+		}
+	}
+	t.Logf("bid %d times inside the held lease for %v, then stopped", during, time.Since(outage).Round(time.Millisecond))
+	ns = startNATS()
+	waitFor(t, 20*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 200 })
+	waitFor(t, 20*time.Second, func() bool { c, _ := bidAndLose(); return c == 200 })
+}
