@@ -84,77 +84,82 @@ func Drive(addr string, cfg LoadConfig) (LoadResult, error) {
 	}
 	c := &fasthttp.HostClient{Addr: addr, MaxConns: cfg.Conns, ReadTimeout: 5 * time.Second, WriteTimeout: 5 * time.Second}
 	defer c.CloseIdleConnections()
-	one := func(req *fasthttp.Request, resp *fasthttp.Response) (int, error) {
-		if err := c.Do(req, resp); err != nil {
-			return 0, err
-		}
-		return resp.StatusCode(), nil
-	}
-	newReq := func() *fasthttp.Request {
-		req := fasthttp.AcquireRequest()
-		req.SetRequestURI("http://" + addr + "/openrtb2/bid")
-		req.Header.SetMethod(http.MethodPost)
-		req.Header.SetContentType("application/json")
-		req.SetBody(cfg.Body)
-		return req
-	}
-	type worker struct {
-		lat              []time.Duration
-		ok, nobid, other int
-		reasons          map[string]int
-		err              error
-	}
-	ws := make([]worker, cfg.Conns)
-	var wg sync.WaitGroup
+	ws := make([]loadWorker, cfg.Conns)
+	var warm, done sync.WaitGroup
 	var start time.Time
 	ready := make(chan struct{})
-	var warm sync.WaitGroup
 	warm.Add(cfg.Conns)
+	done.Add(cfg.Conns)
 	for i := range ws {
 		w := &ws[i]
-		w.lat = make([]time.Duration, 0, cfg.PerConn)
-		wg.Add(1)
 		go func() {
-			defer wg.Done()
-			req, resp := newReq(), fasthttp.AcquireResponse()
-			defer fasthttp.ReleaseRequest(req)
-			defer fasthttp.ReleaseResponse(resp)
-			for range cfg.Warmup {
-				if _, w.err = one(req, resp); w.err != nil {
-					break
-				}
-			}
-			warm.Done()
-			<-ready
-			stop := start.Add(cfg.MaxTime)
-			for i := 0; i < cfg.PerConn && w.err == nil; i++ {
-				t0 := time.Now()
-				if t0.After(stop) {
-					break
-				}
-				var status int
-				status, w.err = one(req, resp)
-				w.lat = append(w.lat, time.Since(t0))
-				switch status {
-				case 200:
-					w.ok++
-				case 204:
-					w.nobid++
-					if w.reasons == nil {
-						w.reasons = map[string]int{}
-					}
-					w.reasons[string(resp.Header.Peek("x-nobid-reason"))]++
-				default:
-					w.other++
-				}
-			}
+			defer done.Done()
+			w.run(c, addr, &cfg, warm.Done, ready, &start)
 		}()
 	}
 	warm.Wait()
-	start = time.Now()
+	start = time.Now() // published to the workers by close(ready)
 	close(ready)
-	wg.Wait()
-	res := LoadResult{Elapsed: time.Since(start), NoBidReasons: map[string]int{}}
+	done.Wait()
+	return collect(addr, ws, time.Since(start))
+}
+
+// loadWorker is one connection's closed loop.
+type loadWorker struct {
+	lat              []time.Duration
+	ok, nobid, other int
+	reasons          map[string]int
+	err              error
+}
+
+func (w *loadWorker) run(c *fasthttp.HostClient, addr string, cfg *LoadConfig, warmed func(), ready <-chan struct{}, start *time.Time) {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI("http://" + addr + "/openrtb2/bid")
+	req.Header.SetMethod(http.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.SetBody(cfg.Body)
+	for range cfg.Warmup {
+		if w.err = c.Do(req, resp); w.err != nil {
+			break
+		}
+	}
+	warmed()
+	<-ready
+	stop := start.Add(cfg.MaxTime)
+	w.lat = make([]time.Duration, 0, cfg.PerConn)
+	for i := 0; i < cfg.PerConn && w.err == nil; i++ {
+		t0 := time.Now()
+		if t0.After(stop) {
+			break
+		}
+		if w.err = c.Do(req, resp); w.err != nil {
+			break
+		}
+		w.lat = append(w.lat, time.Since(t0))
+		w.count(resp)
+	}
+}
+
+func (w *loadWorker) count(resp *fasthttp.Response) {
+	switch resp.StatusCode() {
+	case 200:
+		w.ok++
+	case 204:
+		w.nobid++
+		if w.reasons == nil {
+			w.reasons = map[string]int{}
+		}
+		w.reasons[string(resp.Header.Peek("x-nobid-reason"))]++
+	default:
+		w.other++
+	}
+}
+
+// collect sums the workers' counts and latencies.
+func collect(addr string, ws []loadWorker, elapsed time.Duration) (LoadResult, error) {
+	res := LoadResult{Elapsed: elapsed, NoBidReasons: map[string]int{}}
 	var lat []time.Duration
 	for i := range ws {
 		w := &ws[i]
