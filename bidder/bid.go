@@ -213,6 +213,11 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	}
 	for i := range imps {
 		imp := &imps[i]
+		if repeatedImpID(imps[:i], imp.ID) {
+			// Notices are de-duplicated by (auction, imp id): a second bid
+			// under the same imp id could be charged but never counted.
+			continue
+		}
 		floor, ok := s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, bc.resp)
 		if !ok {
 			why = reasonCurrency
@@ -296,6 +301,15 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 	}
 }
 
+func repeatedImpID(before []ortb.Imp, id []byte) bool {
+	for i := range before {
+		if string(before[i].ID) == string(id) {
+			return true
+		}
+	}
+	return false
+}
+
 // gate checks one candidate against floor, frequency cap and budget, before
 // any model time is spent on it.
 func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candidate, floor int64, user uint64) (slot, reason) {
@@ -309,7 +323,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		if !ok {
 			return slot{}, reasonCurrency
 		}
-		floor = max(floor, f)
+		floor = f // a deal's floor replaces the open-auction floor
 	}
 	upper, ok := s.rates.convertMicros(cat.upper[camp.Index], camp.Currency, bc.resp)
 	if !ok {

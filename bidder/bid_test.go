@@ -319,3 +319,35 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// Notices are keyed by (auction, imp id): a request that repeats an imp id
+// gets at most one bid under it.
+func TestRepeatedImpIDBidOnce(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := strings.Replace(string(readReq(t, "multi-imp.json")), `{"id":"b","banner":{"w":320,"h":50}`, `{"id":"a","banner":{"w":320,"h":50}`, 1)
+	resp := decodeResponse(t, ts.bid([]byte(body)))
+	seen := map[string]int{}
+	for _, b := range resp.SeatBid[0].Bid {
+		seen[b.ImpID]++
+	}
+	if seen["a"] != 1 {
+		t.Fatalf("bids per imp id %v, want one for the repeated id a", seen)
+	}
+}
+
+func TestDealBid(t *testing.T) {
+	ts := newTestServer(t, nil)
+	base := string(readReq(t, "site-banner.json"))
+	// The deal's floor (3.50) replaces the imp floor (5.00, above every open-auction bid).
+	body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`, `"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5}]}`, 1)
+	b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+	if b.DealID != "deal-7" || b.CID != "hooli-deal" || b.Price != 4 {
+		t.Fatalf("deal bid %+v", b)
+	}
+	// A deal floor above the deal campaign's bid: nothing, and the private
+	// auction keeps open-auction campaigns out.
+	body = strings.Replace(body, `"bidfloor":3.5`, `"bidfloor":4.5`, 1)
+	if r := ts.bid([]byte(body)); r.StatusCode() != 204 {
+		t.Fatalf("deal floor above the bid: %d %s", r.StatusCode(), r.Body())
+	}
+}
