@@ -26,9 +26,10 @@ var (
 )
 
 // statusMix counts answers and checks them against the intended mix: a bid
-// case must bid on at least 99% of requests (a GBDT run-time estimate
-// inflated by a loaded machine may turn the odd one into a 204 "deadline"),
-// a no-bid case on none; anything but 200 and 204 is fatal.
+// case must bid on at least 99% of requests, or miss only one (a stall of a
+// loaded machine may turn the odd one into a 204 "tmax", or inflate the
+// GBDT's run-time estimate into a 204 "deadline"), a no-bid case on none;
+// anything but 200 and 204 is fatal.
 type statusMix struct {
 	wantBid          bool
 	ok, noBid, other atomic.Int64
