@@ -30,8 +30,9 @@ import (
 // bid fields, signed notice URLs and ad markup.
 //
 // Left out, as the bidder's benchmarks do not exercise them: gzip request
-// bodies, the x-openrtb-version header, notice and health endpoints, and
-// metrics.
+// bodies, the x-openrtb-version header, notice and health endpoints,
+// metrics and model monitoring, and trimming candidates to fit a short
+// deadline (bidder fitSlack; with its budget the baseline never needs it).
 type Baseline struct {
 	cfg   BaselineConfig
 	accts []*budget.Account // by campaign index
@@ -156,6 +157,15 @@ func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
+func repeatedImp(before []openrtb2.Imp, id string) bool {
+	for i := range before {
+		if before[i].ID == id {
+			return true
+		}
+	}
+	return false
+}
+
 func validate(br *openrtb2.BidRequest) error {
 	if br.ID == "" {
 		return errors.New("id: missing or empty")
@@ -205,6 +215,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		a.NoBid = "currency"
 		return a
 	}
+	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
 	userLevel := features.UserLevelAllowed(view)
 	user := userKey(view, userLevel)
@@ -214,6 +225,9 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
 		imp := &br.Imp[i]
+		if repeatedImp(br.Imp[:i], imp.ID) {
+			continue // notices are keyed by (auction, imp id): one bid per id
+		}
 		floor, ok := b.toResponse(imp.BidFloor, imp.BidFloorCur, resp)
 		if !ok {
 			why = "currency"
@@ -284,7 +298,7 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 		if !ok {
 			return Slot{}, "currency"
 		}
-		floor = max(floor, f)
+		floor = f // a deal's floor replaces the open-auction floor
 	}
 	up := upperBound(camp)
 	upper, ok := b.convert(up, camp.Currency, resp)
