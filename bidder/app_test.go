@@ -34,6 +34,9 @@ func startApp(t *testing.T, edit func(*Config)) *App {
 		Model:        ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"},
 		Notices:      NoticeConfig{Key: "e2e-key"},
 		Budget:       BudgetConfig{StoreDir: filepath.Join(dir, "nats"), SyncPeriod: 100 * time.Millisecond},
+		// Tests run on shared, loaded machines: a request stalled for a few
+		// milliseconds must still bid (deadline behaviour has its own tests).
+		Limits: LimitsConfig{InternalBudget: 150 * time.Millisecond},
 	}
 	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
 	if edit != nil {

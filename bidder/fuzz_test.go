@@ -71,7 +71,7 @@ func budgetTestServer(t testing.TB) (*Server, *budget.Manager) {
 	if err := m.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	cfg := &Config{InstanceID: "fuzz", Model: ModelConfig{GBDT: "x"}}
+	cfg := &Config{InstanceID: "fuzz", Model: ModelConfig{GBDT: "x"}, Limits: LimitsConfig{InternalBudget: 150 * time.Millisecond}}
 	s, err := NewServer(Parts{Config: cfg, Campaigns: snap, Scorer: &fixedScorer{p: 0.02}, Budget: m, NoticeKey: []byte("fuzz-key")})
 	if err != nil {
 		t.Fatal(err)

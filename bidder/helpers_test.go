@@ -188,7 +188,8 @@ type testServer struct {
 
 func newTestServer(t testing.TB, edit func(*Config)) *testServer {
 	t.Helper()
-	cfg := &Config{InstanceID: "test", Model: ModelConfig{GBDT: "unused.json"}, Notices: NoticeConfig{Key: "k"}}
+	cfg := &Config{InstanceID: "test", Model: ModelConfig{GBDT: "unused.json"}, Notices: NoticeConfig{Key: "k"},
+		Limits: LimitsConfig{InternalBudget: 150 * time.Millisecond}} // loaded test machines stall
 	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.25}
 	if edit != nil {
 		edit(cfg)

@@ -87,7 +87,9 @@ func startCluster(t *testing.T, n int) []*server.Server {
 	})
 	checkFor(t, 30*time.Second, 50*time.Millisecond, func() error {
 		for _, s := range srvs {
-			if s.Running() && s.JetStreamIsLeader() {
+			// A leader that sees every node with JetStream stats: an R3 asset
+			// created before that fails with "no suitable peers for placement".
+			if s.Running() && s.JetStreamIsLeader() && len(s.JetStreamClusterPeers()) == n {
 				return nil
 			}
 		}

@@ -105,6 +105,7 @@ func TestServeReloadShutdown(t *testing.T) {
 	cfg := filepath.Join(dir, "bidder.yaml")
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`campaigns_dir: %s
 watch_every: -1s
+limits: {internal_budget: 150ms}
 model: {gbdt: %s/configs/models/gbdt.manifest.json, onnx: ""}
 budget: {store_dir: %s/nats}
 `, camps, root, dir)), 0o644)
