@@ -29,7 +29,7 @@ type Token struct {
 	UserKey uint64
 	// PCTR is the bidder's predicted click-through rate at bid time; not
 	// money, carried so impressions and clicks can be checked against it.
-	PCTR float32
+	PCTR    float32
 	Expires time.Time // second resolution
 }
 

@@ -211,16 +211,24 @@ func (rep *Report) spendPanels() []chart {
 		if cur == "" {
 			cur = rep.campCur[id]
 		}
+		// Everything is shown since the run started, so a short run against a
+		// daily plan is readable: spend added and plan added, side by side.
 		var x, billed, own, plan []float64
+		var plan0, own0 float64
+		first := true
 		for i, m := range rep.spendSeries {
 			if m == nil {
 				continue
 			}
-			v := FromUSD(ToUSD(float64(m[id]), rep.campCur[id]), cur) + float64(rep.todayAtStart[id])
+			v := FromUSD(ToUSD(float64(m[id]), rep.campCur[id]), cur)
 			x, billed = append(x, float64(i+1)), append(billed, v/1e6)
 			if i < len(rep.planSeries) && rep.planSeries[i] != nil {
-				plan = append(plan, float64(rep.planSeries[i][id])/1e6)
-				own = append(own, float64(rep.adminSpentSeries[i][id])/1e6)
+				p, o := float64(rep.planSeries[i][id])/1e6, float64(rep.adminSpentSeries[i][id])/1e6
+				if first {
+					plan0, own0, first = p, o, false
+				}
+				plan = append(plan, p-plan0)
+				own = append(own, o-own0)
 			}
 		}
 		c := chart{w: 520, h: 300, legend: 130, title: id, xlabel: "second", ylabel: cur,
@@ -260,7 +268,7 @@ func (rep *Report) WriteFiles(dir string) error {
 		return fmt.Errorf("simulator: out dir: %w", err)
 	}
 	rep.Plots = nil
-	files := map[string][]byte{"spend.svg": grid("Spend vs pacing plan per campaign (budget currency)", rep.spendPanels(), 3)}
+	files := map[string][]byte{"spend.svg": grid("Spend vs pacing plan per campaign since the run started (budget currency)", rep.spendPanels(), 3)}
 	for name, c := range rep.charts() {
 		files[name] = c.svg()
 	}
