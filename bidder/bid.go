@@ -19,6 +19,7 @@ type slot struct {
 	cand  campaigns.Candidate
 	floor int64 // floor in response-currency CPM micros (deal floor when a deal matched)
 	upper int64 // most this candidate can bid, response-currency CPM micros
+	fixed bool  // fixed CPM: upper is its price, whatever the model says
 }
 
 // choice is the winning bid for one imp.
@@ -338,13 +339,25 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if r := cat.money.allow(camp.Index, ceilDiv(cat.upper[camp.Index], 1000), bc.now); r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper}, reasonNone
+	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
 }
 
 // keepBest appends sl to the imp's slots [first:], keeping at most k by
 // their upper bound: a candidate that cannot outbid the weakest kept one is
-// not worth a model call.
+// not worth a model call. A fixed-CPM candidate's price does not depend on
+// the model, so only the highest fixed-CPM candidate of an imp is kept: it
+// outbids every other fixed-CPM one whatever the prediction.
 func keepBest(slots []slot, first, k int, sl slot) []slot {
+	if sl.fixed {
+		for j := first; j < len(slots); j++ {
+			if slots[j].fixed {
+				if sl.upper > slots[j].upper {
+					slots[j] = sl
+				}
+				return slots
+			}
+		}
+	}
 	if len(slots)-first < k {
 		return append(slots, sl)
 	}

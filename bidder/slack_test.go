@@ -67,3 +67,21 @@ func TestFitSlackTrimsToTheDeadline(t *testing.T) {
 		t.Fatalf("trimmed counter %d, want 1", ts.m.trimmed.load())
 	}
 }
+
+func TestKeepBestOneFixedCPMPerImp(t *testing.T) {
+	var slots []slot
+	add := func(upper int64, fixed bool) { slots = keepBest(slots, 0, 3, slot{upper: upper, fixed: fixed}) }
+	add(5, true)
+	add(9, false)
+	add(7, true) // replaces the fixed 5
+	add(6, true) // dominated by the fixed 7
+	add(4, false)
+	add(8, false) // full: replaces the weakest (4)
+	var got []int64
+	for _, s := range slots {
+		got = append(got, s.upper)
+	}
+	if len(got) != 3 || got[0] != 7 || got[1] != 9 || got[2] != 8 {
+		t.Fatalf("kept %v, want [7 9 8]", got)
+	}
+}
