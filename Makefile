@@ -12,7 +12,8 @@ STATICCHECK_VERSION ?= v0.8.2
 .PHONY: run build test test-race bench fuzz lint check models demo onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
-run: build onnxruntime
+run: build
+	@$(MAKE) --no-print-directory onnxruntime || echo "ONNX Runtime could not be installed (needs npm): the bidder will score with GBDT only"
 	@echo "bidder on http://127.0.0.1:8080 (admin http://127.0.0.1:8081/metrics). Send it a request:"
 	@echo "  curl -s -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' --data @configs/examples/bid-request.json http://127.0.0.1:8080/openrtb2/bid"
 	./bin/bidder -config $(CONFIG)
