@@ -176,9 +176,14 @@ def main():
     ap.add_argument("--out", required=True, help="output directory (configs/models)")
     ap.add_argument("--data-desc", default="", help="how the data was made, for the manifest")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--script", default="ctr/train/make_gbdt.sh", help="pipeline named in the manifest")
+    ap.add_argument("--name", default="gbdt-synthetic-v1", help="model name in the manifest")
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--eta", type=float, default=0.1)
+    ap.add_argument("--min-child-weight", type=float, default=5)
+    ap.add_argument("--max-bin", type=int, default=256, help="histogram bins per feature (hashed ids need many)")
+    ap.add_argument("--lambda", dest="lam", type=float, default=1.0, help="L2 on leaf weights")
     ap.add_argument("--test-fraction", type=float, default=0.25)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
@@ -192,7 +197,8 @@ def main():
 
     params = {
         "objective": "binary:logistic", "eval_metric": "logloss", "max_depth": args.depth, "eta": args.eta,
-        "tree_method": "hist", "max_bin": 256, "min_child_weight": 5, "lambda": 1.0, "seed": args.seed,
+        "tree_method": "hist", "max_bin": args.max_bin, "min_child_weight": args.min_child_weight, "lambda": args.lam,
+        "seed": args.seed,
         "nthread": args.threads, "base_score": float(ytr.mean()),
     }
     dtr = xgb.DMatrix(Xtr, label=ytr)
@@ -232,18 +238,19 @@ def main():
         "calibration_deciles": calibration(yte, pred),
     }
     manifest = {
-        "name": "gbdt-synthetic-v1", "kind": "gbdt", "file": "gbdt.txt", "sha256": sha,
+        "name": args.name, "kind": "gbdt", "file": "gbdt.txt", "sha256": sha,
         "schema_version": meta["schema_version"], "width": width,
         "parity": "gbdt.parity.json", "parity_tolerance": PARITY_TOL,
-        "training": {"script": "ctr/train/make_gbdt.sh (ctr/train/gbdt_train.py, xgboost %s)" % xgb.__version__,
+        "training": {"script": "%s (ctr/train/gbdt_train.py, xgboost %s)" % (args.script, xgb.__version__),
                      "data": args.data_desc or ("synthdata seed %d" % meta["seed"]),
                      "seed": args.seed, "rows": int(n_train), "trees": len(evals)},
         "metrics": metrics,
         "extra": {"objective": "binary:logistic", "max_depth": args.depth, "eta": args.eta,
+                  "min_child_weight": args.min_child_weight, "max_bin": args.max_bin, "lambda": args.lam,
                   "base_score": base_score, "output": "sigmoid applied by the Go scorer; leaves loaded raw",
                   "threshold_rule": "xgboost x<t written as x<=nextafter32(t,-inf)",
                   "data_meta": {k: meta[k] for k in ("rows", "seed", "publishers", "campaigns", "creatives",
-                                                      "mean_p_true", "click_rate")}},
+                                                      "mean_p_true", "click_rate", "generator", "skipped") if k in meta}},
     }
     with open(os.path.join(args.out, "gbdt.manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
