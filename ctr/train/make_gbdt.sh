@@ -2,6 +2,9 @@
 # Regenerates the bundled GBDT model end to end, deterministically:
 #   synthetic rows (features/cmd/synthdata) -> XGBoost (ctr/train/gbdt_train.py)
 #   -> configs/models/gbdt.txt, gbdt.manifest.json, gbdt.parity.json
+# The bundled model now comes from ctr/train/make_models.sh (simulator logs,
+# docs/models.md); this script trains on synthetic rows, for comparison, and
+# overwrites configs/models/gbdt.* unless OUT says otherwise.
 # Needs Go and /usr/bin/python3 with python3-xgboost and python3-numpy (Debian).
 # Env: SEED (default 1), ROWS (default 2000000), PYTHON (default /usr/bin/python3), OUT (default configs/models).
 set -eu
