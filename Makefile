@@ -58,9 +58,9 @@ lint:
 ## check: lint and the race-detector tests, what CI runs beside `make test`
 check: lint test-race
 
-## models: retrain the bundled models from scratch (needs apt: python3-xgboost python3-torch python3-onnx)
+## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~15 min)
 models:
-	bash ctr/train/make_gbdt.sh
+	sh ctr/train/make_models.sh
 
 ## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo)
 DEMO_RATE ?= 500
