@@ -80,11 +80,7 @@ func (a *App) start(ctx context.Context) error {
 	if a.events, err = newEventLog(ctx, filepath.Join(filepath.Dir(cfg.Budget.StoreDir), "events.jsonl"), 65536, log); err != nil {
 		return err
 	}
-	chargeOn := budget.KindBill
-	if cfg.Notices.ChargeOn == "win" {
-		chargeOn = budget.KindWin
-	}
-	sink := &budgetSink{m: a.budget, chargeOn: chargeOn, events: a.events}
+	sink := &budgetSink{m: a.budget, events: a.events}
 	s := newServer(cfg, log, bindBudget(a.budget), sink, budgetSigner{key: key, instance: cfg.InstanceID})
 	s.ready = a.budget.Ready
 	s.extra = a.gauges

@@ -387,3 +387,38 @@ func TestReloadUnderLoad(t *testing.T) {
 	}
 	t.Logf("answers during 10 campaign and 10 model reloads: %v (no-bids %v)", codes, reasons)
 }
+
+// Which notice charges is per exchange: ?exchange=adx charges on the win
+// notice; others follow notices.charge_on (billing).
+func TestChargeOnPerExchange(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"adx": {ChargeOn: "win"}} })
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	bid := func(url, id string) openrtb2.Bid {
+		t.Helper()
+		code, resp, why := post(t, url, []byte(strings.Replace(string(body), "req-site-banner", id, 1)))
+		if code != 200 {
+			t.Fatalf("%s: %d %s", url, code, why)
+		}
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil {
+			t.Fatal(err)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+	base := "http://" + app.Addr() + "/openrtb2/bid"
+	adx := bid(base+"?exchange=adx", "a1")
+	get(t, substitute(adx.NURL, "1.00")) // adx: the win charges
+	if s, _ := spent(t, app, "acme-banner"); s != 1000 {
+		t.Fatalf("after adx win: spent %d, want 1000", s)
+	}
+	get(t, substitute(adx.BURL, "1.00")) // and a billing notice after it does not charge again
+	other := bid(base, "o1")
+	get(t, substitute(other.NURL, "1.50")) // default (billing): the win alone charges nothing
+	if s, _ := spent(t, app, "acme-banner"); s != 1000 {
+		t.Fatalf("after a default win: spent %d, want still 1000", s)
+	}
+	get(t, substitute(other.BURL, "1.50"))
+	if s, _ := spent(t, app, "acme-banner"); s != 2500 {
+		t.Fatalf("after the default billing: spent %d, want 2500", s)
+	}
+}

@@ -52,7 +52,9 @@ type bidCtx struct {
 	pixel  []byte // its impression pixel URL
 	resp   []byte // response currency code (points into config or the request)
 	user   uint64 // frequency-cap key; 0 unknown
-	now    time.Time
+	// chargeOnWin: the exchange that sent the request charges on nurl.
+	chargeOnWin bool
+	now         time.Time
 }
 
 func (bc *bidCtx) reset() {
@@ -68,6 +70,7 @@ func (bc *bidCtx) reset() {
 	bc.out = bc.out[:0]
 	bc.resp = nil
 	bc.user = 0
+	bc.chargeOnWin = false
 	bc.token = bidToken{}
 }
 
@@ -98,6 +101,7 @@ var (
 	hdrVersion   = []byte("x-openrtb-version")
 	hdrNoBid     = []byte("x-nobid-reason")
 	encodingGzip = []byte("gzip")
+	argExchange  = []byte("exchange")
 )
 
 // handleBid is POST /openrtb2/bid.
@@ -135,6 +139,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	bc.req.Version = ctx.Request.Header.PeekBytes(hdrVersion)
+	bc.chargeOnWin = s.chargeOnWin(ctx.QueryArgs().PeekBytes(argExchange))
 	deadline := s.deadline(&bc.req, arrival)
 	bc.now = arrival
 	if r := s.bid(bc, deadline); r != reasonNone {

@@ -111,6 +111,7 @@ func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
 		PriceMicros: t.PriceMicros,
 		UserKey:     t.User,
 		PCTR:        t.PCTR,
+		ChargeOn:    chargeKind(t.ChargeOnWin),
 		HoldID:      budget.HoldID(t.Hold),
 		Expires:     t.Expiry,
 	})
@@ -135,15 +136,23 @@ func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 		User:         t.UserKey,
 		PCTR:         t.PCTR,
 		Instance:     []byte(t.InstanceID),
+		ChargeOnWin:  t.ChargeOn == budget.KindWin,
 		Expiry:       t.Expires,
 	}, nil
 }
 
-// budgetSink sends verified notices to the budget manager.
+func chargeKind(win bool) budget.NoticeKind {
+	if win {
+		return budget.KindWin
+	}
+	return budget.KindBill
+}
+
+// budgetSink sends verified notices to the budget manager. Which notice
+// charges comes from the token (the exchange's rule at bid time).
 type budgetSink struct {
-	m        *budget.Manager
-	chargeOn budget.NoticeKind
-	events   *eventLog
+	m      *budget.Manager
+	events *eventLog
 }
 
 var _ noticeSink = (*budgetSink)(nil)
@@ -151,7 +160,7 @@ var _ noticeSink = (*budgetSink)(nil)
 func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, now time.Time) budget.Notice {
 	return budget.Notice{
 		Kind:           kind,
-		ChargeOn:       b.chargeOn,
+		ChargeOn:       chargeKind(t.ChargeOnWin),
 		HoldID:         budget.HoldID(t.Hold),
 		InstanceID:     string(t.Instance),
 		CampaignID:     string(t.Campaign),

@@ -41,7 +41,10 @@ type Config struct {
 	Currency CurrencyConfig `yaml:"currency"`
 	Model    ModelConfig    `yaml:"model"`
 	Notices  NoticeConfig   `yaml:"notices"`
-	Budget   BudgetConfig   `yaml:"budget"`
+	// Exchanges holds per-exchange rules, keyed by the name an exchange puts
+	// in its bid URL: POST /openrtb2/bid?exchange=NAME.
+	Exchanges map[string]ExchangeConfig `yaml:"exchanges"`
+	Budget    BudgetConfig              `yaml:"budget"`
 }
 
 // LimitsConfig bounds a request's size and time.
@@ -94,6 +97,13 @@ type NoticeConfig struct {
 	ChargeOn string        `yaml:"charge_on"`
 	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h)
 	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
+}
+
+// ExchangeConfig is one exchange's rules.
+type ExchangeConfig struct {
+	// ChargeOn is "billing" or "win" for this exchange; empty means
+	// notices.charge_on.
+	ChargeOn string `yaml:"charge_on"`
 }
 
 // BudgetConfig configures the budget store (NATS JetStream).
@@ -278,6 +288,13 @@ func (c *Config) Validate() error {
 	case "billing", "win":
 	default:
 		bad("notices.charge_on", "%q is not billing or win", c.Notices.ChargeOn)
+	}
+	for name, x := range c.Exchanges {
+		switch x.ChargeOn {
+		case "", "billing", "win":
+		default:
+			bad("exchanges."+name+".charge_on", "%q is not billing or win", x.ChargeOn)
+		}
 	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)

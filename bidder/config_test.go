@@ -56,6 +56,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
 	f("model: {gbdt: m.json}\ncurrency: {rates: {usd: 1, EUR: -2}}\n", "currency.rates")
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
+	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
 	// Every problem at once.

@@ -37,7 +37,7 @@ func NewServer(p Parts) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	sink := &budgetSink{m: p.Budget, chargeOn: budget.KindBill}
+	sink := &budgetSink{m: p.Budget}
 	s := newServer(p.Config, log, bindBudget(p.Budget), sink, budgetSigner{key: p.NoticeKey, instance: p.Config.InstanceID})
 	s.ready = p.Budget.Ready
 	if err := s.SetCampaigns(p.Campaigns); err != nil {

@@ -93,6 +93,11 @@ func (f fakeSigner) appendToken(dst []byte, t *bidToken) []byte {
 	b = binary.AppendUvarint(b, t.User)
 	b = binary.AppendUvarint(b, uint64(t.Expiry.Unix()))
 	b = binary.AppendUvarint(b, uint64(math.Float32bits(t.PCTR)))
+	win := uint64(0)
+	if t.ChargeOnWin {
+		win = 1
+	}
+	b = binary.AppendUvarint(b, win)
 	for _, f := range [][]byte{t.AuctionID, t.ImpID, t.Campaign, t.Creative, t.Cur} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
@@ -118,7 +123,7 @@ func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 		return bidToken{}, errFakeForged
 	}
 	var t bidToken
-	var v [6]uint64
+	var v [7]uint64
 	for i := range v {
 		x, n := binary.Uvarint(body)
 		if n <= 0 {
@@ -129,6 +134,7 @@ func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 	t.PriceMicros, t.ChargeMicros, t.Hold, t.User = int64(v[0]), int64(v[1]), v[2], v[3]
 	t.Expiry = time.Unix(int64(v[4]), 0)
 	t.PCTR = math.Float32frombits(uint32(v[5]))
+	t.ChargeOnWin = v[6] == 1
 	for _, f := range []*[]byte{&t.AuctionID, &t.ImpID, &t.Campaign, &t.Creative, &t.Cur} {
 		l, n := binary.Uvarint(body)
 		if n <= 0 || uint64(len(body)-n) < l {

@@ -56,6 +56,7 @@ type bidToken struct {
 	Hold               uint64
 	User               uint64 // frequency-cap key; 0 unknown
 	PCTR               float32
+	ChargeOnWin        bool   // the exchange charges on the win notice (else billing)
 	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
 }
@@ -95,6 +96,7 @@ func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []
 		Hold:         c.hold,
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
+		ChargeOnWin:  bc.chargeOnWin,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
 	return s.signer.appendToken(dst, t)

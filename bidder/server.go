@@ -61,9 +61,10 @@ type Server struct {
 	publicURL   []byte
 	signer      tokenSigner
 
-	extra    func() []gauge // more metrics (model, budget)
-	ready    func() (bool, string)
-	draining atomic.Bool
+	winCharge map[string]bool // exchange name -> charges on the win notice
+	extra     func() []gauge  // more metrics (model, budget)
+	ready     func() (bool, string)
+	draining  atomic.Bool
 
 	srv   *fasthttp.Server
 	admin *http.Server
@@ -82,6 +83,14 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		idPrefix:  []byte(cfg.InstanceID + "-"),
 		seatJSON:  ortb.AppendJSONStr(nil, cfg.Seat),
 		publicURL: []byte(cfg.PublicURL),
+	}
+	s.winCharge = map[string]bool{"": cfg.Notices.ChargeOn == "win"}
+	for name, x := range cfg.Exchanges {
+		on := x.ChargeOn
+		if on == "" {
+			on = cfg.Notices.ChargeOn
+		}
+		s.winCharge[name] = on == "win"
 	}
 	for r := range s.reasonBytes {
 		s.reasonBytes[r] = []byte(reason(r).String())
@@ -106,6 +115,15 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		},
 	}
 	return s
+}
+
+// chargeOnWin says whether the named exchange charges on its win notice;
+// an unknown or absent name follows notices.charge_on.
+func (s *Server) chargeOnWin(exchange []byte) bool {
+	if v, ok := s.winCharge[string(exchange)]; ok {
+		return v
+	}
+	return s.winCharge[""]
 }
 
 // SetCampaigns publishes a new campaign snapshot to the bid path; on error

@@ -29,13 +29,17 @@ type Token struct {
 	UserKey uint64
 	// PCTR is the bidder's predicted click-through rate at bid time; not
 	// money, carried so impressions and clicks can be checked against it.
-	PCTR    float32
-	Expires time.Time // second resolution
+	PCTR float32
+	// ChargeOn is the exchange's charging notice (KindWin or KindBill; zero
+	// means the bidder's default), so a notice settles by the rule of the
+	// exchange the bid went to.
+	ChargeOn NoticeKind
+	Expires  time.Time // second resolution
 }
 
 const (
-	tokenVersion = 3
-	tokenFixed   = 44  // expires, bid, hold, price, user: five uint64s; pctr: float32 bits
+	tokenVersion = 4
+	tokenFixed   = 45  // expires, bid, hold, price, user: five uint64s; pctr: float32 bits; charge-on: one byte
 	tokenMACLen  = 16  // HMAC-SHA256 truncated to 128 bits
 	maxTokenRaw  = 768 // decoded bytes; longer tokens are refused
 )
@@ -61,6 +65,7 @@ func AppendToken(dst []byte, key []byte, t Token) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PriceMicros))
 	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
 	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
+	dst = append(dst, byte(t.ChargeOn))
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > 255 {
 			s = s[:255]
@@ -129,6 +134,7 @@ func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
 	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
 	t.UserKey = binary.BigEndian.Uint64(b[33:])
 	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[41:]))
+	t.ChargeOn = NoticeKind(b[45])
 	b = b[1+tokenFixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {

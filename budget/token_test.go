@@ -14,7 +14,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 func sampleToken() Token {
 	return Token{AuctionID: "auc-1", ImpID: "1", CampaignID: "camp", CreativeID: "cr", InstanceID: "i1",
-		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, Expires: t0.Add(24 * time.Hour)}
+		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour)}
 }
 
 func TestTokenRoundTrip(t *testing.T) {
