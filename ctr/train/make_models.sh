@@ -12,20 +12,21 @@
 # results.
 #
 # Env (defaults): SEED (11) the simulator seed, also the training seed;
-# RATE (2500) requests/s; DURATION (420s) sending window; TIME_SCALE (206,
-# so 420 s cover a simulated day); SIM_START (2026-06-01T00:00:00Z);
+# RATE (2500) requests/s; DURATION (840s: about 2 million impressions, 14
+# minutes here) sending window; TIME_SCALE (103, so 840 s cover a simulated
+# day); SIM_START (2026-06-01T00:00:00Z);
 # PORT (18733) for the sink on 127.0.0.1; WORK (a temporary directory,
 # removed at the end unless given: a WORK holding logs/impressions.jsonl is
 # reused without running the simulator again); OUT (configs/models);
 # PYTHON (/usr/bin/python3); GBDT_ARGS ("--max-bin 4096 --min-child-weight
-# 600") and MLP_ARGS ("--epochs 1 --dim 2 --cap 512"): the training scripts'
-# hyperparameters, the best of the runs docs/models.md lists.
+# 600") and MLP_ARGS ("--epochs 2 --dim 2 --cap 512 --lr 0.001"): the
+# training scripts' hyperparameters, the best of the runs docs/models.md lists.
 set -eu
 cd "$(dirname "$0")/../.."
 SEED=${SEED:-11}
 RATE=${RATE:-2500}
-DURATION=${DURATION:-420s}
-TIME_SCALE=${TIME_SCALE:-206}
+DURATION=${DURATION:-840s}
+TIME_SCALE=${TIME_SCALE:-103}
 SIM_START=${SIM_START:-2026-06-01T00:00:00Z}
 PORT=${PORT:-18733}
 OUT=${OUT:-configs/models}
@@ -40,11 +41,19 @@ if ! "$PYTHON" -c 'import xgboost, torch, onnx, numpy' 2>/dev/null; then
 	fi
 fi
 
+sink=
+tmpwork=
+cleanup() {
+	[ -z "$sink" ] || kill "$sink" 2>/dev/null || true
+	[ -z "$tmpwork" ] || rm -rf "$tmpwork"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
 if [ -n "${WORK:-}" ]; then
 	mkdir -p "$WORK"
 else
 	WORK=$(mktemp -d)
-	trap 'rm -rf "$WORK"' EXIT
+	tmpwork=$WORK
 fi
 go build -o "$WORK/bin/" ./simulator/cmd/simulator ./features/cmd/featurize ./ctr/train/servescore
 # The evaluation scores the held-out rows with the served ONNX file through
@@ -64,12 +73,12 @@ if [ ! -s "$WORK/logs/impressions.jsonl" ]; then
 	"$WORK/bin/simulator" run -target "http://127.0.0.1:$PORT/openrtb2/bid" -rate "$RATE" -duration "$DURATION" \
 		-seed "$SEED" -sim-start "$SIM_START" -time-scale "$TIME_SCALE" -log "$WORK/logs" -out "$WORK/run" \
 		-notice-late 0 -notice-delay 1ms -render-delay 1ms -click-delay 1ms >"$WORK/run.log" 2>&1 || {
-		kill "$sink"
 		cat "$WORK/run.log" >&2
 		exit 1
 	}
 	kill "$sink"
 	wait "$sink" 2>/dev/null || true
+	sink=
 fi
 "$WORK/bin/featurize" -log "$WORK/logs" -out "$WORK/rows" -seed "$SEED"
 
@@ -78,7 +87,7 @@ desc="simulator seed $SEED: sink (20 campaigns x 5 creatives, always wins) at $R
 "$PYTHON" ctr/train/gbdt_train.py --data "$WORK/rows" --out "$OUT" --seed "$SEED" --name gbdt-sim-v1 \
 	--script ctr/train/make_models.sh ${GBDT_ARGS:---max-bin 4096 --min-child-weight 600} --data-desc "$desc"
 # shellcheck disable=SC2086
-"$PYTHON" ctr/train/mlp_train.py --data "$WORK/rows" --out "$OUT" --seed "$SEED" ${MLP_ARGS:---epochs 1 --dim 2 --cap 512} --data-desc "$desc"
+"$PYTHON" ctr/train/mlp_train.py --data "$WORK/rows" --out "$OUT" --seed "$SEED" ${MLP_ARGS:---epochs 2 --dim 2 --cap 512 --lr 0.001} --data-desc "$desc"
 "$PYTHON" - "$OUT/mlp.manifest.json" <<'PY'
 import json, sys
 m = json.load(open(sys.argv[1]))
