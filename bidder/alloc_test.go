@@ -50,7 +50,7 @@ func TestHandlerAllocs(t *testing.T) {
 		if c.status == 400 {
 			continue // the error path may allocate its message
 		}
-		if n := testing.AllocsPerRun(200, run); n != 0 {
+		if n := allocs(run); n != 0 {
 			t.Errorf("%s: %v allocations per request, want 0", c.name, n)
 		}
 	}
@@ -73,7 +73,19 @@ func TestHandlerAllocsRealBudget(t *testing.T) {
 	if ctx.Response.StatusCode() != 200 {
 		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
 	}
-	if n := testing.AllocsPerRun(200, run); n != 0 {
+	if n := allocs(run); n != 0 {
 		t.Errorf("%v allocations per bid through the real budget, want 0", n)
 	}
+}
+
+// allocs is the least of three testing.AllocsPerRun measurements: the
+// runtime counts every goroutine's allocations, so a background goroutine
+// left by an earlier test (a server shutting down) can only add to one
+// measurement, while an allocation on the measured path shows in all three.
+func allocs(f func()) float64 {
+	least := testing.AllocsPerRun(200, f)
+	for i := 0; i < 2 && least > 0; i++ {
+		least = min(least, testing.AllocsPerRun(200, f))
+	}
+	return least
 }
