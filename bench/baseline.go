@@ -18,7 +18,6 @@ import (
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
-	"github.com/openbidder/openbidder/ortb"
 )
 
 // Baseline is the bid path written the obvious way, to measure the bidder
@@ -218,7 +217,10 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
 	userLevel := features.UserLevelAllowed(view)
-	user := userKey(view, userLevel)
+	user := uint64(0)
+	if userLevel {
+		user = view.UserKey()
+	}
 	facts := newFacts(br, arrival)
 	why := "no_campaign"
 	var rows []float32
@@ -300,7 +302,7 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
-	up := upperBound(camp)
+	up := camp.UpperMicros()
 	upper, ok := b.convert(up, camp.Currency, resp)
 	if !ok {
 		return Slot{}, "currency"
@@ -355,7 +357,7 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 	}
 	for i := range a.Slots {
 		sl := &a.Slots[i]
-		v := value(sl.Campaign, sl.PCTR) * shade
+		v := sl.Campaign.ValueMicros(sl.PCTR) * shade
 		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
 		if !ok || p < sl.Floor || p <= 0 {
 			continue
@@ -512,54 +514,6 @@ func (b *Baseline) convert(v int64, from, resp string) (int64, bool) {
 		return 0, false
 	}
 	return int64(math.Floor(float64(v) * f / to)), true
-}
-
-// value is what a campaign would pay for the impression (CPM micros, its
-// currency), capped by its max bid.
-func value(c *campaigns.Campaign, pctr float32) float64 {
-	st := &c.Strategy
-	var v float64
-	switch st.Kind {
-	case campaigns.TargetCPC:
-		v = float64(pctr) * float64(st.CPCMicros) * 1000
-	case campaigns.TargetCPA:
-		v = float64(pctr) * st.ConversionRate * float64(st.CPAMicros) * 1000
-	default:
-		v = float64(st.CPMMicros)
-	}
-	return min(v, float64(c.MaxBidMicros))
-}
-
-func upperBound(c *campaigns.Campaign) int64 {
-	if c.Strategy.Kind == campaigns.FixedCPM {
-		return min(c.Strategy.CPMMicros, c.MaxBidMicros)
-	}
-	return c.MaxBidMicros
-}
-
-// userKey is the frequency-cap key (FNV-1a of user.id, buyeruid or ifa).
-func userKey(req *ortb.Request, userLevel bool) uint64 {
-	if !userLevel {
-		return 0
-	}
-	id := req.User.ID
-	if len(id) == 0 {
-		id = req.User.BuyerUID
-	}
-	if len(id) == 0 && req.Device.LMT != ortb.True {
-		id = req.Device.IFA
-	}
-	if len(id) == 0 {
-		return 0
-	}
-	h := uint64(14695981039346656037)
-	for _, c := range id {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	if h == 0 {
-		h = 1
-	}
-	return h
 }
 
 func ceilDiv(a, b int64) int64 {

@@ -211,7 +211,10 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
 	userLevel := features.UserLevelAllowed(&bc.req)
-	user := userKey(&bc.req, userLevel)
+	user := uint64(0)
+	if userLevel {
+		user = bc.req.UserKey()
+	}
 	bc.user = user
 	imps := bc.req.Imps
 	if len(imps) > s.cfg.Limits.MaxImps {
@@ -394,7 +397,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			bc.best = append(bc.best, choice{slot: -1})
 		}
 		camp := sl.cand.Campaign
-		v := value(camp, bc.pctr[i]) * shade
+		v := camp.ValueMicros(bc.pctr[i]) * shade
 		p, ok := s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
 		if !ok || p < sl.floor || p <= 0 {
 			cat.stats[camp.Index].nobids[reasonBelowFloor].add(bc.stripe, 1)
@@ -426,56 +429,6 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	}
 	s.m.bidsPlaced.add(bc.stripe, uint64(placed))
 	return reasonNone
-}
-
-// value is the CPM micros (campaign currency) a campaign would pay for this
-// impression, capped by its max bid.
-func value(c *campaigns.Campaign, pctr float32) float64 {
-	st := &c.Strategy
-	var v float64
-	switch st.Kind {
-	case campaigns.TargetCPC:
-		v = float64(pctr) * float64(st.CPCMicros) * 1000
-	case campaigns.TargetCPA:
-		v = float64(pctr) * st.ConversionRate * float64(st.CPAMicros) * 1000
-	default:
-		v = float64(st.CPMMicros)
-	}
-	return min(v, float64(c.MaxBidMicros))
-}
-
-// upperBound is the most a campaign can bid (CPM micros, its currency).
-func upperBound(c *campaigns.Campaign) int64 {
-	if c.Strategy.Kind == campaigns.FixedCPM {
-		return min(c.Strategy.CPMMicros, c.MaxBidMicros)
-	}
-	return c.MaxBidMicros
-}
-
-// userKey identifies the user for frequency caps: 0 when unknown or when
-// user-level processing is not allowed.
-func userKey(req *ortb.Request, userLevel bool) uint64 {
-	if !userLevel {
-		return 0
-	}
-	id := req.User.ID
-	if len(id) == 0 {
-		id = req.User.BuyerUID
-	}
-	if len(id) == 0 && req.Device.LMT != ortb.True {
-		id = req.Device.IFA
-	}
-	if len(id) == 0 {
-		return 0
-	}
-	h := uint64(14695981039346656037)
-	for _, c := range id {
-		h = (h ^ uint64(c)) * 1099511628211
-	}
-	if h == 0 {
-		h = 1
-	}
-	return h
 }
 
 func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {

@@ -59,7 +59,7 @@ func newCatalog(snap *campaigns.Snapshot, m *metrics, mon money) *catalog {
 		landing: make(map[string]string, len(snap.Creatives)),
 	}
 	for _, camp := range snap.Campaigns {
-		c.upper[camp.Index] = upperBound(camp)
+		c.upper[camp.Index] = camp.UpperMicros()
 		c.stats[camp.Index] = m.campaign(camp.ID)
 		c.campID[camp.Index] = []byte(camp.ID)
 	}

@@ -179,3 +179,30 @@ type Creative struct {
 
 // MType is the OpenRTB 2.6 bid.mtype: 1 banner, 2 video, 3 audio, 4 native.
 func (c *Creative) MType() int { return int(c.Format) }
+
+// ValueMicros is what the campaign would pay for an impression whose
+// predicted click-through rate is pctr: CPM micro-units of its currency by
+// its bid strategy (fixed CPM; target CPC: pCTR x CPC x 1000; target CPA:
+// pCTR x conversion rate x CPA x 1000), capped by its max bid.
+func (c *Campaign) ValueMicros(pctr float32) float64 {
+	st := &c.Strategy
+	var v float64
+	switch st.Kind {
+	case TargetCPC:
+		v = float64(pctr) * float64(st.CPCMicros) * 1000
+	case TargetCPA:
+		v = float64(pctr) * st.ConversionRate * float64(st.CPAMicros) * 1000
+	default:
+		v = float64(st.CPMMicros)
+	}
+	return min(v, float64(c.MaxBidMicros))
+}
+
+// UpperMicros is the most the campaign can bid for any impression (CPM
+// micros of its currency): its fixed CPM, or its max bid.
+func (c *Campaign) UpperMicros() int64 {
+	if c.Strategy.Kind == FixedCPM {
+		return min(c.Strategy.CPMMicros, c.MaxBidMicros)
+	}
+	return c.MaxBidMicros
+}

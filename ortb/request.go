@@ -121,3 +121,28 @@ func (imp *Imp) nextDeal() *Deal {
 	*d = Deal{WSeat: d.WSeat[:0]}
 	return d
 }
+
+// UserKey identifies the user for frequency caps: a 64-bit FNV-1a hash of
+// user.id, else user.buyeruid, else device.ifa (unless limit-ad-tracking is
+// on); 0 when there is none. Callers decide whether user-level processing is
+// allowed at all (COPPA, GDPR consent).
+func (r *Request) UserKey() uint64 {
+	id := r.User.ID
+	if len(id) == 0 {
+		id = r.User.BuyerUID
+	}
+	if len(id) == 0 && r.Device.LMT != True {
+		id = r.Device.IFA
+	}
+	if len(id) == 0 {
+		return 0
+	}
+	h := uint64(14695981039346656037)
+	for _, c := range id {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	if h == 0 {
+		h = 1
+	}
+	return h
+}
