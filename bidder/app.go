@@ -255,7 +255,24 @@ func (a *App) startBudget(ctx context.Context) error {
 	if err := a.budget.SetCampaigns(budgetCampaigns(a.store.Current())); err != nil {
 		return err
 	}
-	return a.budget.Start(ctx)
+	// A cluster may still be electing its JetStream leader (instances started
+	// together): retry until budget.start_timeout.
+	give := time.Now().Add(b.StartTimeout)
+	for {
+		err := a.budget.Start(ctx)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(give) {
+			return fmt.Errorf("budget store not ready after %v: %w", b.StartTimeout, err)
+		}
+		a.log.Warn("budget store not ready; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // watch reloads campaigns and models when their files change.

@@ -288,7 +288,7 @@ func TestHotReloadModel(t *testing.T) {
 	}
 	app := startApp(t, func(c *Config) {
 		c.Model.GBDT = filepath.Join(dir, "gbdt.manifest.json")
-		c.Model.ONNX = ""
+		c.Model.Provider = "off"
 	})
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	url := "http://" + app.Addr() + "/openrtb2/bid"

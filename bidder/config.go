@@ -76,8 +76,8 @@ type CurrencyConfig struct {
 
 // ModelConfig names the served models.
 type ModelConfig struct {
-	GBDT        string        `yaml:"gbdt"`         // GBDT manifest (required)
-	ONNX        string        `yaml:"onnx"`         // ONNX manifest (optional)
+	GBDT        string        `yaml:"gbdt"`         // GBDT manifest, the fallback scorer (default configs/models/gbdt.manifest.json)
+	ONNX        string        `yaml:"onnx"`         // ONNX manifest (default configs/models/mlp.manifest.json; provider: off scores with GBDT only)
 	ONNXLibrary string        `yaml:"onnx_library"` // libonnxruntime.so path (default lib/onnxruntime/libonnxruntime.so.1)
 	Provider    string        `yaml:"provider"`     // auto|cuda|cpu|off (default auto)
 	MaxBatch    int           `yaml:"max_batch"`    // default 64
@@ -124,8 +124,11 @@ type BudgetConfig struct {
 	// LeaseTTL is how long a lease record lives without renewal: a crashed
 	// instance's lease returns to the pool after it (default 5m; must exceed
 	// notices.hold_ttl plus two sync periods).
-	LeaseTTL   time.Duration `yaml:"lease_ttl"`
-	SyncPeriod time.Duration `yaml:"sync_period"`
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// StartTimeout bounds the wait for the budget store at start (a cluster
+	// electing its leader, NATS restarting): default 60s.
+	StartTimeout time.Duration `yaml:"start_timeout"`
+	SyncPeriod   time.Duration `yaml:"sync_period"`
 }
 
 // Overrides are command-line flags; a non-empty one wins over the file.
@@ -218,6 +221,8 @@ func (c *Config) Defaults() {
 	if _, ok := c.Currency.Rates[c.Currency.Base]; !ok {
 		c.Currency.Rates[c.Currency.Base] = 1
 	}
+	def(&c.Model.GBDT, "configs/models/gbdt.manifest.json")
+	def(&c.Model.ONNX, "configs/models/mlp.manifest.json")
 	def(&c.Model.ONNXLibrary, "lib/onnxruntime/libonnxruntime.so.1")
 	def(&c.Model.Provider, "auto")
 	if c.Model.MaxBatch == 0 {
@@ -230,6 +235,7 @@ func (c *Config) Defaults() {
 	def(&c.Budget.StoreDir, "data/nats")
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
+	defDur(&c.Budget.StartTimeout, time.Minute)
 }
 
 // Validate reports every problem at once.
@@ -272,9 +278,6 @@ func (c *Config) Validate() error {
 		if r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 			bad("currency.rates."+cur, "rate %v must be positive", r)
 		}
-	}
-	if c.Model.GBDT == "" {
-		bad("model.gbdt", "a GBDT manifest is required (it is the fallback scorer)")
 	}
 	switch c.Model.Provider {
 	case "auto", "cuda", "cpu", "off":

@@ -26,6 +26,9 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Listen != "127.0.0.1:9999" || c.AdminListen != "127.0.0.1:9998" || c.PublicURL != "http://127.0.0.1:9999" {
 		t.Fatalf("overrides: listen %s admin %s public %s", c.Listen, c.AdminListen, c.PublicURL)
 	}
+	if c.Model.ONNX != "configs/models/mlp.manifest.json" || c.CampaignsDir != "configs/campaigns" {
+		t.Fatalf("default paths: %+v", c.Model)
+	}
 	if c.Limits.MaxBodyBytes != 256<<10 || c.Pricing.MaxScoredPerImp != 8 || c.Currency.Rates["USD"] != 1 || c.Notices.ChargeOn != "billing" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
@@ -52,7 +55,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nlisten: nonsense\n", "listen")
 	f("model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\n", "admin_listen", "loopback")
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
-	f("listen: 127.0.0.1:1\n", "model.gbdt")
+	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
 	f("model: {gbdt: m.json}\ncurrency: {rates: {usd: 1, EUR: -2}}\n", "currency.rates")
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")

@@ -73,7 +73,7 @@ func TestCheckConfigExitCodes(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "broken.yaml"), []byte("id: broken\nbid_strategy: {kind: nope}\nmax_bid_cpm: \"1\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
 	cfg := filepath.Join(dir, "bidder.yaml")
-	os.WriteFile(cfg, []byte(fmt.Sprintf("campaigns_dir: %s\nmodel: {gbdt: configs/models/gbdt.manifest.json, onnx: \"\"}\n", dir)), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("campaigns_dir: %s\nmodel: {gbdt: configs/models/gbdt.manifest.json, provider: \"off\"}\n", dir)), 0o644)
 	cmd = exec.Command(bin, "-config", cfg, "-check-config")
 	cmd.Dir = "../../.."
 	out, err := cmd.CombinedOutput()
@@ -106,7 +106,7 @@ func TestServeReloadShutdown(t *testing.T) {
 	os.WriteFile(cfg, []byte(fmt.Sprintf(`campaigns_dir: %s
 watch_every: -1s
 limits: {internal_budget: 150ms}
-model: {gbdt: %s/configs/models/gbdt.manifest.json, onnx: ""}
+model: {gbdt: %s/configs/models/gbdt.manifest.json, provider: "off"}
 budget: {store_dir: %s/nats}
 `, camps, root, dir)), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
