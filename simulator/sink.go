@@ -31,6 +31,25 @@ type SinkConfig struct {
 	Seed      uint64
 }
 
+func (cfg SinkConfig) withDefaults() SinkConfig {
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	if cfg.Price == 0 {
+		cfg.Price = 1
+	}
+	if cfg.PCTR == 0 {
+		cfg.PCTR = 0.02
+	}
+	if cfg.Campaigns <= 0 {
+		cfg.Campaigns = 1
+	}
+	if cfg.Creatives <= 0 {
+		cfg.Creatives = 1
+	}
+	return cfg
+}
+
 // Sink is a running fake bidder.
 type Sink struct {
 	cfg    SinkConfig
@@ -47,21 +66,7 @@ type Sink struct {
 
 // StartSink listens and serves until Close.
 func StartSink(cfg SinkConfig) (*Sink, error) {
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	if cfg.Price == 0 {
-		cfg.Price = 1
-	}
-	if cfg.PCTR == 0 {
-		cfg.PCTR = 0.02
-	}
-	if cfg.Campaigns <= 0 {
-		cfg.Campaigns = 1
-	}
-	if cfg.Creatives <= 0 {
-		cfg.Creatives = 1
-	}
+	cfg = cfg.withDefaults()
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("simulator: sink listen: %w", err)
@@ -153,37 +158,44 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 func (s *Sink) response(req *openrtb2.BidRequest, host string) []byte {
 	resp := openrtb2.BidResponse{ID: req.ID, Cur: "USD"}
 	var bids []openrtb2.Bid
-	for _, imp := range req.Imp {
-		n := s.seq.Add(1)
-		tok := strconv.FormatInt(n, 36)
-		base := "http://" + host + "/notice/"
-		q := "?t=" + tok + "&p=${AUCTION_PRICE}"
-		imptr, click := base+"imp?t="+tok, base+"click?t="+tok
-		b := openrtb2.Bid{ID: "b" + tok, ImpID: imp.ID, Price: s.cfg.Price, NURL: base + "win" + q, BURL: base + "bill" + q,
-			LURL: base + "loss" + q + "&r=${AUCTION_LOSS}", CID: "camp-" + strconv.FormatInt(1+n%int64(s.cfg.Campaigns), 10),
-			ADomain: []string{"advertiser.example.com"}, Ext: json.RawMessage(`{"pctr":` + FormatPrice(s.cfg.PCTR) + `}`)}
-		b.CrID = b.CID + "-cr-" + strconv.FormatInt(1+(n/int64(s.cfg.Campaigns))%int64(s.cfg.Creatives), 10)
-		switch {
-		case imp.Video != nil:
-			b.MType = openrtb2.MarkupVideo
-			b.AdM = `<VAST version="4.0"><Ad><InLine><Impression><![CDATA[` + imptr + `]]></Impression><Creatives><Creative><Linear>` +
-				`<VideoClicks><ClickThrough><![CDATA[` + click + `]]></ClickThrough></VideoClicks></Linear></Creative></Creatives></InLine></Ad></VAST>`
-		case imp.Native != nil:
-			b.MType = openrtb2.MarkupNative
-			nat, _ := json.Marshal(map[string]any{"native": map[string]any{"ver": "1.2", "link": map[string]any{"url": click},
-				"imptrackers": []string{imptr}, "assets": []any{map[string]any{"id": 1, "title": map[string]any{"text": "Hi"}}}}})
-			b.AdM = string(nat)
-		default:
-			b.MType = openrtb2.MarkupBanner
-			if imp.Banner != nil && len(imp.Banner.Format) > 0 {
-				b.W, b.H = imp.Banner.Format[0].W, imp.Banner.Format[0].H
-			}
-			b.AdM = `<a href="` + strings.ReplaceAll(click, "&", "&amp;") + `"><img src="https://cdn.example.com/ad.png"></a>` +
-				`<img src="` + imptr + `" width="1" height="1">`
-		}
-		bids = append(bids, b)
+	for i := range req.Imp {
+		bids = append(bids, sinkBid(s.cfg, s.seq.Add(1), &req.Imp[i], host))
 	}
 	resp.SeatBid = []openrtb2.SeatBid{{Seat: "sink", Bid: bids}}
 	out, _ := json.Marshal(resp)
 	return out
+}
+
+// sinkBid is the sink's bid number n on imp: campaign camp-(1+n mod
+// Campaigns), creative camp-K-cr-(1+(n/Campaigns) mod Creatives), notice and
+// tracker URLs on host. The training log generator (WriteTrainLog) bids the
+// same way without HTTP.
+func sinkBid(cfg SinkConfig, n int64, imp *openrtb2.Imp, host string) openrtb2.Bid {
+	tok := strconv.FormatInt(n, 36)
+	base := "http://" + host + "/notice/"
+	q := "?t=" + tok + "&p=${AUCTION_PRICE}"
+	imptr, click := base+"imp?t="+tok, base+"click?t="+tok
+	b := openrtb2.Bid{ID: "b" + tok, ImpID: imp.ID, Price: cfg.Price, NURL: base + "win" + q, BURL: base + "bill" + q,
+		LURL: base + "loss" + q + "&r=${AUCTION_LOSS}", CID: "camp-" + strconv.FormatInt(1+n%int64(cfg.Campaigns), 10),
+		ADomain: []string{"advertiser.example.com"}, Ext: json.RawMessage(`{"pctr":` + FormatPrice(cfg.PCTR) + `}`)}
+	b.CrID = b.CID + "-cr-" + strconv.FormatInt(1+(n/int64(cfg.Campaigns))%int64(cfg.Creatives), 10)
+	switch {
+	case imp.Video != nil:
+		b.MType = openrtb2.MarkupVideo
+		b.AdM = `<VAST version="4.0"><Ad><InLine><Impression><![CDATA[` + imptr + `]]></Impression><Creatives><Creative><Linear>` +
+			`<VideoClicks><ClickThrough><![CDATA[` + click + `]]></ClickThrough></VideoClicks></Linear></Creative></Creatives></InLine></Ad></VAST>`
+	case imp.Native != nil:
+		b.MType = openrtb2.MarkupNative
+		nat, _ := json.Marshal(map[string]any{"native": map[string]any{"ver": "1.2", "link": map[string]any{"url": click},
+			"imptrackers": []string{imptr}, "assets": []any{map[string]any{"id": 1, "title": map[string]any{"text": "Hi"}}}}})
+		b.AdM = string(nat)
+	default:
+		b.MType = openrtb2.MarkupBanner
+		if imp.Banner != nil && len(imp.Banner.Format) > 0 {
+			b.W, b.H = imp.Banner.Format[0].W, imp.Banner.Format[0].H
+		}
+		b.AdM = `<a href="` + strings.ReplaceAll(click, "&", "&amp;") + `"><img src="https://cdn.example.com/ad.png"></a>` +
+			`<img src="` + imptr + `" width="1" height="1">`
+	}
+	return b
 }

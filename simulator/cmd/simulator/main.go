@@ -4,6 +4,7 @@
 //	simulator run    -target URL[,URL] -rate N -duration D -seed S -out DIR [-log DIR] [-admin URL]
 //	simulator replay -in FILE.jsonl -target URL[,URL] [-rate N] -out DIR
 //	simulator gen    -n N -seed S -out FILE.jsonl
+//	simulator trainlog -n N -seed S -log DIR [-sim-span 24h] [-campaigns 20 -creatives 5]
 //	simulator sink   -addr 127.0.0.1:8099 [-bid-prob P] [-delay D] [-for D]
 package main
 
@@ -35,6 +36,8 @@ func main() {
 		err = cmdGen(os.Args[2:])
 	case "sink":
 		err = cmdSink(os.Args[2:])
+	case "trainlog":
+		err = cmdTrainLog(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return
@@ -58,6 +61,7 @@ commands:
   run     send generated traffic open loop to bidders, run auctions, write DIR/report.json and plots
   replay  like run, with requests from a gen file (-in FILE.jsonl)
   gen     write generated bid requests as JSONL
+  trainlog write the training log of a sink that bids on everything, without HTTP (-n requests into -log DIR)
   sink    start a minimal loopback bidder (204 or bids) for load-tool comparisons and demos
 
 'simulator <command> -help' lists the flags and their defaults.
@@ -76,7 +80,7 @@ type flags struct {
 }
 
 func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
-	d, t, n, m := simulator.DefaultConfig, simulator.DefaultTraffic, simulator.DefaultNotices, simulator.DefaultMarket
+	d, t, n := simulator.DefaultConfig, simulator.DefaultTraffic, simulator.DefaultNotices
 	c := &f.cfg
 	if withTargets {
 		fs.StringVar(&f.targets, "target", "", "bidder URL(s), comma separated, round robin (e.g. http://127.0.0.1:8080/openrtb2/bid)")
@@ -90,8 +94,8 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.DurationVar(&c.Spin, "spin", 0, "send waits shorter than this busy-wait instead of sleeping: sub-ms timers wake up to 1ms late; 1ms gives a precise schedule at the cost of up to a core")
 		fs.IntVar(&f.tmaxMs, "tmax", 0, "override tmax in ms for timeout accounting (0 = each request's own tmax, see -req-tmax)")
 		fs.DurationVar(&c.Grace, "grace", d.Grace, "how long past tmax an answer is still awaited (it counts as a timeout)")
+		bindOutcomes(fs, f)
 		fs.BoolVar(&c.AllowNonLocal, "allow-nonlocal", false, "allow targets, admin and notice URLs outside loopback")
-		fs.Float64Var(&c.RenderProb, "render-prob", d.RenderProb, "probability a won ad renders (burl and impression trackers fire, billed)")
 		fs.DurationVar(&c.RenderDelay, "render-delay", d.RenderDelay, "mean delay from win notice to render")
 		fs.DurationVar(&c.ClickDelay, "click-delay", d.ClickDelay, "mean delay from render to click")
 		fs.DurationVar(&c.Notices.Delay, "notice-delay", n.Delay, "mean (exponential) delay of nurl/lurl after the auction")
@@ -100,11 +104,6 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.Float64Var(&f.noticeLate, "notice-late", n.LateProb, "probability a notice is sent -notice-late-delay late")
 		fs.DurationVar(&c.Notices.LateDelay, "notice-late-delay", n.LateDelay, "extra delay of late notices")
 		fs.IntVar(&c.Notices.Workers, "notice-workers", n.Workers, "concurrent notice senders")
-		fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
-		fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
-		fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
-		fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
-		fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
 	}
 	fs.Float64Var(&c.Rate, "rate", d.Rate, "mean requests per second (Poisson arrivals)")
 	fs.Uint64Var(&c.Seed, "seed", d.Seed, "random seed (traffic, auctions, notices, clicks)")
@@ -123,6 +122,18 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 	fs.Float64Var(&f.deals, "deal-share", t.DealShare, "share of publishers with deals")
 	fs.Float64Var(&c.Traffic.FloorMedianUSD, "floor", t.FloorMedianUSD, "median floor CPM in USD (log-normal over publishers)")
 	fs.Int64Var(&c.Traffic.TMaxMs, "req-tmax", t.TMaxMs, "typical tmax (ms) written into requests; each publisher uses 0.8, 1, 1.2, 1.5 or 2 times it")
+}
+
+// bindOutcomes binds what decides auctions, renders and clicks (run and
+// trainlog).
+func bindOutcomes(fs *flag.FlagSet, f *flags) {
+	d, m, c := simulator.DefaultConfig, simulator.DefaultMarket, &f.cfg
+	fs.Float64Var(&c.RenderProb, "render-prob", d.RenderProb, "probability a won ad renders (burl and impression trackers fire, billed)")
+	fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
+	fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
+	fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
+	fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
+	fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
 }
 
 // zeroAsNeg maps an explicit 0 to the "explicitly zero" marker of the config.
@@ -297,4 +308,45 @@ func cmdSink(args []string) error {
 	case <-time.After(*forD):
 	}
 	return s.Close()
+}
+
+func cmdTrainLog(args []string) error {
+	fs := flag.NewFlagSet("trainlog", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, false)
+	bindOutcomes(fs, &f)
+	var c simulator.TrainLogConfig
+	fs.Int64Var(&c.Requests, "n", 100000, "number of requests")
+	fs.StringVar(&c.Dir, "log", "", "write impressions.jsonl into this directory (required)")
+	fs.Float64Var(&c.Sink.Price, "price", 50, "the sink's bid CPM in USD (50 wins every auction of the default market)")
+	fs.IntVar(&c.Sink.Campaigns, "campaigns", 20, "campaign ids the sink rotates over")
+	fs.IntVar(&c.Sink.Creatives, "creatives", 5, "creatives per campaign")
+	fs.IntVar(&c.Workers, "workers", 0, "goroutines building lines (0 = GOMAXPROCS; the output does not depend on it)")
+	span := fs.Duration("sim-span", 0, "simulated time the requests cover: sets -time-scale to span x rate / n")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if c.Dir == "" {
+		return errors.New("trainlog: -log DIR is required")
+	}
+	if err := f.finish(); err != nil {
+		return err
+	}
+	if *span > 0 && c.Requests > 0 {
+		f.cfg.TimeScale = span.Seconds() * f.cfg.Rate / float64(c.Requests)
+	}
+	if f.cfg.SimStart.IsZero() {
+		f.cfg.SimStart = time.Now()
+	}
+	c.Sim = f.cfg
+	start := time.Now()
+	res, err := simulator.WriteTrainLog(c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "trainlog: %d requests, %d imps, %d won, %d impressions, %d clicks (mean true CTR %.5f), simulated %s to %s, in %s\n",
+		res.Requests, res.Imps, res.Won, res.Rendered, res.Clicks, res.MeanTrueCTR,
+		time.Unix(res.SimStart, 0).UTC().Format(time.RFC3339), time.Unix(res.SimEnd, 0).UTC().Format(time.RFC3339),
+		time.Since(start).Round(time.Millisecond))
+	return nil
 }
