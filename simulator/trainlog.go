@@ -23,6 +23,12 @@ type TrainLogConfig struct {
 	// Creatives (BidProb, Addr and Delay are not used).
 	Sink     SinkConfig
 	Requests int64  // requests to generate (> 0)
+	// Skip generates the first Skip requests without logging them (the bid
+	// counter advances as if they were answered), so a second log with
+	// Requests N+M and Skip N continues a first one of N requests: the two
+	// hold disjoint requests of one run, for growing training data without
+	// rewriting what exists. TimeScale must then be the same in both.
+	Skip int64
 	Dir      string // DIR/impressions.jsonl, the format of Config.LogDir
 	Workers  int    // goroutines building log lines (default GOMAXPROCS); the bytes do not depend on it
 }
@@ -35,7 +41,7 @@ type TrainLogResult struct {
 }
 
 // ErrTrainLogRequests is returned for a TrainLogConfig without Requests.
-var ErrTrainLogRequests = errors.New("simulator: trainlog needs a request count > 0")
+var ErrTrainLogRequests = errors.New("simulator: trainlog needs a request count > 0 and 0 <= skip < count")
 
 // WriteTrainLog writes the training log of a run against a sink that bids on
 // every imp, without HTTP: the same generated traffic as `simulator run`
@@ -52,7 +58,7 @@ var ErrTrainLogRequests = errors.New("simulator: trainlog needs a request count 
 // millions of impressions.
 func WriteTrainLog(cfg TrainLogConfig) (TrainLogResult, error) {
 	var res TrainLogResult
-	if cfg.Requests <= 0 {
+	if cfg.Requests <= 0 || cfg.Skip < 0 || cfg.Skip >= cfg.Requests {
 		return res, ErrTrainLogRequests
 	}
 	sim := cfg.Sim
@@ -115,11 +121,15 @@ func WriteTrainLog(cfg TrainLogConfig) (TrainLogResult, error) {
 	}()
 	src := NewGenSource(sim)
 	var bids int64
-	for done := int64(0); done < cfg.Requests; {
+	for i := int64(0); i < cfg.Skip; i++ {
+		og, _, _ := src.Next()
+		bids += int64(len(og.Req.Imp))
+	}
+	for done := cfg.Skip; done < cfg.Requests; {
 		j := &job{first: bids, done: make(chan struct{})}
 		for ; len(j.ogs) < batch && done < cfg.Requests; done++ {
 			og, _, _ := src.Next()
-			if done == 0 {
+			if done == cfg.Skip {
 				res.SimStart = og.SimTime
 			}
 			res.SimEnd = og.SimTime

@@ -47,6 +47,21 @@ func TestTrainLogDeterministic(t *testing.T) {
 	if _, err := WriteTrainLog(TrainLogConfig{Dir: t.TempDir()}); !errors.Is(err, ErrTrainLogRequests) {
 		t.Errorf("no request count: %v", err)
 	}
+	// A log of requests 1000..3000 (Skip) is the rest of the 3000-request log
+	// after the lines of its first 1000 requests.
+	first := trainLogConfig(1000, 2)
+	head, rh := trainLog(t, first)
+	rest := trainLogConfig(3000, 2)
+	rest.Skip = 1000
+	tail, rt := trainLog(t, rest)
+	if !bytes.Equal(append(head, tail...), a) || rh.Rendered+rt.Rendered != ra.Rendered || rt.Requests != 2000 {
+		t.Errorf("skip: %d + %d bytes (%+v, %+v) is not the whole log's %d", len(head), len(tail), rh, rt, len(a))
+	}
+	bad := trainLogConfig(10, 1)
+	bad.Skip = 10
+	if _, err := WriteTrainLog(bad); !errors.Is(err, ErrTrainLogRequests) {
+		t.Errorf("skip = requests: %v", err)
+	}
 }
 
 // Each line is what a run against the sink logs: the generated request (the
