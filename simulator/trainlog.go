@@ -22,15 +22,15 @@ type TrainLogConfig struct {
 	// Sink is the bidder that answers every request: its Price, Campaigns and
 	// Creatives (BidProb, Addr and Delay are not used).
 	Sink     SinkConfig
-	Requests int64  // requests to generate (> 0)
+	Requests int64 // requests to generate (> 0)
 	// Skip generates the first Skip requests without logging them (the bid
 	// counter advances as if they were answered), so a second log with
 	// Requests N+M and Skip N continues a first one of N requests: the two
 	// hold disjoint requests of one run, for growing training data without
 	// rewriting what exists. TimeScale must then be the same in both.
-	Skip int64
-	Dir      string // DIR/impressions.jsonl, the format of Config.LogDir
-	Workers  int    // goroutines building log lines (default GOMAXPROCS); the bytes do not depend on it
+	Skip    int64
+	Dir     string // DIR/impressions.jsonl, the format of Config.LogDir
+	Workers int    // goroutines building log lines (default GOMAXPROCS); the bytes do not depend on it
 }
 
 // TrainLogResult counts what WriteTrainLog did.
