@@ -25,7 +25,7 @@ import numpy as np
 
 TARGETS = {"gbdt": 0.02, "onnx": 0.01}  # largest AUC gap to the ground truth (issue 5)
 MEAN_TOL = 0.05  # mean predicted CTR within 5% of observed
-MODELS = [("gbdt", "gbdt.manifest.json", "GBDT (leaves, Go)"), ("onnx", "mlp.manifest.json", "ONNX MLP (ORT CPU, Go)")]
+MODELS = [("gbdt", "gbdt.manifest.json", "GBDT (leaves, Go)"), ("onnx", "mlp.manifest.json", "ONNX wide & deep (ORT CPU, Go)")]
 COLORS = {"gbdt": "#1f77b4", "onnx": "#d62728", "oracle": "#2ca02c"}
 
 
@@ -63,10 +63,12 @@ def fnv_user(seed, uid):
 
 
 def visible_ceiling(data_dir, truth, seed, weight):
-    """The best a model can do without user.id (schema v1 has no slot for it).
+    """The best a model can do without knowing who the user is (schema v1 had
+    no slot for user.id; under v2 a model that has seen a user rarely, or a
+    request without user-level consent, is in the same place).
 
-    The ground truth adds weight x h(user.id) to the logit; the features do
-    not see it, so the best feature-only prediction averages it out:
+    The ground truth adds weight x h(user.id) to the logit; a user-blind
+    prediction averages it out:
     E_u[sigmoid(logit(p) - w h(row's user) + w h(u))] over the users of the
     held-out traffic (a 1000-row sample, traffic-weighted). Evaluation only."""
     path = os.path.join(data_dir, "rows.keys")
@@ -82,6 +84,51 @@ def visible_ceiling(data_dir, truth, seed, weight):
     for i in range(0, len(z), 2048):
         out[i:i + 2048] = (1 / (1 + np.exp(-(z[i:i + 2048, None] + sample[None, :])))).mean(1)
     return out, corr
+
+
+def data_limited_ceiling(data_dir, frac, val_fraction, seed, weight, grid=41):
+    """The best a model trained on these rows could do about the user term.
+
+    Everything in the ground truth but weight x h(user) is taken as known
+    exactly; h(user) of each held-out row's user is replaced by its posterior
+    mean given that user's training impressions (the rows before the
+    validation and held-out parts, with their labels), under the truth's own
+    prior (h uniform on [-1, 1], a grid of `grid` points). A user never seen in
+    training keeps the prior: the user-blind average. No model of these rows
+    can know more about the users than this, so its AUC bounds what the user
+    slot can give at this data size. Evaluation only."""
+    path = os.path.join(data_dir, "rows.keys")
+    if not os.path.exists(path):
+        return None
+    meta = json.load(open(os.path.join(data_dir, "rows.json")))
+    w = meta["width"]
+    raw = np.memmap(os.path.join(data_dir, "rows.f32"), dtype="<f4", mode="r").reshape(-1, w + 2)
+    n = len(raw)
+    n_test = int(n * frac)
+    n_train = int((n - n_test) * (1 - val_fraction))
+    y = np.array(raw[:, w], dtype=np.float64)
+    truth = np.array(raw[:, w + 1], dtype=np.float64)
+    users = np.array([l.rstrip("\n").split("\t")[2] for l in open(path)], dtype=object)
+    uniq, uid = np.unique(users, return_inverse=True)
+    hu = np.array([fnv_user(seed, u) for u in uniq])[uid]
+    z = np.log(truth / (1 - truth)) - weight * hu  # the logit without the user term
+    hs = np.linspace(-1, 1, grid)
+    loglik = np.zeros((len(uniq), grid))
+    for i in range(0, n_train, 1 << 20):
+        j = min(i + (1 << 20), n_train)
+        pz = 1 / (1 + np.exp(-(z[i:j, None] + weight * hs[None, :])))
+        ll = np.where(y[i:j, None] > 0, np.log(pz), np.log1p(-pz))
+        for g in range(grid):
+            loglik[:, g] += np.bincount(uid[i:j], weights=ll[:, g], minlength=len(uniq))
+    post = np.exp(loglik - loglik.max(1, keepdims=True))
+    post /= post.sum(1, keepdims=True)
+    te = slice(n - n_test, n)
+    pt = post[uid[te]]  # posterior over the grid of each held-out row's user
+    pred = (pt * (1 / (1 + np.exp(-(z[te, None] + weight * hs[None, :]))))).sum(1)
+    seen = np.bincount(uid[:n_train], minlength=len(uniq))[uid[te]]
+    return pred, {"train_rows": int(n_train), "heldout_rows_user_seen": float((seen > 0).mean()),
+                  "heldout_rows_user_seen_100": float((seen >= 100).mean()),
+                  "heldout_rows_user_seen_1000": float((seen >= 1000).mean())}
 
 
 def load_rows(data_dir, frac):
@@ -142,6 +189,7 @@ def main():
     ap.add_argument("--test-fraction", type=float, default=0.25)
     ap.add_argument("--ctr-seed", type=int, default=0, help="the simulator's -ctr-seed (for the visible ceiling)")
     ap.add_argument("--user-weight", type=float, default=0.40, help="ground truth's user term x -ctr-scale")
+    ap.add_argument("--val-fraction", type=float, default=0.05, help="mlp_train.py's --val-fraction (training rows the ceiling may use)")
     a = ap.parse_args()
     pred_dir = a.pred or os.path.join(os.path.dirname(os.path.abspath(a.data)), "pred")
     meta, y, truth = load_rows(a.data, a.test_fraction)
@@ -160,16 +208,32 @@ def main():
         cm = evaluate(y, ceil, truth)
         summary_ceiling = {k: v for k, v in cm.items() if k != "deciles"}
         summary_ceiling["corr_h_user_logit"] = corr
-        lines += ["Feature-visible ceiling: the ground truth adds %.2f x h(user.id) to the logit, and schema v1 has "
-                  "no user-id slot, so no model on these features can see that term. Averaging it out of the "
-                  "ground truth (evaluation only; correlation of the recomputed h(user) with logit(true CTR): %.2f) "
-                  "gives AUC %.4f and log loss %.5f: the best a feature-only model can reach here." % (
+        lines += ["User-blind ceiling: the ground truth adds %.2f x h(user.id) to the logit. Averaging that term out "
+                  "of the ground truth (evaluation only; correlation of the recomputed h(user) with logit(true CTR): "
+                  "%.2f) gives AUC %.4f and log loss %.5f: the best a model can reach without knowing the user, as "
+                  "under schema v1, which had no user slot. Schema v2 has one (a hashed user id), so a model can "
+                  "go past this line only by learning the users it has seen often enough." % (
                       a.user_weight, corr, cm["auc"], cm["logloss"]), ""]
+    dl = data_limited_ceiling(a.data, a.test_fraction, a.val_fraction, a.ctr_seed, a.user_weight)
+    if dl is not None:
+        dlp, dls = dl
+        dm = evaluate(y, dlp, truth)
+        summary_dl = {k: v for k, v in dm.items() if k != "deciles"}
+        summary_dl.update(dls)
+        lines += ["Data-limited ceiling: the ground truth with h(user.id) replaced by its posterior mean given the "
+                  "user's %d training impressions and clicks (every other term taken as known; evaluation only). "
+                  "%.1f%% of the held-out impressions come from users seen in training, %.1f%% from users seen at "
+                  "least 100 times, %.1f%% at least 1000 times. AUC %.4f, log loss %.5f: what the user slot can give "
+                  "at this data size, and so a bound on every model trained on these rows." % (
+                      dls["train_rows"], 100 * dls["heldout_rows_user_seen"], 100 * dls["heldout_rows_user_seen_100"],
+                      100 * dls["heldout_rows_user_seen_1000"], dm["auc"], dm["logloss"]), ""]
     lines += ["| model | scored by | AUC | oracle AUC | AUC gap (target) | log loss | oracle log loss | mean pCTR | observed CTR | mean vs observed (target 5%) |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     series, details, summary = [], [], {"oracle": {k: v for k, v in oracle.items() if k != "deciles"}}
     if ceil is not None:
-        summary["visible_ceiling"] = summary_ceiling
+        summary["user_blind_ceiling"] = summary_ceiling
+    if dl is not None:
+        summary["data_limited_ceiling"] = summary_dl
     for kind, mf, label in MODELS:
         mpath = os.path.join(a.models, mf)
         if not os.path.exists(mpath):
@@ -194,7 +258,7 @@ def main():
             "met" if ok_mean else "**missed**"))
         summary[kind] = {k: v for k, v in m.items() if k != "deciles"}
         if ceil is not None:
-            summary[kind]["auc_gap_to_visible_ceiling"] = cm["auc"] - m["auc"]
+            summary[kind]["auc_over_user_blind_ceiling"] = m["auc"] - cm["auc"]
         summary[kind].update(auc_gap=gap, auc_target_met=ok_auc, mean_rel_error=rel, mean_target_met=ok_mean,
                              framework_auc=man["metrics"].get("auc"), framework_logloss=man["metrics"].get("logloss"))
         series.append((label, COLORS[kind], m["deciles"]))
@@ -206,8 +270,11 @@ def main():
     lines += ["| ground truth | eval.true_ctr | %.4f | | | %.5f | | %.5f | %.5f | |" % (
         oracle["auc"], oracle["logloss"], oracle["mean_predicted_ctr"], oracle["observed_ctr"])]
     if ceil is not None:
-        lines.append("| feature-visible ceiling | ground truth without h(user.id) | %.4f | | %.4f below the oracle | %.5f | | %.5f | %.5f | |" % (
+        lines.append("| user-blind ceiling | ground truth without h(user.id) | %.4f | | %.4f below the oracle | %.5f | | %.5f | %.5f | |" % (
             cm["auc"], oracle["auc"] - cm["auc"], cm["logloss"], cm["mean_predicted_ctr"], cm["observed_ctr"]))
+    if dl is not None:
+        lines.append("| data-limited ceiling | ground truth, h(user.id) from the training rows | %.4f | | %.4f below the oracle | %.5f | | %.5f | %.5f | |" % (
+            dm["auc"], oracle["auc"] - dm["auc"], dm["logloss"], dm["mean_predicted_ctr"], dm["observed_ctr"]))
     lines.append("")
     lines += ["![calibration](calibration.svg)", "", "## Calibration"] + details
     lines += ["", "### Ground truth: calibration by decile of the true CTR", ""] + fmt_deciles(oracle["deciles"])
