@@ -58,7 +58,7 @@ lint:
 ## check: lint and the race-detector tests, what CI runs beside `make test`
 check: lint test-race
 
-## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~15 min)
+## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
 models:
 	sh ctr/train/make_models.sh
 

@@ -5,6 +5,8 @@ package ctr
 import (
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/features"
 )
 
 // batchAllocs fails the test unless score makes no allocation per call
@@ -28,8 +30,8 @@ func batchAllocs(t *testing.T, name string, score func() error) {
 }
 
 func TestBatchScoreAllocs(t *testing.T) {
-	b := batchNew(t, &batchFake{width: 40}, BatchOptions{MaxBatch: 8, MaxWait: -1})
-	rows, out := make([]float32, 3*40), make([]float32, 3)
+	b := batchNew(t, &batchFake{width: features.Width}, BatchOptions{MaxBatch: 8, MaxWait: -1})
+	rows, out := make([]float32, 3*features.Width), make([]float32, 3)
 	batchAllocs(t, "batcher over a Go model", func() error {
 		return b.Score(time.Now().Add(time.Second), rows, out)
 	})
@@ -39,7 +41,7 @@ func TestONNXScoreAllocs(t *testing.T) {
 	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 8})
 	rows, _ := onnxTestRows(t)
 	out := make([]float32, 13) // one run of 8, one of 5 (bucket 8)
-	batchAllocs(t, "onnx", func() error { return x.Score(time.Now().Add(time.Second), rows[:13*40], out) })
+	batchAllocs(t, "onnx", func() error { return x.Score(time.Now().Add(time.Second), rows[:13*features.Width], out) })
 }
 
 func TestBatchONNXScoreAllocs(t *testing.T) {
@@ -49,15 +51,15 @@ func TestBatchONNXScoreAllocs(t *testing.T) {
 	if err := h.Reload("../configs/models/mlp.manifest.json"); err != nil {
 		t.Fatal(err)
 	}
-	c, err := NewChain(h, &chainConst{width: 40, v: 0.5})
+	c, err := NewChain(h, &chainConst{width: features.Width, v: 0.5})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rows, _ := onnxTestRows(t)
 	out := make([]float32, 4)
 	b := h.Current().(*reloadBatched).Batcher
-	batchAllocs(t, "batcher over onnx", func() error { return b.Score(time.Now().Add(time.Second), rows[:160], out) })
-	batchAllocs(t, "chain over holder", func() error { return c.Score(time.Now().Add(time.Second), rows[:160], out) })
+	batchAllocs(t, "batcher over onnx", func() error { return b.Score(time.Now().Add(time.Second), rows[:4*features.Width], out) })
+	batchAllocs(t, "chain over holder", func() error { return c.Score(time.Now().Add(time.Second), rows[:4*features.Width], out) })
 	if st := c.Stats(); st.Fallback != 0 {
 		t.Errorf("chain fell back: %+v", st)
 	}

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/features"
 )
 
 // batchBenchManifest is the served model; $CTR_BENCH_MANIFEST overrides it.
@@ -19,9 +21,9 @@ func BenchmarkONNXRows(b *testing.B) {
 	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
 	par, _ := onnxTestRows(b)
 	for _, n := range []int{1, 8, 32, 64, 128, 512} {
-		rows := make([]float32, n*40)
+		rows := make([]float32, n*features.Width)
 		for i := range n {
-			copy(rows[i*40:], par[(i%64)*40:(i%64+1)*40])
+			copy(rows[i*features.Width:], par[(i%64)*features.Width:(i%64+1)*features.Width])
 		}
 		out := make([]float32, n)
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
@@ -68,7 +70,7 @@ func batchBenchLoad(b *testing.B, s Scorer, bt *Batcher) {
 	b.SetParallelism(16)
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		rows := slices.Clone(par[:rowsPerReq*40])
+		rows := slices.Clone(par[:rowsPerReq*features.Width])
 		out := make([]float32, rowsPerReq)
 		for pb.Next() {
 			start := time.Now()
@@ -99,13 +101,13 @@ func batchBenchLoad(b *testing.B, s Scorer, bt *Batcher) {
 func BenchmarkBatcherSerial(b *testing.B) {
 	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
 	par, _ := onnxTestRows(b)
-	rows, out := par[:4*40], make([]float32, 4)
+	rows, out := par[:4*features.Width], make([]float32, 4)
 	bt, err := NewBatcher(x, BatchOptions{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer bt.Close()
-	c, err := NewChain(bt, &chainConst{width: 40})
+	c, err := NewChain(bt, &chainConst{width: features.Width})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/features"
 )
 
 const onnxTinyManifest = "testdata/mlp_tiny.manifest.json"
@@ -47,7 +49,7 @@ func onnxTestLoad(t testing.TB, manifest string, opts ONNXOptions) *ONNX {
 // onnxTestRows returns the tiny model's parity rows and outputs.
 func onnxTestRows(t testing.TB) (rows, want []float32) {
 	t.Helper()
-	rows, want, err := onnxLoadParity("testdata/mlp_tiny.parity.json", 40)
+	rows, want, err := onnxLoadParity("testdata/mlp_tiny.parity.json", features.Width)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,14 +58,14 @@ func onnxTestRows(t testing.TB) (rows, want []float32) {
 
 func TestONNXParity(t *testing.T) {
 	for _, mb := range []int{1, 8, 64} { // chunked, partly chunked, one run
-		x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: mb, SchemaVersion: "v1", Width: 40})
-		if x.Provider() != ProviderCPU || x.Width() != 40 || x.MaxBatch() != mb {
+		x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: mb, SchemaVersion: features.SchemaVersion, Width: features.Width})
+		if x.Provider() != ProviderCPU || x.Width() != features.Width || x.MaxBatch() != mb {
 			t.Fatalf("provider %q width %d max batch %d", x.Provider(), x.Width(), x.MaxBatch())
 		}
 		rows, want := onnxTestRows(t)
 		for _, n := range []int{1, 3, 17, len(want)} {
 			got := make([]float32, n)
-			if err := x.Score(time.Now().Add(time.Second), rows[:n*40], got); err != nil {
+			if err := x.Score(time.Now().Add(time.Second), rows[:n*features.Width], got); err != nil {
 				t.Fatal(err)
 			}
 			if err := onnxCheckParity("tiny", got, want[:n], 1e-5); err != nil {
@@ -74,7 +76,7 @@ func TestONNXParity(t *testing.T) {
 }
 
 func TestONNXServedModelParity(t *testing.T) {
-	x := onnxTestLoad(t, "../configs/models/mlp.manifest.json", ONNXOptions{SchemaVersion: "v1", Width: 40})
+	x := onnxTestLoad(t, "../configs/models/mlp.manifest.json", ONNXOptions{SchemaVersion: features.SchemaVersion, Width: features.Width})
 	if x.PredictLatency(64) <= 0 {
 		t.Errorf("no latency estimate after warm-up")
 	}
@@ -89,7 +91,7 @@ func TestONNXProviderAutoFallsBackToCPU(t *testing.T) {
 	}
 	rows, want := onnxTestRows(t)
 	got := make([]float32, 4)
-	if err := x.Score(time.Time{}, rows[:160], got); err != nil {
+	if err := x.Score(time.Time{}, rows[:4*features.Width], got); err != nil {
 		t.Fatal(err)
 	}
 	if err := onnxCheckParity("tiny", got, want[:4], 1e-4); err != nil {
@@ -136,8 +138,8 @@ func TestONNXRefusesBadModels(t *testing.T) {
 			t.Errorf("%s: err %v, want %v", name, err, want)
 		}
 	}
-	f("schema", onnxTinyManifest, ONNXOptions{SchemaVersion: "v2", Width: 40}, ErrSchema)
-	f("width", onnxTinyManifest, ONNXOptions{SchemaVersion: "v1", Width: 41}, ErrSchema)
+	f("schema", onnxTinyManifest, ONNXOptions{SchemaVersion: "v0", Width: features.Width}, ErrSchema)
+	f("width", onnxTinyManifest, ONNXOptions{SchemaVersion: features.SchemaVersion, Width: features.Width + 1}, ErrSchema)
 	f("sha256", onnxTestCopy(t, func(s string) string {
 		return strings.Replace(s, `"sha256": "`, `"sha256": "00`, 1)
 	}, nil), ONNXOptions{}, ErrBadModel)
@@ -148,7 +150,7 @@ func TestONNXRefusesBadModels(t *testing.T) {
 		return strings.Replace(s, `"kind": "onnx"`, `"kind": "gbdt"`, 1)
 	}, nil), ONNXOptions{}, ErrBadModel)
 	f("manifest width", onnxTestCopy(t, func(s string) string {
-		return strings.Replace(s, `"width": 40`, `"width": 39`, 1)
+		return strings.Replace(s, `"width": 41`, `"width": features.Width`, 1)
 	}, nil), ONNXOptions{}, ErrBadModel)
 	f("missing", filepath.Join(t.TempDir(), "none.manifest.json"), ONNXOptions{}, ErrBadModel)
 	f("library", onnxTinyManifest, ONNXOptions{Provider: "tpu"}, ErrUnavailable)
@@ -171,14 +173,14 @@ func TestONNXScoreRejectsShortDeadlineAndBadShape(t *testing.T) {
 	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 8})
 	rows, _ := onnxTestRows(t)
 	out := make([]float32, 8)
-	if err := x.Score(time.Now().Add(-time.Millisecond), rows[:320], out); !errors.Is(err, ErrDeadline) {
+	if err := x.Score(time.Now().Add(-time.Millisecond), rows[:8*features.Width], out); !errors.Is(err, ErrDeadline) {
 		t.Errorf("past deadline: %v", err)
 	}
-	if err := x.Score(time.Time{}, rows[:319], out); err == nil {
+	if err := x.Score(time.Time{}, rows[:8*features.Width-1], out); err == nil {
 		t.Errorf("bad shape accepted")
 	}
 	x.Close()
-	if err := x.Score(time.Time{}, rows[:320], out); !errors.Is(err, ErrUnavailable) {
+	if err := x.Score(time.Time{}, rows[:8*features.Width], out); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("after close: %v", err)
 	}
 }

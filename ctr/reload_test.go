@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/features"
 )
 
 func TestReloadKeepsOldModelUntilInFlightCallsFinish(t *testing.T) {
@@ -96,7 +98,7 @@ func TestReloadSwapWhileScoring(t *testing.T) {
 					return
 				default:
 				}
-				err := h.Score(time.Now().Add(time.Second), rows[i*40:(i+2)*40], out)
+				err := h.Score(time.Now().Add(time.Second), rows[i*features.Width:(i+2)*features.Width], out)
 				if err != nil || onnxCheckParity("tiny", out, want[i:i+2], 1e-5) != nil {
 					bad.Add(1)
 				}
@@ -162,7 +164,7 @@ func TestReloadWatchPicksUpChangedManifest(t *testing.T) {
 	}
 	batchWaitFor(t, "refusal", func() bool { return h.Stats().Refused == 1 })
 	out := make([]float32, 1)
-	if err := h.Score(time.Now().Add(time.Second), make([]float32, 40), out); err != nil || h.Name() != "mlp_tiny_v2" {
+	if err := h.Score(time.Now().Add(time.Second), make([]float32, features.Width), out); err != nil || h.Name() != "mlp_tiny_v2" {
 		t.Fatalf("after refusal: %v, model %s", err, h.Name())
 	}
 }

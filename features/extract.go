@@ -173,6 +173,14 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || len(req.Device.IFA) > 0 {
 		d[SlotHasUserID] = 1
 	}
+	switch {
+	case len(u.BuyerUID) > 0:
+		d[SlotUser] = catSlot(SlotUser, u.BuyerUID)
+	case len(u.ID) > 0:
+		d[SlotUser] = catSlot(SlotUser, u.ID)
+	case !zeroIFA(req.Device.IFA):
+		d[SlotUser] = catSlot(SlotUser, req.Device.IFA)
+	}
 	d[SlotSegments] = float32(len(u.Segments))
 	if u.Yob > 0 {
 		if age := int64(now.Year()) - u.Yob; age > 0 && age <= 120 {
@@ -189,4 +197,15 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 			d[SlotGender] = 3
 		}
 	}
+}
+
+// zeroIFA reports an empty advertising id or one of only zeros and dashes
+// (what iOS and Android send under limited ad tracking): no one in particular.
+func zeroIFA(ifa []byte) bool {
+	for _, b := range ifa {
+		if b != '0' && b != '-' {
+			return false
+		}
+	}
+	return true
 }

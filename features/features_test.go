@@ -104,6 +104,7 @@ func TestExtractImpSlots(t *testing.T) {
 		{"site segments", site, SlotSegments, 3},
 		{"site age", site, SlotUserAge, 36},
 		{"site gender", site, SlotGender, 2},
+		{"site user is user.id", site, SlotUser, Bucket(SlotUser, "u-1")},
 		{"site no ad slots", site, SlotCampaign, 0},
 		{"app inventory is bundle", app, SlotInventory, Bucket(SlotInventory, "com.example.app3")},
 		{"app is_app", app, SlotIsApp, 1},
@@ -120,6 +121,7 @@ func TestExtractImpSlots(t *testing.T) {
 		{"app dnt", app, SlotLimitAdTrk, 1},
 		{"app tmax absent", app, SlotTMax, 0},
 		{"app no user", app, SlotHasUserID, 0},
+		{"app no user slot", app, SlotUser, 0},
 		{"app no floor", app, SlotLogFloor, 0},
 	}
 	for _, c := range cases {
@@ -172,6 +174,35 @@ func TestUserLevel(t *testing.T) {
 			case (!s.User || c.allow) && row[i] != full[i]:
 				t.Errorf("%s: slot %s = %v, want %v", c.name, s.Name, row[i], full[i])
 			}
+		}
+	}
+}
+
+func TestUserSlotSource(t *testing.T) {
+	cases := []struct {
+		name           string
+		id, buyer, ifa string
+		want           string // "" means slot 0
+	}{
+		{"buyeruid first", "u-1", "b-1", "ifa-1", "b-1"},
+		{"then user.id", "u-1", "", "ifa-1", "u-1"},
+		{"then ifa", "", "", "ifa-1", "ifa-1"},
+		{"zero ifa is no one", "", "", "00000000-0000-0000-0000-000000000000", ""},
+		{"none", "", "", "", ""},
+		{"case folded", "U-ABC", "", "", "u-abc"},
+	}
+	for _, c := range cases {
+		req := siteBannerRequest()
+		req.User.ID, req.User.BuyerUID, req.Device.IFA = []byte(c.id), []byte(c.buyer), []byte(c.ifa)
+		want := float32(0)
+		if c.want != "" {
+			want = Bucket(SlotUser, c.want)
+		}
+		if got := extract(req, true)[SlotUser]; got != want {
+			t.Errorf("%s: user slot = %v, want %v", c.name, got, want)
+		}
+		if got := extract(req, false)[SlotUser]; got != 0 {
+			t.Errorf("%s: user slot without user-level consent = %v, want 0", c.name, got)
 		}
 	}
 }

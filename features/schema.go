@@ -18,12 +18,12 @@ package features
 // SchemaVersion names the slot layout below. Bump it whenever a slot's
 // meaning, source, transform or bucket count changes; the golden test under
 // testdata/ fails until you do.
-const SchemaVersion = "v1"
+const SchemaVersion = "v2"
 
 // Width is the number of float32 slots in a row. ImpWidth slots come from the
 // request and imp, AdWidth slots from the candidate ad.
 const (
-	ImpWidth = 32
+	ImpWidth = 33
 	AdWidth  = 8
 	Width    = ImpWidth + AdWidth
 )
@@ -65,15 +65,16 @@ const (
 	SlotSegments    = 29 // num, user-level: number of user.data segments
 	SlotUserAge     = 30 // num, user-level: years from user.yob, 0 unknown
 	SlotGender      = 31 // num, user-level: 0 unknown, 1 M, 2 F, 3 O
+	SlotUser        = 32 // cat, user-level: user.buyeruid, else user.id, else device.ifa
 
-	SlotCampaign   = 32 // cat: campaign id
-	SlotCreative   = 33 // cat: campaign id + "/" + creative id
-	SlotAdvertiser = 34 // cat: advertiser (domain or id)
-	SlotAdFormat   = 35 // num: creative mtype 1 banner, 2 video, 3 audio, 4 native
-	SlotAdW        = 36 // num: creative width (0 when not sized)
-	SlotAdH        = 37 // num: creative height
-	SlotAdFit      = 38 // num: 1 when the imp offers the ad's format and a sized ad equals the imp's primary size
-	SlotAdSizeCat  = 39 // cat: creative size w x h
+	SlotCampaign   = 33 // cat: campaign id
+	SlotCreative   = 34 // cat: campaign id + "/" + creative id
+	SlotAdvertiser = 35 // cat: advertiser (domain or id)
+	SlotAdFormat   = 36 // num: creative mtype 1 banner, 2 video, 3 audio, 4 native
+	SlotAdW        = 37 // num: creative width (0 when not sized)
+	SlotAdH        = 38 // num: creative height
+	SlotAdFit      = 39 // num: 1 when the imp offers the ad's format and a sized ad equals the imp's primary size
+	SlotAdSizeCat  = 40 // cat: creative size w x h
 )
 
 // Slot describes one slot for documentation, manifests and drift monitoring.
@@ -117,6 +118,7 @@ var Slots = [Width]Slot{
 	{Name: "segments", User: true},
 	{Name: "user_age", User: true},
 	{Name: "gender", User: true},
+	{Name: "user", Buckets: 262144, User: true},
 	{Name: "campaign", Buckets: 65536},
 	{Name: "creative", Buckets: 65536},
 	{Name: "advertiser", Buckets: 8192},

@@ -278,8 +278,21 @@ func run(cfg config) (*meta, error) {
 		snap = s
 	}
 	f := newFeaturizer(snap)
-	var recs []float32
-	var keys []sortKey
+	// Size the record and key slices from the logs' bytes (a simulator line
+	// is about 1 KB; 700 bytes a line over-estimates the rows a little), so
+	// tens of millions of rows are not copied while the slices grow.
+	var size int64
+	for _, l := range cfg.logs {
+		if st, err := os.Stat(logFile(l)); err == nil {
+			size += st.Size()
+		}
+	}
+	est := int(min(size/700, 1<<28))
+	if cfg.maxRows > 0 {
+		est = min(est, cfg.maxRows)
+	}
+	recs := make([]float32, 0, est*stride)
+	keys := make([]sortKey, 0, est)
 	skipped := 0
 	var sources []string
 	for _, l := range cfg.logs {
