@@ -220,11 +220,11 @@ def main():
         dm = evaluate(y, dlp, truth)
         summary_dl = {k: v for k, v in dm.items() if k != "deciles"}
         summary_dl.update(dls)
-        lines += ["Data-limited ceiling: the ground truth with h(user.id) replaced by its posterior mean given the "
-                  "user's %d training impressions and clicks (every other term taken as known; evaluation only). "
+        lines += ["Data-limited ceiling: the ground truth with h(user.id) replaced by its posterior mean given "
+                  "that user's impressions and clicks among the %d training rows (every other term taken as known; evaluation only). "
                   "%.1f%% of the held-out impressions come from users seen in training, %.1f%% from users seen at "
                   "least 100 times, %.1f%% at least 1000 times. AUC %.4f, log loss %.5f: what the user slot can give "
-                  "at this data size, and so a bound on every model trained on these rows." % (
+                  "at this data size: about the most a model trained on these rows can reach." % (
                       dls["train_rows"], 100 * dls["heldout_rows_user_seen"], 100 * dls["heldout_rows_user_seen_100"],
                       100 * dls["heldout_rows_user_seen_1000"], dm["auc"], dm["logloss"]), ""]
     lines += ["| model | scored by | AUC | oracle AUC | AUC gap (target) | log loss | oracle log loss | mean pCTR | observed CTR | mean vs observed (target 5%) |",
