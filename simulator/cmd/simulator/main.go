@@ -317,7 +317,7 @@ func cmdTrainLog(args []string) error {
 	bindOutcomes(fs, &f)
 	var c simulator.TrainLogConfig
 	fs.Int64Var(&c.Requests, "n", 100000, "number of requests")
-	fs.Int64Var(&c.Skip, "skip", 0, "generate the first N requests without logging them: -n A+B -skip A continues a log of -n A (give the same -time-scale, not -sim-span)")
+	fs.Int64Var(&c.Skip, "skip", 0, "generate the first N requests without logging them: -n A+B -skip A continues a log of -n A (same -time-scale, or the whole run's -sim-span)")
 	fs.StringVar(&c.Dir, "log", "", "write impressions.jsonl into this directory (required)")
 	fs.Float64Var(&c.Sink.Price, "price", 50, "the sink's bid CPM in USD (50 wins every auction of the default market)")
 	fs.IntVar(&c.Sink.Campaigns, "campaigns", 20, "campaign ids the sink rotates over")
