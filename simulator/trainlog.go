@@ -133,7 +133,6 @@ func WriteTrainLog(cfg TrainLogConfig) (TrainLogResult, error) {
 				res.SimStart = og.SimTime
 			}
 			res.SimEnd = og.SimTime
-			og.Body = append([]byte(nil), og.Body...)
 			j.ogs = append(j.ogs, og)
 			bids += int64(len(og.Req.Imp))
 		}
