@@ -398,20 +398,20 @@ func (b *Baseline) response(a *Auction, br *openrtb2.BidRequest, resp string, us
 		}
 		sl := &a.Slots[w]
 		cr := sl.Creative
-		tok := string(budget.AppendToken(nil, b.cfg.NoticeKey, budget.Token{
+		tok := budget.Token{
 			AuctionID: br.ID, ImpID: br.Imp[imp].ID, CampaignID: sl.Campaign.ID, CreativeID: cr.ID,
 			InstanceID: b.cfg.InstanceID, BidMicros: sl.Charge, PriceMicros: sl.Price, UserKey: user, HoldID: sl.Hold,
-			Expires: now.Add(b.cfg.TokenTTL),
-		}))
-		notice := func(path string) string {
-			return fmt.Sprintf("%s/notice/%s?t=%s&p=${AUCTION_PRICE}", b.cfg.PublicURL, path, tok)
+			FloorMicros: min(max(sl.Floor, 0), sl.Price), Expires: now.Add(b.cfg.TokenTTL),
+		}
+		notice := func(path string, u budget.Use) string {
+			return fmt.Sprintf("%s/notice/%s?t=%s&p=${AUCTION_PRICE}", b.cfg.PublicURL, path, budget.AppendToken(nil, b.cfg.NoticeKey, tok, u))
 		}
 		bid := openrtb2.Bid{
 			ID: bidID + "-" + strconv.Itoa(imp), ImpID: br.Imp[imp].ID, Price: float64(sl.Price) / 1e6,
 			AdID: cr.ID, CrID: cr.ID, CID: sl.Campaign.ID, ADomain: cr.ADomain, Cat: cr.Cat, Bundle: cr.Bundle,
 			MType: openrtb2.MarkupType(cr.MType()),
-			NURL:  notice("win"), BURL: notice("bill"), LURL: notice("loss") + "&r=${AUCTION_LOSS}",
-			AdM: adm(cr, notice("click"), notice("imp")),
+			NURL:  notice("win", budget.UseWin), BURL: notice("bill", budget.UseBill), LURL: notice("loss", budget.UseLoss) + "&r=${AUCTION_LOSS}",
+			AdM: adm(cr, notice("click", budget.UseClick), notice("imp", budget.UseImp)),
 			Ext: json.RawMessage(`{"pctr":` + strconv.FormatFloat(float64(sl.PCTR), 'g', 6, 32) + `}`),
 		}
 		for _, at := range cr.Attr {

@@ -81,7 +81,11 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	sink := &budgetSink{m: a.budget, events: a.events}
-	s := newServer(cfg, log, bindBudget(a.budget), sink, budgetSigner{key: key, instance: cfg.InstanceID})
+	signer, err := newBudgetSigner(cfg.InstanceID, key)
+	if err != nil {
+		return err
+	}
+	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
 	s.ready = a.budget.Ready
 	s.extra = a.gauges
 	s.mon.setDrift(a.modelManifest(), features.Width, log)

@@ -422,3 +422,94 @@ func TestChargeOnPerExchange(t *testing.T) {
 		t.Fatalf("after the default billing: spent %d, want 2500", s)
 	}
 }
+
+// tokensOf returns the notice token of each kind in bid b: nurl, burl, lurl,
+// and the pixel and click URLs in its markup.
+func tokensOf(t *testing.T, b openrtb2.Bid) [numNoticeKinds]string {
+	t.Helper()
+	tok := func(u string) string {
+		i := strings.Index(u, "t=")
+		if i < 0 {
+			t.Fatalf("no token in %q", u)
+		}
+		s := u[i+2:]
+		if j := strings.IndexAny(s, "&\""); j >= 0 {
+			s = s[:j]
+		}
+		return s
+	}
+	var out [numNoticeKinds]string
+	out[noticeWin], out[noticeBill], out[noticeLoss] = tok(b.NURL), tok(b.BURL), tok(b.LURL)
+	out[noticeImp] = tok(between(b.AdM, `/notice/imp?`, `"`) + `"`)
+	out[noticeClick] = tok(between(b.AdM, `/notice/click?`, `"`) + `"`)
+	for k, s := range out {
+		for j := range k {
+			if out[j] == s {
+				t.Fatalf("kinds %v and %v share a token", noticeKind(j), noticeKind(k))
+			}
+		}
+	}
+	return out
+}
+
+// Every notice token is valid at its own endpoint only: the pixel token in
+// the markup (which every browser sees) cannot bill, the billing token
+// cannot be replayed as a loss, and so on for all 20 cross-uses, each a 403
+// that changes nothing. The right token then works.
+func TestNoticeTokensBoundToEndpoint(t *testing.T) {
+	app := startApp(t, nil)
+	base := "http://" + app.Addr()
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, _ := post(t, base+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	toks := tokensOf(t, br.SeatBid[0].Bid[0])
+	for minted, tok := range toks {
+		for used := noticeKind(0); used < numNoticeKinds; used++ {
+			if used == noticeKind(minted) {
+				continue
+			}
+			u := base + noticePrefix + used.String() + "?t=" + tok + "&p=0&r=1"
+			if code, msg := get(t, u); code != 403 {
+				t.Errorf("%v token at /notice/%v: %d %s, want 403", noticeKind(minted), used, code, msg)
+			}
+		}
+	}
+	if s, h := spent(t, app, "acme-banner"); s != 0 || h != 2000 {
+		t.Fatalf("after cross-used tokens: spent %d held %d, want 0 and 2000", s, h)
+	}
+	m := app.Server.m
+	if n := m.notices[noticeWin].load() + m.notices[noticeBill].load() + m.notices[noticeLoss].load() +
+		m.notices[noticeImp].load() + m.notices[noticeClick].load(); n != 0 {
+		t.Fatalf("%d notices accepted", n)
+	}
+	if code, _ := get(t, base+"/notice/bill?t="+toks[noticeBill]+"&p=1.5"); code != 200 {
+		t.Fatalf("billing with its own token: %d", code)
+	}
+	if s, h := spent(t, app, "acme-banner"); s != 1500 || h != 0 {
+		t.Fatalf("after billing: spent %d held %d, want 1500 and 0", s, h)
+	}
+}
+
+// A price under the imp's floor ($0.50 in the request) is charged at the
+// floor and counted: a notice fired with p=0 cannot make an impression free.
+func TestPriceUnderFloorChargedAtFloor(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, substitute(br.SeatBid[0].Bid[0].BURL, "0")); code != 200 {
+		t.Fatal("billing notice refused")
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 500 {
+		t.Fatalf("spent %d, want 500 (the $0.50 floor)", s)
+	}
+	if n := app.Server.m.underFloor.load(); n != 1 {
+		t.Fatalf("under-floor count %d, want 1", n)
+	}
+}

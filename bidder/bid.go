@@ -47,7 +47,7 @@ type bidCtx struct {
 	best   []choice
 	out    []byte
 	token  bidToken
-	tok    []byte // notice token of the bid being encoded
+	tok    []byte // notice tokens of the bid being encoded, one per kind
 	click  []byte // its click URL
 	pixel  []byte // its impression pixel URL
 	resp   []byte // response currency code (points into config or the request)
@@ -55,6 +55,8 @@ type bidCtx struct {
 	// chargeOnWin: the exchange that sent the request charges on nurl.
 	chargeOnWin bool
 	now         time.Time
+
+	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
 
 func (bc *bidCtx) reset() {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/openbidder/openbidder/budget"
@@ -91,17 +92,31 @@ func bindBudget(m *budget.Manager) func(*campaigns.Snapshot) (money, error) {
 	}
 }
 
-// budgetSigner signs notice tokens with budget's HMAC token format.
+// budgetSigner signs notice tokens with budget's token format: the payload
+// signed once per bid, one tag per notice kind.
 type budgetSigner struct {
-	key      []byte
+	s        *budget.Signer
 	instance string
+	sealed   *sync.Pool // *budget.Sealed scratch
 }
 
 var _ tokenSigner = budgetSigner{}
 
-func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
-	// B2S is safe here: AppendToken copies the bytes and keeps nothing.
-	return budget.AppendToken(dst, s.key, budget.Token{
+// newBudgetSigner signs with keys[0] and verifies with any of keys.
+func newBudgetSigner(instance string, keys ...[]byte) (budgetSigner, error) {
+	s, err := budget.NewSigner(keys...)
+	if err != nil {
+		return budgetSigner{}, fmt.Errorf("%w: notices: %v", ErrConfig, err)
+	}
+	return budgetSigner{s: s, instance: instance, sealed: &sync.Pool{New: func() any { return new(budget.Sealed) }}}, nil
+}
+
+// noticeUse is the token use of a notice endpoint.
+func noticeUse(k noticeKind) budget.Use { return budget.Use(k) + budget.UseWin }
+
+func (s budgetSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]int) []byte {
+	// B2S is safe here: Seal copies the bytes and keeps nothing.
+	tok := budget.Token{
 		AuctionID:   ortb.B2S(t.AuctionID),
 		ImpID:       ortb.B2S(t.ImpID),
 		CampaignID:  ortb.B2S(t.Campaign),
@@ -109,16 +124,25 @@ func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
 		InstanceID:  s.instance,
 		BidMicros:   t.ChargeMicros,
 		PriceMicros: t.PriceMicros,
+		FloorMicros: t.FloorMicros,
 		UserKey:     t.User,
 		PCTR:        t.PCTR,
 		ChargeOn:    chargeKind(t.ChargeOnWin),
 		HoldID:      budget.HoldID(t.Hold),
 		Expires:     t.Expiry,
-	})
+	}
+	sd := s.sealed.Get().(*budget.Sealed)
+	s.s.Seal(sd, &tok)
+	for k := noticeKind(0); k < numNoticeKinds; k++ {
+		dst = sd.AppendFor(dst, noticeUse(k))
+		ends[k] = len(dst)
+	}
+	s.sealed.Put(sd)
+	return dst
 }
 
-func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
-	t, err := budget.ParseToken(src, s.key, now)
+func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error) {
+	t, err := s.s.Parse(src, noticeUse(kind), now)
 	switch {
 	case errors.Is(err, budget.ErrExpired):
 		return bidToken{}, ErrNoticeExpired
@@ -131,6 +155,7 @@ func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 		Campaign:     []byte(t.CampaignID),
 		Creative:     []byte(t.CreativeID),
 		PriceMicros:  t.PriceMicros,
+		FloorMicros:  t.FloorMicros,
 		ChargeMicros: t.BidMicros,
 		Hold:         uint64(t.HoldID),
 		User:         t.UserKey,

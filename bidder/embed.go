@@ -38,7 +38,11 @@ func NewServer(p Parts) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	sink := &budgetSink{m: p.Budget}
-	s := newServer(p.Config, log, bindBudget(p.Budget), sink, budgetSigner{key: p.NoticeKey, instance: p.Config.InstanceID})
+	signer, err := newBudgetSigner(p.Config.InstanceID, p.NoticeKey)
+	if err != nil {
+		return nil, err
+	}
+	s := newServer(p.Config, log, bindBudget(p.Budget), sink, signer)
 	s.ready = p.Budget.Ready
 	if err := s.SetCampaigns(p.Campaigns); err != nil {
 		return nil, err

@@ -74,8 +74,9 @@ type fakeSigner struct {
 }
 
 type fakeScratch struct {
-	h   hash.Hash
-	buf []byte
+	h    hash.Hash
+	buf  []byte
+	kind [1]byte
 }
 
 func newFakeSigner(key string) fakeSigner {
@@ -83,7 +84,15 @@ func newFakeSigner(key string) fakeSigner {
 	return fakeSigner{key: k, pool: &sync.Pool{New: func() any { return &fakeScratch{h: hmac.New(sha256.New, k), buf: make([]byte, 0, 512)} }}}
 }
 
-func (f fakeSigner) appendToken(dst []byte, t *bidToken) []byte {
+func (f fakeSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]int) []byte {
+	for k := noticeKind(0); k < numNoticeKinds; k++ {
+		dst = f.appendToken(dst, t, k)
+		ends[k] = len(dst)
+	}
+	return dst
+}
+
+func (f fakeSigner) appendToken(dst []byte, t *bidToken, kind noticeKind) []byte {
 	sc := f.pool.Get().(*fakeScratch)
 	defer f.pool.Put(sc)
 	b := sc.buf[:0]
@@ -98,12 +107,15 @@ func (f fakeSigner) appendToken(dst []byte, t *bidToken) []byte {
 		win = 1
 	}
 	b = binary.AppendUvarint(b, win)
+	b = binary.AppendUvarint(b, uint64(t.FloorMicros))
 	for _, f := range [][]byte{t.AuctionID, t.ImpID, t.Campaign, t.Creative, t.Cur} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
 	sc.h.Reset()
 	sc.h.Write(b)
+	sc.kind[0] = byte(kind)
+	sc.h.Write(sc.kind[:]) // bound to its endpoint
 	b = sc.h.Sum(b)[:len(b)+8]
 	sc.buf = b
 	return base64.RawURLEncoding.AppendEncode(dst, b)
@@ -111,7 +123,7 @@ func (f fakeSigner) appendToken(dst []byte, t *bidToken) []byte {
 
 var errFakeForged = errors.New("forged")
 
-func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
+func (f fakeSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(string(src))
 	if err != nil || len(raw) < 8 {
 		return bidToken{}, errFakeForged
@@ -119,11 +131,12 @@ func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 	body, sum := raw[:len(raw)-8], raw[len(raw)-8:]
 	m := hmac.New(sha256.New, f.key)
 	m.Write(body)
+	m.Write([]byte{byte(kind)})
 	if !hmac.Equal(m.Sum(nil)[:8], sum) {
 		return bidToken{}, errFakeForged
 	}
 	var t bidToken
-	var v [7]uint64
+	var v [8]uint64
 	for i := range v {
 		x, n := binary.Uvarint(body)
 		if n <= 0 {
@@ -135,6 +148,7 @@ func (f fakeSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
 	t.Expiry = time.Unix(int64(v[4]), 0)
 	t.PCTR = math.Float32frombits(uint32(v[5]))
 	t.ChargeOnWin = v[6] == 1
+	t.FloorMicros = int64(v[7])
 	for _, f := range []*[]byte{&t.AuctionID, &t.ImpID, &t.Campaign, &t.Creative, &t.Cur} {
 		l, n := binary.Uvarint(body)
 		if n <= 0 || uint64(len(body)-n) < l {

@@ -117,6 +117,7 @@ type metrics struct {
 	notices        [numNoticeKinds]counter
 	noticeBad      counter // forged, expired, malformed
 	cappedClearing counter // clearing price above the bid
+	underFloor     counter // clearing price under the imp's floor
 
 	mu        sync.Mutex // guards campaigns (not the counters inside)
 	campaigns map[string]*campaignStats
@@ -158,6 +159,7 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 	pc("bidder_scored_rows_total", "Candidate rows scored by a CTR model.", m.scored.load())
 	pc("bidder_candidates_trimmed_total", "Requests whose candidates were cut so the scorer fits the deadline.", m.trimmed.load())
 	pc("bidder_clearing_capped_total", "Win or billing notices whose clearing price exceeded the bid (charged at the bid).", m.cappedClearing.load())
+	pc("bidder_clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).", m.underFloor.load())
 	pc("bidder_notices_invalid_total", "Notices refused: forged, expired or malformed.", m.noticeBad.load())
 
 	fmt.Fprintf(w, "# HELP bidder_nobids_total Bid requests answered 204, by reason.\n# TYPE bidder_nobids_total counter\n")

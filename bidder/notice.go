@@ -52,6 +52,7 @@ type bidToken struct {
 	Campaign, Creative []byte
 	Cur                []byte // response currency of PriceMicros
 	PriceMicros        int64  // bid price, CPM micros in Cur
+	FloorMicros        int64  // the imp's floor (deal floor on a deal), CPM micros in Cur
 	ChargeMicros       int64  // the hold: most one impression may cost, campaign currency micros
 	Hold               uint64
 	User               uint64 // frequency-cap key; 0 unknown
@@ -61,11 +62,16 @@ type bidToken struct {
 	Expiry             time.Time
 }
 
-// tokenSigner signs and verifies notice tokens (budget.AppendToken and
-// budget.ParseToken behind an adapter).
+// tokenSigner signs and verifies notice tokens (budget.Signer behind an
+// adapter). A bid carries one token per notice kind, each valid only at its
+// own endpoint: the pixel token that every browser sees cannot bill, and a
+// billing token cannot be replayed as a loss.
 type tokenSigner interface {
-	appendToken(dst []byte, t *bidToken) []byte
-	parseToken(src []byte, now time.Time) (bidToken, error)
+	// appendTokens appends t's token for every notice kind, in noticeKind
+	// order, to dst; ends[k] is where kind k's token ends in the result.
+	appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]int) []byte
+	// parseToken verifies a token presented at kind's endpoint.
+	parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error)
 }
 
 // noticeSink is where verified notices go: the budget store and the event
@@ -81,8 +87,9 @@ type noticeSink interface {
 	click(t *bidToken, now time.Time) error
 }
 
-// appendToken signs the notice token of bid c into dst.
-func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []byte {
+// appendTokens signs the notice tokens of bid c into dst; tokenOf reads
+// them back by kind.
+func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) []byte {
 	sl := &bc.slots[c.slot]
 	t := &bc.token
 	*t = bidToken{
@@ -92,6 +99,7 @@ func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []
 		Creative:     cat.crID[sl.cand.Creative.Index],
 		Cur:          bc.resp,
 		PriceMicros:  c.price,
+		FloorMicros:  min(max(sl.floor, 0), c.price),
 		ChargeMicros: c.charge,
 		Hold:         c.hold,
 		User:         bc.user,
@@ -99,7 +107,16 @@ func (s *Server) appendToken(dst []byte, bc *bidCtx, cat *catalog, c *choice) []
 		ChargeOnWin:  bc.chargeOnWin,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
-	return s.signer.appendToken(dst, t)
+	return s.signer.appendTokens(dst, t, &bc.tokEnds)
+}
+
+// tokenOf is the token of kind k among those appendTokens wrote to bc.tok.
+func (bc *bidCtx) tokenOf(k noticeKind) []byte {
+	start := 0
+	if k > 0 {
+		start = bc.tokEnds[k-1]
+	}
+	return bc.tok[start:bc.tokEnds[k]]
 }
 
 // appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`.
@@ -138,7 +155,7 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	}
 	now := time.Now()
 	args := ctx.QueryArgs()
-	t, err := s.signer.parseToken(args.Peek("t"), now)
+	t, err := s.signer.parseToken(args.Peek("t"), kind, now)
 	if err != nil {
 		s.m.noticeBad.add(0, 1)
 		ctx.Error(err.Error()+"\n", fasthttp.StatusForbidden)
@@ -205,19 +222,25 @@ func parseNoticeKind(p []byte) (noticeKind, bool) {
 }
 
 // clearingCharge turns the exchange's clearing price (CPM in the response
-// currency) into the impression's charge in campaign micros, capped at the
-// bid (a clearing price above the bid is the exchange's error, and counted).
+// currency) into the impression's charge in campaign micros, clamped to
+// [the imp's floor, the bid]: a price above the bid is the exchange's error,
+// one under the floor cannot be a real clearing price (a notice fired with
+// p=0 from a browser, say); both are charged at the bound and counted.
 func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 	clearing, err := parsePriceMicros(p)
 	if err != nil {
 		return 0, err
 	}
+	if t.PriceMicros <= 0 {
+		return 0, ErrNoticePrice
+	}
 	if clearing > t.PriceMicros {
 		s.m.cappedClearing.add(0, 1)
 		clearing = t.PriceMicros
 	}
-	if t.PriceMicros <= 0 {
-		return 0, ErrNoticePrice
+	if floor := min(t.FloorMicros, t.PriceMicros); clearing < floor {
+		s.m.underFloor.add(0, 1)
+		clearing = floor
 	}
 	// The hold is the bid's price in campaign micros per impression; the
 	// charge is the same share of it as clearing is of the bid.

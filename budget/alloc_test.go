@@ -17,13 +17,17 @@ func TestBidPathAllocs(t *testing.T) {
 	m.RecordImpression(h, 7, now)
 	buf := make([]byte, 0, 512)
 	tok := sampleToken()
+	signer, _ := NewSigner(testKey)
+	var sd Sealed
+	signer.Seal(&sd, &tok)
 	cases := map[string]func(){
 		"Handle":         func() { _ = m.Handle("c") },
 		"Allow":          func() { _ = m.Allow(h, 1000, now) },
 		"Hold":           func() { id, _ := m.Hold(h, 1000, now); m.releaseHold(h, id) },
 		"FreqAllow":      func() { _ = m.FreqAllow(h, 7, now) },
 		"ObserveRequest": func() { m.ObserveRequest(now) },
-		"AppendToken":    func() { buf = AppendToken(buf[:0], testKey, tok) },
+		"Seal":           func() { signer.Seal(&sd, &tok) },
+		"AppendFor":      func() { buf = sd.AppendFor(buf[:0], UseWin) },
 	}
 	for name, f := range cases {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {

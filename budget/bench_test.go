@@ -82,20 +82,29 @@ func BenchmarkFreqAllow(b *testing.B) {
 	}
 }
 
-func BenchmarkAppendToken(b *testing.B) {
-	buf := make([]byte, 0, 512)
+// BenchmarkSealFiveUses is one bid's notice tokens: the payload signed once,
+// then nurl, burl, lurl, pixel and click tokens appended.
+func BenchmarkSealFiveUses(b *testing.B) {
+	s, _ := NewSigner(testKey)
+	buf := make([]byte, 0, 2048)
 	tok := sampleToken()
+	var sd Sealed
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = AppendToken(buf[:0], testKey, tok)
+		s.Seal(&sd, &tok)
+		buf = buf[:0]
+		for u := UseWin; u < numUses; u++ {
+			buf = sd.AppendFor(buf, u)
+		}
 	}
 }
 
 func BenchmarkParseToken(b *testing.B) {
-	raw := AppendToken(nil, testKey, sampleToken())
+	s, _ := NewSigner(testKey)
+	raw := AppendToken(nil, testKey, sampleToken(), UseBill)
 	b.ReportAllocs()
 	for b.Loop() {
-		ParseToken(raw, testKey, t0)
+		s.Parse(raw, UseBill, t0)
 	}
 }
 

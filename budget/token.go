@@ -1,13 +1,42 @@
 package budget
 
 import (
+	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/binary"
+	"errors"
+	"hash"
 	"math"
+	"sync"
 	"time"
 )
+
+// Use is the one endpoint a notice token is valid at. A bid carries five
+// tokens over the same signed payload, one per use; each is accepted only by
+// its own endpoint, so the impression pixel that every browser sees in the
+// markup cannot be replayed as a billing or a loss notice.
+type Use uint8
+
+// Uses of a notice token.
+const (
+	UseWin   Use = iota + 1 // nurl
+	UseBill                 // burl
+	UseLoss                 // lurl
+	UseImp                  // impression pixel in the markup
+	UseClick                // click redirect in the markup
+	numUses
+)
+
+var useNames = [...]string{"", "win", "bill", "loss", "imp", "click"}
+
+func (u Use) String() string {
+	if int(u) < len(useNames) {
+		return useNames[u]
+	}
+	return "invalid"
+}
 
 // Token is what a signed notice URL carries. Its expiry (default NoticeTTL,
 // 24h) is much longer than a hold (HoldTTL, 2m): a notice after its hold
@@ -25,6 +54,9 @@ type Token struct {
 	// response currency), so a clearing price can be turned into a charge in
 	// the campaign currency: charge = BidMicros x clearing / PriceMicros.
 	PriceMicros int64
+	// FloorMicros is the imp's floor in the same unit as PriceMicros: a
+	// reported price under it is charged at the floor.
+	FloorMicros int64
 	// UserKey is the frequency-cap key of the user (0 unknown).
 	UserKey uint64
 	// PCTR is the bidder's predicted click-through rate at bid time; not
@@ -37,32 +69,112 @@ type Token struct {
 	Expires  time.Time // second resolution
 }
 
+// Token text: base64url(payload) "." base64url(tag), where payload is the
+// versioned binary encoding of a Token and tag is the first 16 bytes of
+// SHA-256(master || use), master = HMAC-SHA256(key, payload). The payload is
+// signed once per bid; each use costs one more SHA-256 block. master never
+// leaves the process, so a tag for one use says nothing about another's.
 const (
-	tokenVersion = 4
-	tokenFixed   = 45  // expires, bid, hold, price, user: five uint64s; pctr: float32 bits; charge-on: one byte
-	tokenMACLen  = 16  // HMAC-SHA256 truncated to 128 bits
-	maxTokenRaw  = 768 // decoded bytes; longer tokens are refused
+	tokenVersion = 5
+	tokenFixed   = 53                     // expires, bid, hold, price, floor, user: six uint64s; pctr: float32 bits; charge-on: one byte
+	tokenTagLen  = 16                     // per-use tag, 128 bits
+	maxTokenRaw  = 1 + tokenFixed + 5*256 // largest payload: five strings of at most 255 bytes
+	tokenSep     = '.'
 )
 
 var tokenEnc = base64.RawURLEncoding
 
-// AppendToken appends the URL-safe token for t, signed with key
-// (HMAC-SHA256, truncated to 16 bytes), to dst. It does not allocate when dst
-// has room for the token and fields fit (each string at most 255 bytes).
-func AppendToken(dst []byte, key []byte, t Token) []byte {
-	start := len(dst)
-	// Scratch layout at dst[start:]: ipad block (64) | payload | mac (16).
-	var kb [64]byte
-	hmacKey(&kb, key)
-	for i := range kb {
-		dst = append(dst, kb[i]^0x36)
+// ErrNoKey is returned by NewSigner without a usable key.
+var ErrNoKey = errors.New("budget: no notice key")
+
+// Signer signs notice tokens with its first key and verifies them with any of
+// its keys (the current one first, then previous ones kept for rotation).
+// Safe for concurrent use; signing and verifying make no allocation.
+type Signer struct {
+	keys []*macPool
+}
+
+// macPool keeps HMAC-SHA256 states for one key: crypto/hmac allocates in New,
+// so states are pooled and Reset (which restores the precomputed key blocks).
+type macPool struct{ p sync.Pool }
+
+type macState struct {
+	h   hash.Hash
+	sum [sha256.Size]byte
+}
+
+func newMacPool(key []byte) *macPool {
+	k := append([]byte(nil), key...)
+	mp := &macPool{}
+	mp.p.New = func() any { return &macState{h: hmac.New(sha256.New, k)} }
+	return mp
+}
+
+// master computes HMAC-SHA256(key, payload).
+func (mp *macPool) master(payload []byte) [sha256.Size]byte {
+	s := mp.p.Get().(*macState)
+	s.h.Reset()
+	s.h.Write(payload)
+	s.h.Sum(s.sum[:0])
+	out := s.sum
+	mp.p.Put(s)
+	return out
+}
+
+// NewSigner returns a Signer that signs with keys[0] and verifies with any
+// key. Empty keys are refused.
+func NewSigner(keys ...[]byte) (*Signer, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKey
 	}
-	p := len(dst)
+	s := &Signer{}
+	for _, k := range keys {
+		if len(k) == 0 {
+			return nil, ErrNoKey
+		}
+		s.keys = append(s.keys, newMacPool(k))
+	}
+	return s, nil
+}
+
+// Sealed is one bid's signed payload, from which the token of each use is
+// appended. Reuse it across bids (Seal overwrites it); it never allocates
+// once its buffer has grown.
+type Sealed struct {
+	text   []byte // base64url(payload)
+	master [sha256.Size]byte
+	raw    [maxTokenRaw]byte
+}
+
+// Seal signs t's payload into sd with the signer's current key.
+func (s *Signer) Seal(sd *Sealed, t *Token) {
+	p := encodePayload(sd.raw[:0], t)
+	sd.master = s.keys[0].master(p)
+	sd.text = tokenEnc.AppendEncode(sd.text[:0], p)
+}
+
+// AppendFor appends the token valid at use u to dst.
+func (sd *Sealed) AppendFor(dst []byte, u Use) []byte {
+	tag := useTag(&sd.master, u)
+	dst = append(dst, sd.text...)
+	dst = append(dst, tokenSep)
+	return tokenEnc.AppendEncode(dst, tag[:tokenTagLen])
+}
+
+func useTag(master *[sha256.Size]byte, u Use) [sha256.Size]byte {
+	var in [sha256.Size + 1]byte
+	copy(in[:], master[:])
+	in[sha256.Size] = byte(u)
+	return sha256.Sum256(in[:])
+}
+
+func encodePayload(dst []byte, t *Token) []byte {
 	dst = append(dst, tokenVersion)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Expires.Unix()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.BidMicros))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.HoldID))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PriceMicros))
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.FloorMicros))
 	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
 	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
 	dst = append(dst, byte(t.ChargeOn))
@@ -73,81 +185,93 @@ func AppendToken(dst []byte, key []byte, t Token) []byte {
 		dst = append(dst, byte(len(s)))
 		dst = append(dst, s...)
 	}
-	mac := macOf(&kb, dst[start:])
-	dst = append(dst, mac[:tokenMACLen]...)
-	end := len(dst)
-	dst = tokenEnc.AppendEncode(dst, dst[p:end])
-	n := copy(dst[start:], dst[end:])
-	return dst[:start+n]
+	return dst
 }
 
-func hmacKey(kb *[64]byte, key []byte) {
-	*kb = [64]byte{}
-	if len(key) > 64 {
-		s := sha256.Sum256(key)
-		copy(kb[:], s[:])
-		return
-	}
-	copy(kb[:], key)
-}
-
-// macOf returns HMAC-SHA256 given the key block and ipad||message.
-func macOf(kb *[64]byte, ipadMsg []byte) [32]byte {
-	inner := sha256.Sum256(ipadMsg)
-	var outer [96]byte
-	for i := range kb {
-		outer[i] = kb[i] ^ 0x5c
-	}
-	copy(outer[64:], inner[:])
-	return sha256.Sum256(outer[:])
-}
-
-// ParseToken verifies and decodes a token. A malformed token or a wrong
-// signature is ErrForged; a valid one past its expiry is ErrExpired.
-func ParseToken(src []byte, key []byte, now time.Time) (Token, error) {
-	if len(src) == 0 || tokenEnc.DecodedLen(len(src)) > maxTokenRaw {
-		return Token{}, ErrForged
-	}
-	var buf [64 + maxTokenRaw]byte
-	n, err := tokenEnc.Decode(buf[64:], src)
-	if err != nil || n < 1+tokenFixed+5+tokenMACLen {
-		return Token{}, ErrForged
-	}
-	var kb [64]byte
-	hmacKey(&kb, key)
-	for i := range kb {
-		buf[i] = kb[i] ^ 0x36
-	}
-	body := 64 + n - tokenMACLen
-	mac := macOf(&kb, buf[:body])
-	if subtle.ConstantTimeCompare(mac[:tokenMACLen], buf[body:64+n]) != 1 {
-		return Token{}, ErrForged
-	}
-	b := buf[64:body]
-	if b[0] != tokenVersion {
-		return Token{}, ErrForged
-	}
-	var t Token
-	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
-	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
-	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
-	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
-	t.UserKey = binary.BigEndian.Uint64(b[33:])
-	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[41:]))
-	t.ChargeOn = NoticeKind(b[45])
-	b = b[1+tokenFixed:]
-	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
-		if len(b) < 1 || len(b) < 1+int(b[0]) {
-			return Token{}, ErrForged
+// Parse verifies a token presented at use u and decodes it. A malformed
+// token, a wrong signature, or a token minted for another use is ErrForged;
+// a valid one past its expiry is ErrExpired (with the decoded token).
+func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
+	sep := -1
+	for i := len(src) - 1; i >= 0; i-- {
+		if src[i] == tokenSep {
+			sep = i
+			break
 		}
-		*f = string(b[1 : 1+int(b[0])])
-		b = b[1+int(b[0]):]
 	}
-	if len(b) != 0 {
+	if sep <= 0 || u == 0 || u >= numUses || tokenEnc.DecodedLen(sep) > maxTokenRaw ||
+		tokenEnc.DecodedLen(len(src)-sep-1) != tokenTagLen {
+		return Token{}, ErrForged
+	}
+	var raw [maxTokenRaw]byte
+	n, err := tokenEnc.Decode(raw[:], src[:sep])
+	if err != nil || n < 1+tokenFixed+5 {
+		return Token{}, ErrForged
+	}
+	var tag [tokenTagLen]byte
+	if m, err := tokenEnc.Decode(tag[:], src[sep+1:]); err != nil || m != tokenTagLen {
+		return Token{}, ErrForged
+	}
+	ok := 0
+	for _, k := range s.keys {
+		master := k.master(raw[:n])
+		want := useTag(&master, u)
+		ok |= subtle.ConstantTimeCompare(want[:tokenTagLen], tag[:])
+	}
+	if ok != 1 {
+		return Token{}, ErrForged
+	}
+	t, good := decodePayload(raw[:n])
+	if !good {
 		return Token{}, ErrForged
 	}
 	if !now.Before(t.Expires) {
 		return t, ErrExpired
 	}
 	return t, nil
+}
+
+func decodePayload(b []byte) (Token, bool) {
+	if len(b) < 1+tokenFixed || b[0] != tokenVersion {
+		return Token{}, false
+	}
+	var t Token
+	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
+	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
+	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
+	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
+	t.FloorMicros = int64(binary.BigEndian.Uint64(b[33:]))
+	t.UserKey = binary.BigEndian.Uint64(b[41:])
+	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[49:]))
+	t.ChargeOn = NoticeKind(b[53])
+	b = b[1+tokenFixed:]
+	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
+		if len(b) < 1 || len(b) < 1+int(b[0]) {
+			return Token{}, false
+		}
+		*f = string(b[1 : 1+int(b[0])])
+		b = b[1+int(b[0]):]
+	}
+	return t, len(b) == 0
+}
+
+// AppendToken appends the token of t valid at use u, signed with key, to dst.
+// For tests and tools; the bid path seals once and appends each use.
+func AppendToken(dst []byte, key []byte, t Token, u Use) []byte {
+	s, err := NewSigner(key)
+	if err != nil {
+		return dst
+	}
+	var sd Sealed
+	s.Seal(&sd, &t)
+	return sd.AppendFor(dst, u)
+}
+
+// ParseToken verifies a token presented at use u with key.
+func ParseToken(src []byte, key []byte, u Use, now time.Time) (Token, error) {
+	s, err := NewSigner(key)
+	if err != nil {
+		return Token{}, ErrForged
+	}
+	return s.Parse(src, u, now)
 }

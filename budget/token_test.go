@@ -14,73 +14,137 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 func sampleToken() Token {
 	return Token{AuctionID: "auc-1", ImpID: "1", CampaignID: "camp", CreativeID: "cr", InstanceID: "i1",
-		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour)}
+		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, FloorMicros: 500_000, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour)}
 }
 
 func TestTokenRoundTrip(t *testing.T) {
 	tok := sampleToken()
-	s := AppendToken([]byte("prefix="), testKey, tok)
+	s := AppendToken([]byte("prefix="), testKey, tok, UseBill)
 	if !bytes.HasPrefix(s, []byte("prefix=")) {
 		t.Fatalf("prefix lost: %q", s)
 	}
 	raw := s[len("prefix="):]
 	for _, c := range raw {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
 			t.Fatalf("not URL-safe: %q", raw)
 		}
 	}
-	got, err := ParseToken(raw, testKey, t0)
+	got, err := ParseToken(raw, testKey, UseBill, t0)
 	if err != nil || got != tok {
 		t.Fatalf("got %+v, %v", got, err)
 	}
-	if _, err := ParseToken(raw, testKey, tok.Expires); !errors.Is(err, ErrExpired) {
+	if _, err := ParseToken(raw, testKey, UseBill, tok.Expires); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: %v", err)
 	}
-	if _, err := ParseToken(raw, []byte("other key"), t0); !errors.Is(err, ErrForged) {
+	if _, err := ParseToken(raw, []byte("other key"), UseBill, t0); !errors.Is(err, ErrForged) {
 		t.Fatalf("wrong key: %v", err)
 	}
 	for i := range raw {
 		bad := bytes.Clone(raw)
 		bad[i] ^= 1
-		if _, err := ParseToken(bad, testKey, t0); err == nil {
-			if g, _ := ParseToken(bad, testKey, t0); g == tok {
+		if _, err := ParseToken(bad, testKey, UseBill, t0); err == nil {
+			if g, _ := ParseToken(bad, testKey, UseBill, t0); g == tok && bad[i] != '.' {
 				continue // flipped a padding bit base64 ignores
 			}
 			t.Fatalf("tampered byte %d accepted", i)
 		}
 	}
 	long := strings.Repeat("x", 64*3)
-	if _, err := ParseToken([]byte(long), testKey, t0); !errors.Is(err, ErrForged) {
-		t.Fatalf("garbage: %v", err)
+	for _, g := range []string{long, long + "." + long, "." + long, long + ".", "AAAA.AAAAAAAAAAAAAAAAAAAAAA"} {
+		if _, err := ParseToken([]byte(g), testKey, UseBill, t0); !errors.Is(err, ErrForged) {
+			t.Fatalf("garbage %q: %v", g, err)
+		}
 	}
 }
 
-// The hand-rolled HMAC must equal crypto/hmac, for short and long keys.
-func TestTokenMACMatchesCryptoHMAC(t *testing.T) {
-	for _, key := range [][]byte{[]byte("k"), testKey, bytes.Repeat([]byte("k"), 100)} {
-		msg := []byte("the quick brown fox")
-		var kb [64]byte
-		hmacKey(&kb, key)
-		buf := make([]byte, 0, 64+len(msg))
-		for i := range kb {
-			buf = append(buf, kb[i]^0x36)
+// A token is valid at the use it was minted for and nowhere else: every
+// cross-use is ErrForged.
+func TestTokenBoundToUse(t *testing.T) {
+	s, err := NewSigner(testKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := sampleToken()
+	var sd Sealed
+	s.Seal(&sd, &tok)
+	for minted := UseWin; minted < numUses; minted++ {
+		raw := sd.AppendFor(nil, minted)
+		for used := UseWin; used < numUses; used++ {
+			got, err := s.Parse(raw, used, t0)
+			switch {
+			case used == minted && (err != nil || got != tok):
+				t.Errorf("%v token at %v: %+v %v", minted, used, got, err)
+			case used != minted && !errors.Is(err, ErrForged):
+				t.Errorf("%v token accepted at %v: %v", minted, used, err)
+			}
 		}
-		buf = append(buf, msg...)
-		got := macOf(&kb, buf)
+		if _, err := s.Parse(raw, 0, t0); !errors.Is(err, ErrForged) {
+			t.Errorf("use 0 accepted: %v", err)
+		}
+		if _, err := s.Parse(raw, numUses, t0); !errors.Is(err, ErrForged) {
+			t.Errorf("use %d accepted: %v", numUses, err)
+		}
+	}
+}
+
+// Rotation: a signer signs with its first key and verifies with any; a
+// signer that dropped the old key refuses its tokens.
+func TestTokenKeyRotation(t *testing.T) {
+	oldKey, newKey := []byte("old key"), []byte("new key")
+	old := AppendToken(nil, oldKey, sampleToken(), UseWin)
+	both, err := NewSigner(newKey, oldKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := both.Parse(old, UseWin, t0); err != nil {
+		t.Fatalf("old token with rotated keys: %v", err)
+	}
+	var sd Sealed
+	tok := sampleToken()
+	both.Seal(&sd, &tok)
+	fresh := sd.AppendFor(nil, UseWin)
+	if _, err := ParseToken(fresh, newKey, UseWin, t0); err != nil {
+		t.Fatalf("new tokens are signed with the first key: %v", err)
+	}
+	if _, err := ParseToken(fresh, oldKey, UseWin, t0); !errors.Is(err, ErrForged) {
+		t.Fatalf("new token verified by the old key alone: %v", err)
+	}
+	onlyNew, _ := NewSigner(newKey)
+	if _, err := onlyNew.Parse(old, UseWin, t0); !errors.Is(err, ErrForged) {
+		t.Fatalf("retired key still accepted: %v", err)
+	}
+	if _, err := NewSigner(); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("no key: %v", err)
+	}
+	if _, err := NewSigner(newKey, nil); !errors.Is(err, ErrNoKey) {
+		t.Fatalf("empty key: %v", err)
+	}
+}
+
+// The master MAC is HMAC-SHA256 from crypto/hmac, for short and long keys,
+// and a tag is SHA-256(master || use).
+func TestTokenMACMatchesCryptoHMAC(t *testing.T) {
+	tok := sampleToken()
+	payload := encodePayload(nil, &tok)
+	for _, key := range [][]byte{[]byte("k"), testKey, bytes.Repeat([]byte("k"), 100)} {
+		raw := AppendToken(nil, key, tok, UseImp)
 		h := hmac.New(sha256.New, key)
-		h.Write(msg)
-		if !bytes.Equal(got[:], h.Sum(nil)) {
-			t.Fatalf("key len %d: mac mismatch", len(key))
+		h.Write(payload)
+		tag := sha256.Sum256(append(h.Sum(nil), byte(UseImp)))
+		want := tokenEnc.EncodeToString(payload) + "." + tokenEnc.EncodeToString(tag[:tokenTagLen])
+		if string(raw) != want {
+			t.Fatalf("key len %d: token %q, want %q", len(key), raw, want)
 		}
 	}
 }
 
 func FuzzParseToken(f *testing.F) {
-	f.Add(AppendToken(nil, testKey, sampleToken()))
-	f.Add([]byte("AAAA"))
-	f.Add([]byte(""))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		tok, err := ParseToken(b, testKey, t0)
+	f.Add(AppendToken(nil, testKey, sampleToken(), UseWin), uint8(UseWin))
+	f.Add(AppendToken(nil, testKey, sampleToken(), UseImp), uint8(UseBill))
+	f.Add([]byte("AAAA.AAAA"), uint8(1))
+	f.Add([]byte(""), uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, u uint8) {
+		tok, err := ParseToken(b, testKey, Use(u), t0)
 		if err != nil {
 			if !errors.Is(err, ErrForged) && !errors.Is(err, ErrExpired) {
 				t.Fatalf("unexpected error %v", err)
@@ -88,7 +152,7 @@ func FuzzParseToken(f *testing.F) {
 			return
 		}
 		// Anything accepted must re-encode to a token that parses the same.
-		again, err := ParseToken(AppendToken(nil, testKey, tok), testKey, t0)
+		again, err := ParseToken(AppendToken(nil, testKey, tok, Use(u)), testKey, Use(u), t0)
 		if err != nil || again != tok {
 			t.Fatalf("re-encode: %+v %v", again, err)
 		}
