@@ -21,11 +21,14 @@ type LatencyPredictor interface {
 }
 
 // batchModel is implemented by models the Batcher can fill in place (ONNX):
-// batchLock locks the model and returns its input rows for n rows (nil when
-// closed; batchUnlock is still due), batchRun runs them and returns the
-// outputs, valid until batchUnlock.
+// batchLock locks the model for a run of n rows (false when closed;
+// batchUnlock is still due), batchPut writes feature rows into the run's
+// inputs from row off on (converting them to the model's input form),
+// batchRun runs the n rows and returns the outputs, valid until
+// batchUnlock.
 type batchModel interface {
-	batchLock(n int) []float32
+	batchLock(n int) bool
+	batchPut(n, off int, rows []float32)
 	batchRun(n int) ([]float32, error)
 	batchUnlock()
 }

@@ -38,10 +38,12 @@ func TestBatchScoreAllocs(t *testing.T) {
 }
 
 func TestONNXScoreAllocs(t *testing.T) {
-	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 8})
-	rows, _ := onnxTestRows(t)
-	out := make([]float32, 13) // one run of 8, one of 5 (bucket 8)
-	batchAllocs(t, "onnx", func() error { return x.Score(time.Now().Add(time.Second), rows[:13*features.Width], out) })
+	for _, m := range []string{onnxTinyManifest, onnxTinyRowsManifest} { // both input forms
+		x := onnxTestLoad(t, m, ONNXOptions{MaxBatch: 8})
+		rows, _ := onnxTestRows(t)
+		out := make([]float32, 13) // one run of 8, one of 5 (bucket 8)
+		batchAllocs(t, m, func() error { return x.Score(time.Now().Add(time.Second), rows[:13*features.Width], out) })
+	}
 }
 
 func TestBatchONNXScoreAllocs(t *testing.T) {

@@ -177,24 +177,26 @@ func (b *Batcher) runBatch(rows int) {
 // running and runs the model. With an in-place model the lock is held until
 // runBatch calls batchUnlock.
 func (b *Batcher) runModel(rows int, kept []*batchSlot) ([]float32, error) {
-	var in []float32
 	if b.fast != nil {
-		in = b.fast.batchLock(rows)
-	} else {
-		in = b.stageIn[:rows*b.width]
+		ok := b.fast.batchLock(rows)
+		off := 0
+		for _, s := range kept {
+			if ok {
+				b.fast.batchPut(rows, off, s.rows)
+			}
+			off += len(s.out)
+			s.state.Store(slotRunning)
+		}
+		if !ok {
+			return nil, ErrUnavailable
+		}
+		return b.fast.batchRun(rows)
 	}
+	in := b.stageIn[:rows*b.width]
 	off := 0
 	for _, s := range kept {
-		if in != nil {
-			off += copy(in[off:], s.rows)
-		}
+		off += copy(in[off:], s.rows)
 		s.state.Store(slotRunning)
-	}
-	if in == nil {
-		return nil, ErrUnavailable
-	}
-	if b.fast != nil {
-		return b.fast.batchRun(rows)
 	}
 	earliest := kept[0].deadline
 	for _, s := range kept[1:] {
