@@ -30,7 +30,7 @@ func batchAllocs(t *testing.T, name string, score func() error) {
 }
 
 func TestBatchScoreAllocs(t *testing.T) {
-	b := batchNew(t, &batchFake{width: features.Width}, BatchOptions{MaxBatch: 8, MaxWait: -1})
+	b := batchNew(t, &batchFake{width: features.Width}, BatchOptions{MaxBatch: 8})
 	rows, out := make([]float32, 3*features.Width), make([]float32, 3)
 	batchAllocs(t, "batcher over a Go model", func() error {
 		return b.Score(time.Now().Add(time.Second), rows, out)
