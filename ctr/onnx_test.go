@@ -292,6 +292,20 @@ func TestONNXInputFormsAgree(t *testing.T) {
 	}
 }
 
+// Loading runs every batch size before the model is returned, and the
+// run-time estimates start from those runs.
+func TestONNXWarmsEveryBucketAtLoad(t *testing.T) {
+	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 16})
+	if got, want := x.WarmRuns(), 5*(onnxWarmRuns+onnxWarmTimed); got != want {
+		t.Errorf("warm runs %d, want %d (5 buckets)", got, want)
+	}
+	for b := 0; b <= 4; b++ {
+		if x.PredictLatency(1<<b) <= 0 {
+			t.Errorf("no estimate for %d rows", 1<<b)
+		}
+	}
+}
+
 // Asked for CUDA where no CUDA provider loads (no GPU, no provider library
 // here), the model is served on the CPU provider, with a warning, in
 // either input form.
