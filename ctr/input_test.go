@@ -2,6 +2,7 @@ package ctr
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -199,4 +200,28 @@ func TestManifestInputForm(t *testing.T) {
 	f("rows with an ids section", strings.Replace(string(tiny), `"input_form": "wide_deep_ids"`, `"input_form": "rows"`, 1), ErrInputForm, "")
 	f("ids without a section", strings.Replace(string(tiny), `"wide_deep_ids": {`, `"wide_deep_ids_unused": {`, 1), ErrBadModel, "")
 	f("ids section past the row", strings.Replace(string(tiny), `"slot": 0,`, `"slot": 41,`, 1), ErrBadModel, "")
+}
+
+// BenchmarkWideDeepConvert is the conversion alone, per row, for the served
+// model's section (ns/row), at 1 and 64 rows a call.
+func BenchmarkWideDeepConvert(b *testing.B) {
+	m, err := LoadManifest("../configs/models/mlp.manifest.json")
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := m.conv
+	par, _, err := onnxLoadParity(m.Path(m.Parity), m.Width)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, n := range []int{1, 64} {
+		wide, deep, num := make([]int32, n*c.wideWidth()), make([]int32, n*c.deepWidth()), make([]float32, n*c.numWidth())
+		b.Run(fmt.Sprintf("rows=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				c.put(par[:n*m.Width], wide, deep, num)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
+		})
+	}
 }
