@@ -81,7 +81,7 @@ type ModelConfig struct {
 	ONNXLibrary string        `yaml:"onnx_library"` // libonnxruntime.so path (default lib/onnxruntime/libonnxruntime.so.1)
 	Provider    string        `yaml:"provider"`     // auto|cuda|cpu|off (default auto)
 	MaxBatch    int           `yaml:"max_batch"`    // default 64
-	MaxWait     time.Duration `yaml:"max_wait"`     // default 250us
+	MaxWait     time.Duration `yaml:"max_wait"`     // default 0: never wait for company (ctr.BatchOptions.MaxWait)
 	// Shadow names a second model's manifest (gbdt or onnx) scored off the
 	// bid path on sampled requests, for comparison in /metrics.
 	Shadow string `yaml:"shadow"`
@@ -228,7 +228,6 @@ func (c *Config) Defaults() {
 	if c.Model.MaxBatch == 0 {
 		c.Model.MaxBatch = 64
 	}
-	defDur(&c.Model.MaxWait, 250*time.Microsecond)
 	def(&c.Notices.ChargeOn, "billing")
 	defDur(&c.Notices.TokenTTL, 24*time.Hour)
 	defDur(&c.Notices.HoldTTL, 2*time.Minute)

@@ -21,11 +21,14 @@ type LatencyPredictor interface {
 }
 
 // batchModel is implemented by models the Batcher can fill in place (ONNX):
-// batchLock locks the model and returns its input rows for n rows (nil when
-// closed; batchUnlock is still due), batchRun runs them and returns the
-// outputs, valid until batchUnlock.
+// batchLock locks the model for a run of n rows (false when closed;
+// batchUnlock is still due), batchPut writes feature rows into the run's
+// inputs from row off on (converting them to the model's input form),
+// batchRun runs the n rows and returns the outputs, valid until
+// batchUnlock.
 type batchModel interface {
-	batchLock(n int) []float32
+	batchLock(n int) bool
+	batchPut(n, off int, rows []float32)
 	batchRun(n int) ([]float32, error)
 	batchUnlock()
 }
@@ -38,14 +41,21 @@ type BatchOptions struct {
 	// A single request with more rows is scored directly, unbatched.
 	MaxBatch int
 	// MaxWait is the longest the first request of a batch waits for more
-	// rows. Zero (the default) or negative: do not wait, run what is queued;
-	// batches still grow with load, as requests queue while a run is under
-	// way, and on the CPU provider this gives the best latency. A positive
-	// wait suits a GPU, whose runs cost much the same at any batch size. The
-	// wait is bounded by the earliest deadline in the batch less the
-	// predicted run time, Margin, and a quarter of what is left (at least
-	// 1ms) for a late timer. Waits under 1ms yield in a loop rather than
-	// arm a timer: Go timers under 1ms fire late when the process is idle.
+	// rows. Zero (the default) or negative: never wait. A request that finds
+	// the runtime idle is run at once with whatever else is queued; rows
+	// that arrive while a run is under way queue and form the next run (up
+	// to MaxBatch), so batches grow with load without anyone waiting for
+	// company. That is the right setting on the CPU provider, where a run's
+	// cost grows with its rows.
+	//
+	// A positive wait is an opt-in for a runtime whose runs cost much the
+	// same at any batch size (a GPU) and that is short of runs rather than
+	// of latency: fewer, fuller runs for up to MaxWait more latency on a
+	// lone request. Not measured on a GPU. The wait is bounded by the
+	// earliest deadline in the batch less the predicted run time, Margin,
+	// and a quarter of what is left (at least 1ms) for a late timer. Waits
+	// under 1ms yield in a loop rather than arm a timer: Go timers under 1ms
+	// fire late when the process is idle.
 	MaxWait time.Duration
 	// QueueSize is the number of requests waiting or in flight (default
 	// 1024); beyond it Score returns ErrQueueFull at once.
@@ -67,8 +77,13 @@ type BatchStats struct {
 	QueueFull      uint64 // requests refused with ErrQueueFull
 	Errors         uint64 // requests answered with a model error
 	Direct         uint64 // requests over MaxBatch rows, scored unbatched
-	MaxBatch       int
-	MaxWait        time.Duration
+	// Waited counts runs whose start was held back to gather more rows
+	// (MaxWait > 0 only): by a timer, or by yields for a wait under 1ms.
+	// With the default MaxWait it stays 0: every run starts as soon as the
+	// worker is free.
+	Waited   uint64
+	MaxBatch int
+	MaxWait  time.Duration
 }
 
 // BatchSizeBucket is the upper bound of BatchStats.BatchSizes[i]: it counts
@@ -98,9 +113,12 @@ type batchSlot struct {
 
 // Batcher gathers rows from concurrent Score callers into one model run.
 //
-// A run starts when MaxBatch rows are gathered, when the first request has
-// waited MaxWait, or when waiting longer would miss the earliest deadline in
-// the batch given the predicted run time. A caller never waits past its
+// By default (MaxWait 0) a run starts as soon as the worker is free: a lone
+// request on an idle runtime is run at once, and what queues while a run is
+// under way is the next run (up to MaxBatch rows). With MaxWait > 0 a run
+// starts when MaxBatch rows are gathered, when the first request has waited
+// MaxWait, or when waiting longer would miss the earliest deadline in the
+// batch given the predicted run time. A caller never waits past its
 // deadline: it leaves with ErrDeadline and the worker drops its rows.
 // Steady-state Score makes no allocation: request slots are pre-allocated
 // and reused, each with its own channel and timer.
@@ -130,7 +148,7 @@ type Batcher struct {
 	stageOut []float32
 
 	requests, rows, batches, queueWait, runNanos atomic.Uint64
-	misses, full, errs, direct                   atomic.Uint64
+	misses, full, errs, direct, waited           atomic.Uint64
 	sizes                                        [17]atomic.Uint64
 }
 
@@ -191,6 +209,9 @@ func (b *Batcher) Width() int { return b.width }
 
 // Model is the scorer the batcher runs.
 func (b *Batcher) Model() Scorer { return b.model }
+
+// MaxBatch is the most rows one run takes.
+func (b *Batcher) MaxBatch() int { return b.maxBatch }
 
 // Provider is the model's execution provider when it has one ("cuda",
 // "cpu"), else "".
@@ -307,7 +328,7 @@ func (b *Batcher) Stats() BatchStats {
 		Requests: b.requests.Load(), Rows: b.rows.Load(), Batches: b.batches.Load(),
 		QueueWaitNanos: b.queueWait.Load(), RunNanos: b.runNanos.Load(),
 		DeadlineMisses: b.misses.Load(), QueueFull: b.full.Load(), Errors: b.errs.Load(),
-		Direct: b.direct.Load(), MaxBatch: b.maxBatch, MaxWait: b.maxWait,
+		Direct: b.direct.Load(), Waited: b.waited.Load(), MaxBatch: b.maxBatch, MaxWait: b.maxWait,
 	}
 	for i := range st.BatchSizes {
 		st.BatchSizes[i] = b.sizes[i].Load()

@@ -30,7 +30,7 @@ func batchAllocs(t *testing.T, name string, score func() error) {
 }
 
 func TestBatchScoreAllocs(t *testing.T) {
-	b := batchNew(t, &batchFake{width: features.Width}, BatchOptions{MaxBatch: 8, MaxWait: -1})
+	b := batchNew(t, &batchFake{width: features.Width}, BatchOptions{MaxBatch: 8})
 	rows, out := make([]float32, 3*features.Width), make([]float32, 3)
 	batchAllocs(t, "batcher over a Go model", func() error {
 		return b.Score(time.Now().Add(time.Second), rows, out)
@@ -38,10 +38,12 @@ func TestBatchScoreAllocs(t *testing.T) {
 }
 
 func TestONNXScoreAllocs(t *testing.T) {
-	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 8})
-	rows, _ := onnxTestRows(t)
-	out := make([]float32, 13) // one run of 8, one of 5 (bucket 8)
-	batchAllocs(t, "onnx", func() error { return x.Score(time.Now().Add(time.Second), rows[:13*features.Width], out) })
+	for _, m := range []string{onnxTinyManifest, onnxTinyRowsManifest} { // both input forms
+		x := onnxTestLoad(t, m, ONNXOptions{MaxBatch: 8})
+		rows, _ := onnxTestRows(t)
+		out := make([]float32, 13) // one run of 8, one of 5 (bucket 8)
+		batchAllocs(t, m, func() error { return x.Score(time.Now().Add(time.Second), rows[:13*features.Width], out) })
+	}
 }
 
 func TestBatchONNXScoreAllocs(t *testing.T) {

@@ -310,3 +310,73 @@ func TestBatchMaxWaitGathersUntilFullOrDeadline(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// By default a request that finds the worker idle is run at once: it enters
+// the model with no other request arriving, although nothing else ever
+// comes, and no run was held back to gather company.
+func TestBatchLoneRequestRunsAtOnce(t *testing.T) {
+	f := &batchFake{width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 64})
+	if st := b.Stats(); st.MaxWait != 0 {
+		t.Fatalf("default max wait %v, want 0", st.MaxWait)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- b.Score(time.Now().Add(time.Minute), []float32{1, 2}, make([]float32, 1)) }()
+	select {
+	case <-f.entered: // the lone request is in the model
+	case <-time.After(5 * time.Second):
+		t.Fatal("a lone request did not reach the model")
+	}
+	close(f.gate)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Batches != 1 || st.BatchSizes[0] != 1 || st.Waited != 0 {
+		t.Fatalf("stats %+v, want one run of 1 row, none held back", st)
+	}
+}
+
+// Rows that arrive while a run is under way form the next run, all of them
+// (up to MaxBatch), and no run waits for more.
+func TestBatchRowsQueuedDuringARunFormTheNext(t *testing.T) {
+	f := &batchFake{width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 4)}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 8})
+	var wg sync.WaitGroup
+	score := func(v float32, n int) {
+		defer wg.Done()
+		rows, out := make([]float32, 2*n), make([]float32, n)
+		for i := range n {
+			rows[2*i] = v
+		}
+		if err := b.Score(time.Now().Add(time.Minute), rows, out); err != nil || out[0] != v/1e6 {
+			t.Errorf("request %v: out %v err %v", v, out, err)
+		}
+	}
+	wg.Add(1)
+	go score(1, 1)
+	<-f.entered // the first run is under way, blocked in the model
+	for i := range 3 {
+		wg.Add(1)
+		go score(float32(10+i), 2)
+	}
+	batchWaitFor(t, "three requests queued", func() bool { return len(b.queue) == 3 })
+	close(f.gate)
+	wg.Wait()
+	st := b.Stats()
+	if st.Batches != 2 || st.Rows != 7 || st.BatchSizes[0] != 1 || st.BatchSizes[3] != 1 || f.maxRows.Load() != 6 || st.Waited != 0 {
+		t.Fatalf("stats %+v, largest run %d rows; want a run of 1 then one of 6", st, f.maxRows.Load())
+	}
+}
+
+// With the opt-in MaxWait a lone request is held back for company (bounded
+// by its deadline), and Waited counts it.
+func TestBatchMaxWaitHoldsALoneRequest(t *testing.T) {
+	f := &batchFake{width: 2}
+	b := batchNew(t, f, BatchOptions{MaxBatch: 8, MaxWait: time.Minute})
+	if err := b.Score(time.Now().Add(200*time.Millisecond), []float32{1, 1}, make([]float32, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats(); st.Batches != 1 || st.Waited != 1 {
+		t.Fatalf("stats %+v, want one run, held back once", st)
+	}
+}

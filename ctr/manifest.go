@@ -18,7 +18,13 @@ type Manifest struct {
 	SHA256        string `json:"sha256"`         // hex digest of File; checked at load when set
 	SchemaVersion string `json:"schema_version"` // must equal the running feature extractor's
 	Width         int    `json:"width"`          // feature row width
-	Parity        string `json:"parity"`         // parity sample file, relative to the manifest
+	// InputForm is what the model's graph takes: InputRows (the default:
+	// the feature row as is) or InputWideDeepIDs (ids converted from the
+	// row by ctr, as WideDeepIDs says). A form this build does not know is
+	// refused at load with ErrInputForm.
+	InputForm   string       `json:"input_form,omitempty"`
+	WideDeepIDs *WideDeepIDs `json:"wide_deep_ids,omitempty"`
+	Parity      string       `json:"parity"` // parity sample file, relative to the manifest
 	// ParityTolerance is the largest absolute difference allowed between the
 	// training framework's predictions and the Go serving path's.
 	ParityTolerance float64        `json:"parity_tolerance"`
@@ -28,7 +34,8 @@ type Manifest struct {
 	FeatureStats *FeatureStats   `json:"feature_stats,omitempty"`
 	Extra        json.RawMessage `json:"extra,omitempty"`
 
-	dir string
+	dir  string
+	conv *wideDeepConv // InputWideDeepIDs: the compiled conversion
 }
 
 // TrainingInfo says how a model was made, so it can be made again.
@@ -60,6 +67,12 @@ func LoadManifest(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: manifest %s: schema_version is empty", ErrBadModel, path)
 	case m.Width <= 0:
 		return nil, fmt.Errorf("%w: manifest %s: width %d must be positive", ErrBadModel, path, m.Width)
+	}
+	if m.InputForm == "" {
+		m.InputForm = InputRows
+	}
+	if m.conv, err = m.checkInputForm(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", path, err)
 	}
 	m.dir = filepath.Dir(path)
 	return &m, nil

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,30 +21,49 @@ import (
 // power-of-two batch size, each with pre-allocated input and output tensors,
 // so a run makes no allocation; runs are serialised (one set of tensors).
 // Use it directly, or under a Batcher to gather rows from concurrent callers.
+//
+// It takes feature rows whatever the model's input form (Manifest.InputForm):
+// a rows model gets them copied into its input, a wide_deep_ids model gets
+// them converted (wideDeepConv) into its id and numeric inputs.
 type ONNX struct {
 	name     string
 	width    int
 	provider string
 	manifest *Manifest
-	top      int // index of the largest bucket; immutable after load
+	conv     *wideDeepConv // nil: input form rows
+	top      int           // index of the largest bucket; immutable after load
 
 	mu      sync.Mutex // guards buckets (tensor contents, session runs) and closed
 	buckets []onnxBucket
 	closed  bool
 
-	est [17]atomic.Int64 // EWMA run time per bucket, nanoseconds
+	est      [17]atomic.Int64 // EWMA run time per bucket, nanoseconds
+	warmRuns int              // runs at load (immutable after)
 }
 
 type onnxBucket struct {
 	rows int
-	in   *ort.Tensor[float32]
+	ins  []ort.Value // the session's inputs, in onnxIO.inputs order
 	out  *ort.Tensor[float32]
 	sess *ort.AdvancedSession
-	inD  []float32
-	outD []float32
+	// Input data: rowsD for input form rows; wideD, deepD, numD for
+	// wide_deep_ids (deepD and numD empty when the model has no such input).
+	rowsD        []float32
+	wideD, deepD []int32
+	numD         []float32
+	outD         []float32
 }
 
-var _ Scorer = (*ONNX)(nil)
+// onnxIO names a model's inputs and output.
+type onnxIO struct {
+	inputs []string
+	output string
+}
+
+var (
+	_ Scorer     = (*ONNX)(nil)
+	_ batchModel = (*ONNX)(nil)
+)
 
 // onnxEnv is the process-wide ONNX Runtime environment (onnxruntime_go keeps
 // one global environment).
@@ -86,10 +106,16 @@ func ONNXAvailable(libraryPath string) error {
 }
 
 // LoadONNX loads the model a manifest names and checks it: kind onnx, schema
-// and width (when opts.SchemaVersion is set), sha256, one float32 input
-// [N, width] and one float32 output [N] or [N, 1], and the parity sample
-// within the manifest's tolerance. Refusals wrap ErrSchema or ErrBadModel; a
-// missing library wraps ErrUnavailable.
+// and width (when opts.SchemaVersion is set), a known input form (else
+// ErrInputForm), sha256, the graph's inputs as the form says (rows: one
+// float32 input [N, width]; wide_deep_ids: int32 wide_ids, int32 deep_ids
+// and float32 numeric of the widths of the manifest's section), one float32
+// output [N] or [N, 1], and the parity sample (feature rows, whatever the
+// form) within the manifest's tolerance. It then runs every batch size a few
+// times, so the first scored request does not pay ONNX Runtime's first-run
+// cost, and seeds the run-time estimates from the warm runs. Refusals wrap
+// ErrSchema, ErrInputForm or ErrBadModel; a missing library wraps
+// ErrUnavailable.
 func LoadONNX(manifestPath string, opts ONNXOptions) (*ONNX, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
@@ -113,19 +139,22 @@ func LoadONNX(manifestPath string, opts ONNXOptions) (*ONNX, error) {
 	if err := onnxInitEnv(opts.LibraryPath); err != nil {
 		return nil, err
 	}
-	inName, outName, err := onnxCheckIO(data, m.Width)
+	io, err := onnxCheckIO(data, m)
 	if err != nil {
 		return nil, fmt.Errorf("%w: model %s: %v", ErrBadModel, m.Path(m.File), err)
 	}
-	x := &ONNX{name: m.Name, width: m.Width, manifest: m}
+	x := &ONNX{name: m.Name, width: m.Width, manifest: m, conv: m.conv}
 	if x.name == "" {
 		x.name = "onnx"
 	}
-	if err := x.build(data, inName, outName, &opts); err != nil {
+	if err := x.build(data, io, &opts); err != nil {
 		x.Close()
 		return nil, err
 	}
-	x.warm()
+	if err := x.warm(); err != nil {
+		x.Close()
+		return nil, err
+	}
 	if !opts.SkipParity {
 		if err := x.checkParity(); err != nil {
 			x.Close()
@@ -150,34 +179,71 @@ func onnxReadModel(m *Manifest) ([]byte, error) {
 	return data, nil
 }
 
-func onnxCheckIO(data []byte, width int) (in, out string, err error) {
+// onnxWant is one input the input form expects.
+type onnxWant struct {
+	name  string // "" for the rows form's single input, whatever its name
+	dtype ort.TensorElementDataType
+	cols  int
+}
+
+// onnxInputsFor lists the inputs of a model of manifest m's form.
+func onnxInputsFor(m *Manifest) []onnxWant {
+	if m.conv == nil {
+		return []onnxWant{{"", ort.TensorElementDataTypeFloat, m.Width}}
+	}
+	w := []onnxWant{{"wide_ids", ort.TensorElementDataTypeInt32, m.conv.wideWidth()}}
+	if n := m.conv.deepWidth(); n > 0 {
+		w = append(w, onnxWant{"deep_ids", ort.TensorElementDataTypeInt32, n})
+	}
+	if n := m.conv.numWidth(); n > 0 {
+		w = append(w, onnxWant{"numeric", ort.TensorElementDataTypeFloat, n})
+	}
+	return w
+}
+
+// onnxCheckIO checks the graph's inputs against the manifest's input form
+// and its one output, and returns their names.
+func onnxCheckIO(data []byte, m *Manifest) (onnxIO, error) {
 	ins, outs, err := ort.GetInputOutputInfoWithONNXData(data)
 	if err != nil {
-		return "", "", err
+		return onnxIO{}, err
 	}
-	if len(ins) != 1 || len(outs) != 1 {
-		return "", "", fmt.Errorf("%d inputs and %d outputs, want 1 and 1", len(ins), len(outs))
+	want := onnxInputsFor(m)
+	if len(ins) != len(want) || len(outs) != 1 {
+		return onnxIO{}, fmt.Errorf("%d inputs and %d outputs, want %d and 1 (input form %s)", len(ins), len(outs), len(want), m.InputForm)
 	}
-	i, o := ins[0], outs[0]
-	if i.DataType != ort.TensorElementDataTypeFloat || len(i.Dimensions) != 2 || i.Dimensions[1] != int64(width) {
-		return "", "", fmt.Errorf("input %s, want float32 [N, %d]", i.String(), width)
+	var io onnxIO
+	for _, w := range want {
+		var in *ort.InputOutputInfo
+		for k := range ins {
+			if w.name == "" || ins[k].Name == w.name {
+				in = &ins[k]
+				break
+			}
+		}
+		if in == nil || in.DataType != w.dtype || len(in.Dimensions) != 2 || in.Dimensions[1] != int64(w.cols) {
+			return onnxIO{}, fmt.Errorf("inputs %v, want %s %v [N, %d] (input form %s)", ins, w.name, w.dtype, w.cols, m.InputForm)
+		}
+		io.inputs = append(io.inputs, in.Name)
 	}
+	o := outs[0]
 	if o.DataType != ort.TensorElementDataTypeFloat || len(o.Dimensions) < 1 || len(o.Dimensions) > 2 ||
 		(len(o.Dimensions) == 2 && o.Dimensions[1] != 1) {
-		return "", "", fmt.Errorf("output %s, want float32 [N] or [N, 1]", o.String())
+		return onnxIO{}, fmt.Errorf("output %s, want float32 [N] or [N, 1]", o.String())
 	}
-	return i.Name, o.Name, nil
+	io.output = o.Name
+	return io, nil
 }
 
 // build creates one session per bucket, on CUDA when asked for and it
 // loads, else on CPU.
-func (x *ONNX) build(data []byte, inName, outName string, opts *ONNXOptions) error {
+func (x *ONNX) build(data []byte, io onnxIO, opts *ONNXOptions) error {
 	top := onnxBucketFor(opts.MaxBatch)
 	x.top = top
 	x.provider = ProviderCPU
 	if opts.Provider != ProviderCPU {
 		x.provider = ProviderCUDA
-		if err := x.buildBuckets(data, inName, outName, top, opts); err != nil {
+		if err := x.buildBuckets(data, io, top, opts); err != nil {
 			x.destroyBuckets()
 			level := slog.LevelInfo
 			if opts.Provider == ProviderCUDA {
@@ -189,7 +255,7 @@ func (x *ONNX) build(data []byte, inName, outName string, opts *ONNXOptions) err
 			return nil
 		}
 	}
-	if err := x.buildBuckets(data, inName, outName, top, opts); err != nil {
+	if err := x.buildBuckets(data, io, top, opts); err != nil {
 		return fmt.Errorf("%w: model %s: %v", ErrBadModel, x.name, err)
 	}
 	return nil
@@ -224,30 +290,59 @@ func (x *ONNX) sessionOptions(opts *ONNXOptions) (*ort.SessionOptions, error) {
 	return so, nil
 }
 
-func (x *ONNX) buildBuckets(data []byte, inName, outName string, top int, opts *ONNXOptions) error {
+func (x *ONNX) buildBuckets(data []byte, io onnxIO, top int, opts *ONNXOptions) error {
 	so, err := x.sessionOptions(opts)
 	if err != nil {
 		return err
 	}
 	defer so.Destroy()
+	want := onnxInputsFor(x.manifest)
 	for b := 0; b <= top; b++ {
-		n := 1 << b
-		var bk onnxBucket
-		bk.rows = n
-		if bk.in, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n), int64(x.width))); err != nil {
-			return err
-		}
-		x.buckets = append(x.buckets, bk)
+		x.buckets = append(x.buckets, onnxBucket{rows: 1 << b})
 		bp := &x.buckets[len(x.buckets)-1]
-		if bp.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(n), 1)); err != nil {
+		for _, w := range want {
+			if err := bp.addInput(w); err != nil {
+				return err
+			}
+		}
+		if bp.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bp.rows), 1)); err != nil {
 			return err
 		}
-		bp.sess, err = ort.NewAdvancedSessionWithONNXData(data, []string{inName}, []string{outName},
-			[]ort.Value{bp.in}, []ort.Value{bp.out}, so)
+		bp.sess, err = ort.NewAdvancedSessionWithONNXData(data, io.inputs, []string{io.output},
+			bp.ins, []ort.Value{bp.out}, so)
 		if err != nil {
 			return err
 		}
-		bp.inD, bp.outD = bp.in.GetData(), bp.out.GetData()
+		bp.outD = bp.out.GetData()
+	}
+	return nil
+}
+
+// addInput allocates the tensor of one input and keeps its data.
+func (bk *onnxBucket) addInput(w onnxWant) error {
+	shape := ort.NewShape(int64(bk.rows), int64(w.cols))
+	if w.dtype == ort.TensorElementDataTypeInt32 {
+		t, err := ort.NewEmptyTensor[int32](shape)
+		if err != nil {
+			return err
+		}
+		bk.ins = append(bk.ins, t)
+		if w.name == "wide_ids" {
+			bk.wideD = t.GetData()
+		} else {
+			bk.deepD = t.GetData()
+		}
+		return nil
+	}
+	t, err := ort.NewEmptyTensor[float32](shape)
+	if err != nil {
+		return err
+	}
+	bk.ins = append(bk.ins, t)
+	if w.name == "" {
+		bk.rowsD = t.GetData()
+	} else {
+		bk.numD = t.GetData()
 	}
 	return nil
 }
@@ -258,8 +353,8 @@ func (x *ONNX) destroyBuckets() {
 		if b.sess != nil {
 			b.sess.Destroy()
 		}
-		if b.in != nil {
-			b.in.Destroy()
+		for _, in := range b.ins {
+			in.Destroy()
 		}
 		if b.out != nil {
 			b.out.Destroy()
@@ -268,16 +363,56 @@ func (x *ONNX) destroyBuckets() {
 	x.buckets = x.buckets[:0]
 }
 
-// warm runs every bucket a few times to seed the run-time estimates.
-func (x *ONNX) warm() {
-	for b := range x.buckets {
-		for range 3 {
-			x.mu.Lock()
-			x.runLocked(b)
-			x.mu.Unlock()
-		}
+// put writes rows (whole feature rows) into bucket b's inputs from row off
+// on: copied for input form rows, converted for wide_deep_ids.
+func (x *ONNX) put(b, off int, rows []float32) {
+	bk := &x.buckets[b]
+	if x.conv == nil {
+		copy(bk.rowsD[off*x.width:], rows)
+		return
 	}
+	c := x.conv
+	n := len(rows) / x.width
+	c.put(rows, bk.wideD[off*c.wideWidth():(off+n)*c.wideWidth()], bk.deepD[off*c.deepWidth():(off+n)*c.deepWidth()],
+		bk.numD[off*c.numWidth():(off+n)*c.numWidth()])
 }
+
+// onnxWarmRuns and onnxWarmTimed are the runs per bucket at load: the
+// first runs pay ONNX Runtime's one-time costs (memory arenas, kernel
+// selection, the densified sparse initializer, cold caches) and are not
+// timed; the estimate starts from the median of the timed ones.
+const (
+	onnxWarmRuns  = 2
+	onnxWarmTimed = 5
+)
+
+// warm runs every bucket a few times on the inputs as they stand (zeros:
+// every index is a valid row) and seeds the run-time estimates from the
+// runs after the first ones.
+func (x *ONNX) warm() error {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	var t [onnxWarmTimed]time.Duration
+	for b := range x.buckets {
+		for i := range onnxWarmRuns + onnxWarmTimed {
+			start := time.Now()
+			if err := x.buckets[b].sess.Run(); err != nil {
+				return fmt.Errorf("%w: model %s: warm-up run of %d rows: %v", ErrBadModel, x.name, x.buckets[b].rows, err)
+			}
+			if i >= onnxWarmRuns {
+				t[i-onnxWarmRuns] = time.Since(start)
+			}
+		}
+		slices.Sort(t[:])
+		x.est[b].Store(int64(t[len(t)/2]))
+		x.warmRuns += onnxWarmRuns + onnxWarmTimed
+	}
+	return nil
+}
+
+// WarmRuns is the number of session runs made at load, before the model
+// was returned.
+func (x *ONNX) WarmRuns() int { return x.warmRuns }
 
 func (x *ONNX) checkParity() error {
 	rows, want, err := onnxLoadParity(x.manifest.Path(x.manifest.Parity), x.width)
@@ -356,7 +491,7 @@ func (x *ONNX) Score(deadline time.Time, rows []float32, out []float32) error {
 	for off := 0; off < n; {
 		k := min(n-off, 1<<top)
 		b := onnxBucketFor(k)
-		copy(x.buckets[b].inD, rows[off*x.width:(off+k)*x.width])
+		x.put(b, 0, rows[off*x.width:(off+k)*x.width])
 		if err := x.runLocked(b); err != nil {
 			return err
 		}
@@ -376,15 +511,17 @@ func (x *ONNX) runLocked(b int) error {
 	return nil
 }
 
-// batchLock implements batchModel: it locks the model and returns the input
-// rows of the bucket for n rows (n <= MaxBatch).
-func (x *ONNX) batchLock(n int) []float32 {
+// batchLock implements batchModel: it locks the model for a run of n rows
+// (n <= MaxBatch); false when closed (batchUnlock is still due).
+func (x *ONNX) batchLock(n int) bool {
 	x.mu.Lock()
-	if x.closed {
-		return nil
-	}
-	b := onnxBucketFor(n)
-	return x.buckets[b].inD[:n*x.width]
+	return !x.closed
+}
+
+// batchPut writes rows into the inputs of the bucket for n rows from row
+// off on. Only between a successful batchLock(n) and batchUnlock.
+func (x *ONNX) batchPut(n, off int, rows []float32) {
+	x.put(onnxBucketFor(n), off, rows)
 }
 
 // batchRun runs the bucket for n rows; out is valid until batchUnlock.

@@ -3,8 +3,10 @@ package ctr
 import (
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,7 +15,13 @@ import (
 	"github.com/openbidder/openbidder/features"
 )
 
-const onnxTinyManifest = "testdata/mlp_tiny.manifest.json"
+// The tiny test model (an 8-4 MLP over 64-row tables, trained by
+// mlp_train.py --tiny) in the wide_deep_ids form, and the same weights in the
+// rows form it was re-exported from (ctr/train/reexport.py).
+const (
+	onnxTinyManifest     = "testdata/mlp_tiny.manifest.json"
+	onnxTinyRowsManifest = "testdata/mlp_tiny_rows.manifest.json"
+)
 
 // onnxTestLib returns the ONNX Runtime library for tests, or skips the test
 // when it is not installed.
@@ -103,8 +111,14 @@ func TestONNXProviderAutoFallsBackToCPU(t *testing.T) {
 // manifest text and the parity file, and returns the manifest path.
 func onnxTestCopy(t testing.TB, editManifest func(string) string, editParity func([]byte) []byte) string {
 	t.Helper()
+	return onnxTestCopyOf(t, "mlp_tiny", editManifest, editParity)
+}
+
+// onnxTestCopyOf is onnxTestCopy for the testdata model named base.
+func onnxTestCopyOf(t testing.TB, base string, editManifest func(string) string, editParity func([]byte) []byte) string {
+	t.Helper()
 	dir := t.TempDir()
-	for _, f := range []string{"mlp_tiny.manifest.json", "mlp_tiny.onnx", "mlp_tiny.parity.json"} {
+	for _, f := range []string{base + ".manifest.json", base + ".onnx", base + ".parity.json"} {
 		b, err := os.ReadFile(filepath.Join("testdata", f))
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +133,7 @@ func onnxTestCopy(t testing.TB, editManifest func(string) string, editParity fun
 			t.Fatal(err)
 		}
 	}
-	return filepath.Join(dir, "mlp_tiny.manifest.json")
+	return filepath.Join(dir, base+".manifest.json")
 }
 
 func TestONNXRefusesBadModels(t *testing.T) {
@@ -146,8 +160,35 @@ func TestONNXRefusesBadModels(t *testing.T) {
 	f("parity", onnxTestCopy(t, nil, func(b []byte) []byte {
 		return []byte(onnxTestShiftParity(t, b))
 	}), ONNXOptions{}, ErrBadModel)
-	f("kind", onnxTestCopy(t, func(s string) string {
+	f("kind", onnxTestCopyOf(t, "mlp_tiny_rows", func(s string) string {
 		return strings.Replace(s, `"kind": "onnx"`, `"kind": "gbdt"`, 1)
+	}, nil), ONNXOptions{}, ErrBadModel)
+	f("kind of the ids form", onnxTestCopy(t, func(s string) string {
+		return strings.Replace(s, `"kind": "onnx"`, `"kind": "gbdt"`, 1)
+	}, nil), ONNXOptions{}, ErrInputForm)
+	f("unknown input form", onnxTestCopy(t, func(s string) string {
+		return strings.Replace(s, `"input_form": "wide_deep_ids"`, `"input_form": "sparse_coo"`, 1)
+	}, nil), ONNXOptions{}, ErrInputForm)
+	// The manifest's section must match the graph's inputs: one wide column
+	// fewer than the graph takes, or the ids graph described as rows.
+	f("section narrower than the graph", onnxTestCopy(t, func(s string) string {
+		i := strings.Index(s, `"wide_columns": [`) + len(`"wide_columns": [`)
+		j := i + strings.Index(s[i:], "},") + len("},")
+		return s[:i] + s[j:]
+	}, nil), ONNXOptions{}, ErrBadModel)
+	f("ids graph as rows", onnxTestCopy(t, func(s string) string {
+		s = strings.Replace(s, `"input_form": "wide_deep_ids"`, `"input_form": "rows"`, 1)
+		return strings.Replace(s, `"wide_deep_ids": {`, `"unused": {`, 1)
+	}, nil), ONNXOptions{}, ErrBadModel)
+	f("rows graph as ids", onnxTestCopyOf(t, "mlp_tiny_rows", func(s string) string {
+		b, err := os.ReadFile(onnxTinyManifest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := string(b)
+		section := ids[strings.Index(ids, `"wide_deep_ids": {`):]
+		section = section[:strings.Index(section, "\n  }")+4]
+		return strings.Replace(s, `"kind": "onnx",`, `"kind": "onnx", "input_form": "wide_deep_ids", `+section+",", 1)
 	}, nil), ONNXOptions{}, ErrBadModel)
 	f("manifest width", onnxTestCopy(t, func(s string) string {
 		return strings.Replace(s, `"width": 41`, `"width": features.Width`, 1)
@@ -182,5 +223,105 @@ func TestONNXScoreRejectsShortDeadlineAndBadShape(t *testing.T) {
 	x.Close()
 	if err := x.Score(time.Time{}, rows[:8*features.Width], out); !errors.Is(err, ErrUnavailable) {
 		t.Errorf("after close: %v", err)
+	}
+}
+
+// onnxTestEdgeRows returns rows that exercise the wide_deep_ids conversion
+// beyond the parity sample: its rows scaled, negated, shifted by fractions,
+// huge, and with random slots replaced by random ids (seeded).
+func onnxTestEdgeRows(rows []float32) []float32 {
+	out := slices.Clone(rows)
+	for _, f := range []func(v float32, i int) float32{
+		func(v float32, _ int) float32 { return v * 3 },
+		func(v float32, _ int) float32 { return -v },
+		func(v float32, _ int) float32 { return v + 0.5 },
+		func(v float32, _ int) float32 { return v * 1000 },
+		func(_ float32, i int) float32 { return float32(3e7) * float32(1-2*(i&1)) },
+	} {
+		for i, v := range rows {
+			out = append(out, f(v, i))
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, v := range rows {
+		if r.IntN(5) == 0 {
+			v = float32(r.IntN(300005) - 5)
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// The re-exported models compute what their rows-form originals computed:
+// the same weights in the lean wide_deep_ids graph, fed by the Go
+// conversion, agree within 1e-6 on the parity rows and on edge rows, for the
+// tiny model (a live deep part, tables of 64 rows, so the modulos matter)
+// and for the served model (the same weights as testdata/mlp_rows, the
+// rows-form graph it was re-exported from).
+func TestONNXInputFormsAgree(t *testing.T) {
+	for _, pair := range []struct{ rows, ids string }{
+		{onnxTinyRowsManifest, onnxTinyManifest},
+		{onnxRowsManifest, "../configs/models/mlp.manifest.json"},
+	} {
+		old := onnxTestLoad(t, pair.rows, ONNXOptions{MaxBatch: 64})
+		lean := onnxTestLoad(t, pair.ids, ONNXOptions{MaxBatch: 64})
+		if old.Manifest().InputForm != InputRows || lean.Manifest().InputForm != InputWideDeepIDs {
+			t.Fatalf("%s is %s, %s is %s", pair.rows, old.Manifest().InputForm, pair.ids, lean.Manifest().InputForm)
+		}
+		par, _, err := onnxLoadParity(lean.Manifest().Path(lean.Manifest().Parity), features.Width)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := onnxTestEdgeRows(par)
+		n := len(rows) / features.Width
+		a, b := make([]float32, n), make([]float32, n)
+		if err := old.Score(time.Time{}, rows, a); err != nil {
+			t.Fatal(err)
+		}
+		if err := lean.Score(time.Time{}, rows, b); err != nil {
+			t.Fatal(err)
+		}
+		worst := 0.0
+		for i := range a {
+			worst = max(worst, math.Abs(float64(a[i])-float64(b[i])))
+		}
+		t.Logf("%s against %s: %d rows, max |diff| %.3g", pair.ids, pair.rows, n, worst)
+		if !(worst <= 1e-6) {
+			t.Errorf("%s against %s: max |diff| %.3g over %d rows, want <= 1e-6", pair.ids, pair.rows, worst, n)
+		}
+	}
+}
+
+// Loading runs every batch size before the model is returned, and the
+// run-time estimates start from those runs.
+func TestONNXWarmsEveryBucketAtLoad(t *testing.T) {
+	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 16})
+	if got, want := x.WarmRuns(), 5*(onnxWarmRuns+onnxWarmTimed); got != want {
+		t.Errorf("warm runs %d, want %d (5 buckets)", got, want)
+	}
+	for b := 0; b <= 4; b++ {
+		if x.PredictLatency(1<<b) <= 0 {
+			t.Errorf("no estimate for %d rows", 1<<b)
+		}
+	}
+}
+
+// Asked for CUDA where no CUDA provider loads (no GPU, no provider library
+// here), the model is served on the CPU provider, with a warning, in
+// either input form.
+func TestONNXProviderCUDAFallsBackToCPU(t *testing.T) {
+	for _, m := range []string{onnxTinyManifest, onnxTinyRowsManifest} {
+		x := onnxTestLoad(t, m, ONNXOptions{Provider: ProviderCUDA, MaxBatch: 4})
+		if p := x.Provider(); p != ProviderCPU && p != ProviderCUDA {
+			t.Fatalf("%s: provider %q", m, p)
+		}
+		rows, want := onnxTestRows(t)
+		got := make([]float32, 4)
+		if err := x.Score(time.Time{}, rows[:4*features.Width], got); err != nil {
+			t.Fatal(err)
+		}
+		if err := onnxCheckParity("tiny", got, want[:4], 1e-5); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

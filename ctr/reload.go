@@ -17,9 +17,11 @@ import (
 type LoadFunc func(manifestPath string) (Scorer, error)
 
 // Holder serves the current model and swaps in new ones atomically: a new
-// model is loaded and validated first; a refused one leaves the old one
-// serving; calls in flight finish on the model they started on, which is
-// closed only after the last of them.
+// model is loaded and validated first, then warmed (run a few times at every
+// batch size it will serve, so the first real request does not pay the
+// runtime's first-run costs), and only then published; a refused one leaves
+// the old one serving; calls in flight finish on the model they started on,
+// which is closed only after the last of them.
 type Holder struct {
 	load LoadFunc
 	cur  atomic.Pointer[reloadEntry]
@@ -29,6 +31,7 @@ type Holder struct {
 	sig      string
 	reloads  atomic.Uint64
 	refusals atomic.Uint64
+	warmRuns atomic.Uint64
 }
 
 type reloadEntry struct {
@@ -74,14 +77,24 @@ func (r *reloadBatched) Close() error {
 	return r.x.Close()
 }
 
-// Reload loads the model manifestPath names and swaps it in, or returns the
-// refusal (wrapping ErrBadModel, ErrSchema or ErrUnavailable) and keeps
-// serving the old model.
+// Reload loads the model manifestPath names, warms it (warmScorer) and
+// swaps it in, or returns the refusal (wrapping ErrBadModel, ErrSchema,
+// ErrInputForm or ErrUnavailable) and keeps serving the old model.
 func (h *Holder) Reload(manifestPath string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	sig := reloadSignature(manifestPath)
 	s, err := h.load(manifestPath)
+	if err == nil {
+		var runs int
+		runs, err = warmScorer(s)
+		h.warmRuns.Add(uint64(runs))
+		if err != nil {
+			if c, ok := s.(io.Closer); ok {
+				c.Close()
+			}
+		}
+	}
 	if err != nil {
 		h.refusals.Add(1)
 		h.path, h.sig = manifestPath, sig // do not retry the same files
@@ -101,6 +114,37 @@ func (h *Holder) Reload(manifestPath string) error {
 		old.retire()
 	}
 	return nil
+}
+
+// warmRounds is how many times warmScorer scores each batch size.
+const warmRounds = 3
+
+// warmScorer scores all-zero rows (a valid row for every model) warmRounds
+// times at every power of two up to the scorer's MaxBatch (16 when it has
+// none, as the GBDT), and MaxBatch itself: the batch sizes it will see. On
+// a Batcher over ONNX this runs the whole path a request takes (queue,
+// worker, conversion, session) and seeds the run-time estimates the
+// deadline checks use from warm runs. It returns the calls made; an error
+// refuses the model.
+func warmScorer(s Scorer) (int, error) {
+	top := 16
+	if mb, ok := s.(interface{ MaxBatch() int }); ok && mb.MaxBatch() > 0 {
+		top = mb.MaxBatch()
+	}
+	w := s.Width()
+	rows, out := make([]float32, top*w), make([]float32, top)
+	runs := 0
+	for n := 1; ; n = min(2*n, top) {
+		for range warmRounds {
+			runs++
+			if err := s.Score(time.Time{}, rows[:n*w], out[:n]); err != nil {
+				return runs, fmt.Errorf("%w: model %s: warm-up run of %d rows: %v", ErrBadModel, s.Name(), n, err)
+			}
+		}
+		if n == top {
+			return runs, nil
+		}
+	}
 }
 
 func (e *reloadEntry) retire() {
@@ -197,12 +241,13 @@ type HolderStats struct {
 	LoadedAt time.Time
 	Reloads  uint64 // successful loads
 	Refused  uint64 // refused loads
+	WarmRuns uint64 // Score calls made to warm models before they were published
 	Batch    *BatchStats
 }
 
 // Stats returns the current model's description and the reload counters.
 func (h *Holder) Stats() HolderStats {
-	st := HolderStats{Model: "none", Reloads: h.reloads.Load(), Refused: h.refusals.Load()}
+	st := HolderStats{Model: "none", Reloads: h.reloads.Load(), Refused: h.refusals.Load(), WarmRuns: h.warmRuns.Load()}
 	e := h.get()
 	if e == nil {
 		return st

@@ -3,6 +3,7 @@ package ctr
 import (
 	"context"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,7 +17,7 @@ import (
 
 func TestReloadKeepsOldModelUntilInFlightCallsFinish(t *testing.T) {
 	models := map[string]*batchFake{
-		"a": {width: 2, gate: make(chan struct{}), entered: make(chan struct{}, 1)},
+		"a": {width: 2},
 		"b": {width: 2},
 	}
 	h := NewHolder(func(path string) (Scorer, error) {
@@ -33,6 +34,8 @@ func TestReloadKeepsOldModelUntilInFlightCallsFinish(t *testing.T) {
 	if err := h.Reload("a"); err != nil {
 		t.Fatal(err)
 	}
+	// Published (and warmed): from now on a's calls block until released.
+	models["a"].gate, models["a"].entered = make(chan struct{}), make(chan struct{}, 1)
 	errc := make(chan error, 1)
 	go func() { errc <- h.Score(time.Time{}, []float32{1, 2}, make([]float32, 1)) }()
 	<-models["a"].entered // a call is in flight on a
@@ -166,5 +169,78 @@ func TestReloadWatchPicksUpChangedManifest(t *testing.T) {
 	out := make([]float32, 1)
 	if err := h.Score(time.Now().Add(time.Second), make([]float32, features.Width), out); err != nil || h.Name() != "mlp_tiny_v2" {
 		t.Fatalf("after refusal: %v, model %s", err, h.Name())
+	}
+}
+
+// reloadWarmFake records the batch sizes it is scored at and how many calls
+// came while its holder did not serve it yet.
+type reloadWarmFake struct {
+	batchFake
+	h             *Holder
+	maxBatch      int
+	sizes         map[int]int
+	beforePublish int
+}
+
+func (f *reloadWarmFake) MaxBatch() int { return f.maxBatch }
+
+func (f *reloadWarmFake) Score(deadline time.Time, rows, out []float32) error {
+	if f.h.Current() != Scorer(f) {
+		f.beforePublish++
+	}
+	f.sizes[len(out)]++
+	return f.batchFake.Score(deadline, rows, out)
+}
+
+// A loaded model is run at every batch size it will serve before it is
+// published, on load and on reload; a model that fails its warm-up is
+// refused and the old one keeps serving.
+func TestReloadWarmsBeforePublishing(t *testing.T) {
+	models := map[string]*reloadWarmFake{}
+	h := NewHolder(func(path string) (Scorer, error) { return models[path], nil })
+	defer h.Close()
+	for _, name := range []string{"a", "b", "broken"} {
+		models[name] = &reloadWarmFake{batchFake: batchFake{width: 3}, h: h, maxBatch: 24, sizes: map[int]int{}}
+	}
+	models["broken"].err = errors.New("boom")
+	for _, name := range []string{"a", "b"} {
+		if err := h.Reload(name); err != nil {
+			t.Fatal(err)
+		}
+		f := models[name]
+		want := map[int]int{1: warmRounds, 2: warmRounds, 4: warmRounds, 8: warmRounds, 16: warmRounds, 24: warmRounds}
+		if !maps.Equal(f.sizes, want) || f.beforePublish != 6*warmRounds {
+			t.Fatalf("%s: scored at %v (%d calls before publishing), want %v, all before", name, f.sizes, f.beforePublish, want)
+		}
+	}
+	if err := h.Reload("broken"); !errors.Is(err, ErrBadModel) || h.Current() != Scorer(models["b"]) {
+		t.Fatalf("broken warm-up: %v, serving %v", err, h.Current())
+	}
+	batchWaitFor(t, "refused model closed", models["broken"].closed.Load)
+	if st := h.Stats(); st.Reloads != 2 || st.Refused != 1 || st.WarmRuns != 2*6*warmRounds+1 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// The ONNX loader's model is warmed through its batcher: every run size up
+// to the batcher's MaxBatch has run before the first caller's request.
+func TestReloadWarmsONNXBatcher(t *testing.T) {
+	lib := onnxTestLib(t)
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 64}, BatchOptions{MaxBatch: 16}))
+	defer h.Close()
+	if err := h.Reload(onnxTinyManifest); err != nil {
+		t.Fatal(err)
+	}
+	st := h.Stats()
+	if st.Batch == nil || st.WarmRuns != 5*warmRounds || st.Batch.Requests != 5*warmRounds {
+		t.Fatalf("stats %+v batch %+v", st, st.Batch)
+	}
+	for i := 0; i <= 4; i++ {
+		if st.Batch.BatchSizes[i] != warmRounds {
+			t.Errorf("runs of up to %d rows: %d, want %d", BatchSizeBucket(i), st.Batch.BatchSizes[i], warmRounds)
+		}
+	}
+	if x := h.Current().(*reloadBatched).x; x.WarmRuns() != 7*(onnxWarmRuns+onnxWarmTimed) {
+		t.Errorf("session runs at load %d, want every bucket up to 64", x.WarmRuns())
 	}
 }

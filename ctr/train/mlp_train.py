@@ -4,11 +4,18 @@
     /usr/bin/python3 ctr/train/mlp_train.py [--out configs/models] [--name mlp]
         [--data ROWS.csv] [--tiny] [--seed 1]
 
-Model: one embedding table per categorical slot of the feature schema (bucket
-id mod a capped table size), numeric slots standardised with constants baked
-into the graph, then an MLP to a sigmoid. ONNX graph: input "features"
-[N, W] float32, output "pctr" [N, 1] float32 probabilities, dynamic N,
-opset 17 (ONNX Runtime 1.24 accepts it).
+Model: wide & deep (CTRNet below). ONNX graph, opset 17 (ONNX Runtime 1.24
+accepts it), output "pctr" [N, 1] float32 probabilities, dynamic N, in one of
+two input forms (the manifest's input_form):
+  wide_deep_ids (default): the graph only looks up and adds; the serving code
+    (ctr, Go) converts each feature row to int32 table rows and clamped
+    numbers as the manifest's wide_deep_ids section says
+    (ctr/train/wide_deep_ids.py). A deep part whose last layer is all 0 (the
+    kept epoch was 0) adds exactly 0 and is left out of the graph.
+  rows (--input-form rows): input "features" [N, W] float32, the id
+    arithmetic in the graph (torch.onnx.export of CTRNet); the form of the
+    models before wide_deep_ids. ctr/train/reexport.py turns one into the
+    other with the same weights.
 
 The slot layout (width, schema version, categorical bucket counts) is read
 from features/schema.go so the model always matches the running extractor.
@@ -33,8 +40,12 @@ import re
 import sys
 
 import numpy as np
+import onnx
 import torch
 import torch.nn as nn
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import wide_deep_ids as wdi  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -298,6 +309,29 @@ def sparsify_wide(path, name="wide.weight"):
     onnx.save(m, path)
 
 
+def wide_deep_params(net):
+    """The trained (and folded) network as wide_deep_ids params: the same
+    function, the id arithmetic as data for the serving code."""
+    assert net.folded
+    t = lambda v: v.detach().cpu().numpy()
+    sel, shift, hi = t(net.sel), t(net.shift_ids), t(net.hi)
+    slots = sel.argmax(0)
+    cols = [{"slot": int(slots[k]), "add": float(shift[k]), "max": float(hi[k]), "size": int(net.wide_sizes[k]),
+             "offset": int(net.wide_offsets[k])} for k in range(sel.shape[1])]
+    crosses = [{"a": int(a), "b": int(b), "mul": CROSS_MUL, "buckets": int(net.cross_buckets), "offset": int(o)}
+               for a, b, o in zip(net.cross_a, net.cross_b, net.cross_offsets)]
+    deep = [{"column": k, "size": int(s), "offset": int(o)}
+            for k, (s, o) in enumerate(zip(net.deep_sizes, net.deep_offsets))]
+    first_num = t(net.first_num.weight)  # [H0, W], the standardisation folded in; 0 for categorical slots
+    keep = [j for j in range(first_num.shape[1]) if np.any(first_num[:, j] != 0)]
+    lo, hi_num = t(net.num_lo), t(net.num_hi)
+    numeric = [{"slot": j, "lo": float(lo[j]), "hi": float(hi_num[j])} for j in keep]
+    layers = [(np.concatenate([t(net.first_emb.weight), first_num[:, keep]], 1), t(net.first_emb.bias))]
+    layers += [(t(m.weight), t(m.bias)) for m in net.mlp if isinstance(m, nn.Linear)]
+    return {"cols": cols, "crosses": crosses, "deep": deep, "numeric": numeric, "wide": t(net.wide.weight)[:, 0],
+            "bias": float(net.bias.item()), "emb": t(net.emb.weight), "layers": layers}
+
+
 def small_int_slots(slots, x):
     """Numeric slots whose training values are all integers in [-1, 254]."""
     out = []
@@ -365,6 +399,8 @@ def main():
     ap.add_argument("--l2-deep", type=float, default=30.0, help="L2 on the deep embeddings, likewise")
     ap.add_argument("--val-fraction", type=float, default=0.05,
                     help="share of the training rows held back to pick the epoch and fit the output bias")
+    ap.add_argument("--input-form", choices=[wdi.FORM, "rows"], default=wdi.FORM,
+                    help="the exported graph's input: wide_deep_ids (ids converted by ctr) or rows (the feature row)")
     ap.add_argument("--train-rows", type=int, default=0,
                     help="train on the first N training rows only (0 = all); validation and held-out rows stay the same")
     a = ap.parse_args()
@@ -473,16 +509,27 @@ def main():
 
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, a.name + ".onnx")
-    torch.onnx.export(net, torch.from_numpy(xte[:4]), onnx_path, input_names=["features"],
-                      output_names=["pctr"], dynamic_axes={"features": {0: "batch"}, "pctr": {0: "batch"}},
-                      opset_version=17, do_constant_folding=True)
-    sparsify_wide(onnx_path)
-
     # Parity sample: held-out rows plus a few edge rows (all zero, negative ids).
     px = np.concatenate([xte[:61], np.zeros((1, width), np.float32), -np.ones((1, width), np.float32),
                          xte[61:62] * 3], 0)
     with torch.no_grad():
         pp = net(torch.from_numpy(px)).squeeze(1).numpy()
+    form, section, deep_part = a.input_form, None, "in the graph"
+    if form == "rows":
+        torch.onnx.export(net, torch.from_numpy(xte[:4]), onnx_path, input_names=["features"],
+                          output_names=["pctr"], dynamic_axes={"features": {0: "batch"}, "pctr": {0: "batch"}},
+                          opset_version=17, do_constant_folding=True)
+        sparsify_wide(onnx_path)
+    else:
+        params = wide_deep_params(net)
+        d = float(np.abs(wdi.predict(params, px) - pp).max())
+        if d > 1e-6:
+            sys.exit("mlp_train: the wide_deep_ids params differ from the network by %.3g on the parity rows" % d)
+        if wdi.dead_deep(params):
+            params, deep_part = wdi.without_deep(params), (
+                "left out of the graph: its last layer is all 0 (epoch 0 kept), so it adds exactly 0 to every logit")
+        onnx.save(wdi.build(params, doc="ctr/train/mlp_train.py"), onnx_path)
+        section = wdi.manifest_section(params)
     parity = {"inputs": [[float(v) for v in r] for r in px], "outputs": [float(v) for v in pp]}
     with open(os.path.join(a.out, a.name + ".parity.json"), "w") as f:
         json.dump(parity, f, separators=(",", ":"))
@@ -491,20 +538,23 @@ def main():
     sha = hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()
     manifest = {
         "name": a.name, "kind": "onnx", "file": a.name + ".onnx", "sha256": sha,
-        "schema_version": version, "width": width, "parity": a.name + ".parity.json",
-        "parity_tolerance": 1e-5,
+        "schema_version": version, "width": width, "input_form": form, "parity": a.name + ".parity.json",
+        "parity_tolerance": 1e-5 if form == "rows" else 1e-6,
         "training": {"script": ("ctr/train/mlp_train.py --tiny" if a.tiny else
                                 "ctr/train/mlp_make.sh (ctr/train/mlp_train.py, torch %s)" % torch.__version__),
                      "data": data_desc, "seed": a.seed, "rows": int(ntr), "validation_rows": int(cut - vcut),
                      "epochs": history, "output_bias_shift": round(shift, 6)},
         "metrics": metrics,
-        "extra": {"input": "features", "output": "pctr", "opset": 17, "model": "wide & deep",
+        "extra": {"input": "features" if form == "rows" else "wide_ids, deep_ids, numeric (input form wide_deep_ids)",
+                  "output": "pctr", "opset": 17, "model": "wide & deep", "deep_part": deep_part,
                   "wide_slots": net.wide_slots, "wide_cap": wide_cap, "crosses": net.crosses,
                   "cross_buckets": cross_buckets, "embedding_cap": cap, "embedding_dim": dim, "hidden": hidden,
                   "epochs": epochs, "lr": a.lr, "batch": a.batch, "wide_sweeps": a.wide_sweeps, "wide_fit": "Newton backfitting with empirical-Bayes priors (fit_wide)",
                   "wide_lambda": {t: round(float(l), 4) for t, l in zip(net.wide_slots + net.crosses, lams)}, "l2_wide": a.l2_wide, "l2_cross": a.l2_cross, "l2_deep": a.l2_deep,
                   "torch": torch.__version__},
     }
+    if section is not None:
+        manifest["wide_deep_ids"] = section
     with open(os.path.join(a.out, a.name + ".manifest.json"), "w") as f:
         json.dump(manifest, f, indent=2)
         f.write("\n")
