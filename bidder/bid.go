@@ -237,7 +237,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		for _, c := range bc.cands {
 			sl, r := s.gate(bc, cat, imp, c, floor, user)
 			if r != reasonNone {
-				cat.stats[c.Campaign.Index].nobids[r].add(bc.stripe, 1)
+				cat.stats[c.Campaign.Index].nobid(bc.stripe, r)
 				why = r
 				continue
 			}
@@ -400,7 +400,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		v := camp.ValueMicros(bc.pctr[i]) * shade
 		p, ok := s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
 		if !ok || p < sl.floor || p <= 0 {
-			cat.stats[camp.Index].nobids[reasonBelowFloor].add(bc.stripe, 1)
+			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
 		if b := &bc.best[sl.imp]; b.slot < 0 || p > b.price {
@@ -416,12 +416,12 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		ci := bc.slots[b.slot].cand.Campaign.Index
 		h, ok := cat.money.hold(ci, b.charge, bc.now)
 		if !ok {
-			cat.stats[ci].nobids[reasonBudget].add(bc.stripe, 1)
+			cat.stats[ci].nobid(bc.stripe, reasonBudget)
 			b.slot, why = -1, reasonBudget
 			continue
 		}
 		b.hold = h
-		cat.stats[ci].bids.add(bc.stripe, 1)
+		cat.stats[ci].bid(bc.stripe)
 		placed++
 	}
 	if placed == 0 {
