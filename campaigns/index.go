@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -97,10 +98,12 @@ type ccamp struct {
 	coppa      bool
 	start      int64 // unix nanos, inclusive
 	end        int64 // unix nanos, exclusive
-	zone       int
+	zone       int32
 	daypart    bool
 	hours      [7]uint32 // bit h set: hour h of that weekday allowed
-	crs        []int32   // creative indexes
+	// crLo, crHi bound its creatives' indexes (a campaign's creatives are
+	// numbered consecutively).
+	crLo, crHi int32
 }
 
 // ccreative is a creative compiled for the imp's format and the request's
@@ -126,9 +129,15 @@ func buildIndex(cs []*Campaign) index {
 	ix.adomain = dict{}
 	zoneIdx := map[*time.Location]int{}
 	ix.camps = make([]ccamp, len(cs))
+	ncr := 0
+	for _, c := range cs {
+		ncr += len(c.Creatives)
+	}
+	ix.crs = make([]ccreative, 0, ncr)
 	for i, c := range cs {
 		ix.camps[i] = ix.compileCampaign(c, zoneIdx)
 	}
+	ix.arena = slices.Clone(ix.arena) // drop the spare capacity of growing it
 	for d := range ix.post {
 		n := len(ix.dicts[d]) + 1
 		if dim(d) == dDevice {
@@ -209,10 +218,14 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	sets[sCatBlock] = ix.ids(dCat, t.CatBlock)
 	sets[dDeal] = ix.ids(dDeal, t.Deals)
 	var formats []string
+	cc.crLo, cc.crHi = int32(len(ix.crs)), int32(len(ix.crs))
 	for _, cr := range c.Creatives {
+		if cr.Index != len(ix.crs) {
+			panic("campaigns: creatives not numbered in campaign order")
+		}
 		formats = append(formats, formatKeys(cr)...)
-		cc.crs = append(cc.crs, int32(cr.Index))
 		ix.crs = append(ix.crs, ix.compileCreative(cr))
+		cc.crHi++
 	}
 	sets[dFormat] = ix.ids(dFormat, formats)
 	for i, set := range sets {
@@ -239,7 +252,7 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 		zoneIdx[c.TimeZone] = z
 		ix.zones = append(ix.zones, c.TimeZone)
 	}
-	cc.zone = z
+	cc.zone = int32(z)
 	cc.anchor = chooseAnchor(&sets, cc.open, t)
 	return cc
 }

@@ -323,7 +323,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if deal == nil && (!cc.open || imp.PrivateAuction) {
 		return dst
 	}
-	for _, ci := range cc.crs {
+	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
 		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
 			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})
