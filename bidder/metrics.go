@@ -260,7 +260,7 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 	for _, id := range ids {
 		fmt.Fprintf(w, "bidder_campaign_bids_total{campaign=%q} %d\n", id, m.campaign(id).bids())
 	}
-	fmt.Fprintf(w, "# HELP bidder_campaign_nobids_total Eligible candidates dropped per campaign, by reason.\n# TYPE bidder_campaign_nobids_total counter\n")
+	fmt.Fprintf(w, "# HELP bidder_campaign_nobids_total Candidates dropped per campaign, by reason: refused at the gate, or priced under the floor or refused a hold after scoring. Only candidates the bidder reached count: it stops gating an imp once nothing left can beat the kept ones.\n# TYPE bidder_campaign_nobids_total counter\n")
 	for _, id := range ids {
 		s := m.campaign(id)
 		for r := reason(1); r < numReasons; r++ {
