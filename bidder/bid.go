@@ -213,7 +213,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 // collect finds and gates the candidates of every imp, keeping for each the
 // pricing.max_scored_per_imp with the highest possible bid (see collectBest).
 // When nothing is left to score it returns why: the reason of the first
-// candidate, in rank order, that failed its gate in the last imp that had
+// candidate, in walk order, that failed its gate in the last imp that had
 // one (currency when an imp's floor cannot be converted), else no_campaign.
 func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
@@ -276,11 +276,12 @@ var _ campaigns.Ranker = (*ranker)(nil)
 // reset prepares r for a request answered in currency resp.
 func (r *ranker) reset(rt *rates, cat *catalog, resp []byte) {
 	r.upper, r.cur, r.conv = cat.upper, cat.cur, r.conv[:0]
-	r.to, _ = rt.lookup(resp)
+	to, toOK := rt.lookup(resp)
+	r.to = to
 	for _, code := range cat.curs {
 		f, ok := rt.rate[code]
 		same := code == ortb.B2S(resp)
-		r.conv = append(r.conv, curConv{f: f, same: same, ok: ok || same})
+		r.conv = append(r.conv, curConv{f: f, same: same, ok: ok && toOK || same})
 	}
 }
 

@@ -3,6 +3,7 @@ package bidder
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -235,7 +236,7 @@ func TestRankerBoundIsConvertMicros(t *testing.T) {
 		{"USD": 1, "EUR": 1.08}, // GBP campaigns cannot be converted
 	} {
 		rt := newRates(CurrencyConfig{Base: "USD", Rates: table})
-		for resp := range table {
+		for _, resp := range append(slices.Sorted(maps.Keys(table)), "CHF") { // CHF: not in the table
 			var rk ranker
 			rk.reset(rt, cat, []byte(resp))
 			for _, c := range snap.Campaigns {
