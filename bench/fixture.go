@@ -97,6 +97,9 @@ type Options struct {
 	// InternalBudget is the bidder's limits.internal_budget (0: its default,
 	// 8 ms). The baseline always gets at least 100 ms (see NewFixture).
 	InternalBudget time.Duration
+	// ExhaustiveScan is the bidder's pricing.exhaustive_scan: gate every
+	// eligible candidate (the reference the ranked walk is checked against).
+	ExhaustiveScan bool
 }
 
 // Fixture is one campaign set served by both handlers: the fasthttp bidder
@@ -151,7 +154,7 @@ func NewFixture(o Options) (*Fixture, error) {
 		Seat:       Seat,
 		PublicURL:  o.PublicURL,
 		Model:      bidder.ModelConfig{GBDT: "configs/models/gbdt.manifest.json"},
-		Pricing:    bidder.PricingConfig{MaxScoredPerImp: o.MaxScoredPerImp},
+		Pricing:    bidder.PricingConfig{MaxScoredPerImp: o.MaxScoredPerImp, ExhaustiveScan: o.ExhaustiveScan},
 		Limits:     bidder.LimitsConfig{InternalBudget: o.InternalBudget},
 		Currency:   bidder.CurrencyConfig{Base: "USD", Rates: Rates},
 	}

@@ -1,7 +1,10 @@
 package bidder
 
 import (
+	"cmp"
 	"errors"
+	"math"
+	"slices"
 	"sync"
 	"time"
 
@@ -39,6 +42,7 @@ type bidCtx struct {
 	req    ortb.Request
 	body   []byte
 	sc     campaigns.Scratch
+	rk     ranker
 	cands  []campaigns.Candidate
 	slots  []slot
 	base   [features.Width]float32
@@ -208,8 +212,11 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	return reasonNone
 }
 
-// collect finds, gates and featurizes candidates for every imp. It returns
-// the most specific reason when nothing is left to score.
+// collect finds and gates the candidates of every imp, keeping for each the
+// pricing.max_scored_per_imp with the highest possible bid (see collectBest).
+// When nothing is left to score it returns why: the reason of the first
+// candidate, in walk order, that failed its gate in the last imp that had
+// one (currency when an imp's floor cannot be converted), else no_campaign.
 func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
 	userLevel := features.UserLevelAllowed(&bc.req)
@@ -218,6 +225,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		user = bc.req.UserKey()
 	}
 	bc.user = user
+	bc.rk.reset(s.rates, cat, bc.resp)
 	imps := bc.req.Imps
 	if len(imps) > s.cfg.Limits.MaxImps {
 		imps = imps[:s.cfg.Limits.MaxImps]
@@ -234,20 +242,161 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			why = reasonCurrency
 			continue
 		}
-		bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
-		first := len(bc.slots)
-		for _, c := range bc.cands {
-			sl, r := s.gate(bc, cat, imp, c, floor, user)
-			if r != reasonNone {
-				cat.stats[c.Campaign.Index].nobids[r].add(bc.stripe, 1)
-				why = r
-				continue
-			}
-			sl.imp = i
-			bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl)
+		var r reason
+		if s.cfg.Pricing.ExhaustiveScan {
+			r = s.collectAll(bc, cat, i, floor)
+		} else {
+			r = s.collectBest(bc, cat, i, floor)
+		}
+		if r != reasonNone {
+			why = r
 		}
 	}
 	return why
+}
+
+// ranker is the ranked walk's bound (campaigns.Ranker), and gate's: a
+// campaign's highest possible bid converted to the response currency
+// exactly as rates.convertMicros converts it, or -1 when its currency is not
+// in the rate table. The conversions are looked up once per request, per
+// currency of the catalog.
+type ranker struct {
+	upper []int64  // catalog.upper
+	cur   []uint16 // catalog.cur
+	conv  []curConv
+	to    float64 // the response currency's rate
+}
+
+type curConv struct {
+	f    float64 // the currency's rate
+	same bool    // it is the response currency
+	ok   bool    // it can be converted
+}
+
+var _ campaigns.Ranker = (*ranker)(nil)
+
+// reset prepares r for a request answered in currency resp.
+func (r *ranker) reset(rt *rates, cat *catalog, resp []byte) {
+	r.upper, r.cur, r.conv = cat.upper, cat.cur, r.conv[:0]
+	to, toOK := rt.lookup(resp)
+	r.to = to
+	for _, code := range cat.curs {
+		f, ok := rt.rate[code]
+		same := code == ortb.B2S(resp)
+		r.conv = append(r.conv, curConv{f: f, same: same, ok: ok && toOK || same})
+	}
+}
+
+func (r *ranker) Bound(c *campaigns.Campaign) int64 {
+	v := r.upper[c.Index]
+	switch cv := &r.conv[r.cur[c.Index]]; {
+	case cv.same:
+		return v
+	case !cv.ok:
+		return -1
+	default:
+		return int64(math.Floor(float64(v) * cv.f / r.to))
+	}
+}
+
+// collectBest gates the candidates of imp i highest possible bid first (the
+// snapshot's ranked walk) and keeps the first max_scored_per_imp that pass,
+// of which at most one fixed-CPM candidate: in this order that is what
+// keepBest keeps from all of them, since a later candidate never has a
+// higher bound than one kept before it. It stops when that many are kept or
+// when a candidate's bound is below every floor a later one could face
+// (below the imp's floor and each of its deals' floors), so the cost follows
+// the candidates that can win, not every eligible one. Candidates after the
+// stop are not gated: no pacing draw, no budget demand signal, no
+// per-campaign no-bid count. It returns the first gate failure's reason.
+func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reason {
+	imp := &bc.req.Imps[i]
+	k := s.cfg.Pricing.MaxScoredPerImp
+	lowest := s.lowestFloor(bc, imp, floor)
+	cat.snap.Begin(&bc.req, imp, bc.now, &bc.sc, &bc.rk)
+	first := len(bc.slots)
+	why := reasonNone
+	fixed := false // a fixed-CPM candidate is kept
+	for {
+		var more bool
+		if bc.cands, more = cat.snap.Next(bc.cands[:0], &bc.sc); !more {
+			return why
+		}
+		for _, c := range bc.cands {
+			if fixed && c.Campaign.Strategy.Kind == campaigns.FixedCPM {
+				continue // outbid by the kept one whatever the model says
+			}
+			sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
+			if r != reasonNone {
+				cat.stats[c.Campaign.Index].nobid(bc.stripe, r)
+				if why == reasonNone {
+					why = r
+				}
+				if r == reasonBelowFloor && (sl.upper < lowest || sl.upper <= 0) {
+					return why // every later bound is at most this one
+				}
+				continue
+			}
+			sl.imp = i
+			bc.slots = append(bc.slots, sl)
+			fixed = fixed || sl.fixed
+			if len(bc.slots)-first == k {
+				return why
+			}
+		}
+	}
+}
+
+// collectAll is pricing.exhaustive_scan, the reference collectBest must
+// agree with: every eligible candidate of imp i found by Match, sorted into
+// the ranked walk's order, gated, and kept by keepBest.
+func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason {
+	imp := &bc.req.Imps[i]
+	bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
+	slices.SortFunc(bc.cands, func(a, b campaigns.Candidate) int {
+		if c := cmp.Compare(bc.rk.Bound(b.Campaign), bc.rk.Bound(a.Campaign)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(cat.snap.Rank(a.Campaign), cat.snap.Rank(b.Campaign)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Creative.Index, b.Creative.Index)
+	})
+	first := len(bc.slots)
+	why := reasonNone
+	for _, c := range bc.cands {
+		sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
+		if r != reasonNone {
+			cat.stats[c.Campaign.Index].nobid(bc.stripe, r)
+			if why == reasonNone {
+				why = r
+			}
+			continue
+		}
+		sl.imp = i
+		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl)
+	}
+	return why
+}
+
+// lowestFloor is the lowest floor any candidate of imp can face: the imp's,
+// or a deal's that replaces it.
+func (s *Server) lowestFloor(bc *bidCtx, imp *ortb.Imp, floor int64) int64 {
+	low := floor
+	for j := range imp.Deals {
+		d := &imp.Deals[j]
+		if d.BidFloor <= 0 {
+			continue
+		}
+		cur := d.BidFloorCur
+		if len(cur) == 0 {
+			cur = imp.BidFloorCur
+		}
+		if f, ok := s.rates.toResponse(d.BidFloor, cur, bc.resp); ok && f < low {
+			low = f
+		}
+	}
+	return low
 }
 
 // fitSlack trims each imp's candidates, weakest highest-possible-bid first,
@@ -322,7 +471,8 @@ func repeatedImpID(before []ortb.Imp, id []byte) bool {
 }
 
 // gate checks one candidate against floor, frequency cap and budget, before
-// any model time is spent on it.
+// any model time is spent on it. A candidate below its floor comes back with
+// its upper bound set.
 func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candidate, floor int64, user uint64) (slot, reason) {
 	camp := c.Campaign
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
@@ -336,12 +486,12 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
-	upper, ok := s.rates.convertMicros(cat.upper[camp.Index], camp.Currency, bc.resp)
-	if !ok {
+	upper := bc.rk.Bound(camp)
+	if upper < 0 {
 		return slot{}, reasonCurrency
 	}
 	if upper < floor || upper <= 0 {
-		return slot{}, reasonBelowFloor
+		return slot{upper: upper}, reasonBelowFloor
 	}
 	if camp.FreqCap.Count > 0 && !cat.money.freqAllow(camp.Index, user, bc.now) {
 		return slot{}, reasonFreqCap
@@ -402,7 +552,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		v := camp.ValueMicros(bc.pctr[i]) * shade
 		p, ok := s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
 		if !ok || p < sl.floor || p <= 0 {
-			cat.stats[camp.Index].nobids[reasonBelowFloor].add(bc.stripe, 1)
+			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
 		if b := &bc.best[sl.imp]; b.slot < 0 || p > b.price {
@@ -418,12 +568,12 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		ci := bc.slots[b.slot].cand.Campaign.Index
 		h, ok := cat.money.hold(ci, b.charge, bc.now)
 		if !ok {
-			cat.stats[ci].nobids[reasonBudget].add(bc.stripe, 1)
+			cat.stats[ci].nobid(bc.stripe, reasonBudget)
 			b.slot, why = -1, reasonBudget
 			continue
 		}
 		b.hold = h
-		cat.stats[ci].bids.add(bc.stripe, 1)
+		cat.stats[ci].bid(bc.stripe)
 		placed++
 	}
 	if placed == 0 {

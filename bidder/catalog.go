@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"slices"
 	"strconv"
 	"time"
 
@@ -35,6 +36,8 @@ type catalog struct {
 	ads     []features.Ad     // by creative index
 	frag    [][]byte          // by creative index: pre-encoded bid fields
 	upper   []int64           // by campaign index: highest possible CPM micros
+	cur     []uint16          // by campaign index: its currency in curs
+	curs    []string          // the campaigns' currencies
 	stats   []*campaignStats  // by campaign index
 	campID  [][]byte          // by campaign index
 	crID    [][]byte          // by creative index
@@ -58,7 +61,14 @@ func newCatalog(snap *campaigns.Snapshot, m *metrics, mon money) *catalog {
 		crID:    make([][]byte, len(snap.Creatives)),
 		landing: make(map[string]string, len(snap.Creatives)),
 	}
+	c.cur = make([]uint16, len(snap.Campaigns))
 	for _, camp := range snap.Campaigns {
+		k := slices.Index(c.curs, camp.Currency)
+		if k < 0 {
+			k = len(c.curs)
+			c.curs = append(c.curs, camp.Currency)
+		}
+		c.cur[camp.Index] = uint16(k)
 		c.upper[camp.Index] = camp.UpperMicros()
 		c.stats[camp.Index] = m.campaign(camp.ID)
 		c.campID[camp.Index] = []byte(camp.ID)

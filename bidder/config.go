@@ -65,6 +65,11 @@ type PricingConfig struct {
 	// FirstPriceShade multiplies the value in first-price auctions (at=1).
 	// 1 (the default) bids the full value; shading comes later.
 	FirstPriceShade float64 `yaml:"first_price_shade"`
+	// ExhaustiveScan gates every eligible candidate of an imp instead of
+	// stopping once nothing left can beat the kept ones: the same bids,
+	// slower; per-campaign no-bid counters then count every eligible
+	// candidate. For checking the ranked walk (bench agreement tests).
+	ExhaustiveScan bool `yaml:"exhaustive_scan"`
 }
 
 // CurrencyConfig is the rate table: units of Base per one unit of each

@@ -93,13 +93,77 @@ func (h *histogram) observe(stripe int, d time.Duration) {
 	h.sumNS.add(stripe, uint64(d))
 }
 
+// Per-campaign counters on the bid path: bids, and candidates refused per
+// candidate-level reason. They are laid out stripe-major in blocks of
+// campBlockLen campaigns: for each stripe one contiguous run with one
+// 64-byte line per campaign holding its campFields counters, so a campaign
+// costs stripes x 64 bytes (512) instead of a padded line per counter and
+// stripe, and two campaigns or two stripes never share a line. The lines of
+// a stripe are summed only when /metrics is scraped.
+const (
+	campFields   = 8
+	campBlockLen = 256 // campaigns per block: 8 x 256 x 64 B = 128 KiB, page aligned
+)
+
+// campField is each reason's field in a campaign line (0 holds bids); -1
+// for request-level reasons, which no candidate is refused for.
+var campField = [numReasons]int8{
+	reasonNone: -1, reasonTMax: -1, reasonNotReady: -1, reasonNoMatch: -1,
+	reasonCurrency: 1, reasonPaced: 2, reasonBudget: 3, reasonFreqCap: 4,
+	reasonBelowFloor: 5, reasonFailClosed: 6, reasonFlight: 7,
+	reasonDeadline: -1, reasonModelError: -1,
+}
+
+type campLine [campFields]atomic.Uint64
+
+type campBlock struct {
+	s [stripes][campBlockLen]campLine
+}
+
+// plainCounter is an unstriped counter with counter's methods, for rare
+// events (notices): add ignores the stripe.
+type plainCounter struct{ v atomic.Uint64 }
+
+func (c *plainCounter) add(_ int, n uint64) { c.v.Add(n) }
+func (c *plainCounter) load() uint64        { return c.v.Load() }
+
 // campaignStats are kept per campaign id across reloads.
 type campaignStats struct {
-	bids   counter
-	nobids [numReasons]counter
+	blk *campBlock
+	i   int // line in blk
 	// Feedback from trackers, for calibration: impressions, clicks, and the
 	// sum of the predicted CTR over impressions (millionths).
-	imps, clicks, predE6 counter
+	imps, clicks, predE6 plainCounter
+}
+
+// bid counts a bid placed for the campaign.
+func (c *campaignStats) bid(stripe int) { c.blk.s[stripe&(stripes-1)][c.i][0].Add(1) }
+
+// nobid counts one of its candidates refused for r (a candidate-level
+// reason; request-level ones are not counted per campaign).
+func (c *campaignStats) nobid(stripe int, r reason) {
+	if f := campField[r]; f > 0 {
+		c.blk.s[stripe&(stripes-1)][c.i][f].Add(1)
+	}
+}
+
+func (c *campaignStats) field(f int8) uint64 {
+	var t uint64
+	for s := range c.blk.s {
+		t += c.blk.s[s][c.i][f].Load()
+	}
+	return t
+}
+
+// bids is the number of bids placed.
+func (c *campaignStats) bids() uint64 { return c.field(0) }
+
+// nobids is the number of candidates refused for r.
+func (c *campaignStats) nobids(r reason) uint64 {
+	if f := campField[r]; f > 0 {
+		return c.field(f)
+	}
+	return 0
 }
 
 // metrics is everything /metrics shows about the bid path.
@@ -119,8 +183,9 @@ type metrics struct {
 	cappedClearing counter // clearing price above the bid
 	underFloor     counter // clearing price under the imp's floor
 
-	mu        sync.Mutex // guards campaigns (not the counters inside)
+	mu        sync.Mutex // guards campaigns and blocks (not the counters inside)
 	campaigns map[string]*campaignStats
+	blocks    []*campBlock // the last has room from line len(campaigns) % campBlockLen
 }
 
 func newMetrics() *metrics {
@@ -133,7 +198,11 @@ func (m *metrics) campaign(id string) *campaignStats {
 	defer m.mu.Unlock()
 	s := m.campaigns[id]
 	if s == nil {
-		s = new(campaignStats)
+		i := len(m.campaigns) % campBlockLen
+		if i == 0 {
+			m.blocks = append(m.blocks, new(campBlock))
+		}
+		s = &campaignStats{blk: m.blocks[len(m.blocks)-1], i: i}
 		m.campaigns[id] = s
 	}
 	return s
@@ -191,13 +260,13 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 	sort.Strings(ids)
 	fmt.Fprintf(w, "# HELP bidder_campaign_bids_total Bids placed per campaign.\n# TYPE bidder_campaign_bids_total counter\n")
 	for _, id := range ids {
-		fmt.Fprintf(w, "bidder_campaign_bids_total{campaign=%q} %d\n", id, m.campaign(id).bids.load())
+		fmt.Fprintf(w, "bidder_campaign_bids_total{campaign=%q} %d\n", id, m.campaign(id).bids())
 	}
-	fmt.Fprintf(w, "# HELP bidder_campaign_nobids_total Eligible candidates dropped per campaign, by reason.\n# TYPE bidder_campaign_nobids_total counter\n")
+	fmt.Fprintf(w, "# HELP bidder_campaign_nobids_total Candidates dropped per campaign, by reason: refused at the gate, or priced under the floor or refused a hold after scoring. Only candidates the bidder reached count: it stops gating an imp once nothing left can beat the kept ones.\n# TYPE bidder_campaign_nobids_total counter\n")
 	for _, id := range ids {
 		s := m.campaign(id)
 		for r := reason(1); r < numReasons; r++ {
-			if v := s.nobids[r].load(); v > 0 {
+			if v := s.nobids(r); v > 0 {
 				fmt.Fprintf(w, "bidder_campaign_nobids_total{campaign=%q,reason=%q} %d\n", id, r.String(), v)
 			}
 		}

@@ -95,17 +95,20 @@ func appendJSONNested(dst []byte, s []byte) []byte {
 
 // compileTemplate splits a markup template into parts. It reports unknown
 // placeholders ({{price}} included: the price goes in nurl/burl macros, never
-// in cached markup) and which slots were seen.
+// in cached markup) and which slots were seen. The parts and their literal
+// text are exactly sized (a snapshot keeps one template per creative).
 func compileTemplate(tpl string) (parts []AdmPart, click, imp bool, err error) {
-	var lit []byte
+	var lits []byte // every part's literal, back to back
+	var ends []int  // where each part's literal ends in lits
+	var slots []AdmSlot
 	rest := tpl
 	for {
 		i := strings.Index(rest, "{{")
 		if i < 0 {
-			lit = appendJSONContent(lit, []byte(rest))
+			lits = appendJSONContent(lits, []byte(rest))
 			break
 		}
-		lit = appendJSONContent(lit, []byte(rest[:i]))
+		lits = appendJSONContent(lits, []byte(rest[:i]))
 		j := strings.Index(rest[i:], "}}")
 		if j < 0 {
 			return nil, false, false, fmt.Errorf("unclosed placeholder %q", abbreviate(rest[i:]))
@@ -122,12 +125,22 @@ func compileTemplate(tpl string) (parts []AdmPart, click, imp bool, err error) {
 		default:
 			return nil, false, false, fmt.Errorf("unknown placeholder %s (allowed: %s, %s)", ph, PlaceholderClickURL, PlaceholderImpURL)
 		}
-		parts = append(parts, AdmPart{Lit: lit, Slot: slot})
-		lit = nil
+		ends, slots = append(ends, len(lits)), append(slots, slot)
 		rest = rest[i+j+2:]
 	}
-	if len(lit) > 0 || len(parts) == 0 {
-		parts = append(parts, AdmPart{Lit: lit})
+	if len(slots) == 0 || (len(ends) > 0 && len(lits) > ends[len(ends)-1]) {
+		ends, slots = append(ends, len(lits)), append(slots, SlotNone)
+	}
+	slab := make([]byte, len(lits))
+	copy(slab, lits)
+	parts = make([]AdmPart, len(ends))
+	lo := 0
+	for k, hi := range ends {
+		if hi > lo {
+			parts[k].Lit = slab[lo:hi:hi]
+		}
+		parts[k].Slot = slots[k]
+		lo = hi
 	}
 	return parts, click, imp, nil
 }

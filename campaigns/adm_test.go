@@ -36,6 +36,15 @@ func TestAppendAdmBanner(t *testing.T) {
 	if n := len(cr.Adm); n != 3 || cr.Adm[0].Slot != SlotClickURL || cr.Adm[1].Slot != SlotImpURL || cr.Adm[2].Slot != SlotNone {
 		t.Errorf("parts %+v", cr.Adm)
 	}
+	// A snapshot keeps one template per creative: exactly sized.
+	if cap(cr.Adm) != len(cr.Adm) {
+		t.Errorf("%d parts in a slice of capacity %d", len(cr.Adm), cap(cr.Adm))
+	}
+	for i, p := range cr.Adm {
+		if cap(p.Lit) != len(p.Lit) {
+			t.Errorf("part %d: %d literal bytes in a slice of capacity %d", i, len(p.Lit), cap(p.Lit))
+		}
+	}
 }
 
 func TestAppendAdmNative(t *testing.T) {

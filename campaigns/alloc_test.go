@@ -57,3 +57,35 @@ func TestMatchAllocatesNothing(t *testing.T) {
 		t.Errorf("AppendAdm: %v allocations", n)
 	}
 }
+
+type usdRanker struct{}
+
+func (usdRanker) Bound(c *Campaign) int64 { return c.UpperMicros() }
+
+func TestRankedWalkAllocatesNothing(t *testing.T) {
+	s := mustCompile(t, Generate(1000, 3), WithSeat("seat-1"))
+	r := rand.New(rand.NewPCG(5, 6))
+	dst := make([]Candidate, 0, 4096)
+	var sc Scratch
+	var rk Ranker = usdRanker{}
+	walk := func(req *ortb.Request, imp *ortb.Imp) int {
+		n := 0
+		s.Begin(req, imp, monday15, &sc, rk)
+		for ok := true; ok; {
+			dst, ok = s.Next(dst[:0], &sc)
+			n += len(dst)
+		}
+		return n
+	}
+	matched := 0
+	for i := range 64 {
+		req, imp := randomRequest(r)
+		matched += walk(req, imp) // grows sc
+		if n := testing.AllocsPerRun(20, func() { walk(req, imp) }); n != 0 {
+			t.Fatalf("request %d: %v allocations per ranked walk", i, n)
+		}
+	}
+	if matched == 0 {
+		t.Fatal("nothing matched: the guard would measure an empty path")
+	}
+}

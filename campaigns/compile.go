@@ -125,7 +125,13 @@ func compile(cfgs []Config, list []error, opts []Option) (*Snapshot, error) {
 	for _, f := range opts {
 		f(&o)
 	}
-	s := &Snapshot{Seat: o.seat, Loaded: time.Now(), byID: make(map[string]*Campaign, len(cfgs))}
+	s := &Snapshot{Seat: o.seat, Loaded: time.Now(), byID: make(map[string]*Campaign, len(cfgs)),
+		Campaigns: make([]*Campaign, 0, len(cfgs))}
+	ncr := 0
+	for i := range cfgs {
+		ncr += len(cfgs[i].Creatives)
+	}
+	s.Creatives = make([]*Creative, 0, ncr)
 	files := make(map[string]string, len(cfgs))
 	crFiles := make(map[string]string)
 	for i := range cfgs {

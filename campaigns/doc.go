@@ -27,8 +27,14 @@
 // only the posting lists of the request's own values (see index.go), so its
 // cost grows with the campaigns that name those values, not with the size of
 // the snapshot, and it makes no allocation once the per-worker Scratch has
-// grown. Campaign.Index and Creative.Index are dense (0..n-1) so callers can
-// keep parallel slices (budget handles, feature hashes) per snapshot.
+// grown. A caller that keeps only the candidates that can bid the most walks
+// them in that order instead and stops when it has enough (see rank.go):
+//
+//	snap.Begin(req, &req.Imps[i], now, scratch, ranker)
+//	for cands, ok = snap.Next(cands[:0], scratch); ok; cands, ok = snap.Next(cands[:0], scratch) { ... }
+//
+// Campaign.Index and Creative.Index are dense (0..n-1) so callers can keep
+// parallel slices (budget handles, feature hashes) per snapshot.
 //
 // Ad markup is compiled once: Creative.Adm holds literal parts already
 // escaped as JSON string content and slots for the click and impression URLs;

@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,7 +12,8 @@ import (
 // The targeting index.
 //
 // Every targeting dimension has a dictionary (normalised value -> dense id
-// from 1) and posting lists (value id -> campaign indexes). Each active
+// from 1) and posting lists (value id -> campaigns, stored as their ranks in
+// ascending order for the ranked walk, rank.go). Each active
 // campaign is posted in exactly one dimension, its anchor: the restricted
 // dimension it is most selective on (fewest values relative to the
 // dimension's usual cardinality), among those where every request the
@@ -75,12 +77,21 @@ func (d dict) intern(s string) uint32 {
 type index struct {
 	dicts   [numDims]dict // nil for dDevice and dInventory (ids are the values)
 	adomain dict
-	post    [numDims][][]int32
-	camps   []ccamp
-	crs     []ccreative // by Creative.Index
-	zones   []*time.Location
-	seat    []byte   // Snapshot.Seat
-	arena   []uint32 // every campaign's id sets, back to back
+	// post[d][v]..post[d][v+1] bounds, in postings, the ranks of the active
+	// campaigns anchored on value v of dimension d, ascending (see rank.go).
+	post     [numDims][]uint32
+	postings []int32
+	camps    []ccamp
+	crs      []ccreative // by Creative.Index
+	zones    []*time.Location
+	seat     []byte   // Snapshot.Seat
+	arena    []uint32 // every campaign's id sets, back to back
+	// The ranking (rank.go): byRank[r] is the campaign index of rank r,
+	// rank[ci] the rank of campaign ci; currency group g holds the ranks
+	// [groupEnd[g-1], groupEnd[g]).
+	byRank   []int32
+	rank     []int32
+	groupEnd []int32
 }
 
 // ccamp is a campaign compiled for matching.
@@ -93,14 +104,17 @@ type ccamp struct {
 	off [numSets + 1]uint32
 	// restricted has bit d set for every dimension d < dDeal with a set.
 	restricted uint16
+	group      uint16 // currency group in the ranking
 	open       bool
 	coppa      bool
 	start      int64 // unix nanos, inclusive
 	end        int64 // unix nanos, exclusive
-	zone       int
+	zone       int32
 	daypart    bool
 	hours      [7]uint32 // bit h set: hour h of that weekday allowed
-	crs        []int32   // creative indexes
+	// crLo, crHi bound its creatives' indexes (a campaign's creatives are
+	// numbered consecutively).
+	crLo, crHi int32
 }
 
 // ccreative is a creative compiled for the imp's format and the request's
@@ -126,9 +140,24 @@ func buildIndex(cs []*Campaign) index {
 	ix.adomain = dict{}
 	zoneIdx := map[*time.Location]int{}
 	ix.camps = make([]ccamp, len(cs))
+	ncr := 0
+	for _, c := range cs {
+		ncr += len(c.Creatives)
+	}
+	ix.crs = make([]ccreative, 0, ncr)
 	for i, c := range cs {
 		ix.camps[i] = ix.compileCampaign(c, zoneIdx)
 	}
+	ix.arena = slices.Clone(ix.arena) // drop the spare capacity of growing it
+	ix.rankCampaigns(cs)
+	ix.postAnchors()
+	return ix
+}
+
+// postAnchors builds the posting lists: every active campaign under each
+// value of its anchor dimension, in rank order.
+func (ix *index) postAnchors() {
+	total := uint32(0)
 	for d := range ix.post {
 		n := len(ix.dicts[d]) + 1
 		if dim(d) == dDevice {
@@ -136,18 +165,47 @@ func buildIndex(cs []*Campaign) index {
 		} else if dim(d) == dInventory {
 			n = 3
 		}
-		ix.post[d] = make([][]int32, n)
+		ix.post[d] = make([]uint32, n+1)
 	}
 	for i := range ix.camps {
 		cc := &ix.camps[i]
+		if cc.active {
+			for _, v := range ix.set(cc, int(cc.anchor)) {
+				ix.post[cc.anchor][v+1]++
+			}
+		}
+	}
+	for d := range ix.post { // counts to offsets into one shared array
+		p := ix.post[d]
+		for v := range p {
+			total += p[v]
+			p[v] = total
+		}
+	}
+	ix.postings = make([]int32, total)
+	fill := make([][]uint32, len(ix.post))
+	for d := range ix.post {
+		fill[d] = slices.Clone(ix.post[d])
+	}
+	for r, ci := range ix.byRank {
+		cc := &ix.camps[ci]
 		if !cc.active {
 			continue
 		}
 		for _, v := range ix.set(cc, int(cc.anchor)) {
-			ix.post[cc.anchor][v] = append(ix.post[cc.anchor][v], int32(i))
+			ix.postings[fill[cc.anchor][v]] = int32(r)
+			fill[cc.anchor][v]++
 		}
 	}
-	return ix
+}
+
+// list is the posting list of value v of dimension d (ranks, ascending).
+func (ix *index) list(d dim, v uint32) []int32 {
+	p := ix.post[d]
+	if int(v)+1 >= len(p) {
+		return nil
+	}
+	return ix.postings[p[v]:p[v+1]]
 }
 
 // set returns a campaign's id set i (a dimension or sSiteBlock...).
@@ -209,10 +267,14 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	sets[sCatBlock] = ix.ids(dCat, t.CatBlock)
 	sets[dDeal] = ix.ids(dDeal, t.Deals)
 	var formats []string
+	cc.crLo, cc.crHi = int32(len(ix.crs)), int32(len(ix.crs))
 	for _, cr := range c.Creatives {
+		if cr.Index != len(ix.crs) {
+			panic("campaigns: creatives not numbered in campaign order")
+		}
 		formats = append(formats, formatKeys(cr)...)
-		cc.crs = append(cc.crs, int32(cr.Index))
 		ix.crs = append(ix.crs, ix.compileCreative(cr))
+		cc.crHi++
 	}
 	sets[dFormat] = ix.ids(dFormat, formats)
 	for i, set := range sets {
@@ -239,7 +301,7 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 		zoneIdx[c.TimeZone] = z
 		ix.zones = append(ix.zones, c.TimeZone)
 	}
-	cc.zone = z
+	cc.zone = int32(z)
 	cc.anchor = chooseAnchor(&sets, cc.open, t)
 	return cc
 }

@@ -42,6 +42,7 @@ type Scratch struct {
 	bapp     []uint32
 	now      time.Time
 	nowNanos int64
+	walk     walk // Begin/Next
 }
 
 // NewScratch returns an empty Scratch.
@@ -62,17 +63,17 @@ func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now 
 		return dst
 	}
 	sc.begin(ix, now)
+	if len(sc.seen) < len(ix.camps) { // Match only: the ranked walk needs no marks
+		sc.seen = make([]uint32, len(ix.camps)+len(ix.camps)/4)
+	}
 	sc.requestValues(ix, req, imp, seat)
 	for d := range numDims {
 		if sc.na[d] {
 			continue
 		}
-		post := ix.post[d]
 		for _, v := range sc.vals[d] {
-			if int(v) >= len(post) {
-				continue
-			}
-			for _, ci := range post[v] {
+			for _, r := range ix.list(d, v) {
+				ci := ix.byRank[r]
 				if sc.seen[ci] == sc.epoch {
 					continue
 				}
@@ -110,9 +111,6 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 		clear(sc.seen)
 		clear(sc.zoneMark)
 		sc.epoch = 1
-	}
-	if len(sc.seen) < len(ix.camps) {
-		sc.seen = make([]uint32, len(ix.camps)+len(ix.camps)/4)
 	}
 	if len(sc.zoneMark) < len(ix.zones) {
 		sc.zoneMark = make([]uint32, len(ix.zones)+4)
@@ -323,7 +321,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if deal == nil && (!cc.open || imp.PrivateAuction) {
 		return dst
 	}
-	for _, ci := range cc.crs {
+	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
 		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
 			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})

@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"context"
+	"crypto/sha256"
 	"os"
 	"strconv"
 	"sync"
@@ -18,8 +19,8 @@ type Store struct {
 	cur  atomic.Pointer[Snapshot]
 
 	mu      sync.Mutex // serialises Reload; never held by readers
-	sig     string     // directory signature of the last load
-	pending string     // Watch: a changed signature waiting to hold still for one tick
+	sig     dirSig     // directory signature of the last load
+	pending dirSig     // Watch: a changed signature waiting to hold still for one tick
 }
 
 // NewStore loads dir and returns a Store publishing it. A directory with a
@@ -93,24 +94,32 @@ func (st *Store) reloadIfChanged() error {
 	return st.Reload()
 }
 
+// dirSig is a digest of the campaign files' names, sizes and mtimes: 32
+// bytes however many files (the text itself is 60 bytes or so per file).
+type dirSig [sha256.Size]byte
+
 // dirSignature summarises the campaign files: names, sizes and mtimes.
-func dirSignature(dir string) (string, error) {
+func dirSignature(dir string) (dirSig, error) {
 	names, err := campaignFiles(dir)
 	if err != nil {
-		return "", err
+		return dirSig{}, err
 	}
-	b := make([]byte, 0, 64*len(names))
+	h := sha256.New()
+	b := make([]byte, 0, 256)
 	for _, n := range names {
 		fi, err := os.Stat(n)
 		if err != nil {
 			continue // removed between listing and stat: the next tick sees it
 		}
-		b = append(b, n...)
+		b = append(b[:0], n...)
 		b = append(b, 0)
 		b = strconv.AppendInt(b, fi.Size(), 10)
 		b = append(b, 0)
 		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
 		b = append(b, '\n')
+		h.Write(b)
 	}
-	return string(b), nil
+	var sig dirSig
+	h.Sum(sig[:0])
+	return sig, nil
 }
