@@ -434,3 +434,36 @@ func TestPacingSkipsIdleCampaigns(t *testing.T) {
 		t.Fatal("an active campaign's controller was not stepped")
 	}
 }
+
+// A restarted instance (same id, a new process) takes its old entries over at
+// its first round: the spend the old process reported stays counted once,
+// and the new process's reports add only what is new.
+func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(10))
+	old := storeManager(t, mem, "a", clk, c)
+	h := old.Handle("c")
+	id, _ := old.Hold(h, 500_000, clk.Now())
+	old.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 500_000, Time: clk.Now()})
+	old.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	old.syncAll(ctxT(t), clk.Now(), false) // reported; then the process dies
+	clk.Add(time.Second)
+	m := storeManager(t, mem, "a", clk, c) // first round at Start
+	r, _ := mem.Get(ctxT(t), "c")
+	if l := r.Leases["a"]; r.SpentTotal != 500_000 || l.Boot != m.boot || l.Reported != 0 {
+		t.Fatalf("after the restart: %+v", r)
+	}
+	h = m.Handle("c")
+	id, _ = m.Hold(h, 200_000, clk.Now())
+	m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "y", ImpID: "1",
+		BidMicros: 200_000, ClearingMicros: 200_000, Time: clk.Now()})
+	m.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 700_000 {
+		t.Fatalf("after the new process reported: %+v", r)
+	}
+}
