@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -41,27 +40,34 @@ type Account struct {
 	id     string
 	idHash uint64
 
-	mu        sync.Mutex
+	mu        mutex[lkAccount]
 	lease     atomic.Int64 // outstanding lease granted to this instance
 	spent     atomic.Int64 // charged here, not yet reported to the global record
 	confirmed atomic.Int64 // part of spent acknowledged by the ledger, reportable
 	held      atomic.Int64 // open holds
 	_         [32]byte
 
-	validUntil atomic.Int64  // unix ns: no new hold may start after this
+	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry
+	epoch      atomic.Uint64 // liveness epoch in which this instance last wrote the lease
 	throttle   atomic.Uint64 // participation threshold: probability * 2^64 (MaxUint64 = always)
 	draws      atomic.Uint64
 	seed       uint64
 	startNs    atomic.Int64
 	endNs      atomic.Int64 // 0 = open
 	active     atomic.Bool
-	poolFree   atomic.Int64 // money nobody holds, as of the last sync
+	poke       atomic.Bool  // a lease step is wanted at the next round (reload, reclaim, lost lease)
+	poolFree   atomic.Int64 // money nobody holds, as of the last record seen
 	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
 	demand     atomic.Int64 // cumulative micros of bids refused for want of lease
 	cfg        atomic.Pointer[Campaign]
 
-	// Global figures of the last sync, for pacing and status.
-	spentDay   atomic.Int64
+	// Global figures of the newest record seen (this instance's steps and the
+	// watch), for pacing and status. Written under gmu, read lock-free.
+	gmu        mutex[lkGlobal]
+	recRev     uint64         // under gmu
+	foreign    []foreignLease // under gmu: other instances' live leases
+	recDay     atomic.Pointer[string]
+	spentDay   atomic.Int64 // of recDay
 	spentTotal atomic.Int64
 	remaining  atomic.Int64
 	target     atomic.Int64
@@ -74,11 +80,26 @@ type Account struct {
 	resRate     float64 // EWMA of reservations plus refused demand, micros/s
 	lastRes     int64
 	lastResT    time.Time
-	lastActive  time.Time // last sync that saw reservations or refused demand
-	leaseHeld   bool
+	lastActive  time.Time // last round that saw reservations or refused demand
+	ahead       int64     // headroom wanted, as of this round
+	lastDemand  int64     // demand as of the last step
+	starved     bool      // the last step got less than it wanted and the pool was empty
+	stepDay     string    // campaign-local day of the last step
+	leaseHeld   bool      // this instance's entry is in the record
 	lastSync    time.Time
 	reportedCum int64 // spend this process has moved into the global record
-	pace        pacer
+
+	// Owned by the pacing goroutine.
+	pace      pacer
+	paceSpent int64     // spend seen at the last controller step
+	paceAct   uint64    // activity (reservations, demand, draws) seen then
+	paceAt    time.Time // time of the last controller step
+}
+
+// foreignLease is another instance's lease on the campaign, as last seen.
+type foreignLease struct {
+	inst, boot string
+	expires    int64
 }
 
 // ID returns the campaign id.
@@ -119,7 +140,7 @@ func (m *Manager) headroom(h *Account, amount, ns int64) Decision {
 	held := h.held.Load()
 	spent := h.spent.Load()
 	lease := h.lease.Load()
-	if ns <= h.validUntil.Load() && spent+held+amount <= lease {
+	if m.leaseValid(h, ns) && spent+held+amount <= lease {
 		return DecisionOK
 	}
 	if !m.connected.Load() {
@@ -139,7 +160,7 @@ func (m *Manager) Hold(h *Account, amountMicros int64, now time.Time) (HoldID, b
 	}
 	ns := now.UnixNano()
 	h.mu.Lock()
-	if !h.active.Load() || ns > h.validUntil.Load() ||
+	if !h.active.Load() || !m.leaseValid(h, ns) ||
 		h.spent.Load()+h.held.Load()+amountMicros > h.lease.Load() {
 		h.mu.Unlock()
 		return 0, false

@@ -105,16 +105,20 @@ type Config struct {
 	// the ledger is kept in memory.
 	Store Store
 
-	LeaseTTL    time.Duration // lease record lifetime, renewed every sync (default max(5m, 2*HoldTTL+2*SyncPeriod))
+	// LeaseTTL is a lease's life after the step that wrote it, and the life of
+	// the liveness record each instance writes every SyncPeriod: a lease stays
+	// valid while its owner's liveness record does, so idle leases are never
+	// rewritten (default max(5m, 2*HoldTTL+2*SyncPeriod)).
+	LeaseTTL    time.Duration
 	HoldTTL     time.Duration // a hold's lifetime before it is released (default 2m)
 	NoticeTTL   time.Duration // token expiry and de-duplication window (default 24h)
-	SyncPeriod  time.Duration // lease/spend sync and ledger flush period (default 1s)
+	SyncPeriod  time.Duration // heartbeat, lease steps and ledger flush period (default 1s)
 	LeaseAhead  time.Duration // lease headroom as seconds of reservation rate (default 10s)
-	ReclaimWait time.Duration // extra wait after a foreign lease expired before reclaiming it (default 2*SyncPeriod)
+	ReclaimWait time.Duration // extra wait after a foreign lease and its owner's liveness expired before reclaiming it (default 2*SyncPeriod); must exceed the clock skew between instances
 	MinLease    int64         // minimum headroom asked for (default 10_000_000 micros = 10 units)
 	MaxLease    int64         // maximum headroom asked for (default 1_000_000_000 micros)
 
-	MaxHolds     int // capacity of the open-hold table (default 1<<20)
+	MaxHolds     int // most holds open at once (default 1<<20); memory grows with the holds open, 32 KiB at a time
 	FreqQueue    int // bounded queue of impressions to publish (default 65536)
 	FreqMaxUsers int // bound on (user, campaign) entries per instance (default 4M)
 

@@ -13,13 +13,28 @@
 //
 // Notices (HTTP handlers): Settle (win or billing) and Release (loss).
 //
-// Lock order (never take a lock on the left while holding one on the right):
+// Keeping budgets in sync costs what changes, not what exists: one liveness
+// write per instance per sync period renews all its leases, a campaign takes
+// a compare-and-set step only when its spend, demand or lease asks for one,
+// and the global figures arrive by a watch on the bucket. See docs/budget.md.
 //
-//	Manager.mu  ->  Account.mu
-//	holdShard.mu and Account.mu are never nested: a hold is taken out of its
-//	shard first, the shard lock dropped, then the account is updated.
-//	dedupShard.mu, freqShard.mu, ledger.mu and forecast.mu are leaves.
+// Lock order. A lock on the left of an arrow may be held while the one on its
+// right is taken, never the other way round; no other two locks are ever held
+// at once (TestLockOrder checks this list against the nesting seen at run
+// time):
 //
-// No lock is held across NATS I/O. See docs/budget.md for the design, the
-// overspend bound and the failure modes.
+//	ledger.flushMu -> ledger.mu
+//	ledger.flushMu -> Account.mu
+//	ledger.flushMu -> memLedger.mu -> MemStore.mu
+//
+// Every other lock is a leaf, taken with nothing else held: Manager.mu (the
+// campaign set), Account.mu (lease, spend, holds of a campaign; Hold takes it
+// and then, after unlocking, a hold shard, Settle the other way round),
+// Account.gmu (global figures), Manager.liveMu (other instances' liveness),
+// holdShard.mu, dedupShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the
+// record cache). A Store calls watch callbacks with no lock of its own held.
+//
+// ledger.flushMu (one flusher at a time) is the only lock held across NATS
+// I/O: the ledger publish. Nothing on the bid path or in the sync round takes
+// it.
 package budget

@@ -1,10 +1,13 @@
 package budget
 
 import (
+	"context"
 	"encoding/binary"
-	"sync"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Frequency caps: a sharded map keyed by mix(user, campaign) holds the window
@@ -24,7 +27,7 @@ type freqEntry struct {
 }
 
 type freqShard struct {
-	mu sync.RWMutex
+	mu rwMutex[lkFreqShard]
 	m  map[uint64]freqEntry
 	_  [32]byte
 }
@@ -160,5 +163,67 @@ func (t *freqTable) applyWire(b []byte) {
 			t.add(k, ts, w)
 		}
 		b = b[24:]
+	}
+}
+
+// onFreq applies another instance's impressions.
+func (m *Manager) onFreq(msg *nats.Msg) {
+	if strings.HasSuffix(msg.Subject, "."+m.instToken()) {
+		return
+	}
+	m.freq.applyWire(msg.Data)
+}
+
+// freqPublisher sends the queued impressions in batches: at most freqFlush
+// after the first one of a batch, or when a batch is full. With no
+// impressions it sleeps (no timer runs).
+func (m *Manager) freqPublisher(ctx context.Context) {
+	t := time.NewTimer(freqFlush)
+	t.Stop()
+	subj := freqSubject + m.instToken()
+	batch := make([]freqMsg, 0, 512)
+	buf := make([]byte, 0, 512*24)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case f := <-m.freqQ:
+			if len(batch) == 0 {
+				t.Reset(freqFlush)
+			}
+			batch = append(batch, f)
+			if len(batch) < cap(batch) {
+				continue
+			}
+			t.Stop()
+		case <-t.C:
+		}
+		buf = m.publishFreq(subj, batch, buf)
+		batch = batch[:0]
+	}
+}
+
+func (m *Manager) publishFreq(subj string, batch []freqMsg, buf []byte) []byte {
+	if len(batch) == 0 || m.nc == nil {
+		return buf
+	}
+	if !m.nc.IsConnected() {
+		m.freqDropped.Add(uint64(len(batch)))
+		return buf
+	}
+	buf = encodeFreq(buf[:0], batch)
+	if err := m.nc.Publish(subj, buf); err != nil {
+		m.freqDropped.Add(uint64(len(batch)))
+	}
+	return buf
+}
+
+func (m *Manager) drainFreq() {
+	for {
+		select {
+		case <-m.freqQ:
+		default:
+			return
+		}
 	}
 }

@@ -1,7 +1,7 @@
 package budget
 
 import (
-	"sync"
+	"math"
 	"sync/atomic"
 )
 
@@ -18,42 +18,82 @@ type holdSlot struct {
 	expires int64 // unix nanoseconds
 }
 
+// holdShard owns slots [base, base+per) of the table's id space. Its slots
+// live in chunks allocated when the free stack runs dry, so memory follows the
+// number of holds open at once, not MaxHolds.
 type holdShard struct {
-	mu    sync.Mutex
-	slots []holdSlot
-	free  []int32 // stack of free slot indexes (local to the shard)
-	hi    int     // slots[:hi] have ever been used; expiry scans only those
-	base  int     // global index of slots[0]
-	_     [40]byte
+	mu      mutex[lkHoldShard]
+	chunks  [][]holdSlot // chunks[i] holds local slots [i*chunk, (i+1)*chunk); nil until needed
+	free    []int32      // stack of free local slot indexes
+	hi      int          // local slots [0, hi) have ever been used; expiry scans only those
+	open    int          // open holds
+	nextExp int64        // no open hold expires before this (a lower bound)
+	base    int          // global index of local slot 0
+	_       [32]byte
 }
 
-// holdTable is a fixed-capacity table of open holds, allocated once.
+// holdTable is the table of open holds: 16 shards, each growing in chunks up
+// to MaxHolds/16 slots. Put and take allocate nothing once a shard has
+// grown to the number of holds open at once.
 type holdTable struct {
-	shards []holdShard
-	next   atomic.Uint32
-	full   atomic.Uint64 // holds refused because the table was full
+	shards  []holdShard
+	per     int  // slots per shard (id space)
+	chunk   int  // slots per chunk, a power of two
+	shift   uint // log2(chunk)
+	genSeed uint32
+	next    atomic.Uint32
+	full    atomic.Uint64 // holds refused because the table was full
 }
 
-const holdShards = 16
+const (
+	holdShards = 16
+	holdChunk  = 1024 // slots per chunk (32 KiB); a power of two
+)
 
-// newHoldTable allocates the table; genSeed randomizes the slots' first
-// generation so ids from another process rarely match a live hold here.
+// newHoldTable makes a table of at most capacity holds with one chunk per
+// shard; genSeed randomizes the slots' first generation so ids from another
+// process rarely match a live hold here.
 func newHoldTable(capacity int, genSeed uint32) *holdTable {
 	per := (capacity + holdShards - 1) / holdShards
-	t := &holdTable{shards: make([]holdShard, holdShards)}
+	t := &holdTable{shards: make([]holdShard, holdShards), per: per, genSeed: genSeed}
+	for t.chunk = 1; t.chunk*2 <= min(holdChunk, per); t.chunk *= 2 {
+		t.shift++
+	}
 	for i := range t.shards {
 		s := &t.shards[i]
-		s.slots = make([]holdSlot, per)
-		for j := range s.slots {
-			s.slots[j].gen = genSeed
-		}
-		s.free = make([]int32, per)
-		for j := range s.free {
-			s.free[j] = int32(per - 1 - j)
-		}
 		s.base = i * per
+		s.chunks = make([][]holdSlot, (per+t.chunk-1)/t.chunk)
+		s.nextExp = math.MaxInt64
+		t.grow(s)
 	}
 	return t
+}
+
+// grow allocates the shard's next chunk and pushes its slots on the free
+// stack (lowest index on top); false when the shard is at its capacity.
+func (t *holdTable) grow(s *holdShard) bool {
+	c := 0
+	for c < len(s.chunks) && s.chunks[c] != nil {
+		c++
+	}
+	if c == len(s.chunks) {
+		return false
+	}
+	lo := c * t.chunk
+	n := min(t.chunk, t.per-lo)
+	slots := make([]holdSlot, n)
+	for j := range slots {
+		slots[j].gen = t.genSeed
+	}
+	s.chunks[c] = slots
+	for j := n - 1; j >= 0; j-- {
+		s.free = append(s.free, int32(lo+j))
+	}
+	return true
+}
+
+func (t *holdTable) slot(s *holdShard, i int32) *holdSlot {
+	return &s.chunks[i>>t.shift][int(i)&(t.chunk-1)]
 }
 
 // put stores a hold; false when the table is full. A shard busy with an
@@ -70,7 +110,7 @@ func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
 			} else {
 				s.mu.Lock()
 			}
-			if id, ok := s.putLocked(acct, amount, expires); ok {
+			if id, ok := t.putLocked(s, acct, amount, expires); ok {
 				s.mu.Unlock()
 				return id, true
 			}
@@ -81,14 +121,14 @@ func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
 	return 0, false
 }
 
-func (s *holdShard) putLocked(acct int32, amount, expires int64) (HoldID, bool) {
-	n := len(s.free)
-	if n == 0 {
+func (t *holdTable) putLocked(s *holdShard, acct int32, amount, expires int64) (HoldID, bool) {
+	if len(s.free) == 0 && !t.grow(s) {
 		return 0, false
 	}
+	n := len(s.free)
 	i := s.free[n-1]
 	s.free = s.free[:n-1]
-	sl := &s.slots[i]
+	sl := t.slot(s, i)
 	sl.gen++
 	if sl.gen == 0 {
 		sl.gen = 1
@@ -97,20 +137,21 @@ func (s *holdShard) putLocked(acct int32, amount, expires int64) (HoldID, bool) 
 	if int(i) >= s.hi {
 		s.hi = int(i) + 1
 	}
+	s.open++
+	s.nextExp = min(s.nextExp, expires)
 	return HoldID(uint64(sl.gen)<<32 | uint64(s.base+int(i)+1)), true
 }
 
 func (t *holdTable) locate(id HoldID) (*holdShard, int32, bool) {
 	idx := int(uint32(id)) - 1
-	if idx < 0 || len(t.shards) == 0 {
+	if idx < 0 || t.per == 0 {
 		return nil, 0, false
 	}
-	per := len(t.shards[0].slots)
-	si := idx / per
+	si := idx / t.per
 	if si >= len(t.shards) {
 		return nil, 0, false
 	}
-	return &t.shards[si], int32(idx % per), true
+	return &t.shards[si], int32(idx % t.per), true
 }
 
 // take closes an open hold of account acct and returns its amount.
@@ -121,11 +162,15 @@ func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	sl := &s.slots[i]
+	if int(i) >= s.hi {
+		return 0, false // never used (its chunk may not exist)
+	}
+	sl := t.slot(s, i)
 	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct {
 		return 0, false
 	}
 	sl.open = false
+	s.open--
 	s.free = append(s.free, i)
 	return sl.amount, true
 }
@@ -136,34 +181,55 @@ type expired struct {
 	amount int64
 }
 
-// expire closes every hold due at or before now, appending them to dst. It
-// scans in chunks so a shard's lock is never held long.
+// expire closes every hold due at or before now, appending them to dst. A
+// shard with no open hold, or none due yet, is not scanned; others are
+// scanned in chunks so a shard's lock is never held long.
 func (t *holdTable) expire(now int64, dst []expired) []expired {
-	const chunk = 1024
 	for si := range t.shards {
 		s := &t.shards[si]
-		for lo := 0; ; lo += chunk {
-			s.mu.Lock()
-			hi := min(lo+chunk, s.hi)
-			for i := lo; i < hi; i++ {
-				sl := &s.slots[i]
-				if sl.open && sl.expires <= now {
-					sl.open = false
-					s.free = append(s.free, int32(i))
-					dst = append(dst, expired{sl.acct, sl.amount})
-				}
-			}
-			done := hi >= s.hi
-			s.mu.Unlock()
-			if done {
-				break
-			}
+		s.mu.Lock()
+		skip := s.open == 0 || s.nextExp > now
+		s.mu.Unlock()
+		if !skip {
+			dst = t.expireShard(s, now, dst)
 		}
 	}
 	return dst
 }
 
+func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired) []expired {
+	next := int64(math.MaxInt64)
+	for lo := 0; ; lo += t.chunk {
+		s.mu.Lock()
+		if lo == 0 {
+			s.nextExp = math.MaxInt64 // holds put while the scan runs lower it again
+		}
+		hi := min(lo+t.chunk, s.hi)
+		for i := lo; i < hi; i++ {
+			sl := t.slot(s, int32(i))
+			switch {
+			case !sl.open:
+			case sl.expires <= now:
+				sl.open = false
+				s.open--
+				s.free = append(s.free, int32(i))
+				dst = append(dst, expired{sl.acct, sl.amount})
+			default:
+				next = min(next, sl.expires)
+			}
+		}
+		done := hi >= s.hi
+		if done {
+			s.nextExp = min(s.nextExp, next)
+		}
+		s.mu.Unlock()
+		if done {
+			return dst
+		}
+	}
+}
+
 // drain closes every open hold (graceful close), appending them to dst.
 func (t *holdTable) drain(dst []expired) []expired {
-	return t.expire(1<<62, dst)
+	return t.expire(math.MaxInt64-1, dst)
 }

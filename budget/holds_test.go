@@ -44,3 +44,79 @@ func TestHoldTable(t *testing.T) {
 		t.Fatalf("drain closed %d, want 31", n)
 	}
 }
+
+// The table starts with one chunk per shard and grows to the number of holds
+// open at once; ids stay valid across growth, a full table still refuses and
+// counts, and expiry skips shards with nothing due.
+func TestHoldTableGrowsOnDemand(t *testing.T) {
+	const capacity = 1 << 20
+	tb := newHoldTable(capacity, 7)
+	chunks := func() int {
+		n := 0
+		for i := range tb.shards {
+			for _, c := range tb.shards[i].chunks {
+				if c != nil {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := chunks(); n != holdShards {
+		t.Fatalf("%d chunks at start, want one per shard", n)
+	}
+	const open = 50_000
+	ids := make([]HoldID, open)
+	for i := range ids {
+		id, ok := tb.put(int32(i%3), int64(i+1), 1000+int64(i))
+		if !ok {
+			t.Fatalf("put %d", i)
+		}
+		ids[i] = id
+	}
+	perShard := (open + holdShards - 1) / holdShards
+	if n, want := chunks(), holdShards*((perShard+holdChunk-1)/holdChunk); n != want {
+		t.Fatalf("%d chunks for %d open holds, want %d", n, open, want)
+	}
+	for i, id := range ids {
+		if amt, ok := tb.take(id, int32(i%3)); !ok || amt != int64(i+1) {
+			t.Fatalf("take %d: %d %v", i, amt, ok)
+		}
+	}
+	// Reuse does not grow the table further.
+	n := chunks()
+	for range 3 {
+		for i := range ids {
+			ids[i], _ = tb.put(1, 1, 5000)
+		}
+		for _, id := range ids {
+			tb.take(id, 1)
+		}
+	}
+	if chunks() != n {
+		t.Fatalf("reuse grew the table: %d chunks, was %d", chunks(), n)
+	}
+	// Expiry: nothing open, nothing due.
+	for i := range tb.shards {
+		if s := &tb.shards[i]; s.open != 0 {
+			t.Fatalf("shard %d: %d open", i, s.open)
+		}
+	}
+	id, _ := tb.put(2, 9, 100)
+	if got := tb.expire(99, nil); len(got) != 0 {
+		t.Fatalf("expired early: %+v", got)
+	}
+	if got := tb.expire(100, nil); len(got) != 1 || got[0].amount != 9 {
+		t.Fatalf("expire: %+v", got)
+	}
+	if _, ok := tb.take(id, 2); ok {
+		t.Fatal("an expired hold was taken")
+	}
+	// Out of the id space and never-used slots.
+	if _, ok := tb.take(HoldID(1<<32|capacity+1), 1); ok {
+		t.Fatal("take beyond capacity")
+	}
+	if _, ok := tb.take(HoldID(uint64(7+1)<<32|uint64(capacity/holdShards)), 1); ok {
+		t.Fatal("take of a slot never used")
+	}
+}

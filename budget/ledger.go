@@ -3,7 +3,6 @@ package budget
 import (
 	"context"
 	"encoding/json"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -47,9 +46,9 @@ type ledgerBackend interface {
 // ledger queues charges and appends them until acknowledged. Charges are money:
 // the queue is never dropped from; its length is in the metrics.
 type ledger struct {
-	mu      sync.Mutex
+	mu      mutex[lkLedger]
 	pending []LedgerEntry
-	flushMu sync.Mutex // one flusher at a time; taken before mu
+	flushMu mutex[lkLedgerFlush] // one flusher at a time, held across the publish; taken before mu
 	wake    chan struct{}
 	be      ledgerBackend
 	onDone  func(e *LedgerEntry, o pubOutcome)
@@ -160,6 +159,30 @@ func (l *ledger) run(ctx context.Context, period time.Duration) {
 	}
 }
 
+// ledgerDone is called once per acknowledged ledger entry, under the
+// ledger's flushMu (so flushMu -> Account.mu).
+func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
+	a := e.acct
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	if o == pubDupOther {
+		a.spent.Add(-e.Charged) // another instance already charged this (auction, imp)
+	} else {
+		a.confirmed.Add(e.Charged)
+	}
+	a.mu.Unlock()
+	if o == pubDupOther {
+		a.dupN.Add(1)
+		m.dupN.Add(1)
+		if e.Late {
+			a.lateN.Add(^uint64(0))
+			a.lateMicros.Add(^uint64(e.Charged - 1))
+		}
+	}
+}
+
 // jsLedger appends to the JetStream ledger stream with Nats-Msg-Id
 // de-duplication.
 type jsLedger struct {
@@ -231,7 +254,7 @@ func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck) pubOutcom
 
 // memLedger is the in-memory ledger used with a Store other than NATS.
 type memLedger struct {
-	mu      sync.Mutex
+	mu      mutex[lkMemLedger]
 	entries map[string]LedgerEntry
 	order   []string
 	down    func() bool

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -66,7 +65,7 @@ type dedupEntry struct {
 }
 
 type dedupShard struct {
-	mu sync.Mutex
+	mu mutex[lkDedupShard]
 	m  map[dedupKey]dedupEntry
 	_  [40]byte
 }

@@ -2,9 +2,6 @@ package budget
 
 import (
 	"math"
-	"math/rand/v2"
-	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -19,6 +16,10 @@ const (
 	capAlpha    = 0.05   // EWMA weight of one second's capacity estimate
 	minCapProbe = 0.02   // below this participation the capacity estimate is not updated
 )
+
+// paceIdleEvery is how often the controller of a campaign with no change (no
+// spend, no reservations, no refused demand, no draws) is stepped anyway.
+const paceIdleEvery = 30 * time.Second
 
 // pacer is one campaign's controller; owned by the pacing goroutine.
 type pacer struct {
@@ -60,7 +61,9 @@ func (pc *pacer) step(in pacingIn) (p float64, target int64) {
 		if pc.capEst == 0 {
 			pc.capEst = inst
 		} else {
-			pc.capEst += capAlpha * (inst - pc.capEst)
+			// capAlpha per second: a step over dt seconds (an idle campaign is
+			// stepped rarely) weighs as dt one-second steps would.
+			pc.capEst += (1 - math.Pow(1-capAlpha, dt)) * (inst - pc.capEst)
 		}
 	}
 	pc.lastT, pc.lastSpent = in.now, in.spent
@@ -102,119 +105,51 @@ func dayBounds(t time.Time, loc *time.Location) (start, end time.Time, day strin
 	return start, end, start.Format("2006-01-02")
 }
 
-type paddedCounter struct {
-	n atomic.Uint64
-	_ [56]byte
-}
-
-// forecast learns the instance's traffic per minute of the UTC day from
-// ObserveRequest and shapes forecast pacing.
-type forecast struct {
-	cur [16]paddedCounter
-
-	mu      sync.RWMutex
-	today   [1440]float64
-	w       [1440]float64
-	prefix  [1441]float64
-	have    bool
-	dayNum  int64
-	started bool
-}
-
-// ObserveRequest counts one bid request for the traffic forecast. No
-// allocation, no lock.
-func (m *Manager) ObserveRequest(now time.Time) {
-	_ = now
-	m.fc.cur[rand.Uint32()&15].n.Add(1)
-}
-
-// fold moves the counted requests into the minute of now; on a new UTC day
-// it blends the finished day into the forecast.
-func (f *forecast) fold(now time.Time) {
-	var n uint64
-	for i := range f.cur {
-		n += f.cur[i].n.Swap(0)
-	}
-	u := now.UTC()
-	day := u.Unix() / 86400
-	minute := u.Hour()*60 + u.Minute()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if !f.started {
-		f.started, f.dayNum = true, day
-	}
-	if day != f.dayNum {
-		var total float64
-		for _, v := range f.today {
-			total += v
+// paceAll steps the pacing controller of every active campaign whose global
+// spend or local activity changed since its last step, and of the others
+// every paceIdleEvery: 10,000 idle campaigns cost a few hundred steps a second.
+func (m *Manager) paceAll(now time.Time) {
+	for _, a := range *m.accts.Load() {
+		if a.active.Load() && m.paceDue(a, now) {
+			m.pace(a, now)
 		}
-		if total > 0 {
-			for i := range f.w {
-				if f.have {
-					f.w[i] = 0.7*f.w[i] + 0.3*f.today[i]
-				} else {
-					f.w[i] = f.today[i]
-				}
-			}
-			f.have = true
-			f.prefix[0] = 0
-			for i, v := range f.w {
-				f.prefix[i+1] = f.prefix[i] + v + 1e-9
-			}
+	}
+}
+
+func (m *Manager) paceDue(a *Account, now time.Time) bool {
+	spent := a.spentDay.Load() + a.spent.Load()
+	act := uint64(a.reserved.Load()+a.demand.Load()) + a.draws.Load()
+	if spent == a.paceSpent && act == a.paceAct && !a.paceAt.IsZero() && now.Sub(a.paceAt) < paceIdleEvery {
+		return false
+	}
+	a.paceSpent, a.paceAct, a.paceAt = spent, act, now
+	return true
+}
+
+func (m *Manager) pace(a *Account, now time.Time) {
+	c := a.campaign()
+	start, end, day := dayBounds(now, c.loc())
+	daily := c.DailyMicros
+	spentDay := a.spentToday(day)
+	spent := spentDay + a.spent.Load()
+	if daily == 0 && !c.End.IsZero() && c.End.After(now) {
+		days := max(c.End.Sub(start).Hours()/24, 1)
+		daily = int64(float64(c.TotalMicros-a.spentTotal.Load()+spentDay) / days)
+	}
+	in := pacingIn{now: now, spent: spent, daily: daily, asap: c.Pacing == PacingASAP || daily == 0}
+	length := end.Sub(start).Seconds()
+	in.frac, in.fracRate = now.Sub(start).Seconds()/length, 1/length
+	if c.Pacing == PacingForecast {
+		if f, r, ok := m.fc.shape(now, start, end); ok {
+			in.frac, in.fracRate = f, r
 		}
-		f.today = [1440]float64{}
-		f.dayNum = day
 	}
-	f.today[minute] += float64(n)
-}
-
-// setWeights installs a forecast directly (tests, or a forecast restored from elsewhere).
-func (f *forecast) setWeights(w [1440]float64) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.w, f.have = w, true
-	for i, v := range f.w {
-		f.prefix[i+1] = f.prefix[i] + v + 1e-9
+	p, target := a.pace.step(in)
+	a.throttle.Store(probToThreshold(p))
+	a.target.Store(target)
+	e := 0.0
+	if daily > 0 {
+		e = float64(spent-target) / float64(daily)
 	}
-}
-
-// cumUTC returns the forecast weight from UTC instant a to b (b-a <= 24h).
-func (f *forecast) cumUTC(a, b time.Time) float64 {
-	at := float64(a.Unix()%86400+86400)/60 - 0
-	bt := at + b.Sub(a).Minutes()
-	return f.cumMinutes(math.Mod(at, 1440), math.Mod(at, 1440)+(bt-at))
-}
-
-// cumMinutes integrates the per-minute weights from minute a to b (a in
-// [0,1440), b >= a, b-a <= 1440), wrapping around midnight.
-func (f *forecast) cumMinutes(a, b float64) float64 {
-	at := func(x float64) float64 { // integral from 0 to x, x in [0, 2880]
-		full := math.Floor(x / 1440)
-		x -= full * 1440
-		i := int(x)
-		v := full*f.prefix[1440] + f.prefix[i]
-		if i < 1440 {
-			v += (x - float64(i)) * (f.prefix[i+1] - f.prefix[i])
-		}
-		return v
-	}
-	return at(b) - at(a)
-}
-
-// shape returns the share of the plan due by now and the share per second,
-// for a campaign-local day [start, end).
-func (f *forecast) shape(now, start, end time.Time) (frac, rate float64, ok bool) {
-	f.mu.RLock()
-	defer f.mu.RUnlock()
-	if !f.have {
-		return 0, 0, false
-	}
-	total := f.cumUTC(start, end)
-	if total <= 0 {
-		return 0, 0, false
-	}
-	done := f.cumUTC(start, now)
-	i := int((now.Unix()%86400 + 86400) % 86400 / 60)
-	rate = (f.prefix[i+1] - f.prefix[i]) / 60 / total
-	return math.Min(1, done/total), rate, true
+	a.pacingErr.Store(floatBits(e))
 }

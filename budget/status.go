@@ -15,12 +15,12 @@ type CampaignStatus struct {
 	Currency           string  `json:"currency"`
 	TotalBudgetMicros  int64   `json:"total_budget_micros"`
 	DailyBudgetMicros  int64   `json:"daily_budget_micros"`
-	SpentMicros        int64   `json:"spent_micros"`       // global total spend (last sync) plus this instance's unreported spend
+	SpentMicros        int64   `json:"spent_micros"`       // global total spend (newest record seen) plus this instance's unreported spend
 	SpentTodayMicros   int64   `json:"spent_today_micros"` // same, for today in the campaign's time zone
 	HeldMicros         int64   `json:"held_micros"`        // open holds on this instance
 	LeasedMicros       int64   `json:"leased_micros"`      // lease held by this instance
 	PacingMode         string  `json:"pacing_mode"`
-	PacingTargetMicros int64   `json:"pacing_target_micros"` // planned spend by now today
+	PacingTargetMicros int64   `json:"pacing_target_micros"` // planned spend today, as of the controller's last step
 	PacingError        float64 `json:"pacing_error"`         // (spent today - target) / daily budget
 	Throttle           float64 `json:"throttle"`             // participation probability
 }
@@ -30,15 +30,17 @@ type CampaignStatus struct {
 func (m *Manager) Status() []CampaignStatus {
 	accts := *m.accts.Load()
 	out := make([]CampaignStatus, 0, len(accts))
+	now := m.cfg.Clock.Now()
 	for _, a := range accts {
 		if !a.active.Load() && a.lease.Load() == 0 && a.held.Load() == 0 && a.spent.Load() == 0 {
 			continue
 		}
 		c := a.campaign()
+		_, _, day := dayBounds(now, c.loc())
 		unrep := a.spent.Load()
 		out = append(out, CampaignStatus{
 			ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
-			SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentDay.Load() + unrep,
+			SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
 			HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
 			PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
 			Throttle: throttleProb(a.throttle.Load()),
@@ -68,6 +70,7 @@ type Counters struct {
 	LeaseGrants      uint64
 	LeaseDenials     uint64
 	LeasesLost       uint64
+	LeaseSteps       uint64 // compare-and-set steps written (follows activity, not the campaign count)
 	NATSConnected    bool
 }
 
@@ -77,7 +80,7 @@ func (m *Manager) Counters() Counters {
 		DuplicateNotices: m.dupN.Load(), FreqDropped: m.freqDropped.Load() + m.freq.dropped.Load(),
 		HoldTableFull: m.holds.full.Load(), LedgerBacklog: m.ledger.backlog(),
 		LedgerStored: m.ledger.stored.Load(), LedgerRetries: m.ledger.failed.Load(),
-		NATSConnected: m.connected.Load(),
+		LeaseSteps: m.steps.Load(), NATSConnected: m.connected.Load(),
 	}
 	for _, a := range *m.accts.Load() {
 		c.LateCharges += a.lateN.Load()
@@ -104,7 +107,7 @@ func (m *Manager) WritePrometheus(w io.Writer) error {
 	}
 	gauge("total_budget_micros", "Total budget.", func(s *CampaignStatus) float64 { return float64(s.TotalBudgetMicros) })
 	gauge("daily_budget_micros", "Daily budget.", func(s *CampaignStatus) float64 { return float64(s.DailyBudgetMicros) })
-	gauge("spent_micros", "Total spend (global as of the last sync plus local unreported).", func(s *CampaignStatus) float64 { return float64(s.SpentMicros) })
+	gauge("spent_micros", "Total spend (global as of the newest record seen plus local unreported).", func(s *CampaignStatus) float64 { return float64(s.SpentMicros) })
 	gauge("spent_today_micros", "Spend today in the campaign's time zone.", func(s *CampaignStatus) float64 { return float64(s.SpentTodayMicros) })
 	gauge("held_micros", "Open holds on this instance.", func(s *CampaignStatus) float64 { return float64(s.HeldMicros) })
 	gauge("leased_micros", "Lease held by this instance.", func(s *CampaignStatus) float64 { return float64(s.LeasedMicros) })
@@ -128,6 +131,7 @@ func (m *Manager) WritePrometheus(w io.Writer) error {
 	one("lease_grants_total", "counter", "Lease steps that got what they asked for.", float64(c.LeaseGrants))
 	one("lease_denials_total", "counter", "Lease steps that got less than asked.", float64(c.LeaseDenials))
 	one("leases_lost_total", "counter", "Leases reclaimed while this instance was cut off.", float64(c.LeasesLost))
+	one("lease_steps_total", "counter", "Compare-and-set steps on campaign records.", float64(c.LeaseSteps))
 	conn := 0.0
 	if c.NATSConnected {
 		conn = 1

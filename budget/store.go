@@ -2,14 +2,7 @@ package budget
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"fmt"
-	"math"
-	"sync"
 	"time"
-
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Record is the global state of one campaign, kept under compare-and-set.
@@ -21,15 +14,23 @@ type Record struct {
 	SpentTotal int64            `json:"spent_total"`
 	SpentDay   int64            `json:"spent_day"`
 	Leases     map[string]Lease `json:"leases,omitempty"`
+
+	Rev uint64 `json:"-"` // the store's revision of this value (0: unknown)
 }
 
 // Lease is one instance's outstanding share of the pool: it covers the
 // instance's unreported spend, its open holds and its headroom.
 //
+// A lease is valid until Expires (stamped LeaseTTL after the step that last
+// wrote it) or, beyond that, for as long as its owner's liveness record names
+// the same Boot and has not expired: an idle lease needs no rewrite, the
+// owner's one heartbeat a period renews all its leases at once.
+//
 // Boot and Reported make reporting idempotent: Reported is the cumulative
 // spend the instance's current process (Boot) has moved into the record, so a
 // step retried after a lost reply adds only what is new. A reclaimed lease
-// stays as a tombstone (Amount 0, Reclaimed) for tombstoneTTL to keep that mark.
+// stays as a tombstone (Amount 0, Reclaimed, Expires = when it was reclaimed)
+// for tombstoneTTL to keep that mark.
 type Lease struct {
 	Amount    int64  `json:"amount"`
 	Expires   int64  `json:"expires"` // unix nanoseconds
@@ -38,16 +39,45 @@ type Lease struct {
 	Reclaimed bool   `json:"reclaimed,omitempty"`
 }
 
+// Liveness is an instance's heartbeat: the process (Boot) that runs under the
+// instance id and until when its leases stay valid without being rewritten.
+type Liveness struct {
+	Boot    string `json:"boot"`
+	Expires int64  `json:"expires"` // unix nanoseconds
+}
+
+// Change is one record or liveness record as written to the store (Watch).
+type Change struct {
+	Campaign string  // set for a campaign record
+	Record   *Record // with Rev
+	Instance string  // set for a liveness record
+	Liveness *Liveness
+	Deleted  bool // the liveness record was deleted (graceful close)
+}
+
 // tombstoneTTL is how long a reclaimed lease's reporting mark is kept.
 const tombstoneTTL = 24 * time.Hour
 
-// Store keeps Records under compare-and-set: the budget store boundary.
+// Store keeps Records under compare-and-set and the instances' liveness
+// records: the budget store boundary.
 type Store interface {
 	// Update reads the campaign's record, applies fn and writes it back only if
 	// nobody wrote in between, retrying on conflict. fn may run several times.
+	// The record returned carries its new revision.
 	Update(ctx context.Context, campaignID string, fn func(*Record)) (Record, error)
 	// Get returns the current record (zero Record if none).
 	Get(ctx context.Context, campaignID string) (Record, error)
+	// PutLiveness writes an instance's liveness record; DeleteLiveness removes it.
+	PutLiveness(ctx context.Context, instance string, l Liveness) error
+	DeleteLiveness(ctx context.Context, instance string) error
+	// GetLiveness reads an instance's liveness record from the store's
+	// authority (never a cache or a replica that may lag): a lease is reclaimed
+	// only on such a read. ok is false when there is none.
+	GetLiveness(ctx context.Context, instance string) (l Liveness, ok bool, err error)
+	// Watch calls fn with every record and liveness record the store holds,
+	// then with each one written, until ctx ends. It returns once the watch is
+	// set up; fn must not block and is never called with a store lock held.
+	Watch(ctx context.Context, fn func(Change)) error
 }
 
 var (
@@ -58,15 +88,23 @@ var (
 // MemStore is an in-process Store for tests and single-process tools.
 // Managers sharing a MemStore also share its in-memory ledger.
 type MemStore struct {
-	mu     sync.Mutex
-	recs   map[string]Record
-	down   bool
-	ledger *memLedger
+	mu       mutex[lkMemStore]
+	recs     map[string]Record
+	live     map[string]Liveness
+	rev      uint64
+	down     bool
+	watchers []*memWatcher
+	ledger   *memLedger
+}
+
+type memWatcher struct {
+	ctx context.Context
+	fn  func(Change)
 }
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
-	s := &MemStore{recs: map[string]Record{}}
+	s := &MemStore{recs: map[string]Record{}, live: map[string]Liveness{}}
 	s.ledger = newMemLedger(s.isDown)
 	return s
 }
@@ -83,14 +121,20 @@ func (s *MemStore) SetDown(down bool) { s.mu.Lock(); s.down = down; s.mu.Unlock(
 // Update implements Store.
 func (s *MemStore) Update(_ context.Context, id string, fn func(*Record)) (Record, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.down {
+		s.mu.Unlock()
 		return Record{}, ErrStoreDown
 	}
 	r := cloneRecord(s.recs[id])
 	fn(&r)
+	s.rev++
+	r.Rev = s.rev
 	s.recs[id] = r
-	return cloneRecord(r), nil
+	out, ch := cloneRecord(r), cloneRecord(r)
+	ws := s.watchers
+	s.mu.Unlock()
+	s.notify(ws, Change{Campaign: id, Record: &ch})
+	return out, nil
 }
 
 // Get implements Store.
@@ -103,6 +147,87 @@ func (s *MemStore) Get(_ context.Context, id string) (Record, error) {
 	return cloneRecord(s.recs[id]), nil
 }
 
+// PutLiveness implements Store.
+func (s *MemStore) PutLiveness(_ context.Context, inst string, l Liveness) error {
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		return ErrStoreDown
+	}
+	s.live[inst] = l
+	ws := s.watchers
+	s.mu.Unlock()
+	s.notify(ws, Change{Instance: inst, Liveness: &l})
+	return nil
+}
+
+// DeleteLiveness implements Store.
+func (s *MemStore) DeleteLiveness(_ context.Context, inst string) error {
+	s.mu.Lock()
+	if s.down {
+		s.mu.Unlock()
+		return ErrStoreDown
+	}
+	delete(s.live, inst)
+	ws := s.watchers
+	s.mu.Unlock()
+	s.notify(ws, Change{Instance: inst, Deleted: true})
+	return nil
+}
+
+// GetLiveness implements Store.
+func (s *MemStore) GetLiveness(_ context.Context, inst string) (Liveness, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return Liveness{}, false, ErrStoreDown
+	}
+	l, ok := s.live[inst]
+	return l, ok, nil
+}
+
+// Watch implements Store: fn is called on the writer's goroutine, after the
+// write, with the store unlocked.
+func (s *MemStore) Watch(ctx context.Context, fn func(Change)) error {
+	s.mu.Lock()
+	var initial []Change
+	for id, r := range s.recs {
+		c := cloneRecord(r)
+		initial = append(initial, Change{Campaign: id, Record: &c})
+	}
+	for inst, l := range s.live {
+		initial = append(initial, Change{Instance: inst, Liveness: &l})
+	}
+	s.watchers = append(s.watchers[:len(s.watchers):len(s.watchers)], &memWatcher{ctx: ctx, fn: fn})
+	s.mu.Unlock()
+	for _, c := range initial {
+		fn(c)
+	}
+	return nil
+}
+
+func (s *MemStore) notify(ws []*memWatcher, c Change) {
+	gone := false
+	for _, w := range ws {
+		if w.ctx.Err() == nil {
+			w.fn(c)
+		} else {
+			gone = true
+		}
+	}
+	if gone {
+		s.mu.Lock()
+		live := s.watchers[:0:0]
+		for _, w := range s.watchers {
+			if w.ctx.Err() == nil {
+				live = append(live, w)
+			}
+		}
+		s.watchers = live
+		s.mu.Unlock()
+	}
+}
+
 func cloneRecord(r Record) Record {
 	c := r
 	c.Leases = make(map[string]Lease, len(r.Leases))
@@ -110,173 +235,4 @@ func cloneRecord(r Record) Record {
 		c.Leases[k] = v
 	}
 	return c
-}
-
-// kvStore keeps Records in a JetStream KV bucket, one key per campaign.
-type kvStore struct {
-	kv jetstream.KeyValue
-}
-
-const maxCASAttempts = 64
-
-func (s *kvStore) Get(ctx context.Context, id string) (Record, error) {
-	r, _, err := s.get(ctx, id)
-	return r, err
-}
-
-func (s *kvStore) get(ctx context.Context, id string) (Record, uint64, error) {
-	e, err := s.kv.Get(ctx, kvKey(id))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return Record{Leases: map[string]Lease{}}, 0, nil
-	}
-	if err != nil {
-		return Record{}, 0, fmt.Errorf("%w: get %s: %v", ErrStoreDown, id, err)
-	}
-	var r Record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		return Record{}, 0, fmt.Errorf("budget: decode record %s: %w", id, err)
-	}
-	if r.Leases == nil {
-		r.Leases = map[string]Lease{}
-	}
-	return r, e.Revision(), nil
-}
-
-func (s *kvStore) Update(ctx context.Context, id string, fn func(*Record)) (Record, error) {
-	key := kvKey(id)
-	for range maxCASAttempts {
-		r, rev, err := s.get(ctx, id)
-		if err != nil {
-			return Record{}, err
-		}
-		fn(&r)
-		b, err := json.Marshal(&r)
-		if err != nil {
-			return Record{}, err
-		}
-		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, b)
-		} else {
-			_, err = s.kv.Update(ctx, key, b, rev)
-		}
-		if err == nil {
-			return r, nil
-		}
-		var apiErr *jetstream.APIError
-		if errors.Is(err, jetstream.ErrKeyExists) || (errors.As(err, &apiErr) &&
-			(apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
-				apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant)) {
-			continue
-		}
-		return Record{}, fmt.Errorf("%w: update %s: %v", ErrStoreDown, id, err)
-	}
-	return Record{}, fmt.Errorf("%w: %s", ErrConflict, id)
-}
-
-// kvKey maps a campaign id onto the KV key alphabet [-_=A-Za-z0-9]: other
-// bytes (and '=') are written as =XX.
-func kvKey(id string) string {
-	const hex = "0123456789ABCDEF"
-	b := make([]byte, 0, len(id)+2)
-	b = append(b, 'c', '_')
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if c == '-' || c == '_' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '=', hex[c>>4], hex[c&15])
-	}
-	return string(b)
-}
-
-// leaseReq is one instance's lease step on a campaign's record.
-type leaseReq struct {
-	instance     string
-	now          time.Time
-	day          string
-	total, daily int64 // 0 means no limit
-	boot         string
-	reported     int64 // cumulative spend this process reports, including this step's new part
-	want         int64 // outstanding lease wanted after the report
-	ttl, reclaim time.Duration
-	release      bool // give everything back (graceful close)
-	heldLocally  bool // this instance believes it holds a lease
-}
-
-type leaseRes struct {
-	amount     int64
-	expires    int64
-	lost       bool  // the lease was reclaimed by another instance before this report
-	reclaimed  int   // foreign expired leases reclaimed in this step
-	poolFree   int64 // money nobody holds after this step
-	remaining  int64 // budget minus spend
-	spentDay   int64
-	spentTotal int64
-}
-
-const unlimited = math.MaxInt64 / 4
-
-// applyLease is the whole global protocol: roll the day, reclaim expired
-// foreign leases, move reported spend out of the lease, then grant no more
-// than the budget minus spend minus every other outstanding lease.
-func applyLease(rec *Record, q leaseReq) leaseRes {
-	var res leaseRes
-	if rec.Leases == nil {
-		rec.Leases = map[string]Lease{}
-	}
-	if rec.Day != q.day {
-		rec.Day, rec.SpentDay = q.day, 0
-	}
-	now := q.now.UnixNano()
-	for inst, l := range rec.Leases {
-		switch {
-		case inst == q.instance:
-		case l.Reclaimed && l.Expires+int64(tombstoneTTL) < now:
-			delete(rec.Leases, inst)
-		case !l.Reclaimed && l.Expires+int64(q.reclaim) < now:
-			rec.Leases[inst] = Lease{Expires: l.Expires, Boot: l.Boot, Reported: l.Reported, Reclaimed: true}
-			res.reclaimed++
-		}
-	}
-	own, had := rec.Leases[q.instance]
-	res.lost = q.heldLocally && (!had || own.Reclaimed)
-	var base int64
-	if had && own.Boot == q.boot {
-		base = own.Reported
-	}
-	if own.Reclaimed {
-		own.Amount, own.Reclaimed = 0, false
-	}
-	delta := max(q.reported-base, 0)
-	rec.SpentTotal += delta
-	rec.SpentDay += delta
-	own.Amount = max(own.Amount-delta, 0)
-	own.Boot, own.Reported = q.boot, q.reported
-	remaining := int64(unlimited)
-	if q.total > 0 {
-		remaining = min(remaining, q.total-rec.SpentTotal)
-	}
-	if q.daily > 0 {
-		remaining = min(remaining, q.daily-rec.SpentDay)
-	}
-	var others int64
-	for inst, l := range rec.Leases {
-		if inst != q.instance {
-			others += l.Amount
-		}
-	}
-	avail := max(remaining-others, 0)
-	amount := min(max(q.want, 0), avail)
-	if amount == 0 && q.release {
-		delete(rec.Leases, q.instance)
-	} else {
-		own.Amount, own.Expires = amount, now+int64(q.ttl)
-		rec.Leases[q.instance] = own
-	}
-	res.amount, res.expires = amount, now+int64(q.ttl)
-	res.poolFree = avail - amount
-	res.remaining = remaining
-	res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
-	return res
 }

@@ -1,0 +1,84 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+func (m *Manager) connect() error {
+	m.nc = m.cfg.Conn
+	if m.nc == nil {
+		opts := []nats.Option{
+			nats.Name("openbidder-budget-" + m.cfg.InstanceID),
+			nats.MaxReconnects(-1),
+			nats.ReconnectWait(200 * time.Millisecond),
+			nats.RetryOnFailedConnect(true),
+			nats.DisconnectErrHandler(func(*nats.Conn, error) { m.connected.Store(false); m.setReason("nats disconnected") }),
+			nats.ReconnectHandler(func(*nats.Conn) { m.log.Info("nats reconnected") }),
+		}
+		url := strings.Join(m.cfg.URLs, ",")
+		if m.cfg.Server != nil {
+			opts = append(opts, nats.InProcessServer(m.cfg.Server))
+			url = ""
+		}
+		nc, err := nats.Connect(url, opts...)
+		if err != nil {
+			return fmt.Errorf("budget: connect nats: %w", err)
+		}
+		m.nc, m.ownConn = nc, true
+	}
+	js, err := jetstream.New(m.nc, jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return fmt.Errorf("budget: jetstream: %w", err)
+	}
+	ljs, err := m.nc.JetStream()
+	if err != nil {
+		return fmt.Errorf("budget: jetstream: %w", err)
+	}
+	m.js = js
+	m.store = &kvStore{ljs: ljs}
+	m.ledger = newLedger(&jsLedger{
+		js: js, stream: LedgerStream, origin: m.cfg.InstanceID + "/" + m.boot,
+		timeout: 5 * time.Second, subjects: LedgerSubject,
+	}, m.ledgerDone)
+	return nil
+}
+
+// provision creates the KV bucket and the ledger stream (idempotent).
+func (m *Manager) provision(ctx context.Context) error {
+	if m.js == nil {
+		return nil
+	}
+	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: KVBucket, Description: "openbidder budget pool: spend and leases per campaign, liveness per instance",
+		History: 1, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+	})
+	if err != nil {
+		return fmt.Errorf("budget: create kv %s: %w", KVBucket, err)
+	}
+	m.store.(*kvStore).kv = kv
+	_, err = m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name: LedgerStream, Description: "openbidder charges, one message per (auction, imp)",
+		Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
+		Replicas: m.cfg.Replicas, Duplicates: m.cfg.NoticeTTL,
+	})
+	if err != nil {
+		return fmt.Errorf("budget: create stream %s: %w", LedgerStream, err)
+	}
+	return nil
+}
+
+func (m *Manager) instToken() string {
+	if m.token == "" {
+		h := fnv.New64a()
+		h.Write([]byte(m.cfg.InstanceID + "/" + m.boot))
+		m.token = fmt.Sprintf("%016x", h.Sum64())
+	}
+	return m.token
+}

@@ -1,0 +1,70 @@
+package budget
+
+import "time"
+
+// The global figures of a campaign (spend today and in total, money left,
+// money nobody holds, the other instances' leases) come from the newest
+// record seen: the result of this instance's own steps, and every record the
+// store's watch pushes when any instance writes one. Only changed records
+// travel, so pacing sees global spend within a sync period of it being
+// reported while idle campaigns cost nothing.
+
+// onChange applies a record or liveness record delivered by the watch.
+func (m *Manager) onChange(ch Change) {
+	switch {
+	case ch.Record != nil:
+		if a := m.Handle(ch.Campaign); a != nil {
+			m.setGlobal(a, ch.Record, m.cfg.Clock.Now())
+		}
+	case ch.Instance != "" && ch.Instance != m.cfg.InstanceID:
+		m.onLiveness(ch)
+	}
+}
+
+// setGlobal installs rec's figures unless a newer record was seen already.
+// When the record shows this instance's lease reclaimed while it believes it
+// holds one, the account takes a step at the next round.
+func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
+	c := a.campaign()
+	_, _, day := dayBounds(now, c.loc())
+	spentDay := rec.SpentDay
+	if rec.Day != day {
+		spentDay = 0
+	}
+	remaining := budgetLeft(&Record{SpentTotal: rec.SpentTotal, SpentDay: spentDay},
+		leaseReq{total: c.TotalMicros, daily: c.DailyMicros})
+	var leased int64
+	var foreign []foreignLease
+	for inst, l := range rec.Leases {
+		leased += l.Amount
+		if inst != m.cfg.InstanceID && !l.Reclaimed {
+			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires})
+		}
+	}
+	recDay := rec.Day
+	a.gmu.Lock()
+	if rec.Rev != 0 && rec.Rev <= a.recRev {
+		a.gmu.Unlock()
+		return
+	}
+	a.recRev = rec.Rev
+	a.foreign = foreign
+	a.recDay.Store(&recDay)
+	a.spentDay.Store(rec.SpentDay)
+	a.spentTotal.Store(rec.SpentTotal)
+	a.remaining.Store(remaining)
+	a.poolFree.Store(max(remaining-leased, 0))
+	a.gmu.Unlock()
+	if own, ok := rec.Leases[m.cfg.InstanceID]; (!ok || own.Reclaimed) && a.lease.Load() > 0 {
+		a.poke.Store(true)
+	}
+}
+
+// spentToday is the campaign's global spend today (campaign-local day), as of
+// the newest record seen, without this instance's unreported spend.
+func (a *Account) spentToday(day string) int64 {
+	if d := a.recDay.Load(); d != nil && *d == day {
+		return a.spentDay.Load()
+	}
+	return 0
+}

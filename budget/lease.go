@@ -1,0 +1,157 @@
+package budget
+
+import (
+	"math"
+	"time"
+)
+
+// leaseReq is one instance's lease step on a campaign's record.
+type leaseReq struct {
+	instance     string
+	now          time.Time
+	day          string
+	total, daily int64 // 0 means no limit
+	boot         string
+	acked        int64 // cumulative spend this process reported in steps that succeeded
+	reported     int64 // cumulative spend this process reports, including this step's new part
+	want         int64 // outstanding lease wanted after the report
+	ttl, reclaim time.Duration
+	release      bool // give everything back (graceful close)
+	heldLocally  bool // this instance believes its lease entry is in the record
+	// lapsed names the instances whose liveness records were read from the
+	// store's authority and showed them lapsed (see reclaimable).
+	lapsed map[string]lapse
+}
+
+// lapse is what an authoritative liveness read showed: the record's boot and
+// expiry ("" and 0 when there was none) and when it was read.
+type lapse struct {
+	boot    string
+	expires int64
+	readAt  int64
+}
+
+type leaseRes struct {
+	amount     int64
+	expires    int64
+	kept       bool     // this instance's entry stays in the record
+	lost       bool     // the lease was reclaimed by another instance before this report
+	reclaimed  int      // foreign leases reclaimed in this step
+	suspects   []string // foreign owners whose lease is past its own expiry (liveness to check)
+	poolFree   int64    // money nobody holds after this step
+	remaining  int64    // budget minus spend
+	spentDay   int64
+	spentTotal int64
+}
+
+const unlimited = math.MaxInt64 / 4
+
+// applyLease is the whole global protocol: roll the day, reclaim lapsed
+// foreign leases, move reported spend out of the lease, then grant no more
+// than the budget minus spend minus every other outstanding lease. An entry
+// left with nothing (no amount, nothing wanted, nothing in flight) is removed,
+// so an idle campaign costs its instance nothing, not even at close.
+func applyLease(rec *Record, q leaseReq) leaseRes {
+	var res leaseRes
+	if rec.Leases == nil {
+		rec.Leases = map[string]Lease{}
+	}
+	if rec.Day != q.day {
+		rec.Day, rec.SpentDay = q.day, 0
+	}
+	now := q.now.UnixNano()
+	reclaimForeign(rec, q, now, &res)
+	own := reportOwn(rec, q, &res)
+	remaining := budgetLeft(rec, q)
+	var others int64
+	for inst, l := range rec.Leases {
+		if inst != q.instance {
+			others += l.Amount
+		}
+	}
+	avail := max(remaining-others, 0)
+	amount := min(max(q.want, 0), avail)
+	// A step that reports nothing new (and has no report of unknown outcome
+	// behind it) may drop the entry: a retry finds no entry and takes q.acked
+	// as its base, which is then exact.
+	if amount == 0 && (q.release || (q.want <= 0 && q.reported == q.acked)) {
+		delete(rec.Leases, q.instance)
+	} else {
+		own.Amount, own.Expires = amount, now+int64(q.ttl)
+		rec.Leases[q.instance] = own
+		res.kept = true
+	}
+	res.amount, res.expires = amount, now+int64(q.ttl)
+	res.poolFree = avail - amount
+	res.remaining = remaining
+	res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
+	return res
+}
+
+// reportOwn moves the spend reported since this process's last step out of
+// its lease into the record's spend; it returns the entry to write back.
+func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
+	own, had := rec.Leases[q.instance]
+	res.lost = q.heldLocally && (!had || own.Reclaimed)
+	base := q.acked // what this process reported before is in the record, entry or not
+	if had && own.Boot == q.boot {
+		base = own.Reported
+	}
+	if own.Reclaimed {
+		own.Amount, own.Reclaimed = 0, false
+	}
+	delta := max(q.reported-base, 0)
+	rec.SpentTotal += delta
+	rec.SpentDay += delta
+	own.Amount = max(own.Amount-delta, 0)
+	own.Boot, own.Reported = q.boot, max(q.reported, base)
+	return own
+}
+
+func budgetLeft(rec *Record, q leaseReq) int64 {
+	remaining := int64(unlimited)
+	if q.total > 0 {
+		remaining = min(remaining, q.total-rec.SpentTotal)
+	}
+	if q.daily > 0 {
+		remaining = min(remaining, q.daily-rec.SpentDay)
+	}
+	return remaining
+}
+
+// reclaimForeign turns lapsed foreign leases into tombstones, drops old
+// tombstones, and lists the owners of leases past their own expiry that it
+// could not reclaim yet (their liveness is for the caller to check).
+func reclaimForeign(rec *Record, q leaseReq, now int64, res *leaseRes) {
+	for inst, l := range rec.Leases {
+		switch {
+		case inst == q.instance:
+		case l.Reclaimed:
+			if l.Expires+int64(tombstoneTTL) < now {
+				delete(rec.Leases, inst)
+			}
+		case l.Expires+int64(q.reclaim) >= now:
+			// within its own expiry
+		case reclaimable(q.lapsed[inst], l, now, q):
+			rec.Leases[inst] = Lease{Expires: now, Boot: l.Boot, Reported: l.Reported, Reclaimed: true}
+			res.reclaimed++
+		default:
+			res.suspects = append(res.suspects, inst)
+		}
+	}
+}
+
+// reclaimable tells whether a foreign lease past its own expiry (+ReclaimWait)
+// may be reclaimed: an authoritative read of its owner's liveness record, less
+// than LeaseTTL old, showed no record, another process, or a record expired
+// ReclaimWait before the read. Such an owner has started no hold against the
+// lease since its liveness expired minus HoldTTL (its own rule, on a clock
+// within ReclaimWait of ours); a renewal after the read is a lapse the owner
+// sees too, and after it the owner trusts only leases it has rewritten since
+// (which would carry a fresh Expires).
+func reclaimable(lp lapse, l Lease, now int64, q leaseReq) bool {
+	if lp.readAt == 0 || now-lp.readAt >= int64(q.ttl) {
+		return false
+	}
+	return lp.boot == "" || lp.boot != l.Boot || lp.expires+int64(q.reclaim) < lp.readAt
+}

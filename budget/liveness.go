@@ -1,0 +1,264 @@
+package budget
+
+import (
+	"context"
+	"maps"
+	"sync/atomic"
+	"time"
+)
+
+// Leases renew in bulk: each instance writes one liveness record a sync
+// period (its heartbeat, whatever its number of campaigns), and a lease in a
+// campaign record stays valid while its owner's liveness record names the
+// same process and has not expired, so an idle lease is never rewritten.
+//
+// The owner starts a hold on a lease only while the hold ends SyncPeriod
+// before the expiry of its last acknowledged heartbeat, and only on a lease it
+// wrote in the current epoch: an epoch ends when a heartbeat is acknowledged
+// after the previous one expired (the chain broke: another instance may have
+// reclaimed its leases meanwhile), and a lease written before must be written
+// again to be trusted. Another instance reclaims a lease only when it is
+// past its own Expires + ReclaimWait and an authoritative read of the owner's
+// liveness record showed it lapsed (see reclaimable), so every hold the lease
+// covered has expired by then.
+type liveness struct {
+	exp   atomic.Int64  // expiry of the last acknowledged heartbeat (unix ns)
+	valid atomic.Int64  // exp - HoldTTL - SyncPeriod: holds on a lease of this epoch may start until then
+	epoch atomic.Uint64 // bumped when the heartbeat chain broke (and at the first heartbeat)
+
+	mu      mutex[lkLiveness]
+	others  map[string]liveView   // other instances' liveness records, from the watch
+	lapsed  map[string]lapse      // authoritative reads that showed a lapse; replaced, never modified
+	suspect map[string][]*Account // owners of leases a step could not reclaim yet
+}
+
+// liveView is another instance's liveness record as the watch delivered it.
+type liveView struct {
+	boot    string
+	expires int64
+	deleted bool
+	swept   bool // its leases were all reclaimed (or none was found) since this view
+}
+
+func (v liveView) alive(now, wait int64) bool { return !v.deleted && v.expires+wait >= now }
+
+// leaseValid tells whether a hold may start at ns on the account's lease: on
+// the lease's own expiry, or on the heartbeat when the lease was written in
+// the current epoch. valid is read before epoch (beat stores them the other
+// way round), so a renewal after a lapse never validates an older lease.
+func (m *Manager) leaseValid(h *Account, ns int64) bool {
+	return ns <= h.validUntil.Load() || (ns <= m.live.valid.Load() && h.epoch.Load() == m.live.epoch.Load())
+}
+
+// beat writes this instance's liveness record: the one write a sync period
+// that keeps every lease it holds valid.
+func (m *Manager) beat(ctx context.Context, now time.Time) error {
+	exp := now.Add(m.cfg.LeaseTTL).UnixNano()
+	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+	err := m.store.PutLiveness(cctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp})
+	cancel()
+	if err != nil {
+		return err
+	}
+	if m.cfg.Clock.Now().UnixNano() > m.live.exp.Load() {
+		m.live.epoch.Add(1) // acknowledged after the last one expired: leases written before are suspect
+	}
+	m.live.exp.Store(exp)
+	m.live.valid.Store(exp - int64(m.cfg.HoldTTL) - int64(m.cfg.SyncPeriod))
+	return nil
+}
+
+// endLiveness stops every hold from starting on the heartbeat (Close).
+func (m *Manager) endLiveness() {
+	m.live.valid.Store(0)
+	m.live.epoch.Add(1)
+}
+
+// onLiveness applies another instance's liveness record from the watch.
+func (m *Manager) onLiveness(ch Change) {
+	lv := &m.live
+	now := m.cfg.Clock.Now().UnixNano()
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	if lv.others == nil {
+		lv.others = map[string]liveView{}
+	}
+	if ch.Deleted {
+		lv.others[ch.Instance] = liveView{deleted: true}
+		return
+	}
+	l := ch.Liveness
+	if v, ok := lv.others[ch.Instance]; ok && !v.deleted && v.boot == l.Boot && v.expires > l.Expires {
+		return // an older heartbeat delivered late
+	}
+	lv.others[ch.Instance] = liveView{boot: l.Boot, expires: l.Expires}
+	if _, ok := lv.lapsed[ch.Instance]; ok && l.Expires+int64(m.cfg.ReclaimWait) >= now {
+		lv.lapsed = without(lv.lapsed, ch.Instance) // back: the next reclaim needs a new read
+	}
+}
+
+// noteSuspects remembers the foreign owners a step found past their lease's
+// own expiry; the next round checks their liveness.
+func (m *Manager) noteSuspects(a *Account, insts []string) {
+	if len(insts) == 0 {
+		return
+	}
+	lv := &m.live
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	if lv.suspect == nil {
+		lv.suspect = map[string][]*Account{}
+	}
+	for _, inst := range insts {
+		lv.suspect[inst] = append(lv.suspect[inst], a)
+	}
+}
+
+// lapsedNow returns the lapses known (read-only; nil when none).
+func (m *Manager) lapsedNow() map[string]lapse {
+	m.live.mu.Lock()
+	defer m.live.mu.Unlock()
+	return m.live.lapsed
+}
+
+// checkLiveness runs before a round's steps. It reads, from the store's
+// authority, the liveness of owners that look lapsed: those a step suspected
+// (not alive as the watch saw them) and, on the janitor (the live instance
+// with the lowest id), every instance whose heartbeat the watch saw lapse.
+// Confirmed lapses make the accounts holding such leases take a step, which
+// reclaims them. Nothing happens here while every instance is alive.
+func (m *Manager) checkLiveness(ctx context.Context, now time.Time) {
+	reads, suspects, janitor := m.livenessToRead(now)
+	for _, inst := range reads {
+		cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+		l, ok, err := m.store.GetLiveness(cctx, inst)
+		cancel()
+		if err == nil {
+			m.recordRead(inst, l, ok, now)
+		}
+	}
+	lapsed := m.lapsedNow()
+	for inst, accts := range suspects {
+		if _, ok := lapsed[inst]; ok {
+			for _, a := range accts {
+				a.poke.Store(true)
+			}
+		}
+	}
+	for _, inst := range janitor {
+		if _, ok := lapsed[inst]; ok && m.sweep(inst, now) == 0 {
+			m.markSwept(inst)
+		}
+	}
+}
+
+// livenessToRead picks the instances to read this round and takes the
+// suspects; janitor lists the lapsed instances to sweep (on the janitor only).
+func (m *Manager) livenessToRead(now time.Time) (reads []string, suspects map[string][]*Account, janitor []string) {
+	lv := &m.live
+	ns, wait := now.UnixNano(), int64(m.cfg.ReclaimWait)
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	fresh := func(inst string) bool {
+		lp, ok := lv.lapsed[inst]
+		return ok && ns-lp.readAt < int64(m.cfg.LeaseTTL)/2
+	}
+	suspects, lv.suspect = lv.suspect, nil
+	for inst := range suspects {
+		if v, ok := lv.others[inst]; (!ok || !v.alive(ns, wait)) && !fresh(inst) {
+			reads = append(reads, inst)
+		}
+	}
+	if !lv.janitorLocked(m.cfg.InstanceID, ns, wait) {
+		return reads, suspects, nil
+	}
+	for inst, v := range lv.others {
+		if v.alive(ns, wait) || v.swept {
+			continue
+		}
+		janitor = append(janitor, inst)
+		if !fresh(inst) && suspects[inst] == nil {
+			reads = append(reads, inst)
+		}
+	}
+	return reads, suspects, janitor
+}
+
+// janitorLocked tells whether self is the live instance with the lowest id.
+func (lv *liveness) janitorLocked(self string, ns, wait int64) bool {
+	for inst, v := range lv.others {
+		if inst < self && v.alive(ns, wait) {
+			return false
+		}
+	}
+	return true
+}
+
+// recordRead keeps what an authoritative read showed.
+func (m *Manager) recordRead(inst string, l Liveness, ok bool, now time.Time) {
+	lv := &m.live
+	ns := now.UnixNano()
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	if ok && l.Expires+int64(m.cfg.ReclaimWait) >= ns {
+		if lv.others == nil {
+			lv.others = map[string]liveView{}
+		}
+		lv.others[inst] = liveView{boot: l.Boot, expires: l.Expires}
+		lv.lapsed = without(lv.lapsed, inst)
+		return
+	}
+	lp := lapse{readAt: ns}
+	if ok {
+		lp.boot, lp.expires = l.Boot, l.Expires
+	}
+	next := maps.Clone(lv.lapsed)
+	if next == nil {
+		next = map[string]lapse{}
+	}
+	next[inst] = lp
+	lv.lapsed = next
+}
+
+func (m *Manager) markSwept(inst string) {
+	lv := &m.live
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	if v, ok := lv.others[inst]; ok {
+		v.swept = true
+		lv.others[inst] = v
+	}
+}
+
+// sweep makes every account holding a lease of inst take a step once the
+// lease is past its own expiry; it returns how many leases of inst it saw.
+func (m *Manager) sweep(inst string, now time.Time) int {
+	ns, wait := now.UnixNano(), int64(m.cfg.ReclaimWait)
+	seen := 0
+	for _, a := range *m.accts.Load() {
+		a.gmu.Lock()
+		for _, f := range a.foreign {
+			if f.inst != inst {
+				continue
+			}
+			seen++
+			if f.expires+wait < ns {
+				a.poke.Store(true)
+			}
+		}
+		a.gmu.Unlock()
+	}
+	return seen
+}
+
+func without(m map[string]lapse, k string) map[string]lapse {
+	if _, ok := m[k]; !ok {
+		return m
+	}
+	next := maps.Clone(m)
+	delete(next, k)
+	if len(next) == 0 {
+		return nil
+	}
+	return next
+}

@@ -1,0 +1,469 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// opStore counts a Store's calls and can cut one instance off (a partition).
+type opStore struct {
+	Store
+	down                          atomic.Bool
+	updates, gets, puts, livegets atomic.Int64
+}
+
+func (s *opStore) Update(ctx context.Context, id string, fn func(*Record)) (Record, error) {
+	s.updates.Add(1)
+	if s.down.Load() {
+		return Record{}, ErrStoreDown
+	}
+	return s.Store.Update(ctx, id, fn)
+}
+
+func (s *opStore) Get(ctx context.Context, id string) (Record, error) {
+	s.gets.Add(1)
+	if s.down.Load() {
+		return Record{}, ErrStoreDown
+	}
+	return s.Store.Get(ctx, id)
+}
+
+func (s *opStore) PutLiveness(ctx context.Context, inst string, l Liveness) error {
+	s.puts.Add(1)
+	if s.down.Load() {
+		return ErrStoreDown
+	}
+	return s.Store.PutLiveness(ctx, inst, l)
+}
+
+func (s *opStore) GetLiveness(ctx context.Context, inst string) (Liveness, bool, error) {
+	s.livegets.Add(1)
+	if s.down.Load() {
+		return Liveness{}, false, ErrStoreDown
+	}
+	return s.Store.GetLiveness(ctx, inst)
+}
+
+// Watch drops what is written while the instance is cut off.
+func (s *opStore) Watch(ctx context.Context, fn func(Change)) error {
+	return s.Store.Watch(ctx, func(c Change) {
+		if !s.down.Load() {
+			fn(c)
+		}
+	})
+}
+
+func (s *opStore) casOps() int64 { return s.updates.Load() + s.gets.Load() }
+
+// storeManager is a manual Manager on its own view of a shared store.
+func storeManager(t *testing.T, st Store, inst string, clk Clock, cs ...Campaign) *Manager {
+	t.Helper()
+	m, err := New(Config{
+		InstanceID: inst, Store: st, Clock: clk, manual: true,
+		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
+	}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func manyCampaigns(n int, total int64) []Campaign {
+	cs := make([]Campaign, n)
+	for i := range cs {
+		cs[i] = campaign(fmt.Sprintf("c%d", i), total)
+	}
+	return cs
+}
+
+// Idle campaigns cost nothing after the first rounds: one liveness write per
+// instance per round, whatever the number of campaigns, and no record read or
+// written, on two instances sharing the store.
+func TestIdleCampaignsCostNoStoreOps(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	cs := manyCampaigns(300, micros(100))
+	sa, sb := &opStore{Store: mem}, &opStore{Store: mem}
+	a := storeManager(t, sa, "a", clk, cs...)
+	b := storeManager(t, sb, "b", clk, cs...)
+	round := func() {
+		clk.Add(time.Second)
+		for _, m := range []*Manager{a, b} {
+			m.syncAll(ctxT(t), clk.Now(), false)
+			m.tick(clk.Now())
+		}
+	}
+	for range 40 { // the first lease, then the headroom given back after leaseIdle
+		round()
+	}
+	if l := a.Handle("c0").lease.Load() + b.Handle("c0").lease.Load(); l != 0 {
+		t.Fatalf("idle instances still hold %d", l)
+	}
+	ops, puts := sa.casOps()+sb.casOps(), sa.puts.Load()+sb.puts.Load()
+	const rounds = 100
+	for range rounds {
+		round()
+	}
+	if got := sa.casOps() + sb.casOps() - ops; got != 0 {
+		t.Errorf("%d record reads and writes in %d idle rounds of 2 x %d campaigns, want 0", got, rounds, len(cs))
+	}
+	if got := sa.puts.Load() + sb.puts.Load() - puts; got != 2*rounds {
+		t.Errorf("%d liveness writes in %d rounds of 2 instances, want %d", got, rounds, 2*rounds)
+	}
+	if n := sa.livegets.Load() + sb.livegets.Load(); n != 0 {
+		t.Errorf("%d liveness reads with every instance alive", n)
+	}
+	// Closing instances with no entry in any record costs no step either.
+	ops = sa.casOps() + sb.casOps()
+	for _, m := range []*Manager{a, b} {
+		if err := m.Close(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := sa.casOps() + sb.casOps() - ops; got != 0 {
+		t.Errorf("close of idle instances: %d record operations", got)
+	}
+	if r, _ := mem.Get(ctxT(t), "c7"); len(r.Leases) != 0 {
+		t.Errorf("entries left: %+v", r)
+	}
+}
+
+// A lease in use but not changing (holds placed and released every round, no
+// spend) is never rewritten: the heartbeat keeps it valid, for many LeaseTTLs,
+// and another instance stepping the same campaign does not reclaim it.
+func TestLeasesRenewInBulk(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	cs := manyCampaigns(20, micros(100))
+	sa := &opStore{Store: mem}
+	a := storeManager(t, sa, "a", clk, cs...)
+	b := storeManager(t, mem, "b", clk, cs...)
+	hb := b.Handle("c0")
+	round := func() {
+		clk.Add(time.Second)
+		for i := range cs {
+			h := a.Handle(cs[i].ID)
+			if a.Allow(h, 1000, clk.Now()) != DecisionOK {
+				t.Fatalf("%s at %v: %v", cs[i].ID, clk.Now(), a.Allow(h, 1000, clk.Now()))
+			}
+			id, _ := a.Hold(h, 1000, clk.Now())
+			a.releaseHold(h, id)
+		}
+		b.Allow(hb, micros(50), clk.Now()) // demand: b steps c0 every round
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	for range 5 {
+		round()
+	}
+	ops, steps := sa.casOps(), a.steps.Load()
+	rounds := int(10 * a.cfg.LeaseTTL / time.Second)
+	for range rounds {
+		round()
+	}
+	if got := sa.casOps() - ops; got != 0 || a.steps.Load() != steps {
+		t.Errorf("a's unchanged leases: %d record operations over %d rounds (%d LeaseTTLs)", got, rounds, 10)
+	}
+	r, _ := mem.Get(ctxT(t), "c0")
+	if l := r.Leases["a"]; l.Reclaimed || l.Amount != micros(1) {
+		t.Fatalf("a's lease on c0: %+v", l)
+	}
+	if l := r.Leases["a"]; l.Expires >= clk.Now().UnixNano() {
+		t.Fatalf("a's lease was rewritten: expires %v", time.Unix(0, l.Expires))
+	}
+	if c := a.Counters(); c.LeasesLost != 0 {
+		t.Fatalf("a lost leases: %+v", c)
+	}
+}
+
+// An instance that stops (crash) keeps its leases until its liveness record
+// expires (+ReclaimWait); then a live instance, with no traffic of its own,
+// reclaims them, and the money is granted again.
+func TestCrashedInstanceLeasesReclaimed(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(3))
+	a := storeManager(t, mem, "a", clk, c)
+	ha := a.Handle("c")
+	// a bids (holds placed and released) for a minute: its lease settles at the
+	// minimum and is not rewritten after that.
+	for range 60 {
+		clk.Add(time.Second)
+		id, _ := a.Hold(ha, 1000, clk.Now())
+		a.releaseHold(ha, id)
+		a.syncAll(ctxT(t), clk.Now(), false)
+	}
+	b := storeManager(t, mem, "b", clk, c)
+	hb := b.Handle("c")
+	r, _ := mem.Get(ctxT(t), "c")
+	if l := r.Leases["a"]; l.Amount == 0 || l.Expires > clk.Now().Add(a.cfg.LeaseTTL-30*time.Second).UnixNano() {
+		t.Fatalf("a's lease should be older than 30s: %+v", l)
+	}
+	crashed := clk.Now() // a stops here: no more rounds, no close
+	lapse := crashed.Add(a.cfg.LeaseTTL + a.cfg.ReclaimWait)
+	for clk.Now().Before(lapse.Add(-time.Second)) {
+		clk.Add(time.Second)
+		hb.poke.Store(true) // b steps the campaign every round: a's lease is past its own expiry long before the lapse
+		b.syncAll(ctxT(t), clk.Now(), false)
+		if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Reclaimed {
+			t.Fatalf("a's lease reclaimed at %v, before its liveness lapsed at %v", clk.Now().Sub(crashed), lapse.Sub(crashed))
+		}
+	}
+	var reclaimed time.Time
+	for i := 0; i < 10 && reclaimed.IsZero(); i++ {
+		clk.Add(time.Second)
+		b.syncAll(ctxT(t), clk.Now(), false)
+		if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Reclaimed && r.Leases["a"].Amount == 0 {
+			reclaimed = clk.Now()
+		}
+	}
+	if reclaimed.IsZero() {
+		r, _ := mem.Get(ctxT(t), "c")
+		t.Fatalf("a's lease not reclaimed %v after the crash: %+v", clk.Now().Sub(crashed), r)
+	}
+	// The money is b's to take now.
+	b.Allow(hb, micros(2), clk.Now())
+	clk.Add(time.Second)
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if d := b.Allow(hb, micros(2), clk.Now()); d != DecisionOK {
+		t.Fatalf("b after the reclaim: %v (lease %d, pool free %d)", d, hb.lease.Load(), hb.poolFree.Load())
+	}
+}
+
+// A partitioned instance stops starting holds before its lease can be
+// reclaimed, every hold it placed has expired when the other instance
+// reclaims, and once healed it trusts its old leases only after writing them
+// again (the step reports the lease lost). The pool's invariant holds all
+// along.
+func TestPartitionedInstanceStopsBeforeReclaim(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(4))
+	sa := &opStore{Store: mem}
+	a := storeManager(t, sa, "a", clk, c)
+	b := storeManager(t, mem, "b", clk, c)
+	ha, hb := a.Handle("c"), b.Handle("c")
+	checkInvariant := func() {
+		t.Helper()
+		r, _ := mem.Get(ctxT(t), "c")
+		var sum int64
+		for _, l := range r.Leases {
+			sum += l.Amount
+		}
+		if r.SpentTotal+sum > c.TotalMicros {
+			t.Fatalf("invariant broken: %+v", r)
+		}
+	}
+	var holdEnd time.Time // latest expiry of a hold a placed
+	bid := func() {
+		now := clk.Now()
+		if a.Allow(ha, 100_000, now) == DecisionOK {
+			if id, ok := a.Hold(ha, 100_000, now); ok {
+				holdEnd = now.Add(a.cfg.HoldTTL)
+				a.releaseHold(ha, id)
+			}
+		}
+	}
+	for range 10 { // a bids (holds placed and released) with a lease kept valid by its heartbeat
+		clk.Add(time.Second)
+		bid()
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	sa.down.Store(true)
+	var reclaimed time.Time
+	for i := 0; i < 1200 && reclaimed.IsZero(); i++ {
+		clk.Add(time.Second)
+		bid()
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.Allow(hb, micros(4), clk.Now()) // b wants all the money
+		b.syncAll(ctxT(t), clk.Now(), false)
+		checkInvariant()
+		if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Reclaimed {
+			reclaimed = clk.Now()
+		}
+	}
+	if reclaimed.IsZero() {
+		t.Fatal("a's lease never reclaimed")
+	}
+	t.Logf("partition at +10s; a's last hold ends %v, lease reclaimed %v", holdEnd.Sub(t0.Add(time.Hour)), reclaimed.Sub(t0.Add(time.Hour)))
+	if holdEnd.After(reclaimed) {
+		t.Fatalf("a's hold ends at %v, after its lease was reclaimed at %v", holdEnd, reclaimed)
+	}
+	if d := a.Allow(ha, 100_000, clk.Now()); d != DecisionFailClosed {
+		t.Fatalf("a during the partition: %v", d)
+	}
+	sa.down.Store(false)
+	clk.Add(time.Second)
+	if err := a.beat(ctxT(t), clk.Now()); err != nil { // a heartbeat after the lapse: a new epoch
+		t.Fatal(err)
+	}
+	if d := a.Allow(ha, 100_000, clk.Now()); d == DecisionOK {
+		t.Fatal("healed, a bids on a lease it wrote before its liveness lapsed")
+	}
+	a.syncAll(ctxT(t), clk.Now(), false) // the step rewrites the lease
+	if c := a.Counters(); c.LeasesLost != 1 {
+		t.Fatalf("the healed step did not see its lease lost: %+v", c)
+	}
+	checkInvariant()
+}
+
+// The protocol's reclaim and entry rules, one record step at a time.
+func TestApplyLeaseReclaimAndDrop(t *testing.T) {
+	now := t0.Add(time.Hour)
+	ns := now.UnixNano()
+	ttl, wait := 3*time.Minute, 2*time.Second
+	old := ns - int64(ttl) // b's lease was written LeaseTTL ago: past its own expiry
+	rec := func() Record {
+		return Record{Day: "2026-11-23", Leases: map[string]Lease{"b": {Amount: 500, Expires: old, Boot: "b1"}}}
+	}
+	q := leaseReq{instance: "a", now: now, day: "2026-11-23", total: 1000, boot: "a1", ttl: ttl, reclaim: wait}
+	f := func(name string, lp map[string]lapse, r Record, wantReclaim bool, wantSuspect bool) {
+		t.Helper()
+		qq := q
+		qq.lapsed = lp
+		res := applyLease(&r, qq)
+		if got := r.Leases["b"].Reclaimed; got != wantReclaim {
+			t.Errorf("%s: reclaimed %v, want %v (%+v)", name, got, wantReclaim, r.Leases["b"])
+		}
+		if got := len(res.suspects) > 0; got != wantSuspect {
+			t.Errorf("%s: suspects %v", name, res.suspects)
+		}
+	}
+	fresh := ns - int64(time.Second)
+	f("no read", nil, rec(), false, true)
+	f("read: no record", map[string]lapse{"b": {readAt: fresh}}, rec(), true, false)
+	f("read: another process", map[string]lapse{"b": {boot: "b2", expires: ns + int64(ttl), readAt: fresh}}, rec(), true, false)
+	f("read: expired", map[string]lapse{"b": {boot: "b1", expires: fresh - int64(wait) - 1, readAt: fresh}}, rec(), true, false)
+	f("read: not expired by ReclaimWait", map[string]lapse{"b": {boot: "b1", expires: fresh - int64(wait), readAt: fresh}}, rec(), false, true)
+	f("read too old", map[string]lapse{"b": {readAt: ns - int64(ttl)}}, rec(), false, true)
+	young := rec()
+	young.Leases["b"] = Lease{Amount: 500, Expires: ns - int64(wait), Boot: "b1"}
+	f("within its own expiry", map[string]lapse{"b": {readAt: fresh}}, young, false, false)
+
+	// Reporting stays exact across a dropped entry and retried steps.
+	r := Record{}
+	q1 := q
+	q1.reported, q1.acked = 300, 0
+	for range 2 { // the step, then its retry after a lost reply
+		applyLease(&r, q1)
+		if _, ok := r.Leases["a"]; !ok || r.SpentTotal != 300 {
+			t.Fatalf("report: %+v", r)
+		}
+	}
+	q2 := q
+	q2.reported, q2.acked = 300, 300
+	for range 2 { // drop (nothing new, nothing wanted), then a retry that finds no entry
+		res := applyLease(&r, q2)
+		if _, ok := r.Leases["a"]; ok || res.kept || r.SpentTotal != 300 {
+			t.Fatalf("drop: %+v", r)
+		}
+	}
+	q3 := q
+	q3.reported, q3.acked, q3.want = 400, 300, 200
+	applyLease(&r, q3)
+	if r.SpentTotal != 400 || r.Leases["a"].Amount != 200 {
+		t.Fatalf("after the drop: %+v", r)
+	}
+}
+
+// Another instance's reported spend reaches this one's pacing through the
+// watch, with no step of its own.
+func TestGlobalSpendReachesIdleInstance(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
+	a := storeManager(t, mem, "a", clk, c)
+	b := storeManager(t, mem, "b", clk, c)
+	ha, hb := a.Handle("c"), b.Handle("c")
+	id, _ := a.Hold(ha, 500_000, clk.Now())
+	a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 400_000, Time: clk.Now()})
+	a.ledger.flush(ctxT(t))
+	steps := b.steps.Load()
+	clk.Add(time.Second)
+	a.syncAll(ctxT(t), clk.Now(), false)
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if b.steps.Load() != steps {
+		t.Fatalf("b stepped")
+	}
+	_, _, day := dayBounds(clk.Now(), time.UTC)
+	if got := hb.spentToday(day); got != 400_000 {
+		t.Fatalf("b sees %d spent today, want 400000", got)
+	}
+	b.paceAll(clk.Now())
+	if st := b.Status()[0]; st.SpentTodayMicros != 400_000 {
+		t.Fatalf("b's status %+v", st)
+	}
+}
+
+// The pacing controller of a campaign with nothing new is stepped every
+// paceIdleEvery, not every second.
+func TestPacingSkipsIdleCampaigns(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
+	m := newMemManager(t, NewMemStore(), "p", clk, c)
+	h := m.Handle("c")
+	steps := 0
+	for range 90 {
+		clk.Add(time.Second)
+		at := h.paceAt
+		m.paceAll(clk.Now())
+		if h.paceAt != at {
+			steps++
+		}
+	}
+	if steps != 3 {
+		t.Fatalf("%d controller steps in 90 idle seconds, want 3", steps)
+	}
+	m.Hold(h, 1000, clk.Now()) // activity: stepped at the next second
+	clk.Add(time.Second)
+	at := h.paceAt
+	m.paceAll(clk.Now())
+	if h.paceAt == at {
+		t.Fatal("an active campaign's controller was not stepped")
+	}
+}
+
+// A restarted instance (same id, a new process) takes its old entries over at
+// its first round: the spend the old process reported stays counted once,
+// and the new process's reports add only what is new.
+func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(10))
+	old := storeManager(t, mem, "a", clk, c)
+	h := old.Handle("c")
+	id, _ := old.Hold(h, 500_000, clk.Now())
+	old.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 500_000, Time: clk.Now()})
+	old.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	old.syncAll(ctxT(t), clk.Now(), false) // reported; then the process dies
+	clk.Add(time.Second)
+	m := storeManager(t, mem, "a", clk, c) // first round at Start
+	r, _ := mem.Get(ctxT(t), "c")
+	if l := r.Leases["a"]; r.SpentTotal != 500_000 || l.Boot != m.boot || l.Reported != 0 {
+		t.Fatalf("after the restart: %+v", r)
+	}
+	h = m.Handle("c")
+	id, _ = m.Hold(h, 200_000, clk.Now())
+	m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "y", ImpID: "1",
+		BidMicros: 200_000, ClearingMicros: 200_000, Time: clk.Now()})
+	m.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 700_000 {
+		t.Fatalf("after the new process reported: %+v", r)
+	}
+}

@@ -1,0 +1,271 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// syncParallel bounds the concurrent compare-and-set steps of one sync round
+// (one per campaign that needs one, ~200-500us each on loopback).
+const syncParallel = 8
+
+// syncAll runs one sync round: the heartbeat (one write, whatever the number
+// of campaigns), the liveness checks, then a lease step for each campaign
+// whose spend, holds, demand or lease asks for one (due). An idle campaign
+// costs a few atomic loads here and no I/O.
+func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
+	var beatErr error
+	if !release {
+		beatErr = m.beat(ctx, now)
+		if beatErr == nil && m.storeReturned() {
+			// A watch that lived through an outage or a reconnect may have
+			// lost its consumer (a restarted server): start it afresh.
+			if err := m.watch(); err != nil {
+				beatErr = err
+			}
+		}
+		m.beatFailed = beatErr != nil
+		if beatErr == nil {
+			m.checkLiveness(ctx, now)
+		}
+	}
+	m.due = m.dueAccounts(now, release, m.due[:0])
+	m.round.run(ctx, m, m.due, now, release)
+	m.setHealth(beatErr, &m.round)
+	clear(m.due)
+}
+
+// storeReturned tells whether the store came back since the last round: the
+// last heartbeat failed, or the NATS connection reconnected (a short outage
+// does not fail a heartbeat: the client buffers it across the reconnect).
+func (m *Manager) storeReturned() bool {
+	back := m.beatFailed
+	if m.nc != nil {
+		if n := m.nc.Stats().Reconnects; n != m.reconnects {
+			m.reconnects, back = n, true
+		}
+	}
+	return back
+}
+
+// dueAccounts appends the accounts that need a step this round.
+func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Account {
+	for _, a := range *m.accts.Load() {
+		if release {
+			if a.leaseHeld || a.lease.Load() != 0 || a.confirmed.Load() != 0 {
+				dst = append(dst, a)
+			}
+			continue
+		}
+		if m.stepDue(a, now) {
+			dst = append(dst, a)
+		}
+	}
+	return dst
+}
+
+// stepDue tells whether a campaign needs a lease step this round: its first
+// one, spend to report, refused demand, headroom below half of what its rate
+// wants (or above twice that), headroom to give back, an entry to drop, a
+// lease that would not stay valid to the next round, or a poke. A campaign
+// whose pool was empty at its last step waits for money to show in the pool
+// (the watch), a new day or a reload.
+func (m *Manager) stepDue(a *Account, now time.Time) bool {
+	ahead := m.headroomWanted(a, now)
+	if !a.inFlight(now.UnixNano()) {
+		ahead = 0
+	}
+	a.ahead = ahead
+	if a.poke.Swap(false) || a.lastSync.IsZero() || a.confirmed.Load() != 0 {
+		return true
+	}
+	lease, commit := a.lease.Load(), a.spent.Load()+a.held.Load()
+	free := lease - commit
+	money := !a.starved || a.poolFree.Load() > 0
+	switch {
+	case a.demand.Load() != a.lastDemand:
+		return money || m.newDay(a, now)
+	case ahead == 0:
+		return (free > 0 && (commit == 0 || free >= max(m.cfg.MinLease, 1))) ||
+			(a.leaseHeld && lease == 0 && commit == 0)
+	case free < ahead/2:
+		return money || m.newDay(a, now)
+	case free > 2*ahead:
+		return true
+	case lease > 0 && !m.leaseValid(a, now.Add(2*m.cfg.SyncPeriod).UnixNano()):
+		return true
+	}
+	return a.starved && m.newDay(a, now)
+}
+
+func (m *Manager) newDay(a *Account, now time.Time) bool {
+	_, _, day := dayBounds(now, a.campaign().loc())
+	return day != a.stepDay
+}
+
+// headroomWanted sizes the lease headroom from the rate of reservations plus
+// refused demand: LeaseAhead of it, clamped to [MinLease, MaxLease]. A campaign
+// with neither for leaseIdle gives its headroom back; a new one starts with
+// MinLease. Owned by the sync goroutine; called once a round.
+func (m *Manager) headroomWanted(a *Account, now time.Time) int64 {
+	res := a.reserved.Load() + a.demand.Load()
+	switch {
+	case a.lastResT.IsZero():
+		a.lastActive = now
+	case res != a.lastRes || a.resRate != 0:
+		if res != a.lastRes {
+			a.lastActive = now
+		}
+		if dt := now.Sub(a.lastResT).Seconds(); dt > 0 {
+			a.resRate += 0.3 * (float64(res-a.lastRes)/dt - a.resRate)
+			if a.resRate < 1 {
+				a.resRate = 0 // under a micro a second: nothing
+			}
+		}
+	}
+	a.lastRes, a.lastResT = res, now
+	if now.Sub(a.lastActive) > m.leaseIdle() {
+		return 0
+	}
+	return min(max(int64(a.resRate*m.cfg.LeaseAhead.Seconds()), m.cfg.MinLease), m.cfg.MaxLease)
+}
+
+func (m *Manager) leaseIdle() time.Duration { return 3 * m.cfg.LeaseAhead }
+
+// stepResults gathers the outcome of a round's steps.
+type stepResults struct {
+	failed  atomic.Int64
+	lastErr atomic.Pointer[error]
+}
+
+// run steps every account in accts, syncParallel at a time.
+func (r *stepResults) run(ctx context.Context, m *Manager, accts []*Account, now time.Time, release bool) {
+	r.failed.Store(0)
+	r.lastErr.Store(nil)
+	step := func(a *Account) {
+		if err := m.syncAccount(ctx, a, now, release); err != nil {
+			r.failed.Add(1)
+			r.lastErr.Store(&err)
+		}
+	}
+	if len(accts) == 1 {
+		step(accts[0])
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(syncParallel, len(accts)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(len(accts)); i = next.Add(1) - 1 {
+				step(accts[i])
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// setHealth derives Ready from the round: the heartbeat and the steps.
+func (m *Manager) setHealth(beatErr error, r *stepResults) {
+	err := beatErr
+	if p := r.lastErr.Load(); err == nil && p != nil {
+		err = *p
+	}
+	switch {
+	case err != nil && errors.Is(err, ErrStoreDown):
+		m.storeOK.Store(false)
+		m.setReason("budget store unreachable: " + err.Error())
+	case err != nil:
+		m.log.Warn("lease sync failed", "campaigns", r.failed.Load(), "err", err)
+		m.storeOK.Store(true)
+	default:
+		m.storeOK.Store(true)
+	}
+	conn := m.storeOK.Load() && (m.nc == nil || m.nc.IsConnected())
+	if !conn && m.nc != nil && !m.nc.IsConnected() {
+		m.setReason("nats disconnected")
+	}
+	m.connected.Store(conn)
+}
+
+// syncAccount runs one lease step on the campaign's record: report the spend
+// the ledger acknowledged, reclaim lapsed foreign leases, and size this
+// instance's lease to its unreported spend, open holds and headroom.
+func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, release bool) error {
+	c := a.campaign()
+	_, _, day := dayBounds(now, c.loc())
+	demand := a.demand.Load()
+	a.mu.Lock()
+	report := a.confirmed.Load()
+	commit := a.spent.Load() - report + a.held.Load()
+	want := commit + a.ahead
+	if release || !a.inFlight(now.UnixNano()) {
+		// Out of flight, removed, or closing (holds are drained before this):
+		// keep only what is committed; what remains is spend the ledger has
+		// not acknowledged, and its lease expires like a crashed one's.
+		want = commit
+	}
+	if want+report < a.lease.Load() {
+		a.lease.Store(want + report) // shrink now so holds placed during the I/O fit in what we ask for
+	}
+	a.mu.Unlock()
+
+	q := leaseReq{
+		instance: m.cfg.InstanceID, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
+		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, want: want, ttl: m.cfg.LeaseTTL,
+		reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld, lapsed: m.lapsedNow(),
+	}
+	epoch := m.live.epoch.Load()
+	var lr leaseRes
+	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+	rec, err := m.store.Update(cctx, a.id, func(r *Record) { lr = applyLease(r, q) })
+	cancel()
+	if err != nil {
+		return err
+	}
+	m.steps.Add(1)
+	m.applyStep(a, q, lr, report, epoch)
+	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
+	a.starved = lr.amount < want && lr.poolFree == 0
+	m.setGlobal(a, &rec, now)
+	m.noteSuspects(a, lr.suspects)
+	return nil
+}
+
+// applyStep installs a step's outcome in the account.
+func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, epoch uint64) {
+	a.mu.Lock()
+	a.spent.Add(-report)
+	a.confirmed.Add(-report)
+	a.lease.Store(lr.amount)
+	if q.release {
+		a.validUntil.Store(0)
+	} else {
+		a.validUntil.Store(lr.expires - int64(m.cfg.HoldTTL) - int64(m.cfg.SyncPeriod))
+		a.epoch.Store(epoch)
+	}
+	a.mu.Unlock()
+	a.reportedCum += report
+	a.leaseHeld = lr.kept
+	if q.release && lr.amount > 0 {
+		m.log.Warn("closing with unacknowledged spend; its lease is kept until it expires",
+			"campaign", a.id, "micros", lr.amount)
+	}
+	if lr.amount < q.want {
+		a.denials.Add(1)
+	} else {
+		a.grants.Add(1)
+	}
+	if lr.lost {
+		a.lostLeases.Add(1)
+		m.log.Warn("lease had been reclaimed while this instance was cut off; its spend was reported late",
+			"campaign", a.id, "reported_micros", report)
+	}
+	if lr.reclaimed > 0 {
+		m.log.Info("reclaimed lapsed leases", "campaign", a.id, "count", lr.reclaimed)
+	}
+}
