@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 // Store holds the current Snapshot of a campaign directory and replaces it
@@ -21,6 +23,8 @@ type Store struct {
 	mu      sync.Mutex // serialises Reload; never held by readers
 	sig     dirSig     // directory signature of the last load
 	pending dirSig     // Watch: a changed signature waiting to hold still for one tick
+
+	ticks, checks atomic.Uint64 // Watch: ticks, and directory summaries taken
 }
 
 // NewStore loads dir and returns a Store publishing it. A directory with a
@@ -58,28 +62,70 @@ func (st *Store) Reload() error {
 	return nil
 }
 
-// Watch polls the directory every interval and reloads when a campaign
-// file's name, size or modification time changed and then stayed the same
-// for one more interval (so a file caught half-written is not loaded).
-// Reload errors go to onErr (may be nil); the running snapshot stays, and the
-// same broken directory is not reported again until it changes. It returns
-// when ctx is done.
+// Watch reloads when a campaign file's name, size or modification time
+// changed and then stayed the same for one more interval (so a file caught
+// half-written is not loaded). The directory is watched with inotify
+// (fsnotify): it is summarised only on the ticks after an event touched it,
+// plus once every fullCheckEvery ticks in case an event was lost (network
+// filesystems, a watched directory replaced); where inotify is unavailable it
+// is summarised every interval. A summary stats every file, so at 10,000
+// campaigns polling alone cost ~2% of a core. Reload errors go to onErr (may
+// be nil); the running snapshot stays, and the same broken directory is not
+// reported again until it changes. It returns when ctx is done.
 func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	if w, err := fsnotify.NewWatcher(); err == nil {
+		defer w.Close()
+		if w.Add(st.dir) == nil {
+			events, errs = w.Events, w.Errors
+		}
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	dirty, ticks := 2, 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case _, ok := <-events:
+			if !ok {
+				events = nil // the watcher died: poll every tick
+			}
+			dirty = 2
+			continue
+		case _, ok := <-errs:
+			if !ok {
+				errs = nil
+			}
+			dirty = 2 // an overflow: events were lost
+			continue
 		case <-t.C:
 		}
+		ticks++
+		st.ticks.Add(1)
+		if events != nil && dirty == 0 && ticks%fullCheckEvery != 0 && st.settled() {
+			continue
+		}
+		dirty = max(dirty-1, 0)
 		if err := st.reloadIfChanged(); err != nil && onErr != nil {
 			onErr(err)
 		}
 	}
 }
 
+// fullCheckEvery is how many ticks pass between summaries with no event.
+const fullCheckEvery = 30
+
+// settled tells that no change is waiting to hold still.
+func (st *Store) settled() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.pending == st.sig
+}
+
 func (st *Store) reloadIfChanged() error {
+	st.checks.Add(1)
 	sig, err := dirSignature(st.dir)
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 )
 
 func writeConfig(t *testing.T, dir string, c Config) {
@@ -156,4 +158,32 @@ func TestStoreWatchWaitsForQuietDirectory(t *testing.T) {
 	if err := st.reloadIfChanged(); err != nil || st.Current().Campaign("b") == nil {
 		t.Fatalf("quiet directory not loaded: %v", err)
 	}
+}
+
+// With inotify, an unchanged directory is not summarised on every tick (a
+// summary stats every campaign file): only after an event, and on one tick
+// in fullCheckEvery. A change is still picked up.
+func TestStoreWatchIdleCostsNoSummaries(t *testing.T) {
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		t.Skipf("no inotify here (%v): Watch polls every tick", err)
+	} else {
+		w.Close()
+	}
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("a"))
+	st, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); st.Watch(ctx, time.Millisecond, nil) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "300 ticks", func() bool { return st.ticks.Load() >= 300 })
+	ticks, checks := st.ticks.Load(), st.checks.Load()
+	if max := 3 + ticks/fullCheckEvery + 1; checks > max {
+		t.Fatalf("%d summaries in %d idle ticks, want at most %d", checks, ticks, max)
+	}
+	writeConfig(t, dir, baseConfig("b"))
+	waitFor(t, "the watcher to load b", func() bool { return st.Current().Campaign("b") != nil })
 }
