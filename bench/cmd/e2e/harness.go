@@ -46,6 +46,10 @@ func (h *harness) logf(format string, args ...any) {
 // "budget" no-bids; 2s keeps them within it, as bench.NewFixture does.
 const holdTTL = "2s"
 
+// stepTimeout bounds each open-loop request from its due time: later, it
+// counts as an error (at that latency) and its connection is closed.
+const stepTimeout = time.Second
+
 func (h *harness) run(ctx context.Context, placementWords string) (*result, error) {
 	o := h.o
 	start := time.Now()
@@ -328,7 +332,7 @@ func (h *harness) step(ctx context.Context, addr, metrics string, f, sat float64
 		return st, fmt.Errorf("open loop at %.0f%% of %.0f req/s: rate under 1/s", 100*f, sat)
 	}
 	do := httpRequester(addr, h.body, h.o.olConns)
-	cfg := openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Timeout: time.Second}
+	cfg := openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Timeout: stepTimeout}
 	if h.o.stepWarmup > 0 && rate*h.o.stepWarmup.Seconds() >= 1 {
 		if _, err := runOpenLoop(cfg, do); err != nil {
 			return st, err
@@ -455,6 +459,9 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 // machineInfo describes the machine for the record.
 func machineInfo() machine {
 	m := machine{CPUs: runtime.NumCPU(), Go: runtime.Version()}
+	if n, err := strconv.Atoi(os.Getenv(cpusEnv)); err == nil && n > 0 {
+		m.CPUs = n
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for line := range strings.SplitSeq(string(b), "\n") {
 			if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -469,6 +476,7 @@ func machineInfo() machine {
 	if out, err := exec.Command("wrk", "-v").CombinedOutput(); len(out) > 0 {
 		_ = err // wrk -v exits 1 after printing its version
 		m.Wrk, _, _ = strings.Cut(string(out), "\n")
+		m.Wrk, _, _ = strings.Cut(m.Wrk, " Copyright")
 		m.Wrk = strings.TrimSpace(m.Wrk)
 	}
 	return m

@@ -175,7 +175,12 @@ func parseFloats(s string) ([]float64, error) {
 	return out, nil
 }
 
-const pinnedEnv = "E2E_PINNED"
+// The pinned re-run learns from its parent why it is pinned and how many
+// CPUs the run had (it sees only the load CPU itself).
+const (
+	pinnedEnv = "E2E_PINNED"
+	cpusEnv   = "E2E_CPUS"
+)
 
 func mainErr(args []string, stdout io.Writer) error {
 	o, err := parseFlags(args)
@@ -209,7 +214,7 @@ func mainErr(args []string, stdout io.Writer) error {
 			return err
 		}
 		cmd := exec.Command("taskset", append([]string{"-c", o.loadCPU, self}, args...)...)
-		cmd.Env = append(os.Environ(), pinnedEnv+"="+why)
+		cmd.Env = append(os.Environ(), pinnedEnv+"="+why, cpusEnv+"="+strconv.Itoa(runtime.NumCPU()))
 		cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, stdout, os.Stderr
 		return cmd.Run()
 	}
