@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"syscall"
@@ -33,16 +34,17 @@ type requestFunc func(deadline time.Time) (status int, err error)
 
 // openLoopResult is one step's client-side view.
 type openLoopResult struct {
-	Rate      float64 `json:"offered_req_per_s"`
-	Seconds   float64 `json:"seconds"`
-	Scheduled int64   `json:"scheduled"`
-	Answered  int64   `json:"answered"`
-	Achieved  float64 `json:"achieved_req_per_s"` // answered / measured window
-	OK        int64   `json:"status_200"`
-	NoBid     int64   `json:"status_204"`
-	Other     int64   `json:"status_other"`
-	Errors    int64   `json:"errors"` // timeouts and connection errors (latency = timeout)
-	Conns     int     `json:"connections"`
+	Rate       float64          `json:"offered_req_per_s"`
+	Seconds    float64          `json:"seconds"`
+	Scheduled  int64            `json:"scheduled"`
+	Answered   int64            `json:"answered"`
+	Achieved   float64          `json:"achieved_req_per_s"` // answered / measured window
+	OK         int64            `json:"status_200"`
+	NoBid      int64            `json:"status_204"`
+	Other      int64            `json:"status_other"`
+	Errors     int64            `json:"errors"` // timeouts and connection errors (latency = timeout)
+	ErrorKinds map[string]int64 `json:"error_kinds,omitempty"`
+	Conns      int              `json:"connections"`
 	// Over10ms counts requests answered more than 10 ms after they were
 	// due; SvcOver10ms those more than 10 ms after they were sent.
 	Over10ms    int64 `json:"over_10ms"`
@@ -94,6 +96,7 @@ type recorder struct {
 	lat, svc, delay          *hdrhistogram.Histogram
 	ok, noBid, other, errors int64
 	over, svcOver            int64 // latency above slowLimit from due, from send
+	errKinds                 map[string]int64
 }
 
 // slowLimit is the latency the issue allows no request to exceed.
@@ -119,6 +122,10 @@ func (r *recorder) record(due, sent, done time.Time, status int, err error) {
 	switch {
 	case err != nil:
 		r.errors++
+		if r.errKinds == nil {
+			r.errKinds = map[string]int64{}
+		}
+		r.errKinds[errKind(err)]++
 	case status == 200:
 		r.ok++
 	case status == 204:
@@ -134,6 +141,38 @@ func (r *recorder) merge(o *recorder) {
 	r.delay.Merge(o.delay)
 	r.ok, r.noBid, r.other, r.errors = r.ok+o.ok, r.noBid+o.noBid, r.other+o.other, r.errors+o.errors
 	r.over, r.svcOver = r.over+o.over, r.svcOver+o.svcOver
+	for k, v := range o.errKinds {
+		if r.errKinds == nil {
+			r.errKinds = map[string]int64{}
+		}
+		r.errKinds[k] += v
+	}
+}
+
+// errKind names an error by kind for the counts (timeouts, no free
+// connection, refused, reset...), without addresses or numbers.
+func errKind(err error) string {
+	switch {
+	case errors.Is(err, fasthttp.ErrTimeout):
+		return "timeout"
+	case errors.Is(err, fasthttp.ErrNoFreeConns):
+		return "no free connection"
+	case errors.Is(err, fasthttp.ErrConnectionClosed):
+		return "connection closed"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "connection refused"
+	case errors.Is(err, syscall.ECONNRESET):
+		return "connection reset"
+	}
+	var dial *fasthttp.ErrDialWithUpstream
+	if errors.As(err, &dial) {
+		return "dial: " + errKind(dial.Unwrap())
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return "timeout"
+	}
+	return fmt.Sprintf("%T", err)
 }
 
 var errOpenLoopConfig = errors.New("open loop: rate, duration, connections and timeout must be positive")
@@ -166,6 +205,18 @@ func runOpenLoop(cfg openLoopConfig, do requestFunc) (openLoopResult, error) {
 			}
 		}(recs[w])
 	}
+	// The dispatcher keeps an OS thread and a P of its own (GOMAXPROCS at
+	// least 2, also on one CPU): it sleeps in nanosleep, precise to tens of
+	// microseconds, while the workers and the network poller run on the
+	// other P. (With one P, a dispatcher asleep in a system call holds it,
+	// and answers wait for the runtime's sysmon to poll the network: up to
+	// 10 ms.)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if prev := runtime.GOMAXPROCS(0); prev < 2 {
+		runtime.GOMAXPROCS(2)
+		defer runtime.GOMAXPROCS(prev)
+	}
 	lag := newHist()
 	start := time.Now().Add(time.Millisecond)
 	for i := range n {
@@ -173,7 +224,6 @@ func runOpenLoop(cfg openLoopConfig, do requestFunc) (openLoopResult, error) {
 		sleepUntil(due)
 		_ = lag.RecordValue(max(time.Since(due).Microseconds(), 1))
 		jobs <- job{due: due}
-		runtime.Gosched() // let a worker send it now, before the dispatcher sleeps holding the P
 	}
 	close(jobs)
 	wg.Wait()
@@ -183,7 +233,7 @@ func runOpenLoop(cfg openLoopConfig, do requestFunc) (openLoopResult, error) {
 		all.merge(r)
 	}
 	res := openLoopResult{Rate: cfg.Rate, Seconds: cfg.Duration.Seconds(), Scheduled: n, Conns: cfg.Conns,
-		OK: all.ok, NoBid: all.noBid, Other: all.other, Errors: all.errors, Over10ms: all.over, SvcOver10ms: all.svcOver,
+		OK: all.ok, NoBid: all.noBid, Other: all.other, Errors: all.errors, Over10ms: all.over, SvcOver10ms: all.svcOver, ErrorKinds: all.errKinds,
 		Latency: summary(all.lat), Service: summary(all.svc), SendDelay: summary(all.delay), Lag: summary(lag)}
 	res.Answered = res.OK + res.NoBid + res.Other
 	res.Achieved = float64(res.Answered) / max(elapsed.Seconds(), cfg.Duration.Seconds())
@@ -215,8 +265,8 @@ func httpRequester(addr string, body []byte, conns int) requestFunc {
 // sleepUntil waits for t. The runtime's timers wake up to a millisecond late
 // when the process is idle (the network poller sleeps in whole
 // milliseconds), which at a few thousand requests a second would send most
-// requests late; a nanosleep system call wakes within tens of microseconds,
-// and the runtime hands the (single) P to the workers meanwhile.
+// requests late; a nanosleep system call wakes within tens of microseconds.
+// runOpenLoop gives the dispatcher its own thread and P for it.
 func sleepUntil(t time.Time) {
 	for {
 		d := time.Until(t)

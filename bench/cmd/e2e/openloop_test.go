@@ -2,9 +2,14 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // Due times come from the request's index, so a late send never shifts the
@@ -93,6 +98,23 @@ func TestOpenLoopConfig(t *testing.T) {
 	} {
 		if _, err := runOpenLoop(c, do); err == nil {
 			t.Errorf("%+v accepted", c)
+		}
+	}
+}
+
+func TestErrKind(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{fasthttp.ErrTimeout, "timeout"},
+		{fmt.Errorf("do: %w", fasthttp.ErrNoFreeConns), "no free connection"},
+		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "connection refused"},
+		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, "connection reset"},
+		{errors.New("other"), "*errors.errorString"},
+	} {
+		if got := errKind(c.err); got != c.want {
+			t.Errorf("%v: %q, want %q", c.err, got, c.want)
 		}
 	}
 }

@@ -35,11 +35,19 @@ func sampleResult() *result {
 				Ladder: []ladderStep{step(0.1, 4200, srvLat(300, 500, 0)), step(0.5, 21000, srvLat(750, 1000, 0)), step(0.9, 37800, srvLat(1000, 2000, 3))}},
 			{Name: "bidder", Campaigns: 10000, RSSMiB: 240, Closed: closedLoop{Wrk: wrkResult{ReqPerSec: 20000}, Ratio: 20000.0 / 78000,
 				Requests: 200000, Bids: 150000, BidShare: 0.75},
-				Ladder: []ladderStep{step(0.5, 10000, srvLat(1000, 2000, 2))}},
+				Ladder: []ladderStep{withErrors(step(0.5, 10000, srvLat(1000, 2000, 2)), map[string]int64{"timeout": 5, "connection reset": 2})}},
 			{Name: "baseline", Campaigns: 1000, Closed: closedLoop{Wrk: wrkResult{ReqPerSec: 6000}, Ratio: 6000.0 / 78000, Requests: 60000, Bids: 60000, BidShare: 1}},
 		},
 		Idle: &idleRun{Campaigns: 10000, Settle: 15, Window: 30, CPUSeconds: 0.3, CPUPercent: 1, RSSMiB: 200, PeakMiB: 210},
 	}
+}
+
+func withErrors(st ladderStep, kinds map[string]int64) ladderStep {
+	st.Client.ErrorKinds = kinds
+	for _, v := range kinds {
+		st.Client.Errors += v
+	}
+	return st
 }
 
 func TestEvaluate(t *testing.T) {
@@ -93,6 +101,7 @@ func TestMarkdown(t *testing.T) {
 		"**Idle** at 10,000 campaigns: 1.00% of a core",
 		"| saturation, 10000 campaigns, bundled models | >= 0.4x the trivial server, >= 90% bidding | 0.26x (20000 req/s), 75.0% bidding | MISS |",
 		"No-bids of the bidder at 1,000 campaigns in the measured window: deadline 1000.",
+		"Errors at 10,000 campaigns, 50%: connection reset 2, timeout 5.",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("markdown lacks %q:\n%s", want, md)
