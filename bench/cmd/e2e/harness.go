@@ -127,8 +127,13 @@ func (h *harness) measure(ctx context.Context, res *result) error {
 	}
 	res.Trivial = append(res.Trivial, last)
 	mean := (first.Wrk.ReqPerSec + last.Wrk.ReqPerSec) / 2
+	perCPU := (first.PerCPUSecond + last.PerCPUSecond) / 2
 	for i := range res.Servers {
-		res.Servers[i].Closed.Ratio = res.Servers[i].Closed.Wrk.ReqPerSec / mean
+		c := &res.Servers[i].Closed
+		c.Ratio = c.Wrk.ReqPerSec / mean
+		if perCPU > 0 {
+			c.CPURatio = c.PerCPUSecond / perCPU
+		}
 	}
 	return nil
 }
@@ -157,14 +162,38 @@ func (h *harness) wrk(addr string, d time.Duration) wrkRun {
 		Threads: h.o.wrkThreads, Duration: d, CPU: h.o.loadCPU}
 }
 
-// closed is a warm-up wrk run, then the measured one.
-func (h *harness) closed(ctx context.Context, addr string) (wrkResult, error) {
-	if h.o.warmup >= time.Second {
-		if _, err := h.wrk(addr, h.o.warmup).run(ctx); err != nil {
-			return wrkResult{}, err
-		}
+// warm is the unmeasured wrk run before a measured one.
+func (h *harness) warm(ctx context.Context, addr string) error {
+	if h.o.warmup < time.Second {
+		return nil
 	}
-	return h.wrk(addr, h.o.duration).run(ctx)
+	_, err := h.wrk(addr, h.o.warmup).run(ctx)
+	return err
+}
+
+// measured is the measured wrk run, with the CPU time the server (pid) got
+// meanwhile: on a shared machine it shows how much of its core it had.
+func (h *harness) measured(ctx context.Context, addr string, pid int) (closedLoop, error) {
+	c0, err := procCPU(pid)
+	if err != nil {
+		return closedLoop{}, err
+	}
+	w, err := h.wrk(addr, h.o.duration).run(ctx)
+	if err != nil {
+		return closedLoop{}, err
+	}
+	c1, err := procCPU(pid)
+	if err != nil {
+		return closedLoop{}, err
+	}
+	c := closedLoop{Wrk: w}
+	if w.Seconds > 0 {
+		c.ServerCPU = (c1 - c0).Seconds() / w.Seconds
+	}
+	if c.ServerCPU > 0 {
+		c.PerCPUSecond = w.ReqPerSec / c.ServerCPU
+	}
+	return c, nil
 }
 
 func (h *harness) self() (string, error) { return os.Executable() }
@@ -186,12 +215,17 @@ func (h *harness) trivialRun(ctx context.Context, which string) (closedLoop, err
 	if _, err := p.waitReady("http://"+addr+"/", 30*time.Second); err != nil {
 		return closedLoop{}, err
 	}
-	w, err := h.closed(ctx, addr)
+	if err := h.warm(ctx, addr); err != nil {
+		return closedLoop{}, err
+	}
+	c, err := h.measured(ctx, addr, p.pid())
 	if err != nil {
 		return closedLoop{}, err
 	}
-	h.logf("trivial fasthttp 204 (%s): %.0f req/s, p50 %s p99 %s", which, w.ReqPerSec, us(w.P50), us(w.P99))
-	return closedLoop{Wrk: w, Requests: float64(w.Requests), Ratio: 1}, nil
+	w := c.Wrk
+	c.Requests, c.Ratio = float64(w.Requests), 1
+	h.logf("trivial fasthttp 204 (%s): %.0f req/s, p50 %s p99 %s, %.2f cores (%.0f req per CPU-second)", which, w.ReqPerSec, us(w.P50), us(w.P99), c.ServerCPU, c.PerCPUSecond)
+	return c, nil
 }
 
 // bidderConfig writes the bidder's config for n campaigns.
@@ -252,7 +286,7 @@ func (h *harness) bidderRun(ctx context.Context, n int, idle bool) (serverRun, *
 			return fail(err)
 		}
 	}
-	if err := h.bidderClosed(ctx, &run, addr, metrics); err != nil {
+	if err := h.bidderClosed(ctx, &run, addr, metrics, p.pid()); err != nil {
 		return run, ir, err
 	}
 	if slices.Contains(h.o.ladderCampaigns, n) {
@@ -269,17 +303,15 @@ func (h *harness) bidderRun(ctx context.Context, n int, idle bool) (serverRun, *
 }
 
 // bidderClosed is the closed loop against the bidder, with its own counts.
-func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metrics string) error {
-	if h.o.warmup >= time.Second {
-		if _, err := h.wrk(addr, h.o.warmup).run(ctx); err != nil {
-			return err
-		}
+func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metrics string, pid int) error {
+	if err := h.warm(ctx, addr); err != nil {
+		return err
 	}
 	before, err := scrape(ctx, metrics, bidderSeries...)
 	if err != nil {
 		return err
 	}
-	w, err := h.wrk(addr, h.o.duration).run(ctx)
+	c, err := h.measured(ctx, addr, pid)
 	if err != nil {
 		return err
 	}
@@ -287,7 +319,8 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	if err != nil {
 		return err
 	}
-	c := closedLoop{Wrk: w, Ratio: w.ReqPerSec / h.trivial}
+	w := c.Wrk
+	c.Ratio = w.ReqPerSec / h.trivial
 	d := after.sub(before)
 	c.Requests, c.Bids, c.BidShare = bidCounts(d)
 	c.NoBids = d.byLabel("bidder_nobids_total", "reason")
@@ -301,8 +334,8 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	if c.Server != nil {
 		srv = c.Server.P99.String()
 	}
-	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s; no-bids %v",
-		run.Campaigns, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.NoBids)
+	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s, %.2f cores; no-bids %v",
+		run.Campaigns, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.ServerCPU, c.NoBids)
 	return nil
 }
 
@@ -431,16 +464,14 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 		return fail(err)
 	}
 	run.ReadyIn = ready.Seconds()
-	if h.o.warmup >= time.Second {
-		if _, err := h.wrk(addr, h.o.warmup).run(ctx); err != nil {
-			return fail(err)
-		}
+	if err := h.warm(ctx, addr); err != nil {
+		return fail(err)
 	}
 	c0, err := baselineCounts(ctx, addr)
 	if err != nil {
 		return fail(err)
 	}
-	w, err := h.wrk(addr, h.o.duration).run(ctx)
+	c, err := h.measured(ctx, addr, p.pid())
 	if err != nil {
 		return fail(err)
 	}
@@ -448,7 +479,8 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 	if err != nil {
 		return fail(err)
 	}
-	c := closedLoop{Wrk: w, Ratio: w.ReqPerSec / h.trivial}
+	w := c.Wrk
+	c.Ratio = w.ReqPerSec / h.trivial
 	c.Bids = float64(c1.OK - c0.OK)
 	c.Requests = c.Bids + float64(c1.NoBid-c0.NoBid+c1.Other-c0.Other)
 	if c.Requests > 0 {
@@ -456,8 +488,8 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 	}
 	run.Closed = c
 	run.RSSMiB, run.PeakMiB, _ = procMem(p.pid())
-	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s",
-		n, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99))
+	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, %.2f cores",
+		n, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), c.ServerCPU)
 	return run, nil
 }
 

@@ -61,6 +61,14 @@ type settings struct {
 type closedLoop struct {
 	Wrk   wrkResult `json:"wrk"`
 	Ratio float64   `json:"ratio_to_trivial,omitempty"`
+	// ServerCPU is the CPU time the server got over the measured window,
+	// in cores (1 for a saturated server alone on its CPU; less when other
+	// work on the machine took its CPU). PerCPUSecond is requests per
+	// second of that CPU time, and CPURatio its ratio to the trivial
+	// server's: the comparison the machine's other load disturbs least.
+	ServerCPU    float64 `json:"server_cpu_cores"`
+	PerCPUSecond float64 `json:"req_per_cpu_s"`
+	CPURatio     float64 `json:"per_cpu_ratio_to_trivial,omitempty"`
 	// Requests and Bids are the server's own counts over the measured
 	// window (the bidder's /metrics, the baseline's counting wrapper).
 	Requests float64            `json:"server_requests"`

@@ -39,7 +39,7 @@ func barsPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 	p.axes(b, "Closed loop (wrk): saturation / trivial fasthttp 204")
 	top := 1.0
 	for _, s := range res.Servers {
-		top = max(top, s.Closed.Ratio)
+		top = max(top, s.Closed.Ratio, s.Closed.CPURatio)
 	}
 	top *= 1.1
 	y := func(v float64) float64 { return y0 + ph - ph*v/top }
@@ -67,15 +67,19 @@ func barsPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 		}
 		r := s.Closed.Ratio
 		fmt.Fprintf(b, `<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>`+"\n", bx, y(r), bw, y0+ph-y(r), color)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.2fx</text>`+"\n", bx+bw/2, y(r)-16, r)
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s/s</text>`+"\n", bx+bw/2, y(r)-4, thousands(s.Closed.Wrk.ReqPerSec))
+		if cr := s.Closed.CPURatio; cr > 0 {
+			fmt.Fprintf(b, `<path d="M%.1f %.1f h%.1f" stroke="black" stroke-width="2"/>`+"\n", bx-4, y(cr), bw+8)
+		}
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.2fx</text>`+"\n", bx+bw/2, min(y(r), y(s.Closed.CPURatio))-16, r)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s/s</text>`+"\n", bx+bw/2, min(y(r), y(s.Closed.CPURatio))-4, thousands(s.Closed.Wrk.ReqPerSec))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", bx+bw/2, y0+ph+14, s.Name)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s camp.</text>`+"\n", bx+bw/2, y0+ph+27, thousands(float64(s.Campaigns)))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%.0f%% bid</text>`+"\n", bx+bw/2, y0+ph+40, 100*s.Closed.BidShare)
 	}
 	if len(res.Trivial) > 0 {
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#444">trivial: %s and %s req/s (first, last)</text>`+"\n", x0, y0+ph+58,
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#444">bars: req/s over the trivial server's (%s and %s req/s, first and last run);</text>`+"\n", x0, y0+ph+58,
 			thousands(res.Trivial[0].Wrk.ReqPerSec), thousands(res.Trivial[len(res.Trivial)-1].Wrk.ReqPerSec))
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#444">black ticks: the same per second of CPU the server got (less disturbed by other load)</text>`+"\n", x0, y0+ph+72)
 	}
 }
 
@@ -112,9 +116,10 @@ func latencyPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">no open-loop steps in this run</text>`+"\n", x0+20, y0+ph/2)
 		return
 	}
-	dlo, dhi := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
-	if dhi <= dlo {
-		dhi = dlo + 1
+	// At least from 100 us, so the targets (1 and 3 ms) are on the plot.
+	dlo, dhi := min(math.Floor(math.Log10(lo)), 2), math.Ceil(math.Log10(hi))
+	if dhi <= dlo+1 {
+		dhi = dlo + 2
 	}
 	top := math.Max(1, maxFrac)
 	xs := func(f float64) float64 { return x0 + pw*f/top }
