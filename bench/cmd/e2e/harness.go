@@ -174,21 +174,24 @@ func (h *harness) warm(ctx context.Context, addr string) error {
 // measured is the measured wrk run, with the CPU time the server (pid) got
 // meanwhile: on a shared machine it shows how much of its core it had.
 func (h *harness) measured(ctx context.Context, addr string, pid int) (closedLoop, error) {
-	c0, err := procCPU(pid)
-	if err != nil {
+	c0, err1 := procCPU(pid)
+	q0, err2 := procRunWait(pid)
+	if err := errors.Join(err1, err2); err != nil {
 		return closedLoop{}, err
 	}
 	w, err := h.wrk(addr, h.o.duration).run(ctx)
 	if err != nil {
 		return closedLoop{}, err
 	}
-	c1, err := procCPU(pid)
-	if err != nil {
+	c1, err1 := procCPU(pid)
+	q1, err2 := procRunWait(pid)
+	if err := errors.Join(err1, err2); err != nil {
 		return closedLoop{}, err
 	}
 	c := closedLoop{Wrk: w}
 	if w.Seconds > 0 {
 		c.ServerCPU = (c1 - c0).Seconds() / w.Seconds
+		c.RunWait = max(q1-q0, 0).Seconds() / w.Seconds
 	}
 	if c.ServerCPU > 0 {
 		c.PerCPUSecond = w.ReqPerSec / c.ServerCPU
@@ -224,7 +227,8 @@ func (h *harness) trivialRun(ctx context.Context, which string) (closedLoop, err
 	}
 	w := c.Wrk
 	c.Requests, c.Ratio = float64(w.Requests), 1
-	h.logf("trivial fasthttp 204 (%s): %.0f req/s, p50 %s p99 %s, %.2f cores (%.0f req per CPU-second)", which, w.ReqPerSec, us(w.P50), us(w.P99), c.ServerCPU, c.PerCPUSecond)
+	h.logf("trivial fasthttp 204 (%s): %.0f req/s, p50 %s p99 %s, %.2f cores, %.2f waiting for a CPU (%.0f req per CPU-second)",
+		which, w.ReqPerSec, us(w.P50), us(w.P99), c.ServerCPU, c.RunWait, c.PerCPUSecond)
 	return c, nil
 }
 
@@ -334,8 +338,8 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	if c.Server != nil {
 		srv = c.Server.P99.String()
 	}
-	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s, %.2f cores; no-bids %v",
-		run.Campaigns, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.ServerCPU, c.NoBids)
+	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s, %.2f cores, %.2f waiting for a CPU; no-bids %v",
+		run.Campaigns, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.ServerCPU, c.RunWait, c.NoBids)
 	return nil
 }
 
@@ -488,8 +492,8 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 	}
 	run.Closed = c
 	run.RSSMiB, run.PeakMiB, _ = procMem(p.pid())
-	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, %.2f cores",
-		n, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), c.ServerCPU)
+	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, %.2f cores, %.2f waiting for a CPU",
+		n, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), c.ServerCPU, c.RunWait)
 	return run, nil
 }
 

@@ -210,3 +210,41 @@ func parseStatusMem(s string) (rss, hwm float64, err error) {
 	}
 	return rss, hwm, nil
 }
+
+// procRunWait is the time a process's threads spent runnable but waiting
+// for a CPU so far: the second field of /proc/PID/task/TID/schedstat,
+// summed over the threads alive now (a thread that exited takes its share
+// with it).
+func procRunWait(pid int) (time.Duration, error) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	var total time.Duration
+	for _, e := range ents {
+		b, err := os.ReadFile(dir + "/" + e.Name() + "/schedstat")
+		if err != nil {
+			continue // the thread exited
+		}
+		w, err := parseSchedstatWait(string(b))
+		if err != nil {
+			return 0, err
+		}
+		total += w
+	}
+	return total, nil
+}
+
+// parseSchedstatWait reads "run_ns wait_ns timeslices".
+func parseSchedstatWait(s string) (time.Duration, error) {
+	f := strings.Fields(s)
+	if len(f) < 2 {
+		return 0, errors.New("schedstat not understood")
+	}
+	v, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("schedstat: %w", err)
+	}
+	return time.Duration(v), nil
+}

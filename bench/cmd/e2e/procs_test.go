@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -48,5 +49,25 @@ func TestCommandRecorded(t *testing.T) {
 	}
 	if want := "make bench-e2e (bin/e2e -duration 3s -baseline-campaigns=)"; o.command != want {
 		t.Errorf("command %q, want %q", o.command, want)
+	}
+}
+
+func TestParseSchedstatWait(t *testing.T) {
+	got, err := parseSchedstatWait("3003061192 6195906999 3562\n")
+	if err != nil || got != 6195906999*time.Nanosecond {
+		t.Errorf("%v %v", got, err)
+	}
+	if _, err := parseSchedstatWait("12"); err == nil {
+		t.Error("one field accepted")
+	}
+}
+
+// The harness's own process has a schedstat per thread to sum.
+func TestProcRunWait(t *testing.T) {
+	if _, err := os.Stat("/proc/self/task"); err != nil {
+		t.Skip("no /proc")
+	}
+	if _, err := procRunWait(os.Getpid()); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -115,24 +115,26 @@ func markdown(res *result) string {
 		s.Request, s.RequestBytes, s.Campaigns, s.WrkThreads, s.WrkConns, s.Warmup, s.Duration, s.OLConns, s.StepWarmup, s.Duration, s.BidderConfig)
 
 	b.WriteString("**Closed-loop saturation** (bid %: share of the measured requests answered 200, by the server's own count; " +
-		"cores: the CPU time the server got over the window, from /proc (under 1: other work on the machine took part of its CPU); " +
+		"cores: the CPU time the server got over the window, and wait: the time its threads were runnable but waited for a CPU, " +
+		"both from /proc, in cores (cores under 1 with a large wait: other work took its CPU; with a small wait: it was not CPU-bound, " +
+		"it waited on something else or the load generator was the limit); " +
 		"per CPU-s: requests per second of that CPU time, and its ratio to the trivial server's; " +
 		"bidder p99: the histogram bucket holding it)\n\n")
-	b.WriteString("| server | campaigns | req/s | x trivial | bid % | cores | req per CPU-s | x trivial per CPU-s | wrk p50 | wrk p99 | wrk max | bidder p99 | model, rows/request | RSS after |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	b.WriteString("| server | campaigns | req/s | x trivial | bid % | cores | wait | req per CPU-s | x trivial per CPU-s | wrk p50 | wrk p99 | wrk max | bidder p99 | model, rows/request | RSS after |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	for i, t := range res.Trivial {
 		which := "first"
 		if i > 0 {
 			which = "last"
 		}
 		w := t.Wrk
-		fmt.Fprintf(&b, "| trivial fasthttp 204 (%s) | - | %s | 1 | - | %.2f | %s | 1 | %s | %s | %s | - | - | - |\n",
-			which, thousands(w.ReqPerSec), t.ServerCPU, thousands(t.PerCPUSecond), us(w.P50), us(w.P99), us(w.LatencyMax))
+		fmt.Fprintf(&b, "| trivial fasthttp 204 (%s) | - | %s | 1 | - | %.2f | %.2f | %s | 1 | %s | %s | %s | - | - | - |\n",
+			which, thousands(w.ReqPerSec), t.ServerCPU, t.RunWait, thousands(t.PerCPUSecond), us(w.P50), us(w.P99), us(w.LatencyMax))
 	}
 	for _, sv := range res.Servers {
 		c := sv.Closed
 		if sv.Error != "" && c.Wrk.Requests == 0 {
-			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | | | | | | | |\n", sv.Name, thousands(float64(sv.Campaigns)), oneLine(sv.Error))
+			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | | | | | | | | |\n", sv.Name, thousands(float64(sv.Campaigns)), oneLine(sv.Error))
 			continue
 		}
 		p99, model := "-", "-"
@@ -142,9 +144,9 @@ func markdown(res *result) string {
 		if c.Model != nil {
 			model = fmt.Sprintf("%s (%s), %.1f", c.Model.Chain, c.Model.Provider, c.Model.PerRequest)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.1f | %.2f | %s | %.2f | %s | %s | %s | %s | %s | %.0f MiB |\n",
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.1f | %.2f | %.2f | %s | %.2f | %s | %s | %s | %s | %s | %.0f MiB |\n",
 			sv.Name, thousands(float64(sv.Campaigns)), thousands(c.Wrk.ReqPerSec), c.Ratio, 100*c.BidShare,
-			c.ServerCPU, thousands(c.PerCPUSecond), c.CPURatio,
+			c.ServerCPU, c.RunWait, thousands(c.PerCPUSecond), c.CPURatio,
 			us(c.Wrk.P50), us(c.Wrk.P99), us(c.Wrk.LatencyMax), p99, model, sv.RSSMiB)
 	}
 	for _, sv := range res.Servers {

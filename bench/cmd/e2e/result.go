@@ -66,7 +66,12 @@ type closedLoop struct {
 	// work on the machine took its CPU). PerCPUSecond is requests per
 	// second of that CPU time, and CPURatio its ratio to the trivial
 	// server's: the comparison the machine's other load disturbs least.
-	ServerCPU    float64 `json:"server_cpu_cores"`
+	ServerCPU float64 `json:"server_cpu_cores"`
+	// RunWait is the time its threads were runnable but waited for a CPU
+	// (/proc/PID/task/*/schedstat), in cores: high means other work took
+	// its CPU; low with ServerCPU under 1 means it was not CPU-bound (it
+	// waited on something else, or the load generator was the limit).
+	RunWait      float64 `json:"server_run_wait_cores"`
 	PerCPUSecond float64 `json:"req_per_cpu_s"`
 	CPURatio     float64 `json:"per_cpu_ratio_to_trivial,omitempty"`
 	// Requests and Bids are the server's own counts over the measured
