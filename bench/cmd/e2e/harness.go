@@ -46,14 +46,9 @@ func (h *harness) logf(format string, args ...any) {
 // "budget" no-bids; 2s keeps them within it, as bench.NewFixture does.
 const holdTTL = "2s"
 
-// stepTimeout bounds each open-loop request from its due time: later, it
-// counts as an error (at that latency). It is long on purpose: a client
-// that gives up closes the connection, and on an overloaded server the
-// reconnections and the abandoned work turn a backlog into a collapse
-// (measured: at 1 s, a stall of a few hundred milliseconds at 8,000
-// requests/s ended with nearly every request failing to dial or timing
-// out); at 5 s the backlog drains and shows as latency.
-const stepTimeout = 5 * time.Second
+// stepExpire drops an open-loop request not sent within it of its due
+// time (see openLoopConfig.Expire).
+const stepExpire = 5 * time.Second
 
 func (h *harness) run(ctx context.Context, placementWords string) (*result, error) {
 	o := h.o
@@ -374,7 +369,7 @@ func (h *harness) step(ctx context.Context, addr, metrics string, f, sat float64
 		return st, fmt.Errorf("open loop at %.0f%% of %.0f req/s: rate under 1/s", 100*f, sat)
 	}
 	do := httpRequester(addr, h.body, h.o.olConns)
-	cfg := openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Timeout: stepTimeout}
+	cfg := openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Expire: stepExpire}
 	if h.o.stepWarmup > 0 && rate*h.o.stepWarmup.Seconds() >= 1 {
 		if _, err := runOpenLoop(cfg, do); err != nil {
 			return st, err

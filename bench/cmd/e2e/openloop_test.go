@@ -60,13 +60,13 @@ func TestRecordFromSchedule(t *testing.T) {
 // machine can only make the waits longer.)
 func TestOpenLoopCountsTheStall(t *testing.T) {
 	var n atomic.Int64
-	do := func(time.Time) (int, error) {
+	do := func() (int, error) {
 		if n.Add(1) == 1 {
 			time.Sleep(30 * time.Millisecond) // the server's stall
 		}
 		return 200, nil
 	}
-	res, err := runOpenLoop(openLoopConfig{Rate: 1000, Duration: 50 * time.Millisecond, Conns: 1, Timeout: time.Second}, do)
+	res, err := runOpenLoop(openLoopConfig{Rate: 1000, Duration: 50 * time.Millisecond, Conns: 1, Expire: time.Second}, do)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,12 +89,12 @@ func TestOpenLoopCountsTheStall(t *testing.T) {
 }
 
 func TestOpenLoopConfig(t *testing.T) {
-	do := func(time.Time) (int, error) { return 204, nil }
+	do := func() (int, error) { return 204, nil }
 	for _, c := range []openLoopConfig{
-		{Rate: 0, Duration: time.Second, Conns: 1, Timeout: time.Second},
-		{Rate: 10, Duration: 0, Conns: 1, Timeout: time.Second},
-		{Rate: 10, Duration: time.Second, Conns: 0, Timeout: time.Second},
-		{Rate: 0.5, Duration: time.Second, Conns: 1, Timeout: time.Second}, // schedules nothing
+		{Rate: 0, Duration: time.Second, Conns: 1, Expire: time.Second},
+		{Rate: 10, Duration: 0, Conns: 1, Expire: time.Second},
+		{Rate: 10, Duration: time.Second, Conns: 0, Expire: time.Second},
+		{Rate: 0.5, Duration: time.Second, Conns: 1, Expire: time.Second}, // schedules nothing
 	} {
 		if _, err := runOpenLoop(c, do); err == nil {
 			t.Errorf("%+v accepted", c)
@@ -111,10 +111,34 @@ func TestErrKind(t *testing.T) {
 		{fmt.Errorf("do: %w", fasthttp.ErrNoFreeConns), "no free connection"},
 		{&net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, "connection refused"},
 		{&net.OpError{Op: "read", Err: syscall.ECONNRESET}, "connection reset"},
+		{errExpired, "not sent in time"},
 		{errors.New("other"), "*errors.errorString"},
 	} {
 		if got := errKind(c.err); got != c.want {
 			t.Errorf("%v: %q, want %q", c.err, got, c.want)
 		}
+	}
+}
+
+// A request not yet sent Expire after its due time is dropped, not sent: it
+// counts as an error, and the sent ones are never abandoned.
+func TestOpenLoopExpires(t *testing.T) {
+	var n atomic.Int64
+	do := func() (int, error) {
+		if n.Add(1) == 1 {
+			time.Sleep(40 * time.Millisecond) // the server's stall
+		}
+		return 200, nil
+	}
+	res, err := runOpenLoop(openLoopConfig{Rate: 1000, Duration: 50 * time.Millisecond, Conns: 1, Expire: 10 * time.Millisecond}, do)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Requests 1..29 were due at 1..29 ms and could not leave before 40 ms.
+	if res.Errors < 29 || res.ErrorKinds["not sent in time"] != res.Errors {
+		t.Errorf("%d errors %v, want at least 29, all unsent", res.Errors, res.ErrorKinds)
+	}
+	if n.Load()+res.Errors != res.Scheduled || res.OK != n.Load() {
+		t.Errorf("sent %d + dropped %d != scheduled %d (ok %d)", n.Load(), res.Errors, res.Scheduled, res.OK)
 	}
 }

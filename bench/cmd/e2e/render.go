@@ -180,8 +180,8 @@ func writeLadder(b *strings.Builder, res *result) {
 	}
 	b.WriteString("**Open loop** (requests on a fixed schedule; client latency from the scheduled send, so the generator's own lateness " +
 		"counts too: its lag behind the schedule, p99, is the last column; bidder: the histogram bucket holding each percentile, arrival to response, " +
-		"so it leaves out the kernel and the queue before the handler; errors: requests not answered within " + stepTimeout.String() +
-		" of their due time, counted at that latency)\n\n")
+		"so it leaves out the kernel and the queue before the handler; errors: requests failed, or dropped unsent " + stepExpire.String() +
+		" after their due time, counted at that latency)\n\n")
 	b.WriteString("| campaigns | load | offered req/s | answered req/s | bid % | client p50 | p99 | p99.9 | max | bidder p50 | p99 | p99.9 | max | errors | generator lag p99 |\n")
 	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|\n")
 	for _, sv := range res.Servers {
