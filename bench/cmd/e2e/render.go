@@ -196,6 +196,7 @@ func writeLadder(b *strings.Builder, res *result) {
 				us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), sp[0], sp[1], sp[2], sp[3], c.Errors, us(c.Lag.P99))
 		}
 	}
+	b.WriteString("\n")
 	for _, sv := range res.Servers {
 		for _, st := range sv.Ladder {
 			if len(st.Client.ErrorKinds) > 0 {
@@ -203,11 +204,10 @@ func writeLadder(b *strings.Builder, res *result) {
 				for k, v := range st.Client.ErrorKinds {
 					kinds[k] = float64(v)
 				}
-				fmt.Fprintf(b, "\nErrors at %s campaigns, %.0f%%: %s.", thousands(float64(sv.Campaigns)), 100*st.Fraction, reasons(kinds))
+				fmt.Fprintf(b, "Errors at %s campaigns, %.0f%%: %s.\n\n", thousands(float64(sv.Campaigns)), 100*st.Fraction, reasons(kinds))
 			}
 		}
 	}
-	b.WriteString("\n\n")
 }
 
 // summaryText is what the command prints at the end.

@@ -74,7 +74,7 @@ func barsPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s/s</text>`+"\n", bx+bw/2, min(y(r), y(s.Closed.CPURatio))-4, thousands(s.Closed.Wrk.ReqPerSec))
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s</text>`+"\n", bx+bw/2, y0+ph+14, s.Name)
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle">%s camp.</text>`+"\n", bx+bw/2, y0+ph+27, thousands(float64(s.Campaigns)))
-		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%.0f%% bid</text>`+"\n", bx+bw/2, y0+ph+40, 100*s.Closed.BidShare)
+		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%.1f%% bid</text>`+"\n", bx+bw/2, y0+ph+40, 100*s.Closed.BidShare)
 	}
 	if len(res.Trivial) > 0 {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="#444">bars: req/s over the trivial server's (%s and %s req/s, first and last run);</text>`+"\n", x0, y0+ph+58,
