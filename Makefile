@@ -9,7 +9,7 @@ BENCHTIME ?= 1s
 FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
 
-.PHONY: run build test test-race bench fuzz lint check models demo onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz lint check models demo onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -38,6 +38,18 @@ test-race: onnxruntime
 ## bench: benchmarks with their baselines, measured in the same run
 bench: onnxruntime
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ortb/ ./features/ ./campaigns/ ./ctr/ ./budget/ ./bench/
+
+## bench-e2e: the whole server over loopback in one run (trivial 204 server, bidder at 1k and 10k campaigns,
+## baseline; wrk saturation, open-loop ladder, idle CPU/RSS): out/bench-e2e/ and docs/benchmarks.md (~6 min;
+## DURATION=3s IDLE=10s SETTLE=5s for a shorter run, E2E_FLAGS for more, see bin/e2e -h)
+DURATION ?= 10s
+WARMUP ?= 3s
+IDLE ?= 30s
+SETTLE ?= 15s
+E2E_FLAGS ?=
+bench-e2e: onnxruntime
+	$(GO) build -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e
+	./bin/e2e -command "make bench-e2e" -duration $(DURATION) -warmup $(WARMUP) -idle $(IDLE) -settle $(SETTLE) $(E2E_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME
 fuzz:

@@ -282,3 +282,92 @@ func answerKey(t *testing.T, status int, reason, body []byte) string {
 	slices.Sort(bids)
 	return resp.Cur + " " + strings.Join(bids, " ")
 }
+
+// At the bidder's default settings (pricing.max_scored_per_imp 8, fixed-CPM
+// candidates reduced to the highest per imp) both handlers give the same
+// answers at 1,000 and 10,000 campaigns: as many candidates scored, the same
+// bid or no-bid (and the same no-bid reason), a bid on the same imps at the
+// same price, and the bidder's winning campaign, creative, size, deal and
+// pCTR among the baseline's candidates at that price (ties between equal
+// prices may break differently: the index and the loop see candidates in
+// different orders).
+func TestBaselineSameAnswersAtDefaults(t *testing.T) {
+	for _, n := range []int{1000, 10000} {
+		f := fixture(t, n, "gbdt200-nodeadline", 0)
+		bids, nobids, scored := 0, 0, uint64(0)
+		for name, body := range agreementRequests(t, false) {
+			var br openrtb2.BidRequest
+			if json.Unmarshal(body, &br) != nil || validate(&br) != nil {
+				continue
+			}
+			ctx := fastCtx()
+			f.Scorer.Counts()
+			status := serveFast(f.Handler, ctx, body)
+			fastRows, _ := f.Scorer.Counts()
+			a := f.Baseline.Auction(&br, time.Now())
+			if baseRows, _ := f.Scorer.Counts(); fastRows != baseRows {
+				t.Errorf("%d campaigns, %s: bidder scored %d candidates, baseline %d", n, name, fastRows, baseRows)
+			}
+			scored += fastRows
+			if (status == 200) != (a.NoBid == "") {
+				t.Errorf("%d campaigns, %s: bidder status %d (%s), baseline no-bid reason %q", n, name, status, ctx.Response.Header.Peek("x-nobid-reason"), a.NoBid)
+				continue
+			}
+			if status != 200 {
+				if got := string(ctx.Response.Header.Peek("x-nobid-reason")); got != a.NoBid {
+					t.Errorf("%d campaigns, %s: bidder no-bid reason %q, baseline %q", n, name, got, a.NoBid)
+				}
+				nobids++
+				continue
+			}
+			var resp openrtb2.BidResponse
+			if err := json.Unmarshal(ctx.Response.Body(), &resp); err != nil || len(resp.SeatBid) != 1 {
+				t.Fatalf("%s: bidder response: %v: %s", name, err, ctx.Response.Body())
+			}
+			won := 0
+			for _, w := range a.Winners {
+				if w >= 0 {
+					won++
+				}
+			}
+			if len(resp.SeatBid[0].Bid) != won {
+				t.Errorf("%d campaigns, %s: bidder bids on %d imps, baseline on %d", n, name, len(resp.SeatBid[0].Bid), won)
+			}
+			for _, bid := range resp.SeatBid[0].Bid {
+				imp := slices.IndexFunc(br.Imp, func(m openrtb2.Imp) bool { return m.ID == bid.ImpID })
+				if imp < 0 || a.Winners[imp] < 0 {
+					t.Errorf("%d campaigns, %s: bidder bids on imp %q, baseline does not", n, name, bid.ImpID)
+					continue
+				}
+				price := int64(math.Round(bid.Price * 1e6))
+				if want := a.Slots[a.Winners[imp]].Price; price != want {
+					t.Errorf("%d campaigns, %s imp %s: bidder price %d micros (%s/%s), baseline %d (%s/%s)", n, name, bid.ImpID, price,
+						bid.CID, bid.CrID, want, a.Slots[a.Winners[imp]].Campaign.ID, a.Slots[a.Winners[imp]].Creative.ID)
+					continue
+				}
+				var ext struct {
+					PCTR json.Number `json:"pctr"`
+				}
+				_ = json.Unmarshal(bid.Ext, &ext)
+				same := slices.ContainsFunc(a.Slots, func(s Slot) bool {
+					deal := ""
+					if s.Deal != nil {
+						deal = s.Deal.ID
+					}
+					return s.Imp == imp && s.Price == price && s.Campaign.ID == bid.CID && s.Creative.ID == bid.CrID &&
+						s.W == bid.W && s.H == bid.H && deal == bid.DealID &&
+						string(ext.PCTR) == strconv.FormatFloat(float64(s.PCTR), 'g', 6, 32) // as the bidder writes it
+				})
+				if !same {
+					t.Errorf("%d campaigns, %s imp %s: bidder's winner %s/%s %dx%d deal %q pctr %s is not among the baseline's at %d micros",
+						n, name, bid.ImpID, bid.CID, bid.CrID, bid.W, bid.H, bid.DealID, ext.PCTR, price)
+				}
+				bids++
+			}
+		}
+		t.Logf("%d campaigns: compared %d winning bids and %d no-bids, %d candidates scored by each", n, bids, nobids, scored)
+		if bids < 20 {
+			t.Errorf("%d campaigns: only %d bids compared", n, bids)
+		}
+	}
+}

@@ -328,8 +328,21 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 	return Slot{Candidate: c, Floor: floor, Upper: upper}, ""
 }
 
-// keepBest keeps at most k slots per imp (slots[first:]) by upper bound.
+// keepBest keeps at most k slots per imp (slots[first:]) by upper bound,
+// as the bidder does (bidder/bid.go keepBest): a fixed-CPM candidate's price
+// does not depend on the model, so only the highest fixed-CPM candidate of
+// an imp is kept (the first seen among equals).
 func keepBest(slots []Slot, first, k int, sl Slot) []Slot {
+	if sl.Campaign.Strategy.Kind == campaigns.FixedCPM {
+		for j := first; j < len(slots); j++ {
+			if slots[j].Campaign.Strategy.Kind == campaigns.FixedCPM {
+				if sl.Upper > slots[j].Upper {
+					slots[j] = sl
+				}
+				return slots
+			}
+		}
+	}
 	if len(slots)-first < k {
 		return append(slots, sl)
 	}

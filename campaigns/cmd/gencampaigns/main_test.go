@@ -10,7 +10,7 @@ import (
 
 func TestRunWritesLoadableFiles(t *testing.T) {
 	dir := t.TempDir()
-	if err := run(40, 5, dir, true); err != nil {
+	if err := run(40, 5, dir, true, override{}); err != nil {
 		t.Fatal(err)
 	}
 	ents, err := os.ReadDir(dir)
@@ -29,7 +29,7 @@ func TestRunWritesLoadableFiles(t *testing.T) {
 	}
 	// Deterministic: a second run writes identical bytes.
 	dir2 := t.TempDir()
-	if err := run(40, 5, dir2, false); err != nil {
+	if err := run(40, 5, dir2, false, override{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, e := range ents {
@@ -38,5 +38,27 @@ func TestRunWritesLoadableFiles(t *testing.T) {
 		if !reflect.DeepEqual(a, b) {
 			t.Fatalf("%s differs between runs", e.Name())
 		}
+	}
+}
+
+// -daily and -pacing replace every campaign's budget and pacing and nothing
+// else; a bad value is refused by the compile check.
+func TestRunOverride(t *testing.T) {
+	dir := t.TempDir()
+	if err := run(30, 1, dir, true, override{daily: "100000000", pacing: "asap"}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := campaigns.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := campaigns.Generate(30, 1)
+	for i, c := range s.Campaigns {
+		if c.ID != want[i].ID || c.Budget.DailyMicros != 100000000*campaigns.MicrosPerUnit || c.Pacing.Mode != campaigns.PacingASAP {
+			t.Errorf("%s: daily %d micros, pacing %v", c.ID, c.Budget.DailyMicros, c.Pacing)
+		}
+	}
+	if err := run(3, 1, t.TempDir(), true, override{pacing: "sometimes"}); err == nil {
+		t.Error("pacing mode \"sometimes\" accepted")
 	}
 }
