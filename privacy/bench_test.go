@@ -5,7 +5,8 @@ import (
 )
 
 // BenchmarkDecide: a decision from the cache (the common case: a string seen
-// before), beside decoding the same string every time (a first-seen string).
+// before), with and without a TTL (a TTL costs ristretto a clock read per
+// hit), beside decoding the same string every time (a first-seen string).
 func BenchmarkDecide(b *testing.B) {
 	all := tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()
 	reqs := []struct {
@@ -20,11 +21,14 @@ func BenchmarkDecide(b *testing.B) {
 		{"gpp_tcf_usp", req{gpp: "DBACNYA~" + all + "~1YNN", sid: []int64{2, 6}}},
 	}
 	for _, c := range reqs {
-		for _, cached := range []bool{true, false} {
-			name := c.name + "/cached"
+		for _, mode := range []string{"cached", "cached_no_ttl", "decode"} {
+			name := c.name + "/" + mode
 			o := Options{VendorID: vendor}
-			if !cached {
-				name, o.CacheEntries = c.name+"/decode", -1
+			switch mode {
+			case "cached_no_ttl":
+				o.CacheTTL = -1
+			case "decode":
+				o.CacheEntries = -1
 			}
 			b.Run(name, func(b *testing.B) {
 				p := newPolicy(b, o)

@@ -63,8 +63,9 @@ func (c *cache) get(s []byte, k uint8) (entry, bool) {
 	return e, ok && e.kind == k
 }
 
-// set offers e for s. The cache admits it asynchronously (or not at all,
-// when its admission policy prefers what it holds).
+// set offers e for s, to expire after c.ttl (0: never). The cache admits it
+// asynchronously (or not at all, when its admission policy prefers what it
+// holds).
 func (c *cache) set(s []byte, e entry) {
 	if c != nil {
 		c.c.SetWithTTL(s, e, 1, c.ttl)

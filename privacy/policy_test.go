@@ -240,7 +240,7 @@ func TestOptions(t *testing.T) {
 		{Options{VendorID: 65535, CacheEntries: -1, CacheTTL: time.Minute}, true},
 		{Options{VendorID: -1}, false},
 		{Options{VendorID: 65536}, false},
-		{Options{CacheTTL: -time.Second}, false},
+		{Options{CacheTTL: -time.Second}, true}, // no expiry
 	} {
 		_, err := New(c.o)
 		if (err == nil) != c.ok || err != nil && !errors.Is(err, ErrOptions) {
@@ -277,5 +277,22 @@ func TestCacheDecodesOnce(t *testing.T) {
 	p.Close()
 	if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{All, Allowed}) {
 		t.Fatalf("after Close: %v", d) // uncached, still right
+	}
+}
+
+// TestBidderStrings pins the literal consent strings bidder/privacy_test.go
+// uses to what they were built as.
+func TestBidderStrings(t *testing.T) {
+	saleOut := func(c *uspnat.USPNATCoreSegment, _ *bool) { c.SaleOptOut = 1 }
+	for _, c := range []struct{ literal, built string }{
+		{"CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{42}}.encode()},
+		{"CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVgAAAAAAoAAAAA", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{41, 43}}.encode()},
+		{"CO5rKAAO5rKAAAHABBENBkEgAMAAAAAAAAAAAVAAAAAAAQAAAAA", tcString{purposes: []int{1, 2}, vendors: []int{42}}.encode()},
+		{"DBABLA~BVVaAAAAAgA.QA", gppStringOf(usnatSec(saleOut))},
+		{"DBABLA~BVVqAAAAAgA.QA", gppStringOf(usnatSec(nil))},
+	} {
+		if c.literal != c.built {
+			t.Errorf("literal %s, built %s", c.literal, c.built)
+		}
 	}
 }
