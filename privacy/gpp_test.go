@@ -94,16 +94,6 @@ func (r rawSection) GetID() constants.SectionID { return r.id }
 func (r rawSection) GetValue() string           { return r.v }
 func (r rawSection) Encode(bool) []byte         { return []byte(r.v) }
 
-// gppString encodes sections into a GPP string.
-func gppString(t testing.TB, secs ...gpp.Section) string {
-	t.Helper()
-	s, err := gpp.Encode(secs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // TestGPPExamples: the IAB's published GPP examples decode to what the
 // specification says they carry.
 func TestGPPExamples(t *testing.T) {
@@ -126,6 +116,7 @@ func TestGPPExamples(t *testing.T) {
 	}
 }
 
+// gppStringOf encodes sections into a GPP string.
 func gppStringOf(secs ...gpp.Section) string {
 	s, err := gpp.Encode(secs)
 	if err != nil {
