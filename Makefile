@@ -60,6 +60,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./budget/
 	$(GO) test -run '^$$' -fuzz '^FuzzSettlement$$' -fuzztime $(FUZZTIME) ./budget/
 	$(GO) test -run '^$$' -fuzz '^FuzzGBDTModelText$$' -fuzztime $(FUZZTIME) ./ctr/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) ./privacy/
 
 ## lint: gofmt, go vet, staticcheck
 lint:

@@ -15,6 +15,7 @@ import (
 
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // The benchmark request is what it claims: several eligible campaigns at
@@ -122,7 +123,13 @@ func TestBaselineAgrees(t *testing.T) {
 		if json.Unmarshal(body, &br) != nil || validate(&br) != nil || p.Parse(body, &req) != nil {
 			continue
 		}
-		facts := newFacts(&br, now)
+		// As the bidder does: one privacy decision, and no segments for
+		// targeting without personalization.
+		personalize := f.Baseline.priv.Decide(&req).Allows(privacy.Personalize)
+		if !personalize {
+			req.User.Segments = req.User.Segments[:0]
+		}
+		facts := newFacts(&br, now, personalize)
 		for i := range min(len(br.Imp), len(req.Imps)) {
 			fast := f.Snap.Match(nil, &req, &req.Imps[i], now, &sc)
 			a, b := candidateKeys(fast, f.Baseline.match(nil, facts, &br.Imp[i]))

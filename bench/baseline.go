@@ -18,6 +18,7 @@ import (
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // Baseline is the bid path written the obvious way, to measure the bidder
@@ -34,6 +35,7 @@ import (
 // deadline (bidder fitSlack; with its budget the baseline never needs it).
 type Baseline struct {
 	cfg   BaselineConfig
+	priv  *privacy.Policy   // uncached: decodes each consent string, as a plain implementation would
 	accts []*budget.Account // by campaign index
 	ads   []features.Ad     // by creative index
 	seq   atomic.Uint64
@@ -61,6 +63,7 @@ type BaselineConfig struct {
 	DefaultTMax     time.Duration // default 100ms
 	MinSlack        time.Duration // default 1ms
 	TokenTTL        time.Duration // default 24h
+	PrivacyVendorID int           // privacy.vendor_id (default 0: none)
 }
 
 // NewBaseline builds the baseline handler.
@@ -93,7 +96,11 @@ func NewBaseline(c BaselineConfig) (*Baseline, error) {
 	def(&c.DefaultTMax, 100*time.Millisecond)
 	def(&c.MinSlack, time.Millisecond)
 	def(&c.TokenTTL, 24*time.Hour)
-	b := &Baseline{cfg: c, accts: make([]*budget.Account, len(c.Campaigns.Campaigns)), ads: make([]features.Ad, len(c.Campaigns.Creatives))}
+	priv, err := privacy.New(privacy.Options{VendorID: c.PrivacyVendorID, CacheEntries: -1})
+	if err != nil {
+		return nil, err
+	}
+	b := &Baseline{cfg: c, priv: priv, accts: make([]*budget.Account, len(c.Campaigns.Campaigns)), ads: make([]features.Ad, len(c.Campaigns.Creatives))}
 	for _, camp := range c.Campaigns.Campaigns {
 		if b.accts[camp.Index] = c.Budget.Handle(camp.ID); b.accts[camp.Index] == nil {
 			return nil, fmt.Errorf("bench: budget has no account for campaign %q", camp.ID)
@@ -216,12 +223,13 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	}
 	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
-	userLevel := features.UserLevelAllowed(view)
+	priv := b.priv.Decide(view)
+	userLevel := priv.Allows(privacy.Personalize)
 	user := uint64(0)
-	if userLevel {
+	if priv.Allows(privacy.FreqCap) {
 		user = view.UserKey()
 	}
-	facts := newFacts(br, arrival)
+	facts := newFacts(br, arrival, userLevel)
 	why := "no_campaign"
 	var rows []float32
 	base := make([]float32, features.Width)

@@ -50,7 +50,9 @@ type reqFacts struct {
 	now      time.Time
 }
 
-func newFacts(br *openrtb2.BidRequest, now time.Time) *reqFacts {
+// newFacts gathers what targeting reads; segments only when personalize
+// (the request's privacy decision allows it).
+func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFacts {
 	f := &reqFacts{br: br, now: now}
 	if g := requestGeo(br); g != nil {
 		f.country, f.region = strings.ToUpper(g.Country), strings.ToLower(g.Region)
@@ -83,9 +85,7 @@ func newFacts(br *openrtb2.BidRequest, now time.Time) *reqFacts {
 			f.cats = append(f.cats, p)
 		}
 	}
-	coppa := br.Regs != nil && br.Regs.COPPA != 0
-	gdprNoConsent := br.Regs != nil && regsGDPR(br.Regs) == 1 && (br.User == nil || userConsent(br.User) == "")
-	if br.User != nil && !coppa && !gdprNoConsent {
+	if br.User != nil && personalize {
 		for _, d := range br.User.Data {
 			for _, s := range d.Segment {
 				f.segments = append(f.segments, s.ID)

@@ -75,6 +75,20 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 		if g.USPrivacy == "" {
 			r.Regs.USPrivacy = s2b(extString(g.Ext, "us_privacy"))
 		}
+		if g.GPP == "" {
+			r.Regs.GPP = s2b(extString(g.Ext, "gpp"))
+		}
+		for _, id := range g.GPPSID {
+			r.Regs.GPPSID = append(r.Regs.GPPSID, int64(id))
+		}
+		if len(g.GPPSID) == 0 {
+			var ext struct {
+				SID []int64 `json:"gpp_sid"`
+			}
+			if json.Unmarshal(g.Ext, &ext) == nil {
+				r.Regs.GPPSID = ext.SID
+			}
+		}
 	}
 	return r
 }

@@ -173,7 +173,7 @@ func NewFixture(o Options) (*Fixture, error) {
 	f.Baseline, err = NewBaseline(BaselineConfig{
 		Campaigns: snap, Scorer: f.Scorer, Budget: m, NoticeKey: []byte("bench-key"),
 		Seat: Seat, InstanceID: "bench", PublicURL: o.PublicURL, Base: "USD", Rates: Rates,
-		MaxScoredPerImp: cfg.Pricing.MaxScoredPerImp,
+		MaxScoredPerImp: cfg.Pricing.MaxScoredPerImp, PrivacyVendorID: cfg.Privacy.VendorID,
 		// The baseline takes milliseconds per request at 10,000 campaigns
 		// on a loaded machine; let it finish its work rather than answer
 		// 204 "deadline" (tmax 120 - 15 ms margin still bounds it).

@@ -32,7 +32,7 @@ func benchRows(b *testing.B, n int) []float32 {
 		b.Fatal("no candidates")
 	}
 	base := make([]float32, features.Width)
-	features.ExtractImp(base, &req, &req.Imps[0], now, features.UserLevelAllowed(&req))
+	features.ExtractImp(base, &req, &req.Imps[0], now, personalize(&req))
 	rows := make([]float32, 0, n*features.Width)
 	for i := range n {
 		cr := cands[i%len(cands)].Creative

@@ -48,7 +48,7 @@ func TestServedModelsOnSimulatorTraffic(t *testing.T) {
 			if len(cands) == 0 {
 				continue
 			}
-			features.ExtractImp(base, &req, &req.Imps[i], now, features.UserLevelAllowed(&req))
+			features.ExtractImp(base, &req, &req.Imps[i], now, personalize(&req))
 			for _, c := range cands {
 				var w, h int64
 				if len(c.Creative.Sizes) > 0 {

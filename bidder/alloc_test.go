@@ -11,12 +11,14 @@ import (
 )
 
 // The whole handler, through a reused RequestCtx, allocates nothing once
-// warm: for bids and no-bids, site and app, banner, video and native.
+// warm: for bids and no-bids, site and app, banner, video and native, and
+// requests whose consent strings the privacy cache has seen.
 func TestHandlerAllocs(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, withVendor)
 	ts.money.holds = nil // do not record
 	site := readReq(t, "site-banner.json")
-	video := []byte(strings.Replace(string(readReq(t, "app-video.json")), `"user":{"id":"u-2"}`, `"user":{"id":"u-2","consent":"CP"}`, 1))
+	video := []byte(strings.Replace(string(readReq(t, "app-video.json")), `"user":{"id":"u-2"}`, `"user":{"id":"u-2","consent":"`+tcAll+`"}`, 1))
+	gpp := []byte(strings.Replace(string(site), `"user":{"id":"u-1"}`, `"user":{"id":"u-1"},"regs":{"gpp":"`+gppClean+`","gpp_sid":[7],"us_privacy":"1YNN"}`, 1))
 	cases := []struct {
 		name   string
 		body   []byte
@@ -25,7 +27,9 @@ func TestHandlerAllocs(t *testing.T) {
 	}{
 		{"site banner bid", site, 200, false},
 		{"site banner bid gzip", gzipped(t, site), 200, true},
-		{"app video bid", video, 200, false},
+		{"app video bid (cached TC string)", video, 200, false},
+		{"site banner bid (cached GPP string)", gpp, 200, false},
+		{"malformed consent (cached)", []byte(strings.Replace(string(video), tcAll, "gdprConsentString", 1)), 204, false},
 		{"app video no-bid (frequency cap)", readReq(t, "app-video.json"), 204, false},
 		{"native bid", readReq(t, "native-eur.json"), 200, false},
 		{"multi-imp bid", readReq(t, "multi-imp.json"), 200, false},
@@ -48,6 +52,7 @@ func TestHandlerAllocs(t *testing.T) {
 			ts.handle(&ctx)
 		}
 		run()
+		ts.privacy.Wait() // the first sight of a consent string decodes it and offers it to the cache
 		if got := ctx.Response.StatusCode(); got != c.status {
 			t.Fatalf("%s: status %d, want %d: %s", c.name, got, c.status, ctx.Response.Body())
 		}

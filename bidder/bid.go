@@ -14,6 +14,7 @@ import (
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // slot is one scored candidate: a (imp, campaign, creative) row.
@@ -56,6 +57,7 @@ type bidCtx struct {
 	pixel  []byte // its impression pixel URL
 	resp   []byte // response currency code (points into config or the request)
 	user   uint64 // frequency-cap key; 0 unknown
+	priv   privacy.Decision
 	// chargeOnWin: the exchange that sent the request charges on nurl.
 	chargeOnWin bool
 	now         time.Time
@@ -76,6 +78,7 @@ func (bc *bidCtx) reset() {
 	bc.out = bc.out[:0]
 	bc.resp = nil
 	bc.user = 0
+	bc.priv = privacy.Decision{}
 	bc.chargeOnWin = false
 	bc.token = bidToken{}
 }
@@ -219,11 +222,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 // one (currency when an imp's floor cannot be converted), else no_campaign.
 func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
-	userLevel := features.UserLevelAllowed(&bc.req)
-	user := uint64(0)
-	if userLevel {
-		user = bc.req.UserKey()
-	}
+	user := s.decidePrivacy(bc) // before Match: it may drop the segments
 	bc.user = user
 	bc.rk.reset(s.rates, cat, bc.resp)
 	imps := bc.req.Imps
@@ -450,7 +449,7 @@ func keepTopK(slots []slot, k int) []slot {
 
 // featurize writes one feature row per slot: the imp part once per imp.
 func (s *Server) featurize(bc *bidCtx, cat *catalog) {
-	userLevel := features.UserLevelAllowed(&bc.req)
+	userLevel := bc.priv.Allows(privacy.Personalize)
 	for lo := 0; lo < len(bc.slots); {
 		hi := impEnd(bc.slots, lo)
 		features.ExtractImp(bc.base[:], &bc.req, &bc.req.Imps[bc.slots[lo].imp], bc.now, userLevel)

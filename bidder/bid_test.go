@@ -97,7 +97,7 @@ func TestBidSiteBanner(t *testing.T) {
 }
 
 func TestBidVideoAppFirstPrice(t *testing.T) {
-	ts := newTestServer(t, nil)
+	ts := newTestServer(t, withVendor)
 	req := readReq(t, "app-video.json")
 	// GDPR applies and no consent: no user key, so the capped campaign
 	// cannot count this user and must not bid.
@@ -105,7 +105,7 @@ func TestBidVideoAppFirstPrice(t *testing.T) {
 	if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "frequency_cap" {
 		t.Fatalf("gdpr without consent: status %d reason %q, want 204 frequency_cap", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 	}
-	withConsent := bytes.Replace(req, []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"}`), 1)
+	withConsent := bytes.Replace(req, []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"`+tcAll+`"}`), 1)
 	b := onlyBid(t, decodeResponse(t, ts.bid(withConsent)))
 	// target CPC 0.80 x pCTR 0.02 x 1000 = 16 CPM, capped by max bid 10.
 	if b.Price != 10 || b.MType != openrtb2.MarkupVideo || b.CrID != "globex-video" || b.W != 640 || b.H != 360 {

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // ErrConfig wraps every configuration problem.
@@ -45,6 +47,26 @@ type Config struct {
 	// in its bid URL: POST /openrtb2/bid?exchange=NAME.
 	Exchanges map[string]ExchangeConfig `yaml:"exchanges"`
 	Budget    BudgetConfig              `yaml:"budget"`
+	Privacy   PrivacyConfig             `yaml:"privacy"`
+}
+
+// PrivacyConfig configures how consent signals are honoured
+// (docs/privacy.md).
+type PrivacyConfig struct {
+	// VendorID is this bidder's IAB Europe Global Vendor List id: a TC
+	// string must give it consent (or legitimate interest) for user-level
+	// data. 0 (the default): none registered, so no user-level data
+	// wherever GDPR applies.
+	VendorID int `yaml:"vendor_id"`
+	// CacheEntries bounds the decoded consent strings kept (default
+	// 100000; negative: none kept, every string decoded each time).
+	CacheEntries int `yaml:"cache_entries"`
+	// CacheTTL is how long a decoded string is kept (default 1h).
+	CacheTTL time.Duration `yaml:"cache_ttl"`
+}
+
+func (p PrivacyConfig) options() privacy.Options {
+	return privacy.Options{VendorID: p.VendorID, CacheEntries: p.CacheEntries, CacheTTL: p.CacheTTL}
 }
 
 // LimitsConfig bounds a request's size and time.
@@ -308,6 +330,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Budget.LeaseTTL <= c.Notices.HoldTTL+2*c.Budget.SyncPeriod {
 		bad("budget.lease_ttl", "%v must exceed notices.hold_ttl %v plus two sync periods", c.Budget.LeaseTTL, c.Notices.HoldTTL)
+	}
+	if err := c.Privacy.options().Validate(); err != nil {
+		bad("privacy", "%v", err)
 	}
 	return errors.Join(errs...)
 }

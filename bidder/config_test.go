@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -31,6 +32,13 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	}
 	if c.Limits.MaxBodyBytes != 256<<10 || c.Pricing.MaxScoredPerImp != 8 || c.Currency.Rates["USD"] != 1 || c.Notices.ChargeOn != "billing" {
 		t.Fatalf("defaults not applied: %+v", c)
+	}
+	if c.Privacy.VendorID != 0 {
+		t.Fatalf("privacy.vendor_id defaults to %d, want 0 (none)", c.Privacy.VendorID)
+	}
+	p = writeConfig(t, "model: {gbdt: m.json}\nprivacy: {vendor_id: 42, cache_entries: -1, cache_ttl: 5m}\n")
+	if c, err = LoadConfig(p, Overrides{}); err != nil || c.Privacy != (PrivacyConfig{VendorID: 42, CacheEntries: -1, CacheTTL: 5 * time.Minute}) {
+		t.Fatalf("privacy %+v, %v", c.Privacy, err)
 	}
 	// An explicit public_url is kept when -listen moves the port.
 	p = writeConfig(t, "model: {gbdt: m.json}\npublic_url: https://bid.example.com/\n")
@@ -62,6 +70,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
+	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
 	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\n"), Overrides{}); err != nil {

@@ -29,7 +29,9 @@ func FuzzBidHandler(f *testing.F) {
 		f.Add(gzipped(f, b), true)
 	}
 	f.Add([]byte(`{"id":"1","imp":[{"id":"1","banner":{"w":300,"h":250}}],"device":{"geo":{"country":"USA"}}}`), false)
-	ts := newTestServer(f, nil)
+	f.Add([]byte(`{"id":"1","imp":[{"id":"1","video":{"mimes":["video/mp4"],"w":640,"h":360}}],"device":{"ifa":"a","geo":{"country":"DEU"}},`+
+		`"user":{"id":"u","consent":"`+tcAll+`"},"regs":{"gdpr":1,"us_privacy":"1YNN","gpp":"`+gppClean+`","gpp_sid":[2,7]}}`), false)
+	ts := newTestServer(f, withVendor)
 	f.Fuzz(func(t *testing.T, body []byte, gz bool) {
 		var hdr []string
 		if gz {

@@ -19,6 +19,7 @@ import (
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // scorerBox holds the current scorer behind one atomic pointer.
@@ -66,6 +67,9 @@ type Server struct {
 	ready     func() (bool, string)
 	draining  atomic.Bool
 
+	privacy  *privacy.Policy // decodes consent strings (privacy.go)
+	privStat privacyStats
+
 	srv   *fasthttp.Server
 	admin *http.Server
 }
@@ -83,6 +87,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		idPrefix:  []byte(cfg.InstanceID + "-"),
 		seatJSON:  ortb.AppendJSONStr(nil, cfg.Seat),
 		publicURL: []byte(cfg.PublicURL),
+		privacy:   newPrivacyPolicy(cfg.Privacy),
 	}
 	s.winCharge = map[string]bool{"": cfg.Notices.ChargeOn == "win"}
 	for name, x := range cfg.Exchanges {
@@ -212,6 +217,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if s.admin != nil {
 		err = errors.Join(err, s.admin.Shutdown(ctx))
 	}
+	s.privacy.Close()
 	return err
 }
 
@@ -224,6 +230,7 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handl
 		if s.extra != nil {
 			extra = s.extra()
 		}
+		extra = append(extra, s.privacyGauge())
 		s.m.writePrometheus(w, extra)
 	})
 	mux.HandleFunc("GET /admin/budget", func(w http.ResponseWriter, r *http.Request) {

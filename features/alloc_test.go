@@ -15,7 +15,7 @@ func TestExtractZeroAllocs(t *testing.T) {
 	rows := make([]float32, 0, 4*Width)
 	n := testing.AllocsPerRun(200, func() {
 		for _, req := range [...]*ortb.Request{site, app} {
-			ExtractImp(imp[:], req, &req.Imps[0], bidTime, UserLevelAllowed(req))
+			ExtractImp(imp[:], req, &req.Imps[0], bidTime, req.Regs.COPPA != ortb.True)
 			rows = AppendRow(rows[:0], imp[:], &ad)
 			rows = AppendRow(rows, imp[:], &ad)
 			SetAd(imp[:], &ad)

@@ -7,26 +7,14 @@ import (
 	"github.com/openbidder/openbidder/ortb"
 )
 
-// UserLevelAllowed reports whether user-level slots may be filled for req:
-// false under COPPA, and false when GDPR applies (regs.gdpr = 1) and the
-// request carries no consent string. The consent string itself is not
-// parsed (no TCF purpose checks); a caller with a stricter policy passes its
-// own answer to ExtractImp.
-func UserLevelAllowed(req *ortb.Request) bool {
-	if req.Regs.COPPA == ortb.True {
-		return false
-	}
-	if req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0 {
-		return false
-	}
-	return true
-}
-
 // ExtractImp writes the request/imp slots [0, ImpWidth) of a row into
 // dst[:ImpWidth] for one imp of req. now is the bid time (it gives the local
 // hour and day from device.geo.utcoffset and the user's age). When userLevel
-// is false the user-level slots are written as 0. It does not allocate and
-// panics if len(dst) < ImpWidth.
+// is false the user-level slots (Slot.User) are written as 0. userLevel is
+// the request's privacy decision, which this package does not take: the
+// bidder passes privacy.Decision.Allows(privacy.Personalize), decided once
+// per request from COPPA, the TCF consent string, us_privacy and GPP
+// (docs/privacy.md). It does not allocate and panics if len(dst) < ImpWidth.
 func ExtractImp(dst []float32, req *ortb.Request, imp *ortb.Imp, now time.Time, userLevel bool) {
 	d := dst[:ImpWidth:ImpWidth]
 	clear(d)

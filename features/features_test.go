@@ -145,36 +145,46 @@ func TestCategoricalSlotsInRange(t *testing.T) {
 	}
 }
 
+// TestUserLevel: userLevel false (the request does not allow
+// personalization: privacy.Decision) zeroes exactly the user-level slots, and
+// the privacy signals themselves change no slot.
 func TestUserLevel(t *testing.T) {
 	cases := []struct {
-		name  string
-		regs  ortb.Regs
-		cons  string
-		allow bool
+		name string
+		regs ortb.Regs
+		cons string
 	}{
-		{"no regs", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.Unset}, "", true},
-		{"coppa", ortb.Regs{COPPA: ortb.True, GDPR: ortb.Unset}, "", false},
-		{"gdpr no consent", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.True}, "", false},
-		{"gdpr consent", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.True}, "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", true},
-		{"gdpr 0", ortb.Regs{COPPA: ortb.False, GDPR: ortb.False}, "", true},
+		{"no regs", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.Unset}, ""},
+		{"coppa", ortb.Regs{COPPA: ortb.True, GDPR: ortb.Unset}, ""},
+		{"gdpr with a consent string", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.True}, "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA"},
+		{"us_privacy and gpp", ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.Unset, USPrivacy: []byte("1YYN"), GPP: []byte("DBABTA~1YYN"), GPPSID: []int64{6}}, ""},
 	}
+	plain := extract(siteBannerRequest(), true)
 	for _, c := range cases {
 		req := siteBannerRequest()
 		req.Regs = c.regs
 		req.User.Consent = []byte(c.cons)
-		if got := UserLevelAllowed(req); got != c.allow {
-			t.Errorf("%s: UserLevelAllowed = %v, want %v", c.name, got, c.allow)
-		}
-		row := extract(req, UserLevelAllowed(req))
-		full := extract(req, true)
-		for i, s := range Slots[:ImpWidth] {
-			switch {
-			case s.User && !c.allow && row[i] != 0:
-				t.Errorf("%s: user slot %s = %v, want 0", c.name, s.Name, row[i])
-			case (!s.User || c.allow) && row[i] != full[i]:
-				t.Errorf("%s: slot %s = %v, want %v", c.name, s.Name, row[i], full[i])
+		for _, userLevel := range []bool{true, false} {
+			row := extract(req, userLevel)
+			for i, s := range Slots[:ImpWidth] {
+				want := plain[i]
+				if s.User && !userLevel {
+					want = 0
+				}
+				if row[i] != want {
+					t.Errorf("%s, userLevel %v: slot %s = %v, want %v", c.name, userLevel, s.Name, row[i], want)
+				}
 			}
 		}
+	}
+	n := 0
+	for i, s := range Slots[:ImpWidth] {
+		if s.User && plain[i] != 0 {
+			n++
+		}
+	}
+	if n < 4 {
+		t.Fatalf("the fixture fills %d user slots: too few for this test to mean much", n)
 	}
 }
 

@@ -9,7 +9,8 @@
 // Extraction is two-step so the request/imp part is computed once per imp and
 // copied per candidate:
 //
-//	features.ExtractImp(impRow[:], req, imp, now, features.UserLevelAllowed(req))
+//	userLevel := policy.Decide(req).Allows(privacy.Personalize) // package privacy, once per request
+//	features.ExtractImp(impRow[:], req, imp, now, userLevel)
 //	for each candidate ad: rows = features.AppendRow(rows, impRow[:], &ad)
 //
 // Nothing here allocates. features knows the ortb request view and nothing else.

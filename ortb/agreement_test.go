@@ -81,6 +81,8 @@ func (s *agreementStats) cover(r *Request, body []byte) {
 	add("regs.ext.gdpr", strings.Contains(string(body), `"ext":{"gdpr"`))
 	add("us_privacy", len(r.Regs.USPrivacy) > 0)
 	add("gpp", len(r.Regs.GPP) > 0)
+	add("gpp_sid", len(r.Regs.GPPSID) > 0)
+	add("regs.ext.gpp_sid", extHasSID(body))
 	add("consent", len(r.User.Consent) > 0)
 	add("coppa", r.Regs.COPPA == True)
 	add("segments", len(r.User.Segments) > 0)
@@ -98,6 +100,18 @@ func (s *agreementStats) cover(r *Request, body []byte) {
 		add("imp bidfloorcur not USD", len(imp.BidFloorCur) > 0 && string(imp.BidFloorCur) != "USD")
 		add("imp negative floor", imp.BidFloor < 0)
 	}
+}
+
+// extHasSID reports a regs.ext.gpp_sid member.
+func extHasSID(body []byte) bool {
+	var loose struct {
+		Regs *struct {
+			Ext struct {
+				SID json.RawMessage `json:"gpp_sid"`
+			} `json:"ext"`
+		} `json:"regs"`
+	}
+	return json.Unmarshal(body, &loose) == nil && loose.Regs != nil && len(loose.Regs.Ext.SID) > 0
 }
 
 func hasDeviceGeo(body []byte) bool {
@@ -298,7 +312,8 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		}
 	}
 	if g := br.Regs; g != nil {
-		r.Regs = Regs{COPPA: coppaFlag(body, g.COPPA), GDPR: flag(g.GDPR), USPrivacy: s2bOrNil(g.USPrivacy), GPP: s2bOrNil(g.GPP)}
+		r.Regs = Regs{COPPA: coppaFlag(body, g.COPPA), GDPR: flag(g.GDPR), USPrivacy: s2bOrNil(g.USPrivacy), GPP: s2bOrNil(g.GPP),
+			GPPSID: ints(g.GPPSID)}
 		if g.GDPR == nil {
 			r.Regs.GDPR = extGDPR(g.Ext)
 		}
@@ -307,6 +322,9 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		}
 		if g.GPP == "" {
 			r.Regs.GPP = s2bOrNil(extString(g.Ext, "gpp"))
+		}
+		if len(g.GPPSID) == 0 {
+			r.Regs.GPPSID = extInts(g.Ext, "gpp_sid")
 		}
 	}
 	return r, ""
@@ -413,6 +431,20 @@ func extString(ext json.RawMessage, key string) string {
 		return ""
 	}
 	return s
+}
+
+// extInts reads an array-of-integers member of an ext object; anything else
+// (a wrongly typed element included) is nil.
+func extInts(ext json.RawMessage, key string) []int64 {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return nil
+	}
+	var out []int64
+	if json.Unmarshal(m[key], &out) != nil {
+		return nil
+	}
+	return out
 }
 
 // extGDPR reads regs.ext.gdpr: a number (nonzero true) or "0"/"1".

@@ -21,6 +21,8 @@ type Parser struct {
 	extGDPR    int8
 	extUSPriv  []byte
 	extGPP     []byte
+	extGPPSID  []int64 // capacity reused; hasExtSID says whether it was read
+	hasExtSID  bool
 	extConsent []byte
 }
 
@@ -32,8 +34,9 @@ type Parser struct {
 // Rules: explicit null equals absent; of repeated keys the last wins (an
 // object given twice is merged, as encoding/json does); unknown members and
 // ext payloads that are not objects are ignored; the 2.5 ext twins
-// regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp and user.ext.consent fill
-// Regs and User when the 2.6 member is absent (or an empty string);
+// regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
+// user.ext.consent fill Regs and User when the 2.6 member is absent (or an
+// empty string or array);
 // Device.Geo is device.geo, else user.geo; User.Segments flattens
 // user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
 // Keys match exactly as the spec spells them (encoding/json would also
@@ -53,6 +56,7 @@ func (p *Parser) Parse(body []byte, req *Request) error {
 	p.extGDPR = Unset
 	p.extUSPriv = nil
 	p.extGPP = nil
+	p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 	p.extConsent = nil
 
 	v, err := p.jp.ParseBytes(body)
@@ -150,8 +154,9 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 		}))
 	case "regs":
 		if isNull(v) {
-			req.Regs = Regs{COPPA: Unset, GDPR: Unset}
+			req.Regs = req.Regs.empty()
 			p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil
+			p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 			return nil
 		}
 		o, err := getObject(k, v)
@@ -203,6 +208,9 @@ func (p *Parser) finish(req *Request) error {
 	}
 	if len(req.Regs.GPP) == 0 {
 		req.Regs.GPP = p.extGPP
+	}
+	if len(req.Regs.GPPSID) == 0 && p.hasExtSID {
+		req.Regs.GPPSID = append(req.Regs.GPPSID, p.extGPPSID...)
 	}
 	if len(req.User.Consent) == 0 {
 		req.User.Consent = p.extConsent

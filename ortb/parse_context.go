@@ -219,8 +219,11 @@ func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
 		return getString(k, v, &r.USPrivacy)
 	case "gpp":
 		return getString(k, v, &r.GPP)
+	case "gpp_sid":
+		return getInts(k, v, &r.GPPSID)
 	case "ext":
 		p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil // a repeated ext replaces
+		p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 		if ext := extObject(v); ext != nil {
 			ext.Visit(p.regsExtField)
 		}
@@ -238,7 +241,8 @@ func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
 
 // regsExtField reads the 2.5 twins in regs.ext. Wrong types are ignored (ext
 // is free-form); gdpr may be a number (nonzero is true) or the string "0" or
-// "1".
+// "1"; gpp_sid must be an array of integers (a wrongly typed element drops
+// the whole array).
 func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 	switch string(k) {
 	case "gdpr":
@@ -265,6 +269,12 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 	case "gpp":
 		if v.Type() == fastjson.TypeString {
 			p.extGPP, _ = v.StringBytes()
+		}
+	case "gpp_sid":
+		// An array of integers, else ignored whole (ext is free-form).
+		p.hasExtSID = getInts(k, v, &p.extGPPSID) == nil
+		if !p.hasExtSID {
+			p.extGPPSID = p.extGPPSID[:0]
 		}
 	}
 }

@@ -57,6 +57,7 @@ func TestParseFixtures(t *testing.T) {
 		eq(t, "gdpr", r.Regs.GDPR, True)
 		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1---")
 		eq(t, "gpp", string(r.Regs.GPP), "DBACNYA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN")
+		eq(t, "gpp_sid", r.Regs.GPPSID, []int64{2, 6})
 		eq(t, "consent", string(r.User.Consent), tcf)
 		eq(t, "coppa", r.Regs.COPPA, Unset)
 	})
@@ -64,6 +65,7 @@ func TestParseFixtures(t *testing.T) {
 		eq(t, "gdpr", r.Regs.GDPR, False)
 		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1YYN")
 		eq(t, "gpp", string(r.Regs.GPP), "DBABMA~CPXxRfAPXxRfA")
+		eq(t, "gpp_sid", r.Regs.GPPSID, []int64{2})
 		eq(t, "consent", string(r.User.Consent), "CONSENT-26")
 	})
 	f("app_audio.json", func(t *testing.T, r *Request) {
@@ -218,6 +220,8 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r","imp":[{"id":"1","banner":{"h":1e3}}]}`, ErrInvalid, "imp[0].banner.h: want integer, got 1e3")
 	f(`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":1,"h":1},"300x250"]}}]}`, ErrInvalid, "imp[0].banner.format[1]: want object, got string")
 	f(`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":"300"}]}}]}`, ErrInvalid, "imp[0].banner.format[0].w: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":"7"}}`, ErrInvalid, "regs.gpp_sid: want array, got string")
+	f(`{"id":"r","imp":[{"id":"1"}],"regs":{"gpp_sid":[7,1.5]}}`, ErrInvalid, "regs.gpp_sid[1]: want integer, got 1.5")
 	f(`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,"2"]}}]}`, ErrInvalid, "imp[0].banner.battr[1]: want integer, got string")
 	f(`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,2.5]}}]}`, ErrInvalid, "imp[0].banner.battr[1]: want integer, got 2.5")
 	f(`{"id":"r","imp":[{"id":"1","video":{"mimes":"video/mp4"}}]}`, ErrInvalid, "imp[0].video.mimes: want array, got string")
@@ -279,6 +283,15 @@ func TestParseLenient(t *testing.T) {
 	f(head+`,"regs":{"us_privacy":"","ext":{"us_privacy":"1YNN"}}}`, func(r *Request) bool {
 		return string(r.Regs.USPrivacy) == "1YNN"
 	})
+	sid := func(r *Request, want ...int64) bool {
+		return len(r.Regs.GPPSID) == len(want) && (len(want) == 0 || reflect.DeepEqual(r.Regs.GPPSID, want))
+	}
+	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[8]}}}`, func(r *Request) bool { return sid(r, 7) })
+	f(head+`,"regs":{"gpp_sid":[],"ext":{"gpp_sid":[8,null]}}}`, func(r *Request) bool { return sid(r, 8, 0) })
+	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r) })              // odd ext: ignored whole
+	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })                  // likewise
+	f(head+`,"regs":{"ext":{"gpp_sid":[7]},"ext":{"gdpr":1}}}`, func(r *Request) bool { return sid(r) }) // a repeated ext replaces
+	f(head+`,"regs":{"gpp_sid":[7]},"regs":null}`, func(r *Request) bool { return sid(r) })
 	f(head+`,"unknown":{"a":[1,2,{"b":null}]},"site":{"unknown":true,"cat":[null,"IAB1"]}}`, func(r *Request) bool {
 		return r.HasSite && len(r.Site.Cat) == 2 && r.Site.Cat[0] == nil && string(r.Site.Cat[1]) == "IAB1"
 	})

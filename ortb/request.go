@@ -19,7 +19,7 @@ func (r *Request) Reset() {
 		App:    r.App.empty(),
 		Device: Device{DNT: Unset, LMT: Unset},
 		User:   r.User.empty(),
-		Regs:   Regs{COPPA: Unset, GDPR: Unset},
+		Regs:   r.Regs.empty(),
 	}
 }
 
@@ -29,6 +29,7 @@ func (r *Request) Reset() {
 func (s *Site) empty() Site     { return Site{Cat: s.Cat[:0]} }
 func (a *App) empty() App       { return App{Cat: a.Cat[:0]} }
 func (u *User) empty() User     { return User{Segments: u.Segments[:0]} }
+func (g *Regs) empty() Regs     { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
 func (b *Banner) empty() Banner { return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0]} }
 func (a *Audio) empty() Audio   { return Audio{MIMEs: a.MIMEs[:0]} }
 func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0]} }

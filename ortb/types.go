@@ -120,11 +120,13 @@ type User struct {
 }
 
 // Regs is request.regs with the 2.5 ext twins folded in (2.6 field wins).
+// The consent strings are raw: package privacy decodes them.
 type Regs struct {
 	COPPA     int8
 	GDPR      int8
-	USPrivacy []byte
-	GPP       []byte
+	USPrivacy []byte  // CCPA string, "1YNN" style
+	GPP       []byte  // IAB GPP string
+	GPPSID    []int64 // gpp_sid: the GPP section ids that apply to this request
 }
 
 // Size is a width and height in pixels.

@@ -19,6 +19,7 @@ import (
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/features"
 	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
 )
 
 // stride is the float32 values per record: features, label, p_true.
@@ -32,6 +33,7 @@ type config struct {
 	campaigns string // campaign directory, optional
 	maxRows   int
 	seed      uint64 // recorded only
+	vendorID  int    // privacy.vendor_id of the bidder the model is for
 }
 
 // logRow is the part of a simulator log line (simulator.LogRow) used here.
@@ -71,6 +73,10 @@ type meta struct {
 	Skipped       int      `json:"skipped"`
 	AdsFromConfig int      `json:"ads_from_config"`
 	Order         string   `json:"order"`
+	// PrivacyVendorID is the vendor id TC strings were judged for: the
+	// user-level slots are filled as a bidder with this privacy.vendor_id
+	// fills them.
+	PrivacyVendorID int `json:"privacy_vendor_id"`
 }
 
 // adKey is what the ad slots of a log row depend on.
@@ -95,11 +101,12 @@ type featurizer struct {
 	camps   map[string]struct{}
 	crs     map[string]struct{}
 	fromCfg int
+	privacy *privacy.Policy
 }
 
-func newFeaturizer(snap *campaigns.Snapshot) *featurizer {
+func newFeaturizer(snap *campaigns.Snapshot, pol *privacy.Policy) *featurizer {
 	return &featurizer{snap: snap, ads: map[adKey]cachedAd{}, pubs: map[string]struct{}{},
-		camps: map[string]struct{}{}, crs: map[string]struct{}{}}
+		camps: map[string]struct{}{}, crs: map[string]struct{}{}, privacy: pol}
 }
 
 // record appends one record (stride values) for lr to dst.
@@ -119,7 +126,8 @@ func (f *featurizer) record(dst []float32, lr *logRow) ([]float32, error) {
 		return dst, fmt.Errorf("request %s imp %q: %w", lr.RequestID, lr.ImpID, errNoImp)
 	}
 	now := time.Unix(lr.TS, 0).UTC()
-	features.ExtractImp(f.imp[:], &f.req, imp, now, features.UserLevelAllowed(&f.req))
+	userLevel := f.privacy.Decide(&f.req).Allows(privacy.Personalize) // as the bidder decides
+	features.ExtractImp(f.imp[:], &f.req, imp, now, userLevel)
 	ad := f.ad(lr)
 	dst = features.AppendRow(dst, f.imp[:], &ad)
 	f.note(lr)
@@ -277,7 +285,12 @@ func run(cfg config) (*meta, error) {
 		}
 		snap = s
 	}
-	f := newFeaturizer(snap)
+	pol, err := privacy.New(privacy.Options{VendorID: cfg.vendorID})
+	if err != nil {
+		return nil, err
+	}
+	defer pol.Close()
+	f := newFeaturizer(snap, pol)
 	// Size the record and key slices from the logs' bytes (a simulator line
 	// is about 1 KB; 700 bytes a line over-estimates the rows a little), so
 	// tens of millions of rows are not copied while the slices grow.
@@ -315,7 +328,7 @@ func run(cfg config) (*meta, error) {
 	}
 	slices.SortFunc(keys, compareKeys)
 	m := f.meta(recs, keys, skipped, sources)
-	m.Seed = cfg.seed
+	m.Seed, m.PrivacyVendorID = cfg.seed, cfg.vendorID
 	if err := write(cfg.out, recs, keys, m); err != nil {
 		return nil, err
 	}

@@ -1,10 +1,11 @@
 // Command featurize turns simulator training logs into feature rows with the
 // serving feature path, so training and serving cannot disagree:
 // ortb.Parser parses the logged request, features.ExtractImp fills the imp
-// slots (user-level slots only when features.UserLevelAllowed says so, as the
-// bidder does), and features.NewAd/AppendRow add the shown ad.
+// slots (user-level slots only when the request allows personalization, as
+// package privacy decides it for a bidder with privacy.vendor_id -vendor-id),
+// and features.NewAd/AppendRow add the shown ad.
 //
-//	featurize -log DIR[,DIR...] -out OUT [-campaigns configs/campaigns] [-max-rows N] [-seed N]
+//	featurize -log DIR[,DIR...] -out OUT [-campaigns configs/campaigns] [-max-rows N] [-seed N] [-vendor-id N]
 //
 // Input: DIR/impressions.jsonl written by `simulator run -log DIR` (a file
 // path works too). Output, in -out: rows.f32, little-endian float32 records of
@@ -43,12 +44,13 @@ func main() {
 	camps := flag.String("campaigns", "", "campaign directory: ads of known campaigns are built as serving builds them")
 	maxRows := flag.Int("max-rows", 0, "stop after this many rows (0 = all)")
 	seed := flag.Uint64("seed", 0, "the simulator seed of the logs, recorded in rows.json")
+	vendor := flag.Int("vendor-id", 0, "privacy.vendor_id of the bidder the model will serve: TC strings are judged for it (0: user-level slots empty wherever GDPR applies)")
 	flag.Parse()
 	if *logs == "" || *out == "" {
-		fmt.Fprintln(os.Stderr, "usage: featurize -log DIR[,DIR...] -out OUT [-campaigns DIR] [-max-rows N] [-seed N]")
+		fmt.Fprintln(os.Stderr, "usage: featurize -log DIR[,DIR...] -out OUT [-campaigns DIR] [-max-rows N] [-seed N] [-vendor-id N]")
 		os.Exit(2)
 	}
-	cfg := config{logs: strings.Split(*logs, ","), out: *out, campaigns: *camps, maxRows: *maxRows, seed: *seed}
+	cfg := config{logs: strings.Split(*logs, ","), out: *out, campaigns: *camps, maxRows: *maxRows, seed: *seed, vendorID: *vendor}
 	m, err := run(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "featurize:", err)

@@ -14,7 +14,12 @@ import (
 
 	"github.com/openbidder/openbidder/features"
 	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
 )
+
+// testVendor is the vendor id the fixture's req-11 consents to (purposes
+// 1-4): its TC string is the one bidder/privacy_test.go checks as tcAll.
+const testVendor = 42
 
 // readRecords reads rows.f32 as records of stride values.
 func readRecords(t *testing.T, dir string) [][]float32 {
@@ -66,13 +71,17 @@ func want(t *testing.T, lr logRow, ad features.Ad) []float32 {
 	}
 	i := slices.IndexFunc(req.Imps, func(im ortb.Imp) bool { return string(im.ID) == lr.ImpID })
 	var imp [features.ImpWidth]float32
-	features.ExtractImp(imp[:], &req, &req.Imps[i], time.Unix(lr.TS, 0), features.UserLevelAllowed(&req))
+	pol, err := privacy.New(privacy.Options{VendorID: testVendor, CacheEntries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	features.ExtractImp(imp[:], &req, &req.Imps[i], time.Unix(lr.TS, 0), pol.Decide(&req).Allows(privacy.Personalize))
 	return features.AppendRow(nil, imp[:], &ad)
 }
 
 func TestFeaturizeFixture(t *testing.T) {
 	out := t.TempDir()
-	m, err := run(config{logs: []string{"testdata"}, out: out, campaigns: "testdata/campaigns", seed: 7})
+	m, err := run(config{logs: []string{"testdata"}, out: out, campaigns: "testdata/campaigns", seed: 7, vendorID: testVendor})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,11 +115,16 @@ func TestFeaturizeFixture(t *testing.T) {
 		}
 		byID[lr.RequestID] = recs[i]
 	}
-	// User-level slots: filled with consent, zero under GDPR without consent
-	// and under COPPA (features.UserLevelAllowed, as the bidder applies it).
-	if byID["req-11"][features.SlotHasUserID] != 1 || byID["req-noconsent"][features.SlotHasUserID] != 0 {
-		t.Errorf("has_user_id with consent %v, without %v; want 1, 0",
-			byID["req-11"][features.SlotHasUserID], byID["req-noconsent"][features.SlotHasUserID])
+	// User-level slots: filled with consent for the vendor, zero under GDPR
+	// without it (req-8: the simulator's string, which consents to nothing)
+	// and under COPPA (package privacy, as the bidder applies it).
+	if byID["req-11"][features.SlotHasUserID] != 1 || byID["req-noconsent"][features.SlotHasUserID] != 0 ||
+		byID["req-8"][features.SlotHasUserID] != 0 {
+		t.Errorf("has_user_id with consent %v, without %v, consenting to nothing %v; want 1, 0, 0",
+			byID["req-11"][features.SlotHasUserID], byID["req-noconsent"][features.SlotHasUserID], byID["req-8"][features.SlotHasUserID])
+	}
+	if m.PrivacyVendorID != testVendor {
+		t.Errorf("rows.json privacy_vendor_id %d", m.PrivacyVendorID)
 	}
 	if byID["req-da"][features.SlotHasUserID] != 0 {
 		t.Errorf("COPPA request has has_user_id %v", byID["req-da"][features.SlotHasUserID])

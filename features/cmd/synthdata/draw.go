@@ -17,6 +17,10 @@ type sample struct {
 	age   int64 // true user age; the model may not see it (consent)
 	segs  int
 	hasID bool
+	// userLevel: the drawn user allows user-level data (no COPPA; consent
+	// where GDPR applies). synthdata draws the decision, it does not build
+	// consent strings for package privacy to decode.
+	userLevel bool
 }
 
 var start = time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC) // a Monday
@@ -68,14 +72,18 @@ func (w *world) drawUser(r *rand.Rand, s *sample, country string) {
 	for i := 0; i < s.segs; i++ {
 		req.User.Segments = append(req.User.Segments, []byte(fmt.Sprint("seg", i)))
 	}
+	s.userLevel = true
 	if gdprLand[country] {
 		req.Regs.GDPR = ortb.True
 		if r.Float64() < 0.75 {
 			req.User.Consent = []byte("CONSENT")
+		} else {
+			s.userLevel = false
 		}
 	}
 	if r.Float64() < 0.01 {
 		req.Regs.COPPA = ortb.True
+		s.userLevel = false
 	}
 }
 

@@ -79,7 +79,7 @@ func run(seed uint64, n, nPubs, nCamps int, out string) error {
 	var sumP, clicks float64
 	for i := 0; i < n; i++ {
 		w.draw(r, zipf, &s)
-		features.ExtractImp(rec[:], &s.req, &s.req.Imps[0], s.now, features.UserLevelAllowed(&s.req))
+		features.ExtractImp(rec[:], &s.req, &s.req.Imps[0], s.now, s.userLevel)
 		ad := ads[s.ad]
 		features.SetAd(rec[:], &ad)
 		p := sigmoid(truthLogit(&s))

@@ -1,0 +1,239 @@
+package bidder
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
+)
+
+// TC strings for vendor testVendor, built by privacy's test encoder (see
+// privacy.TestBidderStrings, which checks them) and decoded by go-gdpr.
+const (
+	testVendor = 42
+	// Purposes 1-4 consented, vendor 42 consented: every use.
+	tcAll = "CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA"
+	// Purposes 1-4 consented, vendors 41 and 43 only: the wrong vendor.
+	tcWrongVendor = "CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVgAAAAAAoAAAAA"
+	// Purposes 1 and 2, vendor 42: frequency caps, no personalization.
+	tcFreqOnly = "CO5rKAAO5rKAAAHABBENBkEgAMAAAAAAAAAAAVAAAAAAAQAAAAA"
+	// usnat, sale opted out; and usnat with notices given and no opt-out.
+	gppSaleOut = "DBABLA~BVVaAAAAAgA.QA"
+	gppClean   = "DBABLA~BVVqAAAAAgA.QA"
+)
+
+func withVendor(c *Config) { c.Privacy.VendorID = testVendor }
+
+// recordingScorer records the rows it scores.
+type recordingScorer struct {
+	fixedScorer
+	rows []float32
+}
+
+func (r *recordingScorer) Score(deadline time.Time, rows, out []float32) error {
+	r.rows = append(r.rows[:0], rows...)
+	return r.fixedScorer.Score(deadline, rows, out)
+}
+
+// TestPrivacyThroughHandler: the frequency-capped campaign needs a user key,
+// so it bids exactly when the request allows frequency caps; the user slots
+// are filled exactly when it allows personalization; a malformed string is
+// no consent, never a 400.
+func TestPrivacyThroughHandler(t *testing.T) {
+	video := readReq(t, "app-video.json") // regs.gdpr 1, user u-2, capped campaign
+	with := func(old, new string) []byte { return bytes.Replace(video, []byte(old), []byte(new), 1) }
+	consent := func(s string) []byte { return with(`"user":{"id":"u-2"}`, `"user":{"id":"u-2","consent":"`+s+`"}`) }
+	noGDPR := func(regs string) []byte { return with(`"regs":{"gdpr":1}`, `"regs":`+regs) }
+	cases := []struct {
+		name      string
+		body      []byte
+		vendor    int
+		bid       bool // the capped campaign bids: FreqCap allowed
+		userSlots bool // Personalize allowed
+		why       privacy.Reason
+	}{
+		{"gdpr, no consent", video, testVendor, false, false, privacy.GDPRNoConsent},
+		{"gdpr, consent", consent(tcAll), testVendor, true, true, privacy.Allowed},
+		{"gdpr, consent, no vendor id configured", consent(tcAll), 0, false, false, privacy.GDPRNoVendorID},
+		{"gdpr, wrong vendor", consent(tcWrongVendor), testVendor, false, false, privacy.GDPRDenied},
+		{"gdpr, purposes 1-2 only", consent(tcFreqOnly), testVendor, true, false, privacy.GDPRDenied},
+		{"gdpr, malformed consent", consent("gdprConsentString"), testVendor, false, false, privacy.GDPRMalformed},
+		{"gdpr, consent, us_privacy opt-out", with(`"regs":{"gdpr":1}`, `"regs":{"gdpr":1,"us_privacy":"1YYN"}`), testVendor, false, false, privacy.USPrivacyOptOut},
+		{"no gdpr, us_privacy no opt-out", noGDPR(`{"gdpr":0,"us_privacy":"1YNN"}`), testVendor, true, true, privacy.Allowed},
+		{"no gdpr, malformed us_privacy", noGDPR(`{"gdpr":0,"us_privacy":"uspConsentString"}`), testVendor, false, false, privacy.USPrivacyMalformed},
+		{"gpp usnat sale opt-out", noGDPR(`{"gpp":"` + gppSaleOut + `","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPOptOut},
+		{"gpp usnat clean", noGDPR(`{"gpp":"` + gppClean + `","gpp_sid":[7]}`), testVendor, true, true, privacy.Allowed},
+		{"gpp malformed", noGDPR(`{"gpp":"gppString","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPMalformed},
+		{"coppa", noGDPR(`{"coppa":1}`), testVendor, false, false, privacy.COPPA},
+	}
+	for _, c := range cases {
+		ts := newTestServer(t, func(cfg *Config) { cfg.Privacy.VendorID = c.vendor })
+		rs := &recordingScorer{fixedScorer: fixedScorer{p: 0.02}}
+		ts.SetScorer(rs)
+		r := ts.bid(c.body)
+		want := "frequency_cap" // no user key: the capped campaign cannot count this user
+		if c.why == privacy.COPPA {
+			want = "no_campaign" // not allowed under COPPA at all
+		}
+		if c.bid && r.StatusCode() != 200 || !c.bid && string(r.Header.Peek("x-nobid-reason")) != want {
+			t.Errorf("%s: status %d %q, want bid %v", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.bid)
+		}
+		if got := ts.privStat.decisions[c.why].load(); got != 1 {
+			t.Errorf("%s: decisions{%s} = %d, want 1", c.name, c.why, got)
+		}
+		if c.bid {
+			row := rs.rows[:features.Width]
+			filled := row[features.SlotHasUserID] == 1 && row[features.SlotUser] != 0
+			empty := row[features.SlotHasUserID] == 0 && row[features.SlotUser] == 0
+			if c.userSlots && !filled || !c.userSlots && !empty {
+				t.Errorf("%s: user slots has_user_id %v user %v, want filled %v", c.name,
+					row[features.SlotHasUserID], row[features.SlotUser], c.userSlots)
+			}
+		}
+	}
+}
+
+// TestSegmentsNeedPersonalization: a segment-targeted campaign matches only
+// when the request allows personalization.
+func TestSegmentsNeedPersonalization(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := bytes.Replace(src, []byte("  countries: [USA, GBR]"), []byte("  countries: [USA, GBR]\n  segments: [seg-7]"), 1)
+	if bytes.Equal(seg, src) {
+		t.Fatal("acme.yaml changed: cannot add the segment targeting")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), seg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := campaigns.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := newTestServer(t, withVendor)
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
+	}
+	site := readReq(t, "site-banner.json")
+	user := func(u, regs string) []byte {
+		b := bytes.Replace(site, []byte(`"user":{"id":"u-1"}`), []byte(`"user":`+u), 1)
+		return bytes.Replace(b, []byte(`}`+"\n"), []byte(`,"regs":`+regs+"}\n"), 1)
+	}
+	withSeg := `{"id":"u-1","data":[{"segment":[{"id":"seg-7"}]}]`
+	cases := []struct {
+		name string
+		body []byte
+		bid  bool
+	}{
+		{"no segment", user(`{"id":"u-1"}`, `{}`), false},
+		{"segment, no regs", user(withSeg+`}`, `{}`), true},
+		{"segment, gdpr with consent", user(withSeg+`,"consent":"`+tcAll+`"}`, `{"gdpr":1}`), true},
+		{"segment, gdpr, purposes 1-2 only", user(withSeg+`,"consent":"`+tcFreqOnly+`"}`, `{"gdpr":1}`), false},
+		{"segment, us_privacy opt-out", user(withSeg+`}`, `{"us_privacy":"1YYN"}`), false},
+	}
+	for _, c := range cases {
+		r := ts.bid(c.body)
+		if (r.StatusCode() == 200) != c.bid {
+			t.Errorf("%s: status %d %q, want bid %v\n%s", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.bid, c.body)
+		}
+	}
+}
+
+// TestSharedSamplesPrivacy runs the real requests of ../shared/ortb-samples
+// that carry a privacy signal through the handler: none may be refused
+// because of it (a malformed string is no consent, never a 400), so each
+// gets the status class it gets with its signals removed. It logs what the
+// samples carry and what was decided (vendor testVendor).
+func TestSharedSamplesPrivacy(t *testing.T) {
+	files, _ := filepath.Glob("../../shared/ortb-samples/*.json")
+	if len(files) == 0 {
+		t.Skip("no ../shared/ortb-samples beside the checkout")
+	}
+	ts := newTestServer(t, withVendor)
+	var p ortb.Parser
+	var req ortb.Request
+	carry := map[string]int{}
+	decided := map[string]int{}
+	for _, f := range files {
+		body, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Parse(body, &req) != nil {
+			continue // a 400 for other reasons (bidder_test.TestSharedSamples)
+		}
+		r := &req.Regs
+		signals := []struct {
+			name string
+			on   bool
+		}{
+			{"regs.coppa=1", r.COPPA == ortb.True},
+			{"regs.gdpr=1", r.GDPR == ortb.True},
+			{"user.consent (TCF)", len(req.User.Consent) > 0},
+			{"regs.us_privacy", len(r.USPrivacy) > 0},
+			{"regs.gpp", len(r.GPP) > 0},
+			{"regs.gpp_sid", len(r.GPPSID) > 0},
+		}
+		any := false
+		for _, s := range signals {
+			if s.on {
+				carry[s.name]++
+				any = true
+			}
+		}
+		d := ts.privacy.Decide(&req)
+		decided[useLabel(d.Uses)+" / "+d.Why.String()]++
+		if !any {
+			continue
+		}
+		carry["any of these"]++
+		got, bare := ts.bid(body).StatusCode(), ts.bid(withoutSignals(t, body)).StatusCode()
+		if (got == 400) != (bare == 400) || got >= 500 {
+			t.Errorf("%s: status %d, %d without its privacy signals", filepath.Base(f), got, bare)
+		}
+	}
+	t.Logf("%d samples; carrying: %v", len(files), carry)
+	t.Logf("decisions (uses / reason): %v", decided)
+}
+
+func useLabel(u privacy.Use) string {
+	switch u {
+	case privacy.All:
+		return "all"
+	case privacy.FreqCap:
+		return "freqcap"
+	case privacy.Personalize:
+		return "personalize"
+	}
+	return "none"
+}
+
+// withoutSignals removes regs and the consent strings from a request.
+func withoutSignals(t *testing.T, body []byte) []byte {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(body, &m); err != nil {
+		t.Fatal(err)
+	}
+	delete(m, "regs")
+	if u, ok := m["user"].(map[string]any); ok {
+		delete(u, "consent")
+		if ext, ok := u["ext"].(map[string]any); ok {
+			delete(ext, "consent")
+		}
+	}
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}

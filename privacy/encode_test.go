@@ -1,0 +1,121 @@
+package privacy
+
+import (
+	"encoding/base64"
+	"slices"
+)
+
+// tcString describes a TCF v2 TC string (core segment) for encode, an
+// encoder written from the IAB "TCF v2 Consent string and vendor list
+// formats" core-segment table, independent of the decoder under test.
+type tcString struct {
+	purposes     []int // purposes consented (1-24)
+	li           []int // purposes with legitimate interest established
+	vendors      []int // vendors consented
+	vendorsLI    []int // vendors with legitimate interest established
+	rangeVendors bool  // encode the vendor consents as a range section
+	restrictions []restriction
+	policy       int // TCF policy version (default 4, TCF v2.2)
+	p1Treatment  bool
+}
+
+type restriction struct {
+	purpose, kind int // kind: 0 not allowed, 1 require consent, 2 require LI
+	vendors       []int
+}
+
+type bits []byte // one byte per bit, for clarity
+
+func (b *bits) int(v, n int) {
+	for i := n - 1; i >= 0; i-- {
+		*b = append(*b, byte(v>>i)&1)
+	}
+}
+
+func (b *bits) flag(v bool) {
+	if v {
+		b.int(1, 1)
+	} else {
+		b.int(0, 1)
+	}
+}
+
+func (b *bits) set(ids []int, n int) { // a bit field of n bits, id 1 first
+	for id := 1; id <= n; id++ {
+		b.flag(slices.Contains(ids, id))
+	}
+}
+
+// ranges writes NumEntries then one single-id entry per id (IsARange 0).
+func (b *bits) ranges(ids []int) {
+	b.int(len(ids), 12)
+	for _, id := range ids {
+		b.int(0, 1)
+		b.int(id, 16)
+	}
+}
+
+// vendorSection writes MaxVendorId, IsRangeEncoding and the bit field or
+// range entries.
+func (b *bits) vendorSection(ids []int, asRange bool) {
+	max := 0
+	for _, id := range ids {
+		max = maxInt(max, id)
+	}
+	b.int(max, 16)
+	b.flag(asRange)
+	if asRange {
+		b.ranges(ids)
+	} else {
+		b.set(ids, max)
+	}
+}
+
+func maxInt(a, b int) int {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func (t tcString) encode() string {
+	var b bits
+	b.int(2, 6)            // Version
+	b.int(16000000000, 36) // Created, deciseconds
+	b.int(16000000000, 36) // LastUpdated
+	b.int(7, 12)           // CmpId
+	b.int(1, 12)           // CmpVersion
+	b.int(1, 6)            // ConsentScreen
+	b.int(4, 6)            // ConsentLanguage "EN": E
+	b.int(13, 6)           //   N
+	b.int(100, 12)         // VendorListVersion
+	policy := t.policy
+	if policy == 0 {
+		policy = 4
+	}
+	b.int(policy, 6) // TcfPolicyVersion
+	b.int(1, 1)      // IsServiceSpecific
+	b.int(0, 1)      // UseNonStandardTexts
+	b.int(0, 12)     // SpecialFeatureOptIns
+	b.set(t.purposes, 24)
+	b.set(t.li, 24)
+	b.flag(t.p1Treatment)
+	b.int(0, 6) // PublisherCC "AA"
+	b.int(0, 6)
+	b.vendorSection(t.vendors, t.rangeVendors)
+	b.vendorSection(t.vendorsLI, false)
+	b.int(len(t.restrictions), 12)
+	for _, r := range t.restrictions {
+		b.int(r.purpose, 6)
+		b.int(r.kind, 2)
+		b.ranges(r.vendors)
+	}
+	for len(b)%8 != 0 {
+		b = append(b, 0)
+	}
+	out := make([]byte, len(b)/8)
+	for i, bit := range b {
+		out[i/8] |= bit << (7 - i%8)
+	}
+	return base64.RawURLEncoding.EncodeToString(out)
+}

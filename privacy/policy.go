@@ -1,0 +1,229 @@
+package privacy
+
+import (
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// ErrOptions wraps every invalid Options.
+var ErrOptions = errors.New("privacy: invalid options")
+
+// Defaults of Options.
+const (
+	DefaultCacheEntries = 100_000
+	DefaultCacheTTL     = time.Hour
+)
+
+// Options configure a Policy. A zero field means its default.
+type Options struct {
+	// VendorID is the bidder's IAB Europe Global Vendor List id, whose
+	// vendor consent a TC string must carry. 0: none registered, so no
+	// user-level use wherever GDPR applies.
+	VendorID int
+	// CacheEntries bounds the decoded strings kept (default 100,000); a
+	// negative value keeps none (every string is decoded each time).
+	CacheEntries int
+	// CacheTTL is how long a decoded string is kept (default 1h); a
+	// negative value keeps it until the cache evicts it for another, which
+	// saves a clock read on every cache hit (ristretto checks the expiry).
+	CacheTTL time.Duration
+}
+
+// Validate reports what is wrong with o.
+func (o Options) Validate() error {
+	var errs []error
+	if o.VendorID < 0 || o.VendorID > 0xffff {
+		errs = append(errs, fmt.Errorf("%w: vendor_id %d is not a GVL id (0 to 65535)", ErrOptions, o.VendorID))
+	}
+	return errors.Join(errs...)
+}
+
+// Policy decides requests for one vendor id. It is safe for concurrent use.
+type Policy struct {
+	vendor uint16
+	cache  *cache // nil: decode every time
+	stats  struct {
+		decodes, malformed, recovered atomic.Uint64
+	}
+}
+
+// New returns a Policy for o; Close releases its cache.
+func New(o Options) (*Policy, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	if o.CacheEntries == 0 {
+		o.CacheEntries = DefaultCacheEntries
+	}
+	if o.CacheTTL == 0 {
+		o.CacheTTL = DefaultCacheTTL
+	}
+	p := &Policy{vendor: uint16(o.VendorID)}
+	if o.CacheEntries > 0 {
+		p.cache = newCache(int64(o.CacheEntries), max(o.CacheTTL, 0)) // 0: no expiry
+	}
+	return p, nil
+}
+
+// Close stops the cache's background work. Decide keeps working (uncached).
+func (p *Policy) Close() {
+	if p.cache != nil {
+		p.cache.close()
+	}
+}
+
+// Wait blocks until the decisions offered to the cache so far are in it (or
+// refused by it): for tests and warm-up, never the bid path.
+func (p *Policy) Wait() { p.cache.wait() }
+
+// VendorID is the vendor id the Policy evaluates TC strings for.
+func (p *Policy) VendorID() int { return int(p.vendor) }
+
+// Stats counts strings decoded (cache misses), those that did not decode
+// (or carried a section that did not), and decoder panics recovered (each
+// also counted as malformed).
+type Stats struct {
+	Decodes, Malformed, Recovered uint64
+}
+
+// Stats returns the counters so far.
+func (p *Policy) Stats() Stats {
+	return Stats{p.stats.decodes.Load(), p.stats.malformed.Load(), p.stats.recovered.Load()}
+}
+
+// Decide returns what req allows. The rules are in the package doc and
+// docs/privacy.md. It allocates nothing unless it decodes a string not in
+// the cache.
+func (p *Policy) Decide(req *ortb.Request) Decision {
+	r := &req.Regs
+	if r.COPPA == ortb.True {
+		return Decision{Uses: None, Why: COPPA}
+	}
+	d := Decision{Uses: All}
+	if len(r.USPrivacy) > 0 {
+		switch optOut, ok := uspOptOut(r.USPrivacy); {
+		case !ok:
+			d.restrict(None, USPrivacyMalformed)
+		case optOut:
+			d.restrict(None, USPrivacyOptOut)
+		}
+	}
+	applies, listedWide := sidMask(r.GPPSID)
+	var g gppSummary
+	if len(r.GPP) > 0 {
+		g = p.gpp(r.GPP)
+		if len(r.GPPSID) == 0 { // no list: every section in the string applies
+			applies, listedWide = g.present, g.wide
+		}
+	}
+	us := applies &^ (1 << sidTCFEU)
+	switch {
+	case len(r.GPP) > 0 && !g.ok:
+		d.restrict(None, GPPMalformed)
+	case us&^g.present != 0 || us&g.bad != 0: // listed but absent (or no string), or undecodable
+		d.restrict(None, GPPMalformed)
+	case us&g.unsupported != 0 || listedWide:
+		d.restrict(None, GPPUnsupported)
+	case us&g.optOut != 0:
+		d.restrict(None, GPPOptOut)
+	}
+	if r.GDPR == ortb.True || applies&(1<<sidTCFEU) != 0 {
+		p.gdpr(&d, req, &g)
+	}
+	return d
+}
+
+// gdpr restricts d by the TC string: user.consent, else the GPP string's
+// tcfeuv2 section.
+func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
+	var v tcfVerdict
+	switch {
+	case p.vendor == 0:
+		d.restrict(None, GDPRNoVendorID)
+		return
+	case len(req.User.Consent) > 0:
+		v = p.tcf(req.User.Consent)
+	case g.present&(1<<sidTCFEU) != 0:
+		v = g.tcf
+	default:
+		d.restrict(None, GDPRNoConsent)
+		return
+	}
+	if !v.ok {
+		d.restrict(None, GDPRMalformed)
+		return
+	}
+	d.restrict(v.uses, GDPRDenied)
+}
+
+// sidMask turns gpp_sid into a section mask. Ids of 0 and below and the
+// header's id 3 name no section and are skipped; wide reports an id of 64 or
+// more (a section this bidder cannot read).
+func sidMask(sids []int64) (mask uint64, wide bool) {
+	for _, id := range sids {
+		switch {
+		case id <= 0 || id == int64(sidHeader):
+		case id >= 64:
+			wide = true
+		default:
+			mask |= 1 << uint(id)
+		}
+	}
+	return mask, wide
+}
+
+// maxStringLen bounds the consent strings decoded: a TC string with every
+// vendor of the GVL in a bit field is under 1 KiB, a GPP string with a
+// dozen sections a few. Longer ones are malformed, not decoded or cached.
+const maxStringLen = 16 << 10
+
+// tcf returns the verdict for a TC string, decoding it on a cache miss.
+func (p *Policy) tcf(s []byte) tcfVerdict {
+	if len(s) > maxStringLen {
+		return tcfVerdict{}
+	}
+	if e, ok := p.cache.get(s, kindTCF); ok {
+		return e.tcf
+	}
+	var v tcfVerdict
+	p.decode(func() { v = decodeTCF(string(s), p.vendor) })
+	if !v.ok {
+		p.stats.malformed.Add(1)
+	}
+	p.cache.set(s, entry{kind: kindTCF, tcf: v})
+	return v
+}
+
+// gpp returns the summary of a GPP string, decoding it on a cache miss.
+func (p *Policy) gpp(s []byte) gppSummary {
+	if len(s) > maxStringLen {
+		return gppSummary{}
+	}
+	if e, ok := p.cache.get(s, kindGPP); ok {
+		return e.gpp
+	}
+	var g gppSummary
+	p.decode(func() { g = decodeGPP(string(s), p.vendor) })
+	if !g.ok || g.bad != 0 || (g.present&(1<<sidTCFEU) != 0 && !g.tcf.ok) {
+		p.stats.malformed.Add(1)
+	}
+	p.cache.set(s, entry{kind: kindGPP, gpp: g})
+	return g
+}
+
+// decode runs f, turning a decoder panic on hostile input into a result
+// that is not ok (f's zero result): a consent string never takes the
+// bidder down.
+func (p *Policy) decode(f func()) {
+	p.stats.decodes.Add(1)
+	defer func() {
+		if recover() != nil {
+			p.stats.recovered.Add(1)
+		}
+	}()
+	f()
+}

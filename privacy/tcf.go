@@ -1,0 +1,76 @@
+package privacy
+
+import (
+	"github.com/prebid/go-gdpr/consentconstants"
+	tcf2 "github.com/prebid/go-gdpr/vendorconsent/tcf2"
+)
+
+// The TCF v2.2 purposes the bidder's uses need (docs/privacy.md says why).
+const (
+	purposeStorage     = consentconstants.Purpose(1) // store and/or access information on a device: consent only
+	purposeBasicAds    = consentconstants.Purpose(2) // use limited data to select advertising (frequency capping): consent or legitimate interest
+	purposeAdsProfile  = consentconstants.Purpose(3) // create profiles for personalised advertising: consent only
+	purposePersonalAds = consentconstants.Purpose(4) // use profiles to select personalised advertising: consent only
+)
+
+// Publisher restriction types (TCF v2 core string, PubRestrictionEntry).
+const (
+	restrictNotAllowed = 0 // purpose flatly not allowed by the publisher
+	restrictConsent    = 1 // require consent
+	restrictLI         = 2 // require legitimate interest
+)
+
+// tcfVerdict is what one TC string allows vendor: ok says it decoded.
+type tcfVerdict struct {
+	ok   bool
+	uses Use
+}
+
+// decodeTCF decodes a TCF v2 consent string (core segment; other segments
+// are ignored) and evaluates it for vendor. Anything that does not decode as
+// v2, a TCF v1 string included, is !ok. It allocates.
+func decodeTCF(s string, vendor uint16) tcfVerdict {
+	if !tcf2.IsConsentV2(s) {
+		return tcfVerdict{}
+	}
+	c, err := tcf2.ParseString(s)
+	if err != nil {
+		return tcfVerdict{}
+	}
+	m, isMeta := c.(tcf2.ConsentMetadata)
+	if !isMeta {
+		return tcfVerdict{}
+	}
+	return tcfVerdict{ok: true, uses: tcfUses(m, vendor)}
+}
+
+// tcfUses applies the purpose table of docs/privacy.md to a decoded string.
+func tcfUses(m tcf2.ConsentMetadata, vendor uint16) Use {
+	if vendor == 0 {
+		return None
+	}
+	restricted := func(p consentconstants.Purpose, kind uint8) bool {
+		return m.CheckPubRestriction(uint8(p), kind, vendor)
+	}
+	// consent: the user consented to the purpose and to the vendor, and the
+	// publisher neither forbids the purpose nor requires legitimate interest.
+	consent := func(p consentconstants.Purpose) bool {
+		return m.PurposeAllowed(p) && m.VendorConsent(vendor) &&
+			!restricted(p, restrictNotAllowed) && !restricted(p, restrictLI)
+	}
+	// legitimate interest: disclosed for the purpose and the vendor, not
+	// objected to, and the publisher neither forbids the purpose nor
+	// requires consent.
+	legInt := func(p consentconstants.Purpose) bool {
+		return m.PurposeLITransparency(p) && m.VendorLegitInterest(vendor) &&
+			!restricted(p, restrictNotAllowed) && !restricted(p, restrictConsent)
+	}
+	uses := None
+	if consent(purposeStorage) && (consent(purposeBasicAds) || legInt(purposeBasicAds)) {
+		uses |= FreqCap
+	}
+	if consent(purposeStorage) && consent(purposeAdsProfile) && consent(purposePersonalAds) {
+		uses |= Personalize
+	}
+	return uses
+}
