@@ -1,11 +1,8 @@
 package bidder
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/openbidder/openbidder/budget"
@@ -46,6 +43,10 @@ func (b *budgetMoney) freqAllow(ci int, user uint64, now time.Time) bool {
 func (b *budgetMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	id, ok := b.m.Hold(b.accts[ci], amount, now)
 	return uint64(id), ok
+}
+
+func (b *budgetMoney) unhold(c *campaigns.Campaign, hold uint64) {
+	b.m.Unhold(b.m.Handle(c.ID), budget.HoldID(hold))
 }
 
 // budgetCampaigns converts a snapshot to the budget's campaign list.
@@ -91,9 +92,10 @@ func bindBudget(m *budget.Manager) func(*campaigns.Snapshot) (money, error) {
 	}
 }
 
-// budgetSigner signs notice tokens with budget's HMAC token format.
+// budgetSigner signs notice tokens with budget's HMAC token format: with
+// the first key; a token verifies under any of them (key rotation).
 type budgetSigner struct {
-	key      []byte
+	keys     [][]byte
 	instance string
 }
 
@@ -101,7 +103,7 @@ var _ tokenSigner = budgetSigner{}
 
 func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
 	// B2S is safe here: AppendToken copies the bytes and keeps nothing.
-	return budget.AppendToken(dst, s.key, budget.Token{
+	return budget.AppendToken(dst, s.keys[0], budget.Token{
 		AuctionID:   ortb.B2S(t.AuctionID),
 		ImpID:       ortb.B2S(t.ImpID),
 		CampaignID:  ortb.B2S(t.Campaign),
@@ -118,7 +120,13 @@ func (s budgetSigner) appendToken(dst []byte, t *bidToken) []byte {
 }
 
 func (s budgetSigner) parseToken(src []byte, now time.Time) (bidToken, error) {
-	t, err := budget.ParseToken(src, s.key, now)
+	t, err := budget.ParseToken(src, s.keys[0], now)
+	for _, k := range s.keys[1:] {
+		if !errors.Is(err, budget.ErrForged) {
+			break
+		}
+		t, err = budget.ParseToken(src, k, now)
+	}
 	switch {
 	case errors.Is(err, budget.ErrExpired):
 		return bidToken{}, ErrNoticeExpired
@@ -207,23 +215,4 @@ func (b *budgetSink) impression(t *bidToken, now time.Time) error {
 func (b *budgetSink) click(t *bidToken, now time.Time) error {
 	b.events.add(event{Kind: "click", Token: t, Time: now})
 	return nil
-}
-
-// noticeKey resolves notices.key: "env:NAME", a literal, or random.
-func noticeKey(spec string) ([]byte, error) {
-	switch {
-	case strings.HasPrefix(spec, "env:"):
-		v := os.Getenv(strings.TrimPrefix(spec, "env:"))
-		if v == "" {
-			return nil, fmt.Errorf("%w: notices.key: environment variable %s is empty", ErrConfig, strings.TrimPrefix(spec, "env:"))
-		}
-		return []byte(v), nil
-	case spec != "":
-		return []byte(spec), nil
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
-	}
-	return k, nil
 }

@@ -38,8 +38,8 @@ func NewServer(p Parts) (*Server, error) {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	sink := &budgetSink{m: p.Budget}
-	s := newServer(p.Config, log, bindBudget(p.Budget), sink, budgetSigner{key: p.NoticeKey, instance: p.Config.InstanceID})
-	s.ready = p.Budget.Ready
+	s := newServer(p.Config, log, bindBudget(p.Budget), sink, budgetSigner{keys: [][]byte{p.NoticeKey}, instance: p.Config.InstanceID})
+	s.ready, s.degraded = budgetHealth(p.Budget)
 	if err := s.SetCampaigns(p.Campaigns); err != nil {
 		return nil, err
 	}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// An open-loop HTTP/1.1 load generator for the overload tests: requests
+// are due on a fixed schedule (rate), whatever the answers; each of conns
+// keep-alive connections takes the next due request when it is free, and a
+// request's latency runs from when it was due, so time waiting for a free
+// connection counts (no coordinated omission).
+
+type loadOpts struct {
+	addr  string
+	conns int
+	rate  float64 // requests per second
+	total int
+	max   time.Duration // stop scheduling after this
+	req   func(i int) (method, path string, body []byte)
+	keep  bool // keep 200 bodies
+}
+
+type answer struct {
+	status int
+	reason string        // x-nobid-reason
+	lat    time.Duration // from the due time to the whole answer read
+	rtt    time.Duration // from the request written to the answer read
+	body   []byte
+	err    error
+}
+
+func runLoad(o loadOpts) []answer {
+	type job struct {
+		i   int
+		due time.Time
+	}
+	jobs := make(chan job, o.total)
+	out := make([]answer, o.total)
+	start := time.Now()
+	go func() {
+		defer close(jobs)
+		gap := time.Duration(float64(time.Second) / o.rate)
+		for i := 0; i < o.total; i++ {
+			due := start.Add(time.Duration(i) * gap)
+			if due.Sub(start) > o.max {
+				for ; i < o.total; i++ {
+					out[i].status = -1 // not sent
+				}
+				return
+			}
+			if d := time.Until(due); d > 200*time.Microsecond {
+				time.Sleep(d)
+			}
+			jobs <- job{i, due}
+		}
+	}()
+	var wg sync.WaitGroup
+	for range o.conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var c *client
+			for j := range jobs {
+				if c == nil {
+					var err error
+					if c, err = dial(o.addr); err != nil {
+						out[j.i] = answer{err: err}
+						continue
+					}
+				}
+				method, path, body := o.req(j.i)
+				sent := time.Now()
+				a, closed := c.do(method, path, body, o.keep)
+				a.lat, a.rtt = time.Since(j.due), time.Since(sent)
+				out[j.i] = a
+				if closed || a.err != nil {
+					c.conn.Close()
+					c = nil
+				}
+			}
+			if c != nil {
+				c.conn.Close()
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+type client struct {
+	conn net.Conn
+	br   *bufio.Reader
+	req  []byte
+}
+
+func dial(addr string) (*client, error) {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &client{conn: c, br: bufio.NewReaderSize(c, 16<<10)}, nil
+}
+
+// do sends one request and reads its answer; closed reports a
+// Connection: close.
+func (c *client) do(method, path string, body []byte, keep bool) (a answer, closed bool) {
+	c.req = append(c.req[:0], method...)
+	c.req = append(c.req, ' ')
+	c.req = append(c.req, path...)
+	c.req = append(c.req, " HTTP/1.1\r\nHost: bidder\r\nContent-Type: application/json\r\nx-openrtb-version: 2.6\r\nContent-Length: "...)
+	c.req = strconv.AppendInt(c.req, int64(len(body)), 10)
+	c.req = append(c.req, "\r\n\r\n"...)
+	c.req = append(c.req, body...)
+	c.conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.conn.Write(c.req); err != nil {
+		return answer{err: err}, true
+	}
+	line, err := c.br.ReadSlice('\n')
+	if err != nil || len(line) < 12 {
+		return answer{err: fmt.Errorf("status line %q: %v", line, err)}, true
+	}
+	a.status, _ = strconv.Atoi(string(line[9:12]))
+	n := 0
+	for {
+		h, err := c.br.ReadSlice('\n')
+		if err != nil {
+			return answer{err: err}, true
+		}
+		h = bytes.TrimRight(h, "\r\n")
+		if len(h) == 0 {
+			break
+		}
+		k, v, _ := bytes.Cut(h, []byte(":"))
+		v = bytes.TrimSpace(v)
+		switch string(bytes.ToLower(k)) {
+		case "content-length":
+			n, _ = strconv.Atoi(string(v))
+		case "x-nobid-reason":
+			a.reason = string(v)
+		case "connection":
+			closed = bytes.EqualFold(v, []byte("close"))
+		}
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.br, b); err != nil {
+		return answer{err: err}, true
+	}
+	if keep && a.status == 200 {
+		a.body = b
+	}
+	return a, closed
+}
+
+// pct is the q-quantile (0..1) of d.
+func pct(d []time.Duration, q float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(q*float64(len(s))))]
+}
