@@ -71,11 +71,12 @@ type LimitsConfig struct {
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
 	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
 	// Server timeouts. A bid request is worthless after its tmax, so reading
-	// one (from its first byte) or writing its answer may take at most
-	// ReadTimeout / WriteTimeout: default 10 x default_tmax (1s), room for
-	// slow pixels and notices while a stalled peer cannot hold a connection
-	// for long. IdleTimeout is the keep-alive wait for the next request
-	// (default 60s: exchanges keep warm connections).
+	// a request's body once its headers are in, or writing an answer, may
+	// take at most ReadTimeout / WriteTimeout: default 10 x default_tmax
+	// (1s), room for slow pixels and notices while a stalled peer cannot
+	// hold a connection for long. IdleTimeout is the wait for the next
+	// request on a connection, a new one included (default 60s: exchanges
+	// keep warm connections, and may open them ahead of traffic).
 	ReadTimeout  time.Duration `yaml:"read_timeout"`
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	IdleTimeout  time.Duration `yaml:"idle_timeout"`

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bufio"
 	"bytes"
 	"io"
 	"net"
@@ -129,19 +130,33 @@ func TestBadRequestReasonShort(t *testing.T) {
 	}
 }
 
-// The server's timeouts come from the limits, not fixed 5 s.
+// The server's timeouts come from the limits, not fixed 5 s: a body that
+// stalls is cut off at read_timeout (408); a new connection may wait for its
+// first request up to idle_timeout.
 func TestServerTimeoutsFromLimits(t *testing.T) {
 	ts := newTestServer(t, nil)
-	if ts.srv.ReadTimeout != time.Second || ts.srv.WriteTimeout != time.Second || ts.srv.IdleTimeout != time.Minute {
-		t.Fatalf("defaults: read %v write %v idle %v; want 1s 1s 1m", ts.srv.ReadTimeout, ts.srv.WriteTimeout, ts.srv.IdleTimeout)
+	l := ts.cfg.Limits
+	if l.ReadTimeout != time.Second || l.WriteTimeout != time.Second || ts.srv.WriteTimeout != time.Second ||
+		l.IdleTimeout != time.Minute || ts.srv.IdleTimeout != time.Minute || ts.srv.ReadTimeout != time.Minute {
+		t.Fatalf("defaults: %+v; server read %v write %v idle %v", l, ts.srv.ReadTimeout, ts.srv.WriteTimeout, ts.srv.IdleTimeout)
 	}
-	ts = newTestServer(t, func(c *Config) { c.Limits.DefaultTMax = 300 * time.Millisecond; c.Limits.IdleTimeout = 5 * time.Second })
-	if ts.srv.ReadTimeout != 3*time.Second || ts.srv.WriteTimeout != 3*time.Second || ts.srv.IdleTimeout != 5*time.Second {
-		t.Fatalf("from default_tmax 300ms: read %v write %v idle %v", ts.srv.ReadTimeout, ts.srv.WriteTimeout, ts.srv.IdleTimeout)
+	if rc := ts.srv.HeaderReceived(nil); rc.ReadTimeout != time.Second {
+		t.Fatalf("body read timeout %v, want read_timeout 1s", rc.ReadTimeout)
 	}
-	// A peer that sends half a request and stalls is cut off at read_timeout.
-	ts = newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 200 * time.Millisecond })
-	c, err := net.Dial("tcp", ts.serve(t))
+	ts = newTestServer(t, func(c *Config) { c.Limits.DefaultTMax = 300 * time.Millisecond })
+	if l := ts.cfg.Limits; l.ReadTimeout != 3*time.Second || l.WriteTimeout != 3*time.Second {
+		t.Fatalf("from default_tmax 300ms: %+v", l)
+	}
+	ts = newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 100 * time.Millisecond })
+	addr := ts.serve(t)
+	// A connection opened ahead of traffic outlives read_timeout.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	// A peer that sends headers and half a body, then stalls, gets 408.
+	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +165,13 @@ func TestServerTimeoutsFromLimits(t *testing.T) {
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := io.ReadAll(c)
 	if err != nil || !bytes.HasPrefix(resp, []byte("HTTP/1.1 408")) {
-		t.Fatalf("stalled request: %v %.100q", err, resp)
+		t.Fatalf("stalled body: %v %.100q", err, resp)
+	}
+	idle.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(idle).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("a connection idle longer than read_timeout before its first request: %q", line)
 	}
 }
 

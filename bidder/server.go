@@ -105,12 +105,18 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "openbidder",
-		MaxRequestBodySize:    cfg.Limits.MaxBodyBytes,
-		ReadTimeout:           cfg.Limits.ReadTimeout,
-		WriteTimeout:          cfg.Limits.WriteTimeout,
-		IdleTimeout:           cfg.Limits.IdleTimeout,
+		Handler:            s.handle,
+		Name:               "openbidder",
+		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		// fasthttp's ReadTimeout also bounds a new connection's wait for its
+		// first request: idle_timeout there, so exchanges may open connections
+		// ahead of traffic; read_timeout bounds the body once headers are in.
+		ReadTimeout:  cfg.Limits.IdleTimeout,
+		WriteTimeout: cfg.Limits.WriteTimeout,
+		IdleTimeout:  cfg.Limits.IdleTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.Limits.ReadTimeout}
+		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,

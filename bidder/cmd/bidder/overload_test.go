@@ -251,9 +251,8 @@ budget: {store_dir: %s/nats}
 }
 
 type loadSummary struct {
-	sent, answered, errors, shed, late, bids int
+	sent, errors, shed, late, bids           int
 	p50, p99, p999, p99bids, p99shed, p99rtt time.Duration
-	elapsedRate                              float64
 }
 
 func (r loadSummary) String() string {
