@@ -488,6 +488,7 @@ func Run(cfg *Config, log *slog.Logger) error {
 			err := app.Shutdown(drain)
 			stop()
 			signal.Stop(sig)
+			close(sig) // ends the goroutine above
 			return err
 		case err := <-app.served:
 			app.Close(context.Background())

@@ -210,25 +210,36 @@ budget: {store_dir: %s/nats}
 `, camps, admission, t.TempDir())
 	}
 	tmpl := bench.SiteBanner("0.5")
-	req := func(i int) (string, string, []byte) {
-		return "POST", "/openrtb2/bid", bytes.Replace(tmpl, []byte(`"a3f9c2e1-7b4d-4e8a-9c1f-2d6b8e0a5f31"`), fmt.Appendf(nil, `"m-%d"`, i), 1)
+	phase := 0 // auction ids unique across runs: a repeated (auction, imp) would be a duplicate notice
+	bids := func() func(int) (string, string, []byte) {
+		phase++
+		p := phase
+		return func(i int) (string, string, []byte) {
+			return "POST", "/openrtb2/bid", bytes.Replace(tmpl, []byte(`"a3f9c2e1-7b4d-4e8a-9c1f-2d6b8e0a5f31"`), fmt.Appendf(nil, `"m%d-%d"`, p, i), 1)
+		}
 	}
+	healthz := func(int) (string, string, []byte) { return "GET", "/healthz", nil }
 
-	// Capacity: as fast as 64 connections go, admission off.
+	// Capacity: as fast as 64 connections go, admission off; and the HTTP
+	// floor (GET /healthz) the same way, to see what a shed can cost at best.
 	p := startBidder(t, cfg("{disable: true}"), cpus)
-	runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 5000, max: 5 * time.Second, req: req}) // warm up
-	start := time.Now()
-	res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, req: req})
-	capacity := float64(sent(res)) / time.Since(start).Seconds()
+	closed := func(req func(int) (string, string, []byte)) float64 {
+		start := time.Now()
+		res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, req: req})
+		return float64(sent(res)) / time.Since(start).Seconds()
+	}
+	closed(bids()) // warm up
+	capacity := closed(bids())
+	floor := closed(healthz)
 	p.stop(t)
-	t.Logf("capacity (closed loop, 64 connections, admission off): %.0f req/s", capacity)
+	t.Logf("capacity (closed loop, 64 connections, admission off): %.0f req/s; GET /healthz the same way: %.0f req/s", capacity, floor)
 
 	rate := 2 * capacity
 	total := int(rate * dur.Seconds())
 	for _, mode := range []struct{ name, admission string }{{"admission on (defaults)", "{}"}, {"admission off", "{disable: true}"}} {
 		p := startBidder(t, cfg(mode.admission), cpus)
-		warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: req, keep: true}) // below capacity
-		answers := runLoad(loadOpts{addr: p.listen, conns: 512, rate: rate, total: total, max: dur + time.Second, req: req, keep: true})
+		warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true}) // below capacity
+		answers := runLoad(loadOpts{addr: p.listen, conns: 512, rate: rate, total: total, max: dur + time.Second, req: bids(), keep: true})
 		answers = append(answers, warm...) // released below with the rest
 		r := summarize(answers[:len(answers)-len(warm)])
 		t.Logf("%s, open loop at %.0f req/s (2x) for %v: %s", mode.name, rate, dur, r)
