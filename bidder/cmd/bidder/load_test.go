@@ -23,7 +23,8 @@ type loadOpts struct {
 	conns int
 	rate  float64 // requests per second
 	total int
-	max   time.Duration // stop scheduling after this
+	max   time.Duration // schedule nothing due after this
+	cut   bool          // and send nothing after it (closed-loop runs bounded in time)
 	req   func(i int) (method, path string, body []byte)
 	keep  bool // keep 200 bodies
 }
@@ -69,6 +70,10 @@ func runLoad(o loadOpts) []answer {
 			defer wg.Done()
 			var c *client
 			for j := range jobs {
+				if o.cut && time.Since(start) > o.max {
+					out[j.i].status = -1
+					continue
+				}
 				if c == nil {
 					var err error
 					if c, err = dial(o.addr); err != nil {

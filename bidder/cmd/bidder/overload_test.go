@@ -225,7 +225,7 @@ budget: {store_dir: %s/nats}
 	p := startBidder(t, cfg("{disable: true}"), cpus)
 	closed := func(req func(int) (string, string, []byte)) float64 {
 		start := time.Now()
-		res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, req: req})
+		res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, cut: true, req: req})
 		return float64(sent(res)) / time.Since(start).Seconds()
 	}
 	closed(bids()) // warm up
@@ -239,7 +239,7 @@ budget: {store_dir: %s/nats}
 	for _, mode := range []struct{ name, admission string }{{"admission on (defaults)", "{}"}, {"admission off", "{disable: true}"}} {
 		p := startBidder(t, cfg(mode.admission), cpus)
 		warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true}) // below capacity
-		answers := runLoad(loadOpts{addr: p.listen, conns: 512, rate: rate, total: total, max: dur + time.Second, req: bids(), keep: true})
+		answers := runLoad(loadOpts{addr: p.listen, conns: 256, rate: rate, total: total, max: dur + time.Second, req: bids(), keep: true})
 		answers = append(answers, warm...) // released below with the rest
 		r := summarize(answers[:len(answers)-len(warm)])
 		t.Logf("%s, open loop at %.0f req/s (2x) for %v: %s", mode.name, rate, dur, r)
