@@ -259,7 +259,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		}
 		bc.Server = a.nats
 		a.log.Info("embedded NATS started", "store", b.StoreDir, "listen", b.EmbeddedListen,
-			"auth", !sec.natsAuth.IsZero(), "tls", !bc.TLS.IsZero() || b.TLS != (TLSConfig{}), "route_auth", sec.routeUser != "")
+			"auth", !sec.natsAuth.IsZero(), "tls", b.TLS != (TLSConfig{}), "route_auth", sec.routeUser != "")
 	}
 	var err error
 	if a.budget, err = budget.New(bc, a.log); err != nil {
