@@ -28,7 +28,8 @@ import (
 // The limit adapts (AIMD) every admissionWindow on the latency of admitted
 // requests, arrival to answer, against limits.admission.target (default half
 // of limits.internal_budget): more than 1% over the target cuts it by a
-// quarter; otherwise, if the window's requests came within half of the
+// quarter, more than 10% by half (a sudden overload is met within a few
+// windows); otherwise, if the window's requests came within half of the
 // limit, it grows by max(1, limit/32). It stays in [min_limit, max_limit]
 // (defaults 8 and 1024) and starts at max_limit, so an idle or lightly
 // loaded bidder never sheds: shedding needs both a queue and a target missed.
@@ -37,8 +38,10 @@ import (
 
 const (
 	admissionWindow = 100 * time.Millisecond
-	overFraction    = 0.01 // of admitted requests over the target that cuts the limit
+	overFraction    = 0.01 // of admitted requests over the target: cut the limit by cutFactor
+	overloaded      = 0.10 // ... by hardCut
 	cutFactor       = 0.75
+	hardCut         = 0.5
 )
 
 type admission struct {
@@ -122,6 +125,8 @@ func (a *admission) roll(now int64) {
 	a.rate.Store(math.Float64bits(float64(done) / time.Duration(dt).Seconds()))
 	lim := a.load()
 	switch {
+	case adm > 0 && float64(over) > overloaded*float64(adm):
+		lim = max(a.min, lim*hardCut)
 	case adm > 0 && float64(over) > overFraction*float64(adm):
 		lim = max(a.min, lim*cutFactor)
 	case used:

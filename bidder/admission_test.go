@@ -9,8 +9,9 @@ import (
 	"github.com/openbidder/openbidder/budget"
 )
 
-// The limiter on a synthetic clock: it starts at max, cuts by a quarter per
-// window while admitted requests miss the target, never below min, grows
+// The limiter on a synthetic clock: it starts at max, cuts by a quarter (by
+// half past 10%) per window while admitted requests miss the target, never
+// below min, grows
 // while the limit is in use and the target met, never above max, and sheds
 // a request that finds inflight + wait x rate at the limit.
 func TestAdmissionLimiter(t *testing.T) {
@@ -44,9 +45,15 @@ func TestAdmissionLimiter(t *testing.T) {
 	if a.load() != 64 {
 		t.Fatalf("starts at %v, want max 64", a.load())
 	}
-	window(100, 10*time.Millisecond, 1)
+	run(95, time.Millisecond, 1)
+	run(5, 10*time.Millisecond, 1)
+	roll()
 	if a.load() != 48 {
-		t.Fatalf("after a window over the target: %v, want 48", a.load())
+		t.Fatalf("after a window 5%% over the target: %v, want 48", a.load())
+	}
+	window(100, 10*time.Millisecond, 1)
+	if a.load() != 24 {
+		t.Fatalf("after a window all over the target: %v, want 24", a.load())
 	}
 	for range 20 {
 		window(100, 10*time.Millisecond, 1)
