@@ -27,10 +27,12 @@ import (
 //
 // The limit adapts (AIMD) every admissionWindow on the latency of admitted
 // requests, arrival to answer, against limits.admission.target (default half
-// of limits.internal_budget): more than 1% over the target cuts it by a
-// quarter, more than 10% by half (a sudden overload is met within a few
-// windows); otherwise, if the window's requests came within half of the
-// limit, it grows by max(1, limit/32). It stays in [min_limit, max_limit]
+// of limits.internal_budget): more than 5% of them over the target cuts it
+// by a quarter, more than 25% by half (a sudden overload is met within a few
+// windows); at most 1% over, if the window's requests came within half of
+// the limit, it grows by max(1, limit/32); in between it holds. A queue
+// delays nearly every request, so it cuts hard; a stall that is not load (a
+// descheduled process, a collection) delays a few, and does not. It stays in [min_limit, max_limit]
 // (defaults 8 and 1024) and starts at max_limit, so an idle or lightly
 // loaded bidder never sheds: shedding needs both a queue and a target missed.
 //
@@ -38,8 +40,9 @@ import (
 
 const (
 	admissionWindow = 100 * time.Millisecond
-	overFraction    = 0.01 // of admitted requests over the target: cut the limit by cutFactor
-	overloaded      = 0.10 // ... by hardCut
+	onTarget        = 0.01 // at most this fraction of admitted requests over the target: may grow
+	overTarget      = 0.05 // more: cut the limit by cutFactor
+	overloaded      = 0.25 // more: by hardCut
 	cutFactor       = 0.75
 	hardCut         = 0.5
 )
@@ -124,12 +127,16 @@ func (a *admission) roll(now int64) {
 	used := a.used.Swap(false)
 	a.rate.Store(math.Float64bits(float64(done) / time.Duration(dt).Seconds()))
 	lim := a.load()
+	frac := 0.0
+	if adm > 0 {
+		frac = float64(over) / float64(adm)
+	}
 	switch {
-	case adm > 0 && float64(over) > overloaded*float64(adm):
+	case frac > overloaded:
 		lim = max(a.min, lim*hardCut)
-	case adm > 0 && float64(over) > overFraction*float64(adm):
+	case frac > overTarget:
 		lim = max(a.min, lim*cutFactor)
-	case used:
+	case frac <= onTarget && used:
 		lim = min(a.max, lim+max(1, lim/32))
 	}
 	a.limit.Store(math.Float64bits(lim))

@@ -10,8 +10,8 @@ import (
 )
 
 // The limiter on a synthetic clock: it starts at max, cuts by a quarter (by
-// half past 10%) per window while admitted requests miss the target, never
-// below min, grows
+// half past 25%) per window while more than 5% of admitted requests miss
+// the target, never below min, grows
 // while the limit is in use and the target met, never above max, and sheds
 // a request that finds inflight + wait x rate at the limit.
 func TestAdmissionLimiter(t *testing.T) {
@@ -45,29 +45,27 @@ func TestAdmissionLimiter(t *testing.T) {
 	if a.load() != 64 {
 		t.Fatalf("starts at %v, want max 64", a.load())
 	}
-	run(95, time.Millisecond, 1)
-	run(5, 10*time.Millisecond, 1)
-	roll()
-	if a.load() != 48 {
-		t.Fatalf("after a window 5%% over the target: %v, want 48", a.load())
+	step := func(fine, late, inflight int, want float64) {
+		t.Helper()
+		run(fine, time.Millisecond, inflight)
+		run(late, 10*time.Millisecond, inflight)
+		roll()
+		if a.load() != want {
+			t.Fatalf("after a window with %d of %d over the target: limit %v, want %v", late, fine+late, a.load(), want)
+		}
 	}
-	window(100, 10*time.Millisecond, 1)
-	if a.load() != 24 {
-		t.Fatalf("after a window all over the target: %v, want 24", a.load())
-	}
+	step(96, 4, 1, 64)  // 4% over (a stall, not a queue): holds
+	step(90, 10, 1, 48) // 10%: a quarter off
+	step(0, 100, 1, 24) // all: half off
+	step(97, 3, 13, 24) // in use, 3% over: holds
+	step(99, 1, 13, 25) // in use, 1% over: grows by 1
 	for range 20 {
 		window(100, 10*time.Millisecond, 1)
 	}
 	if a.load() != 4 {
 		t.Fatalf("after many windows over the target: %v, want min 4", a.load())
 	}
-	// One request in a hundred late is tolerated (<= 1%); the limit unused does not grow.
-	run(99, time.Millisecond, 1)
-	run(1, 10*time.Millisecond, 1)
-	roll()
-	if a.load() != 4 {
-		t.Fatalf("target met but the limit unused: %v, want 4", a.load())
-	}
+	step(100, 0, 1, 4) // on target, the limit unused: holds
 	// In use (half the limit inside) and the target met: it grows.
 	window(100, time.Millisecond, 3)
 	if a.load() != 5 {
