@@ -219,49 +219,65 @@ budget: {store_dir: %s/nats}
 		}
 	}
 	healthz := func(int) (string, string, []byte) { return "GET", "/healthz", nil }
-
-	// Capacity: as fast as 64 connections go, admission off; and the HTTP
-	// floor (GET /healthz) the same way, to see what a shed can cost at best.
-	p := startBidder(t, cfg("{disable: true}"), cpus)
-	closed := func(req func(int) (string, string, []byte)) float64 {
-		start := time.Now()
-		res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, cut: true, req: req})
-		return float64(sent(res)) / time.Since(start).Seconds()
-	}
-	closed(bids()) // warm up
-	capacity := closed(bids())
-	floor := closed(healthz)
-	p.stop(t)
-	t.Logf("capacity (closed loop, 64 connections, admission off): %.0f req/s; GET /healthz the same way: %.0f req/s", capacity, floor)
-
 	factor, _ := strconv.ParseFloat(envOr("OVERLOAD_FACTOR", "2"), 64)
-	rate := factor * capacity
-	total := int(rate * dur.Seconds())
-	for _, mode := range []struct{ name, admission string }{{"admission on (defaults)", "{}"}, {"admission off", "{disable: true}"}} {
-		p := startBidder(t, cfg(mode.admission), cpus)
-		warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true}) // below capacity
-		answers := runLoad(loadOpts{addr: p.listen, conns: 256, rate: rate, total: total, max: dur + time.Second, req: bids(), keep: true})
-		answers = append(answers, warm...) // released below with the rest
-		r := summarize(answers[:len(answers)-len(warm)])
-		t.Logf("%s, open loop at %.0f req/s (%gx) for %v: %s", mode.name, rate, factor, dur, r)
-		t.Logf("  server: p99 bucket (le, seconds) of shed duration %g, of queue wait %g; admission limit at the end %v",
-			p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99), p.bucketQuantile(t, "bidder_request_queue_seconds", 0.99),
-			p.metric(t, "bidder_admission_limit"))
-		if mode.admission != "{}" {
-			p.stop(t)
-			continue
+	rounds, _ := strconv.Atoi(envOr("OVERLOAD_ROUNDS", "1"))
+	for round := 1; round <= rounds; round++ {
+		// Capacity: as fast as 64 connections go, admission off; and the HTTP
+		// floor (GET /healthz) the same way, to see what a shed can cost at best.
+		p := startBidder(t, cfg("{disable: true}"), cpus)
+		closed := func(req func(int) (string, string, []byte)) float64 {
+			start := time.Now()
+			res := runLoad(loadOpts{addr: p.listen, conns: 64, rate: 1e6, total: 1 << 20, max: 5 * time.Second, cut: true, req: req})
+			return float64(sent(res)) / time.Since(start).Seconds()
 		}
-		released := releaseAll(t, p, answers)
-		held := p.held(t)
-		t.Logf("  %d loss notices, then held %d micros", released, held)
-		if r.p99 > 10*time.Millisecond || held != 0 || r.errors > 0 {
-			t.Errorf("admission on: p99 %v (want <= 10ms), held %d (want 0), %d errors", r.p99, held, r.errors)
-		}
-		if q := p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99); q > 0.001 {
-			t.Errorf("shed answers take up to %g s server-side (p99 bucket), want under 1 ms", q)
-		}
+		closed(bids()) // warm up
+		capacity := closed(bids())
+		floor := closed(healthz)
 		p.stop(t)
+		t.Logf("round %d (load average %s): capacity (closed loop, 64 connections, admission off) %.0f req/s; GET /healthz the same way %.0f req/s",
+			round, loadavg(), capacity, floor)
+		rate := factor * capacity
+		for _, mode := range []struct{ name, admission string }{{"admission on (defaults)", "{}"}, {"admission off", "{disable: true}"}} {
+			overloadRun(t, cfg(mode.admission), cpus, mode.name, mode.admission == "{}", rate, capacity, dur, bids)
+		}
 	}
+}
+
+// overloadRun warms a fresh bidder up at half its capacity, then offers it
+// rate for dur, open loop; with check, it releases every bid (loss notices)
+// and checks the targets.
+func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacity float64, dur time.Duration, bids func() func(int) (string, string, []byte)) {
+	p := startBidder(t, cfg, cpus)
+	defer p.stop(t)
+	warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true})
+	load := loadavg()
+	answers := runLoad(loadOpts{addr: p.listen, conns: 256, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
+	r := summarize(answers)
+	t.Logf("  %s, open loop at %.0f req/s for %v (load average %s): %s", name, rate, dur, load, r)
+	t.Logf("    server: p99 bucket (le, seconds) of shed duration %g, of queue wait %g; admission limit at the end %v",
+		p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99), p.bucketQuantile(t, "bidder_request_queue_seconds", 0.99),
+		p.metric(t, "bidder_admission_limit"))
+	if !check {
+		return
+	}
+	released := releaseAll(t, p, append(answers, warm...))
+	held := p.held(t)
+	t.Logf("    %d loss notices, then held %d micros", released, held)
+	if r.p99 > 10*time.Millisecond || held != 0 || r.errors > 0 {
+		t.Errorf("%s: p99 %v (want <= 10ms), held %d (want 0), %d errors", name, r.p99, held, r.errors)
+	}
+	if q := p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99); q > 0.001 {
+		t.Errorf("shed answers take up to %g s server-side (p99 bucket), want under 1 ms", q)
+	}
+}
+
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 type loadSummary struct {
