@@ -183,9 +183,14 @@ budget: {store_dir: %[2]s/nats}
 //
 //	BIDDER_OVERLOAD=1 taskset -c 1 go test -run TestOverloadMeasure -v -timeout 10m ./bidder/cmd/bidder/
 //
-// It reports (and checks) the answered p99 client-side, the shed rate and
-// the server-side time of shed answers, and that nothing is held after the
-// lost bids' notices; then the same load with admission off, for contrast.
+// Each round measures the capacity (closed loop, admission off) and the HTTP
+// floor, then offers OVERLOAD_FACTOR (2) x capacity for OVERLOAD_DURATION
+// (10s) to a fresh bidder with admission on, then one with it off, for
+// contrast. It reports (and checks, for admission on) the p99 client-side
+// of all answers, the shed rate, the server-side time of shed answers, and
+// that nothing is held after the lost bids' notices. OVERLOAD_ROUNDS (1),
+// OVERLOAD_SERVER_CPUS (0). Timings need a quiet machine: the log gives the
+// load average of each run.
 func TestOverloadMeasure(t *testing.T) {
 	if os.Getenv("BIDDER_OVERLOAD") == "" {
 		t.Skip("set BIDDER_OVERLOAD=1 (a measurement: about a minute)")
