@@ -27,10 +27,11 @@ import (
 //
 // The limit adapts (AIMD) every admissionWindow on the latency of admitted
 // requests, arrival to answer, against limits.admission.target (default half
-// of limits.internal_budget): more than 5% of them over the target cuts it
-// by a quarter, more than 25% by half (a sudden overload is met within a few
-// windows); at most 1% over, if the window's requests came within half of
-// the limit, it grows by max(1, limit/32); in between it holds. A queue
+// of limits.internal_budget): with more than 5% of them over the target the
+// limit is multiplied by target / mean latency, at most 0.75 (more than 25%
+// over: at most 0.5) and at least 0.1, so a sudden overload is met within a
+// window or two; at most 1% over, if the window's requests came within half
+// of the limit, it grows by max(1, limit/32); in between it holds. A queue
 // delays nearly every request, so it cuts hard; a stall that is not load (a
 // descheduled process, a collection) delays a few, and does not. It stays in [min_limit, max_limit]
 // (defaults 8 and 1024) and starts at max_limit, so an idle or lightly
@@ -39,12 +40,13 @@ import (
 // Notices, health and admin requests are never shed.
 
 const (
-	admissionWindow = 100 * time.Millisecond
+	admissionWindow = 50 * time.Millisecond
 	onTarget        = 0.01 // at most this fraction of admitted requests over the target: may grow
 	overTarget      = 0.05 // more: cut the limit by cutFactor
 	overloaded      = 0.25 // more: by hardCut
 	cutFactor       = 0.75
 	hardCut         = 0.5
+	deepestCut      = 0.1
 )
 
 type admission struct {
@@ -62,6 +64,7 @@ type admission struct {
 	done     atomic.Uint64 // completions this window (admitted and shed)
 	admitted atomic.Uint64
 	over     atomic.Uint64 // admitted, answered after arrival + target
+	latNS    atomic.Int64  // sum of admitted latencies, ns
 	used     atomic.Bool   // some request found the system at half the limit or more
 }
 
@@ -103,7 +106,9 @@ func (a *admission) finish(admitted bool, arrival, end time.Time) {
 	if admitted {
 		a.inflight.Add(-1)
 		a.admitted.Add(1)
-		if end.Sub(arrival) > a.target {
+		lat := end.Sub(arrival)
+		a.latNS.Add(int64(lat))
+		if lat > a.target {
 			a.over.Add(1)
 		}
 	}
@@ -123,19 +128,20 @@ func (a *admission) roll(now int64) {
 		return // another request rolled it
 	}
 	a.winStart.Store(now)
-	done, adm, over := a.done.Swap(0), a.admitted.Swap(0), a.over.Swap(0)
+	done, adm, over, latNS := a.done.Swap(0), a.admitted.Swap(0), a.over.Swap(0), a.latNS.Swap(0)
 	used := a.used.Swap(false)
 	a.rate.Store(math.Float64bits(float64(done) / time.Duration(dt).Seconds()))
 	lim := a.load()
-	frac := 0.0
+	frac, grad := 0.0, 1.0
 	if adm > 0 {
 		frac = float64(over) / float64(adm)
+		grad = float64(a.target) * float64(adm) / float64(max(latNS, 1)) // target / mean latency
 	}
 	switch {
 	case frac > overloaded:
-		lim = max(a.min, lim*hardCut)
+		lim = max(a.min, lim*min(hardCut, max(deepestCut, grad)))
 	case frac > overTarget:
-		lim = max(a.min, lim*cutFactor)
+		lim = max(a.min, lim*min(cutFactor, max(deepestCut, grad)))
 	case frac <= onTarget && used:
 		lim = min(a.max, lim+max(1, lim/32))
 	}

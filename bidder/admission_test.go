@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"bytes"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -9,17 +10,18 @@ import (
 	"github.com/openbidder/openbidder/budget"
 )
 
-// The limiter on a synthetic clock: it starts at max, cuts by a quarter (by
-// half past 25%) per window while more than 5% of admitted requests miss
-// the target, never below min, grows
+// The limiter on a synthetic clock: it starts at max, cuts (by target/mean
+// latency, at most a quarter, half past 25%) per window while more than 5%
+// of admitted requests miss the target, never below min, grows
 // while the limit is in use and the target met, never above max, and sheds
 // a request that finds inflight + wait x rate at the limit.
 func TestAdmissionLimiter(t *testing.T) {
 	a := newAdmission(AdmissionConfig{MinLimit: 4, MaxLimit: 64, Target: 4 * time.Millisecond})
 	at := func(d time.Duration) time.Time { return a.base.Add(d) }
 	clock := time.Duration(0)
-	// run sends n requests of the given latency, with inflight inside at
-	// once when each arrives; roll closes the window.
+	// run sends n requests of the given latency (under admissionWindow, so
+	// that no answer rolls the window early), with inflight inside at once
+	// when each arrives; roll closes the window.
 	run := func(n int, lat time.Duration, inflight int) {
 		t.Helper()
 		for i := range n {
@@ -45,27 +47,29 @@ func TestAdmissionLimiter(t *testing.T) {
 	if a.load() != 64 {
 		t.Fatalf("starts at %v, want max 64", a.load())
 	}
-	step := func(fine, late, inflight int, want float64) {
+	step := func(fine, late int, lateLat time.Duration, inflight int, want float64) {
 		t.Helper()
 		run(fine, time.Millisecond, inflight)
-		run(late, 10*time.Millisecond, inflight)
+		run(late, lateLat, inflight)
 		roll()
-		if a.load() != want {
-			t.Fatalf("after a window with %d of %d over the target: limit %v, want %v", late, fine+late, a.load(), want)
+		if math.Abs(a.load()-want) > 1e-9 {
+			t.Fatalf("after a window with %d of %d at %v: limit %v, want %v", late, fine+late, lateLat, a.load(), want)
 		}
 	}
-	step(96, 4, 1, 64)  // 4% over (a stall, not a queue): holds
-	step(90, 10, 1, 48) // 10%: a quarter off
-	step(0, 100, 1, 24) // all: half off
-	step(97, 3, 13, 24) // in use, 3% over: holds
-	step(99, 1, 13, 25) // in use, 1% over: grows by 1
+	step(96, 4, 10*time.Millisecond, 1, 64)   // 4% over (a stall, not a queue): holds
+	step(90, 10, 10*time.Millisecond, 1, 48)  // 10% over, mean 1.9 ms: a quarter off
+	step(0, 100, 5*time.Millisecond, 1, 24)   // all over, mean 5 ms: half off
+	step(0, 100, 10*time.Millisecond, 1, 9.6) // all over, mean 10 ms: x target/mean = 0.4
+	step(0, 100, 40*time.Millisecond, 1, 4)   // mean 40 ms: x 0.1 (0.96), min 4
+	step(97, 3, 10*time.Millisecond, 3, 4)    // in use, 3% over: holds
+	step(99, 1, 10*time.Millisecond, 3, 5)    // in use, 1% over: grows by 1
 	for range 20 {
 		window(100, 10*time.Millisecond, 1)
 	}
 	if a.load() != 4 {
 		t.Fatalf("after many windows over the target: %v, want min 4", a.load())
 	}
-	step(100, 0, 1, 4) // on target, the limit unused: holds
+	step(100, 0, 0, 1, 4) // on target, the limit unused: holds
 	// In use (half the limit inside) and the target met: it grows.
 	window(100, time.Millisecond, 3)
 	if a.load() != 5 {
@@ -77,15 +81,15 @@ func TestAdmissionLimiter(t *testing.T) {
 	if a.load() != 64 {
 		t.Fatalf("grew to %v, want max 64", a.load())
 	}
-	// The rate of the last window (100 admitted + 1 roll per 100 ms: ~1010/s):
-	// a request that waited 100 ms has ~100 ahead of it: shed at limit 64; one
-	// that waited 10 ms has ~10: admitted.
+	// The rate of the last window (100 admitted + 1 roll per 50 ms: ~2020/s):
+	// a request that waited 50 ms has ~100 ahead of it: shed at limit 64; one
+	// that waited 10 ms has ~20: admitted.
 	now := at(clock + time.Millisecond)
-	if a.admit(now.Add(-100*time.Millisecond), now) {
+	if a.admit(now.Add(-50*time.Millisecond), now) {
 		t.Fatal("admitted a request with ~100 queued ahead at limit 64")
 	}
 	if !a.admit(now.Add(-10*time.Millisecond), now) {
-		t.Fatal("shed a request with ~10 queued ahead at limit 64")
+		t.Fatal("shed a request with ~20 queued ahead at limit 64")
 	}
 	a.finish(true, now, now)
 	// Off: everything is admitted.

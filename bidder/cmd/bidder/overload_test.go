@@ -256,7 +256,7 @@ func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacit
 	defer p.stop(t)
 	warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true})
 	load := loadavg()
-	answers := runLoad(loadOpts{addr: p.listen, conns: 256, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
+	answers := runLoad(loadOpts{addr: p.listen, conns: 128, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
 	r := summarize(answers)
 	t.Logf("  %s, open loop at %.0f req/s for %v (load average %s): %s", name, rate, dur, load, r)
 	t.Logf("    server: p99 bucket (le, seconds) of shed duration %g, of queue wait %g; admission limit at the end %v",
