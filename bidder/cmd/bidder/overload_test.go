@@ -189,6 +189,7 @@ budget: {store_dir: %[2]s/nats}
 // contrast. It reports (and checks, for admission on) the p99 client-side
 // of all answers, the shed rate, the server-side time of shed answers, and
 // that nothing is held after the lost bids' notices. OVERLOAD_ROUNDS (1),
+// OVERLOAD_CONNS (512, each with its own share of the schedule),
 // OVERLOAD_SERVER_CPUS (0). Timings need a quiet machine: the log gives the
 // load average of each run.
 func TestOverloadMeasure(t *testing.T) {
@@ -211,8 +212,8 @@ watch_every: -1s
 currency: {rates: {USD: 1, EUR: 1.1, GBP: 1.25}}
 limits: {admission: %s}
 lifecycle: {drain_delay: -1s}
-budget: {store_dir: %s/nats}
-`, camps, admission, t.TempDir())
+budget: {store_dir: %s/nats%s}
+`, camps, admission, t.TempDir(), os.Getenv("OVERLOAD_BUDGET"))
 	}
 	tmpl := bench.SiteBanner("0.5")
 	phase := 0 // auction ids unique across runs: a repeated (auction, imp) would be a duplicate notice
@@ -256,9 +257,10 @@ func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacit
 	defer p.stop(t)
 	warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true})
 	load := loadavg()
-	answers := runLoad(loadOpts{addr: p.listen, conns: 128, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
+	conns, _ := strconv.Atoi(envOr("OVERLOAD_CONNS", "512"))
+	answers := runLoad(loadOpts{addr: p.listen, conns: conns, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
 	r := summarize(answers)
-	t.Logf("  %s, open loop at %.0f req/s for %v (load average %s): %s", name, rate, dur, load, r)
+	t.Logf("  %s, open loop at %.0f req/s on %d connections for %v (load average %s): %s", name, rate, conns, dur, load, r)
 	t.Logf("    server: p99 bucket (le, seconds) of shed duration %g, of queue wait %g; admission limit at the end %v",
 		p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99), p.bucketQuantile(t, "bidder_request_queue_seconds", 0.99),
 		p.metric(t, "bidder_admission_limit"))
