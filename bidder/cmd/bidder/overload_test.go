@@ -190,7 +190,9 @@ budget: {store_dir: %[2]s/nats}
 // of all answers, the shed rate, the server-side time of shed answers, and
 // that nothing is held after the lost bids' notices. OVERLOAD_ROUNDS (1),
 // OVERLOAD_CONNS (512, each with its own share of the schedule),
-// OVERLOAD_SERVER_CPUS (0). Timings need a quiet machine: the log gives the
+// OVERLOAD_SERVER_CPUS (0), OVERLOAD_CONFIG (more config lines),
+// OVERLOAD_BUDGET (more budget fields, ", sync_period: 2s"), OVERLOAD_PROFILE
+// (a path prefix: a CPU profile of the server during each run). Timings need a quiet machine: the log gives the
 // load average of each run.
 func TestOverloadMeasure(t *testing.T) {
 	if os.Getenv("BIDDER_OVERLOAD") == "" {
@@ -213,7 +215,8 @@ currency: {rates: {USD: 1, EUR: 1.1, GBP: 1.25}}
 limits: {admission: %s}
 lifecycle: {drain_delay: -1s}
 budget: {store_dir: %s/nats%s}
-`, camps, admission, t.TempDir(), os.Getenv("OVERLOAD_BUDGET"))
+%s
+`, camps, admission, t.TempDir(), os.Getenv("OVERLOAD_BUDGET"), os.Getenv("OVERLOAD_CONFIG"))
 	}
 	tmpl := bench.SiteBanner("0.5")
 	phase := 0 // auction ids unique across runs: a repeated (auction, imp) would be a duplicate notice
@@ -257,6 +260,12 @@ func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacit
 	defer p.stop(t)
 	warm := runLoad(loadOpts{addr: p.listen, conns: 64, rate: capacity / 2, total: int(capacity), max: 2 * time.Second, req: bids(), keep: true})
 	load := loadavg()
+	if prof := os.Getenv("OVERLOAD_PROFILE"); prof != "" { // a CPU profile of the server during the run
+		go func() {
+			_, body := do("GET", "http://"+p.admin+"/debug/pprof/profile?seconds="+strconv.Itoa(int(dur.Seconds())-1), nil)
+			os.WriteFile(prof+"-"+strings.ReplaceAll(name, " ", "_")+".pprof", []byte(body), 0o644)
+		}()
+	}
 	conns, _ := strconv.Atoi(envOr("OVERLOAD_CONNS", "512"))
 	answers := runLoad(loadOpts{addr: p.listen, conns: conns, rate: rate, total: int(rate * dur.Seconds()), max: dur + time.Second, req: bids(), keep: true})
 	r := summarize(answers)
