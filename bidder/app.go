@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 
@@ -42,6 +43,10 @@ type App struct {
 	ln      net.Listener
 	adminLn net.Listener
 	served  chan error
+
+	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Start builds every part, binds both listeners and starts serving. It
@@ -67,26 +72,29 @@ func (a *App) start(ctx context.Context) error {
 	if err = a.startModels(); err != nil {
 		return err
 	}
-	if err = a.startBudget(ctx); err != nil {
-		return err
-	}
-	key, err := noticeKey(cfg.Notices.Key)
+	sec, err := resolveSecrets(cfg, true)
 	if err != nil {
 		return err
 	}
-	if cfg.Notices.Key == "" {
-		log.Warn("notices.key is empty: using a random key, so notices do not survive a restart")
+	if sec.keyGenerated {
+		log.Info("notice key generated", "file", cfg.Notices.KeyFile)
+	} else if cfg.Notices.Key == "" && len(cfg.Notices.Keys) == 0 {
+		log.Info("notice key read", "file", cfg.Notices.KeyFile)
+	}
+	if err = a.startBudget(ctx, sec); err != nil {
+		return err
 	}
 	if a.events, err = newEventLog(ctx, filepath.Join(filepath.Dir(cfg.Budget.StoreDir), "events.jsonl"), 65536, log); err != nil {
 		return err
 	}
 	sink := &budgetSink{m: a.budget, events: a.events}
-	signer, err := newBudgetSigner(cfg.InstanceID, key)
+	signer, err := newBudgetSigner(cfg.InstanceID, sec.noticeKeys...)
 	if err != nil {
 		return err
 	}
 	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
-	s.ready = a.budget.Ready
+	s.ready, s.degraded = budgetHealth(a.budget)
+	s.adminToken = sec.adminToken
 	s.extra = a.gauges
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if cfg.Model.Shadow != "" {
@@ -211,7 +219,7 @@ func loadShadow(mc ModelConfig) (*shadow, error) {
 	return newShadow(sc, m.Name), nil
 }
 
-func (a *App) startBudget(ctx context.Context) error {
+func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	b := a.cfg.Budget
 	bc := budget.Config{
 		InstanceID: a.cfg.InstanceID,
@@ -220,11 +228,15 @@ func (a *App) startBudget(ctx context.Context) error {
 		NoticeTTL:  a.cfg.Notices.TokenTTL,
 		SyncPeriod: b.SyncPeriod,
 		Replicas:   b.Replicas,
+		Auth:       sec.natsAuth,
 	}
 	if len(b.NATSURLs) > 0 {
 		bc.URLs = b.NATSURLs
+		bc.TLS = tlsFiles(b.TLS)
 	} else {
-		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID}
+		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID,
+			Auth: sec.natsAuth, TLS: tlsFiles(b.TLS), ClusterUser: sec.routeUser, ClusterPassword: sec.routePass,
+			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS)}
 		if b.EmbeddedListen != "" {
 			host, port, err := net.SplitHostPort(b.EmbeddedListen)
 			if err != nil {
@@ -250,7 +262,8 @@ func (a *App) startBudget(ctx context.Context) error {
 			return err
 		}
 		bc.Server = a.nats
-		a.log.Info("embedded NATS started", "store", b.StoreDir, "listen", b.EmbeddedListen)
+		a.log.Info("embedded NATS started", "store", b.StoreDir, "listen", b.EmbeddedListen,
+			"auth", !sec.natsAuth.IsZero(), "tls", b.TLS != (TLSConfig{}), "route_auth", sec.routeUser != "")
 	}
 	var err error
 	if a.budget, err = budget.New(bc, a.log); err != nil {
@@ -378,10 +391,47 @@ func (a *App) gauges() []gauge {
 	})
 }
 
-// Close shuts down in the order that loses no spend: stop taking bids and
-// drain in-flight requests, then close the budget manager (flush the ledger,
-// return unspent lease), then NATS.
+// Shutdown is the graceful stop (SIGTERM): readiness turns 503 at once,
+// lifecycle.drain_delay passes while requests are still answered (load
+// balancers see the 503 and stop sending), then Close, bounded by
+// lifecycle.shutdown_timeout. A done drainCtx (a second signal) cuts the
+// delay short.
+func (a *App) Shutdown(drainCtx context.Context) error {
+	if a.Server != nil {
+		a.Server.Drain()
+	}
+	if d := a.cfg.Lifecycle.DrainDelay; d > 0 {
+		a.log.Info("draining: readiness is 503, still serving", "drain_delay", d)
+		wait := a.drainWait
+		if wait == nil {
+			wait = sleepCtx
+		}
+		wait(drainCtx, d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.Lifecycle.ShutdownTimeout)
+	defer cancel()
+	return a.Close(ctx)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// Close shuts down in the order that loses no spend: stop accepting and let
+// in-flight requests finish, then close the budget manager (flush the
+// ledger, return unspent lease), then NATS, then the admin listener. Only
+// the first call does it; later ones return its result.
 func (a *App) Close(ctx context.Context) error {
+	a.closeOnce.Do(func() { a.closeErr = a.close(ctx) })
+	return a.closeErr
+}
+
+func (a *App) close(ctx context.Context) error {
 	var errs []error
 	if a.Server != nil {
 		errs = append(errs, a.Server.Shutdown(ctx))
@@ -405,6 +455,9 @@ func (a *App) Close(ctx context.Context) error {
 		a.nats.Shutdown()
 		a.nats.WaitForShutdown()
 	}
+	if a.Server != nil {
+		errs = append(errs, a.Server.CloseAdmin(ctx))
+	}
 	return errors.Join(errs...)
 }
 
@@ -427,13 +480,34 @@ func Run(cfg *Config, log *slog.Logger) error {
 				continue
 			}
 			log.Info("shutting down", "signal", s.String())
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			err := app.Close(ctx)
-			cancel()
+			// A second SIGINT/SIGTERM cuts the drain delay short.
+			drain, stop := context.WithCancel(context.Background())
+			go func() {
+				for s := range sig {
+					if s != syscall.SIGHUP {
+						stop()
+					}
+				}
+			}()
+			err := app.Shutdown(drain)
+			stop()
+			signal.Stop(sig)
+			close(sig) // ends the goroutine above
 			return err
 		case err := <-app.served:
 			app.Close(context.Background())
 			return err
 		}
 	}
+}
+
+// budgetHealth is readiness and the degraded gauge from the budget
+// manager's Health: a NATS blip inside valid leases stays ready.
+func budgetHealth(m *budget.Manager) (ready func() (bool, string), degraded func() bool) {
+	ready = func() (bool, string) {
+		h := m.Health()
+		return h.Ready, h.Reason
+	}
+	degraded = func() bool { return m.Health().Degraded }
+	return ready, degraded
 }

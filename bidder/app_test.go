@@ -32,7 +32,7 @@ func startApp(t *testing.T, edit func(*Config)) *App {
 		CampaignsDir: "testdata/campaigns",
 		WatchEvery:   50 * time.Millisecond,
 		Model:        ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"},
-		Notices:      NoticeConfig{Key: "e2e-key"},
+		Notices:      NoticeConfig{Key: "e2e-key-0123456789"},
 		Budget:       BudgetConfig{StoreDir: filepath.Join(dir, "nats"), SyncPeriod: 100 * time.Millisecond},
 		// Tests run on shared, loaded machines: a request stalled for a few
 		// milliseconds must still bid (deadline behaviour has its own tests).

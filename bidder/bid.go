@@ -115,11 +115,17 @@ var (
 
 // handleBid is POST /openrtb2/bid.
 func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
-	arrival := time.Now()
+	arrival := requestArrival(ctx) // reached this host (edge.go), not handler entry
 	bc := s.getBidCtx()
 	defer s.putBidCtx(bc)
 	s.m.requests.add(bc.stripe, 1)
-	defer func() { s.m.latency.observe(bc.stripe, time.Since(arrival)) }()
+	entry := time.Now()
+	admitted := s.adm.admit(arrival, entry)
+	defer s.answered(bc, admitted, arrival, entry)
+	if !admitted {
+		s.shed(ctx, bc) // admission.go: 204 overload, before any parsing
+		return
+	}
 
 	body := ctx.PostBody()
 	if len(body) > s.cfg.Limits.MaxBodyBytes {
@@ -153,6 +159,10 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	bc.now = arrival
 	if r := s.bid(bc, deadline); r != reasonNone {
 		s.noBid(ctx, bc, r)
+		return
+	}
+	if s.late(bc, deadline) { // admission.go: withdrawn, holds released
+		s.noBid(ctx, bc, reasonLate)
 		return
 	}
 	s.m.bids.add(bc.stripe, 1)
@@ -590,7 +600,9 @@ func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {
 
 func (s *Server) badRequest(ctx *fasthttp.RequestCtx, bc *bidCtx, msg string) {
 	s.m.badRequest.add(bc.stripe, 1)
+	msg = shortReason(msg) // at most 200 bytes (server.go)
 	ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	ctx.Response.Header.SetBytesK(hdrNoBid, msg)
 	ctx.SetBodyString(msg + "\n")
 }
 

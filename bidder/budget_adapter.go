@@ -1,11 +1,8 @@
 package bidder
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"os"
-	"strings"
 	"sync"
 	"time"
 
@@ -47,6 +44,10 @@ func (b *budgetMoney) freqAllow(ci int, user uint64, now time.Time) bool {
 func (b *budgetMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	id, ok := b.m.Hold(b.accts[ci], amount, now)
 	return uint64(id), ok
+}
+
+func (b *budgetMoney) unhold(c *campaigns.Campaign, hold uint64) {
+	b.m.Unhold(b.m.Handle(c.ID), budget.HoldID(hold))
 }
 
 // budgetCampaigns converts a snapshot to the budget's campaign list.
@@ -232,23 +233,4 @@ func (b *budgetSink) impression(t *bidToken, now time.Time) error {
 func (b *budgetSink) click(t *bidToken, now time.Time) error {
 	b.events.add(event{Kind: "click", Token: t, Time: now})
 	return nil
-}
-
-// noticeKey resolves notices.key: "env:NAME", a literal, or random.
-func noticeKey(spec string) ([]byte, error) {
-	switch {
-	case strings.HasPrefix(spec, "env:"):
-		v := os.Getenv(strings.TrimPrefix(spec, "env:"))
-		if v == "" {
-			return nil, fmt.Errorf("%w: notices.key: environment variable %s is empty", ErrConfig, strings.TrimPrefix(spec, "env:"))
-		}
-		return []byte(v), nil
-	case spec != "":
-		return []byte(spec), nil
-	}
-	k := make([]byte, 32)
-	if _, err := rand.Read(k); err != nil {
-		return nil, err
-	}
-	return k, nil
 }

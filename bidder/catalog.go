@@ -23,6 +23,9 @@ type money interface {
 	// hold reserves amount micros against the lease; the id goes in the
 	// bid's signed notice URLs.
 	hold(ci int, amount int64, now time.Time) (uint64, bool)
+	// unhold releases a hold of campaign c whose bid was withdrawn before
+	// its answer was written (admission.go).
+	unhold(c *campaigns.Campaign, hold uint64)
 	// observeRequest counts a request for the traffic forecast that shapes
 	// forecast-paced campaigns.
 	observeRequest(now time.Time)

@@ -4,13 +4,17 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 )
 
 // CheckConfig validates what the config names without starting anything:
-// every campaign file and every model. It returns every problem found.
+// every campaign file, every model, every secret source and TLS file, and
+// the notice key file when one exists. It returns every problem found. (A
+// multi-instance setup without a shared notice key is refused earlier, by
+// Validate.)
 func CheckConfig(cfg *Config) error {
 	var errs []error
 	if _, err := campaigns.LoadDir(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
@@ -36,8 +40,38 @@ func CheckConfig(cfg *Config) error {
 			}
 		}
 	}
-	if _, err := noticeKey(cfg.Notices.Key); err != nil {
+	if _, err := resolveSecrets(cfg, false); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkTLS(cfg); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// checkTLS loads every configured certificate and key.
+func checkTLS(cfg *Config) error {
+	var errs []error
+	b := &cfg.Budget
+	if t := tlsFiles(b.TLS); !t.IsZero() {
+		var err error
+		if len(b.NATSURLs) > 0 {
+			_, err = t.ClientConfig()
+		} else {
+			_, err = t.ServerConfig()
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("budget.tls: %w", err))
+		}
+	}
+	if t := tlsFiles(b.EmbeddedCluster.TLS); !t.IsZero() {
+		if _, err := t.RouteConfig(); err != nil {
+			errs = append(errs, fmt.Errorf("budget.embedded_cluster.tls: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func tlsFiles(t TLSConfig) budget.TLSFiles {
+	return budget.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
 }

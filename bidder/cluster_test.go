@@ -114,7 +114,7 @@ func TestThreeBiddersOneCluster(t *testing.T) {
 			c.Budget.SyncPeriod = 100 * time.Millisecond
 			c.Budget.LeaseTTL = 3 * time.Second
 			c.Notices.HoldTTL = time.Second
-			c.Notices.Key = "cluster-key"
+			c.Notices.Key = "cluster-key-0123456789"
 		}))
 	}
 	const budgetMicros = 500_000 // $0.50: 250 impressions at $2 CPM
@@ -234,8 +234,10 @@ func TestThreeBiddersOneCluster(t *testing.T) {
 		bids, nobids, len(entries), total, late, lateSent, budgetMicros)
 }
 
-// NATS down: the bidder keeps bidding only inside the lease it holds, then
-// stops (fail closed) and says so in readiness; it resumes when NATS returns.
+// NATS down: the bidder keeps bidding only inside the lease it holds, ready
+// but degraded (a blip must not take every instance out of rotation at
+// once), then stops (fail closed) and says so in readiness; it resumes when
+// NATS returns.
 func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("outage test")
@@ -260,7 +262,7 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 		c.CampaignsDir = "testdata/cluster-campaigns"
 		c.Budget.NATSURLs = []string{ns.ClientURL()}
 		c.Budget.SyncPeriod = 100 * time.Millisecond
-		c.Budget.LeaseTTL = 3 * time.Second
+		c.Budget.LeaseTTL = 5 * time.Second
 		c.Notices.HoldTTL = time.Second
 	})
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
@@ -284,7 +286,11 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	}
 	ns.Shutdown()
 	ns.WaitForShutdown()
-	waitFor(t, 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
+	// Inside the lease: still ready, the degraded gauge says why.
+	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "bidder_degraded") == 1 })
+	if c, why := get(t, base+"/readyz"); c != 200 {
+		t.Fatalf("readyz during a blip inside a valid lease: %d %s", c, why)
+	}
 	outage := time.Now()
 	var during int
 	for {
@@ -304,7 +310,26 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 		}
 	}
 	t.Logf("bid %d times inside the held lease for %v, then stopped", during, time.Since(outage).Round(time.Millisecond))
+	waitFor(t, 10*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 503 })
+	if c, why := get(t, base+"/readyz"); c != 503 || !strings.Contains(string(why), "fail closed") {
+		t.Fatalf("readyz once the lease is gone: %d %s", c, why)
+	}
 	ns = startNATS()
 	waitFor(t, 20*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 200 })
+	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "bidder_degraded") == 0 })
 	waitFor(t, 20*time.Second, func() bool { c, _ := bidAndLose(); return c == 200 })
+}
+
+// metricValue reads an unlabelled sample from /metrics (-1 when absent).
+func metricValue(t *testing.T, app *App, name string) float64 {
+	t.Helper()
+	_, body := get(t, "http://"+app.AdminAddr()+"/metrics")
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
 }

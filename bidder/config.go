@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -23,9 +24,13 @@ type Config struct {
 	// Listen is the exchange-facing address (default 127.0.0.1:8080).
 	Listen string `yaml:"listen"`
 	// AdminListen serves /metrics, /admin/* and /debug/pprof (default
-	// 127.0.0.1:8081). It must be a loopback address unless AdminPublic is set.
+	// 127.0.0.1:8081). A non-loopback address needs AdminPublic (the explicit
+	// opt-in) and AdminToken.
 	AdminListen string `yaml:"admin_listen"`
 	AdminPublic bool   `yaml:"admin_public"`
+	// AdminToken, when set, is the bearer token every admin request must
+	// carry (Authorization: Bearer TOKEN). A secret source: see secret().
+	AdminToken string `yaml:"admin_token"`
 	// PublicURL is the base of notice and tracker URLs put in bids
 	// (default http://<Listen>).
 	PublicURL string `yaml:"public_url"`
@@ -48,6 +53,16 @@ type Config struct {
 	Exchanges map[string]ExchangeConfig `yaml:"exchanges"`
 	Budget    BudgetConfig              `yaml:"budget"`
 	Privacy   PrivacyConfig             `yaml:"privacy"`
+	Lifecycle LifecycleConfig           `yaml:"lifecycle"`
+}
+
+// LifecycleConfig orders a graceful stop (SIGTERM): readiness turns 503,
+// DrainDelay passes so load balancers stop sending, then the listener closes,
+// in-flight requests finish, the budget flushes its ledger and returns its
+// leases, all within ShutdownTimeout.
+type LifecycleConfig struct {
+	DrainDelay      time.Duration `yaml:"drain_delay"`      // default 5s; negative: none
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // after the drain delay (default 30s)
 }
 
 // PrivacyConfig configures how consent signals are honoured
@@ -77,6 +92,27 @@ type LimitsConfig struct {
 	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms)
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
 	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
+	// Server timeouts. A bid request is worthless after its tmax, so reading
+	// a request's body once its headers are in, or writing an answer, may
+	// take at most ReadTimeout / WriteTimeout: default 10 x default_tmax
+	// (1s), room for slow pixels and notices while a stalled peer cannot
+	// hold a connection for long. IdleTimeout is the wait for the next
+	// request on a connection, a new one included (default 60s: exchanges
+	// keep warm connections, and may open them ahead of traffic).
+	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	WriteTimeout time.Duration `yaml:"write_timeout"`
+	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// Admission is the adaptive concurrency limit (admission.go).
+	Admission AdmissionConfig `yaml:"admission"`
+}
+
+// AdmissionConfig bounds the adaptive concurrency limit that sheds bid
+// requests (204, reason overload) when the bidder falls behind.
+type AdmissionConfig struct {
+	Disable  bool          `yaml:"disable"`
+	MinLimit int           `yaml:"min_limit"` // default 8
+	MaxLimit int           `yaml:"max_limit"` // default 1024
+	Target   time.Duration `yaml:"target"`    // latency target, arrival to answer (default internal_budget / 2)
 }
 
 // PricingConfig steers bid prices.
@@ -116,9 +152,15 @@ type ModelConfig struct {
 
 // NoticeConfig controls notice URLs and what they charge.
 type NoticeConfig struct {
-	// Key signs notice tokens; "env:NAME" reads it from the environment.
-	// Empty means a random key per process (notices then do not survive a restart).
-	Key string `yaml:"key"`
+	// Key signs and verifies notice tokens; Keys is the rotation form: the
+	// first signs, every one verifies (the current key, then previous ones).
+	// Set one or the other; each is a secret source (see secret()). With
+	// neither, the key in KeyFile is used, generated at first start.
+	Key  string   `yaml:"key"`
+	Keys []string `yaml:"keys"`
+	// KeyFile keeps the generated key (default: notice.key beside
+	// budget.store_dir, e.g. data/notice.key; mode 0600).
+	KeyFile string `yaml:"key_file"`
 	// ChargeOn is "billing" (burl, the default; a win alone charges when the
 	// exchange sends no burl) or "win" (nurl charges).
 	ChargeOn string        `yaml:"charge_on"`
@@ -156,6 +198,31 @@ type BudgetConfig struct {
 	// electing its leader, NATS restarting): default 60s.
 	StartTimeout time.Duration `yaml:"start_timeout"`
 	SyncPeriod   time.Duration `yaml:"sync_period"`
+	// Auth is this instance's NATS identity: with nats_urls, what it presents
+	// to the cluster; embedded, also the one identity the embedded server
+	// accepts (required when embedded_listen is not loopback).
+	Auth NATSAuthConfig `yaml:"auth"`
+	// TLS: with nats_urls, the client side (ca_file verifies the servers,
+	// cert_file/key_file a client certificate); embedded, the client
+	// listener's certificate (ca_file makes client certificates mandatory).
+	TLS TLSConfig `yaml:"tls"`
+}
+
+// NATSAuthConfig is one NATS identity: user/password, an nkey seed, or (an
+// external cluster in operator mode) a credentials file. Password and
+// NKeySeed are secret sources.
+type NATSAuthConfig struct {
+	User        string `yaml:"user"`
+	Password    string `yaml:"password"`
+	NKeySeed    string `yaml:"nkey_seed"`
+	Credentials string `yaml:"credentials"` // path of a .creds file
+}
+
+// TLSConfig names PEM files.
+type TLSConfig struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
 }
 
 // Overrides are command-line flags; a non-empty one wins over the file.
@@ -169,6 +236,11 @@ type ClusterConfig struct {
 	Name   string   `yaml:"name"`
 	Listen string   `yaml:"listen"` // host:port of the route listener
 	Routes []string `yaml:"routes"` // nats-route://host:port of the other nodes
+	// Auth authenticates routes (user and password, the same on every node;
+	// required when listen is not loopback). TLS is mutual: each node
+	// presents cert_file and verifies the others against ca_file.
+	Auth NATSAuthConfig `yaml:"auth"`
+	TLS  TLSConfig      `yaml:"tls"`
 }
 
 // LoadConfig reads a config file, applies flag overrides and defaults, and
@@ -235,6 +307,16 @@ func (c *Config) Defaults() {
 	if l.MaxImps == 0 {
 		l.MaxImps = 16
 	}
+	defDur(&l.ReadTimeout, 10*l.DefaultTMax)
+	defDur(&l.WriteTimeout, 10*l.DefaultTMax)
+	defDur(&l.IdleTimeout, time.Minute)
+	if l.Admission.MinLimit == 0 {
+		l.Admission.MinLimit = 8
+	}
+	if l.Admission.MaxLimit == 0 {
+		l.Admission.MaxLimit = 1024
+	}
+	defDur(&l.Admission.Target, l.InternalBudget/2)
 	if c.Pricing.MaxScoredPerImp == 0 {
 		c.Pricing.MaxScoredPerImp = 8
 	}
@@ -262,6 +344,11 @@ func (c *Config) Defaults() {
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
 	defDur(&c.Budget.StartTimeout, time.Minute)
+	if c.Notices.KeyFile == "" {
+		c.Notices.KeyFile = filepath.Join(filepath.Dir(c.Budget.StoreDir), "notice.key")
+	}
+	defDur(&c.Lifecycle.DrainDelay, 5*time.Second)
+	defDur(&c.Lifecycle.ShutdownTimeout, 30*time.Second)
 }
 
 // Validate reports every problem at once.
@@ -275,8 +362,8 @@ func (c *Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 		bad("admin_listen", "%v", err)
-	} else if !c.AdminPublic && !isLoopback(host) {
-		bad("admin_listen", "%q is not a loopback address (set admin_public: true to expose it)", c.AdminListen)
+	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "") {
+		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token", c.AdminListen)
 	}
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
@@ -290,6 +377,12 @@ func (c *Config) Validate() error {
 	}
 	if l.MaxImps < 1 {
 		bad("limits.max_imps", "%d must be at least 1", l.MaxImps)
+	}
+	if l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 {
+		bad("limits", "timeouts must not be negative")
+	}
+	if a := l.Admission; a.MinLimit < 1 || a.MaxLimit < a.MinLimit || a.Target <= 0 {
+		bad("limits.admission", "min_limit %d, max_limit %d, target %v: need 1 <= min_limit <= max_limit and a positive target", a.MinLimit, a.MaxLimit, a.Target)
 	}
 	if c.Pricing.MaxScoredPerImp < 1 || c.Pricing.MaxScoredPerImp > 256 {
 		bad("pricing.max_scored_per_imp", "%d must be in [1, 256]", c.Pricing.MaxScoredPerImp)
@@ -334,7 +427,77 @@ func (c *Config) Validate() error {
 	if err := c.Privacy.options().Validate(); err != nil {
 		bad("privacy", "%v", err)
 	}
+	if c.Notices.Key != "" && len(c.Notices.Keys) > 0 {
+		bad("notices.keys", "set notices.key or notices.keys, not both")
+	}
+	if why := c.multiInstance(); why != "" && c.Notices.Key == "" && len(c.Notices.Keys) == 0 {
+		bad("notices.key", "%s makes this one of several instances: set a notice key shared by all of them (e.g. key: env:BIDDER_NOTICE_KEY); a generated key is per host and the others would refuse its notices", why)
+	}
+	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)
+}
+
+// multiInstance names the setting that lets other instances share this
+// one's budget store, or "".
+func (c *Config) multiInstance() string {
+	b := &c.Budget
+	switch {
+	case len(b.NATSURLs) > 0:
+		return "budget.nats_urls"
+	case b.EmbeddedListen != "":
+		return "budget.embedded_listen"
+	case b.EmbeddedCluster.Listen != "" || len(b.EmbeddedCluster.Routes) > 0:
+		return "budget.embedded_cluster"
+	}
+	return ""
+}
+
+// validateNATS refuses NATS listeners reachable from other machines without
+// authentication: whoever reaches them can rewrite the budget store.
+func (c *Config) validateNATS() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...)))
+	}
+	b := &c.Budget
+	embedded := len(b.NATSURLs) == 0
+	if host, _, err := net.SplitHostPort(b.EmbeddedListen); b.EmbeddedListen != "" {
+		switch {
+		case err != nil:
+			bad("budget.embedded_listen", "%v", err)
+		case !isLoopback(host) && b.Auth == (NATSAuthConfig{}):
+			bad("budget.embedded_listen", "%q is not a loopback address: set budget.auth (user/password or nkey_seed)", b.EmbeddedListen)
+		}
+	}
+	if cl := b.EmbeddedCluster; cl.Listen != "" {
+		host, _, err := net.SplitHostPort(cl.Listen)
+		switch {
+		case err != nil:
+			bad("budget.embedded_cluster.listen", "%v", err)
+		case !isLoopback(host) && cl.Auth.User == "":
+			bad("budget.embedded_cluster.listen", "%q is not a loopback address: set budget.embedded_cluster.auth (user and password)", cl.Listen)
+		}
+		if cl.Auth.NKeySeed != "" || cl.Auth.Credentials != "" {
+			bad("budget.embedded_cluster.auth", "routes take user and password only")
+		}
+	}
+	a := b.Auth
+	n := 0
+	for _, set := range []bool{a.User != "" || a.Password != "", a.NKeySeed != "", a.Credentials != ""} {
+		if set {
+			n++
+		}
+	}
+	if n > 1 {
+		bad("budget.auth", "give one of user/password, nkey_seed or credentials")
+	}
+	if embedded && a.Credentials != "" {
+		bad("budget.auth.credentials", "a credentials file is for an external cluster (budget.nats_urls); the embedded server takes user/password or nkey_seed")
+	}
+	if embedded && b.TLS != (TLSConfig{}) && (b.TLS.CertFile == "" || b.EmbeddedListen == "") {
+		bad("budget.tls", "the embedded server's TLS needs cert_file and key_file, and embedded_listen")
+	}
+	return errs
 }
 
 func isLoopback(host string) bool {

@@ -73,7 +73,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
-	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\n"), Overrides{}); err != nil {
+	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\nadmin_token: env:ADMIN_TOKEN\n"), Overrides{}); err != nil {
 		t.Fatalf("admin_public should allow a public admin address: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func NewServer(p Parts) (*Server, error) {
 		return nil, err
 	}
 	s := newServer(p.Config, log, bindBudget(p.Budget), sink, signer)
-	s.ready = p.Budget.Ready
+	s.ready, s.degraded = budgetHealth(p.Budget)
 	if err := s.SetCampaigns(p.Campaigns); err != nil {
 		return nil, err
 	}

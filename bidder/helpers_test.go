@@ -45,11 +45,12 @@ func (f *fixedScorer) Name() string { return "fixed" }
 
 // fakeMoney allows everything unless told otherwise and records holds.
 type fakeMoney struct {
-	deny   reason
-	noHold bool
-	capped bool
-	holds  []int64
-	nextID uint64
+	deny    reason
+	noHold  bool
+	capped  bool
+	holds   []int64
+	nextID  uint64
+	unholds []uint64 // holds released by withdrawn bids
 }
 
 func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time) reason { return f.deny }
@@ -65,6 +66,8 @@ func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	}
 	return f.nextID, true
 }
+
+func (f *fakeMoney) unhold(c *campaigns.Campaign, hold uint64) { f.unholds = append(f.unholds, hold) }
 
 // fakeSigner is a deterministic HMAC token for tests of the bid path only;
 // the production signer is budget's (see budget_adapter.go).

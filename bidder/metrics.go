@@ -49,6 +49,8 @@ const (
 	reasonModelError        // scoring failed
 	reasonFailClosed        // budget store unreachable and lease used up
 	reasonFlight            // outside flight / budget window
+	reasonOverload          // shed by the admission limit (admission.go)
+	reasonLate              // answer ready after the deadline: bid withdrawn, holds released
 	numReasons
 )
 
@@ -66,6 +68,8 @@ var reasonNames = [numReasons]string{
 	reasonModelError: "model_error",
 	reasonFailClosed: "fail_closed",
 	reasonFlight:     "flight",
+	reasonOverload:   "overload",
+	reasonLate:       "late",
 }
 
 func (r reason) String() string { return reasonNames[r] }
@@ -127,6 +131,18 @@ type plainCounter struct{ v atomic.Uint64 }
 func (c *plainCounter) add(_ int, n uint64) { c.v.Add(n) }
 func (c *plainCounter) load() uint64        { return c.v.Load() }
 
+// write writes h in the exposition format under name.
+func (h *histogram) write(w io.Writer, name, help string) {
+	fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name)
+	var cum uint64
+	for i, b := range latencyBounds {
+		cum += h.buckets[i].load()
+		fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", name, b.Seconds(), cum)
+	}
+	cum += h.buckets[len(latencyBounds)].load()
+	fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", name, cum, name, time.Duration(h.sumNS.load()).Seconds(), name, cum)
+}
+
 // campaignStats are kept per campaign id across reloads.
 type campaignStats struct {
 	blk *campBlock
@@ -175,9 +191,11 @@ type metrics struct {
 	badRequest     counter
 	tooLarge       counter
 	panics         counter
-	latency        histogram
-	scored         counter // rows scored
-	trimmed        counter // requests whose candidates were cut to fit the slack
+	latency        histogram // arrival (edge.go) to answer
+	queue          histogram // arrival to handler entry
+	shedTime       histogram // handler entry to answer, shed requests
+	scored         counter   // rows scored
+	trimmed        counter   // requests whose candidates were cut to fit the slack
 	notices        [numNoticeKinds]counter
 	noticeBad      counter // forged, expired, malformed
 	cappedClearing counter // clearing price above the bid
@@ -240,7 +258,7 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 		fmt.Fprintf(w, "bidder_notices_total{kind=%q} %d\n", k.String(), m.notices[k].load())
 	}
 
-	fmt.Fprintf(w, "# HELP bidder_request_duration_seconds Time from arrival to response.\n# TYPE bidder_request_duration_seconds histogram\n")
+	fmt.Fprintf(w, "# HELP bidder_request_duration_seconds Time from a bid request's arrival at this host to its answer.\n# TYPE bidder_request_duration_seconds histogram\n")
 	var cum uint64
 	for i, b := range latencyBounds {
 		cum += m.latency.buckets[i].load()
@@ -250,6 +268,8 @@ func (m *metrics) writePrometheus(w io.Writer, extra []gauge) {
 	fmt.Fprintf(w, "bidder_request_duration_seconds_bucket{le=\"+Inf\"} %d\n", cum)
 	fmt.Fprintf(w, "bidder_request_duration_seconds_sum %g\n", time.Duration(m.latency.sumNS.load()).Seconds())
 	fmt.Fprintf(w, "bidder_request_duration_seconds_count %d\n", cum)
+	m.queue.write(w, "bidder_request_queue_seconds", "Time from a bid request's arrival at this host to its handler (queued in socket buffers and the run queue).")
+	m.shedTime.write(w, "bidder_shed_duration_seconds", "Time from handler entry to the answer of bid requests shed by the admission limit.")
 
 	m.mu.Lock()
 	ids := make([]string, 0, len(m.campaigns))

@@ -5,12 +5,16 @@ package bidder
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -65,7 +69,11 @@ type Server struct {
 	winCharge map[string]bool // exchange name -> charges on the win notice
 	extra     func() []gauge  // more metrics (model, budget)
 	ready     func() (bool, string)
+	degraded  func() bool // the budget store is cut off but bids go on inside held leases
 	draining  atomic.Bool
+	adm       *admission
+
+	adminToken string // bearer token of the admin listener; "" none
 
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats
@@ -88,6 +96,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		seatJSON:  ortb.AppendJSONStr(nil, cfg.Seat),
 		publicURL: []byte(cfg.PublicURL),
 		privacy:   newPrivacyPolicy(cfg.Privacy),
+		adm:       newAdmission(cfg.Limits.Admission),
 	}
 	s.winCharge = map[string]bool{"": cfg.Notices.ChargeOn == "win"}
 	for name, x := range cfg.Exchanges {
@@ -101,25 +110,64 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
 	s.srv = &fasthttp.Server{
-		Handler:               s.handle,
-		Name:                  "openbidder",
-		MaxRequestBodySize:    cfg.Limits.MaxBodyBytes,
-		ReadTimeout:           5 * time.Second,
-		WriteTimeout:          5 * time.Second,
-		IdleTimeout:           90 * time.Second,
+		Handler:            s.handle,
+		Name:               "openbidder",
+		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		// fasthttp's ReadTimeout also bounds a new connection's wait for its
+		// first request: idle_timeout there, so exchanges may open connections
+		// ahead of traffic; read_timeout bounds the body once headers are in.
+		ReadTimeout:  cfg.Limits.IdleTimeout,
+		WriteTimeout: cfg.Limits.WriteTimeout,
+		IdleTimeout:  cfg.Limits.IdleTimeout,
+		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
+			return fasthttp.RequestConfig{ReadTimeout: cfg.Limits.ReadTimeout}
+		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
+		Logger:                quietLogger{}, // per-connection errors are counted, not logged
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			// fasthttp closes the connection after this answer, maybe with
+			// request bytes unread: linger so the client can read it (edge.go).
+			lingerOnClose(ctx)
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 				s.m.tooLarge.add(0, 1)
 				ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
 				return
 			}
-			ctx.Error("bad request: "+err.Error(), fasthttp.StatusBadRequest)
+			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
+				ctx.Error("request timeout", fasthttp.StatusRequestTimeout)
+				return
+			}
+			s.m.badRequest.add(0, 1)
+			ctx.Error(shortReason("bad request: "+err.Error()), fasthttp.StatusBadRequest)
 		},
 	}
 	return s
+}
+
+// quietLogger drops fasthttp's per-connection error lines (STYLE 13).
+type quietLogger struct{}
+
+func (quietLogger) Printf(string, ...any) {}
+
+// maxReason bounds a 400's reason (body and x-nobid-reason header): parser
+// errors on deeply nested input repeat themselves for kilobytes.
+const maxReason = 200
+
+// shortReason cuts msg to maxReason bytes and makes it safe as a header
+// value (control and non-ASCII bytes become '?').
+func shortReason(msg string) string {
+	if len(msg) > maxReason {
+		msg = msg[:maxReason-3] + "..."
+	}
+	b := []byte(msg)
+	for i, c := range b {
+		if c < 0x20 || c >= 0x7f {
+			b[i] = '?'
+		}
+	}
+	return string(b)
 }
 
 // chargeOnWin says whether the named exchange charges on its win notice;
@@ -191,6 +239,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 }
 
 // Ready reports whether campaigns, a model and the budget store are usable.
+// A budget store cut off while leases are still valid is ready (degraded).
 func (s *Server) Ready() (bool, string) {
 	switch {
 	case s.draining.Load():
@@ -206,29 +255,58 @@ func (s *Server) Ready() (bool, string) {
 	return true, ""
 }
 
-// Serve answers on ln until Shutdown.
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(ln) }
+// Serve answers on ln until Shutdown. Its connections are wrapped for
+// arrival stamps and lingering close (edge.go).
+func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newEdgeListener(ln)) }
 
-// Shutdown stops accepting, marks the instance not ready, and waits for
-// in-flight requests.
+// Drain turns readiness 503 (load balancers stop sending) while requests
+// are still served.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Shutdown marks the instance not ready, stops accepting and waits for
+// in-flight requests. The admin listener stays up (CloseAdmin).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
-	if s.admin != nil {
-		err = errors.Join(err, s.admin.Shutdown(ctx))
-	}
 	s.privacy.Close()
 	return err
 }
 
-// adminHandler serves /metrics, /admin/* and /debug/pprof.
+// CloseAdmin stops the admin listener.
+func (s *Server) CloseAdmin(ctx context.Context) error {
+	if s.admin == nil {
+		return nil
+	}
+	return s.admin.Shutdown(ctx)
+}
+
+// serverGauges are the admission and readiness figures.
+func (s *Server) serverGauges() []gauge {
+	return []gauge{
+		{name: "bidder_admission_limit", help: "Adaptive limit on bid requests in the system (admission.go).", typ: "gauge",
+			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %g\n", n, s.adm.load()) }},
+		{name: "bidder_admission_inflight", help: "Bid requests inside the handler.", typ: "gauge",
+			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, s.adm.inflight.Load()) }},
+		{name: "bidder_degraded", help: "1 while the budget store is unreachable and bids go on inside held leases.", typ: "gauge",
+			value: func(w io.Writer, n string) {
+				v := 0
+				if s.degraded != nil && s.degraded() {
+					v = 1
+				}
+				fmt.Fprintf(w, "%s %d\n", n, v)
+			}},
+	}
+}
+
+// adminHandler serves /metrics, /admin/* and /debug/pprof, behind the
+// bearer token when one is set.
 func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		var extra []gauge
+		extra := s.serverGauges()
 		if s.extra != nil {
-			extra = s.extra()
+			extra = append(extra, s.extra()...)
 		}
 		extra = append(extra, s.privacyGauge())
 		s.m.writePrometheus(w, extra)
@@ -242,5 +320,30 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handl
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return mux
+	return requireBearer(s.adminToken, mux)
+}
+
+// requireBearer lets through requests carrying "Authorization: Bearer
+// token" (compared in constant time, over hashes so the length does not
+// leak either); others get 401. An empty token lets everything through.
+func requireBearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := sha256.Sum256([]byte(token))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		const scheme = "bearer "
+		got := [32]byte{}
+		ok := len(auth) > len(scheme) && strings.EqualFold(auth[:len(scheme)], scheme)
+		if ok {
+			got = sha256.Sum256([]byte(auth[len(scheme):]))
+		}
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="openbidder admin"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -100,6 +100,11 @@ type Config struct {
 	URLs   []string
 	// Replicas of the KV bucket and ledger stream (default 1; 3 on a 3-node cluster).
 	Replicas int
+	// Auth is this instance's NATS identity (URLs and Server); TLS secures
+	// the connection to URLs (an in-process connection needs none). See
+	// natsauth.go.
+	Auth Auth
+	TLS  TLSFiles
 
 	// Store replaces NATS entirely (tests and single-process tools). When set,
 	// the ledger is kept in memory.
@@ -126,6 +131,8 @@ type Config struct {
 	Seed  uint64 // seed of the pacing participation draws (default 1)
 
 	manual bool // tests: Start runs no background loops; the test drives them
+
+	natsOpts []nats.Option // Auth and TLS as connection options (withDefaults)
 }
 
 func (c *Config) withDefaults() (Config, error) {
@@ -141,6 +148,12 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if n != 1 {
 		return d, fmt.Errorf("%w: exactly one of Conn, Server, URLs or Store", ErrBadConfig)
+	}
+	if d.Conn == nil && d.Store == nil {
+		var err error
+		if d.natsOpts, err = d.connOptions(); err != nil {
+			return d, err
+		}
 	}
 	def := func(p *time.Duration, v time.Duration) {
 		if *p == 0 {

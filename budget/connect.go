@@ -22,6 +22,7 @@ func (m *Manager) connect() error {
 			nats.DisconnectErrHandler(func(*nats.Conn, error) { m.connected.Store(false); m.setReason("nats disconnected") }),
 			nats.ReconnectHandler(func(*nats.Conn) { m.log.Info("nats reconnected") }),
 		}
+		opts = append(opts, m.cfg.natsOpts...) // credentials and TLS (natsauth.go)
 		url := strings.Join(m.cfg.URLs, ",")
 		if m.cfg.Server != nil {
 			opts = append(opts, nats.InProcessServer(m.cfg.Server))

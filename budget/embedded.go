@@ -3,6 +3,7 @@ package budget
 import (
 	"fmt"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -23,6 +24,20 @@ type EmbeddedOptions struct {
 	Routes      []string
 	// ReadyTimeout bounds the wait for the server to accept connections (default 10s).
 	ReadyTimeout time.Duration
+
+	// Auth is the one identity the client listener (and an in-process
+	// connection) accepts: user/password or an nkey (its public key is
+	// derived from the seed). Required when Host is not a loopback address.
+	Auth Auth
+	// TLS of the client listener: the server's certificate, and a CA that
+	// makes client certificates mandatory when given.
+	TLS TLSFiles
+	// Route authentication (user/password, every node the same) and mutual
+	// TLS of the cluster routes. ClusterAuth is required when ClusterHost is
+	// not a loopback address; Routes get the credentials added.
+	ClusterUser     string
+	ClusterPassword string
+	ClusterTLS      TLSFiles
 	// Quiet turns the server's own logging off (default logs nothing either way
 	// unless Logger is set by the caller on the returned server).
 }
@@ -61,8 +76,14 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: route %q: %v", ErrBadConfig, r, err)
 			}
+			if o.ClusterUser != "" && u.User == nil {
+				u.User = url.UserPassword(o.ClusterUser, o.ClusterPassword)
+			}
 			opts.Routes = append(opts.Routes, u)
 		}
+	}
+	if err := o.secure(opts); err != nil {
+		return nil, err
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
@@ -78,4 +99,58 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		return nil, fmt.Errorf("budget: embedded nats not ready after %v", wait)
 	}
 	return srv, nil
+}
+
+// secure applies authentication and TLS to the server options, and refuses
+// a listener reachable from other machines without authentication: anything
+// that reaches an open NATS port can rewrite the budget store.
+func (o *EmbeddedOptions) secure(opts *server.Options) error {
+	if !opts.DontListen && !IsLoopback(opts.Host) && o.Auth.IsZero() {
+		return fmt.Errorf("%w: embedded nats client listener %s is not loopback and has no auth", ErrBadConfig, hostPort(opts.Host, opts.Port))
+	}
+	if err := o.Auth.Validate(); err != nil {
+		return err
+	}
+	switch {
+	case o.Auth.CredsFile != "":
+		return fmt.Errorf("%w: the embedded server takes user/password or an nkey, not a credentials file", ErrBadConfig)
+	case o.Auth.User != "":
+		opts.Username, opts.Password = o.Auth.User, o.Auth.Password
+	case o.Auth.NKeySeed != "":
+		pub, err := o.Auth.nkeyPublic()
+		if err != nil {
+			return err
+		}
+		opts.Nkeys = []*server.NkeyUser{{Nkey: pub}}
+	}
+	if !o.TLS.IsZero() {
+		tc, err := o.TLS.ServerConfig()
+		if err != nil {
+			return err
+		}
+		opts.TLSConfig, opts.TLS, opts.TLSVerify = tc, true, tc.ClientCAs != nil
+		opts.TLSTimeout = 2
+	}
+	if opts.Cluster.Port == 0 && len(opts.Routes) == 0 {
+		return nil
+	}
+	if !IsLoopback(opts.Cluster.Host) && o.ClusterUser == "" {
+		return fmt.Errorf("%w: embedded nats route listener %s is not loopback and has no route auth", ErrBadConfig, hostPort(opts.Cluster.Host, opts.Cluster.Port))
+	}
+	if (o.ClusterUser == "") != (o.ClusterPassword == "") {
+		return fmt.Errorf("%w: route user and password go together", ErrBadConfig)
+	}
+	opts.Cluster.Username, opts.Cluster.Password = o.ClusterUser, o.ClusterPassword
+	if !o.ClusterTLS.IsZero() {
+		tc, err := o.ClusterTLS.RouteConfig()
+		if err != nil {
+			return err
+		}
+		opts.Cluster.TLSConfig, opts.Cluster.TLSTimeout = tc, 2
+	}
+	return nil
+}
+
+func hostPort(host string, port int) string {
+	return host + ":" + strconv.Itoa(port)
 }

@@ -83,10 +83,29 @@ func TestCheckConfigExitCodes(t *testing.T) {
 	if !strings.Contains(string(out), "broken.yaml") || !strings.Contains(string(out), "bid_strategy") {
 		t.Fatalf("the error does not name the file and field:\n%s", out)
 	}
+	// Several instances sharing a budget store without a shared notice key.
+	os.WriteFile(cfg, []byte("model: {gbdt: configs/models/gbdt.manifest.json, provider: \"off\"}\nbudget: {nats_urls: [nats://10.0.0.1:4222]}\n"), 0o644)
+	cmd = exec.Command(bin, "-config", cfg, "-check-config")
+	cmd.Dir = "../../.."
+	out, err = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "notices.key") {
+		t.Fatalf("multi-instance without a shared key: exit %d, want 1 naming notices.key\n%s", code, out)
+	}
+	// A notice key file others can read.
+	key := filepath.Join(dir, "notice.key")
+	os.WriteFile(key, []byte(strings.Repeat("ab", 32)+"\n"), 0o644)
+	os.WriteFile(cfg, []byte(fmt.Sprintf("model: {gbdt: configs/models/gbdt.manifest.json, provider: \"off\"}\nnotices: {key_file: %s}\n", key)), 0o644)
+	cmd = exec.Command(bin, "-config", cfg, "-check-config")
+	cmd.Dir = "../../.."
+	out, err = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 || !strings.Contains(string(out), "chmod 600") {
+		t.Fatalf("a 0644 notice key file: exit %d, want 1 with the fix\n%s", code, out)
+	}
 }
 
 // The binary serves on -listen, reloads campaigns on SIGHUP and shuts down
-// cleanly on SIGTERM.
+// cleanly on SIGTERM: readiness 503 while still serving for the drain
+// delay, which a second SIGTERM cuts short.
 func TestServeReloadShutdown(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
@@ -108,6 +127,7 @@ watch_every: -1s
 limits: {internal_budget: 150ms}
 model: {gbdt: %s/configs/models/gbdt.manifest.json, provider: "off"}
 budget: {store_dir: %s/nats}
+lifecycle: {drain_delay: 1h}
 `, camps, root, dir)), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -131,11 +151,18 @@ budget: {store_dir: %s/nats}
 		t.Fatalf("metrics on -admin-listen: %d", c)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
+	poll(t, func() bool { c, _ := do("GET", "http://"+listen+"/readyz", nil); return c == 503 })
+	if c, body := do("POST", "http://"+listen+"/openrtb2/bid", req); c != 204 {
+		t.Fatalf("bid while draining: %d %s", c, body)
+	}
+	cmd.Process.Signal(syscall.SIGTERM) // cuts the 1h drain delay short
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
-	if !strings.Contains(logs.String(), "shutting down") {
-		t.Fatalf("no shutdown log:\n%s", logs.String())
+	for _, want := range []string{"shutting down", "draining", "budget closed"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("no %q in the log:\n%s", want, logs.String())
+		}
 	}
 }
 

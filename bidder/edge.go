@@ -1,0 +1,247 @@
+package bidder
+
+import (
+	"encoding/binary"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// The main listener's connections are wrapped (edgeConn) for two things
+// fasthttp does not do:
+//
+// Arrival time. A request's deadline starts when it reached this host, not
+// when its handler runs: time spent queued (in the socket buffer while the
+// process is busy, in the run queue) counts against tmax. The first read
+// after a response asks the kernel for the receive time of the data it
+// returns (SO_TIMESTAMPNS on Linux TCP: the software timestamp of the last
+// segment that read consumed); where the kernel gives none, the time that
+// read returned is used. Caveats: with pipelining, a request read together
+// with the one before it (or already buffered) takes that earlier arrival,
+// which only makes its deadline earlier; an Expect: 100-continue body read
+// after the interim response restamps the request at the body's arrival.
+//
+// Lingering close. When the server closes a connection with request bytes
+// still unread (a body over max_body_bytes, a malformed request), closing
+// outright makes the kernel answer the unread bytes with a reset, which
+// destroys the error response in the client's receive buffer: clients see
+// "connection reset" instead of the 413. As nginx does, the connection is
+// instead half-closed after the response (FIN), what the client still sends
+// is read and discarded for at most lingerTime / lingerBytes, then closed.
+
+const (
+	lingerTime  = 2 * time.Second // whole lingering period
+	lingerIdle  = 500 * time.Millisecond
+	lingerBytes = 16 << 20 // discarded at most per connection
+	maxLinger   = 256      // connections lingering at once; beyond, plain close
+	maxStampLag = 10 * time.Second
+)
+
+// edgeListener wraps accepted connections in edgeConn.
+type edgeListener struct {
+	net.Listener
+	lingering atomic.Int32
+	bufs      sync.Pool // *[]byte discard buffers
+}
+
+func newEdgeListener(ln net.Listener) *edgeListener {
+	l := &edgeListener{Listener: ln}
+	l.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
+	// On the listener too: the kernel turns receive timestamping on for
+	// the whole stack lazily, after the first socket asks; asking now means
+	// it is on before the first request, and accepted sockets inherit it.
+	if tl, ok := ln.(*net.TCPListener); ok {
+		if rc, err := tl.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { enableStamps(fd) })
+		}
+	}
+	return l
+}
+
+func enableStamps(fd uintptr) error {
+	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
+}
+
+func (l *edgeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return newEdgeConn(c, l), nil
+}
+
+// edgeConn is one accepted connection. Reads and writes come from the one
+// goroutine serving it; Close may come from another (Shutdown).
+type edgeConn struct {
+	net.Conn
+	l *edgeListener
+
+	armed   bool      // the next read that returns data starts a request
+	arrival time.Time // arrival of the current request
+	kernel  bool      // arrival is the kernel's receive time (else the read's)
+
+	// Kernel receive timestamps: rc is nil where unavailable. recvFn, p, n,
+	// oobn and rerr carry one recvmsg call (a method value made once, so a
+	// read allocates nothing).
+	rc     syscall.RawConn
+	recvFn func(fd uintptr) bool
+	p      []byte
+	n      int
+	oobn   int
+	rerr   error
+	oob    [64]byte
+
+	linger  atomic.Bool // half-close and drain instead of closing outright
+	closing atomic.Bool
+}
+
+func newEdgeConn(c net.Conn, l *edgeListener) *edgeConn {
+	ec := &edgeConn{Conn: c, l: l, armed: true}
+	if tc, ok := c.(*net.TCPConn); ok && !raceEnabled {
+		if rc, err := tc.SyscallConn(); err == nil {
+			var serr error
+			if err := rc.Control(func(fd uintptr) { serr = enableStamps(fd) }); err == nil && serr == nil {
+				ec.rc = rc
+				ec.recvFn = ec.recv
+			}
+		}
+	}
+	return ec
+}
+
+func (c *edgeConn) Read(p []byte) (int, error) {
+	if !c.armed {
+		return c.Conn.Read(p)
+	}
+	if c.rc == nil || len(p) == 0 {
+		n, err := c.Conn.Read(p)
+		if n > 0 {
+			c.armed, c.arrival, c.kernel = false, time.Now(), false
+		}
+		return n, err
+	}
+	c.p = p
+	err := c.rc.Read(c.recvFn)
+	c.p = nil
+	if err == nil && c.rerr != nil {
+		err = os.NewSyscallError("recvmsg", c.rerr)
+	}
+	if err != nil {
+		return 0, err
+	}
+	if c.n == 0 {
+		return 0, io.EOF
+	}
+	now := time.Now()
+	c.armed, c.arrival, c.kernel = false, now, false
+	if ts, ok := stampNS(c.oob[:c.oobn]); ok {
+		if lag := time.Duration(now.UnixNano() - ts); lag >= 0 && lag < maxStampLag {
+			c.arrival, c.kernel = now.Add(-lag), true // keeps now's monotonic reading
+		}
+	}
+	return c.n, nil
+}
+
+// recv is one recvmsg(2) into c.p; false asks the poller to wait.
+func (c *edgeConn) recv(fd uintptr) bool {
+	c.n, c.oobn, _, _, c.rerr = syscall.Recvmsg(int(fd), c.p, c.oob[:], 0)
+	if c.n < 0 {
+		c.n = 0
+	}
+	return c.rerr != syscall.EAGAIN
+}
+
+// stampNS finds an SCM_TIMESTAMPNS message (struct timespec) in oob.
+func stampNS(oob []byte) (int64, bool) {
+	const hdr = syscall.SizeofCmsghdr
+	for len(oob) >= hdr {
+		l := int(binary.NativeEndian.Uint64(oob[0:8]))
+		lvl := int32(binary.NativeEndian.Uint32(oob[8:12]))
+		typ := int32(binary.NativeEndian.Uint32(oob[12:16]))
+		if l < hdr || l > len(oob) {
+			return 0, false
+		}
+		if lvl == syscall.SOL_SOCKET && typ == syscall.SCM_TIMESTAMPNS && l >= hdr+16 {
+			sec := int64(binary.NativeEndian.Uint64(oob[hdr:]))
+			nsec := int64(binary.NativeEndian.Uint64(oob[hdr+8:]))
+			return sec*1e9 + nsec, true
+		}
+		oob = oob[(l+7)&^7:]
+	}
+	return 0, false
+}
+
+// Write re-arms the arrival stamp: the next read that returns data is the
+// next request.
+func (c *edgeConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.armed = true
+	return n, err
+}
+
+// Close closes the connection, lingering when marked (see the top of file).
+func (c *edgeConn) Close() error {
+	if !c.closing.CompareAndSwap(false, true) {
+		return nil
+	}
+	if c.linger.Load() {
+		if c.l.lingering.Add(1) <= maxLinger {
+			go c.lingerClose()
+			return nil
+		}
+		c.l.lingering.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+func (c *edgeConn) lingerClose() {
+	defer c.l.lingering.Add(-1)
+	defer c.Conn.Close()
+	if hc, ok := c.Conn.(interface{ CloseWrite() error }); !ok || hc.CloseWrite() != nil {
+		return
+	}
+	bp := c.l.bufs.Get().(*[]byte)
+	defer c.l.bufs.Put(bp)
+	end := time.Now().Add(lingerTime)
+	for total := 0; total < lingerBytes; {
+		now := time.Now()
+		if !now.Before(end) {
+			return
+		}
+		dl := now.Add(lingerIdle)
+		if dl.After(end) {
+			dl = end
+		}
+		if c.Conn.SetReadDeadline(dl) != nil {
+			return
+		}
+		n, err := c.Conn.Read(*bp)
+		total += n
+		if err != nil {
+			return
+		}
+	}
+}
+
+// requestArrival is when the request being served reached this host (see
+// the top of file); handler entry when the connection is not an edgeConn.
+func requestArrival(ctx *fasthttp.RequestCtx) time.Time {
+	if c, ok := ctx.Conn().(*edgeConn); ok && !c.arrival.IsZero() {
+		return c.arrival
+	}
+	return time.Now()
+}
+
+// lingerOnClose marks the request's connection to linger when it closes
+// (fasthttp closes it after an error response).
+func lingerOnClose(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*edgeConn); ok {
+		c.linger.Store(true)
+	}
+}

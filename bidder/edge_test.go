@@ -1,0 +1,261 @@
+package bidder
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serve runs ts on a loopback listener until the test ends.
+func (ts *testServer) serve(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ts.Serve(ln)
+	t.Cleanup(func() { ts.srv.Shutdown() })
+	return ln.Addr().String()
+}
+
+// A body over max_body_bytes: Go's client reads the 413 (no "connection
+// reset": the server lingers, reading what the client still sends).
+func TestBodyTooLargeGoClient(t *testing.T) {
+	ts := newTestServer(t, nil)
+	url := "http://" + ts.serve(t) + "/openrtb2/bid"
+	big := bytes.Repeat([]byte("a"), 2<<20)
+	for i := range 30 {
+		resp, err := http.Post(url, "application/json", bytes.NewReader(big))
+		if err != nil {
+			t.Fatalf("post %d: %v (want a 413 response)", i, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || !strings.Contains(string(body), "too large") {
+			t.Fatalf("post %d: %d %q", i, resp.StatusCode, body)
+		}
+	}
+	if n := ts.m.tooLarge.load(); n != 30 {
+		t.Fatalf("bidder_too_large_total %d, want 30", n)
+	}
+}
+
+// The same with Python's urllib and http.client, which send the whole body
+// before reading.
+func TestBodyTooLargePython(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH: skipping the Python client check")
+	}
+	ts := newTestServer(t, nil)
+	addr := ts.serve(t)
+	script := `
+import sys, urllib.request, urllib.error, http.client
+host, port = sys.argv[1].rsplit(":", 1)
+body = b"a" * (2 << 20)
+out = []
+for i in range(5):
+    req = urllib.request.Request("http://%s/openrtb2/bid" % sys.argv[1], data=body, headers={"Content-Type": "application/json"})
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        out.append("200")
+    except urllib.error.HTTPError as e:
+        out.append(str(e.code))
+    except Exception as e:
+        out.append("error:" + type(e).__name__)
+    c = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        c.request("POST", "/openrtb2/bid", body=body, headers={"Content-Type": "application/json"})
+        out.append(str(c.getresponse().status))
+    except Exception as e:
+        out.append("error:" + type(e).__name__)
+    finally:
+        c.close()
+print(" ".join(out))
+`
+	out, err := exec.Command(py, "-c", script, addr).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	for _, code := range strings.Fields(string(out)) {
+		if code != "413" {
+			t.Fatalf("python clients saw %q, want only 413", out)
+		}
+	}
+}
+
+// A deeply nested body: the 400's reason (body and header) is at most 200
+// bytes, not kilobytes of repeated parser text; the same over the wire for
+// errors fasthttp answers itself.
+func TestBadRequestReasonShort(t *testing.T) {
+	ts := newTestServer(t, nil)
+	nested := `{"id":"1","imp":` + strings.Repeat("[", 100000)
+	r := ts.bid([]byte(nested))
+	body, hdr := r.Body(), r.Header.Peek("x-nobid-reason")
+	if r.StatusCode() != 400 || len(body) > maxReason+1 || len(hdr) > maxReason || len(hdr) == 0 {
+		t.Fatalf("nested body: %d, body %d bytes, header %d bytes: %.300s", r.StatusCode(), len(body), len(hdr), body)
+	}
+	if !strings.HasPrefix(string(body), "ortb: malformed request") {
+		t.Fatalf("the reason lost its start: %q", body)
+	}
+	// Control bytes from the request cannot reach the header.
+	r = ts.bid([]byte("{\"id\":\"1\",\"imp\":[{\"id\":\"\x01\n\"}],\"x\":\x7f}"))
+	for _, c := range r.Header.Peek("x-nobid-reason") {
+		if c < 0x20 || c >= 0x7f {
+			t.Fatalf("control byte in the header: %q", r.Header.Peek("x-nobid-reason"))
+		}
+	}
+	// fasthttp's own 400 (a malformed header line).
+	c, err := net.Dial("tcp", ts.serve(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 1" + strings.Repeat("9", 3000) + "\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, _ := io.ReadAll(c)
+	if !bytes.HasPrefix(resp, []byte("HTTP/1.1 400")) {
+		t.Fatalf("malformed header: %.200q", resp)
+	}
+	if i := bytes.Index(resp, []byte("\r\n\r\n")); i < 0 || len(resp)-i-4 > maxReason {
+		t.Fatalf("fasthttp's 400 reason is %d bytes: %q", len(resp)-i-4, resp)
+	}
+}
+
+// The server's timeouts come from the limits, not fixed 5 s: a body that
+// stalls is cut off at read_timeout (408); a new connection may wait for its
+// first request up to idle_timeout.
+func TestServerTimeoutsFromLimits(t *testing.T) {
+	ts := newTestServer(t, nil)
+	l := ts.cfg.Limits
+	if l.ReadTimeout != time.Second || l.WriteTimeout != time.Second || ts.srv.WriteTimeout != time.Second ||
+		l.IdleTimeout != time.Minute || ts.srv.IdleTimeout != time.Minute || ts.srv.ReadTimeout != time.Minute {
+		t.Fatalf("defaults: %+v; server read %v write %v idle %v", l, ts.srv.ReadTimeout, ts.srv.WriteTimeout, ts.srv.IdleTimeout)
+	}
+	if rc := ts.srv.HeaderReceived(nil); rc.ReadTimeout != time.Second {
+		t.Fatalf("body read timeout %v, want read_timeout 1s", rc.ReadTimeout)
+	}
+	ts = newTestServer(t, func(c *Config) { c.Limits.DefaultTMax = 300 * time.Millisecond })
+	if l := ts.cfg.Limits; l.ReadTimeout != 3*time.Second || l.WriteTimeout != 3*time.Second {
+		t.Fatalf("from default_tmax 300ms: %+v", l)
+	}
+	ts = newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 100 * time.Millisecond })
+	addr := ts.serve(t)
+	// A connection opened ahead of traffic outlives read_timeout.
+	idle, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	// A peer that sends headers and half a body, then stalls, gets 408.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := io.ReadAll(c)
+	if err != nil || !bytes.HasPrefix(resp, []byte("HTTP/1.1 408")) {
+		t.Fatalf("stalled body: %v %.100q", err, resp)
+	}
+	idle.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+	idle.SetReadDeadline(time.Now().Add(10 * time.Second))
+	line, _ := bufio.NewReader(idle).ReadString('\n')
+	if !strings.HasPrefix(line, "HTTP/1.1 200") {
+		t.Fatalf("a connection idle longer than read_timeout before its first request: %q", line)
+	}
+}
+
+// The arrival stamp is when the data reached the host (kernel timestamp),
+// not when it was read.
+func TestArrivalIsKernelReceiveTime(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	el := newEdgeListener(ln)
+	cl, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	sc, err := el.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	ec := sc.(*edgeConn)
+	if ec.rc == nil {
+		t.Skip("no kernel receive timestamps here (not Linux TCP, or under the race detector: see race_on.go)")
+	}
+	buf := make([]byte, 64)
+	// Timestamping is switched on stack-wide lazily: the first packets may
+	// come without one (then the read time is used). Wait for a stamped one.
+	waitFor(t, 10*time.Second, func() bool {
+		cl.Write([]byte("ping"))
+		ec.Read(buf)
+		ec.Write([]byte("pong"))
+		io.ReadFull(cl, buf[:4])
+		return ec.kernel
+	})
+	for i := range 3 {
+		sent := time.Now()
+		cl.Write([]byte("request"))
+		time.Sleep(30 * time.Millisecond) // the request waits, unread
+		read := time.Now()
+		if n, err := ec.Read(buf); err != nil || n != 7 {
+			t.Fatalf("read: %d %v", n, err)
+		}
+		if !ec.kernel || ec.arrival.Before(sent) || read.Sub(ec.arrival) < 25*time.Millisecond {
+			t.Fatalf("request %d: arrival %v after the write, read %v after it: want the receive time", i, ec.arrival.Sub(sent), read.Sub(ec.arrival))
+		}
+		first := ec.arrival
+		cl.Write([]byte("more body"))
+		ec.Read(buf)
+		if ec.arrival != first {
+			t.Fatal("a read within the same request moved its arrival")
+		}
+		ec.Write([]byte("response")) // re-arms for the next request
+		io.ReadFull(cl, buf[:8])
+	}
+	// The peer closing: EOF.
+	cl.Close()
+	if _, err := ec.Read(buf); err != io.EOF {
+		t.Fatalf("after the peer closed: %v, want EOF", err)
+	}
+}
+
+// A request that waited in the queue past its deadline is answered 204 at
+// once (today's clock would start at handler entry and bid).
+func TestQueuedRequestMissesDeadline(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ec := &edgeConn{Conn: nopConn{}, arrival: time.Now().Add(-time.Second)}
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(ec, nil, false)
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/openrtb2/bid")
+	ctx.Request.SetBody(readReq(t, "site-banner.json"))
+	ts.handle(&ctx)
+	if got, why := ctx.Response.StatusCode(), string(ctx.Response.Header.Peek("x-nobid-reason")); got != 204 || why != "tmax" {
+		t.Fatalf("a request queued for 1s: %d %q, want 204 tmax", got, why)
+	}
+	if len(ts.money.holds) != 0 {
+		t.Fatalf("holds placed for a request past its deadline: %v", ts.money.holds)
+	}
+}
+
+// nopConn is a net.Conn for RequestCtx.Init2 in handler tests.
+type nopConn struct{ net.Conn }
+
+func (nopConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+func (nopConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }

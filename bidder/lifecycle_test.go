@@ -1,0 +1,266 @@
+package bidder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prebid/openrtb/v20/openrtb2"
+)
+
+func bidOnce(t *testing.T, app *App, id string) openrtb2.Bid {
+	t.Helper()
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body = []byte(strings.Replace(string(body), "req-site-banner", id, 1))
+	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	if code != 200 {
+		t.Fatalf("bid %s: %d %s", id, code, why)
+	}
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	return br.SeatBid[0].Bid[0]
+}
+
+// SIGTERM's order: readiness 503 while requests are still answered (the
+// drain delay), then the listener closes, then the budget (ledger flushed,
+// leases returned), the admin listener last.
+func TestShutdownDrainsThenCloses(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Lifecycle.DrainDelay = time.Hour })
+	release := make(chan struct{})
+	waited := make(chan time.Duration, 1)
+	app.drainWait = func(ctx context.Context, d time.Duration) {
+		waited <- d
+		<-release
+	}
+	done := make(chan error, 1)
+	go func() { done <- app.Shutdown(context.Background()) }()
+	if d := <-waited; d != time.Hour {
+		t.Fatalf("drain delay %v, want the configured 1h", d)
+	}
+	base := "http://" + app.Addr()
+	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(string(body), "shutting down") {
+		t.Fatalf("readyz while draining: %d %s", code, body)
+	}
+	b := bidOnce(t, app, "during-drain") // still served
+	if code, _ := get(t, substitute(b.BURL, "1.00")); code != 200 {
+		t.Fatalf("billing notice while draining: %d", code)
+	}
+	if code, _ := get(t, "http://"+app.AdminAddr()+"/metrics"); code != 200 {
+		t.Fatalf("metrics while draining: %d", code)
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if c, err := net.DialTimeout("tcp", app.Addr(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the bid listener still accepts after shutdown")
+	}
+	if h := app.budget.Health(); h.Ready || h.Reason != "closed" {
+		t.Fatalf("budget after shutdown: %+v", h)
+	}
+	if c, err := net.DialTimeout("tcp", app.AdminAddr(), time.Second); err == nil {
+		c.Close()
+		t.Fatal("the admin listener still accepts after shutdown")
+	}
+}
+
+// A negative drain delay skips the wait.
+func TestShutdownWithoutDrainDelay(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Lifecycle.DrainDelay = -1 })
+	app.drainWait = func(context.Context, time.Duration) { t.Error("waited with drain_delay < 0") }
+	if err := app.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With no key configured, the key generated at first start is kept beside
+// the store: a notice for a bid placed before a restart is accepted after
+// it (and charged once).
+func TestRestartKeepsNotices(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) {
+		c.Notices.Key = ""
+		c.Budget.StoreDir = filepath.Join(dir, "nats")
+	}
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "before-restart")
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "notice.key"))
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("notice key file: %v %v", st, err)
+	}
+	app = startApp(t, edit)
+	app.Server.publicURL = []byte("http://" + app.Addr())
+	// The notice URL names the old port: send it to the new one.
+	u := strings.Replace(substitute(b.BURL, "1.50"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+	if code, msg := get(t, u); code != 200 {
+		t.Fatalf("billing notice for a bid placed before the restart: %d %s", code, msg)
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 1500 {
+		t.Fatalf("spent %d after the notice, want 1500", s)
+	}
+}
+
+// The admin listener behind a bearer token: every path (metrics, budget,
+// pprof) needs it; a wrong or missing token gets 401.
+func TestAdminToken(t *testing.T) {
+	t.Setenv("EDGE_ADMIN_TOKEN", "admin-token-0123456789")
+	app := startApp(t, func(c *Config) { c.AdminToken = "env:EDGE_ADMIN_TOKEN" })
+	base := "http://" + app.AdminAddr()
+	f := func(path, auth string, want int) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", base+path, nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("%s with %q: %d, want %d", path, auth, resp.StatusCode, want)
+		}
+		if want == 401 && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+			t.Fatalf("401 without a Bearer challenge")
+		}
+	}
+	for _, p := range []string{"/metrics", "/admin/budget", "/debug/pprof/", "/debug/pprof/cmdline"} {
+		f(p, "", 401)
+		f(p, "Bearer wrong-token-0123456789", 401)
+		f(p, "Bearer admin-token-0123456789x", 401)
+		f(p, "Basic admin-token-0123456789", 401)
+		f(p, "Bearer admin-token-0123456789", 200)
+		f(p, "bearer admin-token-0123456789", 200)
+	}
+	// The bid listener is not behind it.
+	if code, _ := get(t, "http://"+app.Addr()+"/readyz"); code != 200 {
+		t.Fatalf("readyz: %d", code)
+	}
+}
+
+// Three bidders, each embedding a node of one NATS cluster whose routes and
+// clients authenticate (user/password from env: and file: sources): a bid
+// placed on one instance is charged by a notice sent to another, and an
+// anonymous client cannot reach the budget store.
+func TestThreeEmbeddedBiddersWithAuth(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "nats-pass")
+	os.WriteFile(pass, []byte("client-secret\n"), 0o600)
+	t.Setenv("EDGE_ROUTE_PASS", "route-secret")
+	t.Setenv("EDGE_NOTICE_KEY", "shared-notice-key-0123456789")
+	free := func() int {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		return l.Addr().(*net.TCPAddr).Port
+	}
+	var client, route [3]int
+	var routes []string
+	for i := range 3 {
+		client[i], route[i] = free(), free()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", route[i]))
+	}
+	cfgs := make([]*Config, 3)
+	for i := range 3 {
+		c := &Config{
+			Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InstanceID: fmt.Sprintf("auth-%d", i),
+			CampaignsDir: "testdata/cluster-campaigns", WatchEvery: -1,
+			Model:   ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
+			Notices: NoticeConfig{Key: "env:EDGE_NOTICE_KEY", HoldTTL: time.Second},
+			Limits:  LimitsConfig{InternalBudget: 150 * time.Millisecond},
+			Budget: BudgetConfig{
+				StoreDir: filepath.Join(dir, fmt.Sprint(i), "nats"), Replicas: 3,
+				SyncPeriod: 100 * time.Millisecond, LeaseTTL: 3 * time.Second, StartTimeout: 60 * time.Second,
+				EmbeddedListen: fmt.Sprintf("127.0.0.1:%d", client[i]),
+				Auth:           NATSAuthConfig{User: "bidder", Password: "file:" + pass},
+				EmbeddedCluster: ClusterConfig{Name: "auth-test", Listen: fmt.Sprintf("127.0.0.1:%d", route[i]), Routes: routes,
+					Auth: NATSAuthConfig{User: "route", Password: "env:EDGE_ROUTE_PASS"}},
+			},
+			Lifecycle: LifecycleConfig{DrainDelay: -1},
+		}
+		c.Currency.Rates = map[string]float64{"USD": 1}
+		c.Defaults()
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		cfgs[i] = c
+	}
+	apps := make([]*App, 3)
+	errs := make([]error, 3)
+	var wg sync.WaitGroup
+	for i := range 3 { // together: each waits for the cluster's leader
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			apps[i], errs[i] = Start(context.Background(), cfgs[i], slog.New(slog.DiscardHandler))
+		}()
+	}
+	wg.Wait()
+	for i, app := range apps {
+		if errs[i] != nil {
+			t.Fatalf("instance %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { app.Close(context.Background()) })
+		app.Server.publicURL = []byte("http://" + app.Addr())
+	}
+	for _, app := range apps {
+		waitFor(t, 20*time.Second, func() bool { ok, _ := app.Server.Ready(); return ok })
+	}
+	// The small budget is leased whole to one instance: bid on each in turn
+	// until one bids, then send its billing notice to another.
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var resp []byte
+	n, from := 0, 0
+	waitFor(t, 20*time.Second, func() bool {
+		n++
+		from = n % 3
+		var code int
+		code, resp, _ = post(t, "http://"+apps[from].Addr()+"/openrtb2/bid", []byte(strings.Replace(string(body), "req-site-banner", fmt.Sprint("auth-", n), 1)))
+		return code == 200
+	})
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	to := apps[(from+1)%3]
+	u := strings.Replace(substitute(br.SeatBid[0].Bid[0].BURL, "1.00"), apps[from].Addr(), to.Addr(), 1)
+	if code, msg := get(t, u); code != 200 {
+		t.Fatalf("billing notice on another instance: %d %s", code, msg)
+	}
+	waitFor(t, 20*time.Second, func() bool { s, _ := spent(t, to, "capped"); return s == 1000 })
+	if nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", client[2]), nats.Timeout(5*time.Second)); err == nil {
+		nc.Close()
+		t.Fatal("an anonymous client reached the embedded NATS")
+	}
+	nc, err := nats.Connect(fmt.Sprintf("nats://127.0.0.1:%d", client[2]), nats.UserInfo("bidder", "client-secret"))
+	if err != nil {
+		t.Fatalf("the configured credentials: %v", err)
+	}
+	nc.Close()
+}
