@@ -240,7 +240,7 @@ func (h *harness) bidderConfig(n int) (string, error) {
 	cfg := "campaigns_dir: " + h.dirs[n] + "\n" +
 		"instance_id: bench-e2e\n" +
 		"currency:\n  base: USD\n  rates:\n" + rates.String() +
-		"notices:\n  key: bench-e2e-key\n  hold_ttl: " + holdTTL + "\n" +
+		"notices:\n  key: bench-e2e-notice-key\n  hold_ttl: " + holdTTL + "\n" +
 		"budget:\n  store_dir: " + filepath.Join(dir, "nats") + "\n"
 	p := filepath.Join(dir, "bidder.yaml")
 	return p, os.WriteFile(p, []byte(cfg), 0o644)
