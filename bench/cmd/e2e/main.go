@@ -63,6 +63,8 @@ type options struct {
 	pin                                     string
 	serverCPU, loadCPU                      string
 	command                                 string
+	openLoop                                string
+	rate                                    float64
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -93,6 +95,8 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serve, "serve", "", "internal: run a server (trivial | baseline) on -listen")
 	fs.StringVar(&o.listen, "listen", "", "internal: the -serve address")
 	fs.IntVar(&o.serveCampaigns, "serve-campaigns", 1000, "internal: campaigns of -serve baseline")
+	fs.StringVar(&o.openLoop, "openloop", "", "only send one open-loop step (-rate, -duration, -ol-conns) to the server at this address and print its summary (to profile a running bidder)")
+	fs.Float64Var(&o.rate, "rate", 1000, "requests per second of -openloop")
 	fs.StringVar(&o.models.GBDT, "gbdt", "configs/models/gbdt.manifest.json", "GBDT manifest (baseline)")
 	fs.StringVar(&o.models.ONNX, "onnx", "configs/models/mlp.manifest.json", "ONNX manifest (baseline)")
 	fs.StringVar(&o.models.Library, "onnx-library", "lib/onnxruntime/libonnxruntime.so.1", "libonnxruntime (baseline)")
@@ -195,6 +199,9 @@ func mainErr(args []string, stdout io.Writer) error {
 	case "":
 	default:
 		return fmt.Errorf("-serve %q: want trivial or baseline", o.serve)
+	}
+	if o.openLoop != "" {
+		return openLoopOnly(o, stdout)
 	}
 	if o.render != "" {
 		res, err := readResult(o.render)

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"runtime"
 	"sync"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/HdrHistogram/hdrhistogram-go"
 	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/bench"
 )
 
 // Open loop: requests leave on a fixed schedule, request i at
@@ -299,4 +302,21 @@ func sleepUntil(t time.Time) {
 		ts := syscall.NsecToTimespec(int64(d))
 		_ = syscall.Nanosleep(&ts, nil)
 	}
+}
+
+// openLoopOnly sends one open-loop step of the benchmark request to a
+// server already running at o.openLoop (e2e -openloop ADDR -rate R), for
+// profiling it while it is under a known load, and prints the summary.
+func openLoopOnly(o *options, stdout io.Writer) error {
+	body := bench.SiteBanner("0.5")
+	res, err := runOpenLoop(openLoopConfig{Rate: o.rate, Duration: o.duration, Conns: o.olConns, Expire: stepExpire},
+		httpRequester(o.openLoop, body, o.olConns))
+	if err != nil {
+		return err
+	}
+	us := func(v float64) string { return time.Duration(v * 1e3).String() }
+	fmt.Fprintf(stdout, "%.0f req/s offered, %.0f answered/s (200: %d, 204: %d, other %d, errors %d); from schedule p50 %s p99 %s p99.9 %s max %s; over 10 ms %d; generator lag p99 %s\n",
+		res.Rate, res.Achieved, res.OK, res.NoBid, res.Other, res.Errors, us(res.Latency.P50), us(res.Latency.P99),
+		us(res.Latency.P999), us(res.Latency.Max), res.Over10ms, us(res.Lag.P99))
+	return nil
 }
