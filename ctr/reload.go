@@ -285,6 +285,7 @@ func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var c sigCache
 	for {
 		select {
 		case <-ctx.Done():
@@ -294,10 +295,35 @@ func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
 		h.mu.Lock()
 		path, sig := h.path, h.sig
 		h.mu.Unlock()
-		if path != "" && reloadSignature(path) != sig {
+		if path != "" && c.signature(path) != sig {
 			h.Reload(path) // logs its outcome
 		}
 	}
+}
+
+// sigCache is reloadSignature for a watcher: the manifest (JSON with parity
+// rows and feature statistics, tens of kilobytes) is parsed again only when
+// its own size or mtime changed; otherwise each tick costs three stats.
+type sigCache struct {
+	stat  string
+	paths []string // files the manifest names; nil when it did not parse
+	parse int      // manifests parsed (tests)
+}
+
+func (c *sigCache) signature(manifestPath string) string {
+	st := reloadStat(manifestPath)
+	if st != c.stat || c.paths == nil {
+		c.stat, c.paths = st, nil
+		c.parse++
+		if m, err := LoadManifest(manifestPath); err == nil {
+			c.paths = []string{m.Path(m.File), m.Path(m.Parity)}
+		}
+	}
+	sig := st
+	for _, p := range c.paths {
+		sig += reloadStat(p)
+	}
+	return sig
 }
 
 // reloadSignature names the state of a manifest and the files it names.

@@ -244,3 +244,33 @@ func TestReloadWarmsONNXBatcher(t *testing.T) {
 		t.Errorf("session runs at load %d, want every bucket up to 64", x.WarmRuns())
 	}
 }
+
+// The watcher parses a manifest again only when the manifest itself
+// changed; a change of a file it names is still seen (by its stat).
+func TestWatchSignatureParsesManifestOnlyWhenItChanges(t *testing.T) {
+	path := onnxTestCopy(t, nil, nil)
+	var c sigCache
+	first := c.signature(path)
+	for range 5 {
+		if c.signature(path) != first {
+			t.Fatal("signature changed with nothing changed")
+		}
+	}
+	if c.parse != 1 {
+		t.Fatalf("manifest parsed %d times for 6 unchanged ticks, want 1", c.parse)
+	}
+	model := filepath.Join(filepath.Dir(path), "mlp_tiny.onnx")
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(model, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if c.signature(path) == first || c.parse != 1 {
+		t.Fatalf("a changed model file: parse count %d, signature unchanged %v", c.parse, c.signature(path) == first)
+	}
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	if c.signature(path); c.parse != 2 {
+		t.Fatalf("a changed manifest was not parsed again (%d)", c.parse)
+	}
+}
