@@ -40,12 +40,12 @@ bench: onnxruntime
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./ortb/ ./features/ ./campaigns/ ./ctr/ ./budget/ ./bench/
 
 ## bench-e2e: the whole server over loopback in one run (trivial 204 server, bidder at 1k and 10k campaigns,
-## baseline; wrk saturation, open-loop ladder, idle CPU/RSS): out/bench-e2e/ and docs/benchmarks.md (~6 min;
+## baseline; wrk saturation, open-loop ladder, idle CPU/RSS): out/bench-e2e/ and docs/benchmarks.md (~7 min;
 ## DURATION=3s IDLE=10s SETTLE=5s for a shorter run, E2E_FLAGS for more, see bin/e2e -h)
 DURATION ?= 10s
 WARMUP ?= 3s
 IDLE ?= 30s
-SETTLE ?= 15s
+SETTLE ?= 60s
 E2E_FLAGS ?=
 bench-e2e: onnxruntime
 	$(GO) build -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e

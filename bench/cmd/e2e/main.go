@@ -79,7 +79,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.DurationVar(&o.warmup, "warmup", 3*time.Second, "unmeasured wrk run before each closed-loop run")
 	fs.DurationVar(&o.stepWarmup, "step-warmup", 2*time.Second, "unmeasured open-loop run before each step")
 	fs.DurationVar(&o.idle, "idle", 30*time.Second, "idle CPU window at the largest campaign count (0: skip)")
-	fs.DurationVar(&o.settle, "settle", 15*time.Second, "wait after the bidder is ready before the idle window")
+	fs.DurationVar(&o.settle, "settle", 60*time.Second, "wait after the bidder is ready before the idle window (a campaign with no demand gives its start-up lease back after 30 s: one record write each, a one-time wave that is not idle cost)")
 	fs.DurationVar(&o.readyTimeout, "ready-timeout", 3*time.Minute, "bound on a server's start")
 	campaigns := fs.String("campaigns", "1000,10000", "bidder campaign counts")
 	ladderN := fs.String("ladder-campaigns", "1000,10000", "campaign counts that get the open-loop ladder")
