@@ -15,27 +15,37 @@ import (
 // Requests in the system are those inside the handler plus those queued
 // ahead of this one. On a saturated core the queue is not visible as
 // concurrency (each request runs to completion; the rest wait in socket
-// buffers and the run queue), so it is estimated from the request's own wait
-// by Little's law: queued ahead = wait (handler entry - arrival, see edge.go)
-// x the rate requests complete. A request that finds
+// buffers and the run queue), so it is estimated by Little's law from the
+// standing queue delay: the least wait (handler entry - arrival, see
+// edge.go) of any request in the last window, at most this request's own,
+// times the rate requests complete. The least wait, not this request's: a
+// process descheduled for 40 ms makes the requests that arrived meanwhile
+// wait 40 ms without any queue behind them (the backlog drains in a
+// millisecond), and only a queue that stands for a whole window delays every
+// request. A request that finds
 //
-//	inflight + wait x completion rate >= limit
+//	inflight + min(wait, standing wait) x completion rate >= limit
 //
 // is shed at once: 204, reason overload, before it is parsed. Sheds cost a
 // few microseconds, so shedding the excess keeps the queue, and the wait of
 // everyone, short.
 //
-// The limit adapts (AIMD) every admissionWindow on the latency of admitted
+// The limit adapts every admissionWindow on the latency of admitted
 // requests, arrival to answer, against limits.admission.target (default half
-// of limits.internal_budget): with more than 5% of them over the target the
-// limit is multiplied by target / mean latency, at most 0.75 (more than 25%
-// over: at most 0.5) and at least 0.1, so a sudden overload is met within a
-// window or two; at most 1% over, if the window's requests came within half
-// of the limit, it grows by max(1, limit/32); in between it holds. A queue
-// delays nearly every request, so it cuts hard; a stall that is not load (a
-// descheduled process, a collection) delays a few, and does not. It stays in [min_limit, max_limit]
-// (defaults 8 and 1024) and starts at max_limit, so an idle or lightly
-// loaded bidder never sheds: shedding needs both a queue and a target missed.
+// of limits.internal_budget). A window with more than 5% of them over the
+// target is a strike; two strikes in a row cut the limit by target / mean
+// latency, at most 0.75 (more than 25% over: at most 0.5) and at least 0.1,
+// so a sustained overload is met within two windows. A single bad window
+// does not cut: a process descheduled for tens of milliseconds, or a
+// collection, makes every request of one window late without any queue, and
+// cutting on it (measured: a closed loop of 32 connections on a shared
+// machine) drove the limit under the connection count and shed 80% of
+// requests that had time to spare. With at most 1% over, if the window's
+// requests came within half of the limit, it grows by a quarter (at least
+// 1), so a limit cut by a burst recovers in a few hundred milliseconds; in
+// between it holds. It stays in [min_limit, max_limit] (defaults 8 and
+// 1024) and starts at max_limit, so an idle or lightly loaded bidder never
+// sheds: shedding needs both a queue and a target missed twice in a row.
 //
 // Notices, health and admin requests are never shed.
 
@@ -47,6 +57,7 @@ const (
 	cutFactor       = 0.75
 	hardCut         = 0.5
 	deepestCut      = 0.1
+	growFactor      = 1.25
 )
 
 type admission struct {
@@ -66,11 +77,15 @@ type admission struct {
 	over     atomic.Uint64 // admitted, answered after arrival + target
 	latNS    atomic.Int64  // sum of admitted latencies, ns
 	used     atomic.Bool   // some request found the system at half the limit or more
+	minWait  atomic.Int64  // least wait of a request this window, ns
+	standing atomic.Int64  // least wait of the last window, ns
+	strike   bool          // the last window was over the target (under mu)
 }
 
 func newAdmission(c AdmissionConfig) *admission {
 	a := &admission{off: c.Disable, min: float64(c.MinLimit), max: float64(c.MaxLimit), target: c.Target, base: time.Now()}
 	a.limit.Store(math.Float64bits(a.max))
+	a.minWait.Store(math.MaxInt64)
 	return a
 }
 
@@ -86,7 +101,14 @@ func (a *admission) admit(arrival, now time.Time) bool {
 	if wait < 0 {
 		wait = 0
 	}
-	n := float64(a.inflight.Load()) + wait.Seconds()*math.Float64frombits(a.rate.Load())
+	for w := int64(wait); ; {
+		m := a.minWait.Load()
+		if w >= m || a.minWait.CompareAndSwap(m, w) {
+			break
+		}
+	}
+	queued := min(wait, time.Duration(a.standing.Load()))
+	n := float64(a.inflight.Load()) + queued.Seconds()*math.Float64frombits(a.rate.Load())
 	lim := a.load()
 	if n >= lim/2 && !a.used.Load() {
 		a.used.Store(true)
@@ -130,6 +152,11 @@ func (a *admission) roll(now int64) {
 	a.winStart.Store(now)
 	done, adm, over, latNS := a.done.Swap(0), a.admitted.Swap(0), a.over.Swap(0), a.latNS.Swap(0)
 	used := a.used.Swap(false)
+	if m := a.minWait.Swap(math.MaxInt64); m != math.MaxInt64 {
+		a.standing.Store(m)
+	} else {
+		a.standing.Store(0) // no request: no queue
+	}
 	a.rate.Store(math.Float64bits(float64(done) / time.Duration(dt).Seconds()))
 	lim := a.load()
 	frac, grad := 0.0, 1.0
@@ -137,13 +164,16 @@ func (a *admission) roll(now int64) {
 		frac = float64(over) / float64(adm)
 		grad = float64(a.target) * float64(adm) / float64(max(latNS, 1)) // target / mean latency
 	}
+	bad := frac > overTarget
+	again := bad && a.strike
+	a.strike = bad
 	switch {
-	case frac > overloaded:
+	case again && frac > overloaded:
 		lim = max(a.min, lim*min(hardCut, max(deepestCut, grad)))
-	case frac > overTarget:
+	case again:
 		lim = max(a.min, lim*min(cutFactor, max(deepestCut, grad)))
 	case frac <= onTarget && used:
-		lim = min(a.max, lim+max(1, lim/32))
+		lim = min(a.max, max(lim+1, lim*growFactor))
 	}
 	a.limit.Store(math.Float64bits(lim))
 }

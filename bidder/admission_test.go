@@ -10,11 +10,13 @@ import (
 	"github.com/openbidder/openbidder/budget"
 )
 
-// The limiter on a synthetic clock: it starts at max, cuts (by target/mean
-// latency, at most a quarter, half past 25%) per window while more than 5%
-// of admitted requests miss the target, never below min, grows
-// while the limit is in use and the target met, never above max, and sheds
-// a request that finds inflight + wait x rate at the limit.
+// The limiter on a synthetic clock: it starts at max; a single window with
+// more than 5% of admitted requests over the target (a stall) does not cut,
+// a second one in a row cuts (by target/mean latency, at most a quarter,
+// half past 25%), and so on per window while it lasts, never below min; it
+// grows by a quarter while the limit is in use and the target met, never
+// above max; and it sheds a request that finds inflight + wait x rate at the
+// limit.
 func TestAdmissionLimiter(t *testing.T) {
 	a := newAdmission(AdmissionConfig{MinLimit: 4, MaxLimit: 64, Target: 4 * time.Millisecond})
 	at := func(d time.Duration) time.Time { return a.base.Add(d) }
@@ -57,12 +59,15 @@ func TestAdmissionLimiter(t *testing.T) {
 		}
 	}
 	step(96, 4, 10*time.Millisecond, 1, 64)   // 4% over (a stall, not a queue): holds
-	step(90, 10, 10*time.Millisecond, 1, 48)  // 10% over, mean 1.9 ms: a quarter off
+	step(90, 10, 10*time.Millisecond, 1, 64)  // 10% over once: a stall, holds
+	step(96, 4, 10*time.Millisecond, 1, 64)   // fine again: holds
+	step(0, 100, 40*time.Millisecond, 1, 64)  // all over once (a 40 ms stall): holds
+	step(90, 10, 10*time.Millisecond, 1, 48)  // over a second window in a row, mean 1.9 ms: a quarter off
 	step(0, 100, 5*time.Millisecond, 1, 24)   // all over, mean 5 ms: half off
 	step(0, 100, 10*time.Millisecond, 1, 9.6) // all over, mean 10 ms: x target/mean = 0.4
 	step(0, 100, 40*time.Millisecond, 1, 4)   // mean 40 ms: x 0.1 (0.96), min 4
 	step(97, 3, 10*time.Millisecond, 3, 4)    // in use, 3% over: holds
-	step(99, 1, 10*time.Millisecond, 3, 5)    // in use, 1% over: grows by 1
+	step(99, 1, 10*time.Millisecond, 3, 5)    // in use, 1% over: grows by a quarter (at least 1)
 	for range 20 {
 		window(100, 10*time.Millisecond, 1)
 	}
@@ -81,15 +86,40 @@ func TestAdmissionLimiter(t *testing.T) {
 	if a.load() != 64 {
 		t.Fatalf("grew to %v, want max 64", a.load())
 	}
-	// The rate of the last window (100 admitted + 1 roll per 50 ms: ~2020/s):
-	// a request that waited 50 ms has ~100 ahead of it: shed at limit 64; one
-	// that waited 10 ms has ~20: admitted.
+	// A standing queue: a window where every request waited 50 ms (100
+	// admitted + 1 roll per 50 ms: ~2020/s). A request that waited 50 ms
+	// then has ~100 ahead of it: shed at limit 64; one that waited 10 ms has
+	// ~20: admitted.
+	for i := range 100 {
+		arr := at(clock + time.Duration(i))
+		if !a.admit(arr.Add(-50*time.Millisecond), arr) {
+			t.Fatalf("request %d shed before the queue was seen", i)
+		}
+		a.finish(true, arr, arr.Add(time.Millisecond))
+	}
+	roll()
 	now := at(clock + time.Millisecond)
 	if a.admit(now.Add(-50*time.Millisecond), now) {
 		t.Fatal("admitted a request with ~100 queued ahead at limit 64")
 	}
 	if !a.admit(now.Add(-10*time.Millisecond), now) {
 		t.Fatal("shed a request with ~20 queued ahead at limit 64")
+	}
+	a.finish(true, now, now)
+	// A stall is not a queue: in a window where most requests waited 40 ms
+	// but one did not, a request that waited 40 ms is admitted.
+	for i := range 99 {
+		arr := at(clock + time.Duration(i))
+		a.admit(arr.Add(-40*time.Millisecond), arr)
+		a.finish(true, arr, arr.Add(time.Millisecond))
+	}
+	arr := at(clock + 100)
+	a.admit(arr, arr)
+	a.finish(true, arr, arr.Add(time.Millisecond))
+	roll()
+	now = at(clock + time.Millisecond)
+	if !a.admit(now.Add(-40*time.Millisecond), now) {
+		t.Fatal("shed after a stall with no standing queue")
 	}
 	a.finish(true, now, now)
 	// Off: everything is admitted.
