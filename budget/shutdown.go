@@ -41,6 +41,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if m.sub != nil {
 		_ = m.sub.Unsubscribe()
 	}
+	if m.fwdSub != nil {
+		_ = m.fwdSub.Unsubscribe()
+	}
 	if m.ownConn {
 		m.nc.Close()
 	}
