@@ -115,6 +115,9 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	}
 	m.served.Add(1)
 	res, seq, err := m.settle(n)
+	if errors.Is(err, ErrUnknownCampaign) {
+		return fwdRep{Code: fwdBusy} // the caller may know it: settled there
+	}
 	if err != nil {
 		return fwdRep{Code: fwdErr, Err: err.Error()}
 	}

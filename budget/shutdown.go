@@ -22,6 +22,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.fwdSub != nil {
+		_ = m.fwdSub.Unsubscribe() // other instances settle this one's notices themselves from now on
+	}
 	m.wg.Wait()
 	m.drainFreq()
 	var errs []error
@@ -40,9 +43,6 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	if m.sub != nil {
 		_ = m.sub.Unsubscribe()
-	}
-	if m.fwdSub != nil {
-		_ = m.fwdSub.Unsubscribe()
 	}
 	if m.ownConn {
 		m.nc.Close()
