@@ -229,6 +229,12 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		SyncPeriod: b.SyncPeriod,
 		Replicas:   b.Replicas,
 		Auth:       sec.natsAuth,
+		// Settlement: notices.* (docs/budget.md, Notices).
+		AckWait:        a.cfg.Notices.AckWait,
+		ForwardTimeout: a.cfg.Notices.ForwardTimeout,
+		DedupWindow: budget.NoticeWindows{Win: a.cfg.Notices.DedupWindow.Win, Bill: a.cfg.Notices.DedupWindow.Bill,
+			Loss: a.cfg.Notices.DedupWindow.Loss},
+		DedupMaxEntries: a.cfg.Notices.DedupMaxEntries,
 	}
 	if len(b.NATSURLs) > 0 {
 		bc.URLs = b.NATSURLs

@@ -411,13 +411,16 @@ func TestChargeOnPerExchange(t *testing.T) {
 	if s, _ := spent(t, app, "acme-banner"); s != 1000 {
 		t.Fatalf("after adx win: spent %d, want 1000", s)
 	}
-	get(t, substitute(adx.BURL, "1.00")) // and a billing notice after it does not charge again
-	other := bid(base, "o1")
-	get(t, substitute(other.NURL, "1.50")) // default (billing): the win alone charges nothing
+	get(t, substitute(adx.BURL, "1.00")) // and a billing notice at the same price does not charge again
 	if s, _ := spent(t, app, "acme-banner"); s != 1000 {
-		t.Fatalf("after a default win: spent %d, want still 1000", s)
+		t.Fatalf("after adx bill: spent %d, want still 1000", s)
 	}
-	get(t, substitute(other.BURL, "1.50"))
+	other := bid(base, "o1")
+	get(t, substitute(other.NURL, "1.50")) // default (billing): the win charges provisionally
+	if s, _ := spent(t, app, "acme-banner"); s != 2500 {
+		t.Fatalf("after a default win: spent %d, want 2500 (provisional)", s)
+	}
+	get(t, substitute(other.BURL, "1.50")) // the bill settles it
 	if s, _ := spent(t, app, "acme-banner"); s != 2500 {
 		t.Fatalf("after the default billing: spent %d, want 2500", s)
 	}
@@ -511,5 +514,15 @@ func TestPriceUnderFloorChargedAtFloor(t *testing.T) {
 	}
 	if n := app.Server.m.underFloor.load(); n != 1 {
 		t.Fatalf("under-floor count %d, want 1", n)
+	}
+	// The real price comes later: the charge rises to it (a floor charge
+	// fired first never fixes the charge), and a lower one changes nothing.
+	for _, p := range []string{"1.50", "0.70", "0"} {
+		if code, _ := get(t, substitute(br.SeatBid[0].Bid[0].BURL, p)); code != 200 {
+			t.Fatalf("billing notice at %s refused", p)
+		}
+		if s, _ := spent(t, app, "acme-banner"); s != 1500 {
+			t.Fatalf("after a bill at %s: spent %d, want 1500 (the highest price reported)", p, s)
+		}
 	}
 }

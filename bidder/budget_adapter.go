@@ -195,31 +195,35 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 		BidMicros:      t.ChargeMicros,
 		ClearingMicros: charge,
 		Time:           now,
+		Expires:        t.Expiry,
 	}
 }
 
+// charge settles a win or billing notice: the budget raises the impression's
+// charge to this price if it is higher (provisionally for a win on a
+// charge-on-billing exchange) and returns once the ledger acknowledged it;
+// budget.ErrAckTimeout (answered 503) leaves the charge queued for the
+// exchange's retry to find.
 func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time.Time) error {
 	k := budget.KindBill
 	if kind == noticeWin {
 		k = budget.KindWin
 	}
 	res, err := b.m.Settle(b.notice(t, k, charge, now))
-	if err != nil {
-		return err
-	}
-	if res.ChargedMicros > 0 || res.Won {
+	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
 	}
-	return nil
+	return err
 }
 
+// release applies a loss notice: the hold is freed, or a provisional charge
+// reversed (an event with a negative charge).
 func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error {
-	n := b.notice(t, budget.KindLoss, 0, now)
-	if err := b.m.Release(n); err != nil {
-		return err
+	res, err := b.m.Settle(b.notice(t, budget.KindLoss, 0, now))
+	if err == nil || res.ReversedMicros > 0 {
+		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
-	b.events.add(event{Kind: "loss", Token: t, LossReason: lossReason, Time: now})
-	return nil
+	return err
 }
 
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {

@@ -161,11 +161,35 @@ type NoticeConfig struct {
 	// KeyFile keeps the generated key (default: notice.key beside
 	// budget.store_dir, e.g. data/notice.key; mode 0600).
 	KeyFile string `yaml:"key_file"`
-	// ChargeOn is "billing" (burl, the default; a win alone charges when the
-	// exchange sends no burl) or "win" (nurl charges).
+	// ChargeOn is "billing" (the default: a win notice charges
+	// provisionally, the burl settles the charge, a loss before the burl
+	// reverses it) or "win" (nurl charges).
 	ChargeOn string        `yaml:"charge_on"`
 	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h)
 	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
+	// AckWait bounds how long a charging notice waits for its ledger entry
+	// to be durable; then it is answered 503 and the entry stays queued for
+	// the exchange's retry (default 2s).
+	AckWait time.Duration `yaml:"ack_wait"`
+	// ForwardTimeout bounds the wait for the instance that placed the bid
+	// to settle a notice forwarded to it; without an answer the notice is
+	// settled here (default 1s; negative: never forward).
+	ForwardTimeout time.Duration `yaml:"forward_timeout"`
+	// DedupWindow is how long the de-duplication tier keeps an impression
+	// after a notice of each kind (default win 15m, bill 2h, loss 15m; a
+	// provisional charge is kept as long as a bill may come). The ledger
+	// stream's duplicate window is the longest of them.
+	DedupWindow DedupWindowConfig `yaml:"dedup_window"`
+	// DedupMaxEntries bounds the impressions kept (default 4194304: at most
+	// ~224 MB, 40 bytes each at a load of at most 3/4); the oldest go first.
+	DedupMaxEntries int `yaml:"dedup_max_entries"`
+}
+
+// DedupWindowConfig is notices.dedup_window.
+type DedupWindowConfig struct {
+	Win  time.Duration `yaml:"win"`
+	Bill time.Duration `yaml:"bill"`
+	Loss time.Duration `yaml:"loss"`
 }
 
 // ExchangeConfig is one exchange's rules.
@@ -340,6 +364,14 @@ func (c *Config) Defaults() {
 	def(&c.Notices.ChargeOn, "billing")
 	defDur(&c.Notices.TokenTTL, 24*time.Hour)
 	defDur(&c.Notices.HoldTTL, 2*time.Minute)
+	defDur(&c.Notices.AckWait, 2*time.Second)
+	defDur(&c.Notices.ForwardTimeout, time.Second)
+	defDur(&c.Notices.DedupWindow.Win, 15*time.Minute)
+	defDur(&c.Notices.DedupWindow.Bill, 2*time.Hour)
+	defDur(&c.Notices.DedupWindow.Loss, 15*time.Minute)
+	if c.Notices.DedupMaxEntries == 0 {
+		c.Notices.DedupMaxEntries = 4 << 20
+	}
 	def(&c.Budget.StoreDir, "data/nats")
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
@@ -420,6 +452,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
+	}
+	if w := c.Notices.DedupWindow; w.Win < 0 || w.Bill < 0 || w.Loss < 0 || c.Notices.AckWait < 0 {
+		bad("notices", "dedup_window and ack_wait must not be negative")
+	}
+	if c.Notices.DedupMaxEntries < 1024 {
+		bad("notices.dedup_max_entries", "%d is below 1024", c.Notices.DedupMaxEntries)
 	}
 	if c.Budget.LeaseTTL <= c.Notices.HoldTTL+2*c.Budget.SyncPeriod {
 		bad("budget.lease_ttl", "%v must exceed notices.hold_ttl %v plus two sync periods", c.Budget.LeaseTTL, c.Notices.HoldTTL)

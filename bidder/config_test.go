@@ -33,6 +33,10 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Limits.MaxBodyBytes != 256<<10 || c.Pricing.MaxScoredPerImp != 8 || c.Currency.Rates["USD"] != 1 || c.Notices.ChargeOn != "billing" {
 		t.Fatalf("defaults not applied: %+v", c)
 	}
+	if n := c.Notices; n.AckWait != 2*time.Second || n.ForwardTimeout != time.Second || n.DedupMaxEntries != 4<<20 ||
+		n.DedupWindow != (DedupWindowConfig{Win: 15 * time.Minute, Bill: 2 * time.Hour, Loss: 15 * time.Minute}) {
+		t.Fatalf("notice defaults: %+v", n)
+	}
 	if c.Privacy.VendorID != 0 {
 		t.Fatalf("privacy.vendor_id defaults to %d, want 0 (none)", c.Privacy.VendorID)
 	}
@@ -68,6 +72,8 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\ncurrency: {rates: {usd: 1, EUR: -2}}\n", "currency.rates")
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
+	f("model: {gbdt: m.json}\nnotices: {dedup_max_entries: 10}\n", "notices.dedup_max_entries")
+	f("model: {gbdt: m.json}\nnotices: {dedup_window: {bill: -1s}}\n", "dedup_window")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
 	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")

@@ -146,7 +146,11 @@ func (s *Server) appendTrackerURL(b []byte, path string, token []byte) []byte {
 var pixelGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
 // handleNotice serves /notice/{win,bill,loss,imp,click}. Forged or expired
-// tokens get 403 and change nothing; bad prices get 400.
+// tokens get 403 and change nothing; bad prices get 400. A win, billing or
+// loss notice is answered 200 once its ledger entry is durable; one the
+// ledger did not acknowledge within notices.ack_wait gets 503 (the charge
+// stays queued, and the exchange's retry waits for that same entry). A
+// notice for a bid another instance placed is settled by that instance.
 func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	kind, ok := parseNoticeKind(kindPath)
 	if !ok {
@@ -200,7 +204,7 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 
 func (s *Server) noticeDone(ctx *fasthttp.RequestCtx, kind noticeKind, err error) bool {
 	if err != nil {
-		code := fasthttp.StatusServiceUnavailable
+		code := fasthttp.StatusServiceUnavailable // budget.ErrAckTimeout among others: retry
 		if errors.Is(err, ErrNoticeNotFound) {
 			code = fasthttp.StatusNotFound
 		}

@@ -45,7 +45,8 @@ type Account struct {
 	spent     atomic.Int64 // charged here, not yet reported to the global record
 	confirmed atomic.Int64 // part of spent acknowledged by the ledger, reportable
 	held      atomic.Int64 // open holds
-	_         [32]byte
+	ackedCum  int64        // under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
+	_         [24]byte
 
 	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry
 	epoch      atomic.Uint64 // liveness epoch in which this instance last wrote the lease
@@ -66,6 +67,7 @@ type Account struct {
 	gmu        mutex[lkGlobal]
 	recRev     uint64         // under gmu
 	foreign    []foreignLease // under gmu: other instances' live leases
+	ownBoot    string         // under gmu: the Boot of this instance's entry in that record ("" none)
 	recDay     atomic.Pointer[string]
 	spentDay   atomic.Int64 // of recDay
 	spentTotal atomic.Int64
@@ -75,6 +77,8 @@ type Account struct {
 
 	// Counters.
 	lateN, lateMicros, cappedN, dupN, grants, denials, lostLeases atomic.Uint64
+
+	ledgerCum int64 // under ledger.mu: this process's cumulative ledger Charged, in queue order
 
 	// Owned by the sync goroutine.
 	resRate     float64 // EWMA of reservations plus refused demand, micros/s

@@ -116,7 +116,7 @@ type Config struct {
 	// rewritten (default max(5m, 2*HoldTTL+2*SyncPeriod)).
 	LeaseTTL    time.Duration
 	HoldTTL     time.Duration // a hold's lifetime before it is released (default 2m)
-	NoticeTTL   time.Duration // token expiry and de-duplication window (default 24h)
+	NoticeTTL   time.Duration // token expiry (default 24h); a notice after it is refused
 	SyncPeriod  time.Duration // heartbeat, lease steps and ledger flush period (default 1s)
 	LeaseAhead  time.Duration // lease headroom as seconds of reservation rate (default 10s)
 	ReclaimWait time.Duration // extra wait after a foreign lease and its owner's liveness expired before reclaiming it (default 2*SyncPeriod); must exceed the clock skew between instances
@@ -127,13 +127,36 @@ type Config struct {
 	FreqQueue    int // bounded queue of impressions to publish (default 65536)
 	FreqMaxUsers int // bound on (user, campaign) entries per instance (default 4M)
 
+	// DedupWindow is how long the de-duplication tier keeps an impression
+	// after a notice of each kind (default win 15m, bill 2h, loss 15m); the
+	// ledger stream's duplicate window is the longest of them.
+	DedupWindow NoticeWindows
+	// DedupMaxEntries bounds the impressions the tier keeps (default 4M, 40
+	// bytes each at a load of at most 3/4); the oldest are dropped first.
+	DedupMaxEntries int
+	// AckWait bounds how long Settle waits for its ledger entry to be
+	// acknowledged before it returns ErrAckTimeout (default 2s).
+	AckWait time.Duration
+	// ForwardTimeout bounds the wait for the owner of a notice (the instance
+	// that placed the bid) to answer; without an answer the notice is settled
+	// here (default 1s; negative: never forward).
+	ForwardTimeout time.Duration
+
 	Clock Clock  // default WallClock
 	Seed  uint64 // seed of the pacing participation draws (default 1)
 
-	manual bool // tests: Start runs no background loops; the test drives them
+	manual  bool          // tests: Start runs no background loops; the test drives them
+	backend ledgerBackend // tests: replaces the in-memory ledger of a Store
 
 	natsOpts []nats.Option // Auth and TLS as connection options (withDefaults)
 }
+
+// NoticeWindows are per-kind durations.
+type NoticeWindows struct {
+	Win, Bill, Loss time.Duration
+}
+
+func (w NoticeWindows) longest() time.Duration { return max(w.Win, w.Bill, w.Loss) }
 
 func (c *Config) withDefaults() (Config, error) {
 	d := *c
@@ -166,6 +189,14 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.LeaseTTL, max(5*time.Minute, 2*d.HoldTTL+2*d.SyncPeriod))
 	def(&d.LeaseAhead, 10*time.Second)
 	def(&d.ReclaimWait, 2*d.SyncPeriod)
+	def(&d.DedupWindow.Win, 15*time.Minute)
+	def(&d.DedupWindow.Bill, 2*time.Hour)
+	def(&d.DedupWindow.Loss, 15*time.Minute)
+	def(&d.AckWait, 2*time.Second)
+	def(&d.ForwardTimeout, time.Second)
+	if d.DedupMaxEntries == 0 {
+		d.DedupMaxEntries = 4 << 20
+	}
 	if d.MinLease == 0 {
 		d.MinLease = 10_000_000
 	}
@@ -199,6 +230,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return d, fmt.Errorf("%w: lease bounds", ErrBadConfig)
 	case d.MaxHolds < 16 || d.MaxHolds > 1<<31:
 		return d, fmt.Errorf("%w: MaxHolds", ErrBadConfig)
+	case d.DedupWindow.Win < 0 || d.DedupWindow.Bill < 0 || d.DedupWindow.Loss < 0 || d.AckWait < 0:
+		return d, fmt.Errorf("%w: negative notice window or ack wait", ErrBadConfig)
+	case d.DedupMaxEntries < 1024:
+		return d, fmt.Errorf("%w: DedupMaxEntries %d is below 1024", ErrBadConfig, d.DedupMaxEntries)
 	case d.SyncPeriod < 0 || d.HoldTTL < 0:
 		return d, fmt.Errorf("%w: negative period", ErrBadConfig)
 	}

@@ -46,7 +46,7 @@ func (m *Manager) connect() error {
 	m.store = &kvStore{ljs: ljs}
 	m.ledger = newLedger(&jsLedger{
 		js: js, stream: LedgerStream, origin: m.cfg.InstanceID + "/" + m.boot,
-		timeout: 5 * time.Second, subjects: LedgerSubject,
+		timeout: 5 * time.Second, subjects: LedgerSubject, instance: escapeKey("", m.cfg.InstanceID),
 	}, m.ledgerDone)
 	return nil
 }
@@ -65,9 +65,9 @@ func (m *Manager) provision(ctx context.Context) error {
 	}
 	m.store.(*kvStore).kv = kv
 	_, err = m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: LedgerStream, Description: "openbidder charges, one message per (auction, imp)",
+		Name: LedgerStream, Description: "openbidder charges: one message per change of an impression's charge",
 		Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
-		Replicas: m.cfg.Replicas, Duplicates: m.cfg.NoticeTTL,
+		Replicas: m.cfg.Replicas, Duplicates: m.cfg.DedupWindow.longest(),
 	})
 	if err != nil {
 		return fmt.Errorf("budget: create stream %s: %w", LedgerStream, err)

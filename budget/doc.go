@@ -23,18 +23,25 @@
 // at once (TestLockOrder checks this list against the nesting seen at run
 // time):
 //
+//	tierShard.mu -> holdShard.mu
+//	tierShard.mu -> Account.mu
+//	tierShard.mu -> ledger.mu
 //	ledger.flushMu -> ledger.mu
 //	ledger.flushMu -> Account.mu
 //	ledger.flushMu -> memLedger.mu -> MemStore.mu
+//
+// A notice holds its impression's tierShard.mu while it decides and applies
+// the change (take the hold, move spend, enqueue the ledger entry: no I/O),
+// and none while it waits for the ledger's acknowledgement.
 //
 // Every other lock is a leaf, taken with nothing else held: Manager.mu (the
 // campaign set), Account.mu (lease, spend, holds of a campaign; Hold takes it
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
-// holdShard.mu, dedupShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the
-// record cache). A Store calls watch callbacks with no lock of its own held.
+// holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache).
+// A Store calls watch callbacks with no lock of its own held.
 //
 // ledger.flushMu (one flusher at a time) is the only lock held across NATS
-// I/O: the ledger publish. Nothing on the bid path or in the sync round takes
-// it.
+// I/O: the ledger publish. Nothing on the bid path, in the sync round or in
+// a notice takes it.
 package budget

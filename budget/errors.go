@@ -14,4 +14,8 @@ var (
 	ErrFlushIncomplete = errors.New("budget: ledger flush incomplete")
 	ErrConflict        = errors.New("budget: compare-and-set conflict")
 	ErrStoreDown       = errors.New("budget: store unreachable")
+	// ErrAckTimeout: the notice's ledger entry was not acknowledged in time.
+	// The entry stays queued (money is never dropped); a retried notice
+	// waits for that same entry.
+	ErrAckTimeout = errors.New("budget: ledger did not acknowledge in time; the charge stays queued, retry")
 )

@@ -6,24 +6,88 @@ import (
 	"time"
 )
 
-// FuzzSettlement drives random sequences of hold, win, bill, loss, replay,
-// expiry and sync through one manager and checks that nothing is charged
-// twice and that the books balance.
+// impModel is the settlement rule of one impression, written plainly: the
+// charge is the highest price reported (capped at the bid), never lowered; a
+// win on a charge-on-billing exchange charges provisionally, its bill settles
+// it, a loss before the bill reverses it; a loss with no charge releases the
+// hold; a win after a loss on a billing exchange waits for the bill.
+type impModel struct {
+	hold      HoldID
+	holdUntil time.Time
+	holdOpen  bool
+	level     int64
+	prov      bool // the level is provisional
+	settled   bool
+	lost      bool
+}
+
+func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64) (delta int64) {
+	prov := kind == KindWin && chargeOn == KindBill
+	if prov && im.lost && !im.settled {
+		return 0
+	}
+	im.holdOpen = false
+	price = min(price, bid)
+	if !prov {
+		im.settled, im.prov = true, false
+	}
+	if price <= im.level {
+		return 0
+	}
+	delta = price - im.level
+	if prov && !im.settled {
+		im.prov = true
+	}
+	im.level = price
+	return delta
+}
+
+func (im *impModel) loss() (reversed int64) {
+	switch {
+	case im.prov && im.level > 0:
+		reversed = im.level
+		im.level, im.prov, im.lost = 0, false, true
+	case im.lost || im.settled || im.level > 0:
+		im.lost = true
+	default:
+		im.lost, im.holdOpen = true, false
+	}
+	return reversed
+}
+
+// FuzzSettlement drives random sequences of hold, win, bill, loss (on
+// charge-on-win and charge-on-billing exchanges, at random prices), replays,
+// expiry and sync through one manager and checks every result against the
+// rule above, then that the books balance: the ledger's sum, the record's
+// spend and the charges reported agree, and each impression's ledger
+// entries add up to its level.
 func FuzzSettlement(f *testing.F) {
 	f.Add([]byte{0, 1, 1, 1, 2, 3, 4, 5, 0, 1, 6, 1})
 	f.Add([]byte{0, 0, 0, 3, 3, 1, 2, 1, 2, 5, 5, 1})
+	f.Add([]byte{0, 0, 6, 0, 2, 20, 6, 40, 2, 30, 3, 0, 5, 0, 2, 60}) // floor first, then the real price; lower; replays
+	f.Add([]byte{0, 0, 6, 40, 3, 0, 6, 40, 2, 41, 5, 0, 3, 0})        // win, loss (reversed), win, bill
+	f.Add([]byte{0, 0, 0, 1, 6, 30, 6, 31, 4, 90, 2, 81, 3, 1, 5, 0}) // two imps, a rise after the hold expired
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		if len(ops) > 400 {
 			ops = ops[:400]
 		}
 		clk := newManualClock(t0.Add(time.Hour))
-		m := newMemManager(t, NewMemStore(), "f", clk, campaign("c", micros(1000)))
-		h := m.Handle("c")
-		type imp struct {
-			id      HoldID
-			charged bool
+		m, err := New(Config{
+			InstanceID: "f", Store: NewMemStore(), Clock: clk, manual: true,
+			HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+			MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
+			DedupWindow: NoticeWindows{Win: 1000 * time.Hour, Bill: 1000 * time.Hour, Loss: 1000 * time.Hour},
+		}, quietLog())
+		if err != nil {
+			t.Fatal(err)
 		}
-		var imps []imp
+		m.SetCampaigns([]Campaign{campaign("c", micros(1000))})
+		if err := m.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		h := m.Handle("c")
+		const bid = 100
+		var imps []*impModel
 		var charged int64
 		for i := 0; i+1 < len(ops); i += 2 {
 			op, arg := ops[i]%8, int(ops[i+1])
@@ -31,11 +95,11 @@ func FuzzSettlement(f *testing.F) {
 			if len(imps) > 0 {
 				k = arg % len(imps)
 			}
-			n := Notice{CampaignID: "c", ImpID: "1", BidMicros: 100, ClearingMicros: int64(arg) * 2, ChargeOn: KindWin}
+			n := Notice{CampaignID: "c", ImpID: "1", BidMicros: bid, ClearingMicros: int64(arg) * 2, ChargeOn: KindWin}
 			switch op {
 			case 0, 7:
-				id, _ := m.Hold(h, 100, clk.Now())
-				imps = append(imps, imp{id: id})
+				id, ok := m.Hold(h, bid, clk.Now())
+				imps = append(imps, &impModel{hold: id, holdOpen: ok, holdUntil: clk.Now().Add(m.cfg.HoldTTL)})
 				continue
 			case 1:
 				n.Kind = KindWin
@@ -49,6 +113,11 @@ func FuzzSettlement(f *testing.F) {
 			case 4:
 				clk.Add(time.Duration(arg) * time.Second)
 				m.expireHolds(clk.Now())
+				for _, im := range imps {
+					if !clk.Now().Before(im.holdUntil) {
+						im.holdOpen = false
+					}
+				}
 				continue
 			case 5:
 				m.ledger.flush(ctxT(t))
@@ -61,21 +130,27 @@ func FuzzSettlement(f *testing.F) {
 			if len(imps) == 0 {
 				continue
 			}
-			n.AuctionID, n.HoldID = fmt.Sprint(k), imps[k].id
+			im := imps[k]
+			n.AuctionID, n.HoldID = fmt.Sprint(k), im.hold
+			wasOpen := im.holdOpen
+			var wantCharge, wantRev int64
+			if n.Kind == KindLoss {
+				wantRev = im.loss()
+			} else {
+				wantCharge = im.charge(n.Kind, n.ChargeOn, n.ClearingMicros, bid)
+			}
 			res, err := m.Settle(n)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if res.ChargedMicros > 0 {
-				if imps[k].charged {
-					t.Fatalf("imp %d charged twice", k)
-				}
-				imps[k].charged = true
-				if res.ChargedMicros > 100 {
-					t.Fatalf("charged %d above the bid", res.ChargedMicros)
-				}
+			if res.ChargedMicros != wantCharge || res.ReversedMicros != wantRev {
+				t.Fatalf("op %d %v (charge on %v) at %d on imp %d: %+v, want charged %d reversed %d",
+					i/2, n.Kind, n.ChargeOn, n.ClearingMicros, k, res, wantCharge, wantRev)
 			}
-			charged += res.ChargedMicros
+			if res.ChargedMicros > 0 && res.Late == wasOpen {
+				t.Fatalf("imp %d: late %v with the hold open %v", k, res.Late, wasOpen)
+			}
+			charged += res.ChargedMicros - res.ReversedMicros
 			if h.held.Load() < 0 {
 				t.Fatalf("negative held %d", h.held.Load())
 			}
@@ -84,8 +159,18 @@ func FuzzSettlement(f *testing.F) {
 			t.Fatal(err)
 		}
 		var ledger int64
+		perImp := map[string]int64{}
 		for _, e := range m.mem.all() {
 			ledger += e.Charged
+			perImp[e.Auction] += e.Charged
+			if e.Level > bid || e.Level < 0 {
+				t.Fatalf("entry level %d outside [0, bid]: %+v", e.Level, e)
+			}
+		}
+		for k, im := range imps {
+			if got := perImp[fmt.Sprint(k)]; got != im.level {
+				t.Fatalf("imp %d: ledger sums to %d, level %d", k, got, im.level)
+			}
 		}
 		r, _ := m.store.Get(ctxT(t), "c")
 		if ledger != charged || r.SpentTotal != charged || h.held.Load() != 0 {

@@ -35,9 +35,15 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 		leaseReq{total: c.TotalMicros, daily: c.DailyMicros})
 	var leased int64
 	var foreign []foreignLease
+	ownBoot := ""
 	for inst, l := range rec.Leases {
 		leased += l.Amount
-		if inst != m.cfg.InstanceID && !l.Reclaimed {
+		switch {
+		case inst == m.cfg.InstanceID:
+			if !l.Reclaimed {
+				ownBoot = l.Boot
+			}
+		case !l.Reclaimed:
 			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires})
 		}
 	}
@@ -49,6 +55,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	}
 	a.recRev = rec.Rev
 	a.foreign = foreign
+	a.ownBoot = ownBoot
 	a.recDay.Store(&recDay)
 	a.spentDay.Store(rec.SpentDay)
 	a.spentTotal.Store(rec.SpentTotal)

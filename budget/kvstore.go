@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -170,7 +171,10 @@ func (s *kvStore) GetLiveness(ctx context.Context, inst string) (Liveness, bool,
 }
 
 // Watch delivers the bucket's keys, then every change, from an ordered
-// consumer (pushed by the server: only changed keys travel).
+// consumer (pushed by the server: only changed keys travel). It returns once
+// the keys held at the start were delivered (or after watchInitialWait), so
+// a first round sees every record: this instance's own entries of a previous
+// process among them.
 func (s *kvStore) Watch(ctx context.Context, fn func(Change)) error {
 	w, err := s.kv.WatchAll(ctx)
 	if err != nil {
@@ -180,15 +184,30 @@ func (s *kvStore) Watch(ctx context.Context, fn func(Change)) error {
 		<-ctx.Done()
 		_ = w.Stop()
 	}()
+	initial := make(chan struct{})
 	go func() {
+		started := false
 		for e := range w.Updates() {
 			if e != nil {
 				s.deliver(e, fn)
+			} else if !started {
+				close(initial) // the keys held at the start are delivered
+				started = true
 			}
 		}
 	}()
+	t := time.NewTimer(watchInitialWait)
+	defer t.Stop()
+	select {
+	case <-initial:
+	case <-t.C:
+	case <-ctx.Done():
+	}
 	return nil
 }
+
+// watchInitialWait bounds Watch's wait for the initial values.
+const watchInitialWait = 10 * time.Second
 
 func (s *kvStore) deliver(e jetstream.KeyValueEntry, fn func(Change)) {
 	key, del := e.Key(), e.Operation() != jetstream.KeyValuePut

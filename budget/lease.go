@@ -14,6 +14,7 @@ type leaseReq struct {
 	boot         string
 	acked        int64 // cumulative spend this process reported in steps that succeeded
 	reported     int64 // cumulative spend this process reports, including this step's new part
+	cum          int64 // the ledger's cumulative figure (LedgerEntry.Cum) through the entries in reported
 	want         int64 // outstanding lease wanted after the report
 	ttl, reclaim time.Duration
 	release      bool // give everything back (graceful close)
@@ -21,6 +22,12 @@ type leaseReq struct {
 	// lapsed names the instances whose liveness records were read from the
 	// store's authority and showed them lapsed (see reclaimable).
 	lapsed map[string]lapse
+	// tails are the ledger's last figures of lapsed instances on this
+	// campaign: a lease is reclaimed only with its owner's tail read.
+	tails map[string]ledgerTail
+	// prev is the ledger's last figure of this instance on this campaign,
+	// read when the record holds an entry of a previous process (nil: not read).
+	prev *ledgerTail
 }
 
 // lapse is what an authoritative liveness read showed: the record's boot and
@@ -38,6 +45,9 @@ type leaseRes struct {
 	lost       bool     // the lease was reclaimed by another instance before this report
 	reclaimed  int      // foreign leases reclaimed in this step
 	suspects   []string // foreign owners whose lease is past its own expiry (liveness to check)
+	needTail   []string // lapsed owners whose lease waits for a read of their ledger tail
+	gap        int64    // acknowledged spend of dead processes moved into the record (the crash gap)
+	gapUnknown int      // dead processes' leases whose unreported spend could not be read
 	poolFree   int64    // money nobody holds after this step
 	remaining  int64    // budget minus spend
 	spentDay   int64
@@ -89,23 +99,43 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 }
 
 // reportOwn moves the spend reported since this process's last step out of
-// its lease into the record's spend; it returns the entry to write back.
+// its lease into the record's spend; it returns the entry to write back. A
+// report may be negative (a provisional charge reversed after it was
+// reported). An entry of a previous process of this instance (a restart) is
+// taken over: the spend that process had charged but not reported (the
+// ledger's last figure minus the entry's Cum) is added first.
 func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
 	own, had := rec.Leases[q.instance]
 	res.lost = q.heldLocally && (!had || own.Reclaimed)
 	base := q.acked // what this process reported before is in the record, entry or not
-	if had && own.Boot == q.boot {
+	switch {
+	case had && own.Boot == q.boot:
 		base = own.Reported
+	case had && !own.Reclaimed && own.Boot != "" && q.prev != nil:
+		if q.prev.boot == own.Boot {
+			addSpent(rec, q.prev.cum-own.Cum)
+			res.gap += q.prev.cum - own.Cum
+		} else if q.prev.boot == q.boot {
+			res.gapUnknown++ // this process charged the campaign before its first step: the old figure is hidden
+		}
+	case had && !own.Reclaimed && own.Boot != "":
+		res.gapUnknown++ // a previous process's entry, and its ledger figure could not be read
 	}
 	if own.Reclaimed {
 		own.Amount, own.Reclaimed = 0, false
 	}
-	delta := max(q.reported-base, 0)
-	rec.SpentTotal += delta
-	rec.SpentDay += delta
+	delta := q.reported - base
+	addSpent(rec, delta)
 	own.Amount = max(own.Amount-delta, 0)
-	own.Boot, own.Reported = q.boot, max(q.reported, base)
+	own.Boot, own.Reported, own.Cum = q.boot, q.reported, q.cum
 	return own
+}
+
+// addSpent adds d (which may be negative) to the record's spend; today's
+// spend never goes under zero (a reversal of yesterday's charge).
+func addSpent(rec *Record, d int64) {
+	rec.SpentTotal += d
+	rec.SpentDay = max(rec.SpentDay+d, 0)
 }
 
 func budgetLeft(rec *Record, q leaseReq) int64 {
@@ -133,7 +163,26 @@ func reclaimForeign(rec *Record, q leaseReq, now int64, res *leaseRes) {
 		case l.Expires+int64(q.reclaim) >= now:
 			// within its own expiry
 		case reclaimable(q.lapsed[inst], l, now, q):
-			rec.Leases[inst] = Lease{Expires: now, Boot: l.Boot, Reported: l.Reported, Reclaimed: true}
+			tail, ok := q.tails[inst]
+			if !ok {
+				res.needTail = append(res.needTail, inst)
+				continue
+			}
+			tomb := Lease{Expires: now, Boot: l.Boot, Reported: l.Reported, Cum: l.Cum, Reclaimed: true}
+			switch {
+			case tail.boot == l.Boot && l.Boot != "":
+				// The crash gap: spend the dead process charged (in the
+				// ledger) but had not reported goes into the record now, so
+				// the money is not granted again.
+				gap := tail.cum - l.Cum
+				addSpent(rec, gap)
+				tomb.Reported += gap
+				tomb.Cum = tail.cum
+				res.gap += gap
+			case tail.boot != "" && tail.boot == q.lapsed[inst].boot:
+				res.gapUnknown++ // a newer process of the instance wrote last: the old figure is hidden
+			}
+			rec.Leases[inst] = tomb
 			res.reclaimed++
 		default:
 			res.suspects = append(res.suspects, inst)

@@ -3,6 +3,8 @@ package budget
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -10,69 +12,116 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// LedgerEntry is one charge, as appended to the ledger stream (JSON), for
-// readers of the stream.
+// LedgerEntry is one change to an impression's charge, as appended to the
+// ledger stream (JSON), for readers of the stream. A campaign's spend is the
+// sum of its entries' Charged; an impression's charge is the sum of its
+// entries' Charged (equally: the highest Level of its last generation).
 type LedgerEntry struct {
-	MsgID    string `json:"id"` // hex of SHA-256(auction 0 imp)[:16]; also the Nats-Msg-Id
+	// MsgID is hex(SHA-256(auction 0 imp)[:16]) "." generation "." level for
+	// a rise, or ... "." generation ".rev" for a reversal; also the
+	// Nats-Msg-Id, so a retried publish of the same change is a duplicate
+	// and a different change is not.
+	MsgID    string `json:"id"`
 	Auction  string `json:"auction"`
 	Imp      string `json:"imp"`
 	Campaign string `json:"campaign"`
 	Instance string `json:"instance"`
 	Boot     string `json:"boot"`
-	Kind     string `json:"kind"`
+	Kind     string `json:"kind"` // win, bill, or loss (a reversal)
 	Bid      int64  `json:"bid_micros"`
 	Clearing int64  `json:"clearing_micros"`
-	Charged  int64  `json:"charged_micros"`
-	Late     bool   `json:"late,omitempty"`
-	Capped   bool   `json:"capped,omitempty"`
-	Time     int64  `json:"time_ns"`
+	// Charged is what this entry adds to the campaign's spend: a rise's
+	// delta (level minus the level before), or minus the level reversed.
+	Charged int64 `json:"charged_micros"`
+	Level   int64 `json:"level_micros"` // the impression's charge after this entry
+	// Provisional: a win on a charge-on-billing exchange, not settled by a
+	// billing notice (yet).
+	Provisional bool `json:"provisional,omitempty"`
+	// Cum is this process's (Boot's) cumulative Charged on the campaign
+	// through this entry, in queue order: the last message on the subject
+	// budget.ledger.<campaign>.<instance> carries the highest, which is how
+	// whoever reclaims a crashed instance's lease finds its spend not yet
+	// reported to the pool.
+	Cum    int64 `json:"cum_micros"`
+	Late   bool  `json:"late,omitempty"`
+	Capped bool  `json:"capped,omitempty"`
+	Time   int64 `json:"time_ns"`
 
 	acct *Account
+	seq  uint64 // queue order, from 1
 }
 
 type pubOutcome uint8
 
 const (
 	pubStored   pubOutcome = iota // stored (or a duplicate of our own earlier publish)
-	pubDupOther                   // another instance already recorded this charge
+	pubDupOther                   // the change was recorded before (another instance, or an earlier entry of ours)
 	pubFailed                     // not acknowledged: retry
 )
+
+// ledgerTail is what the last ledger message of an (campaign, instance)
+// says: the process that wrote it and its cumulative figure.
+type ledgerTail struct {
+	boot string // "" when there is none
+	cum  int64
+}
 
 // ledgerBackend appends entries; one call per batch, results in out.
 type ledgerBackend interface {
 	publish(ctx context.Context, batch []LedgerEntry, out []pubOutcome)
+	// tail reads the last entry of (campaign, instance) from the stream's
+	// authority (not a replica that may lag).
+	tail(ctx context.Context, campaign, instance string) (ledgerTail, error)
 }
 
-// ledger queues charges and appends them until acknowledged. Charges are money:
-// the queue is never dropped from; its length is in the metrics.
+// ledger queues changes and appends them in queue order until acknowledged
+// (group commit). Changes are money: the queue is never dropped from; its
+// length is in the metrics. Entries are acknowledged as a prefix: durable is
+// the sequence through which every entry is acknowledged, and a publish that
+// fails is retried from its first failure, in order (the message ids make the
+// ones already stored duplicates), so each (campaign, instance) subject's
+// last message carries its highest cumulative figure.
 type ledger struct {
 	mu      mutex[lkLedger]
 	pending []LedgerEntry
+	next    uint64               // sequence of the last entry enqueued
 	flushMu mutex[lkLedgerFlush] // one flusher at a time, held across the publish; taken before mu
 	wake    chan struct{}
 	be      ledgerBackend
 	onDone  func(e *LedgerEntry, o pubOutcome)
+	batch   []LedgerEntry // the flusher's, under flushMu
+	out     []pubOutcome  // idem
 
-	stored, dupOther, failed atomic.Uint64
+	durable atomic.Uint64                 // every entry through this sequence is acknowledged
+	acked   atomic.Pointer[chan struct{}] // closed (and replaced) when durable advances
+
+	stored, dupOther, failed, groups atomic.Uint64
 }
 
 const ledgerBatch = 512
 
 func newLedger(be ledgerBackend, onDone func(*LedgerEntry, pubOutcome)) *ledger {
-	return &ledger{be: be, onDone: onDone, wake: make(chan struct{}, 1)}
+	l := &ledger{be: be, onDone: onDone, wake: make(chan struct{}, 1)}
+	ch := make(chan struct{})
+	l.acked.Store(&ch)
+	return l
 }
 
-func (l *ledger) enqueue(e LedgerEntry) {
+// enqueue appends e (its account set) and returns its sequence. It stamps
+// the account's cumulative figure in queue order. It never waits on I/O.
+func (l *ledger) enqueue(e *LedgerEntry) uint64 {
 	l.mu.Lock()
-	l.pending = append(l.pending, e)
-	n := len(l.pending)
+	l.next++
+	e.seq = l.next
+	e.acct.ledgerCum += e.Charged
+	e.Cum = e.acct.ledgerCum
+	l.pending = append(l.pending, *e)
 	l.mu.Unlock()
-	if n >= ledgerBatch/4 {
-		select {
-		case l.wake <- struct{}{}:
-		default:
-		}
+	select {
+	case l.wake <- struct{}{}:
+	default:
 	}
+	return e.seq
 }
 
 func (l *ledger) backlog() int {
@@ -81,43 +130,77 @@ func (l *ledger) backlog() int {
 	return len(l.pending)
 }
 
-// flushOnce publishes one batch; it reports whether the queue was emptied
-// and whether every entry of the batch was acknowledged.
+// wait blocks until the entry of sequence seq is acknowledged or the timer
+// fires (ErrAckTimeout: the entry stays queued). It holds no lock.
+func (l *ledger) wait(seq uint64, timeout <-chan time.Time) error {
+	for {
+		ch := *l.acked.Load() // before reading durable: advance stores durable, then closes
+		if l.durable.Load() >= seq {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-timeout:
+			return ErrAckTimeout
+		}
+	}
+}
+
+func (l *ledger) advance(seq uint64) {
+	l.durable.Store(seq)
+	ch := make(chan struct{})
+	close(*l.acked.Swap(&ch))
+}
+
+// flushOnce publishes one group (the queue's head, up to ledgerBatch) and
+// waits for its acknowledgements; it reports whether the queue was emptied
+// and whether every entry of the group was acknowledged.
 func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
 	l.flushMu.Lock()
 	defer l.flushMu.Unlock()
 	l.mu.Lock()
 	n := min(len(l.pending), ledgerBatch)
-	batch := make([]LedgerEntry, n)
-	copy(batch, l.pending[:n])
-	l.pending = append(l.pending[:0], l.pending[n:]...)
+	batch := append(l.batch[:0], l.pending[:n]...)
+	clear(l.pending[:n]) // drop the account pointers from the old backing
+	l.pending = l.pending[n:]
 	l.mu.Unlock()
+	l.batch = batch
 	if n == 0 {
 		return true, true
 	}
-	out := make([]pubOutcome, n)
+	l.groups.Add(1)
+	if cap(l.out) < n {
+		l.out = make([]pubOutcome, ledgerBatch)
+	}
+	out := l.out[:n]
 	l.be.publish(ctx, batch, out)
-	var retry []LedgerEntry
-	for i := range batch {
-		switch out[i] {
-		case pubFailed:
-			l.failed.Add(1)
-			retry = append(retry, batch[i])
-			continue
-		case pubStored:
-			l.stored.Add(1)
-		case pubDupOther:
+	first := n // the first entry not acknowledged
+	for i := range out {
+		if out[i] == pubFailed {
+			first = i
+			break
+		}
+	}
+	for i := range batch[:first] {
+		if out[i] == pubDupOther {
 			l.dupOther.Add(1)
+		} else {
+			l.stored.Add(1)
 		}
 		l.onDone(&batch[i], out[i])
 	}
+	if first > 0 {
+		l.advance(batch[first-1].seq)
+	}
 	l.mu.Lock()
-	if len(retry) > 0 {
-		l.pending = append(retry, l.pending...)
+	if first < n {
+		l.failed.Add(uint64(n - first))
+		l.pending = append(append(make([]LedgerEntry, 0, n-first+len(l.pending)), batch[first:]...), l.pending...)
 	}
 	empty = len(l.pending) == 0
 	l.mu.Unlock()
-	return empty, len(retry) == 0
+	clear(batch)
+	return empty, first == n
 }
 
 // flush publishes until the queue is empty or ctx ends.
@@ -140,27 +223,37 @@ func (l *ledger) flush(ctx context.Context) error {
 	}
 }
 
-func (l *ledger) run(ctx context.Context, period time.Duration) {
-	t := time.NewTicker(period)
-	defer t.Stop()
+// run is the publisher: a group goes out as soon as entries are queued and
+// the previous group's acknowledgements are in; entries queued meanwhile form
+// the next group. After a failure it retries every retry.
+func (l *ledger) run(ctx context.Context, retry time.Duration) {
+	var again <-chan time.Time
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
 		case <-l.wake:
+		case <-again:
 		}
+		again = nil
 		for {
 			empty, ok := l.flushOnce(ctx)
-			if empty || !ok || ctx.Err() != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			if !ok {
+				again = time.After(retry)
+				break
+			}
+			if empty {
 				break
 			}
 		}
 	}
 }
 
-// ledgerDone is called once per acknowledged ledger entry, under the
-// ledger's flushMu (so flushMu -> Account.mu).
+// ledgerDone is called once per acknowledged ledger entry, in queue order,
+// under the ledger's flushMu (so flushMu -> Account.mu).
 func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	a := e.acct
 	if a == nil {
@@ -168,15 +261,16 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	}
 	a.mu.Lock()
 	if o == pubDupOther {
-		a.spent.Add(-e.Charged) // another instance already charged this (auction, imp)
+		a.spent.Add(-e.Charged) // another instance already recorded this change
 	} else {
 		a.confirmed.Add(e.Charged)
 	}
+	a.ackedCum = e.Cum
 	a.mu.Unlock()
 	if o == pubDupOther {
 		a.dupN.Add(1)
 		m.dupN.Add(1)
-		if e.Late {
+		if e.Late && e.Charged > 0 {
 			a.lateN.Add(^uint64(0))
 			a.lateMicros.Add(^uint64(e.Charged - 1))
 		}
@@ -184,16 +278,24 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 }
 
 // jsLedger appends to the JetStream ledger stream with Nats-Msg-Id
-// de-duplication.
+// de-duplication, one subject per (campaign, instance).
 type jsLedger struct {
 	js       jetstream.JetStream
 	stream   string
 	origin   string
 	timeout  time.Duration
 	subjects string // prefix
+	instance string // this instance's subject token
+	handle   atomic.Pointer[jetstream.Stream]
 }
 
+// originHeader names the entry: instance/boot/sequence.
 const originHeader = "Budget-Origin"
+
+// ledgerSubject is the subject of an (campaign, instance) pair's entries.
+func ledgerSubject(prefix, campaign, instance string) string {
+	return prefix + kvKey(campaign) + "." + escapeKey("", instance)
+}
 
 func (j *jsLedger) publish(ctx context.Context, batch []LedgerEntry, out []pubOutcome) {
 	futs := make([]jetstream.PubAckFuture, len(batch))
@@ -201,11 +303,11 @@ func (j *jsLedger) publish(ctx context.Context, batch []LedgerEntry, out []pubOu
 		out[i] = pubFailed
 		b, err := json.Marshal(&batch[i])
 		if err != nil {
-			continue
+			break // keep the order: nothing after an entry that cannot go
 		}
-		msg := nats.NewMsg(j.subjects + kvKey(batch[i].Campaign))
+		msg := nats.NewMsg(j.subjects + kvKey(batch[i].Campaign) + "." + j.instance)
 		msg.Data = b
-		msg.Header.Set(originHeader, j.origin)
+		msg.Header.Set(originHeader, j.origin+"/"+strconv.FormatUint(batch[i].seq, 10))
 		f, err := j.js.PublishMsgAsync(msg, jetstream.WithMsgID(batch[i].MsgID))
 		if err != nil {
 			break
@@ -216,29 +318,46 @@ func (j *jsLedger) publish(ctx context.Context, batch []LedgerEntry, out []pubOu
 	defer deadline.Stop()
 	for i, f := range futs {
 		if f == nil {
-			continue
+			return
 		}
 		select {
 		case ack := <-f.Ok():
-			out[i] = j.outcome(ctx, ack)
+			out[i] = j.outcome(ctx, ack, batch[i].seq)
 		case <-f.Err():
 		case <-deadline.C:
 			return
 		case <-ctx.Done():
 			return
 		}
+		if out[i] == pubFailed {
+			return // the rest is published again, in order
+		}
 	}
 }
 
-// outcome tells our own retried publish from another instance's record of the
-// same (auction, imp) when the stream answers "duplicate".
-func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck) pubOutcome {
+func (j *jsLedger) ledgerStream(ctx context.Context) (jetstream.Stream, error) {
+	if s := j.handle.Load(); s != nil {
+		return *s, nil
+	}
+	s, err := j.js.Stream(ctx, j.stream)
+	if err != nil {
+		return nil, err
+	}
+	j.handle.Store(&s)
+	return s, nil
+}
+
+// outcome tells our own retried publish of this entry from a record of the
+// same change made before, by another instance or by an earlier entry of this
+// process (a notice replayed after the tier forgot the impression), when the
+// stream answers "duplicate".
+func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck, seq uint64) pubOutcome {
 	if !ack.Duplicate {
 		return pubStored
 	}
 	cctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
-	s, err := j.js.Stream(cctx, j.stream)
+	s, err := j.ledgerStream(cctx)
 	if err != nil {
 		return pubFailed
 	}
@@ -246,22 +365,45 @@ func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck) pubOutcom
 	if err != nil {
 		return pubFailed
 	}
-	if raw.Header.Get(originHeader) == j.origin {
+	if raw.Header.Get(originHeader) == j.origin+"/"+strconv.FormatUint(seq, 10) {
 		return pubStored
 	}
 	return pubDupOther
 }
 
-// memLedger is the in-memory ledger used with a Store other than NATS.
+// tail reads the last message of (campaign, instance) through the stream
+// leader (the ledger stream has no direct gets).
+func (j *jsLedger) tail(ctx context.Context, campaign, instance string) (ledgerTail, error) {
+	s, err := j.ledgerStream(ctx)
+	if err != nil {
+		return ledgerTail{}, err
+	}
+	raw, err := s.GetLastMsgForSubject(ctx, ledgerSubject(j.subjects, campaign, instance))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return ledgerTail{}, nil
+	}
+	if err != nil {
+		return ledgerTail{}, err
+	}
+	var e LedgerEntry
+	if err := json.Unmarshal(raw.Data, &e); err != nil {
+		return ledgerTail{}, err
+	}
+	return ledgerTail{boot: e.Boot, cum: e.Cum}, nil
+}
+
+// memLedger is the in-memory ledger used with a Store other than NATS. It
+// acknowledges at once (or fails every entry while its store is down).
 type memLedger struct {
 	mu      mutex[lkMemLedger]
 	entries map[string]LedgerEntry
 	order   []string
+	tails   map[[2]string]ledgerTail
 	down    func() bool
 }
 
 func newMemLedger(down func() bool) *memLedger {
-	return &memLedger{entries: map[string]LedgerEntry{}, down: down}
+	return &memLedger{entries: map[string]LedgerEntry{}, tails: map[[2]string]ledgerTail{}, down: down}
 }
 
 func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOutcome) {
@@ -278,13 +420,23 @@ func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOut
 			e.acct = nil
 			l.entries[e.MsgID] = e
 			l.order = append(l.order, e.MsgID)
+			l.tails[[2]string{e.Campaign, e.Instance}] = ledgerTail{boot: e.Boot, cum: e.Cum}
 			out[i] = pubStored
-		case prev.Instance == e.Instance && prev.Boot == e.Boot:
-			out[i] = pubStored
+		case prev.Instance == e.Instance && prev.Boot == e.Boot && prev.seq == e.seq:
+			out[i] = pubStored // our own retried publish of this entry
 		default:
 			out[i] = pubDupOther
 		}
 	}
+}
+
+func (l *memLedger) tail(_ context.Context, campaign, instance string) (ledgerTail, error) {
+	if l.down != nil && l.down() {
+		return ledgerTail{}, ErrStoreDown
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tails[[2]string{campaign, instance}], nil
 }
 
 func (l *memLedger) all() []LedgerEntry {

@@ -332,6 +332,7 @@ func TestApplyLeaseReclaimAndDrop(t *testing.T) {
 		t.Helper()
 		qq := q
 		qq.lapsed = lp
+		qq.tails = map[string]ledgerTail{"b": {}}
 		res := applyLease(&r, qq)
 		if got := r.Leases["b"].Reclaimed; got != wantReclaim {
 			t.Errorf("%s: reclaimed %v, want %v (%+v)", name, got, wantReclaim, r.Leases["b"])
@@ -350,6 +351,32 @@ func TestApplyLeaseReclaimAndDrop(t *testing.T) {
 	young := rec()
 	young.Leases["b"] = Lease{Amount: 500, Expires: ns - int64(wait), Boot: "b1"}
 	f("within its own expiry", map[string]lapse{"b": {readAt: fresh}}, young, false, false)
+
+	// The crash gap: a lapsed lease is reclaimed only once its owner's ledger
+	// tail is read, and the spend the ledger holds beyond the lease's Cum
+	// goes into the record.
+	noTail := q
+	noTail.lapsed = map[string]lapse{"b": {readAt: fresh}}
+	gr := rec()
+	if res := applyLease(&gr, noTail); gr.Leases["b"].Reclaimed || len(res.needTail) != 1 {
+		t.Errorf("reclaimed without the owner's ledger tail: %+v %+v", gr.Leases["b"], res)
+	}
+	withTail := noTail
+	withTail.tails = map[string]ledgerTail{"b": {boot: "b1", cum: 700}}
+	gr = rec()
+	gr.SpentTotal, gr.SpentDay = 1000, 1000
+	gr.Leases["b"] = Lease{Amount: 500, Expires: old, Boot: "b1", Reported: 400, Cum: 450}
+	res := applyLease(&gr, withTail)
+	if l := gr.Leases["b"]; !l.Reclaimed || res.gap != 250 || gr.SpentTotal != 1250 || gr.SpentDay != 1250 ||
+		l.Reported != 650 || l.Cum != 700 {
+		t.Errorf("crash gap: %+v, tombstone %+v, gap %d", gr, l, res.gap)
+	}
+	otherBoot := noTail
+	otherBoot.tails = map[string]ledgerTail{"b": {boot: "b0", cum: 900}} // an older process wrote last: b1 charged nothing
+	gr = rec()
+	if res := applyLease(&gr, otherBoot); !gr.Leases["b"].Reclaimed || res.gap != 0 || gr.SpentTotal != 0 || res.gapUnknown != 0 {
+		t.Errorf("another process's tail: %+v %+v", gr, res)
+	}
 
 	// Reporting stays exact across a dropped entry and retried steps.
 	r := Record{}

@@ -22,7 +22,7 @@ type (
 	lkAccount     struct{}
 	lkGlobal      struct{}
 	lkHoldShard   struct{}
-	lkDedupShard  struct{}
+	lkTierShard   struct{}
 	lkFreqShard   struct{}
 	lkForecast    struct{}
 	lkLiveness    struct{}
@@ -37,7 +37,7 @@ func (lkManager) lockName() string     { return "Manager.mu" }
 func (lkAccount) lockName() string     { return "Account.mu" }
 func (lkGlobal) lockName() string      { return "Account.gmu" }
 func (lkHoldShard) lockName() string   { return "holdShard.mu" }
-func (lkDedupShard) lockName() string  { return "dedupShard.mu" }
+func (lkTierShard) lockName() string   { return "tierShard.mu" }
 func (lkFreqShard) lockName() string   { return "freqShard.mu" }
 func (lkForecast) lockName() string    { return "forecast.mu" }
 func (lkLiveness) lockName() string    { return "Manager.liveMu" }

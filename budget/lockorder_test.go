@@ -42,7 +42,7 @@ func documentedOrder(t *testing.T) (allowed map[[2]string]bool, names map[string
 func TestLockOrder(t *testing.T) {
 	allowed, names := documentedOrder(t)
 	for _, n := range []string{lockName[lkManager](), lockName[lkAccount](), lockName[lkGlobal](), lockName[lkHoldShard](),
-		lockName[lkDedupShard](), lockName[lkFreqShard](), lockName[lkForecast](), lockName[lkLiveness](),
+		lockName[lkTierShard](), lockName[lkFreqShard](), lockName[lkForecast](), lockName[lkLiveness](),
 		lockName[lkLedger](), lockName[lkLedgerFlush](), lockName[lkMemLedger](), lockName[lkMemStore](), lockName[lkKVCache]()} {
 		if !names[n] {
 			t.Errorf("doc.go does not name the lock %s", n)

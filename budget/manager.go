@@ -20,7 +20,7 @@ import (
 const (
 	KVBucket      = "BUDGET"
 	LedgerStream  = "BUDGET_LEDGER"
-	LedgerSubject = "budget.ledger." // + campaign key
+	LedgerSubject = "budget.ledger." // + campaign key + "." + instance
 	freqSubject   = "budget.freq."   // + instance hash
 )
 
@@ -47,7 +47,7 @@ type Manager struct {
 	ledger *ledger
 	mem    *memLedger // non-nil when Config.Store is used
 	holds  *holdTable
-	dedup  *dedupSet
+	tier   *tier // impressions settled here: levels, states, pending ledger entries
 	freq   *freqTable
 	fc     forecast
 
@@ -55,6 +55,8 @@ type Manager struct {
 	ownConn bool
 	js      jetstream.JetStream
 	sub     *nats.Subscription
+	fwdSub  *nats.Subscription // notices other instances forward here
+	fwdSem  chan struct{}
 
 	connected atomic.Bool
 	storeOK   atomic.Bool
@@ -62,6 +64,9 @@ type Manager struct {
 	closed    atomic.Bool
 	reason    atomic.Pointer[string]
 	steps     atomic.Uint64 // lease steps written (compare-and-set on a record)
+	startNs   int64         // when New ran (unix ns)
+
+	ledgerRuns atomic.Bool // the ledger publisher is running
 
 	live liveness // heartbeat, epochs, other instances' liveness
 
@@ -69,6 +74,12 @@ type Manager struct {
 	freqQ       chan freqMsg
 	freqDropped atomic.Uint64
 	dupN        atomic.Uint64
+
+	// Settlement counters.
+	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts atomic.Uint64
+	forwarded, fwdFallbacks, served                                      atomic.Uint64
+	gapUnknown                                                           atomic.Uint64 // reclaims whose crash gap could not be read
+	gapMicros                                                            atomic.Int64  // crash gap closed at reclaim (net: a reversal may make it negative)
 
 	cancel      context.CancelFunc // stops the loops and the watch
 	runCtx      context.Context    // the loops' context
@@ -95,12 +106,14 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 	_, _ = rand.Read(b[:])
 	m := &Manager{
 		cfg: c, log: log.With("component", "budget", "instance", c.InstanceID),
-		boot:  hex.EncodeToString(b[:]),
-		byID:  map[string]*Account{},
-		holds: newHoldTable(c.MaxHolds, binary.LittleEndian.Uint32(b[:4])),
-		dedup: newDedupSet(),
-		freq:  newFreqTable(c.FreqMaxUsers),
-		freqQ: make(chan freqMsg, c.FreqQueue),
+		boot:    hex.EncodeToString(b[:]),
+		byID:    map[string]*Account{},
+		holds:   newHoldTable(c.MaxHolds, binary.LittleEndian.Uint32(b[:4])),
+		tier:    newTier(c.DedupMaxEntries, c.DedupWindow.longest(), c.Clock.Now()),
+		freq:    newFreqTable(c.FreqMaxUsers),
+		freqQ:   make(chan freqMsg, c.FreqQueue),
+		fwdSem:  make(chan struct{}, fwdMax),
+		startNs: c.Clock.Now().UnixNano(),
 	}
 	empty := map[string]*Account{}
 	m.snapshot.Store(&empty)
@@ -115,6 +128,9 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 			m.mem = newMemLedger(nil)
 		}
 		m.ledger = newLedger(m.mem, m.ledgerDone)
+		if c.backend != nil {
+			m.ledger.be = c.backend
+		}
 		return m, nil
 	}
 	if err := m.connect(); err != nil {

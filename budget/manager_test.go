@@ -150,12 +150,13 @@ func TestChargeOnBill(t *testing.T) {
 	id, _ := m.Hold(h, micros(1), clk.Now())
 	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1",
 		BidMicros: micros(1), ClearingMicros: 500_000}
-	if res, err := m.Settle(n); err != nil || !res.Won || res.ChargedMicros != 0 {
+	// The win charges provisionally: an exchange that sends no bill is still charged.
+	if res, err := m.Settle(n); err != nil || !res.Won || !res.Provisional || res.ChargedMicros != 500_000 {
 		t.Fatalf("win on a bill exchange: %+v %v", res, err)
 	}
 	n.Kind = KindBill
-	if res, _ := m.Settle(n); res.ChargedMicros != 500_000 || res.Late {
-		t.Fatalf("bill: %+v", res)
+	if res, _ := m.Settle(n); res.ChargedMicros != 0 || res.Provisional || res.Duplicate || res.LevelMicros != 500_000 {
+		t.Fatalf("bill at the win's price settles it: %+v", res)
 	}
 	if res, _ := m.Settle(n); !res.Duplicate {
 		t.Fatalf("bill replay: %+v", res)
@@ -163,6 +164,9 @@ func TestChargeOnBill(t *testing.T) {
 	n.Kind = KindWin
 	if res, _ := m.Settle(n); !res.Duplicate {
 		t.Fatalf("win after bill: %+v", res)
+	}
+	if h.spent.Load() != 500_000 || h.held.Load() != 0 {
+		t.Fatalf("spent %d held %d", h.spent.Load(), h.held.Load())
 	}
 }
 

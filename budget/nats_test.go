@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
@@ -52,7 +53,9 @@ func spendOnce(m *Manager, h *Account, auction string, price int64) bool {
 		return false
 	}
 	_, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: h.id, AuctionID: auction, ImpID: "1", BidMicros: price, ClearingMicros: price})
-	return err == nil
+	// ErrAckTimeout (NATS down): the charge is made and queued, its ledger
+	// entry not acknowledged yet.
+	return err == nil || errors.Is(err, ErrAckTimeout)
 }
 
 func TestNATSGracefulCloseAndCrashReclaim(t *testing.T) {
@@ -201,9 +204,16 @@ func TestClusterThreeManagersBound(t *testing.T) {
 	)
 	deliver := func(mi int, n Notice) {
 		res, err := ms[mi].Settle(n)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrAckTimeout) { // a timeout (the node kill): charged, queued, retried below
 			t.Error(err)
 			return
+		}
+		if err != nil {
+			defer func() {
+				if res, err := ms[mi].Settle(n); err == nil && res.ChargedMicros != 0 {
+					t.Errorf("the retry of a notice whose ack timed out charged again: %+v", res)
+				}
+			}()
 		}
 		if res.ChargedMicros > 0 {
 			total.Add(res.ChargedMicros)
@@ -336,4 +346,94 @@ func liveLeases(r Record) int {
 		}
 	}
 	return n
+}
+
+// Notices reaching another instance are settled by the instance that placed
+// the bid (it knows the impression's level): the level rule holds across
+// instances. With the owner gone, the notice is settled where it arrived.
+func TestNoticesForwardedToOwner(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	url := srv.ClientURL()
+	c := campaign("c", micros(10))
+	a := natsManager(t, "a", nil, srv, 1, c)
+	b := natsManager(t, "b", []string{url}, nil, 1, c)
+	defer b.Close(context.Background())
+	ha := a.Handle("c")
+	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
+		if a.Allow(ha, 10_000, time.Now()) != DecisionOK {
+			return fmt.Errorf("a has no lease yet")
+		}
+		return nil
+	})
+	hold := func() HoldID {
+		id, ok := a.Hold(ha, 2000, time.Now())
+		if !ok {
+			t.Fatal("hold refused")
+		}
+		return id
+	}
+	id1, id2 := hold(), hold()
+	f := func(m *Manager, kind, chargeOn NoticeKind, id HoldID, auction string, price, wantCharged, wantReversed int64) {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: kind, ChargeOn: chargeOn, HoldID: id, InstanceID: "a", CampaignID: "c",
+			AuctionID: auction, ImpID: "1", BidMicros: 2000, ClearingMicros: price})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ChargedMicros != wantCharged || res.ReversedMicros != wantReversed || (m == b) != res.Forwarded {
+			t.Fatalf("%s %v at %d via %s: %+v, want charged %d reversed %d", auction, kind, price, m.cfg.InstanceID,
+				res, wantCharged, wantReversed)
+		}
+	}
+	f(b, KindBill, KindBill, id1, "x", 500, 500, 0) // the floor first, at b
+	f(b, KindBill, KindBill, id1, "x", 1500, 1000, 0)
+	f(a, KindBill, KindBill, id1, "x", 1500, 0, 0)
+	f(b, KindBill, KindBill, id1, "x", 500, 0, 0)
+	f(b, KindWin, KindBill, id2, "y", 800, 800, 0) // provisional at the owner
+	f(b, KindLoss, KindBill, id2, "y", 0, 0, 800)  // reversed there
+	if ha.held.Load() != 0 {
+		t.Fatalf("a's holds: %d held", ha.held.Load())
+	}
+	if ca, cb := a.Counters(), b.Counters(); cb.NoticesForwarded != 5 || ca.ForwardedServed != 5 || cb.DedupEntries != 0 {
+		t.Fatalf("a %+v\nb %+v", ca, cb)
+	}
+	if err := a.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The owner is gone: settled here, late.
+	res, err := b.Settle(Notice{Kind: KindBill, InstanceID: "a", CampaignID: "c", AuctionID: "z", ImpID: "1", BidMicros: 2000, ClearingMicros: 700})
+	if err != nil || res.ChargedMicros != 700 || !res.Late || res.Forwarded || b.Counters().ForwardFallbacks != 1 {
+		t.Fatalf("owner gone: %+v %v %+v", res, err, b.Counters())
+	}
+	var sum int64
+	n := 0
+	for _, e := range readLedger(t, url) {
+		if e.Auction == "x" || e.Auction == "y" {
+			n++
+			sum += e.Charged
+			if e.Instance != "a" {
+				t.Errorf("entry recorded by %s, not the owner: %+v", e.Instance, e)
+			}
+		}
+	}
+	if n != 4 || sum != 1500 {
+		t.Fatalf("ledger: %d entries for x and y summing to %d, want 4 and 1500", n, sum)
+	}
+}
+
+// The ledger stream's duplicate window follows the de-dup windows (the
+// longest), not the token lifetime.
+func TestLedgerDuplicateWindowFromConfig(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	m := natsManager(t, "a", nil, srv, 1, campaign("c", micros(1)))
+	defer m.Close(context.Background())
+	s, err := m.js.Stream(ctxT(t), LedgerStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := s.CachedInfo().Config.Duplicates; d != 2*time.Hour {
+		t.Fatalf("duplicate window %v, want 2h (notices.dedup_window.bill)", d)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -29,96 +30,52 @@ func (k NoticeKind) String() string {
 
 // Notice is a verified win, billing or loss notice.
 type Notice struct {
-	Kind           NoticeKind
-	ChargeOn       NoticeKind // which kind charges for this exchange: KindWin or KindBill (zero: KindBill)
-	HoldID         HoldID
-	InstanceID     string // the instance that placed the hold (from the token); another instance's hold is never touched
-	CampaignID     string
-	AuctionID      string
-	ImpID          string
-	BidMicros      int64
+	Kind       NoticeKind
+	ChargeOn   NoticeKind // which kind charges for this exchange: KindWin or KindBill (zero: KindBill)
+	HoldID     HoldID
+	InstanceID string // the instance that placed the bid (from the token): it settles the notice
+	CampaignID string
+	AuctionID  string
+	ImpID      string
+	BidMicros  int64
+	// ClearingMicros is the charge the notice reports, campaign micros,
+	// already clamped by the caller to [floor, bid]; capped here at the bid
+	// (and, for an impression's first charge, at its hold).
 	ClearingMicros int64
 	Time           time.Time // arrival; zero means the manager's clock
+	// Expires is the token's expiry (zero: unknown): Expires - NoticeTTL is
+	// when the bid was made, which tells a charge on an impression this
+	// process may have forgotten (unreconciled_charges_total).
+	Expires time.Time
 }
 
 // Result says what a notice did.
 type Result struct {
-	ChargedMicros int64
-	Late          bool // charged although its hold had expired (or was not on this instance)
-	Capped        bool // clearing price above the bid (or the hold), capped
-	Duplicate     bool // already settled: nothing changed
-	Won           bool // a win notice recorded without charge (charge on billing)
+	ChargedMicros  int64 // what this notice added to the impression's charge (a rise; >= 0)
+	ReversedMicros int64 // a loss that took a provisional charge back: the amount
+	LevelMicros    int64 // the impression's charge after the notice, as the settling instance knows it
+	Late           bool  // charged (a rise) with no open hold on the settling instance
+	Capped         bool  // clearing price above the bid (or the hold), capped
+	Duplicate      bool  // changed nothing
+	Won            bool  // a win notice on a charge-on-billing exchange: charged provisionally (unless lost)
+	Provisional    bool  // the impression's charge awaits its billing notice
+	Forwarded      bool  // settled by the owner (the instance that placed the bid) over NATS
+	// Unreconciled: a charge on an impression unknown here that this process
+	// may have charged before and forgotten (a restart, the window or an
+	// early eviction): charged in full, at worst over the earlier level.
+	Unreconciled bool
 }
 
-// Dedup states of an (auction, imp) key.
-const (
-	stWon      uint8 = 1
-	stCharged  uint8 = 2
-	stReleased uint8 = 3
-)
-
-type dedupKey [2]uint64
-
-type dedupEntry struct {
-	state   uint8
-	expires int64
-}
-
-type dedupShard struct {
-	mu mutex[lkDedupShard]
-	m  map[dedupKey]dedupEntry
-	_  [40]byte
-}
-
-type dedupSet struct{ shards [64]dedupShard }
-
-func newDedupSet() *dedupSet {
-	d := &dedupSet{}
-	for i := range d.shards {
-		d.shards[i].m = map[dedupKey]dedupEntry{}
-	}
-	return d
-}
-
-// transition moves key to state to if allowed, and returns the previous state.
-// Allowed: none->any, won->charged|released, released->charged (a late bill).
-func (d *dedupSet) transition(k dedupKey, to uint8, expires int64) (prev uint8, ok bool) {
-	s := &d.shards[k[0]%uint64(len(d.shards))]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e := s.m[k]
-	prev = e.state
-	switch {
-	case prev == 0, prev == stWon && to != stWon, prev == stReleased && to == stCharged:
-		s.m[k] = dedupEntry{state: to, expires: expires}
-		return prev, true
-	}
-	return prev, false
-}
-
-func (d *dedupSet) prune(now int64) {
-	for i := range d.shards {
-		s := &d.shards[i]
-		s.mu.Lock()
-		for k, e := range s.m {
-			if e.expires <= now {
-				delete(s.m, k)
-			}
-		}
-		s.mu.Unlock()
-	}
-}
-
-// noticeKey is the de-duplication key of (auction, imp), the same on every
-// instance: the first 16 bytes of SHA-256(auction 0x00 imp).
-func noticeKey(auction, imp string) (dedupKey, string) {
+// noticeKey is the key of (auction, imp), the same on every instance: the
+// first 16 bytes of SHA-256(auction 0x00 imp), and their hex.
+func noticeKey(auction, imp string) (impKey, string) {
 	h := sha256.New()
 	h.Write([]byte(auction))
 	h.Write([]byte{0})
 	h.Write([]byte(imp))
 	var sum [32]byte
 	h.Sum(sum[:0])
-	k := dedupKey{binary.LittleEndian.Uint64(sum[0:8]), binary.LittleEndian.Uint64(sum[8:16])}
+	k := impKey{binary.LittleEndian.Uint64(sum[0:8]), binary.LittleEndian.Uint64(sum[8:16])}
 	return k, hex.EncodeToString(sum[:16])
 }
 
@@ -134,16 +91,23 @@ func (n *Notice) validate() error {
 	return nil
 }
 
-// Settle applies a win or billing notice. The notice's kind charges when it is
-// the exchange's ChargeOn kind (a billing notice also charges when ChargeOn is
-// win and the win notice never came); the first charging notice of an
-// (auction, imp) charges, every later one is a duplicate. A win notice on a
-// charge-on-billing exchange records the win and charges nothing. A loss
-// notice is passed to Release.
+// Settle applies a win, billing or loss notice and returns once the ledger
+// entry it produced (or, for a notice that changed nothing, the impression's
+// last entry) is acknowledged; after AckWait it returns ErrAckTimeout with
+// the entry still queued (a retried notice waits for that same entry). It
+// holds no lock while it waits.
 //
-// The charge is the clearing price, capped at the bid and at the hold. A
-// notice whose hold has expired (or lives on another instance) is still
-// charged and counted late. Settle never double charges.
+// The charge of an impression is the highest price reported by its win and
+// billing notices (capped at the bid, and at the hold for its first charge),
+// never lowered: a notice above the level raises it by the difference (one
+// ledger entry), one at or under it changes nothing. On a charge-on-billing
+// exchange a win charges provisionally, its bill settles it, and a loss before
+// the bill reverses it. A loss with no charge releases the hold. A rise with
+// no open hold here is charged and counted late.
+//
+// A notice for a bid another instance placed is forwarded to that instance
+// (it knows the impression's level) and answered with its result; when it
+// does not answer, the notice is settled here.
 func (m *Manager) Settle(n Notice) (Result, error) {
 	if err := n.validate(); err != nil {
 		return Result{}, err
@@ -151,43 +115,123 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if m.closed.Load() {
 		return Result{}, ErrClosed
 	}
-	if n.Kind == KindLoss {
-		return Result{}, m.Release(n)
+	if n.Time.IsZero() {
+		n.Time = m.cfg.Clock.Now()
 	}
+	if m.forwards(&n) {
+		if res, ok, err := m.forward(&n); ok {
+			return res, err
+		}
+	}
+	res, seq, err := m.settle(&n)
+	if err != nil {
+		return res, err
+	}
+	return res, m.waitAck(seq, m.cfg.AckWait)
+}
+
+// Release applies a loss notice: it frees the hold of a lost bid, or reverses
+// a provisional charge. Idempotent; a loss after a settled charge changes
+// nothing.
+func (m *Manager) Release(n Notice) error {
+	n.Kind = KindLoss
+	_, err := m.Settle(n)
+	return err
+}
+
+// waitAck waits for the ledger entry seq; a manual manager (tests) whose
+// publisher is not running waits for nothing.
+func (m *Manager) waitAck(seq uint64, d time.Duration) error {
+	if seq == 0 || m.ledger.durable.Load() >= seq || (m.cfg.manual && !m.ledgerRuns.Load()) {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	if err := m.ledger.wait(seq, t.C); err != nil {
+		m.ackTimeouts.Add(1)
+		return err
+	}
+	return nil
+}
+
+// settle applies n here and returns the ledger sequence to wait for.
+func (m *Manager) settle(n *Notice) (Result, uint64, error) {
 	a := m.account(n.CampaignID)
 	if a == nil {
-		return Result{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
+		return Result{}, 0, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
-	now := n.Time
-	if now.IsZero() {
-		now = m.cfg.Clock.Now()
+	key, hexKey := noticeKey(n.AuctionID, n.ImpID)
+	now := m.tier.sec(n.Time.UnixNano())
+	s, e, existed := m.tier.acquire(key, now)
+	defer s.mu.Unlock()
+	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed}
+	if n.Kind == KindLoss {
+		return op.loss(), e.seq, nil
 	}
+	return op.charge(), e.seq, nil
+}
+
+// settleOp is one notice applied to one impression, under its tier shard's
+// lock.
+type settleOp struct {
+	m       *Manager
+	a       *Account
+	n       *Notice
+	s       *tierShard
+	e       *tierEntry
+	hexKey  string
+	now     uint32
+	existed bool
+}
+
+func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
+
+func (o *settleOp) dup(res *Result) {
+	res.Duplicate = true
+	o.a.dupN.Add(1)
+	o.m.dupN.Add(1)
+}
+
+func (o *settleOp) charge() Result {
+	m, a, n, e := o.m, o.a, o.n, o.e
+	var res Result
 	chargeOn := n.ChargeOn
 	if chargeOn == 0 {
 		chargeOn = KindBill
 	}
-	key, msgID := noticeKey(n.AuctionID, n.ImpID)
-	exp := now.Add(m.cfg.NoticeTTL).UnixNano()
-	if n.Kind == KindWin && chargeOn == KindBill {
-		if _, ok := m.dedup.transition(key, stWon, exp); !ok {
-			m.dupN.Add(1)
-			return Result{Duplicate: true}, nil
+	prov := n.Kind == KindWin && chargeOn == KindBill
+	res.Won = prov
+	win := m.cfg.DedupWindow.Bill
+	if n.Kind == KindWin {
+		win = m.cfg.DedupWindow.Win
+		if prov {
+			win = max(win, m.cfg.DedupWindow.Bill) // its bill may come later
 		}
-		return Result{Won: true}, nil
 	}
-	if _, ok := m.dedup.transition(key, stCharged, exp); !ok {
-		a.dupN.Add(1)
-		m.dupN.Add(1)
-		return Result{Duplicate: true}, nil
+	m.tier.touch(o.s, e, o.now+windowSec(win))
+	flags := e.flags | fWin
+	if n.Kind == KindBill {
+		flags = e.flags | fBill
 	}
-	var res Result
+	if prov && e.flags&(fLoss|fSettled) == fLoss {
+		// The exchange said lost, then won: only its bill charges now.
+		if flags == e.flags {
+			o.dup(&res)
+		}
+		e.flags = flags
+		res.LevelMicros = e.level
+		return res
+	}
+	if !prov {
+		flags = flags&^fProv | fSettled
+	}
 	price := n.ClearingMicros
 	if n.BidMicros > 0 && price > n.BidMicros {
 		price, res.Capped = n.BidMicros, true
 	}
 	var holdAmt int64
 	open := false
-	if n.InstanceID == "" || n.InstanceID == m.cfg.InstanceID {
+	if o.own() {
 		holdAmt, open = m.holds.take(n.HoldID, a.idx)
 	}
 	if open && price > holdAmt {
@@ -196,52 +240,111 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if res.Capped {
 		a.cappedN.Add(1)
 	}
-	a.mu.Lock()
-	a.spent.Add(price) // spent first, then held: commitments never look smaller than they are
-	if open {
-		a.held.Add(-holdAmt)
+	delta := max(price-e.level, 0)
+	if delta > 0 && prov && flags&fSettled == 0 {
+		flags |= fProv
 	}
-	a.mu.Unlock()
+	if delta > 0 || open {
+		a.mu.Lock()
+		a.spent.Add(delta) // spent first, then held: commitments never look smaller than they are
+		if open {
+			a.held.Add(-holdAmt)
+		}
+		a.mu.Unlock()
+	}
+	if delta == 0 && !open && flags&(fProv|fSettled) == e.flags&(fProv|fSettled) {
+		o.dup(&res) // the level rule: at or under the level changes nothing (a bill settling a provisional charge does)
+	}
+	e.flags = flags
+	res.Provisional = flags&fProv != 0
+	if delta == 0 {
+		res.LevelMicros = e.level
+		return res
+	}
 	if !open {
 		res.Late = true
 		a.lateN.Add(1)
-		a.lateMicros.Add(uint64(price))
+		a.lateMicros.Add(uint64(delta))
 	}
-	res.ChargedMicros = price
-	m.ledger.enqueue(LedgerEntry{
-		MsgID: msgID, Auction: n.AuctionID, Imp: n.ImpID, Campaign: a.id, Instance: m.cfg.InstanceID,
-		Boot: m.boot, Kind: n.Kind.String(), Bid: n.BidMicros, Clearing: n.ClearingMicros,
-		Charged: price, Late: res.Late, Capped: res.Capped, Time: now.UnixNano(), acct: a,
+	if e.level > 0 {
+		m.risesN.Add(1)
+	}
+	if !o.existed && m.unreconciled(n) {
+		res.Unreconciled = true
+		m.unreconciledN.Add(1)
+	}
+	if res.Provisional {
+		m.provN.Add(1)
+	}
+	e.level = price
+	res.ChargedMicros, res.LevelMicros = delta, price
+	o.enqueue(LedgerEntry{
+		MsgID: o.hexKey + "." + strconv.Itoa(int(e.gen)) + "." + strconv.FormatInt(price, 10),
+		Kind:  n.Kind.String(), Charged: delta, Level: price, Provisional: res.Provisional,
+		Late: res.Late, Capped: res.Capped,
 	})
-	return res, nil
+	return res
 }
 
-// Release frees the hold of a lost bid. Idempotent; a loss after a charge
-// changes nothing.
-func (m *Manager) Release(n Notice) error {
-	if n.AuctionID == "" || n.ImpID == "" {
-		return fmt.Errorf("%w: auction and imp id are required", ErrBadNotice)
-	}
-	a := m.account(n.CampaignID)
-	if a == nil {
-		return fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
-	}
-	now := n.Time
-	if now.IsZero() {
-		now = m.cfg.Clock.Now()
-	}
-	key, _ := noticeKey(n.AuctionID, n.ImpID)
-	if _, ok := m.dedup.transition(key, stReleased, now.Add(m.cfg.NoticeTTL).UnixNano()); !ok {
-		m.dupN.Add(1)
-		return nil
-	}
-	if n.InstanceID != "" && n.InstanceID != m.cfg.InstanceID {
-		return nil
-	}
-	if amt, ok := m.holds.take(n.HoldID, a.idx); ok {
+func (o *settleOp) loss() Result {
+	m, a, n, e := o.m, o.a, o.n, o.e
+	var res Result
+	m.tier.touch(o.s, e, o.now+windowSec(m.cfg.DedupWindow.Loss))
+	flags := e.flags | fLoss
+	switch {
+	case e.flags&fProv != 0 && e.level > 0:
+		// A provisional charge the exchange did not bill: reversed.
+		l := e.level
 		a.mu.Lock()
-		a.held.Add(-amt)
+		a.spent.Add(-l)
 		a.mu.Unlock()
+		gen := e.gen
+		e.gen++
+		e.level, e.flags = 0, flags&^fProv
+		res.ReversedMicros = l
+		m.reversedN.Add(1)
+		m.reversedMicros.Add(uint64(l))
+		o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(gen)) + ".rev", Kind: KindLoss.String(), Charged: -l})
+		return res
+	case e.flags&(fLoss|fSettled) != 0 || e.level > 0:
+		o.dup(&res) // already released, or settled: a loss changes nothing
+		e.flags = flags
+		res.LevelMicros = e.level
+		return res
 	}
-	return nil
+	e.flags = flags
+	if o.own() {
+		if amt, ok := m.holds.take(n.HoldID, a.idx); ok {
+			a.mu.Lock()
+			a.held.Add(-amt)
+			a.mu.Unlock()
+		}
+	}
+	return res
+}
+
+// enqueue fills in le from the notice and queues it; the impression's entry
+// remembers its sequence.
+func (o *settleOp) enqueue(le LedgerEntry) {
+	n := o.n
+	le.Auction, le.Imp, le.Campaign, le.Instance, le.Boot = n.AuctionID, n.ImpID, o.a.id, o.m.cfg.InstanceID, o.m.boot
+	le.Bid, le.Clearing, le.Time, le.acct = n.BidMicros, n.ClearingMicros, n.Time.UnixNano(), o.a
+	o.e.seq = o.m.ledger.enqueue(&le)
+}
+
+// unreconciled tells whether a charge on an impression unknown here may
+// follow an earlier charge this process no longer knows of: the bid was made
+// before this process started or before an entry was evicted early, or
+// longer ago than the shortest window.
+func (m *Manager) unreconciled(n *Notice) bool {
+	if n.Expires.IsZero() {
+		return false
+	}
+	bid := n.Expires.Add(-m.cfg.NoticeTTL).UnixNano()
+	w := m.cfg.DedupWindow
+	return bid < max(m.startNs, m.tier.earlyAt.Load()) || n.Time.UnixNano()-bid > int64(min(w.Win, w.Bill, w.Loss))
+}
+
+func windowSec(d time.Duration) uint32 {
+	return uint32(min(max((d+time.Second-1)/time.Second, 1), 1<<31))
 }

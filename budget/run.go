@@ -30,6 +30,10 @@ func (m *Manager) Start(ctx context.Context) error {
 		}
 		m.sub = sub
 	}
+	if err := m.serveForwarded(); err != nil {
+		cancel()
+		return fmt.Errorf("budget: subscribe: %w", err)
+	}
 	m.cancel = cancel
 	m.started.Store(true)
 	m.syncAll(ctx, m.cfg.Clock.Now(), false)
@@ -39,7 +43,8 @@ func (m *Manager) Start(ctx context.Context) error {
 	m.loop(lctx, m.cfg.SyncPeriod, func(now time.Time) { m.syncAll(lctx, now, false) })
 	m.loop(lctx, time.Second, m.tick)
 	m.wg.Add(2)
-	go func() { defer m.wg.Done(); m.ledger.run(lctx, m.cfg.SyncPeriod) }()
+	m.ledgerRuns.Store(true)
+	go func() { defer m.wg.Done(); defer m.ledgerRuns.Store(false); m.ledger.run(lctx, ledgerRetry) }()
 	go func() { defer m.wg.Done(); m.freqPublisher(lctx) }()
 	m.log.Info("budget started", "lease_ttl", m.cfg.LeaseTTL, "hold_ttl", m.cfg.HoldTTL,
 		"sync_period", m.cfg.SyncPeriod, "embedded", m.cfg.Server != nil)
@@ -78,15 +83,18 @@ func (m *Manager) loop(ctx context.Context, every time.Duration, f func(time.Tim
 	}()
 }
 
+// ledgerRetry is the pause before a failed ledger publish is retried.
+const ledgerRetry = 100 * time.Millisecond
+
 // tick is the once-a-second local work: fold the traffic forecast, expire
 // holds, step the pacing controllers that have something to do, prune the
-// de-dup and frequency tables. Idle campaigns cost next to nothing here.
+// de-dup tier and the frequency table (once a minute). Idle campaigns cost next to nothing here.
 func (m *Manager) tick(now time.Time) {
 	m.fc.fold(now)
 	m.expireHolds(now)
 	m.paceAll(now)
 	if now.Second() == 0 {
-		m.dedup.prune(now.UnixNano())
+		m.tier.prune(now.UnixNano())
 		m.freq.prune(now.UnixNano())
 	}
 }

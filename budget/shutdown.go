@@ -22,6 +22,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	if m.cancel != nil {
 		m.cancel()
 	}
+	if m.fwdSub != nil {
+		_ = m.fwdSub.Unsubscribe() // other instances settle this one's notices themselves from now on
+	}
 	m.wg.Wait()
 	m.drainFreq()
 	var errs []error

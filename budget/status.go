@@ -72,6 +72,22 @@ type Counters struct {
 	LeasesLost       uint64
 	LeaseSteps       uint64 // compare-and-set steps written (follows activity, not the campaign count)
 	NATSConnected    bool
+
+	PriceRises          uint64 // charges raised by a later, higher price
+	ProvisionalCharges  uint64 // wins charged provisionally (charge-on-billing exchanges)
+	ReversedCharges     uint64 // provisional charges reversed by a loss
+	ReversedMicros      uint64
+	UnreconciledCharges uint64 // charged in full on an impression this process may have charged before and forgotten
+	AckTimeouts         uint64 // notices answered before their ledger entry was acknowledged (the entry stays queued)
+	NoticesForwarded    uint64 // notices settled by their owner instance over NATS
+	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
+	ForwardedServed     uint64 // notices other instances forwarded here
+	DedupEntries        int    // impressions in the de-duplication tier
+	DedupBytes          int    // memory of its slots
+	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
+	CrashGapMicros      int64  // dead processes' acknowledged but unreported spend moved into the pool at reclaim
+	CrashGapUnknown     uint64 // reclaims (or restarts) whose unreported spend could not be read
+	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
 }
 
 // Counters sums the counters over all campaigns.
@@ -81,6 +97,12 @@ func (m *Manager) Counters() Counters {
 		HoldTableFull: m.holds.full.Load(), LedgerBacklog: m.ledger.backlog(),
 		LedgerStored: m.ledger.stored.Load(), LedgerRetries: m.ledger.failed.Load(),
 		LeaseSteps: m.steps.Load(), NATSConnected: m.connected.Load(),
+		PriceRises: m.risesN.Load(), ProvisionalCharges: m.provN.Load(), ReversedCharges: m.reversedN.Load(),
+		ReversedMicros: m.reversedMicros.Load(), UnreconciledCharges: m.unreconciledN.Load(),
+		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
+		ForwardedServed: m.served.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
+		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
+		LedgerGroups: m.ledger.groups.Load(),
 	}
 	for _, a := range *m.accts.Load() {
 		c.LateCharges += a.lateN.Load()
@@ -132,6 +154,21 @@ func (m *Manager) WritePrometheus(w io.Writer) error {
 	one("lease_denials_total", "counter", "Lease steps that got less than asked.", float64(c.LeaseDenials))
 	one("leases_lost_total", "counter", "Leases reclaimed while this instance was cut off.", float64(c.LeasesLost))
 	one("lease_steps_total", "counter", "Compare-and-set steps on campaign records.", float64(c.LeaseSteps))
+	one("price_rises_total", "counter", "Impression charges raised by a later, higher price.", float64(c.PriceRises))
+	one("provisional_charges_total", "counter", "Wins charged provisionally on charge-on-billing exchanges.", float64(c.ProvisionalCharges))
+	one("reversed_charges_total", "counter", "Provisional charges reversed by a loss notice.", float64(c.ReversedCharges))
+	one("reversed_micros_total", "counter", "Micros of reversed provisional charges.", float64(c.ReversedMicros))
+	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
+	one("notice_ack_timeouts_total", "counter", "Notices answered before their ledger entry was acknowledged (entry still queued).", float64(c.AckTimeouts))
+	one("notices_forwarded_total", "counter", "Notices settled by the instance that placed the bid.", float64(c.NoticesForwarded))
+	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))
+	one("notices_served_for_others_total", "counter", "Notices other instances forwarded here.", float64(c.ForwardedServed))
+	one("dedup_entries", "gauge", "Impressions in the de-duplication tier.", float64(c.DedupEntries))
+	one("dedup_bytes", "gauge", "Memory of the de-duplication tier's slots.", float64(c.DedupBytes))
+	one("dedup_evicted_total", "counter", "Impressions dropped from the tier before their window ended (tier full).", float64(c.DedupEvicted))
+	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
+	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
+	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
 	conn := 0.0
 	if c.NATSConnected {
 		conn = 1

@@ -28,14 +28,20 @@ type Record struct {
 //
 // Boot and Reported make reporting idempotent: Reported is the cumulative
 // spend the instance's current process (Boot) has moved into the record, so a
-// step retried after a lost reply adds only what is new. A reclaimed lease
-// stays as a tombstone (Amount 0, Reclaimed, Expires = when it was reclaimed)
-// for tombstoneTTL to keep that mark.
+// step retried after a lost reply adds only what is new. Cum is the ledger's
+// cumulative figure (LedgerEntry.Cum) of that process on the campaign through
+// the last entry included in Reported: whoever reclaims the lease of a
+// process that died (or a restarted process taking its entry over) adds the
+// ledger's last figure minus Cum, the spend it had charged but not reported.
+// A reclaimed lease stays as a tombstone (Amount 0, Reclaimed, Expires = when
+// it was reclaimed, Reported and Cum including what the reclaim added) for
+// tombstoneTTL to keep that mark.
 type Lease struct {
 	Amount    int64  `json:"amount"`
 	Expires   int64  `json:"expires"` // unix nanoseconds
 	Boot      string `json:"boot,omitempty"`
 	Reported  int64  `json:"reported,omitempty"`
+	Cum       int64  `json:"cum,omitempty"`
 	Reclaimed bool   `json:"reclaimed,omitempty"`
 }
 

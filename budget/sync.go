@@ -200,7 +200,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	_, _, day := dayBounds(now, c.loc())
 	demand := a.demand.Load()
 	a.mu.Lock()
-	report := a.confirmed.Load()
+	report, cum := a.confirmed.Load(), a.ackedCum
 	commit := a.spent.Load() - report + a.held.Load()
 	want := commit + a.ahead
 	if release || !a.inFlight(now.UnixNano()) {
@@ -216,9 +216,11 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 
 	q := leaseReq{
 		instance: m.cfg.InstanceID, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
-		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, want: want, ttl: m.cfg.LeaseTTL,
-		reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld, lapsed: m.lapsedNow(),
+		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
+		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
+		lapsed: m.lapsedNow(),
 	}
+	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
 	var lr leaseRes
 	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
@@ -233,7 +235,47 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	a.starved = lr.amount < want && lr.poolFree == 0
 	m.setGlobal(a, &rec, now)
 	m.noteSuspects(a, lr.suspects)
+	if len(lr.needTail) > 0 {
+		a.poke.Store(true) // the ledger could not be read: reclaim at the next round
+	}
 	return nil
+}
+
+// readTails reads, outside any lock and before the step, the ledger's last
+// figure of each lapsed instance whose lease on the campaign a step may
+// reclaim, and of this instance's previous process when the record still
+// holds its entry. A tail that cannot be read is left out: the step then
+// reclaims nothing of that owner (and is tried again next round).
+func (m *Manager) readTails(ctx context.Context, a *Account, q *leaseReq) {
+	ns, wait := q.now.UnixNano(), int64(m.cfg.ReclaimWait)
+	var insts []string
+	a.gmu.Lock()
+	for _, f := range a.foreign {
+		if _, ok := q.lapsed[f.inst]; ok && f.expires+wait < ns {
+			insts = append(insts, f.inst)
+		}
+	}
+	prev := a.ownBoot != "" && a.ownBoot != m.boot
+	a.gmu.Unlock()
+	read := func(inst string) (ledgerTail, bool) {
+		cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+		defer cancel()
+		t, err := m.ledger.be.tail(cctx, a.id, inst)
+		return t, err == nil
+	}
+	for _, inst := range insts {
+		if t, ok := read(inst); ok {
+			if q.tails == nil {
+				q.tails = map[string]ledgerTail{}
+			}
+			q.tails[inst] = t
+		}
+	}
+	if prev {
+		if t, ok := read(m.cfg.InstanceID); ok {
+			q.prev = &t
+		}
+	}
 }
 
 // applyStep installs a step's outcome in the account.
@@ -266,6 +308,13 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 			"campaign", a.id, "reported_micros", report)
 	}
 	if lr.reclaimed > 0 {
-		m.log.Info("reclaimed lapsed leases", "campaign", a.id, "count", lr.reclaimed)
+		m.log.Info("reclaimed lapsed leases", "campaign", a.id, "count", lr.reclaimed, "unreported_micros", lr.gap)
+	}
+	if lr.gap != 0 {
+		m.gapMicros.Add(lr.gap)
+	}
+	if lr.gapUnknown > 0 {
+		m.gapUnknown.Add(uint64(lr.gapUnknown))
+		m.log.Warn("a dead process's unreported spend could not be read from the ledger", "campaign", a.id)
 	}
 }

@@ -1,0 +1,105 @@
+package bidder
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/budget"
+)
+
+// On a charge-on-billing exchange a win charges provisionally (an exchange
+// that sends no burl is still charged), a loss before the bill reverses it,
+// and a bill after that charges again, once.
+func TestProvisionalWinReversedByLoss(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	b := br.SeatBid[0].Bid[0]
+	for _, s := range []struct {
+		url, price string
+		spent      int64
+	}{
+		{b.NURL, "1.50", 1500}, // provisional
+		{b.NURL, "1.50", 1500}, // replay
+		{b.LURL, "0", 0},       // reversed
+		{b.LURL, "0", 0},       // replay
+		{b.BURL, "1.20", 1200}, // billed after all: charged once, at the bill
+		{b.BURL, "1.20", 1200},
+	} {
+		if code, msg := get(t, substitute(s.url, s.price)); code != 200 {
+			t.Fatalf("%s: %d %s", s.url, code, msg)
+		}
+		if got, held := spent(t, app, "acme-banner"); got != s.spent || held != 0 {
+			t.Fatalf("after %s at %s: spent %d held %d, want %d and 0", s.url[:strings.Index(s.url, "?")], s.price, got, held, s.spent)
+		}
+	}
+}
+
+// A charging notice is answered only once its ledger entry is durable: with
+// NATS down it gets 503 within notices.ack_wait (the charge stays queued),
+// and the exchange's retry, once NATS is back, gets 200 with the one entry.
+func TestNotice503UntilLedgerAcknowledges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts NATS")
+	}
+	store := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	startNATS := func() func() {
+		s, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: store, Port: port})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Shutdown
+	}
+	stop := startNATS()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	app := startApp(t, func(c *Config) {
+		c.Budget.NATSURLs = []string{url}
+		c.Notices.AckWait = 300 * time.Millisecond
+		c.Notices.ChargeOn = "win"
+	})
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	nurl := substitute(br.SeatBid[0].Bid[0].NURL, "1.25")
+	stop()
+	if code, msg := get(t, nurl); code != 503 {
+		t.Fatalf("win notice with the ledger down: %d %s, want 503", code, msg)
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 1250 {
+		t.Fatalf("spent %d: the unacknowledged charge must stay counted", s)
+	}
+	stop = startNATS()
+	defer stop()
+	waitFor(t, 20*time.Second, func() bool { code, _ := get(t, nurl); return code == 200 })
+	var n int
+	var sum int64
+	for _, e := range ledgerEntries(t, url) {
+		if e.Auction == br.ID {
+			n++
+			sum += e.Charged
+		}
+	}
+	if n != 1 || sum != 1250 {
+		t.Fatalf("ledger: %d entries summing to %d, want one of 1250", n, sum)
+	}
+}

@@ -1,0 +1,135 @@
+package budget
+
+import (
+	"encoding/json"
+	"errors"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// The instance that placed a bid settles its notices: it alone knows the
+// impression's level (and whether its charge is provisional), so a notice
+// that reaches another instance is forwarded to it over NATS request-reply on
+// budget.notice.<owner>. The owner answers with its Result once the ledger
+// entry is acknowledged (or "not acknowledged in time", which the caller
+// answers as such: the entry stays queued at the owner). When the owner does
+// not answer (no responders: it is gone; or a timeout), the notice is settled
+// where it arrived, as a late charge; the ledger's message ids still stop an
+// exact replay of a change the owner recorded.
+
+const noticeSubject = "budget.notice." // + escaped instance id
+
+// fwdMax bounds the forwarded notices an owner works on at once; beyond it
+// the owner answers "busy" and the caller settles the notice itself.
+const fwdMax = 256
+
+type fwdReq struct {
+	Notice Notice `json:"notice"`
+	WaitNs int64  `json:"wait_ns"` // how long the owner may wait for its ledger ack
+}
+
+type fwdRep struct {
+	Result Result `json:"result"`
+	Code   uint8  `json:"code"`
+	Err    string `json:"err,omitempty"`
+}
+
+const (
+	fwdOK uint8 = iota
+	fwdUnacked
+	fwdErr
+	fwdBusy
+)
+
+// forwards tells whether n is another instance's to settle (and there is a
+// way to reach it).
+func (m *Manager) forwards(n *Notice) bool {
+	return n.InstanceID != "" && n.InstanceID != m.cfg.InstanceID && m.nc != nil && m.cfg.ForwardTimeout > 0
+}
+
+// forward asks the owner to settle n; ok is false when the owner did not
+// answer (or was busy) and the notice is to be settled here.
+func (m *Manager) forward(n *Notice) (res Result, ok bool, err error) {
+	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4})
+	if err != nil {
+		return Result{}, false, nil
+	}
+	msg, err := m.nc.Request(noticeSubject+escapeKey("", n.InstanceID), b, m.cfg.ForwardTimeout)
+	var rep fwdRep
+	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Code == fwdBusy {
+		m.fwdFallbacks.Add(1)
+		return Result{}, false, nil
+	}
+	m.forwarded.Add(1)
+	rep.Result.Forwarded = true
+	switch rep.Code {
+	case fwdOK:
+		return rep.Result, true, nil
+	case fwdUnacked:
+		m.ackTimeouts.Add(1)
+		return rep.Result, true, ErrAckTimeout
+	}
+	return rep.Result, true, errors.New(rep.Err)
+}
+
+// serveForwarded subscribes to the notices other instances forward here.
+func (m *Manager) serveForwarded() error {
+	if m.nc == nil || m.fwdSub != nil {
+		return nil
+	}
+	sub, err := m.nc.Subscribe(noticeSubject+escapeKey("", m.cfg.InstanceID), m.onForwarded)
+	if err != nil {
+		return err
+	}
+	m.fwdSub = sub
+	return nil
+}
+
+// onForwarded settles a forwarded notice on its own goroutine (the owner
+// waits for its ledger ack; the subscription must not), at most fwdMax at once.
+func (m *Manager) onForwarded(msg *nats.Msg) {
+	var req fwdReq
+	if json.Unmarshal(msg.Data, &req) != nil {
+		return
+	}
+	select {
+	case m.fwdSem <- struct{}{}:
+	default:
+		m.reply(msg, fwdRep{Code: fwdBusy})
+		return
+	}
+	go func() {
+		defer func() { <-m.fwdSem }()
+		m.reply(msg, m.settleForwarded(&req))
+	}()
+}
+
+func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
+	n := &req.Notice
+	if err := n.validate(); err != nil {
+		return fwdRep{Code: fwdErr, Err: err.Error()}
+	}
+	if m.closed.Load() {
+		return fwdRep{Code: fwdBusy} // the caller settles it
+	}
+	m.served.Add(1)
+	res, seq, err := m.settle(n)
+	if errors.Is(err, ErrUnknownCampaign) {
+		return fwdRep{Code: fwdBusy} // the caller may know it: settled there
+	}
+	if err != nil {
+		return fwdRep{Code: fwdErr, Err: err.Error()}
+	}
+	wait := min(m.cfg.AckWait, time.Duration(req.WaitNs))
+	if err := m.waitAck(seq, max(wait, time.Millisecond)); err != nil {
+		return fwdRep{Result: res, Code: fwdUnacked}
+	}
+	return fwdRep{Result: res}
+}
+
+func (m *Manager) reply(msg *nats.Msg, rep fwdRep) {
+	if b, err := json.Marshal(rep); err == nil {
+		_ = msg.Respond(b)
+	}
+}

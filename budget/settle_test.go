@@ -1,0 +1,477 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// step is one notice of a settlement case and what it must do.
+type step struct {
+	kind     NoticeKind
+	chargeOn NoticeKind
+	price    int64
+	charged  int64 // ChargedMicros
+	reversed int64 // ReversedMicros
+	dup      bool
+}
+
+// The level rule and provisional charges, one impression per case: the
+// charge is the highest price reported, never lowered; on a charge-on-billing
+// exchange a win charges provisionally, its bill settles it (rising if
+// higher), a loss before the bill reverses it. After each case the ledger's
+// entries for the impression add up to its charge, and the record's spend to
+// the ledger's.
+func TestSettleLevelRule(t *testing.T) {
+	const bid = 2000
+	win, bill, loss := KindWin, KindBill, KindLoss
+	cases := []struct {
+		name    string
+		steps   []step
+		entries int
+	}{
+		{"floor first, then the real price", []step{
+			{kind: bill, price: 500, charged: 500},
+			{kind: bill, price: 1500, charged: 1000},
+			{kind: bill, price: 1500, dup: true},
+			{kind: bill, price: 500, dup: true},
+		}, 2},
+		{"real price first, then lower", []step{
+			{kind: bill, price: 1500, charged: 1500},
+			{kind: bill, price: 500, dup: true},
+			{kind: bill, price: 1500, dup: true},
+		}, 1},
+		{"above the bid: capped", []step{
+			{kind: bill, price: 9000, charged: bid},
+			{kind: bill, price: 9500, dup: true},
+		}, 1},
+		{"win only, billing exchange: provisional", []step{
+			{kind: win, chargeOn: bill, price: 1200, charged: 1200},
+			{kind: win, chargeOn: bill, price: 1200, dup: true},
+		}, 1},
+		{"win, then a higher bill", []step{
+			{kind: win, chargeOn: bill, price: 1000, charged: 1000},
+			{kind: bill, chargeOn: bill, price: 1400, charged: 400},
+			{kind: loss, dup: true},
+		}, 2},
+		{"win, then a lower bill", []step{
+			{kind: win, chargeOn: bill, price: 1000, charged: 1000},
+			{kind: bill, chargeOn: bill, price: 800},
+			{kind: loss, dup: true},
+		}, 1},
+		{"win, then an equal bill", []step{
+			{kind: win, chargeOn: bill, price: 1000, charged: 1000},
+			{kind: bill, chargeOn: bill, price: 1000},
+			{kind: bill, chargeOn: bill, price: 1000, dup: true},
+		}, 1},
+		{"win, then a loss: reversed", []step{
+			{kind: win, chargeOn: bill, price: 1000, charged: 1000},
+			{kind: loss, reversed: 1000},
+			{kind: loss, dup: true},
+			{kind: win, chargeOn: bill, price: 1000, dup: true},
+		}, 2},
+		{"win, loss, bill: charged once, at the bill", []step{
+			{kind: win, chargeOn: bill, price: 1000, charged: 1000},
+			{kind: loss, reversed: 1000},
+			{kind: bill, chargeOn: bill, price: 900, charged: 900},
+			{kind: loss, dup: true},
+			{kind: bill, chargeOn: bill, price: 900, dup: true},
+		}, 3},
+		{"loss, then a win: only the bill charges", []step{
+			{kind: loss},
+			{kind: win, chargeOn: bill, price: 700},
+			{kind: bill, chargeOn: bill, price: 700, charged: 700},
+		}, 1},
+		{"charge-on-win exchange: win, loss, bill", []step{
+			{kind: win, chargeOn: win, price: 1000, charged: 1000},
+			{kind: loss, dup: true},
+			{kind: bill, chargeOn: win, price: 1000, dup: true},
+			{kind: bill, chargeOn: win, price: 1100, charged: 100},
+		}, 2},
+	}
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, campaign("c", micros(100)))
+	h := m.Handle("c")
+	var total int64
+	for ci, tc := range cases {
+		auction := fmt.Sprint("a", ci)
+		id, ok := m.Hold(h, bid, clk.Now())
+		if !ok {
+			t.Fatalf("%s: hold refused", tc.name)
+		}
+		var level int64
+		for si, s := range tc.steps {
+			res, err := m.Settle(Notice{Kind: s.kind, ChargeOn: s.chargeOn, HoldID: id, CampaignID: "c",
+				AuctionID: auction, ImpID: "1", BidMicros: bid, ClearingMicros: s.price})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.ChargedMicros != s.charged || res.ReversedMicros != s.reversed || res.Duplicate != s.dup {
+				t.Errorf("%s, step %d (%v at %d): %+v, want charged %d reversed %d duplicate %v",
+					tc.name, si, s.kind, s.price, res, s.charged, s.reversed, s.dup)
+			}
+			level += res.ChargedMicros - res.ReversedMicros
+			total += res.ChargedMicros - res.ReversedMicros
+		}
+		if err := m.ledger.flush(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		var sum int64
+		n := 0
+		for _, e := range m.mem.all() {
+			if e.Auction == auction {
+				sum += e.Charged
+				n++
+			}
+		}
+		if sum != level || n != tc.entries {
+			t.Errorf("%s: ledger has %d entries summing to %d, want %d entries, level %d", tc.name, n, sum, tc.entries, level)
+		}
+	}
+	// spent_micros counts provisional charges.
+	if st := m.Status(); st[0].SpentMicros != total || h.held.Load() != 0 {
+		t.Fatalf("status %+v: want spent %d (provisional charges included), nothing held", st[0], total)
+	}
+	if c := m.Counters(); c.ProvisionalCharges == 0 || c.ReversedCharges != 2 || c.PriceRises == 0 {
+		t.Fatalf("counters %+v", c)
+	}
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := st.Get(ctxT(t), "c"); r.SpentTotal != total {
+		t.Fatalf("record spent %d, want %d", r.SpentTotal, total)
+	}
+}
+
+// A reversal after the provisional charge was reported to the pool moves it
+// back out of the record's spend: the record stays equal to the ledger.
+func TestReversalAfterReport(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, campaign("c", micros(10)))
+	h := m.Handle("c")
+	id, _ := m.Hold(h, 1000, clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 800}
+	m.Settle(n)
+	m.ledger.flush(ctxT(t))
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := st.Get(ctxT(t), "c"); r.SpentTotal != 800 {
+		t.Fatalf("reported: %+v", r)
+	}
+	n.Kind = KindLoss
+	if res, _ := m.Settle(n); res.ReversedMicros != 800 {
+		t.Fatalf("loss: %+v", res)
+	}
+	m.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := st.Get(ctxT(t), "c"); r.SpentTotal != 0 || h.spent.Load() != 0 {
+		t.Fatalf("after the reversal: record %+v, local spent %d", r, h.spent.Load())
+	}
+}
+
+// gateLedger withholds acknowledgements until opened.
+type gateLedger struct {
+	inner *memLedger
+	gate  chan struct{}
+	calls atomic.Int64
+}
+
+func (g *gateLedger) publish(ctx context.Context, batch []LedgerEntry, out []pubOutcome) {
+	g.calls.Add(1)
+	select {
+	case <-g.gate:
+		g.inner.publish(ctx, batch, out)
+	case <-ctx.Done():
+		for i := range out {
+			out[i] = pubFailed
+		}
+	}
+}
+
+func (g *gateLedger) tail(ctx context.Context, c, i string) (ledgerTail, error) {
+	return g.inner.tail(ctx, c, i)
+}
+
+func gatedManager(t *testing.T, ackWait time.Duration) (*Manager, *gateLedger) {
+	t.Helper()
+	st := NewMemStore()
+	g := &gateLedger{inner: st.ledger, gate: make(chan struct{})}
+	m, err := New(Config{InstanceID: "g", Store: st, backend: g, AckWait: ackWait, SyncPeriod: 20 * time.Millisecond,
+		MinLease: micros(1), MaxLease: micros(10)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetCampaigns([]Campaign{campaign("c", micros(100))})
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		m.Close(ctx)
+	})
+	return m, g
+}
+
+// Settle returns only once the ledger acknowledged its entry; a retried
+// notice while the entry is pending waits for that entry and adds none.
+func TestSettleWaitsForDurableAck(t *testing.T) {
+	m, g := gatedManager(t, time.Minute)
+	h := m.Handle("c")
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if m.Allow(h, 1000, time.Now()) != DecisionOK {
+			return errors.New("no lease yet")
+		}
+		return nil
+	})
+	id, _ := m.Hold(h, 1000, time.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}
+	done := make(chan error, 2)
+	go func() { _, err := m.Settle(n); done <- err }()
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if g.calls.Load() == 0 {
+			return errors.New("not published yet")
+		}
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("Settle returned (%v) while its ledger entry was unacknowledged", err)
+	default:
+	}
+	go func() { _, err := m.Settle(n); done <- err }() // the exchange retries
+	checkFor(t, 5*time.Second, time.Millisecond, func() error {
+		if m.Counters().DuplicateNotices == 0 {
+			return errors.New("retry not seen yet")
+		}
+		return nil
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the retry returned (%v) while the entry was unacknowledged", err)
+	default:
+	}
+	close(g.gate)
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := len(g.inner.all()); got != 1 {
+		t.Fatalf("%d ledger entries, want 1", got)
+	}
+}
+
+// Past AckWait, Settle answers ErrAckTimeout and the entry stays queued; a
+// retry waits for the same entry, and once the ledger is back it succeeds
+// with one entry in the ledger.
+func TestSettleAckTimeoutKeepsTheCharge(t *testing.T) {
+	m, g := gatedManager(t, 50*time.Millisecond)
+	h := m.Handle("c")
+	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
+		if m.Allow(h, 1000, time.Now()) != DecisionOK {
+			return errors.New("no lease yet")
+		}
+		return nil
+	})
+	id, _ := m.Hold(h, 1000, time.Now())
+	n := Notice{Kind: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}
+	res, err := m.Settle(n)
+	if !errors.Is(err, ErrAckTimeout) || res.ChargedMicros != 900 {
+		t.Fatalf("first: %+v %v", res, err)
+	}
+	if _, err := m.Settle(n); !errors.Is(err, ErrAckTimeout) {
+		t.Fatalf("retry while pending: %v", err)
+	}
+	m.ledger.mu.Lock()
+	enqueued := m.ledger.next
+	m.ledger.mu.Unlock()
+	if enqueued != 1 {
+		t.Fatalf("%d ledger entries enqueued, want 1 (the retry waits for the first)", enqueued)
+	}
+	close(g.gate)
+	if _, err := m.Settle(n); err != nil {
+		t.Fatalf("retry once the ledger is back: %v", err)
+	}
+	if got := g.inner.all(); len(got) != 1 || got[0].Charged != 900 {
+		t.Fatalf("ledger %+v, want one entry of 900", got)
+	}
+	if c := m.Counters(); c.AckTimeouts != 2 || h.spent.Load() != 900 {
+		t.Fatalf("counters %+v, spent %d", c, h.spent.Load())
+	}
+}
+
+// The crash gap: a process killed after its charges were acknowledged but
+// before its next step. Whoever reclaims its lease moves that spend into the
+// record, so the money is not granted again: record == ledger.
+func TestCrashGapMovedIntoRecordAtReclaim(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(5))
+	a := storeManager(t, mem, "a", clk, c)
+	b := storeManager(t, mem, "b", clk, c)
+	ha, hb := a.Handle("c"), b.Handle("c")
+	charge := func(auction string, price int64) {
+		t.Helper()
+		id, ok := a.Hold(ha, price, clk.Now())
+		if !ok {
+			t.Fatal("hold refused")
+		}
+		if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: auction,
+			ImpID: "1", BidMicros: price, ClearingMicros: price, Time: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	charge("x1", 300_000)
+	a.ledger.flush(ctxT(t))
+	clk.Add(time.Second)
+	a.syncAll(ctxT(t), clk.Now(), false) // reported
+	charge("x2", 200_000)
+	charge("x3", 100_000)
+	a.ledger.flush(ctxT(t)) // acknowledged, not reported: then a dies
+	crashed := clk.Now()
+	for i := 0; ; i++ {
+		clk.Add(time.Second)
+		b.Allow(hb, micros(5), clk.Now()) // b wants all the money
+		b.syncAll(ctxT(t), clk.Now(), false)
+		if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Reclaimed {
+			break
+		}
+		if i > 600 {
+			t.Fatal("a's lease was never reclaimed")
+		}
+	}
+	var ledger int64
+	for _, e := range mem.ledger.all() {
+		ledger += e.Charged
+	}
+	r, _ := mem.Get(ctxT(t), "c")
+	t.Logf("reclaimed %v after the crash; record %+v", clk.Now().Sub(crashed), r)
+	if r.SpentTotal != ledger || ledger != 600_000 {
+		t.Fatalf("record spent %d, ledger %d (want 600000 both)", r.SpentTotal, ledger)
+	}
+	if c := b.Counters(); c.CrashGapMicros != 300_000 {
+		t.Fatalf("crash gap counted %d, want 300000", c.CrashGapMicros)
+	}
+	// b can never be granted more than the budget minus that spend.
+	for range 3 {
+		clk.Add(time.Second)
+		b.Allow(hb, micros(5), clk.Now())
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	r, _ = mem.Get(ctxT(t), "c")
+	if r.SpentTotal+r.Leases["b"].Amount > c.TotalMicros {
+		t.Fatalf("invariant: %+v", r)
+	}
+}
+
+// The same gap on a restart: the new process (same instance id) takes its
+// old entry over at its first step and adds what the old one had charged but
+// not reported.
+func TestCrashGapClosedOnRestart(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(10))
+	old := storeManager(t, mem, "a", clk, c)
+	h := old.Handle("c")
+	id, _ := old.Hold(h, 500_000, clk.Now())
+	old.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 400_000, Time: clk.Now()})
+	old.ledger.flush(ctxT(t)) // acknowledged; the process dies before its next step
+	clk.Add(time.Second)
+	storeManager(t, mem, "a", clk, c) // its first round at Start
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 400_000 {
+		t.Fatalf("after the restart: %+v, want 400000 spent", r)
+	}
+}
+
+// A replay after the tier dropped the impression (it was full) is not
+// double counted: the ledger's message id finds the earlier entry, and the
+// local charge is reversed when the ledger answers.
+func TestReplayAfterEvictionNotDoubleCounted(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	m, err := New(Config{InstanceID: "e", Store: st, Clock: clk, manual: true, DedupMaxEntries: 1024,
+		MinLease: micros(1), MaxLease: micros(10)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetCampaigns([]Campaign{campaign("c", micros(1000))})
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	bill := func(auction string) Result {
+		res, err := m.Settle(Notice{Kind: KindBill, CampaignID: "c", AuctionID: auction, ImpID: "1", BidMicros: 10, ClearingMicros: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	bill("first")
+	for i := range 20_000 {
+		bill(fmt.Sprint("other", i))
+		if n := m.tier.len(); n > 1024 {
+			t.Fatalf("tier holds %d entries, cap 1024", n)
+		}
+	}
+	if m.Counters().DedupEvicted == 0 {
+		t.Fatal("nothing evicted")
+	}
+	if res := bill("first"); res.Duplicate {
+		t.Fatal("the impression should have been forgotten by the tier")
+	}
+	m.ledger.flush(ctxT(t))
+	m.syncAll(ctxT(t), clk.Now(), false)
+	var ledger int64
+	n := 0
+	for _, e := range st.ledger.all() {
+		ledger += e.Charged
+		if e.Auction == "first" {
+			n++
+		}
+	}
+	r, _ := st.Get(ctxT(t), "c")
+	if n != 1 || ledger != 20_001*10 || r.SpentTotal != ledger {
+		t.Fatalf("ledger: %d entries for the replayed impression, sum %d; record %d", n, ledger, r.SpentTotal)
+	}
+}
+
+// An impression's entry lives for its kind's window: after it, a notice finds
+// nothing (a replay then relies on the ledger's ids), and pruning frees it.
+func TestTierWindows(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m, err := New(Config{InstanceID: "w", Store: NewMemStore(), Clock: clk, manual: true,
+		DedupWindow: NoticeWindows{Win: time.Minute, Bill: 10 * time.Minute, Loss: 2 * time.Minute}}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetCampaigns([]Campaign{campaign("c", micros(1000))})
+	m.Start(ctxT(t))
+	settle := func(kind, chargeOn NoticeKind, auction string) Result {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: kind, ChargeOn: chargeOn, CampaignID: "c", AuctionID: auction, ImpID: "1",
+			BidMicros: 10, ClearingMicros: 10, Time: clk.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	settle(KindWin, KindWin, "w")  // kept 1m
+	settle(KindWin, KindBill, "p") // provisional: kept until its bill may come (10m)
+	settle(KindLoss, 0, "l")       // 2m
+	clk.Add(90 * time.Second)
+	if !settle(KindWin, KindBill, "p").Duplicate || !settle(KindLoss, 0, "l").Duplicate {
+		t.Fatal("entries gone before their window")
+	}
+	if settle(KindWin, KindWin, "w").Duplicate {
+		t.Fatal("a charge-on-win entry outlived its 1m window")
+	}
+	clk.Add(time.Hour)
+	m.tier.prune(clk.Now().UnixNano())
+	if n := m.tier.len(); n != 0 {
+		t.Fatalf("%d entries after the windows and a prune", n)
+	}
+}
