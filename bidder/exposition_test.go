@@ -270,3 +270,31 @@ func TestSamplesQuantile(t *testing.T) {
 		t.Errorf("above the highest bound: %v, want 1", got)
 	}
 }
+
+// A scrape of a bidder with 10,000 campaigns (50 with series of their own)
+// and the same scrape with every campaign in its own series, as before the
+// bound (campaign_series 10000).
+func BenchmarkScrape10kCampaigns(b *testing.B) {
+	for _, keep := range []int{50, 10_000} {
+		b.Run(fmt.Sprintf("series=%d", keep), func(b *testing.B) {
+			ts := newTestServer(b, func(c *Config) { c.Metrics.CampaignSeries = keep })
+			status := make([]budget.CampaignStatus, 10_000)
+			for i := range status {
+				id := fmt.Sprintf("x%05d", i)
+				st := ts.m.campaign(id)
+				st.bid(i)
+				st.nobid(i, reasonPaced)
+				status[i] = budget.CampaignStatus{ID: id, SpentMicros: int64(i * 7 % 1000)}
+			}
+			ts.campaignMoney = func() []budget.CampaignStatus { return status }
+			h := ts.metricsHandler()
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				b.SetBytes(int64(rec.Body.Len()))
+			}
+		})
+	}
+}
