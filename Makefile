@@ -8,6 +8,10 @@ CONFIG ?= configs/bidder.yaml
 BENCHTIME ?= 1s
 FUZZTIME ?= 30s
 STATICCHECK_VERSION ?= v0.8.2
+# Stamped into the binaries (bidder -version, openbidder_build_info).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
 .PHONY: run build test test-race bench bench-e2e fuzz lint check models demo onnxruntime clean
 
@@ -20,7 +24,7 @@ run: build
 
 ## build: every binary under bin/
 build:
-	$(GO) build -o bin/ ./bidder/cmd/... ./simulator/cmd/... ./campaigns/cmd/... ./features/cmd/...
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./bidder/cmd/... ./simulator/cmd/... ./campaigns/cmd/... ./features/cmd/...
 
 ## onnxruntime: install libonnxruntime 1.24.3 (checksum verified) under lib/onnxruntime
 onnxruntime: $(ORT_LIB)
@@ -48,7 +52,7 @@ IDLE ?= 30s
 SETTLE ?= 60s
 E2E_FLAGS ?=
 bench-e2e: onnxruntime
-	$(GO) build -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e
 	./bin/e2e -command "make bench-e2e" -duration $(DURATION) -warmup $(WARMUP) -idle $(IDLE) -settle $(SETTLE) $(E2E_FLAGS)
 
 ## fuzz: each fuzz target for FUZZTIME

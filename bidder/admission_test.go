@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"bytes"
 	"math"
 	"strings"
 	"testing"
@@ -152,10 +151,9 @@ func TestShedOverload(t *testing.T) {
 	if r := ts.do("GET", "/notice/bill?t=AAAA&p=1", nil); r.StatusCode() != 403 {
 		t.Fatalf("a notice was shed: %d", r.StatusCode())
 	}
-	var buf bytes.Buffer
-	ts.m.writePrometheus(&buf, ts.serverGauges())
-	for _, want := range []string{`bidder_nobids_total{reason="overload"} 1`, "bidder_admission_limit 1", "bidder_admission_inflight 1", "bidder_shed_duration_seconds_count 1"} {
-		if !strings.Contains(buf.String(), want+"\n") {
+	page := metricsPage(t, ts.Server)
+	for _, want := range []string{`openbidder_nobids_total{reason="overload"} 1`, "openbidder_admission_limit 1", "openbidder_admission_inflight 1", "openbidder_shed_duration_seconds_count 1"} {
+		if !strings.Contains(page, want+"\n") {
 			t.Errorf("metrics lack %q", want)
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -95,7 +94,8 @@ func (a *App) start(ctx context.Context) error {
 	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
 	s.ready, s.degraded = budgetHealth(a.budget)
 	s.adminToken = sec.adminToken
-	s.extra = a.gauges
+	s.campaignMoney = a.budget.Status
+	s.reg.MustRegister(appCollector{a})
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if cfg.Model.Shadow != "" {
 		sh, err := loadShadow(cfg.Model)
@@ -358,43 +358,6 @@ func (a *App) writeBudget(w http.ResponseWriter) {
 		Instance  string                  `json:"instance"`
 		Campaigns []budget.CampaignStatus `json:"campaigns"`
 	}{a.cfg.InstanceID, a.budget.Status()})
-}
-
-// gauges adds the model's and the budget's figures to /metrics.
-func (a *App) gauges() []gauge {
-	cs := a.chain.Stats()
-	return a.Server.mon.gauges([]gauge{
-		{name: "bidder_model_info", help: "The scorer chain in use (primary>fallback) and the ONNX execution provider.", typ: "gauge",
-			value: func(w io.Writer, n string) {
-				fmt.Fprintf(w, "%s{chain=%q,provider=%q} 1\n", n, labelValue(a.chain.Name()), a.onnxProvider())
-			}},
-		{name: "bidder_model_scored_total", help: "Score calls answered, by scorer.", typ: "counter",
-			value: func(w io.Writer, n string) {
-				fmt.Fprintf(w, "%s{scorer=\"primary\"} %d\n%s{scorer=\"fallback\"} %d\n", n, cs.Primary, n, cs.Fallback)
-			}},
-		{name: "bidder_model_fallbacks_total", help: "Falls from the ONNX batcher to GBDT or to no-bid, by reason.", typ: "counter",
-			value: func(w io.Writer, n string) {
-				fmt.Fprintf(w, "%s{reason=\"slack\"} %d\n%s{reason=\"deadline\"} %d\n%s{reason=\"queue_full\"} %d\n%s{reason=\"unavailable\"} %d\n%s{reason=\"error\"} %d\n%s{reason=\"no_score\"} %d\n",
-					n, cs.FallSlack, n, cs.FallDeadline, n, cs.FallQueueFull, n, cs.FallUnavailable, n, cs.FallError, n, cs.NoScore)
-			}},
-		{name: "bidder_model_reloads_total", help: "Model loads, by model slot and outcome (ok or refused).", typ: "counter",
-			value: func(w io.Writer, n string) {
-				for _, h := range []struct {
-					slot string
-					h    *ctr.Holder
-				}{{"onnx", a.onnx}, {"gbdt", a.gbdt}} {
-					if h.h == nil {
-						continue
-					}
-					st := h.h.Stats()
-					fmt.Fprintf(w, "%s{slot=%q,model=%q,outcome=\"ok\"} %d\n%s{slot=%q,model=%q,outcome=\"refused\"} %d\n",
-						n, h.slot, labelValue(st.Model), st.Reloads, n, h.slot, labelValue(st.Model), st.Refused)
-				}
-			}},
-		{name: "bidder_events_dropped_total", help: "Notice events dropped because the event writer fell behind.", typ: "counter",
-			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, a.events.dropped.Load()) }},
-		{value: func(w io.Writer, _ string) { a.budget.WritePrometheus(w) }}, // budget_* metrics
-	})
 }
 
 // Shutdown is the graceful stop (SIGTERM): readiness turns 503 at once,

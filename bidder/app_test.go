@@ -205,10 +205,10 @@ func TestEndToEnd(t *testing.T) {
 	}
 	// Metrics are served and name the model in use.
 	code, metrics := get(t, "http://"+app.AdminAddr()+"/metrics")
-	if code != 200 || !bytes.Contains(metrics, []byte(`bidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("bidder_model_info{chain=")) ||
-		!bytes.Contains(metrics, []byte(`bidder_campaign_impressions_total{campaign="acme-banner"} 1`)) ||
-		!bytes.Contains(metrics, []byte(`bidder_campaign_clicks_total{campaign="acme-banner"} 1`)) ||
-		!regexp.MustCompile(`bidder_campaign_predicted_clicks_total\{campaign="acme-banner"\} 0\.0[0-9]+`).Match(metrics) {
+	if code != 200 || !bytes.Contains(metrics, []byte(`openbidder_bids_total 1`)) || !bytes.Contains(metrics, []byte("openbidder_model_info{chain=")) ||
+		!bytes.Contains(metrics, []byte(`openbidder_campaign_impressions_total{campaign="acme-banner"} 1`)) ||
+		!bytes.Contains(metrics, []byte(`openbidder_campaign_clicks_total{campaign="acme-banner"} 1`)) ||
+		!regexp.MustCompile(`openbidder_campaign_predicted_clicks_total\{campaign="acme-banner"\} 0\.0[0-9]+`).Match(metrics) {
 		t.Fatalf("metrics %d:\n%s", code, metrics)
 	}
 }
@@ -299,13 +299,13 @@ func TestHotReloadModel(t *testing.T) {
 	good, _ := os.ReadFile(filepath.Join(dir, "gbdt.txt"))
 	// Broken: the checksum no longer matches; refused, the old model serves.
 	os.WriteFile(filepath.Join(dir, "gbdt.txt"), append([]byte("garbage\n"), good...), 0o644)
-	waitFor(t, 10*time.Second, func() bool { return metric(`slot="gbdt",model="[^"]+",outcome="refused"} 1`) })
+	waitFor(t, 10*time.Second, func() bool { return metric(`{model="[^"]+",outcome="refused",slot="gbdt"} 1`) })
 	if code, _, why := post(t, url, body); code != 200 {
 		t.Fatalf("after a refused model: %d %s", code, why)
 	}
 	// Restored: loaded again.
 	os.WriteFile(filepath.Join(dir, "gbdt.txt"), good, 0o644)
-	waitFor(t, 10*time.Second, func() bool { return metric(`slot="gbdt",model="[^"]+",outcome="ok"} 2`) })
+	waitFor(t, 10*time.Second, func() bool { return metric(`{model="[^"]+",outcome="ok",slot="gbdt"} 2`) })
 	if code, _, why := post(t, url, body); code != 200 {
 		t.Fatalf("after the reload: %d %s", code, why)
 	}

@@ -287,7 +287,7 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	// Inside the lease: still ready, the degraded gauge says why.
-	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "bidder_degraded") == 1 })
+	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "openbidder_degraded") == 1 })
 	if c, why := get(t, base+"/readyz"); c != 200 {
 		t.Fatalf("readyz during a blip inside a valid lease: %d %s", c, why)
 	}
@@ -316,7 +316,7 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	}
 	ns = startNATS()
 	waitFor(t, 20*time.Second, func() bool { c, _ := get(t, base+"/readyz"); return c == 200 })
-	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "bidder_degraded") == 0 })
+	waitFor(t, 10*time.Second, func() bool { return metricValue(t, app, "openbidder_degraded") == 0 })
 	waitFor(t, 20*time.Second, func() bool { c, _ := bidAndLose(); return c == 200 })
 }
 

@@ -54,6 +54,16 @@ type Config struct {
 	Budget    BudgetConfig              `yaml:"budget"`
 	Privacy   PrivacyConfig             `yaml:"privacy"`
 	Lifecycle LifecycleConfig           `yaml:"lifecycle"`
+	Metrics   MetricsConfig             `yaml:"metrics"`
+}
+
+// MetricsConfig shapes /metrics (docs/metrics.md).
+type MetricsConfig struct {
+	// CampaignSeries is how many campaigns get per-campaign series of their
+	// own: those with the most spend, ties by id; the rest are summed under
+	// campaign="other" (default 50; negative: none, every campaign in
+	// "other").
+	CampaignSeries int `yaml:"campaign_series"`
 }
 
 // LifecycleConfig orders a graceful stop (SIGTERM): readiness turns 503,
@@ -378,6 +388,9 @@ func (c *Config) Defaults() {
 	defDur(&c.Budget.StartTimeout, time.Minute)
 	if c.Notices.KeyFile == "" {
 		c.Notices.KeyFile = filepath.Join(filepath.Dir(c.Budget.StoreDir), "notice.key")
+	}
+	if c.Metrics.CampaignSeries == 0 {
+		c.Metrics.CampaignSeries = 50
 	}
 	defDur(&c.Lifecycle.DrainDelay, 5*time.Second)
 	defDur(&c.Lifecycle.ShutdownTimeout, 30*time.Second)

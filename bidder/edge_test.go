@@ -44,7 +44,7 @@ func TestBodyTooLargeGoClient(t *testing.T) {
 		}
 	}
 	if n := ts.m.tooLarge.load(); n != 30 {
-		t.Fatalf("bidder_too_large_total %d, want 30", n)
+		t.Fatalf("openbidder_too_large_requests_total %d, want 30", n)
 	}
 }
 

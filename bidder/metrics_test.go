@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -127,9 +126,8 @@ func TestCampaignStatsSurviveReload(t *testing.T) {
 	if fresh.bids() != 0 || fresh == after.stats[c.Index] {
 		t.Fatalf("new campaign: %d bids, shares a record: %v", fresh.bids(), fresh == after.stats[c.Index])
 	}
-	var buf bytes.Buffer
-	ts.m.writePrometheus(&buf, nil)
-	if line := fmt.Sprintf("bidder_campaign_bids_total{campaign=%q} 1\n", won); !strings.Contains(buf.String(), line) {
-		t.Fatalf("/metrics lacks %q:\n%s", line, buf.String())
+	page := metricsPage(t, ts.Server)
+	if line := fmt.Sprintf("openbidder_campaign_bids_total{campaign=%q} 1\n", won); !strings.Contains(page, line) {
+		t.Fatalf("/metrics lacks %q:\n%s", line, page)
 	}
 }

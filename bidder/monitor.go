@@ -1,12 +1,13 @@
 package bidder
 
 import (
-	"fmt"
-	"io"
 	"log/slog"
 	"math"
+	"strconv"
 	"sync/atomic"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/openbidder/openbidder/ctr"
 )
@@ -23,6 +24,15 @@ func sampled(arrival time.Time) bool {
 
 // pctrBounds are the predicted-CTR histogram's upper bounds.
 var pctrBounds = [...]float32{0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1}
+
+// pctrLE are the same bounds as /metrics labels them (0.02, not the
+// float32's 0.019999999552965164).
+var pctrLE = func() (le [len(pctrBounds)]float64) {
+	for i, b := range pctrBounds {
+		le[i], _ = strconv.ParseFloat(strconv.FormatFloat(float64(b), 'g', -1, 32), 64)
+	}
+	return le
+}()
 
 // monitor watches the model's predictions off the bid path: their
 // distribution, feature drift against training, and an optional shadow model.
@@ -72,31 +82,44 @@ func (mo *monitor) setDrift(m *ctr.Manifest, width int, log *slog.Logger) {
 	mo.drift.Store(d)
 }
 
-func (mo *monitor) gauges(g []gauge) []gauge {
-	g = append(g, gauge{name: "bidder_predicted_ctr", help: "Predicted CTR of scored candidates.", typ: "histogram",
-		value: func(w io.Writer, n string) {
-			var cum uint64
-			for i, b := range pctrBounds {
-				cum += mo.pctr[i].load()
-				fmt.Fprintf(w, "%s_bucket{le=\"%g\"} %d\n", n, b, cum)
-			}
-			cum += mo.pctr[len(pctrBounds)].load()
-			fmt.Fprintf(w, "%s_bucket{le=\"+Inf\"} %d\n%s_sum %g\n%s_count %d\n", n, cum, n, float64(mo.pSumE6.load())/1e6, n, cum)
-		}})
+var (
+	dPCTR      = serverDescs.add("predicted_ctr", "Predicted CTR of scored candidates.")
+	dPSI       = serverDescs.add("feature_psi", "Population stability index of served features against training, per slot (sampled requests).", "slot", "group")
+	dDriftRows = serverDescs.add("feature_drift_rows_total", "Rows counted for feature drift.")
+	dShRows    = serverDescs.add("shadow_rows_total", "Sampled rows scored by the shadow model.", "shadow")
+	dShDropped = serverDescs.add("shadow_dropped_total", "Samples dropped because the shadow model fell behind.", "shadow")
+	dShErrors  = serverDescs.add("shadow_errors_total", "Shadow scoring errors.", "shadow")
+	dShAbsDiff = serverDescs.add("shadow_abs_diff_total", "Sum of |shadow - served| predicted CTR over shadow rows.", "shadow")
+	dShServed  = serverDescs.add("shadow_served_pctr_total", "Sum of served predicted CTR over shadow rows.", "shadow")
+	dShPredSum = serverDescs.add("shadow_pctr_total", "Sum of shadow predicted CTR over shadow rows.", "shadow")
+)
+
+// collect sends the prediction histogram, and drift and shadow figures
+// when they are measured.
+func (mo *monitor) collect(ch chan<- prometheus.Metric) {
+	b := make(map[float64]uint64, len(pctrBounds))
+	var cum uint64
+	for i, ub := range pctrLE {
+		cum += mo.pctr[i].load()
+		b[ub] = cum
+	}
+	cum += mo.pctr[len(pctrBounds)].load()
+	ch <- prometheus.MustNewConstHistogram(dPCTR, cum, float64(mo.pSumE6.load())/1e6, b)
 	if d := mo.drift.Load(); d != nil {
-		g = append(g, gauge{name: "bidder_feature_psi", help: "Population stability index of served features against training, per slot (sampled requests).", typ: "gauge",
-			value: func(w io.Writer, n string) {
-				for _, p := range d.PSI() {
-					fmt.Fprintf(w, "%s{slot=%q,group=%q} %.6f\n", n, labelValue(p.Name), labelValue(p.Group), p.PSI)
-				}
-			}},
-			gauge{name: "bidder_feature_drift_rows", help: "Rows counted for feature drift.", typ: "counter",
-				value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, d.Rows()) }})
+		seen := map[string]bool{}
+		for _, p := range d.PSI() {
+			name := p.Name
+			if name == "" || seen[name] { // unnamed or repeated: the slot's index keeps series apart
+				name = strconv.Itoa(p.Slot)
+			}
+			seen[name] = true
+			gaugeMetric(ch, dPSI, p.PSI, label(name), label(p.Group))
+		}
+		counterMetric(ch, dDriftRows, float64(d.Rows()))
 	}
 	if sh := mo.shadow.Load(); sh != nil {
-		g = sh.gauges(g)
+		sh.collect(ch)
 	}
-	return g
 }
 
 // shadow scores sampled rows with a second model off the bid path and
@@ -176,18 +199,12 @@ func (sh *shadow) run(done <-chan struct{}) {
 	}
 }
 
-func (sh *shadow) gauges(g []gauge) []gauge {
-	c := func(name, help string, v func() float64) gauge {
-		return gauge{name: name, help: help, typ: "counter", value: func(w io.Writer, n string) {
-			fmt.Fprintf(w, "%s{shadow=%q} %g\n", n, labelValue(sh.name), v())
-		}}
-	}
-	return append(g,
-		c("bidder_shadow_rows_total", "Sampled rows scored by the shadow model.", func() float64 { return float64(sh.scored.Load()) }),
-		c("bidder_shadow_dropped_total", "Samples dropped because the shadow model fell behind.", func() float64 { return float64(sh.dropped.Load()) }),
-		c("bidder_shadow_errors_total", "Shadow scoring errors.", func() float64 { return float64(sh.errs.Load()) }),
-		c("bidder_shadow_abs_diff_sum", "Sum of |shadow - served| predicted CTR over shadow rows.", func() float64 { return float64(sh.absDiff.Load()) / 1e6 }),
-		c("bidder_shadow_served_pctr_sum", "Sum of served predicted CTR over shadow rows.", func() float64 { return float64(sh.sumSrv.Load()) / 1e6 }),
-		c("bidder_shadow_pctr_sum", "Sum of shadow predicted CTR over shadow rows.", func() float64 { return float64(sh.sumSh.Load()) / 1e6 }),
-	)
+func (sh *shadow) collect(ch chan<- prometheus.Metric) {
+	n := label(sh.name)
+	counterMetric(ch, dShRows, float64(sh.scored.Load()), n)
+	counterMetric(ch, dShDropped, float64(sh.dropped.Load()), n)
+	counterMetric(ch, dShErrors, float64(sh.errs.Load()), n)
+	counterMetric(ch, dShAbsDiff, float64(sh.absDiff.Load())/1e6, n)
+	counterMetric(ch, dShServed, float64(sh.sumSrv.Load())/1e6, n)
+	counterMetric(ch, dShPredSum, float64(sh.sumSh.Load())/1e6, n)
 }

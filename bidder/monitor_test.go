@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"regexp"
@@ -49,15 +48,12 @@ func TestMonitorHistogramDriftAndShadow(t *testing.T) {
 	if got := float64(sh.absDiff.Load()) / 1e6; got < 0.559 || got > 0.561 {
 		t.Fatalf("shadow abs diff %v, want 0.56", got)
 	}
-	var buf bytes.Buffer
-	m := newMetrics()
-	m.writePrometheus(&buf, mo.gauges(nil))
-	out := buf.String()
+	out := pageOf(t, collectFunc(mo.collect))
 	for _, want := range []string{
-		fmt.Sprintf(`bidder_predicted_ctr_bucket{le="0.02"} %d`, calls), // every 0.02 prediction
-		fmt.Sprintf(`bidder_predicted_ctr_count %d`, 2*calls),
-		`bidder_feature_psi{slot="",group=""}`,
-		`bidder_shadow_rows_total{shadow="shadow-test"} 4`,
+		fmt.Sprintf(`openbidder_predicted_ctr_bucket{le="0.02"} %d`, calls), // every 0.02 prediction
+		fmt.Sprintf(`openbidder_predicted_ctr_count %d`, 2*calls),
+		`openbidder_feature_psi{group="",slot="0"}`,
+		`openbidder_shadow_rows_total{shadow="shadow-test"} 4`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, out)
@@ -71,7 +67,7 @@ func TestShadowModelEndToEnd(t *testing.T) {
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	shadowed := func() bool {
 		_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
-		return regexp.MustCompile(`bidder_shadow_rows_total\{shadow="[^"]+"\} [1-9]`).Match(m)
+		return regexp.MustCompile(`openbidder_shadow_rows_total\{shadow="[^"]+"\} [1-9]`).Match(m)
 	}
 	// About one request in 64 is sampled: send until one was, within bounds.
 	for i := 0; i < 4000 && !shadowed(); i++ {

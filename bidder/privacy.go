@@ -1,9 +1,6 @@
 package bidder
 
 import (
-	"fmt"
-	"io"
-
 	"github.com/openbidder/openbidder/privacy"
 )
 
@@ -38,18 +35,4 @@ func (s *Server) decidePrivacy(bc *bidCtx) uint64 {
 		return 0
 	}
 	return bc.req.UserKey()
-}
-
-// privacyGauge writes the decision counters and the decoder's counters.
-func (s *Server) privacyGauge() gauge {
-	return gauge{value: func(w io.Writer, _ string) {
-		fmt.Fprintf(w, "# HELP bidder_privacy_decisions_total Bid requests that reached targeting, by privacy decision: allowed, or the first regime that took a user-level use away.\n# TYPE bidder_privacy_decisions_total counter\n")
-		for r := range privacy.NumReasons {
-			fmt.Fprintf(w, "bidder_privacy_decisions_total{reason=%q} %d\n", privacy.Reason(r).String(), s.privStat.decisions[r].load())
-		}
-		st := s.privacy.Stats()
-		fmt.Fprintf(w, "# HELP bidder_privacy_decodes_total Consent strings decoded (not found in the cache).\n# TYPE bidder_privacy_decodes_total counter\nbidder_privacy_decodes_total %d\n", st.Decodes)
-		fmt.Fprintf(w, "# HELP bidder_privacy_malformed_total Decoded consent strings that were malformed (no consent).\n# TYPE bidder_privacy_malformed_total counter\nbidder_privacy_malformed_total %d\n", st.Malformed)
-		fmt.Fprintf(w, "# HELP bidder_privacy_decoder_panics_total Consent decoder panics recovered (each a malformed string; report upstream).\n# TYPE bidder_privacy_decoder_panics_total counter\nbidder_privacy_decoder_panics_total %d\n", st.Recovered)
-	}}
 }

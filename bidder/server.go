@@ -9,7 +9,6 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,8 +17,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/ortb"
@@ -66,12 +67,15 @@ type Server struct {
 	publicURL   []byte
 	signer      tokenSigner
 
-	winCharge map[string]bool // exchange name -> charges on the win notice
-	extra     func() []gauge  // more metrics (model, budget)
-	ready     func() (bool, string)
-	degraded  func() bool // the budget store is cut off but bids go on inside held leases
-	draining  atomic.Bool
-	adm       *admission
+	winCharge map[string]bool      // exchange name -> charges on the win notice
+	reg       *prometheus.Registry // /metrics (exposition.go)
+	// campaignMoney is the budget's per-campaign status, for the
+	// per-campaign series and their top-N choice; nil without a budget.
+	campaignMoney func() []budget.CampaignStatus
+	ready         func() (bool, string)
+	degraded      func() bool // the budget store is cut off but bids go on inside held leases
+	draining      atomic.Bool
+	adm           *admission
 
 	adminToken string // bearer token of the admin listener; "" none
 
@@ -109,6 +113,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 	for r := range s.reasonBytes {
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
+	s.reg = newRegistry(s)
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		Name:               "openbidder",
@@ -280,37 +285,11 @@ func (s *Server) CloseAdmin(ctx context.Context) error {
 	return s.admin.Shutdown(ctx)
 }
 
-// serverGauges are the admission and readiness figures.
-func (s *Server) serverGauges() []gauge {
-	return []gauge{
-		{name: "bidder_admission_limit", help: "Adaptive limit on bid requests in the system (admission.go).", typ: "gauge",
-			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %g\n", n, s.adm.load()) }},
-		{name: "bidder_admission_inflight", help: "Bid requests inside the handler.", typ: "gauge",
-			value: func(w io.Writer, n string) { fmt.Fprintf(w, "%s %d\n", n, s.adm.inflight.Load()) }},
-		{name: "bidder_degraded", help: "1 while the budget store is unreachable and bids go on inside held leases.", typ: "gauge",
-			value: func(w io.Writer, n string) {
-				v := 0
-				if s.degraded != nil && s.degraded() {
-					v = 1
-				}
-				fmt.Fprintf(w, "%s %d\n", n, v)
-			}},
-	}
-}
-
 // adminHandler serves /metrics, /admin/* and /debug/pprof, behind the
 // bearer token when one is set.
 func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		extra := s.serverGauges()
-		if s.extra != nil {
-			extra = append(extra, s.extra()...)
-		}
-		extra = append(extra, s.privacyGauge())
-		s.m.writePrometheus(w, extra)
-	})
+	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /admin/budget", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		budgetJSON(w)

@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -10,7 +9,7 @@ import (
 	"time"
 )
 
-func TestStatusJSONAndPrometheus(t *testing.T) {
+func TestStatusJSONAndCounters(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	c := Campaign{ID: `c"1`, Currency: "EUR", DailyMicros: micros(10), TotalMicros: micros(100)}
 	m := newMemManager(t, NewMemStore(), "i1", clk, c)
@@ -36,14 +35,16 @@ func TestStatusJSONAndPrometheus(t *testing.T) {
 	if got[0]["held_micros"].(float64) != 1000 || got[0]["pacing_mode"] != "even" {
 		t.Errorf("status %s", b)
 	}
-	var buf bytes.Buffer
-	if err := m.WritePrometheus(&buf); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{`openbidder_budget_held_micros{campaign="c\"1"} 1000`, "openbidder_budget_late_charges_total 0",
-		"openbidder_budget_nats_connected 1", "openbidder_budget_lease_grants_total 1"} {
-		if !strings.Contains(buf.String(), s) {
-			t.Errorf("metrics lack %q:\n%s", s, buf.String())
+	figs := map[string]float64{}
+	m.Counters().Each(func(name, typ, help string, v float64) {
+		if _, dup := figs[name]; dup || help == "" || (typ == "counter") != strings.HasSuffix(name, "_total") {
+			t.Errorf("figure %q (%s): duplicate, no help, or a counter name without _total", name, typ)
+		}
+		figs[name] = v
+	})
+	for name, want := range map[string]float64{"late_charges_total": 0, "nats_connected": 1, "lease_grants_total": 1} {
+		if got, ok := figs[name]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)
 		}
 	}
 }

@@ -1,11 +1,6 @@
 package budget
 
-import (
-	"bufio"
-	"io"
-	"math"
-	"strconv"
-)
+import "math"
 
 func floatBits(f float64) uint64 { return math.Float64bits(f) }
 
@@ -56,7 +51,7 @@ func throttleProb(th uint64) float64 {
 	return float64(th) / (1 << 64)
 }
 
-// Counters are the manager-wide counters, also written by WritePrometheus.
+// Counters are the manager-wide counters (Each names them for /metrics).
 type Counters struct {
 	LateCharges      uint64
 	LateMicros       uint64
@@ -115,32 +110,12 @@ func (m *Manager) Counters() Counters {
 	return c
 }
 
-// WritePrometheus writes the status figures and counters in the Prometheus
-// text format (metric names prefixed openbidder_budget_).
-func (m *Manager) WritePrometheus(w io.Writer) error {
-	bw := bufio.NewWriter(w)
-	st := m.Status()
-	gauge := func(name, help string, v func(*CampaignStatus) float64) {
-		bw.WriteString("# HELP openbidder_budget_" + name + " " + help + "\n# TYPE openbidder_budget_" + name + " gauge\n")
-		for i := range st {
-			bw.WriteString("openbidder_budget_" + name + `{campaign="` + promEscape(st[i].ID) + `"} `)
-			bw.WriteString(strconv.FormatFloat(v(&st[i]), 'g', -1, 64) + "\n")
-		}
-	}
-	gauge("total_budget_micros", "Total budget.", func(s *CampaignStatus) float64 { return float64(s.TotalBudgetMicros) })
-	gauge("daily_budget_micros", "Daily budget.", func(s *CampaignStatus) float64 { return float64(s.DailyBudgetMicros) })
-	gauge("spent_micros", "Total spend (global as of the newest record seen plus local unreported).", func(s *CampaignStatus) float64 { return float64(s.SpentMicros) })
-	gauge("spent_today_micros", "Spend today in the campaign's time zone.", func(s *CampaignStatus) float64 { return float64(s.SpentTodayMicros) })
-	gauge("held_micros", "Open holds on this instance.", func(s *CampaignStatus) float64 { return float64(s.HeldMicros) })
-	gauge("leased_micros", "Lease held by this instance.", func(s *CampaignStatus) float64 { return float64(s.LeasedMicros) })
-	gauge("pacing_target_micros", "Planned spend by now today.", func(s *CampaignStatus) float64 { return float64(s.PacingTargetMicros) })
-	gauge("pacing_error", "(spent today - target) / daily budget.", func(s *CampaignStatus) float64 { return s.PacingError })
-	gauge("throttle", "Participation probability.", func(s *CampaignStatus) float64 { return s.Throttle })
-	c := m.Counters()
-	one := func(name, typ, help string, v float64) {
-		bw.WriteString("# HELP openbidder_budget_" + name + " " + help + "\n# TYPE openbidder_budget_" + name + " " + typ + "\n")
-		bw.WriteString("openbidder_budget_" + name + " " + strconv.FormatFloat(v, 'g', -1, 64) + "\n")
-	}
+// Each calls one for every manager-wide figure, in exposition order:
+// name (bidder/exposition.go prefixes it with openbidder_budget_; counters
+// end in _total, money in _micros), type ("counter" or "gauge"), help and
+// value. A new counter is a Counters field, its line in Counters() and one
+// line here; the bidder's /metrics picks it up.
+func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("late_charges_total", "counter", "Charges whose hold had expired.", float64(c.LateCharges))
 	one("late_charged_micros_total", "counter", "Micros charged late.", float64(c.LateMicros))
 	one("capped_prices_total", "counter", "Clearing prices above the bid, capped.", float64(c.CappedPrices))
@@ -169,25 +144,12 @@ func (m *Manager) WritePrometheus(w io.Writer) error {
 	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
 	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
 	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
-	conn := 0.0
-	if c.NATSConnected {
-		conn = 1
-	}
-	one("nats_connected", "gauge", "1 when the budget store is reachable.", conn)
-	return bw.Flush()
+	one("nats_connected", "gauge", "1 when the budget store is reachable.", b2f(c.NATSConnected))
 }
 
-func promEscape(s string) string {
-	out := make([]byte, 0, len(s))
-	for i := 0; i < len(s); i++ {
-		switch s[i] {
-		case '\\', '"':
-			out = append(out, '\\', s[i])
-		case '\n':
-			out = append(out, '\\', 'n')
-		default:
-			out = append(out, s[i])
-		}
+func b2f(b bool) float64 {
+	if b {
+		return 1
 	}
-	return string(out)
+	return 0
 }

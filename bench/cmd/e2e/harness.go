@@ -32,8 +32,8 @@ type harness struct {
 
 // The series read from the bidder's /metrics (the per-campaign series of a
 // 10,000-campaign bidder are skipped).
-var bidderSeries = []string{"bidder_requests_total", "bidder_bid_responses_total", "bidder_nobids_total",
-	latencyHist, "bidder_scored_rows_total", "bidder_model_", "bidder_candidates_trimmed_total"}
+var bidderSeries = []string{"openbidder_requests_total", "openbidder_bid_responses_total", "openbidder_nobids_total",
+	latencyHist, "openbidder_scored_rows_total", "openbidder_model_", "openbidder_candidates_trimmed_total"}
 
 func (h *harness) logf(format string, args ...any) {
 	fmt.Fprintf(h.out, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
@@ -322,7 +322,7 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	c.Ratio = w.ReqPerSec / h.trivial
 	d := after.sub(before)
 	c.Requests, c.Bids, c.BidShare = bidCounts(d)
-	c.NoBids = d.byLabel("bidder_nobids_total", "reason")
+	c.NoBids = d.byLabel("openbidder_nobids_total", "reason")
 	if hist, err := histogramOf(d, latencyHist); err == nil {
 		s := summarise(hist)
 		c.Server = &s
@@ -339,7 +339,7 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 }
 
 func bidCounts(d series) (req, bids, share float64) {
-	req, bids = d.sum("bidder_requests_total"), d.sum("bidder_bid_responses_total")
+	req, bids = d.sum("openbidder_requests_total"), d.sum("openbidder_bid_responses_total")
 	if req > 0 {
 		share = bids / req
 	}
@@ -347,15 +347,15 @@ func bidCounts(d series) (req, bids, share float64) {
 }
 
 func modelOf(after, d series) *modelUse {
-	m := &modelUse{Rows: d.sum("bidder_scored_rows_total"), Calls: d.byLabel("bidder_model_scored_total", "scorer"),
-		Fallbacks: d.byLabel("bidder_model_fallbacks_total", "reason"), Trimmed: d.sum("bidder_candidates_trimmed_total")}
+	m := &modelUse{Rows: d.sum("openbidder_scored_rows_total"), Calls: d.byLabel("openbidder_model_scored_total", "scorer"),
+		Fallbacks: d.byLabel("openbidder_model_fallbacks_total", "reason"), Trimmed: d.sum("openbidder_candidates_trimmed_total")}
 	for k := range after {
-		if strings.HasPrefix(k, "bidder_model_info{") {
+		if strings.HasPrefix(k, "openbidder_model_info{") {
 			m.Chain, _ = labelOf(k, "chain")
 			m.Provider, _ = labelOf(k, "provider")
 		}
 	}
-	if req := d.sum("bidder_requests_total"); req > 0 {
+	if req := d.sum("openbidder_requests_total"); req > 0 {
 		m.PerRequest = m.Rows / req
 	}
 	return m

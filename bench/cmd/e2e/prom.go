@@ -17,7 +17,7 @@ import (
 // cumulative, so the difference is what happened in between.
 
 // latencyHist is the bidder's request-duration histogram (bidder/metrics.go).
-const latencyHist = "bidder_request_duration_seconds"
+const latencyHist = "openbidder_request_duration_seconds"
 
 // series maps a series ("name" or "name{labels}", as written) to its value.
 type series map[string]float64

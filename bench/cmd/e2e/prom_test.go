@@ -13,9 +13,9 @@ import (
 // (bounds in seconds) holding counts (cumulative, as Prometheus writes them).
 func metricsText(requests, bids float64, bounds []float64, perBucket []float64) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# HELP bidder_requests_total Bid requests received.\n# TYPE bidder_requests_total counter\nbidder_requests_total %g\n", requests)
-	fmt.Fprintf(&b, "bidder_bid_responses_total %g\n", bids)
-	fmt.Fprintf(&b, "bidder_nobids_total{reason=\"deadline\"} %g\nbidder_nobids_total{reason=\"tmax\"} 0\n", requests-bids)
+	fmt.Fprintf(&b, "# HELP openbidder_requests_total Bid requests received.\n# TYPE openbidder_requests_total counter\nopenbidder_requests_total %g\n", requests)
+	fmt.Fprintf(&b, "openbidder_bid_responses_total %g\n", bids)
+	fmt.Fprintf(&b, "openbidder_nobids_total{reason=\"deadline\"} %g\nopenbidder_nobids_total{reason=\"tmax\"} 0\n", requests-bids)
 	cum := 0.0
 	for i, le := range bounds {
 		cum += perBucket[i]
@@ -23,8 +23,8 @@ func metricsText(requests, bids float64, bounds []float64, perBucket []float64) 
 	}
 	cum += perBucket[len(bounds)]
 	fmt.Fprintf(&b, "%s_bucket{le=\"+Inf\"} %g\n%s_sum 1.5\n%s_count %g\n", latencyHist, cum, latencyHist, latencyHist, cum)
-	b.WriteString("bidder_campaign_bids_total{campaign=\"gen-00001\"} 7\n")
-	b.WriteString("bidder_model_info{chain=\"mlp>gbdt-sim-v2\",provider=\"cpu\"} 1\n")
+	b.WriteString("openbidder_campaign_bids_total{campaign=\"gen-00001\"} 7\n")
+	b.WriteString("openbidder_model_info{chain=\"mlp>gbdt-sim-v2\",provider=\"cpu\"} 1\n")
 	return b.String()
 }
 
@@ -52,7 +52,7 @@ func TestHistogramDifference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := a[`bidder_campaign_bids_total{campaign="gen-00001"}`]; ok {
+	if _, ok := a[`openbidder_campaign_bids_total{campaign="gen-00001"}`]; ok {
 		t.Error("per-campaign series kept")
 	}
 	d := a.sub(b)
@@ -60,7 +60,7 @@ func TestHistogramDifference(t *testing.T) {
 	if req != 1000 || bids != 990 || share != 0.99 {
 		t.Errorf("requests %v bids %v share %v", req, bids, share)
 	}
-	if nb := d.byLabel("bidder_nobids_total", "reason"); len(nb) != 1 || nb["deadline"] != 10 {
+	if nb := d.byLabel("openbidder_nobids_total", "reason"); len(nb) != 1 || nb["deadline"] != 10 {
 		t.Errorf("no-bids %v", nb)
 	}
 	h, err := histogramOf(d, latencyHist)
@@ -106,7 +106,7 @@ func TestQuantileEdges(t *testing.T) {
 	if _, _, ok := (histogram{{0, 1, 0}}).Quantile(0.5); ok {
 		t.Error("empty histogram has a quantile")
 	}
-	if _, err := histogramOf(series{"bidder_requests_total": 3}, latencyHist); !errors.Is(err, errNoHistogram) {
+	if _, err := histogramOf(series{"openbidder_requests_total": 3}, latencyHist); !errors.Is(err, errNoHistogram) {
 		t.Errorf("no histogram: %v", err)
 	}
 	// 10 ms straddled by a (5, 20] bucket: maybe, not known.
@@ -136,13 +136,13 @@ func TestBucketAtMost(t *testing.T) {
 }
 
 func TestParseMetricsErrors(t *testing.T) {
-	for _, in := range []string{"bidder_requests_total\n", "bidder_requests_total x\n"} {
+	for _, in := range []string{"openbidder_requests_total\n", "openbidder_requests_total x\n"} {
 		if _, err := parseMetrics(strings.NewReader(in)); err == nil {
 			t.Errorf("%q accepted", in)
 		}
 	}
-	s, err := parseMetrics(strings.NewReader("# HELP x y\nbidder_x{a=\"b c\"} 2\n\n"))
-	if err != nil || s[`bidder_x{a="b c"}`] != 2 {
+	s, err := parseMetrics(strings.NewReader("# HELP x y\nopenbidder_x{a=\"b c\"} 2\n\n"))
+	if err != nil || s[`openbidder_x{a="b c"}`] != 2 {
 		t.Errorf("%v %v", s, err)
 	}
 }

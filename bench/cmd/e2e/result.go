@@ -86,7 +86,7 @@ type closedLoop struct {
 
 // modelUse is what the bidder's scorer chain did over a window.
 type modelUse struct {
-	Chain      string             `json:"chain"`    // bidder_model_info chain label
+	Chain      string             `json:"chain"`    // openbidder_model_info chain label
 	Provider   string             `json:"provider"` // ONNX execution provider
 	Rows       float64            `json:"scored_rows"`
 	PerRequest float64            `json:"scored_rows_per_request"`

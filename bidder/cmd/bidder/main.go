@@ -1,6 +1,7 @@
 // Command bidder is the openbidder OpenRTB bidder.
 //
 //	bidder -config configs/bidder.yaml [-listen ADDR] [-admin-listen ADDR] [-check-config]
+//	bidder -version
 package main
 
 import (
@@ -18,7 +19,13 @@ func main() {
 	adminListen := flag.String("admin-listen", "", "admin address for /metrics, /admin/budget, /debug/pprof (overrides admin_listen)")
 	check := flag.Bool("check-config", false, "validate the config, campaigns and models, print every problem, and exit")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
+	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
 	flag.Parse()
+
+	if *showVersion {
+		fmt.Println("bidder", bidder.Build())
+		return
+	}
 
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -147,7 +148,7 @@ lifecycle: {drain_delay: 1h}
 	os.WriteFile(filepath.Join(camps, "acme.yaml"), bytes.Replace(src, []byte("currency: USD"), []byte("currency: USD\nstatus: paused"), 1), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
 	poll(t, func() bool { c, _ := do("POST", "http://"+listen+"/openrtb2/bid", req); return c == 204 })
-	if c, body := do("GET", "http://"+admin+"/metrics", nil); c != 200 || !strings.Contains(body, "bidder_requests_total") {
+	if c, body := do("GET", "http://"+admin+"/metrics", nil); c != 200 || !strings.Contains(body, "openbidder_requests_total") {
 		t.Fatalf("metrics on -admin-listen: %d", c)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
@@ -185,5 +186,24 @@ func poll(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// -version prints the version and commit the build was stamped with, and
+// the Go version; unstamped, it still answers.
+func TestVersionFlag(t *testing.T) {
+	out, err := exec.Command(buildBidder(t), "-version").CombinedOutput()
+	if err != nil || !strings.HasPrefix(string(out), "bidder ") || !strings.Contains(string(out), runtime.Version()+")") {
+		t.Fatalf("unstamped -version: %v %q", err, out)
+	}
+	bin := filepath.Join(t.TempDir(), "bidder")
+	const pkg = "github.com/openbidder/openbidder/bidder"
+	if b, err := exec.Command("go", "build", "-o", bin, "-ldflags",
+		"-X "+pkg+".version=v1.2.3-test -X "+pkg+".commit=0123abcd", ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, b)
+	}
+	out, err = exec.Command(bin, "-version").CombinedOutput()
+	if want := "bidder v1.2.3-test (commit 0123abcd, " + runtime.Version() + ")\n"; err != nil || string(out) != want {
+		t.Fatalf("-version: %v %q, want %q", err, out, want)
 	}
 }

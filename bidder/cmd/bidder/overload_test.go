@@ -167,7 +167,7 @@ budget: {store_dir: %[2]s/nats}
 	if count["204 overload"] == 0 {
 		t.Fatalf("nothing shed under overload: %v", count)
 	}
-	if got := p.metric(t, `bidder_nobids_total{reason="overload"}`); got != float64(count["204 overload"]) {
+	if got := p.metric(t, `openbidder_nobids_total{reason="overload"}`); got != float64(count["204 overload"]) {
 		t.Fatalf("metrics count %v sheds, clients saw %d", got, count["204 overload"])
 	}
 	released := releaseAll(t, p, answers)
@@ -271,8 +271,8 @@ func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacit
 	r := summarize(answers)
 	t.Logf("  %s, open loop at %.0f req/s on %d connections for %v (load average %s): %s", name, rate, conns, dur, load, r)
 	t.Logf("    server: p99 bucket (le, seconds) of shed duration %g, of queue wait %g; admission limit at the end %v",
-		p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99), p.bucketQuantile(t, "bidder_request_queue_seconds", 0.99),
-		p.metric(t, "bidder_admission_limit"))
+		p.bucketQuantile(t, "openbidder_shed_duration_seconds", 0.99), p.bucketQuantile(t, "openbidder_request_queue_seconds", 0.99),
+		p.metric(t, "openbidder_admission_limit"))
 	if !check {
 		return
 	}
@@ -282,7 +282,7 @@ func overloadRun(t *testing.T, cfg, cpus, name string, check bool, rate, capacit
 	if r.p99 > 10*time.Millisecond || held != 0 || r.errors > 0 {
 		t.Errorf("%s: p99 %v (want <= 10ms), held %d (want 0), %d errors", name, r.p99, held, r.errors)
 	}
-	if q := p.bucketQuantile(t, "bidder_shed_duration_seconds", 0.99); q > 0.001 {
+	if q := p.bucketQuantile(t, "openbidder_shed_duration_seconds", 0.99); q > 0.001 {
 		t.Errorf("shed answers take up to %g s server-side (p99 bucket), want under 1 ms", q)
 	}
 }

@@ -1,0 +1,75 @@
+package bidder
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/ctr"
+)
+
+// The App's series: the scorer chain, model reloads, the event log and the
+// budget manager's counters. Per-campaign budget figures are the
+// campaignCollector's (exposition.go), bounded with the other per-campaign
+// series.
+var (
+	appDescs descSet
+
+	dModelInfo    = appDescs.add("model_info", "The scorer chain in use (primary>fallback) and the ONNX execution provider.", "chain", "provider")
+	dModelScored  = appDescs.add("model_scored_total", "Score calls answered, by scorer.", "scorer")
+	dModelFalls   = appDescs.add("model_fallbacks_total", "Falls from the ONNX batcher to GBDT or to no-bid, by reason.", "reason")
+	dModelReloads = appDescs.add("model_reloads_total", "Model loads, by model slot and outcome (ok or refused).", "slot", "model", "outcome")
+	dEventsDrop   = appDescs.add("events_dropped_total", "Notice events dropped because the event writer fell behind.")
+
+	// budgetDescs maps each budget.Counters figure to its series,
+	// openbidder_budget_<name>; a counter added in budget/status.go shows up
+	// here with no change.
+	budgetDescs = func() map[string]*prometheus.Desc {
+		out := map[string]*prometheus.Desc{}
+		budget.Counters{}.Each(func(name, _, help string, _ float64) {
+			out[name] = appDescs.add("budget_"+name, help)
+		})
+		return out
+	}()
+)
+
+// appCollector reads the App's parts at scrape time.
+type appCollector struct{ a *App }
+
+func (c appCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, appDescs) }
+
+func (c appCollector) Collect(ch chan<- prometheus.Metric) {
+	a := c.a
+	gaugeMetric(ch, dModelInfo, 1, label(a.chain.Name()), a.onnxProvider())
+	cs := a.chain.Stats()
+	counterMetric(ch, dModelScored, float64(cs.Primary), "primary")
+	counterMetric(ch, dModelScored, float64(cs.Fallback), "fallback")
+	for _, f := range []struct {
+		reason string
+		n      uint64
+	}{
+		{"slack", cs.FallSlack}, {"deadline", cs.FallDeadline}, {"queue_full", cs.FallQueueFull},
+		{"unavailable", cs.FallUnavailable}, {"error", cs.FallError}, {"no_score", cs.NoScore},
+	} {
+		counterMetric(ch, dModelFalls, float64(f.n), f.reason)
+	}
+	for _, h := range []struct {
+		slot string
+		h    *ctr.Holder
+	}{{"onnx", a.onnx}, {"gbdt", a.gbdt}} {
+		if h.h == nil {
+			continue
+		}
+		st := h.h.Stats()
+		counterMetric(ch, dModelReloads, float64(st.Reloads), h.slot, label(st.Model), "ok")
+		counterMetric(ch, dModelReloads, float64(st.Refused), h.slot, label(st.Model), "refused")
+	}
+	counterMetric(ch, dEventsDrop, float64(a.events.dropped.Load()))
+	a.budget.Counters().Each(func(name, typ, _ string, v float64) {
+		d := budgetDescs[name]
+		if typ == "counter" {
+			counterMetric(ch, d, v)
+		} else {
+			gaugeMetric(ch, d, v)
+		}
+	})
+}

@@ -1,0 +1,342 @@
+package bidder
+
+import (
+	"log/slog"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/privacy"
+)
+
+// The /metrics exposition: one prometheus/client_golang registry per
+// Server, the one writer of the page. It holds the library's go_* and
+// process_* collectors, openbidder_build_info, and collectors that read the
+// bid path's striped counters (metrics.go) when Prometheus scrapes: the hot
+// path never calls the library. Every name starts with openbidder_,
+// counters end in _total, durations are _seconds, money _micros
+// (docs/metrics.md lists every series and the names they replace).
+
+const metricPrefix = "openbidder_"
+
+// otherCampaign labels the aggregate of the campaigns that get no series
+// of their own (metrics.campaign_series).
+const otherCampaign = "other"
+
+// descSet collects a collector's descriptors for Describe.
+type descSet []*prometheus.Desc
+
+func (ds *descSet) add(name, help string, labels ...string) *prometheus.Desc {
+	d := prometheus.NewDesc(metricPrefix+name, help, labels, nil)
+	*ds = append(*ds, d)
+	return d
+}
+
+// The bid path's series (serverCollector).
+var (
+	serverDescs descSet
+
+	dRequests      = serverDescs.add("requests_total", "Bid requests received.")
+	dBidResponses  = serverDescs.add("bid_responses_total", "Bid requests answered 200 with at least one bid.")
+	dBids          = serverDescs.add("bids_total", "Individual bids placed (one per imp).")
+	dBadRequests   = serverDescs.add("bad_requests_total", "Bid requests answered 400.")
+	dTooLarge      = serverDescs.add("too_large_requests_total", "Bid requests answered 413.")
+	dPanics        = serverDescs.add("panics_total", "Handler panics recovered (always a bug).")
+	dScored        = serverDescs.add("scored_rows_total", "Candidate rows scored by a CTR model.")
+	dTrimmed       = serverDescs.add("candidates_trimmed_total", "Requests whose candidates were cut so the scorer fits the deadline.")
+	dCapped        = serverDescs.add("clearing_capped_total", "Win or billing notices whose clearing price exceeded the bid (charged at the bid).")
+	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
+	dNoticeBad     = serverDescs.add("notices_invalid_total", "Notices refused: forged, expired or malformed.")
+	dNobids        = serverDescs.add("nobids_total", "Bid requests answered 204, by reason.", "reason")
+	dNotices       = serverDescs.add("notices_total", "Notices accepted, by kind.", "kind")
+	dLatency       = serverDescs.add("request_duration_seconds", "Time from a bid request's arrival at this host to its answer.")
+	dQueue         = serverDescs.add("request_queue_seconds", "Time from a bid request's arrival at this host to its handler (queued in socket buffers and the run queue).")
+	dShed          = serverDescs.add("shed_duration_seconds", "Time from handler entry to the answer of bid requests shed by the admission limit.")
+	dAdmLimit      = serverDescs.add("admission_limit", "Adaptive limit on bid requests in the system (admission.go).")
+	dAdmInflight   = serverDescs.add("admission_inflight", "Bid requests inside the handler.")
+	dInternal      = serverDescs.add("internal_budget_seconds", "limits.internal_budget: the time from a bid request's arrival the bidder allows itself (the latency alert's deadline).")
+	dDegraded      = serverDescs.add("degraded", "1 while the budget store is unreachable and bids go on inside held leases.")
+	dPrivDecisions = serverDescs.add("privacy_decisions_total", "Bid requests that reached targeting, by privacy decision: allowed, or the first regime that took a user-level use away.", "reason")
+	dPrivDecodes   = serverDescs.add("privacy_decodes_total", "Consent strings decoded (not found in the cache).")
+	dPrivMalformed = serverDescs.add("privacy_malformed_total", "Decoded consent strings that were malformed (no consent).")
+	dPrivPanics    = serverDescs.add("privacy_decoder_panics_total", "Consent decoder panics recovered (each a malformed string; report upstream).")
+)
+
+// serverCollector reads the Server's own counters at scrape time.
+type serverCollector struct{ s *Server }
+
+func (c serverCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, serverDescs) }
+
+func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
+	s, m := c.s, c.s.m
+	for _, x := range []struct {
+		d *prometheus.Desc
+		v uint64
+	}{
+		{dRequests, m.requests.load()}, {dBidResponses, m.bids.load()}, {dBids, m.bidsPlaced.load()},
+		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dPanics, m.panics.load()},
+		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
+		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
+	} {
+		counterMetric(ch, x.d, float64(x.v))
+	}
+	for r := reason(1); r < numReasons; r++ {
+		counterMetric(ch, dNobids, float64(m.nobids[r].load()), r.String())
+	}
+	for k := noticeKind(0); k < numNoticeKinds; k++ {
+		counterMetric(ch, dNotices, float64(m.notices[k].load()), k.String())
+	}
+	ch <- m.latency.metric(dLatency)
+	ch <- m.queue.metric(dQueue)
+	ch <- m.shedTime.metric(dShed)
+	gaugeMetric(ch, dAdmLimit, s.adm.load())
+	gaugeMetric(ch, dAdmInflight, float64(s.adm.inflight.Load()))
+	gaugeMetric(ch, dInternal, s.cfg.Limits.InternalBudget.Seconds())
+	gaugeMetric(ch, dDegraded, b2f(s.degraded != nil && s.degraded()))
+	for r := range privacy.NumReasons {
+		counterMetric(ch, dPrivDecisions, float64(s.privStat.decisions[r].load()), privacy.Reason(r).String())
+	}
+	st := s.privacy.Stats()
+	counterMetric(ch, dPrivDecodes, float64(st.Decodes))
+	counterMetric(ch, dPrivMalformed, float64(st.Malformed))
+	counterMetric(ch, dPrivPanics, float64(st.Recovered))
+	s.mon.collect(ch)
+}
+
+// metric is the histogram as Prometheus shows it: cumulative buckets in
+// seconds.
+func (h *histogram) metric(d *prometheus.Desc) prometheus.Metric {
+	b := make(map[float64]uint64, len(latencyBounds))
+	var cum uint64
+	for i, ub := range latencyBounds {
+		cum += h.buckets[i].load()
+		b[ub.Seconds()] = cum
+	}
+	cum += h.buckets[len(latencyBounds)].load()
+	return prometheus.MustNewConstHistogram(d, cum, time.Duration(h.sumNS.load()).Seconds(), b)
+}
+
+func counterMetric(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+}
+
+func gaugeMetric(ch chan<- prometheus.Metric, d *prometheus.Desc, v float64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+}
+
+// label makes a configured string (campaign id, model name) a valid label
+// value: the library refuses invalid UTF-8, and escapes the rest itself.
+func label(s string) string { return strings.ToValidUTF8(s, "\uFFFD") }
+
+func describe(ch chan<- *prometheus.Desc, ds descSet) {
+	for _, d := range ds {
+		ch <- d
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// newRegistry is the Server's registry: the runtime's and the process's
+// series, build info, the bid path's and the per-campaign collectors. The
+// App adds its own (models, events, budget) with register.
+func newRegistry(s *Server) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	bi := Build()
+	info := prometheus.NewGauge(prometheus.GaugeOpts{Name: metricPrefix + "build_info",
+		Help:        "Always 1: the running build's version, commit and Go version.",
+		ConstLabels: prometheus.Labels{"version": bi.Version, "commit": bi.Commit, "go": bi.Go}})
+	info.Set(1)
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		info,
+		serverCollector{s},
+		campaignCollector{s},
+	)
+	return reg
+}
+
+// metricsHandler serves the registry's page (text format, gzip when asked).
+func (s *Server) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{
+		ErrorLog:      promLog{s.log},
+		ErrorHandling: promhttp.ContinueOnError, // a broken series never hides the others
+	})
+}
+
+// promLog sends the library's scrape errors to the server's log.
+type promLog struct{ log *slog.Logger }
+
+func (l promLog) Println(v ...any) {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		if e, ok := x.(error); ok {
+			parts[i] = e.Error()
+		} else if s, ok := x.(string); ok {
+			parts[i] = s
+		}
+	}
+	l.log.Error("metrics scrape", "err", strings.Join(parts, " "))
+}
+
+// ---- Per-campaign series, bounded ----
+
+var (
+	campaignDescs descSet
+
+	dCampBids   = campaignDescs.add("campaign_bids_total", "Bids placed per campaign (top metrics.campaign_series campaigns by spend, the rest as campaign=\"other\").", "campaign")
+	dCampNobids = campaignDescs.add("campaign_nobids_total", "Candidates dropped per campaign, by reason: refused at the gate, or priced under the floor or refused a hold after scoring. Only candidates the bidder reached count: it stops gating an imp once nothing left can beat the kept ones.", "campaign", "reason")
+	dCampImps   = campaignDescs.add("campaign_impressions_total", "Impression pixels received per campaign.", "campaign")
+	dCampClicks = campaignDescs.add("campaign_clicks_total", "Clicks received per campaign.", "campaign")
+	dCampPred   = campaignDescs.add("campaign_predicted_clicks_total", "Sum of the predicted CTR over impressions per campaign (calibration: compare with clicks).", "campaign")
+
+	// Budget figures per campaign (budget.CampaignStatus). Money sums into
+	// "other" (micros of each campaign's own currency); the ratios do not.
+	budgetGauges = []struct {
+		d   *prometheus.Desc
+		v   func(*budget.CampaignStatus) float64
+		sum bool // meaningful summed over campaigns
+	}{
+		{campaignDescs.add("budget_total_budget_micros", "Total budget.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.TotalBudgetMicros) }, true},
+		{campaignDescs.add("budget_daily_budget_micros", "Daily budget.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.DailyBudgetMicros) }, true},
+		{campaignDescs.add("budget_spent_micros", "Total spend (global as of the newest record seen plus local unreported).", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.SpentMicros) }, true},
+		{campaignDescs.add("budget_spent_today_micros", "Spend today in the campaign's time zone.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.SpentTodayMicros) }, true},
+		{campaignDescs.add("budget_held_micros", "Open holds on this instance.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.HeldMicros) }, true},
+		{campaignDescs.add("budget_leased_micros", "Lease held by this instance.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.LeasedMicros) }, true},
+		{campaignDescs.add("budget_pacing_target_micros", "Planned spend by now today.", "campaign"), func(c *budget.CampaignStatus) float64 { return float64(c.PacingTargetMicros) }, true},
+		{campaignDescs.add("budget_pacing_error", "(spent today - target) / daily budget.", "campaign"), func(c *budget.CampaignStatus) float64 { return c.PacingError }, false},
+		{campaignDescs.add("budget_throttle", "Participation probability.", "campaign"), func(c *budget.CampaignStatus) float64 { return c.Throttle }, false},
+	}
+)
+
+// campaignCollector writes the per-campaign series: one set for each of
+// the metrics.campaign_series campaigns with the most spend (ties by id),
+// one campaign="other" set summing the rest, so 10,000 campaigns cost a
+// bounded number of series.
+type campaignCollector struct{ s *Server }
+
+func (c campaignCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, campaignDescs) }
+
+func (c campaignCollector) Collect(ch chan<- prometheus.Metric) {
+	var status []budget.CampaignStatus
+	if c.s.campaignMoney != nil {
+		status = c.s.campaignMoney()
+	}
+	stats := c.s.m.snapshotCampaigns()
+	money := make(map[string]*budget.CampaignStatus, len(status))
+	spend := make(map[string]int64, len(status)+len(stats))
+	for i := range status {
+		money[status[i].ID] = &status[i]
+		spend[status[i].ID] = status[i].SpentMicros
+	}
+	for id := range stats {
+		if _, ok := spend[id]; !ok {
+			spend[id] = 0
+		}
+	}
+	top, rest := topCampaigns(spend, c.s.cfg.Metrics.CampaignSeries)
+	for _, id := range top {
+		var one campTotals
+		one.add(stats[id])
+		one.collect(ch, label(id))
+		if st := money[id]; st != nil {
+			for _, g := range budgetGauges {
+				gaugeMetric(ch, g.d, g.v(st), label(id))
+			}
+		}
+	}
+	if len(rest) == 0 {
+		return
+	}
+	var other campTotals
+	otherMoney := make([]float64, len(budgetGauges))
+	for _, id := range rest {
+		other.add(stats[id])
+		if st := money[id]; st != nil {
+			for i, g := range budgetGauges {
+				otherMoney[i] += g.v(st)
+			}
+		}
+	}
+	other.collect(ch, otherCampaign)
+	for i, g := range budgetGauges {
+		if g.sum && len(money) > 0 {
+			gaugeMetric(ch, g.d, otherMoney[i], otherCampaign)
+		}
+	}
+}
+
+// topCampaigns splits the ids of spend into the n with the most spend
+// (ties by id: the same set at every scrape for the same figures) and the
+// rest. n < 0 puts every campaign in the rest.
+func topCampaigns(spend map[string]int64, n int) (top, rest []string) {
+	ids := make([]string, 0, len(spend))
+	for id := range spend {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool {
+		a, b := spend[ids[i]], spend[ids[j]]
+		if a != b {
+			return a > b
+		}
+		return ids[i] < ids[j]
+	})
+	n = max(0, min(n, len(ids)))
+	top, rest = ids[:n], ids[n:]
+	sort.Strings(top) // stable page order
+	return top, rest
+}
+
+// campTotals sums campaigns' hot counters.
+type campTotals struct {
+	bids, imps, clicks, predE6 uint64
+	nobids                     [numReasons]uint64
+}
+
+func (t *campTotals) add(s *campaignStats) {
+	if s == nil { // money but no bid-path record yet
+		return
+	}
+	t.bids += s.bids()
+	for r := reason(1); r < numReasons; r++ {
+		t.nobids[r] += s.nobids(r)
+	}
+	t.imps += s.imps.load()
+	t.clicks += s.clicks.load()
+	t.predE6 += s.predE6.load()
+}
+
+func (t *campTotals) collect(ch chan<- prometheus.Metric, id string) {
+	counterMetric(ch, dCampBids, float64(t.bids), id)
+	for r := reason(1); r < numReasons; r++ {
+		if v := t.nobids[r]; v > 0 {
+			counterMetric(ch, dCampNobids, float64(v), id, r.String())
+		}
+	}
+	counterMetric(ch, dCampImps, float64(t.imps), id)
+	counterMetric(ch, dCampClicks, float64(t.clicks), id)
+	counterMetric(ch, dCampPred, float64(t.predE6)/1e6, id)
+}
+
+// snapshotCampaigns copies the id -> stats map (the records themselves are
+// shared; their counters are read atomically).
+func (m *metrics) snapshotCampaigns() map[string]*campaignStats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*campaignStats, len(m.campaigns))
+	for id, s := range m.campaigns {
+		out[id] = s
+	}
+	return out
+}
