@@ -32,7 +32,9 @@
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
 // holdShard.mu, dedupShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the
-// record cache). A Store calls watch callbacks with no lock of its own held.
+// record cache), control.mu (the kill-switch state) and memControl.mu (a
+// MemStore's kill-switch keys). A Store calls watch callbacks with no lock of
+// its own held.
 //
 // ledger.flushMu (one flusher at a time) is the only lock held across NATS
 // I/O: the ledger publish. Nothing on the bid path or in the sync round takes

@@ -38,7 +38,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	for inst, l := range rec.Leases {
 		leased += l.Amount
 		if inst != m.cfg.InstanceID && !l.Reclaimed {
-			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires})
+			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires, amount: l.Amount})
 		}
 	}
 	recDay := rec.Day

@@ -64,6 +64,7 @@ type Manager struct {
 	steps     atomic.Uint64 // lease steps written (compare-and-set on a record)
 
 	live liveness // heartbeat, epochs, other instances' liveness
+	ctl  control  // the kill switch (control.go)
 
 	token       string // this process on freqSubject
 	freqQ       chan freqMsg
