@@ -179,6 +179,7 @@ func chargeKind(win bool) budget.NoticeKind {
 type budgetSink struct {
 	m      *budget.Manager
 	events *eventLog
+	won    *winCounts // first-time win notices per campaign (status.go); nil: not counted
 }
 
 var _ noticeSink = (*budgetSink)(nil)
@@ -206,6 +207,9 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	res, err := b.m.Settle(b.notice(t, k, charge, now))
 	if err != nil {
 		return err
+	}
+	if kind == noticeWin && !res.Duplicate && b.won != nil {
+		b.won.add(t.Campaign)
 	}
 	if res.ChargedMicros > 0 || res.Won {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})

@@ -16,7 +16,7 @@ import (
 type Peer struct {
 	Instance string    `json:"instance"`
 	Self     bool      `json:"self"`
-	Boot     string    `json:"boot,omitempty"`    // its process (a restart changes it)
+	Boot     string    `json:"boot,omitempty"`   // its process (a restart changes it)
 	Expires  time.Time `json:"expires,omitzero"` // its last heartbeat keeps its leases valid until then
 	Alive    bool      `json:"alive"`            // heartbeat not expired (plus ReclaimWait for others)
 	Left     bool      `json:"left,omitempty"`   // deleted its liveness record: a graceful stop
