@@ -73,9 +73,9 @@ type controlEntry struct {
 type controlStore interface {
 	put(ctx context.Context, key string, val []byte) (rev uint64, err error)
 	// watch calls fn with every key's newest value, then with each change,
-	// until ctx ends; it returns once the initial values were delivered.
-	// fn is called with no store lock held and must not block.
-	watch(ctx context.Context, fn func(controlEntry)) error
+	// until ctx ends; with wait it returns once the initial values were
+	// delivered. fn is called with no store lock held and must not block.
+	watch(ctx context.Context, fn func(controlEntry), wait bool) error
 }
 
 type lkControl struct{}
@@ -152,14 +152,15 @@ func clip(s string) string {
 }
 
 // watchControl starts (or restarts) the watch on the control store, making
-// the store first; it returns once the stored state is applied. Called by
-// watch, so it follows the budget watch through outages.
+// the store first. Called by watch, so it follows the budget watch through
+// outages. At Start it returns once the stored state is applied; a restart
+// (the sync loop, after an outage) does not wait for it.
 func (m *Manager) watchControl(ctx context.Context) error {
 	st, err := m.controlStore(ctx)
 	if err != nil {
 		return err
 	}
-	return st.watch(ctx, m.applyControl)
+	return st.watch(ctx, m.applyControl, !m.started.Load())
 }
 
 // controlStore returns the control store, creating the bucket at first use.
@@ -260,7 +261,7 @@ func (s *kvControl) put(ctx context.Context, key string, val []byte) (uint64, er
 	return rev, nil
 }
 
-func (s *kvControl) watch(ctx context.Context, fn func(controlEntry)) error {
+func (s *kvControl) watch(ctx context.Context, fn func(controlEntry), wait bool) error {
 	w, err := s.kv.WatchAll(ctx)
 	if err != nil {
 		return fmt.Errorf("%w: watch %s: %v", ErrStoreDown, ControlBucket, err)
@@ -283,6 +284,9 @@ func (s *kvControl) watch(ctx context.Context, fn func(controlEntry)) error {
 			fn(controlEntry{key: e.Key(), val: e.Value(), rev: e.Revision(), deleted: e.Operation() != jetstream.KeyValuePut})
 		}
 	}()
+	if !wait {
+		return nil
+	}
 	t := time.NewTimer(controlInitTimeout)
 	defer t.Stop()
 	select {
@@ -334,7 +338,7 @@ func (m memControlStore) put(_ context.Context, key string, val []byte) (uint64,
 	return e.rev, nil
 }
 
-func (m memControlStore) watch(ctx context.Context, fn func(controlEntry)) error {
+func (m memControlStore) watch(ctx context.Context, fn func(controlEntry), _ bool) error {
 	if m.s.isDown() {
 		return ErrStoreDown
 	}

@@ -132,7 +132,8 @@ func TestControlOlderValueIgnored(t *testing.T) {
 }
 
 // Over NATS: a pause written through one manager reaches another through
-// the watch, and a manager started later (and a restarted server) reads it.
+// the watch, also after the server restarted under both, and a manager
+// started later on the restarted server reads the state.
 func TestControlNATS(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, -1)
@@ -150,29 +151,42 @@ func TestControlNATS(t *testing.T) {
 		t.Fatal("the writer does not obey its own pause")
 	}
 	start := time.Now()
-	checkFor(t, 10*time.Second, time.Millisecond, func() error {
-		if got := b.Control(); got.Rev < p.Rev || !got.CampaignPaused("c") {
-			return fmt.Errorf("b at rev %d", got.Rev)
+	seen := func(m *Manager, rev uint64) func() error {
+		return func() error {
+			if got := m.Control(); got.Rev < rev {
+				return fmt.Errorf("%s at rev %d, want %d", m.cfg.InstanceID, got.Rev, rev)
+			}
+			return nil
 		}
-		return nil
-	})
+	}
+	checkFor(t, 10*time.Second, time.Millisecond, seen(b, p.Rev))
 	t.Logf("pause seen by the other manager %v after the write returned", time.Since(start))
 	if got := b.Control().Campaigns["c"]; got != p {
 		t.Fatalf("b sees %+v, want %+v", got, p)
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = startServer(t, dir, port)
+	defer srv.Shutdown()
+	var all Pause
+	checkFor(t, 20*time.Second, 50*time.Millisecond, func() error {
+		all, err = a.SetControl(ctxT(t), ControlChange{All: true, Paused: true, Who: "ops"})
+		return err
+	})
+	checkFor(t, 20*time.Second, 10*time.Millisecond, seen(b, all.Rev))
+	if !b.Control().All.Paused || !b.Control().CampaignPaused("c") {
+		t.Fatalf("b after the server restart: %+v", b.Control())
 	}
 	for _, m := range []*Manager{a, b} {
 		if err := m.Close(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	srv.Shutdown()
-	srv.WaitForShutdown()
-	srv = startServer(t, dir, port)
-	defer srv.Shutdown()
 	d := natsManager(t, "d", []string{url}, nil, 1, c)
 	defer d.Close(context.Background())
-	if got := d.Control(); !got.CampaignPaused("c") || got.Campaigns["c"] != p {
-		t.Fatalf("after a server restart: %+v", got)
+	if got := d.Control(); !got.CampaignPaused("c") || got.Campaigns["c"] != p || got.All != all {
+		t.Fatalf("a manager started later: %+v", got)
 	}
 }
 
