@@ -43,6 +43,10 @@ type App struct {
 	adminLn net.Listener
 	served  chan error
 
+	errs    *recentErrors // the logger's handler: keeps recent warnings and errors (errlog.go)
+	started time.Time
+	spend   spendHistory // spend samples for the status page (status.go)
+
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
 	closeErr  error
@@ -51,7 +55,9 @@ type App struct {
 // Start builds every part, binds both listeners and starts serving. It
 // returns once the bidder is ready to answer.
 func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, served: make(chan error, 2)}
+	a := &App{cfg: cfg, served: make(chan error, 2), started: time.Now()}
+	a.errs = newRecentErrors(log.Handler(), recentErrorsKept)
+	a.log = slog.New(a.errs)
 	ctx, a.cancel = context.WithCancel(ctx)
 	err := a.start(ctx)
 	if err != nil {
@@ -93,9 +99,11 @@ func (a *App) start(ctx context.Context) error {
 	}
 	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
 	s.ready, s.degraded = budgetHealth(a.budget)
-	s.adminToken = sec.adminToken
+	s.adminTokens = sec.adminTokens
 	s.campaignMoney = a.budget.Status
 	s.reg.MustRegister(appCollector{a})
+	sink.won = &s.wins
+	s.followControl(a.budget) // the kill switch, read before the listeners open
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if cfg.Model.Shadow != "" {
 		sh, err := loadShadow(cfg.Model)
@@ -121,7 +129,7 @@ func (a *App) start(ctx context.Context) error {
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
 	}
-	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget), ReadHeaderTimeout: 5 * time.Second}
+	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget, s.controlRoutes(a.budget), a.statusRoutes), ReadHeaderTimeout: 5 * time.Second}
 	go func() { a.served <- s.Serve(a.ln) }()
 	go func() {
 		if err := s.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {

@@ -31,6 +31,10 @@ type Config struct {
 	// AdminToken, when set, is the bearer token every admin request must
 	// carry (Authorization: Bearer TOKEN). A secret source: see secret().
 	AdminToken string `yaml:"admin_token"`
+	// AdminTokens are more bearer tokens, each with a name: the admin API
+	// records the name of the token behind each kill-switch change (who).
+	// admin_token's name is "admin". Tokens are secret sources.
+	AdminTokens []AdminTokenConfig `yaml:"admin_tokens"`
 	// PublicURL is the base of notice and tracker URLs put in bids
 	// (default http://<Listen>).
 	PublicURL string `yaml:"public_url"`
@@ -64,6 +68,12 @@ type MetricsConfig struct {
 	// campaign="other" (default 50; negative: none, every campaign in
 	// "other").
 	CampaignSeries int `yaml:"campaign_series"`
+}
+
+// AdminTokenConfig is one named admin bearer token.
+type AdminTokenConfig struct {
+	Name  string `yaml:"name"`  // letters, digits and . _ @ - (at most 64)
+	Token string `yaml:"token"` // a secret source, at least 16 bytes
 }
 
 // LifecycleConfig orders a graceful stop (SIGTERM): readiness turns 503,
@@ -407,9 +417,10 @@ func (c *Config) Validate() error {
 	}
 	if host, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 		bad("admin_listen", "%v", err)
-	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "") {
-		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token", c.AdminListen)
+	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "" && len(c.AdminTokens) == 0) {
+		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token (or admin_tokens)", c.AdminListen)
 	}
+	errs = append(errs, c.validateAdminTokens()...)
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
 	}
@@ -486,6 +497,43 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)
+}
+
+// validateAdminTokens checks the names of admin_tokens: each set, unique,
+// and not "admin" (admin_token's) when admin_token is set too.
+func (c *Config) validateAdminTokens() []error {
+	var errs []error
+	seen := map[string]bool{}
+	if c.AdminToken != "" {
+		seen[adminTokenName] = true
+	}
+	for i, t := range c.AdminTokens {
+		field := fmt.Sprintf("admin_tokens[%d]", i)
+		switch {
+		case !validTokenName(t.Name):
+			errs = append(errs, fmt.Errorf("%w: %s.name: %q must be 1 to 64 letters, digits or . _ @ -", ErrConfig, field, t.Name))
+		case seen[t.Name]:
+			errs = append(errs, fmt.Errorf("%w: %s.name: %q is taken (admin_token's name is %q)", ErrConfig, field, t.Name, adminTokenName))
+		}
+		seen[t.Name] = true
+		if t.Token == "" {
+			errs = append(errs, fmt.Errorf("%w: %s.token: missing", ErrConfig, field))
+		}
+	}
+	return errs
+}
+
+func validTokenName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("._@-", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // multiInstance names the setting that lets other instances share this

@@ -16,7 +16,7 @@ import (
 func main() {
 	configPath := flag.String("config", "configs/bidder.yaml", "config file")
 	listen := flag.String("listen", "", "exchange-facing address (overrides the config's listen)")
-	adminListen := flag.String("admin-listen", "", "admin address for /metrics, /admin/budget, /debug/pprof (overrides admin_listen)")
+	adminListen := flag.String("admin-listen", "", "admin address: status page (/), /admin/*, /metrics, /debug/pprof (overrides admin_listen)")
 	check := flag.Bool("check-config", false, "validate the config, campaigns and models, print every problem, and exit")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	showVersion := flag.Bool("version", false, "print the version, commit and Go version, and exit")
