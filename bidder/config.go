@@ -54,6 +54,32 @@ type Config struct {
 	Budget    BudgetConfig              `yaml:"budget"`
 	Privacy   PrivacyConfig             `yaml:"privacy"`
 	Lifecycle LifecycleConfig           `yaml:"lifecycle"`
+	Events    EventsConfig              `yaml:"events"`
+}
+
+// EventsConfig is the event log: one JSON line per notice and tracker hit
+// (win, bill, loss, impression, click) for CTR feedback and audits. A
+// bounded queue sits in front of the writer: when it is full, events are
+// dropped and counted (bidder_events_dropped_total), never waited for. The
+// file is rotated by size; rotated files are named with their rotation time.
+type EventsConfig struct {
+	// Path is the file (default events.jsonl beside budget.store_dir, e.g.
+	// data/events.jsonl); "off" writes nothing (events are still counted).
+	Path string `yaml:"path"`
+	// MaxSizeMB rotates the file when it would grow past this many
+	// megabytes (default 100).
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxBackups is how many rotated files are kept (default 10; negative:
+	// all of them).
+	MaxBackups int `yaml:"max_backups"`
+	// MaxAgeDays removes rotated files older than this many days (default
+	// 0: no age limit).
+	MaxAgeDays int `yaml:"max_age_days"`
+	// Compress gzips rotated files.
+	Compress bool `yaml:"compress"`
+	// Queue is how many events wait for the writer before new ones are
+	// dropped (default 65536).
+	Queue int `yaml:"queue"`
 }
 
 // LifecycleConfig orders a graceful stop (SIGTERM): readiness turns 503,
@@ -349,6 +375,16 @@ func (c *Config) Defaults() {
 	}
 	defDur(&c.Lifecycle.DrainDelay, 5*time.Second)
 	defDur(&c.Lifecycle.ShutdownTimeout, 30*time.Second)
+	def(&c.Events.Path, filepath.Join(filepath.Dir(c.Budget.StoreDir), "events.jsonl"))
+	if c.Events.MaxSizeMB == 0 {
+		c.Events.MaxSizeMB = 100
+	}
+	if c.Events.MaxBackups == 0 {
+		c.Events.MaxBackups = 10
+	}
+	if c.Events.Queue == 0 {
+		c.Events.Queue = 65536
+	}
 }
 
 // Validate reports every problem at once.
@@ -432,6 +468,9 @@ func (c *Config) Validate() error {
 	}
 	if why := c.multiInstance(); why != "" && c.Notices.Key == "" && len(c.Notices.Keys) == 0 {
 		bad("notices.key", "%s makes this one of several instances: set a notice key shared by all of them (e.g. key: env:BIDDER_NOTICE_KEY); a generated key is per host and the others would refuse its notices", why)
+	}
+	if e := c.Events; e.MaxSizeMB < 1 || e.MaxAgeDays < 0 || e.Queue < 1 {
+		bad("events", "max_size_mb %d, max_age_days %d, queue %d: need max_size_mb >= 1, max_age_days >= 0, queue >= 1", e.MaxSizeMB, e.MaxAgeDays, e.Queue)
 	}
 	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)
