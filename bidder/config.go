@@ -269,6 +269,7 @@ type TLSConfig struct {
 type Overrides struct {
 	Listen      string
 	AdminListen string
+	PublicURL   string
 }
 
 // ClusterConfig is the embedded NATS server's cluster membership.
@@ -306,6 +307,9 @@ func LoadConfig(path string, o Overrides) (*Config, error) {
 	}
 	if o.AdminListen != "" {
 		c.AdminListen = o.AdminListen
+	}
+	if o.PublicURL != "" {
+		c.PublicURL = o.PublicURL
 	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {

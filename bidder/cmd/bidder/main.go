@@ -1,6 +1,6 @@
 // Command bidder is the openbidder OpenRTB bidder.
 //
-//	bidder -config configs/bidder.yaml [-listen ADDR] [-admin-listen ADDR] [-check-config]
+//	bidder -config configs/bidder.yaml [-listen ADDR] [-admin-listen ADDR] [-public-url URL] [-check-config]
 //	       [-log-level debug|info|warn|error] [-log-format text|json]
 //	bidder -probe http://127.0.0.1:8080/readyz   (exit 0 when the URL answers 2xx: a container healthcheck)
 package main
@@ -21,6 +21,7 @@ func main() {
 	configPath := flag.String("config", "configs/bidder.yaml", "config file")
 	listen := flag.String("listen", "", "exchange-facing address (overrides the config's listen)")
 	adminListen := flag.String("admin-listen", "", "admin address for /metrics, /admin/budget, /debug/pprof (overrides admin_listen)")
+	publicURL := flag.String("public-url", "", "base of the notice and tracker URLs put in bids (overrides public_url; one config for several instances)")
 	check := flag.Bool("check-config", false, "validate the config, campaigns and models, print every problem, and exit")
 	logLevel := flag.String("log-level", "info", "debug, info, warn or error")
 	logFormat := flag.String("log-format", "text", "text (logfmt) or json (one JSON object a line)")
@@ -39,7 +40,7 @@ func main() {
 	// logger get the same level and format.
 	slog.SetDefault(log)
 
-	cfg, err := bidder.LoadConfig(*configPath, bidder.Overrides{Listen: *listen, AdminListen: *adminListen})
+	cfg, err := bidder.LoadConfig(*configPath, bidder.Overrides{Listen: *listen, AdminListen: *adminListen, PublicURL: *publicURL})
 	if *check {
 		if err == nil {
 			err = bidder.CheckConfig(cfg)
