@@ -72,7 +72,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-## check: lint and the race-detector tests, what CI runs beside `make test`
+## check: lint and the race-detector tests (CI, .ci/run, runs lint, fuzz and test; the race run does not fit
+## its 10 minutes: README "Development")
 check: lint test-race
 
 ## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
