@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
-.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models demo onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models demo shading-ab onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -94,6 +94,12 @@ demo: build onnxruntime
 	for i in $$(seq 200); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.1; done; \
 	./bin/simulator run -target http://127.0.0.1:8080 -admin http://127.0.0.1:8081 \
 	  -rate $(DEMO_RATE) -duration $(DEMO_DURATION) -seed 1 -out out/demo
+
+## shading-ab: bid shading A/B in the simulator's first-price market: the bidder started per run, shading off and
+## on over the same traffic and seed, binding and loose budgets (out/shading-ab/ab.md, docs/shading.md; ~4 min)
+AB_FLAGS ?= -rate 500 -duration 20s -warmup 20s
+shading-ab: build onnxruntime
+	./bin/simulator ab -bidder bin/bidder -config $(CONFIG) -campaigns configs/experiments/shading -out out/shading-ab $(AB_FLAGS)
 
 clean:
 	rm -rf bin data out

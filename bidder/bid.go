@@ -60,6 +60,8 @@ type bidCtx struct {
 	priv   privacy.Decision
 	// chargeOnWin: the exchange that sent the request charges on nurl.
 	chargeOnWin bool
+	exchange    []byte     // ?exchange=NAME of the bid URL (aliases the request)
+	shade       []impShade // per imp, when the request learns (shade.go)
 	now         time.Time
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
@@ -80,6 +82,9 @@ func (bc *bidCtx) reset() {
 	bc.user = 0
 	bc.priv = privacy.Decision{}
 	bc.chargeOnWin = false
+	bc.exchange = nil
+	clear(bc.shade)
+	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
 }
 
@@ -158,7 +163,8 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	bc.req.Version = ctx.Request.Header.PeekBytes(hdrVersion)
-	bc.chargeOnWin = s.chargeOnWin(ctx.QueryArgs().PeekBytes(argExchange))
+	bc.exchange = ctx.QueryArgs().PeekBytes(argExchange)
+	bc.chargeOnWin = s.chargeOnWin(bc.exchange)
 	deadline := s.deadline(&bc.req, arrival)
 	bc.now = arrival
 	if r := s.bid(bc, deadline); r != reasonNone {
@@ -550,29 +556,44 @@ func keepBest(slots []slot, first, k int, sl slot) []slot {
 }
 
 // price values every scored slot, picks the best per imp and holds its
-// price against the campaign's lease.
+// price against the campaign's lease. Second price (at=2) bids the value;
+// first price (at=1) bids the shaded price when pricing.shading is on and
+// the imp's segment has a warm curve (shade.go), else the value times
+// pricing.first_price_shade.
 func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	why := reasonBelowFloor
 	shade := 1.0
 	if bc.req.AT == 1 {
-		// First price: the winner pays its bid. FirstPriceShade (default 1)
-		// is where bid shading plugs in; second price (at=2) bids value.
 		shade = s.cfg.Pricing.FirstPriceShade
 	}
+	learn := s.learning(bc)
 	for i := range bc.slots {
 		sl := &bc.slots[i]
 		for len(bc.best) <= sl.imp {
 			bc.best = append(bc.best, choice{slot: -1})
 		}
 		camp := sl.cand.Campaign
-		v := camp.ValueMicros(bc.pctr[i]) * shade
-		p, ok := s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
-		if !ok || p < sl.floor || p <= 0 {
+		b := &bc.best[sl.imp]
+		var p, charge int64
+		ok := false
+		if learn {
+			beat := int64(-1)
+			if b.slot >= 0 {
+				beat = b.price
+			}
+			p, charge, ok = s.shadedPrice(bc, i, beat)
+		} else {
+			v := camp.ValueMicros(bc.pctr[i]) * shade
+			p, ok = s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
+			ok = ok && p >= sl.floor && p > 0
+			charge = ceilDiv(int64(v), 1000)
+		}
+		if !ok {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
-		if b := &bc.best[sl.imp]; b.slot < 0 || p > b.price {
-			b.slot, b.price, b.charge = i, p, ceilDiv(int64(v), 1000)
+		if b.slot < 0 || p > b.price {
+			b.slot, b.price, b.charge = i, p, charge
 		}
 	}
 	placed := 0
@@ -590,6 +611,9 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		b.hold = h
 		cat.stats[ci].bid(bc.stripe)
+		if learn {
+			s.shadeStats.bids[bc.shade[bc.slots[b.slot].imp].curve.Level].add(bc.stripe, 1)
+		}
 		placed++
 	}
 	if placed == 0 {

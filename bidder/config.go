@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/openbidder/openbidder/privacy"
+	"github.com/openbidder/openbidder/shading"
 )
 
 // ErrConfig wraps every configuration problem.
@@ -176,14 +177,47 @@ type PricingConfig struct {
 	// MaxScoredPerImp caps the candidates scored per imp, best possible bid
 	// first (default 8; see docs/architecture.md for why).
 	MaxScoredPerImp int `yaml:"max_scored_per_imp"`
-	// FirstPriceShade multiplies the value in first-price auctions (at=1).
-	// 1 (the default) bids the full value; shading comes later.
+	// FirstPriceShade multiplies the value in first-price auctions (at=1)
+	// where no learned curve applies: shading off, or a cold segment.
+	// 1 (the default) bids the full value.
 	FirstPriceShade float64 `yaml:"first_price_shade"`
+	// Shading learns first-price win curves from notices and bids the
+	// price that maximises expected surplus (docs/shading.md).
+	Shading ShadingConfig `yaml:"shading"`
 	// ExhaustiveScan gates every eligible candidate of an imp instead of
 	// stopping once nothing left can beat the kept ones: the same bids,
 	// slower; per-campaign no-bid counters then count every eligible
 	// candidate. For checking the ranked walk (bench agreement tests).
 	ExhaustiveScan bool `yaml:"exhaustive_scan"`
+}
+
+// ShadingConfig is pricing.shading: first-price bid shading learned per
+// inventory segment from win and loss notices (shading package). Off in
+// second-price auctions whatever it says.
+type ShadingConfig struct {
+	// Enabled turns shading on: at=1 bids the price maximising (value -
+	// price) x P(win | price) on segments with a warm curve (default false:
+	// value x first_price_shade).
+	Enabled bool `yaml:"enabled"`
+	// Segments bounds the curves kept, placement and publisher keys
+	// together (default 65536, about 3 MB).
+	Segments int `yaml:"segments"`
+	// MinObservations is how many notices a curve needs before it prices
+	// bids (default 50); a segment with no such curve bids unshaded.
+	MinObservations int `yaml:"min_observations"`
+	// Memory is how many recent notices a curve averages over (default
+	// 2000).
+	Memory int `yaml:"memory"`
+	// Idle is how long a curve without notices keeps its slot against a new
+	// segment when the table is full (default 1h).
+	Idle time.Duration `yaml:"idle"`
+	// PriorSigma is a new curve's spread in ln price (default 1).
+	PriorSigma float64 `yaml:"prior_sigma"`
+}
+
+func (c ShadingConfig) options() shading.Config {
+	return shading.Config{Segments: c.Segments, MinObservations: c.MinObservations, Memory: c.Memory,
+		Idle: c.Idle, PriorSigma: c.PriorSigma}
 }
 
 // CurrencyConfig is the rate table: units of Base per one unit of each
@@ -417,6 +451,20 @@ func (c *Config) Defaults() {
 	if c.Pricing.FirstPriceShade == 0 {
 		c.Pricing.FirstPriceShade = 1
 	}
+	sh, sd := &c.Pricing.Shading, shading.Defaults
+	if sh.Segments == 0 {
+		sh.Segments = sd.Segments
+	}
+	if sh.MinObservations == 0 {
+		sh.MinObservations = sd.MinObservations
+	}
+	if sh.Memory == 0 {
+		sh.Memory = sd.Memory
+	}
+	defDur(&sh.Idle, sd.Idle)
+	if sh.PriorSigma == 0 {
+		sh.PriorSigma = sd.PriorSigma
+	}
 	def(&c.Currency.Base, "USD")
 	if c.Currency.Rates == nil {
 		c.Currency.Rates = map[string]float64{}
@@ -512,6 +560,9 @@ func (c *Config) Validate() error {
 	}
 	if s := c.Pricing.FirstPriceShade; s <= 0 || s > 1 || math.IsNaN(s) {
 		bad("pricing.first_price_shade", "%v must be in (0, 1]", s)
+	}
+	if err := c.Pricing.Shading.options().Validate(); err != nil {
+		bad("pricing.shading", "%v", err)
 	}
 	for cur, r := range c.Currency.Rates {
 		if len(cur) != 3 || strings.ToUpper(cur) != cur {

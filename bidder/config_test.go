@@ -81,6 +81,8 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nnotices: {dedup_max_entries: 10}\n", "notices.dedup_max_entries")
 	f("model: {gbdt: m.json}\nnotices: {dedup_window: {bill: -1s}}\n", "dedup_window")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
+	f("model: {gbdt: m.json}\npricing: {shading: {enabled: true, memory: 5}}\n", "pricing.shading", "memory")
+	f("model: {gbdt: m.json}\npricing: {shading: {min_observations: -1}}\n", "pricing.shading", "min_observations")
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
 	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")
 	f("model: {gbdt: m.json}\nevents: {max_size_mb: -1}\n", "events", "max_size_mb")

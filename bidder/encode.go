@@ -61,9 +61,10 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 		b = ortb.AppendJSONString(b, d.ID)
 	}
 	bc.tok = s.appendTokens(bc.tok[:0], bc, cat, c)
-	b = s.appendNoticeURL(b, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin))
-	b = s.appendNoticeURL(b, `,"burl":"`, pathBill, bc.tokenOf(noticeBill))
-	b = s.appendNoticeURL(b, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss))
+	seg := bc.noticeSegment(c) // first-price shading feedback (shade.go); nil otherwise
+	b = s.appendNoticeURL(b, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin), seg)
+	b = s.appendNoticeURL(b, `,"burl":"`, pathBill, bc.tokenOf(noticeBill), seg)
+	b = s.appendNoticeURL(b, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss), seg)
 	bc.click = s.appendTrackerURL(bc.click[:0], pathClick, bc.tokenOf(noticeClick))
 	bc.pixel = s.appendTrackerURL(bc.pixel[:0], pathImp, bc.tokenOf(noticeImp))
 	b = append(b, `,"adm":"`...)

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/shading"
 )
 
 // noticeKind is which notice an exchange or a browser sent.
@@ -120,7 +122,10 @@ func (bc *bidCtx) tokenOf(k noticeKind) []byte {
 }
 
 // appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`.
-func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte) []byte {
+// A bid that learns (first price, shading on: seg != nil) also asks for the
+// minimum bid to win and carries its segment key:
+// `&m=${AUCTION_MIN_TO_WIN}&g=KEY` (shade.go).
+func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte, seg *shading.Key) []byte {
 	b = append(b, field...)
 	b = append(b, s.publicURL...)
 	b = append(b, noticePrefix...)
@@ -128,6 +133,10 @@ func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte) []b
 	b = append(b, "?t="...)
 	b = append(b, token...)
 	b = append(b, "&p=${AUCTION_PRICE}"...)
+	if seg != nil {
+		b = append(b, "&m=${AUCTION_MIN_TO_WIN}&g="...)
+		b = seg.AppendHex(b)
+	}
 	if path == pathLoss {
 		b = append(b, "&r=${AUCTION_LOSS}"...)
 	}
@@ -175,9 +184,13 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		}
 		err = s.notices.charge(&t, kind, charge, now)
 		s.noticeDone(ctx, kind, err)
+		s.learnFromNotice(&t, args, true, now)
 	case noticeLoss:
 		r, _ := strconv.ParseInt(string(args.Peek("r")), 10, 64)
 		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
+		if competitiveLoss(args.Peek("r")) {
+			s.learnFromNotice(&t, args, false, now)
+		}
 	case noticeImp:
 		err := s.notices.impression(&t, now)
 		if err == nil {

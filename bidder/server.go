@@ -25,6 +25,7 @@ import (
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/ortb"
 	"github.com/openbidder/openbidder/privacy"
+	"github.com/openbidder/openbidder/shading"
 )
 
 // scorerBox holds the current scorer behind one atomic pointer.
@@ -84,6 +85,9 @@ type Server struct {
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats
 
+	shade      *shading.Model // first-price win curves; nil: pricing.shading off (shade.go)
+	shadeStats shadeStats
+
 	srv   *fasthttp.Server
 	admin *http.Server
 }
@@ -115,7 +119,15 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 	for r := range s.reasonBytes {
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
+	if cfg.Pricing.Shading.Enabled {
+		m, err := shading.New(cfg.Pricing.Shading.options())
+		if err != nil {
+			panic("bidder: pricing.shading passed Validate yet: " + err.Error()) // Validate checks the same
+		}
+		s.shade = m
+	}
 	s.reg = newRegistry(s)
+	s.reg.MustRegister(shadeCollector{s})
 	s.srv = &fasthttp.Server{
 		Handler:            s.handle,
 		Name:               "openbidder",

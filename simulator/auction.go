@@ -108,6 +108,31 @@ func RunAuction(in AuctionInput) AuctionResult {
 	return AuctionResult{Won: true, Clearing: price(in.OurBid, best), LossReason: LossWon}
 }
 
+// MinToWin is the lowest bid that would have won the imp: the floor, or a
+// MinIncrease (default a cent) above the best valid competing bid, since
+// ties go to the competitor. It is what an exchange substitutes for
+// ${AUCTION_MIN_TO_WIN} in win and loss notices.
+func MinToWin(in AuctionInput) float64 {
+	inc := in.MinIncrease
+	if inc == 0 {
+		inc = 0.01
+	}
+	best := 0.0
+	for _, b := range in.Others {
+		if b >= in.Floor && b > best {
+			best = b
+		}
+	}
+	m := in.Floor
+	if best > 0 {
+		m = max(m, best+inc)
+	}
+	if m <= 0 {
+		m = inc
+	}
+	return m
+}
+
 func boolF(b bool) float64 {
 	if b {
 		return 1

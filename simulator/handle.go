@@ -1,7 +1,9 @@
 package simulator
 
 import (
+	"encoding/binary"
 	"encoding/json"
+	"hash/fnv"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -106,17 +108,28 @@ func (r *Runner) auctionImp(og *Outgoing, due time.Time, resp *openrtb2.BidRespo
 		mult = 3
 	}
 	others := r.cfg.Market.Competitors(rng, mult, nil)
-	res := RunAuction(AuctionInput{OurBid: ToUSD(top.Price, cur), Floor: floor, DealBid: deal, Others: others,
-		FirstPrice: og.Req.AT == 1})
+	in := AuctionInput{OurBid: ToUSD(top.Price, cur), Floor: floor, DealBid: deal, Others: others,
+		FirstPrice: og.Req.AT == 1}
+	res := RunAuction(in)
+	mtw := 0.0 // USD; 0: this publisher's exchange does not send ${AUCTION_MIN_TO_WIN}
+	if r.sendsMinToWin(og.Req) {
+		mtw = MinToWin(in)
+	}
 	for k, sb := range ours {
 		m := Macros{AuctionID: og.Req.ID, BidID: resp.BidID, ImpID: imp.ID, SeatID: sb.seat, AdID: sb.bid.AdID,
 			Currency: cur, Loss: -1}
 		if m.BidID == "" {
 			m.BidID = sb.bid.ID
 		}
-		ev := bidEvent{due: due, cid: sb.bid.CID, cur: cur}
+		ev := bidEvent{due: due, cid: sb.bid.CID, cur: cur, firstPrice: in.FirstPrice, bid: ToUSD(sb.bid.Price, cur)}
 		if p, ok := pctrOf(sb.bid); ok {
 			ev.pctr, ev.hasPCTR = p, true
+		}
+		if mtw > 0 {
+			m.MinToWin = FromUSD(mtw, cur)
+			if k != best { // it had to beat our own best bid too
+				m.MinToWin = FromUSD(max(mtw, in.OurBid+0.01), cur)
+			}
 		}
 		if k != best || !res.Won {
 			reason := res.LossReason
@@ -143,6 +156,9 @@ type impAuction struct {
 func (r *Runner) win(a impAuction, b *openrtb2.Bid, m Macros, clearing float64, ev bidEvent) {
 	og, imp, rng := a.og, a.imp, a.rng
 	m.Price, m.Loss = clearing, 0
+	if m.MinToWin > 0 {
+		m.MinToWin = min(m.MinToWin, b.Price) // the winning bid was enough
+	}
 	ev.won = true
 	ev.clearing = int64(math.Round(clearing * 1000)) // CPM/1000 per impression, in micros
 	winDelay := r.delay(rng, r.notifier.cfg.Delay)
@@ -150,6 +166,11 @@ func (r *Runner) win(a impAuction, b *openrtb2.Bid, m Macros, clearing float64, 
 	ev.rendered = rng.Float64() < r.cfg.RenderProb
 	ctx := ContextFor(og.Req, imp, og.SimTime, b)
 	ev.truth = r.cfg.Truth.CTR(ctx)
+	if v, ok := r.cfg.Values[b.CID]; ok {
+		ev.valued = true
+		ev.valueTrue = v.CPMUSD(ev.truth, false)
+		ev.valueBidder = v.CPMUSD(ev.pctr, true) // bid.ext.pctr (0 without one)
+	}
 	if ev.rendered {
 		renderDelay := winDelay + r.delay(rng, r.cfg.RenderDelay)
 		r.notifier.Fire(KindBill, Substitute(b.BURL, m), renderDelay, draws(rng))
@@ -189,6 +210,36 @@ func pctrOf(b *openrtb2.Bid) (float64, bool) {
 		return 0, false
 	}
 	return *e.PCTR, true
+}
+
+// sendsMinToWin says whether the exchange of req's publisher substitutes
+// ${AUCTION_MIN_TO_WIN}: a fixed share (Config.MinToWinShare) of publishers,
+// chosen by a hash of the publisher id and the seed.
+func (r *Runner) sendsMinToWin(req *openrtb2.BidRequest) bool {
+	share := r.cfg.MinToWinShare
+	if share <= 0 {
+		return false
+	}
+	var pub *openrtb2.Publisher
+	switch {
+	case req.Site != nil:
+		pub = req.Site.Publisher
+	case req.App != nil:
+		pub = req.App.Publisher
+	}
+	if pub == nil {
+		return false
+	}
+	h := fnv.New64a()
+	var seed [8]byte
+	binary.LittleEndian.PutUint64(seed[:], r.cfg.Seed)
+	h.Write(seed[:])
+	h.Write([]byte(pub.ID))
+	x := h.Sum64() // FNV's high bits are weak for short inputs: mix them
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return float64(x>>11)/(1<<53) < share
 }
 
 func orUSD(c string) string {

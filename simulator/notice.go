@@ -47,6 +47,9 @@ type Macros struct {
 	AuctionID, BidID, ImpID, SeatID, AdID, Currency string
 	Price                                           float64 // in Currency, CPM
 	Loss                                            int     // -1 leaves ${AUCTION_LOSS} as is
+	// MinToWin is the lowest bid that would have won, in Currency, CPM;
+	// 0 leaves ${AUCTION_MIN_TO_WIN} as is (an exchange that does not send it).
+	MinToWin float64
 }
 
 // FormatPrice writes a CPM with at most 6 decimals, no exponent.
@@ -66,6 +69,9 @@ func Substitute(s string, m Macros) string {
 	}
 	if m.Loss >= 0 {
 		pairs = append(pairs, "${AUCTION_LOSS}", strconv.Itoa(m.Loss))
+	}
+	if m.MinToWin > 0 {
+		pairs = append(pairs, "${AUCTION_MIN_TO_WIN}", FormatPrice(m.MinToWin))
 	}
 	return strings.NewReplacer(pairs...).Replace(s)
 }

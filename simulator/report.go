@@ -58,6 +58,58 @@ type CampaignReport struct {
 	DailyOverspend     *int64   `json:"daily_overspend_micros"` // the same against the daily budget and spent_today at start
 }
 
+// AuctionReport is our bids in one kind of auction (first price, second
+// price, or all), in USD. Surplus is value minus the billed price, over the
+// impressions of campaigns with a value (Config.Values): "true" values an
+// impression at its ground-truth CTR (the advertiser's worth), "bidder" at
+// the bid's pCTR capped at max bid (the bidder's own value, what it bids at
+// second price). Null without values.
+type AuctionReport struct {
+	Bids                 int64    `json:"bids"`
+	Wins                 int64    `json:"wins"`
+	WinRate              float64  `json:"win_rate"`
+	Impressions          int64    `json:"impressions"`
+	Clicks               int64    `json:"clicks"`
+	ExpectedClicks       float64  `json:"expected_clicks"` // sum of the impressions' ground-truth CTR
+	SpendUSD             float64  `json:"spend_usd"`
+	PricePerImpression   float64  `json:"price_per_impression_usd"` // spend / impressions
+	ECPM                 float64  `json:"ecpm_usd"`
+	MeanBidCPM           float64  `json:"mean_bid_cpm_usd"`
+	ClicksPerUSD         float64  `json:"clicks_per_usd"`
+	ExpectedClicksPerUSD float64  `json:"expected_clicks_per_usd"`
+	ValueTrueUSD         *float64 `json:"value_true_usd"`
+	ValueBidderUSD       *float64 `json:"value_bidder_usd"`
+	SurplusTrueUSD       *float64 `json:"surplus_true_usd"`
+	SurplusBidderUSD     *float64 `json:"surplus_bidder_usd"`
+}
+
+func auctionReport(a auctionStat) AuctionReport {
+	r := AuctionReport{Bids: a.Bids, Wins: a.Wins, WinRate: ratio(a.Wins, a.Bids), Impressions: a.Impressions,
+		Clicks: a.Clicks, ExpectedClicks: a.ExpClicks, SpendUSD: a.Spend}
+	if a.Impressions > 0 {
+		r.PricePerImpression = a.Spend / float64(a.Impressions)
+		r.ECPM = 1000 * r.PricePerImpression
+	}
+	if a.Bids > 0 {
+		r.MeanBidCPM = a.BidCPM / float64(a.Bids)
+	}
+	if a.Spend > 0 {
+		r.ClicksPerUSD, r.ExpectedClicksPerUSD = float64(a.Clicks)/a.Spend, a.ExpClicks/a.Spend
+	}
+	if a.Valued > 0 {
+		r.ValueTrueUSD, r.ValueBidderUSD = ptr(a.ValueTrue), ptr(a.ValueBidder)
+		r.SurplusTrueUSD, r.SurplusBidderUSD = ptr(a.ValueTrue-a.SpendValued), ptr(a.ValueBidder-a.SpendValued)
+	}
+	return r
+}
+
+func (a auctionStat) plus(b auctionStat) auctionStat {
+	return auctionStat{Bids: a.Bids + b.Bids, Wins: a.Wins + b.Wins, Impressions: a.Impressions + b.Impressions,
+		Clicks: a.Clicks + b.Clicks, BidCPM: a.BidCPM + b.BidCPM, Spend: a.Spend + b.Spend,
+		ExpClicks: a.ExpClicks + b.ExpClicks, Valued: a.Valued + b.Valued, ValueTrue: a.ValueTrue + b.ValueTrue,
+		ValueBidder: a.ValueBidder + b.ValueBidder, SpendValued: a.SpendValued + b.SpendValued}
+}
+
 // CalibrationBin is one decile of impressions ordered by predicted CTR.
 type CalibrationBin struct {
 	N           int     `json:"n"`
@@ -82,40 +134,41 @@ type Second struct {
 
 // Report is DIR/report.json.
 type Report struct {
-	Started          time.Time               `json:"started"`
-	Config           map[string]any          `json:"config"`
-	SendWindowS      float64                 `json:"send_window_s"`
-	ElapsedS         float64                 `json:"elapsed_s"`
-	Requests         int64                   `json:"requests"`
-	SendRate         float64                 `json:"send_rate"`
-	Dropped          int64                   `json:"dropped_inflight_bound"`
-	ResponsesByCode  map[string]int64        `json:"responses_by_status"`
-	Timeouts         int64                   `json:"timeouts"`
-	Errors           int64                   `json:"errors"`
-	LatencyUs        Latency                 `json:"latency_us"`
-	FromSendUs       Latency                 `json:"latency_from_send_us"` // from the actual send, as closed-loop tools measure
-	SendLagUs        Latency                 `json:"send_lag_us"`          // actual send minus scheduled send
-	Bids             int64                   `json:"bids"`
-	BidRate          float64                 `json:"bid_rate"` // answered requests with a bid / answered
-	Wins             int64                   `json:"wins"`
-	WinRate          float64                 `json:"win_rate"` // wins / bids
-	Impressions      int64                   `json:"impressions"`
-	Clicks           int64                   `json:"clicks"`
-	SpendUSDMicros   int64                   `json:"spend_usd_micros"`
-	SpendUSD         float64                 `json:"spend_usd"`
-	OverspendMicros  int64                   `json:"overspend_usd_micros"` // sum over campaigns with a total budget, in USD micros
-	ECPM             float64                 `json:"ecpm_usd"`
-	ECPC             *float64                `json:"ecpc_usd"`
-	PredictedCTR     *float64                `json:"predicted_ctr"`
-	ObservedCTR      *float64                `json:"observed_ctr"`
-	TrueCTR          *float64                `json:"true_ctr"`
-	Campaigns        []CampaignReport        `json:"campaigns"`
-	Calibration      []CalibrationBin        `json:"calibration"`
-	Notices          map[string]NoticeCounts `json:"notices"`
-	Counters         Counters                `json:"counters"`
-	Admin            []AdminBudget           `json:"admin,omitempty"`
-	Timeline         []Second                `json:"timeline"`
-	Plots            []string                `json:"plots,omitempty"`
+	Started          time.Time                `json:"started"`
+	Config           map[string]any           `json:"config"`
+	SendWindowS      float64                  `json:"send_window_s"`
+	ElapsedS         float64                  `json:"elapsed_s"`
+	Requests         int64                    `json:"requests"`
+	SendRate         float64                  `json:"send_rate"`
+	Dropped          int64                    `json:"dropped_inflight_bound"`
+	ResponsesByCode  map[string]int64         `json:"responses_by_status"`
+	Timeouts         int64                    `json:"timeouts"`
+	Errors           int64                    `json:"errors"`
+	LatencyUs        Latency                  `json:"latency_us"`
+	FromSendUs       Latency                  `json:"latency_from_send_us"` // from the actual send, as closed-loop tools measure
+	SendLagUs        Latency                  `json:"send_lag_us"`          // actual send minus scheduled send
+	Bids             int64                    `json:"bids"`
+	BidRate          float64                  `json:"bid_rate"` // answered requests with a bid / answered
+	Wins             int64                    `json:"wins"`
+	WinRate          float64                  `json:"win_rate"` // wins / bids
+	Impressions      int64                    `json:"impressions"`
+	Clicks           int64                    `json:"clicks"`
+	SpendUSDMicros   int64                    `json:"spend_usd_micros"`
+	SpendUSD         float64                  `json:"spend_usd"`
+	OverspendMicros  int64                    `json:"overspend_usd_micros"` // sum over campaigns with a total budget, in USD micros
+	ECPM             float64                  `json:"ecpm_usd"`
+	ECPC             *float64                 `json:"ecpc_usd"`
+	PredictedCTR     *float64                 `json:"predicted_ctr"`
+	ObservedCTR      *float64                 `json:"observed_ctr"`
+	TrueCTR          *float64                 `json:"true_ctr"`
+	Campaigns        []CampaignReport         `json:"campaigns"`
+	Auctions         map[string]AuctionReport `json:"auctions"` // first_price, second_price, all
+	Calibration      []CalibrationBin         `json:"calibration"`
+	Notices          map[string]NoticeCounts  `json:"notices"`
+	Counters         Counters                 `json:"counters"`
+	Admin            []AdminBudget            `json:"admin,omitempty"`
+	Timeline         []Second                 `json:"timeline"`
+	Plots            []string                 `json:"plots,omitempty"`
 	histogram        *hdrhistogram.Histogram
 	spendSeries      []map[string]int64
 	planSeries       []map[string]int64
@@ -155,7 +208,8 @@ func (r *Runner) report(start time.Time, admin, adminStart []AdminBudget) *Repor
 	rep.Config = map[string]any{"targets": cfg.Targets, "rate": cfg.Rate, "duration_s": cfg.Duration.Seconds(),
 		"seed": cfg.Seed, "tmax_ms": cfg.TMax.Milliseconds(), "grace_ms": cfg.Grace.Milliseconds(),
 		"max_inflight": cfg.MaxInflight, "gzip_share": cfg.GzipShare, "diurnal": cfg.Diurnal,
-		"time_scale": cfg.TimeScale, "render_prob": cfg.RenderProb, "market": cfg.Market, "truth_base": cfg.Truth.Base}
+		"time_scale": cfg.TimeScale, "render_prob": cfg.RenderProb, "market": cfg.Market, "truth_base": cfg.Truth.Base,
+		"min_to_win_share": cfg.MinToWinShare}
 	for code, n := range s.status {
 		rep.ResponsesByCode[strconv.Itoa(code)] = n
 	}
@@ -194,6 +248,8 @@ func (r *Runner) report(start time.Time, admin, adminStart []AdminBudget) *Repor
 	if nP > 0 {
 		rep.PredictedCTR = ptr(sumP / float64(nP))
 	}
+	rep.Auctions = map[string]AuctionReport{"second_price": auctionReport(s.auctions[0]),
+		"first_price": auctionReport(s.auctions[1]), "all": auctionReport(s.auctions[0].plus(s.auctions[1]))}
 	rep.Calibration = calibration(s.calib, 10)
 	for i, b := range s.secs {
 		sec := Second{T: i, Sent: b.sent, Answered: b.answered, Timeouts: b.timeouts, Errors: b.errors,

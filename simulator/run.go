@@ -26,29 +26,40 @@ var (
 
 // Config is one run. Zero fields take the defaults in DefaultConfig.
 type Config struct {
-	Targets       []string      // bidder URLs, e.g. http://127.0.0.1:8080/openrtb2/bid; round robin
-	Admin         []string      // optional admin base URLs (GET /admin/budget)
-	Rate          float64       // mean requests per second (the diurnal curve's mean)
-	Duration      time.Duration // sending window
-	MaxRequests   int64         // hard cap on requests scheduled (0 = 3 x rate x duration + 100)
-	Seed          uint64
-	MaxInflight   int           // bound on requests awaiting an answer; more are dropped (counted)
-	ConnsPerHost  int           // keep-alive pool size per target (default MaxInflight)
-	Spin          time.Duration // waits shorter than this spin instead of using a timer (precise, costs CPU)
-	TMax          time.Duration // 0: each request's own tmax
-	Grace         time.Duration // how long after tmax an answer is still awaited (counted as timeout)
-	GzipShare     float64       // share of requests sent gzip-compressed
-	Diurnal       float64       // diurnal amplitude 0..1
-	PeakHour      float64       // UTC hour of peak traffic
-	TimeScale     float64       // simulated seconds per real second (1 = real time)
-	SimStart      time.Time     // simulated time at start (default: now)
-	RenderProb    float64       // probability a won ad renders (billing: burl + impression trackers)
-	RenderDelay   time.Duration // mean delay from win to render
-	ClickDelay    time.Duration // mean delay from render to click
-	Traffic       TrafficConfig
-	Market        Market
-	Notices       NoticeConfig
-	Truth         GroundTruth
+	Targets     []string      // bidder URLs, e.g. http://127.0.0.1:8080/openrtb2/bid; round robin
+	Admin       []string      // optional admin base URLs (GET /admin/budget)
+	Rate        float64       // mean requests per second (the diurnal curve's mean)
+	Duration    time.Duration // sending window
+	MaxRequests int64         // hard cap on requests scheduled (0 = 3 x rate x duration + 100)
+	Seed        uint64
+	// Stream picks another sequence of requests from the same world (the
+	// publishers and users of Seed): its request ids, arrivals, requests and
+	// auctions differ from stream 0's. The A/B warm-up uses stream 1.
+	Stream       uint64
+	MaxInflight  int           // bound on requests awaiting an answer; more are dropped (counted)
+	ConnsPerHost int           // keep-alive pool size per target (default MaxInflight)
+	Spin         time.Duration // waits shorter than this spin instead of using a timer (precise, costs CPU)
+	TMax         time.Duration // 0: each request's own tmax
+	Grace        time.Duration // how long after tmax an answer is still awaited (counted as timeout)
+	GzipShare    float64       // share of requests sent gzip-compressed
+	Diurnal      float64       // diurnal amplitude 0..1
+	PeakHour     float64       // UTC hour of peak traffic
+	TimeScale    float64       // simulated seconds per real second (1 = real time)
+	SimStart     time.Time     // simulated time at start (default: now)
+	RenderProb   float64       // probability a won ad renders (billing: burl + impression trackers)
+	RenderDelay  time.Duration // mean delay from win to render
+	ClickDelay   time.Duration // mean delay from render to click
+	Traffic      TrafficConfig
+	Market       Market
+	Notices      NoticeConfig
+	Truth        GroundTruth
+	// MinToWinShare is the share of publishers whose exchange substitutes
+	// ${AUCTION_MIN_TO_WIN} in win and loss notices (default 0.5; negative:
+	// none).
+	MinToWinShare float64
+	// Values gives each campaign (bid.cid) a value per impression, so the
+	// report can give surplus; nil: no surplus figures.
+	Values        map[string]CampaignValue
 	LogDir        string // training logs (JSONL) when set
 	AllowNonLocal bool
 	Progress      io.Writer // live line once a second when set
@@ -58,7 +69,7 @@ type Config struct {
 // DefaultConfig holds the defaults (see -help).
 var DefaultConfig = Config{Rate: 1000, Duration: 10 * time.Second, Seed: 1, MaxInflight: 2048,
 	Grace: 200 * time.Millisecond, GzipShare: 0.1, PeakHour: 20, TimeScale: 1, RenderProb: 0.9,
-	RenderDelay: 100 * time.Millisecond, ClickDelay: 500 * time.Millisecond}
+	RenderDelay: 100 * time.Millisecond, ClickDelay: 500 * time.Millisecond, MinToWinShare: 0.5}
 
 func (c Config) withDefaults() (Config, error) {
 	d := DefaultConfig
@@ -105,6 +116,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ClickDelay == 0 {
 		c.ClickDelay = d.ClickDelay
 	}
+	if c.MinToWinShare == 0 {
+		c.MinToWinShare = d.MinToWinShare
+	}
+	c.MinToWinShare = max(c.MinToWinShare, 0)
 	if c.Market.Bid.Sigma == 0 {
 		m := DefaultMarket
 		if c.Market.MeanBidders > 0 {
@@ -147,10 +162,12 @@ type genSource struct {
 func NewGenSource(cfg Config) Source {
 	curve := RateCurve{Base: cfg.Rate, Amplitude: cfg.Diurnal, PeakHour: cfg.PeakHour}
 	startHour := float64(cfg.SimStart.UTC().Hour()) + float64(cfg.SimStart.UTC().Minute())/60
+	st := cfg.Stream * 0x9e3779b97f4a7c15 // 0 for stream 0: the original sequence
 	return &genSource{
 		world:    NewWorld(cfg.Traffic, cfg.Seed),
-		arr:      NewArrivals(curve, rand.New(rand.NewPCG(cfg.Seed, 0xa771)), startHour, cfg.TimeScale),
-		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x7eaf)),
+		arr:      NewArrivals(curve, rand.New(rand.NewPCG(cfg.Seed, 0xa771^st)), startHour, cfg.TimeScale),
+		rng:      rand.New(rand.NewPCG(cfg.Seed, 0x7eaf^st)),
+		seq:      cfg.Stream << 40, // request ids (and per-request auction draws) of its own
 		simStart: cfg.SimStart.Unix(), timeScale: cfg.TimeScale, gzipShare: cfg.GzipShare,
 	}
 }

@@ -91,6 +91,21 @@ func TestRunEndToEnd(t *testing.T) {
 	if hits["loss:102"] == 0 {
 		t.Errorf("no loss notice with reason 102: %v", hits)
 	}
+	// Half the publishers' exchanges send the minimum bid to win (the
+	// default -min-to-win 0.5), on wins and losses; the rest leave the macro.
+	if hits["min_to_win:win"] == 0 || hits["min_to_win:loss"] == 0 || hits["min_to_win:none"] == 0 {
+		t.Errorf("minimum bid to win: %v", hits)
+	}
+	// The auction-type breakdown adds up to the totals.
+	fp, sp, all := rep.Auctions["first_price"], rep.Auctions["second_price"], rep.Auctions["all"]
+	if fp.Bids+sp.Bids != rep.Bids || all.Wins != rep.Wins || all.Impressions != rep.Impressions ||
+		all.Clicks != rep.Clicks || fp.Bids == 0 || sp.Bids == 0 || math.Abs(all.SpendUSD-rep.SpendUSD) > 1e-6 {
+		t.Errorf("auctions %+v vs bids %d wins %d impressions %d clicks %d spend %v", rep.Auctions, rep.Bids, rep.Wins,
+			rep.Impressions, rep.Clicks, rep.SpendUSD)
+	}
+	if fp.MeanBidCPM != 4 || all.SurplusTrueUSD != nil {
+		t.Errorf("first price: mean bid %v (the sink bids 4), surplus %v without values", fp.MeanBidCPM, all.SurplusTrueUSD)
+	}
 	// Spend is the sum of clearing prices (CPM/1000) of billed impressions.
 	var spend int64
 	for _, c := range rep.Campaigns {

@@ -87,8 +87,9 @@ func (s *Sink) URL() string { return "http://" + s.ln.Addr().String() + "/openrt
 // BidRequests is how many bid requests arrived.
 func (s *Sink) BidRequests() int64 { return s.bidReq.Load() }
 
-// Hits returns counts by notice kind (win, bill, loss, imp, click) and the
-// last loss code seen as "loss:CODE" keys.
+// Hits returns counts by notice kind (win, bill, loss, imp, click), loss
+// notices by code as "loss:CODE", and notices with a minimum bid to win as
+// "min_to_win:KIND" (substituted) and "min_to_win:none" (the macro as is).
 func (s *Sink) Hits() map[string]int64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -113,6 +114,13 @@ func (s *Sink) handle(ctx *fasthttp.RequestCtx) {
 		s.hits[kind]++
 		if kind == "loss" {
 			s.hits["loss:"+string(ctx.QueryArgs().Peek("r"))]++
+		}
+		if m := ctx.QueryArgs().Peek("m"); len(m) > 0 {
+			if _, err := strconv.ParseFloat(string(m), 64); err == nil {
+				s.hits["min_to_win:"+kind]++
+			} else {
+				s.hits["min_to_win:none"]++ // the macro as sent
+			}
 		}
 		s.mu.Unlock()
 		if kind == "click" {
@@ -175,8 +183,8 @@ func sinkBid(cfg SinkConfig, n int64, imp *openrtb2.Imp, host string) openrtb2.B
 	base := "http://" + host + "/notice/"
 	q := "?t=" + tok + "&p=${AUCTION_PRICE}"
 	imptr, click := base+"imp?t="+tok, base+"click?t="+tok
-	b := openrtb2.Bid{ID: "b" + tok, ImpID: imp.ID, Price: cfg.Price, NURL: base + "win" + q, BURL: base + "bill" + q,
-		LURL: base + "loss" + q + "&r=${AUCTION_LOSS}", CID: "camp-" + strconv.FormatInt(1+n%int64(cfg.Campaigns), 10),
+	b := openrtb2.Bid{ID: "b" + tok, ImpID: imp.ID, Price: cfg.Price, NURL: base + "win" + q + "&m=${AUCTION_MIN_TO_WIN}",
+		BURL: base + "bill" + q, LURL: base + "loss" + q + "&m=${AUCTION_MIN_TO_WIN}&r=${AUCTION_LOSS}", CID: "camp-" + strconv.FormatInt(1+n%int64(cfg.Campaigns), 10),
 		ADomain: []string{"advertiser.example.com"}, Ext: json.RawMessage(`{"pctr":` + FormatPrice(cfg.PCTR) + `}`)}
 	b.CrID = b.CID + "-cr-" + strconv.FormatInt(1+(n/int64(cfg.Campaigns))%int64(cfg.Creatives), 10)
 	switch {

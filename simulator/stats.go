@@ -33,6 +33,18 @@ type campStat struct {
 	SumTruth    float64
 }
 
+// auctionStat accumulates our bids by auction type (all amounts USD; CPMs
+// summed per bid, spend and values per impression: CPM / 1000).
+type auctionStat struct {
+	Bids, Wins, Impressions, Clicks int64
+	BidCPM                          float64 // sum of our bid CPMs
+	Spend                           float64 // billed
+	ExpClicks                       float64 // sum of the ground-truth CTR of impressions
+	Valued                          int64   // impressions of campaigns with a value (Config.Values)
+	ValueTrue, ValueBidder          float64 // their value at the true CTR, and at pCTR capped at max bid
+	SpendValued                     float64 // their billed spend
+}
+
 type calPoint struct {
 	pctr, truth float32
 	click       bool
@@ -52,6 +64,7 @@ type Stats struct {
 	maxCalib  int
 	counters  Counters
 	seenBidID map[string]struct{}
+	auctions  [2]auctionStat // second price, first price
 }
 
 // Counters are the run's totals.
@@ -190,6 +203,11 @@ type bidEvent struct {
 	pctr     float64
 	hasPCTR  bool
 	truth    float64
+
+	firstPrice             bool
+	bid                    float64 // our bid, CPM USD
+	valued                 bool    // the campaign has a value (Config.Values)
+	valueTrue, valueBidder float64 // CPM USD at the true CTR, and at pCTR capped
 }
 
 func (s *Stats) recordBid(e bidEvent) {
@@ -200,9 +218,16 @@ func (s *Stats) recordBid(e bidEvent) {
 	c.Bids++
 	s.counters.Bids++
 	b.bids++
+	a := &s.auctions[0]
+	if e.firstPrice {
+		a = &s.auctions[1]
+	}
+	a.Bids++
+	a.BidCPM += e.bid
 	if !e.won {
 		return
 	}
+	a.Wins++
 	c.Wins++
 	c.WonMicros += e.clearing
 	s.counters.Wins++
@@ -213,6 +238,19 @@ func (s *Stats) recordBid(e bidEvent) {
 	c.Impressions++
 	c.SpendMicros += e.clearing
 	c.SumTruth += e.truth
+	spend := ToUSD(float64(e.clearing), e.cur) / 1e6
+	a.Impressions++
+	a.Spend += spend
+	a.ExpClicks += e.truth
+	if e.clicked {
+		a.Clicks++
+	}
+	if e.valued {
+		a.Valued++
+		a.ValueTrue += e.valueTrue / 1000
+		a.ValueBidder += e.valueBidder / 1000
+		a.SpendValued += spend
+	}
 	s.counters.Impressions++
 	b.imps++
 	if e.hasPCTR {

@@ -6,6 +6,7 @@
 //	simulator gen    -n N -seed S -out FILE.jsonl
 //	simulator trainlog -n N -seed S -log DIR [-sim-span 24h] [-campaigns 20 -creatives 5]
 //	simulator sink   -addr 127.0.0.1:8099 [-bid-prob P] [-delay D] [-for D]
+//	simulator ab     -bidder bin/bidder -config configs/bidder.yaml -campaigns DIR -out DIR [run flags]
 package main
 
 import (
@@ -38,6 +39,8 @@ func main() {
 		err = cmdSink(os.Args[2:])
 	case "trainlog":
 		err = cmdTrainLog(os.Args[2:])
+	case "ab":
+		err = cmdAB(os.Args[2:])
 	case "-h", "-help", "--help", "help":
 		usage()
 		return
@@ -63,6 +66,8 @@ commands:
   gen     write generated bid requests as JSONL
   trainlog write the training log of a sink that bids on everything, without HTTP (-n requests into -log DIR)
   sink    start a minimal loopback bidder (204 or bids) for load-tool comparisons and demos
+  ab      bid shading A/B: start the bidder per run, same traffic with shading off and on, binding and loose
+          budgets; DIR/ab.json, ab.md, ab.svg and each run's report (docs/shading.md)
 
 'simulator <command> -help' lists the flags and their defaults.
 `)
@@ -77,6 +82,7 @@ type flags struct {
 	noticeDup, noticeLoss  float64
 	noticeLate             float64
 	firstPrice, v26, deals float64
+	minToWin               float64
 }
 
 func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
@@ -104,6 +110,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 		fs.Float64Var(&f.noticeLate, "notice-late", n.LateProb, "probability a notice is sent -notice-late-delay late")
 		fs.DurationVar(&c.Notices.LateDelay, "notice-late-delay", n.LateDelay, "extra delay of late notices")
 		fs.IntVar(&c.Notices.Workers, "notice-workers", n.Workers, "concurrent notice senders")
+		fs.Float64Var(&f.minToWin, "min-to-win", d.MinToWinShare, "share of publishers whose exchange substitutes ${AUCTION_MIN_TO_WIN} in win and loss notices")
 	}
 	fs.Float64Var(&c.Rate, "rate", d.Rate, "mean requests per second (Poisson arrivals)")
 	fs.Uint64Var(&c.Seed, "seed", d.Seed, "random seed (traffic, auctions, notices, clicks)")
@@ -155,6 +162,7 @@ func (f *flags) finish() error {
 	if c.RenderProb == 0 {
 		c.RenderProb = -1
 	}
+	c.MinToWinShare = zeroAsNeg(f.minToWin)
 	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond
 	if f.simStart != "" {
 		t, err := time.Parse(time.RFC3339, f.simStart)
@@ -185,8 +193,9 @@ func cmdRun(args []string, replay bool) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	var f flags
 	bind(fs, &f, true)
-	var in string
+	var in, values string
 	var loops int
+	fs.StringVar(&values, "values", "", "bidder campaign directory (e.g. configs/campaigns): values impressions for the report's surplus figures")
 	if replay {
 		fs.StringVar(&in, "in", "", "JSONL file written by gen")
 		fs.IntVar(&loops, "loops", 1, "times to replay the file (without -duration the window covers the whole file)")
@@ -223,6 +232,13 @@ func cmdRun(args []string, replay bool) error {
 			f.cfg.Rate = max(float64(src.Len())/f.cfg.Duration.Seconds(), 1) // sizes the request cap only
 			f.cfg.MaxRequests = int64(src.Len() * max(loops, 1))
 		}
+	}
+	if values != "" {
+		v, err := simulator.LoadCampaignValues(values)
+		if err != nil {
+			return err
+		}
+		f.cfg.Values = v
 	}
 	f.cfg.Progress = os.Stderr
 	r, err := simulator.NewRunner(f.cfg)
@@ -349,5 +365,48 @@ func cmdTrainLog(args []string) error {
 		res.Requests, res.Imps, res.Won, res.Rendered, res.Clicks, res.MeanTrueCTR,
 		time.Unix(res.SimStart, 0).UTC().Format(time.RFC3339), time.Unix(res.SimEnd, 0).UTC().Format(time.RFC3339),
 		time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func cmdAB(args []string) error {
+	fs := flag.NewFlagSet("ab", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, true)
+	var c simulator.ABConfig
+	fs.StringVar(&c.Bidder, "bidder", "bin/bidder", "bidder binary, started once per run")
+	fs.StringVar(&c.BidderConfig, "config", "configs/bidder.yaml", "bidder config each run starts from (ports, store, campaigns and pricing.shading.enabled are set per run)")
+	fs.StringVar(&c.Campaigns, "campaigns", "configs/experiments/shading", "campaign directory: budgets rewritten per regime, bid strategies value impressions")
+	binding := fs.Float64("binding-budget", simulator.DefaultRegimes[0].DailyBudget, "daily budget per campaign (its currency, ASAP pacing) of the binding regime")
+	loose := fs.Float64("loose-budget", simulator.DefaultRegimes[1].DailyBudget, "daily budget per campaign of the loose regime")
+	regimes := fs.String("regimes", "binding,loose", "regimes to run, in order")
+	fs.DurationVar(&c.Warmup, "warmup", 20*time.Second, "traffic sent to each fresh bidder before its measured run (another stream, other campaign ids, loose budgets); negative: none")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := f.finish(); err != nil {
+		return err
+	}
+	if f.out == "simout" {
+		f.out = "out/shading-ab"
+	}
+	c.Out, c.Sim, c.Log = f.out, f.cfg, os.Stderr
+	for _, name := range split(*regimes) {
+		switch name {
+		case "binding":
+			c.Regimes = append(c.Regimes, simulator.ABRegime{Name: name, DailyBudget: *binding})
+		case "loose":
+			c.Regimes = append(c.Regimes, simulator.ABRegime{Name: name, DailyBudget: *loose})
+		default:
+			return fmt.Errorf("ab: unknown regime %q (binding, loose)", name)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	rep, err := simulator.RunAB(ctx, c)
+	if err != nil {
+		return err
+	}
+	rep.WriteTable(os.Stdout)
+	fmt.Printf("wrote %s/ab.json, ab.md, ab.svg and one directory per run\n", c.Out)
 	return nil
 }

@@ -1,0 +1,251 @@
+package bidder
+
+import (
+	"math"
+	"net/url"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/shading"
+)
+
+// withShading turns pricing.shading on with curves warm after 5 notices.
+func withShading(c *Config) {
+	c.Pricing.Shading = ShadingConfig{Enabled: true, MinObservations: 5}
+}
+
+// firstPrice is site-banner.json as a first-price auction (acme bids its
+// fixed 2.00 CPM over a 0.50 floor) with auction id id.
+func firstPrice(t *testing.T, id string) []byte {
+	t.Helper()
+	s := strings.Replace(string(readReq(t, "site-banner.json")), `"at":2`, `"at":1`, 1)
+	return []byte(strings.Replace(s, `"req-site-banner"`, strconv.Quote(id), 1))
+}
+
+// fire sends a notice URL from a bid with the macros substituted; m = ""
+// leaves ${AUCTION_MIN_TO_WIN} as an exchange that does not know it would.
+func (ts *testServer) fire(t *testing.T, raw, price, loss, m string) {
+	t.Helper()
+	raw = strings.NewReplacer("${AUCTION_PRICE}", price, "${AUCTION_LOSS}", loss).Replace(raw)
+	if m != "" {
+		raw = strings.ReplaceAll(raw, "${AUCTION_MIN_TO_WIN}", m)
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := ts.do("GET", u.RequestURI(), nil); r.StatusCode() != 200 {
+		t.Fatalf("notice %s: status %d %s", u.RequestURI(), r.StatusCode(), r.Body())
+	}
+}
+
+// train places n first-price bids and reports each as lost with the
+// minimum bid to win m (the competition's price), so the segment learns a
+// curve centred on m.
+func (ts *testServer) train(t *testing.T, n int, m float64) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "train-"+strconv.Itoa(i)))))
+		// Alternate either side of m so the curve has some spread.
+		mm := m * (1 + 0.2*float64(i%3-1))
+		if mm < b.Price {
+			ts.fire(t, b.NURL, strconv.FormatFloat(b.Price, 'f', -1, 64), "", strconv.FormatFloat(mm, 'f', 6, 64))
+		} else {
+			ts.fire(t, b.LURL, "0", "102", strconv.FormatFloat(mm, 'f', 6, 64))
+		}
+	}
+}
+
+func segmentParam(t *testing.T, raw string) string {
+	t.Helper()
+	u, err := url.Parse(strings.NewReplacer("${", "", "}", "").Replace(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("g")
+}
+
+func TestShadingColdSegmentBidsValue(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "cold"))))
+	if b.Price != 2 {
+		t.Fatalf("cold segment bid %v, want the unshaded 2", b.Price)
+	}
+	for _, u := range []string{b.NURL, b.BURL, b.LURL} {
+		if !strings.Contains(u, "&m=${AUCTION_MIN_TO_WIN}&g=") || len(segmentParam(t, u)) != 32 {
+			t.Errorf("notice URL %q lacks the min-to-win macro or the segment", u)
+		}
+	}
+	if !strings.HasSuffix(b.LURL, "&r=${AUCTION_LOSS}") {
+		t.Errorf("lurl %q", b.LURL)
+	}
+}
+
+func TestShadingLearnsAndShades(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	ts.train(t, 12, 1.0)
+	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "warm"))))
+	key, ok := shading.ParseKey([]byte(segmentParam(t, b.NURL)))
+	if !ok {
+		t.Fatalf("segment in %q", b.NURL)
+	}
+	c, warm := ts.shade.Lookup(key)
+	if !warm || c.Level != shading.LevelPlacement {
+		t.Fatalf("curve %+v warm %v after training", c, warm)
+	}
+	want := math.Floor(c.Optimal(2e6, 0.5e6)) / 1e6
+	if b.Price >= 2 || b.Price < 0.5 || math.Abs(b.Price-want) > 1e-6 {
+		t.Fatalf("warm segment bid %v, want the curve's optimum %v in [0.5, 2)", b.Price, want)
+	}
+	// The hold is the shaded price (campaign USD micros per impression).
+	if h := ts.money.holds[len(ts.money.holds)-1]; h != int64(math.Ceil(b.Price*1e3)) {
+		t.Fatalf("hold %d micros for a %v CPM bid", h, b.Price)
+	}
+	// Training bid i saw i notices: the first 5 were cold (min_observations).
+	if cold, warm := ts.shadeStats.bids[shading.LevelCold].load(), ts.shadeStats.bids[shading.LevelPlacement].load(); cold != 5 || warm != 8 {
+		t.Fatalf("bids by curve: cold %d, placement %d; want 5 and 8", cold, warm)
+	}
+}
+
+func TestShadingNeverUnderFloorNorAboveValue(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		m    float64 // the competition's price
+	}{
+		{"competition far below the floor", 0.05},
+		{"competition far above the value", 40},
+		{"competition near the value", 1.9},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ts := newTestServer(t, withShading)
+			ts.train(t, 12, tc.m)
+			b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "x"))))
+			if b.Price < 0.5 || b.Price > 2 {
+				t.Fatalf("bid %v outside [floor 0.5, value 2]", b.Price)
+			}
+			if tc.m < 0.5 && b.Price != 0.5 {
+				t.Fatalf("bid %v, want the floor when nobody competes above it", b.Price)
+			}
+		})
+	}
+}
+
+func TestShadingOffAtSecondPrice(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	ts.train(t, 12, 1.0)
+	b := onlyBid(t, decodeResponse(t, ts.bid(readReq(t, "site-banner.json")))) // at=2, same segment
+	if b.Price != 2 {
+		t.Fatalf("second-price bid %v, want the value 2", b.Price)
+	}
+	if strings.Contains(b.NURL, "&g=") || strings.Contains(b.LURL, "MIN_TO_WIN") {
+		t.Fatalf("second-price notice URLs carry shading feedback: %q %q", b.NURL, b.LURL)
+	}
+}
+
+func TestShadingDisabledBidsFixedShade(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Pricing.FirstPriceShade = 0.8 })
+	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "off"))))
+	if b.Price != 1.6 || strings.Contains(b.NURL, "&g=") {
+		t.Fatalf("shading off: bid %v nurl %q, want 0.8 x 2 and no feedback", b.Price, b.NURL)
+	}
+	if ts.shade != nil {
+		t.Fatal("a model without pricing.shading.enabled")
+	}
+}
+
+// Each notice teaches its own segment, once; only competitive losses count.
+func TestShadingNoticeFeedback(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	other := []byte(strings.Replace(string(firstPrice(t, "b-1")), `"pub-3"`, `"pub-4"`, 1))
+	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
+	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
+	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)))
+	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)))
+	if ka == kb || ka.Placement == 0 || kb.Placement == 0 {
+		t.Fatalf("segments of pub-3 and pub-4: %+v %+v", ka, kb)
+	}
+	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
+
+	ts.fire(t, a.LURL, "0", "100", "3") // below floor: says nothing about competition
+	if n(ka) != 0 {
+		t.Fatalf("a below-floor loss was learned")
+	}
+	ts.fire(t, a.NURL, "2", "", "1.25") // the win, with min to win
+	ts.fire(t, a.NURL, "2", "", "1.25") // resent
+	ts.fire(t, a.BURL, "2", "", "")     // its bill, no min to win
+	if n(ka) != 1 || n(kb) != 0 {
+		t.Fatalf("after one impression of a: a %d, b %d observations, want 1 and 0", n(ka), n(kb))
+	}
+	if p, _ := ts.shade.Inspect(ka); math.Abs(p.Mu-math.Log(1.25e6)) > 1e-9 {
+		t.Fatalf("a's curve centred at %v, want ln(1.25e6): the exact min to win", p.Mu)
+	}
+	ts.fire(t, b.LURL, "3", "102", "") // lost to a higher bid, no min to win: censored
+	if n(kb) != 1 {
+		t.Fatalf("b's competitive loss not learned")
+	}
+	if c := ts.shade.Counts(); c[shading.Learned] != 2 || c[shading.Duplicate] != 2 {
+		t.Fatalf("feedback counts %v, want 2 learned, 2 duplicates", c)
+	}
+	// The money path saw every notice.
+	if len(ts.sink.events) != 5 {
+		t.Fatalf("sink events %v", ts.sink.events)
+	}
+}
+
+// A forged or missing segment changes no curve.
+func TestShadingBadSegmentIgnored(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
+	seg := segmentParam(t, a.NURL)
+	for _, g := range []string{"", "zz", strings.Repeat("0", 32), seg[:31]} {
+		ts.fire(t, strings.Replace(a.NURL, "&g="+seg, "&g="+g, 1), "2", "", "1")
+	}
+	if c := ts.shade.Counts(); c != [shading.NumResults]uint64{} {
+		t.Fatalf("bad segments reached the model: %v", c)
+	}
+}
+
+func TestShadeStepExplains(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	ts.train(t, 12, 1.0)
+	bc := ts.getBidCtx()
+	defer ts.putBidCtx(bc)
+	if err := bc.parser.Parse(firstPrice(t, "explain"), &bc.req); err != nil {
+		t.Fatal(err)
+	}
+	bc.now = time.Now()
+	if r := ts.Server.bid(bc, bc.now.Add(time.Second)); r != reasonNone {
+		t.Fatalf("no bid: %v", r)
+	}
+	st := ts.explainShade(bc, bc.best[0].slot)
+	if !st.FirstPrice || !st.Enabled || st.Level != "placement" || st.ValueMicros != 2e6 || st.FloorMicros != 5e5 ||
+		st.PriceMicros != bc.best[0].price || st.Observations != 12 || len(st.Segment) != 32 {
+		t.Fatalf("step %+v, bid %d", st, bc.best[0].price)
+	}
+	if !(st.WinProbAtPrice > 0 && st.WinProbAtPrice < st.WinProbAtValue && st.ExpectedSurplusMicros > 0) {
+		t.Fatalf("curve numbers %+v", st)
+	}
+}
+
+func BenchmarkShadedPrice(b *testing.B) {
+	ts := newTestServer(b, withShading)
+	key := shading.KeyOf(shading.Segment{Currency: []byte("USD"), Publisher: []byte("pub-3"), Placement: []byte("1"), Format: shading.FormatBanner})
+	for i := 0; i < 10; i++ {
+		ts.shade.Observe(shading.Observation{Key: key, Bid: 2e6, MinToWin: 1e6 * (1 + 0.1*float64(i%3))}, time.Now())
+	}
+	bc := ts.getBidCtx()
+	if err := bc.parser.Parse([]byte(strings.Replace(string(readReq(b, "site-banner.json")), `"at":2`, `"at":1`, 1)), &bc.req); err != nil {
+		b.Fatal(err)
+	}
+	bc.now = time.Now()
+	if r := ts.Server.bid(bc, bc.now.Add(time.Hour)); r != reasonNone || !bc.shade[0].warm {
+		b.Fatalf("no warm bid: %v", r)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		bc.shade[0].set = false // look the curve up again each time
+		ts.shadedPrice(bc, 0, -1)
+	}
+}
