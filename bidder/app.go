@@ -95,6 +95,7 @@ func (a *App) start(ctx context.Context) error {
 	s.ready, s.degraded = budgetHealth(a.budget)
 	s.adminToken = sec.adminToken
 	s.campaignMoney = a.budget.Status
+	s.models = a.explainModels
 	s.reg.MustRegister(appCollector{a})
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if cfg.Model.Shadow != "" {

@@ -82,6 +82,9 @@ type Server struct {
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats
 
+	models     func() []explainModel // the models POST /admin/explain scores with (explain.go); nil: the chain
+	explainers explainers
+
 	srv   *fasthttp.Server
 	admin *http.Server
 }
@@ -294,6 +297,7 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handl
 		w.Header().Set("Content-Type", "application/json")
 		budgetJSON(w)
 	})
+	mux.HandleFunc("POST /admin/explain", s.handleExplain) // explain.go
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"fmt"
 	"math"
 	"time"
 )
@@ -59,3 +60,14 @@ func (m *Manager) Explain(h *Account, maxChargeMicros int64, now time.Time) Expl
 
 // MarshalText names the decision in JSON ("ok", "paced", ...).
 func (d Decision) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads a decision's name.
+func (d *Decision) UnmarshalText(b []byte) error {
+	for i, n := range decisionNames {
+		if n == string(b) {
+			*d = Decision(i)
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: decision %q", ErrBadConfig, b)
+}

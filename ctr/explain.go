@@ -103,3 +103,18 @@ func (e *Explainer) Explain(row []float32, pctr float32) (Contributions, error) 
 	}
 	return e.wide.explain(e.name, row, pctr), nil
 }
+
+// ScorerManifest returns the manifest a scorer was loaded from, looking
+// through a Holder (its current model) and the ONNX model behind a
+// reloaded micro-batcher; nil when there is none.
+func ScorerManifest(s Scorer) *Manifest {
+	switch x := s.(type) {
+	case *Holder:
+		return ScorerManifest(x.Current())
+	case *reloadBatched:
+		return x.x.Manifest()
+	case interface{ Manifest() *Manifest }:
+		return x.Manifest()
+	}
+	return nil
+}

@@ -182,22 +182,6 @@ func (t *expTree) walk(row []float64, contrib []float64) (root, leaf float64) {
 	}
 }
 
-// margin is the raw margin of row, the sum of the leaves reached (what
-// leaves returns).
-func (te *treeExplainer) margin(row []float32) float64 {
-	x := make([]float64, len(row))
-	for i, v := range row {
-		x[i] = float64(v)
-	}
-	contrib := make([]float64, len(row))
-	var m float64
-	for i := range te.trees {
-		_, leaf := te.trees[i].walk(x, contrib)
-		m += leaf
-	}
-	return m
-}
-
 func (te *treeExplainer) explain(name string, row []float32) Contributions {
 	x := make([]float64, len(row))
 	for i, v := range row {

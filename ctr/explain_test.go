@@ -248,3 +248,18 @@ func TestONNXInitializers(t *testing.T) {
 		t.Error("a truncated model was read")
 	}
 }
+
+// ScorerManifest finds the manifest behind a Holder.
+func TestScorerManifest(t *testing.T) {
+	h := NewHolder(func(p string) (Scorer, error) { return LoadGBDT(p, "v2", 41) })
+	if err := h.Reload(gbdtModel); err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if m := ScorerManifest(h); m == nil || m.Kind != "gbdt" || m != h.Current().(*GBDT).Manifest() {
+		t.Errorf("manifest %+v", m)
+	}
+	if ScorerManifest(nil) != nil {
+		t.Error("nil scorer has a manifest")
+	}
+}
