@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 )
@@ -84,9 +85,11 @@ func simulateDay(t *testing.T, r dayRun) (hourly, target [24]int64, m *Manager) 
 }
 
 // checkHours compares the spend in every hour of [from, to) with want(hour)
-// and fails beyond tol (relative), and checks the day's delivery.
+// and fails beyond tol (relative). It logs the worst hour (go test -v), the
+// hourly pacing error docs/budget.md reports.
 func checkHours(t *testing.T, hourly [24]int64, from, to int, want func(hr int) float64, tol float64) {
 	t.Helper()
+	worst, worstHr := 0.0, -1
 	for hr := from; hr < to; hr++ {
 		got := hourly[hr]
 		if hr > 0 {
@@ -99,9 +102,16 @@ func checkHours(t *testing.T, hourly [24]int64, from, to int, want func(hr int) 
 			}
 			continue
 		}
-		if dev := math.Abs(float64(got)-w) / w; dev > tol {
+		dev := math.Abs(float64(got)-w) / w
+		if dev > worst {
+			worst, worstHr = dev, hr
+		}
+		if dev > tol {
 			t.Errorf("hour %d: spent %d, plan %.0f, off by %.1f%%", hr, got, w, dev*100)
 		}
+	}
+	if worstHr >= 0 {
+		t.Logf("hourly pacing error, hours %d-%d: worst %.2f%% (hour %d)", from, to-1, worst*100, worstHr)
 	}
 }
 
@@ -113,14 +123,31 @@ func diurnal(lo, hi float64) func(sec int) int {
 	}
 }
 
+// smoothDiurnal is diurnal traffic with fractional rates: lo to hi
+// opportunities a second on average (lowest at 18:00, highest at 06:00),
+// dithered to whole opportunities so that every second adds the integral of
+// the rate over it, rounded down in total.
+func smoothDiurnal(lo, hi float64) func(sec int) int {
+	a, b := (lo+hi)/2, (hi-lo)/2
+	cum := func(sec int) float64 { // integral of the rate over [0, sec)
+		return a*float64(sec) + b*86400/(2*math.Pi)*(1-math.Cos(2*math.Pi*float64(sec)/86400))
+	}
+	return func(sec int) int { return int(math.Floor(cum(sec+1)) - math.Floor(cum(sec))) }
+}
+
+// Expected spend per opportunity in simulateDay: half the bids win and
+// clear at 50-100% of the 10,000 micros bid.
+const spendPerOpportunity = 3750
+
 func TestPacingEvenAcceleratedDay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated day")
 	}
 	const daily = 300_000_000 // 300 units: plan rate 3472 micros/s
 	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
-	// Diurnal traffic: capacity between 1.4x and 4x the plan rate.
-	hourly, target, m := simulateDay(t, dayRun{c: c, traffic: diurnal(1, 4), seed: 7})
+	// Diurnal traffic: capacity between 1.4x and 4x the plan rate (1.3 to
+	// 3.7 opportunities a second at 3750 micros each).
+	hourly, target, m := simulateDay(t, dayRun{c: c, traffic: smoothDiurnal(1.3, 3.7), seed: 7})
 	for hr, spent := range hourly {
 		plan := float64(daily) * float64(hr+1) / 24
 		if dev := math.Abs(float64(spent)-plan) / plan; dev > 0.05 {
@@ -143,6 +170,44 @@ func TestPacingEvenAcceleratedDay(t *testing.T) {
 		t.Errorf("status %+v", st)
 	}
 	t.Logf("hourly spend: %v", hourly)
+}
+
+// TestMeasurePacingError runs the accelerated day of
+// TestPacingEvenAcceleratedDay over ten seeds, at the test's capacity (1.4x
+// to 4x the plan rate) and near capacity (1 to 4 whole opportunities a
+// second: 1.08x to 4.3x), and logs each day's worst hour against daily/24.
+// It asserts nothing (near capacity the worst hour exceeds 5% on some seeds:
+// the trough's shortfall is re-planned into the evening):
+//
+//	BUDGET_MEASURE=1 go test -run MeasurePacingError -v ./budget
+func TestMeasurePacingError(t *testing.T) {
+	if os.Getenv("BUDGET_MEASURE") == "" {
+		t.Skip("set BUDGET_MEASURE=1")
+	}
+	const daily = 300_000_000
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
+	for _, tc := range []struct {
+		name    string
+		traffic func(sec int) int
+	}{
+		{"capacity 1.4x-4x", smoothDiurnal(1.3, 3.7)},
+		{"capacity 1.08x-4.3x", diurnal(1, 4)},
+	} {
+		var worstDays []float64
+		for seed := uint64(1); seed <= 10; seed++ {
+			hourly, _, _ := simulateDay(t, dayRun{c: c, traffic: tc.traffic, seed: seed})
+			worst := 0.0
+			for hr := range hourly {
+				got := hourly[hr]
+				if hr > 0 {
+					got -= hourly[hr-1]
+				}
+				worst = max(worst, math.Abs(float64(got)-daily/24)/(daily/24))
+			}
+			worstDays = append(worstDays, math.Round(worst*10000)/100)
+		}
+		t.Logf("%s: worst hour per seed 1..10 (%%): %v", tc.name, worstDays)
+	}
 }
 
 // A campaign that starts at noon (the bidder started then, the campaign was
@@ -344,5 +409,46 @@ func TestForecastShape(t *testing.T) {
 	g.fold(day0.Add(24 * time.Hour))
 	if !g.have || g.w[0] != 1 || g.w[800] != 2 {
 		t.Fatalf("learned %v %v %v", g.have, g.w[0], g.w[800])
+	}
+}
+
+// BenchmarkPaceStep is one controller step of one campaign, its plan
+// included: what the pacing goroutine spends per active campaign per second.
+func BenchmarkPaceStep(b *testing.B) {
+	var hours [7]uint32
+	for d := range hours {
+		hours[d] = 0xff << 9 // 09:00-16:59
+	}
+	for _, tc := range []struct {
+		name string
+		c    Campaign
+	}{
+		{"even", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100)}},
+		{"forecast", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Pacing: PacingForecast}},
+		{"dayparting", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Hours: hours,
+			TimeZone: time.FixedZone("UTC-5", -5*3600)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := New(Config{InstanceID: "b", Store: NewMemStore(), manual: true}, quietLog())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetCampaigns([]Campaign{tc.c}); err != nil {
+				b.Fatal(err)
+			}
+			var w [1440]float64
+			for i := range w {
+				w[i] = 1 + float64(i%7)
+			}
+			m.fc.setWeights(w)
+			a := m.Handle("c")
+			now := t0.Add(10 * time.Hour)
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				a.spent.Add(100)
+				m.pace(a, now)
+			}
+		})
 	}
 }
