@@ -251,7 +251,7 @@ func TestONNXInitializers(t *testing.T) {
 
 // ScorerManifest finds the manifest behind a Holder.
 func TestScorerManifest(t *testing.T) {
-	h := NewHolder(func(p string) (Scorer, error) { return LoadGBDT(p, "v2", 41) })
+	h := NewHolder(func(p string) (Scorer, error) { return LoadGBDT(p, "v2", 41) }, nil)
 	if err := h.Reload(gbdtModel); err != nil {
 		t.Fatal(err)
 	}
