@@ -225,6 +225,9 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 		ans.Models = append(ans.Models, explainModelA{Role: m.role, Name: m.scorer.Name(), Explained: xs[m.manifest] != nil})
 	}
 	switch {
+	case s.pausedAll(): // the kill switch: the bid path answers 204 paused before parsing
+		ans.NoBidReason = reasonPaused.String()
+		return ans, http.StatusOK
 	case !ans.Deadline.EnoughSlack:
 		ans.NoBidReason = reasonTMax.String()
 		return ans, http.StatusOK

@@ -214,6 +214,9 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 // Allow; it fills e's floor, bound and budget figures.
 func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *explainCampaign) (slot, reason) {
 	camp := c.Campaign
+	if pv := x.cat.pause.Load(); pv != nil && pv.camp[camp.Index] != nil { // cat.paused without its count
+		return slot{}, reasonPaused
+	}
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
 		cur := d.BidFloorCur
 		if len(cur) == 0 {

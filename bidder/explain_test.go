@@ -230,6 +230,61 @@ func TestExplainTakesNoDrawAndPlacesNoHold(t *testing.T) {
 	}
 }
 
+// The kill switch: a paused campaign's candidates are gated "paused" (and
+// not counted as refused), all paused explains a 204 paused; explain agrees
+// with the bid path at each step.
+func TestExplainKillSwitch(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ctl := newFakeControl()
+	ts.followControl(ctl)
+	var p ortb.Parser
+	explain := func() *explainAnswer {
+		t.Helper()
+		var req ortb.Request
+		if err := p.Parse(readReq(t, "site-banner.json"), &req); err != nil {
+			t.Fatal(err)
+		}
+		a, code := ts.Server.explain(&req, explainOptions{now: time.Now(), top: 3})
+		if code != 200 {
+			t.Fatalf("explain: %d", code)
+		}
+		return a
+	}
+	bidNoBid := func() string {
+		t.Helper()
+		r := ts.bid(readReq(t, "site-banner.json"))
+		if r.StatusCode() != 200 {
+			return string(r.Header.Peek("x-nobid-reason"))
+		}
+		return onlyBid(t, decodeResponse(t, r)).CID
+	}
+
+	if a := explain(); !a.Bid || a.Imps[0].Winner != "acme-banner" || bidNoBid() != "acme-banner" {
+		t.Fatalf("before any pause: explain %v %q", a.Bid, a.Imps[0].Winner)
+	}
+	ctl.set("acme-banner", true)
+	counted := ts.pausedCandidates("acme-banner")
+	a := explain()
+	if e := findCampaign(a, "acme-banner"); e == nil || e.Status != "gated" || e.Rule != "paused" {
+		t.Fatalf("acme paused: %+v", e)
+	}
+	if ts.pausedCandidates("acme-banner") != counted {
+		t.Error("explain counted a paused candidate")
+	}
+	if a.Bid || a.NoBidReason != "paused" || bidNoBid() != "paused" {
+		t.Errorf("acme paused: explain bid %v %q, the bid path %q", a.Bid, a.NoBidReason, bidNoBid())
+	}
+	ctl.set("acme-banner", false)
+	ctl.set("", true)
+	if a := explain(); a.Bid || a.NoBidReason != "paused" || len(a.Imps) != 0 || bidNoBid() != "paused" {
+		t.Errorf("all paused: explain bid %v %q, %d imps", a.Bid, a.NoBidReason, len(a.Imps))
+	}
+	ctl.set("", false)
+	if a := explain(); !a.Bid || a.Imps[0].Winner != "acme-banner" {
+		t.Errorf("resumed: explain %v %q", a.Bid, a.NoBidReason)
+	}
+}
+
 // POST /admin/explain is an admin path: behind the bearer token, POST only.
 func TestExplainBehindAdminToken(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.AdminToken = "explain-token-0123456789" })
