@@ -135,10 +135,6 @@ func smoothDiurnal(lo, hi float64) func(sec int) int {
 	return func(sec int) int { return int(math.Floor(cum(sec+1)) - math.Floor(cum(sec))) }
 }
 
-// Expected spend per opportunity in simulateDay: half the bids win and
-// clear at 50-100% of the 10,000 micros bid.
-const spendPerOpportunity = 3750
-
 func TestPacingEvenAcceleratedDay(t *testing.T) {
 	if testing.Short() {
 		t.Skip("a simulated day")
@@ -146,7 +142,8 @@ func TestPacingEvenAcceleratedDay(t *testing.T) {
 	const daily = 300_000_000 // 300 units: plan rate 3472 micros/s
 	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
 	// Diurnal traffic: capacity between 1.4x and 4x the plan rate (1.3 to
-	// 3.7 opportunities a second at 3750 micros each).
+	// 3.7 opportunities a second; simulateDay spends 3750 micros expected
+	// on each: half the bids win, clearing at 50-100% of the bid).
 	hourly, target, m := simulateDay(t, dayRun{c: c, traffic: smoothDiurnal(1.3, 3.7), seed: 7})
 	for hr, spent := range hourly {
 		plan := float64(daily) * float64(hr+1) / 24
