@@ -102,6 +102,7 @@ func (a *App) start(ctx context.Context) error {
 	s.ready, s.degraded = budgetHealth(a.budget)
 	s.adminTokens = sec.adminTokens
 	s.campaignMoney = a.budget.Status
+	s.models = a.explainModels
 	s.reg.MustRegister(appCollector{a})
 	sink.won = &s.wins
 	s.followControl(a.budget) // the kill switch, read before the listeners open

@@ -72,9 +72,26 @@ func budgetCampaigns(snap *campaigns.Snapshot) []budget.Campaign {
 			FreqCapWindow: c.FreqCap.Window,
 			Start:         c.Start,
 			End:           c.End,
+			Hours:         daypartHours(&c.Targeting),
 		})
 	}
 	return out
+}
+
+// daypartHours is the campaign's dayparting as budget's per-weekday hour
+// bits (all zero: every hour), so pacing plans over the hours it may bid.
+func daypartHours(t *campaigns.Targeting) (h [7]uint32) {
+	if !t.Dayparting {
+		return h
+	}
+	for d := range t.Days {
+		for hr := range t.Hours {
+			if t.Days[d] && t.Hours[hr] {
+				h[d] |= 1 << hr
+			}
+		}
+	}
+	return h
 }
 
 // bindBudget returns the function the server calls on every campaign reload.

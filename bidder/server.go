@@ -88,6 +88,9 @@ type Server struct {
 	shade      *shading.Model // first-price win curves; nil: pricing.shading off (shade.go)
 	shadeStats shadeStats
 
+	models     func() []explainModel // the models POST /admin/explain scores with (explain.go); nil: the chain
+	explainers explainers
+
 	srv   *fasthttp.Server
 	admin *http.Server
 }
@@ -312,6 +315,7 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 		w.Header().Set("Content-Type", "application/json")
 		budgetJSON(w)
 	})
+	mux.HandleFunc("POST /admin/explain", s.handleExplain) // explain.go
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -52,6 +52,10 @@ type Campaign struct {
 	FreqCapCount  int           // 0 means no frequency cap
 	FreqCapWindow time.Duration // window of the frequency cap
 	Start, End    time.Time     // flight; zero means open
+	// Hours is the dayparting in TimeZone: bit h of Hours[weekday] is set
+	// when the campaign may bid in local hour h of that day. All zero means
+	// every hour. Pacing plans the budget over these hours only.
+	Hours [7]uint32
 }
 
 func (c *Campaign) validate() error {
@@ -66,6 +70,11 @@ func (c *Campaign) validate() error {
 		return fmt.Errorf("%w: campaign %s: frequency cap needs a count and a window", ErrBadConfig, c.ID)
 	case !c.End.IsZero() && !c.Start.IsZero() && !c.End.After(c.Start):
 		return fmt.Errorf("%w: campaign %s: flight ends before it starts", ErrBadConfig, c.ID)
+	}
+	for _, h := range c.Hours {
+		if h>>24 != 0 {
+			return fmt.Errorf("%w: campaign %s: dayparting hour above 23", ErrBadConfig, c.ID)
+		}
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ type forecast struct {
 	w       [1440]float64
 	prefix  [1441]float64
 	have    bool
+	gen     uint64 // bumped whenever w changes: plans made on older weights are made again
 	dayNum  int64
 	started bool
 }
@@ -62,6 +63,7 @@ func (f *forecast) fold(now time.Time) {
 				}
 			}
 			f.have = true
+			f.gen++
 			f.prefix[0] = 0
 			for i, v := range f.w {
 				f.prefix[i+1] = f.prefix[i] + v + 1e-9
@@ -78,6 +80,7 @@ func (f *forecast) setWeights(w [1440]float64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.w, f.have = w, true
+	f.gen++
 	for i, v := range f.w {
 		f.prefix[i+1] = f.prefix[i] + v + 1e-9
 	}
@@ -106,20 +109,18 @@ func (f *forecast) cumMinutes(a, b float64) float64 {
 	return at(b) - at(a)
 }
 
-// shape returns the share of the plan due by now and the share per second,
-// for a campaign-local day [start, end).
-func (f *forecast) shape(now, start, end time.Time) (frac, rate float64, ok bool) {
+// generation returns the generation of the weights, and whether a
+// forecast is known at all.
+func (f *forecast) generation() (uint64, bool) {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	if !f.have {
-		return 0, 0, false
-	}
-	total := f.cumUTC(start, end)
-	if total <= 0 {
-		return 0, 0, false
-	}
-	done := f.cumUTC(start, now)
-	i := int((now.Unix()%86400 + 86400) % 86400 / 60)
-	rate = (f.prefix[i+1] - f.prefix[i]) / 60 / total
-	return math.Min(1, done/total), rate, true
+	return f.gen, f.have
+}
+
+// density is the forecast weight per second at t.
+func (f *forecast) density(t time.Time) float64 {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	i := int((t.Unix()%86400 + 86400) % 86400 / 60)
+	return (f.prefix[i+1] - f.prefix[i]) / 60
 }

@@ -29,21 +29,22 @@ type pacer struct {
 	lastSpent int64
 	lastT     time.Time
 	started   bool
+	plan      plan // the spend plan the controller follows (plan.go)
 }
 
 // pacingIn is one controller step's input.
 type pacingIn struct {
-	now      time.Time
-	spent    int64   // global spend today
-	daily    int64   // today's budget
-	frac     float64 // share of the day's plan due by now
-	fracRate float64 // share of the day's plan due per second now
-	asap     bool
+	now    time.Time
+	spent  int64   // global spend today
+	daily  int64   // today's budget
+	target int64   // the plan's spend due by now (plan.go)
+	rate   float64 // the plan's spend rate now, micros/s
+	asap   bool
 }
 
 // step updates the participation probability and returns it with the target.
 func (pc *pacer) step(in pacingIn) (p float64, target int64) {
-	target = int64(float64(in.daily) * in.frac)
+	target = in.target
 	if in.asap || in.daily <= 0 {
 		pc.p = 1
 		return 1, target
@@ -68,7 +69,7 @@ func (pc *pacer) step(in pacingIn) (p float64, target int64) {
 	}
 	pc.lastT, pc.lastSpent = in.now, in.spent
 	gap := float64(target - in.spent)
-	rate := float64(in.daily)*in.fracRate + gap/pacingTc + pc.integ/(pacingTc*pacingTi)
+	rate := in.rate + gap/pacingTc + pc.integ/(pacingTc*pacingTi)
 	p = 1.0
 	if pc.capEst > 0 {
 		p = rate / pc.capEst
@@ -136,14 +137,12 @@ func (m *Manager) pace(a *Account, now time.Time) {
 		days := max(c.End.Sub(start).Hours()/24, 1)
 		daily = int64(float64(c.TotalMicros-a.spentTotal.Load()+spentDay) / days)
 	}
-	in := pacingIn{now: now, spent: spent, daily: daily, asap: c.Pacing == PacingASAP || daily == 0}
-	length := end.Sub(start).Seconds()
-	in.frac, in.fracRate = now.Sub(start).Seconds()/length, 1/length
-	if c.Pacing == PacingForecast {
-		if f, r, ok := m.fc.shape(now, start, end); ok {
-			in.frac, in.fracRate = f, r
-		}
+	pl := &a.pace.plan
+	if m.replanDue(pl, c, day, daily, now) {
+		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: spent})
 	}
+	in := pacingIn{now: now, spent: spent, daily: daily, asap: c.Pacing == PacingASAP || daily == 0}
+	in.target, in.rate = m.planAt(pl, c, now)
 	p, target := a.pace.step(in)
 	a.throttle.Store(probToThreshold(p))
 	a.target.Store(target)

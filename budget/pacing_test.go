@@ -4,25 +4,55 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 	"time"
 )
 
-// simulateDay runs one campaign through a day of an accelerated clock: every
-// simulated second brings traffic(sec) bid opportunities; half the bids win
-// and settle at once at 50-100% of the bid. It returns the spend at the end
-// of every hour.
-func simulateDay(t *testing.T, c Campaign, traffic func(sec int) int, seed uint64) (hourly [24]int64, m *Manager) {
+// dayRun is one simulated day of a campaign on an accelerated clock.
+type dayRun struct {
+	c       Campaign
+	traffic func(sec int) int // bid opportunities in second sec of the day
+	seed    uint64
+	from    int // the manager starts at this second of the day (0: midnight)
+	// eligible, when set, is the targeting (dayparting): the campaign is
+	// offered no opportunity in a second it returns false for.
+	eligible func(sec int) bool
+	// at runs before second sec (a reload, a budget change).
+	at map[int]func(m *Manager)
+	// bidFor is the campaign the simulation bids for (default c.ID; it may
+	// appear later, by a reload in at).
+	bidFor string
+	day    time.Time // midnight of the simulated day (default t0)
+}
+
+// simulateDay runs r: every simulated second brings traffic(sec) bid
+// opportunities; half the bids win and settle at once at 50-100% of the
+// bid. It returns the spend today at the end of every hour, and the plan's
+// target then.
+func simulateDay(t *testing.T, r dayRun) (hourly, target [24]int64, m *Manager) {
 	t.Helper()
-	clk := newManualClock(t0)
-	m = newMemManager(t, NewMemStore(), "p1", clk, c)
-	h := m.Handle(c.ID)
-	rng := rand.New(rand.NewPCG(seed, 1))
+	if r.day.IsZero() {
+		r.day = t0
+	}
+	if r.bidFor == "" {
+		r.bidFor = r.c.ID
+	}
+	clk := newManualClock(r.day.Add(time.Duration(r.from) * time.Second))
+	m = newMemManager(t, NewMemStore(), "p1", clk, r.c)
+	rng := rand.New(rand.NewPCG(r.seed, 1))
 	const bid = 10_000
-	for sec := range 86400 {
+	for sec := r.from; sec < 86400; sec++ {
 		now := clk.Now()
-		for i := range traffic(sec) {
+		if f := r.at[sec]; f != nil {
+			f(m)
+		}
+		h := m.Handle(r.bidFor)
+		for i := range r.traffic(sec) {
 			m.ObserveRequest(now)
+			if h == nil || r.eligible != nil && !r.eligible(sec) {
+				continue
+			}
 			if m.Allow(h, bid, now) != DecisionOK {
 				continue
 			}
@@ -30,7 +60,7 @@ func simulateDay(t *testing.T, c Campaign, traffic func(sec int) int, seed uint6
 			if !ok {
 				t.Fatal("hold refused after allow")
 			}
-			n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: c.ID, AuctionID: fmt.Sprint(sec),
+			n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: r.bidFor, AuctionID: fmt.Sprint(sec),
 				ImpID: fmt.Sprint(i), BidMicros: bid, Time: now}
 			if rng.IntN(2) == 0 {
 				n.Kind = KindLoss
@@ -41,8 +71,9 @@ func simulateDay(t *testing.T, c Campaign, traffic func(sec int) int, seed uint6
 				t.Fatal(err)
 			}
 		}
-		if (sec+1)%3600 == 0 { // before the sync at midnight rolls the day
+		if (sec+1)%3600 == 0 && h != nil { // before the sync at midnight rolls the day
 			hourly[(sec+1)/3600-1] = h.spentDay.Load() + h.spent.Load()
+			target[(sec+1)/3600-1] = h.target.Load()
 		}
 		clk.Add(time.Second)
 		now = clk.Now()
@@ -50,7 +81,58 @@ func simulateDay(t *testing.T, c Campaign, traffic func(sec int) int, seed uint6
 		m.syncAll(ctxT(t), now, false)
 		m.tick(now)
 	}
-	return hourly, m
+	return hourly, target, m
+}
+
+// checkHours compares the spend in every hour of [from, to) with want(hour)
+// and fails beyond tol (relative). It logs the worst hour (go test -v), the
+// hourly pacing error docs/budget.md reports.
+func checkHours(t *testing.T, hourly [24]int64, from, to int, want func(hr int) float64, tol float64) {
+	t.Helper()
+	worst, worstHr := 0.0, -1
+	for hr := from; hr < to; hr++ {
+		got := hourly[hr]
+		if hr > 0 {
+			got -= hourly[hr-1]
+		}
+		w := want(hr)
+		if w == 0 {
+			if got != 0 {
+				t.Errorf("hour %d: spent %d, plan 0", hr, got)
+			}
+			continue
+		}
+		dev := math.Abs(float64(got)-w) / w
+		if dev > worst {
+			worst, worstHr = dev, hr
+		}
+		if dev > tol {
+			t.Errorf("hour %d: spent %d, plan %.0f, off by %.1f%%", hr, got, w, dev*100)
+		}
+	}
+	if worstHr >= 0 {
+		t.Logf("hourly pacing error, hours %d-%d: worst %.2f%% (hour %d)", from, to-1, worst*100, worstHr)
+	}
+}
+
+// diurnal is traffic between lo and hi opportunities a second, lowest at
+// 18:00 and highest at 06:00.
+func diurnal(lo, hi float64) func(sec int) int {
+	return func(sec int) int {
+		return int(math.Round((lo+hi)/2 + (hi-lo)/2*math.Sin(2*math.Pi*float64(sec)/86400)))
+	}
+}
+
+// smoothDiurnal is diurnal traffic with fractional rates: lo to hi
+// opportunities a second on average (lowest at 18:00, highest at 06:00),
+// dithered to whole opportunities so that every second adds the integral of
+// the rate over it, rounded down in total.
+func smoothDiurnal(lo, hi float64) func(sec int) int {
+	a, b := (lo+hi)/2, (hi-lo)/2
+	cum := func(sec int) float64 { // integral of the rate over [0, sec)
+		return a*float64(sec) + b*86400/(2*math.Pi)*(1-math.Cos(2*math.Pi*float64(sec)/86400))
+	}
+	return func(sec int) int { return int(math.Floor(cum(sec+1)) - math.Floor(cum(sec))) }
 }
 
 func TestPacingEvenAcceleratedDay(t *testing.T) {
@@ -59,17 +141,22 @@ func TestPacingEvenAcceleratedDay(t *testing.T) {
 	}
 	const daily = 300_000_000 // 300 units: plan rate 3472 micros/s
 	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
-	// Diurnal traffic: capacity between 1.4x and 4x the plan rate.
-	traffic := func(sec int) int {
-		return int(math.Round(2.5 + 1.5*math.Sin(2*math.Pi*float64(sec)/86400)))
-	}
-	hourly, m := simulateDay(t, c, traffic, 7)
+	// Diurnal traffic: capacity between 1.4x and 4x the plan rate (1.3 to
+	// 3.7 opportunities a second; simulateDay spends 3750 micros expected
+	// on each: half the bids win, clearing at 50-100% of the bid).
+	hourly, target, m := simulateDay(t, dayRun{c: c, traffic: smoothDiurnal(1.3, 3.7), seed: 7})
 	for hr, spent := range hourly {
 		plan := float64(daily) * float64(hr+1) / 24
 		if dev := math.Abs(float64(spent)-plan) / plan; dev > 0.05 {
 			t.Errorf("hour %d: spent %d, plan %.0f, off by %.1f%%", hr+1, spent, plan, dev*100)
 		}
+		// The published target is the plan (re-made from what is left).
+		if dev := math.Abs(float64(target[hr])-plan) / plan; dev > 0.05 {
+			t.Errorf("hour %d: target %d, plan %.0f", hr+1, target[hr], plan)
+		}
 	}
+	// Hourly pacing error: each hour's spend against the hour's plan.
+	checkHours(t, hourly, 0, 24, func(int) float64 { return daily / 24 }, 0.05)
 	if hourly[23] < daily*98/100 {
 		t.Errorf("delivered %d of %d", hourly[23], daily)
 	}
@@ -82,6 +169,180 @@ func TestPacingEvenAcceleratedDay(t *testing.T) {
 	t.Logf("hourly spend: %v", hourly)
 }
 
+// TestMeasurePacingError runs the accelerated day of
+// TestPacingEvenAcceleratedDay over ten seeds, at the test's capacity (1.4x
+// to 4x the plan rate) and near capacity (1 to 4 whole opportunities a
+// second: 1.08x to 4.3x), and logs each day's worst hour against daily/24.
+// It asserts nothing (near capacity the worst hour exceeds 5% on some seeds:
+// the trough's shortfall is re-planned into the evening):
+//
+//	BUDGET_MEASURE=1 go test -run MeasurePacingError -v ./budget
+func TestMeasurePacingError(t *testing.T) {
+	if os.Getenv("BUDGET_MEASURE") == "" {
+		t.Skip("set BUDGET_MEASURE=1")
+	}
+	const daily = 300_000_000
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
+	for _, tc := range []struct {
+		name    string
+		traffic func(sec int) int
+	}{
+		{"capacity 1.4x-4x", smoothDiurnal(1.3, 3.7)},
+		{"capacity 1.08x-4.3x", diurnal(1, 4)},
+	} {
+		var worstDays []float64
+		for seed := uint64(1); seed <= 10; seed++ {
+			hourly, _, _ := simulateDay(t, dayRun{c: c, traffic: tc.traffic, seed: seed})
+			worst := 0.0
+			for hr := range hourly {
+				got := hourly[hr]
+				if hr > 0 {
+					got -= hourly[hr-1]
+				}
+				worst = max(worst, math.Abs(float64(got)-daily/24)/(daily/24))
+			}
+			worstDays = append(worstDays, math.Round(worst*10000)/100)
+		}
+		t.Logf("%s: worst hour per seed 1..10 (%%): %v", tc.name, worstDays)
+	}
+}
+
+// A campaign that starts at noon (the bidder started then, the campaign was
+// added then, or its flight begins then) plans its daily budget over the
+// afternoon: no burst to catch up with a plan that began at midnight.
+func TestPacingStartsAtNoon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated days")
+	}
+	const daily = 200_000_000 // 200 units over 12 h: 4630 micros/s
+	noon := 12 * 3600
+	c := Campaign{ID: "noon", Currency: "USD", DailyMicros: daily}
+	flight := c
+	flight.Start = t0.Add(12 * time.Hour)
+	added := c
+	added.ID = "other" // the manager runs from midnight with another campaign; "noon" is added at noon
+	for _, tc := range []struct {
+		name string
+		run  dayRun
+	}{
+		{"bidder started at noon", dayRun{c: c, from: noon}},
+		{"flight starts at noon", dayRun{c: flight, eligible: func(sec int) bool { return sec >= noon }}},
+		{"campaign added at noon", dayRun{c: added, bidFor: c.ID, at: map[int]func(*Manager){noon: func(m *Manager) {
+			if err := m.SetCampaigns([]Campaign{added, c}); err != nil {
+				t.Fatal(err)
+			}
+		}}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := tc.run
+			r.traffic, r.seed = diurnal(2, 6), 3 // capacity 1.6x-4.9x the plan rate
+			hourly, _, _ := simulateDay(t, r)
+			checkHours(t, hourly, 0, 24, func(hr int) float64 {
+				if hr < 12 {
+					return 0
+				}
+				return daily / 12
+			}, 0.05)
+			// No burst: the first hour after the start spends its share.
+			if first := hourly[12] - hourly[11]; math.Abs(float64(first)-daily/12) > 0.03*daily/12 {
+				t.Errorf("first hour after the start spent %d, plan %d", first, daily/12)
+			}
+			if hourly[23] < daily*98/100 || hourly[23] > daily {
+				t.Errorf("delivered %d of %d", hourly[23], daily)
+			}
+		})
+	}
+}
+
+// Dayparting: the plan spreads the day over the hours the campaign may bid
+// (09:00-12:00 and 14:00-18:00 on this Monday, in its time zone), evenly.
+func TestPacingDayparting(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated day")
+	}
+	const daily = 140_000_000 // 140 units over 7 h: 5556 micros/s
+	loc := time.FixedZone("UTC+2", 2*3600)
+	var hours [7]uint32
+	for _, h := range []int{9, 10, 11, 14, 15, 16, 17} {
+		hours[time.Monday] |= 1 << h
+	}
+	c := Campaign{ID: "daypart", Currency: "USD", DailyMicros: daily, TimeZone: loc, Hours: hours}
+	// Simulate the campaign's day (from 22:00 UTC the day before t0), so
+	// the hours of the simulation are its local hours.
+	localStart := time.Date(2026, 11, 23, 0, 0, 0, 0, loc) // a Monday
+	if localStart.Weekday() != time.Monday {
+		t.Fatal("not a Monday")
+	}
+	r := dayRun{c: c, traffic: diurnal(2, 6), seed: 5, day: localStart}
+	r.eligible = func(sec int) bool { return hours[time.Monday]&(1<<(sec/3600)) != 0 }
+	hourly, _, _ := simulateDay(t, r)
+	checkHours(t, hourly, 0, 24, func(hr int) float64 {
+		if hours[time.Monday]&(1<<hr) == 0 {
+			return 0
+		}
+		return daily / 7
+	}, 0.05)
+	if hourly[23] < daily*98/100 || hourly[23] > daily {
+		t.Errorf("delivered %d of %d", hourly[23], daily)
+	}
+}
+
+// A budget raised at noon spreads the extra over the afternoon.
+func TestPacingBudgetRaised(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated day")
+	}
+	const daily, raised = 150_000_000, 300_000_000
+	c := Campaign{ID: "raise", Currency: "USD", DailyMicros: daily}
+	more := c
+	more.DailyMicros = raised
+	var atNoon int64
+	r := dayRun{c: c, traffic: diurnal(2, 6), seed: 9, at: map[int]func(*Manager){12 * 3600: func(m *Manager) {
+		h := m.Handle("raise")
+		atNoon = h.spentDay.Load() + h.spent.Load()
+		if err := m.SetCampaigns([]Campaign{more}); err != nil {
+			t.Fatal(err)
+		}
+	}}}
+	hourly, _, _ := simulateDay(t, r)
+	checkHours(t, hourly, 0, 12, func(int) float64 { return daily / 24 }, 0.05)
+	checkHours(t, hourly, 12, 24, func(int) float64 { return float64(raised-atNoon) / 12 }, 0.05)
+	if hourly[23] < raised*98/100 || hourly[23] > raised {
+		t.Errorf("delivered %d of %d", hourly[23], raised)
+	}
+}
+
+// Forecast pacing started at noon plans the rest of the day in proportion
+// to the traffic forecast of the afternoon.
+func TestPacingForecastFromNoon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated day")
+	}
+	const daily = 100_000_000
+	traffic := diurnal(2, 6)
+	var w [1440]float64
+	for i := range w {
+		w[i] = float64(traffic(i * 60))
+	}
+	c := Campaign{ID: "fc", Currency: "USD", DailyMicros: daily, Pacing: PacingForecast}
+	clkStart := 12 * 3600
+	r := dayRun{c: c, traffic: traffic, seed: 11, from: clkStart, at: map[int]func(*Manager){clkStart: func(m *Manager) {
+		m.fc.setWeights(w)
+	}}}
+	hourly, _, _ := simulateDay(t, r)
+	var afternoon float64
+	for i := 720; i < 1440; i++ {
+		afternoon += w[i]
+	}
+	checkHours(t, hourly, 12, 24, func(hr int) float64 {
+		var s float64
+		for i := hr * 60; i < (hr+1)*60; i++ {
+			s += w[i]
+		}
+		return daily * s / afternoon
+	}, 0.05)
+}
+
 func TestPacingASAPDoesNotThrottle(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	m := newMemManager(t, NewMemStore(), "p1", clk, campaign("c", micros(5)))
@@ -92,7 +353,7 @@ func TestPacingASAPDoesNotThrottle(t *testing.T) {
 }
 
 func TestForecastShape(t *testing.T) {
-	var f forecast
+	m := &Manager{}
 	var w [1440]float64
 	for i := range w {
 		if i >= 720 {
@@ -101,37 +362,90 @@ func TestForecastShape(t *testing.T) {
 			w[i] = 1
 		}
 	}
-	f.setWeights(w)
+	m.fc.setWeights(w)
+	c := &Campaign{ID: "f", Pacing: PacingForecast}
 	start, end, _ := dayBounds(t0.Add(time.Hour), time.UTC)
-	f2 := func(at time.Duration, want float64) {
+	day := m.planWeight(c, true, start, end)
+	f2 := func(c *Campaign, at time.Duration, want float64) {
 		t.Helper()
-		got, _, ok := f.shape(start.Add(at), start, end)
-		if !ok || math.Abs(got-want) > 1e-3 {
+		s, e, _ := dayBounds(t0.Add(time.Hour), c.loc())
+		got := m.planWeight(c, true, s, s.Add(at)) / m.planWeight(c, true, s, e)
+		if math.Abs(got-want) > 1e-3 {
 			t.Errorf("at %v: frac %v want %v", at, got, want)
 		}
 	}
-	f2(0, 0)
-	f2(12*time.Hour, 0.25)
-	f2(18*time.Hour, 0.625)
-	f2(24*time.Hour, 1)
-	// A campaign in UTC+6 starts its day at 18:00 UTC.
-	loc := time.FixedZone("X", 6*3600)
-	s, e, _ := dayBounds(t0.Add(time.Hour), loc)
-	got, _, _ := f.shape(s.Add(6*time.Hour), s, e) // 18:00-24:00 UTC, weight 3
-	if math.Abs(got-0.375) > 1e-3 {
-		t.Errorf("UTC+6 quarter day: %v want 0.375", got)
+	if math.Abs(day-4*720*60/60) > 1 { // 720 minutes of weight 1 and 720 of 3
+		t.Errorf("day weight %v", day)
 	}
+	f2(c, 0, 0)
+	f2(c, 12*time.Hour, 0.25)
+	f2(c, 18*time.Hour, 0.625)
+	f2(c, 24*time.Hour, 1)
+	// A campaign in UTC+6 starts its day at 18:00 UTC: its first 6 hours
+	// have weight 3 of the 12 + 36 of its day.
+	east := &Campaign{ID: "e", Pacing: PacingForecast, TimeZone: time.FixedZone("X", 6*3600)}
+	f2(east, 6*time.Hour, 0.375)
+	// Dayparting: only 12:00-18:00 UTC counts, so 15:00 is half way.
+	dp := &Campaign{ID: "d", Pacing: PacingForecast}
+	for h := 12; h < 18; h++ {
+		for d := range dp.Hours {
+			dp.Hours[d] |= 1 << h
+		}
+	}
+	f2(dp, 15*time.Hour, 0.5)
+	f2(dp, 12*time.Hour, 0)
 	// Learning: folding a full day of counts installs it.
 	var g forecast
-	day := t0
+	day0 := t0
 	for m := range 1440 {
 		for range 1 + m/720 {
 			g.cur[0].n.Add(1)
 		}
-		g.fold(day.Add(time.Duration(m) * time.Minute))
+		g.fold(day0.Add(time.Duration(m) * time.Minute))
 	}
-	g.fold(day.Add(24 * time.Hour))
+	g.fold(day0.Add(24 * time.Hour))
 	if !g.have || g.w[0] != 1 || g.w[800] != 2 {
 		t.Fatalf("learned %v %v %v", g.have, g.w[0], g.w[800])
+	}
+}
+
+// BenchmarkPaceStep is one controller step of one campaign, its plan
+// included: what the pacing goroutine spends per active campaign per second.
+func BenchmarkPaceStep(b *testing.B) {
+	var hours [7]uint32
+	for d := range hours {
+		hours[d] = 0xff << 9 // 09:00-16:59
+	}
+	for _, tc := range []struct {
+		name string
+		c    Campaign
+	}{
+		{"even", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100)}},
+		{"forecast", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Pacing: PacingForecast}},
+		{"dayparting", Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Hours: hours,
+			TimeZone: time.FixedZone("UTC-5", -5*3600)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := New(Config{InstanceID: "b", Store: NewMemStore(), manual: true}, quietLog())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := m.SetCampaigns([]Campaign{tc.c}); err != nil {
+				b.Fatal(err)
+			}
+			var w [1440]float64
+			for i := range w {
+				w[i] = 1 + float64(i%7)
+			}
+			m.fc.setWeights(w)
+			a := m.Handle("c")
+			now := t0.Add(10 * time.Hour)
+			b.ReportAllocs()
+			for b.Loop() {
+				now = now.Add(time.Second)
+				a.spent.Add(100)
+				m.pace(a, now)
+			}
+		})
 	}
 }

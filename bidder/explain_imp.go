@@ -1,0 +1,418 @@
+package bidder
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
+	"github.com/openbidder/openbidder/ortb"
+	"github.com/openbidder/openbidder/privacy"
+)
+
+// The per-imp part of POST /admin/explain: targeting verdicts, the gates
+// in the ranked walk's order (collectBest), features, every model's pCTR
+// and contributions, and the price step.
+
+type explainImp struct {
+	ID          string            `json:"id"`
+	Skipped     string            `json:"skipped,omitempty"` // why the bid path skips the imp
+	FloorMicros int64             `json:"floor_micros"`      // response currency, CPM
+	Campaigns   []explainCampaign `json:"campaigns"`
+	// NotExamined counts, by rule, the campaigns that share no targeting
+	// value with the request (the index never looks at them); all=1 lists them.
+	NotExamined map[string]int `json:"not_examined_by_rule,omitempty"`
+	Winner      string         `json:"winner,omitempty"`
+	Creative    string         `json:"winner_creative,omitempty"`
+	PriceMicros int64          `json:"price_micros,omitempty"`
+}
+
+// explainCampaign is one campaign, or one (campaign, creative) candidate.
+type explainCampaign struct {
+	ID       string `json:"id"`
+	Creative string `json:"creative,omitempty"`
+	Deal     string `json:"deal,omitempty"`
+	// Status: dropped (a targeting rule), gated (a gate before the model:
+	// floor, currency, frequency cap, pacing, budget, ...; or not scored:
+	// max_scored_per_imp, fixed_cpm_outbid), priced (scored and priced;
+	// Rule below_floor when the price is under the floor).
+	Status        string                     `json:"status"`
+	Rule          string                     `json:"rule,omitempty"`
+	Detail        string                     `json:"detail,omitempty"`
+	Examined      bool                       `json:"examined_by_index"`
+	FloorMicros   int64                      `json:"floor_micros,omitempty"` // response currency, CPM (the deal's when one matched)
+	UpperMicros   int64                      `json:"upper_micros,omitempty"` // highest possible bid, response currency, CPM
+	Budget        *budget.Explanation        `json:"budget,omitempty"`
+	Features      map[string]float32         `json:"features,omitempty"`
+	PCTR          map[string]float64         `json:"pctr,omitempty"` // by model name
+	ModelUsed     string                     `json:"model_used,omitempty"`
+	Contributions map[string]*explainContrib `json:"contributions,omitempty"` // by model name
+	ValueMicros   float64                    `json:"value_micros,omitempty"`  // campaign currency, CPM, before shading
+	Shading       *explainShading            `json:"shading,omitempty"`
+	PriceMicros   int64                      `json:"price_micros,omitempty"`  // response currency, CPM
+	ChargeMicros  int64                      `json:"charge_micros,omitempty"` // the hold a bid places: campaign currency, per impression
+	Winner        bool                       `json:"winner,omitempty"`
+
+	slot int // into explainRun.slots; -1 none
+}
+
+type explainContrib struct {
+	Bias  float64       `json:"bias"`
+	Logit float64       `json:"logit"`
+	Top   []explainTerm `json:"top"`
+	Error string        `json:"error,omitempty"`
+}
+
+type explainTerm struct {
+	Slot         string  `json:"slot"` // feature slot name; "a*b" for a wide cross; "deep" for the deep part
+	Value        float32 `json:"value"`
+	Contribution float64 `json:"contribution"`
+}
+
+// explainShading is what the price step did to the value.
+type explainShading struct {
+	Mode   string  `json:"mode"` // first_price_shade (at=1), or none (second price: the bid is the value)
+	Factor float64 `json:"factor"`
+}
+
+// explainSlot is a candidate the bid path would score.
+type explainSlot struct {
+	imp, entry int // explainRun.imps[imp].Campaigns[entry]
+	sl         slot
+	pctr       map[string]float32
+	used       string
+}
+
+type explainRun struct {
+	s      *Server
+	cat    *catalog
+	req    *ortb.Request
+	resp   []byte
+	user   uint64
+	priv   privacy.Decision
+	opt    explainOptions
+	models []explainModel
+	xs     map[*ctr.Manifest]*ctr.Explainer
+	rk     ranker
+
+	out   []explainImp
+	slots []explainSlot
+	rows  []float32
+	why   reason // the first gate failure (for the no-bid reason)
+}
+
+// imps explains targeting and the gates of every imp the bid path looks at.
+func (x *explainRun) imps() []explainImp {
+	imps := x.req.Imps
+	if len(imps) > x.s.cfg.Limits.MaxImps {
+		imps = imps[:x.s.cfg.Limits.MaxImps]
+	}
+	for i := range imps {
+		imp := &imps[i]
+		ei := explainImp{ID: string(imp.ID)}
+		floor, ok := x.s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, x.resp)
+		switch {
+		case repeatedImpID(imps[:i], imp.ID):
+			ei.Skipped = "repeated imp id"
+		case !ok:
+			ei.Skipped = reasonCurrency.String()
+			x.why = reasonCurrency
+		default:
+			ei.FloorMicros = floor
+		}
+		x.out = append(x.out, ei)
+		if ei.Skipped == "" {
+			x.imp(i, imp, floor)
+		}
+	}
+	return x.out
+}
+
+// imp fills x.out[i]: the targeting verdicts, then the gates.
+func (x *explainRun) imp(i int, imp *ortb.Imp, floor int64) {
+	ei := &x.out[i]
+	var cands []campaigns.Candidate
+	examined := map[int]bool{}
+	for _, v := range x.cat.snap.Explain(x.req, imp, x.opt.now) {
+		if v.Rule == "" {
+			cands = append(cands, v.Candidates...)
+			examined[v.Campaign.Index] = v.Examined
+			continue
+		}
+		if !v.Examined && !x.opt.all {
+			if ei.NotExamined == nil {
+				ei.NotExamined = map[string]int{}
+			}
+			ei.NotExamined[v.Rule]++
+			continue
+		}
+		ei.Campaigns = append(ei.Campaigns, explainCampaign{ID: v.Campaign.ID, Status: "dropped", Rule: v.Rule,
+			Detail: v.Detail, Examined: v.Examined, slot: -1})
+	}
+	// The ranked walk's order (collectAll sorts Match's candidates so).
+	slices.SortFunc(cands, func(a, b campaigns.Candidate) int {
+		if c := cmp.Compare(x.rk.Bound(b.Campaign), x.rk.Bound(a.Campaign)); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(x.cat.snap.Rank(a.Campaign), x.cat.snap.Rank(b.Campaign)); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Creative.Index, b.Creative.Index)
+	})
+	x.gates(i, imp, floor, cands, examined)
+}
+
+// gates replays collectBest over the candidates: gate each, keep the first
+// max_scored_per_imp that pass (at most one fixed-CPM), stop at a bound
+// below every floor.
+func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.Candidate, examined map[int]bool) {
+	ei := &x.out[i]
+	bc := &bidCtx{resp: x.resp}
+	lowest := x.s.lowestFloor(bc, imp, floor)
+	k := x.s.cfg.Pricing.MaxScoredPerImp
+	kept, fixed, stop := 0, false, ""
+	for _, c := range cands {
+		e := explainCampaign{ID: c.Campaign.ID, Creative: c.Creative.ID, Examined: examined[c.Campaign.Index], slot: -1}
+		if c.Deal != nil {
+			e.Deal = string(c.Deal.ID)
+		}
+		switch {
+		case stop != "":
+			e.Status, e.Rule = "gated", stop
+		case fixed && c.Campaign.Strategy.Kind == campaigns.FixedCPM:
+			e.Status, e.Rule, e.Detail = "gated", "fixed_cpm_outbid", "a fixed-CPM candidate with a higher bid is scored"
+		default:
+			sl, r := x.gate(imp, c, floor, &e)
+			if r != reasonNone {
+				e.Status, e.Rule = "gated", r.String()
+				if x.why == reasonNone {
+					x.why = r
+				}
+				if r == reasonBelowFloor && (sl.upper < lowest || sl.upper <= 0) {
+					stop = reasonBelowFloor.String() // every later bound is at most this one
+				}
+				break
+			}
+			sl.imp = i
+			e.Status, e.slot = "priced", len(x.slots)
+			x.slots = append(x.slots, explainSlot{imp: i, entry: len(ei.Campaigns), sl: sl})
+			kept++
+			fixed = fixed || sl.fixed
+			if kept == k {
+				stop = "max_scored_per_imp"
+			}
+		}
+		ei.Campaigns = append(ei.Campaigns, e)
+	}
+}
+
+// gate is Server.gate with budget's side-effect-free Explain in place of
+// Allow; it fills e's floor, bound and budget figures.
+func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *explainCampaign) (slot, reason) {
+	camp := c.Campaign
+	if pv := x.cat.pause.Load(); pv != nil && pv.camp[camp.Index] != nil { // cat.paused without its count
+		return slot{}, reasonPaused
+	}
+	if d := c.Deal; d != nil && d.BidFloor > 0 {
+		cur := d.BidFloorCur
+		if len(cur) == 0 {
+			cur = imp.BidFloorCur
+		}
+		f, ok := x.s.rates.toResponse(d.BidFloor, cur, x.resp)
+		if !ok {
+			return slot{}, reasonCurrency
+		}
+		floor = f
+	}
+	upper := x.rk.Bound(camp)
+	e.FloorMicros, e.UpperMicros = floor, upper
+	if upper < 0 {
+		return slot{}, reasonCurrency
+	}
+	if upper < floor || upper <= 0 {
+		return slot{upper: upper}, reasonBelowFloor
+	}
+	money := x.cat.money
+	if camp.FreqCap.Count > 0 && !money.freqAllow(camp.Index, x.user, x.opt.now) {
+		return slot{}, reasonFreqCap
+	}
+	maxCharge := ceilDiv(x.cat.upper[camp.Index], 1000)
+	r := reasonNone
+	if me, ok := money.(moneyExplainer); ok {
+		be := me.explain(camp.Index, maxCharge, x.opt.now)
+		e.Budget, r = &be, decisionReason(be.Decision)
+	} else {
+		r = money.allow(camp.Index, maxCharge, x.opt.now)
+	}
+	if r != reasonNone {
+		return slot{}, r
+	}
+	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
+}
+
+// score writes every kept candidate's feature row (as featurize does) and
+// scores all of them, in the bid path's order, with every model.
+func (x *explainRun) score(sc *scorerBox) {
+	if len(x.slots) == 0 {
+		return
+	}
+	models := x.models
+	if len(models) == 0 { // a server without the App's models (tests): its scorer
+		models = []explainModel{{role: "chain", scorer: sc.s}}
+	}
+	userLevel := x.priv.Allows(privacy.Personalize)
+	var base [features.Width]float32
+	last := -1
+	for _, es := range x.slots {
+		if es.imp != last {
+			features.ExtractImp(base[:], x.req, &x.req.Imps[es.imp], x.opt.now, userLevel)
+			last = es.imp
+		}
+		x.rows = features.AppendRow(x.rows, base[:], &x.cat.ads[es.sl.cand.Creative.Index])
+	}
+	n := len(x.slots)
+	for j := range x.slots {
+		x.slots[j].pctr = map[string]float32{}
+	}
+	for _, m := range models {
+		out := make([]float32, n)
+		if err := m.scorer.Score(time.Time{}, x.rows, out); err != nil {
+			continue
+		}
+		for j := range x.slots {
+			es := &x.slots[j]
+			es.pctr[m.scorer.Name()] = out[j]
+			if es.used == "" {
+				es.used = m.scorer.Name() // the chain's order: primary, then fallback
+			}
+		}
+	}
+	for j := range x.slots {
+		x.describe(j, models)
+	}
+}
+
+// describe fills a scored candidate's features, pCTRs and contributions.
+func (x *explainRun) describe(j int, models []explainModel) {
+	es := &x.slots[j]
+	e := &x.out[es.imp].Campaigns[es.entry]
+	row := x.rows[j*features.Width : (j+1)*features.Width]
+	e.Features = make(map[string]float32, features.Width)
+	for k, v := range row {
+		e.Features[features.Slots[k].Name] = v
+	}
+	e.PCTR, e.ModelUsed = map[string]float64{}, es.used
+	for name, p := range es.pctr {
+		e.PCTR[name] = float64(p)
+	}
+	for _, m := range models {
+		xp := x.xs[m.manifest]
+		p, scored := es.pctr[m.scorer.Name()]
+		if xp == nil || !scored {
+			continue
+		}
+		if e.Contributions == nil {
+			e.Contributions = map[string]*explainContrib{}
+		}
+		ec := &explainContrib{}
+		e.Contributions[m.scorer.Name()] = ec
+		c, err := xp.Explain(row, p)
+		if err != nil {
+			ec.Error = err.Error()
+			continue
+		}
+		ec.Bias, ec.Logit = c.Bias, c.Logit
+		for _, t := range c.Top(x.opt.top) {
+			ec.Top = append(ec.Top, explainTerm{Slot: termName(t), Value: t.Value, Contribution: t.Logit})
+		}
+	}
+}
+
+func termName(t ctr.Contribution) string {
+	switch {
+	case t.Slot < 0:
+		return "deep"
+	case t.Slot2 >= 0:
+		return features.Slots[t.Slot].Name + "*" + features.Slots[t.Slot2].Name
+	}
+	return features.Slots[t.Slot].Name
+}
+
+// shading is what the price step multiplies the value by: in a first-price
+// auction (at=1) pricing.first_price_shade, else nothing (second price:
+// the bid is the value). When bid shading lands in the price step
+// (bidder/bid.go), this is where its shaded price and curve numbers go.
+func (x *explainRun) shading() explainShading {
+	if x.req.AT == 1 {
+		return explainShading{Mode: "first_price_shade", Factor: x.s.cfg.Pricing.FirstPriceShade}
+	}
+	return explainShading{Mode: "none", Factor: 1}
+}
+
+// price replays Server.price: value, shading, conversion, floor, the best
+// per imp. It places no hold. It returns whether the dry run bids and, if
+// not, why.
+func (x *explainRun) price() (bool, string) {
+	sh := x.shading()
+	for j := range x.slots {
+		es := &x.slots[j]
+		e := &x.out[es.imp].Campaigns[es.entry]
+		p32, ok := es.pctr[es.used]
+		if !ok {
+			e.Status, e.Rule = "gated", reasonModelError.String()
+			continue
+		}
+		camp := es.sl.cand.Campaign
+		v := camp.ValueMicros(p32) * sh.Factor
+		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
+		p, ok := x.s.rates.convertMicros(int64(v), camp.Currency, x.resp)
+		e.PriceMicros, e.ChargeMicros = p, ceilDiv(int64(v), 1000)
+		if !ok || p < es.sl.floor || p <= 0 {
+			e.Rule = reasonBelowFloor.String()
+			continue
+		}
+		if ei := &x.out[es.imp]; ei.Winner == "" || p > ei.PriceMicros {
+			ei.Winner, ei.Creative, ei.PriceMicros = camp.ID, es.sl.cand.Creative.ID, p
+		}
+	}
+	bid := false
+	for i := range x.out {
+		ei := &x.out[i]
+		for k := range ei.Campaigns {
+			if e := &ei.Campaigns[k]; e.slot >= 0 && e.ID == ei.Winner && e.Creative == ei.Creative {
+				e.Winner = true
+				break
+			}
+		}
+		bid = bid || ei.Winner != ""
+	}
+	switch {
+	case bid:
+		return true, ""
+	case len(x.slots) > 0:
+		return false, reasonBelowFloor.String()
+	case x.why != reasonNone:
+		return false, x.why.String()
+	}
+	return false, reasonNoMatch.String()
+}
+
+// String lists an answer's imps briefly (logs, test failures).
+func (a *explainAnswer) String() string {
+	var b strings.Builder
+	for _, ei := range a.Imps {
+		b.WriteString("imp " + ei.ID + ":")
+		for _, e := range ei.Campaigns {
+			b.WriteString(" " + e.ID + "=" + e.Status)
+			if e.Rule != "" {
+				b.WriteString("(" + e.Rule + ")")
+			}
+		}
+		b.WriteString("; ")
+	}
+	return b.String()
+}
