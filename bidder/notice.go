@@ -104,7 +104,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		Hold:         c.hold,
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
-		ChargeOnWin:  bc.chargeOnWin,
+		ChargeOnWin:  bc.ex.chargeOnWin,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
@@ -119,17 +119,19 @@ func (bc *bidCtx) tokenOf(k noticeKind) []byte {
 	return bc.tok[start:bc.tokEnds[k]]
 }
 
-// appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`.
-func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte) []byte {
+// appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`,
+// with the exchange's macros (lurl also &r=${AUCTION_LOSS} where the
+// exchange substitutes it).
+func (s *Server) appendNoticeURL(b []byte, ex *exchange, field, path string, token []byte) []byte {
 	b = append(b, field...)
 	b = append(b, s.publicURL...)
 	b = append(b, noticePrefix...)
 	b = append(b, path...)
 	b = append(b, "?t="...)
 	b = append(b, token...)
-	b = append(b, "&p=${AUCTION_PRICE}"...)
+	b = append(b, ex.priceArg...)
 	if path == pathLoss {
-		b = append(b, "&r=${AUCTION_LOSS}"...)
+		b = append(b, ex.lossArg...)
 	}
 	return append(b, '"')
 }
