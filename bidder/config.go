@@ -230,7 +230,7 @@ type ExchangeConfig struct {
 	// that carry no tmax (default: limits.default_tmax).
 	DefaultTMax time.Duration `yaml:"default_tmax"`
 	// NBR answers a no-bid with 200 and {"id":"<request id>","nbr":N}, an
-	// OpenRTB 2.6 no-bid reason code (docs/campaigns.md has the mapping),
+	// OpenRTB 2.6 no-bid reason code (README.md has the mapping),
 	// instead of 204 (default false). Requests shed before parsing
 	// (overload) still get 204; 400 and 413 stay as they are.
 	NBR bool `yaml:"nbr"`
