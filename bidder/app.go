@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -43,6 +42,10 @@ type App struct {
 	adminLn net.Listener
 	served  chan error
 
+	errs    *recentErrors // the logger's handler: keeps recent warnings and errors (errlog.go)
+	started time.Time
+	spend   spendHistory // spend samples for the status page (status.go)
+
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
 	closeErr  error
@@ -51,7 +54,9 @@ type App struct {
 // Start builds every part, binds both listeners and starts serving. It
 // returns once the bidder is ready to answer.
 func Start(ctx context.Context, cfg *Config, log *slog.Logger) (*App, error) {
-	a := &App{cfg: cfg, log: log, served: make(chan error, 2)}
+	a := &App{cfg: cfg, served: make(chan error, 2), started: time.Now()}
+	a.errs = newRecentErrors(log.Handler(), recentErrorsKept)
+	a.log = slog.New(a.errs)
 	ctx, a.cancel = context.WithCancel(ctx)
 	err := a.start(ctx)
 	if err != nil {
@@ -83,9 +88,11 @@ func (a *App) start(ctx context.Context) error {
 	if err = a.startBudget(ctx, sec); err != nil {
 		return err
 	}
-	if a.events, err = newEventLog(ctx, filepath.Join(filepath.Dir(cfg.Budget.StoreDir), "events.jsonl"), 65536, log); err != nil {
+	ev, err := openEventFile(cfg.Events)
+	if err != nil {
 		return err
 	}
+	a.events = newEventLog(ctx, ev, cfg.Events.Queue, log)
 	sink := &budgetSink{m: a.budget, events: a.events}
 	signer, err := newBudgetSigner(cfg.InstanceID, sec.noticeKeys...)
 	if err != nil {
@@ -93,12 +100,14 @@ func (a *App) start(ctx context.Context) error {
 	}
 	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
 	s.ready, s.degraded = budgetHealth(a.budget)
-	s.adminToken = sec.adminToken
+	s.adminTokens = sec.adminTokens
 	s.campaignMoney = a.budget.Status
 	s.reg.MustRegister(appCollector{a})
+	sink.won = &s.wins
+	s.followControl(a.budget) // the kill switch, read before the listeners open
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if cfg.Model.Shadow != "" {
-		sh, err := loadShadow(cfg.Model)
+		sh, err := loadShadow(cfg.Model, log)
 		if err != nil {
 			return fmt.Errorf("model.shadow: %w", err)
 		}
@@ -121,7 +130,7 @@ func (a *App) start(ctx context.Context) error {
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
 	}
-	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget), ReadHeaderTimeout: 5 * time.Second}
+	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget, s.controlRoutes(a.budget), a.statusRoutes), ReadHeaderTimeout: 5 * time.Second}
 	go func() { a.served <- s.Serve(a.ln) }()
 	go func() {
 		if err := s.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {
@@ -146,7 +155,7 @@ func (a *App) startModels() error {
 	cfg := a.cfg.Model
 	a.gbdt = ctr.NewHolder(func(p string) (ctr.Scorer, error) {
 		return ctr.LoadGBDT(p, features.SchemaVersion, features.Width)
-	})
+	}, a.log)
 	if err := a.gbdt.Reload(cfg.GBDT); err != nil {
 		return fmt.Errorf("model.gbdt: %w", err)
 	}
@@ -161,8 +170,8 @@ func (a *App) startModels() error {
 		a.onnx = ctr.NewHolder(ctr.ONNXLoader(ctr.ONNXOptions{
 			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider,
 			SchemaVersion: features.SchemaVersion, Width: features.Width,
-			MaxBatch: max(cfg.MaxBatch, 256),
-		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}))
+			MaxBatch: max(cfg.MaxBatch, 256), Log: a.log,
+		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}), a.log)
 		if err := a.onnx.Reload(cfg.ONNX); err != nil {
 			a.log.Warn("onnx model refused; scoring with GBDT only", "err", err)
 			a.onnx.Close()
@@ -201,7 +210,7 @@ func (a *App) modelManifest() *ctr.Manifest {
 }
 
 // loadShadow loads the shadow model named by the config.
-func loadShadow(mc ModelConfig) (*shadow, error) {
+func loadShadow(mc ModelConfig, log *slog.Logger) (*shadow, error) {
 	m, err := ctr.LoadManifest(mc.Shadow)
 	if err != nil {
 		return nil, err
@@ -209,7 +218,7 @@ func loadShadow(mc ModelConfig) (*shadow, error) {
 	var sc ctr.Scorer
 	if m.Kind == "onnx" {
 		sc, err = ctr.LoadONNX(mc.Shadow, ctr.ONNXOptions{LibraryPath: mc.ONNXLibrary, Provider: ctr.ProviderCPU,
-			SchemaVersion: features.SchemaVersion, Width: features.Width, MaxBatch: shadowMaxRows})
+			SchemaVersion: features.SchemaVersion, Width: features.Width, MaxBatch: shadowMaxRows, Log: log})
 	} else {
 		sc, err = ctr.LoadGBDT(mc.Shadow, features.SchemaVersion, features.Width)
 	}
@@ -242,7 +251,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	} else {
 		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID,
 			Auth: sec.natsAuth, TLS: tlsFiles(b.TLS), ClusterUser: sec.routeUser, ClusterPassword: sec.routePass,
-			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS)}
+			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log}
 		if b.EmbeddedListen != "" {
 			host, port, err := net.SplitHostPort(b.EmbeddedListen)
 			if err != nil {

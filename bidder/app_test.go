@@ -24,6 +24,12 @@ import (
 // bundled models, the test campaigns.
 func startApp(t *testing.T, edit func(*Config)) *App {
 	t.Helper()
+	return startAppLog(t, edit, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// startAppLog is startApp logging to log.
+func startAppLog(t *testing.T, edit func(*Config), log *slog.Logger) *App {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := &Config{
 		Listen:       "127.0.0.1:0",
@@ -46,7 +52,7 @@ func startApp(t *testing.T, edit func(*Config)) *App {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	app, err := Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	app, err := Start(context.Background(), cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -126,6 +126,10 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		s.shed(ctx, bc) // admission.go: 204 overload, before any parsing
 		return
 	}
+	if s.pausedAll() { // kill switch (control.go): 204 paused, before any parsing
+		s.noBid(ctx, bc, reasonPaused)
+		return
+	}
 
 	body := ctx.PostBody()
 	if len(body) > s.cfg.Limits.MaxBodyBytes {
@@ -489,11 +493,14 @@ func repeatedImpID(before []ortb.Imp, id []byte) bool {
 	return false
 }
 
-// gate checks one candidate against floor, frequency cap and budget, before
-// any model time is spent on it. A candidate below its floor comes back with
-// its upper bound set.
+// gate checks one candidate against the kill switch, floor, frequency cap
+// and budget, before any model time is spent on it. A candidate below its
+// floor comes back with its upper bound set.
 func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candidate, floor int64, user uint64) (slot, reason) {
 	camp := c.Campaign
+	if cat.paused(camp.Index, bc.stripe) { // control.go
+		return slot{}, reasonPaused
+	}
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
 		cur := d.BidFloorCur
 		if len(cur) == 0 {

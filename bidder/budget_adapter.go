@@ -179,6 +179,7 @@ func chargeKind(win bool) budget.NoticeKind {
 type budgetSink struct {
 	m      *budget.Manager
 	events *eventLog
+	won    *winCounts // first-time win notices per campaign (status.go); nil: not counted
 }
 
 var _ noticeSink = (*budgetSink)(nil)
@@ -210,6 +211,9 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 		k = budget.KindWin
 	}
 	res, err := b.m.Settle(b.notice(t, k, charge, now))
+	if kind == noticeWin && !res.Duplicate && b.won != nil && (err == nil || errors.Is(err, budget.ErrAckTimeout)) {
+		b.won.add(t.Campaign) // a retry after an ack timeout is a duplicate: counted once
+	}
 	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
 	}

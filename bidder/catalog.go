@@ -3,6 +3,7 @@ package bidder
 import (
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/openbidder/openbidder/campaigns"
@@ -45,6 +46,8 @@ type catalog struct {
 	campID  [][]byte          // by campaign index
 	crID    [][]byte          // by creative index
 	landing map[string]string // creativeKey -> landing URL (click path only)
+
+	pause atomic.Pointer[pauseView] // paused campaigns (control.go); nil: none
 }
 
 // creativeKey identifies a creative across snapshots.

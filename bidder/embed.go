@@ -44,6 +44,8 @@ func NewServer(p Parts) (*Server, error) {
 	}
 	s := newServer(p.Config, log, bindBudget(p.Budget), sink, signer)
 	s.ready, s.degraded = budgetHealth(p.Budget)
+	sink.won = &s.wins
+	s.followControl(p.Budget)
 	if err := s.SetCampaigns(p.Campaigns); err != nil {
 		return nil, err
 	}

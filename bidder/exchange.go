@@ -94,7 +94,8 @@ func (s *Server) exchangeOf(ctx *fasthttp.RequestCtx) *exchange {
 // (BidResponse.nbr): 15 insufficient auction time, 1 technical error, 9
 // (daily) user cap met, and 0 (unknown error, the list's catch-all) for the
 // business reasons the list has no code for: no eligible campaign, below
-// the floor, paced, out of budget or flight, an unconvertible currency.
+// the floor, paced, out of budget or flight, an unconvertible currency, a
+// paused campaign.
 var nbrCodes = [numReasons]int{
 	reasonTMax: 15, reasonDeadline: 15, reasonLate: 15,
 	reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1, reasonOverload: 1,

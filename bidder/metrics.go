@@ -50,6 +50,7 @@ const (
 	reasonFlight            // outside flight / budget window
 	reasonOverload          // shed by the admission limit (admission.go)
 	reasonLate              // answer ready after the deadline: bid withdrawn, holds released
+	reasonPaused            // kill switch: all bidding, or the campaign, paused (control.go)
 	numReasons
 )
 
@@ -69,6 +70,7 @@ var reasonNames = [numReasons]string{
 	reasonFlight:     "flight",
 	reasonOverload:   "overload",
 	reasonLate:       "late",
+	reasonPaused:     "paused",
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/openbidder/openbidder/budget"
@@ -170,8 +171,9 @@ type secrets struct {
 	noticeKeys   [][]byte
 	keyGenerated bool // the notice key file was created by this call
 	adminToken   string
-	natsAuth     budget.Auth // budget.auth
-	routeUser    string      // budget.embedded_cluster.auth
+	adminTokens  []namedToken // admin_token (named "admin") and admin_tokens
+	natsAuth     budget.Auth  // budget.auth
+	routeUser    string       // budget.embedded_cluster.auth
 	routePass    string
 }
 
@@ -198,6 +200,22 @@ func resolveSecrets(cfg *Config, create bool) (*secrets, error) {
 	s.adminToken = get("admin_token", cfg.AdminToken)
 	if s.adminToken != "" && len(s.adminToken) < minKeyLen {
 		errs = append(errs, fmt.Errorf("%w: admin_token: needs at least %d bytes", ErrConfig, minKeyLen))
+	}
+	if s.adminToken != "" {
+		s.adminTokens = append(s.adminTokens, namedToken{name: adminTokenName, token: s.adminToken})
+	}
+	for i, t := range cfg.AdminTokens {
+		field := fmt.Sprintf("admin_tokens[%d].token", i)
+		v := get(field, t.Token)
+		switch {
+		case v == "":
+		case len(v) < minKeyLen:
+			errs = append(errs, fmt.Errorf("%w: %s: needs at least %d bytes", ErrConfig, field, minKeyLen))
+		case slices.ContainsFunc(s.adminTokens, func(n namedToken) bool { return n.token == v }):
+			errs = append(errs, fmt.Errorf("%w: %s: the same token as another admin token (each names who uses it)", ErrConfig, field))
+		default:
+			s.adminTokens = append(s.adminTokens, namedToken{name: t.Name, token: v})
+		}
 	}
 	a := cfg.Budget.Auth
 	s.natsAuth = budget.Auth{

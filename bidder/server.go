@@ -75,7 +75,9 @@ type Server struct {
 	draining      atomic.Bool
 	adm           *admission
 
-	adminToken string // bearer token of the admin listener; "" none
+	adminTokens []namedToken // bearer tokens of the admin listener; none: open (loopback only)
+	ks          killSwitch   // pause state the bid path obeys (control.go)
+	wins        winCounts    // win notices per campaign (status.go)
 
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats
@@ -172,7 +174,7 @@ func (s *Server) SetCampaigns(snap *campaigns.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	s.catalog.Store(newCatalog(snap, s.m, mon))
+	s.publishCatalog(newCatalog(snap, s.m, mon)) // with the pause state (control.go)
 	return nil
 }
 
@@ -267,9 +269,13 @@ func (s *Server) CloseAdmin(ctx context.Context) error {
 }
 
 // adminHandler serves /metrics, /admin/* and /debug/pprof, behind the
-// bearer token when one is set.
-func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handler {
+// bearer tokens when some are set, and the status page's static HTML (GET
+// /, no data in it) to anyone. more adds routes behind the tokens.
+func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...func(*http.ServeMux)) http.Handler {
 	mux := http.NewServeMux()
+	for _, f := range more {
+		f(mux)
+	}
 	mux.Handle("GET /metrics", s.metricsHandler())
 	mux.HandleFunc("GET /admin/budget", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -280,17 +286,44 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter)) http.Handl
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	return requireBearer(s.adminToken, mux)
+	outer := http.NewServeMux()
+	outer.HandleFunc("GET /{$}", serveStatusPage) // status_page.go
+	outer.Handle("/", requireBearer(s.adminTokens, mux))
+	return outer
+}
+
+// adminTokenName is admin_token's name (who, in the kill switch's log).
+const adminTokenName = "admin"
+
+// anonymous is who acts on an admin listener without tokens (loopback only).
+const anonymous = "anonymous"
+
+// namedToken is one admin bearer token and the name it acts under.
+type namedToken struct{ name, token string }
+
+type whoKey struct{}
+
+// adminWho is the name of the admin token behind r (anonymous without tokens).
+func adminWho(r *http.Request) string {
+	if n, ok := r.Context().Value(whoKey{}).(string); ok {
+		return n
+	}
+	return anonymous
 }
 
 // requireBearer lets through requests carrying "Authorization: Bearer
-// token" (compared in constant time, over hashes so the length does not
-// leak either); others get 401. An empty token lets everything through.
-func requireBearer(token string, h http.Handler) http.Handler {
-	if token == "" {
+// token" for one of tokens (compared in constant time with every one, over
+// hashes so the length does not leak either), with the token's name in the
+// request's context (adminWho); others get 401. No tokens lets everything
+// through.
+func requireBearer(tokens []namedToken, h http.Handler) http.Handler {
+	if len(tokens) == 0 {
 		return h
 	}
-	want := sha256.Sum256([]byte(token))
+	want := make([][32]byte, len(tokens))
+	for i, t := range tokens {
+		want[i] = sha256.Sum256([]byte(t.token))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		auth := r.Header.Get("Authorization")
 		const scheme = "bearer "
@@ -299,11 +332,17 @@ func requireBearer(token string, h http.Handler) http.Handler {
 		if ok {
 			got = sha256.Sum256([]byte(auth[len(scheme):]))
 		}
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 || !ok {
+		match := -1
+		for i := range want {
+			if subtle.ConstantTimeCompare(got[:], want[i][:]) == 1 {
+				match = i
+			}
+		}
+		if !ok || match < 0 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="openbidder admin"`)
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
-		h.ServeHTTP(w, r)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, tokens[match].name)))
 	})
 }

@@ -104,6 +104,7 @@ type Account struct {
 type foreignLease struct {
 	inst, boot string
 	expires    int64
+	amount     int64 // micros (status only)
 }
 
 // ID returns the campaign id.

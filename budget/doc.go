@@ -38,8 +38,10 @@
 // campaign set), Account.mu (lease, spend, holds of a campaign; Hold takes it
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
-// holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache).
-// A Store calls watch callbacks with no lock of its own held.
+// holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache),
+// control.mu (the kill-switch state) and memControl.mu (a MemStore's
+// kill-switch keys). A Store calls watch callbacks with no lock of its own
+// held.
 //
 // ledger.flushMu (one flusher at a time) is the only lock held across NATS
 // I/O: the ledger publish. Nothing on the bid path, in the sync round or in

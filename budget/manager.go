@@ -69,6 +69,7 @@ type Manager struct {
 	ledgerRuns atomic.Bool // the ledger publisher is running
 
 	live liveness // heartbeat, epochs, other instances' liveness
+	ctl  control  // the kill switch (control.go)
 
 	token       string // this process on freqSubject
 	freqQ       chan freqMsg

@@ -62,6 +62,10 @@ func (m *Manager) watch() error {
 		cancel()
 		return err
 	}
+	if err := m.watchControl(ctx); err != nil { // the kill switch (control.go)
+		cancel()
+		return err
+	}
 	m.watchCancel = cancel
 	return nil
 }

@@ -101,6 +101,7 @@ type MemStore struct {
 	down     bool
 	watchers []*memWatcher
 	ledger   *memLedger
+	ctl      memControl // the kill switch's keys (control.go)
 }
 
 type memWatcher struct {

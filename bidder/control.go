@@ -1,0 +1,285 @@
+package bidder
+
+import (
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openbidder/openbidder/budget"
+)
+
+// The kill switch on the bid path. The state lives in the budget store
+// (budget.Control: every instance watches it); the budget manager tells the
+// server when it changes, and the server turns it into what the bid path
+// reads: one flag for all bidding, checked before the request is parsed
+// (204 paused), and for the current catalog a table of the paused campaigns
+// by index, checked first at each candidate's gate (the candidate is
+// refused, reason paused). Both are one atomic load; nothing allocates.
+
+// killSwitch is the server's copy of the kill-switch state.
+type killSwitch struct {
+	all atomic.Bool // all bidding paused
+
+	// mu serialises applying a state and publishing a catalog (SetCampaigns),
+	// so no catalog is published with a stale table.
+	mu     sync.Mutex
+	src    func() *budget.Control // the newest state; nil: nothing is ever paused
+	counts map[string]*counter    // paused candidates per campaign id, kept across pauses and reloads
+}
+
+// pauseView is one catalog's paused campaigns by campaign index: non-nil
+// while paused, counting the candidates refused for it.
+type pauseView struct{ camp []*counter }
+
+// paused tells whether campaign ci is paused, counting the candidate if so.
+func (cat *catalog) paused(ci, stripe int) bool {
+	if pv := cat.pause.Load(); pv != nil {
+		if c := pv.camp[ci]; c != nil {
+			c.add(stripe, 1)
+			return true
+		}
+	}
+	return false
+}
+
+// pausedAll tells whether all bidding is paused.
+func (s *Server) pausedAll() bool { return s.ks.all.Load() }
+
+// controlSource is where the kill-switch state comes from (the budget
+// manager; a fake in tests).
+type controlSource interface {
+	Control() *budget.Control
+	OnControl(fn func())
+}
+
+var _ controlSource = (*budget.Manager)(nil)
+
+// followControl makes the server obey m's state, now and after every change
+// m announces.
+func (s *Server) followControl(m controlSource) {
+	s.ks.mu.Lock()
+	s.ks.src = m.Control
+	s.ks.mu.Unlock()
+	m.OnControl(s.applyControl)
+	s.applyControl()
+}
+
+// applyControl installs the newest kill-switch state for the bid path.
+func (s *Server) applyControl() {
+	k := &s.ks
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.src == nil {
+		return
+	}
+	k.all.Store(k.src().All.Paused)
+	if cat := s.catalog.Load(); cat != nil {
+		cat.pause.Store(k.view(cat))
+	}
+}
+
+// publishCatalog publishes cat to the bid path with the current pause table.
+func (s *Server) publishCatalog(cat *catalog) {
+	k := &s.ks
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	cat.pause.Store(k.view(cat))
+	s.catalog.Store(cat)
+}
+
+// view builds cat's pause table (nil when no campaign is paused); under mu.
+func (k *killSwitch) view(cat *catalog) *pauseView {
+	if k.src == nil {
+		return nil
+	}
+	ctl := k.src()
+	var pv *pauseView
+	for _, c := range cat.snap.Campaigns {
+		if !ctl.CampaignPaused(c.ID) {
+			continue
+		}
+		if pv == nil {
+			pv = &pauseView{camp: make([]*counter, len(cat.snap.Campaigns))}
+		}
+		pv.camp[c.Index] = k.counter(c.ID)
+	}
+	return pv
+}
+
+// counter returns campaign id's paused-candidate counter; under mu.
+func (k *killSwitch) counter(id string) *counter {
+	if k.counts == nil {
+		k.counts = map[string]*counter{}
+	}
+	c := k.counts[id]
+	if c == nil {
+		c = new(counter)
+		k.counts[id] = c
+	}
+	return c
+}
+
+// pausedCandidates is the number of candidates of campaign id refused
+// because it was paused.
+func (s *Server) pausedCandidates(id string) uint64 {
+	s.ks.mu.Lock()
+	c := s.ks.counts[id]
+	s.ks.mu.Unlock()
+	if c == nil {
+		return 0
+	}
+	return c.load()
+}
+
+// controlRoutes adds the kill switch's admin API: POST /admin/pause and
+// /admin/resume (campaign=ID or all=1, optional reason; a form, a query or a
+// JSON object) and GET /admin/control (the state this instance obeys).
+func (s *Server) controlRoutes(m *budget.Manager) func(*http.ServeMux) {
+	return func(mux *http.ServeMux) {
+		mux.HandleFunc("POST /admin/pause", func(w http.ResponseWriter, r *http.Request) { s.setControl(w, r, m, true) })
+		mux.HandleFunc("POST /admin/resume", func(w http.ResponseWriter, r *http.Request) { s.setControl(w, r, m, false) })
+		mux.HandleFunc("GET /admin/control", func(w http.ResponseWriter, r *http.Request) {
+			writeJSON(w, http.StatusOK, controlJSON(m.Control()))
+		})
+	}
+}
+
+// controlRequest is the body of POST /admin/pause and /admin/resume.
+type controlRequest struct {
+	Campaign string `json:"campaign"`
+	All      bool   `json:"all"`
+	Reason   string `json:"reason"`
+}
+
+const maxControlBody = 4 << 10
+
+// Errors of the kill switch's admin API (400 or 403).
+var (
+	errControlTarget = errors.New("give campaign=ID or all=1 (not both)")
+	errControlOrigin = errors.New("cross-origin request refused")
+)
+
+func (s *Server) setControl(w http.ResponseWriter, r *http.Request, m *budget.Manager, paused bool) {
+	if !sameOrigin(r) {
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": errControlOrigin.Error()})
+		return
+	}
+	req, err := readControlRequest(w, r)
+	if err == nil && (req.All == (req.Campaign != "")) {
+		err = errControlTarget
+	}
+	if err == nil && !req.All {
+		if cat := s.catalog.Load(); cat == nil || cat.snap.Campaign(req.Campaign) == nil {
+			err = errors.New("unknown campaign " + strconv.Quote(req.Campaign))
+		}
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
+	who := adminWho(r)
+	p, err := m.SetControl(r.Context(), budget.ControlChange{All: req.All, Campaign: req.Campaign, Paused: paused, Who: who, Reason: req.Reason})
+	target := "all"
+	if !req.All {
+		target = req.Campaign
+	}
+	if err != nil {
+		s.log.Error("kill switch change failed", "target", target, "paused", paused, "who", who, "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+		return
+	}
+	s.log.Info("kill switch change", "target", target, "paused", paused, "who", who, "when", p.When,
+		"reason", p.Reason, "rev", p.Rev, "from", r.RemoteAddr)
+	writeJSON(w, http.StatusOK, struct {
+		Target string `json:"target"`
+		pauseJSON
+	}{target, pauseOf(p)})
+}
+
+// readControlRequest reads a JSON object (Content-Type application/json)
+// or form fields from the query and the body.
+func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxControlBody)
+	var req controlRequest
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+		dec := json.NewDecoder(r.Body)
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			return req, errors.New("body: " + err.Error())
+		}
+		return req, nil
+	}
+	if err := r.ParseForm(); err != nil {
+		return req, errors.New("form: " + err.Error())
+	}
+	req.Campaign, req.Reason = r.Form.Get("campaign"), r.Form.Get("reason")
+	switch v := strings.ToLower(r.Form.Get("all")); v {
+	case "", "0", "false", "no":
+	case "1", "true", "yes":
+		req.All = true
+	default:
+		return req, errors.New("all: " + strconv.Quote(v) + " is not 1 or 0")
+	}
+	return req, nil
+}
+
+// sameOrigin refuses a browser's cross-site request: on a loopback admin
+// listener without tokens, any web page the operator opens could otherwise
+// post a form here. Clients that send no Origin (curl) pass.
+func sameOrigin(r *http.Request) bool {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == r.Host
+}
+
+// pauseJSON is a budget.Pause as the admin API shows it.
+type pauseJSON struct {
+	Paused bool       `json:"paused"`
+	Who    string     `json:"who,omitempty"`
+	When   *time.Time `json:"when,omitempty"`
+	Reason string     `json:"reason,omitempty"`
+	Rev    uint64     `json:"rev,omitempty"`
+}
+
+func pauseOf(p budget.Pause) pauseJSON {
+	j := pauseJSON{Paused: p.Paused, Who: p.Who, Reason: p.Reason, Rev: p.Rev}
+	if !p.When.IsZero() {
+		w := p.When
+		j.When = &w
+	}
+	return j
+}
+
+// controlState is GET /admin/control.
+type controlState struct {
+	All       pauseJSON            `json:"all"`
+	Campaigns map[string]pauseJSON `json:"campaigns"`
+	Rev       uint64               `json:"rev"`
+}
+
+func controlJSON(c *budget.Control) controlState {
+	out := controlState{All: pauseOf(c.All), Campaigns: make(map[string]pauseJSON, len(c.Campaigns)), Rev: c.Rev}
+	for id, p := range c.Campaigns {
+		out.Campaigns[id] = pauseOf(p)
+	}
+	return out
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	enc.Encode(v)
+}

@@ -1,0 +1,370 @@
+package bidder
+
+import (
+	"cmp"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/ctr"
+)
+
+// GET /admin/status: what the status page shows, as one JSON document built
+// when it is asked for, from counters and snapshots that exist anyway (the
+// bid path's striped counters, the budget manager's status and views, the
+// model holders' and the chain's counters, the drift monitor, the recent
+// errors). Nothing here runs on the bid path; its cost is O(campaigns) per
+// request, bounded by ?limit.
+
+const (
+	statusDefaultLimit = 200  // campaigns in one document unless ?limit says otherwise
+	statusMaxLimit     = 2000 // most campaigns in one document
+	planPoints         = 49   // points of the pacing plan's curve (every half hour)
+	worstDriftSlots    = 5    // feature slots listed, highest PSI first
+)
+
+// statusDoc is the document.
+type statusDoc struct {
+	Generated      time.Time       `json:"generated"`
+	Instance       instanceStatus  `json:"instance"`
+	Control        controlState    `json:"control"`
+	Traffic        trafficFigures  `json:"traffic"`
+	CampaignsTotal int             `json:"campaigns_total"` // in the running set (after ?q)
+	Campaigns      []campaignJSON  `json:"campaigns"`       // at most ?limit, most active first chosen, by id
+	Peers          []peerStatus    `json:"peers"`
+	Model          modelStatus     `json:"model"`
+	Errors         []errorRecord   `json:"errors"` // newest first
+	ErrorsTotal    uint64          `json:"errors_total"`
+	Budget         budget.Counters `json:"budget"`
+}
+
+type instanceStatus struct {
+	ID            string    `json:"id"`
+	Started       time.Time `json:"started"`
+	UptimeSeconds float64   `json:"uptime_seconds"`
+	Ready         bool      `json:"ready"`
+	Reason        string    `json:"reason,omitempty"`
+	Degraded      bool      `json:"degraded"`
+	Listen        string    `json:"listen"`
+	PublicURL     string    `json:"public_url"`
+	Go            string    `json:"go"`
+	Admission     float64   `json:"admission_limit"`
+	Inflight      int64     `json:"inflight"`
+}
+
+// campaignJSON is one campaign: its money (budget's view), its counters on
+// this instance, its pause, its plan and the spend samples taken so far.
+type campaignJSON struct {
+	budget.CampaignStatus
+	Advertiser string     `json:"advertiser"`
+	Status     string     `json:"status"` // from its file: active or paused
+	Paused     *pauseJSON `json:"paused,omitempty"`
+	campaignFigures
+	PausedCandidates uint64       `json:"paused_candidates"`
+	FrequencyCapped  uint64       `json:"frequency_capped"` // candidates refused: the user reached the cap
+	Wins             uint64       `json:"wins"`
+	WinRate          float64      `json:"win_rate"` // wins / bids on this instance
+	Plan             *budget.Plan `json:"plan,omitempty"`
+	SpendToday       [][2]int64   `json:"spend_today"` // [unix ms, micros spent today] samples taken at status requests
+	Leases           []leaseJSON  `json:"leases"`
+}
+
+type leaseJSON struct {
+	Instance string `json:"instance"`
+	Amount   int64  `json:"amount_micros"`
+}
+
+// peerStatus is an instance of the cluster and the leases it holds.
+type peerStatus struct {
+	budget.Peer
+	LeasedCampaigns int              `json:"leased_campaigns"`
+	LeasedMicros    map[string]int64 `json:"leased_micros"` // by currency
+}
+
+type modelStatus struct {
+	Chain       string            `json:"chain"`
+	Provider    string            `json:"provider"`
+	Scored      map[string]uint64 `json:"scored"`    // score calls answered, by scorer
+	Fallbacks   map[string]uint64 `json:"fallbacks"` // by reason
+	Slots       []modelSlot       `json:"slots"`
+	Predictions uint64            `json:"predictions"`
+	MeanPCTR    float64           `json:"mean_pctr"`
+	Drift       *driftStatus      `json:"drift,omitempty"`
+}
+
+type modelSlot struct {
+	Slot     string    `json:"slot"`
+	Model    string    `json:"model"`
+	Manifest string    `json:"manifest"`
+	Provider string    `json:"provider,omitempty"`
+	LoadedAt time.Time `json:"loaded_at,omitzero"`
+	Reloads  uint64    `json:"reloads"`
+	Refused  uint64    `json:"refused"`
+}
+
+type driftStatus struct {
+	Rows   uint64        `json:"rows"`
+	MaxPSI float64       `json:"max_psi"`
+	Worst  []ctr.SlotPSI `json:"worst"`
+}
+
+// statusRoutes adds GET /admin/status.
+func (a *App) statusRoutes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /admin/status", func(w http.ResponseWriter, r *http.Request) {
+		limit := statusDefaultLimit
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "limit: not a count"})
+				return
+			}
+			limit = min(n, statusMaxLimit)
+		}
+		writeJSON(w, http.StatusOK, a.status(r.URL.Query().Get("q"), limit))
+	})
+}
+
+// status builds the document.
+func (a *App) status(q string, limit int) *statusDoc {
+	s := a.Server
+	now := time.Now()
+	d := &statusDoc{Generated: now.UTC(), Control: controlJSON(a.budget.Control()), Traffic: s.m.traffic(), Budget: a.budget.Counters()}
+	ready, why := s.Ready()
+	d.Instance = instanceStatus{ID: a.cfg.InstanceID, Started: a.started.UTC(), UptimeSeconds: now.Sub(a.started).Seconds(),
+		Ready: ready, Reason: why, Degraded: s.degraded != nil && s.degraded(), Listen: a.Addr(), PublicURL: string(s.publicURL),
+		Go: runtime.Version(), Admission: s.adm.load(), Inflight: s.adm.inflight.Load()}
+	leases, money := a.budget.Leases(), a.budget.Status()
+	d.Campaigns, d.CampaignsTotal = a.campaignRows(q, limit, money, leases, now)
+	d.Peers = peerRows(a.budget.Peers(), leases, money)
+	d.Model = a.modelStatus()
+	d.Errors, d.ErrorsTotal = a.errs.ring.recent()
+	return d
+}
+
+// campaignRows lists the running campaigns whose id or advertiser contains
+// q: when more than limit, the most active (spend today, then bids).
+func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus, leases []budget.LeaseView, now time.Time) ([]campaignJSON, int) {
+	s := a.Server
+	cat := s.catalog.Load()
+	if cat == nil {
+		return []campaignJSON{}, 0
+	}
+	money := make(map[string]budget.CampaignStatus, len(statuses))
+	for _, st := range statuses {
+		money[st.ID] = st
+	}
+	q = strings.ToLower(q)
+	ctl := a.budget.Control()
+	rows := []campaignJSON{}
+	for _, c := range cat.snap.Campaigns {
+		if q != "" && !strings.Contains(strings.ToLower(c.ID), q) && !strings.Contains(strings.ToLower(c.Advertiser), q) {
+			continue
+		}
+		st, ok := money[c.ID]
+		if !ok {
+			st = budget.CampaignStatus{ID: c.ID, Currency: c.Currency}
+		}
+		row := campaignJSON{CampaignStatus: st, Advertiser: c.Advertiser, Status: c.Status.String(),
+			campaignFigures: s.m.campaignFigures(c.ID), PausedCandidates: s.pausedCandidates(c.ID),
+			Wins: s.wins.load(c.ID), Leases: []leaseJSON{}}
+		if p, ok := ctl.Campaigns[c.ID]; ok && p.Paused {
+			pj := pauseOf(p)
+			row.Paused = &pj
+		}
+		if n := row.PausedCandidates; n > 0 {
+			row.NoBids[reasonPaused.String()] = n
+		}
+		row.FrequencyCapped = row.NoBids[reasonFreqCap.String()]
+		if row.Bids > 0 {
+			row.WinRate = float64(row.Wins) / float64(row.Bids)
+		}
+		rows = append(rows, row)
+	}
+	total := len(rows)
+	if len(rows) > limit {
+		slices.SortFunc(rows, func(x, y campaignJSON) int {
+			return cmp.Or(cmp.Compare(y.SpentTodayMicros, x.SpentTodayMicros), cmp.Compare(y.Bids, x.Bids), cmp.Compare(x.ID, y.ID))
+		})
+		rows = rows[:limit]
+	}
+	slices.SortFunc(rows, func(x, y campaignJSON) int { return cmp.Compare(x.ID, y.ID) })
+	byCampaign := map[string][]leaseJSON{}
+	for _, l := range leases {
+		byCampaign[l.Campaign] = append(byCampaign[l.Campaign], leaseJSON{Instance: l.Instance, Amount: l.Amount})
+	}
+	for i := range rows {
+		r := &rows[i]
+		if ls := byCampaign[r.ID]; ls != nil {
+			slices.SortFunc(ls, func(x, y leaseJSON) int { return cmp.Compare(x.Instance, y.Instance) })
+			r.Leases = ls
+		}
+		if p, ok := a.budget.PacingPlan(r.ID, planPoints); ok {
+			r.Plan = &p
+			r.SpendToday = a.spend.sample(r.ID, p.DayStart, now, r.SpentTodayMicros)
+		}
+	}
+	a.spend.prune(now)
+	return rows, total
+}
+
+// peerRows adds to each instance the leases it holds, summed by currency.
+func peerRows(peers []budget.Peer, leases []budget.LeaseView, money []budget.CampaignStatus) []peerStatus {
+	cur := make(map[string]string, len(money))
+	for _, m := range money {
+		cur[m.ID] = m.Currency
+	}
+	out := make([]peerStatus, len(peers))
+	at := map[string]int{}
+	for i, p := range peers {
+		out[i] = peerStatus{Peer: p, LeasedMicros: map[string]int64{}}
+		at[p.Instance] = i
+	}
+	for _, l := range leases {
+		if i, ok := at[l.Instance]; ok {
+			out[i].LeasedCampaigns++
+			out[i].LeasedMicros[cur[l.Campaign]] += l.Amount
+		}
+	}
+	return out
+}
+
+func (a *App) modelStatus() modelStatus {
+	cs := a.chain.Stats()
+	m := modelStatus{Chain: a.chain.Name(), Provider: a.onnxProvider(),
+		Scored: map[string]uint64{"primary": cs.Primary, "fallback": cs.Fallback, "none": cs.NoScore},
+		Fallbacks: map[string]uint64{"slack": cs.FallSlack, "deadline": cs.FallDeadline, "queue_full": cs.FallQueueFull,
+			"unavailable": cs.FallUnavailable, "error": cs.FallError, "no_score": cs.NoScore},
+		Slots: []modelSlot{}}
+	for _, h := range []struct {
+		slot string
+		h    *ctr.Holder
+	}{{"onnx", a.onnx}, {"gbdt", a.gbdt}} {
+		if h.h == nil {
+			continue
+		}
+		st := h.h.Stats()
+		m.Slots = append(m.Slots, modelSlot{Slot: h.slot, Model: st.Model, Manifest: st.Manifest, Provider: st.Provider,
+			LoadedAt: st.LoadedAt, Reloads: st.Reloads, Refused: st.Refused})
+	}
+	m.Predictions, m.MeanPCTR = a.Server.mon.predictions()
+	if d := a.Server.mon.drift.Load(); d != nil {
+		psi := d.PSI()
+		slices.SortFunc(psi, func(x, y ctr.SlotPSI) int { return cmp.Compare(y.PSI, x.PSI) })
+		ds := &driftStatus{Rows: d.Rows(), Worst: psi[:min(worstDriftSlots, len(psi))]}
+		if len(psi) > 0 {
+			ds.MaxPSI = psi[0].PSI
+		}
+		m.Drift = ds
+	}
+	return m
+}
+
+// winCounts counts accepted, first-time win notices per campaign id (the
+// notice path; budgetSink.charge).
+type winCounts struct {
+	mu sync.RWMutex
+	m  map[string]*atomic.Uint64
+}
+
+func (w *winCounts) add(campaign []byte) {
+	w.mu.RLock()
+	c := w.m[string(campaign)]
+	w.mu.RUnlock()
+	if c == nil {
+		w.mu.Lock()
+		if w.m == nil {
+			w.m = map[string]*atomic.Uint64{}
+		}
+		if c = w.m[string(campaign)]; c == nil {
+			c = new(atomic.Uint64)
+			w.m[string(campaign)] = c
+		}
+		w.mu.Unlock()
+	}
+	c.Add(1)
+}
+
+func (w *winCounts) load(id string) uint64 {
+	w.mu.RLock()
+	c := w.m[id]
+	w.mu.RUnlock()
+	if c == nil {
+		return 0
+	}
+	return c.Load()
+}
+
+// spendHistory keeps, per campaign, samples of its spend today taken when
+// the status is asked for (at most one per interval, which doubles each
+// time the samples are thinned), so the page draws spend against the plan
+// without any sampling while nobody looks.
+type spendHistory struct {
+	mu sync.Mutex
+	m  map[string]*spendSeries
+}
+
+type spendSeries struct {
+	day   time.Time
+	every time.Duration
+	last  time.Time
+	pts   [][2]int64
+}
+
+const (
+	spendEvery     = 10 * time.Second
+	spendMaxPoints = 240
+	spendMaxSeries = 1000             // campaigns followed at once
+	spendIdle      = 15 * time.Minute // a series not sampled for this long goes first when over spendMaxSeries
+)
+
+// sample records the campaign's spend today (unless sampled too recently)
+// and returns a copy of its samples for the day that starts at day.
+func (h *spendHistory) sample(id string, day, now time.Time, spent int64) [][2]int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[string]*spendSeries{}
+	}
+	s := h.m[id]
+	if s == nil || !s.day.Equal(day) {
+		s = &spendSeries{day: day, every: spendEvery}
+		h.m[id] = s
+	}
+	if now.Sub(s.last) >= s.every {
+		s.last = now
+		s.pts = append(s.pts, [2]int64{now.UnixMilli(), spent})
+		if len(s.pts) > spendMaxPoints {
+			k := 0
+			for i := 0; i < len(s.pts); i += 2 {
+				s.pts[k] = s.pts[i]
+				k++
+			}
+			s.pts, s.every = s.pts[:k], 2*s.every
+		}
+	}
+	out := slices.Clone(s.pts)
+	if len(out) > 0 && out[len(out)-1][0] != now.UnixMilli() {
+		out = append(out, [2]int64{now.UnixMilli(), spent}) // the current figure, not kept
+	}
+	return out
+}
+
+// prune drops idle series while more than spendMaxSeries are kept.
+func (h *spendHistory) prune(now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.m) <= spendMaxSeries {
+		return
+	}
+	for id, s := range h.m {
+		if now.Sub(s.last) > spendIdle {
+			delete(h.m, id)
+		}
+	}
+}

@@ -1,0 +1,216 @@
+package bidder
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/campaigns"
+)
+
+// findBrowser returns a Chromium to drive: $CHROME, else the first of the
+// usual names on PATH (Debian's package is chromium).
+func findBrowser() string {
+	if p := os.Getenv("CHROME"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	return ""
+}
+
+// consoleErrors collects what the page reports as errors: console.error,
+// uncaught exceptions, and the browser's own error log entries (failed
+// loads, Content-Security-Policy violations).
+type consoleErrors struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (c *consoleErrors) all() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.msgs)
+}
+
+// read ranges over the page's console until ctx ends.
+func (c *consoleErrors) read(ctx context.Context) {
+	for m, err := range chromedp.Console(ctx) {
+		if err != nil {
+			return
+		}
+		if m.Type == chromedp.ConsoleError || m.IsException() {
+			c.mu.Lock()
+			c.msgs = append(c.msgs, m.String()+" "+m.Source+" "+m.URL)
+			c.mu.Unlock()
+		}
+	}
+}
+
+// The status page in a real headless Chromium against a real bidder with
+// the example campaigns: it loads with no console error, lists every
+// campaign, shows a bid and a win after its next refresh, and its buttons
+// pause and resume a campaign and all bidding through the admin API (with
+// the token given in the URL's fragment). STATUS_SCREENSHOT=FILE saves a
+// screenshot of the page after the traffic.
+func TestStatusPageInBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	browser := findBrowser()
+	if browser == "" {
+		t.Skip("status page browser test skipped: no Chromium found (apt-get install -y chromium, or set CHROME=/path/to/chrome)")
+	}
+	app := startApp(t, func(c *Config) {
+		c.CampaignsDir = "../configs/campaigns"
+		c.AdminToken = adminTokn
+		c.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067, "CAD": 0.73, "AUD": 0.66}
+	})
+	snap, err := campaigns.LoadDir("../configs/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, c := range snap.Campaigns {
+		want = append(want, c.ID)
+	}
+	slices.Sort(want)
+
+	actx, cancel := chromedp.NewExecAllocator(t.Context(),
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1700, 1400),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // starts the browser and attaches the tab
+		t.Fatalf("start %s: %v", browser, err)
+	}
+	var errs consoleErrors
+	go errs.read(ctx)
+	page := "http://" + app.AdminAddr() + "/?every=1#token=" + adminTokn
+	if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign="acme-broad-reach"]`))); err != nil {
+		t.Fatalf("page did not show the campaigns (browser %s): %v; console: %v", browser, err, errs.all())
+	}
+	listed, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](
+		`Array.from(document.querySelectorAll("#campaigns tr")).map(function (r) { return r.dataset.campaign; })`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(listed, want) {
+		t.Fatalf("page lists %v, want the example campaigns %v", listed, want)
+	}
+
+	// Traffic: a bid and its win notice show after the page's next refresh.
+	body, err := os.ReadFile("../configs/examples/bid-request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	if code != 200 {
+		t.Fatalf("example bid request: %d %s", code, why)
+	}
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil {
+		t.Fatal(err)
+	}
+	bid := br.SeatBid[0].Bid[0]
+	if code, _ := get(t, substitute(bid.NURL, "0.90")); code != 200 {
+		t.Fatalf("win notice: %d", code)
+	}
+	row := fmt.Sprintf(`tr[data-campaign=%q]`, bid.CID)
+	cell := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+" "+sel)))
+		if err != nil {
+			t.Fatalf("%s %s: %v", row, sel, err)
+		}
+		return strings.TrimSpace(s)
+	}
+	pageShows := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("the page never showed %s; console: %v", what, errs.all())
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	pageShows("the bid and the win", func() bool { return cell("td.bids") == "1" && cell("td.wins") == "1" })
+	if p := os.Getenv("STATUS_SCREENSHOT"); p != "" {
+		png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The page's buttons: pause the campaign, resume it, pause and resume all.
+	click := func(sel string) {
+		t.Helper()
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+			t.Fatalf("click %s: %v", sel, err)
+		}
+	}
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#reason"), "browser test")); err != nil {
+		t.Fatal(err)
+	}
+	click(row + " button")
+	pageShows("the campaign paused", func() bool {
+		p := app.budget.Control().Campaigns[bid.CID]
+		return p.Paused && p.Who == adminTokenName && p.Reason == "browser test" && strings.HasPrefix(cell("td:nth-child(2)"), "paused")
+	})
+	if code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code == 200 && strings.Contains(string(resp), `"cid":"`+bid.CID+`"`) {
+		t.Fatalf("bid with %s paused: %d %q %s", bid.CID, code, why, resp)
+	}
+	click(row + " button")
+	pageShows("the campaign resumed", func() bool {
+		return !app.budget.Control().CampaignPaused(bid.CID) && strings.HasPrefix(cell("td:nth-child(2)"), "active")
+	})
+	click("#pauseAll")
+	pageShows("all bidding paused", func() bool {
+		banner, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#bidding")))
+		return app.Server.pausedAll() && banner == "all bidding paused"
+	})
+	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 204 || why != "paused" {
+		t.Fatalf("bid with all paused: %d %q", code, why)
+	}
+	click("#resumeAll")
+	pageShows("bidding resumed", func() bool { return !app.Server.pausedAll() })
+	if code, _, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+		t.Fatalf("bid after resume: %d", code)
+	}
+	// One more refresh with everything in place, then no error may have shown.
+	generated := func() string {
+		a, _ := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("body"), "data-generated"))
+		return a.Value
+	}
+	gen := generated()
+	pageShows("a later refresh", func() bool { now := generated(); return now != "" && now != gen })
+	if e := errs.all(); len(e) > 0 {
+		t.Fatalf("the page reported errors:\n%s", strings.Join(e, "\n"))
+	}
+}

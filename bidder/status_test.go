@@ -1,0 +1,203 @@
+package bidder
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+func getStatus(t *testing.T, app *App, query, token string) (int, *statusDoc) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+app.AdminAddr()+"/admin/status"+query, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return resp.StatusCode, nil
+	}
+	var d statusDoc
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil {
+		t.Fatal(err)
+	}
+	return 200, &d
+}
+
+func campaignRow(d *statusDoc, id string) *campaignJSON {
+	for i := range d.Campaigns {
+		if d.Campaigns[i].ID == id {
+			return &d.Campaigns[i]
+		}
+	}
+	return nil
+}
+
+// GET /admin/status after traffic: the campaigns with their money, plan,
+// counters (bids, a win counted once however often its notice comes,
+// impressions, clicks against predictions) and pause; this instance; the
+// model; the warnings logged. Filters and limits bound the list.
+func TestStatusDocument(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.AdminToken = adminTokn })
+	if code, _ := getStatus(t, app, "", ""); code != 401 {
+		t.Fatalf("status without the token: %d", code)
+	}
+	b := bidOnce(t, app, "status-1")
+	base := "http://" + app.Addr()
+	for _, u := range []string{substitute(b.NURL, "1.50"), substitute(b.NURL, "1.50"), substitute(b.BURL, "1.50"),
+		base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`), between(b.AdM, `<a href="`, `"`)} {
+		if code, _ := get(t, u); code != 200 && code != 302 {
+			t.Fatalf("notice %s: %d", u, code)
+		}
+	}
+	app.log.Warn("something to look at", "campaign", acmeBanner)
+	app.log.Info("not kept")
+	if code, _ := adminDo(t, app, "POST", "/admin/pause", adminTokn, "campaign=globex-cpc&reason=review"); code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+
+	_, d := getStatus(t, app, "", adminTokn)
+	if d.Instance.ID != "e2e" || !d.Instance.Ready || d.Traffic.Requests != 1 || d.Traffic.Bids != 1 || d.CampaignsTotal != 4 || len(d.Campaigns) != 4 {
+		t.Fatalf("instance %+v traffic %+v campaigns %d/%d", d.Instance, d.Traffic, len(d.Campaigns), d.CampaignsTotal)
+	}
+	acme := campaignRow(d, acmeBanner)
+	switch {
+	case acme == nil:
+		t.Fatal("acme-banner not listed")
+	case acme.Bids != 1 || acme.Wins != 1 || acme.WinRate != 1 || acme.Impressions != 1 || acme.Clicks != 1 || acme.PredictedClicks <= 0:
+		t.Fatalf("acme counters %+v", acme.campaignFigures)
+	case acme.SpentTodayMicros != 1500 || acme.DailyBudgetMicros != 100_000_000 || acme.Currency != "USD" || acme.Advertiser == "":
+		t.Fatalf("acme money %+v", acme.CampaignStatus)
+	case acme.Plan == nil || len(acme.Plan.Curve) != planPoints || acme.Plan.DailyMicros != 100_000_000 || len(acme.SpendToday) == 0:
+		t.Fatalf("acme plan %+v, spend samples %v", acme.Plan, acme.SpendToday)
+	case acme.SpendToday[len(acme.SpendToday)-1][1] != 1500:
+		t.Fatalf("acme spend samples %v", acme.SpendToday)
+	case acme.Paused != nil || acme.Status != "active":
+		t.Fatalf("acme state %q %+v", acme.Status, acme.Paused)
+	}
+	if len(acme.Leases) != 1 || acme.Leases[0].Instance != "e2e" || acme.Leases[0].Amount <= 0 {
+		t.Fatalf("acme leases %+v", acme.Leases)
+	}
+	if g := campaignRow(d, "globex-cpc"); g == nil || g.Paused == nil || g.Paused.Who != adminTokenName || g.Paused.Reason != "review" {
+		t.Fatalf("globex not shown paused: %+v", g)
+	}
+	if len(d.Peers) != 1 || !d.Peers[0].Self || !d.Peers[0].Alive || d.Peers[0].LeasedCampaigns == 0 || d.Peers[0].LeasedMicros["USD"] <= 0 {
+		t.Fatalf("peers %+v", d.Peers)
+	}
+	if d.Model.Chain == "" || len(d.Model.Slots) == 0 || d.Model.Predictions == 0 {
+		t.Fatalf("model %+v", d.Model)
+	}
+	// Newest first; a start without ONNX Runtime logs a warning before it.
+	if d.ErrorsTotal < 1 || len(d.Errors) < 1 || d.Errors[0].Msg != "something to look at" || d.Errors[0].Attrs != "campaign=acme-banner" {
+		t.Fatalf("errors %d %+v", d.ErrorsTotal, d.Errors)
+	}
+	for _, e := range d.Errors {
+		if e.Msg == "not kept" {
+			t.Fatal("an INFO record kept")
+		}
+	}
+
+	f := func(q string, want ...string) {
+		t.Helper()
+		_, d := getStatus(t, app, q, adminTokn)
+		var got []string
+		for _, c := range d.Campaigns {
+			got = append(got, c.ID)
+		}
+		if strings.Join(got, " ") != strings.Join(want, " ") {
+			t.Errorf("%s: campaigns %v, want %v", q, got, want)
+		}
+	}
+	f("?q=ACME", acmeBanner)
+	f("?limit=1", acmeBanner) // the most active
+	f("?limit=0")
+	if code, _ := getStatus(t, app, "?limit=x", adminTokn); code != 400 {
+		t.Fatalf("bad limit: %d", code)
+	}
+}
+
+// The page itself is static and holds no data: served without the token,
+// with a policy that allows only its own inline script and style.
+func TestStatusPageServed(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.AdminToken = adminTokn })
+	resp, err := http.Get("http://" + app.AdminAddr() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	csp := resp.Header.Get("Content-Security-Policy")
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(body), "admin/status") ||
+		!strings.Contains(csp, "script-src 'sha256-") || !strings.Contains(csp, "connect-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Fatalf("GET /: %d %q %q", resp.StatusCode, resp.Header.Get("Content-Type"), csp)
+	}
+	if strings.Contains(string(body), "http://") && strings.Contains(string(body), "<script src") {
+		t.Fatal("the page loads a script from elsewhere")
+	}
+	if code, _ := get(t, "http://"+app.AdminAddr()+"/nope"); code != 401 {
+		t.Fatalf("another path without the token: %d", code)
+	}
+}
+
+// The error ring keeps the newest records at WARN and above, with their
+// attributes and groups, and passes every record on.
+func TestRecentErrors(t *testing.T) {
+	var out strings.Builder
+	h := newRecentErrors(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelError}), 3)
+	log := slog.New(h).With("component", "budget").WithGroup("g")
+	for i := range 5 {
+		log.Warn("w", "i", i)
+	}
+	log.Info("info")
+	log.Error("boom", slog.Group("sub", "k", "v"))
+	got, total := h.ring.recent()
+	if total != 6 || len(got) != 3 || got[0].Msg != "boom" || got[0].Level != "ERROR" || got[0].Attrs != "component=budget g.sub.k=v" ||
+		got[1].Attrs != "component=budget g.i=4" || got[2].Attrs != "component=budget g.i=3" {
+		t.Fatalf("ring %d %+v", total, got)
+	}
+	if !strings.Contains(out.String(), "boom") || strings.Contains(out.String(), "msg=w") {
+		t.Fatalf("passed on by level: %q", out.String())
+	}
+	if !h.Enabled(context.Background(), slog.LevelWarn) || h.Enabled(context.Background(), slog.LevelInfo) {
+		t.Fatal("Enabled")
+	}
+	long := strings.Repeat("x", 2*maxErrorText)
+	slog.New(h).Warn(long, "k", long)
+	got, _ = h.ring.recent()
+	if len(got[0].Msg) > maxErrorText+3 || len(got[0].Attrs) > maxErrorText+3 {
+		t.Fatalf("long record kept as %d and %d bytes", len(got[0].Msg), len(got[0].Attrs))
+	}
+}
+
+// Spend samples: one per interval, thinned (and the interval doubled) when
+// full, restarted on a new day; the current figure always comes last.
+func TestSpendHistory(t *testing.T) {
+	var h spendHistory
+	day := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	now := day.Add(time.Hour)
+	var pts [][2]int64
+	for i := 0; i < 3*spendMaxPoints; i++ {
+		pts = h.sample("c", day, now, int64(i))
+		now = now.Add(spendEvery)
+	}
+	if len(pts) > spendMaxPoints+1 || pts[len(pts)-1][1] != 3*spendMaxPoints-1 || h.m["c"].every <= spendEvery {
+		t.Fatalf("%d points, last %v, every %v", len(pts), pts[len(pts)-1], h.m["c"].every)
+	}
+	for i := 1; i < len(pts); i++ {
+		if pts[i][0] <= pts[i-1][0] {
+			t.Fatalf("samples out of order at %d", i)
+		}
+	}
+	pts = h.sample("c", day.Add(24*time.Hour), now, 7)
+	if len(pts) != 1 || pts[0][1] != 7 {
+		t.Fatalf("a new day: %v", pts)
+	}
+}

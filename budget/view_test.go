@@ -1,0 +1,75 @@
+package budget
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// Each instance lists itself and the other, alive, with the leases both
+// took; after a graceful close the other is listed as gone.
+func TestPeersAndLeases(t *testing.T) {
+	st := NewMemStore()
+	clk := newManualClock(t0)
+	a := newMemManager(t, st, "a", clk, campaign("c1", micros(100)), campaign("c2", micros(100)))
+	b := newMemManager(t, st, "b", clk, campaign("c1", micros(100)))
+	a.syncAll(ctxT(t), clk.Now(), false) // a sees b's record and heartbeat
+
+	ps := a.Peers()
+	if len(ps) != 2 || ps[0].Instance != "a" || !ps[0].Self || !ps[0].Alive || ps[1].Instance != "b" || ps[1].Self || !ps[1].Alive || ps[1].Boot != b.boot {
+		t.Fatalf("peers of a: %+v", ps)
+	}
+	got := map[[2]string]int64{}
+	for _, l := range a.Leases() {
+		got[[2]string{l.Campaign, l.Instance}] = l.Amount
+	}
+	for _, k := range [][2]string{{"c1", "a"}, {"c2", "a"}, {"c1", "b"}} {
+		if got[k] <= 0 {
+			t.Errorf("lease %v not seen by a: %v", k, got)
+		}
+	}
+	if err := b.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ps = a.Peers()
+	if len(ps) != 2 || ps[1].Alive || !ps[1].Left {
+		t.Fatalf("peers of a after b left: %+v", ps)
+	}
+}
+
+// Even pacing plans a straight line over the campaign's local day; a
+// forecast shapes it once one is learned.
+func TestPacingPlan(t *testing.T) {
+	clk := newManualClock(t0.Add(6 * time.Hour))
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Skip("no time zone data:", err)
+	}
+	even := Campaign{ID: "even", DailyMicros: micros(24), TimeZone: tokyo}
+	fc := Campaign{ID: "fc", DailyMicros: micros(24), Pacing: PacingForecast}
+	m := newMemManager(t, NewMemStore(), "a", clk, even, fc)
+	p, ok := m.PacingPlan("even", 5)
+	if !ok || p.Mode != "even" || p.DailyMicros != micros(24) || len(p.Curve) != 5 {
+		t.Fatalf("plan %+v %v", p, ok)
+	}
+	if p.DayEnd.Sub(p.DayStart) != 24*time.Hour || p.DayStart.Location() != tokyo || p.DayStart.Hour() != 0 {
+		t.Fatalf("day %v to %v", p.DayStart, p.DayEnd)
+	}
+	for i, want := range []float64{0, 0.25, 0.5, 0.75, 1} {
+		if p.Curve[i] != want {
+			t.Fatalf("even curve %v", p.Curve)
+		}
+	}
+	var w [1440]float64
+	for i := 720; i < 1440; i++ { // all traffic in the UTC afternoon
+		w[i] = 1
+	}
+	m.fc.setWeights(w)
+	p, _ = m.PacingPlan("fc", 5)
+	if p.Curve[1] > 1e-6 || p.Curve[2] > 1e-6 || p.Curve[3] < 0.49 || p.Curve[3] > 0.51 || p.Curve[4] != 1 {
+		t.Fatalf("forecast curve %v", p.Curve)
+	}
+	if _, ok := m.PacingPlan("nope", 5); ok {
+		t.Fatal("a plan for an unknown campaign")
+	}
+}
