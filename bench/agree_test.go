@@ -82,6 +82,16 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		app := strings.NewReplacer(`"site":{"id":"s-5"`, `"app":{"id":"a-5","bundle":"com.example.app`+n+`"`,
 			"pub-5", "pub-"+n, `"devicetype":4`, `"devicetype":1`, `"os":"iOS"`, `"os":"Android"`, `"country":"USA"`, `"country":"DEU"`)
 		out["app-banner pub "+n] = []byte(app.Replace(string(SiteBanner("0.2"))))
+		// The 2.6 and geo fields the index targets, varied by publisher so
+		// generated campaigns that target them are found (and refused).
+		v26 := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,
+			`"language":"en"`, `"language":"`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`"`,
+			`"connectiontype":2`, `"connectiontype":`+strconv.Itoa(1+pub%7)+`,"carrier":"`+strings.ToUpper(campaigns.VocabCarriers[pub%len(campaigns.VocabCarriers)])+`"`,
+			`"city":"New York"`, `"city":"`+campaigns.VocabCities[pub%len(campaigns.VocabCities)]+`","metro":"`+campaigns.VocabMetros[pub%len(campaigns.VocabMetros)]+`"`,
+			`"secure":1,`, `"secure":1,"rwdd":`+strconv.Itoa(pub%2)+`,`)
+		out["site-banner 2.6 pub "+n] = []byte(v26.Replace(string(SiteBanner("0.3"))))
+		dooh := strings.NewReplacer(`"site":{"id":"s-5"`, `"dooh":{"venuetype":["`+campaigns.VocabVenueTypes[pub%len(campaigns.VocabVenueTypes)]+`"],"id":"d-5"`)
+		out["dooh-banner 2.6 pub "+n] = []byte(dooh.Replace(v26.Replace(string(SiteBanner("0.3")))))
 	}
 	return out
 }
