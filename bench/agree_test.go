@@ -252,7 +252,7 @@ func TestRankedWalkAgrees(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bids, nobids := 0, 0
+		bids, nobids, stalls := 0, 0, 0
 		var rowsPruned, rowsExh uint64
 		pruned.Scorer.Counts()
 		for _, name := range names {
@@ -265,6 +265,13 @@ func TestRankedWalkAgrees(t *testing.T) {
 			rowsExh += re
 			kp, ke := answerKey(t, sp, cp.Response.Header.Peek("x-nobid-reason"), cp.Response.Body()),
 				answerKey(t, se, ce.Response.Header.Peek("x-nobid-reason"), ce.Response.Body())
+			if kp != ke && (sp == 204 && stalled(cp.Response.Header.Peek("x-nobid-reason")) || se == 204 && stalled(ce.Response.Header.Peek("x-nobid-reason"))) {
+				// A stall (-race, a loaded machine) past the deadline, not a
+				// disagreement: counted, and too many fail below.
+				stalls++
+				t.Logf("%d campaigns, %s: stalled: ranked walk %q, exhaustive %q", n, name, kp, ke)
+				continue
+			}
 			if kp != ke || rp != re {
 				t.Errorf("%d campaigns, %s: ranked walk %q (%d rows scored), exhaustive %q (%d rows)", n, name, kp, rp, ke, re)
 				continue
@@ -279,6 +286,9 @@ func TestRankedWalkAgrees(t *testing.T) {
 		t.Logf("%d campaigns: %d requests, %d bids, %d no-bids; %d rows scored by each", n, len(names), bids, nobids, rowsPruned)
 		if bids < 40 {
 			t.Errorf("%d campaigns: only %d bids compared", n, bids)
+		}
+		if stalls > len(names)/50 {
+			t.Errorf("%d campaigns: %d of %d requests stalled past the deadline", n, stalls, len(names))
 		}
 	}
 }
