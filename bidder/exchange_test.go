@@ -62,6 +62,18 @@ func TestDOOHQtyCharge(t *testing.T) {
 	if s, _ := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000 {
 		t.Fatalf("after a win without qty: spent %d, want %d", s, 50_000+62_500+5_000)
 	}
+	// An exchange that charges on billing (the default): the win charges
+	// provisionally and the burl settles the same multiplied amount once.
+	url = "http://" + app.Addr() + "/openrtb2/bid"
+	b = bid("d4", body)
+	get(t, substitute(b.NURL, "4.00"))
+	if code, _ := get(t, substitute(b.BURL, "4.00")); code != 200 {
+		t.Fatalf("billing notice: %d", code)
+	}
+	get(t, substitute(b.BURL, "4.00")) // a replay changes nothing
+	if s, held := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000+50_000 || held != 0 {
+		t.Fatalf("after win and billing at 4.00: spent %d, held %d; want %d and 0", s, held, 50_000+62_500+5_000+50_000)
+	}
 }
 
 // The charge of one impression times the multiplier, rounded up as the
