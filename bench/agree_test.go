@@ -43,7 +43,7 @@ func TestBenchRequest(t *testing.T) {
 			body := SiteBanner(c.floor)
 			ctx := fastCtx()
 			got := serveFast(f.Handler, ctx, body)
-			for try := 0; try < 3 && got == 204 && c.status == 200 && string(ctx.Response.Header.Peek("x-nobid-reason")) == "tmax"; try++ {
+			for try := 0; try < 3 && got == 204 && c.status == 200 && stalled(ctx.Response.Header.Peek("x-nobid-reason")); try++ {
 				got = serveFast(f.Handler, ctx, body) // a stall of the loaded machine (or -race) spent the 8 ms budget
 			}
 			if got != c.status {
@@ -58,6 +58,12 @@ func TestBenchRequest(t *testing.T) {
 
 // agreementRequests are the ortb fixtures, the shared real-world samples
 // (when present) and variants of the benchmark request over publishers.
+// stalled reports whether a no-bid reason is the deadline's: tmax, or late
+// (the answer was ready after it), what a stall of a loaded machine causes.
+func stalled(reason []byte) bool {
+	return string(reason) == "tmax" || string(reason) == "late"
+}
+
 func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 	t.Helper()
 	out := map[string][]byte{}
@@ -82,6 +88,16 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		app := strings.NewReplacer(`"site":{"id":"s-5"`, `"app":{"id":"a-5","bundle":"com.example.app`+n+`"`,
 			"pub-5", "pub-"+n, `"devicetype":4`, `"devicetype":1`, `"os":"iOS"`, `"os":"Android"`, `"country":"USA"`, `"country":"DEU"`)
 		out["app-banner pub "+n] = []byte(app.Replace(string(SiteBanner("0.2"))))
+		// The 2.6 and geo fields the index targets, varied by publisher so
+		// generated campaigns that target them are found (and refused).
+		v26 := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,
+			`"language":"en"`, `"language":"`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`"`,
+			`"connectiontype":2`, `"connectiontype":`+strconv.Itoa(1+pub%7)+`,"carrier":"`+strings.ToUpper(campaigns.VocabCarriers[pub%len(campaigns.VocabCarriers)])+`"`,
+			`"city":"New York"`, `"city":"`+campaigns.VocabCities[pub%len(campaigns.VocabCities)]+`","metro":"`+campaigns.VocabMetros[pub%len(campaigns.VocabMetros)]+`"`,
+			`"secure":1,`, `"secure":1,"rwdd":`+strconv.Itoa(pub%2)+`,`)
+		out["site-banner 2.6 pub "+n] = []byte(v26.Replace(string(SiteBanner("0.3"))))
+		dooh := strings.NewReplacer(`"site":{"id":"s-5"`, `"dooh":{"venuetype":["`+campaigns.VocabVenueTypes[pub%len(campaigns.VocabVenueTypes)]+`"],"id":"d-5"`)
+		out["dooh-banner 2.6 pub "+n] = []byte(dooh.Replace(v26.Replace(string(SiteBanner("0.3")))))
 	}
 	return out
 }
@@ -236,7 +252,7 @@ func TestRankedWalkAgrees(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		bids, nobids := 0, 0
+		bids, nobids, stalls := 0, 0, 0
 		var rowsPruned, rowsExh uint64
 		pruned.Scorer.Counts()
 		for _, name := range names {
@@ -249,6 +265,13 @@ func TestRankedWalkAgrees(t *testing.T) {
 			rowsExh += re
 			kp, ke := answerKey(t, sp, cp.Response.Header.Peek("x-nobid-reason"), cp.Response.Body()),
 				answerKey(t, se, ce.Response.Header.Peek("x-nobid-reason"), ce.Response.Body())
+			if kp != ke && (sp == 204 && stalled(cp.Response.Header.Peek("x-nobid-reason")) || se == 204 && stalled(ce.Response.Header.Peek("x-nobid-reason"))) {
+				// A stall (-race, a loaded machine) past the deadline, not a
+				// disagreement: counted, and too many fail below.
+				stalls++
+				t.Logf("%d campaigns, %s: stalled: ranked walk %q, exhaustive %q", n, name, kp, ke)
+				continue
+			}
 			if kp != ke || rp != re {
 				t.Errorf("%d campaigns, %s: ranked walk %q (%d rows scored), exhaustive %q (%d rows)", n, name, kp, rp, ke, re)
 				continue
@@ -263,6 +286,9 @@ func TestRankedWalkAgrees(t *testing.T) {
 		t.Logf("%d campaigns: %d requests, %d bids, %d no-bids; %d rows scored by each", n, len(names), bids, nobids, rowsPruned)
 		if bids < 40 {
 			t.Errorf("%d campaigns: only %d bids compared", n, bids)
+		}
+		if stalls > len(names)/50 {
+			t.Errorf("%d campaigns: %d of %d requests stalled past the deadline", n, stalls, len(names))
 		}
 	}
 }

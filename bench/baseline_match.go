@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"encoding/json"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prebid/openrtb/v20/adcom1"
 	"github.com/prebid/openrtb/v20/openrtb2"
@@ -14,13 +17,15 @@ import (
 // Targeting, the obvious way: loop over every campaign of the snapshot and
 // check it against the openrtb2 request with string comparisons. It applies
 // the rules campaigns.Snapshot.Match documents -- status, flight, COPPA,
-// dayparting, country, region, device type, OS, inventory (site/app),
+// dayparting, country, region, metro, city, device type, OS, language,
+// connection type, carrier, inventory (site/app/dooh), DOOH venue types,
 // publisher, site and app allow and block lists, category allow and block
-// (with parents), segments (not without consent, never under COPPA), deals
-// and private auctions (deal wseat), creative formats and sizes, video and
-// audio MIME types, secure, and the request's bcat, badv, bapp, battr,
-// wseat/bseat -- so both handlers find the same candidates
-// (TestBaselineAgrees checks it).
+// (with parents, in their taxonomy), rewarded imps, segments (not without
+// consent, never under COPPA), deals and private auctions (deal wseat),
+// creative formats and sizes, video and audio MIME types, durations,
+// protocols, pods, placement and skip, native assets, secure, and the
+// request's bcat (in its taxonomy), badv, bapp, battr, wseat/bseat -- so both
+// handlers find the same candidates (TestBaselineAgrees checks it).
 
 // Candidate is an eligible (campaign, creative) pair for one imp.
 type Candidate struct {
@@ -37,13 +42,23 @@ type reqFacts struct {
 	br       *openrtb2.BidRequest
 	country  string
 	region   string
-	device   int64 // 0: none
+	metro    string
+	city     string
+	device   int64  // 0: none
+	lang     string // primary language subtag, lower case
+	conn     int64  // 0: none
+	carrier  string
+	kind     int // 1 site, 2 app, 3 dooh, 4 none
+	venues   []string
+	catTax   int64 // taxonomy of cats
+	hasCats  bool
+	bcatTax  int64
 	os       string
 	hasOS    bool
 	site     string
 	bundle   string
 	pub      string
-	cats     []string // site/app categories with parents, upper case
+	cats     []string // site/app categories: IAB 1.0 upper case with parents, else "TAX:cat"
 	segments []string // empty without user-level consent
 	bcat     []string
 	badv     []string
@@ -56,29 +71,61 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 	f := &reqFacts{br: br, now: now}
 	if g := requestGeo(br); g != nil {
 		f.country, f.region = strings.ToUpper(g.Country), strings.ToLower(g.Region)
+		f.metro, f.city = strings.ToLower(g.Metro), strings.ToLower(g.City)
 	}
 	if d := br.Device; d != nil {
 		if dt := int64(d.DeviceType); dt >= 1 && dt <= 7 {
 			f.device = dt
 		}
 		f.os, f.hasOS = strings.ToLower(d.OS), d.OS != ""
+		lang := d.Language
+		if lang == "" {
+			lang = d.LangB
+		}
+		if i := strings.IndexAny(lang, "-_"); i >= 0 {
+			lang = lang[:i]
+		}
+		f.lang = strings.ToLower(lang)
+		if d.ConnectionType != nil && *d.ConnectionType >= 1 && *d.ConnectionType <= 7 {
+			f.conn = int64(*d.ConnectionType)
+		}
+		f.carrier = strings.ToLower(d.Carrier)
 	}
 	var cats []string
+	var catTax int64
+	f.kind = 4
 	switch {
 	case br.Site != nil:
+		f.kind = 1
+		catTax = int64(br.Site.CatTax)
 		f.site = strings.TrimPrefix(strings.ToLower(br.Site.Domain), "www.")
 		cats = br.Site.Cat
 		if br.Site.Publisher != nil {
 			f.pub = br.Site.Publisher.ID
 		}
 	case br.App != nil:
+		f.kind = 2
+		catTax = int64(br.App.CatTax)
 		f.bundle = br.App.Bundle
 		cats = br.App.Cat
 		if br.App.Publisher != nil {
 			f.pub = br.App.Publisher.ID
 		}
+	case br.DOOH != nil:
+		f.kind = 3
+		for _, v := range br.DOOH.VenueType {
+			f.venues = append(f.venues, strings.ToLower(v))
+		}
+		if br.DOOH.Publisher != nil {
+			f.pub = br.DOOH.Publisher.ID
+		}
 	}
+	f.catTax, f.hasCats = taxonomy(catTax), len(cats) > 0
 	for _, c := range cats {
+		if f.catTax != 1 {
+			f.cats = append(f.cats, catKey(f.catTax, c))
+			continue
+		}
 		c = strings.ToUpper(c)
 		f.cats = append(f.cats, c)
 		if p, _, ok := strings.Cut(c, "-"); ok && p != "" {
@@ -92,7 +139,12 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 			}
 		}
 	}
+	f.bcatTax = taxonomy(int64(br.CatTax))
 	for _, c := range br.BCat {
+		if f.bcatTax != 1 {
+			f.bcat = append(f.bcat, catKey(f.bcatTax, c))
+			continue
+		}
 		f.bcat = append(f.bcat, strings.ToUpper(c))
 	}
 	for _, a := range br.BAdv {
@@ -109,6 +161,9 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 	}
 	for _, c := range b.cfg.Campaigns.Campaigns {
 		if !b.campaignEligible(c, f) {
+			continue
+		}
+		if r := c.Targeting.Rewarded; r != 0 && (r > 0) != (imp.Rwdd == 1) {
 			continue
 		}
 		deal, ok := b.pickDeal(c, imp)
@@ -137,21 +192,29 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 	}
 	hasSite, hasApp := br.Site != nil, br.App != nil
 	if !in(t.Countries, f.country) || !in(t.Regions, f.region) ||
+		!in(t.Metros, f.metro) || !in(t.Cities, f.city) || !in(t.Languages, f.lang) || !in(t.Carriers, f.carrier) ||
+		len(t.ConnTypes) > 0 && !slices.Contains(t.ConnTypes, f.conn) ||
+		f.kind == 3 && len(t.VenueTypes) > 0 && !anyIn(t.VenueTypes, f.venues) ||
 		len(t.DeviceTypes) > 0 && !slices.Contains(t.DeviceTypes, f.device) ||
 		len(t.OS) > 0 && (!f.hasOS || !slices.Contains(t.OS, f.os)) ||
 		!in(t.Publishers, f.pub) ||
 		hasSite && !in(t.SiteAllow, f.site) || hasApp && !in(t.AppAllow, f.bundle) ||
-		len(t.CatAllow) > 0 && !anyIn(t.CatAllow, f.cats) ||
+		len(t.CatAllow) > 0 && !anyIn(catKeys(t.CatTax, t.CatAllow), f.cats) ||
 		len(t.Segments) > 0 && !anyIn(t.Segments, f.segments) {
 		return false
 	}
-	if isApp := !hasSite && hasApp; t.Site != t.App && (t.Site && !hasSite || t.App && !isApp) {
-		return false // inventory restricted to the other kind (a request with both is a site)
+	// Inventory: a request with both site and app is a site; one with
+	// neither site, app nor dooh only for campaigns that allow site and app.
+	if !(t.Site && t.App && t.DOOH) && !(f.kind == 1 && t.Site || f.kind == 2 && t.App || f.kind == 3 && t.DOOH || f.kind == 4 && t.Site && t.App) {
+		return false
 	}
 	if hasSite && f.site != "" && slices.Contains(t.SiteBlock, f.site) ||
 		hasApp && f.bundle != "" && slices.Contains(t.AppBlock, f.bundle) ||
-		anyIn(t.CatBlock, f.cats) {
+		anyIn(catKeys(t.CatTax, t.CatBlock), f.cats) {
 		return false
+	}
+	if len(t.CatBlock) > 0 && f.hasCats && f.catTax != t.CatTax {
+		return false // a block list in another taxonomy cannot be checked
 	}
 	if t.Dayparting {
 		lt := f.now.In(c.TimeZone)
@@ -202,7 +265,16 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 	if imp.Secure != nil && *imp.Secure != 0 && !cr.Secure {
 		return 0, 0, false
 	}
+	if len(f.br.BCat) > 0 && len(cr.Cat) > 0 && cr.CatTax != f.bcatTax {
+		return 0, 0, false // bcat in another taxonomy cannot be checked
+	}
 	for _, c := range cr.Cat {
+		if cr.CatTax != 1 {
+			if slices.Contains(f.bcat, catKey(cr.CatTax, c)) {
+				return 0, 0, false
+			}
+			continue
+		}
 		p, _, _ := strings.Cut(c, "-")
 		if slices.Contains(f.bcat, c) || slices.Contains(f.bcat, p) {
 			return 0, 0, false
@@ -219,7 +291,14 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		return bannerFit(cr.Sizes, imp.Banner)
 	case campaigns.FormatVideo:
 		v := imp.Video
-		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) {
+		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) ||
+			!timedFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, v.RqdDurs, v.PodDur, int64(v.PodSeq), v.PodID, int64(v.SlotInPod)) {
+			return 0, 0, false
+		}
+		if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, int64(v.Plcmt)) {
+			return 0, 0, false
+		}
+		if skip := v.Skip != nil && *v.Skip == 1; cr.Skippable == 1 && !skip || cr.Skippable == -1 && skip {
 			return 0, 0, false
 		}
 		if deref(v.W) <= 0 && len(cr.Sizes) > 0 {
@@ -227,12 +306,14 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		}
 		return deref(v.W), deref(v.H), true
 	case campaigns.FormatNative:
-		if imp.Native == nil || attrBlocked(cr.Attr, imp.Native.BAttr) {
+		if imp.Native == nil || attrBlocked(cr.Attr, imp.Native.BAttr) || !nativeFits(cr, imp.Native.Request) {
 			return 0, 0, false
 		}
 		return 0, 0, true
 	case campaigns.FormatAudio:
-		if imp.Audio == nil || !mimeFits(cr.MIMEs, imp.Audio.MIMEs) {
+		a := imp.Audio
+		if a == nil || attrBlocked(cr.Attr, a.BAttr) || !mimeFits(cr.MIMEs, a.MIMEs) ||
+			!timedFits(cr, a.MinDuration, a.MaxDuration, a.Protocols, a.RqdDurs, a.PodDur, int64(a.PodSeq), a.PodID, int64(a.SlotInPod)) {
 			return 0, 0, false
 		}
 		return 0, 0, true
@@ -279,4 +360,165 @@ func mimeFits(have, want []string) bool {
 		}
 	}
 	return false
+}
+
+func taxonomy(t int64) int64 {
+	if t == 0 {
+		return 1
+	}
+	return t
+}
+
+// catKey is a category of a taxonomy other than IAB 1.0, compared exactly.
+func catKey(tax int64, c string) string {
+	if tax == 1 {
+		return c
+	}
+	return strconv.FormatInt(tax, 10) + ":" + c
+}
+
+func catKeys(tax int64, cats []string) []string {
+	out := make([]string, len(cats))
+	for i, c := range cats {
+		out[i] = catKey(tax, c)
+	}
+	return out
+}
+
+// timedFits checks a video or audio creative against the imp: protocols
+// (a creative of unknown protocol fits no imp listing some), duration
+// (rqddurs when given, else min/max; poddur bounds it; an unknown duration
+// fits only an imp constraining none), and the pods and slots the creative
+// may take (an imp outside a pod holds one ad, first and last).
+func timedFits(cr *campaigns.Creative, minDur, maxDur int64, protocols []adcom1.MediaCreativeSubtype, rqd []int64, podDur, podSeq int64, podID string, slot int64) bool {
+	if len(protocols) > 0 {
+		ok := false
+		for _, p := range protocols {
+			ok = ok || slices.Contains(cr.Protocols, int64(p))
+		}
+		if !ok {
+			return false
+		}
+	}
+	d := cr.Duration
+	if len(rqd) > 0 {
+		if d == 0 || !slices.Contains(rqd, d) {
+			return false
+		}
+	} else if minDur > 0 && d < minDur || maxDur > 0 && (d == 0 || d > maxDur) {
+		return false
+	}
+	if podDur > 0 && (d == 0 || d > podDur) {
+		return false
+	}
+	if len(cr.PodSeq) > 0 && !slices.Contains(cr.PodSeq, podSeq) {
+		return false
+	}
+	if len(cr.SlotInPod) == 0 || podID == "" && slot == 0 {
+		return true
+	}
+	switch slot {
+	case 1, -1:
+		return slices.Contains(cr.SlotInPod, slot)
+	case 2:
+		return slices.Contains(cr.SlotInPod, 1) && slices.Contains(cr.SlotInPod, -1)
+	}
+	return false
+}
+
+// nativeAsset is one asset of a Native 1.x request or response.
+type nativeAsset struct {
+	ID       int64 `json:"id"`
+	Required int64 `json:"required"`
+	Title    *struct {
+		Len  int64  `json:"len"`
+		Text string `json:"text"`
+	} `json:"title"`
+	Img *struct {
+		Type int64 `json:"type"`
+		W    int64 `json:"w"`
+		H    int64 `json:"h"`
+		WMin int64 `json:"wmin"`
+		HMin int64 `json:"hmin"`
+	} `json:"img"`
+	Data *struct {
+		Type  int64  `json:"type"`
+		Len   int64  `json:"len"`
+		Value string `json:"value"`
+	} `json:"data"`
+}
+
+type nativeDoc struct {
+	Assets []nativeAsset `json:"assets"`
+	Native *nativeDoc    `json:"native"`
+}
+
+// nativeFits reads the imp's native request the obvious way (encoding/json;
+// the 1.2 form, the 1.0/1.1 {"native":{...}} form, or either encoded twice)
+// and checks that the creative fills every required asset and at least one
+// (a request without assets takes any native creative). The creative's
+// assets are read back from its default-layout markup.
+func nativeFits(cr *campaigns.Creative, request string) bool {
+	var twice string
+	if json.Unmarshal([]byte(request), &twice) == nil {
+		request = twice
+	}
+	var doc nativeDoc
+	if strings.TrimSpace(request) != "" && json.Unmarshal([]byte(request), &doc) != nil {
+		return false
+	}
+	if doc.Native != nil {
+		doc = *doc.Native
+	}
+	if len(doc.Assets) == 0 {
+		return true
+	}
+	have := creativeAssets(cr)
+	filled := 0
+	for _, a := range doc.Assets {
+		if slices.ContainsFunc(have, func(c nativeAsset) bool { return assetFills(c, a) }) {
+			filled++
+		} else if a.Required == 1 {
+			return false
+		}
+	}
+	return filled > 0
+}
+
+func assetFills(c, a nativeAsset) bool {
+	switch {
+	case a.Title != nil:
+		return c.Title != nil && (a.Title.Len <= 0 || int64(utf8.RuneCountInString(c.Title.Text)) <= a.Title.Len)
+	case a.Img != nil:
+		want := a.Img.Type
+		switch want {
+		case 0:
+			want = 3 // main
+		case 2:
+			want = 1 // logo: the icon
+		}
+		if c.Img == nil || c.Img.Type != want {
+			return false
+		}
+		if a.Img.WMin > 0 || a.Img.HMin > 0 {
+			return c.Img.W >= a.Img.WMin && c.Img.H >= a.Img.HMin
+		}
+		return (a.Img.W <= 0 || c.Img.W == a.Img.W) && (a.Img.H <= 0 || c.Img.H == a.Img.H)
+	case a.Data != nil:
+		return c.Data != nil && c.Data.Type == a.Data.Type && (a.Data.Len <= 0 || int64(utf8.RuneCountInString(c.Data.Value)) <= a.Data.Len)
+	}
+	return false
+}
+
+// creativeAssets are a native creative's assets, from its default layout.
+func creativeAssets(cr *campaigns.Creative) []nativeAsset {
+	var adm string
+	if json.Unmarshal(append(append([]byte(`"`), campaigns.AppendNative(nil, cr, nil, nil, nil)...), '"'), &adm) != nil {
+		return nil
+	}
+	var doc nativeDoc
+	if json.Unmarshal([]byte(adm), &doc) != nil {
+		return nil
+	}
+	return doc.Assets
 }

@@ -14,7 +14,7 @@ import (
 // warm: for bids and no-bids, site and app, banner, video and native, and
 // requests whose consent strings the privacy cache has seen.
 func TestHandlerAllocs(t *testing.T) {
-	ts := newTestServer(t, withVendor)
+	ts := newTestServer(t, func(c *Config) { withVendor(c); goldenExchanges(c) })
 	ts.money.holds = nil // do not record
 	site := readReq(t, "site-banner.json")
 	video := []byte(strings.Replace(string(readReq(t, "app-video.json")), `"user":{"id":"u-2"}`, `"user":{"id":"u-2","consent":"`+tcAll+`"}`, 1))
@@ -24,17 +24,23 @@ func TestHandlerAllocs(t *testing.T) {
 		body   []byte
 		status int
 		gzip   bool
+		uri    string // default /openrtb2/bid
 	}{
-		{"site banner bid", site, 200, false},
-		{"site banner bid gzip", gzipped(t, site), 200, true},
-		{"app video bid (cached TC string)", video, 200, false},
-		{"site banner bid (cached GPP string)", gpp, 200, false},
-		{"malformed consent (cached)", []byte(strings.Replace(string(video), tcAll, "gdprConsentString", 1)), 204, false},
-		{"app video no-bid (frequency cap)", readReq(t, "app-video.json"), 204, false},
-		{"native bid", readReq(t, "native-eur.json"), 200, false},
-		{"multi-imp bid", readReq(t, "multi-imp.json"), 200, false},
-		{"no campaign", []byte(strings.Replace(string(site), `"country":"USA"`, `"country":"BRA"`, 1)), 204, false},
-		{"bad request", []byte(`{"id":"x","imp":[{"id":"1","bidfloor":"1"}]}`), 400, false},
+		{"site banner bid", site, 200, false, ""},
+		{"site banner bid gzip", gzipped(t, site), 200, true, ""},
+		{"app video bid (cached TC string)", video, 200, false, ""},
+		{"site banner bid (cached GPP string)", gpp, 200, false, ""},
+		{"malformed consent (cached)", []byte(strings.Replace(string(video), tcAll, "gdprConsentString", 1)), 204, false, ""},
+		{"app video no-bid (frequency cap)", readReq(t, "app-video.json"), 204, false, ""},
+		{"native bid", readReq(t, "native-eur.json"), 200, false, ""},
+		{"multi-imp bid", readReq(t, "multi-imp.json"), 200, false, ""},
+		{"no campaign", []byte(strings.Replace(string(site), `"country":"USA"`, `"country":"BRA"`, 1)), 204, false, ""},
+		{"bad request", []byte(`{"id":"x","imp":[{"id":"1","bidfloor":"1"}]}`), 400, false, ""},
+		{"native assets bid", readReq(t, "native-assets.json"), 200, false, ""},
+		{"video pod bid", readReq(t, "video-pod.json"), 200, false, ""},
+		{"dooh qty bid", readReq(t, "dooh-qty.json"), 200, false, ""},
+		{"exchange rules bid", readReq(t, "exchange-bid.json"), 200, false, "/openrtb2/bid?exchange=strict"},
+		{"exchange nbr no-bid", readReq(t, "exchange-nbr.json"), 200, false, "/openrtb2/bid?exchange=strict"},
 	}
 	for _, c := range cases {
 		var ctx fasthttp.RequestCtx
@@ -43,6 +49,9 @@ func TestHandlerAllocs(t *testing.T) {
 		ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
 		ctx.Request.Header.SetMethod("POST")
 		ctx.Request.SetRequestURI("/openrtb2/bid")
+		if c.uri != "" {
+			ctx.Request.SetRequestURI(c.uri)
+		}
 		if c.gzip {
 			ctx.Request.Header.Set("Content-Encoding", "gzip")
 		}

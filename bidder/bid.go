@@ -58,11 +58,10 @@ type bidCtx struct {
 	resp   []byte // response currency code (points into config or the request)
 	user   uint64 // frequency-cap key; 0 unknown
 	priv   privacy.Decision
-	// chargeOnWin: the exchange that sent the request charges on nurl.
-	chargeOnWin bool
-	exchange    []byte     // ?exchange=NAME of the bid URL (aliases the request)
-	shade       []impShade // per imp, when the request learns (shade.go)
-	now         time.Time
+	// ex is the rules of the exchange that sent the request (exchange.go).
+	ex    *exchange
+	shade []impShade // per imp, when the request learns (shade.go)
+	now   time.Time
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -81,8 +80,8 @@ func (bc *bidCtx) reset() {
 	bc.resp = nil
 	bc.user = 0
 	bc.priv = privacy.Decision{}
-	bc.chargeOnWin = false
-	bc.exchange = nil
+	bc.ex = nil
+	bc.sc.Seat = nil
 	clear(bc.shade)
 	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
@@ -115,7 +114,6 @@ var (
 	hdrVersion   = []byte("x-openrtb-version")
 	hdrNoBid     = []byte("x-nobid-reason")
 	encodingGzip = []byte("gzip")
-	argExchange  = []byte("exchange")
 )
 
 // handleBid is POST /openrtb2/bid.
@@ -163,9 +161,11 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	bc.req.Version = ctx.Request.Header.PeekBytes(hdrVersion)
-	bc.exchange = ctx.QueryArgs().PeekBytes(argExchange)
-	bc.chargeOnWin = s.chargeOnWin(bc.exchange)
-	deadline := s.deadline(&bc.req, arrival)
+	bc.ex = s.exchangeOf(ctx)
+	if bc.ex.seatOwn {
+		bc.sc.Seat = bc.ex.seat
+	}
+	deadline := s.deadline(&bc.req, bc.ex, arrival)
 	bc.now = arrival
 	if r := s.bid(bc, deadline); r != reasonNone {
 		s.noBid(ctx, bc, r)
@@ -181,11 +181,12 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(bc.out)
 }
 
-// deadline = min(arrival + internal budget, arrival + tmax - network margin).
-func (s *Server) deadline(req *ortb.Request, arrival time.Time) time.Time {
+// deadline = min(arrival + internal budget, arrival + tmax - network margin),
+// tmax being the exchange's default_tmax when the request has none.
+func (s *Server) deadline(req *ortb.Request, ex *exchange, arrival time.Time) time.Time {
 	l := &s.cfg.Limits
 	d := arrival.Add(l.InternalBudget)
-	tmax := l.DefaultTMax
+	tmax := ex.defaultTMax
 	if req.TMax > 0 {
 		tmax = time.Duration(req.TMax) * time.Millisecond
 	}
@@ -198,6 +199,9 @@ func (s *Server) deadline(req *ortb.Request, arrival time.Time) time.Time {
 // bid runs the pipeline on a parsed request, leaving the encoded response in
 // bc.out; it returns the no-bid reason, or reasonNone.
 func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
+	if bc.ex == nil {
+		bc.ex = s.exchanges[""] // callers other than handleBid (tests, benchmarks)
+	}
 	if time.Until(deadline) < s.cfg.Limits.MinSlack {
 		return reasonTMax
 	}
@@ -207,7 +211,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 		return reasonNotReady
 	}
 	cat.money.observeRequest(bc.now)
-	resp, ok := s.rates.responseCurrency(&bc.req)
+	resp, ok := s.rates.responseCurrency(&bc.req, bc.ex.currency)
 	if !ok {
 		return reasonCurrency
 	}
@@ -254,6 +258,12 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		if repeatedImpID(imps[:i], imp.ID) {
 			// Notices are de-duplicated by (auction, imp id): a second bid
 			// under the same imp id could be charged but never counted.
+			continue
+		}
+		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {
+			// An absurd or forged qty.multiplier: no bid on this imp
+			// rather than a hold or charge scaled by it.
+			s.m.badQty.add(bc.stripe, 1)
 			continue
 		}
 		floor, ok := s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, bc.resp)
@@ -518,7 +528,11 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if camp.FreqCap.Count > 0 && !cat.money.freqAllow(camp.Index, user, bc.now) {
 		return slot{}, reasonFreqCap
 	}
-	if r := cat.money.allow(camp.Index, ceilDiv(cat.upper[camp.Index], 1000), bc.now); r != reasonNone {
+	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
+	if !ok {
+		return slot{}, reasonBudget
+	}
+	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
 		return slot{}, r
 	}
 	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
@@ -574,25 +588,30 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		camp := sl.cand.Campaign
 		b := &bc.best[sl.imp]
-		var p, charge int64
+		var p int64
+		var v float64 // the bid's value in campaign-currency CPM micros, shaded
 		ok := false
 		if learn {
 			beat := int64(-1)
 			if b.slot >= 0 {
 				beat = b.price
 			}
-			p, charge, ok = s.shadedPrice(bc, i, beat)
+			p, v, ok = s.shadedPrice(bc, i, beat)
 		} else {
-			v := camp.ValueMicros(bc.pctr[i]) * shade
+			v = camp.ValueMicros(bc.pctr[i]) * shade
 			p, ok = s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
 			ok = ok && p >= sl.floor && p > 0
-			charge = ceilDiv(int64(v), 1000)
 		}
 		if !ok {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
-		if b.slot < 0 || p > b.price {
+		charge, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
+		if !ok {
+			cat.stats[camp.Index].nobid(bc.stripe, reasonBudget)
+			continue
+		}
+		if (b.slot < 0 || p > b.price) && !bc.podTaken(sl.imp, sl.cand.Creative) {
 			b.slot, b.price, b.charge = i, p, charge
 		}
 	}
@@ -623,10 +642,85 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	return reasonNone
 }
 
+// impCharge is what one impression of imp costs at value v (CPM micros of
+// the campaign currency): v/1000 rounded up, times imp.qty.multiplier where
+// the imp has one (DOOH: one play reaches that many people, and the
+// exchange charges for all of them). The hold, the token and the charge
+// carry this amount, and the settlement is the clearing price's share of
+// it, so hold and charge agree; the bid price stays the CPM of one
+// impression. ok is false when the multiplier is outside
+// [limits.min_qty, limits.max_qty] (collect skips such imps) or the product
+// does not fit in int64 micros.
+func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (int64, bool) {
+	m, ok := qtyMultiplier(imp, l)
+	if !ok {
+		return 0, false
+	}
+	if m == 1 {
+		return ceilDiv(int64(v), 1000), true
+	}
+	x := v * m
+	if !(x < 1<<62) {
+		return 0, false
+	}
+	return ceilDiv(int64(x), 1000), true
+}
+
+// qtyMultiplier is the imp's charge multiplier: 1 without qty (or with
+// multiplier 0, i.e. none given); ok is false for one outside
+// [l.MinQty, l.MaxQty] (negative, NaN and infinite included).
+func qtyMultiplier(imp *ortb.Imp, l *LimitsConfig) (float64, bool) {
+	if !imp.HasQty || imp.Qty.Multiplier == 0 {
+		return 1, true
+	}
+	m := imp.Qty.Multiplier
+	if !(m >= l.MinQty && m <= l.MaxQty) {
+		return 0, false
+	}
+	return m, true
+}
+
+// podTaken reports whether an earlier imp of the same ad pod (video or
+// audio podid) already bids creative cr: exchanges deduplicate a pod, so a
+// repeat would be dropped (or the break would show one ad twice).
+func (bc *bidCtx) podTaken(i int, cr *campaigns.Creative) bool {
+	pod := podID(&bc.req.Imps[i])
+	if len(pod) == 0 {
+		return false
+	}
+	for j := 0; j < i && j < len(bc.best); j++ {
+		b := &bc.best[j]
+		if b.slot >= 0 && bc.slots[b.slot].cand.Creative == cr && string(podID(&bc.req.Imps[j])) == string(pod) {
+			return true
+		}
+	}
+	return false
+}
+
+func podID(imp *ortb.Imp) []byte {
+	switch {
+	case imp.HasVideo && len(imp.Video.PodID) > 0:
+		return imp.Video.PodID
+	case imp.HasAudio:
+		return imp.Audio.PodID
+	}
+	return nil
+}
+
+// noBid answers 204 with the reason in x-nobid-reason, or, for an
+// exchange that wants no-bid codes, 200 with {"id":...,"nbr":N} and the same
+// header.
 func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {
 	s.m.nobids[r].add(bc.stripe, 1)
-	ctx.SetStatusCode(fasthttp.StatusNoContent)
 	ctx.Response.Header.SetBytesKV(hdrNoBid, s.reasonBytes[r])
+	if bc.ex != nil && bc.ex.nbr && len(bc.req.ID) > 0 {
+		bc.out = appendNBR(bc.out[:0], bc.req.ID, r)
+		ctx.SetStatusCode(fasthttp.StatusOK)
+		ctx.SetContentTypeBytes(ctJSON)
+		ctx.SetBody(bc.out)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
 }
 
 func (s *Server) badRequest(ctx *fasthttp.RequestCtx, bc *bidCtx, msg string) {

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/valyala/fasthttp"
@@ -284,14 +285,26 @@ func TestSharedSamples(t *testing.T) {
 
 var tokenRE = regexp.MustCompile(`t=[A-Za-z0-9_-]+`)
 
-// Golden files: request in, response out (tokens masked).
+// goldenExchanges are the per-exchange rules of the golden test: a request
+// whose NAME.uri sidecar says /openrtb2/bid?exchange=strict gets them.
+func goldenExchanges(c *Config) {
+	c.Exchanges = map[string]ExchangeConfig{"strict": {Seat: "strict-seat", Currency: "EUR", DefaultTMax: 250 * time.Millisecond,
+		ChargeOn: "win", NBR: true, Macros: MacrosConfig{Price: "{AUCTION_PRICE}", Loss: "none"}}}
+}
+
+// Golden files: request in, response out (tokens masked). NAME.uri, when
+// present, is the request's URI (an exchange's bid URL).
 func TestGolden(t *testing.T) {
 	files, _ := filepath.Glob("testdata/requests/*.json")
 	for _, f := range files {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
-			ts := newTestServer(t, nil)
-			r := ts.bid(readReq(t, name))
+			ts := newTestServer(t, goldenExchanges)
+			uri := "/openrtb2/bid"
+			if b, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".uri"); err == nil {
+				uri = strings.TrimSpace(string(b))
+			}
+			r := ts.do("POST", uri, readReq(t, name))
 			got := []byte{}
 			if r.StatusCode() == 200 {
 				var v any

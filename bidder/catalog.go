@@ -93,7 +93,9 @@ func newCatalog(snap *campaigns.Snapshot, m *metrics, mon money) *catalog {
 }
 
 // bidFragment pre-encodes the bid fields that depend only on the creative:
-// ,"adid":..,"crid":..,"cid":..,"adomain":[..],"cat":[..],"mtype":N
+// ,"adid":..,"crid":..,"cid":..,"adomain":[..],"cat":[..],"cattax":N (when
+// not 1),"attr":[..],"bundle":..,"dur":N (video and audio of known
+// duration),"mtype":N
 func bidFragment(cr *campaigns.Creative) []byte {
 	b := []byte(`,"adid":`)
 	b = ortb.AppendJSONStr(b, cr.ID)
@@ -106,6 +108,9 @@ func bidFragment(cr *campaigns.Creative) []byte {
 	}
 	if len(cr.Cat) > 0 {
 		b = appendStringArray(append(b, `,"cat":`...), cr.Cat)
+		if cr.CatTax != 1 {
+			b = strconv.AppendInt(append(b, `,"cattax":`...), cr.CatTax, 10)
+		}
 	}
 	if len(cr.Attr) > 0 {
 		b = append(b, `,"attr":[`...)
@@ -120,6 +125,9 @@ func bidFragment(cr *campaigns.Creative) []byte {
 	if cr.Bundle != "" {
 		b = append(b, `,"bundle":`...)
 		b = ortb.AppendJSONStr(b, cr.Bundle)
+	}
+	if cr.Duration > 0 {
+		b = strconv.AppendInt(append(b, `,"dur":`...), cr.Duration, 10)
 	}
 	b = append(b, `,"mtype":`...)
 	return strconv.AppendInt(b, int64(cr.MType()), 10)

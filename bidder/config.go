@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -63,7 +64,8 @@ type Config struct {
 	Model    ModelConfig    `yaml:"model"`
 	Notices  NoticeConfig   `yaml:"notices"`
 	// Exchanges holds per-exchange rules, keyed by the name an exchange puts
-	// in its bid URL: POST /openrtb2/bid?exchange=NAME.
+	// in its bid URL: POST /openrtb2/bid?exchange=NAME. A request without a
+	// name, or with one not listed, follows the defaults of each field.
 	Exchanges map[string]ExchangeConfig `yaml:"exchanges"`
 	Budget    BudgetConfig              `yaml:"budget"` // design and failure modes: docs/budget.md
 	Privacy   PrivacyConfig             `yaml:"privacy"`
@@ -148,6 +150,16 @@ type LimitsConfig struct {
 	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms)
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
 	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
+	// MinQty is the smallest imp.qty.multiplier bid on (DOOH: the people one
+	// play reaches, which multiplies the charge; default 0.01, at most 1).
+	// An imp whose multiplier is outside [min_qty, max_qty], negative or not
+	// finite gets no bid, so an absurd or forged value can neither inflate
+	// a hold nor shrink the charge of a play; an imp without qty, or with
+	// multiplier 0, is one impression.
+	MinQty float64 `yaml:"min_qty"`
+	// MaxQty is the largest imp.qty.multiplier bid on (default 1000, at
+	// least 1, at most 1e6).
+	MaxQty float64 `yaml:"max_qty"`
 	// ReadTimeout bounds reading a request's body once its headers are in
 	// (default 10 x default_tmax, 1s). A bid request is worthless after its
 	// tmax: this leaves room for slow pixels and notices while a stalled
@@ -294,6 +306,38 @@ type ExchangeConfig struct {
 	// ChargeOn is "billing" or "win" for this exchange; empty means
 	// notices.charge_on.
 	ChargeOn string `yaml:"charge_on"`
+	// Seat is the buyer seat id this exchange knows the bidder by:
+	// seatbid.seat, and the seat wseat, bseat and deal wseat are checked
+	// against (default: seat).
+	Seat string `yaml:"seat"`
+	// Currency is the response currency this exchange prefers: bids are in
+	// it when the request allows any currency or lists it, else in the first
+	// currency the request lists that currency.rates knows (default:
+	// currency.base). It must be in currency.rates.
+	Currency string `yaml:"currency"`
+	// DefaultTMax replaces limits.default_tmax for this exchange's requests
+	// that carry no tmax (default: limits.default_tmax).
+	DefaultTMax time.Duration `yaml:"default_tmax"`
+	// NBR answers a no-bid with 200 and {"id":"<request id>","nbr":N}, an
+	// OpenRTB 2.6 no-bid reason code (README.md has the mapping),
+	// instead of 204 (default false). Requests answered before parsing
+	// (overload, or all bidding paused) still get 204; 400 and 413 stay as
+	// they are.
+	NBR bool `yaml:"nbr"`
+	// Macros are the auction macros this exchange substitutes in notice
+	// URLs.
+	Macros MacrosConfig `yaml:"macros"`
+}
+
+// MacrosConfig names the macros an exchange substitutes in nurl, burl and
+// lurl. The clearing price must arrive as a decimal CPM (encrypted prices
+// are not supported).
+type MacrosConfig struct {
+	// Price is put in each notice URL as p= (default ${AUCTION_PRICE}).
+	Price string `yaml:"price"`
+	// Loss is put in lurl as r= (default ${AUCTION_LOSS}); "none": the
+	// exchange substitutes no loss reason and lurl carries no r=.
+	Loss string `yaml:"loss"`
 }
 
 // BudgetConfig configures the budget store (NATS JetStream).
@@ -435,6 +479,12 @@ func (c *Config) Defaults() {
 	if l.MaxImps == 0 {
 		l.MaxImps = 16
 	}
+	if l.MinQty == 0 {
+		l.MinQty = 0.01
+	}
+	if l.MaxQty == 0 {
+		l.MaxQty = 1000
+	}
 	defDur(&l.ReadTimeout, 10*l.DefaultTMax)
 	defDur(&l.WriteTimeout, 10*l.DefaultTMax)
 	defDur(&l.IdleTimeout, time.Minute)
@@ -549,6 +599,9 @@ func (c *Config) Validate() error {
 	if l.MaxImps < 1 {
 		bad("limits.max_imps", "%d must be at least 1", l.MaxImps)
 	}
+	if !(l.MinQty > 0 && l.MinQty <= 1 && l.MaxQty >= 1 && l.MaxQty <= 1e6) {
+		bad("limits", "min_qty %v and max_qty %v must satisfy 0 < min_qty <= 1 <= max_qty <= 1e6", l.MinQty, l.MaxQty)
+	}
 	if l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 {
 		bad("limits", "timeouts must not be negative")
 	}
@@ -586,11 +639,7 @@ func (c *Config) Validate() error {
 		bad("notices.charge_on", "%q is not billing or win", c.Notices.ChargeOn)
 	}
 	for name, x := range c.Exchanges {
-		switch x.ChargeOn {
-		case "", "billing", "win":
-		default:
-			bad("exchanges."+name+".charge_on", "%q is not billing or win", x.ChargeOn)
-		}
+		c.validateExchange(name, x, bad)
 	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
@@ -619,6 +668,37 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)
 }
+
+func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field, format string, args ...any)) {
+	f := "exchanges." + name + "."
+	switch x.ChargeOn {
+	case "", "billing", "win":
+	default:
+		bad(f+"charge_on", "%q is not billing or win", x.ChargeOn)
+	}
+	if x.Currency != "" {
+		if _, ok := c.Currency.Rates[x.Currency]; !ok {
+			bad(f+"currency", "%q is not in currency.rates", x.Currency)
+		}
+	}
+	if x.DefaultTMax < 0 {
+		bad(f+"default_tmax", "%v must not be negative", x.DefaultTMax)
+	}
+	if strings.ContainsAny(x.Seat, "\"\\") || len(x.Seat) > 64 {
+		bad(f+"seat", "%q is not a seat id (at most 64 bytes, no quotes or backslashes)", x.Seat)
+	}
+	for _, m := range []struct{ field, v string }{{"macros.price", x.Macros.Price}, {"macros.loss", x.Macros.Loss}} {
+		if !macroRE.MatchString(m.v) {
+			bad(f+m.field, "%q is not a URL macro (printable ASCII without spaces, quotes, backslash, & or #)", m.v)
+		}
+	}
+	if x.Macros.Price == macroNone {
+		bad(f+"macros.price", "an exchange must send the clearing price")
+	}
+}
+
+// macroRE is what an auction macro may be: it is put verbatim in a URL.
+var macroRE = regexp.MustCompile(`^[!$%'()*+,./0-9:;<=>?@A-Z\[\]^_a-z{|}~-]{0,64}$`)
 
 // validateAdminTokens checks the names of admin_tokens: each set, unique,
 // and not "admin" (admin_token's) when admin_token is set too.

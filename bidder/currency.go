@@ -30,9 +30,14 @@ func (r *rates) lookup(cur []byte) (float64, bool) {
 	return v, ok
 }
 
-// responseCurrency picks the bid currency: the base when the request allows
-// any, else the first allowed currency the table knows.
-func (r *rates) responseCurrency(req *ortb.Request) ([]byte, bool) {
+// responseCurrency picks the bid currency: the exchange's preferred one
+// (pref, which the table knows) when the request allows it, else the base
+// when the request allows any, else the first allowed currency the table
+// knows.
+func (r *rates) responseCurrency(req *ortb.Request, pref []byte) ([]byte, bool) {
+	if pref != nil && req.AllowsCurrency(pref) {
+		return pref, true
+	}
 	if len(req.Cur) == 0 {
 		return r.base, true
 	}

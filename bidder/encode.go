@@ -19,7 +19,7 @@ func (s *Server) encode(bc *bidCtx, cat *catalog) {
 	b = append(b, `","cur":"`...)
 	b = append(b, bc.resp...)
 	b = append(b, `","seatbid":[{"seat":`...)
-	b = append(b, s.seatJSON...)
+	b = append(b, bc.ex.seatJSON...)
 	b = append(b, `,"bid":[`...)
 	n := 0
 	for i := range bc.best {
@@ -62,13 +62,18 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	}
 	bc.tok = s.appendTokens(bc.tok[:0], bc, cat, c)
 	seg := bc.noticeSegment(c) // first-price shading feedback (shade.go); nil otherwise
-	b = s.appendNoticeURL(b, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin), seg)
-	b = s.appendNoticeURL(b, `,"burl":"`, pathBill, bc.tokenOf(noticeBill), seg)
-	b = s.appendNoticeURL(b, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss), seg)
+	b = s.appendNoticeURL(b, bc.ex, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin), seg)
+	b = s.appendNoticeURL(b, bc.ex, `,"burl":"`, pathBill, bc.tokenOf(noticeBill), seg)
+	b = s.appendNoticeURL(b, bc.ex, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss), seg)
 	bc.click = s.appendTrackerURL(bc.click[:0], pathClick, bc.tokenOf(noticeClick))
 	bc.pixel = s.appendTrackerURL(bc.pixel[:0], pathImp, bc.tokenOf(noticeImp))
 	b = append(b, `,"adm":"`...)
-	b = campaigns.AppendAdm(b, cr, bc.click, bc.pixel)
+	if cr.Format == campaigns.FormatNative {
+		// The request's asset ids, only the assets the creative fills.
+		b = campaigns.AppendNative(b, cr, &imp.Native, bc.click, bc.pixel)
+	} else {
+		b = campaigns.AppendAdm(b, cr, bc.click, bc.pixel)
+	}
 	b = append(b, `","ext":{"pctr":`...)
 	b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
 	return append(b, "}}"...)

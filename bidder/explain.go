@@ -154,7 +154,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	opt := explainOptions{now: time.Now(), top: 5, all: r.URL.Query().Get("all") == "1",
-		chargeOnWin: s.chargeOnWin([]byte(r.URL.Query().Get("exchange")))}
+		ex: s.exchangeNamed([]byte(r.URL.Query().Get("exchange")))}
 	if at := r.URL.Query().Get("at"); at != "" {
 		if opt.now, err = time.Parse(time.RFC3339, at); err != nil {
 			http.Error(w, "at: "+err.Error(), http.StatusBadRequest)
@@ -180,21 +180,24 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 }
 
 type explainOptions struct {
-	now         time.Time
-	top         int
-	all         bool
-	chargeOnWin bool
+	now time.Time
+	top int
+	all bool
+	ex  *exchange // ?exchange=NAME's rules
 }
 
 // explain runs the dry pass over a parsed request.
 func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer, int) {
+	if opt.ex == nil {
+		opt.ex = s.exchangeNamed(nil)
+	}
 	ans := &explainAnswer{ID: string(req.ID), At: opt.now, Version: string(req.Version), Auction: req.AT,
 		ChargeOn: "billing"}
-	if opt.chargeOnWin {
+	if opt.ex.chargeOnWin {
 		ans.ChargeOn = "win"
 	}
 	l := &s.cfg.Limits
-	deadline := s.deadline(req, opt.now)
+	deadline := s.deadline(req, opt.ex, opt.now)
 	ans.Deadline = explainDeadline{TMaxMS: req.TMax, InternalBudget: ms(l.InternalBudget), NetworkMargin: ms(l.NetworkMargin),
 		DeadlineMS: ms(deadline.Sub(opt.now)), MinSlackMS: ms(l.MinSlack), EnoughSlack: deadline.Sub(opt.now) >= l.MinSlack,
 		SlackTrimUnseen: true}
@@ -203,7 +206,7 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 		ans.NoBidReason = reasonNotReady.String()
 		return ans, http.StatusServiceUnavailable
 	}
-	resp, ok := s.rates.responseCurrency(req)
+	resp, ok := s.rates.responseCurrency(req, opt.ex.currency)
 	ans.Currency = explainCurrency{Response: string(resp), OK: ok}
 	// The privacy decision, as decidePrivacy takes it (without its counter).
 	priv := s.privacy.Decide(req)

@@ -75,8 +75,12 @@ type explainTerm struct {
 
 // explainShading is what the price step did to the value.
 type explainShading struct {
-	Mode   string  `json:"mode"` // first_price_shade (at=1), or none (second price: the bid is the value)
-	Factor float64 `json:"factor"`
+	// Mode: first_price_shade (at=1, the value times Factor), learned (at=1
+	// with pricing.shading on: Curve says how the price was chosen; Factor
+	// is price / value), or none (second price: the bid is the value).
+	Mode   string     `json:"mode"`
+	Factor float64    `json:"factor"`
+	Curve  *ShadeStep `json:"curve,omitempty"`
 }
 
 // explainSlot is a candidate the bid path would score.
@@ -137,7 +141,7 @@ func (x *explainRun) imp(i int, imp *ortb.Imp, floor int64) {
 	ei := &x.out[i]
 	var cands []campaigns.Candidate
 	examined := map[int]bool{}
-	for _, v := range x.cat.snap.Explain(x.req, imp, x.opt.now) {
+	for _, v := range x.cat.snap.Explain(x.req, imp, x.opt.now, x.seat()) {
 		if v.Rule == "" {
 			cands = append(cands, v.Candidates...)
 			examined[v.Campaign.Index] = v.Examined
@@ -240,7 +244,11 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if camp.FreqCap.Count > 0 && !money.freqAllow(camp.Index, x.user, x.opt.now) {
 		return slot{}, reasonFreqCap
 	}
-	maxCharge := ceilDiv(x.cat.upper[camp.Index], 1000)
+	maxCharge, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
+	if !ok {
+		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
+		return slot{}, reasonBudget
+	}
 	r := reasonNone
 	if me, ok := money.(moneyExplainer); ok {
 		be := me.explain(camp.Index, maxCharge, x.opt.now)
@@ -342,10 +350,9 @@ func termName(t ctr.Contribution) string {
 	return features.Slots[t.Slot].Name
 }
 
-// shading is what the price step multiplies the value by: in a first-price
-// auction (at=1) pricing.first_price_shade, else nothing (second price:
-// the bid is the value). When bid shading lands in the price step
-// (bidder/bid.go), this is where its shaded price and curve numbers go.
+// shading is what the price step multiplies the value by without learned
+// shading: in a first-price auction (at=1) pricing.first_price_shade, else
+// nothing (second price: the bid is the value).
 func (x *explainRun) shading() explainShading {
 	if x.req.AT == 1 {
 		return explainShading{Mode: "first_price_shade", Factor: x.s.cfg.Pricing.FirstPriceShade}
@@ -358,6 +365,7 @@ func (x *explainRun) shading() explainShading {
 // not, why.
 func (x *explainRun) price() (bool, string) {
 	sh := x.shading()
+	bc := x.shadeCtx()
 	for j := range x.slots {
 		es := &x.slots[j]
 		e := &x.out[es.imp].Campaigns[es.entry]
@@ -367,12 +375,28 @@ func (x *explainRun) price() (bool, string) {
 			continue
 		}
 		camp := es.sl.cand.Campaign
-		v := camp.ValueMicros(p32) * sh.Factor
 		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
-		p, ok := x.s.rates.convertMicros(int64(v), camp.Currency, x.resp)
-		e.PriceMicros, e.ChargeMicros = p, ceilDiv(int64(v), 1000)
-		if !ok || p < es.sl.floor || p <= 0 {
+		var p int64
+		var v float64
+		if bc != nil {
+			st := x.s.explainShade(bc, j)
+			p, v, ok = x.s.shadedPrice(bc, j, -1)
+			e.Shading = &explainShading{Mode: "learned", Curve: &st}
+			if e.ValueMicros > 0 {
+				e.Shading.Factor = v / e.ValueMicros
+			}
+		} else {
+			v = e.ValueMicros * sh.Factor
+			p, ok = x.s.rates.convertMicros(int64(v), camp.Currency, x.resp)
+			ok = ok && p >= es.sl.floor && p > 0
+		}
+		e.PriceMicros = p
+		if !ok {
 			e.Rule = reasonBelowFloor.String()
+			continue
+		}
+		if e.ChargeMicros, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
+			e.Rule, e.Detail = reasonBudget.String(), "imp.qty.multiplier outside limits.min_qty..max_qty"
 			continue
 		}
 		if ei := &x.out[es.imp]; ei.Winner == "" || p > ei.PriceMicros {
@@ -415,4 +439,29 @@ func (a *explainAnswer) String() string {
 		b.WriteString("; ")
 	}
 	return b.String()
+}
+
+// shadeCtx is a bid context holding the run's scored slots, for the bid
+// path's shading (shade.go) to price them as it would, or nil when the
+// request does not learn (second price, or pricing.shading off).
+func (x *explainRun) shadeCtx() *bidCtx {
+	if x.s.shade == nil || x.req.AT != 1 {
+		return nil
+	}
+	bc := &bidCtx{req: *x.req, resp: x.resp, ex: x.opt.ex}
+	for j := range x.slots {
+		es := &x.slots[j]
+		bc.slots = append(bc.slots, es.sl)
+		bc.pctr = append(bc.pctr, es.pctr[es.used])
+	}
+	return bc
+}
+
+// seat is the buyer seat the request's exchange bids with, as the bid path
+// sets Scratch.Seat; nil: the snapshot's.
+func (x *explainRun) seat() []byte {
+	if x.opt.ex.seatOwn {
+		return x.opt.ex.seat
+	}
+	return nil
 }

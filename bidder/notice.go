@@ -106,7 +106,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		Hold:         c.hold,
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
-		ChargeOnWin:  bc.chargeOnWin,
+		ChargeOnWin:  bc.ex.chargeOnWin,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
@@ -121,24 +121,25 @@ func (bc *bidCtx) tokenOf(k noticeKind) []byte {
 	return bc.tok[start:bc.tokEnds[k]]
 }
 
-// appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`.
-// A bid that learns (first price, shading on: seg != nil) also asks for the
-// minimum bid to win and carries its segment key:
-// `&m=${AUCTION_MIN_TO_WIN}&g=KEY` (shade.go).
-func (s *Server) appendNoticeURL(b []byte, field, path string, token []byte, seg *shading.Key) []byte {
+// appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`,
+// with the exchange's macros (lurl also &r=${AUCTION_LOSS} where the
+// exchange substitutes it). A bid that learns (first price, shading on:
+// seg != nil) also asks for the minimum bid to win and carries its segment
+// key: `&m=${AUCTION_MIN_TO_WIN}&g=KEY` (shade.go).
+func (s *Server) appendNoticeURL(b []byte, ex *exchange, field, path string, token []byte, seg *shading.Key) []byte {
 	b = append(b, field...)
 	b = append(b, s.publicURL...)
 	b = append(b, noticePrefix...)
 	b = append(b, path...)
 	b = append(b, "?t="...)
 	b = append(b, token...)
-	b = append(b, "&p=${AUCTION_PRICE}"...)
+	b = append(b, ex.priceArg...)
 	if seg != nil {
 		b = append(b, "&m=${AUCTION_MIN_TO_WIN}&g="...)
 		b = seg.AppendHex(b)
 	}
 	if path == pathLoss {
-		b = append(b, "&r=${AUCTION_LOSS}"...)
+		b = append(b, ex.lossArg...)
 	}
 	return append(b, '"')
 }

@@ -88,6 +88,9 @@ func pruneServer(t *testing.T, snap *campaigns.Snapshot, k int, exhaustive bool)
 // floors, floors in several currencies, response currencies, two imps.
 func pruneRequests(n int) [][]byte {
 	r := rand.New(rand.NewPCG(3, 9))
+	// The 2.6 fields come from their own stream, so every other drawn field
+	// is what it always was.
+	r26 := rand.New(rand.NewPCG(26, 6))
 	var out [][]byte
 	countries := campaigns.VocabCountries
 	oses := campaigns.VocabOS
@@ -130,11 +133,56 @@ func pruneRequests(n int) [][]byte {
 			user = `"user":{}`
 		}
 		resp := []string{`"cur":["USD"],`, `"cur":["EUR"],`, `"cur":["GBP","USD"],`, ``}[r.IntN(4)]
-		out = append(out, []byte(fmt.Sprintf(`{"id":"r%d","at":%d,"tmax":500,%s"imp":[%s],%s,`+
+		body := fmt.Sprintf(`{"id":"r%d","at":%d,"tmax":500,%s"imp":[%s],%s,`+
 			`"device":{"devicetype":%d,"os":%q,"geo":{"country":%q}},%s}`,
-			i, 1+r.IntN(2), resp, imps, inv, []int{1, 2, 4}[r.IntN(3)], oses[r.IntN(len(oses))], countries[r.IntN(len(countries))], user)))
+			i, 1+r.IntN(2), resp, imps, inv, []int{1, 2, 4}[r.IntN(3)], oses[r.IntN(len(oses))], countries[r.IntN(len(countries))], user)
+		out = append(out, []byte(with26(r26, body)))
 	}
 	return out
+}
+
+// with26 adds OpenRTB 2.6 and geo fields the index targets to a request:
+// metro, city, language (or langb), connection type, carrier, rewarded imps,
+// DOOH in place of the site or app (with a venue type and a qty), each to a
+// share of the requests.
+func with26(r *rand.Rand, body string) string {
+	pick := func(v []string) string { return v[r.IntN(len(v))] }
+	geo := ""
+	if r.IntN(3) == 0 {
+		geo += fmt.Sprintf(`,"metro":%q`, pick(campaigns.VocabMetros))
+	}
+	if r.IntN(3) == 0 {
+		geo += fmt.Sprintf(`,"city":%q`, strings.ToUpper(pick(campaigns.VocabCities)[:1])+pick(campaigns.VocabCities)[1:])
+	}
+	body = strings.Replace(body, `"geo":{"country":`, `"geo":{`+strings.TrimPrefix(geo+`,"country":`, ","), 1)
+	dev := ""
+	switch r.IntN(4) {
+	case 0:
+		dev += fmt.Sprintf(`"language":%q,`, pick(campaigns.VocabLanguages))
+	case 1:
+		dev += fmt.Sprintf(`"langb":"%s-XX",`, pick(campaigns.VocabLanguages))
+	}
+	if r.IntN(2) == 0 {
+		dev += fmt.Sprintf(`"connectiontype":%d,`, 1+r.IntN(7))
+	}
+	if r.IntN(3) == 0 {
+		dev += fmt.Sprintf(`"carrier":%q,`, strings.ToUpper(pick(campaigns.VocabCarriers)))
+	}
+	body = strings.Replace(body, `"device":{`, `"device":{`+dev, 1)
+	if r.IntN(4) == 0 {
+		body = strings.ReplaceAll(body, `"secure":1`, `"secure":1,"rwdd":1`)
+	}
+	if r.IntN(8) == 0 {
+		for _, k := range []string{`"site":{`, `"app":{`} {
+			if i := strings.Index(body, k); i >= 0 {
+				dooh := fmt.Sprintf(`"dooh":{"id":"d","venuetype":[%q],"publisher":{"id":"pub-%d"},`, pick(campaigns.VocabVenueTypes), 1+r.IntN(40))
+				body = body[:i] + dooh + body[i+len(k):]
+				break
+			}
+		}
+		body = strings.ReplaceAll(body, `"secure":1`, fmt.Sprintf(`"secure":1,"qty":{"multiplier":%g}`, []float64{1, 2.5, 14.2}[r.IntN(3)]))
+	}
+	return body
 }
 
 // bidKey is what "the same answer" means: status and no-bid reason, and
@@ -174,15 +222,26 @@ func bidKey(t *testing.T, status int, nobid, body []byte) string {
 // deterministic gate failures, deals with their own floors and response
 // currencies other than the campaigns'. It also gates fewer candidates.
 func TestRankedWalkBidsAsExhaustiveScan(t *testing.T) {
-	snap, err := campaigns.Compile(campaigns.Generate(3000, 4), campaigns.WithSeat("openbidder"))
+	gen := campaigns.Generate(3000, 4)
+	snap, err := campaigns.Compile(gen, campaigns.WithSeat("openbidder"))
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Campaigns that target a 2.6 or geo field the index added: some must
+	// bid, or the agreement says nothing about those fields.
+	targets26 := map[string]bool{}
+	for _, c := range gen {
+		tg := &c.Targeting
+		if len(tg.Metros)+len(tg.Cities)+len(tg.Languages)+len(tg.ConnectionTypes)+len(tg.Carriers)+len(tg.VenueTypes) > 0 ||
+			tg.Rewarded != nil || slices.Contains(tg.Inventory, "dooh") {
+			targets26[c.ID] = true
+		}
 	}
 	reqs := pruneRequests(400)
 	for _, k := range []int{1, 2, 8} {
 		best, bestRows := pruneServer(t, snap, k, false)
 		all, allRows := pruneServer(t, snap, k, true)
-		bids, nobids, reasons := 0, 0, map[string]int{}
+		bids, nobids, reasons, bids26 := 0, 0, map[string]int{}, 0
 		for i, body := range reqs {
 			rb, ra := best.bid(body), all.bid(body)
 			kb := bidKey(t, rb.StatusCode(), rb.Header.Peek("x-nobid-reason"), rb.Body())
@@ -195,15 +254,20 @@ func TestRankedWalkBidsAsExhaustiveScan(t *testing.T) {
 			}
 			if rb.StatusCode() == 200 {
 				bids++
+				for c := range targets26 {
+					if strings.Contains(kb, ":"+c+"/") {
+						bids26++
+					}
+				}
 			} else {
 				nobids++
 				reasons[string(rb.Header.Peek("x-nobid-reason"))]++
 			}
 		}
 		gatedBest, gatedAll := gated(best.Server), gated(all.Server)
-		t.Logf("k=%d: %d bids, %d no-bids %v; candidates refused at the gate: %d ranked, %d exhaustive", k, bids, nobids, reasons, gatedBest, gatedAll)
-		if bids < 100 || reasons["below_floor"] == 0 || reasons["no_campaign"] == 0 {
-			t.Errorf("k=%d: the requests do not cover bids and no-bids: %d bids, %v", k, bids, reasons)
+		t.Logf("k=%d: %d bids (%d by campaigns targeting 2.6 fields), %d no-bids %v; candidates refused at the gate: %d ranked, %d exhaustive", k, bids, bids26, nobids, reasons, gatedBest, gatedAll)
+		if bids < 100 || reasons["below_floor"] == 0 || reasons["no_campaign"] == 0 || bids26 < 10 {
+			t.Errorf("k=%d: the requests do not cover bids and no-bids: %d bids (%d by campaigns targeting 2.6 fields), %v", k, bids, bids26, reasons)
 		}
 		if gatedBest >= gatedAll {
 			t.Errorf("k=%d: the ranked walk refused %d candidates at the gate, the exhaustive scan %d: it stopped no earlier", k, gatedBest, gatedAll)

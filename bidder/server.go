@@ -23,7 +23,6 @@ import (
 	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
-	"github.com/openbidder/openbidder/ortb"
 	"github.com/openbidder/openbidder/privacy"
 	"github.com/openbidder/openbidder/shading"
 )
@@ -63,12 +62,11 @@ type Server struct {
 
 	seq         atomic.Uint64 // numbers responses; with the instance id it makes bid ids unique
 	idPrefix    []byte
-	seatJSON    []byte
 	reasonBytes [numReasons][]byte
 	publicURL   []byte
 	signer      tokenSigner
 
-	winCharge map[string]bool      // exchange name -> charges on the win notice
+	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
 	reg       *prometheus.Registry // /metrics (exposition.go)
 	// campaignMoney is the budget's per-campaign status, for the
 	// per-campaign series and their top-N choice; nil without a budget.
@@ -106,19 +104,11 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		notices:   ns,
 		signer:    signer,
 		idPrefix:  []byte(cfg.InstanceID + "-"),
-		seatJSON:  ortb.AppendJSONStr(nil, cfg.Seat),
 		publicURL: []byte(cfg.PublicURL),
 		privacy:   newPrivacyPolicy(cfg.Privacy),
 		adm:       newAdmission(cfg.Limits.Admission),
 	}
-	s.winCharge = map[string]bool{"": cfg.Notices.ChargeOn == "win"}
-	for name, x := range cfg.Exchanges {
-		on := x.ChargeOn
-		if on == "" {
-			on = cfg.Notices.ChargeOn
-		}
-		s.winCharge[name] = on == "win"
-	}
+	s.exchanges = newExchanges(cfg)
 	for r := range s.reasonBytes {
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
@@ -190,15 +180,6 @@ func shortReason(msg string) string {
 		}
 	}
 	return string(b)
-}
-
-// chargeOnWin says whether the named exchange charges on its win notice;
-// an unknown or absent name follows notices.charge_on.
-func (s *Server) chargeOnWin(exchange []byte) bool {
-	if v, ok := s.winCharge[string(exchange)]; ok {
-		return v
-	}
-	return s.winCharge[""]
 }
 
 // SetCampaigns publishes a new campaign snapshot to the bid path; on error

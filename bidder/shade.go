@@ -55,7 +55,7 @@ func (s *Server) impShadeOf(bc *bidCtx, imp int) *impShade {
 // currency, the publisher (site or app id when it has none), the placement
 // (tagid, else the imp id) and the formats the imp offers.
 func segmentOf(bc *bidCtx, imp *ortb.Imp) shading.Segment {
-	seg := shading.Segment{Exchange: bc.exchange, Currency: bc.resp, Placement: imp.TagID}
+	seg := shading.Segment{Exchange: bc.ex.name, Currency: bc.resp, Placement: imp.TagID}
 	switch r := &bc.req; {
 	case r.HasSite:
 		seg.Publisher = r.Site.Publisher.ID
@@ -87,14 +87,15 @@ func segmentOf(bc *bidCtx, imp *ortb.Imp) shading.Segment {
 }
 
 // shadedPrice is slot i's first-price bid with shading on, in response
-// currency CPM micros, and its hold in campaign micros per impression. On a
+// currency CPM micros, and its value in campaign-currency CPM micros (what
+// impCharge turns into the hold). On a
 // warm segment the price maximises (value - price) W(price) over
 // [floor, value]; on a cold one it is the value times
 // pricing.first_price_shade, as without shading. A candidate whose value
 // cannot exceed beat (the imp's best price so far; -1 none) is not
 // optimised: it cannot become the imp's bid, since shading never raises a
 // price, and its unshaded price is returned. ok is false under the floor.
-func (s *Server) shadedPrice(bc *bidCtx, i int, beat int64) (price, charge int64, ok bool) {
+func (s *Server) shadedPrice(bc *bidCtx, i int, beat int64) (price int64, value float64, ok bool) {
 	sl := &bc.slots[i]
 	camp := sl.cand.Campaign
 	is := s.impShadeOf(bc, sl.imp)
@@ -107,18 +108,17 @@ func (s *Server) shadedPrice(bc *bidCtx, i int, beat int64) (price, charge int64
 	if !ok || pv < sl.floor || pv <= 0 {
 		return 0, 0, false
 	}
-	charge = ceilDiv(vm, 1000)
 	if !is.warm || pv <= beat {
-		return pv, charge, true
+		return pv, float64(vm), true
 	}
 	q := min(max(int64(is.curve.Optimal(float64(pv), float64(sl.floor))), sl.floor, 1), pv)
 	if q == pv {
-		return pv, charge, true
+		return pv, float64(vm), true
 	}
 	// The hold is the shaded price in campaign micros, rounded up so that
 	// it covers the price (clearingCharge scales it by clearing / price).
 	vq := int64(math.Ceil(float64(vm) * float64(q) / float64(pv)))
-	return q, ceilDiv(min(vq, vm), 1000), true
+	return q, float64(min(vq, vm)), true
 }
 
 // noticeSegment is the segment key the notices of bid c carry, or nil when

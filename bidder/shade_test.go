@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openbidder/openbidder/ortb"
 	"github.com/openbidder/openbidder/shading"
 )
 
@@ -248,4 +249,38 @@ func BenchmarkShadedPrice(b *testing.B) {
 		bc.shade[0].set = false // look the curve up again each time
 		ts.shadedPrice(bc, 0, -1)
 	}
+}
+
+// POST /admin/explain prices a first-price request with the learned curve,
+// as the bid path does: same winner, same shaded price, and the curve that
+// chose it.
+func TestExplainShowsLearnedShading(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	ts.train(t, 12, 1.0)
+	var p ortb.Parser
+	var req ortb.Request
+	if err := p.Parse(firstPrice(t, "explain"), &req); err != nil {
+		t.Fatal(err)
+	}
+	a, code := ts.Server.explain(&req, explainOptions{now: time.Now(), top: 1})
+	if code != 200 || !a.Bid || len(a.Imps) != 1 {
+		t.Fatalf("explain: %d %s %s", code, a.NoBidReason, a)
+	}
+	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "bid"))))
+	ei := a.Imps[0]
+	if ei.Winner != b.CID || ei.PriceMicros != int64(math.Round(b.Price*1e6)) {
+		t.Fatalf("explained %s at %d micros, bid %s at %v", ei.Winner, ei.PriceMicros, b.CID, b.Price)
+	}
+	for _, e := range ei.Campaigns {
+		if !e.Winner {
+			continue
+		}
+		sh := e.Shading
+		if sh == nil || sh.Mode != "learned" || sh.Curve == nil || sh.Curve.Level != "placement" ||
+			sh.Curve.PriceMicros != ei.PriceMicros || !(sh.Factor > 0 && sh.Factor < 1) {
+			t.Fatalf("winner's shading %+v (curve %+v)", sh, sh.Curve)
+		}
+		return
+	}
+	t.Fatalf("no winner entry: %s", a)
 }

@@ -65,7 +65,8 @@ func TestStatusDocument(t *testing.T) {
 	}
 
 	_, d := getStatus(t, app, "", adminTokn)
-	if d.Instance.ID != "e2e" || !d.Instance.Ready || d.Traffic.Requests != 1 || d.Traffic.Bids != 1 || d.CampaignsTotal != 4 || len(d.Campaigns) != 4 {
+	// testdata/campaigns holds six campaigns (screens.yaml and tvpods.yaml are the DOOH and pod ones).
+	if d.Instance.ID != "e2e" || !d.Instance.Ready || d.Traffic.Requests != 1 || d.Traffic.Bids != 1 || d.CampaignsTotal != 6 || len(d.Campaigns) != 6 {
 		t.Fatalf("instance %+v traffic %+v campaigns %d/%d", d.Instance, d.Traffic, len(d.Campaigns), d.CampaignsTotal)
 	}
 	acme := campaignRow(d, acmeBanner)

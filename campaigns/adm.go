@@ -1,8 +1,6 @@
 package campaigns
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 )
@@ -31,10 +29,13 @@ const (
 
 // AppendAdm appends the creative's ad markup as JSON string content (without
 // the surrounding quotes) with clickURL and impURL inserted at their slots and
-// JSON-escaped. Native markup is a JSON document inside the adm string, so
-// there the URLs are escaped twice. It does not allocate when dst has room.
+// JSON-escaped. A native creative gets its default layout: answering a
+// request's native assets is AppendNative's. It does not allocate when dst
+// has room.
 func AppendAdm(dst []byte, cr *Creative, clickURL, impURL []byte) []byte {
-	nested := cr.Format == FormatNative
+	if cr.Format == FormatNative {
+		return AppendNative(dst, cr, nil, clickURL, impURL)
+	}
 	for i := range cr.Adm {
 		p := &cr.Adm[i]
 		dst = append(dst, p.Lit...)
@@ -47,11 +48,7 @@ func AppendAdm(dst []byte, cr *Creative, clickURL, impURL []byte) []byte {
 		default:
 			continue
 		}
-		if nested {
-			dst = appendJSONNested(dst, u)
-		} else {
-			dst = appendJSONContent(dst, u)
-		}
+		dst = appendJSONContent(dst, u)
 	}
 	return dst
 }
@@ -150,81 +147,4 @@ func abbreviate(s string) string {
 		return s[:24] + "..."
 	}
 	return s
-}
-
-// Native 1.2 response asset ids.
-const (
-	NativeAssetTitle       = 1
-	NativeAssetImage       = 2
-	NativeAssetDescription = 3
-	NativeAssetIcon        = 4
-	NativeAssetSponsored   = 5
-	NativeAssetCTA         = 6
-)
-
-type nativeResponse struct {
-	Ver         string        `json:"ver"`
-	Assets      []nativeAsset `json:"assets"`
-	Link        nativeLink    `json:"link"`
-	ImpTrackers []string      `json:"imptrackers"`
-}
-
-type nativeAsset struct {
-	ID    int          `json:"id"`
-	Title *nativeTitle `json:"title,omitempty"`
-	Img   *nativeImg   `json:"img,omitempty"`
-	Data  *nativeData  `json:"data,omitempty"`
-}
-
-type nativeTitle struct {
-	Text string `json:"text"`
-}
-
-type nativeImg struct {
-	Type int    `json:"type,omitempty"`
-	URL  string `json:"url"`
-	W    int64  `json:"w,omitempty"`
-	H    int64  `json:"h,omitempty"`
-}
-
-type nativeData struct {
-	Type  int    `json:"type,omitempty"`
-	Value string `json:"value"`
-}
-
-// nativeTemplate builds the OpenRTB Native 1.2 response document for the
-// assets, with the tracker placeholders where the bidder's URLs go.
-func nativeTemplate(n *NativeConfig) string {
-	r := nativeResponse{
-		Ver:         "1.2",
-		Link:        nativeLink{URL: PlaceholderClickURL},
-		ImpTrackers: []string{PlaceholderImpURL},
-	}
-	r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetTitle, Title: &nativeTitle{Text: n.Title}})
-	if n.ImageURL != "" {
-		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetImage, Img: &nativeImg{Type: 3, URL: n.ImageURL, W: n.ImageW, H: n.ImageH}})
-	}
-	if n.Description != "" {
-		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetDescription, Data: &nativeData{Type: 2, Value: n.Description}})
-	}
-	if n.IconURL != "" {
-		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetIcon, Img: &nativeImg{Type: 1, URL: n.IconURL}})
-	}
-	if n.Sponsored != "" {
-		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetSponsored, Data: &nativeData{Type: 1, Value: n.Sponsored}})
-	}
-	if n.CTA != "" {
-		r.Assets = append(r.Assets, nativeAsset{ID: NativeAssetCTA, Data: &nativeData{Type: 12, Value: n.CTA}})
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		panic("campaigns: native template: " + err.Error()) // plain structs cannot fail
-	}
-	return strings.TrimSuffix(buf.String(), "\n")
-}
-
-type nativeLink struct {
-	URL string `json:"url"`
 }

@@ -56,6 +56,11 @@ func TestMatchAllocatesNothing(t *testing.T) {
 	if n := testing.AllocsPerRun(20, func() { buf = AppendAdm(buf[:0], cr, click, impURL) }); n != 0 {
 		t.Errorf("AppendAdm: %v allocations", n)
 	}
+	ncr := nativeCreative(t, nil)
+	nat := randomNative(rand.New(rand.NewPCG(2, 2)))
+	if n := testing.AllocsPerRun(20, func() { buf = AppendNative(buf[:0], ncr, &nat, click, impURL) }); n != 0 {
+		t.Errorf("AppendNative: %v allocations", n)
+	}
 }
 
 type usdRanker struct{}

@@ -143,15 +143,22 @@ type Campaign struct {
 // match is case-insensitive). Empty means unrestricted.
 type Targeting struct {
 	Countries, Regions   []string
+	Metros, Cities       []string
 	DeviceTypes          []int64
 	OS                   []string
-	Site, App            bool // inventory allowed
+	Languages            []string // ISO 639 codes, lower case
+	ConnTypes            []int64  // OpenRTB connection types 1..7
+	Carriers             []string
+	Site, App, DOOH      bool // inventory allowed
 	SiteAllow, SiteBlock []string
 	AppAllow, AppBlock   []string
+	VenueTypes           []string
 	Publishers           []string
 	CatAllow, CatBlock   []string
+	CatTax               int64 // taxonomy of CatAllow/CatBlock (1 unless set)
 	Deals                []string
 	OpenAuction          bool
+	Rewarded             int8 // 1 rewarded imps only, -1 never, 0 any
 	Segments             []string
 	Dayparting           bool
 	Days                 [7]bool // by time.Weekday
@@ -167,14 +174,27 @@ type Creative struct {
 	Sizes      []Size   // banner sizes; video/native/audio may be empty
 	MIMEs      []string // video/audio MIME types (default video/mp4, audio/mpeg)
 	LandingURL string
-	Cat        []string // IAB categories as written (upper case)
+	Cat        []string // categories as written (IAB ones upper case)
+	CatTax     int64    // taxonomy of Cat (1: IAB Content Category Taxonomy 1.0)
 	Attr       []int64
 	ADomain    []string // defaults to the campaign's
 	Secure     bool
 	Bundle     string
+	// Video and audio: Duration in seconds (0 unknown), the protocols it is
+	// served as, the video placements it may run in (empty any), whether
+	// it needs a skippable player (1) or an unskippable one (-1, 0 either),
+	// and the pods and pod slots it may take (empty any).
+	Duration  int64
+	Protocols []int64
+	Plcmt     []int64
+	Skippable int8
+	PodSeq    []int64
+	SlotInPod []int64
 	// Adm is the markup template compiled into literal parts (already
-	// JSON-string escaped) and tracker slots; see AppendAdm.
-	Adm []AdmPart
+	// JSON-string escaped) and tracker slots; see AppendAdm. Native
+	// creatives have Native instead.
+	Adm    []AdmPart
+	Native *NativeAssets
 }
 
 // MType is the OpenRTB 2.6 bid.mtype: 1 banner, 2 video, 3 audio, 4 native.

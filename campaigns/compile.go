@@ -192,7 +192,10 @@ var (
 	domainRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
 	categoryRE = regexp.MustCompile(`^IAB([1-9]|1[0-9]|2[0-6])(-[1-9][0-9]?)?$`)
 	countryRE  = regexp.MustCompile(`^[A-Z]{3}$`)
-	sizeRE     = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
+	languageRE = regexp.MustCompile(`^[a-z]{2,3}$`)
+	// categoryIDRE is a category id in a taxonomy other than IAB 1.0.
+	categoryIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
+	sizeRE       = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
 )
 
 // currencies is the ISO 4217 codes accepted for campaigns.

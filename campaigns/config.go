@@ -89,13 +89,25 @@ type CreativeConfig struct {
 	MIMEs      []string      `yaml:"mimes,flow,omitempty"`
 	LandingURL string        `yaml:"landing_url"`
 	Cat        []string      `yaml:"cat,flow,omitempty"`
+	CatTax     int64         `yaml:"cattax,omitempty"` // taxonomy of cat (default 1: IAB Content 1.0)
 	Attr       []int64       `yaml:"attr,flow,omitempty"`
 	ADomain    []string      `yaml:"adomain,flow,omitempty"`
 	Secure     bool          `yaml:"secure,omitempty"`
 	Bundle     string        `yaml:"bundle,omitempty"`
+
+	// Video and audio: what the ad is, matched against the imp's
+	// constraints (docs/campaigns.md). Duration and Protocols default to
+	// what the VAST template says (<Duration>, <VAST version>, Wrapper).
+	Duration  int64   `yaml:"duration,omitempty"`          // seconds
+	Protocols []int64 `yaml:"protocols,flow,omitempty"`    // OpenRTB protocols (2 VAST 2.0, 3 VAST 3.0, 7 VAST 4.0...)
+	Plcmt     []int64 `yaml:"plcmt,flow,omitempty"`        // video placements it may run in (1 instream..4 standalone); empty any
+	Skippable *bool   `yaml:"skippable,omitempty"`         // true: only where the player lets users skip; false: only where it does not
+	PodSeq    []int64 `yaml:"pod_sequence,flow,omitempty"` // pods it may run in: 1 first, -1 last; empty any
+	SlotInPod []int64 `yaml:"slot_in_pod,flow,omitempty"`  // slots it may take in a pod: 1 first, -1 last; empty any
 }
 
-// NativeConfig holds the assets of a native creative.
+// NativeConfig holds the assets of a native creative. A native bid answers
+// the request's assets with the ones given here (docs/campaigns.md).
 type NativeConfig struct {
 	Title       string `yaml:"title"`
 	Description string `yaml:"description,omitempty"`
@@ -103,32 +115,50 @@ type NativeConfig struct {
 	ImageW      int64  `yaml:"image_w,omitempty"`
 	ImageH      int64  `yaml:"image_h,omitempty"`
 	IconURL     string `yaml:"icon_url,omitempty"`
+	IconW       int64  `yaml:"icon_w,omitempty"`
+	IconH       int64  `yaml:"icon_h,omitempty"`
 	CTA         string `yaml:"cta,omitempty"`
 	Sponsored   string `yaml:"sponsored,omitempty"`
 }
 
 // TargetingConfig is targeting. Empty lists mean "no restriction".
 type TargetingConfig struct {
-	Countries   []string     `yaml:"countries,flow,omitempty"`
-	Regions     []string     `yaml:"regions,flow,omitempty"`
-	DeviceTypes []int64      `yaml:"device_types,flow,omitempty"`
-	OS          []string     `yaml:"os,flow,omitempty"`
-	Inventory   []string     `yaml:"inventory,flow,omitempty"` // site, app (default both)
-	SiteDomains ListConfig   `yaml:"site_domains,omitempty"`
-	AppBundles  ListConfig   `yaml:"app_bundles,omitempty"`
-	Publishers  []string     `yaml:"publisher_ids,flow,omitempty"`
-	Categories  ListConfig   `yaml:"categories,omitempty"`
-	Deals       []string     `yaml:"deals,flow,omitempty"`
-	OpenAuction *bool        `yaml:"open_auction,omitempty"` // default true
-	Dayparting  *DaypartConf `yaml:"dayparting,omitempty"`
-	Segments    []string     `yaml:"segments,flow,omitempty"`
-	AllowCOPPA  bool         `yaml:"allow_coppa,omitempty"`
+	Countries       []string         `yaml:"countries,flow,omitempty"`
+	Regions         []string         `yaml:"regions,flow,omitempty"`
+	Metros          []string         `yaml:"metros,flow,omitempty"`
+	Cities          []string         `yaml:"cities,flow,omitempty"`
+	DeviceTypes     []int64          `yaml:"device_types,flow,omitempty"`
+	OS              []string         `yaml:"os,flow,omitempty"`
+	Languages       []string         `yaml:"languages,flow,omitempty"`
+	ConnectionTypes []int64          `yaml:"connection_types,flow,omitempty"`
+	Carriers        []string         `yaml:"carriers,flow,omitempty"`
+	Inventory       []string         `yaml:"inventory,flow,omitempty"` // site, app, dooh (default site and app)
+	SiteDomains     ListConfig       `yaml:"site_domains,omitempty"`
+	AppBundles      ListConfig       `yaml:"app_bundles,omitempty"`
+	VenueTypes      []string         `yaml:"venue_types,flow,omitempty"` // dooh.venuetype
+	Publishers      []string         `yaml:"publisher_ids,flow,omitempty"`
+	Categories      CategoriesConfig `yaml:"categories,omitempty"`
+	Deals           []string         `yaml:"deals,flow,omitempty"`
+	OpenAuction     *bool            `yaml:"open_auction,omitempty"` // default true
+	Rewarded        *bool            `yaml:"rewarded,omitempty"`     // true: rewarded imps only; false: never; default any
+	Dayparting      *DaypartConf     `yaml:"dayparting,omitempty"`
+	Segments        []string         `yaml:"segments,flow,omitempty"`
+	AllowCOPPA      bool             `yaml:"allow_coppa,omitempty"`
 }
 
 // ListConfig is an allow list and a block list.
 type ListConfig struct {
 	Allow []string `yaml:"allow,flow,omitempty"`
 	Block []string `yaml:"block,flow,omitempty"`
+}
+
+// CategoriesConfig is targeting.categories: allow and block lists of
+// site/app categories in one taxonomy (OpenRTB cattax; default 1, IAB
+// Content Category Taxonomy 1.0).
+type CategoriesConfig struct {
+	Allow    []string `yaml:"allow,flow,omitempty"`
+	Block    []string `yaml:"block,flow,omitempty"`
+	Taxonomy int64    `yaml:"taxonomy,omitempty"`
 }
 
 // DaypartConf is targeting.dayparting in the campaign time zone. Empty Days

@@ -58,6 +58,7 @@ func TestLoadDirBadReportsEveryProblem(t *testing.T) {
 		t.Fatalf("err = %v, want ErrInvalid", err)
 	}
 	const a, d1, d2 = "testdata/bad/acme.yaml: ", "testdata/bad/dup-one.yaml: ", "testdata/bad/dup-two.yaml: "
+	const m = "testdata/bad/media26.yaml: "
 	want := []string{
 		"testdata/bad/empty.yaml: empty file",
 		"testdata/bad/typo.yaml: line 5: field max_bid not found in type campaigns.Config",
@@ -90,6 +91,16 @@ func TestLoadDirBadReportsEveryProblem(t *testing.T) {
 		d2 + `id: "dup" already defined in testdata/bad/dup-one.yaml`,
 		d2 + `bid_strategy.conversion_rate: 1.5 must be in (0, 1] for target_cpa`,
 		d2 + `creatives[0].markup: must contain {{imp_url}}`,
+		m + `targeting.languages[0]: "english" is not an ISO 639 language code`,
+		m + `targeting.connection_types[0]: 8 is not an OpenRTB connection type`,
+		m + `targeting.inventory[1]: "ctv" is not site, app or dooh`,
+		m + `targeting.venue_types: set but inventory excludes dooh`,
+		m + `targeting.categories.allow[0]: "Automotive > Cars" is not a category id of taxonomy 7`,
+		m + `creatives[0].duration: 20 but the VAST <Duration> says 15 seconds`,
+		m + `creatives[0].plcmt[0]: 7 is not a video placement`,
+		m + `creatives[0].slot_in_pod[0]: 3 is not a slot in a pod`,
+		m + `creatives[1].skippable: not used by native creatives`,
+		m + `creatives[1].native.icon_w: icon size must not be negative`,
 	}
 	lines := strings.Split(err.Error(), "\n")
 	if lines[0] != ErrInvalid.Error() {
@@ -164,6 +175,58 @@ func TestCompileProblems(t *testing.T) {
 	}, "targeting.site_domains.allow: set but inventory excludes site")
 	check("bad category", func(c *Config) { c.Targeting.Categories.Block = []string{"IAB27"} }, `targeting.categories.block[0]: "IAB27"`)
 	check("empty os", func(c *Config) { c.Targeting.OS = []string{" "} }, "targeting.os[0]: empty value")
+	// Fields added with OpenRTB 2.6 support.
+	yes := true
+	video := func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
+			LandingURL: "https://v.example/", Secure: true}
+	}
+	check("language", func(c *Config) { c.Targeting.Languages = []string{"english"} }, `targeting.languages[0]: "english" is not an ISO 639`)
+	check("connection type", func(c *Config) { c.Targeting.ConnectionTypes = []int64{0} }, "targeting.connection_types[0]: 0 is not an OpenRTB connection type")
+	check("empty carrier", func(c *Config) { c.Targeting.Carriers = []string{""} }, "targeting.carriers[0]: empty value")
+	check("empty city", func(c *Config) { c.Targeting.Cities = []string{"Paris", " "} }, "targeting.cities[1]: empty value")
+	check("inventory", func(c *Config) { c.Targeting.Inventory = []string{"tv"} }, `targeting.inventory[0]: "tv" is not site, app or dooh`)
+	check("venues without dooh", func(c *Config) { c.Targeting.VenueTypes = []string{"transit"} }, "targeting.venue_types: set but inventory excludes dooh")
+	check("taxonomy", func(c *Config) { c.Targeting.Categories.Taxonomy = 9 }, "targeting.categories.taxonomy: 9 is not an OpenRTB category taxonomy")
+	check("category id", func(c *Config) { c.Targeting.Categories = CategoriesConfig{Taxonomy: 6, Allow: []string{"4 83"}} },
+		`targeting.categories.allow[0]: "4 83" is not a category id of taxonomy 6`)
+	check("IAB name in taxonomy 6", func(c *Config) { c.Targeting.Categories = CategoriesConfig{Taxonomy: 6, Block: []string{"IAB25"}} }, "")
+	check("creative cattax", func(c *Config) { c.Creatives[0].CatTax = 8 }, "creatives[0].cattax: 8 is not an OpenRTB category taxonomy")
+	check("creative cat in taxonomy 3", func(c *Config) { c.Creatives[0].CatTax, c.Creatives[0].Cat = 3, []string{"1005"} }, "")
+	check("duration on banner", func(c *Config) { c.Creatives[0].Duration = 15 }, "creatives[0].duration: not used by banner creatives")
+	check("skippable on audio", func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", VAST: `<VAST>{{imp_url}}</VAST>`, LandingURL: "https://x.example/", Skippable: &yes}
+	}, "creatives[0].skippable: not used by audio creatives")
+	check("negative duration", func(c *Config) { video(c); c.Creatives[0].Duration = -1 }, "creatives[0].duration: -1 is not a duration")
+	check("duration against VAST", func(c *Config) { video(c); c.Creatives[0].Duration = 30 }, "creatives[0].duration: 30 but the VAST <Duration> says 15 seconds")
+	check("duration as VAST", func(c *Config) { video(c); c.Creatives[0].Duration = 15 }, "")
+	check("protocol", func(c *Config) { video(c); c.Creatives[0].Protocols = []int64{3, 15} }, "creatives[0].protocols[1]: 15 is not an OpenRTB protocol")
+	check("plcmt", func(c *Config) { video(c); c.Creatives[0].Plcmt = []int64{5} }, "creatives[0].plcmt[0]: 5 is not a video placement")
+	check("slot in pod", func(c *Config) { video(c); c.Creatives[0].SlotInPod = []int64{2} }, "creatives[0].slot_in_pod[0]: 2 is not a slot in a pod")
+	check("pod sequence", func(c *Config) { video(c); c.Creatives[0].PodSeq = []int64{0} }, "creatives[0].pod_sequence[0]: 0 is not a pod")
+	check("icon size without icon", func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "n", Format: "native", Native: &NativeConfig{Title: "t", IconW: 80, IconH: 80}, LandingURL: "https://x.example/"}
+	}, "creatives[0].native.icon_url: required with icon_w/icon_h")
+}
+
+// What a VAST template says about itself: duration (a fraction rounded up)
+// and protocol (inline or wrapper of its version).
+func TestVASTFacts(t *testing.T) {
+	for _, c := range []struct {
+		tpl           string
+		secs, protocl int64
+	}{
+		{VASTInline("a", "a", "https://m.example/a.mp4", 15), 15, 3},
+		{`<VAST version="4.1"><Ad><InLine><Duration>00:01:05.250</Duration></InLine></Ad></VAST>`, 66, 11},
+		{`<VAST version='2.0'><Ad><Wrapper><Duration><![CDATA[ 01:00:00 ]]></Duration></Wrapper></Ad></VAST>`, 3600, 5},
+		{`<VAST xmlns:xsi="x" version="4.2"><Ad><Wrapper></Wrapper></Ad></VAST>`, 0, 14},
+		{`<VAST version="5.0"><Duration>00:00:30</Duration></VAST>`, 30, 0},
+		{`<VAST><Duration>0:0:30</Duration></VAST>`, 0, 0},
+	} {
+		if s, p := vastFacts(c.tpl); s != c.secs || p != c.protocl {
+			t.Errorf("%.60s: %d s, protocol %d; want %d s, protocol %d", c.tpl, s, p, c.secs, c.protocl)
+		}
+	}
 }
 
 func TestCompileDuplicateAcrossConfigs(t *testing.T) {

@@ -2,6 +2,7 @@ package campaigns
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -43,16 +44,10 @@ func buildCreative(cc *CreativeConfig, c *Campaign, p problems, path string) *Cr
 		p.add(path+".sizes", "not used by %s creatives", cc.Format)
 	}
 	buildMarkup(cc, cr, p, path)
+	buildMedia(cc, cr, p, path)
 	checkURL(p, path+".landing_url", cc.LandingURL, true, false)
-	for i, cat := range cc.Cat {
-		u := strings.ToUpper(strings.TrimSpace(cat))
-		if !categoryRE.MatchString(u) {
-			p.add(fmt.Sprintf("%s.cat[%d]", path, i), "%q is not an IAB category (IAB1..IAB26, IAB1-2)", cat)
-			continue
-		}
-		cr.Cat = append(cr.Cat, u)
-	}
-	cr.Cat = uniq(cr.Cat)
+	cr.CatTax = taxonomy(p, path+".cattax", cc.CatTax)
+	cr.Cat = categories(p, path+".cat", cc.Cat, cr.CatTax)
 	for i, a := range cc.Attr {
 		if a < 1 || a > 17 {
 			p.add(fmt.Sprintf("%s.attr[%d]", path, i), "%d is not an OpenRTB creative attribute (1..17)", a)
@@ -112,10 +107,13 @@ func buildMarkup(cc *CreativeConfig, cr *Creative, p problems, path string) {
 			p.add(path+".vast", "does not look like VAST XML (no <VAST element)")
 		}
 	case "native":
-		if !checkNative(cc.Native, cc.Secure, p, path+".native") {
-			return
+		if checkNative(cc.Native, cc.Secure, p, path+".native") {
+			cr.Native = compileNative(cc.Native)
+			if cc.Secure && strings.Contains(string(AppendNative(nil, cr, nil, nil, nil)), "http://") {
+				p.add(path+".native", "contains an http:// URL but the creative is secure")
+			}
 		}
-		tpl = nativeTemplate(cc.Native)
+		return
 	}
 	parts, click, imp, err := compileTemplate(tpl)
 	if err != nil {
@@ -152,5 +150,89 @@ func checkNative(n *NativeConfig, secure bool, p problems, path string) bool {
 	if n.ImageURL == "" && (n.ImageW != 0 || n.ImageH != 0) {
 		p.add(path+".image_url", "required with image_w/image_h")
 	}
+	if n.IconW < 0 || n.IconH < 0 {
+		p.add(path+".icon_w", "icon size must not be negative")
+	}
+	if n.IconURL == "" && (n.IconW != 0 || n.IconH != 0) {
+		p.add(path+".icon_url", "required with icon_w/icon_h")
+	}
 	return len(*p.list) == before
+}
+
+// buildMedia checks and compiles the video and audio fields: duration and
+// protocols default to what the VAST template says.
+func buildMedia(cc *CreativeConfig, cr *Creative, p problems, path string) {
+	av := cr.Format == FormatVideo || cr.Format == FormatAudio
+	for _, f := range []struct {
+		name string
+		set  bool
+		ok   bool
+	}{
+		{"duration", cc.Duration != 0, av}, {"protocols", len(cc.Protocols) > 0, av},
+		{"plcmt", len(cc.Plcmt) > 0, cr.Format == FormatVideo}, {"skippable", cc.Skippable != nil, cr.Format == FormatVideo},
+		{"pod_sequence", len(cc.PodSeq) > 0, av}, {"slot_in_pod", len(cc.SlotInPod) > 0, av},
+	} {
+		if f.set && !f.ok && cr.Format != 0 {
+			p.add(path+"."+f.name, "not used by %s creatives", cr.Format)
+		}
+	}
+	if !av {
+		return
+	}
+	secs, protocol := vastFacts(cc.VAST)
+	switch {
+	case cc.Duration < 0 || cc.Duration > 3600:
+		p.add(path+".duration", "%d is not a duration in seconds (1..3600)", cc.Duration)
+	case cc.Duration > 0 && secs > 0 && cc.Duration != secs:
+		p.add(path+".duration", "%d but the VAST <Duration> says %d seconds", cc.Duration, secs)
+	case cc.Duration > 0:
+		cr.Duration = cc.Duration
+	default:
+		cr.Duration = secs
+	}
+	cr.Protocols = intsIn(p, path+".protocols", cc.Protocols, 1, 14, "an OpenRTB protocol (1..14)")
+	if len(cc.Protocols) == 0 && protocol > 0 {
+		cr.Protocols = []int64{protocol}
+	}
+	cr.Plcmt = intsIn(p, path+".plcmt", cc.Plcmt, 1, 4, "a video placement (1 instream, 2 accompanying, 3 interstitial, 4 standalone)")
+	if cc.Skippable != nil {
+		cr.Skippable = -1
+		if *cc.Skippable {
+			cr.Skippable = 1
+		}
+	}
+	cr.PodSeq = podValues(p, path+".pod_sequence", cc.PodSeq, "a pod (1 first, -1 last)")
+	cr.SlotInPod = podValues(p, path+".slot_in_pod", cc.SlotInPod, "a slot in a pod (1 first, -1 last)")
+}
+
+// intsIn checks that every value is in [lo, hi] and returns them sorted,
+// without repeats.
+func intsIn(p problems, path string, in []int64, lo, hi int64, what string) []int64 {
+	var out []int64
+	for i, v := range in {
+		if v < lo || v > hi {
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%d is not %s", v, what)
+			continue
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+func podValues(p problems, path string, in []int64, what string) []int64 {
+	var out []int64
+	for i, v := range in {
+		if v != 1 && v != -1 {
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%d is not %s", v, what)
+			continue
+		}
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
 }

@@ -27,6 +27,7 @@ const (
 	RuleAppBlock   = "app_block"      // the app is on its block list
 	RuleCatBlock   = "category_block" // a request category is on its block list
 	RuleDayparting = "dayparting"     // outside its days and hours (its time zone)
+	RuleRewarded   = "rewarded"       // the imp's rwdd is not what the campaign wants
 	RuleCreative   = "creative"       // no creative passes the imp and the request's blocks
 	RuleOther      = "other"          // excluded by a check this explanation does not name (a bug: see TestExplainAgreesWithMatch)
 )
@@ -36,7 +37,8 @@ const (
 var dimRule = [numDims]string{
 	dCountry: "country", dRegion: "region", dDevice: "device_type", dOS: "os", dPub: "publisher",
 	dSite: "site", dApp: "app", dCat: "category", dSeg: "segments", dDeal: "deal", dFormat: "format",
-	dInventory: "inventory",
+	dInventory: "inventory", dMetro: "metro", dCity: "city", dLang: "language", dConn: "connection_type",
+	dCarrier: "carrier", dVenue: "venue_type",
 }
 
 func ruleOf(d dim) string {
@@ -63,17 +65,19 @@ type Verdict struct {
 }
 
 // Explain returns a Verdict for every campaign of the snapshot, in
-// snapshot order, for imp of req at time now.
-func (s *Snapshot) Explain(req *ortb.Request, imp *ortb.Imp, now time.Time) []Verdict {
+// snapshot order, for imp of req at time now. seat is the buyer seat to
+// check wseat, bseat and deal wseat against, as Scratch.Seat; nil: the
+// snapshot's.
+func (s *Snapshot) Explain(req *ortb.Request, imp *ortb.Imp, now time.Time, seat []byte) []Verdict {
 	ix := &s.idx
 	out := make([]Verdict, len(ix.camps))
-	if !seatAllowed(req.WSeat, req.BSeat, ix.seat) {
+	sc := Scratch{Seat: seat}
+	if !seatAllowed(req.WSeat, req.BSeat, sc.seat(ix)) {
 		for i := range ix.camps {
-			out[i] = Verdict{Campaign: ix.camps[i].c, Rule: RuleSeat, Detail: "seat " + strconv.Quote(s.Seat)}
+			out[i] = Verdict{Campaign: ix.camps[i].c, Rule: RuleSeat, Detail: "seat " + strconv.Quote(string(sc.seat(ix)))}
 		}
 		return out
 	}
-	var sc Scratch
 	s.Match(nil, req, imp, now, &sc) // marks the campaigns it examines, and leaves the request's values in sc
 	names := reverseDicts(ix)
 	for i := range ix.camps {
@@ -121,6 +125,13 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 		return RuleAppBlock, "blocks " + setNames(names, dApp, ix.set(cc, sAppBlock))
 	case intersects(ix.set(cc, sCatBlock), sc.vals[dCat]):
 		return RuleCatBlock, "blocks " + setNames(names, dCat, ix.set(cc, sCatBlock))
+	case cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.hasCats && sc.catTax != cc.catTax:
+		return RuleCatBlock, "its block list is in another taxonomy (cattax " + strconv.Itoa(int(cc.catTax)) + ")"
+	case cc.rewarded != 0 && (cc.rewarded > 0) != imp.Rwdd:
+		if cc.rewarded > 0 {
+			return RuleRewarded, "wants rewarded inventory"
+		}
+		return RuleRewarded, "wants inventory that is not rewarded"
 	case cc.daypart && !sc.inDaypart(ix, cc):
 		return RuleDayparting, "not at " + sc.now.In(ix.zones[cc.zone]).Format("Mon 15:04 MST")
 	}
@@ -155,6 +166,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 	switch {
 	case imp.Secure == ortb.True && !ccr.secure:
 		return "not secure"
+	case sc.hasBCat && ccr.catTax != 0 && ccr.catTax != sc.bcatTax:
+		return "categories in another taxonomy than bcat's"
 	case len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat):
 		return "bcat"
 	case len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv):
@@ -189,8 +202,16 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		return "battr"
 	case ccr.format == FormatBanner:
 		return "size"
-	case ccr.format == FormatVideo || ccr.format == FormatAudio:
+	case ccr.format == FormatVideo && !mimeOK(ccr.mimes, imp.Video.MIMEs),
+		ccr.format == FormatAudio && !mimeOK(ccr.mimes, imp.Audio.MIMEs):
 		return "mimes"
+	case ccr.format == FormatVideo && !mediaFits(ccr.cr, imp.Video.MinDuration, imp.Video.MaxDuration, imp.Video.Protocols, &imp.Video.Pod),
+		ccr.format == FormatAudio && !mediaFits(ccr.cr, imp.Audio.MinDuration, imp.Audio.MaxDuration, imp.Audio.Protocols, &imp.Audio.Pod):
+		return "protocol, duration or pod position"
+	case ccr.format == FormatVideo:
+		return "video placement or size"
+	case ccr.format == FormatNative:
+		return "native assets"
 	}
 	return "does not fit"
 }

@@ -12,6 +12,11 @@ var (
 	VocabOS          = []string{"iOS", "Android", "Windows", "macOS", "Linux"}
 	VocabBannerSizes = []string{"300x250", "728x90", "320x50", "300x600", "160x600", "970x250", "320x480"}
 	VocabVideoSizes  = []string{"640x360", "1280x720"}
+	VocabLanguages   = []string{"en", "de", "fr", "es", "ja", "pt", "it"}
+	VocabCities      = []string{"new york", "london", "berlin", "paris", "toronto", "sao paulo", "mumbai", "tokyo", "sydney", "madrid"}
+	VocabMetros      = []string{"501", "803", "602", "807", "504"} // Nielsen DMA codes
+	VocabCarriers    = []string{"verizon", "t-mobile", "at&t", "vodafone", "orange"}
+	VocabVenueTypes  = []string{"transit.airports", "transit.subway", "retail.malls", "outdoor.billboards", "office_buildings"}
 )
 
 // Generator ranges, as the simulator draws them: publishers (pub-N,
@@ -46,8 +51,76 @@ func Generate(n int, seed int64) []Config {
 	out := make([]Config, n)
 	for i := range out {
 		out[i] = generateOne(r, i)
+		// The 2.6 fields draw from their own stream, so adding them left
+		// every other field of a generated set as it was.
+		addTargeting26(rand.New(rand.NewPCG(uint64(seed), 0x26_0000_0000+uint64(i))), &out[i])
 	}
 	return out
+}
+
+// addTargeting26 adds the newer targeting and creative fields to a few
+// campaigns each, as real sets use them: languages, cities, metros,
+// connection types, carriers, rewarded imps, DOOH screens and venues,
+// video placements, skippability, pod positions, icon sizes.
+func addTargeting26(r *rand.Rand, c *Config) {
+	t := &c.Targeting
+	yes, no := true, false
+	switch k := r.IntN(100); {
+	case k < 8:
+		t.Languages = pick(r, VocabLanguages, 1+r.IntN(2))
+	case k < 11:
+		t.Cities = pick(r, VocabCities, 1+r.IntN(2))
+	case k < 13:
+		t.Metros = pick(r, VocabMetros, 1+r.IntN(3))
+	case k < 18:
+		t.ConnectionTypes = [][]int64{{2}, {1, 2}, {4, 5, 6, 7}}[r.IntN(3)]
+	case k < 20:
+		t.Carriers = pick(r, VocabCarriers, 1+r.IntN(2))
+	case k < 23:
+		t.Rewarded = &yes
+	case k < 25:
+		t.Rewarded = &no
+	case k < 27 && len(t.SiteDomains.Allow) == 0 && len(t.AppBundles.Allow) == 0:
+		t.Inventory = []string{"dooh"}
+		if r.IntN(2) == 0 {
+			t.VenueTypes = pick(r, VocabVenueTypes, 1+r.IntN(2))
+		}
+	}
+	for i := range c.Creatives {
+		cr := &c.Creatives[i]
+		switch cr.Format {
+		case "video":
+			switch k := r.IntN(100); {
+			case k < 20:
+				cr.Plcmt = []int64{1}
+			case k < 25:
+				cr.Plcmt = []int64{1, 2}
+			}
+			switch k := r.IntN(100); {
+			case k < 15:
+				cr.Skippable = &yes
+			case k < 25:
+				cr.Skippable = &no
+			}
+			fallthrough
+		case "audio":
+			switch k := r.IntN(100); {
+			case k < 5:
+				cr.SlotInPod = []int64{1}
+			case k < 10:
+				cr.PodSeq = []int64{1}
+			case k < 20:
+				cr.Protocols = []int64{3, 6, 7}
+			}
+		case "native":
+			if r.IntN(3) == 0 {
+				cr.Native.IconW, cr.Native.IconH = 80, 80
+			}
+			if r.IntN(10) == 0 {
+				cr.Native.ImageW, cr.Native.ImageH = 600, 600
+			}
+		}
+	}
 }
 
 func pick[T any](r *rand.Rand, from []T, k int) []T {

@@ -3,6 +3,7 @@ package campaigns
 import (
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -77,16 +78,43 @@ func randomRequest(r *rand.Rand) (*ortb.Request, *ortb.Imp) {
 	n := 1 + min(r.IntN(genInventory), r.IntN(genInventory))
 	pub := bs("pub-" + strconv.Itoa(n))
 	cat := bss("IAB" + strconv.Itoa(1+r.IntN(26)) + "-" + strconv.Itoa(1+r.IntN(5)))
-	if r.IntN(10) < 7 {
+	switch k := r.IntN(20); {
+	case k < 13:
 		req.HasSite = true
 		req.Site = ortb.Site{Domain: bs("site-" + strconv.Itoa(n) + ".example.com"), Cat: cat, Publisher: ortb.Publisher{ID: pub}}
-	} else {
+	case k < 19:
 		req.HasApp = true
 		req.App = ortb.App{Bundle: bs("com.example.app" + strconv.Itoa(n)), Cat: cat, Publisher: ortb.Publisher{ID: pub}}
+	default:
+		req.HasDOOH = true
+		req.DOOH = ortb.DOOH{Publisher: ortb.Publisher{ID: pub}, VenueType: bss(VocabVenueTypes[r.IntN(len(VocabVenueTypes))])}
+	}
+	if r.IntN(20) == 0 { // another taxonomy (IAB Content 2.2)
+		req.Site.CatTax, req.App.CatTax = 6, 6
+		req.Site.Cat, req.App.Cat = bss("483"), bss("483")
 	}
 	req.HasDevice = true
 	req.Device = ortb.Device{DeviceType: int64(1 + r.IntN(7)), OS: bs(VocabOS[r.IntN(len(VocabOS))]),
 		Geo: ortb.Geo{Country: bs(VocabCountries[r.IntN(len(VocabCountries))])}}
+	d := &req.Device
+	switch k := r.IntN(10); {
+	case k < 6:
+		d.Language = bs(VocabLanguages[r.IntN(len(VocabLanguages))])
+	case k < 7:
+		d.LangB = bs(strings.ToUpper(VocabLanguages[r.IntN(len(VocabLanguages))]) + "-XX")
+	}
+	if r.IntN(3) == 0 {
+		d.Geo.City = bs(strings.ToUpper(VocabCities[r.IntN(len(VocabCities))]))
+	}
+	if r.IntN(5) == 0 {
+		d.Geo.Metro = bs(VocabMetros[r.IntN(len(VocabMetros))])
+	}
+	if r.IntN(10) < 7 {
+		d.ConnType = int64(r.IntN(8))
+	}
+	if r.IntN(3) == 0 {
+		d.Carrier = bs(VocabCarriers[r.IntN(len(VocabCarriers))])
+	}
 	req.HasUser = true
 	for range 3 {
 		req.User.Segments = append(req.User.Segments, bs("seg-"+strconv.Itoa(1+r.IntN(genSegments))))
@@ -98,8 +126,11 @@ func randomRequest(r *rand.Rand) (*ortb.Request, *ortb.Imp) {
 		}
 	}
 	req.BCat = bss("IAB25", "IAB26", "IAB7-39")
-	imp := &ortb.Imp{ID: bs("1"), Secure: ortb.True, BidFloor: 0.5}
-	switch k := r.IntN(10); {
+	if r.IntN(30) == 0 {
+		req.CatTax, req.BCat = 6, bss("1005")
+	}
+	imp := &ortb.Imp{ID: bs("1"), Secure: ortb.True, BidFloor: 0.5, Rwdd: r.IntN(8) == 0}
+	switch k := r.IntN(11); {
 	case k < 7:
 		imp.HasBanner = true
 		var w, h int64
@@ -112,16 +143,83 @@ func randomRequest(r *rand.Rand) (*ortb.Request, *ortb.Imp) {
 		}
 	case k < 9:
 		imp.HasVideo = true
-		imp.Video = ortb.Video{MIMEs: bss("video/mp4"), W: 640, H: 360}
-	default:
+		imp.Video = randomVideo(r)
+	case k < 10:
 		imp.HasNative = true
-		imp.Native = ortb.Native{Request: bs(`{"ver":"1.2"}`)}
+		imp.Native = randomNative(r)
+	default:
+		imp.HasAudio = true
+		imp.Audio = ortb.Audio{MIMEs: bss("audio/mp4"), Pod: randomPod(r)}
+		if r.IntN(2) == 0 {
+			imp.Audio.MinDuration, imp.Audio.MaxDuration = 10, 30
+		}
 	}
 	if r.IntN(10) == 0 {
 		imp.Deals = []ortb.Deal{{ID: bs("deal-" + strconv.Itoa(1+r.IntN(genDeals)))}}
 		imp.PrivateAuction = r.IntN(2) == 0
 	}
 	return req, imp
+}
+
+// randomVideo is a video imp with a spread of durations, protocols,
+// placements, skippability and pod positions.
+func randomVideo(r *rand.Rand) ortb.Video {
+	v := ortb.Video{MIMEs: bss("video/mp4"), W: 640, H: 360, Skip: []int8{ortb.Unset, ortb.True, ortb.False}[r.IntN(3)],
+		Plcmt: int64(r.IntN(5)), Pod: randomPod(r)}
+	if r.IntN(2) == 0 {
+		v.MinDuration, v.MaxDuration = 5, []int64{15, 30, 60}[r.IntN(3)]
+	}
+	switch r.IntN(4) {
+	case 0:
+		v.Protocols = []int64{2, 3, 5, 6}
+	case 1:
+		v.Protocols = []int64{7, 8}
+	}
+	return v
+}
+
+func randomPod(r *rand.Rand) ortb.Pod {
+	var p ortb.Pod
+	if r.IntN(3) == 0 {
+		p.PodID = bs("pod-1")
+		p.SlotInPod = []int64{0, 1, -1, 2}[r.IntN(4)]
+		p.PodSeq = []int64{0, 1, -1}[r.IntN(3)]
+	}
+	if r.IntN(6) == 0 {
+		p.RqdDurs = [][]int64{{15}, {30}, {15, 30}}[r.IntN(3)]
+	}
+	if r.IntN(10) == 0 {
+		p.PodDur = []int64{15, 60}[r.IntN(2)]
+	}
+	return p
+}
+
+// randomNative is a native imp whose request asks for a title, a main
+// image and sometimes an icon and a description, each sometimes required.
+func randomNative(r *rand.Rand) ortb.Native {
+	n := ortb.Native{Status: ortb.NativeOK}
+	switch r.IntN(10) {
+	case 0:
+		return n // no assets: the default layout
+	case 1:
+		n.Status = ortb.NativeBad
+		return n
+	}
+	n.Assets = []ortb.NativeAsset{{ID: 1, Required: r.IntN(4) > 0, Kind: ortb.AssetTitle, Len: []int64{0, 20, 90}[r.IntN(3)]}}
+	img := ortb.NativeAsset{ID: 2, Required: r.IntN(2) == 0, Kind: ortb.AssetImg, Type: 3}
+	if r.IntN(2) == 0 {
+		img.W, img.H = 1200, 627
+	} else {
+		img.WMin, img.HMin = 600, 314
+	}
+	n.Assets = append(n.Assets, img)
+	if r.IntN(3) == 0 {
+		n.Assets = append(n.Assets, ortb.NativeAsset{ID: 3, Required: r.IntN(3) == 0, Kind: ortb.AssetImg, Type: 1, W: 80, H: 80})
+	}
+	if r.IntN(2) == 0 {
+		n.Assets = append(n.Assets, ortb.NativeAsset{ID: 4, Kind: ortb.AssetData, Type: 2, Len: 140})
+	}
+	return n
 }
 
 func parseSize(s string) (int64, int64) {

@@ -29,14 +29,20 @@ type dim uint8
 const (
 	dCountry dim = iota
 	dRegion
+	dMetro
+	dCity
 	dDevice
 	dOS
+	dLang
+	dConn
+	dCarrier
 	dPub
 	dSite
 	dApp
 	dCat
 	dSeg
-	dDeal
+	dVenue
+	dDeal // dimensions before dDeal are checked by ccamp.restricted (a uint16)
 	dFormat
 	dInventory
 	numDims
@@ -54,14 +60,28 @@ const (
 // traffic; a campaign naming k values of a dimension matches about
 // k/cardinality of requests. Used only to choose anchors.
 var typicalCardinality = [numDims]float64{
-	dCountry: 20, dRegion: 200, dDevice: 4, dOS: 5, dPub: 2000, dSite: 2000, dApp: 2000,
-	dCat: 20, dSeg: 500, dDeal: 10000, dFormat: 6, dInventory: 2,
+	dCountry: 20, dRegion: 200, dMetro: 210, dCity: 5000, dDevice: 4, dOS: 5, dLang: 30, dConn: 5,
+	dCarrier: 50, dPub: 2000, dSite: 2000, dApp: 2000, dCat: 20, dSeg: 500, dVenue: 100, dDeal: 10000,
+	dFormat: 6, dInventory: 3,
 }
 
+// Inventory values: what the request is (site before app before dooh, when
+// it sends more than one), or none of them.
 const (
 	invSite = 1
 	invApp  = 2
+	invDOOH = 3
+	invNone = 4
 )
+
+// catKey is the dictionary key of a category of taxonomy tax: the id itself
+// for IAB 1.0 (tax 1), else "tax:id".
+func catKey(tax int64, c string) string {
+	if tax == 1 {
+		return c
+	}
+	return strconv.FormatInt(tax, 10) + ":" + c
+}
 
 type dict map[string]uint32
 
@@ -107,6 +127,8 @@ type ccamp struct {
 	group      uint16 // currency group in the ranking
 	open       bool
 	coppa      bool
+	rewarded   int8  // Targeting.Rewarded
+	catTax     int64 // taxonomy of its category lists
 	start      int64 // unix nanos, inclusive
 	end        int64 // unix nanos, exclusive
 	zone       int32
@@ -123,6 +145,7 @@ type ccreative struct {
 	cr     *Creative
 	format Format
 	secure bool
+	catTax int64     // taxonomy of its categories; 0 when it has none
 	bundle uint32    // app dictionary id of Creative.Bundle, 0 if none
 	catOff [3]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids
 	sizes  []Size
@@ -133,7 +156,7 @@ type ccreative struct {
 func buildIndex(cs []*Campaign) index {
 	var ix index
 	for d := range ix.dicts {
-		if dim(d) != dDevice && dim(d) != dInventory {
+		if !valueDim(dim(d)) {
 			ix.dicts[d] = dict{}
 		}
 	}
@@ -160,10 +183,11 @@ func (ix *index) postAnchors() {
 	total := uint32(0)
 	for d := range ix.post {
 		n := len(ix.dicts[d]) + 1
-		if dim(d) == dDevice {
+		switch dim(d) {
+		case dDevice, dConn:
 			n = 8
-		} else if dim(d) == dInventory {
-			n = 3
+		case dInventory:
+			n = invNone + 1
 		}
 		ix.post[d] = make([]uint32, n+1)
 	}
@@ -198,6 +222,10 @@ func (ix *index) postAnchors() {
 		}
 	}
 }
+
+// valueDim reports a dimension whose ids are the OpenRTB values themselves
+// (no dictionary).
+func valueDim(d dim) bool { return d == dDevice || d == dConn || d == dInventory }
 
 // list is the posting list of value v of dimension d (ranks, ascending).
 func (ix *index) list(d dim, v uint32) []int32 {
@@ -236,7 +264,7 @@ func sortIDs(s []uint32) []uint32 {
 func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) ccamp {
 	t := &c.Targeting
 	cc := ccamp{c: c, active: c.Status == StatusActive, open: t.OpenAuction, coppa: c.AllowCOPPA,
-		start: math.MinInt64, end: math.MaxInt64}
+		rewarded: t.Rewarded, catTax: t.CatTax, start: math.MinInt64, end: math.MaxInt64}
 	if !c.Start.IsZero() {
 		cc.start = c.Start.UnixNano()
 	}
@@ -246,25 +274,23 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	var sets [numSets][]uint32
 	sets[dCountry] = ix.ids(dCountry, t.Countries)
 	sets[dRegion] = ix.ids(dRegion, t.Regions)
-	for _, d := range t.DeviceTypes {
-		sets[dDevice] = append(sets[dDevice], uint32(d))
-	}
-	sets[dDevice] = sortIDs(sets[dDevice])
+	sets[dMetro] = ix.ids(dMetro, t.Metros)
+	sets[dCity] = ix.ids(dCity, t.Cities)
+	sets[dDevice] = valueIDs(t.DeviceTypes)
 	sets[dOS] = ix.ids(dOS, t.OS)
+	sets[dLang] = ix.ids(dLang, t.Languages)
+	sets[dConn] = valueIDs(t.ConnTypes)
+	sets[dCarrier] = ix.ids(dCarrier, t.Carriers)
 	sets[dPub] = ix.ids(dPub, t.Publishers)
 	sets[dSite] = ix.ids(dSite, t.SiteAllow)
 	sets[dApp] = ix.ids(dApp, t.AppAllow)
-	sets[dCat] = ix.ids(dCat, t.CatAllow)
+	sets[dCat] = ix.ids(dCat, catKeys(t.CatTax, t.CatAllow))
 	sets[dSeg] = ix.ids(dSeg, t.Segments)
-	switch {
-	case t.Site && !t.App:
-		sets[dInventory] = []uint32{invSite}
-	case t.App && !t.Site:
-		sets[dInventory] = []uint32{invApp}
-	}
+	sets[dVenue] = ix.ids(dVenue, t.VenueTypes)
+	sets[dInventory] = inventorySet(t)
 	sets[sSiteBlock] = ix.ids(dSite, t.SiteBlock)
 	sets[sAppBlock] = ix.ids(dApp, t.AppBlock)
-	sets[sCatBlock] = ix.ids(dCat, t.CatBlock)
+	sets[sCatBlock] = ix.ids(dCat, catKeys(t.CatTax, t.CatBlock))
 	sets[dDeal] = ix.ids(dDeal, t.Deals)
 	var formats []string
 	cc.crLo, cc.crHi = int32(len(ix.crs)), int32(len(ix.crs))
@@ -306,6 +332,49 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	return cc
 }
 
+func valueIDs(vals []int64) []uint32 {
+	var out []uint32
+	for _, v := range vals {
+		out = append(out, uint32(v))
+	}
+	return sortIDs(out)
+}
+
+func catKeys(tax int64, cats []string) []string {
+	if tax == 1 {
+		return cats
+	}
+	out := make([]string, len(cats))
+	for i, c := range cats {
+		out[i] = catKey(tax, c)
+	}
+	return out
+}
+
+// inventorySet is the inventory values a campaign allows; empty when it
+// allows all of them. A request with neither site, app nor dooh counts as
+// inventory only for campaigns that allow both site and app (as before
+// dooh existed).
+func inventorySet(t *Targeting) []uint32 {
+	var out []uint32
+	if t.Site {
+		out = append(out, invSite)
+	}
+	if t.App {
+		out = append(out, invApp)
+	}
+	if t.DOOH {
+		out = append(out, invDOOH)
+	}
+	if t.Site && t.App {
+		out = append(out, invNone)
+	}
+	if len(out) == invNone {
+		return nil
+	}
+	return out
+}
+
 func chooseAnchor(sets *[numSets][]uint32, open bool, t *Targeting) dim {
 	best, bestScore := dFormat, float64(len(sets[dFormat]))/typicalCardinality[dFormat]
 	for d := range numDims {
@@ -314,8 +383,10 @@ func chooseAnchor(sets *[numSets][]uint32, open bool, t *Targeting) dim {
 			continue
 		case d == dDeal && open:
 			continue // it also bids in the open auction, without a deal
-		case d == dSite && t.App, d == dApp && t.Site:
-			continue // requests of the other kind never check this list
+		case d == dSite && (t.App || t.DOOH), d == dApp && (t.Site || t.DOOH), d == dVenue && (t.Site || t.App):
+			continue // requests of another kind never check this list
+		case d == dInventory && len(sets[d]) > 2:
+			continue // site and app: every ordinary request
 		}
 		if s := float64(len(sets[d])) / typicalCardinality[d]; s < bestScore {
 			best, bestScore = d, s
@@ -346,10 +417,17 @@ func (ix *index) compileCreative(cr *Creative) ccreative {
 	cc := ccreative{cr: cr, format: cr.Format, secure: cr.Secure, sizes: cr.Sizes, attr: cr.Attr, mimes: cr.MIMEs}
 	var cats []string
 	for _, c := range cr.Cat {
+		if cr.CatTax != 1 {
+			cats = append(cats, catKey(cr.CatTax, c))
+			continue
+		}
 		cats = append(cats, c)
 		if p, _, ok := strings.Cut(c, "-"); ok {
 			cats = append(cats, p)
 		}
+	}
+	if len(cats) > 0 {
+		cc.catTax = cr.CatTax
 	}
 	var adv []uint32
 	for _, d := range cr.ADomain {

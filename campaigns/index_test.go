@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"reflect"
@@ -29,9 +30,9 @@ func candKeys(cs []Candidate) []string {
 // configs alone: active campaigns that name one of the request's values in a
 // dimension they restrict, or that have a creative for the imp's formats.
 func mentions(cfgs []Config, req *ortb.Request, imp *ortb.Imp) int {
-	has := func(list []string, v []byte) bool {
+	has := func(list []string, v string) bool {
 		for _, s := range list {
-			if strings.EqualFold(s, string(v)) {
+			if strings.EqualFold(s, v) {
 				return true
 			}
 		}
@@ -44,21 +45,53 @@ func mentions(cfgs []Config, req *ortb.Request, imp *ortb.Imp) int {
 			sizes = append(sizes, fmt.Sprintf("%dx%d", f.W, f.H))
 		}
 	}
+	d := &req.Device
+	lang := d.Language
+	if len(lang) == 0 {
+		lang, _, _ = bytes.Cut(d.LangB, []byte("-"))
+	}
+	kind := "none"
+	switch {
+	case req.HasSite:
+		kind = "site"
+	case req.HasApp:
+		kind = "app"
+	case req.HasDOOH:
+		kind = "dooh"
+	}
+	country, osName, city, metro, carrier := string(d.Geo.Country), string(d.OS), string(d.Geo.City), string(d.Geo.Metro), string(d.Carrier)
+	sitePub, appPub, doohPub := string(req.Site.Publisher.ID), string(req.App.Publisher.ID), string(req.DOOH.Publisher.ID)
+	site, bundle, language := string(req.Site.Domain), string(req.App.Bundle), string(lang)
+	var segs, deals, venues []string
+	for _, s := range req.User.Segments {
+		segs = append(segs, string(s))
+	}
+	for _, dl := range imp.Deals {
+		deals = append(deals, string(dl.ID))
+	}
+	for _, v := range req.DOOH.VenueType {
+		venues = append(venues, string(v))
+	}
 	n := 0
 	for _, c := range cfgs {
 		if c.Status == "paused" {
 			continue
 		}
 		t := &c.Targeting
-		m := has(t.Countries, req.Device.Geo.Country) || has(t.OS, req.Device.OS) ||
-			has(t.Publishers, req.Site.Publisher.ID) || has(t.Publishers, req.App.Publisher.ID) ||
-			has(t.SiteDomains.Allow, req.Site.Domain) || has(t.AppBundles.Allow, req.App.Bundle) ||
-			slices.Contains(t.DeviceTypes, req.Device.DeviceType)
-		for _, s := range req.User.Segments {
+		m := has(t.Countries, country) || has(t.OS, osName) ||
+			has(t.Publishers, sitePub) || has(t.Publishers, appPub) || has(t.Publishers, doohPub) ||
+			has(t.SiteDomains.Allow, site) || has(t.AppBundles.Allow, bundle) ||
+			slices.Contains(t.DeviceTypes, d.DeviceType) || has(t.Languages, language) || has(t.Cities, city) ||
+			has(t.Metros, metro) || slices.Contains(t.ConnectionTypes, d.ConnType) || has(t.Carriers, carrier) ||
+			has(t.Inventory, kind)
+		for _, v := range venues {
+			m = m || has(t.VenueTypes, v)
+		}
+		for _, s := range segs {
 			m = m || has(t.Segments, s)
 		}
-		for _, d := range imp.Deals {
-			m = m || has(t.Deals, d.ID)
+		for _, dl := range deals {
+			m = m || has(t.Deals, dl)
 		}
 		for _, cr := range c.Creatives {
 			switch cr.Format {
@@ -70,6 +103,8 @@ func mentions(cfgs []Config, req *ortb.Request, imp *ortb.Imp) int {
 				m = m || imp.HasVideo
 			case "native":
 				m = m || imp.HasNative
+			case "audio":
+				m = m || imp.HasAudio
 			}
 		}
 		if m {
@@ -87,7 +122,8 @@ func TestIndexAgreesWithExhaustiveScan(t *testing.T) {
 	r := rand.New(rand.NewPCG(42, 1))
 	var sc, ref Scratch
 	totalExamined, totalEligible := 0, 0
-	const requests = 100
+	covered := map[string]int{}
+	const requests = 200
 	for i := range requests {
 		req, imp := randomRequest(r)
 		got := s.Match(nil, req, imp, monday15, &sc)
@@ -100,15 +136,47 @@ func TestIndexAgreesWithExhaustiveScan(t *testing.T) {
 		}
 		totalExamined += sc.Examined
 		totalEligible += len(want)
+		for _, c := range want {
+			coverNewFields(covered, c, imp)
+		}
 	}
 	if totalEligible == 0 {
 		t.Fatal("no request matched anything: the test proves nothing")
 	}
+	for _, f := range newFields {
+		if covered[f] == 0 {
+			t.Errorf("no eligible candidate used %s: the agreement says nothing about it", f)
+		}
+	}
+	t.Logf("eligible candidates per newer field: %v", covered)
 	if avg := totalExamined / requests; avg > len(cfgs)/10 {
 		t.Errorf("examined %d of %d campaigns per request on average", avg, len(cfgs))
 	}
 	t.Logf("per request: %.1f examined, %.1f eligible, of %d campaigns",
 		float64(totalExamined)/requests, float64(totalEligible)/requests, len(cfgs))
+}
+
+// newFields are the targeting and creative fields the generator spreads
+// over campaigns since OpenRTB 2.6 support (generate.go addTargeting26).
+var newFields = []string{"languages", "cities", "metros", "connection_types", "carriers", "rewarded", "dooh", "venue_types",
+	"plcmt", "skippable", "slot_in_pod", "pod_sequence", "protocols", "video duration constraint", "native assets", "audio"}
+
+// coverNewFields counts an eligible candidate under each newer field it uses.
+func coverNewFields(covered map[string]int, c Candidate, imp *ortb.Imp) {
+	t, cr := &c.Campaign.Targeting, c.Creative
+	for f, ok := range map[string]bool{
+		"languages": len(t.Languages) > 0, "cities": len(t.Cities) > 0, "metros": len(t.Metros) > 0,
+		"connection_types": len(t.ConnTypes) > 0, "carriers": len(t.Carriers) > 0, "rewarded": t.Rewarded != 0,
+		"dooh": t.DOOH, "venue_types": len(t.VenueTypes) > 0, "plcmt": len(cr.Plcmt) > 0, "skippable": cr.Skippable != 0,
+		"slot_in_pod":  len(cr.SlotInPod) > 0 && (len(imp.Video.PodID) > 0 || len(imp.Audio.PodID) > 0),
+		"pod_sequence": len(cr.PodSeq) > 0, "protocols": len(imp.Video.Protocols) > 0 && cr.Format == FormatVideo,
+		"video duration constraint": cr.Format == FormatVideo && (imp.Video.MaxDuration > 0 || len(imp.Video.RqdDurs) > 0),
+		"native assets":             cr.Format == FormatNative && len(imp.Native.Assets) > 0, "audio": cr.Format == FormatAudio,
+	} {
+		if ok {
+			covered[f]++
+		}
+	}
 }
 
 // TestIndexExaminesOnlySelectivePostings: 10,000 generated campaigns plus a

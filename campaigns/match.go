@@ -3,6 +3,7 @@ package campaigns
 import (
 	"bytes"
 	"math/bits"
+	"slices"
 	"strconv"
 	"time"
 
@@ -28,18 +29,27 @@ type Scratch struct {
 	// Examined counts the campaigns Match looked at in its last call: the
 	// posting lists it walked, never the whole snapshot.
 	Examined int
+	// Seat, when not nil, is the buyer seat Match and Begin check wseat,
+	// bseat and deal wseat against instead of the snapshot's (a seat per
+	// exchange). It must stay valid until the walk ends.
+	Seat []byte
 
 	epoch    uint32
 	seen     []uint32 // by campaign index: epoch when examined
 	zoneMark []uint32 // by zone: epoch when zoneHow was computed
 	zoneHow  []int32  // weekday*24 + hour in that zone
 	buf      []byte
+	key      []byte
 	vals     [numDims][]uint32
 	na       [numDims]bool
 	deals    []*ortb.Deal // parallel to vals[dDeal]
 	bcat     []uint32
 	badv     []uint32
 	bapp     []uint32
+	hasBCat  bool  // the request lists blocked categories
+	bcatTax  int64 // their taxonomy (request cattax; 1 when absent)
+	catTax   int64 // taxonomy of the site/app categories (1 when absent)
+	hasCats  bool  // the request's site/app lists categories
 	now      time.Time
 	nowNanos int64
 	walk     walk // Begin/Next
@@ -50,15 +60,19 @@ func NewScratch() *Scratch { return &Scratch{} }
 
 // Match appends to dst every (campaign, creative) pair eligible for imp of
 // req at time now, and returns the extended slice. It honours status, flight,
-// dayparting, geo, device, OS, inventory, publisher, site/app allow and block
-// lists, categories, formats and sizes, deals and private auctions, segments
-// (not without consent), COPPA, and the request's bcat, badv, bapp, battr,
-// wseat/bseat and secure. Floors and currency are the caller's. It makes no
-// allocation once sc has grown.
+// dayparting, geo (country, region, metro, city), device type, OS, language,
+// connection type, carrier, inventory (site, app, dooh), publisher, site/app
+// allow and block lists, DOOH venue types, categories (in their taxonomy),
+// rewarded imps, formats and sizes, video and audio constraints (duration,
+// rqddurs, protocols, plcmt, skippability, pods), the native request's
+// required assets, deals and private auctions, segments (not without
+// consent), COPPA, and the request's bcat, badv, bapp, battr, wseat/bseat and
+// secure. Floors and currency are the caller's. It makes no allocation once
+// sc has grown.
 func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
 	sc.Examined = 0
 	ix := &s.idx
-	seat := ix.seat
+	seat := sc.seat(ix)
 	if !seatAllowed(req.WSeat, req.BSeat, seat) {
 		return dst
 	}
@@ -84,6 +98,14 @@ func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now 
 		}
 	}
 	return dst
+}
+
+// seat is the buyer seat of this match: Scratch.Seat, else the snapshot's.
+func (sc *Scratch) seat(ix *index) []byte {
+	if sc.Seat != nil {
+		return sc.Seat
+	}
+	return ix.seat
 }
 
 func seatAllowed(wseat, bseat [][]byte, seat []byte) bool {
@@ -123,6 +145,16 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 	}
 	sc.deals = sc.deals[:0]
 	sc.bcat, sc.badv, sc.bapp = sc.bcat[:0], sc.badv[:0], sc.bapp[:0]
+	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
+}
+
+// tax is a request's cattax: 1 (IAB Content Category Taxonomy 1.0) when
+// absent.
+func tax(t int64) int64 {
+	if t == 0 {
+		return 1
+	}
+	return t
 }
 
 // Case folding applied to request values before dictionary look-up.
@@ -168,29 +200,25 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 	geo := &req.Device.Geo // device.geo, else user.geo: filled even without a device
 	sc.add(dCountry, sc.lookup(ix.dicts[dCountry], geo.Country, foldUpper))
 	sc.add(dRegion, sc.lookup(ix.dicts[dRegion], geo.Region, foldLower))
+	sc.add(dMetro, sc.lookup(ix.dicts[dMetro], geo.Metro, foldLower))
+	sc.add(dCity, sc.lookup(ix.dicts[dCity], geo.City, foldLower))
 	if req.HasDevice {
-		if dt := req.Device.DeviceType; dt >= 1 && dt <= 7 {
+		d := &req.Device
+		if dt := d.DeviceType; dt >= 1 && dt <= 7 {
 			sc.add(dDevice, uint32(dt))
 		}
-		sc.add(dOS, sc.lookup(ix.dicts[dOS], req.Device.OS, foldLower))
+		sc.add(dOS, sc.lookup(ix.dicts[dOS], d.OS, foldLower))
+		lang := d.Language
+		if len(lang) == 0 {
+			lang = d.LangB
+		}
+		sc.add(dLang, sc.lookup(ix.dicts[dLang], primaryTag(lang), foldLower))
+		if ct := d.ConnType; ct >= 1 && ct <= 7 {
+			sc.add(dConn, uint32(ct))
+		}
+		sc.add(dCarrier, sc.lookup(ix.dicts[dCarrier], d.Carrier, foldLower))
 	}
-	var pub []byte
-	var cats [][]byte
-	sc.na[dSite], sc.na[dApp] = !req.HasSite, !req.HasApp
-	switch {
-	case req.HasSite:
-		sc.add(dInventory, invSite)
-		sc.add(dSite, sc.lookup(ix.dicts[dSite], req.Site.Domain, foldSite))
-		pub, cats = req.Site.Publisher.ID, req.Site.Cat
-	case req.HasApp:
-		sc.add(dInventory, invApp)
-		sc.add(dApp, sc.lookup(ix.dicts[dApp], req.App.Bundle, foldNone))
-		pub, cats = req.App.Publisher.ID, req.App.Cat
-	}
-	sc.add(dPub, sc.lookup(ix.dicts[dPub], pub, foldNone))
-	for _, c := range cats {
-		sc.addCategory(ix, dCat, c)
-	}
+	sc.inventoryValues(ix, req)
 	userData := req.Regs.COPPA != ortb.True && !(req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0)
 	if userData && req.HasUser {
 		for _, seg := range req.User.Segments {
@@ -200,6 +228,49 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 	sc.dealValues(ix, imp, seat)
 	sc.formatValues(ix, imp)
 	sc.blockValues(ix, req)
+}
+
+// primaryTag is the language of an ISO 639 code or a BCP 47 tag: "en" of
+// "en", "en-US" or "en_US".
+func primaryTag(b []byte) []byte {
+	for i, c := range b {
+		if c == '-' || c == '_' {
+			return b[:i]
+		}
+	}
+	return b
+}
+
+// inventoryValues looks up what the request is (site, else app, else dooh),
+// its publisher, site or bundle, venue types and categories.
+func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
+	var pub []byte
+	var cats [][]byte
+	var catTax int64
+	kind := invNone
+	switch {
+	case req.HasSite:
+		kind = invSite
+		sc.add(dSite, sc.lookup(ix.dicts[dSite], req.Site.Domain, foldSite))
+		pub, cats, catTax = req.Site.Publisher.ID, req.Site.Cat, req.Site.CatTax
+	case req.HasApp:
+		kind = invApp
+		sc.add(dApp, sc.lookup(ix.dicts[dApp], req.App.Bundle, foldNone))
+		pub, cats, catTax = req.App.Publisher.ID, req.App.Cat, req.App.CatTax
+	case req.HasDOOH:
+		kind = invDOOH
+		pub = req.DOOH.Publisher.ID
+		for _, v := range req.DOOH.VenueType {
+			sc.add(dVenue, sc.lookup(ix.dicts[dVenue], v, foldLower))
+		}
+	}
+	sc.add(dInventory, uint32(kind))
+	sc.na[dSite], sc.na[dApp], sc.na[dVenue] = !req.HasSite, !req.HasApp, kind != invDOOH
+	sc.add(dPub, sc.lookup(ix.dicts[dPub], pub, foldNone))
+	sc.catTax, sc.hasCats = tax(catTax), len(cats) > 0
+	for _, c := range cats {
+		sc.addCategory(ix, dCat, sc.catTax, c)
+	}
 }
 
 // dealValues keeps the imp's deals we know and may bid on (deal wseat).
@@ -216,10 +287,11 @@ func (sc *Scratch) dealValues(ix *index, imp *ortb.Imp, seat []byte) {
 	}
 }
 
-// blockValues looks up the request's bcat, badv and bapp.
+// blockValues looks up the request's bcat (in its taxonomy), badv and bapp.
 func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
+	sc.hasBCat, sc.bcatTax = len(req.BCat) > 0, tax(req.CatTax)
 	for _, c := range req.BCat {
-		if id := sc.lookup(ix.dicts[dCat], c, foldUpper); id != 0 {
+		if id := sc.catID(ix, sc.bcatTax, c); id != 0 {
 			sc.bcat = append(sc.bcat, id)
 		}
 	}
@@ -235,12 +307,27 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 	}
 }
 
-// addCategory adds a request category and its parent (IAB1 for IAB1-2).
-func (sc *Scratch) addCategory(ix *index, d dim, c []byte) {
-	sc.add(d, sc.lookup(ix.dicts[dCat], c, foldUpper))
-	if i := bytes.IndexByte(c, '-'); i > 0 {
+// addCategory adds a request category of taxonomy t and, in IAB 1.0, its
+// parent (IAB1 for IAB1-2).
+func (sc *Scratch) addCategory(ix *index, d dim, t int64, c []byte) {
+	sc.add(d, sc.catID(ix, t, c))
+	if i := bytes.IndexByte(c, '-'); t == 1 && i > 0 {
 		sc.add(d, sc.lookup(ix.dicts[dCat], c[:i], foldUpper))
 	}
+}
+
+// catID looks up a category of taxonomy t (catKey).
+func (sc *Scratch) catID(ix *index, t int64, c []byte) uint32 {
+	if t == 1 {
+		return sc.lookup(ix.dicts[dCat], c, foldUpper)
+	}
+	if len(c) == 0 {
+		return 0
+	}
+	sc.key = strconv.AppendInt(sc.key[:0], t, 10)
+	sc.key = append(sc.key, ':')
+	sc.key = append(sc.key, c...)
+	return ix.dicts[dCat][string(sc.key)]
 }
 
 func (sc *Scratch) formatValues(ix *index, imp *ortb.Imp) {
@@ -308,6 +395,12 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 		intersects(ix.set(cc, sCatBlock), sc.vals[dCat]) {
 		return dst
 	}
+	if cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.hasCats && sc.catTax != cc.catTax {
+		return dst // its block list cannot be checked against another taxonomy
+	}
+	if cc.rewarded != 0 && (cc.rewarded > 0) != imp.Rwdd {
+		return dst
+	}
 	if cc.daypart && !sc.inDaypart(ix, cc) {
 		return dst
 	}
@@ -346,11 +439,15 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 	if imp.Secure == ortb.True && !ccr.secure {
 		return 0, 0, false
 	}
+	if sc.hasBCat && ccr.catTax != 0 && ccr.catTax != sc.bcatTax {
+		return 0, 0, false // its categories cannot be checked against bcat's taxonomy
+	}
 	if len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat) ||
 		len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv) ||
 		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) {
 		return 0, 0, false
 	}
+	cr := ccr.cr
 	switch ccr.format {
 	case FormatBanner:
 		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) {
@@ -358,25 +455,90 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 		}
 		return bannerSize(ccr.sizes, &imp.Banner)
 	case FormatVideo:
-		if !imp.HasVideo || attrBlocked(ccr.attr, imp.Video.BAttr) || !mimeOK(ccr.mimes, imp.Video.MIMEs) {
+		v := &imp.Video
+		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) ||
+			!mediaFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, &v.Pod) || !videoFits(cr, v) {
 			return 0, 0, false
 		}
-		if imp.Video.W <= 0 && len(ccr.sizes) > 0 {
+		if v.W <= 0 && len(ccr.sizes) > 0 {
 			return ccr.sizes[0].W, ccr.sizes[0].H, true
 		}
-		return imp.Video.W, imp.Video.H, true
+		return v.W, v.H, true
 	case FormatNative:
-		if !imp.HasNative || attrBlocked(ccr.attr, imp.Native.BAttr) {
+		if !imp.HasNative || attrBlocked(ccr.attr, imp.Native.BAttr) || !cr.Native.fits(&imp.Native) {
 			return 0, 0, false
 		}
 		return 0, 0, true
 	case FormatAudio:
-		if !imp.HasAudio || !mimeOK(ccr.mimes, imp.Audio.MIMEs) {
+		a := &imp.Audio
+		if !imp.HasAudio || attrBlocked(ccr.attr, a.BAttr) || !mimeOK(ccr.mimes, a.MIMEs) ||
+			!mediaFits(cr, a.MinDuration, a.MaxDuration, a.Protocols, &a.Pod) {
 			return 0, 0, false
 		}
 		return 0, 0, true
 	}
 	return 0, 0, false
+}
+
+// mediaFits checks what video and audio share: protocols (a creative whose
+// protocol is unknown fits no imp that lists protocols), duration (rqddurs
+// when given, else min/max; an unknown duration fits only an imp that
+// constrains none; poddur bounds it too), and the creative's pod and slot
+// positions. An imp that is not in a pod (no podid or slotinpod) holds one
+// ad: the first and the last of its break.
+func mediaFits(cr *Creative, minDur, maxDur int64, protocols []int64, p *ortb.Pod) bool {
+	if len(protocols) > 0 && !anyInt(cr.Protocols, protocols) {
+		return false
+	}
+	d := cr.Duration
+	switch {
+	case len(p.RqdDurs) > 0:
+		if !slices.Contains(p.RqdDurs, d) || d == 0 {
+			return false
+		}
+	case minDur > 0 && d < minDur, maxDur > 0 && (d > maxDur || d == 0):
+		return false
+	}
+	if p.PodDur > 0 && (d > p.PodDur || d == 0) {
+		return false
+	}
+	if len(cr.PodSeq) > 0 && !slices.Contains(cr.PodSeq, p.PodSeq) {
+		return false
+	}
+	if len(cr.SlotInPod) > 0 && (len(p.PodID) > 0 || p.SlotInPod != 0) {
+		switch p.SlotInPod {
+		case 1, -1:
+			return slices.Contains(cr.SlotInPod, p.SlotInPod)
+		case 2: // first or last: the exchange decides which
+			return len(cr.SlotInPod) == 2
+		default:
+			return false // any slot
+		}
+	}
+	return true
+}
+
+// videoFits checks the video placement and skippability.
+func videoFits(cr *Creative, v *ortb.Video) bool {
+	if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, v.Plcmt) {
+		return false
+	}
+	switch cr.Skippable {
+	case 1:
+		return v.Skip == ortb.True
+	case -1:
+		return v.Skip != ortb.True
+	}
+	return true
+}
+
+func anyInt(have, want []int64) bool {
+	for _, w := range want {
+		if slices.Contains(have, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {

@@ -73,11 +73,12 @@ func (s *Snapshot) Begin(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Sc
 	w := &sc.walk
 	w.heap, w.last, w.req, w.imp, w.rk = w.heap[:0], -1, req, imp, rk
 	ix := &s.idx
-	if !seatAllowed(req.WSeat, req.BSeat, ix.seat) {
+	seat := sc.seat(ix)
+	if !seatAllowed(req.WSeat, req.BSeat, seat) {
 		return
 	}
 	sc.begin(ix, now)
-	sc.requestValues(ix, req, imp, ix.seat)
+	sc.requestValues(ix, req, imp, seat)
 	for d := range numDims {
 		if sc.na[d] {
 			continue

@@ -63,8 +63,9 @@ func TestMatchParsedRequests(t *testing.T) {
 }
 
 // TestExamplesBidOnVocabularyTraffic: every active example campaign finds
-// requests among traffic drawn from the simulator's vocabulary (the deal-only
-// and audio ones need a deal or an audio imp, checked separately).
+// requests among traffic drawn from the simulator's vocabulary (the deal-only,
+// audio, DOOH and CTV-pod ones need a deal, an audio imp, a screen or a pod,
+// checked separately).
 func TestExamplesBidOnVocabularyTraffic(t *testing.T) {
 	s, err := LoadDir("../configs/campaigns", WithSeat("openbidder"))
 	if err != nil {
@@ -82,7 +83,7 @@ func TestExamplesBidOnVocabularyTraffic(t *testing.T) {
 	}
 	for _, c := range s.Campaigns {
 		switch c.ID {
-		case "luxemotors-pmp", "podwave-audio":
+		case "luxemotors-pmp", "podwave-audio", "metroscreens-dooh", "ctvplus-pods":
 			continue
 		}
 		if c.Status == StatusPaused {
@@ -108,5 +109,29 @@ func TestExamplesBidOnVocabularyTraffic(t *testing.T) {
 	imp = &ortb.Imp{ID: bs("1"), HasAudio: true, Audio: ortb.Audio{MIMEs: bss("audio/mpeg")}}
 	if got := s.Match(nil, req, imp, now, &sc); len(got) != 1 || got[0].Creative.ID != "podwave-spot-30" || got[0].Creative.MType() != 3 {
 		t.Errorf("audio imp: %v", candKeys(got))
+	}
+	// A screen at JFK: the DOOH campaign's video (a 15 s standalone loop) and still.
+	req = siteRequest()
+	req.HasSite, req.Site = false, ortb.Site{}
+	req.HasDOOH = true
+	req.DOOH = ortb.DOOH{VenueType: bss("transit.airports"), Publisher: ortb.Publisher{ID: bs("ooh-3")}}
+	req.Device.Geo.Metro, req.Device.Language = bs("501"), bs("en")
+	imp = &ortb.Imp{ID: bs("1"), HasVideo: true, HasBanner: true, Banner: ortb.Banner{W: 1920, H: 1080},
+		Video: ortb.Video{MIMEs: bss("video/mp4"), MaxDuration: 15, Plcmt: 4, Skip: ortb.False, Protocols: []int64{7}, W: 1920, H: 1080}}
+	if got := candKeys(s.Match(nil, req, imp, now, &sc)); !slices.Equal(got, []string{"metroscreens-dooh/metroscreens-loop-15//1920x1080", "metroscreens-dooh/metroscreens-still//1920x1080"}) {
+		t.Errorf("DOOH screen: %v", got)
+	}
+	// A CTV break over wifi: the first slot takes either spot, a later one only the 15 s.
+	req = appRequest()
+	req.Device.DeviceType, req.Device.ConnType = 3, 2
+	pod := func(slot int64) *ortb.Imp {
+		return &ortb.Imp{ID: bs("1"), HasVideo: true, Video: ortb.Video{MIMEs: bss("video/mp4"), W: 1920, H: 1080, Plcmt: 1,
+			Skip: ortb.False, Protocols: []int64{7, 8}, Pod: ortb.Pod{PodID: bs("b1"), SlotInPod: slot, RqdDurs: []int64{15, 30}}}}
+	}
+	if got := candKeys(s.Match(nil, req, pod(1), now, &sc)); !slices.Equal(got, []string{"ctvplus-pods/ctvplus-any-15//1920x1080", "ctvplus-pods/ctvplus-first-30//1920x1080"}) {
+		t.Errorf("first slot: %v", got)
+	}
+	if got := candKeys(s.Match(nil, req, pod(-1), now, &sc)); !slices.Equal(got, []string{"ctvplus-pods/ctvplus-any-15//1920x1080"}) {
+		t.Errorf("last slot: %v", got)
 	}
 }

@@ -23,6 +23,20 @@ func buildTargeting(tc *TargetingConfig, p problems) (Targeting, bool) {
 	}
 	t.Countries = uniq(t.Countries)
 	t.Regions = nonEmpty(p, "targeting.regions", tc.Regions, true)
+	t.Metros = nonEmpty(p, "targeting.metros", tc.Metros, true)
+	t.Cities = nonEmpty(p, "targeting.cities", tc.Cities, true)
+	for i, l := range tc.Languages {
+		l = strings.ToLower(strings.TrimSpace(l))
+		if !languageRE.MatchString(l) {
+			p.add(fmt.Sprintf("targeting.languages[%d]", i), "%q is not an ISO 639 language code (en, de, fil)", tc.Languages[i])
+			continue
+		}
+		t.Languages = append(t.Languages, l)
+	}
+	t.Languages = uniq(t.Languages)
+	t.ConnTypes = intsIn(p, "targeting.connection_types", tc.ConnectionTypes, 1, 7,
+		"an OpenRTB connection type (1 ethernet, 2 wifi, 3 cellular, 4 2G, 5 3G, 6 4G, 7 5G)")
+	t.Carriers = nonEmpty(p, "targeting.carriers", tc.Carriers, true)
 	for i, d := range tc.DeviceTypes {
 		if d < 1 || d > 7 {
 			p.add(fmt.Sprintf("targeting.device_types[%d]", i), "%d is not an OpenRTB device type (1..7)", d)
@@ -38,9 +52,15 @@ func buildTargeting(tc *TargetingConfig, p problems) (Targeting, bool) {
 			t.Site = true
 		case "app":
 			t.App = true
+		case "dooh":
+			t.DOOH = true
 		default:
-			p.add(fmt.Sprintf("targeting.inventory[%d]", i), "%q is not site or app", inv)
+			p.add(fmt.Sprintf("targeting.inventory[%d]", i), "%q is not site, app or dooh", inv)
 		}
+	}
+	t.VenueTypes = nonEmpty(p, "targeting.venue_types", tc.VenueTypes, true)
+	if len(t.VenueTypes) > 0 && !t.DOOH {
+		p.add("targeting.venue_types", "set but inventory excludes dooh")
 	}
 	t.SiteAllow = siteDomains(p, "targeting.site_domains.allow", tc.SiteDomains.Allow)
 	t.SiteBlock = siteDomains(p, "targeting.site_domains.block", tc.SiteDomains.Block)
@@ -53,12 +73,19 @@ func buildTargeting(tc *TargetingConfig, p problems) (Targeting, bool) {
 		p.add("targeting.app_bundles.allow", "set but inventory excludes app")
 	}
 	t.Publishers = nonEmpty(p, "targeting.publisher_ids", tc.Publishers, false)
-	t.CatAllow = categories(p, "targeting.categories.allow", tc.Categories.Allow)
-	t.CatBlock = categories(p, "targeting.categories.block", tc.Categories.Block)
+	t.CatTax = taxonomy(p, "targeting.categories.taxonomy", tc.Categories.Taxonomy)
+	t.CatAllow = categories(p, "targeting.categories.allow", tc.Categories.Allow, t.CatTax)
+	t.CatBlock = categories(p, "targeting.categories.block", tc.Categories.Block, t.CatTax)
 	t.Deals = nonEmpty(p, "targeting.deals", tc.Deals, false)
 	t.OpenAuction = tc.OpenAuction == nil || *tc.OpenAuction
 	if !t.OpenAuction && len(t.Deals) == 0 {
 		p.add("targeting.open_auction", "false with no deals: the campaign could never bid")
+	}
+	if tc.Rewarded != nil {
+		t.Rewarded = -1
+		if *tc.Rewarded {
+			t.Rewarded = 1
+		}
 	}
 	t.Segments = nonEmpty(p, "targeting.segments", tc.Segments, false)
 	buildDayparting(tc.Dayparting, &t, p)
@@ -117,15 +144,40 @@ func siteDomains(p problems, path string, in []string) []string {
 	return uniq(out)
 }
 
-func categories(p problems, path string, in []string) []string {
+// categories checks category ids of taxonomy tax: IAB1..IAB26 and IAB1-2
+// style (upper-cased) for taxonomy 1, the taxonomy's own ids as written for
+// the others.
+func categories(p problems, path string, in []string, tax int64) []string {
 	var out []string
 	for i, c := range in {
-		u := strings.ToUpper(strings.TrimSpace(c))
+		c = strings.TrimSpace(c)
+		if tax != 1 {
+			if !categoryIDRE.MatchString(c) {
+				p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a category id of taxonomy %d", in[i], tax)
+				continue
+			}
+			out = append(out, c)
+			continue
+		}
+		u := strings.ToUpper(c)
 		if !categoryRE.MatchString(u) {
-			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not an IAB category (IAB1..IAB26, IAB1-2)", c)
+			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not an IAB category (IAB1..IAB26, IAB1-2)", in[i])
 			continue
 		}
 		out = append(out, u)
 	}
 	return uniq(out)
+}
+
+// taxonomy checks an OpenRTB cattax value; 0 means 1 (IAB Content Category
+// Taxonomy 1.0).
+func taxonomy(p problems, path string, tax int64) int64 {
+	switch {
+	case tax == 0:
+		return 1
+	case tax >= 1 && tax <= 7, tax >= 500:
+		return tax
+	}
+	p.add(path, "%d is not an OpenRTB category taxonomy (1..7, or 500+ exchange-specific)", tax)
+	return 1
 }

@@ -1,6 +1,7 @@
 package ortb
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prebid/openrtb/v20/native1/request"
 	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
@@ -89,8 +91,28 @@ func (s *agreementStats) cover(r *Request, body []byte) {
 	add("geo", r.Device.HasGeo)
 	add("geo from user.geo", r.Device.HasGeo && !hasDeviceGeo(body))
 	add("bcat/badv/bapp", len(r.BCat)+len(r.BAdv)+len(r.BApp) > 0)
+	add("dooh", r.HasDOOH)
+	add("dooh.venuetype", len(r.DOOH.VenueType) > 0)
+	add("cattax (request, site or app)", r.CatTax+r.Site.CatTax+r.App.CatTax != 0)
+	add("geo.city", len(r.Device.Geo.City) > 0)
+	add("geo.metro", len(r.Device.Geo.Metro) > 0)
+	add("device.language or langb", len(r.Device.Language)+len(r.Device.LangB) > 0)
+	add("device.carrier", len(r.Device.Carrier) > 0)
+	add("device.connectiontype", r.Device.ConnType != 0)
 	for i := range r.Imps {
 		imp := &r.Imps[i]
+		add("imp rwdd", imp.Rwdd)
+		add("imp qty", imp.HasQty)
+		add("imp video duration", imp.HasVideo && imp.Video.MinDuration+imp.Video.MaxDuration > 0)
+		add("imp video protocols", len(imp.Video.Protocols) > 0)
+		add("imp video plcmt", imp.Video.Plcmt != 0)
+		add("imp video skip", imp.Video.Skip != Unset)
+		add("imp video/audio pod (podid, podseq, slotinpod, rqddurs, poddur)", podSet(&imp.Video.Pod) || podSet(&imp.Audio.Pod))
+		add("imp audio duration or protocols", imp.Audio.MinDuration+imp.Audio.MaxDuration > 0 || len(imp.Audio.Protocols) > 0)
+		add("imp native request read (NativeOK)", imp.Native.Status == NativeOK)
+		add("imp native request with assets", len(imp.Native.Assets) > 0)
+		add("imp native request unreadable (NativeBad)", imp.Native.Status == NativeBad)
+		add("imp native 1.0/1.1 wrapped", imp.Native.Wrapped)
 		add("imp banner", imp.HasBanner)
 		add("imp banner.format", len(imp.Banner.Format) > 0)
 		add("imp video", imp.HasVideo)
@@ -100,6 +122,10 @@ func (s *agreementStats) cover(r *Request, body []byte) {
 		add("imp bidfloorcur not USD", len(imp.BidFloorCur) > 0 && string(imp.BidFloorCur) != "USD")
 		add("imp negative floor", imp.BidFloor < 0)
 	}
+}
+
+func podSet(p *Pod) bool {
+	return len(p.PodID) > 0 || p.PodSeq != 0 || p.SlotInPod != 0 || len(p.RqdDurs) > 0 || p.PodDur > 0
 }
 
 // extHasSID reports a regs.ext.gpp_sid member.
@@ -193,6 +219,7 @@ func checkAgreement(t *testing.T, p *Parser, req *Request, name string, body []b
 		t.Errorf("%s: encoding/json decodes it, Parse says %v", name, err)
 		return
 	}
+	reconcileNative(req, want)
 	var diffs []string
 	diffValues("", reflect.ValueOf(*req), reflect.ValueOf(*want), &diffs)
 	for _, d := range diffs {
@@ -240,7 +267,7 @@ func reasonClass(err error) string {
 // non-empty when the required-member rules must reject the request.
 func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	r := &Request{
-		ID: s2bOrNil(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0,
+		ID: s2bOrNil(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0, CatTax: int64(br.CatTax),
 		Cur: strs(br.Cur), BCat: strs(br.BCat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
 		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat),
 		Device: Device{DNT: Unset, LMT: Unset},
@@ -264,19 +291,28 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	if s := br.Site; s != nil {
 		r.HasSite = true
 		r.Site = Site{ID: s2bOrNil(s.ID), Domain: s2bOrNil(s.Domain), Page: s2bOrNil(s.Page), Cat: strs(s.Cat),
-			Publisher: pubFromSchema(s.Publisher)}
+			CatTax: int64(s.CatTax), Publisher: pubFromSchema(s.Publisher)}
 	}
 	if a := br.App; a != nil {
 		r.HasApp = true
 		r.App = App{ID: s2bOrNil(a.ID), Bundle: s2bOrNil(a.Bundle), Domain: s2bOrNil(a.Domain), Cat: strs(a.Cat),
-			Publisher: pubFromSchema(a.Publisher)}
+			CatTax: int64(a.CatTax), Publisher: pubFromSchema(a.Publisher)}
+	}
+	if d := br.DOOH; d != nil {
+		r.HasDOOH = true
+		r.DOOH = DOOH{ID: s2bOrNil(d.ID), Domain: s2bOrNil(d.Domain), VenueType: strs(d.VenueType),
+			Publisher: pubFromSchema(d.Publisher)}
+		if d.VenueTypeTax != nil {
+			r.DOOH.VenueTypeTax = int64(*d.VenueTypeTax)
+		}
 	}
 	var geo *openrtb2.Geo
 	if d := br.Device; d != nil {
 		r.HasDevice = true
 		r.Device = Device{UA: s2bOrNil(d.UA), IP: s2bOrNil(d.IP), IFA: s2bOrNil(d.IFA), DeviceType: int64(d.DeviceType),
 			Make: s2bOrNil(d.Make), Model: s2bOrNil(d.Model), OS: s2bOrNil(d.OS), OSV: s2bOrNil(d.OSV),
-			Language: s2bOrNil(d.Language), W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt)}
+			Language: s2bOrNil(d.Language), LangB: s2bOrNil(d.LangB), Carrier: s2bOrNil(d.Carrier),
+			W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt)}
 		if d.ConnectionType != nil {
 			r.Device.ConnType = int64(*d.ConnectionType)
 		}
@@ -302,7 +338,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	}
 	if geo != nil {
 		r.Device.HasGeo = true
-		r.Device.Geo = Geo{Country: s2bOrNil(geo.Country), Region: s2bOrNil(geo.Region), City: s2bOrNil(geo.City),
+		r.Device.Geo = Geo{Country: s2bOrNil(geo.Country), Region: s2bOrNil(geo.Region), Metro: s2bOrNil(geo.Metro), City: s2bOrNil(geo.City),
 			UTCOffset: geo.UTCOffset, HasUTCOffset: hasUTCOffset(body, geo == deviceGeo(br))}
 		if geo.Lat != nil {
 			r.Device.Geo.Lat = *geo.Lat
@@ -332,7 +368,11 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 
 func impFromSchema(m *openrtb2.Imp) Imp {
 	imp := Imp{ID: s2bOrNil(m.ID), TagID: s2bOrNil(m.TagID), BidFloor: m.BidFloor, BidFloorCur: s2bOrNil(m.BidFloorCur),
-		Secure: flag(m.Secure), Instl: m.Instl != 0}
+		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Video: Video{Skip: Unset}}
+	if q := m.Qty; q != nil {
+		imp.HasQty = true
+		imp.Qty = Qty{Multiplier: q.Multiplier, SourceType: int64(q.SourceType), Vendor: s2bOrNil(q.Vendor)}
+	}
 	if b := m.Banner; b != nil {
 		imp.HasBanner = true
 		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr)}
@@ -347,15 +387,22 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		imp.HasVideo = true
 		imp.Video = Video{MIMEs: strs(v.MIMEs), MinDuration: v.MinDuration, MaxDuration: v.MaxDuration,
 			Protocols: ints(v.Protocols), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
-			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr)}
+			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr),
+			Skip: flag(v.Skip), SkipMin: v.SkipMin, SkipAfter: v.SkipAfter,
+			Pod: Pod{PodID: s2bOrNil(v.PodID), PodSeq: int64(v.PodSeq), SlotInPod: int64(v.SlotInPod),
+				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs}}
 	}
 	if a := m.Audio; a != nil {
 		imp.HasAudio = true
-		imp.Audio = Audio{MIMEs: strs(a.MIMEs)}
+		imp.Audio = Audio{MIMEs: strs(a.MIMEs), MinDuration: a.MinDuration, MaxDuration: a.MaxDuration,
+			Protocols: ints(a.Protocols), BAttr: ints(a.BAttr),
+			Pod: Pod{PodID: s2bOrNil(a.PodID), PodSeq: int64(a.PodSeq), SlotInPod: int64(a.SlotInPod),
+				PodDur: a.PodDur, MaxSeq: a.MaxSeq, RqdDurs: a.RqdDurs}}
 	}
 	if n := m.Native; n != nil {
 		imp.HasNative = true
 		imp.Native = Native{Request: s2bOrNil(n.Request), Ver: s2bOrNil(n.Ver), BAttr: ints(n.BAttr)}
+		imp.Native.Status, imp.Native.Wrapped, imp.Native.Assets = nativeFromSchema(n.Request)
 	}
 	if p := m.PMP; p != nil {
 		imp.PrivateAuction = p.PrivateAuction != 0
@@ -365,6 +412,136 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		}
 	}
 	return imp
+}
+
+// nativeFromSchema decodes a native request string with the Native 1.2
+// request type of record (the 1.0/1.1 {"native":{...}} form unwrapped, a
+// string holding the document decoded once more) and builds what Parse must
+// hold: every asset's id and required flag, and its kind with the members of
+// that kind when exactly one of title, img, video and data is given. When
+// the full type rejects the document, the part of it the view holds is
+// decoded with the same types (looseNative): Parse does not read the rest.
+func nativeFromSchema(s string) (NativeStatus, bool, []NativeAsset) {
+	if s == "" {
+		return NativeAbsent, false, nil
+	}
+	doc := []byte(s)
+	var inner string
+	if json.Unmarshal(doc, &inner) == nil {
+		if inner == "" {
+			return NativeBad, false, nil
+		}
+		doc = []byte(inner)
+	}
+	if !json.Valid(doc) {
+		// Parse, like fastjson, skips members it does not read without
+		// checking their syntax (the documented leniency of the whole
+		// request): either answer is right.
+		return nativeEither, false, nil
+	}
+	wrapped := false
+	var top map[string]json.RawMessage
+	if json.Unmarshal(doc, &top) != nil || top == nil {
+		return NativeBad, false, nil
+	}
+	if w := bytes.TrimSpace(top["native"]); len(w) > 0 && w[0] == '{' {
+		doc, wrapped = w, true
+	}
+	var nr request.Request
+	if err := json.Unmarshal(doc, &nr); err == nil {
+		var out []NativeAsset
+		for _, a := range nr.Assets {
+			na := NativeAsset{ID: a.ID, Required: a.Required != 0}
+			if a.Title != nil {
+				na.Kind, na.Len = AssetTitle, a.Title.Len
+			}
+			if a.Img != nil {
+				na.Kind, na.Type, na.W, na.H, na.WMin, na.HMin = AssetImg, int64(a.Img.Type), a.Img.W, a.Img.H, a.Img.WMin, a.Img.HMin
+			}
+			if a.Video != nil {
+				na.Kind = AssetVideo
+			}
+			if a.Data != nil {
+				na.Kind, na.Type, na.Len = AssetData, int64(a.Data.Type), a.Data.Len
+			}
+			out = append(out, oneKind(na, a.Title != nil, a.Img != nil, a.Video != nil, a.Data != nil))
+		}
+		return NativeOK, wrapped, out
+	}
+	var ln looseNative
+	if json.Unmarshal(doc, &ln) != nil {
+		return NativeBad, wrapped, nil
+	}
+	var out []NativeAsset
+	for _, a := range ln.Assets {
+		na := NativeAsset{ID: a.ID, Required: a.Required != 0}
+		if a.Title != nil {
+			na.Kind, na.Len = AssetTitle, a.Title.Len
+		}
+		if a.Img != nil {
+			na.Kind, na.Type, na.W, na.H, na.WMin, na.HMin = AssetImg, a.Img.Type, a.Img.W, a.Img.H, a.Img.WMin, a.Img.HMin
+		}
+		if a.Video != nil {
+			na.Kind = AssetVideo
+		}
+		if a.Data != nil {
+			na.Kind, na.Type, na.Len = AssetData, a.Data.Type, a.Data.Len
+		}
+		out = append(out, oneKind(na, a.Title != nil, a.Img != nil, a.Video != nil, a.Data != nil))
+	}
+	return NativeOK, wrapped, out
+}
+
+// nativeEither marks a native document that is not valid JSON: Parse may
+// read it (NativeOK) or not (NativeBad).
+const nativeEither NativeStatus = 255
+
+// reconcileNative takes Parse's reading of the native documents the schema
+// side cannot judge (nativeEither).
+func reconcileNative(got, want *Request) {
+	for i := range want.Imps {
+		if n := &want.Imps[i].Native; n.Status == nativeEither && i < len(got.Imps) {
+			*n = got.Imps[i].Native
+		}
+	}
+}
+
+// oneKind keeps an asset's kind only when exactly one kind was given.
+func oneKind(na NativeAsset, kinds ...bool) NativeAsset {
+	n := 0
+	for _, k := range kinds {
+		if k {
+			n++
+		}
+	}
+	if n != 1 {
+		return NativeAsset{ID: na.ID, Required: na.Required}
+	}
+	return na
+}
+
+// looseNative is the part of a native request the view holds, with the
+// schema's types.
+type looseNative struct {
+	Assets []struct {
+		ID       int64 `json:"id"`
+		Required int8  `json:"required"`
+		Title    *struct {
+			Len int64 `json:"len"`
+		} `json:"title"`
+		Img *struct {
+			Type int64 `json:"type"`
+			W    int64 `json:"w"`
+			H    int64 `json:"h"`
+			WMin int64 `json:"wmin"`
+			HMin int64 `json:"hmin"`
+		} `json:"img"`
+		Video *json.RawMessage `json:"video"`
+		Data  *struct {
+			Type int64 `json:"type"`
+			Len  int64 `json:"len"`
+		} `json:"data"`
+	} `json:"assets"`
 }
 
 func pubFromSchema(p *openrtb2.Publisher) Publisher {

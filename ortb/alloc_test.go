@@ -13,7 +13,7 @@ func TestParseAllocs(t *testing.T) {
 	for _, name := range []string{
 		"site_banner.json", "app_banner.json", "site_video.json", "app_native.json", "app_audio.json",
 		"site_multi_imp.json", "site_pmp_deals.json", "ext_twins_25.json", "user_geo_fallback.json",
-		"warts_nulls_odd_ext.json",
+		"warts_nulls_odd_ext.json", "dooh_qty.json", "audio_pod_rewarded.json", "native_assets.json", "ctv_video.json",
 	} {
 		body := readFixture(t, name)
 		var p Parser

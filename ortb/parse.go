@@ -14,6 +14,11 @@ import (
 // bytes are read-only: writing through them corrupts the parser's state.
 type Parser struct {
 	jp fastjson.Parser
+	// np parses the Native request document inside imp.native.request (a
+	// JSON string holding JSON). Only integers are kept from it, so one
+	// parser serves every native imp of a request.
+	np   fastjson.Parser
+	nbuf []byte // the native string np parses (np copies it; it must not be np's own buffer)
 
 	// Per-Parse scratch for values folded in at the end.
 	userGeo    Geo
@@ -37,7 +42,9 @@ type Parser struct {
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
 // empty string or array);
-// Device.Geo is device.geo, else user.geo; User.Segments flattens
+// Device.Geo is device.geo, else user.geo; imp.native.request is parsed as
+// a Native 1.x request (see Native.Status: a bad one is no error, it only
+// keeps native creatives out); User.Segments flattens
 // user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
 // Keys match exactly as the spec spells them (encoding/json would also
 // accept "ID" for "id").
@@ -125,6 +132,19 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 		return within("app", visit(o, func(k []byte, v *fastjson.Value) error {
 			return appField(&req.App, k, v)
 		}))
+	case "dooh":
+		if isNull(v) {
+			req.HasDOOH, req.DOOH = false, req.DOOH.empty()
+			return nil
+		}
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		req.HasDOOH = true
+		return within("dooh", visit(o, func(k []byte, v *fastjson.Value) error {
+			return doohField(&req.DOOH, k, v)
+		}))
 	case "device":
 		if isNull(v) {
 			req.HasDevice, req.Device = false, Device{DNT: Unset, LMT: Unset}
@@ -172,6 +192,8 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &req.AT)
 	case "test":
 		return getBool(k, v, &req.Test)
+	case "cattax":
+		return getInt(k, v, &req.CatTax)
 	case "cur":
 		return getStrings(k, v, &req.Cur)
 	case "bcat":

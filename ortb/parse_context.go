@@ -12,6 +12,8 @@ func siteField(s *Site, k []byte, v *fastjson.Value) error {
 		return getString(k, v, &s.Page)
 	case "cat":
 		return getStrings(k, v, &s.Cat)
+	case "cattax":
+		return getInt(k, v, &s.CatTax)
 	case "publisher":
 		return parsePublisher(&s.Publisher, k, v)
 	}
@@ -28,8 +30,26 @@ func appField(a *App, k []byte, v *fastjson.Value) error {
 		return getString(k, v, &a.Domain)
 	case "cat":
 		return getStrings(k, v, &a.Cat)
+	case "cattax":
+		return getInt(k, v, &a.CatTax)
 	case "publisher":
 		return parsePublisher(&a.Publisher, k, v)
+	}
+	return nil
+}
+
+func doohField(d *DOOH, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "id":
+		return getString(k, v, &d.ID)
+	case "domain":
+		return getString(k, v, &d.Domain)
+	case "venuetype":
+		return getStrings(k, v, &d.VenueType)
+	case "venuetypetax":
+		return getInt(k, v, &d.VenueTypeTax)
+	case "publisher":
+		return parsePublisher(&d.Publisher, k, v)
 	}
 	return nil
 }
@@ -74,6 +94,10 @@ func deviceField(d *Device, k []byte, v *fastjson.Value) error {
 		return getString(k, v, &d.OSV)
 	case "language":
 		return getString(k, v, &d.Language)
+	case "langb":
+		return getString(k, v, &d.LangB)
+	case "carrier":
+		return getString(k, v, &d.Carrier)
 	case "connectiontype":
 		return getInt(k, v, &d.ConnType)
 	case "w":
@@ -109,6 +133,8 @@ func parseGeo(g *Geo, k []byte, v *fastjson.Value) (ok bool, err error) {
 			return getString(k, v, &g.Country)
 		case "region":
 			return getString(k, v, &g.Region)
+		case "metro":
+			return getString(k, v, &g.Metro)
 		case "city":
 			return getString(k, v, &g.City)
 		case "utcoffset":

@@ -10,7 +10,7 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 	}
 	req.Imps = req.Imps[:0]
 	for i, e := range a {
-		if err := parseImp(req.nextImp(), e); err != nil {
+		if err := p.parseImp(req.nextImp(), e); err != nil {
 			return within("imp", withinIndex(i, err))
 		}
 	}
@@ -18,12 +18,12 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 }
 
 // parseImp reads one imp object; a null element is an imp without id.
-func parseImp(imp *Imp, v *fastjson.Value) error {
+func (p *Parser) parseImp(imp *Imp, v *fastjson.Value) error {
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
 		if err := visit(o, func(k []byte, v *fastjson.Value) error {
-			return impField(imp, k, v)
+			return p.impField(imp, k, v)
 		}); err != nil {
 			return err
 		}
@@ -37,7 +37,7 @@ func parseImp(imp *Imp, v *fastjson.Value) error {
 	return nil
 }
 
-func impField(imp *Imp, k []byte, v *fastjson.Value) error {
+func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 	switch string(k) {
 	case "id":
 		return getString(k, v, &imp.ID)
@@ -51,6 +51,21 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		return getFlag(k, v, &imp.Secure)
 	case "instl":
 		return getBool(k, v, &imp.Instl)
+	case "rwdd":
+		return getBool(k, v, &imp.Rwdd)
+	case "qty":
+		if isNull(v) {
+			imp.HasQty, imp.Qty = false, Qty{}
+			return nil
+		}
+		o, err := getObject(k, v)
+		if o == nil {
+			return err
+		}
+		imp.HasQty = true
+		return within("qty", visit(o, func(k []byte, v *fastjson.Value) error {
+			return qtyField(&imp.Qty, k, v)
+		}))
 	case "banner":
 		if isNull(v) {
 			imp.HasBanner, imp.Banner = false, imp.Banner.empty()
@@ -88,10 +103,7 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		}
 		imp.HasAudio = true
 		return within("audio", visit(o, func(k []byte, v *fastjson.Value) error {
-			if string(k) == "mimes" {
-				return getStrings(k, v, &imp.Audio.MIMEs)
-			}
-			return nil
+			return audioField(&imp.Audio, k, v)
 		}))
 	case "native":
 		if isNull(v) {
@@ -104,7 +116,7 @@ func impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		}
 		imp.HasNative = true
 		return within("native", visit(o, func(k []byte, v *fastjson.Value) error {
-			return nativeField(&imp.Native, k, v)
+			return p.nativeField(&imp.Native, k, v)
 		}))
 	case "pmp":
 		if isNull(v) {
@@ -185,20 +197,61 @@ func videoField(vd *Video, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &vd.Plcmt)
 	case "linearity":
 		return getInt(k, v, &vd.Linearity)
+	case "skip":
+		return getFlag(k, v, &vd.Skip)
+	case "skipmin":
+		return getInt(k, v, &vd.SkipMin)
+	case "skipafter":
+		return getInt(k, v, &vd.SkipAfter)
 	case "battr":
 		return getInts(k, v, &vd.BAttr)
+	}
+	return podField(&vd.Pod, k, v)
+}
+
+func audioField(a *Audio, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "mimes":
+		return getStrings(k, v, &a.MIMEs)
+	case "minduration":
+		return getInt(k, v, &a.MinDuration)
+	case "maxduration":
+		return getInt(k, v, &a.MaxDuration)
+	case "protocols":
+		return getInts(k, v, &a.Protocols)
+	case "battr":
+		return getInts(k, v, &a.BAttr)
+	}
+	return podField(&a.Pod, k, v)
+}
+
+// podField reads the pod members video and audio share.
+func podField(p *Pod, k []byte, v *fastjson.Value) error {
+	switch string(k) {
+	case "podid":
+		return getString(k, v, &p.PodID)
+	case "podseq":
+		return getInt(k, v, &p.PodSeq)
+	case "slotinpod":
+		return getInt(k, v, &p.SlotInPod)
+	case "poddur":
+		return getInt(k, v, &p.PodDur)
+	case "maxseq":
+		return getInt(k, v, &p.MaxSeq)
+	case "rqddurs":
+		return getInts(k, v, &p.RqdDurs)
 	}
 	return nil
 }
 
-func nativeField(n *Native, k []byte, v *fastjson.Value) error {
+func qtyField(q *Qty, k []byte, v *fastjson.Value) error {
 	switch string(k) {
-	case "request":
-		return getString(k, v, &n.Request)
-	case "ver":
-		return getString(k, v, &n.Ver)
-	case "battr":
-		return getInts(k, v, &n.BAttr)
+	case "multiplier":
+		return getFloat(k, v, &q.Multiplier)
+	case "sourcetype":
+		return getInt(k, v, &q.SourceType)
+	case "vendor":
+		return getString(k, v, &q.Vendor)
 	}
 	return nil
 }

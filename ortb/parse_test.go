@@ -147,6 +147,59 @@ func TestParseFixtures(t *testing.T) {
 		eq(t, "regs", [2]int8{r.Regs.COPPA, r.Regs.GDPR}, [2]int8{Unset, Unset})
 		eq(t, "no publisher", r.Publisher().ID == nil, true)
 	})
+	f("dooh_qty.json", func(t *testing.T, r *Request) {
+		eq(t, "inventory", [3]bool{r.HasSite, r.HasApp, r.HasDOOH}, [3]bool{false, false, true})
+		d := r.DOOH
+		eq(t, "dooh", [3]string{string(d.ID), string(d.Domain), string(d.Publisher.ID)}, [3]string{"venue-77", "screens.example", "ooh-pub-3"})
+		eq(t, "venue types", joined(d.VenueType), "transit.airports.arrivals,transit.airports")
+		eq(t, "venue taxonomy", d.VenueTypeTax, int64(1))
+		imp := &r.Imps[0]
+		eq(t, "qty", [2]any{imp.HasQty, imp.Qty}, [2]any{true, Qty{Multiplier: 12.75, SourceType: 1, Vendor: []byte("measure.example")}})
+		eq(t, "skip", imp.Video.Skip, False)
+		eq(t, "plcmt", imp.Video.Plcmt, int64(4))
+		eq(t, "metro/city", string(r.Device.Geo.Metro)+"/"+string(r.Device.Geo.City), "501/New York")
+		eq(t, "connection", r.Device.ConnType, int64(1))
+		eq(t, "empty carrier", len(r.Device.Carrier), 0)
+		eq(t, "cattax", r.CatTax, int64(1))
+	})
+	f("audio_pod_rewarded.json", func(t *testing.T, r *Request) {
+		a := r.Imps[0].Audio
+		eq(t, "durations", [2]int64{a.MinDuration, a.MaxDuration}, [2]int64{10, 30})
+		eq(t, "protocols", a.Protocols, []int64{2, 3, 9})
+		eq(t, "battr", a.BAttr, []int64{6})
+		eq(t, "pod", [5]any{string(a.PodID), a.PodSeq, a.SlotInPod, a.PodDur, a.MaxSeq}, [5]any{"break-2", int64(1), int64(1), int64(60), int64(3)})
+		eq(t, "rqddurs", a.RqdDurs, []int64{15, 30})
+		eq(t, "rwdd", [2]bool{r.Imps[0].Rwdd, r.Imps[1].Rwdd}, [2]bool{true, false})
+		eq(t, "last slot", r.Imps[1].Audio.SlotInPod, int64(-1))
+		eq(t, "cattax", [2]int64{r.CatTax, r.App.CatTax}, [2]int64{6, 6})
+		eq(t, "language", [3]string{string(r.Device.Language), string(r.Device.LangB), string(r.Device.Carrier)}, [3]string{"es", "es-MX", "Telcel"})
+		eq(t, "metro", string(r.Device.Geo.Metro), "mx-cdmx")
+	})
+	f("ctv_video.json", func(t *testing.T, r *Request) {
+		v := r.Imps[0].Video
+		eq(t, "pod", [3]any{string(v.PodID), v.SlotInPod, v.RqdDurs}, [3]any{"p1", int64(1), []int64{15, 30}})
+		eq(t, "second slot", [2]any{string(r.Imps[1].Video.PodID), r.Imps[1].Video.SlotInPod}, [2]any{"p1", int64(-1)})
+		eq(t, "skip absent", v.Skip, Unset)
+	})
+	f("native_assets.json", func(t *testing.T, r *Request) {
+		n := r.Imps[0].Native
+		eq(t, "wrapped 1.1", [2]any{n.Status, n.Wrapped}, [2]any{NativeOK, true})
+		eq(t, "assets", n.Assets, []NativeAsset{
+			{ID: 101, Required: true, Kind: AssetTitle, Len: 25},
+			{ID: 102, Required: true, Kind: AssetImg, Type: 3, WMin: 600, HMin: 314},
+			{ID: 103, Kind: AssetImg, Type: 1, W: 80, H: 80},
+			{ID: 104, Kind: AssetData, Type: 2, Len: 90},
+			{ID: 105, Kind: AssetData, Type: 12},
+			{ID: 106, Kind: AssetVideo},
+			{ID: 107}, // title and data: no valid kind
+			{},        // null
+		})
+		n2 := r.Imps[1].Native
+		eq(t, "encoded twice", [2]any{n2.Status, n2.Assets}, [2]any{NativeOK, []NativeAsset{{ID: 1, Required: true, Kind: AssetTitle, Len: 40}}})
+		eq(t, "not an object", [2]any{r.Imps[2].Native.Status, len(r.Imps[2].Native.Assets)}, [2]any{NativeBad, 0})
+		eq(t, "wrong type", r.Imps[3].Native.Status, NativeBad)
+		eq(t, "numeric ver (not read)", [2]any{r.Imps[4].Native.Status, len(r.Imps[4].Native.Assets)}, [2]any{NativeOK, 1})
+	})
 	if got := (&Request{}).Publisher(); got != nil {
 		t.Errorf("Publisher without site/app = %v, want nil", got)
 	}
@@ -227,7 +280,21 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r","imp":[{"id":"1","video":{"mimes":"video/mp4"}}]}`, ErrInvalid, "imp[0].video.mimes: want array, got string")
 	f(`{"id":"r","imp":[{"id":"1","video":{"protocols":[2,3,"x"]}}]}`, ErrInvalid, "imp[0].video.protocols[2]: want integer, got string")
 	f(`{"id":"r","imp":[{"id":"1","audio":{"mimes":[1]}}]}`, ErrInvalid, "imp[0].audio.mimes[0]: want string, got number")
-	f(`{"id":"r","imp":[{"id":"1","native":{"request":{"ver":"1.2"}}}]}`, ErrInvalid, "imp[0].native.request: want string, got object")
+	f(`{"id":"r","imp":[{"id":"1","native":{"request":["{}"]}}]}`, ErrInvalid, "imp[0].native.request: want string, got array")
+	f(`{"id":"r","imp":[{"id":"1","rwdd":true}]}`, ErrInvalid, "imp[0].rwdd: want integer, got bool")
+	f(`{"id":"r","imp":[{"id":"1","qty":{"multiplier":"12"}}]}`, ErrInvalid, "imp[0].qty.multiplier: want number, got string")
+	f(`{"id":"r","imp":[{"id":"1","qty":[]}]}`, ErrInvalid, "imp[0].qty: want object, got array")
+	f(`{"id":"r","imp":[{"id":"1","video":{"skip":true}}]}`, ErrInvalid, "imp[0].video.skip: want integer, got bool")
+	f(`{"id":"r","imp":[{"id":"1","video":{"rqddurs":[15,"30"]}}]}`, ErrInvalid, "imp[0].video.rqddurs[1]: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","video":{"podid":7}}]}`, ErrInvalid, "imp[0].video.podid: want string, got number")
+	f(`{"id":"r","imp":[{"id":"1","audio":{"slotinpod":1.5}}]}`, ErrInvalid, "imp[0].audio.slotinpod: want integer, got 1.5")
+	f(`{"id":"r","imp":[{"id":"1","audio":{"maxduration":"30"}}]}`, ErrInvalid, "imp[0].audio.maxduration: want integer, got string")
+	f(`{"id":"r",`+imp+`,"dooh":{"venuetype":"airport"}}`, ErrInvalid, "dooh.venuetype: want array, got string")
+	f(`{"id":"r",`+imp+`,"dooh":{"publisher":{"id":3}}}`, ErrInvalid, "dooh.publisher.id: want string, got number")
+	f(`{"id":"r",`+imp+`,"cattax":"6"}`, ErrInvalid, "cattax: want integer, got string")
+	f(`{"id":"r",`+imp+`,"site":{"cattax":2.5}}`, ErrInvalid, "site.cattax: want integer, got 2.5")
+	f(`{"id":"r",`+imp+`,"device":{"carrier":310}}`, ErrInvalid, "device.carrier: want string, got number")
+	f(`{"id":"r",`+imp+`,"device":{"geo":{"metro":501}}}`, ErrInvalid, "device.geo.metro: want string, got number")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":false}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].bidfloor: want number, got bool")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","wseat":"s"}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].wseat: want array, got string")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"private_auction":"1"}}]}`, ErrInvalid, "imp[0].pmp.private_auction: want integer, got string")
@@ -313,6 +380,26 @@ func TestParseLenient(t *testing.T) {
 	})
 	f(`{"id":"r","imp":[{"id":"1","secure":2,"instl":0}],"test":0}`, func(r *Request) bool {
 		return r.Imps[0].Secure == True && !r.Imps[0].Instl && !r.Test
+	})
+	// Native request documents: an object in place of the string, a string
+	// that is not a document, a wrongly typed member: never an error.
+	native := func(req string) string { return `{"id":"r","imp":[{"id":"1","native":{"request":` + req + `}}]}` }
+	f(native(`{"ver":"1.2","assets":[{"id":3,"required":1,"data":{"type":2,"len":80}}]}`), func(r *Request) bool {
+		n := r.Imps[0].Native
+		return n.Status == NativeOK && n.Request == nil && len(n.Assets) == 1 && n.Assets[0] == NativeAsset{ID: 3, Required: true, Kind: AssetData, Type: 2, Len: 80}
+	})
+	f(native(`"not json"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	f(native(`"[1]"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	f(native(`"{\"assets\":[{\"id\":1,\"img\":{\"w\":\"300\"}}]}"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	f(native(`"{\"assets\":{}}"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	f(native(`""`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeAbsent })
+	f(native(`null`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeAbsent && r.Imps[0].HasNative })
+	f(native(`"{\"native\":\"x\",\"assets\":[{\"id\":1,\"title\":{\"len\":5}}]}"`), func(r *Request) bool {
+		n := r.Imps[0].Native // a "native" member that is not an object: the plain form
+		return n.Status == NativeOK && !n.Wrapped && len(n.Assets) == 1
+	})
+	f(native(`"{\"assets\":[{\"id\":1,\"title\":{\"len\":5}}],\"assets\":[]}"`), func(r *Request) bool {
+		return r.Imps[0].Native.Status == NativeOK && len(r.Imps[0].Native.Assets) == 0 // repeated: last wins
 	})
 	f(`{"i\u0064":"r","imp":[{"id":"1","bidfloor":-0.5}]}`, func(r *Request) bool {
 		return string(r.ID) == "r" && r.Imps[0].BidFloor == -0.5

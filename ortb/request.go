@@ -1,8 +1,8 @@
 package ortb
 
 // Reset empties r for reuse and sets the documented defaults: AT 2, and Unset
-// for the tri-state flags (Imp.Secure, Device.DNT, Device.LMT, Regs.COPPA,
-// Regs.GDPR). Every slice keeps its capacity, so a pooled Request stops
+// for the tri-state flags (Imp.Secure, Video.Skip, Device.DNT, Device.LMT,
+// Regs.COPPA, Regs.GDPR). Every slice keeps its capacity, so a pooled Request stops
 // allocating once it has seen its largest request.
 func (r *Request) Reset() {
 	imps := r.Imps[:0]
@@ -17,6 +17,7 @@ func (r *Request) Reset() {
 		BSeat:  r.BSeat[:0],
 		Site:   r.Site.empty(),
 		App:    r.App.empty(),
+		DOOH:   r.DOOH.empty(),
 		Device: Device{DNT: Unset, LMT: Unset},
 		User:   r.User.empty(),
 		Regs:   r.Regs.empty(),
@@ -31,11 +32,16 @@ func (a *App) empty() App       { return App{Cat: a.Cat[:0]} }
 func (u *User) empty() User     { return User{Segments: u.Segments[:0]} }
 func (g *Regs) empty() Regs     { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
 func (b *Banner) empty() Banner { return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0]} }
-func (a *Audio) empty() Audio   { return Audio{MIMEs: a.MIMEs[:0]} }
-func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0]} }
+func (d *DOOH) empty() DOOH     { return DOOH{VenueType: d.VenueType[:0]} }
+func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0]} }
+func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0], Assets: n.Assets[:0]} }
 
 func (v *Video) empty() Video {
-	return Video{MIMEs: v.MIMEs[:0], Protocols: v.Protocols[:0], BAttr: v.BAttr[:0]}
+	return Video{MIMEs: v.MIMEs[:0], Protocols: v.Protocols[:0], BAttr: v.BAttr[:0], Skip: Unset, Pod: v.Pod.empty()}
+}
+
+func (a *Audio) empty() Audio {
+	return Audio{MIMEs: a.MIMEs[:0], Protocols: a.Protocols[:0], BAttr: a.BAttr[:0], Pod: a.Pod.empty()}
 }
 
 // ImpCount returns the number of impressions.

@@ -42,10 +42,16 @@ type Request struct {
 	WSeat [][]byte
 	BSeat [][]byte
 
+	// CatTax is request.cattax, the taxonomy of bcat (2.6; 0 when absent,
+	// which means 1: IAB Content Category Taxonomy 1.0).
+	CatTax int64
+
 	HasSite bool
 	HasApp  bool
+	HasDOOH bool
 	Site    Site // filled when HasSite
 	App     App  // filled when HasApp
+	DOOH    DOOH // filled when HasDOOH
 
 	HasDevice bool
 	Device    Device
@@ -68,6 +74,7 @@ type Site struct {
 	Domain    []byte
 	Page      []byte
 	Cat       [][]byte
+	CatTax    int64 // taxonomy of Cat (0: absent, meaning 1)
 	Publisher Publisher
 }
 
@@ -77,13 +84,25 @@ type App struct {
 	Bundle    []byte
 	Domain    []byte
 	Cat       [][]byte
+	CatTax    int64 // taxonomy of Cat (0: absent, meaning 1)
 	Publisher Publisher
+}
+
+// DOOH is request.dooh (2.6): a digital out-of-home screen, sent instead of
+// site or app.
+type DOOH struct {
+	ID           []byte
+	Domain       []byte
+	VenueType    [][]byte // dooh.venuetype, as sent (OpenOOH venue ids)
+	VenueTypeTax int64    // dooh.venuetypetax (0: absent)
+	Publisher    Publisher
 }
 
 // Geo is device.geo (or user.geo when device.geo is absent).
 type Geo struct {
 	Country      []byte // ISO-3166-1 alpha-3, as sent
 	Region       []byte
+	Metro        []byte // Nielsen DMA code (or the exchange's metro code)
 	City         []byte
 	UTCOffset    int64 // minutes; HasUTCOffset says whether it was sent
 	HasUTCOffset bool
@@ -100,7 +119,9 @@ type Device struct {
 	Model      []byte
 	OS         []byte
 	OSV        []byte
-	Language   []byte
+	Language   []byte // ISO-639-1-alpha-2
+	LangB      []byte // BCP 47 (2.6 langb)
+	Carrier    []byte
 	ConnType   int64
 	W, H       int64
 	DNT        int8
@@ -140,6 +161,16 @@ type Banner struct {
 	Pos    int64
 }
 
+// Pod is the ad-pod part of imp.video and imp.audio (2.6).
+type Pod struct {
+	PodID     []byte
+	PodSeq    int64   // 0 any, 1 first pod, -1 last pod of the content
+	SlotInPod int64   // 0 any, 1 first, -1 last, 2 first or last
+	PodDur    int64   // seconds, dynamic pods
+	MaxSeq    int64   // most ads in a dynamic pod
+	RqdDurs   []int64 // the only durations allowed (seconds), when given
+}
+
 // Video is imp.video.
 type Video struct {
 	MIMEs       [][]byte
@@ -150,19 +181,72 @@ type Video struct {
 	Placement   int64
 	Plcmt       int64
 	Linearity   int64
+	Skip        int8 // tri-state: the player allows skipping
+	SkipMin     int64
+	SkipAfter   int64
 	BAttr       []int64
+	Pod
 }
 
-// Audio is imp.audio (only its presence and mimes matter to the bidder).
+// Audio is imp.audio.
 type Audio struct {
-	MIMEs [][]byte
+	MIMEs       [][]byte
+	MinDuration int64
+	MaxDuration int64
+	Protocols   []int64
+	BAttr       []int64
+	Pod
 }
 
-// Native is imp.native. Request is the raw native request string.
+// Native is imp.native. Request is the raw native request string; its
+// Native 1.x document is parsed into Assets (see NativeStatus).
 type Native struct {
 	Request []byte
 	Ver     []byte
 	BAttr   []int64
+	// Status says whether Request held a readable Native request document;
+	// Assets are its assets (the request's order), Wrapped that it was the
+	// 1.0/1.1 form {"native":{...}} (both only when NativeOK).
+	Status  NativeStatus
+	Wrapped bool
+	Assets  []NativeAsset
+}
+
+// NativeStatus is what became of imp.native.request.
+type NativeStatus uint8
+
+const (
+	NativeAbsent NativeStatus = iota // no request, or an empty string
+	NativeOK                         // a Native 1.x request document, read into Assets
+	NativeBad                        // not JSON, not an object, or a wrongly typed member Assets holds
+)
+
+// Native asset kinds: which one of title, img, video or data an asset is.
+const (
+	AssetNone  uint8 = iota // none of them, or more than one: no creative can fill it
+	AssetTitle              // Len: the most characters
+	AssetImg                // Type (1 icon, 3 main), W/H or WMin/HMin
+	AssetVideo              // never filled by this bidder
+	AssetData               // Type (1 sponsored, 2 desc, 12 cta...), Len
+)
+
+// NativeAsset is one assets[] element of a Native 1.x request.
+type NativeAsset struct {
+	ID       int64
+	Required bool
+	Kind     uint8
+	Type     int64 // img.type or data.type
+	Len      int64 // title.len or data.len
+	W, H     int64 // img
+	WMin     int64
+	HMin     int64
+}
+
+// Qty is imp.qty (2.6): how many people one impression reaches (DOOH).
+type Qty struct {
+	Multiplier float64
+	SourceType int64
+	Vendor     []byte
 }
 
 // Deal is imp.pmp.deals[].
@@ -190,6 +274,10 @@ type Imp struct {
 	Audio     Audio
 	HasNative bool
 	Native    Native
+
+	Rwdd   bool // imp.rwdd: the user is rewarded for viewing
+	HasQty bool
+	Qty    Qty // imp.qty, when HasQty
 
 	PrivateAuction bool
 	Deals          []Deal

@@ -1,0 +1,121 @@
+package bidder
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// exchange is one exchange's rules (config exchanges.NAME) resolved at
+// start: the bid path looks its request's exchange up once, from
+// ?exchange=NAME (a map index by the bytes of the name: no allocation), and
+// an unknown or absent name gets the defaults.
+type exchange struct {
+	name        []byte // exchanges.NAME; empty for the defaults (unknown names included)
+	seat        []byte // buyer seat: seatbid.seat, and what wseat/bseat/deal wseat are checked against
+	seatOwn     bool   // seat differs from the snapshot's (config seat)
+	seatJSON    []byte // seat as a JSON string
+	currency    []byte // preferred response currency; nil: currency.base
+	defaultTMax time.Duration
+	chargeOnWin bool
+	nbr         bool   // no-bid answers are 200 {"id":...,"nbr":N}
+	priceArg    []byte // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
+	lossArg     []byte // &r=MACRO, or empty when the exchange substitutes no loss reason
+}
+
+// Default auction macros.
+const (
+	macroPrice = "${AUCTION_PRICE}"
+	macroLoss  = "${AUCTION_LOSS}"
+	macroNone  = "none" // macros.loss: the exchange substitutes no loss reason
+)
+
+// newExchanges resolves every configured exchange, and the defaults under
+// the name "".
+func newExchanges(cfg *Config) map[string]*exchange {
+	out := make(map[string]*exchange, len(cfg.Exchanges)+1)
+	out[""] = resolveExchange(cfg, ExchangeConfig{})
+	for name, x := range cfg.Exchanges {
+		out[name] = resolveExchange(cfg, x)
+		out[name].name = []byte(name)
+	}
+	return out
+}
+
+func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
+	ex := &exchange{seat: []byte(cfg.Seat), defaultTMax: cfg.Limits.DefaultTMax, nbr: x.NBR}
+	if x.Seat != "" && x.Seat != cfg.Seat {
+		ex.seat, ex.seatOwn = []byte(x.Seat), true
+	}
+	ex.seatJSON = ortb.AppendJSONString(nil, ex.seat)
+	if x.Currency != "" {
+		ex.currency = []byte(x.Currency)
+	}
+	if x.DefaultTMax > 0 {
+		ex.defaultTMax = x.DefaultTMax
+	}
+	on := x.ChargeOn
+	if on == "" {
+		on = cfg.Notices.ChargeOn
+	}
+	ex.chargeOnWin = on == "win"
+	price, loss := x.Macros.Price, x.Macros.Loss
+	if price == "" {
+		price = macroPrice
+	}
+	if loss == "" {
+		loss = macroLoss
+	}
+	ex.priceArg = jsonContent(append([]byte("&p="), price...))
+	if loss != macroNone {
+		ex.lossArg = jsonContent(append([]byte("&r="), loss...))
+	}
+	return ex
+}
+
+// jsonContent is b escaped as the content of a JSON string.
+func jsonContent(b []byte) []byte {
+	q := ortb.AppendJSONString(nil, b)
+	return q[1 : len(q)-1]
+}
+
+var argExchange = []byte("exchange")
+
+// exchangeOf is the rules of the request's exchange (?exchange=NAME).
+func (s *Server) exchangeOf(ctx *fasthttp.RequestCtx) *exchange {
+	return s.exchangeNamed(ctx.QueryArgs().PeekBytes(argExchange))
+}
+
+// exchangeNamed is the rules of the named exchange, the defaults for an
+// unknown name.
+func (s *Server) exchangeNamed(name []byte) *exchange {
+	if ex, ok := s.exchanges[string(name)]; ok {
+		return ex
+	}
+	return s.exchanges[""]
+}
+
+// nbrCodes maps each no-bid reason to an OpenRTB 2.6 no-bid reason code
+// (BidResponse.nbr): 15 insufficient auction time, 1 technical error, 9
+// (daily) user cap met, and 0 (unknown error, the list's catch-all) for the
+// business reasons the list has no code for: no eligible campaign, below
+// the floor, paced, out of budget or flight, an unconvertible currency, a
+// paused campaign.
+var nbrCodes = [numReasons]int{
+	reasonTMax: 15, reasonDeadline: 15, reasonLate: 15,
+	reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1, reasonOverload: 1,
+	reasonFreqCap: 9,
+}
+
+// appendNBR appends {"id":ID,"nbr":N}: a no-bid with its reason code, for
+// exchanges that want one instead of a bare 204.
+func appendNBR(b []byte, id []byte, r reason) []byte {
+	b = append(b, `{"id":`...)
+	b = ortb.AppendJSONString(b, id)
+	b = append(b, `,"nbr":`...)
+	b = strconv.AppendInt(b, int64(nbrCodes[r]), 10)
+	return append(b, '}')
+}

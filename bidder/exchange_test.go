@@ -1,0 +1,320 @@
+package bidder
+
+import (
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// A DOOH play reaching imp.qty.multiplier people is charged for all of
+// them: the hold, the token and the charge carry the multiplied amount, the
+// bid price stays the CPM of one impression, and the budget's rules (the
+// clearing price's share of the hold, never above it) are unchanged. Through
+// the real budget store, with an exchange that charges on the win notice.
+func TestDOOHQtyCharge(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"ooh": {ChargeOn: "win"}} })
+	body := readReq(t, "dooh-qty.json") // screens-dooh: 5.00 CPM; qty 12.5
+	url := "http://" + app.Addr() + "/openrtb2/bid?exchange=ooh"
+	bid := func(id string, body []byte) openrtb2.Bid {
+		t.Helper()
+		code, resp, why := post(t, url, []byte(strings.Replace(string(body), "req-dooh", id, 1)))
+		if code != 200 {
+			t.Fatalf("%s: %d %s", id, code, why)
+		}
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil {
+			t.Fatal(err)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+	b := bid("d1", body)
+	if b.Price != 5 {
+		t.Fatalf("price %v, want the CPM of one impression (5)", b.Price)
+	}
+	// The hold: 5.00 CPM is 5,000 micros an impression, x 12.5 = 62,500.
+	if _, held := spent(t, app, "screens-dooh"); held != 62_500 {
+		t.Fatalf("held %d micros, want 62500", held)
+	}
+	// Cleared at 4.00: four fifths of the hold.
+	if code, _ := get(t, substitute(b.NURL, "4.00")); code != 200 {
+		t.Fatalf("win notice: %d", code)
+	}
+	if s, held := spent(t, app, "screens-dooh"); s != 50_000 || held != 0 {
+		t.Fatalf("after the win at 4.00: spent %d, held %d; want 50000 and 0", s, held)
+	}
+	// A clearing price above the bid is charged at the hold, never more.
+	b = bid("d2", body)
+	get(t, substitute(b.NURL, "9.00"))
+	if s, _ := spent(t, app, "screens-dooh"); s != 50_000+62_500 {
+		t.Fatalf("after a win above the bid: spent %d, want %d", s, 50_000+62_500)
+	}
+	// Without qty, one impression.
+	b = bid("d3", []byte(strings.Replace(string(body), `"qty":{"multiplier":12.5,"sourcetype":1,"vendor":"measure.example"},`, "", 1)))
+	get(t, substitute(b.NURL, "5.00"))
+	if s, _ := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000 {
+		t.Fatalf("after a win without qty: spent %d, want %d", s, 50_000+62_500+5_000)
+	}
+	// An exchange that charges on billing (the default): the win charges
+	// provisionally and the burl settles the same multiplied amount once.
+	url = "http://" + app.Addr() + "/openrtb2/bid"
+	b = bid("d4", body)
+	get(t, substitute(b.NURL, "4.00"))
+	if code, _ := get(t, substitute(b.BURL, "4.00")); code != 200 {
+		t.Fatalf("billing notice: %d", code)
+	}
+	get(t, substitute(b.BURL, "4.00")) // a replay changes nothing
+	if s, held := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000+50_000 || held != 0 {
+		t.Fatalf("after win and billing at 4.00: spent %d, held %d; want %d and 0", s, held, 50_000+62_500+5_000+50_000)
+	}
+}
+
+// The charge of one impression times the multiplier, rounded up as the
+// charge always is; no qty or a multiplier of 0 is one impression, and one
+// outside [min_qty, max_qty] (negative, NaN, infinite, absurd) is refused.
+func TestImpCharge(t *testing.T) {
+	lim := &LimitsConfig{MinQty: 0.01, MaxQty: 1000}
+	for _, c := range []struct {
+		v      float64
+		m      float64
+		has    bool
+		charge int64
+		ok     bool
+	}{
+		{5_000_000, 0, false, 5_000, true},
+		{5_000_000, 0, true, 5_000, true},
+		{5_000_000, 1, true, 5_000, true},
+		{5_000_000, 12.5, true, 62_500, true},
+		{1_234_567, 3.3, true, 4_075, true}, // 4,074,071.1 micros CPM -> 4,074.07 -> 4,075
+		{5_000_000, 1000, true, 5_000_000, true},
+		{5_000_000, 0.01, true, 50, true},
+		{5_000_000, 0.5, true, 2_500, true},
+		{1_234_567, -2, true, 0, false},
+		{5_000_000, 1000.5, true, 0, false},
+		{5_000_000, 0.009, true, 0, false},
+		{5_000_000, 1e300, true, 0, false},
+		{5_000_000, math.Inf(1), true, 0, false},
+		{5_000_000, math.NaN(), true, 0, false},
+		{math.MaxInt64 / 2, 1000, true, 0, false}, // does not fit
+	} {
+		imp := &ortb.Imp{HasQty: c.has, Qty: ortb.Qty{Multiplier: c.m}}
+		got, ok := impCharge(c.v, imp, lim)
+		if got != c.charge || ok != c.ok {
+			t.Errorf("impCharge(%v, x%v) = %d, %v; want %d, %v", c.v, c.m, got, ok, c.charge, c.ok)
+		}
+	}
+}
+
+// A request whose qty.multiplier is absurd, forged or malformed gets no bid
+// on that imp and holds nothing; a sane one bids with the multiplied hold.
+func TestDOOHBadQtyNoBid(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := string(readReq(t, "dooh-qty.json"))
+	const q = `"multiplier":12.5`
+	for _, c := range []struct {
+		mult   string
+		status int
+		hold   int64
+	}{
+		{"1000", 200, 5_000_000},
+		{"1e9", 204, 0},
+		{"1001", 204, 0},
+		{"-12.5", 204, 0},
+		{"0.001", 204, 0},
+		{"0.5", 200, 2_500},
+	} {
+		ts.money.holds = ts.money.holds[:0]
+		r := ts.bid([]byte(strings.Replace(body, q, `"multiplier":`+c.mult, 1)))
+		if r.StatusCode() != c.status {
+			t.Errorf("x%s: status %d %s, want %d", c.mult, r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.status)
+			continue
+		}
+		var held int64
+		for _, h := range ts.money.holds {
+			held += h
+		}
+		if held != c.hold {
+			t.Errorf("x%s: held %v, want %d", c.mult, ts.money.holds, c.hold)
+		}
+	}
+	if n := ts.m.badQty.load(); n != 4 {
+		t.Errorf("imps_bad_qty_total %d, want 4", n)
+	}
+}
+
+// The gate asks the budget for the multiplied maximum charge.
+func TestDOOHGateAsksMultipliedCharge(t *testing.T) {
+	ts := newTestServer(t, nil)
+	rec := &allowRecorder{fakeMoney: ts.money}
+	ts.bind = func(*campaigns.Snapshot) (money, error) { return rec, nil }
+	snap, err := campaigns.LoadDir("testdata/campaigns")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
+	}
+	if r := ts.bid(readReq(t, "dooh-qty.json")); r.StatusCode() != 200 {
+		t.Fatalf("status %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+	}
+	if len(rec.asked) != 1 || rec.asked[0] != 62_500 {
+		t.Fatalf("allow asked for %v, want [62500]", rec.asked)
+	}
+	if len(ts.money.holds) != 1 || ts.money.holds[0] != 62_500 {
+		t.Fatalf("holds %v, want [62500]", ts.money.holds)
+	}
+}
+
+type allowRecorder struct {
+	*fakeMoney
+	asked []int64
+}
+
+func (a *allowRecorder) allow(ci int, maxCharge int64, now time.Time) reason {
+	a.asked = append(a.asked, maxCharge)
+	return a.fakeMoney.allow(ci, maxCharge, now)
+}
+
+// Per-exchange rules, resolved from ?exchange=NAME: seat (seatbid.seat and
+// wseat), currency preference, default tmax, charge_on, nbr and macros; an
+// unknown name gets the defaults.
+func TestExchangeRules(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Exchanges = map[string]ExchangeConfig{
+			"strict": {Seat: "strict-seat", Currency: "GBP", DefaultTMax: 10 * time.Millisecond, NBR: true,
+				Macros: MacrosConfig{Price: "%%PRICE%%", Loss: "none"}},
+			"plain": {},
+		}
+	})
+	site := string(readReq(t, "site-banner.json"))
+	noCur := strings.Replace(site, `"cur":["USD"],`, "", 1)
+	for _, c := range []struct {
+		name, uri, body string
+		check           func(t *testing.T, resp *openrtb2.BidResponse, status int, reason string)
+	}{
+		{"defaults", "/openrtb2/bid", noCur, func(t *testing.T, r *openrtb2.BidResponse, _ int, _ string) {
+			b := r.SeatBid[0].Bid[0]
+			if r.SeatBid[0].Seat != "openbidder" || r.Cur != "USD" || !strings.Contains(b.NURL, "&p=${AUCTION_PRICE}") ||
+				!strings.HasSuffix(b.LURL, "&r=${AUCTION_LOSS}") {
+				t.Errorf("seat %q cur %q nurl %q lurl %q", r.SeatBid[0].Seat, r.Cur, b.NURL, b.LURL)
+			}
+		}},
+		{"unknown name", "/openrtb2/bid?exchange=nobody", noCur, func(t *testing.T, r *openrtb2.BidResponse, _ int, _ string) {
+			if r.SeatBid[0].Seat != "openbidder" || r.Cur != "USD" {
+				t.Errorf("seat %q cur %q", r.SeatBid[0].Seat, r.Cur)
+			}
+		}},
+		{"strict: seat, currency, macros", "/openrtb2/bid?exchange=strict", noCur, func(t *testing.T, r *openrtb2.BidResponse, _ int, _ string) {
+			b := r.SeatBid[0].Bid[0]
+			if r.SeatBid[0].Seat != "strict-seat" || r.Cur != "GBP" || b.Price != 1.6 || !strings.HasSuffix(b.NURL, "&p=%%PRICE%%") ||
+				strings.Contains(b.LURL, "&r=") {
+				t.Errorf("seat %q cur %q price %v nurl %q lurl %q", r.SeatBid[0].Seat, r.Cur, b.Price, b.NURL, b.LURL)
+			}
+		}},
+		{"strict: a currency the request does not allow", "/openrtb2/bid?exchange=strict", site, func(t *testing.T, r *openrtb2.BidResponse, _ int, _ string) {
+			if r.Cur != "USD" {
+				t.Errorf("cur %q, want USD (the request allows only it)", r.Cur)
+			}
+		}},
+		{"strict: wseat names its seat", "/openrtb2/bid?exchange=strict", strings.Replace(site, `"cur"`, `"wseat":["strict-seat"],"cur"`, 1),
+			func(t *testing.T, r *openrtb2.BidResponse, status int, _ string) {
+				if status != 200 || len(r.SeatBid) != 1 {
+					t.Errorf("status %d", status)
+				}
+			}},
+		{"default seat not in that wseat", "/openrtb2/bid", strings.Replace(site, `"cur"`, `"wseat":["strict-seat"],"cur"`, 1),
+			func(t *testing.T, _ *openrtb2.BidResponse, status int, reason string) {
+				if status != 204 || reason != "no_campaign" {
+					t.Errorf("status %d %s, want 204 no_campaign", status, reason)
+				}
+			}},
+		{"strict: its default tmax applies to a request without one", "/openrtb2/bid?exchange=strict", strings.Replace(noCur, `"tmax":200,`, "", 1),
+			func(t *testing.T, r *openrtb2.BidResponse, status int, reason string) {
+				// 10 ms is under the 15 ms network margin: no time to answer.
+				if status != 200 || reason != "tmax" || r.NBR == nil || *r.NBR != 15 {
+					t.Errorf("status %d reason %q response %+v", status, reason, r)
+				}
+			}},
+		{"defaults: limits.default_tmax for a request without one", "/openrtb2/bid", strings.Replace(noCur, `"tmax":200,`, "", 1),
+			func(t *testing.T, r *openrtb2.BidResponse, status int, reason string) {
+				if status != 200 || len(r.SeatBid) != 1 {
+					t.Errorf("status %d reason %q", status, reason)
+				}
+			}},
+		{"strict: nbr body", "/openrtb2/bid?exchange=strict", strings.Replace(noCur, `"bidfloor":0.5`, `"bidfloor":50`, 1),
+			func(t *testing.T, r *openrtb2.BidResponse, status int, reason string) {
+				if status != 200 || reason != "below_floor" || r.ID != "req-site-banner" || r.NBR == nil || *r.NBR != 0 || len(r.SeatBid) != 0 {
+					t.Errorf("status %d reason %q response %+v", status, reason, r)
+				}
+			}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := ts.do("POST", c.uri, []byte(c.body))
+			var resp openrtb2.BidResponse
+			if r.StatusCode() == 200 {
+				if err := json.Unmarshal(r.Body(), &resp); err != nil {
+					t.Fatalf("%v: %s", err, r.Body())
+				}
+			}
+			c.check(t, &resp, r.StatusCode(), string(r.Header.Peek("x-nobid-reason")))
+		})
+	}
+}
+
+// Each no-bid reason's OpenRTB code in the nbr body; a request shed before
+// parsing keeps its 204.
+func TestNBRCodes(t *testing.T) {
+	for r, want := range map[reason]int{
+		reasonTMax: 15, reasonDeadline: 15, reasonLate: 15, reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1,
+		reasonFreqCap: 9, reasonNoMatch: 0, reasonBelowFloor: 0, reasonBudget: 0, reasonPaced: 0, reasonCurrency: 0, reasonFlight: 0, reasonPaused: 0,
+	} {
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(appendNBR(nil, []byte(`r"1`), r), &br); err != nil || br.ID != `r"1` || br.NBR == nil || int(*br.NBR) != want {
+			t.Errorf("%v: %+v %v, want nbr %d", r, br, err, want)
+		}
+	}
+	ts := newTestServer(t, func(c *Config) {
+		c.Exchanges = map[string]ExchangeConfig{"strict": {NBR: true}}
+		c.Limits.Admission.MaxLimit, c.Limits.Admission.MinLimit = 1, 1
+	})
+	// A tmax too short to answer: 15.
+	body := strings.Replace(string(readReq(t, "site-banner.json")), `"tmax":200`, `"tmax":10`, 1)
+	r := ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(body))
+	if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":15}` {
+		t.Fatalf("tmax: %d %s", r.StatusCode(), r.Body())
+	}
+	// A malformed request stays a 400.
+	if r := ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(`{"id":"x"}`)); r.StatusCode() != 400 {
+		t.Fatalf("malformed: %d", r.StatusCode())
+	}
+}
+
+func TestExchangeConfigRejects(t *testing.T) {
+	for _, c := range []struct {
+		x    ExchangeConfig
+		want string
+	}{
+		{ExchangeConfig{Currency: "CHF"}, `exchanges.x.currency: "CHF" is not in currency.rates`},
+		{ExchangeConfig{DefaultTMax: -time.Millisecond}, "exchanges.x.default_tmax: -1ms must not be negative"},
+		{ExchangeConfig{Seat: `a"b`}, "exchanges.x.seat"},
+		{ExchangeConfig{Macros: MacrosConfig{Price: "${AUCTION PRICE}"}}, "exchanges.x.macros.price"},
+		{ExchangeConfig{Macros: MacrosConfig{Loss: "a&b"}}, "exchanges.x.macros.loss"},
+		{ExchangeConfig{Macros: MacrosConfig{Price: "none"}}, "exchanges.x.macros.price: an exchange must send the clearing price"},
+		{ExchangeConfig{ChargeOn: "imp"}, `exchanges.x.charge_on: "imp" is not billing or win`},
+	} {
+		cfg := &Config{Notices: NoticeConfig{Key: "k"}, Exchanges: map[string]ExchangeConfig{"x": c.x}}
+		cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
+		cfg.Defaults()
+		err := cfg.Validate()
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.x, err, c.want)
+		}
+	}
+}

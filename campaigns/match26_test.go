@@ -1,0 +1,201 @@
+package campaigns
+
+import (
+	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
+)
+
+// The targeting and creative rules added with OpenRTB 2.6 support: geo
+// (metro, city), language, connection type, carrier, DOOH inventory and
+// venues, rewarded imps, category taxonomies, and what video and audio
+// creatives declare (duration, protocols, plcmt, skippability, pods).
+func TestMatchRules26(t *testing.T) {
+	type tc struct {
+		name string
+		cfg  func(*Config)
+		req  func(*ortb.Request, *ortb.Imp)
+		want bool
+	}
+	yes, no := true, false
+	tg := func(f func(*TargetingConfig)) func(*Config) { return func(c *Config) { f(&c.Targeting) } }
+	dev := func(f func(*ortb.Device)) func(*ortb.Request, *ortb.Imp) {
+		return func(r *ortb.Request, _ *ortb.Imp) { f(&r.Device) }
+	}
+	dooh := func(r *ortb.Request, _ *ortb.Imp) {
+		r.HasSite, r.Site = false, ortb.Site{}
+		r.HasDOOH = true
+		r.DOOH = ortb.DOOH{Publisher: ortb.Publisher{ID: bs("ooh-1")}, VenueType: bss("Transit.Airports", "transit")}
+	}
+	// Video: a 15 s VAST 3.0 inline creative, and an imp that lists no
+	// constraints unless a case adds them.
+	video := func(f func(*CreativeConfig)) func(*Config) {
+		return func(c *Config) {
+			c.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
+				LandingURL: "https://v.example/", Secure: true}
+			if f != nil {
+				f(&c.Creatives[0])
+			}
+		}
+	}
+	vimp := func(f func(*ortb.Video)) func(*ortb.Request, *ortb.Imp) {
+		return func(_ *ortb.Request, i *ortb.Imp) {
+			*i = ortb.Imp{ID: bs("1"), HasVideo: true, Secure: ortb.Unset,
+				Video: ortb.Video{MIMEs: bss("video/mp4"), W: 640, H: 360, Skip: ortb.Unset}}
+			if f != nil {
+				f(&i.Video)
+			}
+		}
+	}
+	audio := func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", VAST: VASTInline("a", "a", "https://m.example/a.mp4", 30),
+			MIMEs: []string{"audio/mp4"}, LandingURL: "https://a.example/", Secure: true, SlotInPod: []int64{1}}
+	}
+	aimp := func(f func(*ortb.Audio)) func(*ortb.Request, *ortb.Imp) {
+		return func(_ *ortb.Request, i *ortb.Imp) {
+			*i = ortb.Imp{ID: bs("1"), HasAudio: true, Secure: ortb.Unset, Audio: ortb.Audio{MIMEs: bss("audio/mp4")}}
+			if f != nil {
+				f(&i.Audio)
+			}
+		}
+	}
+	cases := []tc{
+		{"metro", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("501") }), true},
+		{"metro out", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("803") }), false},
+		{"metro absent", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), nil, false},
+		{"city any case", tg(func(t *TargetingConfig) { t.Cities = []string{"New York"} }), dev(func(d *ortb.Device) { d.Geo.City = bs("NEW YORK") }), true},
+		{"city out", tg(func(t *TargetingConfig) { t.Cities = []string{"Boston"} }), dev(func(d *ortb.Device) { d.Geo.City = bs("New York") }), false},
+		{"language", tg(func(t *TargetingConfig) { t.Languages = []string{"EN", "de"} }), dev(func(d *ortb.Device) { d.Language = bs("en") }), true},
+		{"language region subtag", tg(func(t *TargetingConfig) { t.Languages = []string{"en"} }), dev(func(d *ortb.Device) { d.Language = bs("en-GB") }), true},
+		{"language from langb", tg(func(t *TargetingConfig) { t.Languages = []string{"es"} }), dev(func(d *ortb.Device) { d.LangB = bs("es-MX") }), true},
+		{"language wins over langb", tg(func(t *TargetingConfig) { t.Languages = []string{"es"} }),
+			dev(func(d *ortb.Device) { d.Language, d.LangB = bs("en"), bs("es-MX") }), false},
+		{"language absent", tg(func(t *TargetingConfig) { t.Languages = []string{"en"} }), nil, false},
+		{"connection type", tg(func(t *TargetingConfig) { t.ConnectionTypes = []int64{2, 6} }), dev(func(d *ortb.Device) { d.ConnType = 6 }), true},
+		{"connection type out", tg(func(t *TargetingConfig) { t.ConnectionTypes = []int64{2} }), dev(func(d *ortb.Device) { d.ConnType = 6 }), false},
+		{"connection type unknown", tg(func(t *TargetingConfig) { t.ConnectionTypes = []int64{2} }), nil, false},
+		{"carrier any case", tg(func(t *TargetingConfig) { t.Carriers = []string{"T-Mobile"} }), dev(func(d *ortb.Device) { d.Carrier = bs("t-mobile") }), true},
+		{"carrier out", tg(func(t *TargetingConfig) { t.Carriers = []string{"Verizon"} }), dev(func(d *ortb.Device) { d.Carrier = bs("t-mobile") }), false},
+		{"dooh not by default", nil, dooh, false},
+		{"dooh inventory", tg(func(t *TargetingConfig) { t.Inventory = []string{"dooh"} }), dooh, true},
+		{"dooh only on site", tg(func(t *TargetingConfig) { t.Inventory = []string{"dooh"} }), nil, false},
+		{"dooh venue", tg(func(t *TargetingConfig) { t.Inventory = []string{"dooh"}; t.VenueTypes = []string{"transit.airports"} }), dooh, true},
+		{"dooh venue out", tg(func(t *TargetingConfig) { t.Inventory = []string{"dooh"}; t.VenueTypes = []string{"retail"} }), dooh, false},
+		{"dooh venue ignored on site", tg(func(t *TargetingConfig) { t.Inventory = []string{"site", "dooh"}; t.VenueTypes = []string{"retail"} }), nil, true},
+		{"dooh publisher", tg(func(t *TargetingConfig) { t.Inventory = []string{"dooh"}; t.Publishers = []string{"ooh-1"} }), dooh, true},
+		{"neither site nor app: default", nil, func(r *ortb.Request, _ *ortb.Imp) { r.HasSite = false }, true},
+		{"neither site nor app: site only", tg(func(t *TargetingConfig) { t.Inventory = []string{"site"} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.HasSite = false }, false},
+		{"rewarded only", tg(func(t *TargetingConfig) { t.Rewarded = &yes }), func(_ *ortb.Request, i *ortb.Imp) { i.Rwdd = true }, true},
+		{"rewarded only, not rewarded", tg(func(t *TargetingConfig) { t.Rewarded = &yes }), nil, false},
+		{"never rewarded", tg(func(t *TargetingConfig) { t.Rewarded = &no }), func(_ *ortb.Request, i *ortb.Imp) { i.Rwdd = true }, false},
+		{"never rewarded, not rewarded", tg(func(t *TargetingConfig) { t.Rewarded = &no }), nil, true},
+		{"category taxonomy 6", tg(func(t *TargetingConfig) { t.Categories = CategoriesConfig{Taxonomy: 6, Allow: []string{"483"}} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.CatTax, r.Site.Cat = 6, bss("483") }, true},
+		{"category taxonomy 6, request in 1.0", tg(func(t *TargetingConfig) { t.Categories = CategoriesConfig{Taxonomy: 6, Allow: []string{"483"}} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Cat = bss("483") }, false},
+		{"category 1.0 allow, request in 6", tg(func(t *TargetingConfig) { t.Categories.Allow = []string{"IAB1"} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.CatTax = 6 }, false},
+		{"category block, request in another taxonomy", tg(func(t *TargetingConfig) { t.Categories.Block = []string{"IAB25"} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.CatTax, r.Site.Cat = 6, bss("483") }, false},
+		{"category block, same taxonomy", tg(func(t *TargetingConfig) { t.Categories = CategoriesConfig{Taxonomy: 6, Block: []string{"1005"}} }),
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.CatTax, r.Site.Cat = 6, bss("1005") }, false},
+		{"bcat in the creative's taxonomy", func(c *Config) { c.Creatives[0].CatTax, c.Creatives[0].Cat = 3, []string{"1005"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.CatTax, r.BCat = 3, bss("1005") }, false},
+		{"bcat in the creative's taxonomy, other category", func(c *Config) { c.Creatives[0].CatTax, c.Creatives[0].Cat = 3, []string{"1005"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.CatTax, r.BCat = 3, bss("1006") }, true},
+		{"bcat in another taxonomy", nil, func(r *ortb.Request, _ *ortb.Imp) { r.CatTax, r.BCat = 3, bss("1005") }, false},
+		{"bcat in another taxonomy, creative without categories", func(c *Config) { c.Creatives[0].Cat = nil },
+			func(r *ortb.Request, _ *ortb.Imp) { r.CatTax, r.BCat = 3, bss("1005") }, true},
+
+		{"video unconstrained", video(nil), vimp(nil), true},
+		{"video duration from VAST in range", video(nil), vimp(func(v *ortb.Video) { v.MinDuration, v.MaxDuration = 5, 15 }), true},
+		{"video too long", video(nil), vimp(func(v *ortb.Video) { v.MaxDuration = 10 }), false},
+		{"video too short", video(nil), vimp(func(v *ortb.Video) { v.MinDuration = 20 }), false},
+		{"video rqddurs", video(nil), vimp(func(v *ortb.Video) { v.RqdDurs = []int64{15, 30}; v.MinDuration = 20 }), true},
+		{"video rqddurs out", video(nil), vimp(func(v *ortb.Video) { v.RqdDurs = []int64{30} }), false},
+		{"video poddur", video(nil), vimp(func(v *ortb.Video) { v.PodDur = 10 }), false},
+		{"video unknown duration", video(func(c *CreativeConfig) { c.VAST = `<VAST version="3.0">{{imp_url}}{{click_url}}</VAST>` }),
+			vimp(func(v *ortb.Video) { v.MaxDuration = 30 }), false},
+		{"video unknown duration, no constraint", video(func(c *CreativeConfig) { c.VAST = `<VAST version="3.0">{{imp_url}}{{click_url}}</VAST>` }),
+			vimp(nil), true},
+		{"video protocol from VAST", video(nil), vimp(func(v *ortb.Video) { v.Protocols = []int64{2, 3} }), true},
+		{"video protocol out", video(nil), vimp(func(v *ortb.Video) { v.Protocols = []int64{7, 8} }), false},
+		{"video protocols declared", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), true},
+		{"video wrapper protocol", video(func(c *CreativeConfig) {
+			c.VAST = `<VAST version="4.0"><Ad><Wrapper><VASTAdTagURI>https://x.example/t</VASTAdTagURI>{{imp_url}}{{click_url}}</Wrapper></Ad></VAST>`
+		}), vimp(func(v *ortb.Video) { v.Protocols = []int64{8} }), true},
+		{"video plcmt", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 1 }), true},
+		{"video plcmt out", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 4 }), false},
+		{"video plcmt unknown", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(nil), false},
+		{"skippable on skippable player", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(func(v *ortb.Video) { v.Skip = ortb.True }), true},
+		{"skippable, skip unknown", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(nil), false},
+		{"unskippable on skippable player", video(func(c *CreativeConfig) { c.Skippable = &no }), vimp(func(v *ortb.Video) { v.Skip = ortb.True }), false},
+		{"unskippable, skip 0", video(func(c *CreativeConfig) { c.Skippable = &no }), vimp(func(v *ortb.Video) { v.Skip = ortb.False }), true},
+		{"first slot", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID, v.SlotInPod = bs("p"), 1 }), true},
+		{"first slot, last offered", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID, v.SlotInPod = bs("p"), -1 }), false},
+		{"first slot, any slot", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID = bs("p") }), false},
+		{"first slot, first or last", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID, v.SlotInPod = bs("p"), 2 }), false},
+		{"first or last, first or last", video(func(c *CreativeConfig) { c.SlotInPod = []int64{-1, 1} }), vimp(func(v *ortb.Video) { v.SlotInPod = 2 }), true},
+		{"first slot, not in a pod", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(nil), true},
+		{"first pod", video(func(c *CreativeConfig) { c.PodSeq = []int64{1} }), vimp(func(v *ortb.Video) { v.PodSeq = 1 }), true},
+		{"first pod, any pod", video(func(c *CreativeConfig) { c.PodSeq = []int64{1} }), vimp(nil), false},
+		{"audio first slot", audio, aimp(func(a *ortb.Audio) { a.PodID, a.SlotInPod = bs("b"), 1 }), true},
+		{"audio last slot", audio, aimp(func(a *ortb.Audio) { a.PodID, a.SlotInPod = bs("b"), -1 }), false},
+		{"audio duration", audio, aimp(func(a *ortb.Audio) { a.MinDuration, a.MaxDuration = 15, 30 }), true},
+		{"audio duration out", audio, aimp(func(a *ortb.Audio) { a.MaxDuration = 15 }), false},
+		{"audio rqddurs", audio, aimp(func(a *ortb.Audio) { a.RqdDurs = []int64{30} }), true},
+		{"audio protocol", audio, aimp(func(a *ortb.Audio) { a.Protocols = []int64{3} }), true},
+		{"audio DAAST only", audio, aimp(func(a *ortb.Audio) { a.Protocols = []int64{9, 10} }), false},
+		{"audio battr", func(c *Config) { audio(c); c.Creatives[0].Attr = []int64{6} }, aimp(func(a *ortb.Audio) { a.BAttr = []int64{6} }), false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			if c.cfg != nil {
+				c.cfg(&cfg)
+			}
+			s := mustCompile(t, []Config{cfg}, WithSeat("seat-1"))
+			req, imp := siteRequest(), bannerImp(300, 250)
+			if c.req != nil {
+				c.req(req, imp)
+			}
+			var sc Scratch
+			got := s.Match(nil, req, imp, monday15, &sc)
+			if (len(got) == 1) != c.want || len(got) > 1 {
+				t.Fatalf("got %d candidates, want eligible=%v", len(got), c.want)
+			}
+			if exh := exhaustive(nil, s, req, imp, monday15, &Scratch{}); len(exh) != len(got) {
+				t.Errorf("index found %d, exhaustive scan %d", len(got), len(exh))
+			}
+			var walked []Candidate
+			s.Begin(req, imp, monday15, &sc, &rateRanker{"USD", map[string]float64{"USD": 1}})
+			for ok := true; ok; {
+				walked, ok = s.Next(walked, &sc)
+			}
+			if len(walked) != len(got) {
+				t.Errorf("ranked walk found %d, Match %d", len(walked), len(got))
+			}
+		})
+	}
+}
+
+// A seat in the Scratch replaces the snapshot's for wseat, bseat and deal
+// wseat (a seat per exchange).
+func TestScratchSeat(t *testing.T) {
+	s := mustCompile(t, []Config{baseConfig("x")}, WithSeat("seat-1"))
+	req, imp := siteRequest(), bannerImp(300, 250)
+	req.WSeat = bss("seat-2")
+	var sc Scratch
+	if got := s.Match(nil, req, imp, monday15, &sc); len(got) != 0 {
+		t.Fatalf("snapshot seat not in wseat: %d candidates", len(got))
+	}
+	sc.Seat = bs("seat-2")
+	if got := s.Match(nil, req, imp, monday15, &sc); len(got) != 1 {
+		t.Fatalf("scratch seat in wseat: %d candidates", len(got))
+	}
+	req.WSeat, req.BSeat = nil, bss("seat-2")
+	if got := s.Match(nil, req, imp, monday15, &sc); len(got) != 0 {
+		t.Fatalf("scratch seat in bseat: %d candidates", len(got))
+	}
+}

@@ -1,0 +1,45 @@
+package campaigns
+
+import (
+	"regexp"
+	"strconv"
+)
+
+// What a VAST template says about itself, read once at compile time: the
+// version and Wrapper/InLine give the OpenRTB protocol, the first
+// <Duration> the length (seconds, a fraction rounded up).
+var (
+	vastVersionRE  = regexp.MustCompile(`<VAST\b[^>]*?\bversion\s*=\s*["']\s*([0-9]+(?:\.[0-9]+)?)\s*["']`)
+	vastWrapperRE  = regexp.MustCompile(`<Wrapper[\s>]`)
+	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
+)
+
+// vastProtocols maps a VAST version to its OpenRTB protocol, inline and
+// wrapper (AdCOM creative subtypes).
+var vastProtocols = map[string][2]int64{
+	"1": {1, 4}, "1.0": {1, 4}, "2": {2, 5}, "2.0": {2, 5}, "3": {3, 6}, "3.0": {3, 6},
+	"4": {7, 8}, "4.0": {7, 8}, "4.1": {11, 12}, "4.2": {13, 14},
+}
+
+// vastFacts returns the template's duration in seconds (0 when it has no
+// <Duration>) and its protocol (0 when its version is not one OpenRTB lists).
+func vastFacts(tpl string) (seconds, protocol int64) {
+	if m := vastDurationRE.FindStringSubmatch(tpl); m != nil {
+		h, _ := strconv.ParseInt(m[1], 10, 64)
+		mi, _ := strconv.ParseInt(m[2], 10, 64)
+		s, _ := strconv.ParseInt(m[3], 10, 64)
+		seconds = h*3600 + mi*60 + s
+		if frac, _ := strconv.ParseInt(m[4]+"0", 10, 64); frac > 0 {
+			seconds++
+		}
+	}
+	if m := vastVersionRE.FindStringSubmatch(tpl); m != nil {
+		if p, ok := vastProtocols[m[1]]; ok {
+			protocol = p[0]
+			if vastWrapperRE.MatchString(tpl) {
+				protocol = p[1]
+			}
+		}
+	}
+	return seconds, protocol
+}
