@@ -26,29 +26,35 @@ var (
 
 // Config is one run. Zero fields take the defaults in DefaultConfig.
 type Config struct {
-	Targets       []string      // bidder URLs, e.g. http://127.0.0.1:8080/openrtb2/bid; round robin
-	Admin         []string      // optional admin base URLs (GET /admin/budget)
-	Rate          float64       // mean requests per second (the diurnal curve's mean)
-	Duration      time.Duration // sending window
-	MaxRequests   int64         // hard cap on requests scheduled (0 = 3 x rate x duration + 100)
-	Seed          uint64
-	MaxInflight   int           // bound on requests awaiting an answer; more are dropped (counted)
-	ConnsPerHost  int           // keep-alive pool size per target (default MaxInflight)
-	Spin          time.Duration // waits shorter than this spin instead of using a timer (precise, costs CPU)
-	TMax          time.Duration // 0: each request's own tmax
-	Grace         time.Duration // how long after tmax an answer is still awaited (counted as timeout)
-	GzipShare     float64       // share of requests sent gzip-compressed
-	Diurnal       float64       // diurnal amplitude 0..1
-	PeakHour      float64       // UTC hour of peak traffic
-	TimeScale     float64       // simulated seconds per real second (1 = real time)
-	SimStart      time.Time     // simulated time at start (default: now)
-	RenderProb    float64       // probability a won ad renders (billing: burl + impression trackers)
-	RenderDelay   time.Duration // mean delay from win to render
-	ClickDelay    time.Duration // mean delay from render to click
-	Traffic       TrafficConfig
-	Market        Market
-	Notices       NoticeConfig
-	Truth         GroundTruth
+	Targets      []string      // bidder URLs, e.g. http://127.0.0.1:8080/openrtb2/bid; round robin
+	Admin        []string      // optional admin base URLs (GET /admin/budget)
+	Rate         float64       // mean requests per second (the diurnal curve's mean)
+	Duration     time.Duration // sending window
+	MaxRequests  int64         // hard cap on requests scheduled (0 = 3 x rate x duration + 100)
+	Seed         uint64
+	MaxInflight  int           // bound on requests awaiting an answer; more are dropped (counted)
+	ConnsPerHost int           // keep-alive pool size per target (default MaxInflight)
+	Spin         time.Duration // waits shorter than this spin instead of using a timer (precise, costs CPU)
+	TMax         time.Duration // 0: each request's own tmax
+	Grace        time.Duration // how long after tmax an answer is still awaited (counted as timeout)
+	GzipShare    float64       // share of requests sent gzip-compressed
+	Diurnal      float64       // diurnal amplitude 0..1
+	PeakHour     float64       // UTC hour of peak traffic
+	TimeScale    float64       // simulated seconds per real second (1 = real time)
+	SimStart     time.Time     // simulated time at start (default: now)
+	RenderProb   float64       // probability a won ad renders (billing: burl + impression trackers)
+	RenderDelay  time.Duration // mean delay from win to render
+	ClickDelay   time.Duration // mean delay from render to click
+	Traffic      TrafficConfig
+	Market       Market
+	Notices      NoticeConfig
+	Truth        GroundTruth
+	// DriftAt, when positive, makes the world change at SimStart + DriftAt
+	// (simulated time): the ground truth's publisher and OS terms change
+	// sign (GroundTruth.DriftAt) and publisher popularity moves down the
+	// ranks (TrafficConfig.DriftAt), so a model trained before goes stale
+	// and the publisher feature's distribution shifts. 0: no drift.
+	DriftAt       time.Duration
 	LogDir        string // training logs (JSONL) when set
 	AllowNonLocal bool
 	Progress      io.Writer // live line once a second when set
@@ -94,6 +100,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SimStart.IsZero() {
 		c.SimStart = time.Now()
+	}
+	if c.DriftAt > 0 {
+		at := c.SimStart.Add(c.DriftAt).Unix()
+		c.Truth.DriftAt, c.Traffic.DriftAt = at, at
 	}
 	if c.RenderProb == 0 {
 		c.RenderProb = d.RenderProb
