@@ -79,7 +79,7 @@ check: lint test-race
 models:
 	sh ctr/train/make_models.sh
 
-## retrain: refit the served model on the bidder's row log + event log, promote only a better, calibrated candidate (docs/models.md, "Closed loop"; apt: python3-onnx python3-numpy)
+## retrain: refit the served model on the bidder's row log + event log, promote only a better, calibrated candidate (docs/models.md, "Closed loop"; apt: python3-onnx python3-numpy python3-scipy)
 ROW_LOG ?= data/rows.bin
 EVENTS ?= data/events.jsonl
 MODEL ?= configs/models/mlp.manifest.json

@@ -111,8 +111,8 @@ func retrainRun(t *testing.T, dir, served string) map[string]any {
 }
 
 func retrainNeedsPython(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import numpy, onnx").Run(); err != nil {
-		t.Skip("no /usr/bin/python3 with numpy and onnx")
+	if err := exec.Command("/usr/bin/python3", "-c", "import numpy, onnx, scipy").Run(); err != nil {
+		t.Skip("no /usr/bin/python3 with numpy, onnx and scipy")
 	}
 }
 
@@ -123,7 +123,7 @@ func retrainNeedsPython(t *testing.T) {
 // bidder's hot reload does).
 func TestRetrainPromotesBetterModel(t *testing.T) {
 	retrainNeedsPython(t)
-	dir, served := retrainFixture(t, 20000, 0.05, 0.05)
+	dir, served := retrainFixture(t, 10000, 0.05, 0.05)
 	r := retrainRun(t, dir, served)
 	name, _ := r["promoted"].(string)
 	if !strings.HasPrefix(name, "mlp_tiny-r") {
@@ -154,7 +154,7 @@ func TestRetrainPromotesBetterModel(t *testing.T) {
 // loss): it is not promoted, and the served manifest is left as it was.
 func TestRetrainKeepsServedModelWhenCandidateMiscalibrated(t *testing.T) {
 	retrainNeedsPython(t)
-	dir, served := retrainFixture(t, 20000, 0.10, 0.02)
+	dir, served := retrainFixture(t, 10000, 0.10, 0.02)
 	before, err := os.ReadFile(served)
 	if err != nil {
 		t.Fatal(err)
