@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
-.PHONY: run build test test-race bench bench-e2e fuzz lint check models retrain demo onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models retrain demo onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -55,16 +55,20 @@ bench-e2e: onnxruntime
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e
 	./bin/e2e -command "make bench-e2e" -duration $(DURATION) -warmup $(WARMUP) -idle $(IDLE) -settle $(SETTLE) $(E2E_FLAGS)
 
-## fuzz: each fuzz target for FUZZTIME
+## fuzz: every fuzz target in the repository (each `func Fuzz...` in a _test.go file), one after the other,
+## FUZZTIME each (default 30s; CI runs FUZZTIME=5s)
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./ortb/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseAgreesWithSchema$$' -fuzztime $(FUZZTIME) ./ortb/
-	$(GO) test -run '^$$' -fuzz '^FuzzBidHandler$$' -fuzztime $(FUZZTIME) ./bidder/
-	$(GO) test -run '^$$' -fuzz '^FuzzNotice$$' -fuzztime $(FUZZTIME) ./bidder/
-	$(GO) test -run '^$$' -fuzz '^FuzzParseToken$$' -fuzztime $(FUZZTIME) ./budget/
-	$(GO) test -run '^$$' -fuzz '^FuzzSettlement$$' -fuzztime $(FUZZTIME) ./budget/
-	$(GO) test -run '^$$' -fuzz '^FuzzGBDTModelText$$' -fuzztime $(FUZZTIME) ./ctr/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecide$$' -fuzztime $(FUZZTIME) ./privacy/
+	@targets=$$(grep -rE --include='*_test.go' --exclude-dir=lib --exclude-dir=.git -o '^func Fuzz[A-Za-z0-9_]*' . | \
+	  sed -E 's|^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)$$|\1 \2|' | sort); \
+	[ -n "$$targets" ] || { echo "fuzz: no fuzz targets found" >&2; exit 1; }; \
+	echo "$$targets" | while read -r dir name; do \
+	  echo "fuzz: $$name ./$$dir ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
+	done
+
+## docs: regenerate docs/config.md from the config structs' doc comments (a test fails when it is stale)
+docs:
+	$(GO) run ./bidder/cmd/configdoc -out docs/config.md
 
 ## lint: gofmt, go vet, staticcheck
 lint:
@@ -72,7 +76,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
-## check: lint and the race-detector tests, what CI runs beside `make test`
+## check: lint and the race-detector tests (CI, .ci/run, runs lint, fuzz and test; the race run does not fit
+## its 10 minutes: README "Development")
 check: lint test-race
 
 ## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)

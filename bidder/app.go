@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -89,9 +88,11 @@ func (a *App) start(ctx context.Context) error {
 	if err = a.startBudget(ctx, sec); err != nil {
 		return err
 	}
-	if a.events, err = newEventLog(ctx, filepath.Join(filepath.Dir(cfg.Budget.StoreDir), "events.jsonl"), 65536, log); err != nil {
+	ev, err := openEventFile(cfg.Events)
+	if err != nil {
 		return err
 	}
+	a.events = newEventLog(ctx, ev, cfg.Events.Queue, log)
 	sink := &budgetSink{m: a.budget, events: a.events}
 	signer, err := newBudgetSigner(cfg.InstanceID, sec.noticeKeys...)
 	if err != nil {
@@ -112,7 +113,7 @@ func (a *App) start(ctx context.Context) error {
 		log.Info("row log on", "path", rl.Path, "sample", rl.Sample, "max_bytes", rl.MaxBytes, "backups", rl.Backups)
 	}
 	if cfg.Model.Shadow != "" {
-		sh, err := loadShadow(cfg.Model)
+		sh, err := loadShadow(cfg.Model, log)
 		if err != nil {
 			return fmt.Errorf("model.shadow: %w", err)
 		}
@@ -160,7 +161,7 @@ func (a *App) startModels() error {
 	cfg := a.cfg.Model
 	a.gbdt = ctr.NewHolder(func(p string) (ctr.Scorer, error) {
 		return ctr.LoadGBDT(p, features.SchemaVersion, features.Width)
-	})
+	}, a.log)
 	if err := a.gbdt.Reload(cfg.GBDT); err != nil {
 		return fmt.Errorf("model.gbdt: %w", err)
 	}
@@ -175,8 +176,8 @@ func (a *App) startModels() error {
 		a.onnx = ctr.NewHolder(ctr.ONNXLoader(ctr.ONNXOptions{
 			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider,
 			SchemaVersion: features.SchemaVersion, Width: features.Width,
-			MaxBatch: max(cfg.MaxBatch, 256),
-		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}))
+			MaxBatch: max(cfg.MaxBatch, 256), Log: a.log,
+		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}), a.log)
 		if err := a.onnx.Reload(cfg.ONNXManifest()); err != nil {
 			a.log.Warn("onnx model refused; scoring with GBDT only", "err", err)
 			a.onnx.Close()
@@ -224,7 +225,7 @@ func (a *App) modelManifest() *ctr.Manifest {
 }
 
 // loadShadow loads the shadow model named by the config.
-func loadShadow(mc ModelConfig) (*shadow, error) {
+func loadShadow(mc ModelConfig, log *slog.Logger) (*shadow, error) {
 	m, err := ctr.LoadManifest(mc.Shadow)
 	if err != nil {
 		return nil, err
@@ -232,7 +233,7 @@ func loadShadow(mc ModelConfig) (*shadow, error) {
 	var sc ctr.Scorer
 	if m.Kind == "onnx" {
 		sc, err = ctr.LoadONNX(mc.Shadow, ctr.ONNXOptions{LibraryPath: mc.ONNXLibrary, Provider: ctr.ProviderCPU,
-			SchemaVersion: features.SchemaVersion, Width: features.Width, MaxBatch: shadowMaxRows})
+			SchemaVersion: features.SchemaVersion, Width: features.Width, MaxBatch: shadowMaxRows, Log: log})
 	} else {
 		sc, err = ctr.LoadGBDT(mc.Shadow, features.SchemaVersion, features.Width)
 	}
@@ -265,7 +266,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	} else {
 		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID,
 			Auth: sec.natsAuth, TLS: tlsFiles(b.TLS), ClusterUser: sec.routeUser, ClusterPassword: sec.routePass,
-			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS)}
+			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log}
 		if b.EmbeddedListen != "" {
 			host, port, err := net.SplitHostPort(b.EmbeddedListen)
 			if err != nil {

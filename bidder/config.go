@@ -18,8 +18,12 @@ import (
 // ErrConfig wraps every configuration problem.
 var ErrConfig = errors.New("bidder: invalid config")
 
+//go:generate go run ./cmd/configdoc -out ../docs/config.md
+
 // Config is configs/bidder.yaml. A zero field means the documented default
-// (see Defaults); Validate rejects what cannot work.
+// (see Defaults); Validate rejects what cannot work. Every field needs a doc
+// comment: docs/config.md is generated from them (make docs), and a test
+// fails when the page, the struct and configs/bidder.yaml disagree.
 type Config struct {
 	// Listen is the exchange-facing address (default 127.0.0.1:8080).
 	Listen string `yaml:"listen"`
@@ -27,9 +31,12 @@ type Config struct {
 	// 127.0.0.1:8081). A non-loopback address needs AdminPublic (the explicit
 	// opt-in) and AdminToken.
 	AdminListen string `yaml:"admin_listen"`
-	AdminPublic bool   `yaml:"admin_public"`
+	// AdminPublic is the explicit opt-in to serve the admin listener on a
+	// non-loopback address (an AdminToken is required as well).
+	AdminPublic bool `yaml:"admin_public"`
 	// AdminToken, when set, is the bearer token every admin request must
-	// carry (Authorization: Bearer TOKEN). A secret source: see secret().
+	// carry (Authorization: Bearer TOKEN). A secret source: a literal,
+	// env:NAME or file:PATH (see secret()).
 	AdminToken string `yaml:"admin_token"`
 	// AdminTokens are more bearer tokens, each with a name: the admin API
 	// records the name of the token behind each kill-switch change (who).
@@ -44,8 +51,10 @@ type Config struct {
 	// (default: hostname-pid).
 	InstanceID string `yaml:"instance_id"`
 
+	// CampaignsDir holds one YAML file per campaign (default
+	// configs/campaigns; docs/campaigns.md).
 	CampaignsDir string        `yaml:"campaigns_dir"`
-	WatchEvery   time.Duration `yaml:"watch_every"` // campaign/model file poll period (default 2s; negative disables)
+	WatchEvery   time.Duration `yaml:"watch_every"` // campaign/model file poll period (default 2s; negative disables; SIGHUP reloads campaigns too)
 
 	Limits   LimitsConfig   `yaml:"limits"`
 	Pricing  PricingConfig  `yaml:"pricing"`
@@ -55,10 +64,11 @@ type Config struct {
 	// Exchanges holds per-exchange rules, keyed by the name an exchange puts
 	// in its bid URL: POST /openrtb2/bid?exchange=NAME.
 	Exchanges map[string]ExchangeConfig `yaml:"exchanges"`
-	Budget    BudgetConfig              `yaml:"budget"`
+	Budget    BudgetConfig              `yaml:"budget"` // design and failure modes: docs/budget.md
 	Privacy   PrivacyConfig             `yaml:"privacy"`
 	Lifecycle LifecycleConfig           `yaml:"lifecycle"`
 	Metrics   MetricsConfig             `yaml:"metrics"`
+	Events    EventsConfig              `yaml:"events"`
 }
 
 // MetricsConfig shapes /metrics (docs/metrics.md).
@@ -76,13 +86,38 @@ type AdminTokenConfig struct {
 	Token string `yaml:"token"` // a secret source, at least 16 bytes
 }
 
+// EventsConfig is the event log: one JSON line per notice and tracker hit
+// (win, bill, loss, impression, click) for CTR feedback and audits. A
+// bounded queue sits in front of the writer: when it is full, events are
+// dropped and counted (bidder_events_dropped_total), never waited for. The
+// file is rotated by size; rotated files are named with their rotation time.
+type EventsConfig struct {
+	// Path is the file (default events.jsonl beside budget.store_dir, e.g.
+	// data/events.jsonl); "off" writes nothing (events are still counted).
+	Path string `yaml:"path"`
+	// MaxSizeMB rotates the file when it would grow past this many
+	// megabytes (default 100).
+	MaxSizeMB int `yaml:"max_size_mb"`
+	// MaxBackups is how many rotated files are kept (default 10; negative:
+	// all of them).
+	MaxBackups int `yaml:"max_backups"`
+	// MaxAgeDays removes rotated files older than this many days (default
+	// 0: no age limit).
+	MaxAgeDays int `yaml:"max_age_days"`
+	// Compress gzips rotated files.
+	Compress bool `yaml:"compress"`
+	// Queue is how many events wait for the writer before new ones are
+	// dropped (default 65536).
+	Queue int `yaml:"queue"`
+}
+
 // LifecycleConfig orders a graceful stop (SIGTERM): readiness turns 503,
 // DrainDelay passes so load balancers stop sending, then the listener closes,
 // in-flight requests finish, the budget flushes its ledger and returns its
 // leases, all within ShutdownTimeout.
 type LifecycleConfig struct {
-	DrainDelay      time.Duration `yaml:"drain_delay"`      // default 5s; negative: none
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // after the drain delay (default 30s)
+	DrainDelay      time.Duration `yaml:"drain_delay"`      // readiness is 503 and requests are still answered this long (default 5s; negative: none)
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // bounds what follows the drain delay (default 30s)
 }
 
 // PrivacyConfig configures how consent signals are honoured
@@ -106,22 +141,23 @@ func (p PrivacyConfig) options() privacy.Options {
 
 // LimitsConfig bounds a request's size and time.
 type LimitsConfig struct {
-	MaxBodyBytes   int           `yaml:"max_body_bytes"`  // after gunzip too (default 262144)
+	MaxBodyBytes   int           `yaml:"max_body_bytes"`  // largest body accepted, checked after gunzip too (default 262144, 256 KiB)
 	InternalBudget time.Duration `yaml:"internal_budget"` // time from arrival the bidder allows itself (default 8ms)
 	NetworkMargin  time.Duration `yaml:"network_margin"`  // subtracted from tmax for the way back (default 15ms)
 	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms)
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
 	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
-	// Server timeouts. A bid request is worthless after its tmax, so reading
-	// a request's body once its headers are in, or writing an answer, may
-	// take at most ReadTimeout / WriteTimeout: default 10 x default_tmax
-	// (1s), room for slow pixels and notices while a stalled peer cannot
-	// hold a connection for long. IdleTimeout is the wait for the next
-	// request on a connection, a new one included (default 60s: exchanges
-	// keep warm connections, and may open them ahead of traffic).
-	ReadTimeout  time.Duration `yaml:"read_timeout"`
+	// ReadTimeout bounds reading a request's body once its headers are in
+	// (default 10 x default_tmax, 1s). A bid request is worthless after its
+	// tmax: this leaves room for slow pixels and notices while a stalled
+	// peer cannot hold a connection for long.
+	ReadTimeout time.Duration `yaml:"read_timeout"`
+	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
-	IdleTimeout  time.Duration `yaml:"idle_timeout"`
+	// IdleTimeout is the wait for the next request on a connection, a new
+	// one included (default 60s: exchanges keep warm connections, and may
+	// open them ahead of traffic).
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
 }
@@ -129,9 +165,9 @@ type LimitsConfig struct {
 // AdmissionConfig bounds the adaptive concurrency limit that sheds bid
 // requests (204, reason overload) when the bidder falls behind.
 type AdmissionConfig struct {
-	Disable  bool          `yaml:"disable"`
-	MinLimit int           `yaml:"min_limit"` // default 8
-	MaxLimit int           `yaml:"max_limit"` // default 1024
+	Disable  bool          `yaml:"disable"`   // true: no limit, every request is worked on
+	MinLimit int           `yaml:"min_limit"` // the limit never goes below this (default 8)
+	MaxLimit int           `yaml:"max_limit"` // nor above this, where it starts (default 1024)
 	Target   time.Duration `yaml:"target"`    // latency target, arrival to answer (default internal_budget / 2)
 }
 
@@ -153,8 +189,8 @@ type PricingConfig struct {
 // CurrencyConfig is the rate table: units of Base per one unit of each
 // currency. A floor or bid in a currency not in the table means no bid.
 type CurrencyConfig struct {
-	Base  string             `yaml:"base"` // default USD
-	Rates map[string]float64 `yaml:"rates"`
+	Base  string             `yaml:"base"`  // campaign budgets and bids are in this currency (default USD)
+	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1)
 }
 
 // ModelConfig names the served models.
@@ -166,10 +202,10 @@ type ModelConfig struct {
 	// "int8" (onnx_int8: the same weights with the wide table stored as int8,
 	// ctr/train/compact.py; docs/models.md, "Compact variant").
 	Variant     string        `yaml:"variant"`
-	ONNXLibrary string        `yaml:"onnx_library"` // libonnxruntime.so path (default lib/onnxruntime/libonnxruntime.so.1)
-	Provider    string        `yaml:"provider"`     // auto|cuda|cpu|off (default auto)
-	MaxBatch    int           `yaml:"max_batch"`    // default 64
-	MaxWait     time.Duration `yaml:"max_wait"`     // default 0: never wait for company (ctr.BatchOptions.MaxWait)
+	ONNXLibrary string        `yaml:"onnx_library"` // path of libonnxruntime.so.1 (default lib/onnxruntime/libonnxruntime.so.1)
+	Provider    string        `yaml:"provider"`     // ONNX execution provider: auto, cuda, cpu, or off for GBDT only (default auto)
+	MaxBatch    int           `yaml:"max_batch"`    // most rows in one ONNX run; requests queued during a run form the next (default 64)
+	MaxWait     time.Duration `yaml:"max_wait"`     // hold a lone request this long for company; default 0: never wait (> 0 is for a GPU)
 	// Shadow names a second model's manifest (gbdt or onnx) scored off the
 	// bid path on sampled requests, for comparison in /metrics.
 	Shadow string `yaml:"shadow"`
@@ -199,11 +235,13 @@ type RowLogConfig struct {
 
 // NoticeConfig controls notice URLs and what they charge.
 type NoticeConfig struct {
-	// Key signs and verifies notice tokens; Keys is the rotation form: the
-	// first signs, every one verifies (the current key, then previous ones).
-	// Set one or the other; each is a secret source (see secret()). With
-	// neither, the key in KeyFile is used, generated at first start.
-	Key  string   `yaml:"key"`
+	// Key signs and verifies notice tokens (at least 16 bytes; a secret
+	// source: a literal, env:NAME or file:PATH). Set this or keys, not both;
+	// with neither, the key in KeyFile is used, generated at first start.
+	// Instances sharing a budget store need the same key.
+	Key string `yaml:"key"`
+	// Keys is the rotation form of Key: the first signs, every one verifies
+	// (the current key, then previous ones); each a secret source.
 	Keys []string `yaml:"keys"`
 	// KeyFile keeps the generated key (default: notice.key beside
 	// budget.store_dir, e.g. data/notice.key; mode 0600).
@@ -234,8 +272,13 @@ type NoticeConfig struct {
 
 // DedupWindowConfig is notices.dedup_window.
 type DedupWindowConfig struct {
-	Win  time.Duration `yaml:"win"`
+	// Win keeps an impression's state after a win notice (default 15m; a
+	// provisional win is kept as long as its bill may come: max(win, bill)).
+	Win time.Duration `yaml:"win"`
+	// Bill keeps it after a billing notice (default 2h; billing can come
+	// long after the win, video completions for one).
 	Bill time.Duration `yaml:"bill"`
+	// Loss keeps it after a loss notice (default 15m).
 	Loss time.Duration `yaml:"loss"`
 }
 
@@ -268,7 +311,9 @@ type BudgetConfig struct {
 	// StartTimeout bounds the wait for the budget store at start (a cluster
 	// electing its leader, NATS restarting): default 60s.
 	StartTimeout time.Duration `yaml:"start_timeout"`
-	SyncPeriod   time.Duration `yaml:"sync_period"`
+	// SyncPeriod is how often spend, holds and leases are synchronised with
+	// the store and pacing is updated (default 1s).
+	SyncPeriod time.Duration `yaml:"sync_period"`
 	// Auth is this instance's NATS identity: with nats_urls, what it presents
 	// to the cluster; embedded, also the one identity the embedded server
 	// accepts (required when embedded_listen is not loopback).
@@ -283,35 +328,37 @@ type BudgetConfig struct {
 // external cluster in operator mode) a credentials file. Password and
 // NKeySeed are secret sources.
 type NATSAuthConfig struct {
-	User        string `yaml:"user"`
-	Password    string `yaml:"password"`
-	NKeySeed    string `yaml:"nkey_seed"`
-	Credentials string `yaml:"credentials"` // path of a .creds file
+	User        string `yaml:"user"`        // user name (with password)
+	Password    string `yaml:"password"`    // a secret source: literal, env:NAME or file:PATH
+	NKeySeed    string `yaml:"nkey_seed"`   // an nkey user seed (SU...), a secret source
+	Credentials string `yaml:"credentials"` // path of a .creds file (an external cluster in operator mode)
 }
 
 // TLSConfig names PEM files.
 type TLSConfig struct {
-	CAFile   string `yaml:"ca_file"`
-	CertFile string `yaml:"cert_file"`
-	KeyFile  string `yaml:"key_file"`
+	CAFile   string `yaml:"ca_file"`   // CA certificates (PEM) the peer's certificate is checked against
+	CertFile string `yaml:"cert_file"` // this side's certificate (PEM)
+	KeyFile  string `yaml:"key_file"`  // its private key (PEM)
 }
 
 // Overrides are command-line flags; a non-empty one wins over the file.
 type Overrides struct {
 	Listen      string
 	AdminListen string
+	PublicURL   string
 }
 
 // ClusterConfig is the embedded NATS server's cluster membership.
 type ClusterConfig struct {
-	Name   string   `yaml:"name"`
+	Name   string   `yaml:"name"`   // cluster name, the same on every node
 	Listen string   `yaml:"listen"` // host:port of the route listener
-	Routes []string `yaml:"routes"` // nats-route://host:port of the other nodes
+	Routes []string `yaml:"routes"` // routes to every node, nats-route://host:port each
 	// Auth authenticates routes (user and password, the same on every node;
-	// required when listen is not loopback). TLS is mutual: each node
-	// presents cert_file and verifies the others against ca_file.
+	// required when listen is not loopback).
 	Auth NATSAuthConfig `yaml:"auth"`
-	TLS  TLSConfig      `yaml:"tls"`
+	// TLS of the routes is mutual: each node presents cert_file and
+	// verifies the others against ca_file.
+	TLS TLSConfig `yaml:"tls"`
 }
 
 // LoadConfig reads a config file, applies flag overrides and defaults, and
@@ -336,6 +383,9 @@ func LoadConfig(path string, o Overrides) (*Config, error) {
 	}
 	if o.AdminListen != "" {
 		c.AdminListen = o.AdminListen
+	}
+	if o.PublicURL != "" {
+		c.PublicURL = o.PublicURL
 	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {
@@ -439,6 +489,13 @@ func (c *Config) Defaults() {
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
 	defDur(&c.Budget.StartTimeout, time.Minute)
+	if c.Budget.Replicas == 0 {
+		c.Budget.Replicas = 1
+	}
+	if c.Privacy.CacheEntries == 0 {
+		c.Privacy.CacheEntries = privacy.DefaultCacheEntries
+	}
+	defDur(&c.Privacy.CacheTTL, privacy.DefaultCacheTTL)
 	if c.Notices.KeyFile == "" {
 		c.Notices.KeyFile = filepath.Join(filepath.Dir(c.Budget.StoreDir), "notice.key")
 	}
@@ -447,6 +504,16 @@ func (c *Config) Defaults() {
 	}
 	defDur(&c.Lifecycle.DrainDelay, 5*time.Second)
 	defDur(&c.Lifecycle.ShutdownTimeout, 30*time.Second)
+	def(&c.Events.Path, filepath.Join(filepath.Dir(c.Budget.StoreDir), "events.jsonl"))
+	if c.Events.MaxSizeMB == 0 {
+		c.Events.MaxSizeMB = 100
+	}
+	if c.Events.MaxBackups == 0 {
+		c.Events.MaxBackups = 10
+	}
+	if c.Events.Queue == 0 {
+		c.Events.Queue = 65536
+	}
 }
 
 // Validate reports every problem at once.
@@ -548,6 +615,9 @@ func (c *Config) Validate() error {
 	}
 	if why := c.multiInstance(); why != "" && c.Notices.Key == "" && len(c.Notices.Keys) == 0 {
 		bad("notices.key", "%s makes this one of several instances: set a notice key shared by all of them (e.g. key: env:BIDDER_NOTICE_KEY); a generated key is per host and the others would refuse its notices", why)
+	}
+	if e := c.Events; e.MaxSizeMB < 1 || e.MaxAgeDays < 0 || e.Queue < 1 {
+		bad("events", "max_size_mb %d, max_age_days %d, queue %d: need max_size_mb >= 1, max_age_days >= 0, queue >= 1", e.MaxSizeMB, e.MaxAgeDays, e.Queue)
 	}
 	errs = append(errs, c.validateNATS()...)
 	return errors.Join(errs...)

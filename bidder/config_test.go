@@ -27,6 +27,12 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Listen != "127.0.0.1:9999" || c.AdminListen != "127.0.0.1:9998" || c.PublicURL != "http://127.0.0.1:9999" {
 		t.Fatalf("overrides: listen %s admin %s public %s", c.Listen, c.AdminListen, c.PublicURL)
 	}
+	if c, err := LoadConfig(p, Overrides{Listen: "0.0.0.0:8080", PublicURL: "http://bidder-2:8080/"}); err != nil || c.PublicURL != "http://bidder-2:8080" {
+		t.Fatalf("-public-url: %v %+v", err, c)
+	}
+	if c.Events.Path != filepath.Join("data", "events.jsonl") || c.Events.MaxSizeMB != 100 || c.Events.MaxBackups != 10 || c.Events.Queue != 65536 {
+		t.Fatalf("events defaults: %+v", c.Events)
+	}
 	if c.Model.ONNX != "configs/models/mlp.manifest.json" || c.CampaignsDir != "configs/campaigns" {
 		t.Fatalf("default paths: %+v", c.Model)
 	}
@@ -100,6 +106,8 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 1s}\n", "budget.lease_ttl")
 	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")
+	f("model: {gbdt: m.json}\nevents: {max_size_mb: -1}\n", "events", "max_size_mb")
+	f("model: {gbdt: m.json}\nevents: {queue: -5}\n", "events", "queue")
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
 	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\nadmin_token: env:ADMIN_TOKEN\n"), Overrides{}); err != nil {

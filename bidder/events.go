@@ -1,14 +1,18 @@
 package bidder
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"time"
+
+	"gopkg.in/natefinch/lumberjack.v2"
 )
 
 // event is one notice or tracker hit, written as a JSON line for CTR
@@ -38,26 +42,47 @@ type eventLine struct {
 // falls behind, events are dropped and counted, never waited for.
 type eventLog struct {
 	q       chan event
-	dropped atomic.Uint64
-	written atomic.Uint64
+	dropped atomic.Uint64 // queue full
+	written atomic.Uint64 // taken by the writer
+	failed  atomic.Uint64 // writes or flushes that failed (lines lost)
 	done    chan struct{}
 }
 
-// newEventLog writes to path (JSON lines); an empty path counts only.
-func newEventLog(ctx context.Context, path string, size int, log *slog.Logger) (*eventLog, error) {
-	l := &eventLog{q: make(chan event, size), done: make(chan struct{})}
-	var f *os.File
-	if path != "" {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			return nil, err
-		}
-		var err error
-		if f, err = os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err != nil {
-			return nil, err
-		}
+// eventsOff as events.path keeps the counters and writes no file.
+const eventsOff = "off"
+
+// openEventFile opens the rotated event log file c names (nil for "off").
+// The file is created (or opened for append) here, so a path the bidder
+// cannot write is refused at start rather than at the first event.
+// Rotation (lumberjack: a size limit, backups kept by count and age,
+// optional gzip) happens on the writer goroutine, never on the bid path.
+func openEventFile(c EventsConfig) (io.WriteCloser, error) {
+	if c.Path == eventsOff {
+		return nil, nil
 	}
-	go l.run(ctx, f, log)
-	return l, nil
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("events.path: %w", err)
+	}
+	f, err := os.OpenFile(c.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("events.path: %w", err)
+	}
+	f.Close()
+	return &lumberjack.Logger{
+		Filename:   c.Path,
+		MaxSize:    c.MaxSizeMB,
+		MaxBackups: max(c.MaxBackups, 0), // negative (keep all) is lumberjack's 0
+		MaxAge:     c.MaxAgeDays,
+		Compress:   c.Compress,
+	}, nil
+}
+
+// newEventLog writes JSON lines to w, through a queue of size events; a nil
+// w counts only. The writer is closed when ctx ends and the queue is drained.
+func newEventLog(ctx context.Context, w io.WriteCloser, size int, log *slog.Logger) *eventLog {
+	l := &eventLog{q: make(chan event, size), done: make(chan struct{})}
+	go l.run(ctx, w, log)
+	return l
 }
 
 func (l *eventLog) add(e event) {
@@ -71,52 +96,98 @@ func (l *eventLog) add(e event) {
 	}
 }
 
-func (l *eventLog) run(ctx context.Context, f *os.File, log *slog.Logger) {
+func (l *eventLog) run(ctx context.Context, f io.WriteCloser, log *slog.Logger) {
 	defer close(l.done)
-	var w *bufio.Writer
-	var enc *json.Encoder
+	var w *eventWriter
 	if f != nil {
 		defer f.Close()
-		w = bufio.NewWriter(f)
-		enc = json.NewEncoder(w)
+		w = newEventWriter(f, log, &l.failed)
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	write := func(e event) {
 		l.written.Add(1)
-		if enc == nil {
-			return
-		}
-		t := e.Token
-		if err := enc.Encode(eventLine{
-			Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind,
-			Auction: string(t.AuctionID), Imp: string(t.ImpID), Campaign: string(t.Campaign),
-			Creative: string(t.Creative), Charged: e.Charged, Late: e.Late, LossReason: e.LossReason,
-		}); err != nil {
-			log.Warn("event log write failed", "err", err)
-		}
+		w.write(e)
 	}
 	for {
 		select {
 		case e := <-l.q:
 			write(e)
 		case <-tick.C:
-			if w != nil {
-				w.Flush()
-			}
+			w.flush()
 		case <-ctx.Done():
 			for {
 				select {
 				case e := <-l.q:
 					write(e)
 				default:
-					if w != nil {
-						w.Flush()
-					}
+					w.flush()
 					return
 				}
 			}
 		}
+	}
+}
+
+// eventWriterBuffer is how many bytes of whole lines are gathered before
+// one Write; the file is also flushed every second.
+const eventWriterBuffer = 64 << 10
+
+// eventWriter encodes events into a buffer of whole lines and writes it to
+// the file in one Write, so a rotation (which happens between writes) never
+// splits a line across two files. A failed write (a full disk) loses the
+// buffered lines, is counted, and is logged once until writes succeed
+// again. A nil eventWriter writes nothing.
+type eventWriter struct {
+	f       io.Writer
+	buf     bytes.Buffer
+	enc     *json.Encoder
+	log     *slog.Logger
+	failed  *atomic.Uint64
+	failing bool
+}
+
+func newEventWriter(f io.Writer, log *slog.Logger, failed *atomic.Uint64) *eventWriter {
+	w := &eventWriter{f: f, log: log, failed: failed}
+	w.enc = json.NewEncoder(&w.buf)
+	return w
+}
+
+func (w *eventWriter) write(e event) {
+	if w == nil {
+		return
+	}
+	t := e.Token
+	n := w.buf.Len()
+	if err := w.enc.Encode(eventLine{
+		Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind,
+		Auction: string(t.AuctionID), Imp: string(t.ImpID), Campaign: string(t.Campaign),
+		Creative: string(t.Creative), Charged: e.Charged, Late: e.Late, LossReason: e.LossReason,
+	}); err != nil {
+		w.buf.Truncate(n)
+		return
+	}
+	if w.buf.Len() >= eventWriterBuffer {
+		w.flush()
+	}
+}
+
+func (w *eventWriter) flush() {
+	if w == nil || w.buf.Len() == 0 {
+		return
+	}
+	_, err := w.f.Write(w.buf.Bytes())
+	w.buf.Reset()
+	switch {
+	case err != nil:
+		w.failed.Add(1)
+		if !w.failing {
+			w.failing = true
+			w.log.Warn("event log write failed; events are lost until writes succeed again", "err", err)
+		}
+	case w.failing:
+		w.failing = false
+		w.log.Info("event log writes succeed again", "failures", w.failed.Load())
 	}
 }
 

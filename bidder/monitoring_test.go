@@ -17,11 +17,11 @@ import (
 	"time"
 )
 
-// The monitoring files shipped for operators (configs/monitoring): the
+// The monitoring files shipped for operators (deploy/monitoring): the
 // alert rules pass promtool, their unit tests pass, and every openbidder_
 // name they or the Grafana dashboard use is on a running bidder's page.
 
-const monitoringDir = "../configs/monitoring"
+const monitoringDir = "../deploy/monitoring"
 
 // exercise sends a bid request that bids and one whose floor no campaign
 // can meet (a per-campaign below_floor no-bid), so the page shows the
@@ -74,7 +74,7 @@ func TestMonitoringNamesExist(t *testing.T) {
 		t.Fatalf("/metrics: %d", code)
 	}
 	have := pageNames(string(page))
-	for _, f := range []string{"alerts.yml", "alerts_test.yml", "grafana-dashboard.json"} {
+	for _, f := range []string{"openbidder.rules.yml", "openbidder.rules_test.yml", "openbidder-dashboard.json"} {
 		b, err := os.ReadFile(filepath.Join(monitoringDir, f))
 		if err != nil {
 			t.Fatal(err)
@@ -97,7 +97,7 @@ func TestMonitoringNamesExist(t *testing.T) {
 // The dashboard is Grafana 10/11 JSON with a Prometheus datasource
 // variable, and every query names it.
 func TestGrafanaDashboard(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join(monitoringDir, "grafana-dashboard.json"))
+	b, err := os.ReadFile(filepath.Join(monitoringDir, "openbidder-dashboard.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +175,9 @@ func TestAlertRulesPromtool(t *testing.T) {
 		t.Skip("promtool not installed (Debian package prometheus): alert rules not checked")
 	}
 	for _, args := range [][]string{
-		{"check", "rules", "alerts.yml"},
-		{"test", "rules", "alerts_test.yml"},
-		{"check", "config", "prometheus.yml"},
+		{"check", "rules", "openbidder.rules.yml"},
+		{"test", "rules", "openbidder.rules_test.yml"},
+		{"check", "config", "prometheus.example.yml"},
 	} {
 		cmd := exec.Command(promtool, args...)
 		cmd.Dir = monitoringDir
@@ -185,7 +185,7 @@ func TestAlertRulesPromtool(t *testing.T) {
 			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
 		}
 	}
-	b, _ := os.ReadFile(filepath.Join(monitoringDir, "alerts.yml"))
+	b, _ := os.ReadFile(filepath.Join(monitoringDir, "openbidder.rules.yml"))
 	for _, a := range []string{"OpenbidderNoBidSpike", "OpenbidderModelFallbackRate", "OpenbidderFeatureDrift",
 		"OpenbidderFailClosed", "OpenbidderLatencyP99OverDeadline", "OpenbidderBudgetStoreLag"} {
 		if !bytes.Contains(b, []byte("alert: "+a+"\n")) {

@@ -1,7 +1,9 @@
 package budget
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"time"
@@ -38,8 +40,10 @@ type EmbeddedOptions struct {
 	ClusterUser     string
 	ClusterPassword string
 	ClusterTLS      TLSFiles
-	// Quiet turns the server's own logging off (default logs nothing either way
-	// unless Logger is set by the caller on the returned server).
+	// Log receives the server's warnings and errors (a route that cannot
+	// connect, a JetStream problem); its notices (the start-up banner,
+	// leader elections) at debug level. Nil: the server logs nothing.
+	Log *slog.Logger
 }
 
 // StartEmbedded starts a NATS server with JetStream in this process.
@@ -88,6 +92,9 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
+	}
+	if o.Log != nil {
+		srv.SetLoggerV2(natsLogger{o.Log.With("component", "nats")}, false, false, false)
 	}
 	go srv.Start()
 	wait := o.ReadyTimeout
@@ -154,3 +161,23 @@ func (o *EmbeddedOptions) secure(opts *server.Options) error {
 func hostPort(host string, port int) string {
 	return host + ":" + strconv.Itoa(port)
 }
+
+// natsLogger hands the embedded server's log lines to slog: notices at
+// debug (the server is chatty at start), warnings and errors as such; a
+// fatal error is logged, the process is not ended from here.
+type natsLogger struct{ l *slog.Logger }
+
+var _ server.Logger = natsLogger{}
+
+func (n natsLogger) logf(level slog.Level, format string, v []any) {
+	if n.l.Enabled(context.Background(), level) {
+		n.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
+	}
+}
+
+func (n natsLogger) Noticef(format string, v ...any) { n.logf(slog.LevelDebug, format, v) }
+func (n natsLogger) Warnf(format string, v ...any)   { n.logf(slog.LevelWarn, format, v) }
+func (n natsLogger) Errorf(format string, v ...any)  { n.logf(slog.LevelError, format, v) }
+func (n natsLogger) Fatalf(format string, v ...any)  { n.logf(slog.LevelError, format, v) }
+func (n natsLogger) Debugf(format string, v ...any)  { n.logf(slog.LevelDebug, format, v) }
+func (n natsLogger) Tracef(format string, v ...any)  { n.logf(slog.LevelDebug-4, format, v) }

@@ -48,7 +48,7 @@ func TestONNXScoreAllocs(t *testing.T) {
 
 func TestBatchONNXScoreAllocs(t *testing.T) {
 	lib := onnxTestLib(t)
-	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 64}, BatchOptions{}))
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 64}, BatchOptions{}), nil)
 	defer h.Close()
 	if err := h.Reload("../configs/models/mlp.manifest.json"); err != nil {
 		t.Fatal(err)

@@ -91,7 +91,6 @@ func onnxInitEnv(lib string) error {
 		onnxEnv.err = fmt.Errorf("%w: onnx runtime %s: %v", ErrUnavailable, lib, err)
 		return onnxEnv.err
 	}
-	slog.Info("ctr: onnx runtime loaded", "library", lib, "version", ort.GetVersion())
 	return nil
 }
 
@@ -161,7 +160,7 @@ func LoadONNX(manifestPath string, opts ONNXOptions) (*ONNX, error) {
 			return nil, err
 		}
 	}
-	onnxLogProvider(x.provider, opts.Provider, m)
+	onnxLogProvider(opts.Log, x.provider, opts.Provider, m)
 	return x, nil
 }
 
@@ -249,7 +248,7 @@ func (x *ONNX) build(data []byte, io onnxIO, opts *ONNXOptions) error {
 			if opts.Provider == ProviderCUDA {
 				level = slog.LevelWarn
 			}
-			slog.Log(context.Background(), level, "ctr: onnx cuda provider unavailable, using cpu", "model", x.name, "err", err)
+			opts.Log.Log(context.Background(), level, "ctr: onnx cuda provider unavailable, using cpu", "model", x.name, "err", err)
 			x.provider = ProviderCPU
 		} else {
 			return nil
@@ -430,14 +429,18 @@ func (x *ONNX) checkParity() error {
 	return onnxCheckParity(x.name, got, want, tol)
 }
 
-func onnxLogProvider(provider, asked string, m *Manifest) {
+// onnxLogProvider logs the runtime and its execution provider once, and
+// again whenever the provider changes (the process-wide environment is
+// shared by every model).
+func onnxLogProvider(log *slog.Logger, provider, asked string, m *Manifest) {
 	onnxEnv.Lock()
 	changed := onnxEnv.provider != provider
 	onnxEnv.provider = provider
+	lib := onnxEnv.lib
 	onnxEnv.Unlock()
 	if changed {
-		slog.Info("ctr: onnx execution provider", "provider", provider, "asked", asked,
-			"model", m.Name, "schema", m.SchemaVersion, "width", m.Width)
+		log.Info("ctr: onnx execution provider", "provider", provider, "asked", asked,
+			"model", m.Name, "schema", m.SchemaVersion, "width", m.Width, "library", lib, "runtime", ort.GetVersion())
 	}
 }
 

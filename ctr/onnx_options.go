@@ -3,6 +3,7 @@ package ctr
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"time"
@@ -44,6 +45,9 @@ type ONNXOptions struct {
 	// SkipParity skips the parity check at load. Tests and tools only: a
 	// served model must reproduce its parity sample.
 	SkipParity bool
+	// Log receives the provider choice and a fall from CUDA to CPU (default
+	// slog.Default(); the bidder hands down its own).
+	Log *slog.Logger
 }
 
 func (o *ONNXOptions) setDefaults() error {
@@ -68,6 +72,9 @@ func (o *ONNXOptions) setDefaults() error {
 	}
 	if o.IntraOpThreads <= 0 {
 		o.IntraOpThreads = 1
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
 	}
 	return nil
 }

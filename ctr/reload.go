@@ -24,6 +24,7 @@ type LoadFunc func(manifestPath string) (Scorer, error)
 // which is closed only after the last of them.
 type Holder struct {
 	load LoadFunc
+	log  *slog.Logger
 	cur  atomic.Pointer[reloadEntry]
 
 	mu       sync.Mutex // serialises Reload; guards path and sig
@@ -46,8 +47,14 @@ type reloadEntry struct {
 var _ PredictingScorer = (*Holder)(nil)
 
 // NewHolder returns an empty holder (Score returns ErrUnavailable until a
-// Reload succeeds).
-func NewHolder(load LoadFunc) *Holder { return &Holder{load: load} }
+// Reload succeeds). Loads and refusals are logged to log (nil:
+// slog.Default()).
+func NewHolder(load LoadFunc, log *slog.Logger) *Holder {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Holder{load: load, log: log}
+}
 
 // ONNXLoader loads an ONNX model and puts a Batcher in front of it; closing
 // the result closes both.
@@ -98,7 +105,7 @@ func (h *Holder) Reload(manifestPath string) error {
 	if err != nil {
 		h.refusals.Add(1)
 		h.path, h.sig = manifestPath, sig // do not retry the same files
-		slog.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
+		h.log.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
 		return err
 	}
 	e := &reloadEntry{s: s, manifest: manifestPath, loaded: time.Now()}
@@ -109,7 +116,7 @@ func (h *Holder) Reload(manifestPath string) error {
 	if p, ok := s.(interface{ Provider() string }); ok {
 		attrs = append(attrs, "provider", p.Provider())
 	}
-	slog.Info("ctr: model loaded", attrs...)
+	h.log.Info("ctr: model loaded", attrs...)
 	if old != nil {
 		old.retire()
 	}

@@ -25,7 +25,7 @@ func TestReloadKeepsOldModelUntilInFlightCallsFinish(t *testing.T) {
 			return m, nil
 		}
 		return nil, ErrBadModel
-	})
+	}, nil)
 	defer h.Close()
 	out := make([]float32, 1)
 	if err := h.Score(time.Time{}, make([]float32, 2), out); !errors.Is(err, ErrUnavailable) {
@@ -80,7 +80,7 @@ func reloadTestTwoModels(t *testing.T) (a, b string) {
 func TestReloadSwapWhileScoring(t *testing.T) {
 	lib := onnxTestLib(t)
 	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 16},
-		BatchOptions{MaxWait: 100 * time.Microsecond}))
+		BatchOptions{MaxWait: 100 * time.Microsecond}), nil)
 	defer h.Close()
 	a, b := reloadTestTwoModels(t)
 	if err := h.Reload(a); err != nil {
@@ -138,7 +138,7 @@ func TestReloadSwapWhileScoring(t *testing.T) {
 
 func TestReloadWatchPicksUpChangedManifest(t *testing.T) {
 	lib := onnxTestLib(t)
-	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 4}, BatchOptions{}))
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 4}, BatchOptions{}), nil)
 	defer h.Close()
 	path := onnxTestCopy(t, nil, nil)
 	if err := h.Reload(path); err != nil {
@@ -197,7 +197,7 @@ func (f *reloadWarmFake) Score(deadline time.Time, rows, out []float32) error {
 // refused and the old one keeps serving.
 func TestReloadWarmsBeforePublishing(t *testing.T) {
 	models := map[string]*reloadWarmFake{}
-	h := NewHolder(func(path string) (Scorer, error) { return models[path], nil })
+	h := NewHolder(func(path string) (Scorer, error) { return models[path], nil }, nil)
 	defer h.Close()
 	for _, name := range []string{"a", "b", "broken"} {
 		models[name] = &reloadWarmFake{batchFake: batchFake{width: 3}, h: h, maxBatch: 24, sizes: map[int]int{}}
@@ -226,7 +226,7 @@ func TestReloadWarmsBeforePublishing(t *testing.T) {
 // to the batcher's MaxBatch has run before the first caller's request.
 func TestReloadWarmsONNXBatcher(t *testing.T) {
 	lib := onnxTestLib(t)
-	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 64}, BatchOptions{MaxBatch: 16}))
+	h := NewHolder(ONNXLoader(ONNXOptions{LibraryPath: lib, Provider: ProviderCPU, MaxBatch: 64}, BatchOptions{MaxBatch: 16}), nil)
 	defer h.Close()
 	if err := h.Reload(onnxTinyManifest); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
-"""Train the GBDT CTR model on synthetic rows and write it for leaves.
+"""Train the GBDT CTR model on feature rows and write it for leaves.
 
-Reads rows.f32 / rows.json written by features/cmd/synthdata, trains an
+Reads rows.f32 / rows.json written by features/cmd/featurize from simulator
+logs (ctr/train/make_models.sh, `make models`), trains an
 XGBoost binary:logistic model (default 200 trees, depth 6), converts it to the
 LightGBM text format github.com/dmitryikh/leaves reads, checks that a
 leaves-compatible evaluator reproduces XGBoost's predictions, and writes:
@@ -176,8 +177,8 @@ def main():
     ap.add_argument("--out", required=True, help="output directory (configs/models)")
     ap.add_argument("--data-desc", default="", help="how the data was made, for the manifest")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--script", default="ctr/train/make_gbdt.sh", help="pipeline named in the manifest")
-    ap.add_argument("--name", default="gbdt-synthetic-v1", help="model name in the manifest")
+    ap.add_argument("--script", default="ctr/train/make_models.sh", help="pipeline named in the manifest")
+    ap.add_argument("--name", default="gbdt", help="model name in the manifest")
     ap.add_argument("--trees", type=int, default=200)
     ap.add_argument("--depth", type=int, default=6)
     ap.add_argument("--eta", type=float, default=0.1)
@@ -252,7 +253,7 @@ def main():
         "schema_version": meta["schema_version"], "width": width,
         "parity": "gbdt.parity.json", "parity_tolerance": PARITY_TOL,
         "training": {"script": "%s (ctr/train/gbdt_train.py, xgboost %s)" % (args.script, xgb.__version__),
-                     "data": args.data_desc or ("synthdata seed %d" % meta["seed"]),
+                     "data": args.data_desc or ("%s seed %d" % (args.data, meta["seed"])),
                      "seed": args.seed, "rows": int(n_train), "trees": len(evals)},
         "metrics": metrics,
         "extra": {"objective": "binary:logistic", "max_depth": args.depth, "eta": args.eta,

@@ -106,14 +106,6 @@ gbdt=$!
 # shellcheck disable=SC2086
 "$PYTHON" ctr/train/mlp_train.py --data "$WORK/rows" --out "$OUT" --seed "$SEED" ${MLP_ARGS:-} --data-desc "$desc"
 wait "$gbdt"
-"$PYTHON" - "$OUT/mlp.manifest.json" <<'PY'
-import json, sys
-m = json.load(open(sys.argv[1]))
-m["training"]["script"] = m["training"]["script"].replace("ctr/train/mlp_make.sh", "ctr/train/make_models.sh")
-with open(sys.argv[1], "w") as f:
-    json.dump(m, f, indent=2)
-    f.write("\n")
-PY
 if [ -d features/cmd/featurestats ]; then
 	go run ./features/cmd/featurestats -rows "$WORK/rows/rows.f32" "$OUT/gbdt.manifest.json" "$OUT/mlp.manifest.json"
 fi

@@ -20,13 +20,16 @@ two input forms (the manifest's input_form):
 The slot layout (width, schema version, categorical bucket counts) is read
 from features/schema.go so the model always matches the running extractor.
 
-Data: --data DIR reads rows.f32 / rows.json written by features/cmd/synthdata
-(features, click label and ground-truth probability per row; the oracle
-metrics come from the latter), trains on the first 75% of rows and evaluates
-on the rest, the same split as ctr/train/gbdt_train.py. Without --data (the
---tiny test model) the script draws rows from the schema with its own hidden
-logistic model and a fixed seed; the manifest says which in training.data.
-ctr/train/mlp_make.sh runs the whole pipeline.
+Data: --data DIR reads rows.f32 / rows.json written by features/cmd/featurize
+from simulator logs (features, click label and ground-truth probability per
+row; the oracle metrics come from the latter), trains on the first 75% of
+rows and evaluates on the rest, the same split as ctr/train/gbdt_train.py.
+Without --data (the --tiny test model) the script draws rows from the schema
+with its own hidden logistic model and a fixed seed; the manifest says which
+in training.data. ctr/train/make_models.sh (make models) runs the whole
+pipeline; the tiny test models are rebuilt with
+    /usr/bin/python3 ctr/train/mlp_train.py --tiny --input-form rows --out ctr/testdata --name mlp_tiny_rows --seed 1
+    /usr/bin/python3 ctr/train/reexport.py ctr/testdata/mlp_tiny_rows.manifest.json ctr/testdata --name mlp_tiny
 
 Writes NAME.onnx, NAME.manifest.json and NAME.parity.json into --out.
 Needs Debian's python3-torch, python3-onnx and python3-numpy.
@@ -365,7 +368,7 @@ def calibration(y, p, bins=10):
              "rows": int(len(c))} for c in np.array_split(order, bins)]
 
 
-def load_synthdata(data_dir, version, width):
+def load_rows(data_dir, version, width):
     with open(os.path.join(data_dir, "rows.json")) as f:
         meta = json.load(f)
     if meta["schema_version"] != version or meta["width"] != width:
@@ -381,7 +384,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(ROOT, "configs", "models"))
     ap.add_argument("--name", default="mlp")
-    ap.add_argument("--data", default="", help="directory with rows.f32 and rows.json (features/cmd/synthdata)")
+    ap.add_argument("--data", default="", help="directory with rows.f32 and rows.json (features/cmd/featurize)")
     ap.add_argument("--data-desc", default="", help="how the data was made, for the manifest")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--rows", type=int, default=300000)
@@ -414,7 +417,7 @@ def main():
         cap, dim, hidden, epochs, a.rows, a.batch, wide_cap, cross_buckets = 16, 2, [8, 4], 3, 4000, 256, 64, 64
 
     if a.data:
-        x, y, p_true = load_synthdata(a.data, version, width)
+        x, y, p_true = load_rows(a.data, version, width)
         data_desc = a.data_desc or a.data
         cut = int(len(y) * 0.75)
     else:
@@ -541,7 +544,7 @@ def main():
         "schema_version": version, "width": width, "input_form": form, "parity": a.name + ".parity.json",
         "parity_tolerance": 1e-5 if form == "rows" else 1e-6,
         "training": {"script": ("ctr/train/mlp_train.py --tiny" if a.tiny else
-                                "ctr/train/mlp_make.sh (ctr/train/mlp_train.py, torch %s)" % torch.__version__),
+                                "ctr/train/make_models.sh (ctr/train/mlp_train.py, torch %s)" % torch.__version__),
                      "data": data_desc, "seed": a.seed, "rows": int(ntr), "validation_rows": int(cut - vcut),
                      "epochs": history, "output_bias_shift": round(shift, 6)},
         "metrics": metrics,

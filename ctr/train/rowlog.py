@@ -5,6 +5,9 @@ with the bidder's event log (events.jsonl) into labelled training rows.
     /usr/bin/python3 ctr/train/rowlog.py --dump FILE          records as JSON lines
     /usr/bin/python3 ctr/train/rowlog.py --rows PATH --events events.jsonl   a summary of the join
 
+The event log's rotated files (events-TIMESTAMP.jsonl[.gz] beside it, the
+bidder's events: section) are read too.
+
 Row log file (little-endian): a header "OBRL" | u16 version 1 | u16 width |
 u8 n | schema version (n bytes), then records: u32 body length L | body |
 u32 CRC-32 of the body, the body being i64 bid time (unix ns) | f32 pCTR |
@@ -121,28 +124,45 @@ def read_logs(path):
     return log
 
 
+def event_files(path):
+    """The event log PATH and its rotated backups (lumberjack's
+    NAME-TIMESTAMP.EXT, gzipped or not), oldest first."""
+    stem, ext = os.path.splitext(path)
+    backups = sorted(glob.glob(glob.escape(stem) + "-*" + ext) + glob.glob(glob.escape(stem) + "-*" + ext + ".gz"))
+    return backups + ([path] if os.path.exists(path) else [])
+
+
+def _lines(files):
+    import gzip
+    for p in files:
+        with (gzip.open(p, "rt") if p.endswith(".gz") else open(p)) as f:
+            yield from f
+
+
 def read_events(path):
     """(auction, imp) keys with an impression, those with a click, and the
-    time of the last event (unix seconds)."""
+    time of the last event (unix seconds), from PATH and its rotated files."""
     from datetime import datetime
     shown, clicked, last = set(), set(), 0.0
-    with open(path) as f:
-        for line in f:
-            try:
-                e = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            kind = e.get("kind")
-            if kind not in ("imp", "click"):
-                continue
-            key = (e.get("auction", ""), e.get("imp", ""))
-            (shown if kind == "imp" else clicked).add(key)
-            ts = e.get("time", "")
-            if ts:
-                # RFC 3339 with nanoseconds: Python takes microseconds.
-                head, _, frac = ts.rstrip("Z").partition(".")
-                sec = datetime.fromisoformat(head + "+00:00").timestamp() + (float("0." + frac) if frac else 0.0)
-                last = max(last, sec)
+    files = event_files(path)
+    if not files:
+        raise FileNotFoundError("no event log at %s" % path)
+    for line in _lines(files):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        kind = e.get("kind")
+        if kind not in ("imp", "click"):
+            continue
+        key = (e.get("auction", ""), e.get("imp", ""))
+        (shown if kind == "imp" else clicked).add(key)
+        ts = e.get("time", "")
+        if ts:
+            # RFC 3339 with nanoseconds: Python takes microseconds.
+            head, _, frac = ts.rstrip("Z").partition(".")
+            sec = datetime.fromisoformat(head + "+00:00").timestamp() + (float("0." + frac) if frac else 0.0)
+            last = max(last, sec)
     return shown, clicked, last
 
 

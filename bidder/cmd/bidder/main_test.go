@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -132,7 +133,7 @@ lifecycle: {drain_delay: 1h}
 `, camps, root, dir)), 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-listen", listen, "-admin-listen", admin)
+	cmd := exec.CommandContext(ctx, bin, "-config", cfg, "-listen", listen, "-admin-listen", admin, "-log-format", "json")
 	var logs bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -160,9 +161,15 @@ lifecycle: {drain_delay: 1h}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
-	for _, want := range []string{"shutting down", "draining", "budget closed"} {
+	for _, want := range []string{"shutting down", "draining", "budget closed", "ctr: model loaded"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("no %q in the log:\n%s", want, logs.String())
+		}
+	}
+	// -log-format json: every line, from every part, is one JSON object.
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if !json.Valid([]byte(line)) {
+			t.Fatalf("not a JSON log line: %q", line)
 		}
 	}
 }

@@ -5,8 +5,8 @@
 //	featurestats -rows rows.f32 [-stride 42] [-max-rows 200000] [-bins 10] MANIFEST...
 //
 // rows.f32 holds little-endian float32 records of -stride values whose first
-// features.Width are the feature row (the layout features/cmd/synthdata and
-// features/cmd/featurize write: features, label, true probability).
+// features.Width are the feature row (the layout features/cmd/featurize
+// writes: features, label, true probability).
 package main
 
 import (

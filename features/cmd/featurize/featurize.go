@@ -55,8 +55,8 @@ type logRow struct {
 	} `json:"eval"`
 }
 
-// meta is rows.json: the synthdata fields the training scripts read, plus
-// where the rows came from.
+// meta is rows.json: what the training scripts read (schema, width, rows,
+// seed), plus where the rows came from.
 type meta struct {
 	SchemaVersion string   `json:"schema_version"`
 	Width         int      `json:"width"`

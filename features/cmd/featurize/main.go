@@ -10,7 +10,7 @@
 // Input: DIR/impressions.jsonl written by `simulator run -log DIR` (a file
 // path works too). Output, in -out: rows.f32, little-endian float32 records of
 // features.Width + 2 values (features..., click label, ground-truth
-// probability), the layout features/cmd/synthdata writes, rows.json
+// probability), the layout ctr/train's scripts read, rows.json
 // describing it, and rows.keys (request id, imp id, user.id per record, tab
 // separated: evaluation only, to join records back to the log). The probability comes from the log's eval.true_ctr: it is
 // for evaluation only and is never a feature.
