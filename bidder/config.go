@@ -455,19 +455,19 @@ func (c *Config) Defaults() {
 	def(&c.Model.ONNX, "configs/models/mlp.manifest.json")
 	def(&c.Model.ONNXInt8, "configs/models/mlp_int8.manifest.json")
 	def(&c.Model.Variant, "fp32")
-	if r := &c.Model.RowLog; r.Path != "" {
-		if r.Sample == 0 {
-			r.Sample = 1
-		}
-		if r.MaxBytes == 0 {
-			r.MaxBytes = 64 << 20
-		}
-		if r.Backups == 0 {
-			r.Backups = 8
-		}
-		if r.Queue == 0 {
-			r.Queue = 4096
-		}
+	// The row log's defaults (used only with a path; the config reference
+	// shows them either way).
+	if r := &c.Model.RowLog; r.Sample == 0 {
+		r.Sample = 1
+	}
+	if r := &c.Model.RowLog; r.MaxBytes == 0 {
+		r.MaxBytes = 64 << 20
+	}
+	if r := &c.Model.RowLog; r.Backups == 0 {
+		r.Backups = 8
+	}
+	if r := &c.Model.RowLog; r.Queue == 0 {
+		r.Queue = 4096
 	}
 	def(&c.Model.ONNXLibrary, "lib/onnxruntime/libonnxruntime.so.1")
 	def(&c.Model.Provider, "auto")

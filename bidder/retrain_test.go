@@ -123,7 +123,7 @@ func retrainNeedsPython(t *testing.T) {
 // bidder's hot reload does).
 func TestRetrainPromotesBetterModel(t *testing.T) {
 	retrainNeedsPython(t)
-	dir, served := retrainFixture(t, 10000, 0.05, 0.05)
+	dir, served := retrainFixture(t, 20000, 0.05, 0.05)
 	r := retrainRun(t, dir, served)
 	name, _ := r["promoted"].(string)
 	if !strings.HasPrefix(name, "mlp_tiny-r") {
