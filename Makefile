@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
-.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models demo shading-ab onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models retrain demo shading-ab onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -83,6 +83,17 @@ check: lint test-race
 ## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
 models:
 	sh ctr/train/make_models.sh
+
+## retrain: refit the served model on the bidder's row log + event log, promote only a better, calibrated candidate (docs/models.md, "Closed loop"; apt: python3-onnx python3-numpy python3-scipy)
+ROW_LOG ?= data/rows.bin
+EVENTS ?= data/events.jsonl
+MODEL ?= configs/models/mlp.manifest.json
+SINCE ?= 0
+retrain:
+	@mkdir -p out
+	$(GO) build -o bin/ ./features/cmd/featurestats
+	/usr/bin/python3 ctr/train/retrain.py --rows $(ROW_LOG) --events $(EVENTS) --served $(MODEL) --since $(SINCE) \
+		--featurestats bin/featurestats --report out/retrain.json
 
 ## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo)
 DEMO_RATE ?= 500

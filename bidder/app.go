@@ -107,6 +107,12 @@ func (a *App) start(ctx context.Context) error {
 	sink.won = &s.wins
 	s.followControl(a.budget) // the kill switch, read before the listeners open
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
+	if rl := cfg.Model.RowLog; rl.Path != "" {
+		if s.mon.rows, err = newRowLog(ctx, rl, features.Width, features.SchemaVersion, a.servingModel, log); err != nil {
+			return fmt.Errorf("model.row_log: %w", err)
+		}
+		log.Info("row log on", "path", rl.Path, "sample", rl.Sample, "max_bytes", rl.MaxBytes, "backups", rl.Backups)
+	}
 	if cfg.Model.Shadow != "" {
 		sh, err := loadShadow(cfg.Model, log)
 		if err != nil {
@@ -163,7 +169,7 @@ func (a *App) startModels() error {
 	a.log.Info("gbdt model loaded", "manifest", cfg.GBDT)
 	var primary ctr.PredictingScorer
 	switch {
-	case cfg.ONNX == "" || cfg.Provider == "off":
+	case cfg.ONNXManifest() == "" || cfg.Provider == "off":
 		a.log.Info("scoring with GBDT only", "reason", "no onnx model configured")
 	case ctr.ONNXAvailable(cfg.ONNXLibrary) != nil:
 		a.log.Warn("scoring with GBDT only", "reason", ctr.ONNXAvailable(cfg.ONNXLibrary).Error(), "hint", "make onnxruntime")
@@ -173,13 +179,13 @@ func (a *App) startModels() error {
 			SchemaVersion: features.SchemaVersion, Width: features.Width,
 			MaxBatch: max(cfg.MaxBatch, 256), Log: a.log,
 		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}), a.log)
-		if err := a.onnx.Reload(cfg.ONNX); err != nil {
+		if err := a.onnx.Reload(cfg.ONNXManifest()); err != nil {
 			a.log.Warn("onnx model refused; scoring with GBDT only", "err", err)
 			a.onnx.Close()
 			a.onnx = nil
 		} else {
 			primary = a.onnx
-			a.log.Info("onnx model loaded", "manifest", cfg.ONNX, "provider", a.onnxProvider())
+			a.log.Info("onnx model loaded", "manifest", cfg.ONNXManifest(), "variant", cfg.Variant, "provider", a.onnxProvider())
 		}
 	}
 	var err error
@@ -195,6 +201,15 @@ func (a *App) onnxProvider() string {
 		return p.Provider()
 	}
 	return "unknown"
+}
+
+// servingModel names the model in front of the chain (the row log's model
+// field; it changes on a hot reload).
+func (a *App) servingModel() string {
+	if a.onnx != nil {
+		return a.onnx.Name()
+	}
+	return a.gbdt.Name()
 }
 
 // modelManifest is the manifest of the model in front of the chain.
@@ -423,6 +438,9 @@ func (a *App) close(ctx context.Context) error {
 	}
 	if a.events != nil {
 		a.events.wait()
+	}
+	if a.Server != nil {
+		a.Server.mon.rows.wait()
 	}
 	if a.onnx != nil {
 		a.onnx.Close()

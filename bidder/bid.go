@@ -236,6 +236,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 		return r
 	}
 	s.encode(bc, cat)
+	s.mon.rows.offer(bc) // model.row_log: a sample of the bids' rows, queued for its writer (rowlog.go)
 	return reasonNone
 }
 

@@ -23,15 +23,15 @@ func CheckConfig(cfg *Config) error {
 	if _, err := ctr.LoadGBDT(cfg.Model.GBDT, features.SchemaVersion, features.Width); err != nil {
 		errs = append(errs, fmt.Errorf("model.gbdt: %w", err))
 	}
-	if cfg.Model.ONNX != "" && cfg.Model.Provider != "off" {
-		m, err := ctr.LoadManifest(cfg.Model.ONNX)
+	if onnx := cfg.Model.ONNXManifest(); onnx != "" && cfg.Model.Provider != "off" {
+		m, err := ctr.LoadManifest(onnx)
 		if err == nil {
 			err = m.CheckSchema(features.SchemaVersion, features.Width)
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("model.onnx: %w", err))
 		} else if ctr.ONNXAvailable(cfg.Model.ONNXLibrary) == nil {
-			x, err := ctr.LoadONNX(cfg.Model.ONNX, ctr.ONNXOptions{LibraryPath: cfg.Model.ONNXLibrary, Provider: ctr.ProviderCPU,
+			x, err := ctr.LoadONNX(onnx, ctr.ONNXOptions{LibraryPath: cfg.Model.ONNXLibrary, Provider: ctr.ProviderCPU,
 				SchemaVersion: features.SchemaVersion, Width: features.Width})
 			if err != nil {
 				errs = append(errs, fmt.Errorf("model.onnx: %w", err))

@@ -241,8 +241,13 @@ type CurrencyConfig struct {
 
 // ModelConfig names the served models.
 type ModelConfig struct {
-	GBDT        string        `yaml:"gbdt"`         // GBDT manifest, the fallback scorer (default configs/models/gbdt.manifest.json)
-	ONNX        string        `yaml:"onnx"`         // ONNX manifest (default configs/models/mlp.manifest.json; provider: off scores with GBDT only)
+	GBDT     string `yaml:"gbdt"`      // GBDT manifest, the fallback scorer (default configs/models/gbdt.manifest.json)
+	ONNX     string `yaml:"onnx"`      // ONNX manifest (default configs/models/mlp.manifest.json; provider: off scores with GBDT only)
+	ONNXInt8 string `yaml:"onnx_int8"` // the int8 variant's manifest (default configs/models/mlp_int8.manifest.json)
+	// Variant picks the ONNX manifest served: "fp32" (the default: onnx) or
+	// "int8" (onnx_int8: the same weights with the wide table stored as int8,
+	// ctr/train/compact.py; docs/models.md, "Compact variant").
+	Variant     string        `yaml:"variant"`
 	ONNXLibrary string        `yaml:"onnx_library"` // path of libonnxruntime.so.1 (default lib/onnxruntime/libonnxruntime.so.1)
 	Provider    string        `yaml:"provider"`     // ONNX execution provider: auto, cuda, cpu, or off for GBDT only (default auto)
 	MaxBatch    int           `yaml:"max_batch"`    // most rows in one ONNX run; requests queued during a run form the next (default 64)
@@ -250,6 +255,28 @@ type ModelConfig struct {
 	// Shadow names a second model's manifest (gbdt or onnx) scored off the
 	// bid path on sampled requests, for comparison in /metrics.
 	Shadow string `yaml:"shadow"`
+	// RowLog logs the feature rows of a sample of bids for retraining
+	// (rowlog.go; off without a path).
+	RowLog RowLogConfig `yaml:"row_log"`
+}
+
+// ONNXManifest is the ONNX manifest Variant selects.
+func (m *ModelConfig) ONNXManifest() string {
+	if m.Variant == "int8" {
+		return m.ONNXInt8
+	}
+	return m.ONNX
+}
+
+// RowLogConfig is model.row_log: the bidder writes the feature row it scored
+// for a sample of its bids (binary records, rotated files), joined later
+// with the impression and click events to retrain (ctr/train/retrain.py).
+type RowLogConfig struct {
+	Path     string  `yaml:"path"`      // file to write ("" = off); rotated files get .1, .2, ...
+	Sample   float64 `yaml:"sample"`    // share of bids logged, in (0, 1] (default 1)
+	MaxBytes int64   `yaml:"max_bytes"` // rotate when the file would pass this (default 64 MiB)
+	Backups  int     `yaml:"backups"`   // rotated files kept (default 8)
+	Queue    int     `yaml:"queue"`     // records waiting for the writer; more are dropped and counted (default 4096)
 }
 
 // NoticeConfig controls notice URLs and what they charge.
@@ -524,6 +551,22 @@ func (c *Config) Defaults() {
 	}
 	def(&c.Model.GBDT, "configs/models/gbdt.manifest.json")
 	def(&c.Model.ONNX, "configs/models/mlp.manifest.json")
+	def(&c.Model.ONNXInt8, "configs/models/mlp_int8.manifest.json")
+	def(&c.Model.Variant, "fp32")
+	// The row log's defaults (used only with a path; the config reference
+	// shows them either way).
+	if r := &c.Model.RowLog; r.Sample == 0 {
+		r.Sample = 1
+	}
+	if r := &c.Model.RowLog; r.MaxBytes == 0 {
+		r.MaxBytes = 64 << 20
+	}
+	if r := &c.Model.RowLog; r.Backups == 0 {
+		r.Backups = 8
+	}
+	if r := &c.Model.RowLog; r.Queue == 0 {
+		r.Queue = 4096
+	}
 	def(&c.Model.ONNXLibrary, "lib/onnxruntime/libonnxruntime.so.1")
 	def(&c.Model.Provider, "auto")
 	if c.Model.MaxBatch == 0 {
@@ -632,6 +675,17 @@ func (c *Config) Validate() error {
 	}
 	if c.Model.MaxBatch < 1 || c.Model.MaxBatch > 4096 {
 		bad("model.max_batch", "%d must be in [1, 4096]", c.Model.MaxBatch)
+	}
+	if v := c.Model.Variant; v != "fp32" && v != "int8" {
+		bad("model.variant", "%q is not fp32 or int8", v)
+	}
+	if r := c.Model.RowLog; r.Path != "" {
+		if !(r.Sample > 0 && r.Sample <= 1) {
+			bad("model.row_log.sample", "%v must be in (0, 1]", r.Sample)
+		}
+		if r.MaxBytes < 1<<16 || r.Backups < 1 || r.Queue < 1 {
+			bad("model.row_log", "max_bytes %d must be at least 65536, backups %d and queue %d at least 1", r.MaxBytes, r.Backups, r.Queue)
+		}
 	}
 	switch c.Notices.ChargeOn {
 	case "billing", "win":

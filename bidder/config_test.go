@@ -57,6 +57,26 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	}
 }
 
+// model.variant picks the ONNX manifest served: fp32 (the default) serves
+// model.onnx, int8 serves model.onnx_int8; anything else is refused.
+func TestConfigModelVariant(t *testing.T) {
+	for _, c := range []struct{ body, want string }{
+		{"model: {gbdt: m.json}\n", "configs/models/mlp.manifest.json"},
+		{"model: {gbdt: m.json, variant: fp32}\n", "configs/models/mlp.manifest.json"},
+		{"model: {gbdt: m.json, variant: int8}\n", "configs/models/mlp_int8.manifest.json"},
+		{"model: {gbdt: m.json, variant: int8, onnx_int8: q.json}\n", "q.json"},
+		{"model: {gbdt: m.json, variant: fp32, onnx: f.json, onnx_int8: q.json}\n", "f.json"},
+	} {
+		cfg, err := LoadConfig(writeConfig(t, c.body), Overrides{})
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if got := cfg.Model.ONNXManifest(); got != c.want {
+			t.Errorf("%q: serves %q, want %q", c.body, got, c.want)
+		}
+	}
+}
+
 func TestConfigRejects(t *testing.T) {
 	f := func(body string, wantFields ...string) {
 		t.Helper()
@@ -75,6 +95,9 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
+	f("model: {gbdt: m.json, variant: int4}\n", "model.variant")
+	f("model: {gbdt: m.json, row_log: {path: r.bin, sample: 1.5}}\n", "model.row_log.sample")
+	f("model: {gbdt: m.json, row_log: {path: r.bin, max_bytes: 10}}\n", "model.row_log")
 	f("model: {gbdt: m.json}\ncurrency: {rates: {usd: 1, EUR: -2}}\n", "currency.rates")
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
@@ -99,6 +122,17 @@ func TestCheckConfig(t *testing.T) {
 	good.Defaults()
 	if err := CheckConfig(good); err != nil {
 		t.Fatalf("good config: %v", err)
+	}
+	// The int8 variant passes the same checks (schema, and its parity sample
+	// at load where ONNX Runtime is present).
+	q := *good
+	q.Model.ONNXInt8, q.Model.Variant = "../configs/models/mlp_int8.manifest.json", "int8"
+	if err := CheckConfig(&q); err != nil {
+		t.Fatalf("int8 variant: %v", err)
+	}
+	q.Model.ONNXInt8 = filepath.Join(t.TempDir(), "missing.json")
+	if err := CheckConfig(&q); err == nil || !strings.Contains(err.Error(), "model.onnx") {
+		t.Fatalf("int8 variant with a missing manifest: %v", err)
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("id: x\nbid_strategy: {kind: fixed_cpm, cpm: \"1\"}\nmax_bid_cpm: \"-3\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)

@@ -41,6 +41,7 @@ type monitor struct {
 	pSumE6 counter // sum of predictions, in millionths
 	drift  atomic.Pointer[ctr.Drift]
 	shadow atomic.Pointer[shadow]
+	rows   *rowLog // model.row_log (rowlog.go); nil: off. Set before serving
 }
 
 // observe is called once per scored request, on the bid path (no allocation).
@@ -119,6 +120,9 @@ func (mo *monitor) collect(ch chan<- prometheus.Metric) {
 	}
 	if sh := mo.shadow.Load(); sh != nil {
 		sh.collect(ch)
+	}
+	if mo.rows != nil {
+		mo.rows.collect(ch)
 	}
 }
 

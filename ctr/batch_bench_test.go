@@ -17,6 +17,10 @@ import (
 // batchBenchManifest is the served model; $CTR_BENCH_MANIFEST overrides it.
 var batchBenchManifest = cmp.Or(os.Getenv("CTR_BENCH_MANIFEST"), "../configs/models/mlp.manifest.json")
 
+// batchBenchInt8Manifest is the served model's int8 variant
+// (ctr/train/compact.py); $CTR_BENCH_INT8_MANIFEST overrides it.
+var batchBenchInt8Manifest = cmp.Or(os.Getenv("CTR_BENCH_INT8_MANIFEST"), "../configs/models/mlp_int8.manifest.json")
+
 // onnxRowsManifest is the served model as it was before its re-export into
 // the wide_deep_ids form: the same weights in the rows-form graph.
 const onnxRowsManifest = "testdata/mlp_rows.manifest.json"
@@ -24,14 +28,15 @@ const onnxRowsManifest = "testdata/mlp_rows.manifest.json"
 // BenchmarkONNXRows is the per-row cost of Score (conversion of the rows to
 // the model's inputs included) by batch size on the CPU provider: the served
 // model (wide_deep_ids form) beside the same weights in the rows-form graph
-// it was re-exported from, in the same run, and the tiny test model in both
+// it was re-exported from and its int8 variant (the wide table as int8, a
+// scale per table), in the same run, and the tiny test model in both
 // forms (its deep part is live: the cost of a graph that keeps one). ns/row
 // is wall time; cpu-ns/row the benchmark thread's CPU time (ONNX Runtime
 // runs on the calling thread with one intra-op thread), steadier on a
 // loaded machine.
 func BenchmarkONNXRows(b *testing.B) {
 	for _, m := range []struct{ name, manifest string }{
-		{"rows", onnxRowsManifest}, {"ids", batchBenchManifest},
+		{"rows", onnxRowsManifest}, {"ids", batchBenchManifest}, {"ids-int8", batchBenchInt8Manifest},
 		{"tiny-rows", onnxTinyRowsManifest}, {"tiny-ids", onnxTinyManifest},
 	} {
 		x := onnxTestLoad(b, m.manifest, ONNXOptions{MaxBatch: 512})

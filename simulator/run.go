@@ -59,7 +59,13 @@ type Config struct {
 	MinToWinShare float64
 	// Values gives each campaign (bid.cid) a value per impression, so the
 	// report can give surplus; nil: no surplus figures.
-	Values        map[string]CampaignValue
+	Values map[string]CampaignValue
+	// DriftAt, when positive, makes the world change at SimStart + DriftAt
+	// (simulated time): the ground truth's publisher and OS terms change
+	// sign (GroundTruth.DriftAt) and publisher popularity moves down the
+	// ranks (TrafficConfig.DriftAt), so a model trained before goes stale
+	// and the publisher feature's distribution shifts. 0: no drift.
+	DriftAt       time.Duration
 	LogDir        string // training logs (JSONL) when set
 	AllowNonLocal bool
 	Progress      io.Writer // live line once a second when set
@@ -105,6 +111,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SimStart.IsZero() {
 		c.SimStart = time.Now()
+	}
+	if c.DriftAt > 0 {
+		at := c.SimStart.Add(c.DriftAt).Unix()
+		c.Truth.DriftAt, c.Traffic.DriftAt = at, at
 	}
 	if c.RenderProb == 0 {
 		c.RenderProb = d.RenderProb

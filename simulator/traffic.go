@@ -69,7 +69,15 @@ type TrafficConfig struct {
 	FloorSigma      float64 // log-normal sigma of floors
 	MultiImpShare   float64 // share of requests with two imps
 	TMaxMs          int64   // typical tmax; each publisher uses 0.8x to 2x of it
+	// DriftAt (simulated unix seconds; 0 never): from then on each request's
+	// publisher is drawn DriftPublisherShift ranks down, so the most
+	// popular publishers lose their traffic to the next ones (Config.DriftAt).
+	DriftAt int64
 }
+
+// DriftPublisherShift is how many popularity ranks publishers move at
+// TrafficConfig.DriftAt.
+const DriftPublisherShift = 10
 
 // DefaultTraffic holds the defaults.
 var DefaultTraffic = TrafficConfig{
@@ -115,6 +123,7 @@ func (c TrafficConfig) withDefaults() TrafficConfig {
 	if c.TMaxMs > 0 {
 		d.TMaxMs = c.TMaxMs
 	}
+	d.DriftAt = c.DriftAt
 	return d
 }
 
@@ -272,7 +281,11 @@ const nativeRequest = `{"ver":"1.2","context":1,"plcmttype":1,"assets":[` +
 // Request builds request number seq at simulated unix time simTime. It is
 // deterministic in (world, seed, seq).
 func (w *World) Request(r *rand.Rand, seq uint64, simTime int64, gzipShare float64) *Outgoing {
-	pub := &w.pubs[w.pubZipf.Draw(r)]
+	pi := w.pubZipf.Draw(r)
+	if w.cfg.DriftAt != 0 && simTime >= w.cfg.DriftAt {
+		pi = (pi + DriftPublisherShift) % len(w.pubs)
+	}
+	pub := &w.pubs[pi]
 	usr := &w.users[w.usrZipf.Draw(r)]
 	ctry := Countries[usr.Country]
 	req := &openrtb2.BidRequest{ID: fmt.Sprintf("req-%x", seq), TMax: pub.TMaxMs, Cur: []string{"USD"}, AT: 2}

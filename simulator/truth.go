@@ -25,11 +25,12 @@ type ImpContext struct {
 	User      string
 	CID       string
 	CrID      string
+	Time      int64 // simulated unix seconds of the request
 }
 
 // ContextFor builds the context for one imp of req and the bid shown.
 func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, bid *openrtb2.Bid) ImpContext {
-	c := ImpContext{CID: bid.CID, CrID: bid.CrID, W: bid.W, H: bid.H}
+	c := ImpContext{CID: bid.CID, CrID: bid.CrID, W: bid.W, H: bid.H, Time: simTime}
 	var off int64
 	if req.Site != nil && req.Site.Publisher != nil {
 		c.Publisher = req.Site.Publisher.ID
@@ -78,10 +79,15 @@ func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, bid 
 // type 1..7: +0.1 +-0.2 -0.5 +0.2 +0.1 -0.3 -0.4; hour: 0.25 cos(2 pi (h-20)/24)
 // (evening peak, device local time); and h(x) a value in [-1, 1] from an
 // FNV-1a hash of Seed and x. Scale multiplies every term after the base.
+//
+// Drift: from simulated time DriftAt on (unix seconds; 0 never), the
+// publisher and OS terms change sign (-0.50 h(publisher), -0.20 h(os)):
+// what a model learned about them before is now backwards.
 type GroundTruth struct {
-	Base  float64 // CTR when every term is 0; default 0.01 (traffic mean about 0.02)
-	Seed  uint64
-	Scale float64 // default 1
+	Base    float64 // CTR when every term is 0; default 0.01 (traffic mean about 0.02)
+	Seed    uint64
+	Scale   float64 // default 1
+	DriftAt int64   // simulated unix seconds from which the publisher and OS terms flip (0: never)
 }
 
 var devTypeWeight = [8]float64{0, 0.1, -0.2, -0.5, 0.2, 0.1, -0.3, -0.4}
@@ -108,8 +114,12 @@ func (g GroundTruth) CTR(c ImpContext) float64 {
 	}
 	z += 0.25 * math.Cos(2*math.Pi*float64(c.LocalHour-20)/24)
 	size := strconv.FormatInt(c.W, 10) + "x" + strconv.FormatInt(c.H, 10)
-	z += 0.30*g.h("size", size) + 0.20*g.h("os", c.OS) + 0.30*g.h("country", c.Country)
-	z += 0.50*g.h("pub", c.Publisher) + 0.40*g.h("cid", c.CID) + 0.30*g.h("crid", c.CrID)
+	pubW, osW := 0.50, 0.20
+	if g.DriftAt != 0 && c.Time >= g.DriftAt {
+		pubW, osW = -pubW, -osW
+	}
+	z += 0.30*g.h("size", size) + osW*g.h("os", c.OS) + 0.30*g.h("country", c.Country)
+	z += pubW*g.h("pub", c.Publisher) + 0.40*g.h("cid", c.CID) + 0.30*g.h("crid", c.CrID)
 	z += 0.25*g.h("crid*country", c.CrID+"|"+c.Country) + 0.25*g.h("cid*dev", c.CID+"|"+strconv.Itoa(c.DevType))
 	z += 0.40 * g.h("user", c.User)
 	return sigmoid(logit(base) + scale*z)

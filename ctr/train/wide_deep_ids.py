@@ -33,7 +33,9 @@ wide (float32 [R]), bias (float), and for the deep part emb (float32 [E,
 dim]) and layers [(W [out, in], b [out]), ...] (ReLU between, the last to one
 output; the first's inputs are the flattened embeddings then numeric).
 mlp_train.py builds it from the trained network, reexport.py from a "rows"
-graph.
+graph, compact.py from a float32 wide_deep_ids graph (params_from_ids_graph)
+with its wide table stored as int8 or float16 (compact(): wide_dtype,
+wide_stored, wide_scale).
 """
 import numpy as np
 import onnx
@@ -98,19 +100,32 @@ def build(p, doc=""):
                   h = Concat(Flatten(Gather(emb, deep_ids)), numeric), then Gemm + Relu per hidden layer
                   logit = Gemm(h, w_last, wide_logit)           (the last layer adds the wide logit)
     pctr = Sigmoid(logit)
-    ONNX Runtime fuses each Gemm + Relu."""
+    ONNX Runtime fuses each Gemm + Relu. A compact table (compact(): int8
+    or float16) is gathered from "wide_stored", Cast to float32, and the
+    Gemm's column of ones becomes the per-table scales ("wide_scale")."""
     nw = len(p["cols"]) + len(p["crosses"])
     inputs = [oh.make_tensor_value_info("wide_ids", onnx.TensorProto.INT32, ["batch", nw])]
     inits, sparse, nodes = [], [], []
-    dense, sp = _sparse_or_dense("wide", np.asarray(p["wide"], np.float32).reshape(-1))
-    inits += [dense] if dense is not None else []
-    sparse += [sp] if sp is not None else []
-    inits.append(nh.from_array(np.ones((nw, 1), np.float32), "ones"))
-    nodes.append(oh.make_node("Gather", ["wide", "wide_ids"], ["wide_terms"], axis=0))
+    if p.get("wide_dtype", "float32") == "float32":
+        dense, sp = _sparse_or_dense("wide", np.asarray(p["wide"], np.float32).reshape(-1))
+        inits += [dense] if dense is not None else []
+        sparse += [sp] if sp is not None else []
+        inits.append(nh.from_array(np.ones((nw, 1), np.float32), "ones"))
+        nodes.append(oh.make_node("Gather", ["wide", "wide_ids"], ["wide_terms"], axis=0))
+        summer = "ones"
+    else:
+        # A compact table (compact()): Gather the int8 (or float16) values,
+        # Cast them to float32, and let the Gemm that sums them multiply each
+        # column by its table's scale (1 for float16): no extra node.
+        inits.append(nh.from_array(np.asarray(p["wide_stored"]).reshape(-1), "wide_stored"))
+        inits.append(nh.from_array(np.asarray(p["wide_scale"], np.float32).reshape(nw, 1), "wide_scale"))
+        nodes += [oh.make_node("Gather", ["wide_stored", "wide_ids"], ["wide_stored_terms"], axis=0),
+                  oh.make_node("Cast", ["wide_stored_terms"], ["wide_terms"], to=onnx.TensorProto.FLOAT)]
+        summer = "wide_scale"
     bias = np.float32(p["bias"])
     if not p["deep"]:
         inits.append(nh.from_array(np.array([bias], np.float32), "bias"))
-        nodes.append(oh.make_node("Gemm", ["wide_terms", "ones", "bias"], ["logit"]))
+        nodes.append(oh.make_node("Gemm", ["wide_terms", summer, "bias"], ["logit"]))
     else:
         nd, k = len(p["deep"]), len(p["numeric"])
         inputs.append(oh.make_tensor_value_info("deep_ids", onnx.TensorProto.INT32, ["batch", nd]))
@@ -138,7 +153,7 @@ def build(p, doc=""):
         if w.shape[0] != 1 or b.shape != (1,):
             raise ValueError("last layer has %d outputs, want 1" % w.shape[0])
         inits += [nh.from_array(w, "w_last"), nh.from_array(b + bias, "b_wide")]
-        nodes += [oh.make_node("Gemm", ["wide_terms", "ones", "b_wide"], ["wide_logit"]),
+        nodes += [oh.make_node("Gemm", ["wide_terms", summer, "b_wide"], ["wide_logit"]),
                   oh.make_node("Gemm", [x, "w_last", "wide_logit"], ["logit"], transB=1)]
     nodes.append(oh.make_node("Sigmoid", ["logit"], ["pctr"]))
     outputs = [oh.make_tensor_value_info("pctr", onnx.TensorProto.FLOAT, ["batch", 1])]
@@ -173,7 +188,12 @@ def predict(p, x):
     """The model's output for feature rows x, in numpy (float64 sums: a
     reference within float32 rounding of ONNX Runtime's)."""
     wide, deep, num = convert(p, x)
-    logit = np.asarray(p["wide"], np.float64)[wide].sum(1) + float(np.float32(p["bias"]))
+    if p.get("wide_dtype", "float32") == "float32":
+        terms = np.asarray(p["wide"], np.float64)[wide]
+    else:  # the stored values as float32 (exact), times the column's scale as float32
+        scale = np.asarray(p["wide_scale"], np.float32).astype(np.float64)
+        terms = np.asarray(p["wide_stored"]).astype(np.float32).astype(np.float64)[wide] * scale
+    logit = terms.sum(1) + float(np.float32(p["bias"]))
     if p["deep"] and p["layers"]:
         h = np.concatenate([np.asarray(p["emb"], np.float64)[deep].reshape(len(x), -1), num.astype(np.float64)], 1)
         for i, (w, b) in enumerate(p["layers"]):
@@ -182,6 +202,86 @@ def predict(p, x):
                 h = np.maximum(h, 0)
         logit += h[:, 0]
     return 1 / (1 + np.exp(-logit))
+
+
+def column_tables(p):
+    """(offset, size) of the wide table each wide_ids column reads: the wide
+    columns, then the crosses."""
+    return [(int(c["offset"]), int(c["size"])) for c in p["cols"]] + \
+        [(int(x["offset"]), int(x["buckets"])) for x in p["crosses"]]
+
+
+COMPACT_DTYPES = ("int8", "float16")
+
+
+def compact(p, dtype):
+    """params p with the wide table stored in dtype, the rest unchanged.
+
+    int8: symmetric, one scale per table (per wide_ids column): scale =
+    max |w| over the table / 127, stored q = round(w / scale) in [-127, 127].
+    0 stays exactly 0 (an id never seen in training still scores as the
+    average), each table's largest weight is kept to float32 rounding, and
+    the error of any weight is at most scale / 2. float16: the weights
+    rounded to half precision (relative error 2^-11), scale 1.
+    Refuses tables that overlap (a row read by two columns with two scales)."""
+    w = np.asarray(p["wide"], np.float32).reshape(-1)
+    tables = column_tables(p)
+    owner = np.full(len(w), -1, np.int64)
+    for k, (o, n) in enumerate(tables):
+        if np.any(owner[o:o + n] >= 0):
+            raise ValueError("wide column %d shares table rows with column %d" % (k, owner[o:o + n].max()))
+        owner[o:o + n] = k
+    q = dict(p)
+    if dtype == "float16":
+        q["wide_stored"] = w.astype(np.float16)
+        q["wide_scale"] = np.ones(len(tables), np.float32)
+    elif dtype == "int8":
+        stored = np.zeros(len(w), np.int8)
+        scale = np.ones(len(tables), np.float32)
+        for k, (o, n) in enumerate(tables):
+            t = w[o:o + n]
+            m = float(np.abs(t).max()) if n else 0.0
+            if m == 0:
+                continue
+            scale[k] = np.float32(m / 127)
+            stored[o:o + n] = np.clip(np.rint(t / scale[k]), -127, 127).astype(np.int8)
+        q["wide_stored"], q["wide_scale"] = stored, scale
+    else:
+        raise ValueError("dtype %s is not one of %s" % (dtype, COMPACT_DTYPES))
+    q["wide_dtype"] = dtype
+    return q
+
+
+IDS_OPS_WIDE = ["Gather", "Gemm", "Sigmoid"]
+
+
+def params_from_ids_graph(model, section):
+    """params of a float32 "wide_deep_ids" graph as build() writes it, with
+    the id arithmetic from its manifest section. Refuses any other graph
+    (a compact one included) rather than guess."""
+    g = model.graph
+    v = _graph_values(g)
+    ops = [n.op_type for n in g.node]
+    nw = len(section["wide_columns"]) + len(section["crosses"])
+    if "wide" not in v or "ones" not in v or not np.all(v["ones"] == 1) or v["ones"].shape != (nw, 1):
+        raise ValueError("not a float32 wide_deep_ids graph of build(): initializers %s" % sorted(v))
+    p = {"cols": [dict(c) for c in section["wide_columns"]], "crosses": [dict(x) for x in section["crosses"]],
+         "deep": [dict(d) for d in section["deep_columns"]], "numeric": [dict(n) for n in section["numeric"]],
+         "wide": v["wide"].reshape(-1)}
+    if not p["deep"]:
+        if ops != IDS_OPS_WIDE:
+            raise ValueError("ops %s, want %s" % (ops, IDS_OPS_WIDE))
+        p.update(bias=float(v["bias"].reshape(-1)[0]), emb=np.zeros((0, 1), np.float32), layers=[])
+        return p
+    layers, i = [], 0
+    while "w%d" % i in v:
+        layers.append((v["w%d" % i], v["b%d" % i]))
+        i += 1
+    # b_wide is the last layer's bias plus the output bias: keep it whole in
+    # the last layer and set the output bias to 0 (the same sum).
+    layers.append((v["w_last"], v["b_wide"].reshape(-1)))
+    p.update(bias=0.0, emb=v["emb"], layers=layers)
+    return p
 
 
 def _graph_values(g):

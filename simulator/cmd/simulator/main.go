@@ -141,6 +141,7 @@ func bindOutcomes(fs *flag.FlagSet, f *flags) {
 	fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
 	fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
 	fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
+	fs.DurationVar(&c.DriftAt, "drift-at", 0, "simulated time after -sim-start from which the world drifts: the ground truth's publisher and OS terms change sign and publisher popularity shifts 10 ranks (0 = never)")
 }
 
 // zeroAsNeg maps an explicit 0 to the "explicitly zero" marker of the config.

@@ -1,0 +1,225 @@
+#!/usr/bin/python3
+"""Retrain the served wide & deep model on the bidder's own logs and promote
+a candidate only if it beats the served model (`make retrain`).
+
+    /usr/bin/python3 ctr/train/retrain.py --rows ROW_LOG --events EVENTS.jsonl \\
+        --served configs/models/mlp.manifest.json [--holdout 0.2] [--settle 30] \\
+        [--featurestats BIN] [--report OUT.json] [--dry-run]
+
+1. Data: the row log (model.row_log, bidder/rowlog.go: the feature row each
+   sampled bid was scored on) joined with the event log (events.jsonl: the
+   bid's "imp" and "click" events) by rowlog.join(): a shown bid is a row, a
+   click its label. Not the simulator's logs: what the bidder saw and what
+   happened to its own bids.
+2. Split by bid time: the most recent --holdout share is held out; the rest
+   trains.
+3. Candidates: the served model's weights warm-started and refitted on the
+   training rows (the wide table and the output bias, L-BFGS on the log
+   loss with an L2 pull toward the served weights; a deep part, if any, is
+   kept as is), one per L2 strength in CANDIDATES.
+4. Evaluation on the held-out slice: the served model (scored here with
+   wide_deep_ids.predict, the numpy reference of the graph) and every
+   candidate: AUC, log loss, calibration (mean pCTR / observed CTR).
+5. Promotion: the candidate with the lowest log loss is promoted only if its
+   log loss is below the served model's and its calibration is within 5%
+   (|calibration - 1| <= 0.05). Promotion writes NAME.onnx, NAME.parity.json
+   (the served parity rows with the candidate's outputs) and a manifest
+   beside the served manifest, then replaces the served manifest (the path
+   model.onnx names, which the bidder watches) atomically by a rename. The
+   bidder's hot reload loads it, checks the parity sample and the schema, and
+   keeps the old model if anything is off.
+   With --featurestats (features/cmd/featurestats) the new manifest's
+   feature_stats are those of the training rows, so drift (PSI) is measured
+   against what the new model was trained on; without it the served
+   manifest's are kept.
+
+Exit status 0 whether or not a candidate was promoted (the report says);
+non-zero on bad input. Needs python3-onnx, python3-numpy and python3-scipy.
+"""
+import argparse
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import onnx
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import rowlog  # noqa: E402
+import wide_deep_ids as wdi  # noqa: E402
+from evalmetrics import auc, calibration, logloss  # noqa: E402
+
+# (name, L2 strength toward the served weights, in rows): a cautious and a
+# bolder refit.
+CANDIDATES = [("warm-l2-100", 100.0), ("warm-l2-10", 10.0)]
+MAX_ITER = 200
+MAX_CALIBRATION_ERROR = 0.05
+
+
+def base_logits(p, x):
+    """The served model's logit for rows x and their wide_ids."""
+    pr = np.clip(wdi.predict(p, x), 1e-12, 1 - 1e-12)
+    wide, _, _ = wdi.convert(p, x)
+    return np.log(pr / (1 - pr)), wide.astype(np.int64)
+
+
+def refit(p, x, y, l2):
+    """Warm-started refit of the wide table and the bias: the candidate's
+    logit is the served logit plus the change of the wide weights it reads
+    plus the change of the bias, fitted by L-BFGS on the log loss (summed
+    over rows) plus l2/2 |change|^2 (the served model is the prior). Only
+    the weights the training rows read change."""
+    from scipy.optimize import minimize
+    z0, ids = base_logits(p, x)
+    used, inv = np.unique(ids, return_inverse=True)
+    inv = inv.reshape(ids.shape)
+    k = len(used)
+
+    def f(v):
+        dw, db = v[:k], v[k]
+        z = z0 + dw[inv].sum(1) + db
+        loss = np.sum(np.logaddexp(0, z) - y * z) + 0.5 * l2 * dw @ dw
+        g = 1 / (1 + np.exp(-z)) - y
+        grad = np.empty(k + 1)
+        grad[:k] = np.bincount(inv.ravel(), weights=np.repeat(g, ids.shape[1]), minlength=k) + l2 * dw
+        grad[k] = g.sum()
+        return loss, grad
+
+    res = minimize(f, np.zeros(k + 1), jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER})
+    q = dict(p)
+    w = np.asarray(p["wide"], np.float64).reshape(-1).copy()
+    w[used] += res.x[:k]
+    q["wide"] = w.astype(np.float32)
+    q["bias"] = float(np.float32(p["bias"] + res.x[k]))
+    return q, {"weights_changed": int(k), "iterations": int(res.nit)}
+
+
+def metrics(y, pr):
+    return {"auc": round(auc(y, pr), 6), "logloss": round(logloss(y, pr), 6),
+            "calibration": round(calibration(y, pr), 4), "mean_pctr": round(float(np.mean(pr)), 6)}
+
+
+def promote(served_path, man, q, name, train_x, train_y, featurestats, report):
+    """Write the candidate beside the served manifest and rename its manifest
+    over the served one."""
+    d = os.path.dirname(os.path.abspath(served_path))
+    model = wdi.build(q, doc="%s: %s retrained on the bidder's row log by ctr/train/retrain.py" % (name, man["name"]))
+    onnx_path = os.path.join(d, name + ".onnx")
+    onnx.save(model, onnx_path)
+    parity = json.load(open(os.path.join(d, man["parity"])))
+    outs = wdi.predict(q, np.array(parity["inputs"], np.float32))
+    with open(os.path.join(d, name + ".parity.json"), "w") as f:
+        json.dump({"inputs": parity["inputs"], "outputs": [float(np.float32(v)) for v in outs]}, f,
+                  separators=(",", ":"))
+        f.write("\n")
+    out = {k: v for k, v in man.items() if k != "metrics"}
+    out.update({"name": name, "file": name + ".onnx", "parity": name + ".parity.json", "parity_tolerance": 1e-6,
+                "sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()})
+    extra = dict(out.get("extra") or {})
+    extra["retrain"] = report
+    out["extra"] = extra
+    tmp = tempfile.NamedTemporaryFile("w", dir=d, prefix="." + name, suffix=".manifest.json", delete=False)
+    with tmp as f:
+        json.dump(out, f, indent=2)
+        f.write("\n")
+    if featurestats:
+        with tempfile.NamedTemporaryFile(suffix=".f32", delete=False) as rf:
+            w = train_x.shape[1]
+            rec = np.zeros((len(train_x), w + 2), "<f4")
+            rec[:, :w], rec[:, w] = train_x, train_y
+            rec.tofile(rf)
+        try:
+            subprocess.run([featurestats, "-rows", rf.name, "-stride", str(w + 2), tmp.name], check=True,
+                           stdout=subprocess.DEVNULL)
+        finally:
+            os.unlink(rf.name)
+    os.replace(tmp.name, served_path)  # the bidder's watcher sees one complete manifest
+    return onnx_path
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", required=True, help="row log path (rotated files PATH.1 ... are read too)")
+    ap.add_argument("--events", required=True, help="the bidder's events.jsonl")
+    ap.add_argument("--served", required=True, help="the served (watched) ONNX manifest; replaced on promotion")
+    ap.add_argument("--holdout", type=float, default=0.2, help="most recent share of rows held out")
+    ap.add_argument("--settle", type=float, default=30.0, help="seconds before the last event whose bids are left out")
+    ap.add_argument("--since", type=float, default=0, help="only bids at or after this unix time (seconds)")
+    ap.add_argument("--featurestats", default="", help="features/cmd/featurestats binary (new feature_stats)")
+    ap.add_argument("--min-clicks", type=int, default=20, help="fewer held-out clicks: no decision")
+    ap.add_argument("--report", default="", help="write the report JSON here")
+    ap.add_argument("--dry-run", action="store_true", help="evaluate, never promote")
+    a = ap.parse_args()
+
+    man = json.load(open(a.served))
+    if man.get("kind") != "onnx" or man.get("input_form") != wdi.FORM:
+        sys.exit("retrain: %s is not an onnx model of input form %s" % (a.served, wdi.FORM))
+    d = os.path.dirname(os.path.abspath(a.served))
+    p = wdi.params_from_ids_graph(onnx.load(os.path.join(d, man["file"])), man["wide_deep_ids"])
+
+    log = rowlog.read_logs(a.rows)
+    if log.width != man["width"] or log.schema != man["schema_version"]:
+        sys.exit("retrain: row log width %d schema %s, model %d %s" % (
+            log.width, log.schema, man["width"], man["schema_version"]))
+    shown, clicked, last = rowlog.read_events(a.events)
+    data = rowlog.join(log, shown, clicked, last, a.settle)
+    keep = data["time"] >= a.since * 1e9
+    x, y, t = data["x"][keep], data["y"][keep], data["time"][keep]
+    n = len(y)
+    cut = n - int(n * a.holdout)
+    report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "rows": n,
+              "clicks": int(y.sum()), "train_rows": cut, "heldout_rows": n - cut,
+              "heldout_clicks": int(y[cut:].sum()), "heldout_from_unix": float(t[cut] / 1e9) if cut < n else None,
+              "rule": "promote the lowest log loss candidate if below the served model's with |calibration - 1| <= %g"
+                      % MAX_CALIBRATION_ERROR}
+    if cut < 1 or report["heldout_clicks"] < a.min_clicks or y[:cut].sum() < 1:
+        report["decision"] = "no decision: %d rows, %d held-out clicks (want %d)" % (
+            n, report["heldout_clicks"], a.min_clicks)
+        return finish(a, report)
+    xt, yt, xh, yh = x[:cut], y[:cut], x[cut:], y[cut:]
+    report["served"]["heldout"] = metrics(yh, wdi.predict(p, xh))
+    cands = {}
+    for name, l2 in CANDIDATES:
+        t0 = time.time()
+        q, info = refit(p, xt, yt, l2)
+        m = metrics(yh, wdi.predict(q, xh))
+        m.update(info, l2=l2, train_seconds=round(time.time() - t0, 1))
+        cands[name] = (q, m)
+        print("retrain: %s: %s" % (name, json.dumps(m)), file=sys.stderr)
+    report["candidates"] = {k: m for k, (_, m) in cands.items()}
+    best = min(cands, key=lambda k: cands[k][1]["logloss"])
+    bm, sm = cands[best][1], report["served"]["heldout"]
+    better = bm["logloss"] < sm["logloss"]
+    calibrated = abs(bm["calibration"] - 1) <= MAX_CALIBRATION_ERROR
+    report["best"] = best
+    if not (better and calibrated):
+        report["decision"] = "keep %s: best candidate %s log loss %.6f (served %.6f), calibration %.4f" % (
+            man["name"], best, bm["logloss"], sm["logloss"], bm["calibration"])
+    elif a.dry_run:
+        report["decision"] = "would promote %s (dry run)" % best
+    else:
+        base = man["name"].split("-r")[0]
+        name = "%s-r%d" % (base, int(time.time()))
+        report["promoted"] = name
+        report["decision"] = "promote %s as %s: log loss %.6f < %.6f, calibration %.4f" % (
+            best, name, bm["logloss"], sm["logloss"], bm["calibration"])
+        promote(a.served, man, cands[best][0], name, xt, yt, a.featurestats, report)
+    return finish(a, report)
+
+
+def finish(a, report):
+    print("retrain: " + report["decision"], file=sys.stderr)
+    if a.report:
+        with open(a.report, "w") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")
+    print(json.dumps(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,214 @@
+#!/usr/bin/python3
+"""Read the bidder's row log (model.row_log, bidder/rowlog.go) and join it
+with the bidder's event log (events.jsonl) into labelled training rows.
+
+    /usr/bin/python3 ctr/train/rowlog.py --dump FILE          records as JSON lines
+    /usr/bin/python3 ctr/train/rowlog.py --rows PATH --events events.jsonl   a summary of the join
+
+The event log's rotated files (events-TIMESTAMP.jsonl[.gz] beside it, the
+bidder's events: section) are read too.
+
+Row log file (little-endian): a header "OBRL" | u16 version 1 | u16 width |
+u8 n | schema version (n bytes), then records: u32 body length L | body |
+u32 CRC-32 of the body, the body being i64 bid time (unix ns) | f32 pCTR |
+u8 n + auction id | u8 n + imp id | u8 n + campaign | u8 n + creative |
+u8 n + model name | width x f32 feature row. A short or corrupt record (a
+crash mid-write) ends the file. PATH is the current file; its rotated
+predecessors are PATH.1 (the newest) to PATH.N.
+
+Labels (join()): a logged bid whose (auction, imp) has an "imp" event was
+shown; it is a click when the same key has a "click" event. Bids never shown
+(lost, not rendered) are not training rows. Bids newer than the last event
+minus `settle` seconds are left out: their impression or click may not have
+arrived yet.
+
+Needs python3-numpy only.
+"""
+import argparse
+import glob
+import json
+import os
+import struct
+import sys
+import zlib
+
+import numpy as np
+
+MAGIC = b"OBRL"
+VERSION = 1
+
+
+class RowLog:
+    """Records of one or more row log files, oldest first, as arrays."""
+
+    def __init__(self, width, schema):
+        self.width, self.schema = width, schema
+        self.time, self.pctr, self.rows = [], [], []
+        self.auction, self.imp, self.campaign, self.creative, self.model = [], [], [], [], []
+        self.torn = 0  # files that ended in a torn or corrupt record
+
+    def __len__(self):
+        return len(self.time)
+
+    def arrays(self):
+        """(time ns int64 [n], pctr float64 [n], rows float32 [n, width])."""
+        rows = np.frombuffer(b"".join(self.rows), "<f4").reshape(-1, self.width) if self.rows else \
+            np.zeros((0, self.width), np.float32)
+        return np.array(self.time, np.int64), np.array(self.pctr, np.float64), rows
+
+
+def read_file(path, into=None):
+    """Append the records of one file to into (a RowLog; new when None)."""
+    with open(path, "rb") as f:
+        b = f.read()
+    if len(b) < 9 or b[:4] != MAGIC:
+        raise ValueError("%s: not a row log (magic %r)" % (path, b[:4]))
+    version, width = struct.unpack_from("<HH", b, 4)
+    if version != VERSION:
+        raise ValueError("%s: row log version %d, this reader knows %d" % (path, version, VERSION))
+    n = b[8]
+    schema = b[9:9 + n].decode()
+    if into is None:
+        into = RowLog(width, schema)
+    elif (into.width, into.schema) != (width, schema):
+        raise ValueError("%s: width %d schema %s, earlier files %d %s" % (path, width, schema, into.width, into.schema))
+    off, rowbytes = 9 + n, 4 * width
+    while off < len(b):
+        if off + 4 > len(b):
+            into.torn += 1
+            break
+        (length,) = struct.unpack_from("<I", b, off)
+        end = off + 4 + length
+        if end + 4 > len(b) or zlib.crc32(b[off + 4:end]) != struct.unpack_from("<I", b, end)[0]:
+            into.torn += 1
+            break
+        t, p = struct.unpack_from("<qf", b, off + 4)
+        pos = off + 16
+        fields = []
+        for _ in range(5):
+            k = b[pos]
+            fields.append(b[pos + 1:pos + 1 + k].decode("utf-8", "replace"))
+            pos += 1 + k
+        if end - pos != rowbytes:
+            raise ValueError("%s: record at %d holds %d row bytes, want %d" % (path, off, end - pos, rowbytes))
+        into.time.append(t)
+        into.pctr.append(p)
+        into.auction.append(fields[0])
+        into.imp.append(fields[1])
+        into.campaign.append(fields[2])
+        into.creative.append(fields[3])
+        into.model.append(fields[4])
+        into.rows.append(b[pos:end])
+        off = end + 4
+    return into
+
+
+def log_files(path):
+    """PATH's rotated files, oldest first, then PATH."""
+    rotated = []
+    for p in glob.glob(glob.escape(path) + ".*"):
+        suffix = p[len(path) + 1:]
+        if suffix.isdigit():
+            rotated.append((int(suffix), p))
+    return [p for _, p in sorted(rotated, reverse=True)] + ([path] if os.path.exists(path) else [])
+
+
+def read_logs(path):
+    """Every record of PATH and its rotated files, oldest file first."""
+    files = log_files(path)
+    if not files:
+        raise FileNotFoundError("no row log at %s" % path)
+    log = None
+    for p in files:
+        log = read_file(p, log)
+    return log
+
+
+def event_files(path):
+    """The event log PATH and its rotated backups (lumberjack's
+    NAME-TIMESTAMP.EXT, gzipped or not), oldest first."""
+    stem, ext = os.path.splitext(path)
+    backups = sorted(glob.glob(glob.escape(stem) + "-*" + ext) + glob.glob(glob.escape(stem) + "-*" + ext + ".gz"))
+    return backups + ([path] if os.path.exists(path) else [])
+
+
+def _lines(files):
+    import gzip
+    for p in files:
+        with (gzip.open(p, "rt") if p.endswith(".gz") else open(p)) as f:
+            yield from f
+
+
+def read_events(path):
+    """(auction, imp) keys with an impression, those with a click, and the
+    time of the last event (unix seconds), from PATH and its rotated files."""
+    from datetime import datetime
+    shown, clicked, last = set(), set(), 0.0
+    files = event_files(path)
+    if not files:
+        raise FileNotFoundError("no event log at %s" % path)
+    for line in _lines(files):
+        try:
+            e = json.loads(line)
+        except ValueError:
+            continue  # a torn last line
+        kind = e.get("kind")
+        if kind not in ("imp", "click"):
+            continue
+        key = (e.get("auction", ""), e.get("imp", ""))
+        (shown if kind == "imp" else clicked).add(key)
+        ts = e.get("time", "")
+        if ts:
+            # RFC 3339 with nanoseconds: Python takes microseconds.
+            head, _, frac = ts.rstrip("Z").partition(".")
+            sec = datetime.fromisoformat(head + "+00:00").timestamp() + (float("0." + frac) if frac else 0.0)
+            last = max(last, sec)
+    return shown, clicked, last
+
+
+def join(log, shown, clicked, last_event, settle=30.0):
+    """Labelled rows of the shown bids, in time order:
+    dict of time (ns), pctr (as served), x [n, width], y, model, campaign."""
+    t, p, x = log.arrays()
+    keys = list(zip(log.auction, log.imp))
+    cut = (last_event - settle) * 1e9
+    keep = np.array([k in shown for k in keys], bool) & (t <= cut)
+    # A bid logged twice (a replayed request) keeps its first record.
+    seen, first = set(), np.zeros(len(keys), bool)
+    for i, k in enumerate(keys):
+        if keep[i] and k not in seen:
+            seen.add(k)
+            first[i] = True
+    idx = np.nonzero(first)[0]
+    idx = idx[np.argsort(t[idx], kind="stable")]
+    y = np.array([keys[i] in clicked for i in idx], np.float64)
+    return {"time": t[idx], "pctr": p[idx], "x": np.ascontiguousarray(x[idx]), "y": y,
+            "model": [log.model[i] for i in idx], "campaign": [log.campaign[i] for i in idx]}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dump", help="print one file's records as JSON lines")
+    ap.add_argument("--rows", help="row log path (with its rotated files)")
+    ap.add_argument("--events", help="the bidder's events.jsonl")
+    ap.add_argument("--settle", type=float, default=30.0)
+    a = ap.parse_args()
+    if a.dump:
+        log = read_file(a.dump)
+        _, _, rows = log.arrays()
+        for i in range(len(log)):
+            print(json.dumps({"Time": log.time[i], "PCTR": float(np.float32(log.pctr[i])), "Auction": log.auction[i],
+                              "Imp": log.imp[i], "Campaign": log.campaign[i], "Creative": log.creative[i],
+                              "Model": log.model[i], "Row": [float(v) for v in rows[i]]}))
+        return
+    if not (a.rows and a.events):
+        ap.error("--dump FILE, or --rows and --events")
+    log = read_logs(a.rows)
+    shown, clicked, last = read_events(a.events)
+    d = join(log, shown, clicked, last, a.settle)
+    print(json.dumps({"records": len(log), "torn_files": log.torn, "shown": len(d["y"]),
+                      "clicks": int(d["y"].sum()), "models": sorted(set(d["model"]))}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
