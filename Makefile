@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
-.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models demo onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models distill demo onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -83,6 +83,10 @@ check: lint test-race
 ## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
 models:
 	sh ctr/train/make_models.sh
+
+## distill: retrain configs/models/gbdt_distilled.* (the GBDT fallback trained on the ONNX model's predictions) and measure the bid change on falling back; DATA=featurize rows dir (make_models.sh WORK/rows), TEACHER=onnx.pred.f32 over those rows if already scored (apt: python3-xgboost; ~15 min on 2 cores)
+distill:
+	sh ctr/train/make_distill.sh
 
 ## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo)
 DEMO_RATE ?= 500
