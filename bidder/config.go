@@ -195,7 +195,13 @@ type CurrencyConfig struct {
 
 // ModelConfig names the served models.
 type ModelConfig struct {
-	GBDT        string        `yaml:"gbdt"`         // GBDT manifest, the fallback scorer (default configs/models/gbdt.manifest.json)
+	// GBDT is the GBDT manifest: the fallback scorer, used when the ONNX
+	// model is off, not loaded or cannot answer in time. Two are bundled:
+	// configs/models/gbdt.manifest.json (the default: trained on clicks on
+	// its own) and configs/models/gbdt_distilled.manifest.json (trained on
+	// the ONNX model's predictions, so falling back moves bids less; its
+	// measured bid change is in configs/models/DISTILL.md).
+	GBDT        string        `yaml:"gbdt"`
 	ONNX        string        `yaml:"onnx"`         // ONNX manifest (default configs/models/mlp.manifest.json; provider: off scores with GBDT only)
 	ONNXLibrary string        `yaml:"onnx_library"` // path of libonnxruntime.so.1 (default lib/onnxruntime/libonnxruntime.so.1)
 	Provider    string        `yaml:"provider"`     // ONNX execution provider: auto, cuda, cpu, or off for GBDT only (default auto)

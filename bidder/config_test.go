@@ -93,10 +93,14 @@ func TestConfigRejects(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"}}
-	good.Defaults()
-	if err := CheckConfig(good); err != nil {
-		t.Fatalf("good config: %v", err)
+	// Either bundled GBDT can be the fallback: the independent one or the
+	// one distilled from the ONNX model.
+	for _, gbdt := range []string{"../configs/models/gbdt.manifest.json", "../configs/models/gbdt_distilled.manifest.json"} {
+		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json"}}
+		good.Defaults()
+		if err := CheckConfig(good); err != nil {
+			t.Fatalf("good config with model.gbdt %s: %v", gbdt, err)
+		}
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("id: x\nbid_strategy: {kind: fixed_cpm, cpm: \"1\"}\nmax_bid_cpm: \"-3\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
