@@ -118,10 +118,14 @@ func TestConfigRejects(t *testing.T) {
 }
 
 func TestCheckConfig(t *testing.T) {
-	good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"}}
-	good.Defaults()
-	if err := CheckConfig(good); err != nil {
-		t.Fatalf("good config: %v", err)
+	// Either bundled GBDT can be the fallback: the independent one or the
+	// one distilled from the ONNX model.
+	for _, gbdt := range []string{"../configs/models/gbdt.manifest.json", "../configs/models/gbdt_distilled.manifest.json"} {
+		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json"}}
+		good.Defaults()
+		if err := CheckConfig(good); err != nil {
+			t.Fatalf("good config with model.gbdt %s: %v", gbdt, err)
+		}
 	}
 	// The int8 variant passes the same checks (schema, and its parity sample
 	// at load where ONNX Runtime is present).

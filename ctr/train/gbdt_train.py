@@ -88,12 +88,16 @@ def exact(v):
     return repr(float(v))
 
 
-def convert(booster, width, names):
-    """XGBoost JSON model -> (LightGBM text, list of trees for the evaluator)."""
+def convert(booster, width, names, margin_base=False):
+    """XGBoost JSON model -> (LightGBM text, list of trees for the evaluator).
+
+    base_score is a probability (binary:logistic) and enters as its logit;
+    with margin_base (reg:squarederror on logits, distill.py) it is already a
+    margin and enters as is."""
     model = json.loads(booster.save_raw("json"))
     learner = model["learner"]
     base_score = float(learner["learner_model_param"]["base_score"])
-    base_margin = math.log(base_score / (1 - base_score))
+    base_margin = base_score if margin_base else math.log(base_score / (1 - base_score))
     trees = learner["gradient_booster"]["model"]["trees"]
     blocks, evals = [], []
     for ti, t in enumerate(trees):

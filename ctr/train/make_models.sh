@@ -6,6 +6,8 @@
 #   features/cmd/featurize (ortb.Parser + package features)   -> rows.f32 / rows.json
 #   ctr/train/gbdt_train.py (XGBoost -> LightGBM text)         -> gbdt.{txt,manifest.json,parity.json}
 #   ctr/train/mlp_train.py  (PyTorch wide & deep -> ONNX)      -> mlp.{onnx,manifest.json,parity.json}
+#   ctr/train/make_distill.sh (distill.py: a GBDT on the ONNX model's
+#     predictions)                                             -> gbdt_distilled.*, DISTILL.md
 #   features/cmd/featurestats                                  -> feature_stats in both manifests
 #   ctr/train/servescore (the Go serving path on held-out rows)
 #   ctr/train/eval_report.py                                   -> EVAL.md, eval.json, calibration.svg
@@ -106,6 +108,14 @@ gbdt=$!
 # shellcheck disable=SC2086
 "$PYTHON" ctr/train/mlp_train.py --data "$WORK/rows" --out "$OUT" --seed "$SEED" ${MLP_ARGS:-} --data-desc "$desc"
 wait "$gbdt"
+# The distilled fallback learns the ONNX model just trained (its predictions
+# over every row, through ONNX Runtime), so it runs after both; it writes
+# gbdt_distilled.* and DISTILL.md / distill.json.
+if [ -f lib/onnxruntime/libonnxruntime.so.1 ]; then
+	DATA="$WORK/rows" OUT="$OUT" WORK="$WORK" PYTHON="$PYTHON" sh ctr/train/make_distill.sh
+else
+	echo "make_models: no ONNX Runtime; the distilled GBDT (make distill) is not retrained" >&2
+fi
 if [ -d features/cmd/featurestats ]; then
 	go run ./features/cmd/featurestats -rows "$WORK/rows/rows.f32" "$OUT/gbdt.manifest.json" "$OUT/mlp.manifest.json"
 fi
