@@ -129,7 +129,8 @@ func TestCheckConfig(t *testing.T) {
 	}
 	// The int8 variant passes the same checks (schema, and its parity sample
 	// at load where ONNX Runtime is present).
-	q := *good
+	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"}}
+	q.Defaults()
 	q.Model.ONNXInt8, q.Model.Variant = "../configs/models/mlp_int8.manifest.json", "int8"
 	if err := CheckConfig(&q); err != nil {
 		t.Fatalf("int8 variant: %v", err)
