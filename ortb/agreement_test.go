@@ -439,6 +439,13 @@ func nativeFromSchema(s string) (NativeStatus, bool, []NativeAsset) {
 		// request): either answer is right.
 		return nativeEither, false, nil
 	}
+	var loose any
+	if json.Unmarshal(doc, &loose) == nil && hasFoldableKey(loose) || hasRepeatedKey(doc) {
+		// encoding/json matches keys without regard to case and keeps the
+		// last of repeated ones; Parse matches the spec's spelling exactly
+		// (as for the request itself): either answer is right.
+		return nativeEither, false, nil
+	}
 	wrapped := false
 	var top map[string]json.RawMessage
 	if json.Unmarshal(doc, &top) != nil || top == nil {
