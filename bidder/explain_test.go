@@ -312,3 +312,42 @@ func TestExplainBehindAdminToken(t *testing.T) {
 		t.Errorf("GET: %v %v", resp, err)
 	}
 }
+
+// Explain follows ?exchange=NAME's seat as the bid path does: a request
+// whose wseat names only that exchange's seat excludes every campaign by
+// seat under the defaults and bids under the exchange.
+func TestExplainUsesTheExchangeSeat(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Exchanges = map[string]ExchangeConfig{"adx": {Seat: "adx-seat"}}
+	})
+	explain := func(exchange string) *explainAnswer {
+		var p ortb.Parser
+		var req ortb.Request
+		if err := p.Parse(readReq(t, "site-banner.json"), &req); err != nil {
+			t.Fatal(err)
+		}
+		req.WSeat = [][]byte{[]byte("adx-seat")}
+		a, code := ts.Server.explain(&req, explainOptions{now: time.Now(), ex: ts.exchangeNamed([]byte(exchange))})
+		if code != 200 {
+			t.Fatalf("explain %q: %d", exchange, code)
+		}
+		return a
+	}
+	a := explain("")
+	if a.Bid || len(a.Imps) != 1 {
+		t.Fatalf("default seat: bid %v, %s", a.Bid, a)
+	}
+	n := a.Imps[0].NotExamined["seat"]
+	for _, e := range a.Imps[0].Campaigns {
+		if e.Rule != "seat" {
+			t.Fatalf("default seat: %s excluded by %q, want seat", e.ID, e.Rule)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("default seat: no campaign excluded by seat: %s", a)
+	}
+	if a := explain("adx"); !a.Bid {
+		t.Fatalf("adx's seat: no bid (%s): %s", a.NoBidReason, a)
+	}
+}
