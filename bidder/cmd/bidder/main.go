@@ -62,6 +62,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	bidder.ApplyRuntime(cfg.Runtime)
 	if err := bidder.Run(cfg, log); err != nil {
 		log.Error("bidder stopped", "err", err)
 		os.Exit(1)
