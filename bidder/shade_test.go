@@ -284,3 +284,29 @@ func TestExplainShowsLearnedShading(t *testing.T) {
 	}
 	t.Fatalf("no winner entry: %s", a)
 }
+
+// A segment's exchange is a configured exchanges.NAME: a name not
+// configured learns in the defaults' segment, so a request cannot mint
+// segments by inventing names.
+func TestShadeSegmentExchangeIsConfigured(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		withShading(c)
+		c.Exchanges = map[string]ExchangeConfig{"adx": {}}
+	})
+	key := func(name string) shading.Key {
+		bc := ts.getBidCtx()
+		defer ts.putBidCtx(bc)
+		if err := bc.parser.Parse(firstPrice(t, "seg"), &bc.req); err != nil {
+			t.Fatal(err)
+		}
+		bc.ex, bc.resp = ts.exchangeNamed([]byte(name)), []byte("USD")
+		return ts.impShadeOf(bc, 0).key
+	}
+	def, unknown, adx := key(""), key("made-up"), key("adx")
+	if def != unknown {
+		t.Errorf("an unconfigured exchange name got its own segment")
+	}
+	if def == adx {
+		t.Errorf("a configured exchange shares the defaults' segment")
+	}
+}
