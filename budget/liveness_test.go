@@ -494,3 +494,49 @@ func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 		t.Fatalf("after the new process reported: %+v", r)
 	}
 }
+
+// Campaigns loaded together go idle together: their headroom goes back over
+// several rounds, at most maxReturnsPerRound steps each, not in one burst.
+func TestIdleHeadroomReturnsSpreadOverRounds(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	const n = 3*maxReturnsPerRound + 10
+	cs := manyCampaigns(n, micros(100))
+	m := newMemManager(t, NewMemStore(), "a", clk, cs...)
+	held := func() (k int) {
+		for _, c := range cs {
+			if m.Handle(c.ID).lease.Load() != 0 {
+				k++
+			}
+		}
+		return k
+	}
+	round := func() uint64 {
+		clk.Add(time.Second)
+		before := m.steps.Load()
+		m.syncAll(ctxT(t), clk.Now(), false)
+		m.tick(clk.Now())
+		return m.steps.Load() - before
+	}
+	if held() != n {
+		t.Fatalf("after start: %d leases, want %d", held(), n)
+	}
+	var perRound []uint64
+	for held() > 0 && len(perRound) < 60 {
+		if s := round(); s > 0 {
+			perRound = append(perRound, s)
+		}
+	}
+	if held() != 0 {
+		t.Fatalf("after %d rounds, %d campaigns still hold headroom", len(perRound), held())
+	}
+	total := uint64(0)
+	for _, s := range perRound {
+		if s > maxReturnsPerRound {
+			t.Fatalf("a round gave back %d leases (want at most %d): %v", s, maxReturnsPerRound, perRound)
+		}
+		total += s
+	}
+	if total != n || len(perRound) != 4 {
+		t.Fatalf("give-back steps by round %v: want %d in 4 rounds", perRound, n)
+	}
+}

@@ -51,8 +51,18 @@ func (m *Manager) storeReturned() bool {
 	return back
 }
 
+// maxReturnsPerRound bounds the steps of a round that only give idle
+// headroom back. Campaigns loaded together go idle together: at 10,000
+// campaigns, all of them leaseIdle after start (or a reload), and their
+// give-back steps in one round were half a second of one core's work,
+// which every bid request waited behind. Spread over rounds, the rest give
+// theirs back on the following ones; headroom kept a little longer only
+// keeps that money reserved to this instance a little longer.
+const maxReturnsPerRound = 128
+
 // dueAccounts appends the accounts that need a step this round.
 func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Account {
+	returns := 0
 	for _, a := range *m.accts.Load() {
 		if release {
 			if a.leaseHeld || a.lease.Load() != 0 || a.confirmed.Load() != 0 {
@@ -60,9 +70,17 @@ func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Ac
 			}
 			continue
 		}
-		if m.stepDue(a, now) {
-			dst = append(dst, a)
+		due, giveBack := m.stepDue(a, now)
+		if !due {
+			continue
 		}
+		if giveBack {
+			if returns >= maxReturnsPerRound {
+				continue // due again next round
+			}
+			returns++
+		}
+		dst = append(dst, a)
 	}
 	return dst
 }
@@ -72,33 +90,41 @@ func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Ac
 // wants (or above twice that), headroom to give back, an entry to drop, a
 // lease that would not stay valid to the next round, or a poke. A campaign
 // whose pool was empty at its last step waits for money to show in the pool
-// (the watch), a new day or a reload.
-func (m *Manager) stepDue(a *Account, now time.Time) bool {
+// (the watch), a new day or a reload. giveBack says the step would only
+// give idle headroom back (dueAccounts spreads those over rounds).
+func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	ahead := m.headroomWanted(a, now)
 	if !a.inFlight(now.UnixNano()) {
 		ahead = 0
 	}
 	a.ahead = ahead
 	if a.poke.Swap(false) || a.lastSync.IsZero() || a.confirmed.Load() != 0 {
-		return true
+		return true, false
 	}
 	lease, commit := a.lease.Load(), a.spent.Load()+a.held.Load()
 	free := lease - commit
 	money := !a.starved || a.poolFree.Load() > 0
 	switch {
 	case a.demand.Load() != a.lastDemand:
-		return money || m.newDay(a, now)
+		return money || m.newDay(a, now), false
 	case ahead == 0:
-		return (free > 0 && (commit == 0 || free >= max(m.cfg.MinLease, 1))) ||
-			(a.leaseHeld && lease == 0 && commit == 0)
+		if a.leaseHeld && lease == 0 && commit == 0 {
+			return true, false // an entry to drop
+		}
+		// Headroom to give back; a lease that is running out is stepped
+		// anyway, like any other.
+		if free > 0 && (commit == 0 || free >= max(m.cfg.MinLease, 1)) {
+			return true, lease == 0 || m.leaseValid(a, now.Add(2*m.cfg.SyncPeriod).UnixNano())
+		}
+		return false, false
 	case free < ahead/2:
-		return money || m.newDay(a, now)
+		return money || m.newDay(a, now), false
 	case free > 2*ahead:
-		return true
+		return true, false
 	case lease > 0 && !m.leaseValid(a, now.Add(2*m.cfg.SyncPeriod).UnixNano()):
-		return true
+		return true, false
 	}
-	return a.starved && m.newDay(a, now)
+	return a.starved && m.newDay(a, now), false
 }
 
 func (m *Manager) newDay(a *Account, now time.Time) bool {
