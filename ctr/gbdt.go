@@ -3,6 +3,7 @@ package ctr
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -138,7 +140,28 @@ func gbdtReadModel(m *Manifest) ([]byte, error) {
 			return nil, fmt.Errorf("sha256 %s, manifest says %s", got, m.SHA256)
 		}
 	}
+	if strings.HasSuffix(m.File, ".gz") {
+		return gunzipModel(b)
+	}
 	return b, nil
+}
+
+// gunzipModel expands a gzipped model file (a file name ending in .gz; the
+// manifest's sha256 is of the compressed bytes), within the same size limit
+// as a plain one.
+func gunzipModel(b []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	out, err := io.ReadAll(io.LimitReader(zr, gbdtMaxModelBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("gzip: %w", err)
+	}
+	if len(out) > gbdtMaxModelBytes {
+		return nil, fmt.Errorf("model is over the %d byte limit uncompressed", gbdtMaxModelBytes)
+	}
+	return out, nil
 }
 
 // gbdtParse hands checked text to leaves, turning a panic into an error.

@@ -1,6 +1,8 @@
 package ctr
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -347,5 +349,56 @@ func BenchmarkGBDTLeavesPredictSingle(b *testing.B) {
 	for b.Loop() {
 		_ = g.ens.PredictSingle(par.Inputs[i%len(par.Inputs)], 0)
 		i++
+	}
+}
+
+// A model file named *.gz is gunzipped after its sha256 (of the compressed
+// bytes) is checked; one that is not gzip, or expands past the size limit,
+// is refused with a clear error.
+func TestGBDTGzippedModel(t *testing.T) {
+	in, out := gbdtTinyParity()
+	withGz := func(t *testing.T, gz []byte) string {
+		sum := sha256.Sum256(gz)
+		path := gbdtWriteFixture(t, []byte(gbdtTinyModel), 4, in, out, func(m map[string]any) {
+			m["file"], m["sha256"] = "m.txt.gz", hex.EncodeToString(sum[:])
+		})
+		if err := os.WriteFile(filepath.Join(filepath.Dir(path), "m.txt.gz"), gz, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	gzipped := func(b []byte) []byte {
+		var buf bytes.Buffer
+		zw := gzip.NewWriter(&buf)
+		zw.Write(b)
+		zw.Close()
+		return buf.Bytes()
+	}
+	g, err := LoadGBDT(withGz(t, gzipped([]byte(gbdtTinyModel))), "t1", 4)
+	if err != nil {
+		t.Fatalf("gzipped model: %v", err)
+	}
+	rows := make([]float32, 0, 4*len(gbdtTinyCases))
+	for _, c := range gbdtTinyCases {
+		rows = append(rows, c.row...)
+	}
+	got, want := make([]float32, len(gbdtTinyCases)), make([]float32, len(gbdtTinyCases))
+	if err := g.Score(time.Time{}, rows, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := gbdtLoadTiny(t).Score(time.Time{}, rows, want); err != nil {
+		t.Fatal(err)
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: gzipped %v, plain %v", i, got[i], want[i])
+		}
+	}
+	if _, err := LoadGBDT(withGz(t, []byte(gbdtTinyModel)), "t1", 4); !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), "gzip") {
+		t.Fatalf("plain text named .gz: %v", err)
+	}
+	bomb := gzipped(make([]byte, gbdtMaxModelBytes+1))
+	if _, err := LoadGBDT(withGz(t, bomb), "t1", 4); !errors.Is(err, ErrBadModel) || !strings.Contains(err.Error(), "limit") {
+		t.Fatalf("gzip bomb: %v", err)
 	}
 }
