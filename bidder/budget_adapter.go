@@ -21,18 +21,7 @@ type budgetMoney struct {
 var _ money = (*budgetMoney)(nil)
 
 func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time) reason {
-	switch b.m.Allow(b.accts[ci], maxCharge, now) {
-	case budget.DecisionOK:
-		return reasonNone
-	case budget.DecisionPaced:
-		return reasonPaced
-	case budget.DecisionFailClosed:
-		return reasonFailClosed
-	case budget.DecisionFlight, budget.DecisionUnknown:
-		return reasonFlight
-	default: // no lease headroom, budget exhausted
-		return reasonBudget
-	}
+	return decisionReason(b.m.Allow(b.accts[ci], maxCharge, now))
 }
 
 func (b *budgetMoney) observeRequest(now time.Time) { b.m.ObserveRequest(now) }
@@ -258,4 +247,21 @@ func (b *budgetSink) impression(t *bidToken, now time.Time) error {
 func (b *budgetSink) click(t *bidToken, now time.Time) error {
 	b.events.add(event{Kind: "click", Token: t, Time: now})
 	return nil
+}
+
+// decisionReason maps a budget decision to a no-bid reason (the bid path's
+// allow and POST /admin/explain share it).
+func decisionReason(d budget.Decision) reason {
+	switch d {
+	case budget.DecisionOK:
+		return reasonNone
+	case budget.DecisionPaced:
+		return reasonPaced
+	case budget.DecisionFailClosed:
+		return reasonFailClosed
+	case budget.DecisionFlight, budget.DecisionUnknown:
+		return reasonFlight
+	default: // no lease headroom, budget exhausted
+		return reasonBudget
+	}
 }

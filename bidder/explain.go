@@ -248,23 +248,6 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// decisionReason is budgetMoney.allow's mapping of a budget decision to a
-// no-bid reason.
-func decisionReason(d budget.Decision) reason {
-	switch d {
-	case budget.DecisionOK:
-		return reasonNone
-	case budget.DecisionPaced:
-		return reasonPaced
-	case budget.DecisionFailClosed:
-		return reasonFailClosed
-	case budget.DecisionFlight, budget.DecisionUnknown:
-		return reasonFlight
-	default:
-		return reasonBudget
-	}
-}
-
 // moneyExplainer is the side-effect-free budget query of a catalog's money
 // (budgetMoney); a money without it (test doubles) is asked allow.
 type moneyExplainer interface {
