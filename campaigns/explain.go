@@ -196,6 +196,7 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		if !imp.HasAudio {
 			return "format " + ccr.format.String()
 		}
+		battr = imp.Audio.BAttr
 	}
 	switch {
 	case attrBlocked(ccr.attr, battr):

@@ -129,6 +129,12 @@ func TestExplainRules(t *testing.T) {
 		{"creative", "x-c: bcat", func(c *Config) {}, func(r *ortb.Request, i *ortb.Imp) { r.BCat = bss("IAB3") }},
 		{"creative", "x-c: battr", func(c *Config) { c.Creatives[0].Attr = []int64{3} },
 			func(r *ortb.Request, i *ortb.Imp) { i.Banner.BAttr = []int64{3} }},
+		{"creative", "x-c: battr", func(c *Config) {
+			c.Creatives[0] = CreativeConfig{ID: "x-c", Format: "audio", VAST: `<VAST>{{imp_url}}</VAST>`,
+				LandingURL: "https://x.example/", Attr: []int64{3}}
+		}, func(r *ortb.Request, i *ortb.Imp) {
+			i.HasBanner, i.HasAudio, i.Audio.BAttr = false, true, []int64{3}
+		}},
 		{"seat", "", func(c *Config) {}, func(r *ortb.Request, i *ortb.Imp) { r.BSeat = bss("seat-1") }},
 		// The first failing rule, in Match's order: country before os.
 		{"country", "GBR", func(c *Config) { c.Targeting.Countries, c.Targeting.OS = []string{"GBR"}, []string{"iOS"} }, nil},
