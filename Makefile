@@ -95,7 +95,7 @@ retrain:
 	/usr/bin/python3 ctr/train/retrain.py --rows $(ROW_LOG) --events $(EVENTS) --served $(MODEL) --since $(SINCE) \
 		--featurestats bin/featurestats --report out/retrain.json
 
-## distill: retrain configs/models/gbdt_distilled.* (the GBDT fallback trained on the ONNX model's predictions) and measure the bid change on falling back; DATA=featurize rows dir (make_models.sh WORK/rows), TEACHER=onnx.pred.f32 over those rows if already scored (apt: python3-xgboost; ~15 min on 2 cores)
+## distill: remake configs/models/gbdt_distilled.* (the fallback: the ONNX model's wide table + trees trained on its predictions) and measure the bid change on falling back; DATA=featurize rows dir (make_models.sh WORK/rows), TEACHER=onnx.pred.f32 over those rows if already scored (apt: python3-xgboost; ~2 min on 2 cores with TEACHER, plus ~1 min to score it without)
 distill:
 	sh ctr/train/make_distill.sh
 

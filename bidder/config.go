@@ -265,9 +265,10 @@ type ModelConfig struct {
 	// GBDT is the GBDT manifest: the fallback scorer, used when the ONNX
 	// model is off, not loaded or cannot answer in time. Two are bundled:
 	// configs/models/gbdt.manifest.json (the default: trained on clicks on
-	// its own) and configs/models/gbdt_distilled.manifest.json (trained on
-	// the ONNX model's predictions, so falling back moves bids less; its
-	// measured bid change is in configs/models/DISTILL.md).
+	// its own) and configs/models/gbdt_distilled.manifest.json (the ONNX
+	// model's wide table, summed in Go without ONNX Runtime, plus trees
+	// trained on the ONNX model's predictions, so falling back moves bids
+	// far less; its measured bid change is in configs/models/DISTILL.md).
 	GBDT     string `yaml:"gbdt"`
 	ONNX     string `yaml:"onnx"`      // ONNX manifest (default configs/models/mlp.manifest.json; provider: off scores with GBDT only)
 	ONNXInt8 string `yaml:"onnx_int8"` // the int8 variant's manifest (default configs/models/mlp_int8.manifest.json)

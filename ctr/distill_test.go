@@ -23,12 +23,13 @@ const (
 
 // distillMaxMeanRel bounds the distilled model's mean relative difference
 // from the ONNX model on the committed sample, |p_gbdt - p_onnx| / p_onnx:
-// the mean relative bid change when the bidder falls back. Measured: 6.06%
-// over the 987,827 held-out rows (configs/models/DISTILL.md), 5.6% on the
-// sample; the independent GBDT: 16.3% and 16.7%. The issue's target, 2%,
-// is not met (docs/models.md, "The distilled fallback", says why); this
-// bound holds the model that is bundled, and tells it from the independent.
-const distillMaxMeanRel = 0.08
+// the mean relative bid change when the bidder falls back. The issue's
+// target is 2%. The distilled fallback carries the ONNX model's wide table
+// (its wide_part) and 20 trees on the residual: measured 0.0002% over the
+// 987,827 held-out rows (configs/models/DISTILL.md); the independent GBDT
+// 16.3% there and 16.7% on the sample; the first distilled model, 300 trees
+// and no table, 6.06% and 5.6%.
+const distillMaxMeanRel = 0.02
 
 type distillRows struct {
 	TeacherSHA256 string      `json:"teacher_sha256"`
@@ -68,8 +69,8 @@ func meanRel(p []float32, q []float64) float64 {
 	return sum / float64(len(q))
 }
 
-// The distilled GBDT, loaded through the serving loader (schema, sha256 and
-// its parity file checked), agrees with the ONNX model within
+// The distilled GBDT, loaded through the serving loader (schema, sha256 of
+// both files, its parity file checked), agrees with the ONNX model within
 // distillMaxMeanRel on held-out rows; the independent GBDT does not, so the
 // check tells the two apart.
 func TestDistilledGBDTAgreesWithONNX(t *testing.T) {
@@ -119,5 +120,49 @@ func TestDistillSampleMatchesServedONNX(t *testing.T) {
 	}
 	if err := onnxCheckParity("mlp", got, want, 1e-5); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The distilled fallback is what the bidder scores with when ONNX Runtime is
+// absent (a chain with no primary): it needs nothing from ONNX Runtime (the
+// wide table is its own file, read by ctr) and still agrees with the ONNX
+// model within distillMaxMeanRel. Without its wide part, the 20 trees alone
+// (trained on the residual) do not come close: the table is what agrees.
+func TestDistilledFallbackWithoutONNXRuntime(t *testing.T) {
+	rows, onnx, _ := distillLoadSample(t)
+	g, err := LoadGBDT(distillDistilled, features.SchemaVersion, features.Width)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.wide == nil {
+		t.Fatalf("%s has no wide part", distillDistilled)
+	}
+	c, err := NewChain(nil, g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(onnx))
+	if err := c.Score(time.Now().Add(time.Minute), rows, out); err != nil {
+		t.Fatal(err)
+	}
+	if st := c.Stats(); st.Fallback != 1 || st.Primary != 0 {
+		t.Fatalf("chain stats %+v: want one call answered by the fallback", st)
+	}
+	if rel := meanRel(out, onnx); !(rel < distillMaxMeanRel) {
+		t.Errorf("fallback without ONNX Runtime: mean relative difference %.6f, want below %v", rel, distillMaxMeanRel)
+	}
+	fv := make([]float64, g.Width())
+	var raw [1]float64
+	for i := range out {
+		for j, v := range rows[i*g.Width() : (i+1)*g.Width()] {
+			fv[j] = float64(v)
+		}
+		if err := g.ens.Predict(fv, 0, raw[:]); err != nil {
+			t.Fatal(err)
+		}
+		out[i] = float32(gbdtSigmoid(raw[0]))
+	}
+	if rel := meanRel(out, onnx); rel < 0.5 {
+		t.Errorf("the trees alone: mean relative difference %.4f; the wide part should carry the model", rel)
 	}
 }

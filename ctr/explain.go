@@ -16,6 +16,9 @@ import (
 //     expected value (child minus parent) to its split feature; the bias is
 //     the sum of the roots' expected values. Bias plus contributions is the
 //     raw margin, exactly.
+//   - GBDT with a wide part (WidePart): the trees' contributions plus the
+//     wide table's weight of each wide column and cross, a slot's two
+//     terms added into one; the bias is both biases.
 //   - ONNX wide & deep in the wide_deep_ids form (explain_wide.go): the wide
 //     table's weight of each wide column's row (a feature slot) and of each
 //     cross's row (a pair of slots); the bias; and what the deep part adds,
@@ -54,13 +57,34 @@ func (c *Contributions) finish() {
 	sort.SliceStable(c.Terms, func(i, j int) bool { return math.Abs(c.Terms[i].Logit) > math.Abs(c.Terms[j].Logit) })
 }
 
+// addWide adds the terms and bias of a GBDT's wide part (w) to the trees'
+// contributions (c): a term of the same slot (or pair of slots) is added
+// into it, any other is appended.
+func (c *Contributions) addWide(w Contributions) {
+	c.Bias += w.Bias
+	for _, t := range w.Terms {
+		found := false
+		for i := range c.Terms {
+			if c.Terms[i].Slot == t.Slot && c.Terms[i].Slot2 == t.Slot2 {
+				c.Terms[i].Logit += t.Logit
+				found = true
+				break
+			}
+		}
+		if !found {
+			c.Terms = append(c.Terms, t)
+		}
+	}
+	c.finish()
+}
+
 // Explainer explains the predictions of one loaded model. Safe for
 // concurrent use.
 type Explainer struct {
 	name  string
 	width int
 	trees *treeExplainer // gbdt
-	wide  *wideExplainer // onnx, wide_deep_ids
+	wide  *wideExplainer // onnx, wide_deep_ids; or a gbdt's wide part
 }
 
 // NewExplainer builds the explainer of the model m describes (a manifest a
@@ -76,6 +100,12 @@ func NewExplainer(m *Manifest) (*Explainer, error) {
 	switch {
 	case m.Kind == "gbdt":
 		e.trees, err = newTreeExplainer(m)
+		if err == nil && m.WidePart != nil {
+			var w *gbdtWide
+			if w, err = loadGBDTWide(m); err == nil {
+				e.wide = &wideExplainer{conv: w.conv, wide: w.table, bias: w.bias}
+			}
+		}
 	case m.Kind == "onnx" && m.InputForm == InputWideDeepIDs:
 		e.wide, err = newWideExplainer(m)
 	default:
@@ -99,7 +129,11 @@ func (e *Explainer) Explain(row []float32, pctr float32) (Contributions, error) 
 		return Contributions{}, fmt.Errorf("%w: explain: row of %d values, want %d", ErrSchema, len(row), e.width)
 	}
 	if e.trees != nil {
-		return e.trees.explain(e.name, row), nil
+		c := e.trees.explain(e.name, row)
+		if e.wide != nil {
+			c.addWide(e.wide.explain(e.name, row, 0))
+		}
+		return c, nil
 	}
 	return e.wide.explain(e.name, row, pctr), nil
 }

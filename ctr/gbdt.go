@@ -24,8 +24,10 @@ import (
 // github.com/dmitryikh/leaves from a LightGBM text model and its Manifest.
 //
 // Output: leaves is loaded without its own transformation, so it returns the
-// raw margin (sum of leaf values); Score applies the logistic sigmoid and
-// writes the probability, a pCTR in [0,1]. The model is trusted to be a
+// raw margin (sum of leaf values); Score adds the wide part's logit when the
+// manifest has one (WidePart: a distilled fallback carrying its teacher's
+// wide table), applies the logistic sigmoid and writes the probability, a
+// pCTR in [0,1]. The model is trusted to be a
 // binary:logistic / LightGBM "binary" model; the parity check at load proves
 // the Go path reproduces the training framework's probabilities.
 //
@@ -40,6 +42,7 @@ type GBDT struct {
 	name     string
 	trees    int
 	manifest *Manifest
+	wide     *gbdtWide     // nil: trees only
 	rowCost  atomic.Uint64 // float64 bits: estimated ns per row
 	scratch  sync.Pool     // *gbdtScratch
 }
@@ -48,6 +51,7 @@ var _ Scorer = (*GBDT)(nil)
 
 type gbdtScratch struct {
 	fvals []float64
+	ids   []int32 // the wide part's ids of one row
 	raw   [1]float64
 }
 
@@ -78,8 +82,12 @@ var (
 //     is not a well-formed LightGBM text model with one output and splits on
 //     features below width (ErrBadModel); the file is checked before leaves
 //     sees it, so an XGBoost binary or JSON file never reaches leaves;
-//   - the manifest names no parity sample, or the model does not reproduce
-//     it within parity_tolerance (default 1e-5) (ErrBadModel).
+//   - the manifest has a wide_part (WidePart) whose section does not
+//     compile, whose file is not the sha256 it names or not wide_rows
+//     finite float32 values (ErrBadModel);
+//   - the manifest names no parity sample, or the model (the trees plus the
+//     wide part, if any) does not reproduce it within parity_tolerance
+//     (default 1e-5) (ErrBadModel).
 func LoadGBDT(manifestPath string, schemaVersion string, width int) (*GBDT, error) {
 	m, err := LoadManifest(manifestPath)
 	if err != nil {
@@ -111,7 +119,16 @@ func LoadGBDT(manifestPath string, schemaVersion string, width int) (*GBDT, erro
 	if g.name == "" {
 		g.name = "gbdt"
 	}
-	g.scratch.New = func() any { return &gbdtScratch{fvals: make([]float64, width)} }
+	if m.WidePart != nil {
+		if g.wide, err = loadGBDTWide(m); err != nil {
+			return nil, err
+		}
+	}
+	nids := 0
+	if g.wide != nil {
+		nids = g.wide.conv.wideWidth()
+	}
+	g.scratch.New = func() any { return &gbdtScratch{fvals: make([]float64, width), ids: make([]int32, nids)} }
 	if err := g.checkParity(); err != nil {
 		return nil, err
 	}
@@ -119,7 +136,14 @@ func LoadGBDT(manifestPath string, schemaVersion string, width int) (*GBDT, erro
 }
 
 func gbdtReadModel(m *Manifest) ([]byte, error) {
-	f, err := os.Open(m.Path(m.File))
+	return readModelFile(m.Path(m.File), m.SHA256)
+}
+
+// readModelFile reads a model file of at most gbdtMaxModelBytes, checks its
+// sha256 against want (hex; empty: not checked) and gunzips it when its name
+// ends in .gz (the digest is of the compressed bytes).
+func readModelFile(path, want string) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
@@ -134,13 +158,13 @@ func gbdtReadModel(m *Manifest) ([]byte, error) {
 	if len(b) > gbdtMaxModelBytes {
 		return nil, fmt.Errorf("model is over the %d byte limit", gbdtMaxModelBytes)
 	}
-	if m.SHA256 != "" {
+	if want != "" {
 		sum := sha256.Sum256(b)
-		if got := hex.EncodeToString(sum[:]); got != m.SHA256 {
-			return nil, fmt.Errorf("sha256 %s, manifest says %s", got, m.SHA256)
+		if got := hex.EncodeToString(sum[:]); got != want {
+			return nil, fmt.Errorf("sha256 %s, manifest says %s", got, want)
 		}
 	}
-	if strings.HasSuffix(m.File, ".gz") {
+	if strings.HasSuffix(path, ".gz") {
 		return gunzipModel(b)
 	}
 	return b, nil
@@ -300,7 +324,11 @@ func (g *GBDT) score(rows, out []float32) {
 		// Predict with leaves' raw transform writes into the caller's slice
 		// and allocates nothing (PredictSingle allocates its result array).
 		_ = g.ens.Predict(s.fvals, 0, s.raw[:])
-		out[i] = float32(gbdtSigmoid(s.raw[0]))
+		z := s.raw[0]
+		if g.wide != nil {
+			z += g.wide.logit(row, s.ids)
+		}
+		out[i] = float32(gbdtSigmoid(z))
 	}
 	g.scratch.Put(s)
 }

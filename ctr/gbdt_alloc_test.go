@@ -5,10 +5,24 @@ package ctr_test
 import (
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/features"
 )
 
 func TestGBDTScoreZeroAllocs(t *testing.T) {
-	g := gbdtLoadBundled(t)
+	for _, path := range []string{gbdtBundled, gbdtDistilled} {
+		t.Run(path, func(t *testing.T) { gbdtZeroAllocs(t, path) })
+	}
+}
+
+// gbdtZeroAllocs: the independent GBDT and the distilled one, whose Score
+// also sums its wide part (one table lookup per wide column and cross).
+func gbdtZeroAllocs(t *testing.T, path string) {
+	g, err := ctr.LoadGBDT(path, features.SchemaVersion, features.Width)
+	if err != nil {
+		t.Fatal(err)
+	}
 	rows, want := gbdtParitySample(t, g.Manifest())
 	for _, n := range []int{1, 8, 32} {
 		n = min(n, len(want))

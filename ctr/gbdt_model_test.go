@@ -14,6 +14,10 @@ import (
 
 const gbdtBundled = "../configs/models/gbdt.manifest.json"
 
+// gbdtDistilled is the distilled fallback: 20 trees and the ONNX model's
+// wide table (wide_part).
+const gbdtDistilled = "../configs/models/gbdt_distilled.manifest.json"
+
 // gbdtParitySample reads the bundled parity sample as float32 rows.
 func gbdtParitySample(t testing.TB, m *ctr.Manifest) ([]float32, []float64) {
 	t.Helper()

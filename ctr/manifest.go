@@ -30,6 +30,10 @@ type Manifest struct {
 	ParityTolerance float64        `json:"parity_tolerance"`
 	Training        TrainingInfo   `json:"training"`
 	Metrics         map[string]any `json:"metrics"` // auc, logloss, oracle_auc, oracle_logloss, ...
+	// WidePart (kind gbdt only) is an exact linear part added to the trees'
+	// margin: a distilled fallback that carries its teacher's wide table
+	// (ctr/train/distill.py --wide). See WidePart.
+	WidePart *WidePart `json:"wide_part,omitempty"`
 	// FeatureStats is the training distribution per slot, for drift metrics.
 	FeatureStats *FeatureStats   `json:"feature_stats,omitempty"`
 	Extra        json.RawMessage `json:"extra,omitempty"`
@@ -67,6 +71,9 @@ func LoadManifest(path string) (*Manifest, error) {
 		return nil, fmt.Errorf("%w: manifest %s: schema_version is empty", ErrBadModel, path)
 	case m.Width <= 0:
 		return nil, fmt.Errorf("%w: manifest %s: width %d must be positive", ErrBadModel, path, m.Width)
+	}
+	if m.WidePart != nil && m.Kind != "gbdt" {
+		return nil, fmt.Errorf("%w: manifest %s: wide_part on a %s model (only gbdt)", ErrBadModel, path, m.Kind)
 	}
 	if m.InputForm == "" {
 		m.InputForm = InputRows

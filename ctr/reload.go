@@ -310,7 +310,8 @@ func (h *Holder) Watch(ctx context.Context, interval time.Duration) {
 
 // sigCache is reloadSignature for a watcher: the manifest (JSON with parity
 // rows and feature statistics, tens of kilobytes) is parsed again only when
-// its own size or mtime changed; otherwise each tick costs three stats.
+// its own size or mtime changed; otherwise each tick costs a stat per file
+// (three, four with a GBDT's wide part).
 type sigCache struct {
 	stat  string
 	paths []string // files the manifest names; nil when it did not parse
@@ -323,7 +324,7 @@ func (c *sigCache) signature(manifestPath string) string {
 		c.stat, c.paths = st, nil
 		c.parse++
 		if m, err := LoadManifest(manifestPath); err == nil {
-			c.paths = []string{m.Path(m.File), m.Path(m.Parity)}
+			c.paths = m.watchedFiles()
 		}
 	}
 	sig := st
@@ -337,9 +338,22 @@ func (c *sigCache) signature(manifestPath string) string {
 func reloadSignature(manifestPath string) string {
 	sig := reloadStat(manifestPath)
 	if m, err := LoadManifest(manifestPath); err == nil {
-		sig += reloadStat(m.Path(m.File)) + reloadStat(m.Path(m.Parity))
+		for _, p := range m.watchedFiles() {
+			sig += reloadStat(p)
+		}
 	}
 	return sig
+}
+
+// watchedFiles are the files a manifest names that a reload reads: the
+// model, its parity sample and a GBDT's wide part. A file written after
+// the manifest (a wide table copied last) is seen when it lands.
+func (m *Manifest) watchedFiles() []string {
+	files := []string{m.Path(m.File), m.Path(m.Parity)}
+	if m.WidePart != nil {
+		files = append(files, m.Path(m.WidePart.File))
+	}
+	return files
 }
 
 func reloadStat(path string) string {

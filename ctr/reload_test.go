@@ -274,3 +274,22 @@ func TestWatchSignatureParsesManifestOnlyWhenItChanges(t *testing.T) {
 		t.Fatalf("a changed manifest was not parsed again (%d)", c.parse)
 	}
 }
+
+// A GBDT's wide part is watched with the model: a wide table copied after
+// its manifest (refused until then: its sha256 differs) is picked up when
+// it lands.
+func TestWatchSignatureSeesWidePart(t *testing.T) {
+	path := gbdtWriteWideFixture(t, "w.f32.gz", gbdtWideBytes(gbdtWideTable(), true), nil)
+	var c sigCache
+	first := c.signature(path)
+	if first != reloadSignature(path) {
+		t.Fatalf("watcher signature %q, reloadSignature %q", first, reloadSignature(path))
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(filepath.Dir(path), "w.f32.gz"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if c.signature(path) == first || reloadSignature(path) == first {
+		t.Fatal("a changed wide table left the signature unchanged")
+	}
+}

@@ -15,12 +15,26 @@ squared error on logits weighs every row alike. binary:logistic with soft
 labels would weigh a row's logit error by p(1-p), i.e. care ~10x less about
 a 0.3% row than a 3% row, which is not what a bid change cares about.
 
+Wide part (--wide, what make_distill.sh uses): the teacher is a wide & deep
+model of input form wide_deep_ids whose wide part is a sum of per-id weights
+(a 262,144-bucket user table, publishers, tag ids, 14 hashed crosses). A
+tree needs a pair of splits per id to copy such a table, so 300 trees left
+6% of bid change (docs/models.md). With --wide the fallback carries the
+teacher's wide table itself (<prefix>.wide.f32.gz: float32 little-endian,
+gzipped) and the manifest's "wide_part" section (the id arithmetic, the
+bias, the file's sha256); ctr computes that sum in Go (a table lookup per
+column, no ONNX Runtime) and adds the trees, which are trained on the
+residual logit(p_onnx) - wide logit (XGBoost base_margin = wide logit,
+base_score 0). When the teacher's deep part is dead (left out of the graph)
+the residual is the teacher's float32 rounding and the trees learn ~0.
+
 Split: the held-out rows are the last --test-fraction of the rows, the same
 rows gbdt_train.py and servescore -heldout hold out; training uses the
 first --train-rows of the rest.
 
 Writes (names from --prefix, default gbdt_distilled):
   <out>/<prefix>.txt.gz         the model (LightGBM text, converted by gbdt_train.convert, gzipped)
+  <out>/<prefix>.wide.f32.gz    (--wide) the teacher's wide table, float32 little-endian, gzipped
   <out>/<prefix>.parity.json    held-out inputs and XGBoost's probabilities
   <out>/<prefix>.manifest.json  ctr.Manifest, kind gbdt, metrics incl. agreement with the teacher
   --sample FILE                 (optional) held-out rows with the ONNX predictions and
@@ -35,10 +49,12 @@ import sys
 import time
 
 import numpy as np
+import onnx
 import xgboost as xgb
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gbdt_train as g  # noqa: E402
+import wide_deep_ids as wdi  # noqa: E402
 
 PARITY_ROWS = 256
 SAMPLE_ROWS = 500
@@ -53,6 +69,42 @@ def agreement(p, q):
             "p99_rel_diff": round(float(np.quantile(rel, 0.99)), 6),
             "max_rel_diff": round(float(rel.max()), 6),
             "mean_change": round(float(p.mean() / q.mean() - 1), 6)}
+
+
+def wide_params(teacher_manifest):
+    """The teacher's wide part: wide_deep_ids params (wide table, bias, id
+    arithmetic) of the ONNX file its manifest names, checked against the
+    manifest's sha256."""
+    with open(teacher_manifest) as f:
+        tm = json.load(f)
+    if tm.get("input_form") != wdi.FORM:
+        sys.exit("--wide: teacher %s has input form %r, not %s" % (teacher_manifest, tm.get("input_form"), wdi.FORM))
+    path = os.path.join(os.path.dirname(teacher_manifest), tm["file"])
+    with open(path, "rb") as f:
+        b = f.read()
+    if hashlib.sha256(b).hexdigest() != tm["sha256"]:
+        sys.exit("--wide: %s does not match its manifest's sha256" % path)
+    p = wdi.params_from_ids_graph(onnx.load_from_string(b), tm["wide_deep_ids"])
+    return p, tm
+
+
+def wide_logit(p, X, chunk=1 << 20):
+    """bias + the sum of the wide weights of each row, in float64 (what ctr
+    computes: float32 weights summed in float64)."""
+    w = np.asarray(p["wide"], np.float32).astype(np.float64)
+    out = np.empty(len(X))
+    for i in range(0, len(X), chunk):
+        ids, _, _ = wdi.convert({**p, "deep": [], "numeric": []}, X[i:i + chunk])
+        out[i:i + chunk] = w[ids].sum(1)
+    return out + float(np.float32(p["bias"]))
+
+
+def wide_section(p):
+    """The manifest's wide_part.wide_deep_ids: the wide columns and crosses
+    only (the deep part, if any, is what the trees learn)."""
+    s = wdi.manifest_section({**p, "deep": [], "numeric": []})
+    s["deep_rows"] = 0
+    return s
 
 
 def main():
@@ -77,6 +129,8 @@ def main():
     ap.add_argument("--test-fraction", type=float, default=0.25)
     ap.add_argument("--train-rows", type=int, default=0, help="first N training rows only (0 = all)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wide", action="store_true",
+                    help="carry the teacher's wide table and train the trees on the residual logit (see above)")
     args = ap.parse_args()
 
     meta, X, y, ptrue = g.load(args.data)
@@ -87,6 +141,21 @@ def main():
     if not np.all((q > 0) & (q < 1)):
         sys.exit("teacher predictions outside (0, 1)")
     z = np.log(q / (1 - q))
+    wide_p = base = None
+    if args.wide:
+        wide_p, _ = wide_params(args.teacher_manifest)
+        base = wide_logit(wide_p, X)
+        # The mean residual over the training rows joins the bias (0 up to
+        # rounding when the teacher is its wide part alone; with a deep part,
+        # its mean), so the trees start from a centred target.
+        shift = float(np.mean(z[:len(y) - int(len(y) * args.test_fraction)][:args.train_rows or None] -
+                              base[:len(y) - int(len(y) * args.test_fraction)][:args.train_rows or None]))
+        bias = float(np.float32(float(np.float32(wide_p["bias"])) + shift))
+        base += bias - float(np.float32(wide_p["bias"]))
+        wide_p = {**wide_p, "bias": bias}
+        res = z - base
+        print("wide part: residual logit(p_onnx) - wide logit: mean %.3g, std %.3g, max |.| %.3g"
+              % (res.mean(), res.std(), np.abs(res).max()), file=sys.stderr)
     n_test = int(len(y) * args.test_fraction)
     n_train = len(y) - n_test
     if args.train_rows:
@@ -97,19 +166,30 @@ def main():
     params = {"objective": "reg:squarederror", "max_depth": args.depth, "eta": args.eta, "tree_method": "hist",
               "max_bin": args.max_bin, "min_child_weight": args.min_child_weight, "lambda": args.lam,
               "seed": args.seed, "nthread": args.threads, "base_score": float(z[:n_train].mean())}
+    if args.wide:
+        # base_margin replaces base_score in XGBoost; 0 keeps it out of the
+        # converted trees (gbdt_train.convert adds it to the first tree).
+        params["base_score"] = 0.0
     start = time.time()
-    dtr = xgb.DMatrix(np.ascontiguousarray(X[:n_train]), label=z[:n_train])
+    dtr = xgb.DMatrix(np.ascontiguousarray(X[:n_train]), label=z[:n_train],
+                      base_margin=None if base is None else base[:n_train])
     booster = xgb.train(params, dtr, num_boost_round=args.trees)
     del dtr
     train_s = time.time() - start
     chunk = 1 << 20
+    # The trees' margin alone; the wide logit (float64, as ctr sums it) is
+    # added outside XGBoost, whose base_margin is float32.
     margin = np.concatenate([booster.predict(xgb.DMatrix(np.ascontiguousarray(Xte[i:i + chunk])), output_margin=True)
                              .astype(np.float64) for i in range(0, len(yte), chunk)])
+    if args.wide:
+        margin = margin + base[t0:]
     pred = 1 / (1 + np.exp(-margin))
 
     text, evals, base_score = g.convert(booster, width, meta["columns"][:width], margin_base=True)
     nchk = min(len(yte), 1000000)
     mine = g.leaves_predict(evals, Xte[:nchk])
+    if args.wide:
+        mine = 1 / (1 + np.exp(-(np.log(mine / (1 - mine)) + base[t0:t0 + nchk])))
     worst = float(np.max(np.abs(mine - pred[:nchk])))
     print("converted %d trees in %.0f s training; max |leaves-compatible - xgboost| over %d held-out rows = %.3g"
           % (len(evals), train_s, nchk, worst), file=sys.stderr)
@@ -122,6 +202,14 @@ def main():
     model_file = args.prefix + ".txt.gz"
     with open(os.path.join(args.out, model_file), "wb") as f:
         f.write(gzip.compress(text.encode(), compresslevel=9, mtime=0))
+    wide_part = None
+    if args.wide:
+        wide_file = args.prefix + ".wide.f32.gz"
+        wb = gzip.compress(np.asarray(wide_p["wide"], "<f4").tobytes(), compresslevel=9, mtime=0)
+        with open(os.path.join(args.out, wide_file), "wb") as f:
+            f.write(wb)
+        wide_part = {"file": wide_file, "sha256": hashlib.sha256(wb).hexdigest(),
+                     "bias": float(np.float32(wide_p["bias"])), "wide_deep_ids": wide_section(wide_p)}
     par = {"schema_version": meta["schema_version"], "width": width, "output": "probability",
            "tolerance": g.PARITY_TOL,
            "inputs": [[float(v) for v in row] for row in Xte[:PARITY_ROWS]],
@@ -164,6 +252,8 @@ def main():
         "vs_teacher": agreement(pred, qte),
         "heldout_rows": int(n_test), "heldout_clicks": int(yte.sum()),
         "parity_max_abs_diff": worst, "parity_checked_rows": int(nchk),
+        **({"residual_logit_std": round(float((z[t0:] - base[t0:]).std()), 9),
+            "residual_logit_max_abs": round(float(np.abs(z[t0:] - base[t0:]).max()), 9)} if args.wide else {}),
         "calibration_deciles": g.calibration(yte, pred),
     }
     with open(os.path.join(args.out, model_file), "rb") as f:
@@ -176,8 +266,11 @@ def main():
                      "data": args.data_desc or ("%s seed %d" % (args.data, meta["seed"])),
                      "seed": args.seed, "rows": int(n_train), "trees": len(evals)},
         "metrics": metrics,
+        **({"wide_part": wide_part} if wide_part else {}),
         "extra": {"distilled_from": teacher,
-                  "objective": "reg:squarederror on logit(p_onnx) (soft targets: the ONNX model's predictions, not clicks)",
+                  "objective": ("reg:squarederror on logit(p_onnx) - wide logit (base_margin: the teacher's wide part, "
+                                "carried in wide_part and summed by ctr; soft targets, not clicks)") if args.wide else
+                  "reg:squarederror on logit(p_onnx) (soft targets: the ONNX model's predictions, not clicks)",
                   "max_depth": args.depth, "eta": args.eta, "min_child_weight": args.min_child_weight,
                   "max_bin": args.max_bin, "lambda": args.lam, "base_margin": base_score,
                   "train_seconds": round(train_s),

@@ -52,6 +52,13 @@ def main():
         res["gbdt"][name] = {"manifest": manifest, "model": m["name"], "file": m["file"],
                              "file_bytes": os.path.getsize(os.path.join(os.path.dirname(manifest), m["file"])),
                              "trees": m["training"].get("trees"),
+                             **({"wide_file": m["wide_part"]["file"],
+                                 "wide_file_bytes": os.path.getsize(os.path.join(os.path.dirname(manifest),
+                                                                                 m["wide_part"]["file"])),
+                                 "wide_rows": m["wide_part"]["wide_deep_ids"]["wide_rows"],
+                                 "residual_logit_std": m["metrics"].get("residual_logit_std"),
+                                 "residual_logit_max_abs": m["metrics"].get("residual_logit_max_abs")}
+                                if m.get("wide_part") else {}),
                              "auc": round(g.auc(yte, p), 6), "logloss": round(g.logloss(yte, p), 6),
                              "mean_pctr": round(float(p.mean()), 6), "vs_onnx": distill.agreement(p, q)}
         onnx_name = m.get("extra", {}).get("distilled_from", {}).get("name", onnx_name)
@@ -60,20 +67,37 @@ def main():
         f.write("\n")
     lines = ["# Falling back from the ONNX model to a GBDT: bid change on held-out rows", "",
              "Written by `ctr/train/make_distill.sh` (`make distill`): %d held-out rows (%d clicks) of %s, every model "
-             "scored through the Go serving path (`servescore`: ONNX Runtime CPU, leaves). Bids are linear in pCTR, "
+             "scored through the Go serving path (`servescore`: ONNX Runtime CPU; leaves, plus a wide table summed by "
+             "ctr where the GBDT's manifest has one). Bids are linear in pCTR, "
              "so the relative bid change on falling back is |p_gbdt - p_onnx| / p_onnx." % (
                  n_test, int(yte.sum()), args.data), "",
-             "| model | mean rel. bid change | p50 | p90 | p99 | mean pCTR change | AUC | log loss | trees | file |",
+             "| model | mean rel. bid change | p50 | p90 | p99 | mean pCTR change | AUC | log loss | trees | files |",
              "|---|---|---|---|---|---|---|---|---|---|",
              "| ONNX (served) | - | - | - | - | - | %.4f | %.5f | - | - |" % (res["onnx"]["auc"], res["onnx"]["logloss"])]
     for name, r in res["gbdt"].items():
         a = r["vs_onnx"]
-        lines.append("| %s GBDT (`%s`) | **%.2f%%** | %.2f%% | %.2f%% | %.2f%% | %+.2f%% | %.4f | %.5f | %s | %.1f MB |" % (
-            name, r["file"], 100 * a["mean_rel_diff"], 100 * a["p50_rel_diff"], 100 * a["p90_rel_diff"],
-            100 * a["p99_rel_diff"], 100 * a["mean_change"], r["auc"], r["logloss"], r["trees"], r["file_bytes"] / 1e6))
+        label, trees, size = "%s GBDT (`%s`)" % (name, r["file"]), "%s" % r["trees"], "%.2f MB" % (r["file_bytes"] / 1e6)
+        if "wide_file" in r:
+            label = "%s GBDT + wide table (`%s`, `%s`)" % (name, r["file"], r["wide_file"])
+            trees = "%s + %d weights" % (r["trees"], r["wide_rows"])
+            size = "%.2f + %.2f MB" % (r["file_bytes"] / 1e6, r["wide_file_bytes"] / 1e6)
+        lines.append("| %s | **%.4f%%** | %.4f%% | %.4f%% | %.4f%% | %+.4f%% | %.4f | %.5f | %s | %s |" % (
+            label, 100 * a["mean_rel_diff"], 100 * a["p50_rel_diff"], 100 * a["p90_rel_diff"],
+            100 * a["p99_rel_diff"], 100 * a["mean_change"], r["auc"], r["logloss"], trees, size))
     lines += ["", "Observed CTR %.5f; mean pCTR: ONNX %.5f, %s." % (
         res["observed_ctr"], res["onnx"]["mean_pctr"],
         ", ".join("%s %.5f" % (k, v["mean_pctr"]) for k, v in res["gbdt"].items())), ""]
+    for name, r in res["gbdt"].items():
+        if "wide_file" not in r:
+            continue
+        lines += ["The %s fallback's logit is the ONNX model's wide table (`%s`: %d float32 weights and the bias, "
+                  "looked up and summed by ctr from the manifest's `wide_part`, no ONNX Runtime) plus %s trees "
+                  "trained on the residual logit(p_onnx) - wide logit, which over the held-out rows has standard "
+                  "deviation %.3g and largest |value| %.3g%s." % (
+                      name, r["wide_file"], r["wide_rows"], r["trees"], r["residual_logit_std"],
+                      r["residual_logit_max_abs"],
+                      ": the ONNX model is its wide part, up to float32 rounding, and the trees learn ~0"
+                      if r["residual_logit_std"] < 1e-4 else ""), ""]
     with open(os.path.join(args.out, "DISTILL.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines), file=sys.stderr)
