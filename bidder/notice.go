@@ -187,7 +187,17 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		s.noticeDone(ctx, kind, err)
 		s.learnFromNotice(&t, args, true, now)
 	case noticeLoss:
-		r, _ := strconv.ParseInt(string(args.Peek("r")), 10, 64)
+		rs := args.Peek("r")
+		r, err := strconv.ParseInt(string(rs), 10, 64)
+		if err == nil && r == lossBidWon {
+			// Not a loss: an exchange that fires lurl for every outcome says
+			// this bid won. Releasing here would reverse a provisional
+			// charge, or stop the win notice charging, and the impression
+			// would run free. Nothing changes; its win and bill settle it.
+			s.m.lossBidWon.add(0, 1)
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			return
+		}
 		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
 		if competitiveLoss(args.Peek("r")) {
 			s.learnFromNotice(&t, args, false, now)

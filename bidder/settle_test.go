@@ -103,3 +103,41 @@ func TestNotice503UntilLedgerAcknowledges(t *testing.T) {
 		t.Fatalf("ledger: %d entries summing to %d, want one of 1250", n, sum)
 	}
 }
+
+// Loss reason 0 is OpenRTB's "bid won" (5.25): an exchange that fires lurl
+// for every outcome sends it for the winner. It must not reverse the win's
+// provisional charge, nor stop a later win notice charging: on an exchange
+// that sends no burl the impression would run free.
+func TestLossReasonBidWonChangesNothing(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	bid := func(id string) openrtb2.Bid {
+		t.Helper()
+		b := strings.Replace(string(body), "req-site-banner", id, 1)
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid %s: %v %s %s", id, err, why, resp)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+	won := func(lurl string) string { return strings.ReplaceAll(substitute(lurl, "0"), "r=102", "r=0") }
+	var total int64
+	step := func(url string, add int64) {
+		t.Helper()
+		if code, msg := get(t, url); code != 200 {
+			t.Fatalf("%s: %d %s", url, code, msg)
+		}
+		total += add
+		if got, _ := spent(t, app, "acme-banner"); got != total {
+			t.Fatalf("after %s: spent %d, want %d", url[:strings.Index(url, "?")], got, total)
+		}
+	}
+	a := bid("won-after-win")
+	step(substitute(a.NURL, "1.50"), 1500) // provisional
+	step(won(a.LURL), 0)                   // "bid won": kept
+	b := bid("won-before-win")
+	step(won(b.LURL), 0)
+	step(substitute(b.NURL, "1.40"), 1400) // still charges
+	step(substitute(b.LURL, "0"), -1400)   // a real loss (102) still reverses
+}
