@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
@@ -256,6 +257,12 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	}
 	for i := range imps {
 		imp := &imps[i]
+		if len(bc.req.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID {
+			// The notice token carries ids of at most 255 bytes: two
+			// auctions alike in their first 255 would share one charge.
+			s.m.longID.add(bc.stripe, 1)
+			continue
+		}
 		if repeatedImpID(imps[:i], imp.ID) {
 			// Notices are de-duplicated by (auction, imp id): a second bid
 			// under the same imp id could be charged but never counted.

@@ -141,3 +141,49 @@ func TestLossReasonBidWonChangesNothing(t *testing.T) {
 	step(substitute(b.NURL, "1.40"), 1400) // still charges
 	step(substitute(b.LURL, "0"), -1400)   // a real loss (102) still reverses
 }
+
+// A notice token carries ids of at most 255 bytes. Two auctions whose ids
+// differ only past that must not be billed as one impression (the second
+// bill a replay of the first): a bid is placed only where the token can
+// carry the request's and the imp's ids whole.
+func TestLongIDsNotChargedAsOne(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var billed int64
+	bill := func(auction, imp string) bool {
+		t.Helper()
+		b := strings.Replace(string(body), "req-site-banner", auction, 1)
+		b = strings.Replace(b, `"imp":[{"id":"1"`, `"imp":[{"id":"`+imp+`"`, 1)
+		code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		if code != 200 {
+			return false
+		}
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid %d bytes: %v %s %s", len(auction), err, why, resp)
+		}
+		if code, msg := get(t, substitute(br.SeatBid[0].Bid[0].BURL, "1.00")); code != 200 {
+			t.Fatalf("bill: %d %s", code, msg)
+		}
+		billed += 1000
+		return true
+	}
+	long := strings.Repeat("a", budget.MaxTokenID)
+	for _, c := range []struct {
+		auction, imp string
+		bids         bool
+	}{
+		{long, "1", true}, // the longest id a token carries
+		{long + "x", "1", false},
+		{long + "y", "1", false},
+		{"imp-long", long + "x", false},
+		{"imp-long", long + "y", false},
+	} {
+		if got := bill(c.auction, c.imp); got != c.bids {
+			t.Errorf("auction %d bytes, imp %d bytes: bid %v, want %v", len(c.auction), len(c.imp), got, c.bids)
+		}
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != billed {
+		t.Fatalf("spent %d after billing %d: an impression went uncharged", got, billed)
+	}
+}
