@@ -277,9 +277,10 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 }
 
 // parsePriceMicros parses a decimal CPM like "1.2345" into micros exactly
-// (digits past the sixth decimal are dropped).
+// (digits past the sixth decimal are dropped). It needs a digit: "." is not
+// a price.
 func parsePriceMicros(p []byte) (int64, error) {
-	if len(p) == 0 || len(p) > 32 {
+	if len(p) == 0 || len(p) > 32 || string(p) == "." {
 		return 0, ErrNoticePrice
 	}
 	var whole, frac int64
