@@ -187,3 +187,36 @@ func TestLongIDsNotChargedAsOne(t *testing.T) {
 		t.Fatalf("spent %d after billing %d: an impression went uncharged", got, billed)
 	}
 }
+
+// An exchange that reuses a request id for a new auction (against OpenRTB)
+// gets a new bid each time, and billing both charges both: the second bill
+// is not a replay of the first, whose own replay still changes nothing.
+func TestReusedRequestIDBilledTwice(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var burls []string
+	for range 2 {
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		burls = append(burls, br.SeatBid[0].Bid[0].BURL)
+	}
+	for i, s := range []struct {
+		url   string
+		spent int64
+	}{
+		{substitute(burls[0], "1.00"), 1000},
+		{substitute(burls[1], "1.00"), 2000}, // same auction and imp id, another impression
+		{substitute(burls[1], "1.00"), 2000}, // its replay
+		{substitute(burls[0], "0.90"), 2000},
+	} {
+		if code, msg := get(t, s.url); code != 200 {
+			t.Fatalf("notice %d: %d %s", i, code, msg)
+		}
+		if got, _ := spent(t, app, "acme-banner"); got != s.spent {
+			t.Fatalf("after notice %d: spent %d, want %d", i, got, s.spent)
+		}
+	}
+}
