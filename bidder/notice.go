@@ -2,7 +2,7 @@ package bidder
 
 import (
 	"errors"
-	"math"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -271,8 +271,14 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 		clearing = floor
 	}
 	// The hold is the bid's price in campaign micros per impression; the
-	// charge is the same share of it as clearing is of the bid.
-	c := math.Floor(float64(t.ChargeMicros) * float64(clearing) / float64(t.PriceMicros))
+	// charge is the same share of it as clearing is of the bid, in integers
+	// (float64 lost a micro on products past 2^53): 0 <= clearing <= price,
+	// so the quotient is at most the hold and the division cannot overflow.
+	if t.ChargeMicros <= 0 || clearing < 0 {
+		return 0, nil
+	}
+	hi, lo := bits.Mul64(uint64(t.ChargeMicros), uint64(clearing))
+	c, _ := bits.Div64(hi, lo, uint64(t.PriceMicros))
 	return min(int64(c), t.ChargeMicros), nil
 }
 
