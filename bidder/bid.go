@@ -115,6 +115,10 @@ var (
 	hdrVersion   = []byte("x-openrtb-version")
 	hdrNoBid     = []byte("x-nobid-reason")
 	encodingGzip = []byte("gzip")
+	// RFC 9110 8.4.1.3: x-gzip is gzip; identity (no encoding) some clients
+	// send although only Accept-Encoding should name it.
+	encodingXGzip    = []byte("x-gzip")
+	encodingIdentity = []byte("identity")
 )
 
 // handleBid is POST /openrtb2/bid.
@@ -140,8 +144,8 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		s.tooLarge(ctx, bc)
 		return
 	}
-	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 {
-		if !equalFoldASCII(ce, encodingGzip) {
+	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 && !equalFoldASCII(ce, encodingIdentity) {
+		if !equalFoldASCII(ce, encodingGzip) && !equalFoldASCII(ce, encodingXGzip) {
 			s.badRequest(ctx, bc, "unsupported content-encoding")
 			return
 		}
