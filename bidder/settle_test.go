@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -217,6 +219,50 @@ func TestReusedRequestIDBilledTwice(t *testing.T) {
 		}
 		if got, _ := spent(t, app, "acme-banner"); got != s.spent {
 			t.Fatalf("after notice %d: spent %d, want %d", i, got, s.spent)
+		}
+	}
+}
+
+// The same notices, sent at once from many connections (an exchange's
+// retries racing each other), settle the impression once: a bill racing
+// its win, its loss and its own replays charges its price exactly once and
+// leaves nothing held.
+func TestConcurrentNoticesChargeOnce(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var want int64
+	for round := range 3 {
+		b := strings.Replace(string(body), "req-site-banner", fmt.Sprint("concurrent-", round), 1)
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		bid := br.SeatBid[0].Bid[0]
+		urls := []string{substitute(bid.BURL, "1.10"), substitute(bid.NURL, "1.10"), substitute(bid.LURL, "0")}
+		codes := make(chan int, 24)
+		var wg sync.WaitGroup
+		for i := range 24 {
+			wg.Go(func() {
+				r, err := http.Get(urls[i%len(urls)])
+				if err != nil {
+					codes <- 0
+					return
+				}
+				r.Body.Close()
+				codes <- r.StatusCode
+			})
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c != 200 {
+				t.Fatalf("round %d: a notice got %d", round, c)
+			}
+		}
+		want += 1100 // billed: whatever came first, the bill settles at its price
+		if got, held := spent(t, app, "acme-banner"); got != want || held != 0 {
+			t.Fatalf("round %d: spent %d held %d, want %d and 0", round, got, held, want)
 		}
 	}
 }
