@@ -266,3 +266,42 @@ func TestConcurrentNoticesChargeOnce(t *testing.T) {
 		}
 	}
 }
+
+// Only GET and POST fire a notice: a HEAD (a link checker probing the URL)
+// or an OPTIONS (a browser's CORS preflight) is a safe method and must not
+// charge, nor count an impression.
+func TestNoticeMethods(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+		t.Fatalf("bid: %v %s %s", err, why, resp)
+	}
+	burl := substitute(br.SeatBid[0].Bid[0].BURL, "1.00")
+	for _, m := range []string{"HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"} {
+		req, _ := http.NewRequest(m, burl, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 405 {
+			t.Errorf("%s: %d, want 405", m, r.StatusCode)
+		}
+		if got, _ := spent(t, app, "acme-banner"); got != 0 {
+			t.Fatalf("%s charged %d", m, got)
+		}
+	}
+	for _, m := range []string{"POST", "GET"} {
+		req, _ := http.NewRequest(m, burl, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if got, _ := spent(t, app, "acme-banner"); r.StatusCode != 200 || got != 1000 {
+			t.Fatalf("%s: %d, spent %d, want 200 and 1000", m, r.StatusCode, got)
+		}
+	}
+}
