@@ -515,3 +515,27 @@ func TestReusedAuctionIDChargesEachBid(t *testing.T) {
 		t.Fatalf("status %+v: want spent %d, nothing held", st[0], want)
 	}
 }
+
+// Nor does another bid's loss under a reused request id reverse a
+// provisional charge: the lost bid releases its own hold, the won one keeps
+// its charge.
+func TestReusedAuctionIDLossKeepsOtherBidsCharge(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(100)))
+	h := m.Handle("c")
+	won, _ := m.Hold(h, 1000, clk.Now())
+	lost, _ := m.Hold(h, 1000, clk.Now())
+	n := Notice{ChargeOn: KindBill, InstanceID: "i1", CampaignID: "c", AuctionID: "1", ImpID: "1", BidMicros: 1000}
+	win, loss := n, n
+	win.Kind, win.HoldID, win.ClearingMicros = KindWin, won, 900
+	loss.Kind, loss.HoldID = KindLoss, lost
+	if res, err := m.Settle(win); err != nil || res.ChargedMicros != 900 || !res.Provisional {
+		t.Fatalf("win: %+v %v", res, err)
+	}
+	if res, err := m.Settle(loss); err != nil || res.ReversedMicros != 0 {
+		t.Fatalf("the other bid's loss: %+v %v, want nothing reversed", res, err)
+	}
+	if st := m.Status(); st[0].SpentMicros != 900 || h.held.Load() != 0 {
+		t.Fatalf("status %+v: want spent 900, nothing held", st[0])
+	}
+}
