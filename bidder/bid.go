@@ -10,6 +10,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
@@ -114,6 +115,10 @@ var (
 	hdrVersion   = []byte("x-openrtb-version")
 	hdrNoBid     = []byte("x-nobid-reason")
 	encodingGzip = []byte("gzip")
+	// RFC 9110 8.4.1.3: x-gzip is gzip; identity (no encoding) some clients
+	// send although only Accept-Encoding should name it.
+	encodingXGzip    = []byte("x-gzip")
+	encodingIdentity = []byte("identity")
 )
 
 // handleBid is POST /openrtb2/bid.
@@ -139,8 +144,8 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		s.tooLarge(ctx, bc)
 		return
 	}
-	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 {
-		if !equalFoldASCII(ce, encodingGzip) {
+	if ce := ctx.Request.Header.ContentEncoding(); len(ce) > 0 && !equalFoldASCII(ce, encodingIdentity) {
+		if !equalFoldASCII(ce, encodingGzip) && !equalFoldASCII(ce, encodingXGzip) {
 			s.badRequest(ctx, bc, "unsupported content-encoding")
 			return
 		}
@@ -256,6 +261,12 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	}
 	for i := range imps {
 		imp := &imps[i]
+		if len(bc.req.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID {
+			// The notice token carries ids of at most 255 bytes: two
+			// auctions alike in their first 255 would share one charge.
+			s.m.longID.add(bc.stripe, 1)
+			continue
+		}
 		if repeatedImpID(imps[:i], imp.ID) {
 			// Notices are de-duplicated by (auction, imp id): a second bid
 			// under the same imp id could be charged but never counted.

@@ -153,7 +153,11 @@ func TestBidMultiImp(t *testing.T) {
 
 func TestGzipRequest(t *testing.T) {
 	ts := newTestServer(t, nil)
-	onlyBid(t, decodeResponse(t, ts.bid(gzipped(t, readReq(t, "site-banner.json")), "Content-Encoding", "gzip")))
+	body := readReq(t, "site-banner.json")
+	for _, ce := range []string{"gzip", "GZIP", "x-gzip"} { // RFC 9110 8.4.1.3: x-gzip is gzip
+		onlyBid(t, decodeResponse(t, ts.bid(gzipped(t, body), "Content-Encoding", ce)))
+	}
+	onlyBid(t, decodeResponse(t, ts.bid(body, "Content-Encoding", "identity")))
 }
 
 func TestNoBidReasons(t *testing.T) {

@@ -138,8 +138,8 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	if ce := r.Header.Get("Content-Encoding"); ce != "" {
-		if !strings.EqualFold(ce, "gzip") {
+	if ce := r.Header.Get("Content-Encoding"); ce != "" && !strings.EqualFold(ce, "identity") {
+		if !strings.EqualFold(ce, "gzip") && !strings.EqualFold(ce, "x-gzip") {
 			http.Error(w, "unsupported content-encoding", http.StatusBadRequest)
 			return
 		}

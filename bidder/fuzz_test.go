@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"log/slog"
 	"os"
@@ -74,7 +75,10 @@ func budgetTestServer(t testing.TB) (*Server, *budget.Manager) {
 		t.Fatal(err)
 	}
 	cfg := &Config{InstanceID: "fuzz", Model: ModelConfig{GBDT: "x"}, Limits: LimitsConfig{InternalBudget: 150 * time.Millisecond}}
-	s, err := NewServer(Parts{Config: cfg, Campaigns: snap, Scorer: &fixedScorer{p: 0.02}, Budget: m, NoticeKey: []byte("fuzz-key")})
+	// A key of this process's own: a fuzz corpus cached by an earlier run
+	// holds tokens of that run's bids, which would be charged here as the
+	// other (late) bids they are, not as replays of this run's one bid.
+	s, err := NewServer(Parts{Config: cfg, Campaigns: snap, Scorer: &fixedScorer{p: 0.02}, Budget: m, NoticeKey: []byte("fuzz-key-" + rand.Text())})
 	if err != nil {
 		t.Fatal(err)
 	}

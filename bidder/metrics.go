@@ -189,6 +189,8 @@ type metrics struct {
 	noticeBad      counter // forged, expired, malformed
 	cappedClearing counter // clearing price above the bid
 	underFloor     counter // clearing price under the imp's floor
+	lossBidWon     counter // loss notices with r=0 ("bid won"): nothing released
+	longID         counter // imps skipped: request or imp id longer than a token carries
 	badQty         counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
 
 	mu        sync.Mutex // guards campaigns and blocks (not the counters inside)

@@ -2,7 +2,7 @@ package bidder
 
 import (
 	"errors"
-	"math"
+	"math/bits"
 	"strconv"
 	"time"
 
@@ -187,7 +187,17 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		s.noticeDone(ctx, kind, err)
 		s.learnFromNotice(&t, args, true, now)
 	case noticeLoss:
-		r, _ := strconv.ParseInt(string(args.Peek("r")), 10, 64)
+		rs := args.Peek("r")
+		r, err := strconv.ParseInt(string(rs), 10, 64)
+		if err == nil && r == lossBidWon {
+			// Not a loss: an exchange that fires lurl for every outcome says
+			// this bid won. Releasing here would reverse a provisional
+			// charge, or stop the win notice charging, and the impression
+			// would run free. Nothing changes; its win and bill settle it.
+			s.m.lossBidWon.add(0, 1)
+			ctx.SetStatusCode(fasthttp.StatusOK)
+			return
+		}
 		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
 		if competitiveLoss(args.Peek("r")) {
 			s.learnFromNotice(&t, args, false, now)
@@ -261,15 +271,22 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 		clearing = floor
 	}
 	// The hold is the bid's price in campaign micros per impression; the
-	// charge is the same share of it as clearing is of the bid.
-	c := math.Floor(float64(t.ChargeMicros) * float64(clearing) / float64(t.PriceMicros))
+	// charge is the same share of it as clearing is of the bid, in integers
+	// (float64 lost a micro on products past 2^53): 0 <= clearing <= price,
+	// so the quotient is at most the hold and the division cannot overflow.
+	if t.ChargeMicros <= 0 || clearing < 0 {
+		return 0, nil
+	}
+	hi, lo := bits.Mul64(uint64(t.ChargeMicros), uint64(clearing))
+	c, _ := bits.Div64(hi, lo, uint64(t.PriceMicros))
 	return min(int64(c), t.ChargeMicros), nil
 }
 
 // parsePriceMicros parses a decimal CPM like "1.2345" into micros exactly
-// (digits past the sixth decimal are dropped).
+// (digits past the sixth decimal are dropped). It needs a digit: "." is not
+// a price.
 func parsePriceMicros(p []byte) (int64, error) {
-	if len(p) == 0 || len(p) > 32 {
+	if len(p) == 0 || len(p) > 32 || string(p) == "." {
 		return 0, ErrNoticePrice
 	}
 	var whole, frac int64

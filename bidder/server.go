@@ -226,6 +226,14 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		s.handleBid(ctx)
 	case len(path) > len(noticePrefix) && string(path[:len(noticePrefix)]) == noticePrefix:
+		if !ctx.IsGet() && !ctx.IsPost() {
+			// HEAD and OPTIONS are safe methods (a link checker, a CORS
+			// preflight): they must not charge, count an impression or a
+			// click. Exchanges and browsers fire notices with GET (or POST).
+			ctx.Response.Header.Set("Allow", "GET, POST")
+			ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+			return
+		}
 		s.handleNotice(ctx, path[len(noticePrefix):])
 	case string(path) == string(pathHealthz):
 		ctx.SetStatusCode(fasthttp.StatusOK)

@@ -4,8 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,5 +103,205 @@ func TestNotice503UntilLedgerAcknowledges(t *testing.T) {
 	}
 	if n != 1 || sum != 1250 {
 		t.Fatalf("ledger: %d entries summing to %d, want one of 1250", n, sum)
+	}
+}
+
+// Loss reason 0 is OpenRTB's "bid won" (5.25): an exchange that fires lurl
+// for every outcome sends it for the winner. It must not reverse the win's
+// provisional charge, nor stop a later win notice charging: on an exchange
+// that sends no burl the impression would run free.
+func TestLossReasonBidWonChangesNothing(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	bid := func(id string) openrtb2.Bid {
+		t.Helper()
+		b := strings.Replace(string(body), "req-site-banner", id, 1)
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid %s: %v %s %s", id, err, why, resp)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+	won := func(lurl string) string { return strings.ReplaceAll(substitute(lurl, "0"), "r=102", "r=0") }
+	var total int64
+	step := func(url string, add int64) {
+		t.Helper()
+		if code, msg := get(t, url); code != 200 {
+			t.Fatalf("%s: %d %s", url, code, msg)
+		}
+		total += add
+		if got, _ := spent(t, app, "acme-banner"); got != total {
+			t.Fatalf("after %s: spent %d, want %d", url[:strings.Index(url, "?")], got, total)
+		}
+	}
+	a := bid("won-after-win")
+	step(substitute(a.NURL, "1.50"), 1500) // provisional
+	step(won(a.LURL), 0)                   // "bid won": kept
+	b := bid("won-before-win")
+	step(won(b.LURL), 0)
+	step(substitute(b.NURL, "1.40"), 1400) // still charges
+	step(substitute(b.LURL, "0"), -1400)   // a real loss (102) still reverses
+}
+
+// A notice token carries ids of at most 255 bytes. Two auctions whose ids
+// differ only past that must not be billed as one impression (the second
+// bill a replay of the first): a bid is placed only where the token can
+// carry the request's and the imp's ids whole.
+func TestLongIDsNotChargedAsOne(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var billed int64
+	bill := func(auction, imp string) bool {
+		t.Helper()
+		b := strings.Replace(string(body), "req-site-banner", auction, 1)
+		b = strings.Replace(b, `"imp":[{"id":"1"`, `"imp":[{"id":"`+imp+`"`, 1)
+		code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		if code != 200 {
+			return false
+		}
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid %d bytes: %v %s %s", len(auction), err, why, resp)
+		}
+		if code, msg := get(t, substitute(br.SeatBid[0].Bid[0].BURL, "1.00")); code != 200 {
+			t.Fatalf("bill: %d %s", code, msg)
+		}
+		billed += 1000
+		return true
+	}
+	long := strings.Repeat("a", budget.MaxTokenID)
+	for _, c := range []struct {
+		auction, imp string
+		bids         bool
+	}{
+		{long, "1", true}, // the longest id a token carries
+		{long + "x", "1", false},
+		{long + "y", "1", false},
+		{"imp-long", long + "x", false},
+		{"imp-long", long + "y", false},
+	} {
+		if got := bill(c.auction, c.imp); got != c.bids {
+			t.Errorf("auction %d bytes, imp %d bytes: bid %v, want %v", len(c.auction), len(c.imp), got, c.bids)
+		}
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != billed {
+		t.Fatalf("spent %d after billing %d: an impression went uncharged", got, billed)
+	}
+}
+
+// An exchange that reuses a request id for a new auction (against OpenRTB)
+// gets a new bid each time, and billing both charges both: the second bill
+// is not a replay of the first, whose own replay still changes nothing.
+func TestReusedRequestIDBilledTwice(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var burls []string
+	for range 2 {
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		burls = append(burls, br.SeatBid[0].Bid[0].BURL)
+	}
+	for i, s := range []struct {
+		url   string
+		spent int64
+	}{
+		{substitute(burls[0], "1.00"), 1000},
+		{substitute(burls[1], "1.00"), 2000}, // same auction and imp id, another impression
+		{substitute(burls[1], "1.00"), 2000}, // its replay
+		{substitute(burls[0], "0.90"), 2000},
+	} {
+		if code, msg := get(t, s.url); code != 200 {
+			t.Fatalf("notice %d: %d %s", i, code, msg)
+		}
+		if got, _ := spent(t, app, "acme-banner"); got != s.spent {
+			t.Fatalf("after notice %d: spent %d, want %d", i, got, s.spent)
+		}
+	}
+}
+
+// The same notices, sent at once from many connections (an exchange's
+// retries racing each other), settle the impression once: a bill racing
+// its win, its loss and its own replays charges its price exactly once and
+// leaves nothing held.
+func TestConcurrentNoticesChargeOnce(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var want int64
+	for round := range 3 {
+		b := strings.Replace(string(body), "req-site-banner", fmt.Sprint("concurrent-", round), 1)
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		bid := br.SeatBid[0].Bid[0]
+		urls := []string{substitute(bid.BURL, "1.10"), substitute(bid.NURL, "1.10"), substitute(bid.LURL, "0")}
+		codes := make(chan int, 24)
+		var wg sync.WaitGroup
+		for i := range 24 {
+			wg.Go(func() {
+				r, err := http.Get(urls[i%len(urls)])
+				if err != nil {
+					codes <- 0
+					return
+				}
+				r.Body.Close()
+				codes <- r.StatusCode
+			})
+		}
+		wg.Wait()
+		close(codes)
+		for c := range codes {
+			if c != 200 {
+				t.Fatalf("round %d: a notice got %d", round, c)
+			}
+		}
+		want += 1100 // billed: whatever came first, the bill settles at its price
+		if got, held := spent(t, app, "acme-banner"); got != want || held != 0 {
+			t.Fatalf("round %d: spent %d held %d, want %d and 0", round, got, held, want)
+		}
+	}
+}
+
+// Only GET and POST fire a notice: a HEAD (a link checker probing the URL)
+// or an OPTIONS (a browser's CORS preflight) is a safe method and must not
+// charge, nor count an impression.
+func TestNoticeMethods(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+		t.Fatalf("bid: %v %s %s", err, why, resp)
+	}
+	burl := substitute(br.SeatBid[0].Bid[0].BURL, "1.00")
+	for _, m := range []string{"HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"} {
+		req, _ := http.NewRequest(m, burl, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if r.StatusCode != 405 {
+			t.Errorf("%s: %d, want 405", m, r.StatusCode)
+		}
+		if got, _ := spent(t, app, "acme-banner"); got != 0 {
+			t.Fatalf("%s charged %d", m, got)
+		}
+	}
+	for _, m := range []string{"POST", "GET"} {
+		req, _ := http.NewRequest(m, burl, nil)
+		r, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Body.Close()
+		if got, _ := spent(t, app, "acme-banner"); r.StatusCode != 200 || got != 1000 {
+			t.Fatalf("%s: %d, spent %d, want 200 and 1000", m, r.StatusCode, got)
+		}
 	}
 }

@@ -136,8 +136,10 @@ var (
 	argMinToWin = []byte("m")
 )
 
-// Loss reasons that mean another bid won the auction (OpenRTB 5.25).
+// Loss reasons of OpenRTB 5.25: 0 says the bid won (handleNotice changes
+// nothing for it); 102 and 103 that another bid won the auction.
 const (
+	lossBidWon    = 0
 	lossHigherBid = 102
 	lossDealBid   = 103
 )

@@ -17,7 +17,8 @@ import (
 // sum of its entries' Charged; an impression's charge is the sum of its
 // entries' Charged (equally: the highest Level of its last generation).
 type LedgerEntry struct {
-	// MsgID is hex(SHA-256(auction 0 imp)[:16]) "." generation "." level for
+	// MsgID is hex(SHA-256(auction 0 imp 0 instance 0 hold)[:16]) (the
+	// bid's instance and hold, from its token) "." generation "." level for
 	// a rise, or ... "." generation ".rev" for a reversal; also the
 	// Nats-Msg-Id, so a retried publish of the same change is a duplicate
 	// and a different change is not.

@@ -160,7 +160,8 @@ func (m *Manager) Ready() (bool, string) {
 // state (spend, holds, leases) across reloads; removed ones stop bidding and
 // return their unused lease at the next sync; notices for them still settle.
 // A campaign whose budget or flight changed takes a lease step at the next
-// round.
+// round. A set that changes a known campaign's currency is refused
+// (ErrBadConfig) and changes nothing.
 func (m *Manager) SetCampaigns(cs []Campaign) error {
 	seen := make(map[string]bool, len(cs))
 	for i := range cs {
@@ -174,6 +175,16 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	for i := range cs {
+		// An account's spend, lease and holds are micros of the currency
+		// they were made in: read in another, they would be wrong money.
+		if a := m.byID[cs[i].ID]; a != nil {
+			if old := a.cfg.Load(); old != nil && old.Currency != cs[i].Currency {
+				return fmt.Errorf("%w: campaign %s: currency %s -> %s: its spend and open holds are in %s; another currency needs another campaign id",
+					ErrBadConfig, cs[i].ID, old.Currency, cs[i].Currency, old.Currency)
+			}
+		}
+	}
 	for i := range cs {
 		c := cs[i]
 		a := m.byID[c.ID]

@@ -395,3 +395,41 @@ func TestLeaseTTLDefaultFollowsHoldTTL(t *testing.T) {
 		t.Fatalf("lease ttl %v", m.cfg.LeaseTTL)
 	}
 }
+
+// A reload may change a campaign's budgets but not its currency: its spend,
+// lease and open holds are counted in micros of the currency they were made
+// in, and would silently be read in the new one (31,509 EUR micros spent
+// shown, and paced, as GBP). The reload is refused; the running set stays.
+func TestReloadRefusesCurrencyChange(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	eur := campaign("c", micros(100))
+	eur.Currency = "EUR"
+	m := newMemManager(t, NewMemStore(), "i1", clk, eur, campaign("d", micros(100)))
+	h := m.Handle("c")
+	if _, ok := m.Hold(h, 5000, clk.Now()); !ok {
+		t.Fatal("hold refused")
+	}
+	gbp := eur
+	gbp.Currency = "GBP"
+	gbp.TotalMicros = micros(200)
+	err := m.SetCampaigns([]Campaign{gbp, campaign("d", micros(300))})
+	if !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("currency EUR -> GBP: %v, want ErrBadConfig", err)
+	}
+	for _, st := range m.Status() {
+		if st.ID == "c" && (st.Currency != "EUR" || st.TotalBudgetMicros != micros(100)) ||
+			st.ID == "d" && st.TotalBudgetMicros != micros(100) {
+			t.Fatalf("after the refused reload: %+v, want the running set", st)
+		}
+	}
+	eur.TotalMicros = micros(200) // the same currency: budgets may change
+	if err := m.SetCampaigns([]Campaign{eur, campaign("d", micros(300))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns([]Campaign{campaign("d", micros(300))}); err != nil {
+		t.Fatal(err) // c removed: its account stays (late notices), in EUR
+	}
+	if err := m.SetCampaigns([]Campaign{gbp, campaign("d", micros(300))}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("c back in GBP: %v, want ErrBadConfig", err)
+	}
+}

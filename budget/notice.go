@@ -66,13 +66,22 @@ type Result struct {
 	Unreconciled bool
 }
 
-// noticeKey is the key of (auction, imp), the same on every instance: the
-// first 16 bytes of SHA-256(auction 0x00 imp), and their hex.
-func noticeKey(auction, imp string) (impKey, string) {
+// noticeKey is the key of the impression n is about: (auction, imp) and
+// the bid's instance and hold, which every notice of one bid carries alike
+// (its token), so the key is the same on every instance. The first 16 bytes
+// of SHA-256(auction 0x00 imp 0x00 instance 0x00 hold), and their hex. The
+// bid's instance and hold make an exchange's reused request id (against
+// OpenRTB: a new auction under an old id) a new impression, not a replay.
+func noticeKey(n *Notice) (impKey, string) {
 	h := sha256.New()
-	h.Write([]byte(auction))
+	h.Write([]byte(n.AuctionID))
 	h.Write([]byte{0})
-	h.Write([]byte(imp))
+	h.Write([]byte(n.ImpID))
+	h.Write([]byte{0})
+	h.Write([]byte(n.InstanceID))
+	var hold [9]byte
+	binary.BigEndian.PutUint64(hold[1:], uint64(n.HoldID))
+	h.Write(hold[:])
 	var sum [32]byte
 	h.Sum(sum[:0])
 	k := impKey{binary.LittleEndian.Uint64(sum[0:8]), binary.LittleEndian.Uint64(sum[8:16])}
@@ -160,7 +169,7 @@ func (m *Manager) settle(n *Notice) (Result, uint64, error) {
 	if a == nil {
 		return Result{}, 0, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
-	key, hexKey := noticeKey(n.AuctionID, n.ImpID)
+	key, hexKey := noticeKey(n)
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()

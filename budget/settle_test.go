@@ -475,3 +475,67 @@ func TestTierWindows(t *testing.T) {
 		t.Fatalf("%d entries after the windows and a prune", n)
 	}
 }
+
+// An impression is one bid's: an exchange that reuses a request id (against
+// OpenRTB, but seen: test traffic numbering every request "1", say) for
+// another auction gets a second bid with its own hold and token, and billing
+// both charges both. Each bid's own notices still de-duplicate.
+func TestReusedAuctionIDChargesEachBid(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(100)))
+	h := m.Handle("c")
+	const bid = 1000
+	var want int64
+	for i, chargeOn := range []NoticeKind{KindBill, KindBill, KindWin, KindBill} {
+		id, ok := m.Hold(h, bid, clk.Now())
+		if !ok {
+			t.Fatal("hold refused")
+		}
+		price := int64(900 - 100*i) // not above the first: the level rule would drop it
+		n := Notice{Kind: chargeOn, ChargeOn: chargeOn, HoldID: id, InstanceID: "i1", CampaignID: "c",
+			AuctionID: "1", ImpID: "1", BidMicros: bid, ClearingMicros: price}
+		for replay := range 2 {
+			res, err := m.Settle(n)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if replay == 0 && (res.ChargedMicros != price || res.Duplicate || res.Late) {
+				t.Errorf("bid %d under auction id %q: %+v, want charged %d, on time", i, n.AuctionID, res, price)
+			}
+			if replay == 1 && (res.ChargedMicros != 0 || !res.Duplicate) {
+				t.Errorf("bid %d, replayed: %+v, want a duplicate", i, res)
+			}
+		}
+		want += price
+	}
+	if err := m.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Status(); st[0].SpentMicros != want || h.held.Load() != 0 {
+		t.Fatalf("status %+v: want spent %d, nothing held", st[0], want)
+	}
+}
+
+// Nor does another bid's loss under a reused request id reverse a
+// provisional charge: the lost bid releases its own hold, the won one keeps
+// its charge.
+func TestReusedAuctionIDLossKeepsOtherBidsCharge(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(100)))
+	h := m.Handle("c")
+	won, _ := m.Hold(h, 1000, clk.Now())
+	lost, _ := m.Hold(h, 1000, clk.Now())
+	n := Notice{ChargeOn: KindBill, InstanceID: "i1", CampaignID: "c", AuctionID: "1", ImpID: "1", BidMicros: 1000}
+	win, loss := n, n
+	win.Kind, win.HoldID, win.ClearingMicros = KindWin, won, 900
+	loss.Kind, loss.HoldID = KindLoss, lost
+	if res, err := m.Settle(win); err != nil || res.ChargedMicros != 900 || !res.Provisional {
+		t.Fatalf("win: %+v %v", res, err)
+	}
+	if res, err := m.Settle(loss); err != nil || res.ReversedMicros != 0 {
+		t.Fatalf("the other bid's loss: %+v %v, want nothing reversed", res, err)
+	}
+	if st := m.Status(); st[0].SpentMicros != 900 || h.held.Load() != 0 {
+		t.Fatalf("status %+v: want spent 900, nothing held", st[0])
+	}
+}

@@ -78,11 +78,19 @@ const (
 	tokenVersion = 5
 	tokenFixed   = 53                     // expires, bid, hold, price, floor, user: six uint64s; pctr: float32 bits; charge-on: one byte
 	tokenTagLen  = 16                     // per-use tag, 128 bits
-	maxTokenRaw  = 1 + tokenFixed + 5*256 // largest payload: five strings of at most 255 bytes
+	maxTokenRaw  = 1 + tokenFixed + 5*256 // largest payload: five strings of at most 255 bytes (MaxTokenID)
 	tokenSep     = '.'
 )
 
 var tokenEnc = base64.RawURLEncoding
+
+// MaxTokenID is the longest auction, imp, campaign, creative or instance id
+// a token carries, in bytes; a longer one is cut to it. Notices are
+// de-duplicated by the (auction, imp) the token carries (and its bid's
+// instance and hold), so a bid whose
+// auction or imp id is longer must not be placed (two ids alike in their
+// first MaxTokenID bytes would share one impression's charge).
+const MaxTokenID = 255
 
 // ErrNoKey is returned by NewSigner without a usable key.
 var ErrNoKey = errors.New("budget: no notice key")
@@ -179,8 +187,8 @@ func encodePayload(dst []byte, t *Token) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
 	dst = append(dst, byte(t.ChargeOn))
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
-		if len(s) > 255 {
-			s = s[:255]
+		if len(s) > MaxTokenID {
+			s = s[:MaxTokenID]
 		}
 		dst = append(dst, byte(len(s)))
 		dst = append(dst, s...)
