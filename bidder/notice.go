@@ -8,6 +8,7 @@ import (
 
 	"github.com/valyala/fasthttp"
 
+	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/shading"
 )
 
@@ -229,8 +230,13 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 func (s *Server) noticeDone(ctx *fasthttp.RequestCtx, kind noticeKind, err error) bool {
 	if err != nil {
 		code := fasthttp.StatusServiceUnavailable // budget.ErrAckTimeout among others: retry
-		if errors.Is(err, ErrNoticeNotFound) {
+		switch {
+		case errors.Is(err, ErrNoticeNotFound):
 			code = fasthttp.StatusNotFound
+		case errors.Is(err, budget.ErrTooLateToCharge):
+			// Final like an expired token: a retry would be refused again.
+			s.m.noticeBad.add(0, 1)
+			code = fasthttp.StatusForbidden
 		}
 		ctx.Error(err.Error()+"\n", code)
 		return false

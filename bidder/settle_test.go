@@ -305,3 +305,39 @@ func TestNoticeMethods(t *testing.T) {
 		}
 	}
 }
+
+// A burl replayed after the de-duplication windows (its token still valid
+// for a day) is refused with 403 and charges nothing: the tier and the
+// ledger stream's duplicate window have both forgotten the first bill, so
+// charging it would charge the impression twice. Before, it was charged again.
+func TestBillReplayedPastWindowsRefused(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.Notices.DedupWindow = DedupWindowConfig{Win: time.Second, Bill: time.Second, Loss: time.Second}
+	})
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	var burls []string
+	for i := range 2 {
+		b := strings.Replace(string(body), "req-site-banner", fmt.Sprint("replay-late-", i), 1)
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		burls = append(burls, substitute(br.SeatBid[0].Bid[0].BURL, "1.00"))
+	}
+	if code, msg := get(t, burls[0]); code != 200 {
+		t.Fatalf("bill: %d %s", code, msg)
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
+		t.Fatalf("spent %d after the bill, want 1000", got)
+	}
+	time.Sleep(1500 * time.Millisecond) // the thing under test is the windows' passing
+	for i, u := range burls {           // the replay, and a first bill past the window
+		if code, msg := get(t, u); code != 403 || !strings.Contains(string(msg), "dedup_window") {
+			t.Fatalf("notice %d past the windows: %d %q, want 403 naming dedup_window", i, code, msg)
+		}
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
+		t.Fatalf("spent %d after a replay past the windows, want 1000", got)
+	}
+}

@@ -77,10 +77,10 @@ type Manager struct {
 	dupN        atomic.Uint64
 
 	// Settlement counters.
-	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts atomic.Uint64
-	forwarded, fwdFallbacks, served                                      atomic.Uint64
-	gapUnknown                                                           atomic.Uint64 // reclaims whose crash gap could not be read
-	gapMicros                                                            atomic.Int64  // crash gap closed at reclaim (net: a reversal may make it negative)
+	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts, tooLateN atomic.Uint64
+	forwarded, fwdFallbacks, served                                                atomic.Uint64
+	gapUnknown                                                                     atomic.Uint64 // reclaims whose crash gap could not be read
+	gapMicros                                                                      atomic.Int64  // crash gap closed at reclaim (net: a reversal may make it negative)
 
 	cancel      context.CancelFunc // stops the loops and the watch
 	runCtx      context.Context    // the loops' context

@@ -127,6 +127,10 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if n.Time.IsZero() {
 		n.Time = m.cfg.Clock.Now()
 	}
+	if m.tooLateToCharge(&n) {
+		m.tooLateN.Add(1)
+		return Result{}, ErrTooLateToCharge
+	}
 	if m.forwards(&n) {
 		if res, ok, err := m.forward(&n); ok {
 			return res, err
@@ -339,6 +343,25 @@ func (o *settleOp) enqueue(le LedgerEntry) {
 	le.Auction, le.Imp, le.Campaign, le.Instance, le.Boot = n.AuctionID, n.ImpID, o.a.id, o.m.cfg.InstanceID, o.m.boot
 	le.Bid, le.Clearing, le.Time, le.acct = n.BidMicros, n.ClearingMicros, n.Time.UnixNano(), o.a
 	o.e.seq = o.m.ledger.enqueue(&le)
+}
+
+// tooLateToCharge tells whether a win or billing notice comes longer after
+// its bid than a replay of it is sure to be recognised. A replay is found by
+// the tier while it keeps the impression (its kind's window after each
+// notice, settleOp.charge) and, after the tier forgot it (window, eviction,
+// restart), by the ledger's message ids for the stream's duplicate window,
+// the longest of the kinds' windows, counted from the earlier notice. Every
+// notice comes after the bid, so a notice within that longest window of the
+// bid is checked against any earlier notice of its impression; past it, an
+// exact replay (a burl fired again the next day, while its token is still
+// valid) would be charged again. Such a notice is refused, counted and never
+// charged. A loss is never refused: it can only release or reverse.
+func (m *Manager) tooLateToCharge(n *Notice) bool {
+	if n.Kind == KindLoss || n.Expires.IsZero() || m.cfg.NoticeTTL <= 0 {
+		return false
+	}
+	bid := n.Expires.Add(-m.cfg.NoticeTTL)
+	return n.Time.Sub(bid) > m.cfg.DedupWindow.longest()
 }
 
 // unreconciled tells whether a charge on an impression unknown here may

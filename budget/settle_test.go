@@ -539,3 +539,62 @@ func TestReusedAuctionIDLossKeepsOtherBidsCharge(t *testing.T) {
 		t.Fatalf("status %+v: want spent 900, nothing held", st[0])
 	}
 }
+
+// A charging notice that comes later after its bid than the longest
+// de-duplication window is refused and charges nothing: past it a replay of
+// an earlier notice (its token still valid) could not be recognised. Within
+// it, a replay after the tier forgot the impression is still recognised.
+func TestNoticeTooLateToChargeRefused(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	w := NoticeWindows{Win: time.Minute, Bill: 10 * time.Minute, Loss: time.Minute}
+	m, err := New(Config{InstanceID: "late", Store: st, Clock: clk, manual: true, DedupWindow: w,
+		NoticeTTL: 24 * time.Hour}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetCampaigns([]Campaign{campaign("c", micros(1000))})
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	bidAt := clk.Now()
+	notice := func(kind, chargeOn NoticeKind, auction string) Notice {
+		return Notice{Kind: kind, ChargeOn: chargeOn, CampaignID: "c", AuctionID: auction, ImpID: "1",
+			BidMicros: 10, ClearingMicros: 10, Time: clk.Now(), Expires: bidAt.Add(24 * time.Hour)}
+	}
+	spent := func() int64 {
+		m.ledger.flush(ctxT(t))
+		var n int64
+		for _, e := range st.ledger.all() {
+			n += e.Charged
+		}
+		return n
+	}
+	// Billed at once, replayed just inside the longest window (10 min after
+	// the bid, 10 min after the bill: the tier has forgotten it).
+	if _, err := m.Settle(notice(KindBill, 0, "a")); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(10*time.Minute - time.Second)
+	if _, err := m.Settle(notice(KindBill, 0, "a")); err != nil {
+		t.Fatalf("replay inside the window: %v", err)
+	}
+	if got := spent(); got != 10 {
+		t.Fatalf("spent %d after a bill and its replay inside the window, want 10", got)
+	}
+	// Past the window: the replay, a first bill of another bid and a charging
+	// win are all refused and charge nothing; a loss is still accepted.
+	clk.Add(2 * time.Second)
+	for _, n := range []Notice{notice(KindBill, 0, "a"), notice(KindBill, 0, "b"), notice(KindWin, KindWin, "c"), notice(KindWin, KindBill, "d")} {
+		res, err := m.Settle(n)
+		if !errors.Is(err, ErrTooLateToCharge) || res.ChargedMicros != 0 {
+			t.Fatalf("%v of %s %v after the bid: %+v, %v; want ErrTooLateToCharge", n.Kind, n.AuctionID, clk.Now().Sub(bidAt), res, err)
+		}
+	}
+	if _, err := m.Settle(notice(KindLoss, 0, "e")); err != nil {
+		t.Fatalf("a late loss: %v", err)
+	}
+	if got, c := spent(), m.Counters(); got != 10 || c.TooLateToCharge != 4 {
+		t.Fatalf("spent %d, refused %d; want 10 and 4", got, c.TooLateToCharge)
+	}
+}

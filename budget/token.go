@@ -40,8 +40,10 @@ func (u Use) String() string {
 
 // Token is what a signed notice URL carries. Its expiry (default NoticeTTL,
 // 24h) is much longer than a hold (HoldTTL, 2m): a notice after its hold
-// expired but before its token expired is charged and counted late; after the
-// token expired it is refused (403) and changes nothing.
+// expired but before its token expired is charged and counted late (a win or
+// billing notice only within the longest de-duplication window of its bid,
+// Manager.tooLateToCharge); after the token expired it is refused (403) and
+// changes nothing.
 type Token struct {
 	AuctionID  string
 	ImpID      string
