@@ -135,6 +135,7 @@ func (s budgetSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKind
 		UserKey:     t.User,
 		PCTR:        t.PCTR,
 		ChargeOn:    chargeKind(t.ChargeOnWin),
+		Test:        t.Test,
 		HoldID:      budget.HoldID(t.Hold),
 		Expires:     t.Expiry,
 	}
@@ -169,6 +170,7 @@ func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bi
 		PCTR:         t.PCTR,
 		Instance:     []byte(t.InstanceID),
 		ChargeOnWin:  t.ChargeOn == budget.KindWin,
+		Test:         t.Test,
 		Expiry:       t.Expires,
 	}, nil
 }

@@ -190,6 +190,7 @@ type metrics struct {
 	cappedClearing counter // clearing price above the bid
 	underFloor     counter // clearing price under the imp's floor
 	lossBidWon     counter // loss notices with r=0 ("bid won"): nothing released
+	testNotices    counter // notices of test-mode bids: answered, never charged
 	longID         counter // imps skipped: request or imp id longer than a token carries
 	badQty         counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
 

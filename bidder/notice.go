@@ -61,6 +61,7 @@ type bidToken struct {
 	User               uint64 // frequency-cap key; 0 unknown
 	PCTR               float32
 	ChargeOnWin        bool   // the exchange charges on the win notice (else billing)
+	Test               bool   // a test-mode request's bid (test=1): not billable, its notices never charge
 	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
 }
@@ -108,6 +109,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
 		ChargeOnWin:  bc.ex.chargeOnWin,
+		Test:         bc.req.Test,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
@@ -176,6 +178,10 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		ctx.Error(err.Error()+"\n", fasthttp.StatusForbidden)
 		return
 	}
+	if t.Test {
+		s.testNotice(ctx, kind, &t)
+		return
+	}
 	switch kind {
 	case noticeWin, noticeBill:
 		charge, err := s.clearingCharge(&t, args.Peek("p"))
@@ -225,6 +231,28 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			ctx.Redirect(landing, fasthttp.StatusFound)
 		}
 	}
+}
+
+// testNotice answers a notice of a bid made for a test-mode request
+// (OpenRTB test=1: "auctions are not billable"): win, billing and loss
+// notices 200, the pixel its GIF, the click its redirect; nothing is charged,
+// held, counted against frequency caps, learned or logged.
+func (s *Server) testNotice(ctx *fasthttp.RequestCtx, kind noticeKind, t *bidToken) {
+	s.m.testNotices.add(0, 1)
+	switch kind {
+	case noticeImp:
+		ctx.SetContentType("image/gif")
+		ctx.SetBody(pixelGIF)
+	case noticeClick:
+		landing := s.landingURL(t)
+		if landing == "" {
+			ctx.Error(ErrNoticeNotFound.Error()+"\n", fasthttp.StatusNotFound)
+			return
+		}
+		ctx.Redirect(landing, fasthttp.StatusFound)
+		return
+	}
+	ctx.SetStatusCode(fasthttp.StatusOK)
 }
 
 func (s *Server) noticeDone(ctx *fasthttp.RequestCtx, kind noticeKind, err error) bool {

@@ -341,3 +341,50 @@ func TestBillReplayedPastWindowsRefused(t *testing.T) {
 		t.Fatalf("spent %d after a replay past the windows, want 1000", got)
 	}
 }
+
+// A test-mode request (OpenRTB test=1: "auctions are not billable") is bid
+// on as usual, but its bid holds nothing and its win, billing, loss,
+// impression and click notices are answered without charging anything; the
+// same request in live mode still charges.
+func TestTestModeBidsNeverCharge(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	bidOf := func(b string) openrtb2.Bid {
+		t.Helper()
+		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("bid: %v %s %s", err, why, resp)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+	test := bidOf(strings.Replace(string(body), `"id":"req-site-banner"`, `"id":"req-test-mode","test":1`, 1))
+	if _, held := spent(t, app, "acme-banner"); held != 0 {
+		t.Fatalf("a test-mode bid holds %d, want 0", held)
+	}
+	base := "http://" + app.Addr()
+	imp := base + "/notice/imp" + between(test.AdM, `<img src="`+base+"/notice/imp", `"`)
+	click := between(test.AdM, `<a href="`, `"`)
+	for _, u := range []string{substitute(test.NURL, "1.00"), substitute(test.BURL, "1.00"), substitute(test.BURL, "2.00"), imp} {
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("test-mode notice %s: %d %s", u, code, msg)
+		}
+	}
+	if code, _ := get(t, click); code != 302 {
+		t.Fatalf("test-mode click: %d, want 302", code)
+	}
+	if got, held := spent(t, app, "acme-banner"); got != 0 || held != 0 {
+		t.Fatalf("after a test-mode bid's notices: spent %d, held %d; want 0, 0", got, held)
+	}
+	live := bidOf(string(body))
+	if code, msg := get(t, substitute(live.BURL, "1.00")); code != 200 {
+		t.Fatalf("live bill: %d %s", code, msg)
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
+		t.Fatalf("a live bill after the test-mode ones: spent %d, want 1000", got)
+	}
+	_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
+	if !strings.Contains(string(m), "openbidder_test_notices_total 5\n") {
+		t.Fatal("metrics lack openbidder_test_notices_total 5")
+	}
+}

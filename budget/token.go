@@ -68,7 +68,11 @@ type Token struct {
 	// means the bidder's default), so a notice settles by the rule of the
 	// exchange the bid went to.
 	ChargeOn NoticeKind
-	Expires  time.Time // second resolution
+	// Test marks a bid made for a test-mode request (OpenRTB test=1: not
+	// billable): its notices are answered and never charge. Carried in the
+	// charge-on byte's top bit.
+	Test    bool
+	Expires time.Time // second resolution
 }
 
 // Token text: base64url(payload) "." base64url(tag), where payload is the
@@ -187,7 +191,11 @@ func encodePayload(dst []byte, t *Token) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.FloorMicros))
 	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
 	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
-	dst = append(dst, byte(t.ChargeOn))
+	cb := byte(t.ChargeOn) & 0x7f
+	if t.Test {
+		cb |= 0x80
+	}
+	dst = append(dst, cb)
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > MaxTokenID {
 			s = s[:MaxTokenID]
@@ -253,7 +261,7 @@ func decodePayload(b []byte) (Token, bool) {
 	t.FloorMicros = int64(binary.BigEndian.Uint64(b[33:]))
 	t.UserKey = binary.BigEndian.Uint64(b[41:])
 	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[49:]))
-	t.ChargeOn = NoticeKind(b[53])
+	t.ChargeOn, t.Test = NoticeKind(b[53]&0x7f), b[53]&0x80 != 0
 	b = b[1+tokenFixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {

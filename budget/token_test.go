@@ -33,6 +33,15 @@ func TestTokenRoundTrip(t *testing.T) {
 	if err != nil || got != tok {
 		t.Fatalf("got %+v, %v", got, err)
 	}
+	for _, test := range []bool{true, false} { // the test-mode bit beside each charge-on value
+		for _, on := range []NoticeKind{0, KindWin, KindBill} {
+			tt := tok
+			tt.Test, tt.ChargeOn = test, on
+			if got, err := ParseToken(AppendToken(nil, testKey, tt, UseWin), testKey, UseWin, t0); err != nil || got != tt {
+				t.Fatalf("test %v, charge-on %v: got %+v, %v", test, on, got, err)
+			}
+		}
+	}
 	if _, err := ParseToken(raw, testKey, UseBill, tok.Expires); !errors.Is(err, ErrExpired) {
 		t.Fatalf("expired: %v", err)
 	}
