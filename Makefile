@@ -13,7 +13,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo deve
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X github.com/openbidder/openbidder/bidder.commit=$(COMMIT)
 
-.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models retrain distill demo shading-ab onnxruntime clean
+.PHONY: run build test test-race bench bench-e2e fuzz docs lint check models retrain loopdemo distill demo shading-ab onnxruntime clean
 
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
@@ -89,11 +89,17 @@ ROW_LOG ?= data/rows.bin
 EVENTS ?= data/events.jsonl
 MODEL ?= configs/models/mlp.manifest.json
 SINCE ?= 0
+HOLDOUT ?= 0.2
 retrain:
 	@mkdir -p out
 	$(GO) build -o bin/ ./features/cmd/featurestats
 	/usr/bin/python3 ctr/train/retrain.py --rows $(ROW_LOG) --events $(EVENTS) --served $(MODEL) --since $(SINCE) \
-		--featurestats bin/featurestats --report out/retrain.json
+		--holdout $(HOLDOUT) --featurestats bin/featurestats --report out/retrain.json
+
+## loopdemo: the closed loop end to end: bidder + simulator whose ground truth drifts at 60 s, one retrain at 480 s,
+## hot reload, served AUC by phase (out/loopdemo/summary.json; ~13 min; ctr/train/loopdemo.sh names its knobs)
+loopdemo: build onnxruntime
+	sh ctr/train/loopdemo.sh out/loopdemo
 
 ## distill: remake configs/models/gbdt_distilled.* (the fallback: the ONNX model's wide table + trees trained on its predictions) and measure the bid change on falling back; DATA=featurize rows dir (make_models.sh WORK/rows), TEACHER=onnx.pred.f32 over those rows if already scored (apt: python3-xgboost; ~2 min on 2 cores with TEACHER, plus ~1 min to score it without)
 distill:

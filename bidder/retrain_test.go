@@ -171,3 +171,19 @@ func TestRetrainKeepsServedModelWhenCandidateMiscalibrated(t *testing.T) {
 		t.Fatal("served manifest changed without a promotion")
 	}
 }
+
+// retrain.py's fits on a synthetic model (ctr/train/retrain_test.py): the
+// per-table rescale turns a table whose effect reversed back around from
+// about 200 clicks, and beats the per-weight refit there.
+func TestRetrainFitsPython(t *testing.T) {
+	retrainNeedsPython(t)
+	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "-v", "retrain_test")
+	cmd.Dir = "../ctr/train"
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ctr/train/retrain_test.py: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "test_rescale_reverses_a_flipped_table") || !strings.Contains(string(out), "\nOK") {
+		t.Fatalf("rescale test did not run:\n%s", out)
+	}
+}

@@ -13,10 +13,12 @@ a candidate only if it beats the served model (`make retrain`).
    happened to its own bids.
 2. Split by bid time: the most recent --holdout share is held out; the rest
    trains.
-3. Candidates: the served model's weights warm-started and refitted on the
-   training rows (the wide table and the output bias, L-BFGS on the log
-   loss with an L2 pull toward the served weights; a deep part, if any, is
-   kept as is), one per L2 strength in CANDIDATES.
+3. Candidates (CANDIDATES), each warm-started from the served model and
+   fitted on the training rows by L-BFGS on the log loss (a deep part, if
+   any, is kept as is): a rescale (one factor per wide table and the bias,
+   L2 pull toward 1: rescale()), a refit of the wide weights and the bias
+   (L2 pull toward the served weights: refit()), or a rescale then a
+   refit.
 4. Evaluation on the held-out slice: the served model (scored here with
    wide_deep_ids.predict, the numpy reference of the graph) and every
    candidate: AUC, log loss, calibration (mean pCTR / observed CTR).
@@ -53,9 +55,15 @@ import rowlog  # noqa: E402
 import wide_deep_ids as wdi  # noqa: E402
 from evalmetrics import auc, calibration, logloss  # noqa: E402
 
-# (name, L2 strength toward the served weights, in rows): a cautious and a
-# bolder refit.
-CANDIDATES = [("warm-l2-100", 100.0), ("warm-l2-10", 10.0)]
+# (name, L2 strength of the per-table scales toward 1 or None for no rescale,
+# L2 strength of the per-weight refit toward the (rescaled) served weights or
+# None for none; both in rows). The per-weight refits alone move each weight
+# only as far as its own rows' clicks say; the rescale moves a whole table
+# (every publisher's weight, say) at once, which is what a change of an
+# effect's sign or strength needs and what a few hundred clicks can
+# estimate (docs/models.md, "Closed loop").
+CANDIDATES = [("warm-l2-100", None, 100.0), ("warm-l2-10", None, 10.0), ("scale", 1.0, None),
+              ("scale+l2-100", 1.0, 100.0), ("scale+l2-10", 1.0, 10.0)]
 MAX_ITER = 200
 MAX_CALIBRATION_ERROR = 0.05
 
@@ -67,13 +75,50 @@ def base_logits(p, x):
     return np.log(pr / (1 - pr)), wide.astype(np.int64)
 
 
+def _lbfgs(f, n):
+    from scipy.optimize import minimize
+    return minimize(f, np.zeros(n), jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER})
+
+
+def rescale(p, x, y, l2):
+    """Refit one scale per wide table (a column or a cross) and the bias:
+    the candidate's logit is the served logit plus sum_t (a_t - 1) s_t plus
+    the change of the bias, s_t being the weight table t gives the row, by
+    L-BFGS on the log loss (summed over rows) plus l2/2 |a - 1|^2. A
+    handful of parameters, so a few hundred clicks fit them: a table whose effect
+    changed sign or strength gets a_t < 0 or a_t != 1, a table that is only
+    noise on this traffic (hashed crosses of ids the model never saw) a_t
+    near 0. Returns the params with each table multiplied by its a_t."""
+    z0, ids = base_logits(p, x)
+    w = np.asarray(p["wide"], np.float64).reshape(-1)
+    s = w[ids]  # [n, tables]: each column reads its own table
+    k = s.shape[1]
+
+    def f(v):
+        da, db = v[:k], v[k]
+        z = z0 + s @ da + db
+        loss = np.sum(np.logaddexp(0, z) - y * z) + 0.5 * l2 * da @ da
+        g = 1 / (1 + np.exp(-z)) - y
+        return loss, np.concatenate([s.T @ g + l2 * da, [g.sum()]])
+
+    res = _lbfgs(f, k + 1)
+    q = dict(p)
+    w2 = w.copy()
+    for (off, size), da in zip(wdi.column_tables(p), res.x[:k]):
+        w2[off:off + size] *= 1 + da
+    q["wide"] = w2.astype(np.float32)
+    q["bias"] = float(np.float32(p["bias"] + res.x[k]))
+    names = [str(c["slot"]) for c in p["cols"]] + ["%d*%d" % (c["a"], c["b"]) for c in p["crosses"]]
+    scales = {nm: round(1 + float(da), 3) for nm, da in zip(names, res.x[:k])}
+    return q, {"scale_iterations": int(res.nit), "scales": scales}
+
+
 def refit(p, x, y, l2):
     """Warm-started refit of the wide table and the bias: the candidate's
     logit is the served logit plus the change of the wide weights it reads
     plus the change of the bias, fitted by L-BFGS on the log loss (summed
     over rows) plus l2/2 |change|^2 (the served model is the prior). Only
     the weights the training rows read change."""
-    from scipy.optimize import minimize
     z0, ids = base_logits(p, x)
     used, inv = np.unique(ids, return_inverse=True)
     inv = inv.reshape(ids.shape)
@@ -89,7 +134,7 @@ def refit(p, x, y, l2):
         grad[k] = g.sum()
         return loss, grad
 
-    res = minimize(f, np.zeros(k + 1), jac=True, method="L-BFGS-B", options={"maxiter": MAX_ITER})
+    res = _lbfgs(f, k + 1)
     q = dict(p)
     w = np.asarray(p["wide"], np.float64).reshape(-1).copy()
     w[used] += res.x[:k]
@@ -183,11 +228,17 @@ def main():
     xt, yt, xh, yh = x[:cut], y[:cut], x[cut:], y[cut:]
     report["served"]["heldout"] = metrics(yh, wdi.predict(p, xh))
     cands = {}
-    for name, l2 in CANDIDATES:
+    for name, scale_l2, l2 in CANDIDATES:
         t0 = time.time()
-        q, info = refit(p, xt, yt, l2)
+        q, info = p, {}
+        if scale_l2 is not None:
+            q, info = rescale(q, xt, yt, scale_l2)
+            info["scale_l2"] = scale_l2
+        if l2 is not None:
+            q, more = refit(q, xt, yt, l2)
+            info.update(more, l2=l2)
         m = metrics(yh, wdi.predict(q, xh))
-        m.update(info, l2=l2, train_seconds=round(time.time() - t0, 1))
+        m.update(info, train_seconds=round(time.time() - t0, 1))
         cands[name] = (q, m)
         print("retrain: %s: %s" % (name, json.dumps(m)), file=sys.stderr)
     report["candidates"] = {k: m for k, (_, m) in cands.items()}

@@ -168,7 +168,8 @@ def read_events(path):
 
 def join(log, shown, clicked, last_event, settle=30.0):
     """Labelled rows of the shown bids, in time order:
-    dict of time (ns), pctr (as served), x [n, width], y, model, campaign."""
+    dict of time (ns), pctr (as served), x [n, width], y, model, campaign,
+    key ((auction, imp))."""
     t, p, x = log.arrays()
     keys = list(zip(log.auction, log.imp))
     cut = (last_event - settle) * 1e9
@@ -183,7 +184,8 @@ def join(log, shown, clicked, last_event, settle=30.0):
     idx = idx[np.argsort(t[idx], kind="stable")]
     y = np.array([keys[i] in clicked for i in idx], np.float64)
     return {"time": t[idx], "pctr": p[idx], "x": np.ascontiguousarray(x[idx]), "y": y,
-            "model": [log.model[i] for i in idx], "campaign": [log.campaign[i] for i in idx]}
+            "model": [log.model[i] for i in idx], "campaign": [log.campaign[i] for i in idx],
+            "key": [keys[i] for i in idx]}
 
 
 def main():
