@@ -54,6 +54,7 @@ var (
 	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
 	dLongID        = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
+	dTrackerReplay = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
 	dTestNotices   = serverDescs.add("test_notices_total", "Notices of bids made for test-mode requests (test=1, not billable): answered, nothing charged or held.")
 	dLossBidWon    = serverDescs.add("loss_notices_bid_won_total", "Loss notices whose reason was 0 (OpenRTB: bid won): the hold and any charge left as they were.")
 	dNoticeBad     = serverDescs.add("notices_invalid_total", "Notices refused: forged, expired or malformed.")
@@ -87,7 +88,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dPanics, m.panics.load()},
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
-		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()},
+		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
 		{dLongID, m.longID.load()},
 	} {
 		counterMetric(ch, x.d, float64(x.v))

@@ -191,6 +191,7 @@ type metrics struct {
 	underFloor     counter // clearing price under the imp's floor
 	lossBidWon     counter // loss notices with r=0 ("bid won"): nothing released
 	testNotices    counter // notices of test-mode bids: answered, never charged
+	trackerReplays counter // impression pixels and clicks seen before: answered, not counted again
 	longID         counter // imps skipped: request or imp id longer than a token carries
 	badQty         counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
 

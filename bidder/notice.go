@@ -210,6 +210,12 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			s.learnFromNotice(&t, args, false, now)
 		}
 	case noticeImp:
+		if !s.trackers.first(kind, &t) { // a replay: answered, not counted again
+			s.m.trackerReplays.add(0, 1)
+			ctx.SetContentType("image/gif")
+			ctx.SetBody(pixelGIF)
+			return
+		}
 		err := s.notices.impression(&t, now)
 		if err == nil {
 			st := s.m.campaign(string(t.Campaign))
@@ -224,6 +230,11 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		landing := s.landingURL(&t)
 		if landing == "" {
 			s.noticeDone(ctx, kind, ErrNoticeNotFound)
+			return
+		}
+		if !s.trackers.first(kind, &t) { // a replay: redirected, not counted again
+			s.m.trackerReplays.add(0, 1)
+			ctx.Redirect(landing, fasthttp.StatusFound)
 			return
 		}
 		if s.noticeDone(ctx, kind, s.notices.click(&t, now)) {

@@ -79,6 +79,7 @@ type Server struct {
 	adminTokens []namedToken // bearer tokens of the admin listener; none: open (loopback only)
 	ks          killSwitch   // pause state the bid path obeys (control.go)
 	wins        winCounts    // win notices per campaign (status.go)
+	trackers    *trackerSeen // impression pixels and clicks already counted (trackers.go)
 
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats
@@ -107,6 +108,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		publicURL: []byte(cfg.PublicURL),
 		privacy:   newPrivacyPolicy(cfg.Privacy),
 		adm:       newAdmission(cfg.Limits.Admission),
+		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
 	s.exchanges = newExchanges(cfg)
 	for r := range s.reasonBytes {
@@ -280,6 +282,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	err := s.srv.ShutdownWithContext(ctx)
 	s.privacy.Close()
+	s.trackers.close()
 	return err
 }
 

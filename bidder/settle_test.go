@@ -388,3 +388,40 @@ func TestTestModeBidsNeverCharge(t *testing.T) {
 		t.Fatal("metrics lack openbidder_test_notices_total 5")
 	}
 }
+
+// A replayed impression pixel or click (their URLs sit in the markup every
+// browser sees) is answered but counted once: it does not use up the user's
+// frequency cap or inflate the impression and click series.
+func TestTrackerReplaysCountedOnce(t *testing.T) {
+	app := startApp(t, nil)
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	var br openrtb2.BidResponse
+	if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
+		t.Fatalf("bid: %v %s %s", err, why, resp)
+	}
+	b := br.SeatBid[0].Bid[0]
+	base := "http://" + app.Addr()
+	imp := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+	click := between(b.AdM, `<a href="`, `"`)
+	for i := range 5 {
+		if code, gif := get(t, imp); code != 200 || !strings.HasPrefix(string(gif), "GIF89a") {
+			t.Fatalf("pixel %d: %d", i, code)
+		}
+		if code, _ := get(t, click); code != 302 {
+			t.Fatalf("click %d: %d", i, code)
+		}
+		app.Server.trackers.wait() // ristretto applies its sets asynchronously
+	}
+	_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
+	page := string(m)
+	for _, want := range []string{
+		`openbidder_campaign_impressions_total{campaign="acme-banner"} 1` + "\n",
+		`openbidder_campaign_clicks_total{campaign="acme-banner"} 1` + "\n",
+		"openbidder_tracker_replays_total 8\n",
+	} {
+		if !strings.Contains(page, want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+}

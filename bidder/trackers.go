@@ -1,0 +1,82 @@
+package bidder
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"time"
+
+	"github.com/dgraph-io/ristretto/v2"
+)
+
+// trackerSeen remembers which impression pixels and clicks were already
+// counted, so that a replayed tracker URL (it sits in the ad markup every
+// browser sees; a script can fire it in a loop) does not use up a user's
+// frequency cap or inflate the impression and click series. The pixel or
+// redirect is still answered.
+//
+// A bounded TTL cache (ristretto: TinyLFU admission, sampled LFU eviction,
+// a TTL of notices.token_ttl, past which the token is refused anyway) fits
+// because this is never money: an entry it drops or does not admit, or two
+// replays racing before the first is applied (ristretto's Set is
+// asynchronous), only lets a replay count again, as every replay did before.
+// Keys are two independent 64-bit hashes of (kind, auction, imp, instance,
+// hold): the impression as the budget keys it, per tracker kind.
+type trackerSeen struct {
+	c   *ristretto.Cache[[]byte, struct{}]
+	ttl time.Duration
+}
+
+// newTrackerSeen returns nil (nothing remembered) for entries <= 0.
+func newTrackerSeen(entries int64, ttl time.Duration) *trackerSeen {
+	if entries <= 0 {
+		return nil
+	}
+	seedKey, seedConflict := maphash.MakeSeed(), maphash.MakeSeed()
+	c, err := ristretto.NewCache(&ristretto.Config[[]byte, struct{}]{
+		NumCounters:        10 * entries, // ristretto's advice: ten times the entries
+		MaxCost:            entries,      // cost 1 per entry
+		BufferItems:        64,
+		IgnoreInternalCost: true,
+		KeyToHash: func(k []byte) (uint64, uint64) {
+			return maphash.Bytes(seedKey, k), maphash.Bytes(seedConflict, k)
+		},
+	})
+	if err != nil {
+		panic("bidder: ristretto rejected a config built from validated options: " + err.Error())
+	}
+	return &trackerSeen{c: c, ttl: ttl}
+}
+
+// first reports whether kind's tracker of t's impression is seen here for
+// the first time (as far as the cache knows), and remembers it. A nil
+// trackerSeen sees everything for the first time.
+func (ts *trackerSeen) first(kind noticeKind, t *bidToken) bool {
+	if ts == nil {
+		return true
+	}
+	var buf [96]byte
+	k := append(buf[:0], byte(kind))
+	for _, f := range [...][]byte{t.AuctionID, t.ImpID, t.Instance} {
+		k = binary.AppendUvarint(k, uint64(len(f)))
+		k = append(k, f...)
+	}
+	k = binary.BigEndian.AppendUint64(k, t.Hold)
+	if _, ok := ts.c.Get(k); ok {
+		return false
+	}
+	ts.c.SetWithTTL(k, struct{}{}, 1, ts.ttl)
+	return true
+}
+
+// wait blocks until the sets offered so far are applied (tests).
+func (ts *trackerSeen) wait() {
+	if ts != nil {
+		ts.c.Wait()
+	}
+}
+
+func (ts *trackerSeen) close() {
+	if ts != nil {
+		ts.c.Close()
+	}
+}
