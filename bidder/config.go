@@ -753,6 +753,9 @@ func (c *Config) Validate() error {
 	if c.Notices.DedupMaxEntries < 1024 {
 		bad("notices.dedup_max_entries", "%d is below 1024", c.Notices.DedupMaxEntries)
 	}
+	if c.Notices.TrackerDedupEntries < -1 {
+		bad("notices.tracker_dedup_entries", "%d: want a count of entries, or -1 for none", c.Notices.TrackerDedupEntries)
+	}
 	if c.Budget.LeaseTTL <= c.Notices.HoldTTL+2*c.Budget.SyncPeriod {
 		bad("budget.lease_ttl", "%v must exceed notices.hold_ttl %v plus two sync periods", c.Budget.LeaseTTL, c.Notices.HoldTTL)
 	}

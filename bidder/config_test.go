@@ -102,6 +102,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
 	f("model: {gbdt: m.json}\nnotices: {dedup_max_entries: 10}\n", "notices.dedup_max_entries")
+	f("model: {gbdt: m.json}\nnotices: {tracker_dedup_entries: -2}\n", "notices.tracker_dedup_entries")
 	f("model: {gbdt: m.json}\nnotices: {dedup_window: {bill: -1s}}\n", "dedup_window")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")
 	f("model: {gbdt: m.json}\npricing: {shading: {enabled: true, memory: 5}}\n", "pricing.shading", "memory")

@@ -19,20 +19,24 @@ import (
 	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
+// bidOnce posts the site-banner request under request id id and returns its
+// bid.
 func bidOnce(t *testing.T, app *App, id string) openrtb2.Bid {
 	t.Helper()
 	body, err := os.ReadFile("testdata/requests/site-banner.json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body = []byte(strings.Replace(string(body), "req-site-banner", id, 1))
-	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
-	if code != 200 {
-		t.Fatalf("bid %s: %d %s", id, code, why)
-	}
+	return bidWith(t, app, strings.Replace(string(body), "req-site-banner", id, 1))
+}
+
+// bidWith posts body and returns its first bid.
+func bidWith(t *testing.T, app *App, body string) openrtb2.Bid {
+	t.Helper()
+	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(body))
 	var br openrtb2.BidResponse
-	if err := json.Unmarshal(resp, &br); err != nil {
-		t.Fatal(err)
+	if code != 200 || json.Unmarshal(resp, &br) != nil || len(br.SeatBid) == 0 || len(br.SeatBid[0].Bid) == 0 {
+		t.Fatalf("bid: %d %s %s", code, why, resp)
 	}
 	return br.SeatBid[0].Bid[0]
 }

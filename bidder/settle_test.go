@@ -112,17 +112,6 @@ func TestNotice503UntilLedgerAcknowledges(t *testing.T) {
 // that sends no burl the impression would run free.
 func TestLossReasonBidWonChangesNothing(t *testing.T) {
 	app := startApp(t, nil)
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	bid := func(id string) openrtb2.Bid {
-		t.Helper()
-		b := strings.Replace(string(body), "req-site-banner", id, 1)
-		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
-		var br openrtb2.BidResponse
-		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-			t.Fatalf("bid %s: %v %s %s", id, err, why, resp)
-		}
-		return br.SeatBid[0].Bid[0]
-	}
 	won := func(lurl string) string { return strings.ReplaceAll(substitute(lurl, "0"), "r=102", "r=0") }
 	var total int64
 	step := func(url string, add int64) {
@@ -135,10 +124,10 @@ func TestLossReasonBidWonChangesNothing(t *testing.T) {
 			t.Fatalf("after %s: spent %d, want %d", url[:strings.Index(url, "?")], got, total)
 		}
 	}
-	a := bid("won-after-win")
+	a := bidOnce(t, app, "won-after-win")
 	step(substitute(a.NURL, "1.50"), 1500) // provisional
 	step(won(a.LURL), 0)                   // "bid won": kept
-	b := bid("won-before-win")
+	b := bidOnce(t, app, "won-before-win")
 	step(won(b.LURL), 0)
 	step(substitute(b.NURL, "1.40"), 1400) // still charges
 	step(substitute(b.LURL, "0"), -1400)   // a real loss (102) still reverses
@@ -195,15 +184,9 @@ func TestLongIDsNotChargedAsOne(t *testing.T) {
 // is not a replay of the first, whose own replay still changes nothing.
 func TestReusedRequestIDBilledTwice(t *testing.T) {
 	app := startApp(t, nil)
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	var burls []string
 	for range 2 {
-		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
-		var br openrtb2.BidResponse
-		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-			t.Fatalf("bid: %v %s %s", err, why, resp)
-		}
-		burls = append(burls, br.SeatBid[0].Bid[0].BURL)
+		burls = append(burls, bidOnce(t, app, "req-site-banner").BURL)
 	}
 	for i, s := range []struct {
 		url   string
@@ -229,16 +212,9 @@ func TestReusedRequestIDBilledTwice(t *testing.T) {
 // leaves nothing held.
 func TestConcurrentNoticesChargeOnce(t *testing.T) {
 	app := startApp(t, nil)
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	var want int64
 	for round := range 3 {
-		b := strings.Replace(string(body), "req-site-banner", fmt.Sprint("concurrent-", round), 1)
-		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
-		var br openrtb2.BidResponse
-		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-			t.Fatalf("bid: %v %s %s", err, why, resp)
-		}
-		bid := br.SeatBid[0].Bid[0]
+		bid := bidOnce(t, app, fmt.Sprint("concurrent-", round))
 		urls := []string{substitute(bid.BURL, "1.10"), substitute(bid.NURL, "1.10"), substitute(bid.LURL, "0")}
 		codes := make(chan int, 24)
 		var wg sync.WaitGroup
@@ -272,13 +248,7 @@ func TestConcurrentNoticesChargeOnce(t *testing.T) {
 // charge, nor count an impression.
 func TestNoticeMethods(t *testing.T) {
 	app := startApp(t, nil)
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
-	var br openrtb2.BidResponse
-	if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-		t.Fatalf("bid: %v %s %s", err, why, resp)
-	}
-	burl := substitute(br.SeatBid[0].Bid[0].BURL, "1.00")
+	burl := substitute(bidOnce(t, app, "req-site-banner").BURL, "1.00")
 	for _, m := range []string{"HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"} {
 		req, _ := http.NewRequest(m, burl, nil)
 		r, err := http.DefaultClient.Do(req)
@@ -314,16 +284,9 @@ func TestBillReplayedPastWindowsRefused(t *testing.T) {
 	app := startApp(t, func(c *Config) {
 		c.Notices.DedupWindow = DedupWindowConfig{Win: time.Second, Bill: time.Second, Loss: time.Second}
 	})
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	var burls []string
 	for i := range 2 {
-		b := strings.Replace(string(body), "req-site-banner", fmt.Sprint("replay-late-", i), 1)
-		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
-		var br openrtb2.BidResponse
-		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-			t.Fatalf("bid: %v %s %s", err, why, resp)
-		}
-		burls = append(burls, substitute(br.SeatBid[0].Bid[0].BURL, "1.00"))
+		burls = append(burls, substitute(bidOnce(t, app, fmt.Sprint("replay-late-", i)).BURL, "1.00"))
 	}
 	if code, msg := get(t, burls[0]); code != 200 {
 		t.Fatalf("bill: %d %s", code, msg)
@@ -349,16 +312,7 @@ func TestBillReplayedPastWindowsRefused(t *testing.T) {
 func TestTestModeBidsNeverCharge(t *testing.T) {
 	app := startApp(t, nil)
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	bidOf := func(b string) openrtb2.Bid {
-		t.Helper()
-		_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
-		var br openrtb2.BidResponse
-		if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-			t.Fatalf("bid: %v %s %s", err, why, resp)
-		}
-		return br.SeatBid[0].Bid[0]
-	}
-	test := bidOf(strings.Replace(string(body), `"id":"req-site-banner"`, `"id":"req-test-mode","test":1`, 1))
+	test := bidWith(t, app, strings.Replace(string(body), `"id":"req-site-banner"`, `"id":"req-test-mode","test":1`, 1))
 	if _, held := spent(t, app, "acme-banner"); held != 0 {
 		t.Fatalf("a test-mode bid holds %d, want 0", held)
 	}
@@ -376,7 +330,7 @@ func TestTestModeBidsNeverCharge(t *testing.T) {
 	if got, held := spent(t, app, "acme-banner"); got != 0 || held != 0 {
 		t.Fatalf("after a test-mode bid's notices: spent %d, held %d; want 0, 0", got, held)
 	}
-	live := bidOf(string(body))
+	live := bidWith(t, app, string(body))
 	if code, msg := get(t, substitute(live.BURL, "1.00")); code != 200 {
 		t.Fatalf("live bill: %d %s", code, msg)
 	}
@@ -394,13 +348,7 @@ func TestTestModeBidsNeverCharge(t *testing.T) {
 // frequency cap or inflate the impression and click series.
 func TestTrackerReplaysCountedOnce(t *testing.T) {
 	app := startApp(t, nil)
-	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	_, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
-	var br openrtb2.BidResponse
-	if err := json.Unmarshal(resp, &br); err != nil || len(br.SeatBid) == 0 {
-		t.Fatalf("bid: %v %s %s", err, why, resp)
-	}
-	b := br.SeatBid[0].Bid[0]
+	b := bidOnce(t, app, "req-site-banner")
 	base := "http://" + app.Addr()
 	imp := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
 	click := between(b.AdM, `<a href="`, `"`)

@@ -10,7 +10,7 @@ var (
 	ErrForged          = errors.New("budget: forged token")
 	ErrExpired         = errors.New("budget: expired token")
 	// ErrTooLateToCharge refuses a win or billing notice that comes longer
-	// after its bid than the de-duplication window of its kind: past it, a
+	// after its bid than the longest de-duplication window: past it, a
 	// replay of an earlier notice could no longer be told from a first one,
 	// so charging it could charge the impression twice (notice.go).
 	ErrTooLateToCharge = errors.New("budget: notice past its de-duplication window (notices.dedup_window) after the bid: not charged")

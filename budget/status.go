@@ -73,7 +73,7 @@ type Counters struct {
 	ReversedCharges     uint64 // provisional charges reversed by a loss
 	ReversedMicros      uint64
 	UnreconciledCharges uint64 // charged in full on an impression this process may have charged before and forgotten
-	TooLateToCharge     uint64 // win or billing notices refused: later after the bid than their de-duplication window
+	TooLateToCharge     uint64 // win or billing notices refused: later after the bid than the longest de-duplication window
 	AckTimeouts         uint64 // notices answered before their ledger entry was acknowledged (the entry stays queued)
 	NoticesForwarded    uint64 // notices settled by their owner instance over NATS
 	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
@@ -135,7 +135,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("reversed_charges_total", "counter", "Provisional charges reversed by a loss notice.", float64(c.ReversedCharges))
 	one("reversed_micros_total", "counter", "Micros of reversed provisional charges.", float64(c.ReversedMicros))
 	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
-	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than notices.dedup_window of their kind, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
+	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than the longest notices.dedup_window, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
 	one("notice_ack_timeouts_total", "counter", "Notices answered before their ledger entry was acknowledged (entry still queued).", float64(c.AckTimeouts))
 	one("notices_forwarded_total", "counter", "Notices settled by the instance that placed the bid.", float64(c.NoticesForwarded))
 	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))

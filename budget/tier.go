@@ -7,11 +7,11 @@ import (
 )
 
 // The de-duplication tier: what this instance knows of each impression it
-// settled, by impression key (auction, imp, the bid's instance and hold): the charge level, its generation
-// (bumped by a reversal), what was seen (win, bill, loss, provisional,
-// settled) and the ledger sequence of the last entry enqueued for it (a
-// retried notice waits for that entry's acknowledgement instead of enqueueing
-// another).
+// settled, by impression key (auction, imp, the bid's instance and hold):
+// the charge level, its generation (bumped by a reversal), what was seen
+// (win, bill, loss, provisional, settled) and the ledger sequence of the last
+// entry enqueued for it (a retried notice waits for that entry's
+// acknowledgement instead of enqueueing another).
 //
 // Storage is 64 shards, each one open-addressed array of 40-byte entries
 // (linear probing, backward-shift deletion: no tombstones and no per-entry

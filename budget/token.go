@@ -93,9 +93,9 @@ var tokenEnc = base64.RawURLEncoding
 // MaxTokenID is the longest auction, imp, campaign, creative or instance id
 // a token carries, in bytes; a longer one is cut to it. Notices are
 // de-duplicated by the (auction, imp) the token carries (and its bid's
-// instance and hold), so a bid whose
-// auction or imp id is longer must not be placed (two ids alike in their
-// first MaxTokenID bytes would share one impression's charge).
+// instance and hold), so a bid whose auction or imp id is longer must not be
+// placed (two ids alike in their first MaxTokenID bytes would share one
+// impression's charge).
 const MaxTokenID = 255
 
 // ErrNoKey is returned by NewSigner without a usable key.

@@ -141,6 +141,10 @@ def main():
     if not np.all((q > 0) & (q < 1)):
         sys.exit("teacher predictions outside (0, 1)")
     z = np.log(q / (1 - q))
+    n_test = int(len(y) * args.test_fraction)
+    n_train = len(y) - n_test
+    if args.train_rows:
+        n_train = min(n_train, args.train_rows)
     wide_p = base = None
     if args.wide:
         wide_p, _ = wide_params(args.teacher_manifest)
@@ -148,18 +152,13 @@ def main():
         # The mean residual over the training rows joins the bias (0 up to
         # rounding when the teacher is its wide part alone; with a deep part,
         # its mean), so the trees start from a centred target.
-        shift = float(np.mean(z[:len(y) - int(len(y) * args.test_fraction)][:args.train_rows or None] -
-                              base[:len(y) - int(len(y) * args.test_fraction)][:args.train_rows or None]))
+        shift = float(np.mean(z[:n_train] - base[:n_train]))
         bias = float(np.float32(float(np.float32(wide_p["bias"])) + shift))
         base += bias - float(np.float32(wide_p["bias"]))
         wide_p = {**wide_p, "bias": bias}
         res = z - base
         print("wide part: residual logit(p_onnx) - wide logit: mean %.3g, std %.3g, max |.| %.3g"
               % (res.mean(), res.std(), np.abs(res).max()), file=sys.stderr)
-    n_test = int(len(y) * args.test_fraction)
-    n_train = len(y) - n_test
-    if args.train_rows:
-        n_train = min(n_train, args.train_rows)
     t0 = len(y) - n_test
     Xte, yte, qte, pte_true = X[t0:], y[t0:], q[t0:], ptrue[t0:]
 

@@ -228,12 +228,15 @@ def main():
     xt, yt, xh, yh = x[:cut], y[:cut], x[cut:], y[cut:]
     report["served"]["heldout"] = metrics(yh, wdi.predict(p, xh))
     cands = {}
+    rescaled = {}  # scale_l2 -> (params, info): one rescale serves every candidate that starts from it
     for name, scale_l2, l2 in CANDIDATES:
         t0 = time.time()
         q, info = p, {}
         if scale_l2 is not None:
-            q, info = rescale(q, xt, yt, scale_l2)
-            info["scale_l2"] = scale_l2
+            if scale_l2 not in rescaled:
+                rescaled[scale_l2] = rescale(p, xt, yt, scale_l2)
+            q, info = rescaled[scale_l2]
+            info = dict(info, scale_l2=scale_l2)
         if l2 is not None:
             q, more = refit(q, xt, yt, l2)
             info.update(more, l2=l2)
