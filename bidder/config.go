@@ -181,10 +181,11 @@ type LimitsConfig struct {
 	// MaxQty is the largest imp.qty.multiplier bid on (default 1000, at
 	// least 1, at most 1e6).
 	MaxQty float64 `yaml:"max_qty"`
-	// ReadTimeout bounds reading a request's body once its headers are in
-	// (default 10 x default_tmax, 1s). A bid request is worthless after its
-	// tmax: this leaves room for slow pixels and notices while a stalled
-	// peer cannot hold a connection for long.
+	// ReadTimeout bounds reading a whole request, headers and body, from its
+	// first byte (default 10 x default_tmax, 1s); past it the answer is 408
+	// and the connection closes. A bid request is worthless after its tmax:
+	// this leaves room for slow pixels and notices while a stalled or
+	// trickling peer cannot hold a connection for long.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
 	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s).
 	WriteTimeout time.Duration `yaml:"write_timeout"`

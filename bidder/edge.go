@@ -27,6 +27,18 @@ import (
 // which only makes its deadline earlier; an Expect: 100-continue body read
 // after the interim response restamps the request at the body's arrival.
 //
+// Request deadline. From a request's first byte (its arrival), the whole
+// request, headers and body, must be in within read_timeout. fasthttp's own
+// ReadTimeout cannot say this: it also bounds a new connection's wait for
+// its first request, which must stay idle_timeout (exchanges open
+// connections ahead of traffic), so a peer trickling its headers a byte at a
+// time would hold a connection for idle_timeout (60 s). The deadline is set
+// at the first read of a connection's first request; on later requests
+// fasthttp sets one itself at the first byte, and every deadline fasthttp
+// sets while a request is being read is cut to the request's (SetReadDeadline
+// below), which costs no extra call on the hot path. The answer is fasthttp's
+// 408, then close.
+//
 // Lingering close. When the server closes a connection with request bytes
 // still unread (a body over max_body_bytes, a malformed request), closing
 // outright makes the kernel answer the unread bytes with a reset, which
@@ -46,12 +58,13 @@ const (
 // edgeListener wraps accepted connections in edgeConn.
 type edgeListener struct {
 	net.Listener
-	lingering atomic.Int32
-	bufs      sync.Pool // *[]byte discard buffers
+	readTimeout time.Duration // a request's whole read from its first byte; 0: none
+	lingering   atomic.Int32
+	bufs        sync.Pool // *[]byte discard buffers
 }
 
-func newEdgeListener(ln net.Listener) *edgeListener {
-	l := &edgeListener{Listener: ln}
+func newEdgeListener(ln net.Listener, readTimeout time.Duration) *edgeListener {
+	l := &edgeListener{Listener: ln, readTimeout: readTimeout}
 	l.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	// On the listener too: the kernel turns receive timestamping on for
 	// the whole stack lazily, after the first socket asks; asking now means
@@ -85,6 +98,10 @@ type edgeConn struct {
 	armed   bool      // the next read that returns data starts a request
 	arrival time.Time // arrival of the current request
 	kernel  bool      // arrival is the kernel's receive time (else the read's)
+	served  bool      // a response was written: not the connection's first request
+	// reqDeadline is arrival + the listener's readTimeout while a request
+	// is being read and served; zero between requests (see the top of file).
+	reqDeadline time.Time
 
 	// Kernel receive timestamps: rc is nil where unavailable. recvFn, p, n,
 	// oobn and rerr carry one recvmsg call (a method value made once, so a
@@ -123,6 +140,7 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(p)
 		if n > 0 {
 			c.armed, c.arrival, c.kernel = false, time.Now(), false
+			c.startRequest()
 		}
 		return n, err
 	}
@@ -145,7 +163,38 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 			c.arrival, c.kernel = now.Add(-lag), true // keeps now's monotonic reading
 		}
 	}
+	c.startRequest()
 	return c.n, nil
+}
+
+// startRequest starts the request deadline at its first byte: set here on
+// a connection's first request only (fasthttp sets none after that byte);
+// on later ones fasthttp's own call right after it is cut to it.
+func (c *edgeConn) startRequest() {
+	if c.l == nil || c.l.readTimeout <= 0 {
+		return
+	}
+	c.reqDeadline = c.arrival.Add(c.l.readTimeout)
+	if !c.served {
+		_ = c.Conn.SetReadDeadline(c.reqDeadline) // an error resurfaces at the next read
+	}
+}
+
+// SetReadDeadline cuts a deadline set while a request is read or served to
+// the request's own (see the top of file).
+func (c *edgeConn) SetReadDeadline(t time.Time) error {
+	if !c.armed && !c.reqDeadline.IsZero() && (t.IsZero() || t.After(c.reqDeadline)) {
+		t = c.reqDeadline
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// SetDeadline is SetReadDeadline's rule for reads, t for writes.
+func (c *edgeConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.SetReadDeadline(t)
 }
 
 // recv is one recvmsg(2) into c.p; false asks the poller to wait.
@@ -181,7 +230,7 @@ func stampNS(oob []byte) (int64, bool) {
 // next request.
 func (c *edgeConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
-	c.armed = true
+	c.armed, c.served, c.reqDeadline = true, true, time.Time{}
 	return n, err
 }
 

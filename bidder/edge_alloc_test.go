@@ -20,7 +20,7 @@ func TestEdgeConnAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	el := newEdgeListener(ln)
+	el := newEdgeListener(ln, 0)
 	cl, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

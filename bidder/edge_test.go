@@ -175,6 +175,75 @@ func TestServerTimeoutsFromLimits(t *testing.T) {
 	}
 }
 
+// A peer that trickles its headers a byte at a time is cut off read_timeout
+// after its first byte (408, then close), on a connection's first request
+// and on a later one, while a connection idle between requests, or before
+// its first, outlives read_timeout.
+func TestTrickledHeadersCutAtReadTimeout(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 200 * time.Millisecond })
+	addr := ts.serve(t)
+	const head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: " // never ends
+	// trickle sends head a byte every 50 ms, then more header bytes, for at
+	// most 8 s (40 x read_timeout); it reports what the server answered and
+	// how long the server kept the connection.
+	trickle := func(c net.Conn, br *bufio.Reader) (string, time.Duration) {
+		start := time.Now()
+		done := make(chan string, 1)
+		go func() {
+			c.SetReadDeadline(time.Now().Add(10 * time.Second))
+			line, _ := br.ReadString('\n')
+			io.Copy(io.Discard, br) // until the server closes
+			done <- line
+		}()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; time.Since(start) < 8*time.Second; i++ {
+			b := byte('a')
+			if i < len(head) {
+				b = head[i]
+			}
+			select {
+			case line := <-done:
+				return line, time.Since(start)
+			case <-tick.C:
+				c.Write([]byte{b})
+			}
+		}
+		return "", time.Since(start)
+	}
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if line, held := trickle(c, bufio.NewReader(c)); !strings.HasPrefix(line, "HTTP/1.1 408") || held >= 8*time.Second {
+		t.Fatalf("first request trickled: answer %q, connection held %v", line, held)
+	}
+	// A later request on a kept-alive connection, after an idle wait longer
+	// than read_timeout.
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	br := bufio.NewReader(c2)
+	time.Sleep(400 * time.Millisecond) // opened ahead of traffic
+	for i := range 2 {
+		c2.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+		c2.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request %d on a connection idle 400 ms: %v %v", i, resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(400 * time.Millisecond) // idle between requests
+	}
+	if line, held := trickle(c2, br); !strings.HasPrefix(line, "HTTP/1.1 408") || held >= 8*time.Second {
+		t.Fatalf("third request trickled: answer %q, connection held %v", line, held)
+	}
+}
+
 // The arrival stamp is when the data reached the host (kernel timestamp),
 // not when it was read.
 func TestArrivalIsKernelReceiveTime(t *testing.T) {
@@ -183,7 +252,7 @@ func TestArrivalIsKernelReceiveTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	el := newEdgeListener(ln)
+	el := newEdgeListener(ln, 0)
 	cl, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

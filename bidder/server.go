@@ -129,7 +129,8 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
 		// fasthttp's ReadTimeout also bounds a new connection's wait for its
 		// first request: idle_timeout there, so exchanges may open connections
-		// ahead of traffic; read_timeout bounds the body once headers are in.
+		// ahead of traffic; read_timeout bounds a request from its first byte
+		// (edge.go cuts fasthttp's deadlines to it).
 		ReadTimeout:  cfg.Limits.IdleTimeout,
 		WriteTimeout: cfg.Limits.WriteTimeout,
 		IdleTimeout:  cfg.Limits.IdleTimeout,
@@ -269,8 +270,10 @@ func (s *Server) Ready() (bool, string) {
 }
 
 // Serve answers on ln until Shutdown. Its connections are wrapped for
-// arrival stamps and lingering close (edge.go).
-func (s *Server) Serve(ln net.Listener) error { return s.srv.Serve(newEdgeListener(ln)) }
+// arrival stamps, the request deadline and lingering close (edge.go).
+func (s *Server) Serve(ln net.Listener) error {
+	return s.srv.Serve(newEdgeListener(ln, s.cfg.Limits.ReadTimeout))
+}
 
 // Drain turns readiness 503 (load balancers stop sending) while requests
 // are still served.
