@@ -54,6 +54,7 @@ type options struct {
 	out, docs, render, bidder, gencampaigns string
 	serve, listen                           string
 	serveCampaigns                          int
+	serveWork                               time.Duration
 	models                                  baselineModels
 	duration, warmup, stepWarmup            time.Duration
 	idle, settle, readyTimeout              time.Duration
@@ -95,6 +96,7 @@ func parseFlags(args []string) (*options, error) {
 	fs.StringVar(&o.serve, "serve", "", "internal: run a server (trivial | baseline) on -listen")
 	fs.StringVar(&o.listen, "listen", "", "internal: the -serve address")
 	fs.IntVar(&o.serveCampaigns, "serve-campaigns", 1000, "internal: campaigns of -serve baseline")
+	fs.DurationVar(&o.serveWork, "serve-work", 0, "CPU time -serve trivial burns on every request before its 204 (bench/scripts/work-budget.sh)")
 	fs.StringVar(&o.openLoop, "openloop", "", "only send one open-loop step (-rate, -duration, -ol-conns) to the server at this address and print its summary (to profile a running bidder)")
 	fs.Float64Var(&o.rate, "rate", 1000, "requests per second of -openloop")
 	fs.StringVar(&o.models.GBDT, "gbdt", "configs/models/gbdt.manifest.json", "GBDT manifest (baseline)")
@@ -193,7 +195,7 @@ func mainErr(args []string, stdout io.Writer) error {
 	}
 	switch o.serve {
 	case "trivial":
-		return serveTrivial(o.listen)
+		return serveTrivial(o.listen, o.serveWork)
 	case "baseline":
 		return serveBaseline(o.listen, o.serveCampaigns, o.models)
 	case "":

@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 
 	"github.com/openbidder/openbidder/bench"
 	"github.com/openbidder/openbidder/ctr"
@@ -26,16 +28,68 @@ import (
 // encoding/json baseline, each alone in its process like the bidder.
 
 // serveTrivial answers every request 204 (fasthttp reads the body first):
-// what HTTP alone costs on this machine.
-func serveTrivial(addr string) error {
+// what HTTP alone costs on this machine. With work > 0 it first runs a
+// computation calibrated to take that much CPU time (burner) on every
+// request, a stand-in for a handler of that cost: bench/scripts/work-budget.sh.
+func serveTrivial(addr string, work time.Duration) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return err
 	}
-	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusNoContent) }}
+	var b burner
+	if work > 0 {
+		runtime.LockOSThread() // calibrate on the thread that serves (GOMAXPROCS 1 where pinned)
+		b = newBurner()
+		runtime.UnlockOSThread()
+		slog.Info("trivial server burns per request", "work", work, "iterations", int(b.perUS*float64(work)/1e3))
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		if work > 0 {
+			b.burn(work)
+		}
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+	}}
 	go stopOnSignal(func(ctx context.Context) { _ = s.ShutdownWithContext(ctx) })
 	return s.Serve(ln)
 }
+
+// burner stands in for a handler's work: a loop of dependent integer
+// multiply-adds, all in user space (no system call, no memory traffic),
+// calibrated at start to the iterations that take one microsecond of this
+// thread's CPU time (CLOCK_THREAD_CPUTIME_ID, the best of 20 tries of 1 ms,
+// so time the thread spent preempted does not count). The work is then a
+// fixed amount of computation: if the machine slows later, it takes longer.
+type burner struct{ perUS float64 }
+
+var burnSink uint64
+
+func spin(n int) {
+	x := burnSink
+	for range n {
+		x = x*6364136223846793005 + 1442695040888963407
+	}
+	burnSink = x
+}
+
+func newBurner() burner {
+	const n = 1 << 20
+	best := time.Duration(1 << 62)
+	for range 20 {
+		var t0, t1 unix.Timespec
+		if unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t0) != nil {
+			s := time.Now()
+			spin(n)
+			best = min(best, time.Since(s))
+			continue
+		}
+		spin(n)
+		_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t1)
+		best = min(best, time.Duration(t1.Nano()-t0.Nano()))
+	}
+	return burner{perUS: float64(n) / max(float64(best)/1e3, 1e-3)}
+}
+
+func (b burner) burn(d time.Duration) { spin(int(b.perUS * float64(d) / 1e3)) }
 
 // baselineModels are the bundled models as the bidder serves them by
 // default: ONNX on the CPU provider behind the micro-batcher (max batch 64,
