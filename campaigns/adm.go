@@ -55,10 +55,21 @@ func AppendAdm(dst []byte, cr *Creative, clickURL, impURL []byte) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONContent appends s escaped as the content of a JSON string.
+// appendJSONContent appends s escaped as the content of a JSON string. Runs
+// that need no escape (all of a notice URL: its token is base64url) are
+// copied whole; per-byte appends were 1.5 us of a 1.7 KB answer.
 func appendJSONContent(dst []byte, s []byte) []byte {
-	for _, c := range s {
-		dst = appendJSONByte(dst, c)
+	for len(s) > 0 {
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' {
+			i++
+		}
+		dst = append(dst, s[:i]...)
+		if i == len(s) {
+			break
+		}
+		dst = appendJSONByte(dst, s[i])
+		s = s[i+1:]
 	}
 	return dst
 }

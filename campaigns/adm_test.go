@@ -112,3 +112,21 @@ func TestAppendAdmVideoFromExamples(t *testing.T) {
 		}
 	}
 }
+
+// appendJSONContent's output, quoted, decodes back to its input, whatever
+// mix of plain runs and bytes to escape the input has.
+func TestAppendJSONContentRoundTrip(t *testing.T) {
+	for _, in := range []string{
+		"", "plain", `"`, `\`, "a\"b\\c", "\x00\x01\x1f\x7f", "line\nbreak\r\ttab",
+		"http://h/notice/imp?t=AbC-_9.xyz&p=${AUCTION_PRICE}", "ünïcödé \"quoted\" end\\", "\x1fstart", "end\x1f",
+	} {
+		out := appendJSONContent([]byte("prefix"), []byte(in))
+		if !strings.HasPrefix(string(out), "prefix") {
+			t.Fatalf("%q: prefix lost: %q", in, out)
+		}
+		var got string
+		if err := json.Unmarshal(append(append([]byte(`"`), out[len("prefix"):]...), '"'), &got); err != nil || got != in {
+			t.Errorf("%q: escaped %q decodes to %q (%v)", in, out[len("prefix"):], got, err)
+		}
+	}
+}
