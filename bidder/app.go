@@ -134,6 +134,10 @@ func (a *App) start(ctx context.Context) error {
 	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
+	if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) && len(cfg.Limits.BidSources) == 0 {
+		a.log.Warn("bid requests accepted from any source: whoever reaches the listener gets bids and valid notice URLs",
+			"listen", cfg.Listen, "hint", "limits.bid_sources, or a network ACL")
+	}
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
 	}

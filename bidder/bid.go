@@ -127,6 +127,11 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	bc := s.getBidCtx()
 	defer s.putBidCtx(bc)
 	s.m.requests.add(bc.stripe, 1)
+	if s.sourceRules && !sourceAllowed(ctx, s.exchangeOf(ctx)) {
+		s.m.sourceRefused.add(bc.stripe, 1)
+		ctx.Error("forbidden: this source may not send bid requests\n", fasthttp.StatusForbidden)
+		return
+	}
 	entry := time.Now()
 	admitted := s.adm.admit(arrival, entry)
 	defer s.answered(bc, admitted, arrival, entry)

@@ -195,6 +195,15 @@ type LimitsConfig struct {
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
+	// BidSources lists the addresses (IPs or CIDR prefixes, e.g. the
+	// exchanges' egress ranges) allowed to POST bid requests; a request from
+	// any other gets 403 before its body is parsed, counted in
+	// openbidder_bid_source_refused_total. Empty (the default) allows every
+	// source: then whoever reaches the listener gets bids, and with them
+	// valid win and billing URLs, so leave it empty only behind a network
+	// ACL. The source is the TCP peer: behind an HTTP proxy, filter there.
+	// Notices, pixels and clicks are not filtered (browsers send them).
+	BidSources []string `yaml:"bid_sources"`
 }
 
 // AdmissionConfig bounds the adaptive concurrency limit that sheds bid
@@ -368,6 +377,10 @@ type DedupWindowConfig struct {
 
 // ExchangeConfig is one exchange's rules.
 type ExchangeConfig struct {
+	// Sources is limits.bid_sources for requests naming this exchange
+	// (default limits.bid_sources): with it set, no other source can claim
+	// this exchange's name and rules.
+	Sources []string `yaml:"sources"`
 	// ChargeOn is "billing" or "win" for this exchange; empty means
 	// notices.charge_on.
 	ChargeOn string `yaml:"charge_on"`
@@ -745,6 +758,9 @@ func (c *Config) Validate() error {
 	for name, x := range c.Exchanges {
 		c.validateExchange(name, x, bad)
 	}
+	if _, err := parseSources(c.Limits.BidSources); err != nil {
+		bad("limits.bid_sources", "%v", err)
+	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
 	}
@@ -790,6 +806,9 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 	}
 	if x.DefaultTMax < 0 {
 		bad(f+"default_tmax", "%v must not be negative", x.DefaultTMax)
+	}
+	if _, err := parseSources(x.Sources); err != nil {
+		bad(f+"sources", "%v", err)
 	}
 	if strings.ContainsAny(x.Seat, "\"\\") || len(x.Seat) > 64 {
 		bad(f+"seat", "%q is not a seat id (at most 64 bytes, no quotes or backslashes)", x.Seat)

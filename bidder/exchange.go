@@ -1,6 +1,8 @@
 package bidder
 
 import (
+	"fmt"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -24,6 +26,9 @@ type exchange struct {
 	nbr         bool   // no-bid answers are 200 {"id":...,"nbr":N}
 	priceArg    []byte // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
 	lossArg     []byte // &r=MACRO, or empty when the exchange substitutes no loss reason
+	// sources are the addresses allowed to send this exchange's requests
+	// (exchanges.NAME.sources, else limits.bid_sources); nil: any.
+	sources []netip.Prefix
 }
 
 // Default auction macros.
@@ -62,6 +67,11 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 		on = cfg.Notices.ChargeOn
 	}
 	ex.chargeOnWin = on == "win"
+	src := x.Sources
+	if len(src) == 0 {
+		src = cfg.Limits.BidSources
+	}
+	ex.sources, _ = parseSources(src) // Validate checks the same
 	price, loss := x.Macros.Price, x.Macros.Loss
 	if price == "" {
 		price = macroPrice
@@ -74,6 +84,42 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 		ex.lossArg = jsonContent(append([]byte("&r="), loss...))
 	}
 	return ex
+}
+
+// parseSources parses bid_sources entries: CIDR prefixes, or addresses (a
+// prefix of one address). Empty gives nil (any source).
+func parseSources(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range list {
+		if p, err := netip.ParsePrefix(s); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR prefix", s)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
+}
+
+// sourceAllowed says whether the request's TCP peer is in ex.sources.
+func sourceAllowed(ctx *fasthttp.RequestCtx, ex *exchange) bool {
+	if ex.sources == nil {
+		return true
+	}
+	a, ok := netip.AddrFromSlice(ctx.RemoteIP())
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range ex.sources {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonContent is b escaped as the content of a JSON string.

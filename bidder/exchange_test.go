@@ -1,9 +1,12 @@
 package bidder
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -315,6 +318,75 @@ func TestExchangeConfigRejects(t *testing.T) {
 		err := cfg.Validate()
 		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v, want %q", c.x, err, c.want)
+		}
+	}
+}
+
+// limits.bid_sources and exchanges.NAME.sources: a bid request from a TCP
+// peer outside them gets 403 before it is parsed, places no hold and gets
+// no notice URL; inside them it bids. An exchange's list replaces the
+// default for requests naming it, so its name cannot be claimed from
+// elsewhere.
+func TestBidSources(t *testing.T) {
+	body := readReq(t, "site-banner.json")
+	for _, c := range []struct {
+		name    string
+		global  []string
+		strict  []string
+		uri     string
+		allowed bool
+	}{
+		{"default: any source", nil, nil, "/openrtb2/bid", true},
+		{"outside bid_sources", []string{"10.0.0.0/8", "192.0.2.7"}, nil, "/openrtb2/bid", false},
+		{"inside bid_sources (an address)", []string{"10.0.0.0/8", "127.0.0.1"}, nil, "/openrtb2/bid", true},
+		{"inside bid_sources (a prefix)", []string{"127.0.0.0/8"}, nil, "/openrtb2/bid?exchange=nobody", true},
+		{"exchange's sources exclude it", nil, []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=strict", false},
+		{"exchange's sources, another name", nil, []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=other", true},
+		{"exchange's sources, no name", nil, []string{"192.0.2.0/24"}, "/openrtb2/bid", true},
+		{"exchange's sources replace bid_sources", []string{"127.0.0.1"}, []string{"192.0.2.1"}, "/openrtb2/bid?exchange=strict", false},
+		{"exchange's sources include it", []string{"192.0.2.1"}, []string{"127.0.0.1/32"}, "/openrtb2/bid?exchange=strict", true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, func(cfg *Config) {
+				cfg.Limits.BidSources = c.global
+				cfg.Exchanges = map[string]ExchangeConfig{"strict": {Sources: c.strict}, "other": {}}
+			})
+			resp, err := http.Post("http://"+ts.serve(t)+c.uri, "application/json", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			refused := ts.m.sourceRefused.load()
+			if c.allowed {
+				if resp.StatusCode != http.StatusOK || refused != 0 || len(ts.money.holds) == 0 {
+					t.Fatalf("allowed source: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusForbidden || refused != 1 || len(ts.money.holds) != 0 ||
+				bytes.Contains(got, []byte("notice")) || ts.m.requests.load() != 1 {
+				t.Fatalf("refused source: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
+			}
+		})
+	}
+}
+
+func TestBidSourcesConfigRejects(t *testing.T) {
+	for _, c := range []struct {
+		edit func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Limits.BidSources = []string{"10.0.0.300"} }, `limits.bid_sources: "10.0.0.300" is neither`},
+		{func(c *Config) { c.Limits.BidSources = []string{"10.0.0.0/33"} }, "limits.bid_sources"},
+		{func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"x": {Sources: []string{"adx.example"}}} }, "exchanges.x.sources"},
+	} {
+		cfg := &Config{Notices: NoticeConfig{Key: "k"}}
+		cfg.Currency.Rates = map[string]float64{"USD": 1}
+		c.edit(cfg)
+		cfg.Defaults()
+		if err := cfg.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v, want %q", err, c.want)
 		}
 	}
 }

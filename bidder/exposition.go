@@ -47,6 +47,7 @@ var (
 	dBids          = serverDescs.add("bids_total", "Individual bids placed (one per imp).")
 	dBadRequests   = serverDescs.add("bad_requests_total", "Bid requests answered 400.")
 	dTooLarge      = serverDescs.add("too_large_requests_total", "Bid requests answered 413.")
+	dSourceRefused = serverDescs.add("bid_source_refused_total", "Bid requests answered 403: their source address is not in limits.bid_sources (or the named exchange's sources).")
 	dPanics        = serverDescs.add("panics_total", "Handler panics recovered (always a bug).")
 	dScored        = serverDescs.add("scored_rows_total", "Candidate rows scored by a CTR model.")
 	dTrimmed       = serverDescs.add("candidates_trimmed_total", "Requests whose candidates were cut so the scorer fits the deadline.")
@@ -85,7 +86,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		v uint64
 	}{
 		{dRequests, m.requests.load()}, {dBidResponses, m.bids.load()}, {dBids, m.bidsPlaced.load()},
-		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dPanics, m.panics.load()},
+		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dSourceRefused, m.sourceRefused.load()}, {dPanics, m.panics.load()},
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},

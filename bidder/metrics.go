@@ -179,6 +179,7 @@ type metrics struct {
 	nobids         [numReasons]counter
 	badRequest     counter
 	tooLarge       counter
+	sourceRefused  counter // 403: source not in bid_sources
 	panics         counter
 	latency        histogram // arrival (edge.go) to answer
 	queue          histogram // arrival to handler entry

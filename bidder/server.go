@@ -67,7 +67,9 @@ type Server struct {
 	signer      tokenSigner
 
 	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
-	reg       *prometheus.Registry // /metrics (exposition.go)
+	// sourceRules: some exchange (or the defaults) limits bid sources.
+	sourceRules bool
+	reg         *prometheus.Registry // /metrics (exposition.go)
 	// campaignMoney is the budget's per-campaign status, for the
 	// per-campaign series and their top-N choice; nil without a budget.
 	campaignMoney func() []budget.CampaignStatus
@@ -111,6 +113,9 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
 	s.exchanges = newExchanges(cfg)
+	for _, ex := range s.exchanges {
+		s.sourceRules = s.sourceRules || ex.sources != nil
+	}
 	for r := range s.reasonBytes {
 		s.reasonBytes[r] = []byte(reason(r).String())
 	}
