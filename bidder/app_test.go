@@ -532,3 +532,59 @@ func TestPriceUnderFloorChargedAtFloor(t *testing.T) {
 		}
 	}
 }
+
+// A click on an ad whose campaign a reload removed still reaches its
+// landing page (the ad is on pages while its token is valid); the retired
+// page is forgotten after token_ttl, and a creative that comes back uses its
+// new page.
+func TestClickAfterCampaignRemoved(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"acme.yaml", "globex.yaml"} {
+		src, _ := os.ReadFile("testdata/campaigns/" + f)
+		if err := os.WriteFile(filepath.Join(dir, f), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir; c.WatchEvery = time.Hour })
+	b := bidOnce(t, app, "req-site-banner")
+	click := between(b.AdM, `<a href="`, `"`)
+	code, before := get(t, click)
+	if code != 302 || len(before) == 0 {
+		t.Fatalf("click before the reload: %d %q", code, before)
+	}
+	if err := os.Remove(filepath.Join(dir, "acme.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := app.Server.catalog.Load().landing[creativeKey([]byte(b.CID), []byte(b.CrID))]; ok {
+		t.Fatal("the reload kept the removed campaign")
+	}
+	if code, after := get(t, click); code != 302 || string(after) != string(before) {
+		t.Fatalf("click after its campaign was removed: %d %q, want 302 to %q", code, after, before)
+	}
+	// The retired page expires with the token; a creative that comes back
+	// is the catalog's again.
+	r := &app.Server.retired
+	k := creativeKey([]byte(b.CID), []byte(b.CrID))
+	now := time.Now()
+	if r.lookup(k, now.Add(app.cfg.Notices.TokenTTL+time.Second)) != "" {
+		t.Error("a retired landing page outlived token_ttl")
+	}
+	cur := app.Server.catalog.Load()
+	r.retire(cur, cur, now.Add(app.cfg.Notices.TokenTTL+time.Second), app.cfg.Notices.TokenTTL)
+	if r.lookup(k, now) != "" {
+		t.Error("a reload after token_ttl did not prune the retired page")
+	}
+	src, _ := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	if code, back := get(t, click); code != 302 || string(back) != string(before) {
+		t.Fatalf("click after the campaign came back: %d %q", code, back)
+	}
+}

@@ -3,6 +3,7 @@ package bidder
 import (
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,6 +49,52 @@ type catalog struct {
 	landing map[string]string // creativeKey -> landing URL (click path only)
 
 	pause atomic.Pointer[pauseView] // paused campaigns (control.go); nil: none
+}
+
+// retiredLandings keeps the click destinations of creatives that a reload
+// removed, each until notices.token_ttl after its removal: an ad already on
+// a page stays clickable (302 to its landing page) while its click token is
+// valid, whatever happened to its campaign since. A creative that comes back
+// leaves it; entries are pruned at each reload.
+type retiredLandings struct {
+	mu sync.Mutex
+	m  map[string]retiredLanding // creativeKey ->
+}
+
+type retiredLanding struct {
+	url   string
+	until time.Time
+}
+
+// retire records what old had and cur has not, and prunes what expired.
+func (r *retiredLandings) retire(old, cur *catalog, now time.Time, ttl time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for k, e := range r.m {
+		if _, back := cur.landing[k]; back || !now.Before(e.until) {
+			delete(r.m, k)
+		}
+	}
+	if old == nil {
+		return
+	}
+	for k, url := range old.landing {
+		if _, kept := cur.landing[k]; !kept && url != "" {
+			if r.m == nil {
+				r.m = make(map[string]retiredLanding)
+			}
+			r.m[k] = retiredLanding{url: url, until: now.Add(ttl)}
+		}
+	}
+}
+
+func (r *retiredLandings) lookup(k string, now time.Time) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.m[k]; ok && now.Before(e.until) {
+		return e.url
+	}
+	return ""
 }
 
 // creativeKey identifies a creative across snapshots.

@@ -366,11 +366,16 @@ func parsePriceMicros(p []byte) (int64, error) {
 }
 
 // landingURL is the click destination of the token's creative in the
-// current campaign snapshot.
+// current campaign snapshot, else of a creative a reload removed less than
+// token_ttl ago (retiredLandings).
 func (s *Server) landingURL(t *bidToken) string {
 	cat := s.catalog.Load()
 	if cat == nil {
 		return ""
 	}
-	return cat.landing[creativeKey(t.Campaign, t.Creative)]
+	k := creativeKey(t.Campaign, t.Creative)
+	if url, ok := cat.landing[k]; ok {
+		return url
+	}
+	return s.retired.lookup(k, time.Now())
 }

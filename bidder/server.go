@@ -69,6 +69,7 @@ type Server struct {
 	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
 	// sourceRules: some exchange (or the defaults) limits bid sources.
 	sourceRules bool
+	retired     retiredLandings      // removed creatives' landing pages (catalog.go)
 	reg         *prometheus.Registry // /metrics (exposition.go)
 	// campaignMoney is the budget's per-campaign status, for the
 	// per-campaign series and their top-N choice; nil without a budget.
@@ -197,7 +198,9 @@ func (s *Server) SetCampaigns(snap *campaigns.Snapshot) error {
 	if err != nil {
 		return err
 	}
-	s.publishCatalog(newCatalog(snap, s.m, mon)) // with the pause state (control.go)
+	cat := newCatalog(snap, s.m, mon)
+	s.retired.retire(s.catalog.Load(), cat, time.Now(), s.cfg.Notices.TokenTTL)
+	s.publishCatalog(cat) // with the pause state (control.go)
 	return nil
 }
 
