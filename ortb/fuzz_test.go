@@ -110,6 +110,8 @@ func FuzzParseAgreesWithSchema(f *testing.F) {
 	}
 	f.Add([]byte(`{"id":"0","imp":[{"id":"0"}],"user":{"data":[{"segment":[{"id":"a"}],"segment":[]}]}}`))
 	f.Add([]byte(`null`))
+	// Lone surrogate escapes: U+FFFD in both, the escape after one kept.
+	f.Add([]byte(`{"id":"x\ud800\u0041","imp":[{"id":"\udc00","tagid":"\ud83d\ude00\\ud800"}],"site":{"domain":"a\uD800"},"bcat":["\ud800\ud800\udc00"]}`))
 	f.Add([]byte(`{"id":"0","imp":[{"id":"0"}],"imp":[{"id":"1","pmp":{"deals":[{"id":"d"}],"deals":null}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		if !utf8.Valid(body) {

@@ -47,6 +47,9 @@ func (p *Parser) nativeString(n *Native, s []byte) {
 	}
 	for range 2 {
 		p.nbuf = append(p.nbuf[:0], s...) // np must not parse its own buffer
+		if i := loneSurrogate(p.nbuf); i >= 0 {
+			fixSurrogates(p.nbuf, i)
+		}
 		v, err := p.np.ParseBytes(p.nbuf)
 		if err != nil {
 			break

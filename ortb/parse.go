@@ -19,6 +19,9 @@ type Parser struct {
 	// parser serves every native imp of a request.
 	np   fastjson.Parser
 	nbuf []byte // the native string np parses (np copies it; it must not be np's own buffer)
+	// fixed is the body with its lone surrogate escapes rewritten
+	// (surrogate.go), only for a body that has one.
+	fixed []byte
 
 	// Per-Parse scratch for values folded in at the end.
 	userGeo    Geo
@@ -47,7 +50,8 @@ type Parser struct {
 // keeps native creatives out); User.Segments flattens
 // user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
 // Keys match exactly as the spec spells them (encoding/json would also
-// accept "ID" for "id").
+// accept "ID" for "id"). A lone UTF-16 surrogate escape ("\ud800") reads as
+// U+FFFD, as encoding/json reads it (surrogate.go).
 //
 // Every member the view holds is type-checked (a float where an integer
 // belongs, NaN or an out-of-range number included). Members it does not hold
@@ -66,6 +70,11 @@ func (p *Parser) Parse(body []byte, req *Request) error {
 	p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 	p.extConsent = nil
 
+	if i := loneSurrogate(body); i >= 0 {
+		p.fixed = append(p.fixed[:0], body...)
+		fixSurrogates(p.fixed, i)
+		body = p.fixed
+	}
 	v, err := p.jp.ParseBytes(body)
 	if err != nil {
 		return &malformedError{msg: err.Error()}
