@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -56,14 +57,22 @@ func TestBodyTooLargePython(t *testing.T) {
 		t.Skip("python3 not on PATH: skipping the Python client check")
 	}
 	ts := newTestServer(t, nil)
-	addr := ts.serve(t)
+	pythonSees413(t, py, ts.serve(t), "/openrtb2/bid", 2<<20)
+}
+
+// pythonSees413 posts a body of size bytes to path ten times with urllib
+// and http.client, which send the whole body before reading, and wants a
+// 413 every time (not a broken pipe or a reset).
+func pythonSees413(t *testing.T, py, addr, path string, size int) {
+	t.Helper()
 	script := `
 import sys, urllib.request, urllib.error, http.client
 host, port = sys.argv[1].rsplit(":", 1)
-body = b"a" * (2 << 20)
+path, size = sys.argv[2], int(sys.argv[3])
+body = b"a" * size
 out = []
 for i in range(5):
-    req = urllib.request.Request("http://%s/openrtb2/bid" % sys.argv[1], data=body, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request("http://%s%s" % (sys.argv[1], path), data=body, headers={"Content-Type": "application/json"})
     try:
         urllib.request.urlopen(req, timeout=10)
         out.append("200")
@@ -73,7 +82,7 @@ for i in range(5):
         out.append("error:" + type(e).__name__)
     c = http.client.HTTPConnection(host, int(port), timeout=10)
     try:
-        c.request("POST", "/openrtb2/bid", body=body, headers={"Content-Type": "application/json"})
+        c.request("POST", path, body=body, headers={"Content-Type": "application/json"})
         out.append(str(c.getresponse().status))
     except Exception as e:
         out.append("error:" + type(e).__name__)
@@ -81,7 +90,7 @@ for i in range(5):
         c.close()
 print(" ".join(out))
 `
-	out, err := exec.Command(py, "-c", script, addr).CombinedOutput()
+	out, err := exec.Command(py, "-c", script, addr, path, strconv.Itoa(size)).CombinedOutput()
 	if err != nil {
 		t.Fatalf("python: %v\n%s", err, out)
 	}

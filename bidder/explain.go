@@ -135,6 +135,13 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(body) > s.cfg.Limits.MaxBodyBytes {
+		// Read what the client still sends (bounded, as the main listener's
+		// lingering close does: edge.go) before answering: closing with
+		// request bytes unread makes the kernel reset the connection, and
+		// the client sees a broken pipe instead of the 413.
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerTime))
+		_, _ = io.CopyN(io.Discard, r.Body, lingerBytes)
+		w.Header().Set("Connection", "close")
 		http.Error(w, "request body too large", http.StatusRequestEntityTooLarge)
 		return
 	}

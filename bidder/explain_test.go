@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -283,6 +284,19 @@ func TestExplainKillSwitch(t *testing.T) {
 	if a := explain(); !a.Bid || a.Imps[0].Winner != "acme-banner" {
 		t.Errorf("resumed: explain %v %q", a.Bid, a.NoBidReason)
 	}
+}
+
+// A body over max_body_bytes gets 413 on the admin listener too, read by
+// clients that send the whole body first (it was a reset: broken pipe).
+func TestExplainBodyTooLarge(t *testing.T) {
+	py, err := exec.LookPath("python3")
+	if err != nil {
+		t.Skip("python3 not on PATH: skipping the Python client check")
+	}
+	app := startApp(t, nil)
+	// 8 MiB: more than the loopback socket buffers take in, so the client
+	// is still sending when the server answers.
+	pythonSees413(t, py, app.AdminAddr(), "/admin/explain", 8<<20)
 }
 
 // POST /admin/explain is an admin path: behind the bearer token, POST only.
