@@ -20,6 +20,13 @@ var (
 	dModelReloads = appDescs.add("model_reloads_total", "Model loads, by model slot and outcome (ok or refused).", "slot", "model", "outcome")
 	dEventsDrop   = appDescs.add("events_dropped_total", "Notice events dropped because the event writer fell behind.")
 
+	// The ONNX micro-batcher of the model serving now (its warm-up runs
+	// included; its counts start again when a reload swaps the model in).
+	dBatchRows     = appDescs.add("model_batch_rows", "Rows per ONNX batcher run (the run's batch size).")
+	dBatchRequests = appDescs.add("model_batch_requests_total", "Score calls answered by ONNX batcher runs.")
+	dBatchWait     = appDescs.add("model_batch_queue_wait_seconds_total", "Time Score calls waited between queueing and the start of their run, summed.")
+	dBatchRun      = appDescs.add("model_batch_run_seconds_total", "Time the ONNX batcher's runs took, summed.")
+
 	// budgetDescs maps each budget.Counters figure to its series,
 	// openbidder_budget_<name>; a counter added in budget/status.go shows up
 	// here with no change.
@@ -63,6 +70,11 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 		counterMetric(ch, dModelReloads, float64(st.Reloads), h.slot, label(st.Model), "ok")
 		counterMetric(ch, dModelReloads, float64(st.Refused), h.slot, label(st.Model), "refused")
 	}
+	if a.onnx != nil {
+		if b, ok := a.onnx.Current().(interface{ Stats() ctr.BatchStats }); ok {
+			batchMetrics(ch, b.Stats())
+		}
+	}
 	counterMetric(ch, dEventsDrop, float64(a.events.dropped.Load()))
 	a.budget.Counters().Each(func(name, typ, _ string, v float64) {
 		d := budgetDescs[name]
@@ -72,4 +84,20 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 			gaugeMetric(ch, d, v)
 		}
 	})
+}
+
+// batchMetrics exposes a batcher's figures: runs by rows as a histogram
+// (buckets 1, 2, 4, ... rows: ctr.BatchSizeBucket), requests, queue wait and
+// run time.
+func batchMetrics(ch chan<- prometheus.Metric, st ctr.BatchStats) {
+	cum := make(map[float64]uint64, len(st.BatchSizes))
+	var n uint64
+	for i, c := range st.BatchSizes {
+		n += c
+		cum[float64(ctr.BatchSizeBucket(i))] = n
+	}
+	ch <- prometheus.MustNewConstHistogram(dBatchRows, n, float64(st.Rows), cum)
+	counterMetric(ch, dBatchRequests, float64(st.Requests))
+	counterMetric(ch, dBatchWait, float64(st.QueueWaitNanos)/1e9)
+	counterMetric(ch, dBatchRun, float64(st.RunNanos)/1e9)
 }

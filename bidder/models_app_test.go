@@ -5,6 +5,8 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,5 +59,48 @@ func TestAppRowLog(t *testing.T) {
 	}
 	if r := recs[0]; r.Auction != "req-site-banner" || r.Model != serving || r.PCTR <= 0 {
 		t.Fatalf("record %+v, serving %q", r, serving)
+	}
+}
+
+// The ONNX batcher's figures are on /metrics: a bid scored by the ONNX
+// model shows up as one more run, with its rows and its call.
+func TestAppExposesBatcherMetrics(t *testing.T) {
+	lib := cmp.Or(os.Getenv("ORT_LIB"), "../lib/onnxruntime/libonnxruntime.so.1")
+	if err := ctr.ONNXAvailable(lib); err != nil {
+		t.Skip("no ONNX Runtime:", err)
+	}
+	app := startApp(t, func(cfg *Config) { cfg.Model.ONNXLibrary, cfg.Model.Provider = lib, "cpu" })
+	series := func() map[string]float64 {
+		_, b := get(t, "http://"+app.AdminAddr()+"/metrics")
+		out := map[string]float64{}
+		for _, l := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(l); len(f) == 2 && strings.HasPrefix(f[0], "openbidder_model_") {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				out[f[0]] = v
+			}
+		}
+		return out
+	}
+	before := series()
+	bidOnce(t, app, "req-site-banner")
+	after := series()
+	scored := after[`openbidder_model_scored_total{scorer="primary"}`] - before[`openbidder_model_scored_total{scorer="primary"}`]
+	if scored != 1 {
+		t.Fatalf("primary scored %v calls, want 1 (is ONNX serving?)", scored)
+	}
+	for name, want := range map[string]float64{
+		"openbidder_model_batch_rows_count":             1,
+		"openbidder_model_batch_requests_total":         1,
+		`openbidder_model_batch_rows_bucket{le="+Inf"}`: 1,
+	} {
+		if d := after[name] - before[name]; d != want {
+			t.Errorf("%s rose by %v, want %v", name, d, want)
+		}
+	}
+	if rows := after["openbidder_model_batch_rows_sum"] - before["openbidder_model_batch_rows_sum"]; rows < 1 {
+		t.Errorf("rows in the run: %v", rows)
+	}
+	if after["openbidder_model_batch_run_seconds_total"] <= before["openbidder_model_batch_run_seconds_total"] {
+		t.Error("run time did not grow")
 	}
 }
