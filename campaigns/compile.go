@@ -3,6 +3,7 @@ package campaigns
 import (
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -299,20 +300,29 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 	return c
 }
 
+// flightMin and flightMax bound flight times: the targeting index and the
+// budget compare them as int64 Unix nanoseconds, which end in 2262 (a start
+// in 2300 wrapped negative, so the campaign bid at once).
+var flightMin, flightMax = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
 func flightTime(p problems, path, s string, loc *time.Location, end bool) time.Time {
 	if s == "" {
 		return time.Time{}
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t
-	}
-	t, err := time.ParseInLocation(time.DateOnly, s, loc)
+	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
-		return time.Time{}
+		t, err = time.ParseInLocation(time.DateOnly, s, loc)
+		if err != nil {
+			p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
+			return time.Time{}
+		}
+		if end {
+			t = t.AddDate(0, 0, 1) // an end date includes the whole day
+		}
 	}
-	if end {
-		t = t.AddDate(0, 0, 1) // an end date includes the whole day
+	if t.Before(flightMin) || t.After(flightMax) {
+		p.add(path, "%q is outside the years 1678 to 2262, the times the bidder can count (leave it out for an open flight)", s)
+		return time.Time{}
 	}
 	return t
 }

@@ -154,6 +154,14 @@ func TestCompileProblems(t *testing.T) {
 	check("freq without window", func(c *Config) { c.FrequencyCap.Count = 2 }, "frequency_cap.window: required")
 	check("short window", func(c *Config) { c.FrequencyCap = FreqCapConfig{Count: 1, Window: "30s"} }, "frequency_cap.window: 30s is shorter")
 	check("bad start", func(c *Config) { c.Flight.Start = "yesterday" }, `flight.start: "yesterday" is neither`)
+	// Flight times are compared as int64 Unix nanoseconds: a start past 2262
+	// wrapped negative and the campaign bid at once.
+	check("start after 2262", func(c *Config) { c.Flight.Start = "2300-01-01" }, `flight.start: "2300-01-01" is outside the years 1678 to 2262`)
+	check("start 9999", func(c *Config) { c.Flight.Start = "9999-12-31T00:00:00Z" }, `flight.start: "9999-12-31T00:00:00Z" is outside`)
+	check("end 9999", func(c *Config) { c.Flight.End = "9999-12-31" }, `flight.end: "9999-12-31" is outside`)
+	check("end on the last day", func(c *Config) { c.Flight.End = "2262-04-11" }, `flight.end: "2262-04-11" is outside`)
+	check("start before 1678", func(c *Config) { c.Flight.Start = "1600-01-01" }, `flight.start: "1600-01-01" is outside`)
+	check("end in 2262", func(c *Config) { c.Flight.End = "2262-04-10" }, "")
 	check("no creatives", func(c *Config) { c.Creatives = nil }, "creatives: at least one")
 	check("banner no size", func(c *Config) { c.Creatives[0].Sizes = nil }, "creatives[0].sizes: a banner needs")
 	check("unknown placeholder", func(c *Config) { c.Creatives[0].Markup += "{{user_id}}" }, "creatives[0].markup: unknown placeholder {{user_id}}")
