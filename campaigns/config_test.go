@@ -2,6 +2,9 @@ package campaigns
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -265,5 +268,36 @@ func TestParseConfigStrict(t *testing.T) {
 	c, err := ParseConfig("x.yaml", []byte("id: a\nmax_bid_cpm: 4.10\nbudget: {daily: 0.29}\n"))
 	if err != nil || c.MaxBidCPM != "4.10" || c.Budget.Daily != "0.29" || c.File != "x.yaml" {
 		t.Errorf("amounts kept as text: %+v, %v", c, err)
+	}
+}
+
+// A YAML alias of a long value repeated in a list makes a problem per
+// element: each quotes at most maxQuoted bytes of it, and a file lists at
+// most maxListed problems, then how many more. (A 760 KB file of 80,000
+// aliases of a 200 KB string ran the process out of memory building 16 GB
+// of messages.)
+func TestLoadDirAliasBombProblemsStaySmall(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("bomb"))
+	name := filepath.Join(dir, "bomb.yaml")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const aliases = 2000
+	long := strings.Repeat("Q", 50_000)
+	list := `[&s "` + long + `"` + strings.Repeat(", *s", aliases) + "]"
+	data = append(data, "targeting:\n  countries: "+list+"\n"...)
+	writeAtomic(t, name, data)
+	_, err = LoadDir(dir)
+	ps := Problems(err)
+	if len(ps) != maxListed+1 || ps[maxListed].Reason != fmt.Sprintf("%d more problems not listed", aliases+1-maxListed) {
+		t.Fatalf("%d problems, the last %v", len(ps), ps[len(ps)-1])
+	}
+	if !strings.Contains(ps[0].Reason, `"`+long[:maxQuoted]+`..." is not an ISO 3166-1`) {
+		t.Errorf("first problem %q", ps[0].Reason[:min(len(ps[0].Reason), 200)])
+	}
+	if n := len(err.Error()); n > 20_000 {
+		t.Errorf("the error is %d bytes", n)
 	}
 }
