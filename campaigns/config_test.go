@@ -271,27 +271,25 @@ func TestParseConfigStrict(t *testing.T) {
 	}
 }
 
-// A YAML alias of a long value repeated in a list makes a problem per
-// element: each quotes at most maxQuoted bytes of it, and a file lists at
-// most maxListed problems, then how many more. (A 760 KB file of 80,000
-// aliases of a 200 KB string ran the process out of memory building 16 GB
-// of messages.)
-func TestLoadDirAliasBombProblemsStaySmall(t *testing.T) {
+// A list of many bad long values makes a problem per element: each quotes
+// at most maxQuoted bytes of its value, and a file lists at most maxListed
+// problems, then how many more. (80,000 aliases of a 200 KB string made 16
+// GB of messages, before aliases were bounded too: TestParseConfigAliasExpansion.)
+func TestLoadDirManyProblemsStaySmall(t *testing.T) {
 	dir := t.TempDir()
-	writeConfig(t, dir, baseConfig("bomb"))
-	name := filepath.Join(dir, "bomb.yaml")
+	writeConfig(t, dir, baseConfig("many"))
+	name := filepath.Join(dir, "many.yaml")
 	data, err := os.ReadFile(name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const aliases = 2000
-	long := strings.Repeat("Q", 50_000)
-	list := `[&s "` + long + `"` + strings.Repeat(", *s", aliases) + "]"
-	data = append(data, "targeting:\n  countries: "+list+"\n"...)
+	const bad = 80
+	long := strings.Repeat("Q", 5000)
+	data = append(data, "targeting:\n  countries: ["+strings.Repeat(`"`+long+`", `, bad-1)+`"`+long+`"]`+"\n"...)
 	writeAtomic(t, name, data)
 	_, err = LoadDir(dir)
 	ps := Problems(err)
-	if len(ps) != maxListed+1 || ps[maxListed].Reason != fmt.Sprintf("%d more problems not listed", aliases+1-maxListed) {
+	if len(ps) != maxListed+1 || ps[maxListed].Reason != fmt.Sprintf("%d more problems not listed", bad-maxListed) {
 		t.Fatalf("%d problems, the last %v", len(ps), ps[len(ps)-1])
 	}
 	if !strings.Contains(ps[0].Reason, `"`+long[:maxQuoted]+`..." is not an ISO 3166-1`) {
@@ -299,5 +297,32 @@ func TestLoadDirAliasBombProblemsStaySmall(t *testing.T) {
 	}
 	if n := len(err.Error()); n > 20_000 {
 		t.Errorf("the error is %d bytes", n)
+	}
+}
+
+// Aliases may share a value, but a file written out with every alias
+// replaced must stay within MaxFileBytes: each value is compiled once per
+// place it appears (80,000 aliases of a 200 KB region made 16 GB), and
+// nested aliases grow exponentially.
+func TestParseConfigAliasExpansion(t *testing.T) {
+	laughs := "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 1; i < 9; i++ {
+		laughs += fmt.Sprintf("a%d: &a%d [%s]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9)+fmt.Sprintf("*a%d", i-1))
+	}
+	long := strings.Repeat("Q", 100_000)
+	for _, c := range []struct {
+		name, doc string
+		refused   bool
+	}{
+		{"shared markup", "id: a\ncreatives:\n  - {id: a1, markup: &m '<a href=\"{{click_url}}\"><img src=\"{{imp_url}}\"></a>'}\n  - {id: a2, markup: *m}\n", false},
+		{"long region 9 times", "targeting:\n  regions: [&s \"" + long + "\"" + strings.Repeat(", *s", 9) + "]\n", false},
+		{"long region 11 times", "targeting:\n  regions: [&s \"" + long + "\"" + strings.Repeat(", *s", 10) + "]\n", true},
+		{"billion laughs", laughs, true},
+	} {
+		_, err := ParseConfig("x.yaml", []byte(c.doc))
+		refused := err != nil && strings.Contains(err.Error(), "x.yaml: its aliases expand it past 1048576 bytes")
+		if refused != c.refused {
+			t.Errorf("%s: %v, want refused %v", c.name, err, c.refused)
+		}
 	}
 }
