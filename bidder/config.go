@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -50,7 +51,7 @@ type Config struct {
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
-	// (default: hostname-pid).
+	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default
@@ -542,6 +543,12 @@ func (c *Config) Defaults() {
 	def(&c.Seat, "openbidder")
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
+		h = strings.Map(func(r rune) rune { // instanceRE's alphabet
+			if r < 0x80 && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return r
+			}
+			return '-'
+		}, h)
 		c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
 	def(&c.CampaignsDir, "configs/campaigns")
@@ -685,6 +692,11 @@ func (c *Config) Validate() error {
 	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "" && len(c.AdminTokens) == 0) {
 		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token (or admin_tokens)", c.AdminListen)
 	}
+	if !instanceRE.MatchString(c.InstanceID) {
+		// It is written as is into every bid id (a quote broke every
+		// response's JSON) and must fit a notice token's id (255 bytes).
+		bad("instance_id", "%q must be 1-128 letters, digits, '.', '_' or '-'", c.InstanceID)
+	}
 	errs = append(errs, c.validateAdminTokens()...)
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
@@ -824,6 +836,8 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 }
 
 // macroRE is what an auction macro may be: it is put verbatim in a URL.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
 var macroRE = regexp.MustCompile(`^[!$%'()*+,./0-9:;<=>?@A-Z\[\]^_a-z{|}~-]{0,64}$`)
 
 // validateAdminTokens checks the names of admin_tokens: each set, unique,

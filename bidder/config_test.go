@@ -92,6 +92,10 @@ func TestConfigRejects(t *testing.T) {
 	}
 	f("model: {gbdt: m.json}\nlisten: nonsense\n", "listen")
 	f("model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\n", "admin_listen", "loopback")
+	// instance_id is written as is into every bid id and into notice tokens.
+	f("model: {gbdt: m.json}\ninstance_id: 'a\"b'\n", "instance_id", "must be 1-128")
+	f("model: {gbdt: m.json}\ninstance_id: 'bidder 1'\n", "instance_id")
+	f("model: {gbdt: m.json}\ninstance_id: "+strings.Repeat("i", 129)+"\n", "instance_id")
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
