@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -46,7 +47,7 @@ type Config struct {
 	// admin_token's name is "admin". Tokens are secret sources.
 	AdminTokens []AdminTokenConfig `yaml:"admin_tokens"`
 	// PublicURL is the base of notice and tracker URLs put in bids
-	// (default http://<Listen>).
+	// (default http://<Listen>): http(s), no query or fragment, no quotes.
 	PublicURL string `yaml:"public_url"`
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
@@ -700,6 +701,11 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateAdminTokens()...)
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
+	} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		!urlTextRE.MatchString(c.PublicURL) {
+		// It is written as is into nurl/burl/lurl (JSON) and the markup's
+		// trackers, with the notice path and its ?t= after it.
+		bad("public_url", "%q must be an absolute URL without a query or fragment, in printable ASCII without quotes, '\\', '<', '>' or spaces", c.PublicURL)
 	}
 	if c.Runtime.GCPercent < -1 {
 		bad("runtime.gc_percent", "%d: want a percentage, or -1 for no collection", c.Runtime.GCPercent)
@@ -835,9 +841,14 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 	}
 }
 
-// macroRE is what an auction macro may be: it is put verbatim in a URL.
+// urlTextRE is the text public_url may have: what a URL needs, nothing a
+// JSON string or HTML attribute would need to escape.
+var urlTextRE = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$`)
+
+// instanceRE is what instance_id may be: it is put verbatim in bid ids.
 var instanceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
+// macroRE is what an auction macro may be: it is put verbatim in a URL.
 var macroRE = regexp.MustCompile(`^[!$%'()*+,./0-9:;<=>?@A-Z\[\]^_a-z{|}~-]{0,64}$`)
 
 // validateAdminTokens checks the names of admin_tokens: each set, unique,

@@ -96,6 +96,11 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\ninstance_id: 'a\"b'\n", "instance_id", "must be 1-128")
 	f("model: {gbdt: m.json}\ninstance_id: 'bidder 1'\n", "instance_id")
 	f("model: {gbdt: m.json}\ninstance_id: "+strings.Repeat("i", 129)+"\n", "instance_id")
+	// public_url is written as is into nurl/burl/lurl and the trackers.
+	for _, u := range []string{`'http://b.example/x"y'`, `'http://b.example/a b'`, `'http://b.example/?a=1'`,
+		`'http://b.example/#f'`, `'http://b.example/a\\b'`, `"http://b.example/<x>"`, `"http:///path"`, `"http://b.example/\u00e9"`} {
+		f("model: {gbdt: m.json}\npublic_url: "+u+"\n", "public_url", "must be an absolute URL")
+	}
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
