@@ -65,8 +65,44 @@ func TestRequireBearerNames(t *testing.T) {
 	f("", 401, "")
 	open := requireBearer(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(adminWho(r))) }))
 	w := httptest.NewRecorder()
-	open.ServeHTTP(w, httptest.NewRequest("GET", "/", nil))
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Host = "127.0.0.1:8081"
+	open.ServeHTTP(w, r)
 	if w.Body.String() != anonymous {
 		t.Fatalf("without tokens: %q", w.Body.String())
+	}
+}
+
+// Without tokens the admin API answers only requests addressed to a
+// loopback host: a web page whose name was rebound to 127.0.0.1 sends its
+// own name as Host (and as Origin, so the Origin check passes it).
+func TestAdminWithoutTokensRefusesOtherHosts(t *testing.T) {
+	open := requireBearer(nil, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	for _, c := range []struct {
+		host string
+		want int
+	}{
+		{"127.0.0.1:8081", 200},
+		{"127.0.0.1", 200},
+		{"127.1.2.3:8081", 200},
+		{"[::1]:8081", 200},
+		{"[::1]", 200},
+		{"localhost:8081", 200},
+		{"LocalHost", 200},
+		{"", 200},
+		{"evil.example:8081", 403},
+		{"evil.example", 403},
+		{"localhost.evil.example:8081", 403},
+		{"10.0.0.5:8081", 403},
+		{"[::ffff:10.0.0.5]:8081", 403},
+		{"0.0.0.0:8081", 403},
+	} {
+		r := httptest.NewRequest("POST", "/admin/pause?all=1", nil)
+		r.Host = c.host
+		w := httptest.NewRecorder()
+		open.ServeHTTP(w, r)
+		if w.Code != c.want {
+			t.Errorf("Host %q: %d, want %d", c.host, w.Code, c.want)
+		}
 	}
 }

@@ -126,6 +126,7 @@ func (a *App) start(ctx context.Context) error {
 	if err := s.SetCampaigns(a.store.Current()); err != nil {
 		return err
 	}
+	a.warnUnpriced(a.store.Current())
 	if a.onnx != nil {
 		s.SetScorer(a.chain, a.onnx, a.gbdt)
 	} else {
@@ -378,7 +379,17 @@ func (a *App) publishCampaigns() error {
 		return err
 	}
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
+	a.warnUnpriced(snap)
 	return nil
+}
+
+// warnUnpriced logs, once per published set, the campaigns that can never
+// bid because currency.rates lacks their currency (check.go's unpriced).
+func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
+	if un := unpriced(a.cfg, snap); len(un) > 0 {
+		a.log.Warn("campaigns in a currency not in currency.rates never bid", "campaigns", len(un),
+			"first", un[0].ID, "currency", un[0].Currency)
+	}
 }
 
 // writeBudget serves GET /admin/budget.

@@ -17,8 +17,12 @@ import (
 // Validate.)
 func CheckConfig(cfg *Config) error {
 	var errs []error
-	if _, err := campaigns.LoadDir(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
+	if snap, err := campaigns.LoadDir(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
 		errs = append(errs, err)
+	} else {
+		for _, c := range unpriced(cfg, snap) {
+			errs = append(errs, fmt.Errorf("%s: currency: %s is not in currency.rates: the campaign can never bid", c.File, c.Currency))
+		}
 	}
 	if _, err := ctr.LoadGBDT(cfg.Model.GBDT, features.SchemaVersion, features.Width); err != nil {
 		errs = append(errs, fmt.Errorf("model.gbdt: %w", err))
@@ -74,4 +78,17 @@ func checkTLS(cfg *Config) error {
 
 func tlsFiles(t TLSConfig) budget.TLSFiles {
 	return budget.TLSFiles{CAFile: t.CAFile, CertFile: t.CertFile, KeyFile: t.KeyFile}
+}
+
+// unpriced lists the campaigns of snap whose currency the rate table does
+// not know: they are loaded, but no response currency can be picked for
+// them, so they never bid (no-bid reason currency on every request).
+func unpriced(cfg *Config, snap *campaigns.Snapshot) []*campaigns.Campaign {
+	var out []*campaigns.Campaign
+	for _, c := range snap.Campaigns {
+		if _, ok := cfg.Currency.Rates[c.Currency]; !ok {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -5,11 +5,13 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 
@@ -45,12 +47,12 @@ type Config struct {
 	// admin_token's name is "admin". Tokens are secret sources.
 	AdminTokens []AdminTokenConfig `yaml:"admin_tokens"`
 	// PublicURL is the base of notice and tracker URLs put in bids
-	// (default http://<Listen>).
+	// (default http://<Listen>): http(s), no query or fragment, no quotes.
 	PublicURL string `yaml:"public_url"`
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
-	// (default: hostname-pid).
+	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default
@@ -542,6 +544,12 @@ func (c *Config) Defaults() {
 	def(&c.Seat, "openbidder")
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
+		h = strings.Map(func(r rune) rune { // instanceRE's alphabet
+			if r < 0x80 && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+				return r
+			}
+			return '-'
+		}, h)
 		c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
 	}
 	def(&c.CampaignsDir, "configs/campaigns")
@@ -685,9 +693,19 @@ func (c *Config) Validate() error {
 	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "" && len(c.AdminTokens) == 0) {
 		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token (or admin_tokens)", c.AdminListen)
 	}
+	if !instanceRE.MatchString(c.InstanceID) {
+		// It is written as is into every bid id (a quote broke every
+		// response's JSON) and must fit a notice token's id (255 bytes).
+		bad("instance_id", "%q must be 1-128 letters, digits, '.', '_' or '-'", c.InstanceID)
+	}
 	errs = append(errs, c.validateAdminTokens()...)
 	if !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		bad("public_url", "%q must start with http:// or https://", c.PublicURL)
+	} else if u, err := url.Parse(c.PublicURL); err != nil || u.Host == "" || u.RawQuery != "" || u.Fragment != "" ||
+		!urlTextRE.MatchString(c.PublicURL) {
+		// It is written as is into nurl/burl/lurl (JSON) and the markup's
+		// trackers, with the notice path and its ?t= after it.
+		bad("public_url", "%q must be an absolute URL without a query or fragment, in printable ASCII without quotes, '\\', '<', '>' or spaces", c.PublicURL)
 	}
 	if c.Runtime.GCPercent < -1 {
 		bad("runtime.gc_percent", "%d: want a percentage, or -1 for no collection", c.Runtime.GCPercent)
@@ -822,6 +840,13 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 		bad(f+"macros.price", "an exchange must send the clearing price")
 	}
 }
+
+// urlTextRE is the text public_url may have: what a URL needs, nothing a
+// JSON string or HTML attribute would need to escape.
+var urlTextRE = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$`)
+
+// instanceRE is what instance_id may be: it is put verbatim in bid ids.
+var instanceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
 
 // macroRE is what an auction macro may be: it is put verbatim in a URL.
 var macroRE = regexp.MustCompile(`^[!$%'()*+,./0-9:;<=>?@A-Z\[\]^_a-z{|}~-]{0,64}$`)

@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,15 @@ func TestConfigRejects(t *testing.T) {
 	}
 	f("model: {gbdt: m.json}\nlisten: nonsense\n", "listen")
 	f("model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\n", "admin_listen", "loopback")
+	// instance_id is written as is into every bid id and into notice tokens.
+	f("model: {gbdt: m.json}\ninstance_id: 'a\"b'\n", "instance_id", "must be 1-128")
+	f("model: {gbdt: m.json}\ninstance_id: 'bidder 1'\n", "instance_id")
+	f("model: {gbdt: m.json}\ninstance_id: "+strings.Repeat("i", 129)+"\n", "instance_id")
+	// public_url is written as is into nurl/burl/lurl and the trackers.
+	for _, u := range []string{`'http://b.example/x"y'`, `'http://b.example/a b'`, `'http://b.example/?a=1'`,
+		`'http://b.example/#f'`, `'http://b.example/a\\b'`, `"http://b.example/<x>"`, `"http:///path"`, `"http://b.example/\u00e9"`} {
+		f("model: {gbdt: m.json}\npublic_url: "+u+"\n", "public_url", "must be an absolute URL")
+	}
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
@@ -122,7 +132,8 @@ func TestCheckConfig(t *testing.T) {
 	// Either bundled GBDT can be the fallback: the independent one or the
 	// one distilled from the ONNX model.
 	for _, gbdt := range []string{"../configs/models/gbdt.manifest.json", "../configs/models/gbdt_distilled.manifest.json"} {
-		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json"}}
+		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json"},
+			Currency: CurrencyConfig{Rates: map[string]float64{"EUR": 1.08}}} // initech.yaml is in EUR
 		good.Defaults()
 		if err := CheckConfig(good); err != nil {
 			t.Fatalf("good config with model.gbdt %s: %v", gbdt, err)
@@ -130,7 +141,8 @@ func TestCheckConfig(t *testing.T) {
 	}
 	// The int8 variant passes the same checks (schema, and its parity sample
 	// at load where ONNX Runtime is present).
-	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"}}
+	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"},
+		Currency: CurrencyConfig{Rates: map[string]float64{"EUR": 1.08}}}
 	q.Defaults()
 	q.Model.ONNXInt8, q.Model.Variant = "../configs/models/mlp_int8.manifest.json", "int8"
 	if err := CheckConfig(&q); err != nil {
@@ -139,6 +151,12 @@ func TestCheckConfig(t *testing.T) {
 	q.Model.ONNXInt8 = filepath.Join(t.TempDir(), "missing.json")
 	if err := CheckConfig(&q); err == nil || !strings.Contains(err.Error(), "model.onnx") {
 		t.Fatalf("int8 variant with a missing manifest: %v", err)
+	}
+	// A campaign in a currency the rate table lacks loads but can never bid.
+	q.Model.ONNXInt8 = "../configs/models/mlp_int8.manifest.json"
+	q.Currency.Rates = map[string]float64{"USD": 1}
+	if err := CheckConfig(&q); err == nil || !strings.Contains(err.Error(), "testdata/campaigns/initech.yaml: currency: EUR is not in currency.rates") {
+		t.Fatalf("EUR campaign, no EUR rate: %v", err)
 	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("id: x\nbid_strategy: {kind: fixed_cpm, cpm: \"1\"}\nmax_bid_cpm: \"-3\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
@@ -149,5 +167,16 @@ func TestCheckConfig(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("bad config: error %v does not name %q", err, want)
 		}
+	}
+}
+
+// A running bidder says so when a published campaign's currency is not in
+// currency.rates (it loads, and never bids).
+func TestAppWarnsUnpricedCampaigns(t *testing.T) {
+	logs := &syncBuffer{}
+	startAppLog(t, func(c *Config) { c.Currency.Rates = map[string]float64{"USD": 1} }, slog.New(slog.NewTextHandler(logs, nil)))
+	const want = `msg="campaigns in a currency not in currency.rates never bid" campaigns=1 first=initech-native currency=EUR`
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs.String())
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,6 +32,10 @@ func adminDo(t *testing.T, app *App, method, path, token, body string, hdr ...st
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	resp, err := http.DefaultClient.Do(req)
@@ -133,6 +138,33 @@ func TestKillSwitchAdminAPI(t *testing.T) {
 		if !strings.Contains(logs.String(), w) {
 			t.Errorf("log lacks %q", w)
 		}
+	}
+}
+
+// A web page the operator opens, whose name is then rebound to 127.0.0.1,
+// is same-origin with itself: on an admin listener without tokens its
+// requests pass the Origin check, and only their Host tells them apart.
+// They change nothing and read nothing.
+func TestKillSwitchRefusesRebinding(t *testing.T) {
+	app := startApp(t, nil)
+	_, port, _ := net.SplitHostPort(app.AdminAddr())
+	evil := "evil.example:" + port
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/admin/resume", "all=1"},
+		{"POST", "/admin/pause", "all=1"},
+		{"GET", "/admin/status", ""},
+		{"GET", "/admin/budget", ""},
+		{"GET", "/metrics", ""},
+	} {
+		if code, _ := adminDo(t, app, c.method, c.path, "", c.body, "Host", evil, "Origin", "http://"+evil); code != 403 {
+			t.Errorf("%s %s for Host %s: %d, want 403", c.method, c.path, evil, code)
+		}
+	}
+	if c := app.budget.Control(); c.Rev != 0 {
+		t.Fatalf("refused requests changed the state: %+v", c)
+	}
+	if code, _ := adminDo(t, app, "POST", "/admin/pause", "", "all=1", "Host", "localhost:"+port, "Origin", "http://localhost:"+port); code != 200 {
+		t.Fatalf("the operator's own page: %d", code)
 	}
 }
 

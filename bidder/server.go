@@ -330,6 +330,27 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 	return outer
 }
 
+// errAdminHost answers a tokenless admin request addressed to another host.
+var errAdminHost = errors.New("admin: without an admin token only requests to 127.0.0.1, [::1] or localhost are served")
+
+// loopbackHost tells whether a request's Host names this machine's
+// loopback: an IP literal or localhost (a port allowed), or absent (an
+// HTTP/1.0 client; browsers always send one). Without admin tokens this is
+// what stops DNS rebinding: a web page the operator opens whose name then
+// resolves to 127.0.0.1 is same-origin with itself, so its requests pass
+// the Origin check, but they carry its own name as Host.
+func loopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	} else {
+		host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	}
+	return strings.EqualFold(host, "localhost") || isLoopback(host)
+}
+
 // adminTokenName is admin_token's name (who, in the kill switch's log).
 const adminTokenName = "admin"
 
@@ -352,11 +373,18 @@ func adminWho(r *http.Request) string {
 // requireBearer lets through requests carrying "Authorization: Bearer
 // token" for one of tokens (compared in constant time with every one, over
 // hashes so the length does not leak either), with the token's name in the
-// request's context (adminWho); others get 401. No tokens lets everything
-// through.
+// request's context (adminWho); others get 401. No tokens (a loopback
+// listener: Config.Validate) lets through the requests addressed to a
+// loopback host (loopbackHost); others get 403.
 func requireBearer(tokens []namedToken, h http.Handler) http.Handler {
 	if len(tokens) == 0 {
-		return h
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if !loopbackHost(r.Host) {
+				http.Error(w, errAdminHost.Error(), http.StatusForbidden)
+				return
+			}
+			h.ServeHTTP(w, r)
+		})
 	}
 	want := make([][32]byte, len(tokens))
 	for i, t := range tokens {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -171,5 +172,38 @@ func TestForeignHoldIsNeverTouched(t *testing.T) {
 	ha := a.Handle("c")
 	if ha.spent.Load() != 0 || ha.held.Load() != 0 || a.Counters().DuplicateNotices != 1 {
 		t.Fatalf("a: spent %d held %d counters %+v", ha.spent.Load(), ha.held.Load(), a.Counters())
+	}
+}
+
+// A frequency cap holds at the extremes a campaign file can write: a window
+// of 2,500,000 hours (its end past 2262, where now + window wrapped
+// negative and the cap was forgotten at once) and a count past 2^32 (cut
+// to uint32: 2^32 read as 0, so the campaign never bid to anyone).
+func TestFrequencyCapExtremes(t *testing.T) {
+	now := t0.Add(time.Hour)
+	const user = 7
+	for _, c := range []struct {
+		count  int
+		window time.Duration
+		seen   int  // impressions recorded first
+		allow  bool // another one allowed
+	}{
+		{2, 2_500_000 * time.Hour, 2, false},
+		{2, 2_500_000 * time.Hour, 1, true},
+		{1, time.Duration(math.MaxInt64), 1, false},
+		{1 << 32, time.Hour, 0, true},
+		{1<<32 + 1, time.Hour, 1, true},
+		{1, time.Hour, 1, false},
+	} {
+		camp := campaign("c", micros(10))
+		camp.FreqCapCount, camp.FreqCapWindow = c.count, c.window
+		m := newMemManager(t, NewMemStore(), "i1", newManualClock(now), camp)
+		h := m.Handle("c")
+		for range c.seen {
+			m.RecordImpression(h, user, now)
+		}
+		if got := m.FreqAllow(h, user, now.Add(time.Minute)); got != c.allow {
+			t.Errorf("cap %d per %v after %d: allowed %v, want %v", c.count, c.window, c.seen, got, c.allow)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"encoding/binary"
+	"math"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -66,17 +67,26 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 	switch {
 	case ok && ts < e.expires && ts >= e.start:
 		e.count++
-	case ok && ts < e.start && ts+window > e.start:
+	case ok && ts < e.start && windowEnd(ts, window) > e.start:
 		e.count++ // a late-arriving impression inside the current window
 	case !ok && len(s.m) >= t.maxPer:
 		s.mu.Unlock()
 		t.dropped.Add(1)
 		return
 	default:
-		e = freqEntry{start: ts, expires: ts + window, count: 1}
+		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1}
 	}
 	s.m[key] = e
 	s.mu.Unlock()
+}
+
+// windowEnd is ts + window, at most math.MaxInt64: a window running past
+// 2262 wrapped negative, and its entry expired at once.
+func windowEnd(ts, window int64) int64 {
+	if ts > 0 && window > math.MaxInt64-ts {
+		return math.MaxInt64
+	}
+	return ts + window
 }
 
 // prune drops entries whose window ended: expired keys are found under the
@@ -117,7 +127,7 @@ func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
 	if c == nil || c.FreqCapCount <= 0 {
 		return true
 	}
-	return m.freq.count(freqKey(userKey, h.idHash), now.UnixNano()) < uint32(c.FreqCapCount)
+	return int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())) < int64(c.FreqCapCount)
 }
 
 // freqMsg is one impression on the wire: key, time, window (24 bytes).

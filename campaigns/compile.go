@@ -2,6 +2,8 @@ package campaigns
 
 import (
 	"fmt"
+	"io"
+	"math"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -55,7 +57,7 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 	var list []error
 	cfgs := make([]Config, 0, len(names))
 	for _, name := range names {
-		data, err := os.ReadFile(name)
+		data, err := readFile(name)
 		if err != nil {
 			list = append(list, &Problem{File: name, Reason: err.Error()})
 			continue
@@ -72,6 +74,38 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 		s.Dir = dir
 	}
 	return s, err
+}
+
+// MaxFileBytes is the largest campaign file LoadDir reads: a campaign with
+// its templates is a few kilobytes, and a file past this (a log copied in
+// by mistake) is a problem, not a read that takes the memory.
+const MaxFileBytes = 1 << 20
+
+// readFile reads one campaign file: a regular file (a symlink to one is
+// followed) of at most MaxFileBytes. Anything else (a FIFO, whose read
+// waits for a writer, or a device such as /dev/zero, which never ends) is
+// refused before it is opened.
+func readFile(name string) ([]byte, error) {
+	fi, err := os.Stat(name)
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > MaxFileBytes {
+		return nil, fmt.Errorf("%d bytes, more than the %d a campaign file may have", fi.Size(), MaxFileBytes)
+	}
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1)) // it may grow after the Stat
+	if err == nil && len(data) > MaxFileBytes {
+		err = fmt.Errorf("more than the %d bytes a campaign file may have", MaxFileBytes)
+	}
+	return data, err
 }
 
 func campaignFiles(dir string) ([]string, error) {
@@ -266,20 +300,29 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 	return c
 }
 
+// flightMin and flightMax bound flight times: the targeting index and the
+// budget compare them as int64 Unix nanoseconds, which end in 2262 (a start
+// in 2300 wrapped negative, so the campaign bid at once).
+var flightMin, flightMax = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
 func flightTime(p problems, path, s string, loc *time.Location, end bool) time.Time {
 	if s == "" {
 		return time.Time{}
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t
-	}
-	t, err := time.ParseInLocation(time.DateOnly, s, loc)
+	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
-		return time.Time{}
+		t, err = time.ParseInLocation(time.DateOnly, s, loc)
+		if err != nil {
+			p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
+			return time.Time{}
+		}
+		if end {
+			t = t.AddDate(0, 0, 1) // an end date includes the whole day
+		}
 	}
-	if end {
-		t = t.AddDate(0, 0, 1) // an end date includes the whole day
+	if t.Before(flightMin) || t.After(flightMax) {
+		p.add(path, "%q is outside the years 1678 to 2262, the times the bidder can count (leave it out for an open flight)", s)
+		return time.Time{}
 	}
 	return t
 }

@@ -171,6 +171,13 @@ type DaypartConf struct {
 // ParseConfig decodes one campaign file strictly: unknown fields, a second
 // document and non-scalar amounts are errors. name labels the errors.
 func ParseConfig(name string, data []byte) (Config, error) {
+	// An alias is written *name: a file without a '*' has none, and is not
+	// parsed twice (a second parse made a reload of 10,000 files 65% slower).
+	var root yaml.Node
+	if bytes.IndexByte(data, '*') >= 0 && yaml.Unmarshal(data, &root) == nil &&
+		expandedSize(&root, map[*yaml.Node]int{}) > MaxFileBytes {
+		return Config{}, fmt.Errorf("%s: its aliases expand it past %d bytes", name, MaxFileBytes)
+	}
 	var c Config
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
@@ -183,6 +190,32 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	}
 	c.File = name
 	return c, nil
+}
+
+// expandedSize is about how many bytes n would take written out with every
+// alias replaced by what it names: each node counts its scalar's length
+// plus one. Sizes are kept per node, so the walk is linear in the file, and
+// stop growing past MaxFileBytes. A file without aliases is no larger than
+// itself; one with them is held to the same bound, since every value is
+// compiled (lower-cased, templated) once per place it appears: 80,000
+// aliases of a 200 KB region made 16 GB.
+func expandedSize(n *yaml.Node, seen map[*yaml.Node]int) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if s, ok := seen[n]; ok {
+		return s
+	}
+	s := len(n.Value) + 1
+	for _, c := range n.Content {
+		if s > MaxFileBytes {
+			break
+		}
+		s += expandedSize(c, seen)
+	}
+	s = min(s, MaxFileBytes+1)
+	seen[n] = s
+	return s
 }
 
 // MarshalConfig renders c as YAML that ParseConfig reads back to the same

@@ -2,6 +2,9 @@ package campaigns
 
 import (
 	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -154,6 +157,14 @@ func TestCompileProblems(t *testing.T) {
 	check("freq without window", func(c *Config) { c.FrequencyCap.Count = 2 }, "frequency_cap.window: required")
 	check("short window", func(c *Config) { c.FrequencyCap = FreqCapConfig{Count: 1, Window: "30s"} }, "frequency_cap.window: 30s is shorter")
 	check("bad start", func(c *Config) { c.Flight.Start = "yesterday" }, `flight.start: "yesterday" is neither`)
+	// Flight times are compared as int64 Unix nanoseconds: a start past 2262
+	// wrapped negative and the campaign bid at once.
+	check("start after 2262", func(c *Config) { c.Flight.Start = "2300-01-01" }, `flight.start: "2300-01-01" is outside the years 1678 to 2262`)
+	check("start 9999", func(c *Config) { c.Flight.Start = "9999-12-31T00:00:00Z" }, `flight.start: "9999-12-31T00:00:00Z" is outside`)
+	check("end 9999", func(c *Config) { c.Flight.End = "9999-12-31" }, `flight.end: "9999-12-31" is outside`)
+	check("end on the last day", func(c *Config) { c.Flight.End = "2262-04-11" }, `flight.end: "2262-04-11" is outside`)
+	check("start before 1678", func(c *Config) { c.Flight.Start = "1600-01-01" }, `flight.start: "1600-01-01" is outside`)
+	check("end in 2262", func(c *Config) { c.Flight.End = "2262-04-10" }, "")
 	check("no creatives", func(c *Config) { c.Creatives = nil }, "creatives: at least one")
 	check("banner no size", func(c *Config) { c.Creatives[0].Sizes = nil }, "creatives[0].sizes: a banner needs")
 	check("unknown placeholder", func(c *Config) { c.Creatives[0].Markup += "{{user_id}}" }, "creatives[0].markup: unknown placeholder {{user_id}}")
@@ -257,5 +268,61 @@ func TestParseConfigStrict(t *testing.T) {
 	c, err := ParseConfig("x.yaml", []byte("id: a\nmax_bid_cpm: 4.10\nbudget: {daily: 0.29}\n"))
 	if err != nil || c.MaxBidCPM != "4.10" || c.Budget.Daily != "0.29" || c.File != "x.yaml" {
 		t.Errorf("amounts kept as text: %+v, %v", c, err)
+	}
+}
+
+// A list of many bad long values makes a problem per element: each quotes
+// at most maxQuoted bytes of its value, and a file lists at most maxListed
+// problems, then how many more. (80,000 aliases of a 200 KB string made 16
+// GB of messages, before aliases were bounded too: TestParseConfigAliasExpansion.)
+func TestLoadDirManyProblemsStaySmall(t *testing.T) {
+	dir := t.TempDir()
+	writeConfig(t, dir, baseConfig("many"))
+	name := filepath.Join(dir, "many.yaml")
+	data, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bad = 80
+	long := strings.Repeat("Q", 5000)
+	data = append(data, "targeting:\n  countries: ["+strings.Repeat(`"`+long+`", `, bad-1)+`"`+long+`"]`+"\n"...)
+	writeAtomic(t, name, data)
+	_, err = LoadDir(dir)
+	ps := Problems(err)
+	if len(ps) != maxListed+1 || ps[maxListed].Reason != fmt.Sprintf("%d more problems not listed", bad-maxListed) {
+		t.Fatalf("%d problems, the last %v", len(ps), ps[len(ps)-1])
+	}
+	if !strings.Contains(ps[0].Reason, `"`+long[:maxQuoted]+`..." is not an ISO 3166-1`) {
+		t.Errorf("first problem %q", ps[0].Reason[:min(len(ps[0].Reason), 200)])
+	}
+	if n := len(err.Error()); n > 20_000 {
+		t.Errorf("the error is %d bytes", n)
+	}
+}
+
+// Aliases may share a value, but a file written out with every alias
+// replaced must stay within MaxFileBytes: each value is compiled once per
+// place it appears (80,000 aliases of a 200 KB region made 16 GB), and
+// nested aliases grow exponentially.
+func TestParseConfigAliasExpansion(t *testing.T) {
+	laughs := "a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 1; i < 9; i++ {
+		laughs += fmt.Sprintf("a%d: &a%d [%s]\n", i, i, strings.Repeat(fmt.Sprintf("*a%d, ", i-1), 9)+fmt.Sprintf("*a%d", i-1))
+	}
+	long := strings.Repeat("Q", 100_000)
+	for _, c := range []struct {
+		name, doc string
+		refused   bool
+	}{
+		{"shared markup", "id: a\ncreatives:\n  - {id: a1, markup: &m '<a href=\"{{click_url}}\"><img src=\"{{imp_url}}\"></a>'}\n  - {id: a2, markup: *m}\n", false},
+		{"long region 9 times", "targeting:\n  regions: [&s \"" + long + "\"" + strings.Repeat(", *s", 9) + "]\n", false},
+		{"long region 11 times", "targeting:\n  regions: [&s \"" + long + "\"" + strings.Repeat(", *s", 10) + "]\n", true},
+		{"billion laughs", laughs, true},
+	} {
+		_, err := ParseConfig("x.yaml", []byte(c.doc))
+		refused := err != nil && strings.Contains(err.Error(), "x.yaml: its aliases expand it past 1048576 bytes")
+		if refused != c.refused {
+			t.Errorf("%s: %v, want refused %v", c.name, err, c.refused)
+		}
 	}
 }
