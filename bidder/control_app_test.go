@@ -168,6 +168,33 @@ func TestKillSwitchRefusesRebinding(t *testing.T) {
 	}
 }
 
+// A page the operator opens cannot make a tokenless admin work for it
+// either: cross-site reads (an <img> of a CPU profile, whose request carries
+// Sec-Fetch-Site but no Origin) and an explanation posted from another
+// origin are refused; the operator's own tools (no such headers, or a
+// same-origin page, or a URL typed in: Sec-Fetch-Site none) pass.
+func TestAdminRefusesCrossSiteReads(t *testing.T) {
+	app := startApp(t, nil)
+	_, port, _ := net.SplitHostPort(app.AdminAddr())
+	for _, c := range []struct {
+		method, path string
+		hdr          []string
+		want         int
+	}{
+		{"GET", "/debug/pprof/cmdline", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"GET", "/debug/pprof/profile?seconds=1", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"GET", "/metrics", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"POST", "/admin/explain", []string{"Origin", "http://evil.example"}, 403},
+		{"GET", "/debug/pprof/cmdline", nil, 200},
+		{"GET", "/debug/pprof/cmdline", []string{"Sec-Fetch-Site", "none"}, 200},
+		{"GET", "/admin/status", []string{"Sec-Fetch-Site", "same-origin", "Origin", "http://127.0.0.1:" + port}, 200},
+	} {
+		if code, _ := adminDo(t, app, c.method, c.path, "", "", c.hdr...); code != c.want {
+			t.Errorf("%s %s %v: %d, want %d", c.method, c.path, c.hdr, code, c.want)
+		}
+	}
+}
+
 // A pause outlives the instance: a bidder restarted on the same store obeys
 // it from its first request.
 func TestKillSwitchSurvivesRestart(t *testing.T) {

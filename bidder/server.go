@@ -326,8 +326,23 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /{$}", serveStatusPage) // status_page.go
-	outer.Handle("/", requireBearer(s.adminTokens, mux))
+	outer.Handle("/", requireBearer(s.adminTokens, sameOriginOnly(mux)))
 	return outer
+}
+
+// sameOriginOnly refuses a browser's cross-site request on every admin path
+// (sameOrigin, control.go), reads included: a page the operator opens could
+// otherwise start CPU profiles and traces (an <img> of /debug/pprof/profile)
+// or explanations on a tokenless loopback admin. curl, Prometheus and other
+// clients that send neither Origin nor Sec-Fetch-Site pass.
+func sameOriginOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !sameOrigin(r) {
+			http.Error(w, errControlOrigin.Error(), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // errAdminHost answers a tokenless admin request addressed to another host.
