@@ -336,7 +336,7 @@ type NoticeConfig struct {
 	// provisionally, the burl settles the charge, a loss before the burl
 	// reverses it) or "win" (nurl charges).
 	ChargeOn string        `yaml:"charge_on"`
-	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h)
+	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
 	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
 	// AckWait bounds how long a charging notice waits for its ledger entry
 	// to be durable; then it is answered 503 and the entry stays queued for
@@ -365,7 +365,7 @@ type NoticeConfig struct {
 	TrackerDedupEntries int `yaml:"tracker_dedup_entries"`
 }
 
-// DedupWindowConfig is notices.dedup_window.
+// DedupWindowConfig is notices.dedup_window; each window is at most 720h.
 type DedupWindowConfig struct {
 	// Win keeps an impression's state after a win notice (default 15m; a
 	// provisional win is kept as long as its bill may come: max(win, bill)).
@@ -437,7 +437,7 @@ type BudgetConfig struct {
 	Replicas int `yaml:"replicas"`
 	// LeaseTTL is how long a lease record lives without renewal: a crashed
 	// instance's lease returns to the pool after it (default 5m; must exceed
-	// notices.hold_ttl plus two sync periods).
+	// notices.hold_ttl plus two sync periods; at most 24h).
 	LeaseTTL time.Duration `yaml:"lease_ttl"`
 	// StartTimeout bounds the wait for the budget store at start (a cluster
 	// electing its leader, NATS restarting): default 60s.
@@ -779,6 +779,23 @@ func (c *Config) Validate() error {
 	if _, err := parseSources(c.Limits.BidSources); err != nil {
 		bad("limits.bid_sources", "%v", err)
 	}
+	// Bounds on what is added to a bid's time and written into tokens and
+	// the ledger: far past any real notice, far short of an overflow (a
+	// token_ttl of centuries wrapped a token's expiry).
+	for _, d := range []struct {
+		field  string
+		v, max time.Duration
+	}{
+		{"notices.token_ttl", c.Notices.TokenTTL, maxNoticeTTL},
+		{"notices.dedup_window.win", c.Notices.DedupWindow.Win, maxNoticeTTL},
+		{"notices.dedup_window.bill", c.Notices.DedupWindow.Bill, maxNoticeTTL},
+		{"notices.dedup_window.loss", c.Notices.DedupWindow.Loss, maxNoticeTTL},
+		{"budget.lease_ttl", c.Budget.LeaseTTL, maxLeaseTTL},
+	} {
+		if d.v > d.max {
+			bad(d.field, "%v is over %v", d.v, d.max)
+		}
+	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)
 	}
@@ -847,6 +864,14 @@ var urlTextRE = regexp.MustCompile(`^[A-Za-z0-9._~:/?#\[\]@!$&()*+,;=%-]+$`)
 
 // instanceRE is what instance_id may be: it is put verbatim in bid ids.
 var instanceRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,128}$`)
+
+// The longest token_ttl and dedup windows (30 days: a billing notice later
+// than that is not a notice) and lease_ttl (a day: a crashed instance's
+// lease is stuck that long) Validate accepts.
+const (
+	maxNoticeTTL = 30 * 24 * time.Hour
+	maxLeaseTTL  = 24 * time.Hour
+)
 
 // macroRE is what an auction macro may be: it is put verbatim in a URL.
 var macroRE = regexp.MustCompile(`^[!$%'()*+,./0-9:;<=>?@A-Z\[\]^_a-z{|}~-]{0,64}$`)

@@ -103,6 +103,10 @@ func TestConfigRejects(t *testing.T) {
 		f("model: {gbdt: m.json}\npublic_url: "+u+"\n", "public_url", "must be an absolute URL")
 	}
 	f("model: {gbdt: m.json}\nunknown_field: 1\n", "unknown_field")
+	// Durations added to a bid's time and written into tokens: bounded.
+	f("model: {gbdt: m.json}\nnotices: {token_ttl: 1000000h}\n", "notices.token_ttl", "is over 720h0m0s")
+	f("model: {gbdt: m.json}\nnotices: {token_ttl: 2000h, dedup_window: {bill: 800h}}\n", "notices.token_ttl", "notices.dedup_window.bill")
+	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 48h}\n", "budget.lease_ttl", "is over 24h0m0s")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
 	f("model: {gbdt: m.json, variant: int4}\n", "model.variant")

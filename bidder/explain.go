@@ -167,6 +167,12 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "at: "+err.Error(), http.StatusBadRequest)
 			return
 		}
+		// Flights, pacing and caps are in nanoseconds since 1970, which
+		// end in 2262: an explanation past that would be wrong.
+		if y := opt.now.Year(); y < 1970 || y > 2200 {
+			http.Error(w, "at: want a time between 1970 and 2200", http.StatusBadRequest)
+			return
+		}
 	}
 	if n, err := strconv.Atoi(r.URL.Query().Get("top")); err == nil && n >= 0 {
 		opt.top = n

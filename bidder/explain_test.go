@@ -5,6 +5,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -363,5 +364,26 @@ func TestExplainUsesTheExchangeSeat(t *testing.T) {
 	}
 	if a := explain("adx"); !a.Bid {
 		t.Fatalf("adx's seat: no bid (%s): %s", a.NoBidReason, a)
+	}
+}
+
+// at= past what the campaign clock holds (2262) is refused, not explained
+// wrongly.
+func TestExplainAtBounds(t *testing.T) {
+	app := startApp(t, nil)
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for at, want := range map[string]int{
+		"2300-01-01T00:00:00Z":          http.StatusBadRequest,
+		"1900-01-01T00:00:00Z":          http.StatusBadRequest,
+		"9999-12-31T23:59:59Z":          http.StatusBadRequest,
+		time.Now().Format(time.RFC3339): http.StatusOK,
+	} {
+		code, _ := postExplain(t, "http://"+app.AdminAddr()+"/admin/explain?at="+url.QueryEscape(at), "", body)
+		if code != want {
+			t.Errorf("at=%s: %d, want %d", at, code, want)
+		}
 	}
 }
