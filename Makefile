@@ -56,14 +56,24 @@ bench-e2e: onnxruntime
 	./bin/e2e -command "make bench-e2e" -duration $(DURATION) -warmup $(WARMUP) -idle $(IDLE) -settle $(SETTLE) $(E2E_FLAGS)
 
 ## fuzz: every fuzz target in the repository (each `func Fuzz...` in a _test.go file), one after the other,
-## FUZZTIME each (default 30s; CI runs FUZZTIME=5s)
+## FUZZTIME each (default 30s; CI runs FUZZTIME=5s). A target that fails with only Go's "context deadline
+## exceeded" at the -fuzztime boundary and wrote no failing input is Go's coordinator race (golang/go#75804,
+## fixed in Go 1.27; this module is on 1.26): it is run once more, and fails the target if it happens again.
 fuzz:
 	@targets=$$(grep -rE --include='*_test.go' --exclude-dir=lib --exclude-dir=.git -o '^func Fuzz[A-Za-z0-9_]*' . | \
 	  sed -E 's|^\./(.*)/[^/]*:func (Fuzz[A-Za-z0-9_]*)$$|\1 \2|' | sort); \
 	[ -n "$$targets" ] || { echo "fuzz: no fuzz targets found" >&2; exit 1; }; \
+	out=$$(mktemp); trap 'rm -f "$$out"' EXIT; \
 	echo "$$targets" | while read -r dir name; do \
-	  echo "fuzz: $$name ./$$dir ($(FUZZTIME))"; \
-	  $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$dir || exit 1; \
+	  for try in 1 2; do \
+	    echo "fuzz: $$name ./$$dir ($(FUZZTIME))"; \
+	    if $(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) ./$$dir >"$$out" 2>&1; then cat "$$out"; break; fi; \
+	    cat "$$out"; \
+	    if [ $$try = 1 ] && grep -q 'context deadline exceeded' "$$out" && ! grep -qE 'Failing input written|panic:' "$$out"; then \
+	      echo "fuzz: $$name: Go's -fuzztime deadline race (golang/go#75804), no failing input: once more"; continue; \
+	    fi; \
+	    exit 1; \
+	  done || exit 1; \
 	done
 
 ## docs: regenerate docs/config.md from the config structs' doc comments (a test fails when it is stale)
