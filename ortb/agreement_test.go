@@ -477,7 +477,7 @@ func nativeFromSchema(s string) (NativeStatus, bool, []NativeAsset) {
 	}
 	var ln looseNative
 	if json.Unmarshal(doc, &ln) != nil {
-		return NativeBad, wrapped, nil
+		return NativeBad, false, nil // Wrapped is only ever set with NativeOK (types.go)
 	}
 	var out []NativeAsset
 	for _, a := range ln.Assets {
