@@ -189,14 +189,6 @@ func (c *edgeConn) SetReadDeadline(t time.Time) error {
 	return c.Conn.SetReadDeadline(t)
 }
 
-// SetDeadline is SetReadDeadline's rule for reads, t for writes.
-func (c *edgeConn) SetDeadline(t time.Time) error {
-	if err := c.Conn.SetWriteDeadline(t); err != nil {
-		return err
-	}
-	return c.SetReadDeadline(t)
-}
-
 // recv is one recvmsg(2) into c.p; false asks the poller to wait.
 func (c *edgeConn) recv(fd uintptr) bool {
 	c.n, c.oobn, _, _, c.rerr = syscall.Recvmsg(int(fd), c.p, c.oob[:], 0)

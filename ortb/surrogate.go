@@ -31,20 +31,16 @@ func loneSurrogate(b []byte) int {
 	}
 }
 
-// fixSurrogates rewrites, from offset i on, every lone surrogate escape in
-// b to \ufffd.
+// fixSurrogates rewrites every lone surrogate escape in b to \ufffd; i is
+// the first one's offset (loneSurrogate's answer).
 func fixSurrogates(b []byte, i int) {
-	for {
-		j := bytes.IndexByte(b[i:], '\\')
+	for i >= 0 {
+		copy(b[i:i+6], `\ufffd`)
+		j := loneSurrogate(b[i+6:])
 		if j < 0 {
 			return
 		}
-		i += j
-		n, lone := escapeAt(b, i)
-		if lone {
-			copy(b[i:i+6], `\ufffd`)
-		}
-		i += n
+		i += 6 + j
 	}
 }
 
