@@ -1,6 +1,7 @@
 package main
 
 import (
+	"math"
 	"os"
 	"testing"
 	"time"
@@ -69,5 +70,23 @@ func TestProcRunWait(t *testing.T) {
 	}
 	if _, err := procRunWait(os.Getpid()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// -serve-work's burner is calibrated to a positive, finite rate, and the
+// flag reaches it; a burn of zero returns at once.
+func TestServeWork(t *testing.T) {
+	b := newBurner()
+	if !(b.perUS > 0) || math.IsInf(b.perUS, 0) {
+		t.Fatalf("iterations per microsecond: %v", b.perUS)
+	}
+	b.burn(0)
+	b.burn(10 * time.Microsecond)
+	o, err := parseFlags([]string{"-serve", "trivial", "-serve-work", "15us"})
+	if err != nil || o.serveWork != 15*time.Microsecond {
+		t.Fatalf("-serve-work 15us: %v %v", o.serveWork, err)
+	}
+	if _, err := parseFlags([]string{"-serve-work", "lots"}); err == nil {
+		t.Fatal("-serve-work lots accepted")
 	}
 }

@@ -38,9 +38,7 @@ func serveTrivial(addr string, work time.Duration) error {
 	}
 	var b burner
 	if work > 0 {
-		runtime.LockOSThread() // calibrate on the thread that serves (GOMAXPROCS 1 where pinned)
 		b = newBurner()
-		runtime.UnlockOSThread()
 		slog.Info("trivial server burns per request", "work", work, "iterations", int(b.perUS*float64(work)/1e3))
 	}
 	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
@@ -72,6 +70,11 @@ func spin(n int) {
 }
 
 func newBurner() burner {
+	// Both clock readings must come from this thread: a goroutine moved to
+	// another thread between them reads another thread's clock, and a
+	// nonsense delta (zero or negative) made burns of seconds.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	const n = 1 << 20
 	best := time.Duration(1 << 62)
 	for range 20 {
@@ -84,7 +87,9 @@ func newBurner() burner {
 		}
 		spin(n)
 		_ = unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &t1)
-		best = min(best, time.Duration(t1.Nano()-t0.Nano()))
+		if d := time.Duration(t1.Nano() - t0.Nano()); d > 0 {
+			best = min(best, d)
+		}
 	}
 	return burner{perUS: float64(n) / max(float64(best)/1e3, 1e-3)}
 }
