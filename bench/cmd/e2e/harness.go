@@ -92,7 +92,7 @@ func (h *harness) measure(ctx context.Context, res *result) error {
 	if err := h.generate(ctx); err != nil {
 		return err
 	}
-	first, err := h.trivialRun(ctx, "first")
+	first, err := h.trivialRun(ctx, "first", nil)
 	if err != nil {
 		return err
 	}
@@ -116,11 +116,13 @@ func (h *harness) measure(ctx context.Context, res *result) error {
 			return err
 		}
 	}
-	last, err := h.trivialRun(ctx, "last")
+	last, err := h.trivialRun(ctx, "last", res)
+	if last.Wrk.Requests > 0 {
+		res.Trivial = append(res.Trivial, last)
+	}
 	if err != nil {
 		return err
 	}
-	res.Trivial = append(res.Trivial, last)
 	mean := (first.Wrk.ReqPerSec + last.Wrk.ReqPerSec) / 2
 	perCPU := (first.PerCPUSecond + last.PerCPUSecond) / 2
 	for i := range res.Servers {
@@ -196,7 +198,7 @@ func (h *harness) measured(ctx context.Context, addr string, pid int) (closedLoo
 
 func (h *harness) self() (string, error) { return os.Executable() }
 
-func (h *harness) trivialRun(ctx context.Context, which string) (closedLoop, error) {
+func (h *harness) trivialRun(ctx context.Context, which string, res *result) (closedLoop, error) {
 	addr, err := freePort()
 	if err != nil {
 		return closedLoop{}, err
@@ -224,7 +226,10 @@ func (h *harness) trivialRun(ctx context.Context, which string) (closedLoop, err
 	c.Requests, c.Ratio = float64(w.Requests), 1
 	h.logf("trivial fasthttp 204 (%s): %.0f req/s, p50 %s p99 %s, %.2f cores, %.2f waiting for a CPU (%.0f req per CPU-second)",
 		which, w.ReqPerSec, us(w.P50), us(w.P99), c.ServerCPU, c.RunWait, c.PerCPUSecond)
-	return c, nil
+	if res != nil {
+		res.TrivialLadder, err = h.floorSteps(ctx, addr, p.pid(), res.Servers)
+	}
+	return c, err
 }
 
 // bidderConfig writes the bidder's config for n campaigns.
@@ -290,7 +295,7 @@ func (h *harness) bidderRun(ctx context.Context, n int, idle bool) (serverRun, *
 	}
 	if slices.Contains(h.o.ladderCampaigns, n) {
 		for _, f := range h.o.ladder {
-			st, err := h.step(ctx, addr, metrics, f, run.Closed.Wrk.ReqPerSec)
+			st, err := h.step(ctx, addr, metrics, p.pid(), f, run.Closed.Wrk.ReqPerSec)
 			if err != nil {
 				return fail(err)
 			}
@@ -362,25 +367,21 @@ func modelOf(after, d series) *modelUse {
 }
 
 // step is one open-loop step at fraction f of the saturation sat.
-func (h *harness) step(ctx context.Context, addr, metrics string, f, sat float64) (ladderStep, error) {
+func (h *harness) step(ctx context.Context, addr, metrics string, pid int, f, sat float64) (ladderStep, error) {
 	st := ladderStep{Fraction: f}
 	rate := f * sat
 	if rate < 1 {
 		return st, fmt.Errorf("open loop at %.0f%% of %.0f req/s: rate under 1/s", 100*f, sat)
 	}
 	do := httpRequester(addr, h.body, h.o.olConns)
-	cfg := openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Expire: stepExpire}
-	if h.o.stepWarmup > 0 && rate*h.o.stepWarmup.Seconds() >= 1 {
-		if _, err := runOpenLoop(cfg, do); err != nil {
-			return st, err
-		}
+	if err := h.warmStep(rate, do); err != nil {
+		return st, err
 	}
 	before, err := scrape(ctx, metrics, bidderSeries...)
 	if err != nil {
 		return st, err
 	}
-	cfg.Duration = h.o.duration
-	if st.Client, err = runOpenLoop(cfg, do); err != nil {
+	if st.Client, st.stepCPU, err = h.measuredStep(pid, rate, do); err != nil {
 		return st, err
 	}
 	after, err := scrape(ctx, metrics, bidderSeries...)
@@ -398,9 +399,91 @@ func (h *harness) step(ctx context.Context, addr, metrics string, f, sat float64
 	if st.Server != nil {
 		srv = fmt.Sprintf("p50 %s p99 %s p99.9 %s max %s", st.Server.P50, st.Server.P99, st.Server.P999, st.Server.Max)
 	}
-	h.logf("  open loop %3.0f%%: %.0f req/s offered, %.0f answered/s, client p50 %s p99 %s p99.9 %s max %s (generator lag p99 %s, send delay p99 %s, %d errors); bidder %s",
-		100*f, rate, c.Achieved, us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), us(c.Lag.P99), us(c.SendDelay.P99), c.Errors, srv)
+	h.logf("  open loop %3.0f%%: %.0f req/s offered, %.0f answered/s, client p50 %s p99 %s p99.9 %s max %s (generator lag p99 %s, send delay p99 %s, %d errors); bidder %s; %s",
+		100*f, rate, c.Achieved, us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), us(c.Lag.P99), us(c.SendDelay.P99), c.Errors, srv, st.stepCPU)
 	return st, ctx.Err()
+}
+
+// floorSteps runs the trivial server (pid at addr) open loop at the rate of
+// every step of the bidder's ladders.
+func (h *harness) floorSteps(ctx context.Context, addr string, pid int, servers []serverRun) ([]floorStep, error) {
+	var out []floorStep
+	do := httpRequester(addr, h.body, h.o.olConns)
+	for _, sv := range servers {
+		if sv.Name != "bidder" {
+			continue
+		}
+		for _, st := range sv.Ladder {
+			fs := floorStep{Campaigns: sv.Campaigns, Fraction: st.Fraction}
+			rate := st.Client.Rate
+			if err := h.warmStep(rate, do); err != nil {
+				return out, err
+			}
+			var err error
+			if fs.Client, fs.stepCPU, err = h.measuredStep(pid, rate, do); err != nil {
+				return out, err
+			}
+			c := fs.Client
+			h.logf("  trivial open loop at the rate of the bidder's %.0f%% step at %d campaigns: %.0f req/s, client p50 %s p99 %s p99.9 %s max %s (generator lag p99 %s); %s",
+				100*st.Fraction, sv.Campaigns, rate, us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), us(c.Lag.P99), fs.stepCPU)
+			out = append(out, fs)
+			if err := ctx.Err(); err != nil {
+				return out, err
+			}
+		}
+	}
+	return out, nil
+}
+
+// warmStep is the unmeasured open-loop run before a step.
+func (h *harness) warmStep(rate float64, do requestFunc) error {
+	if h.o.stepWarmup <= 0 || rate*h.o.stepWarmup.Seconds() < 1 {
+		return nil
+	}
+	_, err := runOpenLoop(openLoopConfig{Rate: rate, Duration: h.o.stepWarmup, Conns: h.o.olConns, Expire: stepExpire}, do)
+	return err
+}
+
+// measuredStep is one measured open-loop step, with the server's (pid) CPU
+// time and, when pinned, how busy its CPUs and the load's were.
+func (h *harness) measuredStep(pid int, rate float64, do requestFunc) (openLoopResult, stepCPU, error) {
+	var sc stepCPU
+	c0, err := procCPU(pid)
+	if err != nil {
+		return openLoopResult{}, sc, err
+	}
+	s0, err1 := readCPUTicks(h.o.serverCPU)
+	l0, err2 := readCPUTicks(h.o.loadCPU)
+	cpuErr := errors.Join(err1, err2)
+	t0 := time.Now()
+	res, err := runOpenLoop(openLoopConfig{Rate: rate, Duration: h.o.duration, Conns: h.o.olConns, Expire: stepExpire}, do)
+	if err != nil {
+		return res, sc, err
+	}
+	elapsed := time.Since(t0)
+	c1, err := procCPU(pid)
+	if err != nil {
+		return res, sc, err
+	}
+	s1, err1 := readCPUTicks(h.o.serverCPU)
+	l1, err2 := readCPUTicks(h.o.loadCPU)
+	sc.ServerCPU = (c1 - c0).Seconds() / elapsed.Seconds()
+	if res.Answered > 0 {
+		sc.CPUPerRequest = float64((c1 - c0).Microseconds()) / float64(res.Answered)
+	}
+	if h.pinned && cpuErr == nil && errors.Join(err1, err2) == nil {
+		sc.ServerCoreBusy, sc.LoadCoreBusy = s1.busyShare(s0), l1.busyShare(l0)
+	}
+	return res, sc, nil
+}
+
+// String is the step's CPU in words, for the log.
+func (c stepCPU) String() string {
+	s := fmt.Sprintf("server %.2f cores, %.0f µs of CPU a request", c.ServerCPU, c.CPUPerRequest)
+	if c.ServerCoreBusy > 0 || c.LoadCoreBusy > 0 {
+		s += fmt.Sprintf("; server CPU %.0f%% busy, load CPU %.0f%%", 100*c.ServerCoreBusy, 100*c.LoadCoreBusy)
+	}
+	return s
 }
 
 // idle measures the bidder's CPU time over the idle window after settling.

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -140,5 +143,43 @@ func TestOpenLoopExpires(t *testing.T) {
 	}
 	if n.Load()+res.Errors != res.Scheduled || res.OK != n.Load() {
 		t.Errorf("sent %d + dropped %d != scheduled %d (ok %d)", n.Load(), res.Errors, res.Scheduled, res.OK)
+	}
+}
+
+// floorSteps sends the trivial server one step at the rate of each of the
+// bidder's ladder steps, and none for the baseline's.
+func TestFloorSteps(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) { ctx.SetStatusCode(fasthttp.StatusNoContent) }}
+	go func() { _ = s.Serve(ln) }()
+	defer s.Shutdown()
+	h := &harness{o: &options{duration: 300 * time.Millisecond, olConns: 4, serverCPU: "0", loadCPU: "0"}, out: io.Discard,
+		pinned: true, body: []byte(`{}`)}
+	servers := []serverRun{
+		{Name: "bidder", Campaigns: 1000, Ladder: []ladderStep{{Fraction: 0.1, Client: openLoopResult{Rate: 100}}, {Fraction: 0.5, Client: openLoopResult{Rate: 400}}}},
+		{Name: "baseline", Campaigns: 1000, Ladder: []ladderStep{{Fraction: 0.5, Client: openLoopResult{Rate: 300}}}},
+	}
+	got, err := h.floorSteps(context.Background(), ln.Addr().String(), os.Getpid(), servers)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("%d steps, want 2: %+v", len(got), got)
+	}
+	for i, want := range []struct{ f, rate float64 }{{0.1, 100}, {0.5, 400}} {
+		st := got[i]
+		c := st.Client
+		if st.Campaigns != 1000 || st.Fraction != want.f || c.Rate != want.rate {
+			t.Errorf("step %d: %d campaigns, %v, %v req/s; want 1000, %v, %v", i, st.Campaigns, st.Fraction, c.Rate, want.f, want.rate)
+		}
+		if c.Answered != c.Scheduled || c.NoBid != c.Scheduled || c.Errors != 0 {
+			t.Errorf("step %d: %d scheduled, %d answered, %d 204, %d errors", i, c.Scheduled, c.Answered, c.NoBid, c.Errors)
+		}
+		if st.ServerCPU < 0 || st.ServerCoreBusy < 0 || st.ServerCoreBusy > 1 || st.LoadCoreBusy > 1 {
+			t.Errorf("step %d: CPU %+v", i, st.stepCPU)
+		}
 	}
 }

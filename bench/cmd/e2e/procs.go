@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -247,4 +248,87 @@ func parseSchedstatWait(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("schedstat: %w", err)
 	}
 	return time.Duration(v), nil
+}
+
+// cpuTicks is the busy and total time of some CPUs, in USER_HZ ticks, from
+// /proc/stat.
+type cpuTicks struct{ busy, total uint64 }
+
+// busyShare is the share of (b - a)'s time the CPUs were busy.
+func (b cpuTicks) busyShare(a cpuTicks) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return float64(b.busy-a.busy) / float64(b.total-a.total)
+}
+
+// readCPUTicks sums /proc/stat's lines of the CPUs in list (a taskset list:
+// "0", "0,2", "1-3").
+func readCPUTicks(list string) (cpuTicks, error) {
+	cpus, err := parseCPUList(list)
+	if err != nil {
+		return cpuTicks{}, err
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTicks{}, err
+	}
+	return parseProcStat(string(b), cpus)
+}
+
+// parseProcStat sums the cpuN lines of cpus. Busy is everything but idle
+// and iowait: user, nice, system, irq, softirq and steal, so the kernel's
+// network work on the CPU counts as well as the processes'. (guest time is
+// already inside user.)
+func parseProcStat(s string, cpus []int) (cpuTicks, error) {
+	var t cpuTicks
+	found := 0
+	for line := range strings.SplitSeq(s, "\n") {
+		f := strings.Fields(line)
+		if len(f) < 9 || !strings.HasPrefix(f[0], "cpu") || f[0] == "cpu" {
+			continue
+		}
+		n, err := strconv.Atoi(f[0][3:])
+		if err != nil || !slices.Contains(cpus, n) {
+			continue
+		}
+		for i, v := range f[1:9] { // user nice system idle iowait irq softirq steal
+			x, err := strconv.ParseUint(v, 10, 64)
+			if err != nil {
+				return cpuTicks{}, fmt.Errorf("/proc/stat %s: %w", f[0], err)
+			}
+			t.total += x
+			if i != 3 && i != 4 {
+				t.busy += x
+			}
+		}
+		found++
+	}
+	if found != len(cpus) {
+		return cpuTicks{}, fmt.Errorf("/proc/stat: %d of CPUs %v found", found, cpus)
+	}
+	return t, nil
+}
+
+// parseCPUList reads a taskset CPU list.
+func parseCPUList(s string) ([]int, error) {
+	var cpus []int
+	for part := range strings.SplitSeq(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a || b-a > 4096 {
+			return nil, fmt.Errorf("CPU list %q not understood", s)
+		}
+		for c := a; c <= b; c++ {
+			if !slices.Contains(cpus, c) {
+				cpus = append(cpus, c)
+			}
+		}
+	}
+	return cpus, nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -88,5 +89,59 @@ func TestServeWork(t *testing.T) {
 	}
 	if _, err := parseFlags([]string{"-serve-work", "lots"}); err == nil {
 		t.Fatal("-serve-work lots accepted")
+	}
+}
+
+func TestParseProcStat(t *testing.T) {
+	// user nice system idle iowait irq softirq steal guest guest_nice
+	stat := "cpu  300 0 100 500 10 0 20 5 0 0\n" +
+		"cpu0 200 0 60 100 5 0 15 5 0 0\n" +
+		"cpu1 100 0 40 400 5 0 5 0 0 0\n" +
+		"intr 12345 0 0\nctxt 999\n"
+	got, err := parseProcStat(stat, []int{0})
+	if err != nil || got != (cpuTicks{busy: 280, total: 385}) {
+		t.Errorf("cpu0: %+v %v", got, err)
+	}
+	got, err = parseProcStat(stat, []int{0, 1})
+	if err != nil || got != (cpuTicks{busy: 425, total: 935}) {
+		t.Errorf("cpu0,1: %+v %v", got, err)
+	}
+	if _, err := parseProcStat(stat, []int{2}); err == nil {
+		t.Error("a CPU missing from /proc/stat accepted")
+	}
+	if _, err := parseProcStat("cpu0 1 x 3 4 5 6 7 8\n", []int{0}); err == nil {
+		t.Error("a non-number accepted")
+	}
+	a, b := cpuTicks{busy: 100, total: 1000}, cpuTicks{busy: 400, total: 1400}
+	if s := b.busyShare(a); math.Abs(s-0.75) > 1e-9 {
+		t.Errorf("busy share %v, want 0.75", s)
+	}
+	if s := a.busyShare(a); s != 0 {
+		t.Errorf("busy share over no time %v, want 0", s)
+	}
+}
+
+func TestParseCPUList(t *testing.T) {
+	for in, want := range map[string][]int{"0": {0}, "1": {1}, "0,2": {0, 2}, "1-3": {1, 2, 3}, "0,2-3,2": {0, 2, 3}} {
+		got, err := parseCPUList(in)
+		if err != nil || !slices.Equal(got, want) {
+			t.Errorf("%q: %v %v, want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "3-1", "-1", "0-", "0-99999"} {
+		if got, err := parseCPUList(bad); err == nil {
+			t.Errorf("%q accepted as %v", bad, got)
+		}
+	}
+}
+
+// On Linux the machine's own /proc/stat reads for CPU 0.
+func TestReadCPUTicks(t *testing.T) {
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		t.Skip("no /proc/stat")
+	}
+	got, err := readCPUTicks("0")
+	if err != nil || got.total == 0 || got.busy > got.total {
+		t.Errorf("%+v %v", got, err)
 	}
 }

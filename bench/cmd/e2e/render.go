@@ -181,9 +181,11 @@ func writeLadder(b *strings.Builder, res *result) {
 	b.WriteString("**Open loop** (requests on a fixed schedule; client latency from the scheduled send, so the generator's own lateness " +
 		"counts too: its lag behind the schedule, p99, is the last column; bidder: the histogram bucket holding each percentile, arrival to response, " +
 		"so it leaves out the kernel and the queue before the handler; errors: requests failed, or dropped unsent " + stepExpire.String() +
-		" after their due time, counted at that latency)\n\n")
-	b.WriteString("| campaigns | load | offered req/s | answered req/s | bid % | client p50 | p99 | p99.9 | max | bidder p50 | p99 | p99.9 | max | errors | generator lag p99 |\n")
-	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|\n")
+		" after their due time, counted at that latency; server cores: the server process's CPU time over the step, in cores, and " +
+		"µs/request: that time per answered request; busy: the share of the server's CPU, and of the load generator's, busy with anything, " +
+		"the kernel's network work included, from /proc/stat when the two are pinned apart)\n\n")
+	b.WriteString("| campaigns | load | offered req/s | answered req/s | bid % | client p50 | p99 | p99.9 | max | bidder p50 | p99 | p99.9 | max | errors | generator lag p99 | server cores | server CPU µs/request | server CPU busy | load CPU busy |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, sv := range res.Servers {
 		for _, st := range sv.Ladder {
 			c := st.Client
@@ -191,9 +193,22 @@ func writeLadder(b *strings.Builder, res *result) {
 			if s := st.Server; s != nil {
 				sp = [4]string{s.P50.Range(), s.P99.Range(), s.P999.Range(), s.Max.Range()}
 			}
-			fmt.Fprintf(b, "| %s | %.0f%% | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+			fmt.Fprintf(b, "| %s | %.0f%% | %s | %s | %.1f | %s | %s | %s | %s | %s | %s | %s | %s | %d | %s | %s |\n",
 				thousands(float64(sv.Campaigns)), 100*st.Fraction, thousands(c.Rate), thousands(c.Achieved), 100*st.BidShare,
-				us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), sp[0], sp[1], sp[2], sp[3], c.Errors, us(c.Lag.P99))
+				us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), sp[0], sp[1], sp[2], sp[3], c.Errors, us(c.Lag.P99),
+				st.stepCPU.cells())
+		}
+	}
+	if len(res.TrivialLadder) > 0 {
+		b.WriteString("\n**The trivial fasthttp 204 server, open loop at the same rates** (during its last run: what the machine, the kernel and " +
+			"the generator cost at each rate with no work at all; the bidder's client-side latency cannot be lower)\n\n")
+		b.WriteString("| rate of the bidder's step | offered req/s | answered req/s | client p50 | p99 | p99.9 | max | over 10 ms | errors | generator lag p99 | server cores | server CPU µs/request | server CPU busy | load CPU busy |\n")
+		b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+		for _, fs := range res.TrivialLadder {
+			c := fs.Client
+			fmt.Fprintf(b, "| %.0f%% at %s campaigns | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |\n",
+				100*fs.Fraction, thousands(float64(fs.Campaigns)), thousands(c.Rate), thousands(c.Achieved),
+				us(c.Latency.P50), us(c.Latency.P99), us(c.Latency.P999), us(c.Latency.Max), c.Over10ms, c.Errors, us(c.Lag.P99), fs.stepCPU.cells())
 		}
 	}
 	b.WriteString("\n")
@@ -208,6 +223,17 @@ func writeLadder(b *strings.Builder, res *result) {
 			}
 		}
 	}
+}
+
+// cells is a step's CPU as the last four table cells.
+func (c stepCPU) cells() string {
+	busy := func(v float64) string {
+		if v <= 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.0f%%", 100*v)
+	}
+	return fmt.Sprintf("%.2f | %.0f | %s | %s", c.ServerCPU, c.CPUPerRequest, busy(c.ServerCoreBusy), busy(c.LoadCoreBusy))
 }
 
 // summaryText is what the command prints at the end.

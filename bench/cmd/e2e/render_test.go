@@ -18,7 +18,8 @@ func sampleResult() *result {
 	step := func(f, rate float64, lat *serverLatency) ladderStep {
 		return ladderStep{Fraction: f, Server: lat, Requests: rate * 10, Bids: rate * 10, BidShare: 1,
 			Client: openLoopResult{Rate: rate, Achieved: rate, Seconds: 10, Latency: latencySummary{P50: 400, P99: 1500, P999: 4000, Max: 9000},
-				SendDelay: latencySummary{P99: 300}, Lag: latencySummary{P99: 120}}}
+				SendDelay: latencySummary{P99: 300}, Lag: latencySummary{P99: 120}},
+			stepCPU: stepCPU{ServerCPU: f, CPUPerRequest: 1e6 * f / rate, ServerCoreBusy: min(1.3*f, 1), LoadCoreBusy: 0.6 * f}}
 	}
 	return &result{Schema: 1, Date: "2026-12-02T19:00:00Z", Commit: "0123456789abcdef0123", Command: "make bench-e2e",
 		Machine: machine{CPUs: 2, CPUModel: "AMD EPYC", Kernel: "6.1", Go: "go1.26", Wrk: "wrk 4.1.0", Pinned: true, ServerCPU: "0", LoadCPU: "1",
@@ -38,6 +39,9 @@ func sampleResult() *result {
 				Ladder: []ladderStep{withErrors(step(0.5, 10000, srvLat(1000, 2000, 2)), map[string]int64{"timeout": 5, "connection reset": 2})}},
 			{Name: "baseline", Campaigns: 1000, Closed: closedLoop{Wrk: wrkResult{ReqPerSec: 6000}, Ratio: 6000.0 / 78000, Requests: 60000, Bids: 60000, BidShare: 1}},
 		},
+		TrivialLadder: []floorStep{{Campaigns: 1000, Fraction: 0.5, Client: openLoopResult{Rate: 21000, Achieved: 20990, Over10ms: 12,
+			Latency: latencySummary{P50: 150, P99: 900, P999: 3500, Max: 12000}, Lag: latencySummary{P99: 110}},
+			stepCPU: stepCPU{ServerCPU: 0.4, CPUPerRequest: 19, ServerCoreBusy: 0.55, LoadCoreBusy: 0.7}}},
 		Idle: &idleRun{Campaigns: 10000, Settle: 15, Window: 30, CPUSeconds: 0.3, CPUPercent: 1, RSSMiB: 200, PeakMiB: 210},
 	}
 }
@@ -97,7 +101,8 @@ func TestMarkdown(t *testing.T) {
 		"| trivial fasthttp 204 (last) | - | 76,000 | 1 | - | 0.95 | 0.00 | 80,000 | 1 |",
 		"| bidder | 1,000 | 42,000 | 0.54 | 99.8 | 0.70 | 0.30 | 60,000 | 0.75 | 700us | 2.10ms | 12.00ms | (750us, 1.00ms] | mlp>gbdt (cpu), 6.0 | 120 MiB |",
 		"| baseline | 1,000 | 6,000 | 0.08 | 100.0 |",
-		"| 1,000 | 50% | 21,000 | 21,000 | 100.0 | 400us | 1.50ms | 4.00ms | 9.00ms | (100us, 200us] | (750us, 1.00ms] | (2.00ms, 3.00ms] | (5.00ms, 7.50ms] | 0 | 120us |",
+		"| 1,000 | 50% | 21,000 | 21,000 | 100.0 | 400us | 1.50ms | 4.00ms | 9.00ms | (100us, 200us] | (750us, 1.00ms] | (2.00ms, 3.00ms] | (5.00ms, 7.50ms] | 0 | 120us | 0.50 | 24 | 65% | 30% |",
+		"| 50% at 1,000 campaigns | 21,000 | 20,990 | 150us | 900us | 3.50ms | 12.00ms | 12 | 0 | 110us | 0.40 | 19 | 55% | 70% |",
 		"**Idle** at 10,000 campaigns: 1.00% of a core",
 		"| saturation, 10000 campaigns, bundled models | >= 0.4x the trivial server, >= 90% bidding | 0.26x (20000 req/s), 75.0% bidding | MISS |",
 		"No-bids of the bidder at 1,000 campaigns in the measured window: deadline 1000.",

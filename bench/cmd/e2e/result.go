@@ -15,10 +15,14 @@ type result struct {
 	// Trivial is the fasthttp 204 server, measured first and last: the
 	// ratios use their mean.
 	Trivial []closedLoop `json:"trivial"`
-	Servers []serverRun  `json:"servers"`
-	Idle    *idleRun     `json:"idle,omitempty"`
-	Targets []target     `json:"targets"`
-	Seconds float64      `json:"seconds"` // the whole run
+	// TrivialLadder is the trivial server again, open loop at the rates of
+	// the bidder's ladder steps (during its last run): what the machine,
+	// the kernel and the generator cost at that rate with no work at all.
+	TrivialLadder []floorStep `json:"trivial_open_loop,omitempty"`
+	Servers       []serverRun `json:"servers"`
+	Idle          *idleRun    `json:"idle,omitempty"`
+	Targets       []target    `json:"targets"`
+	Seconds       float64     `json:"seconds"` // the whole run
 }
 
 type machine struct {
@@ -116,6 +120,34 @@ type ladderStep struct {
 	Requests float64        `json:"server_requests"`
 	Bids     float64        `json:"server_bids"`
 	BidShare float64        `json:"bid_share"`
+	stepCPU
+}
+
+// floorStep is the trivial server open loop at the rate of the bidder's
+// step at Campaigns and Fraction.
+type floorStep struct {
+	Campaigns int            `json:"campaigns"`
+	Fraction  float64        `json:"fraction"`
+	Client    openLoopResult `json:"client"`
+	stepCPU
+}
+
+// stepCPU is where the CPU went during an open-loop step. On this kind of
+// machine a request that wakes an idle CPU costs several times what it
+// costs in a saturated closed loop, so half of the closed-loop saturation
+// is not half of the server's CPU.
+type stepCPU struct {
+	// ServerCPU is the server process's CPU time over the step, in cores,
+	// and CPUPerRequest that time per answered request (µs).
+	ServerCPU     float64 `json:"server_cpu_cores"`
+	CPUPerRequest float64 `json:"server_cpu_us_per_request"`
+	// ServerCoreBusy and LoadCoreBusy are the shares of the server's CPUs
+	// and of the load generator's that were busy with anything (processes,
+	// the kernel's network work, interrupts): from /proc/stat, only when
+	// the two are pinned apart. A load CPU near 1 means the generator, not
+	// the server, set the latency.
+	ServerCoreBusy float64 `json:"server_cpus_busy,omitempty"`
+	LoadCoreBusy   float64 `json:"load_cpus_busy,omitempty"`
 }
 
 // idleRun is the bidder's CPU and memory with no traffic.
