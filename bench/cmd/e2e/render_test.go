@@ -90,9 +90,10 @@ func TestEvaluate(t *testing.T) {
 func TestMarkdown(t *testing.T) {
 	res := sampleResult()
 	res.Targets = evaluate(res)
-	md := markdown(res)
+	md := markdown(res, "out/bench-e2e")
 	for _, want := range []string{
 		"`make bench-e2e`",
+		"from its `out/bench-e2e/result.json` (plot: `out/bench-e2e/plot.svg`)",
 		"commit 0123456789ab",
 		"load average: 0.50, 0.40, 0.30",
 		"load average: 1.50, 0.90, 0.50",
