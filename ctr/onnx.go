@@ -17,9 +17,9 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 )
 
-// ONNX scores rows with an ONNX model on ONNX Runtime. One session per
-// power-of-two batch size, each with pre-allocated input and output tensors,
-// so a run makes no allocation; runs are serialised (one set of tensors).
+// ONNX scores rows with an ONNX model on ONNX Runtime. One session, and per
+// power-of-two batch size pre-allocated input and output tensors bound to it
+// (an IoBinding each), so a run makes no allocation; runs are serialised.
 // Use it directly, or under a Batcher to gather rows from concurrent callers.
 //
 // It takes feature rows whatever the model's input form (Manifest.InputForm):
@@ -33,7 +33,13 @@ type ONNX struct {
 	conv     *wideDeepConv // nil: input form rows
 	top      int           // index of the largest bucket; immutable after load
 
-	mu      sync.Mutex // guards buckets (tensor contents, session runs) and closed
+	mu sync.Mutex // guards sess, buckets (tensor contents, runs) and closed
+	// sess is the one session of the model: every bucket runs it through
+	// its own binding of its tensors. (A session per bucket, as before,
+	// held a copy of the weights and arenas each: 69 MB more RSS for the
+	// ten buckets of MaxBatch 512 than for one, and a run in one bucket
+	// found the weights another bucket's run had left in the cache cold.)
+	sess    *ort.DynamicAdvancedSession
 	buckets []onnxBucket
 	closed  bool
 
@@ -45,7 +51,7 @@ type onnxBucket struct {
 	rows int
 	ins  []ort.Value // the session's inputs, in onnxIO.inputs order
 	out  *ort.Tensor[float32]
-	sess *ort.AdvancedSession
+	bind *ort.IoBinding // ins and out bound to the model's session
 	// Input data: rowsD for input form rows; wideD, deepD, numD for
 	// wide_deep_ids (deepD and numD empty when the model has no such input).
 	rowsD        []float32
@@ -234,8 +240,8 @@ func onnxCheckIO(data []byte, m *Manifest) (onnxIO, error) {
 	return io, nil
 }
 
-// build creates one session per bucket, on CUDA when asked for and it
-// loads, else on CPU.
+// build creates the session and the buckets' tensors and bindings, on CUDA
+// when asked for and it loads, else on CPU.
 func (x *ONNX) build(data []byte, io onnxIO, opts *ONNXOptions) error {
 	top := onnxBucketFor(opts.MaxBatch)
 	x.top = top
@@ -295,6 +301,9 @@ func (x *ONNX) buildBuckets(data []byte, io onnxIO, top int, opts *ONNXOptions) 
 		return err
 	}
 	defer so.Destroy()
+	if x.sess, err = ort.NewDynamicAdvancedSessionWithONNXData(data, io.inputs, []string{io.output}, so); err != nil {
+		return err
+	}
 	want := onnxInputsFor(x.manifest)
 	for b := 0; b <= top; b++ {
 		x.buckets = append(x.buckets, onnxBucket{rows: 1 << b})
@@ -307,15 +316,24 @@ func (x *ONNX) buildBuckets(data []byte, io onnxIO, top int, opts *ONNXOptions) 
 		if bp.out, err = ort.NewEmptyTensor[float32](ort.NewShape(int64(bp.rows), 1)); err != nil {
 			return err
 		}
-		bp.sess, err = ort.NewAdvancedSessionWithONNXData(data, io.inputs, []string{io.output},
-			bp.ins, []ort.Value{bp.out}, so)
-		if err != nil {
+		if bp.bind, err = x.sess.CreateIoBinding(); err != nil {
+			return err
+		}
+		for i, name := range io.inputs {
+			if err := bp.bind.BindInput(name, bp.ins[i]); err != nil {
+				return err
+			}
+		}
+		if err := bp.bind.BindOutput(io.output, bp.out); err != nil {
 			return err
 		}
 		bp.outD = bp.out.GetData()
 	}
 	return nil
 }
+
+// run runs bucket b's bound tensors through the session.
+func (x *ONNX) run(b int) error { return x.sess.RunWithBinding(x.buckets[b].bind) }
 
 // addInput allocates the tensor of one input and keeps its data.
 func (bk *onnxBucket) addInput(w onnxWant) error {
@@ -349,8 +367,8 @@ func (bk *onnxBucket) addInput(w onnxWant) error {
 func (x *ONNX) destroyBuckets() {
 	for i := range x.buckets {
 		b := &x.buckets[i]
-		if b.sess != nil {
-			b.sess.Destroy()
+		if b.bind != nil {
+			b.bind.Destroy()
 		}
 		for _, in := range b.ins {
 			in.Destroy()
@@ -360,6 +378,10 @@ func (x *ONNX) destroyBuckets() {
 		}
 	}
 	x.buckets = x.buckets[:0]
+	if x.sess != nil {
+		x.sess.Destroy()
+		x.sess = nil
+	}
 }
 
 // put writes rows (whole feature rows) into bucket b's inputs from row off
@@ -395,7 +417,7 @@ func (x *ONNX) warm() error {
 	for b := range x.buckets {
 		for i := range onnxWarmRuns + onnxWarmTimed {
 			start := time.Now()
-			if err := x.buckets[b].sess.Run(); err != nil {
+			if err := x.run(b); err != nil {
 				return fmt.Errorf("%w: model %s: warm-up run of %d rows: %v", ErrBadModel, x.name, x.buckets[b].rows, err)
 			}
 			if i >= onnxWarmRuns {
@@ -507,7 +529,7 @@ func (x *ONNX) Score(deadline time.Time, rows []float32, out []float32) error {
 // runLocked runs bucket b and folds its time into the estimate.
 func (x *ONNX) runLocked(b int) error {
 	start := time.Now()
-	if err := x.buckets[b].sess.Run(); err != nil {
+	if err := x.run(b); err != nil {
 		return fmt.Errorf("%w: onnx run: %v", ErrUnavailable, err)
 	}
 	x.est[b].Store(int64(onnxEWMA(time.Duration(x.est[b].Load()), time.Since(start))))
