@@ -152,7 +152,8 @@ func TestRender(t *testing.T) {
 		t.Errorf("docs:\n%s", md)
 	}
 	svg, err := os.ReadFile(filepath.Join(dir, "plot.svg"))
-	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("polyline")) || !bytes.HasSuffix(svg, []byte("</svg>\n")) {
+	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) || !bytes.Contains(svg, []byte("polyline")) ||
+		!bytes.Contains(svg, []byte("trivial 204, same rates")) || !bytes.HasSuffix(svg, []byte("</svg>\n")) {
 		t.Errorf("plot: %v\n%.300s", err, svg)
 	}
 	if !strings.Contains(out.String(), "MISS   saturation, 10000 campaigns") {

@@ -112,6 +112,11 @@ func latencyPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 			}
 		}
 	}
+	for _, fs := range res.TrivialLadder {
+		if v := fs.Client.Latency.P99; v > 0 {
+			lo, hi = min(lo, v), max(hi, v)
+		}
+	}
 	if maxFrac == 0 {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f">no open-loop steps in this run</text>`+"\n", x0+20, y0+ph/2)
 		return
@@ -167,7 +172,29 @@ func latencyPanel(b *strings.Builder, res *result, x0, y0, pw, ph float64) {
 		fmt.Fprintf(b, `<text x="%.1f" y="%.1f" fill="%s">%s, %s campaigns</text>`+"\n", x0, ly, color, s.Name, thousands(float64(s.Campaigns)))
 		row++
 	}
+	// The trivial server at the rates of each bidder ladder: its client p99,
+	// grey, one line per campaign count (the x of the bidder's step).
+	floors := map[int][]string{}
+	var order []int
+	for _, fs := range res.TrivialLadder {
+		if fs.Client.Latency.P99 <= 0 {
+			continue
+		}
+		if _, ok := floors[fs.Campaigns]; !ok {
+			order = append(order, fs.Campaigns)
+		}
+		x, y := xs(fs.Fraction), ys(fs.Client.Latency.P99)
+		floors[fs.Campaigns] = append(floors[fs.Campaigns], fmt.Sprintf("%.1f,%.1f", x, y))
+		fmt.Fprintf(b, `<path d="M%.1f %.1f l6 6 m0 -6 l-6 6" stroke="#999"/>`+"\n", x-3, y-3)
+	}
+	for _, n := range order {
+		fmt.Fprintf(b, `<polyline points="%s" fill="none" stroke="#999" stroke-width="1" stroke-dasharray="6,3"/>`+"\n", strings.Join(floors[n], " "))
+	}
 	lx, ly := x0+175, y0+ph+52
+	if len(order) > 0 {
+		fmt.Fprintf(b, `<path d="M%.1f %.1f l6 6 m0 -6 l-6 6" stroke="#999"/><text x="%.1f" y="%.1f" fill="#777">trivial 204, same rates: p99</text>`+"\n",
+			lx+8, ly+14*4-7.5, lx+30, ly+14*4)
+	}
 	for k, d := range dashes {
 		fmt.Fprintf(b, `<path d="M%.1f %.1f h24" stroke="black" stroke-dasharray="%s"/><text x="%.1f" y="%.1f">client %s</text>`+"\n",
 			lx, ly-4+14*float64(k), d.dash, lx+30, ly+14*float64(k), d.name)
