@@ -266,7 +266,9 @@ func (c ShadingConfig) options() shading.Config {
 }
 
 // CurrencyConfig is the rate table: units of Base per one unit of each
-// currency. A floor or bid in a currency not in the table means no bid.
+// currency. A floor or bid in a currency not in the table means no bid. A
+// floor without bidfloorcur is in USD (OpenRTB's default), whatever Base is:
+// without a USD rate such a floor means no bid.
 type CurrencyConfig struct {
 	Base  string             `yaml:"base"`  // campaign budgets and bids are in this currency (default USD)
 	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1)
