@@ -25,6 +25,10 @@ type slot struct {
 	floor int64 // floor in response-currency CPM micros (deal floor when a deal matched)
 	upper int64 // most this candidate can bid, response-currency CPM micros
 	fixed bool  // fixed CPM: upper is its price, whatever the model says
+	// freqLeft is how many more impressions of the campaign the user may
+	// see (math.MaxInt64 without a frequency cap): the request bids it on
+	// at most that many imps.
+	freqLeft int64
 }
 
 // choice is the winning bid for one imp.
@@ -542,8 +546,11 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if upper < floor || upper <= 0 {
 		return slot{upper: upper}, reasonBelowFloor
 	}
-	if camp.FreqCap.Count > 0 && !cat.money.freqAllow(camp.Index, user, bc.now) {
-		return slot{}, reasonFreqCap
+	freqLeft := int64(math.MaxInt64)
+	if camp.FreqCap.Count > 0 {
+		if freqLeft = cat.money.freqLeft(camp.Index, user, bc.now); freqLeft <= 0 {
+			return slot{}, reasonFreqCap
+		}
 	}
 	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok {
@@ -552,7 +559,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
+	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone
 }
 
 // keepBest appends sl to the imp's slots [first:], keeping at most k by
@@ -605,6 +612,12 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		camp := sl.cand.Campaign
 		b := &bc.best[sl.imp]
+		if sl.freqLeft != math.MaxInt64 && bc.bidsBefore(sl.imp, camp) >= sl.freqLeft {
+			// Earlier imps of this request already bid the campaign as
+			// often as the user may still see it.
+			cat.stats[camp.Index].nobid(bc.stripe, reasonFreqCap)
+			continue
+		}
 		var p int64
 		var v float64 // the bid's value in campaign-currency CPM micros, shaded
 		ok := false
@@ -698,6 +711,19 @@ func qtyMultiplier(imp *ortb.Imp, l *LimitsConfig) (float64, bool) {
 		return 0, false
 	}
 	return m, true
+}
+
+// bidsBefore counts the imps before imp i whose bid is campaign c's. The
+// slots are grouped by imp in imp order, so those bids are final when imp
+// i's slots are priced (a hold that fails later only makes this count high).
+func (bc *bidCtx) bidsBefore(i int, c *campaigns.Campaign) int64 {
+	n := int64(0)
+	for j := 0; j < i && j < len(bc.best); j++ {
+		if b := &bc.best[j]; b.slot >= 0 && bc.slots[b.slot].cand.Campaign == c {
+			n++
+		}
+	}
+	return n
 }
 
 // podTaken reports whether an earlier imp of the same ad pod (video or
