@@ -427,6 +427,8 @@ type BudgetConfig struct {
 	// NATSURLs connects to an external cluster; empty runs NATS embedded.
 	NATSURLs []string `yaml:"nats_urls"`
 	// StoreDir is the embedded server's JetStream directory (default data/nats).
+	// One process at a time: a second one on the same directory (a restart
+	// that did not wait for the old process) fails to start after 2 s.
 	StoreDir string `yaml:"store_dir"`
 	// EmbeddedListen exposes the embedded server to other instances
 	// (host:port); empty keeps it in-process only.
