@@ -1,10 +1,12 @@
 package bidder
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -67,6 +69,9 @@ type bidCtx struct {
 	ex    *exchange
 	shade []impShade // per imp, when the request learns (shade.go)
 	now   time.Time
+	// big: the body parsed was over poolBodyMax; the context is dropped
+	// instead of pooled.
+	big bool
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -109,7 +114,47 @@ func (s *Server) getBidCtx() *bidCtx {
 	return &bidCtx{stripe: int(n)}
 }
 
+// poolBodyMax is the largest (decompressed) body whose request context is
+// pooled. fastjson's value cache and the Request's slices keep the size of
+// the largest request a context parsed, about 200 times its body at worst
+// (2.7 MB for 16 KiB of "1,1,..."; 46 MB for 253 KB of tiny imps): pooled,
+// one burst of large bodies would stay in the heap for as long as traffic
+// reuses the contexts. Real requests are a few KB.
+const poolBodyMax = 16 << 10
+
+// maxJSONValues bounds the JSON values of a body over poolBodyMax: fastjson
+// builds a value for each before the Request view reads any, at up to ~400
+// bytes apiece, so 256 KB of "1,1,..." took 53 MB per request in flight.
+// Real requests have a few hundred.
+const maxJSONValues = 1 << 14
+
+var errTooManyValues = "malformed request: more than " + strconv.Itoa(maxJSONValues) + " JSON values"
+
+// jsonValuesOver reports whether body may hold more than n JSON values: a
+// value is the first of the document, follows a comma or opens a container
+// (commas and brackets inside strings count too: an upper bound).
+func jsonValuesOver(body []byte, n int) bool {
+	c := 1 + bytes.Count(body, comma)
+	if c > n {
+		return true
+	}
+	c += bytes.Count(body, openObject)
+	if c > n {
+		return true
+	}
+	return c+bytes.Count(body, openArray) > n
+}
+
+var (
+	comma      = []byte(",")
+	openObject = []byte("{")
+	openArray  = []byte("[")
+)
+
 func (s *Server) putBidCtx(bc *bidCtx) {
+	if bc.big {
+		return // left to the collector
+	}
 	bc.reset()
 	s.pool.p.Put(bc)
 }
@@ -169,6 +214,10 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		body = bc.body
+	}
+	if bc.big = len(body) > poolBodyMax; bc.big && jsonValuesOver(body, maxJSONValues) {
+		s.badRequest(ctx, bc, errTooManyValues)
+		return
 	}
 	if err := bc.parser.Parse(body, &bc.req); err != nil {
 		s.badRequest(ctx, bc, err.Error())
