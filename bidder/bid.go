@@ -128,7 +128,7 @@ const poolBodyMax = 16 << 10
 // Real requests have a few hundred.
 const maxJSONValues = 1 << 14
 
-var errTooManyValues = "malformed request: more than " + strconv.Itoa(maxJSONValues) + " JSON values"
+var errTooManyValues = ortb.ErrMalformed.Error() + ": more than " + strconv.Itoa(maxJSONValues) + " JSON values"
 
 // jsonValuesOver reports whether body may hold more than n JSON values: a
 // value is the first of the document, follows a comma or opens a container
