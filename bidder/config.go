@@ -52,7 +52,9 @@ type Config struct {
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
-	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'.
+	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'. Two
+	// running processes must not share one: each stops bidding (fail
+	// closed, /readyz 503) once it sees the other's heartbeat.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default

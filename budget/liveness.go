@@ -47,6 +47,9 @@ func (v liveView) alive(now, wait int64) bool { return !v.deleted && v.expires+w
 // the current epoch. valid is read before epoch (beat stores them the other
 // way round), so a renewal after a lapse never validates an older lease.
 func (m *Manager) leaseValid(h *Account, ns int64) bool {
+	if m.twin.Load() != nil {
+		return false // another process holds on the same leases
+	}
 	return ns <= h.validUntil.Load() || (ns <= m.live.valid.Load() && h.epoch.Load() == m.live.epoch.Load())
 }
 
@@ -72,6 +75,31 @@ func (m *Manager) beat(ctx context.Context, now time.Time) error {
 func (m *Manager) endLiveness() {
 	m.live.valid.Store(0)
 	m.live.epoch.Add(1)
+}
+
+// onOwnLiveness watches this instance id's liveness record for another
+// process. Two processes configured with one instance_id share its lease
+// entries, each taking the other's for its own (a previous process's): both
+// hold against one lease and the spend they report is miscounted. A
+// previous process that died may have left its record (another boot, not
+// expired), but it never writes again: another boot written after this
+// process's own heartbeat was seen is a live twin. Then no hold starts here
+// (leaseValid, Allow answers fail closed, Ready is false); steps go on, so
+// the spend of bids already placed is still reported.
+func (m *Manager) onOwnLiveness(ch Change) {
+	if ch.Deleted || ch.Liveness == nil {
+		return
+	}
+	if ch.Liveness.Boot == m.boot {
+		m.sawOwn.Store(true)
+		return
+	}
+	if m.sawOwn.Load() && m.twin.Load() == nil {
+		b := ch.Liveness.Boot
+		m.twin.Store(&b)
+		m.log.Error("another running process uses this instance_id; no bids until it is restarted with a unique one",
+			"other_boot", b)
+	}
 }
 
 // onLiveness applies another instance's liveness record from the watch.
