@@ -47,7 +47,7 @@ func (v liveView) alive(now, wait int64) bool { return !v.deleted && v.expires+w
 // the current epoch. valid is read before epoch (beat stores them the other
 // way round), so a renewal after a lapse never validates an older lease.
 func (m *Manager) leaseValid(h *Account, ns int64) bool {
-	if m.twin.Load() != nil {
+	if m.twinAlive(ns) {
 		return false // another process holds on the same leases
 	}
 	return ns <= h.validUntil.Load() || (ns <= m.live.valid.Load() && h.epoch.Load() == m.live.epoch.Load())
@@ -94,12 +94,22 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		m.sawOwn.Store(true)
 		return
 	}
-	if m.sawOwn.Load() && m.twin.Load() == nil {
-		b := ch.Liveness.Boot
-		m.twin.Store(&b)
-		m.log.Error("another running process uses this instance_id; no bids until it is restarted with a unique one",
-			"other_boot", b)
+	if m.sawOwn.Load() {
+		l := *ch.Liveness
+		if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
+			m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
+				"other_boot", l.Boot)
+		}
 	}
+}
+
+// twinAlive says whether another process's heartbeat under this instance
+// id (onOwnLiveness) is still valid at ns: after a twin stops (or an
+// overlapping deploy's old process exits), bids resume once its last
+// heartbeat expired, when its holds are long over.
+func (m *Manager) twinAlive(ns int64) bool {
+	t := m.twin.Load()
+	return t != nil && ns <= t.Expires
 }
 
 // onLiveness applies another instance's liveness record from the watch.

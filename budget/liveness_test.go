@@ -546,8 +546,9 @@ func TestIdleHeadroomReturnsSpreadOverRounds(t *testing.T) {
 // lease and the record's spend came out wrong (30,000 micros for ten bills
 // of 2,500; found by the red-team pass with two bidders configured
 // instance_id: dup on one NATS). Each now sees the other's heartbeat after
-// its own and stops holding; a restart after a crash, whose dead process
-// left its heartbeat behind, is not taken for a twin.
+// its own and stops holding until the other's last heartbeat expired; a
+// restart after a crash, whose dead process left its heartbeat behind, is
+// not taken for a twin.
 func TestTwinInstanceFailsClosed(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
@@ -585,5 +586,19 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 		if _, ok := m.Hold(h, 1000, clk.Now()); ok {
 			t.Errorf("%s: hold beside a twin", name)
 		}
+	}
+	// The twin stops (an overlapping deploy's old process exits): once its
+	// last heartbeat expired, the first bids again.
+	clk.Add(a.cfg.LeaseTTL + time.Second)
+	for range 3 {
+		a.Allow(ha, 1000, clk.Now())
+		a.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	if ok, why := a.Ready(); !ok {
+		t.Fatalf("after the twin's heartbeat expired: not ready (%s)", why)
+	}
+	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
+		t.Fatal("after the twin's heartbeat expired: hold refused")
 	}
 }
