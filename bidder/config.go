@@ -54,8 +54,8 @@ type Config struct {
 	// InstanceID names this instance in bid ids, tokens and the ledger
 	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'. Two
 	// running processes must not share one: each stops bidding (fail
-	// closed, /readyz 503) while it sees the other's heartbeats (until
-	// budget.lease_ttl after the last).
+	// closed, /readyz 503) until the other closes, or budget.lease_ttl
+	// after its last heartbeat.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default

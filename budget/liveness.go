@@ -87,7 +87,14 @@ func (m *Manager) endLiveness() {
 // (leaseValid, Allow answers fail closed, Ready is false); steps go on, so
 // the spend of bids already placed is still reported.
 func (m *Manager) onOwnLiveness(ch Change) {
-	if ch.Deleted || ch.Liveness == nil {
+	if ch.Deleted {
+		// Only a process closing gracefully deletes it, after its holds
+		// were drained and its leases given back: this one is still
+		// running, so that was the twin.
+		m.twin.Store(nil)
+		return
+	}
+	if ch.Liveness == nil {
 		return
 	}
 	if ch.Liveness.Boot == m.boot {

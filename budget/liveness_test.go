@@ -587,18 +587,34 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 			t.Errorf("%s: hold beside a twin", name)
 		}
 	}
-	// The twin stops (an overlapping deploy's old process exits): once its
-	// last heartbeat expired, the first bids again.
-	clk.Add(a.cfg.LeaseTTL + time.Second)
+	// The twin closes (an overlapping deploy's old process exits): the
+	// first bids again.
+	b.Close(ctxT(t))
 	for range 3 {
 		a.Allow(ha, 1000, clk.Now())
 		a.syncAll(ctxT(t), clk.Now(), false)
 		clk.Add(time.Second)
 	}
 	if ok, why := a.Ready(); !ok {
-		t.Fatalf("after the twin's heartbeat expired: not ready (%s)", why)
+		t.Fatalf("after the twin closed: not ready (%s)", why)
 	}
 	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
-		t.Fatal("after the twin's heartbeat expired: hold refused")
+		t.Fatal("after the twin closed: hold refused")
+	}
+	// Another twin that dies without closing: bids resume once its last
+	// heartbeat expired.
+	storeManager(t, mem, "a", clk, c).syncAll(ctxT(t), clk.Now(), false)
+	a.syncAll(ctxT(t), clk.Now(), false)
+	if _, ok := a.Hold(ha, 1000, clk.Now()); ok {
+		t.Fatal("hold beside a second twin")
+	}
+	clk.Add(a.cfg.LeaseTTL + time.Second)
+	for range 3 {
+		a.Allow(ha, 1000, clk.Now())
+		a.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
+		t.Fatal("after the dead twin's heartbeat expired: hold refused")
 	}
 }
