@@ -197,6 +197,9 @@ type Slot struct {
 	Price  int64 // response-currency CPM micros; 0 when under the floor
 	Charge int64 // campaign-currency micros per impression
 	Hold   budget.HoldID
+	// FreqLeft is how many more impressions of the campaign the user may
+	// see (math.MaxInt64 without a cap).
+	FreqLeft int64
 }
 
 // Auction is the outcome of one request.
@@ -319,8 +322,14 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 		return Slot{}, "below_floor"
 	}
 	acct := b.accts[camp.Index]
-	if camp.FreqCap.Count > 0 && (user == 0 || !b.cfg.Budget.FreqAllow(acct, user, now)) {
-		return Slot{}, "frequency_cap"
+	left := int64(math.MaxInt64)
+	if camp.FreqCap.Count > 0 {
+		if user != 0 {
+			left = b.cfg.Budget.FreqLeft(acct, user, now)
+		}
+		if user == 0 || left <= 0 {
+			return Slot{}, "frequency_cap"
+		}
 	}
 	switch b.cfg.Budget.Allow(acct, ceilDiv(up, 1000), now) {
 	case budget.DecisionOK:
@@ -333,7 +342,7 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 	default:
 		return Slot{}, "budget"
 	}
-	return Slot{Candidate: c, Floor: floor, Upper: upper}, ""
+	return Slot{Candidate: c, Floor: floor, Upper: upper, FreqLeft: left}, ""
 }
 
 // keepBest keeps at most k slots per imp (slots[first:]) by upper bound,
@@ -378,6 +387,9 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 	}
 	for i := range a.Slots {
 		sl := &a.Slots[i]
+		if sl.FreqLeft != math.MaxInt64 && a.winsBefore(sl.Imp, sl.Campaign) >= sl.FreqLeft {
+			continue // as often as the user may still see it, on earlier imps
+		}
 		v := sl.Campaign.ValueMicros(sl.PCTR) * shade
 		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
 		if !ok || p < sl.Floor || p <= 0 {
@@ -406,6 +418,17 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		return why
 	}
 	return ""
+}
+
+// winsBefore counts the imps before imp whose winner is campaign c's.
+func (a *Auction) winsBefore(imp int, c *campaigns.Campaign) int64 {
+	n := int64(0)
+	for j := 0; j < imp; j++ {
+		if w := a.Winners[j]; w >= 0 && a.Slots[w].Campaign == c {
+			n++
+		}
+	}
+	return n
 }
 
 // response builds the openrtb2.BidResponse for the winners.
@@ -505,6 +528,9 @@ func (b *Baseline) rate(cur string) (float64, bool) {
 func (b *Baseline) toResponse(amount float64, cur, resp string) (int64, bool) {
 	if amount <= 0 || math.IsNaN(amount) {
 		return 0, true
+	}
+	if cur == "" {
+		cur = "USD" // OpenRTB's default floor currency
 	}
 	from, ok := b.rate(cur)
 	if !ok {

@@ -1,10 +1,12 @@
 package bidder
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"math"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -25,6 +27,10 @@ type slot struct {
 	floor int64 // floor in response-currency CPM micros (deal floor when a deal matched)
 	upper int64 // most this candidate can bid, response-currency CPM micros
 	fixed bool  // fixed CPM: upper is its price, whatever the model says
+	// freqLeft is how many more impressions of the campaign the user may
+	// see (math.MaxInt64 without a frequency cap): the request bids it on
+	// at most that many imps.
+	freqLeft int64
 }
 
 // choice is the winning bid for one imp.
@@ -63,6 +69,9 @@ type bidCtx struct {
 	ex    *exchange
 	shade []impShade // per imp, when the request learns (shade.go)
 	now   time.Time
+	// big: the body parsed was over poolBodyMax; the context is dropped
+	// instead of pooled.
+	big bool
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -105,7 +114,47 @@ func (s *Server) getBidCtx() *bidCtx {
 	return &bidCtx{stripe: int(n)}
 }
 
+// poolBodyMax is the largest (decompressed) body whose request context is
+// pooled. fastjson's value cache and the Request's slices keep the size of
+// the largest request a context parsed, about 200 times its body at worst
+// (2.7 MB for 16 KiB of "1,1,..."; 46 MB for 253 KB of tiny imps): pooled,
+// one burst of large bodies would stay in the heap for as long as traffic
+// reuses the contexts. Real requests are a few KB.
+const poolBodyMax = 16 << 10
+
+// maxJSONValues bounds the JSON values of a body over poolBodyMax: fastjson
+// builds a value for each before the Request view reads any, at up to ~400
+// bytes apiece, so 256 KB of "1,1,..." took 53 MB per request in flight.
+// Real requests have a few hundred.
+const maxJSONValues = 1 << 14
+
+var errTooManyValues = ortb.ErrMalformed.Error() + ": more than " + strconv.Itoa(maxJSONValues) + " JSON values"
+
+// jsonValuesOver reports whether body may hold more than n JSON values: a
+// value is the first of the document, follows a comma or opens a container
+// (commas and brackets inside strings count too: an upper bound).
+func jsonValuesOver(body []byte, n int) bool {
+	c := 1 + bytes.Count(body, comma)
+	if c > n {
+		return true
+	}
+	c += bytes.Count(body, openObject)
+	if c > n {
+		return true
+	}
+	return c+bytes.Count(body, openArray) > n
+}
+
+var (
+	comma      = []byte(",")
+	openObject = []byte("{")
+	openArray  = []byte("[")
+)
+
 func (s *Server) putBidCtx(bc *bidCtx) {
+	if bc.big {
+		return // left to the collector
+	}
 	bc.reset()
 	s.pool.p.Put(bc)
 }
@@ -165,6 +214,10 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 			return
 		}
 		body = bc.body
+	}
+	if bc.big = len(body) > poolBodyMax; bc.big && jsonValuesOver(body, maxJSONValues) {
+		s.badRequest(ctx, bc, errTooManyValues)
+		return
 	}
 	if err := bc.parser.Parse(body, &bc.req); err != nil {
 		s.badRequest(ctx, bc, err.Error())
@@ -542,8 +595,11 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if upper < floor || upper <= 0 {
 		return slot{upper: upper}, reasonBelowFloor
 	}
-	if camp.FreqCap.Count > 0 && !cat.money.freqAllow(camp.Index, user, bc.now) {
-		return slot{}, reasonFreqCap
+	freqLeft := int64(math.MaxInt64)
+	if camp.FreqCap.Count > 0 {
+		if freqLeft = cat.money.freqLeft(camp.Index, user, bc.now); freqLeft <= 0 {
+			return slot{}, reasonFreqCap
+		}
 	}
 	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok {
@@ -552,7 +608,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
+	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone
 }
 
 // keepBest appends sl to the imp's slots [first:], keeping at most k by
@@ -605,6 +661,12 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		camp := sl.cand.Campaign
 		b := &bc.best[sl.imp]
+		if sl.freqLeft != math.MaxInt64 && bc.bidsBefore(sl.imp, camp) >= sl.freqLeft {
+			// Earlier imps of this request already bid the campaign as
+			// often as the user may still see it.
+			cat.stats[camp.Index].nobid(bc.stripe, reasonFreqCap)
+			continue
+		}
 		var p int64
 		var v float64 // the bid's value in campaign-currency CPM micros, shaded
 		ok := false
@@ -698,6 +760,19 @@ func qtyMultiplier(imp *ortb.Imp, l *LimitsConfig) (float64, bool) {
 		return 0, false
 	}
 	return m, true
+}
+
+// bidsBefore counts the imps before imp i whose bid is campaign c's. The
+// slots are grouped by imp in imp order, so those bids are final when imp
+// i's slots are priced (a hold that fails later only makes this count high).
+func (bc *bidCtx) bidsBefore(i int, c *campaigns.Campaign) int64 {
+	n := int64(0)
+	for j := 0; j < i && j < len(bc.best); j++ {
+		if b := &bc.best[j]; b.slot >= 0 && bc.slots[b.slot].cand.Campaign == c {
+			n++
+		}
+	}
+	return n
 }
 
 // podTaken reports whether an earlier imp of the same ad pod (video or

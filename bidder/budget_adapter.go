@@ -26,8 +26,11 @@ func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time) reason {
 
 func (b *budgetMoney) observeRequest(now time.Time) { b.m.ObserveRequest(now) }
 
-func (b *budgetMoney) freqAllow(ci int, user uint64, now time.Time) bool {
-	return user != 0 && b.m.FreqAllow(b.accts[ci], user, now)
+func (b *budgetMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
+	if user == 0 {
+		return 0
+	}
+	return b.m.FreqLeft(b.accts[ci], user, now)
 }
 
 func (b *budgetMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {

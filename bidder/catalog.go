@@ -19,9 +19,10 @@ type money interface {
 	// allow is the pacing gate and lease headroom check for a bid whose
 	// charge can be at most maxCharge micros (campaign currency).
 	allow(ci int, maxCharge int64, now time.Time) reason
-	// freqAllow reports whether user may see campaign ci again (user 0 is
-	// unknown: a capped campaign does not bid on users it cannot count).
-	freqAllow(ci int, user uint64, now time.Time) bool
+	// freqLeft is how many more impressions of campaign ci user may see
+	// (user 0 is unknown: 0, a capped campaign does not bid on users it
+	// cannot count); a request bids ci on at most that many of its imps.
+	freqLeft(ci int, user uint64, now time.Time) int64
 	// hold reserves amount micros against the lease; the id goes in the
 	// bid's signed notice URLs.
 	hold(ci int, amount int64, now time.Time) (uint64, bool)

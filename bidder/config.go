@@ -52,7 +52,10 @@ type Config struct {
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
-	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'.
+	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'. Two
+	// running processes must not share one: each stops bidding (fail
+	// closed, /readyz 503) until the other closes, or budget.lease_ttl
+	// after its last heartbeat.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default
@@ -266,7 +269,9 @@ func (c ShadingConfig) options() shading.Config {
 }
 
 // CurrencyConfig is the rate table: units of Base per one unit of each
-// currency. A floor or bid in a currency not in the table means no bid.
+// currency. A floor or bid in a currency not in the table means no bid. A
+// floor without bidfloorcur is in USD (OpenRTB's default), whatever Base is:
+// without a USD rate such a floor means no bid.
 type CurrencyConfig struct {
 	Base  string             `yaml:"base"`  // campaign budgets and bids are in this currency (default USD)
 	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1)
@@ -425,6 +430,8 @@ type BudgetConfig struct {
 	// NATSURLs connects to an external cluster; empty runs NATS embedded.
 	NATSURLs []string `yaml:"nats_urls"`
 	// StoreDir is the embedded server's JetStream directory (default data/nats).
+	// One process at a time: a second one on the same directory (a restart
+	// that did not wait for the old process) fails to start after 2 s.
 	StoreDir string `yaml:"store_dir"`
 	// EmbeddedListen exposes the embedded server to other instances
 	// (host:port); empty keeps it in-process only.

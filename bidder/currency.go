@@ -49,11 +49,19 @@ func (r *rates) responseCurrency(req *ortb.Request, pref []byte) ([]byte, bool) 
 	return nil, false
 }
 
-// toResponse converts a floor in cur to response-currency micros, rounding
-// up so a floor is never undercut.
+// floorDefault is the currency of a floor that names none: OpenRTB's
+// default for imp.bidfloorcur and deal.bidfloorcur, whatever currency.base
+// is.
+var floorDefault = []byte("USD")
+
+// toResponse converts a floor in cur (USD when empty) to response-currency
+// micros, rounding up so a floor is never undercut.
 func (r *rates) toResponse(amount float64, cur, resp []byte) (int64, bool) {
 	if amount <= 0 || math.IsNaN(amount) {
 		return 0, true // negative or absent floors mean no floor
+	}
+	if len(cur) == 0 {
+		cur = floorDefault
 	}
 	from, ok := r.lookup(cur)
 	if !ok {

@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"cmp"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -241,8 +242,11 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		return slot{upper: upper}, reasonBelowFloor
 	}
 	money := x.cat.money
-	if camp.FreqCap.Count > 0 && !money.freqAllow(camp.Index, x.user, x.opt.now) {
-		return slot{}, reasonFreqCap
+	freqLeft := int64(math.MaxInt64)
+	if camp.FreqCap.Count > 0 {
+		if freqLeft = money.freqLeft(camp.Index, x.user, x.opt.now); freqLeft <= 0 {
+			return slot{}, reasonFreqCap
+		}
 	}
 	maxCharge, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
 	if !ok {
@@ -259,7 +263,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM}, reasonNone
+	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone
 }
 
 // score writes every kept candidate's feature row (as featurize does) and
@@ -360,6 +364,17 @@ func (x *explainRun) shading() explainShading {
 	return explainShading{Mode: "none", Factor: 1}
 }
 
+// winsBefore counts the imps before imp i that campaign id wins (bidsBefore).
+func (x *explainRun) winsBefore(i int, id string) int64 {
+	n := int64(0)
+	for j := 0; j < i && j < len(x.out); j++ {
+		if x.out[j].Winner == id {
+			n++
+		}
+	}
+	return n
+}
+
 // price replays Server.price: value, shading, conversion, floor, the best
 // per imp. It places no hold. It returns whether the dry run bids and, if
 // not, why.
@@ -375,6 +390,11 @@ func (x *explainRun) price() (bool, string) {
 			continue
 		}
 		camp := es.sl.cand.Campaign
+		if es.sl.freqLeft != math.MaxInt64 && x.winsBefore(es.imp, camp.ID) >= es.sl.freqLeft {
+			e.Status, e.Rule = "gated", reasonFreqCap.String()
+			e.Detail = "earlier imps of the request bid it as often as the user may still see it"
+			continue
+		}
 		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
 		var p int64
 		var v float64

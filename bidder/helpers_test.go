@@ -55,7 +55,12 @@ type fakeMoney struct {
 
 func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time) reason { return f.deny }
 func (f *fakeMoney) observeRequest(now time.Time)                        {}
-func (f *fakeMoney) freqAllow(ci int, user uint64, now time.Time) bool   { return !f.capped && user != 0 }
+func (f *fakeMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
+	if f.capped || user == 0 {
+		return 0
+	}
+	return math.MaxInt64
+}
 func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	if f.noHold {
 		return 0, false

@@ -59,8 +59,11 @@ func (g *gateMoney) allow(ci int, maxCharge int64, now time.Time) reason {
 	}
 	return reasonNone
 }
-func (g *gateMoney) freqAllow(ci int, user uint64, now time.Time) bool {
-	return user != 0 && ci%13 != 1
+func (g *gateMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
+	if user == 0 || ci%13 == 1 {
+		return 0
+	}
+	return math.MaxInt64
 }
 
 // pruneServer is a bidder over n generated campaigns with a deterministic

@@ -148,7 +148,7 @@ func (m *Manager) headroom(h *Account, amount, ns int64) Decision {
 	if m.leaseValid(h, ns) && spent+held+amount <= lease {
 		return DecisionOK
 	}
-	if !m.connected.Load() {
+	if !m.connected.Load() || m.twinAlive(ns) {
 		return DecisionFailClosed
 	}
 	if h.poolFree.Load() < amount {

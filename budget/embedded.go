@@ -89,8 +89,13 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if err := o.secure(opts); err != nil {
 		return nil, err
 	}
+	lock, err := lockStoreDir(o.StoreDir)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
+		lock.Close()
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
 	}
 	if o.Log != nil {
@@ -101,6 +106,10 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	if wait == 0 {
 		wait = 10 * time.Second
 	}
+	go func() { // the store is this server's until it has shut down
+		srv.WaitForShutdown()
+		lock.Close()
+	}()
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("budget: embedded nats not ready after %v", wait)

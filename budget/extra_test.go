@@ -207,3 +207,37 @@ func TestFrequencyCapExtremes(t *testing.T) {
 		}
 	}
 }
+
+// FreqLeft is what a multi-imp request may still bid a capped campaign on.
+func TestFreqLeft(t *testing.T) {
+	now := time.Now()
+	const user = 99
+	for _, c := range []struct {
+		count int
+		seen  int
+		want  int64
+	}{
+		{0, 3, math.MaxInt64}, // no cap
+		{3, 0, 3},
+		{3, 1, 2},
+		{3, 3, 0},
+		{3, 5, 0},
+	} {
+		camp := campaign("c", micros(10))
+		if c.count > 0 {
+			camp.FreqCapCount, camp.FreqCapWindow = c.count, time.Hour
+		}
+		m := newMemManager(t, NewMemStore(), "i1", newManualClock(now), camp)
+		h := m.Handle("c")
+		for range c.seen {
+			m.RecordImpression(h, user, now)
+		}
+		if got := m.FreqLeft(h, user, now.Add(time.Minute)); got != c.want {
+			t.Errorf("cap %d after %d: FreqLeft %d, want %d", c.count, c.seen, got, c.want)
+		}
+	}
+	m := newMemManager(t, NewMemStore(), "i1", newManualClock(now), campaign("c", micros(10)))
+	if got := m.FreqLeft(nil, user, now); got != 0 {
+		t.Errorf("unknown campaign: FreqLeft %d, want 0", got)
+	}
+}

@@ -120,14 +120,22 @@ func (t *freqTable) prune(now int64) {
 // FreqAllow tells whether the user may see another impression of the
 // campaign. No allocation, no network.
 func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
+	return m.FreqLeft(h, userKey, now) > 0
+}
+
+// FreqLeft is how many more impressions of the campaign the user may see
+// (math.MaxInt64 for a campaign without a cap, 0 for an unknown one): a
+// request with several imps bids the campaign on at most that many. No
+// allocation, no network.
+func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
 	if h == nil {
-		return false
+		return 0
 	}
 	c := h.cfg.Load()
 	if c == nil || c.FreqCapCount <= 0 {
-		return true
+		return math.MaxInt64
 	}
-	return int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())) < int64(c.FreqCapCount)
+	return max(int64(c.FreqCapCount)-int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())), 0)
 }
 
 // freqMsg is one impression on the wire: key, time, window (24 bytes).

@@ -18,6 +18,8 @@ func (m *Manager) onChange(ch Change) {
 		}
 	case ch.Instance != "" && ch.Instance != m.cfg.InstanceID:
 		m.onLiveness(ch)
+	case ch.Instance != "":
+		m.onOwnLiveness(ch)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 // leaseReq is one instance's lease step on a campaign's record.
 type leaseReq struct {
 	instance     string
+	currency     string // the campaign's; "" is not checked
 	now          time.Time
 	day          string
 	total, daily int64 // 0 means no limit
@@ -52,6 +53,9 @@ type leaseRes struct {
 	remaining  int64    // budget minus spend
 	spentDay   int64
 	spentTotal int64
+	// wrongCurrency is the record's currency when it is not the
+	// campaign's: the step changed nothing.
+	wrongCurrency string
 }
 
 const unlimited = math.MaxInt64 / 4
@@ -63,6 +67,13 @@ const unlimited = math.MaxInt64 / 4
 // so an idle campaign costs its instance nothing, not even at close.
 func applyLease(rec *Record, q leaseReq) leaseRes {
 	var res leaseRes
+	if rec.Currency == "" {
+		rec.Currency = q.currency // a new record, or one written before records named theirs
+	}
+	if q.currency != "" && rec.Currency != q.currency {
+		res.wrongCurrency = rec.Currency
+		return res
+	}
 	if rec.Leases == nil {
 		rec.Leases = map[string]Lease{}
 	}

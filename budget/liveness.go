@@ -47,6 +47,9 @@ func (v liveView) alive(now, wait int64) bool { return !v.deleted && v.expires+w
 // the current epoch. valid is read before epoch (beat stores them the other
 // way round), so a renewal after a lapse never validates an older lease.
 func (m *Manager) leaseValid(h *Account, ns int64) bool {
+	if m.twinAlive(ns) {
+		return false // another process holds on the same leases
+	}
 	return ns <= h.validUntil.Load() || (ns <= m.live.valid.Load() && h.epoch.Load() == m.live.epoch.Load())
 }
 
@@ -72,6 +75,48 @@ func (m *Manager) beat(ctx context.Context, now time.Time) error {
 func (m *Manager) endLiveness() {
 	m.live.valid.Store(0)
 	m.live.epoch.Add(1)
+}
+
+// onOwnLiveness watches this instance id's liveness record for another
+// process. Two processes configured with one instance_id share its lease
+// entries, each taking the other's for its own (a previous process's): both
+// hold against one lease and the spend they report is miscounted. A
+// previous process that died may have left its record (another boot, not
+// expired), but it never writes again: another boot written after this
+// process's own heartbeat was seen is a live twin. Then no hold starts here
+// (leaseValid, Allow answers fail closed, Ready is false); steps go on, so
+// the spend of bids already placed is still reported.
+func (m *Manager) onOwnLiveness(ch Change) {
+	if ch.Deleted {
+		// Only a process closing gracefully deletes it, after its holds
+		// were drained and its leases given back: this one is still
+		// running, so that was the twin.
+		m.twin.Store(nil)
+		return
+	}
+	if ch.Liveness == nil {
+		return
+	}
+	if ch.Liveness.Boot == m.boot {
+		m.sawOwn.Store(true)
+		return
+	}
+	if m.sawOwn.Load() {
+		l := *ch.Liveness
+		if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
+			m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
+				"other_boot", l.Boot)
+		}
+	}
+}
+
+// twinAlive says whether another process's heartbeat under this instance
+// id (onOwnLiveness) is still valid at ns: after a twin stops (or an
+// overlapping deploy's old process exits), bids resume once its last
+// heartbeat expired, when its holds are long over.
+func (m *Manager) twinAlive(ns int64) bool {
+	t := m.twin.Load()
+	return t != nil && ns <= t.Expires
 }
 
 // onLiveness applies another instance's liveness record from the watch.

@@ -36,6 +36,11 @@ type Manager struct {
 	cfg  Config
 	log  *slog.Logger
 	boot string
+	// sawOwn: the watch delivered this process's own heartbeat; twin: the
+	// last heartbeat another process wrote under this instance id after
+	// that (liveness.go, onOwnLiveness). Until it expires no hold starts.
+	sawOwn atomic.Bool
+	twin   atomic.Pointer[Liveness]
 
 	mu       mutex[lkManager] // guards byID, list (SetCampaigns); a leaf
 	byID     map[string]*Account
@@ -150,6 +155,8 @@ func (m *Manager) Ready() (bool, string) {
 		return false, "closed"
 	case !m.started.Load():
 		return false, "not started"
+	case m.twinAlive(m.cfg.Clock.Now().UnixNano()):
+		return false, "instance_id " + m.cfg.InstanceID + " is used by another running process (boot " + m.twin.Load().Boot + "): no bids (fail closed)"
 	case !m.connected.Load():
 		return false, *m.reason.Load()
 	}

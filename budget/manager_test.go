@@ -433,3 +433,52 @@ func TestReloadRefusesCurrencyChange(t *testing.T) {
 		t.Fatalf("c back in GBP: %v, want ErrBadConfig", err)
 	}
 }
+
+// The refusal above holds across a restart too: a record's spend is in the
+// currency it was counted in, and a process started with the campaign in
+// another currency took that spend for its own (2,500 USD micros read as
+// 2,500 JPY micros, found by the red-team pass restarting a bidder with
+// acme-broad-reach edited from USD to JPY). The record names its currency;
+// an instance whose campaign names another gets no lease, so it never
+// bids, and leaves the record as it is.
+func TestRestartRefusesCurrencyChange(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	usd := campaign("c", micros(10))
+	old := storeManager(t, mem, "a", clk, usd)
+	h := old.Handle("c")
+	id, ok := old.Hold(h, 500_000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	old.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 400_000, Time: clk.Now()})
+	old.ledger.flush(ctxT(t))
+	old.syncAll(ctxT(t), clk.Now(), false)
+	old.Close(ctxT(t))
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 400_000 || r.Currency != "USD" {
+		t.Fatalf("record before the restart: %+v, want 400000 spent in USD", r)
+	}
+	for _, inst := range []string{"a", "b"} { // the same instance restarted, another one
+		clk.Add(time.Second)
+		jpy := usd
+		jpy.Currency, jpy.TotalMicros = "JPY", micros(1500)
+		m := storeManager(t, mem, inst, clk, jpy)
+		hj := m.Handle("c")
+		for range 3 {
+			m.Allow(hj, 1000, clk.Now()) // demand: a lease is wanted
+			m.syncAll(ctxT(t), clk.Now(), false)
+			clk.Add(time.Second)
+		}
+		if d := m.Allow(hj, 1000, clk.Now()); d == DecisionOK {
+			t.Fatalf("%s: a JPY campaign over a USD record: Allow %v", inst, d)
+		}
+		if _, ok := m.Hold(hj, 1000, clk.Now()); ok {
+			t.Fatalf("%s: a JPY campaign over a USD record got a hold", inst)
+		}
+		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 400_000 || r.Currency != "USD" || r.Leases[inst].Amount != 0 {
+			t.Fatalf("%s: record after the restart: %+v, want it untouched", inst, r)
+		}
+		m.Close(ctxT(t))
+	}
+}

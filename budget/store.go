@@ -10,6 +10,10 @@ import (
 // Invariant (kept by every grant): SpentTotal + sum(Leases.Amount) <= total
 // budget and SpentDay + sum(Leases.Amount) <= daily budget.
 type Record struct {
+	// Currency is the currency of every amount in the record, set by the
+	// first step: an instance whose campaign names another takes no lease
+	// and reports nothing into it (applyLease).
+	Currency   string           `json:"currency,omitempty"`
 	Day        string           `json:"day"` // campaign-local date of SpentDay
 	SpentTotal int64            `json:"spent_total"`
 	SpentDay   int64            `json:"spent_day"`

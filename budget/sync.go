@@ -3,6 +3,7 @@ package budget
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -241,7 +242,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	a.mu.Unlock()
 
 	q := leaseReq{
-		instance: m.cfg.InstanceID, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
+		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
 		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed: m.lapsedNow(),
@@ -254,6 +255,14 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	cancel()
 	if err != nil {
 		return err
+	}
+	if lr.wrongCurrency != "" {
+		// Its spend and leases are money of another currency: no lease
+		// (no bids), nothing reported; the spend waits here until the
+		// campaign's currency is the record's again.
+		a.lease.Store(0)
+		return fmt.Errorf("%w: campaign %s is in %s but its budget record (spend %d micros) is in %s; another currency needs another campaign id",
+			ErrBadConfig, a.id, c.Currency, rec.SpentTotal, lr.wrongCurrency)
 	}
 	m.steps.Add(1)
 	m.applyStep(a, q, lr, report, epoch)

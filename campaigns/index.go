@@ -147,7 +147,7 @@ type ccreative struct {
 	secure bool
 	catTax int64     // taxonomy of its categories; 0 when it has none
 	bundle uint32    // app dictionary id of Creative.Bundle, 0 if none
-	catOff [3]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids
+	catOff [3]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids with parent domains
 	sizes  []Size
 	attr   []int64
 	mimes  []string
@@ -431,7 +431,11 @@ func (ix *index) compileCreative(cr *Creative) ccreative {
 	}
 	var adv []uint32
 	for _, d := range cr.ADomain {
-		adv = append(adv, ix.adomain.intern(d))
+		// The domain and each parent that is still a domain (has a dot):
+		// a request's badv of acme.example blocks shop.acme.example.
+		for ; strings.Contains(d, "."); _, d, _ = strings.Cut(d, ".") {
+			adv = append(adv, ix.adomain.intern(d))
+		}
 	}
 	cc.catOff[0] = uint32(len(ix.arena))
 	ix.arena = append(ix.arena, ix.ids(dCat, cats)...)

@@ -114,6 +114,16 @@ func TestMatchRules(t *testing.T) {
 		{"badv", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("X.example") }, monday15, false},
 		{"badv creative override", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("x.example") }, monday15, true},
+		// A blocked domain blocks its subdomains: badv acme.example keeps
+		// out an ad for shop.acme.example (found by the red-team pass).
+		{"badv parent of the creative's domain", func(c *Config) { c.Creatives[0].ADomain = []string{"shop.brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("Brand.example") }, monday15, false},
+		{"badv subdomain of the creative's domain", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("shop.brand.example") }, monday15, true},
+		{"badv a top-level domain", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("example") }, monday15, true},
+		{"badv a lookalike", func(c *Config) { c.Creatives[0].ADomain = []string{"notbrand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("brand.example") }, monday15, true},
 		{"bapp", func(c *Config) { c.Creatives[0].Bundle = "com.x.game" },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BApp = bss("com.x.game") }, monday15, false},
 		{"secure needed", func(c *Config) { c.Creatives[0].Secure = false },
