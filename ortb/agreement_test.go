@@ -631,7 +631,7 @@ func extInts(ext json.RawMessage, key string) []int64 {
 	return out
 }
 
-// extGDPR reads regs.ext.gdpr: a number (nonzero true) or "0"/"1".
+// extGDPR reads regs.ext.gdpr: a number (nonzero true), "0"/"1" or a boolean.
 func extGDPR(ext json.RawMessage) int8 {
 	var m map[string]any
 	if json.Unmarshal(ext, &m) != nil {
@@ -650,6 +650,11 @@ func extGDPR(ext json.RawMessage) int8 {
 		case "1":
 			return True
 		}
+	case bool:
+		if v {
+			return True
+		}
+		return False
 	}
 	return Unset
 }

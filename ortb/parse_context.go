@@ -266,9 +266,11 @@ func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
 }
 
 // regsExtField reads the 2.5 twins in regs.ext. Wrong types are ignored (ext
-// is free-form); gdpr may be a number (nonzero is true) or the string "0" or
-// "1"; gpp_sid must be an array of integers (a wrongly typed element drops
-// the whole array).
+// is free-form); gdpr may be a number (nonzero is true), the string "0" or
+// "1", or a JSON boolean (true applies GDPR: read as unset it would let
+// user-level data through where the sender meant GDPR to apply); gpp_sid
+// must be an array of integers (a wrongly typed element drops the whole
+// array).
 func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 	switch string(k) {
 	case "gdpr":
@@ -287,6 +289,10 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 			case "1":
 				p.extGDPR = True
 			}
+		case fastjson.TypeTrue:
+			p.extGDPR = True
+		case fastjson.TypeFalse:
+			p.extGDPR = False
 		}
 	case "us_privacy":
 		if v.Type() == fastjson.TypeString {

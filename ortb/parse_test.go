@@ -345,6 +345,9 @@ func TestParseLenient(t *testing.T) {
 		return r.Regs.GDPR == True && r.Regs.USPrivacy == nil && r.User.Consent == nil
 	})
 	f(head+`,"regs":{"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	f(head+`,"regs":{"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	f(head+`,"regs":{"ext":{"gdpr":false}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
 	f(head+`,"regs":{"ext":{"gdpr":0}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
 	f(head+`,"regs":{"gdpr":null,"ext":{"gdpr":1}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"us_privacy":"","ext":{"us_privacy":"1YNN"}}}`, func(r *Request) bool {
