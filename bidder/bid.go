@@ -595,11 +595,9 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if upper < floor || upper <= 0 {
 		return slot{upper: upper}, reasonBelowFloor
 	}
-	freqLeft := int64(math.MaxInt64)
-	if camp.FreqCap.Count > 0 {
-		if freqLeft = cat.money.freqLeft(camp.Index, user, bc.now); freqLeft <= 0 {
-			return slot{}, reasonFreqCap
-		}
+	freqLeft := freqLeftFor(cat.money, camp, user, bc.now)
+	if freqLeft <= 0 {
+		return slot{}, reasonFreqCap
 	}
 	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok {
@@ -760,6 +758,15 @@ func qtyMultiplier(imp *ortb.Imp, l *LimitsConfig) (float64, bool) {
 		return 0, false
 	}
 	return m, true
+}
+
+// freqLeftFor is how many imps of a request campaign camp may still bid
+// for user: math.MaxInt64 without a frequency cap; 0 or less, none.
+func freqLeftFor(m money, camp *campaigns.Campaign, user uint64, now time.Time) int64 {
+	if camp.FreqCap.Count <= 0 {
+		return math.MaxInt64
+	}
+	return m.freqLeft(camp.Index, user, now)
 }
 
 // bidsBefore counts the imps before imp i whose bid is campaign c's. The

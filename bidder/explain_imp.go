@@ -242,11 +242,9 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		return slot{upper: upper}, reasonBelowFloor
 	}
 	money := x.cat.money
-	freqLeft := int64(math.MaxInt64)
-	if camp.FreqCap.Count > 0 {
-		if freqLeft = money.freqLeft(camp.Index, x.user, x.opt.now); freqLeft <= 0 {
-			return slot{}, reasonFreqCap
-		}
+	freqLeft := freqLeftFor(money, camp, x.user, x.opt.now)
+	if freqLeft <= 0 {
+		return slot{}, reasonFreqCap
 	}
 	maxCharge, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
 	if !ok {
