@@ -14,25 +14,10 @@ set -eu
 conns=${1:-128}
 [ $# -gt 0 ] && shift
 rates=${*:-13000 52000}
-dir=$(mktemp -d)
-pid=
-stop() { if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; fi; pid=; }
-trap 'stop; rm -rf "$dir"' EXIT
-pin0= pin1=
-if command -v taskset >/dev/null; then
-	pin0="taskset -c 0" pin1="taskset -c 1"
-fi
+. "$(dirname "$0")/lib.sh"
 step() { # ADDR RATE
 	$pin1 ./bin/e2e -openloop "$1" -rate "$2" -duration 2s -ol-conns "$conns" >/dev/null
 	$pin1 ./bin/e2e -openloop "$1" -rate "$2" -duration 12s -ol-conns "$conns"
-}
-waitready() {
-	i=0
-	until curl -sf "$1" >/dev/null; do
-		i=$((i + 1))
-		[ $i -le 600 ] || { echo "not ready: $1" >&2; exit 1; }
-		sleep 0.1
-	done
 }
 $pin0 ./bin/e2e -serve trivial -listen 127.0.0.1:19099 >"$dir/trivial.log" 2>&1 &
 pid=$!
@@ -51,7 +36,7 @@ budget: {store_dir: $dir/nats}
 YAML
 	$pin0 ./bin/bidder -config "$dir/bidder.yaml" >"$dir/bidder.log" 2>&1 &
 	pid=$!
-	waitready http://127.0.0.1:19080/readyz
+	waitready http://127.0.0.1:19080/readyz "$dir/bidder.log"
 	if [ $mode = paused ]; then
 		curl -sf -X POST -H 'Origin: http://127.0.0.1:19081' 'http://127.0.0.1:19081/admin/pause?all=1' >/dev/null
 	fi

@@ -12,9 +12,7 @@ set -eu
 n=${1:-10000}
 rate=${2:-10000}
 secs=${3:-600}
-dir=$(mktemp -d)
-pid=
-trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null; fi; rm -rf "$dir"' EXIT
+. "$(dirname "$0")/lib.sh"
 ./bin/gencampaigns -n "$n" -seed 1 -daily 100000000 -pacing asap -out "$dir/campaigns" >/dev/null 2>&1
 cat > "$dir/bidder.yaml" <<YAML
 campaigns_dir: $dir/campaigns
@@ -23,23 +21,10 @@ admin_listen: 127.0.0.1:19081
 notices: {key: rss-under-load-notice-key-0123, hold_ttl: 2s}
 budget: {store_dir: $dir/nats}
 YAML
-pin0= pin1=
-if command -v taskset >/dev/null; then
-	pin0="taskset -c 0" pin1="taskset -c 1"
-fi
 # taskset execs the bidder, so $! is the bidder's pid.
 $pin0 ./bin/bidder -config "$dir/bidder.yaml" >"$dir/bidder.log" 2>&1 &
 pid=$!
-i=0
-until curl -sf http://127.0.0.1:19080/readyz >/dev/null; do
-	i=$((i + 1))
-	if [ $i -gt 600 ]; then
-		echo "bidder not ready in 60 s:" >&2
-		tail -5 "$dir/bidder.log" >&2
-		exit 1
-	fi
-	sleep 0.1
-done
+waitready http://127.0.0.1:19080/readyz "$dir/bidder.log"
 echo "ready: $(grep VmRSS /proc/$pid/status | tr -s ' \t' ' ')"
 $pin1 ./bin/e2e -openloop 127.0.0.1:19080 -rate "$rate" -duration "${secs}s" -ol-conns 128 >"$dir/load.txt" 2>&1 &
 load=$!

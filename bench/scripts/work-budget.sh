@@ -20,27 +20,12 @@ rounds=${1:-3}
 [ $# -gt 0 ] && shift
 works=${*:-0 5us 10us 15us 20us 30us}
 command -v wrk >/dev/null || { echo "work-budget.sh: needs wrk" >&2; exit 1; }
-dir=$(mktemp -d)
-pid=
-stop() { if [ -n "$pid" ]; then kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; fi; pid=; }
-trap 'stop; rm -rf "$dir"' EXIT
-pin0= pin1=
-if command -v taskset >/dev/null; then
-	pin0="taskset -c 0" pin1="taskset -c 1"
-fi
+. "$(dirname "$0")/lib.sh"
 {
 	echo 'wrk.method = "POST"'
 	echo 'wrk.headers["Content-Type"] = "application/json"'
 	printf 'wrk.body = "{\\"id\\":\\"%s\\"}"\n' "$(head -c 1716 /dev/zero | tr '\0' x)"
 } >"$dir/post.lua"
-waitready() {
-	i=0
-	until curl -s -o /dev/null "$1"; do
-		i=$((i + 1))
-		[ $i -le 100 ] || { echo "not ready: $1" >&2; exit 1; }
-		sleep 0.1
-	done
-}
 for r in $(seq "$rounds"); do
 	for w in $works; do
 		$pin0 ./bin/e2e -serve trivial -listen 127.0.0.1:19098 -serve-work "$w" >"$dir/server.log" 2>&1 &
