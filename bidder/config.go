@@ -397,8 +397,10 @@ type ExchangeConfig struct {
 	Seat string `yaml:"seat"`
 	// Currency is the response currency this exchange prefers: bids are in
 	// it when the request allows any currency or lists it, else in the first
-	// currency the request lists that currency.rates knows (default:
-	// currency.base). It must be in currency.rates.
+	// currency the request lists that currency.rates knows. Without it a
+	// request that lists no currency is answered in USD, OpenRTB's default,
+	// whatever currency.base is: set it for an exchange that takes another
+	// currency without saying so. It must be in currency.rates.
 	Currency string `yaml:"currency"`
 	// DefaultTMax replaces limits.default_tmax for this exchange's requests
 	// that carry no tmax (default: limits.default_tmax).

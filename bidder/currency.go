@@ -31,15 +31,24 @@ func (r *rates) lookup(cur []byte) (float64, bool) {
 }
 
 // responseCurrency picks the bid currency: the exchange's preferred one
-// (pref, which the table knows) when the request allows it, else the base
-// when the request allows any, else the first allowed currency the table
+// (pref, which the table knows) when the request allows it, else USD when
+// the request names no currency, else the first allowed currency the table
 // knows.
+//
+// A request without cur comes from an exchange that takes one currency,
+// and OpenRTB's default is USD (bidresponse.cur and imp.bidfloorcur alike).
+// Answering such a request in currency.base, as before, put a JPY price
+// before an exchange that reads every price as USD: 150 times the bid. An
+// exchange that takes another currency without saying so is configured
+// with exchanges.NAME.currency. Without a USD rate such a request gets no
+// bid.
 func (r *rates) responseCurrency(req *ortb.Request, pref []byte) ([]byte, bool) {
 	if pref != nil && req.AllowsCurrency(pref) {
 		return pref, true
 	}
 	if len(req.Cur) == 0 {
-		return r.base, true
+		_, ok := r.rate[string(floorDefault)]
+		return floorDefault, ok
 	}
 	for _, c := range req.Cur {
 		if _, ok := r.rate[string(c)]; ok {

@@ -20,7 +20,7 @@ type exchange struct {
 	seat        []byte // buyer seat: seatbid.seat, and what wseat/bseat/deal wseat are checked against
 	seatOwn     bool   // seat differs from the snapshot's (config seat)
 	seatJSON    []byte // seat as a JSON string
-	currency    []byte // preferred response currency; nil: currency.base
+	currency    []byte // preferred response currency; nil: USD when the request lists none
 	defaultTMax time.Duration
 	chargeOnWin bool
 	nbr         bool   // no-bid answers are 200 {"id":...,"nbr":N}

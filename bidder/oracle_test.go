@@ -248,6 +248,11 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 	if len(req.Cur) > 0 && !slicesContains(req.Cur, cur) {
 		bad("currency %s not in %v", cur, req.Cur)
 	}
+	if len(req.Cur) == 0 && cur != "USD" && len(resp.SeatBid) > 0 {
+		// No exchange here prefers a currency: a request that names none
+		// is answered in OpenRTB's default, whatever the base.
+		bad("request names no currency, answered in %s", cur)
+	}
 	seen := map[string]bool{}
 	for _, sb := range resp.SeatBid {
 		for _, b := range sb.Bid {
