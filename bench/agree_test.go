@@ -98,6 +98,10 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		out["site-banner 2.6 pub "+n] = []byte(v26.Replace(string(SiteBanner("0.3"))))
 		dooh := strings.NewReplacer(`"site":{"id":"s-5"`, `"dooh":{"venuetype":["`+campaigns.VocabVenueTypes[pub%len(campaigns.VocabVenueTypes)]+`"],"id":"d-5"`)
 		out["dooh-banner 2.6 pub "+n] = []byte(dooh.Replace(v26.Replace(string(SiteBanner("0.3")))))
+		// Fixed-price deals (at 3) among the generated deal ids.
+		fixed := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+			`"secure":1,"pmp":{"deals":[{"id":"deal-`+n+`","bidfloor":1.5,"at":3},{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.8,"at":3}]},`)
+		out["site-banner fixed deals pub "+n] = []byte(fixed.Replace(string(SiteBanner("0.5"))))
 	}
 	return out
 }

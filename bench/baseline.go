@@ -392,6 +392,15 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		}
 		v := sl.Campaign.ValueMicros(sl.PCTR) * shade
 		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
+		if d := sl.Deal; d != nil && d.AT == 3 && d.BidFloor > 0 {
+			// A fixed-price deal bids its price, held at the value scaled to
+			// it (the bidder's fixedDealPrice).
+			vm := int64(sl.Campaign.ValueMicros(sl.PCTR))
+			pv, ok2 := b.convert(vm, sl.Campaign.Currency, resp)
+			if ok = ok2 && sl.Floor > 0 && pv >= sl.Floor; ok {
+				p, v = sl.Floor, float64(min(int64(math.Ceil(float64(vm)*float64(sl.Floor)/float64(pv))), vm))
+			}
+		}
 		if !ok || p < sl.Floor || p <= 0 {
 			continue
 		}

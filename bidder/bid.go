@@ -644,7 +644,8 @@ func keepBest(slots []slot, first, k int, sl slot) []slot {
 // price against the campaign's lease. Second price (at=2) bids the value;
 // first price (at=1) bids the shaded price when pricing.shading is on and
 // the imp's segment has a warm curve (shade.go), else the value times
-// pricing.first_price_shade.
+// pricing.first_price_shade. A fixed-price deal bids its deal price
+// (fixedDealPrice), whatever the request's auction type.
 func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	why := reasonBelowFloor
 	shade := 1.0
@@ -668,7 +669,9 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		var p int64
 		var v float64 // the bid's value in campaign-currency CPM micros, shaded
 		ok := false
-		if learn {
+		if sl.fixedDeal() {
+			p, v, ok = s.fixedDealPrice(camp, camp.ValueMicros(bc.pctr[i]), sl.floor, bc.resp)
+		} else if learn {
 			beat := int64(-1)
 			if b.slot >= 0 {
 				beat = b.price
@@ -710,7 +713,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		b.hold = h
 		cat.stats[ci].bid(bc.stripe)
-		if learn {
+		if learn && !bc.slots[b.slot].fixedDeal() { // a fixed-price deal's bid is not shaded
 			s.shadeStats.bids[bc.shade[bc.slots[b.slot].imp].curve.Level].add(bc.stripe, 1)
 		}
 		placed++
@@ -720,6 +723,32 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	}
 	s.m.bidsPlaced.add(bc.stripe, uint64(placed))
 	return reasonNone
+}
+
+// fixedDeal reports whether sl bids on a fixed-price deal: pmp.deals[].at
+// 3, whose bidfloor is the agreed price (sl.floor, in the response
+// currency, rounded up). A deal at 3 without a price has nothing agreed
+// and is bid like any deal.
+func (sl *slot) fixedDeal() bool {
+	d := sl.cand.Deal
+	return d != nil && d.AT == 3 && d.BidFloor > 0
+}
+
+// fixedDealPrice prices a fixed-price deal: the bid is the deal price
+// (floor, response-currency CPM micros), made when the campaign's value
+// (campaign-currency CPM micros, unshaded: the exchange charges the deal
+// price, so there is nothing to shade) reaches it. The hold's value is the
+// value scaled to that price, rounded up so it covers it, as a shaded bid's
+// is. Bidding over the agreed price would only hold more than the exchange
+// charges, and some exchanges drop such a bid.
+func (s *Server) fixedDealPrice(camp *campaigns.Campaign, value float64, floor int64, resp []byte) (int64, float64, bool) {
+	vm := int64(value)
+	pv, ok := s.rates.convertMicros(vm, camp.Currency, resp)
+	if !ok || floor <= 0 || pv < floor {
+		return 0, 0, false
+	}
+	vq := int64(math.Ceil(float64(vm) * float64(floor) / float64(pv)))
+	return floor, float64(min(vq, vm)), true
 }
 
 // impCharge is what one impression of imp costs at value v (CPM micros of

@@ -15,6 +15,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/ortb"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -349,6 +350,60 @@ func TestRepeatedImpIDBidOnce(t *testing.T) {
 	}
 	if seen["a"] != 1 {
 		t.Fatalf("bids per imp id %v, want one for the repeated id a", seen)
+	}
+}
+
+// A fixed-price deal (pmp.deals[].at 3) bids its agreed price, not the
+// campaign's value: hooli-deal values the imp at 4.00, and before deal.at
+// was read it bid 4.00 on a 3.50 deal, holding more than the exchange
+// charges (and some exchanges drop a bid off the deal price). It holds the
+// deal price, learns nothing from it (no g= in its notices), and a deal
+// price over the value gets no bid.
+func TestFixedPriceDeal(t *testing.T) {
+	for _, at := range []string{"1", "2"} {
+		t.Run("at="+at, func(t *testing.T) {
+			ts := newTestServer(t, withShading)
+			base := strings.Replace(string(readReq(t, "site-banner.json")), `"at":2`, `"at":`+at, 1)
+			body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+				`"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5,"at":3}]}`, 1)
+			if body == base {
+				t.Fatal("fixture changed")
+			}
+			b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			if b.DealID != "deal-7" || b.CID != "hooli-deal" || b.Price != 3.5 {
+				t.Fatalf("fixed-price deal bid %+v, want hooli-deal at 3.5", b)
+			}
+			if got := ts.money.holds[len(ts.money.holds)-1]; got != 3500 {
+				t.Errorf("hold %d micros, want 3500 (the deal price's impression)", got)
+			}
+			if strings.Contains(b.NURL, "&g=") || strings.Contains(b.LURL, "MIN_TO_WIN") {
+				t.Errorf("a fixed-price deal's notices ask to learn: %s", b.NURL)
+			}
+			// /admin/explain replays the same price.
+			var p ortb.Parser
+			var req ortb.Request
+			if err := p.Parse([]byte(body), &req); err != nil {
+				t.Fatal(err)
+			}
+			a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
+			if w := a.Imps[0]; w.Winner != "hooli-deal" || w.PriceMicros != 3_500_000 {
+				t.Errorf("explain's best %s at %d micros, want hooli-deal at 3500000", w.Winner, w.PriceMicros)
+			}
+			for _, e := range a.Imps[0].Campaigns {
+				if e.ID == "hooli-deal" && (e.Shading == nil || e.Shading.Mode != "fixed_deal" || e.ChargeMicros != 3500) {
+					t.Errorf("explain's hooli-deal entry: shading %+v, charge %d", e.Shading, e.ChargeMicros)
+				}
+			}
+			// The same deal without at: the campaign's value, as before.
+			b = onlyBid(t, decodeResponse(t, ts.bid([]byte(strings.Replace(body, `,"at":3}`, `}`, 1)))))
+			if at == "2" && b.Price != 4 || b.Price < 3.5 || b.Price > 4 {
+				t.Fatalf("deal without at bid %v", b.Price)
+			}
+			// Agreed above the campaign's value: no bid.
+			if r := ts.bid([]byte(strings.Replace(body, `"bidfloor":3.5`, `"bidfloor":4.5`, 1))); r.StatusCode() != 204 {
+				t.Fatalf("fixed price above the value: %d %s", r.StatusCode(), r.Body())
+			}
+		})
 	}
 }
 

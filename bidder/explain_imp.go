@@ -78,7 +78,8 @@ type explainTerm struct {
 type explainShading struct {
 	// Mode: first_price_shade (at=1, the value times Factor), learned (at=1
 	// with pricing.shading on: Curve says how the price was chosen; Factor
-	// is price / value), or none (second price: the bid is the value).
+	// is price / value), fixed_deal (a deal at 3: the bid is the deal price;
+	// Factor is price / value), or none (second price: the bid is the value).
 	Mode   string     `json:"mode"`
 	Factor float64    `json:"factor"`
 	Curve  *ShadeStep `json:"curve,omitempty"`
@@ -396,7 +397,13 @@ func (x *explainRun) price() (bool, string) {
 		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
 		var p int64
 		var v float64
-		if bc != nil {
+		if es.sl.fixedDeal() {
+			p, v, ok = x.s.fixedDealPrice(camp, e.ValueMicros, es.sl.floor, x.resp)
+			e.Shading = &explainShading{Mode: "fixed_deal", Factor: 1}
+			if e.ValueMicros > 0 {
+				e.Shading.Factor = v / e.ValueMicros
+			}
+		} else if bc != nil {
 			st := x.s.explainShade(bc, j)
 			p, v, ok = x.s.shadedPrice(bc, j, -1)
 			e.Shading = &explainShading{Mode: "learned", Curve: &st}

@@ -106,6 +106,11 @@ var oracleMutations = []oracleMutation{
 			imp["pmp"] = map[string]any{"private_auction": 1, "deals": []any{map[string]any{"id": "deal-1", "bidfloor": 3.0, "bidfloorcur": "EUR"}}}
 		})
 	}},
+	{name: "fixed-price deal 2 EUR", edit: func(m map[string]any) {
+		oracleImps(m, func(imp map[string]any) {
+			imp["pmp"] = map[string]any{"deals": []any{map[string]any{"id": "deal-1", "at": 3, "bidfloor": 2.0, "bidfloorcur": "EUR"}}}
+		})
+	}},
 	{name: "video only", edit: func(m map[string]any) {
 		oracleImps(m, func(imp map[string]any) {
 			delete(imp, "banner")
@@ -278,6 +283,7 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 				continue
 			}
 			floor, fcur := imp.BidFloor, imp.BidFloorCur
+			fixed := false // a fixed-price deal: the price is its floor
 			switch {
 			case b.DealID != "":
 				found := false
@@ -290,6 +296,7 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 								if d.BidFloorCur != "" {
 									fcur = d.BidFloorCur
 								}
+								fixed = d.AT == 3
 							}
 						}
 					}
@@ -309,6 +316,8 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 					bad("bid over a floor in %s, a currency without a rate", fcur)
 				} else if min := floor * fr / rates[cur]; b.Price < min*(1-1e-12) {
 					bad("price %v %s under the floor %v %s (%v %s)", b.Price, cur, floor, fcur, min, cur)
+				} else if fixed && b.Price > min+1e-6 {
+					bad("price %v %s over the fixed deal price %v %s (%v %s)", b.Price, cur, floor, fcur, min, cur)
 				}
 			}
 			for _, c := range b.Cat {

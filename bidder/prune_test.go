@@ -120,8 +120,9 @@ func pruneRequests(n int) [][]byte {
 			if r.IntN(3) == 0 {
 				var deals []string
 				for range 1 + r.IntN(3) {
-					deals = append(deals, fmt.Sprintf(`{"id":"deal-%d","bidfloor":%s,"bidfloorcur":%q}`, 1+r.IntN(100),
-						[]string{"0", "0.2", "1", "4", "12"}[r.IntN(5)], []string{"USD", "EUR", ""}[r.IntN(3)]))
+					deals = append(deals, fmt.Sprintf(`{"id":"deal-%d","bidfloor":%s,"bidfloorcur":%q%s}`, 1+r.IntN(100),
+						[]string{"0", "0.2", "1", "4", "12"}[r.IntN(5)], []string{"USD", "EUR", ""}[r.IntN(3)],
+						[]string{"", "", `,"at":3`}[r26.IntN(3)])) // fixed-price deals
 				}
 				pmp = fmt.Sprintf(`,"pmp":{"private_auction":%d,"deals":[%s]}`, r.IntN(2), strings.Join(deals, ","))
 			}

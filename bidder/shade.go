@@ -122,10 +122,11 @@ func (s *Server) shadedPrice(bc *bidCtx, i int, beat int64) (price int64, value 
 }
 
 // noticeSegment is the segment key the notices of bid c carry, or nil when
-// the request does not learn.
+// the request does not learn or c is a fixed-price deal's bid (its price
+// was agreed, not bid against the market).
 func (bc *bidCtx) noticeSegment(c *choice) *shading.Key {
 	imp := bc.slots[c.slot].imp
-	if imp >= len(bc.shade) || !bc.shade[imp].set {
+	if imp >= len(bc.shade) || !bc.shade[imp].set || bc.slots[c.slot].fixedDeal() {
 		return nil
 	}
 	return &bc.shade[imp].key

@@ -408,7 +408,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		imp.PrivateAuction = p.PrivateAuction != 0
 		for _, d := range p.Deals {
 			imp.Deals = append(imp.Deals, Deal{ID: s2bOrNil(d.ID), BidFloor: d.BidFloor,
-				BidFloorCur: s2bOrNil(d.BidFloorCur), WSeat: strs(d.WSeat)})
+				BidFloorCur: s2bOrNil(d.BidFloorCur), WSeat: strs(d.WSeat), AT: d.AT})
 		}
 	}
 	return imp

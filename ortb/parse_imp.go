@@ -291,6 +291,8 @@ func parseDeal(d *Deal, v *fastjson.Value) error {
 			return getString(k, v, &d.BidFloorCur)
 		case "wseat":
 			return getStrings(k, v, &d.WSeat)
+		case "at":
+			return getInt(k, v, &d.AT)
 		}
 		return nil
 	})

@@ -86,6 +86,7 @@ func TestParseFixtures(t *testing.T) {
 		d := r.Imps[0].Deals[0]
 		eq(t, "deal", [3]any{string(d.ID), d.BidFloor, joined(d.WSeat)}, [3]any{"DEAL-PREMIUM-001", 8.5, "seat-ob-1,seat-ob-2"})
 		eq(t, "deal cur", string(r.Imps[1].Deals[0].BidFloorCur), "EUR")
+		eq(t, "deal at", [2]int64{d.AT, r.Imps[0].Deals[1].AT}, [2]int64{1, 0})
 		eq(t, "wseat/bseat", joined(r.WSeat)+"|"+joined(r.BSeat), "seat-ob-1|seat-bad")
 		eq(t, "at", r.AT, int64(1))
 	})

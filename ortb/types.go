@@ -255,6 +255,10 @@ type Deal struct {
 	BidFloor    float64
 	BidFloorCur []byte
 	WSeat       [][]byte
+	// AT is the deal's auction type when it overrides the request's: 3
+	// means BidFloor is the agreed deal price (a fixed-price deal); 0 when
+	// absent.
+	AT int64
 }
 
 // Imp is one request.imp[].
