@@ -306,8 +306,29 @@ func (h *harness) bidderRun(ctx context.Context, n int, idle bool) (serverRun, *
 	return run, ir, nil
 }
 
+// beside measures the trivial server on the server CPU just before a
+// closed loop, while the server under test sits idle there (closedLoop.Beside).
+func (h *harness) beside(ctx context.Context, name string, n int) (float64, error) {
+	if !h.o.beside {
+		return 0, nil
+	}
+	c, err := h.trivialRun(ctx, fmt.Sprintf("beside the %s at %d campaigns", name, n), nil)
+	return c.Wrk.ReqPerSec, err
+}
+
+// setBeside records the closed loop's ratio to the trivial run beside it.
+func (c *closedLoop) setBeside(trivial float64) {
+	if trivial > 0 {
+		c.Beside, c.BesideRatio = trivial, c.Wrk.ReqPerSec/trivial
+	}
+}
+
 // bidderClosed is the closed loop against the bidder, with its own counts.
 func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metrics string, pid int) error {
+	beside, err := h.beside(ctx, "bidder", run.Campaigns)
+	if err != nil {
+		return err
+	}
 	if err := h.warm(ctx, addr); err != nil {
 		return err
 	}
@@ -325,6 +346,7 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	}
 	w := c.Wrk
 	c.Ratio = w.ReqPerSec / h.trivial
+	c.setBeside(beside)
 	d := after.sub(before)
 	c.Requests, c.Bids, c.BidShare = bidCounts(d)
 	c.NoBids = d.byLabel("openbidder_nobids_total", "reason")
@@ -338,8 +360,8 @@ func (h *harness) bidderClosed(ctx context.Context, run *serverRun, addr, metric
 	if c.Server != nil {
 		srv = c.Server.P99.String()
 	}
-	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s, %.2f cores, %.2f waiting for a CPU; no-bids %v",
-		run.Campaigns, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.ServerCPU, c.RunWait, c.NoBids)
+	h.logf("bidder, %d campaigns, closed loop: %.0f req/s (%.2fx trivial, %.2fx the trivial run beside), %.1f%% bids, wrk p50 %s p99 %s, bidder p99 %s, %.2f cores, %.2f waiting for a CPU; no-bids %v",
+		run.Campaigns, w.ReqPerSec, c.Ratio, c.BesideRatio, 100*c.BidShare, us(w.P50), us(w.P99), srv, c.ServerCPU, c.RunWait, c.NoBids)
 	return nil
 }
 
@@ -546,6 +568,10 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 		return fail(err)
 	}
 	run.ReadyIn = ready.Seconds()
+	beside, err := h.beside(ctx, "baseline", n)
+	if err != nil {
+		return fail(err)
+	}
 	if err := h.warm(ctx, addr); err != nil {
 		return fail(err)
 	}
@@ -563,6 +589,7 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 	}
 	w := c.Wrk
 	c.Ratio = w.ReqPerSec / h.trivial
+	c.setBeside(beside)
 	c.Bids = float64(c1.OK - c0.OK)
 	c.Requests = c.Bids + float64(c1.NoBid-c0.NoBid+c1.Other-c0.Other)
 	if c.Requests > 0 {
@@ -570,8 +597,8 @@ func (h *harness) baselineRun(ctx context.Context, n int) (serverRun, error) {
 	}
 	run.Closed = c
 	run.RSSMiB, run.PeakMiB, _ = procMem(p.pid())
-	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial), %.1f%% bids, wrk p50 %s p99 %s, %.2f cores, %.2f waiting for a CPU",
-		n, w.ReqPerSec, c.Ratio, 100*c.BidShare, us(w.P50), us(w.P99), c.ServerCPU, c.RunWait)
+	h.logf("baseline, %d campaigns, closed loop: %.0f req/s (%.2fx trivial, %.2fx the trivial run beside), %.1f%% bids, wrk p50 %s p99 %s, %.2f cores, %.2f waiting for a CPU",
+		n, w.ReqPerSec, c.Ratio, c.BesideRatio, 100*c.BidShare, us(w.P50), us(w.P99), c.ServerCPU, c.RunWait)
 	return run, nil
 }
 

@@ -66,6 +66,7 @@ type options struct {
 	command                                 string
 	openLoop                                string
 	rate                                    float64
+	beside                                  bool
 }
 
 func parseFlags(args []string) (*options, error) {
@@ -86,6 +87,7 @@ func parseFlags(args []string) (*options, error) {
 	ladderN := fs.String("ladder-campaigns", "1000,10000", "campaign counts that get the open-loop ladder")
 	baseN := fs.String("baseline-campaigns", "1000,10000", "baseline campaign counts (empty: none)")
 	ladder := fs.String("ladder", "0.1,0.5,0.9", "open-loop rates as fractions of the closed-loop saturation")
+	fs.BoolVar(&o.beside, "beside", true, "measure the trivial server again just before each server's closed loop, on the same CPU while that server idles there, for a ratio the machine's drift over the run disturbs less")
 	fs.IntVar(&o.wrkConns, "conns", 32, "wrk connections")
 	fs.IntVar(&o.wrkThreads, "threads", 2, "wrk threads")
 	fs.IntVar(&o.olConns, "ol-conns", 128, "open-loop connections")

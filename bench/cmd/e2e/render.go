@@ -120,22 +120,24 @@ func markdown(res *result, dir string) string {
 		"both from /proc, in cores (cores under 1 with a large wait: other work took its CPU; with a small wait: it was not CPU-bound, " +
 		"it waited on something else or the load generator was the limit); " +
 		"per CPU-s: requests per second of that CPU time, and its ratio to the trivial server's; " +
+		"x beside: the ratio to the trivial server measured just before that run, on the same CPU while the server idled there, " +
+		"the trivial rate in brackets; " +
 		"bidder p99: the histogram bucket holding it)\n\n")
-	b.WriteString("| server | campaigns | req/s | x trivial | bid % | cores | wait | req per CPU-s | x trivial per CPU-s | wrk p50 | wrk p99 | wrk max | bidder p99 | model, rows/request | RSS after |\n")
-	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
+	b.WriteString("| server | campaigns | req/s | x trivial | x beside | bid % | cores | wait | req per CPU-s | x trivial per CPU-s | wrk p50 | wrk p99 | wrk max | bidder p99 | model, rows/request | RSS after |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|\n")
 	for i, t := range res.Trivial {
 		which := "first"
 		if i > 0 {
 			which = "last"
 		}
 		w := t.Wrk
-		fmt.Fprintf(&b, "| trivial fasthttp 204 (%s) | - | %s | 1 | - | %.2f | %.2f | %s | 1 | %s | %s | %s | - | - | - |\n",
+		fmt.Fprintf(&b, "| trivial fasthttp 204 (%s) | - | %s | 1 | - | - | %.2f | %.2f | %s | 1 | %s | %s | %s | - | - | - |\n",
 			which, thousands(w.ReqPerSec), t.ServerCPU, t.RunWait, thousands(t.PerCPUSecond), us(w.P50), us(w.P99), us(w.LatencyMax))
 	}
 	for _, sv := range res.Servers {
 		c := sv.Closed
 		if sv.Error != "" && c.Wrk.Requests == 0 {
-			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | | | | | | | | |\n", sv.Name, thousands(float64(sv.Campaigns)), oneLine(sv.Error))
+			fmt.Fprintf(&b, "| %s | %s | failed: %s | | | | | | | | | | | | | |\n", sv.Name, thousands(float64(sv.Campaigns)), oneLine(sv.Error))
 			continue
 		}
 		p99, model := "-", "-"
@@ -145,8 +147,12 @@ func markdown(res *result, dir string) string {
 		if c.Model != nil {
 			model = fmt.Sprintf("%s (%s), %.1f", c.Model.Chain, c.Model.Provider, c.Model.PerRequest)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %.1f | %.2f | %.2f | %s | %.2f | %s | %s | %s | %s | %s | %.0f MiB |\n",
-			sv.Name, thousands(float64(sv.Campaigns)), thousands(c.Wrk.ReqPerSec), c.Ratio, 100*c.BidShare,
+		beside := "-"
+		if c.BesideRatio > 0 {
+			beside = fmt.Sprintf("%.2f (%s)", c.BesideRatio, thousands(c.Beside))
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.2f | %s | %.1f | %.2f | %.2f | %s | %.2f | %s | %s | %s | %s | %s | %.0f MiB |\n",
+			sv.Name, thousands(float64(sv.Campaigns)), thousands(c.Wrk.ReqPerSec), c.Ratio, beside, 100*c.BidShare,
 			c.ServerCPU, c.RunWait, thousands(c.PerCPUSecond), c.CPURatio,
 			us(c.Wrk.P50), us(c.Wrk.P99), us(c.Wrk.LatencyMax), p99, model, sv.RSSMiB)
 	}

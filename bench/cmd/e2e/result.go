@@ -65,6 +65,13 @@ type settings struct {
 type closedLoop struct {
 	Wrk   wrkResult `json:"wrk"`
 	Ratio float64   `json:"ratio_to_trivial,omitempty"`
+	// Beside is the trivial server's closed-loop rate measured just before
+	// this run, on the same CPU, while this server sat ready and idle on it
+	// (its idle cost is under 1% of a core), and BesideRatio this run's
+	// ratio to it: the machine drifts over a whole run (the first and last
+	// trivial runs have differed by half), much less over a minute.
+	Beside      float64 `json:"trivial_beside_req_s,omitempty"`
+	BesideRatio float64 `json:"ratio_to_trivial_beside,omitempty"`
 	// ServerCPU is the CPU time the server got over the measured window,
 	// in cores (1 for a saturated server alone on its CPU; less when other
 	// work on the machine took its CPU). PerCPUSecond is requests per
