@@ -30,7 +30,8 @@ import (
 // read-modify-write under a lock, and an item costs several times these 40
 // bytes.
 
-// impKey is an impression's key: the first 16 bytes of SHA-256(auction 0x00 imp).
+// impKey is an impression's key (noticeKey): the first 16 bytes of
+// SHA-256(auction 0x00 imp 0x00 instance 0x00 hold).
 type impKey [2]uint64
 
 // Impression flags.
