@@ -73,6 +73,11 @@ type Token struct {
 	// charge-on byte's top bit.
 	Test    bool
 	Expires time.Time // second resolution
+	// Issued is when the bid was made (second resolution, not after
+	// Expires; zero: unknown, as in a version 5 token), so how long after
+	// its bid a notice comes does not hang on notices.token_ttl staying
+	// what it was when the token was minted (Notice.Bid).
+	Issued time.Time
 }
 
 // Token text: base64url(payload) "." base64url(tag), where payload is the
@@ -80,9 +85,13 @@ type Token struct {
 // SHA-256(master || use), master = HMAC-SHA256(key, payload). The payload is
 // signed once per bid; each use costs one more SHA-256 block. master never
 // leaves the process, so a tag for one use says nothing about another's.
+// Version 6 added the token's lifetime (Expires - Issued, seconds); version
+// 5 tokens (minted before it) still parse, with Issued zero.
 const (
-	tokenVersion = 5
-	tokenFixed   = 53                     // expires, bid, hold, price, floor, user: six uint64s; pctr: float32 bits; charge-on: one byte
+	tokenVersion = 6
+	tokenV5      = 5
+	tokenFixed   = 57                     // expires, bid, hold, price, floor, user: six uint64s; pctr: float32 bits; charge-on: one byte; lifetime: uint32
+	tokenFixedV5 = 53                     // version 5: no lifetime
 	tokenTagLen  = 16                     // per-use tag, 128 bits
 	maxTokenRaw  = 1 + tokenFixed + 5*256 // largest payload: five strings of at most 255 bytes (MaxTokenID)
 	tokenSep     = '.'
@@ -196,6 +205,7 @@ func encodePayload(dst []byte, t *Token) []byte {
 		cb |= 0x80
 	}
 	dst = append(dst, cb)
+	dst = binary.BigEndian.AppendUint32(dst, lifetime(t))
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > MaxTokenID {
 			s = s[:MaxTokenID]
@@ -204,6 +214,16 @@ func encodePayload(dst []byte, t *Token) []byte {
 		dst = append(dst, s...)
 	}
 	return dst
+}
+
+// lifetime is Expires - Issued in whole seconds, 0 when unknown (Issued
+// zero, not before Expires, or too long ago to say in 32 bits).
+func lifetime(t *Token) uint32 {
+	d := t.Expires.Unix() - t.Issued.Unix()
+	if t.Issued.IsZero() || d <= 0 || d > math.MaxUint32 {
+		return 0
+	}
+	return uint32(d)
 }
 
 // Parse verifies a token presented at use u and decodes it. A malformed
@@ -223,7 +243,7 @@ func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
 	}
 	var raw [maxTokenRaw]byte
 	n, err := tokenEnc.Decode(raw[:], src[:sep])
-	if err != nil || n < 1+tokenFixed+5 {
+	if err != nil || n < 1+tokenFixedV5+5 {
 		return Token{}, ErrForged
 	}
 	var tag [tokenTagLen]byte
@@ -250,11 +270,16 @@ func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
 }
 
 func decodePayload(b []byte) (Token, bool) {
-	if len(b) < 1+tokenFixed || b[0] != tokenVersion {
+	fixed := tokenFixed
+	if len(b) > 0 && b[0] == tokenV5 {
+		fixed = tokenFixedV5
+	}
+	if len(b) < 1+fixed || (b[0] != tokenVersion && b[0] != tokenV5) {
 		return Token{}, false
 	}
 	var t Token
-	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
+	exp := int64(binary.BigEndian.Uint64(b[1:]))
+	t.Expires = time.Unix(exp, 0).UTC()
 	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
 	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
 	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
@@ -262,7 +287,12 @@ func decodePayload(b []byte) (Token, bool) {
 	t.UserKey = binary.BigEndian.Uint64(b[41:])
 	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[49:]))
 	t.ChargeOn, t.Test = NoticeKind(b[53]&0x7f), b[53]&0x80 != 0
-	b = b[1+tokenFixed:]
+	if fixed == tokenFixed {
+		if iss := exp - int64(binary.BigEndian.Uint32(b[54:])); iss < exp {
+			t.Issued = time.Unix(iss, 0).UTC()
+		}
+	}
+	b = b[1+fixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return Token{}, false

@@ -14,7 +14,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 func sampleToken() Token {
 	return Token{AuctionID: "auc-1", ImpID: "1", CampaignID: "camp", CreativeID: "cr", InstanceID: "i1",
-		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, FloorMicros: 500_000, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour)}
+		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, FloorMicros: 500_000, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour), Issued: t0}
 }
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -63,6 +63,42 @@ func TestTokenRoundTrip(t *testing.T) {
 		if _, err := ParseToken([]byte(g), testKey, UseBill, t0); !errors.Is(err, ErrForged) {
 			t.Fatalf("garbage %q: %v", g, err)
 		}
+	}
+}
+
+// A token says when its bid was made (Issued), whatever its lifetime, and
+// says nothing of it where it cannot (no Issued, or one not before Expires).
+// A version 5 token, minted before tokens carried it, still parses, with
+// Issued zero.
+func TestTokenIssued(t *testing.T) {
+	for _, c := range []struct {
+		issued, want time.Time
+	}{
+		{t0, t0},
+		{t0.Add(23*time.Hour + 500*time.Millisecond), t0.Add(23 * time.Hour)}, // whole seconds
+		{time.Time{}, time.Time{}},
+		{t0.Add(24 * time.Hour), time.Time{}},
+		{t0.Add(25 * time.Hour), time.Time{}},
+	} {
+		tok := sampleToken()
+		tok.Issued = c.issued
+		got, err := ParseToken(AppendToken(nil, testKey, tok, UseBill), testKey, UseBill, t0)
+		if err != nil || !got.Issued.Equal(c.want) || got.Issued.IsZero() != c.want.IsZero() {
+			t.Errorf("issued %v: got %v %v, want %v", c.issued, got.Issued, err, c.want)
+		}
+	}
+	tok := sampleToken()
+	v6 := encodePayload(nil, &tok)
+	v5 := append(append([]byte{tokenV5}, v6[1:1+tokenFixedV5]...), v6[1+tokenFixed:]...)
+	h := hmac.New(sha256.New, testKey)
+	h.Write(v5)
+	tag := sha256.Sum256(append(h.Sum(nil), byte(UseBill)))
+	raw := tokenEnc.EncodeToString(v5) + "." + tokenEnc.EncodeToString(tag[:tokenTagLen])
+	got, err := ParseToken([]byte(raw), testKey, UseBill, t0)
+	want := tok
+	want.Issued = time.Time{}
+	if err != nil || got != want {
+		t.Fatalf("version 5 token: %+v %v, want %+v", got, err, want)
 	}
 }
 
