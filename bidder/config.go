@@ -332,7 +332,10 @@ type NoticeConfig struct {
 	// Instances sharing a budget store need the same key.
 	Key string `yaml:"key"`
 	// Keys is the rotation form of Key: the first signs, every one verifies
-	// (the current key, then previous ones); each a secret source.
+	// (the current key, then previous ones); each a secret source. Several
+	// instances rotate in two rolling steps: [old, new] on every one, then
+	// [new, old]; an instance that does not know a key yet refuses (403,
+	// uncharged) the notices of bids another signed with it.
 	Keys []string `yaml:"keys"`
 	// KeyFile keeps the generated key (default: notice.key beside
 	// budget.store_dir, e.g. data/notice.key; mode 0600).
