@@ -196,7 +196,8 @@ type LimitsConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout is the wait for the next request on a connection, a new
 	// one included (default 60s: exchanges keep warm connections, and may
-	// open them ahead of traffic).
+	// open them ahead of traffic). The admin listener closes a connection
+	// idle this long after an answer too.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
