@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -88,8 +89,11 @@ func TestTokenIssued(t *testing.T) {
 		}
 	}
 	tok := sampleToken()
-	v6 := encodePayload(nil, &tok)
-	v5 := append(append([]byte{tokenV5}, v6[1:1+tokenFixedV5]...), v6[1+tokenFixed:]...)
+	v7 := encodePayload(nil, &tok, userKeyCipher(testKey))
+	v5 := append([]byte{tokenV5}, v7[1:userAt]...) // expires .. floor
+	v5 = binary.BigEndian.AppendUint64(v5, tok.UserKey)
+	v5 = append(v5, v7[userAt+16:userAt+21]...) // pctr, charge-on
+	v5 = append(v5, v7[1+tokenFixed:]...)       // the ids
 	h := hmac.New(sha256.New, testKey)
 	h.Write(v5)
 	tag := sha256.Sum256(append(h.Sum(nil), byte(UseBill)))
@@ -99,6 +103,35 @@ func TestTokenIssued(t *testing.T) {
 	want.Issued = time.Time{}
 	if err != nil || got != want {
 		t.Fatalf("version 5 token: %+v %v, want %+v", got, err, want)
+	}
+}
+
+// The user key, which every page that shows the ad can read in the pixel
+// and click URLs, is not in a token's payload in clear, and two bids for one
+// user do not carry the same bytes for it; a key of a rotated signer opens
+// it all the same.
+func TestTokenSealsUserKey(t *testing.T) {
+	payload := func(tok []byte) []byte {
+		b, err := tokenEnc.DecodeString(string(tok[:bytes.IndexByte(tok, tokenSep)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := sampleToken(), sampleToken()
+	b.HoldID++
+	pa, pb := payload(AppendToken(nil, testKey, a, UseImp)), payload(AppendToken(nil, testKey, b, UseImp))
+	if user := binary.BigEndian.AppendUint64(nil, a.UserKey); bytes.Contains(pa, user) || bytes.Contains(pb, user) {
+		t.Fatalf("user key %x in clear in the payload", user)
+	}
+	if bytes.Equal(pa[userAt:userAt+16], pb[userAt:userAt+16]) {
+		t.Fatal("two bids for one user carry the same sealed user key")
+	}
+	oldKey := []byte("old key")
+	rotated, _ := NewSigner([]byte("new key"), oldKey)
+	got, err := rotated.Parse(AppendToken(nil, oldKey, a, UseImp), UseImp, t0)
+	if err != nil || got.UserKey != a.UserKey {
+		t.Fatalf("a token of the previous key: user %x, %v; want %x", got.UserKey, err, a.UserKey)
 	}
 }
 
@@ -170,8 +203,8 @@ func TestTokenKeyRotation(t *testing.T) {
 // and a tag is SHA-256(master || use).
 func TestTokenMACMatchesCryptoHMAC(t *testing.T) {
 	tok := sampleToken()
-	payload := encodePayload(nil, &tok)
 	for _, key := range [][]byte{[]byte("k"), testKey, bytes.Repeat([]byte("k"), 100)} {
+		payload := encodePayload(nil, &tok, userKeyCipher(key))
 		raw := AppendToken(nil, key, tok, UseImp)
 		h := hmac.New(sha256.New, key)
 		h.Write(payload)
