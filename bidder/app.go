@@ -142,7 +142,11 @@ func (a *App) start(ctx context.Context) error {
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
 	}
-	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget, s.controlRoutes(a.budget), a.statusRoutes), ReadHeaderTimeout: 5 * time.Second}
+	// No ReadTimeout: net/http cancels a request's context when it passes,
+	// which would cut a long CPU profile short. Refused requests bound
+	// their own (refuse, server.go).
+	s.admin = &http.Server{Handler: s.adminHandler(a.writeBudget, s.controlRoutes(a.budget), a.statusRoutes),
+		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: cfg.Limits.IdleTimeout}
 	go func() { a.served <- s.Serve(a.ln) }()
 	go func() {
 		if err := s.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {

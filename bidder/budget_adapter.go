@@ -141,6 +141,7 @@ func (s budgetSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKind
 		Test:        t.Test,
 		HoldID:      budget.HoldID(t.Hold),
 		Expires:     t.Expiry,
+		Issued:      t.Issued,
 	}
 	sd := s.sealed.Get().(*budget.Sealed)
 	s.s.Seal(sd, &tok)
@@ -175,6 +176,7 @@ func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bi
 		ChargeOnWin:  t.ChargeOn == budget.KindWin,
 		Test:         t.Test,
 		Expiry:       t.Expires,
+		Issued:       t.Issued,
 	}, nil
 }
 
@@ -208,6 +210,7 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 		ClearingMicros: charge,
 		Time:           now,
 		Expires:        t.Expiry,
+		Bid:            t.Issued,
 	}
 }
 

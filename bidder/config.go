@@ -196,7 +196,8 @@ type LimitsConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout is the wait for the next request on a connection, a new
 	// one included (default 60s: exchanges keep warm connections, and may
-	// open them ahead of traffic).
+	// open them ahead of traffic). The admin listener closes a connection
+	// idle this long after an answer too.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
@@ -332,7 +333,10 @@ type NoticeConfig struct {
 	// Instances sharing a budget store need the same key.
 	Key string `yaml:"key"`
 	// Keys is the rotation form of Key: the first signs, every one verifies
-	// (the current key, then previous ones); each a secret source.
+	// (the current key, then previous ones); each a secret source. Several
+	// instances rotate in two rolling steps: [old, new] on every one, then
+	// [new, old]; an instance that does not know a key yet refuses (403,
+	// uncharged) the notices of bids another signed with it.
 	Keys []string `yaml:"keys"`
 	// KeyFile keeps the generated key (default: notice.key beside
 	// budget.store_dir, e.g. data/notice.key; mode 0600).

@@ -228,14 +228,22 @@ func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest,
 	return req, nil
 }
 
-// sameOrigin refuses a browser's cross-site request (sameOriginOnly wraps
-// every admin path in it): on a loopback admin listener without tokens, any
-// web page the operator opens could otherwise post a form there. Clients that
-// send no Origin (curl) pass.
+// sameOrigin refuses a browser's request from any other origin
+// (sameOriginOnly wraps every admin path in it): on a loopback admin listener
+// without tokens, any web page the operator opens could otherwise post a form
+// there. A GET without Origin (an <img>) says where it comes from in
+// Sec-Fetch-Site; only same-origin and none (a URL typed in) pass, not
+// same-site: a site ignores the port, so a page served by anything else on
+// this host (a dashboard on :3000) is same-site with the admin. Clients that
+// send neither header (curl, Prometheus) pass.
 func sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o == "" {
-		return r.Header.Get("Sec-Fetch-Site") != "cross-site"
+		switch r.Header.Get("Sec-Fetch-Site") {
+		case "", "same-origin", "none":
+			return true
+		}
+		return false
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host

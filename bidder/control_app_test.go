@@ -170,9 +170,11 @@ func TestKillSwitchRefusesRebinding(t *testing.T) {
 
 // A page the operator opens cannot make a tokenless admin work for it
 // either: cross-site reads (an <img> of a CPU profile, whose request carries
-// Sec-Fetch-Site but no Origin) and an explanation posted from another
-// origin are refused; the operator's own tools (no such headers, or a
-// same-origin page, or a URL typed in: Sec-Fetch-Site none) pass.
+// Sec-Fetch-Site but no Origin), the same from a page on another port of
+// this host (Sec-Fetch-Site same-site: a site ignores the port) and an
+// explanation posted from another origin are refused; the operator's own
+// tools (no such headers, or a same-origin page, or a URL typed in:
+// Sec-Fetch-Site none) pass.
 func TestAdminRefusesCrossSiteReads(t *testing.T) {
 	app := startApp(t, nil)
 	_, port, _ := net.SplitHostPort(app.AdminAddr())
@@ -184,6 +186,9 @@ func TestAdminRefusesCrossSiteReads(t *testing.T) {
 		{"GET", "/debug/pprof/cmdline", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"GET", "/debug/pprof/profile?seconds=1", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"GET", "/metrics", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"GET", "/debug/pprof/profile?seconds=1", []string{"Sec-Fetch-Site", "same-site"}, 403},
+		{"GET", "/debug/pprof/trace?seconds=1", []string{"Sec-Fetch-Site", "same-site"}, 403},
+		{"GET", "/admin/budget", []string{"Sec-Fetch-Site", "same-site"}, 403},
 		{"POST", "/admin/explain", []string{"Origin", "http://evil.example"}, 403},
 		{"GET", "/debug/pprof/cmdline", nil, 200},
 		{"GET", "/debug/pprof/cmdline", []string{"Sec-Fetch-Site", "none"}, 200},

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -160,6 +161,39 @@ func TestAdminToken(t *testing.T) {
 	// The bid listener is not behind it.
 	if code, _ := get(t, "http://"+app.Addr()+"/readyz"); code != 200 {
 		t.Fatalf("readyz: %d", code)
+	}
+}
+
+// A client without the admin token cannot hold admin connections open
+// (admin_public exposes the listener to whoever reaches it): a connection
+// idle after an answer is closed after limits.idle_timeout, and a refused
+// request's body is not waited for, however slowly it trickles. Before, both
+// held a connection and its goroutine for good.
+func TestAdminDropsStalledConnections(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.AdminToken = "admin-token-0123456789"
+		c.Limits.IdleTimeout = 300 * time.Millisecond
+	})
+	for _, c := range []struct{ name, req string }{
+		{"idle after the page", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+		{"idle after a 401", "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"},
+		{"body trickled after a 401", "POST /admin/explain HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n{\"id\":"},
+		{"body trickled after a 403", "POST /admin/pause HTTP/1.1\r\nHost: 127.0.0.1\r\nOrigin: http://evil.example\r\n" +
+			"Authorization: Bearer admin-token-0123456789\r\nContent-Length: 100000\r\n\r\nall=1"},
+	} {
+		conn, err := net.Dial("tcp", app.AdminAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := conn.Write([]byte(c.req)); err != nil {
+			t.Fatal(err)
+		}
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		got, err := io.ReadAll(conn) // the answer, then EOF when the server closes
+		conn.Close()
+		if err != nil || !bytes.HasPrefix(got, []byte("HTTP/1.1 ")) {
+			t.Errorf("%s: %v after %.60q, want the answer then the connection closed", c.name, err, got)
+		}
 	}
 }
 

@@ -64,6 +64,7 @@ type bidToken struct {
 	Test               bool   // a test-mode request's bid (test=1): not billable, its notices never charge
 	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
+	Issued             time.Time // when the bid was made (zero: a token that does not say)
 }
 
 // tokenSigner signs and verifies notice tokens (budget.Signer behind an
@@ -111,6 +112,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		ChargeOnWin:  bc.ex.chargeOnWin,
 		Test:         bc.req.Test,
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
+		Issued:       bc.now,
 	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
 }

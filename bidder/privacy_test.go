@@ -2,9 +2,12 @@ package bidder
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -236,4 +239,56 @@ func withoutSignals(t *testing.T, body []byte) []byte {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// The ad markup (read by the page, header bidding's script, the app's SDK)
+// carries notice tokens whose payload is signed, not secret: it must not
+// carry the user's frequency-cap key, a hash of user.id (else buyeruid or
+// the device's advertising id) that is the same on every site. Its bytes
+// appear in no token of the bid, and the impression pixel still counts
+// against that user's frequency cap. Before, every token carried it in clear.
+func TestMarkupHidesUserKey(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	capped := strings.Replace(string(src), "currency: USD\n", "currency: USD\nfrequency_cap: {count: 3, window: 1h}\n", 1)
+	if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), []byte(capped), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir })
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req ortb.Request
+	var p ortb.Parser
+	if err := p.Parse(body, &req); err != nil {
+		t.Fatal(err)
+	}
+	key := req.UserKey()
+	b := bidWith(t, app, string(body))
+	user := binary.BigEndian.AppendUint64(nil, key)
+	for kind, tok := range tokensOf(t, b) {
+		sep := strings.IndexByte(tok, '.')
+		payload, err := base64.RawURLEncoding.DecodeString(tok[:max(sep, 0)])
+		if err != nil || sep < 0 {
+			t.Fatalf("%v token %q: %v", noticeKind(kind), tok, err)
+		}
+		if bytes.Contains(payload, user) {
+			t.Errorf("the %v token carries the user key %x in clear", noticeKind(kind), user)
+		}
+	}
+	h := app.budget.Handle(b.CID)
+	if left := app.budget.FreqLeft(h, key, time.Now()); left != 3 {
+		t.Fatalf("before the pixel: %d impressions left, want 3", left)
+	}
+	base := "http://" + app.Addr()
+	if code, _ := get(t, base+"/notice/imp"+between(b.AdM, `<img src="`+base+"/notice/imp", `"`)); code != 200 {
+		t.Fatalf("pixel: %d", code)
+	}
+	if left := app.budget.FreqLeft(h, key, time.Now()); left != 2 {
+		t.Fatalf("after the pixel: %d impressions left, want 2", left)
+	}
 }

@@ -338,11 +338,23 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 func sameOriginOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !sameOrigin(r) {
-			http.Error(w, errControlOrigin.Error(), http.StatusForbidden)
+			refuse(w, errControlOrigin.Error(), http.StatusForbidden)
 			return
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// refuse answers a refused admin request and closes its connection after
+// reading what is left of its body for at most lingerTime: net/http reads
+// up to 256 KiB of an unread body after the handler, whatever the answer,
+// and the admin server has no read timeout (net/http cancels a request's
+// context when one passes, which would cut a long CPU profile short), so a
+// client without the token trickling a body held the connection for good.
+func refuse(w http.ResponseWriter, msg string, code int) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(lingerTime))
+	w.Header().Set("Connection", "close")
+	http.Error(w, msg, code)
 }
 
 // errAdminHost answers a tokenless admin request addressed to another host.
@@ -395,7 +407,7 @@ func requireBearer(tokens []namedToken, h http.Handler) http.Handler {
 	if len(tokens) == 0 {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if !loopbackHost(r.Host) {
-				http.Error(w, errAdminHost.Error(), http.StatusForbidden)
+				refuse(w, errAdminHost.Error(), http.StatusForbidden)
 				return
 			}
 			h.ServeHTTP(w, r)
@@ -421,7 +433,7 @@ func requireBearer(tokens []namedToken, h http.Handler) http.Handler {
 		}
 		if !ok || match < 0 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="openbidder admin"`)
-			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			refuse(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, tokens[match].name)))

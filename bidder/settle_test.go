@@ -1,11 +1,13 @@
 package bidder
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -302,6 +304,40 @@ func TestBillReplayedPastWindowsRefused(t *testing.T) {
 	}
 	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
 		t.Fatalf("spent %d after a replay past the windows, want 1000", got)
+	}
+}
+
+// The same after a restart that shortened notices.token_ttl: a bid made
+// under the old, longer TTL is no newer for it. Before, its bid time was
+// taken as its token's expiry less the new TTL (an hour later than it was
+// here), so its burl replayed past the windows was charged a second time.
+func TestBillReplayedAfterTokenTTLShortenedRefused(t *testing.T) {
+	dir := t.TempDir()
+	ttl := time.Hour
+	edit := func(c *Config) {
+		c.Budget.StoreDir = filepath.Join(dir, "nats")
+		c.Notices.DedupWindow = DedupWindowConfig{Win: time.Second, Bill: time.Second, Loss: time.Second}
+		c.Notices.HoldTTL = time.Second
+		c.Notices.TokenTTL = ttl
+	}
+	app := startApp(t, edit)
+	burl := substitute(bidOnce(t, app, "ttl-shortened").BURL, "1.00")
+	if code, msg := get(t, burl); code != 200 {
+		t.Fatalf("bill: %d %s", code, msg)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ttl = 3 * time.Second
+	app = startApp(t, edit)
+	time.Sleep(1500 * time.Millisecond) // the thing under test is the windows' passing
+	// The notice URL names the old port: send it to the new one.
+	u := strings.Replace(burl, between(burl, "http://", "/notice"), app.Addr(), 1)
+	if code, msg := get(t, u); code != 403 || !strings.Contains(string(msg), "dedup_window") {
+		t.Fatalf("replay past the windows after token_ttl was shortened: %d %q, want 403 naming dedup_window", code, msg)
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
+		t.Fatalf("spent %d after the replay, want 1000", got)
 	}
 }
 

@@ -43,10 +43,26 @@ type Notice struct {
 	// (and, for an impression's first charge, at its hold).
 	ClearingMicros int64
 	Time           time.Time // arrival; zero means the manager's clock
-	// Expires is the token's expiry (zero: unknown): Expires - NoticeTTL is
-	// when the bid was made, which tells a charge on an impression this
-	// process may have forgotten (unreconciled_charges_total).
+	// Expires is the token's expiry (zero: unknown).
 	Expires time.Time
+	// Bid is when the bid was made (the token's Issued), which tells a
+	// notice too late to charge and a charge on an impression this process
+	// may have forgotten (unreconciled_charges_total). Zero (a token minted
+	// before tokens carried it): Expires - NoticeTTL, which is wrong once
+	// notices.token_ttl changed since the token was minted.
+	Bid time.Time
+}
+
+// bidTime is when n's bid was made, as far as its token tells: Bid, else
+// its expiry less the token lifetime; false when neither is known.
+func (m *Manager) bidTime(n *Notice) (time.Time, bool) {
+	switch {
+	case !n.Bid.IsZero():
+		return n.Bid, true
+	case n.Expires.IsZero() || m.cfg.NoticeTTL <= 0:
+		return time.Time{}, false
+	}
+	return n.Expires.Add(-m.cfg.NoticeTTL), true
 }
 
 // Result says what a notice did.
@@ -357,10 +373,10 @@ func (o *settleOp) enqueue(le LedgerEntry) {
 // valid) would be charged again. Such a notice is refused, counted and never
 // charged. A loss is never refused: it can only release or reverse.
 func (m *Manager) tooLateToCharge(n *Notice) bool {
-	if n.Kind == KindLoss || n.Expires.IsZero() || m.cfg.NoticeTTL <= 0 {
+	bid, ok := m.bidTime(n)
+	if n.Kind == KindLoss || !ok {
 		return false
 	}
-	bid := n.Expires.Add(-m.cfg.NoticeTTL)
 	return n.Time.Sub(bid) > m.cfg.DedupWindow.longest()
 }
 
@@ -369,10 +385,11 @@ func (m *Manager) tooLateToCharge(n *Notice) bool {
 // before this process started or before an entry was evicted early, or
 // longer ago than the shortest window.
 func (m *Manager) unreconciled(n *Notice) bool {
-	if n.Expires.IsZero() {
+	t, ok := m.bidTime(n)
+	if !ok {
 		return false
 	}
-	bid := n.Expires.Add(-m.cfg.NoticeTTL).UnixNano()
+	bid := t.UnixNano()
 	w := m.cfg.DedupWindow
 	return bid < max(m.startNs, m.tier.earlyAt.Load()) || n.Time.UnixNano()-bid > int64(min(w.Win, w.Bill, w.Loss))
 }

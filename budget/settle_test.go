@@ -597,4 +597,22 @@ func TestNoticeTooLateToChargeRefused(t *testing.T) {
 	if got, c := spent(), m.Counters(); got != 10 || c.TooLateToCharge != 4 {
 		t.Fatalf("spent %d, refused %d; want 10 and 4", got, c.TooLateToCharge)
 	}
+	// A token that says when its bid was made is judged by that, not by
+	// its expiry less today's NoticeTTL: one minted when token_ttl was 30
+	// days (its expiry 30 days after the bid) is as late as one minted
+	// under 24h, and one made just now under a shorter TTL is on time.
+	for _, c := range []struct {
+		name        string
+		bid, expiry time.Time
+		late        bool
+	}{
+		{"minted under a longer ttl", bidAt, bidAt.Add(30 * 24 * time.Hour), true},
+		{"minted under a shorter ttl", clk.Now(), clk.Now().Add(time.Hour), false},
+	} {
+		n := notice(KindBill, 0, c.name)
+		n.Bid, n.Expires = c.bid, c.expiry
+		if _, err := m.Settle(n); errors.Is(err, ErrTooLateToCharge) != c.late {
+			t.Errorf("%s: %v, want too late %v", c.name, err, c.late)
+		}
+	}
 }

@@ -1,6 +1,8 @@
 package budget
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -73,6 +75,11 @@ type Token struct {
 	// charge-on byte's top bit.
 	Test    bool
 	Expires time.Time // second resolution
+	// Issued is when the bid was made (second resolution, not after
+	// Expires; zero: unknown, as in a version 5 token), so how long after
+	// its bid a notice comes does not hang on notices.token_ttl staying
+	// what it was when the token was minted (Notice.Bid).
+	Issued time.Time
 }
 
 // Token text: base64url(payload) "." base64url(tag), where payload is the
@@ -80,12 +87,26 @@ type Token struct {
 // SHA-256(master || use), master = HMAC-SHA256(key, payload). The payload is
 // signed once per bid; each use costs one more SHA-256 block. master never
 // leaves the process, so a tag for one use says nothing about another's.
+//
+// The payload is signed, not secret: the pixel and click URLs sit in the ad
+// markup, which the page (header bidding runs in it), the app's SDK and
+// every script there can read. So the user's frequency-cap key (a hash of
+// user.id, buyeruid or the device's advertising id, the same on every site)
+// is sealed: one AES-128 block of (user key, hold id) under a key derived
+// from the notice key, different for every bid of the same user.
+//
+// Version 7 added the token's lifetime (Expires - Issued, seconds) and
+// sealed the user key; version 5 tokens (minted before it) still parse, with
+// Issued zero. (Version 6 was never released.)
 const (
-	tokenVersion = 5
-	tokenFixed   = 53                     // expires, bid, hold, price, floor, user: six uint64s; pctr: float32 bits; charge-on: one byte
+	tokenVersion = 7
+	tokenV5      = 5
+	tokenFixed   = 65                     // expires, bid, hold, price, floor: five uint64s; sealed user: 16 bytes; pctr: float32 bits; charge-on: one byte; lifetime: uint32
+	tokenFixedV5 = 53                     // version 5: user in clear (a uint64), no lifetime
 	tokenTagLen  = 16                     // per-use tag, 128 bits
 	maxTokenRaw  = 1 + tokenFixed + 5*256 // largest payload: five strings of at most 255 bytes (MaxTokenID)
 	tokenSep     = '.'
+	userAt       = 41 // offset of the user field, both versions
 )
 
 var tokenEnc = base64.RawURLEncoding
@@ -105,7 +126,20 @@ var ErrNoKey = errors.New("budget: no notice key")
 // its keys (the current one first, then previous ones kept for rotation).
 // Safe for concurrent use; signing and verifying make no allocation.
 type Signer struct {
-	keys []*macPool
+	keys  []*macPool
+	users []cipher.Block // per key: seals the user key (userKeyCipher)
+}
+
+// userKeyCipher is the AES-128 block that seals a token's user key, its key
+// derived from the notice key (SHA-256 of a label and the key), so it is
+// never the HMAC key itself.
+func userKeyCipher(key []byte) cipher.Block {
+	k := sha256.Sum256(append([]byte("openbidder notice token user key\x00"), key...))
+	b, err := aes.NewCipher(k[:16])
+	if err != nil {
+		panic("budget: AES-128 refused a 16-byte key: " + err.Error())
+	}
+	return b
 }
 
 // macPool keeps HMAC-SHA256 states for one key: crypto/hmac allocates in New,
@@ -147,6 +181,7 @@ func NewSigner(keys ...[]byte) (*Signer, error) {
 			return nil, ErrNoKey
 		}
 		s.keys = append(s.keys, newMacPool(k))
+		s.users = append(s.users, userKeyCipher(k))
 	}
 	return s, nil
 }
@@ -162,7 +197,7 @@ type Sealed struct {
 
 // Seal signs t's payload into sd with the signer's current key.
 func (s *Signer) Seal(sd *Sealed, t *Token) {
-	p := encodePayload(sd.raw[:0], t)
+	p := encodePayload(sd.raw[:0], t, s.users[0])
 	sd.master = s.keys[0].master(p)
 	sd.text = tokenEnc.AppendEncode(sd.text[:0], p)
 }
@@ -182,7 +217,8 @@ func useTag(master *[sha256.Size]byte, u Use) [sha256.Size]byte {
 	return sha256.Sum256(in[:])
 }
 
-func encodePayload(dst []byte, t *Token) []byte {
+// encodePayload appends t's payload, its user key sealed with blk.
+func encodePayload(dst []byte, t *Token, blk cipher.Block) []byte {
 	dst = append(dst, tokenVersion)
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.Expires.Unix()))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.BidMicros))
@@ -190,12 +226,16 @@ func encodePayload(dst []byte, t *Token) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.PriceMicros))
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.FloorMicros))
 	dst = binary.BigEndian.AppendUint64(dst, t.UserKey)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(t.HoldID))
+	u := dst[len(dst)-16:]
+	blk.Encrypt(u, u)
 	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
 	cb := byte(t.ChargeOn) & 0x7f
 	if t.Test {
 		cb |= 0x80
 	}
 	dst = append(dst, cb)
+	dst = binary.BigEndian.AppendUint32(dst, lifetime(t))
 	for _, s := range [...]string{t.AuctionID, t.ImpID, t.CampaignID, t.CreativeID, t.InstanceID} {
 		if len(s) > MaxTokenID {
 			s = s[:MaxTokenID]
@@ -204,6 +244,16 @@ func encodePayload(dst []byte, t *Token) []byte {
 		dst = append(dst, s...)
 	}
 	return dst
+}
+
+// lifetime is Expires - Issued in whole seconds, 0 when unknown (Issued
+// zero, not before Expires, or too long ago to say in 32 bits).
+func lifetime(t *Token) uint32 {
+	d := t.Expires.Unix() - t.Issued.Unix()
+	if t.Issued.IsZero() || d <= 0 || d > math.MaxUint32 {
+		return 0
+	}
+	return uint32(d)
 }
 
 // Parse verifies a token presented at use u and decodes it. A malformed
@@ -223,23 +273,25 @@ func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
 	}
 	var raw [maxTokenRaw]byte
 	n, err := tokenEnc.Decode(raw[:], src[:sep])
-	if err != nil || n < 1+tokenFixed+5 {
+	if err != nil || n < 1+tokenFixedV5+5 {
 		return Token{}, ErrForged
 	}
 	var tag [tokenTagLen]byte
 	if m, err := tokenEnc.Decode(tag[:], src[sep+1:]); err != nil || m != tokenTagLen {
 		return Token{}, ErrForged
 	}
-	ok := 0
-	for _, k := range s.keys {
+	match := -1
+	for i, k := range s.keys {
 		master := k.master(raw[:n])
 		want := useTag(&master, u)
-		ok |= subtle.ConstantTimeCompare(want[:tokenTagLen], tag[:])
+		if subtle.ConstantTimeCompare(want[:tokenTagLen], tag[:]) == 1 {
+			match = i
+		}
 	}
-	if ok != 1 {
+	if match < 0 {
 		return Token{}, ErrForged
 	}
-	t, good := decodePayload(raw[:n])
+	t, good := decodePayload(raw[:n], s.users[match])
 	if !good {
 		return Token{}, ErrForged
 	}
@@ -249,20 +301,42 @@ func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
 	return t, nil
 }
 
-func decodePayload(b []byte) (Token, bool) {
-	if len(b) < 1+tokenFixed || b[0] != tokenVersion {
+// decodePayload decodes a verified payload, opening its user key with blk
+// (the cipher of the key that signed it).
+func decodePayload(b []byte, blk cipher.Block) (Token, bool) {
+	fixed := tokenFixed
+	if len(b) > 0 && b[0] == tokenV5 {
+		fixed = tokenFixedV5
+	}
+	if len(b) < 1+fixed || (b[0] != tokenVersion && b[0] != tokenV5) {
 		return Token{}, false
 	}
 	var t Token
-	t.Expires = time.Unix(int64(binary.BigEndian.Uint64(b[1:])), 0).UTC()
+	exp := int64(binary.BigEndian.Uint64(b[1:]))
+	t.Expires = time.Unix(exp, 0).UTC()
 	t.BidMicros = int64(binary.BigEndian.Uint64(b[9:]))
 	t.HoldID = HoldID(binary.BigEndian.Uint64(b[17:]))
 	t.PriceMicros = int64(binary.BigEndian.Uint64(b[25:]))
 	t.FloorMicros = int64(binary.BigEndian.Uint64(b[33:]))
-	t.UserKey = binary.BigEndian.Uint64(b[41:])
-	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[49:]))
-	t.ChargeOn, t.Test = NoticeKind(b[53]&0x7f), b[53]&0x80 != 0
-	b = b[1+tokenFixed:]
+	at := userAt + 8 // past the user field
+	if fixed == tokenFixedV5 {
+		t.UserKey = binary.BigEndian.Uint64(b[userAt:])
+	} else {
+		var u [16]byte
+		blk.Decrypt(u[:], b[userAt:userAt+16])
+		if HoldID(binary.BigEndian.Uint64(u[8:])) != t.HoldID {
+			return Token{}, false
+		}
+		t.UserKey, at = binary.BigEndian.Uint64(u[:]), userAt+16
+	}
+	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[at:]))
+	t.ChargeOn, t.Test = NoticeKind(b[at+4]&0x7f), b[at+4]&0x80 != 0
+	if fixed == tokenFixed {
+		if iss := exp - int64(binary.BigEndian.Uint32(b[at+5:])); iss < exp {
+			t.Issued = time.Unix(iss, 0).UTC()
+		}
+	}
+	b = b[1+fixed:]
 	for _, f := range [...]*string{&t.AuctionID, &t.ImpID, &t.CampaignID, &t.CreativeID, &t.InstanceID} {
 		if len(b) < 1 || len(b) < 1+int(b[0]) {
 			return Token{}, false

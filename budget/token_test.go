@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"strings"
 	"testing"
@@ -14,7 +15,7 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 func sampleToken() Token {
 	return Token{AuctionID: "auc-1", ImpID: "1", CampaignID: "camp", CreativeID: "cr", InstanceID: "i1",
-		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, FloorMicros: 500_000, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour)}
+		BidMicros: 1_500_000, HoldID: 42<<32 | 7, PriceMicros: 1_600_000, UserKey: 0xdeadbeef, PCTR: 0.0123, FloorMicros: 500_000, ChargeOn: KindWin, Expires: t0.Add(24 * time.Hour), Issued: t0}
 }
 
 func TestTokenRoundTrip(t *testing.T) {
@@ -63,6 +64,74 @@ func TestTokenRoundTrip(t *testing.T) {
 		if _, err := ParseToken([]byte(g), testKey, UseBill, t0); !errors.Is(err, ErrForged) {
 			t.Fatalf("garbage %q: %v", g, err)
 		}
+	}
+}
+
+// A token says when its bid was made (Issued), whatever its lifetime, and
+// says nothing of it where it cannot (no Issued, or one not before Expires).
+// A version 5 token, minted before tokens carried it, still parses, with
+// Issued zero.
+func TestTokenIssued(t *testing.T) {
+	for _, c := range []struct {
+		issued, want time.Time
+	}{
+		{t0, t0},
+		{t0.Add(23*time.Hour + 500*time.Millisecond), t0.Add(23 * time.Hour)}, // whole seconds
+		{time.Time{}, time.Time{}},
+		{t0.Add(24 * time.Hour), time.Time{}},
+		{t0.Add(25 * time.Hour), time.Time{}},
+	} {
+		tok := sampleToken()
+		tok.Issued = c.issued
+		got, err := ParseToken(AppendToken(nil, testKey, tok, UseBill), testKey, UseBill, t0)
+		if err != nil || !got.Issued.Equal(c.want) || got.Issued.IsZero() != c.want.IsZero() {
+			t.Errorf("issued %v: got %v %v, want %v", c.issued, got.Issued, err, c.want)
+		}
+	}
+	tok := sampleToken()
+	v7 := encodePayload(nil, &tok, userKeyCipher(testKey))
+	v5 := append([]byte{tokenV5}, v7[1:userAt]...) // expires .. floor
+	v5 = binary.BigEndian.AppendUint64(v5, tok.UserKey)
+	v5 = append(v5, v7[userAt+16:userAt+21]...) // pctr, charge-on
+	v5 = append(v5, v7[1+tokenFixed:]...)       // the ids
+	h := hmac.New(sha256.New, testKey)
+	h.Write(v5)
+	tag := sha256.Sum256(append(h.Sum(nil), byte(UseBill)))
+	raw := tokenEnc.EncodeToString(v5) + "." + tokenEnc.EncodeToString(tag[:tokenTagLen])
+	got, err := ParseToken([]byte(raw), testKey, UseBill, t0)
+	want := tok
+	want.Issued = time.Time{}
+	if err != nil || got != want {
+		t.Fatalf("version 5 token: %+v %v, want %+v", got, err, want)
+	}
+}
+
+// The user key, which every page that shows the ad can read in the pixel
+// and click URLs, is not in a token's payload in clear, and two bids for one
+// user do not carry the same bytes for it; a key of a rotated signer opens
+// it all the same.
+func TestTokenSealsUserKey(t *testing.T) {
+	payload := func(tok []byte) []byte {
+		b, err := tokenEnc.DecodeString(string(tok[:bytes.IndexByte(tok, tokenSep)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := sampleToken(), sampleToken()
+	b.HoldID++
+	pa, pb := payload(AppendToken(nil, testKey, a, UseImp)), payload(AppendToken(nil, testKey, b, UseImp))
+	if user := binary.BigEndian.AppendUint64(nil, a.UserKey); bytes.Contains(pa, user) || bytes.Contains(pb, user) {
+		t.Fatalf("user key %x in clear in the payload", user)
+	}
+	if bytes.Equal(pa[userAt:userAt+16], pb[userAt:userAt+16]) {
+		t.Fatal("two bids for one user carry the same sealed user key")
+	}
+	oldKey := []byte("old key")
+	rotated, _ := NewSigner([]byte("new key"), oldKey)
+	got, err := rotated.Parse(AppendToken(nil, oldKey, a, UseImp), UseImp, t0)
+	if err != nil || got.UserKey != a.UserKey {
+		t.Fatalf("a token of the previous key: user %x, %v; want %x", got.UserKey, err, a.UserKey)
 	}
 }
 
@@ -134,8 +203,8 @@ func TestTokenKeyRotation(t *testing.T) {
 // and a tag is SHA-256(master || use).
 func TestTokenMACMatchesCryptoHMAC(t *testing.T) {
 	tok := sampleToken()
-	payload := encodePayload(nil, &tok)
 	for _, key := range [][]byte{[]byte("k"), testKey, bytes.Repeat([]byte("k"), 100)} {
+		payload := encodePayload(nil, &tok, userKeyCipher(key))
 		raw := AppendToken(nil, key, tok, UseImp)
 		h := hmac.New(sha256.New, key)
 		h.Write(payload)
