@@ -480,12 +480,16 @@ func (a *App) close(ctx context.Context) error {
 // Run starts the bidder and serves until SIGINT or SIGTERM; SIGHUP reloads
 // campaigns.
 func Run(cfg *Config, log *slog.Logger) error {
-	app, err := Start(context.Background(), cfg, log)
-	if err != nil {
-		return err
-	}
+	// Before Start: it serves before it returns, and a signal in between
+	// took its default action (SIGHUP killed the process, SIGTERM skipped
+	// the drain). Caught here, it waits in the channel until Start is done.
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	app, err := Start(context.Background(), cfg, log)
+	if err != nil {
+		signal.Stop(sig)
+		return err
+	}
 	for {
 		select {
 		case s := <-sig:
