@@ -480,15 +480,52 @@ func (a *App) close(ctx context.Context) error {
 // Run starts the bidder and serves until SIGINT or SIGTERM; SIGHUP reloads
 // campaigns.
 func Run(cfg *Config, log *slog.Logger) error {
-	// Before Start: it serves before it returns, and a signal in between
-	// took its default action (SIGHUP killed the process, SIGTERM skipped
-	// the drain). Caught here, it waits in the channel until Start is done.
+	// Caught before Start: it serves before it returns, and a signal in
+	// between took its default action (SIGHUP killed the process, SIGTERM
+	// skipped the drain). SIGINT or SIGTERM during Start cancels it (it may
+	// be waiting out budget.start_timeout) and shuts down what started;
+	// SIGHUP then reloads once Start is done.
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	app, err := Start(context.Background(), cfg, log)
-	if err != nil {
-		signal.Stop(sig)
-		return err
+	defer signal.Stop(sig)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // after the app is shut down: its own context derives from ctx
+	type started struct {
+		app *App
+		err error
+	}
+	done := make(chan started, 1)
+	go func() {
+		app, err := Start(ctx, cfg, log)
+		done <- started{app, err}
+	}()
+	var app *App
+	hup := false
+	for app == nil {
+		select {
+		case r := <-done:
+			if r.err != nil {
+				return r.err
+			}
+			app = r.app
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				hup = true
+				continue
+			}
+			log.Info("shutting down during start", "signal", s.String())
+			cancel()
+			r := <-done
+			if r.app != nil {
+				return r.app.Close(context.Background())
+			}
+			return nil
+		}
+	}
+	if hup {
+		if err := app.ReloadCampaigns(); err != nil {
+			log.Error("campaign reload refused; the running set stays", "err", err)
+		}
 	}
 	for {
 		select {

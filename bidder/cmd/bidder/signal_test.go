@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// lockedBuffer is a bytes.Buffer the child's output goroutine writes while
+// the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A signal while the bidder starts. Signals were caught only once Start had
+// returned, and Start serves before it returns and waits up to
+// budget.start_timeout for the budget store: a SIGHUP in that window killed
+// the process, a SIGTERM skipped the drain. Now a SIGHUP is kept for after
+// the start, and a SIGTERM cancels the start and exits 0.
+func TestSignalDuringStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	root, _ := filepath.Abs("../../..")
+	dead := freeAddr(t) // nothing listens there: the budget store never comes up
+	cfg := fmt.Sprintf(`campaigns_dir: %[1]s/bidder/testdata/campaigns
+watch_every: -1s
+model: {gbdt: %[1]s/configs/models/gbdt.manifest.json, provider: "off"}
+budget: {nats_urls: ["nats://%[2]s"], start_timeout: 2m}
+notices: {key: signal-test-notice-key-0123}
+`, root, dead)
+	path := filepath.Join(t.TempDir(), "bidder.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "-config", path, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	retries := func() int { return strings.Count(logs.String(), "budget store not ready") }
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for end := time.Now().Add(30 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-exited:
+				exited <- err
+				t.Fatalf("%s: the bidder exited (%v):\n%s", what, err, logs.String())
+			default:
+			}
+			if time.Now().After(end) {
+				t.Fatalf("%s: not within 30 s:\n%s", what, logs.String())
+			}
+		}
+	}
+	waitFor("start waiting on the budget store", func() bool { return retries() > 0 })
+	cmd.Process.Signal(syscall.SIGHUP)
+	n := retries()
+	waitFor("still starting after SIGHUP", func() bool { return retries() > n })
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		exited <- err
+		var ee *exec.ExitError
+		if errors.As(err, &ee) || err != nil {
+			t.Fatalf("SIGTERM during start: %v, want exit 0:\n%s", err, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM during start:\n%s", logs.String())
+	}
+	if !strings.Contains(logs.String(), "shutting down during start") {
+		t.Errorf("no shutdown logged:\n%s", logs.String())
+	}
+}
