@@ -125,6 +125,48 @@ func TestRestartKeepsNotices(t *testing.T) {
 	}
 }
 
+// A campaign's file removed and the bidder restarted before the notices of
+// its last bids came in: the restarted bidder answered their bills 503
+// (budget: unknown campaign), retried by the exchange until the token
+// expired, and the spend was never recorded (found by the fourth red-team
+// pass). Now the bill is charged to the campaign's budget record.
+func TestRestartWithoutCampaignKeepsNotices(t *testing.T) {
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	if err := os.CopyFS(camps, os.DirFS("testdata/campaigns")); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(c *Config) {
+		c.CampaignsDir = camps
+		c.Budget.StoreDir = filepath.Join(dir, "nats")
+	}
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "before-removal")
+	if b.CID != "acme-banner" {
+		t.Fatalf("bid by %s, want acme-banner (testdata/campaigns/acme.yaml)", b.CID)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(camps, "acme.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	u := strings.Replace(substitute(b.BURL, "1.50"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+	if code, msg := get(t, u); code != 200 {
+		t.Fatalf("billing notice of a removed campaign's bid after a restart: %d %s", code, msg)
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 1500 {
+		t.Fatalf("spent %d after the notice, want 1500", s)
+	}
+	if code, _ := get(t, u); code != 200 {
+		t.Fatalf("the same bill again: %d, want 200 (a duplicate, charged once)", code)
+	}
+	if s, _ := spent(t, app, "acme-banner"); s != 1500 {
+		t.Fatalf("spent %d after the bill again, want 1500", s)
+	}
+}
+
 // The admin listener behind a bearer token: every path (metrics, budget,
 // pprof) needs it; a wrong or missing token gets 401.
 func TestAdminToken(t *testing.T) {

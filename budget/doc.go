@@ -35,7 +35,8 @@
 // and none while it waits for the ledger's acknowledgement.
 //
 // Every other lock is a leaf, taken with nothing else held: Manager.mu (the
-// campaign set), Account.mu (lease, spend, holds of a campaign; Hold takes it
+// campaign set; a notice for a campaign no config names takes it after
+// reading that campaign's record, Manager.retired), Account.mu (lease, spend, holds of a campaign; Hold takes it
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
 // holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache),

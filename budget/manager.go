@@ -83,6 +83,7 @@ type Manager struct {
 
 	// Settlement counters.
 	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts, tooLateN atomic.Uint64
+	retiredN                                                                       atomic.Uint64 // accounts made by retired
 	forwarded, fwdFallbacks, served                                                atomic.Uint64
 	gapUnknown                                                                     atomic.Uint64 // reclaims whose crash gap could not be read
 	gapMicros                                                                      atomic.Int64  // crash gap closed at reclaim (net: a reversal may make it negative)
@@ -211,6 +212,12 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 			a.active.Store(false)
 		}
 	}
+	m.publishLocked()
+	return nil
+}
+
+// publishLocked publishes byID and list for lock-free readers; under m.mu.
+func (m *Manager) publishLocked() {
 	snap := make(map[string]*Account, len(m.byID))
 	for k, v := range m.byID {
 		snap[k] = v
@@ -218,7 +225,42 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 	list := append([]*Account(nil), m.list...)
 	m.snapshot.Store(&snap)
 	m.accts.Store(&list)
-	return nil
+}
+
+// retired returns an inactive account for campaign id, which no config this
+// process loaded names, when the budget store has a record of it: its file
+// was removed and the bidder restarted while notices of its bids were still
+// due. (A reload that removes a campaign keeps its account: SetCampaigns.)
+// Without it those notices were refused (ErrUnknownCampaign) until their
+// tokens expired, and the spend was never recorded. The account takes the
+// record's currency, the money the record and its bids are in; it never
+// bids (inactive, with a budget of one micro a day that only keeps its
+// config valid), its lease step reports what the notices charge, and a
+// SetCampaigns that names the campaign again gives it its config (or
+// refuses another currency). nil when the store has no record (a campaign
+// that never held a lease never bid) or cannot be read now (the notice is
+// retried).
+func (m *Manager) retired(id string) *Account {
+	if m.store == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), m.cfg.AckWait)
+	rec, err := m.store.Get(ctx, id)
+	cancel()
+	if err != nil || rec.Currency == "" {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a := m.byID[id]; a != nil {
+		return a
+	}
+	a := m.newAccount(id)
+	a.cfg.Store(&Campaign{ID: id, Currency: rec.Currency, DailyMicros: 1})
+	m.publishLocked()
+	m.retiredN.Add(1)
+	m.log.Warn("notice for a campaign no config names: charged to its budget record", "campaign", id, "currency", rec.Currency)
+	return a
 }
 
 // newAccount adds a campaign's Account; under m.mu.

@@ -482,3 +482,63 @@ func TestRestartRefusesCurrencyChange(t *testing.T) {
 		m.Close(ctxT(t))
 	}
 }
+
+// A campaign's file removed and the bidder restarted while notices of its
+// bids were still due: the restarted manager knew no such campaign and
+// refused them (ErrUnknownCampaign, retried by the exchange until the token
+// expired), so the spend was never recorded (found by the fourth red-team
+// pass). They are now charged to an inactive account built from the
+// campaign's budget record, which reports them; it never bids, a campaign
+// the store never saw stays unknown, and the campaign coming back takes its
+// config (another currency is refused, as for any account).
+func TestRestartWithoutCampaignStillCharges(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	gone := campaign("gone", micros(10))
+	old := storeManager(t, mem, "a", clk, gone)
+	id, ok := old.Hold(old.Handle("gone"), 500_000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	old.syncAll(ctxT(t), clk.Now(), false) // the lease step writes the record (and its currency)
+	old.Close(ctxT(t))
+	clk.Add(time.Second)
+	m := storeManager(t, mem, "a", clk, campaign("other", micros(10)))
+	defer m.Close(ctxT(t))
+	bill := Notice{Kind: KindBill, HoldID: id, CampaignID: "gone", InstanceID: "a", AuctionID: "x", ImpID: "1",
+		BidMicros: 500_000, ClearingMicros: 400_000, Time: clk.Now()}
+	res, err := m.Settle(bill)
+	if err != nil || res.ChargedMicros != 400_000 {
+		t.Fatalf("bill of a campaign removed before the restart: %+v, %v; want 400000 charged", res, err)
+	}
+	if res, err := m.Settle(bill); err != nil || !res.Duplicate {
+		t.Fatalf("the same bill again: %+v, %v; want a duplicate", res, err)
+	}
+	m.ledger.flush(ctxT(t))
+	m.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := mem.Get(ctxT(t), "gone"); r.SpentTotal != 400_000 || r.Currency != "USD" {
+		t.Fatalf("record after the bill: %+v, want 400000 spent in USD", r)
+	}
+	if d := m.Allow(m.Handle("gone"), 1000, clk.Now()); d == DecisionOK {
+		t.Fatal("a campaign no config names may bid")
+	}
+	if c := m.Counters(); c.RetiredCampaigns != 1 {
+		t.Errorf("retired campaigns %d, want 1", c.RetiredCampaigns)
+	}
+	never := bill
+	never.CampaignID, never.AuctionID = "never", "y"
+	if _, err := m.Settle(never); !errors.Is(err, ErrUnknownCampaign) {
+		t.Fatalf("a campaign the store never saw: %v, want ErrUnknownCampaign", err)
+	}
+	jpy := gone
+	jpy.Currency = "JPY"
+	if err := m.SetCampaigns([]Campaign{jpy}); err == nil {
+		t.Fatal("the campaign back in another currency was accepted")
+	}
+	if err := m.SetCampaigns([]Campaign{gone}); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Handle("gone").campaign(); c.DailyMicros != gone.DailyMicros {
+		t.Fatalf("the campaign back: daily %d, want its config's %d", c.DailyMicros, gone.DailyMicros)
+	}
+}

@@ -187,6 +187,9 @@ func (m *Manager) waitAck(seq uint64, d time.Duration) error {
 func (m *Manager) settle(n *Notice) (Result, uint64, error) {
 	a := m.account(n.CampaignID)
 	if a == nil {
+		a = m.retired(n.CampaignID)
+	}
+	if a == nil {
 		return Result{}, 0, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
 	key, hexKey := noticeKey(n)

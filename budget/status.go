@@ -74,6 +74,7 @@ type Counters struct {
 	ReversedMicros      uint64
 	UnreconciledCharges uint64 // charged in full on an impression this process may have charged before and forgotten
 	TooLateToCharge     uint64 // win or billing notices refused: later after the bid than the longest de-duplication window
+	RetiredCampaigns    uint64 // campaigns no config names whose notices were charged to their budget record (retired)
 	AckTimeouts         uint64 // notices answered before their ledger entry was acknowledged (the entry stays queued)
 	NoticesForwarded    uint64 // notices settled by their owner instance over NATS
 	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
@@ -95,7 +96,8 @@ func (m *Manager) Counters() Counters {
 		LeaseSteps: m.steps.Load(), NATSConnected: m.connected.Load(),
 		PriceRises: m.risesN.Load(), ProvisionalCharges: m.provN.Load(), ReversedCharges: m.reversedN.Load(),
 		ReversedMicros: m.reversedMicros.Load(), UnreconciledCharges: m.unreconciledN.Load(), TooLateToCharge: m.tooLateN.Load(),
-		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
+		RetiredCampaigns: m.retiredN.Load(),
+		AckTimeouts:      m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
 		ForwardedServed: m.served.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LedgerGroups: m.ledger.groups.Load(),
@@ -136,6 +138,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("reversed_micros_total", "counter", "Micros of reversed provisional charges.", float64(c.ReversedMicros))
 	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
 	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than the longest notices.dedup_window, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
+	one("retired_campaigns_total", "counter", "Campaigns no loaded config names whose notices were charged to their budget record (the file was removed and the bidder restarted before their notices were in).", float64(c.RetiredCampaigns))
 	one("notice_ack_timeouts_total", "counter", "Notices answered before their ledger entry was acknowledged (entry still queued).", float64(c.AckTimeouts))
 	one("notices_forwarded_total", "counter", "Notices settled by the instance that placed the bid.", float64(c.NoticesForwarded))
 	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))
