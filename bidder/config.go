@@ -358,9 +358,11 @@ type NoticeConfig struct {
 	// DedupWindow is how long the de-duplication tier keeps an impression
 	// after a notice of each kind (default win 15m, bill 2h, loss 15m; a
 	// provisional charge is kept as long as a bill may come). The ledger
-	// stream's duplicate window is the longest of them, and a win or billing
-	// notice later after its bid than that longest window is refused (403)
-	// and not charged: a replay of it could no longer be recognised.
+	// stream's duplicate window is the longest of them (an instance that
+	// starts never shrinks it: the longest any instance asked for), and a
+	// win or billing notice later after its bid than that longest window is
+	// refused (403) and not charged: a replay of it could no longer be
+	// recognised.
 	DedupWindow DedupWindowConfig `yaml:"dedup_window"`
 	// DedupMaxEntries bounds the impressions kept (default 4194304: at most
 	// ~224 MB, 40 bytes each at a load of at most 3/4); the oldest go first.

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"strings"
@@ -64,10 +65,23 @@ func (m *Manager) provision(ctx context.Context) error {
 		return fmt.Errorf("budget: create kv %s: %w", KVBucket, err)
 	}
 	m.store.(*kvStore).kv = kv
+	// The stream's duplicate window never shrinks here: every instance
+	// refuses a notice as too late to charge only past its own longest
+	// window (tooLateToCharge), counting on the stream to recognise a
+	// replay inside it. Set to the last starter's window, an instance with a
+	// longer one (a fleet mid-change of notices.dedup_window) charged a
+	// replay again between the two. Lowering it is an operator's edit of
+	// the stream (docs/budget.md).
+	dup := m.cfg.DedupWindow.longest()
+	if s, err := m.js.Stream(ctx, LedgerStream); err == nil {
+		dup = max(dup, s.CachedInfo().Config.Duplicates)
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("budget: read stream %s: %w", LedgerStream, err)
+	}
 	_, err = m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name: LedgerStream, Description: "openbidder charges: one message per change of an impression's charge",
 		Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
-		Replicas: m.cfg.Replicas, Duplicates: m.cfg.DedupWindow.longest(),
+		Replicas: m.cfg.Replicas, Duplicates: dup,
 	})
 	if err != nil {
 		return fmt.Errorf("budget: create stream %s: %w", LedgerStream, err)

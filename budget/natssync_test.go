@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // natsManualManager is a Manager on NATS whose rounds the test drives.
@@ -286,5 +288,57 @@ func TestNATSCrashGapClosedOnRestart(t *testing.T) {
 	natsManualManager(t, "a", srv, clk, []Campaign{c}) // its first round runs in Start
 	if r := getRecord(t, srv.ClientURL(), "c"); r.SpentTotal != 350_000 {
 		t.Fatalf("after the restart: %+v, want 350000 spent", r)
+	}
+}
+
+// The ledger stream's duplicate window is the longest any instance asked
+// for, not the last starter's: an instance refuses a notice as too late to
+// charge only past its own window and counts on the stream to recognise a
+// replay inside it. Set by whoever started last, a fleet whose windows
+// differed (mid-change of notices.dedup_window) had a stream window shorter
+// than an instance's, and a replay between the two was charged again.
+func TestNATSLedgerDuplicateWindowNeverShrinks(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	start := func(inst string, w time.Duration) {
+		m, err := New(Config{InstanceID: inst, URLs: []string{srv.ClientURL()}, Clock: clk, manual: true,
+			MinLease: micros(1), MaxLease: micros(10), DedupWindow: NoticeWindows{Win: w, Bill: w, Loss: w}}, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Close(context.Background()) })
+	}
+	window := func() time.Duration {
+		t.Helper()
+		nc, err := nats.Connect(srv.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, err := js.Stream(ctxT(t), LedgerStream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.Duplicates
+	}
+	start("a", 3*time.Hour)
+	if w := window(); w != 3*time.Hour {
+		t.Fatalf("after a (3h): stream window %v", w)
+	}
+	start("b", time.Hour)
+	if w := window(); w != 3*time.Hour {
+		t.Fatalf("after b (1h) started last: stream window %v, want a's 3h kept", w)
+	}
+	start("c", 5*time.Hour)
+	if w := window(); w != 5*time.Hour {
+		t.Fatalf("after c (5h): stream window %v, want 5h", w)
 	}
 }
