@@ -480,11 +480,11 @@ func (a *App) close(ctx context.Context) error {
 // Run starts the bidder and serves until SIGINT or SIGTERM; SIGHUP reloads
 // campaigns.
 func Run(cfg *Config, log *slog.Logger) error {
-	// Caught before Start: it serves before it returns, and a signal in
-	// between took its default action (SIGHUP killed the process, SIGTERM
-	// skipped the drain). SIGINT or SIGTERM during Start cancels it (it may
-	// be waiting out budget.start_timeout) and shuts down what started;
-	// SIGHUP then reloads once Start is done.
+	// Caught before Start, which serves before it returns and may wait out
+	// budget.start_timeout for the budget store: a SIGTERM sent during
+	// that wait was not acted on (TestSignalDuringStart: still running 30 s
+	// later). SIGINT or SIGTERM during Start cancels it and shuts down what
+	// started; SIGHUP reloads once Start is done (TestSighupDuringStart).
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sig)
@@ -522,18 +522,19 @@ func Run(cfg *Config, log *slog.Logger) error {
 			return nil
 		}
 	}
-	if hup {
+	reload := func() {
 		if err := app.ReloadCampaigns(); err != nil {
 			log.Error("campaign reload refused; the running set stays", "err", err)
 		}
+	}
+	if hup {
+		reload()
 	}
 	for {
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				if err := app.ReloadCampaigns(); err != nil {
-					log.Error("campaign reload refused; the running set stays", "err", err)
-				}
+				reload()
 				continue
 			}
 			log.Info("shutting down", "signal", s.String())

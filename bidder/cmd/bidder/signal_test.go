@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/budget"
 )
 
 // lockedBuffer is a bytes.Buffer the child's output goroutine writes while
@@ -101,4 +104,66 @@ notices: {key: signal-test-notice-key-0123}
 	if !strings.Contains(logs.String(), "shutting down during start") {
 		t.Errorf("no shutdown logged:\n%s", logs.String())
 	}
+}
+
+// A SIGHUP while the bidder starts is kept for after the start: the
+// campaign set is reloaded once the budget store came up. The directory
+// watch is off, so only that reload drops the campaign file removed before
+// the signal.
+func TestSighupDuringStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	root, _ := filepath.Abs("../../..")
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	if err := os.CopyFS(camps, os.DirFS(filepath.Join(root, "bidder/testdata/campaigns"))); err != nil {
+		t.Fatal(err)
+	}
+	later := freeAddr(t) // the budget store comes up here once the signal is in
+	cfg := fmt.Sprintf(`campaigns_dir: %[1]s
+watch_every: -1s
+model: {gbdt: %[2]s/configs/models/gbdt.manifest.json, provider: "off"}
+budget: {nats_urls: ["nats://%[3]s"], start_timeout: 2m}
+notices: {key: signal-test-notice-key-0123}
+`, camps, root, later)
+	path := filepath.Join(dir, "bidder.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	listen := freeAddr(t)
+	cmd := exec.Command(bin, "-config", path, "-listen", listen, "-admin-listen", freeAddr(t))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	waitLog := func(what, s string) {
+		t.Helper()
+		for end := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), s); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s: no %q within 60 s:\n%s", what, s, logs.String())
+			}
+		}
+	}
+	waitLog("start waiting on the budget store", "budget store not ready")
+	if err := os.Remove(filepath.Join(camps, "acme.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Process.Signal(syscall.SIGHUP)
+	host, port, _ := strings.Cut(later, ":")
+	p, _ := strconv.Atoi(port)
+	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{StoreDir: filepath.Join(dir, "nats"), Host: host, Port: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	waitLog("start", `msg="bidder listening"`)
+	waitLog("the reload after the start", `msg="campaigns published" campaigns=5`)
 }
