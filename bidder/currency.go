@@ -47,8 +47,8 @@ func (r *rates) responseCurrency(req *ortb.Request, pref []byte) ([]byte, bool) 
 		return pref, true
 	}
 	if len(req.Cur) == 0 {
-		_, ok := r.rate[string(floorDefault)]
-		return floorDefault, ok
+		_, ok := r.lookup(ortbDefaultCur)
+		return ortbDefaultCur, ok
 	}
 	for _, c := range req.Cur {
 		if _, ok := r.rate[string(c)]; ok {
@@ -58,10 +58,10 @@ func (r *rates) responseCurrency(req *ortb.Request, pref []byte) ([]byte, bool) 
 	return nil, false
 }
 
-// floorDefault is the currency of a floor that names none: OpenRTB's
-// default for imp.bidfloorcur and deal.bidfloorcur, whatever currency.base
-// is.
-var floorDefault = []byte("USD")
+// ortbDefaultCur is OpenRTB's default currency, whatever currency.base is:
+// of a floor that names none (imp.bidfloorcur, deal.bidfloorcur) and of the
+// answer to a request that lists none (bidresponse.cur).
+var ortbDefaultCur = []byte("USD")
 
 // toResponse converts a floor in cur (USD when empty) to response-currency
 // micros, rounding up so a floor is never undercut.
@@ -70,7 +70,7 @@ func (r *rates) toResponse(amount float64, cur, resp []byte) (int64, bool) {
 		return 0, true // negative or absent floors mean no floor
 	}
 	if len(cur) == 0 {
-		cur = floorDefault
+		cur = ortbDefaultCur
 	}
 	from, ok := r.lookup(cur)
 	if !ok {
