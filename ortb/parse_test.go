@@ -298,6 +298,8 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r",`+imp+`,"device":{"geo":{"metro":501}}}`, ErrInvalid, "device.geo.metro: want string, got number")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":false}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].bidfloor: want number, got bool")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","wseat":"s"}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].wseat: want array, got string")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","at":"3"}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].at: want integer, got string")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","at":3.5}]}}]}`, ErrInvalid, "imp[0].pmp.deals[0].at: want integer, got 3.5")
 	f(`{"id":"r","imp":[{"id":"1","pmp":{"private_auction":"1"}}]}`, ErrInvalid, "imp[0].pmp.private_auction: want integer, got string")
 	f(`{"id":"r",`+imp+`,"tmax":"120"}`, ErrInvalid, "tmax: want integer, got string")
 	f(`{"id":"r",`+imp+`,"tmax":1e400}`, ErrInvalid, "tmax: want integer, got 1e400")
