@@ -386,9 +386,9 @@ func (r *ranker) reset(rt *rates, cat *catalog, resp []byte) {
 	}
 }
 
-func (r *ranker) Bound(c *campaigns.Campaign) int64 {
-	v := r.upper[c.Index]
-	switch cv := &r.conv[r.cur[c.Index]]; {
+func (r *ranker) Bound(i int) int64 {
+	v := r.upper[i]
+	switch cv := &r.conv[r.cur[i]]; {
 	case cv.same:
 		return v
 	case !cv.ok:
@@ -453,7 +453,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 	imp := &bc.req.Imps[i]
 	bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
 	slices.SortFunc(bc.cands, func(a, b campaigns.Candidate) int {
-		if c := cmp.Compare(bc.rk.Bound(b.Campaign), bc.rk.Bound(a.Campaign)); c != 0 {
+		if c := cmp.Compare(bc.rk.Bound(b.Campaign.Index), bc.rk.Bound(a.Campaign.Index)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(cat.snap.Rank(a.Campaign), cat.snap.Rank(b.Campaign)); c != 0 {
@@ -588,7 +588,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
-	upper := bc.rk.Bound(camp)
+	upper := bc.rk.Bound(camp.Index)
 	if upper < 0 {
 		return slot{}, reasonCurrency
 	}

@@ -161,7 +161,7 @@ func (x *explainRun) imp(i int, imp *ortb.Imp, floor int64) {
 	}
 	// The ranked walk's order (collectAll sorts Match's candidates so).
 	slices.SortFunc(cands, func(a, b campaigns.Candidate) int {
-		if c := cmp.Compare(x.rk.Bound(b.Campaign), x.rk.Bound(a.Campaign)); c != 0 {
+		if c := cmp.Compare(x.rk.Bound(b.Campaign.Index), x.rk.Bound(a.Campaign.Index)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(x.cat.snap.Rank(a.Campaign), x.cat.snap.Rank(b.Campaign)); c != 0 {
@@ -234,7 +234,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		}
 		floor = f
 	}
-	upper := x.rk.Bound(camp)
+	upper := x.rk.Bound(camp.Index)
 	e.FloorMicros, e.UpperMicros = floor, upper
 	if upper < 0 {
 		return slot{}, reasonCurrency

@@ -312,7 +312,7 @@ func TestRankerBoundIsConvertMicros(t *testing.T) {
 				if !ok {
 					want = -1
 				}
-				if got := rk.Bound(c); got != want {
+				if got := rk.Bound(c.Index); got != want {
 					t.Fatalf("%s %s in %s: bound %d, convertMicros %d", c.ID, c.Currency, resp, got, want)
 				}
 			}

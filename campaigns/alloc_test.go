@@ -63,16 +63,16 @@ func TestMatchAllocatesNothing(t *testing.T) {
 	}
 }
 
-type usdRanker struct{}
+type usdRanker []*Campaign // the snapshot's, by Index
 
-func (usdRanker) Bound(c *Campaign) int64 { return c.UpperMicros() }
+func (r usdRanker) Bound(i int) int64 { return r[i].UpperMicros() }
 
 func TestRankedWalkAllocatesNothing(t *testing.T) {
 	s := mustCompile(t, Generate(1000, 3), WithSeat("seat-1"))
 	r := rand.New(rand.NewPCG(5, 6))
 	dst := make([]Candidate, 0, 4096)
 	var sc Scratch
-	var rk Ranker = usdRanker{}
+	var rk Ranker = usdRanker(s.Campaigns)
 	walk := func(req *ortb.Request, imp *ortb.Imp) int {
 		n := 0
 		s.Begin(req, imp, monday15, &sc, rk)

@@ -169,7 +169,7 @@ func TestMatchRules26(t *testing.T) {
 				t.Errorf("index found %d, exhaustive scan %d", len(got), len(exh))
 			}
 			var walked []Candidate
-			s.Begin(req, imp, monday15, &sc, &rateRanker{"USD", map[string]float64{"USD": 1}})
+			s.Begin(req, imp, monday15, &sc, &rateRanker{s.Campaigns, "USD", map[string]float64{"USD": 1}})
 			for ok := true; ok; {
 				walked, ok = s.Next(walked, &sc)
 			}

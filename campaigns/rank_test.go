@@ -13,11 +13,13 @@ import (
 // rateRanker converts UpperMicros to a response currency the way the bidder
 // does (rounding down; unknown currencies cannot bid).
 type rateRanker struct {
+	cs    []*Campaign // the snapshot's, by Index
 	resp  string
 	rates map[string]float64
 }
 
-func (r *rateRanker) Bound(c *Campaign) int64 {
+func (r *rateRanker) Bound(i int) int64 {
+	c := r.cs[i]
 	v := c.UpperMicros()
 	if c.Currency == r.resp {
 		return v
@@ -45,7 +47,7 @@ func walkAll(s *Snapshot, req *ortb.Request, imp *ortb.Imp, sc *Scratch, rk Rank
 // bound descending, then Rank, then creative order.
 func rankOrder(s *Snapshot, cs []Candidate, rk Ranker) {
 	slices.SortStableFunc(cs, func(a, b Candidate) int {
-		if c := cmp.Compare(rk.Bound(b.Campaign), rk.Bound(a.Campaign)); c != 0 {
+		if c := cmp.Compare(rk.Bound(b.Campaign.Index), rk.Bound(a.Campaign.Index)); c != 0 {
 			return c
 		}
 		if c := cmp.Compare(s.Rank(a.Campaign), s.Rank(b.Campaign)); c != 0 {
@@ -61,8 +63,9 @@ func rankOrder(s *Snapshot, cs []Candidate, rk Ranker) {
 func TestRankedWalkAgreesWithMatch(t *testing.T) {
 	_, s := large(t)
 	rates := map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.25, "JPY": 0.0067}
-	rankers := []*rateRanker{{"USD", rates}, {"EUR", rates}, {"GBP", rates}, {"JPY", rates},
-		{"USD", map[string]float64{"USD": 1, "EUR": 1.1}}} // GBP campaigns cannot bid: last
+	cs := s.Campaigns
+	rankers := []*rateRanker{{cs, "USD", rates}, {cs, "EUR", rates}, {cs, "GBP", rates}, {cs, "JPY", rates},
+		{cs, "USD", map[string]float64{"USD": 1, "EUR": 1.1}}} // GBP campaigns cannot bid: last
 	r := rand.New(rand.NewPCG(7, 7))
 	var sc, ref Scratch
 	compared := 0
@@ -78,8 +81,8 @@ func TestRankedWalkAgreesWithMatch(t *testing.T) {
 		for j := range got {
 			if got[j] != want[j] {
 				t.Fatalf("request %d (%s): candidate %d is %s/%s (bound %d, rank %d), want %s/%s (bound %d, rank %d)", i, rk.resp, j,
-					got[j].Campaign.ID, got[j].Creative.ID, rk.Bound(got[j].Campaign), s.Rank(got[j].Campaign),
-					want[j].Campaign.ID, want[j].Creative.ID, rk.Bound(want[j].Campaign), s.Rank(want[j].Campaign))
+					got[j].Campaign.ID, got[j].Creative.ID, rk.Bound(got[j].Campaign.Index), s.Rank(got[j].Campaign),
+					want[j].Campaign.ID, want[j].Creative.ID, rk.Bound(want[j].Campaign.Index), s.Rank(want[j].Campaign))
 			}
 		}
 		if sc.Examined != ref.Examined {
@@ -101,7 +104,7 @@ func TestRankedWalkStopsEarly(t *testing.T) {
 	var sc Scratch
 	all := s.Match(nil, req, imp, monday15, &sc)
 	examinedAll := sc.Examined
-	rk := &rateRanker{"USD", map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.25}}
+	rk := &rateRanker{s.Campaigns, "USD", map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.25}}
 	s.Begin(req, imp, monday15, &sc, rk)
 	var got []Candidate
 	for len(got) < 8 {
