@@ -330,7 +330,12 @@ func answerKey(t *testing.T, status int, reason, body []byte) string {
 // different orders).
 func TestBaselineSameAnswersAtDefaults(t *testing.T) {
 	for _, n := range []int{1000, 10000} {
-		f := fixture(t, n, "gbdt200-nodeadline", 0)
+		// Each its own budget state, fresh: a bid counts against its
+		// frequency cap until its pixel or loss, so on one shared state
+		// the second to answer would see the first's bid pending.
+		f, g := newFixture(t, n, "gbdt200-nodeadline", 0), newFixture(t, n, "gbdt200-nodeadline", 0)
+		t.Cleanup(f.Close)
+		t.Cleanup(g.Close)
 		bids, nobids, scored := 0, 0, uint64(0)
 		for name, body := range agreementRequests(t, false) {
 			var br openrtb2.BidRequest
@@ -339,10 +344,11 @@ func TestBaselineSameAnswersAtDefaults(t *testing.T) {
 			}
 			ctx := fastCtx()
 			f.Scorer.Counts()
+			g.Scorer.Counts()
 			status := serveFast(f.Handler, ctx, body)
 			fastRows, _ := f.Scorer.Counts()
-			a := f.Baseline.Auction(&br, time.Now())
-			if baseRows, _ := f.Scorer.Counts(); fastRows != baseRows {
+			a := g.Baseline.Auction(&br, time.Now())
+			if baseRows, _ := g.Scorer.Counts(); fastRows != baseRows {
 				t.Errorf("%d campaigns, %s: bidder scored %d candidates, baseline %d", n, name, fastRows, baseRows)
 			}
 			scored += fastRows

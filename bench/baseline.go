@@ -208,6 +208,8 @@ type Auction struct {
 	Winners  []int  // per imp: index into Slots, -1 none
 	Response *openrtb2.BidResponse
 	NoBid    string // the bidder's no-bid reason name; "" when Response is set
+	user     uint64 // frequency-cap key; 0 unknown
+	test     bool   // test mode (test=1): the bidder holds nothing and counts no bid against a cap
 }
 
 // Auction runs targeting, gating, scoring, pricing and holds for a decoded
@@ -232,6 +234,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	if priv.Allows(privacy.FreqCap) {
 		user = view.UserKey()
 	}
+	a.user, a.test = user, br.Test == 1
 	facts := newFacts(br, arrival, userLevel)
 	why := "no_campaign"
 	var rows []float32
@@ -419,6 +422,9 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		if !ok {
 			a.Winners[imp], why = -1, "budget"
 			continue
+		}
+		if a.user != 0 && !a.test { // the bid counts against its frequency cap until its pixel or loss
+			b.cfg.Budget.FreqPend(b.accts[sl.Campaign.Index], a.user, now)
 		}
 		sl.Hold = h
 		placed++

@@ -63,6 +63,15 @@ func fixture(tb testing.TB, n int, model string, maxScored int) *Fixture {
 	if f := fixtures[key]; f != nil {
 		return f
 	}
+	f := newFixture(tb, n, model, maxScored)
+	fixtures[key] = f
+	return f
+}
+
+// newFixture builds a fixture of its own (fixture shares one per key):
+// budget state (holds, frequency counts) that no other test touched.
+func newFixture(tb testing.TB, n int, model string, maxScored int) *Fixture {
+	tb.Helper()
 	var sc ctr.Scorer = ConstScorer{P: 0.02}
 	switch model {
 	case "gbdt200":
@@ -80,7 +89,6 @@ func fixture(tb testing.TB, n int, model string, maxScored int) *Fixture {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	fixtures[key] = f
 	return f
 }
 

@@ -193,7 +193,7 @@ func (s *Server) late(bc *bidCtx, deadline time.Time) bool {
 	cat := s.catalog.Load()
 	for i := range bc.best {
 		if b := &bc.best[i]; b.slot >= 0 && b.hold != 0 {
-			cat.money.unhold(bc.slots[b.slot].cand.Campaign, b.hold)
+			cat.money.unhold(bc.slots[b.slot].cand.Campaign, b.hold, bc.user, bc.now)
 			b.hold = 0
 		}
 	}

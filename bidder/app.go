@@ -269,6 +269,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		DedupWindow: budget.NoticeWindows{Win: a.cfg.Notices.DedupWindow.Win, Bill: a.cfg.Notices.DedupWindow.Bill,
 			Loss: a.cfg.Notices.DedupWindow.Loss},
 		DedupMaxEntries: a.cfg.Notices.DedupMaxEntries,
+		FreqPendingTTL:  a.cfg.Notices.FreqPendingTTL,
 	}
 	if len(b.NATSURLs) > 0 {
 		bc.URLs = b.NATSURLs

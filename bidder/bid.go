@@ -704,7 +704,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		ci := bc.slots[b.slot].cand.Campaign.Index
 		h, ok := uint64(0), true
 		if !bc.req.Test { // a test-mode auction is not billable: nothing to hold
-			h, ok = cat.money.hold(ci, b.charge, bc.now)
+			h, ok = cat.money.hold(ci, b.charge, bc.user, bc.now)
 		}
 		if !ok {
 			cat.stats[ci].nobid(bc.stripe, reasonBudget)

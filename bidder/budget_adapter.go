@@ -33,13 +33,20 @@ func (b *budgetMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	return b.m.FreqLeft(b.accts[ci], user, now)
 }
 
-func (b *budgetMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
+func (b *budgetMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool) {
 	id, ok := b.m.Hold(b.accts[ci], amount, now)
+	if ok && user != 0 {
+		b.m.FreqPend(b.accts[ci], user, now)
+	}
 	return uint64(id), ok
 }
 
-func (b *budgetMoney) unhold(c *campaigns.Campaign, hold uint64) {
-	b.m.Unhold(b.m.Handle(c.ID), budget.HoldID(hold))
+func (b *budgetMoney) unhold(c *campaigns.Campaign, hold uint64, user uint64, now time.Time) {
+	h := b.m.Handle(c.ID)
+	b.m.Unhold(h, budget.HoldID(hold))
+	if user != 0 {
+		b.m.FreqSettle(h, user, "", now)
+	}
 }
 
 // budgetCampaigns converts a snapshot to the budget's campaign list.
@@ -238,6 +245,9 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 // reversed (an event with a negative charge).
 func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error {
 	res, err := b.m.Settle(b.notice(t, budget.KindLoss, 0, now))
+	if err == nil && !res.Duplicate && t.User != 0 {
+		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
+	}
 	if err == nil || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
@@ -247,6 +257,7 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {
 	if h := b.m.Handle(string(t.Campaign)); h != nil && t.User != 0 {
 		b.m.RecordImpression(h, t.User, now)
+		b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
 	}
 	b.events.add(event{Kind: "imp", Token: t, Time: now})
 	return nil

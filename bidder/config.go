@@ -374,6 +374,13 @@ type NoticeConfig struct {
 	// a bounded cache, so a replay of a tracker it no longer holds counts
 	// again, while one replayed in a loop stays held; -1: none remembered).
 	TrackerDedupEntries int `yaml:"tracker_dedup_entries"`
+	// FreqPendingTTL is how long a bid counts against its campaign's
+	// frequency cap for the user before its impression pixel or loss notice
+	// ends the count (default 30s; negative: only impressions count, and a
+	// user's concurrent requests can each bid up to the cap). The count is
+	// kept by the instance that placed the bid: a pixel or loss notice that
+	// reaches another instance does not end it, so it lasts the whole TTL.
+	FreqPendingTTL time.Duration `yaml:"freq_pending_ttl"`
 }
 
 // DedupWindowConfig is notices.dedup_window; each window is at most 720h.
@@ -654,6 +661,7 @@ func (c *Config) Defaults() {
 	defDur(&c.Notices.HoldTTL, 2*time.Minute)
 	defDur(&c.Notices.AckWait, 2*time.Second)
 	defDur(&c.Notices.ForwardTimeout, time.Second)
+	defDur(&c.Notices.FreqPendingTTL, 30*time.Second)
 	defDur(&c.Notices.DedupWindow.Win, 15*time.Minute)
 	defDur(&c.Notices.DedupWindow.Bill, 2*time.Hour)
 	defDur(&c.Notices.DedupWindow.Loss, 15*time.Minute)

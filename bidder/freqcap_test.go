@@ -1,9 +1,12 @@
 package bidder
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
 // A frequency cap bounds the impressions a user sees, so one request must
@@ -42,5 +45,81 @@ func TestFreqCapHoldsWithinARequest(t *testing.T) {
 			t.Fatalf("no bid within 10 s: %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A bid counts against its campaign's frequency cap from the moment it is
+// placed, not from its impression pixel: a user's requests before the first
+// pixel fired (a page's slots, the same impression offered through several
+// exchanges) each bid globex-cpc, capped at 3 an hour, and each of those bids
+// could win and show. Its loss notice frees the count; its pixel turns it
+// into an impression.
+func TestFreqCapCountsPendingBids(t *testing.T) {
+	s, _ := budgetTestServer(t)
+	ts := &testServer{Server: s}
+	n := 0
+	body := func() []byte {
+		n++
+		return []byte(`{"id":"req-pend-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"user":{"id":"u-pending"}}`)
+	}
+	// globex answers the first request once its lease is in.
+	var bids []openrtb2.Bid
+	deadline := time.Now().Add(10 * time.Second)
+	for len(bids) == 0 {
+		if r := ts.bid(body()); r.StatusCode() == 200 {
+			b := onlyBid(t, decodeResponse(t, r))
+			if b.CID != "globex-cpc" {
+				t.Fatalf("first bid by %s, want globex-cpc", b.CID)
+			}
+			bids = append(bids, b)
+		} else if time.Now().After(deadline) {
+			t.Fatalf("no bid within 10 s: %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		} else {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// next is the campaign that bids the next request ("" for none).
+	next := func() string {
+		t.Helper()
+		r := ts.bid(body())
+		if r.StatusCode() != 200 {
+			return ""
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		if b.CID == "globex-cpc" {
+			bids = append(bids, b)
+		}
+		return b.CID
+	}
+	for i := 2; i <= 3; i++ {
+		if c := next(); c != "globex-cpc" {
+			t.Fatalf("request %d of the user: %q bid, want globex-cpc (2 of its 3 pending)", i, c)
+		}
+	}
+	if c := next(); c == "globex-cpc" {
+		t.Fatal("a 4th globex-cpc bid with 3 pending and a cap of 3")
+	}
+	ts.fire(t, bids[0].LURL, "0", "102", "") // outbid: its count ends
+	if c := next(); c != "globex-cpc" {
+		t.Fatalf("after a loss: %q bid, want globex-cpc", c)
+	}
+	if c := next(); c == "globex-cpc" {
+		t.Fatal("a bid over the cap after the loss was replaced")
+	}
+	ts.fire(t, bids[1].NURL, "1.00", "", "")
+	pixel := between(bids[1].AdM, `<img src="`, `"`)
+	ts.fire(t, pixel, "", "", "") // shown: an impression now, no longer pending
+	if c := next(); c == "globex-cpc" {
+		t.Fatal("a bid over the cap after an impression was counted")
+	}
+	ts.fire(t, bids[2].LURL, "0", "102", "")
+	ts.fire(t, bids[2].LURL, "0", "102", "") // a replayed loss ends nothing more
+	if c := next(); c != "globex-cpc" {
+		t.Fatalf("after the third bid's loss: %q bid, want globex-cpc", c)
+	}
+	if c := next(); c == "globex-cpc" {
+		t.Fatal("a replayed loss notice freed another count")
 	}
 }

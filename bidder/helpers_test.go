@@ -61,7 +61,7 @@ func (f *fakeMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	}
 	return math.MaxInt64
 }
-func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
+func (f *fakeMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool) {
 	if f.noHold {
 		return 0, false
 	}
@@ -72,7 +72,9 @@ func (f *fakeMoney) hold(ci int, amount int64, now time.Time) (uint64, bool) {
 	return f.nextID, true
 }
 
-func (f *fakeMoney) unhold(c *campaigns.Campaign, hold uint64) { f.unholds = append(f.unholds, hold) }
+func (f *fakeMoney) unhold(c *campaigns.Campaign, hold uint64, user uint64, now time.Time) {
+	f.unholds = append(f.unholds, hold)
+}
 
 // fakeSigner is a deterministic HMAC token for tests of the bid path only;
 // the production signer is budget's (see budget_adapter.go).

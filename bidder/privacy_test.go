@@ -281,14 +281,23 @@ func TestMarkupHidesUserKey(t *testing.T) {
 		}
 	}
 	h := app.budget.Handle(b.CID)
-	if left := app.budget.FreqLeft(h, key, time.Now()); left != 3 {
-		t.Fatalf("before the pixel: %d impressions left, want 3", left)
+	// The bid counts until its pixel (notices.freq_pending_ttl, 30 s);
+	// past that only impressions do.
+	later := time.Now().Add(31 * time.Second)
+	if left := app.budget.FreqLeft(h, key, time.Now()); left != 2 {
+		t.Fatalf("before the pixel: %d impressions left, want 2 (the bid pending)", left)
+	}
+	if left := app.budget.FreqLeft(h, key, later); left != 3 {
+		t.Fatalf("before the pixel, past the pending TTL: %d impressions left, want 3", left)
 	}
 	base := "http://" + app.Addr()
 	if code, _ := get(t, base+"/notice/imp"+between(b.AdM, `<img src="`+base+"/notice/imp", `"`)); code != 200 {
 		t.Fatalf("pixel: %d", code)
 	}
-	if left := app.budget.FreqLeft(h, key, time.Now()); left != 2 {
+	if left := app.budget.FreqLeft(h, key, later); left != 2 {
 		t.Fatalf("after the pixel: %d impressions left, want 2", left)
+	}
+	if left := app.budget.FreqLeft(h, key, time.Now()); left != 2 {
+		t.Fatalf("after the pixel: %d impressions left now, want 2 (no longer pending, counted)", left)
 	}
 }

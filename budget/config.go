@@ -135,6 +135,11 @@ type Config struct {
 	MaxHolds     int // most holds open at once (default 1<<20); memory grows with the holds open, 32 KiB at a time
 	FreqQueue    int // bounded queue of impressions to publish (default 65536)
 	FreqMaxUsers int // bound on (user, campaign) entries per instance (default 4M)
+	// FreqPendingTTL is how long a bid placed here counts against its
+	// campaign's frequency cap for the user before its impression or loss
+	// notice ends it (FreqPend; default 30s; negative: bids never count,
+	// only impressions do).
+	FreqPendingTTL time.Duration
 
 	// DedupWindow is how long the de-duplication tier keeps an impression
 	// after a notice of each kind (default win 15m, bill 2h, loss 15m); the
@@ -221,6 +226,7 @@ func (c *Config) withDefaults() (Config, error) {
 	if d.FreqMaxUsers == 0 {
 		d.FreqMaxUsers = 4 << 20
 	}
+	def(&d.FreqPendingTTL, 30*time.Second)
 	if d.Replicas == 0 {
 		d.Replicas = 1
 	}

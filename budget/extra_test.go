@@ -241,3 +241,65 @@ func TestFreqLeft(t *testing.T) {
 		t.Errorf("unknown campaign: FreqLeft %d, want 0", got)
 	}
 }
+
+// Bids placed here count against the cap until their impression or loss
+// (FreqSettle) or FreqPendingTTL: concurrent requests of one user, or a
+// request before the first bid's pixel fired, could otherwise each bid up to
+// the cap, and every one of those bids could win and show.
+func TestFreqPendingBids(t *testing.T) {
+	now := t0.Add(time.Hour)
+	const user = 42
+	camp := campaign("c", micros(10))
+	camp.FreqCapCount, camp.FreqCapWindow = 2, time.Hour
+	m := newMemManager(t, NewMemStore(), "i1", newManualClock(now), camp)
+	h := m.Handle("c")
+	left := func(at time.Time, want int64, what string) {
+		t.Helper()
+		if got := m.FreqLeft(h, user, at); got != want {
+			t.Fatalf("%s: FreqLeft %d, want %d", what, got, want)
+		}
+	}
+	left(now, 2, "no bid yet")
+	m.FreqPend(h, user, now)
+	left(now, 1, "one bid pending")
+	m.FreqPend(h, user, now)
+	left(now, 0, "two bids pending")
+	left(now, 0, "two bids pending")
+	if m.FreqLeft(h, user+1, now) != 2 {
+		t.Fatal("another user's count moved")
+	}
+	m.FreqSettle(h, user, "i2", now) // a bid of another instance: pends there
+	left(now, 0, "another instance's notice")
+	m.RecordImpression(h, user, now) // the first bid showed: counted, no longer pending
+	m.FreqSettle(h, user, "i1", now)
+	left(now, 0, "one impression, one bid pending")
+	m.FreqSettle(h, user, "", now) // the second bid lost
+	left(now, 1, "one impression, the other bid lost")
+	m.FreqSettle(h, user, "i1", now) // a loss with nothing pending changes nothing
+	left(now, 1, "a settle with nothing pending")
+
+	m.FreqPend(h, user, now)
+	left(now.Add(29*time.Second), 0, "a bid pending before its TTL")
+	left(now.Add(30*time.Second), 1, "a bid past the 30 s TTL") // no notice came: it stops counting
+	m.freq.prune(now.Add(30 * time.Second).UnixNano())
+	left(now.Add(30*time.Second), 1, "after a prune the impression still counts")
+	m.FreqPend(h, user+2, now) // a key with a pending bid and no impression
+	m.freq.prune(now.Add(time.Second).UnixNano())
+	if got := m.FreqLeft(h, user+2, now.Add(time.Second)); got != 1 {
+		t.Fatalf("a prune dropped a pending bid: FreqLeft %d, want 1", got)
+	}
+
+	// A campaign without a cap pends nothing; a negative TTL turns pending off.
+	free := campaign("f", micros(10))
+	m2 := newMemManager(t, NewMemStore(), "i1", newManualClock(now), free)
+	m2.FreqPend(m2.Handle("f"), user, now)
+	if m2.freq.count(freqKey(user, m2.Handle("f").idHash), now.UnixNano()) != 0 {
+		t.Fatal("a campaign without a cap counted a pending bid")
+	}
+	m3 := newMemManager(t, NewMemStore(), "i1", newManualClock(now), camp)
+	m3.cfg.FreqPendingTTL = -1
+	m3.FreqPend(m3.Handle("c"), user, now)
+	if got := m3.FreqLeft(m3.Handle("c"), user, now); got != 2 {
+		t.Fatalf("pending off: FreqLeft %d after a bid, want 2", got)
+	}
+}

@@ -12,7 +12,13 @@ import (
 )
 
 // Frequency caps: a sharded map keyed by mix(user, campaign) holds the window
-// start and the count of impressions. Impressions recorded here are applied
+// start and the count of impressions, and the bids placed here whose
+// impression has not been counted yet (pending: FreqPend). A cap counts
+// both, so concurrent requests of one user, or requests before the first
+// bid's pixel fired, cannot each bid up to the cap; a pending count ends at
+// the bid's impression or loss notice (FreqSettle) or FreqPendingTTL after
+// the last bid, whichever comes first. Pending counts are this instance's
+// own: they are not published. Impressions recorded here are applied
 // locally at once and published on NATS (core, not JetStream) in batches; every
 // instance applies the others' batches. Staleness across instances: the
 // publish period (freqFlush) plus NATS latency while connected; impressions
@@ -23,8 +29,22 @@ const freqFlush = 50 * time.Millisecond
 
 type freqEntry struct {
 	start   int64 // unix ns of the window's first impression
-	expires int64 // start + window
+	expires int64 // start + window; 0: no impression yet
+	pendExp int64 // unix ns when the pending bids stop counting: the last one's bid + FreqPendingTTL
 	count   uint32
+	pend    uint32 // bids placed here whose impression or loss has not come
+}
+
+// live is what the entry counts against the cap at now.
+func (e *freqEntry) live(now int64) uint32 {
+	var n uint32
+	if now < e.expires {
+		n = e.count
+	}
+	if now < e.pendExp {
+		n += e.pend
+	}
+	return n
 }
 
 type freqShard struct {
@@ -54,10 +74,10 @@ func (t *freqTable) count(key uint64, now int64) uint32 {
 	s.mu.RLock()
 	e, ok := s.m[key]
 	s.mu.RUnlock()
-	if !ok || now >= e.expires {
+	if !ok {
 		return 0
 	}
-	return e.count
+	return e.live(now)
 }
 
 func (t *freqTable) add(key uint64, ts int64, window int64) {
@@ -73,10 +93,42 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 		s.mu.Unlock()
 		t.dropped.Add(1)
 		return
-	default:
-		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1}
+	default: // a new window; the pending bids carry over
+		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp}
 	}
 	s.m[key] = e
+	s.mu.Unlock()
+}
+
+// pend counts one more pending bid until now+ttl (the earlier ones too: an
+// entry keeps one expiry, so a bid's pending count may outlive its TTL by
+// the time between it and the key's last bid, never fall short of it).
+func (t *freqTable) pend(key uint64, now, ttl int64) {
+	s := &t.shards[key&63]
+	s.mu.Lock()
+	e, ok := s.m[key]
+	if !ok && len(s.m) >= t.maxPer {
+		s.mu.Unlock()
+		t.dropped.Add(1)
+		return
+	}
+	if now >= e.pendExp {
+		e.pend = 0
+	}
+	e.pend++
+	e.pendExp = windowEnd(now, ttl)
+	s.m[key] = e
+	s.mu.Unlock()
+}
+
+// unpend ends one pending bid, if any still counts.
+func (t *freqTable) unpend(key uint64, now int64) {
+	s := &t.shards[key&63]
+	s.mu.Lock()
+	if e, ok := s.m[key]; ok && e.pend > 0 && now < e.pendExp {
+		e.pend--
+		s.m[key] = e
+	}
 	s.mu.Unlock()
 }
 
@@ -98,7 +150,7 @@ func (t *freqTable) prune(now int64) {
 		keys = keys[:0]
 		s.mu.RLock()
 		for k, e := range s.m {
-			if e.expires <= now {
+			if e.expires <= now && e.pendExp <= now {
 				keys = append(keys, k)
 			}
 		}
@@ -107,7 +159,7 @@ func (t *freqTable) prune(now int64) {
 			n := min(len(keys), 256)
 			s.mu.Lock()
 			for _, k := range keys[:n] {
-				if e, ok := s.m[k]; ok && e.expires <= now {
+				if e, ok := s.m[k]; ok && e.expires <= now && e.pendExp <= now {
 					delete(s.m, k)
 				}
 			}
@@ -124,9 +176,10 @@ func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
 }
 
 // FreqLeft is how many more impressions of the campaign the user may see
-// (math.MaxInt64 for a campaign without a cap, 0 for an unknown one): a
-// request with several imps bids the campaign on at most that many. No
-// allocation, no network.
+// (math.MaxInt64 for a campaign without a cap, 0 for an unknown one): the
+// cap less the impressions counted in its window and the bids placed here
+// still pending (FreqPend). A request with several imps bids the campaign
+// on at most that many. No allocation, no network.
 func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
 	if h == nil {
 		return 0
@@ -136,6 +189,34 @@ func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
 		return math.MaxInt64
 	}
 	return max(int64(c.FreqCapCount)-int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())), 0)
+}
+
+// FreqPend counts a bid of the campaign placed here for the user against
+// its frequency cap, until FreqSettle ends it or FreqPendingTTL passes. A
+// campaign without a cap, or a negative FreqPendingTTL, counts nothing. No
+// allocation once the key is known, no network.
+func (m *Manager) FreqPend(h *Account, userKey uint64, now time.Time) {
+	if h == nil || m.cfg.FreqPendingTTL < 0 {
+		return
+	}
+	if c := h.cfg.Load(); c == nil || c.FreqCapCount <= 0 {
+		return
+	}
+	m.freq.pend(freqKey(userKey, h.idHash), now.UnixNano(), int64(m.cfg.FreqPendingTTL))
+}
+
+// FreqSettle ends the pending count of one bid (FreqPend) whose impression
+// was counted (after RecordImpression) or which lost. instance is the one
+// that placed the bid (the notice token's): another instance's bid pends
+// there, not here, and changes nothing.
+func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now time.Time) {
+	if h == nil || (instance != "" && instance != m.cfg.InstanceID) {
+		return
+	}
+	if c := h.cfg.Load(); c == nil || c.FreqCapCount <= 0 {
+		return
+	}
+	m.freq.unpend(freqKey(userKey, h.idHash), now.UnixNano())
 }
 
 // freqMsg is one impression on the wire: key, time, window (24 bytes).
