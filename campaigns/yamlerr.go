@@ -141,7 +141,9 @@ func yamlTypeReason(r string) string {
 	switch {
 	case strings.HasPrefix(into, "[]"):
 		want = "a list"
-	case strings.HasPrefix(into, "map["), strings.HasPrefix(into, "campaigns."):
+	case into == "time.Duration":
+		want = "a duration such as 2s or 100ms"
+	case strings.HasPrefix(into, "map["), strings.HasPrefix(into, "campaigns."), strings.HasSuffix(into, "Config"):
 		want = "a map"
 	case into == "string":
 		want = "a string"
@@ -153,4 +155,18 @@ func yamlTypeReason(r string) string {
 		want = "an integer"
 	}
 	return "got " + got + ", want " + want
+}
+
+// DecodeProblems turns the error of a strict yaml.v3 Decode of data (the
+// file called name) into Problems that name the field, as LoadDir reports
+// a campaign file's: FILE: FIELD.PATH: reason (line N). The bidder's own
+// config file is read the same way.
+func DecodeProblems(name string, data []byte, err error) []*Problem {
+	var out []*Problem
+	for _, e := range yamlProblems(name, data, err) {
+		if p, ok := e.(*Problem); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
