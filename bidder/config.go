@@ -1,8 +1,10 @@
 package bidder
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net"
 	"net/url"
@@ -15,6 +17,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/privacy"
 	"github.com/openbidder/openbidder/shading"
 )
@@ -517,16 +520,27 @@ type ClusterConfig struct {
 // LoadConfig reads a config file, applies flag overrides and defaults, and
 // validates the result.
 func LoadConfig(path string, o Overrides) (*Config, error) {
-	f, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
 	}
-	defer f.Close()
 	var c Config
-	dec := yaml.NewDecoder(f)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+	// An empty file, or one of comments only, is a config of defaults
+	// (every field is optional); the decoder reports it as io.EOF.
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)
+		}
+		// A wrong type or an unknown key: each named by its field path, as
+		// campaign files' problems are.
+		var errs []error
+		for _, p := range campaigns.DecodeProblems(path, data, err) {
+			errs = append(errs, fmt.Errorf("%w: %s", ErrConfig, p))
+		}
+		return nil, errors.Join(errs...)
 	}
 	if o.Listen != "" {
 		if c.PublicURL == "" || c.PublicURL == "http://"+c.Listen {

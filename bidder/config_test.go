@@ -184,3 +184,44 @@ func TestAppWarnsUnpricedCampaigns(t *testing.T) {
 		t.Fatalf("log lacks %q:\n%s", want, logs.String())
 	}
 }
+
+// Every field is optional (configs/bidder.yaml, docs/config.md): an empty
+// file, or one of comments only, is the defaults, not an "EOF" error.
+func TestConfigEmptyFileIsDefaults(t *testing.T) {
+	for _, body := range []string{"", "# every field left at its default\n", "---\n"} {
+		cfg, err := LoadConfig(writeConfig(t, body), Overrides{})
+		if err != nil {
+			t.Errorf("%q: %v", body, err)
+			continue
+		}
+		if cfg.Listen != "127.0.0.1:8080" || cfg.Limits.MaxImps != 16 {
+			t.Errorf("%q: listen %q max_imps %d, want the defaults", body, cfg.Listen, cfg.Limits.MaxImps)
+		}
+	}
+}
+
+// A key of the wrong type or an unknown key is named by its path, as a
+// campaign file's is, and every one is reported.
+func TestConfigDecodeProblemsNameTheField(t *testing.T) {
+	body := "listen: 127.0.0.1:1\n" +
+		"limits:\n" +
+		"  max_imps: many\n" +
+		"  admission: {disable: perhaps}\n" +
+		"budget: {sync_period: soon}\n" +
+		"exchanges:\n" +
+		"  adx: {charge_on: win, colour: red}\n"
+	_, err := LoadConfig(writeConfig(t, body), Overrides{})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("error %v, want ErrConfig", err)
+	}
+	for _, want := range []string{
+		`limits.max_imps: got "many", want an integer (line 3)`,
+		`limits.admission.disable: got "perhaps", want true or false (line 4)`,
+		`budget.sync_period: got "soon", want a duration such as 2s or 100ms (line 5)`,
+		`exchanges.adx.colour: unknown field (line 7)`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}

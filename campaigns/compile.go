@@ -64,7 +64,7 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 		}
 		c, err := ParseConfig(name, data)
 		if err != nil {
-			list = append(list, yamlProblems(name, err)...)
+			list = append(list, yamlProblems(name, data, err)...)
 			continue
 		}
 		cfgs = append(cfgs, c)
@@ -128,8 +128,9 @@ func campaignFiles(dir string) ([]string, error) {
 }
 
 // yamlProblems splits a decoder error ("yaml: unmarshal errors:\n  line 3: ...")
-// into one Problem per line.
-func yamlProblems(name string, err error) []error {
+// into one Problem per line, each with the field path of the line it names
+// when the file's YAML can be read (yamlProblem).
+func yamlProblems(name string, data []byte, err error) []error {
 	msg := strings.TrimPrefix(err.Error(), name+": ")
 	if msg == "EOF" {
 		return []error{&Problem{File: name, Reason: "empty file"}}
@@ -139,10 +140,11 @@ func yamlProblems(name string, err error) []error {
 	if !multi || strings.TrimSpace(head) != "" {
 		return []error{&Problem{File: name, Reason: msg}}
 	}
+	keys := yamlKeyLines(data)
 	var out []error
 	for _, l := range strings.Split(rest, "\n") {
 		if l = strings.TrimSpace(l); l != "" {
-			out = append(out, &Problem{File: name, Reason: l})
+			out = append(out, yamlProblem(name, l, keys))
 		}
 	}
 	return out

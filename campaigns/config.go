@@ -38,7 +38,9 @@ type Amount string
 // UnmarshalYAML keeps the scalar's text as written, so 4.10 is never a float.
 func (a *Amount) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: amount must be a number or a decimal string", n.Line)
+		// A TypeError is collected by the decoder, which goes on to report
+		// the file's other problems too.
+		return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: column %d: amount must be a number or a decimal string", n.Line, n.Column)}}
 	}
 	*a = Amount(n.Value)
 	return nil

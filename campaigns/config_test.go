@@ -64,8 +64,8 @@ func TestLoadDirBadReportsEveryProblem(t *testing.T) {
 	const m = "testdata/bad/media26.yaml: "
 	want := []string{
 		"testdata/bad/empty.yaml: empty file",
-		"testdata/bad/typo.yaml: line 5: field max_bid not found in type campaigns.Config",
-		"testdata/bad/typo.yaml: line 6: field totl not found in type campaigns.BudgetConfig",
+		"testdata/bad/typo.yaml: max_bid: unknown field (line 5)",
+		"testdata/bad/typo.yaml: budget.totl: unknown field (line 6)",
 		a + `status: "running" is not active or paused`,
 		a + `currency: "XYZ" is not a known ISO 4217 currency code`,
 		a + `time_zone: "Mars/Olympus_Mons" is not an IANA time zone`,
@@ -253,6 +253,58 @@ func TestCompileDuplicateAcrossConfigs(t *testing.T) {
 	_, err = Compile([]Config{a, c})
 	if err == nil || !strings.Contains(err.Error(), `campaign[1]: creatives[0].id: "same-c" already used in a.yaml creatives[0]`) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// A value of the wrong type or an unknown field is reported like every other
+// problem, FILE: FIELD.PATH: reason (docs/campaigns.md), and every one of the
+// file's problems is listed, not only the first.
+func TestLoadDirDecodeProblemsNameTheField(t *testing.T) {
+	dir := t.TempDir()
+	const file = "id: a\n" +
+		"advertiser: [x]\n" +
+		"adomain: a.example\n" +
+		"bid_strategy: {kind: fixed_cpm, cpm: \"1.00\", convrate: 1}\n" +
+		"max_bid_cpm: [4]\n" +
+		"budget: {daily: {x: 1}}\n" +
+		"frequency_cap: {count: abc, window: 1h}\n" +
+		"creatives:\n" +
+		"  - id: c1\n" +
+		"    format: banner\n" +
+		"    secure: maybe\n" +
+		"    mrkup: x\n" +
+		"targeting:\n" +
+		"  dayparting: {hours: [3, xyzzy-long-value]}\n" +
+		"  device_types:\n" +
+		"    - phone\n"
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), []byte(file), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDir(dir)
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("err = %v, want ErrInvalid", err)
+	}
+	want := []string{
+		`advertiser: got a list, want a string (line 2)`,
+		`adomain: got "a.example", want a list (line 3)`,
+		`bid_strategy.convrate: unknown field (line 4)`,
+		`max_bid_cpm: amount must be a number or a decimal string (line 5)`,
+		`budget.daily: amount must be a number or a decimal string (line 6)`,
+		`frequency_cap.count: got "abc", want an integer (line 7)`,
+		`creatives[0].secure: got "maybe", want true or false (line 11)`,
+		`creatives[0].mrkup: unknown field (line 12)`,
+		`targeting.dayparting.hours[1]: got "xyzzy-l...", want an integer (line 14)`,
+		`targeting.device_types[0]: got "phone", want an integer (line 16)`,
+	}
+	var got []string
+	for _, p := range Problems(err) {
+		if p.File != filepath.Join(dir, "a.yaml") {
+			t.Errorf("problem %q in file %q", p.Error(), p.File)
+		}
+		got = append(got, p.Path+": "+p.Reason)
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -73,7 +73,7 @@ func TestStoreReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = st.Reload()
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "broken.yaml: line 2: field bogus not found") {
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "broken.yaml: bogus: unknown field (line 2)") {
 		t.Fatalf("reload with a bad file: %v", err)
 	}
 	if st.Current() != s2 {

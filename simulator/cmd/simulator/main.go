@@ -85,13 +85,17 @@ type flags struct {
 	minToWin               float64
 }
 
+// defaultOut is where run and replay write without -out: under out/, which
+// git ignores, so a README command run in a checkout leaves no stray files.
+const defaultOut = "out/sim"
+
 func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 	d, t, n := simulator.DefaultConfig, simulator.DefaultTraffic, simulator.DefaultNotices
 	c := &f.cfg
 	if withTargets {
 		fs.StringVar(&f.targets, "target", "", "bidder URL(s), comma separated, round robin (e.g. http://127.0.0.1:8080/openrtb2/bid)")
 		fs.StringVar(&f.admin, "admin", "", "bidder admin base URL(s), comma separated; GET /admin/budget each second for budget and pacing plan")
-		fs.StringVar(&f.out, "out", "simout", "output directory for report.json and SVG plots")
+		fs.StringVar(&f.out, "out", defaultOut, "output directory for report.json and SVG plots")
 		fs.StringVar(&c.LogDir, "log", "", "write training logs (impressions.jsonl) into this directory")
 		fs.DurationVar(&c.Duration, "duration", d.Duration, "sending window; the run then waits for answers and notices (bounded) and stops")
 		fs.Int64Var(&c.MaxRequests, "max-requests", 0, "hard cap on requests (0 = 3 x rate x duration + 100)")
@@ -387,7 +391,7 @@ func cmdAB(args []string) error {
 	if err := f.finish(); err != nil {
 		return err
 	}
-	if f.out == "simout" {
+	if f.out == defaultOut {
 		f.out = "out/shading-ab"
 	}
 	c.Out, c.Sim, c.Log = f.out, f.cfg, os.Stderr
