@@ -119,6 +119,20 @@ func (m *Manager) twinAlive(ns int64) bool {
 	return t != nil && ns <= t.Expires
 }
 
+// othersAlive tells whether another instance's heartbeat (from the watch)
+// has not expired at ns.
+func (m *Manager) othersAlive(ns int64) bool {
+	lv := &m.live
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	for _, v := range lv.others {
+		if v.alive(ns, 0) {
+			return true
+		}
+	}
+	return false
+}
+
 // onLiveness applies another instance's liveness record from the watch.
 func (m *Manager) onLiveness(ch Change) {
 	lv := &m.live

@@ -33,6 +33,7 @@ func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
 			m.checkLiveness(ctx, now)
 		}
 	}
+	m.alone = !m.othersAlive(now.UnixNano())
 	m.due = m.dueAccounts(now, release, m.due[:0])
 	m.round.run(ctx, m, m.due, now, release)
 	m.setHealth(beatErr, &m.round)
@@ -135,8 +136,12 @@ func (m *Manager) newDay(a *Account, now time.Time) bool {
 
 // headroomWanted sizes the lease headroom from the rate of reservations plus
 // refused demand: LeaseAhead of it, clamped to [MinLease, MaxLease]. A campaign
-// with neither for leaseIdle gives its headroom back; a new one starts with
-// MinLease. Owned by the sync goroutine; called once a round.
+// with neither for leaseIdle gives its headroom back while another instance
+// is alive (that money may be wanted there); an instance alone keeps
+// MinLease, which costs it nothing (its heartbeat keeps every lease valid)
+// and lets the first request after a quiet spell bid instead of waiting a
+// round with no_lease. A new one starts with MinLease. Owned by the sync
+// goroutine; called once a round.
 func (m *Manager) headroomWanted(a *Account, now time.Time) int64 {
 	res := a.reserved.Load() + a.demand.Load()
 	switch {
@@ -154,7 +159,7 @@ func (m *Manager) headroomWanted(a *Account, now time.Time) int64 {
 		}
 	}
 	a.lastRes, a.lastResT = res, now
-	if now.Sub(a.lastActive) > m.leaseIdle() {
+	if now.Sub(a.lastActive) > m.leaseIdle() && !m.alone {
 		return 0
 	}
 	return min(max(int64(a.resRate*m.cfg.LeaseAhead.Seconds()), m.cfg.MinLease), m.cfg.MaxLease)
