@@ -19,7 +19,8 @@ import (
 type LedgerEntry struct {
 	// MsgID is hex(SHA-256(auction 0 imp 0 instance 0 hold)[:16]) (the
 	// bid's instance and hold, from its token) "." generation "." level for
-	// a rise, or ... "." generation ".rev" for a reversal; also the
+	// a rise, or ... "." generation ".rev" for a reversal (and for a seal,
+	// which claims that id so no reversal can follow; recharge.go); also the
 	// Nats-Msg-Id, so a retried publish of the same change is a duplicate
 	// and a different change is not.
 	MsgID    string `json:"id"`
@@ -28,7 +29,7 @@ type LedgerEntry struct {
 	Campaign string `json:"campaign"`
 	Instance string `json:"instance"`
 	Boot     string `json:"boot"`
-	Kind     string `json:"kind"` // win, bill, or loss (a reversal)
+	Kind     string `json:"kind"` // win, bill, loss (a reversal), or seal (charged 0: no reversal of its generation, recharge.go)
 	Bid      int64  `json:"bid_micros"`
 	Clearing int64  `json:"clearing_micros"`
 	// Charged is what this entry adds to the campaign's spend: a rise's
@@ -50,6 +51,10 @@ type LedgerEntry struct {
 
 	acct *Account
 	seq  uint64 // queue order, from 1
+	// rc follows a settled charge on an impression this process did not
+	// know (recharge.go); nil for every other entry.
+	rc   *recharge
+	step rcStep
 }
 
 type pubOutcome uint8
@@ -268,6 +273,10 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	}
 	a.ackedCum = e.Cum
 	a.mu.Unlock()
+	if e.rc != nil && e.step == rcSeal { // a zero entry: nothing to count
+		m.sealDone(e, o)
+		return
+	}
 	if o == pubDupOther {
 		a.dupN.Add(1)
 		m.dupN.Add(1)
@@ -275,6 +284,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 			a.lateN.Add(^uint64(0))
 			a.lateMicros.Add(^uint64(e.Charged - 1))
 		}
+	}
+	if e.rc != nil {
+		m.chargeDone(e, o)
 	}
 }
 

@@ -152,11 +152,15 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 			return res, err
 		}
 	}
-	res, seq, err := m.settle(&n)
+	deadline := time.Now().Add(m.cfg.AckWait)
+	res, seq, rc, err := m.settle(&n)
 	if err != nil {
 		return res, err
 	}
-	return res, m.waitAck(seq, m.cfg.AckWait)
+	if err := m.waitAck(seq, m.cfg.AckWait); err != nil {
+		return res, err
+	}
+	return res, m.waitRecharge(rc, deadline)
 }
 
 // Release applies a loss notice: it frees the hold of a lost bid, or reverses
@@ -183,14 +187,15 @@ func (m *Manager) waitAck(seq uint64, d time.Duration) error {
 	return nil
 }
 
-// settle applies n here and returns the ledger sequence to wait for.
-func (m *Manager) settle(n *Notice) (Result, uint64, error) {
+// settle applies n here and returns the ledger sequence to wait for, and the
+// chain that follows a charge on an impression unknown here (recharge.go).
+func (m *Manager) settle(n *Notice) (Result, uint64, *recharge, error) {
 	a := m.account(n.CampaignID)
 	if a == nil {
 		a = m.retired(n.CampaignID)
 	}
 	if a == nil {
-		return Result{}, 0, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
+		return Result{}, 0, nil, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
 	key, hexKey := noticeKey(n)
 	now := m.tier.sec(n.Time.UnixNano())
@@ -198,9 +203,10 @@ func (m *Manager) settle(n *Notice) (Result, uint64, error) {
 	defer s.mu.Unlock()
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed}
 	if n.Kind == KindLoss {
-		return op.loss(), e.seq, nil
+		return op.loss(), e.seq, nil, nil
 	}
-	return op.charge(), e.seq, nil
+	res := op.charge()
+	return res, e.seq, op.rc, nil
 }
 
 // settleOp is one notice applied to one impression, under its tier shard's
@@ -214,6 +220,7 @@ type settleOp struct {
 	hexKey  string
 	now     uint32
 	existed bool
+	rc      *recharge // set by charge: a settled charge on an impression the tier did not know
 }
 
 func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
@@ -310,11 +317,17 @@ func (o *settleOp) charge() Result {
 	}
 	e.level = price
 	res.ChargedMicros, res.LevelMicros = delta, price
-	o.enqueue(LedgerEntry{
+	le := LedgerEntry{
 		MsgID: o.hexKey + "." + strconv.Itoa(int(e.gen)) + "." + strconv.FormatInt(price, 10),
 		Kind:  n.Kind.String(), Charged: delta, Level: price, Provisional: res.Provisional,
 		Late: res.Late, Capped: res.Capped,
-	})
+	}
+	if !o.existed && !res.Provisional {
+		// Unknown here: generation 0 may be a reversed win's (recharge.go).
+		o.rc = newRecharge(o.hexKey, e.gen, le.Kind)
+		le.rc = o.rc
+	}
+	o.enqueue(le)
 	return res
 }
 
