@@ -588,3 +588,44 @@ func TestClickAfterCampaignRemoved(t *testing.T) {
 		t.Fatalf("click after the campaign came back: %d %q", code, back)
 	}
 }
+
+// A click after token_ttl (a page or app screen left open) still takes the
+// person to the landing page; it is not counted. Before, it got 403 "notice
+// token expired" and the advertiser lost the visit. A forged click token
+// still gets 403.
+func TestExpiredClickStillLands(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.Notices.TokenTTL = 2 * time.Second
+		c.Notices.HoldTTL = time.Second
+	})
+	b := bidOnce(t, app, "expired-click")
+	base := "http://" + app.Addr()
+	click := between(b.AdM, `<a href="`, `"`)
+	imp := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+	code, landing := get(t, click)
+	if code != 302 || len(landing) == 0 {
+		t.Fatalf("click: %d %q", code, landing)
+	}
+	// The pixel tells when the token has expired: it is answered 403 then.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, msg := get(t, imp)
+		if code == 403 && strings.Contains(string(msg), "expired") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pixel was still answered %d %q 10 s after a 2 s token_ttl", code, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	clicks := app.Server.m.campaign(b.CID).clicks.load()
+	if code, after := get(t, click); code != 302 || string(after) != string(landing) {
+		t.Fatalf("click after token_ttl: %d %q, want 302 to %q", code, after, landing)
+	}
+	if got := app.Server.m.campaign(b.CID).clicks.load(); got != clicks {
+		t.Fatalf("an expired click was counted: %d clicks, want %d", got, clicks)
+	}
+	forged := click[:len(click)-2] + "xx"
+	if code, _ := get(t, forged); code != 403 {
+		t.Fatalf("forged click: %d, want 403", code)
+	}
+}
