@@ -377,3 +377,29 @@ func TestBillAfterReversedWinAcrossRestart(t *testing.T) {
 		}
 	}
 }
+
+// A bill replayed after two restarts, on real JetStream: the first restart's
+// bill found the win standing and sealed its generation; the second finds the
+// seal (not a reversal) and charges nothing more.
+func TestBillReplayedAcrossTwoRestarts(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "win-restart-bill-restart-bill")
+	if code, msg := get(t, substitute(b.NURL, "1.50")); code != 200 {
+		t.Fatalf("win: %d %s", code, msg)
+	}
+	for round := range 2 {
+		if err := app.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		app = startApp(t, edit)
+		u := strings.Replace(substitute(b.BURL, "1.50"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("bill after restart %d: %d %s", round+1, code, msg)
+		}
+		if s, _ := spent(t, app, b.CID); s != 1500 {
+			t.Fatalf("spent %d after restart %d and the bill, want 1500", s, round+1)
+		}
+	}
+}

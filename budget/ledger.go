@@ -62,6 +62,7 @@ type pubOutcome uint8
 const (
 	pubStored   pubOutcome = iota // stored (or a duplicate of our own earlier publish)
 	pubDupOther                   // the change was recorded before (another instance, or an earlier entry of ours)
+	pubDupSeal                    // its id is a seal's (recharge.go): a reversal refused, or a seal that finds its generation sealed
 	pubFailed                     // not acknowledged: retry
 )
 
@@ -188,7 +189,7 @@ func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
 		}
 	}
 	for i := range batch[:first] {
-		if out[i] == pubDupOther {
+		if out[i] == pubDupOther || out[i] == pubDupSeal {
 			l.dupOther.Add(1)
 		} else {
 			l.stored.Add(1)
@@ -265,8 +266,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	if a == nil {
 		return
 	}
+	dup := o == pubDupOther || o == pubDupSeal
 	a.mu.Lock()
-	if o == pubDupOther {
+	if dup {
 		a.spent.Add(-e.Charged) // another instance already recorded this change
 	} else {
 		a.confirmed.Add(e.Charged)
@@ -277,7 +279,7 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		m.sealDone(e, o)
 		return
 	}
-	if o == pubDupOther {
+	if dup {
 		a.dupN.Add(1)
 		m.dupN.Add(1)
 		if e.Late && e.Charged > 0 {
@@ -381,6 +383,12 @@ func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck, seq uint6
 	if raw.Header.Get(originHeader) == j.origin+"/"+strconv.FormatUint(seq, 10) {
 		return pubStored
 	}
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if json.Unmarshal(raw.Data, &k) == nil && k.Kind == kindSeal {
+		return pubDupSeal
+	}
 	return pubDupOther
 }
 
@@ -430,13 +438,15 @@ func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOut
 		prev, ok := l.entries[e.MsgID]
 		switch {
 		case !ok:
-			e.acct = nil
+			e.acct, e.rc = nil, nil
 			l.entries[e.MsgID] = e
 			l.order = append(l.order, e.MsgID)
 			l.tails[[2]string{e.Campaign, e.Instance}] = ledgerTail{boot: e.Boot, cum: e.Cum}
 			out[i] = pubStored
 		case prev.Instance == e.Instance && prev.Boot == e.Boot && prev.seq == e.seq:
 			out[i] = pubStored // our own retried publish of this entry
+		case prev.Kind == kindSeal:
+			out[i] = pubDupSeal
 		default:
 			out[i] = pubDupOther
 		}

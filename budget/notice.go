@@ -202,6 +202,9 @@ func (m *Manager) settle(n *Notice) (Result, uint64, *recharge, error) {
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed}
+	if !existed && (!op.own() || m.unreconciled(n)) {
+		e.flags |= fUnsure // another instance's bid, or one this process may have forgotten (recharge.go)
+	}
 	if n.Kind == KindLoss {
 		return op.loss(), e.seq, nil, nil
 	}
@@ -298,6 +301,9 @@ func (o *settleOp) charge() Result {
 	res.Provisional = flags&fProv != 0
 	if delta == 0 {
 		res.LevelMicros = e.level
+		if e.flags&fUnsure != 0 && !prov && e.level > 0 {
+			o.seal(n.Kind.String(), e.level) // a bill confirming a level that may have been reversed elsewhere
+		}
 		return res
 	}
 	if !open {
@@ -315,6 +321,7 @@ func (o *settleOp) charge() Result {
 	if res.Provisional {
 		m.provN.Add(1)
 	}
+	base := e.level
 	e.level = price
 	res.ChargedMicros, res.LevelMicros = delta, price
 	le := LedgerEntry{
@@ -322,12 +329,19 @@ func (o *settleOp) charge() Result {
 		Kind:  n.Kind.String(), Charged: delta, Level: price, Provisional: res.Provisional,
 		Late: res.Late, Capped: res.Capped,
 	}
-	if !o.existed && !res.Provisional {
-		// Unknown here: generation 0 may be a reversed win's (recharge.go).
+	// A settled charge where this process may not know the impression's
+	// history: its generation may hold a win reversed elsewhere (recharge.go).
+	// A provisional one waits for its bill to find out.
+	unsure := e.flags&fUnsure != 0
+	if !res.Provisional && base == 0 && (unsure || !o.existed) {
+		e.flags &^= fUnsure
 		o.rc = newRecharge(o.hexKey, e.gen, le.Kind)
 		le.rc = o.rc
 	}
 	o.enqueue(le)
+	if !res.Provisional && base > 0 && unsure {
+		o.seal(le.Kind, base) // a rise over a level that may have been reversed elsewhere
+	}
 	return res
 }
 
@@ -345,7 +359,7 @@ func (o *settleOp) loss() Result {
 		a.mu.Unlock()
 		gen := e.gen
 		e.gen++
-		e.level, e.flags = 0, flags&^fProv
+		e.level, e.flags = 0, flags&^(fProv|fUnsure) // reversed here (a duplicate if reversed elsewhere too)
 		res.ReversedMicros = l
 		m.reversedN.Add(1)
 		m.reversedMicros.Add(uint64(l))
@@ -366,6 +380,18 @@ func (o *settleOp) loss() Result {
 		}
 	}
 	return res
+}
+
+// seal queues a seal of the impression's generation (recharge.go) for a
+// settled charge on a level that may have been reversed elsewhere: if it was,
+// amount (what this process took the level to be before its own charges) is
+// charged again. The impression is no longer unsure.
+func (o *settleOp) seal(kind string, amount int64) {
+	o.e.flags &^= fUnsure
+	o.rc = newRecharge(o.hexKey, o.e.gen, kind)
+	o.rc.amount = amount
+	o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(o.e.gen)) + ".rev", Kind: kindSeal, Level: o.e.level,
+		rc: o.rc, step: rcSeal})
 }
 
 // enqueue fills in le from the notice and queues it; the impression's entry

@@ -26,13 +26,25 @@ import (
 // can be from now on (a later loss of that generation is a duplicate of the
 // seal, and the instance that sent it puts the charge back, like any change
 // another instance recorded first): the bill stands as the duplicate it was.
-// If the stream already has that id, the charge was reversed: the process
-// charges the level again under KEY.g+1.level, and follows that entry the
-// same way. Either way the notice is answered once the chain has ended.
+// If the stream already has that id from a reversal, the charge was reversed:
+// the process charges the level again under KEY.g+1.level, and follows that
+// entry the same way. If it has it from another seal (pubDupSeal: another
+// process settled the generation first), nothing was reversed. Either way the
+// notice is answered once the chain has ended.
+//
+// The same holds for a provisional win settled here on an impression this
+// process may not know (another instance's bid, or a bid from before this
+// process started or an early eviction; settle marks the tier entry fUnsure):
+// it too goes out under generation 0 and may be taken for a win reversed
+// elsewhere. Its bill, at or above that level, then seals the generation,
+// and charges again what the win stood for if it finds it reversed.
 //
 // Before this, such a bill was dropped as a duplicate of the reversed win:
 // a billed impression charged nothing (a win, its loss, a restart, then the
 // bill; or the bill settled by another instance while the owner was away).
+
+// kindSeal is a seal's LedgerEntry.Kind.
+const kindSeal = "seal"
 
 type rcStep uint8
 
@@ -53,7 +65,11 @@ type recharge struct {
 	gen  uint16 // the generation of the entry in flight
 	gens int    // generations walked
 	kind string // the charge's kind (win or bill)
-	done chan struct{}
+	// amount is charged again when the generation turns out reversed: the
+	// level this process took to stand (the duplicate it took back, or the
+	// level under its own rise).
+	amount int64
+	done   chan struct{}
 }
 
 func newRecharge(key string, gen uint16, kind string) *recharge {
@@ -65,14 +81,15 @@ func newRecharge(key string, gen uint16, kind string) *recharge {
 // the generation is sealed.
 func (m *Manager) chargeDone(e *LedgerEntry, o pubOutcome) {
 	rc := e.rc
-	if o != pubDupOther || e.Charged <= 0 {
+	if (o != pubDupOther && o != pubDupSeal) || e.Charged <= 0 {
 		close(rc.done)
 		return
 	}
+	rc.amount = e.Charged // ledgerDone took it back
 	se := *e
 	se.rc, se.step = rc, rcSeal
 	se.MsgID = rc.key + "." + strconv.Itoa(int(rc.gen)) + ".rev"
-	se.Kind, se.Charged, se.Provisional, se.Capped = "seal", 0, false, false
+	se.Kind, se.Charged, se.Provisional, se.Late, se.Capped = kindSeal, 0, false, false, false
 	m.ledger.enqueue(&se)
 }
 
@@ -81,7 +98,7 @@ func (m *Manager) chargeDone(e *LedgerEntry, o pubOutcome) {
 // again under g+1.
 func (m *Manager) sealDone(e *LedgerEntry, o pubOutcome) {
 	rc := e.rc
-	if o != pubDupOther {
+	if o != pubDupOther { // stored, or another seal: no reversal of the generation was (or can be) recorded
 		close(rc.done)
 		return
 	}
@@ -95,15 +112,13 @@ func (m *Manager) sealDone(e *LedgerEntry, o pubOutcome) {
 	ce := *e
 	ce.rc, ce.step = rc, rcCharge
 	ce.MsgID = rc.key + "." + strconv.Itoa(int(rc.gen)) + "." + strconv.FormatInt(e.Level, 10)
-	ce.Kind, ce.Charged = rc.kind, e.Level
+	ce.Kind, ce.Charged, ce.Late = rc.kind, rc.amount, true // no hold: late
 	a := e.acct
 	a.mu.Lock()
-	a.spent.Add(ce.Charged) // ledgerDone took the duplicate's back
+	a.spent.Add(ce.Charged)
 	a.mu.Unlock()
-	if ce.Late {
-		a.lateN.Add(1)
-		a.lateMicros.Add(uint64(ce.Charged))
-	}
+	a.lateN.Add(1)
+	a.lateMicros.Add(uint64(ce.Charged))
 	m.recharges.Add(1)
 	m.ledger.enqueue(&ce)
 }
