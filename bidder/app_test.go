@@ -588,3 +588,91 @@ func TestClickAfterCampaignRemoved(t *testing.T) {
 		t.Fatalf("click after the campaign came back: %d %q", code, back)
 	}
 }
+
+// A click after token_ttl (a page or app screen left open) still takes the
+// person to the landing page; it is not counted. Before, it got 403 "notice
+// token expired" and the advertiser lost the visit. A forged click token
+// still gets 403.
+func TestExpiredClickStillLands(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.Notices.TokenTTL = 3 * time.Second // the first click must come within it, also on a loaded machine
+		c.Notices.HoldTTL = time.Second
+	})
+	b := bidOnce(t, app, "expired-click")
+	base := "http://" + app.Addr()
+	click := between(b.AdM, `<a href="`, `"`)
+	imp := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+	code, landing := get(t, click)
+	if code != 302 || len(landing) == 0 {
+		t.Fatalf("click: %d %q", code, landing)
+	}
+	// The pixel tells when the token has expired: it is answered 403 then.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		code, msg := get(t, imp)
+		if code == 403 && strings.Contains(string(msg), "expired") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the pixel was still answered %d %q 10 s after a 3 s token_ttl", code, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	clicks := app.Server.m.campaign(b.CID).clicks.load()
+	if code, after := get(t, click); code != 302 || string(after) != string(landing) {
+		t.Fatalf("click after token_ttl: %d %q, want 302 to %q", code, after, landing)
+	}
+	if got := app.Server.m.campaign(b.CID).clicks.load(); got != clicks {
+		t.Fatalf("an expired click was counted: %d clicks, want %d", got, clicks)
+	}
+	forged := click[:len(click)-2] + "xx"
+	if code, _ := get(t, forged); code != 403 {
+		t.Fatalf("forged click: %d, want 403", code)
+	}
+}
+
+// A browser's pixel and click carry its Referer (up to 4 KB), cookies of the
+// notice domain and a dozen client hints: 4-8 KB of headers is ordinary.
+// fasthttp's default read buffer (4 KB) also bounds the headers, so such a
+// click got 400 "small read buffer" instead of the landing page, and such a
+// pixel counted no impression. Up to maxHeaderBytes is now read; more is
+// still refused.
+func TestBrowserSizedHeaders(t *testing.T) {
+	app := startApp(t, nil)
+	b := bidOnce(t, app, "browser-headers")
+	base := "http://" + app.Addr()
+	click := between(b.AdM, `<a href="`, `"`)
+	imp := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+	send := func(u string, extra int) int {
+		t.Helper()
+		req, _ := http.NewRequest("GET", u, nil)
+		req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36")
+		req.Header.Set("Referer", "https://news.example/article?"+strings.Repeat("x", min(extra, 3500)))
+		if extra > 3500 {
+			req.Header.Set("Cookie", "s="+strings.Repeat("c", extra-3500))
+		}
+		c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		r, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, r.Body)
+		r.Body.Close()
+		return r.StatusCode
+	}
+	for _, c := range []struct {
+		name       string
+		url        string
+		extra      int
+		want, more int // answer with extra header bytes, and past maxHeaderBytes
+	}{
+		{"click", click, 6000, 302, 400},
+		{"pixel", imp, 6000, 200, 400},
+	} {
+		if got := send(c.url, c.extra); got != c.want {
+			t.Errorf("%s with ~%d bytes of headers: %d, want %d", c.name, c.extra, got, c.want)
+		}
+		if got := send(c.url, maxHeaderBytes+1000); got != c.more {
+			t.Errorf("%s with more than %d bytes of headers: %d, want %d", c.name, maxHeaderBytes, got, c.more)
+		}
+	}
+}

@@ -164,7 +164,7 @@ func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bi
 	t, err := s.s.Parse(src, noticeUse(kind), now)
 	switch {
 	case errors.Is(err, budget.ErrExpired):
-		return bidToken{}, ErrNoticeExpired
+		err = ErrNoticeExpired // the token is genuine: its fields are returned with the error
 	case err != nil:
 		return bidToken{}, ErrNoticeForged
 	}
@@ -184,7 +184,7 @@ func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bi
 		Test:         t.Test,
 		Expiry:       t.Expires,
 		Issued:       t.Issued,
-	}, nil
+	}, err
 }
 
 func chargeKind(win bool) budget.NoticeKind {

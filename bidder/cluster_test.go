@@ -204,13 +204,27 @@ func TestThreeBiddersOneCluster(t *testing.T) {
 		}
 		cancel()
 	}
-	entries := ledgerEntries(t, nodes[0].ClientURL())
+	var entries []budget.LedgerEntry
+	seals := 0
+	for _, e := range ledgerEntries(t, nodes[0].ClientURL()) {
+		// A seal is a zero entry: a bill settled on an instance that did not
+		// know the impression (its owner did not answer in time) claimed the
+		// generation's reversal id (budget/recharge.go). It charges nothing.
+		if e.Kind == "seal" {
+			if e.Charged != 0 {
+				t.Errorf("a seal charged %d: %+v", e.Charged, e)
+			}
+			seals++
+			continue
+		}
+		entries = append(entries, e)
+	}
 	var total, late int64
 	seen := map[string]bool{}
 	for _, e := range entries {
 		key := e.Auction + "/" + e.Imp
 		if seen[key] {
-			t.Errorf("charged twice: %s", key)
+			t.Errorf("charged twice: %s (%s %s, %d)", key, e.Kind, e.MsgID, e.Charged)
 		}
 		seen[key] = true
 		if !charged[e.Auction] {
@@ -230,8 +244,8 @@ func TestThreeBiddersOneCluster(t *testing.T) {
 	if nobids["budget"] == 0 {
 		t.Errorf("the budget never ran out (bids %d, no-bids %v): the test did not reach the bound", bids, nobids)
 	}
-	t.Logf("bids %d, no-bids %v, charges %d totalling %d micros (late %d micros, %d late notices sent), budget %d",
-		bids, nobids, len(entries), total, late, lateSent, budgetMicros)
+	t.Logf("bids %d, no-bids %v, charges %d totalling %d micros (late %d micros, %d late notices sent, %d seals), budget %d",
+		bids, nobids, len(entries), total, late, lateSent, seals, budgetMicros)
 }
 
 // NATS down: the bidder keeps bidding only inside the lease it holds, ready

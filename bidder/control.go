@@ -217,6 +217,14 @@ func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest,
 	if err := r.ParseForm(); err != nil {
 		return req, errors.New("form: " + err.Error())
 	}
+	for _, k := range [...]string{"campaign", "all", "reason"} {
+		// One target a request: Get would act on the first of several (the
+		// body's before the query's) and drop the rest, while the operator
+		// believes every one changed.
+		if n := len(r.Form[k]); n > 1 {
+			return req, errors.New(k + ": given " + strconv.Itoa(n) + " times (one target a request)")
+		}
+	}
 	req.Campaign, req.Reason = r.Form.Get("campaign"), r.Form.Get("reason")
 	switch v := strings.ToLower(r.Form.Get("all")); v {
 	case "", "0", "false", "no":

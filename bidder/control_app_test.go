@@ -91,6 +91,11 @@ func TestKillSwitchAdminAPI(t *testing.T) {
 		{"both targets", "/admin/pause", opsToken, `{"campaign":"acme-banner","all":true}`, nil, 400},
 		{"unknown campaign", "/admin/pause", opsToken, "campaign=nope", nil, 400},
 		{"bad all", "/admin/pause", opsToken, "all=maybe", nil, 400},
+		// One target a request: a second campaign was dropped while the
+		// answer said 200 (the operator believed both paused).
+		{"two campaigns", "/admin/pause", opsToken, "campaign=acme-banner&campaign=other", nil, 400},
+		{"campaign in query and body", "/admin/pause?campaign=other", opsToken, "campaign=acme-banner", nil, 400},
+		{"all twice", "/admin/pause?all=0", opsToken, "all=1", nil, 400},
 		{"unknown JSON field", "/admin/pause", opsToken, `{"campaign":"acme-banner","who":"me"}`, nil, 400},
 		{"cross-origin page", "/admin/pause", opsToken, "all=1", []string{"Origin", "http://evil.example"}, 403},
 		{"cross-site fetch", "/admin/pause", opsToken, "all=1", []string{"Sec-Fetch-Site", "cross-site"}, 403},

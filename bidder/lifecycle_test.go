@@ -344,3 +344,62 @@ func TestThreeEmbeddedBiddersWithAuth(t *testing.T) {
 	}
 	nc.Close()
 }
+
+// A bill after a loss reversed the bid's provisional win charges again (a
+// new generation), also on a process that never saw the win and the loss: a
+// restart between the loss and the bill. It used to carry the win's ledger
+// id (generation 0, same price), so the ledger took it for a replay of the
+// reversed win and the billed impression cost nothing.
+func TestBillAfterReversedWinAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "win-loss-restart-bill")
+	for _, u := range []string{b.NURL, b.LURL} {
+		if code, msg := get(t, substitute(u, "1.50")); code != 200 {
+			t.Fatalf("%s: %d %s", u, code, msg)
+		}
+	}
+	if s, _ := spent(t, app, b.CID); s != 0 {
+		t.Fatalf("spent %d after a win and its loss, want 0 (reversed)", s)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	u := strings.Replace(substitute(b.BURL, "1.50"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+	for range 2 { // the bill, then its replay: charged once
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("bill after the restart: %d %s", code, msg)
+		}
+		if s, _ := spent(t, app, b.CID); s != 1500 {
+			t.Fatalf("spent %d after the bill, want 1500", s)
+		}
+	}
+}
+
+// A bill replayed after two restarts, on real JetStream: the first restart's
+// bill found the win standing and sealed its generation; the second finds the
+// seal (not a reversal) and charges nothing more.
+func TestBillReplayedAcrossTwoRestarts(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "win-restart-bill-restart-bill")
+	if code, msg := get(t, substitute(b.NURL, "1.50")); code != 200 {
+		t.Fatalf("win: %d %s", code, msg)
+	}
+	for round := range 2 {
+		if err := app.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		app = startApp(t, edit)
+		u := strings.Replace(substitute(b.BURL, "1.50"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("bill after restart %d: %d %s", round+1, code, msg)
+		}
+		if s, _ := spent(t, app, b.CID); s != 1500 {
+			t.Fatalf("spent %d after restart %d and the bill, want 1500", s, round+1)
+		}
+	}
+}

@@ -75,7 +75,8 @@ type tokenSigner interface {
 	// appendTokens appends t's token for every notice kind, in noticeKind
 	// order, to dst; ends[k] is where kind k's token ends in the result.
 	appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]int) []byte
-	// parseToken verifies a token presented at kind's endpoint.
+	// parseToken verifies a token presented at kind's endpoint. A genuine
+	// but expired token returns its fields with ErrNoticeExpired.
 	parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error)
 }
 
@@ -177,6 +178,15 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	t, err := s.signer.parseToken(args.Peek("t"), kind, now)
 	if err != nil {
 		s.m.noticeBad.add(0, 1)
+		if kind == noticeClick && errors.Is(err, ErrNoticeExpired) {
+			// A page or app screen kept open past token_ttl: the person
+			// clicking still reaches the advertiser (not counted: a click is
+			// only counted while its token is valid).
+			if landing := s.landingURL(&t); landing != "" {
+				ctx.Redirect(landing, fasthttp.StatusFound)
+				return
+			}
+		}
 		ctx.Error(err.Error()+"\n", fasthttp.StatusForbidden)
 		return
 	}

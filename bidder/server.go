@@ -133,6 +133,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		Handler:            s.handle,
 		Name:               "openbidder",
 		MaxRequestBodySize: cfg.Limits.MaxBodyBytes,
+		ReadBufferSize:     maxHeaderBytes,
 		// fasthttp's ReadTimeout also bounds a new connection's wait for its
 		// first request: idle_timeout there, so exchanges may open connections
 		// ahead of traffic; read_timeout bounds a request from its first byte
@@ -166,6 +167,13 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 	}
 	return s
 }
+
+// maxHeaderBytes is fasthttp's per-connection read buffer, which also bounds a
+// request's line and headers (its default, 4 KiB, is less than a browser's
+// pixel or click often sends: a Referer of up to 4 KB, the notice domain's
+// cookies, client hints). 8 KiB, as nginx's default; each connection holds
+// it, idle ones included.
+const maxHeaderBytes = 8 << 10
 
 // quietLogger drops fasthttp's per-connection error lines (STYLE 13).
 type quietLogger struct{}

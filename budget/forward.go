@@ -114,15 +114,19 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 		return fwdRep{Code: fwdBusy} // the caller settles it
 	}
 	m.served.Add(1)
-	res, seq, err := m.settle(n)
+	res, seq, rc, err := m.settle(n)
 	if errors.Is(err, ErrUnknownCampaign) {
 		return fwdRep{Code: fwdBusy} // the caller may know it: settled there
 	}
 	if err != nil {
 		return fwdRep{Code: fwdErr, Err: err.Error()}
 	}
-	wait := min(m.cfg.AckWait, time.Duration(req.WaitNs))
-	if err := m.waitAck(seq, max(wait, time.Millisecond)); err != nil {
+	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
+	deadline := time.Now().Add(wait)
+	if err := m.waitAck(seq, wait); err != nil {
+		return fwdRep{Result: res, Code: fwdUnacked}
+	}
+	if err := m.waitRecharge(rc, deadline); err != nil {
 		return fwdRep{Result: res, Code: fwdUnacked}
 	}
 	return fwdRep{Result: res}

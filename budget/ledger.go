@@ -19,7 +19,8 @@ import (
 type LedgerEntry struct {
 	// MsgID is hex(SHA-256(auction 0 imp 0 instance 0 hold)[:16]) (the
 	// bid's instance and hold, from its token) "." generation "." level for
-	// a rise, or ... "." generation ".rev" for a reversal; also the
+	// a rise, or ... "." generation ".rev" for a reversal (and for a seal,
+	// which claims that id so no reversal can follow; recharge.go); also the
 	// Nats-Msg-Id, so a retried publish of the same change is a duplicate
 	// and a different change is not.
 	MsgID    string `json:"id"`
@@ -28,7 +29,7 @@ type LedgerEntry struct {
 	Campaign string `json:"campaign"`
 	Instance string `json:"instance"`
 	Boot     string `json:"boot"`
-	Kind     string `json:"kind"` // win, bill, or loss (a reversal)
+	Kind     string `json:"kind"` // win, bill, loss (a reversal), or seal (charged 0: no reversal of its generation, recharge.go)
 	Bid      int64  `json:"bid_micros"`
 	Clearing int64  `json:"clearing_micros"`
 	// Charged is what this entry adds to the campaign's spend: a rise's
@@ -50,6 +51,10 @@ type LedgerEntry struct {
 
 	acct *Account
 	seq  uint64 // queue order, from 1
+	// rc follows a settled charge on an impression this process did not
+	// know (recharge.go); nil for every other entry.
+	rc   *recharge
+	step rcStep
 }
 
 type pubOutcome uint8
@@ -57,6 +62,7 @@ type pubOutcome uint8
 const (
 	pubStored   pubOutcome = iota // stored (or a duplicate of our own earlier publish)
 	pubDupOther                   // the change was recorded before (another instance, or an earlier entry of ours)
+	pubDupSeal                    // its id is a seal's (recharge.go): a reversal refused, or a seal that finds its generation sealed
 	pubFailed                     // not acknowledged: retry
 )
 
@@ -183,7 +189,7 @@ func (l *ledger) flushOnce(ctx context.Context) (empty, ok bool) {
 		}
 	}
 	for i := range batch[:first] {
-		if out[i] == pubDupOther {
+		if out[i] == pubDupOther || out[i] == pubDupSeal {
 			l.dupOther.Add(1)
 		} else {
 			l.stored.Add(1)
@@ -260,21 +266,29 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	if a == nil {
 		return
 	}
+	dup := o == pubDupOther || o == pubDupSeal
 	a.mu.Lock()
-	if o == pubDupOther {
+	if dup {
 		a.spent.Add(-e.Charged) // another instance already recorded this change
 	} else {
 		a.confirmed.Add(e.Charged)
 	}
 	a.ackedCum = e.Cum
 	a.mu.Unlock()
-	if o == pubDupOther {
+	if e.rc != nil && e.step == rcSeal { // a zero entry: nothing to count
+		m.sealDone(e, o)
+		return
+	}
+	if dup {
 		a.dupN.Add(1)
 		m.dupN.Add(1)
 		if e.Late && e.Charged > 0 {
 			a.lateN.Add(^uint64(0))
 			a.lateMicros.Add(^uint64(e.Charged - 1))
 		}
+	}
+	if e.rc != nil {
+		m.chargeDone(e, o)
 	}
 }
 
@@ -369,6 +383,12 @@ func (j *jsLedger) outcome(ctx context.Context, ack *jetstream.PubAck, seq uint6
 	if raw.Header.Get(originHeader) == j.origin+"/"+strconv.FormatUint(seq, 10) {
 		return pubStored
 	}
+	var k struct {
+		Kind string `json:"kind"`
+	}
+	if json.Unmarshal(raw.Data, &k) == nil && k.Kind == kindSeal {
+		return pubDupSeal
+	}
 	return pubDupOther
 }
 
@@ -418,13 +438,15 @@ func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOut
 		prev, ok := l.entries[e.MsgID]
 		switch {
 		case !ok:
-			e.acct = nil
+			e.acct, e.rc = nil, nil
 			l.entries[e.MsgID] = e
 			l.order = append(l.order, e.MsgID)
 			l.tails[[2]string{e.Campaign, e.Instance}] = ledgerTail{boot: e.Boot, cum: e.Cum}
 			out[i] = pubStored
 		case prev.Instance == e.Instance && prev.Boot == e.Boot && prev.seq == e.seq:
 			out[i] = pubStored // our own retried publish of this entry
+		case prev.Kind == kindSeal:
+			out[i] = pubDupSeal
 		default:
 			out[i] = pubDupOther
 		}

@@ -83,6 +83,7 @@ type Manager struct {
 
 	// Settlement counters.
 	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts, tooLateN atomic.Uint64
+	recharges, rechargeGiveUps                                                     atomic.Uint64 // recharge.go
 	retiredN                                                                       atomic.Uint64 // accounts made by retired
 	forwarded, fwdFallbacks, served                                                atomic.Uint64
 	gapUnknown                                                                     atomic.Uint64 // reclaims whose crash gap could not be read

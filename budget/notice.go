@@ -152,11 +152,15 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 			return res, err
 		}
 	}
-	res, seq, err := m.settle(&n)
+	deadline := time.Now().Add(m.cfg.AckWait)
+	res, seq, rc, err := m.settle(&n)
 	if err != nil {
 		return res, err
 	}
-	return res, m.waitAck(seq, m.cfg.AckWait)
+	if err := m.waitAck(seq, m.cfg.AckWait); err != nil {
+		return res, err
+	}
+	return res, m.waitRecharge(rc, deadline)
 }
 
 // Release applies a loss notice: it frees the hold of a lost bid, or reverses
@@ -183,24 +187,29 @@ func (m *Manager) waitAck(seq uint64, d time.Duration) error {
 	return nil
 }
 
-// settle applies n here and returns the ledger sequence to wait for.
-func (m *Manager) settle(n *Notice) (Result, uint64, error) {
+// settle applies n here and returns the ledger sequence to wait for, and the
+// chain that follows a charge on an impression unknown here (recharge.go).
+func (m *Manager) settle(n *Notice) (Result, uint64, *recharge, error) {
 	a := m.account(n.CampaignID)
 	if a == nil {
 		a = m.retired(n.CampaignID)
 	}
 	if a == nil {
-		return Result{}, 0, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
+		return Result{}, 0, nil, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
 	key, hexKey := noticeKey(n)
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed}
-	if n.Kind == KindLoss {
-		return op.loss(), e.seq, nil
+	if !existed && (!op.own() || m.unreconciled(n)) {
+		e.flags |= fUnsure // another instance's bid, or one this process may have forgotten (recharge.go)
 	}
-	return op.charge(), e.seq, nil
+	if n.Kind == KindLoss {
+		return op.loss(), e.seq, nil, nil
+	}
+	res := op.charge()
+	return res, e.seq, op.rc, nil
 }
 
 // settleOp is one notice applied to one impression, under its tier shard's
@@ -214,6 +223,7 @@ type settleOp struct {
 	hexKey  string
 	now     uint32
 	existed bool
+	rc      *recharge // set by charge: a settled charge on an impression the tier did not know
 }
 
 func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
@@ -291,6 +301,9 @@ func (o *settleOp) charge() Result {
 	res.Provisional = flags&fProv != 0
 	if delta == 0 {
 		res.LevelMicros = e.level
+		if e.flags&fUnsure != 0 && !prov && e.level > 0 {
+			o.seal(n.Kind.String(), e.level) // a bill confirming a level that may have been reversed elsewhere
+		}
 		return res
 	}
 	if !open {
@@ -308,13 +321,27 @@ func (o *settleOp) charge() Result {
 	if res.Provisional {
 		m.provN.Add(1)
 	}
+	base := e.level
 	e.level = price
 	res.ChargedMicros, res.LevelMicros = delta, price
-	o.enqueue(LedgerEntry{
+	le := LedgerEntry{
 		MsgID: o.hexKey + "." + strconv.Itoa(int(e.gen)) + "." + strconv.FormatInt(price, 10),
 		Kind:  n.Kind.String(), Charged: delta, Level: price, Provisional: res.Provisional,
 		Late: res.Late, Capped: res.Capped,
-	})
+	}
+	// A settled charge where this process may not know the impression's
+	// history: its generation may hold a win reversed elsewhere (recharge.go).
+	// A provisional one waits for its bill to find out.
+	unsure := e.flags&fUnsure != 0
+	if !res.Provisional && base == 0 && (unsure || !o.existed) {
+		e.flags &^= fUnsure
+		o.rc = newRecharge(o.hexKey, e.gen, le.Kind)
+		le.rc = o.rc
+	}
+	o.enqueue(le)
+	if !res.Provisional && base > 0 && unsure {
+		o.seal(le.Kind, base) // a rise over a level that may have been reversed elsewhere
+	}
 	return res
 }
 
@@ -332,7 +359,7 @@ func (o *settleOp) loss() Result {
 		a.mu.Unlock()
 		gen := e.gen
 		e.gen++
-		e.level, e.flags = 0, flags&^fProv
+		e.level, e.flags = 0, flags&^(fProv|fUnsure) // reversed here (a duplicate if reversed elsewhere too)
 		res.ReversedMicros = l
 		m.reversedN.Add(1)
 		m.reversedMicros.Add(uint64(l))
@@ -353,6 +380,18 @@ func (o *settleOp) loss() Result {
 		}
 	}
 	return res
+}
+
+// seal queues a seal of the impression's generation (recharge.go) for a
+// settled charge on a level that may have been reversed elsewhere: if it was,
+// amount (what this process took the level to be before its own charges) is
+// charged again. The impression is no longer unsure.
+func (o *settleOp) seal(kind string, amount int64) {
+	o.e.flags &^= fUnsure
+	o.rc = newRecharge(o.hexKey, o.e.gen, kind)
+	o.rc.amount = amount
+	o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(o.e.gen)) + ".rev", Kind: kindSeal, Level: o.e.level,
+		rc: o.rc, step: rcSeal})
 }
 
 // enqueue fills in le from the notice and queues it; the impression's entry

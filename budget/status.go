@@ -75,6 +75,8 @@ type Counters struct {
 	UnreconciledCharges uint64 // charged in full on an impression this process may have charged before and forgotten
 	TooLateToCharge     uint64 // win or billing notices refused: later after the bid than the longest de-duplication window
 	RetiredCampaigns    uint64 // campaigns no config names whose notices were charged to their budget record (retired)
+	Recharges           uint64 // settled charges made again after finding their impression's win reversed (recharge.go)
+	RechargeGiveUps     uint64 // such chains that met rcMaxGens reversals and stopped
 	AckTimeouts         uint64 // notices answered before their ledger entry was acknowledged (the entry stays queued)
 	NoticesForwarded    uint64 // notices settled by their owner instance over NATS
 	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
@@ -96,8 +98,8 @@ func (m *Manager) Counters() Counters {
 		LeaseSteps: m.steps.Load(), NATSConnected: m.connected.Load(),
 		PriceRises: m.risesN.Load(), ProvisionalCharges: m.provN.Load(), ReversedCharges: m.reversedN.Load(),
 		ReversedMicros: m.reversedMicros.Load(), UnreconciledCharges: m.unreconciledN.Load(), TooLateToCharge: m.tooLateN.Load(),
-		RetiredCampaigns: m.retiredN.Load(),
-		AckTimeouts:      m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
+		RetiredCampaigns: m.retiredN.Load(), Recharges: m.recharges.Load(), RechargeGiveUps: m.rechargeGiveUps.Load(),
+		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
 		ForwardedServed: m.served.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LedgerGroups: m.ledger.groups.Load(),
@@ -139,6 +141,8 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
 	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than the longest notices.dedup_window, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
 	one("retired_campaigns_total", "counter", "Campaigns no loaded config names whose notices were charged to their budget record (the file was removed and the bidder restarted before their notices were in).", float64(c.RetiredCampaigns))
+	one("recharges_total", "counter", "Billing notices on an impression unknown here (restart, another instance's bid) charged again because its provisional win had been reversed by a loss.", float64(c.Recharges))
+	one("recharge_give_ups_total", "counter", "Such charges left as duplicates after 4 reversals of their impression (never expected).", float64(c.RechargeGiveUps))
 	one("notice_ack_timeouts_total", "counter", "Notices answered before their ledger entry was acknowledged (entry still queued).", float64(c.AckTimeouts))
 	one("notices_forwarded_total", "counter", "Notices settled by the instance that placed the bid.", float64(c.NoticesForwarded))
 	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))
