@@ -555,7 +555,12 @@ func (b *Baseline) toResponse(amount float64, cur, resp string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	v := math.Ceil(amount * 1e6 * from / to)
+	v := amount * 1e6 * from / to
+	if r := math.Round(v); math.Abs(v-r) <= 1e-12*math.Abs(v) {
+		v = r // a whole micro but for float64's rounding, as bidder/currency.go
+	} else {
+		v = math.Ceil(v)
+	}
 	if v > math.MaxInt64/2 || math.IsInf(v, 0) {
 		return math.MaxInt64 / 2, true
 	}
@@ -575,7 +580,11 @@ func (b *Baseline) convert(v int64, from, resp string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return int64(math.Floor(float64(v) * f / to)), true
+	x := float64(v) * f / to
+	if r := math.Round(x); math.Abs(x-r) <= 1e-12*math.Abs(x) {
+		return int64(r), true // a whole micro but for float64's rounding, as bidder/currency.go
+	}
+	return int64(math.Floor(x)), true
 }
 
 func ceilDiv(a, b int64) int64 {

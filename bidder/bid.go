@@ -394,7 +394,7 @@ func (r *ranker) Bound(i int) int64 {
 	case !cv.ok:
 		return -1
 	default:
-		return int64(math.Floor(float64(v) * cv.f / r.to))
+		return int64(floorMicros(float64(v) * cv.f / r.to))
 	}
 }
 

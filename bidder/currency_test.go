@@ -93,3 +93,44 @@ func TestResponseCurrencyWithoutCur(t *testing.T) {
 		t.Errorf("no cur, exchange prefers JPY: %s %v, want JPY", cur, ok)
 	}
 }
+
+// A conversion whose exact result is a whole micro gives that micro, not
+// one more (floors round up) or one less (bounds round down) from float64's
+// rounding: 0.05 EUR at 1.1 is 55,000 USD micros. A fixed-price deal in
+// another currency bid one micro over its price (found by the red-team
+// pass: 3.780001 for 3.78). A genuine fraction of a micro still rounds.
+func TestConversionKeepsWholeMicros(t *testing.T) {
+	r := newRates(CurrencyConfig{Base: "USD", Rates: map[string]float64{"USD": 1, "EUR": 1.1, "GBP": 1.26}})
+	usd := []byte("USD")
+	for _, c := range []struct {
+		amount float64
+		cur    string
+		want   int64
+	}{
+		{0.05, "EUR", 55_000},
+		{0.09, "EUR", 99_000},
+		{3, "GBP", 3_780_000},
+		{3.78, "USD", 3_780_000},
+		{0.0000015, "USD", 2}, // 1.5 micros: up
+		{0.000001, "EUR", 2},  // 1.1 micros: up
+	} {
+		if got, ok := r.toResponse(c.amount, []byte(c.cur), usd); !ok || got != c.want {
+			t.Errorf("floor %v %s in USD: %d micros, want %d", c.amount, c.cur, got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		micros   int64
+		cur, out string
+		want     int64
+	}{
+		{50_000, "EUR", "USD", 55_000},
+		{3_000_000, "GBP", "USD", 3_780_000},
+		{110_000, "USD", "EUR", 100_000}, // 99999.99999999999 in float64
+		{1_100_000, "USD", "EUR", 1_000_000},
+		{1, "EUR", "USD", 1}, // 1.1 micros: down
+	} {
+		if got, ok := r.convertMicros(c.micros, c.cur, []byte(c.out)); !ok || got != c.want {
+			t.Errorf("bound %d %s micros in %s: %d, want %d", c.micros, c.cur, c.out, got, c.want)
+		}
+	}
+}
