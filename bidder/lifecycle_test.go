@@ -402,4 +402,31 @@ func TestBillReplayedAcrossTwoRestarts(t *testing.T) {
 			t.Fatalf("spent %d after restart %d and the bill, want 1500", s, round+1)
 		}
 	}
+	// The event log says what was charged: the win's 1,500, not the two
+	// bills the ledger took for duplicates of it (each logged as a charge of
+	// 1,500 before).
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged int64
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var ev struct {
+			Kind    string `json:"kind"`
+			Auction string `json:"auction"`
+			Charged int64  `json:"charged_micros"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		if ev.Auction == "win-restart-bill-restart-bill" {
+			logged += ev.Charged
+		}
+	}
+	if logged != 1500 {
+		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
+	}
 }

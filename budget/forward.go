@@ -129,6 +129,7 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	if err := m.waitRecharge(rc, deadline); err != nil {
 		return fwdRep{Result: res, Code: fwdUnacked}
 	}
+	rc.adjust(&res)
 	return fwdRep{Result: res}
 }
 

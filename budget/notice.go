@@ -160,7 +160,11 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	if err := m.waitAck(seq, m.cfg.AckWait); err != nil {
 		return res, err
 	}
-	return res, m.waitRecharge(rc, deadline)
+	if err := m.waitRecharge(rc, deadline); err != nil {
+		return res, err
+	}
+	rc.adjust(&res)
+	return res, nil
 }
 
 // Release applies a loss notice: it frees the hold of a lost bid, or reverses

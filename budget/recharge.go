@@ -69,7 +69,26 @@ type recharge struct {
 	// level this process took to stand (the duplicate it took back, or the
 	// level under its own rise).
 	amount int64
-	done   chan struct{}
+	// delta is what the chain changed of the notice's charge: a duplicate
+	// taken back, a charge made again. Written by the flusher; read once
+	// done is closed (adjust).
+	delta int64
+	done  chan struct{}
+}
+
+// adjust makes res say what the notice charged once its chain ended: a bill
+// the ledger took for a duplicate of the level that stands charged nothing
+// (the event log, which records res, said it charged the level again). A
+// chain still running (a manual manager's, not waited for) leaves res as is.
+func (rc *recharge) adjust(res *Result) {
+	if rc == nil {
+		return
+	}
+	select {
+	case <-rc.done:
+		res.ChargedMicros += rc.delta
+	default:
+	}
 }
 
 func newRecharge(key string, gen uint16, kind string) *recharge {
@@ -86,6 +105,7 @@ func (m *Manager) chargeDone(e *LedgerEntry, o pubOutcome) {
 		return
 	}
 	rc.amount = e.Charged // ledgerDone took it back
+	rc.delta -= e.Charged
 	se := *e
 	se.rc, se.step = rc, rcSeal
 	se.MsgID = rc.key + "." + strconv.Itoa(int(rc.gen)) + ".rev"
@@ -117,6 +137,7 @@ func (m *Manager) sealDone(e *LedgerEntry, o pubOutcome) {
 	a.mu.Lock()
 	a.spent.Add(ce.Charged)
 	a.mu.Unlock()
+	rc.delta += ce.Charged
 	a.lateN.Add(1)
 	a.lateMicros.Add(uint64(ce.Charged))
 	m.recharges.Add(1)
