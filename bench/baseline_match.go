@@ -148,7 +148,17 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		f.bcat = append(f.bcat, strings.ToUpper(c))
 	}
 	for _, a := range br.BAdv {
-		f.badv = append(f.badv, strings.ToLower(a))
+		// The domain a badv entry names, as the bidder reads it
+		// (campaigns.advDomain): also a URL, a port, a final dot, "www.".
+		a = strings.ToLower(strings.TrimSpace(a))
+		if _, rest, ok := strings.Cut(a, "://"); ok {
+			a = rest
+		}
+		if i := strings.IndexAny(a, "/?#:"); i >= 0 {
+			a = a[:i]
+		}
+		a = strings.TrimPrefix(strings.TrimRight(a, "."), "www.")
+		f.badv = append(f.badv, a)
 	}
 	return f
 }

@@ -287,6 +287,24 @@ func (sc *Scratch) dealValues(ix *index, imp *ortb.Imp, seat []byte) {
 	}
 }
 
+var schemeSep = []byte("://")
+
+// advDomain is the domain a badv entry names, as exchanges write it: also
+// as a URL (https://acme.example/), with a port, a final dot (acme.example.)
+// or spaces around it; lookup then folds the case and a leading "www.".
+// Before, such an entry matched nothing, and the blocked advertiser's ad
+// bid. It slices b, allocating nothing.
+func advDomain(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if i := bytes.Index(b, schemeSep); i >= 0 {
+		b = b[i+len(schemeSep):]
+	}
+	if i := bytes.IndexAny(b, "/?#:"); i >= 0 {
+		b = b[:i]
+	}
+	return bytes.TrimRight(b, ".")
+}
+
 // blockValues looks up the request's bcat (in its taxonomy), badv and bapp.
 func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 	sc.hasBCat, sc.bcatTax = len(req.BCat) > 0, tax(req.CatTax)
@@ -296,7 +314,7 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 		}
 	}
 	for _, a := range req.BAdv {
-		if id := sc.lookup(ix.adomain, a, foldLower); id != 0 {
+		if id := sc.lookup(ix.adomain, advDomain(a), foldSite); id != 0 {
 			sc.badv = append(sc.badv, id)
 		}
 	}
