@@ -174,7 +174,12 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n, err := strconv.Atoi(r.URL.Query().Get("top")); err == nil && n >= 0 {
+	if top := r.URL.Query().Get("top"); top != "" {
+		n, err := strconv.Atoi(top)
+		if err != nil || n < 0 {
+			http.Error(w, "top: want an integer >= 0", http.StatusBadRequest)
+			return
+		}
 		opt.top = n
 	}
 	var p ortb.Parser

@@ -386,4 +386,13 @@ func TestExplainAtBounds(t *testing.T) {
 			t.Errorf("at=%s: %d, want %d", at, code, want)
 		}
 	}
+	// A top= that is not a count is refused, not read as the default
+	// (the QA pass: top=-1 answered 200 with 5).
+	for top, want := range map[string]int{"-1": http.StatusBadRequest, "x": http.StatusBadRequest,
+		"0": http.StatusOK, "2": http.StatusOK} {
+		code, _ := postExplain(t, "http://"+app.AdminAddr()+"/admin/explain?top="+top, "", body)
+		if code != want {
+			t.Errorf("top=%s: %d, want %d", top, code, want)
+		}
+	}
 }
