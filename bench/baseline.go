@@ -555,12 +555,7 @@ func (b *Baseline) toResponse(amount float64, cur, resp string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	v := amount * 1e6 * from / to
-	if r := math.Round(v); math.Abs(v-r) <= 1e-12*math.Abs(v) {
-		v = r // a whole micro but for float64's rounding, as bidder/currency.go
-	} else {
-		v = math.Ceil(v)
-	}
+	v := roundMicros(amount*1e6*from/to, math.Ceil)
 	if v > math.MaxInt64/2 || math.IsInf(v, 0) {
 		return math.MaxInt64 / 2, true
 	}
@@ -580,11 +575,17 @@ func (b *Baseline) convert(v int64, from, resp string) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	x := float64(v) * f / to
+	return int64(roundMicros(float64(v)*f/to, math.Floor)), true
+}
+
+// roundMicros rounds converted micros with round (up for floors, down for
+// bounds), a whole micro but for float64's rounding staying what it is, as
+// bidder/currency.go does.
+func roundMicros(x float64, round func(float64) float64) float64 {
 	if r := math.Round(x); math.Abs(x-r) <= 1e-12*math.Abs(x) {
-		return int64(r), true // a whole micro but for float64's rounding, as bidder/currency.go
+		return r
 	}
-	return int64(math.Floor(x)), true
+	return round(x)
 }
 
 func ceilDiv(a, b int64) int64 {

@@ -495,6 +495,22 @@ func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 	}
 }
 
+// syncRound advances clk a second and runs one sync round and pacing tick
+// of m; it returns the lease steps the round took.
+func syncRound(t *testing.T, m *Manager, clk *manualClock) uint64 {
+	clk.Add(time.Second)
+	before := m.steps.Load()
+	m.syncAll(ctxT(t), clk.Now(), false)
+	m.tick(clk.Now())
+	return m.steps.Load() - before
+}
+
+// peerAlive shows m another instance's heartbeat, valid until until, as the
+// liveness watch would deliver it.
+func peerAlive(m *Manager, until time.Time) {
+	m.onLiveness(Change{Instance: "b", Liveness: &Liveness{Boot: "b1", Expires: until.UnixNano()}})
+}
+
 // Campaigns loaded together go idle together: their headroom goes back over
 // several rounds, at most maxReturnsPerRound steps each, not in one burst.
 func TestIdleHeadroomReturnsSpreadOverRounds(t *testing.T) {
@@ -504,7 +520,7 @@ func TestIdleHeadroomReturnsSpreadOverRounds(t *testing.T) {
 	m := newMemManager(t, NewMemStore(), "a", clk, cs...)
 	// Another instance is alive (the money may be wanted there): an
 	// instance alone keeps its idle headroom (TestAloneKeepsIdleHeadroom).
-	m.onLiveness(Change{Instance: "b", Liveness: &Liveness{Boot: "b1", Expires: clk.Now().Add(time.Hour).UnixNano()}})
+	peerAlive(m, clk.Now().Add(time.Hour))
 	held := func() (k int) {
 		for _, c := range cs {
 			if m.Handle(c.ID).lease.Load() != 0 {
@@ -513,13 +529,7 @@ func TestIdleHeadroomReturnsSpreadOverRounds(t *testing.T) {
 		}
 		return k
 	}
-	round := func() uint64 {
-		clk.Add(time.Second)
-		before := m.steps.Load()
-		m.syncAll(ctxT(t), clk.Now(), false)
-		m.tick(clk.Now())
-		return m.steps.Load() - before
-	}
+	round := func() uint64 { return syncRound(t, m, clk) }
 	if held() != n {
 		t.Fatalf("after start: %d leases, want %d", held(), n)
 	}
@@ -631,13 +641,7 @@ func TestAloneKeepsIdleHeadroom(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	cs := manyCampaigns(20, micros(100))
 	m := newMemManager(t, NewMemStore(), "a", clk, cs...)
-	round := func() uint64 {
-		clk.Add(time.Second)
-		before := m.steps.Load()
-		m.syncAll(ctxT(t), clk.Now(), false)
-		m.tick(clk.Now())
-		return m.steps.Load() - before
-	}
+	round := func() uint64 { return syncRound(t, m, clk) }
 	for range 40 { // past leaseIdle (30 s)
 		round()
 	}
@@ -655,7 +659,7 @@ func TestAloneKeepsIdleHeadroom(t *testing.T) {
 	if d := m.Allow(h, micros(1), clk.Now()); d != DecisionOK {
 		t.Fatalf("the first request after 100 s idle: %v, want a bid", d)
 	}
-	m.onLiveness(Change{Instance: "b", Liveness: &Liveness{Boot: "b1", Expires: clk.Now().Add(time.Hour).UnixNano()}})
+	peerAlive(m, clk.Now().Add(time.Hour))
 	for range 3 {
 		round()
 	}

@@ -95,12 +95,10 @@ type Manager struct {
 	beatFailed  bool               // the last heartbeat failed (sync goroutine)
 	reconnects  uint64             // NATS reconnects seen (sync goroutine)
 	wg          sync.WaitGroup
-	expBuf      []expired  // owned by the pacing goroutine
-	due         []*Account // owned by the sync goroutine
-	// alone: no other instance's heartbeat was alive at the start of this
-	// round (sync goroutine); idle headroom is then kept, not given back.
-	alone bool
-	round stepResults // owned by the sync goroutine
+	expBuf      []expired   // owned by the pacing goroutine
+	due         []*Account  // owned by the sync goroutine
+	round       stepResults // owned by the sync goroutine
+	alone       bool        // sync goroutine: no other instance alive at this round's start (idle headroom is kept)
 }
 
 // New validates cfg and builds a Manager; it connects to NATS (when URLs or
