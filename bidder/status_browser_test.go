@@ -136,14 +136,20 @@ func TestStatusPageInBrowser(t *testing.T) {
 		t.Fatalf("win notice: %d", code)
 	}
 	row := fmt.Sprintf(`tr[data-campaign=%q]`, bid.CID)
-	cell := func(sel string) string {
+	// The page replaces its rows at every refresh, so a cell is read in one
+	// step inside the page: a node found by one DevTools call may be gone by
+	// the next ("No node with given id found").
+	text := func(sel string) string {
 		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(row+" "+sel)))
+		q, _ := json.Marshal(sel)
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](
+			`(function () { var e = document.querySelector(`+string(q)+`); return e ? e.innerText : ""; })()`))
 		if err != nil {
-			t.Fatalf("%s %s: %v", row, sel, err)
+			t.Fatalf("%s: %v", sel, err)
 		}
 		return strings.TrimSpace(s)
 	}
+	cell := func(sel string) string { t.Helper(); return text(row + " " + sel) }
 	pageShows := func(what string, ok func() bool) {
 		t.Helper()
 		deadline := time.Now().Add(20 * time.Second)
@@ -169,9 +175,18 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 
 	// The page's buttons: pause the campaign, resume it, pause and resume all.
+	// A click is a real mouse press and release on the node's box. When a
+	// refresh replaces the node between finding it and measuring its box,
+	// nothing was pressed yet and the click is tried again.
 	click := func(sel string) {
 		t.Helper()
-		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err != nil {
+		var err error
+		for range 5 {
+			if err = chromedp.Do(ctx, chromedp.Click(chromedp.CSS(sel))); err == nil || !(strings.Contains(err.Error(), "No node") || strings.Contains(err.Error(), "box model")) {
+				break
+			}
+		}
+		if err != nil {
 			t.Fatalf("click %s: %v", sel, err)
 		}
 	}
@@ -192,8 +207,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	})
 	click("#pauseAll")
 	pageShows("all bidding paused", func() bool {
-		banner, _ := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#bidding")))
-		return app.Server.pausedAll() && banner == "all bidding paused"
+		return app.Server.pausedAll() && text("#bidding") == "all bidding paused"
 	})
 	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 204 || why != "paused" {
 		t.Fatalf("bid with all paused: %d %q", code, why)
