@@ -282,9 +282,13 @@ func TestNoticeMethods(t *testing.T) {
 // for a day) is refused with 403 and charges nothing: the tier and the
 // ledger stream's duplicate window have both forgotten the first bill, so
 // charging it would charge the impression twice. Before, it was charged again.
+// The windows are 2 s, not 1: a token's bid time is in whole seconds, rounded
+// down, so a notice may look up to a second older than it is (the safe side),
+// and with 1 s windows the first bill itself was refused when the bid fell
+// late in its second and the bill was slow.
 func TestBillReplayedPastWindowsRefused(t *testing.T) {
 	app := startApp(t, func(c *Config) {
-		c.Notices.DedupWindow = DedupWindowConfig{Win: time.Second, Bill: time.Second, Loss: time.Second}
+		c.Notices.DedupWindow = DedupWindowConfig{Win: 2 * time.Second, Bill: 2 * time.Second, Loss: 2 * time.Second}
 	})
 	var burls []string
 	for i := range 2 {
@@ -296,7 +300,7 @@ func TestBillReplayedPastWindowsRefused(t *testing.T) {
 	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
 		t.Fatalf("spent %d after the bill, want 1000", got)
 	}
-	time.Sleep(1500 * time.Millisecond) // the thing under test is the windows' passing
+	time.Sleep(2500 * time.Millisecond) // the thing under test is the windows' passing
 	for i, u := range burls {           // the replay, and a first bill past the window
 		if code, msg := get(t, u); code != 403 || !strings.Contains(string(msg), "dedup_window") {
 			t.Fatalf("notice %d past the windows: %d %q, want 403 naming dedup_window", i, code, msg)
@@ -316,7 +320,7 @@ func TestBillReplayedAfterTokenTTLShortenedRefused(t *testing.T) {
 	ttl := time.Hour
 	edit := func(c *Config) {
 		c.Budget.StoreDir = filepath.Join(dir, "nats")
-		c.Notices.DedupWindow = DedupWindowConfig{Win: time.Second, Bill: time.Second, Loss: time.Second}
+		c.Notices.DedupWindow = DedupWindowConfig{Win: 2 * time.Second, Bill: 2 * time.Second, Loss: 2 * time.Second}
 		c.Notices.HoldTTL = time.Second
 		c.Notices.TokenTTL = ttl
 	}
@@ -330,7 +334,7 @@ func TestBillReplayedAfterTokenTTLShortenedRefused(t *testing.T) {
 	}
 	ttl = 3 * time.Second
 	app = startApp(t, edit)
-	time.Sleep(1500 * time.Millisecond) // the thing under test is the windows' passing
+	time.Sleep(2500 * time.Millisecond) // the thing under test is the windows' passing
 	// The notice URL names the old port: send it to the new one.
 	u := strings.Replace(burl, between(burl, "http://", "/notice"), app.Addr(), 1)
 	if code, msg := get(t, u); code != 403 || !strings.Contains(string(msg), "dedup_window") {
