@@ -1,7 +1,9 @@
 package budget
 
 import (
+	"hash/maphash"
 	"math"
+	"sync/atomic"
 	"time"
 )
 
@@ -98,7 +100,23 @@ func probToThreshold(p float64) uint64 {
 }
 
 // dayBounds returns the campaign-local day containing t.
+//
+// It is asked for every campaign on every sync round, pacing step and status
+// read, and each answer takes two zone lookups and a formatted (allocated)
+// date, 10,000 times a round at 10,000 campaigns. Campaigns share a few
+// zones, so the last day seen in each zone is kept (dayMemo) and reused while
+// t falls inside it.
 func dayBounds(t time.Time, loc *time.Location) (start, end time.Time, day string) {
+	slot := &dayMemo[dayMemoSlot(loc)]
+	if e := slot.Load(); e != nil && e.loc == loc && !t.Before(e.start) && t.Before(e.end) {
+		return e.start, e.end, e.day
+	}
+	start, end, day = computeDayBounds(t, loc)
+	slot.Store(&dayEntry{loc: loc, start: start, end: end, day: day})
+	return start, end, day
+}
+
+func computeDayBounds(t time.Time, loc *time.Location) (start, end time.Time, day string) {
 	lt := t.In(loc)
 	y, mo, d := lt.Date()
 	start = time.Date(y, mo, d, 0, 0, 0, 0, loc)
@@ -106,11 +124,30 @@ func dayBounds(t time.Time, loc *time.Location) (start, end time.Time, day strin
 	return start, end, start.Format("2006-01-02")
 }
 
+// dayMemo holds one zone's day per slot, found by the zone's address; two
+// zones that meet in a slot take turns (a recomputation, never a wrong day:
+// the entry names its zone). Bounded whatever the number of zones loaded.
+var dayMemo [64]atomic.Pointer[dayEntry]
+
+type dayEntry struct {
+	loc        *time.Location
+	start, end time.Time
+	day        string
+}
+
+var dayMemoSeed = maphash.MakeSeed()
+
+func dayMemoSlot(loc *time.Location) uint64 {
+	return maphash.Comparable(dayMemoSeed, loc) % uint64(len(dayMemo))
+}
+
 // paceAll steps the pacing controller of every active campaign whose global
 // spend or local activity changed since its last step, and of the others
 // every paceIdleEvery: 10,000 idle campaigns cost a few hundred steps a second.
 func (m *Manager) paceAll(now time.Time) {
+	y := NewScanYield()
 	for _, a := range *m.accts.Load() {
+		y.Step(1)
 		if a.active.Load() && m.paceDue(a, now) {
 			m.pace(a, now)
 		}

@@ -449,3 +449,38 @@ func BenchmarkPaceStep(b *testing.B) {
 		})
 	}
 }
+
+// dayBounds keeps each zone's last day (dayMemo): asked in any order, across
+// midnights and DST changes, in zones that share a memo slot or were loaded
+// twice, it answers what the computation answers.
+func TestDayBoundsMemo(t *testing.T) {
+	var locs []*time.Location
+	for _, name := range []string{"UTC", "America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham", "America/New_York"} {
+		l, err := time.LoadLocation(name) // New York twice: two *Location values
+		if err != nil {
+			t.Fatal(err)
+		}
+		locs = append(locs, l)
+	}
+	locs = append(locs, time.FixedZone("X", 3600), time.FixedZone("X", -3600)) // same name, other rules
+	// Zones that share a memo slot with New York take turns in it.
+	for i := 0; len(locs) < 12 && i < 10000; i++ {
+		if z := time.FixedZone(fmt.Sprint("Z", i), (i%25-12)*3600); dayMemoSlot(z) == dayMemoSlot(locs[1]) {
+			locs = append(locs, z)
+		}
+	}
+	if len(locs) < 12 {
+		t.Fatal("no zone shares New York's slot")
+	}
+	base := time.Date(2026, 3, 7, 0, 0, 0, 0, time.UTC) // New York's and London's spring changes follow
+	rng := rand.New(rand.NewPCG(3, 4))
+	for range 20000 {
+		at := base.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour))))
+		loc := locs[rng.IntN(len(locs))]
+		s, e, d := dayBounds(at, loc)
+		ws, we, wd := computeDayBounds(at, loc)
+		if !s.Equal(ws) || !e.Equal(we) || d != wd || s.Location() != loc {
+			t.Fatalf("%v in %v: %v %v %s, want %v %v %s", at, loc, s, e, d, ws, we, wd)
+		}
+	}
+}
