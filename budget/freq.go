@@ -145,10 +145,12 @@ func windowEnd(ts, window int64) int64 {
 // read lock (FreqAllow goes on) and deleted in small batches.
 func (t *freqTable) prune(now int64) {
 	var keys []uint64
+	y := NewScanYield()
 	for i := range t.shards {
 		s := &t.shards[i]
 		keys = keys[:0]
 		s.mu.RLock()
+		y.n += len(s.m) / 4 // counted now, paused after the lock is let go
 		for k, e := range s.m {
 			if e.expires <= now && e.pendExp <= now {
 				keys = append(keys, k)
@@ -165,7 +167,9 @@ func (t *freqTable) prune(now int64) {
 			}
 			s.mu.Unlock()
 			keys = keys[n:]
+			y.Step(n)
 		}
+		y.Step(0)
 	}
 }
 

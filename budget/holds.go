@@ -185,19 +185,20 @@ type expired struct {
 // shard with no open hold, or none due yet, is not scanned; others are
 // scanned in chunks so a shard's lock is never held long.
 func (t *holdTable) expire(now int64, dst []expired) []expired {
+	y := NewScanYield()
 	for si := range t.shards {
 		s := &t.shards[si]
 		s.mu.Lock()
 		skip := s.open == 0 || s.nextExp > now
 		s.mu.Unlock()
 		if !skip {
-			dst = t.expireShard(s, now, dst)
+			dst = t.expireShard(s, now, dst, &y)
 		}
 	}
 	return dst
 }
 
-func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired) []expired {
+func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired, y *ScanYield) []expired {
 	next := int64(math.MaxInt64)
 	for lo := 0; ; lo += t.chunk {
 		s.mu.Lock()
@@ -226,6 +227,7 @@ func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired) []expire
 		if done {
 			return dst
 		}
+		y.Step((hi - lo) / 16) // a slot is a few ns of sequential reads
 	}
 }
 

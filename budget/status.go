@@ -26,7 +26,9 @@ func (m *Manager) Status() []CampaignStatus {
 	accts := *m.accts.Load()
 	out := make([]CampaignStatus, 0, len(accts))
 	now := m.cfg.Clock.Now()
+	y := NewScanYield()
 	for _, a := range accts {
+		y.Step(1)
 		if !a.active.Load() && a.lease.Load() == 0 && a.held.Load() == 0 && a.spent.Load() == 0 {
 			continue
 		}

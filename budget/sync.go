@@ -65,7 +65,9 @@ const maxReturnsPerRound = 128
 // dueAccounts appends the accounts that need a step this round.
 func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Account {
 	returns := 0
+	y := NewScanYield()
 	for _, a := range *m.accts.Load() {
+		y.Step(1)
 		if release {
 			if a.leaseHeld || a.lease.Load() != 0 || a.confirmed.Load() != 0 {
 				dst = append(dst, a)

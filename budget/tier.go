@@ -213,13 +213,17 @@ func (t *tier) evict(s *tierShard, now uint32) {
 // prune drops the expired entries of every shard that may hold one.
 func (t *tier) prune(now int64) {
 	sec := t.sec(now)
+	y := NewScanYield()
 	for i := range t.shards {
 		s := &t.shards[i]
 		s.mu.Lock()
+		n := 0
 		if s.minExp <= sec {
 			t.sweep(s, sec, sec)
+			n = len(s.slots)
 		}
 		s.mu.Unlock()
+		y.Step(n / 16)
 	}
 }
 
