@@ -3,6 +3,7 @@ package bidder
 import (
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"net/http/httptest"
 	"runtime"
 	"slices"
@@ -49,25 +50,60 @@ func pageOf(t testing.TB, cs ...prometheus.Collector) string {
 
 func TestTopCampaigns(t *testing.T) {
 	spend := map[string]int64{"a": 5, "b": 9, "c": 5, "d": 0, "e": 9, "f": 1}
+	ids := func(es []campEntry, sorted bool) string {
+		var s []string
+		for _, e := range es {
+			s = append(s, e.id)
+		}
+		if sorted {
+			slices.Sort(s)
+		}
+		return strings.Join(s, ",")
+	}
 	f := func(n int, wantTop, wantRest string) {
 		t.Helper()
-		top, rest := topCampaigns(spend, n)
-		if got := strings.Join(top, ","); got != wantTop {
+		var es []campEntry
+		for id, v := range spend { // map order: a different input order each time
+			es = append(es, campEntry{id: id, spent: v})
+		}
+		top, rest := topCampaigns(es, n)
+		if got := ids(top, false); got != wantTop {
 			t.Errorf("n=%d: top %s, want %s", n, got, wantTop)
 		}
-		if got := strings.Join(rest, ","); got != wantRest {
-			t.Errorf("n=%d: rest %s, want %s", n, got, wantRest)
+		if got := ids(rest, true); got != wantRest {
+			t.Errorf("n=%d: rest %s, want %s (in any order)", n, got, wantRest)
 		}
 	}
-	f(0, "", "b,e,a,c,f,d")
-	f(-1, "", "b,e,a,c,f,d")
-	f(1, "b", "e,a,c,f,d")    // tie at 9: the lower id
-	f(3, "a,b,e", "c,f,d")    // tie at 5: a in, c out; top sorted by id
-	f(6, "a,b,c,d,e,f", "")   // everyone
-	f(100, "a,b,c,d,e,f", "") // more room than campaigns
-	for range 20 {            // map order does not change the choice
-		if top, _ := topCampaigns(spend, 3); strings.Join(top, ",") != "a,b,e" {
-			t.Fatalf("top %v", top)
+	for range 20 { // map order does not change the choice
+		f(0, "", "a,b,c,d,e,f")
+		f(-1, "", "a,b,c,d,e,f")
+		f(1, "b", "a,c,d,e,f")    // tie at 9: the lower id
+		f(2, "b,e", "a,c,d,f")    // both at 9
+		f(3, "a,b,e", "c,d,f")    // tie at 5: a in, c out; top sorted by id
+		f(5, "a,b,c,e,f", "d")    // all but the lowest
+		f(6, "a,b,c,d,e,f", "")   // everyone
+		f(100, "a,b,c,d,e,f", "") // more room than campaigns
+	}
+	// Against a sort, on many campaigns with many ties.
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 7, 50, 499, 500} {
+		es := make([]campEntry, 500)
+		for i := range es {
+			es[i] = campEntry{id: fmt.Sprintf("c%03d", rng.IntN(1000)), spent: int64(rng.IntN(20))}
+		}
+		want := slices.Clone(es)
+		slices.SortFunc(want, func(a, b campEntry) int {
+			if a.before(&b) {
+				return -1
+			}
+			if b.before(&a) {
+				return 1
+			}
+			return 0
+		})
+		top, _ := topCampaigns(es, n)
+		if got, w := ids(top, true), ids(want[:n], true); got != w {
+			t.Fatalf("n=%d: top %s, want %s", n, got, w)
 		}
 	}
 }
