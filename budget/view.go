@@ -66,7 +66,9 @@ func (m *Manager) Peers() []Peer {
 // its own, and the other instances' from the newest record of each campaign.
 func (m *Manager) Leases() []LeaseView {
 	var out []LeaseView
+	y := NewScanYield()
 	for _, a := range *m.accts.Load() {
+		y.Step(1)
 		if v := a.lease.Load(); v > 0 {
 			out = append(out, LeaseView{Campaign: a.id, Instance: m.cfg.InstanceID, Amount: v})
 		}
