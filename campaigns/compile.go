@@ -20,8 +20,12 @@ import (
 type Option func(*options)
 
 type options struct {
-	seat string
+	seat  string
+	paced bool // pause now and then on a single P (loadPause): a reload
 }
+
+// paced is the Option of a reload (Store.Reload after the first load).
+func paced(o *options) { o.paced = true }
 
 // WithSeat sets the buyer seat id the bidder bids with; Match checks it
 // against request wseat/bseat and deal wseat. Without a seat, a request or
@@ -55,9 +59,15 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	pause := newLoadPause(o.paced)
 	var list []error
 	cfgs := make([]Config, 0, len(names))
 	for _, name := range names {
+		pause.step(250) // read and parse a file: about 250 us
 		data, err := readFile(name)
 		if err != nil {
 			list = append(list, &Problem{File: name, Reason: err.Error()})
@@ -171,7 +181,9 @@ func compile(cfgs []Config, list []error, opts []Option) (*Snapshot, error) {
 	s.Creatives = make([]*Creative, 0, ncr)
 	files := make(map[string]string, len(cfgs))
 	crFiles := make(map[string]string)
+	pause := newLoadPause(o.paced)
 	for i := range cfgs {
+		pause.step(25) // build a campaign: tens of microseconds
 		cfg := &cfgs[i]
 		file := cfg.File
 		if file == "" {
