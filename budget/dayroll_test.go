@@ -16,7 +16,7 @@ func TestDayNeverRollsBack(t *testing.T) {
 	ahead := time.FixedZone("UTC+14", 14*3600)
 	behind := time.FixedZone("UTC-12", -12*3600)
 	daily := func(tz *time.Location) Campaign {
-		return Campaign{ID: "c", DailyMicros: micros(2), TimeZone: tz, Pacing: PacingASAP}
+		return Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), TimeZone: tz, Pacing: PacingASAP}
 	}
 	spend := func(t *testing.T, m *Manager, clk *manualClock, tag string) int {
 		t.Helper()
@@ -71,6 +71,32 @@ func TestDayNeverRollsBack(t *testing.T) {
 		}
 		if total > 2 {
 			t.Fatalf("spent %d units in 8 s, want at most the daily 2", total)
+		}
+	})
+
+	// A process that has no config for the campaign (its file removed there,
+	// then a restart) settles a late bill on an account made from the
+	// record, which does not say the campaign's time zone: its step rolled
+	// the record to its UTC date, a day ahead of UTC-12, and the instance
+	// still running the campaign got its daily budget again.
+	t.Run("a process without the campaign's config", func(t *testing.T) {
+		clk := newManualClock(t0.Add(26 * time.Hour)) // 02:00 UTC: 14:00 the day before at UTC-12
+		st := NewMemStore()
+		m1 := newMemManager(t, st, "i1", clk, daily(behind))
+		if n := spend(t, m1, clk, "a"); n != 2 {
+			t.Fatalf("spent %d units, want the daily 2", n)
+		}
+		m2 := newMemManager(t, st, "i2", clk, Campaign{ID: "other", DailyMicros: micros(2)})
+		late := Notice{Kind: KindBill, CampaignID: "c", InstanceID: "i1", AuctionID: "late", ImpID: "1",
+			BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}
+		if res, err := m2.Settle(late); err != nil || res.ChargedMicros != micros(1) {
+			t.Fatalf("late bill on the other process: %+v, %v", res, err)
+		}
+		m2.ledger.flush(ctxT(t))
+		m2.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+		if n := spend(t, m1, clk, "b"); n != 0 {
+			t.Fatalf("after the other process's step: spent %d more units the same day, want 0", n)
 		}
 	})
 }
