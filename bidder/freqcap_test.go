@@ -123,3 +123,44 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 		t.Fatal("a replayed loss notice freed another count")
 	}
 }
+
+// A frequency cap is per person, and this buyer knows a person by its
+// buyeruid on every exchange; user.id is each exchange's own id for them.
+// The key took user.id first, so one person reached through four exchanges
+// (four user.ids, one buyeruid) got four globex-cpc bids against a cap of 3
+// (over HTTP on a built bidder: fitpulse-freqcap, capped at 2 an hour, bid
+// and showed five times to one buyeruid under five exchange ids).
+func TestFreqCapKeyedByBuyerUID(t *testing.T) {
+	s, _ := budgetTestServer(t)
+	ts := &testServer{Server: s}
+	body := func(i int) []byte {
+		return []byte(`{"id":"req-x-` + strconv.Itoa(i) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},` +
+			`"user":{"id":"exchange-` + strconv.Itoa(i) + `-user","buyeruid":"ours-42"}}`)
+	}
+	// globex answers once its lease is in.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := ts.bid(body(0))
+		if r.StatusCode() == 200 {
+			if b := onlyBid(t, decodeResponse(t, r)); b.CID != "globex-cpc" {
+				t.Fatalf("first bid by %s, want globex-cpc", b.CID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bid within 10 s: %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := 1
+	for i := 1; i <= 3; i++ {
+		if r := ts.bid(body(i)); r.StatusCode() == 200 && onlyBid(t, decodeResponse(t, r)).CID == "globex-cpc" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("globex-cpc (cap 3) bid %d times for one buyeruid under 4 exchange user ids, want 3", n)
+	}
+}
