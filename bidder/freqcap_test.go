@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
 )
 
 // A frequency cap bounds the impressions a user sees, so one request must
@@ -162,5 +165,52 @@ func TestFreqCapKeyedByBuyerUID(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("globex-cpc (cap 3) bid %d times for one buyeruid under 4 exchange user ids, want 3", n)
+	}
+}
+
+// A user's concurrent requests (a page's slots, header bidding's parallel
+// calls) each read how many impressions the user has left before any of
+// them counted its bid: the check (freqLeft, at targeting) and the count
+// (at the hold) were apart, so each request saw the last impression left
+// and each bid. Over HTTP on a built bidder, 8 concurrent requests of one
+// user got up to 8 fitpulse-freqcap bids against its cap of 2 (4 trials of
+// 20). This test runs that interleaving in order: two requests' checks,
+// then their holds. The second hold must be refused (frequency_cap).
+func TestFreqCapConcurrentRequests(t *testing.T) {
+	s, m := budgetTestServer(t)
+	cat := s.catalog.Load()
+	var camp *campaigns.Campaign
+	for _, c := range cat.snap.Campaigns {
+		if c.ID == "globex-cpc" {
+			camp = c
+		}
+	}
+	if camp == nil || camp.FreqCap.Count != 3 {
+		t.Fatal("testdata has no globex-cpc capped at 3")
+	}
+	const user = 0x5eed
+	now := time.Now()
+	deadline := now.Add(10 * time.Second)
+	for m.Allow(m.Handle(camp.ID), 1000, time.Now()) != budget.DecisionOK { // its lease
+		if time.Now().After(deadline) {
+			t.Fatal("no lease within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 2 { // two bids placed: one impression left
+		if _, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonNone {
+			t.Fatalf("hold %d: %v", i, r)
+		}
+	}
+	a := freqLeftFor(cat.money, camp, user, now) // request A's check
+	b := freqLeftFor(cat.money, camp, user, now) // request B's, before A's hold
+	if a != 1 || b != 1 {
+		t.Fatalf("left %d and %d, want 1 each", a, b)
+	}
+	if _, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonNone {
+		t.Fatalf("request A's hold: %v, want placed", r)
+	}
+	if id, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonFreqCap {
+		t.Fatalf("request B's hold: id %d, %v; want refused (frequency_cap): the user's 4th bid against a cap of 3", id, r)
 	}
 }
