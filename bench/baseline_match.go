@@ -308,6 +308,9 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, int64(v.Plcmt)) {
 			return 0, 0, false
 		}
+		if v.Linearity > 0 && cr.Linearity != int64(v.Linearity) {
+			return 0, 0, false
+		}
 		if skip := v.Skip != nil && *v.Skip == 1; cr.Skippable == 1 && !skip || cr.Skippable == -1 && skip {
 			return 0, 0, false
 		}

@@ -111,6 +111,13 @@ var oracleMutations = []oracleMutation{
 			imp["pmp"] = map[string]any{"deals": []any{map[string]any{"id": "deal-1", "at": 3, "bidfloor": 2.0, "bidfloorcur": "EUR"}}}
 		})
 	}},
+	{name: "video non-linear only", edit: func(m map[string]any) {
+		oracleImps(m, func(imp map[string]any) {
+			if v, ok := imp["video"].(map[string]any); ok {
+				v["linearity"] = 2
+			}
+		})
+	}},
 	{name: "video only", edit: func(m map[string]any) {
 		oracleImps(m, func(imp map[string]any) {
 			delete(imp, "banner")
@@ -370,6 +377,9 @@ func oracleKind(imp *openrtb2.Imp, b *openrtb2.Bid) []string {
 		}
 		for _, a := range imp.Video.BAttr {
 			battr = append(battr, int(a))
+		}
+		if imp.Video.Linearity == 2 && strings.Contains(b.AdM, "<Linear") {
+			out = append(out, "a linear VAST on an imp that asks for non-linear ads")
 		}
 	case openrtb2.MarkupAudio:
 		if imp.Audio == nil {

@@ -210,7 +210,7 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		ccr.format == FormatAudio && !mediaFits(ccr.cr, imp.Audio.MinDuration, imp.Audio.MaxDuration, imp.Audio.Protocols, &imp.Audio.Pod):
 		return "protocol, duration or pod position"
 	case ccr.format == FormatVideo:
-		return "video placement or size"
+		return "video placement, linearity or skip"
 	case ccr.format == FormatNative:
 		return "native assets"
 	}

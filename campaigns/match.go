@@ -536,9 +536,14 @@ func mediaFits(cr *Creative, minDur, maxDur int64, protocols []int64, p *ortb.Po
 	return true
 }
 
-// videoFits checks the video placement and skippability.
+// videoFits checks the video placement, linearity and skippability. An imp
+// that asks for linear (1) or non-linear (2) ads gets only creatives whose
+// VAST is that kind (one of unknown kind fits only an imp that asks none).
 func videoFits(cr *Creative, v *ortb.Video) bool {
 	if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, v.Plcmt) {
+		return false
+	}
+	if v.Linearity > 0 && cr.Linearity != v.Linearity {
 		return false
 	}
 	switch cr.Skippable {
