@@ -323,6 +323,11 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 			sc.bapp = append(sc.bapp, id)
 		}
 	}
+	// contains searches a sorted set, and bapp is looked up with it (bcat
+	// and badv are the values intersects looks up in the creative's sorted
+	// sets). In request order, a bapp of more than 8 known bundles let a
+	// blocked app's ad through (TestBAppManyKnownBundles).
+	slices.Sort(sc.bapp)
 }
 
 // addCategory adds a request category of taxonomy t and, in IAB 1.0, its
