@@ -168,6 +168,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		return "not secure"
 	case sc.hasBCat && ccr.catTax != 0 && ccr.catTax != sc.bcatTax:
 		return "categories in another taxonomy than bcat's"
+	case sc.hasACat && !sc.catsAllowed(ix, ccr):
+		return "acat"
 	case len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat):
 		return "bcat"
 	case len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv):

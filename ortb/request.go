@@ -11,6 +11,7 @@ func (r *Request) Reset() {
 		AT:     2,
 		Cur:    r.Cur[:0],
 		BCat:   r.BCat[:0],
+		ACat:   r.ACat[:0],
 		BAdv:   r.BAdv[:0],
 		BApp:   r.BApp[:0],
 		WSeat:  r.WSeat[:0],
