@@ -61,6 +61,7 @@ type reqFacts struct {
 	cats     []string // site/app categories: IAB 1.0 upper case with parents, else "TAX:cat"
 	segments []string // empty without user-level consent
 	bcat     []string
+	acat     []string
 	badv     []string
 	now      time.Time
 }
@@ -146,6 +147,13 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 			continue
 		}
 		f.bcat = append(f.bcat, strings.ToUpper(c))
+	}
+	for _, c := range br.ACat {
+		if f.bcatTax != 1 {
+			f.acat = append(f.acat, catKey(f.bcatTax, c))
+			continue
+		}
+		f.acat = append(f.acat, strings.ToUpper(c))
 	}
 	for _, a := range br.BAdv {
 		// The domain a badv entry names, as the bidder reads it
@@ -269,6 +277,27 @@ func (b *Baseline) pickDeal(c *campaigns.Campaign, imp *openrtb2.Imp) (*openrtb2
 	return nil, c.Targeting.OpenAuction && !private
 }
 
+// acatAllows tells whether every category of the creative is in the
+// request's acat (or, in IAB 1.0, its parent is), in acat's taxonomy.
+func acatAllows(cr *campaigns.Creative, f *reqFacts) bool {
+	if len(cr.Cat) == 0 || cr.CatTax != f.bcatTax {
+		return false
+	}
+	for _, c := range cr.Cat {
+		if cr.CatTax != 1 {
+			if !slices.Contains(f.acat, catKey(cr.CatTax, c)) {
+				return false
+			}
+			continue
+		}
+		p, _, _ := strings.Cut(c, "-")
+		if !slices.Contains(f.acat, c) && !slices.Contains(f.acat, p) {
+			return false
+		}
+	}
+	return true
+}
+
 // creativeFits checks a creative against the imp's format and the request's
 // blocks, returning the size to bid with.
 func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h int64, ok bool) {
@@ -293,6 +322,9 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 	if anyIn(cr.ADomain, f.badv) || cr.Bundle != "" && slices.Contains(f.br.BApp, cr.Bundle) {
 		return 0, 0, false
 	}
+	if len(f.br.ACat) > 0 && !acatAllows(cr, f) {
+		return 0, 0, false
+	}
 	switch cr.Format {
 	case campaigns.FormatBanner:
 		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) {
@@ -306,6 +338,9 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 			return 0, 0, false
 		}
 		if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, int64(v.Plcmt)) {
+			return 0, 0, false
+		}
+		if v.Linearity > 0 && cr.Linearity != int64(v.Linearity) {
 			return 0, 0, false
 		}
 		if skip := v.Skip != nil && *v.Skip == 1; cr.Skippable == 1 && !skip || cr.Skippable == -1 && skip {

@@ -20,7 +20,7 @@ import (
 func toView(br *openrtb2.BidRequest) *ortb.Request {
 	r := &ortb.Request{
 		ID: s2b(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0,
-		Cur: strs(br.Cur), BCat: strs(br.BCat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
+		Cur: strs(br.Cur), BCat: strs(br.BCat), ACat: strs(br.ACat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
 		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat),
 		Device: ortb.Device{DNT: ortb.Unset, LMT: ortb.Unset},
 		Regs:   ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.Unset},

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -138,6 +139,10 @@ func (a *App) start(ctx context.Context) error {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) && len(cfg.Limits.BidSources) == 0 {
 		a.log.Warn("bid requests accepted from any source: whoever reaches the listener gets bids and valid notice URLs",
 			"listen", cfg.Listen, "hint", "limits.bid_sources, or a network ACL")
+	}
+	if insecurePublicURL(cfg.PublicURL) {
+		a.log.Warn("public_url is http: bids on imps with secure=1 carry http pixel and click URLs in their markup, which https pages block or upgrade (impressions then go uncounted, and frequency caps with them)",
+			"public_url", cfg.PublicURL, "hint", "an https public_url (a TLS proxy in front of the listener)")
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
@@ -386,6 +391,21 @@ func (a *App) publishCampaigns() error {
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
 	a.warnUnpriced(snap)
 	return nil
+}
+
+// insecurePublicURL tells whether public_url puts http notice and tracker
+// URLs into bids served to other hosts (an http base on loopback is a
+// local test setup).
+func insecurePublicURL(u string) bool {
+	rest, ok := strings.CutPrefix(u, "http://")
+	if !ok {
+		return false
+	}
+	host, _, _ := strings.Cut(rest, "/")
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return !isLoopback(strings.Trim(host, "[]"))
 }
 
 // warnUnpriced logs, once per published set, the campaigns that can never

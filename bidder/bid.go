@@ -702,13 +702,13 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			continue
 		}
 		ci := bc.slots[b.slot].cand.Campaign.Index
-		h, ok := uint64(0), true
+		h, r := uint64(0), reasonNone
 		if !bc.req.Test { // a test-mode auction is not billable: nothing to hold
-			h, ok = cat.money.hold(ci, b.charge, bc.user, bc.now)
+			h, r = cat.money.hold(ci, b.charge, bc.user, bc.now)
 		}
-		if !ok {
-			cat.stats[ci].nobid(bc.stripe, reasonBudget)
-			b.slot, why = -1, reasonBudget
+		if r != reasonNone {
+			cat.stats[ci].nobid(bc.stripe, r)
+			b.slot, why = -1, r
 			continue
 		}
 		b.hold = h

@@ -33,12 +33,19 @@ func (b *budgetMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	return b.m.FreqLeft(b.accts[ci], user, now)
 }
 
-func (b *budgetMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool) {
-	id, ok := b.m.Hold(b.accts[ci], amount, now)
-	if ok && user != 0 {
-		b.m.FreqPend(b.accts[ci], user, now)
+func (b *budgetMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, reason) {
+	a := b.accts[ci]
+	if user != 0 && !b.m.FreqReserve(a, user, now) {
+		return 0, reasonFreqCap // a concurrent request of the user took the last impression left
 	}
-	return uint64(id), ok
+	id, ok := b.m.Hold(a, amount, now)
+	if !ok {
+		if user != 0 {
+			b.m.FreqSettle(a, user, "", now)
+		}
+		return 0, reasonBudget
+	}
+	return uint64(id), reasonNone
 }
 
 func (b *budgetMoney) unhold(c *campaigns.Campaign, hold uint64, user uint64, now time.Time) {

@@ -23,11 +23,12 @@ type money interface {
 	// (user 0 is unknown: 0, a capped campaign does not bid on users it
 	// cannot count); a request bids ci on at most that many of its imps.
 	freqLeft(ci int, user uint64, now time.Time) int64
-	// hold reserves amount micros against the lease, and for a known user
-	// (not 0) one impression of ci's frequency cap until the bid's
-	// impression or loss notice (budget.Manager.FreqPend); the id goes in
-	// the bid's signed notice URLs.
-	hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool)
+	// hold reserves, for a known user (not 0), one impression of ci's
+	// frequency cap until the bid's impression or loss notice if one is
+	// left (budget.Manager.FreqReserve: reasonFreqCap when not), then amount
+	// micros against the lease (reasonBudget when it does not fit); the id
+	// goes in the bid's signed notice URLs.
+	hold(ci int, amount int64, user uint64, now time.Time) (uint64, reason)
 	// unhold releases a hold of campaign c, and its frequency-cap count for
 	// user, whose bid was withdrawn before its answer was written
 	// (admission.go).

@@ -51,6 +51,11 @@ type Config struct {
 	AdminTokens []AdminTokenConfig `yaml:"admin_tokens"`
 	// PublicURL is the base of notice and tracker URLs put in bids
 	// (default http://<Listen>): http(s), no query or fragment, no quotes.
+	// Serve it over https beyond a test setup: the pixel and click URLs in
+	// the markup of a bid on an imp with secure=1 are built from it, and an
+	// https page blocks or upgrades an http pixel, so impressions (and the
+	// frequency caps they feed) go uncounted. An http public_url on a
+	// non-loopback host is logged as a warning at start.
 	PublicURL string `yaml:"public_url"`
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`

@@ -225,3 +225,31 @@ func TestConfigDecodeProblemsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+// The pixel and click URLs in a bid's markup are built from public_url; on
+// an imp with secure=1 an https page blocks or upgrades an http pixel, so
+// impressions and frequency caps go uncounted. A running bidder whose
+// public_url is http on a host other than loopback says so.
+func TestAppWarnsHTTPPublicURL(t *testing.T) {
+	const want = `msg="public_url is http: bids on imps with secure=1`
+	for _, c := range []struct {
+		url  string
+		warn bool
+	}{
+		{"http://bidder.example:8080", true},
+		{"http://10.0.0.7/rtb", true},
+		{"https://bidder.example", false},
+		{"http://127.0.0.1:8080", false},
+		{"http://[::1]:8080", false},
+		{"http://localhost:8080", false},
+	} {
+		if got := insecurePublicURL(c.url); got != c.warn {
+			t.Errorf("%s: insecure %v, want %v", c.url, got, c.warn)
+		}
+	}
+	logs := &syncBuffer{}
+	startAppLog(t, func(c *Config) { c.PublicURL = "http://bidder.example:8080" }, slog.New(slog.NewTextHandler(logs, nil)))
+	if !strings.Contains(logs.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, logs.String())
+	}
+}

@@ -189,9 +189,9 @@ func (m *moneyCalls) allow(ci int, maxCharge int64, now time.Time) reason {
 	return reasonNone
 }
 
-func (m *moneyCalls) hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool) {
+func (m *moneyCalls) hold(ci int, amount int64, user uint64, now time.Time) (uint64, reason) {
 	m.holds++
-	return 1, true
+	return 1, reasonNone
 }
 
 func (m *moneyCalls) explain(ci int, maxCharge int64, now time.Time) budget.Explanation {

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/prebid/openrtb/v20/openrtb2"
+
+	"github.com/openbidder/openbidder/budget"
+	"github.com/openbidder/openbidder/campaigns"
 )
 
 // A frequency cap bounds the impressions a user sees, so one request must
@@ -121,5 +124,93 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	}
 	if c := next(); c == "globex-cpc" {
 		t.Fatal("a replayed loss notice freed another count")
+	}
+}
+
+// A frequency cap is per person, and this buyer knows a person by its
+// buyeruid on every exchange; user.id is each exchange's own id for them.
+// The key took user.id first, so one person reached through four exchanges
+// (four user.ids, one buyeruid) got four globex-cpc bids against a cap of 3
+// (over HTTP on a built bidder: fitpulse-freqcap, capped at 2 an hour, bid
+// and showed five times to one buyeruid under five exchange ids).
+func TestFreqCapKeyedByBuyerUID(t *testing.T) {
+	s, _ := budgetTestServer(t)
+	ts := &testServer{Server: s}
+	body := func(i int) []byte {
+		return []byte(`{"id":"req-x-` + strconv.Itoa(i) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},` +
+			`"user":{"id":"exchange-` + strconv.Itoa(i) + `-user","buyeruid":"ours-42"}}`)
+	}
+	// globex answers once its lease is in.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := ts.bid(body(0))
+		if r.StatusCode() == 200 {
+			if b := onlyBid(t, decodeResponse(t, r)); b.CID != "globex-cpc" {
+				t.Fatalf("first bid by %s, want globex-cpc", b.CID)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no bid within 10 s: %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	n := 1
+	for i := 1; i <= 3; i++ {
+		if r := ts.bid(body(i)); r.StatusCode() == 200 && onlyBid(t, decodeResponse(t, r)).CID == "globex-cpc" {
+			n++
+		}
+	}
+	if n != 3 {
+		t.Fatalf("globex-cpc (cap 3) bid %d times for one buyeruid under 4 exchange user ids, want 3", n)
+	}
+}
+
+// A user's concurrent requests (a page's slots, header bidding's parallel
+// calls) each read how many impressions the user has left before any of
+// them counted its bid: the check (freqLeft, at targeting) and the count
+// (at the hold) were apart, so each request saw the last impression left
+// and each bid. Over HTTP on a built bidder, 8 concurrent requests of one
+// user got up to 8 fitpulse-freqcap bids against its cap of 2 (4 trials of
+// 20). This test runs that interleaving in order: two requests' checks,
+// then their holds. The second hold must be refused (frequency_cap).
+func TestFreqCapConcurrentRequests(t *testing.T) {
+	s, m := budgetTestServer(t)
+	cat := s.catalog.Load()
+	var camp *campaigns.Campaign
+	for _, c := range cat.snap.Campaigns {
+		if c.ID == "globex-cpc" {
+			camp = c
+		}
+	}
+	if camp == nil || camp.FreqCap.Count != 3 {
+		t.Fatal("testdata has no globex-cpc capped at 3")
+	}
+	const user = 0x5eed
+	now := time.Now()
+	deadline := now.Add(10 * time.Second)
+	for m.Allow(m.Handle(camp.ID), 1000, time.Now()) != budget.DecisionOK { // its lease
+		if time.Now().After(deadline) {
+			t.Fatal("no lease within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for i := range 2 { // two bids placed: one impression left
+		if _, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonNone {
+			t.Fatalf("hold %d: %v", i, r)
+		}
+	}
+	a := freqLeftFor(cat.money, camp, user, now) // request A's check
+	b := freqLeftFor(cat.money, camp, user, now) // request B's, before A's hold
+	if a != 1 || b != 1 {
+		t.Fatalf("left %d and %d, want 1 each", a, b)
+	}
+	if _, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonNone {
+		t.Fatalf("request A's hold: %v, want placed", r)
+	}
+	if id, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonFreqCap {
+		t.Fatalf("request B's hold: id %d, %v; want refused (frequency_cap): the user's 4th bid against a cap of 3", id, r)
 	}
 }

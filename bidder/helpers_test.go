@@ -61,15 +61,15 @@ func (f *fakeMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	}
 	return math.MaxInt64
 }
-func (f *fakeMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, bool) {
+func (f *fakeMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, reason) {
 	if f.noHold {
-		return 0, false
+		return 0, reasonBudget
 	}
 	f.nextID++
 	if len(f.holds) < cap(f.holds) {
 		f.holds = append(f.holds, amount)
 	}
-	return f.nextID, true
+	return f.nextID, reasonNone
 }
 
 func (f *fakeMoney) unhold(c *campaigns.Campaign, hold uint64, user uint64, now time.Time) {

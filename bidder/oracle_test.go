@@ -111,6 +111,15 @@ var oracleMutations = []oracleMutation{
 			imp["pmp"] = map[string]any{"deals": []any{map[string]any{"id": "deal-1", "at": 3, "bidfloor": 2.0, "bidfloorcur": "EUR"}}}
 		})
 	}},
+	{name: "acat IAB22, IAB13, IAB2, IAB7", edit: func(m map[string]any) { delete(m, "bcat"); m["acat"] = []any{"IAB22", "IAB13", "iab2", "IAB7"} }},
+	{name: "acat none known", nobid: true, edit: func(m map[string]any) { delete(m, "bcat"); m["acat"] = []any{"IAB0-0"} }},
+	{name: "video non-linear only", edit: func(m map[string]any) {
+		oracleImps(m, func(imp map[string]any) {
+			if v, ok := imp["video"].(map[string]any); ok {
+				v["linearity"] = 2
+			}
+		})
+	}},
 	{name: "video only", edit: func(m map[string]any) {
 		oracleImps(m, func(imp map[string]any) {
 			delete(imp, "banner")
@@ -327,6 +336,14 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 					}
 				}
 			}
+			if len(req.ACat) > 0 && len(b.Cat) == 0 {
+				bad("a bid without categories under acat %v", req.ACat)
+			}
+			for _, c := range b.Cat {
+				if len(req.ACat) > 0 && !foldContains(req.ACat, c) && !foldContains(req.ACat, strings.SplitN(c, "-", 2)[0]) {
+					bad("category %s not in acat %v", c, req.ACat)
+				}
+			}
 			for _, a := range b.ADomain {
 				for _, ba := range req.BAdv {
 					if strings.EqualFold(a, ba) {
@@ -371,6 +388,9 @@ func oracleKind(imp *openrtb2.Imp, b *openrtb2.Bid) []string {
 		for _, a := range imp.Video.BAttr {
 			battr = append(battr, int(a))
 		}
+		if imp.Video.Linearity == 2 && strings.Contains(b.AdM, "<Linear") {
+			out = append(out, "a linear VAST on an imp that asks for non-linear ads")
+		}
 	case openrtb2.MarkupAudio:
 		if imp.Audio == nil {
 			return []string{"audio bid on an imp without audio"}
@@ -393,6 +413,15 @@ func oracleKind(imp *openrtb2.Imp, b *openrtb2.Bid) []string {
 func slicesContains(list []string, v string) bool {
 	for _, x := range list {
 		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func foldContains(list []string, v string) bool {
+	for _, x := range list {
+		if strings.EqualFold(x, v) {
 			return true
 		}
 	}

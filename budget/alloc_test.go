@@ -26,6 +26,7 @@ func TestBidPathAllocs(t *testing.T) {
 		"Hold":           func() { id, _ := m.Hold(h, 1000, now); m.releaseHold(h, id) },
 		"FreqAllow":      func() { _ = m.FreqAllow(h, 7, now) },
 		"FreqLeft":       func() { _ = m.FreqLeft(h, 7, now) },
+		"FreqReserve":    func() { m.FreqReserve(h, 7, now); m.FreqSettle(h, 7, "", now) },
 		"ObserveRequest": func() { m.ObserveRequest(now) },
 		"Seal":           func() { signer.Seal(&sd, &tok) },
 		"AppendFor":      func() { buf = sd.AppendFor(buf[:0], UseWin) },

@@ -56,6 +56,9 @@ type Campaign struct {
 	// when the campaign may bid in local hour h of that day. All zero means
 	// every hour. Pacing plans the budget over these hours only.
 	Hours [7]uint32
+	// retired: made by Manager.retired from a budget record, which does not
+	// say the campaign's time zone; its steps never roll the record's day.
+	retired bool
 }
 
 func (c *Campaign) validate() error {

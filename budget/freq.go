@@ -121,6 +121,33 @@ func (t *freqTable) pend(key uint64, now, ttl int64) {
 	s.mu.Unlock()
 }
 
+// tryPend is pend when the key counts fewer than limit at now, checked and
+// counted under one lock; false (nothing counted) when it counts limit or
+// more. A key the full table cannot store counts nothing and is allowed,
+// as with pend.
+func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
+	s := &t.shards[key&63]
+	s.mu.Lock()
+	e, ok := s.m[key]
+	if e.live(now) >= limit {
+		s.mu.Unlock()
+		return false
+	}
+	if !ok && len(s.m) >= t.maxPer {
+		s.mu.Unlock()
+		t.dropped.Add(1)
+		return true
+	}
+	if now >= e.pendExp {
+		e.pend = 0
+	}
+	e.pend++
+	e.pendExp = windowEnd(now, ttl)
+	s.m[key] = e
+	s.mu.Unlock()
+	return true
+}
+
 // unpend ends one pending bid, if any still counts.
 func (t *freqTable) unpend(key uint64, now int64) {
 	s := &t.shards[key&63]
@@ -207,6 +234,30 @@ func (m *Manager) FreqPend(h *Account, userKey uint64, now time.Time) {
 		return
 	}
 	m.freq.pend(freqKey(userKey, h.idHash), now.UnixNano(), int64(m.cfg.FreqPendingTTL))
+}
+
+// FreqReserve counts a bid of the campaign for the user against its
+// frequency cap, as FreqPend does, if the user has an impression left (the
+// check and the count under one lock); false, counting nothing, when the
+// cap is reached. FreqLeft alone leaves a gap between the check and the
+// count in which a user's concurrent requests (a page's slots, header
+// bidding's parallel calls) each saw the last impression left and each bid.
+// A campaign without a cap is always allowed; with a negative
+// FreqPendingTTL it only checks. No allocation once the key is known, no
+// network.
+func (m *Manager) FreqReserve(h *Account, userKey uint64, now time.Time) bool {
+	if h == nil {
+		return false
+	}
+	c := h.cfg.Load()
+	if c == nil || c.FreqCapCount <= 0 {
+		return true
+	}
+	k, limit := freqKey(userKey, h.idHash), uint32(min(c.FreqCapCount, math.MaxUint32))
+	if m.cfg.FreqPendingTTL < 0 {
+		return m.freq.count(k, now.UnixNano()) < limit
+	}
+	return m.freq.tryPend(k, limit, now.UnixNano(), int64(m.cfg.FreqPendingTTL))
 }
 
 // FreqSettle ends the pending count of one bid (FreqPend) whose impression

@@ -29,10 +29,7 @@ func (m *Manager) onChange(ch Change) {
 func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	c := a.campaign()
 	_, _, day := dayBounds(now, c.loc())
-	spentDay := rec.SpentDay
-	if rec.Day != day {
-		spentDay = 0
-	}
+	spentDay := spentOnDay(rec.Day, rec.SpentDay, day)
 	remaining := budgetLeft(&Record{SpentTotal: rec.SpentTotal, SpentDay: spentDay},
 		leaseReq{total: c.TotalMicros, daily: c.DailyMicros})
 	var leased int64
@@ -72,8 +69,8 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 // spentToday is the campaign's global spend today (campaign-local day), as of
 // the newest record seen, without this instance's unreported spend.
 func (a *Account) spentToday(day string) int64 {
-	if d := a.recDay.Load(); d != nil && *d == day {
-		return a.spentDay.Load()
+	if d := a.recDay.Load(); d != nil {
+		return spentOnDay(*d, a.spentDay.Load(), day)
 	}
 	return 0
 }

@@ -77,7 +77,7 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	if rec.Leases == nil {
 		rec.Leases = map[string]Lease{}
 	}
-	if rec.Day != q.day {
+	if q.day > rec.Day {
 		rec.Day, rec.SpentDay = q.day, 0
 	}
 	now := q.now.UnixNano()
@@ -140,6 +140,20 @@ func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
 	own.Amount = max(own.Amount-delta, 0)
 	own.Boot, own.Reported, own.Cum = q.boot, q.reported, q.cum
 	return own
+}
+
+// spentOnDay is what a record's spend today (recDay's) counts on day:
+// nothing on a day after the record's, all of it on the record's day or one
+// before it. A record's day only moves forward (dates "2006-01-02" compare as
+// strings): a step on an earlier day (the campaign's time zone edited to one
+// behind, or an instance still running the old zone or with a clock behind)
+// counts its spend to the record's day and never sets it back to 0, which
+// gave the daily budget a second time (TestDayNeverRollsBack).
+func spentOnDay(recDay string, spent int64, day string) int64 {
+	if day > recDay {
+		return 0
+	}
+	return spent
 }
 
 // addSpent adds d (which may be negative) to the record's spend; today's

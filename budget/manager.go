@@ -258,7 +258,7 @@ func (m *Manager) retired(id string) *Account {
 		return a
 	}
 	a := m.newAccount(id)
-	a.cfg.Store(&Campaign{ID: id, Currency: rec.Currency, DailyMicros: 1})
+	a.cfg.Store(&Campaign{ID: id, Currency: rec.Currency, DailyMicros: 1, retired: true})
 	m.publishLocked()
 	m.retiredN.Add(1)
 	m.log.Warn("notice for a campaign no config names: charged to its budget record", "campaign", id, "currency", rec.Currency)

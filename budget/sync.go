@@ -232,6 +232,9 @@ func (m *Manager) setHealth(beatErr error, r *stepResults) {
 func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, release bool) error {
 	c := a.campaign()
 	_, _, day := dayBounds(now, c.loc())
+	if c.retired {
+		day = "" // its zone is unknown (UTC here): a step never rolls the record's day (spentOnDay)
+	}
 	demand := a.demand.Load()
 	a.mu.Lock()
 	report, cum := a.confirmed.Load(), a.ackedCum

@@ -183,8 +183,10 @@ type Creative struct {
 	// Video and audio: Duration in seconds (0 unknown), the protocols it is
 	// served as, the video placements it may run in (empty any), whether
 	// it needs a skippable player (1) or an unskippable one (-1, 0 either),
-	// and the pods and pod slots it may take (empty any).
+	// and the pods and pod slots it may take (empty any). Linearity is a
+	// video's from its VAST (1 linear, 2 non-linear, 0 unknown).
 	Duration  int64
+	Linearity int64
 	Protocols []int64
 	Plcmt     []int64
 	Skippable int8

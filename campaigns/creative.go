@@ -194,6 +194,9 @@ func buildMedia(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	if len(cc.Protocols) == 0 && protocol > 0 {
 		cr.Protocols = []int64{protocol}
 	}
+	if cr.Format == FormatVideo {
+		cr.Linearity = vastLinearity(cc.VAST)
+	}
 	cr.Plcmt = intsIn(p, path+".plcmt", cc.Plcmt, 1, 4, "a video placement (1 instream, 2 accompanying, 3 interstitial, 4 standalone)")
 	if cc.Skippable != nil {
 		cr.Skippable = -1

@@ -168,6 +168,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		return "not secure"
 	case sc.hasBCat && ccr.catTax != 0 && ccr.catTax != sc.bcatTax:
 		return "categories in another taxonomy than bcat's"
+	case sc.hasACat && !sc.catsAllowed(ix, ccr):
+		return "acat"
 	case len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat):
 		return "bcat"
 	case len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv):
@@ -210,7 +212,7 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		ccr.format == FormatAudio && !mediaFits(ccr.cr, imp.Audio.MinDuration, imp.Audio.MaxDuration, imp.Audio.Protocols, &imp.Audio.Pod):
 		return "protocol, duration or pod position"
 	case ccr.format == FormatVideo:
-		return "video placement or size"
+		return "video placement, linearity or skip"
 	case ccr.format == FormatNative:
 		return "native assets"
 	}

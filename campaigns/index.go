@@ -147,7 +147,7 @@ type ccreative struct {
 	secure bool
 	catTax int64     // taxonomy of its categories; 0 when it has none
 	bundle uint32    // app dictionary id of Creative.Bundle, 0 if none
-	catOff [3]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids with parent domains
+	catOff [4]uint32 // arena[catOff[0]:catOff[1]] category ids with parents, then [1]:[2] adomain ids with parent domains, then [2]:[3] each category's (id, parent id or 0)
 	sizes  []Size
 	attr   []int64
 	mimes  []string
@@ -416,15 +416,20 @@ func formatKeys(cr *Creative) []string {
 func (ix *index) compileCreative(cr *Creative) ccreative {
 	cc := ccreative{cr: cr, format: cr.Format, secure: cr.Secure, sizes: cr.Sizes, attr: cr.Attr, mimes: cr.MIMEs}
 	var cats []string
+	var pairs []uint32 // per category: its id, and its IAB 1.0 parent's or 0 (acat)
 	for _, c := range cr.Cat {
 		if cr.CatTax != 1 {
 			cats = append(cats, catKey(cr.CatTax, c))
+			pairs = append(pairs, ix.dicts[dCat].intern(catKey(cr.CatTax, c)), 0)
 			continue
 		}
 		cats = append(cats, c)
+		parent := uint32(0)
 		if p, _, ok := strings.Cut(c, "-"); ok {
 			cats = append(cats, p)
+			parent = ix.dicts[dCat].intern(p)
 		}
+		pairs = append(pairs, ix.dicts[dCat].intern(c), parent)
 	}
 	if len(cats) > 0 {
 		cc.catTax = cr.CatTax
@@ -442,6 +447,8 @@ func (ix *index) compileCreative(cr *Creative) ccreative {
 	cc.catOff[1] = uint32(len(ix.arena))
 	ix.arena = append(ix.arena, sortIDs(adv)...)
 	cc.catOff[2] = uint32(len(ix.arena))
+	ix.arena = append(ix.arena, pairs...)
+	cc.catOff[3] = uint32(len(ix.arena))
 	if cr.Bundle != "" {
 		cc.bundle = ix.dicts[dApp].intern(cr.Bundle)
 	}

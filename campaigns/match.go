@@ -44,6 +44,8 @@ type Scratch struct {
 	na       [numDims]bool
 	deals    []*ortb.Deal // parallel to vals[dDeal]
 	bcat     []uint32
+	acat     []uint32 // ids of the request's acat found in the index
+	hasACat  bool     // the request lists allowed categories
 	badv     []uint32
 	bapp     []uint32
 	hasBCat  bool  // the request lists blocked categories
@@ -144,7 +146,8 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 		sc.na[d] = false
 	}
 	sc.deals = sc.deals[:0]
-	sc.bcat, sc.badv, sc.bapp = sc.bcat[:0], sc.badv[:0], sc.bapp[:0]
+	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
+	sc.hasACat = false
 	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
 }
 
@@ -305,12 +308,19 @@ func advDomain(b []byte) []byte {
 	return bytes.TrimRight(b, ".")
 }
 
-// blockValues looks up the request's bcat (in its taxonomy), badv and bapp.
+// blockValues looks up the request's bcat and acat (in its taxonomy), badv
+// and bapp.
 func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 	sc.hasBCat, sc.bcatTax = len(req.BCat) > 0, tax(req.CatTax)
 	for _, c := range req.BCat {
 		if id := sc.catID(ix, sc.bcatTax, c); id != 0 {
 			sc.bcat = append(sc.bcat, id)
+		}
+	}
+	sc.hasACat = len(req.ACat) > 0
+	for _, c := range req.ACat {
+		if id := sc.catID(ix, sc.bcatTax, c); id != 0 {
+			sc.acat = append(sc.acat, id)
 		}
 	}
 	for _, a := range req.BAdv {
@@ -323,6 +333,12 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 			sc.bapp = append(sc.bapp, id)
 		}
 	}
+	// contains searches a sorted set: bapp and acat are looked up with it
+	// (bcat and badv are the values intersects looks up in the creative's
+	// sorted sets). In request order, a bapp of more than 8 known bundles
+	// let a blocked app's ad through (TestBAppManyKnownBundles).
+	slices.Sort(sc.bapp)
+	slices.Sort(sc.acat)
 }
 
 // addCategory adds a request category of taxonomy t and, in IAB 1.0, its
@@ -460,6 +476,9 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 	if sc.hasBCat && ccr.catTax != 0 && ccr.catTax != sc.bcatTax {
 		return 0, 0, false // its categories cannot be checked against bcat's taxonomy
 	}
+	if sc.hasACat && !sc.catsAllowed(ix, ccr) {
+		return 0, 0, false
+	}
 	if len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat) ||
 		len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv) ||
 		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) {
@@ -536,9 +555,31 @@ func mediaFits(cr *Creative, minDur, maxDur int64, protocols []int64, p *ortb.Po
 	return true
 }
 
-// videoFits checks the video placement and skippability.
+// catsAllowed tells whether every category of the creative is in the
+// request's acat, or in IAB 1.0 has its parent there (acat IAB7 allows
+// IAB7-44). A creative without categories, or with categories in another
+// taxonomy than acat's, cannot be shown to be allowed: it does not fit.
+func (sc *Scratch) catsAllowed(ix *index, ccr *ccreative) bool {
+	pairs := ix.arena[ccr.catOff[2]:ccr.catOff[3]]
+	if len(pairs) == 0 || ccr.catTax != sc.bcatTax {
+		return false
+	}
+	for i := 0; i < len(pairs); i += 2 {
+		if !contains(sc.acat, pairs[i]) && (pairs[i+1] == 0 || !contains(sc.acat, pairs[i+1])) {
+			return false
+		}
+	}
+	return true
+}
+
+// videoFits checks the video placement, linearity and skippability. An imp
+// that asks for linear (1) or non-linear (2) ads gets only creatives whose
+// VAST is that kind (one of unknown kind fits only an imp that asks none).
 func videoFits(cr *Creative, v *ortb.Video) bool {
 	if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, v.Plcmt) {
+		return false
+	}
+	if v.Linearity > 0 && cr.Linearity != v.Linearity {
 		return false
 	}
 	switch cr.Skippable {

@@ -128,6 +128,14 @@ func TestMatchRules26(t *testing.T) {
 		{"video plcmt", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 1 }), true},
 		{"video plcmt out", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 4 }), false},
 		{"video plcmt unknown", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(nil), false},
+		// video.linearity: the VAST says what its ads are. A linear pre-roll
+		// was bid on imps that asked for non-linear (overlay) ads only.
+		{"linear on linear", video(nil), vimp(func(v *ortb.Video) { v.Linearity = 1 }), true},
+		{"linear on non-linear", video(nil), vimp(func(v *ortb.Video) { v.Linearity = 2 }), false},
+		{"non-linear on non-linear", video(func(c *CreativeConfig) { c.VAST = nonLinearVAST }), vimp(func(v *ortb.Video) { v.Linearity = 2 }), true},
+		{"non-linear on linear", video(func(c *CreativeConfig) { c.VAST = nonLinearVAST }), vimp(func(v *ortb.Video) { v.Linearity = 1 }), false},
+		{"unknown linearity, asked", video(func(c *CreativeConfig) { c.VAST = `<VAST version="3.0">{{imp_url}}{{click_url}}</VAST>` }), vimp(func(v *ortb.Video) { v.Linearity = 1 }), false},
+		{"unknown linearity, not asked", video(func(c *CreativeConfig) { c.VAST = `<VAST version="3.0">{{imp_url}}{{click_url}}</VAST>` }), vimp(nil), true},
 		{"skippable on skippable player", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(func(v *ortb.Video) { v.Skip = ortb.True }), true},
 		{"skippable, skip unknown", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(nil), false},
 		{"unskippable on skippable player", video(func(c *CreativeConfig) { c.Skippable = &no }), vimp(func(v *ortb.Video) { v.Skip = ortb.True }), false},
@@ -199,3 +207,9 @@ func TestScratchSeat(t *testing.T) {
 		t.Fatalf("scratch seat in bseat: %d candidates", len(got))
 	}
 }
+
+// nonLinearVAST is a VAST 3.0 overlay (NonLinearAds) with both trackers.
+const nonLinearVAST = `<VAST version="3.0"><Ad id="o"><InLine><AdSystem>t</AdSystem><AdTitle>o</AdTitle>` +
+	`<Impression><![CDATA[{{imp_url}}]]></Impression><Creatives><Creative><NonLinearAds><NonLinear width="480" height="70">` +
+	`<StaticResource creativeType="image/png"><![CDATA[https://m.example/o.png]]></StaticResource>` +
+	`<NonLinearClickThrough><![CDATA[{{click_url}}]]></NonLinearClickThrough></NonLinear></NonLinearAds></Creative></Creatives></InLine></Ad></VAST>`

@@ -11,6 +11,8 @@ import (
 var (
 	vastVersionRE  = regexp.MustCompile(`<VAST\b[^>]*?\bversion\s*=\s*["']\s*([0-9]+(?:\.[0-9]+)?)\s*["']`)
 	vastWrapperRE  = regexp.MustCompile(`<Wrapper[\s>]`)
+	vastLinearRE   = regexp.MustCompile(`<Linear[\s>]`)
+	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
 )
 
@@ -42,4 +44,18 @@ func vastFacts(tpl string) (seconds, protocol int64) {
 		}
 	}
 	return seconds, protocol
+}
+
+// vastLinearity is what the template's ads are, as OpenRTB's
+// video.linearity says it: 1 linear (a <Linear> element), 2 non-linear
+// (<NonLinearAds>), 0 unknown (neither, or both).
+func vastLinearity(tpl string) int64 {
+	lin, non := vastLinearRE.MatchString(tpl), vastNonLinRE.MatchString(tpl)
+	switch {
+	case lin && !non:
+		return 1
+	case non && !lin:
+		return 2
+	}
+	return 0
 }

@@ -207,6 +207,8 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 		return getStrings(k, v, &req.Cur)
 	case "bcat":
 		return getStrings(k, v, &req.BCat)
+	case "acat":
+		return getStrings(k, v, &req.ACat)
 	case "badv":
 		return getStrings(k, v, &req.BAdv)
 	case "bapp":

@@ -11,6 +11,7 @@ func (r *Request) Reset() {
 		AT:     2,
 		Cur:    r.Cur[:0],
 		BCat:   r.BCat[:0],
+		ACat:   r.ACat[:0],
 		BAdv:   r.BAdv[:0],
 		BApp:   r.BApp[:0],
 		WSeat:  r.WSeat[:0],
@@ -130,15 +131,18 @@ func (imp *Imp) nextDeal() *Deal {
 }
 
 // UserKey identifies the user for frequency caps: a 64-bit FNV-1a hash of
-// user.id, else user.buyeruid, else device.ifa (unless limit-ad-tracking is
-// on); 0 when there is none. Callers decide whether user-level processing is
+// user.buyeruid (this buyer's id for the person, the same on every
+// exchange), else user.id (the exchange's own), else device.ifa (unless
+// limit-ad-tracking is on, or the ifa is all zeros: what a device sends when
+// it does not allow tracking); 0 when there is none. The features' user slot
+// takes the same order. Callers decide whether user-level processing is
 // allowed at all (COPPA, GDPR consent).
 func (r *Request) UserKey() uint64 {
-	id := r.User.ID
+	id := r.User.BuyerUID
 	if len(id) == 0 {
-		id = r.User.BuyerUID
+		id = r.User.ID
 	}
-	if len(id) == 0 && r.Device.LMT != True {
+	if len(id) == 0 && r.Device.LMT != True && !zeroID(r.Device.IFA) {
 		id = r.Device.IFA
 	}
 	if len(id) == 0 {
@@ -152,4 +156,15 @@ func (r *Request) UserKey() uint64 {
 		h = 1
 	}
 	return h
+}
+
+// zeroID reports whether an advertising id is made of zeros and dashes only
+// ("00000000-0000-0000-0000-000000000000"): no id at all.
+func zeroID(id []byte) bool {
+	for _, b := range id {
+		if b != '0' && b != '-' {
+			return false
+		}
+	}
+	return true
 }

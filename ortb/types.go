@@ -37,12 +37,13 @@ type Request struct {
 
 	Cur   [][]byte // allowed bid currencies
 	BCat  [][]byte // blocked IAB categories
+	ACat  [][]byte // allowed advertiser categories (2.6): a bid's every category must be one
 	BAdv  [][]byte // blocked advertiser domains
 	BApp  [][]byte // blocked app bundles
 	WSeat [][]byte
 	BSeat [][]byte
 
-	// CatTax is request.cattax, the taxonomy of bcat (2.6; 0 when absent,
+	// CatTax is request.cattax, the taxonomy of bcat and acat (2.6; 0 when absent,
 	// which means 1: IAB Content Category Taxonomy 1.0).
 	CatTax int64
 

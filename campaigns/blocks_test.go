@@ -1,0 +1,91 @@
+package campaigns
+
+import (
+	"fmt"
+	"testing"
+)
+
+// A request's bapp is looked up against the creative's bundle with a
+// search that needs a sorted list, and it was kept in request order: with
+// more than 8 bundles the index knows (here, other campaigns target them),
+// a blocked app's own install ad was bid whenever the search went the
+// wrong way. Both orders are tried: the old code missed one of them.
+func TestBAppManyKnownBundles(t *testing.T) {
+	var cfgs []Config
+	var others [][]byte
+	for i := range 12 {
+		c := baseConfig(fmt.Sprintf("t%d", i))
+		b := fmt.Sprintf("com.other.app%02d", i)
+		c.Targeting.AppBundles.Allow = []string{b}
+		others = append(others, []byte(b))
+		cfgs = append(cfgs, c)
+	}
+	adv := baseConfig("adv")
+	adv.Creatives[0].Bundle = "com.advertised.app"
+	cfgs = append(cfgs, adv)
+	s := mustCompile(t, cfgs)
+	for _, first := range []bool{true, false} {
+		req := appRequest()
+		req.BApp = append([][]byte(nil), others...)
+		if first {
+			req.BApp = append([][]byte{[]byte("com.advertised.app")}, req.BApp...)
+		} else {
+			req.BApp = append(req.BApp, []byte("com.advertised.app"))
+		}
+		for _, c := range s.Match(nil, req, bannerImp(300, 250), monday15, &Scratch{}) {
+			if c.Campaign.ID == "adv" {
+				t.Errorf("bapp lists the advertised app (first: %v) and its ad is a candidate", first)
+			}
+		}
+	}
+}
+
+// acat (OpenRTB 2.6) lists the only categories a bid may have: every
+// category of the creative must be one, or in IAB 1.0 have its parent
+// there. It was not read at all: a request allowing only IAB1 got bids in
+// IAB3-1 (baseConfig's creative) and anything else.
+func TestACat(t *testing.T) {
+	cases := []struct {
+		name string
+		cats []string
+		tax  int64
+		acat []string
+		rtax int64
+		want bool
+	}{
+		{"no acat", []string{"IAB3-1"}, 1, nil, 0, true},
+		{"its category", []string{"IAB3-1"}, 1, []string{"IAB3-1"}, 0, true},
+		{"its parent", []string{"IAB3-1"}, 1, []string{"IAB3"}, 0, true},
+		{"lower case", []string{"IAB3-1"}, 1, []string{"iab3"}, 0, true},
+		{"another", []string{"IAB3-1"}, 1, []string{"IAB1"}, 0, false},
+		{"a sibling", []string{"IAB3-1"}, 1, []string{"IAB3-2"}, 0, false},
+		{"one of two allowed", []string{"IAB3-1", "IAB17"}, 1, []string{"IAB3"}, 0, false},
+		{"both allowed", []string{"IAB3-1", "IAB17"}, 1, []string{"IAB17", "IAB3"}, 0, true},
+		{"no categories", nil, 1, []string{"IAB3"}, 0, false},
+		{"another taxonomy", []string{"IAB3-1"}, 1, []string{"IAB3-1"}, 2, false},
+		{"taxonomy 2", []string{"52"}, 2, []string{"52"}, 2, true},
+		{"taxonomy 2, another", []string{"52"}, 2, []string{"53"}, 2, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			cfg.Creatives[0].Cat, cfg.Creatives[0].CatTax = c.cats, c.tax
+			s := mustCompile(t, []Config{cfg, baseConfig("other")})
+			req := siteRequest()
+			req.CatTax = c.rtax
+			for _, a := range c.acat {
+				req.ACat = append(req.ACat, []byte(a))
+			}
+			got := false
+			for _, cand := range s.Match(nil, req, bannerImp(300, 250), monday15, &Scratch{}) {
+				got = got || cand.Campaign.ID == "x"
+			}
+			if got != c.want {
+				t.Fatalf("x a candidate: %v, want %v", got, c.want)
+			}
+			if exh := exhaustive(nil, s, req, bannerImp(300, 250), monday15, &Scratch{}); (len(exh) > 0 && exh[0].Campaign.ID == "x" || len(exh) > 1) != c.want {
+				t.Errorf("exhaustive scan disagrees: %d candidates", len(exh))
+			}
+		})
+	}
+}
