@@ -20,8 +20,21 @@ func (m *Manager) connect() error {
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(200 * time.Millisecond),
 			nats.RetryOnFailedConnect(true),
-			nats.DisconnectErrHandler(func(*nats.Conn, error) { m.connected.Store(false); m.setReason("nats disconnected") }),
-			nats.ReconnectHandler(func(*nats.Conn) { m.log.Info("nats reconnected") }),
+			// A server that hangs (stopped process, silent network drop)
+			// keeps the TCP connection open: only a missed pong shows it.
+			// The library's default (a ping every 2 min, 2 outstanding)
+			// noticed it after the leases' validity had run out, so an
+			// instance on a hung node of a healthy cluster failed closed.
+			nats.PingInterval(pingInterval(m.cfg.SyncPeriod)),
+			nats.MaxPingsOutstanding(2),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+				m.connected.Store(false)
+				m.setReason("nats disconnected")
+				m.log.Warn("nats disconnected", "err", err)
+			}),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				m.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			}),
 		}
 		opts = append(opts, m.cfg.natsOpts...) // credentials and TLS (natsauth.go)
 		url := strings.Join(m.cfg.URLs, ",")
@@ -96,4 +109,12 @@ func (m *Manager) instToken() string {
 		m.token = fmt.Sprintf("%016x", h.Sum64())
 	}
 	return m.token
+}
+
+// pingInterval is how often the budget's connection pings its server: twice
+// the sync period, within [1s, 10s]. With two pings outstanding a hung server
+// is left for another within about three intervals, far inside a lease's
+// validity (LeaseTTL - HoldTTL - SyncPeriod after the last heartbeat).
+func pingInterval(sync time.Duration) time.Duration {
+	return min(max(2*sync, time.Second), 10*time.Second)
 }

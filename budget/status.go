@@ -86,6 +86,7 @@ type Counters struct {
 	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
 	CrashGapMicros      int64  // dead processes' acknowledged but unreported spend moved into the pool at reclaim
 	CrashGapUnknown     uint64 // reclaims (or restarts) whose unreported spend could not be read
+	NATSReconnects      uint64 // reconnections of the NATS connection
 	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
 }
 
@@ -103,6 +104,9 @@ func (m *Manager) Counters() Counters {
 		ForwardedServed: m.served.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LedgerGroups: m.ledger.groups.Load(),
+	}
+	if m.nc != nil {
+		c.NATSReconnects = m.nc.Stats().Reconnects
 	}
 	for _, a := range *m.accts.Load() {
 		c.LateCharges += a.lateN.Load()
@@ -153,6 +157,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
 	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
 	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
+	one("nats_reconnects_total", "counter", "Reconnections of the budget store's NATS connection (a server lost, hung or restarted; each also logged).", float64(c.NATSReconnects))
 	one("nats_connected", "gauge", "1 when the budget store is reachable.", b2f(c.NATSConnected))
 }
 
