@@ -27,11 +27,7 @@ func (m *Manager) connect() error {
 			// instance on a hung node of a healthy cluster failed closed.
 			nats.PingInterval(pingInterval(m.cfg.SyncPeriod)),
 			nats.MaxPingsOutstanding(2),
-			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-				m.connected.Store(false)
-				m.setReason("nats disconnected")
-				m.log.Warn("nats disconnected", "err", err)
-			}),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { m.onDisconnect(err) }),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
 				m.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
 			}),
@@ -117,4 +113,15 @@ func (m *Manager) instToken() string {
 // validity (LeaseTTL - HoldTTL - SyncPeriod after the last heartbeat).
 func pingInterval(sync time.Duration) time.Duration {
 	return min(max(2*sync, time.Second), 10*time.Second)
+}
+
+// onDisconnect marks the store unreachable and logs the fault; a connection
+// this process closed (Close) is no fault. The client calls it from its own
+// goroutine, after Close may have returned.
+func (m *Manager) onDisconnect(err error) {
+	m.connected.Store(false)
+	m.setReason("nats disconnected")
+	if err != nil && !m.closed.Load() {
+		m.log.Warn("nats disconnected", "err", err)
+	}
 }

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -108,7 +110,21 @@ func TestNATSHungServerFailsOver(t *testing.T) {
 	defer srv.Shutdown()
 	addr := srv.ClientURL()[len("nats://"):]
 	a, b := newStallProxy(t, addr), newStallProxy(t, addr)
-	m := natsManager(t, "a", []string{a.url(), b.url()}, nil, 1, campaign("c", micros(100)))
+	var logs lockedBuffer
+	m, err := New(Config{
+		InstanceID: "a", URLs: []string{a.url(), b.url()}, Replicas: 1,
+		HoldTTL: 300 * time.Millisecond, LeaseTTL: 1500 * time.Millisecond, SyncPeriod: 100 * time.Millisecond,
+		ReclaimWait: 200 * time.Millisecond, MinLease: 50_000, MaxLease: 2_000_000, MaxHolds: 1 << 14,
+	}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns([]Campaign{campaign("c", micros(100))}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
 	defer m.Close(context.Background())
 	h := m.Handle("c")
 	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
@@ -157,4 +173,22 @@ func TestNATSHungServerFailsOver(t *testing.T) {
 		}
 		return nil
 	})
+	// The operator sees it: logged, counted.
+	if out := logs.String(); !strings.Contains(out, `level=WARN msg="nats disconnected"`) || !strings.Contains(out, `msg="nats reconnected"`) {
+		t.Errorf("the failover is not in the log:\n%s", out)
+	}
+	if c := m.Counters(); c.NATSReconnects == 0 {
+		t.Errorf("reconnects %d", c.NATSReconnects)
+	}
+	// A close is not a fault: no warning, whenever the client's callback
+	// runs (it is asynchronous), with or without an error.
+	before := strings.Count(logs.String(), "level=WARN")
+	if err := m.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m.onDisconnect(nil)
+	m.onDisconnect(nats.ErrConnectionClosed)
+	if out := logs.String(); strings.Count(out, "level=WARN") != before {
+		t.Errorf("a graceful close logged a warning:\n%s", out)
+	}
 }
