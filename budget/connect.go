@@ -28,6 +28,10 @@ func (m *Manager) connect() error {
 			nats.PingInterval(pingInterval(m.cfg.SyncPeriod)),
 			nats.MaxPingsOutstanding(2),
 			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { m.onDisconnect(err) }),
+			// Without it the client writes asynchronous errors (a consumer
+			// lost in an outage, a slow consumer) to stderr by itself,
+			// outside the log and its format.
+			nats.ErrorHandler(m.onAsyncError),
 			nats.ReconnectHandler(func(nc *nats.Conn) {
 				m.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
 			}),
@@ -124,4 +128,14 @@ func (m *Manager) onDisconnect(err error) {
 	if err != nil && !m.closed.Load() {
 		m.log.Warn("nats disconnected", "err", err)
 	}
+}
+
+// onAsyncError logs an error the client reports outside any call: a
+// consumer that stopped answering (an outage), a slow consumer.
+func (m *Manager) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if sub != nil {
+		m.log.Warn("nats async error", "subject", sub.Subject, "err", err)
+		return
+	}
+	m.log.Warn("nats async error", "err", err)
 }

@@ -180,6 +180,13 @@ func TestNATSHungServerFailsOver(t *testing.T) {
 	if c := m.Counters(); c.NATSReconnects == 0 {
 		t.Errorf("reconnects %d", c.NATSReconnects)
 	}
+	// Errors the client reports on its own (a consumer lost in the outage,
+	// a slow consumer) go to the log, not straight to stderr in another
+	// format: the client's default handler writes them there.
+	m.nc.Opts.AsyncErrorCB(m.nc, nil, nats.ErrConsumerNotActive)
+	if out := logs.String(); !strings.Contains(out, `level=WARN msg="nats async error"`) || !strings.Contains(out, `err="nats: consumer not active"`) {
+		t.Errorf("the client's asynchronous error is not in the log:\n%s", out)
+	}
 	// A close is not a fault: no warning, whenever the client's callback
 	// runs (it is asynchronous), with or without an error.
 	before := strings.Count(logs.String(), "level=WARN")
