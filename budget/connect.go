@@ -112,11 +112,12 @@ func (m *Manager) instToken() string {
 }
 
 // pingInterval is how often the budget's connection pings its server: twice
-// the sync period, within [1s, 10s]. With two pings outstanding a hung server
-// is left for another within about three intervals, far inside a lease's
-// validity (LeaseTTL - HoldTTL - SyncPeriod after the last heartbeat).
+// the sync period, within [2s, 10s] (not less: a loaded machine must not
+// take a slow pong for a hung server). With two pings outstanding a hung
+// server is left for another within about three intervals, far inside a
+// lease's validity (LeaseTTL - HoldTTL - SyncPeriod after the last heartbeat).
 func pingInterval(sync time.Duration) time.Duration {
-	return min(max(2*sync, time.Second), 10*time.Second)
+	return min(max(2*sync, 2*time.Second), 10*time.Second)
 }
 
 // onDisconnect marks the store unreachable and logs the fault; a connection
