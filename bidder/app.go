@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -46,6 +47,13 @@ type App struct {
 	errs    *recentErrors // the logger's handler: keeps recent warnings and errors (errlog.go)
 	started time.Time
 	spend   spendHistory // spend samples for the status page (status.go)
+
+	// Campaign reloads (SIGHUP or the directory watch): published, refused
+	// (a bad file, or a set the budget store refuses), and whether the last
+	// one was refused: the files on disk are then not what is running.
+	reloadsOK, reloadsRefused atomic.Uint64
+	reloadRefused             atomic.Bool
+	refusedSnap               atomic.Pointer[campaigns.Snapshot] // a loaded set the budget store refused
 
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
@@ -345,12 +353,12 @@ func (a *App) watch(ctx context.Context) {
 		go a.onnx.Watch(ctx, a.cfg.WatchEvery)
 	}
 	go a.store.Watch(ctx, a.cfg.WatchEvery, func(err error) {
+		a.reloadRefusedNow()
 		a.log.Error("campaign reload refused; the running set stays", "err", err)
 	})
 	// The store swaps its own snapshot; publish each new one to the bid path.
 	t := time.NewTicker(a.cfg.WatchEvery)
 	defer t.Stop()
-	var refused *campaigns.Snapshot
 	manifest := a.modelManifest()
 	for {
 		select {
@@ -362,9 +370,8 @@ func (a *App) watch(ctx context.Context) {
 			manifest = m
 			a.Server.mon.setDrift(m, features.Width, a.log)
 		}
-		if snap := a.store.Current(); snap != refused {
+		if snap := a.store.Current(); snap != a.refusedSnap.Load() {
 			if err := a.publishCampaigns(); err != nil {
-				refused = snap
 				a.log.Error("campaign set refused by the budget store; the running set stays", "err", err)
 			}
 		}
@@ -375,19 +382,33 @@ func (a *App) watch(ctx context.Context) {
 // a bad file leaves the running set untouched.
 func (a *App) ReloadCampaigns() error {
 	if err := a.store.Reload(); err != nil {
+		a.reloadRefusedNow()
 		return err
 	}
 	return a.publishCampaigns()
 }
 
+// reloadRefusedNow counts a refused campaign reload.
+func (a *App) reloadRefusedNow() {
+	a.reloadsRefused.Add(1)
+	a.reloadRefused.Store(true)
+}
+
+// publishCampaigns hands the store's snapshot to the bid path unless it is
+// there already. A set the budget store refuses is counted once (the watch
+// does not try it again); SIGHUP tries it again.
 func (a *App) publishCampaigns() error {
 	snap := a.store.Current()
 	if cat := a.Server.catalog.Load(); cat != nil && cat.snap == snap {
 		return nil
 	}
 	if err := a.Server.SetCampaigns(snap); err != nil {
+		a.refusedSnap.Store(snap)
+		a.reloadRefusedNow()
 		return err
 	}
+	a.reloadsOK.Add(1)
+	a.reloadRefused.Store(false)
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
 	a.warnUnpriced(snap)
 	return nil

@@ -267,6 +267,49 @@ func TestHotReloadCampaigns(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { code, _, _ := post(t, url, body); return code == 204 })
 }
 
+// An operator sees a refused campaign reload in /metrics, not only in the
+// log: openbidder_campaign_reloads_total{outcome} and
+// openbidder_campaign_reload_refused (1 while the files on disk are not what
+// runs), for a bad file and for a set the budget store refuses (a currency
+// change). Before, no series said either.
+func TestCampaignReloadOutcomeInMetrics(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := os.ReadFile("testdata/campaigns/acme.yaml")
+	write := func(b []byte) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "acme.yaml"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(src)
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir; c.WatchEvery = time.Hour })
+	check := func(what string, ok, refused, state float64) {
+		t.Helper()
+		got := [3]float64{metricValue(t, app, `openbidder_campaign_reloads_total{outcome="ok"}`),
+			metricValue(t, app, `openbidder_campaign_reloads_total{outcome="refused"}`),
+			metricValue(t, app, "openbidder_campaign_reload_refused")}
+		if got != [3]float64{ok, refused, state} {
+			t.Fatalf("%s: ok, refused, refused now = %v, want %v", what, got, [3]float64{ok, refused, state})
+		}
+	}
+	check("at start", 0, 0, 0)
+	write(bytes.Replace(src, []byte("max_bid_cpm: \"5.00\""), []byte("max_bid_cpm: \"-1\""), 1))
+	if err := app.ReloadCampaigns(); err == nil {
+		t.Fatal("bad file published")
+	}
+	check("bad file", 0, 1, 1)
+	write(src)
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	check("fixed", 1, 1, 0)
+	write(bytes.Replace(src, []byte("currency: USD"), []byte("currency: EUR"), 1))
+	if err := app.ReloadCampaigns(); err == nil {
+		t.Fatal("a currency change published")
+	}
+	check("currency change", 1, 2, 1)
+}
+
 func between(s, a, b string) string {
 	i := strings.Index(s, a)
 	if i < 0 {

@@ -525,6 +525,40 @@ type ClusterConfig struct {
 // LoadConfig reads a config file, applies flag overrides and defaults, and
 // validates the result.
 func LoadConfig(path string, o Overrides) (*Config, error) {
+	c, err := parseConfig(path, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// CheckConfigFile is -check-config: the config file's problems and, once it
+// decodes, what CheckConfig finds in the campaigns, models, secrets and TLS
+// files it names, all together. A file that does not decode (YAML, a wrong
+// type, an unknown key) gets its decoding problems only, as campaign files
+// do; a config that decodes but does not validate is still checked, so one
+// run lists every problem.
+func CheckConfigFile(path string, o Overrides) error {
+	c, err := parseConfig(path, o)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if err := c.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", path, err))
+	}
+	if err := CheckConfig(c); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// parseConfig decodes the file strictly, applies the overrides and the
+// defaults; it does not validate.
+func parseConfig(path string, o Overrides) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
@@ -560,9 +594,6 @@ func LoadConfig(path string, o Overrides) (*Config, error) {
 		c.PublicURL = o.PublicURL
 	}
 	c.Defaults()
-	if err := c.Validate(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
 	return &c, nil
 }
 

@@ -20,8 +20,21 @@ func (m *Manager) connect() error {
 			nats.MaxReconnects(-1),
 			nats.ReconnectWait(200 * time.Millisecond),
 			nats.RetryOnFailedConnect(true),
-			nats.DisconnectErrHandler(func(*nats.Conn, error) { m.connected.Store(false); m.setReason("nats disconnected") }),
-			nats.ReconnectHandler(func(*nats.Conn) { m.log.Info("nats reconnected") }),
+			// A server that hangs (stopped process, silent network drop)
+			// keeps the TCP connection open: only a missed pong shows it.
+			// The library's default (a ping every 2 min, 2 outstanding)
+			// noticed it after the leases' validity had run out, so an
+			// instance on a hung node of a healthy cluster failed closed.
+			nats.PingInterval(pingInterval(m.cfg.SyncPeriod)),
+			nats.MaxPingsOutstanding(2),
+			nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { m.onDisconnect(err) }),
+			// Without it the client writes asynchronous errors (a consumer
+			// lost in an outage, a slow consumer) to stderr by itself,
+			// outside the log and its format.
+			nats.ErrorHandler(m.onAsyncError),
+			nats.ReconnectHandler(func(nc *nats.Conn) {
+				m.log.Info("nats reconnected", "server", nc.ConnectedUrlRedacted())
+			}),
 		}
 		opts = append(opts, m.cfg.natsOpts...) // credentials and TLS (natsauth.go)
 		url := strings.Join(m.cfg.URLs, ",")
@@ -96,4 +109,34 @@ func (m *Manager) instToken() string {
 		m.token = fmt.Sprintf("%016x", h.Sum64())
 	}
 	return m.token
+}
+
+// pingInterval is how often the budget's connection pings its server: twice
+// the sync period, within [2s, 10s] (not less: a loaded machine must not
+// take a slow pong for a hung server). With two pings outstanding a hung
+// server is left for another within about three intervals, far inside a
+// lease's validity (LeaseTTL - HoldTTL - SyncPeriod after the last heartbeat).
+func pingInterval(sync time.Duration) time.Duration {
+	return min(max(2*sync, 2*time.Second), 10*time.Second)
+}
+
+// onDisconnect marks the store unreachable and logs the fault; a connection
+// this process closed (Close) is no fault. The client calls it from its own
+// goroutine, after Close may have returned.
+func (m *Manager) onDisconnect(err error) {
+	m.connected.Store(false)
+	m.setReason("nats disconnected")
+	if err != nil && !m.closed.Load() {
+		m.log.Warn("nats disconnected", "err", err)
+	}
+}
+
+// onAsyncError logs an error the client reports outside any call: a
+// consumer that stopped answering (an outage), a slow consumer.
+func (m *Manager) onAsyncError(_ *nats.Conn, sub *nats.Subscription, err error) {
+	if sub != nil {
+		m.log.Warn("nats async error", "subject", sub.Subject, "err", err)
+		return
+	}
+	m.log.Warn("nats async error", "err", err)
 }

@@ -37,10 +37,23 @@ type liveView struct {
 	boot    string
 	expires int64
 	deleted bool
-	swept   bool // its leases were all reclaimed (or none was found) since this view
+	swept   bool  // its leases were all reclaimed (or none was found) since this view
+	seen    int64 // when the watch last delivered a heartbeat of this process (unix ns, this clock; 0: never)
 }
 
 func (v liveView) alive(now, wait int64) bool { return !v.deleted && v.expires+wait >= now }
+
+// silentAfter is how long a live instance may go without a heartbeat reaching
+// the watch before the status calls it silent: it writes one every sync
+// period, so three missed ones mean it stopped (killed, hung, cut off) or
+// this instance's watch is behind. Its leases stay valid until they lapse.
+const silentPeriods = 3
+
+// silent tells whether the instance's record still keeps its leases valid
+// but no heartbeat of it arrived for silentPeriods sync periods.
+func (v liveView) silent(now, wait, sync int64) bool {
+	return v.alive(now, wait) && v.seen > 0 && now-v.seen > silentPeriods*sync
+}
 
 // leaseValid tells whether a hold may start at ns on the account's lease: on
 // the lease's own expiry, or on the heartbeat when the lease was written in
@@ -150,7 +163,7 @@ func (m *Manager) onLiveness(ch Change) {
 	if v, ok := lv.others[ch.Instance]; ok && !v.deleted && v.boot == l.Boot && v.expires > l.Expires {
 		return // an older heartbeat delivered late
 	}
-	lv.others[ch.Instance] = liveView{boot: l.Boot, expires: l.Expires}
+	lv.others[ch.Instance] = liveView{boot: l.Boot, expires: l.Expires, seen: now}
 	if _, ok := lv.lapsed[ch.Instance]; ok && l.Expires+int64(m.cfg.ReclaimWait) >= now {
 		lv.lapsed = without(lv.lapsed, ch.Instance) // back: the next reclaim needs a new read
 	}
@@ -263,7 +276,11 @@ func (m *Manager) recordRead(inst string, l Liveness, ok bool, now time.Time) {
 		if lv.others == nil {
 			lv.others = map[string]liveView{}
 		}
-		lv.others[inst] = liveView{boot: l.Boot, expires: l.Expires}
+		v := liveView{boot: l.Boot, expires: l.Expires}
+		if old, ok := lv.others[inst]; ok && old.boot == l.Boot {
+			v.seen = old.seen // a read is not a heartbeat arriving
+		}
+		lv.others[inst] = v
 		lv.lapsed = without(lv.lapsed, inst)
 		return
 	}

@@ -88,6 +88,9 @@ type Counters struct {
 	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
 	CrashGapMicros      int64  // dead processes' acknowledged but unreported spend moved into the pool at reclaim
 	CrashGapUnknown     uint64 // reclaims (or restarts) whose unreported spend could not be read
+	NATSReconnects      uint64 // reconnections of the NATS connection
+	PeersAlive          int    // other instances alive, their heartbeats arriving
+	PeersSilent         int    // other instances alive (leases valid) whose heartbeats stopped arriving
 	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
 }
 
@@ -106,6 +109,10 @@ func (m *Manager) Counters() Counters {
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LedgerGroups: m.ledger.groups.Load(),
 	}
+	if m.nc != nil {
+		c.NATSReconnects = m.nc.Stats().Reconnects
+	}
+	c.PeersAlive, c.PeersSilent = m.peerCounts()
 	for _, a := range *m.accts.Load() {
 		c.LateCharges += a.lateN.Load()
 		c.LateMicros += a.lateMicros.Load()
@@ -155,6 +162,9 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
 	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
 	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
+	one("nats_reconnects_total", "counter", "Reconnections of the budget store's NATS connection (a server lost, hung or restarted; each also logged).", float64(c.NATSReconnects))
+	one("peers_alive", "gauge", "Other instances alive whose heartbeats arrive (the watch delivered one within 3 sync periods).", float64(c.PeersAlive))
+	one("peers_silent", "gauge", "Other instances whose last heartbeat still keeps their leases valid but from which none arrived for 3 sync periods: killed, hung or cut off (or this instance's watch is behind).", float64(c.PeersSilent))
 	one("nats_connected", "gauge", "1 when the budget store is reachable.", b2f(c.NATSConnected))
 }
 

@@ -20,6 +20,14 @@ type Peer struct {
 	Expires  time.Time `json:"expires,omitzero"` // its last heartbeat keeps its leases valid until then
 	Alive    bool      `json:"alive"`            // heartbeat not expired (plus ReclaimWait for others)
 	Left     bool      `json:"left,omitempty"`   // deleted its liveness record: a graceful stop
+	// Heartbeat is when this instance last received the other's heartbeat
+	// through the watch (self: when its own was last acknowledged).
+	Heartbeat time.Time `json:"heartbeat,omitzero"`
+	// Silent: alive (its leases still valid) but no heartbeat arrived for
+	// three sync periods: killed, hung or cut off, or this watch is behind.
+	// A killed instance shows alive until its last heartbeat expires
+	// (LeaseTTL, 5 min by default); silent within seconds.
+	Silent bool `json:"silent,omitempty"`
 }
 
 // LeaseView is one instance's lease on one campaign, as this instance last
@@ -39,15 +47,20 @@ func (m *Manager) Peers() []Peer {
 		Alive: m.started.Load() && !m.closed.Load() && exp >= now}
 	if exp > 0 {
 		self.Expires = time.Unix(0, exp)
+		self.Heartbeat = time.Unix(0, exp-int64(m.cfg.LeaseTTL))
 	}
 	seen := map[string]bool{m.cfg.InstanceID: true}
 	out := []Peer{self}
 	m.live.mu.Lock()
 	for inst, v := range m.live.others {
 		seen[inst] = true
-		p := Peer{Instance: inst, Boot: v.boot, Alive: v.alive(now, int64(m.cfg.ReclaimWait)), Left: v.deleted}
+		p := Peer{Instance: inst, Boot: v.boot, Alive: v.alive(now, int64(m.cfg.ReclaimWait)), Left: v.deleted,
+			Silent: v.silent(now, int64(m.cfg.ReclaimWait), int64(m.cfg.SyncPeriod))}
 		if v.expires > 0 {
 			p.Expires = time.Unix(0, v.expires)
+		}
+		if v.seen > 0 {
+			p.Heartbeat = time.Unix(0, v.seen)
 		}
 		out = append(out, p)
 	}
@@ -140,4 +153,22 @@ func (f *forecast) shares(start, end time.Time, out []float64) bool {
 		out[i] = math.Min(1, f.cumUTC(start, start.Add(time.Duration(i)*step))/total)
 	}
 	return true
+}
+
+// peerCounts counts the other instances this one knows of that are alive
+// with heartbeats arriving, and those alive but silent (status.go).
+func (m *Manager) peerCounts() (alive, silent int) {
+	now := m.cfg.Clock.Now().UnixNano()
+	wait, sync := int64(m.cfg.ReclaimWait), int64(m.cfg.SyncPeriod)
+	m.live.mu.Lock()
+	defer m.live.mu.Unlock()
+	for _, v := range m.live.others {
+		switch {
+		case v.silent(now, wait, sync):
+			silent++
+		case v.alive(now, wait):
+			alive++
+		}
+	}
+	return alive, silent
 }

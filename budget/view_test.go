@@ -73,3 +73,53 @@ func TestPacingPlan(t *testing.T) {
 		t.Fatal("a plan for an unknown campaign")
 	}
 }
+
+// A killed instance stays alive (its leases valid) until its last heartbeat
+// expires, LeaseTTL later (5 min by default), but shows as silent once three
+// sync periods pass without a heartbeat of it arriving; lapsed after that.
+// Before, the status page and /metrics showed it alive for the whole LeaseTTL.
+func TestPeerSilentAfterMissedHeartbeats(t *testing.T) {
+	st := NewMemStore()
+	clk := newManualClock(t0)
+	a := newMemManager(t, st, "a", clk, campaign("c1", micros(100)))
+	b := newMemManager(t, st, "b", clk, campaign("c1", micros(100)))
+	round := func(ms ...*Manager) {
+		clk.Add(a.cfg.SyncPeriod)
+		for _, m := range ms {
+			m.syncAll(ctxT(t), clk.Now(), false)
+		}
+	}
+	peerB := func() Peer {
+		t.Helper()
+		for _, p := range a.Peers() {
+			if p.Instance == "b" {
+				return p
+			}
+		}
+		t.Fatalf("b not among a's peers: %+v", a.Peers())
+		return Peer{}
+	}
+	for range 5 {
+		round(a, b)
+	}
+	if p, c := peerB(), a.Counters(); !p.Alive || p.Silent || p.Heartbeat.IsZero() || c.PeersAlive != 1 || c.PeersSilent != 0 {
+		t.Fatalf("b heartbeating: %+v, alive %d silent %d", p, c.PeersAlive, c.PeersSilent)
+	}
+	killed := clk.Now() // b stops: no rounds, no close
+	for range silentPeriods {
+		round(a)
+	}
+	if p := peerB(); !p.Alive || p.Silent {
+		t.Fatalf("b after %v without a heartbeat (%d sync periods): %+v", clk.Now().Sub(killed), silentPeriods, p)
+	}
+	round(a)
+	if p, c := peerB(), a.Counters(); !p.Alive || !p.Silent || c.PeersAlive != 0 || c.PeersSilent != 1 {
+		t.Fatalf("b %v after it stopped: %+v, alive %d silent %d", clk.Now().Sub(killed), p, c.PeersAlive, c.PeersSilent)
+	}
+	for clk.Now().Before(killed.Add(a.cfg.LeaseTTL + a.cfg.ReclaimWait + a.cfg.SyncPeriod)) {
+		round(a)
+	}
+	if p, c := peerB(), a.Counters(); p.Alive || p.Silent || c.PeersSilent != 0 {
+		t.Fatalf("b after its heartbeat expired: %+v, silent %d", p, c.PeersSilent)
+	}
+}

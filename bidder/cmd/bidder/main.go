@@ -46,18 +46,16 @@ func main() {
 	// logger get the same level and format.
 	slog.SetDefault(log)
 
-	cfg, err := bidder.LoadConfig(*configPath, bidder.Overrides{Listen: *listen, AdminListen: *adminListen, PublicURL: *publicURL})
+	over := bidder.Overrides{Listen: *listen, AdminListen: *adminListen, PublicURL: *publicURL}
 	if *check {
-		if err == nil {
-			err = bidder.CheckConfig(cfg)
-		}
-		if err != nil {
+		if err := bidder.CheckConfigFile(*configPath, over); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
 		}
 		fmt.Println("config ok:", *configPath)
 		return
 	}
+	cfg, err := bidder.LoadConfig(*configPath, over)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

@@ -85,6 +85,21 @@ func TestCheckConfigExitCodes(t *testing.T) {
 	if !strings.Contains(string(out), "broken.yaml") || !strings.Contains(string(out), "bid_strategy") {
 		t.Fatalf("the error does not name the file and field:\n%s", out)
 	}
+	// A config problem does not hide the campaigns' and models' (README:
+	// "exit 0 or every problem"): before, -check-config stopped at the
+	// config's own and listed neither the broken campaign nor the model.
+	os.WriteFile(cfg, []byte(fmt.Sprintf("campaigns_dir: %s\nlimits: {max_body_bytes: -5}\nmodel: {gbdt: %s, provider: \"off\"}\n", dir, filepath.Join(dir, "missing.json"))), 0o644)
+	cmd = exec.Command(bin, "-config", cfg, "-check-config")
+	cmd.Dir = "../../.."
+	out, err = cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("bad config and campaign: exit %d, want 1\n%s", code, out)
+	}
+	for _, want := range []string{"limits.max_body_bytes", "broken.yaml", "model.gbdt"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("-check-config with several problems does not name %q:\n%s", want, out)
+		}
+	}
 	// Several instances sharing a budget store without a shared notice key.
 	os.WriteFile(cfg, []byte("model: {gbdt: configs/models/gbdt.manifest.json, provider: \"off\"}\nbudget: {nats_urls: [nats://10.0.0.1:4222]}\n"), 0o644)
 	cmd = exec.Command(bin, "-config", cfg, "-check-config")
