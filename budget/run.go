@@ -105,7 +105,9 @@ func (m *Manager) tick(now time.Time) {
 
 func (m *Manager) expireHolds(now time.Time) {
 	m.expBuf = m.holds.expire(now.UnixNano(), m.expBuf[:0])
+	y := NewScanYield() // a second of unsettled bids at saturation is ~25,000 holds
 	for _, e := range m.expBuf {
+		y.Step(1)
 		if a := m.accountByIdx(e.acct); a != nil {
 			a.mu.Lock()
 			a.held.Add(-e.amount)
