@@ -104,21 +104,7 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 // entry keeps one expiry, so a bid's pending count may outlive its TTL by
 // the time between it and the key's last bid, never fall short of it).
 func (t *freqTable) pend(key uint64, now, ttl int64) {
-	s := &t.shards[key&63]
-	s.mu.Lock()
-	e, ok := s.m[key]
-	if !ok && len(s.m) >= t.maxPer {
-		s.mu.Unlock()
-		t.dropped.Add(1)
-		return
-	}
-	if now >= e.pendExp {
-		e.pend = 0
-	}
-	e.pend++
-	e.pendExp = windowEnd(now, ttl)
-	s.m[key] = e
-	s.mu.Unlock()
+	t.tryPend(key, math.MaxUint32, now, ttl) // no count reaches the limit
 }
 
 // tryPend is pend when the key counts fewer than limit at now, checked and
@@ -177,13 +163,14 @@ func (t *freqTable) prune(now int64) {
 		s := &t.shards[i]
 		keys = keys[:0]
 		s.mu.RLock()
-		y.n += len(s.m) / 4 // counted now, paused after the lock is let go
+		scanned := len(s.m)
 		for k, e := range s.m {
 			if e.expires <= now && e.pendExp <= now {
 				keys = append(keys, k)
 			}
 		}
 		s.mu.RUnlock()
+		y.Step(scanned / 4) // a map entry read is a fraction of a unit
 		for len(keys) > 0 {
 			n := min(len(keys), 256)
 			s.mu.Lock()
@@ -196,7 +183,6 @@ func (t *freqTable) prune(now int64) {
 			keys = keys[n:]
 			y.Step(n)
 		}
-		y.Step(0)
 	}
 }
 
