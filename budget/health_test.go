@@ -77,12 +77,7 @@ func TestHealthNATSBlip(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := m.Handle("c")
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if m.Allow(h, 10_000, time.Now()) != DecisionOK {
-			return fmt.Errorf("no lease yet")
-		}
-		return nil
-	})
+	waitForLease(t, m, h, 10_000)
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {

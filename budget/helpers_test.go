@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -44,6 +45,17 @@ func checkFor(t *testing.T, total, every time.Duration, f func() error) {
 		time.Sleep(every)
 	}
 	t.Fatalf("condition not met after %v: %v", total, err)
+}
+
+// waitForLease waits until h may bid amount micros (its first lease came).
+func waitForLease(t *testing.T, m *Manager, h *Account, amount int64) {
+	t.Helper()
+	checkFor(t, 5*time.Second, 10*time.Millisecond, func() error {
+		if m.Allow(h, amount, time.Now()) != DecisionOK {
+			return errors.New("no lease yet")
+		}
+		return nil
+	})
 }
 
 func startServer(t *testing.T, dir string, port int) *server.Server {

@@ -126,12 +126,7 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	m := natsManager(t, "a", []string{url}, nil, 1, c)
 	defer m.Close(context.Background())
 	h := m.Handle("c")
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if m.Allow(h, 10_000, time.Now()) != DecisionOK {
-			return fmt.Errorf("no lease yet")
-		}
-		return nil
-	})
+	waitForLease(t, m, h, 10_000)
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	// Keep spending: only inside the lease, then fail closed.

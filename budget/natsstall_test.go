@@ -127,12 +127,7 @@ func TestNATSHungServerFailsOver(t *testing.T) {
 	}
 	defer m.Close(context.Background())
 	h := m.Handle("c")
-	checkFor(t, 5*time.Second, 20*time.Millisecond, func() error {
-		if m.Allow(h, 10_000, time.Now()) != DecisionOK {
-			return fmt.Errorf("no lease yet")
-		}
-		return nil
-	})
+	waitForLease(t, m, h, 10_000)
 	hung := a
 	if b.conns.Load() > 0 {
 		hung = b

@@ -222,12 +222,7 @@ func gatedManager(t *testing.T, ackWait time.Duration) (*Manager, *gateLedger) {
 func TestSettleWaitsForDurableAck(t *testing.T) {
 	m, g := gatedManager(t, time.Minute)
 	h := m.Handle("c")
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if m.Allow(h, 1000, time.Now()) != DecisionOK {
-			return errors.New("no lease yet")
-		}
-		return nil
-	})
+	waitForLease(t, m, h, 1000)
 	id, _ := m.Hold(h, 1000, time.Now())
 	n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}
 	done := make(chan error, 2)
@@ -272,12 +267,7 @@ func TestSettleWaitsForDurableAck(t *testing.T) {
 func TestSettleAckTimeoutKeepsTheCharge(t *testing.T) {
 	m, g := gatedManager(t, 50*time.Millisecond)
 	h := m.Handle("c")
-	checkFor(t, 5*time.Second, 5*time.Millisecond, func() error {
-		if m.Allow(h, 1000, time.Now()) != DecisionOK {
-			return errors.New("no lease yet")
-		}
-		return nil
-	})
+	waitForLease(t, m, h, 1000)
 	id, _ := m.Hold(h, 1000, time.Now())
 	n := Notice{Kind: KindBill, HoldID: id, CampaignID: "c", AuctionID: "a", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}
 	res, err := m.Settle(n)
