@@ -87,6 +87,7 @@ var oracleMutations = []oracleMutation{
 	{name: "segments", edit: oracleSegments(nil)},
 	{name: "segments, gdpr without consent", privacy: true, edit: oracleSegments(map[string]any{"gdpr": 1})},
 	{name: "segments, ext.gdpr without consent", privacy: true, edit: oracleSegments(map[string]any{"ext": map[string]any{"gdpr": 1}})},
+	{name: "segments, ext.gdpr \"yes\" without consent", privacy: true, edit: oracleSegments(map[string]any{"ext": map[string]any{"gdpr": "yes"}})},
 	{name: "segments, us_privacy opt-out", privacy: true, edit: oracleSegments(map[string]any{"us_privacy": "1YYN"})},
 	{name: "segments, malformed gpp", privacy: true, edit: oracleSegments(map[string]any{"gpp": "x", "gpp_sid": []any{7}})},
 	{name: "wseat of another", nobid: true, edit: func(m map[string]any) { m["wseat"] = []any{"someone-else"} }},

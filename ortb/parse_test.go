@@ -347,7 +347,14 @@ func TestParseLenient(t *testing.T) {
 	f(head+`,"regs":{"ext":{"gdpr":"1","us_privacy":5}},"user":{"ext":{"consent":{"v":2}}}}`, func(r *Request) bool {
 		return r.Regs.GDPR == True && r.Regs.USPrivacy == nil && r.User.Consent == nil
 	})
-	f(head+`,"regs":{"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	// A gdpr signal that is there but cannot be read applies GDPR: read as
+	// unset it would let user-level data through where the sender may have
+	// meant GDPR to apply. Only 0, "0" and false say it does not.
+	for _, v := range []string{`"yes"`, `"true"`, `"no"`, `""`, `"2"`, `{}`, `[0]`} {
+		f(head+`,"regs":{"ext":{"gdpr":`+v+`}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	}
+	f(head+`,"regs":{"ext":{"gdpr":null}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
 	f(head+`,"regs":{"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"ext":{"gdpr":false}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
 	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
