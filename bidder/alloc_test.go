@@ -78,26 +78,29 @@ func TestHandlerAllocs(t *testing.T) {
 	}
 }
 
-// The same through the real budget manager and the real token signer.
+// The same through the real budget manager and the real token signer, at
+// second price and at first price with shading on (its notices carry the
+// segment key and the tag binding it to the tokens).
 func TestHandlerAllocsRealBudget(t *testing.T) {
-	s, _ := budgetTestServer(t)
+	s, _ := budgetTestServer(t, withShading)
 	ts := &testServer{Server: s}
-	site := readReq(t, "site-banner.json")
-	var ctx fasthttp.RequestCtx
-	ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
-	ctx.Request.Header.SetMethod("POST")
-	ctx.Request.SetRequestURI("/openrtb2/bid")
-	run := func() {
-		ctx.Response.Reset()
-		ctx.Request.SetBody(site)
-		ts.handle(&ctx)
-	}
-	run()
-	if ctx.Response.StatusCode() != 200 {
-		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
-	}
-	if n := allocs(run); n != 0 {
-		t.Errorf("%v allocations per bid through the real budget, want 0", n)
+	for _, body := range [][]byte{readReq(t, "site-banner.json"), firstPrice(t, "alloc")} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
+		ctx.Request.Header.SetMethod("POST")
+		ctx.Request.SetRequestURI("/openrtb2/bid")
+		run := func() {
+			ctx.Response.Reset()
+			ctx.Request.SetBody(body)
+			ts.handle(&ctx)
+		}
+		run()
+		if ctx.Response.StatusCode() != 200 {
+			t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
+		}
+		if n := allocs(run); n != 0 {
+			t.Errorf("%v allocations per bid through the real budget, want 0", n)
+		}
 	}
 }
 

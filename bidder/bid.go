@@ -62,6 +62,7 @@ type bidCtx struct {
 	tok    []byte // notice tokens of the bid being encoded, one per kind
 	click  []byte // its click URL
 	pixel  []byte // its impression pixel URL
+	learn  []byte // its notices' shading arguments, m= and g= (shade.go)
 	resp   []byte // response currency code (points into config or the request)
 	user   uint64 // frequency-cap key; 0 unknown
 	priv   privacy.Decision

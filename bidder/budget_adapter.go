@@ -163,12 +163,27 @@ func (s budgetSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKind
 		dst = sd.AppendFor(dst, noticeUse(k))
 		ends[k] = len(dst)
 	}
+	if t.SegOK {
+		seg := segmentBytes(t.Seg)
+		dst = sd.AppendBinding(dst, seg[:])
+	}
 	s.sealed.Put(sd)
 	return dst
 }
 
-func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error) {
-	t, err := s.s.Parse(src, noticeUse(kind), now)
+func (s budgetSigner) parseToken(src, seg []byte, kind noticeKind, now time.Time) (bidToken, error) {
+	var (
+		t     budget.Token
+		err   error
+		bound bool
+	)
+	key, tag, ok := splitSegment(seg)
+	if len(seg) == 0 || !ok {
+		t, err = s.s.Parse(src, noticeUse(kind), now)
+	} else {
+		data := segmentBytes(key)
+		t, bound, err = s.s.ParseBound(src, noticeUse(kind), now, data[:], tag)
+	}
 	switch {
 	case errors.Is(err, budget.ErrExpired):
 		err = ErrNoticeExpired // the token is genuine: its fields are returned with the error
@@ -191,6 +206,9 @@ func (s budgetSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bi
 		Test:         t.Test,
 		Expiry:       t.Expires,
 		Issued:       t.Issued,
+		Seg:          key,
+		SegOK:        bound,
+		SegBad:       len(seg) > 0 && !bound,
 	}, err
 }
 

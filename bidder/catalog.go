@@ -178,6 +178,10 @@ func bidFragment(cr *campaigns.Creative) []byte {
 		b = append(b, `,"bundle":`...)
 		b = ortb.AppendJSONStr(b, cr.Bundle)
 	}
+	if cr.Language != "" {
+		b = append(b, `,"language":`...)
+		b = ortb.AppendJSONStr(b, cr.Language)
+	}
 	if cr.Duration > 0 {
 		b = strconv.AppendInt(append(b, `,"dur":`...), cr.Duration, 10)
 	}

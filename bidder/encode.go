@@ -61,10 +61,10 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 		b = ortb.AppendJSONString(b, d.ID)
 	}
 	bc.tok = s.appendTokens(bc.tok[:0], bc, cat, c)
-	seg := bc.noticeSegment(c) // first-price shading feedback (shade.go); nil otherwise
-	b = s.appendNoticeURL(b, bc.ex, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin), seg)
-	b = s.appendNoticeURL(b, bc.ex, `,"burl":"`, pathBill, bc.tokenOf(noticeBill), seg)
-	b = s.appendNoticeURL(b, bc.ex, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss), seg)
+	bc.learn = bc.appendLearnArg(bc.learn[:0]) // first-price shading feedback (shade.go); empty otherwise
+	b = s.appendNoticeURL(b, bc.ex, `,"nurl":"`, pathWin, bc.tokenOf(noticeWin), bc.learn)
+	b = s.appendNoticeURL(b, bc.ex, `,"burl":"`, pathBill, bc.tokenOf(noticeBill), bc.learn)
+	b = s.appendNoticeURL(b, bc.ex, `,"lurl":"`, pathLoss, bc.tokenOf(noticeLoss), bc.learn)
 	bc.click = s.appendTrackerURL(bc.click[:0], pathClick, bc.tokenOf(noticeClick))
 	bc.pixel = s.appendTrackerURL(bc.pixel[:0], pathImp, bc.tokenOf(noticeImp))
 	b = append(b, `,"adm":"`...)

@@ -57,7 +57,7 @@ func FuzzBidHandler(f *testing.F) {
 
 // budgetTestServer is the bid and notice path over a real budget manager
 // (in-memory store instead of NATS) and the real token signer.
-func budgetTestServer(t testing.TB) (*Server, *budget.Manager) {
+func budgetTestServer(t testing.TB, opts ...func(*Config)) (*Server, *budget.Manager) {
 	t.Helper()
 	m, err := budget.New(budget.Config{InstanceID: "fuzz", Store: budget.NewMemStore(), SyncPeriod: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -75,6 +75,9 @@ func budgetTestServer(t testing.TB) (*Server, *budget.Manager) {
 		t.Fatal(err)
 	}
 	cfg := &Config{InstanceID: "fuzz", Model: ModelConfig{GBDT: "x"}, Limits: LimitsConfig{InternalBudget: 150 * time.Millisecond}}
+	for _, o := range opts {
+		o(cfg)
+	}
 	// A key of this process's own: a fuzz corpus cached by an earlier run
 	// holds tokens of that run's bids, which would be charged here as the
 	// other (late) bids they are, not as replays of this run's one bid.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
+	"github.com/openbidder/openbidder/shading"
 	"github.com/valyala/fasthttp"
 )
 
@@ -99,13 +100,40 @@ func (f fakeSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]
 		dst = f.appendToken(dst, t, k)
 		ends[k] = len(dst)
 	}
+	if t.SegOK {
+		dst = f.appendBinding(dst, t)
+	}
 	return dst
+}
+
+// appendBinding appends the tag binding t.Seg to t's payload.
+func (f fakeSigner) appendBinding(dst []byte, t *bidToken) []byte {
+	sc := f.pool.Get().(*fakeScratch)
+	defer f.pool.Put(sc)
+	seg := segmentBytes(t.Seg)
+	b := append(fakePayload(sc.buf[:0], t), seg[:]...)
+	b = append(b, 0x80)
+	sc.h.Reset()
+	sc.h.Write(b)
+	b = sc.h.Sum(b[:0])[:8]
+	sc.buf = b
+	return base64.RawURLEncoding.AppendEncode(dst, b)
 }
 
 func (f fakeSigner) appendToken(dst []byte, t *bidToken, kind noticeKind) []byte {
 	sc := f.pool.Get().(*fakeScratch)
 	defer f.pool.Put(sc)
-	b := sc.buf[:0]
+	b := fakePayload(sc.buf[:0], t)
+	sc.h.Reset()
+	sc.h.Write(b)
+	sc.kind[0] = byte(kind)
+	sc.h.Write(sc.kind[:]) // bound to its endpoint
+	b = sc.h.Sum(b)[:len(b)+8]
+	sc.buf = b
+	return base64.RawURLEncoding.AppendEncode(dst, b)
+}
+
+func fakePayload(b []byte, t *bidToken) []byte {
 	b = binary.AppendUvarint(b, uint64(t.PriceMicros))
 	b = binary.AppendUvarint(b, uint64(t.ChargeMicros))
 	b = binary.AppendUvarint(b, t.Hold)
@@ -122,18 +150,31 @@ func (f fakeSigner) appendToken(dst []byte, t *bidToken, kind noticeKind) []byte
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	sc.h.Reset()
-	sc.h.Write(b)
-	sc.kind[0] = byte(kind)
-	sc.h.Write(sc.kind[:]) // bound to its endpoint
-	b = sc.h.Sum(b)[:len(b)+8]
-	sc.buf = b
-	return base64.RawURLEncoding.AppendEncode(dst, b)
+	return b
 }
 
 var errFakeForged = errors.New("forged")
 
-func (f fakeSigner) parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error) {
+func (f fakeSigner) parseToken(src, seg []byte, kind noticeKind, now time.Time) (bidToken, error) {
+	t, err := f.parse(src, kind, now)
+	if err != nil || len(seg) == 0 {
+		return t, err
+	}
+	t.SegBad = true
+	key, tag, ok := splitSegment(seg)
+	if !ok {
+		return t, nil
+	}
+	t.Seg, t.SegOK = key, true
+	if string(f.appendBinding(nil, &t)) != string(tag) {
+		t.Seg, t.SegOK = shading.Key{}, false
+		return t, nil
+	}
+	t.SegBad = false
+	return t, nil
+}
+
+func (f fakeSigner) parse(src []byte, kind noticeKind, now time.Time) (bidToken, error) {
 	raw, err := base64.RawURLEncoding.DecodeString(string(src))
 	if err != nil || len(raw) < 8 {
 		return bidToken{}, errFakeForged

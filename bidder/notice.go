@@ -65,6 +65,13 @@ type bidToken struct {
 	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
 	Issued             time.Time // when the bid was made (zero: a token that does not say)
+	// Seg is the shading segment of a bid that learns (SegOK): its win,
+	// billing and loss notices carry it in g=, bound to the token (shade.go).
+	// On a notice SegOK says g= was bound to this token, SegBad that a g=
+	// was there but was not (changed, moved from another bid, malformed).
+	Seg    shading.Key
+	SegOK  bool
+	SegBad bool
 }
 
 // tokenSigner signs and verifies notice tokens (budget.Signer behind an
@@ -74,10 +81,12 @@ type bidToken struct {
 type tokenSigner interface {
 	// appendTokens appends t's token for every notice kind, in noticeKind
 	// order, to dst; ends[k] is where kind k's token ends in the result.
+	// With t.SegOK the tag binding t.Seg to the tokens follows the last.
 	appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]int) []byte
-	// parseToken verifies a token presented at kind's endpoint. A genuine
-	// but expired token returns its fields with ErrNoticeExpired.
-	parseToken(src []byte, kind noticeKind, now time.Time) (bidToken, error)
+	// parseToken verifies a token presented at kind's endpoint, and seg
+	// (a notice's g=, empty when none) against it (bidToken.SegOK, SegBad).
+	// A genuine but expired token returns its fields with ErrNoticeExpired.
+	parseToken(src, seg []byte, kind noticeKind, now time.Time) (bidToken, error)
 }
 
 // noticeSink is where verified notices go: the budget store and the event
@@ -115,6 +124,9 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 		Issued:       bc.now,
 	}
+	if seg := bc.noticeSegment(c); seg != nil {
+		t.Seg, t.SegOK = *seg, true
+	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
 }
 
@@ -129,10 +141,11 @@ func (bc *bidCtx) tokenOf(k noticeKind) []byte {
 
 // appendNoticeURL appends `,"nurl":"BASE/notice/win?t=TOKEN&p=${AUCTION_PRICE}"`,
 // with the exchange's macros (lurl also &r=${AUCTION_LOSS} where the
-// exchange substitutes it). A bid that learns (first price, shading on:
-// seg != nil) also asks for the minimum bid to win and carries its segment
-// key: `&m=${AUCTION_MIN_TO_WIN}&g=KEY` (shade.go).
-func (s *Server) appendNoticeURL(b []byte, ex *exchange, field, path string, token []byte, seg *shading.Key) []byte {
+// exchange substitutes it). A bid that learns (first price, shading on)
+// also asks for the minimum bid to win and carries its segment key, bound
+// to the token: learn is `&m=${AUCTION_MIN_TO_WIN}&g=KEY.TAG` (shade.go),
+// empty otherwise.
+func (s *Server) appendNoticeURL(b []byte, ex *exchange, field, path string, token, learn []byte) []byte {
 	b = append(b, field...)
 	b = append(b, s.publicURL...)
 	b = append(b, noticePrefix...)
@@ -140,10 +153,7 @@ func (s *Server) appendNoticeURL(b []byte, ex *exchange, field, path string, tok
 	b = append(b, "?t="...)
 	b = append(b, token...)
 	b = append(b, ex.priceArg...)
-	if seg != nil {
-		b = append(b, "&m=${AUCTION_MIN_TO_WIN}&g="...)
-		b = seg.AppendHex(b)
-	}
+	b = append(b, learn...)
 	if path == pathLoss {
 		b = append(b, ex.lossArg...)
 	}
@@ -175,7 +185,11 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	}
 	now := time.Now()
 	args := ctx.QueryArgs()
-	t, err := s.signer.parseToken(args.Peek("t"), kind, now)
+	var seg []byte
+	if kind == noticeWin || kind == noticeBill || kind == noticeLoss {
+		seg = args.PeekBytes(argSegment)
+	}
+	t, err := s.signer.parseToken(args.Peek("t"), seg, kind, now)
 	if err != nil {
 		s.m.noticeBad.add(0, 1)
 		if kind == noticeClick && errors.Is(err, ErrNoticeExpired) {

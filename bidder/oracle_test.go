@@ -18,7 +18,8 @@ import (
 type oracleMutation struct {
 	name    string
 	privacy bool
-	nobid   bool // no bid is allowed at all
+	nobid   bool            // no bid is allowed at all
+	forbid  map[string]bool // creatives (crid) that may not bid
 	edit    func(m map[string]any)
 }
 
@@ -87,6 +88,7 @@ var oracleMutations = []oracleMutation{
 	{name: "segments", edit: oracleSegments(nil)},
 	{name: "segments, gdpr without consent", privacy: true, edit: oracleSegments(map[string]any{"gdpr": 1})},
 	{name: "segments, ext.gdpr without consent", privacy: true, edit: oracleSegments(map[string]any{"ext": map[string]any{"gdpr": 1}})},
+	{name: "segments, ext.gdpr \"yes\" without consent", privacy: true, edit: oracleSegments(map[string]any{"ext": map[string]any{"gdpr": "yes"}})},
 	{name: "segments, us_privacy opt-out", privacy: true, edit: oracleSegments(map[string]any{"us_privacy": "1YYN"})},
 	{name: "segments, malformed gpp", privacy: true, edit: oracleSegments(map[string]any{"gpp": "x", "gpp_sid": []any{7}})},
 	{name: "wseat of another", nobid: true, edit: func(m map[string]any) { m["wseat"] = []any{"someone-else"} }},
@@ -136,6 +138,8 @@ var oracleMutations = []oracleMutation{
 			imp["native"] = map[string]any{"request": `{"ver":"1.2","assets":[{"id":1,"required":1,"title":{"len":90}}]}`}
 		})
 	}},
+	{name: "wlang DE, fr", edit: func(m map[string]any) { m["wlang"] = []any{"DE", "fr"} }},
+	{name: "wlangb ja-JP", edit: func(m map[string]any) { m["wlangb"] = []any{"ja-JP"} }},
 	{name: "battr 1-17", edit: func(m map[string]any) {
 		var l []any
 		for k := 1; k <= 17; k++ {
@@ -155,6 +159,7 @@ var oracleMutations = []oracleMutation{
 // advertiser of snap's creatives (by their mutation names).
 func oracleBlocks(snap *campaigns.Snapshot) []oracleMutation {
 	var cats, advs []any
+	typed := map[string]bool{} // banners that declare a banner ad type
 	for _, c := range snap.Campaigns {
 		for _, a := range c.ADomain {
 			advs = append(advs, strings.ToUpper(a))
@@ -162,6 +167,9 @@ func oracleBlocks(snap *campaigns.Snapshot) []oracleMutation {
 		for _, cr := range c.Creatives {
 			for _, k := range cr.Cat {
 				cats = append(cats, k)
+			}
+			if len(cr.BType) > 0 {
+				typed[cr.ID] = true
 			}
 		}
 	}
@@ -175,6 +183,13 @@ func oracleBlocks(snap *campaigns.Snapshot) []oracleMutation {
 		{name: "bcat all, cattax 2", nobid: true, edit: func(m map[string]any) { m["bcat"], m["cattax"] = cats, 2 }},
 		{name: "badv all, upper case", nobid: true, edit: func(m map[string]any) { m["badv"] = advs }},
 		{name: "bapp of the app advertised", edit: func(m map[string]any) { m["bapp"] = []any{"com.gamehub.dragons"} }},
+		{name: "btype 1-4", forbid: typed, edit: func(m map[string]any) {
+			oracleImps(m, func(imp map[string]any) {
+				if o, ok := imp["banner"].(map[string]any); ok {
+					o["btype"] = []any{1, 2, 3, 4}
+				}
+			})
+		}},
 	}
 }
 
@@ -182,8 +197,8 @@ func oracleBlocks(snap *campaigns.Snapshot) []oracleMutation {
 // edited, keeps the request's rules: a floor (a deal's on a deal bid),
 // converted from its currency (USD when it names none) with the configured
 // rates, in a currency the request allows; one bid per imp, of the imp's
-// kind and one of its sizes; nothing blocked (bcat, badv, bapp, battr,
-// seats); no open bid in a private auction; nothing held on test=1; no
+// kind and one of its sizes; nothing blocked (bcat, badv, bapp, battr, btype, wlang and
+// wlangb, seats); no open bid in a private auction; nothing held on test=1; no
 // user-level campaign where privacy takes user data away; no bid where none
 // may be. Run with currency.base USD and JPY (a floor without bidfloorcur
 // was read in the base before 7b0f89b).
@@ -272,6 +287,13 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 		for _, b := range sb.Bid {
 			if mu.nobid {
 				bad("bid by %s", b.CID)
+			}
+			if mu.forbid[b.CrID] {
+				bad("creative %s may not bid", b.CrID)
+			}
+			if l := b.Language; l != "" && l != "xx" && (len(req.WLang) > 0 && !foldContains(req.WLang, l) ||
+				len(req.WLangB) > 0 && !foldContains(primaryTags(req.WLangB), l)) {
+				bad("language %s not in wlang %v / wlangb %v", l, req.WLang, req.WLangB)
 			}
 			if mu.privacy && (b.CID == "brightbank-segments" || b.CID == "fitpulse-freqcap") {
 				bad("user-level campaign %s", b.CID)
@@ -406,6 +428,15 @@ func oracleKind(imp *openrtb2.Imp, b *openrtb2.Bid) []string {
 				out = append(out, fmt.Sprintf("blocked attribute %d", a))
 			}
 		}
+	}
+	return out
+}
+
+func primaryTags(tags []string) []string {
+	var out []string
+	for _, t := range tags {
+		p, _, _ := strings.Cut(t, "-")
+		out = append(out, p)
 	}
 	return out
 }

@@ -167,7 +167,7 @@ func TestNoticeKeyRotation(t *testing.T) {
 	now := time.Now()
 	f := func(name string, s budgetSigner, token []byte, want error) {
 		t.Helper()
-		got, err := s.parseToken(token, noticeBill, now)
+		got, err := s.parseToken(token, nil, noticeBill, now)
 		if !errors.Is(err, want) {
 			t.Fatalf("%s: %v, want %v", name, err, want)
 		}

@@ -1,6 +1,8 @@
 package bidder
 
 import (
+	"bytes"
+	"encoding/binary"
 	"math"
 	"strconv"
 	"time"
@@ -14,10 +16,11 @@ import (
 
 // First-price bid shading (pricing.shading, docs/shading.md). The bid path
 // looks up each imp's learned win curve once and prices a candidate at the
-// bid that maximises expected surplus; notices carry the segment key
-// (g=, unsigned: it only steers learning) and the exchange's minimum bid to
-// win (m=${AUCTION_MIN_TO_WIN}) back to the model. Each instance learns from
-// the notices it receives.
+// bid that maximises expected surplus; notices carry the segment key (g=,
+// with a tag that binds it to the bid's token, so a notice URL cannot be
+// turned on another segment) and the exchange's minimum bid to win
+// (m=${AUCTION_MIN_TO_WIN}: the exchange writes it, so nothing can sign it)
+// back to the model. Each instance learns from the notices it receives.
 
 // impShade is one imp's shading context in a request: its segment key and
 // the curve it prices with, looked up once per imp.
@@ -137,6 +140,42 @@ var (
 	argMinToWin = []byte("m")
 )
 
+// segSep separates a g= value's segment key from its binding tag.
+const segSep = '.'
+
+// appendLearnArg appends the shading arguments of the bid whose tokens are
+// in bc.tok: `&m=${AUCTION_MIN_TO_WIN}&g=KEY.TAG`, KEY the segment
+// (shading.Key.AppendHex) and TAG what binds it to the tokens (written
+// after them by appendTokens); nothing for a bid that does not learn.
+func (bc *bidCtx) appendLearnArg(dst []byte) []byte {
+	if !bc.token.SegOK {
+		return dst
+	}
+	dst = append(dst, "&m=${AUCTION_MIN_TO_WIN}&g="...)
+	dst = bc.token.Seg.AppendHex(dst)
+	dst = append(dst, segSep)
+	return append(dst, bc.tok[bc.tokEnds[numNoticeKinds-1]:]...)
+}
+
+// segmentBytes is what the binding tag covers: the key, 16 bytes.
+func segmentBytes(k shading.Key) [16]byte {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], k.Placement)
+	binary.BigEndian.PutUint64(b[8:], k.Publisher)
+	return b
+}
+
+// splitSegment reads a g= value: the key and its binding tag; ok is false
+// for anything not in appendLearnArg's form.
+func splitSegment(g []byte) (key shading.Key, tag []byte, ok bool) {
+	i := bytes.IndexByte(g, segSep)
+	if i < 0 {
+		return shading.Key{}, nil, false
+	}
+	key, ok = shading.ParseKey(g[:i])
+	return key, g[i+1:], ok
+}
+
 // Loss reasons of OpenRTB 5.25: 0 says the bid won (handleNotice changes
 // nothing for it); 102 and 103 that another bid won the auction.
 const (
@@ -148,21 +187,22 @@ const (
 // learnFromNotice feeds a verified win, billing or loss notice of a shaded
 // bid to the model: the outcome at the bid's price and, where the exchange
 // substituted it, the minimum bid to win. Notices of bids placed without
-// shading carry no segment and are skipped; the first notice of an
+// shading carry no segment and are skipped; one whose segment is not bound
+// to its token is counted invalid and not learned; the first notice of an
 // impression counts, repeats do not. It never touches money.
 func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won bool, now time.Time) {
-	if s.shade == nil {
+	switch {
+	case s.shade == nil, !t.SegOK && !t.SegBad:
 		return
-	}
-	key, ok := shading.ParseKey(args.PeekBytes(argSegment))
-	if !ok {
+	case t.SegBad: // g= changed or moved: not this bid's segment
+		s.shade.Refuse()
 		return
 	}
 	m, err := parsePriceMicros(args.PeekBytes(argMinToWin))
 	if err != nil {
 		m = 0 // not sent, or the macro left unsubstituted
 	}
-	s.shade.Observe(shading.Observation{Key: key, ID: shading.ImpressionID(t.AuctionID, t.ImpID),
+	s.shade.Observe(shading.Observation{Key: t.Seg, ID: shading.ImpressionID(t.AuctionID, t.ImpID),
 		Bid: float64(t.PriceMicros), Won: won, MinToWin: float64(m)}, now)
 }
 
@@ -179,7 +219,8 @@ type ShadeStep struct {
 	FirstPrice bool   `json:"first_price"` // at=1; shading never applies at second price
 	Enabled    bool   `json:"enabled"`     // pricing.shading.enabled
 	Level      string `json:"level"`       // "placement", "publisher" or "cold" (unshaded)
-	// Segment is the placement and publisher keys as notices carry them (g=).
+	// Segment is the placement and publisher keys as notices carry them
+	// (g=, before its binding tag).
 	Segment      string  `json:"segment,omitempty"`
 	Mu           float64 `json:"mu"`    // the curve: ln(min bid to win) ~ N(mu, sigma^2)
 	Sigma        float64 `json:"sigma"` //
@@ -235,7 +276,7 @@ var (
 	shadeDescs descSet
 
 	dShadeBids     = shadeDescs.add("shading_bids_total", "First-price bids placed with shading on, by the curve that priced them (placement, publisher, or cold: unshaded).", "curve")
-	dShadeNotices  = shadeDescs.add("shading_notices_total", "Win, billing and loss notices of shaded bids offered to the shading model, by outcome (learned, duplicate, invalid, full).", "result")
+	dShadeNotices  = shadeDescs.add("shading_notices_total", "Win, billing and loss notices of shaded bids offered to the shading model, by outcome (learned, duplicate, invalid: a bad bid or a segment not bound to the token, full).", "result")
 	dShadeSegments = shadeDescs.add("shading_segments_capacity", "Curves the shading table holds (pricing.shading.segments rounded up).")
 )
 

@@ -75,7 +75,7 @@ func TestShadingColdSegmentBidsValue(t *testing.T) {
 		t.Fatalf("cold segment bid %v, want the unshaded 2", b.Price)
 	}
 	for _, u := range []string{b.NURL, b.BURL, b.LURL} {
-		if !strings.Contains(u, "&m=${AUCTION_MIN_TO_WIN}&g=") || len(segmentParam(t, u)) != 32 {
+		if g := segmentParam(t, u); !strings.Contains(u, "&m=${AUCTION_MIN_TO_WIN}&g=") || len(g) < 34 || g[32] != '.' {
 			t.Errorf("notice URL %q lacks the min-to-win macro or the segment", u)
 		}
 	}
@@ -88,7 +88,7 @@ func TestShadingLearnsAndShades(t *testing.T) {
 	ts := newTestServer(t, withShading)
 	ts.train(t, 12, 1.0)
 	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "warm"))))
-	key, ok := shading.ParseKey([]byte(segmentParam(t, b.NURL)))
+	key, ok := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
 	if !ok {
 		t.Fatalf("segment in %q", b.NURL)
 	}
@@ -162,8 +162,8 @@ func TestShadingNoticeFeedback(t *testing.T) {
 	other := []byte(strings.Replace(string(firstPrice(t, "b-1")), `"pub-3"`, `"pub-4"`, 1))
 	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
 	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
-	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)))
-	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)))
+	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)[:32]))
+	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
 	if ka == kb || ka.Placement == 0 || kb.Placement == 0 {
 		t.Fatalf("segments of pub-3 and pub-4: %+v %+v", ka, kb)
 	}
@@ -195,16 +195,66 @@ func TestShadingNoticeFeedback(t *testing.T) {
 	}
 }
 
-// A forged or missing segment changes no curve.
+// A notice whose segment was changed teaches no curve: g= is bound to the
+// bid's token, so one notice URL cannot steer another segment's curve, with
+// another bid's g= or a made-up one. It is counted invalid; the money path
+// is as before.
 func TestShadingBadSegmentIgnored(t *testing.T) {
 	ts := newTestServer(t, withShading)
 	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
-	seg := segmentParam(t, a.NURL)
-	for _, g := range []string{"", "zz", strings.Repeat("0", 32), seg[:31]} {
-		ts.fire(t, strings.Replace(a.NURL, "&g="+seg, "&g="+g, 1), "2", "", "1")
+	other := []byte(strings.Replace(string(firstPrice(t, "b-1")), `"pub-3"`, `"pub-4"`, 1))
+	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
+	segA, segB := segmentParam(t, a.NURL), segmentParam(t, b.NURL)
+	kb, _ := shading.ParseKey([]byte(segB[:32]))
+	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
+	bad := []string{"zz", strings.Repeat("0", 32), segA[:31], segB, segB[:32], segB[:32] + segA[32:],
+		strings.Repeat("1", 32), segA[:32], segA + "A"}
+	for i, g := range bad {
+		u := strings.Replace(a.NURL, "&g="+segA, "&g="+g, 1)
+		ts.fire(t, u, "2", "", strconv.Itoa(i+1))
 	}
-	if c := ts.shade.Counts(); c != [shading.NumResults]uint64{} {
-		t.Fatalf("bad segments reached the model: %v", c)
+	if n(kb) != 0 {
+		t.Fatalf("a's notice with b's segment taught b's curve (%d observations)", n(kb))
+	}
+	if c := ts.shade.Counts(); c != [shading.NumResults]uint64{shading.Invalid: uint64(len(bad))} {
+		t.Fatalf("changed segments: counts %v, want %d invalid and nothing learned", c, len(bad))
+	}
+	ts.fire(t, strings.Replace(a.NURL, "&g="+segA, "&g=", 1), "2", "", "1") // none: not a learning notice
+	if c := ts.shade.Counts(); c[shading.Learned] != 0 || c[shading.Invalid] != uint64(len(bad)) {
+		t.Fatalf("an empty segment: counts %v", c)
+	}
+	ts.fire(t, b.LURL, "0", "102", "3") // b's own notice still teaches b
+	if n(kb) != 1 {
+		t.Fatalf("b's own notice not learned")
+	}
+	if len(ts.sink.events) != len(bad)+2 {
+		t.Fatalf("the money path saw %d notices, want %d", len(ts.sink.events), len(bad)+2)
+	}
+}
+
+// The same with the real token signer: a bid's own g= teaches its curve,
+// one moved from another bid is refused as invalid, and both notices are
+// settled as before.
+func TestShadingSegmentBoundRealSigner(t *testing.T) {
+	s, _ := budgetTestServer(t, withShading)
+	ts := &testServer{Server: s}
+	body := func(id, pub string) []byte {
+		return []byte(strings.Replace(string(firstPrice(t, id)), `"pub-3"`, strconv.Quote(pub), 1))
+	}
+	a := onlyBid(t, decodeResponse(t, ts.bid(body("real-a", "pub-3"))))
+	b := onlyBid(t, decodeResponse(t, ts.bid(body("real-b", "pub-4"))))
+	segA, segB := segmentParam(t, a.NURL), segmentParam(t, b.NURL)
+	kb, _ := shading.ParseKey([]byte(segB[:32]))
+	ts.fire(t, strings.Replace(a.LURL, "&g="+segA, "&g="+segB, 1), "0", "102", "3")
+	if p, _ := ts.shade.Inspect(kb); p.N != 0 {
+		t.Fatalf("a's loss notice with b's segment taught b's curve")
+	}
+	ts.fire(t, b.LURL, "0", "102", "3")
+	if p, _ := ts.shade.Inspect(kb); p.N != 1 {
+		t.Fatalf("b's own notice not learned")
+	}
+	if c := ts.shade.Counts(); c[shading.Learned] != 1 || c[shading.Invalid] != 1 {
+		t.Fatalf("counts %v, want 1 learned, 1 invalid", c)
 	}
 }
 

@@ -30,6 +30,7 @@ func TestBidPathAllocs(t *testing.T) {
 		"ObserveRequest": func() { m.ObserveRequest(now) },
 		"Seal":           func() { signer.Seal(&sd, &tok) },
 		"AppendFor":      func() { buf = sd.AppendFor(buf[:0], UseWin) },
+		"AppendBinding":  func() { var d [16]byte; buf = sd.AppendBinding(buf[:0], d[:]) },
 	}
 	for name, f := range cases {
 		if n := testing.AllocsPerRun(1000, f); n != 0 {

@@ -256,10 +256,62 @@ func lifetime(t *Token) uint32 {
 	return uint32(d)
 }
 
+// MaxBinding is the most bytes AppendBinding binds to a token.
+const MaxBinding = 31
+
+// bindMark separates a binding's tag from the use tags: useTag hashes
+// master || use (1-5), a binding master || bindMark || data.
+const bindMark = 0x80
+
+// AppendBinding appends the tag that binds data (at most MaxBinding bytes;
+// more is cut) to this bid's tokens, base64url, to dst: for data a notice
+// URL carries beside its token, outside the signed payload, that must not be
+// changed or moved to another bid's notice (ParseBound checks it). The tag is
+// SHA-256(master || 0x80 || data), cut to 128 bits, the same for every use.
+func (sd *Sealed) AppendBinding(dst, data []byte) []byte {
+	tag := bindTag(&sd.master, data)
+	return tokenEnc.AppendEncode(dst, tag[:tokenTagLen])
+}
+
+func bindTag(master *[sha256.Size]byte, data []byte) [sha256.Size]byte {
+	var in [sha256.Size + 1 + MaxBinding]byte
+	copy(in[:], master[:])
+	in[sha256.Size] = bindMark
+	n := copy(in[sha256.Size+1:], data)
+	return sha256.Sum256(in[:sha256.Size+1+n])
+}
+
 // Parse verifies a token presented at use u and decodes it. A malformed
 // token, a wrong signature, or a token minted for another use is ErrForged;
 // a valid one past its expiry is ErrExpired (with the decoded token).
 func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
+	t, _, err := s.parse(src, u, now)
+	return t, err
+}
+
+// ParseBound is Parse that also says whether tag (AppendBinding's text)
+// binds data to this token. bound is false for a token Parse refuses as
+// forged, and for a tag that is missing, malformed, or made for other data
+// or another bid.
+func (s *Signer) ParseBound(src []byte, u Use, now time.Time, data, tag []byte) (t Token, bound bool, err error) {
+	t, master, err := s.parse(src, u, now)
+	if err != nil && !errors.Is(err, ErrExpired) {
+		return t, false, err
+	}
+	var got [tokenTagLen]byte
+	if len(data) > MaxBinding || tokenEnc.DecodedLen(len(tag)) != tokenTagLen {
+		return t, false, err
+	}
+	if m, derr := tokenEnc.Decode(got[:], tag); derr != nil || m != tokenTagLen {
+		return t, false, err
+	}
+	want := bindTag(&master, data)
+	return t, subtle.ConstantTimeCompare(want[:tokenTagLen], got[:]) == 1, err
+}
+
+// parse is Parse, also returning the master of the key that signed it.
+func (s *Signer) parse(src []byte, u Use, now time.Time) (Token, [sha256.Size]byte, error) {
+	var none [sha256.Size]byte
 	sep := -1
 	for i := len(src) - 1; i >= 0; i-- {
 		if src[i] == tokenSep {
@@ -269,36 +321,37 @@ func (s *Signer) Parse(src []byte, u Use, now time.Time) (Token, error) {
 	}
 	if sep <= 0 || u == 0 || u >= numUses || tokenEnc.DecodedLen(sep) > maxTokenRaw ||
 		tokenEnc.DecodedLen(len(src)-sep-1) != tokenTagLen {
-		return Token{}, ErrForged
+		return Token{}, none, ErrForged
 	}
 	var raw [maxTokenRaw]byte
 	n, err := tokenEnc.Decode(raw[:], src[:sep])
 	if err != nil || n < 1+tokenFixedV5+5 {
-		return Token{}, ErrForged
+		return Token{}, none, ErrForged
 	}
 	var tag [tokenTagLen]byte
 	if m, err := tokenEnc.Decode(tag[:], src[sep+1:]); err != nil || m != tokenTagLen {
-		return Token{}, ErrForged
+		return Token{}, none, ErrForged
 	}
 	match := -1
+	var matched [sha256.Size]byte
 	for i, k := range s.keys {
 		master := k.master(raw[:n])
 		want := useTag(&master, u)
 		if subtle.ConstantTimeCompare(want[:tokenTagLen], tag[:]) == 1 {
-			match = i
+			match, matched = i, master
 		}
 	}
 	if match < 0 {
-		return Token{}, ErrForged
+		return Token{}, none, ErrForged
 	}
 	t, good := decodePayload(raw[:n], s.users[match])
 	if !good {
-		return Token{}, ErrForged
+		return Token{}, none, ErrForged
 	}
 	if !now.Before(t.Expires) {
-		return t, ErrExpired
+		return t, matched, ErrExpired
 	}
-	return t, nil
+	return t, matched, nil
 }
 
 // decodePayload decodes a verified payload, opening its user key with blk

@@ -199,6 +199,52 @@ func TestTokenKeyRotation(t *testing.T) {
 	}
 }
 
+// A binding ties data carried beside a token to that bid: changed data, a
+// tag moved to another bid's token, or a forged token do not verify; it
+// survives key rotation and expiry like the token.
+func TestTokenBinding(t *testing.T) {
+	oldKey, newKey := []byte("old key"), []byte("new key")
+	old, _ := NewSigner(oldKey)
+	both, _ := NewSigner(newKey, oldKey)
+	data, other := []byte("segment-key-0001"), []byte("segment-key-0002")
+	mint := func(s *Signer, tok Token) (token, tag []byte) {
+		var sd Sealed
+		s.Seal(&sd, &tok)
+		return sd.AppendFor(nil, UseWin), sd.AppendBinding(nil, data)
+	}
+	a := sampleToken()
+	b := sampleToken()
+	b.AuctionID = "auc-2"
+	tokA, tagA := mint(both, a)
+	tokB, tagB := mint(both, b)
+	tokOld, tagOld := mint(old, a)
+	f := func(name string, token, d, tag []byte, now time.Time, want bool, wantErr error) {
+		t.Helper()
+		got, bound, err := both.ParseBound(token, UseWin, now, d, tag)
+		if bound != want || !errors.Is(err, wantErr) || (err == nil && got.AuctionID == "") {
+			t.Errorf("%s: bound %v, err %v; want %v, %v", name, bound, err, want, wantErr)
+		}
+	}
+	f("its own", tokA, data, tagA, t0, true, nil)
+	f("signed with the previous key", tokOld, data, tagOld, t0, true, nil)
+	f("expired", tokA, data, tagA, a.Expires, true, ErrExpired)
+	f("other data", tokA, other, tagA, t0, false, nil)
+	f("another bid's tag", tokA, data, tagB, t0, false, nil)
+	f("its tag on another bid", tokB, data, tagA, t0, false, nil)
+	f("no tag", tokA, data, nil, t0, false, nil)
+	f("not base64", tokA, data, []byte("!!!!!!!!!!!!!!!!!!!!!!"), t0, false, nil)
+	f("too long", tokA, data, append(bytes.Clone(tagA), 'A', 'A'), t0, false, nil)
+	bad := bytes.Clone(tokA)
+	bad[3] ^= 1
+	f("forged token", bad, data, tagA, t0, false, ErrForged)
+	if !bytes.Equal(tagA, func() []byte { _, g := mint(both, a); return g }()) {
+		t.Errorf("a binding is not a function of the bid and the data")
+	}
+	if _, g := mint(old, a); bytes.Equal(g, tagA) {
+		t.Errorf("two keys made the same binding")
+	}
+}
+
 // The master MAC is HMAC-SHA256 from crypto/hmac, for short and long keys,
 // and a tag is SHA-256(master || use).
 func TestTokenMACMatchesCryptoHMAC(t *testing.T) {

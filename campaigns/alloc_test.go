@@ -45,10 +45,15 @@ func TestMatchAllocatesNothing(t *testing.T) {
 			t.Errorf("request %d: %v allocations per Match", i, n)
 		}
 	}
-	// The example campaigns (time zones, dayparting) too.
+	// The example campaigns (time zones, dayparting; creatives that declare
+	// a language and a banner type) too, also under wlang, wlangb and btype.
 	req, imp = siteRequest(), bannerImp(300, 250)
 	if n := testing.AllocsPerRun(20, func() { examples.Match(dst[:0], req, imp, monday15, &sc) }); n != 0 {
 		t.Errorf("examples: %v allocations per Match", n)
+	}
+	req.WLang, req.WLangB, imp.Banner.BType = bss("DE", "fr"), bss("en-GB"), []int64{1, 3}
+	if n := testing.AllocsPerRun(20, func() { examples.Match(dst[:0], req, imp, monday15, &sc) }); n != 0 {
+		t.Errorf("examples under wlang and btype: %v allocations per Match", n)
 	}
 	buf := make([]byte, 0, 4096)
 	cr := examples.Creatives[0]

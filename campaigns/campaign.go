@@ -180,6 +180,13 @@ type Creative struct {
 	ADomain    []string // defaults to the campaign's
 	Secure     bool
 	Bundle     string
+	// Language is the ad's language, ISO 639-1 lower case ("xx": no
+	// linguistic content; "": not declared), checked against wlang and
+	// wlangb and sent as bid.language. BType is what banner ad types it is
+	// (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe; empty: not
+	// declared), checked against imp.banner.btype.
+	Language string
+	BType    []int64
 	// Video and audio: Duration in seconds (0 unknown), the protocols it is
 	// served as, the video placements it may run in (empty any), whether
 	// it needs a skippable player (1) or an unskippable one (-1, 0 either),

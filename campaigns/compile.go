@@ -245,6 +245,7 @@ var (
 	// categoryIDRE is a category id in a taxonomy other than IAB 1.0.
 	categoryIDRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$`)
 	sizeRE       = regexp.MustCompile(`^([1-9][0-9]{0,4})x([1-9][0-9]{0,4})$`)
+	adLanguageRE = regexp.MustCompile(`^[a-z]{2}$`) // a creative's language: ISO 639-1, as bid.language
 )
 
 // currencies is the ISO 4217 codes accepted for campaigns.

@@ -96,6 +96,8 @@ type CreativeConfig struct {
 	ADomain    []string      `yaml:"adomain,flow,omitempty"`
 	Secure     bool          `yaml:"secure,omitempty"`
 	Bundle     string        `yaml:"bundle,omitempty"`
+	Language   string        `yaml:"language,omitempty"`   // ISO 639-1 (en), or xx: no linguistic content
+	BType      []int64       `yaml:"btype,flow,omitempty"` // banner: the banner ad types it is (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe)
 
 	// Video and audio: what the ad is, matched against the imp's
 	// constraints (docs/campaigns.md). Duration and Protocols default to

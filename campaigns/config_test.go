@@ -173,6 +173,13 @@ func TestCompileProblems(t *testing.T) {
 	check("vast on banner", func(c *Config) { c.Creatives[0].VAST = "<VAST/>" }, "creatives[0].vast: not used by banner creatives")
 	check("secure http", func(c *Config) { c.Creatives[0].Markup += `<img src="http://x.example/p.gif">` }, "creatives[0].markup: contains an http:// URL")
 	check("bad attr", func(c *Config) { c.Creatives[0].Attr = []int64{18} }, "creatives[0].attr[0]: 18 is not")
+	check("bad language", func(c *Config) { c.Creatives[0].Language = "eng" }, "creatives[0].language: \"eng\" is not an ISO 639-1")
+	check("region in language", func(c *Config) { c.Creatives[0].Language = "en-US" }, "creatives[0].language: \"en-US\" is not")
+	check("bad btype", func(c *Config) { c.Creatives[0].BType = []int64{3, 5} }, "creatives[0].btype[1]: 5 is not an OpenRTB banner ad type")
+	check("btype on video", func(c *Config) {
+		c.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
+			LandingURL: "https://v.example/", BType: []int64{3}}
+	}, "creatives[0].btype: only banner creatives")
 	check("video no vast", func(c *Config) { c.Creatives[0].Format, c.Creatives[0].Markup = "video", "" }, "creatives[0].vast: required for video")
 	check("audio sizes", func(c *Config) {
 		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", Sizes: []string{"1x1"}, VAST: `<VAST>{{imp_url}}</VAST>`, LandingURL: "https://x.example/"}

@@ -61,6 +61,19 @@ func buildCreative(cc *CreativeConfig, c *Campaign, p problems, path string) *Cr
 	if cc.Bundle != "" && strings.ContainsAny(cc.Bundle, " /\"") {
 		p.add(path+".bundle", "%q is not an app bundle id", cc.Bundle)
 	}
+	cr.Language = strings.ToLower(cc.Language)
+	if cc.Language != "" && !adLanguageRE.MatchString(cr.Language) {
+		p.add(path+".language", "%q is not an ISO 639-1 language code (two letters, or xx: no linguistic content)", cc.Language)
+	}
+	for i, b := range cc.BType {
+		if b < 1 || b > 4 {
+			p.add(fmt.Sprintf("%s.btype[%d]", path, i), "%d is not an OpenRTB banner ad type (1..4)", b)
+		}
+	}
+	if len(cc.BType) > 0 && cr.Format != FormatBanner {
+		p.add(path+".btype", "only banner creatives have a banner type")
+	}
+	cr.BType = cc.BType
 	if len(*p.list) > n {
 		return nil
 	}

@@ -176,6 +176,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		return "badv"
 	case ccr.bundle != 0 && contains(sc.bapp, ccr.bundle):
 		return "bapp"
+	case !sc.languageAllowed(ccr.lang):
+		return "language " + ccr.lang + " not in wlang/wlangb"
 	}
 	var battr []int64
 	switch ccr.format {
@@ -203,6 +205,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 	switch {
 	case attrBlocked(ccr.attr, battr):
 		return "battr"
+	case ccr.format == FormatBanner && btypeBlocked(ccr.btype, imp.Banner.BType):
+		return "btype"
 	case ccr.format == FormatBanner:
 		return "size"
 	case ccr.format == FormatVideo && !mimeOK(ccr.mimes, imp.Video.MIMEs),

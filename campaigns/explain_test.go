@@ -135,6 +135,10 @@ func TestExplainRules(t *testing.T) {
 		}, func(r *ortb.Request, i *ortb.Imp) {
 			i.HasBanner, i.HasAudio, i.Audio.BAttr = false, true, []int64{3}
 		}},
+		{"creative", "x-c: btype", func(c *Config) { c.Creatives[0].BType = []int64{3} },
+			func(r *ortb.Request, i *ortb.Imp) { i.Banner.BType = []int64{3, 4} }},
+		{"creative", "x-c: language en not in wlang/wlangb", func(c *Config) { c.Creatives[0].Language = "en" },
+			func(r *ortb.Request, i *ortb.Imp) { r.WLang = bss("de") }},
 		{"seat", "", func(c *Config) {}, func(r *ortb.Request, i *ortb.Imp) { r.BSeat = bss("seat-1") }},
 		// The first failing rule, in Match's order: country before os.
 		{"country", "GBR", func(c *Config) { c.Targeting.Countries, c.Targeting.OS = []string{"GBR"}, []string{"iOS"} }, nil},

@@ -151,6 +151,8 @@ type ccreative struct {
 	sizes  []Size
 	attr   []int64
 	mimes  []string
+	lang   string // Creative.Language: "" not declared
+	btype  uint8  // bit t: it is banner ad type t (1..4)
 }
 
 func buildIndex(cs []*Campaign) index {
@@ -414,7 +416,11 @@ func formatKeys(cr *Creative) []string {
 }
 
 func (ix *index) compileCreative(cr *Creative) ccreative {
-	cc := ccreative{cr: cr, format: cr.Format, secure: cr.Secure, sizes: cr.Sizes, attr: cr.Attr, mimes: cr.MIMEs}
+	cc := ccreative{cr: cr, format: cr.Format, secure: cr.Secure, sizes: cr.Sizes, attr: cr.Attr, mimes: cr.MIMEs,
+		lang: cr.Language}
+	for _, t := range cr.BType {
+		cc.btype |= 1 << t
+	}
 	var cats []string
 	var pairs []uint32 // per category: its id, and its IAB 1.0 parent's or 0 (acat)
 	for _, c := range cr.Cat {

@@ -5,6 +5,7 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -48,6 +49,8 @@ type Scratch struct {
 	hasACat  bool     // the request lists allowed categories
 	badv     []uint32
 	bapp     []uint32
+	wlang    [][]byte // the request's wlang and wlangb (they point into it)
+	wlangb   [][]byte
 	hasBCat  bool  // the request lists blocked categories
 	bcatTax  int64 // their taxonomy (request cattax; 1 when absent)
 	catTax   int64 // taxonomy of the site/app categories (1 when absent)
@@ -68,8 +71,8 @@ func NewScratch() *Scratch { return &Scratch{} }
 // rewarded imps, formats and sizes, video and audio constraints (duration,
 // rqddurs, protocols, plcmt, skippability, pods), the native request's
 // required assets, deals and private auctions, segments (not without
-// consent), COPPA, and the request's bcat, badv, bapp, battr, wseat/bseat and
-// secure. Floors and currency are the caller's. It makes no allocation once
+// consent), COPPA, and the request's bcat, badv, bapp, battr, btype, wlang
+// and wlangb, wseat/bseat and secure. Floors and currency are the caller's. It makes no allocation once
 // sc has grown.
 func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
 	sc.Examined = 0
@@ -149,6 +152,7 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
 	sc.hasACat = false
 	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
+	sc.wlang, sc.wlangb = nil, nil
 }
 
 // tax is a request's cattax: 1 (IAB Content Category Taxonomy 1.0) when
@@ -309,8 +313,9 @@ func advDomain(b []byte) []byte {
 }
 
 // blockValues looks up the request's bcat and acat (in its taxonomy), badv
-// and bapp.
+// and bapp, and keeps its wlang and wlangb.
 func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
+	sc.wlang, sc.wlangb = req.WLang, req.WLangB
 	sc.hasBCat, sc.bcatTax = len(req.BCat) > 0, tax(req.CatTax)
 	for _, c := range req.BCat {
 		if id := sc.catID(ix, sc.bcatTax, c); id != 0 {
@@ -481,13 +486,13 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 	}
 	if len(sc.bcat) > 0 && intersects(ix.arena[ccr.catOff[0]:ccr.catOff[1]], sc.bcat) ||
 		len(sc.badv) > 0 && intersects(ix.arena[ccr.catOff[1]:ccr.catOff[2]], sc.badv) ||
-		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) {
+		ccr.bundle != 0 && contains(sc.bapp, ccr.bundle) || !sc.languageAllowed(ccr.lang) {
 		return 0, 0, false
 	}
 	cr := ccr.cr
 	switch ccr.format {
 	case FormatBanner:
-		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) {
+		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) || btypeBlocked(ccr.btype, imp.Banner.BType) {
 			return 0, 0, false
 		}
 		return bannerSize(ccr.sizes, &imp.Banner)
@@ -617,6 +622,42 @@ func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// languageAllowed says whether an ad in lang may run where the request
+// allows the languages wlang (ISO 639-1) and wlangb (BCP 47; its primary
+// subtag is compared): each list the request sends must name it, in any
+// case. An ad that declares no language ("") or none to speak of ("xx") is
+// not refused: the lists restrict languages, and it has none.
+func (sc *Scratch) languageAllowed(lang string) bool {
+	if lang == "" || lang == "xx" {
+		return true
+	}
+	return langListed(sc.wlang, lang) && langListed(sc.wlangb, lang)
+}
+
+// langListed: an empty list allows any language.
+func langListed(list [][]byte, lang string) bool {
+	if len(list) == 0 {
+		return true
+	}
+	for _, l := range list {
+		if strings.EqualFold(ortb.B2S(primaryTag(bytes.TrimSpace(l))), lang) {
+			return true
+		}
+	}
+	return false
+}
+
+// btypeBlocked says whether the imp's btype blocks a creative of the banner
+// ad types in mask; a creative that declares none is not blocked.
+func btypeBlocked(mask uint8, btype []int64) bool {
+	for _, t := range btype {
+		if t >= 1 && t <= 4 && mask&(1<<t) != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func attrBlocked(attr, battr []int64) bool {

@@ -59,6 +59,14 @@ func TestMatchRules26(t *testing.T) {
 			}
 		}
 	}
+	lang := func(l string) func(*Config) { return func(c *Config) { c.Creatives[0].Language = l } }
+	wlang := func(wl, wlb [][]byte) func(*ortb.Request, *ortb.Imp) {
+		return func(r *ortb.Request, _ *ortb.Imp) { r.WLang, r.WLangB = wl, wlb }
+	}
+	btype := func(ts ...int64) func(*Config) { return func(c *Config) { c.Creatives[0].BType = ts } }
+	bimp := func(ts ...int64) func(*ortb.Request, *ortb.Imp) {
+		return func(_ *ortb.Request, i *ortb.Imp) { i.Banner.BType = ts }
+	}
 	cases := []tc{
 		{"metro", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("501") }), true},
 		{"metro out", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("803") }), false},
@@ -156,6 +164,24 @@ func TestMatchRules26(t *testing.T) {
 		{"audio protocol", audio, aimp(func(a *ortb.Audio) { a.Protocols = []int64{3} }), true},
 		{"audio DAAST only", audio, aimp(func(a *ortb.Audio) { a.Protocols = []int64{9, 10} }), false},
 		{"audio battr", func(c *Config) { audio(c); c.Creatives[0].Attr = []int64{6} }, aimp(func(a *ortb.Audio) { a.BAttr = []int64{6} }), false},
+		// wlang/wlangb (2.6): the ad's declared language must be allowed.
+		{"wlang", lang("en"), wlang(bss("de", "EN"), nil), true},
+		{"wlang out", lang("en"), wlang(bss("de", "fr"), nil), false},
+		{"wlang, language not declared", nil, wlang(bss("de"), nil), true},
+		{"wlang, no linguistic content", lang("xx"), wlang(bss("de"), nil), true},
+		{"wlangb primary subtag", lang("pt"), wlang(nil, bss("pt-BR")), true},
+		{"wlangb out", lang("pt"), wlang(nil, bss("es-MX", "en")), false},
+		{"wlang and wlangb both must allow", lang("pt"), wlang(bss("pt"), bss("es")), false},
+		{"no wlang", lang("ja"), nil, true},
+		{"wlang on video", func(c *Config) { video(nil)(c); c.Creatives[0].Language = "fr" }, func(r *ortb.Request, i *ortb.Imp) {
+			vimp(nil)(r, i)
+			r.WLang = bss("de")
+		}, false},
+		// btype: a banner that declares a blocked type does not bid.
+		{"btype", btype(3), bimp(1, 3), false},
+		{"btype other", btype(3, 4), bimp(1, 2), true},
+		{"btype, type not declared", nil, bimp(1, 2, 3, 4), true},
+		{"btype out of range ignored", btype(3), bimp(0, 5, 11), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -269,7 +269,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	r := &Request{
 		ID: s2bOrNil(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0, CatTax: int64(br.CatTax),
 		Cur: strs(br.Cur), BCat: strs(br.BCat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
-		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat),
+		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat), WLang: strs(br.WLang), WLangB: strs(br.WLangB),
 		Device: Device{DNT: Unset, LMT: Unset},
 		Regs:   Regs{COPPA: Unset, GDPR: Unset},
 	}
@@ -375,7 +375,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 	}
 	if b := m.Banner; b != nil {
 		imp.HasBanner = true
-		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr)}
+		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr), BType: ints(b.BType)}
 		if b.Pos != nil {
 			imp.Banner.Pos = int64(*b.Pos)
 		}

@@ -213,6 +213,10 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 		return getStrings(k, v, &req.BAdv)
 	case "bapp":
 		return getStrings(k, v, &req.BApp)
+	case "wlang":
+		return getStrings(k, v, &req.WLang)
+	case "wlangb":
+		return getStrings(k, v, &req.WLangB)
 	case "wseat":
 		return getStrings(k, v, &req.WSeat)
 	case "bseat":

@@ -266,33 +266,31 @@ func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
 }
 
 // regsExtField reads the 2.5 twins in regs.ext. Wrong types are ignored (ext
-// is free-form); gdpr may be a number (nonzero is true), the string "0" or
-// "1", or a JSON boolean (true applies GDPR: read as unset it would let
-// user-level data through where the sender meant GDPR to apply); gpp_sid
-// must be an array of integers (a wrongly typed element drops the whole
-// array).
+// is free-form), except gdpr's: a gdpr that is there says GDPR applies
+// unless it is 0, "0" or false; any other value (1, "1", true, and what
+// cannot be read, "yes", "", an object) applies it, since read as unset it
+// would let user-level data through where the sender may have meant GDPR to
+// apply; null is absent. gpp_sid must be an array of integers (a wrongly
+// typed element drops the whole array).
 func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 	switch string(k) {
 	case "gdpr":
 		switch v.Type() {
+		case fastjson.TypeNull:
 		case fastjson.TypeNumber:
-			if f, err := v.Float64(); err == nil {
+			p.extGDPR = True
+			if f, err := v.Float64(); err == nil && f == 0 {
 				p.extGDPR = False
-				if f != 0 {
-					p.extGDPR = True
-				}
 			}
 		case fastjson.TypeString:
-			switch s, _ := v.StringBytes(); string(s) {
-			case "0":
-				p.extGDPR = False
-			case "1":
-				p.extGDPR = True
-			}
-		case fastjson.TypeTrue:
 			p.extGDPR = True
+			if s, _ := v.StringBytes(); string(s) == "0" {
+				p.extGDPR = False
+			}
 		case fastjson.TypeFalse:
 			p.extGDPR = False
+		default: // true, an object, an array
+			p.extGDPR = True
 		}
 	case "us_privacy":
 		if v.Type() == fastjson.TypeString {

@@ -154,6 +154,8 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 		}
 	case "battr":
 		return getInts(k, v, &b.BAttr)
+	case "btype":
+		return getInts(k, v, &b.BType)
 	case "pos":
 		return getInt(k, v, &b.Pos)
 	}

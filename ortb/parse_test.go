@@ -53,6 +53,12 @@ func TestParseFixtures(t *testing.T) {
 		eq(t, "bcat", joined(r.BCat), "IAB25,IAB26,IAB7-39")
 		eq(t, "regs", [2]int8{r.Regs.COPPA, r.Regs.GDPR}, [2]int8{False, False})
 	})
+	f("allowed_languages_26.json", func(t *testing.T, r *Request) {
+		eq(t, "wlang", joined(r.WLang), "en,DE")
+		eq(t, "wlangb", joined(r.WLangB), "pt-BR")
+		eq(t, "btype", r.Imps[0].Banner.BType, []int64{1, 4})
+		eq(t, "btype of a banner without", len(r.Imps[1].Banner.BType), 0)
+	})
 	f("ext_twins_25.json", func(t *testing.T, r *Request) {
 		eq(t, "gdpr", r.Regs.GDPR, True)
 		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1---")
@@ -305,6 +311,9 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r",`+imp+`,"tmax":1e400}`, ErrInvalid, "tmax: want integer, got 1e400")
 	f(`{"id":"r",`+imp+`,"at":99999999999999999999}`, ErrInvalid, "at: want integer, got 99999999999999999999")
 	f(`{"id":"r",`+imp+`,"bcat":"IAB25"}`, ErrInvalid, "bcat: want array, got string")
+	f(`{"id":"r",`+imp+`,"wlang":"en"}`, ErrInvalid, "wlang: want array, got string")
+	f(`{"id":"r",`+imp+`,"wlangb":["en",1]}`, ErrInvalid, "wlangb[1]: want string, got number")
+	f(`{"id":"r","imp":[{"id":"1","banner":{"btype":[1,"2"]}}]}`, ErrInvalid, "imp[0].banner.btype[1]: want integer, got string")
 	f(`{"id":"r",`+imp+`,"bcat":["IAB25",26]}`, ErrInvalid, "bcat[1]: want string, got number")
 	f(`{"id":"r",`+imp+`,"cur":[["USD"]]}`, ErrInvalid, "cur[0]: want string, got array")
 	f(`{"id":"r",`+imp+`,"site":"example.com"}`, ErrInvalid, "site: want object, got string")
@@ -347,7 +356,14 @@ func TestParseLenient(t *testing.T) {
 	f(head+`,"regs":{"ext":{"gdpr":"1","us_privacy":5}},"user":{"ext":{"consent":{"v":2}}}}`, func(r *Request) bool {
 		return r.Regs.GDPR == True && r.Regs.USPrivacy == nil && r.User.Consent == nil
 	})
-	f(head+`,"regs":{"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	// A gdpr signal that is there but cannot be read applies GDPR: read as
+	// unset it would let user-level data through where the sender may have
+	// meant GDPR to apply. Only 0, "0" and false say it does not.
+	for _, v := range []string{`"yes"`, `"true"`, `"no"`, `""`, `"2"`, `{}`, `[0]`} {
+		f(head+`,"regs":{"ext":{"gdpr":`+v+`}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	}
+	f(head+`,"regs":{"ext":{"gdpr":null}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
 	f(head+`,"regs":{"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"ext":{"gdpr":false}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
 	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins

@@ -14,6 +14,8 @@ func (r *Request) Reset() {
 		ACat:   r.ACat[:0],
 		BAdv:   r.BAdv[:0],
 		BApp:   r.BApp[:0],
+		WLang:  r.WLang[:0],
+		WLangB: r.WLangB[:0],
 		WSeat:  r.WSeat[:0],
 		BSeat:  r.BSeat[:0],
 		Site:   r.Site.empty(),
@@ -28,11 +30,13 @@ func (r *Request) Reset() {
 // The empty methods return an absent object that keeps the receiver's slice
 // capacity.
 
-func (s *Site) empty() Site     { return Site{Cat: s.Cat[:0]} }
-func (a *App) empty() App       { return App{Cat: a.Cat[:0]} }
-func (u *User) empty() User     { return User{Segments: u.Segments[:0]} }
-func (g *Regs) empty() Regs     { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
-func (b *Banner) empty() Banner { return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0]} }
+func (s *Site) empty() Site { return Site{Cat: s.Cat[:0]} }
+func (a *App) empty() App   { return App{Cat: a.Cat[:0]} }
+func (u *User) empty() User { return User{Segments: u.Segments[:0]} }
+func (g *Regs) empty() Regs { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
+func (b *Banner) empty() Banner {
+	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0]}
+}
 func (d *DOOH) empty() DOOH     { return DOOH{VenueType: d.VenueType[:0]} }
 func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0]} }
 func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0], Assets: n.Assets[:0]} }

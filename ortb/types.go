@@ -35,13 +35,17 @@ type Request struct {
 	AT   int64 // auction type: 1 first price, 2 second price (default 2)
 	Test bool
 
-	Cur   [][]byte // allowed bid currencies
-	BCat  [][]byte // blocked IAB categories
-	ACat  [][]byte // allowed advertiser categories (2.6): a bid's every category must be one
-	BAdv  [][]byte // blocked advertiser domains
-	BApp  [][]byte // blocked app bundles
-	WSeat [][]byte
-	BSeat [][]byte
+	Cur  [][]byte // allowed bid currencies
+	BCat [][]byte // blocked IAB categories
+	ACat [][]byte // allowed advertiser categories (2.6): a bid's every category must be one
+	BAdv [][]byte // blocked advertiser domains
+	BApp [][]byte // blocked app bundles
+	// WLang and WLangB are the allowed languages of creatives (2.6 wlang,
+	// ISO-639-1-alpha-2; wlangb, BCP 47), as sent; empty: any.
+	WLang  [][]byte
+	WLangB [][]byte
+	WSeat  [][]byte
+	BSeat  [][]byte
 
 	// CatTax is request.cattax, the taxonomy of bcat and acat (2.6; 0 when absent,
 	// which means 1: IAB Content Category Taxonomy 1.0).
@@ -159,6 +163,7 @@ type Banner struct {
 	W, H   int64
 	Format []Size
 	BAttr  []int64
+	BType  []int64 // blocked banner ad types (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe)
 	Pos    int64
 }
 

@@ -244,7 +244,7 @@ type Result uint8
 const (
 	Learned   Result = iota // at least one curve was updated
 	Duplicate               // the ID was seen recently
-	Invalid                 // bid missing, negative or not finite
+	Invalid                 // bid missing, negative or not finite; or a segment not verified (Refuse)
 	Full                    // neither key found room in the table
 	numResults
 )
@@ -261,6 +261,10 @@ func (m *Model) Counts() [numResults]uint64 {
 	}
 	return out
 }
+
+// Refuse counts a notice the caller would not offer to Observe (its
+// segment could not be verified) as Invalid.
+func (m *Model) Refuse() { m.stats[Invalid].Add(1) }
 
 // NumResults is the number of Result values (for exposition).
 const NumResults = int(numResults)
