@@ -102,6 +102,13 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		fixed := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
 			`"secure":1,"pmp":{"deals":[{"id":"deal-`+n+`","bidfloor":1.5,"at":3},{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.8,"at":3}]},`)
 		out["site-banner fixed deals pub "+n] = []byte(fixed.Replace(string(SiteBanner("0.5"))))
+		// Allowed ad languages and blocked banner types (2.6 wlang, wlangb,
+		// btype), against the creatives that declare theirs.
+		langs := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,
+			`"cur":["USD"],`, `"cur":["USD"],"wlang":["`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`","xx"],"wlangb":["`+
+				strings.ToUpper(campaigns.VocabLanguages[(pub/2)%len(campaigns.VocabLanguages)])+`-XX","`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`_YY"],`,
+			`"pos":1,`, `"pos":1,"btype":[`+strconv.Itoa(1+pub%4)+`],`)
+		out["site-banner wlang btype pub "+n] = []byte(langs.Replace(string(SiteBanner("0.3"))))
 	}
 	return out
 }

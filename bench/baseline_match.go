@@ -24,7 +24,8 @@ import (
 // consent, never under COPPA), deals and private auctions (deal wseat),
 // creative formats and sizes, video and audio MIME types, durations,
 // protocols, pods, placement and skip, native assets, secure, and the
-// request's bcat (in its taxonomy), badv, bapp, battr, wseat/bseat -- so both
+// request's bcat and acat (in their taxonomy), badv, bapp, battr, btype, wlang and
+// wlangb, wseat/bseat -- so both
 // handlers find the same candidates (TestBaselineAgrees checks it).
 
 // Candidate is an eligible (campaign, creative) pair for one imp.
@@ -325,9 +326,12 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 	if len(f.br.ACat) > 0 && !acatAllows(cr, f) {
 		return 0, 0, false
 	}
+	if !langListed(f.br.WLang, cr.Language) || !langListed(f.br.WLangB, cr.Language) {
+		return 0, 0, false
+	}
 	switch cr.Format {
 	case campaigns.FormatBanner:
-		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) {
+		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) || btypeBlocked(cr.BType, imp.Banner.BType) {
 			return 0, 0, false
 		}
 		return bannerFit(cr.Sizes, imp.Banner)
@@ -384,6 +388,29 @@ func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) 
 		}
 	}
 	return 0, 0, false
+}
+
+// langListed says whether an ad in lang may run where the request allows
+// the languages list (wlang, or wlangb: BCP 47, its primary subtag
+// compared), in any case; an empty list allows any, and an ad with no
+// declared language ("") or none to speak of ("xx") is never refused.
+func langListed(list []string, lang string) bool {
+	if len(list) == 0 || lang == "" || lang == "xx" {
+		return true
+	}
+	return slices.ContainsFunc(list, func(l string) bool {
+		primary := strings.TrimSpace(l)
+		if i := strings.IndexAny(primary, "-_"); i >= 0 {
+			primary = primary[:i]
+		}
+		return strings.EqualFold(primary, lang)
+	})
+}
+
+// btypeBlocked says whether the imp's btype names one of the creative's
+// declared banner ad types.
+func btypeBlocked(types []int64, btype []openrtb2.BannerAdType) bool {
+	return slices.ContainsFunc(types, func(t int64) bool { return slices.Contains(btype, openrtb2.BannerAdType(t)) })
 }
 
 func attrBlocked(attr []int64, battr []adcom1.CreativeAttribute) bool {

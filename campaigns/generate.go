@@ -61,7 +61,8 @@ func Generate(n int, seed int64) []Config {
 // addTargeting26 adds the newer targeting and creative fields to a few
 // campaigns each, as real sets use them: languages, cities, metros,
 // connection types, carriers, rewarded imps, DOOH screens and venues,
-// video placements, skippability, pod positions, icon sizes.
+// video placements, skippability, pod positions, icon sizes, ad languages
+// and banner types.
 func addTargeting26(r *rand.Rand, c *Config) {
 	t := &c.Targeting
 	yes, no := true, false
@@ -119,6 +120,17 @@ func addTargeting26(r *rand.Rand, c *Config) {
 			if r.IntN(10) == 0 {
 				cr.Native.ImageW, cr.Native.ImageH = 600, 600
 			}
+		}
+	}
+	// A declared ad language (wlang, wlangb) and banner type (btype), drawn
+	// after the fields above so that those stay as they were.
+	for i := range c.Creatives {
+		cr := &c.Creatives[i]
+		if r.IntN(5) == 0 {
+			cr.Language = VocabLanguages[r.IntN(len(VocabLanguages))]
+		}
+		if cr.Format == "banner" && r.IntN(4) == 0 {
+			cr.BType = [][]int64{{2}, {3}, {2, 4}}[r.IntN(3)]
 		}
 	}
 }
