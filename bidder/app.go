@@ -54,6 +54,11 @@ type App struct {
 	reloadsOK, reloadsRefused atomic.Uint64
 	reloadRefused             atomic.Bool
 	refusedSnap               atomic.Pointer[campaigns.Snapshot] // a loaded set the budget store refused
+	// publishMu serialises publishCampaigns: the watch and SIGHUP publish
+	// from two goroutines, and a set is bound to the budget and then
+	// published to the bid path, two steps that must not interleave with
+	// another set's.
+	publishMu sync.Mutex
 
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
@@ -396,8 +401,14 @@ func (a *App) reloadRefusedNow() {
 
 // publishCampaigns hands the store's snapshot to the bid path unless it is
 // there already. A set the budget store refuses is counted once (the watch
-// does not try it again); SIGHUP tries it again.
+// does not try it again); SIGHUP tries it again. One at a time, each taking
+// the store's newest snapshot: unserialised, the watch and a SIGHUP could
+// bind their sets to the budget in one order and publish them to the bid
+// path in the other, leaving the budget on the older set's budgets
+// (TestConcurrentReloadsAgree).
 func (a *App) publishCampaigns() error {
+	a.publishMu.Lock()
+	defer a.publishMu.Unlock()
 	snap := a.store.Current()
 	if cat := a.Server.catalog.Load(); cat != nil && cat.snap == snap {
 		return nil
