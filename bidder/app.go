@@ -54,6 +54,11 @@ type App struct {
 	reloadsOK, reloadsRefused atomic.Uint64
 	reloadRefused             atomic.Bool
 	refusedSnap               atomic.Pointer[campaigns.Snapshot] // a loaded set the budget store refused
+	// publishMu serialises publishCampaigns: the watch and SIGHUP publish
+	// from two goroutines, and a set is bound to the budget and then
+	// published to the bid path, two steps that must not interleave with
+	// another set's.
+	publishMu sync.Mutex
 
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
@@ -396,8 +401,14 @@ func (a *App) reloadRefusedNow() {
 
 // publishCampaigns hands the store's snapshot to the bid path unless it is
 // there already. A set the budget store refuses is counted once (the watch
-// does not try it again); SIGHUP tries it again.
+// does not try it again); SIGHUP tries it again. One at a time, each taking
+// the store's newest snapshot: unserialised, the watch and a SIGHUP could
+// bind their sets to the budget in one order and publish them to the bid
+// path in the other, leaving the budget on the older set's budgets
+// (TestConcurrentReloadsAgree).
 func (a *App) publishCampaigns() error {
+	a.publishMu.Lock()
+	defer a.publishMu.Unlock()
 	snap := a.store.Current()
 	if cat := a.Server.catalog.Load(); cat != nil && cat.snap == snap {
 		return nil
@@ -527,9 +538,18 @@ func Run(cfg *Config, log *slog.Logger) error {
 	// that wait was not acted on (TestSignalDuringStart: still running 30 s
 	// later). SIGINT or SIGTERM during Start cancels it and shuts down what
 	// started; SIGHUP reloads once Start is done (TestSighupDuringStart).
+	//
+	// SIGHUP has a channel of its own: the runtime drops a signal whose
+	// channel is full, and with one shared channel two SIGHUPs queued
+	// behind a running reload made a SIGTERM in a storm of them vanish
+	// (TestSigtermDuringSighupStorm). One pending SIGHUP is enough: the
+	// reload it starts reads the files as they are then.
 	sig := make(chan os.Signal, 2)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	hupc := make(chan os.Signal, 1)
+	signal.Notify(hupc, syscall.SIGHUP)
+	defer signal.Stop(hupc)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel() // after the app is shut down: its own context derives from ctx
 	type started struct {
@@ -550,11 +570,9 @@ func Run(cfg *Config, log *slog.Logger) error {
 				return r.err
 			}
 			app = r.app
+		case <-hupc:
+			hup = true
 		case s := <-sig:
-			if s == syscall.SIGHUP {
-				hup = true
-				continue
-			}
 			log.Info("shutting down during start", "signal", s.String())
 			cancel()
 			r := <-done
@@ -574,19 +592,16 @@ func Run(cfg *Config, log *slog.Logger) error {
 	}
 	for {
 		select {
+		case <-hupc:
+			reload()
 		case s := <-sig:
-			if s == syscall.SIGHUP {
-				reload()
-				continue
-			}
 			log.Info("shutting down", "signal", s.String())
-			// A second SIGINT/SIGTERM cuts the drain delay short.
+			// A second SIGINT/SIGTERM cuts the drain delay short; SIGHUPs
+			// are no longer read (the runtime drops them).
 			drain, stop := context.WithCancel(context.Background())
 			go func() {
-				for s := range sig {
-					if s != syscall.SIGHUP {
-						stop()
-					}
+				for range sig {
+					stop()
 				}
 			}()
 			err := app.Shutdown(drain)

@@ -18,6 +18,8 @@ import (
 
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/valyala/fasthttp"
+
+	"github.com/openbidder/openbidder/campaigns"
 )
 
 // startApp runs the real bidder on loopback ports: embedded NATS, the
@@ -265,6 +267,75 @@ func TestHotReloadCampaigns(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { code, _, _ := post(t, url, body); return code == 204 })
+}
+
+// Two reloads at once: the directory watch publishing the set it found and
+// a SIGHUP publishing a newer one. Each bound its set to the budget and then
+// published it to the bid path, unserialised, so with the SIGHUP's set bound
+// first and published last, the bid path ran the newer set while the budget
+// manager kept the older one's budgets, and nothing published again: a daily
+// budget lowered from 60 to 0.50 units went on granting leases on 60.
+func TestConcurrentReloadsAgree(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := filepath.Join(dir, "acme.yaml")
+	daily := func(d string) {
+		t.Helper()
+		if err := os.WriteFile(acme, bytes.Replace(src, []byte(`daily: "100.00"`), []byte(`daily: "`+d+`"`), 1), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	daily("100.00")
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir; c.WatchEvery = time.Hour })
+	const older, newer = 60_000_000, 500_000
+	daily("60.00")
+	if err := app.store.Reload(); err != nil { // what the watch found; not published yet
+		t.Fatal(err)
+	}
+	inBind, newerBound, olderDone := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	bind := app.Server.bind
+	app.Server.bind = func(snap *campaigns.Snapshot) (money, error) {
+		switch snap.Campaigns[0].Budget.DailyMicros {
+		case older:
+			close(inBind)
+			select { // the newer set binds first (while serialised, it waits its turn)
+			case <-newerBound:
+			case <-time.After(2 * time.Second):
+			}
+		case newer:
+			m, err := bind(snap)
+			close(newerBound)
+			select { // and publishes last
+			case <-olderDone:
+			case <-time.After(2 * time.Second):
+			}
+			return m, err
+		}
+		return bind(snap)
+	}
+	go func() {
+		defer close(olderDone)
+		app.publishCampaigns() // the watch's publish of the set it found
+	}()
+	<-inBind
+	daily("0.50")
+	if err := app.ReloadCampaigns(); err != nil { // SIGHUP
+		t.Fatal(err)
+	}
+	<-olderDone
+	cat := app.Server.catalog.Load().snap.Campaigns[0].Budget.DailyMicros
+	var bud int64
+	for _, c := range app.budget.Status() {
+		if c.ID == "acme-banner" {
+			bud = c.DailyBudgetMicros
+		}
+	}
+	if cat != newer || bud != newer {
+		t.Fatalf("after both reloads: the bid path's daily budget %d, the budget manager's %d; want both %d (the files')", cat, bud, newer)
+	}
 }
 
 // An operator sees a refused campaign reload in /metrics, not only in the

@@ -267,13 +267,14 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 }
 
 // release applies a loss notice: the hold is freed, or a provisional charge
-// reversed (an event with a negative charge).
+// reversed (an event with a negative charge). A replay is not logged again,
+// as a replayed win or bill is not.
 func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error {
 	res, err := b.m.Settle(b.notice(t, budget.KindLoss, 0, now))
 	if err == nil && !res.Duplicate && t.User != 0 {
 		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
 	}
-	if err == nil || res.ReversedMicros > 0 {
+	if (err == nil && !res.Duplicate) || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
 	return err

@@ -124,10 +124,11 @@ type AdminTokenConfig struct {
 }
 
 // EventsConfig is the event log: one JSON line per notice and tracker hit
-// (win, bill, loss, impression, click) for CTR feedback and audits. A
-// bounded queue sits in front of the writer: when it is full, events are
-// dropped and counted (openbidder_events_dropped_total), never waited for. The
-// file is rotated by size; rotated files are named with their rotation time.
+// (win, bill, loss, impression, click; a replay is not logged again) for CTR
+// feedback and audits. A bounded queue sits in front of the writer: when it
+// is full, events are dropped and counted (openbidder_events_dropped_total),
+// never waited for. The file is rotated by size; rotated files are named
+// with their rotation time.
 type EventsConfig struct {
 	// Path is the file (default events.jsonl beside budget.store_dir, e.g.
 	// data/events.jsonl); "off" writes nothing (events are still counted).

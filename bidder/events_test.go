@@ -206,3 +206,46 @@ func TestOpenEventFile(t *testing.T) {
 		t.Errorf("file not created at start: %v", err)
 	}
 }
+
+// A replayed notice is one event: win and billing replays were left out of
+// the event log, a loss was appended every time it came, so one lurl fired
+// in a loop (a retry storm, or anyone holding it) filled the log with the
+// same loss and rotated the real events out of it.
+func TestReplayedLossLoggedOnce(t *testing.T) {
+	events := filepath.Join(t.TempDir(), "events.jsonl")
+	app := startApp(t, func(c *Config) { c.Events = EventsConfig{Path: events} })
+	lost, reversed := bidOnce(t, app, "ev-lost"), bidOnce(t, app, "ev-reversed")
+	for _, u := range []string{lost.LURL, lost.LURL, lost.LURL,
+		reversed.NURL, reversed.LURL, reversed.LURL, reversed.LURL, reversed.NURL} {
+		if code, msg := get(t, substitute(u, "1.50")); code != 200 {
+			t.Fatalf("%s: %d %s", u, code, msg)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := app.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(events)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		var e struct{ Kind, Auction string }
+		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		got[e.Auction+" "+e.Kind]++
+	}
+	want := map[string]int{"ev-lost loss": 1, "ev-reversed win": 1, "ev-reversed loss": 1}
+	if len(got) != len(want) {
+		t.Fatalf("events %v, want %v:\n%s", got, want, data)
+	}
+	for k, n := range want {
+		if got[k] != n {
+			t.Fatalf("events %v, want %v:\n%s", got, want, data)
+		}
+	}
+}

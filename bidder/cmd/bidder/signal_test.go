@@ -167,3 +167,90 @@ notices: {key: signal-test-notice-key-0123}
 	waitLog("start", `msg="bidder listening"`)
 	waitLog("the reload after the start", `msg="campaigns published" campaigns=5`)
 }
+
+// A SIGTERM during a storm of SIGHUPs (a config tool re-signalling in a
+// loop, a reload per file written) still shuts the bidder down. The signals
+// shared one channel of two slots, and the runtime drops a signal whose
+// channel is full: while a reload ran, two queued SIGHUPs filled it and the
+// SIGTERM was lost, so the bidder never drained (readiness stayed 200 and
+// the orchestrator's SIGKILL came later, with notices in flight).
+func TestSigtermDuringSighupStorm(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	root, _ := filepath.Abs("../../..")
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	if err := os.MkdirAll(camps, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(root, "bidder/testdata/campaigns/acme.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Enough campaigns that a reload takes a while: the window in which
+	// signals queue behind it.
+	for i := range 300 {
+		b := bytes.Replace(src, []byte("id: acme-banner"), fmt.Appendf(nil, "id: acme-%d", i), 1)
+		b = bytes.Replace(b, []byte("id: acme-300x250"), fmt.Appendf(nil, "id: acme-%d-300x250", i), 1)
+		if err := os.WriteFile(filepath.Join(camps, fmt.Sprintf("acme-%d.yaml", i)), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "bidder.yaml")
+	if err := os.WriteFile(cfg, fmt.Appendf(nil, `campaigns_dir: %s
+watch_every: -1s
+model: {gbdt: %s/configs/models/gbdt.manifest.json, provider: "off"}
+budget: {store_dir: %s/nats}
+lifecycle: {drain_delay: -1s}
+`, camps, root, dir), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "-config", cfg, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	for end := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), `msg="bidder listening"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no start within 60 s:\n%s", logs.String())
+		}
+	}
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // the storm, until the test ends
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				cmd.Process.Signal(syscall.SIGHUP)
+				time.Sleep(200 * time.Microsecond)
+			}
+		}
+	}()
+	for end := time.Now().Add(60 * time.Second); strings.Count(logs.String(), `msg="campaigns published"`) < 5; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the storm reloaded nothing within 60 s:\n%s", logs.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM (%d reloads):\n%.2000s", strings.Count(logs.String(), `msg="campaigns published"`), logs.String())
+	}
+}
