@@ -617,12 +617,12 @@ func Run(cfg *Config, log *slog.Logger) error {
 }
 
 // budgetHealth is readiness and the degraded gauge from the budget
-// manager's Health: a NATS blip inside valid leases stays ready.
+// manager's Readiness: a NATS blip inside valid leases stays ready.
 func budgetHealth(m *budget.Manager) (ready func() (bool, string), degraded func() bool) {
 	ready = func() (bool, string) {
-		h := m.Health()
-		return h.Ready, h.Reason
+		ok, _, why := m.Readiness()
+		return ok, why
 	}
-	degraded = func() bool { return m.Health().Degraded }
+	degraded = func() bool { _, d, _ := m.Readiness(); return d }
 	return ready, degraded
 }

@@ -10,17 +10,28 @@ import (
 
 // A store outage inside a valid lease keeps the instance ready (degraded);
 // a lease expired or used up while cut off turns it not ready (fail closed).
+// Readiness agrees with Health throughout.
 func TestHealthDegradedThenFailClosed(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(100)))
 	h := m.Handle("c")
-	if hs := m.Health(); !hs.Ready || hs.Degraded || hs.LeasedCampaigns != 1 {
+	// Readiness (what /readyz and the degraded gauge read) says what Health
+	// says, in every state.
+	health := func() Health {
+		t.Helper()
+		hs := m.Health()
+		if ready, degraded, why := m.Readiness(); ready != hs.Ready || degraded != hs.Degraded || why != hs.Reason {
+			t.Fatalf("Readiness %v %v %q, Health %+v", ready, degraded, why, hs)
+		}
+		return hs
+	}
+	if hs := health(); !hs.Ready || hs.Degraded || hs.LeasedCampaigns != 1 {
 		t.Fatalf("connected with a lease: %+v", hs)
 	}
 	// Cut off, as syncAll marks it when the store does not answer.
 	m.connected.Store(false)
 	m.setReason("budget store unreachable")
-	hs := m.Health()
+	hs := health()
 	if !hs.Ready || !hs.Degraded || !strings.Contains(hs.Reason, "unreachable") {
 		t.Fatalf("cut off inside a valid lease: %+v, want ready and degraded", hs)
 	}
@@ -33,26 +44,26 @@ func TestHealthDegradedThenFailClosed(t *testing.T) {
 		}
 		ids = append(ids, id)
 	}
-	if hs := m.Health(); hs.Ready || hs.Degraded || !strings.Contains(hs.Reason, "fail closed") {
+	if hs := health(); hs.Ready || hs.Degraded || !strings.Contains(hs.Reason, "fail closed") {
 		t.Fatalf("lease used up while cut off: %+v, want not ready (fail closed)", hs)
 	}
 	for _, id := range ids {
 		m.Unhold(h, id)
 	}
-	if hs := m.Health(); !hs.Ready || !hs.Degraded {
+	if hs := health(); !hs.Ready || !hs.Degraded {
 		t.Fatalf("room again: %+v", hs)
 	}
 	// Expired: the lease's validity ends.
 	clk.Add(m.cfg.LeaseTTL)
-	if hs := m.Health(); hs.Ready || !strings.Contains(hs.Reason, "fail closed") {
+	if hs := health(); hs.Ready || !strings.Contains(hs.Reason, "fail closed") {
 		t.Fatalf("lease expired while cut off: %+v, want not ready", hs)
 	}
 	m.connected.Store(true)
-	if hs := m.Health(); !hs.Ready || hs.Degraded {
+	if hs := health(); !hs.Ready || hs.Degraded {
 		t.Fatalf("reconnected: %+v", hs)
 	}
 	m.Close(context.Background())
-	if hs := m.Health(); hs.Ready || hs.Reason != "closed" {
+	if hs := health(); hs.Ready || hs.Reason != "closed" {
 		t.Fatalf("closed: %+v", hs)
 	}
 }
