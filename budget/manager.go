@@ -201,13 +201,14 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 		if a == nil {
 			a = m.newAccount(c.ID)
 		}
-		if old := a.cfg.Load(); old != nil && moneyChanged(old, &c) {
-			a.poke.Store(true)
-		}
+		old := a.cfg.Load()
 		a.cfg.Store(&c)
 		a.startNs.Store(unixOrZero(c.Start))
 		a.endNs.Store(unixOrZero(c.End))
 		a.active.Store(true)
+		if old != nil && moneyChanged(old, &c) {
+			a.poke.Store(true) // after the new config: a step that takes the poke reads it
+		}
 	}
 	for id, a := range m.byID {
 		if !seen[id] {
