@@ -366,7 +366,7 @@ type NoticeConfig struct {
 	ForwardTimeout time.Duration `yaml:"forward_timeout"`
 	// DedupWindow is how long the de-duplication tier keeps an impression
 	// after a notice of each kind (default win 15m, bill 2h, loss 15m; a
-	// provisional charge is kept as long as a bill may come). The ledger
+	// win is kept as long as a bill may come). The ledger
 	// stream's duplicate window is the longest of them (an instance that
 	// starts never shrinks it: the longest any instance asked for), and a
 	// win or billing notice later after its bid than that longest window is
@@ -394,8 +394,11 @@ type NoticeConfig struct {
 
 // DedupWindowConfig is notices.dedup_window; each window is at most 720h.
 type DedupWindowConfig struct {
-	// Win keeps an impression's state after a win notice (default 15m; a
-	// provisional win is kept as long as its bill may come: max(win, bill)).
+	// Win keeps an impression's state after a win notice (default 15m), and
+	// at least as long as its bill may come: max(win, bill). A later notice
+	// of a win, provisional or charged on a charge_on: win exchange, may
+	// still raise its charge, and only its kept level stops that from
+	// charging the whole price again.
 	Win time.Duration `yaml:"win"`
 	// Bill keeps it after a billing notice (default 2h; billing can come
 	// long after the win, video completions for one).

@@ -247,12 +247,13 @@ func (o *settleOp) charge() Result {
 	}
 	prov := n.Kind == KindWin && chargeOn == KindBill
 	res.Won = prov
+	// A win is kept at least as long as a bill: its bill may come later, and
+	// on a charge-on-win exchange a later notice of it (the bill, or the win
+	// URL fired again at a higher price) may only raise the charge, so its
+	// level must still be known (TestChargeOnWinLevelOutlivesWinWindow).
 	win := m.cfg.DedupWindow.Bill
 	if n.Kind == KindWin {
-		win = m.cfg.DedupWindow.Win
-		if prov {
-			win = max(win, m.cfg.DedupWindow.Bill) // its bill may come later
-		}
+		win = max(m.cfg.DedupWindow.Win, m.cfg.DedupWindow.Bill)
 	}
 	m.tier.touch(o.s, e, o.now+windowSec(win))
 	flags := e.flags | fWin

@@ -454,15 +454,25 @@ func TestTierWindows(t *testing.T) {
 		}
 		return res
 	}
-	settle(KindWin, KindWin, "w")  // kept 1m
-	settle(KindWin, KindBill, "p") // provisional: kept until its bill may come (10m)
-	settle(KindLoss, 0, "l")       // 2m
+	// A win, settled (charge on win) or provisional, is kept until its bill
+	// may come (10m); a loss 2m.
+	settle(KindWin, KindWin, "w")
+	settle(KindWin, KindBill, "p")
+	settle(KindLoss, 0, "l")
 	clk.Add(90 * time.Second)
-	if !settle(KindWin, KindBill, "p").Duplicate || !settle(KindLoss, 0, "l").Duplicate {
+	if !settle(KindWin, KindBill, "p").Duplicate || !settle(KindLoss, 0, "l").Duplicate || !settle(KindWin, KindWin, "w").Duplicate {
 		t.Fatal("entries gone before their window")
 	}
+	clk.Add(150 * time.Second) // 4 min: the loss is gone, the wins are kept
+	if settle(KindLoss, 0, "l").Duplicate {
+		t.Fatal("a loss entry outlived its 2m window")
+	}
+	if !settle(KindWin, KindBill, "p").Duplicate || !settle(KindWin, KindWin, "w").Duplicate {
+		t.Fatal("a win entry gone before its bill's 10m window")
+	}
+	clk.Add(11 * time.Minute)
 	if settle(KindWin, KindWin, "w").Duplicate {
-		t.Fatal("a charge-on-win entry outlived its 1m window")
+		t.Fatal("a win entry outlived the bill's 10m window")
 	}
 	clk.Add(time.Hour)
 	m.tier.prune(clk.Now().UnixNano())
@@ -751,5 +761,42 @@ func TestNeverUnderAcrossProcesses(t *testing.T) {
 			a.Close(ctxT(t))
 			other.Close(ctxT(t))
 		}
+	}
+}
+
+// On a charge-on-win exchange a win settles the impression, and a later
+// notice of it (its bill, or the win URL fired again at a higher price) may
+// only raise the charge to the new level. Such a notice is accepted for the
+// longest window after the bid, so the tier keeps the win's level that long:
+// with the win's own 15 minutes, a notice 16 minutes later found no level
+// and charged its whole price again (1,000 then 1,200: 2,200 spent, and
+// again every 15 minutes while the token lived; redteam7).
+func TestChargeOnWinLevelOutlivesWinWindow(t *testing.T) {
+	for _, later := range []NoticeKind{KindWin, KindBill} {
+		clk := newManualClock(t0.Add(time.Hour))
+		m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", micros(100)))
+		h := m.Handle("c")
+		id, ok := m.Hold(h, 2000, clk.Now())
+		if !ok {
+			t.Fatal("hold refused")
+		}
+		n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, InstanceID: "i1", CampaignID: "c",
+			AuctionID: "a", ImpID: "1", BidMicros: 2000, ClearingMicros: 1000, Time: clk.Now()}
+		if res, err := m.Settle(n); err != nil || res.ChargedMicros != 1000 {
+			t.Fatalf("win: %+v %v", res, err)
+		}
+		clk.Add(16 * time.Minute)
+		n.Kind, n.ClearingMicros, n.Time = later, 1200, clk.Now()
+		res, err := m.Settle(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.ChargedMicros != 200 || res.LevelMicros != 1200 {
+			t.Errorf("%v at 1,200 16 min after a win at 1,000: %+v, want a rise of 200 to 1,200", later, res)
+		}
+		if spent := h.spent.Load(); spent != 1200 {
+			t.Errorf("%v: spent %d, want 1,200", later, spent)
+		}
+		m.Close(context.Background())
 	}
 }
