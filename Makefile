@@ -52,6 +52,7 @@ IDLE ?= 30s
 SETTLE ?= 60s
 E2E_FLAGS ?=
 bench-e2e: onnxruntime
+	@command -v wrk >/dev/null || { echo "bench-e2e needs wrk on PATH (Debian: apt-get install wrk)" >&2; exit 1; }
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./bidder/cmd/bidder ./campaigns/cmd/gencampaigns ./bench/cmd/e2e
 	./bin/e2e -command "make bench-e2e" -duration $(DURATION) -warmup $(WARMUP) -idle $(IDLE) -settle $(SETTLE) $(E2E_FLAGS)
 
