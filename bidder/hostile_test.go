@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/prometheus/common/expfmt"
@@ -198,6 +200,24 @@ func TestHostileInputReachesNoOperatorSurface(t *testing.T) {
 	}
 	if len(added) > 40 {
 		t.Errorf("hostile traffic added %d series (bounded set expected):\n%s", len(added), strings.Join(added, "\n"))
+	}
+
+	// Requests fasthttp itself refuses (a bad request line, a header
+	// without a colon, a bad chunk size): its error names the bytes it read.
+	for _, raw := range []string{
+		"G\x00T /" + hostileMark + " HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /healthz HTTP/1.1\r\nHost: x\r\n" + hostileMark + "\r\n\r\n",
+		"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + hostileMark + "\r\n",
+	} {
+		c, err := net.Dial("tcp", app.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(c, raw)
+		c.(*net.TCPConn).CloseWrite()
+		io.Copy(io.Discard, c)
+		c.Close()
 	}
 
 	code, st := get(t, "http://"+app.AdminAddr()+"/admin/status")
