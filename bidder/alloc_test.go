@@ -85,15 +85,7 @@ func TestHandlerAllocsRealBudget(t *testing.T) {
 	s, _ := budgetTestServer(t, withShading)
 	ts := &testServer{Server: s}
 	for _, body := range [][]byte{readReq(t, "site-banner.json"), firstPrice(t, "alloc")} {
-		var ctx fasthttp.RequestCtx
-		ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
-		ctx.Request.Header.SetMethod("POST")
-		ctx.Request.SetRequestURI("/openrtb2/bid")
-		run := func() {
-			ctx.Response.Reset()
-			ctx.Request.SetBody(body)
-			ts.handle(&ctx)
-		}
+		ctx, run := bidReplay(ts.handle, body)
 		run()
 		if ctx.Response.StatusCode() != 200 {
 			t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
@@ -101,6 +93,21 @@ func TestHandlerAllocsRealBudget(t *testing.T) {
 		if n := allocs(run); n != 0 {
 			t.Errorf("%v allocations per bid through the real budget, want 0", n)
 		}
+	}
+}
+
+// bidReplay is a request context posting body to the bid endpoint, with
+// its buffers kept as fasthttp.Server keeps them, and a run that answers it
+// again through handle: what the allocation guards measure.
+func bidReplay(handle func(*fasthttp.RequestCtx), body []byte) (*fasthttp.RequestCtx, func()) {
+	ctx := new(fasthttp.RequestCtx)
+	ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.SetRequestURI("/openrtb2/bid")
+	return ctx, func() {
+		ctx.Response.Reset()
+		ctx.Request.SetBody(body)
+		handle(ctx)
 	}
 }
 
@@ -137,15 +144,7 @@ func TestHandlerAllocsRowLog(t *testing.T) {
 	defer cancel()
 	ts.mon.rows = rl
 	site := readReq(t, "site-banner.json")
-	var rc fasthttp.RequestCtx
-	rc.Request.KeepBodyBuffer, rc.Response.KeepBodyBuffer = true, true
-	rc.Request.Header.SetMethod("POST")
-	rc.Request.SetRequestURI("/openrtb2/bid")
-	run := func() {
-		rc.Response.Reset()
-		rc.Request.SetBody(site)
-		ts.handle(&rc)
-	}
+	rc, run := bidReplay(ts.handle, site)
 	run()
 	if rc.Response.StatusCode() != 200 {
 		t.Fatalf("status %d %s", rc.Response.StatusCode(), rc.Response.Header.Peek("x-nobid-reason"))

@@ -4,8 +4,6 @@ package bidder
 
 import (
 	"testing"
-
-	"github.com/valyala/fasthttp"
 )
 
 // The kill switch's gate allocates nothing: with a campaign paused (its
@@ -37,15 +35,7 @@ func TestKillSwitchAllocs(t *testing.T) {
 		default:
 			ctl.set(c.pause, true)
 		}
-		var ctx fasthttp.RequestCtx
-		ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
-		ctx.Request.Header.SetMethod("POST")
-		ctx.Request.SetRequestURI("/openrtb2/bid")
-		run := func() {
-			ctx.Response.Reset()
-			ctx.Request.SetBody(site)
-			ts.handle(&ctx)
-		}
+		ctx, run := bidReplay(ts.handle, site)
 		run()
 		if got := ctx.Response.StatusCode(); got != c.status {
 			t.Fatalf("%s: status %d, want %d", c.name, got, c.status)

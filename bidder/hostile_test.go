@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -21,24 +20,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
-
-// lockedBuffer is a log sink the test reads while the app writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // hostileMark is in every attacker-chosen value below: it must reach no
 // operator surface (metrics, status, logs) except the event log's ids,
@@ -98,7 +79,7 @@ func grepLines(s, sub string) string {
 // new series either), the status JSON or the logs; the event log keeps one
 // valid, bounded JSON object a line.
 func TestHostileInputReachesNoOperatorSurface(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &syncBuffer{}
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	app := startAppLog(t, func(c *Config) { c.Events.Path = events },
 		slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))

@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/valyala/fasthttp"
-
 	"github.com/openbidder/openbidder/shading"
 )
 
@@ -27,15 +25,7 @@ func TestHandlerAllocsShading(t *testing.T) {
 		{"second price", readReq(t, "site-banner.json")},
 		{"multi-imp", readReq(t, "multi-imp.json")},
 	} {
-		var ctx fasthttp.RequestCtx
-		ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
-		ctx.Request.Header.SetMethod("POST")
-		ctx.Request.SetRequestURI("/openrtb2/bid")
-		run := func() {
-			ctx.Response.Reset()
-			ctx.Request.SetBody(c.body)
-			ts.handle(&ctx)
-		}
+		ctx, run := bidReplay(ts.handle, c.body)
 		run()
 		if got := ctx.Response.StatusCode(); got != 200 {
 			t.Fatalf("%s: status %d: %s", c.name, got, ctx.Response.Body())
