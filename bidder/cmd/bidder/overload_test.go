@@ -151,28 +151,36 @@ budget: {store_dir: %[2]s/nats}
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := func(i int) (string, string, []byte) {
-		return "POST", "/openrtb2/bid", bytes.Replace(req, []byte(`"req-site-banner"`), fmt.Appendf(nil, `"ov-%d"`, i), 1)
-	}
-	answers := runLoad(loadOpts{addr: p.listen, conns: 32, rate: 20000, total: 3000, max: 5 * time.Second, req: body, keep: true})
+	// Requests overlap only while the bidder gets both CPUs; on a machine
+	// busy with other work a whole burst can run one request at a time and
+	// shed nothing, so a burst is tried up to three times (new auction ids
+	// each time). Every answer of every burst is checked and released.
+	var answers []answer
 	count := map[string]int{}
-	for _, a := range answers {
-		switch {
-		case a.status == -1:
-			count["not sent"]++
-		case a.err != nil:
-			t.Fatalf("request failed: %v", a.err)
-		case a.status == 200:
-			count["200"]++
-		case a.status == 204:
-			count["204 "+a.reason]++
-		default:
-			t.Fatalf("status %d %s", a.status, a.reason)
+	for try := 0; try < 3 && count["204 overload"] == 0; try++ {
+		body := func(i int) (string, string, []byte) {
+			return "POST", "/openrtb2/bid", bytes.Replace(req, []byte(`"req-site-banner"`), fmt.Appendf(nil, `"ov-%d-%d"`, try, i), 1)
 		}
+		burst := runLoad(loadOpts{addr: p.listen, conns: 32, rate: 20000, total: 3000, max: 5 * time.Second, req: body, keep: true})
+		for _, a := range burst {
+			switch {
+			case a.status == -1:
+				count["not sent"]++
+			case a.err != nil:
+				t.Fatalf("request failed: %v", a.err)
+			case a.status == 200:
+				count["200"]++
+			case a.status == 204:
+				count["204 "+a.reason]++
+			default:
+				t.Fatalf("status %d %s", a.status, a.reason)
+			}
+		}
+		answers = append(answers, burst...)
+		t.Logf("answers after burst %d: %v", try+1, count)
 	}
-	t.Logf("answers: %v", count)
 	if count["204 overload"] == 0 {
-		t.Fatalf("nothing shed under overload: %v", count)
+		t.Fatalf("nothing shed under overload in three bursts: %v", count)
 	}
 	if got := p.metric(t, `openbidder_nobids_total{reason="overload"}`); got != float64(count["204 overload"]) {
 		t.Fatalf("metrics count %v sheds, clients saw %d", got, count["204 overload"])
