@@ -188,3 +188,51 @@ func TestReversalAfterMidnightKeepsTheNewDay(t *testing.T) {
 		t.Fatalf("third day: spent_total %d, spent_day %d; want 5 and 2 units", r.SpentTotal, r.SpentDay)
 	}
 }
+
+// The day rule one step at a time: a reversal of a charge of an earlier day
+// (kept) leaves spent_day alone, one of the record's day lowers it, one of a
+// day the record has left is kept too, and a retried step (its reply lost)
+// counts nothing twice; spent_day + leases stays within the daily budget.
+func TestApplyLeaseReversalDays(t *testing.T) {
+	now := t0.Add(time.Hour)
+	q := leaseReq{instance: "a", now: now, day: "2026-11-23", daily: 1000, boot: "a1", ttl: time.Minute, reclaim: time.Second,
+		acked: 600, reported: 600, want: 100}
+	f := func(name string, r Record, q leaseReq, wantDay, wantTotal int64) Record {
+		t.Helper()
+		applyLease(&r, q)
+		if r.SpentDay != wantDay || r.SpentTotal != wantTotal {
+			t.Errorf("%s: spent_day %d, spent_total %d; want %d, %d", name, r.SpentDay, r.SpentTotal, wantDay, wantTotal)
+		}
+		var leases int64
+		for _, l := range r.Leases {
+			leases += l.Amount
+		}
+		if r.SpentDay+leases > q.daily {
+			t.Errorf("%s: spent_day %d + leases %d over the daily %d", name, r.SpentDay, leases, q.daily)
+		}
+		return r
+	}
+	rec := func() Record {
+		return Record{Day: "2026-11-23", SpentDay: 400, SpentTotal: 1000,
+			Leases: map[string]Lease{"a": {Amount: 100, Expires: now.UnixNano(), Boot: "a1", Reported: 600}}}
+	}
+	// 50 new spend, a reversal of 30 of an earlier day and one of 20 of today.
+	step := q
+	step.reported, step.kept, step.keptSame, step.sameDay = 600+50-30-20, 30, 50, "2026-11-23"
+	r := f("today", rec(), step, 400+50-20, 1000)
+	f("retried", r, step, 400+50-20, 1000)
+	if k := r.Leases["a"].DayKept; k != 30 {
+		t.Errorf("day_kept %d, want 30", k)
+	}
+	// The record's day moved on (another instance, or midnight): today's is kept too.
+	ahead := rec()
+	ahead.Day, ahead.SpentDay = "2026-11-24", 100
+	f("record a day ahead", ahead, step, 100+50, 1000)
+	// The entry was dropped after an acknowledged step: the base is the process's own.
+	dropped := rec()
+	delete(dropped.Leases, "a")
+	step2 := step
+	step2.acked, step2.keptAcked = 600, 10
+	step2.kept, step2.keptSame = 40, 60
+	f("no entry", dropped, step2, 400+50-20, 1000)
+}
