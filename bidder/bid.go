@@ -266,6 +266,9 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	if bc.ex == nil {
 		bc.ex = s.exchanges[""] // callers other than handleBid (tests, benchmarks)
 	}
+	if bc.req.Test && bc.ex.test == testNoBid {
+		return reasonTestRequest
+	}
 	if time.Until(deadline) < s.cfg.Limits.MinSlack {
 		return reasonTMax
 	}
@@ -704,7 +707,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		ci := bc.slots[b.slot].cand.Campaign.Index
 		h, r := uint64(0), reasonNone
-		if !bc.req.Test { // a test-mode auction is not billable: nothing to hold
+		if !bc.free() { // test_requests: free: nothing to hold
 			h, r = cat.money.hold(ci, b.charge, bc.user, bc.now)
 		}
 		if r != reasonNone {
@@ -895,3 +898,9 @@ func equalFoldASCII(a, b []byte) bool {
 	}
 	return true
 }
+
+// free reports whether bc's bids are free: a test=1 request on an exchange
+// whose test_requests is free. Such a bid holds nothing and its token says
+// so, and its notices charge nothing; every other bid, test=1 included
+// (billable, the default), holds and charges.
+func (bc *bidCtx) free() bool { return bc.req.Test && bc.ex.test == testFree }

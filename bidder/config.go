@@ -353,9 +353,16 @@ type NoticeConfig struct {
 	// ChargeOn is "billing" (the default: a win notice charges
 	// provisionally, the burl settles the charge, a loss before the burl
 	// reverses it) or "win" (nurl charges).
-	ChargeOn string        `yaml:"charge_on"`
-	TokenTTL time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
-	HoldTTL  time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
+	ChargeOn string `yaml:"charge_on"`
+	// TestRequests is what a test-mode request (OpenRTB test=1) gets:
+	// "billable" (the default: bid like a live one, its bid holds and its
+	// notices charge, so no ad an exchange shows goes untracked whatever
+	// the request says), "free" (bid, but nothing held and its notices
+	// answered without charge, for an exchange's integration: the notice
+	// token records it) or "nobid" (204, no-bid reason test_request).
+	TestRequests string        `yaml:"test_requests"`
+	TokenTTL     time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
+	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
 	// AckWait bounds how long a charging notice waits for its ledger entry
 	// to be durable; then it is answered 503 and the entry stays queued for
 	// the exchange's retry (default 2s).
@@ -416,6 +423,12 @@ type ExchangeConfig struct {
 	// ChargeOn is "billing" or "win" for this exchange; empty means
 	// notices.charge_on.
 	ChargeOn string `yaml:"charge_on"`
+	// TestRequests is notices.test_requests for this exchange's requests
+	// ("billable", "free" or "nobid"); empty means notices.test_requests.
+	// Set free only for an exchange that never sends live auctions as
+	// test=1 (their ads would run without charging any budget), and with
+	// its sources set: anyone who can post as it gets free ads.
+	TestRequests string `yaml:"test_requests"`
 	// Seat is the buyer seat id this exchange knows the bidder by:
 	// seatbid.seat, and the seat wseat, bseat and deal wseat are checked
 	// against (default: seat).
@@ -711,6 +724,7 @@ func (c *Config) Defaults() {
 		c.Model.MaxBatch = 64
 	}
 	def(&c.Notices.ChargeOn, "billing")
+	def(&c.Notices.TestRequests, "billable")
 	defDur(&c.Notices.TokenTTL, 24*time.Hour)
 	defDur(&c.Notices.HoldTTL, 2*time.Minute)
 	defDur(&c.Notices.AckWait, 2*time.Second)
@@ -850,6 +864,9 @@ func (c *Config) Validate() error {
 	default:
 		bad("notices.charge_on", "%q is not billing or win", c.Notices.ChargeOn)
 	}
+	if _, ok := testModes[c.Notices.TestRequests]; !ok {
+		bad("notices.test_requests", "%q is not billable, free or nobid", c.Notices.TestRequests)
+	}
 	for name, x := range c.Exchanges {
 		c.validateExchange(name, x, bad)
 	}
@@ -910,6 +927,9 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 	case "", "billing", "win":
 	default:
 		bad(f+"charge_on", "%q is not billing or win", x.ChargeOn)
+	}
+	if _, ok := testModes[x.TestRequests]; !ok && x.TestRequests != "" {
+		bad(f+"test_requests", "%q is not billable, free or nobid", x.TestRequests)
 	}
 	if x.Currency != "" {
 		if _, ok := c.Currency.Rates[x.Currency]; !ok {

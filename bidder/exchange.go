@@ -23,13 +23,26 @@ type exchange struct {
 	currency    []byte // preferred response currency; nil: USD when the request lists none
 	defaultTMax time.Duration
 	chargeOnWin bool
-	nbr         bool   // no-bid answers are 200 {"id":...,"nbr":N}
-	priceArg    []byte // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
-	lossArg     []byte // &r=MACRO, or empty when the exchange substitutes no loss reason
+	test        testMode // what a test=1 request gets
+	nbr         bool     // no-bid answers are 200 {"id":...,"nbr":N}
+	priceArg    []byte   // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
+	lossArg     []byte   // &r=MACRO, or empty when the exchange substitutes no loss reason
 	// sources are the addresses allowed to send this exchange's requests
 	// (exchanges.NAME.sources, else limits.bid_sources); nil: any.
 	sources []netip.Prefix
 }
+
+// testMode is what an exchange's test-mode requests (test=1) get
+// (notices.test_requests, exchanges.NAME.test_requests).
+type testMode uint8
+
+const (
+	testBillable testMode = iota // bid, hold and charge like a live request
+	testFree                     // bid; nothing held, notices answered without charge (bidToken.Test)
+	testNoBid                    // 204 test_request
+)
+
+var testModes = map[string]testMode{"billable": testBillable, "free": testFree, "nobid": testNoBid}
 
 // Default auction macros.
 const (
@@ -67,6 +80,11 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 		on = cfg.Notices.ChargeOn
 	}
 	ex.chargeOnWin = on == "win"
+	tm := x.TestRequests
+	if tm == "" {
+		tm = cfg.Notices.TestRequests
+	}
+	ex.test = testModes[tm] // Validate checks the name; "" (a Config not defaulted) is billable
 	src := x.Sources
 	if len(src) == 0 {
 		src = cfg.Limits.BidSources

@@ -249,6 +249,9 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 	case s.pausedAll(): // the kill switch: the bid path answers 204 paused before parsing
 		ans.NoBidReason = reasonPaused.String()
 		return ans, http.StatusOK
+	case req.Test && opt.ex.test == testNoBid:
+		ans.NoBidReason = reasonTestRequest.String()
+		return ans, http.StatusOK
 	case !ans.Deadline.EnoughSlack:
 		ans.NoBidReason = reasonTMax.String()
 		return ans, http.StatusOK

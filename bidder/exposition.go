@@ -56,7 +56,7 @@ var (
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
 	dLongID        = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
 	dTrackerReplay = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
-	dTestNotices   = serverDescs.add("test_notices_total", "Notices of bids made for test-mode requests (test=1, not billable): answered, nothing charged or held.")
+	dTestNotices   = serverDescs.add("test_notices_total", "Notices of free bids (test=1 requests on an exchange with test_requests: free): answered, nothing charged or held.")
 	dLossBidWon    = serverDescs.add("loss_notices_bid_won_total", "Loss notices whose reason was 0 (OpenRTB: bid won): the hold and any charge left as they were.")
 	dNoticeBad     = serverDescs.add("notices_invalid_total", "Notices refused: forged, expired or malformed.")
 	dNobids        = serverDescs.add("nobids_total", "Bid requests answered 204, by reason.", "reason")

@@ -35,42 +35,44 @@ func (c *counter) load() uint64 {
 type reason uint8
 
 const (
-	reasonNone       reason = iota
-	reasonTMax              // tmax too short to answer in time
-	reasonNotReady          // campaigns or model not loaded
-	reasonNoMatch           // no campaign eligible for any imp
-	reasonCurrency          // floor or bid currency not in the rate table
-	reasonPaced             // pacing throttle said not now
-	reasonBudget            // no lease headroom or budget exhausted
-	reasonFreqCap           // frequency cap reached
-	reasonBelowFloor        // best value under the floor
-	reasonDeadline          // no scorer could answer before the deadline
-	reasonModelError        // scoring failed
-	reasonFailClosed        // budget store unreachable and lease used up
-	reasonFlight            // outside flight / budget window
-	reasonOverload          // shed by the admission limit (admission.go)
-	reasonLate              // answer ready after the deadline: bid withdrawn, holds released
-	reasonPaused            // kill switch: all bidding, or the campaign, paused (control.go)
+	reasonNone        reason = iota
+	reasonTMax               // tmax too short to answer in time
+	reasonNotReady           // campaigns or model not loaded
+	reasonNoMatch            // no campaign eligible for any imp
+	reasonCurrency           // floor or bid currency not in the rate table
+	reasonPaced              // pacing throttle said not now
+	reasonBudget             // no lease headroom or budget exhausted
+	reasonFreqCap            // frequency cap reached
+	reasonBelowFloor         // best value under the floor
+	reasonDeadline           // no scorer could answer before the deadline
+	reasonModelError         // scoring failed
+	reasonFailClosed         // budget store unreachable and lease used up
+	reasonFlight             // outside flight / budget window
+	reasonOverload           // shed by the admission limit (admission.go)
+	reasonLate               // answer ready after the deadline: bid withdrawn, holds released
+	reasonPaused             // kill switch: all bidding, or the campaign, paused (control.go)
+	reasonTestRequest        // a test=1 request on an exchange with test_requests: nobid
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
-	reasonNone:       "none",
-	reasonTMax:       "tmax",
-	reasonNotReady:   "not_ready",
-	reasonNoMatch:    "no_campaign",
-	reasonCurrency:   "currency",
-	reasonPaced:      "paced",
-	reasonBudget:     "budget",
-	reasonFreqCap:    "frequency_cap",
-	reasonBelowFloor: "below_floor",
-	reasonDeadline:   "deadline",
-	reasonModelError: "model_error",
-	reasonFailClosed: "fail_closed",
-	reasonFlight:     "flight",
-	reasonOverload:   "overload",
-	reasonLate:       "late",
-	reasonPaused:     "paused",
+	reasonNone:        "none",
+	reasonTMax:        "tmax",
+	reasonNotReady:    "not_ready",
+	reasonNoMatch:     "no_campaign",
+	reasonCurrency:    "currency",
+	reasonPaced:       "paced",
+	reasonBudget:      "budget",
+	reasonFreqCap:     "frequency_cap",
+	reasonBelowFloor:  "below_floor",
+	reasonDeadline:    "deadline",
+	reasonModelError:  "model_error",
+	reasonFailClosed:  "fail_closed",
+	reasonFlight:      "flight",
+	reasonOverload:    "overload",
+	reasonLate:        "late",
+	reasonPaused:      "paused",
+	reasonTestRequest: "test_request",
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -61,7 +61,7 @@ type bidToken struct {
 	User               uint64 // frequency-cap key; 0 unknown
 	PCTR               float32
 	ChargeOnWin        bool   // the exchange charges on the win notice (else billing)
-	Test               bool   // a test-mode request's bid (test=1): not billable, its notices never charge
+	Test               bool   // a test=1 request's bid on a test_requests: free exchange: its notices never charge
 	Instance           []byte // the instance that placed the bid and holds its hold
 	Expiry             time.Time
 	Issued             time.Time // when the bid was made (zero: a token that does not say)
@@ -120,7 +120,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
 		ChargeOnWin:  bc.ex.chargeOnWin,
-		Test:         bc.req.Test,
+		Test:         bc.free(),
 		Expiry:       bc.now.Add(s.cfg.Notices.TokenTTL),
 		Issued:       bc.now,
 	}
@@ -270,8 +270,8 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	}
 }
 
-// testNotice answers a notice of a bid made for a test-mode request
-// (OpenRTB test=1: "auctions are not billable"): win, billing and loss
+// testNotice answers a notice of a free bid (a test-mode request, test=1,
+// on an exchange with test_requests: free; the token says so): win, billing and loss
 // notices 200, the pixel its GIF, the click its redirect; nothing is charged,
 // held, counted against frequency caps, learned or logged.
 func (s *Server) testNotice(ctx *fasthttp.RequestCtx, kind noticeKind, t *bidToken) {

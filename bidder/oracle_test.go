@@ -254,8 +254,8 @@ func TestSampleBidsKeepTheRules(t *testing.T) {
 				for _, p := range oracleCheck(&req, resp, rates, mu) {
 					t.Errorf("base %s, %s, %s: %s", base, mu.name, filepath.Base(f), p)
 				}
-				if req.Test == 1 && len(ts.money.holds) != held {
-					t.Errorf("base %s, %s, %s: a test=1 bid held money", base, mu.name, filepath.Base(f))
+				if req.Test == 1 && len(ts.money.holds) == held && held < cap(ts.money.holds) {
+					t.Errorf("base %s, %s, %s: a test=1 bid held nothing (test_requests: billable, the default)", base, mu.name, filepath.Base(f))
 				}
 				bids++
 			}

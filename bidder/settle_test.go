@@ -345,41 +345,75 @@ func TestBillReplayedAfterTokenTTLShortenedRefused(t *testing.T) {
 	}
 }
 
-// A test-mode request (OpenRTB test=1: "auctions are not billable") is bid
-// on as usual, but its bid holds nothing and its win, billing, loss,
-// impression and click notices are answered without charging anything; the
-// same request in live mode still charges.
-func TestTestModeBidsNeverCharge(t *testing.T) {
-	app := startApp(t, nil)
+// What a test-mode request (OpenRTB test=1) gets is the exchange's
+// test_requests. By default (billable) its bid holds and its notices charge
+// like a live one's: test=1 is the request's word, and an exchange (or
+// anything that can post as one) marking live auctions test=1 got ads that
+// never charged the budget. free keeps the old behaviour for an exchange's
+// integration: nothing held, notices answered without charge, and the token
+// says so (a notice cannot claim it). nobid answers 204 test_request.
+func TestTestRequests(t *testing.T) {
+	app := startApp(t, func(c *Config) {
+		c.Exchanges = map[string]ExchangeConfig{"integ": {TestRequests: "free"}, "strict": {TestRequests: "nobid"}}
+	})
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
-	test := bidWith(t, app, strings.Replace(string(body), `"id":"req-site-banner"`, `"id":"req-test-mode","test":1`, 1))
-	if _, held := spent(t, app, "acme-banner"); held != 0 {
-		t.Fatalf("a test-mode bid holds %d, want 0", held)
-	}
+	testBody := strings.Replace(string(body), `"id":"req-site-banner"`, `"id":"req-test-mode","test":1`, 1)
 	base := "http://" + app.Addr()
-	imp := base + "/notice/imp" + between(test.AdM, `<img src="`+base+"/notice/imp", `"`)
-	click := between(test.AdM, `<a href="`, `"`)
-	for _, u := range []string{substitute(test.NURL, "1.00"), substitute(test.BURL, "1.00"), substitute(test.BURL, "2.00"), imp} {
+	bidAt := func(exchange, body string) openrtb2.Bid {
+		t.Helper()
+		code, resp, why := post(t, base+"/openrtb2/bid?exchange="+exchange, []byte(body))
+		var br openrtb2.BidResponse
+		if code != 200 || json.Unmarshal(resp, &br) != nil || len(br.SeatBid) == 0 || len(br.SeatBid[0].Bid) == 0 {
+			t.Fatalf("bid on %q: %d %s %s", exchange, code, why, resp)
+		}
+		return br.SeatBid[0].Bid[0]
+	}
+
+	// The default: billable.
+	b := bidAt("", testBody)
+	if _, held := spent(t, app, "acme-banner"); held == 0 {
+		t.Fatal("a test=1 bid on an exchange without test_requests holds nothing, want its hold")
+	}
+	if code, msg := get(t, substitute(b.BURL, "1.00")); code != 200 {
+		t.Fatalf("test=1 bill: %d %s", code, msg)
+	}
+	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 0 {
+		t.Fatalf("after a billable test=1 bid's bill: spent %d, held %d; want 1000, 0", got, held)
+	}
+
+	// free: nothing held or charged.
+	free := bidAt("integ", testBody)
+	if _, held := spent(t, app, "acme-banner"); held != 0 {
+		t.Fatalf("a free test-mode bid holds %d, want 0", held)
+	}
+	imp := base + "/notice/imp" + between(free.AdM, `<img src="`+base+"/notice/imp", `"`)
+	click := between(free.AdM, `<a href="`, `"`)
+	for _, u := range []string{substitute(free.NURL, "1.00"), substitute(free.BURL, "1.00"), substitute(free.BURL, "2.00"), imp} {
 		if code, msg := get(t, u); code != 200 {
-			t.Fatalf("test-mode notice %s: %d %s", u, code, msg)
+			t.Fatalf("free test-mode notice %s: %d %s", u, code, msg)
 		}
 	}
 	if code, _ := get(t, click); code != 302 {
-		t.Fatalf("test-mode click: %d, want 302", code)
+		t.Fatalf("free test-mode click: %d, want 302", code)
 	}
-	if got, held := spent(t, app, "acme-banner"); got != 0 || held != 0 {
-		t.Fatalf("after a test-mode bid's notices: spent %d, held %d; want 0, 0", got, held)
-	}
-	live := bidWith(t, app, string(body))
-	if code, msg := get(t, substitute(live.BURL, "1.00")); code != 200 {
-		t.Fatalf("live bill: %d %s", code, msg)
-	}
-	if got, _ := spent(t, app, "acme-banner"); got != 1000 {
-		t.Fatalf("a live bill after the test-mode ones: spent %d, want 1000", got)
+	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 0 {
+		t.Fatalf("after a free test-mode bid's notices: spent %d, held %d; want 1000, 0", got, held)
 	}
 	_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
 	if !strings.Contains(string(m), "openbidder_test_notices_total 5\n") {
 		t.Fatal("metrics lack openbidder_test_notices_total 5")
+	}
+
+	// nobid: 204, and a live request of the same exchange still bids and charges.
+	if code, _, why := post(t, base+"/openrtb2/bid?exchange=strict", []byte(testBody)); code != 204 || why != "test_request" {
+		t.Fatalf("test=1 on a nobid exchange: %d %q, want 204 test_request", code, why)
+	}
+	live := bidAt("strict", string(body))
+	if code, msg := get(t, substitute(live.BURL, "1.00")); code != 200 {
+		t.Fatalf("live bill: %d %s", code, msg)
+	}
+	if got, _ := spent(t, app, "acme-banner"); got != 2000 {
+		t.Fatalf("a live bill after the test-mode ones: spent %d, want 2000", got)
 	}
 }
 

@@ -46,6 +46,7 @@ type Account struct {
 	confirmed atomic.Int64 // part of spent acknowledged by the ledger, reportable
 	held      atomic.Int64 // open holds
 	ackedCum  int64        // under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
+	days      dayReport    // under mu, except dayEnd and kept
 	_         [24]byte
 
 	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry

@@ -100,3 +100,139 @@ func TestDayNeverRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// A provisional charge reversed after the campaign's midnight is taken back
+// from the day it was counted in, not from the new day: a report carried one
+// figure, so a loss after midnight for a win of the day before lowered the new
+// day's spent_day and the new day spent its daily budget plus the reversed
+// charge. A reversal of a charge of the same day still lowers that day.
+func TestReversalAfterMidnightKeepsTheNewDay(t *testing.T) {
+	clk := newManualClock(t0.Add(24*time.Hour - time.Minute)) // 23:59 UTC
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), Pacing: PacingASAP})
+	h := m.Handle("c")
+	seq := 0
+	win := func(chargeOn NoticeKind) (Notice, bool) {
+		t.Helper()
+		m.syncAll(ctxT(t), clk.Now(), false)
+		if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
+			return Notice{}, false
+		}
+		id, ok := m.Hold(h, micros(1), clk.Now())
+		if !ok {
+			return Notice{}, false
+		}
+		seq++
+		n := Notice{Kind: KindWin, ChargeOn: chargeOn, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("a", seq), ImpID: "1",
+			BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}
+		if res, err := m.Settle(n); err != nil || res.ChargedMicros != micros(1) {
+			t.Fatalf("win: %+v, %v", res, err)
+		}
+		m.ledger.flush(ctxT(t))
+		m.syncAll(ctxT(t), clk.Now(), false)
+		return n, true
+	}
+	lose := func(n Notice) {
+		t.Helper()
+		n.Kind, n.Time = KindLoss, clk.Now()
+		if res, err := m.Settle(n); err != nil || res.ReversedMicros != micros(1) {
+			t.Fatalf("loss: %+v, %v", res, err)
+		}
+		m.ledger.flush(ctxT(t))
+		m.syncAll(ctxT(t), clk.Now(), false)
+	}
+	spendAll := func() int {
+		n := 0
+		for range 4 {
+			if _, ok := win(KindWin); !ok {
+				break
+			}
+			n++
+		}
+		return n
+	}
+
+	// The day before: a provisional win and a settled one, the daily budget.
+	prov, ok := win(KindBill)
+	if !ok {
+		t.Fatal("no bid before midnight")
+	}
+	if _, ok := win(KindWin); !ok {
+		t.Fatal("no second bid before midnight")
+	}
+	clk.Add(2 * time.Minute) // 00:01 the next day
+	if n := spendAll(); n != 2 {
+		t.Fatalf("the new day spent %d units, want its daily 2", n)
+	}
+	lose(prov) // the exchange's loss for yesterday's win
+	r, _ := st.Get(ctxT(t), "c")
+	if r.SpentTotal != micros(3) || r.SpentDay != micros(2) {
+		t.Fatalf("after the reversal: spent_total %d, spent_day %d; want 3 and 2 units", r.SpentTotal, r.SpentDay)
+	}
+	if n := spendAll(); n != 0 {
+		t.Fatalf("after yesterday's charge was reversed the new day spent %d more units, want 0", n)
+	}
+
+	// The same day: a reversal lowers it.
+	clk.Add(24 * time.Hour)
+	p, ok := win(KindBill)
+	if !ok {
+		t.Fatal("no bid on the third day")
+	}
+	lose(p)
+	if n := spendAll(); n != 2 {
+		t.Fatalf("after a same-day reversal the day spent %d units, want its daily 2", n)
+	}
+	r, _ = st.Get(ctxT(t), "c")
+	if r.SpentTotal != micros(5) || r.SpentDay != micros(2) {
+		t.Fatalf("third day: spent_total %d, spent_day %d; want 5 and 2 units", r.SpentTotal, r.SpentDay)
+	}
+}
+
+// The day rule one step at a time: a reversal of a charge of an earlier day
+// (kept) leaves spent_day alone, one of the record's day lowers it, one of a
+// day the record has left is kept too, and a retried step (its reply lost)
+// counts nothing twice; spent_day + leases stays within the daily budget.
+func TestApplyLeaseReversalDays(t *testing.T) {
+	now := t0.Add(time.Hour)
+	q := leaseReq{instance: "a", now: now, day: "2026-11-23", daily: 1000, boot: "a1", ttl: time.Minute, reclaim: time.Second,
+		acked: 600, reported: 600, want: 100}
+	f := func(name string, r Record, q leaseReq, wantDay, wantTotal int64) Record {
+		t.Helper()
+		applyLease(&r, q)
+		if r.SpentDay != wantDay || r.SpentTotal != wantTotal {
+			t.Errorf("%s: spent_day %d, spent_total %d; want %d, %d", name, r.SpentDay, r.SpentTotal, wantDay, wantTotal)
+		}
+		var leases int64
+		for _, l := range r.Leases {
+			leases += l.Amount
+		}
+		if r.SpentDay+leases > q.daily {
+			t.Errorf("%s: spent_day %d + leases %d over the daily %d", name, r.SpentDay, leases, q.daily)
+		}
+		return r
+	}
+	rec := func() Record {
+		return Record{Day: "2026-11-23", SpentDay: 400, SpentTotal: 1000,
+			Leases: map[string]Lease{"a": {Amount: 100, Expires: now.UnixNano(), Boot: "a1", Reported: 600}}}
+	}
+	// 50 new spend, a reversal of 30 of an earlier day and one of 20 of today.
+	step := q
+	step.reported, step.kept, step.keptSame, step.sameDay = 600+50-30-20, 30, 50, "2026-11-23"
+	r := f("today", rec(), step, 400+50-20, 1000)
+	f("retried", r, step, 400+50-20, 1000)
+	if k := r.Leases["a"].DayKept; k != 30 {
+		t.Errorf("day_kept %d, want 30", k)
+	}
+	// The record's day moved on (another instance, or midnight): today's is kept too.
+	ahead := rec()
+	ahead.Day, ahead.SpentDay = "2026-11-24", 100
+	f("record a day ahead", ahead, step, 100+50, 1000)
+	// The entry was dropped after an acknowledged step: the base is the process's own.
+	dropped := rec()
+	delete(dropped.Leases, "a")
+	step2 := step
+	step2.acked, step2.keptAcked = 600, 10
+	step2.kept, step2.keptSame = 40, 60
+	f("no entry", dropped, step2, 400+50-20, 1000)
+}

@@ -16,10 +16,18 @@ type leaseReq struct {
 	acked        int64 // cumulative spend this process reported in steps that succeeded
 	reported     int64 // cumulative spend this process reports, including this step's new part
 	cum          int64 // the ledger's cumulative figure (LedgerEntry.Cum) through the entries in reported
-	want         int64 // outstanding lease wanted after the report
-	ttl, reclaim time.Duration
-	release      bool // give everything back (graceful close)
-	heldLocally  bool // this instance believes its lease entry is in the record
+	// The reversals in reported (dayReport): keptAcked is the cumulative
+	// amount of this process's reported reversals that did not lower
+	// spent_day, as of its last acknowledged step; kept adds those of this
+	// report whose charge was counted on an earlier day than sameDay, and
+	// keptSame adds the rest too (charges of sameDay: they lower spent_day
+	// only while the record's day is still sameDay).
+	keptAcked, kept, keptSame int64
+	sameDay                   string
+	want                      int64 // outstanding lease wanted after the report
+	ttl, reclaim              time.Duration
+	release                   bool // give everything back (graceful close)
+	heldLocally               bool // this instance believes its lease entry is in the record
 	// lapsed names the instances whose liveness records were read from the
 	// store's authority and showed them lapsed (see reclaimable).
 	lapsed map[string]lapse
@@ -53,6 +61,7 @@ type leaseRes struct {
 	remaining  int64    // budget minus spend
 	spentDay   int64
 	spentTotal int64
+	dayKept    int64 // the entry's DayKept after the step
 	// wrongCurrency is the record's currency when it is not the
 	// campaign's: the step changed nothing.
 	wrongCurrency string
@@ -95,7 +104,7 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	// A step that reports nothing new (and has no report of unknown outcome
 	// behind it) may drop the entry: a retry finds no entry and takes q.acked
 	// as its base, which is then exact.
-	if amount == 0 && (q.release || (q.want <= 0 && q.reported == q.acked)) {
+	if amount == 0 && (q.release || (q.want <= 0 && q.reported == q.acked && q.keptSame == q.keptAcked)) {
 		delete(rec.Leases, q.instance)
 	} else {
 		own.Amount, own.Expires = amount, now+int64(q.ttl)
@@ -119,9 +128,10 @@ func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
 	own, had := rec.Leases[q.instance]
 	res.lost = q.heldLocally && (!had || own.Reclaimed)
 	base := q.acked // what this process reported before is in the record, entry or not
+	baseKept := q.keptAcked
 	switch {
 	case had && own.Boot == q.boot:
-		base = own.Reported
+		base, baseKept = own.Reported, own.DayKept
 	case had && !own.Reclaimed && own.Boot != "" && q.prev != nil:
 		if q.prev.boot == own.Boot {
 			addSpent(rec, q.prev.cum-own.Cum)
@@ -136,9 +146,18 @@ func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
 		own.Amount, own.Reclaimed = 0, false
 	}
 	delta := q.reported - base
-	addSpent(rec, delta)
+	// A reversal lowers spent_day only while the record's day is still the
+	// day its charge was counted in; spent_total always.
+	kept := q.kept
+	if q.sameDay == "" || rec.Day != q.sameDay {
+		kept = q.keptSame
+	}
+	kept = max(kept, baseKept) // a retry never lowers spent_day by what an earlier try kept
+	rec.SpentTotal += delta
+	rec.SpentDay = max(rec.SpentDay+delta+kept-baseKept, 0)
 	own.Amount = max(own.Amount-delta, 0)
-	own.Boot, own.Reported, own.Cum = q.boot, q.reported, q.cum
+	own.Boot, own.Reported, own.Cum, own.DayKept = q.boot, q.reported, q.cum, kept
+	res.dayKept = kept
 	return own
 }
 
@@ -193,7 +212,7 @@ func reclaimForeign(rec *Record, q leaseReq, now int64, res *leaseRes) {
 				res.needTail = append(res.needTail, inst)
 				continue
 			}
-			tomb := Lease{Expires: now, Boot: l.Boot, Reported: l.Reported, Cum: l.Cum, Reclaimed: true}
+			tomb := Lease{Expires: now, Boot: l.Boot, Reported: l.Reported, Cum: l.Cum, DayKept: l.DayKept, Reclaimed: true}
 			switch {
 			case tail.boot == l.Boot && l.Boot != "":
 				// The crash gap: spend the dead process charged (in the

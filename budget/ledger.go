@@ -55,6 +55,10 @@ type LedgerEntry struct {
 	// know (recharge.go); nil for every other entry.
 	rc   *recharge
 	step rcStep
+	// A reversal's charge day (dayReport): revDay, or an earlier day when
+	// revOld.
+	revDay string
+	revOld bool
 }
 
 type pubOutcome uint8
@@ -272,6 +276,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		a.spent.Add(-e.Charged) // another instance already recorded this change
 	} else {
 		a.confirmed.Add(e.Charged)
+		if e.Charged < 0 {
+			a.days.confirmReversal(-e.Charged, e.revDay, e.revOld)
+		}
 	}
 	a.ackedCum = e.Cum
 	a.mu.Unlock()

@@ -343,7 +343,14 @@ func (o *settleOp) charge() Result {
 		o.rc = newRecharge(o.hexKey, e.gen, le.Kind)
 		le.rc = o.rc
 	}
+	prevSeq := e.seq
 	o.enqueue(le)
+	a.markCharge(n.Time, e.seq)
+	if base > 0 {
+		if old, _ := a.oldCharge(prevSeq, n.Time); old {
+			e.flags |= fOldDay // a rise across midnight: its reversal counts as old
+		}
+	}
 	if !res.Provisional && base > 0 && unsure {
 		o.seal(le.Kind, base) // a rise over a level that may have been reversed elsewhere
 	}
@@ -359,16 +366,19 @@ func (o *settleOp) loss() Result {
 	case e.flags&fProv != 0 && e.level > 0:
 		// A provisional charge the exchange did not bill: reversed.
 		l := e.level
+		old, day := a.oldCharge(e.seq, n.Time)
+		old = old || e.flags&fOldDay != 0
 		a.mu.Lock()
 		a.spent.Add(-l)
 		a.mu.Unlock()
 		gen := e.gen
 		e.gen++
-		e.level, e.flags = 0, flags&^(fProv|fUnsure) // reversed here (a duplicate if reversed elsewhere too)
+		e.level, e.flags = 0, flags&^(fProv|fUnsure|fOldDay) // reversed here (a duplicate if reversed elsewhere too)
 		res.ReversedMicros = l
 		m.reversedN.Add(1)
 		m.reversedMicros.Add(uint64(l))
-		o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(gen)) + ".rev", Kind: KindLoss.String(), Charged: -l})
+		o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(gen)) + ".rev", Kind: KindLoss.String(), Charged: -l,
+			revDay: day, revOld: old})
 		return res
 	case e.flags&(fLoss|fSettled) != 0 || e.level > 0:
 		o.dup(&res) // already released, or settled: a loss changes nothing

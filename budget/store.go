@@ -41,12 +41,16 @@ type Record struct {
 // it was reclaimed, Reported and Cum including what the reclaim added) for
 // tombstoneTTL to keep that mark.
 type Lease struct {
-	Amount    int64  `json:"amount"`
-	Expires   int64  `json:"expires"` // unix nanoseconds
-	Boot      string `json:"boot,omitempty"`
-	Reported  int64  `json:"reported,omitempty"`
-	Cum       int64  `json:"cum,omitempty"`
-	Reclaimed bool   `json:"reclaimed,omitempty"`
+	Amount   int64  `json:"amount"`
+	Expires  int64  `json:"expires"` // unix nanoseconds
+	Boot     string `json:"boot,omitempty"`
+	Reported int64  `json:"reported,omitempty"`
+	Cum      int64  `json:"cum,omitempty"`
+	// DayKept is the cumulative amount of this process's reported reversals
+	// that did not lower spent_day: provisional charges counted on an
+	// earlier day than the record's when their reversal was reported.
+	DayKept   int64 `json:"day_kept,omitempty"`
+	Reclaimed bool  `json:"reclaimed,omitempty"`
 }
 
 // Liveness is an instance's heartbeat: the process (Boot) that runs under the

@@ -238,6 +238,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	demand := a.demand.Load()
 	a.mu.Lock()
 	report, cum := a.confirmed.Load(), a.ackedCum
+	revOld, revSame, revDay := a.days.snapshot()
 	commit := a.spent.Load() - report + a.held.Load()
 	want := commit + a.ahead
 	if release || !a.inFlight(now.UnixNano()) {
@@ -255,7 +256,8 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
 		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
-		lapsed: m.lapsedNow(),
+		lapsed:    m.lapsedNow(),
+		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
 	}
 	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
@@ -328,6 +330,7 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	a.mu.Lock()
 	a.spent.Add(-report)
 	a.confirmed.Add(-report)
+	a.days.reported(q.kept-q.keptAcked, q.keptSame-q.kept, q.sameDay)
 	a.lease.Store(lr.amount)
 	if q.release {
 		a.validUntil.Store(0)
@@ -337,6 +340,7 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	}
 	a.mu.Unlock()
 	a.reportedCum += report
+	a.days.kept = lr.dayKept
 	a.leaseHeld = lr.kept
 	if q.release && lr.amount > 0 {
 		m.log.Warn("closing with unacknowledged spend; its lease is kept until it expires",

@@ -42,6 +42,7 @@ const (
 	fProv                      // the level is provisional: a win on a charge-on-billing exchange, no bill yet
 	fSettled                   // a bill (or a win on a charge-on-win exchange) settled the level
 	fUnsure                    // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
+	fOldDay                    // part of the level was charged on an earlier day than its last entry (dayReport)
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
