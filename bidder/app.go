@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -152,6 +153,10 @@ func (a *App) start(ctx context.Context) error {
 	if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) && len(cfg.Limits.BidSources) == 0 {
 		a.log.Warn("bid requests accepted from any source: whoever reaches the listener gets bids and valid notice URLs",
 			"listen", cfg.Listen, "hint", "limits.bid_sources, or a network ACL")
+	}
+	for _, name := range freeTestsAnySource(cfg) {
+		a.log.Warn("test=1 requests get free ads from any source: their bids hold nothing and their notices charge nothing, and nothing stops another party from posting as this exchange",
+			"exchange", name, "hint", "sources for the exchange (or limits.bid_sources), or test_requests billable")
 	}
 	if insecurePublicURL(cfg.PublicURL) {
 		a.log.Warn("public_url is http: bids on imps with secure=1 carry http pixel and click URLs in their markup, which https pages block or upgrade (impressions then go uncounted, and frequency caps with them)",
@@ -423,6 +428,29 @@ func (a *App) publishCampaigns() error {
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
 	a.warnUnpriced(snap)
 	return nil
+}
+
+// freeTestsAnySource names the exchanges whose test=1 requests are free
+// (test_requests: free) while any source may post as them (no sources, no
+// limits.bid_sources): "" stands for requests that name no exchange
+// (notices.test_requests). Sorted.
+func freeTestsAnySource(cfg *Config) []string {
+	var names []string
+	open := len(cfg.Limits.BidSources) == 0
+	if open && cfg.Notices.TestRequests == "free" {
+		names = append(names, "")
+	}
+	for name, x := range cfg.Exchanges {
+		tm := x.TestRequests
+		if tm == "" {
+			tm = cfg.Notices.TestRequests
+		}
+		if tm == "free" && len(x.Sources) == 0 && open {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
 }
 
 // insecurePublicURL tells whether public_url puts http notice and tracker

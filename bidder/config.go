@@ -427,7 +427,8 @@ type ExchangeConfig struct {
 	// ("billable", "free" or "nobid"); empty means notices.test_requests.
 	// Set free only for an exchange that never sends live auctions as
 	// test=1 (their ads would run without charging any budget), and with
-	// its sources set: anyone who can post as it gets free ads.
+	// its sources set: anyone who can post as it gets free ads (the bidder
+	// warns at start about a free exchange that any source may post as).
 	TestRequests string `yaml:"test_requests"`
 	// Seat is the buyer seat id this exchange knows the bidder by:
 	// seatbid.seat, and the seat wseat, bseat and deal wseat are checked

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -251,5 +252,43 @@ func TestAppWarnsHTTPPublicURL(t *testing.T) {
 	startAppLog(t, func(c *Config) { c.PublicURL = "http://bidder.example:8080" }, slog.New(slog.NewTextHandler(logs, nil)))
 	if !strings.Contains(logs.String(), want) {
 		t.Fatalf("log lacks %q:\n%s", want, logs.String())
+	}
+}
+
+// test_requests: free makes a test=1 request's ads free; with no sources
+// anyone who reaches the port can post such requests as that exchange. A
+// running bidder says which exchanges are open that way.
+func TestAppWarnsFreeTestsFromAnySource(t *testing.T) {
+	free := ExchangeConfig{TestRequests: "free"}
+	for _, c := range []struct {
+		name string
+		set  func(*Config)
+		want []string
+	}{
+		{"default billable", func(c *Config) {}, nil},
+		{"global free", func(c *Config) {
+			c.Notices.TestRequests = "free"
+			c.Exchanges = map[string]ExchangeConfig{"x": {}, "y": {TestRequests: "billable"}}
+		}, []string{"", "x"}},
+		{"exchange free", func(c *Config) {
+			c.Exchanges = map[string]ExchangeConfig{"b": free, "a": free, "c": {TestRequests: "free", Sources: []string{"10.0.0.0/8"}}}
+		}, []string{"a", "b"}},
+		{"bid_sources set", func(c *Config) {
+			c.Notices.TestRequests = "free"
+			c.Limits.BidSources = []string{"127.0.0.1"}
+			c.Exchanges = map[string]ExchangeConfig{"a": free}
+		}, nil},
+	} {
+		cfg := &Config{}
+		cfg.Notices.TestRequests = "billable"
+		c.set(cfg)
+		if got := freeTestsAnySource(cfg); !slices.Equal(got, c.want) {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+	logs := &syncBuffer{}
+	startAppLog(t, func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"demo": free} }, slog.New(slog.NewTextHandler(logs, nil)))
+	if !strings.Contains(logs.String(), `msg="test=1 requests get free ads from any source`) || !strings.Contains(logs.String(), "exchange=demo") {
+		t.Errorf("no warning for a free exchange open to any source in:\n%s", logs)
 	}
 }
