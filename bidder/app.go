@@ -55,6 +55,12 @@ type App struct {
 	reloadsOK, reloadsRefused atomic.Uint64
 	reloadRefused             atomic.Bool
 	refusedSnap               atomic.Pointer[campaigns.Snapshot] // a loaded set the budget store refused
+
+	// natsClientErrs counts the embedded server's client connection
+	// warnings and errors (bad protocol lines, TLS garbage, failed logins),
+	// logged as one summary line a minute (budget.ClientErrorsMsg).
+	natsClientErrs atomic.Uint64
+
 	// publishMu serialises publishCampaigns: the watch and SIGHUP publish
 	// from two goroutines, and a set is bound to the budget and then
 	// published to the bid path, two steps that must not interleave with
@@ -300,7 +306,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	} else {
 		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID,
 			Auth: sec.natsAuth, TLS: tlsFiles(b.TLS), ClusterUser: sec.routeUser, ClusterPassword: sec.routePass,
-			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log}
+			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log, ClientErrors: &a.natsClientErrs}
 		if b.EmbeddedListen != "" {
 			host, port, err := net.SplitHostPort(b.EmbeddedListen)
 			if err != nil {

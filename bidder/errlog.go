@@ -6,11 +6,17 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/openbidder/openbidder/budget"
 )
 
 // recentErrors is an slog.Handler in front of the app's own: it passes every
 // record on, and keeps the last few at level WARN or above for the status
-// page. Handlers made by WithAttrs and WithGroup share the ring.
+// page. Handlers made by WithAttrs and WithGroup share the ring. A summary
+// line that repeats (the embedded NATS server's client connection errors,
+// written once a minute while a flood of bad connections lasts) keeps one
+// place in the ring, its newest, so that it cannot push the bidder's own
+// warnings and errors out.
 type recentErrors struct {
 	next   slog.Handler
 	ring   *errorRing
@@ -58,7 +64,12 @@ func (h *recentErrors) Handle(ctx context.Context, r slog.Record) error {
 			appendAttr(&b, h.groups, a)
 			return b.Len() < maxErrorText
 		})
-		h.ring.add(errorRecord{Time: r.Time, Level: r.Level.String(), Msg: clipText(r.Message), Attrs: clipText(strings.TrimSpace(b.String()))})
+		e := errorRecord{Time: r.Time, Level: r.Level.String(), Msg: clipText(r.Message), Attrs: clipText(strings.TrimSpace(b.String()))}
+		if r.Message == budget.ClientErrorsMsg {
+			h.ring.replace(e)
+		} else {
+			h.ring.add(e)
+		}
 	}
 	if !h.next.Enabled(ctx, r.Level) {
 		return nil
@@ -120,6 +131,11 @@ func clipText(s string) string {
 func (r *errorRing) add(e errorRecord) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.push(e)
+}
+
+// push adds e in place of the oldest once full; r.mu is held.
+func (r *errorRing) push(e errorRecord) {
 	r.total++
 	if len(r.recs) < cap(r.recs) {
 		r.recs = append(r.recs, e)
@@ -127,6 +143,30 @@ func (r *errorRing) add(e errorRecord) {
 	}
 	r.recs[r.next] = e
 	r.next = (r.next + 1) % len(r.recs)
+}
+
+// replace adds e in place of the kept record with the same message, if
+// there is one.
+func (r *errorRing) replace(e errorRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.recs)
+	for i := range n {
+		if r.recs[(r.next+i)%n].Msg != e.Msg {
+			continue
+		}
+		// Oldest first without the old one: the ring has room again.
+		keep := make([]errorRecord, 0, cap(r.recs))
+		for j := range n {
+			if j != i {
+				keep = append(keep, r.recs[(r.next+j)%n])
+			}
+		}
+		r.recs, r.next = keep, 0
+		r.push(e)
+		return
+	}
+	r.push(e)
 }
 
 // recent returns the kept records, newest first, and how many were seen.

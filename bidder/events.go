@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/natefinch/lumberjack.v2"
 )
@@ -27,15 +28,54 @@ type event struct {
 }
 
 type eventLine struct {
-	Time       string `json:"time"`
-	Kind       string `json:"kind"`
-	Auction    string `json:"auction"`
-	Imp        string `json:"imp"`
-	Campaign   string `json:"campaign"`
-	Creative   string `json:"creative"`
-	Charged    int64  `json:"charged_micros,omitempty"`
-	Late       bool   `json:"late,omitempty"`
-	LossReason int64  `json:"loss_reason,omitempty"`
+	Time       string  `json:"time"`
+	Kind       string  `json:"kind"`
+	Auction    eventID `json:"auction"`
+	Imp        eventID `json:"imp"`
+	Campaign   eventID `json:"campaign"`
+	Creative   eventID `json:"creative"`
+	Charged    int64   `json:"charged_micros,omitempty"`
+	Late       bool    `json:"late,omitempty"`
+	LossReason int64   `json:"loss_reason,omitempty"`
+}
+
+// eventID is an id (auction, imp, campaign, creative) as the event log
+// writes it: a JSON string in which each byte that is not part of valid
+// UTF-8 is the escape \udcXX (XX the byte), the lone surrogate Python's
+// "surrogateescape" decodes that byte to. ctr/train/rowlog.py decodes the row
+// log's raw ids that way, so an id that is not UTF-8 keys its row and its
+// impressions and clicks alike, and two such ids stay apart. (Go's
+// encoding/json would write U+FFFD for each bad byte, and Python's "replace"
+// one per bad run: the rows were lost.) Valid ids are written as
+// encoding/json writes them.
+type eventID string
+
+func (id eventID) MarshalJSON() ([]byte, error) {
+	s := string(id)
+	if utf8.ValidString(s) {
+		return json.Marshal(s)
+	}
+	b := []byte{'"'}
+	for len(s) > 0 {
+		valid := 0
+		for valid < len(s) {
+			r, n := utf8.DecodeRuneInString(s[valid:])
+			if r == utf8.RuneError && n == 1 {
+				break
+			}
+			valid += n
+		}
+		if valid > 0 {
+			q, err := json.Marshal(s[:valid])
+			if err != nil {
+				return nil, err
+			}
+			b, s = append(b, q[1:len(q)-1]...), s[valid:]
+			continue
+		}
+		b, s = fmt.Appendf(b, `\udc%02x`, s[0]), s[1:]
+	}
+	return append(b, '"'), nil
 }
 
 // eventLog is a bounded queue in front of a file writer: when the writer
@@ -161,8 +201,8 @@ func (w *eventWriter) write(e event) {
 	n := w.buf.Len()
 	if err := w.enc.Encode(eventLine{
 		Time: e.Time.UTC().Format(time.RFC3339Nano), Kind: e.Kind,
-		Auction: string(t.AuctionID), Imp: string(t.ImpID), Campaign: string(t.Campaign),
-		Creative: string(t.Creative), Charged: e.Charged, Late: e.Late, LossReason: e.LossReason,
+		Auction: eventID(t.AuctionID), Imp: eventID(t.ImpID), Campaign: eventID(t.Campaign),
+		Creative: eventID(t.Creative), Charged: e.Charged, Late: e.Late, LossReason: e.LossReason,
 	}); err != nil {
 		w.buf.Truncate(n)
 		return

@@ -1,11 +1,15 @@
 package budget
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -43,8 +47,23 @@ type EmbeddedOptions struct {
 	// Log receives the server's warnings and errors (a route that cannot
 	// connect, a JetStream problem); its notices (the start-up banner,
 	// leader elections) at debug level. Nil: the server logs nothing.
+	// Warnings and errors of client connections that come over the network
+	// (a bad protocol line, TLS garbage, a failed login: anything that
+	// reaches the listener can cause them) are not logged one by one: they
+	// are counted, and one ClientErrorsMsg line per ClientLogEvery says how
+	// many there were, with one of them as a sample.
 	Log *slog.Logger
+	// ClientErrors, when given, counts those client connection warnings
+	// and errors (a metric's source).
+	ClientErrors *atomic.Uint64
+	// ClientLogEvery is the interval of the ClientErrorsMsg lines (default
+	// one minute); the last is written when the server shuts down.
+	ClientLogEvery time.Duration
 }
+
+// ClientErrorsMsg is the message of the line that sums up the embedded
+// server's client connection warnings and errors (EmbeddedOptions.Log).
+const ClientErrorsMsg = "nats client connection errors"
 
 // StartEmbedded starts a NATS server with JetStream in this process.
 // Shut it down with srv.Shutdown() after the Manager is closed.
@@ -98,18 +117,26 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
 	}
+	var clients *clientErrors
 	if o.Log != nil {
-		srv.SetLoggerV2(natsLogger{o.Log.With("component", "nats")}, false, false, false)
+		l := o.Log.With("component", "nats")
+		clients = newClientErrors(l, o.ClientErrors)
+		srv.SetLoggerV2(natsLogger{l: l, clients: clients}, false, false, false)
 	}
 	go srv.Start()
 	wait := o.ReadyTimeout
 	if wait == 0 {
 		wait = 10 * time.Second
 	}
+	stopped := make(chan struct{})
 	go func() { // the store is this server's until it has shut down
 		srv.WaitForShutdown()
 		lock.Close()
+		close(stopped)
 	}()
+	if clients != nil {
+		go clients.run(cmp.Or(o.ClientLogEvery, time.Minute), stopped)
+	}
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
 		return nil, fmt.Errorf("budget: embedded nats not ready after %v", wait)
@@ -173,12 +200,25 @@ func hostPort(host string, port int) string {
 
 // natsLogger hands the embedded server's log lines to slog: notices at
 // debug (the server is chatty at start), warnings and errors as such; a
-// fatal error is logged, the process is not ended from here.
-type natsLogger struct{ l *slog.Logger }
+// fatal error is logged, the process is not ended from here. Warnings and
+// errors of network client connections go to clients instead (when set).
+type natsLogger struct {
+	l       *slog.Logger
+	clients *clientErrors
+}
 
 var _ server.Logger = natsLogger{}
 
 func (n natsLogger) logf(level slog.Level, format string, v []any) {
+	if level >= slog.LevelWarn && n.clients != nil {
+		msg := fmt.Sprintf(format, v...)
+		if isNetworkClientLine(msg) {
+			n.clients.add(msg)
+			return
+		}
+		n.l.Log(context.Background(), level, msg)
+		return
+	}
 	if n.l.Enabled(context.Background(), level) {
 		n.l.Log(context.Background(), level, fmt.Sprintf(format, v...))
 	}
@@ -190,3 +230,85 @@ func (n natsLogger) Errorf(format string, v ...any)  { n.logf(slog.LevelError, f
 func (n natsLogger) Fatalf(format string, v ...any)  { n.logf(slog.LevelError, format, v) }
 func (n natsLogger) Debugf(format string, v ...any)  { n.logf(slog.LevelDebug, format, v) }
 func (n natsLogger) Tracef(format string, v ...any)  { n.logf(slog.LevelDebug-4, format, v) }
+
+// isNetworkClientLine tells whether a server log line is about one client
+// connection that came over the network: nats-server starts those with the
+// connection's address and id, "203.0.113.9:51234 - cid:17 - ". Routes
+// (rid), the in-process connection ("pipe - cid:1") and the server's own
+// lines do not match.
+func isNetworkClientLine(msg string) bool {
+	addr, rest, ok := strings.Cut(msg, " - ")
+	if !ok || addr == "pipe" || strings.ContainsRune(addr, ' ') {
+		return false
+	}
+	for _, kind := range []string{"cid:", "wid:", "mid:", "mid_ws:"} {
+		if id, ok := strings.CutPrefix(rest, kind); ok {
+			n := 0
+			for n < len(id) && id[n] >= '0' && id[n] <= '9' {
+				n++
+			}
+			return n > 0 && strings.HasPrefix(id[n:], " - ")
+		}
+	}
+	return false
+}
+
+// clientErrors counts the client connection warnings and errors and sums
+// them up in one line per interval: a flood of bad connections costs a
+// line a minute, not one per connection.
+type clientErrors struct {
+	l     *slog.Logger
+	total *atomic.Uint64
+	mu    sync.Mutex
+	n     uint64 // since the last line
+	first string // the first since the last line
+}
+
+// maxClientSample bounds the sample line (it quotes what a client sent).
+const maxClientSample = 256
+
+func newClientErrors(l *slog.Logger, total *atomic.Uint64) *clientErrors {
+	if total == nil {
+		total = new(atomic.Uint64)
+	}
+	return &clientErrors{l: l, total: total}
+}
+
+func (c *clientErrors) add(msg string) {
+	c.total.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == 0 {
+		if len(msg) > maxClientSample {
+			msg = msg[:maxClientSample] + "..."
+		}
+		c.first = strings.ToValidUTF8(msg, "?")
+	}
+	c.n++
+}
+
+// run writes a line every interval that saw errors, and one for the last
+// of them once stopped is closed.
+func (c *clientErrors) run(every time.Duration, stopped <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			c.flush()
+		case <-stopped:
+			c.flush()
+			return
+		}
+	}
+}
+
+func (c *clientErrors) flush() {
+	c.mu.Lock()
+	n, first := c.n, c.first
+	c.n, c.first = 0, ""
+	c.mu.Unlock()
+	if n > 0 {
+		c.l.Warn(ClientErrorsMsg, "count", n, "total", c.total.Load(), "first", first)
+	}
+}

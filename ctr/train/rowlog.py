@@ -16,6 +16,12 @@ u8 n + model name | width x f32 feature row. A short or corrupt record (a
 crash mid-write) ends the file. PATH is the current file; its rotated
 predecessors are PATH.1 (the newest) to PATH.N.
 
+Ids are raw bytes in the row log, and need not be UTF-8 (an exchange's
+auction id): each byte that is not part of valid UTF-8 reads as the lone
+surrogate U+DC00+byte ("surrogateescape"), which is what the event log's
+\\udcXX escape for that byte (bidder/events.go, eventID) reads as, so both
+logs key such a bid alike and two such ids stay apart.
+
 Labels (join()): a logged bid whose (auction, imp) has an "imp" event was
 shown; it is a click when the same key has a "click" event. Bids never shown
 (lost, not rendered) are not training rows. Bids newer than the last event
@@ -87,7 +93,7 @@ def read_file(path, into=None):
         fields = []
         for _ in range(5):
             k = b[pos]
-            fields.append(b[pos + 1:pos + 1 + k].decode("utf-8", "replace"))
+            fields.append(b[pos + 1:pos + 1 + k].decode("utf-8", "surrogateescape"))
             pos += 1 + k
         if end - pos != rowbytes:
             raise ValueError("%s: record at %d holds %d row bytes, want %d" % (path, off, end - pos, rowbytes))
