@@ -70,9 +70,13 @@ func (m *Manager) provision(ctx context.Context) error {
 	if m.js == nil {
 		return nil
 	}
-	kv, err := m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: KVBucket, Description: "openbidder budget pool: spend and leases per campaign, liveness per instance",
-		History: 1, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+	var kv jetstream.KeyValue
+	err := jsRetry(ctx, func(ctx context.Context) (err error) {
+		kv, err = m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: KVBucket, Description: "openbidder budget pool: spend and leases per campaign, liveness per instance",
+			History: 1, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("budget: create kv %s: %w", KVBucket, err)
@@ -86,20 +90,56 @@ func (m *Manager) provision(ctx context.Context) error {
 	// replay again between the two. Lowering it is an operator's edit of
 	// the stream (docs/budget.md).
 	dup := m.cfg.DedupWindow.longest()
-	if s, err := m.js.Stream(ctx, LedgerStream); err == nil {
-		dup = max(dup, s.CachedInfo().Config.Duplicates)
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+	err = jsRetry(ctx, func(ctx context.Context) error {
+		s, err := m.js.Stream(ctx, LedgerStream)
+		if err == nil {
+			dup = max(dup, s.CachedInfo().Config.Duplicates)
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("budget: read stream %s: %w", LedgerStream, err)
 	}
-	_, err = m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
-		Name: LedgerStream, Description: "openbidder charges: one message per change of an impression's charge",
-		Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
-		Replicas: m.cfg.Replicas, Duplicates: dup,
+	err = jsRetry(ctx, func(ctx context.Context) error {
+		_, err := m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: LedgerStream, Description: "openbidder charges: one message per change of an impression's charge",
+			Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
+			Replicas: m.cfg.Replicas, Duplicates: dup,
+		})
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("budget: create stream %s: %w", LedgerStream, err)
 	}
 	return nil
+}
+
+// jsAttempt bounds one try of a JetStream API request in jsRetry.
+var jsAttempt = 5 * time.Second
+
+// jsRetry runs an idempotent JetStream API request (create or update a
+// bucket or stream, read a stream's info) until it answers or ctx ends,
+// each try bounded by jsAttempt. A request the cluster drops unanswered (a
+// meta leader elected or changing while several servers start at once) is
+// sent again instead of waiting out the whole start-up deadline on one try;
+// an answer that is an error ends it.
+func jsRetry(ctx context.Context, try func(context.Context) error) error {
+	for {
+		actx, cancel := context.WithTimeout(ctx, jsAttempt)
+		err := try(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil ||
+			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 func (m *Manager) instToken() string {

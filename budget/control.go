@@ -175,9 +175,13 @@ func (m *Manager) controlStore(ctx context.Context) (controlStore, error) {
 	case m.js != nil:
 		cctx, cancel := context.WithTimeout(ctx, controlInitTimeout)
 		defer cancel()
-		kv, err := m.js.CreateOrUpdateKeyValue(cctx, jetstream.KeyValueConfig{
-			Bucket: ControlBucket, Description: "openbidder kill switch: pause all bidding (all) or one campaign (c_<campaign>)",
-			History: controlHistory, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+		var kv jetstream.KeyValue
+		err := jsRetry(cctx, func(ctx context.Context) (err error) {
+			kv, err = m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+				Bucket: ControlBucket, Description: "openbidder kill switch: pause all bidding (all) or one campaign (c_<campaign>)",
+				History: controlHistory, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+			})
+			return err
 		})
 		if err != nil {
 			return nil, fmt.Errorf("budget: create kv %s: %w", ControlBucket, err)
