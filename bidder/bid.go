@@ -326,9 +326,11 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			s.m.longID.add(bc.stripe, 1)
 			continue
 		}
-		if repeatedImpID(imps[:i], imp.ID) {
-			// Notices are de-duplicated by (auction, imp id): a second bid
-			// under the same imp id could be charged but never counted.
+		if sharedImpID(bc.req.Imps, i) {
+			// A bid's impid would name two imps: an exchange that indexes
+			// imps by id reads it against the other one (its floor, its
+			// format), and notices, de-duplicated by (auction, imp id),
+			// could not tell two such bids apart.
 			continue
 		}
 		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {
@@ -561,9 +563,11 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 	}
 }
 
-func repeatedImpID(before []ortb.Imp, id []byte) bool {
-	for i := range before {
-		if string(before[i].ID) == string(id) {
+// sharedImpID reports whether another imp of imps, wherever it is (past
+// limits.max_imps too), has imps[i]'s id.
+func sharedImpID(imps []ortb.Imp, i int) bool {
+	for j := range imps {
+		if j != i && string(imps[j].ID) == string(imps[i].ID) {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -338,19 +339,49 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// Notices are keyed by (auction, imp id): a request that repeats an imp id
-// gets at most one bid under it.
-func TestRepeatedImpIDBidOnce(t *testing.T) {
+// rt9Tail is the rest of a request whose banner imps acme-banner bids on.
+const rt9Tail = `"site":{"id":"s1","domain":"site-3.example.com","publisher":{"id":"pub-3"}},"device":{"devicetype":2,"os":"Windows","geo":{"country":"USA"}},"user":{"id":"u-1"}`
+
+const rt9Banner = `"banner":{"w":300,"h":250}`
+
+// An imp id two imps share names neither of them to an exchange: one that
+// indexes the request's imps by id (the last one wins a map) reads a bid
+// on it against the other imp, its floor and its format. No imp whose id
+// another imp of the request repeats gets a bid, wherever the repeat is
+// (past limits.max_imps included); the others still do.
+func TestRepeatedImpIDNamesNoBid(t *testing.T) {
 	ts := newTestServer(t, nil)
-	body := strings.Replace(string(readReq(t, "multi-imp.json")), `{"id":"b","banner":{"w":320,"h":50}`, `{"id":"a","banner":{"w":320,"h":50}`, 1)
-	resp := decodeResponse(t, ts.bid([]byte(body)))
-	seen := map[string]int{}
-	for _, b := range resp.SeatBid[0].Bid {
-		seen[b.ImpID]++
+	f := func(name, imps string, want ...string) {
+		t.Helper()
+		r := ts.bid([]byte(`{"id":"r","imp":[` + imps + `],` + rt9Tail + `}`))
+		var got []string
+		if r.StatusCode() == 200 {
+			for _, sb := range decodeResponse(t, r).SeatBid {
+				for _, b := range sb.Bid {
+					got = append(got, b.ImpID)
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: bids on imps %v, want %v (status %d %s)", name, got, want, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
 	}
-	if seen["a"] != 1 {
-		t.Fatalf("bids per imp id %v, want one for the repeated id a", seen)
+	f("the repeat has a higher floor",
+		`{"id":"1",`+rt9Banner+`,"bidfloor":0.1},{"id":"1",`+rt9Banner+`,"bidfloor":4}`)
+	f("the repeat is video",
+		`{"id":"1",`+rt9Banner+`},{"id":"1","video":{"mimes":["video/mp4"],"w":640,"h":480}}`)
+	f("the repeat is an identical imp",
+		`{"id":"1",`+rt9Banner+`},{"id":"1",`+rt9Banner+`}`)
+	var many []string
+	for i := range 20 {
+		many = append(many, fmt.Sprintf(`{"id":"i%d",%s}`, i, rt9Banner))
 	}
+	many[19] = `{"id":"i0",` + rt9Banner + `,"bidfloor":4}` // past max_imps (16)
+	var want []string
+	for i := 1; i < 16; i++ {
+		want = append(want, fmt.Sprintf("i%d", i))
+	}
+	f("the repeat is past max_imps", strings.Join(many, ","), want...)
 }
 
 // A fixed-price deal (pmp.deals[].at 3) bids its agreed price, not the

@@ -122,7 +122,7 @@ func (x *explainRun) imps() []explainImp {
 		ei := explainImp{ID: string(imp.ID)}
 		floor, ok := x.s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, x.resp)
 		switch {
-		case repeatedImpID(imps[:i], imp.ID):
+		case sharedImpID(x.req.Imps, i):
 			ei.Skipped = "repeated imp id"
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
