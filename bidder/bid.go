@@ -252,7 +252,9 @@ func (s *Server) deadline(req *ortb.Request, ex *exchange, arrival time.Time) ti
 	d := arrival.Add(l.InternalBudget)
 	tmax := ex.defaultTMax
 	if req.TMax > 0 {
-		tmax = time.Duration(req.TMax) * time.Millisecond
+		// A tmax past time.Duration's range (292 years) is no limit: as
+		// is, the product would wrap, maybe to before the arrival.
+		tmax = time.Duration(min(req.TMax, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 	}
 	if t := arrival.Add(tmax - l.NetworkMargin); t.Before(d) {
 		d = t

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -452,5 +453,21 @@ func TestDealBid(t *testing.T) {
 	body = strings.Replace(body, `"bidfloor":3.5`, `"bidfloor":4.5`, 1)
 	if r := ts.bid([]byte(body)); r.StatusCode() != 204 {
 		t.Fatalf("deal floor above the bid: %d %s", r.StatusCode(), r.Body())
+	}
+}
+
+// tmax is the exchange's time limit in milliseconds: a huge one (no limit
+// to speak of) leaves the internal budget as the deadline. tmax beyond 292
+// years overflowed time.Duration, and the wrapped value put the deadline
+// before the arrival: no bid, reason tmax.
+func TestHugeTMaxLeavesTheInternalBudget(t *testing.T) {
+	ts := newTestServer(t, nil)
+	arrival := time.Unix(1_800_000_000, 0)
+	want := arrival.Add(ts.cfg.Limits.InternalBudget)
+	for _, tmax := range []int64{200, 1e10, 9_223_372_036_855, 1e13, 1e15, math.MaxInt64} {
+		req := ortb.Request{TMax: tmax}
+		if got := ts.deadline(&req, ts.exchanges[""], arrival); !got.Equal(want) {
+			t.Errorf("tmax %d: deadline %v after arrival, want %v", tmax, got.Sub(arrival), want.Sub(arrival))
+		}
 	}
 }
