@@ -40,7 +40,10 @@ type Parser struct {
 // (see FieldError). On error req holds a partial parse and must not be used.
 //
 // Rules: explicit null equals absent; of repeated keys the last wins (an
-// object given twice is merged, as encoding/json does); unknown members and
+// object given twice is merged, and an array given twice is read into the
+// elements the first left, objects merged, null elements keeping them, as
+// encoding/json does: an exchange that decodes with it enforces the floors
+// of both); unknown members and
 // ext payloads that are not objects are ignored; the 2.5 ext twins
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
