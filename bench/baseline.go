@@ -185,6 +185,9 @@ func validate(br *openrtb2.BidRequest) error {
 			return fmt.Errorf("imp[%d].id: missing or empty", i)
 		}
 	}
+	if (br.Site != nil && br.App != nil) || (br.Site != nil || br.App != nil) && br.DOOH != nil {
+		return errors.New("site, app, dooh: more than one present")
+	}
 	return nil
 }
 

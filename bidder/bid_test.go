@@ -484,3 +484,13 @@ func TestRepeatedImpMemberKeepsTheFloor(t *testing.T) {
 		t.Fatalf("status %d %q, want 204 below_floor; body %s", r.StatusCode(), got, r.Body())
 	}
 }
+
+// A request with both a site and an app is refused (400), not bid as the
+// site with the app's block lists unchecked.
+func TestSiteAndAppRefused(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `}],"app":{"bundle":"com.blocked","publisher":{"id":"pub-3"}},` + rt9Tail + `}`
+	if r := ts.bid([]byte(body)); r.StatusCode() != 400 || !bytes.Contains(r.Body(), []byte("site")) {
+		t.Fatalf("site and app: %d %q, want 400 naming them", r.StatusCode(), r.Body())
+	}
+}

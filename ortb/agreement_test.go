@@ -288,6 +288,9 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		}
 		r.Imps = append(r.Imps, impFromSchema(&br.Imp[i]))
 	}
+	if n := b2i(br.Site != nil) + b2i(br.App != nil) + b2i(br.DOOH != nil); n > 1 {
+		return nil, "site, app, dooh: more than one present"
+	}
 	if s := br.Site; s != nil {
 		r.HasSite = true
 		r.Site = Site{ID: s2bOrNil(s.ID), Domain: s2bOrNil(s.Domain), Page: s2bOrNil(s.Page), Cat: strs(s.Cat),

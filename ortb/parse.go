@@ -47,7 +47,8 @@ type Parser struct {
 // ext payloads that are not objects are ignored; the 2.5 ext twins
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
-// empty string or array);
+// empty string or array); at most one of site, app and dooh may be present
+// (ErrInvalid: the spec allows one, and targeting reads one);
 // Device.Geo is device.geo, else user.geo; imp.native.request is parsed as
 // a Native 1.x request (see Native.Status: a bad one is no error, it only
 // keeps native creatives out); User.Segments flattens
@@ -237,6 +238,11 @@ func (p *Parser) finish(req *Request) error {
 	if len(req.Imps) == 0 {
 		return &FieldError{Path: "imp", Reason: "missing or empty"}
 	}
+	if b2i(req.HasSite)+b2i(req.HasApp)+b2i(req.HasDOOH) > 1 {
+		// Targeting reads one of them: the other's block lists would go
+		// unchecked (a blocked app that also sends a site).
+		return &FieldError{Path: "site, app, dooh", Reason: "more than one present"}
+	}
 	if req.AT == 0 {
 		req.AT = 2
 	}
@@ -260,4 +266,11 @@ func (p *Parser) finish(req *Request) error {
 		req.Device.HasGeo = true
 	}
 	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

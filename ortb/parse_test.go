@@ -576,3 +576,27 @@ func TestParseRepeatedExtArrayReplaces(t *testing.T) {
 	body := `{"id":"r","imp":[{"id":"1"}],"regs":{"ext":{"gpp_sid":[7,8],"gpp_sid":[null]}}}`
 	checkAgreement(t, &p, &r, body, []byte(body), &s, false)
 }
+
+// A request is on a site, in an app or on a screen, never two of them
+// (OpenRTB 2.5 3.2.1, 2.6 3.2.1): with both, targeting read the site and
+// skipped the app, so a campaign's app_bundles.block (and app.cat against
+// its category block list) let a bid through on a blocked app that also
+// sent a site object. Such a request is invalid.
+func TestParseOneInventoryObject(t *testing.T) {
+	const imp = `"id":"r","imp":[{"id":"1"}]`
+	for body, bad := range map[string]bool{
+		`{` + imp + `,"site":{"id":"s"},"app":{"bundle":"com.bad"}}`: true,
+		`{` + imp + `,"app":{"bundle":"b"},"dooh":{"id":"d"}}`:       true,
+		`{` + imp + `,"site":{},"dooh":{}}`:                          true,
+		`{` + imp + `,"site":{"id":"s"},"app":null}`:                 false,
+		`{` + imp + `,"app":{"bundle":"b"},"site":null,"dooh":null}`: false,
+		`{` + imp + `}`: false,
+	} {
+		var p Parser
+		var r Request
+		err := p.Parse([]byte(body), &r)
+		if got := errors.Is(err, ErrInvalid); got != bad {
+			t.Errorf("Parse(%s): %v, want invalid %v", body, err, bad)
+		}
+	}
+}
