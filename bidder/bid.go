@@ -335,6 +335,10 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// could not tell two such bids apart.
 			continue
 		}
+		if s.pastChargeWindow(imp) {
+			// Its billing notice may come when it could no longer charge.
+			continue
+		}
 		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {
 			// An absurd or forged qty.multiplier: no bid on this imp
 			// rather than a hold or charge scaled by it.
@@ -563,6 +567,16 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 		}
 		lo = hi
 	}
+}
+
+// pastChargeWindow reports whether imp may be shown (and billed) later
+// after the auction, imp.exp, than a billing notice is charged:
+// notices.token_ttl and the longest notices.dedup_window, past which it is
+// refused (403) and the impression's cost never reaches the budget.
+func (s *Server) pastChargeWindow(imp *ortb.Imp) bool {
+	n := &s.cfg.Notices
+	w := min(n.TokenTTL, max(n.DedupWindow.Win, n.DedupWindow.Bill, n.DedupWindow.Loss))
+	return imp.Exp > int64(w/time.Second)
 }
 
 // sharedImpID reports whether another imp of imps, wherever it is (past

@@ -494,3 +494,26 @@ func TestSiteAndAppRefused(t *testing.T) {
 		t.Fatalf("site and app: %d %q, want 400 naming them", r.StatusCode(), r.Body())
 	}
 }
+
+// imp.exp is how long after the auction the impression may be shown, and
+// billed. A billing notice later after the bid than notices.token_ttl or the
+// longest notices.dedup_window is refused (403) and charged nothing, so a
+// bid on an imp whose exp is longer (DOOH screens play hours later) could
+// be shown and billed by the exchange without its charge ever reaching the
+// budget. Such an imp gets no bid; one within the window still does.
+func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
+	ts := newTestServer(t, nil) // token_ttl 24h, longest dedup window 2h
+	f := func(exp string, want int) {
+		t.Helper()
+		body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"exp":` + exp + `}],` + rt9Tail + `}`
+		if r := ts.bid([]byte(body)); r.StatusCode() != want {
+			t.Errorf("exp %s: %d %s, want %d", exp, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+		}
+	}
+	f("0", 200)
+	f("300", 200)
+	f("7200", 200)
+	f("7201", 204)
+	f("86400", 204)
+	f("9223372036854775807", 204)
+}

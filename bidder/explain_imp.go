@@ -124,6 +124,8 @@ func (x *explainRun) imps() []explainImp {
 		switch {
 		case sharedImpID(x.req.Imps, i):
 			ei.Skipped = "repeated imp id"
+		case x.s.pastChargeWindow(imp):
+			ei.Skipped = "exp past the charge window"
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
 			x.why = reasonCurrency

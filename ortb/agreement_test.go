@@ -371,7 +371,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 
 func impFromSchema(m *openrtb2.Imp) Imp {
 	imp := Imp{ID: s2bOrNil(m.ID), TagID: s2bOrNil(m.TagID), BidFloor: m.BidFloor, BidFloorCur: s2bOrNil(m.BidFloorCur),
-		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Video: Video{Skip: Unset}}
+		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Exp: m.Exp, Video: Video{Skip: Unset}}
 	if q := m.Qty; q != nil {
 		imp.HasQty = true
 		imp.Qty = Qty{Multiplier: q.Multiplier, SourceType: int64(q.SourceType), Vendor: s2bOrNil(q.Vendor)}

@@ -63,6 +63,8 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		return getFlag(k, v, &imp.Secure)
 	case "instl":
 		return getBool(k, v, &imp.Instl)
+	case "exp":
+		return getInt(k, v, &imp.Exp)
 	case "rwdd":
 		return getBool(k, v, &imp.Rwdd)
 	case "qty":
