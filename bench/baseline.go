@@ -163,9 +163,10 @@ func (b *Baseline) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(out)
 }
 
-func repeatedImp(before []openrtb2.Imp, id string) bool {
-	for i := range before {
-		if before[i].ID == id {
+// sharedImp reports whether another imp of imps has imps[i]'s id.
+func sharedImp(imps []openrtb2.Imp, i int) bool {
+	for j := range imps {
+		if j != i && imps[j].ID == imps[i].ID {
 			return true
 		}
 	}
@@ -183,6 +184,9 @@ func validate(br *openrtb2.BidRequest) error {
 		if br.Imp[i].ID == "" {
 			return fmt.Errorf("imp[%d].id: missing or empty", i)
 		}
+	}
+	if (br.Site != nil && br.App != nil) || (br.Site != nil || br.App != nil) && br.DOOH != nil {
+		return errors.New("site, app, dooh: more than one present")
 	}
 	return nil
 }
@@ -241,8 +245,8 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
 		imp := &br.Imp[i]
-		if repeatedImp(br.Imp[:i], imp.ID) {
-			continue // notices are keyed by (auction, imp id): one bid per id
+		if sharedImp(br.Imp, i) {
+			continue // an impid naming two imps is ambiguous: no bid on either
 		}
 		floor, ok := b.toResponse(imp.BidFloor, imp.BidFloorCur, resp)
 		if !ok {

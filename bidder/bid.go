@@ -252,7 +252,9 @@ func (s *Server) deadline(req *ortb.Request, ex *exchange, arrival time.Time) ti
 	d := arrival.Add(l.InternalBudget)
 	tmax := ex.defaultTMax
 	if req.TMax > 0 {
-		tmax = time.Duration(req.TMax) * time.Millisecond
+		// A tmax past time.Duration's range (292 years) is no limit: as
+		// is, the product would wrap, maybe to before the arrival.
+		tmax = time.Duration(min(req.TMax, math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
 	}
 	if t := arrival.Add(tmax - l.NetworkMargin); t.Before(d) {
 		d = t
@@ -329,9 +331,15 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			s.m.longID.add(bc.stripe, 1)
 			continue
 		}
-		if repeatedImpID(imps[:i], imp.ID) {
-			// Notices are de-duplicated by (auction, imp id): a second bid
-			// under the same imp id could be charged but never counted.
+		if sharedImpID(bc.req.Imps, i) {
+			// A bid's impid would name two imps: an exchange that indexes
+			// imps by id reads it against the other one (its floor, its
+			// format), and notices, de-duplicated by (auction, imp id),
+			// could not tell two such bids apart.
+			continue
+		}
+		if s.pastChargeWindow(imp) {
+			// Its billing notice may come when it could no longer charge.
 			continue
 		}
 		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {
@@ -564,9 +572,21 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 	}
 }
 
-func repeatedImpID(before []ortb.Imp, id []byte) bool {
-	for i := range before {
-		if string(before[i].ID) == string(id) {
+// pastChargeWindow reports whether imp may be shown (and billed) later
+// after the auction, imp.exp, than a billing notice is charged:
+// notices.token_ttl and the longest notices.dedup_window, past which it is
+// refused (403) and the impression's cost never reaches the budget.
+func (s *Server) pastChargeWindow(imp *ortb.Imp) bool {
+	n := &s.cfg.Notices
+	w := min(n.TokenTTL, max(n.DedupWindow.Win, n.DedupWindow.Bill, n.DedupWindow.Loss))
+	return imp.Exp > int64(w/time.Second)
+}
+
+// sharedImpID reports whether another imp of imps, wherever it is (past
+// limits.max_imps too), has imps[i]'s id.
+func sharedImpID(imps []ortb.Imp, i int) bool {
+	for j := range imps {
+		if j != i && string(imps[j].ID) == string(imps[i].ID) {
 			return true
 		}
 	}

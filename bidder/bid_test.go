@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -338,19 +340,49 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// Notices are keyed by (auction, imp id): a request that repeats an imp id
-// gets at most one bid under it.
-func TestRepeatedImpIDBidOnce(t *testing.T) {
+// rt9Tail is the rest of a request whose banner imps acme-banner bids on.
+const rt9Tail = `"site":{"id":"s1","domain":"site-3.example.com","publisher":{"id":"pub-3"}},"device":{"devicetype":2,"os":"Windows","geo":{"country":"USA"}},"user":{"id":"u-1"}`
+
+const rt9Banner = `"banner":{"w":300,"h":250}`
+
+// An imp id two imps share names neither of them to an exchange: one that
+// indexes the request's imps by id (the last one wins a map) reads a bid
+// on it against the other imp, its floor and its format. No imp whose id
+// another imp of the request repeats gets a bid, wherever the repeat is
+// (past limits.max_imps included); the others still do.
+func TestRepeatedImpIDNamesNoBid(t *testing.T) {
 	ts := newTestServer(t, nil)
-	body := strings.Replace(string(readReq(t, "multi-imp.json")), `{"id":"b","banner":{"w":320,"h":50}`, `{"id":"a","banner":{"w":320,"h":50}`, 1)
-	resp := decodeResponse(t, ts.bid([]byte(body)))
-	seen := map[string]int{}
-	for _, b := range resp.SeatBid[0].Bid {
-		seen[b.ImpID]++
+	f := func(name, imps string, want ...string) {
+		t.Helper()
+		r := ts.bid([]byte(`{"id":"r","imp":[` + imps + `],` + rt9Tail + `}`))
+		var got []string
+		if r.StatusCode() == 200 {
+			for _, sb := range decodeResponse(t, r).SeatBid {
+				for _, b := range sb.Bid {
+					got = append(got, b.ImpID)
+				}
+			}
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("%s: bids on imps %v, want %v (status %d %s)", name, got, want, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
 	}
-	if seen["a"] != 1 {
-		t.Fatalf("bids per imp id %v, want one for the repeated id a", seen)
+	f("the repeat has a higher floor",
+		`{"id":"1",`+rt9Banner+`,"bidfloor":0.1},{"id":"1",`+rt9Banner+`,"bidfloor":4}`)
+	f("the repeat is video",
+		`{"id":"1",`+rt9Banner+`},{"id":"1","video":{"mimes":["video/mp4"],"w":640,"h":480}}`)
+	f("the repeat is an identical imp",
+		`{"id":"1",`+rt9Banner+`},{"id":"1",`+rt9Banner+`}`)
+	var many []string
+	for i := range 20 {
+		many = append(many, fmt.Sprintf(`{"id":"i%d",%s}`, i, rt9Banner))
 	}
+	many[19] = `{"id":"i0",` + rt9Banner + `,"bidfloor":4}` // past max_imps (16)
+	var want []string
+	for i := 1; i < 16; i++ {
+		want = append(want, fmt.Sprintf("i%d", i))
+	}
+	f("the repeat is past max_imps", strings.Join(many, ","), want...)
 }
 
 // A fixed-price deal (pmp.deals[].at 3) bids its agreed price, not the
@@ -422,4 +454,66 @@ func TestDealBid(t *testing.T) {
 	if r := ts.bid([]byte(body)); r.StatusCode() != 204 {
 		t.Fatalf("deal floor above the bid: %d %s", r.StatusCode(), r.Body())
 	}
+}
+
+// tmax is the exchange's time limit in milliseconds: a huge one (no limit
+// to speak of) leaves the internal budget as the deadline. tmax beyond 292
+// years overflowed time.Duration, and the wrapped value put the deadline
+// before the arrival: no bid, reason tmax.
+func TestHugeTMaxLeavesTheInternalBudget(t *testing.T) {
+	ts := newTestServer(t, nil)
+	arrival := time.Unix(1_800_000_000, 0)
+	want := arrival.Add(ts.cfg.Limits.InternalBudget)
+	for _, tmax := range []int64{200, 1e10, 9_223_372_036_855, 1e13, 1e15, math.MaxInt64} {
+		req := ortb.Request{TMax: tmax}
+		if got := ts.deadline(&req, ts.exchanges[""], arrival); !got.Equal(want) {
+			t.Errorf("tmax %d: deadline %v after arrival, want %v", tmax, got.Sub(arrival), want.Sub(arrival))
+		}
+	}
+}
+
+// An exchange that decodes with encoding/json reads a repeated "imp" into
+// the imps the first one left: the floor of 5.00 below stays, and a 2.00
+// bid under it lost the auction it was held for. The bidder reads the same
+// floor and does not bid.
+func TestRepeatedImpMemberKeepsTheFloor(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"bidfloor":5}],"imp":[{"id":"1",` + rt9Banner + `}],` + rt9Tail + `}`
+	r := ts.bid([]byte(body))
+	if got := string(r.Header.Peek("x-nobid-reason")); r.StatusCode() != 204 || got != "below_floor" {
+		t.Fatalf("status %d %q, want 204 below_floor; body %s", r.StatusCode(), got, r.Body())
+	}
+}
+
+// A request with both a site and an app is refused (400), not bid as the
+// site with the app's block lists unchecked.
+func TestSiteAndAppRefused(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `}],"app":{"bundle":"com.blocked","publisher":{"id":"pub-3"}},` + rt9Tail + `}`
+	if r := ts.bid([]byte(body)); r.StatusCode() != 400 || !bytes.Contains(r.Body(), []byte("site")) {
+		t.Fatalf("site and app: %d %q, want 400 naming them", r.StatusCode(), r.Body())
+	}
+}
+
+// imp.exp is how long after the auction the impression may be shown, and
+// billed. A billing notice later after the bid than notices.token_ttl or the
+// longest notices.dedup_window is refused (403) and charged nothing, so a
+// bid on an imp whose exp is longer (DOOH screens play hours later) could
+// be shown and billed by the exchange without its charge ever reaching the
+// budget. Such an imp gets no bid; one within the window still does.
+func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
+	ts := newTestServer(t, nil) // token_ttl 24h, longest dedup window 2h
+	f := func(exp string, want int) {
+		t.Helper()
+		body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"exp":` + exp + `}],` + rt9Tail + `}`
+		if r := ts.bid([]byte(body)); r.StatusCode() != want {
+			t.Errorf("exp %s: %d %s, want %d", exp, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+		}
+	}
+	f("0", 200)
+	f("300", 200)
+	f("7200", 200)
+	f("7201", 204)
+	f("86400", 204)
+	f("9223372036854775807", 204)
 }

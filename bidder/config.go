@@ -378,7 +378,9 @@ type NoticeConfig struct {
 	// starts never shrinks it: the longest any instance asked for), and a
 	// win or billing notice later after its bid than that longest window is
 	// refused (403) and not charged: a replay of it could no longer be
-	// recognised.
+	// recognised. An imp whose exp (the seconds its impression may come
+	// after the auction) is longer than this longest window, or than
+	// token_ttl, gets no bid: its billing notice could not charge.
 	DedupWindow DedupWindowConfig `yaml:"dedup_window"`
 	// DedupMaxEntries bounds the impressions kept (default 4194304: at most
 	// ~224 MB, 40 bytes each at a load of at most 3/4); the oldest go first.

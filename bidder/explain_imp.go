@@ -122,8 +122,10 @@ func (x *explainRun) imps() []explainImp {
 		ei := explainImp{ID: string(imp.ID)}
 		floor, ok := x.s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, x.resp)
 		switch {
-		case repeatedImpID(imps[:i], imp.ID):
+		case sharedImpID(x.req.Imps, i):
 			ei.Skipped = "repeated imp id"
+		case x.s.pastChargeWindow(imp):
+			ei.Skipped = "exp past the charge window"
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
 			x.why = reasonCurrency

@@ -305,8 +305,10 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 			var imp *openrtb2.Imp
 			for i := range req.Imp {
 				if req.Imp[i].ID == b.ImpID {
-					imp = &req.Imp[i] // the first: a repeated id's later imps get no bid
-					break
+					if imp != nil {
+						bad("bid on imp id %s, which names two imps", b.ImpID)
+					}
+					imp = &req.Imp[i]
 				}
 			}
 			if imp == nil {

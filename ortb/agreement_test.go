@@ -288,6 +288,9 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		}
 		r.Imps = append(r.Imps, impFromSchema(&br.Imp[i]))
 	}
+	if n := b2i(br.Site != nil) + b2i(br.App != nil) + b2i(br.DOOH != nil); n > 1 {
+		return nil, "site, app, dooh: more than one present"
+	}
 	if s := br.Site; s != nil {
 		r.HasSite = true
 		r.Site = Site{ID: s2bOrNil(s.ID), Domain: s2bOrNil(s.Domain), Page: s2bOrNil(s.Page), Cat: strs(s.Cat),
@@ -368,7 +371,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 
 func impFromSchema(m *openrtb2.Imp) Imp {
 	imp := Imp{ID: s2bOrNil(m.ID), TagID: s2bOrNil(m.TagID), BidFloor: m.BidFloor, BidFloorCur: s2bOrNil(m.BidFloorCur),
-		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Video: Video{Skip: Unset}}
+		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Exp: m.Exp, Video: Video{Skip: Unset}}
 	if q := m.Qty; q != nil {
 		imp.HasQty = true
 		imp.Qty = Qty{Multiplier: q.Multiplier, SourceType: int64(q.SourceType), Vendor: s2bOrNil(q.Vendor)}

@@ -40,11 +40,15 @@ type Parser struct {
 // (see FieldError). On error req holds a partial parse and must not be used.
 //
 // Rules: explicit null equals absent; of repeated keys the last wins (an
-// object given twice is merged, as encoding/json does); unknown members and
+// object given twice is merged, and an array given twice is read into the
+// elements the first left, objects merged, null elements keeping them, as
+// encoding/json does: an exchange that decodes with it enforces the floors
+// of both); unknown members and
 // ext payloads that are not objects are ignored; the 2.5 ext twins
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
-// empty string or array);
+// empty string or array); at most one of site, app and dooh may be present
+// (ErrInvalid: the spec allows one, and targeting reads one);
 // Device.Geo is device.geo, else user.geo; imp.native.request is parsed as
 // a Native 1.x request (see Native.Status: a bad one is no error, it only
 // keeps native creatives out); User.Segments flattens
@@ -234,6 +238,11 @@ func (p *Parser) finish(req *Request) error {
 	if len(req.Imps) == 0 {
 		return &FieldError{Path: "imp", Reason: "missing or empty"}
 	}
+	if b2i(req.HasSite)+b2i(req.HasApp)+b2i(req.HasDOOH) > 1 {
+		// Targeting reads one of them: the other's block lists would go
+		// unchecked (a blocked app that also sends a site).
+		return &FieldError{Path: "site, app, dooh", Reason: "more than one present"}
+	}
 	if req.AT == 0 {
 		req.AT = 2
 	}
@@ -257,4 +266,11 @@ func (p *Parser) finish(req *Request) error {
 		req.Device.HasGeo = true
 	}
 	return nil
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

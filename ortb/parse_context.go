@@ -301,7 +301,9 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 			p.extGPP, _ = v.StringBytes()
 		}
 	case "gpp_sid":
-		// An array of integers, else ignored whole (ext is free-form).
+		// An array of integers, else ignored whole (ext is free-form); a
+		// repeat replaces (ext is read as a map of raw values).
+		p.extGPPSID = p.extGPPSID[:0]
 		p.hasExtSID = getInts(k, v, &p.extGPPSID) == nil
 		if !p.hasExtSID {
 			p.extGPPSID = p.extGPPSID[:0]

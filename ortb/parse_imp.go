@@ -8,16 +8,28 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 	if err != nil {
 		return err
 	}
+	// A repeated "imp" is read into the imps an earlier one left, each
+	// object merged into the one at its index, as encoding/json does (an
+	// exchange that decodes with it enforces the floors merged in).
+	prev := len(req.Imps)
 	req.Imps = req.Imps[:0]
 	for i, e := range a {
-		if err := p.parseImp(req.nextImp(), e); err != nil {
+		imp := (*Imp)(nil)
+		if i < prev {
+			req.Imps = req.Imps[:i+1]
+			imp = &req.Imps[i]
+		} else {
+			imp = req.nextImp()
+		}
+		if err := p.parseImp(imp, e); err != nil {
 			return within("imp", withinIndex(i, err))
 		}
 	}
 	return nil
 }
 
-// parseImp reads one imp object; a null element is an imp without id.
+// parseImp reads one imp object into imp; a null element leaves it as it
+// is (a fresh imp: one without id).
 func (p *Parser) parseImp(imp *Imp, v *fastjson.Value) error {
 	switch v.Type() {
 	case fastjson.TypeObject:
@@ -51,6 +63,8 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		return getFlag(k, v, &imp.Secure)
 	case "instl":
 		return getBool(k, v, &imp.Instl)
+	case "exp":
+		return getInt(k, v, &imp.Exp)
 	case "rwdd":
 		return getBool(k, v, &imp.Rwdd)
 	case "qty":
@@ -145,9 +159,14 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 		if err != nil {
 			return err
 		}
+		prev := len(b.Format) // a repeated key merges, as imps does
 		b.Format = b.Format[:0]
 		for i, e := range a {
-			b.Format = append(b.Format, Size{})
+			if i < prev {
+				b.Format = b.Format[:i+1]
+			} else {
+				b.Format = append(b.Format, Size{})
+			}
 			if err := parseSize(&b.Format[i], e); err != nil {
 				return within("format", withinIndex(i, err))
 			}
@@ -162,7 +181,8 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 	return nil
 }
 
-// parseSize reads one banner.format[] element; null reads as 0x0.
+// parseSize reads one banner.format[] element into s; null leaves it as it
+// is (0x0 when fresh).
 func parseSize(s *Size, v *fastjson.Value) error {
 	o, err := getObject(nil, v)
 	if o == nil {
@@ -267,9 +287,17 @@ func pmpField(imp *Imp, k []byte, v *fastjson.Value) error {
 		if err != nil {
 			return err
 		}
+		prev := len(imp.Deals) // a repeated key merges, as imps does
 		imp.Deals = imp.Deals[:0]
 		for i, e := range a {
-			if err := parseDeal(imp.nextDeal(), e); err != nil {
+			d := (*Deal)(nil)
+			if i < prev {
+				imp.Deals = imp.Deals[:i+1]
+				d = &imp.Deals[i]
+			} else {
+				d = imp.nextDeal()
+			}
+			if err := parseDeal(d, e); err != nil {
 				return within("deals", withinIndex(i, err))
 			}
 		}
@@ -277,7 +305,8 @@ func pmpField(imp *Imp, k []byte, v *fastjson.Value) error {
 	return nil
 }
 
-// parseDeal reads one pmp.deals[] element; null reads as an empty deal.
+// parseDeal reads one pmp.deals[] element into d; null leaves it as it is
+// (an empty deal when fresh).
 func parseDeal(d *Deal, v *fastjson.Value) error {
 	o, err := getObject(nil, v)
 	if o == nil {

@@ -543,3 +543,60 @@ func TestHasRepeatedKey(t *testing.T) {
 		}
 	}
 }
+
+// A member given twice whose value is an array of objects is decoded by
+// encoding/json into the elements the first one left, each object merged
+// into the one at its index (an element null leaves it as it was), the
+// array cut to the second's length. Parse read the second as a fresh array:
+// for `"imp":[{"id":"1","bidfloor":5}],"imp":[{"id":"1"}]` an exchange that
+// decodes with encoding/json enforces a floor of 5, and the bidder saw none.
+func TestParseRepeatedArraysMergeAsEncodingJSON(t *testing.T) {
+	var p Parser
+	var r Request
+	var s agreementStats
+	for _, body := range []string{
+		`{"id":"r","imp":[{"id":"1","bidfloor":5,"bidfloorcur":"EUR","banner":{"w":300,"h":250}}],"imp":[{"id":"1"}]}`,
+		`{"id":"r","imp":[{"id":"1","bidfloor":5}],"imp":[{"id":"2"},{"id":"3","bidfloor":1}]}`,
+		`{"id":"r","imp":[{"id":"1","bidfloor":5},{"id":"2","bidfloor":6}],"imp":[null]}`,
+		`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":9,"at":3}]}}],"imp":[{"id":"1","pmp":{"deals":[{"id":"d"}]}}]}`,
+		`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":9,"wseat":["a"]},{"id":"e"}],"deals":[null]}}]}`,
+		`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":300,"h":250},{"w":1,"h":1}],"format":[{"w":728}]}}]}`,
+		`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,2],"battr":[null,3]}}],"bcat":["IAB2","IAB3"],"bcat":[null]}`,
+	} {
+		checkAgreement(t, &p, &r, body, []byte(body), &s, false)
+	}
+}
+
+// Within regs.ext (a free-form object, read as a map of raw values) a
+// repeated gpp_sid replaces, null elements reading as 0.
+func TestParseRepeatedExtArrayReplaces(t *testing.T) {
+	var p Parser
+	var r Request
+	var s agreementStats
+	body := `{"id":"r","imp":[{"id":"1"}],"regs":{"ext":{"gpp_sid":[7,8],"gpp_sid":[null]}}}`
+	checkAgreement(t, &p, &r, body, []byte(body), &s, false)
+}
+
+// A request is on a site, in an app or on a screen, never two of them
+// (OpenRTB 2.5 3.2.1, 2.6 3.2.1): with both, targeting read the site and
+// skipped the app, so a campaign's app_bundles.block (and app.cat against
+// its category block list) let a bid through on a blocked app that also
+// sent a site object. Such a request is invalid.
+func TestParseOneInventoryObject(t *testing.T) {
+	const imp = `"id":"r","imp":[{"id":"1"}]`
+	for body, bad := range map[string]bool{
+		`{` + imp + `,"site":{"id":"s"},"app":{"bundle":"com.bad"}}`: true,
+		`{` + imp + `,"app":{"bundle":"b"},"dooh":{"id":"d"}}`:       true,
+		`{` + imp + `,"site":{},"dooh":{}}`:                          true,
+		`{` + imp + `,"site":{"id":"s"},"app":null}`:                 false,
+		`{` + imp + `,"app":{"bundle":"b"},"site":null,"dooh":null}`: false,
+		`{` + imp + `}`: false,
+	} {
+		var p Parser
+		var r Request
+		err := p.Parse([]byte(body), &r)
+		if got := errors.Is(err, ErrInvalid); got != bad {
+			t.Errorf("Parse(%s): %v, want invalid %v", body, err, bad)
+		}
+	}
+}

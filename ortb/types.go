@@ -275,6 +275,7 @@ type Imp struct {
 	BidFloorCur []byte // empty means USD
 	Secure      int8
 	Instl       bool
+	Exp         int64 // seconds the impression may come after the auction (advisory); 0 unknown
 
 	HasBanner bool
 	Banner    Banner

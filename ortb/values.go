@@ -126,8 +126,9 @@ func getFloat(key []byte, v *fastjson.Value, dst *float64) error {
 	return wantErr(key, "number", v)
 }
 
-// getStrings reads an array of strings, replacing *dst. A null element reads
-// as an empty string, as encoding/json does.
+// getStrings reads an array of strings into *dst. A null element reads as
+// an empty string, or, in a repeated member, as the string the earlier one
+// left at its index, as encoding/json does.
 func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
@@ -145,7 +146,7 @@ func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 			s, _ := e.StringBytes()
 			out = append(out, s)
 		case fastjson.TypeNull:
-			out = append(out, nil)
+			out = append(out, old(*dst, i))
 		default:
 			*dst = out
 			return indexErr(key, i, "string", e)
@@ -155,8 +156,9 @@ func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 	return nil
 }
 
-// getInts reads an array of integers, replacing *dst. A null element reads as
-// 0, as encoding/json does.
+// getInts reads an array of integers into *dst. A null element reads as 0,
+// or, in a repeated member, as the integer the earlier one left at its
+// index, as encoding/json does.
 func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
@@ -181,6 +183,7 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 				}
 			}
 		case fastjson.TypeNull:
+			n = old(*dst, i)
 		default:
 			*dst = out
 			return indexErr(key, i, "integer", e)
@@ -189,6 +192,16 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 	}
 	*dst = out
 	return nil
+}
+
+// old is s[i], what an earlier member left at index i (the zero value
+// past its end): every slice the view holds is emptied before each Parse.
+func old[T any](s []T, i int) T {
+	if i < len(s) {
+		return s[i]
+	}
+	var zero T
+	return zero
 }
 
 // getArray returns the elements of an array member; nil for null.
