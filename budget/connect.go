@@ -71,7 +71,7 @@ func (m *Manager) provision(ctx context.Context) error {
 		return nil
 	}
 	var kv jetstream.KeyValue
-	err := jsRetry(ctx, func(ctx context.Context) (err error) {
+	err := jsRetry(ctx, m.nc.IsConnected, func(ctx context.Context) (err error) {
 		kv, err = m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 			Bucket: KVBucket, Description: "openbidder budget pool: spend and leases per campaign, liveness per instance",
 			History: 1, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
@@ -90,7 +90,7 @@ func (m *Manager) provision(ctx context.Context) error {
 	// replay again between the two. Lowering it is an operator's edit of
 	// the stream (docs/budget.md).
 	dup := m.cfg.DedupWindow.longest()
-	err = jsRetry(ctx, func(ctx context.Context) error {
+	err = jsRetry(ctx, m.nc.IsConnected, func(ctx context.Context) error {
 		s, err := m.js.Stream(ctx, LedgerStream)
 		if err == nil {
 			dup = max(dup, s.CachedInfo().Config.Duplicates)
@@ -102,7 +102,7 @@ func (m *Manager) provision(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("budget: read stream %s: %w", LedgerStream, err)
 	}
-	err = jsRetry(ctx, func(ctx context.Context) error {
+	err = jsRetry(ctx, m.nc.IsConnected, func(ctx context.Context) error {
 		_, err := m.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 			Name: LedgerStream, Description: "openbidder charges: one message per change of an impression's charge",
 			Subjects: []string{LedgerSubject + ">"}, Storage: jetstream.FileStorage,
@@ -116,21 +116,27 @@ func (m *Manager) provision(ctx context.Context) error {
 	return nil
 }
 
-// jsAttempt bounds one try of a JetStream API request in jsRetry.
-var jsAttempt = 5 * time.Second
+// jsAttempt bounds one try of a JetStream API request in jsRetry, and
+// jsTries the tries.
+var (
+	jsAttempt = 5 * time.Second
+	jsTries   = 3
+)
 
 // jsRetry runs an idempotent JetStream API request (create or update a
-// bucket or stream, read a stream's info) until it answers or ctx ends,
-// each try bounded by jsAttempt. A request the cluster drops unanswered (a
-// meta leader elected or changing while several servers start at once) is
-// sent again instead of waiting out the whole start-up deadline on one try;
-// an answer that is an error ends it.
-func jsRetry(ctx context.Context, try func(context.Context) error) error {
-	for {
+// bucket or stream, read a stream's info), each try bounded by jsAttempt:
+// a request the cluster dropped unanswered while connected (a meta leader
+// elected or changing while several servers start at once) is sent again,
+// up to jsTries in all, instead of waiting out the caller's whole deadline
+// on one try. An answer that is an error, a request made while not
+// connected (the caller retries the start and logs each failure: App.Start)
+// or the caller's deadline ends it.
+func jsRetry(ctx context.Context, connected func() bool, try func(context.Context) error) error {
+	for n := 1; ; n++ {
 		actx, cancel := context.WithTimeout(ctx, jsAttempt)
 		err := try(actx)
 		cancel()
-		if err == nil || ctx.Err() != nil ||
+		if err == nil || ctx.Err() != nil || n >= jsTries || !connected() ||
 			!(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)) {
 			return err
 		}

@@ -176,7 +176,7 @@ func (m *Manager) controlStore(ctx context.Context) (controlStore, error) {
 		cctx, cancel := context.WithTimeout(ctx, controlInitTimeout)
 		defer cancel()
 		var kv jetstream.KeyValue
-		err := jsRetry(cctx, func(ctx context.Context) (err error) {
+		err := jsRetry(cctx, m.nc.IsConnected, func(ctx context.Context) (err error) {
 			kv, err = m.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 				Bucket: ControlBucket, Description: "openbidder kill switch: pause all bidding (all) or one campaign (c_<campaign>)",
 				History: controlHistory, Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
