@@ -42,13 +42,7 @@ func TestEventIDEscapesBytesNotUTF8(t *testing.T) {
 // and keeps ids that differ only in their bad bytes apart. Runs where
 // /usr/bin/python3 has numpy.
 func TestRowLogJoinsIdsNotUTF8(t *testing.T) {
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skip("python3 without numpy")
-	}
+	py := pythonWithNumpy(t)
 	dir := t.TempDir()
 	cfg := rowLogTestConfig(dir)
 	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "m" }, slog.Default())

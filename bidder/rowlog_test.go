@@ -317,13 +317,7 @@ func TestRowLogTornTail(t *testing.T) {
 // The Python reader of ctr/train (rowlog.py) decodes what the bidder
 // writes: the same records, field for field.
 func TestRowLogPythonReader(t *testing.T) {
-	py := "/usr/bin/python3"
-	if _, err := os.Stat(py); err != nil {
-		t.Skip("no /usr/bin/python3")
-	}
-	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
-		t.Skip("python3 without numpy")
-	}
+	py := pythonWithNumpy(t)
 	cfg := rowLogTestConfig(t.TempDir())
 	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "mlp-x" }, slog.Default())
 	if err != nil {
@@ -353,4 +347,19 @@ func TestRowLogPythonReader(t *testing.T) {
 	if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", want) {
 		t.Fatalf("python read\n%+v\nwant\n%+v", got, want)
 	}
+}
+
+// pythonWithNumpy is the interpreter ctr/train's scripts run with
+// (/usr/bin/python3); the test is skipped where it or its numpy is missing
+// (CI installs neither).
+func pythonWithNumpy(t *testing.T) string {
+	t.Helper()
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("no /usr/bin/python3")
+	}
+	if err := exec.Command(py, "-c", "import numpy").Run(); err != nil {
+		t.Skip("python3 without numpy")
+	}
+	return py
 }
