@@ -313,3 +313,37 @@ func TestReversalAfterMidnightNoRoomBeforeItsStep(t *testing.T) {
 		t.Fatalf("after the step: held %d, spent %d, reversals waiting %d; want 0", h.held.Load(), h.spent.Load(), h.revWait.Load())
 	}
 }
+
+// A lease reclaimed while its owner was cut off, with a reversal of an
+// earlier day's charge in the spend the owner had not reported: the
+// reclaim moves the ledger's net figure in (which lowers spent_day by the
+// reversal), the tombstone keeps the owner's day_kept, and when the owner
+// (same process) reports again nothing is counted twice: spent_total once,
+// and spent_day gets the reversal back, as it was never the day's.
+func TestReclaimedLeaseReversalDays(t *testing.T) {
+	now := t0.Add(time.Hour)
+	day := "2026-11-24"
+	rec := Record{Day: day, SpentDay: 100, SpentTotal: 1000,
+		Leases: map[string]Lease{"a": {Amount: 200, Expires: now.Add(-time.Hour).UnixNano(), Boot: "a1", Reported: 600, Cum: 600, DayKept: 10}}}
+	// b reclaims a's lease: a's ledger says 50 charged today and 30 of an
+	// earlier day reversed since its last report (cum 600 -> 620).
+	rb := applyLease(&rec, leaseReq{instance: "b", now: now, day: day, daily: 1000, boot: "b1", ttl: time.Minute, reclaim: time.Second,
+		lapsed: map[string]lapse{"a": {readAt: now.UnixNano()}}, tails: map[string]ledgerTail{"a": {boot: "a1", cum: 620}}})
+	if rb.reclaimed != 1 || !rec.Leases["a"].Reclaimed || rec.Leases["a"].DayKept != 10 || rec.SpentTotal != 1020 {
+		t.Fatalf("reclaim: %+v, record %+v", rb, rec)
+	}
+	// a comes back and reports the same entries: 620, 30 more kept.
+	ra := applyLease(&rec, leaseReq{instance: "a", now: now, day: day, daily: 1000, boot: "a1", ttl: time.Minute, reclaim: time.Second,
+		acked: 600, reported: 620, cum: 620, keptAcked: 10, kept: 40, keptSame: 40, heldLocally: true})
+	if !ra.lost || rec.SpentTotal != 1020 || rec.SpentDay != 150 || ra.dayKept != 40 {
+		t.Fatalf("the owner's report after the reclaim: %+v, spent_total %d, spent_day %d; want lost, 1020, 150 (day_kept 40)",
+			ra, rec.SpentTotal, rec.SpentDay)
+	}
+	var leases int64
+	for _, l := range rec.Leases {
+		leases += l.Amount
+	}
+	if rec.SpentDay+leases > 1000 {
+		t.Fatalf("spent_day %d + leases %d over the daily 1000", rec.SpentDay, leases)
+	}
+}
