@@ -390,3 +390,62 @@ func TestBidSourcesConfigRejects(t *testing.T) {
 		}
 	}
 }
+
+// Which exchange's test_requests a test=1 request gets is the exchange its
+// source was checked against: the first ?exchange= value, percent-decoded,
+// by exact name. A free exchange with sources cannot be claimed from
+// elsewhere by a second exchange= value, an escaped name or another case;
+// a name that is not configured gets the default (billable: its bid holds).
+// A free exchange's live requests hold too.
+func TestTestRequestsFreeExchangeBySource(t *testing.T) {
+	live := readReq(t, "site-banner.json")
+	test := bytes.Replace(live, []byte(`"id":"req-site-banner"`), []byte(`"id":"req-test-mode","test":1`), 1)
+	if bytes.Equal(test, live) {
+		t.Fatal("the request has no id to mark test=1 after")
+	}
+	const (
+		refused = iota
+		free    // 200, nothing held
+		held    // 200 and a hold
+	)
+	for _, c := range []struct {
+		name    string
+		sources []string
+		uri     string
+		body    []byte
+		want    int
+	}{
+		{"free exchange from inside its sources", []string{"127.0.0.1"}, "/openrtb2/bid?exchange=integ", test, free},
+		{"its live request", []string{"127.0.0.1"}, "/openrtb2/bid?exchange=integ", live, held},
+		{"free exchange from outside its sources", []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=integ", test, refused},
+		{"named first of two", []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=integ&exchange=other", test, refused},
+		{"named second of two", []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=other&exchange=integ", test, held},
+		{"percent-escaped name", []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=%69nteg", test, refused},
+		{"another case", []string{"192.0.2.0/24"}, "/openrtb2/bid?exchange=INTEG", test, held},
+		{"no name", []string{"192.0.2.0/24"}, "/openrtb2/bid", test, held},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, func(cfg *Config) {
+				cfg.Exchanges = map[string]ExchangeConfig{"integ": {TestRequests: "free", Sources: c.sources}, "other": {}}
+			})
+			resp, err := http.Post("http://"+ts.serve(t)+c.uri, "application/json", bytes.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var ok bool
+			switch c.want {
+			case refused:
+				ok = resp.StatusCode == http.StatusForbidden && len(ts.money.holds) == 0
+			case free:
+				ok = resp.StatusCode == http.StatusOK && len(ts.money.holds) == 0
+			case held:
+				ok = resp.StatusCode == http.StatusOK && len(ts.money.holds) > 0
+			}
+			if !ok {
+				t.Fatalf("%s: %d %.200q, holds %v; want %v", c.uri, resp.StatusCode, got, ts.money.holds, []string{"403", "200 free", "200 held"}[c.want])
+			}
+		})
+	}
+}

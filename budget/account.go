@@ -32,7 +32,7 @@ func (d Decision) String() string {
 // across reloads: a campaign keeps its Account (and its state) as long as the
 // process runs; a removed campaign's Account answers DecisionFlight.
 //
-// lease, spent, held and confirmed change only under mu (so Hold's check and
+// lease, spent, held, revWait and confirmed change only under mu (so Hold's check and
 // reservation are one step); they are atomics so that Allow, Status and
 // metrics read them without the lock.
 type Account struct {
@@ -45,9 +45,13 @@ type Account struct {
 	spent     atomic.Int64 // charged here, not yet reported to the global record
 	confirmed atomic.Int64 // part of spent acknowledged by the ledger, reportable
 	held      atomic.Int64 // open holds
-	ackedCum  int64        // under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
-	days      dayReport    // under mu, except dayEnd and kept
-	_         [24]byte
+	// revWait is reversals not yet reported by a step: they give the lease
+	// no room until then, as one of an earlier day's charge does not lower
+	// spent_day (loss, applyStep; TestReversalAfterMidnightNoRoomBeforeItsStep).
+	revWait  atomic.Int64
+	ackedCum int64     // under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
+	days     dayReport // under mu, except dayEnd and kept
+	_        [16]byte
 
 	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry
 	epoch      atomic.Uint64 // liveness epoch in which this instance last wrote the lease
@@ -144,7 +148,7 @@ func (m *Manager) Allow(h *Account, maxChargeMicros int64, now time.Time) Decisi
 
 func (m *Manager) headroom(h *Account, amount, ns int64) Decision {
 	held := h.held.Load()
-	spent := h.spent.Load()
+	spent := h.spent.Load() + h.revWait.Load()
 	lease := h.lease.Load()
 	if m.leaseValid(h, ns) && spent+held+amount <= lease {
 		return DecisionOK
@@ -167,7 +171,7 @@ func (m *Manager) Hold(h *Account, amountMicros int64, now time.Time) (HoldID, b
 	ns := now.UnixNano()
 	h.mu.Lock()
 	if !h.active.Load() || !m.leaseValid(h, ns) ||
-		h.spent.Load()+h.held.Load()+amountMicros > h.lease.Load() {
+		h.spent.Load()+h.revWait.Load()+h.held.Load()+amountMicros > h.lease.Load() {
 		h.mu.Unlock()
 		return 0, false
 	}

@@ -236,3 +236,114 @@ func TestApplyLeaseReversalDays(t *testing.T) {
 	step2.kept, step2.keptSame = 40, 60
 	f("no entry", dropped, step2, 400+50-20, 1000)
 }
+
+// A loss for a provisional charge of the day before gave the new day room in
+// the instance's lease at once: the reversal lowered the instance's
+// unreported spend, so until the next step reported it (where it no longer
+// lowers spent_day) a hold of the reversed amount fit in a lease the new day
+// had already spent, and the new day spent its daily budget plus the
+// reversed charge. A reversal gives no room until a step has reported it.
+func TestReversalAfterMidnightNoRoomBeforeItsStep(t *testing.T) {
+	clk := newManualClock(t0.Add(24*time.Hour - time.Minute)) // 23:59 UTC
+	st := NewMemStore()
+	m := newMemManager(t, st, "i1", clk, Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), Pacing: PacingASAP})
+	h := m.Handle("c")
+	seq := 0
+	// win bids and wins one unit; sync steps before the bid and after the win.
+	win := func(chargeOn NoticeKind, sync bool) (Notice, bool) {
+		t.Helper()
+		if sync {
+			m.syncAll(ctxT(t), clk.Now(), false)
+		}
+		if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
+			return Notice{}, false
+		}
+		id, ok := m.Hold(h, micros(1), clk.Now())
+		if !ok {
+			return Notice{}, false
+		}
+		seq++
+		n := Notice{Kind: KindWin, ChargeOn: chargeOn, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("a", seq), ImpID: "1",
+			BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}
+		if res, err := m.Settle(n); err != nil || res.ChargedMicros != micros(1) {
+			t.Fatalf("win: %+v, %v", res, err)
+		}
+		m.ledger.flush(ctxT(t))
+		if sync {
+			m.syncAll(ctxT(t), clk.Now(), false)
+		}
+		return n, true
+	}
+	prov, ok := win(KindBill, true) // the day before: a provisional win and a settled one, the daily budget
+	if !ok {
+		t.Fatal("no bid before midnight")
+	}
+	if _, ok := win(KindWin, true); !ok {
+		t.Fatal("no second bid before midnight")
+	}
+	clk.Add(2 * time.Minute) // 00:01 the next day
+	for i := range 2 {
+		if _, ok := win(KindWin, true); !ok {
+			t.Fatalf("the new day spent %d units, want its daily 2", i)
+		}
+	}
+	// The exchange's loss for yesterday's win, then bids before any step.
+	n := prov
+	n.Kind, n.Time = KindLoss, clk.Now()
+	if res, err := m.Settle(n); err != nil || res.ReversedMicros != micros(1) {
+		t.Fatalf("loss: %+v, %v", res, err)
+	}
+	m.ledger.flush(ctxT(t))
+	extra := 0
+	for range 2 {
+		if _, ok := win(KindWin, false); ok {
+			extra++
+		}
+	}
+	m.ledger.flush(ctxT(t))
+	h.poke.Store(true) // a charge and a reversal that net to 0 wait for a later step
+	m.syncAll(ctxT(t), clk.Now(), false)
+	r, _ := st.Get(ctxT(t), "c")
+	if extra != 0 || r.SpentDay != micros(2) || r.SpentTotal != micros(3) {
+		t.Fatalf("after yesterday's charge was reversed the new day spent %d more units before the step: spent_day %d, spent_total %d; want 0 more, 2 and 3 units",
+			extra, r.SpentDay, r.SpentTotal)
+	}
+	// Once reported, nothing is left held for it.
+	if h.held.Load() != 0 || h.spent.Load() != 0 || h.revWait.Load() != 0 {
+		t.Fatalf("after the step: held %d, spent %d, reversals waiting %d; want 0", h.held.Load(), h.spent.Load(), h.revWait.Load())
+	}
+}
+
+// A lease reclaimed while its owner was cut off, with a reversal of an
+// earlier day's charge in the spend the owner had not reported: the
+// reclaim moves the ledger's net figure in (which lowers spent_day by the
+// reversal), the tombstone keeps the owner's day_kept, and when the owner
+// (same process) reports again nothing is counted twice: spent_total once,
+// and spent_day gets the reversal back, as it was never the day's.
+func TestReclaimedLeaseReversalDays(t *testing.T) {
+	now := t0.Add(time.Hour)
+	day := "2026-11-24"
+	rec := Record{Day: day, SpentDay: 100, SpentTotal: 1000,
+		Leases: map[string]Lease{"a": {Amount: 200, Expires: now.Add(-time.Hour).UnixNano(), Boot: "a1", Reported: 600, Cum: 600, DayKept: 10}}}
+	// b reclaims a's lease: a's ledger says 50 charged today and 30 of an
+	// earlier day reversed since its last report (cum 600 -> 620).
+	rb := applyLease(&rec, leaseReq{instance: "b", now: now, day: day, daily: 1000, boot: "b1", ttl: time.Minute, reclaim: time.Second,
+		lapsed: map[string]lapse{"a": {readAt: now.UnixNano()}}, tails: map[string]ledgerTail{"a": {boot: "a1", cum: 620}}})
+	if rb.reclaimed != 1 || !rec.Leases["a"].Reclaimed || rec.Leases["a"].DayKept != 10 || rec.SpentTotal != 1020 {
+		t.Fatalf("reclaim: %+v, record %+v", rb, rec)
+	}
+	// a comes back and reports the same entries: 620, 30 more kept.
+	ra := applyLease(&rec, leaseReq{instance: "a", now: now, day: day, daily: 1000, boot: "a1", ttl: time.Minute, reclaim: time.Second,
+		acked: 600, reported: 620, cum: 620, keptAcked: 10, kept: 40, keptSame: 40, heldLocally: true})
+	if !ra.lost || rec.SpentTotal != 1020 || rec.SpentDay != 150 || ra.dayKept != 40 {
+		t.Fatalf("the owner's report after the reclaim: %+v, spent_total %d, spent_day %d; want lost, 1020, 150 (day_kept 40)",
+			ra, rec.SpentTotal, rec.SpentDay)
+	}
+	var leases int64
+	for _, l := range rec.Leases {
+		leases += l.Amount
+	}
+	if rec.SpentDay+leases > 1000 {
+		t.Fatalf("spent_day %d + leases %d over the daily 1000", rec.SpentDay, leases)
+	}
+}

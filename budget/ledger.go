@@ -274,6 +274,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	a.mu.Lock()
 	if dup {
 		a.spent.Add(-e.Charged) // another instance already recorded this change
+		if e.Charged < 0 {
+			a.revWait.Add(e.Charged) // a reversal no step will report
+		}
 	} else {
 		a.confirmed.Add(e.Charged)
 		if e.Charged < 0 {

@@ -369,6 +369,7 @@ func (o *settleOp) loss() Result {
 		old, day := a.oldCharge(e.seq, n.Time)
 		old = old || e.flags&fOldDay != 0
 		a.mu.Lock()
+		a.revWait.Add(l) // first: commitments never look smaller than they are
 		a.spent.Add(-l)
 		a.mu.Unlock()
 		gen := e.gen

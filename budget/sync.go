@@ -105,7 +105,7 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	if a.poke.Swap(false) || a.lastSync.IsZero() || a.confirmed.Load() != 0 {
 		return true, false
 	}
-	lease, commit := a.lease.Load(), a.spent.Load()+a.held.Load()
+	lease, commit := a.lease.Load(), a.spent.Load()+a.revWait.Load()+a.held.Load()
 	free := lease - commit
 	money := !a.starved || a.poolFree.Load() > 0
 	switch {
@@ -239,7 +239,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	a.mu.Lock()
 	report, cum := a.confirmed.Load(), a.ackedCum
 	revOld, revSame, revDay := a.days.snapshot()
-	commit := a.spent.Load() - report + a.held.Load()
+	commit := a.spent.Load() + a.revWait.Load() - report + a.held.Load()
 	want := commit + a.ahead
 	if release || !a.inFlight(now.UnixNano()) {
 		// Out of flight, removed, or closing (holds are drained before this):
@@ -331,6 +331,7 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	a.spent.Add(-report)
 	a.confirmed.Add(-report)
 	a.days.reported(q.kept-q.keptAcked, q.keptSame-q.kept, q.sameDay)
+	a.revWait.Add(q.keptAcked - q.keptSame) // the reversals this step reported
 	a.lease.Store(lr.amount)
 	if q.release {
 		a.validUntil.Store(0)
