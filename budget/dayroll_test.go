@@ -107,40 +107,11 @@ func TestDayNeverRollsBack(t *testing.T) {
 // day's spent_day and the new day spent its daily budget plus the reversed
 // charge. A reversal of a charge of the same day still lowers that day.
 func TestReversalAfterMidnightKeepsTheNewDay(t *testing.T) {
-	clk := newManualClock(t0.Add(24*time.Hour - time.Minute)) // 23:59 UTC
-	st := NewMemStore()
-	m := newMemManager(t, st, "i1", clk, Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), Pacing: PacingASAP})
-	h := m.Handle("c")
-	seq := 0
-	win := func(chargeOn NoticeKind) (Notice, bool) {
-		t.Helper()
-		m.syncAll(ctxT(t), clk.Now(), false)
-		if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
-			return Notice{}, false
-		}
-		id, ok := m.Hold(h, micros(1), clk.Now())
-		if !ok {
-			return Notice{}, false
-		}
-		seq++
-		n := Notice{Kind: KindWin, ChargeOn: chargeOn, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("a", seq), ImpID: "1",
-			BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}
-		if res, err := m.Settle(n); err != nil || res.ChargedMicros != micros(1) {
-			t.Fatalf("win: %+v, %v", res, err)
-		}
-		m.ledger.flush(ctxT(t))
-		m.syncAll(ctxT(t), clk.Now(), false)
-		return n, true
-	}
-	lose := func(n Notice) {
-		t.Helper()
-		n.Kind, n.Time = KindLoss, clk.Now()
-		if res, err := m.Settle(n); err != nil || res.ReversedMicros != micros(1) {
-			t.Fatalf("loss: %+v, %v", res, err)
-		}
-		m.ledger.flush(ctxT(t))
-		m.syncAll(ctxT(t), clk.Now(), false)
-	}
+	d := newDayRoll(t)
+	st := d.st
+	win := func(chargeOn NoticeKind) (Notice, bool) { return d.win(chargeOn, true) }
+	lose := func(n Notice) { d.lose(n, true) }
+	clk := d.clk
 	spendAll := func() int {
 		n := 0
 		for range 4 {
@@ -244,36 +215,8 @@ func TestApplyLeaseReversalDays(t *testing.T) {
 // had already spent, and the new day spent its daily budget plus the
 // reversed charge. A reversal gives no room until a step has reported it.
 func TestReversalAfterMidnightNoRoomBeforeItsStep(t *testing.T) {
-	clk := newManualClock(t0.Add(24*time.Hour - time.Minute)) // 23:59 UTC
-	st := NewMemStore()
-	m := newMemManager(t, st, "i1", clk, Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), Pacing: PacingASAP})
-	h := m.Handle("c")
-	seq := 0
-	// win bids and wins one unit; sync steps before the bid and after the win.
-	win := func(chargeOn NoticeKind, sync bool) (Notice, bool) {
-		t.Helper()
-		if sync {
-			m.syncAll(ctxT(t), clk.Now(), false)
-		}
-		if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
-			return Notice{}, false
-		}
-		id, ok := m.Hold(h, micros(1), clk.Now())
-		if !ok {
-			return Notice{}, false
-		}
-		seq++
-		n := Notice{Kind: KindWin, ChargeOn: chargeOn, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("a", seq), ImpID: "1",
-			BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}
-		if res, err := m.Settle(n); err != nil || res.ChargedMicros != micros(1) {
-			t.Fatalf("win: %+v, %v", res, err)
-		}
-		m.ledger.flush(ctxT(t))
-		if sync {
-			m.syncAll(ctxT(t), clk.Now(), false)
-		}
-		return n, true
-	}
+	d := newDayRoll(t)
+	clk, st, m, h, win := d.clk, d.st, d.m, d.h, d.win
 	prov, ok := win(KindBill, true) // the day before: a provisional win and a settled one, the daily budget
 	if !ok {
 		t.Fatal("no bid before midnight")
@@ -287,13 +230,7 @@ func TestReversalAfterMidnightNoRoomBeforeItsStep(t *testing.T) {
 			t.Fatalf("the new day spent %d units, want its daily 2", i)
 		}
 	}
-	// The exchange's loss for yesterday's win, then bids before any step.
-	n := prov
-	n.Kind, n.Time = KindLoss, clk.Now()
-	if res, err := m.Settle(n); err != nil || res.ReversedMicros != micros(1) {
-		t.Fatalf("loss: %+v, %v", res, err)
-	}
-	m.ledger.flush(ctxT(t))
+	d.lose(prov, false) // the exchange's loss for yesterday's win, then bids before any step
 	extra := 0
 	for range 2 {
 		if _, ok := win(KindWin, false); ok {
@@ -345,5 +282,66 @@ func TestReclaimedLeaseReversalDays(t *testing.T) {
 	}
 	if rec.SpentDay+leases > 1000 {
 		t.Fatalf("spent_day %d + leases %d over the daily 1000", rec.SpentDay, leases)
+	}
+}
+
+// dayRoll is one instance with campaign "c", a daily budget of 2 units, its
+// clock at 23:59 UTC: wins and losses of one unit each, across midnight.
+type dayRoll struct {
+	t   *testing.T
+	clk *manualClock
+	st  *MemStore
+	m   *Manager
+	h   *Account
+	seq int
+}
+
+func newDayRoll(t *testing.T) *dayRoll {
+	d := &dayRoll{t: t, clk: newManualClock(t0.Add(24*time.Hour - time.Minute)), st: NewMemStore()}
+	d.m = newMemManager(t, d.st, "i1", d.clk, Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), Pacing: PacingASAP})
+	d.h = d.m.Handle("c")
+	return d
+}
+
+// win bids and wins one unit (provisionally where chargeOn is KindBill);
+// with sync, a step before the bid and one after the win. False: no bid.
+func (d *dayRoll) win(chargeOn NoticeKind, sync bool) (Notice, bool) {
+	t, m, now := d.t, d.m, d.clk.Now()
+	t.Helper()
+	if sync {
+		m.syncAll(ctxT(t), now, false)
+	}
+	if m.Allow(d.h, micros(1), now) != DecisionOK {
+		return Notice{}, false
+	}
+	id, ok := m.Hold(d.h, micros(1), now)
+	if !ok {
+		return Notice{}, false
+	}
+	d.seq++
+	n := Notice{Kind: KindWin, ChargeOn: chargeOn, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("a", d.seq), ImpID: "1",
+		BidMicros: micros(1), ClearingMicros: micros(1), Time: now}
+	if res, err := m.Settle(n); err != nil || res.ChargedMicros != micros(1) {
+		t.Fatalf("win: %+v, %v", res, err)
+	}
+	m.ledger.flush(ctxT(t))
+	if sync {
+		m.syncAll(ctxT(t), now, false)
+	}
+	return n, true
+}
+
+// lose settles the exchange's loss for n's provisional charge, now; with
+// sync, a step after it.
+func (d *dayRoll) lose(n Notice, sync bool) {
+	t, m := d.t, d.m
+	t.Helper()
+	n.Kind, n.Time = KindLoss, d.clk.Now()
+	if res, err := m.Settle(n); err != nil || res.ReversedMicros != micros(1) {
+		t.Fatalf("loss: %+v, %v", res, err)
+	}
+	m.ledger.flush(ctxT(t))
+	if sync {
+		m.syncAll(ctxT(t), d.clk.Now(), false)
 	}
 }
