@@ -293,10 +293,9 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		Replicas:   b.Replicas,
 		Auth:       sec.natsAuth,
 		// Settlement: notices.* (docs/budget.md, Notices).
-		AckWait:        a.cfg.Notices.AckWait,
-		ForwardTimeout: a.cfg.Notices.ForwardTimeout,
-		DedupWindow: budget.NoticeWindows{Win: a.cfg.Notices.DedupWindow.Win, Bill: a.cfg.Notices.DedupWindow.Bill,
-			Loss: a.cfg.Notices.DedupWindow.Loss},
+		AckWait:         a.cfg.Notices.AckWait,
+		ForwardTimeout:  a.cfg.Notices.ForwardTimeout,
+		DedupWindow:     a.cfg.Notices.DedupWindow.windows(),
 		DedupMaxEntries: a.cfg.Notices.DedupMaxEntries,
 		FreqPendingTTL:  a.cfg.Notices.FreqPendingTTL,
 	}

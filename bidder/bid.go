@@ -576,11 +576,7 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 // after the auction, imp.exp, than a billing notice is charged:
 // notices.token_ttl and the longest notices.dedup_window, past which it is
 // refused (403) and the impression's cost never reaches the budget.
-func (s *Server) pastChargeWindow(imp *ortb.Imp) bool {
-	n := &s.cfg.Notices
-	w := min(n.TokenTTL, max(n.DedupWindow.Win, n.DedupWindow.Bill, n.DedupWindow.Loss))
-	return imp.Exp > int64(w/time.Second)
-}
+func (s *Server) pastChargeWindow(imp *ortb.Imp) bool { return imp.Exp > s.maxExp }
 
 // sharedImpID reports whether another imp of imps, wherever it is (past
 // limits.max_imps too), has imps[i]'s id.

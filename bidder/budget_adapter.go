@@ -310,3 +310,8 @@ func decisionReason(d budget.Decision) reason {
 		return reasonBudget
 	}
 }
+
+// windows is notices.dedup_window in the budget's form.
+func (w DedupWindowConfig) windows() budget.NoticeWindows {
+	return budget.NoticeWindows{Win: w.Win, Bill: w.Bill, Loss: w.Loss}
+}

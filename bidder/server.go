@@ -66,6 +66,11 @@ type Server struct {
 	publicURL   []byte
 	signer      tokenSigner
 
+	// maxExp is the longest imp.exp bid, in seconds: notices.token_ttl and
+	// the longest notices.dedup_window, past which a billing notice is
+	// refused uncharged (pastChargeWindow).
+	maxExp int64
+
 	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
 	// sourceRules: some exchange (or the defaults) limits bid sources.
 	sourceRules bool
@@ -113,6 +118,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		adm:       newAdmission(cfg.Limits.Admission),
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
+	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest()) / time.Second)
 	s.exchanges = newExchanges(cfg)
 	for _, ex := range s.exchanges {
 		s.sourceRules = s.sourceRules || ex.sources != nil

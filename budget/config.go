@@ -173,7 +173,7 @@ type NoticeWindows struct {
 	Win, Bill, Loss time.Duration
 }
 
-func (w NoticeWindows) longest() time.Duration { return max(w.Win, w.Bill, w.Loss) }
+func (w NoticeWindows) Longest() time.Duration { return max(w.Win, w.Bill, w.Loss) }
 
 func (c *Config) withDefaults() (Config, error) {
 	d := *c

@@ -89,7 +89,7 @@ func (m *Manager) provision(ctx context.Context) error {
 	// longer one (a fleet mid-change of notices.dedup_window) charged a
 	// replay again between the two. Lowering it is an operator's edit of
 	// the stream (docs/budget.md).
-	dup := m.cfg.DedupWindow.longest()
+	dup := m.cfg.DedupWindow.Longest()
 	err = jsRetry(ctx, m.nc.IsConnected, func(ctx context.Context) error {
 		s, err := m.js.Stream(ctx, LedgerStream)
 		if err == nil {

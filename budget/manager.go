@@ -118,7 +118,7 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 		boot:    hex.EncodeToString(b[:]),
 		byID:    map[string]*Account{},
 		holds:   newHoldTable(c.MaxHolds, binary.LittleEndian.Uint32(b[:4])),
-		tier:    newTier(c.DedupMaxEntries, c.DedupWindow.longest(), c.Clock.Now()),
+		tier:    newTier(c.DedupMaxEntries, c.DedupWindow.Longest(), c.Clock.Now()),
 		freq:    newFreqTable(c.FreqMaxUsers),
 		freqQ:   make(chan freqMsg, c.FreqQueue),
 		fwdSem:  make(chan struct{}, fwdMax),

@@ -435,7 +435,7 @@ func (m *Manager) tooLateToCharge(n *Notice) bool {
 	if n.Kind == KindLoss || !ok {
 		return false
 	}
-	return n.Time.Sub(bid) > m.cfg.DedupWindow.longest()
+	return n.Time.Sub(bid) > m.cfg.DedupWindow.Longest()
 }
 
 // unreconciled tells whether a charge on an impression unknown here may
