@@ -12,11 +12,18 @@ import (
 // scan over every campaign (pacing, due leases) or every open hold, frequency
 // entry or de-dup entry is a millisecond or more of one goroutine's work at
 // 10,000 campaigns, and every bid request that arrived meanwhile waited
-// behind it, unread in its socket. runtime.Gosched does not help: the
+// behind it, unread in its socket. runtime.Gosched alone does not help: the
 // scheduler takes the yielding goroutine back from its run queue before it
 // polls the network. A short sleep does: with nothing runnable the scheduler
-// polls the network, runs the requests that came in, and resumes the scan
-// when its timer has fired.
+// polls the network and runs the requests that came in. A sleep alone is not
+// enough either: its timer puts the scan first in line (runnext) when it
+// fires, ahead of every goroutine still queued, so with more than a pause's
+// worth of them (a burst of connections, a GC's mark work) the scan let one
+// in per pause and a scrape of /metrics at 10,000 campaigns held requests for
+// 40 ms. So each pause is Gosched (the scan goes to the back of the global
+// queue: what is runnable now runs first), the sleep (nothing is runnable,
+// so the network is polled), Gosched again (what that poll readied runs
+// before the scan goes on).
 //
 // With more than one P the other Ps serve requests while a scan runs, so a
 // ScanYield does nothing there. The bidder's /metrics collector paces its
@@ -52,6 +59,8 @@ func (y *ScanYield) Step(units int) {
 	y.n += units
 	if y.n >= yieldEvery {
 		y.n = 0
+		runtime.Gosched()
 		time.Sleep(yieldPause)
+		runtime.Gosched()
 	}
 }
