@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/budget"
 )
 
 func getStatus(t *testing.T, app *App, query, token string) (int, *statusDoc) {
@@ -200,5 +202,32 @@ func TestSpendHistory(t *testing.T) {
 	pts = h.sample("c", day.Add(24*time.Hour), now, 7)
 	if len(pts) != 1 || pts[0][1] != 7 {
 		t.Fatalf("a new day: %v", pts)
+	}
+}
+
+// The paced encoding of the campaign rows writes what encoding/json writes
+// for the same slice, HTML escaping included.
+func TestCampaignListEncodesAsASlice(t *testing.T) {
+	rows := []campaignJSON{
+		{CampaignStatus: budget.CampaignStatus{ID: "a<b>&c", Currency: "EUR", SpentMicros: 5}, Advertiser: "Tom & \u2028 Jerry", Status: "active",
+			Plan: &budget.Plan{}, SpendToday: [][2]int64{{1, 2}}, Leases: []leaseJSON{{Instance: "i1", Amount: 7}}},
+		{CampaignStatus: budget.CampaignStatus{ID: "z"}, Leases: []leaseJSON{}},
+	}
+	for _, l := range [][]campaignJSON{rows, rows[:1], {}} {
+		want, err := json.Marshal(l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := json.Marshal(statusDoc{Campaigns: l})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var doc struct{ Campaigns json.RawMessage }
+		if err := json.Unmarshal(got, &doc); err != nil {
+			t.Fatal(err)
+		}
+		if string(doc.Campaigns) != string(want) {
+			t.Errorf("campaigns encoded as\n%s\nwant\n%s", doc.Campaigns, want)
+		}
 	}
 }
