@@ -126,16 +126,23 @@ func campaignFiles(dir string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		n := e.Name()
-		if e.IsDir() || strings.HasPrefix(n, ".") {
-			continue
-		}
-		if ext := filepath.Ext(n); ext == ".yaml" || ext == ".yml" {
-			names = append(names, filepath.Join(dir, n))
+		if isCampaignFile(e) {
+			names = append(names, filepath.Join(dir, e.Name()))
 		}
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// isCampaignFile says whether a directory entry is a campaign file: a
+// .yaml or .yml file whose name does not start with a dot.
+func isCampaignFile(e os.DirEntry) bool {
+	n := e.Name()
+	if e.IsDir() || strings.HasPrefix(n, ".") {
+		return false
+	}
+	ext := filepath.Ext(n)
+	return ext == ".yaml" || ext == ".yml"
 }
 
 // yamlProblems splits a decoder error ("yaml: unmarshal errors:\n  line 3: ...")

@@ -3,7 +3,11 @@ package campaigns
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -149,31 +153,58 @@ func (st *Store) reloadIfChanged() error {
 // bytes however many files (the text itself is 60 bytes or so per file).
 type dirSig [sha256.Size]byte
 
-// dirSignature summarises the campaign files: names, sizes and mtimes.
-// At 10,000 files the stats are 40-60 ms, paced (loadPause).
+// dirSignature summarises the campaign files (campaignFiles' choice of
+// names): names, sizes and mtimes. At 10,000 files the stats are 40-60 ms,
+// paced (loadPause). The directory is read 256 entries at a time and not
+// sorted: each file's line is hashed on its own and the hashes are added
+// lane by lane, so the digest does not depend on the order the directory
+// lists them in. Reading and sorting all 10,000 names first (os.ReadDir)
+// was 7 ms of unbroken work, every minute, on the bid path's core.
 func dirSignature(dir string) (dirSig, error) {
-	names, err := campaignFiles(dir)
+	f, err := os.Open(dir)
 	if err != nil {
-		return dirSig{}, err
+		return dirSig{}, fmt.Errorf("campaigns: read dir: %w", err)
 	}
-	h := sha256.New()
+	defer f.Close()
+	var sum [4]uint64
+	files := 0
 	b := make([]byte, 0, 256)
 	pause := newLoadPause(true)
-	for _, n := range names {
-		pause.step(5) // a stat is a few microseconds
-		fi, err := os.Stat(n)
-		if err != nil {
-			continue // removed between listing and stat: the next tick sees it
+	for {
+		ents, err := f.ReadDir(256)
+		for _, e := range ents {
+			n := e.Name()
+			if !isCampaignFile(e) {
+				continue
+			}
+			pause.step(5) // a stat is a few microseconds
+			fi, err := os.Stat(filepath.Join(dir, n))
+			if err != nil {
+				continue // removed between listing and stat: the next tick sees it
+			}
+			b = append(b[:0], n...)
+			b = append(b, 0)
+			b = strconv.AppendInt(b, fi.Size(), 10)
+			b = append(b, 0)
+			b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+			h := sha256.Sum256(b)
+			for i := range sum {
+				sum[i] += binary.LittleEndian.Uint64(h[8*i:])
+			}
+			files++
 		}
-		b = append(b[:0], n...)
-		b = append(b, 0)
-		b = strconv.AppendInt(b, fi.Size(), 10)
-		b = append(b, 0)
-		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
-		b = append(b, '\n')
-		h.Write(b)
+		pause.step(len(ents))
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return dirSig{}, fmt.Errorf("campaigns: read dir: %w", err)
+		}
 	}
-	var sig dirSig
-	h.Sum(sig[:0])
-	return sig, nil
+	b = b[:0]
+	for _, v := range sum {
+		b = binary.LittleEndian.AppendUint64(b, v)
+	}
+	b = strconv.AppendInt(b, int64(files), 10)
+	return sha256.Sum256(b), nil
 }

@@ -3,6 +3,7 @@ package campaigns
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,4 +187,80 @@ func TestStoreWatchIdleCostsNoSummaries(t *testing.T) {
 	}
 	writeConfig(t, dir, baseConfig("b"))
 	waitFor(t, "the watcher to load b", func() bool { return st.Current().Campaign("b") != nil })
+}
+
+// The directory signature changes with any campaign file's name, size or
+// mtime, or a file added or removed, and with nothing else: not with files
+// that are not campaign files, and not with the order the directory lists
+// its entries in (the hashes of the files are added, not chained; the same
+// files written in another order give the same signature).
+func TestDirSignature(t *testing.T) {
+	sig := func(dir string) dirSig {
+		t.Helper()
+		s, err := dirSignature(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	write := func(dir, name, text string, mtime time.Time) {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t0 := time.Date(2026, 12, 4, 0, 0, 0, 0, time.UTC)
+	a, b := t.TempDir(), t.TempDir()
+	for i := range 600 { // more than one 256-entry read
+		write(a, fmt.Sprintf("c%03d.yaml", i), "id: x", t0)
+	}
+	for i := 599; i >= 0; i-- { // the same files, created the other way round
+		write(b, fmt.Sprintf("c%03d.yaml", i), "id: x", t0)
+	}
+	base := sig(a)
+	if got := sig(b); got != base {
+		t.Fatal("the same files in another order give another signature")
+	}
+	if got := sig(a); got != base {
+		t.Fatal("nothing changed, the signature did")
+	}
+	// Not campaign files: no change.
+	write(a, ".hidden.yaml", "x", t0)
+	write(a, "notes.txt", "x", t0)
+	if err := os.Mkdir(filepath.Join(a, "sub.yaml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if got := sig(a); got != base {
+		t.Fatal("a hidden file, a .txt file or a directory changed the signature")
+	}
+	seen := map[dirSig]string{base: "base"}
+	change := func(what string, do func()) {
+		t.Helper()
+		do()
+		s := sig(a)
+		if prev, ok := seen[s]; ok {
+			t.Fatalf("%s: signature unchanged (same as after %s)", what, prev)
+		}
+		seen[s] = what
+	}
+	change("size", func() { write(a, "c010.yaml", "id: xy", t0) })
+	change("mtime", func() { write(a, "c010.yaml", "id: xy", t0.Add(time.Second)) })
+	change("added", func() { write(a, "c600.yml", "id: x", t0) })
+	change("removed", func() {
+		if err := os.Remove(filepath.Join(a, "c005.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	change("renamed", func() {
+		if err := os.Rename(filepath.Join(a, "c006.yaml"), filepath.Join(a, "d006.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if _, err := dirSignature(filepath.Join(a, "missing")); err == nil {
+		t.Fatal("a missing directory gave no error")
+	}
 }
