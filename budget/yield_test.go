@@ -86,50 +86,6 @@ func unitsBeforeRead(t *testing.T, units int64) int64 {
 	return at
 }
 
-// On one P, goroutines already runnable when a scan pauses all run before
-// the scan goes on, however many there are. With a sleep alone the scan's
-// timer put it back first in line after each queued goroutine that outlasted
-// the pause, so queued work (new connections, requests the poller readied)
-// got in one per pause: 64 goroutines of 50 us each needed about 64 pauses,
-// far more than the 8 this scan makes, and this test failed.
-func TestScanYieldRunsQueuedGoroutinesFirst(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	const (
-		units   = 8 * yieldEvery
-		waiters = 64
-	)
-	var done atomic.Int64
-	start := make(chan struct{})
-	ran := make(chan int64, waiters)
-	for range waiters {
-		go func() {
-			<-start
-			for t0 := time.Now(); time.Since(t0) < 50*time.Microsecond; {
-			}
-			ran <- done.Load()
-		}()
-	}
-	for i := 0; i < 100; i++ { // let them all block on start
-		runtime.Gosched()
-	}
-	close(start) // all runnable, queued behind this goroutine
-	y := NewScanYield()
-	for range units {
-		for t0 := time.Now(); time.Since(t0) < 200*time.Nanosecond; {
-		}
-		done.Add(1)
-		y.Step(1)
-	}
-	var last int64
-	for range waiters {
-		last = max(last, <-ran)
-	}
-	if last > 2*yieldEvery {
-		t.Fatalf("the last of %d queued goroutines ran after %d of %d units: the scan went on before the queue had run", waiters, last, units)
-	}
-	t.Logf("all %d queued goroutines ran within the first %d units", waiters, last)
-}
-
 // With more than one P a ScanYield never pauses.
 func TestScanYieldOffWithSeveralPs(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -95,47 +94,4 @@ func readDuring(t *testing.T, work func()) time.Duration {
 		t.Fatal("the server read nothing")
 	}
 	return at.Sub(done)
-}
-
-// On one P, goroutines already runnable when a paced loop pauses all run
-// before it goes on. With a sleep alone the loop's timer put it back first in
-// line after each queued goroutine that outlasted the pause, so queued
-// requests got in one per pause: 64 goroutines of 50 us each needed about
-// 64 pauses, far more than the 8 this loop makes, and this test failed.
-func TestLoadPauseRunsQueuedGoroutinesFirst(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
-	const (
-		steps   = 8 * pauseEvery // one estimated microsecond each
-		waiters = 64
-	)
-	var done atomic.Int64
-	start := make(chan struct{})
-	ran := make(chan int64, waiters)
-	for range waiters {
-		go func() {
-			<-start
-			for t0 := time.Now(); time.Since(t0) < 50*time.Microsecond; {
-			}
-			ran <- done.Load()
-		}()
-	}
-	for i := 0; i < 100; i++ { // let them all block on start
-		runtime.Gosched()
-	}
-	close(start) // all runnable, queued behind this goroutine
-	p := newLoadPause(true)
-	for range steps {
-		for t0 := time.Now(); time.Since(t0) < 200*time.Nanosecond; {
-		}
-		done.Add(1)
-		p.step(1)
-	}
-	var last int64
-	for range waiters {
-		last = max(last, <-ran)
-	}
-	if last > 2*pauseEvery {
-		t.Fatalf("the last of %d queued goroutines ran after %d of %d steps: the loop went on before the queue had run", waiters, last, steps)
-	}
-	t.Logf("all %d queued goroutines ran within the first %d steps", waiters, last)
 }
