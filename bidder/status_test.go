@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -228,6 +229,38 @@ func TestCampaignListEncodesAsASlice(t *testing.T) {
 		}
 		if string(doc.Campaigns) != string(want) {
 			t.Errorf("campaigns encoded as\n%s\nwant\n%s", doc.Campaigns, want)
+		}
+	}
+}
+
+// writeStatus writes the bytes writeJSON writes for the same document (HTML
+// escaped, the members in the struct's order, a newline after), with rows and
+// without.
+func TestWriteStatusWritesWhatWriteJSONWrites(t *testing.T) {
+	rows := []campaignJSON{
+		{CampaignStatus: budget.CampaignStatus{ID: "a<b>&c", Currency: "EUR", SpentMicros: 5}, Advertiser: "Tom & \u2028 Jerry", Status: "active",
+			Plan: &budget.Plan{}, SpendToday: [][2]int64{{1, 2}}, Leases: []leaseJSON{{Instance: "i1", Amount: 7}}},
+		{CampaignStatus: budget.CampaignStatus{ID: "z"}, Leases: []leaseJSON{}},
+	}
+	for _, l := range [][]campaignJSON{rows, nil} {
+		d := &statusDoc{
+			statusHead: statusHead{Generated: time.Unix(1700000000, 5).UTC(), CampaignsTotal: len(l),
+				Instance: instanceStatus{ID: "<i&1>", Ready: true, Listen: "127.0.0.1:8080"}},
+			Campaigns: l,
+			statusTail: statusTail{Errors: []errorRecord{}, ErrorsTotal: 3,
+				Model: modelStatus{Chain: "onnx>gbdt", Scored: map[string]uint64{"onnx": 9}}},
+		}
+		want := httptest.NewRecorder()
+		writeJSON(want, http.StatusOK, d)
+		got := httptest.NewRecorder()
+		writeStatus(got, d)
+		if got.Code != want.Code || got.Body.String() != want.Body.String() {
+			t.Errorf("writeStatus wrote %d\n%s\nwriteJSON %d\n%s", got.Code, got.Body, want.Code, want.Body)
+		}
+		for _, h := range []string{"Content-Type", "Cache-Control"} {
+			if got.Header().Get(h) != want.Header().Get(h) {
+				t.Errorf("%s: %q, writeJSON %q", h, got.Header().Get(h), want.Header().Get(h))
+			}
 		}
 	}
 }
