@@ -209,7 +209,7 @@ func (a *App) status(q string, limit int) *statusDoc {
 		Go: runtime.Version(), Admission: s.adm.load(), Inflight: s.adm.inflight.Load()}
 	leases, money := a.budget.Leases(), a.budget.Status()
 	d.Campaigns, d.CampaignsTotal = a.campaignRows(q, limit, money, leases, now)
-	d.Peers = peerRows(a.budget.Peers(), leases, money)
+	d.Peers = peerRows(a.budget.Peers(), leases)
 	d.Model = a.modelStatus()
 	d.Errors, d.ErrorsTotal = a.errs.ring.recent()
 	return d
@@ -312,22 +312,21 @@ func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus
 	return rows, total
 }
 
-// peerRows adds to each instance the leases it holds, summed by currency.
-func peerRows(peers []budget.Peer, leases []budget.LeaseView, money []budget.CampaignStatus) []peerStatus {
-	cur := make(map[string]string, len(money))
-	for _, m := range money {
-		cur[m.ID] = m.Currency
-	}
+// peerRows adds to each instance the leases it holds, summed by currency
+// (paced: at 10,000 campaigns there are 10,000 leases per instance).
+func peerRows(peers []budget.Peer, leases []budget.LeaseView) []peerStatus {
 	out := make([]peerStatus, len(peers))
 	at := map[string]int{}
 	for i, p := range peers {
 		out[i] = peerStatus{Peer: p, LeasedMicros: map[string]int64{}}
 		at[p.Instance] = i
 	}
+	y := budget.NewScanYield()
 	for _, l := range leases {
+		y.Step(1)
 		if i, ok := at[l.Instance]; ok {
 			out[i].LeasedCampaigns++
-			out[i].LeasedMicros[cur[l.Campaign]] += l.Amount
+			out[i].LeasedMicros[l.Currency] += l.Amount
 		}
 	}
 	return out

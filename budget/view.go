@@ -36,6 +36,7 @@ type LeaseView struct {
 	Campaign string `json:"campaign"`
 	Instance string `json:"instance"`
 	Amount   int64  `json:"amount_micros"`
+	Currency string `json:"currency"` // the campaign's
 }
 
 // Peers returns this instance and every other one whose liveness record
@@ -65,11 +66,19 @@ func (m *Manager) Peers() []Peer {
 		out = append(out, p)
 	}
 	m.live.mu.Unlock()
-	for _, l := range m.Leases() {
-		if !seen[l.Instance] {
-			seen[l.Instance] = true
-			out = append(out, Peer{Instance: l.Instance})
+	// Instances known only by a lease they hold (their liveness record is
+	// gone): one pass over the accounts, without a view of every lease.
+	y := NewScanYield()
+	for _, a := range *m.accts.Load() {
+		y.Step(1)
+		a.gmu.Lock()
+		for _, f := range a.foreign {
+			if f.amount > 0 && !seen[f.inst] {
+				seen[f.inst] = true
+				out = append(out, Peer{Instance: f.inst})
+			}
 		}
+		a.gmu.Unlock()
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Instance < out[j].Instance })
 	return out
@@ -78,17 +87,22 @@ func (m *Manager) Peers() []Peer {
 // Leases returns every lease with money in it that this instance knows of:
 // its own, and the other instances' from the newest record of each campaign.
 func (m *Manager) Leases() []LeaseView {
-	var out []LeaseView
+	accts := *m.accts.Load()
+	out := make([]LeaseView, 0, len(accts)) // one of its own per campaign at most: one allocation at 10,000 campaigns, not a dozen
 	y := NewScanYield()
-	for _, a := range *m.accts.Load() {
+	for _, a := range accts {
 		y.Step(1)
+		var cur string
+		if c := a.campaign(); c != nil {
+			cur = c.Currency
+		}
 		if v := a.lease.Load(); v > 0 {
-			out = append(out, LeaseView{Campaign: a.id, Instance: m.cfg.InstanceID, Amount: v})
+			out = append(out, LeaseView{Campaign: a.id, Instance: m.cfg.InstanceID, Amount: v, Currency: cur})
 		}
 		a.gmu.Lock()
 		for _, f := range a.foreign {
 			if f.amount > 0 {
-				out = append(out, LeaseView{Campaign: a.id, Instance: f.inst, Amount: f.amount})
+				out = append(out, LeaseView{Campaign: a.id, Instance: f.inst, Amount: f.amount, Currency: cur})
 			}
 		}
 		a.gmu.Unlock()

@@ -22,12 +22,27 @@ func TestPeersAndLeases(t *testing.T) {
 	got := map[[2]string]int64{}
 	for _, l := range a.Leases() {
 		got[[2]string{l.Campaign, l.Instance}] = l.Amount
+		if l.Currency != "USD" {
+			t.Errorf("lease %+v: currency %q, want the campaign's USD", l, l.Currency)
+		}
 	}
 	for _, k := range [][2]string{{"c1", "a"}, {"c2", "a"}, {"c1", "b"}} {
 		if got[k] <= 0 {
 			t.Errorf("lease %v not seen by a: %v", k, got)
 		}
 	}
+	// b's liveness record gone (expired, say) while its lease on c1 is
+	// still known: b is listed for its lease.
+	a.live.mu.Lock()
+	saved := a.live.others["b"]
+	delete(a.live.others, "b")
+	a.live.mu.Unlock()
+	if ps := a.Peers(); len(ps) != 2 || ps[1].Instance != "b" || ps[1].Alive || ps[1].Self {
+		t.Fatalf("peers of a with b known only by its lease: %+v", ps)
+	}
+	a.live.mu.Lock()
+	a.live.others["b"] = saved
+	a.live.mu.Unlock()
 	if err := b.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
