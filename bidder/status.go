@@ -207,8 +207,8 @@ func (a *App) status(q string, limit int) *statusDoc {
 	d.Instance = instanceStatus{ID: a.cfg.InstanceID, Started: a.started.UTC(), UptimeSeconds: now.Sub(a.started).Seconds(),
 		Ready: ready, Reason: why, Degraded: s.degraded != nil && s.degraded(), Listen: a.Addr(), PublicURL: string(s.publicURL),
 		Go: runtime.Version(), Admission: s.adm.load(), Inflight: s.adm.inflight.Load()}
-	leases, money := a.budget.Leases(), a.budget.Status()
-	d.Campaigns, d.CampaignsTotal = a.campaignRows(q, limit, money, leases, now)
+	leases := a.budget.Leases()
+	d.Campaigns, d.CampaignsTotal = a.campaignRows(q, limit, leases, now)
 	d.Peers = peerRows(a.budget.Peers(), leases)
 	d.Model = a.modelStatus()
 	d.Errors, d.ErrorsTotal = a.errs.ring.recent()
@@ -217,7 +217,7 @@ func (a *App) status(q string, limit int) *statusDoc {
 
 // campaignRows lists the running campaigns whose id or advertiser contains
 // q: when more than limit, the most active (spend today, then bids).
-func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus, leases []budget.LeaseView, now time.Time) ([]campaignJSON, int) {
+func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now time.Time) ([]campaignJSON, int) {
 	s := a.Server
 	cat := s.catalog.Load()
 	if cat == nil {
@@ -229,15 +229,9 @@ func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus
 	// and every bid request on the same core waited behind it. The loop
 	// is paced like a budget scan (budget.ScanYield).
 	y := budget.NewScanYield()
-	money := make(map[string]int, len(statuses))
-	for i := range statuses {
-		money[statuses[i].ID] = i
-		y.Step(1)
-	}
 	stats := s.m.snapshotCampaigns()
 	type ranked struct {
 		c          *campaigns.Campaign
-		money      int // index in statuses, -1 without
 		spentToday int64
 		bids       uint64
 	}
@@ -248,9 +242,9 @@ func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus
 		if q != "" && !strings.Contains(strings.ToLower(c.ID), q) && !strings.Contains(strings.ToLower(c.Advertiser), q) {
 			continue
 		}
-		r := ranked{c: c, money: -1}
-		if i, ok := money[c.ID]; ok {
-			r.money, r.spentToday = i, statuses[i].SpentTodayMicros
+		r := ranked{c: c}
+		if st, ok := a.budget.StatusOf(c.ID); ok {
+			r.spentToday = st.SpentTodayMicros
 		}
 		if st := stats[c.ID]; st != nil {
 			r.bids = st.bids()
@@ -268,9 +262,9 @@ func (a *App) campaignRows(q string, limit int, statuses []budget.CampaignStatus
 	rows := make([]campaignJSON, 0, len(keep))
 	for _, k := range keep {
 		c := k.c
-		st := budget.CampaignStatus{ID: c.ID, Currency: c.Currency}
-		if k.money >= 0 {
-			st = statuses[k.money]
+		st, ok := a.budget.StatusOf(c.ID)
+		if !ok {
+			st = budget.CampaignStatus{ID: c.ID, Currency: c.Currency}
 		}
 		row := campaignJSON{CampaignStatus: st, Advertiser: c.Advertiser, Status: c.Status.String(),
 			campaignFigures: s.m.campaignFigures(c.ID), PausedCandidates: s.pausedCandidates(c.ID),

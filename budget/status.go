@@ -1,6 +1,9 @@
 package budget
 
-import "math"
+import (
+	"math"
+	"time"
+)
 
 func floatBits(f float64) uint64 { return math.Float64bits(f) }
 
@@ -29,21 +32,38 @@ func (m *Manager) Status() []CampaignStatus {
 	y := NewScanYield()
 	for _, a := range accts {
 		y.Step(1)
-		if !a.active.Load() && a.lease.Load() == 0 && a.held.Load() == 0 && a.spent.Load() == 0 {
-			continue
+		if st, ok := statusOf(a, now); ok {
+			out = append(out, st)
 		}
-		c := a.campaign()
-		_, _, day := dayBounds(now, c.loc())
-		unrep := a.spent.Load()
-		out = append(out, CampaignStatus{
-			ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
-			SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
-			HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
-			PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
-			Throttle: throttleProb(a.throttle.Load()),
-		})
 	}
 	return out
+}
+
+// StatusOf is the campaign's entry of Status, without building the others:
+// false for a campaign Status leaves out (unknown, or nothing active,
+// leased, held or spent).
+func (m *Manager) StatusOf(id string) (CampaignStatus, bool) {
+	a := m.Handle(id)
+	if a == nil {
+		return CampaignStatus{}, false
+	}
+	return statusOf(a, m.cfg.Clock.Now())
+}
+
+func statusOf(a *Account, now time.Time) (CampaignStatus, bool) {
+	if !a.active.Load() && a.lease.Load() == 0 && a.held.Load() == 0 && a.spent.Load() == 0 {
+		return CampaignStatus{}, false
+	}
+	c := a.campaign()
+	_, _, day := dayBounds(now, c.loc())
+	unrep := a.spent.Load()
+	return CampaignStatus{
+		ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
+		SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
+		HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
+		PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
+		Throttle: throttleProb(a.throttle.Load()),
+	}, true
 }
 
 func throttleProb(th uint64) float64 {

@@ -138,3 +138,34 @@ func TestPeerSilentAfterMissedHeartbeats(t *testing.T) {
 		t.Fatalf("b after its heartbeat expired: %+v, silent %d", p, c.PeersSilent)
 	}
 }
+
+// StatusOf is the campaign's entry of Status, and false where Status has
+// none: an unknown campaign, or a removed one with no money left.
+func TestStatusOfIsStatusEntry(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c1", micros(100)), campaign("c2", micros(100)), campaign("c3", micros(100)))
+	if _, ok := m.Hold(m.Handle("c1"), 5000, clk.Now()); !ok {
+		t.Fatal("hold refused")
+	}
+	c3 := m.Handle("c3")
+	if err := m.SetCampaigns([]Campaign{campaign("c1", micros(100)), campaign("c2", micros(100))}); err != nil {
+		t.Fatal(err)
+	}
+	c3.lease.Store(0) // removed and its lease given back: nothing left
+	all := m.Status()
+	listed := map[string]bool{}
+	for _, want := range all {
+		listed[want.ID] = true
+		if got, ok := m.StatusOf(want.ID); !ok || got != want {
+			t.Errorf("StatusOf(%q) = %+v, %v; Status has %+v", want.ID, got, ok, want)
+		}
+	}
+	if !listed["c1"] || !listed["c2"] || listed["c3"] {
+		t.Fatalf("Status lists %v: want c1 and c2, not c3 (removed, no money)", listed)
+	}
+	for _, id := range []string{"c3", "nope"} {
+		if got, ok := m.StatusOf(id); ok {
+			t.Errorf("StatusOf(%q) = %+v, true; Status has no entry", id, got)
+		}
+	}
+}
