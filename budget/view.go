@@ -92,10 +92,7 @@ func (m *Manager) Leases() []LeaseView {
 	y := NewScanYield()
 	for _, a := range accts {
 		y.Step(1)
-		var cur string
-		if c := a.campaign(); c != nil {
-			cur = c.Currency
-		}
+		cur := a.campaign().Currency // set before the account is published
 		if v := a.lease.Load(); v > 0 {
 			out = append(out, LeaseView{Campaign: a.id, Instance: m.cfg.InstanceID, Amount: v, Currency: cur})
 		}
