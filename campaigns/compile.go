@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -55,15 +56,15 @@ func (s *Snapshot) Len() int { return len(s.Campaigns) }
 // campaign per file, and compiles them. Every problem in every file is
 // reported, joined, wrapping ErrInvalid.
 func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
-	names, err := campaignFiles(dir)
-	if err != nil {
-		return nil, err
-	}
 	var o options
 	for _, f := range opts {
 		f(&o)
 	}
 	pause := newLoadPause(o.paced)
+	names, err := campaignFiles(dir, &pause)
+	if err != nil {
+		return nil, err
+	}
 	var list []error
 	cfgs := make([]Config, 0, len(names))
 	for _, name := range names {
@@ -119,19 +120,75 @@ func readFile(name string) ([]byte, error) {
 	return data, err
 }
 
-func campaignFiles(dir string) ([]string, error) {
-	ents, err := os.ReadDir(dir)
+// campaignFiles lists dir's campaign files, sorted by name. The directory is
+// read 256 entries at a time and the names sorted in runs, both paced: at
+// 10,000 files os.ReadDir (which sorts) and the sort were 4-12 ms of
+// unbroken work on the bid path's core at every reload.
+func campaignFiles(dir string, pause *loadPause) ([]string, error) {
+	f, err := os.Open(dir)
 	if err != nil {
 		return nil, fmt.Errorf("campaigns: read dir: %w", err)
 	}
+	defer f.Close()
 	var names []string
-	for _, e := range ents {
-		if isCampaignFile(e) {
-			names = append(names, filepath.Join(dir, e.Name()))
+	for {
+		ents, err := f.ReadDir(256)
+		for _, e := range ents {
+			if isCampaignFile(e) {
+				names = append(names, filepath.Join(dir, e.Name()))
+			}
+		}
+		pause.step(len(ents)) // about a microsecond an entry
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("campaigns: read dir: %w", err)
 		}
 	}
-	sort.Strings(names)
+	pacedSort(names, pause)
 	return names, nil
+}
+
+// sortRun is the length of the runs pacedSort sorts before merging them:
+// about 80 microseconds of sorting each.
+const sortRun = 512
+
+// pacedSort sorts names as slices.Sort does, in steps a pause can come
+// between: runs of sortRun names sorted one by one, then merged pairwise
+// (bottom up) through a buffer, a pause counted every sortRun names.
+func pacedSort(names []string, pause *loadPause) {
+	n := len(names)
+	for lo := 0; lo < n; lo += sortRun {
+		slices.Sort(names[lo:min(lo+sortRun, n)])
+		pause.step(80)
+	}
+	if n <= sortRun {
+		return
+	}
+	src, dst := names, make([]string, n)
+	for w := sortRun; w < n; w *= 2 {
+		for lo := 0; lo < n; lo += 2 * w {
+			mid, hi := min(lo+w, n), min(lo+2*w, n)
+			i, j := lo, mid
+			for k := lo; k < hi; k++ {
+				if j >= hi || (i < mid && src[i] <= src[j]) {
+					dst[k] = src[i]
+					i++
+				} else {
+					dst[k] = src[j]
+					j++
+				}
+				if (k-lo)%sortRun == sortRun-1 {
+					pause.step(10)
+				}
+			}
+		}
+		src, dst = dst, src
+	}
+	if &src[0] != &names[0] {
+		copy(names, src)
+	}
 }
 
 // isCampaignFile says whether a directory entry is a campaign file: a
