@@ -122,7 +122,7 @@ func (a *App) start(ctx context.Context) error {
 	s := newServer(cfg, log, bindBudget(a.budget), sink, signer)
 	s.ready, s.degraded = budgetHealth(a.budget)
 	s.adminTokens = sec.adminTokens
-	s.campaignMoney = a.budget.Status
+	s.campaignMoney = a.budget.EachStatus
 	s.models = a.explainModels
 	s.reg.MustRegister(appCollector{a})
 	sink.won = &s.wins

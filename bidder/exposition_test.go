@@ -48,6 +48,31 @@ func pageOf(t testing.TB, cs ...prometheus.Collector) string {
 	return rec.Body.String()
 }
 
+// eachStatus walks status as budget.Manager.EachStatus walks its own.
+func eachStatus(status []budget.CampaignStatus) func(func(*budget.CampaignStatus)) {
+	return func(fn func(*budget.CampaignStatus)) {
+		for i := range status {
+			fn(&status[i])
+		}
+	}
+}
+
+// topCampaigns offers es to a firstN of n as a scrape does: the kept,
+// sorted by id, and the entries left out, in no order.
+func topCampaigns(es []campEntry, n int) (top, rest []campEntry) {
+	f := newFirstN(n, (*campEntry).before)
+	for _, e := range es {
+		if out := f.offer(e); out != nil {
+			rest = append(rest, *out)
+		}
+	}
+	top = f.kept()
+	slices.SortFunc(top, func(a, b campEntry) int { return strings.Compare(a.id, b.id) })
+	return top, rest
+}
+
+// firstN keeps the n that rank first and leaves out each of the others
+// exactly once, whatever the order they are offered in.
 func TestTopCampaigns(t *testing.T) {
 	spend := map[string]int64{"a": 5, "b": 9, "c": 5, "d": 0, "e": 9, "f": 1}
 	ids := func(es []campEntry, sorted bool) string {
@@ -101,9 +126,12 @@ func TestTopCampaigns(t *testing.T) {
 			}
 			return 0
 		})
-		top, _ := topCampaigns(es, n)
+		top, rest := topCampaigns(es, n)
 		if got, w := ids(top, true), ids(want[:n], true); got != w {
 			t.Fatalf("n=%d: top %s, want %s", n, got, w)
+		}
+		if got, w := ids(rest, true), ids(want[n:], true); got != w {
+			t.Fatalf("n=%d: left out %s, want %s", n, got, w)
 		}
 	}
 }
@@ -128,7 +156,16 @@ func TestCampaignSeriesBounded(t *testing.T) {
 		// Spend rises with i, and campaigns 9990..9999 tie in pairs.
 		status = append(status, budget.CampaignStatus{ID: id, SpentMicros: int64(min(i, n-10)), HeldMicros: 1, Throttle: 0.5})
 	}
-	ts.campaignMoney = func() []budget.CampaignStatus { return status }
+	// Campaigns with bids and no money yet, and money with no bid-path
+	// record: both rank with what they spent (nothing) and sum into other.
+	for i := range 3 {
+		ts.m.campaign(fmt.Sprintf("y%d", i)).bid(0)
+		bidsAll++
+	}
+	for i := range 2 {
+		status = append(status, budget.CampaignStatus{ID: fmt.Sprintf("z%d", i), HeldMicros: 1})
+	}
+	ts.campaignMoney = eachStatus(status)
 	ss, err := ts.Metrics()
 	if err != nil {
 		t.Fatal(err)
@@ -162,8 +199,8 @@ func TestCampaignSeriesBounded(t *testing.T) {
 	if got, _ := ss.Value("openbidder_campaign_nobids_total", "campaign", "other", "reason", "budget"); got != n-keep {
 		t.Errorf("other's budget no-bids %v, want %d", got, n-keep)
 	}
-	if got, _ := ss.Value("openbidder_budget_held_micros", "campaign", "other"); got != n-keep {
-		t.Errorf("other's holds %v, want %d (summed)", got, n-keep)
+	if got, _ := ss.Value("openbidder_budget_held_micros", "campaign", "other"); got != n-keep+2 {
+		t.Errorf("other's holds %v, want %d (summed)", got, n-keep+2)
 	}
 	if _, ok := ss.Value("openbidder_budget_throttle", "campaign", "other"); ok {
 		t.Error("a ratio summed into other")
@@ -322,7 +359,7 @@ func BenchmarkScrape10kCampaigns(b *testing.B) {
 				st.nobid(i, reasonPaced)
 				status[i] = budget.CampaignStatus{ID: id, SpentMicros: int64(i * 7 % 1000)}
 			}
-			ts.campaignMoney = func() []budget.CampaignStatus { return status }
+			ts.campaignMoney = eachStatus(status)
 			h := ts.metricsHandler()
 			req := httptest.NewRequest("GET", "/metrics", nil)
 			b.ReportAllocs()

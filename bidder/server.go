@@ -76,9 +76,10 @@ type Server struct {
 	sourceRules bool
 	retired     retiredLandings      // removed creatives' landing pages (catalog.go)
 	reg         *prometheus.Registry // /metrics (exposition.go)
-	// campaignMoney is the budget's per-campaign status, for the
-	// per-campaign series and their top-N choice; nil without a budget.
-	campaignMoney func() []budget.CampaignStatus
+	// campaignMoney walks the budget's per-campaign status
+	// (budget.Manager.EachStatus), for the per-campaign series and their
+	// top-N choice; nil without a budget.
+	campaignMoney func(each func(*budget.CampaignStatus))
 	ready         func() (bool, string)
 	degraded      func() bool // the budget store is cut off but bids go on inside held leases
 	draining      atomic.Bool

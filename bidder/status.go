@@ -236,7 +236,10 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 		bids       uint64
 	}
 	q = strings.ToLower(q)
-	keep := make([]ranked, 0, len(cat.snap.Campaigns))
+	top := newFirstN(limit, func(x, y *ranked) bool {
+		return cmp.Or(cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids), cmp.Compare(x.c.ID, y.c.ID)) < 0
+	})
+	total := 0
 	for _, c := range cat.snap.Campaigns {
 		y.Step(1)
 		if q != "" && !strings.Contains(strings.ToLower(c.ID), q) && !strings.Contains(strings.ToLower(c.Advertiser), q) {
@@ -249,14 +252,10 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 		if st := stats[c.ID]; st != nil {
 			r.bids = st.bids()
 		}
-		keep = append(keep, r)
+		top.offer(r)
+		total++
 	}
-	total := len(keep)
-	if len(keep) > limit {
-		keep, _ = keepFirst(keep, limit, func(x, y *ranked) bool {
-			return cmp.Or(cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids), cmp.Compare(x.c.ID, y.c.ID)) < 0
-		})
-	}
+	keep := top.kept()
 	slices.SortFunc(keep, func(x, y ranked) int { return cmp.Compare(x.c.ID, y.c.ID) })
 	ctl := a.budget.Control()
 	rows := make([]campaignJSON, 0, len(keep))

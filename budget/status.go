@@ -26,17 +26,27 @@ type CampaignStatus struct {
 // Status returns every known campaign's money, active ones and removed ones
 // that still hold money.
 func (m *Manager) Status() []CampaignStatus {
+	out := make([]CampaignStatus, 0, len(*m.accts.Load()))
+	m.EachStatus(func(st *CampaignStatus) { out = append(out, *st) })
+	return out
+}
+
+// EachStatus calls fn with each entry of Status, in no order, without
+// building the list (st is valid during the call only). The walk is paced
+// (ScanYield), fn's work included: fn should be about as cheap as building
+// an entry, and is called with no lock held.
+func (m *Manager) EachStatus(fn func(st *CampaignStatus)) {
 	accts := *m.accts.Load()
-	out := make([]CampaignStatus, 0, len(accts))
 	now := m.cfg.Clock.Now()
 	y := NewScanYield()
+	var st CampaignStatus // one for the walk: fn is not known not to keep &st
 	for _, a := range accts {
 		y.Step(1)
-		if st, ok := statusOf(a, now); ok {
-			out = append(out, st)
+		var ok bool
+		if st, ok = statusOf(a, now); ok {
+			fn(&st)
 		}
 	}
-	return out
 }
 
 // StatusOf is the campaign's entry of Status, without building the others:
