@@ -60,6 +60,8 @@ type App struct {
 	// warnings and errors (bad protocol lines, TLS garbage, failed logins),
 	// logged as one summary line a minute (budget.ClientErrorsMsg).
 	natsClientErrs atomic.Uint64
+	// natsRouteErrs counts those of route connections (budget.RouteErrorsMsg).
+	natsRouteErrs atomic.Uint64
 
 	// publishMu serialises publishCampaigns: the watch and SIGHUP publish
 	// from two goroutines, and a set is bound to the budget and then
@@ -305,7 +307,8 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	} else {
 		opts := budget.EmbeddedOptions{StoreDir: b.StoreDir, ServerName: a.cfg.InstanceID,
 			Auth: sec.natsAuth, TLS: tlsFiles(b.TLS), ClusterUser: sec.routeUser, ClusterPassword: sec.routePass,
-			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log, ClientErrors: &a.natsClientErrs}
+			ClusterTLS: tlsFiles(b.EmbeddedCluster.TLS), Log: a.log, ClientErrors: &a.natsClientErrs,
+			RouteErrors: &a.natsRouteErrs}
 		if b.EmbeddedListen != "" {
 			host, port, err := net.SplitHostPort(b.EmbeddedListen)
 			if err != nil {

@@ -20,6 +20,7 @@ var (
 	dModelReloads = appDescs.add("model_reloads_total", "Model loads, by model slot and outcome (ok or refused).", "slot", "model", "outcome")
 	dEventsDrop   = appDescs.add("events_dropped_total", "Notice events dropped because the event writer fell behind.")
 	dNATSClients  = appDescs.add("nats_client_errors_total", "Warnings and errors of client connections to the embedded NATS server's listener (bad protocol lines, TLS garbage, failed logins), logged as one summary line a minute.")
+	dNATSRoutes   = appDescs.add("nats_route_errors_total", "Warnings and errors of route connections to the embedded NATS server's cluster listener (failed route logins, protocol garbage), logged as one summary line a minute.")
 	dCampReloads  = appDescs.add("campaign_reloads_total", "Campaign set reloads (SIGHUP or the directory watch), by outcome: ok (published) or refused (a bad file, or a set the budget store refuses; the running set stays).", "outcome")
 	dCampRefused  = appDescs.add("campaign_reload_refused", "1 while the last campaign reload was refused: the campaign files on disk are not the set that is running.")
 
@@ -80,6 +81,7 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	counterMetric(ch, dEventsDrop, float64(a.events.dropped.Load()))
 	counterMetric(ch, dNATSClients, float64(a.natsClientErrs.Load()))
+	counterMetric(ch, dNATSRoutes, float64(a.natsRouteErrs.Load()))
 	counterMetric(ch, dCampReloads, float64(a.reloadsOK.Load()), "ok")
 	counterMetric(ch, dCampReloads, float64(a.reloadsRefused.Load()), "refused")
 	gaugeMetric(ch, dCampRefused, b2f(a.reloadRefused.Load()))

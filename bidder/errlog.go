@@ -65,7 +65,7 @@ func (h *recentErrors) Handle(ctx context.Context, r slog.Record) error {
 			return b.Len() < maxErrorText
 		})
 		e := errorRecord{Time: r.Time, Level: r.Level.String(), Msg: clipText(r.Message), Attrs: clipText(strings.TrimSpace(b.String()))}
-		if r.Message == budget.ClientErrorsMsg {
+		if r.Message == budget.ClientErrorsMsg || r.Message == budget.RouteErrorsMsg {
 			h.ring.replace(e)
 		} else {
 			h.ring.add(e)

@@ -126,4 +126,13 @@ func TestRecentErrorsSummaryKeepsOnePlace(t *testing.T) {
 	if len(got) != 3 || got[0].Attrs != "count=12" || got[1].Msg != "d" || got[2].Msg != "c" {
 		t.Fatalf("ring %+v", got)
 	}
+	// The route connections' summary keeps a place of its own the same way.
+	for i := range 5 {
+		log.Warn(budget.RouteErrorsMsg, "count", i+1)
+	}
+	got, _ = h.ring.recent()
+	if len(got) != 3 || got[0].Msg != budget.RouteErrorsMsg || got[0].Attrs != "count=5" ||
+		got[1].Msg != budget.ClientErrorsMsg || got[2].Msg != "d" {
+		t.Fatalf("ring %+v", got)
+	}
 }

@@ -56,6 +56,11 @@ type EmbeddedOptions struct {
 	// ClientErrors, when given, counts those client connection warnings
 	// and errors (a metric's source).
 	ClientErrors *atomic.Uint64
+	// Route connections are summed up the same way, in one RouteErrorsMsg
+	// line per ClientLogEvery: anything that reaches the route listener can
+	// make the server log (a failed route login, protocol garbage), one line
+	// a connection. RouteErrors, when given, counts them.
+	RouteErrors *atomic.Uint64
 	// ClientLogEvery is the interval of the ClientErrorsMsg lines (default
 	// one minute); the last is written when the server shuts down.
 	ClientLogEvery time.Duration
@@ -64,6 +69,10 @@ type EmbeddedOptions struct {
 // ClientErrorsMsg is the message of the line that sums up the embedded
 // server's client connection warnings and errors (EmbeddedOptions.Log).
 const ClientErrorsMsg = "nats client connection errors"
+
+// RouteErrorsMsg is the message of the line that sums up the embedded
+// server's route connection warnings and errors (EmbeddedOptions.Log).
+const RouteErrorsMsg = "nats route connection errors"
 
 // StartEmbedded starts a NATS server with JetStream in this process.
 // Shut it down with srv.Shutdown() after the Manager is closed.
@@ -117,11 +126,12 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
 	}
-	var clients *clientErrors
+	var clients, routes *clientErrors
 	if o.Log != nil {
 		l := o.Log.With("component", "nats")
-		clients = newClientErrors(l, o.ClientErrors)
-		srv.SetLoggerV2(natsLogger{l: l, clients: clients}, false, false, false)
+		clients = newClientErrors(l, ClientErrorsMsg, o.ClientErrors)
+		routes = newClientErrors(l, RouteErrorsMsg, o.RouteErrors)
+		srv.SetLoggerV2(natsLogger{l: l, clients: clients, routes: routes}, false, false, false)
 	}
 	go srv.Start()
 	wait := o.ReadyTimeout
@@ -136,6 +146,7 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 	}()
 	if clients != nil {
 		go clients.run(cmp.Or(o.ClientLogEvery, time.Minute), stopped)
+		go routes.run(cmp.Or(o.ClientLogEvery, time.Minute), stopped)
 	}
 	if !srv.ReadyForConnections(wait) {
 		srv.Shutdown()
@@ -201,10 +212,11 @@ func hostPort(host string, port int) string {
 // natsLogger hands the embedded server's log lines to slog: notices at
 // debug (the server is chatty at start), warnings and errors as such; a
 // fatal error is logged, the process is not ended from here. Warnings and
-// errors of network client connections go to clients instead (when set).
+// errors of network client connections go to clients instead, and those
+// of route connections to routes (when set).
 type natsLogger struct {
-	l       *slog.Logger
-	clients *clientErrors
+	l               *slog.Logger
+	clients, routes *clientErrors
 }
 
 var _ server.Logger = natsLogger{}
@@ -212,8 +224,12 @@ var _ server.Logger = natsLogger{}
 func (n natsLogger) logf(level slog.Level, format string, v []any) {
 	if level >= slog.LevelWarn && n.clients != nil {
 		msg := fmt.Sprintf(format, v...)
-		if isNetworkClientLine(msg) {
+		switch networkConnKind(msg) {
+		case "cid:", "wid:", "mid:", "mid_ws:":
 			n.clients.add(msg)
+			return
+		case "rid:":
+			n.routes.add(msg)
 			return
 		}
 		n.l.Log(context.Background(), level, msg)
@@ -231,33 +247,38 @@ func (n natsLogger) Fatalf(format string, v ...any)  { n.logf(slog.LevelError, f
 func (n natsLogger) Debugf(format string, v ...any)  { n.logf(slog.LevelDebug, format, v) }
 func (n natsLogger) Tracef(format string, v ...any)  { n.logf(slog.LevelDebug-4, format, v) }
 
-// isNetworkClientLine tells whether a server log line is about one client
-// connection that came over the network: nats-server starts those with the
-// connection's address and id, "203.0.113.9:51234 - cid:17 - ". Routes
-// (rid), the in-process connection ("pipe - cid:1") and the server's own
-// lines do not match.
-func isNetworkClientLine(msg string) bool {
+// networkConnKind is the kind of connection a server log line is about
+// when it came over the network: nats-server starts those lines with the
+// connection's address, kind and id, "203.0.113.9:51234 - cid:17 - ":
+// "cid:" (a client), "wid:" (websocket), "mid:" / "mid_ws:" (MQTT), "rid:"
+// (a route). The in-process connection ("pipe - cid:1") and the server's
+// own lines give "".
+func networkConnKind(msg string) string {
 	addr, rest, ok := strings.Cut(msg, " - ")
 	if !ok || addr == "pipe" || strings.ContainsRune(addr, ' ') {
-		return false
+		return ""
 	}
-	for _, kind := range []string{"cid:", "wid:", "mid:", "mid_ws:"} {
+	for _, kind := range []string{"cid:", "wid:", "mid:", "mid_ws:", "rid:"} {
 		if id, ok := strings.CutPrefix(rest, kind); ok {
 			n := 0
 			for n < len(id) && id[n] >= '0' && id[n] <= '9' {
 				n++
 			}
-			return n > 0 && strings.HasPrefix(id[n:], " - ")
+			if n > 0 && strings.HasPrefix(id[n:], " - ") {
+				return kind
+			}
+			return ""
 		}
 	}
-	return false
+	return ""
 }
 
-// clientErrors counts the client connection warnings and errors and sums
-// them up in one line per interval: a flood of bad connections costs a
-// line a minute, not one per connection.
+// clientErrors counts the client (or route) connection warnings and errors
+// and sums them up in one line (msg) per interval: a flood of bad
+// connections costs a line a minute, not one per connection.
 type clientErrors struct {
 	l     *slog.Logger
+	msg   string
 	total *atomic.Uint64
 	mu    sync.Mutex
 	n     uint64 // since the last line
@@ -267,11 +288,11 @@ type clientErrors struct {
 // maxClientSample bounds the sample line (it quotes what a client sent).
 const maxClientSample = 256
 
-func newClientErrors(l *slog.Logger, total *atomic.Uint64) *clientErrors {
+func newClientErrors(l *slog.Logger, msg string, total *atomic.Uint64) *clientErrors {
 	if total == nil {
 		total = new(atomic.Uint64)
 	}
-	return &clientErrors{l: l, total: total}
+	return &clientErrors{l: l, msg: msg, total: total}
 }
 
 func (c *clientErrors) add(msg string) {
@@ -309,6 +330,6 @@ func (c *clientErrors) flush() {
 	c.n, c.first = 0, ""
 	c.mu.Unlock()
 	if n > 0 {
-		c.l.Warn(ClientErrorsMsg, "count", n, "total", c.total.Load(), "first", first)
+		c.l.Warn(c.msg, "count", n, "total", c.total.Load(), "first", first)
 	}
 }

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -11,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
 )
 
 // lockedBuffer is written by the server's goroutines and read by the test.
@@ -128,17 +131,97 @@ func TestEmbeddedSumsUpClientConnectionErrors(t *testing.T) {
 		t.Errorf("want one WARN summary line with the count and a sample, got:\n%s", out)
 	}
 
-	f := func(line string, want bool) {
+	f := func(line, want string) {
 		t.Helper()
-		if got := isNetworkClientLine(line); got != want {
-			t.Errorf("isNetworkClientLine(%q) = %v, want %v", line, got, want)
+		if got := networkConnKind(line); got != want {
+			t.Errorf("networkConnKind(%q) = %q, want %q", line, got, want)
 		}
 	}
-	f("127.0.0.1:51234 - cid:17 - Client parser ERROR, state=0, i=0: proto='\"GARBAGE\"...'", true)
-	f("[::1]:4222 - cid:3 - \"v1.37.0:go\" - TLS handshake error: EOF", true)
-	f("10.0.0.1:4222 - wid:9 - authentication error", true)
-	f("pipe - cid:1 - Slow Consumer Detected", false)
-	f("10.0.0.2:6222 - rid:4 - Route connection error", false)
-	f("JetStream cluster no metadata leader", false)
-	f("a - cid: - x", false)
+	f("127.0.0.1:51234 - cid:17 - Client parser ERROR, state=0, i=0: proto='\"GARBAGE\"...'", "cid:")
+	f("[::1]:4222 - cid:3 - \"v1.37.0:go\" - TLS handshake error: EOF", "cid:")
+	f("10.0.0.1:4222 - wid:9 - authentication error", "wid:")
+	f("10.0.0.1:1883 - mid_ws:12 - bad packet", "mid_ws:")
+	f("pipe - cid:1 - Slow Consumer Detected", "")
+	f("10.0.0.2:6222 - rid:4 - Route connection error", "rid:")
+	f("127.0.0.1:35436 - rid:24 - authentication error", "rid:")
+	f("JetStream cluster no metadata leader", "")
+	f("a - cid: - x", "")
+	f("a - rid:7x - x", "")
+}
+
+// The same for the route listener: a flood of bad connections to it (a
+// failed route login, protocol garbage) is counted and summed up in one
+// RouteErrorsMsg line, not logged once per connection. Three nodes, since
+// a clustered JetStream server is not ready alone; only the first logs.
+func TestEmbeddedSumsUpRouteConnectionErrors(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	var buf lockedBuffer
+	var count atomic.Uint64
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var first *server.Server
+	var firstPort int
+	for attempt := 0; attempt < 3 && first == nil; attempt++ { // a picked port can be taken before it binds
+		ports := []int{freePort(t), freePort(t), freePort(t)}
+		var routes []string
+		for _, p := range ports {
+			routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
+		}
+		var srvs []*server.Server
+		var err error
+		for i := range 3 {
+			o := EmbeddedOptions{ServerName: fmt.Sprintf("r%d", i), StoreDir: t.TempDir(), Port: -1,
+				ReadyTimeout: 30 * time.Second, ClusterName: "route-log-test", ClusterPort: ports[i], Routes: routes,
+				ClusterUser: "route", ClusterPassword: "route-secret"}
+			if i == 0 {
+				o.Log, o.RouteErrors, o.ClientLogEvery = log, &count, time.Hour
+			}
+			var s *server.Server
+			if s, err = StartEmbedded(o); err != nil {
+				break
+			}
+			srvs = append(srvs, s)
+		}
+		for _, s := range srvs {
+			t.Cleanup(s.Shutdown) // the first is shut down below too: it may be twice
+		}
+		if err != nil {
+			for _, s := range srvs {
+				s.Shutdown()
+			}
+			t.Logf("cluster start attempt %d: %v", attempt+1, err)
+			continue
+		}
+		first, firstPort = srvs[0], ports[0]
+	}
+	if first == nil {
+		t.Fatal("no cluster")
+	}
+	before := count.Load()
+	start := len(buf.String())
+	const n = 60
+	floodClients(t, fmt.Sprintf("127.0.0.1:%d", firstPort), n)
+	if got := count.Load() - before; got < n {
+		t.Errorf("counted %d route errors during the flood, want at least %d", got, n)
+	}
+	if during := buf.String()[start:]; strings.Contains(during, "rid:") {
+		t.Errorf("route connection lines logged one by one during the flood:\n%s", during)
+	}
+	first.Shutdown()
+	first.WaitForShutdown()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(buf.String(), RouteErrorsMsg) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var sums []string
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if strings.Contains(line, RouteErrorsMsg) {
+			sums = append(sums, line)
+		}
+	}
+	if len(sums) != 1 || !strings.Contains(sums[0], "level=WARN") || !strings.Contains(sums[0], "first=") ||
+		!strings.Contains(sums[0], "total="+strconv.FormatUint(count.Load(), 10)) {
+		t.Errorf("want one WARN summary line with the total and a sample, got %q", sums)
+	}
 }
