@@ -250,8 +250,9 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 // charge to this price if it is higher (provisionally for a win on a
 // charge-on-billing exchange) and returns once the ledger acknowledged it;
 // budget.ErrAckTimeout (answered 503) leaves the charge queued for the
-// exchange's retry to find.
-func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time.Time) error {
+// exchange's retry to find. repeat is the budget's Duplicate: the notice
+// changed nothing.
+func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time.Time) (bool, error) {
 	k := budget.KindBill
 	if kind == noticeWin {
 		k = budget.KindWin
@@ -263,13 +264,13 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
 	}
-	return err
+	return res.Duplicate, err
 }
 
 // release applies a loss notice: the hold is freed, or a provisional charge
 // reversed (an event with a negative charge). A replay is not logged again,
 // as a replayed win or bill is not.
-func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error {
+func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool, error) {
 	res, err := b.m.Settle(b.notice(t, budget.KindLoss, 0, now))
 	if err == nil && !res.Duplicate && t.User != 0 {
 		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
@@ -277,7 +278,7 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) error
 	if (err == nil && !res.Duplicate) || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
-	return err
+	return res.Duplicate, err
 }
 
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {

@@ -217,25 +217,38 @@ func (f fakeSigner) parse(src []byte, kind noticeKind, now time.Time) (bidToken,
 type recSink struct {
 	mu      sync.Mutex
 	charges map[string]int64
+	lost    map[string]bool
 	events  []string
 }
 
 func (r *recSink) key(t *bidToken) string { return string(t.AuctionID) + "/" + string(t.ImpID) }
-func (r *recSink) charge(t *bidToken, kind noticeKind, c int64, now time.Time) error {
+
+// charge and release report a repeat as the budget does: a notice that
+// changes nothing (a price not above the impression's charge, a second loss).
+func (r *recSink) charge(t *bidToken, kind noticeKind, c int64, now time.Time) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.charges == nil {
 		r.charges = map[string]int64{}
 	}
-	r.charges[r.key(t)] = c
+	prev, seen := r.charges[r.key(t)]
+	repeat := seen && c <= prev
+	if !repeat {
+		r.charges[r.key(t)] = c
+	}
 	r.events = append(r.events, kind.String()+" "+r.key(t))
-	return nil
+	return repeat, nil
 }
-func (r *recSink) release(t *bidToken, reason int64, now time.Time) error {
+func (r *recSink) release(t *bidToken, reason int64, now time.Time) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.lost == nil {
+		r.lost = map[string]bool{}
+	}
+	repeat := r.lost[r.key(t)]
+	r.lost[r.key(t)] = true
 	r.events = append(r.events, "loss "+r.key(t))
-	return nil
+	return repeat, nil
 }
 func (r *recSink) impression(t *bidToken, now time.Time) error {
 	r.mu.Lock()

@@ -93,10 +93,11 @@ type tokenSigner interface {
 // log. Implementations are idempotent: a replayed notice changes nothing.
 type noticeSink interface {
 	// charge settles the bid's hold at chargeMicros (campaign currency,
-	// already capped at the hold).
-	charge(t *bidToken, kind noticeKind, chargeMicros int64, now time.Time) error
-	// release frees the hold of a lost bid.
-	release(t *bidToken, lossReason int64, now time.Time) error
+	// already capped at the hold). repeat: the notice changed nothing (a
+	// replay, or a price not above the impression's charge).
+	charge(t *bidToken, kind noticeKind, chargeMicros int64, now time.Time) (repeat bool, err error)
+	// release frees the hold of a lost bid; repeat as for charge.
+	release(t *bidToken, lossReason int64, now time.Time) (repeat bool, err error)
 	// impression and click feed frequency caps and CTR feedback.
 	impression(t *bidToken, now time.Time) error
 	click(t *bidToken, now time.Time) error
@@ -216,9 +217,9 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			ctx.Error(err.Error()+"\n", fasthttp.StatusBadRequest)
 			return
 		}
-		err = s.notices.charge(&t, kind, charge, now)
+		repeat, err := s.notices.charge(&t, kind, charge, now)
 		s.noticeDone(ctx, kind, err)
-		s.learnFromNotice(&t, args, true, now)
+		s.learnFromNotice(&t, args, true, repeat, now)
 	case noticeLoss:
 		rs := args.Peek("r")
 		r, err := strconv.ParseInt(string(rs), 10, 64)
@@ -231,9 +232,10 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			ctx.SetStatusCode(fasthttp.StatusOK)
 			return
 		}
-		s.noticeDone(ctx, kind, s.notices.release(&t, r, now))
+		repeat, err := s.notices.release(&t, r, now)
+		s.noticeDone(ctx, kind, err)
 		if competitiveLoss(args.Peek("r")) {
-			s.learnFromNotice(&t, args, false, now)
+			s.learnFromNotice(&t, args, false, repeat, now)
 		}
 	case noticeImp:
 		if !s.trackers.first(kind, &t) { // a replay: answered, not counted again

@@ -189,13 +189,19 @@ const (
 // substituted it, the minimum bid to win. Notices of bids placed without
 // shading carry no segment and are skipped; one whose segment is not bound
 // to its token is counted invalid and not learned; the first notice of an
-// impression counts, repeats do not. It never touches money.
-func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won bool, now time.Time) {
+// impression counts, repeats do not. A repeat is what the money path
+// found changed nothing (repeat: exact, for as long as notices are
+// accepted), or what the model's own window of recent impressions
+// recognises (a billing notice after its win). It never touches money.
+func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat bool, now time.Time) {
 	switch {
 	case s.shade == nil, !t.SegOK && !t.SegBad:
 		return
 	case t.SegBad: // g= changed or moved: not this bid's segment
 		s.shade.Refuse()
+		return
+	case repeat:
+		s.shade.Repeat()
 		return
 	}
 	m, err := parsePriceMicros(args.PeekBytes(argMinToWin))

@@ -360,3 +360,36 @@ func TestShadeSegmentExchangeIsConfigured(t *testing.T) {
 		t.Errorf("a configured exchange shares the defaults' segment")
 	}
 }
+
+// A replayed notice is not learned again after the model's window of recent
+// impressions has forgotten it: the money path's verdict that it changed
+// nothing stops it, for as long as notices are accepted at all. Without
+// that, a holder of one notice URL could move a curve every few seconds
+// with a made-up minimum to win.
+func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	other := []byte(strings.Replace(string(firstPrice(t, "r-2")), `"pub-3"`, `"pub-4"`, 1))
+	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "r-1"))))
+	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
+	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)[:32]))
+	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
+	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
+
+	ts.fire(t, a.NURL, "2", "", "1.25")
+	ts.fire(t, b.LURL, "3", "102", "")
+	if n(ka) != 1 || n(kb) != 1 {
+		t.Fatalf("first notices: a %d, b %d observations, want 1 and 1", n(ka), n(kb))
+	}
+	// Other impressions take every slot of the model's window.
+	for id := uint64(1); id <= 1<<16; id++ {
+		ts.shade.Observe(shading.Observation{Key: shading.Key{Placement: 7, Publisher: 7}, ID: id, Bid: 1e6}, time.Now())
+	}
+	ts.fire(t, a.NURL, "2", "", "0.5") // the same win, a made-up min to win
+	ts.fire(t, b.LURL, "3", "102", "")
+	if n(ka) != 1 || n(kb) != 1 {
+		t.Fatalf("after the replays: a %d, b %d observations, want 1 and 1", n(ka), n(kb))
+	}
+	if p, _ := ts.shade.Inspect(ka); math.Abs(p.Mu-math.Log(1.25e6)) > 1e-9 {
+		t.Fatalf("a's curve moved to %v by a replay", p.Mu)
+	}
+}
