@@ -10,6 +10,7 @@ import (
 
 	"github.com/openbidder/openbidder/ortb"
 	"github.com/openbidder/openbidder/shading"
+	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
 // withShading turns pricing.shading on with curves warm after 5 notices.
@@ -156,14 +157,22 @@ func TestShadingDisabledBidsFixedShade(t *testing.T) {
 	}
 }
 
+// twoSegmentBids places two first-price bids, auction idA on pub-3 and idB
+// on pub-4, and returns them with the segments their notices carry.
+func twoSegmentBids(t *testing.T, ts *testServer, idA, idB string) (a, b openrtb2.Bid, ka, kb shading.Key) {
+	t.Helper()
+	other := []byte(strings.Replace(string(firstPrice(t, idB)), `"pub-3"`, `"pub-4"`, 1))
+	a = onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, idA))))
+	b = onlyBid(t, decodeResponse(t, ts.bid(other)))
+	ka, _ = shading.ParseKey([]byte(segmentParam(t, a.NURL)[:32]))
+	kb, _ = shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
+	return a, b, ka, kb
+}
+
 // Each notice teaches its own segment, once; only competitive losses count.
 func TestShadingNoticeFeedback(t *testing.T) {
 	ts := newTestServer(t, withShading)
-	other := []byte(strings.Replace(string(firstPrice(t, "b-1")), `"pub-3"`, `"pub-4"`, 1))
-	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
-	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
-	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)[:32]))
-	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
+	a, b, ka, kb := twoSegmentBids(t, ts, "a-1", "b-1")
 	if ka == kb || ka.Placement == 0 || kb.Placement == 0 {
 		t.Fatalf("segments of pub-3 and pub-4: %+v %+v", ka, kb)
 	}
@@ -368,11 +377,7 @@ func TestShadeSegmentExchangeIsConfigured(t *testing.T) {
 // with a made-up minimum to win.
 func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
 	ts := newTestServer(t, withShading)
-	other := []byte(strings.Replace(string(firstPrice(t, "r-2")), `"pub-3"`, `"pub-4"`, 1))
-	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "r-1"))))
-	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
-	ka, _ := shading.ParseKey([]byte(segmentParam(t, a.NURL)[:32]))
-	kb, _ := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
+	a, b, ka, kb := twoSegmentBids(t, ts, "r-1", "r-2")
 	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
 
 	ts.fire(t, a.NURL, "2", "", "1.25")
