@@ -250,8 +250,9 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 // charge to this price if it is higher (provisionally for a win on a
 // charge-on-billing exchange) and returns once the ledger acknowledged it;
 // budget.ErrAckTimeout (answered 503) leaves the charge queued for the
-// exchange's retry to find. repeat is the budget's Duplicate: the notice
-// changed nothing.
+// exchange's retry to find. repeat (noticeSink): the budget found it
+// changed nothing, or the impression's charge was above what this notice
+// added (an earlier notice had charged it).
 func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time.Time) (bool, error) {
 	k := budget.KindBill
 	if kind == noticeWin {
@@ -264,7 +265,7 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
 	}
-	return res.Duplicate, err
+	return res.Duplicate || res.LevelMicros > res.ChargedMicros, err
 }
 
 // release applies a loss notice: the hold is freed, or a provisional charge
@@ -278,7 +279,7 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 	if (err == nil && !res.Duplicate) || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
-	return res.Duplicate, err
+	return res.Duplicate || res.ReversedMicros > 0, err
 }
 
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {

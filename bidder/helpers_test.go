@@ -223,8 +223,9 @@ type recSink struct {
 
 func (r *recSink) key(t *bidToken) string { return string(t.AuctionID) + "/" + string(t.ImpID) }
 
-// charge and release report a repeat as the budget does: a notice that
-// changes nothing (a price not above the impression's charge, a second loss).
+// charge and release report a repeat as the budget sink does: a charge on
+// an impression charged before or not above its charge, a second loss, a
+// loss after a charge.
 func (r *recSink) charge(t *bidToken, kind noticeKind, c int64, now time.Time) (bool, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -232,8 +233,8 @@ func (r *recSink) charge(t *bidToken, kind noticeKind, c int64, now time.Time) (
 		r.charges = map[string]int64{}
 	}
 	prev, seen := r.charges[r.key(t)]
-	repeat := seen && c <= prev
-	if !repeat {
+	repeat := seen && (c <= prev || prev > 0)
+	if !seen || c > prev {
 		r.charges[r.key(t)] = c
 	}
 	r.events = append(r.events, kind.String()+" "+r.key(t))
@@ -245,7 +246,7 @@ func (r *recSink) release(t *bidToken, reason int64, now time.Time) (bool, error
 	if r.lost == nil {
 		r.lost = map[string]bool{}
 	}
-	repeat := r.lost[r.key(t)]
+	repeat := r.lost[r.key(t)] || r.charges[r.key(t)] > 0
 	r.lost[r.key(t)] = true
 	r.events = append(r.events, "loss "+r.key(t))
 	return repeat, nil

@@ -93,10 +93,13 @@ type tokenSigner interface {
 // log. Implementations are idempotent: a replayed notice changes nothing.
 type noticeSink interface {
 	// charge settles the bid's hold at chargeMicros (campaign currency,
-	// already capped at the hold). repeat: the notice changed nothing (a
-	// replay, or a price not above the impression's charge).
+	// already capped at the hold). repeat: the impression had been charged
+	// before, or the notice changed nothing (a replay, a price not above
+	// the charge): a notice that is not the first word on its impression.
 	charge(t *bidToken, kind noticeKind, chargeMicros int64, now time.Time) (repeat bool, err error)
-	// release frees the hold of a lost bid; repeat as for charge.
+	// release frees the hold of a lost bid. repeat: the notice changed
+	// nothing (a second loss, a loss after a settled charge) or reversed a
+	// provisional charge (a loss after its win).
 	release(t *bidToken, lossReason int64, now time.Time) (repeat bool, err error)
 	// impression and click feed frequency caps and CTR feedback.
 	impression(t *bidToken, now time.Time) error

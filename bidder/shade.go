@@ -190,9 +190,10 @@ const (
 // shading carry no segment and are skipped; one whose segment is not bound
 // to its token is counted invalid and not learned; the first notice of an
 // impression counts, repeats do not. A repeat is what the money path
-// found changed nothing (repeat: exact, for as long as notices are
-// accepted), or what the model's own window of recent impressions
-// recognises (a billing notice after its win). It never touches money.
+// found was not the first word on its impression (noticeSink: a replay, a
+// bill after its win, a loss after a charge; exact for as long as notices
+// are accepted), or what the model's own window of recent impressions
+// recognises (a win after a competitive loss). It never touches money.
 func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat bool, now time.Time) {
 	switch {
 	case s.shade == nil, !t.SegOK && !t.SegBad:

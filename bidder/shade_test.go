@@ -370,9 +370,10 @@ func TestShadeSegmentExchangeIsConfigured(t *testing.T) {
 	}
 }
 
-// A replayed notice is not learned again after the model's window of recent
-// impressions has forgotten it: the money path's verdict that it changed
-// nothing stops it, for as long as notices are accepted at all. Without
+// A replayed notice, or a bill raising its win's price, is not learned
+// again after the model's window of recent impressions has forgotten the
+// impression: the money path's verdict that it is not the impression's
+// first stops it, for as long as notices are accepted at all. Without
 // that, a holder of one notice URL could move a curve every few seconds
 // with a made-up minimum to win.
 func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
@@ -380,7 +381,7 @@ func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
 	a, b, ka, kb := twoSegmentBids(t, ts, "r-1", "r-2")
 	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
 
-	ts.fire(t, a.NURL, "2", "", "1.25")
+	ts.fire(t, a.NURL, "1.5", "", "1.25")
 	ts.fire(t, b.LURL, "3", "102", "")
 	if n(ka) != 1 || n(kb) != 1 {
 		t.Fatalf("first notices: a %d, b %d observations, want 1 and 1", n(ka), n(kb))
@@ -389,7 +390,8 @@ func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
 	for id := uint64(1); id <= 1<<16; id++ {
 		ts.shade.Observe(shading.Observation{Key: shading.Key{Placement: 7, Publisher: 7}, ID: id, Bid: 1e6}, time.Now())
 	}
-	ts.fire(t, a.NURL, "2", "", "0.5") // the same win, a made-up min to win
+	ts.fire(t, a.NURL, "1.5", "", "0.5") // the same win, a made-up min to win
+	ts.fire(t, a.BURL, "2", "", "")      // its bill, at a higher price: not news about winning
 	ts.fire(t, b.LURL, "3", "102", "")
 	if n(ka) != 1 || n(kb) != 1 {
 		t.Fatalf("after the replays: a %d, b %d observations, want 1 and 1", n(ka), n(kb))
