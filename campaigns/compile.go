@@ -125,29 +125,40 @@ func readFile(name string) ([]byte, error) {
 // 10,000 files os.ReadDir (which sorts) and the sort were 4-12 ms of
 // unbroken work on the bid path's core at every reload.
 func campaignFiles(dir string, pause *loadPause) ([]string, error) {
+	var names []string
+	if err := eachCampaignFile(dir, pause, func(n string) { names = append(names, filepath.Join(dir, n)) }); err != nil {
+		return nil, err
+	}
+	pacedSort(names, pause)
+	return names, nil
+}
+
+// eachCampaignFile calls fn with the name (not the path) of each campaign
+// file in dir, in the order the directory lists them. The directory is read
+// 256 entries at a time, with pause's pauses (about a microsecond an entry):
+// reading all 10,000 names at once (os.ReadDir, which also sorts them) was
+// milliseconds of unbroken work on the bid path's core.
+func eachCampaignFile(dir string, pause *loadPause, fn func(name string)) error {
 	f, err := os.Open(dir)
 	if err != nil {
-		return nil, fmt.Errorf("campaigns: read dir: %w", err)
+		return fmt.Errorf("campaigns: read dir: %w", err)
 	}
 	defer f.Close()
-	var names []string
 	for {
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
 			if isCampaignFile(e) {
-				names = append(names, filepath.Join(dir, e.Name()))
+				fn(e.Name())
 			}
 		}
-		pause.step(len(ents)) // about a microsecond an entry
+		pause.step(len(ents))
 		if err == io.EOF {
-			break
+			return nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("campaigns: read dir: %w", err)
+			return fmt.Errorf("campaigns: read dir: %w", err)
 		}
 	}
-	pacedSort(names, pause)
-	return names, nil
 }
 
 // sortRun is the length of the runs pacedSort sorts before merging them:

@@ -267,7 +267,8 @@ func (m *Model) Counts() [numResults]uint64 {
 func (m *Model) Refuse() { m.stats[Invalid].Add(1) }
 
 // Repeat counts a notice the caller knows to be a repeat (its money path
-// found it changed nothing) as Duplicate, without offering it to Observe.
+// found it was not the first on its impression) as Duplicate, without
+// offering it to Observe.
 func (m *Model) Repeat() { m.stats[Duplicate].Add(1) }
 
 // NumResults is the number of Result values (for exposition).
