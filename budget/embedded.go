@@ -126,11 +126,11 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		lock.Close()
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
 	}
-	var clients, routes *clientErrors
+	var clients, routes *connErrors
 	if o.Log != nil {
 		l := o.Log.With("component", "nats")
-		clients = newClientErrors(l, ClientErrorsMsg, o.ClientErrors)
-		routes = newClientErrors(l, RouteErrorsMsg, o.RouteErrors)
+		clients = newConnErrors(l, ClientErrorsMsg, o.ClientErrors)
+		routes = newConnErrors(l, RouteErrorsMsg, o.RouteErrors)
 		srv.SetLoggerV2(natsLogger{l: l, clients: clients, routes: routes}, false, false, false)
 	}
 	go srv.Start()
@@ -216,7 +216,7 @@ func hostPort(host string, port int) string {
 // of route connections to routes (when set).
 type natsLogger struct {
 	l               *slog.Logger
-	clients, routes *clientErrors
+	clients, routes *connErrors
 }
 
 var _ server.Logger = natsLogger{}
@@ -273,10 +273,10 @@ func networkConnKind(msg string) string {
 	return ""
 }
 
-// clientErrors counts the client (or route) connection warnings and errors
+// connErrors counts the client (or route) connection warnings and errors
 // and sums them up in one line (msg) per interval: a flood of bad
 // connections costs a line a minute, not one per connection.
-type clientErrors struct {
+type connErrors struct {
 	l     *slog.Logger
 	msg   string
 	total *atomic.Uint64
@@ -285,23 +285,23 @@ type clientErrors struct {
 	first string // the first since the last line
 }
 
-// maxClientSample bounds the sample line (it quotes what a client sent).
-const maxClientSample = 256
+// maxConnSample bounds the sample line (it quotes what a peer sent).
+const maxConnSample = 256
 
-func newClientErrors(l *slog.Logger, msg string, total *atomic.Uint64) *clientErrors {
+func newConnErrors(l *slog.Logger, msg string, total *atomic.Uint64) *connErrors {
 	if total == nil {
 		total = new(atomic.Uint64)
 	}
-	return &clientErrors{l: l, msg: msg, total: total}
+	return &connErrors{l: l, msg: msg, total: total}
 }
 
-func (c *clientErrors) add(msg string) {
+func (c *connErrors) add(msg string) {
 	c.total.Add(1)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.n == 0 {
-		if len(msg) > maxClientSample {
-			msg = msg[:maxClientSample] + "..."
+		if len(msg) > maxConnSample {
+			msg = msg[:maxConnSample] + "..."
 		}
 		c.first = strings.ToValidUTF8(msg, "?")
 	}
@@ -310,7 +310,7 @@ func (c *clientErrors) add(msg string) {
 
 // run writes a line every interval that saw errors, and one for the last
 // of them once stopped is closed.
-func (c *clientErrors) run(every time.Duration, stopped <-chan struct{}) {
+func (c *connErrors) run(every time.Duration, stopped <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -324,7 +324,7 @@ func (c *clientErrors) run(every time.Duration, stopped <-chan struct{}) {
 	}
 }
 
-func (c *clientErrors) flush() {
+func (c *connErrors) flush() {
 	c.mu.Lock()
 	n, first := c.n, c.first
 	c.n, c.first = 0, ""
