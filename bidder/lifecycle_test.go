@@ -430,3 +430,56 @@ func TestBillReplayedAcrossTwoRestarts(t *testing.T) {
 		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
 	}
 }
+
+// A billed impression stays billed across a restart, whatever notices of it
+// come after: the bill, a restart, then the win URL and the loss URL fired
+// again. The replayed win finds its ledger id recorded (by the bill) and
+// charges nothing; the loss then cannot tell a provisional win from a bill
+// and changes nothing. Before, the replayed win was taken for a provisional
+// charge and the loss reversed it: the impression cost nothing (an outside
+// audit), and the event log recorded the replayed win as a charge of 1,500.
+func TestBilledImpressionStaysBilledAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "bill-restart-win-loss")
+	if code, msg := get(t, substitute(b.BURL, "1.50")); code != 200 {
+		t.Fatalf("bill: %d %s", code, msg)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	for _, u := range []string{b.NURL, b.LURL, b.NURL, b.LURL} {
+		u = strings.Replace(substitute(u, "1.50"), between(u, "http://", "/notice"), app.Addr(), 1)
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("%s after the restart: %d %s", u, code, msg)
+		}
+		if s, _ := spent(t, app, b.CID); s != 1500 {
+			t.Fatalf("spent %d after %s, want 1500: the bill stands", s, u)
+		}
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logged int64
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var ev struct {
+			Auction string `json:"auction"`
+			Charged int64  `json:"charged_micros"`
+		}
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("event %q: %v", line, err)
+		}
+		if ev.Auction == "bill-restart-win-loss" {
+			logged += ev.Charged
+		}
+	}
+	if logged != 1500 {
+		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
+	}
+}

@@ -114,7 +114,7 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 		return fwdRep{Code: fwdBusy} // the caller settles it
 	}
 	m.served.Add(1)
-	res, seq, rc, err := m.settle(n)
+	out, err := m.settle(n)
 	if errors.Is(err, ErrUnknownCampaign) {
 		return fwdRep{Code: fwdBusy} // the caller may know it: settled there
 	}
@@ -123,14 +123,14 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	}
 	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
 	deadline := time.Now().Add(wait)
-	if err := m.waitAck(seq, wait); err != nil {
-		return fwdRep{Result: res, Code: fwdUnacked}
+	if err := m.waitAck(out.seq, wait); err != nil {
+		return fwdRep{Result: out.res, Code: fwdUnacked}
 	}
-	if err := m.waitRecharge(rc, deadline); err != nil {
-		return fwdRep{Result: res, Code: fwdUnacked}
+	if err := m.waitRecharge(out.rc, deadline); err != nil {
+		return fwdRep{Result: out.res, Code: fwdUnacked}
 	}
-	rc.adjust(&res)
-	return fwdRep{Result: res}
+	m.finish(&out)
+	return fwdRep{Result: out.res}
 }
 
 func (m *Manager) reply(msg *nats.Msg, rep fwdRep) {

@@ -55,6 +55,9 @@ type LedgerEntry struct {
 	// know (recharge.go); nil for every other entry.
 	rc   *recharge
 	step rcStep
+	// watch: a provisional first charge of an impression unknown here; a
+	// duplicate marks its tier entry fForeign (settleOp.charge).
+	watch provWatch
 	// A reversal's charge day (dayReport): revDay, or an earlier day when
 	// revOld.
 	revDay string
@@ -290,6 +293,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		return
 	}
 	if dup {
+		if e.watch.on {
+			m.tier.markForeign(e.watch.key, e.watch.gen)
+		}
 		a.dupN.Add(1)
 		m.dupN.Add(1)
 		if e.Late && e.Charged > 0 {

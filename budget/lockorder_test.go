@@ -92,6 +92,13 @@ func lockWorkloadMem(t *testing.T) {
 					n.ImpID = fmt.Sprint(1 - i)
 					[]*Manager{b, a}[i].Settle(n)
 				}
+				if round%7 == 1 { // a provisional win, then its replay on the other instance: a duplicate there (tier.markForeign)
+					n.Kind, n.ChargeOn, n.ImpID = KindWin, KindBill, fmt.Sprint("p", i)
+					m.Settle(n)
+					m.ledger.flush(ctxT(t))
+					[]*Manager{b, a}[i].Settle(n)
+					[]*Manager{b, a}[i].ledger.flush(ctxT(t))
+				}
 			}
 			m.ledger.flush(ctxT(t))
 			m.syncAll(ctxT(t), now, false)

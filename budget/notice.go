@@ -153,18 +153,18 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		}
 	}
 	deadline := time.Now().Add(m.cfg.AckWait)
-	res, seq, rc, err := m.settle(&n)
+	out, err := m.settle(&n)
 	if err != nil {
-		return res, err
+		return out.res, err
 	}
-	if err := m.waitAck(seq, m.cfg.AckWait); err != nil {
-		return res, err
+	if err := m.waitAck(out.seq, m.cfg.AckWait); err != nil {
+		return out.res, err
 	}
-	if err := m.waitRecharge(rc, deadline); err != nil {
-		return res, err
+	if err := m.waitRecharge(out.rc, deadline); err != nil {
+		return out.res, err
 	}
-	rc.adjust(&res)
-	return res, nil
+	m.finish(&out)
+	return out.res, nil
 }
 
 // Release applies a loss notice: it frees the hold of a lost bid, or reverses
@@ -191,29 +191,60 @@ func (m *Manager) waitAck(seq uint64, d time.Duration) error {
 	return nil
 }
 
-// settle applies n here and returns the ledger sequence to wait for, and the
-// chain that follows a charge on an impression unknown here (recharge.go).
-func (m *Manager) settle(n *Notice) (Result, uint64, *recharge, error) {
+// settleOut is what settle did: the result so far, the ledger sequence to
+// wait for, the chain that follows a charge on an impression unknown here
+// (recharge.go), and a provisional charge on such an impression that the
+// ledger may find recorded before (finish).
+type settleOut struct {
+	res   Result
+	seq   uint64
+	rc    *recharge
+	watch provWatch
+}
+
+// provWatch names a provisional first charge on an impression this process
+// did not know: if the ledger finds its id recorded before (ledgerDone), the
+// tier entry is marked fForeign.
+type provWatch struct {
+	on  bool
+	key impKey
+	gen uint16
+}
+
+// finish makes out.res say what the notice charged once its entries are
+// acknowledged: a chain's outcome (recharge.adjust), and a provisional
+// charge the ledger took for a duplicate charged nothing (the event log and
+// the win counts read res).
+func (m *Manager) finish(out *settleOut) {
+	out.rc.adjust(&out.res)
+	if w := out.watch; w.on && out.res.ChargedMicros > 0 && m.tier.foreign(w.key, w.gen) {
+		out.res.ChargedMicros, out.res.Late, out.res.Duplicate = 0, false, true
+	}
+}
+
+// settle applies n here; the caller waits for out.seq (and out.rc) and then
+// calls finish.
+func (m *Manager) settle(n *Notice) (settleOut, error) {
 	a := m.account(n.CampaignID)
 	if a == nil {
 		a = m.retired(n.CampaignID)
 	}
 	if a == nil {
-		return Result{}, 0, nil, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
+		return settleOut{}, fmt.Errorf("%w: %q", ErrUnknownCampaign, n.CampaignID)
 	}
 	key, hexKey := noticeKey(n)
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
-	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed}
+	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed, key: key}
 	if !existed && (!op.own() || m.unreconciled(n)) {
 		e.flags |= fUnsure // another instance's bid, or one this process may have forgotten (recharge.go)
 	}
 	if n.Kind == KindLoss {
-		return op.loss(), e.seq, nil, nil
+		return settleOut{res: op.loss(), seq: e.seq}, nil
 	}
 	res := op.charge()
-	return res, e.seq, op.rc, nil
+	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch}, nil
 }
 
 // settleOp is one notice applied to one impression, under its tier shard's
@@ -228,6 +259,8 @@ type settleOp struct {
 	now     uint32
 	existed bool
 	rc      *recharge // set by charge: a settled charge on an impression the tier did not know
+	key     impKey
+	watch   provWatch // set by charge: a provisional one
 }
 
 func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
@@ -343,6 +376,14 @@ func (o *settleOp) charge() Result {
 		o.rc = newRecharge(o.hexKey, e.gen, le.Kind)
 		le.rc = o.rc
 	}
+	// A provisional one may be the replay of a charge recorded before (the
+	// process restarted, or another instance settled it): if the ledger says
+	// so, ledgerDone marks the entry fForeign, and a loss here cannot tell a
+	// provisional win from a billed charge (loss).
+	if res.Provisional && base == 0 && (unsure || !o.existed) {
+		o.watch = provWatch{on: true, key: o.key, gen: e.gen}
+		le.watch = o.watch
+	}
 	prevSeq := e.seq
 	o.enqueue(le)
 	a.markCharge(n.Time, e.seq)
@@ -363,7 +404,7 @@ func (o *settleOp) loss() Result {
 	m.tier.touch(o.s, e, o.now+windowSec(m.cfg.DedupWindow.Loss))
 	flags := e.flags | fLoss
 	switch {
-	case e.flags&fProv != 0 && e.level > 0:
+	case e.flags&fProv != 0 && e.level > 0 && e.flags&fForeign == 0:
 		// A provisional charge the exchange did not bill: reversed.
 		l := e.level
 		old, day := a.oldCharge(e.seq, n.Time)
@@ -382,7 +423,14 @@ func (o *settleOp) loss() Result {
 			revDay: day, revOld: old})
 		return res
 	case e.flags&(fLoss|fSettled) != 0 || e.level > 0:
-		o.dup(&res) // already released, or settled: a loss changes nothing
+		// Already released, or settled: a loss changes nothing. So does a
+		// loss on a level the ledger had recorded before this process
+		// charged it (fForeign): that entry may be a bill, which no loss
+		// reverses, or a provisional win, which one would. Reversing it
+		// made a billed impression free after a restart (a bill, a restart,
+		// the win URL and the loss URL fired again); left standing, a
+		// provisional win reversed only after a restart is over-counted.
+		o.dup(&res)
 		e.flags = flags
 		res.LevelMicros = e.level
 		return res

@@ -43,6 +43,7 @@ const (
 	fSettled                   // a bill (or a win on a charge-on-win exchange) settled the level
 	fUnsure                    // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
 	fOldDay                    // part of the level was charged on an earlier day than its last entry (dayReport)
+	fForeign                   // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
@@ -163,6 +164,28 @@ func (s *tierShard) find(k impKey) (int, bool) {
 			i = 0
 		}
 	}
+}
+
+// markForeign marks k's entry fForeign if it still holds the provisional
+// charge of generation gen (ledgerDone: its entry was a duplicate).
+func (t *tier) markForeign(k impKey, gen uint16) {
+	s := &t.shards[k[0]%tierShards]
+	s.mu.Lock()
+	if i, found := s.find(k); found {
+		if e := &s.slots[i]; e.gen == gen && e.flags&fProv != 0 {
+			e.flags |= fForeign
+		}
+	}
+	s.mu.Unlock()
+}
+
+// foreign tells whether k's entry of generation gen is marked fForeign.
+func (t *tier) foreign(k impKey, gen uint16) bool {
+	s := &t.shards[k[0]%tierShards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, found := s.find(k)
+	return found && s.slots[i].gen == gen && s.slots[i].flags&fForeign != 0
 }
 
 // touch extends e's life to exp (never shortens it).
