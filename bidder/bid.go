@@ -38,6 +38,7 @@ type choice struct {
 	slot   int   // index into bidCtx.slots; -1 none
 	price  int64 // response-currency CPM micros
 	charge int64 // campaign-currency micros per impression (the hold)
+	due    int64 // the most one impression is charged: the value, rounded down (the token's ChargeMicros)
 	hold   uint64
 }
 
@@ -619,7 +620,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if freqLeft <= 0 {
 		return slot{}, reasonFreqCap
 	}
-	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
+	maxCharge, _, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok {
 		return slot{}, reasonBudget
 	}
@@ -706,13 +707,13 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
-		charge, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
+		charge, due, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
 		if !ok {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBudget)
 			continue
 		}
 		if (b.slot < 0 || p > b.price) && !bc.podTaken(sl.imp, sl.cand.Creative) {
-			b.slot, b.price, b.charge = i, p, charge
+			b.slot, b.price, b.charge, b.due = i, p, charge, due
 		}
 	}
 	placed := 0
@@ -771,28 +772,30 @@ func (s *Server) fixedDealPrice(camp *campaigns.Campaign, value float64, floor i
 	return floor, float64(min(vq, vm)), true
 }
 
-// impCharge is what one impression of imp costs at value v (CPM micros of
+// impCharge is what one impression of imp holds at value v (CPM micros of
 // the campaign currency): v/1000 rounded up, times imp.qty.multiplier where
-// the imp has one (DOOH: one play reaches that many people, and the
-// exchange charges for all of them). The hold, the token and the charge
-// carry this amount, and the settlement is the clearing price's share of
-// it, so hold and charge agree; the bid price stays the CPM of one
-// impression. ok is false when the multiplier is outside
+// the request gives one (a DOOH play seen by several people: the exchange
+// charges for all of them); and due, the same rounded down: the most its
+// notices charge (the token's ChargeMicros), so that a charge at the bid's
+// own price is under a micro below the exact price, never above it. The
+// hold, the token and the charge carry the multiplied amount, and the
+// settlement is the clearing price's share of due; the bid price stays the
+// CPM of one impression. ok is false when the multiplier is outside
 // [limits.min_qty, limits.max_qty] (collect skips such imps) or the product
 // does not fit in int64 micros.
-func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (int64, bool) {
+func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (hold, due int64, ok bool) {
 	m, ok := qtyMultiplier(imp, l)
 	if !ok {
-		return 0, false
+		return 0, 0, false
 	}
-	if m == 1 {
-		return ceilDiv(int64(v), 1000), true
+	if m != 1 {
+		v *= m
+		if !(v < 1<<62) {
+			return 0, 0, false
+		}
 	}
-	x := v * m
-	if !(x < 1<<62) {
-		return 0, false
-	}
-	return ceilDiv(int64(x), 1000), true
+	x := int64(v)
+	return ceilDiv(x, 1000), max(x, 0) / 1000, true
 }
 
 // qtyMultiplier is the imp's charge multiplier: 1 without qty (or with

@@ -249,7 +249,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if freqLeft <= 0 {
 		return slot{}, reasonFreqCap
 	}
-	maxCharge, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
+	maxCharge, _, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
 	if !ok {
 		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
 		return slot{}, reasonBudget
@@ -422,7 +422,7 @@ func (x *explainRun) price() (bool, string) {
 			e.Rule = reasonBelowFloor.String()
 			continue
 		}
-		if e.ChargeMicros, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
+		if e.ChargeMicros, _, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
 			e.Rule, e.Detail = reasonBudget.String(), "imp.qty.multiplier outside limits.min_qty..max_qty"
 			continue
 		}

@@ -119,7 +119,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		Cur:          bc.resp,
 		PriceMicros:  c.price,
 		FloorMicros:  min(max(sl.floor, 0), c.price),
-		ChargeMicros: c.charge,
+		ChargeMicros: c.due,
 		Hold:         c.hold,
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],

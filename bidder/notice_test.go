@@ -1,6 +1,11 @@
 package bidder
 
-import "testing"
+import (
+	"strconv"
+	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
+)
 
 // The clearing price is a plain decimal CPM: anything else is refused (400)
 // rather than read as some number, so a notice never charges a price the
@@ -48,4 +53,38 @@ func TestClearingChargeExact(t *testing.T) {
 	f(389_572_542, 923_308_594, 0, "923.308594", 389_572_542)
 	f(585_305_648, 478_658_548, 0, "358.993911", 438_979_236)
 	f(1<<62, 1_000_000_000_000_000, 0, "1000000000", 1<<62)
+}
+
+// A notice at the bid's own price charges under a micro below the exact
+// price, never above it: the token carries impCharge's due (the value
+// rounded down), while the hold is rounded up so that it covers the bid.
+// With the hold in the token, a bid at 8.926346 CPM was charged 8,927
+// micros for an exact 8,926.346 (an outside audit).
+func TestChargeAtTheBidIsNeverAboveThePrice(t *testing.T) {
+	s := &Server{m: newMetrics()}
+	lim := &LimitsConfig{MinQty: 0.01, MaxQty: 1000}
+	for _, v := range []int64{8_926_346, 1_000_001, 1_999_999, 2_000_000, 999, 123_456_789} {
+		imp := &ortb.Imp{}
+		hold, due, ok := impCharge(float64(v), imp, lim)
+		if !ok || hold*1000 < v {
+			t.Fatalf("value %d: hold %d does not cover it", v, hold)
+		}
+		tok := bidToken{ChargeMicros: due, PriceMicros: v}
+		for _, p := range []int64{v, v / 2, v / 3} {
+			got, err := s.clearingCharge(&tok, []byte(strconv.FormatFloat(float64(p)/1e6, 'f', 6, 64)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			// exact: p/1000 micros; charged: never above it, under a micro
+			// below at the bid's price, under two below under it (the
+			// share of a rounded-down due, rounded down)
+			under := int64(2000)
+			if p == v {
+				under = 1000
+			}
+			if got*1000 > p || got*1000 <= p-under {
+				t.Errorf("bid %d, clearing %d micros CPM: charged %d micros for an exact %.3f", v, p, got, float64(p)/1000)
+			}
+		}
+	}
 }
