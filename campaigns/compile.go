@@ -3,6 +3,7 @@ package campaigns
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"net/url"
 	"os"
@@ -126,7 +127,7 @@ func readFile(name string) ([]byte, error) {
 // unbroken work on the bid path's core at every reload.
 func campaignFiles(dir string, pause *loadPause) ([]string, error) {
 	var names []string
-	if err := eachCampaignFile(dir, pause, func(n string) { names = append(names, filepath.Join(dir, n)) }); err != nil {
+	if err := eachCampaignFile(dir, pause, func(n string, _ bool) { names = append(names, filepath.Join(dir, n)) }); err != nil {
 		return nil, err
 	}
 	pacedSort(names, pause)
@@ -138,7 +139,7 @@ func campaignFiles(dir string, pause *loadPause) ([]string, error) {
 // 256 entries at a time, with pause's pauses (about a microsecond an entry):
 // reading all 10,000 names at once (os.ReadDir, which also sorts them) was
 // milliseconds of unbroken work on the bid path's core.
-func eachCampaignFile(dir string, pause *loadPause, fn func(name string)) error {
+func eachCampaignFile(dir string, pause *loadPause, fn func(name string, link bool)) error {
 	f, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("campaigns: read dir: %w", err)
@@ -148,7 +149,7 @@ func eachCampaignFile(dir string, pause *loadPause, fn func(name string)) error 
 		ents, err := f.ReadDir(256)
 		for _, e := range ents {
 			if isCampaignFile(e) {
-				fn(e.Name())
+				fn(e.Name(), e.Type()&fs.ModeSymlink != 0)
 			}
 		}
 		pause.step(len(ents))

@@ -26,6 +26,10 @@ type Store struct {
 	mu      sync.Mutex // serialises Reload; never held by readers
 	sig     dirSig     // directory signature of the last load
 	pending dirSig     // Watch: a changed signature waiting to hold still for one tick
+	// linkDirs are the directories that symlinked campaign files point
+	// into, as the last summary found them: Watch watches them too, since
+	// an edit there touches nothing in dir.
+	linkDirs []string
 
 	ticks, checks atomic.Uint64 // Watch: ticks, and directory summaries taken
 }
@@ -51,10 +55,11 @@ func (st *Store) Dir() string { return st.dir }
 func (st *Store) Reload() error {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	sig, err := dirSignature(st.dir)
+	sig, links, err := dirSignature(st.dir)
 	if err != nil {
 		return err
 	}
+	st.linkDirs = links
 	opts := st.opts
 	if st.cur.Load() != nil { // a reload, while bid requests are served: paced
 		opts = append(slices.Clip(opts), paced)
@@ -82,12 +87,28 @@ func (st *Store) Reload() error {
 func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	if w, err := fsnotify.NewWatcher(); err == nil {
-		defer w.Close()
-		if w.Add(st.dir) == nil {
-			events, errs = w.Events, w.Errors
+	var w *fsnotify.Watcher
+	watched := map[string]bool{}
+	if fw, err := fsnotify.NewWatcher(); err == nil {
+		defer fw.Close()
+		if fw.Add(st.dir) == nil {
+			w, events, errs = fw, fw.Events, fw.Errors
 		}
 	}
+	watchLinks := func() { // the directories symlinked files point into
+		if w == nil {
+			return
+		}
+		st.mu.Lock()
+		dirs := st.linkDirs
+		st.mu.Unlock()
+		for _, d := range dirs {
+			if !watched[d] && w.Add(d) == nil {
+				watched[d] = true
+			}
+		}
+	}
+	watchLinks()
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	dirty, ticks := 2, 0
@@ -118,6 +139,7 @@ func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(e
 		if err := st.reloadIfChanged(); err != nil && onErr != nil {
 			onErr(err)
 		}
+		watchLinks()
 	}
 }
 
@@ -133,11 +155,12 @@ func (st *Store) settled() bool {
 
 func (st *Store) reloadIfChanged() error {
 	st.checks.Add(1)
-	sig, err := dirSignature(st.dir)
+	sig, links, err := dirSignature(st.dir)
 	if err != nil {
 		return err
 	}
 	st.mu.Lock()
+	st.linkDirs = links
 	if sig == st.sig || sig != st.pending {
 		st.pending = sig
 		st.mu.Unlock()
@@ -158,22 +181,40 @@ type dirSig [sha256.Size]byte
 // lane by lane, so the digest does not depend on the order the directory
 // lists them in. Reading and sorting all 10,000 names first (os.ReadDir)
 // was 7 ms of unbroken work, every minute, on the bid path's core.
-func dirSignature(dir string) (dirSig, error) {
+//
+// A symlinked file is summarised by its target's size and mtime, and links
+// lists the directories such targets are in (Watch watches them: an edit
+// there touches nothing in dir). A file whose stat fails (a dangling link,
+// or one removed since the listing) still counts, by name, so a broken link
+// added to the directory is a change, reloaded and reported like any bad
+// file, not found only by the next SIGHUP.
+func dirSignature(dir string) (sig dirSig, links []string, err error) {
 	var sum [4]uint64
 	files := 0
 	b := make([]byte, 0, 256)
 	pause := newLoadPause(true)
-	err := eachCampaignFile(dir, &pause, func(n string) {
+	err = eachCampaignFile(dir, &pause, func(n string, link bool) {
 		pause.step(5) // a stat is a few microseconds
-		fi, err := os.Stat(filepath.Join(dir, n))
-		if err != nil {
-			return // removed between listing and stat: the next tick sees it
-		}
+		p := filepath.Join(dir, n)
 		b = append(b[:0], n...)
 		b = append(b, 0)
-		b = strconv.AppendInt(b, fi.Size(), 10)
-		b = append(b, 0)
-		b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+		if fi, err := os.Stat(p); err != nil {
+			b = append(b, "unreadable"...)
+		} else {
+			b = strconv.AppendInt(b, fi.Size(), 10)
+			b = append(b, 0)
+			b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+		}
+		if link { // one readlink: the directory it points into (a chain of links: its first hop's)
+			if t, err := os.Readlink(p); err == nil {
+				if !filepath.IsAbs(t) {
+					t = filepath.Join(dir, t)
+				}
+				if d := filepath.Dir(t); d != filepath.Clean(dir) && !slices.Contains(links, d) {
+					links = append(links, d)
+				}
+			}
+		}
 		h := sha256.Sum256(b)
 		for i := range sum {
 			sum[i] += binary.LittleEndian.Uint64(h[8*i:])
@@ -181,12 +222,12 @@ func dirSignature(dir string) (dirSig, error) {
 		files++
 	})
 	if err != nil {
-		return dirSig{}, err
+		return dirSig{}, nil, err
 	}
 	b = b[:0]
 	for _, v := range sum {
 		b = binary.LittleEndian.AppendUint64(b, v)
 	}
 	b = strconv.AppendInt(b, int64(files), 10)
-	return sha256.Sum256(b), nil
+	return sha256.Sum256(b), links, nil
 }

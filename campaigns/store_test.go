@@ -197,7 +197,7 @@ func TestStoreWatchIdleCostsNoSummaries(t *testing.T) {
 func TestDirSignature(t *testing.T) {
 	sig := func(dir string) dirSig {
 		t.Helper()
-		s, err := dirSignature(dir)
+		s, _, err := dirSignature(dir)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -260,7 +260,57 @@ func TestDirSignature(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	if _, err := dirSignature(filepath.Join(a, "missing")); err == nil {
+	// A dangling link is a change (it was left out of the summary, so only
+	// a SIGHUP found it); pointed at a file, another one.
+	change("dangling link", func() {
+		if err := os.Symlink(filepath.Join(b, "nowhere.yaml"), filepath.Join(a, "link.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	change("link target written", func() { write(b, "nowhere.yaml", "id: x", t0) })
+	if _, _, err := dirSignature(filepath.Join(a, "missing")); err == nil {
 		t.Fatal("a missing directory gave no error")
+	}
+}
+
+// A campaign file that is a symlink into another directory is reloaded when
+// its target is edited there: Watch watches the directories links point
+// into. Before, an edit there touched nothing the watch saw, and the old
+// campaign kept bidding until the full check (fullCheckEvery ticks, twice:
+// a change must hold still for one summary) or a SIGHUP (an outside audit
+// waited 12 s). Counted in ticks, not time: an event loads it within a few.
+func TestStoreWatchFollowsSymlinkedFiles(t *testing.T) {
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		t.Skipf("no inotify here (%v): Watch polls every tick", err)
+	} else {
+		w.Close()
+	}
+	dir, elsewhere := t.TempDir(), t.TempDir()
+	writeConfig(t, dir, baseConfig("a"))
+	writeConfig(t, elsewhere, baseConfig("linked"))
+	if err := os.Symlink(filepath.Join(elsewhere, "linked.yaml"), filepath.Join(dir, "linked.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := NewStore(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Current().Campaign("linked") == nil {
+		t.Fatal("the symlinked file was not loaded")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); st.Watch(ctx, 5*time.Millisecond, nil) }()
+	defer func() { cancel(); <-done }()
+	// Edit just after a full check, so that without the event the next
+	// one is most of fullCheckEvery ticks away.
+	waitFor(t, "a full check", func() bool { n := st.ticks.Load(); return n > fullCheckEvery && n%fullCheckEvery < 5 })
+	c := baseConfig("linked")
+	c.Advertiser = "Changed behind the link"
+	before := st.ticks.Load()
+	writeConfig(t, elsewhere, c)
+	waitFor(t, "the edit behind the link", func() bool { return st.Current().Campaign("linked").Advertiser == c.Advertiser })
+	if n := st.ticks.Load() - before; n >= fullCheckEvery/2 {
+		t.Fatalf("the edit behind the link was loaded %d ticks after it: by a full check, not by an event", n)
 	}
 }
