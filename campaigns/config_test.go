@@ -172,6 +172,7 @@ func TestCompileProblems(t *testing.T) {
 	check("no click", func(c *Config) { c.Creatives[0].Markup = `<img src="{{imp_url}}">` }, "creatives[0].markup: must contain {{click_url}}")
 	check("vast on banner", func(c *Config) { c.Creatives[0].VAST = "<VAST/>" }, "creatives[0].vast: not used by banner creatives")
 	check("secure http", func(c *Config) { c.Creatives[0].Markup += `<img src="http://x.example/p.gif">` }, "creatives[0].markup: contains an http:// URL")
+	check("secure HTTP in capitals", func(c *Config) { c.Creatives[0].Markup += `<img src="HTTP://x.example/p.gif">` }, "creatives[0].markup: contains an http:// URL")
 	check("bad attr", func(c *Config) { c.Creatives[0].Attr = []int64{18} }, "creatives[0].attr[0]: 18 is not")
 	check("bad language", func(c *Config) { c.Creatives[0].Language = "eng" }, "creatives[0].language: \"eng\" is not an ISO 639-1")
 	check("region in language", func(c *Config) { c.Creatives[0].Language = "en-US" }, "creatives[0].language: \"en-US\" is not")

@@ -122,7 +122,7 @@ func buildMarkup(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	case "native":
 		if checkNative(cc.Native, cc.Secure, p, path+".native") {
 			cr.Native = compileNative(cc.Native)
-			if cc.Secure && strings.Contains(string(AppendNative(nil, cr, nil, nil, nil)), "http://") {
+			if cc.Secure && hasHTTPURL(string(AppendNative(nil, cr, nil, nil, nil))) {
 				p.add(path+".native", "contains an http:// URL but the creative is secure")
 			}
 		}
@@ -139,10 +139,17 @@ func buildMarkup(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	if !click && cr.Format != FormatAudio {
 		p.add(path+"."+want, "must contain %s (the click tracker)", PlaceholderClickURL)
 	}
-	if cc.Secure && strings.Contains(tpl, "http://") {
+	if cc.Secure && hasHTTPURL(tpl) {
 		p.add(path+"."+want, "contains an http:// URL but the creative is secure")
 	}
 	cr.Adm = parts
+}
+
+// hasHTTPURL tells whether markup holds an http:// URL, in any case: a
+// URL's scheme is case-insensitive, and a browser loads HTTP://x as
+// http://x (a mixed-content warning on a secure page).
+func hasHTTPURL(markup string) bool {
+	return strings.Contains(strings.ToLower(markup), "http://")
 }
 
 func checkNative(n *NativeConfig, secure bool, p problems, path string) bool {
