@@ -182,6 +182,10 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		}
 		opt.top = n
 	}
+	if len(body) > poolBodyMax && jsonValuesOver(body, maxJSONValues) { // as the bid path refuses it
+		http.Error(w, errTooManyValues, http.StatusBadRequest)
+		return
+	}
 	var p ortb.Parser
 	var req ortb.Request
 	if err := p.Parse(body, &req); err != nil {

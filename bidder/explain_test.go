@@ -300,6 +300,31 @@ func TestExplainBodyTooLarge(t *testing.T) {
 	pythonSees413(t, py, app.AdminAddr(), "/admin/explain", 8<<20)
 }
 
+// A body the bid path refuses for its count of JSON values is refused by
+// explain too, with the same reason: explaining it as a bid described a
+// request no exchange could get a bid for (an outside audit).
+func TestExplainRefusesTooManyValues(t *testing.T) {
+	app := startApp(t, nil)
+	body := `{"id":"x","imp":[{"id":"1","banner":{"w":300,"h":250}}],"ext":[` + strings.Repeat("1,", 100_000) + `1]}`
+	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(body))
+	if code != 400 || why != errTooManyValues {
+		t.Fatalf("bid path: %d %q %s", code, why, resp)
+	}
+	req, err := http.NewRequest("POST", "http://"+app.AdminAddr()+"/admin/explain", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	got, _ := io.ReadAll(r.Body)
+	if r.StatusCode != 400 || strings.TrimSpace(string(got)) != errTooManyValues {
+		t.Fatalf("explain: %d %q, want 400 %q", r.StatusCode, got, errTooManyValues)
+	}
+}
+
 // POST /admin/explain is an admin path: behind the bearer token, POST only.
 func TestExplainBehindAdminToken(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.AdminToken = "explain-token-0123456789" })
