@@ -224,8 +224,8 @@ func TestBadRequests(t *testing.T) {
 	f("broken gzip", []byte("\x1f\x8b\x08garbage"), 400, "Content-Encoding", "gzip")
 	f("gzip bomb", bomb, 413, "Content-Encoding", "gzip")
 	f("body over limit", bytes.Repeat([]byte("a"), 5000), 413)
-	if r := ts.do("GET", "/openrtb2/bid", nil); r.StatusCode() != 405 {
-		t.Fatalf("GET bid: %d", r.StatusCode())
+	if r := ts.do("GET", "/openrtb2/bid", nil); r.StatusCode() != 405 || string(r.Header.Peek("Allow")) != "POST" {
+		t.Fatalf("GET bid: %d, Allow %q; want 405, Allow POST", r.StatusCode(), r.Header.Peek("Allow"))
 	}
 	if r := ts.do("GET", "/nope", nil); r.StatusCode() != 404 {
 		t.Fatalf("unknown path: %d", r.StatusCode())

@@ -247,7 +247,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	switch {
 	case string(path) == string(pathBid):
 		if !ctx.IsPost() {
-			ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+			methodNotAllowed(ctx, "POST")
 			return
 		}
 		s.handleBid(ctx)
@@ -256,8 +256,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			// HEAD and OPTIONS are safe methods (a link checker, a CORS
 			// preflight): they must not charge, count an impression or a
 			// click. Exchanges and browsers fire notices with GET (or POST).
-			ctx.Response.Header.Set("Allow", "GET, POST")
-			ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+			methodNotAllowed(ctx, "GET, POST")
 			return
 		}
 		s.handleNotice(ctx, path[len(noticePrefix):])
@@ -453,4 +452,11 @@ func requireBearer(tokens []namedToken, h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), whoKey{}, tokens[match].name)))
 	})
+}
+
+// methodNotAllowed answers 405 with the Allow header RFC 9110 requires
+// (ctx.Error resets the headers, so it goes on after).
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Error("method not allowed", fasthttp.StatusMethodNotAllowed)
+	ctx.Response.Header.Set("Allow", allow)
 }

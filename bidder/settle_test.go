@@ -258,8 +258,8 @@ func TestNoticeMethods(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.Body.Close()
-		if r.StatusCode != 405 {
-			t.Errorf("%s: %d, want 405", m, r.StatusCode)
+		if r.StatusCode != 405 || r.Header.Get("Allow") != "GET, POST" {
+			t.Errorf("%s: %d, Allow %q; want 405, Allow GET, POST (RFC 9110)", m, r.StatusCode, r.Header.Get("Allow"))
 		}
 		if got, _ := spent(t, app, "acme-banner"); got != 0 {
 			t.Fatalf("%s charged %d", m, got)
