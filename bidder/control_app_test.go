@@ -316,7 +316,11 @@ func TestKillSwitchThreeInstances(t *testing.T) {
 	}
 	rev := uint64(out["rev"].(float64))
 	for i, a := range apps {
+		// The revision is visible (Control) just before the OnControl
+		// callback installs the bid path's pause table: wait for the bid
+		// path itself (a bid in between was a flake in CI).
 		waitFor(t, 10*time.Second, func() bool { return a.budget.Control().Rev >= rev })
+		waitFor(t, 10*time.Second, func() bool { code, why := bidReason(t, a); return code == 204 && why == "paused" })
 		if code, why := bidReason(t, a); code != 204 || why != "paused" {
 			t.Fatalf("bidder-%d with acme paused: %d %q", i, code, why)
 		}
