@@ -50,8 +50,10 @@ func TestDOOHQtyCharge(t *testing.T) {
 	if code, _ := get(t, substitute(b.NURL, "4.00")); code != 200 {
 		t.Fatalf("win notice: %d", code)
 	}
-	if s, held := spent(t, app, "screens-dooh"); s != 50_000 || held != 0 {
-		t.Fatalf("after the win at 4.00: spent %d, held %d; want 50000 and 0", s, held)
+	// The hold's rest (12,500) stays reserved for the impression until the
+	// hold expires: a later, higher notice of it is drawn from it.
+	if s, held := spent(t, app, "screens-dooh"); s != 50_000 || held != 12_500 {
+		t.Fatalf("after the win at 4.00: spent %d, held %d; want 50000 and the hold's rest 12500", s, held)
 	}
 	// A clearing price above the bid is charged at the hold, never more.
 	b = bid("d2", body)
@@ -74,8 +76,9 @@ func TestDOOHQtyCharge(t *testing.T) {
 		t.Fatalf("billing notice: %d", code)
 	}
 	get(t, substitute(b.BURL, "4.00")) // a replay changes nothing
-	if s, held := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000+50_000 || held != 0 {
-		t.Fatalf("after win and billing at 4.00: spent %d, held %d; want %d and 0", s, held, 50_000+62_500+5_000+50_000)
+	// held: d1's and d4's rests (12,500 each) until their holds expire.
+	if s, held := spent(t, app, "screens-dooh"); s != 50_000+62_500+5_000+50_000 || held != 25_000 {
+		t.Fatalf("after win and billing at 4.00: spent %d, held %d; want %d and 25000", s, held, 50_000+62_500+5_000+50_000)
 	}
 }
 

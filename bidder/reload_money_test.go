@@ -57,30 +57,32 @@ func TestNoticesSettleAcrossReloads(t *testing.T) {
 		}
 	}
 	check("three bids", "", "", 0, 6000)
-	check("win 1 (provisional)", b1.NURL, "1.50", 1500, 4000)
+	// A charge draws from its hold; the rest stays reserved until the hold
+	// expires, and a reversed charge goes back to it.
+	check("win 1 (provisional)", b1.NURL, "1.50", 1500, 4500)
 
 	// The campaign removed: no more bids, every notice still settles.
 	if err := os.Remove(acme); err != nil {
 		t.Fatal(err)
 	}
 	reload(true)
-	check("bill 1 after removal (a rise)", b1.BURL, "1.80", 1800, 4000)
-	check("win 2 after removal", b2.NURL, "1.00", 2800, 2000)
-	check("loss 2 after removal (reversed)", b2.LURL, "", 1800, 2000)
-	check("win 2 again (waits for its bill)", b2.NURL, "1.00", 1800, 2000)
+	check("bill 1 after removal (a rise)", b1.BURL, "1.80", 1800, 4200)
+	check("win 2 after removal", b2.NURL, "1.00", 2800, 3200)
+	check("loss 2 after removal (reversed)", b2.LURL, "", 1800, 4200)
+	check("win 2 again (waits for its bill)", b2.NURL, "1.00", 1800, 4200)
 
 	// Re-added with a daily budget under what it spent: charges stand.
 	write(acme, bytes.Replace(src, []byte(`daily: "100.00"`), []byte(`daily: "0.50"`), 1))
 	reload(true)
-	check("bill 3 over the lowered budget", b3.BURL, "2.00", 3800, 0)
-	check("bill 1 replayed", b1.BURL, "1.80", 3800, 0)
-	check("loss 1 after its bill", b1.LURL, "", 3800, 0)
-	check("bill 2 after its loss (billed after all)", b2.BURL, "1.20", 5000, 0)
+	check("bill 3 over the lowered budget", b3.BURL, "2.00", 3800, 2200)
+	check("bill 1 replayed", b1.BURL, "1.80", 3800, 2200)
+	check("loss 1 after its bill", b1.LURL, "", 3800, 2200)
+	check("bill 2 after its loss (billed after all)", b2.BURL, "1.20", 5000, 1000)
 
 	// Another currency for the same id is refused; the money stays in USD.
 	write(acme, bytes.Replace(src, []byte("currency: USD"), []byte("currency: EUR"), 1))
 	reload(false)
-	check("bill 3 after the refused currency change", b3.BURL, "2.00", 5000, 0)
+	check("bill 3 after the refused currency change", b3.BURL, "2.00", 5000, 1000)
 
 	// Paused by the kill switch: its notices still settle.
 	write(acme, src)
@@ -89,5 +91,5 @@ func TestNoticesSettleAcrossReloads(t *testing.T) {
 	if code, _ := adminDo(t, app, "POST", "/admin/pause", "", "campaign=acme-banner"); code != 200 {
 		t.Fatalf("pause: %d", code)
 	}
-	check("bill 4 while paused", b4.BURL, "0.70", 5700, 0)
+	check("bill 4 while paused", b4.BURL, "0.70", 5700, 2300)
 }

@@ -31,21 +31,21 @@ func TestProvisionalWinReversedByLoss(t *testing.T) {
 	}
 	b := br.SeatBid[0].Bid[0]
 	for _, s := range []struct {
-		url, price string
-		spent      int64
+		url, price  string
+		spent, held int64 // held: the bid's hold (2,000) less what is drawn from it, until it expires
 	}{
-		{b.NURL, "1.50", 1500}, // provisional
-		{b.NURL, "1.50", 1500}, // replay
-		{b.LURL, "0", 0},       // reversed
-		{b.LURL, "0", 0},       // replay
-		{b.BURL, "1.20", 1200}, // billed after all: charged once, at the bill
-		{b.BURL, "1.20", 1200},
+		{b.NURL, "1.50", 1500, 500}, // provisional
+		{b.NURL, "1.50", 1500, 500}, // replay
+		{b.LURL, "0", 0, 2000},      // reversed: back into the hold
+		{b.LURL, "0", 0, 2000},      // replay
+		{b.BURL, "1.20", 1200, 800}, // billed after all: charged once, at the bill
+		{b.BURL, "1.20", 1200, 800},
 	} {
 		if code, msg := get(t, substitute(s.url, s.price)); code != 200 {
 			t.Fatalf("%s: %d %s", s.url, code, msg)
 		}
-		if got, held := spent(t, app, "acme-banner"); got != s.spent || held != 0 {
-			t.Fatalf("after %s at %s: spent %d held %d, want %d and 0", s.url[:strings.Index(s.url, "?")], s.price, got, held, s.spent)
+		if got, held := spent(t, app, "acme-banner"); got != s.spent || held != s.held {
+			t.Fatalf("after %s at %s: spent %d held %d, want %d and %d", s.url[:strings.Index(s.url, "?")], s.price, got, held, s.spent, s.held)
 		}
 	}
 }
@@ -239,8 +239,10 @@ func TestConcurrentNoticesChargeOnce(t *testing.T) {
 			}
 		}
 		want += 1100 // billed: whatever came first, the bill settles at its price
-		if got, held := spent(t, app, "acme-banner"); got != want || held != 0 {
-			t.Fatalf("round %d: spent %d held %d, want %d and 0", round, got, held, want)
+		// held: the rest (2,000 - 1,100) of each round's hold, reserved until
+		// it expires, unless the loss came first and released the hold.
+		if got, held := spent(t, app, "acme-banner"); got != want || held%900 != 0 || held > 900*int64(round+1) {
+			t.Fatalf("round %d: spent %d held %d, want %d and at most %d in rests of 900", round, got, held, want, 900*(round+1))
 		}
 	}
 }
@@ -377,14 +379,15 @@ func TestTestRequests(t *testing.T) {
 	if code, msg := get(t, substitute(b.BURL, "1.00")); code != 200 {
 		t.Fatalf("test=1 bill: %d %s", code, msg)
 	}
-	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 0 {
-		t.Fatalf("after a billable test=1 bid's bill: spent %d, held %d; want 1000, 0", got, held)
+	// The hold's rest (2,000 - 1,000) stays reserved until it expires.
+	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 1000 {
+		t.Fatalf("after a billable test=1 bid's bill: spent %d, held %d; want 1000, the hold's rest 1000", got, held)
 	}
 
 	// free: nothing held or charged.
 	free := bidAt("integ", testBody)
-	if _, held := spent(t, app, "acme-banner"); held != 0 {
-		t.Fatalf("a free test-mode bid holds %d, want 0", held)
+	if _, held := spent(t, app, "acme-banner"); held != 1000 {
+		t.Fatalf("a free test-mode bid holds %d, want 0 (held stays the billable bid's rest, 1000)", held-1000)
 	}
 	imp := base + "/notice/imp" + between(free.AdM, `<img src="`+base+"/notice/imp", `"`)
 	click := between(free.AdM, `<a href="`, `"`)
@@ -396,8 +399,8 @@ func TestTestRequests(t *testing.T) {
 	if code, _ := get(t, click); code != 302 {
 		t.Fatalf("free test-mode click: %d, want 302", code)
 	}
-	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 0 {
-		t.Fatalf("after a free test-mode bid's notices: spent %d, held %d; want 1000, 0", got, held)
+	if got, held := spent(t, app, "acme-banner"); got != 1000 || held != 1000 {
+		t.Fatalf("after a free test-mode bid's notices: spent %d, held %d; want 1000, 1000 (the billable bid's rest)", got, held)
 	}
 	_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
 	if !strings.Contains(string(m), "openbidder_test_notices_total 5\n") {

@@ -151,8 +151,15 @@ func TestReversalAfterMidnightKeepsTheNewDay(t *testing.T) {
 		t.Fatal("no bid on the third day")
 	}
 	lose(p)
-	if n := spendAll(); n != 2 {
-		t.Fatalf("after a same-day reversal the day spent %d units, want its daily 2", n)
+	// The reversed charge goes back to its bid's hold, reserved until the
+	// hold expires (its bill may still come); then it is the day's again.
+	if n := spendAll(); n != 1 {
+		t.Fatalf("while the reversed charge is back in its hold the day spent %d units, want 1", n)
+	}
+	clk.Add(d.m.cfg.HoldTTL)
+	d.m.expireHolds(clk.Now())
+	if n := spendAll(); n != 1 {
+		t.Fatalf("after a same-day reversal and its hold's expiry the day spent %d more units, want 1 (its daily 2)", n)
 	}
 	r, _ = st.Get(ctxT(t), "c")
 	if r.SpentTotal != micros(5) || r.SpentDay != micros(2) {

@@ -10,7 +10,9 @@ import (
 // charge is the highest price reported (capped at the bid), never lowered; a
 // win on a charge-on-billing exchange charges provisionally, its bill settles
 // it, a loss before the bill reverses it; a loss with no charge releases the
-// hold; a win after a loss on a billing exchange waits for the bill.
+// hold; a win after a loss on a billing exchange waits for the bill. Charges
+// draw from the hold, which stays open until it expires (or that loss): a
+// charge is late only when its hold is no longer open.
 type impModel struct {
 	hold      HoldID
 	holdUntil time.Time
@@ -26,8 +28,7 @@ func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64) (delta i
 	if prov && im.lost && !im.settled {
 		return 0
 	}
-	im.holdOpen = false
-	price = min(price, bid)
+	price = min(price, bid) // the hold stays open: charges draw from it until it expires
 	if !prov {
 		im.settled, im.prov = true, false
 	}

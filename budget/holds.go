@@ -175,6 +175,50 @@ func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
 	return sl.amount, true
 }
 
+// draw takes up to want from an open hold of account acct and returns what
+// it took. The hold stays open with the rest, even with nothing left, until
+// it expires or take closes it: the rest stays reserved for a later, higher
+// notice of its impression, and a reversal puts its charge back (refill).
+func (t *holdTable) draw(id HoldID, acct int32, want int64) (int64, bool) {
+	s, i, ok := t.locate(id)
+	if !ok {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if int(i) >= s.hi {
+		return 0, false
+	}
+	sl := t.slot(s, i)
+	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct {
+		return 0, false
+	}
+	d := min(max(want, 0), sl.amount)
+	sl.amount -= d
+	return d, true
+}
+
+// refill adds amount back to an open hold of account acct (a provisional
+// charge drawn from it and reversed); false when the hold is no longer open
+// or expired by now (unix ns), not yet swept.
+func (t *holdTable) refill(id HoldID, acct int32, amount, now int64) bool {
+	s, i, ok := t.locate(id)
+	if !ok {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if int(i) >= s.hi {
+		return false
+	}
+	sl := t.slot(s, i)
+	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct || sl.expires <= now {
+		return false
+	}
+	sl.amount += amount
+	return true
+}
+
 // expired is an (account, amount) pair whose hold lapsed.
 type expired struct {
 	acct   int32

@@ -165,8 +165,15 @@ func TestChargeOnBill(t *testing.T) {
 	if res, _ := m.Settle(n); !res.Duplicate {
 		t.Fatalf("win after bill: %+v", res)
 	}
+	// The rest of the hold stays reserved for the impression until it
+	// expires: a bill at a higher price would be drawn from it.
+	if h.spent.Load() != 500_000 || h.held.Load() != 500_000 {
+		t.Fatalf("spent %d held %d, want 500000 and the hold's rest 500000", h.spent.Load(), h.held.Load())
+	}
+	clk.Add(m.cfg.HoldTTL)
+	m.expireHolds(clk.Now())
 	if h.spent.Load() != 500_000 || h.held.Load() != 0 {
-		t.Fatalf("spent %d held %d", h.spent.Load(), h.held.Load())
+		t.Fatalf("after the hold expired: spent %d held %d", h.spent.Load(), h.held.Load())
 	}
 }
 

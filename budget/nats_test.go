@@ -387,8 +387,14 @@ func TestNoticesForwardedToOwner(t *testing.T) {
 	f(b, KindBill, KindBill, id1, "x", 500, 0, 0)
 	f(b, KindWin, KindBill, id2, "y", 800, 800, 0) // provisional at the owner
 	f(b, KindLoss, KindBill, id2, "y", 0, 0, 800)  // reversed there
+	// x's hold keeps its rest (2000 - 1500) until it expires, and y's
+	// reversed provisional charge went back to its hold (2000).
+	if ha.held.Load() != 2500 {
+		t.Fatalf("a's holds: %d held, want 2500", ha.held.Load())
+	}
+	a.expireHolds(time.Now().Add(a.cfg.HoldTTL))
 	if ha.held.Load() != 0 {
-		t.Fatalf("a's holds: %d held", ha.held.Load())
+		t.Fatalf("a's holds after they expired: %d held", ha.held.Load())
 	}
 	if ca, cb := a.Counters(), b.Counters(); cb.NoticesForwarded != 5 || ca.ForwardedServed != 5 || cb.DedupEntries != 0 {
 		t.Fatalf("a %+v\nb %+v", ca, cb)

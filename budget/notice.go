@@ -123,12 +123,14 @@ func (n *Notice) validate() error {
 // holds no lock while it waits.
 //
 // The charge of an impression is the highest price reported by its win and
-// billing notices (capped at the bid, and at the hold for its first charge),
+// billing notices (capped at the bid, and at the hold while it is open),
 // never lowered: a notice above the level raises it by the difference (one
 // ledger entry), one at or under it changes nothing. On a charge-on-billing
 // exchange a win charges provisionally, its bill settles it, and a loss before
-// the bill reverses it. A loss with no charge releases the hold. A rise with
-// no open hold here is charged and counted late.
+// the bill reverses it. Charges draw from the bid's hold, which stays open
+// (reserved for the impression) until it expires; a loss with no charge
+// releases it, and a reversal puts its charge back into it. A rise with no
+// open hold here is charged and counted late.
 //
 // A notice for a bid another instance placed is forwarded to that instance
 // (it knows the impression's level) and answered with its result; when it
@@ -309,30 +311,36 @@ func (o *settleOp) charge() Result {
 	if n.BidMicros > 0 && price > n.BidMicros {
 		price, res.Capped = n.BidMicros, true
 	}
-	var holdAmt int64
+	// A rise is drawn from the bid's hold while it is open: the hold stays
+	// reserved for its impression until it expires (or a loss), whatever
+	// the first notice charged, so a win at the floor followed by its bill
+	// at the clearing price is paid out of the lease, not late. Taking the
+	// whole hold at the first charge returned the rest to the lease at once,
+	// and bids placed against it made the bill's rise overspend: an outside
+	// audit spent 6x a budget with wins at the floor, then bills.
+	delta := max(price-e.level, 0)
+	var drawn int64
 	open := false
-	if o.own() {
-		holdAmt, open = m.holds.take(n.HoldID, a.idx)
-	}
-	if open && price > holdAmt {
-		price, res.Capped = holdAmt, true
+	if o.own() && delta > 0 {
+		drawn, open = m.holds.draw(n.HoldID, a.idx, delta)
+		if open && drawn < delta { // above the hold (level + what it has left): capped at it
+			price, delta, res.Capped = e.level+drawn, drawn, true
+		}
 	}
 	if res.Capped {
 		a.cappedN.Add(1)
 	}
-	delta := max(price-e.level, 0)
 	if delta > 0 && prov && flags&fSettled == 0 {
 		flags |= fProv
 	}
-	if delta > 0 || open {
+	if delta > 0 {
 		a.mu.Lock()
 		a.spent.Add(delta) // spent first, then held: commitments never look smaller than they are
-		if open {
-			a.held.Add(-holdAmt)
-		}
+		a.held.Add(-drawn)
 		a.mu.Unlock()
 	}
-	if delta == 0 && !open && flags&(fProv|fSettled) == e.flags&(fProv|fSettled) {
+	first := e.flags&(fWin|fBill) == 0
+	if delta == 0 && !first && flags&(fProv|fSettled) == e.flags&(fProv|fSettled) {
 		o.dup(&res) // the level rule: at or under the level changes nothing (a bill settling a provisional charge does)
 	}
 	e.flags = flags
@@ -344,7 +352,7 @@ func (o *settleOp) charge() Result {
 		}
 		return res
 	}
-	if !open {
+	if !open { // no open hold here: the whole rise is beyond the lease
 		res.Late = true
 		a.lateN.Add(1)
 		a.lateMicros.Add(uint64(delta))
@@ -409,7 +417,14 @@ func (o *settleOp) loss() Result {
 		l := e.level
 		old, day := a.oldCharge(e.seq, n.Time)
 		old = old || e.flags&fOldDay != 0
+		// The reversed charge goes back to the bid's hold while it is open
+		// (reserved until it expires: the exchange's bill may still come,
+		// and would otherwise be late), else to the lease.
+		refilled := o.own() && m.holds.refill(n.HoldID, a.idx, l, m.cfg.Clock.Now().UnixNano())
 		a.mu.Lock()
+		if refilled {
+			a.held.Add(l)
+		}
 		a.revWait.Add(l) // first: commitments never look smaller than they are
 		a.spent.Add(-l)
 		a.mu.Unlock()

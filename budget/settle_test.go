@@ -133,7 +133,10 @@ func TestSettleLevelRule(t *testing.T) {
 			t.Errorf("%s: ledger has %d entries summing to %d, want %d entries, level %d", tc.name, n, sum, tc.entries, level)
 		}
 	}
-	// spent_micros counts provisional charges.
+	// spent_micros counts provisional charges. The holds' rests stay
+	// reserved until they expire.
+	clk.Add(m.cfg.HoldTTL)
+	m.expireHolds(clk.Now())
 	if st := m.Status(); st[0].SpentMicros != total || h.held.Load() != 0 {
 		t.Fatalf("status %+v: want spent %d (provisional charges included), nothing held", st[0], total)
 	}
@@ -516,6 +519,8 @@ func TestReusedAuctionIDChargesEachBid(t *testing.T) {
 	if err := m.ledger.flush(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	clk.Add(m.cfg.HoldTTL) // the holds' rests stay reserved until then
+	m.expireHolds(clk.Now())
 	if st := m.Status(); st[0].SpentMicros != want || h.held.Load() != 0 {
 		t.Fatalf("status %+v: want spent %d, nothing held", st[0], want)
 	}
@@ -540,8 +545,10 @@ func TestReusedAuctionIDLossKeepsOtherBidsCharge(t *testing.T) {
 	if res, err := m.Settle(loss); err != nil || res.ReversedMicros != 0 {
 		t.Fatalf("the other bid's loss: %+v %v, want nothing reversed", res, err)
 	}
-	if st := m.Status(); st[0].SpentMicros != 900 || h.held.Load() != 0 {
-		t.Fatalf("status %+v: want spent 900, nothing held", st[0])
+	// The lost bid's hold is released; the won one's rest (100) stays
+	// reserved until it expires.
+	if st := m.Status(); st[0].SpentMicros != 900 || h.held.Load() != 100 {
+		t.Fatalf("status %+v, held %d: want spent 900, the won hold's rest 100 held", st[0], h.held.Load())
 	}
 }
 
@@ -800,5 +807,45 @@ func TestChargeOnWinLevelOutlivesWinWindow(t *testing.T) {
 			t.Errorf("%v: spent %d, want 1,200", later, spent)
 		}
 		m.Close(context.Background())
+	}
+}
+
+// A win at the floor, then its bill at the clearing price, is paid out of
+// the lease: the bill's rise is drawn from the rest of the bid's hold, which
+// stays reserved for the impression until it expires. When the first charge
+// took the whole hold, its rest went back to the lease at once, further bids
+// were placed against it, and the bills' rises were late: an outside audit
+// spent 6x a campaign's total budget on three instances this way.
+func TestWinAtTheFloorThenBillStaysWithinBudget(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	const bid, floor, budget = 2000, 200, 20_000 // ten impressions at the bid
+	m := newMemManager(t, NewMemStore(), "i1", clk, campaign("c", budget))
+	h := m.Handle("c")
+	var won []Notice
+	for round := range 3 {
+		for i := range 20 {
+			id, ok := m.Hold(h, bid, clk.Now())
+			if !ok {
+				break
+			}
+			n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "i1", CampaignID: "c",
+				AuctionID: fmt.Sprint(round, "-", i), ImpID: "1", BidMicros: bid, ClearingMicros: floor, Time: clk.Now()}
+			if res, err := m.Settle(n); err != nil || res.ChargedMicros != floor {
+				t.Fatalf("win at the floor: %+v %v", res, err)
+			}
+			won = append(won, n)
+		}
+	}
+	for _, n := range won {
+		n.Kind, n.ClearingMicros = KindBill, bid
+		if res, err := m.Settle(n); err != nil || res.Late {
+			t.Fatalf("bill at the clearing price: %+v %v, want a rise drawn from the hold", res, err)
+		}
+	}
+	m.ledger.flush(ctxT(t))
+	c := m.Counters()
+	if len(won) != budget/bid || h.spent.Load() != budget || c.LateCharges != 0 {
+		t.Fatalf("%d impressions won, spent %d of a %d budget, %d late charges; want %d, the budget, none late",
+			len(won), h.spent.Load(), budget, c.LateCharges, budget/bid)
 	}
 }
