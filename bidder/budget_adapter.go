@@ -272,8 +272,9 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 // reversed (an event with a negative charge). A replay is not logged again,
 // as a replayed win or bill is not.
 func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool, error) {
-	res, err := b.m.Settle(b.notice(t, budget.KindLoss, 0, now))
-	if err == nil && !res.Duplicate && t.User != 0 {
+	n := b.notice(t, budget.KindLoss, 0, now)
+	res, err := b.m.Settle(n)
+	if err == nil && !res.Duplicate && t.User != 0 && b.m.EndPending(n) { // not if its pixel ended it
 		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
 	}
 	if (err == nil && !res.Duplicate) || res.ReversedMicros > 0 {
@@ -285,7 +286,9 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {
 	if h := b.m.Handle(string(t.Campaign)); h != nil && t.User != 0 {
 		b.m.RecordImpression(h, t.User, now)
-		b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
+		if b.m.EndPending(b.notice(t, budget.KindLoss, 0, now)) { // not if its loss ended it
+			b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
+		}
 	}
 	b.events.add(event{Kind: "imp", Token: t, Time: now})
 	return nil

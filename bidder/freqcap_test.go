@@ -125,6 +125,16 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	if c := next(); c == "globex-cpc" {
 		t.Fatal("a replayed loss notice freed another count")
 	}
+	// One bid's pixel and its loss notice end its count once: the second of
+	// them must not end another bid's (an outside audit showed a user 3
+	// impressions under a cap of 2 this way). Two pending now (bids[3],
+	// bids[4]) and one impression: the cap of 3 is reached.
+	last := bids[len(bids)-1]
+	ts.fire(t, between(last.AdM, `<img src="`, `"`), "", "", "") // shown: counted, its pending count ended
+	ts.fire(t, last.LURL, "0", "102", "")                        // then its loss: ends nothing more
+	if c := next(); c == "globex-cpc" {
+		t.Fatal("a bid's pixel and its loss notice freed two counts")
+	}
 }
 
 // A frequency cap is per person, and this buyer knows a person by its

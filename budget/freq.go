@@ -260,6 +260,29 @@ func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now ti
 	m.freq.unpend(freqKey(userKey, h.idHash), now.UnixNano())
 }
 
+// EndPending tells whether n's bid (its impression key: auction, imp, the
+// bid's instance and hold) still has its pending frequency count to end, and
+// marks it ended: the first of its impression pixel and its loss notice
+// ends it (FreqSettle), the other must not end another bid's. Before, a bid
+// whose pixel and loss both came ended two pending counts, and the user was
+// shown more than the cap (an outside audit: 3 impressions under a cap of 2).
+// Kept in the de-duplication tier for the loss window.
+func (m *Manager) EndPending(n Notice) bool {
+	if n.Time.IsZero() {
+		n.Time = m.cfg.Clock.Now()
+	}
+	key, _ := noticeKey(&n)
+	now := m.tier.sec(n.Time.UnixNano())
+	s, e, _ := m.tier.acquire(key, now)
+	defer s.mu.Unlock()
+	m.tier.touch(s, e, now+windowSec(m.cfg.DedupWindow.Loss))
+	if e.flags&fUnpended != 0 {
+		return false
+	}
+	e.flags |= fUnpended
+	return true
+}
+
 // freqMsg is one impression on the wire: key, time, window (24 bytes).
 type freqMsg struct {
 	key, ts, window uint64

@@ -238,6 +238,9 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
+	if existed && e.flags&^fUnpended == 0 && e.level == 0 && e.gen == 0 {
+		existed = false // only its pixel was seen (EndPending): the impression is as unknown as before
+	}
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed, key: key}
 	if !existed && (!op.own() || m.unreconciled(n)) {
 		e.flags |= fUnsure // another instance's bid, or one this process may have forgotten (recharge.go)

@@ -849,3 +849,42 @@ func TestWinAtTheFloorThenBillStaysWithinBudget(t *testing.T) {
 			len(won), h.spent.Load(), budget, c.LateCharges, budget/bid)
 	}
 }
+
+// EndPending is true once per bid (its pixel or its loss, whichever is
+// first), and the tier entry it makes for an impression seen only by its
+// pixel does not pass for a known one: a bill on it after a win reversed
+// elsewhere still finds the reversal and charges (recharge.go).
+func TestEndPendingOncePerBid(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a, b := storeManager(t, st, "a", clk, c), storeManager(t, st, "b", clk, c)
+	id, ok := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	n := Notice{ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 2000, ClearingMicros: 1500, Time: clk.Now()}
+	for _, k := range []NoticeKind{KindWin, KindLoss} { // provisional, then reversed, at a
+		n.Kind = k
+		if _, err := a.Settle(n); err != nil {
+			t.Fatal(err)
+		}
+		a.ledger.flush(ctxT(t))
+	}
+	if !b.EndPending(n) || b.EndPending(n) {
+		t.Fatal("EndPending: want true once, then false")
+	}
+	n.Kind = KindBill // at b, which saw only the pixel
+	if _, err := b.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	b.ledger.flush(ctxT(t))
+	var sum int64
+	for _, e := range st.ledger.all() {
+		sum += e.Charged
+	}
+	if sum != 1500 {
+		t.Fatalf("ledger sum %d after win, loss, then the pixel and the bill elsewhere; want the bill's 1500", sum)
+	}
+}

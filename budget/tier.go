@@ -36,14 +36,15 @@ type impKey [2]uint64
 
 // Impression flags.
 const (
-	fWin     uint8 = 1 << iota // a win notice was seen
-	fBill                      // a billing notice was seen
-	fLoss                      // a loss notice was seen
-	fProv                      // the level is provisional: a win on a charge-on-billing exchange, no bill yet
-	fSettled                   // a bill (or a win on a charge-on-win exchange) settled the level
-	fUnsure                    // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
-	fOldDay                    // part of the level was charged on an earlier day than its last entry (dayReport)
-	fForeign                   // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
+	fWin      uint16 = 1 << iota // a win notice was seen
+	fBill                        // a billing notice was seen
+	fLoss                        // a loss notice was seen
+	fProv                        // the level is provisional: a win on a charge-on-billing exchange, no bill yet
+	fSettled                     // a bill (or a win on a charge-on-win exchange) settled the level
+	fUnsure                      // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
+	fOldDay                      // part of the level was charged on an earlier day than its last entry (dayReport)
+	fForeign                     // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
+	fUnpended                    // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
@@ -53,8 +54,7 @@ type tierEntry struct {
 	seq    uint64 // ledger sequence of the last entry enqueued for the impression (0: none)
 	exp    uint32 // seconds since the tier's epoch
 	gen    uint16 // generation: bumped when a provisional charge is reversed
-	flags  uint8
-	_      uint8
+	flags  uint16
 }
 
 const (
