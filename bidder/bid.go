@@ -621,7 +621,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		return slot{}, reasonFreqCap
 	}
 	maxCharge, _, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
-	if !ok {
+	if !ok || !qtyFor(camp, imp) {
 		return slot{}, reasonBudget
 	}
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
@@ -796,6 +796,15 @@ func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (hold, due int64, ok b
 	}
 	x := int64(v)
 	return ceilDiv(x, 1000), max(x, 0) / 1000, true
+}
+
+// qtyFor tells whether camp may bid on imp given its qty.multiplier: one
+// other than 1 (a play seen by several people, charged for all of them) only
+// for a campaign that buys DOOH inventory. Any other campaign matched a site
+// or app request whose imp said qty.multiplier 1000, and one billing notice
+// charged it 1000 impressions (an outside audit).
+func qtyFor(camp *campaigns.Campaign, imp *ortb.Imp) bool {
+	return camp.Targeting.DOOH || !imp.HasQty || imp.Qty.Multiplier == 0 || imp.Qty.Multiplier == 1
 }
 
 // qtyMultiplier is the imp's charge multiplier: 1 without qty (or with

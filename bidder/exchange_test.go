@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -455,5 +456,33 @@ func TestTestRequestsFreeExchangeBySource(t *testing.T) {
 				t.Fatalf("%s: %d %.200q, holds %v; want %v", c.uri, resp.StatusCode, got, ts.money.holds, []string{"403", "200 free", "200 held"}[c.want])
 			}
 		})
+	}
+}
+
+// A qty.multiplier other than 1 is honoured only by campaigns that buy DOOH
+// inventory: a site request whose imp said multiplier 1000 was bid by a
+// site campaign, and one billing notice charged it 1000 impressions (an
+// outside audit: 3,000,000 micros for a 3 CPM banner). Such a campaign now
+// skips that imp; multiplier 1 (or none) bids as before.
+func TestQtyMultiplierOnlyForDOOHCampaigns(t *testing.T) {
+	app := startApp(t, nil)
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		qty  string
+		code int
+	}{
+		{`"qty":{"multiplier":1000},`, 204},
+		{`"qty":{"multiplier":2.5},`, 204},
+		{`"qty":{"multiplier":1},`, 200},
+		{``, 200},
+	} {
+		b := strings.Replace(string(body), `"bidfloor":0.5,`, c.qty+`"bidfloor":0.5,`, 1)
+		code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		if code != c.code {
+			t.Errorf("site banner with %q: %d %q %s, want %d", c.qty, code, why, resp, c.code)
+		}
 	}
 }

@@ -254,6 +254,10 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
 		return slot{}, reasonBudget
 	}
+	if !qtyFor(camp, imp) {
+		e.Detail = "imp.qty.multiplier other than 1, and the campaign does not buy dooh inventory"
+		return slot{}, reasonBudget
+	}
 	r := reasonNone
 	if me, ok := money.(moneyExplainer); ok {
 		be := me.explain(camp.Index, maxCharge, x.opt.now)
