@@ -408,25 +408,7 @@ func TestBillReplayedAcrossTwoRestarts(t *testing.T) {
 	if err := app.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var logged int64
-	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
-		var ev struct {
-			Kind    string `json:"kind"`
-			Auction string `json:"auction"`
-			Charged int64  `json:"charged_micros"`
-		}
-		if err := json.Unmarshal([]byte(line), &ev); err != nil {
-			t.Fatalf("event %q: %v", line, err)
-		}
-		if ev.Auction == "win-restart-bill-restart-bill" {
-			logged += ev.Charged
-		}
-	}
-	if logged != 1500 {
+	if logged, raw := loggedCharge(t, dir, "win-restart-bill-restart-bill"); logged != 1500 {
 		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
 	}
 }
@@ -462,6 +444,15 @@ func TestBilledImpressionStaysBilledAcrossRestart(t *testing.T) {
 	if err := app.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+	if logged, raw := loggedCharge(t, dir, "bill-restart-win-loss"); logged != 1500 {
+		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
+	}
+}
+
+// loggedCharge sums the charged_micros the event log under dir records for
+// auction, and returns the log.
+func loggedCharge(t *testing.T, dir, auction string) (int64, []byte) {
+	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "events.jsonl"))
 	if err != nil {
 		t.Fatal(err)
@@ -475,11 +466,9 @@ func TestBilledImpressionStaysBilledAcrossRestart(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &ev); err != nil {
 			t.Fatalf("event %q: %v", line, err)
 		}
-		if ev.Auction == "bill-restart-win-loss" {
+		if ev.Auction == auction {
 			logged += ev.Charged
 		}
 	}
-	if logged != 1500 {
-		t.Fatalf("the event log charged %d micros for the impression, want 1500: %s", logged, raw)
-	}
+	return logged, raw
 }

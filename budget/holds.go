@@ -154,21 +154,33 @@ func (t *holdTable) locate(id HoldID) (*holdShard, int32, bool) {
 	return &t.shards[si], int32(idx % t.per), true
 }
 
-// take closes an open hold of account acct and returns its amount.
-func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
+// lockOpen finds the open hold id of account acct and returns its shard,
+// locked, with its slot; nil (nothing locked) when there is none.
+func (t *holdTable) lockOpen(id HoldID, acct int32) (*holdShard, int32, *holdSlot) {
 	s, i, ok := t.locate(id)
 	if !ok {
-		return 0, false
+		return nil, 0, nil
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if int(i) >= s.hi {
-		return 0, false // never used (its chunk may not exist)
+		s.mu.Unlock()
+		return nil, 0, nil // never used (its chunk may not exist)
 	}
 	sl := t.slot(s, i)
 	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct {
+		s.mu.Unlock()
+		return nil, 0, nil
+	}
+	return s, i, sl
+}
+
+// take closes an open hold of account acct and returns its amount.
+func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
+	s, i, sl := t.lockOpen(id, acct)
+	if s == nil {
 		return 0, false
 	}
+	defer s.mu.Unlock()
 	sl.open = false
 	s.open--
 	s.free = append(s.free, i)
@@ -180,19 +192,11 @@ func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
 // it expires or take closes it: the rest stays reserved for a later, higher
 // notice of its impression, and a reversal puts its charge back (refill).
 func (t *holdTable) draw(id HoldID, acct int32, want int64) (int64, bool) {
-	s, i, ok := t.locate(id)
-	if !ok {
+	s, _, sl := t.lockOpen(id, acct)
+	if s == nil {
 		return 0, false
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if int(i) >= s.hi {
-		return 0, false
-	}
-	sl := t.slot(s, i)
-	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct {
-		return 0, false
-	}
 	d := min(max(want, 0), sl.amount)
 	sl.amount -= d
 	return d, true
@@ -202,17 +206,12 @@ func (t *holdTable) draw(id HoldID, acct int32, want int64) (int64, bool) {
 // charge drawn from it and reversed); false when the hold is no longer open
 // or expired by now (unix ns), not yet swept.
 func (t *holdTable) refill(id HoldID, acct int32, amount, now int64) bool {
-	s, i, ok := t.locate(id)
-	if !ok {
+	s, _, sl := t.lockOpen(id, acct)
+	if s == nil {
 		return false
 	}
-	s.mu.Lock()
 	defer s.mu.Unlock()
-	if int(i) >= s.hi {
-		return false
-	}
-	sl := t.slot(s, i)
-	if !sl.open || sl.gen != uint32(id>>32) || sl.acct != acct || sl.expires <= now {
+	if sl.expires <= now {
 		return false
 	}
 	sl.amount += amount
