@@ -258,9 +258,13 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if kind == noticeWin {
 		k = budget.KindWin
 	}
-	res, err := b.m.Settle(b.notice(t, k, charge, now))
+	n := b.notice(t, k, charge, now)
+	res, err := b.m.Settle(n)
 	if kind == noticeWin && !res.Duplicate && b.won != nil && (err == nil || errors.Is(err, budget.ErrAckTimeout)) {
 		b.won.add(t.Campaign) // a retry after an ack timeout is a duplicate: counted once
+	}
+	if kind == noticeBill && err == nil {
+		b.countImpression(t, n, now) // billed: shown, whether or not its pixel fires
 	}
 	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
@@ -284,14 +288,25 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 }
 
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {
-	if h := b.m.Handle(string(t.Campaign)); h != nil && t.User != 0 {
-		b.m.RecordImpression(h, t.User, now)
-		if b.m.EndPending(b.notice(t, budget.KindLoss, 0, now)) { // not if its loss ended it
-			b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
-		}
-	}
+	b.countImpression(t, b.notice(t, budget.KindLoss, 0, now), now)
 	b.events.add(event{Kind: "imp", Token: t, Time: now})
 	return nil
+}
+
+// countImpression counts t's impression for frequency caps once, on its
+// pixel or its bill, whichever comes first, and ends its pending count once
+// (with its loss: EndPending).
+func (b *budgetSink) countImpression(t *bidToken, n budget.Notice, now time.Time) {
+	h := b.m.Handle(string(t.Campaign))
+	if h == nil || t.User == 0 {
+		return
+	}
+	if b.m.FirstImpression(n) {
+		b.m.RecordImpression(h, t.User, now)
+	}
+	if b.m.EndPending(n) { // not if its loss ended it
+		b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
+	}
 }
 
 func (b *budgetSink) click(t *bidToken, now time.Time) error {

@@ -137,6 +137,65 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	}
 }
 
+// A billed impression counts toward the cap whether or not its pixel fires
+// (a blocked tracker), and once when it does: the first of its bill and its
+// pixel counts it. Only the pixel counted, and a user whose pixels never
+// fired saw the campaign again each time the pending count lapsed (an
+// outside audit: 6 billed impressions in a minute under a cap of 2 an hour).
+// The pending TTL is short here so that only counted impressions stop bids.
+func TestFreqCapCountsBilledImpressions(t *testing.T) {
+	s, _ := budgetTestServerWith(t, budget.Config{FreqPendingTTL: 20 * time.Millisecond})
+	ts := &testServer{Server: s}
+	n := 0
+	bid := func() (openrtb2.Bid, bool) {
+		t.Helper()
+		n++
+		r := ts.bid([]byte(`{"id":"req-billed-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"user":{"id":"u-billed"}}`))
+		if r.StatusCode() != 200 {
+			return openrtb2.Bid{}, false
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		return b, b.CID == "globex-cpc"
+	}
+	first := func() openrtb2.Bid { // globex answers once its lease is in
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if b, ok := bid(); ok {
+				return b
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no globex-cpc bid within 10 s")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	pixel := func(b openrtb2.Bid) { ts.fire(t, between(b.AdM, `<img src="`, `"`), "", "", "") }
+	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
+	b1 := first()
+	ts.fire(t, b1.BURL, "1.00", "", "") // billed, then its pixel: one impression
+	pixel(b1)
+	lapse()
+	b2, ok := bid()
+	if !ok {
+		t.Fatal("second bid refused: a bill and its pixel counted twice?")
+	}
+	ts.fire(t, b2.BURL, "1.00", "", "") // billed, pixel blocked: one impression
+	lapse()
+	b3, ok := bid()
+	if !ok {
+		t.Fatal("third bid refused with two impressions and a cap of 3")
+	}
+	pixel(b3) // pixel, then its bill: one impression
+	ts.fire(t, b3.BURL, "1.00", "", "")
+	lapse()
+	if _, ok := bid(); ok {
+		t.Fatal("a fourth globex-cpc bid with three billed impressions and a cap of 3 an hour")
+	}
+}
+
 // A frequency cap is per person, and this buyer knows a person by its
 // buyeruid on every exchange; user.id is each exchange's own id for them.
 // The key took user.id first, so one person reached through four exchanges

@@ -59,7 +59,15 @@ func FuzzBidHandler(f *testing.F) {
 // (in-memory store instead of NATS) and the real token signer.
 func budgetTestServer(t testing.TB, opts ...func(*Config)) (*Server, *budget.Manager) {
 	t.Helper()
-	m, err := budget.New(budget.Config{InstanceID: "fuzz", Store: budget.NewMemStore(), SyncPeriod: 50 * time.Millisecond}, slog.New(slog.DiscardHandler))
+	return budgetTestServerWith(t, budget.Config{}, opts...)
+}
+
+// budgetTestServerWith is budgetTestServer with bc's fields (a zero field:
+// the default) for the budget manager.
+func budgetTestServerWith(t testing.TB, bc budget.Config, opts ...func(*Config)) (*Server, *budget.Manager) {
+	t.Helper()
+	bc.InstanceID, bc.Store, bc.SyncPeriod = "fuzz", budget.NewMemStore(), 50*time.Millisecond
+	m, err := budget.New(bc, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

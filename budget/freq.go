@@ -266,8 +266,19 @@ func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now ti
 // ends it (FreqSettle), the other must not end another bid's. Before, a bid
 // whose pixel and loss both came ended two pending counts, and the user was
 // shown more than the cap (an outside audit: 3 impressions under a cap of 2).
-// Kept in the de-duplication tier for the loss window.
-func (m *Manager) EndPending(n Notice) bool {
+// Kept in the de-duplication tier.
+func (m *Manager) EndPending(n Notice) bool { return m.markOnce(n, fUnpended) }
+
+// FirstImpression tells whether n's bid has not had its impression counted
+// for frequency caps yet, and marks it counted: the first of its pixel and
+// its billing notice counts it (RecordImpression). A billed impression whose
+// pixel never fired (a blocked tracker) was never counted, and the user saw
+// the campaign again every freq_pending_ttl (an outside audit: 6 billed
+// impressions in a minute under a cap of 2 an hour).
+func (m *Manager) FirstImpression(n Notice) bool { return m.markOnce(n, fCounted) }
+
+// markOnce sets flag on n's tier entry and tells whether it was unset.
+func (m *Manager) markOnce(n Notice, flag uint16) bool {
 	if n.Time.IsZero() {
 		n.Time = m.cfg.Clock.Now()
 	}
@@ -275,11 +286,11 @@ func (m *Manager) EndPending(n Notice) bool {
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, _ := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
-	m.tier.touch(s, e, now+windowSec(m.cfg.DedupWindow.Loss))
-	if e.flags&fUnpended != 0 {
+	m.tier.touch(s, e, now+windowSec(max(m.cfg.DedupWindow.Loss, m.cfg.DedupWindow.Bill)))
+	if e.flags&flag != 0 {
 		return false
 	}
-	e.flags |= fUnpended
+	e.flags |= flag
 	return true
 }
 

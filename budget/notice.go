@@ -238,7 +238,7 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 	now := m.tier.sec(n.Time.UnixNano())
 	s, e, existed := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
-	if existed && e.flags&^fUnpended == 0 && e.level == 0 && e.gen == 0 {
+	if existed && e.flags&^(fUnpended|fCounted) == 0 && e.level == 0 && e.gen == 0 {
 		existed = false // only its pixel was seen (EndPending): the impression is as unknown as before
 	}
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed, key: key}
