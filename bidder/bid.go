@@ -804,7 +804,7 @@ func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (hold, due int64, ok b
 // or app request whose imp said qty.multiplier 1000, and one billing notice
 // charged it 1000 impressions (an outside audit).
 func qtyFor(camp *campaigns.Campaign, imp *ortb.Imp) bool {
-	return camp.Targeting.DOOH || !imp.HasQty || imp.Qty.Multiplier == 0 || imp.Qty.Multiplier == 1
+	return !imp.HasQty || imp.Qty.Multiplier == 0 || imp.Qty.Multiplier == 1 || camp.Targeting.DOOH
 }
 
 // qtyMultiplier is the imp's charge multiplier: 1 without qty (or with

@@ -301,10 +301,11 @@ func (b *budgetSink) countImpression(t *bidToken, n budget.Notice, now time.Time
 	if h == nil || t.User == 0 {
 		return
 	}
-	if b.m.FirstImpression(n) {
+	count, endPending := b.m.Shown(n)
+	if count {
 		b.m.RecordImpression(h, t.User, now)
 	}
-	if b.m.EndPending(n) { // not if its loss ended it
+	if endPending { // not if its loss ended it
 		b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
 	}
 }

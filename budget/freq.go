@@ -267,18 +267,24 @@ func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now ti
 // whose pixel and loss both came ended two pending counts, and the user was
 // shown more than the cap (an outside audit: 3 impressions under a cap of 2).
 // Kept in the de-duplication tier.
-func (m *Manager) EndPending(n Notice) bool { return m.markOnce(n, fUnpended) }
+func (m *Manager) EndPending(n Notice) bool { return m.mark(n, fUnpended) != 0 }
 
-// FirstImpression tells whether n's bid has not had its impression counted
-// for frequency caps yet, and marks it counted: the first of its pixel and
-// its billing notice counts it (RecordImpression). A billed impression whose
-// pixel never fired (a blocked tracker) was never counted, and the user saw
-// the campaign again every freq_pending_ttl (an outside audit: 6 billed
+// Shown marks n's bid shown (its pixel or its billing notice) and tells
+// whether its impression is still to be counted for frequency caps
+// (RecordImpression) and its pending count still to be ended (FreqSettle):
+// the first of the pixel and the bill counts it, and the first of the pixel,
+// the bill and the loss ends the count. A billed impression whose pixel
+// never fired (a blocked tracker) was never counted, and the user saw the
+// campaign again every freq_pending_ttl (an outside audit: 6 billed
 // impressions in a minute under a cap of 2 an hour).
-func (m *Manager) FirstImpression(n Notice) bool { return m.markOnce(n, fCounted) }
+func (m *Manager) Shown(n Notice) (count, endPending bool) {
+	set := m.mark(n, fCounted|fUnpended)
+	return set&fCounted != 0, set&fUnpended != 0
+}
 
-// markOnce sets flag on n's tier entry and tells whether it was unset.
-func (m *Manager) markOnce(n Notice, flag uint16) bool {
+// mark sets flags on n's tier entry and returns those it set (the ones that
+// were unset).
+func (m *Manager) mark(n Notice, flags uint16) uint16 {
 	if n.Time.IsZero() {
 		n.Time = m.cfg.Clock.Now()
 	}
@@ -287,11 +293,9 @@ func (m *Manager) markOnce(n Notice, flag uint16) bool {
 	s, e, _ := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
 	m.tier.touch(s, e, now+windowSec(max(m.cfg.DedupWindow.Loss, m.cfg.DedupWindow.Bill)))
-	if e.flags&flag != 0 {
-		return false
-	}
-	e.flags |= flag
-	return true
+	set := flags &^ e.flags
+	e.flags |= flags
+	return set
 }
 
 // freqMsg is one impression on the wire: key, time, window (24 bytes).

@@ -45,7 +45,7 @@ const (
 	fOldDay                      // part of the level was charged on an earlier day than its last entry (dayReport)
 	fForeign                     // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
 	fUnpended                    // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
-	fCounted                     // the bid's impression was counted for frequency caps, by its pixel or its bill (FirstImpression)
+	fCounted                     // the bid's impression was counted for frequency caps, by its pixel or its bill (Shown)
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
