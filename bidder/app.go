@@ -215,7 +215,7 @@ func (a *App) startModels() error {
 		a.log.Warn("scoring with GBDT only", "reason", ctr.ONNXAvailable(cfg.ONNXLibrary).Error(), "hint", "make onnxruntime")
 	default:
 		a.onnx = ctr.NewHolder(ctr.ONNXLoader(ctr.ONNXOptions{
-			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider,
+			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider, CUDADevice: cfg.CUDADevice,
 			SchemaVersion: features.SchemaVersion, Width: features.Width,
 			MaxBatch: max(cfg.MaxBatch, 256), Log: a.log,
 		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}), a.log)

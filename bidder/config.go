@@ -305,6 +305,7 @@ type ModelConfig struct {
 	Variant     string        `yaml:"variant"`
 	ONNXLibrary string        `yaml:"onnx_library"` // path of libonnxruntime.so.1 (default lib/onnxruntime/libonnxruntime.so.1)
 	Provider    string        `yaml:"provider"`     // ONNX execution provider: auto, cuda, cpu, or off for GBDT only (default auto)
+	CUDADevice  int           `yaml:"cuda_device"`  // GPU ordinal the CUDA provider runs on (default 0; docs/gpu.md)
 	MaxBatch    int           `yaml:"max_batch"`    // most rows in one ONNX run; requests queued during a run form the next (default 64)
 	MaxWait     time.Duration `yaml:"max_wait"`     // hold a lone request this long for company; default 0: never wait (> 0 is for a GPU)
 	// Shadow names a second model's manifest (gbdt or onnx) scored off the
@@ -847,6 +848,9 @@ func (c *Config) Validate() error {
 	case "auto", "cuda", "cpu", "off":
 	default:
 		bad("model.provider", "%q is not auto, cuda, cpu or off", c.Model.Provider)
+	}
+	if c.Model.CUDADevice < 0 {
+		bad("model.cuda_device", "%d must not be negative", c.Model.CUDADevice)
 	}
 	if c.Model.MaxBatch < 1 || c.Model.MaxBatch > 4096 {
 		bad("model.max_batch", "%d must be in [1, 4096]", c.Model.MaxBatch)

@@ -110,6 +110,7 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nbudget: {lease_ttl: 48h}\n", "budget.lease_ttl", "is over 24h0m0s")
 	f("listen: 127.0.0.1:1\nlimits: {max_imps: -1}\n", "limits.max_imps")
 	f("model: {gbdt: m.json, provider: tpu}\n", "model.provider")
+	f("model: {gbdt: m.json, cuda_device: -1}\n", "model.cuda_device")
 	f("model: {gbdt: m.json, variant: int4}\n", "model.variant")
 	f("model: {gbdt: m.json, row_log: {path: r.bin, sample: 1.5}}\n", "model.row_log.sample")
 	f("model: {gbdt: m.json, row_log: {path: r.bin, max_bytes: 10}}\n", "model.row_log")

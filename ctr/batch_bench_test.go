@@ -17,6 +17,10 @@ import (
 // batchBenchManifest is the served model; $CTR_BENCH_MANIFEST overrides it.
 var batchBenchManifest = cmp.Or(os.Getenv("CTR_BENCH_MANIFEST"), "../configs/models/mlp.manifest.json")
 
+// batchBenchProvider is the execution provider the benchmarks ask for:
+// $CTR_BENCH_PROVIDER ("cuda" for the GPU check, docs/gpu.md), else cpu.
+var batchBenchProvider = cmp.Or(os.Getenv("CTR_BENCH_PROVIDER"), ProviderCPU)
+
 // batchBenchInt8Manifest is the served model's int8 variant
 // (ctr/train/compact.py); $CTR_BENCH_INT8_MANIFEST overrides it.
 var batchBenchInt8Manifest = cmp.Or(os.Getenv("CTR_BENCH_INT8_MANIFEST"), "../configs/models/mlp_int8.manifest.json")
@@ -26,7 +30,8 @@ var batchBenchInt8Manifest = cmp.Or(os.Getenv("CTR_BENCH_INT8_MANIFEST"), "../co
 const onnxRowsManifest = "testdata/mlp_rows.manifest.json"
 
 // BenchmarkONNXRows is the per-row cost of Score (conversion of the rows to
-// the model's inputs included) by batch size on the CPU provider: the served
+// the model's inputs included) by batch size on the CPU provider (or
+// $CTR_BENCH_PROVIDER's): the served
 // model (wide_deep_ids form) beside the same weights in the rows-form graph
 // it was re-exported from and its int8 variant (the wide table as int8, a
 // scale per table), in the same run, and the tiny test model in both
@@ -39,7 +44,7 @@ func BenchmarkONNXRows(b *testing.B) {
 		{"rows", onnxRowsManifest}, {"ids", batchBenchManifest}, {"ids-int8", batchBenchInt8Manifest},
 		{"tiny-rows", onnxTinyRowsManifest}, {"tiny-ids", onnxTinyManifest},
 	} {
-		x := onnxTestLoad(b, m.manifest, ONNXOptions{MaxBatch: 512})
+		x := onnxTestLoad(b, m.manifest, ONNXOptions{MaxBatch: 512, Provider: batchBenchProvider})
 		par, _ := onnxTestRows(b)
 		for _, n := range []int{1, 8, 64, 256} {
 			rows := make([]float32, n*features.Width)
@@ -77,7 +82,7 @@ func BenchmarkONNXRows(b *testing.B) {
 // and called directly (runs serialised by the model's lock, no batching).
 // Also rows/run and calls/s.
 func BenchmarkBatcherLatency(b *testing.B) {
-	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 256})
+	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 256, Provider: batchBenchProvider})
 	for _, callers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("callers=%d/direct", callers), func(b *testing.B) { batchBenchLatency(b, x, nil, callers) })
 		for _, wait := range []time.Duration{0, 250 * time.Microsecond} {
@@ -143,7 +148,7 @@ func batchBenchLatency(b *testing.B, s Scorer, bt *Batcher, callers int) {
 // BenchmarkBatcherSerial is one caller at a time (4 rows a request): the
 // batcher's hand-off overhead at low load, beside the model called directly.
 func BenchmarkBatcherSerial(b *testing.B) {
-	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512})
+	x := onnxTestLoad(b, batchBenchManifest, ONNXOptions{MaxBatch: 512, Provider: batchBenchProvider})
 	par, _ := onnxTestRows(b)
 	rows, out := par[:4*features.Width], make([]float32, 4)
 	bt, err := NewBatcher(x, BatchOptions{})

@@ -2,6 +2,7 @@ package ctr
 
 import (
 	"errors"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -93,8 +94,15 @@ func TestONNXServedModelParity(t *testing.T) {
 func TestONNXProviderAutoFallsBackToCPU(t *testing.T) {
 	// No CUDA provider library is installed beside the core library in CI, so
 	// auto must land on the CPU provider (on a GPU host it may pick cuda).
-	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{Provider: ProviderAuto, MaxBatch: 4})
-	if p := x.Provider(); p != ProviderCPU && p != ProviderCUDA {
+	var logs strings.Builder
+	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{Provider: ProviderAuto, MaxBatch: 4, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	switch p := x.Provider(); p {
+	case ProviderCPU: // auto's fall is expected where there is no GPU: info, not a warning
+		if !strings.Contains(logs.String(), `level=INFO msg="ctr: onnx cuda provider unavailable, using cpu"`) {
+			t.Errorf("fell back to cpu without the info line; log:\n%s", logs.String())
+		}
+	case ProviderCUDA:
+	default:
 		t.Fatalf("provider %q", p)
 	}
 	rows, want := onnxTestRows(t)
@@ -311,8 +319,15 @@ func TestONNXWarmsEveryBucketAtLoad(t *testing.T) {
 // either input form.
 func TestONNXProviderCUDAFallsBackToCPU(t *testing.T) {
 	for _, m := range []string{onnxTinyManifest, onnxTinyRowsManifest} {
-		x := onnxTestLoad(t, m, ONNXOptions{Provider: ProviderCUDA, MaxBatch: 4})
-		if p := x.Provider(); p != ProviderCPU && p != ProviderCUDA {
+		var logs strings.Builder
+		x := onnxTestLoad(t, m, ONNXOptions{Provider: ProviderCUDA, MaxBatch: 4, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+		switch p := x.Provider(); p {
+		case ProviderCPU:
+			if !strings.Contains(logs.String(), `level=WARN msg="ctr: onnx cuda provider unavailable, using cpu"`) {
+				t.Errorf("%s: fell back to cpu without a warning; log:\n%s", m, logs.String())
+			}
+		case ProviderCUDA:
+		default:
 			t.Fatalf("%s: provider %q", m, p)
 		}
 		rows, want := onnxTestRows(t)
@@ -323,5 +338,42 @@ func TestONNXProviderCUDAFallsBackToCPU(t *testing.T) {
 		if err := onnxCheckParity("tiny", got, want[:4], 1e-5); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestONNXOnCUDA is the GPU check (docs/gpu.md). It runs only where
+// CTR_TEST_CUDA=1: a machine with a GPU whose $ORT_LIB has the CUDA provider
+// libraries beside it. Each bundled ONNX model and the tiny model in both
+// input forms must load on the CUDA provider, not fall back to the CPU
+// (LoadONNX checks each one's parity sample on the provider it chose), and
+// score the same rows within 1e-5 of the CPU provider at every bucket size.
+func TestONNXOnCUDA(t *testing.T) {
+	if os.Getenv("CTR_TEST_CUDA") != "1" {
+		t.Skip("GPU check: set CTR_TEST_CUDA=1 on a machine with a GPU and the CUDA provider (docs/gpu.md)")
+	}
+	for _, m := range []string{onnxTinyManifest, onnxTinyRowsManifest,
+		"../configs/models/mlp.manifest.json", "../configs/models/mlp_int8.manifest.json"} {
+		var logs strings.Builder
+		log := slog.New(slog.NewTextHandler(&logs, nil))
+		gpu := onnxTestLoad(t, m, ONNXOptions{Provider: ProviderCUDA, MaxBatch: 64, Log: log})
+		if p := gpu.Provider(); p != ProviderCUDA {
+			t.Fatalf("%s: provider %q, want cuda; log:\n%s", m, p, logs.String())
+		}
+		cpu := onnxTestLoad(t, m, ONNXOptions{Provider: ProviderCPU, MaxBatch: 64})
+		rows, _ := onnxTestRows(t)
+		for _, n := range []int{1, 3, 8, 33, 64} {
+			in := rows[:n*features.Width]
+			a, b := make([]float32, n), make([]float32, n)
+			if err := gpu.Score(time.Time{}, in, a); err != nil {
+				t.Fatalf("%s: cuda, %d rows: %v", m, n, err)
+			}
+			if err := cpu.Score(time.Time{}, in, b); err != nil {
+				t.Fatalf("%s: cpu, %d rows: %v", m, n, err)
+			}
+			if err := onnxCheckParity(m, a, b, 1e-5); err != nil {
+				t.Errorf("%s, %d rows: cuda against cpu: %v", m, n, err)
+			}
+		}
+		t.Logf("%s: cuda, %d rows at batch 64 estimated %v", m, 64, gpu.PredictLatency(64))
 	}
 }
