@@ -170,7 +170,21 @@ var (
 	// send although only Accept-Encoding should name it.
 	encodingXGzip    = []byte("x-gzip")
 	encodingIdentity = []byte("identity")
+	hdrOrigin        = []byte("Origin")
+	hdrSecFetchMode  = []byte("Sec-Fetch-Mode")
 )
+
+// fromBrowser says whether a request came from a web page: browsers send
+// Origin with every POST (cross-site or not, a form's and a no-cors fetch's
+// too) and Sec-Fetch-Mode with every request; an exchange's server sends
+// neither. A page that could reach the bid listener (a browser inside its
+// network ACL, or one a DNS-rebinding name points at it) could otherwise
+// bid without a preflight (a text/plain body is a "simple" request), hold
+// advertisers' budgets with each bid and, once rebound to the listener's
+// origin, read the signed notice URLs and fire them.
+func fromBrowser(h *fasthttp.RequestHeader) bool {
+	return h.PeekBytes(hdrOrigin) != nil || h.PeekBytes(hdrSecFetchMode) != nil
+}
 
 // handleBid is POST /openrtb2/bid.
 func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
@@ -181,6 +195,11 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	if s.sourceRules && !sourceAllowed(ctx, s.exchangeOf(ctx)) {
 		s.m.sourceRefused.add(bc.stripe, 1)
 		ctx.Error("forbidden: this source may not send bid requests\n", fasthttp.StatusForbidden)
+		return
+	}
+	if fromBrowser(&ctx.Request.Header) {
+		s.m.sourceRefused.add(bc.stripe, 1)
+		ctx.Error("forbidden: bid requests from a browser are refused\n", fasthttp.StatusForbidden)
 		return
 	}
 	entry := time.Now()

@@ -381,6 +381,59 @@ func TestBidSources(t *testing.T) {
 	}
 }
 
+// A bid request from a web page (an Origin or Sec-Fetch-Mode header: every
+// browser POST carries Origin, every fetch Sec-Fetch-Mode; an exchange
+// sends neither) gets 403 before it is parsed, places no hold and gets no
+// notice URL, also with bid_sources open: a cross-site page could otherwise
+// bid blind with a text/plain body, and a DNS-rebound one read the notice
+// URLs and fire them. Lower-case names are the same headers.
+func TestBidRefusesBrowserRequests(t *testing.T) {
+	body := readReq(t, "site-banner.json")
+	for _, c := range []struct {
+		name    string
+		headers map[string]string
+		allowed bool
+	}{
+		{"an exchange", map[string]string{"Content-Type": "application/json"}, true},
+		{"cross-site form or no-cors fetch", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"}, false},
+		{"rebound page, same origin", map[string]string{"Content-Type": "text/plain", "Host": "rebind.evil.example", "origin": "http://rebind.evil.example"}, false},
+		{"opaque origin", map[string]string{"Origin": "null"}, false},
+		{"fetch metadata alone", map[string]string{"sec-fetch-mode": "cors"}, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, nil)
+			req, err := http.NewRequest(http.MethodPost, "http://"+ts.serve(t)+"/openrtb2/bid", bytes.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range c.headers {
+				if k == "Host" {
+					req.Host = v
+					continue
+				}
+				req.Header[k] = []string{v}
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			refused := ts.m.sourceRefused.load()
+			if c.allowed {
+				if resp.StatusCode != http.StatusOK || refused != 0 || len(ts.money.holds) == 0 {
+					t.Fatalf("exchange: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
+				}
+				return
+			}
+			if resp.StatusCode != http.StatusForbidden || refused != 1 || len(ts.money.holds) != 0 ||
+				!bytes.Contains(got, []byte("browser")) || bytes.Contains(got, []byte("notice")) {
+				t.Fatalf("browser: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
+			}
+		})
+	}
+}
+
 func TestBidSourcesConfigRejects(t *testing.T) {
 	for _, c := range []struct {
 		edit func(*Config)

@@ -107,7 +107,9 @@ func TestHostileInputReachesNoOperatorSurface(t *testing.T) {
 		}, hostile(i))
 		req.Header.Set("User-Agent", h)
 		req.Header.Set("Referer", "https://x.example/?"+url.QueryEscape(hostile(i)))
-		req.Header.Set("Origin", h)
+		if i%2 == 1 || !strings.Contains(u, "/openrtb2/bid") {
+			req.Header.Set("Origin", h) // a bid request with an Origin is refused (403) before it is read
+		}
 		req.Header.Set("X-Forwarded-For", h)
 		req.Header.Set("x-openrtb-version", h)
 		req.Header.Set("Content-Type", "application/json")
