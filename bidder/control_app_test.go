@@ -205,6 +205,38 @@ func TestAdminRefusesCrossSiteReads(t *testing.T) {
 	}
 }
 
+// The profiler and the tracer run at most a minute for one request (an
+// <img> of /debug/pprof/trace?seconds=3600 in a browser that sends no fetch
+// metadata, or a forgotten curl, held them for an hour), and every admin
+// answer forbids content sniffing.
+func TestAdminBoundsProfilesAndForbidsSniffing(t *testing.T) {
+	app := startApp(t, nil)
+	for _, c := range []struct {
+		path string
+		want int
+	}{
+		{"/debug/pprof/profile?seconds=3600", 400},
+		{"/debug/pprof/trace?seconds=61", 400},
+		{"/debug/pprof/heap?seconds=120", 400},
+		{"/debug/pprof/trace?seconds=Infinity", 400},
+		{"/debug/pprof/trace?seconds=NaN", 400},
+		{"/debug/pprof/trace?seconds=1", 200},
+		{"/debug/pprof/heap", 200},
+		{"/admin/status", 200},
+		{"/metrics", 200},
+	} {
+		resp, err := http.Get("http://" + app.AdminAddr() + c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: %d, want %d; X-Content-Type-Options %q", c.path, resp.StatusCode, c.want, resp.Header.Get("X-Content-Type-Options"))
+		}
+	}
+}
+
 // A pause outlives the instance: a bidder restarted on the same store obeys
 // it from its first request.
 func TestKillSwitchSurvivesRestart(t *testing.T) {

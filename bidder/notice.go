@@ -175,6 +175,11 @@ func (s *Server) appendTrackerURL(b []byte, path string, token []byte) []byte {
 
 var pixelGIF = []byte("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;")
 
+var (
+	hdrCacheControl = []byte("Cache-Control")
+	noStore         = []byte("no-store")
+)
+
 // handleNotice serves /notice/{win,bill,loss,imp,click}. Forged or expired
 // tokens get 403 and change nothing; bad prices get 400. A win, billing or
 // loss notice is answered 200 once its ledger entry is durable; one the
@@ -187,6 +192,10 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		ctx.Error("unknown notice\n", fasthttp.StatusNotFound)
 		return
 	}
+	// A pixel, a click's redirect or a notice's 200 answers one request: a
+	// browser or proxy cache must not answer the next one (ctx.Error's
+	// answers lose the header; nothing is counted from a cached refusal).
+	ctx.Response.Header.SetBytesKV(hdrCacheControl, noStore)
 	now := time.Now()
 	args := ctx.QueryArgs()
 	var seg []byte

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -333,15 +334,42 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 		budgetJSON(w)
 	})
 	mux.HandleFunc("POST /admin/explain", s.handleExplain) // explain.go
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.Handle("/debug/pprof/", pprofSeconds(pprof.Index))
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.Handle("/debug/pprof/profile", pprofSeconds(pprof.Profile))
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/pprof/trace", pprofSeconds(pprof.Trace))
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /{$}", serveStatusPage) // status_page.go
 	outer.Handle("/", requireBearer(s.adminTokens, sameOriginOnly(mux)))
-	return outer
+	return noSniff(outer)
+}
+
+// noSniff marks every admin answer's Content-Type as final, so no browser
+// reads a JSON or text answer that echoes input as a page or a script.
+func noSniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
+}
+
+// pprofMaxSeconds bounds the seconds of a CPU profile, a trace or a delta
+// profile: one request (a forgotten curl, or an <img> in a browser that
+// sends no fetch metadata) must not keep the profiler or the tracer running
+// for an hour.
+const pprofMaxSeconds = 60
+
+func pprofSeconds(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("seconds"); v != "" {
+			if n, err := strconv.ParseFloat(v, 64); err != nil || !(n <= pprofMaxSeconds) {
+				http.Error(w, fmt.Sprintf("seconds: %q is not a number of seconds up to %d", v, pprofMaxSeconds), http.StatusBadRequest)
+				return
+			}
+		}
+		h(w, r)
+	})
 }
 
 // sameOriginOnly refuses a browser's cross-site request on every admin path

@@ -449,4 +449,16 @@ func TestTrackerReplaysCountedOnce(t *testing.T) {
 			t.Errorf("metrics lack %q", want)
 		}
 	}
+	// No cache may answer a tracker in the bidder's place.
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, u := range []string{imp, click} {
+		resp, err := noRedirect.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", u[:40], cc)
+		}
+	}
 }

@@ -227,4 +227,23 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if e := errs.all(); len(e) > 0 {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(e, "\n"))
 	}
+
+	// A link with an absurd refresh period (a hostile page can send the
+	// operator to one) refreshes at most hourly: before the clamp, Infinity
+	// and periods past setTimeout's 2^31-1 ms ran back to back.
+	for _, every := range []string{"Infinity", "3000000", "-5", "x"} {
+		if err := chromedp.Do(ctx, chromedp.Navigate("http://"+app.AdminAddr()+"/?every="+every+"#token="+adminTokn),
+			chromedp.WaitVisible(chromedp.CSS(row))); err != nil {
+			t.Fatalf("every=%s: %v", every, err)
+		}
+		time.Sleep(1500 * time.Millisecond)
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[int](
+			`performance.getEntriesByType("resource").filter(function (e) { return e.name.indexOf("/admin/status") >= 0; }).length`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 2 {
+			t.Errorf("every=%s: %d status requests in 1.5 s", every, n)
+		}
+	}
 }
