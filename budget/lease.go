@@ -80,8 +80,14 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 		rec.Currency = q.currency // a new record, or one written before records named theirs
 	}
 	if q.currency != "" && rec.Currency != q.currency {
+		// No lease in another currency. The step still reports: every
+		// micro this process charged was for a bid placed under a lease,
+		// and a lease is only granted in the record's currency (a previous
+		// process's bids, settled here), so its spend is the record's
+		// money. Left unreported it was lost at the next restart (a
+		// process with no entry is never reclaimed).
 		res.wrongCurrency = rec.Currency
-		return res
+		q.want = 0
 	}
 	if rec.Leases == nil {
 		rec.Leases = map[string]Lease{}

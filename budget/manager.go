@@ -56,6 +56,8 @@ type Manager struct {
 	freq   *freqTable
 	fc     forecast
 
+	syncWarn syncWarning // owned by the sync loop
+
 	nc      *nats.Conn
 	ownConn bool
 	js      jetstream.JetStream

@@ -1,9 +1,11 @@
 package budget
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -449,7 +451,9 @@ func TestReloadRefusesCurrencyChange(t *testing.T) {
 // 2,500 JPY micros, found by the red-team pass restarting a bidder with
 // acme-broad-reach edited from USD to JPY). The record names its currency;
 // an instance whose campaign names another gets no lease, so it never
-// bids, and leaves the record as it is.
+// bids, but it reports what it charged for bids placed in the record's
+// currency (the outside audit restarted a bidder with USD edited to EUR,
+// billed 50 earlier bids, answered 200, and lost them at the next restart).
 func TestRestartRefusesCurrencyChange(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
@@ -462,18 +466,36 @@ func TestRestartRefusesCurrencyChange(t *testing.T) {
 	}
 	old.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
 		BidMicros: 500_000, ClearingMicros: 400_000, Time: clk.Now()})
+	late, ok := old.Hold(h, 300_000, clk.Now()) // its billing notice reaches the restarted process
+	if !ok {
+		t.Fatal("hold refused")
+	}
 	old.ledger.flush(ctxT(t))
 	old.syncAll(ctxT(t), clk.Now(), false)
 	old.Close(ctxT(t))
 	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 400_000 || r.Currency != "USD" {
 		t.Fatalf("record before the restart: %+v, want 400000 spent in USD", r)
 	}
+	want := int64(400_000)
 	for _, inst := range []string{"a", "b"} { // the same instance restarted, another one
 		clk.Add(time.Second)
 		jpy := usd
 		jpy.Currency, jpy.TotalMicros = "JPY", micros(1500)
 		m := storeManager(t, mem, inst, clk, jpy)
 		hj := m.Handle("c")
+		if inst == "a" {
+			// A bid of the USD process billed after the restart: USD money,
+			// charged and reported to the record although this process
+			// bids nothing (it was answered 200; before, it lived only in
+			// this process and was lost at its close).
+			res, err := m.Settle(Notice{Kind: KindBill, HoldID: late, CampaignID: "c", InstanceID: "a", AuctionID: "y", ImpID: "1",
+				BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()})
+			if err != nil || res.ChargedMicros != 300_000 {
+				t.Fatalf("bill of a USD bid after the restart: %+v, %v", res, err)
+			}
+			m.ledger.flush(ctxT(t))
+			want += 300_000
+		}
 		for range 3 {
 			m.Allow(hj, 1000, clk.Now()) // demand: a lease is wanted
 			m.syncAll(ctxT(t), clk.Now(), false)
@@ -485,10 +507,13 @@ func TestRestartRefusesCurrencyChange(t *testing.T) {
 		if _, ok := m.Hold(hj, 1000, clk.Now()); ok {
 			t.Fatalf("%s: a JPY campaign over a USD record got a hold", inst)
 		}
-		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 400_000 || r.Currency != "USD" || r.Leases[inst].Amount != 0 {
-			t.Fatalf("%s: record after the restart: %+v, want it untouched", inst, r)
+		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != want || r.Currency != "USD" || r.Leases[inst].Amount != 0 {
+			t.Fatalf("%s: record after the restart: %+v, want %d spent in USD and no lease", inst, r, want)
 		}
 		m.Close(ctxT(t))
+		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != want || r.Leases[inst].Amount != 0 {
+			t.Fatalf("%s: record after the close: %+v, want %d spent", inst, r, want)
+		}
 	}
 }
 
@@ -549,5 +574,25 @@ func TestRestartWithoutCampaignStillCharges(t *testing.T) {
 	}
 	if c := m.Handle("gone").campaign(); c.DailyMicros != gone.DailyMicros {
 		t.Fatalf("the campaign back: daily %d, want its config's %d", c.DailyMicros, gone.DailyMicros)
+	}
+}
+
+// A lease round that fails the same way every second (a campaign in another
+// currency than its record fails until its file is fixed) is logged once a
+// minute with the rounds left out, and at once when the error changes.
+func TestSyncWarningOnceAMinute(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var w syncWarning
+	same, other := errors.New("campaign c is in JPY"), errors.New("campaign d is in EUR")
+	for i := range 61 {
+		w.log(log, t0.Add(time.Duration(i)*time.Second), same, 1)
+	}
+	w.log(log, t0.Add(61*time.Second), other, 1)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], "rounds_unlogged=0") ||
+		!strings.Contains(lines[1], "JPY") || !strings.Contains(lines[1], "rounds_unlogged=59") ||
+		!strings.Contains(lines[2], "EUR") {
+		t.Fatalf("logged:\n%s", buf.String())
 	}
 }

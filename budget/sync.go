@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,8 +37,27 @@ func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
 	m.alone = !m.othersAlive(now.UnixNano())
 	m.due = m.dueAccounts(now, release, m.due[:0])
 	m.round.run(ctx, m, m.due, now, release)
-	m.setHealth(beatErr, &m.round)
+	m.setHealth(beatErr, &m.round, now)
 	clear(m.due)
+}
+
+// syncWarning logs a failed lease round once a minute while the error
+// stays the same (a campaign whose config names another currency than its
+// record fails every round until it is fixed), with the rounds left unlogged.
+type syncWarning struct {
+	last    string
+	at      time.Time
+	skipped int
+}
+
+func (w *syncWarning) log(log *slog.Logger, now time.Time, err error, failed int64) {
+	msg := err.Error()
+	if msg == w.last && now.Sub(w.at) < time.Minute {
+		w.skipped++
+		return
+	}
+	log.Warn("lease sync failed", "campaigns", failed, "err", err, "rounds_unlogged", w.skipped)
+	w.last, w.at, w.skipped = msg, now, 0
 }
 
 // storeReturned tells whether the store came back since the last round: the
@@ -204,7 +224,7 @@ func (r *stepResults) run(ctx context.Context, m *Manager, accts []*Account, now
 }
 
 // setHealth derives Ready from the round: the heartbeat and the steps.
-func (m *Manager) setHealth(beatErr error, r *stepResults) {
+func (m *Manager) setHealth(beatErr error, r *stepResults, now time.Time) {
 	err := beatErr
 	if p := r.lastErr.Load(); err == nil && p != nil {
 		err = *p
@@ -214,7 +234,7 @@ func (m *Manager) setHealth(beatErr error, r *stepResults) {
 		m.storeOK.Store(false)
 		m.setReason("budget store unreachable: " + err.Error())
 	case err != nil:
-		m.log.Warn("lease sync failed", "campaigns", r.failed.Load(), "err", err)
+		m.syncWarn.log(m.log, now, err, r.failed.Load())
 		m.storeOK.Store(true)
 	default:
 		m.storeOK.Store(true)
@@ -268,14 +288,6 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	if err != nil {
 		return err
 	}
-	if lr.wrongCurrency != "" {
-		// Its spend and leases are money of another currency: no lease
-		// (no bids), nothing reported; the spend waits here until the
-		// campaign's currency is the record's again.
-		a.lease.Store(0)
-		return fmt.Errorf("%w: campaign %s is in %s but its budget record (spend %d micros) is in %s; another currency needs another campaign id",
-			ErrBadConfig, a.id, c.Currency, rec.SpentTotal, lr.wrongCurrency)
-	}
 	m.steps.Add(1)
 	m.applyStep(a, q, lr, report, epoch)
 	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
@@ -284,6 +296,12 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	m.noteSuspects(a, lr.suspects)
 	if len(lr.needTail) > 0 {
 		a.poke.Store(true) // the ledger could not be read: reclaim at the next round
+	}
+	if lr.wrongCurrency != "" {
+		// The record's money is in another currency: no lease (no bids);
+		// what this process charged was reported all the same (applyLease).
+		return fmt.Errorf("%w: campaign %s is in %s but its budget record (spend %d micros) is in %s; another currency needs another campaign id",
+			ErrBadConfig, a.id, c.Currency, rec.SpentTotal, lr.wrongCurrency)
 	}
 	return nil
 }
