@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	_ "time/tzdata" // time zones resolve on machines without a zoneinfo database
 )
@@ -97,9 +98,18 @@ const MaxFileBytes = 1 << 20
 // readFile reads one campaign file: a regular file (a symlink to one is
 // followed) of at most MaxFileBytes. Anything else (a FIFO, whose read
 // waits for a writer, or a device such as /dev/zero, which never ends) is
-// refused before it is opened.
+// refused. The file is opened without blocking and the open file is
+// checked: a check of the name before the open left a window in which a
+// FIFO renamed over the file made the open wait for a writer for ever
+// (an outside audit swapped one in under SIGHUPs, and the reload, and then
+// shutdown, never finished).
 func readFile(name string) ([]byte, error) {
-	fi, err := os.Stat(name)
+	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
 		return nil, err
 	}
@@ -109,11 +119,6 @@ func readFile(name string) ([]byte, error) {
 	if fi.Size() > MaxFileBytes {
 		return nil, fmt.Errorf("%d bytes, more than the %d a campaign file may have", fi.Size(), MaxFileBytes)
 	}
-	f, err := os.Open(name)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1)) // it may grow after the Stat
 	if err == nil && len(data) > MaxFileBytes {
 		err = fmt.Errorf("more than the %d bytes a campaign file may have", MaxFileBytes)

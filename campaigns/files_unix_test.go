@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // A campaign directory entry that is not a regular file of reasonable size
@@ -62,5 +63,76 @@ func TestLoadDirRefusesOddFiles(t *testing.T) {
 				t.Error("the running snapshot was replaced")
 			}
 		})
+	}
+}
+
+// A FIFO renamed over a campaign file between a check of its name and its
+// opening made the open wait for a writer for ever: the reload, and then
+// the bidder's shutdown, never finished (an outside audit swapped one in
+// while sending SIGHUPs). The file is now opened without blocking and the
+// open file checked, so no read waits, whatever is swapped in when.
+func TestReadFileNeverWaitsOnASwappedFIFO(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(dir, "c.yaml")
+	body, err := MarshalConfig(baseConfig("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(target, body, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	swapped := make(chan int)
+	go func() { // a regular file and a FIFO, renamed over it in turn
+		n := 0
+		defer func() { swapped <- n }()
+		for ; ; n++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			tmp := filepath.Join(dir, "tmp")
+			var err error
+			if n%2 == 0 {
+				err = syscall.Mkfifo(tmp, 0o644)
+			} else {
+				err = os.WriteFile(tmp, body, 0o644)
+			}
+			if err == nil {
+				err = os.Rename(tmp, target)
+			}
+			if err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(2 * time.Second)
+	reads, fifos := 0, 0
+	for time.Now().Before(deadline) {
+		done := make(chan error, 1)
+		go func() { _, err := readFile(target); done <- err }()
+		select {
+		case err := <-done:
+			reads++
+			if err != nil && strings.HasPrefix(err.Error(), "not a regular file") {
+				fifos++
+			}
+		case <-time.After(5 * time.Second):
+			// Hung on a FIFO: a writer frees it, then fail.
+			if w, err := os.OpenFile(target, os.O_WRONLY|syscall.O_NONBLOCK, 0); err == nil {
+				w.Close()
+			}
+			close(stop)
+			<-swapped
+			t.Fatalf("readFile waited on a FIFO after %d reads", reads)
+		}
+	}
+	close(stop)
+	n := <-swapped
+	t.Logf("%d reads over %d swaps, %d of them refused a FIFO", reads, n, fifos)
+	if fifos == 0 {
+		t.Fatal("no read met a FIFO: the test did not test anything")
 	}
 }

@@ -13,12 +13,20 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/openbidder/openbidder/bidder"
 )
 
 func main() {
+	// A SIGHUP's default action ends the process. Run catches it (a
+	// campaign reload) only once the config is loaded, and a SIGHUP sent
+	// before that (a deploy tool signalling a fresh process, within its
+	// first ~20 ms) killed the bidder: until then it is ignored, as a
+	// reload of files not yet read has nothing to do.
+	signal.Ignore(syscall.SIGHUP)
 	configPath := flag.String("config", "configs/bidder.yaml", "config file")
 	listen := flag.String("listen", "", "exchange-facing address (overrides the config's listen)")
 	adminListen := flag.String("admin-listen", "", "admin address: status page (/), /admin/*, /metrics, /debug/pprof (overrides admin_listen)")

@@ -254,3 +254,85 @@ lifecycle: {drain_delay: -1s}
 		t.Fatalf("still running 30 s after SIGTERM (%d reloads):\n%.2000s", strings.Count(logs.String(), `msg="campaigns published"`), logs.String())
 	}
 }
+
+// A SIGHUP before Run catches signals (while the config is read: here a
+// FIFO that no one writes yet, so the read waits) does not kill the bidder.
+// Its default action ended the process: an outside audit killed it with a
+// SIGHUP 5 and 20 ms after its start. Written, the config then starts a
+// bidder that a SIGTERM stops cleanly.
+func TestSighupBeforeConfigIsRead(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := buildBidder(t)
+	root, _ := filepath.Abs("../../..")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "bidder.yaml")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Skip("mkfifo:", err)
+	}
+	logs := &lockedBuffer{}
+	cmd := exec.Command(bin, "-config", path, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+	})
+	// Past the runtime's start (main has run once SIGHUP is ignored, or 2 s
+	// on), then the signal.
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if b, err := os.ReadFile(status); err == nil && sigIgnored(string(b), syscall.SIGHUP) {
+			break
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-exited:
+		t.Fatalf("a SIGHUP while the config was read ended the bidder: %v\n%s", waitErr, logs.String())
+	case <-time.After(300 * time.Millisecond):
+	}
+	cfg := fmt.Sprintf("campaigns_dir: %[1]s/bidder/testdata/campaigns\nwatch_every: -1s\n"+
+		"model: {gbdt: %[1]s/configs/models/gbdt.manifest.json, provider: \"off\"}\n"+
+		"budget: {store_dir: %[2]s/nats}\nnotices: {key: signal-test-notice-key-0123}\nlifecycle: {drain_delay: -1s}\n", root, dir)
+	w, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.WriteString(cfg)
+	w.Close()
+	for end := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), `msg="bidder listening"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no start within 60 s:\n%s", logs.String())
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+		if waitErr != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM:\n%s", logs.String())
+	}
+}
+
+// sigIgnored reads /proc/PID/status's SigIgn mask for sig.
+func sigIgnored(status string, sig syscall.Signal) bool {
+	for _, line := range strings.Split(status, "\n") {
+		if v, ok := strings.CutPrefix(line, "SigIgn:"); ok {
+			m, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && m&(1<<(uint(sig)-1)) != 0
+		}
+	}
+	return false
+}
