@@ -90,6 +90,12 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 	return s, err
 }
 
+// MaxCreatives bounds a campaign's creatives: every one is checked against
+// each imp the campaign matches, so their number is bid-path time (an
+// outside audit's 7 campaigns of 6,500 creatives took p50 from 0.40 to
+// 1.80 ms). Campaigns have tens.
+const MaxCreatives = 1000
+
 // MaxFileBytes is the largest campaign file LoadDir reads: a campaign with
 // its templates is a few kilobytes, and a file past this (a log copied in
 // by mistake) is a problem, not a read that takes the memory.
@@ -385,6 +391,9 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 	c.Targeting, c.AllowCOPPA = buildTargeting(&cfg.Targeting, p)
 	if len(cfg.Creatives) == 0 {
 		p.add("creatives", "at least one creative is required")
+	}
+	if len(cfg.Creatives) > MaxCreatives {
+		p.add("creatives", "%d creatives, more than the %d a campaign may have (split it into campaigns)", len(cfg.Creatives), MaxCreatives)
 	}
 	for i := range cfg.Creatives {
 		if cr := buildCreative(&cfg.Creatives[i], c, p, fmt.Sprintf("creatives[%d]", i)); cr != nil {

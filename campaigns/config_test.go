@@ -166,6 +166,18 @@ func TestCompileProblems(t *testing.T) {
 	check("start before 1678", func(c *Config) { c.Flight.Start = "1600-01-01" }, `flight.start: "1600-01-01" is outside`)
 	check("end in 2262", func(c *Config) { c.Flight.End = "2262-04-10" }, "")
 	check("no creatives", func(c *Config) { c.Creatives = nil }, "creatives: at least one")
+	many := func(n int) func(*Config) {
+		return func(c *Config) {
+			cr := c.Creatives[0]
+			c.Creatives = nil
+			for i := range n {
+				cr.ID = fmt.Sprintf("x-%d", i)
+				c.Creatives = append(c.Creatives, cr)
+			}
+		}
+	}
+	check("most creatives", many(MaxCreatives), "")
+	check("too many creatives", many(MaxCreatives+1), "creatives: 1001 creatives, more than the 1000 a campaign may have")
 	check("banner no size", func(c *Config) { c.Creatives[0].Sizes = nil }, "creatives[0].sizes: a banner needs")
 	check("unknown placeholder", func(c *Config) { c.Creatives[0].Markup += "{{user_id}}" }, "creatives[0].markup: unknown placeholder {{user_id}}")
 	check("unclosed placeholder", func(c *Config) { c.Creatives[0].Markup += "{{imp_url" }, "creatives[0].markup: unclosed placeholder")
