@@ -54,7 +54,7 @@ func (s *Snapshot) Campaign(id string) *Campaign { return s.byID[id] }
 // Len is the number of campaigns.
 func (s *Snapshot) Len() int { return len(s.Campaigns) }
 
-// LoadDir reads every *.yaml / *.yml file in dir (not recursively), one
+// LoadDir reads every *.yaml / *.yml file (any case) in dir (not recursively), one
 // campaign per file, and compiles them. Every problem in every file is
 // reported, joined, wrapping ErrInvalid.
 func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
@@ -215,14 +215,15 @@ func pacedSort(names []string, pause *loadPause) {
 }
 
 // isCampaignFile says whether a directory entry is a campaign file: a
-// .yaml or .yml file whose name does not start with a dot.
+// .yaml or .yml file, in any letter case (ACME.YAML was skipped without a
+// word, so its campaign never ran), whose name does not start with a dot.
 func isCampaignFile(e os.DirEntry) bool {
 	n := e.Name()
 	if e.IsDir() || strings.HasPrefix(n, ".") {
 		return false
 	}
 	ext := filepath.Ext(n)
-	return ext == ".yaml" || ext == ".yml"
+	return strings.EqualFold(ext, ".yaml") || strings.EqualFold(ext, ".yml")
 }
 
 // yamlProblems splits a decoder error ("yaml: unmarshal errors:\n  line 3: ...")

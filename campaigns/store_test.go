@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -312,5 +313,33 @@ func TestStoreWatchFollowsSymlinkedFiles(t *testing.T) {
 	waitFor(t, "the edit behind the link", func() bool { return st.Current().Campaign("linked").Advertiser == c.Advertiser })
 	if n := st.ticks.Load() - before; n >= fullCheckEvery/2 {
 		t.Fatalf("the edit behind the link was loaded %d ticks after it: by a full check, not by an event", n)
+	}
+}
+
+// A campaign file's extension is read in any letter case: ACME.YAML and
+// b.Yml load (they were skipped without a word, so their campaigns never
+// ran); other names and dot files are still not campaign files.
+func TestLoadDirReadsExtensionsInAnyCase(t *testing.T) {
+	dir := t.TempDir()
+	for name, id := range map[string]string{"ACME.YAML": "upper", "b.Yml": "mixed", "c.yaml": "lower"} {
+		data, err := MarshalConfig(baseConfig(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		writeAtomic(t, filepath.Join(dir, name), data)
+	}
+	writeAtomic(t, filepath.Join(dir, "notes.txt"), []byte("not yaml"))
+	writeAtomic(t, filepath.Join(dir, ".hidden.YAML"), []byte("not: a campaign"))
+	s, err := LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, c := range s.Campaigns {
+		ids = append(ids, c.ID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"lower", "mixed", "upper"}) {
+		t.Fatalf("loaded %v, want lower, mixed and upper", ids)
 	}
 }
