@@ -3,6 +3,10 @@ package campaigns
 import (
 	"bytes"
 	"fmt"
+	"math"
+	"reflect"
+	"regexp"
+	"strings"
 
 	"gopkg.in/yaml.v3"
 )
@@ -192,8 +196,118 @@ func ParseConfig(name string, data []byte) (Config, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return Config{}, fmt.Errorf("%s: more than one YAML document", name)
 	}
+	if err := checkIntFloats(data); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
 	c.File = name
 	return c, nil
+}
+
+// maybeFloat finds what could be a plain (unquoted) YAML number with a
+// fraction, an exponent or an infinity after an indicator: only a file
+// holding one is parsed a second time by checkIntFloats. Amounts are
+// written as quoted strings, so most files are not.
+var maybeFloat = regexp.MustCompile(`(?:^|[\s\[{,:-])[-+]?(?:\.[0-9]|[0-9][0-9_]*\.|[0-9][0-9_]*[eE]|\.(?:inf|Inf|INF|nan|NaN|NAN))`)
+
+// checkIntFloats refuses a number with a fraction (2.9), or an infinity,
+// written where the campaign wants an integer: yaml.v3 cuts it down
+// without a word (a frequency cap count of 2.9 was 2, a daypart hour of
+// 16.99 was 16, a count of 0.5 was "required with a window"). An integral
+// float (2.0, 1e3) is the integer it names, as before. The error has the
+// decoder's form, so yamlProblems names the field.
+func checkIntFloats(data []byte) error {
+	if !maybeFloat.Match(data) {
+		return nil
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	var errs []string
+	walkIntFloats(&root, reflect.TypeFor[Config](), &errs)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: errs}
+}
+
+var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
+
+// walkIntFloats walks n beside the Go type it decodes into. Aliases are not
+// followed: a value is checked where it is written, against the type of
+// the place it is written in.
+func walkIntFloats(n *yaml.Node, t reflect.Type, errs *[]string) {
+	if n.Kind == yaml.DocumentNode {
+		for _, c := range n.Content {
+			walkIntFloats(c, t, errs)
+		}
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Implements(yamlUnmarshaler) || reflect.PointerTo(t).Implements(yamlUnmarshaler) {
+		return // its own decoding (Amount) checks its values
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if n.Kind == yaml.MappingNode {
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				if ft, ok := yamlFieldType(t, n.Content[i].Value); ok {
+					walkIntFloats(n.Content[i+1], ft, errs)
+				}
+			}
+		}
+	case reflect.Slice, reflect.Array:
+		if n.Kind == yaml.SequenceNode {
+			for _, c := range n.Content {
+				walkIntFloats(c, t.Elem(), errs)
+			}
+		}
+	case reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			for i := 1; i < len(n.Content); i += 2 {
+				walkIntFloats(n.Content[i], t.Elem(), errs)
+			}
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!float" {
+			var f float64
+			if n.Decode(&f) != nil || f != math.Trunc(f) || math.IsInf(f, 0) {
+				*errs = append(*errs, fmt.Sprintf("line %d: column %d: cannot unmarshal !!float `%s` into int", n.Line, n.Column, n.Value))
+			}
+		}
+	}
+}
+
+// yamlFieldType is the type of t's field that the mapping key name decodes
+// into (its yaml tag's name, or its lower-cased Go name), inline fields
+// included.
+func yamlFieldType(t reflect.Type, name string) (reflect.Type, bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == "-" {
+			continue
+		}
+		if strings.Contains(","+opts+",", ",inline,") {
+			if ft, ok := yamlFieldType(f.Type, name); ok {
+				return ft, true
+			}
+			continue
+		}
+		if tag == "" {
+			tag = strings.ToLower(f.Name)
+		}
+		if tag == name {
+			return f.Type, true
+		}
+	}
+	return nil, false
 }
 
 // expandedSize is about how many bytes n would take written out with every

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -395,6 +396,45 @@ func TestParseConfigAliasExpansion(t *testing.T) {
 		refused := err != nil && strings.Contains(err.Error(), "x.yaml: its aliases expand it past 1048576 bytes")
 		if refused != c.refused {
 			t.Errorf("%s: %v, want refused %v", c.name, err, c.refused)
+		}
+	}
+}
+
+// A number with a fraction where the schema wants an integer is refused
+// with its field: yaml.v3 cut it down without a word (a frequency cap
+// count of 2.9 was 2, a daypart hour of 16.99 was 16, a device type of 4.9
+// was 4, and a count of 0.5 was "required with a window"). An integral
+// float is the integer it names; amounts keep their decimals.
+func TestLoadDirRefusesFractionsInIntegers(t *testing.T) {
+	base, err := MarshalConfig(baseConfig("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		add, path, reason string
+	}{
+		{"frequency_cap: {count: 2.9, window: 1h}\n", "frequency_cap.count", `got "2.9", want an integer`},
+		{"frequency_cap: {count: 0.5, window: 1h}\n", "frequency_cap.count", `got "0.5", want an integer`},
+		{"targeting:\n  dayparting: {hours: [3, 16.99]}\n", "targeting.dayparting.hours[1]", `got "16.99", want an integer`},
+		{"targeting:\n  device_types: [4.9]\n", "targeting.device_types[0]", `got "4.9", want an integer`},
+		{"targeting:\n  device_types: [.inf]\n", "targeting.device_types[0]", `got ".inf", want an integer`},
+		{"frequency_cap: {count: 2.0, window: 1h}\n", "", ""},
+		{"targeting:\n  device_types: [4, 1e0]\n", "", ""},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), append(slices.Clip(base), c.add...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadDir(dir)
+		if c.path == "" {
+			if err != nil {
+				t.Errorf("%q: %v", c.add, err)
+			}
+			continue
+		}
+		ps := Problems(err)
+		if len(ps) != 1 || ps[0].Path != c.path || !strings.HasPrefix(ps[0].Reason, c.reason) {
+			t.Errorf("%q: problems %v, want %s: %s", c.add, err, c.path, c.reason)
 		}
 	}
 }
