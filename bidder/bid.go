@@ -519,11 +519,7 @@ func (s *Server) lowestFloor(bc *bidCtx, imp *ortb.Imp, floor int64) int64 {
 		if d.BidFloor <= 0 {
 			continue
 		}
-		cur := d.BidFloorCur
-		if len(cur) == 0 {
-			cur = imp.BidFloorCur
-		}
-		if f, ok := s.rates.toResponse(d.BidFloor, cur, bc.resp); ok && f < low {
+		if f, ok := s.rates.toResponse(d.BidFloor, d.BidFloorCur, bc.resp); ok && f < low { // USD when absent
 			low = f
 		}
 	}
@@ -618,11 +614,9 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		return slot{}, reasonPaused
 	}
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		cur := d.BidFloorCur
-		if len(cur) == 0 {
-			cur = imp.BidFloorCur // a deal's floor defaults to the imp's currency
-		}
-		f, ok := s.rates.toResponse(d.BidFloor, cur, bc.resp)
+		// A deal's floor currency does not inherit imp.bidfloorcur: absent,
+		// it is USD (OpenRTB 2.6, 3.2.12; toResponse reads empty as USD).
+		f, ok := s.rates.toResponse(d.BidFloor, d.BidFloorCur, bc.resp)
 		if !ok {
 			return slot{}, reasonCurrency
 		}

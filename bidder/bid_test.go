@@ -439,6 +439,38 @@ func TestFixedPriceDeal(t *testing.T) {
 	}
 }
 
+// A deal's floor without its own bidfloorcur is in USD: it does not
+// inherit imp.bidfloorcur (OpenRTB 2.6, 3.2.12). It was read in the imp's
+// currency, so a 3.50 fixed-price deal on an imp floored in EUR bid
+// 3.85 USD (an outside audit saw a 10 USD deal on a JPY imp bid 0.067).
+func TestDealFloorCurrencyDefaultsToUSD(t *testing.T) {
+	ts := newTestServer(t, withShading)
+	base := string(readReq(t, "site-banner.json"))
+	body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+		`"bidfloor":5,"bidfloorcur":"EUR","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5,"at":3}]}`, 1)
+	if body == base {
+		t.Fatal("fixture changed")
+	}
+	b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+	if b.DealID != "deal-7" || b.Price != 3.5 {
+		t.Fatalf("fixed-price deal with no floor currency: %+v, want deal-7 at 3.5 (USD)", b)
+	}
+	var p ortb.Parser
+	var req ortb.Request
+	if err := p.Parse([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
+	if w := a.Imps[0]; w.Winner != "hooli-deal" || w.PriceMicros != 3_500_000 {
+		t.Errorf("explain's best %s at %d micros, want hooli-deal at 3500000", w.Winner, w.PriceMicros)
+	}
+	// Its own currency still counts: 3.5 EUR is 3.85 USD.
+	b = onlyBid(t, decodeResponse(t, ts.bid([]byte(strings.Replace(body, `"bidfloor":3.5,"at":3`, `"bidfloor":3.5,"bidfloorcur":"EUR","at":3`, 1)))))
+	if b.Price != 3.85 {
+		t.Fatalf("a 3.5 EUR fixed-price deal bid %v USD, want 3.85", b.Price)
+	}
+}
+
 func TestDealBid(t *testing.T) {
 	ts := newTestServer(t, nil)
 	base := string(readReq(t, "site-banner.json"))

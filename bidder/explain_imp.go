@@ -226,11 +226,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		return slot{}, reasonPaused
 	}
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		cur := d.BidFloorCur
-		if len(cur) == 0 {
-			cur = imp.BidFloorCur
-		}
-		f, ok := x.s.rates.toResponse(d.BidFloor, cur, x.resp)
+		f, ok := x.s.rates.toResponse(d.BidFloor, d.BidFloorCur, x.resp) // USD when absent, as in gate
 		if !ok {
 			return slot{}, reasonCurrency
 		}

@@ -325,10 +325,9 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 						if d.ID == b.DealID {
 							found = true
 							if d.BidFloor > 0 {
-								floor = d.BidFloor
-								if d.BidFloorCur != "" {
-									fcur = d.BidFloorCur
-								}
+								// deal.bidfloorcur does not inherit
+								// imp.bidfloorcur: absent, it is USD.
+								floor, fcur = d.BidFloor, d.BidFloorCur
 								fixed = d.AT == 3
 							}
 						}
