@@ -511,11 +511,13 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 }
 
 // lowestFloor is the lowest floor any candidate of imp can face: the imp's,
-// or a deal's that replaces it.
+// a deal's that replaces it, or a duration floor that replaces either.
 func (s *Server) lowestFloor(bc *bidCtx, imp *ortb.Imp, floor int64) int64 {
-	low := floor
+	low := min(floor, s.lowestDurFloor(imp.Video.DurFloors, imp.BidFloorCur, bc.resp),
+		s.lowestDurFloor(imp.Audio.DurFloors, imp.BidFloorCur, bc.resp))
 	for j := range imp.Deals {
 		d := &imp.Deals[j]
+		low = min(low, s.lowestDurFloor(d.DurFloors, d.BidFloorCur, bc.resp))
 		if d.BidFloor <= 0 {
 			continue
 		}
@@ -524,6 +526,69 @@ func (s *Server) lowestFloor(bc *bidCtx, imp *ortb.Imp, floor int64) int64 {
 		}
 	}
 	return low
+}
+
+// lowestDurFloor is the lowest of fs's floors in the response currency
+// (math.MaxInt64 when there are none).
+func (s *Server) lowestDurFloor(fs []ortb.DurFloor, cur, resp []byte) int64 {
+	low := int64(math.MaxInt64)
+	for i := range fs {
+		if f, ok := s.rates.toResponse(fs[i].BidFloor, cur, resp); ok && f < low {
+			low = f
+		}
+	}
+	return low
+}
+
+// durationFloor is the floor a video or audio candidate faces given its
+// creative's duration (OpenRTB 2.6 durfloors and mincpmpersec, on the
+// imp's video or audio for the open auction, on the deal for a deal bid,
+// in that object's floor currency): the highest durfloors range holding
+// the duration replaces floor (the imp's or the deal's, already in the
+// response currency), and mincpmpersec times the duration raises it.
+// Creatives of unknown duration, and other formats, keep floor. ok is
+// false when the floor's currency has no rate.
+func (s *Server) durationFloor(floor int64, imp *ortb.Imp, c *campaigns.Candidate, resp []byte) (int64, bool) {
+	cr := c.Creative
+	dur := cr.Duration
+	if dur <= 0 {
+		return floor, true
+	}
+	var pod *ortb.Pod
+	switch cr.Format {
+	case campaigns.FormatVideo:
+		pod = &imp.Video.Pod
+	case campaigns.FormatAudio:
+		pod = &imp.Audio.Pod
+	default:
+		return floor, true
+	}
+	fs, perSec, cur := pod.DurFloors, pod.MinCPMPerSec, imp.BidFloorCur
+	if d := c.Deal; d != nil {
+		fs, perSec, cur = d.DurFloors, d.MinCPMPerSec, d.BidFloorCur
+	}
+	best := -1.0
+	for i := range fs {
+		f := &fs[i]
+		if (f.MinDur <= 0 || dur >= f.MinDur) && (f.MaxDur <= 0 || dur <= f.MaxDur) && f.BidFloor > best {
+			best = f.BidFloor
+		}
+	}
+	if best >= 0 {
+		v, ok := s.rates.toResponse(best, cur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = v
+	}
+	if perSec > 0 {
+		v, ok := s.rates.toResponse(perSec*float64(dur), cur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = max(floor, v)
+	}
+	return floor, true
 }
 
 // fitSlack trims each imp's candidates, weakest highest-possible-bid first,
@@ -621,6 +686,10 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 			return slot{}, reasonCurrency
 		}
 		floor = f // a deal's floor replaces the open-auction floor
+	}
+	floor, ok := s.durationFloor(floor, imp, &c, bc.resp)
+	if !ok {
+		return slot{}, reasonCurrency
 	}
 	upper := bc.rk.Bound(camp.Index)
 	if upper < 0 {

@@ -471,6 +471,91 @@ func TestDealFloorCurrencyDefaultsToUSD(t *testing.T) {
 	}
 }
 
+// OpenRTB 2.6 duration floors: a durfloors range holding the creative's
+// duration replaces the imp's floor (up or down), and mincpmpersec times
+// the duration raises it. tvpods bids a fixed 20.00 with a 15 s spot in
+// slot 2 of the fixture's pod. They were not read: an outside audit's
+// 15 s spot bid 12 USD under a 20 USD floor for its duration.
+func TestDurationFloors(t *testing.T) {
+	ts := newTestServer(t, nil)
+	base := string(readReq(t, "video-pod.json"))
+	// The pod's second slot alone, second price.
+	start := strings.Index(base, `{"id":"slot-2"`)
+	end := strings.Index(base, `,{"id":"slot-3"`)
+	if start < 0 || end < 0 {
+		t.Fatal("fixture changed")
+	}
+	one := `{"id":"req-dur","at":2,"tmax":400,"imp":[` + base[start:end] + `]` + base[strings.Index(base, `,"app":`):]
+	for _, c := range []struct {
+		name, video string
+		floor       string
+		bid         bool
+	}{
+		{"no duration floors", ``, "10", true},
+		{"a range holding 15 s above the bid", `"durfloors":[{"maxdur":15,"bidfloor":25}],`, "10", false},
+		{"a range for longer spots only", `"durfloors":[{"mindur":16,"bidfloor":25}],`, "10", true},
+		{"a range holding 15 s below the imp floor", `"durfloors":[{"mindur":10,"maxdur":20,"bidfloor":5}],`, "30", true},
+		{"overlapping ranges: the highest", `"durfloors":[{"maxdur":20,"bidfloor":5},{"mindur":15,"bidfloor":21}],`, "1", false},
+		{"per second above the bid", `"mincpmpersec":1.5,`, "10", false},
+		{"per second under the bid", `"mincpmpersec":1.2,`, "10", true},
+	} {
+		body := strings.Replace(one, `"video":{`, `"video":{`+c.video, 1)
+		body = strings.Replace(body, `"bidfloor":10`, `"bidfloor":`+c.floor, 1)
+		r := ts.bid([]byte(body))
+		if !c.bid {
+			if r.StatusCode() != 204 {
+				t.Errorf("%s: %d %s, want no bid", c.name, r.StatusCode(), r.Body())
+			}
+			continue
+		}
+		if r.StatusCode() != 200 {
+			t.Errorf("%s: %d %s, want a bid", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			continue
+		}
+		if b := onlyBid(t, decodeResponse(t, r)); b.CrID != "tvpods-any-15" || b.Price != 20 || b.Dur != 15 {
+			t.Errorf("%s: bid %s at %v (dur %d), want tvpods-any-15 at 20", c.name, b.CrID, b.Price, b.Dur)
+		}
+	}
+}
+
+// A deal's wadomain (2.6) names the advertisers allowed on it: a creative
+// whose adomain is not among them (the same domain or a subdomain; case,
+// "www.", a scheme or a final dot aside) does not bid on the deal. It was
+// not read: an outside audit's deal for another brand got hooli's bid.
+func TestDealAllowedAdvertisers(t *testing.T) {
+	ts := newTestServer(t, nil)
+	base := string(readReq(t, "site-banner.json"))
+	for _, c := range []struct {
+		wadomain string
+		bid      bool
+	}{
+		{``, true},
+		{`"wadomain":["other.example"],`, false},
+		{`"wadomain":["other.example","hooli.example"],`, true},
+		{`"wadomain":["HOOLI.Example."],`, true},
+		{`"wadomain":["https://www.hooli.example/"],`, true},
+		{`"wadomain":["example"],`, true},
+		{`"wadomain":["li.example"],`, false},
+		{`"wadomain":["shop.hooli.example"],`, false},
+	} {
+		body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+			`"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{`+c.wadomain+`"id":"deal-7","bidfloor":3.5}]}`, 1)
+		if body == base {
+			t.Fatal("fixture changed")
+		}
+		r := ts.bid([]byte(body))
+		if !c.bid {
+			if r.StatusCode() != 204 {
+				t.Errorf("%s: %d, want no bid", c.wadomain, r.StatusCode())
+			}
+			continue
+		}
+		if b := onlyBid(t, decodeResponse(t, r)); b.DealID != "deal-7" || b.CID != "hooli-deal" {
+			t.Errorf("%s: bid %+v, want hooli-deal on deal-7", c.wadomain, b)
+		}
+	}
+}
+
 func TestDealBid(t *testing.T) {
 	ts := newTestServer(t, nil)
 	base := string(readReq(t, "site-banner.json"))

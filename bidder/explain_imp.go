@@ -232,6 +232,10 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		}
 		floor = f
 	}
+	floor, ok := x.s.durationFloor(floor, imp, &c, x.resp)
+	if !ok {
+		return slot{}, reasonCurrency
+	}
 	upper := x.rk.Bound(camp.Index)
 	e.FloorMicros, e.UpperMicros = floor, upper
 	if upper < 0 {

@@ -317,6 +317,17 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 			}
 			floor, fcur := imp.BidFloor, imp.BidFloorCur
 			fixed := false // a fixed-price deal: the price is its floor
+			// Duration floors (2.6): the imp's video or audio ones, or
+			// the deal's for a deal bid, in that floor's currency.
+			var durFloors []openrtb2.DurFloors
+			var perSec float64
+			dcur := imp.BidFloorCur
+			switch {
+			case b.MType == openrtb2.MarkupVideo && imp.Video != nil:
+				durFloors, perSec = imp.Video.DurFloors, imp.Video.MinCPMPerSec
+			case b.MType == openrtb2.MarkupAudio && imp.Audio != nil:
+				durFloors, perSec = imp.Audio.DurFloors, imp.Audio.MinCPMPerSec
+			}
 			switch {
 			case b.DealID != "":
 				found := false
@@ -324,6 +335,7 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 					for _, d := range imp.PMP.Deals {
 						if d.ID == b.DealID {
 							found = true
+							durFloors, perSec, dcur = d.DurFloors, d.MinCPMPerSec, d.BidFloorCur
 							if d.BidFloor > 0 {
 								// deal.bidfloorcur does not inherit
 								// imp.bidfloorcur: absent, it is USD.
@@ -341,6 +353,23 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 			}
 			if fcur == "" {
 				fcur = "USD"
+			}
+			if dcur == "" {
+				dcur = "USD"
+			}
+			if b.Dur > 0 && (b.MType == openrtb2.MarkupVideo || b.MType == openrtb2.MarkupAudio) && rates[dcur] > 0 && rates[fcur] > 0 {
+				// In the floor's currency: a matching range replaces it,
+				// the per-second floor raises it.
+				best := -1.0
+				for _, f := range durFloors {
+					if (f.MinDur <= 0 || b.Dur >= f.MinDur) && (f.MaxDur <= 0 || b.Dur <= f.MaxDur) && f.BidFloor > best {
+						best = f.BidFloor
+					}
+				}
+				if best >= 0 {
+					floor = best * rates[dcur] / rates[fcur]
+				}
+				floor = max(floor, perSec*float64(b.Dur)*rates[dcur]/rates[fcur])
 			}
 			if floor > 0 {
 				fr, ok := rates[fcur]

@@ -455,11 +455,69 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	}
 	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
+		d := deal
+		if d != nil && len(d.WADomain) > 0 && !adomainsAllowed(ccr.cr.ADomain, d.WADomain) {
+			// The deal names the advertisers it allows (2.6 wadomain) and
+			// this creative's are not all among them: the open auction
+			// only, where the campaign and the imp allow one.
+			if !cc.open || imp.PrivateAuction {
+				continue
+			}
+			d = nil
+		}
 		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
-			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: deal, W: w, H: h})
+			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: d, W: w, H: h})
 		}
 	}
 	return dst
+}
+
+// adomainsAllowed says whether every one of a creative's advertiser
+// domains is in a deal's wadomain: the same domain or a subdomain of one,
+// the letter case, a leading "www." and what advDomain strips (a scheme,
+// a path, a port, a final dot) aside. It allocates nothing.
+func adomainsAllowed(ad []string, allowed [][]byte) bool {
+	for _, a := range ad {
+		if len(a) >= 4 && foldEqual(a[:4], []byte("www.")) {
+			a = a[4:]
+		}
+		ok := false
+		for _, w := range allowed {
+			w = advDomain(w)
+			if len(w) >= 4 && foldEqual("www.", w[:4]) {
+				w = w[4:]
+			}
+			n := len(w)
+			if n > 0 && (len(a) == n || len(a) > n && a[len(a)-n-1] == '.') && foldEqual(a[len(a)-n:], w) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// foldEqual compares a and b, ASCII letters in either case.
+func foldEqual(a string, b []byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range len(a) {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 func (sc *Scratch) inDaypart(ix *index, cc *ccamp) bool {

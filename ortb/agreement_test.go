@@ -393,14 +393,16 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr),
 			Skip: flag(v.Skip), SkipMin: v.SkipMin, SkipAfter: v.SkipAfter,
 			Pod: Pod{PodID: s2bOrNil(v.PodID), PodSeq: int64(v.PodSeq), SlotInPod: int64(v.SlotInPod),
-				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs}}
+				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs,
+				DurFloors: durFloors(v.DurFloors), MinCPMPerSec: v.MinCPMPerSec}}
 	}
 	if a := m.Audio; a != nil {
 		imp.HasAudio = true
 		imp.Audio = Audio{MIMEs: strs(a.MIMEs), MinDuration: a.MinDuration, MaxDuration: a.MaxDuration,
 			Protocols: ints(a.Protocols), BAttr: ints(a.BAttr),
 			Pod: Pod{PodID: s2bOrNil(a.PodID), PodSeq: int64(a.PodSeq), SlotInPod: int64(a.SlotInPod),
-				PodDur: a.PodDur, MaxSeq: a.MaxSeq, RqdDurs: a.RqdDurs}}
+				PodDur: a.PodDur, MaxSeq: a.MaxSeq, RqdDurs: a.RqdDurs,
+				DurFloors: durFloors(a.DurFloors), MinCPMPerSec: a.MinCPMPerSec}}
 	}
 	if n := m.Native; n != nil {
 		imp.HasNative = true
@@ -411,10 +413,20 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		imp.PrivateAuction = p.PrivateAuction != 0
 		for _, d := range p.Deals {
 			imp.Deals = append(imp.Deals, Deal{ID: s2bOrNil(d.ID), BidFloor: d.BidFloor,
-				BidFloorCur: s2bOrNil(d.BidFloorCur), WSeat: strs(d.WSeat), AT: d.AT})
+				BidFloorCur: s2bOrNil(d.BidFloorCur), WSeat: strs(d.WSeat), AT: d.AT,
+				WADomain: strs(d.WADomain), DurFloors: durFloors(d.DurFloors), MinCPMPerSec: d.MinCPMPerSec})
 		}
 	}
 	return imp
+}
+
+// durFloors is the schema's durfloors in the view's form (nil when none).
+func durFloors(fs []openrtb2.DurFloors) []DurFloor {
+	var out []DurFloor
+	for _, f := range fs {
+		out = append(out, DurFloor{MinDur: f.MinDur, MaxDur: f.MaxDur, BidFloor: f.BidFloor})
+	}
+	return out
 }
 
 // nativeFromSchema decodes a native request string with the Native 1.2

@@ -262,6 +262,46 @@ func podField(p *Pod, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &p.MaxSeq)
 	case "rqddurs":
 		return getInts(k, v, &p.RqdDurs)
+	case "durfloors":
+		return getDurFloors(k, v, &p.DurFloors)
+	case "mincpmpersec":
+		return getFloat(k, v, &p.MinCPMPerSec)
+	}
+	return nil
+}
+
+// getDurFloors reads a durfloors array into dst, reusing its capacity; null
+// leaves it empty, a null element is an empty (unbounded, 0) range.
+func getDurFloors(key []byte, v *fastjson.Value, dst *[]DurFloor) error {
+	a, err := getArray(key, v)
+	if err != nil {
+		return err
+	}
+	*dst = (*dst)[:0]
+	for i, e := range a {
+		*dst = append(*dst, DurFloor{})
+		f := &(*dst)[len(*dst)-1]
+		o, err := getObject(nil, e)
+		if o == nil {
+			if err != nil {
+				return within(string(key), withinIndex(i, err))
+			}
+			continue
+		}
+		err = visit(o, func(k []byte, v *fastjson.Value) error {
+			switch string(k) {
+			case "mindur":
+				return getInt(k, v, &f.MinDur)
+			case "maxdur":
+				return getInt(k, v, &f.MaxDur)
+			case "bidfloor":
+				return getFloat(k, v, &f.BidFloor)
+			}
+			return nil
+		})
+		if err != nil {
+			return within(string(key), withinIndex(i, err))
+		}
 	}
 	return nil
 }
@@ -324,6 +364,12 @@ func parseDeal(d *Deal, v *fastjson.Value) error {
 			return getStrings(k, v, &d.WSeat)
 		case "at":
 			return getInt(k, v, &d.AT)
+		case "wadomain":
+			return getStrings(k, v, &d.WADomain)
+		case "durfloors":
+			return getDurFloors(k, v, &d.DurFloors)
+		case "mincpmpersec":
+			return getFloat(k, v, &d.MinCPMPerSec)
 		}
 		return nil
 	})

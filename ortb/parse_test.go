@@ -600,3 +600,36 @@ func TestParseOneInventoryObject(t *testing.T) {
 		}
 	}
 }
+
+// The 2.6 duration floors (video, audio and deals: durfloors and
+// mincpmpersec) and a deal's allowed advertiser domains are read; a parse
+// of another request into the same Request leaves none of them behind.
+func TestParseDurFloorsAndWADomain(t *testing.T) {
+	const body = `{"id":"r","imp":[{"id":"1","video":{"mimes":["video/mp4"],"durfloors":[{"mindur":1,"maxdur":15,"bidfloor":5},{"mindur":16,"bidfloor":10.5},null],"mincpmpersec":0.25},` +
+		`"pmp":{"deals":[{"id":"d","bidfloor":3,"wadomain":["brand.example","Other.example"],"durfloors":[{"maxdur":30,"bidfloor":7}],"mincpmpersec":0.5}]}},` +
+		`{"id":"2","audio":{"mimes":["audio/mp4"],"durfloors":[{"mindur":10,"bidfloor":2}],"mincpmpersec":0.1}}]}`
+	var p Parser
+	var r Request
+	if err := p.Parse([]byte(body), &r); err != nil {
+		t.Fatal(err)
+	}
+	v, d, a := r.Imps[0].Video, r.Imps[0].Deals[0], r.Imps[1].Audio
+	eq(t, "video durfloors", v.DurFloors, []DurFloor{{MinDur: 1, MaxDur: 15, BidFloor: 5}, {MinDur: 16, BidFloor: 10.5}, {}})
+	eq(t, "video mincpmpersec", v.MinCPMPerSec, 0.25)
+	eq(t, "deal wadomain", joined(d.WADomain), "brand.example,Other.example")
+	eq(t, "deal durfloors", d.DurFloors, []DurFloor{{MaxDur: 30, BidFloor: 7}})
+	eq(t, "deal mincpmpersec", d.MinCPMPerSec, 0.5)
+	eq(t, "audio durfloors", a.DurFloors, []DurFloor{{MinDur: 10, BidFloor: 2}})
+	eq(t, "audio mincpmpersec", a.MinCPMPerSec, 0.1)
+	if err := p.Parse([]byte(`{"id":"r2","imp":[{"id":"1","video":{"mimes":["video/mp4"]},"pmp":{"deals":[{"id":"d"}]}},{"id":"2","audio":{}}]}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	v, d, a = r.Imps[0].Video, r.Imps[0].Deals[0], r.Imps[1].Audio
+	if len(v.DurFloors)+len(d.DurFloors)+len(d.WADomain)+len(a.DurFloors) != 0 || v.MinCPMPerSec+d.MinCPMPerSec+a.MinCPMPerSec != 0 {
+		t.Fatalf("left behind: video %+v, deal %+v, audio %+v", v.Pod, d, a.Pod)
+	}
+	if err := p.Parse([]byte(`{"id":"r3","imp":[{"id":"1","video":{"durfloors":[{"bidfloor":"x"}]}}]}`), &r); err == nil ||
+		!strings.Contains(err.Error(), "durfloors[0].bidfloor") {
+		t.Fatalf("a string floor: %v, want an error naming imp[0].video.durfloors[0].bidfloor", err)
+	}
+}

@@ -38,7 +38,7 @@ func (b *Banner) empty() Banner {
 	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0]}
 }
 func (d *DOOH) empty() DOOH     { return DOOH{VenueType: d.VenueType[:0]} }
-func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0]} }
+func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0], DurFloors: p.DurFloors[:0]} }
 func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0], Assets: n.Assets[:0]} }
 
 func (v *Video) empty() Video {
@@ -130,7 +130,7 @@ func (imp *Imp) nextDeal() *Deal {
 		imp.Deals = append(imp.Deals, Deal{})
 	}
 	d := &imp.Deals[n]
-	*d = Deal{WSeat: d.WSeat[:0]}
+	*d = Deal{WSeat: d.WSeat[:0], WADomain: d.WADomain[:0], DurFloors: d.DurFloors[:0]}
 	return d
 }
 

@@ -175,6 +175,19 @@ type Pod struct {
 	PodDur    int64   // seconds, dynamic pods
 	MaxSeq    int64   // most ads in a dynamic pod
 	RqdDurs   []int64 // the only durations allowed (seconds), when given
+	// DurFloors are floors by creative duration and MinCPMPerSec a floor
+	// per second of the creative (2.6, in the imp's bidfloorcur).
+	DurFloors    []DurFloor
+	MinCPMPerSec float64
+}
+
+// DurFloor is one durfloors[] element (2.6, 3.2.35): the floor, in CPM, of
+// a video or audio creative whose duration in seconds is in [MinDur,
+// MaxDur], an absent (0) end being unbounded. Where none holds a
+// creative's duration, the imp's (or deal's) bidfloor applies.
+type DurFloor struct {
+	MinDur, MaxDur int64
+	BidFloor       float64
 }
 
 // Video is imp.video.
@@ -265,6 +278,12 @@ type Deal struct {
 	// means BidFloor is the agreed deal price (a fixed-price deal); 0 when
 	// absent.
 	AT int64
+	// WADomain are the advertiser domains allowed on the deal (2.6; empty:
+	// any). DurFloors and MinCPMPerSec are its floors by a video or audio
+	// creative's duration, in BidFloorCur, as the pod's are for the imp.
+	WADomain     [][]byte
+	DurFloors    []DurFloor
+	MinCPMPerSec float64
 }
 
 // Imp is one request.imp[].
