@@ -309,7 +309,9 @@ func advDomain(b []byte) []byte {
 	if i := bytes.IndexAny(b, "/?#:"); i >= 0 {
 		b = b[:i]
 	}
-	return bytes.TrimRight(b, ".")
+	// "*.acme.example" and ".acme.example" name acme.example and its
+	// subdomains, as a plain entry does (they matched nothing).
+	return bytes.TrimLeft(bytes.TrimRight(b, "."), "*.")
 }
 
 // blockValues looks up the request's bcat and acat (in its taxonomy), badv
@@ -357,6 +359,7 @@ func (sc *Scratch) addCategory(ix *index, d dim, t int64, c []byte) {
 
 // catID looks up a category of taxonomy t (catKey).
 func (sc *Scratch) catID(ix *index, t int64, c []byte) uint32 {
+	c = bytes.TrimSpace(c) // " IAB3 " names IAB3 (it blocked nothing)
 	if t == 1 {
 		return sc.lookup(ix.dicts[dCat], c, foldUpper)
 	}

@@ -111,6 +111,8 @@ func TestMatchRules(t *testing.T) {
 		{"bcat exact", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("IAB9", "IAB3-1") }, monday15, false},
 		{"bcat parent", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("iab3") }, monday15, false},
 		{"bcat sibling", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss("IAB3-2") }, monday15, true},
+		// Spaces around a category (the conformance audit: " IAB3 " blocked nothing).
+		{"bcat with spaces", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BCat = bss(" IAB3 ") }, monday15, false},
 		{"badv", nil, func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("X.example") }, monday15, false},
 		{"badv creative override", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("x.example") }, monday15, true},
@@ -138,6 +140,14 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("https://brand.example/") }, monday15, true},
 		{"badv a top-level domain with a final dot", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("example.") }, monday15, true},
+		// A wildcard or a leading dot names the domain and its subdomains
+		// (the conformance audit: "*.brand.com" blocked nothing).
+		{"badv as a wildcard", func(c *Config) { c.Creatives[0].ADomain = []string{"shop.brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("*.brand.example") }, monday15, false},
+		{"badv with a leading dot", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss(".brand.example") }, monday15, false},
+		{"badv wildcard of a lookalike", func(c *Config) { c.Creatives[0].ADomain = []string{"notbrand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("*.brand.example") }, monday15, true},
 		{"bapp", func(c *Config) { c.Creatives[0].Bundle = "com.x.game" },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BApp = bss("com.x.game") }, monday15, false},
 		{"secure needed", func(c *Config) { c.Creatives[0].Secure = false },
