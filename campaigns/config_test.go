@@ -177,6 +177,15 @@ func TestCompileProblems(t *testing.T) {
 			}
 		}
 	}
+	webm := func(mimes ...string) func(*Config) {
+		return func(c *Config) {
+			c.Creatives[0] = CreativeConfig{ID: "v", Format: "video", MIMEs: mimes, LandingURL: "https://x.example/", Secure: true,
+				VAST: VASTInlineMedia("v", "v", "https://m.example/v.webm", `type="Video/WebM" width="640" height="360"`, 15)}
+		}
+	}
+	check("mimes of the VAST", webm("video/webm"), "")
+	check("mimes not in the VAST", webm("video/webm", "video/mp4"), `creatives[0].mimes[1]: "video/mp4" is not the type of any <MediaFile> in the VAST (video/webm)`)
+	check("mimes from the VAST", webm(), "")
 	check("most creatives", many(MaxCreatives), "")
 	check("too many creatives", many(MaxCreatives+1), "creatives: 1001 creatives, more than the 1000 a campaign may have")
 	check("banner no size", func(c *Config) { c.Creatives[0].Sizes = nil }, "creatives[0].sizes: a banner needs")
@@ -435,6 +444,31 @@ func TestLoadDirRefusesFractionsInIntegers(t *testing.T) {
 		ps := Problems(err)
 		if len(ps) != 1 || ps[0].Path != c.path || !strings.HasPrefix(ps[0].Reason, c.reason) {
 			t.Errorf("%q: problems %v, want %s: %s", c.add, err, c.path, c.reason)
+		}
+	}
+}
+
+// A video or audio creative's mimes default to its VAST's <MediaFile>
+// types (video/mp4 or audio/mpeg only when the VAST names none, as a
+// wrapper does): a webm-only creative no longer bids on mp4-only imps.
+func TestCreativeMIMEsFollowTheVAST(t *testing.T) {
+	for _, c := range []struct {
+		vast string
+		want []string
+	}{
+		{VASTInlineMedia("v", "v", "https://m.example/v.webm", `type="video/webm"`, 15), []string{"video/webm"}},
+		{VASTInline("v", "v", "https://m.example/v.mp4", 15), []string{"video/mp4"}},
+		{`<VAST version="3.0"><Ad><Wrapper><VASTAdTagURI>https://x.example/vast</VASTAdTagURI><Impression>{{imp_url}}</Impression>` +
+			`<Creatives><Creative><Linear><VideoClicks><ClickTracking>{{click_url}}</ClickTracking></VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>`, []string{"video/mp4"}},
+	} {
+		cfg := baseConfig("x")
+		cfg.Creatives[0] = CreativeConfig{ID: "v", Format: "video", LandingURL: "https://x.example/", Secure: true, VAST: c.vast}
+		s, err := Compile([]Config{cfg})
+		if err != nil {
+			t.Fatalf("%.60s: %v", c.vast, err)
+		}
+		if got := s.Campaigns[0].Creatives[0].MIMEs; !slices.Equal(got, c.want) {
+			t.Errorf("%.60s: mimes %v, want %v", c.vast, got, c.want)
 		}
 	}
 }

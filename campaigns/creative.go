@@ -110,6 +110,20 @@ func buildMarkup(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	case "vast":
 		tpl = cc.VAST
 		cr.MIMEs = cc.MIMEs
+		// The types its <MediaFile>s have are what a player gets: mimes
+		// default to them, and a declared type none of them has is
+		// refused (the conformance audit: a creative declaring audio/mp4
+		// with only an audio/mpeg file bid on mp4-only imps). A wrapper
+		// has none here: its mimes, or the default, are taken on trust.
+		media := vastMediaTypes(tpl)
+		for i, m := range cc.MIMEs {
+			if len(media) > 0 && !slices.Contains(media, strings.ToLower(m)) {
+				p.add(fmt.Sprintf("%s.mimes[%d]", path, i), "%q is not the type of any <MediaFile> in the VAST (%s)", m, strings.Join(media, ", "))
+			}
+		}
+		if len(cr.MIMEs) == 0 {
+			cr.MIMEs = media
+		}
 		if len(cr.MIMEs) == 0 {
 			cr.MIMEs = []string{"video/mp4"}
 			if cr.Format == FormatAudio {

@@ -33,13 +33,20 @@ func BannerMarkup(img string, w, h int64) string {
 		`<img src="{{imp_url}}" width="1" height="1" style="display:none" alt="">`, img, w, h)
 }
 
-// VASTInline is a VAST 3.0 inline linear template with both trackers.
+// VASTInline is a VAST 3.0 inline linear template with both trackers and
+// one video/mp4 media file.
 func VASTInline(adID, title, mediaURL string, seconds int) string {
+	return VASTInlineMedia(adID, title, mediaURL, `type="video/mp4" width="1280" height="720"`, seconds)
+}
+
+// VASTInlineMedia is VASTInline with the media file's attributes beside
+// delivery (its type and, for video, its size).
+func VASTInlineMedia(adID, title, mediaURL, attrs string, seconds int) string {
 	return fmt.Sprintf(`<VAST version="3.0"><Ad id="%s"><InLine><AdSystem>openbidder</AdSystem><AdTitle>%s</AdTitle>`+
 		`<Impression><![CDATA[{{imp_url}}]]></Impression><Creatives><Creative><Linear><Duration>00:00:%02d</Duration>`+
 		`<VideoClicks><ClickThrough><![CDATA[{{click_url}}]]></ClickThrough></VideoClicks><MediaFiles>`+
-		`<MediaFile delivery="progressive" type="video/mp4" width="1280" height="720"><![CDATA[%s]]></MediaFile>`+
-		`</MediaFiles></Linear></Creative></Creatives></InLine></Ad></VAST>`, adID, title, seconds, mediaURL)
+		`<MediaFile delivery="progressive" %s><![CDATA[%s]]></MediaFile>`+
+		`</MediaFiles></Linear></Creative></Creatives></InLine></Ad></VAST>`, adID, title, seconds, attrs, mediaURL)
 }
 
 // Generate returns n valid, varied campaign configs; the same (n, seed)
@@ -258,7 +265,7 @@ func generateCreative(r *rand.Rand, id string) CreativeConfig {
 		}
 	default:
 		cr.Format = "audio"
-		cr.VAST = VASTInline(id, "Audio "+id, "https://cdn.example.com/audio/"+id+".mp4", 30)
+		cr.VAST = VASTInlineMedia(id, "Audio "+id, "https://cdn.example.com/audio/"+id+".mp4", `type="audio/mp4"`, 30)
 		cr.MIMEs = []string{"audio/mp4"}
 	}
 	return cr

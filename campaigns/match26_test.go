@@ -48,7 +48,7 @@ func TestMatchRules26(t *testing.T) {
 		}
 	}
 	audio := func(c *Config) {
-		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", VAST: VASTInline("a", "a", "https://m.example/a.mp4", 30),
+		c.Creatives[0] = CreativeConfig{ID: "a", Format: "audio", VAST: VASTInlineMedia("a", "a", "https://m.example/a.mp4", `type="audio/mp4"`, 30),
 			MIMEs: []string{"audio/mp4"}, LandingURL: "https://a.example/", Secure: true, SlotInPod: []int64{1}}
 	}
 	aimp := func(f func(*ortb.Audio)) func(*ortb.Request, *ortb.Imp) {

@@ -2,7 +2,9 @@ package campaigns
 
 import (
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // What a VAST template says about itself, read once at compile time: the
@@ -14,7 +16,20 @@ var (
 	vastLinearRE   = regexp.MustCompile(`<Linear[\s>]`)
 	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
+	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s]+)\s*["']`)
 )
+
+// vastMediaTypes returns the MIME types of the template's <MediaFile>s,
+// lower case, each once (none for a wrapper, or a template without them).
+func vastMediaTypes(tpl string) []string {
+	var out []string
+	for _, m := range vastMediaRE.FindAllStringSubmatch(tpl, -1) {
+		if t := strings.ToLower(m[1]); !slices.Contains(out, t) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // vastProtocols maps a VAST version to its OpenRTB protocol, inline and
 // wrapper (AdCOM creative subtypes).
