@@ -226,7 +226,11 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 		sc.add(dCarrier, sc.lookup(ix.dicts[dCarrier], d.Carrier, foldLower))
 	}
 	sc.inventoryValues(ix, req)
-	userData := req.Regs.COPPA != ortb.True && !(req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0)
+	// A second belt (the bidder removes segments first when the privacy
+	// decision denies personalisation): under GDPR with no TC string at
+	// all, segments are not read. A GPP string may carry the TC string
+	// (section 2); the decision reads it, so it is not refused here.
+	userData := req.Regs.COPPA != ortb.True && !(req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0 && len(req.Regs.GPP) == 0)
 	if userData && req.HasUser {
 		for _, seg := range req.User.Segments {
 			sc.add(dSeg, sc.lookup(ix.dicts[dSeg], seg, foldNone))

@@ -77,6 +77,11 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True }, monday15, false},
 		{"segment gdpr consent", func(c *Config) { c.Targeting.Segments = []string{"seg-1"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True; r.User.Consent = bs("CP-consent") }, monday15, true},
+		// The TC string in a GPP string's section 2: the privacy decision
+		// reads it (the bidder removes segments when it denies them); the
+		// match's own belt refused every segment campaign.
+		{"segment gdpr consent in gpp", func(c *Config) { c.Targeting.Segments = []string{"seg-1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True; r.Regs.GPP = bs("DBABMA~CP-consent") }, monday15, true},
 		{"gdpr without segments", nil, func(r *ortb.Request, _ *ortb.Imp) { r.Regs.GDPR = ortb.True }, monday15, true},
 		{"coppa excluded", nil, func(r *ortb.Request, _ *ortb.Imp) { r.Regs.COPPA = ortb.True }, monday15, false},
 		{"coppa allowed", func(c *Config) { c.Targeting.AllowCOPPA = true },

@@ -158,7 +158,12 @@ func extractImp(d []float32, imp *ortb.Imp) {
 
 func extractUser(d []float32, req *ortb.Request, now time.Time) {
 	u := &req.User
-	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || len(req.Device.IFA) > 0 {
+	// The advertising id counts only where the device allows tracking:
+	// not all zeros, and limit-ad-tracking off (as the frequency key,
+	// ortb.Request.UserKey). Under lmt=1 it was still the user slot, and the
+	// row log kept it for training.
+	ifa := len(req.Device.IFA) > 0 && !zeroIFA(req.Device.IFA) && req.Device.LMT != ortb.True
+	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || ifa {
 		d[SlotHasUserID] = 1
 	}
 	switch {
@@ -166,7 +171,7 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 		d[SlotUser] = catSlot(SlotUser, u.BuyerUID)
 	case len(u.ID) > 0:
 		d[SlotUser] = catSlot(SlotUser, u.ID)
-	case !zeroIFA(req.Device.IFA):
+	case ifa:
 		d[SlotUser] = catSlot(SlotUser, req.Device.IFA)
 	}
 	d[SlotSegments] = float32(len(u.Segments))

@@ -192,24 +192,35 @@ func TestUserSlotSource(t *testing.T) {
 	cases := []struct {
 		name           string
 		id, buyer, ifa string
+		lmt            bool
 		want           string // "" means slot 0
 	}{
-		{"buyeruid first", "u-1", "b-1", "ifa-1", "b-1"},
-		{"then user.id", "u-1", "", "ifa-1", "u-1"},
-		{"then ifa", "", "", "ifa-1", "ifa-1"},
-		{"zero ifa is no one", "", "", "00000000-0000-0000-0000-000000000000", ""},
-		{"none", "", "", "", ""},
-		{"case folded", "U-ABC", "", "", "u-abc"},
+		{"buyeruid first", "u-1", "b-1", "ifa-1", false, "b-1"},
+		{"then user.id", "u-1", "", "ifa-1", false, "u-1"},
+		{"then ifa", "", "", "ifa-1", false, "ifa-1"},
+		{"zero ifa is no one", "", "", "00000000-0000-0000-0000-000000000000", false, ""},
+		// Limit ad tracking: the advertising id is no one (as for the
+		// frequency key); it was the user slot, and went to the row log.
+		{"ifa under lmt is no one", "", "", "ifa-1", true, ""},
+		{"user.id under lmt", "u-1", "", "ifa-1", true, "u-1"},
+		{"none", "", "", "", false, ""},
+		{"case folded", "U-ABC", "", "", false, "u-abc"},
 	}
 	for _, c := range cases {
 		req := siteBannerRequest()
 		req.User.ID, req.User.BuyerUID, req.Device.IFA = []byte(c.id), []byte(c.buyer), []byte(c.ifa)
+		if c.lmt {
+			req.Device.LMT = ortb.True
+		}
 		want := float32(0)
 		if c.want != "" {
 			want = Bucket(SlotUser, c.want)
 		}
 		if got := extract(req, true)[SlotUser]; got != want {
 			t.Errorf("%s: user slot = %v, want %v", c.name, got, want)
+		}
+		if has := extract(req, true)[SlotHasUserID]; has != float32(b2f(c.want != "")) {
+			t.Errorf("%s: has user id = %v", c.name, has)
 		}
 		if got := extract(req, false)[SlotUser]; got != 0 {
 			t.Errorf("%s: user slot without user-level consent = %v, want 0", c.name, got)
@@ -346,4 +357,11 @@ func TestAppendRowBatch(t *testing.T) {
 	if rows[Width+SlotCampaign] != Bucket(SlotCampaign, "c2") || rows[SlotCampaign] != Bucket(SlotCampaign, "c1") {
 		t.Errorf("rows out of order")
 	}
+}
+
+func b2f(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -365,8 +365,22 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		if len(g.GPPSID) == 0 {
 			r.Regs.GPPSID = extInts(g.Ext, "gpp_sid")
 		}
+		r.Regs.GPC = extGPC(g.Ext)
 	}
 	return r, ""
+}
+
+// extGPC reads regs.ext.gpc as Prebid forwards it: "1", 1 or true.
+func extGPC(ext json.RawMessage) bool {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return false
+	}
+	var v any
+	if json.Unmarshal(m["gpc"], &v) != nil {
+		return false
+	}
+	return v == "1" || v == 1.0 || v == true
 }
 
 func impFromSchema(m *openrtb2.Imp) Imp {

@@ -32,6 +32,7 @@ type Parser struct {
 	extGPPSID  []int64 // capacity reused; hasExtSID says whether it was read
 	hasExtSID  bool
 	extConsent []byte
+	extGPC     bool
 }
 
 // Parse parses body (an OpenRTB 2.5 or 2.6 BidRequest, already decompressed)
@@ -73,6 +74,7 @@ func (p *Parser) Parse(body []byte, req *Request) error {
 	p.extGPP = nil
 	p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 	p.extConsent = nil
+	p.extGPC = false
 
 	if i := loneSurrogate(body); i >= 0 {
 		p.fixed = append(p.fixed[:0], body...)
@@ -188,7 +190,7 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 	case "regs":
 		if isNull(v) {
 			req.Regs = req.Regs.empty()
-			p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil
+			p.extGDPR, p.extUSPriv, p.extGPP, p.extGPC = Unset, nil, nil, false
 			p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 			return nil
 		}
@@ -261,6 +263,7 @@ func (p *Parser) finish(req *Request) error {
 	if len(req.User.Consent) == 0 {
 		req.User.Consent = p.extConsent
 	}
+	req.Regs.GPC = p.extGPC
 	if !req.Device.HasGeo && p.hasUserGeo {
 		req.Device.Geo = p.userGeo
 		req.Device.HasGeo = true

@@ -248,7 +248,7 @@ func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
 	case "gpp_sid":
 		return getInts(k, v, &r.GPPSID)
 	case "ext":
-		p.extGDPR, p.extUSPriv, p.extGPP = Unset, nil, nil // a repeated ext replaces
+		p.extGDPR, p.extUSPriv, p.extGPP, p.extGPC = Unset, nil, nil, false // a repeated ext replaces
 		p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 		if ext := extObject(v); ext != nil {
 			ext.Visit(p.regsExtField)
@@ -295,6 +295,19 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 	case "us_privacy":
 		if v.Type() == fastjson.TypeString {
 			p.extUSPriv, _ = v.StringBytes()
+		}
+	case "gpc":
+		// Global Privacy Control as Prebid forwards it: "1" (a number 1
+		// or true too); anything else is no signal.
+		switch v.Type() {
+		case fastjson.TypeString:
+			s, _ := v.StringBytes()
+			p.extGPC = string(s) == "1"
+		case fastjson.TypeNumber:
+			f, err := v.Float64()
+			p.extGPC = err == nil && f == 1
+		case fastjson.TypeTrue:
+			p.extGPC = true
 		}
 	case "gpp":
 		if v.Type() == fastjson.TypeString {

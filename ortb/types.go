@@ -153,6 +153,7 @@ type Regs struct {
 	USPrivacy []byte  // CCPA string, "1YNN" style
 	GPP       []byte  // IAB GPP string
 	GPPSID    []int64 // gpp_sid: the GPP section ids that apply to this request
+	GPC       bool    // regs.ext.gpc "1": the user's browser sends Global Privacy Control
 }
 
 // Size is a width and height in pixels.

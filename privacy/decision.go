@@ -47,13 +47,14 @@ const (
 	GDPRNoConsent                    // GDPR applies and there is no TC string
 	GDPRMalformed                    // the TC string does not decode as TCF v2
 	GDPRDenied                       // decoded, but a needed purpose, vendor consent or legitimate interest is missing
+	GPCOptOut                        // regs.ext.gpc: Global Privacy Control, an opt-out of sale and sharing
 
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"allowed", "coppa", "us_privacy_malformed", "us_privacy_opt_out", "gpp_malformed", "gpp_unsupported",
-	"gpp_opt_out", "gdpr_no_vendor_id", "gdpr_no_consent", "gdpr_malformed", "gdpr_denied",
+	"gpp_opt_out", "gdpr_no_vendor_id", "gdpr_no_consent", "gdpr_malformed", "gdpr_denied", "gpc_opt_out",
 }
 
 // NumReasons is the number of Reason values, for per-reason counters.

@@ -9,7 +9,9 @@ import (
 const (
 	sidTCFEU  = int(constants.SectionTCFEU2) // 2: a TCF v2 string
 	sidHeader = int(constants.SectionGPP)    // 3: the header, never a section
-	sidUSPV1  = int(constants.SectionUSPV1)  // 6: a CCPA string, "1YNN"
+	// 4: signal integrity (a signature over the string), no privacy signal
+	sidSignalIntegrity = 4
+	sidUSPV1           = int(constants.SectionUSPV1) // 6: a CCPA string, "1YNN"
 )
 
 // gppSummary is what one GPP string says, per section id (bit i of a mask

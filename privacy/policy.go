@@ -112,6 +112,12 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 			d.restrict(None, USPrivacyOptOut)
 		}
 	}
+	if r.GPC {
+		// Outside GPP (inside it, a US section's Gpc field is read below):
+		// binding as an opt-out of sale and sharing under CCPA/CPRA and
+		// Colorado's law, so no user-level use, wherever the user is.
+		d.restrict(None, GPCOptOut)
+	}
 	applies, listedWide := sidMask(r.GPPSID)
 	var g gppSummary
 	if len(r.GPP) > 0 {
@@ -120,7 +126,7 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 			applies, listedWide = g.present, g.wide
 		}
 	}
-	us := applies &^ (1 << sidTCFEU)
+	us := applies &^ (1<<sidTCFEU | 1<<sidSignalIntegrity)
 	switch {
 	case len(r.GPP) > 0 && !g.ok:
 		d.restrict(None, GPPMalformed)
@@ -160,13 +166,14 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 	d.restrict(v.uses, GDPRDenied)
 }
 
-// sidMask turns gpp_sid into a section mask. Ids of 0 and below and the
-// header's id 3 name no section and are skipped; wide reports an id of 64 or
-// more (a section this bidder cannot read).
+// sidMask turns gpp_sid into a section mask. Ids of 0 and below, the
+// header's id 3 and the signal-integrity id 4 (OpenRTB 2.6: they need not be
+// listed, so listing them is allowed) name no section and are skipped; wide
+// reports an id of 64 or more (a section this bidder cannot read).
 func sidMask(sids []int64) (mask uint64, wide bool) {
 	for _, id := range sids {
 		switch {
-		case id <= 0 || id == int64(sidHeader):
+		case id <= 0 || id == int64(sidHeader) || id == int64(sidSignalIntegrity):
 		case id >= 64:
 			wide = true
 		default:

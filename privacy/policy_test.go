@@ -58,6 +58,7 @@ type req struct {
 	consent     string
 	usp, gpp    string
 	sid         []int64
+	gpc         bool
 }
 
 func (r req) build() *ortb.Request {
@@ -68,7 +69,7 @@ func (r req) build() *ortb.Request {
 	if r.gdpr != 0 {
 		or.Regs.GDPR = r.gdpr
 	}
-	or.Regs.USPrivacy, or.Regs.GPP, or.Regs.GPPSID = b(r.usp), b(r.gpp), r.sid
+	or.Regs.USPrivacy, or.Regs.GPP, or.Regs.GPPSID, or.Regs.GPC = b(r.usp), b(r.gpp), r.sid, r.gpc
 	or.User.Consent = b(r.consent)
 	return or
 }
@@ -150,8 +151,17 @@ func TestDecide(t *testing.T) {
 		{"usp malformed: short", vendor, req{usp: "1YN"}, Decision{None, USPrivacyMalformed}},
 		{"usp opt-out beside valid tcf", vendor, req{gdpr: yes, consent: all, usp: "1YYY"}, Decision{None, USPrivacyOptOut}},
 
+		// Global Privacy Control outside GPP (regs.ext.gpc): an opt-out,
+		// even beside a us_privacy string that allows everything.
+		{"gpc", vendor, req{gpc: true}, Decision{None, GPCOptOut}},
+		{"gpc beside usp 1YNN", vendor, req{usp: "1YNN", gpc: true}, Decision{None, GPCOptOut}},
+		{"gpc beside valid tcf", vendor, req{gdpr: yes, consent: all, gpc: true}, Decision{None, GPCOptOut}},
+
 		// GPP US sections.
 		{"gpp usnat: no opt-out", vendor, req{gpp: us(nil), sid: []int64{7}}, Decision{All, Allowed}},
+		// Sections 3 (header) and 4 (signal integrity) need not be listed;
+		// listing them is allowed (4 read as a missing section before).
+		{"gpp usnat: gpp_sid lists 3 and 4 too", vendor, req{gpp: us(nil), sid: []int64{3, 4, 7}}, Decision{All, Allowed}},
 		{"gpp usnat: IAB example", vendor, req{gpp: "DBABL~BVVqAAEABCA.QA", sid: []int64{7}}, Decision{All, Allowed}},
 		{"gpp usnat: sale opt-out", vendor, req{gpp: us(saleOut), sid: []int64{7}}, Decision{None, GPPOptOut}},
 		{"gpp usnat: opt-out, no gpp_sid (every section applies)", vendor, req{gpp: us(saleOut)}, Decision{None, GPPOptOut}},
