@@ -512,6 +512,43 @@ func TestTestRequestsFreeExchangeBySource(t *testing.T) {
 	}
 }
 
+// A free test bid's notice tokens carry no user key: nothing of a free bid
+// counts against frequency caps, and with no hold id its sealed user block
+// was the same in every bid of one user (the privacy audit), a stable id
+// in markup every page sees. A billable bid's token keeps the key.
+func TestFreeTestBidTokensCarryNoUser(t *testing.T) {
+	live := readReq(t, "site-banner.json")
+	test := bytes.Replace(live, []byte(`"id":"req-site-banner"`), []byte(`"id":"req-test-mode","test":1`), 1)
+	ts := newTestServer(t, func(cfg *Config) {
+		cfg.Exchanges = map[string]ExchangeConfig{"integ": {TestRequests: "free", Sources: []string{"127.0.0.1"}}}
+	})
+	addr := ts.serve(t)
+	user := func(body []byte) uint64 {
+		t.Helper()
+		resp, err := http.Post("http://"+addr+"/openrtb2/bid?exchange=integ", "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var br openrtb2.BidResponse
+		err = json.NewDecoder(resp.Body).Decode(&br)
+		resp.Body.Close()
+		if err != nil || len(br.SeatBid) == 0 {
+			t.Fatalf("no bid: %d %v", resp.StatusCode, err)
+		}
+		tok, err := ts.signer.parseToken([]byte(tokensOf(t, br.SeatBid[0].Bid[0])[noticeImp]), nil, noticeImp, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok.User
+	}
+	if u := user(test); u != 0 {
+		t.Errorf("a free test bid's token carries user key %x", u)
+	}
+	if u := user(live); u == 0 {
+		t.Error("a billable bid's token lost its user key")
+	}
+}
+
 // A qty.multiplier other than 1 is honoured only by campaigns that buy DOOH
 // inventory: a site request whose imp said multiplier 1000 was bid by a
 // site campaign, and one billing notice charged it 1000 impressions (an
