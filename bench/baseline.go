@@ -310,11 +310,9 @@ func (b *Baseline) deadline(br *openrtb2.BidRequest, arrival time.Time) time.Tim
 func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string, user uint64, now time.Time) (Slot, string) {
 	camp := c.Campaign
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		cur := d.BidFloorCur
-		if cur == "" {
-			cur = imp.BidFloorCur
-		}
-		f, ok := b.toResponse(d.BidFloor, cur, resp)
+		// deal.bidfloorcur does not inherit imp.bidfloorcur (2.6): USD
+		// when absent, as the bidder reads it.
+		f, ok := b.toResponse(d.BidFloor, d.BidFloorCur, resp)
 		if !ok {
 			return Slot{}, "currency"
 		}

@@ -171,19 +171,20 @@ var (
 	encodingXGzip    = []byte("x-gzip")
 	encodingIdentity = []byte("identity")
 	hdrOrigin        = []byte("Origin")
-	hdrSecFetchMode  = []byte("Sec-Fetch-Mode")
+	hdrSecFetchSite  = []byte("Sec-Fetch-Site")
 )
 
 // fromBrowser says whether a request came from a web page: browsers send
 // Origin with every POST (cross-site or not, a form's and a no-cors fetch's
-// too) and Sec-Fetch-Mode with every request; an exchange's server sends
-// neither. A page that could reach the bid listener (a browser inside its
+// too) and Sec-Fetch-Site with every request; an exchange's server sends
+// neither. (Not Sec-Fetch-Mode: Node's built-in fetch, which a server-side
+// exchange client may use, adds "sec-fetch-mode: cors" to every request.) A page that could reach the bid listener (a browser inside its
 // network ACL, or one a DNS-rebinding name points at it) could otherwise
 // bid without a preflight (a text/plain body is a "simple" request), hold
 // advertisers' budgets with each bid and, once rebound to the listener's
 // origin, read the signed notice URLs and fire them.
 func fromBrowser(h *fasthttp.RequestHeader) bool {
-	return h.PeekBytes(hdrOrigin) != nil || h.PeekBytes(hdrSecFetchMode) != nil
+	return h.PeekBytes(hdrOrigin) != nil || h.PeekBytes(hdrSecFetchSite) != nil
 }
 
 // handleBid is POST /openrtb2/bid.
@@ -533,6 +534,9 @@ func (s *Server) lowestFloor(bc *bidCtx, imp *ortb.Imp, floor int64) int64 {
 func (s *Server) lowestDurFloor(fs []ortb.DurFloor, cur, resp []byte) int64 {
 	low := int64(math.MaxInt64)
 	for i := range fs {
+		if fs[i].MinDur <= 0 && fs[i].MaxDur <= 0 {
+			continue // no range: never applied (durationFloor)
+		}
 		if f, ok := s.rates.toResponse(fs[i].BidFloor, cur, resp); ok && f < low {
 			low = f
 		}
@@ -570,6 +574,9 @@ func (s *Server) durationFloor(floor int64, imp *ortb.Imp, c *campaigns.Candidat
 	best := -1.0
 	for i := range fs {
 		f := &fs[i]
+		if f.MinDur <= 0 && f.MaxDur <= 0 {
+			continue // needs one bound (2.6); null or {} would have dropped the floor
+		}
 		if (f.MinDur <= 0 || dur >= f.MinDur) && (f.MaxDur <= 0 || dur <= f.MaxDur) && f.BidFloor > best {
 			best = f.BidFloor
 		}
@@ -687,9 +694,12 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
-	floor, ok := s.durationFloor(floor, imp, &c, bc.resp)
-	if !ok {
-		return slot{}, reasonCurrency
+	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // a fixed-price deal's floor is its agreed price
+		f, ok := s.durationFloor(floor, imp, &c, bc.resp)
+		if !ok {
+			return slot{}, reasonCurrency
+		}
+		floor = f
 	}
 	upper := bc.rk.Bound(camp.Index)
 	if upper < 0 {

@@ -16,6 +16,7 @@ import (
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/valyala/fasthttp"
 
+	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/ortb"
 )
@@ -498,6 +499,9 @@ func TestDurationFloors(t *testing.T) {
 		{"overlapping ranges: the highest", `"durfloors":[{"maxdur":20,"bidfloor":5},{"mindur":15,"bidfloor":21}],`, "1", false},
 		{"per second above the bid", `"mincpmpersec":1.5,`, "10", false},
 		{"per second under the bid", `"mincpmpersec":1.2,`, "10", true},
+		// A range needs a bound (2.6): null or {} is no range, and does not
+		// drop the imp's floor.
+		{"null range under a floor above the bid", `"durfloors":[null,{}],`, "30", false},
 	} {
 		body := strings.Replace(one, `"video":{`, `"video":{`+c.video, 1)
 		body = strings.Replace(body, `"bidfloor":10`, `"bidfloor":`+c.floor, 1)
@@ -553,6 +557,43 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 		if b := onlyBid(t, decodeResponse(t, r)); b.DealID != "deal-7" || b.CID != "hooli-deal" {
 			t.Errorf("%s: bid %+v, want hooli-deal on deal-7", c.wadomain, b)
 		}
+	}
+}
+
+// A fixed-price deal (at 3) bids its agreed price whatever the duration
+// floors: before, a deal fixed at 10 bid 15 with mincpmpersec 0.5 on a 30 s
+// spot, and 6 under a durfloors range at 6 (the review of the change).
+func TestFixedPriceDealIgnoresDurationFloors(t *testing.T) {
+	ts := newTestServer(t, nil)
+	src, err := os.ReadFile("testdata/campaigns/tvpods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deal := strings.Replace(string(src), "id: tvpods\n", "id: tvdeal\n", 1)
+	deal = strings.ReplaceAll(deal, "id: tvpods-", "id: tvdeal-")
+	deal = strings.Replace(deal, "targeting:\n", "targeting:\n  deals: [deal-9]\n  open_auction: false\n", 1)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tvdeal.yaml"), []byte(deal), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := campaigns.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
+	}
+	base := string(readReq(t, "video-pod.json"))
+	start, end := strings.Index(base, `{"id":"slot-2"`), strings.Index(base, `,{"id":"slot-3"`)
+	if start < 0 || end < 0 {
+		t.Fatal("fixture changed")
+	}
+	imp := strings.Replace(base[start:end], `"bidfloor":10,"secure":1}`, `"bidfloor":10,"secure":1,"pmp":{"private_auction":1,"deals":[`+
+		`{"id":"deal-9","bidfloor":10,"at":3,"mincpmpersec":0.9,"durfloors":[{"maxdur":15,"bidfloor":6}]}]}}`, 1)
+	body := `{"id":"req-fixed-dur","at":2,"tmax":400,"imp":[` + imp + `]` + base[strings.Index(base, `,"app":`):]
+	b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+	if b.DealID != "deal-9" || b.Price != 10 {
+		t.Fatalf("fixed-price deal with duration floors: %s at %v on %q, want 10 on deal-9", b.CrID, b.Price, b.DealID)
 	}
 }
 

@@ -235,6 +235,17 @@ func TestAdminBoundsProfilesAndForbidsSniffing(t *testing.T) {
 			t.Errorf("%s: %d, want %d; X-Content-Type-Options %q", c.path, resp.StatusCode, c.want, resp.Header.Get("X-Content-Type-Options"))
 		}
 	}
+	// pprof reads the form: a POST body's seconds wins over the query's, so
+	// the bound reads the same (the review found it read the query only).
+	resp, err := http.Post("http://"+app.AdminAddr()+"/debug/pprof/trace?seconds=1", "application/x-www-form-urlencoded", strings.NewReader("seconds=3600"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 {
+		t.Errorf("POST seconds=3600: %d, want 400", resp.StatusCode)
+	}
 }
 
 // A pause outlives the instance: a bidder restarted on the same store obeys

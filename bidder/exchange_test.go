@@ -381,9 +381,9 @@ func TestBidSources(t *testing.T) {
 	}
 }
 
-// A bid request from a web page (an Origin or Sec-Fetch-Mode header: every
-// browser POST carries Origin, every fetch Sec-Fetch-Mode; an exchange
-// sends neither) gets 403 before it is parsed, places no hold and gets no
+// A bid request from a web page (an Origin or Sec-Fetch-Site header: every
+// browser POST carries Origin, every request Sec-Fetch-Site; an exchange
+// sends neither, and Node's fetch only Sec-Fetch-Mode) gets 403 before it is parsed, places no hold and gets no
 // notice URL, also with bid_sources open: a cross-site page could otherwise
 // bid blind with a text/plain body, and a DNS-rebound one read the notice
 // URLs and fire them. Lower-case names are the same headers.
@@ -398,7 +398,10 @@ func TestBidRefusesBrowserRequests(t *testing.T) {
 		{"cross-site form or no-cors fetch", map[string]string{"Content-Type": "text/plain", "Origin": "http://evil.example", "Sec-Fetch-Mode": "no-cors", "Sec-Fetch-Site": "cross-site"}, false},
 		{"rebound page, same origin", map[string]string{"Content-Type": "text/plain", "Host": "rebind.evil.example", "origin": "http://rebind.evil.example"}, false},
 		{"opaque origin", map[string]string{"Origin": "null"}, false},
-		{"fetch metadata alone", map[string]string{"sec-fetch-mode": "cors"}, false},
+		{"fetch metadata alone", map[string]string{"sec-fetch-site": "same-origin"}, false},
+		// Node's built-in fetch (undici) sends sec-fetch-mode: cors on
+		// every request, from a server too: an exchange may use it.
+		{"Node's fetch", map[string]string{"Content-Type": "application/json", "sec-fetch-mode": "cors", "accept": "*/*", "user-agent": "node"}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ts := newTestServer(t, nil)

@@ -232,9 +232,12 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		}
 		floor = f
 	}
-	floor, ok := x.s.durationFloor(floor, imp, &c, x.resp)
-	if !ok {
-		return slot{}, reasonCurrency
+	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // as in gate
+		f, ok := x.s.durationFloor(floor, imp, &c, x.resp)
+		if !ok {
+			return slot{}, reasonCurrency
+		}
+		floor = f
 	}
 	upper := x.rk.Bound(camp.Index)
 	e.FloorMicros, e.UpperMicros = floor, upper

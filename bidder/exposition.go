@@ -47,7 +47,7 @@ var (
 	dBids          = serverDescs.add("bids_total", "Individual bids placed (one per imp).")
 	dBadRequests   = serverDescs.add("bad_requests_total", "Bid requests answered 400.")
 	dTooLarge      = serverDescs.add("too_large_requests_total", "Bid requests answered 413.")
-	dSourceRefused = serverDescs.add("bid_source_refused_total", "Bid requests answered 403: their source address is not in limits.bid_sources (or the named exchange's sources), or they came from a browser (an Origin or Sec-Fetch-Mode header).")
+	dSourceRefused = serverDescs.add("bid_source_refused_total", "Bid requests answered 403: their source address is not in limits.bid_sources (or the named exchange's sources), or they came from a browser (an Origin or Sec-Fetch-Site header).")
 	dPanics        = serverDescs.add("panics_total", "Handler panics recovered (always a bug).")
 	dScored        = serverDescs.add("scored_rows_total", "Candidate rows scored by a CTR model.")
 	dTrimmed       = serverDescs.add("candidates_trimmed_total", "Requests whose candidates were cut so the scorer fits the deadline.")

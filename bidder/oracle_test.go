@@ -357,11 +357,14 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 			if dcur == "" {
 				dcur = "USD"
 			}
-			if b.Dur > 0 && (b.MType == openrtb2.MarkupVideo || b.MType == openrtb2.MarkupAudio) && rates[dcur] > 0 && rates[fcur] > 0 {
+			if !fixed && b.Dur > 0 && (b.MType == openrtb2.MarkupVideo || b.MType == openrtb2.MarkupAudio) && rates[dcur] > 0 && rates[fcur] > 0 {
 				// In the floor's currency: a matching range replaces it,
 				// the per-second floor raises it.
 				best := -1.0
 				for _, f := range durFloors {
+					if f.MinDur <= 0 && f.MaxDur <= 0 {
+						continue
+					}
 					if (f.MinDur <= 0 || b.Dur >= f.MinDur) && (f.MaxDur <= 0 || b.Dur <= f.MaxDur) && f.BidFloor > best {
 						best = f.BidFloor
 					}

@@ -362,7 +362,7 @@ const pprofMaxSeconds = 60
 
 func pprofSeconds(h http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if v := r.URL.Query().Get("seconds"); v != "" {
+		if v := r.FormValue("seconds"); v != "" { // what pprof reads: a POST body's value wins over the query
 			if n, err := strconv.ParseFloat(v, 64); err != nil || !(n <= pprofMaxSeconds) {
 				http.Error(w, fmt.Sprintf("seconds: %q is not a number of seconds up to %d", v, pprofMaxSeconds), http.StatusBadRequest)
 				return

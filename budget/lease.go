@@ -85,9 +85,12 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 		// and a lease is only granted in the record's currency (a previous
 		// process's bids, settled here), so its spend is the record's
 		// money. Left unreported it was lost at the next restart (a
-		// process with no entry is never reclaimed).
+		// process with no entry is never reclaimed). Its entry is kept
+		// (with no amount) while it has spend to report, for a crash's
+		// reclaim, and it never rolls the record's day: its time zone
+		// may be another campaign file's too.
 		res.wrongCurrency = rec.Currency
-		q.want = 0
+		q.day = ""
 	}
 	if rec.Leases == nil {
 		rec.Leases = map[string]Lease{}
@@ -107,6 +110,9 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	avail := max(remaining-others, 0)
 	amount := min(max(q.want, 0), avail)
+	if res.wrongCurrency != "" {
+		amount = 0 // no lease in another currency
+	}
 	// A step that reports nothing new (and has no report of unknown outcome
 	// behind it) may drop the entry: a retry finds no entry and takes q.acked
 	// as its base, which is then exact.

@@ -297,11 +297,14 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	if len(lr.needTail) > 0 {
 		a.poke.Store(true) // the ledger could not be read: reclaim at the next round
 	}
-	if lr.wrongCurrency != "" {
+	if lr.wrongCurrency != "" && !release {
 		// The record's money is in another currency: no lease (no bids);
 		// what this process charged was reported all the same (applyLease).
-		return fmt.Errorf("%w: campaign %s is in %s but its budget record (spend %d micros) is in %s; another currency needs another campaign id",
-			ErrBadConfig, a.id, c.Currency, rec.SpentTotal, lr.wrongCurrency)
+		// The message names no figure that changes, so the warning repeats
+		// once a minute (syncWarning); a release step (shutdown) reported
+		// and succeeded.
+		return fmt.Errorf("%w: campaign %s is in %s but its budget record is in %s; another currency needs another campaign id",
+			ErrBadConfig, a.id, c.Currency, lr.wrongCurrency)
 	}
 	return nil
 }

@@ -110,6 +110,14 @@ const MaxFileBytes = 1 << 20
 // (an outside audit swapped one in under SIGHUPs, and the reload, and then
 // shutdown, never finished).
 func readFile(name string) ([]byte, error) {
+	// The name is checked first too, so a device or a FIFO in the folder is
+	// never opened at all (an open can have effects); the open file is
+	// checked again, for what a rename put there in between.
+	if fi, err := os.Stat(name); err != nil {
+		return nil, err
+	} else if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
 	f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err

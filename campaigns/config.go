@@ -207,7 +207,7 @@ func ParseConfig(name string, data []byte) (Config, error) {
 // fraction, an exponent or an infinity after an indicator: only a file
 // holding one is parsed a second time by checkIntFloats. Amounts are
 // written as quoted strings, so most files are not.
-var maybeFloat = regexp.MustCompile(`(?:^|[\s\[{,:-])[-+]?(?:\.[0-9]|[0-9][0-9_]*\.|[0-9][0-9_]*[eE]|\.(?:inf|Inf|INF|nan|NaN|NAN))`)
+var maybeFloat = regexp.MustCompile(`(?:^|[\s\[{,:-])[-+]?_*(?:\.[0-9]|[0-9][0-9_]*\.|[0-9][0-9_]*[eE]|\.(?:inf|Inf|INF|nan|NaN|NAN))`)
 
 // checkIntFloats refuses a number with a fraction (2.9), or an infinity,
 // written where the campaign wants an integer: yaml.v3 cuts it down
@@ -233,10 +233,18 @@ func checkIntFloats(data []byte) error {
 
 var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 
-// walkIntFloats walks n beside the Go type it decodes into. Aliases are not
-// followed: a value is checked where it is written, against the type of
-// the place it is written in.
+// walkIntFloats walks n beside the Go type it decodes into. An alias is
+// followed (its anchor's value is checked against the type of each place
+// it is used: the file decoded, so none is recursive, and ParseConfig
+// bounded what they expand to), and a merge key's values against the
+// mapping they merge into.
 func walkIntFloats(n *yaml.Node, t reflect.Type, errs *[]string) {
+	if n.Kind == yaml.AliasNode {
+		if n.Alias != nil {
+			walkIntFloats(n.Alias, t, errs)
+		}
+		return
+	}
 	if n.Kind == yaml.DocumentNode {
 		for _, c := range n.Content {
 			walkIntFloats(c, t, errs)
@@ -253,8 +261,19 @@ func walkIntFloats(n *yaml.Node, t reflect.Type, errs *[]string) {
 	case reflect.Struct:
 		if n.Kind == yaml.MappingNode {
 			for i := 0; i+1 < len(n.Content); i += 2 {
-				if ft, ok := yamlFieldType(t, n.Content[i].Value); ok {
-					walkIntFloats(n.Content[i+1], ft, errs)
+				k, v := n.Content[i], n.Content[i+1]
+				if k.ShortTag() == "!!merge" {
+					if v.Kind == yaml.SequenceNode {
+						for _, m := range v.Content {
+							walkIntFloats(m, t, errs)
+						}
+					} else {
+						walkIntFloats(v, t, errs)
+					}
+					continue
+				}
+				if ft, ok := yamlFieldType(t, k.Value); ok {
+					walkIntFloats(v, ft, errs)
 				}
 			}
 		}
@@ -295,6 +314,9 @@ func yamlFieldType(t reflect.Type, name string) (reflect.Type, bool) {
 			continue
 		}
 		if strings.Contains(","+opts+",", ",inline,") {
+			if f.Type.Kind() != reflect.Struct {
+				continue // an inline map takes the keys no field names: no int field of ours
+			}
 			if ft, ok := yamlFieldType(f.Type, name); ok {
 				return ft, true
 			}

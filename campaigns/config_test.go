@@ -429,6 +429,11 @@ func TestLoadDirRefusesFractionsInIntegers(t *testing.T) {
 		{"targeting:\n  device_types: [.inf]\n", "targeting.device_types[0]", `got ".inf", want an integer`},
 		{"frequency_cap: {count: 2.0, window: 1h}\n", "", ""},
 		{"targeting:\n  device_types: [4, 1e0]\n", "", ""},
+		// Ways past the first version (the review of the change): a sign and
+		// underscores before the digits, a merge key, an alias.
+		{"frequency_cap: {count: +_2.9, window: 1h}\n", "frequency_cap.count", `got "+_2.9", want an integer`},
+		{"frequency_cap: {<<: {count: 2.9}, window: 1h}\n", "frequency_cap.<<.count", `got "2.9", want an integer`},
+		{"targeting: {segments: [&n 2.9]}\nfrequency_cap: {count: *n, window: 1h}\n", "targeting.segments[0]", ""},
 	} {
 		dir := t.TempDir()
 		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), append(slices.Clip(base), c.add...), 0o644); err != nil {

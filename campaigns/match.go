@@ -355,6 +355,7 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 // addCategory adds a request category of taxonomy t and, in IAB 1.0, its
 // parent (IAB1 for IAB1-2).
 func (sc *Scratch) addCategory(ix *index, d dim, t int64, c []byte) {
+	c = bytes.TrimSpace(c) // for the parent's lookup too
 	sc.add(d, sc.catID(ix, t, c))
 	if i := bytes.IndexByte(c, '-'); t == 1 && i > 0 {
 		sc.add(d, sc.lookup(ix.dicts[dCat], c[:i], foldUpper))

@@ -70,6 +70,10 @@ func TestMatchRules(t *testing.T) {
 		{"category allow out", func(c *Config) { c.Targeting.Categories.Allow = []string{"IAB2"} }, nil, monday15, false},
 		{"category child does not cover parent", func(c *Config) { c.Targeting.Categories.Allow = []string{"IAB1-3"} }, nil, monday15, false},
 		{"category block parent", func(c *Config) { c.Targeting.Categories.Block = []string{"iab1"} }, nil, monday15, false},
+		// Spaces around a site category: its parent was looked up untrimmed
+		// and got past the block (the review of the bcat trim).
+		{"category block parent, spaces", func(c *Config) { c.Targeting.Categories.Block = []string{"IAB1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Cat = bss(" IAB1-2 ") }, monday15, false},
 		{"category block other", func(c *Config) { c.Targeting.Categories.Block = []string{"IAB2"} }, nil, monday15, true},
 		{"segment", func(c *Config) { c.Targeting.Segments = []string{"seg-9", "seg-1"} }, nil, monday15, true},
 		{"segment out", func(c *Config) { c.Targeting.Segments = []string{"seg-9"} }, nil, monday15, false},

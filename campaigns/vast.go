@@ -16,7 +16,7 @@ var (
 	vastLinearRE   = regexp.MustCompile(`<Linear[\s>]`)
 	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
-	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s]+)\s*["']`)
+	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s;]+)[^"']*["']`) // parameters (; codecs=...) aside
 )
 
 // vastMediaTypes returns the MIME types of the template's <MediaFile>s,

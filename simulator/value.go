@@ -108,7 +108,7 @@ func campaignFiles(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range ents {
-		if n := e.Name(); !e.IsDir() && (strings.HasSuffix(n, ".yaml") || strings.HasSuffix(n, ".yml")) {
+		if n, ext := e.Name(), strings.ToLower(filepath.Ext(e.Name())); !e.IsDir() && (ext == ".yaml" || ext == ".yml") { // any case, as the bidder reads them
 			out = append(out, filepath.Join(dir, n))
 		}
 	}
