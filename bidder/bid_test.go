@@ -541,6 +541,10 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 		{`"wadomain":["example"],`, true},
 		{`"wadomain":["li.example"],`, false},
 		{`"wadomain":["shop.hooli.example"],`, false},
+		// At most 256 entries are read (each creative is compared with
+		// each): past them, an advertiser is not allowed, never more.
+		{`"wadomain":[` + strings.Repeat(`"other.example",`, 10) + `"hooli.example"],`, true},
+		{`"wadomain":[` + strings.Repeat(`"other.example",`, 256) + `"hooli.example"],`, false},
 	} {
 		body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
 			`"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{`+c.wadomain+`"id":"deal-7","bidfloor":3.5}]}`, 1)
@@ -550,7 +554,7 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 		r := ts.bid([]byte(body))
 		if !c.bid {
 			if r.StatusCode() != 204 {
-				t.Errorf("%s: %d, want no bid", c.wadomain, r.StatusCode())
+				t.Errorf("%.60s: %d, want no bid", c.wadomain, r.StatusCode())
 			}
 			continue
 		}
