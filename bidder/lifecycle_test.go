@@ -483,19 +483,7 @@ func TestSigtermDuringReload(t *testing.T) {
 	if testing.Short() {
 		t.Skip("signals the test process")
 	}
-	dir := t.TempDir()
-	cfg := &Config{
-		Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InstanceID: "run", CampaignsDir: "testdata/campaigns",
-		Model:     ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
-		Notices:   NoticeConfig{Key: "e2e-key-0123456789"},
-		Budget:    BudgetConfig{StoreDir: filepath.Join(dir, "nats")},
-		Lifecycle: LifecycleConfig{DrainDelay: -1},
-	}
-	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := runConfig(t, "testdata/campaigns", "127.0.0.1:0")
 	entered, release, finished := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
 	runReloadHook = func(reload func()) {
 		entered <- struct{}{}
@@ -563,18 +551,7 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 	}
 	admin := l.Addr().String()
 	l.Close()
-	cfg := &Config{
-		Listen: "127.0.0.1:0", AdminListen: admin, InstanceID: "run", CampaignsDir: camps, WatchEvery: -1,
-		Model:     ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
-		Notices:   NoticeConfig{Key: "e2e-key-0123456789"},
-		Budget:    BudgetConfig{StoreDir: filepath.Join(dir, "nats")},
-		Lifecycle: LifecycleConfig{DrainDelay: -1},
-	}
-	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
-	cfg.Defaults()
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	cfg := runConfig(t, camps, admin)
 	reloaded := make(chan struct{}, 1)
 	runReloadHook = func(reload func()) { reload(); reloaded <- struct{}{} }
 	t.Cleanup(func() { runReloadHook = nil })
@@ -623,4 +600,23 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 	if !found || st.ErrorsTotal == 0 {
 		t.Fatalf("status errors %+v (total %d), want the refused reload", st.Errors, st.ErrorsTotal)
 	}
+}
+
+// runConfig is the config the Run tests start: GBDT only, no drain delay,
+// no directory watch, a temporary store.
+func runConfig(t *testing.T, camps, admin string) *Config {
+	t.Helper()
+	cfg := &Config{
+		Listen: "127.0.0.1:0", AdminListen: admin, InstanceID: "run", CampaignsDir: camps, WatchEvery: -1,
+		Model:     ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
+		Notices:   NoticeConfig{Key: "e2e-key-0123456789"},
+		Budget:    BudgetConfig{StoreDir: filepath.Join(t.TempDir(), "nats")},
+		Lifecycle: LifecycleConfig{DrainDelay: -1},
+	}
+	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -15,23 +15,7 @@ import (
 // as a failed release, so Close returned an error and left the liveness
 // record (the instance looked alive for lease_ttl).
 func TestWrongCurrencyCloseDeletesLiveness(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	mem := NewMemStore()
-	usd := campaign("c", micros(10))
-	old := storeManager(t, mem, "a", clk, usd)
-	h := old.Handle("c")
-	late, ok := old.Hold(h, 300_000, clk.Now())
-	if !ok {
-		t.Fatal("hold")
-	}
-	old.syncAll(ctxT(t), clk.Now(), false)
-	old.Close(ctxT(t))
-	clk.Add(time.Second)
-	jpy := usd
-	jpy.Currency = "JPY"
-	m := storeManager(t, mem, "a", clk, jpy)
-	m.Settle(Notice{Kind: KindBill, HoldID: late, CampaignID: "c", InstanceID: "a", AuctionID: "y", ImpID: "1",
-		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()})
+	clk, mem, _, m := billedAfterCurrencyEdit(t)
 	m.ledger.flush(ctxT(t))
 	m.syncAll(ctxT(t), clk.Now(), false)
 	err := m.Close(ctxT(t))
@@ -132,23 +116,7 @@ func TestWrongCurrencyWarningOnceAMinute(t *testing.T) {
 // lost the bill (no entry, no crash-gap read). The entry now stays, with no
 // amount, while there is spend to report.
 func TestWrongCurrencyCrashGapReclaimed(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	mem := NewMemStore()
-	usd := campaign("c", micros(10))
-	old := storeManager(t, mem, "a", clk, usd)
-	h := old.Handle("c")
-	late, ok := old.Hold(h, 300_000, clk.Now())
-	if !ok {
-		t.Fatal("hold")
-	}
-	old.syncAll(ctxT(t), clk.Now(), false)
-	old.Close(ctxT(t))
-	clk.Add(time.Second)
-	jpy := usd
-	jpy.Currency = "JPY"
-	m := storeManager(t, mem, "a", clk, jpy)
-	m.Settle(Notice{Kind: KindBill, HoldID: late, CampaignID: "c", InstanceID: "a", AuctionID: "y", ImpID: "1",
-		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()})
+	clk, mem, usd, m := billedAfterCurrencyEdit(t)
 	m.syncAll(ctxT(t), clk.Now(), false) // before the ledger ack
 	r, _ := mem.Get(ctxT(t), "c")
 	t.Logf("record after the step: %+v", r)
@@ -167,4 +135,29 @@ func TestWrongCurrencyCrashGapReclaimed(t *testing.T) {
 		t.Errorf("spent %d, want 300000 (the bill answered 200)", r.SpentTotal)
 	}
 	m2.Close(ctxT(t))
+}
+
+// billedAfterCurrencyEdit is the set-up of the tests above: instance "a"
+// holds 300,000 micros of USD campaign "c" and closes; restarted with "c"
+// in JPY, it settles that hold's bill (not yet flushed to the ledger). It
+// returns the clock, the store, the USD campaign and the JPY manager.
+func billedAfterCurrencyEdit(t *testing.T) (*manualClock, *MemStore, Campaign, *Manager) {
+	t.Helper()
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	usd := campaign("c", micros(10))
+	old := storeManager(t, mem, "a", clk, usd)
+	late, ok := old.Hold(old.Handle("c"), 300_000, clk.Now())
+	if !ok {
+		t.Fatal("hold")
+	}
+	old.syncAll(ctxT(t), clk.Now(), false)
+	old.Close(ctxT(t))
+	clk.Add(time.Second)
+	jpy := usd
+	jpy.Currency = "JPY"
+	m := storeManager(t, mem, "a", clk, jpy)
+	m.Settle(Notice{Kind: KindBill, HoldID: late, CampaignID: "c", InstanceID: "a", AuctionID: "y", ImpID: "1",
+		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()})
+	return clk, mem, usd, m
 }
