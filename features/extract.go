@@ -162,7 +162,7 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 	// not all zeros, and limit-ad-tracking off (as the frequency key,
 	// ortb.Request.UserKey). Under lmt=1 it was still the user slot, and the
 	// row log kept it for training.
-	ifa := len(req.Device.IFA) > 0 && !zeroIFA(req.Device.IFA) && req.Device.LMT != ortb.True
+	ifa := len(req.Device.IFA) > 0 && !zeroIFA(req.Device.IFA) && !req.Device.TrackingLimited()
 	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || ifa {
 		d[SlotHasUserID] = 1
 	}

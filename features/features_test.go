@@ -193,18 +193,23 @@ func TestUserSlotSource(t *testing.T) {
 		name           string
 		id, buyer, ifa string
 		lmt            bool
+		atts           int64
 		want           string // "" means slot 0
 	}{
-		{"buyeruid first", "u-1", "b-1", "ifa-1", false, "b-1"},
-		{"then user.id", "u-1", "", "ifa-1", false, "u-1"},
-		{"then ifa", "", "", "ifa-1", false, "ifa-1"},
-		{"zero ifa is no one", "", "", "00000000-0000-0000-0000-000000000000", false, ""},
+		{"buyeruid first", "u-1", "b-1", "ifa-1", false, 0, "b-1"},
+		{"then user.id", "u-1", "", "ifa-1", false, 0, "u-1"},
+		{"then ifa", "", "", "ifa-1", false, 0, "ifa-1"},
+		{"zero ifa is no one", "", "", "00000000-0000-0000-0000-000000000000", false, 0, ""},
 		// Limit ad tracking: the advertising id is no one (as for the
 		// frequency key); it was the user slot, and went to the row log.
-		{"ifa under lmt is no one", "", "", "ifa-1", true, ""},
-		{"user.id under lmt", "u-1", "", "ifa-1", true, "u-1"},
-		{"none", "", "", "", false, ""},
-		{"case folded", "U-ABC", "", "", false, "u-abc"},
+		{"ifa under lmt is no one", "", "", "ifa-1", true, 0, ""},
+		{"user.id under lmt", "u-1", "", "ifa-1", true, 0, "u-1"},
+		// App Tracking Transparency restricted or denied: as lmt.
+		{"ifa with att denied", "", "", "ifa-1", false, 2, ""},
+		{"ifa with att restricted", "", "", "ifa-1", false, 1, ""},
+		{"ifa with att authorized", "", "", "ifa-1", false, 3, "ifa-1"},
+		{"none", "", "", "", false, 0, ""},
+		{"case folded", "U-ABC", "", "", false, 0, "u-abc"},
 	}
 	for _, c := range cases {
 		req := siteBannerRequest()
@@ -212,6 +217,7 @@ func TestUserSlotSource(t *testing.T) {
 		if c.lmt {
 			req.Device.LMT = ortb.True
 		}
+		req.Device.ATTS = c.atts
 		want := float32(0)
 		if c.want != "" {
 			want = Bucket(SlotUser, c.want)

@@ -315,7 +315,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		r.Device = Device{UA: s2bOrNil(d.UA), IP: s2bOrNil(d.IP), IFA: s2bOrNil(d.IFA), DeviceType: int64(d.DeviceType),
 			Make: s2bOrNil(d.Make), Model: s2bOrNil(d.Model), OS: s2bOrNil(d.OS), OSV: s2bOrNil(d.OSV),
 			Language: s2bOrNil(d.Language), LangB: s2bOrNil(d.LangB), Carrier: s2bOrNil(d.Carrier),
-			W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt)}
+			W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt), ATTS: extATTS(d.Ext)}
 		if d.ConnectionType != nil {
 			r.Device.ConnType = int64(*d.ConnectionType)
 		}
@@ -368,6 +368,19 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		r.Regs.GPC = extGPC(g.Ext)
 	}
 	return r, ""
+}
+
+// extATTS reads device.ext.atts: an integer, else 0.
+func extATTS(ext json.RawMessage) int64 {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return 0
+	}
+	var n int64
+	if json.Unmarshal(m["atts"], &n) != nil {
+		return 0
+	}
+	return n
 }
 
 // extGPC reads regs.ext.gpc as Prebid forwards it: "1", 1 or true.

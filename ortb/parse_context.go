@@ -108,6 +108,16 @@ func deviceField(d *Device, k []byte, v *fastjson.Value) error {
 		return getFlag(k, v, &d.DNT)
 	case "lmt":
 		return getFlag(k, v, &d.LMT)
+	case "ext":
+		// atts only; ext is free-form, so a wrong type is no signal.
+		d.ATTS = 0
+		if ext := extObject(v); ext != nil {
+			if a := ext.Get("atts"); a != nil && a.Type() == fastjson.TypeNumber {
+				if n, err := a.Int64(); err == nil {
+					d.ATTS = n
+				}
+			}
+		}
 	case "geo":
 		ok, err := parseGeo(&d.Geo, k, v)
 		d.HasGeo = ok

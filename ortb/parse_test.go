@@ -633,3 +633,30 @@ func TestParseDurFloorsAndWADomain(t *testing.T) {
 		t.Fatalf("a string floor: %v, want an error naming imp[0].video.durfloors[0].bidfloor", err)
 	}
 }
+
+// device.ext.atts (App Tracking Transparency) is read; restricted (1) or
+// denied (2) limit the advertising id as lmt=1 does: it is no user key. A
+// wrongly typed atts is no signal, and a later request does not keep it.
+func TestParseATTSLimitsTheAdvertisingID(t *testing.T) {
+	var p Parser
+	var r Request
+	for _, c := range []struct {
+		ext     string
+		atts    int64
+		limited bool
+	}{
+		{`{"atts":2}`, 2, true},
+		{`{"atts":1}`, 1, true},
+		{`{"atts":3}`, 3, false},
+		{`{"atts":"2"}`, 0, false},
+		{`{}`, 0, false},
+	} {
+		body := `{"id":"r","imp":[{"id":"1","banner":{"w":1,"h":1}}],"device":{"ifa":"6D92078A-8246-4BA4-AE5B-76104861E7DC","ext":` + c.ext + `}}`
+		if err := p.Parse([]byte(body), &r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Device.ATTS != c.atts || r.Device.TrackingLimited() != c.limited || (r.UserKey() == 0) != c.limited {
+			t.Errorf("ext %s: atts %d, limited %v, user key %x", c.ext, r.Device.ATTS, r.Device.TrackingLimited(), r.UserKey())
+		}
+	}
+}

@@ -146,7 +146,7 @@ func (r *Request) UserKey() uint64 {
 	if len(id) == 0 {
 		id = r.User.ID
 	}
-	if len(id) == 0 && r.Device.LMT != True && !zeroID(r.Device.IFA) {
+	if len(id) == 0 && !r.Device.TrackingLimited() && !zeroID(r.Device.IFA) {
 		id = r.Device.IFA
 	}
 	if len(id) == 0 {
@@ -171,4 +171,11 @@ func zeroID(id []byte) bool {
 		}
 	}
 	return true
+}
+
+// TrackingLimited says whether the device limits the use of its
+// advertising id: limit-ad-tracking on, or an App Tracking Transparency
+// status of restricted (1) or denied (2).
+func (d *Device) TrackingLimited() bool {
+	return d.LMT == True || d.ATTS == 1 || d.ATTS == 2
 }

@@ -131,8 +131,12 @@ type Device struct {
 	W, H       int64
 	DNT        int8
 	LMT        int8
-	Geo        Geo  // device.geo, else user.geo
-	HasGeo     bool // device.geo or user.geo was sent (even when HasDevice is false)
+	// ATTS is device.ext.atts, Apple's App Tracking Transparency status
+	// (0 not determined, 1 restricted, 2 denied, 3 authorized); see
+	// TrackingLimited.
+	ATTS   int64
+	Geo    Geo  // device.geo, else user.geo
+	HasGeo bool // device.geo or user.geo was sent (even when HasDevice is false)
 }
 
 // User is request.user. Segments flattens user.data[].segment[].id.
