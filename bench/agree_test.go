@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"os"
@@ -109,6 +110,33 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 				strings.ToUpper(campaigns.VocabLanguages[(pub/2)%len(campaigns.VocabLanguages)])+`-XX","`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`_YY"],`,
 			`"pos":1,`, `"pos":1,"btype":[`+strconv.Itoa(1+pub%4)+`],`)
 		out["site-banner wlang btype pub "+n] = []byte(langs.Replace(string(SiteBanner("0.3"))))
+		// Deals naming the advertisers they allow (2.6 wadomain): some
+		// generated advertisers (advertiser-N.example), a subdomain form,
+		// and none; private and open.
+		wad := func(private int, domains string) *strings.Replacer {
+			return strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+				`"secure":1,"pmp":{"private_auction":`+strconv.Itoa(private)+`,"deals":[{"id":"deal-`+n+`","wadomain":[`+domains+`]},{"id":"deal-`+strconv.Itoa(40+pub)+`","wadomain":["nobody.invalid"]}]},`)
+		}
+		some := `"advertiser-` + strconv.Itoa(pub) + `.example","WWW.Advertiser-` + strconv.Itoa(pub*7%397) + `.example","*.advertiser-` + strconv.Itoa(pub*3%397) + `.example"`
+		out["site-banner wadomain private pub "+n] = []byte(wad(1, some).Replace(string(SiteBanner("0.3"))))
+		out["site-banner wadomain open pub "+n] = []byte(wad(0, `"nobody.invalid"`).Replace(string(SiteBanner("0.3"))))
+	}
+	// Duration floors (2.6) on the video fixture: a range, one with no
+	// bound (ignored), a per-second floor. Not on video-pod.json: with its
+	// floor lowered, the bidder's pod rules (one bid of a campaign per pod)
+	// meet bids the baseline, which lacks them, gives all three slots.
+	for _, name := range []string{"../bidder/testdata/requests/app-video.json"} {
+		b, ok := out[name]
+		if !ok {
+			continue
+		}
+		for i, df := range []string{
+			`"durfloors":[{"maxdur":15,"bidfloor":0.5},{"mindur":16,"bidfloor":30}],`,
+			`"durfloors":[{},null,{"mindur":20,"bidfloor":0.1}],"mincpmpersec":0.2,`,
+			`"mincpmpersec":2,`,
+		} {
+			out[name+" durfloors "+strconv.Itoa(i)] = bytes.Replace(b, []byte(`"video":{`), []byte(`"video":{`+df), -1)
+		}
 	}
 	return out
 }

@@ -318,6 +318,13 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
+	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // a fixed-price deal keeps its price
+		f, ok := b.durationFloor(floor, c, imp, resp)
+		if !ok {
+			return Slot{}, "currency"
+		}
+		floor = f
+	}
 	up := camp.UpperMicros()
 	upper, ok := b.convert(up, camp.Currency, resp)
 	if !ok {
@@ -595,4 +602,51 @@ func ceilDiv(a, b int64) int64 {
 		return 0
 	}
 	return (a + b - 1) / b
+}
+
+// durationFloor is the bidder's duration-floor rule (OpenRTB 2.6 durfloors
+// and mincpmpersec, bidder.Server.durationFloor) on the schema's types.
+func (b *Baseline) durationFloor(floor int64, c Candidate, imp *openrtb2.Imp, resp string) (int64, bool) {
+	dur := c.Creative.Duration
+	if dur <= 0 {
+		return floor, true
+	}
+	var fs []openrtb2.DurFloors
+	var perSec float64
+	cur := imp.BidFloorCur
+	switch {
+	case c.Creative.Format == campaigns.FormatVideo && imp.Video != nil:
+		fs, perSec = imp.Video.DurFloors, imp.Video.MinCPMPerSec
+	case c.Creative.Format == campaigns.FormatAudio && imp.Audio != nil:
+		fs, perSec = imp.Audio.DurFloors, imp.Audio.MinCPMPerSec
+	case c.Creative.Format != campaigns.FormatVideo && c.Creative.Format != campaigns.FormatAudio:
+		return floor, true
+	}
+	if d := c.Deal; d != nil {
+		fs, perSec, cur = d.DurFloors, d.MinCPMPerSec, d.BidFloorCur
+	}
+	best := -1.0
+	for _, f := range fs {
+		if f.MinDur <= 0 && f.MaxDur <= 0 {
+			continue
+		}
+		if (f.MinDur <= 0 || dur >= f.MinDur) && (f.MaxDur <= 0 || dur <= f.MaxDur) && f.BidFloor > best {
+			best = f.BidFloor
+		}
+	}
+	if best >= 0 {
+		v, ok := b.toResponse(best, cur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = v
+	}
+	if perSec > 0 {
+		v, ok := b.toResponse(perSec*float64(dur), cur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = max(floor, v)
+	}
+	return floor, true
 }

@@ -166,7 +166,7 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		if i := strings.IndexAny(a, "/?#:"); i >= 0 {
 			a = a[:i]
 		}
-		a = strings.TrimPrefix(strings.TrimRight(a, "."), "www.")
+		a = strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")
 		f.badv = append(f.badv, a)
 	}
 	return f
@@ -190,8 +190,16 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 			continue
 		}
 		for _, cr := range c.Creatives {
+			d := deal
+			if d != nil && len(d.WADomain) > 0 && !wadomainAllows(cr.ADomain, d.WADomain) {
+				// As the bidder: the open auction only, where allowed.
+				if !c.Targeting.OpenAuction || imp.PMP != nil && imp.PMP.PrivateAuction != 0 {
+					continue
+				}
+				d = nil
+			}
 			if w, h, ok := creativeFits(cr, imp, f); ok {
-				dst = append(dst, Candidate{Campaign: c, Creative: cr, Deal: deal, W: w, H: h})
+				dst = append(dst, Candidate{Campaign: c, Creative: cr, Deal: d, W: w, H: h})
 			}
 		}
 	}
@@ -593,4 +601,33 @@ func creativeAssets(cr *campaigns.Creative) []nativeAsset {
 		return nil
 	}
 	return doc.Assets
+}
+
+// wadomainAllows says whether every one of the creative's domains is a
+// deal's wadomain entry or a subdomain of one, the first 256 entries read
+// as the bidder normalises them (campaigns.normWADomain).
+func wadomainAllows(ad []string, allowed []string) bool {
+	allowed = allowed[:min(len(allowed), 256)]
+	for _, a := range ad {
+		a = strings.TrimPrefix(strings.ToLower(a), "www.")
+		ok := false
+		for _, w := range allowed {
+			w = strings.ToLower(strings.TrimSpace(w))
+			if _, rest, found := strings.Cut(w, "://"); found {
+				w = rest
+			}
+			if i := strings.IndexAny(w, "/?#:"); i >= 0 {
+				w = w[:i]
+			}
+			w = strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(w, "."), "*."), "www.")
+			if w != "" && (a == w || strings.HasSuffix(a, "."+w)) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
 }

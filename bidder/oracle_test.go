@@ -113,6 +113,20 @@ var oracleMutations = []oracleMutation{
 			imp["pmp"] = map[string]any{"deals": []any{map[string]any{"id": "deal-1", "at": 3, "bidfloor": 2.0, "bidfloorcur": "EUR"}}}
 		})
 	}},
+	{name: "deal for another advertiser (wadomain)", nobid: true, edit: func(m map[string]any) {
+		oracleImps(m, func(imp map[string]any) {
+			imp["pmp"] = map[string]any{"private_auction": 1, "deals": []any{map[string]any{"id": "deal-1", "wadomain": []any{"nobody.invalid"}}}}
+		})
+	}},
+	{name: "video duration floors", edit: func(m map[string]any) {
+		oracleImps(m, func(imp map[string]any) {
+			delete(imp, "banner")
+			delete(imp, "native")
+			delete(imp, "audio")
+			imp["video"] = map[string]any{"mimes": []any{"video/mp4"}, "w": 640, "h": 360, "mincpmpersec": 0.05,
+				"durfloors": []any{map[string]any{"maxdur": 15, "bidfloor": 0.4}, map[string]any{"mindur": 16, "bidfloor": 0.9}, nil}}
+		})
+	}},
 	{name: "acat IAB22, IAB13, IAB2, IAB7", edit: func(m map[string]any) { delete(m, "bcat"); m["acat"] = []any{"IAB22", "IAB13", "iab2", "IAB7"} }},
 	{name: "acat none known", nobid: true, edit: func(m map[string]any) { delete(m, "bcat"); m["acat"] = []any{"IAB0-0"} }},
 	{name: "video non-linear only", edit: func(m map[string]any) {
@@ -335,6 +349,16 @@ func oracleCheck(req *openrtb2.BidRequest, resp *openrtb2.BidResponse, rates map
 					for _, d := range imp.PMP.Deals {
 						if d.ID == b.DealID {
 							found = true
+							for _, a := range b.ADomain {
+								ok := len(d.WADomain) == 0
+								for _, w := range d.WADomain {
+									w = strings.TrimPrefix(strings.ToLower(w), "www.")
+									ok = ok || w != "" && (strings.EqualFold(a, w) || strings.HasSuffix(strings.ToLower(a), "."+w))
+								}
+								if !ok {
+									bad("bid on deal %s for %s, not in its wadomain %v", d.ID, a, d.WADomain)
+								}
+							}
 							durFloors, perSec, dcur = d.DurFloors, d.MinCPMPerSec, d.BidFloorCur
 							if d.BidFloor > 0 {
 								// deal.bidfloorcur does not inherit
