@@ -157,17 +157,7 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		f.acat = append(f.acat, strings.ToUpper(c))
 	}
 	for _, a := range br.BAdv {
-		// The domain a badv entry names, as the bidder reads it
-		// (campaigns.advDomain): also a URL, a port, a final dot, "www.".
-		a = strings.ToLower(strings.TrimSpace(a))
-		if _, rest, ok := strings.Cut(a, "://"); ok {
-			a = rest
-		}
-		if i := strings.IndexAny(a, "/?#:"); i >= 0 {
-			a = a[:i]
-		}
-		a = strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")
-		f.badv = append(f.badv, a)
+		f.badv = append(f.badv, advDomain(a))
 	}
 	return f
 }
@@ -612,15 +602,7 @@ func wadomainAllows(ad []string, allowed []string) bool {
 		a = strings.TrimPrefix(strings.ToLower(a), "www.")
 		ok := false
 		for _, w := range allowed {
-			w = strings.ToLower(strings.TrimSpace(w))
-			if _, rest, found := strings.Cut(w, "://"); found {
-				w = rest
-			}
-			if i := strings.IndexAny(w, "/?#:"); i >= 0 {
-				w = w[:i]
-			}
-			w = strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(w, "."), "*."), "www.")
-			if w != "" && (a == w || strings.HasSuffix(a, "."+w)) {
+			if w = advDomain(w); w != "" && (a == w || strings.HasSuffix(a, "."+w)) {
 				ok = true
 				break
 			}
@@ -630,4 +612,18 @@ func wadomainAllows(ad []string, allowed []string) bool {
 		}
 	}
 	return true
+}
+
+// advDomain is the domain a badv or wadomain entry names, as the bidder
+// reads it (campaigns.advDomain and its lookup): lower case, also written
+// as a URL, with a port, a final dot, a leading "*." or ".", or "www.".
+func advDomain(a string) string {
+	a = strings.ToLower(strings.TrimSpace(a))
+	if _, rest, ok := strings.Cut(a, "://"); ok {
+		a = rest
+	}
+	if i := strings.IndexAny(a, "/?#:"); i >= 0 {
+		a = a[:i]
+	}
+	return strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")
 }

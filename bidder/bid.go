@@ -550,12 +550,13 @@ func (s *Server) lowestDurFloor(fs []ortb.DurFloor, cur, resp []byte) int64 {
 // in that object's floor currency): the highest durfloors range holding
 // the duration replaces floor (the imp's or the deal's, already in the
 // response currency), and mincpmpersec times the duration raises it.
-// Creatives of unknown duration, and other formats, keep floor. ok is
-// false when the floor's currency has no rate.
+// Creatives of unknown duration, other formats and fixed-price deals (whose
+// floor is the agreed price) keep floor. ok is false when the floor's
+// currency has no rate.
 func (s *Server) durationFloor(floor int64, imp *ortb.Imp, c *campaigns.Candidate, resp []byte) (int64, bool) {
 	cr := c.Creative
 	dur := cr.Duration
-	if dur <= 0 {
+	if dur <= 0 || fixedPriceDeal(c.Deal) {
 		return floor, true
 	}
 	var pod *ortb.Pod
@@ -694,12 +695,9 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		}
 		floor = f // a deal's floor replaces the open-auction floor
 	}
-	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // a fixed-price deal's floor is its agreed price
-		f, ok := s.durationFloor(floor, imp, &c, bc.resp)
-		if !ok {
-			return slot{}, reasonCurrency
-		}
-		floor = f
+	floor, ok := s.durationFloor(floor, imp, &c, bc.resp)
+	if !ok {
+		return slot{}, reasonCurrency
 	}
 	upper := bc.rk.Bound(camp.Index)
 	if upper < 0 {
@@ -842,10 +840,10 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 // 3, whose bidfloor is the agreed price (sl.floor, in the response
 // currency, rounded up). A deal at 3 without a price has nothing agreed
 // and is bid like any deal.
-func (sl *slot) fixedDeal() bool {
-	d := sl.cand.Deal
-	return d != nil && d.AT == 3 && d.BidFloor > 0
-}
+func (sl *slot) fixedDeal() bool { return fixedPriceDeal(sl.cand.Deal) }
+
+// fixedPriceDeal reports whether d is a fixed-price deal (slot.fixedDeal).
+func fixedPriceDeal(d *ortb.Deal) bool { return d != nil && d.AT == 3 && d.BidFloor > 0 }
 
 // fixedDealPrice prices a fixed-price deal: the bid is the deal price
 // (floor, response-currency CPM micros), made when the campaign's value

@@ -232,12 +232,9 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		}
 		floor = f
 	}
-	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // as in gate
-		f, ok := x.s.durationFloor(floor, imp, &c, x.resp)
-		if !ok {
-			return slot{}, reasonCurrency
-		}
-		floor = f
+	floor, ok := x.s.durationFloor(floor, imp, &c, x.resp)
+	if !ok {
+		return slot{}, reasonCurrency
 	}
 	upper := x.rk.Bound(camp.Index)
 	e.FloorMicros, e.UpperMicros = floor, upper

@@ -158,12 +158,11 @@ func extractImp(d []float32, imp *ortb.Imp) {
 
 func extractUser(d []float32, req *ortb.Request, now time.Time) {
 	u := &req.User
-	// The advertising id counts only where the device allows tracking:
-	// not all zeros, and limit-ad-tracking off (as the frequency key,
-	// ortb.Request.UserKey). Under lmt=1 it was still the user slot, and the
-	// row log kept it for training.
-	ifa := len(req.Device.IFA) > 0 && !zeroIFA(req.Device.IFA) && !req.Device.TrackingLimited()
-	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || ifa {
+	// The advertising id counts only where the device allows tracking, as
+	// for the frequency key (ortb.Device.AdID). Under lmt=1 it was still the
+	// user slot, and the row log kept it for training.
+	ifa := req.Device.AdID()
+	if len(u.ID) > 0 || len(u.BuyerUID) > 0 || ifa != nil {
 		d[SlotHasUserID] = 1
 	}
 	switch {
@@ -171,8 +170,8 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 		d[SlotUser] = catSlot(SlotUser, u.BuyerUID)
 	case len(u.ID) > 0:
 		d[SlotUser] = catSlot(SlotUser, u.ID)
-	case ifa:
-		d[SlotUser] = catSlot(SlotUser, req.Device.IFA)
+	case ifa != nil:
+		d[SlotUser] = catSlot(SlotUser, ifa)
 	}
 	d[SlotSegments] = float32(len(u.Segments))
 	if u.Yob > 0 {
@@ -190,15 +189,4 @@ func extractUser(d []float32, req *ortb.Request, now time.Time) {
 			d[SlotGender] = 3
 		}
 	}
-}
-
-// zeroIFA reports an empty advertising id or one of only zeros and dashes
-// (what iOS and Android send under limited ad tracking): no one in particular.
-func zeroIFA(ifa []byte) bool {
-	for _, b := range ifa {
-		if b != '0' && b != '-' {
-			return false
-		}
-	}
-	return true
 }

@@ -146,8 +146,8 @@ func (r *Request) UserKey() uint64 {
 	if len(id) == 0 {
 		id = r.User.ID
 	}
-	if len(id) == 0 && !r.Device.TrackingLimited() && !zeroID(r.Device.IFA) {
-		id = r.Device.IFA
+	if len(id) == 0 {
+		id = r.Device.AdID()
 	}
 	if len(id) == 0 {
 		return 0
@@ -171,6 +171,17 @@ func zeroID(id []byte) bool {
 		}
 	}
 	return true
+}
+
+// AdID is the device's advertising id where it may identify the user: nil
+// when it is absent or all zeros, or when the device limits tracking
+// (TrackingLimited). The frequency key (UserKey) and the features' user
+// slot both read it.
+func (d *Device) AdID() []byte {
+	if len(d.IFA) == 0 || zeroID(d.IFA) || d.TrackingLimited() {
+		return nil
+	}
+	return d.IFA
 }
 
 // TrackingLimited says whether the device limits the use of its
