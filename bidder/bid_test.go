@@ -413,12 +413,7 @@ func TestFixedPriceDeal(t *testing.T) {
 				t.Errorf("a fixed-price deal's notices ask to learn: %s", b.NURL)
 			}
 			// /admin/explain replays the same price.
-			var p ortb.Parser
-			var req ortb.Request
-			if err := p.Parse([]byte(body), &req); err != nil {
-				t.Fatal(err)
-			}
-			a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
+			a := explainBody(t, ts, body)
 			if w := a.Imps[0]; w.Winner != "hooli-deal" || w.PriceMicros != 3_500_000 {
 				t.Errorf("explain's best %s at %d micros, want hooli-deal at 3500000", w.Winner, w.PriceMicros)
 			}
@@ -456,12 +451,7 @@ func TestDealFloorCurrencyDefaultsToUSD(t *testing.T) {
 	if b.DealID != "deal-7" || b.Price != 3.5 {
 		t.Fatalf("fixed-price deal with no floor currency: %+v, want deal-7 at 3.5 (USD)", b)
 	}
-	var p ortb.Parser
-	var req ortb.Request
-	if err := p.Parse([]byte(body), &req); err != nil {
-		t.Fatal(err)
-	}
-	a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
+	a := explainBody(t, ts, body)
 	if w := a.Imps[0]; w.Winner != "hooli-deal" || w.PriceMicros != 3_500_000 {
 		t.Errorf("explain's best %s at %d micros, want hooli-deal at 3500000", w.Winner, w.PriceMicros)
 	}
@@ -678,4 +668,17 @@ func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
 	f("7201", 204)
 	f("86400", 204)
 	f("9223372036854775807", 204)
+}
+
+// explainBody is ts's /admin/explain answer to the bid request body, every
+// campaign listed.
+func explainBody(t *testing.T, ts *testServer, body string) *explainAnswer {
+	t.Helper()
+	var p ortb.Parser
+	var req ortb.Request
+	if err := p.Parse([]byte(body), &req); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
+	return a
 }

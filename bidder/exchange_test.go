@@ -364,19 +364,7 @@ func TestBidSources(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			refused := ts.m.sourceRefused.load()
-			if c.allowed {
-				if resp.StatusCode != http.StatusOK || refused != 0 || len(ts.money.holds) == 0 {
-					t.Fatalf("allowed source: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
-				}
-				return
-			}
-			if resp.StatusCode != http.StatusForbidden || refused != 1 || len(ts.money.holds) != 0 ||
-				bytes.Contains(got, []byte("notice")) || ts.m.requests.load() != 1 {
-				t.Fatalf("refused source: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
-			}
+			wantSourceRule(t, ts, resp, c.allowed, "source")
 		})
 	}
 }
@@ -420,20 +408,28 @@ func TestBidRefusesBrowserRequests(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			refused := ts.m.sourceRefused.load()
-			if c.allowed {
-				if resp.StatusCode != http.StatusOK || refused != 0 || len(ts.money.holds) == 0 {
-					t.Fatalf("exchange: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
-				}
-				return
-			}
-			if resp.StatusCode != http.StatusForbidden || refused != 1 || len(ts.money.holds) != 0 ||
-				!bytes.Contains(got, []byte("browser")) || bytes.Contains(got, []byte("notice")) {
-				t.Fatalf("browser: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
-			}
+			wantSourceRule(t, ts, resp, c.allowed, "browser")
 		})
+	}
+}
+
+// wantSourceRule checks the answer to the one bid request ts got: allowed,
+// a 200 that held budget and counted no refusal; else a 403 whose body says
+// why (why), before any hold or notice URL, counted once.
+func wantSourceRule(t *testing.T, ts *testServer, resp *http.Response, allowed bool, why string) {
+	t.Helper()
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	refused := ts.m.sourceRefused.load()
+	if allowed {
+		if resp.StatusCode != http.StatusOK || refused != 0 || len(ts.money.holds) == 0 {
+			t.Fatalf("allowed: %d %q, refused %d, holds %v", resp.StatusCode, got, refused, ts.money.holds)
+		}
+		return
+	}
+	if resp.StatusCode != http.StatusForbidden || refused != 1 || len(ts.money.holds) != 0 || !bytes.Contains(got, []byte(why)) ||
+		bytes.Contains(got, []byte("notice")) || ts.m.requests.load() != 1 {
+		t.Fatalf("refused (%s): %d %q, refused %d, holds %v", why, resp.StatusCode, got, refused, ts.money.holds)
 	}
 }
 

@@ -207,25 +207,9 @@ lifecycle: {drain_delay: -1s}
 `, camps, root, dir), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "-config", cfg, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
-	for end := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), `msg="bidder listening"`); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("no start within 60 s:\n%s", logs.String())
-		}
-	}
+	p := startSignalProc(t, bin, root, cfg)
+	p.waitListening(t)
+	cmd, logs := p.cmd, p.logs
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() { // the storm, until the test ends
@@ -244,15 +228,7 @@ lifecycle: {drain_delay: -1s}
 			t.Fatalf("the storm reloaded nothing within 60 s:\n%s", logs.String())
 		}
 	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after SIGTERM (%d reloads):\n%.2000s", strings.Count(logs.String(), `msg="campaigns published"`), logs.String())
-	}
+	p.stopCleanly(t)
 }
 
 // A SIGHUP before Run catches signals (while the config is read: here a
@@ -271,20 +247,8 @@ func TestSighupBeforeConfigIsRead(t *testing.T) {
 	if err := syscall.Mkfifo(path, 0o600); err != nil {
 		t.Skip("mkfifo:", err)
 	}
-	logs := &lockedBuffer{}
-	cmd := exec.Command(bin, "-config", path, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
-	cmd.Dir = root
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	var waitErr error
-	go func() { waitErr = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-	})
+	p := startSignalProc(t, bin, root, path)
+	cmd := p.cmd
 	// Past the runtime's start (main has run once SIGHUP is ignored, or 2 s
 	// on), then the signal.
 	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
@@ -297,8 +261,8 @@ func TestSighupBeforeConfigIsRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	select {
-	case <-exited:
-		t.Fatalf("a SIGHUP while the config was read ended the bidder: %v\n%s", waitErr, logs.String())
+	case <-p.exited:
+		t.Fatalf("a SIGHUP while the config was read ended the bidder: %v\n%s", p.err, p.logs.String())
 	case <-time.After(300 * time.Millisecond):
 	}
 	cfg := fmt.Sprintf("campaigns_dir: %[1]s/bidder/testdata/campaigns\nwatch_every: -1s\n"+
@@ -310,20 +274,8 @@ func TestSighupBeforeConfigIsRead(t *testing.T) {
 	}
 	w.WriteString(cfg)
 	w.Close()
-	for end := time.Now().Add(60 * time.Second); !strings.Contains(logs.String(), `msg="bidder listening"`); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(end) {
-			t.Fatalf("no start within 60 s:\n%s", logs.String())
-		}
-	}
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-		if waitErr != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", waitErr, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("still running 30 s after SIGTERM:\n%s", logs.String())
-	}
+	p.waitListening(t)
+	p.stopCleanly(t)
 }
 
 // sigIgnored reads /proc/PID/status's SigIgn mask for sig.
@@ -335,4 +287,57 @@ func sigIgnored(status string, sig syscall.Signal) bool {
 		}
 	}
 	return false
+}
+
+// signalProc is a bidder binary a signal test started, logging to logs;
+// exited is closed when it has ended, and err is then how (overload_test.go's
+// bidderProc writes its config and does not follow its exit).
+type signalProc struct {
+	cmd    *exec.Cmd
+	logs   *lockedBuffer
+	exited chan struct{}
+	err    error
+}
+
+// startSignalProc starts bin -config cfg in root on free ports; the test's
+// cleanup kills it if it still runs.
+func startSignalProc(t *testing.T, bin, root, cfg string) *signalProc {
+	t.Helper()
+	p := &signalProc{logs: &lockedBuffer{}, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, "-config", cfg, "-listen", freeAddr(t), "-admin-listen", freeAddr(t))
+	p.cmd.Dir = root
+	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.exited
+	})
+	return p
+}
+
+// waitListening waits up to 60 s for the bidder to serve.
+func (p *signalProc) waitListening(t *testing.T) {
+	t.Helper()
+	for end := time.Now().Add(60 * time.Second); !strings.Contains(p.logs.String(), `msg="bidder listening"`); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("no start within 60 s:\n%s", p.logs.String())
+		}
+	}
+}
+
+// stopCleanly sends SIGTERM and wants exit status 0 within 30 s.
+func (p *signalProc) stopCleanly(t *testing.T) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.exited:
+		if p.err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", p.err, p.logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("still running 30 s after SIGTERM (%d reloads):\n%.2000s", strings.Count(p.logs.String(), `msg="campaigns published"`), p.logs.String())
+	}
 }
