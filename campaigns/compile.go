@@ -76,9 +76,9 @@ func LoadDir(dir string, opts ...Option) (*Snapshot, error) {
 			list = append(list, &Problem{File: name, Reason: err.Error()})
 			continue
 		}
-		c, err := ParseConfig(name, data)
+		c, err := parseConfig(name, data, &pause)
 		if err != nil {
-			list = append(list, yamlProblems(name, data, err)...)
+			list = append(list, yamlProblems(name, data, err, &pause)...)
 			continue
 		}
 		cfgs = append(cfgs, c)
@@ -237,7 +237,7 @@ func isCampaignFile(e os.DirEntry) bool {
 // yamlProblems splits a decoder error ("yaml: unmarshal errors:\n  line 3: ...")
 // into one Problem per line, each with the field path of the line it names
 // when the file's YAML can be read (yamlProblem).
-func yamlProblems(name string, data []byte, err error) []error {
+func yamlProblems(name string, data []byte, err error, pause *loadPause) []error {
 	msg := strings.TrimPrefix(err.Error(), name+": ")
 	if msg == "EOF" {
 		return []error{&Problem{File: name, Reason: "empty file"}}
@@ -247,7 +247,7 @@ func yamlProblems(name string, data []byte, err error) []error {
 	if !multi || strings.TrimSpace(head) != "" {
 		return []error{&Problem{File: name, Reason: msg}}
 	}
-	keys := yamlKeyLines(data)
+	keys := yamlKeyLines(data, pause)
 	var out []error
 	for _, l := range strings.Split(rest, "\n") {
 		if l = strings.TrimSpace(l); l != "" {

@@ -24,9 +24,9 @@ type yamlField struct {
 // sequence scalars written on it, in document order (creatives[0].id,
 // creatives[0].sizes[1]). Aliases are not followed: the path of a value is
 // where it is written. Nil when the file is not YAML.
-func yamlKeyLines(data []byte) map[int][]yamlField {
+func yamlKeyLines(data []byte, pause *loadPause) map[int][]yamlField {
 	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil {
+	if yaml.NewDecoder(pause.input(data)).Decode(&root) != nil {
 		return nil
 	}
 	out := map[int][]yamlField{}
@@ -163,7 +163,7 @@ func yamlTypeReason(r string) string {
 // config file is read the same way.
 func DecodeProblems(name string, data []byte, err error) []*Problem {
 	var out []*Problem
-	for _, e := range yamlProblems(name, data, err) {
+	for _, e := range yamlProblems(name, data, err, nil) {
 		if p, ok := e.(*Problem); ok {
 			out = append(out, p)
 		}
