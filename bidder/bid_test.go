@@ -626,14 +626,20 @@ func TestHugeTMaxLeavesTheInternalBudget(t *testing.T) {
 
 // An exchange that decodes with encoding/json reads a repeated "imp" into
 // the imps the first one left: the floor of 5.00 below stays, and a 2.00
-// bid under it lost the auction it was held for. The bidder reads the same
-// floor and does not bid.
-func TestRepeatedImpMemberKeepsTheFloor(t *testing.T) {
+// bid under it would lose the auction it was held for. A member the bidder
+// reads given twice is refused (400), as is one whose null would have
+// dropped a floor that encoding/json keeps.
+func TestRepeatedMemberRefused(t *testing.T) {
 	ts := newTestServer(t, nil)
-	body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"bidfloor":5}],"imp":[{"id":"1",` + rt9Banner + `}],` + rt9Tail + `}`
-	r := ts.bid([]byte(body))
-	if got := string(r.Header.Peek("x-nobid-reason")); r.StatusCode() != 204 || got != "below_floor" {
-		t.Fatalf("status %d %q, want 204 below_floor; body %s", r.StatusCode(), got, r.Body())
+	for body, why := range map[string]string{
+		`{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"bidfloor":5}],"imp":[{"id":"1",` + rt9Banner + `}],` + rt9Tail + `}`: "imp: given more than once",
+		`{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"bidfloor":5,"bidfloor":null}],` + rt9Tail + `}`:                      "imp[0].bidfloor: given more than once",
+		`{"id":"r","imp":[{"id":"1",` + rt9Banner + `}],"BCAT":["IAB1"],` + rt9Tail + `}`:                                   `bcat: written "BCAT"`,
+	} {
+		r := ts.bid([]byte(body))
+		if got := string(r.Header.Peek("x-nobid-reason")); r.StatusCode() != 400 || !strings.Contains(got, why) {
+			t.Errorf("status %d %q, want 400 %q; body %s", r.StatusCode(), got, why, r.Body())
+		}
 	}
 }
 

@@ -179,7 +179,9 @@ func with26(r *rand.Rand, body string) string {
 	if r.IntN(8) == 0 {
 		for _, k := range []string{`"site":{`, `"app":{`} {
 			if i := strings.Index(body, k); i >= 0 {
-				dooh := fmt.Sprintf(`"dooh":{"id":"d","venuetype":[%q],"publisher":{"id":"pub-%d"},`, pick(campaigns.VocabVenueTypes), 1+r.IntN(40))
+				// The object's own id and publisher stay: a member given
+				// twice is refused (ortb's visit).
+				dooh := fmt.Sprintf(`"dooh":{"venuetype":[%q],`, pick(campaigns.VocabVenueTypes))
 				body = body[:i] + dooh + body[i+len(k):]
 				break
 			}

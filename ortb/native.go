@@ -31,12 +31,13 @@ func (p *Parser) nativeField(n *Native, k []byte, v *fastjson.Value) error {
 		default:
 			return wantErr(k, "string", v)
 		}
+		return nil
 	case "ver":
 		return getString(k, v, &n.Ver)
 	case "battr":
 		return getInts(k, v, &n.BAttr)
 	}
-	return nil
+	return errUnread
 }
 
 // nativeString parses a native request string; a string inside it (the

@@ -1,6 +1,9 @@
 package ortb
 
 import (
+	"errors"
+	"strconv"
+
 	"github.com/valyala/fastjson"
 )
 
@@ -40,12 +43,10 @@ type Parser struct {
 // it before or after. The error wraps ErrMalformed (not JSON) or ErrInvalid
 // (see FieldError). On error req holds a partial parse and must not be used.
 //
-// Rules: explicit null equals absent; of repeated keys the last wins (an
-// object given twice is merged, and an array given twice is read into the
-// elements the first left, objects merged, null elements keeping them, as
-// encoding/json does: an exchange that decodes with it enforces the floors
-// of both); unknown members and
-// ext payloads that are not objects are ignored; the 2.5 ext twins
+// Rules: explicit null equals absent; a member the view reads given twice
+// in one object, or spelled other than as the spec spells it in a way
+// encoding/json would still match ("BCAT"), is ErrInvalid (visit says why);
+// unknown members and ext payloads that are not objects are ignored; the 2.5 ext twins
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
 // empty string or array); at most one of site, app and dooh may be present
@@ -54,8 +55,7 @@ type Parser struct {
 // a Native 1.x request (see Native.Status: a bad one is no error, it only
 // keeps native creatives out); User.Segments flattens
 // user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
-// Keys match exactly as the spec spells them (encoding/json would also
-// accept "ID" for "id"). A lone UTF-16 surrogate escape ("\ud800") reads as
+// Keys match exactly as the spec spells them. A lone UTF-16 surrogate escape ("\ud800") reads as
 // U+FFFD, as encoding/json reads it (surrogate.go).
 //
 // Every member the view holds is type-checked (a float where an integer
@@ -103,16 +103,118 @@ type malformedError struct{ msg string }
 func (e *malformedError) Error() string { return ErrMalformed.Error() + ": " + e.msg }
 func (e *malformedError) Unwrap() error { return ErrMalformed }
 
-// visit calls f for every member of o, in document order (so a repeated key's
-// last value wins, as with encoding/json), and stops at the first error.
+// errUnread is what a member function passed to visit returns for a key it
+// does not read. visit never returns it.
+var errUnread = errors.New("ortb: member not read")
+
+// visit calls f for every member of o, in document order, and stops at the
+// first error. f returns errUnread for a member it does not read. A member f
+// reads must be there once, spelled as the spec spells it:
+//
+//   - a key f read that o holds twice is an error ("given more than once").
+//     encoding/json keeps the last value of a repeated key, except that a
+//     null there leaves a field that is not a pointer as the earlier value
+//     set it; an outside audit's "bidfloor":5,"bidfloor":null bid under the
+//     5 floor, a repeated site.domain or regs.coppa ending in null got past
+//     a block list or COPPA, and a repeated durfloors or user.data was read
+//     differently. A request whose meaning depends on the parser is refused.
+//   - a key f does not read that folds (as encoding/json matches keys:
+//     ASCII case, ſ for s, the Kelvin sign for k) onto one it reads is an
+//     error: "BCAT" is no bcat to the spec and this view, but encoding/json
+//     reads it as one.
+//
+// The repeat check costs a bit test per member read: a 128-bit mask of the
+// keys read so far, and a scan of o's earlier keys only when the bit is set.
 func visit(o *fastjson.Object, f func(k []byte, v *fastjson.Value) error) error {
-	var err error
+	var (
+		err  error
+		mask [2]uint64
+		i    int
+	)
 	o.Visit(func(k []byte, v *fastjson.Value) {
-		if err == nil {
-			err = f(k, v)
+		if err != nil {
+			return
 		}
+		i++
+		switch e := f(k, v); {
+		case e == errUnread:
+			if oddKey(k) {
+				err = foldedRead(k, v, f)
+			}
+			return
+		case e != nil:
+			err = e
+			return
+		}
+		h := keyBit(k)
+		if mask[h>>6]&(1<<(h&63)) != 0 && earlierKey(o, k, i) {
+			err = fieldErr(k, "given more than once")
+			return
+		}
+		mask[h>>6] |= 1 << (h & 63)
 	})
 	return err
+}
+
+// keyBit is a key's bit in visit's mask (k is not empty: f reads no empty key).
+func keyBit(k []byte) uint {
+	return (uint(len(k))*29 + uint(k[0])*7 + uint(k[len(k)-1])*3 + uint(k[len(k)/2])) & 127
+}
+
+// earlierKey reports whether one of o's first i-1 members is named k.
+func earlierKey(o *fastjson.Object, k []byte, i int) bool {
+	j, found := 0, false
+	o.Visit(func(k2 []byte, _ *fastjson.Value) {
+		j++
+		if j < i && string(k2) == string(k) {
+			found = true
+		}
+	})
+	return found
+}
+
+// oddKey reports whether k has an upper-case ASCII letter or a byte of a
+// multi-byte UTF-8 sequence: only such a key can fold onto another.
+func oddKey(k []byte) bool {
+	for _, c := range k {
+		if c >= 0x80 || 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
+}
+
+// foldedRead is visit's error for a member f did not read whose key folds
+// onto one f reads; nil when it folds onto none. Only the spelling rule is
+// reported: whatever f did with the value is discarded with the request.
+func foldedRead(k []byte, v *fastjson.Value, f func(k []byte, v *fastjson.Value) error) error {
+	var buf [32]byte
+	n := 0
+	for i := 0; i < len(k); n++ {
+		if n == len(buf) {
+			return nil // longer than any member name the view reads
+		}
+		switch c := k[i]; {
+		case c < 0x80:
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf[n] = c
+			i++
+		case c == 0xc5 && i+1 < len(k) && k[i+1] == 0xbf: // U+017F, long s
+			buf[n] = 's'
+			i += 2
+		case c == 0xe2 && i+2 < len(k) && k[i+1] == 0x84 && k[i+2] == 0xaa: // U+212A, Kelvin sign
+			buf[n] = 'k'
+			i += 3
+		default:
+			return nil // a character that folds onto no ASCII letter
+		}
+	}
+	if f(buf[:n], v) == errUnread {
+		return nil
+	}
+	return &FieldError{Path: string(buf[:n]), Reason: "written " + strconv.Quote(string(k)) + ": member names are case-sensitive"}
 }
 
 func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
@@ -228,7 +330,7 @@ func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 	case "bseat":
 		return getStrings(k, v, &req.BSeat)
 	}
-	return nil
+	return errUnread
 }
 
 // finish folds the 2.5 twins and the geo fallback in and checks the required

@@ -17,7 +17,7 @@ func siteField(s *Site, k []byte, v *fastjson.Value) error {
 	case "publisher":
 		return parsePublisher(&s.Publisher, k, v)
 	}
-	return nil
+	return errUnread
 }
 
 func appField(a *App, k []byte, v *fastjson.Value) error {
@@ -35,7 +35,7 @@ func appField(a *App, k []byte, v *fastjson.Value) error {
 	case "publisher":
 		return parsePublisher(&a.Publisher, k, v)
 	}
-	return nil
+	return errUnread
 }
 
 func doohField(d *DOOH, k []byte, v *fastjson.Value) error {
@@ -51,7 +51,7 @@ func doohField(d *DOOH, k []byte, v *fastjson.Value) error {
 	case "publisher":
 		return parsePublisher(&d.Publisher, k, v)
 	}
-	return nil
+	return errUnread
 }
 
 func parsePublisher(p *Publisher, k []byte, v *fastjson.Value) error {
@@ -70,7 +70,7 @@ func parsePublisher(p *Publisher, k []byte, v *fastjson.Value) error {
 		case "domain":
 			return getString(k, v, &p.Domain)
 		}
-		return nil
+		return errUnread
 	}))
 }
 
@@ -112,18 +112,26 @@ func deviceField(d *Device, k []byte, v *fastjson.Value) error {
 		// atts only; ext is free-form, so a wrong type is no signal.
 		d.ATTS = 0
 		if ext := extObject(v); ext != nil {
-			if a := ext.Get("atts"); a != nil && a.Type() == fastjson.TypeNumber {
-				if n, err := a.Int64(); err == nil {
-					d.ATTS = n
+			return within("ext", visit(ext, func(k []byte, v *fastjson.Value) error {
+				if string(k) != "atts" {
+					return errUnread
 				}
-			}
+				d.ATTS = 0
+				if v.Type() == fastjson.TypeNumber {
+					if n, err := v.Int64(); err == nil {
+						d.ATTS = n
+					}
+				}
+				return nil
+			}))
 		}
+		return nil
 	case "geo":
 		ok, err := parseGeo(&d.Geo, k, v)
 		d.HasGeo = ok
 		return err
 	}
-	return nil
+	return errUnread
 }
 
 // parseGeo reads a geo object; ok reports that it was an object (null
@@ -155,7 +163,7 @@ func parseGeo(g *Geo, k []byte, v *fastjson.Value) (ok bool, err error) {
 		case "lon":
 			return getFloat(k, v, &g.Lon)
 		}
-		return nil
+		return errUnread
 	}))
 }
 
@@ -178,12 +186,13 @@ func (p *Parser) userField(u *User, k []byte, v *fastjson.Value) error {
 	case "data":
 		return within("data", userData(u, v))
 	case "ext":
-		p.extConsent = nil // a repeated ext replaces, whatever its type
+		p.extConsent = nil
 		if ext := extObject(v); ext != nil {
-			ext.Visit(p.userExtField)
+			return within("ext", visit(ext, p.userExtField))
 		}
+		return nil
 	}
-	return nil
+	return errUnread
 }
 
 // userData flattens user.data[].segment[].id into u.Segments, skipping empty
@@ -205,10 +214,10 @@ func userData(u *User, v *fastjson.Value) error {
 		start := len(u.Segments)
 		if err := visit(o, func(k []byte, v *fastjson.Value) error {
 			if string(k) == "segment" {
-				u.Segments = u.Segments[:start] // a repeated key replaces
+				u.Segments = u.Segments[:start]
 				return within("segment", segments(u, v))
 			}
-			return nil
+			return errUnread
 		}); err != nil {
 			return withinIndex(i, err)
 		}
@@ -234,7 +243,7 @@ func segments(u *User, v *fastjson.Value) error {
 			if string(k) == "id" {
 				return getString(k, v, &id)
 			}
-			return nil
+			return errUnread
 		}); err != nil {
 			return withinIndex(i, err)
 		}
@@ -258,21 +267,27 @@ func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
 	case "gpp_sid":
 		return getInts(k, v, &r.GPPSID)
 	case "ext":
-		p.extGDPR, p.extUSPriv, p.extGPP, p.extGPC = Unset, nil, nil, false // a repeated ext replaces
+		p.extGDPR, p.extUSPriv, p.extGPP, p.extGPC = Unset, nil, nil, false
 		p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 		if ext := extObject(v); ext != nil {
-			ext.Visit(p.regsExtField)
+			return within("ext", visit(ext, p.regsExtField))
 		}
+		return nil
 	}
-	return nil
+	return errUnread
 }
 
 // userExtField reads user.ext.consent, the 2.5 twin of user.consent; a
 // consent that is not a string is ignored (ext is free-form).
-func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
-	if string(k) == "consent" && v.Type() == fastjson.TypeString {
+func (p *Parser) userExtField(k []byte, v *fastjson.Value) error {
+	if string(k) != "consent" {
+		return errUnread
+	}
+	p.extConsent = nil
+	if v.Type() == fastjson.TypeString {
 		p.extConsent, _ = v.StringBytes()
 	}
+	return nil
 }
 
 // regsExtField reads the 2.5 twins in regs.ext. Wrong types are ignored (ext
@@ -282,7 +297,7 @@ func (p *Parser) userExtField(k []byte, v *fastjson.Value) {
 // would let user-level data through where the sender may have meant GDPR to
 // apply; null is absent. gpp_sid must be an array of integers (a wrongly
 // typed element drops the whole array).
-func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
+func (p *Parser) regsExtField(k []byte, v *fastjson.Value) error {
 	switch string(k) {
 	case "gdpr":
 		switch v.Type() {
@@ -324,12 +339,14 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) {
 			p.extGPP, _ = v.StringBytes()
 		}
 	case "gpp_sid":
-		// An array of integers, else ignored whole (ext is free-form); a
-		// repeat replaces (ext is read as a map of raw values).
+		// An array of integers, else ignored whole (ext is free-form).
 		p.extGPPSID = p.extGPPSID[:0]
 		p.hasExtSID = getInts(k, v, &p.extGPPSID) == nil
 		if !p.hasExtSID {
 			p.extGPPSID = p.extGPPSID[:0]
 		}
+	default:
+		return errUnread
 	}
+	return nil
 }

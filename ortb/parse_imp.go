@@ -8,20 +8,9 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 	if err != nil {
 		return err
 	}
-	// A repeated "imp" is read into the imps an earlier one left, each
-	// object merged into the one at its index, as encoding/json does (an
-	// exchange that decodes with it enforces the floors merged in).
-	prev := len(req.Imps)
 	req.Imps = req.Imps[:0]
 	for i, e := range a {
-		imp := (*Imp)(nil)
-		if i < prev {
-			req.Imps = req.Imps[:i+1]
-			imp = &req.Imps[i]
-		} else {
-			imp = req.nextImp()
-		}
-		if err := p.parseImp(imp, e); err != nil {
+		if err := p.parseImp(req.nextImp(), e); err != nil {
 			return within("imp", withinIndex(i, err))
 		}
 	}
@@ -145,7 +134,7 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return pmpField(imp, k, v)
 		}))
 	}
-	return nil
+	return errUnread
 }
 
 func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
@@ -159,18 +148,14 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 		if err != nil {
 			return err
 		}
-		prev := len(b.Format) // a repeated key merges, as imps does
 		b.Format = b.Format[:0]
 		for i, e := range a {
-			if i < prev {
-				b.Format = b.Format[:i+1]
-			} else {
-				b.Format = append(b.Format, Size{})
-			}
+			b.Format = append(b.Format, Size{})
 			if err := parseSize(&b.Format[i], e); err != nil {
 				return within("format", withinIndex(i, err))
 			}
 		}
+		return nil
 	case "battr":
 		return getInts(k, v, &b.BAttr)
 	case "btype":
@@ -178,7 +163,7 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 	case "pos":
 		return getInt(k, v, &b.Pos)
 	}
-	return nil
+	return errUnread
 }
 
 // parseSize reads one banner.format[] element into s; null leaves it as it
@@ -195,7 +180,7 @@ func parseSize(s *Size, v *fastjson.Value) error {
 		case "h":
 			return getInt(k, v, &s.H)
 		}
-		return nil
+		return errUnread
 	})
 }
 
@@ -267,7 +252,7 @@ func podField(p *Pod, k []byte, v *fastjson.Value) error {
 	case "mincpmpersec":
 		return getFloat(k, v, &p.MinCPMPerSec)
 	}
-	return nil
+	return errUnread
 }
 
 // getDurFloors reads a durfloors array into dst, reusing its capacity; null
@@ -297,7 +282,7 @@ func getDurFloors(key []byte, v *fastjson.Value, dst *[]DurFloor) error {
 			case "bidfloor":
 				return getFloat(k, v, &f.BidFloor)
 			}
-			return nil
+			return errUnread
 		})
 		if err != nil {
 			return within(string(key), withinIndex(i, err))
@@ -315,7 +300,7 @@ func qtyField(q *Qty, k []byte, v *fastjson.Value) error {
 	case "vendor":
 		return getString(k, v, &q.Vendor)
 	}
-	return nil
+	return errUnread
 }
 
 func pmpField(imp *Imp, k []byte, v *fastjson.Value) error {
@@ -327,22 +312,15 @@ func pmpField(imp *Imp, k []byte, v *fastjson.Value) error {
 		if err != nil {
 			return err
 		}
-		prev := len(imp.Deals) // a repeated key merges, as imps does
 		imp.Deals = imp.Deals[:0]
 		for i, e := range a {
-			d := (*Deal)(nil)
-			if i < prev {
-				imp.Deals = imp.Deals[:i+1]
-				d = &imp.Deals[i]
-			} else {
-				d = imp.nextDeal()
-			}
-			if err := parseDeal(d, e); err != nil {
+			if err := parseDeal(imp.nextDeal(), e); err != nil {
 				return within("deals", withinIndex(i, err))
 			}
 		}
+		return nil
 	}
-	return nil
+	return errUnread
 }
 
 // parseDeal reads one pmp.deals[] element into d; null leaves it as it is
@@ -371,6 +349,6 @@ func parseDeal(d *Deal, v *fastjson.Value) error {
 		case "mincpmpersec":
 			return getFloat(k, v, &d.MinCPMPerSec)
 		}
-		return nil
+		return errUnread
 	})
 }

@@ -377,15 +377,10 @@ func TestParseLenient(t *testing.T) {
 	}
 	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[8]}}}`, func(r *Request) bool { return sid(r, 7) })
 	f(head+`,"regs":{"gpp_sid":[],"ext":{"gpp_sid":[8,null]}}}`, func(r *Request) bool { return sid(r, 8, 0) })
-	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r) })              // odd ext: ignored whole
-	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })                  // likewise
-	f(head+`,"regs":{"ext":{"gpp_sid":[7]},"ext":{"gdpr":1}}}`, func(r *Request) bool { return sid(r) }) // a repeated ext replaces
-	f(head+`,"regs":{"gpp_sid":[7]},"regs":null}`, func(r *Request) bool { return sid(r) })
+	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r) }) // odd ext: ignored whole
+	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })     // likewise
 	f(head+`,"unknown":{"a":[1,2,{"b":null}]},"site":{"unknown":true,"cat":[null,"IAB1"]}}`, func(r *Request) bool {
 		return r.HasSite && len(r.Site.Cat) == 2 && r.Site.Cat[0] == nil && string(r.Site.Cat[1]) == "IAB1"
-	})
-	f(`{"imp":[{"id":"1"}],"id":"r","at":0,"imp":[{"id":"2"},{"id":"3"}]}`, func(r *Request) bool {
-		return r.AT == 2 && r.ImpCount() == 2 && string(r.Imps[0].ID) == "2" // repeated key: last wins
 	})
 	f(head+`,"device":{"geo":{"country":"USA"}},"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
 		return string(r.Device.Geo.Country) == "USA"
@@ -478,56 +473,94 @@ func TestParseCopiesBody(t *testing.T) {
 	}
 }
 
-// TestParseRepeatedKeys: the last of repeated keys wins, and a trailing null
-// makes the member absent.
-func TestParseRepeatedKeys(t *testing.T) {
-	f := func(body string, check func(r *Request) bool) {
-		t.Helper()
+// A member the view reads given twice in one object is refused, whatever
+// the values: encoding/json keeps the last value of a repeated key except
+// that a null leaves a non-pointer field as the earlier value set it, so
+// "bidfloor":5,"bidfloor":null was a floor of 5 to an exchange decoding with
+// it and none to the bidder (an outside audit bid under it; a repeated
+// site.domain or regs.coppa ending in null got past a block list or COPPA,
+// a repeated durfloors or user.data read differently). Members it does not
+// read may repeat.
+func TestParseRefusesRepeatedKeys(t *testing.T) {
+	const head = `{"id":"r","imp":[{"id":"1"}]`
+	imp := func(members string) string { return `{"id":"r","imp":[{"id":"1",` + members + `}]}` }
+	for body, path := range map[string]string{
+		head + `,"cur":["USD"],"cur":null}`:                                          "cur",
+		head + `,"tmax":5,"tmax":null}`:                                              "tmax",
+		head + `,"at":1,"at":null}`:                                                  "at",
+		head + `,"bcat":["IAB2","IAB3"],"bcat":[null]}`:                              "bcat",
+		head + `,"site":{"id":"s"},"site":{"domain":"d"}}`:                           "site",
+		head + `,"site":{"domain":"blocked.example","domain":null}}`:                 "site.domain",
+		head + `,"app":{"publisher":{"id":"p","id":null}}}`:                          "app.publisher.id",
+		head + `,"regs":{"coppa":1,"coppa":null}}`:                                   "regs.coppa",
+		head + `,"regs":{"ext":{"gdpr":1},"ext":{"us_privacy":"1YNN"}}}`:             "regs.ext",
+		head + `,"regs":{"ext":{"gpp_sid":[7,8],"gpp_sid":[null]}}}`:                 "regs.ext.gpp_sid",
+		head + `,"user":{"ext":{"consent":"C","consent":null}}}`:                     "user.ext.consent",
+		head + `,"user":{"data":[{"segment":[{"id":"a"}],"segment":[{}]}]}}`:         "user.data[0].segment",
+		head + `,"user":{"data":[{"segment":[{"id":"a","id":"b"}]}]}}`:               "user.data[0].segment[0].id",
+		head + `,"device":{"geo":{"utcoffset":60,"utcoffset":null}}}`:                "device.geo.utcoffset",
+		head + `,"device":{"ext":{"atts":3,"atts":null}}}`:                           "device.ext.atts",
+		`{"imp":[{"id":"1"}],"id":"r","imp":[{"id":"2"},{"id":"3"}]}`:                "imp",
+		imp(`"bidfloor":5,"bidfloor":null`):                                          "imp[0].bidfloor",
+		imp(`"qty":{"multiplier":1000,"multiplier":null}`):                           "imp[0].qty.multiplier",
+		imp(`"banner":{"format":[{"w":300,"h":250}],"format":[{"w":728}]}`):          "imp[0].banner.format",
+		imp(`"banner":{"format":[{"w":300,"w":null,"h":250}]}`):                      "imp[0].banner.format[0].w",
+		imp(`"video":{"durfloors":[{"maxdur":30,"bidfloor":20}],"durfloors":[{}]}`):  "imp[0].video.durfloors",
+		imp(`"audio":{"durfloors":[{"bidfloor":20,"bidfloor":null}]}`):               "imp[0].audio.durfloors[0].bidfloor",
+		imp(`"pmp":{"deals":[{"id":"d","bidfloor":9}],"deals":[null]}`):              "imp[0].pmp.deals",
+		imp(`"pmp":{"deals":[{"id":"d","wadomain":["a.example"],"wadomain":null}]}`): "imp[0].pmp.deals[0].wadomain",
+		imp(`"native":{"ver":"1.2","ver":null}`):                                     "imp[0].native.ver",
+	} {
 		var p Parser
 		var r Request
-		if err := p.Parse([]byte(body), &r); err != nil {
-			t.Fatalf("Parse(%s): %v", body, err)
-		}
-		if !check(&r) {
-			t.Errorf("Parse(%s): unexpected view", body)
+		err := p.Parse([]byte(body), &r)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Path != path || fe.Reason != "given more than once" {
+			t.Errorf("Parse(%s): %v, want %s: given more than once", body, err, path)
 		}
 	}
+	var p Parser
+	var r Request
+	body := head + `,"ext":{"a":1},"ext":{"a":2},"site":{"keywords":"a","keywords":"b","content":{"id":"x","id":null}}}`
+	if err := p.Parse([]byte(body), &r); err != nil || !r.HasSite {
+		t.Errorf("Parse(%s) with members the view does not read repeated: %v", body, err)
+	}
+}
+
+// A member the view does not read whose key encoding/json would match to one
+// it reads (it folds ASCII case, and ſ and the Kelvin sign onto s and k) is
+// refused: "BCAT" is not bcat to the spec, but an exchange decoding with
+// encoding/json reads it as one, and an outside audit's "BCAT":["IAB22"]
+// bid with an IAB22 creative. A key that folds onto nothing read is fine.
+func TestParseRefusesFoldedKeys(t *testing.T) {
 	const head = `{"id":"r","imp":[{"id":"1"}]`
-	f(head+`,"cur":["USD"],"cur":null,"tmax":5,"tmax":null,"at":1,"at":null}`, func(r *Request) bool {
-		return len(r.Cur) == 0 && r.TMax == 0 && r.AT == 2
-	})
-	f(head+`,"site":{"id":"s","cat":["IAB1"]},"site":null,"app":null,"app":{"bundle":"b"}}`, func(r *Request) bool {
-		return !r.HasSite && len(r.Site.ID) == 0 && len(r.Site.Cat) == 0 && r.HasApp && string(r.App.Bundle) == "b"
-	})
-	f(head+`,"site":{"id":"s"},"site":{"domain":"d"}}`, func(r *Request) bool { // objects merge, as in encoding/json
-		return string(r.Site.ID) == "s" && string(r.Site.Domain) == "d"
-	})
-	f(head+`,"regs":{"gdpr":1,"gdpr":null,"coppa":1,"coppa":null}}`, func(r *Request) bool {
-		return r.Regs.GDPR == Unset && r.Regs.COPPA == Unset
-	})
-	f(head+`,"regs":{"ext":{"gdpr":1,"us_privacy":"1YNN"},"ext":"x"},"user":{"ext":{"consent":"c"},"ext":null}}`, func(r *Request) bool {
-		return r.Regs.GDPR == Unset && r.Regs.USPrivacy == nil && r.User.Consent == nil
-	})
-	f(head+`,"regs":{"ext":{"gdpr":1}},"regs":null,"user":{"geo":{"country":"USA"}},"user":null}`, func(r *Request) bool {
-		return r.Regs.GDPR == Unset && !r.HasUser && !r.Device.HasGeo && r.Device.Geo.Country == nil
-	})
-	f(head+`,"device":{"dnt":1,"geo":{"country":"USA","utcoffset":60}},"device":{"dnt":null,"geo":{"utcoffset":null}}}`, func(r *Request) bool {
-		g := r.Device.Geo
-		return r.Device.DNT == Unset && r.Device.HasGeo && string(g.Country) == "USA" && !g.HasUTCOffset && g.UTCOffset == 0
-	})
-	f(head+`,"device":{"geo":{"country":"USA"}},"device":{"geo":null},"user":{"geo":{"country":"CAN"}}}`, func(r *Request) bool {
-		return string(r.Device.Geo.Country) == "CAN" // device.geo absent after all: user.geo it is
-	})
-	f(`{"id":"r","imp":[{"id":"1","banner":{"w":1,"format":[{"w":1,"h":1}]},"banner":null,"secure":1,"secure":null,`+
-		`"pmp":{"private_auction":1,"deals":[{"id":"d"}]},"pmp":null,"native":{"ver":"1"},"native":null,"bidfloor":1,"bidfloor":null}]}`,
-		func(r *Request) bool {
-			imp := &r.Imps[0]
-			return !imp.HasBanner && imp.Banner.W == 0 && len(imp.Banner.Format) == 0 && imp.Secure == Unset &&
-				!imp.PrivateAuction && len(imp.Deals) == 0 && !imp.HasNative && imp.Native.Ver == nil && imp.BidFloor == 0
-		})
-	f(head+`,"user":{"data":[{"segment":[{"id":"a"}],"segment":[{"id":"b"}]},{"segment":[{"id":"c"}]}]}}`, func(r *Request) bool {
-		return joined(r.User.Segments) == "b,c"
-	})
+	for body, path := range map[string]string{
+		head + `,"BCAT":["IAB22"]}`:                        "bcat",
+		head + `,"cur":["EUR"],"CUR":["USD"]}`:             "cur",
+		head + `,"site":{"id":"s"},"APP":{"bundle":"b"}}`:  "app",
+		head + `,"regs":{"COPPA":1}}`:                      "regs.coppa",
+		head + `,"user":{"conſent":"x"}}`:                  "user.consent",
+		head + `,"user":{"ext":{"Consent":"x"}}}`:          "user.ext.consent",
+		head + `,"bſeat":["s"]}`:                           "bseat",
+		head + `,"device":{"maKe":"m"}}`:                   "device.make",
+		`{"id":"r","imp":[{"id":"1","BidFloor":5}]}`:       "imp[0].bidfloor",
+		`{"Id":"r","imp":[{"id":"1"}]}`:                    "id",
+		`{"id":"r","imp":[{"id":"1","pmp":{"Deals":[]}}]}`: "imp[0].pmp.deals",
+	} {
+		var p Parser
+		var r Request
+		err := p.Parse([]byte(body), &r)
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Path != path || !strings.HasSuffix(fe.Reason, "member names are case-sensitive") {
+			t.Errorf("Parse(%s): %v, want %s: written ...: member names are case-sensitive", body, err, path)
+		}
+	}
+	var p Parser
+	var r Request
+	body := head + `,"Ext":{"Prebid":1},"site":{"Keywords":"a","Keywords2":"b","dömain":"x"},"device":{"ext":{"ATT":1}}}`
+	if err := p.Parse([]byte(body), &r); err != nil || !r.HasSite {
+		t.Errorf("Parse(%s) with odd keys that fold onto nothing read: %v", body, err)
+	}
 }
 
 func TestHasRepeatedKey(t *testing.T) {
@@ -542,39 +575,6 @@ func TestHasRepeatedKey(t *testing.T) {
 			t.Errorf("hasRepeatedKey(%s) = %v", body, got)
 		}
 	}
-}
-
-// A member given twice whose value is an array of objects is decoded by
-// encoding/json into the elements the first one left, each object merged
-// into the one at its index (an element null leaves it as it was), the
-// array cut to the second's length. Parse read the second as a fresh array:
-// for `"imp":[{"id":"1","bidfloor":5}],"imp":[{"id":"1"}]` an exchange that
-// decodes with encoding/json enforces a floor of 5, and the bidder saw none.
-func TestParseRepeatedArraysMergeAsEncodingJSON(t *testing.T) {
-	var p Parser
-	var r Request
-	var s agreementStats
-	for _, body := range []string{
-		`{"id":"r","imp":[{"id":"1","bidfloor":5,"bidfloorcur":"EUR","banner":{"w":300,"h":250}}],"imp":[{"id":"1"}]}`,
-		`{"id":"r","imp":[{"id":"1","bidfloor":5}],"imp":[{"id":"2"},{"id":"3","bidfloor":1}]}`,
-		`{"id":"r","imp":[{"id":"1","bidfloor":5},{"id":"2","bidfloor":6}],"imp":[null]}`,
-		`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":9,"at":3}]}}],"imp":[{"id":"1","pmp":{"deals":[{"id":"d"}]}}]}`,
-		`{"id":"r","imp":[{"id":"1","pmp":{"deals":[{"id":"d","bidfloor":9,"wseat":["a"]},{"id":"e"}],"deals":[null]}}]}`,
-		`{"id":"r","imp":[{"id":"1","banner":{"format":[{"w":300,"h":250},{"w":1,"h":1}],"format":[{"w":728}]}}]}`,
-		`{"id":"r","imp":[{"id":"1","banner":{"battr":[1,2],"battr":[null,3]}}],"bcat":["IAB2","IAB3"],"bcat":[null]}`,
-	} {
-		checkAgreement(t, &p, &r, body, []byte(body), &s, false)
-	}
-}
-
-// Within regs.ext (a free-form object, read as a map of raw values) a
-// repeated gpp_sid replaces, null elements reading as 0.
-func TestParseRepeatedExtArrayReplaces(t *testing.T) {
-	var p Parser
-	var r Request
-	var s agreementStats
-	body := `{"id":"r","imp":[{"id":"1"}],"regs":{"ext":{"gpp_sid":[7,8],"gpp_sid":[null]}}}`
-	checkAgreement(t, &p, &r, body, []byte(body), &s, false)
 }
 
 // A request is on a site, in an app or on a screen, never two of them

@@ -8,9 +8,9 @@ import (
 )
 
 // The helpers below read one member value into dst. Each treats JSON null as
-// absent (dst is set to its absent value: nil, 0, Unset, empty), so that the
-// last of repeated keys wins even when it is null, and reports a wrong type as
-// a FieldError at key. None allocates unless it returns an error.
+// absent (dst is set to its absent value: nil, 0, Unset, empty), and
+// reports a wrong type as a FieldError at key (a member given twice never
+// gets here twice: visit refuses it). None allocates unless it returns an error.
 
 func typeName(v *fastjson.Value) string {
 	switch v.Type() {
@@ -127,8 +127,7 @@ func getFloat(key []byte, v *fastjson.Value, dst *float64) error {
 }
 
 // getStrings reads an array of strings into *dst. A null element reads as
-// an empty string, or, in a repeated member, as the string the earlier one
-// left at its index, as encoding/json does.
+// an empty string, as encoding/json reads it.
 func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
@@ -146,7 +145,7 @@ func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 			s, _ := e.StringBytes()
 			out = append(out, s)
 		case fastjson.TypeNull:
-			out = append(out, old(*dst, i))
+			out = append(out, nil)
 		default:
 			*dst = out
 			return indexErr(key, i, "string", e)
@@ -157,8 +156,7 @@ func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 }
 
 // getInts reads an array of integers into *dst. A null element reads as 0,
-// or, in a repeated member, as the integer the earlier one left at its
-// index, as encoding/json does.
+// as encoding/json reads it.
 func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
@@ -183,7 +181,7 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 				}
 			}
 		case fastjson.TypeNull:
-			n = old(*dst, i)
+			n = 0
 		default:
 			*dst = out
 			return indexErr(key, i, "integer", e)
@@ -196,14 +194,6 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 
 // old is s[i], what an earlier member left at index i (the zero value
 // past its end): every slice the view holds is emptied before each Parse.
-func old[T any](s []T, i int) T {
-	if i < len(s) {
-		return s[i]
-	}
-	var zero T
-	return zero
-}
-
 // getArray returns the elements of an array member; nil for null.
 func getArray(key []byte, v *fastjson.Value) ([]*fastjson.Value, error) {
 	switch v.Type() {
