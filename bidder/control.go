@@ -1,8 +1,10 @@
 package bidder
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -202,12 +204,25 @@ func (s *Server) setControl(w http.ResponseWriter, r *http.Request, m *budget.Ma
 }
 
 // readControlRequest reads a JSON object (Content-Type application/json)
-// or form fields from the query and the body.
+// or form fields from the query and the body. One target a request, given
+// once: a JSON body with a member given twice, with anything after the
+// object, or beside query parameters is refused (an outside audit's
+// {"campaign":"b"} posted to ?all=1 resumed only b, and answered 200).
 func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxControlBody)
 	var req controlRequest
 	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
-		dec := json.NewDecoder(r.Body)
+		if r.URL.RawQuery != "" {
+			return req, errors.New("a JSON body and query parameters: give the target in one of them (one target a request)")
+		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return req, errors.New("body: " + err.Error())
+		}
+		if err := oneJSONObject(body); err != nil {
+			return req, errors.New("body: " + err.Error())
+		}
+		dec := json.NewDecoder(bytes.NewReader(body))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&req); err != nil {
 			return req, errors.New("body: " + err.Error())
@@ -234,6 +249,39 @@ func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest,
 		return req, errors.New("all: " + strconv.Quote(v) + " is not 1 or 0")
 	}
 	return req, nil
+}
+
+// oneJSONObject checks that body is one JSON object whose members are each
+// given once, with nothing after it.
+func oneJSONObject(body []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return errors.New("want a JSON object")
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return err
+		}
+		k, _ := t.(string)
+		k = strings.ToLower(k) // encoding/json matches members in any case
+		if seen[k] {
+			return errors.New(strconv.Quote(k) + " given twice (one target a request)")
+		}
+		seen[k] = true
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return err
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing brace
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("more after the JSON object")
+	}
+	return nil
 }
 
 // sameOrigin refuses a browser's request from any other origin

@@ -97,6 +97,12 @@ func TestKillSwitchAdminAPI(t *testing.T) {
 		{"campaign in query and body", "/admin/pause?campaign=other", opsToken, "campaign=acme-banner", nil, 400},
 		{"all twice", "/admin/pause?all=0", opsToken, "all=1", nil, 400},
 		{"unknown JSON field", "/admin/pause", opsToken, `{"campaign":"acme-banner","who":"me"}`, nil, 400},
+		// A JSON body read alone acted on its own target: an outside audit's
+		// {"campaign":...} posted to ?all=1 answered 200 for the campaign.
+		{"JSON and query", "/admin/pause?all=1", opsToken, `{"campaign":"acme-banner"}`, nil, 400},
+		{"JSON member twice", "/admin/pause", opsToken, `{"campaign":"other","campaign":"acme-banner"}`, nil, 400},
+		{"JSON member twice in two cases", "/admin/pause", opsToken, `{"campaign":"other","Campaign":"acme-banner"}`, nil, 400},
+		{"JSON then more", "/admin/pause", opsToken, `{"campaign":"acme-banner"}{"all":true}`, nil, 400},
 		{"cross-origin page", "/admin/pause", opsToken, "all=1", []string{"Origin", "http://evil.example"}, 403},
 		{"cross-site fetch", "/admin/pause", opsToken, "all=1", []string{"Sec-Fetch-Site", "cross-site"}, 403},
 		{"GET", "/admin/pause", opsToken, "", nil, 405},
