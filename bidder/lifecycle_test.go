@@ -64,6 +64,15 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 		t.Fatalf("readyz while draining: %d %s", code, body)
 	}
 	b := bidOnce(t, app, "during-drain") // still served
+	resp, err := http.Post(base+"/openrtb2/bid", "application/json", strings.NewReader(`{"id":"x","imp":[{"id":"1"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !resp.Close {
+		t.Fatalf("an answer while draining keeps its connection open (%d, Connection %q): clients reuse it until shutdown cuts it",
+			resp.StatusCode, resp.Header.Get("Connection"))
+	}
 	if code, _ := get(t, substitute(b.BURL, "1.00")); code != 200 {
 		t.Fatalf("billing notice while draining: %d", code)
 	}

@@ -244,6 +244,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
 		}
 	}()
+	if s.draining.Load() {
+		// Every answer while draining closes its connection: a client
+		// kept writing requests on its keep-alive connections until the
+		// listener shut them, and lost those in flight (an outside audit
+		// saw read errors under wrk at every SIGTERM). Told to close, it
+		// opens a new connection per request, to another instance once
+		// its balancer has seen the 503.
+		ctx.SetConnectionClose()
+	}
 	path := ctx.Path()
 	switch {
 	case string(path) == string(pathBid):
