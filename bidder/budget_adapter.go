@@ -266,7 +266,7 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if kind == noticeBill && err == nil {
 		b.countImpression(t, n, now) // billed: shown, whether or not its pixel fires
 	}
-	if res.ChargedMicros > 0 || (res.Won && !res.Duplicate) {
+	if res.ChargedMicros > 0 || res.First {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
 	}
 	return res.Duplicate || res.LevelMicros > res.ChargedMicros, err
@@ -281,7 +281,7 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 	if err == nil && !res.Duplicate && t.User != 0 && b.m.EndPending(n) { // not if its pixel ended it
 		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
 	}
-	if (err == nil && !res.Duplicate) || res.ReversedMicros > 0 {
+	if res.First || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}
 	return res.Duplicate || res.ReversedMicros > 0, err

@@ -211,15 +211,27 @@ func TestOpenEventFile(t *testing.T) {
 // the event log, a loss was appended every time it came, so one lurl fired
 // in a loop (a retry storm, or anyone holding it) filled the log with the
 // same loss and rotated the real events out of it.
+//
+// And the first notice of each kind is one event, whether or not it changed
+// the charge: an outside audit found a bill at the win's price (an
+// exchange's normal settlement) or under it never logged, so the log could
+// not tell "won and billed" from "won, the bill never came"; a first loss
+// after the bill was not logged either.
 func TestReplayedLossLoggedOnce(t *testing.T) {
 	events := filepath.Join(t.TempDir(), "events.jsonl")
 	app := startApp(t, func(c *Config) { c.Events = EventsConfig{Path: events} })
 	lost, reversed := bidOnce(t, app, "ev-lost"), bidOnce(t, app, "ev-reversed")
+	billed, lower := bidOnce(t, app, "ev-billed"), bidOnce(t, app, "ev-lower")
 	for _, u := range []string{lost.LURL, lost.LURL, lost.LURL,
-		reversed.NURL, reversed.LURL, reversed.LURL, reversed.LURL, reversed.NURL} {
+		reversed.NURL, reversed.LURL, reversed.LURL, reversed.LURL, reversed.NURL,
+		billed.NURL, billed.BURL, billed.BURL, billed.NURL, billed.LURL, billed.LURL,
+		lower.NURL} {
 		if code, msg := get(t, substitute(u, "1.50")); code != 200 {
 			t.Fatalf("%s: %d %s", u, code, msg)
 		}
+	}
+	if code, msg := get(t, substitute(lower.BURL, "1.00")); code != 200 {
+		t.Fatalf("%s: %d %s", lower.BURL, code, msg)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -239,7 +251,8 @@ func TestReplayedLossLoggedOnce(t *testing.T) {
 		}
 		got[e.Auction+" "+e.Kind]++
 	}
-	want := map[string]int{"ev-lost loss": 1, "ev-reversed win": 1, "ev-reversed loss": 1}
+	want := map[string]int{"ev-lost loss": 1, "ev-reversed win": 1, "ev-reversed loss": 1,
+		"ev-billed win": 1, "ev-billed bill": 1, "ev-billed loss": 1, "ev-lower win": 1, "ev-lower bill": 1}
 	if len(got) != len(want) {
 		t.Fatalf("events %v, want %v:\n%s", got, want, data)
 	}

@@ -73,9 +73,15 @@ type Result struct {
 	Late           bool  // charged (a rise) with no open hold on the settling instance
 	Capped         bool  // clearing price above the bid (or the hold), capped
 	Duplicate      bool  // changed nothing
-	Won            bool  // a win notice on a charge-on-billing exchange: charged provisionally (unless lost)
-	Provisional    bool  // the impression's charge awaits its billing notice
-	Forwarded      bool  // settled by the owner (the instance that placed the bid) over NATS
+	// First: the first notice of its kind (win, bill, loss) for the
+	// impression within its de-dup window: the event log records each
+	// kind once, a replay left out. Not the opposite of Duplicate: a first
+	// bill at the win's price, or a first loss after the bill, changes
+	// nothing and is still the first of its kind.
+	First       bool
+	Won         bool // a win notice on a charge-on-billing exchange: charged provisionally (unless lost)
+	Provisional bool // the impression's charge awaits its billing notice
+	Forwarded   bool // settled by the owner (the instance that placed the bid) over NATS
 	// Unreconciled: a charge on an impression unknown here that this process
 	// may have charged before and forgotten (a restart, the window or an
 	// early eviction): charged in full, at worst over the earlier level.
@@ -220,7 +226,7 @@ type provWatch struct {
 func (m *Manager) finish(out *settleOut) {
 	out.rc.adjust(&out.res)
 	if w := out.watch; w.on && out.res.ChargedMicros > 0 && m.tier.foreign(w.key, w.gen) {
-		out.res.ChargedMicros, out.res.Late, out.res.Duplicate = 0, false, true
+		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
 	}
 }
 
@@ -285,6 +291,11 @@ func (o *settleOp) charge() Result {
 	}
 	prov := n.Kind == KindWin && chargeOn == KindBill
 	res.Won = prov
+	if n.Kind == KindBill {
+		res.First = e.flags&fBill == 0
+	} else {
+		res.First = e.flags&fWin == 0
+	}
 	// A win is kept at least as long as a bill: its bill may come later, and
 	// on a charge-on-win exchange a later notice of it (the bill, or the win
 	// URL fired again at a higher price) may only raise the charge, so its
@@ -413,6 +424,7 @@ func (o *settleOp) loss() Result {
 	m, a, n, e := o.m, o.a, o.n, o.e
 	var res Result
 	m.tier.touch(o.s, e, o.now+windowSec(m.cfg.DedupWindow.Loss))
+	res.First = e.flags&fLoss == 0
 	flags := e.flags | fLoss
 	switch {
 	case e.flags&fProv != 0 && e.level > 0 && e.flags&fForeign == 0:
