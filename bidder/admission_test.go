@@ -174,7 +174,9 @@ func (l *lateScorer) Score(deadline time.Time, rows, out []float32) error {
 }
 
 // A bid ready after its deadline is not sent: 204 late, and its holds are
-// released (fake money records them; the real budget shows held 0).
+// released (fake money records them; the real budget shows held 0). It is
+// not counted as a bid, in openbidder_bids_total or its campaign's bids
+// (an outside audit found both counted it).
 func TestLateBidWithdrawn(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Limits.InternalBudget = 20 * time.Millisecond })
 	ts.SetScorer(&lateScorer{fixedScorer{p: 0.02}})
@@ -189,6 +191,18 @@ func TestLateBidWithdrawn(t *testing.T) {
 		if id != uint64(i+1) {
 			t.Fatalf("released %v, want ids 1..%d", ts.money.unholds, len(ts.money.holds))
 		}
+	}
+	if n := ts.m.bidsPlaced.load(); n != 0 {
+		t.Fatalf("bids_total %d after a withdrawn bid, want 0", n)
+	}
+	for _, st := range ts.catalog.Load().stats {
+		if n := st.field(0); n != 0 {
+			t.Fatalf("a campaign counts %d bids after a withdrawn bid, want 0", n)
+		}
+	}
+	ts.SetScorer(&fixedScorer{p: 0.02})
+	if r := ts.bid(readReq(t, "multi-imp.json")); r.StatusCode() != 200 || ts.m.bidsPlaced.load() == 0 {
+		t.Fatalf("on time: %d, bids_total %d", r.StatusCode(), ts.m.bidsPlaced.load())
 	}
 
 	s, m := budgetTestServer(t)

@@ -46,6 +46,7 @@ type choice struct {
 // handler call (STYLE 5, 6).
 type bidCtx struct {
 	stripe int
+	cat    *catalog // the campaign set s.bid bid from (countBids counts against it)
 	parser ortb.Parser
 	gz     ortb.Gunzipper
 	req    ortb.Request
@@ -90,6 +91,7 @@ func (bc *bidCtx) reset() {
 	bc.best = bc.best[:0]
 	bc.out = bc.out[:0]
 	bc.resp = nil
+	bc.cat = nil
 	bc.user = 0
 	bc.priv = privacy.Decision{}
 	bc.ex = nil
@@ -260,6 +262,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		s.noBid(ctx, bc, reasonLate)
 		return
 	}
+	s.countBids(bc)
 	s.m.bids.add(bc.stripe, 1)
 	ctx.SetStatusCode(fasthttp.StatusOK)
 	ctx.SetContentTypeBytes(ctJSON)
@@ -300,6 +303,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	if cat == nil || sc == nil {
 		return reasonNotReady
 	}
+	bc.cat = cat
 	cat.money.observeRequest(bc.now)
 	resp, ok := s.rates.responseCurrency(&bc.req, bc.ex.currency)
 	if !ok {
@@ -823,17 +827,34 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			continue
 		}
 		b.hold = h
-		cat.stats[ci].bid(bc.stripe)
-		if learn && !bc.slots[b.slot].fixedDeal() { // a fixed-price deal's bid is not shaded
-			s.shadeStats.bids[bc.shade[bc.slots[b.slot].imp].curve.Level].add(bc.stripe, 1)
-		}
 		placed++
 	}
 	if placed == 0 {
 		return why
 	}
-	s.m.bidsPlaced.add(bc.stripe, uint64(placed))
 	return reasonNone
+}
+
+// countBids counts the bids of an answer that goes out: per campaign, for
+// shading's win rates and in openbidder_bids_total. A bid withdrawn as late
+// (its answer never sent) is not counted: it was, and the totals and the
+// campaigns' win rates counted bids no exchange saw.
+func (s *Server) countBids(bc *bidCtx) {
+	cat := bc.cat
+	learn := s.learning(bc)
+	placed := 0
+	for i := range bc.best {
+		b := &bc.best[i]
+		if b.slot < 0 {
+			continue
+		}
+		cat.stats[bc.slots[b.slot].cand.Campaign.Index].bid(bc.stripe)
+		if learn && !bc.slots[b.slot].fixedDeal() { // a fixed-price deal's bid is not shaded
+			s.shadeStats.bids[bc.shade[bc.slots[b.slot].imp].curve.Level].add(bc.stripe, 1)
+		}
+		placed++
+	}
+	s.m.bidsPlaced.add(bc.stripe, uint64(placed))
 }
 
 // fixedDeal reports whether sl bids on a fixed-price deal: pmp.deals[].at
