@@ -40,8 +40,12 @@ type monitor struct {
 	pctr   [len(pctrBounds) + 1]counter
 	pSumE6 counter // sum of predictions, in millionths
 	drift  atomic.Pointer[ctr.Drift]
-	shadow atomic.Pointer[shadow]
-	rows   *rowLog // model.row_log (rowlog.go); nil: off. Set before serving
+	// driftRows is the rows the drift counters that a model reload
+	// replaced had counted: openbidder_feature_drift_rows_total adds them,
+	// so the counter does not start again at every reload.
+	driftRows atomic.Uint64
+	shadow    atomic.Pointer[shadow]
+	rows      *rowLog // model.row_log (rowlog.go); nil: off. Set before serving
 }
 
 // observe is called once per scored request, on the bid path (no allocation).
@@ -70,17 +74,26 @@ func (mo *monitor) observe(bc *bidCtx) {
 // setDrift starts drift counting against a model's training statistics.
 func (mo *monitor) setDrift(m *ctr.Manifest, width int, log *slog.Logger) {
 	if m == nil || m.FeatureStats == nil {
-		mo.drift.Store(nil)
+		mo.swapDrift(nil)
 		log.Info("feature drift not measured: the model manifest has no feature_stats")
 		return
 	}
 	d, err := ctr.NewDrift(m.FeatureStats, width)
 	if err != nil {
 		log.Warn("feature drift not measured", "err", err)
-		mo.drift.Store(nil)
+		mo.swapDrift(nil)
 		return
 	}
-	mo.drift.Store(d)
+	mo.swapDrift(d)
+}
+
+// swapDrift puts d in place of the drift counters, keeping the rows the
+// old ones counted (rows a bid still counts into the old ones after the
+// swap are not kept: the total never goes back).
+func (mo *monitor) swapDrift(d *ctr.Drift) {
+	if old := mo.drift.Swap(d); old != nil {
+		mo.driftRows.Add(old.Rows())
+	}
 }
 
 var (
@@ -116,7 +129,13 @@ func (mo *monitor) collect(ch chan<- prometheus.Metric) {
 			seen[name] = true
 			gaugeMetric(ch, dPSI, p.PSI, label(name), label(p.Group))
 		}
-		counterMetric(ch, dDriftRows, float64(d.Rows()))
+	}
+	if d, base := mo.drift.Load(), mo.driftRows.Load(); d != nil || base > 0 {
+		n := base
+		if d != nil {
+			n += d.Rows()
+		}
+		counterMetric(ch, dDriftRows, float64(n))
 	}
 	if sh := mo.shadow.Load(); sh != nil {
 		sh.collect(ch)

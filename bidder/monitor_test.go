@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"regexp"
 	"strings"
@@ -54,10 +55,30 @@ func TestMonitorHistogramDriftAndShadow(t *testing.T) {
 		fmt.Sprintf(`openbidder_predicted_ctr_count %d`, 2*calls),
 		`openbidder_feature_psi{group="",slot="0"}`,
 		`openbidder_shadow_rows_total{shadow="shadow-test"} 4`,
+		`openbidder_feature_drift_rows_total 4`,
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("metrics lack %q:\n%s", want, out)
 		}
+	}
+	// A model reload replaces the drift counters; the rows total goes on
+	// from where it was (it started again at 0: an outside audit saw it
+	// fall from 28,297 to 114), also while a model without feature
+	// statistics measures no drift.
+	log := slog.New(slog.DiscardHandler)
+	mo.setDrift(&ctr.Manifest{FeatureStats: fs}, width, log)
+	for n := 0; n < 1; bc.now = bc.now.Add(1) {
+		if sampled(bc.now) {
+			n++
+		}
+		mo.observe(bc)
+	}
+	if out := pageOf(t, collectFunc(mo.collect)); !strings.Contains(out, "openbidder_feature_drift_rows_total 6\n") {
+		t.Fatalf("after a reload, want drift rows 4 + 2:\n%s", out)
+	}
+	mo.setDrift(&ctr.Manifest{}, width, log)
+	if out := pageOf(t, collectFunc(mo.collect)); !strings.Contains(out, "openbidder_feature_drift_rows_total 6\n") {
+		t.Fatalf("with no drift measured, want the rows counted so far, 6:\n%s", out)
 	}
 }
 
