@@ -120,6 +120,22 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		some := `"advertiser-` + strconv.Itoa(pub) + `.example","WWW.Advertiser-` + strconv.Itoa(pub*7%397) + `.example","*.advertiser-` + strconv.Itoa(pub*3%397) + `.example"`
 		out["site-banner wadomain private pub "+n] = []byte(wad(1, some).Replace(string(SiteBanner("0.3"))))
 		out["site-banner wadomain open pub "+n] = []byte(wad(0, `"nobody.invalid"`).Replace(string(SiteBanner("0.3"))))
+		if pub <= 4 {
+			// Every generated deal, the first pub*20 allowing nobody: a
+			// campaign whose first deal on the imp leaves its creatives
+			// out bids on its next one, where that allows them.
+			var deals []string
+			for d := 1; d <= 100; d++ {
+				w := ""
+				if d <= pub*20 {
+					w = `,"wadomain":["nobody.invalid"]`
+				}
+				deals = append(deals, `{"id":"deal-`+strconv.Itoa(d)+`"`+w+`}`)
+			}
+			next := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+				`"secure":1,"pmp":{"private_auction":1,"deals":[`+strings.Join(deals, ",")+`]},`)
+			out["site-banner wadomain next deal pub "+n] = []byte(next.Replace(string(SiteBanner("0.3"))))
+		}
 	}
 	// Duration floors (2.6) on the video fixture: a range, one with no
 	// bound (ignored), a per-second floor. Not on video-pod.json: with its

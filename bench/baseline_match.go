@@ -182,11 +182,12 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 		for _, cr := range c.Creatives {
 			d := deal
 			if d != nil && len(d.WADomain) > 0 && !wadomainAllows(cr.ADomain, d.WADomain) {
-				// As the bidder: the open auction only, where allowed.
-				if !c.Targeting.OpenAuction || imp.PMP != nil && imp.PMP.PrivateAuction != 0 {
+				// As the bidder: the campaign's next deal that allows the
+				// creative, else the open auction only, where allowed.
+				d = b.dealAllowing(c, imp, cr, d)
+				if d == nil && (!c.Targeting.OpenAuction || imp.PMP != nil && imp.PMP.PrivateAuction != 0) {
 					continue
 				}
-				d = nil
 			}
 			if w, h, ok := creativeFits(cr, imp, f); ok {
 				dst = append(dst, Candidate{Campaign: c, Creative: cr, Deal: d, W: w, H: h})
@@ -274,6 +275,27 @@ func (b *Baseline) pickDeal(c *campaigns.Campaign, imp *openrtb2.Imp) (*openrtb2
 		}
 	}
 	return nil, c.Targeting.OpenAuction && !private
+}
+
+// dealAllowing returns the first deal after after in imp's list (request
+// order) that pickDeal would take for c and whose wadomain, if it has one,
+// allows cr; nil if none.
+func (b *Baseline) dealAllowing(c *campaigns.Campaign, imp *openrtb2.Imp, cr *campaigns.Creative, after *openrtb2.Deal) *openrtb2.Deal {
+	deals := imp.PMP.Deals
+	i := 0
+	for i < len(deals) && &deals[i] != after {
+		i++
+	}
+	for i++; i < len(deals); i++ {
+		d := &deals[i]
+		if len(d.WSeat) > 0 && !slices.Contains(d.WSeat, b.cfg.Seat) || d.ID == "" || !slices.Contains(c.Targeting.Deals, d.ID) {
+			continue
+		}
+		if len(d.WADomain) == 0 || wadomainAllows(cr.ADomain, d.WADomain) {
+			return d
+		}
+	}
+	return nil
 }
 
 // acatAllows tells whether every category of the creative is in the

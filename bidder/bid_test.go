@@ -552,6 +552,44 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 			t.Errorf("%s: bid %+v, want hooli-deal on deal-7", c.wadomain, b)
 		}
 	}
+	// The campaign's next deal on the imp is tried when the first one's
+	// wadomain leaves its creative out: only the first was, and the bid on
+	// deal-8 below was never made.
+	for _, c := range []struct {
+		second, deal string
+	}{
+		{`{"id":"deal-8","bidfloor":3.5}`, "deal-8"},
+		{`{"id":"deal-8","bidfloor":3.5,"wadomain":["hooli.example"]}`, "deal-8"},
+		{`{"id":"deal-8","bidfloor":3.5,"wadomain":["other.example"]}`, ""},
+		{`{"id":"deal-9","bidfloor":3.5}`, ""}, // not one of the campaign's deals
+	} {
+		body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+			`"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5,"wadomain":["other.example"]},`+c.second+`]}`, 1)
+		r := ts.bid([]byte(body))
+		var e *explainCampaign
+		a := explainBody(t, ts, body)
+		for i := range a.Imps[0].Campaigns {
+			if a.Imps[0].Campaigns[i].ID == "hooli-deal" {
+				e = &a.Imps[0].Campaigns[i]
+			}
+		}
+		if c.deal == "" {
+			if r.StatusCode() != 204 {
+				t.Errorf("%s: %d, want no bid", c.second, r.StatusCode())
+			}
+			// /admin/explain names the rule; it said "other".
+			if c.second != `{"id":"deal-9","bidfloor":3.5}` && (e == nil || e.Rule != "creative" || !strings.Contains(e.Detail, "wadomain")) {
+				t.Errorf("%s: explain's hooli-deal entry %+v, want rule creative naming wadomain", c.second, e)
+			}
+			continue
+		}
+		if b := onlyBid(t, decodeResponse(t, r)); b.DealID != c.deal || b.CID != "hooli-deal" {
+			t.Errorf("%s: bid %+v, want hooli-deal on %s", c.second, b, c.deal)
+		}
+		if e == nil || e.Deal != c.deal || e.Status != "priced" {
+			t.Errorf("%s: explain's hooli-deal entry %+v, want priced on %s", c.second, e, c.deal)
+		}
+	}
 }
 
 // A fixed-price deal (at 3) bids its agreed price whatever the duration

@@ -135,11 +135,15 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 	case cc.daypart && !sc.inDaypart(ix, cc):
 		return RuleDayparting, "not at " + sc.now.In(ix.zones[cc.zone]).Format("Mon 15:04 MST")
 	}
-	dealOK := false
-	for _, id := range sc.vals[dDeal] {
-		dealOK = dealOK || contains(ix.set(cc, int(dDeal)), id)
+	var deal *ortb.Deal
+	first := 0
+	for i, id := range sc.vals[dDeal] {
+		if contains(ix.set(cc, int(dDeal)), id) {
+			deal, first = sc.deals[i], i
+			break
+		}
 	}
-	if !dealOK && (!cc.open || imp.PrivateAuction) {
+	if deal == nil && (!cc.open || imp.PrivateAuction) {
 		if imp.PrivateAuction {
 			return ruleOf(dDeal), "private auction: none of the imp's deals is the campaign's"
 		}
@@ -148,6 +152,10 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 	var why []string
 	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
+		if _, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first); !ok {
+			why = append(why, ccr.cr.ID+": its adomain is not in the wadomain of any of the campaign's deals on the imp")
+			continue
+		}
 		r := sc.creativeWhy(ix, ccr, imp)
 		if r == "" {
 			return "", ""

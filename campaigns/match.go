@@ -475,9 +475,10 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 		return dst
 	}
 	var deal *ortb.Deal
+	first := 0
 	for i, id := range sc.vals[dDeal] {
 		if contains(ix.set(cc, int(dDeal)), id) {
-			deal = sc.deals[i]
+			deal, first = sc.deals[i], i
 			break
 		}
 	}
@@ -486,21 +487,46 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	}
 	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
-		d := deal
-		if d != nil && len(d.WADomain) > 0 && !adomainsAllowed(ccr.cr.ADomain, d.WADomain) {
-			// The deal names the advertisers it allows (2.6 wadomain) and
-			// this creative's are not all among them: the open auction
-			// only, where the campaign and the imp allow one.
-			if !cc.open || imp.PrivateAuction {
-				continue
-			}
-			d = nil
+		d, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first)
+		if !ok {
+			continue
 		}
 		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
 			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: d, W: w, H: h})
 		}
 	}
 	return dst
+}
+
+// creativeDeal is the deal creative cr of campaign cc bids on for imp:
+// deal (the campaign's first deal on the imp, at index first; nil for none)
+// unless the deal names the advertisers it allows (2.6 wadomain) and cr's
+// are not all among them; then the campaign's next deal on the imp that
+// allows them, else the open auction (nil) where the campaign and the imp
+// allow one. ok is false when cr can bid on none.
+func (sc *Scratch) creativeDeal(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creative, deal *ortb.Deal, first int) (d *ortb.Deal, ok bool) {
+	if deal == nil || len(deal.WADomain) == 0 || adomainsAllowed(cr.ADomain, deal.WADomain) {
+		return deal, true
+	}
+	if d := sc.dealAllowing(ix, cc, cr, first+1); d != nil {
+		return d, true
+	}
+	return nil, cc.open && !imp.PrivateAuction
+}
+
+// dealAllowing returns the first of the imp's deals from index from on
+// (request order) that campaign cc targets and whose wadomain, if it has
+// one, allows creative cr; nil if none.
+func (sc *Scratch) dealAllowing(ix *index, cc *ccamp, cr *Creative, from int) *ortb.Deal {
+	for i := from; i < len(sc.vals[dDeal]); i++ {
+		if !contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) {
+			continue
+		}
+		if d := sc.deals[i]; len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain) {
+			return d
+		}
+	}
+	return nil
 }
 
 // adomainsAllowed says whether every one of a creative's advertiser
