@@ -137,11 +137,12 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 			out["site-banner wadomain next deal pub "+n] = []byte(next.Replace(string(SiteBanner("0.3"))))
 		}
 	}
-	// Duration floors (2.6) on the video fixture: a range, one with no
-	// bound (ignored), a per-second floor. Not on video-pod.json: with its
-	// floor lowered, the bidder's pod rules (one bid of a campaign per pod)
-	// meet bids the baseline, which lacks them, gives all three slots.
-	for _, name := range []string{"../bidder/testdata/requests/app-video.json"} {
+	// Duration floors (2.6) on the video fixtures: a range, one with no
+	// bound (ignored), a per-second floor. On video-pod.json the lowered
+	// floors let one creative win several slots of the pod, which the pod
+	// rule (a creative once per pod) refuses; the baseline lacked the rule
+	// and gave it all three slots.
+	for _, name := range []string{"../bidder/testdata/requests/app-video.json", "../bidder/testdata/requests/video-pod.json"} {
 		b, ok := out[name]
 		if !ok {
 			continue

@@ -417,7 +417,7 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 			continue
 		}
 		sl.Price, sl.Charge = p, ceilDiv(int64(v), 1000)
-		if w := a.Winners[sl.Imp]; w < 0 || p > a.Slots[w].Price {
+		if w := a.Winners[sl.Imp]; (w < 0 || p > a.Slots[w].Price) && !a.podTaken(br, sl.Imp, sl.Creative) {
 			a.Winners[sl.Imp] = i
 		}
 	}
@@ -440,6 +440,32 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 	}
 	if placed == 0 {
 		return why
+	}
+	return ""
+}
+
+// podTaken reports whether creative cr already won an imp before imp in
+// imp's pod (video.podid, else audio.podid): an ad pod never gets the same
+// creative twice (the bidder's podTaken).
+func (a *Auction) podTaken(br *openrtb2.BidRequest, imp int, cr *campaigns.Creative) bool {
+	pod := podOf(&br.Imp[imp])
+	if pod == "" {
+		return false
+	}
+	for j := 0; j < imp; j++ {
+		if w := a.Winners[j]; w >= 0 && a.Slots[w].Creative == cr && podOf(&br.Imp[j]) == pod {
+			return true
+		}
+	}
+	return false
+}
+
+func podOf(imp *openrtb2.Imp) string {
+	switch {
+	case imp.Video != nil && imp.Video.PodID != "":
+		return imp.Video.PodID
+	case imp.Audio != nil:
+		return imp.Audio.PodID
 	}
 	return ""
 }
