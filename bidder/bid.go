@@ -164,10 +164,11 @@ func (s *Server) putBidCtx(bc *bidCtx) {
 }
 
 var (
-	ctJSON       = []byte("application/json")
-	hdrVersion   = []byte("x-openrtb-version")
-	hdrNoBid     = []byte("x-nobid-reason")
-	encodingGzip = []byte("gzip")
+	ctJSON         = []byte("application/json")
+	hdrVersion     = []byte("x-openrtb-version")
+	openrtbVersion = []byte("2.6")
+	hdrNoBid       = []byte("x-nobid-reason")
+	encodingGzip   = []byte("gzip")
 	// RFC 9110 8.4.1.3: x-gzip is gzip; identity (no encoding) some clients
 	// send although only Accept-Encoding should name it.
 	encodingXGzip    = []byte("x-gzip")
@@ -195,6 +196,8 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	bc := s.getBidCtx()
 	defer s.putBidCtx(bc)
 	s.m.requests.add(bc.stripe, 1)
+	// OpenRTB 2.6 asks for the version on responses too: ours are 2.6.
+	ctx.Response.Header.SetBytesKV(hdrVersion, openrtbVersion)
 	if s.sourceRules && !sourceAllowed(ctx, s.exchangeOf(ctx)) {
 		s.m.sourceRefused.add(bc.stripe, 1)
 		ctx.Error("forbidden: this source may not send bid requests\n", fasthttp.StatusForbidden)

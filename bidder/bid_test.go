@@ -64,7 +64,11 @@ func onlyBid(t testing.TB, resp *openrtb2.BidResponse) openrtb2.Bid {
 
 func TestBidSiteBanner(t *testing.T) {
 	ts := newTestServer(t, nil)
-	resp := decodeResponse(t, ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", "2.6"))
+	r := ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", "2.6")
+	if v := string(r.Header.Peek("x-openrtb-version")); v != "2.6" {
+		t.Errorf("x-openrtb-version %q on the answer, want 2.6 (OpenRTB 2.6 asks for it on responses)", v)
+	}
+	resp := decodeResponse(t, r)
 	if resp.ID != "req-site-banner" || resp.BidID == "" || resp.Cur != "USD" {
 		t.Fatalf("response header fields: id %q bidid %q cur %q", resp.ID, resp.BidID, resp.Cur)
 	}
