@@ -193,6 +193,18 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#reason"), "browser test")); err != nil {
 		t.Fatal(err)
 	}
+	// A click right after the page came to the front (here a focus event)
+	// is not acted on: in double-clickjacking another site swaps the page in
+	// under the second click of a double-click. The page says to click again.
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.dispatchEvent(new Event("focus")), true`)); err != nil {
+		t.Fatal(err)
+	}
+	click("#pauseAll")
+	time.Sleep(300 * time.Millisecond)
+	if app.Server.pausedAll() || !strings.Contains(text("#msg"), "click again") {
+		t.Fatalf("a click just after the page came to the front: paused all %v, message %q", app.Server.pausedAll(), text("#msg"))
+	}
+	time.Sleep(time.Second) // the operator's own clicks come later
 	click(row + " button")
 	pageShows("the campaign paused", func() bool {
 		p := app.budget.Control().Campaigns[bid.CID]
