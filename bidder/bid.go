@@ -718,7 +718,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 		return slot{}, reasonFreqCap
 	}
 	maxCharge, _, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
-	if !ok || !qtyFor(camp, imp) {
+	if !ok || !qtyFor(camp, &bc.req, imp) {
 		return slot{}, reasonBudget
 	}
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
@@ -912,13 +912,15 @@ func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (hold, due int64, ok b
 	return ceilDiv(x, 1000), max(x, 0) / 1000, true
 }
 
-// qtyFor tells whether camp may bid on imp given its qty.multiplier: one
-// other than 1 (a play seen by several people, charged for all of them) only
-// for a campaign that buys DOOH inventory. Any other campaign matched a site
-// or app request whose imp said qty.multiplier 1000, and one billing notice
-// charged it 1000 impressions (an outside audit).
-func qtyFor(camp *campaigns.Campaign, imp *ortb.Imp) bool {
-	return !imp.HasQty || imp.Qty.Multiplier == 0 || imp.Qty.Multiplier == 1 || camp.Targeting.DOOH
+// qtyFor tells whether camp may bid on imp of req given its
+// qty.multiplier: one other than 1 (a play seen by several people, charged
+// for all of them) only on a DOOH request (req.dooh), for a campaign that
+// buys DOOH inventory. Any other campaign matched a site or app request
+// whose imp said qty.multiplier 1000, and one billing notice charged it
+// 1000 impressions (an outside audit); then a campaign buying site and dooh
+// inventory was charged so on a site request (a second audit).
+func qtyFor(camp *campaigns.Campaign, req *ortb.Request, imp *ortb.Imp) bool {
+	return !imp.HasQty || imp.Qty.Multiplier == 0 || imp.Qty.Multiplier == 1 || req.HasDOOH && camp.Targeting.DOOH
 }
 
 // qtyMultiplier is the imp's charge multiplier: 1 without qty (or with

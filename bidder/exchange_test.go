@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -552,26 +553,44 @@ func TestFreeTestBidTokensCarryNoUser(t *testing.T) {
 // inventory: a site request whose imp said multiplier 1000 was bid by a
 // site campaign, and one billing notice charged it 1000 impressions (an
 // outside audit: 3,000,000 micros for a 3 CPM banner). Such a campaign now
-// skips that imp; multiplier 1 (or none) bids as before.
+// skips that imp; multiplier 1 (or none) bids as before. And only on a DOOH
+// request: a campaign buying site and dooh inventory bid the site request
+// and was charged 1000 impressions by one billing notice (a second audit).
 func TestQtyMultiplierOnlyForDOOHCampaigns(t *testing.T) {
-	app := startApp(t, nil)
-	body, err := os.ReadFile("testdata/requests/site-banner.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct {
-		qty  string
-		code int
-	}{
-		{`"qty":{"multiplier":1000},`, 204},
-		{`"qty":{"multiplier":2.5},`, 204},
-		{`"qty":{"multiplier":1},`, 200},
-		{``, 200},
-	} {
-		b := strings.Replace(string(body), `"bidfloor":0.5,`, c.qty+`"bidfloor":0.5,`, 1)
-		code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
-		if code != c.code {
-			t.Errorf("site banner with %q: %d %q %s, want %d", c.qty, code, why, resp, c.code)
+	for _, mixed := range []bool{false, true} {
+		dir := t.TempDir()
+		files, _ := filepath.Glob("testdata/campaigns/*.yaml")
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if mixed && filepath.Base(f) == "acme.yaml" {
+				b = []byte(strings.Replace(string(b), "targeting:\n", "targeting:\n  inventory: [site, dooh]\n", 1))
+			}
+			if err := os.WriteFile(filepath.Join(dir, filepath.Base(f)), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		app := startApp(t, func(c *Config) { c.CampaignsDir = dir })
+		body, err := os.ReadFile("testdata/requests/site-banner.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			qty  string
+			code int
+		}{
+			{`"qty":{"multiplier":1000},`, 204},
+			{`"qty":{"multiplier":2.5},`, 204},
+			{`"qty":{"multiplier":1},`, 200},
+			{``, 200},
+		} {
+			b := strings.Replace(string(body), `"bidfloor":0.5,`, c.qty+`"bidfloor":0.5,`, 1)
+			code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+			if code != c.code {
+				t.Errorf("site banner with %q (acme buys dooh too: %v): %d %q %s, want %d", c.qty, mixed, code, why, resp, c.code)
+			}
 		}
 	}
 }

@@ -254,8 +254,8 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
 		return slot{}, reasonBudget
 	}
-	if !qtyFor(camp, imp) {
-		e.Detail = "imp.qty.multiplier other than 1, and the campaign does not buy dooh inventory"
+	if !qtyFor(camp, x.req, imp) {
+		e.Detail = "imp.qty.multiplier other than 1, on a request that is not dooh or for a campaign that does not buy dooh inventory"
 		return slot{}, reasonBudget
 	}
 	r := reasonNone
