@@ -671,7 +671,11 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 // pastChargeWindow reports whether imp may be shown (and billed) later
 // after the auction, imp.exp, than a billing notice is charged:
 // notices.token_ttl and the longest notices.dedup_window, past which it is
-// refused (403) and the impression's cost never reaches the budget.
+// refused (403) and the impression's cost never reaches the budget; or
+// than the bid's money is held, notices.hold_ttl: past it the hold goes
+// back to the lease and new bids spend it again, so a bill that came as
+// late as the imp allowed was charged over the budget (an outside audit
+// spent 3x a daily budget with exp 3600 and bills after the holds ended).
 func (s *Server) pastChargeWindow(imp *ortb.Imp) bool { return imp.Exp > s.maxExp }
 
 // sharedImpID reports whether another imp of imps, wherever it is (past

@@ -700,22 +700,39 @@ func TestSiteAndAppRefused(t *testing.T) {
 // longest notices.dedup_window is refused (403) and charged nothing, so a
 // bid on an imp whose exp is longer (DOOH screens play hours later) could
 // be shown and billed by the exchange without its charge ever reaching the
-// budget. Such an imp gets no bid; one within the window still does.
+// budget. Nor may it be longer than notices.hold_ttl: the hold went back
+// to the lease when it ended, bids spent it again, and the bill charged
+// over the budget (an outside audit: 3x a daily budget with exp 3600). Such
+// an imp gets no bid; one within every window still does.
 func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
-	ts := newTestServer(t, nil) // token_ttl 24h, longest dedup window 2h
-	f := func(exp string, want int) {
-		t.Helper()
-		body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"exp":` + exp + `}],` + rt9Tail + `}`
-		if r := ts.bid([]byte(body)); r.StatusCode() != want {
-			t.Errorf("exp %s: %d %s, want %d", exp, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+	for _, c := range []struct {
+		hold       time.Duration
+		bid, nobid []string
+	}{
+		{0, []string{"0", "60", "120"}, []string{"121", "3600"}}, // hold_ttl 2m by default
+		// A longer hold (DOOH): token_ttl 24h and the longest dedup window,
+		// 2h, bound it.
+		{3 * time.Hour, []string{"300", "7200"}, []string{"7201", "86400", "9223372036854775807"}},
+	} {
+		ts := newTestServer(t, func(cfg *Config) {
+			if c.hold > 0 {
+				cfg.Notices.HoldTTL, cfg.Budget.LeaseTTL = c.hold, 2*c.hold
+			}
+		})
+		f := func(exp string, want int) {
+			t.Helper()
+			body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"exp":` + exp + `}],` + rt9Tail + `}`
+			if r := ts.bid([]byte(body)); r.StatusCode() != want {
+				t.Errorf("hold_ttl %v, exp %s: %d %s, want %d", c.hold, exp, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+			}
+		}
+		for _, e := range c.bid {
+			f(e, 200)
+		}
+		for _, e := range c.nobid {
+			f(e, 204)
 		}
 	}
-	f("0", 200)
-	f("300", 200)
-	f("7200", 200)
-	f("7201", 204)
-	f("86400", 204)
-	f("9223372036854775807", 204)
 }
 
 // explainBody is ts's /admin/explain answer to the bid request body, every

@@ -363,7 +363,7 @@ type NoticeConfig struct {
 	// token records it) or "nobid" (204, no-bid reason test_request).
 	TestRequests string        `yaml:"test_requests"`
 	TokenTTL     time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
-	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m)
+	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m); an imp whose exp is longer gets no bid, so DOOH exchanges that send hours need a longer one
 	// AckWait bounds how long a charging notice waits for its ledger entry
 	// to be durable; then it is answered 503 and the entry stays queued for
 	// the exchange's retry (default 2s).

@@ -69,7 +69,8 @@ type Server struct {
 
 	// maxExp is the longest imp.exp bid, in seconds: notices.token_ttl and
 	// the longest notices.dedup_window, past which a billing notice is
-	// refused uncharged (pastChargeWindow).
+	// refused uncharged, and notices.hold_ttl, past which the bid's money
+	// is no longer held (pastChargeWindow).
 	maxExp int64
 
 	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
@@ -120,7 +121,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		adm:       newAdmission(cfg.Limits.Admission),
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
-	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest()) / time.Second)
+	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest(), cfg.Notices.HoldTTL) / time.Second)
 	s.exchanges = newExchanges(cfg)
 	for _, ex := range s.exchanges {
 		s.sourceRules = s.sourceRules || ex.sources != nil
