@@ -32,6 +32,27 @@ func TestParseAllocs(t *testing.T) {
 	}
 }
 
+// A member the view does not read whose key has a capital letter (visit
+// folds it to see whether it spells one it reads) costs no allocation:
+// Google's user.ext.ConsentedProvidersSettings is in real requests, and
+// the fold's buffer escaped to the heap (the review of the change).
+func TestParseAllocsOddKeys(t *testing.T) {
+	body := []byte(`{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250,"WMax":5}}],"site":{"Keywords":"x","d\u00f6main":"y"},` +
+		`"user":{"ext":{"ConsentedProvidersSettings":{"consented_providers":"1~2"}}}}`)
+	var p Parser
+	var r Request
+	if err := p.Parse(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		if err := p.Parse(body, &r); err != nil {
+			t.Fatal(err)
+		}
+	}); allocs != 0 {
+		t.Errorf("%v allocations per Parse, want 0", allocs)
+	}
+}
+
 // TestParseAllocsMixed: a pooled parser sees different requests in turn.
 func TestParseAllocsMixed(t *testing.T) {
 	var bodies [][]byte

@@ -127,11 +127,9 @@ func FuzzParseAgreesWithSchema(f *testing.F) {
 		var p Parser
 		var r Request
 		err := p.Parse(body, &r)
-		if err != nil && (hasFoldableKey(loose) || hasRepeatedKey(body)) {
-			if !errors.Is(err, ErrInvalid) {
-				t.Fatalf("a body with a repeated or odd key: want ErrInvalid or a parse, got %v", err)
-			}
-			return
+		if err != nil && (hasFoldableKey(loose) || hasRepeatedKey(body)) &&
+			(strings.HasSuffix(err.Error(), ": given more than once") || strings.HasSuffix(err.Error(), ": member names are case-sensitive")) {
+			return // visit's rules; any other error is checked below
 		}
 		want, rule := fromSchema(&br, body)
 		if rule != "" {

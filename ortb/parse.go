@@ -3,6 +3,7 @@ package ortb
 import (
 	"errors"
 	"strconv"
+	"sync"
 
 	"github.com/valyala/fastjson"
 )
@@ -184,11 +185,18 @@ func oddKey(k []byte) bool {
 	return false
 }
 
+// foldBufs are foldedRead's buffers: one passed to a func value escapes,
+// and a key such as user.ext's ConsentedProvidersSettings (Google's) is in
+// real requests, so a buffer of its own cost every such request an
+// allocation (the review of the change).
+var foldBufs = sync.Pool{New: func() any { return new([32]byte) }}
+
 // foldedRead is visit's error for a member f did not read whose key folds
 // onto one f reads; nil when it folds onto none. Only the spelling rule is
 // reported: whatever f did with the value is discarded with the request.
 func foldedRead(k []byte, v *fastjson.Value, f func(k []byte, v *fastjson.Value) error) error {
-	var buf [32]byte
+	buf := foldBufs.Get().(*[32]byte)
+	defer foldBufs.Put(buf)
 	n := 0
 	for i := 0; i < len(k); n++ {
 		if n == len(buf) {

@@ -192,8 +192,6 @@ func getInts(key []byte, v *fastjson.Value, dst *[]int64) error {
 	return nil
 }
 
-// old is s[i], what an earlier member left at index i (the zero value
-// past its end): every slice the view holds is emptied before each Parse.
 // getArray returns the elements of an array member; nil for null.
 func getArray(key []byte, v *fastjson.Value) ([]*fastjson.Value, error) {
 	switch v.Type() {
