@@ -64,14 +64,22 @@ func TestShutdownDrainsThenCloses(t *testing.T) {
 		t.Fatalf("readyz while draining: %d %s", code, body)
 	}
 	b := bidOnce(t, app, "during-drain") // still served
-	resp, err := http.Post(base+"/openrtb2/bid", "application/json", strings.NewReader(`{"id":"x","imp":[{"id":"1"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if !resp.Close {
-		t.Fatalf("an answer while draining keeps its connection open (%d, Connection %q): clients reuse it until shutdown cuts it",
-			resp.StatusCode, resp.Header.Get("Connection"))
+	for _, u := range []string{"/openrtb2/bid", "/readyz", "/nope", "/notice/bill?t=forged"} {
+		var resp *http.Response
+		var err error
+		if u == "/openrtb2/bid" {
+			resp, err = http.Post(base+u, "application/json", strings.NewReader(`{"id":"x","imp":[{"id":"1"}]}`))
+		} else {
+			resp, err = http.Get(base + u) // answered by ctx.Error, which resets the response
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if !resp.Close {
+			t.Fatalf("%s while draining: %d keeps its connection open (Connection %q): clients reuse it until shutdown cuts it",
+				u, resp.StatusCode, resp.Header.Get("Connection"))
+		}
 	}
 	if code, _ := get(t, substitute(b.BURL, "1.00")); code != 200 {
 		t.Fatalf("billing notice while draining: %d", code)

@@ -251,8 +251,9 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		// listener shut them, and lost those in flight (an outside audit
 		// saw read errors under wrk at every SIGTERM). Told to close, it
 		// opens a new connection per request, to another instance once
-		// its balancer has seen the 503.
-		ctx.SetConnectionClose()
+		// its balancer has seen the 503. Set once the answer is written:
+		// ctx.Error resets the response, the flag with it.
+		defer ctx.SetConnectionClose()
 	}
 	path := ctx.Path()
 	switch {
