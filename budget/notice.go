@@ -77,7 +77,10 @@ type Result struct {
 	// impression within its de-dup window: the event log records each
 	// kind once, a replay left out. Not the opposite of Duplicate: a first
 	// bill at the win's price, or a first loss after the bill, changes
-	// nothing and is still the first of its kind.
+	// nothing and is still the first of its kind. On an impression this
+	// process does not know and may have known (after a restart), First is
+	// whether a win or bill charged anything, and whether a loss changed
+	// anything: a replay there changes nothing.
 	First       bool
 	Won         bool // a win notice on a charge-on-billing exchange: charged provisionally (unless lost)
 	Provisional bool // the impression's charge awaits its billing notice
@@ -208,6 +211,11 @@ type settleOut struct {
 	seq   uint64
 	rc    *recharge
 	watch provWatch
+	// forgotten: the impression was not known here and this process may
+	// have known it before (a restart, an eviction) or another settled it:
+	// its kinds seen are not known, so a charge's res.First is whether it
+	// charged (finish).
+	forgotten bool
 }
 
 // provWatch names a provisional first charge on an impression this process
@@ -227,6 +235,12 @@ func (m *Manager) finish(out *settleOut) {
 	out.rc.adjust(&out.res)
 	if w := out.watch; w.on && out.res.ChargedMicros > 0 && m.tier.foreign(w.key, w.gen) {
 		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
+	}
+	if out.forgotten && out.res.ChargedMicros <= 0 && out.res.ReversedMicros == 0 {
+		// A bill replayed after a restart charges nothing (the ledger had
+		// its level) and is no first bill; neither, to the event log, is a
+		// first one that charged nothing, which cannot be told from it.
+		out.res.First = false
 	}
 }
 
@@ -248,14 +262,24 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 		existed = false // only its pixel was seen (EndPending): the impression is as unknown as before
 	}
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed, key: key}
+	forgotten := false
 	if !existed && (!op.own() || m.unreconciled(n)) {
 		e.flags |= fUnsure // another instance's bid, or one this process may have forgotten (recharge.go)
+		forgotten = true
+	}
+	if _, known := m.bidTime(n); !existed && !known {
+		forgotten = true // no telling when its bid was: maybe before this process
+
 	}
 	if n.Kind == KindLoss {
-		return settleOut{res: op.loss(), seq: e.seq}, nil
+		res := op.loss()
+		if forgotten {
+			res.First = !res.Duplicate // a loss released or reversed something
+		}
+		return settleOut{res: res, seq: e.seq}, nil
 	}
 	res := op.charge()
-	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch}, nil
+	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch, forgotten: forgotten}, nil
 }
 
 // settleOp is one notice applied to one impression, under its tier shard's
