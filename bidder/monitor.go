@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,8 +43,11 @@ type monitor struct {
 	drift  atomic.Pointer[ctr.Drift]
 	// driftRows is the rows the drift counters that a model reload
 	// replaced had counted: openbidder_feature_drift_rows_total adds them,
-	// so the counter does not start again at every reload.
-	driftRows atomic.Uint64
+	// so the counter does not start again at every reload. driftMu makes
+	// a swap and the collector's read of both one step each: a scrape
+	// between the swap and the add saw the counter go back.
+	driftMu   sync.Mutex
+	driftRows uint64
 	shadow    atomic.Pointer[shadow]
 	rows      *rowLog // model.row_log (rowlog.go); nil: off. Set before serving
 }
@@ -91,8 +95,10 @@ func (mo *monitor) setDrift(m *ctr.Manifest, width int, log *slog.Logger) {
 // old ones counted (rows a bid still counts into the old ones after the
 // swap are not kept: the total never goes back).
 func (mo *monitor) swapDrift(d *ctr.Drift) {
+	mo.driftMu.Lock()
+	defer mo.driftMu.Unlock()
 	if old := mo.drift.Swap(d); old != nil {
-		mo.driftRows.Add(old.Rows())
+		mo.driftRows += old.Rows()
 	}
 }
 
@@ -130,11 +136,13 @@ func (mo *monitor) collect(ch chan<- prometheus.Metric) {
 			gaugeMetric(ch, dPSI, p.PSI, label(name), label(p.Group))
 		}
 	}
-	if d, base := mo.drift.Load(), mo.driftRows.Load(); d != nil || base > 0 {
-		n := base
-		if d != nil {
-			n += d.Rows()
-		}
+	mo.driftMu.Lock()
+	d, n := mo.drift.Load(), mo.driftRows
+	if d != nil {
+		n += d.Rows()
+	}
+	mo.driftMu.Unlock()
+	if d != nil || n > 0 {
 		counterMetric(ch, dDriftRows, float64(n))
 	}
 	if sh := mo.shadow.Load(); sh != nil {
