@@ -6,6 +6,8 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // On one P, a request that arrives while the store reloads a directory is
@@ -124,6 +126,36 @@ func TestLargeFileParseLetsRequestsIn(t *testing.T) {
 		if n := len(got.Targeting.SiteDomains.Block); n != 1500 {
 			t.Fatalf("%d domains parsed, want 1500", n)
 		}
+		if late < 0 {
+			return
+		}
+		t.Logf("try %d: the request was read %v after the parse ended", try+1, late)
+	}
+	t.Fatal("in three parses the request was never read before the parse ended")
+}
+
+// The YAML parse itself pauses as it reads (loadPause.input): a request is
+// read before one parse of a large file ends, with no pause of parseConfig's
+// around it. TestLargeFileParseLetsRequestsIn passes on those alone (the
+// review of cfd3b76); this one fails with a plain reader (checked).
+func TestYAMLReadPauses(t *testing.T) {
+	c := baseConfig("big")
+	for i := range 1500 {
+		c.Targeting.SiteDomains.Block = append(c.Targeting.SiteDomains.Block, fmt.Sprintf("blocked-%05d.example", i))
+	}
+	data, err := MarshalConfig(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for try := range 3 {
+		var root yaml.Node
+		late := readDuring(t, func() {
+			pause := newLoadPause(true)
+			if err := yaml.NewDecoder(pause.input(data)).Decode(&root); err != nil {
+				t.Fatal(err)
+			}
+		})
 		if late < 0 {
 			return
 		}
