@@ -114,12 +114,55 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		m.sawOwn.Store(true)
 		return
 	}
+	if t := m.twin.Load(); m.probeUntil.Load() != 0 && t != nil && t.Boot == ch.Liveness.Boot && ch.Liveness.Expires > m.probeExp {
+		// Start's probe: the other boot wrote again, so it lives.
+		l := *ch.Liveness
+		m.twin.Store(&l)
+		m.probeUntil.Store(0)
+		m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
+			"other_boot", l.Boot)
+		return
+	}
 	if m.sawOwn.Load() {
 		l := *ch.Liveness
 		if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
 			m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
 				"other_boot", l.Boot)
 		}
+	}
+}
+
+// probeTwin is Start's look at this instance id's heartbeat before the
+// first step: one another boot wrote that has not expired is a live twin's
+// or a dead process's (a restart after a crash); which, only a heartbeat
+// written after it tells. Until then it counts as a twin (no holds, its
+// lease entry left alone) for two sync periods; a live process writes one
+// a period.
+func (m *Manager) probeTwin(ctx context.Context, now time.Time) {
+	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+	l, ok, err := m.store.GetLiveness(cctx, m.cfg.InstanceID)
+	cancel()
+	if err != nil || !ok || l.Boot == m.boot || l.Expires < now.UnixNano() {
+		return
+	}
+	m.probeExp = l.Expires
+	m.twin.Store(&l)
+	m.probeUntil.Store(now.Add(2 * m.cfg.SyncPeriod).UnixNano())
+	m.log.Info("this instance_id's last heartbeat is another process's and has not expired: no bids until it is seen to have stopped",
+		"other_boot", l.Boot, "wait", 2*m.cfg.SyncPeriod)
+}
+
+// probeEnd ends Start's probe at probeUntil: no heartbeat of the other boot
+// came since, so that process is dead and its leases this process's to
+// take over, as after any crash.
+func (m *Manager) probeEnd(now time.Time) {
+	until := m.probeUntil.Load()
+	if until == 0 || now.UnixNano() < until {
+		return
+	}
+	if t := m.twin.Load(); t != nil && t.Expires == m.probeExp && m.probeUntil.CompareAndSwap(until, 0) {
+		m.twin.CompareAndSwap(t, nil)
+		m.log.Info("the previous process under this instance_id wrote no heartbeat: taken for dead, its leases taken over")
 	}
 }
 

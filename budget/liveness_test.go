@@ -96,6 +96,7 @@ func TestIdleCampaignsCostNoStoreOps(t *testing.T) {
 	sa, sb := &opStore{Store: mem}, &opStore{Store: mem}
 	a := storeManager(t, sa, "a", clk, cs...)
 	b := storeManager(t, sb, "b", clk, cs...)
+	starts := sa.livegets.Load() + sb.livegets.Load() // each Start reads its own id's (probeTwin)
 	round := func() {
 		clk.Add(time.Second)
 		for _, m := range []*Manager{a, b} {
@@ -120,8 +121,8 @@ func TestIdleCampaignsCostNoStoreOps(t *testing.T) {
 	if got := sa.puts.Load() + sb.puts.Load() - puts; got != 2*rounds {
 		t.Errorf("%d liveness writes in %d rounds of 2 instances, want %d", got, rounds, 2*rounds)
 	}
-	if n := sa.livegets.Load() + sb.livegets.Load(); n != 0 {
-		t.Errorf("%d liveness reads with every instance alive", n)
+	if n := sa.livegets.Load() + sb.livegets.Load() - starts; n != 0 || starts != 2 {
+		t.Errorf("%d liveness reads with every instance alive (%d at the starts, want one each)", n, starts)
 	}
 	// Closing instances with no entry in any record costs no step either.
 	ops = sa.casOps() + sb.casOps()
@@ -462,9 +463,10 @@ func TestPacingSkipsIdleCampaigns(t *testing.T) {
 	}
 }
 
-// A restarted instance (same id, a new process) takes its old entries over at
-// its first round: the spend the old process reported stays counted once,
-// and the new process's reports add only what is new.
+// A restarted instance (same id, a new process) takes its old entries over
+// once its probe saw no heartbeat of the old process for two sync periods:
+// the spend the old process reported stays counted once, and the new
+// process's reports add only what is new.
 func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
@@ -478,7 +480,11 @@ func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 	clk.Add(time.Second)
 	old.syncAll(ctxT(t), clk.Now(), false) // reported; then the process dies
 	clk.Add(time.Second)
-	m := storeManager(t, mem, "a", clk, c) // first round at Start
+	m := storeManager(t, mem, "a", clk, c)
+	for range 2 {
+		clk.Add(m.cfg.SyncPeriod)
+		m.syncAll(ctxT(t), clk.Now(), false)
+	}
 	r, _ := mem.Get(ctxT(t), "c")
 	if l := r.Leases["a"]; r.SpentTotal != 500_000 || l.Boot != m.boot || l.Reported != 0 {
 		t.Fatalf("after the restart: %+v", r)
@@ -629,6 +635,83 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	}
 	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
 		t.Fatal("after the dead twin's heartbeat expired: hold refused")
+	}
+}
+
+// A twin started while the first process holds a lease did hold against
+// it, and took the first's entry over as a previous process's, before
+// either saw the other's heartbeat: an outside audit's fleet acknowledged
+// 2x a daily budget and reported 3x. Start now reads this id's heartbeat
+// first: another boot's that has not expired counts as a twin until it is
+// seen to have stopped writing, and a twin's entry is left alone. The
+// record's spend is the first process's charges, once.
+func TestTwinStartedBesideALiveProcessTakesNothing(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, mem, "a", clk, c)
+	ha := a.Handle("c")
+	charged := int64(0)
+	charge := func(id HoldID, auction string, amount int64) {
+		t.Helper()
+		r, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: auction, ImpID: "1",
+			BidMicros: amount, ClearingMicros: amount, Time: clk.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		charged += r.ChargedMicros
+	}
+	for range 3 {
+		a.Allow(ha, 1000, clk.Now())
+		a.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	id, ok := a.Hold(ha, 300_000, clk.Now())
+	if !ok {
+		t.Fatal("the first process: hold refused")
+	}
+	charge(id, "x", 300_000)
+	b := storeManager(t, mem, "a", clk, c) // the twin; its first round ran in Start
+	hb := b.Handle("c")
+	if ok, _ := b.Ready(); ok {
+		t.Fatal("the twin is ready beside a live process")
+	}
+	if _, ok := b.Hold(hb, 1000, clk.Now()); ok {
+		t.Fatal("the twin holds beside a live process")
+	}
+	for range 4 {
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.Allow(hb, 1000, clk.Now())
+		b.syncAll(ctxT(t), clk.Now(), false)
+		if _, ok := b.Hold(hb, 1000, clk.Now()); ok {
+			t.Fatal("the twin holds once the probe ended: the first process's heartbeats went unseen")
+		}
+		clk.Add(time.Second)
+	}
+	if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Boot != a.boot {
+		t.Fatalf("the twin took the first process's entry over: %+v", r)
+	}
+	// The first process's bid already placed is still charged and reported.
+	a.ledger.flush(ctxT(t))
+	a.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != charged || charged != 300_000 {
+		t.Fatalf("record spent %d, the first process charged %d (300000)", r.SpentTotal, charged)
+	}
+	// The first closes (an overlapping deploy's old process exits): the
+	// twin takes its entry over, with nothing unreported to add.
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		clk.Add(time.Second)
+		b.Allow(hb, 1000, clk.Now())
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	if _, ok := b.Hold(hb, 1000, clk.Now()); !ok {
+		t.Fatal("after the first process closed: the second may not hold")
+	}
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 300_000 || b.Counters().CrashGapMicros != 0 {
+		t.Fatalf("after the takeover: record %+v, crash gap %d; want 300000 spent once", r, b.Counters().CrashGapMicros)
 	}
 }
 

@@ -265,9 +265,9 @@ func TestNATSCrashGapClosedAtReclaim(t *testing.T) {
 	}
 }
 
-// A restarted process (same instance id) takes its old entry over at its
-// first round and adds what the old process had charged but not reported:
-// the watch delivers the record before that round.
+// A restarted process (same instance id) takes its old entry over once its
+// probe saw no heartbeat of the old one for two sync periods, and adds what
+// the old process had charged but not reported.
 func TestNATSCrashGapClosedOnRestart(t *testing.T) {
 	srv := startServer(t, t.TempDir(), -1)
 	t.Cleanup(srv.Shutdown)
@@ -285,7 +285,11 @@ func TestNATSCrashGapClosedOnRestart(t *testing.T) {
 	}
 	old.crash()
 	clk.Add(time.Second)
-	natsManualManager(t, "a", srv, clk, []Campaign{c}) // its first round runs in Start
+	m := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	for range 2 {
+		clk.Add(m.cfg.SyncPeriod)
+		m.syncAll(ctxT(t), clk.Now(), false)
+	}
 	if r := getRecord(t, srv.ClientURL(), "c"); r.SpentTotal != 350_000 {
 		t.Fatalf("after the restart: %+v, want 350000 spent", r)
 	}

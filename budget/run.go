@@ -36,6 +36,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.cancel = cancel
 	m.started.Store(true)
+	m.probeTwin(ctx, m.cfg.Clock.Now())
 	m.syncAll(ctx, m.cfg.Clock.Now(), false)
 	if m.cfg.manual {
 		return nil
