@@ -135,14 +135,7 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 	case cc.daypart && !sc.inDaypart(ix, cc):
 		return RuleDayparting, "not at " + sc.now.In(ix.zones[cc.zone]).Format("Mon 15:04 MST")
 	}
-	var deal *ortb.Deal
-	first := 0
-	for i, id := range sc.vals[dDeal] {
-		if contains(ix.set(cc, int(dDeal)), id) {
-			deal, first = sc.deals[i], i
-			break
-		}
-	}
+	deal, first := sc.firstDeal(ix, cc)
 	if deal == nil && (!cc.open || imp.PrivateAuction) {
 		if imp.PrivateAuction {
 			return ruleOf(dDeal), "private auction: none of the imp's deals is the campaign's"

@@ -474,14 +474,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if cc.daypart && !sc.inDaypart(ix, cc) {
 		return dst
 	}
-	var deal *ortb.Deal
-	first := 0
-	for i, id := range sc.vals[dDeal] {
-		if contains(ix.set(cc, int(dDeal)), id) {
-			deal, first = sc.deals[i], i
-			break
-		}
-	}
+	deal, first := sc.firstDeal(ix, cc)
 	if deal == nil && (!cc.open || imp.PrivateAuction) {
 		return dst
 	}
@@ -496,6 +489,17 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 		}
 	}
 	return dst
+}
+
+// firstDeal is the first of the imp's deals (request order) that campaign cc
+// targets, and its index; nil if none.
+func (sc *Scratch) firstDeal(ix *index, cc *ccamp) (*ortb.Deal, int) {
+	for i, id := range sc.vals[dDeal] {
+		if contains(ix.set(cc, int(dDeal)), id) {
+			return sc.deals[i], i
+		}
+	}
+	return nil, 0
 }
 
 // creativeDeal is the deal creative cr of campaign cc bids on for imp:
