@@ -1,6 +1,10 @@
 package ortb
 
-import "github.com/valyala/fastjson"
+import (
+	"errors"
+
+	"github.com/valyala/fastjson"
+)
 
 // The Native request document. imp.native.request is a JSON string holding
 // a Native 1.x request ({"ver":"1.2","assets":[...]}, or the 1.0/1.1 form
@@ -66,38 +70,58 @@ func (p *Parser) nativeString(n *Native, s []byte) {
 
 // readNative reads a native request document into n. Type errors mark it
 // NativeBad without building an error: no allocation, whatever the input.
+// Its objects are read through visit as the request's are: a member read
+// given twice, or spelled so that encoding/json would fold it onto one, is
+// NativeBad too ("w":300,"w":null was a width of 0 here and 300 to
+// encoding/json: the review of 8e1596a).
 func readNative(n *Native, v *fastjson.Value) {
 	if v.Type() != fastjson.TypeObject {
 		n.Status = NativeBad
 		return
 	}
 	o, _ := v.Object()
-	if w := o.Get("native"); w != nil && w.Type() == fastjson.TypeObject {
-		n.Wrapped = true
-		o, _ = w.Object()
+	var wrapper *fastjson.Object
+	var assets *fastjson.Value
+	err := visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "native":
+			if v.Type() == fastjson.TypeObject {
+				wrapper, _ = v.Object()
+			}
+			return nil
+		case "assets":
+			assets = v
+			return nil
+		}
+		return errUnread
+	})
+	if err == nil && wrapper != nil {
+		n.Wrapped, assets = true, nil
+		err = visit(wrapper, func(k []byte, v *fastjson.Value) error {
+			if string(k) != "assets" {
+				return errUnread
+			}
+			assets = v
+			return nil
+		})
 	}
 	n.Status = NativeOK
-	ok := true
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if !ok || string(k) != "assets" {
-			return
-		}
-		n.Assets = n.Assets[:0] // a repeated key replaces
-		switch v.Type() {
+	n.Assets = n.Assets[:0]
+	ok := err == nil
+	if ok && assets != nil {
+		switch assets.Type() {
 		case fastjson.TypeNull:
-			return
 		case fastjson.TypeArray:
+			a, _ := assets.Array()
+			for _, e := range a {
+				if ok = readAsset(n.nextAsset(), e); !ok {
+					break
+				}
+			}
 		default:
 			ok = false
-			return
 		}
-		a, _ := v.Array()
-		for _, e := range a {
-			if ok = readAsset(n.nextAsset(), e); !ok {
-				return
-			}
-		}
-	})
+	}
 	if !ok {
 		n.Status, n.Wrapped, n.Assets = NativeBad, false, n.Assets[:0]
 	}
@@ -106,6 +130,18 @@ func readNative(n *Native, v *fastjson.Value) {
 func (n *Native) nextAsset() *NativeAsset {
 	n.Assets = append(n.Assets, NativeAsset{})
 	return &n.Assets[len(n.Assets)-1]
+}
+
+// errNativeBad is a native member function's answer to a wrongly typed
+// member: the document is NativeBad (never returned from Parse).
+var errNativeBad = errors.New("ortb: native member of the wrong type")
+
+// nIntErr is nInt for a visit function.
+func nIntErr(v *fastjson.Value, dst *int64) error {
+	if !nInt(v, dst) {
+		return errNativeBad
+	}
+	return nil
 }
 
 // readAsset reads one assets[] element (null reads as an empty asset); false
@@ -120,21 +156,22 @@ func readAsset(a *NativeAsset, v *fastjson.Value) bool {
 	}
 	o, _ := v.Object()
 	var has [AssetData + 1]bool
-	ok := true
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if !ok {
-			return
-		}
+	err := visit(o, func(k []byte, v *fastjson.Value) error {
 		switch string(k) {
 		case "id":
-			ok = nInt(v, &a.ID)
+			return nIntErr(v, &a.ID)
 		case "required":
 			var r int64
-			ok = nInt(v, &r)
+			err := nIntErr(v, &r)
 			a.Required = r != 0
+			return err
 		case "title", "img", "video", "data":
-			ok = a.member(k, v, &has)
+			if !a.member(k, v, &has) {
+				return errNativeBad
+			}
+			return nil
 		}
+		return errUnread
 	})
 	n := 0
 	for kind, in := range has {
@@ -146,7 +183,7 @@ func readAsset(a *NativeAsset, v *fastjson.Value) bool {
 	if n != 1 { // none, or more than one: not a valid asset
 		*a = NativeAsset{ID: a.ID, Required: a.Required}
 	}
-	return ok
+	return err == nil
 }
 
 // member reads an asset's title, img, video or data object; null makes it
@@ -174,39 +211,35 @@ func (a *NativeAsset) member(k []byte, v *fastjson.Value, has *[AssetData + 1]bo
 		return true
 	}
 	o, _ := v.Object()
-	ok := true
-	o.Visit(func(k []byte, v *fastjson.Value) {
-		if !ok {
-			return
-		}
+	return visit(o, func(k []byte, v *fastjson.Value) error {
 		switch kind {
 		case AssetTitle:
 			if string(k) == "len" {
-				ok = nInt(v, &a.Len)
+				return nIntErr(v, &a.Len)
 			}
 		case AssetData:
 			switch string(k) {
 			case "type":
-				ok = nInt(v, &a.Type)
+				return nIntErr(v, &a.Type)
 			case "len":
-				ok = nInt(v, &a.Len)
+				return nIntErr(v, &a.Len)
 			}
 		case AssetImg:
 			switch string(k) {
 			case "type":
-				ok = nInt(v, &a.Type)
+				return nIntErr(v, &a.Type)
 			case "w":
-				ok = nInt(v, &a.W)
+				return nIntErr(v, &a.W)
 			case "h":
-				ok = nInt(v, &a.H)
+				return nIntErr(v, &a.H)
 			case "wmin":
-				ok = nInt(v, &a.WMin)
+				return nIntErr(v, &a.WMin)
 			case "hmin":
-				ok = nInt(v, &a.HMin)
+				return nIntErr(v, &a.HMin)
 			}
 		}
-	})
-	return ok
+		return errUnread
+	}) == nil
 }
 
 // nInt reads an integer member of the native document (null reads as 0);

@@ -415,9 +415,18 @@ func TestParseLenient(t *testing.T) {
 		n := r.Imps[0].Native // a "native" member that is not an object: the plain form
 		return n.Status == NativeOK && !n.Wrapped && len(n.Assets) == 1
 	})
-	f(native(`"{\"assets\":[{\"id\":1,\"title\":{\"len\":5}}],\"assets\":[]}"`), func(r *Request) bool {
-		return r.Imps[0].Native.Status == NativeOK && len(r.Imps[0].Native.Assets) == 0 // repeated: last wins
-	})
+	// A member read given twice, or spelled so that encoding/json folds it
+	// onto one, makes the document NativeBad (its reading would depend on
+	// the parser: "w":300,"w":null was 0 here, 300 to encoding/json).
+	for _, doc := range []string{
+		`"{\"assets\":[{\"id\":1,\"title\":{\"len\":5}}],\"assets\":[]}"`,
+		`"{\"assets\":[{\"id\":1,\"img\":{\"w\":300,\"h\":250,\"w\":null}}]}"`,
+		`"{\"assets\":[{\"id\":1,\"id\":2,\"title\":{\"len\":5}}]}"`,
+		`"{\"native\":{\"assets\":[]},\"native\":{\"assets\":[{\"id\":1,\"title\":{\"len\":5}}]}}"`,
+		`"{\"Assets\":[{\"id\":1,\"title\":{\"len\":5}}]}"`,
+	} {
+		f(native(doc), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	}
 	f(`{"i\u0064":"r","imp":[{"id":"1","bidfloor":-0.5}]}`, func(r *Request) bool {
 		return string(r.ID) == "r" && r.Imps[0].BidFloor == -0.5
 	})
