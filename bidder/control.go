@@ -251,6 +251,10 @@ func readControlRequest(w http.ResponseWriter, r *http.Request) (controlRequest,
 	return req, nil
 }
 
+// jsonFold maps the two non-ASCII letters encoding/json folds onto ASCII
+// ones (U+017F long s, U+212A Kelvin sign), after strings.ToLower.
+var jsonFold = strings.NewReplacer("\u017f", "s", "\u212a", "k")
+
 // oneJSONObject checks that body is one JSON object whose members are each
 // given once, with nothing after it.
 func oneJSONObject(body []byte) error {
@@ -265,7 +269,7 @@ func oneJSONObject(body []byte) error {
 			return err
 		}
 		k, _ := t.(string)
-		k = strings.ToLower(k) // encoding/json matches members in any case
+		k = jsonFold.Replace(strings.ToLower(k)) // encoding/json matches members in any case, s and k as ſ and K too
 		if seen[k] {
 			return errors.New(strconv.Quote(k) + " given twice (one target a request)")
 		}

@@ -102,6 +102,7 @@ func TestKillSwitchAdminAPI(t *testing.T) {
 		{"JSON and query", "/admin/pause?all=1", opsToken, `{"campaign":"acme-banner"}`, nil, 400},
 		{"JSON member twice", "/admin/pause", opsToken, `{"campaign":"other","campaign":"acme-banner"}`, nil, 400},
 		{"JSON member twice in two cases", "/admin/pause", opsToken, `{"campaign":"other","Campaign":"acme-banner"}`, nil, 400},
+		{"JSON member twice, long s", "/admin/pause", opsToken, `{"campaign":"acme-banner","reason":"a","rea\u017fon":"b"}`, nil, 400},
 		{"JSON then more", "/admin/pause", opsToken, `{"campaign":"acme-banner"}{"all":true}`, nil, 400},
 		{"cross-origin page", "/admin/pause", opsToken, "all=1", []string{"Origin", "http://evil.example"}, 403},
 		{"cross-site fetch", "/admin/pause", opsToken, "all=1", []string{"Sec-Fetch-Site", "cross-site"}, 403},
