@@ -162,8 +162,11 @@ type Config struct {
 	Clock Clock  // default WallClock
 	Seed  uint64 // seed of the pacing participation draws (default 1)
 
-	manual  bool          // tests: Start runs no background loops; the test drives them
-	backend ledgerBackend // tests: replaces the in-memory ledger of a Store
+	manual bool // tests: Start runs no background loops; the test drives them
+	// probeWait: how long Start watches for a newer heartbeat of another
+	// boot under this instance id (probeInstance; default 3 sync periods).
+	probeWait time.Duration
+	backend   ledgerBackend // tests: replaces the in-memory ledger of a Store
 
 	natsOpts []nats.Option // Auth and TLS as connection options (withDefaults)
 }
@@ -206,6 +209,7 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.LeaseTTL, max(5*time.Minute, 2*d.HoldTTL+2*d.SyncPeriod))
 	def(&d.LeaseAhead, 10*time.Second)
 	def(&d.ReclaimWait, 2*d.SyncPeriod)
+	def(&d.probeWait, 3*d.SyncPeriod)
 	def(&d.DedupWindow.Win, 15*time.Minute)
 	def(&d.DedupWindow.Bill, 2*time.Hour)
 	def(&d.DedupWindow.Loss, 15*time.Minute)

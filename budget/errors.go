@@ -16,6 +16,9 @@ var (
 	ErrTooLateToCharge = errors.New("budget: notice past its de-duplication window (notices.dedup_window) after the bid: not charged")
 	ErrNotStarted      = errors.New("budget: manager not started")
 	ErrClosed          = errors.New("budget: manager closed")
+	// ErrInstanceInUse: Start saw another running process write this
+	// instance id's heartbeat (probeInstance); nothing was started.
+	ErrInstanceInUse   = errors.New("budget: instance_id in use by another running process")
 	ErrFlushIncomplete = errors.New("budget: ledger flush incomplete")
 	ErrConflict        = errors.New("budget: compare-and-set conflict")
 	ErrStoreDown       = errors.New("budget: store unreachable")

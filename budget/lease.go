@@ -7,11 +7,7 @@ import (
 
 // leaseReq is one instance's lease step on a campaign's record.
 type leaseReq struct {
-	instance string
-	// twinBoot is the boot of another live process under this instance id
-	// (or one not yet seen to have stopped: Start's probe); "" none. Its
-	// entry is not this process's to take over.
-	twinBoot     string
+	instance     string
 	currency     string // the campaign's; "" is not checked
 	now          time.Time
 	day          string
@@ -52,7 +48,6 @@ type lapse struct {
 }
 
 type leaseRes struct {
-	twin       bool // the entry is a live twin's: the record was left as it was
 	amount     int64
 	expires    int64
 	kept       bool     // this instance's entry stays in the record
@@ -81,16 +76,6 @@ const unlimited = math.MaxInt64 / 4
 // so an idle campaign costs its instance nothing, not even at close.
 func applyLease(rec *Record, q leaseReq) leaseRes {
 	var res leaseRes
-	if own, had := rec.Leases[q.instance]; had && q.twinBoot != "" && own.Boot == q.twinBoot {
-		// Another running process under this instance id wrote the entry:
-		// taking it over (as a restart takes over its dead predecessor's)
-		// let both hold against one lease and count each other's spend
-		// again (an outside audit: 2x the daily budget acknowledged, 3x
-		// reported). This process has nothing to report (it holds
-		// nothing while a twin lives) and leaves the record alone.
-		res.twin = true
-		return res
-	}
 	if rec.Currency == "" {
 		rec.Currency = q.currency // a new record, or one written before records named theirs
 	}

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"sync/atomic"
 	"time"
@@ -114,15 +115,6 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		m.sawOwn.Store(true)
 		return
 	}
-	if t := m.twin.Load(); m.probeUntil.Load() != 0 && t != nil && t.Boot == ch.Liveness.Boot && ch.Liveness.Expires > m.probeExp {
-		// Start's probe: the other boot wrote again, so it lives.
-		l := *ch.Liveness
-		m.twin.Store(&l)
-		m.probeUntil.Store(0)
-		m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
-			"other_boot", l.Boot)
-		return
-	}
 	if m.sawOwn.Load() {
 		l := *ch.Liveness
 		if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
@@ -132,38 +124,52 @@ func (m *Manager) onOwnLiveness(ch Change) {
 	}
 }
 
-// probeTwin is Start's look at this instance id's heartbeat before the
-// first step: one another boot wrote that has not expired is a live twin's
-// or a dead process's (a restart after a crash); which, only a heartbeat
-// written after it tells. Until then it counts as a twin (no holds, its
-// lease entry left alone) for two sync periods; a live process writes one
-// a period.
-func (m *Manager) probeTwin(ctx context.Context, now time.Time) {
-	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
-	l, ok, err := m.store.GetLiveness(cctx, m.cfg.InstanceID)
-	cancel()
-	if err != nil || !ok || l.Boot == m.boot || l.Expires < now.UnixNano() {
-		return
+// probeInstance is Start's look at this instance id's heartbeat, before it
+// watches, serves forwarded notices or steps. One another boot wrote that
+// has not expired is a dead process's (a restart after a crash: it never
+// writes again) or a live one's (two processes configured with one id, or
+// an overlapping deploy whose old process still runs). It reads the record
+// again after probeWait (three sync periods; a live process writes one a
+// period): unchanged, or deleted (the other closed), Start goes on and
+// takes the old entries over at its first step as after any crash; written
+// again, Start fails with ErrInstanceInUse, having started nothing (the
+// bidder retries until budget.start_timeout). A process started beside a
+// live one used to run until their heartbeats crossed, about a second:
+// its first step took the live process's lease entries over as a dead
+// predecessor's, both held against one budget (an outside audit's fleet
+// acknowledged 2x a daily budget), and each then read the other's ledger
+// figures as a crash gap (3x reported).
+func (m *Manager) probeInstance(ctx context.Context) error {
+	read := func() (Liveness, bool, error) {
+		cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+		defer cancel()
+		return m.store.GetLiveness(cctx, m.cfg.InstanceID)
 	}
-	m.probeExp = l.Expires
-	m.twin.Store(&l)
-	m.probeUntil.Store(now.Add(2 * m.cfg.SyncPeriod).UnixNano())
-	m.log.Info("this instance_id's last heartbeat is another process's and has not expired: no bids until it is seen to have stopped",
-		"other_boot", l.Boot, "wait", 2*m.cfg.SyncPeriod)
-}
-
-// probeEnd ends Start's probe at probeUntil: no heartbeat of the other boot
-// came since, so that process is dead and its leases this process's to
-// take over, as after any crash.
-func (m *Manager) probeEnd(now time.Time) {
-	until := m.probeUntil.Load()
-	if until == 0 || now.UnixNano() < until {
-		return
+	l, ok, err := read()
+	if err != nil {
+		return fmt.Errorf("budget: read this instance's liveness: %w", err)
 	}
-	if t := m.twin.Load(); t != nil && t.Expires == m.probeExp && m.probeUntil.CompareAndSwap(until, 0) {
-		m.twin.CompareAndSwap(t, nil)
-		m.log.Info("the previous process under this instance_id wrote no heartbeat: taken for dead, its leases taken over")
+	if !ok || l.Boot == m.boot || l.Expires < m.cfg.Clock.Now().UnixNano() {
+		return nil
 	}
+	m.log.Info("this instance_id's last heartbeat is another process's and has not expired: watching whether it still writes",
+		"other_boot", l.Boot, "wait", m.cfg.probeWait)
+	t := time.NewTimer(m.cfg.probeWait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+	}
+	l2, ok, err := read()
+	switch {
+	case err != nil:
+		return fmt.Errorf("budget: read this instance's liveness: %w", err)
+	case !ok || l2 == l:
+		m.log.Info("the previous process under this instance_id wrote no heartbeat since: taken for dead", "other_boot", l.Boot)
+		return nil
+	}
+	return fmt.Errorf("%w: %s (boot %s wrote a heartbeat %v ago at most)", ErrInstanceInUse, m.cfg.InstanceID, l2.Boot, m.cfg.probeWait)
 }
 
 // twinAlive says whether another process's heartbeat under this instance

@@ -2,7 +2,9 @@ package budget
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,7 +64,7 @@ func (s *opStore) casOps() int64 { return s.updates.Load() + s.gets.Load() }
 func storeManager(t *testing.T, st Store, inst string, clk Clock, cs ...Campaign) *Manager {
 	t.Helper()
 	m, err := New(Config{
-		InstanceID: inst, Store: st, Clock: clk, manual: true,
+		InstanceID: inst, Store: st, Clock: clk, manual: true, probeWait: 20 * time.Millisecond,
 		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
 		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
 	}, quietLog())
@@ -96,7 +98,7 @@ func TestIdleCampaignsCostNoStoreOps(t *testing.T) {
 	sa, sb := &opStore{Store: mem}, &opStore{Store: mem}
 	a := storeManager(t, sa, "a", clk, cs...)
 	b := storeManager(t, sb, "b", clk, cs...)
-	starts := sa.livegets.Load() + sb.livegets.Load() // each Start reads its own id's (probeTwin)
+	starts := sa.livegets.Load() + sb.livegets.Load() // each Start reads its own id's (probeInstance)
 	round := func() {
 		clk.Add(time.Second)
 		for _, m := range []*Manager{a, b} {
@@ -463,10 +465,9 @@ func TestPacingSkipsIdleCampaigns(t *testing.T) {
 	}
 }
 
-// A restarted instance (same id, a new process) takes its old entries over
-// once its probe saw no heartbeat of the old process for two sync periods:
-// the spend the old process reported stays counted once, and the new
-// process's reports add only what is new.
+// A restarted instance (same id, a new process) takes its old entries over at
+// its first round: the spend the old process reported stays counted once,
+// and the new process's reports add only what is new.
 func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
@@ -480,11 +481,7 @@ func TestRestartedInstanceTakesOverItsEntries(t *testing.T) {
 	clk.Add(time.Second)
 	old.syncAll(ctxT(t), clk.Now(), false) // reported; then the process dies
 	clk.Add(time.Second)
-	m := storeManager(t, mem, "a", clk, c)
-	for range 2 {
-		clk.Add(m.cfg.SyncPeriod)
-		m.syncAll(ctxT(t), clk.Now(), false)
-	}
+	m := storeManager(t, mem, "a", clk, c) // first round at Start
 	r, _ := mem.Get(ctxT(t), "c")
 	if l := r.Leases["a"]; r.SpentTotal != 500_000 || l.Boot != m.boot || l.Reported != 0 {
 		t.Fatalf("after the restart: %+v", r)
@@ -638,29 +635,20 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	}
 }
 
-// A twin started while the first process holds a lease did hold against
-// it, and took the first's entry over as a previous process's, before
-// either saw the other's heartbeat: an outside audit's fleet acknowledged
-// 2x a daily budget and reported 3x. Start now reads this id's heartbeat
-// first: another boot's that has not expired counts as a twin until it is
-// seen to have stopped writing, and a twin's entry is left alone. The
-// record's spend is the first process's charges, once.
-func TestTwinStartedBesideALiveProcessTakesNothing(t *testing.T) {
+// A process started beside a live one under the same instance_id ran until
+// their heartbeats crossed: its first step took the live one's lease entry
+// over as a dead predecessor's and both held against one lease (an outside
+// audit's fleet acknowledged 2x a daily budget and reported 3x). Start now
+// watches the id's heartbeat for probeWait first: written again, it fails
+// with ErrInstanceInUse having started nothing; once the other closed, it
+// starts. A restart after a crash (no newer heartbeat) starts and takes the
+// old entry over (TestCrashGapClosedOnRestart).
+func TestStartRefusedBesideALiveProcess(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
 	c := campaign("c", micros(100))
 	a := storeManager(t, mem, "a", clk, c)
 	ha := a.Handle("c")
-	charged := int64(0)
-	charge := func(id HoldID, auction string, amount int64) {
-		t.Helper()
-		r, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: auction, ImpID: "1",
-			BidMicros: amount, ClearingMicros: amount, Time: clk.Now()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		charged += r.ChargedMicros
-	}
 	for range 3 {
 		a.Allow(ha, 1000, clk.Now())
 		a.syncAll(ctxT(t), clk.Now(), false)
@@ -670,38 +658,57 @@ func TestTwinStartedBesideALiveProcessTakesNothing(t *testing.T) {
 	if !ok {
 		t.Fatal("the first process: hold refused")
 	}
-	charge(id, "x", 300_000)
-	b := storeManager(t, mem, "a", clk, c) // the twin; its first round ran in Start
-	hb := b.Handle("c")
-	if ok, _ := b.Ready(); ok {
-		t.Fatal("the twin is ready beside a live process")
-	}
-	if _, ok := b.Hold(hb, 1000, clk.Now()); ok {
-		t.Fatal("the twin holds beside a live process")
-	}
-	for range 4 {
-		a.syncAll(ctxT(t), clk.Now(), false)
-		b.Allow(hb, 1000, clk.Now())
-		b.syncAll(ctxT(t), clk.Now(), false)
-		if _, ok := b.Hold(hb, 1000, clk.Now()); ok {
-			t.Fatal("the twin holds once the probe ended: the first process's heartbeats went unseen")
+	before, _ := mem.Get(ctxT(t), "c")
+	beats := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the live process's heartbeat, a sync period at a time
+		defer wg.Done()
+		for {
+			select {
+			case <-beats:
+				return
+			case <-time.After(2 * time.Millisecond):
+				clk.Add(time.Millisecond)
+				a.beat(ctxT(t), clk.Now())
+			}
 		}
-		clk.Add(time.Second)
+	}()
+	b, err := New(Config{InstanceID: "a", Store: mem, Clock: clk, manual: true, probeWait: 50 * time.Millisecond,
+		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12}, quietLog())
+	if err != nil {
+		t.Fatal(err)
 	}
-	if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Boot != a.boot {
-		t.Fatalf("the twin took the first process's entry over: %+v", r)
+	if err := b.SetCampaigns([]Campaign{c}); err != nil {
+		t.Fatal(err)
 	}
-	// The first process's bid already placed is still charged and reported.
+	err = b.Start(ctxT(t))
+	close(beats)
+	wg.Wait()
+	if !errors.Is(err, ErrInstanceInUse) {
+		t.Fatalf("Start beside a live process under its id: %v, want ErrInstanceInUse", err)
+	}
+	if r, _ := mem.Get(ctxT(t), "c"); r.Rev != before.Rev || r.Leases["a"].Boot != a.boot {
+		t.Fatalf("the refused process touched the record: %+v, before %+v", r, before)
+	}
+	// The live process's bid is charged and reported as if nothing happened.
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	a.ledger.flush(ctxT(t))
 	a.syncAll(ctxT(t), clk.Now(), false)
-	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != charged || charged != 300_000 {
-		t.Fatalf("record spent %d, the first process charged %d (300000)", r.SpentTotal, charged)
-	}
-	// The first closes (an overlapping deploy's old process exits): the
-	// twin takes its entry over, with nothing unreported to add.
 	if err := a.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	// The first closed (an overlapping deploy's old process exits): the
+	// second starts, takes the entry over, and adds nothing.
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatalf("Start after the other closed: %v", err)
+	}
+	defer b.Close(ctxT(t))
+	hb := b.Handle("c")
 	for range 3 {
 		clk.Add(time.Second)
 		b.Allow(hb, 1000, clk.Now())
@@ -711,7 +718,7 @@ func TestTwinStartedBesideALiveProcessTakesNothing(t *testing.T) {
 		t.Fatal("after the first process closed: the second may not hold")
 	}
 	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 300_000 || b.Counters().CrashGapMicros != 0 {
-		t.Fatalf("after the takeover: record %+v, crash gap %d; want 300000 spent once", r, b.Counters().CrashGapMicros)
+		t.Fatalf("record %+v, crash gap %d: want 300000 spent once", r, b.Counters().CrashGapMicros)
 	}
 }
 

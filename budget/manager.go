@@ -41,14 +41,6 @@ type Manager struct {
 	// that (liveness.go, onOwnLiveness). Until it expires no hold starts.
 	sawOwn atomic.Bool
 	twin   atomic.Pointer[Liveness]
-	// probeUntil: Start found this instance id's heartbeat written by
-	// another boot, not expired, and took it for a live twin (twin) until
-	// then (unix ns; 0: no probe). A live one writes again within a sync
-	// period; a dead one (a restart after a crash) never does, and at
-	// probeUntil the probe ends (probeEnd). probeExp is the expiry Start
-	// read: a later one is a heartbeat written since.
-	probeUntil atomic.Int64
-	probeExp   int64
 
 	mu       mutex[lkManager] // guards byID, list (SetCampaigns); a leaf
 	byID     map[string]*Account
@@ -168,8 +160,6 @@ func (m *Manager) Ready() (bool, string) {
 		return false, "closed"
 	case !m.started.Load():
 		return false, "not started"
-	case m.twinAlive(m.cfg.Clock.Now().UnixNano()) && m.probeUntil.Load() != 0:
-		return false, "instance_id " + m.cfg.InstanceID + "'s last heartbeat is another process's (boot " + m.twin.Load().Boot + "): waiting to see it stopped"
 	case m.twinAlive(m.cfg.Clock.Now().UnixNano()):
 		return false, "instance_id " + m.cfg.InstanceID + " is used by another running process (boot " + m.twin.Load().Boot + "): no bids (fail closed)"
 	case !m.connected.Load():

@@ -16,7 +16,7 @@ var t0 = time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 func newMemManager(t *testing.T, st *MemStore, inst string, clk Clock, cs ...Campaign) *Manager {
 	t.Helper()
 	m, err := New(Config{
-		InstanceID: inst, Store: st, Clock: clk, manual: true,
+		InstanceID: inst, Store: st, Clock: clk, manual: true, probeWait: 20 * time.Millisecond,
 		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
 		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
 	}, quietLog())

@@ -16,6 +16,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.provision(ctx); err != nil {
 		return err
 	}
+	if err := m.probeInstance(ctx); err != nil {
+		return err
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	m.runCtx = lctx
 	if err := m.watch(); err != nil {
@@ -36,7 +39,6 @@ func (m *Manager) Start(ctx context.Context) error {
 	}
 	m.cancel = cancel
 	m.started.Store(true)
-	m.probeTwin(ctx, m.cfg.Clock.Now())
 	m.syncAll(ctx, m.cfg.Clock.Now(), false)
 	if m.cfg.manual {
 		return nil

@@ -33,7 +33,6 @@ func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
 		if beatErr == nil {
 			m.checkLiveness(ctx, now)
 		}
-		m.probeEnd(now)
 	}
 	m.alone = !m.othersAlive(now.UnixNano())
 	m.due = m.dueAccounts(now, release, m.due[:0])
@@ -273,12 +272,8 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	a.mu.Unlock()
 
-	twinBoot := ""
-	if t := m.twin.Load(); t != nil && m.twinAlive(now.UnixNano()) {
-		twinBoot = t.Boot
-	}
 	q := leaseReq{
-		instance: m.cfg.InstanceID, twinBoot: twinBoot, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
+		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
 		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
@@ -292,9 +287,6 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	cancel()
 	if err != nil {
 		return err
-	}
-	if lr.twin {
-		return nil // a live twin's entry: nothing changed (applyLease)
 	}
 	m.steps.Add(1)
 	m.applyStep(a, q, lr, report, epoch)
