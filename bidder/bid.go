@@ -197,7 +197,8 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	defer s.putBidCtx(bc)
 	s.m.requests.add(bc.stripe, 1)
 	// OpenRTB 2.6 asks for the version on responses too: ours are 2.6.
-	ctx.Response.Header.SetBytesKV(hdrVersion, openrtbVersion)
+	// Set once the answer is written: ctx.Error resets the headers.
+	defer ctx.Response.Header.SetBytesKV(hdrVersion, openrtbVersion)
 	if s.sourceRules && !sourceAllowed(ctx, s.exchangeOf(ctx)) {
 		s.m.sourceRefused.add(bc.stripe, 1)
 		ctx.Error("forbidden: this source may not send bid requests\n", fasthttp.StatusForbidden)

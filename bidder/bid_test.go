@@ -68,6 +68,12 @@ func TestBidSiteBanner(t *testing.T) {
 	if v := string(r.Header.Peek("x-openrtb-version")); v != "2.6" {
 		t.Errorf("x-openrtb-version %q on the answer, want 2.6 (OpenRTB 2.6 asks for it on responses)", v)
 	}
+	// On every answer of the endpoint: a 403 (answered by ctx.Error, which
+	// resets the headers) lacked it (the review of 7aa64ff).
+	if r := ts.bid(readReq(t, "site-banner.json"), "Origin", "https://page.example"); r.StatusCode() != 403 ||
+		string(r.Header.Peek("x-openrtb-version")) != "2.6" {
+		t.Errorf("a 403: x-openrtb-version %q (status %d), want 2.6", r.Header.Peek("x-openrtb-version"), r.StatusCode())
+	}
 	resp := decodeResponse(t, r)
 	if resp.ID != "req-site-banner" || resp.BidID == "" || resp.Cur != "USD" {
 		t.Fatalf("response header fields: id %q bidid %q cur %q", resp.ID, resp.BidID, resp.Cur)
