@@ -61,9 +61,12 @@ type Config struct {
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
 	// (default: hostname-pid): 1-128 letters, digits, '.', '_' or '-'. Two
-	// running processes must not share one: each stops bidding (fail
-	// closed, /readyz 503) until the other closes, or budget.lease_ttl
-	// after its last heartbeat.
+	// running processes must not share one: a process whose id another
+	// still writes heartbeats under does not start (it retries for
+	// budget.start_timeout, then exits), and a restart after a crash waits
+	// three sync periods to see the old heartbeat stopped; two that still
+	// meet each stop bidding (fail closed, /readyz 503) until the other
+	// closes, or budget.lease_ttl after its last heartbeat.
 	InstanceID string `yaml:"instance_id"`
 
 	// CampaignsDir holds one YAML file per campaign (default
