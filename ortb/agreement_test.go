@@ -268,7 +268,7 @@ func reasonClass(err error) string {
 func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	r := &Request{
 		ID: s2bOrNil(br.ID), TMax: br.TMax, AT: br.AT, Test: br.Test != 0, CatTax: int64(br.CatTax),
-		Cur: strs(br.Cur), BCat: strs(br.BCat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
+		Cur: strs(br.Cur), BCat: strs(br.BCat), ACat: strs(br.ACat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
 		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat), WLang: strs(br.WLang), WLangB: strs(br.WLangB),
 		Device: Device{DNT: Unset, LMT: Unset},
 		Regs:   Regs{COPPA: Unset, GDPR: Unset},

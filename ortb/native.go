@@ -2,6 +2,7 @@ package ortb
 
 import (
 	"errors"
+	"math"
 
 	"github.com/valyala/fastjson"
 )
@@ -163,6 +164,9 @@ func readAsset(a *NativeAsset, v *fastjson.Value) bool {
 		case "required":
 			var r int64
 			err := nIntErr(v, &r)
+			if err == nil && (r < math.MinInt8 || r > math.MaxInt8) {
+				err = errNativeBad // Native 1.2's is an int8: encoding/json refuses the document
+			}
 			a.Required = r != 0
 			return err
 		case "title", "img", "video", "data":
