@@ -585,7 +585,7 @@ type looseNative struct {
 			WMin int64 `json:"wmin"`
 			HMin int64 `json:"hmin"`
 		} `json:"img"`
-		Video *json.RawMessage `json:"video"`
+		Video *struct{} `json:"video"` // presence only, but an object: a number or string is a wrong type (the view's rule)
 		Data  *struct {
 			Type int64 `json:"type"`
 			Len  int64 `json:"len"`
