@@ -352,10 +352,18 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		if err == nil {
 			return nil
 		}
+		inUse := errors.Is(err, budget.ErrInstanceInUse)
 		if time.Now().After(give) {
+			if inUse {
+				return fmt.Errorf("instance_id still in use by another running process after %v: %w", b.StartTimeout, err)
+			}
 			return fmt.Errorf("budget store not ready after %v: %w", b.StartTimeout, err)
 		}
-		a.log.Warn("budget store not ready; retrying", "err", err)
+		if inUse {
+			a.log.Warn("instance_id in use by another running process; waiting for it to close", "err", err)
+		} else {
+			a.log.Warn("budget store not ready; retrying", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 			return err

@@ -757,3 +757,89 @@ func TestAloneKeepsIdleHeadroom(t *testing.T) {
 		t.Fatalf("another instance alive: idle lease %d kept, want it given back", l)
 	}
 }
+
+// gatedStore blocks record updates while armed, until released: a Close
+// whose release steps are slow.
+type gatedStore struct {
+	Store
+	armed   atomic.Bool
+	release chan struct{}
+}
+
+func (s *gatedStore) Update(ctx context.Context, id string, fn func(*Record)) (Record, error) {
+	if s.armed.Load() {
+		<-s.release
+	}
+	return s.Store.Update(ctx, id, fn)
+}
+
+// An overlapping deploy whose old process closes slowly: Close stopped its
+// heartbeat first and reported its spend and deleted its record only later,
+// so a new process's probe, longer than the gap, read the record unchanged,
+// started, and took the entry over with the unreported spend as a crash gap;
+// the old release step then reported the same spend again (the review of
+// 9ae1b93: 600,000 spent for 300,000 charged). Close now goes on writing
+// the heartbeat until the delete, so the new process does not start before.
+func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	gate := &gatedStore{Store: mem, release: make(chan struct{})}
+	c := campaign("c", micros(100))
+	cfg := func(st Store, wait time.Duration) Config {
+		return Config{InstanceID: "a", Store: st, Clock: clk, manual: true, SyncPeriod: 10 * time.Millisecond, probeWait: wait,
+			HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+			MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12}
+	}
+	start := func(st Store, wait time.Duration) (*Manager, error) {
+		m, err := New(cfg(st, wait), quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetCampaigns([]Campaign{c}); err != nil {
+			t.Fatal(err)
+		}
+		return m, m.Start(ctxT(t))
+	}
+	a, err := start(gate, 30*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ha := a.Handle("c")
+	for range 3 {
+		a.Allow(ha, 1000, clk.Now())
+		a.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	id, ok := a.Hold(ha, 300_000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	a.ledger.flush(ctxT(t)) // acknowledged, not yet reported
+	gate.armed.Store(true)
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close(ctxT(t)) }() // its release step waits at the gate
+	b, err := start(mem, 100*time.Millisecond)
+	if !errors.Is(err, ErrInstanceInUse) {
+		t.Fatalf("Start while the old process still closes: %v, want ErrInstanceInUse", err)
+	}
+	gate.armed.Store(false)
+	close(gate.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatalf("Start after the old process closed: %v", err)
+	}
+	defer b.Close(ctxT(t))
+	for range 3 {
+		clk.Add(time.Second)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 300_000 || b.Counters().CrashGapMicros != 0 {
+		t.Fatalf("record %+v, crash gap %d: want 300000 spent once", r, b.Counters().CrashGapMicros)
+	}
+}
