@@ -71,10 +71,7 @@ func (m *Manager) leaseValid(h *Account, ns int64) bool {
 // that keeps every lease it holds valid.
 func (m *Manager) beat(ctx context.Context, now time.Time) error {
 	exp := now.Add(m.cfg.LeaseTTL).UnixNano()
-	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
-	err := m.store.PutLiveness(cctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp})
-	cancel()
-	if err != nil {
+	if err := m.putLiveness(ctx, exp); err != nil {
 		return err
 	}
 	if m.cfg.Clock.Now().UnixNano() > m.live.exp.Load() {
@@ -83,6 +80,13 @@ func (m *Manager) beat(ctx context.Context, now time.Time) error {
 	m.live.exp.Store(exp)
 	m.live.valid.Store(exp - int64(m.cfg.HoldTTL) - int64(m.cfg.SyncPeriod))
 	return nil
+}
+
+// putLiveness writes this process's liveness record with expiry exp.
+func (m *Manager) putLiveness(ctx context.Context, exp int64) error {
+	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
+	defer cancel()
+	return m.store.PutLiveness(cctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp})
 }
 
 // endLiveness stops every hold from starting on the heartbeat (Close).

@@ -63,11 +63,7 @@ func (s *opStore) casOps() int64 { return s.updates.Load() + s.gets.Load() }
 // storeManager is a manual Manager on its own view of a shared store.
 func storeManager(t *testing.T, st Store, inst string, clk Clock, cs ...Campaign) *Manager {
 	t.Helper()
-	m, err := New(Config{
-		InstanceID: inst, Store: st, Clock: clk, manual: true, probeWait: 20 * time.Millisecond,
-		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
-		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
-	}, quietLog())
+	m, err := New(storeConfig(st, inst, clk), quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,6 +74,16 @@ func storeManager(t *testing.T, st Store, inst string, clk Clock, cs ...Campaign
 		t.Fatal(err)
 	}
 	return m
+}
+
+// storeConfig is storeManager's config: manual rounds on clk, leases of
+// 1-10 units, a short Start probe.
+func storeConfig(st Store, inst string, clk Clock) Config {
+	return Config{
+		InstanceID: inst, Store: st, Clock: clk, manual: true, probeWait: 20 * time.Millisecond,
+		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
+		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12,
+	}
 }
 
 func manyCampaigns(n int, total int64) []Campaign {
@@ -674,9 +680,9 @@ func TestStartRefusedBesideALiveProcess(t *testing.T) {
 			}
 		}
 	}()
-	b, err := New(Config{InstanceID: "a", Store: mem, Clock: clk, manual: true, probeWait: 50 * time.Millisecond,
-		HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
-		MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12}, quietLog())
+	cfg := storeConfig(mem, "a", clk)
+	cfg.probeWait = 50 * time.Millisecond
+	b, err := New(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -785,13 +791,10 @@ func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
 	mem := NewMemStore()
 	gate := &gatedStore{Store: mem, release: make(chan struct{})}
 	c := campaign("c", micros(100))
-	cfg := func(st Store, wait time.Duration) Config {
-		return Config{InstanceID: "a", Store: st, Clock: clk, manual: true, SyncPeriod: 10 * time.Millisecond, probeWait: wait,
-			HoldTTL: time.Minute, LeaseTTL: 3 * time.Minute, MinLease: micros(1), MaxLease: micros(10),
-			MaxHolds: 1024, FreqQueue: 64, FreqMaxUsers: 1 << 12}
-	}
 	start := func(st Store, wait time.Duration) (*Manager, error) {
-		m, err := New(cfg(st, wait), quietLog())
+		cfg := storeConfig(st, "a", clk)
+		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, wait
+		m, err := New(cfg, quietLog())
 		if err != nil {
 			t.Fatal(err)
 		}

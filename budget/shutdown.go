@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 )
 
@@ -101,17 +102,11 @@ func (m *Manager) closingBeat() (stop func()) {
 			case <-t.C:
 			}
 			exp = max(m.cfg.Clock.Now().Add(m.cfg.LeaseTTL).UnixNano(), exp+1)
-			ctx, cancel := context.WithTimeout(context.Background(), max(m.cfg.SyncPeriod, time.Second))
-			_ = m.store.PutLiveness(ctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp})
-			cancel()
+			_ = m.putLiveness(context.Background(), exp)
 		}
 	}()
-	var once bool
-	return func() {
-		if !once {
-			once = true
-			close(done)
-			<-finished
-		}
-	}
+	return sync.OnceFunc(func() {
+		close(done)
+		<-finished
+	})
 }
