@@ -1,11 +1,14 @@
 package ortb
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/prebid/openrtb/v20/openrtb2"
 )
 
 func readFixture(t testing.TB, name string) []byte {
@@ -292,6 +295,14 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r","imp":[{"id":"1","qty":{"multiplier":"12"}}]}`, ErrInvalid, "imp[0].qty.multiplier: want number, got string")
 	f(`{"id":"r","imp":[{"id":"1","qty":[]}]}`, ErrInvalid, "imp[0].qty: want object, got array")
 	f(`{"id":"r","imp":[{"id":"1","video":{"skip":true}}]}`, ErrInvalid, "imp[0].video.skip: want integer, got bool")
+	// Flags are int8s in the schema of record; encoding/json refuses one that
+	// does not fit (TestFlagRangeAsSchema), so Parse does not read it as on.
+	f(`{"id":"r","imp":[{"id":"1"}],"regs":{"gdpr":256}}`, ErrInvalid, "regs.gdpr: want int8, got 256")
+	f(`{"id":"r","imp":[{"id":"1"}],"regs":{"coppa":-129}}`, ErrInvalid, "regs.coppa: want int8, got -129")
+	f(`{"id":"r","imp":[{"id":"1"}],"device":{"lmt":128}}`, ErrInvalid, "device.lmt: want int8, got 128")
+	f(`{"id":"r","imp":[{"id":"1","secure":4294967297}]}`, ErrInvalid, "imp[0].secure: want int8, got 4294967297")
+	f(`{"id":"r","imp":[{"id":"1","pmp":{"private_auction":1000}}]}`, ErrInvalid, "imp[0].pmp.private_auction: want int8, got 1000")
+	f(`{"id":"r","imp":[{"id":"1"}],"test":300}`, ErrInvalid, "test: want int8, got 300")
 	f(`{"id":"r","imp":[{"id":"1","video":{"rqddurs":[15,"30"]}}]}`, ErrInvalid, "imp[0].video.rqddurs[1]: want integer, got string")
 	f(`{"id":"r","imp":[{"id":"1","video":{"podid":7}}]}`, ErrInvalid, "imp[0].video.podid: want string, got number")
 	f(`{"id":"r","imp":[{"id":"1","audio":{"slotinpod":1.5}}]}`, ErrInvalid, "imp[0].audio.slotinpod: want integer, got 1.5")
@@ -334,6 +345,40 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r",`+imp+`,"regs":"gdpr"}`, ErrInvalid, "regs: want object, got string")
 	// The first error in document order is the one reported.
 	f(`{"id":"r","imp":[{"id":"1","bidfloor":"x"}],"tmax":"y"}`, ErrInvalid, "imp[0].bidfloor")
+}
+
+// TestFlagRangeAsSchema holds getFlag to the schema of record: every flag
+// Parse reads, at the edges of an int8 and one past them, is read by Parse
+// exactly when encoding/json decodes it into openrtb2.BidRequest.
+func TestFlagRangeAsSchema(t *testing.T) {
+	flags := []string{
+		`"test":%s`,
+		`"regs":{"gdpr":%s}`, `"regs":{"coppa":%s}`,
+		`"device":{"dnt":%s}`, `"device":{"lmt":%s}`,
+		`"imp":[{"id":"1","secure":%s}]`, `"imp":[{"id":"1","instl":%s}]`, `"imp":[{"id":"1","rwdd":%s}]`,
+		`"imp":[{"id":"1","pmp":{"private_auction":%s}}]`, `"imp":[{"id":"1","video":{"skip":%s}}]`,
+	}
+	for _, flag := range flags {
+		for _, n := range []string{"-129", "-128", "0", "127", "128", "256"} {
+			member := strings.Replace(flag, "%s", n, 1)
+			body := `{"id":"r",` + member
+			if !strings.HasPrefix(member, `"imp"`) {
+				body += `,"imp":[{"id":"1"}]`
+			}
+			body += "}"
+			var br openrtb2.BidRequest
+			schemaErr := json.Unmarshal([]byte(body), &br)
+			var p Parser
+			var r Request
+			err := p.Parse([]byte(body), &r)
+			if (err == nil) != (schemaErr == nil) {
+				t.Errorf("%s: Parse says %v, encoding/json %v", body, err, schemaErr)
+			}
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: %v is not ErrInvalid", body, err)
+			}
+		}
+	}
 }
 
 // TestParseLenient covers what must never be an error.

@@ -79,13 +79,19 @@ func getInt(key []byte, v *fastjson.Value, dst *int64) error {
 }
 
 // getFlag reads a 0/1 integer into a tri-state: 0 is False, any other
-// integer True; null is Unset.
+// integer True; null is Unset. Every flag it reads is an int8 in the schema
+// of record, and encoding/json refuses a request whose flag does not fit one
+// (256 is neither 0 nor 1 to it): so does getFlag, instead of reading it as
+// on, so that the exchange and the bidder never read one request two ways.
 func getFlag(key []byte, v *fastjson.Value, dst *int8) error {
 	switch v.Type() {
 	case fastjson.TypeNumber:
 		n, ok := toInt(v)
 		if !ok {
 			return fieldErr(key, "want integer, got "+v.String())
+		}
+		if n < math.MinInt8 || n > math.MaxInt8 {
+			return fieldErr(key, "want int8, got "+v.String())
 		}
 		*dst = False
 		if n != 0 {
