@@ -794,6 +794,7 @@ func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
 	start := func(st Store, wait time.Duration) (*Manager, error) {
 		cfg := storeConfig(st, "a", clk)
 		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, wait
+		cfg.backend = mem.ledger // one ledger, as on NATS: a takeover reads the old process's charges
 		m, err := New(cfg, quietLog())
 		if err != nil {
 			t.Fatal(err)
@@ -844,5 +845,67 @@ func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
 	}
 	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 300_000 || b.Counters().CrashGapMicros != 0 {
 		t.Fatalf("record %+v, crash gap %d: want 300000 spent once", r, b.Counters().CrashGapMicros)
+	}
+}
+
+// slowStore makes every record update take d (a stalled store, a KV leader
+// election).
+type slowStore struct {
+	Store
+	d time.Duration
+}
+
+func (s *slowStore) Update(ctx context.Context, id string, fn func(*Record)) (Record, error) {
+	time.Sleep(s.d)
+	return s.Store.Update(ctx, id, fn)
+}
+
+// A live process whose round outlasts the probe: the heartbeat was written
+// only at the start of a round, so a second process under its id, started
+// while 32 slow steps ran (a reload changed every budget), read it unchanged
+// and started beside it (the review of 61003d9). The round now writes it
+// every sync period while its steps run. Wall clock: the round takes about
+// a second, the probe 150 ms, the heartbeat every 50 ms.
+func TestProbeRefusedDuringALongRound(t *testing.T) {
+	mem := NewMemStore()
+	cs := manyCampaigns(32, micros(100))
+	cfg := func(st Store) Config {
+		c := storeConfig(st, "a", nil)
+		c.Clock, c.manual, c.SyncPeriod = nil, false, 50*time.Millisecond
+		c.probeWait = 3 * c.SyncPeriod // the default ratio
+		c.backend = mem.ledger
+		return c
+	}
+	a, err := New(cfg(&slowStore{Store: mem, d: 250 * time.Millisecond}), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(context.Background())
+	b, err := New(cfg(mem), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	for i := range 3 {
+		next := append([]Campaign(nil), cs...)
+		for j := range next {
+			next[j].DailyMicros = micros(50) + int64(i) // every campaign due
+		}
+		if err := a.SetCampaigns(next); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * a.cfg.SyncPeriod) // the round began: heartbeat, then 4 waves of 8 slow steps
+		if err := b.Start(ctxT(t)); !errors.Is(err, ErrInstanceInUse) {
+			t.Fatalf("try %d: Start beside a live process in a long round: %v, want ErrInstanceInUse", i, err)
+		}
 	}
 }

@@ -220,7 +220,37 @@ func (r *stepResults) run(ctx context.Context, m *Manager, accts []*Account, now
 			}
 		}()
 	}
-	wg.Wait()
+	if release {
+		wg.Wait() // Close: closingBeat writes the heartbeat meanwhile
+		return
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	m.beatDuring(ctx, done)
+}
+
+// beatDuring writes the heartbeat every sync period until done: a round
+// longer than that (steps waiting on a stalled store, a reload that changed
+// every budget, the steps after a reconnect, thousands of due campaigns) must
+// not leave a gap in it. A process started under this instance id reads a
+// heartbeat that was not written again within probeWait as a dead process's
+// and takes its lease entries over (probeInstance): the review of 61003d9
+// started one beside a live process whose 32 steps took 50 ms each. The
+// round's goroutine writes it, as at the start of the round, so heartbeats
+// never race one another.
+func (m *Manager) beatDuring(ctx context.Context, done <-chan struct{}) {
+	t := time.NewTicker(m.cfg.SyncPeriod)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			if ctx.Err() == nil {
+				_ = m.beat(ctx, m.cfg.Clock.Now()) // a failure shows in the next round's own beat
+			}
+		}
+	}
 }
 
 // setHealth derives Ready from the round: the heartbeat and the steps.
