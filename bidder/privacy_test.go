@@ -71,10 +71,13 @@ func TestPrivacyThroughHandler(t *testing.T) {
 		{"gdpr, consent, us_privacy opt-out", with(`"regs":{"gdpr":1}`, `"regs":{"gdpr":1,"us_privacy":"1YYN"}`), testVendor, false, false, privacy.USPrivacyOptOut},
 		{"no gdpr, us_privacy no opt-out", noGDPR(`{"gdpr":0,"us_privacy":"1YNN"}`), testVendor, true, true, privacy.Allowed},
 		{"no gdpr, malformed us_privacy", noGDPR(`{"gdpr":0,"us_privacy":"uspConsentString"}`), testVendor, false, false, privacy.USPrivacyMalformed},
-		{"gpp usnat sale opt-out", noGDPR(`{"gpp":"` + gppSaleOut + `","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPOptOut},
-		{"gpp usnat clean", noGDPR(`{"gpp":"` + gppClean + `","gpp_sid":[7]}`), testVendor, true, true, privacy.Allowed},
-		{"gpp malformed", noGDPR(`{"gpp":"gppString","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPMalformed},
+		{"gpp usnat sale opt-out", noGDPR(`{"gdpr":0,"gpp":"` + gppSaleOut + `","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPOptOut},
+		{"gpp usnat clean", noGDPR(`{"gdpr":0,"gpp":"` + gppClean + `","gpp_sid":[7]}`), testVendor, true, true, privacy.Allowed},
+		{"gpp malformed", noGDPR(`{"gdpr":0,"gpp":"gppString","gpp_sid":[7]}`), testVendor, false, false, privacy.GPPMalformed},
 		{"coppa", noGDPR(`{"coppa":1}`), testVendor, false, false, privacy.COPPA},
+		// regs.gdpr unknown, but the device is in Germany: GDPR applies.
+		{"gdpr unset, device in the EEA, no consent", noGDPR(`{}`), testVendor, false, false, privacy.GDPRNoConsent},
+		{"gdpr unset, device in the EEA, consent", bytes.Replace(consent(tcAll), []byte(`"regs":{"gdpr":1}`), []byte(`"regs":{}`), 1), testVendor, true, true, privacy.Allowed},
 	}
 	for _, c := range cases {
 		ts := newTestServer(t, func(cfg *Config) { cfg.Privacy.VendorID = c.vendor })

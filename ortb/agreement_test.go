@@ -353,8 +353,8 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	if g := br.Regs; g != nil {
 		r.Regs = Regs{COPPA: coppaFlag(body, g.COPPA), GDPR: flag(g.GDPR), USPrivacy: s2bOrNil(g.USPrivacy), GPP: s2bOrNil(g.GPP),
 			GPPSID: ints(g.GPPSID)}
-		if g.GDPR == nil {
-			r.Regs.GDPR = extGDPR(g.Ext)
+		if e := extGDPR(g.Ext); g.GDPR == nil || e == True {
+			r.Regs.GDPR = max(r.Regs.GDPR, e) // either one saying 1 applies GDPR
 		}
 		if g.USPrivacy == "" {
 			r.Regs.USPrivacy = s2bOrNil(extString(g.Ext, "us_privacy"))

@@ -358,8 +358,11 @@ func (p *Parser) finish(req *Request) error {
 	if req.AT == 0 {
 		req.AT = 2
 	}
-	if req.Regs.GDPR == Unset {
-		req.Regs.GDPR = p.extGDPR
+	if req.Regs.GDPR == Unset || p.extGDPR == True {
+		// Either field saying 1 applies GDPR: with "gdpr":0 beside
+		// "ext":{"gdpr":1} the sender may have meant it to apply, and
+		// reading 0 would let user-level data through.
+		req.Regs.GDPR = max(req.Regs.GDPR, p.extGDPR)
 	}
 	if len(req.Regs.USPrivacy) == 0 {
 		req.Regs.USPrivacy = p.extUSPriv

@@ -71,7 +71,7 @@ func TestParseFixtures(t *testing.T) {
 		eq(t, "coppa", r.Regs.COPPA, Unset)
 	})
 	f("fields_26.json", func(t *testing.T, r *Request) {
-		eq(t, "gdpr", r.Regs.GDPR, False)
+		eq(t, "gdpr", r.Regs.GDPR, True) // 0 beside ext's 1: either saying 1 applies GDPR
 		eq(t, "us_privacy", string(r.Regs.USPrivacy), "1YYN")
 		eq(t, "gpp", string(r.Regs.GPP), "DBABMA~CPXxRfAPXxRfA")
 		eq(t, "gpp_sid", r.Regs.GPPSID, []int64{2})
@@ -408,10 +408,14 @@ func TestParseLenient(t *testing.T) {
 		f(head+`,"regs":{"ext":{"gdpr":`+v+`}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	}
 	f(head+`,"regs":{"ext":{"gdpr":null}}}`, func(r *Request) bool { return r.Regs.GDPR == Unset })
-	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
+	// Either field saying 1 applies GDPR (the sender may have meant it to).
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":"yes"}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":1}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	f(head+`,"regs":{"gdpr":1,"ext":{"gdpr":0}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":false}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
 	f(head+`,"regs":{"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"ext":{"gdpr":false}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
-	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == False }) // 2.6 wins
+	f(head+`,"regs":{"gdpr":0,"ext":{"gdpr":true}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"ext":{"gdpr":0}}}`, func(r *Request) bool { return r.Regs.GDPR == False })
 	f(head+`,"regs":{"gdpr":null,"ext":{"gdpr":1}}}`, func(r *Request) bool { return r.Regs.GDPR == True })
 	f(head+`,"regs":{"us_privacy":"","ext":{"us_privacy":"1YNN"}}}`, func(r *Request) bool {

@@ -137,11 +137,62 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 	case us&g.optOut != 0:
 		d.restrict(None, GPPOptOut)
 	}
-	if r.GDPR == ortb.True || applies&(1<<sidTCFEU) != 0 {
+	if gdprApplies(req, applies) {
 		p.gdpr(&d, req, &g)
 	}
 	return d
 }
+
+// gdprApplies tells whether GDPR applies to req: regs.gdpr (or 2.5's
+// regs.ext.gdpr; the parser reads either one saying 1 as 1) is 1, GPP's
+// tcfeuv2 section applies, or regs.gdpr is absent (OpenRTB: unknown) and
+// the request itself says GDPR may apply, with a TC string (only a CMP under
+// GDPR writes one) or a device in the EEA, the UK or Switzerland. An
+// explicit 0 is taken at its word: the geo is the exchange's guess too.
+func gdprApplies(req *ortb.Request, applies uint64) bool {
+	switch r := &req.Regs; {
+	case r.GDPR == ortb.True || applies&(1<<sidTCFEU) != 0:
+		return true
+	case r.GDPR == ortb.Unset:
+		return len(req.User.Consent) > 0 || gdprCountry(req.Device.Geo.Country)
+	}
+	return false
+}
+
+// gdprCountry tells whether an ISO-3166-1 country code (alpha-3, as OpenRTB
+// asks; alpha-2, as some exchanges send; any letter case) is in the EEA, the
+// UK or Switzerland, where GDPR (or the UK's and Swiss laws modelled on it,
+// which TCF serves too) applies.
+func gdprCountry(c []byte) bool {
+	if len(c) != 2 && len(c) != 3 {
+		return false
+	}
+	var k [3]byte
+	for i, b := range c {
+		if 'a' <= b && b <= 'z' {
+			b -= 'a' - 'A'
+		}
+		k[i] = b
+	}
+	return gdprCountries[k]
+}
+
+// gdprCountries: the 27 EU members, Iceland, Liechtenstein and Norway (the
+// EEA), the UK and Switzerland, by alpha-3 and alpha-2 code (alpha-2 keys
+// end in a zero byte). Greece is GRC and GR (EL is the EU's own code).
+var gdprCountries = func() map[[3]byte]bool {
+	m := map[[3]byte]bool{}
+	for _, pair := range []string{
+		"AUT AT", "BEL BE", "BGR BG", "HRV HR", "CYP CY", "CZE CZ", "DNK DK", "EST EE", "FIN FI",
+		"FRA FR", "DEU DE", "GRC GR", "HUN HU", "IRL IE", "ITA IT", "LVA LV", "LTU LT", "LUX LU",
+		"MLT MT", "NLD NL", "POL PL", "PRT PT", "ROU RO", "SVK SK", "SVN SI", "ESP ES", "SWE SE",
+		"ISL IS", "LIE LI", "NOR NO", "GBR GB", "CHE CH",
+	} {
+		m[[3]byte{pair[0], pair[1], pair[2]}] = true
+		m[[3]byte{pair[4], pair[5], 0}] = true
+	}
+	return m
+}()
 
 // gdpr restricts d by the TC string: user.consent, else the GPP string's
 // tcfeuv2 section.

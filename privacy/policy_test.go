@@ -59,18 +59,24 @@ type req struct {
 	usp, gpp    string
 	sid         []int64
 	gpc         bool
+	country     string // device.geo.country
 }
 
 func (r req) build() *ortb.Request {
 	or := &ortb.Request{Regs: ortb.Regs{COPPA: ortb.Unset, GDPR: ortb.Unset}}
-	if r.coppa != 0 {
-		or.Regs.COPPA = r.coppa
+	flag := func(f int8) int8 {
+		switch f {
+		case 0:
+			return ortb.Unset
+		case no:
+			return ortb.False
+		}
+		return f
 	}
-	if r.gdpr != 0 {
-		or.Regs.GDPR = r.gdpr
-	}
+	or.Regs.COPPA, or.Regs.GDPR = flag(r.coppa), flag(r.gdpr)
 	or.Regs.USPrivacy, or.Regs.GPP, or.Regs.GPPSID, or.Regs.GPC = b(r.usp), b(r.gpp), r.sid, r.gpc
 	or.User.Consent = b(r.consent)
+	or.Device.Geo.Country = b(r.country)
 	return or
 }
 
@@ -83,7 +89,7 @@ func b(s string) []byte {
 
 const (
 	yes = ortb.True
-	no  = ortb.False // gdpr: 0 in the struct means "unset", so spell false out
+	no  = int8(-2) // 0 in the struct means "unset", so false is spelled out (build reads it as ortb.False)
 )
 
 func TestDecide(t *testing.T) {
@@ -99,7 +105,18 @@ func TestDecide(t *testing.T) {
 		// No signal, or signals that do not apply.
 		{"no regs", vendor, req{}, Decision{All, Allowed}},
 		{"gdpr 0, junk consent", vendor, req{gdpr: no, consent: "gdprConsentString"}, Decision{All, Allowed}},
-		{"gdpr unset, junk consent", vendor, req{consent: "gdprConsentString"}, Decision{All, Allowed}},
+		{"gdpr 0, device in Germany", vendor, req{gdpr: no, country: "DEU"}, Decision{All, Allowed}},
+		{"gdpr unset, device in the USA", vendor, req{country: "USA"}, Decision{All, Allowed}},
+
+		// regs.gdpr unset (OpenRTB: unknown), but the request says GDPR may
+		// apply: a TC string, or a device in the EEA, the UK or Switzerland.
+		{"gdpr unset, junk consent", vendor, req{consent: "gdprConsentString"}, Decision{None, GDPRMalformed}},
+		{"gdpr unset, consent string", vendor, req{consent: all}, Decision{All, Allowed}},
+		{"gdpr unset, nothing consented", vendor, req{consent: tcNothing}, Decision{None, GDPRDenied}},
+		{"gdpr unset, device in Germany", vendor, req{country: "DEU"}, Decision{None, GDPRNoConsent}},
+		{"gdpr unset, device in France, alpha-2 lowercase", vendor, req{country: "fr"}, Decision{None, GDPRNoConsent}},
+		{"gdpr unset, device in the UK, consent", vendor, req{country: "GBR", consent: all}, Decision{All, Allowed}},
+		{"gdpr unset, device in Switzerland, no vendor id", 0, req{country: "CHE"}, Decision{None, GDPRNoVendorID}},
 		{"coppa 0", vendor, req{coppa: no}, Decision{All, Allowed}},
 
 		// COPPA wins over everything.
