@@ -158,13 +158,19 @@ func userConsent(u *openrtb2.User) string {
 	return extString(u.Ext, "consent")
 }
 
-// regsGDPR is regs.gdpr (2.6), else regs.ext.gdpr (2.5: a number or "0"/"1").
+// regsGDPR is regs.gdpr (2.6), else regs.ext.gdpr (2.5: a number or
+// "0"/"1"); either one saying 1 applies GDPR, as in ortb.Parser.
 func regsGDPR(g *openrtb2.Regs) int8 {
-	if g.GDPR != nil {
+	ext := extGDPR(g.Ext)
+	if g.GDPR != nil && ext != ortb.True {
 		return flag(g.GDPR)
 	}
+	return ext
+}
+
+func extGDPR(raw json.RawMessage) int8 {
 	var m map[string]any
-	if json.Unmarshal(g.Ext, &m) != nil {
+	if json.Unmarshal(raw, &m) != nil {
 		return ortb.Unset
 	}
 	switch v := m["gdpr"].(type) {
