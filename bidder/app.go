@@ -167,7 +167,7 @@ func (a *App) start(ctx context.Context) error {
 			"exchange", name, "hint", "sources for the exchange (or limits.bid_sources), or test_requests billable")
 	}
 	if insecurePublicURL(cfg.PublicURL) {
-		a.log.Warn("public_url is http: bids on imps with secure=1 carry http pixel and click URLs in their markup, which https pages block or upgrade (impressions then go uncounted, and frequency caps with them)",
+		a.log.Warn("public_url is http: imps with secure=1 get no bid (their markup's pixel and click URLs and their notice URLs would be http, which https pages block or upgrade, and exchanges reject)",
 			"public_url", cfg.PublicURL, "hint", "an https public_url (a TLS proxy in front of the listener)")
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {

@@ -371,6 +371,10 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// Its billing notice may come when it could no longer charge.
 			continue
 		}
+		if s.insecureImp(imp) {
+			s.m.insecureImp.add(bc.stripe, 1)
+			continue
+		}
 		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {
 			// An absurd or forged qty.multiplier: no bid on this imp
 			// rather than a hold or charge scaled by it.
@@ -678,6 +682,15 @@ func (s *Server) featurize(bc *bidCtx, cat *catalog) {
 // late as the imp allowed was charged over the budget (an outside audit
 // spent 3x a daily budget with exp 3600 and bills after the holds ended).
 func (s *Server) pastChargeWindow(imp *ortb.Imp) bool { return imp.Exp > s.maxExp }
+
+// insecureImp reports whether imp asks for https creatives (secure=1) while
+// public_url, the base of the pixel and click URLs in a bid's markup and of
+// its notice URLs, is http on a host other than loopback: an https page
+// blocks or upgrades those, so the impression would go uncounted (and its
+// frequency caps with it), and an exchange checking secure=1 rejects the
+// bid. Loopback is a local test set-up (browsers treat http://127.0.0.1 as
+// secure, too).
+func (s *Server) insecureImp(imp *ortb.Imp) bool { return s.insecureURL && imp.Secure == ortb.True }
 
 // sharedImpID reports whether another imp of imps, wherever it is (past
 // limits.max_imps too), has imps[i]'s id.

@@ -741,6 +741,51 @@ func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
 	}
 }
 
+// An imp with secure=1 wants every URL of the bid over https: the markup's
+// pixel and click URLs and the notice URLs all come from public_url. With an
+// http public_url on a host other than loopback (an outside conformance
+// audit: 72 secure sample bids with http URLs) it gets no bid, counted and
+// explained; an https one, or loopback (a local set-up), still bids, and so
+// does an imp without secure=1.
+func TestSecureImpNeedsHTTPSPublicURL(t *testing.T) {
+	for _, c := range []struct {
+		url       string
+		secureBid bool
+	}{
+		{"http://bidder.example.com", false},
+		{"http://bidder.example.com:8080/rtb", false},
+		{"http://10.1.2.3:8080", false},
+		{"https://bidder.example.com", true},
+		{"http://127.0.0.1:8080", true},
+		{"http://[::1]:8080", true},
+	} {
+		ts := newTestServer(t, func(cfg *Config) { cfg.PublicURL = c.url })
+		for _, secure := range []string{"0", "1"} {
+			body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"secure":` + secure + `}],` + rt9Tail + `}`
+			want := 200
+			if secure == "1" && !c.secureBid {
+				want = 204
+			}
+			r := ts.bid([]byte(body))
+			if r.StatusCode() != want {
+				t.Errorf("public_url %s, secure %s: %d %s, want %d", c.url, secure, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+			}
+			if r.StatusCode() == 200 && !bytes.Contains(r.Body(), []byte(`"nurl":"`+strings.TrimSuffix(c.url, "/"))) {
+				t.Errorf("public_url %s: the bid's nurl is not under it: %s", c.url, r.Body())
+			}
+			if secure == "1" && !c.secureBid {
+				a := explainBody(t, ts, body)
+				if len(a.Imps) != 1 || a.Imps[0].Skipped != "secure imp, http public_url" {
+					t.Errorf("public_url %s: explain %+v, want the imp skipped for it", c.url, a.Imps)
+				}
+			}
+		}
+		if n, wantN := ts.m.insecureImp.load(), map[bool]uint64{false: 1, true: 0}[c.secureBid]; n != wantN {
+			t.Errorf("public_url %s: imps_insecure_total %d, want %d", c.url, n, wantN)
+		}
+	}
+}
+
 // explainBody is ts's /admin/explain answer to the bid request body, every
 // campaign listed.
 func explainBody(t *testing.T, ts *testServer, body string) *explainAnswer {

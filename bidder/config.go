@@ -54,8 +54,9 @@ type Config struct {
 	// Serve it over https beyond a test setup: the pixel and click URLs in
 	// the markup of a bid on an imp with secure=1 are built from it, and an
 	// https page blocks or upgrades an http pixel, so impressions (and the
-	// frequency caps they feed) go uncounted. An http public_url on a
-	// non-loopback host is logged as a warning at start.
+	// frequency caps they feed) go uncounted. With an http public_url on a
+	// host other than loopback, imps with secure=1 get no bid (metric
+	// imps_insecure_total), and the start logs a warning.
 	PublicURL string `yaml:"public_url"`
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`

@@ -126,6 +126,8 @@ func (x *explainRun) imps() []explainImp {
 			ei.Skipped = "repeated imp id"
 		case x.s.pastChargeWindow(imp):
 			ei.Skipped = "exp past the charge window"
+		case x.s.insecureImp(imp):
+			ei.Skipped = "secure imp, http public_url"
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
 			x.why = reasonCurrency

@@ -54,6 +54,7 @@ var (
 	dCapped        = serverDescs.add("clearing_capped_total", "Win or billing notices whose clearing price exceeded the bid (charged at the bid).")
 	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
+	dInsecureImp   = serverDescs.add("imps_insecure_total", "Imps not bid because they ask for https (secure=1) and public_url is http on a host other than loopback.")
 	dLongID        = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
 	dTrackerReplay = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
 	dTestNotices   = serverDescs.add("test_notices_total", "Notices of free bids (test=1 requests on an exchange with test_requests: free): answered, nothing charged or held.")
@@ -90,7 +91,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
-		{dLongID, m.longID.load()},
+		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()},
 	} {
 		counterMetric(ch, x.d, float64(x.v))
 	}

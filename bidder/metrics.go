@@ -197,6 +197,7 @@ type metrics struct {
 	trackerReplays counter // impression pixels and clicks seen before: answered, not counted again
 	longID         counter // imps skipped: request or imp id longer than a token carries
 	badQty         counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
+	insecureImp    counter // imps skipped: secure=1 with an http public_url (not loopback)
 
 	mu        sync.Mutex // guards campaigns and blocks (not the counters inside)
 	campaigns map[string]*campaignStats
