@@ -231,9 +231,10 @@ func TestConfigDecodeProblemsNameTheField(t *testing.T) {
 // The pixel and click URLs in a bid's markup are built from public_url; on
 // an imp with secure=1 an https page blocks or upgrades an http pixel, so
 // impressions and frequency caps go uncounted. A running bidder whose
-// public_url is http on a host other than loopback says so.
+// public_url is http on a host other than loopback bids on no such imp
+// (TestSecureImpNeedsHTTPSPublicURL), and says so.
 func TestAppWarnsHTTPPublicURL(t *testing.T) {
-	const want = `msg="public_url is http: bids on imps with secure=1`
+	const want = `msg="public_url is http: imps with secure=1 get no bid`
 	for _, c := range []struct {
 		url  string
 		warn bool
