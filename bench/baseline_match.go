@@ -370,7 +370,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		if skip := v.Skip != nil && *v.Skip == 1; cr.Skippable == 1 && !skip || cr.Skippable == -1 && skip {
 			return 0, 0, false
 		}
-		if deref(v.W) <= 0 && len(cr.Sizes) > 0 {
+		if (deref(v.W) <= 0 || deref(v.H) <= 0) && len(cr.Sizes) > 0 {
 			return cr.Sizes[0].W, cr.Sizes[0].H, true
 		}
 		return deref(v.W), deref(v.H), true
@@ -392,7 +392,8 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 
 func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) {
 	bw, bh := deref(b.W), deref(b.H)
-	if bw <= 0 && bh <= 0 && len(b.Format) == 0 {
+	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
+	if bw <= 0 && bh <= 0 && len(b.Format) == 0 && !ranged {
 		return sizes[0].W, sizes[0].H, true // the imp gives no size
 	}
 	for _, s := range sizes {
@@ -403,6 +404,14 @@ func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) 
 	for _, fm := range b.Format {
 		for _, s := range sizes {
 			if s.W == fm.W && s.H == fm.H {
+				return s.W, s.H, true
+			}
+		}
+	}
+	if ranged && len(b.Format) == 0 { // 2.5: w and h are then the preferred size
+		in := func(v, lo, hi int64) bool { return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi) }
+		for _, s := range sizes {
+			if in(s.W, b.WMin, b.WMax) && in(s.H, b.HMin, b.HMax) {
 				return s.W, s.H, true
 			}
 		}

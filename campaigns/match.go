@@ -415,7 +415,9 @@ func (sc *Scratch) formatValues(ix *index, imp *ortb.Imp) {
 				n++
 			}
 		}
-		if n == 0 {
+		if n == 0 || len(b.Format) == 0 && (b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0) {
+			// No size, or 2.5's range beside a preferred one: any banner
+			// size may fit (bannerSize checks it).
 			sc.add(dFormat, fd["b:*"])
 		}
 	}
@@ -617,8 +619,8 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 			!mediaFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, &v.Pod) || !videoFits(cr, v) {
 			return 0, 0, false
 		}
-		if v.W <= 0 && len(ccr.sizes) > 0 {
-			return ccr.sizes[0].W, ccr.sizes[0].H, true
+		if (v.W <= 0 || v.H <= 0) && len(ccr.sizes) > 0 {
+			return ccr.sizes[0].W, ccr.sizes[0].H, true // the player's size is not known whole
 		}
 		return v.W, v.H, true
 	case FormatNative:
@@ -721,7 +723,8 @@ func anyInt(have, want []int64) bool {
 }
 
 func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
-	if b.W <= 0 && b.H <= 0 && len(b.Format) == 0 {
+	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
+	if b.W <= 0 && b.H <= 0 && len(b.Format) == 0 && !ranged {
 		return sizes[0].W, sizes[0].H, true // the imp gives no size
 	}
 	for _, s := range sizes {
@@ -736,8 +739,20 @@ func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 			}
 		}
 	}
+	if ranged && len(b.Format) == 0 {
+		// OpenRTB 2.5: with wmin/wmax/hmin/hmax, w and h are only the
+		// preferred size; any size in the range fits.
+		for _, s := range sizes {
+			if inRange(s.W, b.WMin, b.WMax) && inRange(s.H, b.HMin, b.HMax) {
+				return s.W, s.H, true
+			}
+		}
+	}
 	return 0, 0, false
 }
+
+// inRange: lo and hi of 0 are no bound.
+func inRange(v, lo, hi int64) bool { return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi) }
 
 // languageAllowed says whether an ad in lang may run where the request
 // allows the languages wlang (ISO 639-1) and wlangb (BCP 47; its primary

@@ -252,6 +252,54 @@ func TestMatchCandidateDetails(t *testing.T) {
 	}
 }
 
+// OpenRTB 2.5's wmin/wmax/hmin/hmax: without format, a banner given only as
+// a range (or a preferred w x h with a range) takes a creative size inside
+// it, and none outside (an outside conformance audit got 300x250 for a
+// 700-800 x 80-100 range). A video player whose height is unknown is
+// answered with the creative's size, not h 0.
+func TestMatchBannerRangeAndVideoSize(t *testing.T) {
+	a := baseConfig("a")
+	a.Creatives[0].Sizes = []string{"300x250", "728x90"}
+	s := mustCompile(t, []Config{a})
+	req := siteRequest()
+	var sc Scratch
+	for _, c := range []struct {
+		name         string
+		b            ortb.Banner
+		wantW, wantH int64 // 0: no bid
+	}{
+		{"range around the second size", ortb.Banner{WMin: 700, WMax: 800, HMin: 80, HMax: 100}, 728, 90},
+		{"range around no size", ortb.Banner{WMin: 10, WMax: 20, HMin: 10, HMax: 20}, 0, 0},
+		{"upper bounds only", ortb.Banner{WMax: 320, HMax: 260}, 300, 250},
+		{"lower bound only", ortb.Banner{WMin: 400}, 728, 90},
+		{"preferred size outside, range fits", ortb.Banner{W: 320, H: 50, WMax: 800, HMax: 100}, 728, 90},
+		{"exact size wins", ortb.Banner{W: 728, H: 90, WMax: 800, HMax: 300}, 728, 90},
+		{"format: the range is not read", ortb.Banner{Format: []ortb.Size{{W: 320, H: 50}}, WMax: 800, HMax: 300}, 0, 0},
+		{"no size at all", ortb.Banner{}, 300, 250},
+	} {
+		imp := bannerImp(0, 0)
+		imp.Banner = c.b
+		got := s.Match(nil, req, imp, monday15, &sc)
+		switch {
+		case c.wantW == 0 && len(got) != 0:
+			t.Errorf("%s: bid %dx%d, want none", c.name, got[0].W, got[0].H)
+		case c.wantW != 0 && (len(got) != 1 || got[0].W != c.wantW || got[0].H != c.wantH):
+			t.Errorf("%s: %+v, want %dx%d", c.name, got, c.wantW, c.wantH)
+		}
+	}
+	v := baseConfig("v")
+	v.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
+		LandingURL: "https://v.example/", Secure: true, Sizes: []string{"640x360"}}
+	sv := mustCompile(t, []Config{v})
+	for _, c := range []struct{ w, h, wantW, wantH int64 }{{640, 0, 640, 360}, {0, 480, 640, 360}, {1280, 720, 1280, 720}} {
+		imp := &ortb.Imp{ID: bs("1"), HasVideo: true, Video: ortb.Video{MIMEs: bss("video/mp4"), W: c.w, H: c.h}, Secure: ortb.Unset}
+		got := sv.Match(nil, req, imp, monday15, &sc)
+		if len(got) != 1 || got[0].W != c.wantW || got[0].H != c.wantH {
+			t.Errorf("video %dx%d: %+v, want %dx%d", c.w, c.h, got, c.wantW, c.wantH)
+		}
+	}
+}
+
 // exhaustive is the reference: every campaign checked, no index.
 func exhaustive(out []Candidate, s *Snapshot, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
 	if !seatAllowed(req.WSeat, req.BSeat, s.idx.seat) {

@@ -37,7 +37,7 @@ func TestParseAllocs(t *testing.T) {
 // Google's user.ext.ConsentedProvidersSettings is in real requests, and
 // the fold's buffer escaped to the heap (the review of the change).
 func TestParseAllocsOddKeys(t *testing.T) {
-	body := []byte(`{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250,"WMax":5}}],"site":{"Keywords":"x","d\u00f6main":"y"},` +
+	body := []byte(`{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250,"TopFrame":5}}],"site":{"Keywords":"x","d\u00f6main":"y"},` +
 		`"user":{"ext":{"ConsentedProvidersSettings":{"consented_providers":"1~2"}}}}`)
 	var p Parser
 	var r Request

@@ -143,6 +143,14 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &b.W)
 	case "h":
 		return getInt(k, v, &b.H)
+	case "wmin":
+		return getInt(k, v, &b.WMin)
+	case "wmax":
+		return getInt(k, v, &b.WMax)
+	case "hmin":
+		return getInt(k, v, &b.HMin)
+	case "hmax":
+		return getInt(k, v, &b.HMax)
 	case "format":
 		a, err := getArray(k, v)
 		if err != nil {

@@ -167,9 +167,12 @@ type Size struct{ W, H int64 }
 type Banner struct {
 	W, H   int64
 	Format []Size
-	BAttr  []int64
-	BType  []int64 // blocked banner ad types (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe)
-	Pos    int64
+	// WMin, WMax, HMin, HMax: 2.5's size range (deprecated in favour of
+	// format); 0 is no bound.
+	WMin, WMax, HMin, HMax int64
+	BAttr                  []int64
+	BType                  []int64 // blocked banner ad types (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe)
+	Pos                    int64
 }
 
 // Pod is the ad-pod part of imp.video and imp.audio (2.6).
