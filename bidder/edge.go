@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -60,6 +61,7 @@ type edgeListener struct {
 	net.Listener
 	readTimeout time.Duration // a request's whole read from its first byte; 0: none
 	lingering   atomic.Int32
+	retries     atomic.Uint64 // accepts retried for want of descriptors or memory
 	bufs        sync.Pool // *[]byte discard buffers
 }
 
@@ -81,12 +83,43 @@ func enableStamps(fd uintptr) error {
 	return syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_TIMESTAMPNS, 1)
 }
 
+// Accept waits for the next connection. Running out of file descriptors or
+// kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM) is a passing condition,
+// not the listener's end: fasthttp's Serve returns on any error Accept
+// returns, and the bidder stopped with it (an outside audit held idle
+// connections up to the fd limit and the process exited). Accept waits
+// instead, 5 ms doubling to 1 s as net/http does, while the connections
+// already open are served and close, and counts each wait
+// (openbidder_accept_retries_total). Any other error ends Serve.
 func (l *edgeListener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	var wait time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil {
+			return newEdgeConn(c, l), nil
+		}
+		if !resourceExhausted(err) {
+			return nil, err
+		}
+		l.retries.Add(1)
+		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
+		time.Sleep(wait)
 	}
-	return newEdgeConn(c, l), nil
+}
+
+// acceptRetries is the bid listener's count of accept waits (0 before Serve).
+func (s *Server) acceptRetries() uint64 {
+	if el := s.edgeLn.Load(); el != nil {
+		return el.retries.Load()
+	}
+	return 0
+}
+
+// resourceExhausted tells whether an accept failed for want of descriptors
+// or memory, which connections closing give back.
+func resourceExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM)
 }
 
 // edgeConn is one accepted connection. Reads and writes come from the one

@@ -3,12 +3,16 @@ package bidder
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,3 +347,60 @@ type nopConn struct{ net.Conn }
 
 func (nopConn) RemoteAddr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 func (nopConn) LocalAddr() net.Addr  { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// exhaustedListener fails its first n accepts as a process out of file
+// descriptors does (accept4: EMFILE), then accepts as ln does.
+type exhaustedListener struct {
+	net.Listener
+	n atomic.Int32
+}
+
+func (l *exhaustedListener) Accept() (net.Conn, error) {
+	if l.n.Add(-1) >= 0 {
+		return nil, &net.OpError{Op: "accept", Net: "tcp", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// Running out of file descriptors is not the listener's end: fasthttp's
+// Serve returned on the accept error, and the bidder exited (an outside
+// audit held idle connections up to the fd limit). Accept now waits and
+// tries again, counted; an error of any other kind still ends Serve.
+func TestAcceptOutOfDescriptorsRetries(t *testing.T) {
+	ts := newTestServer(t, nil)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	el := &exhaustedListener{Listener: ln}
+	el.n.Store(4)
+	served := make(chan error, 1)
+	go func() { served <- ts.Serve(el) }()
+	t.Cleanup(func() { ts.srv.Shutdown() })
+	client := &http.Client{Timeout: 10 * time.Second} // without the retry, nothing accepts it
+	resp, err := client.Get("http://" + ln.Addr().String() + "/healthz")
+	if err != nil {
+		t.Fatalf("after EMFILE: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("after EMFILE: %d", resp.StatusCode)
+	}
+	if n := ts.acceptRetries(); n != 4 {
+		t.Errorf("accept_retries_total %d, want 4", n)
+	}
+	select {
+	case err := <-served:
+		t.Fatalf("Serve returned: %v", err)
+	default:
+	}
+	ln.Close()
+	select {
+	case err := <-served:
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Serve after the listener closed: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve did not return once the listener closed")
+	}
+}

@@ -55,6 +55,7 @@ var (
 	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
 	dInsecureImp   = serverDescs.add("imps_insecure_total", "Imps not bid because they ask for https (secure=1) and public_url is http on a host other than loopback.")
+	dAcceptRetries = serverDescs.add("accept_retries_total", "Waits of the bid listener's accept for want of file descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): connections are then refused until some close.")
 	dLongID        = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
 	dTrackerReplay = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
 	dTestNotices   = serverDescs.add("test_notices_total", "Notices of free bids (test=1 requests on an exchange with test_requests: free): answered, nothing charged or held.")
@@ -91,7 +92,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
-		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()},
+		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()}, {dAcceptRetries, s.acceptRetries()},
 	} {
 		counterMetric(ch, x.d, float64(x.v))
 	}

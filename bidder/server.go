@@ -104,8 +104,10 @@ type Server struct {
 	models     func() []explainModel // the models POST /admin/explain scores with (explain.go); nil: the chain
 	explainers explainers
 
-	srv   *fasthttp.Server
-	admin *http.Server
+	srv *fasthttp.Server
+	// edgeLn is the listener Serve wraps (its accept retries are a metric).
+	edgeLn atomic.Pointer[edgeListener]
+	admin  *http.Server
 }
 
 // newServer builds a server around its collaborators; Run (app.go) calls it.
@@ -310,7 +312,9 @@ func (s *Server) Ready() (bool, string) {
 // Serve answers on ln until Shutdown. Its connections are wrapped for
 // arrival stamps, the request deadline and lingering close (edge.go).
 func (s *Server) Serve(ln net.Listener) error {
-	return s.srv.Serve(newEdgeListener(ln, s.cfg.Limits.ReadTimeout))
+	el := newEdgeListener(ln, s.cfg.Limits.ReadTimeout)
+	s.edgeLn.Store(el)
+	return s.srv.Serve(el)
 }
 
 // Drain turns readiness 503 (load balancers stop sending) while requests
