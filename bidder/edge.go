@@ -62,7 +62,7 @@ type edgeListener struct {
 	readTimeout time.Duration // a request's whole read from its first byte; 0: none
 	lingering   atomic.Int32
 	retries     atomic.Uint64 // accepts retried for want of descriptors or memory
-	bufs        sync.Pool // *[]byte discard buffers
+	bufs        sync.Pool     // *[]byte discard buffers
 }
 
 func newEdgeListener(ln net.Listener, readTimeout time.Duration) *edgeListener {
