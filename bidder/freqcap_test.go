@@ -26,7 +26,7 @@ func TestFreqCapHoldsWithinARequest(t *testing.T) {
 		imps = append(imps, strings.Replace(imp, `"I"`, `"`+id+`"`, 1))
 	}
 	body := []byte(`{"id":"req-fc","imp":[` + strings.Join(imps, ",") + `],"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-		`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"user":{"id":"u-capped"}}`)
+		`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-capped"}}`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r := ts.bid(body)
@@ -65,7 +65,7 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 		n++
 		return []byte(`{"id":"req-pend-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
 			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"user":{"id":"u-pending"}}`)
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-pending"}}`)
 	}
 	// globex answers the first request once its lease is in.
 	var bids []openrtb2.Bid
@@ -152,7 +152,7 @@ func TestFreqCapCountsBilledImpressions(t *testing.T) {
 		n++
 		r := ts.bid([]byte(`{"id":"req-billed-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
 			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"user":{"id":"u-billed"}}`))
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-billed"}}`))
 		if r.StatusCode() != 200 {
 			return openrtb2.Bid{}, false
 		}
@@ -208,7 +208,7 @@ func TestFreqCapKeyedByBuyerUID(t *testing.T) {
 	body := func(i int) []byte {
 		return []byte(`{"id":"req-x-` + strconv.Itoa(i) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
 			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},` +
 			`"user":{"id":"exchange-` + strconv.Itoa(i) + `-user","buyeruid":"ours-42"}}`)
 	}
 	// globex answers once its lease is in.
