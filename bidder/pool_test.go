@@ -13,8 +13,8 @@ import (
 // red-team pass; the heap stayed there while later requests reused them).
 func TestLargeRequestContextNotPooled(t *testing.T) {
 	ts := newTestServer(t, nil)
-	// 4,001 imps: over poolBodyMax, under maxJSONValues.
-	big := []byte(`{"id":"r","imp":[` + strings.Repeat(`{"id":"1","tagid":"placement-1"},`, 4000) + `{"id":"1"}],"site":{"id":"s"}}`)
+	// 1,201 imps: over poolBodyMax, under maxJSONValues.
+	big := []byte(`{"id":"r","imp":[` + strings.Repeat(`{"id":"1","tagid":"placement-1"},`, 1200) + `{"id":"1"}],"site":{"id":"s"}}`)
 	for range 8 {
 		if r := ts.bid(big); r.StatusCode() != 204 {
 			t.Fatalf("big request: %d %s", r.StatusCode(), r.Body())
@@ -46,6 +46,11 @@ func TestManyJSONValuesRefused(t *testing.T) {
 	nested := strings.Replace(site, `"site":{`, `"ext":{"j":`+strings.Repeat(`[`, 250)+strings.Repeat(`]`, 250)+`},"site":{`, 1)
 	nested = strings.Replace(nested, `"site":{`, strings.Repeat(`"x":`+strings.Repeat(`[`, 100)+strings.Repeat(`]`, 100)+`,`, 200)+`"site":{`, 1)
 	long := strings.Replace(site, `"site":{`, `"ext":{"j":"`+strings.Repeat("a", 100000)+`"},"site":{`, 1)
+	padded := func(n int) string { // over poolBodyMax, n numbers
+		return strings.Replace(site, `"site":{`, `"ext":{"pad":"`+strings.Repeat("a", 20000)+`","j":[`+strings.Repeat("1,", n-1)+`1]},"site":{`, 1)
+	}
+	f("4,101 numbers", padded(4101), 400)
+	f("3,900 numbers", padded(3900), 200)
 	f("20,001 numbers", numbers, 400)
 	f("20,001 objects", objects, 400)
 	f("20,000 nested arrays", nested, 400)
