@@ -158,9 +158,9 @@ func (a *App) start(ctx context.Context) error {
 	if a.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
 		return err
 	}
-	if host, _, _ := net.SplitHostPort(cfg.Listen); !isLoopback(host) && len(cfg.Limits.BidSources) == 0 {
-		a.log.Warn("bid requests accepted from any source: whoever reaches the listener gets bids and valid notice URLs",
-			"listen", cfg.Listen, "hint", "limits.bid_sources, or a network ACL")
+	if anySource(cfg.Limits.BidSources) {
+		a.log.Warn("bid requests accepted from any source (limits.bid_sources names every address): whoever reaches the listener gets bids, holds budget and gets valid notice URLs",
+			"listen", cfg.Listen, "hint", "the exchanges' egress ranges in limits.bid_sources, or a network ACL")
 	}
 	for _, name := range freeTestsAnySource(cfg) {
 		a.log.Warn("test=1 requests get free ads from any source: their bids hold nothing and their notices charge nothing, and nothing stops another party from posting as this exchange",

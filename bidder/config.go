@@ -218,9 +218,11 @@ type LimitsConfig struct {
 	// exchanges' egress ranges) allowed to POST bid requests; a request from
 	// any other gets 403 before its body is parsed, counted in
 	// openbidder_bid_source_refused_total. Empty (the default) allows every
-	// source: then whoever reaches the listener gets bids, and with them
-	// valid win and billing URLs, so leave it empty only behind a network
-	// ACL. The source is the TCP peer: behind an HTTP proxy, filter there.
+	// source, and is refused unless listen is a loopback address: whoever
+	// reaches the listener gets bids, holds budget with them and gets
+	// valid win and billing URLs. 0.0.0.0/0 and ::/0 say "any source" on
+	// purpose (behind a network ACL; a warning at start). The source is the
+	// TCP peer: behind an HTTP proxy, filter there.
 	// Notices, pixels and clicks are not filtered (browsers send them).
 	BidSources []string `yaml:"bid_sources"`
 }
@@ -784,8 +786,13 @@ func (c *Config) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: %s: %s", ErrConfig, field, fmt.Sprintf(format, args...)))
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+	if host, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad("listen", "%v", err)
+	} else if !isLoopback(host) && len(c.Limits.BidSources) == 0 {
+		// An outside audit posted bids from anywhere to the open default:
+		// 10 s of them held every campaign's daily budget for hold_ttl,
+		// and their win and billing URLs charge it.
+		bad("limits.bid_sources", "listen %q is not a loopback address: name the exchanges' addresses or egress ranges (or 0.0.0.0/0 and ::/0 to take bid requests from any source, behind a network ACL); unset, whoever reaches the port gets bids, holds budget with them and gets valid win and billing URLs", c.Listen)
 	}
 	if host, _, err := net.SplitHostPort(c.AdminListen); err != nil {
 		bad("admin_listen", "%v", err)

@@ -29,6 +29,10 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 	if c.Listen != "127.0.0.1:9999" || c.AdminListen != "127.0.0.1:9998" || c.PublicURL != "http://127.0.0.1:9999" {
 		t.Fatalf("overrides: listen %s admin %s public %s", c.Listen, c.AdminListen, c.PublicURL)
 	}
+	if _, err := LoadConfig(p, Overrides{Listen: "0.0.0.0:8080"}); err == nil || !strings.Contains(err.Error(), "limits.bid_sources") {
+		t.Fatalf("listen on every interface with no bid_sources: %v, want a limits.bid_sources error", err)
+	}
+	p = writeConfig(t, "model: {gbdt: m.json}\nlimits: {bid_sources: [198.51.100.0/24]}\n")
 	if c, err := LoadConfig(p, Overrides{Listen: "0.0.0.0:8080", PublicURL: "http://bidder-2:8080/"}); err != nil || c.PublicURL != "http://bidder-2:8080" {
 		t.Fatalf("-public-url: %v %+v", err, c)
 	}
@@ -94,6 +98,8 @@ func TestConfigRejects(t *testing.T) {
 	}
 	f("model: {gbdt: m.json}\nlisten: nonsense\n", "listen")
 	f("model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\n", "admin_listen", "loopback")
+	f("model: {gbdt: m.json}\nlisten: 0.0.0.0:8080\n", "limits.bid_sources", "not a loopback address")
+	f("model: {gbdt: m.json}\nlisten: \":8080\"\n", "limits.bid_sources", "not a loopback address")
 	// instance_id is written as is into every bid id and into notice tokens.
 	f("model: {gbdt: m.json}\ninstance_id: 'a\"b'\n", "instance_id", "must be 1-128")
 	f("model: {gbdt: m.json}\ninstance_id: 'bidder 1'\n", "instance_id")
@@ -292,5 +298,27 @@ func TestAppWarnsFreeTestsFromAnySource(t *testing.T) {
 	startAppLog(t, func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"demo": free} }, slog.New(slog.NewTextHandler(logs, nil)))
 	if !strings.Contains(logs.String(), `msg="test=1 requests get free ads from any source`) || !strings.Contains(logs.String(), "exchange=demo") {
 		t.Errorf("no warning for a free exchange open to any source in:\n%s", logs)
+	}
+}
+
+// A listener on other than loopback needs bid sources named; 0.0.0.0/0 or
+// ::/0 names any source on purpose, which the start warns about.
+func TestAnySource(t *testing.T) {
+	for _, c := range []struct {
+		list []string
+		any  bool
+	}{
+		{nil, false},
+		{[]string{"198.51.100.0/24", "2001:db8::/32", "203.0.113.7"}, false},
+		{[]string{"198.51.100.0/24", "0.0.0.0/0"}, true},
+		{[]string{"::/0"}, true},
+		{[]string{"10.0.0.0/1"}, false},
+	} {
+		if got := anySource(c.list); got != c.any {
+			t.Errorf("%v: any %v, want %v", c.list, got, c.any)
+		}
+	}
+	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nlisten: 0.0.0.0:8080\nlimits: {bid_sources: [0.0.0.0/0, \"::/0\"]}\n"), Overrides{}); err != nil {
+		t.Fatalf("any source on purpose: %v", err)
 	}
 }

@@ -122,6 +122,17 @@ func parseSources(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
+// anySource tells whether list names every address (a /0 prefix).
+func anySource(list []string) bool {
+	ps, _ := parseSources(list)
+	for _, p := range ps {
+		if p.Bits() == 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // sourceAllowed says whether the request's TCP peer is in ex.sources.
 func sourceAllowed(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 	if ex.sources == nil {
