@@ -98,7 +98,7 @@ elif [ ! -s "$WORK/logs/impressions.jsonl" ]; then
 else
 	desc="simulator logs in $WORK/logs (seed $SEED); featurize rows in request-id hash order; last 25% held out"
 fi
-"$WORK/bin/featurize" -log "$WORK/logs" -out "$WORK/rows" -seed "$SEED"
+"$WORK/bin/featurize" -log "$WORK/logs" -out "$WORK/rows" -seed "$SEED" -keys-all-users # simulated users: eval_report.py needs every id
 
 # The two trainings run side by side (one core each).
 # shellcheck disable=SC2086

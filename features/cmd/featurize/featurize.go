@@ -34,6 +34,10 @@ type config struct {
 	maxRows   int
 	seed      uint64 // recorded only
 	vendorID  int    // privacy.vendor_id of the bidder the model is for
+	// keysAllUsers writes every row's user.id to rows.keys, allowed or
+	// not: for simulator logs only, whose users are made up and whose
+	// evaluation (eval_report.py) needs the id behind the ground truth.
+	keysAllUsers bool
 }
 
 // logRow is the part of a simulator log line (simulator.LogRow) used here.
@@ -102,6 +106,10 @@ type featurizer struct {
 	crs     map[string]struct{}
 	fromCfg int
 	privacy *privacy.Policy
+	// userLevel: the last record's request allows user-level data (its
+	// user id goes to rows.keys only then, unless keysAllUsers).
+	userLevel    bool
+	keysAllUsers bool
 }
 
 func newFeaturizer(snap *campaigns.Snapshot, pol *privacy.Policy) *featurizer {
@@ -127,6 +135,7 @@ func (f *featurizer) record(dst []float32, lr *logRow) ([]float32, error) {
 	}
 	now := time.Unix(lr.TS, 0).UTC()
 	userLevel := f.privacy.Decide(&f.req).Allows(privacy.Personalize) // as the bidder decides
+	f.userLevel = userLevel
 	features.ExtractImp(f.imp[:], &f.req, imp, now, userLevel)
 	ad := f.ad(lr)
 	dst = features.AppendRow(dst, f.imp[:], &ad)
@@ -270,7 +279,9 @@ func (f *featurizer) read(r io.Reader, recs []float32, keys []sortKey, max int) 
 			continue
 		}
 		k := keyOf(&lr, len(keys))
-		k.user = string(f.req.User.ID)
+		if f.userLevel || f.keysAllUsers {
+			k.user = string(f.req.User.ID) // else empty: no id of a user whose request allows none
+		}
 		keys = append(keys, k)
 	}
 	return recs, keys, skipped, sc.Err()
@@ -291,6 +302,7 @@ func run(cfg config) (*meta, error) {
 	}
 	defer pol.Close()
 	f := newFeaturizer(snap, pol)
+	f.keysAllUsers = cfg.keysAllUsers
 	// Size the record and key slices from the logs' bytes (a simulator line
 	// is about 1 KB; 700 bytes a line over-estimates the rows a little), so
 	// tens of millions of rows are not copied while the slices grow.
@@ -389,7 +401,9 @@ func write(dir string, recs []float32, keys []sortKey, m *meta) error {
 
 // writeKeys writes rows.keys: per record, in the same order, the request id,
 // imp id and user.id, tab separated, to join records back to the log. For
-// evaluation only (eval_report.py measures what the schema cannot see).
+// evaluation only (eval_report.py measures what the schema cannot see). The
+// user id is empty where the request allows no user-level data (COPPA, an
+// opt-out, no consent under GDPR), unless -keys-all-users (simulator logs).
 func writeKeys(path string, keys []sortKey) error {
 	fh, err := os.Create(path)
 	if err != nil {

@@ -45,12 +45,13 @@ func main() {
 	maxRows := flag.Int("max-rows", 0, "stop after this many rows (0 = all)")
 	seed := flag.Uint64("seed", 0, "the simulator seed of the logs, recorded in rows.json")
 	vendor := flag.Int("vendor-id", 0, "privacy.vendor_id of the bidder the model will serve: TC strings are judged for it (0: user-level slots empty wherever GDPR applies)")
+	allUsers := flag.Bool("keys-all-users", false, "write every row's user.id to rows.keys, even where the request allows no user-level data: for simulator logs only (made-up users; eval_report.py needs them)")
 	flag.Parse()
 	if *logs == "" || *out == "" {
 		fmt.Fprintln(os.Stderr, "usage: featurize -log DIR[,DIR...] -out OUT [-campaigns DIR] [-max-rows N] [-seed N] [-vendor-id N]")
 		os.Exit(2)
 	}
-	cfg := config{logs: strings.Split(*logs, ","), out: *out, campaigns: *camps, maxRows: *maxRows, seed: *seed, vendorID: *vendor}
+	cfg := config{logs: strings.Split(*logs, ","), out: *out, campaigns: *camps, maxRows: *maxRows, seed: *seed, vendorID: *vendor, keysAllUsers: *allUsers}
 	m, err := run(cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "featurize:", err)

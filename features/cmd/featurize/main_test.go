@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -138,12 +139,30 @@ func TestFeaturizeFixture(t *testing.T) {
 	if len(keys) != len(recs) {
 		t.Fatalf("rows.keys has %d lines for %d records", len(keys), len(recs))
 	}
+	users := map[string]string{}
 	for i, k := range keys {
 		f := strings.Split(k, "\t")
 		lr := lines[f[0]]
-		if len(f) != 3 || f[1] != lr.ImpID || !slices.Equal(recs[i], byID[f[0]]) || !strings.Contains(string(lr.Request), `"id":"`+f[2]+`"`) {
+		if len(f) != 3 || f[1] != lr.ImpID || !slices.Equal(recs[i], byID[f[0]]) || f[2] != "" && !strings.Contains(string(lr.Request), `"id":"`+f[2]+`"`) {
 			t.Errorf("rows.keys line %d %q does not name record %d", i, k, i)
 		}
+		users[f[0]] = f[2]
+	}
+	// The user id only where the request allows user-level data: not
+	// without consent under GDPR, nor under COPPA (the privacy audit found
+	// every raw id written).
+	for id, allowed := range map[string]bool{"req-11": true, "req-noconsent": false, "req-8": false, "req-da": false} {
+		if (users[id] != "") != allowed {
+			t.Errorf("rows.keys user of %s %q, want one: %v", id, users[id], allowed)
+		}
+	}
+	// -keys-all-users (simulator logs: made-up users) writes every one.
+	all := t.TempDir()
+	if _, err := run(config{logs: []string{"testdata"}, out: all, seed: 7, vendorID: testVendor, keysAllUsers: true}); err != nil {
+		t.Fatal(err)
+	}
+	if kb, err := os.ReadFile(filepath.Join(all, "rows.keys")); err != nil || !regexp.MustCompile(`(?m)^req-noconsent\t[^\t]*\t.+$`).Match(kb) {
+		t.Errorf("-keys-all-users: no user id for req-noconsent (%v)", err)
 	}
 	// The second imp of a two-imp request is the one the log names.
 	if r := byID["req-2d"]; r[features.SlotImpW] != 300 || r[features.Width] != 1 {
