@@ -194,17 +194,23 @@ var gdprCountries = func() map[[3]byte]bool {
 	return m
 }()
 
-// gdpr restricts d by the TC string: user.consent, else the GPP string's
-// tcfeuv2 section.
+// gdpr restricts d by the TC strings: user.consent and the GPP string's
+// tcfeuv2 section. When both are sent, both must allow a use (a CMP does not
+// write two different strings for one user, so two that differ are a doubt,
+// resolved the restrictive way), and both must decode.
 func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 	var v tcfVerdict
+	inGPP := g.present&(1<<sidTCFEU) != 0
 	switch {
 	case p.vendor == 0:
 		d.restrict(None, GDPRNoVendorID)
 		return
 	case len(req.User.Consent) > 0:
 		v = p.tcf(req.User.Consent)
-	case g.present&(1<<sidTCFEU) != 0:
+		if inGPP {
+			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses}
+		}
+	case inGPP:
 		v = g.tcf
 	default:
 		d.restrict(None, GDPRNoConsent)

@@ -210,7 +210,12 @@ func TestDecide(t *testing.T) {
 		{"gpp tcfeuv2: listed, nothing consented", vendor, req{gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{None, GDPRDenied}},
 		{"gpp tcfeuv2: no gpp_sid, gdpr 1", vendor, req{gdpr: yes, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all})}, Decision{All, Allowed}},
 		{"gpp tcfeuv2: no gpp_sid, so it applies", vendor, req{gpp: "DBABMA~" + tcNothing}, Decision{None, GDPRDenied}},
-		{"gpp tcfeuv2: user.consent wins", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{All, Allowed}},
+		// Both sent: each must allow a use (the audit found user.consent
+		// winning over a GPP section that refused everything).
+		{"gpp tcfeuv2 and user.consent: the stricter applies", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{None, GDPRDenied}},
+		{"gpp tcfeuv2 and user.consent: the stricter applies, either way", vendor, req{gdpr: yes, consent: tcNothing, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{None, GDPRDenied}},
+		{"gpp tcfeuv2 and user.consent: both allow", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{All, Allowed}},
+		{"gpp tcfeuv2 malformed beside a valid user.consent", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{None, GDPRMalformed}},
 		{"gpp tcfeuv2: malformed", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{None, GDPRMalformed}},
 		{"gpp_sid 2 without any TC string", vendor, req{sid: []int64{2}}, Decision{None, GDPRNoConsent}},
 		{"gpp tcfeuv2 + usnat opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, usnatSec(saleOut)), sid: []int64{2, 7}}, Decision{None, GPPOptOut}},
