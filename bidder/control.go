@@ -171,6 +171,7 @@ var (
 func (s *Server) setControl(w http.ResponseWriter, r *http.Request, m *budget.Manager, paused bool) {
 	// A cross-origin browser request never gets here: the whole admin mux
 	// refuses it (sameOriginOnly, server.go).
+	s.bodyDeadline(w)
 	req, err := readControlRequest(w, r)
 	if err == nil && (req.All == (req.Campaign != "")) {
 		err = errControlTarget
@@ -349,4 +350,14 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(true)
 	enc.Encode(v)
+}
+
+// bodyDeadline bounds the read of an admin request's body: the admin
+// server has no ReadTimeout (it would cut a long CPU profile short), so a
+// client trickling a byte every few seconds held a connection and its
+// goroutine for as long as it went on (an outside audit: 27 s and counting).
+// A handler that reads a body sets it first; the read then fails and the
+// connection closes.
+func (s *Server) bodyDeadline(w http.ResponseWriter) {
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.adminBodyTimeout))
 }

@@ -387,3 +387,49 @@ func TestKillSwitchThreeInstances(t *testing.T) {
 	}
 	everyoneBids()
 }
+
+// An admin request whose body trickles in is cut at the body deadline: the
+// admin server has no ReadTimeout (long CPU profiles), and a client sending
+// a byte every few seconds held the connection and its goroutine for as
+// long as it went on (an outside audit). Explain and the kill switch both
+// read bodies.
+func TestAdminBodyTrickleCut(t *testing.T) {
+	app := startApp(t, nil)
+	app.Server.adminBodyTimeout = 300 * time.Millisecond
+	for _, path := range []string{"/admin/explain", "/admin/pause"} {
+		c, err := net.Dial("tcp", app.AdminAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{", path, app.AdminAddr())
+		done := make(chan []byte, 1)
+		go func() {
+			b, _ := io.ReadAll(c) // the answer, then EOF when the server closes
+			done <- b
+		}()
+		var answer []byte
+		cut := false
+		for range 100 { // a byte every 100 ms, 10 s at most
+			time.Sleep(100 * time.Millisecond)
+			select {
+			case answer = <-done:
+				cut = true
+			default:
+			}
+			if cut {
+				break
+			}
+			if _, err := c.Write([]byte(" ")); err != nil {
+				cut = true // closed by the server
+				break
+			}
+		}
+		c.Close()
+		if !cut {
+			t.Errorf("%s: a body trickled for 10 s was still being read", path)
+		}
+		if len(answer) > 0 && !strings.HasPrefix(string(answer), "HTTP/1.1 400") {
+			t.Errorf("%s: %.60q, want a 400 or a close", path, answer)
+		}
+	}
+}

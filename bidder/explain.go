@@ -129,6 +129,7 @@ type explainModelA struct {
 // top=N (contributions per model, default 5), all=1 (list campaigns that
 // share no targeting value with the request too; default a count by rule).
 func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
+	s.bodyDeadline(w)
 	body, err := io.ReadAll(io.LimitReader(r.Body, int64(s.cfg.Limits.MaxBodyBytes)+1))
 	if err != nil {
 		http.Error(w, "read: "+err.Error(), http.StatusBadRequest)

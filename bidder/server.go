@@ -72,6 +72,9 @@ type Server struct {
 	// refused uncharged, and notices.hold_ttl, past which the bid's money
 	// is no longer held (pastChargeWindow).
 	maxExp int64
+	// adminBodyTimeout bounds the read of an admin request's body
+	// (bodyDeadline).
+	adminBodyTimeout time.Duration
 	// insecureURL: public_url is http on a host other than loopback, so
 	// a bid's pixel, click and notice URLs would be http (insecureImp).
 	insecureURL bool
@@ -127,6 +130,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
 	s.insecureURL = insecurePublicURL(cfg.PublicURL)
+	s.adminBodyTimeout = 5 * time.Second
 	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest(), cfg.Notices.HoldTTL) / time.Second)
 	s.exchanges = newExchanges(cfg)
 	for _, ex := range s.exchanges {
