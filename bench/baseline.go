@@ -234,6 +234,9 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	view := toView(br)
 	priv := b.priv.Decide(view)
 	userLevel := priv.Allows(privacy.Personalize)
+	if !userLevel {
+		view.DropUserLevel() // as the bidder: no segments, no user.geo
+	}
 	user := uint64(0)
 	if priv.Allows(privacy.FreqCap) {
 		user = view.UserKey()

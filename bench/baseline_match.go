@@ -71,7 +71,7 @@ type reqFacts struct {
 // (the request's privacy decision allows it).
 func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFacts {
 	f := &reqFacts{br: br, now: now}
-	if g := requestGeo(br); g != nil {
+	if g := requestGeo(br, personalize); g != nil {
 		f.country, f.region = strings.ToUpper(g.Country), strings.ToLower(g.Region)
 		f.metro, f.city = strings.ToLower(g.Metro), strings.ToLower(g.City)
 	}

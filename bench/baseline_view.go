@@ -59,8 +59,8 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 			}
 		}
 	}
-	if geo := requestGeo(br); geo != nil {
-		r.Device.HasGeo = true
+	if geo := requestGeo(br, true); geo != nil {
+		r.Device.HasGeo, r.Device.GeoFromUser = true, br.Device == nil || br.Device.Geo == nil
 		r.Device.Geo = ortb.Geo{Country: s2b(geo.Country), Region: s2b(geo.Region), City: s2b(geo.City),
 			UTCOffset: geo.UTCOffset, HasUTCOffset: geo.UTCOffset != 0}
 		if geo.Lat != nil {
@@ -139,12 +139,13 @@ func pubView(p *openrtb2.Publisher) ortb.Publisher {
 	return ortb.Publisher{ID: s2b(p.ID), Domain: s2b(p.Domain)}
 }
 
-// requestGeo is device.geo, else user.geo.
-func requestGeo(br *openrtb2.BidRequest) *openrtb2.Geo {
+// requestGeo is device.geo, else user.geo where user-level data is allowed
+// (personalize; the user's home location is a profile field).
+func requestGeo(br *openrtb2.BidRequest, personalize bool) *openrtb2.Geo {
 	if br.Device != nil && br.Device.Geo != nil {
 		return br.Device.Geo
 	}
-	if br.User != nil {
+	if br.User != nil && personalize {
 		return br.User.Geo
 	}
 	return nil

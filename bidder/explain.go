@@ -234,7 +234,7 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 	// The privacy decision, as decidePrivacy takes it (without its counter).
 	priv := s.privacy.Decide(req)
 	if !priv.Allows(privacy.Personalize) {
-		req.User.Segments = req.User.Segments[:0]
+		req.DropUserLevel()
 	}
 	var user uint64
 	if priv.Allows(privacy.FreqCap) {

@@ -29,7 +29,7 @@ func (s *Server) decidePrivacy(bc *bidCtx) uint64 {
 	bc.priv = s.privacy.Decide(&bc.req)
 	s.privStat.decisions[bc.priv.Why].add(bc.stripe, 1)
 	if !bc.priv.Allows(privacy.Personalize) {
-		bc.req.User.Segments = bc.req.User.Segments[:0]
+		bc.req.DropUserLevel() // segments, and user.geo standing in for device.geo
 	}
 	if !bc.priv.Allows(privacy.FreqCap) {
 		return 0

@@ -304,3 +304,42 @@ func TestMarkupHidesUserKey(t *testing.T) {
 		t.Fatalf("after the pixel: %d impressions left now, want 2 (no longer pending, counted)", left)
 	}
 }
+
+// user.geo is the user's home location, a profile field: it stands in for
+// an absent device.geo only where user-level data is allowed (an outside
+// privacy audit: GDPR, no consent, user.geo only, and a geo-targeted
+// campaign bid). acme-banner targets USA and GBR.
+func TestUserGeoNeedsPersonalize(t *testing.T) {
+	ts := newTestServer(t, withVendor)
+	body := func(regs, consent string) []byte {
+		return []byte(`{"id":"r","imp":[{"id":"1","banner":{"w":300,"h":250},"bidfloor":0.1}],` +
+			`"site":{"id":"s1","domain":"site-3.example.com","publisher":{"id":"pub-3"}},"device":{"devicetype":2,"os":"Windows"},` +
+			`"user":{"id":"u-1","geo":{"country":"USA"}` + consent + `},"regs":` + regs + `}`)
+	}
+	bidsAcme := func(b []byte) bool {
+		r := ts.bid(b)
+		if r.StatusCode() != 200 {
+			return false
+		}
+		for _, sb := range decodeResponse(t, r).SeatBid {
+			for _, bid := range sb.Bid {
+				if bid.CID == "acme-banner" {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	if !bidsAcme(body(`{"gdpr":0}`, "")) {
+		t.Fatal("outside GDPR: acme does not bid on user.geo's country")
+	}
+	if !bidsAcme(body(`{"gdpr":1}`, `,"consent":"`+tcAll+`"`)) {
+		t.Fatal("GDPR with consent: acme does not bid on user.geo's country")
+	}
+	if bidsAcme(body(`{"gdpr":1}`, "")) {
+		t.Fatal("GDPR without consent: acme bid on user.geo's country")
+	}
+	if bidsAcme(body(`{"gdpr":0,"us_privacy":"1YYN"}`, "")) {
+		t.Fatal("opted out of sale: acme bid on user.geo's country")
+	}
+}

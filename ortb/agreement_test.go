@@ -340,7 +340,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		}
 	}
 	if geo != nil {
-		r.Device.HasGeo = true
+		r.Device.HasGeo, r.Device.GeoFromUser = true, geo != deviceGeo(br)
 		r.Device.Geo = Geo{Country: s2bOrNil(geo.Country), Region: s2bOrNil(geo.Region), Metro: s2bOrNil(geo.Metro), City: s2bOrNil(geo.City),
 			UTCOffset: geo.UTCOffset, HasUTCOffset: hasUTCOffset(body, geo == deviceGeo(br))}
 		if geo.Lat != nil {

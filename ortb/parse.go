@@ -379,7 +379,7 @@ func (p *Parser) finish(req *Request) error {
 	req.Regs.GPC = p.extGPC
 	if !req.Device.HasGeo && p.hasUserGeo {
 		req.Device.Geo = p.userGeo
-		req.Device.HasGeo = true
+		req.Device.HasGeo, req.Device.GeoFromUser = true, true
 	}
 	return nil
 }

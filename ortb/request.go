@@ -27,6 +27,18 @@ func (r *Request) Reset() {
 	}
 }
 
+// DropUserLevel removes from r what only user-level consent lets a bidder
+// use (package privacy's Personalize): user.data segments, and user.geo
+// where it stood in for device.geo (the user's home location is a profile
+// field, not the context of the request). Targeting and features then see
+// neither.
+func (r *Request) DropUserLevel() {
+	r.User.Segments = r.User.Segments[:0]
+	if r.Device.GeoFromUser {
+		r.Device.Geo, r.Device.HasGeo, r.Device.GeoFromUser = Geo{}, false, false
+	}
+}
+
 // The empty methods return an absent object that keeps the receiver's slice
 // capacity.
 

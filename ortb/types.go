@@ -137,6 +137,10 @@ type Device struct {
 	ATTS   int64
 	Geo    Geo  // device.geo, else user.geo
 	HasGeo bool // device.geo or user.geo was sent (even when HasDevice is false)
+	// GeoFromUser: Geo is user.geo (device.geo was absent), the user's
+	// home location: a profile field, dropped where user-level data is not
+	// allowed (Request.DropUserLevel).
+	GeoFromUser bool
 }
 
 // User is request.user. Segments flattens user.data[].segment[].id.

@@ -136,6 +136,9 @@ func (f *featurizer) record(dst []float32, lr *logRow) ([]float32, error) {
 	now := time.Unix(lr.TS, 0).UTC()
 	userLevel := f.privacy.Decide(&f.req).Allows(privacy.Personalize) // as the bidder decides
 	f.userLevel = userLevel
+	if !userLevel {
+		f.req.DropUserLevel() // as the bidder: no segments, no user.geo
+	}
 	features.ExtractImp(f.imp[:], &f.req, imp, now, userLevel)
 	ad := f.ad(lr)
 	dst = features.AppendRow(dst, f.imp[:], &ad)
