@@ -233,6 +233,10 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
 	priv := b.priv.Decide(view)
+	if priv.NoBid {
+		a.NoBid = "privacy" // privacy.require_purpose2, as the bidder
+		return a
+	}
 	userLevel := priv.Allows(privacy.Personalize)
 	if !userLevel {
 		view.DropUserLevel() // as the bidder: no segments, no user.geo

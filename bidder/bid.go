@@ -350,6 +350,9 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
 	user := s.decidePrivacy(bc) // before Match: it may drop the segments
 	bc.user = user
+	if bc.priv.NoBid {
+		return reasonPrivacy // privacy.require_purpose2: GDPR, and no basis for purpose 2
+	}
 	bc.rk.reset(s.rates, cat, bc.resp)
 	imps := bc.req.Imps
 	if len(imps) > s.cfg.Limits.MaxImps {

@@ -175,10 +175,18 @@ type PrivacyConfig struct {
 	CacheEntries int `yaml:"cache_entries"`
 	// CacheTTL is how long a decoded string is kept (default 1h).
 	CacheTTL time.Duration `yaml:"cache_ttl"`
+	// RequirePurpose2: where GDPR applies, no bid at all (x-nobid-reason:
+	// privacy) unless the TC string gives vendor_id a legal basis for TCF
+	// purpose 2 (use limited data to select advertising: consent, or
+	// legitimate interest), as TCF's policy asks of a registered vendor:
+	// the request's IP, device and location are personal data there. Off
+	// (the default), such a request still gets a contextual bid, with no
+	// user-level data.
+	RequirePurpose2 bool `yaml:"require_purpose2"`
 }
 
 func (p PrivacyConfig) options() privacy.Options {
-	return privacy.Options{VendorID: p.VendorID, CacheEntries: p.CacheEntries, CacheTTL: p.CacheTTL}
+	return privacy.Options{VendorID: p.VendorID, CacheEntries: p.CacheEntries, CacheTTL: p.CacheTTL, RequirePurpose2: p.RequirePurpose2}
 }
 
 // LimitsConfig bounds a request's size and time.

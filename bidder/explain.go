@@ -263,6 +263,9 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 	case !ok:
 		ans.NoBidReason = reasonCurrency.String()
 		return ans, http.StatusOK
+	case priv.NoBid: // as collect, after the currency
+		ans.NoBidReason = reasonPrivacy.String()
+		return ans, http.StatusOK
 	}
 	x := &explainRun{s: s, cat: cat, req: req, resp: resp, user: user, priv: priv, opt: opt, models: models, xs: xs}
 	x.rk.reset(s.rates, cat, resp)

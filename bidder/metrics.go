@@ -52,6 +52,7 @@ const (
 	reasonLate               // answer ready after the deadline: bid withdrawn, holds released
 	reasonPaused             // kill switch: all bidding, or the campaign, paused (control.go)
 	reasonTestRequest        // a test=1 request on an exchange with test_requests: nobid
+	reasonPrivacy            // privacy.require_purpose2 and GDPR without a purpose 2 basis
 	numReasons
 )
 
@@ -73,6 +74,7 @@ var reasonNames = [numReasons]string{
 	reasonLate:        "late",
 	reasonPaused:      "paused",
 	reasonTestRequest: "test_request",
+	reasonPrivacy:     "privacy",
 }
 
 func (r reason) String() string { return reasonNames[r] }

@@ -343,3 +343,37 @@ func TestUserGeoNeedsPersonalize(t *testing.T) {
 		t.Fatal("opted out of sale: acme bid on user.geo's country")
 	}
 }
+
+// privacy.require_purpose2: where GDPR applies, no bid at all without a TCF
+// purpose 2 basis for vendor_id (an outside privacy audit: the bidder bid
+// contextually on gdpr 1 without any string); with consent, or outside
+// GDPR, it bids as without the option, and explain says why.
+func TestRequirePurpose2NoBid(t *testing.T) {
+	video := readReq(t, "app-video.json") // regs.gdpr 1, no string
+	consent := bytes.Replace(video, []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"`+tcAll+`"}`), 1)
+	outside := bytes.Replace(video, []byte(`"regs":{"gdpr":1}`), []byte(`"regs":{"gdpr":0}`), 1)
+	for _, strict := range []bool{false, true} {
+		ts := newTestServer(t, func(c *Config) { c.Privacy.VendorID, c.Privacy.RequirePurpose2 = testVendor, strict })
+		r := ts.bid(video)
+		if why := string(r.Header.Peek("x-nobid-reason")); strict && why != "privacy" || !strict && why == "privacy" {
+			t.Errorf("require_purpose2 %v, gdpr without a string: %d %q", strict, r.StatusCode(), why)
+		}
+		if got := ts.m.nobids[reasonPrivacy].load(); strict != (got == 1) {
+			t.Errorf("require_purpose2 %v: nobids{privacy} %d", strict, got)
+		}
+		for name, body := range map[string][]byte{"consent": consent, "outside GDPR": outside} {
+			if r := ts.bid(body); r.StatusCode() != 200 {
+				t.Errorf("require_purpose2 %v, %s: %d %q, want a bid", strict, name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			}
+		}
+		var p ortb.Parser
+		var req ortb.Request
+		if err := p.Parse(video, &req); err != nil {
+			t.Fatal(err)
+		}
+		a, _ := ts.explain(&req, explainOptions{now: time.Now()})
+		if (a.NoBidReason == "privacy") != strict {
+			t.Errorf("require_purpose2 %v: explain says %q", strict, a.NoBidReason)
+		}
+	}
+}

@@ -69,9 +69,13 @@ func (r Reason) String() string {
 }
 
 // Decision is what a request allows: the uses, and why any is missing.
+// NoBid, only with Options.RequirePurpose2, says that GDPR applies and the
+// bidder has no legal basis for TCF purpose 2 (use limited data to select
+// advertising): no bid at all, not even a contextual one.
 type Decision struct {
-	Uses Use
-	Why  Reason
+	Uses  Use
+	Why   Reason
+	NoBid bool
 }
 
 // Allows reports whether every use in u is allowed.

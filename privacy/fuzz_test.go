@@ -33,7 +33,7 @@ func FuzzDecide(f *testing.F) {
 		if d.Uses&^All != 0 || (d.Uses == All) != (d.Why == Allowed) {
 			t.Fatalf("inconsistent decision %v", d)
 		}
-		if coppa && d != (Decision{None, COPPA}) {
+		if coppa && d != (Decision{Uses: None, Why: COPPA}) {
 			t.Fatalf("coppa: %v", d)
 		}
 		if p := plain.Decide(r.build()); p != d {

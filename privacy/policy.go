@@ -31,6 +31,12 @@ type Options struct {
 	// negative value keeps it until the cache evicts it for another, which
 	// saves a clock read on every cache hit (ristretto checks the expiry).
 	CacheTTL time.Duration
+	// RequirePurpose2: where GDPR applies, a request whose TC string gives
+	// VendorID no legal basis for TCF purpose 2 (use limited data to select
+	// advertising), or that has none, or with VendorID 0, gets
+	// Decision.NoBid. Off, such a request allows a contextual bid (no
+	// user-level data).
+	RequirePurpose2 bool
 }
 
 // Validate reports what is wrong with o.
@@ -44,9 +50,10 @@ func (o Options) Validate() error {
 
 // Policy decides requests for one vendor id. It is safe for concurrent use.
 type Policy struct {
-	vendor uint16
-	cache  *cache // nil: decode every time
-	stats  struct {
+	vendor    uint16
+	requireP2 bool
+	cache     *cache // nil: decode every time
+	stats     struct {
 		decodes, malformed, recovered atomic.Uint64
 	}
 }
@@ -62,7 +69,7 @@ func New(o Options) (*Policy, error) {
 	if o.CacheTTL == 0 {
 		o.CacheTTL = DefaultCacheTTL
 	}
-	p := &Policy{vendor: uint16(o.VendorID)}
+	p := &Policy{vendor: uint16(o.VendorID), requireP2: o.RequirePurpose2}
 	if o.CacheEntries > 0 {
 		p.cache = newCache(int64(o.CacheEntries), max(o.CacheTTL, 0)) // 0: no expiry
 	}
@@ -204,23 +211,27 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 	switch {
 	case p.vendor == 0:
 		d.restrict(None, GDPRNoVendorID)
+		d.NoBid = p.requireP2
 		return
 	case len(req.User.Consent) > 0:
 		v = p.tcf(req.User.Consent)
 		if inGPP {
-			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses}
+			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses, basic: v.basic && g.tcf.basic}
 		}
 	case inGPP:
 		v = g.tcf
 	default:
 		d.restrict(None, GDPRNoConsent)
+		d.NoBid = p.requireP2
 		return
 	}
 	if !v.ok {
 		d.restrict(None, GDPRMalformed)
+		d.NoBid = p.requireP2
 		return
 	}
 	d.restrict(v.uses, GDPRDenied)
+	d.NoBid = p.requireP2 && !v.basic
 }
 
 // sidMask turns gpp_sid into a section mask. Ids of 0 and below, the

@@ -37,9 +37,9 @@ func TestPublicTCStrings(t *testing.T) {
 		vendor uint16
 		want   tcfVerdict
 	}{
-		{tcIABExample, 8, tcfVerdict{ok: true, uses: FreqCap}}, // purposes 1-3: no 4, so no personalization
-		{tcIABExample, 3, tcfVerdict{ok: true, uses: None}},    // not one of its vendors
-		{tcRealCMP, 1, tcfVerdict{ok: true, uses: All}},
+		{tcIABExample, 8, tcfVerdict{ok: true, uses: FreqCap, basic: true}}, // purposes 1-3: no 4, so no personalization
+		{tcIABExample, 3, tcfVerdict{ok: true, uses: None}},                 // not one of its vendors
+		{tcRealCMP, 1, tcfVerdict{ok: true, uses: All, basic: true}},
 		{tcRealCMP, 3, tcfVerdict{ok: true, uses: None}}, // wrong vendor
 		{tcNothing, 1, tcfVerdict{ok: true, uses: None}},
 		{tcTruncated, 1, tcfVerdict{}},
@@ -103,122 +103,122 @@ func TestDecide(t *testing.T) {
 		want   Decision
 	}{
 		// No signal, or signals that do not apply.
-		{"no regs", vendor, req{}, Decision{All, Allowed}},
-		{"gdpr 0, junk consent", vendor, req{gdpr: no, consent: "gdprConsentString"}, Decision{All, Allowed}},
-		{"gdpr 0, device in Germany", vendor, req{gdpr: no, country: "DEU"}, Decision{All, Allowed}},
-		{"gdpr unset, device in the USA", vendor, req{country: "USA"}, Decision{All, Allowed}},
+		{"no regs", vendor, req{}, Decision{Uses: All, Why: Allowed}},
+		{"gdpr 0, junk consent", vendor, req{gdpr: no, consent: "gdprConsentString"}, Decision{Uses: All, Why: Allowed}},
+		{"gdpr 0, device in Germany", vendor, req{gdpr: no, country: "DEU"}, Decision{Uses: All, Why: Allowed}},
+		{"gdpr unset, device in the USA", vendor, req{country: "USA"}, Decision{Uses: All, Why: Allowed}},
 
 		// regs.gdpr unset (OpenRTB: unknown), but the request says GDPR may
 		// apply: a TC string, or a device in the EEA, the UK or Switzerland.
-		{"gdpr unset, junk consent", vendor, req{consent: "gdprConsentString"}, Decision{None, GDPRMalformed}},
-		{"gdpr unset, consent string", vendor, req{consent: all}, Decision{All, Allowed}},
-		{"gdpr unset, nothing consented", vendor, req{consent: tcNothing}, Decision{None, GDPRDenied}},
-		{"gdpr unset, device in Germany", vendor, req{country: "DEU"}, Decision{None, GDPRNoConsent}},
-		{"gdpr unset, device in France, alpha-2 lowercase", vendor, req{country: "fr"}, Decision{None, GDPRNoConsent}},
-		{"gdpr unset, device in the UK, consent", vendor, req{country: "GBR", consent: all}, Decision{All, Allowed}},
-		{"gdpr unset, device in Switzerland, no vendor id", 0, req{country: "CHE"}, Decision{None, GDPRNoVendorID}},
-		{"coppa 0", vendor, req{coppa: no}, Decision{All, Allowed}},
+		{"gdpr unset, junk consent", vendor, req{consent: "gdprConsentString"}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"gdpr unset, consent string", vendor, req{consent: all}, Decision{Uses: All, Why: Allowed}},
+		{"gdpr unset, nothing consented", vendor, req{consent: tcNothing}, Decision{Uses: None, Why: GDPRDenied}},
+		{"gdpr unset, device in Germany", vendor, req{country: "DEU"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in France, alpha-2 lowercase", vendor, req{country: "fr"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in the UK, consent", vendor, req{country: "GBR", consent: all}, Decision{Uses: All, Why: Allowed}},
+		{"gdpr unset, device in Switzerland, no vendor id", 0, req{country: "CHE"}, Decision{Uses: None, Why: GDPRNoVendorID}},
+		{"coppa 0", vendor, req{coppa: no}, Decision{Uses: All, Why: Allowed}},
 
 		// COPPA wins over everything.
-		{"coppa", vendor, req{coppa: yes, gdpr: yes, consent: all}, Decision{None, COPPA}},
+		{"coppa", vendor, req{coppa: yes, gdpr: yes, consent: all}, Decision{Uses: None, Why: COPPA}},
 
 		// TCF v2 under GDPR, vendor 42 configured.
-		{"tcf: purposes 1-4 and vendor consent", vendor, req{gdpr: yes, consent: all}, Decision{All, Allowed}},
-		{"tcf: no consent string", vendor, req{gdpr: yes}, Decision{None, GDPRNoConsent}},
-		{"tcf: no vendor id configured", 0, req{gdpr: yes, consent: all}, Decision{None, GDPRNoVendorID}},
-		{"tcf: nothing consented", vendor, req{gdpr: yes, consent: tcNothing}, Decision{None, GDPRDenied}},
-		{"tcf: wrong vendor", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{41, 43}}.encode()}, Decision{None, GDPRDenied}},
-		{"tcf: vendor above max vendor id", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{7}}.encode()}, Decision{None, GDPRDenied}},
-		{"tcf: vendors as a range", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{1, vendor, 900}, rangeVendors: true}.encode()}, Decision{All, Allowed}},
-		{"tcf: purposes 1-2 only", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2}, vendors: []int{vendor}}.encode()}, Decision{FreqCap, GDPRDenied}},
-		{"tcf: purpose 2 by legitimate interest", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1}, li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, Decision{FreqCap, GDPRDenied}},
-		{"tcf: purpose 2 LI, not for this vendor", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1}, li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{41}}.encode()}, Decision{None, GDPRDenied}},
-		{"tcf: purposes 3-4 by LI are not enough (v2.2)", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2}, li: []int{3, 4}, vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, Decision{FreqCap, GDPRDenied}},
-		{"tcf: no purpose 1", vendor, req{gdpr: yes, consent: tcString{purposes: []int{2, 3, 4}, vendors: []int{vendor}}.encode()}, Decision{None, GDPRDenied}},
+		{"tcf: purposes 1-4 and vendor consent", vendor, req{gdpr: yes, consent: all}, Decision{Uses: All, Why: Allowed}},
+		{"tcf: no consent string", vendor, req{gdpr: yes}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"tcf: no vendor id configured", 0, req{gdpr: yes, consent: all}, Decision{Uses: None, Why: GDPRNoVendorID}},
+		{"tcf: nothing consented", vendor, req{gdpr: yes, consent: tcNothing}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: wrong vendor", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{41, 43}}.encode()}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: vendor above max vendor id", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{7}}.encode()}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: vendors as a range", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{1, vendor, 900}, rangeVendors: true}.encode()}, Decision{Uses: All, Why: Allowed}},
+		{"tcf: purposes 1-2 only", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2}, vendors: []int{vendor}}.encode()}, Decision{Uses: FreqCap, Why: GDPRDenied}},
+		{"tcf: purpose 2 by legitimate interest", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1}, li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, Decision{Uses: FreqCap, Why: GDPRDenied}},
+		{"tcf: purpose 2 LI, not for this vendor", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1}, li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{41}}.encode()}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: purposes 3-4 by LI are not enough (v2.2)", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2}, li: []int{3, 4}, vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, Decision{Uses: FreqCap, Why: GDPRDenied}},
+		{"tcf: no purpose 1", vendor, req{gdpr: yes, consent: tcString{purposes: []int{2, 3, 4}, vendors: []int{vendor}}.encode()}, Decision{Uses: None, Why: GDPRDenied}},
 		{"tcf: publisher forbids purpose 2 for us", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor},
-			restrictions: []restriction{{2, restrictNotAllowed, []int{vendor}}}}.encode()}, Decision{Personalize, GDPRDenied}},
+			restrictions: []restriction{{2, restrictNotAllowed, []int{vendor}}}}.encode()}, Decision{Uses: Personalize, Why: GDPRDenied}},
 		{"tcf: publisher requires consent for purpose 2, only LI", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 3, 4}, li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{vendor},
-			restrictions: []restriction{{2, restrictConsent, []int{vendor}}}}.encode()}, Decision{Personalize, GDPRDenied}},
+			restrictions: []restriction{{2, restrictConsent, []int{vendor}}}}.encode()}, Decision{Uses: Personalize, Why: GDPRDenied}},
 		{"tcf: publisher requires LI for purpose 4", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor},
-			restrictions: []restriction{{4, restrictLI, []int{vendor}}}}.encode()}, Decision{FreqCap, GDPRDenied}},
+			restrictions: []restriction{{4, restrictLI, []int{vendor}}}}.encode()}, Decision{Uses: FreqCap, Why: GDPRDenied}},
 		{"tcf: restriction on another vendor", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor},
-			restrictions: []restriction{{2, restrictNotAllowed, []int{41}}}}.encode()}, Decision{All, Allowed}},
-		{"tcf: policy version 2 (TCF 2.0) string", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}, policy: 2}.encode()}, Decision{All, Allowed}},
-		{"tcf: purpose one treatment is not consent", vendor, req{gdpr: yes, consent: tcString{purposes: []int{2, 3, 4}, vendors: []int{vendor}, p1Treatment: true}.encode()}, Decision{None, GDPRDenied}},
-		{"tcf: real CMP string, vendor 1", 1, req{gdpr: yes, consent: tcRealCMP}, Decision{All, Allowed}},
-		{"tcf: real CMP string, vendor 3", 3, req{gdpr: yes, consent: tcRealCMP}, Decision{None, GDPRDenied}},
-		{"tcf: IAB example, vendor 8", 8, req{gdpr: yes, consent: tcIABExample}, Decision{FreqCap, GDPRDenied}},
-		{"tcf: with other segments", vendor, req{gdpr: yes, consent: all + ".YAAAAAAAAAAA"}, Decision{All, Allowed}},
+			restrictions: []restriction{{2, restrictNotAllowed, []int{41}}}}.encode()}, Decision{Uses: All, Why: Allowed}},
+		{"tcf: policy version 2 (TCF 2.0) string", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}, policy: 2}.encode()}, Decision{Uses: All, Why: Allowed}},
+		{"tcf: purpose one treatment is not consent", vendor, req{gdpr: yes, consent: tcString{purposes: []int{2, 3, 4}, vendors: []int{vendor}, p1Treatment: true}.encode()}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: real CMP string, vendor 1", 1, req{gdpr: yes, consent: tcRealCMP}, Decision{Uses: All, Why: Allowed}},
+		{"tcf: real CMP string, vendor 3", 3, req{gdpr: yes, consent: tcRealCMP}, Decision{Uses: None, Why: GDPRDenied}},
+		{"tcf: IAB example, vendor 8", 8, req{gdpr: yes, consent: tcIABExample}, Decision{Uses: FreqCap, Why: GDPRDenied}},
+		{"tcf: with other segments", vendor, req{gdpr: yes, consent: all + ".YAAAAAAAAAAA"}, Decision{Uses: All, Why: Allowed}},
 
 		// Malformed TC strings: no consent, never an error.
-		{"tcf malformed: placeholder", vendor, req{gdpr: yes, consent: "gdprConsentString"}, Decision{None, GDPRMalformed}},
-		{"tcf malformed: truncated", vendor, req{gdpr: yes, consent: tcTruncated}, Decision{None, GDPRMalformed}},
-		{"tcf malformed: TCF v1", vendor, req{gdpr: yes, consent: tcV1}, Decision{None, GDPRMalformed}},
-		{"tcf malformed: two characters", vendor, req{gdpr: yes, consent: "CP"}, Decision{None, GDPRMalformed}},
-		{"tcf malformed: not base64", vendor, req{gdpr: yes, consent: "C%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%"}, Decision{None, GDPRMalformed}},
-		{"tcf malformed: cut short", vendor, req{gdpr: yes, consent: all[:len(all)-8]}, Decision{None, GDPRMalformed}},
+		{"tcf malformed: placeholder", vendor, req{gdpr: yes, consent: "gdprConsentString"}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"tcf malformed: truncated", vendor, req{gdpr: yes, consent: tcTruncated}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"tcf malformed: TCF v1", vendor, req{gdpr: yes, consent: tcV1}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"tcf malformed: two characters", vendor, req{gdpr: yes, consent: "CP"}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"tcf malformed: not base64", vendor, req{gdpr: yes, consent: "C%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%%"}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"tcf malformed: cut short", vendor, req{gdpr: yes, consent: all[:len(all)-8]}, Decision{Uses: None, Why: GDPRMalformed}},
 
 		// us_privacy.
-		{"usp: notice, no opt-out", vendor, req{usp: "1YNN"}, Decision{All, Allowed}},
-		{"usp: not applicable", vendor, req{usp: "1---"}, Decision{All, Allowed}},
-		{"usp: opted out", vendor, req{usp: "1YYN"}, Decision{None, USPrivacyOptOut}},
-		{"usp: opted out, lowercase", vendor, req{usp: "1nyy"}, Decision{None, USPrivacyOptOut}},
-		{"usp malformed: placeholder", vendor, req{usp: "uspConsentString"}, Decision{None, USPrivacyMalformed}},
-		{"usp malformed: version 2", vendor, req{usp: "2YNN"}, Decision{None, USPrivacyMalformed}},
-		{"usp malformed: short", vendor, req{usp: "1YN"}, Decision{None, USPrivacyMalformed}},
-		{"usp opt-out beside valid tcf", vendor, req{gdpr: yes, consent: all, usp: "1YYY"}, Decision{None, USPrivacyOptOut}},
+		{"usp: notice, no opt-out", vendor, req{usp: "1YNN"}, Decision{Uses: All, Why: Allowed}},
+		{"usp: not applicable", vendor, req{usp: "1---"}, Decision{Uses: All, Why: Allowed}},
+		{"usp: opted out", vendor, req{usp: "1YYN"}, Decision{Uses: None, Why: USPrivacyOptOut}},
+		{"usp: opted out, lowercase", vendor, req{usp: "1nyy"}, Decision{Uses: None, Why: USPrivacyOptOut}},
+		{"usp malformed: placeholder", vendor, req{usp: "uspConsentString"}, Decision{Uses: None, Why: USPrivacyMalformed}},
+		{"usp malformed: version 2", vendor, req{usp: "2YNN"}, Decision{Uses: None, Why: USPrivacyMalformed}},
+		{"usp malformed: short", vendor, req{usp: "1YN"}, Decision{Uses: None, Why: USPrivacyMalformed}},
+		{"usp opt-out beside valid tcf", vendor, req{gdpr: yes, consent: all, usp: "1YYY"}, Decision{Uses: None, Why: USPrivacyOptOut}},
 
 		// Global Privacy Control outside GPP (regs.ext.gpc): an opt-out,
 		// even beside a us_privacy string that allows everything.
-		{"gpc", vendor, req{gpc: true}, Decision{None, GPCOptOut}},
-		{"gpc beside usp 1YNN", vendor, req{usp: "1YNN", gpc: true}, Decision{None, GPCOptOut}},
-		{"gpc beside valid tcf", vendor, req{gdpr: yes, consent: all, gpc: true}, Decision{None, GPCOptOut}},
+		{"gpc", vendor, req{gpc: true}, Decision{Uses: None, Why: GPCOptOut}},
+		{"gpc beside usp 1YNN", vendor, req{usp: "1YNN", gpc: true}, Decision{Uses: None, Why: GPCOptOut}},
+		{"gpc beside valid tcf", vendor, req{gdpr: yes, consent: all, gpc: true}, Decision{Uses: None, Why: GPCOptOut}},
 
 		// GPP US sections.
-		{"gpp usnat: no opt-out", vendor, req{gpp: us(nil), sid: []int64{7}}, Decision{All, Allowed}},
+		{"gpp usnat: no opt-out", vendor, req{gpp: us(nil), sid: []int64{7}}, Decision{Uses: All, Why: Allowed}},
 		// Sections 3 (header) and 4 (signal integrity) need not be listed;
 		// listing them is allowed (4 read as a missing section before).
-		{"gpp usnat: gpp_sid lists 3 and 4 too", vendor, req{gpp: us(nil), sid: []int64{3, 4, 7}}, Decision{All, Allowed}},
-		{"gpp usnat: IAB example", vendor, req{gpp: "DBABL~BVVqAAEABCA.QA", sid: []int64{7}}, Decision{All, Allowed}},
-		{"gpp usnat: sale opt-out", vendor, req{gpp: us(saleOut), sid: []int64{7}}, Decision{None, GPPOptOut}},
-		{"gpp usnat: opt-out, no gpp_sid (every section applies)", vendor, req{gpp: us(saleOut)}, Decision{None, GPPOptOut}},
-		{"gpp usnat: opt-out in a section that does not apply", vendor, req{gpp: gppStringOf(usnatSec(saleOut), caSec(nil)), sid: []int64{8}}, Decision{All, Allowed}},
-		{"gpp usnat: version 2 layout", vendor, req{gpp: us(func(c *uspnat.USPNATCoreSegment, _ *bool) { c.Version = 2 }), sid: []int64{7}}, Decision{None, GPPUnsupported}},
-		{"gpp usca: sharing opt-out", vendor, req{gpp: gppStringOf(caSec(func(c *uspca.USPCACoreSegment) { c.SharingOptOut = 1 })), sid: []int64{8}}, Decision{None, GPPOptOut}},
-		{"gpp usca: clean", vendor, req{gpp: gppStringOf(caSec(nil)), sid: []int64{8}}, Decision{All, Allowed}},
-		{"gpp usva: targeted advertising opt-out", vendor, req{gpp: gppStringOf(vaSec(func(c *sections.CommonUSCoreSegment) { c.TargetedAdvertisingOptOut = 1 })), sid: []int64{9}}, Decision{None, GPPOptOut}},
-		{"gpp usva: clean", vendor, req{gpp: gppStringOf(vaSec(nil)), sid: []int64{9}}, Decision{All, Allowed}},
-		{"gpp usco: GPC", vendor, req{gpp: gppStringOf(coSec(nil, true)), sid: []int64{10}}, Decision{None, GPPOptOut}},
-		{"gpp usct: known child", vendor, req{gpp: gppStringOf(ctSec(func(c *sections.CommonUSCoreSegment) { c.KnownChildSensitiveDataConsents[0] = 1 })), sid: []int64{12}}, Decision{None, GPPOptOut}},
-		{"gpp usut: sale notice not given", vendor, req{gpp: gppStringOf(utSec(func(c *usput.USPUTCoreSegment) { c.SaleOptOutNotice = 2 })), sid: []int64{11}}, Decision{None, GPPOptOut}},
-		{"gpp usut: clean", vendor, req{gpp: gppStringOf(utSec(nil)), sid: []int64{11}}, Decision{All, Allowed}},
-		{"gpp uspv1: opted out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPV1, "1YYN"}), sid: []int64{6}}, Decision{None, GPPOptOut}},
-		{"gpp uspv1: no opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPV1, "1YNN"}), sid: []int64{6}}, Decision{All, Allowed}},
-		{"gpp: section listed but absent", vendor, req{gpp: gppStringOf(caSec(nil)), sid: []int64{7}}, Decision{None, GPPMalformed}},
-		{"gpp: gpp_sid without a string", vendor, req{sid: []int64{7}}, Decision{None, GPPMalformed}},
-		{"gpp: undecodable usnat section", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPNAT, "!!"}), sid: []int64{7}}, Decision{None, GPPMalformed}},
-		{"gpp: section this bidder cannot read", vendor, req{gpp: gppStringOf(rawSection{13, "BAAAAAA"}), sid: []int64{13}}, Decision{None, GPPUnsupported}},
-		{"gpp: unreadable section that does not apply", vendor, req{gpp: gppStringOf(rawSection{13, "BAAAAAA"}, caSec(nil)), sid: []int64{8}}, Decision{All, Allowed}},
-		{"gpp: gpp_sid beyond 63", vendor, req{gpp: us(nil), sid: []int64{7, 64}}, Decision{None, GPPUnsupported}},
-		{"gpp: gpp_sid -1 and 3 name no section", vendor, req{gpp: us(nil), sid: []int64{-1, 3}}, Decision{All, Allowed}},
-		{"gpp malformed: placeholder", vendor, req{gpp: "gppString", sid: []int64{7}}, Decision{None, GPPMalformed}},
-		{"gpp malformed: bad header", vendor, req{gpp: "header~1YNN", sid: []int64{6}}, Decision{None, GPPMalformed}},
-		{"gpp malformed: header counts two sections, one sent", vendor, req{gpp: "DBABzw~1YNN"}, Decision{None, GPPMalformed}},
+		{"gpp usnat: gpp_sid lists 3 and 4 too", vendor, req{gpp: us(nil), sid: []int64{3, 4, 7}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp usnat: IAB example", vendor, req{gpp: "DBABL~BVVqAAEABCA.QA", sid: []int64{7}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp usnat: sale opt-out", vendor, req{gpp: us(saleOut), sid: []int64{7}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usnat: opt-out, no gpp_sid (every section applies)", vendor, req{gpp: us(saleOut)}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usnat: opt-out in a section that does not apply", vendor, req{gpp: gppStringOf(usnatSec(saleOut), caSec(nil)), sid: []int64{8}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp usnat: version 2 layout", vendor, req{gpp: us(func(c *uspnat.USPNATCoreSegment, _ *bool) { c.Version = 2 }), sid: []int64{7}}, Decision{Uses: None, Why: GPPUnsupported}},
+		{"gpp usca: sharing opt-out", vendor, req{gpp: gppStringOf(caSec(func(c *uspca.USPCACoreSegment) { c.SharingOptOut = 1 })), sid: []int64{8}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usca: clean", vendor, req{gpp: gppStringOf(caSec(nil)), sid: []int64{8}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp usva: targeted advertising opt-out", vendor, req{gpp: gppStringOf(vaSec(func(c *sections.CommonUSCoreSegment) { c.TargetedAdvertisingOptOut = 1 })), sid: []int64{9}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usva: clean", vendor, req{gpp: gppStringOf(vaSec(nil)), sid: []int64{9}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp usco: GPC", vendor, req{gpp: gppStringOf(coSec(nil, true)), sid: []int64{10}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usct: known child", vendor, req{gpp: gppStringOf(ctSec(func(c *sections.CommonUSCoreSegment) { c.KnownChildSensitiveDataConsents[0] = 1 })), sid: []int64{12}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usut: sale notice not given", vendor, req{gpp: gppStringOf(utSec(func(c *usput.USPUTCoreSegment) { c.SaleOptOutNotice = 2 })), sid: []int64{11}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usut: clean", vendor, req{gpp: gppStringOf(utSec(nil)), sid: []int64{11}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp uspv1: opted out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPV1, "1YYN"}), sid: []int64{6}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp uspv1: no opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPV1, "1YNN"}), sid: []int64{6}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp: section listed but absent", vendor, req{gpp: gppStringOf(caSec(nil)), sid: []int64{7}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gpp: gpp_sid without a string", vendor, req{sid: []int64{7}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gpp: undecodable usnat section", vendor, req{gpp: gppStringOf(rawSection{constants.SectionUSPNAT, "!!"}), sid: []int64{7}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gpp: section this bidder cannot read", vendor, req{gpp: gppStringOf(rawSection{13, "BAAAAAA"}), sid: []int64{13}}, Decision{Uses: None, Why: GPPUnsupported}},
+		{"gpp: unreadable section that does not apply", vendor, req{gpp: gppStringOf(rawSection{13, "BAAAAAA"}, caSec(nil)), sid: []int64{8}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp: gpp_sid beyond 63", vendor, req{gpp: us(nil), sid: []int64{7, 64}}, Decision{Uses: None, Why: GPPUnsupported}},
+		{"gpp: gpp_sid -1 and 3 name no section", vendor, req{gpp: us(nil), sid: []int64{-1, 3}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp malformed: placeholder", vendor, req{gpp: "gppString", sid: []int64{7}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gpp malformed: bad header", vendor, req{gpp: "header~1YNN", sid: []int64{6}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gpp malformed: header counts two sections, one sent", vendor, req{gpp: "DBABzw~1YNN"}, Decision{Uses: None, Why: GPPMalformed}},
 
 		// TCF inside GPP.
-		{"gpp tcfeuv2: listed, valid", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{All, Allowed}},
-		{"gpp tcfeuv2: listed, nothing consented", vendor, req{gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{None, GDPRDenied}},
-		{"gpp tcfeuv2: no gpp_sid, gdpr 1", vendor, req{gdpr: yes, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all})}, Decision{All, Allowed}},
-		{"gpp tcfeuv2: no gpp_sid, so it applies", vendor, req{gpp: "DBABMA~" + tcNothing}, Decision{None, GDPRDenied}},
+		{"gpp tcfeuv2: listed, valid", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp tcfeuv2: listed, nothing consented", vendor, req{gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{Uses: None, Why: GDPRDenied}},
+		{"gpp tcfeuv2: no gpp_sid, gdpr 1", vendor, req{gdpr: yes, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all})}, Decision{Uses: All, Why: Allowed}},
+		{"gpp tcfeuv2: no gpp_sid, so it applies", vendor, req{gpp: "DBABMA~" + tcNothing}, Decision{Uses: None, Why: GDPRDenied}},
 		// Both sent: each must allow a use (the audit found user.consent
 		// winning over a GPP section that refused everything).
-		{"gpp tcfeuv2 and user.consent: the stricter applies", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{None, GDPRDenied}},
-		{"gpp tcfeuv2 and user.consent: the stricter applies, either way", vendor, req{gdpr: yes, consent: tcNothing, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{None, GDPRDenied}},
-		{"gpp tcfeuv2 and user.consent: both allow", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{All, Allowed}},
-		{"gpp tcfeuv2 malformed beside a valid user.consent", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{None, GDPRMalformed}},
-		{"gpp tcfeuv2: malformed", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{None, GDPRMalformed}},
-		{"gpp_sid 2 without any TC string", vendor, req{sid: []int64{2}}, Decision{None, GDPRNoConsent}},
-		{"gpp tcfeuv2 + usnat opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, usnatSec(saleOut)), sid: []int64{2, 7}}, Decision{None, GPPOptOut}},
+		{"gpp tcfeuv2 and user.consent: the stricter applies", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, Decision{Uses: None, Why: GDPRDenied}},
+		{"gpp tcfeuv2 and user.consent: the stricter applies, either way", vendor, req{gdpr: yes, consent: tcNothing, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{Uses: None, Why: GDPRDenied}},
+		{"gpp tcfeuv2 and user.consent: both allow", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}), sid: []int64{2}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp tcfeuv2 malformed beside a valid user.consent", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"gpp tcfeuv2: malformed", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{Uses: None, Why: GDPRMalformed}},
+		{"gpp_sid 2 without any TC string", vendor, req{sid: []int64{2}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gpp tcfeuv2 + usnat opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, usnatSec(saleOut)), sid: []int64{2, 7}}, Decision{Uses: None, Why: GPPOptOut}},
 	}
 	policies := map[int][2]*Policy{}
 	for _, c := range cases {
@@ -281,6 +281,46 @@ func TestOptions(t *testing.T) {
 	}
 }
 
+// With RequirePurpose2, GDPR without a legal basis for purpose 2 (no vendor
+// id, no string, a malformed one, neither consent nor legitimate interest,
+// or the publisher forbidding it) is no bid at all; with one, or outside
+// GDPR, the decision is as without the option. Off, nothing is NoBid.
+func TestRequirePurpose2(t *testing.T) {
+	all := tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()
+	cases := []struct {
+		name   string
+		vendor int
+		r      req
+		noBid  bool
+	}{
+		{"no gdpr", vendor, req{}, false},
+		{"us_privacy opt-out", vendor, req{usp: "1YYN"}, false},
+		{"coppa", vendor, req{coppa: yes}, false},
+		{"gdpr, consent", vendor, req{gdpr: yes, consent: all}, false},
+		{"gdpr, purpose 2 only, by legitimate interest", vendor, req{gdpr: yes, consent: tcString{li: []int{2}, vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, false},
+		{"gdpr, no string", vendor, req{gdpr: yes}, true},
+		{"gdpr, no vendor id", 0, req{gdpr: yes, consent: all}, true},
+		{"gdpr, malformed", vendor, req{gdpr: yes, consent: "gdprConsentString"}, true},
+		{"gdpr, nothing consented", vendor, req{gdpr: yes, consent: tcNothing}, true},
+		{"gdpr, purposes 1, 3, 4 without 2", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 3, 4}, vendors: []int{vendor}}.encode()}, true},
+		{"gdpr, publisher forbids purpose 2", vendor, req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor},
+			restrictions: []restriction{{2, restrictNotAllowed, []int{vendor}}}}.encode()}, true},
+		{"gdpr unset, device in Germany, no string", vendor, req{country: "DEU"}, true},
+		{"gpp tcfeuv2 refusing, user.consent allowing", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{2}}, true},
+	}
+	for _, c := range cases {
+		strict := newPolicy(t, Options{VendorID: c.vendor, RequirePurpose2: true})
+		lax := newPolicy(t, Options{VendorID: c.vendor})
+		got, want := strict.Decide(c.r.build()), lax.Decide(c.r.build())
+		if got.NoBid != c.noBid {
+			t.Errorf("%s: NoBid %v, want %v", c.name, got.NoBid, c.noBid)
+		}
+		if want.NoBid || got.Uses != want.Uses || got.Why != want.Why {
+			t.Errorf("%s: strict %+v, lax %+v: want the same uses and reason, and no NoBid without the option", c.name, got, want)
+		}
+	}
+}
+
 // The cache holds one entry per distinct string and kind: a repeated string
 // is not decoded again, and junk sent both as a TC string and as a GPP
 // string is decided as each.
@@ -288,7 +328,7 @@ func TestCacheDecodesOnce(t *testing.T) {
 	p := newPolicy(t, Options{VendorID: vendor})
 	all := tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()
 	for range 3 {
-		if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{All, Allowed}) {
+		if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed}) {
 			t.Fatal(d)
 		}
 		p.cache.wait()
@@ -298,7 +338,7 @@ func TestCacheDecodesOnce(t *testing.T) {
 	}
 	junk := "gdprConsentString"
 	for range 2 {
-		if d := p.Decide(req{gdpr: yes, consent: junk, gpp: junk}.build()); d != (Decision{None, GPPMalformed}) {
+		if d := p.Decide(req{gdpr: yes, consent: junk, gpp: junk}.build()); d != (Decision{Uses: None, Why: GPPMalformed}) {
 			t.Fatal(d)
 		}
 		p.cache.wait()
@@ -307,7 +347,7 @@ func TestCacheDecodesOnce(t *testing.T) {
 		t.Fatalf("stats %+v, want the junk decoded as both kinds", s)
 	}
 	p.Close()
-	if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{All, Allowed}) {
+	if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed}) {
 		t.Fatalf("after Close: %v", d) // uncached, still right
 	}
 }

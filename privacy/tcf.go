@@ -20,10 +20,12 @@ const (
 	restrictLI         = 2 // require legitimate interest
 )
 
-// tcfVerdict is what one TC string allows vendor: ok says it decoded.
+// tcfVerdict is what one TC string allows vendor: ok says it decoded;
+// basic, that vendor has a legal basis for purpose 2 (select ads at all).
 type tcfVerdict struct {
-	ok   bool
-	uses Use
+	ok    bool
+	uses  Use
+	basic bool
 }
 
 // decodeTCF decodes a TCF v2 consent string (core segment; other segments
@@ -41,13 +43,15 @@ func decodeTCF(s string, vendor uint16) tcfVerdict {
 	if !isMeta {
 		return tcfVerdict{}
 	}
-	return tcfVerdict{ok: true, uses: tcfUses(m, vendor)}
+	uses, basic := tcfUses(m, vendor)
+	return tcfVerdict{ok: true, uses: uses, basic: basic}
 }
 
-// tcfUses applies the purpose table of docs/privacy.md to a decoded string.
-func tcfUses(m tcf2.ConsentMetadata, vendor uint16) Use {
+// tcfUses applies the purpose table of docs/privacy.md to a decoded string;
+// basic says whether purpose 2 has a legal basis (Options.RequirePurpose2).
+func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic bool) {
 	if vendor == 0 {
-		return None
+		return None, false
 	}
 	restricted := func(p consentconstants.Purpose, kind uint8) bool {
 		return m.CheckPubRestriction(uint8(p), kind, vendor)
@@ -65,12 +69,12 @@ func tcfUses(m tcf2.ConsentMetadata, vendor uint16) Use {
 		return m.PurposeLITransparency(p) && m.VendorLegitInterest(vendor) &&
 			!restricted(p, restrictNotAllowed) && !restricted(p, restrictConsent)
 	}
-	uses := None
-	if consent(purposeStorage) && (consent(purposeBasicAds) || legInt(purposeBasicAds)) {
+	basic = consent(purposeBasicAds) || legInt(purposeBasicAds)
+	if consent(purposeStorage) && basic {
 		uses |= FreqCap
 	}
 	if consent(purposeStorage) && consent(purposeAdsProfile) && consent(purposePersonalAds) {
 		uses |= Personalize
 	}
-	return uses
+	return uses, basic
 }
