@@ -637,3 +637,43 @@ func runConfig(t *testing.T, camps, admin string) *Config {
 	}
 	return cfg
 }
+
+// A rising win, bill and win, a restart, then the bill and the last win
+// replayed (an exchange's retries): the ledger takes both replays for
+// duplicates and the budget charges nothing more, and the event log now
+// says so too. Before, the replayed win, a rise over the level the
+// replayed bill had re-established, was logged as a late charge of 500 (an
+// outside audit: the event log disagreed with the budget after a restart).
+func TestRisingNoticesReplayedAfterRestartLogNothing(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	b := bidOnce(t, app, "rise-restart-replay")
+	for _, s := range []struct{ u, p string }{{b.NURL, "0.50"}, {b.BURL, "1.00"}, {b.NURL, "1.50"}} {
+		if code, msg := get(t, substitute(s.u, s.p)); code != 200 {
+			t.Fatalf("%s at %s: %d %s", between(s.u, "/notice/", "?"), s.p, code, msg)
+		}
+	}
+	if s, _ := spent(t, app, b.CID); s != 1500 {
+		t.Fatalf("spent %d, want 1500", s)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	for _, s := range []struct{ u, p string }{{b.BURL, "1.00"}, {b.NURL, "1.50"}} {
+		u := strings.Replace(substitute(s.u, s.p), between(s.u, "http://", "/notice"), app.Addr(), 1)
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("replayed %s at %s: %d %s", between(s.u, "/notice/", "?"), s.p, code, msg)
+		}
+	}
+	if s, _ := spent(t, app, b.CID); s != 1500 {
+		t.Fatalf("spent %d after the replays, want 1500", s)
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if logged, raw := loggedCharge(t, dir, "rise-restart-replay"); logged != 1500 {
+		t.Fatalf("the event log charged %d micros for the impression, want 1500:\n%s", logged, raw)
+	}
+}

@@ -58,6 +58,10 @@ type LedgerEntry struct {
 	// watch: a provisional first charge of an impression unknown here; a
 	// duplicate marks its tier entry fForeign (settleOp.charge).
 	watch provWatch
+	// raise: any other charge with no chain; a duplicate marks its tier
+	// entry fDupRaise, so that its notice's result says it charged nothing
+	// (finish).
+	raise provWatch
 	// A reversal's charge day (dayReport): revDay, or an earlier day when
 	// revOld.
 	revDay string
@@ -295,6 +299,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	if dup {
 		if e.watch.on {
 			m.tier.markForeign(e.watch.key, e.watch.gen)
+		}
+		if e.raise.on {
+			m.tier.markDupRaise(e.raise.key, e.raise.gen, e.Level)
 		}
 		a.dupN.Add(1)
 		m.dupN.Add(1)

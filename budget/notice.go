@@ -211,6 +211,7 @@ type settleOut struct {
 	seq   uint64
 	rc    *recharge
 	watch provWatch
+	raise provWatch
 	// forgotten: the impression was not known here and this process may
 	// have known it before (a restart, an eviction) or another settled it:
 	// its kinds seen are not known, so a charge's res.First is whether it
@@ -234,6 +235,9 @@ type provWatch struct {
 func (m *Manager) finish(out *settleOut) {
 	out.rc.adjust(&out.res)
 	if w := out.watch; w.on && out.res.ChargedMicros > 0 && m.tier.foreign(w.key, w.gen) {
+		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
+	}
+	if r := out.raise; r.on && out.res.ChargedMicros > 0 && m.tier.takeDupRaise(r.key, r.gen, out.res.LevelMicros) {
 		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
 	}
 	if out.forgotten && out.res.ChargedMicros <= 0 && out.res.ReversedMicros == 0 {
@@ -279,7 +283,7 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 		return settleOut{res: res, seq: e.seq}, nil
 	}
 	res := op.charge()
-	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch, forgotten: forgotten}, nil
+	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch, raise: op.raise, forgotten: forgotten}, nil
 }
 
 // settleOp is one notice applied to one impression, under its tier shard's
@@ -296,6 +300,7 @@ type settleOp struct {
 	rc      *recharge // set by charge: a settled charge on an impression the tier did not know
 	key     impKey
 	watch   provWatch // set by charge: a provisional one
+	raise   provWatch // set by charge: any other (finish)
 }
 
 func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
@@ -429,6 +434,15 @@ func (o *settleOp) charge() Result {
 	if res.Provisional && base == 0 && (unsure || !o.existed) {
 		o.watch = provWatch{on: true, key: o.key, gen: e.gen}
 		le.watch = o.watch
+	}
+	// Any other charge may still be the replay of one recorded before this
+	// process knew the impression (a rise after a restart: an outside audit
+	// found the event log charging what the ledger took back): if the
+	// ledger says so, ledgerDone marks the entry fDupRaise and finish makes
+	// the result say it charged nothing.
+	if o.rc == nil && !o.watch.on && delta > 0 {
+		o.raise = provWatch{on: true, key: o.key, gen: e.gen}
+		le.raise = o.raise
 	}
 	prevSeq := e.seq
 	o.enqueue(le)
