@@ -541,8 +541,8 @@ func adm(cr *campaigns.Creative, click, imp string) string {
 
 func bidSize(cr *campaigns.Creative, imp openrtb2.Imp) (int64, int64) {
 	if len(cr.Sizes) == 0 {
-		if imp.Video != nil {
-			return deref(imp.Video.W), deref(imp.Video.H)
+		if v := imp.Video; v != nil && deref(v.W) > 0 && deref(v.H) > 0 {
+			return deref(v.W), deref(v.H) // the player's size, when whole
 		}
 		return 0, 0
 	}

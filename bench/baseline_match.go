@@ -370,8 +370,11 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		if skip := v.Skip != nil && *v.Skip == 1; cr.Skippable == 1 && !skip || cr.Skippable == -1 && skip {
 			return 0, 0, false
 		}
-		if (deref(v.W) <= 0 || deref(v.H) <= 0) && len(cr.Sizes) > 0 {
-			return cr.Sizes[0].W, cr.Sizes[0].H, true
+		if deref(v.W) <= 0 || deref(v.H) <= 0 {
+			if len(cr.Sizes) > 0 {
+				return cr.Sizes[0].W, cr.Sizes[0].H, true
+			}
+			return 0, 0, true
 		}
 		return deref(v.W), deref(v.H), true
 	case campaigns.FormatNative:
@@ -408,10 +411,15 @@ func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) 
 			}
 		}
 	}
-	if ranged && len(b.Format) == 0 { // 2.5: w and h are then the preferred size
-		in := func(v, lo, hi int64) bool { return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi) }
+	if ranged && len(b.Format) == 0 { // 2.5: on an axis with a range, w or h is then only preferred
+		fits := func(v, exact, lo, hi int64) bool {
+			if lo <= 0 && hi <= 0 {
+				return exact <= 0 || v == exact
+			}
+			return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi)
+		}
 		for _, s := range sizes {
-			if in(s.W, b.WMin, b.WMax) && in(s.H, b.HMin, b.HMax) {
+			if fits(s.W, bw, b.WMin, b.WMax) && fits(s.H, bh, b.HMin, b.HMax) {
 				return s.W, s.H, true
 			}
 		}

@@ -50,7 +50,7 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	b = append(b, `,"price":`...)
 	b = appendMicros(b, c.price)
 	b = append(b, cat.frag[cr.Index]...)
-	if w, h := sl.cand.W, sl.cand.H; w > 0 {
+	if w, h := sl.cand.W, sl.cand.H; w > 0 && h > 0 {
 		b = append(b, `,"w":`...)
 		b = strconv.AppendInt(b, w, 10)
 		b = append(b, `,"h":`...)

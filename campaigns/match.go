@@ -619,8 +619,11 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 			!mediaFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, &v.Pod) || !videoFits(cr, v) {
 			return 0, 0, false
 		}
-		if (v.W <= 0 || v.H <= 0) && len(ccr.sizes) > 0 {
-			return ccr.sizes[0].W, ccr.sizes[0].H, true // the player's size is not known whole
+		if v.W <= 0 || v.H <= 0 { // the player's size is not known whole
+			if len(ccr.sizes) > 0 {
+				return ccr.sizes[0].W, ccr.sizes[0].H, true
+			}
+			return 0, 0, true // none: the bid gives no w and h
 		}
 		return v.W, v.H, true
 	case FormatNative:
@@ -740,10 +743,11 @@ func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 		}
 	}
 	if ranged && len(b.Format) == 0 {
-		// OpenRTB 2.5: with wmin/wmax/hmin/hmax, w and h are only the
-		// preferred size; any size in the range fits.
+		// OpenRTB 2.5: on an axis with a min or max, w (or h) is only the
+		// preferred size and any size in the range fits; on an axis with
+		// neither, w (or h) is exact when given.
 		for _, s := range sizes {
-			if inRange(s.W, b.WMin, b.WMax) && inRange(s.H, b.HMin, b.HMax) {
+			if axisFits(s.W, b.W, b.WMin, b.WMax) && axisFits(s.H, b.H, b.HMin, b.HMax) {
 				return s.W, s.H, true
 			}
 		}
@@ -751,8 +755,14 @@ func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 	return 0, 0, false
 }
 
-// inRange: lo and hi of 0 are no bound.
-func inRange(v, lo, hi int64) bool { return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi) }
+// axisFits: v within [lo, hi] when either bound is set (0 is none), else
+// equal to exact when that is given, else anything.
+func axisFits(v, exact, lo, hi int64) bool {
+	if lo <= 0 && hi <= 0 {
+		return exact <= 0 || v == exact
+	}
+	return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi)
+}
 
 // languageAllowed says whether an ad in lang may run where the request
 // allows the languages wlang (ISO 639-1) and wlangb (BCP 47; its primary

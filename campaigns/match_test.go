@@ -274,6 +274,12 @@ func TestMatchBannerRangeAndVideoSize(t *testing.T) {
 		{"lower bound only", ortb.Banner{WMin: 400}, 728, 90},
 		{"preferred size outside, range fits", ortb.Banner{W: 320, H: 50, WMax: 800, HMax: 100}, 728, 90},
 		{"exact size wins", ortb.Banner{W: 728, H: 90, WMax: 800, HMax: 300}, 728, 90},
+		// A range on one axis leaves the other exact (the review: 300x250
+		// with only hmax 600, or only wmin 300, took a 728x90).
+		{"height range only: width exact", ortb.Banner{W: 300, H: 250, HMax: 600}, 300, 250},
+		{"height range only: no width fits", ortb.Banner{W: 320, H: 250, HMax: 600}, 0, 0},
+		{"width range only: height exact", ortb.Banner{W: 300, H: 90, WMin: 400}, 728, 90},
+		{"width range only: no height fits", ortb.Banner{W: 300, H: 50, WMin: 300}, 0, 0},
 		{"format: the range is not read", ortb.Banner{Format: []ortb.Size{{W: 320, H: 50}}, WMax: 800, HMax: 300}, 0, 0},
 		{"no size at all", ortb.Banner{}, 300, 250},
 	} {
@@ -291,11 +297,20 @@ func TestMatchBannerRangeAndVideoSize(t *testing.T) {
 	v.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: VASTInline("v", "v", "https://m.example/v.mp4", 15),
 		LandingURL: "https://v.example/", Secure: true, Sizes: []string{"640x360"}}
 	sv := mustCompile(t, []Config{v})
-	for _, c := range []struct{ w, h, wantW, wantH int64 }{{640, 0, 640, 360}, {0, 480, 640, 360}, {1280, 720, 1280, 720}} {
+	v.Creatives[0].Sizes = nil
+	svNoSize := mustCompile(t, []Config{v})
+	for _, c := range []struct{ w, h, wantW, wantH, noSizeW, noSizeH int64 }{
+		{640, 0, 640, 360, 0, 0}, {0, 480, 640, 360, 0, 0}, {1280, 720, 1280, 720, 1280, 720},
+	} {
 		imp := &ortb.Imp{ID: bs("1"), HasVideo: true, Video: ortb.Video{MIMEs: bss("video/mp4"), W: c.w, H: c.h}, Secure: ortb.Unset}
 		got := sv.Match(nil, req, imp, monday15, &sc)
 		if len(got) != 1 || got[0].W != c.wantW || got[0].H != c.wantH {
 			t.Errorf("video %dx%d: %+v, want %dx%d", c.w, c.h, got, c.wantW, c.wantH)
+		}
+		// A creative without sizes: the player's size when whole, else none.
+		got = svNoSize.Match(nil, req, imp, monday15, &sc)
+		if len(got) != 1 || got[0].W != c.noSizeW || got[0].H != c.noSizeH {
+			t.Errorf("video %dx%d, creative without sizes: %+v, want %dx%d", c.w, c.h, got, c.noSizeW, c.noSizeH)
 		}
 	}
 }
