@@ -166,9 +166,13 @@ func (a *App) start(ctx context.Context) error {
 		a.log.Warn("test=1 requests get free ads from any source: their bids hold nothing and their notices charge nothing, and nothing stops another party from posting as this exchange",
 			"exchange", name, "hint", "sources for the exchange (or limits.bid_sources), or test_requests billable")
 	}
-	if insecurePublicURL(cfg.PublicURL) {
-		a.log.Warn("public_url is http: imps with secure=1 get no bid (their markup's pixel and click URLs and their notice URLs would be http, which https pages block or upgrade, and exchanges reject)",
+	switch {
+	case insecurePublicURL(cfg.PublicURL) && cfg.SecureImpsOverHTTP:
+		a.log.Warn("public_url is http and secure_imps_over_http is set: bids on imps with secure=1 carry http pixel, click and notice URLs, which https pages block or upgrade (impressions then go uncounted) and exchanges that check secure=1 reject",
 			"public_url", cfg.PublicURL, "hint", "an https public_url (a TLS proxy in front of the listener)")
+	case insecurePublicURL(cfg.PublicURL):
+		a.log.Warn("public_url is http: imps with secure=1 get no bid (their markup's pixel and click URLs and their notice URLs would be http, which https pages block or upgrade, and exchanges reject)",
+			"public_url", cfg.PublicURL, "hint", "an https public_url (a TLS proxy in front of the listener), or secure_imps_over_http for a demo")
 	}
 	if a.adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
 		return err
@@ -452,7 +456,7 @@ func (a *App) publishCampaigns() error {
 // (notices.test_requests). Sorted.
 func freeTestsAnySource(cfg *Config) []string {
 	var names []string
-	open := len(cfg.Limits.BidSources) == 0
+	open := len(cfg.Limits.BidSources) == 0 || anySource(cfg.Limits.BidSources) // 0.0.0.0/0 is open too
 	if open && cfg.Notices.TestRequests == "free" {
 		names = append(names, "")
 	}
@@ -461,7 +465,7 @@ func freeTestsAnySource(cfg *Config) []string {
 		if tm == "" {
 			tm = cfg.Notices.TestRequests
 		}
-		if tm == "free" && len(x.Sources) == 0 && open {
+		if tm == "free" && (len(x.Sources) == 0 && open || anySource(x.Sources)) {
 			names = append(names, name)
 		}
 	}

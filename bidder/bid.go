@@ -379,6 +379,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		}
 		if s.insecureImp(imp) {
 			s.m.insecureImp.add(bc.stripe, 1)
+			why = reasonInsecure
 			continue
 		}
 		if _, ok := qtyMultiplier(imp, &s.cfg.Limits); !ok {

@@ -760,6 +760,7 @@ func TestSecureImpNeedsHTTPSPublicURL(t *testing.T) {
 		{"http://[::1]:8080", true},
 	} {
 		ts := newTestServer(t, func(cfg *Config) { cfg.PublicURL = c.url })
+		demo := newTestServer(t, func(cfg *Config) { cfg.PublicURL, cfg.SecureImpsOverHTTP = c.url, true })
 		for _, secure := range []string{"0", "1"} {
 			body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"secure":` + secure + `}],` + rt9Tail + `}`
 			want := 200
@@ -767,16 +768,19 @@ func TestSecureImpNeedsHTTPSPublicURL(t *testing.T) {
 				want = 204
 			}
 			r := ts.bid([]byte(body))
-			if r.StatusCode() != want {
-				t.Errorf("public_url %s, secure %s: %d %s, want %d", c.url, secure, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+			if r.StatusCode() != want || want == 204 && string(r.Header.Peek("x-nobid-reason")) != "insecure" {
+				t.Errorf("public_url %s, secure %s: %d %s, want %d (insecure)", c.url, secure, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
+			}
+			if r := demo.bid([]byte(body)); r.StatusCode() != 200 {
+				t.Errorf("public_url %s, secure %s, secure_imps_over_http: %d %s, want a bid", c.url, secure, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 			}
 			if r.StatusCode() == 200 && !bytes.Contains(r.Body(), []byte(`"nurl":"`+strings.TrimSuffix(c.url, "/"))) {
 				t.Errorf("public_url %s: the bid's nurl is not under it: %s", c.url, r.Body())
 			}
 			if secure == "1" && !c.secureBid {
 				a := explainBody(t, ts, body)
-				if len(a.Imps) != 1 || a.Imps[0].Skipped != "secure imp, http public_url" {
-					t.Errorf("public_url %s: explain %+v, want the imp skipped for it", c.url, a.Imps)
+				if len(a.Imps) != 1 || a.Imps[0].Skipped != "secure imp, http public_url" || a.NoBidReason != "insecure" {
+					t.Errorf("public_url %s: explain %+v (%s), want the imp skipped for it", c.url, a.Imps, a.NoBidReason)
 				}
 			}
 		}

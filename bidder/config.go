@@ -58,6 +58,12 @@ type Config struct {
 	// host other than loopback, imps with secure=1 get no bid (metric
 	// imps_insecure_total), and the start logs a warning.
 	PublicURL string `yaml:"public_url"`
+	// SecureImpsOverHTTP bids on imps with secure=1 even when public_url
+	// is http on a host other than loopback, their pixel, click and notice
+	// URLs then http: for a demo without a TLS proxy (deploy/compose), or an
+	// exchange known not to enforce secure=1. Off (the default), such an
+	// imp gets no bid (x-nobid-reason insecure when no other imp bids).
+	SecureImpsOverHTTP bool `yaml:"secure_imps_over_http"`
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger

@@ -128,6 +128,7 @@ func (x *explainRun) imps() []explainImp {
 			ei.Skipped = "exp past the charge window"
 		case x.s.insecureImp(imp):
 			ei.Skipped = "secure imp, http public_url"
+			x.why = reasonInsecure
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
 			x.why = reasonCurrency

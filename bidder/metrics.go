@@ -52,6 +52,7 @@ const (
 	reasonLate               // answer ready after the deadline: bid withdrawn, holds released
 	reasonPaused             // kill switch: all bidding, or the campaign, paused (control.go)
 	reasonTestRequest        // a test=1 request on an exchange with test_requests: nobid
+	reasonInsecure           // imps with secure=1 and an http public_url (not loopback): no bid on them
 	reasonPrivacy            // privacy.require_purpose2 and GDPR without a purpose 2 basis
 	numReasons
 )
@@ -74,6 +75,7 @@ var reasonNames = [numReasons]string{
 	reasonLate:        "late",
 	reasonPaused:      "paused",
 	reasonTestRequest: "test_request",
+	reasonInsecure:    "insecure",
 	reasonPrivacy:     "privacy",
 }
 

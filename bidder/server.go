@@ -129,7 +129,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		adm:       newAdmission(cfg.Limits.Admission),
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
-	s.insecureURL = insecurePublicURL(cfg.PublicURL)
+	s.insecureURL = insecurePublicURL(cfg.PublicURL) && !cfg.SecureImpsOverHTTP
 	s.adminBodyTimeout = 5 * time.Second
 	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest(), cfg.Notices.HoldTTL) / time.Second)
 	s.exchanges = newExchanges(cfg)
