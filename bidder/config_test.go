@@ -286,6 +286,17 @@ func TestAppWarnsFreeTestsFromAnySource(t *testing.T) {
 			c.Limits.BidSources = []string{"127.0.0.1"}
 			c.Exchanges = map[string]ExchangeConfig{"a": free}
 		}, nil},
+		// Any source named on purpose is as open as none named (the
+		// review: the deploy configs' 0.0.0.0/0 silenced the warning).
+		{"bid_sources any", func(c *Config) {
+			c.Notices.TestRequests = "free"
+			c.Limits.BidSources = []string{"0.0.0.0/0", "::/0"}
+			c.Exchanges = map[string]ExchangeConfig{"a": free, "b": {TestRequests: "free", Sources: []string{"10.0.0.0/8"}}}
+		}, []string{"", "a"}},
+		{"exchange sources any", func(c *Config) {
+			c.Limits.BidSources = []string{"127.0.0.1"}
+			c.Exchanges = map[string]ExchangeConfig{"a": {TestRequests: "free", Sources: []string{"::/0"}}}
+		}, []string{"a"}},
 	} {
 		cfg := &Config{}
 		cfg.Notices.TestRequests = "billable"
