@@ -171,7 +171,7 @@ func gdprApplies(req *ortb.Request, applies uint64) bool {
 // UK or Switzerland, where GDPR (or the UK's and Swiss laws modelled on it,
 // which TCF serves too) applies.
 func gdprCountry(c []byte) bool {
-	if len(c) != 2 && len(c) != 3 {
+	if len(c) != 2 && (len(c) != 3 || c[2] == 0) {
 		return false
 	}
 	var k [3]byte
@@ -184,9 +184,12 @@ func gdprCountry(c []byte) bool {
 	return gdprCountries[k]
 }
 
-// gdprCountries: the 27 EU members, Iceland, Liechtenstein and Norway (the
-// EEA), the UK and Switzerland, by alpha-3 and alpha-2 code (alpha-2 keys
-// end in a zero byte). Greece is GRC and GR (EL is the EU's own code).
+// gdprCountries: the 27 EU members, their outermost regions and Åland that
+// ISO codes apart (French Guiana, Guadeloupe, Martinique, Réunion, Mayotte,
+// Saint-Martin), Iceland, Liechtenstein and Norway (the EEA), the UK and
+// Switzerland, by alpha-3 and alpha-2 code (alpha-2 keys end in a zero
+// byte); and EL and UK, the EU's own codes for Greece and the UK, which
+// some exchanges send.
 var gdprCountries = func() map[[3]byte]bool {
 	m := map[[3]byte]bool{}
 	for _, pair := range []string{
@@ -194,6 +197,8 @@ var gdprCountries = func() map[[3]byte]bool {
 		"FRA FR", "DEU DE", "GRC GR", "HUN HU", "IRL IE", "ITA IT", "LVA LV", "LTU LT", "LUX LU",
 		"MLT MT", "NLD NL", "POL PL", "PRT PT", "ROU RO", "SVK SK", "SVN SI", "ESP ES", "SWE SE",
 		"ISL IS", "LIE LI", "NOR NO", "GBR GB", "CHE CH",
+		"GUF GF", "GLP GP", "MTQ MQ", "REU RE", "MYT YT", "MAF MF", "ALA AX",
+		"GRC EL", "GBR UK",
 	} {
 		m[[3]byte{pair[0], pair[1], pair[2]}] = true
 		m[[3]byte{pair[4], pair[5], 0}] = true

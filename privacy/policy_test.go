@@ -117,6 +117,9 @@ func TestDecide(t *testing.T) {
 		{"gdpr unset, device in France, alpha-2 lowercase", vendor, req{country: "fr"}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"gdpr unset, device in the UK, consent", vendor, req{country: "GBR", consent: all}, Decision{Uses: All, Why: Allowed}},
 		{"gdpr unset, device in Switzerland, no vendor id", 0, req{country: "CHE"}, Decision{Uses: None, Why: GDPRNoVendorID}},
+		{"gdpr unset, device in Réunion", vendor, req{country: "REU"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in the UK, EU code", vendor, req{country: "uk"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, a NUL after an alpha-2 code", vendor, req{country: "DE\x00"}, Decision{Uses: All, Why: Allowed}},
 		{"coppa 0", vendor, req{coppa: no}, Decision{Uses: All, Why: Allowed}},
 
 		// COPPA wins over everything.
