@@ -74,6 +74,9 @@ func (m *Manager) beat(ctx context.Context, now time.Time) error {
 	if err := m.putLiveness(ctx, exp); err != nil {
 		return err
 	}
+	if m.closed.Load() {
+		return ErrClosed // a beat that was in flight when Close began: endLiveness stands
+	}
 	if m.cfg.Clock.Now().UnixNano() > m.live.exp.Load() {
 		m.live.epoch.Add(1) // acknowledged after the last one expired: leases written before are suspect
 	}
