@@ -229,7 +229,10 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 	// A second belt (the bidder removes segments first when the privacy
 	// decision denies personalisation): under GDPR with no TC string at
 	// all, segments are not read. A GPP string may carry the TC string
-	// (section 2); the decision reads it, so it is not refused here.
+	// (section 2); the decision reads it, so it is not refused here. Nor
+	// are the decision's other ways into GDPR (no regs.gdpr beside a TC
+	// string or a device in the EEA): package privacy applies them, and the
+	// bidder drops the segments before Match (Request.DropUserLevel).
 	userData := req.Regs.COPPA != ortb.True && !(req.Regs.GDPR == ortb.True && len(req.User.Consent) == 0 && len(req.Regs.GPP) == 0)
 	if userData && req.HasUser {
 		for _, seg := range req.User.Segments {

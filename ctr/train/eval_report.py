@@ -75,6 +75,11 @@ def visible_ceiling(data_dir, truth, seed, weight):
     if not os.path.exists(path):
         return None, None
     users = [l.rstrip("\n").split("\t")[2] for l in open(path)][-len(truth):]
+    if "" in users:
+        # featurize leaves the id out where a request allows no user-level
+        # data; the ceilings need every row's (featurize -keys-all-users).
+        print("eval_report: rows.keys lacks user ids (featurize without -keys-all-users): no user ceilings", file=sys.stderr)
+        return None, None
     cache = {}
     hu = np.array([cache.setdefault(u, fnv_user(seed, u)) for u in users])
     z = np.log(truth / (1 - truth)) - weight * hu
@@ -109,6 +114,8 @@ def data_limited_ceiling(data_dir, frac, val_fraction, seed, weight, grid=41):
     y = np.array(raw[:, w], dtype=np.float64)
     truth = np.array(raw[:, w + 1], dtype=np.float64)
     users = np.array([l.rstrip("\n").split("\t")[2] for l in open(path)], dtype=object)
+    if (users == "").any():
+        return None  # no ids for some rows: see visible_ceiling
     uniq, uid = np.unique(users, return_inverse=True)
     hu = np.array([fnv_user(seed, u) for u in uniq])[uid]
     z = np.log(truth / (1 - truth)) - weight * hu  # the logit without the user term

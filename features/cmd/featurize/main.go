@@ -48,7 +48,7 @@ func main() {
 	allUsers := flag.Bool("keys-all-users", false, "write every row's user.id to rows.keys, even where the request allows no user-level data: for simulator logs only (made-up users; eval_report.py needs them)")
 	flag.Parse()
 	if *logs == "" || *out == "" {
-		fmt.Fprintln(os.Stderr, "usage: featurize -log DIR[,DIR...] -out OUT [-campaigns DIR] [-max-rows N] [-seed N] [-vendor-id N]")
+		fmt.Fprintln(os.Stderr, "usage: featurize -log DIR[,DIR...] -out OUT [-campaigns DIR] [-max-rows N] [-seed N] [-vendor-id N] [-keys-all-users]")
 		os.Exit(2)
 	}
 	cfg := config{logs: strings.Split(*logs, ","), out: *out, campaigns: *camps, maxRows: *maxRows, seed: *seed, vendorID: *vendor, keysAllUsers: *allUsers}
