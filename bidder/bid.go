@@ -1032,6 +1032,9 @@ func (s *Server) badRequest(ctx *fasthttp.RequestCtx, bc *bidCtx, msg string) {
 	msg = shortReason(msg) // at most 200 bytes (server.go)
 	ctx.SetStatusCode(fasthttp.StatusBadRequest)
 	ctx.Response.Header.SetBytesK(hdrNoBid, msg)
+	// The reason quotes up to 200 bytes of the request: never to be read
+	// as anything but the text/plain it is.
+	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
 	ctx.SetBodyString(msg + "\n")
 }
 

@@ -119,6 +119,10 @@ func TestBadRequestReasonShort(t *testing.T) {
 	if !strings.HasPrefix(string(body), "ortb: malformed request") {
 		t.Fatalf("the reason lost its start: %q", body)
 	}
+	// It quotes the request: text/plain, never sniffed as anything else.
+	if ct, nosniff := string(r.Header.ContentType()), string(r.Header.Peek("X-Content-Type-Options")); !strings.HasPrefix(ct, "text/plain") || nosniff != "nosniff" {
+		t.Fatalf("400 content type %q, X-Content-Type-Options %q", ct, nosniff)
+	}
 	// Control bytes from the request cannot reach the header.
 	r = ts.bid([]byte("{\"id\":\"1\",\"imp\":[{\"id\":\"\x01\n\"}],\"x\":\x7f}"))
 	for _, c := range r.Header.Peek("x-nobid-reason") {
