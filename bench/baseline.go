@@ -268,7 +268,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 				continue
 			}
 			sl.Imp = i
-			a.Slots = keepBest(a.Slots, first, b.cfg.MaxScoredPerImp, sl)
+			a.Slots = keepBest(a.Slots, first, b.cfg.MaxScoredPerImp, sl, podOf(imp) == "")
 		}
 		if len(a.Slots) == first {
 			continue
@@ -367,9 +367,10 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 // keepBest keeps at most k slots per imp (slots[first:]) by upper bound,
 // as the bidder does (bidder/bid.go keepBest): a fixed-CPM candidate's price
 // does not depend on the model, so only the highest fixed-CPM candidate of
-// an imp is kept (the first seen among equals).
-func keepBest(slots []Slot, first, k int, sl Slot) []Slot {
-	if sl.Campaign.Strategy.Kind == campaigns.FixedCPM {
+// an imp is kept (the first seen among equals), except in an ad pod
+// (oneFixed false), where an earlier imp may take it.
+func keepBest(slots []Slot, first, k int, sl Slot, oneFixed bool) []Slot {
+	if sl.Campaign.Strategy.Kind == campaigns.FixedCPM && oneFixed {
 		for j := first; j < len(slots); j++ {
 			if slots[j].Campaign.Strategy.Kind == campaigns.FixedCPM {
 				if sl.Upper > slots[j].Upper {

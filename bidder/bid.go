@@ -452,9 +452,9 @@ func (r *ranker) Bound(i int) int64 {
 
 // collectBest gates the candidates of imp i highest possible bid first (the
 // snapshot's ranked walk) and keeps the first max_scored_per_imp that pass,
-// of which at most one fixed-CPM candidate: in this order that is what
-// keepBest keeps from all of them, since a later candidate never has a
-// higher bound than one kept before it. It stops when that many are kept or
+// of which at most one fixed-CPM candidate outside an ad pod: in this order
+// that is what keepBest keeps from all of them, since a later candidate
+// never has a higher bound than one kept before it. It stops when that many are kept or
 // when a candidate's bound is below every floor a later one could face
 // (below the imp's floor and each of its deals' floors), so the cost follows
 // the candidates that can win, not every eligible one. Candidates after the
@@ -467,7 +467,8 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 	cat.snap.Begin(&bc.req, imp, bc.now, &bc.sc, &bc.rk)
 	first := len(bc.slots)
 	why := reasonNone
-	fixed := false // a fixed-CPM candidate is kept
+	fixed := false                   // a fixed-CPM candidate is kept
+	oneFixed := len(podID(imp)) == 0 // in a pod an earlier imp may take it (keepBest)
 	for {
 		var more bool
 		if bc.cands, more = cat.snap.Next(bc.cands[:0], &bc.sc); !more {
@@ -490,7 +491,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 			}
 			sl.imp = i
 			bc.slots = append(bc.slots, sl)
-			fixed = fixed || sl.fixed
+			fixed = fixed || sl.fixed && oneFixed
 			if len(bc.slots)-first == k {
 				return why
 			}
@@ -525,7 +526,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 			continue
 		}
 		sl.imp = i
-		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl)
+		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl, len(podID(imp)) == 0)
 	}
 	return why
 }
@@ -756,9 +757,12 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 // their upper bound: a candidate that cannot outbid the weakest kept one is
 // not worth a model call. A fixed-CPM candidate's price does not depend on
 // the model, so only the highest fixed-CPM candidate of an imp is kept: it
-// outbids every other fixed-CPM one whatever the prediction.
-func keepBest(slots []slot, first, k int, sl slot) []slot {
-	if sl.fixed {
+// outbids every other fixed-CPM one whatever the prediction. Not in an ad
+// pod (oneFixed false): there the creative an earlier imp of the pod bids
+// is taken (podTaken), and the imp needs the next one (an outside audit: a
+// pod of fixed-CPM campaigns got a bid on its first imp only).
+func keepBest(slots []slot, first, k int, sl slot, oneFixed bool) []slot {
+	if sl.fixed && oneFixed {
 		for j := first; j < len(slots); j++ {
 			if slots[j].fixed {
 				if sl.upper > slots[j].upper {

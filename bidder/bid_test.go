@@ -802,3 +802,50 @@ func explainBody(t *testing.T, ts *testServer, body string) *explainAnswer {
 	a, _ := ts.explain(&req, explainOptions{now: time.Now(), all: true})
 	return a
 }
+
+// In an ad pod an earlier imp may take a fixed-CPM creative (podTaken), so
+// the one fixed-CPM candidate per imp that keepBest keeps elsewhere left the
+// later imps nothing to bid (an outside conformance audit: a pod of
+// fixed-CPM campaigns got one bid). Two campaigns with a 15 s spot each:
+// the pod's three slots now get three distinct creatives.
+func TestPodOfFixedCPMCampaignsFillsItsSlots(t *testing.T) {
+	ts := newTestServer(t, nil)
+	dir := t.TempDir()
+	tv, err := os.ReadFile("testdata/campaigns/tvpods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tv2 := strings.NewReplacer("id: tvpods", "id: tvpods2", "tvpods-", "tvpods2-").Replace(string(tv))
+	for name, body := range map[string]string{"tvpods.yaml": string(tv), "tvpods2.yaml": tv2} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := campaigns.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, exhaustive := range []bool{false, true} {
+		ts.cfg.Pricing.ExhaustiveScan = exhaustive
+		r := ts.bid(readReq(t, "video-pod.json"))
+		if r.StatusCode() != 200 {
+			t.Fatalf("exhaustive %v: %d %s", exhaustive, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
+		crs := map[string]string{}
+		for _, sb := range decodeResponse(t, r).SeatBid {
+			for _, b := range sb.Bid {
+				crs[b.ImpID] = b.CrID
+			}
+		}
+		seen := map[string]bool{}
+		for _, cr := range crs {
+			seen[cr] = true
+		}
+		if len(crs) != 3 || len(seen) != 3 {
+			t.Errorf("exhaustive %v: bids by slot %v, want the pod's three slots with three creatives", exhaustive, crs)
+		}
+	}
+}

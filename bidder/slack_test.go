@@ -70,7 +70,7 @@ func TestFitSlackTrimsToTheDeadline(t *testing.T) {
 
 func TestKeepBestOneFixedCPMPerImp(t *testing.T) {
 	var slots []slot
-	add := func(upper int64, fixed bool) { slots = keepBest(slots, 0, 3, slot{upper: upper, fixed: fixed}) }
+	add := func(upper int64, fixed bool) { slots = keepBest(slots, 0, 3, slot{upper: upper, fixed: fixed}, true) }
 	add(5, true)
 	add(9, false)
 	add(7, true) // replaces the fixed 5
