@@ -58,10 +58,10 @@ type LedgerEntry struct {
 	// watch: a provisional first charge of an impression unknown here; a
 	// duplicate marks its tier entry fForeign (settleOp.charge).
 	watch provWatch
-	// raise: any other charge with no chain; a duplicate marks its tier
-	// entry fDupRaise, so that its notice's result says it charged nothing
-	// (finish).
-	raise provWatch
+	// raise: any other charge with no chain; a duplicate's sequence goes
+	// to the ledger's ring (markDup), so that its notice's result does not
+	// count what the ledger took back (finish).
+	raise bool
 	// A reversal's charge day (dayReport): revDay, or an earlier day when
 	// revOld.
 	revDay string
@@ -113,6 +113,10 @@ type ledger struct {
 	durable atomic.Uint64                 // every entry through this sequence is acknowledged
 	acked   atomic.Pointer[chan struct{}] // closed (and replaced) when durable advances
 
+	// The last dupRingSize raise entries found duplicate (markDup, wasDup).
+	dupSeqs [dupRingSize]atomic.Uint64
+	dupN    atomic.Uint64
+
 	stored, dupOther, failed, groups atomic.Uint64
 }
 
@@ -162,6 +166,35 @@ func (l *ledger) wait(seq uint64, timeout <-chan time.Time) error {
 			return ErrAckTimeout
 		}
 	}
+}
+
+// dupRingSize bounds the raise entries found duplicate that are remembered
+// for their notices' finish (wasDup).
+const dupRingSize = 1024
+
+// markDup records that the raise entry seq was a duplicate of one recorded
+// before. Called by the flusher before advance.
+func (l *ledger) markDup(seq uint64) {
+	n := l.dupN.Add(1)
+	l.dupSeqs[n%dupRingSize].Store(seq)
+}
+
+// wasDup reports whether the entry seq was marked a duplicate after the
+// ring's count was since (read before it was enqueued). The caller has waited
+// for seq's acknowledgement, so its mark, if any, is in. With more than the
+// ring's size marked since (a flood of duplicates), it says false: the
+// notice's result then counts a charge the ledger took back, as before.
+func (l *ledger) wasDup(seq, since uint64) bool {
+	now := l.dupN.Load()
+	if now-since > dupRingSize {
+		return false
+	}
+	for n := since + 1; n <= now; n++ {
+		if l.dupSeqs[n%dupRingSize].Load() == seq {
+			return true
+		}
+	}
+	return false
 }
 
 func (l *ledger) advance(seq uint64) {
@@ -300,8 +333,8 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		if e.watch.on {
 			m.tier.markForeign(e.watch.key, e.watch.gen)
 		}
-		if e.raise.on {
-			m.tier.markDupRaise(e.raise.key, e.raise.gen, e.Level)
+		if e.raise {
+			m.ledger.markDup(e.seq) // before flushOnce advances past it: the waiter's finish sees it
 		}
 		a.dupN.Add(1)
 		m.dupN.Add(1)

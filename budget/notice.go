@@ -211,7 +211,7 @@ type settleOut struct {
 	seq   uint64
 	rc    *recharge
 	watch provWatch
-	raise provWatch
+	raise raiseWatch
 	// forgotten: the impression was not known here and this process may
 	// have known it before (a restart, an eviction) or another settled it:
 	// its kinds seen are not known, so a charge's res.First is whether it
@@ -228,6 +228,16 @@ type provWatch struct {
 	gen uint16
 }
 
+// raiseWatch names any other charge's ledger entry: its sequence, its
+// amount, and the ledger's duplicate count before it was enqueued; if the
+// ledger found it recorded before, finish takes its amount out of the
+// result (ledger.wasDup).
+type raiseWatch struct {
+	on         bool
+	seq, since uint64
+	delta      int64
+}
+
 // finish makes out.res say what the notice charged once its entries are
 // acknowledged: a chain's outcome (recharge.adjust), and a provisional
 // charge the ledger took for a duplicate charged nothing (the event log and
@@ -237,8 +247,13 @@ func (m *Manager) finish(out *settleOut) {
 	if w := out.watch; w.on && out.res.ChargedMicros > 0 && m.tier.foreign(w.key, w.gen) {
 		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
 	}
-	if r := out.raise; r.on && out.res.ChargedMicros > 0 && m.tier.takeDupRaise(r.key, r.gen, out.res.LevelMicros) {
-		out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
+	if r := out.raise; r.on && m.ledger.wasDup(r.seq, r.since) {
+		// The ledger took this entry's amount back; what a chain of the same
+		// notice charged again (a seal's recharge) still counts.
+		out.res.ChargedMicros -= r.delta
+		if out.res.ChargedMicros <= 0 {
+			out.res.ChargedMicros, out.res.Late, out.res.Duplicate, out.res.First = 0, false, true, false
+		}
 	}
 	if out.forgotten && out.res.ChargedMicros <= 0 && out.res.ReversedMicros == 0 {
 		// A bill replayed after a restart charges nothing (the ledger had
@@ -299,8 +314,8 @@ type settleOp struct {
 	existed bool
 	rc      *recharge // set by charge: a settled charge on an impression the tier did not know
 	key     impKey
-	watch   provWatch // set by charge: a provisional one
-	raise   provWatch // set by charge: any other (finish)
+	watch   provWatch  // set by charge: a provisional one
+	raise   raiseWatch // set by charge: any other (finish)
 }
 
 func (o *settleOp) own() bool { return o.n.InstanceID == "" || o.n.InstanceID == o.m.cfg.InstanceID }
@@ -438,14 +453,16 @@ func (o *settleOp) charge() Result {
 	// Any other charge may still be the replay of one recorded before this
 	// process knew the impression (a rise after a restart: an outside audit
 	// found the event log charging what the ledger took back): if the
-	// ledger says so, ledgerDone marks the entry fDupRaise and finish makes
-	// the result say it charged nothing.
-	if o.rc == nil && !o.watch.on && delta > 0 {
-		o.raise = provWatch{on: true, key: o.key, gen: e.gen}
-		le.raise = o.raise
-	}
+	// ledger says so, ledgerDone records the entry's sequence and finish
+	// takes its amount out of the result.
+	raise := o.rc == nil && !o.watch.on && delta > 0
+	le.raise = raise
+	since := m.ledger.dupN.Load()
 	prevSeq := e.seq
 	o.enqueue(le)
+	if raise {
+		o.raise = raiseWatch{on: true, seq: e.seq, since: since, delta: delta}
+	}
 	a.markCharge(n.Time, e.seq)
 	if base > 0 {
 		if old, _ := a.oldCharge(prevSeq, n.Time); old {

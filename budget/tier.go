@@ -46,7 +46,6 @@ const (
 	fForeign                     // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
 	fUnpended                    // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
 	fCounted                     // the bid's impression was counted for frequency caps, by its pixel or its bill (Shown)
-	fDupRaise                    // the last charge's ledger entry was recorded before (a replay this process could not tell): its notice charged nothing (finish reads and clears it)
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
@@ -179,38 +178,6 @@ func (t *tier) markForeign(k impKey, gen uint16) {
 		}
 	}
 	s.mu.Unlock()
-}
-
-// markDupRaise marks k's entry fDupRaise if it is still of generation gen at
-// level: the charge to level was a duplicate of a ledger entry recorded
-// before (ledgerDone took its spend back).
-func (t *tier) markDupRaise(k impKey, gen uint16, level int64) {
-	s := &t.shards[k[0]%tierShards]
-	s.mu.Lock()
-	if i, found := s.find(k); found {
-		if e := &s.slots[i]; e.gen == gen && e.level == level {
-			e.flags |= fDupRaise
-		}
-	}
-	s.mu.Unlock()
-}
-
-// takeDupRaise reports whether k's entry of generation gen at level is
-// marked fDupRaise, and clears the mark.
-func (t *tier) takeDupRaise(k impKey, gen uint16, level int64) bool {
-	s := &t.shards[k[0]%tierShards]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i, found := s.find(k)
-	if !found {
-		return false
-	}
-	e := &s.slots[i]
-	if e.gen != gen || e.level != level || e.flags&fDupRaise == 0 {
-		return false
-	}
-	e.flags &^= fDupRaise
-	return true
 }
 
 // foreign tells whether k's entry of generation gen is marked fForeign.
