@@ -178,7 +178,8 @@ func (s *Server) exchangeNamed(name []byte) *exchange {
 // (daily) user cap met, and 0 (unknown error, the list's catch-all) for the
 // business reasons the list has no code for: no eligible campaign, below
 // the floor, paced, out of budget or flight, an unconvertible currency, a
-// paused campaign.
+// paused campaign, a secure imp with an http public_url (insecure), and
+// privacy.require_purpose2's refusal (privacy: 2.6 has no consent code).
 var nbrCodes = [numReasons]int{
 	reasonTMax: 15, reasonDeadline: 15, reasonLate: 15,
 	reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1, reasonOverload: 1,
