@@ -34,8 +34,8 @@
 // A notice holds its impression's tierShard.mu while it decides and applies
 // the change (take the hold, move spend, enqueue the ledger entry: no I/O),
 // and none while it waits for the ledger's acknowledgement. The flusher takes
-// a tierShard.mu alone (tier.markForeign, tier.markDupRaise) to mark a
-// charge the ledger found recorded before.
+// a tierShard.mu alone (tier.markForeign) to mark a provisional charge the
+// ledger found recorded before.
 //
 // Every other lock is a leaf, taken with nothing else held: Manager.mu (the
 // campaign set; a notice for a campaign no config names takes it after
