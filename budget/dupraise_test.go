@@ -155,4 +155,11 @@ func TestDupRaiseKeepsTheRecharge(t *testing.T) {
 	if out.res.ChargedMicros != got {
 		t.Errorf("the bill charged %d in the ledger, its result says %d", got, out.res.ChargedMicros)
 	}
+	// The level rule: the win was reversed, so the impression stands at the
+	// bill's 1,000, all of it charged after the reversal. The chain charged
+	// only the 500 under the rise again, and the rise itself was taken back
+	// as a duplicate of the reversed generation's: 500 (found by the review).
+	if sum := rvLedgerSum(st); sum != 1000 || got != 1000 {
+		t.Errorf("the ledger nets %d for the impression (the bill moved it by %d), want 1000", sum, got)
+	}
 }

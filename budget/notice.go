@@ -471,6 +471,7 @@ func (o *settleOp) charge() Result {
 	}
 	if !res.Provisional && base > 0 && unsure {
 		o.seal(le.Kind, base) // a rise over a level that may have been reversed elsewhere
+		o.rc.raise = o.raise
 	}
 	return res
 }

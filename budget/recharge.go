@@ -69,6 +69,10 @@ type recharge struct {
 	// level this process took to stand (the duplicate it took back, or the
 	// level under its own rise).
 	amount int64
+	// raise is the rise's own entry when the chain follows one (a seal):
+	// if the ledger took it for a duplicate of the reversed generation, the
+	// rise is charged again with the level under it (sealDone).
+	raise raiseWatch
 	// delta is what the chain changed of the notice's charge: a duplicate
 	// taken back, a charge made again. Written by the flusher; read once
 	// done is closed (adjust).
@@ -129,6 +133,15 @@ func (m *Manager) sealDone(e *LedgerEntry, o pubOutcome) {
 		return
 	}
 	rc.gen++
+	if r := rc.raise; r.on && m.ledger.wasDup(r.seq, r.since) {
+		// The rise over the level was taken back too, as a duplicate of
+		// its own entry in the reversed generation: charge it again with
+		// the level under it, or the level would stand below the rule
+		// (the review's case: win 500, win 1000, loss elsewhere, restart,
+		// win 500 replayed, bill 1000 netted 500).
+		rc.amount += r.delta
+		rc.raise.on = false
+	}
 	ce := *e
 	ce.rc, ce.step = rc, rcCharge
 	ce.MsgID = rc.key + "." + strconv.Itoa(int(rc.gen)) + "." + strconv.FormatInt(e.Level, 10)
