@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/openbidder/openbidder/features"
 )
 
 // The row log (model.row_log): for a sample of its bids the bidder writes
@@ -163,13 +165,16 @@ func (l *rowLog) offer(bc *bidCtx) {
 		sl := &bc.slots[c.slot]
 		row := bc.rows[c.slot*l.width : (c.slot+1)*l.width]
 		l.slots[k] = l.appendRecord(l.slots[k][:0], bc.now, bc.pctr[c.slot], bc.req.ID, bc.req.Imps[sl.imp].ID,
-			sl.cand.Campaign.ID, sl.cand.Creative.ID, row)
+			sl.cand.Campaign.ID, sl.cand.Creative.ID, row, bc.priv.NoTrain)
 		l.work <- k // never blocks: at most cap(work) slot indexes exist
 	}
 }
 
 // appendRecord appends one record without its CRC (the writer adds it).
-func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, row []float32) []byte {
+// noTrain (privacy.Decision.NoTrain: under GDPR, no basis for TCF purpose
+// 10) writes the user-level slots as 0: they scored the bid, but are not
+// kept as training data.
+func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, row []float32, noTrain bool) []byte {
 	b = append(b, 0, 0, 0, 0) // body length, set below
 	b = binary.LittleEndian.AppendUint64(b, uint64(at.UnixNano()))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(pctr))
@@ -182,7 +187,10 @@ func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp
 		name = l.model()
 	}
 	b = appendShortString(b, name)
-	for _, v := range row {
+	for i, v := range row {
+		if noTrain && i < len(features.Slots) && features.Slots[i].User {
+			v = 0
+		}
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))

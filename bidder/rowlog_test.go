@@ -278,7 +278,7 @@ func rowLogHeaderFor(cfg RowLogConfig) []byte {
 // rowLogRecordSize is the size of rowLogOffer's records, with their CRC.
 func rowLogRecordSize(t *testing.T) int {
 	l := &rowLog{width: features.Width}
-	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), make([]float32, features.Width))) + 4
+	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), make([]float32, features.Width), false)) + 4
 }
 
 func campaignOf(t *testing.T) string {
@@ -362,4 +362,59 @@ func pythonWithNumpy(t *testing.T) string {
 		t.Skip("python3 without numpy")
 	}
 	return py
+}
+
+// A bid whose privacy decision allows personalisation but not training (GDPR,
+// no TCF purpose 10 basis) is logged with its user-level slots as 0 and
+// every other slot as scored (an outside privacy audit: purposes 1-4 only,
+// and the row kept the user bucket, age and gender).
+func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
+	for _, noTrain := range []bool{false, true} {
+		cfg := rowLogTestConfig(t.TempDir())
+		ctx, cancel := context.WithCancel(context.Background())
+		rl, err := newRowLog(ctx, cfg, features.Width, features.SchemaVersion, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := newTestServer(t, nil)
+		bc := ts.getBidCtx()
+		if err := bc.parser.Parse(readReq(t, "site-banner.json"), &bc.req); err != nil {
+			t.Fatal(err)
+		}
+		bc.slots = append(bc.slots, slot{imp: 0, cand: catCandidate(t, ts.catalog.Load())})
+		bc.rows = make([]float32, features.Width)
+		for i := range bc.rows {
+			bc.rows[i] = float32(i + 1)
+		}
+		bc.pctr = append(bc.pctr, 0.01)
+		bc.best = append(bc.best, choice{slot: 0})
+		bc.now = time.Unix(1_800_000_000, 0)
+		bc.priv.NoTrain = noTrain
+		rl.offer(bc)
+		ts.putBidCtx(bc)
+		cancel()
+		rl.wait()
+		_, _, recs, _ := readRowLog(t, cfg.Path)
+		if len(recs) != 1 {
+			t.Fatalf("no train %v: %d records", noTrain, len(recs))
+		}
+		users := 0
+		for i, v := range recs[0].Row {
+			user := i < len(features.Slots) && features.Slots[i].User
+			if user {
+				users++
+			}
+			if want := float32(i + 1); user && noTrain {
+				want = 0
+				if v != want {
+					t.Errorf("no train: user-level slot %d logged %v, want 0", i, v)
+				}
+			} else if v != want {
+				t.Errorf("no train %v: slot %d logged %v, want %v", noTrain, i, v, want)
+			}
+		}
+		if users == 0 {
+			t.Fatal("the schema has no user-level slot: the test checks nothing")
+		}
+	}
 }

@@ -76,6 +76,11 @@ type Decision struct {
 	Uses  Use
 	Why   Reason
 	NoBid bool
+	// NoTrain: GDPR applies, personalisation is allowed, and TCF purpose 10
+	// (develop and improve services) has no basis for the vendor: the
+	// request's user-level features may score it, but not be kept as
+	// training data (the bidder's row log zeroes them).
+	NoTrain bool
 }
 
 // Allows reports whether every use in u is allowed.

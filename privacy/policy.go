@@ -221,7 +221,7 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 	case len(req.User.Consent) > 0:
 		v = p.tcf(req.User.Consent)
 		if inGPP {
-			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses, basic: v.basic && g.tcf.basic}
+			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses, basic: v.basic && g.tcf.basic, train: v.train && g.tcf.train}
 		}
 	case inGPP:
 		v = g.tcf
@@ -237,6 +237,7 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 	}
 	d.restrict(v.uses, GDPRDenied)
 	d.NoBid = p.requireP2 && !v.basic
+	d.NoTrain = d.Allows(Personalize) && !v.train
 }
 
 // sidMask turns gpp_sid into a section mask. Ids of 0 and below, the

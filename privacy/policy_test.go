@@ -37,10 +37,10 @@ func TestPublicTCStrings(t *testing.T) {
 		vendor uint16
 		want   tcfVerdict
 	}{
-		{tcIABExample, 8, tcfVerdict{ok: true, uses: FreqCap, basic: true}}, // purposes 1-3: no 4, so no personalization
-		{tcIABExample, 3, tcfVerdict{ok: true, uses: None}},                 // not one of its vendors
-		{tcRealCMP, 1, tcfVerdict{ok: true, uses: All, basic: true}},
-		{tcRealCMP, 3, tcfVerdict{ok: true, uses: None}}, // wrong vendor
+		{tcIABExample, 8, tcfVerdict{ok: true, uses: FreqCap, basic: true}},       // purposes 1-3: no 4, so no personalization
+		{tcIABExample, 3, tcfVerdict{ok: true, uses: None}},                       // not one of its vendors
+		{tcRealCMP, 1, tcfVerdict{ok: true, uses: All, basic: true, train: true}}, // purposes 1-10
+		{tcRealCMP, 3, tcfVerdict{ok: true, uses: None}},                          // wrong vendor
 		{tcNothing, 1, tcfVerdict{ok: true, uses: None}},
 		{tcTruncated, 1, tcfVerdict{}},
 		{tcV1, 1, tcfVerdict{}},
@@ -233,6 +233,7 @@ func TestDecide(t *testing.T) {
 		for i, p := range ps {
 			for pass := range 2 { // decoded, then (with a cache) from the cache
 				got := p.Decide(c.r.build())
+				got.NoTrain = false // TestNoTrainWithoutPurpose10's
 				if got != c.want {
 					t.Errorf("%s (cache %v, pass %d): %v, want %v", c.name, i == 0, pass, got, c.want)
 				}
@@ -324,6 +325,34 @@ func TestRequirePurpose2(t *testing.T) {
 	}
 }
 
+// The row log keeps user-level features as training data only where TCF
+// purpose 10 (develop and improve services) has a basis, consent or
+// legitimate interest, for the vendor (an outside privacy audit: purposes
+// 1-4 only, and the logged row kept the user bucket, age and gender).
+// Outside GDPR, or without personalisation, NoTrain stays false (the slots
+// are empty anyway where user-level data is not allowed).
+func TestNoTrainWithoutPurpose10(t *testing.T) {
+	p := newPolicy(t, Options{VendorID: vendor})
+	for _, c := range []struct {
+		name    string
+		r       req
+		noTrain bool
+	}{
+		{"gdpr, purposes 1-4", req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()}, true},
+		{"gdpr, purposes 1-4 and 10", req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4, 10}, vendors: []int{vendor}}.encode()}, false},
+		{"gdpr, purposes 1-4, 10 by legitimate interest", req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 3, 4}, li: []int{10},
+			vendors: []int{vendor}, vendorsLI: []int{vendor}}.encode()}, false},
+		{"gdpr, purpose 10 but no personalisation", req{gdpr: yes, consent: tcString{purposes: []int{1, 2, 10}, vendors: []int{vendor}}.encode()}, false},
+		{"gdpr, no string", req{gdpr: yes}, false},
+		{"no gdpr", req{}, false},
+	} {
+		if got := p.Decide(c.r.build()); got.NoTrain != c.noTrain {
+			t.Errorf("%s: %+v, want NoTrain %v", c.name, got, c.noTrain)
+		}
+		p.cache.wait()
+	}
+}
+
 // The cache holds one entry per distinct string and kind: a repeated string
 // is not decoded again, and junk sent both as a TC string and as a GPP
 // string is decided as each.
@@ -331,7 +360,7 @@ func TestCacheDecodesOnce(t *testing.T) {
 	p := newPolicy(t, Options{VendorID: vendor})
 	all := tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()
 	for range 3 {
-		if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed}) {
+		if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed, NoTrain: true}) { // no purpose 10
 			t.Fatal(d)
 		}
 		p.cache.wait()
@@ -350,7 +379,7 @@ func TestCacheDecodesOnce(t *testing.T) {
 		t.Fatalf("stats %+v, want the junk decoded as both kinds", s)
 	}
 	p.Close()
-	if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed}) {
+	if d := p.Decide(req{gdpr: yes, consent: all}.build()); d != (Decision{Uses: All, Why: Allowed, NoTrain: true}) {
 		t.Fatalf("after Close: %v", d) // uncached, still right
 	}
 }

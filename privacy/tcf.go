@@ -7,10 +7,11 @@ import (
 
 // The TCF v2.2 purposes the bidder's uses need (docs/privacy.md says why).
 const (
-	purposeStorage     = consentconstants.Purpose(1) // store and/or access information on a device: consent only
-	purposeBasicAds    = consentconstants.Purpose(2) // use limited data to select advertising (frequency capping): consent or legitimate interest
-	purposeAdsProfile  = consentconstants.Purpose(3) // create profiles for personalised advertising: consent only
-	purposePersonalAds = consentconstants.Purpose(4) // use profiles to select personalised advertising: consent only
+	purposeStorage     = consentconstants.Purpose(1)  // store and/or access information on a device: consent only
+	purposeBasicAds    = consentconstants.Purpose(2)  // use limited data to select advertising (frequency capping): consent or legitimate interest
+	purposeAdsProfile  = consentconstants.Purpose(3)  // create profiles for personalised advertising: consent only
+	purposePersonalAds = consentconstants.Purpose(4)  // use profiles to select personalised advertising: consent only
+	purposeImprove     = consentconstants.Purpose(10) // develop and improve services (training the model): consent or legitimate interest
 )
 
 // Publisher restriction types (TCF v2 core string, PubRestrictionEntry).
@@ -26,6 +27,7 @@ type tcfVerdict struct {
 	ok    bool
 	uses  Use
 	basic bool
+	train bool // purpose 10 has a basis: the row log may keep the user-level slots
 }
 
 // decodeTCF decodes a TCF v2 consent string (core segment; other segments
@@ -43,15 +45,15 @@ func decodeTCF(s string, vendor uint16) tcfVerdict {
 	if !isMeta {
 		return tcfVerdict{}
 	}
-	uses, basic := tcfUses(m, vendor)
-	return tcfVerdict{ok: true, uses: uses, basic: basic}
+	uses, basic, train := tcfUses(m, vendor)
+	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train}
 }
 
 // tcfUses applies the purpose table of docs/privacy.md to a decoded string;
 // basic says whether purpose 2 has a legal basis (Options.RequirePurpose2).
-func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic bool) {
+func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic, train bool) {
 	if vendor == 0 {
-		return None, false
+		return None, false, false
 	}
 	restricted := func(p consentconstants.Purpose, kind uint8) bool {
 		return m.CheckPubRestriction(uint8(p), kind, vendor)
@@ -70,11 +72,12 @@ func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic bool) {
 			!restricted(p, restrictNotAllowed) && !restricted(p, restrictConsent)
 	}
 	basic = consent(purposeBasicAds) || legInt(purposeBasicAds)
+	train = consent(purposeImprove) || legInt(purposeImprove)
 	if consent(purposeStorage) && basic {
 		uses |= FreqCap
 	}
 	if consent(purposeStorage) && consent(purposeAdsProfile) && consent(purposePersonalAds) {
 		uses |= Personalize
 	}
-	return uses, basic
+	return uses, basic, train
 }
