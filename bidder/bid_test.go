@@ -614,17 +614,7 @@ func TestFixedPriceDealIgnoresDurationFloors(t *testing.T) {
 	deal := strings.Replace(string(src), "id: tvpods\n", "id: tvdeal\n", 1)
 	deal = strings.ReplaceAll(deal, "id: tvpods-", "id: tvdeal-")
 	deal = strings.Replace(deal, "targeting:\n", "targeting:\n  deals: [deal-9]\n  open_auction: false\n", 1)
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "tvdeal.yaml"), []byte(deal), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	snap, err := campaigns.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ts.SetCampaigns(snap); err != nil {
-		t.Fatal(err)
-	}
+	setCampaignFiles(t, ts, map[string]string{"tvdeal.yaml": deal})
 	base := string(readReq(t, "video-pod.json"))
 	start, end := strings.Index(base, `{"id":"slot-2"`), strings.Index(base, `,{"id":"slot-3"`)
 	if start < 0 || end < 0 {
@@ -810,24 +800,12 @@ func explainBody(t *testing.T, ts *testServer, body string) *explainAnswer {
 // the pod's three slots now get three distinct creatives.
 func TestPodOfFixedCPMCampaignsFillsItsSlots(t *testing.T) {
 	ts := newTestServer(t, nil)
-	dir := t.TempDir()
 	tv, err := os.ReadFile("testdata/campaigns/tvpods.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	tv2 := strings.NewReplacer("id: tvpods", "id: tvpods2", "tvpods-", "tvpods2-").Replace(string(tv))
-	for name, body := range map[string]string{"tvpods.yaml": string(tv), "tvpods2.yaml": tv2} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	snap, err := campaigns.LoadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ts.SetCampaigns(snap); err != nil {
-		t.Fatal(err)
-	}
+	setCampaignFiles(t, ts, map[string]string{"tvpods.yaml": string(tv), "tvpods2.yaml": tv2})
 	for _, exhaustive := range []bool{false, true} {
 		ts.cfg.Pricing.ExhaustiveScan = exhaustive
 		r := ts.bid(readReq(t, "video-pod.json"))
@@ -847,5 +825,23 @@ func TestPodOfFixedCPMCampaignsFillsItsSlots(t *testing.T) {
 		if len(crs) != 3 || len(seen) != 3 {
 			t.Errorf("exhaustive %v: bids by slot %v, want the pod's three slots with three creatives", exhaustive, crs)
 		}
+	}
+}
+
+// setCampaignFiles replaces ts's campaigns with the files (name: YAML).
+func setCampaignFiles(t *testing.T, ts *testServer, files map[string]string) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	snap, err := campaigns.LoadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ts.SetCampaigns(snap); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -24,25 +24,36 @@ func rvLedgerSum(st *MemStore) (sum int64) {
 	return
 }
 
-// A: a replayed rise, found a duplicate by the ledger. B: a real, new rise
-// on the same impression settled after A's ack was processed but before A's
-// goroutine ran finish. Each result says what its own entry charged.
-func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
+// settledThenClosed settles steps on process "a" of a fresh store (each
+// flushed), closes it, and returns what a restarted "a" needs.
+func settledThenClosed(t *testing.T, steps ...rvStep) (*MemStore, *manualClock, Campaign, HoldID) {
+	t.Helper()
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
 	c := campaign("c", micros(100))
 	a := storeManager(t, st, "a", clk, c)
 	id, _ := a.Hold(a.Handle("c"), 3000, clk.Now())
-	for _, s := range []struct {
-		k NoticeKind
-		p int64
-	}{{KindWin, 500}, {KindBill, 1000}, {KindWin, 1500}} {
+	for _, s := range steps {
 		if _, err := a.Settle(rvNotice(s.k, id, s.p, clk)); err != nil {
 			t.Fatal(err)
 		}
 		a.ledger.flush(ctxT(t))
 	}
 	a.Close(ctxT(t))
+	return st, clk, c, id
+}
+
+// rvStep is one notice of settledThenClosed: its kind and price.
+type rvStep struct {
+	k NoticeKind
+	p int64
+}
+
+// A: a replayed rise, found a duplicate by the ledger. B: a real, new rise
+// on the same impression settled after A's ack was processed but before A's
+// goroutine ran finish. Each result says what its own entry charged.
+func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
+	st, clk, c, id := settledThenClosed(t, rvStep{KindWin, 500}, rvStep{KindBill, 1000}, rvStep{KindWin, 1500})
 	a2 := storeManager(t, st, "a", clk, c)
 	if _, err := a2.Settle(rvNotice(KindBill, id, 1000, clk)); err != nil { // replay
 		t.Fatal(err)
@@ -73,16 +84,7 @@ func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
 // the level (generation 1); a new charge at the same price in generation 1
 // is real and its result says so.
 func TestDupRaiseNotCarriedAcrossAReversal(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 3000, clk.Now())
-	if _, err := a.Settle(rvNotice(KindWin, id, 1000, clk)); err != nil { // recorded key.0.1000
-		t.Fatal(err)
-	}
-	a.ledger.flush(ctxT(t))
-	a.Close(ctxT(t))
+	st, clk, c, id := settledThenClosed(t, rvStep{KindWin, 1000}) // recorded key.0.1000
 	a2 := storeManager(t, st, "a", clk, c)
 	if _, err := a2.Settle(rvNotice(KindWin, id, 500, clk)); err != nil { // key.0.500: new
 		t.Fatal(err)
@@ -119,21 +121,7 @@ func TestDupRaiseNotCarriedAcrossAReversal(t *testing.T) {
 // seal finds its generation reversed, so the chain charges the level under
 // it again (a real ledger charge), which the result keeps.
 func TestDupRaiseKeepsTheRecharge(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 3000, clk.Now())
-	for _, s := range []struct {
-		k NoticeKind
-		p int64
-	}{{KindWin, 500}, {KindWin, 1000}, {KindLoss, 0}} {
-		if _, err := a.Settle(rvNotice(s.k, id, s.p, clk)); err != nil {
-			t.Fatal(err)
-		}
-		a.ledger.flush(ctxT(t))
-	}
-	a.Close(ctxT(t))
+	st, clk, c, id := settledThenClosed(t, rvStep{KindWin, 500}, rvStep{KindWin, 1000}, rvStep{KindLoss, 0})
 	a2 := storeManager(t, st, "a", clk, c)
 	if _, err := a2.Settle(rvNotice(KindWin, id, 500, clk)); err != nil { // replay: foreign
 		t.Fatal(err)
