@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 WORK=$(mktemp -d)
-BASE=$((20000 + RANDOM % 20000))
+# Below Linux's ephemeral range (32768-60999 by default): a port in it can be
+# taken meanwhile by an outgoing connection (a CI run at 523cf10 failed with
+# bidder-2's listener "address already in use" at 32860).
+BASE=$((20000 + RANDOM % 12000))
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
