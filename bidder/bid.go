@@ -454,8 +454,8 @@ func (r *ranker) Bound(i int) int64 {
 // snapshot's ranked walk) and keeps the first max_scored_per_imp that pass,
 // of which at most one fixed-CPM candidate outside an ad pod: in this order
 // that is what keepBest keeps from all of them, since a later candidate
-// never has a higher bound than one kept before it. It stops when that many are kept or
-// when a candidate's bound is below every floor a later one could face
+// never has a higher bound than one kept before it. It stops when that many
+// are kept or when a candidate's bound is below every floor a later one could face
 // (below the imp's floor and each of its deals' floors), so the cost follows
 // the candidates that can win, not every eligible one. Candidates after the
 // stop are not gated: no pacing draw, no budget demand signal, no
@@ -516,6 +516,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 	})
 	first := len(bc.slots)
 	why := reasonNone
+	oneFixed := len(podID(imp)) == 0
 	for _, c := range bc.cands {
 		sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
 		if r != reasonNone {
@@ -526,7 +527,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 			continue
 		}
 		sl.imp = i
-		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl, len(podID(imp)) == 0)
+		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl, oneFixed)
 	}
 	return why
 }

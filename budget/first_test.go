@@ -20,18 +20,7 @@ func TestResultFirst(t *testing.T) {
 
 func resultFirst(t *testing.T, bid time.Time) {
 	st := NewMemStore()
-	start := func() *Manager {
-		m, err := New(Config{InstanceID: "a", Store: st, AckWait: 2 * time.Second, SyncPeriod: 20 * time.Millisecond,
-			MinLease: micros(1), MaxLease: micros(10)}, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		m.SetCampaigns([]Campaign{campaign("c", micros(100))})
-		if err := m.Start(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	start := func() *Manager { return startedSmall(t, Config{InstanceID: "a", Store: st, AckWait: 2 * time.Second}) }
 	stop := func(m *Manager) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -579,11 +579,7 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	clk.Add(time.Second)
 	a := storeManager(t, mem, "a", clk, c)
 	ha := a.Handle("c")
-	for range 3 {
-		a.Allow(ha, 1000, clk.Now())
-		a.syncAll(ctxT(t), clk.Now(), false)
-		clk.Add(time.Second)
-	}
+	leaseUp(t, a, ha, clk)
 	if ok, why := a.Ready(); !ok {
 		t.Fatalf("restarted after a crash: not ready (%s)", why)
 	}
@@ -612,11 +608,7 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	// The twin closes (an overlapping deploy's old process exits): the
 	// first bids again.
 	b.Close(ctxT(t))
-	for range 3 {
-		a.Allow(ha, 1000, clk.Now())
-		a.syncAll(ctxT(t), clk.Now(), false)
-		clk.Add(time.Second)
-	}
+	leaseUp(t, a, ha, clk)
 	if ok, why := a.Ready(); !ok {
 		t.Fatalf("after the twin closed: not ready (%s)", why)
 	}
@@ -631,11 +623,7 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 		t.Fatal("hold beside a second twin")
 	}
 	clk.Add(a.cfg.LeaseTTL + time.Second)
-	for range 3 {
-		a.Allow(ha, 1000, clk.Now())
-		a.syncAll(ctxT(t), clk.Now(), false)
-		clk.Add(time.Second)
-	}
+	leaseUp(t, a, ha, clk)
 	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
 		t.Fatal("after the dead twin's heartbeat expired: hold refused")
 	}
@@ -655,11 +643,7 @@ func TestStartRefusedBesideALiveProcess(t *testing.T) {
 	c := campaign("c", micros(100))
 	a := storeManager(t, mem, "a", clk, c)
 	ha := a.Handle("c")
-	for range 3 {
-		a.Allow(ha, 1000, clk.Now())
-		a.syncAll(ctxT(t), clk.Now(), false)
-		clk.Add(time.Second)
-	}
+	leaseUp(t, a, ha, clk)
 	id, ok := a.Hold(ha, 300_000, clk.Now())
 	if !ok {
 		t.Fatal("the first process: hold refused")
@@ -809,11 +793,7 @@ func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	ha := a.Handle("c")
-	for range 3 {
-		a.Allow(ha, 1000, clk.Now())
-		a.syncAll(ctxT(t), clk.Now(), false)
-		clk.Add(time.Second)
-	}
+	leaseUp(t, a, ha, clk)
 	id, ok := a.Hold(ha, 300_000, clk.Now())
 	if !ok {
 		t.Fatal("hold refused")
@@ -907,5 +887,16 @@ func TestProbeRefusedDuringALongRound(t *testing.T) {
 		if err := b.Start(ctxT(t)); !errors.Is(err, ErrInstanceInUse) {
 			t.Fatalf("try %d: Start beside a live process in a long round: %v, want ErrInstanceInUse", i, err)
 		}
+	}
+}
+
+// leaseUp runs three sync rounds a second apart, each after a bid request
+// for h's campaign (demand), so that m holds a valid lease for it.
+func leaseUp(t *testing.T, m *Manager, h *Account, clk *manualClock) {
+	t.Helper()
+	for range 3 {
+		m.Allow(h, 1000, clk.Now())
+		m.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
 	}
 }

@@ -288,7 +288,6 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 	}
 	if _, known := m.bidTime(n); !existed && !known {
 		forgotten = true // no telling when its bid was: maybe before this process
-
 	}
 	if n.Kind == KindLoss {
 		res := op.loss()

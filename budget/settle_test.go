@@ -199,12 +199,12 @@ func (g *gateLedger) tail(ctx context.Context, c, i string) (ledgerTail, error) 
 	return g.inner.tail(ctx, c, i)
 }
 
-func gatedManager(t *testing.T, ackWait time.Duration) (*Manager, *gateLedger) {
+// startedSmall starts a wall-clock manager of cfg with campaign "c" (100
+// units), a 20 ms sync period and leases of 1 to 10 units.
+func startedSmall(t *testing.T, cfg Config) *Manager {
 	t.Helper()
-	st := NewMemStore()
-	g := &gateLedger{inner: st.ledger, gate: make(chan struct{})}
-	m, err := New(Config{InstanceID: "g", Store: st, backend: g, AckWait: ackWait, SyncPeriod: 20 * time.Millisecond,
-		MinLease: micros(1), MaxLease: micros(10)}, quietLog())
+	cfg.SyncPeriod, cfg.MinLease, cfg.MaxLease = 20*time.Millisecond, micros(1), micros(10)
+	m, err := New(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +212,14 @@ func gatedManager(t *testing.T, ackWait time.Duration) (*Manager, *gateLedger) {
 	if err := m.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
+	return m
+}
+
+func gatedManager(t *testing.T, ackWait time.Duration) (*Manager, *gateLedger) {
+	t.Helper()
+	st := NewMemStore()
+	g := &gateLedger{inner: st.ledger, gate: make(chan struct{})}
+	m := startedSmall(t, Config{InstanceID: "g", Store: st, backend: g, AckWait: ackWait})
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

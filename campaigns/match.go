@@ -418,7 +418,7 @@ func (sc *Scratch) formatValues(ix *index, imp *ortb.Imp) {
 				n++
 			}
 		}
-		if n == 0 || len(b.Format) == 0 && (b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0) {
+		if n == 0 || len(b.Format) == 0 && b.HasRange() {
 			// No size, or 2.5's range beside a preferred one: any banner
 			// size may fit (bannerSize checks it).
 			sc.add(dFormat, fd["b:*"])
@@ -729,7 +729,7 @@ func anyInt(have, want []int64) bool {
 }
 
 func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
-	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
+	ranged := b.HasRange()
 	if b.W <= 0 && b.H <= 0 && len(b.Format) == 0 && !ranged {
 		return sizes[0].W, sizes[0].H, true // the imp gives no size
 	}

@@ -27,6 +27,10 @@ func (r *Request) Reset() {
 	}
 }
 
+// HasRange reports whether the banner gives 2.5's size range (wmin, wmax,
+// hmin or hmax).
+func (b *Banner) HasRange() bool { return b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0 }
+
 // DropUserLevel removes from r what only user-level consent lets a bidder
 // use (package privacy's Personalize): user.data segments, and user.geo
 // where it stood in for device.geo (the user's home location is a profile

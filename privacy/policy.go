@@ -211,31 +211,26 @@ var gdprCountries = func() map[[3]byte]bool {
 // write two different strings for one user, so two that differ are a doubt,
 // resolved the restrictive way), and both must decode.
 func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
-	var v tcfVerdict
+	v, why := tcfVerdict{}, GDPRDenied
 	inGPP := g.present&(1<<sidTCFEU) != 0
 	switch {
 	case p.vendor == 0:
-		d.restrict(None, GDPRNoVendorID)
-		d.NoBid = p.requireP2
-		return
+		why = GDPRNoVendorID
 	case len(req.User.Consent) > 0:
 		v = p.tcf(req.User.Consent)
 		if inGPP {
-			v = tcfVerdict{ok: v.ok && g.tcf.ok, uses: v.uses & g.tcf.uses, basic: v.basic && g.tcf.basic, train: v.train && g.tcf.train}
+			v = v.and(g.tcf)
 		}
 	case inGPP:
 		v = g.tcf
 	default:
-		d.restrict(None, GDPRNoConsent)
-		d.NoBid = p.requireP2
-		return
+		why = GDPRNoConsent
 	}
-	if !v.ok {
-		d.restrict(None, GDPRMalformed)
-		d.NoBid = p.requireP2
-		return
+	if why == GDPRDenied && !v.ok {
+		why = GDPRMalformed
 	}
-	d.restrict(v.uses, GDPRDenied)
+	// A verdict that is not ok allows nothing: no use, no purpose 2 basis.
+	d.restrict(v.uses, why)
 	d.NoBid = p.requireP2 && !v.basic
 	d.NoTrain = d.Allows(Personalize) && !v.train
 }

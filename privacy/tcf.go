@@ -30,6 +30,12 @@ type tcfVerdict struct {
 	train bool // purpose 10 has a basis: the row log may keep the user-level slots
 }
 
+// and is what v and w both allow (two strings for one request), ok only
+// when both decoded.
+func (v tcfVerdict) and(w tcfVerdict) tcfVerdict {
+	return tcfVerdict{ok: v.ok && w.ok, uses: v.uses & w.uses, basic: v.basic && w.basic, train: v.train && w.train}
+}
+
 // decodeTCF decodes a TCF v2 consent string (core segment; other segments
 // are ignored) and evaluates it for vendor. Anything that does not decode as
 // v2, a TCF v1 string included, is !ok. It allocates.
