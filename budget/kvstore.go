@@ -143,11 +143,29 @@ func (s *kvStore) PutLiveness(ctx context.Context, inst string, l Liveness) erro
 	return nil
 }
 
-func (s *kvStore) DeleteLiveness(ctx context.Context, inst string) error {
-	if err := s.kv.Delete(ctx, livenessKey(inst)); err != nil {
-		return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+func (s *kvStore) DeleteLiveness(ctx context.Context, inst, boot string) error {
+	key := livenessKey(inst)
+	for range 8 {
+		e, err := s.kv.Get(ctx, key)
+		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+		}
+		var l Liveness
+		if json.Unmarshal(e.Value(), &l) != nil || l.Boot != boot {
+			return nil // another process's heartbeat: it stays
+		}
+		err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		if err == nil {
+			return nil
+		}
+		if !isConflict(err) {
+			return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+		}
 	}
-	return nil
+	return fmt.Errorf("%w: liveness %s", ErrConflict, inst)
 }
 
 // GetLiveness reads through the stream leader (not a direct get, which a

@@ -28,6 +28,10 @@ type leaseReq struct {
 	ttl, reclaim              time.Duration
 	release                   bool // give everything back (graceful close)
 	heldLocally               bool // this instance believes its lease entry is in the record
+	// twin is the boot of another running process under this instance id
+	// whose heartbeat this one saw after its own and is still valid ("" when
+	// none).
+	twin string
 	// lapsed names the instances whose liveness records were read from the
 	// store's authority and showed them lapsed (see reclaimable).
 	lapsed map[string]lapse
@@ -100,7 +104,16 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	now := q.now.UnixNano()
 	reclaimForeign(rec, q, now, &res)
-	own := reportOwn(rec, q, &res)
+	if reportTaken(rec, q, now, &res) {
+		// A later process under this instance id took this one's entry
+		// over: its spend went into the record through the mark the
+		// takeover left; the entry is the other process's, and this one
+		// gets no lease.
+		res.remaining = budgetLeft(rec, q)
+		res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
+		return res
+	}
+	own := reportOwn(rec, q, now, &res)
 	remaining := budgetLeft(rec, q)
 	var others int64
 	for inst, l := range rec.Leases {
@@ -136,11 +149,34 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 // reported). An entry of a previous process of this instance (a restart) is
 // taken over: the spend that process had charged but not reported (the
 // ledger's last figure minus the entry's Cum) is added first.
-func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
+func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 	own, had := rec.Leases[q.instance]
 	res.lost = q.heldLocally && (!had || own.Reclaimed)
 	base := q.acked // what this process reported before is in the record, entry or not
 	baseKept := q.keptAcked
+	if had && own.Boot != q.boot && own.Boot != "" {
+		// The entry is a previous process's: it is taken over below, and
+		// its figures stay in the record as that process's takeover mark
+		// (reportTaken), in case it is still running.
+		mark := own
+		if !own.Reclaimed {
+			mark = Lease{Expires: now, Boot: own.Boot, Reported: own.Reported, Cum: own.Cum, DayKept: own.DayKept, Reclaimed: true}
+		}
+		defer func() { rec.Leases[takenKey(q.instance, mark.Boot)] = mark }()
+		if !own.Reclaimed && q.prev != nil && q.prev.boot == own.Boot {
+			mark.Reported += q.prev.cum - own.Cum
+			mark.Cum = q.prev.cum
+		}
+	}
+	if !had || own.Boot != q.boot {
+		if mark, ok := rec.Leases[takenKey(q.instance, q.boot)]; ok {
+			// Taken over, and the other process's entry is gone or dead:
+			// the mark holds what the record has of this process
+			// (reportTaken).
+			base, baseKept = mark.Reported, mark.DayKept
+			delete(rec.Leases, takenKey(q.instance, q.boot))
+		}
+	}
 	switch {
 	case had && own.Boot == q.boot:
 		base, baseKept = own.Reported, own.DayKept
@@ -171,6 +207,57 @@ func reportOwn(rec *Record, q leaseReq, res *leaseRes) Lease {
 	own.Boot, own.Reported, own.Cum, own.DayKept = q.boot, q.reported, q.cum, kept
 	res.dayKept = kept
 	return own
+}
+
+// takenKey is where a record keeps the takeover mark of an instance's
+// process (boot) whose entry a later process under the same instance id took
+// over. Instance ids cannot hold '@' (the bidder's instance_id rule), so the
+// key is never an instance's own.
+func takenKey(instance, boot string) string { return instance + "@" + boot }
+
+// reportTaken handles a step of a process whose entry a later process under
+// its instance id took over while it still ran (reportOwn left the mark).
+// That happens when a process is cut off from the store for longer than the
+// start probe and a new one starts under its id: the new one takes the old
+// entry for a dead process's and moves the ledger's figure of its unreported
+// spend into the record. While the other process's entry is live in the
+// record (its heartbeat valid here, or the entry within its own expiry), this
+// process reports through its mark (only what the mark does not hold yet),
+// leaves the entry alone and gets no lease; otherwise reportOwn takes the
+// mark as this process's base and drops it. A report below the mark (the
+// ledger stored charges whose acknowledgement this process has not had yet)
+// waits: nothing changes until it catches up. It reports true when the step
+// was handled here.
+func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
+	own, had := rec.Leases[q.instance]
+	if had && own.Boot == q.boot {
+		return false
+	}
+	key := takenKey(q.instance, q.boot)
+	mark, ok := rec.Leases[key]
+	if !ok {
+		return false
+	}
+	live := had && !own.Reclaimed && ((q.twin != "" && own.Boot == q.twin) || own.Expires+int64(q.reclaim) >= now)
+	if !live && q.reported >= mark.Reported {
+		return false
+	}
+	res.lost = q.heldLocally
+	if q.reported < mark.Reported {
+		return true
+	}
+	delta := q.reported - mark.Reported
+	kept := q.kept
+	if q.sameDay == "" || rec.Day != q.sameDay {
+		kept = q.keptSame
+	}
+	kept = max(kept, mark.DayKept)
+	rec.SpentTotal += delta
+	rec.SpentDay = max(rec.SpentDay+delta+kept-mark.DayKept, 0)
+	mark.Reported, mark.Cum, mark.DayKept = q.reported, q.cum, kept
+	rec.Leases[key] = mark
+	res.dayKept = kept
+	return true
 }
 
 // spentOnDay is what a record's spend today (recDay's) counts on day:

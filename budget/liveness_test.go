@@ -828,6 +828,162 @@ func TestOverlappingDeployWaitsForASlowClose(t *testing.T) {
 	}
 }
 
+// cutStore cuts one process off from the store while armed: its record
+// updates wait for release (they go through when it reconnects) and its
+// heartbeats fail.
+type cutStore struct {
+	gatedStore
+}
+
+func (s *cutStore) PutLiveness(ctx context.Context, inst string, l Liveness) error {
+	if s.armed.Load() {
+		return ErrStoreDown
+	}
+	return s.Store.PutLiveness(ctx, inst, l)
+}
+
+// takeoverRig starts process a under instance id "a" on a cutStore with
+// the 300,000 of a settled win acknowledged by the ledger but not reported,
+// cuts it off, and starts process b under the same id, which takes a's entry
+// over as a dead process's (its heartbeat stopped changing) and moves the
+// ledger's figure into the record. a.Hold's second hold (200,000) is open.
+func takeoverRig(t *testing.T, closeA bool) (clk *manualClock, mem *MemStore, cut *cutStore, a, b *Manager, hold2 HoldID, closed chan error) {
+	t.Helper()
+	clk = newManualClock(t0.Add(time.Hour))
+	mem = NewMemStore()
+	cut = &cutStore{gatedStore{Store: mem, release: make(chan struct{})}}
+	c := campaign("c", micros(100))
+	newM := func(st Store) *Manager {
+		cfg := storeConfig(st, "a", clk)
+		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
+		cfg.backend = mem.ledger
+		m, err := New(cfg, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetCampaigns([]Campaign{c}); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a = newM(cut)
+	if err := a.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	ha := a.Handle("c")
+	leaseUp(t, a, ha, clk)
+	id1, ok1 := a.Hold(ha, 300_000, clk.Now())
+	id2, ok2 := a.Hold(ha, 200_000, clk.Now())
+	if !ok1 || !ok2 {
+		t.Fatal("hold refused")
+	}
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id1, CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	a.ledger.flush(ctxT(t)) // acknowledged, not yet reported
+	cut.armed.Store(true)
+	closed = make(chan error, 1)
+	if closeA {
+		go func() { closed <- a.Close(ctxT(t)) }() // its release step waits for the store
+	}
+	b = newM(mem)
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatalf("Start beside a process cut off: %v", err)
+	}
+	hb := b.Handle("c")
+	leaseUp(t, b, hb, clk)
+	if got := b.Counters().CrashGapMicros; got != 300_000 {
+		t.Fatalf("the new process took over a crash gap of %d, want 300000", got)
+	}
+	return clk, mem, cut, a, b, id2, closed
+}
+
+// A closing process cut off from the store for longer than the start probe:
+// a new process under its instance id took its entry over as a dead one's
+// and moved its unreported spend into the record from the ledger. When the
+// old one got through, its release step reported that spend a second time
+// and deleted the new process's entry, and its close deleted the new one's
+// heartbeat (a review's test: 600,000 recorded for 300,000 charged). The
+// takeover now leaves the old process a mark to report through.
+func TestTakenOverProcessReportsOnce(t *testing.T) {
+	_, mem, cut, _, b, _, closed := takeoverRig(t, true)
+	defer b.Close(ctxT(t))
+	cut.armed.Store(false)
+	close(cut.release)
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	r, _ := mem.Get(ctxT(t), "c")
+	if r.SpentTotal != 300_000 {
+		t.Fatalf("spent %d, want the 300000 charged once", r.SpentTotal)
+	}
+	if l, ok := r.Leases["a"]; !ok || l.Boot != b.boot {
+		t.Fatalf("the new process's entry %+v (present %v) after the old one closed", l, ok)
+	}
+	if l, ok, _ := mem.GetLiveness(ctxT(t), "a"); !ok || l.Boot != b.boot {
+		t.Fatalf("the new process's heartbeat %+v (present %v) after the old one closed", l, ok)
+	}
+}
+
+// The same cut, but the old process goes on running: it settles its open
+// hold after it reconnects and reports through its mark, with no lease; once
+// the new process closed, it takes its mark as its base and reports on.
+func TestTakenOverProcessRunningOn(t *testing.T) {
+	clk, mem, cut, a, b, id2, _ := takeoverRig(t, false)
+	defer a.Close(ctxT(t))
+	hb := b.Handle("c")
+	idb, ok := b.Hold(hb, 100_000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	if _, err := b.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: idb, CampaignID: "c", AuctionID: "y", ImpID: "1",
+		BidMicros: 100_000, ClearingMicros: 100_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	cut.armed.Store(false)
+	close(cut.release)
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id2, CampaignID: "c", AuctionID: "z", ImpID: "1",
+		BidMicros: 200_000, ClearingMicros: 200_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	spent := func(when string, want int64, ms ...*Manager) {
+		t.Helper()
+		for range 3 {
+			clk.Add(time.Second)
+			for _, m := range ms {
+				m.ledger.flush(ctxT(t))
+				m.syncAll(ctxT(t), clk.Now(), false)
+			}
+		}
+		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != want {
+			t.Fatalf("%s: spent %d, want %d", when, r.SpentTotal, want)
+		}
+	}
+	spent("both running", 600_000, a, b)
+	if r, _ := mem.Get(ctxT(t), "c"); r.Leases["a"].Boot != b.boot {
+		t.Fatalf("entry %+v: the new process's entry was taken back", r.Leases["a"])
+	}
+	if err := b.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	spent("after the new process closed", 600_000, a)
+	if r, _ := mem.Get(ctxT(t), "c"); r.Leases[takenKey("a", a.boot)].Boot != "" {
+		t.Fatalf("record %+v: the mark is still there after the old process reported through it", r)
+	}
+	ha := a.Handle("c")
+	leaseUp(t, a, ha, clk)
+	hold, ok := a.Hold(ha, 50_000, clk.Now())
+	if !ok {
+		t.Fatal("the old process, alone again, was refused a hold")
+	}
+	if _, err := a.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: hold, CampaignID: "c", AuctionID: "w", ImpID: "1",
+		BidMicros: 50_000, ClearingMicros: 50_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	spent("alone again, one more win", 650_000, a)
+}
+
 // slowStore makes every record update take d (a stalled store, a KV leader
 // election).
 type slowStore struct {

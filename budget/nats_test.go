@@ -115,6 +115,36 @@ func TestNATSGracefulCloseAndCrashReclaim(t *testing.T) {
 	}
 }
 
+// A closing process deletes its heartbeat only while the record is its own:
+// one that another process under the same instance id wrote since stays
+// (TestTakenOverProcessReportsOnce has the story).
+func TestNATSDeleteLivenessKeepsAnotherBoot(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	defer srv.Shutdown()
+	m := natsManager(t, "a", []string{srv.ClientURL()}, nil, 1)
+	defer m.Close(context.Background())
+	ctx := ctxT(t)
+	st := m.store
+	if err := st.PutLiveness(ctx, "z", Liveness{Boot: "new", Expires: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteLiveness(ctx, "z", "old"); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok, err := st.GetLiveness(ctx, "z"); err != nil || !ok || l.Boot != "new" {
+		t.Fatalf("after the old boot's delete: %+v %v %v, want the new boot's record", l, ok, err)
+	}
+	if err := st.DeleteLiveness(ctx, "z", "new"); err != nil {
+		t.Fatal(err)
+	}
+	if l, ok, err := st.GetLiveness(ctx, "z"); err != nil || ok {
+		t.Fatalf("after its own delete: %+v %v %v, want none", l, ok, err)
+	}
+	if err := st.DeleteLiveness(ctx, "z", "new"); err != nil {
+		t.Fatalf("deleting a deleted record: %v", err)
+	}
+}
+
 func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	dir := t.TempDir()
 	srv := startServer(t, dir, -1)

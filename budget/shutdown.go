@@ -73,7 +73,7 @@ func (m *Manager) returnLeases(ctx context.Context, stopBeat func()) []error {
 		return []error{fmt.Errorf("return the lease of %d campaigns: %w", n, *r.lastErr.Load())}
 	}
 	stopBeat()
-	if err := m.store.DeleteLiveness(ctx, m.cfg.InstanceID); err != nil {
+	if err := m.store.DeleteLiveness(ctx, m.cfg.InstanceID, m.boot); err != nil {
 		return []error{err}
 	}
 	return nil

@@ -39,7 +39,9 @@ type Record struct {
 // ledger's last figure minus Cum, the spend it had charged but not reported.
 // A reclaimed lease stays as a tombstone (Amount 0, Reclaimed, Expires = when
 // it was reclaimed, Reported and Cum including what the reclaim added) for
-// tombstoneTTL to keep that mark.
+// tombstoneTTL to keep that mark; a process that takes over its own instance
+// id's entry of another boot keeps that entry's figures the same way under
+// takenKey (the old process's takeover mark, reportTaken).
 type Lease struct {
 	Amount   int64  `json:"amount"`
 	Expires  int64  `json:"expires"` // unix nanoseconds
@@ -81,9 +83,11 @@ type Store interface {
 	Update(ctx context.Context, campaignID string, fn func(*Record)) (Record, error)
 	// Get returns the current record (zero Record if none).
 	Get(ctx context.Context, campaignID string) (Record, error)
-	// PutLiveness writes an instance's liveness record; DeleteLiveness removes it.
+	// PutLiveness writes an instance's liveness record; DeleteLiveness removes
+	// it only while it names boot (a record another process under the same
+	// instance id wrote since is that process's heartbeat, and stays).
 	PutLiveness(ctx context.Context, instance string, l Liveness) error
-	DeleteLiveness(ctx context.Context, instance string) error
+	DeleteLiveness(ctx context.Context, instance, boot string) error
 	// GetLiveness reads an instance's liveness record from the store's
 	// authority (never a cache or a replica that may lag): a lease is reclaimed
 	// only on such a read. ok is false when there is none.
@@ -177,11 +181,15 @@ func (s *MemStore) PutLiveness(_ context.Context, inst string, l Liveness) error
 }
 
 // DeleteLiveness implements Store.
-func (s *MemStore) DeleteLiveness(_ context.Context, inst string) error {
+func (s *MemStore) DeleteLiveness(_ context.Context, inst, boot string) error {
 	s.mu.Lock()
 	if s.down {
 		s.mu.Unlock()
 		return ErrStoreDown
+	}
+	if l, ok := s.live[inst]; !ok || l.Boot != boot {
+		s.mu.Unlock()
+		return nil
 	}
 	delete(s.live, inst)
 	ws := s.watchers

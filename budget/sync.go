@@ -309,6 +309,9 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
 	}
+	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
+		q.twin = t.Boot
+	}
 	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
 	var lr leaseRes
