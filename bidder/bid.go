@@ -170,6 +170,7 @@ var (
 	ctJSON         = []byte("application/json")
 	hdrVersion     = []byte("x-openrtb-version")
 	openrtbVersion = []byte("2.6")
+	openrtb25      = []byte("2.5")
 	hdrNoBid       = []byte("x-nobid-reason")
 	encodingGzip   = []byte("gzip")
 	// RFC 9110 8.4.1.3: x-gzip is gzip; identity (no encoding) some clients
@@ -193,15 +194,27 @@ func fromBrowser(h *fasthttp.RequestHeader) bool {
 	return h.PeekBytes(hdrOrigin) != nil || h.PeekBytes(hdrSecFetchSite) != nil
 }
 
+// answerVersion sets the answer's x-openrtb-version: 2.5 to a request that
+// names 2.5 (2.5.x included), 2.6 otherwise. Every answer is a valid 2.5
+// response too: what 2.6 added to a bid (mtype, dur, ...) a 2.5 reader skips
+// as unknown fields.
+func answerVersion(ctx *fasthttp.RequestCtx) {
+	v := openrtbVersion
+	if r := ctx.Request.Header.PeekBytes(hdrVersion); bytes.Equal(r, openrtb25) || bytes.HasPrefix(r, []byte("2.5.")) {
+		v = openrtb25
+	}
+	ctx.Response.Header.SetBytesKV(hdrVersion, v)
+}
+
 // handleBid is POST /openrtb2/bid.
 func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	arrival := requestArrival(ctx) // reached this host (edge.go), not handler entry
 	bc := s.getBidCtx()
 	defer s.putBidCtx(bc)
 	s.m.requests.add(bc.stripe, 1)
-	// OpenRTB 2.6 asks for the version on responses too: ours are 2.6.
-	// Set once the answer is written: ctx.Error resets the headers.
-	defer ctx.Response.Header.SetBytesKV(hdrVersion, openrtbVersion)
+	// OpenRTB 2.6 asks for the version on responses too. Set once the
+	// answer is written: ctx.Error resets the headers.
+	defer answerVersion(ctx)
 	if s.sourceRules && !sourceAllowed(ctx, s.exchangeOf(ctx)) {
 		s.m.sourceRefused.add(bc.stripe, 1)
 		ctx.Error("forbidden: this source may not send bid requests\n", fasthttp.StatusForbidden)

@@ -62,6 +62,17 @@ func onlyBid(t testing.TB, resp *openrtb2.BidResponse) openrtb2.Bid {
 	return resp.SeatBid[0].Bid[0]
 }
 
+// The answer's version follows a 2.5 request's (it answered 2.6 to every
+// request before).
+func TestAnswerVersion(t *testing.T) {
+	ts := newTestServer(t, nil)
+	for sent, want := range map[string]string{"2.5": "2.5", "2.5.1": "2.5", "2.6": "2.6", "": "2.6", "2.50": "2.6", "3.0": "2.6"} {
+		if v := string(ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", sent).Header.Peek("x-openrtb-version")); v != want {
+			t.Errorf("a request of version %q: answered %q, want %q", sent, v, want)
+		}
+	}
+}
+
 func TestBidSiteBanner(t *testing.T) {
 	ts := newTestServer(t, nil)
 	r := ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", "2.6")
