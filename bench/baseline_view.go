@@ -114,6 +114,9 @@ func impView(m *openrtb2.Imp) ortb.Imp {
 		for _, p := range v.Protocols {
 			imp.Video.Protocols = append(imp.Video.Protocols, int64(p))
 		}
+		if len(imp.Video.Protocols) == 0 && v.Protocol > 0 { // 2.5's single protocol
+			imp.Video.Protocols = append(imp.Video.Protocols, int64(v.Protocol))
+		}
 	}
 	if a := m.Audio; a != nil {
 		imp.HasAudio = true

@@ -142,6 +142,23 @@ func TestBidVideoAppFirstPrice(t *testing.T) {
 	}
 }
 
+// A 2.5 request naming its player's one protocol in video.protocol: a VAST
+// 3.0 creative is bid only where the player plays VAST 3.0 (the field was not
+// read, and every protocol was taken).
+func TestBidVideoProtocol25(t *testing.T) {
+	ts := newTestServer(t, withVendor)
+	req := bytes.Replace(readReq(t, "app-video.json"), []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"`+tcAll+`"}`), 1)
+	for protocol, bid := range map[string]bool{"2": false, "3": true} {
+		body := bytes.Replace(req, []byte(`"protocols":[2,3,5,6]`), []byte(`"protocol":`+protocol), 1)
+		if bytes.Equal(body, req) {
+			t.Fatal("the fixture's protocols changed")
+		}
+		if r := ts.bid(body); (r.StatusCode() == 200) != bid {
+			t.Errorf("video.protocol %s: status %d (%s), want a bid %v", protocol, r.StatusCode(), r.Header.Peek("x-nobid-reason"), bid)
+		}
+	}
+}
+
 func TestBidNativeInRequestCurrency(t *testing.T) {
 	ts := newTestServer(t, nil)
 	resp := decodeResponse(t, ts.bid(readReq(t, "native-eur.json")))

@@ -417,12 +417,15 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 	if v := m.Video; v != nil {
 		imp.HasVideo = true
 		imp.Video = Video{MIMEs: strs(v.MIMEs), MinDuration: v.MinDuration, MaxDuration: v.MaxDuration,
-			Protocols: ints(v.Protocols), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
+			Protocols: ints(v.Protocols), Protocol: int64(v.Protocol), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
 			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr),
 			Skip: flag(v.Skip), SkipMin: v.SkipMin, SkipAfter: v.SkipAfter,
 			Pod: Pod{PodID: s2bOrNil(v.PodID), PodSeq: int64(v.PodSeq), SlotInPod: int64(v.SlotInPod),
 				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs,
 				DurFloors: durFloors(v.DurFloors), MinCPMPerSec: v.MinCPMPerSec}}
+		if len(imp.Video.Protocols) == 0 && imp.Video.Protocol > 0 { // 2.5's single protocol
+			imp.Video.Protocols = []int64{imp.Video.Protocol}
+		}
 	}
 	if a := m.Audio; a != nil {
 		imp.HasAudio = true

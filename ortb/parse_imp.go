@@ -92,9 +92,13 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 			return err
 		}
 		imp.HasVideo = true
-		return within("video", visit(o, func(k []byte, v *fastjson.Value) error {
+		err = within("video", visit(o, func(k []byte, v *fastjson.Value) error {
 			return videoField(&imp.Video, k, v)
 		}))
+		if vd := &imp.Video; len(vd.Protocols) == 0 && vd.Protocol > 0 {
+			vd.Protocols = append(vd.Protocols, vd.Protocol)
+		}
+		return err
 	case "audio":
 		if isNull(v) {
 			imp.HasAudio, imp.Audio = false, imp.Audio.empty()
@@ -202,6 +206,8 @@ func videoField(vd *Video, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &vd.MaxDuration)
 	case "protocols":
 		return getInts(k, v, &vd.Protocols)
+	case "protocol":
+		return getInt(k, v, &vd.Protocol)
 	case "w":
 		return getInt(k, v, &vd.W)
 	case "h":

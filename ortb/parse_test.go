@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -662,6 +663,31 @@ func TestParseOneInventoryObject(t *testing.T) {
 // The 2.6 duration floors (video, audio and deals: durfloors and
 // mincpmpersec) and a deal's allowed advertiser domains are read; a parse
 // of another request into the same Request leaves none of them behind.
+// OpenRTB 2.5's single video.protocol was not read, so a creative of
+// another protocol could be bid on such a request.
+func TestParseVideoProtocol25(t *testing.T) {
+	var p Parser
+	for body, want := range map[string][]int64{
+		`{"id":"r","imp":[{"id":"1","video":{"protocol":3}}]}`:                                      {3},
+		`{"id":"r","imp":[{"id":"1","video":{"protocol":3,"protocols":[7,8]}}]}`:                    {7, 8},
+		`{"id":"r","imp":[{"id":"1","video":{"protocols":[],"protocol":2}}]}`:                       {2},
+		`{"id":"r","imp":[{"id":"1","video":{"protocol":0,"protocols":null}}]}`:                     {},
+		`{"id":"r","imp":[{"id":"1","video":{"protocols":[6]}},{"id":"2","video":{"protocol":2}}]}`: {2},
+	} {
+		var r Request
+		if err := p.Parse([]byte(body), &r); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if got := r.Imps[len(r.Imps)-1].Video.Protocols; !slices.Equal(got, want) {
+			t.Errorf("%s: protocols %v, want %v", body, got, want)
+		}
+	}
+	var r Request
+	if err := p.Parse([]byte(`{"id":"r","imp":[{"id":"1","video":{"protocol":"3"}}]}`), &r); err == nil {
+		t.Error("a string protocol was accepted")
+	}
+}
+
 func TestParseDurFloorsAndWADomain(t *testing.T) {
 	const body = `{"id":"r","imp":[{"id":"1","video":{"mimes":["video/mp4"],"durfloors":[{"mindur":1,"maxdur":15,"bidfloor":5},{"mindur":16,"bidfloor":10.5},null],"mincpmpersec":0.25},` +
 		`"pmp":{"deals":[{"id":"d","bidfloor":3,"wadomain":["brand.example","Other.example"],"durfloors":[{"maxdur":30,"bidfloor":7}],"mincpmpersec":0.5}]}},` +

@@ -208,14 +208,18 @@ type Video struct {
 	MinDuration int64
 	MaxDuration int64
 	Protocols   []int64
-	W, H        int64
-	Placement   int64
-	Plcmt       int64
-	Linearity   int64
-	Skip        int8 // tri-state: the player allows skipping
-	SkipMin     int64
-	SkipAfter   int64
-	BAttr       []int64
+	// Protocol is OpenRTB 2.5's single video.protocol (deprecated there for
+	// protocols): the parser puts it in Protocols when protocols is absent
+	// or empty.
+	Protocol  int64
+	W, H      int64
+	Placement int64
+	Plcmt     int64
+	Linearity int64
+	Skip      int8 // tri-state: the player allows skipping
+	SkipMin   int64
+	SkipAfter int64
+	BAttr     []int64
 	Pod
 }
 
