@@ -146,18 +146,22 @@ func (s *kvStore) PutLiveness(ctx context.Context, inst string, l Liveness) erro
 func (s *kvStore) DeleteLiveness(ctx context.Context, inst, boot string) error {
 	key := livenessKey(inst)
 	for range 8 {
-		e, err := s.kv.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		// Read through the stream leader, as GetLiveness: a replica that
+		// fell behind could show another boot's older heartbeat, and this
+		// process's own would then stay until it expired, keeping a new
+		// process under the id from bidding.
+		m, err := s.ljs.GetLastMsg(kvStream, kvSubject+key, nats.Context(ctx))
+		if errors.Is(err, nats.ErrMsgNotFound) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
 		}
 		var l Liveness
-		if json.Unmarshal(e.Value(), &l) != nil || l.Boot != boot {
-			return nil // another process's heartbeat: it stays
+		if m.Header.Get("KV-Operation") != "" || len(m.Data) == 0 || json.Unmarshal(m.Data, &l) != nil || l.Boot != boot {
+			return nil // deleted, or another process's heartbeat: it stays
 		}
-		err = s.kv.Delete(ctx, key, jetstream.LastRevision(e.Revision()))
+		err = s.kv.Delete(ctx, key, jetstream.LastRevision(m.Sequence))
 		if err == nil {
 			return nil
 		}
