@@ -449,6 +449,14 @@ func (o *settleOp) charge() Result {
 		o.watch = provWatch{on: true, key: o.key, gen: e.gen}
 		le.watch = o.watch
 	}
+	// Any other provisional charge found recorded before (a rise to a price
+	// another instance billed while this one could not be reached: an
+	// outside audit's fleet netted 500 for a bill of 8,500 after the loss
+	// reversed the whole level) marks the level foreign too; its result is
+	// the raise watch's below.
+	if res.Provisional && !o.watch.on {
+		le.watch = provWatch{on: true, key: o.key, gen: e.gen}
+	}
 	// Any other charge may still be the replay of one recorded before this
 	// process knew the impression (a rise after a restart: an outside audit
 	// found the event log charging what the ledger took back): if the

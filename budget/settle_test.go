@@ -781,6 +781,50 @@ func TestNeverUnderAcrossProcesses(t *testing.T) {
 	}
 }
 
+// A provisional rise that the ledger had recorded already (another
+// instance settled the bill at that price: its forward failed during a NATS
+// reconnect) was reversed whole by a later loss here: win 500 here, the bill
+// at 8,500 settled by another instance, the win at 8,500 here (a duplicate
+// of the bill's entry), the loss here: the ledger netted 500 for an
+// impression billed at 8,500 (an outside audit, live on two instances). The
+// duplicate rise now marks the level foreign, and the loss changes nothing.
+func TestLossKeepsADuplicateRise(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	b := storeManager(t, st, "b", clk, c)
+	defer a.Close(ctxT(t))
+	defer b.Close(ctxT(t))
+	id, ok := a.Hold(a.Handle("c"), 9000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	notice := func(m *Manager, k NoticeKind, price int64) {
+		t.Helper()
+		if _, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+			AuctionID: "x", ImpID: "1", BidMicros: 9000, ClearingMicros: price, Time: clk.Now(),
+			Bid: t0.Add(time.Hour - time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ledger.flush(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+	}
+	notice(a, KindWin, 500)
+	notice(b, KindBill, 8500)
+	notice(a, KindWin, 8500)
+	notice(a, KindLoss, 0)
+	var sum int64
+	for _, e := range st.ledger.all() {
+		sum += e.Charged
+	}
+	if sum < 8500 {
+		t.Fatalf("ledger %d for an impression billed at 8500", sum)
+	}
+}
+
 // On a charge-on-win exchange a win settles the impression, and a later
 // notice of it (its bill, or the win URL fired again at a higher price) may
 // only raise the charge to the new level. Such a notice is accepted for the
