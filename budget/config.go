@@ -2,6 +2,7 @@ package budget
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -182,6 +183,10 @@ func (c *Config) withDefaults() (Config, error) {
 	d := *c
 	if d.InstanceID == "" {
 		return d, fmt.Errorf("%w: InstanceID is required", ErrBadConfig)
+	}
+	if strings.Contains(d.InstanceID, "@") {
+		// A record keeps a taken-over process's mark under instance@boot.
+		return d, fmt.Errorf("%w: InstanceID %q holds '@'", ErrBadConfig, d.InstanceID)
 	}
 	n := 0
 	for _, set := range []bool{d.Conn != nil, d.Server != nil, len(d.URLs) > 0, d.Store != nil} {

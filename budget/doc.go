@@ -42,7 +42,7 @@
 // reading that campaign's record, Manager.retired), Account.mu (lease, spend, holds of a campaign; Hold takes it
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
-// holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache),
+// holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache and the last heartbeat revision),
 // control.mu (the kill-switch state) and memControl.mu (a MemStore's
 // kill-switch keys). A Store calls watch callbacks with no lock of its own
 // held.

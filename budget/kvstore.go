@@ -23,8 +23,32 @@ type kvStore struct {
 	kv  jetstream.KeyValue
 	ljs nats.JetStreamContext // for reads through the stream leader (GetLiveness)
 
-	mu    mutex[lkKVCache]
-	cache map[string]kvCached // by key
+	mu      mutex[lkKVCache]
+	cache   map[string]kvCached  // by key
+	liveRev map[string]liveWrite // by key: this store's last liveness write (PutLiveness)
+}
+
+type liveWrite struct {
+	boot string
+	rev  uint64
+}
+
+func (s *kvStore) lastLive(key, boot string) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if w := s.liveRev[key]; w.boot == boot {
+		return w.rev
+	}
+	return 0
+}
+
+func (s *kvStore) wroteLive(key, boot string, rev uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.liveRev == nil {
+		s.liveRev = map[string]liveWrite{}
+	}
+	s.liveRev[key] = liveWrite{boot: boot, rev: rev}
 }
 
 type kvCached struct {
@@ -132,15 +156,56 @@ func (s *kvStore) remember(key string, rev uint64, val []byte) {
 	}
 }
 
-func (s *kvStore) PutLiveness(ctx context.Context, inst string, l Liveness) error {
+func (s *kvStore) PutLiveness(ctx context.Context, inst string, l Liveness, yieldTo int64) (Liveness, error) {
 	b, err := json.Marshal(&l)
 	if err != nil {
-		return err
+		return Liveness{}, err
 	}
-	if _, err := s.kv.Put(ctx, livenessKey(inst), b); err != nil {
-		return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+	key := livenessKey(inst)
+	if yieldTo <= 0 {
+		rev, err := s.kv.Put(ctx, key, b)
+		if err != nil {
+			return Liveness{}, fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+		}
+		s.wroteLive(key, l.Boot, rev)
+		return Liveness{}, nil
 	}
-	return nil
+	// Nobody wrote since this store's last beat: one message, as a put.
+	if rev := s.lastLive(key, l.Boot); rev > 0 {
+		rev, err := s.kv.Update(ctx, key, b, rev)
+		if err == nil {
+			s.wroteLive(key, l.Boot, rev)
+			return Liveness{}, nil
+		}
+		if !isConflict(err) {
+			return Liveness{}, fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+		}
+	}
+	for range 4 {
+		// Read through the stream leader (as GetLiveness), then write only
+		// over that revision: another process's heartbeat written meanwhile
+		// is not overwritten.
+		m, err := s.ljs.GetLastMsg(kvStream, kvSubject+key, nats.Context(ctx))
+		var rev uint64
+		if errors.Is(err, nats.ErrMsgNotFound) {
+			rev, err = s.kv.Create(ctx, key, b)
+		} else if err == nil {
+			var old Liveness
+			if m.Header.Get("KV-Operation") == "" && len(m.Data) > 0 && json.Unmarshal(m.Data, &old) == nil &&
+				old.Boot != l.Boot && old.Expires >= yieldTo {
+				return old, nil
+			}
+			rev, err = s.kv.Update(ctx, key, b, m.Sequence)
+		}
+		if err == nil {
+			s.wroteLive(key, l.Boot, rev)
+			return Liveness{}, nil
+		}
+		if !isConflict(err) {
+			return Liveness{}, fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
+		}
+	}
+	return Liveness{}, fmt.Errorf("%w: liveness %s", ErrConflict, inst)
 }
 
 func (s *kvStore) DeleteLiveness(ctx context.Context, inst, boot string) error {

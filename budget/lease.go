@@ -222,30 +222,24 @@ func takenKey(instance, boot string) string { return instance + "@" + boot }
 // entry for a dead process's and moves the ledger's figure of its unreported
 // spend into the record. While the other process's entry is live in the
 // record (its heartbeat valid here, or the entry within its own expiry), this
-// process reports through its mark (only what the mark does not hold yet),
-// leaves the entry alone and gets no lease; otherwise reportOwn takes the
-// mark as this process's base and drops it. A report below the mark (the
-// ledger stored charges whose acknowledgement this process has not had yet)
-// waits: nothing changes until it catches up. It reports true when the step
-// was handled here.
+// process reports through its mark, the difference between its cumulative
+// report and the mark's (a reversal makes it negative), leaves the entry
+// alone and gets no lease; otherwise reportOwn takes the mark as this
+// process's base and drops it. While this process's ledger acknowledgements
+// lag behind the figure the takeover read, the difference is low for a
+// while (an under-count of those charges until they are acknowledged). It
+// reports true when the step was handled here.
 func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	own, had := rec.Leases[q.instance]
-	if had && own.Boot == q.boot {
+	if !had || own.Boot == q.boot || own.Reclaimed {
 		return false
 	}
 	key := takenKey(q.instance, q.boot)
 	mark, ok := rec.Leases[key]
-	if !ok {
-		return false
-	}
-	live := had && !own.Reclaimed && ((q.twin != "" && own.Boot == q.twin) || own.Expires+int64(q.reclaim) >= now)
-	if !live && q.reported >= mark.Reported {
+	if !ok || !((q.twin != "" && own.Boot == q.twin) || own.Expires+int64(q.reclaim) >= now) {
 		return false
 	}
 	res.lost = q.heldLocally
-	if q.reported < mark.Reported {
-		return true
-	}
 	delta := q.reported - mark.Reported
 	kept := q.kept
 	if q.sameDay == "" || rec.Day != q.sameDay {

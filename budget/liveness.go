@@ -69,9 +69,16 @@ func (m *Manager) leaseValid(h *Account, ns int64) bool {
 
 // beat writes this instance's liveness record: the one write a sync period
 // that keeps every lease it holds valid.
+//
+// After its first write, a beat yields to another process's heartbeat that
+// is live (a process started under this id after this one was cut off for
+// longer than the start probe, or beside one whose heartbeat was that late):
+// that one keeps its record, this one counts it as a twin (no holds) and
+// goes on reporting spend only. Both writing in turn made each take the
+// other for a twin, and a closing one deleted the other's record.
 func (m *Manager) beat(ctx context.Context, now time.Time) error {
 	exp := now.Add(m.cfg.LeaseTTL).UnixNano()
-	if err := m.putLiveness(ctx, exp); err != nil {
+	if err := m.putLiveness(ctx, now, exp); err != nil {
 		return err
 	}
 	if m.closed.Load() {
@@ -85,11 +92,36 @@ func (m *Manager) beat(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// putLiveness writes this process's liveness record with expiry exp.
-func (m *Manager) putLiveness(ctx context.Context, exp int64) error {
+// putLiveness writes this process's liveness record with expiry exp; after
+// the first write it yields to another boot's heartbeat that has not expired
+// (ReclaimWait of clock skew allowed), and then records it as a twin and
+// fails with ErrInstanceInUse.
+func (m *Manager) putLiveness(ctx context.Context, now time.Time, exp int64) error {
 	cctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
 	defer cancel()
-	return m.store.PutLiveness(cctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp})
+	yieldTo := int64(0)
+	if m.wroteBeat.Load() {
+		yieldTo = max(now.Add(-m.cfg.ReclaimWait).UnixNano(), 1)
+	}
+	other, err := m.store.PutLiveness(cctx, m.cfg.InstanceID, Liveness{Boot: m.boot, Expires: exp}, yieldTo)
+	if err != nil {
+		return err
+	}
+	if other.Boot != "" {
+		m.sawTwin(other)
+		return fmt.Errorf("%w: its heartbeat is boot %s's", ErrInstanceInUse, other.Boot)
+	}
+	m.wroteBeat.Store(true)
+	return nil
+}
+
+// sawTwin records another running process's heartbeat under this instance
+// id: no hold starts until it expires (leaseValid).
+func (m *Manager) sawTwin(l Liveness) {
+	if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
+		m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
+			"other_boot", l.Boot)
+	}
 }
 
 // endLiveness stops every hold from starting on the heartbeat (Close).
@@ -123,11 +155,7 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		return
 	}
 	if m.sawOwn.Load() {
-		l := *ch.Liveness
-		if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
-			m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
-				"other_boot", l.Boot)
-		}
+		m.sawTwin(*ch.Liveness)
 	}
 }
 

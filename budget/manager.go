@@ -41,6 +41,10 @@ type Manager struct {
 	// that (liveness.go, onOwnLiveness). Until it expires no hold starts.
 	sawOwn atomic.Bool
 	twin   atomic.Pointer[Liveness]
+	// wroteBeat: a heartbeat of this process was written. The first one
+	// replaces whatever is there (Start read it as a dead process's or
+	// none); later ones yield to another process's live heartbeat (beat).
+	wroteBeat atomic.Bool
 
 	mu       mutex[lkManager] // guards byID, list (SetCampaigns); a leaf
 	byID     map[string]*Account

@@ -41,6 +41,7 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 	f("no instance", Config{Store: st})
+	f("@ in the instance", Config{InstanceID: "a@b", Store: st})
 	f("no backend", Config{InstanceID: "a"})
 	f("two backends", Config{InstanceID: "a", Store: st, URLs: []string{"nats://x"}})
 	f("lease shorter than hold", Config{InstanceID: "a", Store: st, HoldTTL: time.Minute, LeaseTTL: time.Minute})

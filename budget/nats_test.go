@@ -115,18 +115,39 @@ func TestNATSGracefulCloseAndCrashReclaim(t *testing.T) {
 	}
 }
 
-// A closing process deletes its heartbeat only while the record is its own:
-// one that another process under the same instance id wrote since stays
-// (TestTakenOverProcessReportsOnce has the story).
-func TestNATSDeleteLivenessKeepsAnotherBoot(t *testing.T) {
+// A beat after a process's first yields to another boot's live heartbeat,
+// and a closing process deletes its heartbeat only while the record is its
+// own: one that another process under the same instance id wrote since
+// stays (TestTakenOverProcessReportsOnce has the story).
+func TestNATSLivenessKeepsAnotherBoot(t *testing.T) {
 	srv := startServer(t, t.TempDir(), -1)
 	defer srv.Shutdown()
 	m := natsManager(t, "a", []string{srv.ClientURL()}, nil, 1)
 	defer m.Close(context.Background())
 	ctx := ctxT(t)
 	st := m.store
-	if err := st.PutLiveness(ctx, "z", Liveness{Boot: "new", Expires: 1}); err != nil {
+	if _, err := st.PutLiveness(ctx, "z", Liveness{Boot: "old", Expires: 100}, 0); err != nil {
 		t.Fatal(err)
+	}
+	if _, err := st.PutLiveness(ctx, "z", Liveness{Boot: "new", Expires: 200}, 0); err != nil {
+		t.Fatal(err)
+	}
+	// A beat of the old process yields to the new one's live heartbeat, and
+	// writes over an expired one.
+	if other, err := st.PutLiveness(ctx, "z", Liveness{Boot: "old", Expires: 300}, 150); err != nil || other.Boot != "new" {
+		t.Fatalf("a beat beside a live heartbeat of another boot: %+v %v, want it kept", other, err)
+	}
+	if l, _, _ := st.GetLiveness(ctx, "z"); l.Boot != "new" {
+		t.Fatalf("after the yielding beat: %+v", l)
+	}
+	if other, err := st.PutLiveness(ctx, "z", Liveness{Boot: "new", Expires: 250}, 150); err != nil || other.Boot != "" {
+		t.Fatalf("its own beat: %+v %v", other, err)
+	}
+	if other, err := st.PutLiveness(ctx, "z", Liveness{Boot: "old", Expires: 400}, 300); err != nil || other.Boot != "" {
+		t.Fatalf("a beat over an expired heartbeat: %+v %v, want written", other, err)
+	}
+	if other, err := st.PutLiveness(ctx, "z", Liveness{Boot: "new", Expires: 500}, 0); err != nil || other.Boot != "" {
+		t.Fatalf("a forced beat: %+v %v", other, err)
 	}
 	if err := st.DeleteLiveness(ctx, "z", "old"); err != nil {
 		t.Fatal(err)

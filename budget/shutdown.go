@@ -104,8 +104,9 @@ func (m *Manager) closingBeat() (stop func()) {
 				return
 			case <-t.C:
 			}
-			exp = max(m.cfg.Clock.Now().Add(m.cfg.LeaseTTL).UnixNano(), exp+1)
-			_ = m.putLiveness(context.Background(), exp)
+			now := m.cfg.Clock.Now()
+			exp = max(now.Add(m.cfg.LeaseTTL).UnixNano(), exp+1)
+			_ = m.putLiveness(context.Background(), now, exp)
 		}
 	}()
 	return sync.OnceFunc(func() {

@@ -83,10 +83,12 @@ type Store interface {
 	Update(ctx context.Context, campaignID string, fn func(*Record)) (Record, error)
 	// Get returns the current record (zero Record if none).
 	Get(ctx context.Context, campaignID string) (Record, error)
-	// PutLiveness writes an instance's liveness record; DeleteLiveness removes
-	// it only while it names boot (a record another process under the same
-	// instance id wrote since is that process's heartbeat, and stays).
-	PutLiveness(ctx context.Context, instance string, l Liveness) error
+	// PutLiveness writes an instance's liveness record, unless yieldTo > 0
+	// and the record names another boot whose heartbeat expires at or after
+	// yieldTo: that one stays and is returned (a zero Liveness when l was
+	// written). DeleteLiveness removes it only while it names boot. Another
+	// process under the same instance id keeps its heartbeat either way.
+	PutLiveness(ctx context.Context, instance string, l Liveness, yieldTo int64) (Liveness, error)
 	DeleteLiveness(ctx context.Context, instance, boot string) error
 	// GetLiveness reads an instance's liveness record from the store's
 	// authority (never a cache or a replica that may lag): a lease is reclaimed
@@ -167,17 +169,21 @@ func (s *MemStore) Get(_ context.Context, id string) (Record, error) {
 }
 
 // PutLiveness implements Store.
-func (s *MemStore) PutLiveness(_ context.Context, inst string, l Liveness) error {
+func (s *MemStore) PutLiveness(_ context.Context, inst string, l Liveness, yieldTo int64) (Liveness, error) {
 	s.mu.Lock()
 	if s.down {
 		s.mu.Unlock()
-		return ErrStoreDown
+		return Liveness{}, ErrStoreDown
+	}
+	if old, ok := s.live[inst]; ok && yieldTo > 0 && old.Boot != l.Boot && old.Expires >= yieldTo {
+		s.mu.Unlock()
+		return old, nil
 	}
 	s.live[inst] = l
 	ws := s.watchers
 	s.mu.Unlock()
 	s.notify(ws, Change{Instance: inst, Liveness: &l})
-	return nil
+	return Liveness{}, nil
 }
 
 // DeleteLiveness implements Store.
