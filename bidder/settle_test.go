@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -417,6 +418,37 @@ func TestTestRequests(t *testing.T) {
 	}
 	if got, _ := spent(t, app, "acme-banner"); got != 2000 {
 		t.Fatalf("a live bill after the test-mode ones: spent %d, want 2000", got)
+	}
+}
+
+// Replays racing one another: 32 goroutines firing one pixel and one click
+// 200 times each. ristretto's asynchronous Set let racers through (an
+// outside audit counted one impression 56 times over HTTP); the recent-keys
+// table lets exactly one count.
+func TestTrackerRacingReplaysCountedOnce(t *testing.T) {
+	ts := newTrackerSeen(1<<16, time.Hour)
+	defer ts.close()
+	for round := range 20 {
+		tok := bidToken{AuctionID: []byte(fmt.Sprint("a", round)), ImpID: []byte("1"), Instance: []byte("i"), Hold: uint64(round + 1)}
+		var firsts atomic.Int64
+		var wg sync.WaitGroup
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 200 {
+					for _, k := range []noticeKind{noticeImp, noticeClick} {
+						if ts.first(k, &tok) {
+							firsts.Add(1)
+						}
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		if n := firsts.Load(); n != 2 {
+			t.Fatalf("round %d: %d first sightings for one pixel and one click, want 2", round, n)
+		}
 	}
 }
 

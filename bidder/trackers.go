@@ -3,6 +3,7 @@ package bidder
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -21,10 +22,23 @@ import (
 // asynchronous), only lets a replay count again, as every replay did before.
 // Keys are two independent 64-bit hashes of (kind, auction, imp, instance,
 // hold): the impression as the budget keys it, per tracker kind.
+//
+// Replays racing one another (a script firing one pixel from 32 threads: an
+// outside audit counted one impression 56 times) are caught by recent, a
+// direct-mapped table of the last keys claimed, written by compare-and-swap:
+// of two racers for one key, one claims the slot and the other finds it.
+// Hand-written because ristretto's Set is asynchronous and may drop a set
+// under contention; the table is lossy the other way (a key evicted by
+// another mapping to its slot only lets a replay count again).
 type trackerSeen struct {
-	c   *ristretto.Cache[[]byte, struct{}]
-	ttl time.Duration
+	c      *ristretto.Cache[[]byte, struct{}]
+	ttl    time.Duration
+	seed   maphash.Seed
+	recent []atomic.Uint64
 }
+
+// trackerRecent is the number of slots of trackerSeen.recent (512 KiB).
+const trackerRecent = 1 << 16
 
 // newTrackerSeen returns nil (nothing remembered) for entries <= 0.
 func newTrackerSeen(entries int64, ttl time.Duration) *trackerSeen {
@@ -44,7 +58,7 @@ func newTrackerSeen(entries int64, ttl time.Duration) *trackerSeen {
 	if err != nil {
 		panic("bidder: ristretto rejected a config built from validated options: " + err.Error())
 	}
-	return &trackerSeen{c: c, ttl: ttl}
+	return &trackerSeen{c: c, ttl: ttl, seed: maphash.MakeSeed(), recent: make([]atomic.Uint64, trackerRecent)}
 }
 
 // first reports whether kind's tracker of t's impression is seen here for
@@ -63,6 +77,18 @@ func (ts *trackerSeen) first(kind noticeKind, t *bidToken) bool {
 	k = binary.BigEndian.AppendUint64(k, t.Hold)
 	if _, ok := ts.c.Get(k); ok {
 		return false
+	}
+	h := maphash.Bytes(ts.seed, k)
+	tag := h | 1 // never the empty slot's 0
+	slot := &ts.recent[h%trackerRecent]
+	for {
+		old := slot.Load()
+		if old == tag {
+			return false // claimed by a racing replay, or recently
+		}
+		if slot.CompareAndSwap(old, tag) {
+			break
+		}
 	}
 	ts.c.SetWithTTL(k, struct{}{}, 1, ts.ttl)
 	return true
