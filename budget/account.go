@@ -49,8 +49,8 @@ type Account struct {
 	// no room until then, as one of an earlier day's charge does not lower
 	// spent_day (loss, applyStep; TestReversalAfterMidnightNoRoomBeforeItsStep).
 	revWait  atomic.Int64
-	ackedCum int64     // under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
-	days     dayReport // under mu, except dayEnd and kept
+	ackedCum atomic.Int64 // written under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
+	days     dayReport    // under mu, except dayEnd and kept
 	_        [16]byte
 
 	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry
@@ -97,6 +97,7 @@ type Account struct {
 	leaseHeld   bool      // this instance's entry is in the record
 	lastSync    time.Time
 	reportedCum int64 // spend this process has moved into the global record
+	stepCum     int64 // the ledger figure (ackedCum) the last step wrote into the entry
 
 	// Owned by the pacing goroutine.
 	pace      pacer

@@ -323,7 +323,7 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 			a.days.confirmReversal(-e.Charged, e.revDay, e.revOld)
 		}
 	}
-	a.ackedCum = e.Cum
+	a.ackedCum.Store(e.Cum)
 	a.mu.Unlock()
 	if e.rc != nil && e.step == rcSeal { // a zero entry: nothing to count
 		m.sealDone(e, o)

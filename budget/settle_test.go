@@ -306,6 +306,70 @@ func TestSettleAckTimeoutKeepsTheCharge(t *testing.T) {
 	}
 }
 
+// Replays of notices another process had settled are duplicates in the
+// ledger: nothing to report, but Cum is stamped at enqueue, so the process's
+// ledger figure counted them, and a reclaim after it crashed read them as
+// unreported spend (an outside audit: 1,800,000 of exact replays after a
+// restart, then a crash, and the record showed 3,600,000). A step now writes
+// the figure into the entry once only duplicates moved it.
+func TestCrashAfterReplaysAddsNoGap(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(5))
+	a := storeManager(t, mem, "a", clk, c)
+	ha := a.Handle("c")
+	leaseUp(t, a, ha, clk)
+	var notices []Notice
+	for i := range 3 {
+		id, ok := a.Hold(ha, 300_000, clk.Now())
+		if !ok {
+			t.Fatal("hold refused")
+		}
+		n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: fmt.Sprint("x", i),
+			ImpID: "1", BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}
+		if _, err := a.Settle(n); err != nil {
+			t.Fatal(err)
+		}
+		notices = append(notices, n)
+	}
+	a.ledger.flush(ctxT(t))
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := storeManager(t, mem, "b", clk, c) // the next process (a per-process instance id)
+	hb := b.Handle("c")
+	leaseUp(t, b, hb, clk)
+	for _, n := range notices {
+		n.Time = clk.Now()
+		if _, err := b.Settle(n); err != nil { // the exchange retries: exact replays
+			t.Fatal(err)
+		}
+	}
+	b.ledger.flush(ctxT(t))
+	for range 2 {
+		clk.Add(time.Second)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	// b dies without closing; x reclaims its lease.
+	x := storeManager(t, mem, "x", clk, c)
+	hx := x.Handle("c")
+	for i := 0; ; i++ {
+		clk.Add(time.Second)
+		x.Allow(hx, micros(5), clk.Now())
+		x.syncAll(ctxT(t), clk.Now(), false)
+		if r, _ := mem.Get(ctxT(t), "c"); r.Leases["b"].Reclaimed {
+			break
+		}
+		if i > 600 {
+			t.Fatal("b's lease was never reclaimed")
+		}
+	}
+	if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != 900_000 {
+		t.Fatalf("record spent %d (crash gap %d), want the 900000 charged once", r.SpentTotal, x.Counters().CrashGapMicros)
+	}
+}
+
+
 // The crash gap: a process killed after its charges were acknowledged but
 // before its next step. Whoever reclaims its lease moves that spend into the
 // record, so the money is not granted again: record == ledger.

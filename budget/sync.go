@@ -110,7 +110,7 @@ func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Ac
 }
 
 // stepDue tells whether a campaign needs a lease step this round: its first
-// one, spend to report, refused demand, headroom below half of what its rate
+// one, spend to report, a ledger figure moved by duplicates, refused demand, headroom below half of what its rate
 // wants (or above twice that), headroom to give back, an entry to drop, a
 // lease that would not stay valid to the next round, or a poke. A campaign
 // whose pool was empty at its last step waits for money to show in the pool
@@ -123,6 +123,14 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	}
 	a.ahead = ahead
 	if a.poke.Swap(false) || a.lastSync.IsZero() || a.confirmed.Load() != 0 {
+		return true, false
+	}
+	if a.ackedCum.Load() != a.stepCum && a.leaseHeld {
+		// Only duplicates were acknowledged since the last step: nothing
+		// to report, but their amounts are in the ledger's figure (Cum is
+		// stamped at enqueue), and a reclaim after a crash would read
+		// them as unreported spend (the tail's figure minus the entry's).
+		// The step writes the figure into the entry.
 		return true, false
 	}
 	lease, commit := a.lease.Load(), a.spent.Load()+a.revWait.Load()+a.held.Load()
@@ -287,7 +295,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	demand := a.demand.Load()
 	a.mu.Lock()
-	report, cum := a.confirmed.Load(), a.ackedCum
+	report, cum := a.confirmed.Load(), a.ackedCum.Load()
 	revOld, revSame, revDay := a.days.snapshot()
 	commit := a.spent.Load() + a.revWait.Load() - report + a.held.Load()
 	want := commit + a.ahead
@@ -395,6 +403,7 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	}
 	a.mu.Unlock()
 	a.reportedCum += report
+	a.stepCum = q.cum
 	a.days.kept = lr.dayKept
 	a.leaseHeld = lr.kept
 	if q.release && lr.amount > 0 {
