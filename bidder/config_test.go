@@ -133,8 +133,21 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nprivacy: {vendor_id: 70000}\n", "privacy", "vendor_id")
 	f("model: {gbdt: m.json}\nevents: {max_size_mb: -1}\n", "events", "max_size_mb")
 	f("model: {gbdt: m.json}\nevents: {queue: -5}\n", "events", "queue")
+	// What -check-config passed and the bidder could not run with (an
+	// outside audit of the operator's side).
+	f("model: {gbdt: m.json}\nlisten: 127.0.0.1:99999\n", "listen", "0-65535")
+	f("model: {gbdt: m.json}\nlisten: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8080\n", "admin_listen", "different ports")
+	f("model: {gbdt: m.json}\nwatch_every: 1ns\n", "watch_every", "under 10ms")
+	f("model: {gbdt: m.json}\nbudget: {sync_period: 1ms}\n", "budget.sync_period", "under 100ms")
+	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {USD: 2, EUR: 1.1}}\n", "currency.rates.USD", "must be 1")
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
+	for _, ok := range []string{"listen: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8081\n", "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n",
+		"watch_every: -1s\n"} {
+		if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\n"+ok), Overrides{}); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
 	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nadmin_listen: 0.0.0.0:8081\nadmin_public: true\nadmin_token: env:ADMIN_TOKEN\n"), Overrides{}); err != nil {
 		t.Fatalf("admin_public should allow a public admin address: %v", err)
 	}
