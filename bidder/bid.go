@@ -459,7 +459,7 @@ func (r *ranker) Bound(i int) int64 {
 	case !cv.ok:
 		return -1
 	default:
-		return int64(floorMicros(float64(v) * cv.f / r.to))
+		return clampMicros(floorMicros(float64(v) * cv.f / r.to))
 	}
 }
 

@@ -101,7 +101,18 @@ func (r *rates) convertMicros(v int64, from string, resp []byte) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return int64(floorMicros(float64(v) * f / to)), true
+	return clampMicros(floorMicros(float64(v) * f / to)), true
+}
+
+// clampMicros converts converted micros to int64, at most MaxInt64/2 (as
+// toResponse does): a campaign amount near the parser's limit in a currency
+// worth more than the response's overflowed int64, came out negative, and
+// the campaign never bid while explain blamed another rule.
+func clampMicros(x float64) int64 {
+	if !(x < math.MaxInt64/2) {
+		return math.MaxInt64 / 2
+	}
+	return int64(x)
 }
 
 // wholeMicro is the whole number of micros x is, when x is one but for

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -128,6 +129,9 @@ func TestConversionKeepsWholeMicros(t *testing.T) {
 		{110_000, "USD", "EUR", 100_000}, // 99999.99999999999 in float64
 		{1_100_000, "USD", "EUR", 1_000_000},
 		{1, "EUR", "USD", 1}, // 1.1 micros: down
+		// Near the parser's limit, worth more in the response currency:
+		// it overflowed int64 (negative) before; now at most MaxInt64/2.
+		{9_223_372_036_853_000_000, "GBP", "USD", math.MaxInt64 / 2},
 	} {
 		if got, ok := r.convertMicros(c.micros, c.cur, []byte(c.out)); !ok || got != c.want {
 			t.Errorf("bound %d %s micros in %s: %d, want %d", c.micros, c.cur, c.out, got, c.want)
