@@ -242,6 +242,15 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	case noticeLoss:
 		rs := args.Peek("r")
 		r, err := strconv.ParseInt(string(rs), 10, 64)
+		if err != nil && len(rs) > 0 {
+			// A reason that is not an integer ("0.0", "0x0", an
+			// unsubstituted ${AUCTION_LOSS}) may be "bid won": reversing
+			// on it made a won impression free (an outside audit). No
+			// reason at all (macros.loss: none) is a loss.
+			s.m.noticeBad.add(0, 1)
+			ctx.Error("bad loss reason r: want an integer (OpenRTB loss reason code)\n", fasthttp.StatusBadRequest)
+			return
+		}
 		if err == nil && r == lossBidWon {
 			// Not a loss: an exchange that fires lurl for every outcome says
 			// this bid won. Releasing here would reverse a provisional

@@ -133,7 +133,19 @@ func TestLossReasonBidWonChangesNothing(t *testing.T) {
 	b := bidOnce(t, app, "won-before-win")
 	step(won(b.LURL), 0)
 	step(substitute(b.NURL, "1.40"), 1400) // still charges
-	step(substitute(b.LURL, "0"), -1400)   // a real loss (102) still reverses
+	// A reason that is not an integer may be "bid won" written otherwise, or
+	// a macro the exchange did not substitute: 400, nothing reversed (it
+	// reversed the provisional charge: an outside audit).
+	for _, r := range []string{"0.0", "0x0", "%24%7BAUCTION_LOSS%7D", "-"} {
+		u := strings.ReplaceAll(substitute(b.LURL, "0"), "r=102", "r="+r)
+		if code, _ := get(t, u); code != 400 {
+			t.Fatalf("loss with r=%s: %d, want 400", r, code)
+		}
+		if got, _ := spent(t, app, "acme-banner"); got != total {
+			t.Fatalf("after a loss with r=%s: spent %d, want %d", r, got, total)
+		}
+	}
+	step(substitute(b.LURL, "0"), -1400) // a real loss (102) still reverses
 }
 
 // A notice token carries ids of at most 255 bytes. Two auctions whose ids
