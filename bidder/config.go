@@ -164,8 +164,8 @@ type EventsConfig struct {
 // in-flight requests finish, the budget flushes its ledger and returns its
 // leases, all within ShutdownTimeout.
 type LifecycleConfig struct {
-	DrainDelay      time.Duration `yaml:"drain_delay"`      // readiness is 503 and requests are still answered this long (default 5s; negative: none)
-	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // bounds what follows the drain delay (default 30s)
+	DrainDelay      time.Duration `yaml:"drain_delay"`      // readiness is 503 and requests are still answered this long (default 5s, at most 24h; negative: none)
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"` // bounds what follows the drain delay (default 30s, at most 1h)
 }
 
 // PrivacyConfig configures how consent signals are honoured
@@ -197,10 +197,10 @@ func (p PrivacyConfig) options() privacy.Options {
 
 // LimitsConfig bounds a request's size and time.
 type LimitsConfig struct {
-	MaxBodyBytes   int           `yaml:"max_body_bytes"`  // largest body accepted, checked after gunzip too (default 262144, 256 KiB)
+	MaxBodyBytes   int           `yaml:"max_body_bytes"`  // largest body accepted, checked after gunzip too (default 262144, 256 KiB; at most 64 MiB)
 	InternalBudget time.Duration `yaml:"internal_budget"` // time from arrival the bidder allows itself (default 8ms)
 	NetworkMargin  time.Duration `yaml:"network_margin"`  // subtracted from tmax for the way back (default 15ms)
-	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms)
+	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms, at most 10s)
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
 	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
 	// MinQty is the smallest imp.qty.multiplier bid on (DOOH: the people one
@@ -214,15 +214,15 @@ type LimitsConfig struct {
 	// least 1, at most 1e6).
 	MaxQty float64 `yaml:"max_qty"`
 	// ReadTimeout bounds reading a whole request, headers and body, from its
-	// first byte (default 10 x default_tmax, 1s); past it the answer is 408
+	// first byte (default 10 x default_tmax, 1s; at most 1m); past it the answer is 408
 	// and the connection closes. A bid request is worthless after its tmax:
 	// this leaves room for slow pixels and notices while a stalled or
 	// trickling peer cannot hold a connection for long.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s).
+	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s; at most 1m).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout is the wait for the next request on a connection, a new
-	// one included (default 60s: exchanges keep warm connections, and may
+	// one included (default 60s, at most 1h: exchanges keep warm connections, and may
 	// open them ahead of traffic). The admin listener closes a connection
 	// idle this long after an answer too.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
@@ -383,10 +383,10 @@ type NoticeConfig struct {
 	// token records it) or "nobid" (204, no-bid reason test_request).
 	TestRequests string        `yaml:"test_requests"`
 	TokenTTL     time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
-	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m); an imp whose exp is longer gets no bid, so DOOH exchanges that send hours need a longer one
+	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m, at least 1s); an imp whose exp is longer gets no bid, so DOOH exchanges that send hours need a longer one
 	// AckWait bounds how long a charging notice waits for its ledger entry
 	// to be durable; then it is answered 503 and the entry stays queued for
-	// the exchange's retry (default 2s).
+	// the exchange's retry (default 2s, 10ms to 1m).
 	AckWait time.Duration `yaml:"ack_wait"`
 	// ForwardTimeout bounds the wait for the instance that placed the bid
 	// to settle a notice forwarded to it; without an answer the notice is
@@ -465,7 +465,7 @@ type ExchangeConfig struct {
 	// currency without saying so. It must be in currency.rates.
 	Currency string `yaml:"currency"`
 	// DefaultTMax replaces limits.default_tmax for this exchange's requests
-	// that carry no tmax (default: limits.default_tmax).
+	// that carry no tmax (default: limits.default_tmax; at most 10s).
 	DefaultTMax time.Duration `yaml:"default_tmax"`
 	// NBR answers a no-bid with 200 and {"id":"<request id>","nbr":N}, an
 	// OpenRTB 2.6 no-bid reason code (README.md has the mapping),
@@ -932,6 +932,36 @@ func (c *Config) Validate() error {
 		if d.v > d.max {
 			bad(d.field, "%v is over %v", d.v, d.max)
 		}
+	}
+	// Sane ranges for values an operator may mistype (an outside audit:
+	// max_body_bytes 99999999999999, default_tmax 100h, so read and write
+	// timeouts of 1000h, hold_ttl 1ns, so every charge beyond the lease,
+	// passed the check).
+	for _, d := range []struct {
+		field    string
+		v        time.Duration
+		min, max time.Duration
+	}{
+		{"limits.default_tmax", c.Limits.DefaultTMax, 0, 10 * time.Second},
+		{"limits.read_timeout", c.Limits.ReadTimeout, 0, time.Minute},
+		{"limits.write_timeout", c.Limits.WriteTimeout, 0, time.Minute},
+		{"limits.idle_timeout", c.Limits.IdleTimeout, 0, time.Hour},
+		{"lifecycle.drain_delay", c.Lifecycle.DrainDelay, -1 << 62, 24 * time.Hour},
+		{"lifecycle.shutdown_timeout", c.Lifecycle.ShutdownTimeout, 0, time.Hour},
+		{"notices.hold_ttl", c.Notices.HoldTTL, time.Second, maxNoticeTTL},
+		{"notices.ack_wait", c.Notices.AckWait, 10 * time.Millisecond, time.Minute},
+	} {
+		if d.v < d.min || d.v > d.max {
+			bad(d.field, "%v is outside [%v, %v]", d.v, max(d.min, 0), d.max)
+		}
+	}
+	for name, x := range c.Exchanges {
+		if x.DefaultTMax > 10*time.Second {
+			bad("exchanges."+name+".default_tmax", "%v is over 10s", x.DefaultTMax)
+		}
+	}
+	if l.MaxBodyBytes > 64<<20 {
+		bad("limits.max_body_bytes", "%d is over 64 MiB", l.MaxBodyBytes)
 	}
 	if c.Notices.HoldTTL >= c.Notices.TokenTTL {
 		bad("notices.hold_ttl", "%v must be shorter than token_ttl %v", c.Notices.HoldTTL, c.Notices.TokenTTL)

@@ -140,6 +140,13 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nwatch_every: 1ns\n", "watch_every", "under 10ms")
 	f("model: {gbdt: m.json}\nbudget: {sync_period: 1ms}\n", "budget.sync_period", "under 100ms")
 	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {USD: 2, EUR: 1.1}}\n", "currency.rates.USD", "must be 1")
+	f("model: {gbdt: m.json}\nlimits: {max_body_bytes: 99999999999999}\n", "limits.max_body_bytes", "over 64 MiB")
+	f("model: {gbdt: m.json}\nlimits: {default_tmax: 100h}\n", "limits.default_tmax", "outside")
+	f("model: {gbdt: m.json}\nlimits: {idle_timeout: 1000h}\n", "limits.idle_timeout")
+	f("model: {gbdt: m.json}\nlifecycle: {drain_delay: 100000h}\n", "lifecycle.drain_delay")
+	f("model: {gbdt: m.json}\nnotices: {hold_ttl: 1ns}\nbudget: {lease_ttl: 1m}\n", "notices.hold_ttl", "outside")
+	f("model: {gbdt: m.json}\nnotices: {ack_wait: 1ns}\n", "notices.ack_wait")
+	f("model: {gbdt: m.json}\nexchanges: {adx: {default_tmax: 1h}}\n", "exchanges.adx.default_tmax")
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
 	for _, ok := range []string{"listen: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8081\n", "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n",
