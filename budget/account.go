@@ -49,9 +49,10 @@ type Account struct {
 	// no room until then, as one of an earlier day's charge does not lower
 	// spent_day (loss, applyStep; TestReversalAfterMidnightNoRoomBeforeItsStep).
 	revWait  atomic.Int64
-	ackedCum atomic.Int64 // written under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
-	days     dayReport    // under mu, except dayEnd and kept
-	_        [16]byte
+	ackedCum atomic.Int64  // written under mu: Cum of the last ledger entry acknowledged (reported with confirmed)
+	ackedSeq atomic.Uint64 // written under mu: queue sequence of that entry
+	days     dayReport     // under mu, except dayEnd and kept
+	_        [8]byte
 
 	validUntil atomic.Int64  // unix ns: no new hold may start after this on the lease's own expiry
 	epoch      atomic.Uint64 // liveness epoch in which this instance last wrote the lease

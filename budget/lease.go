@@ -30,8 +30,12 @@ type leaseReq struct {
 	heldLocally               bool // this instance believes its lease entry is in the record
 	// twin is the boot of another running process under this instance id
 	// whose heartbeat this one saw after its own and is still valid ("" when
-	// none).
-	twin string
+	// none); started is when this process started (unix ns).
+	twin    string
+	started int64
+	// ackedSeq is the queue sequence of the last ledger entry acknowledged
+	// to this process (the one cum is of).
+	ackedSeq uint64
 	// lapsed names the instances whose liveness records were read from the
 	// store's authority and showed them lapsed (see reclaimable).
 	lapsed map[string]lapse
@@ -165,7 +169,7 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 		defer func() { rec.Leases[takenKey(q.instance, mark.Boot)] = mark }()
 		if !own.Reclaimed && q.prev != nil && q.prev.boot == own.Boot {
 			mark.Reported += q.prev.cum - own.Cum
-			mark.Cum = q.prev.cum
+			mark.Cum, mark.Seq = q.prev.cum, q.prev.seq
 		}
 	}
 	if !had || own.Boot != q.boot {
@@ -216,35 +220,50 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 func takenKey(instance, boot string) string { return instance + "@" + boot }
 
 // reportTaken handles a step of a process whose entry a later process under
-// its instance id took over while it still ran (reportOwn left the mark).
-// That happens when a process is cut off from the store for longer than the
-// start probe and a new one starts under its id: the new one takes the old
-// entry for a dead process's and moves the ledger's figure of its unreported
-// spend into the record. While the other process's entry is live in the
-// record (its heartbeat valid here, or the entry within its own expiry), this
-// process reports through its mark, the difference between its cumulative
-// report and the mark's (a reversal makes it negative), leaves the entry
-// alone and gets no lease; otherwise reportOwn takes the mark as this
-// process's base and drops it. While this process's ledger acknowledgements
-// lag behind the figure the takeover read, the difference is low for a
-// while (an under-count of those charges until they are acknowledged). It
-// reports true when the step was handled here.
+// its instance id took over while it still ran (reportOwn left the mark), or
+// that finds the entry of a live later process: that happens when a process
+// is cut off from the store for longer than the start probe and a new one
+// starts under its id (the new one takes the old entry for a dead process's
+// and moves the ledger's figure of its unreported spend into the record), or
+// when two start at once. While the other process's entry is live (its boot
+// is this process's twin, it was written after this process started, or
+// this process has a mark and the entry is within its own expiry), this
+// process reports through its mark (made from what it reported in acknowledged
+// steps when it has none): the difference between its cumulative report and
+// the mark's, a reversal making it negative. It leaves the entry alone and
+// gets no lease. Until the ledger has acknowledged to this process the entry
+// whose figure the takeover read (the mark's Seq), nothing changes: its report
+// would miss charges the mark already holds, and a lower figure written then
+// stayed if the process died before the acknowledgements came (a review).
+// Otherwise reportOwn takes the mark as this process's base and drops it.
+// It reports true when the step was handled here.
 func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	own, had := rec.Leases[q.instance]
-	if !had || own.Boot == q.boot || own.Reclaimed {
+	if had && own.Boot == q.boot {
 		return false
 	}
 	key := takenKey(q.instance, q.boot)
-	mark, ok := rec.Leases[key]
-	if !ok || !((q.twin != "" && own.Boot == q.twin) || own.Expires+int64(q.reclaim) >= now) {
-		return false
-	}
-	res.lost = q.heldLocally
-	delta := q.reported - mark.Reported
+	mark, marked := rec.Leases[key]
 	kept := q.kept
 	if q.sameDay == "" || rec.Day != q.sameDay {
 		kept = q.keptSame
 	}
+	if marked && q.ackedSeq < mark.Seq {
+		res.lost = q.heldLocally
+		res.dayKept = max(kept, q.keptAcked) // nothing reported: what the next try reports from
+		return true
+	}
+	live := had && !own.Reclaimed && own.Boot != "" &&
+		((q.twin != "" && own.Boot == q.twin) ||
+			((marked || own.Expires-int64(q.ttl) > q.started) && own.Expires+int64(q.reclaim) >= now))
+	if !live {
+		return false
+	}
+	res.lost = q.heldLocally
+	if !marked {
+		mark = Lease{Expires: now, Boot: q.boot, Reported: q.acked, DayKept: q.keptAcked, Reclaimed: true}
+	}
+	delta := q.reported - mark.Reported
 	kept = max(kept, mark.DayKept)
 	rec.SpentTotal += delta
 	rec.SpentDay = max(rec.SpentDay+delta+kept-mark.DayKept, 0)

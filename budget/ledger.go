@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -82,6 +83,7 @@ const (
 type ledgerTail struct {
 	boot string // "" when there is none
 	cum  int64
+	seq  uint64 // the entry's place in its process's queue (0: unknown)
 }
 
 // ledgerBackend appends entries; one call per batch, results in out.
@@ -324,6 +326,7 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		}
 	}
 	a.ackedCum.Store(e.Cum)
+	a.ackedSeq.Store(e.seq)
 	a.mu.Unlock()
 	if e.rc != nil && e.step == rcSeal { // a zero entry: nothing to count
 		m.sealDone(e, o)
@@ -466,7 +469,11 @@ func (j *jsLedger) tail(ctx context.Context, campaign, instance string) (ledgerT
 	if err := json.Unmarshal(raw.Data, &e); err != nil {
 		return ledgerTail{}, err
 	}
-	return ledgerTail{boot: e.Boot, cum: e.Cum}, nil
+	t := ledgerTail{boot: e.Boot, cum: e.Cum}
+	if o := raw.Header.Get(originHeader); strings.HasPrefix(o, e.Instance+"/"+e.Boot+"/") {
+		t.seq, _ = strconv.ParseUint(o[strings.LastIndexByte(o, '/')+1:], 10, 64)
+	}
+	return t, nil
 }
 
 // memLedger is the in-memory ledger used with a Store other than NATS. It
@@ -497,7 +504,7 @@ func (l *memLedger) publish(_ context.Context, batch []LedgerEntry, out []pubOut
 			e.acct, e.rc = nil, nil
 			l.entries[e.MsgID] = e
 			l.order = append(l.order, e.MsgID)
-			l.tails[[2]string{e.Campaign, e.Instance}] = ledgerTail{boot: e.Boot, cum: e.Cum}
+			l.tails[[2]string{e.Campaign, e.Instance}] = ledgerTail{boot: e.Boot, cum: e.Cum, seq: e.seq}
 			out[i] = pubStored
 		case prev.Instance == e.Instance && prev.Boot == e.Boot && prev.seq == e.seq:
 			out[i] = pubStored // our own retried publish of this entry

@@ -369,7 +369,6 @@ func TestCrashAfterReplaysAddsNoGap(t *testing.T) {
 	}
 }
 
-
 // The crash gap: a process killed after its charges were acknowledged but
 // before its next step. Whoever reclaims its lease moves that spend into the
 // record, so the money is not granted again: record == ledger.

@@ -53,6 +53,9 @@ type Lease struct {
 	// earlier day than the record's when their reversal was reported.
 	DayKept   int64 `json:"day_kept,omitempty"`
 	Reclaimed bool  `json:"reclaimed,omitempty"`
+	// Seq, on a takeover mark only, is the queue sequence of the old
+	// process's ledger entry whose figure the takeover read (reportTaken).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Liveness is an instance's heartbeat: the process (Boot) that runs under the

@@ -295,7 +295,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	demand := a.demand.Load()
 	a.mu.Lock()
-	report, cum := a.confirmed.Load(), a.ackedCum.Load()
+	report, cum, ackedSeq := a.confirmed.Load(), a.ackedCum.Load(), a.ackedSeq.Load()
 	revOld, revSame, revDay := a.days.snapshot()
 	commit := a.spent.Load() + a.revWait.Load() - report + a.held.Load()
 	want := commit + a.ahead
@@ -320,6 +320,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
 		q.twin = t.Boot
 	}
+	q.started, q.ackedSeq = m.startNs, ackedSeq
 	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
 	var lr leaseRes

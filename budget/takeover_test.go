@@ -185,3 +185,142 @@ func TestTakenOverNegativeGapConverges(t *testing.T) {
 		t.Fatalf("spent %d, want 0 (300,000 charged and reversed)", rec.SpentTotal)
 	}
 }
+
+// A process cut off while a new one started under its id reconnects; on a
+// campaign it had no entry on at the cut (so no mark there), its first step
+// took the live new process's entry over although its own beat had just
+// yielded to that process's heartbeat, and then nobody bid on it while both
+// ran (a review of cbb7883). It now reports through a mark of its own and
+// leaves the entry alone.
+func TestYieldedProcessLeavesLiveEntryOnUnmarkedCampaign(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	cut := &cutWatchStore{cutStore{gatedStore: gatedStore{Store: mem, release: make(chan struct{})}}}
+	c := campaign("c", micros(100))
+	d := campaign("d", micros(100))
+	newM := func(st Store, cs ...Campaign) *Manager {
+		cfg := storeConfig(st, "a", clk)
+		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
+		cfg.backend = mem.ledger
+		m, err := New(cfg, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetCampaigns(cs); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	a := newM(cut, c)
+	if err := a.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctxT(t))
+	leaseUp(t, a, a.Handle("c"), clk)
+	cut.armed.Store(true)
+	// a campaign reload reaches the old process while it is cut off
+	if err := a.SetCampaigns([]Campaign{c, d}); err != nil {
+		t.Fatal(err)
+	}
+	b := newM(mem, c, d)
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctxT(t))
+	hb := b.Handle("d")
+	leaseUp(t, b, hb, clk)
+	leaseUp(t, b, b.Handle("c"), clk)
+	if _, ok := b.Hold(hb, 1000, clk.Now()); !ok {
+		t.Fatal("b: hold on d refused before the reconnect")
+	}
+	cut.armed.Store(false)
+	close(cut.release)
+	round := func() {
+		clk.Add(10 * time.Second)
+		a.Allow(a.Handle("d"), 1000, clk.Now())
+		a.ledger.flush(ctxT(t))
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.Allow(hb, 1000, clk.Now())
+		b.Allow(b.Handle("c"), 1000, clk.Now())
+		b.ledger.flush(ctxT(t))
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	for range 60 {
+		round()
+	}
+	r, _ := mem.Get(ctxT(t), "d")
+	l, _, _ := mem.GetLiveness(ctxT(t), "a")
+	t.Logf("heartbeat boot %s (a %s, b %s); d leases %+v", l.Boot, a.boot, b.boot, r.Leases)
+	// b settles one win on d (its local lease still looks valid): its step
+	// now goes through its new mark and takes its lease away.
+	id, _ := b.Hold(hb, 50_000, clk.Now())
+	if _, err := b.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "d", AuctionID: "x", ImpID: "1",
+		BidMicros: 50_000, ClearingMicros: 50_000, Time: clk.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for range 60 {
+		round()
+	}
+	r, _ = mem.Get(ctxT(t), "d")
+	_, okA := a.Hold(a.Handle("d"), 1000, clk.Now())
+	_, okB := b.Hold(hb, 1000, clk.Now())
+	_, okBc := b.Hold(b.Handle("c"), 1000, clk.Now())
+	t.Logf("20 min on: d %+v; holds: a on d %v, b on d %v, b on c %v; b lease d %d", r, okA, okB, okBc, hb.lease.Load())
+	if !okB {
+		t.Fatalf("b (whose heartbeat stands) gets no hold on d after a reconnected; a holds: %v", okA)
+	}
+}
+
+// b takes a's entry over with 300,000 a charged (in the ledger) but had not
+// had acknowledged; a reconnects and steps once before those
+// acknowledgements arrive, then dies. With signed differences that step took
+// the 300,000 out and nothing put it back (a review of cbb7883); a step whose
+// acknowledgements are behind the entry the takeover read now waits.
+func TestTakenOverLaggingStepThenDeath(t *testing.T) {
+	now := t0.Add(time.Hour)
+	day := "2026-12-05"
+	rec := Record{Currency: "USD", Day: day, Leases: map[string]Lease{
+		"a": {Boot: "bA", Amount: 100, Reported: 0, Cum: 0, Expires: now.Add(-time.Hour).UnixNano()},
+	}}
+	applyLease(&rec, leaseReq{instance: "a", currency: "USD", now: now, day: day, boot: "bB", ttl: 3 * time.Minute, reclaim: time.Second, want: 1000,
+		prev: &ledgerTail{boot: "bA", cum: 300_000, seq: 5}})
+	t.Logf("after b's takeover: spent %d/%d", rec.SpentTotal, rec.SpentDay)
+	applyLease(&rec, leaseReq{instance: "a", currency: "USD", now: now.Add(time.Second), day: day, boot: "bA", twin: "bB",
+		ttl: 3 * time.Minute, reclaim: time.Second, want: 1000, ackedSeq: 2})
+	t.Logf("a's lagging step: spent %d/%d", rec.SpentTotal, rec.SpentDay)
+	qb2 := leaseReq{instance: "a", currency: "USD", day: day, boot: "bB", ttl: 3 * time.Minute, reclaim: time.Second, want: 1000}
+	for i := range 30 {
+		qb2.now = now.Add(time.Duration(i+2) * time.Hour)
+		applyLease(&rec, qb2)
+	}
+	t.Logf("a dead, 30 h on: spent %d/%d leases %+v", rec.SpentTotal, rec.SpentDay, rec.Leases)
+	if rec.SpentTotal != 300_000 {
+		t.Fatalf("spent_total %d for 300,000 charged (in the ledger)", rec.SpentTotal)
+	}
+}
+
+// The takeover on day D puts the unacknowledged 300,000 into D's spend; a's
+// lagging step came on D (negative), its acknowledged one after midnight
+// (positive): D's spend ended 300,000 low, D+1's 300,000 high (the review).
+// The lagging step now waits.
+func TestTakenOverLaggingStepAcrossMidnight(t *testing.T) {
+	now := t0.Add(time.Hour)
+	d1, d2 := "2026-12-05", "2026-12-06"
+	rec := Record{Currency: "USD", Day: d1, Leases: map[string]Lease{
+		"a": {Boot: "bA", Amount: 100, Reported: 0, Cum: 0, Expires: now.Add(-time.Hour).UnixNano()},
+	}}
+	applyLease(&rec, leaseReq{instance: "a", currency: "USD", now: now, day: d1, boot: "bB", ttl: 3 * time.Minute, reclaim: time.Second, want: 1000,
+		prev: &ledgerTail{boot: "bA", cum: 300_000, seq: 5}})
+	qa := leaseReq{instance: "a", currency: "USD", now: now.Add(time.Second), day: d1, boot: "bA", twin: "bB",
+		ttl: 3 * time.Minute, reclaim: time.Second, want: 1000, ackedSeq: 2}
+	applyLease(&rec, qa)
+	dayDSpend := rec.SpentDay
+	t.Logf("D after a's lagging step: spent_day %d total %d", rec.SpentDay, rec.SpentTotal)
+	applyLease(&rec, leaseReq{instance: "a", currency: "USD", now: now.Add(2 * time.Second), day: d2, boot: "bB", ttl: 3 * time.Minute, reclaim: time.Second, want: 1000})
+	qa.now, qa.day, qa.reported, qa.cum, qa.ackedSeq = now.Add(3*time.Second), d2, 300_000, 300_000, 5
+	applyLease(&rec, qa)
+	t.Logf("D+1 after a's acknowledged step: day %s spent_day %d total %d", rec.Day, rec.SpentDay, rec.SpentTotal)
+	if dayDSpend != 300_000 || rec.SpentDay != 0 {
+		t.Fatalf("day D's spend fell to %d (300,000 charged on D); D+1's is %d (nothing charged on D+1)", dayDSpend, rec.SpentDay)
+	}
+}
