@@ -30,9 +30,8 @@ type leaseReq struct {
 	heldLocally               bool // this instance believes its lease entry is in the record
 	// twin is the boot of another running process under this instance id
 	// whose heartbeat this one saw after its own and is still valid ("" when
-	// none); started is when this process started (unix ns).
-	twin    string
-	started int64
+	// none).
+	twin string
 	// ackedSeq is the queue sequence of the last ledger entry acknowledged
 	// to this process (the one cum is of).
 	ackedSeq uint64
@@ -108,6 +107,21 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	now := q.now.UnixNano()
 	reclaimForeign(rec, q, now, &res)
+	if own, had := rec.Leases[q.instance]; had && own.Reclaimed && own.Boot == q.boot && q.ackedSeq < own.Seq {
+		// Reclaimed while cut off, with the ledger's figure of charges whose
+		// acknowledgement has not reached this process yet: its report would
+		// miss them and lower the record (reportTaken's wait, for a
+		// tombstone).
+		kept := q.kept
+		if q.sameDay == "" || rec.Day != q.sameDay {
+			kept = q.keptSame
+		}
+		res.lost = q.heldLocally
+		res.dayKept = max(kept, q.keptAcked) // nothing reported: what the next try reports from
+		res.remaining = budgetLeft(rec, q)
+		res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
+		return res
+	}
 	if reportTaken(rec, q, now, &res) {
 		// A later process under this instance id took this one's entry
 		// over: its spend went into the record through the mark the
@@ -226,8 +240,8 @@ func takenKey(instance, boot string) string { return instance + "@" + boot }
 // starts under its id (the new one takes the old entry for a dead process's
 // and moves the ledger's figure of its unreported spend into the record), or
 // when two start at once. While the other process's entry is live (its boot
-// is this process's twin, it was written after this process started, or
-// this process has a mark and the entry is within its own expiry), this
+// is this process's twin, or this process has a mark and the entry is within
+// its own expiry), this
 // process reports through its mark (made from what it reported in acknowledged
 // steps when it has none): the difference between its cumulative report and
 // the mark's, a reversal making it negative. It leaves the entry alone and
@@ -254,8 +268,7 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 		return true
 	}
 	live := had && !own.Reclaimed && own.Boot != "" &&
-		((q.twin != "" && own.Boot == q.twin) ||
-			((marked || own.Expires-int64(q.ttl) > q.started) && own.Expires+int64(q.reclaim) >= now))
+		((q.twin != "" && own.Boot == q.twin) || (marked && own.Expires+int64(q.reclaim) >= now))
 	if !live {
 		return false
 	}
@@ -333,7 +346,7 @@ func reclaimForeign(rec *Record, q leaseReq, now int64, res *leaseRes) {
 				gap := tail.cum - l.Cum
 				addSpent(rec, gap)
 				tomb.Reported += gap
-				tomb.Cum = tail.cum
+				tomb.Cum, tomb.Seq = tail.cum, tail.seq
 				res.gap += gap
 			case tail.boot != "" && tail.boot == q.lapsed[inst].boot:
 				res.gapUnknown++ // a newer process of the instance wrote last: the old figure is hidden

@@ -320,7 +320,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
 		q.twin = t.Boot
 	}
-	q.started, q.ackedSeq = m.startNs, ackedSeq
+	q.ackedSeq = ackedSeq
 	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
 	var lr leaseRes
