@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -498,11 +499,27 @@ func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
 }
 
 // writeBudget serves GET /admin/budget.
+// The rows are encoded one at a time inside the budget's paced walk
+// (EachStatus): at 10,000 campaigns the whole list (2.5 MB) built and then
+// encoded in one go kept a one-core bidder from its requests, and a loop of
+// these requests cut its bids by more than half (an outside audit).
 func (a *App) writeBudget(w http.ResponseWriter) {
-	json.NewEncoder(w).Encode(struct {
-		Instance  string                  `json:"instance"`
-		Campaigns []budget.CampaignStatus `json:"campaigns"`
-	}{a.cfg.InstanceID, a.budget.Status()})
+	bw := bufio.NewWriterSize(w, 32<<10)
+	inst, _ := json.Marshal(a.cfg.InstanceID)
+	bw.WriteString(`{"instance":`)
+	bw.Write(inst)
+	bw.WriteString(`,"campaigns":[`)
+	enc := json.NewEncoder(bw)
+	first := true
+	a.budget.EachStatus(func(st *budget.CampaignStatus) {
+		if !first {
+			bw.WriteByte(',')
+		}
+		first = false
+		enc.Encode(st) // its newline is JSON whitespace
+	})
+	bw.WriteString("]}\n")
+	bw.Flush()
 }
 
 // Shutdown is the graceful stop (SIGTERM): readiness turns 503 at once,
