@@ -214,12 +214,12 @@ type LimitsConfig struct {
 	// least 1, at most 1e6).
 	MaxQty float64 `yaml:"max_qty"`
 	// ReadTimeout bounds reading a whole request, headers and body, from its
-	// first byte (default 10 x default_tmax, 1s; at most 1m); past it the answer is 408
+	// first byte (default 10 x default_tmax, 1s; at most 100s); past it the answer is 408
 	// and the connection closes. A bid request is worthless after its tmax:
 	// this leaves room for slow pixels and notices while a stalled or
 	// trickling peer cannot hold a connection for long.
 	ReadTimeout time.Duration `yaml:"read_timeout"`
-	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s; at most 1m).
+	// WriteTimeout bounds writing an answer (default 10 x default_tmax, 1s; at most 100s).
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout is the wait for the next request on a connection, a new
 	// one included (default 60s, at most 1h: exchanges keep warm connections, and may
@@ -943,8 +943,8 @@ func (c *Config) Validate() error {
 		min, max time.Duration
 	}{
 		{"limits.default_tmax", c.Limits.DefaultTMax, 0, 10 * time.Second},
-		{"limits.read_timeout", c.Limits.ReadTimeout, 0, time.Minute},
-		{"limits.write_timeout", c.Limits.WriteTimeout, 0, time.Minute},
+		{"limits.read_timeout", c.Limits.ReadTimeout, 0, 100 * time.Second}, // 10 x the longest default_tmax
+		{"limits.write_timeout", c.Limits.WriteTimeout, 0, 100 * time.Second},
 		{"limits.idle_timeout", c.Limits.IdleTimeout, 0, time.Hour},
 		{"lifecycle.drain_delay", c.Lifecycle.DrainDelay, -1 << 62, 24 * time.Hour},
 		{"lifecycle.shutdown_timeout", c.Lifecycle.ShutdownTimeout, 0, time.Hour},

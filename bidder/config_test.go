@@ -150,7 +150,7 @@ func TestConfigRejects(t *testing.T) {
 	// Every problem at once.
 	f("model: {gbdt: m.json, provider: tpu}\nnotices: {charge_on: click}\n", "model.provider", "notices.charge_on")
 	for _, ok := range []string{"listen: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8081\n", "listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n",
-		"watch_every: -1s\n"} {
+		"watch_every: -1s\n", "limits: {default_tmax: 10s}\n"} {
 		if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\n"+ok), Overrides{}); err != nil {
 			t.Errorf("%q: %v", ok, err)
 		}

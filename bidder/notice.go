@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"errors"
 	"math/bits"
 	"strconv"
@@ -240,13 +241,13 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		s.noticeDone(ctx, kind, err)
 		s.learnFromNotice(&t, args, true, repeat, now)
 	case noticeLoss:
-		rs := args.Peek("r")
+		rs := bytes.TrimSpace(args.Peek("r")) // r=+102 arrives as " 102"
 		r, err := strconv.ParseInt(string(rs), 10, 64)
-		if err != nil && len(rs) > 0 {
-			// A reason that is not an integer ("0.0", "0x0", an
+		if err != nil && args.Has("r") {
+			// A reason that is not an integer ("0.0", "0x0", an empty or
 			// unsubstituted ${AUCTION_LOSS}) may be "bid won": reversing
-			// on it made a won impression free (an outside audit). No
-			// reason at all (macros.loss: none) is a loss.
+			// on it made a won impression free (an outside audit). No r=
+			// at all (macros.loss: none) is a loss.
 			s.m.noticeBad.add(0, 1)
 			ctx.Error("bad loss reason r: want an integer (OpenRTB loss reason code)\n", fasthttp.StatusBadRequest)
 			return
@@ -262,7 +263,7 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 		}
 		repeat, err := s.notices.release(&t, r, now)
 		s.noticeDone(ctx, kind, err)
-		if competitiveLoss(args.Peek("r")) {
+		if competitiveLoss(rs) {
 			s.learnFromNotice(&t, args, false, repeat, now)
 		}
 	case noticeImp:

@@ -136,7 +136,7 @@ func TestLossReasonBidWonChangesNothing(t *testing.T) {
 	// A reason that is not an integer may be "bid won" written otherwise, or
 	// a macro the exchange did not substitute: 400, nothing reversed (it
 	// reversed the provisional charge: an outside audit).
-	for _, r := range []string{"0.0", "0x0", "%24%7BAUCTION_LOSS%7D", "-"} {
+	for _, r := range []string{"0.0", "0x0", "%24%7BAUCTION_LOSS%7D", "-", ""} {
 		u := strings.ReplaceAll(substitute(b.LURL, "0"), "r=102", "r="+r)
 		if code, _ := get(t, u); code != 400 {
 			t.Fatalf("loss with r=%s: %d, want 400", r, code)
@@ -145,7 +145,8 @@ func TestLossReasonBidWonChangesNothing(t *testing.T) {
 			t.Fatalf("after a loss with r=%s: spent %d, want %d", r, got, total)
 		}
 	}
-	step(substitute(b.LURL, "0"), -1400) // a real loss (102) still reverses
+	// A real loss still reverses; "+" in a query is a space to the parser.
+	step(strings.ReplaceAll(substitute(b.LURL, "0"), "r=102", "r=+102"), -1400)
 }
 
 // A notice token carries ids of at most 255 bytes. Two auctions whose ids
