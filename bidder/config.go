@@ -812,7 +812,7 @@ func (c *Config) Validate() error {
 		bad("admin_listen", "%v", err)
 	} else if !isLoopback(host) && (!c.AdminPublic || c.AdminToken == "" && len(c.AdminTokens) == 0) {
 		bad("admin_listen", "%q is not a loopback address: exposing it needs admin_public: true and an admin_token (or admin_tokens)", c.AdminListen)
-	} else if lh, lp, err := splitListen(c.Listen); err == nil && port != 0 && port == lp && (host == lh || host == "" || lh == "") {
+	} else if lh, lp, err := splitListen(c.Listen); err == nil && port != 0 && port == lp && (host == lh || anyHost(host) || anyHost(lh)) {
 		bad("admin_listen", "%q is listen's address (%q): the two listeners need different ports", c.AdminListen, c.Listen)
 	}
 	if c.WatchEvery > 0 && c.WatchEvery < 10*time.Millisecond {
@@ -1145,6 +1145,10 @@ func (c *Config) validateNATS() []error {
 	}
 	return errs
 }
+
+// anyHost tells whether a listen host is every address (one port on it
+// conflicts with the same port on any address).
+func anyHost(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "[::]" }
 
 // splitListen splits a listen address and checks its port (0: any free one).
 func splitListen(addr string) (host string, port int, err error) {

@@ -137,6 +137,7 @@ func TestConfigRejects(t *testing.T) {
 	// outside audit of the operator's side).
 	f("model: {gbdt: m.json}\nlisten: 127.0.0.1:99999\n", "listen", "0-65535")
 	f("model: {gbdt: m.json}\nlisten: 127.0.0.1:8080\nadmin_listen: 127.0.0.1:8080\n", "admin_listen", "different ports")
+	f("model: {gbdt: m.json}\nlisten: 127.0.0.1:8080\nadmin_listen: 0.0.0.0:8080\nadmin_public: true\nadmin_token: t0123456789abcdef0123\n", "admin_listen", "different ports")
 	f("model: {gbdt: m.json}\nwatch_every: 1ns\n", "watch_every", "under 10ms")
 	f("model: {gbdt: m.json}\nbudget: {sync_period: 1ms}\n", "budget.sync_period", "under 100ms")
 	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {USD: 2, EUR: 1.1}}\n", "currency.rates.USD", "must be 1")
