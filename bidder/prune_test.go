@@ -303,7 +303,8 @@ func TestRankerBoundIsConvertMicros(t *testing.T) {
 	cat := newCatalog(snap, newMetrics(), nil)
 	for _, table := range []map[string]float64{
 		{"USD": 1, "EUR": 1.1, "GBP": 1.25, "JPY": 0.0067},
-		{"USD": 1, "EUR": 1.08}, // GBP campaigns cannot be converted
+		{"USD": 1, "EUR": 1.08},              // GBP campaigns cannot be converted
+		{"USD": 1, "EUR": 1e13, "GBP": 1.25}, // EUR bounds in USD saturate (they overflowed to negative)
 	} {
 		rt := newRates(CurrencyConfig{Base: "USD", Rates: table})
 		for _, resp := range append(slices.Sorted(maps.Keys(table)), "CHF") { // CHF: not in the table
@@ -314,7 +315,7 @@ func TestRankerBoundIsConvertMicros(t *testing.T) {
 				if !ok {
 					want = -1
 				}
-				if got := rk.Bound(c.Index); got != want {
+				if got := rk.Bound(c.Index); got != want || (ok && got < 0) {
 					t.Fatalf("%s %s in %s: bound %d, convertMicros %d", c.ID, c.Currency, resp, got, want)
 				}
 			}
