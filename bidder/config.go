@@ -411,7 +411,9 @@ type NoticeConfig struct {
 	// again against a frequency cap or in the impression and click series
 	// (default 65536: 21 MB of heap when full, measured; 74 MB for 262144;
 	// a bounded cache, so a replay of a tracker it no longer holds counts
-	// again, while one replayed in a loop stays held; -1: none remembered).
+	// again, while one replayed in a loop stays held; plus 512 KiB for the
+	// last 65,536 keys, which catch replays racing one another; -1: none
+	// remembered).
 	TrackerDedupEntries int `yaml:"tracker_dedup_entries"`
 	// FreqPendingTTL is how long a bid counts against its campaign's
 	// frequency cap for the user before its impression pixel or loss notice
