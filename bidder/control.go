@@ -177,7 +177,11 @@ func (s *Server) setControl(w http.ResponseWriter, r *http.Request, m *budget.Ma
 		err = errControlTarget
 	}
 	if err == nil && !req.All {
-		if cat := s.catalog.Load(); cat == nil || cat.snap.Campaign(req.Campaign) == nil {
+		pausedNow := m.Control().CampaignPaused(req.Campaign)
+		// A pause outlives its campaign's file (it comes back paused), so
+		// such a pause may be resumed; an unknown id is refused otherwise
+		// (an operator's typo would pause nothing).
+		if cat := s.catalog.Load(); (cat == nil || cat.snap.Campaign(req.Campaign) == nil) && (paused || !pausedNow) {
 			err = errors.New("unknown campaign " + strconv.Quote(req.Campaign))
 		}
 	}

@@ -276,6 +276,54 @@ func TestKillSwitchSurvivesRestart(t *testing.T) {
 	}
 }
 
+// A pause outlives its campaign's file (the campaign comes back paused), so
+// it must be possible to resume it while the file is gone: resume answered
+// 400 "unknown campaign" and the pause could not be cleared (an outside
+// audit). An unknown id that is not paused is still refused, and so is a new
+// pause of one.
+func TestKillSwitchResumeOfARemovedCampaign(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acme := filepath.Join(dir, "acme.yaml")
+	if err := os.WriteFile(acme, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, func(c *Config) { c.CampaignsDir = dir; c.WatchEvery = time.Hour })
+	if code, _ := adminDo(t, app, "POST", "/admin/pause", "", "campaign="+acmeBanner); code != 200 {
+		t.Fatalf("pause: %d", code)
+	}
+	if err := os.Remove(acme); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := adminDo(t, app, "POST", "/admin/pause", "", "campaign="+acmeBanner); code != 400 {
+		t.Fatalf("a new pause of a removed campaign: %d %s, want 400", code, body)
+	}
+	if code, body := adminDo(t, app, "POST", "/admin/resume", "", "campaign="+acmeBanner); code != 200 {
+		t.Fatalf("resume of a removed, paused campaign: %d %s, want 200", code, body)
+	}
+	if app.budget.Control().CampaignPaused(acmeBanner) {
+		t.Fatal("still paused after the resume")
+	}
+	if code, _ := adminDo(t, app, "POST", "/admin/resume", "", "campaign=nope"); code != 400 {
+		t.Fatalf("resume of an unknown campaign that is not paused: %d, want 400", code)
+	}
+	if err := os.WriteFile(acme, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	if code, why := bidReason(t, app); code != 200 {
+		t.Fatalf("bid after the file came back: %d %q", code, why)
+	}
+}
+
 // Three bidders on one 3-node NATS cluster: a pause of all bidding through
 // one instance's admin API stops all three (each instance's state reaches
 // the revision the write returned, and each answers 204 paused); a campaign
