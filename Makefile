@@ -18,8 +18,10 @@ LDFLAGS := -X github.com/openbidder/openbidder/bidder.version=$(VERSION) -X gith
 ## run: build and start the bidder with configs/bidder.yaml (embedded NATS, example campaigns, bundled models)
 run: build
 	@$(MAKE) --no-print-directory onnxruntime || echo "ONNX Runtime could not be installed (needs npm): the bidder will score with GBDT only"
-	@echo "bidder on http://127.0.0.1:8080 (admin http://127.0.0.1:8081/metrics). Send it a request:"
-	@echo "  curl -s -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' --data @configs/examples/bid-request.json http://127.0.0.1:8080/openrtb2/bid"
+	@if [ "$(CONFIG)" = configs/bidder.yaml ]; then \
+		echo "bidder on http://127.0.0.1:8080 (admin http://127.0.0.1:8081/metrics). Send it a request:"; \
+		echo "  curl -s -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' --data @configs/examples/bid-request.json http://127.0.0.1:8080/openrtb2/bid"; \
+	else echo "bidder with $(CONFIG): its listen and admin_listen addresses are in its first log lines"; fi
 	./bin/bidder -config $(CONFIG)
 
 ## build: every binary under bin/
