@@ -200,10 +200,16 @@ func fromBrowser(h *fasthttp.RequestHeader) bool {
 // as unknown fields.
 func answerVersion(ctx *fasthttp.RequestCtx) {
 	v := openrtbVersion
-	if r := ctx.Request.Header.PeekBytes(hdrVersion); bytes.Equal(r, openrtb25) || bytes.HasPrefix(r, []byte("2.5.")) {
+	if is25(ctx) {
 		v = openrtb25
 	}
 	ctx.Response.Header.SetBytesKV(hdrVersion, v)
+}
+
+// is25 tells whether the request names OpenRTB 2.5 in x-openrtb-version.
+func is25(ctx *fasthttp.RequestCtx) bool {
+	r := ctx.Request.Header.PeekBytes(hdrVersion)
+	return bytes.Equal(r, openrtb25) || bytes.HasPrefix(r, []byte("2.5."))
 }
 
 // handleBid is POST /openrtb2/bid.
@@ -1036,7 +1042,7 @@ func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {
 	s.m.nobids[r].add(bc.stripe, 1)
 	ctx.Response.Header.SetBytesKV(hdrNoBid, s.reasonBytes[r])
 	if bc.ex != nil && bc.ex.nbr && len(bc.req.ID) > 0 {
-		bc.out = appendNBR(bc.out[:0], bc.req.ID, r)
+		bc.out = appendNBR(bc.out[:0], bc.req.ID, r, is25(ctx))
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentTypeBytes(ctJSON)
 		ctx.SetBody(bc.out)

@@ -289,7 +289,7 @@ func TestNBRCodes(t *testing.T) {
 		reasonFreqCap: 9, reasonNoMatch: 0, reasonBelowFloor: 0, reasonBudget: 0, reasonPaced: 0, reasonCurrency: 0, reasonFlight: 0, reasonPaused: 0,
 	} {
 		var br openrtb2.BidResponse
-		if err := json.Unmarshal(appendNBR(nil, []byte(`r"1`), r), &br); err != nil || br.ID != `r"1` || br.NBR == nil || int(*br.NBR) != want {
+		if err := json.Unmarshal(appendNBR(nil, []byte(`r"1`), r, false), &br); err != nil || br.ID != `r"1` || br.NBR == nil || int(*br.NBR) != want {
 			t.Errorf("%v: %+v %v, want nbr %d", r, br, err, want)
 		}
 	}
@@ -302,6 +302,11 @@ func TestNBRCodes(t *testing.T) {
 	r := ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(body))
 	if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":15}` {
 		t.Fatalf("tmax: %d %s", r.StatusCode(), r.Body())
+	}
+	// OpenRTB 2.5's list ends at 10: 0 (unknown) to a 2.5 request.
+	r = ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(body), "x-openrtb-version", "2.5")
+	if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":0}` {
+		t.Fatalf("tmax, 2.5: %d %s", r.StatusCode(), r.Body())
 	}
 	// A malformed request stays a 400.
 	if r := ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(`{"id":"x"}`)); r.StatusCode() != 400 {
