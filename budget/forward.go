@@ -27,6 +27,10 @@ const fwdMax = 256
 type fwdReq struct {
 	Notice Notice `json:"notice"`
 	WaitNs int64  `json:"wait_ns"` // how long the owner may wait for its ledger ack
+	// SentNs is when the caller sent it (its clock, unix ns): the owner must
+	// answer by SentNs + WaitNs, and does not settle a request received
+	// after that (the caller has given up and settles it itself).
+	SentNs int64 `json:"sent_ns,omitempty"`
 }
 
 type fwdRep struct {
@@ -51,7 +55,7 @@ func (m *Manager) forwards(n *Notice) bool {
 // forward asks the owner to settle n; ok is false when the owner did not
 // answer (or was busy) and the notice is to be settled here.
 func (m *Manager) forward(n *Notice) (res Result, ok bool, err error) {
-	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4})
+	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4, SentNs: time.Now().UnixNano()})
 	if err != nil {
 		return Result{}, false, nil
 	}
@@ -113,6 +117,22 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	if m.closed.Load() {
 		return fwdRep{Code: fwdBusy} // the caller settles it
 	}
+	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
+	if req.SentNs > 0 {
+		// A request this process got too late to answer in time (it was
+		// stopped, starved or the link was slow): its caller has settled
+		// the notice itself, or will. Settling it here too charged a bill
+		// twice (an outside audit: the owner SIGSTOPped past
+		// forward_timeout, 5,000 charged for a bill of 2,500). Clocks
+		// skewed by more than the time left make the owner refuse, and the
+		// caller settle: never both.
+		left := time.Duration(req.SentNs + req.WaitNs - time.Now().UnixNano())
+		if left < time.Millisecond {
+			m.fwdExpired.Add(1)
+			return fwdRep{Code: fwdBusy}
+		}
+		wait = min(wait, left)
+	}
 	m.served.Add(1)
 	out, err := m.settle(n)
 	if errors.Is(err, ErrUnknownCampaign) {
@@ -121,7 +141,6 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	if err != nil {
 		return fwdRep{Code: fwdErr, Err: err.Error()}
 	}
-	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
 	deadline := time.Now().Add(wait)
 	if err := m.waitAck(out.seq, wait); err != nil {
 		return fwdRep{Result: out.res, Code: fwdUnacked}

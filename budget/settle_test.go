@@ -369,6 +369,39 @@ func TestCrashAfterReplaysAddsNoGap(t *testing.T) {
 	}
 }
 
+// A forwarded notice the owner receives after its caller gave up (the owner
+// was stopped past forward_timeout): the caller settled it itself, and the
+// owner settling the stale request too charged a bill twice (an outside
+// audit). The owner now leaves a request it cannot answer in time; one in
+// time is settled.
+func TestForwardedNoticeTooLateIsLeft(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(5))
+	a := storeManager(t, mem, "a", clk, c)
+	ha := a.Handle("c")
+	leaseUp(t, a, ha, clk)
+	id, ok := a.Hold(ha, 300_000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	n := Notice{Kind: KindBill, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
+		ImpID: "1", BidMicros: 300_000, ClearingMicros: 250_000, Time: clk.Now()}
+	wait := int64(750 * time.Millisecond)
+	stale := fwdReq{Notice: n, WaitNs: wait, SentNs: time.Now().Add(-2 * time.Second).UnixNano()}
+	if rep := a.settleForwarded(&stale); rep.Code != fwdBusy || a.Counters().ForwardExpired != 1 {
+		t.Fatalf("a request sent 2 s ago: %+v, expired %d; want busy (left to its caller)", rep, a.Counters().ForwardExpired)
+	}
+	a.ledger.flush(ctxT(t))
+	if len(mem.ledger.all()) != 0 {
+		t.Fatalf("the stale request was settled: %+v", mem.ledger.all())
+	}
+	fresh := fwdReq{Notice: n, WaitNs: wait, SentNs: time.Now().UnixNano()}
+	if rep := a.settleForwarded(&fresh); rep.Code != fwdOK || rep.Result.ChargedMicros != 250_000 {
+		t.Fatalf("a request in time: %+v", rep)
+	}
+}
+
 // The crash gap: a process killed after its charges were acknowledged but
 // before its next step. Whoever reclaims its lease moves that spend into the
 // record, so the money is not granted again: record == ledger.

@@ -113,6 +113,7 @@ type Counters struct {
 	NoticesForwarded    uint64 // notices settled by their owner instance over NATS
 	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
 	ForwardedServed     uint64 // notices other instances forwarded here
+	ForwardExpired      uint64 // forwarded notices received too late to answer in time: left to their caller
 	DedupEntries        int    // impressions in the de-duplication tier
 	DedupBytes          int    // memory of its slots
 	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
@@ -135,7 +136,7 @@ func (m *Manager) Counters() Counters {
 		ReversedMicros: m.reversedMicros.Load(), UnreconciledCharges: m.unreconciledN.Load(), TooLateToCharge: m.tooLateN.Load(),
 		RetiredCampaigns: m.retiredN.Load(), Recharges: m.recharges.Load(), RechargeGiveUps: m.rechargeGiveUps.Load(),
 		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
-		ForwardedServed: m.served.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
+		ForwardedServed: m.served.Load(), ForwardExpired: m.fwdExpired.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LedgerGroups: m.ledger.groups.Load(),
 	}
@@ -186,6 +187,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("notices_forwarded_total", "counter", "Notices settled by the instance that placed the bid.", float64(c.NoticesForwarded))
 	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))
 	one("notices_served_for_others_total", "counter", "Notices other instances forwarded here.", float64(c.ForwardedServed))
+	one("notices_forward_expired_total", "counter", "Forwarded notices received too late to answer in time, left to the instance that forwarded them.", float64(c.ForwardExpired))
 	one("dedup_entries", "gauge", "Impressions in the de-duplication tier.", float64(c.DedupEntries))
 	one("dedup_bytes", "gauge", "Memory of the de-duplication tier's slots.", float64(c.DedupBytes))
 	one("dedup_evicted_total", "counter", "Impressions dropped from the tier before their window ended (tier full).", float64(c.DedupEvicted))
