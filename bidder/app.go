@@ -341,6 +341,13 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		bc.Server = a.nats
 		a.log.Info("embedded NATS started", "store", b.StoreDir, "listen", b.EmbeddedListen,
 			"auth", !sec.natsAuth.IsZero(), "tls", b.TLS != (TLSConfig{}), "route_auth", sec.routeUser != "")
+		if b.EmbeddedListen != "" && sec.natsAuth.IsZero() {
+			// Allowed on loopback (a one-host demo), but every local user
+			// then has the budget: forwarded notices and the KV records
+			// (an outside audit's doubt).
+			a.log.Warn("budget.embedded_listen takes clients without auth: any process on this host can settle notices and write budget records through it; set budget.auth",
+				"listen", b.EmbeddedListen)
+		}
 	}
 	var err error
 	if a.budget, err = budget.New(bc, a.log); err != nil {

@@ -500,7 +500,9 @@ type BudgetConfig struct {
 	// that did not wait for the old process) fails to start after 2 s.
 	StoreDir string `yaml:"store_dir"`
 	// EmbeddedListen exposes the embedded server to other instances
-	// (host:port); empty keeps it in-process only.
+	// (host:port); empty keeps it in-process only. Without auth (allowed on
+	// loopback) every process on the host can settle notices and write
+	// budget records through it: a warning at start.
 	EmbeddedListen string `yaml:"embedded_listen"`
 	// EmbeddedCluster joins the embedded server to a NATS cluster of other
 	// instances' embedded servers (route listener and seed routes).

@@ -212,6 +212,9 @@ func TestAppWarnsUnpricedCampaigns(t *testing.T) {
 	if !strings.Contains(logs.String(), want) {
 		t.Fatalf("log lacks %q:\n%s", want, logs.String())
 	}
+	if strings.Contains(logs.String(), "embedded_listen takes clients without auth") {
+		t.Fatal("warned of embedded_listen with none set")
+	}
 }
 
 // Every field is optional (configs/bidder.yaml, docs/config.md): an empty
@@ -281,6 +284,9 @@ func TestAppWarnsHTTPPublicURL(t *testing.T) {
 	startAppLog(t, func(c *Config) { c.PublicURL = "http://bidder.example:8080" }, slog.New(slog.NewTextHandler(logs, nil)))
 	if !strings.Contains(logs.String(), want) {
 		t.Fatalf("log lacks %q:\n%s", want, logs.String())
+	}
+	if strings.Contains(logs.String(), "embedded_listen takes clients without auth") {
+		t.Fatal("warned of embedded_listen with none set")
 	}
 }
 

@@ -30,6 +30,11 @@ func TestNATSClientFloodKeepsRecentErrors(t *testing.T) {
 	logs := &syncBuffer{}
 	app := startAppLog(t, func(c *Config) { c.Budget.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", port) },
 		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	// Clients without auth on it: warned at start (any local process has
+	// the budget through it).
+	if !strings.Contains(logs.String(), "budget.embedded_listen takes clients without auth") {
+		t.Fatalf("no warning of an embedded_listen without auth:\n%s", logs.String())
+	}
 	const real = "a real error before the flood"
 	app.log.Error(real)
 
