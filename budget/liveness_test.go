@@ -860,19 +860,7 @@ func takeoverRig(t *testing.T, closeA bool) (clk *manualClock, mem *MemStore, cu
 	mem = NewMemStore()
 	cut = &cutStore{gatedStore{Store: mem, release: make(chan struct{})}}
 	c := campaign("c", micros(100))
-	newM := func(st Store) *Manager {
-		cfg := storeConfig(st, "a", clk)
-		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
-		cfg.backend = mem.ledger
-		m, err := New(cfg, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.SetCampaigns([]Campaign{c}); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	newM := func(st Store) *Manager { return sameIDManager(t, st, mem, clk, c) }
 	a = newM(cut)
 	if err := a.Start(ctxT(t)); err != nil {
 		t.Fatal(err)

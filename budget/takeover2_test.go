@@ -14,19 +14,7 @@ func TestSimultaneousStartTheStandingHeartbeatBids(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	mem := NewMemStore()
 	c := campaign("c", micros(100))
-	newM := func() *Manager {
-		cfg := storeConfig(mem, "a", clk)
-		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
-		cfg.backend = mem.ledger
-		m, err := New(cfg, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.SetCampaigns([]Campaign{c}); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	newM := func() *Manager { return sameIDManager(t, mem, mem, clk, c) }
 	x := newM()
 	clk.Add(time.Second)
 	y := newM()

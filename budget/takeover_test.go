@@ -6,6 +6,24 @@ import (
 	"time"
 )
 
+// sameIDManager is a manager under instance id "a" on st, sharing mem's
+// ledger (as processes on one NATS do: a takeover reads the old process's
+// figures), with a 10 ms sync period and a 30 ms start probe; not started.
+func sameIDManager(t *testing.T, st Store, mem *MemStore, clk *manualClock, cs ...Campaign) *Manager {
+	t.Helper()
+	cfg := storeConfig(st, "a", clk)
+	cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
+	cfg.backend = mem.ledger
+	m, err := New(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.SetCampaigns(cs); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func takeoverRounds(t *testing.T, clk *manualClock, ms ...*Manager) {
 	t.Helper()
 	for range 3 {
@@ -112,19 +130,7 @@ func TestReconnectedProcessLeavesTheLiveEntry(t *testing.T) {
 	mem := NewMemStore()
 	cut := &cutWatchStore{cutStore{gatedStore: gatedStore{Store: mem, release: make(chan struct{})}}}
 	c := campaign("c", micros(100))
-	newM := func(st Store) *Manager {
-		cfg := storeConfig(st, "a", clk)
-		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
-		cfg.backend = mem.ledger
-		m, err := New(cfg, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.SetCampaigns([]Campaign{c}); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	newM := func(st Store) *Manager { return sameIDManager(t, st, mem, clk, c) }
 	a := newM(cut)
 	if err := a.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
@@ -198,19 +204,7 @@ func TestYieldedProcessLeavesLiveEntryOnUnmarkedCampaign(t *testing.T) {
 	cut := &cutWatchStore{cutStore{gatedStore: gatedStore{Store: mem, release: make(chan struct{})}}}
 	c := campaign("c", micros(100))
 	d := campaign("d", micros(100))
-	newM := func(st Store, cs ...Campaign) *Manager {
-		cfg := storeConfig(st, "a", clk)
-		cfg.SyncPeriod, cfg.probeWait = 10*time.Millisecond, 30*time.Millisecond
-		cfg.backend = mem.ledger
-		m, err := New(cfg, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.SetCampaigns(cs); err != nil {
-			t.Fatal(err)
-		}
-		return m
-	}
+	newM := func(st Store, cs ...Campaign) *Manager { return sameIDManager(t, st, mem, clk, cs...) }
 	a := newM(cut, c)
 	if err := a.Start(ctxT(t)); err != nil {
 		t.Fatal(err)
