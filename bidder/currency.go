@@ -80,11 +80,7 @@ func (r *rates) toResponse(amount float64, cur, resp []byte) (int64, bool) {
 	if !ok {
 		return 0, false
 	}
-	v := ceilMicros(amount * 1e6 * from / to)
-	if v > math.MaxInt64/2 || math.IsInf(v, 0) {
-		return math.MaxInt64 / 2, true
-	}
-	return int64(v), true
+	return clampMicros(ceilMicros(amount * 1e6 * from / to)), true
 }
 
 // convertMicros converts micros in currency from (a campaign's) to resp,
@@ -104,8 +100,8 @@ func (r *rates) convertMicros(v int64, from string, resp []byte) (int64, bool) {
 	return clampMicros(floorMicros(float64(v) * f / to)), true
 }
 
-// clampMicros converts converted micros to int64, at most MaxInt64/2 (as
-// toResponse does): a campaign amount near the parser's limit in a currency
+// clampMicros converts converted micros to int64, at most MaxInt64/2 (an
+// infinity too): a campaign amount near the parser's limit in a currency
 // worth more than the response's overflowed int64, came out negative, and
 // the campaign never bid while explain blamed another rule.
 func clampMicros(x float64) int64 {

@@ -190,9 +190,7 @@ func (s *kvStore) PutLiveness(ctx context.Context, inst string, l Liveness, yiel
 		if errors.Is(err, nats.ErrMsgNotFound) {
 			rev, err = s.kv.Create(ctx, key, b)
 		} else if err == nil {
-			var old Liveness
-			if m.Header.Get("KV-Operation") == "" && len(m.Data) > 0 && json.Unmarshal(m.Data, &old) == nil &&
-				old.Boot != l.Boot && old.Expires >= yieldTo {
+			if old, ok, derr := decodeLiveness(m); derr == nil && ok && old.Boot != l.Boot && old.Expires >= yieldTo {
 				return old, nil
 			}
 			rev, err = s.kv.Update(ctx, key, b, m.Sequence)
@@ -222,8 +220,7 @@ func (s *kvStore) DeleteLiveness(ctx context.Context, inst, boot string) error {
 		if err != nil {
 			return fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
 		}
-		var l Liveness
-		if m.Header.Get("KV-Operation") != "" || len(m.Data) == 0 || json.Unmarshal(m.Data, &l) != nil || l.Boot != boot {
+		if l, ok, derr := decodeLiveness(m); derr != nil || !ok || l.Boot != boot {
 			return nil // deleted, or another process's heartbeat: it stays
 		}
 		err = s.kv.Delete(ctx, key, jetstream.LastRevision(m.Sequence))
@@ -247,12 +244,21 @@ func (s *kvStore) GetLiveness(ctx context.Context, inst string) (Liveness, bool,
 	if err != nil {
 		return Liveness{}, false, fmt.Errorf("%w: liveness %s: %v", ErrStoreDown, inst, err)
 	}
-	if op := m.Header.Get("KV-Operation"); op != "" || len(m.Data) == 0 {
-		return Liveness{}, false, nil // deleted or purged
-	}
-	var l Liveness
-	if err := json.Unmarshal(m.Data, &l); err != nil {
+	l, ok, err := decodeLiveness(m)
+	if err != nil {
 		return Liveness{}, false, fmt.Errorf("budget: decode liveness %s: %w", inst, err)
+	}
+	return l, ok, nil
+}
+
+// decodeLiveness reads a liveness key's last message: ok is false for a
+// delete or purge marker.
+func decodeLiveness(m *nats.RawStreamMsg) (l Liveness, ok bool, err error) {
+	if m.Header.Get("KV-Operation") != "" || len(m.Data) == 0 {
+		return Liveness{}, false, nil
+	}
+	if err := json.Unmarshal(m.Data, &l); err != nil {
+		return Liveness{}, false, err
 	}
 	return l, true, nil
 }

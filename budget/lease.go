@@ -107,26 +107,15 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	now := q.now.UnixNano()
 	reclaimForeign(rec, q, now, &res)
-	if own, had := rec.Leases[q.instance]; had && own.Reclaimed && own.Boot == q.boot && q.ackedSeq < own.Seq {
-		// Reclaimed while cut off, with the ledger's figure of charges whose
-		// acknowledgement has not reached this process yet: its report would
-		// miss them and lower the record (reportTaken's wait, for a
-		// tombstone).
-		kept := q.kept
-		if q.sameDay == "" || rec.Day != q.sameDay {
-			kept = q.keptSame
-		}
+	waiting := behindMark(rec, q)
+	if waiting {
 		res.lost = q.heldLocally
-		res.dayKept = max(kept, q.keptAcked) // nothing reported: what the next try reports from
-		res.remaining = budgetLeft(rec, q)
-		res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
-		return res
+		res.dayKept = max(keptNow(rec, q), q.keptAcked) // nothing reported: the next try reports from here
 	}
-	if reportTaken(rec, q, now, &res) {
-		// A later process under this instance id took this one's entry
-		// over: its spend went into the record through the mark the
-		// takeover left; the entry is the other process's, and this one
-		// gets no lease.
+	if waiting || reportTaken(rec, q, now, &res) {
+		// Waiting for acknowledgements, or a later process under this
+		// instance id holds the entry: its spend went into the record
+		// through the mark the takeover left, and this one gets no lease.
 		res.remaining = budgetLeft(rec, q)
 		res.spentDay, res.spentTotal = rec.SpentDay, rec.SpentTotal
 		return res
@@ -214,17 +203,36 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 	delta := q.reported - base
 	// A reversal lowers spent_day only while the record's day is still the
 	// day its charge was counted in; spent_total always.
-	kept := q.kept
-	if q.sameDay == "" || rec.Day != q.sameDay {
-		kept = q.keptSame
-	}
-	kept = max(kept, baseKept) // a retry never lowers spent_day by what an earlier try kept
+	kept := max(keptNow(rec, q), baseKept) // a retry never lowers spent_day by what an earlier try kept
 	rec.SpentTotal += delta
 	rec.SpentDay = max(rec.SpentDay+delta+kept-baseKept, 0)
 	own.Amount = max(own.Amount-delta, 0)
 	own.Boot, own.Reported, own.Cum, own.DayKept = q.boot, q.reported, q.cum, kept
 	res.dayKept = kept
 	return own
+}
+
+// keptNow is the cumulative amount of this process's reported reversals
+// that do not lower spent_day, as of this report: those of earlier days'
+// charges, and those of sameDay's once the record's day moved past it.
+func keptNow(rec *Record, q leaseReq) int64 {
+	if q.sameDay == "" || rec.Day != q.sameDay {
+		return q.keptSame
+	}
+	return q.kept
+}
+
+// behindMark tells whether the ledger has not yet acknowledged to this
+// process the entry whose figure a takeover (its mark) or a reclaim (its
+// tombstone) read: its report would miss charges the record already holds
+// and lower it, and a lower figure written then stayed if the process died
+// before the acknowledgements came (a review), so its step changes nothing.
+func behindMark(rec *Record, q leaseReq) bool {
+	if own, had := rec.Leases[q.instance]; had && own.Reclaimed && own.Boot == q.boot && q.ackedSeq < own.Seq {
+		return true
+	}
+	mark, ok := rec.Leases[takenKey(q.instance, q.boot)]
+	return ok && q.ackedSeq < mark.Seq
 }
 
 // takenKey is where a record keeps the takeover mark of an instance's
@@ -241,15 +249,11 @@ func takenKey(instance, boot string) string { return instance + "@" + boot }
 // and moves the ledger's figure of its unreported spend into the record), or
 // when two start at once. While the other process's entry is live (its boot
 // is this process's twin, or this process has a mark and the entry is within
-// its own expiry), this
-// process reports through its mark (made from what it reported in acknowledged
+// its own expiry), this process reports through its mark (made from what it reported in acknowledged
 // steps when it has none): the difference between its cumulative report and
 // the mark's, a reversal making it negative. It leaves the entry alone and
-// gets no lease. Until the ledger has acknowledged to this process the entry
-// whose figure the takeover read (the mark's Seq), nothing changes: its report
-// would miss charges the mark already holds, and a lower figure written then
-// stayed if the process died before the acknowledgements came (a review).
-// Otherwise reportOwn takes the mark as this process's base and drops it.
+// gets no lease (applyLease waits first while behindMark). Otherwise
+// reportOwn takes the mark as this process's base and drops it.
 // It reports true when the step was handled here.
 func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	own, had := rec.Leases[q.instance]
@@ -258,15 +262,6 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	}
 	key := takenKey(q.instance, q.boot)
 	mark, marked := rec.Leases[key]
-	kept := q.kept
-	if q.sameDay == "" || rec.Day != q.sameDay {
-		kept = q.keptSame
-	}
-	if marked && q.ackedSeq < mark.Seq {
-		res.lost = q.heldLocally
-		res.dayKept = max(kept, q.keptAcked) // nothing reported: what the next try reports from
-		return true
-	}
 	live := had && !own.Reclaimed && own.Boot != "" &&
 		((q.twin != "" && own.Boot == q.twin) || (marked && own.Expires+int64(q.reclaim) >= now))
 	if !live {
@@ -277,7 +272,7 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 		mark = Lease{Expires: now, Boot: q.boot, Reported: q.acked, DayKept: q.keptAcked, Reclaimed: true}
 	}
 	delta := q.reported - mark.Reported
-	kept = max(kept, mark.DayKept)
+	kept := max(keptNow(rec, q), mark.DayKept)
 	rec.SpentTotal += delta
 	rec.SpentDay = max(rec.SpentDay+delta+kept-mark.DayKept, 0)
 	mark.Reported, mark.Cum, mark.DayKept = q.reported, q.cum, kept

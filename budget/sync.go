@@ -110,10 +110,10 @@ func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Ac
 }
 
 // stepDue tells whether a campaign needs a lease step this round: its first
-// one, spend to report, a ledger figure moved by duplicates, refused demand, headroom below half of what its rate
-// wants (or above twice that), headroom to give back, an entry to drop, a
-// lease that would not stay valid to the next round, or a poke. A campaign
-// whose pool was empty at its last step waits for money to show in the pool
+// one, spend to report, a ledger figure moved by duplicates, refused demand,
+// headroom below half of what its rate wants (or above twice that), headroom
+// to give back, an entry to drop, a lease that would not stay valid to the
+// next round, or a poke. A campaign whose pool was empty at its last step waits for money to show in the pool
 // (the watch), a new day or a reload. giveBack says the step would only
 // give idle headroom back (dueAccounts spreads those over rounds).
 func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
@@ -316,11 +316,11 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
+		ackedSeq: ackedSeq,
 	}
 	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
 		q.twin = t.Boot
 	}
-	q.ackedSeq = ackedSeq
 	m.readTails(ctx, a, &q)
 	epoch := m.live.epoch.Load()
 	var lr leaseRes
