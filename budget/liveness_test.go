@@ -944,13 +944,7 @@ func TestTakenOverProcessRunningOn(t *testing.T) {
 	}
 	spent := func(when string, want int64, ms ...*Manager) {
 		t.Helper()
-		for range 3 {
-			clk.Add(time.Second)
-			for _, m := range ms {
-				m.ledger.flush(ctxT(t))
-				m.syncAll(ctxT(t), clk.Now(), false)
-			}
-		}
+		takeoverRounds(t, clk, ms...)
 		if r, _ := mem.Get(ctxT(t), "c"); r.SpentTotal != want {
 			t.Fatalf("%s: spent %d, want %d", when, r.SpentTotal, want)
 		}

@@ -35,14 +35,12 @@ func takeoverRounds(t *testing.T, clk *manualClock, ms ...*Manager) {
 	}
 }
 
-// The old process reports through its mark a provisional win, then its
-// reversal (loss): the reversal is subtracted, and once the new process
-// closed the old one gets a lease again (a review of the mark's first form:
-// a report below the mark waited, so the reversal never counted and the old
-// process got no lease for the mark's 24 h).
-func TestTakenOverReversalThroughMark(t *testing.T) {
+// reconnectedWinThenLoss is takeoverRig with the old process a running on:
+// it reconnects, settles its open hold as a provisional win of 200,000 and
+// then the loss of it, each followed by three rounds of both processes.
+func reconnectedWinThenLoss(t *testing.T) (clk *manualClock, mem *MemStore, a, b *Manager) {
+	t.Helper()
 	clk, mem, cut, a, b, id2, _ := takeoverRig(t, false)
-	defer a.Close(ctxT(t))
 	cut.armed.Store(false)
 	close(cut.release)
 	win := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id2, CampaignID: "c", AuctionID: "z", ImpID: "1",
@@ -51,15 +49,24 @@ func TestTakenOverReversalThroughMark(t *testing.T) {
 		t.Fatalf("win %+v %v", res, err)
 	}
 	takeoverRounds(t, clk, a, b)
-	r, _ := mem.Get(ctxT(t), "c")
-	t.Logf("after provisional win: spent %d mark %+v", r.SpentTotal, r.Leases[takenKey("a", a.boot)])
 	loss := win
 	loss.Kind, loss.Time = KindLoss, clk.Now()
 	if res, err := a.Settle(loss); err != nil || res.ReversedMicros != 200_000 {
 		t.Fatalf("loss %+v %v", res, err)
 	}
 	takeoverRounds(t, clk, a, b)
-	r, _ = mem.Get(ctxT(t), "c")
+	return clk, mem, a, b
+}
+
+// The old process reports through its mark a provisional win, then its
+// reversal (loss): the reversal is subtracted, and once the new process
+// closed the old one gets a lease again (a review of the mark's first form:
+// a report below the mark waited, so the reversal never counted and the old
+// process got no lease for the mark's 24 h).
+func TestTakenOverReversalThroughMark(t *testing.T) {
+	clk, mem, a, b := reconnectedWinThenLoss(t)
+	defer a.Close(ctxT(t))
+	r, _ := mem.Get(ctxT(t), "c")
 	t.Logf("after loss: spent %d mark %+v", r.SpentTotal, r.Leases[takenKey("a", a.boot)])
 	if err := b.Close(ctxT(t)); err != nil {
 		t.Fatal(err)
@@ -75,23 +82,12 @@ func TestTakenOverReversalThroughMark(t *testing.T) {
 	}
 }
 
-// The new process dies while the old one is stuck below its mark: its entry
 // The new process dies after the old one reported a reversal through its
 // mark: the old one takes the dead entry back (the review: it stayed, with
 // its lease amount, for the mark's 24 h).
 func TestTakenOverDeadSuccessorsEntryTakenBack(t *testing.T) {
-	clk, mem, cut, a, b, id2, _ := takeoverRig(t, false)
+	clk, mem, a, b := reconnectedWinThenLoss(t)
 	defer a.Close(ctxT(t))
-	cut.armed.Store(false)
-	close(cut.release)
-	win := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id2, CampaignID: "c", AuctionID: "z", ImpID: "1",
-		BidMicros: 200_000, ClearingMicros: 200_000, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}
-	a.Settle(win)
-	takeoverRounds(t, clk, a, b)
-	loss := win
-	loss.Kind, loss.Time = KindLoss, clk.Now()
-	a.Settle(loss)
-	takeoverRounds(t, clk, a, b)
 	r, _ := mem.Get(ctxT(t), "c")
 	t.Logf("b's entry before its crash: %+v", r.Leases["a"])
 	// b crashes: no more heartbeats or steps.
