@@ -507,8 +507,8 @@ type BudgetConfig struct {
 	// EmbeddedCluster joins the embedded server to a NATS cluster of other
 	// instances' embedded servers (route listener and seed routes).
 	EmbeddedCluster ClusterConfig `yaml:"embedded_cluster"`
-	// Replicas of the budget KV bucket and ledger stream (default 1; use 3
-	// on a cluster of three or more nodes).
+	// Replicas of the budget KV buckets, ledger stream and levels object
+	// store (default 1; use 3 on a cluster of three or more nodes).
 	Replicas int `yaml:"replicas"`
 	// LeaseTTL is how long a lease record lives without renewal: a crashed
 	// instance's lease returns to the pool after it (default 5m; must exceed

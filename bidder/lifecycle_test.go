@@ -396,6 +396,45 @@ func TestBillAfterReversedWinAcrossRestart(t *testing.T) {
 	}
 }
 
+// A loss notice after a graceful restart reverses the win the previous
+// process charged provisionally, over HTTP on real JetStream: the close kept
+// its charge levels for the next process (budget/levels.go). Before, the
+// win stood (an outside audit's rolling restart left 23 lost impressions
+// charged). A bill below the win after the restart is then a duplicate.
+func TestLossAfterGracefulRestartReversesWin(t *testing.T) {
+	dir := t.TempDir()
+	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
+	app := startApp(t, edit)
+	won := bidOnce(t, app, "win-restart-loss")
+	billed := bidOnce(t, app, "bill-restart-lower-bill")
+	for _, u := range []string{substitute(won.NURL, "1.50"), substitute(billed.BURL, "1.80")} {
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("%s: %d %s", u, code, msg)
+		}
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	here := func(u string) string {
+		return strings.Replace(u, between(u, "http://", "/notice"), app.Addr(), 1)
+	}
+	for _, u := range []string{here(substitute(won.LURL, "1.50")), here(substitute(billed.BURL, "1.70"))} {
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("after the restart %s: %d %s", u, code, msg)
+		}
+	}
+	if s, _ := spent(t, app, won.CID); won.CID == billed.CID && s != 1800 || won.CID != billed.CID && s != 0 {
+		t.Fatalf("spent %d on %s after the restart (won %s, billed %s), want the win reversed and the lower bill a duplicate",
+			s, won.CID, won.CID, billed.CID)
+	}
+	if won.CID != billed.CID {
+		if s, _ := spent(t, app, billed.CID); s != 1800 {
+			t.Fatalf("spent %d on %s: a bill at 1.80, a restart, the bill at 1.70; want 1800", s, billed.CID)
+		}
+	}
+}
+
 // A bill replayed after two restarts, on real JetStream: the first restart's
 // bill found the win standing and sealed its generation; the second finds the
 // seal (not a reversal) and charges nothing more.

@@ -111,7 +111,7 @@ type Config struct {
 	Conn   *nats.Conn
 	Server *server.Server
 	URLs   []string
-	// Replicas of the KV bucket and ledger stream (default 1; 3 on a 3-node cluster).
+	// Replicas of the KV buckets, ledger stream and levels object store (default 1; 3 on a 3-node cluster).
 	Replicas int
 	// Auth is this instance's NATS identity (URLs and Server); TLS secures
 	// the connection to URLs (an in-process connection needs none). See

@@ -82,6 +82,9 @@ func (m *Manager) provision(ctx context.Context) error {
 		return fmt.Errorf("budget: create kv %s: %w", KVBucket, err)
 	}
 	m.store.(*kvStore).kv = kv
+	if err := m.provisionLevels(ctx); err != nil {
+		return err
+	}
 	// The stream's duplicate window never shrinks here: every instance
 	// refuses a notice as too late to charge only past its own longest
 	// window (tooLateToCharge), counting on the stream to recognise a

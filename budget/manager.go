@@ -31,7 +31,8 @@ const (
 // (NATS), run.go (Start and the loops), sync.go (lease steps), liveness.go
 // (heartbeat, lease validity, reclaiming a lapsed instance's leases),
 // global.go (the watched global figures), lease.go (the protocol on a
-// record), pacing.go, freq.go, notice.go, ledger.go, shutdown.go.
+// record), pacing.go, freq.go, notice.go, ledger.go, shutdown.go, levels.go
+// (the charge levels kept across a graceful restart).
 type Manager struct {
 	cfg  Config
 	log  *slog.Logger
@@ -78,6 +79,9 @@ type Manager struct {
 	startNs   int64         // when New ran (unix ns)
 
 	ledgerRuns atomic.Bool // the ledger publisher is running
+
+	levels    levelStore    // tier snapshots between processes (levels.go); nil: none
+	restoredN atomic.Uint64 // tier entries restored from the previous process's snapshot
 
 	live liveness // heartbeat, epochs, other instances' liveness
 	ctl  control  // the kill switch (control.go)
@@ -143,6 +147,9 @@ func New(cfg Config, log *slog.Logger) (*Manager, error) {
 			m.mem = newMemLedger(nil)
 		}
 		m.ledger = newLedger(m.mem, m.ledgerDone)
+		if ls, ok := c.Store.(levelStore); ok {
+			m.levels = ls
+		}
 		if c.backend != nil {
 			m.ledger.be = c.backend
 		}

@@ -19,6 +19,9 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.probeInstance(ctx); err != nil {
 		return err
 	}
+	if err := m.loadLevels(ctx); err != nil {
+		return err
+	}
 	lctx, cancel := context.WithCancel(context.Background())
 	m.runCtx = lctx
 	if err := m.watch(); err != nil {

@@ -9,7 +9,8 @@ import (
 )
 
 // Close stops the loops and the watch, flushes every pending ledger entry,
-// reports the spend, returns the unspent leases (only campaigns whose entry is
+// keeps the charge levels for the next process under this instance id when
+// the flush succeeded (levels.go), reports the spend, returns the unspent leases (only campaigns whose entry is
 // in a record take a step) and deletes this instance's liveness record. Open
 // holds are abandoned (a notice for them reaching another instance is charged
 // there, as late). Close must not run while Start does (the bidder closes
@@ -40,6 +41,12 @@ func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	if err := m.ledger.flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %d entries not acknowledged", err, m.ledger.backlog()))
+	} else if m.started.Load() {
+		// Only after a whole flush: a level whose entry the ledger never
+		// got must not be restored (its reversal would lower the record).
+		lctx, cancel := context.WithTimeout(ctx, levelsTimeout)
+		m.saveLevels(lctx)
+		cancel()
 	}
 	for _, e := range m.holds.drain(nil) {
 		if a := m.accountByIdx(e.acct); a != nil {

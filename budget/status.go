@@ -119,6 +119,7 @@ type Counters struct {
 	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
 	CrashGapMicros      int64  // dead processes' acknowledged but unreported spend moved into the pool at reclaim
 	CrashGapUnknown     uint64 // reclaims (or restarts) whose unreported spend could not be read
+	LevelsRestored      uint64 // impressions whose levels this process took from its predecessor's snapshot (levels.go)
 	NATSReconnects      uint64 // reconnections of the NATS connection
 	PeersAlive          int    // other instances alive, their heartbeats arriving
 	PeersSilent         int    // other instances alive (leases valid) whose heartbeats stopped arriving
@@ -138,7 +139,7 @@ func (m *Manager) Counters() Counters {
 		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
 		ForwardedServed: m.served.Load(), ForwardExpired: m.fwdExpired.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
-		LedgerGroups: m.ledger.groups.Load(),
+		LevelsRestored: m.restoredN.Load(), LedgerGroups: m.ledger.groups.Load(),
 	}
 	if m.nc != nil {
 		c.NATSReconnects = m.nc.Stats().Reconnects
@@ -193,6 +194,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("dedup_evicted_total", "counter", "Impressions dropped from the tier before their window ended (tier full).", float64(c.DedupEvicted))
 	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
 	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
+	one("levels_restored_total", "counter", "Impressions whose charge levels this process took, at start, from the snapshot its predecessor under the instance id wrote at a graceful close.", float64(c.LevelsRestored))
 	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
 	one("nats_reconnects_total", "counter", "Reconnections of the budget store's NATS connection (a server lost, hung or restarted; each also logged).", float64(c.NATSReconnects))
 	one("peers_alive", "gauge", "Other instances alive whose heartbeats arrive (the watch delivered one within 3 sync periods).", float64(c.PeersAlive))

@@ -118,7 +118,8 @@ type MemStore struct {
 	down     bool
 	watchers []*memWatcher
 	ledger   *memLedger
-	ctl      memControl // the kill switch's keys (control.go)
+	ctl      memControl        // the kill switch's keys (control.go)
+	levels   map[string][]byte // tier snapshots (levels.go)
 }
 
 type memWatcher struct {

@@ -1,0 +1,269 @@
+package budget
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Levels across a graceful restart. The tier (tier.go) is what this process
+// knows of each impression it settled: without it, a restarted process took a
+// loss notice for a win its previous process had charged provisionally as a
+// loss of an unknown bid and left the charge standing (an outside audit's
+// rolling restart of three instances: 23 lost impressions charged), and
+// charged a replayed bill at a lower price again. A graceful Close whose
+// ledger flush succeeded writes the tier's live entries as one object named
+// by the instance id (LevelsBucket on NATS; in the MemStore for tests), and
+// the next Start under that id takes it (reads, then deletes) and puts the
+// entries back before it settles anything. The restarted process then stands
+// where its predecessor stood: a loss reverses the provisional win (under the
+// same ledger id, so a bill settled elsewhere meanwhile, whose seal the
+// ledger holds, still stops the reversal), a bill under the level is the
+// duplicate it is.
+//
+// What is not carried: the entries' ledger sequences (another process's
+// queue; a restored entry waits for nothing), the day of each charge (a
+// reversal of a restored charge counts as one of an earlier day: it lowers
+// spent_total and leaves spent_day, an over-count of the day only), the
+// holds (a reversal goes back to the lease, a rise is late), and the bids'
+// pending frequency counts (their process is gone: restored entries read as
+// ended). A crash writes nothing; the next process starts unknowing, as
+// before. The object is taken once: it is deleted before its entries are
+// used, and a Start that cannot read or delete it fails (and is retried), so
+// a stale snapshot is never restored after a later process ran under the id.
+// Objects expire after the longest dedup window (nothing in them matters
+// later).
+
+// LevelsBucket is the NATS object store of the tier snapshots.
+const LevelsBucket = "BUDGET_LEVELS"
+
+const (
+	levelsMagic      = "OBLV1\n"
+	levelsEntryBytes = 36 // k0, k1, level, exp (unix seconds), gen, flags
+)
+
+// levelStore keeps one tier snapshot per instance between a Close and the
+// next Start.
+type levelStore interface {
+	putLevels(ctx context.Context, instance string, b []byte) error
+	// takeLevels returns the instance's snapshot and deletes it; nil, nil
+	// when there is none.
+	takeLevels(ctx context.Context, instance string) ([]byte, error)
+}
+
+// encode appends the tier's live entries whose last ledger entry is
+// acknowledged (seq <= durable) and returns how many.
+func (t *tier) encode(dst []byte, instance, boot string, nowNs int64, durable uint64) ([]byte, int) {
+	dst = append(dst, levelsMagic...)
+	dst = binary.AppendUvarint(dst, uint64(len(instance)))
+	dst = append(dst, instance...)
+	dst = binary.AppendUvarint(dst, uint64(len(boot)))
+	dst = append(dst, boot...)
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(nowNs))
+	countAt := len(dst)
+	dst = binary.LittleEndian.AppendUint64(dst, 0)
+	now := t.sec(nowNs)
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.Lock()
+		for j := range s.slots {
+			e := &s.slots[j]
+			if e.exp <= now || e.seq > durable {
+				continue
+			}
+			dst = binary.LittleEndian.AppendUint64(dst, e.k0)
+			dst = binary.LittleEndian.AppendUint64(dst, e.k1)
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.level))
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(t.epoch+int64(e.exp)))
+			dst = binary.LittleEndian.AppendUint16(dst, e.gen)
+			dst = binary.LittleEndian.AppendUint16(dst, e.flags)
+			n++
+		}
+		s.mu.Unlock()
+	}
+	binary.LittleEndian.PutUint64(dst[countAt:], uint64(n))
+	return dst, n
+}
+
+var errLevels = errors.New("budget: tier snapshot unreadable")
+
+// restore puts a snapshot's unexpired entries into the tier, unless the
+// tier knows the impression already (a notice settled before the restore is
+// newer). It returns the entries restored and the snapshot's writer.
+func (t *tier) restore(b []byte, instance string, nowNs int64) (n int, boot string, err error) {
+	if len(b) < len(levelsMagic) || string(b[:len(levelsMagic)]) != levelsMagic {
+		return 0, "", fmt.Errorf("%w: no magic", errLevels)
+	}
+	b = b[len(levelsMagic):]
+	str := func() (string, bool) {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return "", false
+		}
+		s := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		return s, true
+	}
+	inst, ok1 := str()
+	boot, ok2 := str()
+	if !ok1 || !ok2 || len(b) < 16 {
+		return 0, "", fmt.Errorf("%w: short header", errLevels)
+	}
+	if inst != instance {
+		return 0, boot, fmt.Errorf("%w: written by instance %q", errLevels, inst)
+	}
+	count := binary.LittleEndian.Uint64(b[8:])
+	b = b[16:]
+	if count != uint64(len(b))/levelsEntryBytes || len(b)%levelsEntryBytes != 0 {
+		return 0, boot, fmt.Errorf("%w: %d entries in %d bytes", errLevels, count, len(b))
+	}
+	now := t.sec(nowNs)
+	for ; len(b) > 0; b = b[levelsEntryBytes:] {
+		k := impKey{binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[8:])}
+		exp := t.sec(int64(binary.LittleEndian.Uint64(b[24:])) * 1e9)
+		if exp <= now {
+			continue
+		}
+		s, e, existed := t.acquire(k, now)
+		if !existed {
+			e.level = int64(binary.LittleEndian.Uint64(b[16:]))
+			e.gen = binary.LittleEndian.Uint16(b[32:])
+			// Its pending frequency count went with its process.
+			e.flags = binary.LittleEndian.Uint16(b[34:]) | fUnpended
+			if e.level > 0 {
+				e.flags |= fOldDay // the charge's day is not carried: its reversal keeps spent_day
+			}
+			t.touch(s, e, exp)
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n, boot, nil
+}
+
+// saveLevels writes the tier for the next process under this instance id
+// (Close, after a flush that left nothing unacknowledged).
+func (m *Manager) saveLevels(ctx context.Context) {
+	if m.levels == nil {
+		return
+	}
+	b, n := m.tier.encode(nil, m.cfg.InstanceID, m.boot, m.cfg.Clock.Now().UnixNano(), m.ledger.durable.Load())
+	if err := m.levels.putLevels(ctx, m.cfg.InstanceID, b); err != nil {
+		m.log.Warn("tier snapshot not written: the next process will not know this one's charge levels", "entries", n, "err", err)
+		return
+	}
+	m.log.Info("tier snapshot written for the next process", "entries", n, "bytes", len(b))
+}
+
+// loadLevels takes the previous process's tier snapshot (Start). An error
+// reading or deleting it fails Start; an unreadable snapshot is dropped.
+func (m *Manager) loadLevels(ctx context.Context) error {
+	if m.levels == nil {
+		return nil
+	}
+	b, err := m.levels.takeLevels(ctx, m.cfg.InstanceID)
+	if err != nil {
+		return fmt.Errorf("budget: read tier snapshot: %w", err)
+	}
+	if b == nil {
+		return nil
+	}
+	n, boot, err := m.tier.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
+	if err != nil {
+		m.log.Warn("tier snapshot dropped", "err", err)
+		return nil
+	}
+	m.restoredN.Store(uint64(n))
+	m.log.Info("tier snapshot restored", "entries", n, "from_boot", boot)
+	return nil
+}
+
+// objLevels keeps the snapshots in LevelsBucket.
+type objLevels struct {
+	nc func() bool
+	os jetstream.ObjectStore
+}
+
+func (m *Manager) provisionLevels(ctx context.Context) error {
+	var os jetstream.ObjectStore
+	err := jsRetry(ctx, m.nc.IsConnected, func(ctx context.Context) (err error) {
+		os, err = m.js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: LevelsBucket, Description: "openbidder charge levels kept from a closing process for the next one under its instance id",
+			TTL: m.cfg.DedupWindow.Longest(), Storage: jetstream.FileStorage, Replicas: m.cfg.Replicas,
+		})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("budget: create object store %s: %w", LevelsBucket, err)
+	}
+	m.levels = &objLevels{nc: m.nc.IsConnected, os: os}
+	return nil
+}
+
+func (o *objLevels) putLevels(ctx context.Context, instance string, b []byte) error {
+	return jsRetry(ctx, o.nc, func(ctx context.Context) error {
+		_, err := o.os.PutBytes(ctx, instance, b)
+		return err
+	})
+}
+
+func (o *objLevels) takeLevels(ctx context.Context, instance string) ([]byte, error) {
+	var b []byte
+	err := jsRetry(ctx, o.nc, func(ctx context.Context) (err error) {
+		b, err = o.os.GetBytes(ctx, instance)
+		return err
+	})
+	if errors.Is(err, jetstream.ErrObjectNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = jsRetry(ctx, o.nc, func(ctx context.Context) error {
+		err := o.os.Delete(ctx, instance)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// The MemStore keeps snapshots in memory (tests, single-process tools).
+func (s *MemStore) putLevels(_ context.Context, instance string, b []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return ErrStoreDown
+	}
+	if s.levels == nil {
+		s.levels = map[string][]byte{}
+	}
+	s.levels[instance] = append([]byte(nil), b...)
+	return nil
+}
+
+func (s *MemStore) takeLevels(_ context.Context, instance string) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.down {
+		return nil, ErrStoreDown
+	}
+	b := s.levels[instance]
+	delete(s.levels, instance)
+	return b, nil
+}
+
+var _ levelStore = (*MemStore)(nil)
+
+// levelsTimeout bounds the snapshot's write at Close when its context has
+// no deadline.
+const levelsTimeout = 30 * time.Second

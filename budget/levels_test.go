@@ -1,0 +1,255 @@
+package budget
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// levelsNotice is a notice of one impression of campaign c held on m.
+func levelsNotice(k NoticeKind, id HoldID, clk Clock, clearing int64) Notice {
+	return Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 2000, ClearingMicros: clearing, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}
+}
+
+func ledgerSum(st *MemStore) int64 {
+	var sum int64
+	for _, e := range st.ledger.all() {
+		sum += e.Charged
+	}
+	return sum
+}
+
+// A loss notice after a graceful restart for a win the previous process
+// charged provisionally reverses it: the restarted process takes over the
+// previous one's levels. Before, the charge stood (an outside audit's rolling
+// restart of three instances left 23 lost impressions charged).
+func TestLossAfterGracefulRestartReversesWin(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if res, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil || !res.Provisional || res.ChargedMicros != 1500 {
+		t.Fatalf("win: %+v %v", res, err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	res, err := b.Settle(levelsNotice(KindLoss, id, clk, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if res.ReversedMicros != 1500 || ledgerSum(st) != 0 {
+		t.Fatalf("loss after the restart: %+v, ledger %d; want 1500 reversed, ledger 0", res, ledgerSum(st))
+	}
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if r, _ := st.Get(ctxT(t), "c"); r.SpentTotal != 0 {
+		t.Fatalf("record after the reversal: %+v, want 0 spent", r)
+	}
+	// The snapshot was taken: nothing is left to restore twice.
+	if b, _ := st.takeLevels(ctxT(t), "a"); b != nil {
+		t.Fatalf("snapshot still stored after its restore (%d bytes)", len(b))
+	}
+}
+
+// A replayed bill under the level after a graceful restart is a duplicate:
+// before, the restarted process charged it again (a bill at 1,800, a
+// restart, the bill at 1,700: 3,500 charged).
+func TestLowerBillAfterGracefulRestartChargesNothing(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if _, err := a.Settle(levelsNotice(KindBill, id, clk, 1800)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	res, err := b.Settle(levelsNotice(KindBill, id, clk, 1700))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if res.ChargedMicros != 0 || !res.Duplicate || ledgerSum(st) != 1800 {
+		t.Fatalf("lower bill after the restart: %+v, ledger %d; want a duplicate, ledger 1800", res, ledgerSum(st))
+	}
+}
+
+// The restored level does not make a billed impression free: a win here, a
+// graceful close, its bill settled by another instance meanwhile (nothing
+// forwarded to a process that is down), then the loss URL fired at the
+// restarted process. The other instance sealed the generation; the
+// reversal is refused as a duplicate and the bill stands.
+func TestRestoredWinBilledElsewhereStaysBilled(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	other := storeManager(t, st, "b", clk, c)
+	defer other.Close(context.Background())
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Settle(levelsNotice(KindBill, id, clk, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	if _, err := b.Settle(levelsNotice(KindLoss, id, clk, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ledgerSum(st); got != 1500 {
+		t.Fatalf("billed impression after a restart and a loss: ledger %d, want 1500", got)
+	}
+}
+
+// A snapshot is restored once: a process that restored it and then died
+// (no Close) leaves nothing for the next one, which knows no levels (a
+// stale snapshot would make it reverse wins the dead process saw billed).
+func TestLevelsSnapshotTakenOnce(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b := storeManager(t, st, "a", clk, c)
+	if b.restoredN.Load() != 1 {
+		t.Fatalf("restored %d, want 1", b.restoredN.Load())
+	}
+	b.closed.Store(true) // dies: no Close, no snapshot
+	clk.Add(10 * time.Minute)
+	d := storeManager(t, st, "a", clk, c)
+	defer d.Close(context.Background())
+	if n := d.restoredN.Load(); n != 0 {
+		t.Fatalf("the process after a crash restored %d entries of an older snapshot", n)
+	}
+}
+
+// A Close whose flush fails writes no snapshot: a level whose ledger entry
+// never got there must not be restored (its reversal would lower the
+// record). And only acknowledged entries are written.
+func TestLevelsOnlyAcknowledged(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	st.SetDown(true)
+	ctx, cancel := context.WithTimeout(ctxT(t), 200*time.Millisecond)
+	defer cancel()
+	if err := a.Close(ctx); err == nil {
+		t.Fatal("Close with the store down succeeded")
+	}
+	st.SetDown(false)
+	if b, _ := st.takeLevels(ctxT(t), "a"); b != nil {
+		t.Fatalf("a snapshot (%d bytes) was written after a failed flush", len(b))
+	}
+
+	tr := newTier(1024, time.Hour, t0)
+	for i, seq := range []uint64{3, 9} {
+		s, e, _ := tr.acquire(impKey{uint64(i), uint64(i)}, tr.sec(t0.UnixNano()))
+		e.level, e.seq, e.flags = 100, seq, fWin|fProv
+		tr.touch(s, e, tr.sec(t0.Add(time.Minute).UnixNano()))
+		s.mu.Unlock()
+	}
+	b, n := tr.encode(nil, "a", "boot", t0.UnixNano(), 5)
+	if n != 1 {
+		t.Fatalf("encoded %d entries with durable 5, want the one at sequence 3", n)
+	}
+	back := newTier(1024, time.Hour, t0)
+	if got, _, err := back.restore(b, "a", t0.Add(time.Second).UnixNano()); err != nil || got != 1 {
+		t.Fatalf("restore: %d %v", got, err)
+	}
+	if _, _, err := back.restore(b, "z", t0.UnixNano()); err == nil {
+		t.Fatal("another instance's snapshot restored")
+	}
+	if _, _, err := back.restore(b[:len(b)-3], "a", t0.UnixNano()); err == nil {
+		t.Fatal("a truncated snapshot restored")
+	}
+	if got, _, _ := newTier(1024, time.Hour, t0).restore(b, "a", t0.Add(2*time.Minute).UnixNano()); got != 0 {
+		t.Fatalf("restored %d expired entries", got)
+	}
+}
+
+// The same on a real NATS server: the snapshot goes through LevelsBucket
+// and is gone once restored.
+func TestNATSLossAfterGracefulRestartReversesWin(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	h := a.Handle("c")
+	id, _ := a.Hold(h, 400_000, clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
+		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
+	if _, err := a.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	b := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	n.Kind, n.ClearingMicros, n.Time = KindLoss, 0, clk.Now()
+	res, err := b.Settle(n)
+	if err != nil || res.ReversedMicros != 350_000 {
+		t.Fatalf("loss after the restart: %+v %v, want 350000 reversed", res, err)
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if r := getRecord(t, srv.ClientURL(), "c"); r.SpentTotal != 0 {
+		t.Fatalf("record: %+v, want 0 spent", r)
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	os, err := js.ObjectStore(ctxT(t), LevelsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.GetInfo(ctxT(t), "a"); !errors.Is(err, jetstream.ErrObjectNotFound) {
+		t.Fatalf("snapshot after its restore: %v, want not found", err)
+	}
+}
