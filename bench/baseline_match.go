@@ -51,8 +51,10 @@ type reqFacts struct {
 	carrier  string
 	kind     int // 1 site, 2 app, 3 dooh, 4 none
 	venues   []string
-	catTax   int64 // taxonomy of cats
+	catTax   int64 // taxonomy of cats (cat, pagecat, sectioncat)
 	hasCats  bool
+	cntTax   int64 // taxonomy of the content's categories
+	hasCnt   bool
 	bcatTax  int64
 	os       string
 	hasOS    bool
@@ -93,15 +95,18 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		}
 		f.carrier = strings.ToLower(d.Carrier)
 	}
-	var cats []string
-	var catTax int64
+	var cats, cnt []string
+	var catTax, cntTax int64
 	f.kind = 4
 	switch {
 	case br.Site != nil:
 		f.kind = 1
 		catTax = int64(br.Site.CatTax)
 		f.site = strings.TrimPrefix(strings.ToLower(br.Site.Domain), "www.")
-		cats = br.Site.Cat
+		cats = slices.Concat(br.Site.Cat, br.Site.PageCat, br.Site.SectionCat)
+		if br.Site.Content != nil {
+			cnt, cntTax = br.Site.Content.Cat, int64(br.Site.Content.CatTax)
+		}
 		if br.Site.Publisher != nil {
 			f.pub = br.Site.Publisher.ID
 		}
@@ -109,7 +114,10 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		f.kind = 2
 		catTax = int64(br.App.CatTax)
 		f.bundle = br.App.Bundle
-		cats = br.App.Cat
+		cats = slices.Concat(br.App.Cat, br.App.PageCat, br.App.SectionCat)
+		if br.App.Content != nil {
+			cnt, cntTax = br.App.Content.Cat, int64(br.App.Content.CatTax)
+		}
 		if br.App.Publisher != nil {
 			f.pub = br.App.Publisher.ID
 		}
@@ -123,17 +131,9 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		}
 	}
 	f.catTax, f.hasCats = taxonomy(catTax), len(cats) > 0
-	for _, c := range cats {
-		if f.catTax != 1 {
-			f.cats = append(f.cats, catKey(f.catTax, c))
-			continue
-		}
-		c = strings.ToUpper(c)
-		f.cats = append(f.cats, c)
-		if p, _, ok := strings.Cut(c, "-"); ok && p != "" {
-			f.cats = append(f.cats, p)
-		}
-	}
+	f.cntTax, f.hasCnt = taxonomy(cntTax), len(cnt) > 0
+	f.addCats(f.catTax, cats)
+	f.addCats(f.cntTax, cnt) // the content's categories count as the site's (campaigns.Scratch.inventoryValues)
 	if br.User != nil && personalize {
 		for _, d := range br.User.Data {
 			for _, s := range d.Segment {
@@ -231,7 +231,7 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 		anyIn(catKeys(t.CatTax, t.CatBlock), f.cats) {
 		return false
 	}
-	if len(t.CatBlock) > 0 && f.hasCats && f.catTax != t.CatTax {
+	if len(t.CatBlock) > 0 && (f.hasCats && f.catTax != t.CatTax || f.hasCnt && f.cntTax != t.CatTax) {
 		return false // a block list in another taxonomy cannot be checked
 	}
 	if t.Dayparting {
@@ -665,4 +665,20 @@ func advDomain(a string) string {
 		a = a[:i]
 	}
 	return strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")
+}
+
+// addCats adds categories of taxonomy tax to f.cats: IAB 1.0 upper case with
+// its parent, else "TAX:cat".
+func (f *reqFacts) addCats(tax int64, cats []string) {
+	for _, c := range cats {
+		if tax != 1 {
+			f.cats = append(f.cats, catKey(tax, c))
+			continue
+		}
+		c = strings.ToUpper(c)
+		f.cats = append(f.cats, c)
+		if p, _, ok := strings.Cut(c, "-"); ok && p != "" {
+			f.cats = append(f.cats, p)
+		}
+	}
 }

@@ -3,6 +3,8 @@ package campaigns
 import (
 	"fmt"
 	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
 )
 
 // A request's bapp is looked up against the creative's bundle with a
@@ -85,6 +87,56 @@ func TestACat(t *testing.T) {
 			}
 			if exh := exhaustive(nil, s, req, bannerImp(300, 250), monday15, &Scratch{}); (len(exh) > 0 && exh[0].Campaign.ID == "x" || len(exh) > 1) != c.want {
 				t.Errorf("exhaustive scan disagrees: %d candidates", len(exh))
+			}
+		})
+	}
+}
+
+// A campaign's category block holds on the page's, section's and content's
+// categories (pagecat, sectioncat, content.cat), not only the site's or
+// app's cat: a campaign blocking IAB26 bid on a page the request said was
+// IAB26 because the site as a whole was IAB12 (an outside audit). Content
+// categories in another taxonomy than the block list's keep it out, as the
+// site's do.
+func TestCategoryBlockReadsPageAndContent(t *testing.T) {
+	cases := []struct {
+		name string
+		set  func(c *ortb.PageCats)
+		app  bool
+		want bool
+	}{
+		{"site only", func(*ortb.PageCats) {}, false, true},
+		{"pagecat", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB26")} }, false, false},
+		{"sectioncat child", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1"), []byte("iab26-2")} }, false, false},
+		{"content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, false, false},
+		{"app content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, true, false},
+		{"content in another taxonomy", func(c *ortb.PageCats) { c.ContentCat, c.ContentCatTax = [][]byte{[]byte("IAB1")}, 2 }, false, false},
+		{"other page", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1")} }, false, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			cfg.Targeting.Categories.Block = []string{"IAB26"}
+			s := mustCompile(t, []Config{cfg, baseConfig("other")})
+			req := siteRequest()
+			req.Site.Cat = [][]byte{[]byte("IAB12")}
+			c.set(&req.Site.PageCats)
+			if c.app {
+				req = appRequest()
+				req.App.Cat = [][]byte{[]byte("IAB12")}
+				c.set(&req.App.PageCats)
+			}
+			got := false
+			for _, cand := range s.Match(nil, req, bannerImp(300, 250), monday15, &Scratch{}) {
+				got = got || cand.Campaign.ID == "x"
+			}
+			if got != c.want {
+				t.Fatalf("x a candidate: %v, want %v", got, c.want)
+			}
+			for _, v := range s.Explain(req, bannerImp(300, 250), monday15, nil) {
+				if v.Campaign.ID == "x" && !c.want && v.Rule != RuleCatBlock {
+					t.Errorf("explain says %q, want %q", v.Rule, RuleCatBlock)
+				}
 			}
 		})
 	}

@@ -125,7 +125,7 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 		return RuleAppBlock, "blocks " + setNames(names, dApp, ix.set(cc, sAppBlock))
 	case intersects(ix.set(cc, sCatBlock), sc.vals[dCat]):
 		return RuleCatBlock, "blocks " + setNames(names, dCat, ix.set(cc, sCatBlock))
-	case cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.hasCats && sc.catTax != cc.catTax:
+	case cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.otherTax(cc.catTax):
 		return RuleCatBlock, "its block list is in another taxonomy (cattax " + strconv.Itoa(int(cc.catTax)) + ")"
 	case cc.rewarded != 0 && (cc.rewarded > 0) != imp.Rwdd:
 		if cc.rewarded > 0 {

@@ -53,8 +53,10 @@ type Scratch struct {
 	wlangb   [][]byte
 	hasBCat  bool  // the request lists blocked categories
 	bcatTax  int64 // their taxonomy (request cattax; 1 when absent)
-	catTax   int64 // taxonomy of the site/app categories (1 when absent)
-	hasCats  bool  // the request's site/app lists categories
+	catTax   int64 // taxonomy of the site/app categories, pagecat and sectioncat (1 when absent)
+	hasCats  bool  // the request's site/app lists categories (cat, pagecat or sectioncat)
+	cntTax   int64 // taxonomy of the content's categories (1 when absent)
+	hasCnt   bool  // the request's site/app content lists categories
 	now      time.Time
 	nowNanos int64
 	walk     walk // Begin/Next
@@ -152,6 +154,7 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
 	sc.hasACat = false
 	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
+	sc.cntTax, sc.hasCnt = 1, false
 	sc.wlang, sc.wlangb = nil, nil
 }
 
@@ -261,16 +264,17 @@ func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
 	var pub []byte
 	var cats [][]byte
 	var catTax int64
+	var more *ortb.PageCats
 	kind := invNone
 	switch {
 	case req.HasSite:
 		kind = invSite
 		sc.add(dSite, sc.lookup(ix.dicts[dSite], req.Site.Domain, foldSite))
-		pub, cats, catTax = req.Site.Publisher.ID, req.Site.Cat, req.Site.CatTax
+		pub, cats, catTax, more = req.Site.Publisher.ID, req.Site.Cat, req.Site.CatTax, &req.Site.PageCats
 	case req.HasApp:
 		kind = invApp
 		sc.add(dApp, sc.lookup(ix.dicts[dApp], req.App.Bundle, foldNone))
-		pub, cats, catTax = req.App.Publisher.ID, req.App.Cat, req.App.CatTax
+		pub, cats, catTax, more = req.App.Publisher.ID, req.App.Cat, req.App.CatTax, &req.App.PageCats
 	case req.HasDOOH:
 		kind = invDOOH
 		pub = req.DOOH.Publisher.ID
@@ -285,6 +289,25 @@ func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
 	for _, c := range cats {
 		sc.addCategory(ix, dCat, sc.catTax, c)
 	}
+	if more == nil {
+		return
+	}
+	// The page's, section's and content's categories count as the site's:
+	// a block must hold on a page the request says is in it.
+	sc.hasCats = sc.hasCats || len(more.PageCat) > 0
+	for _, c := range more.PageCat {
+		sc.addCategory(ix, dCat, sc.catTax, c)
+	}
+	sc.cntTax, sc.hasCnt = tax(more.ContentCatTax), len(more.ContentCat) > 0
+	for _, c := range more.ContentCat {
+		sc.addCategory(ix, dCat, sc.cntTax, c)
+	}
+}
+
+// otherTax tells whether the request's categories (site or app, page,
+// section, content) are in a taxonomy other than t.
+func (sc *Scratch) otherTax(t int64) bool {
+	return sc.hasCats && sc.catTax != t || sc.hasCnt && sc.cntTax != t
 }
 
 // dealValues keeps the imp's deals we know and may bid on (deal wseat).
@@ -470,7 +493,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 		intersects(ix.set(cc, sCatBlock), sc.vals[dCat]) {
 		return dst
 	}
-	if cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.hasCats && sc.catTax != cc.catTax {
+	if cc.off[sCatBlock] != cc.off[sCatBlock+1] && sc.otherTax(cc.catTax) {
 		return dst // its block list cannot be checked against another taxonomy
 	}
 	if cc.rewarded != 0 && (cc.rewarded > 0) != imp.Rwdd {

@@ -94,6 +94,7 @@ func (s *agreementStats) cover(r *Request, body []byte) {
 	add("dooh", r.HasDOOH)
 	add("dooh.venuetype", len(r.DOOH.VenueType) > 0)
 	add("cattax (request, site or app)", r.CatTax+r.Site.CatTax+r.App.CatTax != 0)
+	add("pagecat, sectioncat or content.cat", len(r.Site.PageCat)+len(r.App.PageCat)+len(r.Site.ContentCat)+len(r.App.ContentCat) > 0)
 	add("geo.city", len(r.Device.Geo.City) > 0)
 	add("geo.metro", len(r.Device.Geo.Metro) > 0)
 	add("device.language or langb", len(r.Device.Language)+len(r.Device.LangB) > 0)
@@ -294,12 +295,14 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	if s := br.Site; s != nil {
 		r.HasSite = true
 		r.Site = Site{ID: s2bOrNil(s.ID), Domain: s2bOrNil(s.Domain), Page: s2bOrNil(s.Page), Cat: strs(s.Cat),
-			CatTax: int64(s.CatTax), Publisher: pubFromSchema(s.Publisher)}
+			CatTax: int64(s.CatTax), Publisher: pubFromSchema(s.Publisher),
+			PageCats: pageCatsFromSchema(s.PageCat, s.SectionCat, s.Content)}
 	}
 	if a := br.App; a != nil {
 		r.HasApp = true
 		r.App = App{ID: s2bOrNil(a.ID), Bundle: s2bOrNil(a.Bundle), Domain: s2bOrNil(a.Domain), Cat: strs(a.Cat),
-			CatTax: int64(a.CatTax), Publisher: pubFromSchema(a.Publisher)}
+			CatTax: int64(a.CatTax), Publisher: pubFromSchema(a.Publisher),
+			PageCats: pageCatsFromSchema(a.PageCat, a.SectionCat, a.Content)}
 	}
 	if d := br.DOOH; d != nil {
 		r.HasDOOH = true
@@ -782,4 +785,12 @@ func fixtureFiles(t testing.TB) []string {
 		t.Fatalf("want at least 12 fixtures under testdata, got %d (%v)", len(files), err)
 	}
 	return files
+}
+
+func pageCatsFromSchema(page, section []string, c *openrtb2.Content) PageCats {
+	out := PageCats{PageCat: strs(append(append([]string(nil), page...), section...))}
+	if c != nil {
+		out.ContentCat, out.ContentCatTax = strs(c.Cat), int64(c.CatTax)
+	}
+	return out
 }

@@ -16,6 +16,8 @@ func siteField(s *Site, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &s.CatTax)
 	case "publisher":
 		return parsePublisher(&s.Publisher, k, v)
+	case "pagecat", "sectioncat", "content":
+		return s.PageCats.field(k, v)
 	}
 	return errUnread
 }
@@ -34,6 +36,8 @@ func appField(a *App, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &a.CatTax)
 	case "publisher":
 		return parsePublisher(&a.Publisher, k, v)
+	case "pagecat", "sectioncat", "content":
+		return a.PageCats.field(k, v)
 	}
 	return errUnread
 }
@@ -349,4 +353,28 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) error {
 		return errUnread
 	}
 	return nil
+}
+
+// field reads pagecat, sectioncat (appended, in either order) and content.
+func (c *PageCats) field(k []byte, v *fastjson.Value) error {
+	if string(k) != "content" {
+		return appendStrings(k, v, &c.PageCat)
+	}
+	if isNull(v) {
+		c.ContentCat, c.ContentCatTax = c.ContentCat[:0], 0
+		return nil
+	}
+	o, err := getObject(k, v)
+	if o == nil {
+		return err
+	}
+	return within("content", visit(o, func(k []byte, v *fastjson.Value) error {
+		switch string(k) {
+		case "cat":
+			return getStrings(k, v, &c.ContentCat)
+		case "cattax":
+			return getInt(k, v, &c.ContentCatTax)
+		}
+		return errUnread
+	}))
 }

@@ -3,6 +3,7 @@ package ortb
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"slices"
@@ -742,5 +743,23 @@ func TestParseATTSLimitsTheAdvertisingID(t *testing.T) {
 		if r.Device.ATTS != c.atts || r.Device.TrackingLimited() != c.limited || (r.UserKey() == 0) != c.limited {
 			t.Errorf("ext %s: atts %d, limited %v, user key %x", c.ext, r.Device.ATTS, r.Device.TrackingLimited(), r.UserKey())
 		}
+	}
+}
+
+// pagecat and sectioncat are read into PageCat (in either order), and
+// content.cat with content.cattax; a reused Request forgets them.
+func TestParsePageCats(t *testing.T) {
+	var p Parser
+	var req Request
+	body := []byte(`{"id":"a","imp":[{"id":"1","banner":{"w":1,"h":1}}],"site":{"sectioncat":["IAB1-2"],"cat":["IAB12"],` +
+		`"content":{"cat":["IAB26"],"cattax":2,"id":"c"},"pagecat":["IAB26-1"]}}`)
+	mustParse(t, &p, &req, body)
+	got := fmt.Sprintf("%s %s %d", req.Site.PageCat, req.Site.ContentCat, req.Site.ContentCatTax)
+	if got != "[IAB1-2 IAB26-1] [IAB26] 2" {
+		t.Fatalf("site page cats: %s", got)
+	}
+	mustParse(t, &p, &req, []byte(`{"id":"a","imp":[{"id":"1","banner":{"w":1,"h":1}}],"app":{"pagecat":null,"content":{"cat":["IAB3"]}}}`))
+	if got := fmt.Sprintf("%s %s %d %s", req.App.PageCat, req.App.ContentCat, req.App.ContentCatTax, req.Site.PageCat); got != "[] [IAB3] 0 []" {
+		t.Fatalf("app page cats after reuse: %s", got)
 	}
 }

@@ -46,8 +46,11 @@ func (r *Request) DropUserLevel() {
 // The empty methods return an absent object that keeps the receiver's slice
 // capacity.
 
-func (s *Site) empty() Site { return Site{Cat: s.Cat[:0]} }
-func (a *App) empty() App   { return App{Cat: a.Cat[:0]} }
+func (s *Site) empty() Site { return Site{Cat: s.Cat[:0], PageCats: s.PageCats.empty()} }
+func (a *App) empty() App   { return App{Cat: a.Cat[:0], PageCats: a.PageCats.empty()} }
+func (c *PageCats) empty() PageCats {
+	return PageCats{PageCat: c.PageCat[:0], ContentCat: c.ContentCat[:0]}
+}
 func (u *User) empty() User { return User{Segments: u.Segments[:0]} }
 func (g *Regs) empty() Regs { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
 func (b *Banner) empty() Banner {

@@ -81,6 +81,18 @@ type Site struct {
 	Cat       [][]byte
 	CatTax    int64 // taxonomy of Cat (0: absent, meaning 1)
 	Publisher Publisher
+	PageCats
+}
+
+// PageCats are a site's or app's categories beside cat: the current page's
+// and section's (pagecat, sectioncat, in cattax's taxonomy) and the
+// content's (content.cat, in content.cattax's). Category blocks read them
+// with cat: a campaign blocking IAB26 must not bid on a page the request
+// says is IAB26 because the site as a whole is IAB12.
+type PageCats struct {
+	PageCat       [][]byte // pagecat, then sectioncat
+	ContentCat    [][]byte
+	ContentCatTax int64 // taxonomy of ContentCat (0: absent, meaning 1)
 }
 
 // App is request.app.
@@ -91,6 +103,7 @@ type App struct {
 	Cat       [][]byte
 	CatTax    int64 // taxonomy of Cat (0: absent, meaning 1)
 	Publisher Publisher
+	PageCats
 }
 
 // DOOH is request.dooh (2.6): a digital out-of-home screen, sent instead of

@@ -134,6 +134,17 @@ func getFloat(key []byte, v *fastjson.Value, dst *float64) error {
 
 // getStrings reads an array of strings into *dst. A null element reads as
 // an empty string, as encoding/json reads it.
+// appendStrings is getStrings appending to *dst.
+func appendStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
+	if v.Type() == fastjson.TypeNull {
+		return nil
+	}
+	rest := (*dst)[len(*dst):]
+	err := getStrings(key, v, &rest)
+	*dst = append(*dst, rest...)
+	return err
+}
+
 func getStrings(key []byte, v *fastjson.Value, dst *[][]byte) error {
 	switch v.Type() {
 	case fastjson.TypeArray:
