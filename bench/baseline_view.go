@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"slices"
 
 	"github.com/prebid/openrtb/v20/adcom1"
 	"github.com/prebid/openrtb/v20/openrtb2"
@@ -50,7 +51,11 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 	}
 	if u := br.User; u != nil {
 		r.HasUser = true
-		r.User = ortb.User{ID: s2b(u.ID), BuyerUID: s2b(u.BuyerUID), Yob: u.Yob, Gender: s2b(u.Gender), Consent: s2b(userConsent(u))}
+		r.User = ortb.User{ID: s2b(u.ID), BuyerUID: s2b(u.BuyerUID), Yob: u.Yob, Gender: s2b(u.Gender)}
+		r.User.Consent, r.User.ConsentExt = twin(u.Consent, extString(u.Ext, "consent"))
+		if u.Geo != nil {
+			r.User.Country = s2b(u.Geo.Country)
+		}
 		for _, d := range u.Data {
 			for _, s := range d.Segment {
 				if s.ID != "" {
@@ -71,23 +76,17 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 		}
 	}
 	if g := br.Regs; g != nil {
-		r.Regs = ortb.Regs{COPPA: boolFlag(g.COPPA != 0), GDPR: regsGDPR(g), USPrivacy: s2b(g.USPrivacy), GPP: s2b(g.GPP)}
-		if g.USPrivacy == "" {
-			r.Regs.USPrivacy = s2b(extString(g.Ext, "us_privacy"))
-		}
-		if g.GPP == "" {
-			r.Regs.GPP = s2b(extString(g.Ext, "gpp"))
-		}
+		r.Regs = ortb.Regs{COPPA: boolFlag(g.COPPA != 0), GDPR: regsGDPR(g)}
+		r.Regs.USPrivacy, r.Regs.USPrivacyExt = twin(g.USPrivacy, extString(g.Ext, "us_privacy"))
+		r.Regs.GPP, r.Regs.GPPExt = twin(g.GPP, extString(g.Ext, "gpp"))
 		for _, id := range g.GPPSID {
 			r.Regs.GPPSID = append(r.Regs.GPPSID, int64(id))
 		}
-		if len(g.GPPSID) == 0 {
-			var ext struct {
-				SID []int64 `json:"gpp_sid"`
-			}
-			if json.Unmarshal(g.Ext, &ext) == nil {
-				r.Regs.GPPSID = ext.SID
-			}
+		var ext struct {
+			SID []int64 `json:"gpp_sid"`
+		}
+		if json.Unmarshal(g.Ext, &ext) == nil && ext.SID != nil && !slices.Equal(r.Regs.GPPSID, ext.SID) {
+			r.Regs.GPPSID = append(r.Regs.GPPSID, ext.SID...) // either list's sections apply, as in ortb.Parser
 		}
 	}
 	return r
@@ -154,12 +153,17 @@ func requestGeo(br *openrtb2.BidRequest, personalize bool) *openrtb2.Geo {
 	return nil
 }
 
-// userConsent is user.consent (2.6), else user.ext.consent (2.5).
-func userConsent(u *openrtb2.User) string {
-	if u.Consent != "" {
-		return u.Consent
+// twin folds a 2.5 ext field into its 2.6 one as ortb.Parser does: the ext
+// value where the 2.6 one is empty, else the 2.6 one and the ext one when it
+// differs.
+func twin(v26, ext string) (v, other []byte) {
+	switch {
+	case v26 == "":
+		return s2b(ext), nil
+	case ext == "" || ext == v26:
+		return s2b(v26), nil
 	}
-	return extString(u.Ext, "consent")
+	return s2b(v26), s2b(ext)
 }
 
 // regsGDPR is regs.gdpr (2.6), else regs.ext.gdpr (2.5: a number or

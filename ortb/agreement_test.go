@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -328,8 +329,9 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		r.HasUser = true
 		r.User = User{ID: s2bOrNil(u.ID), BuyerUID: s2bOrNil(u.BuyerUID), Yob: u.Yob, Gender: s2bOrNil(u.Gender),
 			Consent: s2bOrNil(u.Consent)}
-		if u.Consent == "" {
-			r.User.Consent = s2bOrNil(extString(u.Ext, "consent"))
+		r.User.Consent, r.User.ConsentExt = twinOf(u.Consent, extString(u.Ext, "consent"))
+		if u.Geo != nil {
+			r.User.Country = s2bOrNil(u.Geo.Country)
 		}
 		for _, d := range u.Data {
 			for _, s := range d.Segment {
@@ -359,14 +361,10 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		if e := extGDPR(g.Ext); g.GDPR == nil || e == True {
 			r.Regs.GDPR = max(r.Regs.GDPR, e) // either one saying 1 applies GDPR
 		}
-		if g.USPrivacy == "" {
-			r.Regs.USPrivacy = s2bOrNil(extString(g.Ext, "us_privacy"))
-		}
-		if g.GPP == "" {
-			r.Regs.GPP = s2bOrNil(extString(g.Ext, "gpp"))
-		}
-		if len(g.GPPSID) == 0 {
-			r.Regs.GPPSID = extInts(g.Ext, "gpp_sid")
+		r.Regs.USPrivacy, r.Regs.USPrivacyExt = twinOf(g.USPrivacy, extString(g.Ext, "us_privacy"))
+		r.Regs.GPP, r.Regs.GPPExt = twinOf(g.GPP, extString(g.Ext, "gpp"))
+		if ext := extInts(g.Ext, "gpp_sid"); ext != nil && !slices.Equal(r.Regs.GPPSID, ext) {
+			r.Regs.GPPSID = append(r.Regs.GPPSID, ext...) // either list's sections apply
 		}
 		r.Regs.GPC = extGPC(g.Ext)
 	}
@@ -793,4 +791,17 @@ func pageCatsFromSchema(page, section []string, c *openrtb2.Content) PageCats {
 		out.ContentCat, out.ContentCatTax = strs(c.Cat), int64(c.CatTax)
 	}
 	return out
+}
+
+// twinOf is the parser's fold of a 2.6 field and its 2.5 ext twin: the ext
+// value where the 2.6 one is empty, else the 2.6 one and the ext one when
+// it differs.
+func twinOf(v26, ext string) (v, other []byte) {
+	switch {
+	case v26 == "":
+		return s2bOrNil(ext), nil
+	case ext == "" || ext == v26:
+		return s2bOrNil(v26), nil
+	}
+	return s2bOrNil(v26), s2bOrNil(ext)
 }

@@ -1,7 +1,9 @@
 package ortb
 
 import (
+	"bytes"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -364,24 +366,35 @@ func (p *Parser) finish(req *Request) error {
 		// reading 0 would let user-level data through.
 		req.Regs.GDPR = max(req.Regs.GDPR, p.extGDPR)
 	}
-	if len(req.Regs.USPrivacy) == 0 {
-		req.Regs.USPrivacy = p.extUSPriv
+	// A 2.5 ext twin that differs from the 2.6 field is kept beside it:
+	// which one the sender meant is a doubt, and package privacy resolves
+	// it the restrictive way (an outside audit got user-level bids with
+	// "us_privacy":"1NNN" beside "ext":{"us_privacy":"1YYN"}).
+	req.Regs.USPrivacy, req.Regs.USPrivacyExt = twin(req.Regs.USPrivacy, p.extUSPriv)
+	req.Regs.GPP, req.Regs.GPPExt = twin(req.Regs.GPP, p.extGPP)
+	req.User.Consent, req.User.ConsentExt = twin(req.User.Consent, p.extConsent)
+	if p.hasExtSID && !slices.Equal(req.Regs.GPPSID, p.extGPPSID) {
+		req.Regs.GPPSID = append(req.Regs.GPPSID, p.extGPPSID...) // either list's sections apply
 	}
-	if len(req.Regs.GPP) == 0 {
-		req.Regs.GPP = p.extGPP
-	}
-	if len(req.Regs.GPPSID) == 0 && p.hasExtSID {
-		req.Regs.GPPSID = append(req.Regs.GPPSID, p.extGPPSID...)
-	}
-	if len(req.User.Consent) == 0 {
-		req.User.Consent = p.extConsent
-	}
+	req.User.Country = p.userGeo.Country
 	req.Regs.GPC = p.extGPC
 	if !req.Device.HasGeo && p.hasUserGeo {
 		req.Device.Geo = p.userGeo
 		req.Device.HasGeo, req.Device.GeoFromUser = true, true
 	}
 	return nil
+}
+
+// twin folds a 2.5 ext field into its 2.6 field: the ext value where the
+// 2.6 one is empty, else the 2.6 one and, when the ext one differs, it.
+func twin(v26, ext []byte) (v, other []byte) {
+	switch {
+	case len(v26) == 0:
+		return ext, nil
+	case len(ext) == 0 || bytes.Equal(v26, ext):
+		return v26, nil
+	}
+	return v26, ext
 }
 
 func b2i(b bool) int {

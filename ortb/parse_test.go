@@ -426,7 +426,8 @@ func TestParseLenient(t *testing.T) {
 	sid := func(r *Request, want ...int64) bool {
 		return len(r.Regs.GPPSID) == len(want) && (len(want) == 0 || reflect.DeepEqual(r.Regs.GPPSID, want))
 	}
-	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[8]}}}`, func(r *Request) bool { return sid(r, 7) })
+	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[8]}}}`, func(r *Request) bool { return sid(r, 7, 8) }) // either list's sections apply
+	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[7]}}}`, func(r *Request) bool { return sid(r, 7) })
 	f(head+`,"regs":{"gpp_sid":[],"ext":{"gpp_sid":[8,null]}}}`, func(r *Request) bool { return sid(r, 8, 0) })
 	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r) }) // odd ext: ignored whole
 	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })     // likewise

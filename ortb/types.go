@@ -163,18 +163,30 @@ type User struct {
 	Yob      int64
 	Gender   []byte
 	Consent  []byte // user.consent (2.6) or user.ext.consent (2.5)
-	Segments [][]byte
+	// ConsentExt is user.ext.consent when user.consent is sent too and
+	// differs: a doubt, both must allow (package privacy).
+	ConsentExt []byte
+	Segments   [][]byte
+	// Country is user.geo.country (the user's home country), read for
+	// where privacy laws apply even when device.geo names none.
+	Country []byte
 }
 
-// Regs is request.regs with the 2.5 ext twins folded in (2.6 field wins).
+// Regs is request.regs with the 2.5 ext twins folded in (the 2.6 field where
+// sent; a twin that differs is kept beside it).
 // The consent strings are raw: package privacy decodes them.
 type Regs struct {
 	COPPA     int8
 	GDPR      int8
 	USPrivacy []byte  // CCPA string, "1YNN" style
 	GPP       []byte  // IAB GPP string
-	GPPSID    []int64 // gpp_sid: the GPP section ids that apply to this request
+	GPPSID    []int64 // gpp_sid: the GPP section ids that apply to this request (with regs.ext.gpp_sid's when both are sent)
 	GPC       bool    // regs.ext.gpc "1": the user's browser sends Global Privacy Control
+	// USPrivacyExt and GPPExt are regs.ext's us_privacy and gpp when the
+	// 2.6 field is sent too and differs: a doubt, resolved the restrictive
+	// way (package privacy reads both).
+	USPrivacyExt []byte
+	GPPExt       []byte
 }
 
 // Size is a width and height in pixels.

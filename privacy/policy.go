@@ -111,8 +111,13 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 		return Decision{Uses: None, Why: COPPA}
 	}
 	d := Decision{Uses: All}
-	if len(r.USPrivacy) > 0 {
-		switch optOut, ok := uspOptOut(r.USPrivacy); {
+	// A 2.5 ext twin that differs from its 2.6 field (USPrivacyExt,
+	// GPPExt, ConsentExt) is read too: each string must allow a use.
+	for _, usp := range [2][]byte{r.USPrivacy, r.USPrivacyExt} {
+		if len(usp) == 0 {
+			continue
+		}
+		switch optOut, ok := uspOptOut(usp); {
 		case !ok:
 			d.restrict(None, USPrivacyMalformed)
 		case optOut:
@@ -125,17 +130,38 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 		// Colorado's law, so no user-level use, wherever the user is.
 		d.restrict(None, GPCOptOut)
 	}
+	g, applies := p.gppCheck(&d, r, r.GPP)
+	if len(r.GPPExt) > 0 {
+		g2, applies2 := p.gppCheck(&d, r, r.GPPExt)
+		applies |= applies2
+		switch tcf := uint64(1) << sidTCFEU; {
+		case g2.present&tcf == 0:
+		case g.present&tcf != 0:
+			g.tcf = g.tcf.and(g2.tcf) // both strings' tcfeuv2 must allow
+		default:
+			g.tcf = g2.tcf
+		}
+		g.present |= g2.present
+	}
+	if gdprApplies(req, applies) {
+		p.gdpr(&d, req, &g)
+	}
+	return d
+}
+
+// gppCheck restricts d by one GPP string's US sections and returns its
+// summary and the sections that apply (gpp_sid, else the string's own).
+func (p *Policy) gppCheck(d *Decision, r *ortb.Regs, gpp []byte) (g gppSummary, applies uint64) {
 	applies, listedWide := sidMask(r.GPPSID)
-	var g gppSummary
-	if len(r.GPP) > 0 {
-		g = p.gpp(r.GPP)
+	if len(gpp) > 0 {
+		g = p.gpp(gpp)
 		if len(r.GPPSID) == 0 { // no list: every section in the string applies
 			applies, listedWide = g.present, g.wide
 		}
 	}
 	us := applies &^ (1<<sidTCFEU | 1<<sidSignalIntegrity)
 	switch {
-	case len(r.GPP) > 0 && !g.ok:
+	case len(gpp) > 0 && !g.ok:
 		d.restrict(None, GPPMalformed)
 	case us&^g.present != 0 || us&g.bad != 0: // listed but absent (or no string), or undecodable
 		d.restrict(None, GPPMalformed)
@@ -144,10 +170,7 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 	case us&g.optOut != 0:
 		d.restrict(None, GPPOptOut)
 	}
-	if gdprApplies(req, applies) {
-		p.gdpr(&d, req, &g)
-	}
-	return d
+	return g, applies
 }
 
 // gdprApplies tells whether GDPR applies to req: regs.gdpr (or 2.5's
@@ -161,7 +184,10 @@ func gdprApplies(req *ortb.Request, applies uint64) bool {
 	case r.GDPR == ortb.True || applies&(1<<sidTCFEU) != 0:
 		return true
 	case r.GDPR == ortb.Unset:
-		return len(req.User.Consent) > 0 || gdprCountry(req.Device.Geo.Country)
+		// device.geo's country, or user.geo's (the user's home): either in
+		// the EEA is a sign GDPR applies (an outside audit's device.geo
+		// without a country and user.geo in Germany got user-level bids).
+		return len(req.User.Consent) > 0 || gdprCountry(req.Device.Geo.Country) || gdprCountry(req.User.Country)
 	}
 	return false
 }
@@ -187,7 +213,8 @@ func gdprCountry(c []byte) bool {
 // gdprCountries: the 27 EU members, their outermost regions and Åland that
 // ISO codes apart (French Guiana, Guadeloupe, Martinique, Réunion, Mayotte,
 // Saint-Martin), Iceland, Liechtenstein and Norway (the EEA), the UK and
-// Switzerland, by alpha-3 and alpha-2 code (alpha-2 keys end in a zero
+// Switzerland, Gibraltar, Jersey, Guernsey and the Isle of Man (laws modelled
+// on GDPR), by alpha-3 and alpha-2 code (alpha-2 keys end in a zero
 // byte); and EL and UK, the EU's own codes for Greece and the UK, which
 // some exchanges send.
 var gdprCountries = func() map[[3]byte]bool {
@@ -198,6 +225,7 @@ var gdprCountries = func() map[[3]byte]bool {
 		"MLT MT", "NLD NL", "POL PL", "PRT PT", "ROU RO", "SVK SK", "SVN SI", "ESP ES", "SWE SE",
 		"ISL IS", "LIE LI", "NOR NO", "GBR GB", "CHE CH",
 		"GUF GF", "GLP GP", "MTQ MQ", "REU RE", "MYT YT", "MAF MF", "ALA AX",
+		"GIB GI", "JEY JE", "GGY GG", "IMN IM",
 		"GRC EL", "GBR UK",
 	} {
 		m[[3]byte{pair[0], pair[1], pair[2]}] = true
@@ -218,6 +246,9 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 		why = GDPRNoVendorID
 	case len(req.User.Consent) > 0:
 		v = p.tcf(req.User.Consent)
+		if len(req.User.ConsentExt) > 0 {
+			v = v.and(p.tcf(req.User.ConsentExt)) // user.ext.consent differs: both must allow
+		}
 		if inGPP {
 			v = v.and(g.tcf)
 		}

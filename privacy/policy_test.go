@@ -60,6 +60,9 @@ type req struct {
 	sid         []int64
 	gpc         bool
 	country     string // device.geo.country
+	// 2.5 ext twins that differ from the 2.6 field (ortb keeps them), and
+	// user.geo.country.
+	uspExt, gppExt, consentExt, userCountry string
 }
 
 func (r req) build() *ortb.Request {
@@ -77,6 +80,7 @@ func (r req) build() *ortb.Request {
 	or.Regs.USPrivacy, or.Regs.GPP, or.Regs.GPPSID, or.Regs.GPC = b(r.usp), b(r.gpp), r.sid, r.gpc
 	or.User.Consent = b(r.consent)
 	or.Device.Geo.Country = b(r.country)
+	or.Regs.USPrivacyExt, or.Regs.GPPExt, or.User.ConsentExt, or.User.Country = b(r.uspExt), b(r.gppExt), b(r.consentExt), b(r.userCountry)
 	return or
 }
 
@@ -165,6 +169,20 @@ func TestDecide(t *testing.T) {
 		{"usp: notice, no opt-out", vendor, req{usp: "1YNN"}, Decision{Uses: All, Why: Allowed}},
 		{"usp: not applicable", vendor, req{usp: "1---"}, Decision{Uses: All, Why: Allowed}},
 		{"usp: opted out", vendor, req{usp: "1YYN"}, Decision{Uses: None, Why: USPrivacyOptOut}},
+
+		// Conflicting 2.6 and 2.5 ext signals: each must allow (an outside
+		// audit got user-level bids from every one of these), and user.geo's
+		// country where device.geo names none.
+		{"usp 1NNN, ext opted out", vendor, req{usp: "1NNN", uspExt: "1YYN"}, Decision{Uses: None, Why: USPrivacyOptOut}},
+		{"usp opted out, ext 1NNN", vendor, req{usp: "1YYN", uspExt: "1NNN"}, Decision{Uses: None, Why: USPrivacyOptOut}},
+		{"consent all, ext consent nothing", vendor, req{gdpr: yes, consent: all, consentExt: tcNothing}, Decision{Uses: None, Why: GDPRDenied}},
+		{"consent all, ext consent all", vendor, req{gdpr: yes, consent: all, consentExt: tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor, 43}}.encode()}, Decision{Uses: All, Why: Allowed}},
+		{"gpp allows, ext gpp opts out", vendor, req{gpp: us(nil), gppExt: us(saleOut), sid: []int64{7}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp allows, ext gpp malformed", vendor, req{gpp: us(nil), gppExt: "junk", sid: []int64{7}}, Decision{Uses: None, Why: GPPMalformed}},
+		{"gdpr unset, user.geo in Germany", vendor, req{userCountry: "DEU"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in the USA, user.geo in Germany", vendor, req{country: "USA", userCountry: "deu"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in Gibraltar", vendor, req{country: "GIB"}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gdpr unset, device in Jersey, alpha-2", vendor, req{country: "je"}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"usp: opted out, lowercase", vendor, req{usp: "1nyy"}, Decision{Uses: None, Why: USPrivacyOptOut}},
 		{"usp malformed: placeholder", vendor, req{usp: "uspConsentString"}, Decision{Uses: None, Why: USPrivacyMalformed}},
 		{"usp malformed: version 2", vendor, req{usp: "2YNN"}, Decision{Uses: None, Why: USPrivacyMalformed}},
