@@ -661,7 +661,14 @@ func advDomain(a string) string {
 	if _, rest, ok := strings.Cut(a, "://"); ok {
 		a = rest
 	}
-	if i := strings.IndexAny(a, "/?#:"); i >= 0 {
+	a = strings.TrimLeft(a, "/")
+	if i := strings.IndexAny(a, "/?#"); i >= 0 {
+		a = a[:i]
+	}
+	if i := strings.LastIndexByte(a, '@'); i >= 0 {
+		a = a[i+1:]
+	}
+	if i := strings.IndexByte(a, ':'); i >= 0 {
 		a = a[:i]
 	}
 	return strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")

@@ -353,13 +353,22 @@ var schemeSep = []byte("://")
 // as a URL (https://acme.example/), with a port, a final dot (acme.example.)
 // or spaces around it; lookup then folds the case and a leading "www.".
 // Before, such an entry matched nothing, and the blocked advertiser's ad
-// bid. It slices b, allocating nothing.
+// bid. Also scheme-relative (//acme.example) and with user information
+// (http://u@acme.example), which an outside audit found let the blocked
+// advertiser bid. It slices b, allocating nothing.
 func advDomain(b []byte) []byte {
 	b = bytes.TrimSpace(b)
 	if i := bytes.Index(b, schemeSep); i >= 0 {
 		b = b[i+len(schemeSep):]
 	}
-	if i := bytes.IndexAny(b, "/?#:"); i >= 0 {
+	b = bytes.TrimLeft(b, "/")
+	if i := bytes.IndexAny(b, "/?#"); i >= 0 {
+		b = b[:i]
+	}
+	if i := bytes.LastIndexByte(b, '@'); i >= 0 {
+		b = b[i+1:]
+	}
+	if i := bytes.IndexByte(b, ':'); i >= 0 {
 		b = b[:i]
 	}
 	// "*.acme.example" and ".acme.example" name acme.example and its

@@ -145,6 +145,14 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("WWW.brand.example") }, monday15, false},
 		{"badv with spaces and a port", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss(" brand.example:443 ") }, monday15, false},
+		// Scheme-relative and with user information (an outside audit:
+		// both let the blocked advertiser bid).
+		{"badv scheme-relative", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("//brand.example") }, monday15, false},
+		{"badv with user information", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("http://u:p@brand.example:80/x") }, monday15, false},
+		{"badv user information naming a lookalike", func(c *Config) { c.Creatives[0].ADomain = []string{"notbrand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("http://notbrand.example@brand.example/") }, monday15, true},
 		{"badv URL of a lookalike", func(c *Config) { c.Creatives[0].ADomain = []string{"notbrand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("https://brand.example/") }, monday15, true},
 		{"badv a top-level domain with a final dot", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
