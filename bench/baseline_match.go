@@ -396,7 +396,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) {
 	bw, bh := deref(b.W), deref(b.H)
 	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
-	if bw <= 0 && bh <= 0 && len(b.Format) == 0 && !ranged {
+	if bw == 0 && bh == 0 && len(b.Format) == 0 && !ranged {
 		return sizes[0].W, sizes[0].H, true // the imp gives no size
 	}
 	for _, s := range sizes {

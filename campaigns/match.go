@@ -762,8 +762,8 @@ func anyInt(have, want []int64) bool {
 
 func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 	ranged := b.HasRange()
-	if b.W <= 0 && b.H <= 0 && len(b.Format) == 0 && !ranged {
-		return sizes[0].W, sizes[0].H, true // the imp gives no size
+	if b.W == 0 && b.H == 0 && len(b.Format) == 0 && !ranged {
+		return sizes[0].W, sizes[0].H, true // the imp gives no size (a negative one is no size of ours: no bid)
 	}
 	for _, s := range sizes {
 		if s.W == b.W && s.H == b.H {

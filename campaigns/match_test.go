@@ -290,6 +290,9 @@ func TestMatchBannerRangeAndVideoSize(t *testing.T) {
 		{"width range only: no height fits", ortb.Banner{W: 300, H: 50, WMin: 300}, 0, 0},
 		{"format: the range is not read", ortb.Banner{Format: []ortb.Size{{W: 320, H: 50}}, WMax: 800, HMax: 300}, 0, 0},
 		{"no size at all", ortb.Banner{}, 300, 250},
+		// A negative size is no size of ours, not "no size" (an outside
+		// audit: -300x-250 took any creative).
+		{"negative size", ortb.Banner{W: -300, H: -250}, 0, 0},
 	} {
 		imp := bannerImp(0, 0)
 		imp.Banner = c.b
