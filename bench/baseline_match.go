@@ -218,7 +218,8 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 		!in(t.Publishers, f.pub) ||
 		hasSite && !in(t.SiteAllow, f.site) || hasApp && !in(t.AppAllow, f.bundle) ||
 		len(t.CatAllow) > 0 && !anyIn(catKeys(t.CatTax, t.CatAllow), f.cats) ||
-		len(t.Segments) > 0 && !anyIn(t.Segments, f.segments) {
+		len(t.Segments) > 0 && !anyIn(t.Segments, f.segments) ||
+		len(t.Exchanges) > 0 { // the baseline serves no named exchange: such a campaign never matches
 		return false
 	}
 	// Inventory: a request with both site and app is a site; one with

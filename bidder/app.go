@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -455,6 +456,7 @@ func (a *App) publishCampaigns() error {
 	a.reloadRefused.Store(false)
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
 	a.warnUnpriced(snap)
+	a.warnExchanges(snap)
 	return nil
 }
 
@@ -502,6 +504,31 @@ func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
 	if un := unpriced(a.cfg, snap); len(un) > 0 {
 		a.log.Warn("campaigns in a currency not in currency.rates never bid", "campaigns", len(un),
 			"first", un[0].ID, "currency", un[0].Currency)
+	}
+}
+
+// warnExchanges warns of campaigns whose deals any sender can claim (deals
+// without targeting.exchanges: a deal id means something only on the
+// exchange that set it up) and of targeting.exchanges names no exchange in
+// the config has (those never match).
+func (a *App) warnExchanges(snap *campaigns.Snapshot) {
+	var open []string
+	unknown := map[string]bool{}
+	for _, c := range snap.Campaigns {
+		if len(c.Targeting.Deals) > 0 && len(c.Targeting.Exchanges) == 0 {
+			open = append(open, c.ID)
+		}
+		for _, x := range c.Targeting.Exchanges {
+			if _, ok := a.cfg.Exchanges[x]; !ok {
+				unknown[x] = true
+			}
+		}
+	}
+	if len(open) > 0 {
+		a.log.Warn("campaigns with deals and no targeting.exchanges bid on their deal ids from any sender", "campaigns", len(open), "first", open[0])
+	}
+	if len(unknown) > 0 {
+		a.log.Warn("targeting.exchanges names exchanges the config does not have: those campaigns never bid there", "names", slices.Sorted(maps.Keys(unknown)))
 	}
 }
 

@@ -95,7 +95,7 @@ func (bc *bidCtx) reset() {
 	bc.user = 0
 	bc.priv = privacy.Decision{}
 	bc.ex = nil
-	bc.sc.Seat = nil
+	bc.sc.Seat, bc.sc.Exchange = nil, nil
 	clear(bc.shade)
 	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
@@ -278,6 +278,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 	if bc.ex.seatOwn {
 		bc.sc.Seat = bc.ex.seat
 	}
+	bc.sc.Exchange = bc.ex.name
 	deadline := s.deadline(&bc.req, bc.ex, arrival)
 	bc.now = arrival
 	if r := s.bid(bc, deadline); r != reasonNone {

@@ -599,3 +599,31 @@ func TestQtyMultiplierOnlyForDOOHCampaigns(t *testing.T) {
 		}
 	}
 }
+
+// A campaign's deals are its exchanges' (targeting.exchanges): the deal id
+// sent by anyone else bids nothing. Before, any sender of deal-1 (no
+// exchange name, or a made-up one) got luxemotors-pmp's fixed 9.00 CPM, and
+// on at=3 set its price (an outside audit).
+func TestDealsOnlyFromTheirExchange(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile("../configs/campaigns/luxemotors-pmp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pmp.yaml"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	app := startApp(t, func(c *Config) {
+		c.CampaignsDir = dir
+		c.Exchanges = map[string]ExchangeConfig{"example-adx": {}, "other": {}}
+	})
+	body := []byte(`{"id":"deal-spoof","imp":[{"id":"1","banner":{"w":300,"h":250},"secure":1,` +
+		`"pmp":{"private_auction":1,"deals":[{"id":"deal-1","at":3,"bidfloor":8.99}]}}],` +
+		`"site":{"id":"x","domain":"junk.example","publisher":{"id":"nobody"}},"device":{"ua":"x","ip":"198.51.100.1"}}`)
+	for _, ex := range []string{"", "?exchange=made-up", "?exchange=other", "?exchange=example-adx"} {
+		code, resp, reason := post(t, "http://"+app.Addr()+"/openrtb2/bid"+ex, body)
+		if want := map[bool]int{true: 200, false: 204}[ex == "?exchange=example-adx"]; code != want {
+			t.Fatalf("deal-1 %q: %d %s %s, want %d", ex, code, reason, resp, want)
+		}
+	}
+}

@@ -148,7 +148,7 @@ func (x *explainRun) imp(i int, imp *ortb.Imp, floor int64) {
 	ei := &x.out[i]
 	var cands []campaigns.Candidate
 	examined := map[int]bool{}
-	for _, v := range x.cat.snap.Explain(x.req, imp, x.opt.now, x.seat()) {
+	for _, v := range x.cat.snap.Explain(x.req, imp, x.opt.now, x.seat(), x.opt.ex.name) {
 		if v.Rule == "" {
 			cands = append(cands, v.Candidates...)
 			examined[v.Campaign.Index] = v.Examined

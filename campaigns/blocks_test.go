@@ -133,7 +133,7 @@ func TestCategoryBlockReadsPageAndContent(t *testing.T) {
 			if got != c.want {
 				t.Fatalf("x a candidate: %v, want %v", got, c.want)
 			}
-			for _, v := range s.Explain(req, bannerImp(300, 250), monday15, nil) {
+			for _, v := range s.Explain(req, bannerImp(300, 250), monday15, nil, nil) {
 				if v.Campaign.ID == "x" && !c.want && v.Rule != RuleCatBlock {
 					t.Errorf("explain says %q, want %q", v.Rule, RuleCatBlock)
 				}

@@ -157,6 +157,7 @@ type Targeting struct {
 	CatAllow, CatBlock   []string
 	CatTax               int64 // taxonomy of CatAllow/CatBlock (1 unless set)
 	Deals                []string
+	Exchanges            []string // names the request's exchange must have (Scratch.Exchange); empty: any
 	OpenAuction          bool
 	Rewarded             int8 // 1 rewarded imps only, -1 never, 0 any
 	Segments             []string

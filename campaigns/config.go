@@ -147,8 +147,9 @@ type TargetingConfig struct {
 	Publishers      []string         `yaml:"publisher_ids,flow,omitempty"`
 	Categories      CategoriesConfig `yaml:"categories,omitempty"`
 	Deals           []string         `yaml:"deals,flow,omitempty"`
-	OpenAuction     *bool            `yaml:"open_auction,omitempty"` // default true
-	Rewarded        *bool            `yaml:"rewarded,omitempty"`     // true: rewarded imps only; false: never; default any
+	Exchanges       []string         `yaml:"exchanges,flow,omitempty"` // the ?exchange= names it bids on; empty: any
+	OpenAuction     *bool            `yaml:"open_auction,omitempty"`   // default true
+	Rewarded        *bool            `yaml:"rewarded,omitempty"`       // true: rewarded imps only; false: never; default any
 	Dayparting      *DaypartConf     `yaml:"dayparting,omitempty"`
 	Segments        []string         `yaml:"segments,flow,omitempty"`
 	AllowCOPPA      bool             `yaml:"allow_coppa,omitempty"`

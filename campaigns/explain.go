@@ -38,7 +38,7 @@ var dimRule = [numDims]string{
 	dCountry: "country", dRegion: "region", dDevice: "device_type", dOS: "os", dPub: "publisher",
 	dSite: "site", dApp: "app", dCat: "category", dSeg: "segments", dDeal: "deal", dFormat: "format",
 	dInventory: "inventory", dMetro: "metro", dCity: "city", dLang: "language", dConn: "connection_type",
-	dCarrier: "carrier", dVenue: "venue_type",
+	dCarrier: "carrier", dVenue: "venue_type", dExchange: "exchange",
 }
 
 func ruleOf(d dim) string {
@@ -67,11 +67,11 @@ type Verdict struct {
 // Explain returns a Verdict for every campaign of the snapshot, in
 // snapshot order, for imp of req at time now. seat is the buyer seat to
 // check wseat, bseat and deal wseat against, as Scratch.Seat; nil: the
-// snapshot's.
-func (s *Snapshot) Explain(req *ortb.Request, imp *ortb.Imp, now time.Time, seat []byte) []Verdict {
+// snapshot's. exchange is the request's exchange, as Scratch.Exchange.
+func (s *Snapshot) Explain(req *ortb.Request, imp *ortb.Imp, now time.Time, seat, exchange []byte) []Verdict {
 	ix := &s.idx
 	out := make([]Verdict, len(ix.camps))
-	sc := Scratch{Seat: seat}
+	sc := Scratch{Seat: seat, Exchange: exchange}
 	if !seatAllowed(req.WSeat, req.BSeat, sc.seat(ix)) {
 		for i := range ix.camps {
 			out[i] = Verdict{Campaign: ix.camps[i].c, Rule: RuleSeat, Detail: "seat " + strconv.Quote(string(sc.seat(ix)))}

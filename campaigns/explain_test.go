@@ -28,7 +28,7 @@ func checkAgreement(t *testing.T, where string, s *Snapshot, req *ortb.Request, 
 	now := monday15
 	got := s.Match(nil, req, imp, now, sc)
 	var fromExplain []Candidate
-	for _, v := range s.Explain(req, imp, now, nil) {
+	for _, v := range s.Explain(req, imp, now, nil, nil) {
 		switch {
 		case v.Rule == RuleOther:
 			t.Errorf("%s: %s excluded by a check Explain does not name", where, v.Campaign.ID)
@@ -151,7 +151,7 @@ func TestExplainRules(t *testing.T) {
 		if tc.req != nil {
 			tc.req(req, imp)
 		}
-		v := s.Explain(req, imp, monday15, nil)[0]
+		v := s.Explain(req, imp, monday15, nil, nil)[0]
 		if v.Rule != tc.rule || !strings.Contains(v.Detail, tc.detail) {
 			t.Errorf("want %q (%q): got %q (%q)", tc.rule, tc.detail, v.Rule, v.Detail)
 		}

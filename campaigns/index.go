@@ -42,7 +42,8 @@ const (
 	dCat
 	dSeg
 	dVenue
-	dDeal // dimensions before dDeal are checked by ccamp.restricted (a uint16)
+	dExchange
+	dDeal // dimensions before dDeal are checked by ccamp.restricted (a uint16: at most 16)
 	dFormat
 	dInventory
 	numDims
@@ -61,7 +62,7 @@ const (
 // k/cardinality of requests. Used only to choose anchors.
 var typicalCardinality = [numDims]float64{
 	dCountry: 20, dRegion: 200, dMetro: 210, dCity: 5000, dDevice: 4, dOS: 5, dLang: 30, dConn: 5,
-	dCarrier: 50, dPub: 2000, dSite: 2000, dApp: 2000, dCat: 20, dSeg: 500, dVenue: 100, dDeal: 10000,
+	dCarrier: 50, dPub: 2000, dSite: 2000, dApp: 2000, dCat: 20, dSeg: 500, dVenue: 100, dExchange: 5, dDeal: 10000,
 	dFormat: 6, dInventory: 3,
 }
 
@@ -289,6 +290,7 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	sets[dCat] = ix.ids(dCat, catKeys(t.CatTax, t.CatAllow))
 	sets[dSeg] = ix.ids(dSeg, t.Segments)
 	sets[dVenue] = ix.ids(dVenue, t.VenueTypes)
+	sets[dExchange] = ix.ids(dExchange, t.Exchanges)
 	sets[dInventory] = inventorySet(t)
 	sets[sSiteBlock] = ix.ids(dSite, t.SiteBlock)
 	sets[sAppBlock] = ix.ids(dApp, t.AppBlock)

@@ -34,6 +34,10 @@ type Scratch struct {
 	// bseat and deal wseat against instead of the snapshot's (a seat per
 	// exchange). It must stay valid until the walk ends.
 	Seat []byte
+	// Exchange is the name of the exchange the request came through (the
+	// bidder's ?exchange=, when it names a configured exchange); nil: none.
+	// A campaign with targeting.exchanges matches only a listed name.
+	Exchange []byte
 
 	epoch    uint32
 	seen     []uint32 // by campaign index: epoch when examined
@@ -228,6 +232,7 @@ func (sc *Scratch) requestValues(ix *index, req *ortb.Request, imp *ortb.Imp, se
 		}
 		sc.add(dCarrier, sc.lookup(ix.dicts[dCarrier], d.Carrier, foldLower))
 	}
+	sc.add(dExchange, sc.lookup(ix.dicts[dExchange], sc.Exchange, foldNone))
 	sc.inventoryValues(ix, req)
 	// A second belt (the bidder removes segments first when the privacy
 	// decision denies personalisation): under GDPR with no TC string at

@@ -101,10 +101,20 @@ func TestExamplesBidOnVocabularyTraffic(t *testing.T) {
 	req, imp := siteRequest(), bannerImp(970, 250)
 	imp.Deals = []ortb.Deal{{ID: bs("deal-2"), WSeat: bss("openbidder")}}
 	imp.PrivateAuction = true
-	got := s.Match(nil, req, imp, now, &sc)
-	if len(got) != 1 || got[0].Campaign.ID != "luxemotors-pmp" || got[0].Deal != &imp.Deals[0] {
-		t.Errorf("private deal-2: %v", candKeys(got))
+	// Its deals are example-adx's: from any other sender (no exchange, or
+	// another one), the deal id alone bids nothing (an outside audit: any
+	// sender of deal-1 got its fixed 9.00 CPM).
+	for _, ex := range []string{"", "example-ooh", "example-adx"} {
+		sc.Exchange = []byte(ex)
+		got := s.Match(nil, req, imp, now, &sc)
+		switch {
+		case ex != "example-adx" && len(got) != 0:
+			t.Errorf("private deal-2 from %q: %v, want none", ex, candKeys(got))
+		case ex == "example-adx" && (len(got) != 1 || got[0].Campaign.ID != "luxemotors-pmp" || got[0].Deal != &imp.Deals[0]):
+			t.Errorf("private deal-2 from example-adx: %v", candKeys(got))
+		}
 	}
+	sc.Exchange = nil
 	req = appRequest()
 	imp = &ortb.Imp{ID: bs("1"), HasAudio: true, Audio: ortb.Audio{MIMEs: bss("audio/mpeg")}}
 	if got := s.Match(nil, req, imp, now, &sc); len(got) != 1 || got[0].Creative.ID != "podwave-spot-30" || got[0].Creative.MType() != 3 {

@@ -77,6 +77,7 @@ func buildTargeting(tc *TargetingConfig, p problems) (Targeting, bool) {
 	t.CatAllow = categories(p, "targeting.categories.allow", tc.Categories.Allow, t.CatTax)
 	t.CatBlock = categories(p, "targeting.categories.block", tc.Categories.Block, t.CatTax)
 	t.Deals = nonEmpty(p, "targeting.deals", tc.Deals, false)
+	t.Exchanges = nonEmpty(p, "targeting.exchanges", tc.Exchanges, false)
 	t.OpenAuction = tc.OpenAuction == nil || *tc.OpenAuction
 	if !t.OpenAuction && len(t.Deals) == 0 {
 		p.add("targeting.open_auction", "false with no deals: the campaign could never bid")
