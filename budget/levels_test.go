@@ -253,3 +253,66 @@ func TestNATSLossAfterGracefulRestartReversesWin(t *testing.T) {
 		t.Fatalf("snapshot after its restore: %v, want not found", err)
 	}
 }
+
+// settleFlush settles one notice of the impression (auction x, imp 1, bid
+// of "a" made after a's start) on m and flushes the ledger.
+func settleFlush(t *testing.T, m *Manager, clk *manualClock, id HoldID, k NoticeKind, price int64) Result {
+	t.Helper()
+	res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+		AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: price, Time: clk.Now(), Bid: t0.Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Millisecond)
+	return res
+}
+
+// While the owner is down, another instance settles its notices (nothing
+// is forwarded to a process that is not there): a win charged there and
+// reversed there makes the restored level stale. The restored entry is
+// unsure, so the bill that reaches the restarted owner seals the generation
+// and charges again. Restored as certain, the bill was a duplicate of the
+// reversed win and the billed impression cost nothing, or 500 of a bill of
+// 1,000 (an outside review of the restore; the code before it charged the
+// bill, knowing nothing).
+func TestRestoredLevelChangedElsewhereStillBills(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		before      []NoticeKind // at the owner, before its close (at 500 for a win)
+		replayedWin bool         // the win at 1000 reaches the restarted owner before the bill
+	}{
+		{"loss here, win and loss elsewhere", []NoticeKind{KindLoss}, false},
+		{"win here, win and loss elsewhere", []NoticeKind{KindWin}, false},
+		{"win here, win and loss elsewhere, win replayed", []NoticeKind{KindWin}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			clk := newManualClock(t0.Add(time.Hour))
+			st := NewMemStore()
+			cp := campaign("c", micros(100))
+			a := storeManager(t, st, "a", clk, cp)
+			other := storeManager(t, st, "b", clk, cp)
+			defer other.Close(context.Background())
+			id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+			for _, k := range c.before {
+				settleFlush(t, a, clk, id, k, 500)
+			}
+			if err := a.Close(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			settleFlush(t, other, clk, id, KindWin, 1000)
+			settleFlush(t, other, clk, id, KindLoss, 0)
+			b := storeManager(t, st, "a", clk, cp)
+			defer b.Close(context.Background())
+			if c.replayedWin {
+				settleFlush(t, b, clk, id, KindWin, 1000)
+			}
+			res := settleFlush(t, b, clk, id, KindBill, 1000)
+			if sum := ledgerSum(st); sum < 1000 {
+				t.Fatalf("bill at 1000 after the restart: %+v; ledger %d, under the bill", res, sum)
+			}
+		})
+	}
+}

@@ -25,6 +25,10 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, a := range *m.accts.Load() {
 		a.validUntil.Store(0)
 	}
+	if m.fwdSub != nil {
+		_ = m.fwdSub.Unsubscribe() // other instances settle this one's notices themselves from now on
+		m.waitForwarded(ctx)
+	}
 	if m.cancel != nil {
 		m.cancel()
 	}
@@ -33,9 +37,6 @@ func (m *Manager) Close(ctx context.Context) error {
 		stopBeat = m.closingBeat()
 	}
 	defer stopBeat()
-	if m.fwdSub != nil {
-		_ = m.fwdSub.Unsubscribe() // other instances settle this one's notices themselves from now on
-	}
 	m.wg.Wait()
 	m.drainFreq()
 	var errs []error
@@ -120,4 +121,20 @@ func (m *Manager) closingBeat() (stop func()) {
 		close(done)
 		<-finished
 	})
+}
+
+// waitForwarded waits (until ctx ends) for the forwarded notices being
+// settled here to finish, by taking every slot of fwdSem: one that passed
+// the closed check before Close must be in the tier before the tier is
+// written for the next process (a bill settled after the snapshot read its
+// entry would be restored as provisional, and a loss could then reverse a
+// billed charge).
+func (m *Manager) waitForwarded(ctx context.Context) {
+	for range cap(m.fwdSem) {
+		select {
+		case m.fwdSem <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
