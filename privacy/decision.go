@@ -48,6 +48,7 @@ const (
 	GDPRMalformed                    // the TC string does not decode as TCF v2
 	GDPRDenied                       // decoded, but a needed purpose, vendor consent or legitimate interest is missing
 	GPCOptOut                        // regs.ext.gpc: Global Privacy Control, an opt-out of sale and sharing
+	TrackingLimited                  // device.lmt=1, device.dnt=1, or App Tracking Transparency restricted or denied: no personalization
 
 	numReasons
 )
@@ -55,6 +56,7 @@ const (
 var reasonNames = [numReasons]string{
 	"allowed", "coppa", "us_privacy_malformed", "us_privacy_opt_out", "gpp_malformed", "gpp_unsupported",
 	"gpp_opt_out", "gdpr_no_vendor_id", "gdpr_no_consent", "gdpr_malformed", "gdpr_denied", "gpc_opt_out",
+	"tracking_limited",
 }
 
 // NumReasons is the number of Reason values, for per-reason counters.

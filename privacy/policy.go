@@ -146,6 +146,16 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 	if gdprApplies(req, applies) {
 		p.gdpr(&d, req, &g)
 	}
+	// The device asks for limited tracking (lmt, OpenRTB: "tracking must be
+	// limited per commercial guidelines"; App Tracking Transparency
+	// restricted or denied) or sends Do Not Track: no personalization on
+	// any user id (segments, user-level features); frequency capping, which
+	// only counts what this user was shown, stays. Before, only the ifa was
+	// hidden, and user.id, buyeruid and segments were still used (an
+	// outside audit).
+	if req.Device.TrackingLimited() || req.Device.DNT == ortb.True {
+		d.restrict(FreqCap, TrackingLimited)
+	}
 	return d
 }
 

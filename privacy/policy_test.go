@@ -63,6 +63,8 @@ type req struct {
 	// 2.5 ext twins that differ from the 2.6 field (ortb keeps them), and
 	// user.geo.country.
 	uspExt, gppExt, consentExt, userCountry string
+	lmt, dnt                                int8 // device.lmt, device.dnt (0: unset)
+	atts                                    int64
 }
 
 func (r req) build() *ortb.Request {
@@ -80,6 +82,7 @@ func (r req) build() *ortb.Request {
 	or.Regs.USPrivacy, or.Regs.GPP, or.Regs.GPPSID, or.Regs.GPC = b(r.usp), b(r.gpp), r.sid, r.gpc
 	or.User.Consent = b(r.consent)
 	or.Device.Geo.Country = b(r.country)
+	or.Device.LMT, or.Device.DNT, or.Device.ATTS = flag(r.lmt), flag(r.dnt), r.atts
 	or.Regs.USPrivacyExt, or.Regs.GPPExt, or.User.ConsentExt, or.User.Country = b(r.uspExt), b(r.gppExt), b(r.consentExt), b(r.userCountry)
 	return or
 }
@@ -183,6 +186,16 @@ func TestDecide(t *testing.T) {
 		{"gdpr unset, device in the USA, user.geo in Germany", vendor, req{country: "USA", userCountry: "deu"}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"gdpr unset, device in Gibraltar", vendor, req{country: "GIB"}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"gdpr unset, device in Jersey, alpha-2", vendor, req{country: "je"}, Decision{Uses: None, Why: GDPRNoConsent}},
+
+		// A device that limits tracking, or Do Not Track: no personalization
+		// on any user id, frequency capping stays (an outside audit: lmt=1
+		// still targeted segments).
+		{"lmt", vendor, req{lmt: yes}, Decision{Uses: FreqCap, Why: TrackingLimited}},
+		{"lmt 0", vendor, req{lmt: no}, Decision{Uses: All, Why: Allowed}},
+		{"dnt", vendor, req{dnt: yes}, Decision{Uses: FreqCap, Why: TrackingLimited}},
+		{"atts denied", vendor, req{atts: 2}, Decision{Uses: FreqCap, Why: TrackingLimited}},
+		{"atts authorized", vendor, req{atts: 3}, Decision{Uses: All, Why: Allowed}},
+		{"lmt under an opt-out: the opt-out is the reason", vendor, req{lmt: yes, usp: "1YYN"}, Decision{Uses: None, Why: USPrivacyOptOut}},
 		{"usp: opted out, lowercase", vendor, req{usp: "1nyy"}, Decision{Uses: None, Why: USPrivacyOptOut}},
 		{"usp malformed: placeholder", vendor, req{usp: "uspConsentString"}, Decision{Uses: None, Why: USPrivacyMalformed}},
 		{"usp malformed: version 2", vendor, req{usp: "2YNN"}, Decision{Uses: None, Why: USPrivacyMalformed}},
