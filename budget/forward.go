@@ -46,10 +46,17 @@ const (
 	fwdBusy
 )
 
-// forwards tells whether n is another instance's to settle (and there is a
-// way to reach it).
+// forwards tells whether n is another process's to settle (and there is a
+// way to reach it): another instance's, or this instance id's while another
+// process under it stands and this one has yielded (a twin, liveness.go).
+// Two processes settling one id's notices each on its own tier split an
+// impression's level: a fleet audit's yielded twin reversed a win it never
+// saw billed, and the billed impression cost nothing.
 func (m *Manager) forwards(n *Notice) bool {
-	return n.InstanceID != "" && n.InstanceID != m.cfg.InstanceID && m.nc != nil && m.cfg.ForwardTimeout > 0
+	if n.InstanceID == "" || m.nc == nil || m.cfg.ForwardTimeout <= 0 {
+		return false
+	}
+	return n.InstanceID != m.cfg.InstanceID || m.twinAlive(m.cfg.Clock.Now().UnixNano())
 }
 
 // forward asks the owner to settle n; ok is false when the owner did not
@@ -93,6 +100,9 @@ func (m *Manager) serveForwarded() error {
 // onForwarded settles a forwarded notice on its own goroutine (the owner
 // waits for its ledger ack; the subscription must not), at most fwdMax at once.
 func (m *Manager) onForwarded(msg *nats.Msg) {
+	if m.twinAlive(m.cfg.Clock.Now().UnixNano()) {
+		return // yielded: the standing process under this id answers (forwards)
+	}
 	var req fwdReq
 	if json.Unmarshal(msg.Data, &req) != nil {
 		return

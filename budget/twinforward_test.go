@@ -1,0 +1,69 @@
+package budget
+
+import (
+	"testing"
+	"time"
+)
+
+// Two processes under one instance id on real NATS: the one cut off
+// (SIGSTOPped past the start probe) yields to the one started meanwhile,
+// whose heartbeat stands. The yielded one settled the id's notices against
+// its own tier (those that reached it over HTTP, and forwarded ones it
+// answered first): the impression's level was split between the two, and a
+// fleet audit's billed impression ended at 0 (win here, bill at the standing
+// process, loss here: the yielded process reversed a win it never saw
+// billed). It now forwards the id's notices to the standing process and
+// answers none forwarded to the id.
+func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
+	// Who gets the win, the bill and the loss: 0 the yielded twin, 1 the
+	// standing one, 2 another instance (it forwards to the id, and both
+	// twins got the request: each settled it on its own tier).
+	for _, order := range [][3]int{{2, 1, 2}, {0, 1, 0}, {1, 0, 0}, {0, 0, 1}, {2, 0, 2}} {
+		srv := startServer(t, t.TempDir(), -1)
+		clk := newManualClock(time.Now())
+		c := campaign("c", micros(5))
+		yielded := natsManualManager(t, "a", srv, clk, []Campaign{c})
+		standing := natsManualManager(t, "a", srv, clk, []Campaign{c}) // the first's heartbeat was not rewritten within the probe
+		other := natsManualManager(t, "b", srv, clk, []Campaign{c})
+		clk.Add(time.Second)
+		yielded.syncAll(ctxT(t), clk.Now(), false) // its beat yields to the standing one's
+		if !yielded.twinAlive(clk.Now().UnixNano()) || standing.twinAlive(clk.Now().UnixNano()) {
+			t.Fatalf("twins: yielded sees one %v, standing sees one %v", yielded.twinAlive(clk.Now().UnixNano()), standing.twinAlive(clk.Now().UnixNano()))
+		}
+		waitForLease(t, standing, standing.Handle("c"), 2000)
+		id, ok := standing.Hold(standing.Handle("c"), 2000, clk.Now())
+		if !ok {
+			t.Fatal("no hold on the standing process")
+		}
+		ms := [3]*Manager{yielded, standing, other}
+		for i, k := range []NoticeKind{KindWin, KindBill, KindLoss} {
+			m := ms[order[i]]
+			price := int64(1500)
+			if k == KindLoss {
+				price = 0
+			}
+			if _, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+				AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: price, Time: clk.Now()}); err != nil {
+				t.Fatalf("%v at %d: %v", k, order[i], err)
+			}
+			for _, m := range ms {
+				if err := m.ledger.flush(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			clk.Add(time.Millisecond)
+		}
+		var sum int64
+		for _, e := range readLedger(t, srv.ClientURL()) {
+			sum += e.Charged
+			t.Logf("%v: %s %s %d", order, e.MsgID[len(e.MsgID)-7:], e.Kind, e.Charged)
+		}
+		if sum != 1500 {
+			t.Errorf("win, bill, loss at %v (0 the yielded twin): ledger %d, want the bill's 1500", order, sum)
+		}
+		yielded.Close(ctxT(t))
+		standing.Close(ctxT(t))
+		other.Close(ctxT(t))
+		srv.Shutdown()
+	}
+}
