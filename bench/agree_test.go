@@ -110,6 +110,15 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 				strings.ToUpper(campaigns.VocabLanguages[(pub/2)%len(campaigns.VocabLanguages)])+`-XX","`+campaigns.VocabLanguages[pub%len(campaigns.VocabLanguages)]+`_YY"],`,
 			`"pos":1,`, `"pos":1,"btype":[`+strconv.Itoa(1+pub%4)+`],`)
 		out["site-banner wlang btype pub "+n] = []byte(langs.Replace(string(SiteBanner("0.3"))))
+		// A device that limits tracking (ATT denied or restricted, lmt, dnt:
+		// no personalization), and the page's, section's and content's
+		// categories (category blocks read them), on a site and on a screen.
+		track := []string{`"dnt":0,`, `"dnt":0,"ext":{"atts":` + strconv.Itoa(1+pub%3) + `},`, `"dnt":0,"lmt":1,`, `"dnt":1,`}[pub%4]
+		cats := `"pagecat":["IAB` + strconv.Itoa(1+pub%26) + `"],"sectioncat":["IAB` + strconv.Itoa(1+(pub*5)%26) + `-1"],"content":{"cat":["IAB` + strconv.Itoa(1+(pub*3)%26) + `"]},`
+		tr := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"dnt":0,`, track, `"mobile":1}`, `"mobile":1,`+strings.TrimSuffix(cats, ",")+`}`)
+		out["site-banner tracking and page cats pub "+n] = []byte(tr.Replace(string(SiteBanner("0.3"))))
+		doohCats := strings.NewReplacer(`"site":{"id":"s-5"`, `"dooh":{"content":{"cat":["IAB`+strconv.Itoa(1+(pub*3)%26)+`"]},"venuetype":["`+campaigns.VocabVenueTypes[pub%len(campaigns.VocabVenueTypes)]+`"],"id":"d-5"`)
+		out["dooh-banner content cat pub "+n] = []byte(doohCats.Replace(v26.Replace(string(SiteBanner("0.3")))))
 		// Deals naming the advertisers they allow (2.6 wadomain): some
 		// generated advertisers (advertiser-N.example), a subdomain form,
 		// and none; private and open.

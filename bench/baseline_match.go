@@ -129,6 +129,9 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		if br.DOOH.Publisher != nil {
 			f.pub = br.DOOH.Publisher.ID
 		}
+		if br.DOOH.Content != nil {
+			cnt, cntTax = br.DOOH.Content.Cat, int64(br.DOOH.Content.CatTax)
+		}
 	}
 	f.catTax, f.hasCats = taxonomy(catTax), len(cats) > 0
 	f.cntTax, f.hasCnt = taxonomy(cntTax), len(cnt) > 0
@@ -415,7 +418,7 @@ func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) 
 	if ranged && len(b.Format) == 0 { // 2.5: on an axis with a range, w or h is then only preferred
 		fits := func(v, exact, lo, hi int64) bool {
 			if lo <= 0 && hi <= 0 {
-				return exact <= 0 || v == exact
+				return exact == 0 || v == exact
 			}
 			return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi)
 		}

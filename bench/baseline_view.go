@@ -44,7 +44,7 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 		r.HasDevice = true
 		r.Device = ortb.Device{UA: s2b(d.UA), IP: s2b(d.IP), IFA: s2b(d.IFA), DeviceType: int64(d.DeviceType),
 			Make: s2b(d.Make), Model: s2b(d.Model), OS: s2b(d.OS), OSV: s2b(d.OSV),
-			Language: s2b(d.Language), W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt)}
+			Language: s2b(d.Language), W: d.W, H: d.H, DNT: flag(d.DNT), LMT: flag(d.Lmt), ATTS: extATTS(d.Ext)}
 		if d.ConnectionType != nil {
 			r.Device.ConnType = int64(*d.ConnectionType)
 		}
@@ -253,4 +253,19 @@ func attrs(in []adcom1.CreativeAttribute) []int64 {
 		out = append(out, int64(a))
 	}
 	return out
+}
+
+// extATTS reads device.ext.atts as the parser does: an integer, else 0
+// (App Tracking Transparency: 1 restricted and 2 denied limit tracking,
+// package privacy).
+func extATTS(ext json.RawMessage) int64 {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return 0
+	}
+	var n int64
+	if json.Unmarshal(m["atts"], &n) != nil {
+		return 0
+	}
+	return n
 }

@@ -103,15 +103,18 @@ func TestCategoryBlockReadsPageAndContent(t *testing.T) {
 		name string
 		set  func(c *ortb.PageCats)
 		app  bool
+		dooh bool
 		want bool
 	}{
-		{"site only", func(*ortb.PageCats) {}, false, true},
-		{"pagecat", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB26")} }, false, false},
-		{"sectioncat child", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1"), []byte("iab26-2")} }, false, false},
-		{"content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, false, false},
-		{"app content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, true, false},
-		{"content in another taxonomy", func(c *ortb.PageCats) { c.ContentCat, c.ContentCatTax = [][]byte{[]byte("IAB1")}, 2 }, false, false},
-		{"other page", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1")} }, false, true},
+		{"site only", func(*ortb.PageCats) {}, false, false, true},
+		{"pagecat", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB26")} }, false, false, false},
+		{"sectioncat child", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1"), []byte("iab26-2")} }, false, false, false},
+		{"content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, false, false, false},
+		{"app content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, true, false, false},
+		{"content in another taxonomy", func(c *ortb.PageCats) { c.ContentCat, c.ContentCatTax = [][]byte{[]byte("IAB1")}, 2 }, false, false, false},
+		{"other page", func(c *ortb.PageCats) { c.PageCat = [][]byte{[]byte("IAB1")} }, false, false, true},
+		{"dooh content.cat", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB26")} }, false, true, false},
+		{"dooh other content", func(c *ortb.PageCats) { c.ContentCat = [][]byte{[]byte("IAB1")} }, false, true, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -125,6 +128,14 @@ func TestCategoryBlockReadsPageAndContent(t *testing.T) {
 				req = appRequest()
 				req.App.Cat = [][]byte{[]byte("IAB12")}
 				c.set(&req.App.PageCats)
+			}
+			if c.dooh {
+				cfg.Targeting.Inventory = []string{"dooh"}
+				s = mustCompile(t, []Config{cfg, baseConfig("other")})
+				req = siteRequest()
+				req.HasSite, req.HasDOOH = false, true
+				req.DOOH = ortb.DOOH{ID: []byte("d")}
+				c.set(&req.DOOH.PageCats)
 			}
 			got := false
 			for _, cand := range s.Match(nil, req, bannerImp(300, 250), monday15, &Scratch{}) {

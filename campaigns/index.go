@@ -43,11 +43,15 @@ const (
 	dSeg
 	dVenue
 	dExchange
-	dDeal // dimensions before dDeal are checked by ccamp.restricted (a uint16: at most 16)
+	dDeal // dimensions before dDeal are checked by ccamp.restricted (a uint16: at most 16, checked below)
 	dFormat
 	dInventory
 	numDims
 )
+
+// ccamp.restricted has a bit for each dimension before dDeal: a 17th does
+// not compile.
+const _ = uint16(1 << (dDeal - 1))
 
 // Per-campaign id sets beyond the dimensions (dDeal's slot holds the deals).
 const (

@@ -282,7 +282,7 @@ func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
 		pub, cats, catTax, more = req.App.Publisher.ID, req.App.Cat, req.App.CatTax, &req.App.PageCats
 	case req.HasDOOH:
 		kind = invDOOH
-		pub = req.DOOH.Publisher.ID
+		pub, more = req.DOOH.Publisher.ID, &req.DOOH.PageCats
 		for _, v := range req.DOOH.VenueType {
 			sc.add(dVenue, sc.lookup(ix.dicts[dVenue], v, foldLower))
 		}
@@ -799,7 +799,7 @@ func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
 // equal to exact when that is given, else anything.
 func axisFits(v, exact, lo, hi int64) bool {
 	if lo <= 0 && hi <= 0 {
-		return exact <= 0 || v == exact
+		return exact == 0 || v == exact // a negative size is no size of ours
 	}
 	return (lo <= 0 || v >= lo) && (hi <= 0 || v <= hi)
 }

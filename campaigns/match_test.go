@@ -293,6 +293,8 @@ func TestMatchBannerRangeAndVideoSize(t *testing.T) {
 		// A negative size is no size of ours, not "no size" (an outside
 		// audit: -300x-250 took any creative).
 		{"negative size", ortb.Banner{W: -300, H: -250}, 0, 0},
+		{"negative size beside a range", ortb.Banner{W: -300, H: -250, WMin: 1}, 0, 0},
+		{"negative height beside a width range", ortb.Banner{W: 300, H: -250, WMin: 1, WMax: 1000}, 0, 0},
 	} {
 		imp := bannerImp(0, 0)
 		imp.Banner = c.b

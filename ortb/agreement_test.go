@@ -308,7 +308,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 	if d := br.DOOH; d != nil {
 		r.HasDOOH = true
 		r.DOOH = DOOH{ID: s2bOrNil(d.ID), Domain: s2bOrNil(d.Domain), VenueType: strs(d.VenueType),
-			Publisher: pubFromSchema(d.Publisher)}
+			Publisher: pubFromSchema(d.Publisher), PageCats: pageCatsFromSchema(nil, nil, d.Content)}
 		if d.VenueTypeTax != nil {
 			r.DOOH.VenueTypeTax = int64(*d.VenueTypeTax)
 		}

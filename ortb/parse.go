@@ -52,7 +52,9 @@ type Parser struct {
 // unknown members and ext payloads that are not objects are ignored; the 2.5 ext twins
 // regs.ext.gdpr, regs.ext.us_privacy, regs.ext.gpp, regs.ext.gpp_sid and
 // user.ext.consent fill Regs and User when the 2.6 member is absent (or an
-// empty string or array); at most one of site, app and dooh may be present
+// empty string or array), and a string twin that differs from its 2.6 member
+// is kept beside it (Regs.USPrivacyExt, Regs.GPPExt, User.ConsentExt; two
+// different gpp_sid lists are joined; regs.gdpr: either saying 1); at most one of site, app and dooh may be present
 // (ErrInvalid: the spec allows one, and targeting reads one);
 // Device.Geo is device.geo, else user.geo; imp.native.request is parsed as
 // a Native 1.x request (see Native.Status: a bad one is no error, it only

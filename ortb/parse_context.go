@@ -54,6 +54,8 @@ func doohField(d *DOOH, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &d.VenueTypeTax)
 	case "publisher":
 		return parsePublisher(&d.Publisher, k, v)
+	case "content":
+		return d.PageCats.field(k, v)
 	}
 	return errUnread
 }

@@ -56,7 +56,9 @@ func (g *Regs) empty() Regs { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.G
 func (b *Banner) empty() Banner {
 	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0]}
 }
-func (d *DOOH) empty() DOOH     { return DOOH{VenueType: d.VenueType[:0]} }
+func (d *DOOH) empty() DOOH {
+	return DOOH{VenueType: d.VenueType[:0], PageCats: d.PageCats.empty()}
+}
 func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0], DurFloors: p.DurFloors[:0]} }
 func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0], Assets: n.Assets[:0]} }
 

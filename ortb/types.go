@@ -114,6 +114,7 @@ type DOOH struct {
 	VenueType    [][]byte // dooh.venuetype, as sent (OpenOOH venue ids)
 	VenueTypeTax int64    // dooh.venuetypetax (0: absent)
 	Publisher    Publisher
+	PageCats     // content.cat only (DOOH has no pagecat or sectioncat)
 }
 
 // Geo is device.geo (or user.geo when device.geo is absent).

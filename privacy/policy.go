@@ -187,8 +187,9 @@ func (p *Policy) gppCheck(d *Decision, r *ortb.Regs, gpp []byte) (g gppSummary, 
 // regs.ext.gdpr; the parser reads either one saying 1 as 1) is 1, GPP's
 // tcfeuv2 section applies, or regs.gdpr is absent (OpenRTB: unknown) and
 // the request itself says GDPR may apply, with a TC string (only a CMP under
-// GDPR writes one) or a device in the EEA, the UK or Switzerland. An
-// explicit 0 is taken at its word: the geo is the exchange's guess too.
+// GDPR writes one) or a device's or user's country in the EEA, the UK,
+// Switzerland, Gibraltar, Jersey, Guernsey or the Isle of Man. An explicit 0
+// is taken at its word: the geo is the exchange's guess too.
 func gdprApplies(req *ortb.Request, applies uint64) bool {
 	switch r := &req.Regs; {
 	case r.GDPR == ortb.True || applies&(1<<sidTCFEU) != 0:
