@@ -26,4 +26,8 @@ var (
 	// The entry stays queued (money is never dropped); a retried notice
 	// waits for that same entry.
 	ErrAckTimeout = errors.New("budget: ledger did not acknowledge in time; the charge stays queued, retry")
+	// ErrOwnerUnreachable: a loss notice for another instance's bid whose
+	// owner did not answer changed nothing here (the owner may hold a
+	// provisional charge it would reverse): retry.
+	ErrOwnerUnreachable = errors.New("budget: the instance that placed the bid did not answer and the loss changed nothing here; retry")
 )

@@ -316,3 +316,35 @@ func TestRestoredLevelChangedElsewhereStillBills(t *testing.T) {
 		})
 	}
 }
+
+// A loss notice for another instance's bid whose owner does not answer, and
+// that changes nothing where it arrived, is answered ErrOwnerUnreachable
+// (503: the exchange retries); the retry, once the owner is back, reverses
+// its provisional win. Before, it was answered 200 and the win stayed
+// charged (a fleet audit, during a NATS outage).
+func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	b := natsManualManager(t, "b", srv, clk, []Campaign{c})
+	id, _ := a.Hold(a.Handle("c"), 400_000, clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
+		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
+	if _, err := a.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	n.Kind, n.ClearingMicros = KindLoss, 0
+	if _, err := b.Settle(n); !errors.Is(err, ErrOwnerUnreachable) {
+		t.Fatalf("loss while the owner is away: %v, want ErrOwnerUnreachable", err)
+	}
+	natsManualManager(t, "a", srv, clk, []Campaign{c}) // the owner restarts
+	res, err := b.Settle(n)                            // the exchange's retry
+	if err != nil || res.ReversedMicros != 350_000 || !res.Forwarded {
+		t.Fatalf("the retry: %+v %v, want the owner's reversal of 350000", res, err)
+	}
+}

@@ -158,10 +158,12 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		m.tooLateN.Add(1)
 		return Result{}, ErrTooLateToCharge
 	}
+	fellBack := false
 	if m.forwards(&n) {
 		if res, ok, err := m.forward(&n); ok {
 			return res, err
 		}
+		fellBack = true
 	}
 	deadline := time.Now().Add(m.cfg.AckWait)
 	out, err := m.settle(&n)
@@ -175,6 +177,13 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		return out.res, err
 	}
 	m.finish(&out)
+	if fellBack && n.Kind == KindLoss && out.res.ReversedMicros == 0 {
+		// Settled here, the loss changed nothing, and its owner, which may
+		// hold a provisional charge that it would reverse, could not be
+		// reached: the exchange's retry may reach it (a fleet audit's loss
+		// during a NATS outage was answered 200 and its win stayed charged).
+		return out.res, ErrOwnerUnreachable
+	}
 	return out.res, nil
 }
 
