@@ -60,28 +60,31 @@ func (m *Manager) forwards(n *Notice) bool {
 }
 
 // forward asks the owner to settle n; ok is false when the owner did not
-// answer (or was busy) and the notice is to be settled here.
-func (m *Manager) forward(n *Notice) (res Result, ok bool, err error) {
+// answer (or was busy) and the notice is to be settled here. away says the
+// owner may be running but could not answer (a timeout, busy, NATS down),
+// not that nothing serves its id (no responders: it is gone or between
+// processes).
+func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4, SentNs: time.Now().UnixNano()})
 	if err != nil {
-		return Result{}, false, nil
+		return Result{}, false, false, nil
 	}
 	msg, err := m.nc.Request(noticeSubject+escapeKey("", n.InstanceID), b, m.cfg.ForwardTimeout)
 	var rep fwdRep
 	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Code == fwdBusy {
 		m.fwdFallbacks.Add(1)
-		return Result{}, false, nil
+		return Result{}, false, !errors.Is(err, nats.ErrNoResponders), nil
 	}
 	m.forwarded.Add(1)
 	rep.Result.Forwarded = true
 	switch rep.Code {
 	case fwdOK:
-		return rep.Result, true, nil
+		return rep.Result, true, false, nil
 	case fwdUnacked:
 		m.ackTimeouts.Add(1)
-		return rep.Result, true, ErrAckTimeout
+		return rep.Result, true, false, ErrAckTimeout
 	}
-	return rep.Result, true, errors.New(rep.Err)
+	return rep.Result, true, false, errors.New(rep.Err)
 }
 
 // serveForwarded subscribes to the notices other instances forward here.

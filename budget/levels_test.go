@@ -317,11 +317,13 @@ func TestRestoredLevelChangedElsewhereStillBills(t *testing.T) {
 	}
 }
 
-// A loss notice for another instance's bid whose owner does not answer, and
-// that changes nothing where it arrived, is answered ErrOwnerUnreachable
-// (503: the exchange retries); the retry, once the owner is back, reverses
-// its provisional win. Before, it was answered 200 and the win stayed
-// charged (a fleet audit, during a NATS outage).
+// A loss notice for another instance's bid whose owner is there but does
+// not answer (stalled: a timeout; or NATS down), and that changes nothing
+// where it arrived, is answered ErrOwnerUnreachable (503: the exchange
+// retries); the retry, once the owner answers, reverses its provisional win.
+// Before, it was answered 200 and the win stayed charged (a fleet audit,
+// during a NATS outage). An owner nothing serves (no responders) gets no
+// retry: 200, as before.
 func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
 	srv := startServer(t, t.TempDir(), -1)
 	t.Cleanup(srv.Shutdown)
@@ -335,16 +337,40 @@ func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
 	if _, err := a.Settle(n); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.Close(ctxT(t)); err != nil {
+	// The owner stalls: something holds its subject and never answers.
+	if err := a.fwdSub.Unsubscribe(); err != nil {
 		t.Fatal(err)
 	}
+	a.fwdSub = nil
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stalled, err := nc.Subscribe(noticeSubject+"a", func(*nats.Msg) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
 	n.Kind, n.ClearingMicros = KindLoss, 0
 	if _, err := b.Settle(n); !errors.Is(err, ErrOwnerUnreachable) {
-		t.Fatalf("loss while the owner is away: %v, want ErrOwnerUnreachable", err)
+		t.Fatalf("loss while the owner is stalled: %v, want ErrOwnerUnreachable", err)
 	}
-	natsManualManager(t, "a", srv, clk, []Campaign{c}) // the owner restarts
-	res, err := b.Settle(n)                            // the exchange's retry
+	stalled.Unsubscribe()
+	nc.Flush()
+	if err := a.serveForwarded(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.nc.Flush(); err != nil { // the subscription is at the server before the retry
+		t.Fatal(err)
+	}
+	res, err := b.Settle(n) // the exchange's retry
 	if err != nil || res.ReversedMicros != 350_000 || !res.Forwarded {
 		t.Fatalf("the retry: %+v %v, want the owner's reversal of 350000", res, err)
+	}
+	// Nothing serves "gone": its losses are answered as before.
+	n.InstanceID, n.AuctionID = "gone", "y"
+	if _, err := b.Settle(n); err != nil {
+		t.Fatalf("loss for an instance nothing serves: %v, want nil", err)
 	}
 }

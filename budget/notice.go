@@ -158,12 +158,13 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		m.tooLateN.Add(1)
 		return Result{}, ErrTooLateToCharge
 	}
-	fellBack := false
+	ownerAway := false
 	if m.forwards(&n) {
-		if res, ok, err := m.forward(&n); ok {
+		res, ok, away, err := m.forward(&n)
+		if ok {
 			return res, err
 		}
-		fellBack = true
+		ownerAway = away
 	}
 	deadline := time.Now().Add(m.cfg.AckWait)
 	out, err := m.settle(&n)
@@ -177,11 +178,15 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		return out.res, err
 	}
 	m.finish(&out)
-	if fellBack && n.Kind == KindLoss && out.res.ReversedMicros == 0 {
+	if ownerAway && n.Kind == KindLoss && out.res.ReversedMicros == 0 {
 		// Settled here, the loss changed nothing, and its owner, which may
-		// hold a provisional charge that it would reverse, could not be
-		// reached: the exchange's retry may reach it (a fleet audit's loss
-		// during a NATS outage was answered 200 and its win stayed charged).
+		// hold a provisional charge that it would reverse, is there but
+		// could not answer (a timeout, busy, NATS down): the exchange's
+		// retry may reach it (a fleet audit's loss during a NATS outage was
+		// answered 200 and its win stayed charged). An owner nothing serves
+		// (no responders: gone, or between two processes) gets no retry:
+		// a default instance id is new at every start, and its old bids'
+		// losses would be refused for good.
 		return out.res, ErrOwnerUnreachable
 	}
 	return out.res, nil
