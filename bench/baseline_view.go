@@ -83,10 +83,21 @@ func toView(br *openrtb2.BidRequest) *ortb.Request {
 			r.Regs.GPPSID = append(r.Regs.GPPSID, int64(id))
 		}
 		var ext struct {
-			SID []int64 `json:"gpp_sid"`
+			SID []json.RawMessage `json:"gpp_sid"`
 		}
-		if json.Unmarshal(g.Ext, &ext) == nil && ext.SID != nil && !slices.Equal(r.Regs.GPPSID, ext.SID) {
-			r.Regs.GPPSID = append(r.Regs.GPPSID, ext.SID...) // either list's sections apply, as in ortb.Parser
+		if json.Unmarshal(g.Ext, &ext) == nil && ext.SID != nil {
+			sids := []int64{}
+			for _, e := range ext.SID {
+				n, ok := extInt(e)
+				if !ok {
+					sids = nil // a wrongly typed element: ignored whole, as in ortb.Parser
+					break
+				}
+				sids = append(sids, n)
+			}
+			if sids != nil && !slices.Equal(r.Regs.GPPSID, sids) {
+				r.Regs.GPPSID = append(r.Regs.GPPSID, sids...) // either list's sections apply, as in ortb.Parser
+			}
 		}
 	}
 	return r
@@ -263,9 +274,29 @@ func extATTS(ext json.RawMessage) int64 {
 	if json.Unmarshal(ext, &m) != nil {
 		return 0
 	}
-	var n int64
-	if json.Unmarshal(m["atts"], &n) != nil {
-		return 0
-	}
+	n, _ := extInt(m["atts"])
 	return n
+}
+
+// extInt reads an ext integer as ortb.Parser does: a number with no
+// fraction, a string of up to 18 digits, null as 0.
+func extInt(raw json.RawMessage) (int64, bool) {
+	if string(raw) == "null" {
+		return 0, true
+	}
+	var n int64
+	if json.Unmarshal(raw, &n) == nil {
+		return n, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil || len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }

@@ -377,11 +377,31 @@ func extATTS(ext json.RawMessage) int64 {
 	if json.Unmarshal(ext, &m) != nil {
 		return 0
 	}
-	var n int64
-	if json.Unmarshal(m["atts"], &n) != nil {
-		return 0
-	}
+	n, _ := extIntOf(m["atts"])
 	return n
+}
+
+// extIntOf reads an ext integer as the parser does (extInt): a number with
+// no fraction, a string of up to 18 digits, null as 0.
+func extIntOf(raw json.RawMessage) (int64, bool) {
+	var n int64
+	if string(raw) == "null" {
+		return 0, true
+	}
+	if json.Unmarshal(raw, &n) == nil {
+		return n, true
+	}
+	var s string
+	if json.Unmarshal(raw, &s) != nil || len(s) == 0 || len(s) > 18 {
+		return 0, false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
 
 // extGPC reads regs.ext.gpc as Prebid forwards it: "1", 1 or true.
@@ -671,9 +691,17 @@ func extInts(ext json.RawMessage, key string) []int64 {
 	if json.Unmarshal(ext, &m) != nil {
 		return nil
 	}
-	var out []int64
-	if json.Unmarshal(m[key], &out) != nil {
+	var raw []json.RawMessage
+	if json.Unmarshal(m[key], &raw) != nil || raw == nil {
 		return nil
+	}
+	out := []int64{}
+	for _, e := range raw {
+		n, ok := extIntOf(e)
+		if !ok {
+			return nil
+		}
+		out = append(out, n)
 	}
 	return out
 }

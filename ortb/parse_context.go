@@ -122,12 +122,7 @@ func deviceField(d *Device, k []byte, v *fastjson.Value) error {
 				if string(k) != "atts" {
 					return errUnread
 				}
-				d.ATTS = 0
-				if v.Type() == fastjson.TypeNumber {
-					if n, err := v.Int64(); err == nil {
-						d.ATTS = n
-					}
-				}
+				d.ATTS, _ = extInt(v) // a number, or a string of digits ("2")
 				return nil
 			}))
 		}
@@ -345,11 +340,24 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) error {
 			p.extGPP, _ = v.StringBytes()
 		}
 	case "gpp_sid":
-		// An array of integers, else ignored whole (ext is free-form).
+		// An array of integers or strings of digits ([2], ["2"]: a
+		// section id written as a string still names its section, which
+		// would otherwise not apply); else ignored whole (ext is
+		// free-form).
 		p.extGPPSID = p.extGPPSID[:0]
-		p.hasExtSID = getInts(k, v, &p.extGPPSID) == nil
-		if !p.hasExtSID {
-			p.extGPPSID = p.extGPPSID[:0]
+		p.hasExtSID = false
+		if v.Type() != fastjson.TypeArray {
+			break
+		}
+		a, _ := v.Array()
+		p.hasExtSID = true
+		for _, e := range a {
+			n, ok := extInt(e)
+			if !ok {
+				p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
+				break
+			}
+			p.extGPPSID = append(p.extGPPSID, n)
 		}
 	default:
 		return errUnread
@@ -379,4 +387,29 @@ func (c *PageCats) field(k []byte, v *fastjson.Value) error {
 		}
 		return errUnread
 	}))
+}
+
+// extInt reads an ext integer the way exchanges write them: a number with
+// no fraction, or a string of at most 18 digits (no sign); null is 0. ok is
+// false for anything else.
+func extInt(v *fastjson.Value) (n int64, ok bool) {
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return 0, true
+	case fastjson.TypeNumber:
+		return toInt(v)
+	case fastjson.TypeString:
+		b, _ := v.StringBytes()
+		if len(b) == 0 || len(b) > 18 {
+			return 0, false
+		}
+		for _, c := range b {
+			if c < '0' || c > '9' {
+				return 0, false
+			}
+			n = n*10 + int64(c-'0')
+		}
+		return n, true
+	}
+	return 0, false
 }

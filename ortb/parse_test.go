@@ -429,8 +429,9 @@ func TestParseLenient(t *testing.T) {
 	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[8]}}}`, func(r *Request) bool { return sid(r, 7, 8) }) // either list's sections apply
 	f(head+`,"regs":{"gpp_sid":[7],"ext":{"gpp_sid":[7]}}}`, func(r *Request) bool { return sid(r, 7) })
 	f(head+`,"regs":{"gpp_sid":[],"ext":{"gpp_sid":[8,null]}}}`, func(r *Request) bool { return sid(r, 8, 0) })
-	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r) }) // odd ext: ignored whole
-	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })     // likewise
+	f(head+`,"regs":{"ext":{"gpp_sid":[8,"9"]}}}`, func(r *Request) bool { return sid(r, 8, 9) }) // a string of digits names its section
+	f(head+`,"regs":{"ext":{"gpp_sid":[8,"x"]}}}`, func(r *Request) bool { return sid(r) })       // odd ext: ignored whole
+	f(head+`,"regs":{"ext":{"gpp_sid":"7"}}}`, func(r *Request) bool { return sid(r) })           // likewise
 	f(head+`,"unknown":{"a":[1,2,{"b":null}]},"site":{"unknown":true,"cat":[null,"IAB1"]}}`, func(r *Request) bool {
 		return r.HasSite && len(r.Site.Cat) == 2 && r.Site.Cat[0] == nil && string(r.Site.Cat[1]) == "IAB1"
 	})
@@ -722,7 +723,9 @@ func TestParseDurFloorsAndWADomain(t *testing.T) {
 
 // device.ext.atts (App Tracking Transparency) is read; restricted (1) or
 // denied (2) limit the advertising id as lmt=1 does: it is no user key. A
-// wrongly typed atts is no signal, and a later request does not keep it.
+// wrongly typed atts is no signal, and a later request does not keep it; a
+// string of digits is read as its number (an outside review: "2" read as
+// not limited).
 func TestParseATTSLimitsTheAdvertisingID(t *testing.T) {
 	var p Parser
 	var r Request
@@ -734,7 +737,9 @@ func TestParseATTSLimitsTheAdvertisingID(t *testing.T) {
 		{`{"atts":2}`, 2, true},
 		{`{"atts":1}`, 1, true},
 		{`{"atts":3}`, 3, false},
-		{`{"atts":"2"}`, 0, false},
+		{`{"atts":"2"}`, 2, true},
+		{`{"atts":"x"}`, 0, false},
+		{`{"atts":2.5}`, 0, false},
 		{`{}`, 0, false},
 	} {
 		body := `{"id":"r","imp":[{"id":"1","banner":{"w":1,"h":1}}],"device":{"ifa":"6D92078A-8246-4BA4-AE5B-76104861E7DC","ext":` + c.ext + `}}`
