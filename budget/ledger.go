@@ -67,6 +67,10 @@ type LedgerEntry struct {
 	// revOld.
 	revDay string
 	revOld bool
+	// unrev, on a reversal: its impression and the generation it reversed.
+	// Refused by a seal (a bill settled that generation elsewhere), the
+	// tier entry is put back at the reversed level, settled (tier.unreverse).
+	unrev provWatch
 }
 
 type pubOutcome uint8
@@ -335,6 +339,9 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 	if dup {
 		if e.watch.on {
 			m.tier.markForeign(e.watch.key, e.watch.gen)
+		}
+		if o == pubDupSeal && e.unrev.on {
+			m.tier.unreverse(e.unrev.key, e.unrev.gen, -e.Charged)
 		}
 		if e.raise {
 			m.ledger.markDup(e.seq) // before flushOnce advances past it: the waiter's finish sees it

@@ -374,3 +374,37 @@ func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
 		t.Fatalf("loss for an instance nothing serves: %v, want nil", err)
 	}
 }
+
+// A reversal the ledger refuses because a bill settled its generation
+// elsewhere (the bill's seal) puts the owner's tier entry back at its level,
+// settled: a replay of the bill at the owner is then a duplicate. Left
+// reversed, the owner took the impression for free and charged the replay
+// again (a fleet audit, across a graceful restart: 5,000 for a bill of 2,500;
+// the same without a restart while the owner could not be reached).
+func TestRefusedReversalLeavesTheBillStanding(t *testing.T) {
+	for _, restart := range []bool{true, false} {
+		clk := newManualClock(t0.Add(time.Hour))
+		st := NewMemStore()
+		c := campaign("c", micros(100))
+		a := storeManager(t, st, "a", clk, c)
+		other := storeManager(t, st, "b", clk, c)
+		id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+		settleFlush(t, a, clk, id, KindWin, 1500)
+		if restart {
+			if err := a.Close(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		settleFlush(t, other, clk, id, KindBill, 1500) // the owner is down or cannot be reached: settled here, sealed
+		if restart {
+			a = storeManager(t, st, "a", clk, c)
+		}
+		settleFlush(t, a, clk, id, KindLoss, 0)
+		res := settleFlush(t, a, clk, id, KindBill, 1500) // the exchange replays the bill to the owner
+		if sum := ledgerSum(st); sum != 1500 {
+			t.Errorf("restart %v: win, bill elsewhere, loss and the bill again at the owner: ledger %d (%+v), want 1500", restart, sum, res)
+		}
+		a.Close(ctxT(t))
+		other.Close(ctxT(t))
+	}
+}

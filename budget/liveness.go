@@ -118,6 +118,7 @@ func (m *Manager) putLiveness(ctx context.Context, now time.Time, exp int64) err
 // sawTwin records another running process's heartbeat under this instance
 // id: no hold starts until it expires (leaseValid).
 func (m *Manager) sawTwin(l Liveness) {
+	m.yielded.Store(true)
 	if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
 		m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
 			"other_boot", l.Boot)

@@ -81,6 +81,7 @@ type Manager struct {
 	ledgerRuns atomic.Bool // the ledger publisher is running
 
 	levels    levelStore    // tier snapshots between processes (levels.go); nil: none
+	yielded   atomic.Bool   // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
 	restoredN atomic.Uint64 // tier entries restored from the previous process's snapshot
 
 	live liveness // heartbeat, epochs, other instances' liveness

@@ -527,7 +527,7 @@ func (o *settleOp) loss() Result {
 		m.reversedN.Add(1)
 		m.reversedMicros.Add(uint64(l))
 		o.enqueue(LedgerEntry{MsgID: o.hexKey + "." + strconv.Itoa(int(gen)) + ".rev", Kind: KindLoss.String(), Charged: -l,
-			revDay: day, revOld: old})
+			revDay: day, revOld: old, unrev: provWatch{on: true, key: o.key, gen: gen}})
 		return res
 	case e.flags&(fLoss|fSettled) != 0 || e.level > 0:
 		// Already released, or settled: a loss changes nothing. So does a

@@ -42,9 +42,13 @@ func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	if err := m.ledger.flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %d entries not acknowledged", err, m.ledger.backlog()))
-	} else if m.started.Load() {
+	} else if m.started.Load() && !m.yielded.Load() {
 		// Only after a whole flush: a level whose entry the ledger never
 		// got must not be restored (its reversal would lower the record).
+		// Not from a process that yielded to a twin: the id's notices went
+		// to the other process meanwhile, and this one's snapshot would
+		// replace the other's (a fleet audit saw the standing process's
+		// snapshot overwritten by the yielded one's).
 		lctx, cancel := context.WithTimeout(ctx, levelsTimeout)
 		m.saveLevels(lctx)
 		cancel()

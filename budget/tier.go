@@ -180,6 +180,26 @@ func (t *tier) markForeign(k impKey, gen uint16) {
 	s.mu.Unlock()
 }
 
+// unreverse puts k's entry back at level, settled, in generation gen, if it
+// still holds what the reversal of gen left (generation gen+1, level 0):
+// the reversal was refused because a bill settled gen elsewhere (its seal).
+// Left reversed, the entry took the impression for free, and a replay of
+// the bill (or a late one) at the owner was charged again (a fleet audit: a
+// win, a graceful restart, the bill settled elsewhere while the owner was
+// down, the loss and the bill at the restarted owner: 5,000 for a bill of
+// 2,500).
+func (t *tier) unreverse(k impKey, gen uint16, level int64) {
+	s := &t.shards[k[0]%tierShards]
+	s.mu.Lock()
+	if i, found := s.find(k); found {
+		if e := &s.slots[i]; e.gen == gen+1 && e.level == 0 {
+			e.gen, e.level = gen, level
+			e.flags = e.flags&^(fProv|fUnsure|fOldDay) | fSettled
+		}
+	}
+	s.mu.Unlock()
+}
+
 // foreign tells whether k's entry of generation gen is marked fForeign.
 func (t *tier) foreign(k impKey, gen uint16) bool {
 	s := &t.shards[k[0]%tierShards]

@@ -3,7 +3,29 @@ package budget
 import (
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
+
+// snapshotOf reads instance's tier snapshot from LevelsBucket.
+func snapshotOf(t *testing.T, url, instance string) ([]byte, error) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, err
+	}
+	os, err := js.ObjectStore(ctxT(t), LevelsBucket)
+	if err != nil {
+		return nil, err
+	}
+	return os.GetBytes(ctxT(t), instance)
+}
 
 // Two processes under one instance id on real NATS: the one cut off
 // (SIGSTOPped past the start probe) yields to the one started meanwhile,
@@ -61,9 +83,17 @@ func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
 		if sum != 1500 {
 			t.Errorf("win, bill, loss at %v (0 the yielded twin): ledger %d, want the bill's 1500", order, sum)
 		}
-		yielded.Close(ctxT(t))
+		// The standing process closes first, then the yielded one: the
+		// snapshot the next process takes is the standing one's (the
+		// yielded one writes none; a fleet audit saw it overwrite it).
 		standing.Close(ctxT(t))
+		yielded.Close(ctxT(t))
 		other.Close(ctxT(t))
+		if b, err := snapshotOf(t, srv.ClientURL(), "a"); err != nil || b == nil {
+			t.Errorf("no snapshot after the closes: %v", err)
+		} else if _, boot, err := newTier(1024, time.Hour, clk.Now()).restore(b, "a", clk.Now().UnixNano()); err != nil || boot != standing.boot {
+			t.Errorf("the snapshot is boot %s's (%v), want the standing process's %s", boot, err, standing.boot)
+		}
 		srv.Shutdown()
 	}
 }
