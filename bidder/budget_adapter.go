@@ -281,6 +281,11 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 	if err == nil && !res.Duplicate && t.User != 0 && b.m.EndPending(n) { // not if its pixel ended it
 		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
 	}
+	if errors.Is(err, budget.ErrOwnerUnreachable) {
+		// Nothing happened here: the retry that reaches the owner logs the
+		// loss (and is what shading learns from).
+		return true, err
+	}
 	if res.First || res.ReversedMicros > 0 {
 		b.events.add(event{Kind: "loss", Token: t, Charged: -res.ReversedMicros, LossReason: lossReason, Time: now})
 	}

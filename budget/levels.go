@@ -207,6 +207,29 @@ func (m *Manager) loadLevels(ctx context.Context) error {
 	return nil
 }
 
+// mergeTwinLevels takes the snapshot a twin under this id wrote at its
+// close (any there was written after this process took its own at Start)
+// into the tier, as a restore does (entries this process knows are kept;
+// the others come in unsure).
+func (m *Manager) mergeTwinLevels(ctx context.Context) {
+	if m.levels == nil {
+		return
+	}
+	b, err := m.levels.takeLevels(ctx, m.cfg.InstanceID)
+	if err != nil || b == nil {
+		if err != nil {
+			m.log.Warn("twin's tier snapshot not read: this process's replaces it", "err", err)
+		}
+		return
+	}
+	n, boot, err := m.tier.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
+	if err != nil {
+		m.log.Warn("twin's tier snapshot dropped", "err", err)
+		return
+	}
+	m.log.Info("twin's tier snapshot taken in before this process's", "entries", n, "from_boot", boot)
+}
+
 // objLevels keeps the snapshots in LevelsBucket.
 type objLevels struct {
 	nc func() bool

@@ -408,3 +408,95 @@ func TestRefusedReversalLeavesTheBillStanding(t *testing.T) {
 		other.Close(ctxT(t))
 	}
 }
+
+// The bill replayed to the owner while its loss's reversal still waits for
+// the ledger's acknowledgement is not charged under the next generation: it
+// waits for the ledger's word on the reversal, and answers ErrAckTimeout (a
+// 503: retry) when that does not come within AckWait. Refused by the bill's
+// seal, the reversal puts the level back and the bill is a duplicate.
+// Before, it was charged again: 3,000 for a bill of 1,500 (a review of
+// 79890ae).
+func TestBillDuringPendingReversalWaitsForIt(t *testing.T) {
+	for _, ackDuringWait := range []bool{false, true} {
+		st := NewMemStore()
+		g := &gateLedger{inner: st.ledger, gate: make(chan struct{}, 16)}
+		a := startedSmall(t, Config{InstanceID: "a", Store: st, backend: g, AckWait: 300 * time.Millisecond})
+		other := startedSmall(t, Config{InstanceID: "b", Store: st})
+		h := a.Handle("c")
+		waitForLease(t, a, h, 2000)
+		id, _ := a.Hold(h, 2000, time.Now())
+		n := func(k NoticeKind, p int64) Notice {
+			return Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+				AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: p}
+		}
+		g.gate <- struct{}{}
+		if _, err := a.Settle(n(KindWin, 1500)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := other.Settle(n(KindBill, 1500)); err != nil { // settled elsewhere, sealed
+			t.Fatal(err)
+		}
+		if _, err := a.Settle(n(KindLoss, 0)); !errors.Is(err, ErrAckTimeout) { // its reversal waits at the gate
+			t.Fatalf("loss: %v, want ErrAckTimeout (held at the gate)", err)
+		}
+		if ackDuringWait {
+			go func() { time.Sleep(50 * time.Millisecond); g.gate <- struct{}{} }()
+		} else if _, err := a.Settle(n(KindBill, 1500)); !errors.Is(err, ErrAckTimeout) {
+			t.Fatalf("the bill while the reversal is pending: %v, want ErrAckTimeout (retry)", err)
+		} else {
+			g.gate <- struct{}{}
+		}
+		res, err := a.Settle(n(KindBill, 1500)) // the exchange's replay (or its retry)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.Close(ctxT(t))
+		other.Close(ctxT(t))
+		if sum := ledgerSum(st); sum != 1500 || !res.Duplicate {
+			t.Errorf("ack during the wait %v: win, bill elsewhere, loss, the bill again: ledger %d (%+v), want 1500, a duplicate",
+				ackDuringWait, sum, res)
+		}
+	}
+}
+
+// A process that yielded to a twin and outlived it (the twin closed, this
+// one bid again) writes its snapshot at its graceful close, with the twin's
+// taken in: the next process knows its provisional wins, and a loss reverses
+// one. With the snapshot left out for any process that ever yielded, the
+// next process restored nothing and the win stood (a review of 79890ae).
+func TestYieldedSurvivorKeepsItsSnapshot(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, mem, "a", clk, c)
+	ha := a.Handle("c")
+	leaseUp(t, a, ha, clk)
+	b := storeManager(t, mem, "a", clk, c) // a twin started beside it
+	for range 3 {
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	if !a.twinAlive(clk.Now().UnixNano()) {
+		t.Fatal("a did not yield")
+	}
+	if err := b.Close(ctxT(t)); err != nil { // the twin goes away; a bids again
+		t.Fatal(err)
+	}
+	leaseUp(t, a, ha, clk)
+	id, ok := a.Hold(ha, 2000, clk.Now())
+	if !ok {
+		t.Fatal("no hold after the twin closed")
+	}
+	settleFlush(t, a, clk, id, KindWin, 1500)
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	a2 := storeManager(t, mem, "a", clk, c)
+	defer a2.Close(context.Background())
+	res := settleFlush(t, a2, clk, id, KindLoss, 0)
+	if sum := ledgerSum(mem); sum != 0 {
+		t.Errorf("win, a graceful restart after a twin episode, loss: ledger %d (%+v), want 0 (restored %d)", sum, res, a2.restoredN.Load())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -168,6 +169,17 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 	}
 	deadline := time.Now().Add(m.cfg.AckWait)
 	out, err := m.settle(&n)
+	if errors.Is(err, errReversalPending) {
+		// A charge on an impression whose reversal the ledger has not
+		// acknowledged: what the ledger says of it (refused by a seal: the
+		// level comes back, tier.unreverse) decides what this charge is.
+		if err := m.waitAck(out.seq, m.cfg.AckWait); err != nil {
+			return Result{}, err
+		}
+		if out, err = m.settle(&n); errors.Is(err, errReversalPending) {
+			return Result{}, ErrAckTimeout
+		}
+	}
 	if err != nil {
 		return out.res, err
 	}
@@ -294,6 +306,15 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 	if existed && e.flags&^(fUnpended|fCounted) == 0 && e.level == 0 && e.gen == 0 {
 		existed = false // only its pixel was seen (EndPending): the impression is as unknown as before
 	}
+	if n.Kind != KindLoss && e.flags&fLoss != 0 && e.gen > 0 && e.level == 0 && e.seq > m.ledger.durable.Load() && m.ledgerRuns.Load() {
+		// Its reversal is not acknowledged yet: the ledger may refuse it
+		// (a bill settled the generation elsewhere, its seal) and the level
+		// come back (tier.unreverse). Charged now, under the next
+		// generation, a replay of that bill was charged twice (a review).
+		// (A manager whose publisher does not run, in tests, flushes by
+		// hand and is not held back.)
+		return settleOut{seq: e.seq}, errReversalPending
+	}
 	op := settleOp{m: m, a: a, n: n, s: s, e: e, hexKey: hexKey, now: now, existed: existed, key: key}
 	forgotten := false
 	if !existed && (!op.own() || m.unreconciled(n)) {
@@ -313,6 +334,10 @@ func (m *Manager) settle(n *Notice) (settleOut, error) {
 	res := op.charge()
 	return settleOut{res: res, seq: e.seq, rc: op.rc, watch: op.watch, raise: op.raise, forgotten: forgotten}, nil
 }
+
+// errReversalPending: settle found the impression's reversal waiting for its
+// ledger acknowledgement (Settle waits for it and settles again).
+var errReversalPending = errors.New("budget: the impression's reversal is not acknowledged yet")
 
 // settleOp is one notice applied to one impression, under its tier shard's
 // lock.

@@ -42,14 +42,20 @@ func (m *Manager) Close(ctx context.Context) error {
 	var errs []error
 	if err := m.ledger.flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("%w: %d entries not acknowledged", err, m.ledger.backlog()))
-	} else if m.started.Load() && !m.yielded.Load() {
+	} else if m.started.Load() && !m.twinAlive(m.cfg.Clock.Now().UnixNano()) {
 		// Only after a whole flush: a level whose entry the ledger never
 		// got must not be restored (its reversal would lower the record).
-		// Not from a process that yielded to a twin: the id's notices went
-		// to the other process meanwhile, and this one's snapshot would
-		// replace the other's (a fleet audit saw the standing process's
-		// snapshot overwritten by the yielded one's).
+		// Not while another process stands under this id (its close
+		// writes the id's snapshot). A process that yielded to a twin
+		// that has gone takes the twin's snapshot in first: the id's
+		// notices went to the twin meanwhile, and this one's snapshot
+		// alone would replace the twin's (a fleet audit saw the standing
+		// process's snapshot overwritten by the yielded one's; a review
+		// saw a survivor that wrote none lose its own levels).
 		lctx, cancel := context.WithTimeout(ctx, levelsTimeout)
+		if m.yielded.Load() {
+			m.mergeTwinLevels(lctx)
+		}
 		m.saveLevels(lctx)
 		cancel()
 	}
