@@ -16,6 +16,18 @@ func levelsNotice(k NoticeKind, id HoldID, clk Clock, clearing int64) Notice {
 		BidMicros: 2000, ClearingMicros: clearing, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}
 }
 
+// levelsSetup is these tests' MemStore rig: a manual clock, campaign "c" of
+// 100 units, process "a" and a hold of 2,000 on it.
+func levelsSetup(t *testing.T) (*manualClock, *MemStore, Campaign, *Manager, HoldID) {
+	t.Helper()
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	return clk, st, c, a, id
+}
+
 func ledgerSum(st *MemStore) int64 {
 	var sum int64
 	for _, e := range st.ledger.all() {
@@ -29,11 +41,7 @@ func ledgerSum(st *MemStore) int64 {
 // previous one's levels. Before, the charge stood (an outside audit's rolling
 // restart of three instances left 23 lost impressions charged).
 func TestLossAfterGracefulRestartReversesWin(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	clk, st, c, a, id := levelsSetup(t)
 	if res, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil || !res.Provisional || res.ChargedMicros != 1500 {
 		t.Fatalf("win: %+v %v", res, err)
 	}
@@ -67,11 +75,7 @@ func TestLossAfterGracefulRestartReversesWin(t *testing.T) {
 // before, the restarted process charged it again (a bill at 1,800, a
 // restart, the bill at 1,700: 3,500 charged).
 func TestLowerBillAfterGracefulRestartChargesNothing(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	clk, st, c, a, id := levelsSetup(t)
 	if _, err := a.Settle(levelsNotice(KindBill, id, clk, 1800)); err != nil {
 		t.Fatal(err)
 	}
@@ -98,13 +102,9 @@ func TestLowerBillAfterGracefulRestartChargesNothing(t *testing.T) {
 // restarted process. The other instance sealed the generation; the
 // reversal is refused as a duplicate and the bill stands.
 func TestRestoredWinBilledElsewhereStaysBilled(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
+	clk, st, c, a, id := levelsSetup(t)
 	other := storeManager(t, st, "b", clk, c)
 	defer other.Close(context.Background())
-	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
 	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
 		t.Fatal(err)
 	}
@@ -134,11 +134,7 @@ func TestRestoredWinBilledElsewhereStaysBilled(t *testing.T) {
 // (no Close) leaves nothing for the next one, which knows no levels (a
 // stale snapshot would make it reverse wins the dead process saw billed).
 func TestLevelsSnapshotTakenOnce(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	clk, st, c, a, id := levelsSetup(t)
 	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
 		t.Fatal(err)
 	}
@@ -162,11 +158,7 @@ func TestLevelsSnapshotTakenOnce(t *testing.T) {
 // never got there must not be restored (its reversal would lower the
 // record). And only acknowledged entries are written.
 func TestLevelsOnlyAcknowledged(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
+	clk, st, _, a, id := levelsSetup(t)
 	if _, err := a.Settle(levelsNotice(KindWin, id, clk, 1500)); err != nil {
 		t.Fatal(err)
 	}
@@ -289,13 +281,9 @@ func TestRestoredLevelChangedElsewhereStillBills(t *testing.T) {
 		{"win here, win and loss elsewhere, win replayed", []NoticeKind{KindWin}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			clk := newManualClock(t0.Add(time.Hour))
-			st := NewMemStore()
-			cp := campaign("c", micros(100))
-			a := storeManager(t, st, "a", clk, cp)
+			clk, st, cp, a, id := levelsSetup(t)
 			other := storeManager(t, st, "b", clk, cp)
 			defer other.Close(context.Background())
-			id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
 			for _, k := range c.before {
 				settleFlush(t, a, clk, id, k, 500)
 			}
@@ -383,12 +371,8 @@ func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
 // the same without a restart while the owner could not be reached).
 func TestRefusedReversalLeavesTheBillStanding(t *testing.T) {
 	for _, restart := range []bool{true, false} {
-		clk := newManualClock(t0.Add(time.Hour))
-		st := NewMemStore()
-		c := campaign("c", micros(100))
-		a := storeManager(t, st, "a", clk, c)
+		clk, st, c, a, id := levelsSetup(t)
 		other := storeManager(t, st, "b", clk, c)
-		id, _ := a.Hold(a.Handle("c"), 2000, clk.Now())
 		settleFlush(t, a, clk, id, KindWin, 1500)
 		if restart {
 			if err := a.Close(ctxT(t)); err != nil {
