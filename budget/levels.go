@@ -187,23 +187,11 @@ func (m *Manager) saveLevels(ctx context.Context) {
 // loadLevels takes the previous process's tier snapshot (Start). An error
 // reading or deleting it fails Start; an unreadable snapshot is dropped.
 func (m *Manager) loadLevels(ctx context.Context) error {
-	if m.levels == nil {
-		return nil
-	}
-	b, err := m.levels.takeLevels(ctx, m.cfg.InstanceID)
+	n, err := m.takeLevels(ctx, "previous process's")
 	if err != nil {
 		return fmt.Errorf("budget: read tier snapshot: %w", err)
 	}
-	if b == nil {
-		return nil
-	}
-	n, boot, err := m.tier.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
-	if err != nil {
-		m.log.Warn("tier snapshot dropped", "err", err)
-		return nil
-	}
 	m.restoredN.Store(uint64(n))
-	m.log.Info("tier snapshot restored", "entries", n, "from_boot", boot)
 	return nil
 }
 
@@ -212,22 +200,29 @@ func (m *Manager) loadLevels(ctx context.Context) error {
 // into the tier, as a restore does (entries this process knows are kept;
 // the others come in unsure).
 func (m *Manager) mergeTwinLevels(ctx context.Context) {
+	if _, err := m.takeLevels(ctx, "twin's"); err != nil {
+		m.log.Warn("twin's tier snapshot not read: this process's replaces it", "err", err)
+	}
+}
+
+// takeLevels takes this id's snapshot (read, then deleted) into the tier
+// and returns the entries restored; whose names the writer in the log. An
+// unreadable snapshot is dropped with a warning.
+func (m *Manager) takeLevels(ctx context.Context, whose string) (int, error) {
 	if m.levels == nil {
-		return
+		return 0, nil
 	}
 	b, err := m.levels.takeLevels(ctx, m.cfg.InstanceID)
 	if err != nil || b == nil {
-		if err != nil {
-			m.log.Warn("twin's tier snapshot not read: this process's replaces it", "err", err)
-		}
-		return
+		return 0, err
 	}
 	n, boot, err := m.tier.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
 	if err != nil {
-		m.log.Warn("twin's tier snapshot dropped", "err", err)
-		return
+		m.log.Warn("tier snapshot dropped", "whose", whose, "err", err)
+		return 0, nil
 	}
-	m.log.Info("twin's tier snapshot taken in before this process's", "entries", n, "from_boot", boot)
+	m.log.Info("tier snapshot restored", "whose", whose, "entries", n, "from_boot", boot)
+	return n, nil
 }
 
 // objLevels keeps the snapshots in LevelsBucket.
