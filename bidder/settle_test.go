@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prebid/openrtb/v20/openrtb2"
 
 	"github.com/openbidder/openbidder/budget"
@@ -505,5 +506,84 @@ func TestTrackerReplaysCountedOnce(t *testing.T) {
 		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 			t.Errorf("%s: Cache-Control %q, want no-store", u[:40], cc)
 		}
+	}
+}
+
+// A loss notice reaching an instance that is not its bid's, whose bidding
+// instance is running but does not answer, and that changes nothing where it
+// arrived, is answered 503 (the exchange retries) and is not logged there;
+// the retry, once the owner answers, reverses its provisional win and is
+// logged once. Before, it was answered 200 and the win stayed charged (a
+// fleet audit, during a NATS outage); the first version of the 503 also
+// logged the refused attempt, so the loss was logged twice.
+func TestLossWhileOwnerStalledIsRetried(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: t.TempDir(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Shutdown()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	dirOne, dirTwo := t.TempDir(), t.TempDir()
+	on := func(inst, dir string) func(*Config) {
+		return func(c *Config) {
+			c.InstanceID, c.Budget.NATSURLs, c.Budget.StoreDir = inst, []string{url}, filepath.Join(dir, "nats")
+			c.Notices.AckWait = 2 * time.Second
+		}
+	}
+	one := startApp(t, on("one", dirOne))
+	two := startApp(t, on("two", dirTwo))
+	b := bidOnce(t, one, "loss-owner-stalled")
+	if code, msg := get(t, substitute(b.NURL, "1.50")); code != 200 {
+		t.Fatalf("win: %d %s", code, msg)
+	}
+	if err := one.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	stalled, err := nc.Subscribe("budget.notice.one", func(*nats.Msg) {}) // the owner's subject, never answered
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.Flush()
+	loss := substitute(b.LURL, "1.50")
+	atTwo := strings.Replace(loss, between(loss, "http://", "/notice"), two.Addr(), 1)
+	if code, msg := get(t, atTwo); code != 503 {
+		t.Fatalf("loss while the owner does not answer: %d %s, want 503", code, msg)
+	}
+	stalled.Unsubscribe()
+	nc.Flush()
+	one = startApp(t, on("one", dirOne)) // the owner back, with its levels
+	if code, msg := get(t, atTwo); code != 200 {
+		t.Fatalf("the retry: %d %s", code, msg)
+	}
+	if s, _ := spent(t, one, b.CID); s != 0 {
+		t.Fatalf("spent %d after the retried loss, want 0 (the win reversed)", s)
+	}
+	if err := two.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dirTwo, "events.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	losses := 0
+	for _, line := range strings.Split(strings.TrimSpace(string(raw)), "\n") {
+		var ev struct{ Kind, Auction string }
+		if json.Unmarshal([]byte(line), &ev) == nil && ev.Kind == "loss" && ev.Auction == "loss-owner-stalled" {
+			losses++
+		}
+	}
+	if losses != 1 {
+		t.Errorf("the loss logged %d times at the instance that forwarded it, want once: %s", losses, raw)
 	}
 }
