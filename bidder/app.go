@@ -152,6 +152,7 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	a.warnUnpriced(a.store.Current())
+	a.warnExchanges(a.store.Current())
 	if a.onnx != nil {
 		s.SetScorer(a.chain, a.onnx, a.gbdt)
 	} else {

@@ -217,6 +217,47 @@ func TestAppWarnsUnpricedCampaigns(t *testing.T) {
 	}
 }
 
+// A running bidder warns of campaigns with deals and no targeting.exchanges
+// (any sender can claim their deal ids) and of targeting.exchanges names the
+// config has no exchange for (those campaigns never bid there); a campaign
+// whose deals name a configured exchange draws neither.
+func TestAppWarnsOpenDealsAndUnknownExchanges(t *testing.T) {
+	src, err := os.ReadFile("../configs/campaigns/luxemotors-pmp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		exchanges string
+		want      []string
+		not       []string
+	}{
+		{"  exchanges: [example-adx]\n", nil, []string{"no targeting.exchanges", "names exchanges the config does not have"}},
+		{"", []string{`msg="campaigns with deals and no targeting.exchanges bid on their deal ids from any sender" campaigns=1 first=luxemotors-pmp`}, nil},
+		{"  exchanges: [nowhere]\n", []string{`msg="targeting.exchanges names exchanges the config does not have: those campaigns never bid there" names=[nowhere]`}, nil},
+	} {
+		dir := t.TempDir()
+		body := strings.Replace(string(src), "  exchanges: [example-adx]\n", c.exchanges, 1)
+		if err := os.WriteFile(filepath.Join(dir, "pmp.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		logs := &syncBuffer{}
+		startAppLog(t, func(cfg *Config) {
+			cfg.CampaignsDir = dir
+			cfg.Exchanges = map[string]ExchangeConfig{"example-adx": {}}
+		}, slog.New(slog.NewTextHandler(logs, nil)))
+		for _, w := range c.want {
+			if !strings.Contains(logs.String(), w) {
+				t.Errorf("exchanges %q: log lacks %q:\n%s", c.exchanges, w, logs.String())
+			}
+		}
+		for _, w := range c.not {
+			if strings.Contains(logs.String(), w) {
+				t.Errorf("exchanges %q: log has %q:\n%s", c.exchanges, w, logs.String())
+			}
+		}
+	}
+}
+
 // Every field is optional (configs/bidder.yaml, docs/config.md): an empty
 // file, or one of comments only, is the defaults, not an "EOF" error.
 func TestConfigEmptyFileIsDefaults(t *testing.T) {
