@@ -164,6 +164,18 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 			out[name+" durfloors "+strconv.Itoa(i)] = bytes.Replace(b, []byte(`"video":{`), []byte(`"video":{`+df), -1)
 		}
 	}
+	// Dynamic pods: poddur and maxseq on each imp of the pod bound the sum
+	// of its bids' durations and their count (the pod rule); with the
+	// lowered floors of the first durfloors variant, so that several
+	// creatives compete for the slots.
+	if b, ok := out["../bidder/testdata/requests/video-pod.json"]; ok {
+		low := []byte(`"video":{"durfloors":[{"maxdur":15,"bidfloor":0.5},{"mindur":16,"bidfloor":0.5}],`)
+		for i, lim := range []string{`"poddur":30,`, `"poddur":45,"maxseq":2,`, `"maxseq":1,`, `"poddur":60,`} {
+			v := bytes.Replace(b, []byte(`"video":{`), []byte(`"video":{`+lim), -1)
+			out["video-pod.json dynamic "+strconv.Itoa(i)] = v
+			out["video-pod.json dynamic low floors "+strconv.Itoa(i)] = bytes.Replace(v, []byte(`"video":{`), low, -1)
+		}
+	}
 	return out
 }
 

@@ -425,7 +425,7 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 			continue
 		}
 		sl.Price, sl.Charge = p, ceilDiv(int64(v), 1000)
-		if w := a.Winners[sl.Imp]; (w < 0 || p > a.Slots[w].Price) && !a.podTaken(br, sl.Imp, sl.Creative) {
+		if w := a.Winners[sl.Imp]; (w < 0 || p > a.Slots[w].Price) && !a.podRefuses(br, sl.Imp, sl.Creative) {
 			a.Winners[sl.Imp] = i
 		}
 	}
@@ -452,20 +452,44 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 	return ""
 }
 
-// podTaken reports whether creative cr already won an imp before imp in
-// imp's pod (video.podid, else audio.podid): an ad pod never gets the same
-// creative twice (the bidder's podTaken).
-func (a *Auction) podTaken(br *openrtb2.BidRequest, imp int, cr *campaigns.Creative) bool {
+// podRefuses reports whether imp's pod (video.podid, else audio.podid) has
+// no room for creative cr after the winners of the imps before it: cr won
+// one (an ad pod never gets the same creative twice), or, in a dynamic pod
+// (poddur or maxseq on the imp), cr's duration with the earlier dynamic
+// imps' winners would pass poddur, or one more ad maxseq (the bidder's
+// podRefuses).
+func (a *Auction) podRefuses(br *openrtb2.BidRequest, imp int, cr *campaigns.Creative) bool {
 	pod := podOf(&br.Imp[imp])
 	if pod == "" {
 		return false
 	}
+	podDur, maxSeq := podLimits(&br.Imp[imp])
+	dur, n := cr.Duration, int64(1)
 	for j := 0; j < imp; j++ {
-		if w := a.Winners[j]; w >= 0 && a.Slots[w].Creative == cr && podOf(&br.Imp[j]) == pod {
+		w := a.Winners[j]
+		if w < 0 || podOf(&br.Imp[j]) != pod {
+			continue
+		}
+		if a.Slots[w].Creative == cr {
 			return true
 		}
+		if d, s := podLimits(&br.Imp[j]); (podDur > 0 || maxSeq > 0) && (d > 0 || s > 0) {
+			dur += a.Slots[w].Creative.Duration
+			n++
+		}
 	}
-	return false
+	return podDur > 0 && dur > podDur || maxSeq > 0 && n > maxSeq
+}
+
+// podLimits is the poddur and maxseq of the pod podOf names.
+func podLimits(imp *openrtb2.Imp) (podDur, maxSeq int64) {
+	switch {
+	case imp.Video != nil && imp.Video.PodID != "":
+		return imp.Video.PodDur, imp.Video.MaxSeq
+	case imp.Audio != nil:
+		return imp.Audio.PodDur, imp.Audio.MaxSeq
+	}
+	return 0, 0
 }
 
 func podOf(imp *openrtb2.Imp) string {

@@ -487,8 +487,8 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 	cat.snap.Begin(&bc.req, imp, bc.now, &bc.sc, &bc.rk)
 	first := len(bc.slots)
 	why := reasonNone
-	fixed := false                   // a fixed-CPM candidate is kept
-	oneFixed := len(podID(imp)) == 0 // in a pod an earlier imp may take it (keepBest)
+	fixed := false                 // a fixed-CPM candidate is kept
+	oneFixed := impPod(imp) == nil // in a pod an earlier imp may take it (keepBest)
 	for {
 		var more bool
 		if bc.cands, more = cat.snap.Next(bc.cands[:0], &bc.sc); !more {
@@ -536,7 +536,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 	})
 	first := len(bc.slots)
 	why := reasonNone
-	oneFixed := len(podID(imp)) == 0
+	oneFixed := impPod(imp) == nil
 	for _, c := range bc.cands {
 		sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
 		if r != reasonNone {
@@ -780,7 +780,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 // the model, so only the highest fixed-CPM candidate of an imp is kept: it
 // outbids every other fixed-CPM one whatever the prediction. Not in an ad
 // pod (oneFixed false): there the creative an earlier imp of the pod bids
-// is taken (podTaken), and the imp needs the next one (an outside audit: a
+// is taken (podRefuses), and the imp needs the next one (an outside audit: a
 // pod of fixed-CPM campaigns got a bid on its first imp only).
 func keepBest(slots []slot, first, k int, sl slot, oneFixed bool) []slot {
 	if sl.fixed && oneFixed {
@@ -859,7 +859,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBudget)
 			continue
 		}
-		if (b.slot < 0 || p > b.price) && !bc.podTaken(sl.imp, sl.cand.Creative) {
+		if (b.slot < 0 || p > b.price) && !bc.podRefuses(sl.imp, sl.cand.Creative) {
 			b.slot, b.price, b.charge, b.due = i, p, charge, due
 		}
 	}
@@ -1009,29 +1009,51 @@ func (bc *bidCtx) bidsBefore(i int, c *campaigns.Campaign) int64 {
 	return n
 }
 
-// podTaken reports whether an earlier imp of the same ad pod (video or
-// audio podid) already bids creative cr: exchanges deduplicate a pod, so a
-// repeat would be dropped (or the break would show one ad twice).
-func (bc *bidCtx) podTaken(i int, cr *campaigns.Creative) bool {
-	pod := podID(&bc.req.Imps[i])
-	if len(pod) == 0 {
+// podRefuses reports whether imp i's ad pod (video or audio podid) has no
+// room for creative cr after the bids of its earlier imps: cr bids there
+// already (exchanges deduplicate a pod, so a repeat would be dropped, or the
+// break would show one ad twice), or, in a dynamic pod (poddur or maxseq on
+// the imp), cr's duration with the durations already bid on the pod's
+// earlier dynamic imps would pass poddur, or one more ad would pass maxseq.
+// An outside audit: a pod split over imps that each said poddur 30 got
+// 30 s and 15 s creatives, 45 s for a 30 s break, and the exchange dropped
+// one.
+func (bc *bidCtx) podRefuses(i int, cr *campaigns.Creative) bool {
+	p := impPod(&bc.req.Imps[i])
+	if p == nil {
 		return false
 	}
+	dynamic := p.PodDur > 0 || p.MaxSeq > 0
+	dur, n := cr.Duration, int64(1)
 	for j := 0; j < i && j < len(bc.best); j++ {
 		b := &bc.best[j]
-		if b.slot >= 0 && bc.slots[b.slot].cand.Creative == cr && string(podID(&bc.req.Imps[j])) == string(pod) {
+		if b.slot < 0 {
+			continue
+		}
+		q := impPod(&bc.req.Imps[j])
+		if q == nil || string(q.PodID) != string(p.PodID) {
+			continue
+		}
+		c := bc.slots[b.slot].cand.Creative
+		if c == cr {
 			return true
 		}
+		if dynamic && (q.PodDur > 0 || q.MaxSeq > 0) {
+			dur += c.Duration
+			n++
+		}
 	}
-	return false
+	return p.PodDur > 0 && dur > p.PodDur || p.MaxSeq > 0 && n > p.MaxSeq
 }
 
-func podID(imp *ortb.Imp) []byte {
+// impPod is imp's ad pod: video's when it names one, else audio's; nil
+// outside a pod.
+func impPod(imp *ortb.Imp) *ortb.Pod {
 	switch {
 	case imp.HasVideo && len(imp.Video.PodID) > 0:
-		return imp.Video.PodID
-	case imp.HasAudio:
-		return imp.Audio.PodID
+		return &imp.Video.Pod
+	case imp.HasAudio && len(imp.Audio.PodID) > 0:
+		return &imp.Audio.Pod
 	}
 	return nil
 }

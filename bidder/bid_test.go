@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -821,7 +822,7 @@ func explainBody(t *testing.T, ts *testServer, body string) *explainAnswer {
 	return a
 }
 
-// In an ad pod an earlier imp may take a fixed-CPM creative (podTaken), so
+// In an ad pod an earlier imp may take a fixed-CPM creative (podRefuses), so
 // the one fixed-CPM candidate per imp that keepBest keeps elsewhere left the
 // later imps nothing to bid (an outside conformance audit: a pod of
 // fixed-CPM campaigns got one bid). Two campaigns with a 15 s spot each:
@@ -852,6 +853,68 @@ func TestPodOfFixedCPMCampaignsFillsItsSlots(t *testing.T) {
 		}
 		if len(crs) != 3 || len(seen) != 3 {
 			t.Errorf("exhaustive %v: bids by slot %v, want the pod's three slots with three creatives", exhaustive, crs)
+		}
+	}
+}
+
+// A dynamic pod (poddur, maxseq on each of its imps) gets bids whose
+// durations sum to poddur at most, and maxseq of them at most (an outside
+// audit: three imps of a 30 s pod each got a bid, 30 s and twice 15 s, and
+// the exchange dropped what did not fit). Three fixed-CPM campaigns: a
+// 30 s creative at 20.00, 15 s creatives at 15.00 and 12.00.
+func TestDynamicPodBidsFitItsDuration(t *testing.T) {
+	ts := newTestServer(t, nil)
+	tv, err := os.ReadFile("testdata/campaigns/tvpods.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := func(id, cpm, dur string) string {
+		c := strings.NewReplacer("id: tvpods", "id: "+id, "tvpods-", id+"-", `"20.00"`, `"`+cpm+`"`).Replace(string(tv))
+		first := c[:strings.Index(c, "  - id: ")]
+		cr := c[strings.Index(c, "  - id: "+id+"-any-15"):strings.Index(c, "targeting:")]
+		cr = strings.NewReplacer("00:00:15", "00:00:"+dur, id+"-any-15", id+"-spot").Replace(cr)
+		return first + cr + c[strings.Index(c, "targeting:"):]
+	}
+	setCampaignFiles(t, ts, map[string]string{
+		"a.yaml": one("pod-a", "20.00", "30"), "b.yaml": one("pod-b", "15.00", "15"), "c.yaml": one("pod-c", "12.00", "15")})
+	body, err := os.ReadFile("testdata/requests/video-pod.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every slot any slot, so that each creative fits each imp alone.
+	body = []byte(strings.NewReplacer(`"slotinpod":1,`, ``, `"slotinpod":-1,`, ``, `"slotinpod":0,`, ``).Replace(string(body)))
+	for _, c := range []struct {
+		lim  string
+		want []string // the creatives bid, slot by slot
+	}{
+		{`"poddur":30,`, []string{"pod-a-spot"}},
+		{`"poddur":45,`, []string{"pod-a-spot", "pod-b-spot"}},
+		{`"poddur":60,`, []string{"pod-a-spot", "pod-b-spot", "pod-c-spot"}},
+		{`"poddur":60,"maxseq":2,`, []string{"pod-a-spot", "pod-b-spot"}},
+		{`"maxseq":1,`, []string{"pod-a-spot"}},
+		{``, []string{"pod-a-spot", "pod-b-spot", "pod-c-spot"}}, // a structured pod
+	} {
+		for _, exhaustive := range []bool{false, true} {
+			ts.cfg.Pricing.ExhaustiveScan = exhaustive
+			r := ts.bid(bytes.ReplaceAll(body, []byte(`"video":{`), []byte(`"video":{`+c.lim)))
+			if r.StatusCode() != 200 {
+				t.Fatalf("%s exhaustive %v: %d %s", c.lim, exhaustive, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			}
+			bySlot := map[string]string{}
+			for _, sb := range decodeResponse(t, r).SeatBid {
+				for _, b := range sb.Bid {
+					bySlot[b.ImpID] = b.CrID
+				}
+			}
+			var got []string
+			for _, imp := range []string{"slot-1", "slot-2", "slot-3"} {
+				if cr, ok := bySlot[imp]; ok {
+					got = append(got, cr)
+				}
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("%s exhaustive %v: bids %v, want %v", c.lim, exhaustive, got, c.want)
+			}
 		}
 	}
 }
