@@ -118,7 +118,8 @@ loopdemo: build onnxruntime
 distill:
 	sh ctr/train/make_distill.sh
 
-## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo)
+## demo: start the bidder and drive it with the simulator for 30 seconds (report and plots in out/demo); the
+## simulator posts as example-adx, the exchange the example PMP campaign's deals belong to
 DEMO_RATE ?= 500
 DEMO_DURATION ?= 30s
 demo: build onnxruntime
@@ -126,7 +127,7 @@ demo: build onnxruntime
 	@./bin/bidder -config $(CONFIG) > out/demo/bidder.log 2>&1 & pid=$$!; \
 	trap 'kill -TERM '$$pid' 2>/dev/null; wait '$$pid'' EXIT; \
 	for i in $$(seq 200); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.1; done; \
-	./bin/simulator run -target http://127.0.0.1:8080 -admin http://127.0.0.1:8081 \
+	./bin/simulator run -target 'http://127.0.0.1:8080/openrtb2/bid?exchange=example-adx' -admin http://127.0.0.1:8081 \
 	  -rate $(DEMO_RATE) -duration $(DEMO_DURATION) -seed 1 -out out/demo
 
 ## shading-ab: bid shading A/B in the simulator's first-price market: the bidder started per run, shading off and
