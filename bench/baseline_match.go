@@ -66,6 +66,7 @@ type reqFacts struct {
 	bcat     []string
 	acat     []string
 	badv     []string
+	bapp     []string // appKey of each bapp entry
 	now      time.Time
 }
 
@@ -158,6 +159,9 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 			continue
 		}
 		f.acat = append(f.acat, strings.ToUpper(c))
+	}
+	for _, a := range br.BApp {
+		f.bapp = append(f.bapp, appKey(a))
 	}
 	for _, a := range br.BAdv {
 		f.badv = append(f.badv, advDomain(a))
@@ -344,7 +348,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 			return 0, 0, false
 		}
 	}
-	if anyIn(cr.ADomain, f.badv) || cr.Bundle != "" && slices.Contains(f.br.BApp, cr.Bundle) {
+	if anyIn(cr.ADomain, f.badv) || cr.Bundle != "" && slices.Contains(f.bapp, appKey(cr.Bundle)) {
 		return 0, 0, false
 	}
 	if len(f.br.ACat) > 0 && !acatAllows(cr, f) {
@@ -655,6 +659,32 @@ func wadomainAllows(ad []string, allowed []string) bool {
 		}
 	}
 	return true
+}
+
+// appKey is the app a bapp entry or a creative's bundle names, as the
+// bidder reads it (campaigns.appKey, compared in lower case): Google Play's
+// details?id= or a URL's last path segment, and an App Store number
+// without its "id".
+func appKey(a string) string {
+	a = strings.TrimSpace(a)
+	if strings.Contains(a, "/") {
+		if _, id, ok := strings.Cut(a, "?id="); ok {
+			a = id
+		} else if _, id, ok := strings.Cut(a, "&id="); ok {
+			a = id
+		} else {
+			a, _, _ = strings.Cut(a, "?")
+			a, _, _ = strings.Cut(a, "#")
+			a = strings.TrimRight(a, "/")
+			a = a[strings.LastIndex(a, "/")+1:]
+		}
+		a, _, _ = strings.Cut(a, "&")
+		a, _, _ = strings.Cut(a, "#")
+	}
+	if len(a) > 2 && strings.EqualFold(a[:2], "id") && strings.Trim(a[2:], "0123456789") == "" {
+		a = a[2:]
+	}
+	return strings.ToLower(a)
 }
 
 // advDomain is the domain a badv or wadomain entry names, as the bidder

@@ -42,6 +42,46 @@ func TestBAppManyKnownBundles(t *testing.T) {
 	}
 }
 
+// bapp entries come as exchanges' publishers write them: compared
+// exactly, another letter case, a store URL or the App Store's "id" before
+// its number let an ad for the blocked app through (an audit's known gap).
+func TestBAppForms(t *testing.T) {
+	cases := []struct {
+		bundle, bapp string
+		blocked      bool
+	}{
+		{"com.example.game", "com.example.game", true},
+		{"com.example.game", "com.Example.Game", true},
+		{"com.Example.Game", "com.example.game", true},
+		{"com.example.game", " com.example.game ", true},
+		{"com.example.game", "https://play.google.com/store/apps/details?id=com.example.game&hl=en", true},
+		{"com.example.game", "play.google.com/store/apps/details?hl=en&id=com.example.game", true},
+		{"123456789", "id123456789", true},
+		{"id123456789", "123456789", true},
+		{"123456789", "https://apps.apple.com/us/app/example-game/id123456789?mt=8", true},
+		{"123456789", "https://itunes.apple.com/app/id123456789/", true},
+		{"com.example.game", "com.example.gamer", false},
+		{"com.example.game", "https://play.google.com/store/apps/details?id=com.example.other", false},
+		{"123456789", "id1234567890", false},
+		{"idle.game", "idle.game", true},
+		{"idle.game", "le.game", false},
+	}
+	for _, c := range cases {
+		adv := baseConfig("adv")
+		adv.Creatives[0].Bundle = c.bundle
+		s := mustCompile(t, []Config{adv, baseConfig("other")})
+		req := appRequest()
+		req.BApp = [][]byte{[]byte(c.bapp)}
+		found := false
+		for _, cand := range s.Match(nil, req, bannerImp(300, 250), monday15, &Scratch{}) {
+			found = found || cand.Campaign.ID == "adv"
+		}
+		if found == c.blocked {
+			t.Errorf("bundle %q, bapp %q: a candidate %v, want blocked %v", c.bundle, c.bapp, found, c.blocked)
+		}
+	}
+}
+
 // acat (OpenRTB 2.6) lists the only categories a bid may have: every
 // category of the creative must be one, or in IAB 1.0 have its parent
 // there. It was not read at all: a request allowing only IAB1 got bids in

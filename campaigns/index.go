@@ -102,6 +102,7 @@ func (d dict) intern(s string) uint32 {
 type index struct {
 	dicts   [numDims]dict // nil for dDevice and dInventory (ids are the values)
 	adomain dict
+	bundle  dict // creatives' app bundles as appKey reads them, lower case (bapp)
 	// post[d][v]..post[d][v+1] bounds, in postings, the ranks of the active
 	// campaigns anchored on value v of dimension d, ascending (see rank.go).
 	post     [numDims][]uint32
@@ -168,6 +169,7 @@ func buildIndex(cs []*Campaign) index {
 		}
 	}
 	ix.adomain = dict{}
+	ix.bundle = dict{}
 	zoneIdx := map[*time.Location]int{}
 	ix.camps = make([]ccamp, len(cs))
 	ncr := 0
@@ -462,7 +464,7 @@ func (ix *index) compileCreative(cr *Creative) ccreative {
 	ix.arena = append(ix.arena, pairs...)
 	cc.catOff[3] = uint32(len(ix.arena))
 	if cr.Bundle != "" {
-		cc.bundle = ix.dicts[dApp].intern(cr.Bundle)
+		cc.bundle = ix.bundle.intern(strings.ToLower(string(appKey([]byte(cr.Bundle)))))
 	}
 	return cc
 }

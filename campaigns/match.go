@@ -381,6 +381,46 @@ func advDomain(b []byte) []byte {
 	return bytes.TrimLeft(bytes.TrimRight(b, "."), "*.")
 }
 
+// appKey is the app a bapp entry or a creative's bundle names, for
+// comparison (in lower case, by the caller): the store id out of a store
+// URL (Google Play's details?id=, else the URL's last path segment, the App
+// Store's idNNN), and an App Store number without its "id". Exchanges write
+// bapp as their publishers do; compared exactly, "com.Example.Game", the
+// Play URL or "id123" let an ad for the blocked com.example.game or 123
+// through.
+func appKey(b []byte) []byte {
+	b = bytes.TrimSpace(b)
+	if bytes.IndexByte(b, '/') >= 0 { // a URL: a bundle id has no '/'
+		if i := bytes.Index(b, []byte("?id=")); i >= 0 {
+			b = b[i+4:]
+		} else if i := bytes.Index(b, []byte("&id=")); i >= 0 {
+			b = b[i+4:]
+		} else {
+			if i := bytes.IndexAny(b, "?#"); i >= 0 {
+				b = b[:i]
+			}
+			b = bytes.TrimRight(b, "/")
+			b = b[bytes.LastIndexByte(b, '/')+1:]
+		}
+		if i := bytes.IndexAny(b, "&#"); i >= 0 {
+			b = b[:i]
+		}
+	}
+	if len(b) > 2 && (b[0]|0x20) == 'i' && (b[1]|0x20) == 'd' && allDigits(b[2:]) {
+		b = b[2:]
+	}
+	return b
+}
+
+func allDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
+}
+
 // blockValues looks up the request's bcat and acat (in its taxonomy), badv
 // and bapp, and keeps its wlang and wlangb.
 func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
@@ -403,7 +443,7 @@ func (sc *Scratch) blockValues(ix *index, req *ortb.Request) {
 		}
 	}
 	for _, a := range req.BApp {
-		if id := sc.lookup(ix.dicts[dApp], a, foldNone); id != 0 {
+		if id := sc.lookup(ix.bundle, appKey(a), foldLower); id != 0 {
 			sc.bapp = append(sc.bapp, id)
 		}
 	}
