@@ -716,3 +716,69 @@ func TestRisingNoticesReplayedAfterRestartLogNothing(t *testing.T) {
 		t.Fatalf("the event log charged %d micros for the impression, want 1500:\n%s", logged, raw)
 	}
 }
+
+// A graceful restart gave the open holds' money back (budget.Close), and the
+// next process bid it again: an outside audit spent 2x a daily budget and
+// 2x a total one over HTTP (bids until the budget said no, SIGTERM, a
+// restart under the same instance id, bids again, then every bill). The
+// holds now go to the next process with the levels, on real JetStream: it
+// bids nothing more, and the bills of the first process's bids draw from
+// them.
+func TestGracefulRestartDoesNotBidHeldMoneyAgain(t *testing.T) {
+	dir, camps := t.TempDir(), t.TempDir()
+	acme, err := os.ReadFile("testdata/campaigns/acme.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := strings.Replace(string(acme), `budget: {daily: "100.00", total: "1000.00"}`, `budget: {daily: "0.01", total: "1.00"}`, 1)
+	if err := os.WriteFile(filepath.Join(camps, "acme.yaml"), []byte(small), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(c *Config) { c.Budget.StoreDir, c.CampaignsDir = filepath.Join(dir, "nats"), camps }
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bidAll := func(app *App, prefix string) (bids []openrtb2.Bid) {
+		for i := range 8 {
+			code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid",
+				[]byte(strings.Replace(string(body), "req-site-banner", fmt.Sprint(prefix, i), 1)))
+			if code == 204 {
+				if string(why) != "budget" {
+					t.Fatalf("no bid %s, want budget", why)
+				}
+				return bids
+			}
+			var br openrtb2.BidResponse
+			if code != 200 || json.Unmarshal(resp, &br) != nil || len(br.SeatBid) == 0 {
+				t.Fatalf("bid: %d %s %s", code, why, resp)
+			}
+			bids = append(bids, br.SeatBid[0].Bid[0])
+		}
+		return bids
+	}
+	app := startApp(t, edit)
+	first := bidAll(app, "before-")
+	if len(first) != 5 {
+		t.Fatalf("%d bids of 2.00 CPM on a daily budget of 0.01, want 5", len(first))
+	}
+	if err := app.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	app = startApp(t, edit)
+	if _, held := spent(t, app, "acme-banner"); held != 10_000 {
+		t.Fatalf("held %d after the restart, want the 10,000 of the first process's bids", held)
+	}
+	if again := bidAll(app, "after-"); len(again) != 0 {
+		t.Fatalf("%d bids after the restart on a budget the first process's bids hold", len(again))
+	}
+	for _, b := range first {
+		u := strings.Replace(substitute(b.BURL, "2.00"), between(b.BURL, "http://", "/notice"), app.Addr(), 1)
+		if code, msg := get(t, u); code != 200 {
+			t.Fatalf("bill %s: %d %s", u, code, msg)
+		}
+	}
+	if s, held := spent(t, app, "acme-banner"); s != 10_000 || held != 0 {
+		t.Fatalf("spent %d, held %d after the five bills; want 10,000 spent, nothing held", s, held)
+	}
+}

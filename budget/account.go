@@ -66,7 +66,11 @@ type Account struct {
 	poolFree   atomic.Int64 // money nobody holds, as of the last record seen
 	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
 	demand     atomic.Int64 // cumulative micros of bids refused for want of lease
-	cfg        atomic.Pointer[Campaign]
+	heldUntil  atomic.Int64 // unix ns: the last expiry of the open holds a graceful close kept (Close)
+	// suspectedUpTo is the latest expiry of another instance's lease that
+	// made this starved campaign step (stepDue; the sync goroutine's).
+	suspectedUpTo int64
+	cfg           atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the
 	// watch), for pacing and status. Written under gmu, read lock-free.
@@ -112,6 +116,20 @@ type foreignLease struct {
 	inst, boot string
 	expires    int64
 	amount     int64 // micros (status only)
+}
+
+// lapsedForeign is the latest expiry before cutoff of another instance's
+// lease with money in it, as of the newest record seen (0: none).
+func (a *Account) lapsedForeign(cutoff int64) int64 {
+	a.gmu.Lock()
+	defer a.gmu.Unlock()
+	var exp int64
+	for _, f := range a.foreign {
+		if f.amount > 0 && f.expires < cutoff {
+			exp = max(exp, f.expires)
+		}
+	}
+	return exp
 }
 
 // ID returns the campaign id.

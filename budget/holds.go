@@ -2,6 +2,7 @@ package budget
 
 import (
 	"math"
+	"slices"
 	"sync/atomic"
 )
 
@@ -274,7 +275,109 @@ func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired, y *ScanY
 	}
 }
 
-// drain closes every open hold (graceful close), appending them to dst.
+// drain closes every open hold, appending them to dst.
 func (t *holdTable) drain(dst []expired) []expired {
 	return t.expire(math.MaxInt64-1, dst)
+}
+
+// openHold is an open hold as a graceful close hands it to the next process
+// under its instance id (levels.go).
+type openHold struct {
+	id      HoldID
+	acct    int32
+	amount  int64
+	expires int64 // unix nanoseconds
+}
+
+// drainOpen closes every open hold (graceful close): those due by now are
+// appended to due, the others to open.
+func (t *holdTable) drainOpen(now int64, due []expired, open []openHold) ([]expired, []openHold) {
+	for si := range t.shards {
+		s := &t.shards[si]
+		s.mu.Lock()
+		for i := 0; i < s.hi; i++ {
+			sl := t.slot(s, int32(i))
+			if !sl.open {
+				continue
+			}
+			sl.open = false
+			s.open--
+			s.free = append(s.free, int32(i))
+			if sl.expires <= now {
+				due = append(due, expired{sl.acct, sl.amount})
+			} else {
+				open = append(open, openHold{HoldID(uint64(sl.gen)<<32 | uint64(s.base+i+1)), sl.acct, sl.amount, sl.expires})
+			}
+		}
+		s.nextExp = math.MaxInt64
+		s.mu.Unlock()
+	}
+	return due, open
+}
+
+// restoreOpen puts back the holds a previous process under this instance id
+// handed over (Start, before any hold is placed here), at their own ids when
+// this table has the previous one's shape (per, its slots per shard) and the
+// slot is free, so that a notice for one draws from it as from any hold of
+// this process. The others are placed under new ids: their money stays
+// reserved until they expire, and their notices find no hold (late). It
+// returns the holds placed (a hold the table has no room for is left out)
+// and how many of them kept their ids.
+func (t *holdTable) restoreOpen(hs []openHold, per int) (placed []openHold, atID int) {
+	touched := make([]bool, len(t.shards))
+	var rest []openHold
+	for _, h := range hs {
+		if per == t.per && t.placeAt(h, touched) {
+			placed = append(placed, h)
+		} else {
+			rest = append(rest, h)
+		}
+	}
+	atID = len(placed)
+	for si, ok := range touched {
+		if ok {
+			s := &t.shards[si]
+			s.mu.Lock()
+			s.free = slices.DeleteFunc(s.free, func(i int32) bool { return t.slot(s, i).open })
+			s.mu.Unlock()
+		}
+	}
+	for _, h := range rest {
+		if id, ok := t.put(h.acct, h.amount, h.expires); ok {
+			h.id = id
+			placed = append(placed, h)
+		}
+	}
+	return placed, atID
+}
+
+// placeAt opens the slot hold id h.id names, with h's generation, account,
+// amount and expiry, growing its shard to the slot's chunk; false when the
+// id is outside the table or the slot is open. The shard's free stack still
+// lists the slot: restoreOpen rebuilds it (touched).
+func (t *holdTable) placeAt(h openHold, touched []bool) bool {
+	s, i, ok := t.locate(h.id)
+	if !ok || uint32(h.id>>32) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := int(i) >> t.shift
+	for s.chunks[c] == nil {
+		if !t.grow(s) {
+			return false
+		}
+	}
+	sl := t.slot(s, i)
+	if sl.open {
+		return false
+	}
+	sl.gen, sl.open, sl.acct, sl.amount, sl.expires = uint32(h.id>>32), true, h.acct, h.amount, h.expires
+	if int(i) >= s.hi {
+		s.hi = int(i) + 1
+	}
+	s.open++
+	s.nextExp = min(s.nextExp, h.expires)
+	touched[(int(uint32(h.id))-1)/t.per] = true
+	return true
 }

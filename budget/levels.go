@@ -25,11 +25,13 @@ import (
 // ledger holds, still stops the reversal), a bill under the level is the
 // duplicate it is.
 //
-// What is not carried: the entries' ledger sequences (another process's
-// queue; a restored entry waits for nothing), the day of each charge (a
-// reversal of a restored charge counts as one of an earlier day: it lowers
-// spent_total and leaves spent_day, an over-count of the day only), the
-// holds (a reversal goes back to the lease, a rise is late), and the bids'
+// The open holds go with the levels (Close keeps their money in its lease
+// entry; restoreHolds opens them again here at their ids, so that this
+// process bids none of it and their bills draw from them). What is not
+// carried: the entries' ledger sequences (another process's queue; a
+// restored entry waits for nothing), the day of each charge (a reversal of
+// a restored charge counts as one of an earlier day: it lowers spent_total
+// and leaves spent_day, an over-count of the day only), and the bids'
 // pending frequency counts (their process is gone: restored entries read as
 // ended). A crash writes nothing; the next process starts unknowing, as
 // before. The object is taken once: it is deleted before its entries are
@@ -42,8 +44,9 @@ import (
 const LevelsBucket = "BUDGET_LEVELS"
 
 const (
-	levelsMagic      = "OBLV1\n"
-	levelsEntryBytes = 36 // k0, k1, level, exp (unix seconds), gen, flags
+	levelsMagic      = "OBLV2\n" // entries, then the open holds
+	levelsMagicV1    = "OBLV1\n" // entries only (written before the holds were carried)
+	levelsEntryBytes = 36        // k0, k1, level, exp (unix seconds), gen, flags
 )
 
 // levelStore keeps one tier snapshot per instance between a Close and the
@@ -94,10 +97,12 @@ var errLevels = errors.New("budget: tier snapshot unreadable")
 
 // restore puts a snapshot's unexpired entries into the tier, unless the
 // tier knows the impression already (a notice settled before the restore is
-// newer). It returns the entries restored and the snapshot's writer.
-func (t *tier) restore(b []byte, instance string, nowNs int64) (n int, boot string, err error) {
-	if len(b) < len(levelsMagic) || string(b[:len(levelsMagic)]) != levelsMagic {
-		return 0, "", fmt.Errorf("%w: no magic", errLevels)
+// newer). It returns the entries restored, the snapshot's writer and its
+// open holds' section (nil in a snapshot written before holds were carried).
+func (t *tier) restore(b []byte, instance string, nowNs int64) (n int, boot string, holds []byte, err error) {
+	v1 := len(b) >= len(levelsMagicV1) && string(b[:len(levelsMagicV1)]) == levelsMagicV1
+	if !v1 && (len(b) < len(levelsMagic) || string(b[:len(levelsMagic)]) != levelsMagic) {
+		return 0, "", nil, fmt.Errorf("%w: no magic", errLevels)
 	}
 	b = b[len(levelsMagic):]
 	str := func() (string, bool) {
@@ -112,15 +117,19 @@ func (t *tier) restore(b []byte, instance string, nowNs int64) (n int, boot stri
 	inst, ok1 := str()
 	boot, ok2 := str()
 	if !ok1 || !ok2 || len(b) < 16 {
-		return 0, "", fmt.Errorf("%w: short header", errLevels)
+		return 0, "", nil, fmt.Errorf("%w: short header", errLevels)
 	}
 	if inst != instance {
-		return 0, boot, fmt.Errorf("%w: written by instance %q", errLevels, inst)
+		return 0, boot, nil, fmt.Errorf("%w: written by instance %q", errLevels, inst)
 	}
 	count := binary.LittleEndian.Uint64(b[8:])
 	b = b[16:]
-	if count != uint64(len(b))/levelsEntryBytes || len(b)%levelsEntryBytes != 0 {
-		return 0, boot, fmt.Errorf("%w: %d entries in %d bytes", errLevels, count, len(b))
+	switch {
+	case v1 && (count != uint64(len(b))/levelsEntryBytes || len(b)%levelsEntryBytes != 0),
+		!v1 && count > uint64(len(b))/levelsEntryBytes:
+		return 0, boot, nil, fmt.Errorf("%w: %d entries in %d bytes", errLevels, count, len(b))
+	case !v1:
+		b, holds = b[:count*levelsEntryBytes], b[count*levelsEntryBytes:]
 	}
 	now := t.sec(nowNs)
 	// Each shard is sized for its entries first: inserted in the order they
@@ -167,21 +176,100 @@ func (t *tier) restore(b []byte, instance string, nowNs int64) (n int, boot stri
 		}
 		s.mu.Unlock()
 	}
-	return n, boot, nil
+	return n, boot, holds, nil
 }
 
-// saveLevels writes the tier for the next process under this instance id
-// (Close, after a flush that left nothing unacknowledged).
-func (m *Manager) saveLevels(ctx context.Context) {
+// saveLevels writes the tier and the open holds for the next process under
+// this instance id (Close, after a flush that left nothing unacknowledged).
+func (m *Manager) saveLevels(ctx context.Context, open []openHold) {
 	if m.levels == nil {
 		return
 	}
 	b, n := m.tier.encode(nil, m.cfg.InstanceID, m.boot, m.cfg.Clock.Now().UnixNano(), m.ledger.durable.Load())
+	b, nh := m.appendHolds(b, open)
 	if err := m.levels.putLevels(ctx, m.cfg.InstanceID, b); err != nil {
-		m.log.Warn("tier snapshot not written: the next process will not know this one's charge levels", "entries", n, "err", err)
+		m.log.Warn("tier snapshot not written: the next process will not know this one's charge levels or open holds",
+			"entries", n, "holds", nh, "err", err)
 		return
 	}
-	m.log.Info("tier snapshot written for the next process", "entries", n, "bytes", len(b))
+	m.log.Info("tier snapshot written for the next process", "entries", n, "holds", nh, "bytes", len(b))
+}
+
+// appendHolds appends the snapshot's holds section: the table's slots per
+// shard, a count, then each hold's id, amount, expiry (unix nanoseconds)
+// and campaign id (the next process numbers its accounts its own way). A
+// hold of a campaign no longer loaded is left out.
+func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
+	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.holds.per))
+	countAt := len(dst)
+	dst = binary.LittleEndian.AppendUint64(dst, 0)
+	n := 0
+	for _, h := range open {
+		a := m.accountByIdx(h.acct)
+		if a == nil {
+			continue
+		}
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.id))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.amount))
+		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.expires))
+		dst = binary.AppendUvarint(dst, uint64(len(a.id)))
+		dst = append(dst, a.id...)
+		n++
+	}
+	binary.LittleEndian.PutUint64(dst[countAt:], uint64(n))
+	return dst, n
+}
+
+// restoreHolds opens the holds of a snapshot's holds section again (Start,
+// or a yielded process's close taking its twin's snapshot) and adds them to
+// their campaigns' held money, so that this process's lease covers them and
+// their bills draw from them. Holds that have expired, and those of
+// campaigns not loaded here, are left out (the previous process's lease
+// entry for such a campaign stays until it expires). It returns how many it
+// opened and their money.
+func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, err error) {
+	if len(b) < 16 {
+		return 0, 0, fmt.Errorf("%w: short holds section", errLevels)
+	}
+	per, count := int(binary.LittleEndian.Uint64(b)), binary.LittleEndian.Uint64(b[8:])
+	b = b[16:]
+	hs := make([]openHold, 0, min(count, uint64(len(b))/25))
+	for range count {
+		if len(b) < 24 {
+			return 0, 0, fmt.Errorf("%w: short hold", errLevels)
+		}
+		h := openHold{id: HoldID(binary.LittleEndian.Uint64(b)), amount: int64(binary.LittleEndian.Uint64(b[8:])),
+			expires: int64(binary.LittleEndian.Uint64(b[16:]))}
+		b = b[24:]
+		l, k := binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return 0, 0, fmt.Errorf("%w: short hold", errLevels)
+		}
+		id := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		a := m.Handle(id)
+		if a == nil || h.amount <= 0 || h.expires <= nowNs {
+			continue
+		}
+		h.acct = a.idx
+		hs = append(hs, h)
+	}
+	placed, atID := m.holds.restoreOpen(hs, per)
+	if left := len(hs) - len(placed); left > 0 {
+		m.log.Warn("open holds not restored: the hold table is full", "holds", left)
+	}
+	for _, h := range placed {
+		a := m.accountByIdx(h.acct)
+		a.mu.Lock()
+		a.held.Add(h.amount)
+		a.mu.Unlock()
+		micros += h.amount
+	}
+	if moved := len(placed) - atID; moved > 0 {
+		m.log.Warn("open holds restored under new ids (another budget.max_holds): their notices will be charged as late",
+			"holds", moved)
+	}
+	return len(placed), micros, nil
 }
 
 // loadLevels takes the previous process's tier snapshot (Start). An error
@@ -216,12 +304,20 @@ func (m *Manager) takeLevels(ctx context.Context, whose string) (int, error) {
 	if err != nil || b == nil {
 		return 0, err
 	}
-	n, boot, err := m.tier.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
+	now := m.cfg.Clock.Now().UnixNano()
+	n, boot, hb, err := m.tier.restore(b, m.cfg.InstanceID, now)
 	if err != nil {
 		m.log.Warn("tier snapshot dropped", "whose", whose, "err", err)
 		return 0, nil
 	}
-	m.log.Info("tier snapshot restored", "whose", whose, "entries", n, "from_boot", boot)
+	var nh int
+	var held int64
+	if hb != nil {
+		if nh, held, err = m.restoreHolds(hb, now); err != nil {
+			m.log.Warn("tier snapshot's open holds dropped", "whose", whose, "err", err)
+		}
+	}
+	m.log.Info("tier snapshot restored", "whose", whose, "entries", n, "holds", nh, "held_micros", held, "from_boot", boot)
 	return n, nil
 }
 

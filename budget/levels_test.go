@@ -185,16 +185,16 @@ func TestLevelsOnlyAcknowledged(t *testing.T) {
 		t.Fatalf("encoded %d entries with durable 5, want the one at sequence 3", n)
 	}
 	back := newTier(1024, time.Hour, t0)
-	if got, _, err := back.restore(b, "a", t0.Add(time.Second).UnixNano()); err != nil || got != 1 {
+	if got, _, _, err := back.restore(b, "a", t0.Add(time.Second).UnixNano()); err != nil || got != 1 {
 		t.Fatalf("restore: %d %v", got, err)
 	}
-	if _, _, err := back.restore(b, "z", t0.UnixNano()); err == nil {
+	if _, _, _, err := back.restore(b, "z", t0.UnixNano()); err == nil {
 		t.Fatal("another instance's snapshot restored")
 	}
-	if _, _, err := back.restore(b[:len(b)-3], "a", t0.UnixNano()); err == nil {
+	if _, _, _, err := back.restore(b[:len(b)-3], "a", t0.UnixNano()); err == nil {
 		t.Fatal("a truncated snapshot restored")
 	}
-	if got, _, _ := newTier(1024, time.Hour, t0).restore(b, "a", t0.Add(2*time.Minute).UnixNano()); got != 0 {
+	if got, _, _, _ := newTier(1024, time.Hour, t0).restore(b, "a", t0.Add(2*time.Minute).UnixNano()); got != 0 {
 		t.Fatalf("restored %d expired entries", got)
 	}
 }

@@ -612,15 +612,21 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	if _, ok := b.Hold(hb, 1000, clk.Now()); !ok {
 		t.Error("twin: the process whose heartbeat stands was refused a hold")
 	}
-	// The twin closes (an overlapping deploy's old process exits): the
-	// first bids again.
+	// The twin closes (an overlapping deploy's old process exits) with its
+	// hold open: its lease entry keeps that hold's money until the hold
+	// expires (its bill may still come), and the first bids again then.
 	b.Close(ctxT(t))
 	leaseUp(t, a, ha, clk)
 	if ok, why := a.Ready(); !ok {
 		t.Fatalf("after the twin closed: not ready (%s)", why)
 	}
+	if _, ok := a.Hold(ha, 1000, clk.Now()); ok {
+		t.Fatal("after the twin closed: a hold while the twin's open hold keeps its lease entry")
+	}
+	clk.Add(a.cfg.HoldTTL)
+	leaseUp(t, a, ha, clk)
 	if _, ok := a.Hold(ha, 1000, clk.Now()); !ok {
-		t.Fatal("after the twin closed: hold refused")
+		t.Fatal("after the twin closed and its hold expired: hold refused")
 	}
 	// Another twin that dies without closing: bids resume once its last
 	// heartbeat expired.

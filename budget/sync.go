@@ -136,6 +136,17 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	lease, commit := a.lease.Load(), a.spent.Load()+a.revWait.Load()+a.held.Load()
 	free := lease - commit
 	money := !a.starved || a.poolFree.Load() > 0
+	if a.starved {
+		// Another instance's lease past its own expiry may be
+		// reclaimable, and no step of a starved campaign would look: one
+		// step has its owner's liveness read (a confirmed lapse then
+		// makes it step again, and reclaim). A closed process's entry
+		// kept for its open holds ends so (Close), as a crashed one's.
+		if exp := a.lapsedForeign(now.UnixNano() - int64(m.cfg.ReclaimWait)); exp > a.suspectedUpTo {
+			a.suspectedUpTo = exp
+			return true, false
+		}
+	}
 	switch {
 	case a.demand.Load() != a.lastDemand:
 		return money || m.newDay(a, now), false
@@ -299,11 +310,18 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	revOld, revSame, revDay := a.days.snapshot()
 	commit := a.spent.Load() + a.revWait.Load() - report + a.held.Load()
 	want := commit + a.ahead
+	ttl := m.cfg.LeaseTTL
 	if release || !a.inFlight(now.UnixNano()) {
-		// Out of flight, removed, or closing (holds are drained before this):
-		// keep only what is committed; what remains is spend the ledger has
-		// not acknowledged, and its lease expires like a crashed one's.
+		// Out of flight, removed, or closing: keep only what is committed.
+		// At a close that is the open holds (Close) and spend the ledger
+		// has not acknowledged, and the entry expires like a crashed
+		// one's; with only holds in it, once the last of them has (no
+		// other instance reclaims it before, and a twin under this id
+		// bids again then).
 		want = commit
+		if hu := a.heldUntil.Load(); release && hu > 0 && commit == a.held.Load() {
+			ttl = min(max(time.Duration(hu-now.UnixNano()), 0)+m.cfg.SyncPeriod, m.cfg.LeaseTTL)
+		}
 	}
 	if want+report < a.lease.Load() {
 		a.lease.Store(want + report) // shrink now so holds placed during the I/O fit in what we ask for
@@ -313,7 +331,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
-		ttl: m.cfg.LeaseTTL, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
+		ttl: ttl, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
 		ackedSeq: ackedSeq,
@@ -407,9 +425,12 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	a.stepCum = q.cum
 	a.days.kept = lr.dayKept
 	a.leaseHeld = lr.kept
-	if q.release && lr.amount > 0 {
+	if held := a.held.Load(); q.release && lr.amount > held {
 		m.log.Warn("closing with unacknowledged spend; its lease is kept until it expires",
-			"campaign", a.id, "micros", lr.amount)
+			"campaign", a.id, "micros", lr.amount-held)
+	} else if q.release && lr.amount > 0 {
+		m.keptHeld.Add(uint64(lr.amount))
+		m.keptHeldN.Add(1)
 	}
 	if lr.amount < q.want {
 		a.denials.Add(1)

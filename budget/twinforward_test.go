@@ -94,7 +94,7 @@ func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
 			t.Errorf("no snapshot after the closes: %v", err)
 		} else {
 			tr := newTier(1024, time.Hour, clk.Now())
-			if _, _, err := tr.restore(b, "a", clk.Now().UnixNano()); err != nil {
+			if _, _, _, err := tr.restore(b, "a", clk.Now().UnixNano()); err != nil {
 				t.Fatal(err)
 			}
 			key, _ := noticeKey(&Notice{InstanceID: "a", AuctionID: "x", ImpID: "1", HoldID: id})

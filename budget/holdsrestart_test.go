@@ -1,0 +1,190 @@
+package budget
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// holdsRig is a campaign of 10,000 (daily and total) whose process "a"
+// holds five bids of 2,000, all of it, and closes gracefully.
+func holdsRig(t *testing.T) (*manualClock, *MemStore, Campaign, []HoldID) {
+	t.Helper()
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	a := storeManager(t, st, "a", clk, c)
+	a.syncAll(ctxT(t), clk.Now(), false)
+	var ids []HoldID
+	for range 6 {
+		if id, ok := a.Hold(a.Handle("c"), 2000, clk.Now()); ok {
+			ids = append(ids, id)
+		}
+	}
+	if len(ids) != 5 {
+		t.Fatalf("placed %d holds of 2,000 on 10,000, want 5", len(ids))
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	return clk, st, c, ids
+}
+
+func holdsBill(t *testing.T, m *Manager, clk Clock, inst string, id HoldID, auction string) Result {
+	t.Helper()
+	res, err := m.Settle(Notice{Kind: KindBill, ChargeOn: KindBill, HoldID: id, InstanceID: inst, CampaignID: "c",
+		AuctionID: auction, ImpID: "1", BidMicros: 2000, ClearingMicros: 2000, Time: clk.Now(), Bid: clk.Now().Add(-2 * time.Second)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// placeAll places holds of 2,000 until one is refused and returns them.
+func placeAll(m *Manager, clk Clock) []HoldID {
+	var ids []HoldID
+	for range 10 {
+		id, ok := m.Hold(m.Handle("c"), 2000, clk.Now())
+		if !ok {
+			break
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// A graceful close gave its open holds' money back, and the next process
+// under the same instance id was granted it again: an outside audit's
+// restart let a campaign bid its remaining budget twice, and the first
+// process's bills (2 s after their bids, well inside hold_ttl) made it
+// spend 2x its daily and its total budget (20,000 of 10,000 here). The
+// holds now go to the next process with the levels: it opens them again
+// at their ids, so it places nothing more, and their bills draw from them
+// (not late).
+func TestGracefulRestartKeepsOpenHolds(t *testing.T) {
+	clk, st, c, old := holdsRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if h := b.Handle("c").held.Load(); h != 10_000 {
+		t.Fatalf("held after the restart %d, want the previous process's 10,000", h)
+	}
+	if fresh := placeAll(b, clk); len(fresh) != 0 {
+		t.Fatalf("the restarted process placed %d more holds on a budget its predecessor's bids hold", len(fresh))
+	}
+	clk.Add(time.Second)
+	for i, id := range old {
+		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 || res.Late {
+			t.Fatalf("bill of a hold placed before the restart: %+v, want 2,000 drawn from the restored hold", res)
+		}
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	b.syncAll(ctxT(t), clk.Now(), false)
+	r, _ := st.Get(ctxT(t), "c")
+	if sum := ledgerSum(st); sum != 10_000 || r.SpentTotal != 10_000 || r.SpentDay != 10_000 {
+		t.Fatalf("ledger %d, record total %d, day %d; want 10,000 each", sum, r.SpentTotal, r.SpentDay)
+	}
+	if h := b.Handle("c").held.Load(); h != 0 {
+		t.Fatalf("held %d after every hold was billed", h)
+	}
+}
+
+// A restored hold behaves as the process's own: a loss with no charge
+// releases it (the money can be bid again), one left alone expires when it
+// would have.
+func TestRestoredHoldsReleaseAndExpire(t *testing.T) {
+	clk, st, c, old := holdsRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if _, err := b.Settle(Notice{Kind: KindLoss, HoldID: old[0], InstanceID: "a", CampaignID: "c", AuctionID: "l",
+		ImpID: "1", BidMicros: 2000, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}); err != nil {
+		t.Fatal(err)
+	}
+	if h := b.Handle("c").held.Load(); h != 8000 {
+		t.Fatalf("held %d after a loss released one restored hold, want 8,000", h)
+	}
+	if n := len(placeAll(b, clk)); n != 1 {
+		t.Fatalf("placed %d after one restored hold was released, want 1", n)
+	}
+	clk.Add(b.cfg.HoldTTL)
+	b.expireHolds(clk.Now())
+	if h := b.Handle("c").held.Load(); h != 0 {
+		t.Fatalf("held %d once every hold expired", h)
+	}
+}
+
+// With another instance id (the default instance_id is new at every
+// start) nothing is restored: the closed process's lease entry keeps its
+// open holds' money until the last of them expires, so the new process,
+// where their bills are settled (late), is not granted it meanwhile. Before,
+// the new process bid it again.
+func TestClosedProcessHoldsStayReserved(t *testing.T) {
+	clk, st, c, old := holdsRig(t)
+	b := storeManager(t, st, "b", clk, c)
+	defer b.Close(context.Background())
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if fresh := placeAll(b, clk); len(fresh) != 0 {
+		t.Fatalf("another instance placed %d holds while the closed one's open holds keep the budget", len(fresh))
+	}
+	for i, id := range old[:3] {
+		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 {
+			t.Fatalf("bill of the closed process's bid: %+v", res)
+		}
+	}
+	// Its holds expire a minute after they were placed: then the two
+	// never billed are free again (4,000), and nothing more.
+	for range 3 {
+		b.ledger.flush(ctxT(t))
+		b.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(20 * time.Second)
+	}
+	leaseUp(t, b, b.Handle("c"), clk) // bids refused for want of lease: steps, which reclaim the lapsed entry
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 2 {
+		t.Fatalf("placed %d holds of 2,000 once the closed process's holds expired, want 2 (6,000 of 10,000 billed)", n)
+	}
+}
+
+// A next process with another budget.max_holds cannot open the holds at
+// their ids: it places them under new ids, so their money stays reserved
+// until they expire, and their bills are charged as late. The campaign
+// still spends no more than its budget.
+func TestRestoredHoldsUnderAnotherTableShape(t *testing.T) {
+	clk, st, c, old := holdsRig(t)
+	cfg := storeConfig(st, "a", clk)
+	cfg.MaxHolds = 4096
+	b, err := New(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetCampaigns([]Campaign{c}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if fresh := placeAll(b, clk); len(fresh) != 0 {
+		t.Fatalf("placed %d holds beside the restored ones", len(fresh))
+	}
+	for i, id := range old {
+		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 || !res.Late {
+			t.Fatalf("bill of a hold restored under a new id: %+v, want 2,000, late", res)
+		}
+	}
+	b.ledger.flush(ctxT(t))
+	b.syncAll(ctxT(t), clk.Now(), false)
+	if fresh := placeAll(b, clk); len(fresh) != 0 {
+		t.Fatalf("placed %d holds after the budget was billed whole", len(fresh))
+	}
+	if sum := ledgerSum(st); sum != 10_000 {
+		t.Fatalf("ledger %d, want 10,000", sum)
+	}
+}
