@@ -129,9 +129,11 @@ func TestHostileInputReachesNoOperatorSurface(t *testing.T) {
 	var bids []openrtb2.Bid
 	for i := range 30 {
 		id := hostile(i)
-		req["id"] = id[:min(len(id), 200)]
+		// The ids the answer echoes must be valid UTF-8 (else 400: getID);
+		// everything else carries the invalid bytes too.
+		req["id"] = strings.ToValidUTF8(id[:min(len(id), 200)], "")
 		imp := req["imp"].([]any)[0].(map[string]any)
-		imp["id"] = hostile(i + 1)[:100]
+		imp["id"] = strings.ToValidUTF8(hostile(i + 1)[:100], "")
 		imp["tagid"] = strings.Repeat(hostile(i), 20)
 		site := req["site"].(map[string]any)
 		site["domain"] = hostile(i)

@@ -102,14 +102,21 @@ func TestRedteam9WireFraming(t *testing.T) {
 }
 
 // What held in the answer (redteam9): request and imp ids with URL and JSON
-// metacharacters, U+2028, NUL, a lone surrogate escape and invalid UTF-8
-// come back as an exchange decoding with encoding/json reads them; each
-// bid's notice URLs parse with one t= and verify; win, billing and a
-// replayed billing charge each impression once.
+// metacharacters, U+2028 and NUL come back as an exchange decoding with
+// encoding/json reads them; each bid's notice URLs parse with one t= and
+// verify; win, billing and a replayed billing charge each impression once.
+// A lone surrogate escape or invalid UTF-8 in an id is a 400 (it could not
+// come back as sent: getID).
 func TestRedteam9HostileIDsChargeOnce(t *testing.T) {
 	app := startApp(t, nil)
 	base := "http://" + app.Addr()
-	ids := []string{`a&b#c%d?e f\"g\\h\u00e9\u2028/=+;,'<>`, "x\xff\xfey", `\ud800z`, `\u0000nul`, `%41%00%2F`}
+	for i, id := range []string{"x\xff\xfey", `\ud800z`} {
+		body := fmt.Sprintf(`{"id":"%s-%d","imp":[{"id":"i",%s,"bidfloor":0.5}],%s}`, id, i, rt9Banner, rt9Tail)
+		if code, _, why := post(t, base+"/openrtb2/bid", []byte(body)); code != 400 || !strings.Contains(string(why), "not valid UTF-8") {
+			t.Errorf("id %q: %d %s, want 400", id, code, why)
+		}
+	}
+	ids := []string{`a&b#c%d?e f\"g\\h\u00e9\u2028/=+;,'<>`, `\u0000nul`, `%41%00%2F`}
 	for i, id := range ids {
 		body := fmt.Sprintf(`{"id":"%s-%d","imp":[{"id":"%s",%s,"bidfloor":0.5}],%s}`, id, i, id, rt9Banner, rt9Tail)
 		var want openrtb2.BidRequest

@@ -232,7 +232,7 @@ func foldedRead(k []byte, v *fastjson.Value, f func(k []byte, v *fastjson.Value)
 func (p *Parser) requestField(req *Request, k []byte, v *fastjson.Value) error {
 	switch string(k) {
 	case "id":
-		return getString(k, v, &req.ID)
+		return getID(k, v, &req.ID)
 	case "imp":
 		return p.imps(req, k, v)
 	case "site":

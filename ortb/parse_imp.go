@@ -41,7 +41,7 @@ func (p *Parser) parseImp(imp *Imp, v *fastjson.Value) error {
 func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 	switch string(k) {
 	case "id":
-		return getString(k, v, &imp.ID)
+		return getID(k, v, &imp.ID)
 	case "tagid":
 		return getString(k, v, &imp.TagID)
 	case "bidfloor":

@@ -268,6 +268,15 @@ func TestParseErrors(t *testing.T) {
 	f(`{"id":"r","imp":[{}]}`, ErrInvalid, "imp[0].id: missing or empty")
 	f(`{"id":"r","imp":[{"id":"1"},{"id":""}]}`, ErrInvalid, "imp[1].id: missing or empty")
 	f(`{"id":"r","imp":[null]}`, ErrInvalid, "imp[0].id: missing or empty")
+	// Ids that cannot come back as sent (an outside conformance audit: the
+	// answer's id and impid were U+FFFD, matching nothing).
+	f("{\"id\":\"\xff\xfe\","+imp+"}", ErrInvalid, "id: not valid UTF-8")
+	f("{\"id\":\"r\xc0\xaf\","+imp+"}", ErrInvalid, "id: not valid UTF-8")
+	f(`{"id":"\ud800",`+imp+`}`, ErrInvalid, "id: not valid UTF-8")
+	f(`{"id":"r\udc00x",`+imp+`}`, ErrInvalid, "id: not valid UTF-8")
+	f(`{"id":"\ufffd",`+imp+`}`, ErrInvalid, "id: not valid UTF-8")
+	f("{\"id\":\"r\",\"imp\":[{\"id\":\"i\xff\"}]}", ErrInvalid, "imp[0].id: not valid UTF-8")
+	f(`{"id":"r","imp":[{"id":"1"},{"id":"\ud83d"}]}`, ErrInvalid, "imp[1].id: not valid UTF-8")
 	// Wrong types, named by path.
 	f(`{"id":1,`+imp+`}`, ErrInvalid, "id: want string, got number")
 	f(`{"id":"r","imp":{}}`, ErrInvalid, "imp: want array, got object")
@@ -767,5 +776,19 @@ func TestParsePageCats(t *testing.T) {
 	mustParse(t, &p, &req, []byte(`{"id":"a","imp":[{"id":"1","banner":{"w":1,"h":1}}],"app":{"pagecat":null,"content":{"cat":["IAB3"]}}}`))
 	if got := fmt.Sprintf("%s %s %d %s", req.App.PageCat, req.App.ContentCat, req.App.ContentCatTax, req.Site.PageCat); got != "[] [IAB3] 0 []" {
 		t.Fatalf("app page cats after reuse: %s", got)
+	}
+}
+
+// Ids in any script, escaped or not (a surrogate pair included), read as
+// the text they are: only what cannot come back as sent is refused
+// (TestParseErrors).
+func TestParseUnicodeIDs(t *testing.T) {
+	var p Parser
+	var r Request
+	if err := p.Parse([]byte(`{"id":"é日本\ud83d\ude00","imp":[{"id":"ü\u0041\/"}]}`), &r); err != nil {
+		t.Fatal(err)
+	}
+	if string(r.ID) != "é日本😀" || string(r.Imps[0].ID) != "üA/" {
+		t.Fatalf("id %q, imp id %q", r.ID, r.Imps[0].ID)
 	}
 }

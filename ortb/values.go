@@ -1,8 +1,10 @@
 package ortb
 
 import (
+	"bytes"
 	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/valyala/fastjson"
 )
@@ -53,6 +55,25 @@ func getString(key []byte, v *fastjson.Value, dst *[]byte) error {
 	}
 	return wantErr(key, "string", v)
 }
+
+// getID reads an id the answer echoes (the request's, an imp's): valid
+// UTF-8 without U+FFFD. An invalid byte or a lone surrogate escape
+// ("\ud800") cannot come back as sent (each becomes U+FFFD), and a bid
+// whose id or impid is not the request's is one the exchange cannot match
+// (an outside conformance audit: "\xff\xfe" got a bid answered with id
+// "\ufffd\ufffd"). A U+FFFD sent as such is refused too: it is what the
+// other two look like once decoded.
+func getID(key []byte, v *fastjson.Value, dst *[]byte) error {
+	if err := getString(key, v, dst); err != nil {
+		return err
+	}
+	if !utf8.Valid(*dst) || bytes.Contains(*dst, replacement) {
+		return fieldErr(key, "not valid UTF-8, or U+FFFD: an id must come back as it was sent")
+	}
+	return nil
+}
+
+var replacement = []byte(string(utf8.RuneError))
 
 // toInt converts a number value to int64; ok is false for a fraction, an
 // exponent or an overflow (encoding/json rejects those for integer fields too).
