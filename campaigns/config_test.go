@@ -242,6 +242,9 @@ func TestCompileProblems(t *testing.T) {
 	check("duration against VAST", func(c *Config) { video(c); c.Creatives[0].Duration = 30 }, "creatives[0].duration: 30 but the VAST <Duration> says 15 seconds")
 	check("duration as VAST", func(c *Config) { video(c); c.Creatives[0].Duration = 15 }, "")
 	check("protocol", func(c *Config) { video(c); c.Creatives[0].Protocols = []int64{3, 15} }, "creatives[0].protocols[1]: 15 is not an OpenRTB protocol")
+	check("protocols without the VAST's", func(c *Config) { video(c); c.Creatives[0].Protocols = []int64{7, 8} },
+		"creatives[0].protocols: [7 8] does not list the VAST's own protocol")
+	check("protocols with the VAST's", func(c *Config) { video(c); c.Creatives[0].Protocols = []int64{2, 3} }, "")
 	check("plcmt", func(c *Config) { video(c); c.Creatives[0].Plcmt = []int64{5} }, "creatives[0].plcmt[0]: 5 is not a video placement")
 	check("slot in pod", func(c *Config) { video(c); c.Creatives[0].SlotInPod = []int64{2} }, "creatives[0].slot_in_pod[0]: 2 is not a slot in a pod")
 	check("pod sequence", func(c *Config) { video(c); c.Creatives[0].PodSeq = []int64{0} }, "creatives[0].pod_sequence[0]: 0 is not a pod")

@@ -225,7 +225,14 @@ func buildMedia(cc *CreativeConfig, cr *Creative, p problems, path string) {
 		cr.Duration = secs
 	}
 	cr.Protocols = intsIn(p, path+".protocols", cc.Protocols, 1, 14, "an OpenRTB protocol (1..14)")
-	if len(cc.Protocols) == 0 && protocol > 0 {
+	switch {
+	case protocol == 0:
+	case len(cc.Protocols) > 0 && !slices.Contains(cr.Protocols, protocol):
+		p.add(path+".protocols", "%v does not list the VAST's own protocol %d (%s)", cc.Protocols, protocol, protocolName(protocol))
+	default:
+		// The markup is one protocol whatever the list says: an imp that
+		// takes only VAST 4.0 got a VAST 3.0 document from a creative
+		// listing [3, 6, 7] (an outside conformance audit).
 		cr.Protocols = []int64{protocol}
 	}
 	if cr.Format == FormatVideo {

@@ -118,7 +118,7 @@ func addTargeting26(r *rand.Rand, c *Config) {
 			case k < 10:
 				cr.PodSeq = []int64{1}
 			case k < 20:
-				cr.Protocols = []int64{3, 6, 7}
+				cr.Protocols = []int64{3} // the template is VAST 3.0 inline
 			}
 		case "native":
 			if r.IntN(3) == 0 {

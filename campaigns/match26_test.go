@@ -129,7 +129,15 @@ func TestMatchRules26(t *testing.T) {
 			vimp(nil), true},
 		{"video protocol from VAST", video(nil), vimp(func(v *ortb.Video) { v.Protocols = []int64{2, 3} }), true},
 		{"video protocol out", video(nil), vimp(func(v *ortb.Video) { v.Protocols = []int64{7, 8} }), false},
-		{"video protocols declared", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), true},
+		// The VAST's version is its protocol, whatever else the file lists:
+		// a 3.0 document listing [3, 7] was bid on an imp taking only 7
+		// (an outside conformance audit).
+		{"video protocols declared beyond the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), false},
+		{"video protocols declared, the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{3} }), true},
+		{"video protocols declared, no version", video(func(c *CreativeConfig) {
+			c.VAST = `<VAST>{{imp_url}}{{click_url}}<Duration>00:00:15</Duration><Linear></Linear></VAST>`
+			c.Protocols = []int64{7}
+		}), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), true},
 		{"video wrapper protocol", video(func(c *CreativeConfig) {
 			c.VAST = `<VAST version="4.0"><Ad><Wrapper><VASTAdTagURI>https://x.example/t</VASTAdTagURI>{{imp_url}}{{click_url}}</Wrapper></Ad></VAST>`
 		}), vimp(func(v *ortb.Video) { v.Protocols = []int64{8} }), true},

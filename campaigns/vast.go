@@ -38,6 +38,21 @@ var vastProtocols = map[string][2]int64{
 	"4": {7, 8}, "4.0": {7, 8}, "4.1": {11, 12}, "4.2": {13, 14},
 }
 
+// protocolName is what an OpenRTB protocol vastProtocols lists is.
+func protocolName(p int64) string {
+	for v, ps := range vastProtocols {
+		if len(v) == 3 { // one name per protocol: "1.0" to "4.2"
+			switch p {
+			case ps[0]:
+				return "VAST " + v + " inline"
+			case ps[1]:
+				return "VAST " + v + " wrapper"
+			}
+		}
+	}
+	return "unknown"
+}
+
 // vastFacts returns the template's duration in seconds (0 when it has no
 // <Duration>) and its protocol (0 when its version is not one OpenRTB lists).
 func vastFacts(tpl string) (seconds, protocol int64) {
