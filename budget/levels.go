@@ -196,9 +196,9 @@ func (m *Manager) saveLevels(ctx context.Context, open []openHold) {
 }
 
 // appendHolds appends the snapshot's holds section: the table's slots per
-// shard, a count, then each hold's id, amount, expiry (unix nanoseconds)
-// and campaign id (the next process numbers its accounts its own way). A
-// hold of a campaign no longer loaded is left out.
+// shard, a count, then each hold's id, amount, expiry (unix nanoseconds),
+// campaign id (the next process numbers its accounts its own way) and the
+// currency of its amount.
 func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(m.holds.per))
 	countAt := len(dst)
@@ -212,8 +212,11 @@ func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.id))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.amount))
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.expires))
+		cur := a.campaign().Currency
 		dst = binary.AppendUvarint(dst, uint64(len(a.id)))
 		dst = append(dst, a.id...)
+		dst = binary.AppendUvarint(dst, uint64(len(cur)))
+		dst = append(dst, cur...)
 		n++
 	}
 	binary.LittleEndian.PutUint64(dst[countAt:], uint64(n))
@@ -223,9 +226,16 @@ func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 // restoreHolds opens the holds of a snapshot's holds section again (Start,
 // or a yielded process's close taking its twin's snapshot) and adds them to
 // their campaigns' held money, so that this process's lease covers them and
-// their bills draw from them. Holds that have expired, and those of
-// campaigns not loaded here, are left out (the previous process's lease
-// entry for such a campaign stays until it expires). It returns how many it
+// their bills draw from them. A campaign this process does not load gets a
+// retired account (its notices are charged to its record, and its steps
+// keep the holds' money in the lease entry until they end: left out, the
+// previous process's entry stood as long as this process ran, since nothing
+// stepped the campaign and no other instance reclaims an entry of a live
+// id, an outside review). Holds that have expired are left out, and so are
+// those in another currency than their campaign's now (their money would be
+// counted in the wrong one; this process's step takes the entry over with
+// nothing in it, no lease being granted in another currency, so their bills
+// are late, as before the holds were carried). It returns how many it
 // opened and their money.
 func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, err error) {
 	if len(b) < 16 {
@@ -233,7 +243,7 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, err 
 	}
 	per, count := int(binary.LittleEndian.Uint64(b)), binary.LittleEndian.Uint64(b[8:])
 	b = b[16:]
-	hs := make([]openHold, 0, min(count, uint64(len(b))/25))
+	hs := make([]openHold, 0, min(count, uint64(len(b))/26))
 	for range count {
 		if len(b) < 24 {
 			return 0, 0, fmt.Errorf("%w: short hold", errLevels)
@@ -247,8 +257,20 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, err 
 		}
 		id := string(b[k : k+int(l)])
 		b = b[k+int(l):]
+		l, k = binary.Uvarint(b)
+		if k <= 0 || l > uint64(len(b)-k) {
+			return 0, 0, fmt.Errorf("%w: short hold", errLevels)
+		}
+		cur := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		if h.amount <= 0 || h.expires <= nowNs {
+			continue
+		}
 		a := m.Handle(id)
-		if a == nil || h.amount <= 0 || h.expires <= nowNs {
+		if a == nil {
+			a = m.retired(id)
+		}
+		if a == nil || a.campaign().Currency != cur {
 			continue
 		}
 		h.acct = a.idx

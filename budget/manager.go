@@ -279,7 +279,7 @@ func (m *Manager) retired(id string) *Account {
 	a.cfg.Store(&Campaign{ID: id, Currency: rec.Currency, DailyMicros: 1, retired: true})
 	m.publishLocked()
 	m.retiredN.Add(1)
-	m.log.Warn("notice for a campaign no config names: charged to its budget record", "campaign", id, "currency", rec.Currency)
+	m.log.Warn("a campaign no config names has notices or open holds: they are charged to its budget record", "campaign", id, "currency", rec.Currency)
 	return a
 }
 

@@ -328,8 +328,15 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	a.mu.Unlock()
 
+	total, daily := c.TotalMicros, c.DailyMicros
+	if c.retired {
+		// No budget is known here (no config names the campaign): what
+		// it asks is what is committed (its notices' unreported spend,
+		// holds a previous process handed over), kept whatever the pool.
+		total, daily = 0, 0
+	}
 	q := leaseReq{
-		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: c.TotalMicros, daily: c.DailyMicros,
+		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
