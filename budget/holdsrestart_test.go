@@ -254,3 +254,53 @@ func TestRestoredHoldsInAnotherCurrency(t *testing.T) {
 			placed, charged, late, spend, late)
 	}
 }
+
+// A budget cut below what an instance has committed (open holds) left it a
+// lease of the new budget, the rest of its holds' money counted as free in
+// the pool, and once the budget was raised again another instance bid it,
+// while the first one's bills still drew from their holds as covered: an
+// outside audit spent 57,000 of a 30,000 budget (a reload to a tenth and
+// back, two instances), nothing counted late. A lease is now never cut
+// below what is committed.
+func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	a := storeManager(t, st, "a", clk, c)
+	defer a.Close(context.Background())
+	a.syncAll(ctxT(t), clk.Now(), false)
+	held := placeAll(a, clk)
+	if len(held) != 5 {
+		t.Fatalf("placed %d of 5", len(held))
+	}
+	cut := c
+	cut.DailyMicros = 1_000
+	if err := a.SetCampaigns([]Campaign{cut}); err != nil {
+		t.Fatal(err)
+	}
+	leaseUp(t, a, a.Handle("c"), clk)
+	if l := a.Handle("c").lease.Load(); l < 10_000 {
+		t.Fatalf("lease %d after the cut, below the 10,000 its open holds commit", l)
+	}
+	b := storeManager(t, st, "b", clk, c) // the budget raised back (b's file first)
+	defer b.Close(context.Background())
+	if err := a.SetCampaigns([]Campaign{c}); err != nil {
+		t.Fatal(err)
+	}
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 0 {
+		t.Fatalf("the other instance placed %d holds on money the first one's bids hold", n)
+	}
+	for i, id := range held {
+		if res := holdsBill(t, a, clk, "a", id, fmt.Sprint("cut-", i)); res.ChargedMicros != 2000 || res.Late {
+			t.Fatalf("bill: %+v", res)
+		}
+	}
+	a.ledger.flush(ctxT(t))
+	leaseUp(t, a, a.Handle("c"), clk)
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)) + len(placeAll(a, clk)); n != 0 || ledgerSum(st) != 10_000 {
+		t.Fatalf("after the bills: %d more holds placed, ledger %d; want none and 10,000", n, ledgerSum(st))
+	}
+}

@@ -309,6 +309,10 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	report, cum, ackedSeq := a.confirmed.Load(), a.ackedCum.Load(), a.ackedSeq.Load()
 	revOld, revSame, revDay := a.days.snapshot()
 	commit := a.spent.Load() + a.revWait.Load() - report + a.held.Load()
+	// What the step grants whatever the pool (applyLease): bids placed and
+	// spend made. Not the reversals waiting for their report: this step
+	// reports them, and room kept for them now was bid after it.
+	committed := a.spent.Load() - report + a.held.Load()
 	want := commit + a.ahead
 	ttl := m.cfg.LeaseTTL
 	if release || !a.inFlight(now.UnixNano()) {
@@ -337,7 +341,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily,
-		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want,
+		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
