@@ -67,6 +67,9 @@ type Account struct {
 	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
 	demand     atomic.Int64 // cumulative micros of bids refused for want of lease
 	heldUntil  atomic.Int64 // unix ns: the last expiry of the open holds a graceful close kept (Close)
+	// floorExcess is the part of lease granted above the pool because the
+	// instance had committed it (applyLease): no hold may use it.
+	floorExcess atomic.Int64
 	// suspectedUpTo is the latest expiry of another instance's lease that
 	// made this starved campaign step (stepDue; the sync goroutine's).
 	suspectedUpTo int64
@@ -117,6 +120,10 @@ type foreignLease struct {
 	expires    int64
 	amount     int64 // micros (status only)
 }
+
+// usableLease is the lease new holds may use: without the part granted
+// above the pool for money already committed.
+func (a *Account) usableLease() int64 { return a.lease.Load() - a.floorExcess.Load() }
 
 // lapsedForeign is the latest expiry before cutoff of another instance's
 // lease with money in it, as of the newest record seen (0: none).
@@ -169,7 +176,7 @@ func (m *Manager) Allow(h *Account, maxChargeMicros int64, now time.Time) Decisi
 func (m *Manager) headroom(h *Account, amount, ns int64) Decision {
 	held := h.held.Load()
 	spent := h.spent.Load() + h.revWait.Load()
-	lease := h.lease.Load()
+	lease := h.usableLease()
 	if m.leaseValid(h, ns) && spent+held+amount <= lease {
 		return DecisionOK
 	}
@@ -191,7 +198,7 @@ func (m *Manager) Hold(h *Account, amountMicros int64, now time.Time) (HoldID, b
 	ns := now.UnixNano()
 	h.mu.Lock()
 	if !h.active.Load() || !m.leaseValid(h, ns) ||
-		h.spent.Load()+h.revWait.Load()+h.held.Load()+amountMicros > h.lease.Load() {
+		h.spent.Load()+h.revWait.Load()+h.held.Load()+amountMicros > h.usableLease() {
 		h.mu.Unlock()
 		return 0, false
 	}

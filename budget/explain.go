@@ -39,7 +39,7 @@ func (m *Manager) Explain(h *Account, maxChargeMicros int64, now time.Time) Expl
 	_, _, day := dayBounds(now, c.loc())
 	ns := now.UnixNano()
 	th := h.throttle.Load()
-	lease, spent, held := h.lease.Load(), h.spent.Load(), h.held.Load()+h.revWait.Load()
+	lease, spent, held := h.usableLease(), h.spent.Load(), h.held.Load()+h.revWait.Load()
 	e := Explanation{
 		Participation: throttleProb(th), LeaseMicros: lease, LeaseValid: m.leaseValid(h, ns),
 		HeadroomMicros: lease - spent - held, PoolFreeMicros: h.poolFree.Load(),

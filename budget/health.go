@@ -72,5 +72,5 @@ func (m *Manager) anyLeased() bool {
 }
 
 func (m *Manager) canHold(a *Account, ns int64) bool {
-	return a.active.Load() && m.leaseValid(a, ns) && a.spent.Load()+a.revWait.Load()+a.held.Load() < a.lease.Load()
+	return a.active.Load() && m.leaseValid(a, ns) && a.spent.Load()+a.revWait.Load()+a.held.Load() < a.usableLease()
 }

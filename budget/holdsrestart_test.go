@@ -304,3 +304,94 @@ func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
 		t.Fatalf("after the bills: %d more holds placed, ledger %d; want none and 10,000", n, ledgerSum(st))
 	}
 }
+
+// The lease kept above a cut budget for the holds placed before it is not
+// headroom: an outside review of the floor (TestBudgetCutKeepsCommittedMoney)
+// found a loss releasing those holds left their money to new bids: budget
+// 1,000, five new bids of 2,000 placed after the cut, all billed as covered.
+func TestBudgetCutReleasedHoldsAreNotBidAgain(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	a := storeManager(t, st, "a", clk, c)
+	defer a.Close(context.Background())
+	a.syncAll(ctxT(t), clk.Now(), false)
+	held := placeAll(a, clk)
+	if len(held) != 5 {
+		t.Fatalf("placed %d of 5", len(held))
+	}
+	cut := c
+	cut.DailyMicros = 1_000
+	if err := a.SetCampaigns([]Campaign{cut}); err != nil {
+		t.Fatal(err)
+	}
+	leaseUp(t, a, a.Handle("c"), clk)
+	for i, id := range held { // the exchange reports the auctions lost
+		if _, err := a.Settle(Notice{Kind: KindLoss, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: fmt.Sprint("l", i),
+			ImpID: "1", BidMicros: 2000, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fresh := placeAll(a, clk)
+	var charged, late int64
+	for i, id := range fresh {
+		res := holdsBill(t, a, clk, "a", id, fmt.Sprint("new-", i))
+		charged += res.ChargedMicros
+		if res.Late {
+			late += res.ChargedMicros
+		}
+	}
+	if charged > 1_000+late {
+		t.Fatalf("after the cut to 1,000 and the old bids lost: %d new holds placed, %d charged (late %d) > budget 1,000 + late",
+			len(fresh), charged, late)
+	}
+}
+
+// The same money, with no notice at all: the holds placed before the cut
+// expire unbilled, and rounds go by. Nothing made a step due (the campaign
+// is starved) and the floor's lease stayed as headroom new bids used; now it
+// is no headroom, and the step that follows the holds' end gives it back.
+func TestBudgetCutExpiredHoldsAreNotBidAgain(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	a := storeManager(t, st, "a", clk, c)
+	defer a.Close(context.Background())
+	a.syncAll(ctxT(t), clk.Now(), false)
+	if n := len(placeAll(a, clk)); n != 5 {
+		t.Fatalf("placed %d of 5", n)
+	}
+	cut := c
+	cut.DailyMicros = 1_000
+	if err := a.SetCampaigns([]Campaign{cut}); err != nil {
+		t.Fatal(err)
+	}
+	leaseUp(t, a, a.Handle("c"), clk)
+	for range 70 { // the holds (1 min) expire unbilled; a round a second
+		clk.Add(time.Second)
+		a.expireHolds(clk.Now())
+		a.syncAll(ctxT(t), clk.Now(), false)
+	}
+	if h := a.Handle("c").held.Load(); h != 0 {
+		t.Fatalf("held %d", h)
+	}
+	if r, _ := st.Get(ctxT(t), "c"); r.Leases["a"].Amount > 1_000 {
+		t.Fatalf("the lease entry still holds %d after the holds ended, above the budget of 1,000", r.Leases["a"].Amount)
+	}
+	fresh := placeAll(a, clk)
+	var charged, late int64
+	for i, id := range fresh {
+		res := holdsBill(t, a, clk, "a", id, fmt.Sprint("new-", i))
+		charged += res.ChargedMicros
+		if res.Late {
+			late += res.ChargedMicros
+		}
+	}
+	r, _ := st.Get(ctxT(t), "c")
+	if charged > 1_000+late {
+		t.Fatalf("70 s after the cut to 1,000, the old holds expired: %d new holds placed, %d charged (late %d) > 1,000 + late; lease %d, record %+v",
+			len(fresh), charged, late, a.Handle("c").lease.Load(), r)
+	}
+}

@@ -57,6 +57,7 @@ type lapse struct {
 
 type leaseRes struct {
 	amount     int64
+	floor      int64 // the part of amount granted above the pool because it was committed (no headroom)
 	expires    int64
 	kept       bool     // this instance's entry stays in the record
 	lost       bool     // the lease was reclaimed by another instance before this report
@@ -138,10 +139,16 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	// free in the pool, and another instance bid it once the budget was
 	// raised again: an outside audit spent 57,000 of a 30,000 budget with
 	// nothing counted late.
+	// The part above the pool is not the instance's to bid (res.floor):
+	// as those holds end it goes back at the next step (stepDue), not to
+	// new bids (an outside review: cut to 1,000 under 10,000 of holds, the
+	// holds lost, and 10,000 of new bids placed on the floor's lease).
+	pooled := amount
 	amount = max(amount, min(max(q.committed, 0), max(q.want, 0)))
 	if res.wrongCurrency != "" {
-		amount = 0 // no lease in another currency
+		amount, pooled = 0, 0 // no lease in another currency
 	}
+	res.floor = amount - pooled
 	// A step that reports nothing new (and has no report of unknown outcome
 	// behind it) may drop the entry: a retry finds no entry and takes q.acked
 	// as its base, which is then exact.

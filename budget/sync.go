@@ -136,6 +136,12 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	lease, commit := a.lease.Load(), a.spent.Load()+a.revWait.Load()+a.held.Load()
 	free := lease - commit
 	money := !a.starved || a.poolFree.Load() > 0
+	if a.floorExcess.Load() > 0 && commit < lease {
+		// Part of the lease was granted above the pool for what was
+		// committed (applyLease), and some of that has ended: the step
+		// gives it back.
+		return true, false
+	}
 	if a.starved {
 		// Another instance's lease past its own expiry may be
 		// reclaimable, and no step of a starved campaign would look: one
@@ -425,6 +431,7 @@ func (m *Manager) applyStep(a *Account, q leaseReq, lr leaseRes, report int64, e
 	a.days.reported(q.kept-q.keptAcked, q.keptSame-q.kept, q.sameDay)
 	a.revWait.Add(q.keptAcked - q.keptSame) // the reversals this step reported
 	a.lease.Store(lr.amount)
+	a.floorExcess.Store(lr.floor)
 	if q.release {
 		a.validUntil.Store(0)
 	} else {
