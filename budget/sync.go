@@ -334,7 +334,12 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		}
 	}
 	if want+report < a.lease.Load() {
-		a.lease.Store(want + report) // shrink now so holds placed during the I/O fit in what we ask for
+		// Shrink now so holds placed during the I/O fit in what we ask for;
+		// the part above the pool goes first (a failed step left the
+		// usable lease negative and the campaign dark: an outside review).
+		cut := a.lease.Load() - (want + report)
+		a.lease.Store(want + report)
+		a.floorExcess.Store(max(a.floorExcess.Load()-cut, 0))
 	}
 	a.mu.Unlock()
 
