@@ -270,6 +270,12 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, err 
 		if a == nil {
 			a = m.retired(id)
 		}
+		if a == nil && cur != "" {
+			// The record could not be read now; the holds were leased
+			// from it, in their currency (skipped, the closed entry
+			// stood until this process stepped the campaign).
+			a = m.retiredIn(id, cur)
+		}
 		if a == nil || a.campaign().Currency != cur {
 			continue
 		}

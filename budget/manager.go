@@ -270,16 +270,23 @@ func (m *Manager) retired(id string) *Account {
 	if err != nil || rec.Currency == "" {
 		return nil
 	}
+	return m.retiredIn(id, rec.Currency)
+}
+
+// retiredIn returns campaign id's account, a retired one in currency when
+// no config names the campaign (retired, or restoreHolds with the currency
+// its open holds were leased in).
+func (m *Manager) retiredIn(id, currency string) *Account {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if a := m.byID[id]; a != nil {
 		return a
 	}
 	a := m.newAccount(id)
-	a.cfg.Store(&Campaign{ID: id, Currency: rec.Currency, DailyMicros: 1, retired: true})
+	a.cfg.Store(&Campaign{ID: id, Currency: currency, DailyMicros: 1, retired: true})
 	m.publishLocked()
 	m.retiredN.Add(1)
-	m.log.Warn("a campaign no config names has notices or open holds: they are charged to its budget record", "campaign", id, "currency", rec.Currency)
+	m.log.Warn("a campaign no config names has notices or open holds: they are charged to its budget record", "campaign", id, "currency", currency)
 	return a
 }
 
