@@ -275,11 +275,6 @@ func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired, y *ScanY
 	}
 }
 
-// drain closes every open hold, appending them to dst.
-func (t *holdTable) drain(dst []expired) []expired {
-	return t.expire(math.MaxInt64-1, dst)
-}
-
 // openHold is an open hold as a graceful close hands it to the next process
 // under its instance id (levels.go).
 type openHold struct {

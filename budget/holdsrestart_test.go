@@ -242,34 +242,24 @@ func TestRestoredHoldsInAnotherCurrency(t *testing.T) {
 	a2.syncAll(ctxT(t), clk.Now(), false)
 	leaseUp(t, b, b.Handle("c"), clk)
 	placed := len(placeAll(b, clk))
-	var late, charged int64
-	for i, id := range old {
-		res := holdsBill(t, a2, clk, "a", id, fmt.Sprint("old-", i))
-		charged += res.ChargedMicros
-		if res.Late {
-			late += res.ChargedMicros
-		}
-	}
+	charged, late := billAll(t, a2, clk, old, "old-")
 	if spend := charged + int64(placed)*2000; spend > 10_000+late {
 		t.Fatalf("b placed %d holds of 2,000, the old bids' bills charged %d (late %d): %d > budget 10,000 + late %d",
 			placed, charged, late, spend, late)
 	}
 }
 
-// A budget cut below what an instance has committed (open holds) left it a
-// lease of the new budget, the rest of its holds' money counted as free in
-// the pool, and once the budget was raised again another instance bid it,
-// while the first one's bills still drew from their holds as covered: an
-// outside audit spent 57,000 of a 30,000 budget (a reload to a tenth and
-// back, two instances), nothing counted late. A lease is now never cut
-// below what is committed.
-func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
+// cutRig is campaign "c" of 10,000 (daily and total) on process "a", which
+// holds five bids of 2,000, all of it; then a reload cuts the daily budget to
+// 1,000 and a's steps follow. The manager closes with the test.
+func cutRig(t *testing.T) (*manualClock, *MemStore, Campaign, *Manager, []HoldID) {
+	t.Helper()
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
 	c := campaign("c", 10_000)
 	c.DailyMicros = 10_000
 	a := storeManager(t, st, "a", clk, c)
-	defer a.Close(context.Background())
+	t.Cleanup(func() { a.Close(context.Background()) })
 	a.syncAll(ctxT(t), clk.Now(), false)
 	held := placeAll(a, clk)
 	if len(held) != 5 {
@@ -281,6 +271,32 @@ func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
 		t.Fatal(err)
 	}
 	leaseUp(t, a, a.Handle("c"), clk)
+	return clk, st, c, a, held
+}
+
+// billAll bills each hold at 2,000 on m (instance "a"'s bids) and returns
+// what was charged and the late part of it.
+func billAll(t *testing.T, m *Manager, clk Clock, ids []HoldID, prefix string) (charged, late int64) {
+	t.Helper()
+	for i, id := range ids {
+		res := holdsBill(t, m, clk, "a", id, fmt.Sprint(prefix, i))
+		charged += res.ChargedMicros
+		if res.Late {
+			late += res.ChargedMicros
+		}
+	}
+	return charged, late
+}
+
+// A budget cut below what an instance has committed (open holds) left it a
+// lease of the new budget, the rest of its holds' money counted as free in
+// the pool, and once the budget was raised again another instance bid it,
+// while the first one's bills still drew from their holds as covered: an
+// outside audit spent 57,000 of a 30,000 budget (a reload to a tenth and
+// back, two instances), nothing counted late. A lease is now never cut
+// below what is committed.
+func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
+	clk, st, c, a, held := cutRig(t)
 	if l := a.Handle("c").lease.Load(); l < 10_000 {
 		t.Fatalf("lease %d after the cut, below the 10,000 its open holds commit", l)
 	}
@@ -311,23 +327,7 @@ func TestBudgetCutKeepsCommittedMoney(t *testing.T) {
 // found a loss releasing those holds left their money to new bids: budget
 // 1,000, five new bids of 2,000 placed after the cut, all billed as covered.
 func TestBudgetCutReleasedHoldsAreNotBidAgain(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", 10_000)
-	c.DailyMicros = 10_000
-	a := storeManager(t, st, "a", clk, c)
-	defer a.Close(context.Background())
-	a.syncAll(ctxT(t), clk.Now(), false)
-	held := placeAll(a, clk)
-	if len(held) != 5 {
-		t.Fatalf("placed %d of 5", len(held))
-	}
-	cut := c
-	cut.DailyMicros = 1_000
-	if err := a.SetCampaigns([]Campaign{cut}); err != nil {
-		t.Fatal(err)
-	}
-	leaseUp(t, a, a.Handle("c"), clk)
+	clk, _, _, a, held := cutRig(t)
 	for i, id := range held { // the exchange reports the auctions lost
 		if _, err := a.Settle(Notice{Kind: KindLoss, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: fmt.Sprint("l", i),
 			ImpID: "1", BidMicros: 2000, Time: clk.Now(), Bid: clk.Now().Add(-time.Second)}); err != nil {
@@ -335,14 +335,7 @@ func TestBudgetCutReleasedHoldsAreNotBidAgain(t *testing.T) {
 		}
 	}
 	fresh := placeAll(a, clk)
-	var charged, late int64
-	for i, id := range fresh {
-		res := holdsBill(t, a, clk, "a", id, fmt.Sprint("new-", i))
-		charged += res.ChargedMicros
-		if res.Late {
-			late += res.ChargedMicros
-		}
-	}
+	charged, late := billAll(t, a, clk, fresh, "new-")
 	if charged > 1_000+late {
 		t.Fatalf("after the cut to 1,000 and the old bids lost: %d new holds placed, %d charged (late %d) > budget 1,000 + late",
 			len(fresh), charged, late)
@@ -354,22 +347,7 @@ func TestBudgetCutReleasedHoldsAreNotBidAgain(t *testing.T) {
 // is starved) and the floor's lease stayed as headroom new bids used; now it
 // is no headroom, and the step that follows the holds' end gives it back.
 func TestBudgetCutExpiredHoldsAreNotBidAgain(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", 10_000)
-	c.DailyMicros = 10_000
-	a := storeManager(t, st, "a", clk, c)
-	defer a.Close(context.Background())
-	a.syncAll(ctxT(t), clk.Now(), false)
-	if n := len(placeAll(a, clk)); n != 5 {
-		t.Fatalf("placed %d of 5", n)
-	}
-	cut := c
-	cut.DailyMicros = 1_000
-	if err := a.SetCampaigns([]Campaign{cut}); err != nil {
-		t.Fatal(err)
-	}
-	leaseUp(t, a, a.Handle("c"), clk)
+	clk, st, _, a, _ := cutRig(t)
 	for range 70 { // the holds (1 min) expire unbilled; a round a second
 		clk.Add(time.Second)
 		a.expireHolds(clk.Now())
@@ -382,14 +360,7 @@ func TestBudgetCutExpiredHoldsAreNotBidAgain(t *testing.T) {
 		t.Fatalf("the lease entry still holds %d after the holds ended, above the budget of 1,000", r.Leases["a"].Amount)
 	}
 	fresh := placeAll(a, clk)
-	var charged, late int64
-	for i, id := range fresh {
-		res := holdsBill(t, a, clk, "a", id, fmt.Sprint("new-", i))
-		charged += res.ChargedMicros
-		if res.Late {
-			late += res.ChargedMicros
-		}
-	}
+	charged, late := billAll(t, a, clk, fresh, "new-")
 	r, _ := st.Get(ctxT(t), "c")
 	if charged > 1_000+late {
 		t.Fatalf("70 s after the cut to 1,000, the old holds expired: %d new holds placed, %d charged (late %d) > 1,000 + late; lease %d, record %+v",

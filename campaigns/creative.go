@@ -228,7 +228,7 @@ func buildMedia(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	switch {
 	case protocol == 0:
 	case len(cc.Protocols) > 0 && !slices.Contains(cr.Protocols, protocol):
-		p.add(path+".protocols", "%v does not list the VAST's own protocol %d (%s)", cc.Protocols, protocol, protocolName(protocol))
+		p.add(path+".protocols", "%v does not list the VAST's own protocol %d (%s)", cc.Protocols, protocol, protocolNames[protocol])
 	default:
 		// The markup is one protocol whatever the list says: an imp that
 		// takes only VAST 4.0 got a VAST 3.0 document from a creative

@@ -38,20 +38,11 @@ var vastProtocols = map[string][2]int64{
 	"4": {7, 8}, "4.0": {7, 8}, "4.1": {11, 12}, "4.2": {13, 14},
 }
 
-// protocolName is what an OpenRTB protocol vastProtocols lists is.
-func protocolName(p int64) string {
-	for v, ps := range vastProtocols {
-		if len(v) == 3 { // one name per protocol: "1.0" to "4.2"
-			switch p {
-			case ps[0]:
-				return "VAST " + v + " inline"
-			case ps[1]:
-				return "VAST " + v + " wrapper"
-			}
-		}
-	}
-	return "unknown"
-}
+// protocolNames names the OpenRTB protocols vastProtocols lists (AdCOM
+// creative subtypes).
+var protocolNames = [...]string{1: "VAST 1.0 inline", 2: "VAST 2.0 inline", 3: "VAST 3.0 inline",
+	4: "VAST 1.0 wrapper", 5: "VAST 2.0 wrapper", 6: "VAST 3.0 wrapper", 7: "VAST 4.0 inline", 8: "VAST 4.0 wrapper",
+	11: "VAST 4.1 inline", 12: "VAST 4.1 wrapper", 13: "VAST 4.2 inline", 14: "VAST 4.2 wrapper"}
 
 // vastFacts returns the template's duration in seconds (0 when it has no
 // <Duration>) and its protocol (0 when its version is not one OpenRTB lists).
