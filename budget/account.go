@@ -80,6 +80,7 @@ type Account struct {
 	gmu        mutex[lkGlobal]
 	recRev     uint64         // under gmu
 	foreign    []foreignLease // under gmu: other instances' live leases
+	reserveEnd int64          // under gmu: the last end of a takeover mark's reserve in that record (0 none)
 	ownBoot    string         // under gmu: the Boot of this instance's entry in that record ("" none)
 	recDay     atomic.Pointer[string]
 	spentDay   atomic.Int64 // of recDay
@@ -124,6 +125,17 @@ type foreignLease struct {
 // usableLease is the lease new holds may use: without the part granted
 // above the pool for money already committed.
 func (a *Account) usableLease() int64 { return a.lease.Load() - a.floorExcess.Load() }
+
+// reserveEnded is the end of the last takeover reserve in the newest record
+// seen when it is before cutoff (0: none, or not ended).
+func (a *Account) reserveEnded(cutoff int64) int64 {
+	a.gmu.Lock()
+	defer a.gmu.Unlock()
+	if a.reserveEnd != 0 && a.reserveEnd < cutoff {
+		return a.reserveEnd
+	}
+	return 0
+}
 
 // lapsedForeign is the latest expiry before cutoff of another instance's
 // lease with money in it, as of the newest record seen (0: none).

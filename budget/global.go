@@ -32,11 +32,14 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	spentDay := spentOnDay(rec.Day, rec.SpentDay, day)
 	remaining := budgetLeft(&Record{SpentTotal: rec.SpentTotal, SpentDay: spentDay},
 		leaseReq{total: c.TotalMicros, daily: c.DailyMicros})
-	var leased int64
+	var leased, reserveEnd int64
 	var foreign []foreignLease
 	ownBoot := ""
 	for inst, l := range rec.Leases {
-		leased += l.Amount
+		leased += l.outstanding(now.UnixNano())
+		if l.Reserve > 0 {
+			reserveEnd = max(reserveEnd, l.ReserveUntil)
+		}
 		switch {
 		case inst == m.cfg.InstanceID:
 			if !l.Reclaimed {
@@ -54,6 +57,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	}
 	a.recRev = rec.Rev
 	a.foreign = foreign
+	a.reserveEnd = reserveEnd
 	a.ownBoot = ownBoot
 	a.recDay.Store(&recDay)
 	a.spentDay.Store(rec.SpentDay)

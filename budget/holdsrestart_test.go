@@ -412,3 +412,84 @@ func TestRestoredHoldsWhenTheRecordCannotBeRead(t *testing.T) {
 		t.Fatalf("b placed %d holds once the holds ended, want 5", n)
 	}
 }
+
+// crashRig is holdsRig without the close: process "a" holds five bids of
+// 2,000 (all of a 10,000 budget) and dies.
+func crashRig(t *testing.T) (*manualClock, *MemStore, Campaign, []HoldID) {
+	t.Helper()
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	a := storeManager(t, st, "a", clk, c)
+	a.syncAll(ctxT(t), clk.Now(), false)
+	ids := placeAll(a, clk)
+	if len(ids) != 5 {
+		t.Fatalf("placed %d holds of 2,000 on 10,000, want 5", len(ids))
+	}
+	a.ledger.flush(ctxT(t))
+	a.syncAll(ctxT(t), clk.Now(), false) // its last step; then it is killed (no Close)
+	clk.Add(3 * time.Second)
+	return clk, st, c, ids
+}
+
+// A process killed with open holds carries none of them to the next
+// process under its instance id, whose first step takes the dead process's
+// entry over. It was granted that entry's money at once and bid it again
+// while the dead process's bills (inside hold_ttl) were charged as late on
+// top: 20,000 of a 10,000 budget, twice the budget. The takeover mark now
+// keeps what the entry held reserved until every such hold has ended.
+func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
+	clk, st, c, old := crashRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	leaseUp(t, b, b.Handle("c"), clk)
+	if fresh := placeAll(b, clk); len(fresh) != 0 {
+		t.Fatalf("the restarted process placed %d holds on the budget its dead predecessor's bids hold", len(fresh))
+	}
+	for i, id := range old {
+		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 || !res.Late {
+			t.Fatalf("bill of a bid of the dead process: %+v, want 2,000 charged as late", res)
+		}
+	}
+	for range 8 { // past hold_ttl: the reserve ends, and nothing is left to bid
+		b.ledger.flush(ctxT(t))
+		leaseUp(t, b, b.Handle("c"), clk)
+		clk.Add(10 * time.Second)
+		if fresh := placeAll(b, clk); len(fresh) != 0 {
+			t.Fatalf("placed %d holds on a budget its predecessor's billed bids spent", len(fresh))
+		}
+	}
+	r, _ := st.Get(ctxT(t), "c")
+	if sum := ledgerSum(st); sum != 10_000 || r.SpentTotal != 10_000 {
+		t.Fatalf("ledger %d, record %d; want the 10,000 budget", sum, r.SpentTotal)
+	}
+}
+
+// The reserve ends hold_ttl after the takeover: the dead process's bids
+// never billed then free their money (6,000 of 10,000 billed: 2 more bids).
+func TestCrashRestartReserveEnds(t *testing.T) {
+	clk, st, c, old := crashRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	leaseUp(t, b, b.Handle("c"), clk)
+	for i, id := range old[:3] {
+		holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i))
+	}
+	b.ledger.flush(ctxT(t))
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 0 {
+		t.Fatalf("placed %d while the reserve stands", n)
+	}
+	clk.Add(b.cfg.HoldTTL)
+	leaseUp(t, b, b.Handle("c"), clk) // bids refused for want of lease: a starved step once the reserve ended
+	if n := len(placeAll(b, clk)); n != 2 {
+		t.Fatalf("placed %d holds of 2,000 once the reserve ended, want 2 (6,000 of 10,000 billed)", n)
+	}
+	r, _ := st.Get(ctxT(t), "c")
+	for k, l := range r.Leases {
+		if l.Reserve != 0 {
+			t.Fatalf("entry %s still carries a reserve of %d after it ended", k, l.Reserve)
+		}
+	}
+}

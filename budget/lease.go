@@ -2,6 +2,7 @@ package budget
 
 import (
 	"math"
+	"slices"
 	"time"
 )
 
@@ -27,8 +28,13 @@ type leaseReq struct {
 	want                      int64 // outstanding lease wanted after the report
 	committed                 int64 // the part of want already committed (unreported spend, open holds): granted whatever the pool
 	ttl, reclaim              time.Duration
-	release                   bool // give everything back (graceful close)
-	heldLocally               bool // this instance believes its lease entry is in the record
+	holdTTL                   time.Duration // how long a hold lives (a takeover mark's reserve)
+	// restored are the boots of the processes whose open holds this one
+	// restored from their snapshots: such an entry's money is in this
+	// process's holds, and a takeover reserves none of it.
+	restored    []string
+	release     bool // give everything back (graceful close)
+	heldLocally bool // this instance believes its lease entry is in the record
 	// twin is the boot of another running process under this instance id
 	// whose heartbeat this one saw after its own and is still valid ("" when
 	// none).
@@ -127,7 +133,7 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	var others int64
 	for inst, l := range rec.Leases {
 		if inst != q.instance {
-			others += l.Amount
+			others += l.outstanding(now)
 		}
 	}
 	avail := max(remaining-others, 0)
@@ -186,9 +192,22 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			mark = Lease{Expires: now, Boot: own.Boot, Reported: own.Reported, Cum: own.Cum, DayKept: own.DayKept, Reclaimed: true}
 		}
 		defer func() { rec.Leases[takenKey(q.instance, mark.Boot)] = mark }()
+		gap := int64(0)
 		if !own.Reclaimed && q.prev != nil && q.prev.boot == own.Boot {
-			mark.Reported += q.prev.cum - own.Cum
+			gap = q.prev.cum - own.Cum
+			mark.Reported += gap
 			mark.Cum, mark.Seq = q.prev.cum, q.prev.seq
+		}
+		if !own.Reclaimed && !slices.Contains(q.restored, own.Boot) {
+			// The previous process's open holds did not come with a
+			// snapshot (it died, or its close wrote none): their bills are
+			// charged here as late, on top of the spend. What its lease
+			// still held (less the spend the ledger shows it made) stays
+			// reserved until every such hold has ended; granted to this
+			// process at once, it was bid a second time (2x a budget with a
+			// SIGKILL and a restart under the same id).
+			mark.Reserve = max(own.Amount-max(gap, 0), 0)
+			mark.ReserveUntil = now + int64(q.holdTTL)
 		}
 	}
 	if !had || own.Boot != q.boot {
@@ -339,6 +358,9 @@ func reclaimForeign(rec *Record, q leaseReq, now int64, res *leaseRes) {
 		case l.Reclaimed:
 			if l.Expires+int64(tombstoneTTL) < now {
 				delete(rec.Leases, inst)
+			} else if l.Reserve != 0 && l.ReserveUntil <= now {
+				l.Reserve, l.ReserveUntil = 0, 0 // a takeover's reserve has ended
+				rec.Leases[inst] = l
 			}
 		case l.Expires+int64(q.reclaim) >= now:
 			// within its own expiry

@@ -345,6 +345,14 @@ func (m *Manager) takeLevels(ctx context.Context, whose string) (int, error) {
 			m.log.Warn("tier snapshot's open holds dropped", "whose", whose, "err", err)
 		}
 	}
+	if err == nil && boot != "" {
+		var boots []string
+		if p := m.restoredBoots.Load(); p != nil {
+			boots = append(boots, *p...)
+		}
+		boots = append(boots, boot)
+		m.restoredBoots.Store(&boots)
+	}
 	m.log.Info("tier snapshot restored", "whose", whose, "entries", n, "holds", nh, "held_micros", held, "from_boot", boot)
 	return n, nil
 }

@@ -83,6 +83,10 @@ type Manager struct {
 	levels    levelStore    // tier snapshots between processes (levels.go); nil: none
 	yielded   atomic.Bool   // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
 	restoredN atomic.Uint64 // tier entries restored from the previous process's snapshot
+	// restoredBoots are the processes (boots) whose open holds this one
+	// restored from their snapshots: a takeover of their entries reserves
+	// nothing (leaseReq.restored).
+	restoredBoots atomic.Pointer[[]string]
 	// keptHeld and keptHeldN are the open holds' money the release steps
 	// of a close kept in lease entries, and the campaigns (one log line).
 	keptHeld, keptHeldN atomic.Uint64

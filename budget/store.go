@@ -7,8 +7,9 @@ import (
 
 // Record is the global state of one campaign, kept under compare-and-set.
 //
-// Invariant (kept by every grant): SpentTotal + sum(Leases.Amount) <= total
-// budget and SpentDay + sum(Leases.Amount) <= daily budget.
+// Invariant (kept by every grant, above what is committed): SpentTotal +
+// sum(Leases.outstanding) <= total budget and SpentDay + sum(Leases.outstanding)
+// <= daily budget.
 type Record struct {
 	// Currency is the currency of every amount in the record, set by the
 	// first step: an instance whose campaign names another takes no lease
@@ -56,6 +57,24 @@ type Lease struct {
 	// Seq, on a takeover mark only, is the queue sequence of the old
 	// process's ledger entry whose figure the takeover read (reportTaken).
 	Seq uint64 `json:"seq,omitempty"`
+	// Reserve, on a takeover mark only, is the lease the taken-over process
+	// still held when a later process under its instance id took its entry
+	// over without that process's open holds (it died, or its close wrote no
+	// snapshot): their bills may still come, and are charged as late on top
+	// of the spend. The money stays out of the pool until ReserveUntil (unix
+	// nanoseconds, the takeover plus HoldTTL: every such hold has ended by
+	// then), so it is not bid a second time (reportOwn).
+	Reserve      int64 `json:"reserve,omitempty"`
+	ReserveUntil int64 `json:"reserve_until,omitempty"`
+}
+
+// outstanding is the money l keeps out of the pool at now (unix ns): its
+// amount, and a takeover mark's reserve until it ends.
+func (l Lease) outstanding(now int64) int64 {
+	if l.Reserve > 0 && now < l.ReserveUntil {
+		return l.Amount + l.Reserve
+	}
+	return l.Amount
 }
 
 // Liveness is an instance's heartbeat: the process (Boot) that runs under the

@@ -152,6 +152,12 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 			a.suspectedUpTo = exp
 			return true, false
 		}
+		// A takeover's reserve (a previous process's lease kept for its
+		// holds' late bills) that has ended: one step takes the money.
+		if end := a.reserveEnded(now.UnixNano()); end > a.suspectedUpTo {
+			a.suspectedUpTo = end
+			return true, false
+		}
 	}
 	switch {
 	case a.demand.Load() != a.lastDemand:
@@ -353,10 +359,13 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
-		ttl: ttl, reclaim: m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
+		ttl: ttl, reclaim: m.cfg.ReclaimWait, holdTTL: m.cfg.HoldTTL, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
 		ackedSeq: ackedSeq,
+	}
+	if r := m.restoredBoots.Load(); r != nil {
+		q.restored = *r
 	}
 	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
 		q.twin = t.Boot
