@@ -493,3 +493,30 @@ func TestCrashRestartReserveEnds(t *testing.T) {
 		}
 	}
 }
+
+// A starved campaign's step at the end of a reserve (or for a lapsed
+// lease, or a poke) that fails is tried again at the next round: what made
+// it due was consumed by the failed one, and the campaign waited for a
+// watch event, a new day or a reload before it bid again.
+func TestStarvedStepRetriedAfterAFailedStep(t *testing.T) {
+	clk, st, c, old := crashRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	defer b.Close(context.Background())
+	leaseUp(t, b, b.Handle("c"), clk)
+	for i, id := range old[:3] {
+		holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i))
+	}
+	b.ledger.flush(ctxT(t))
+	leaseUp(t, b, b.Handle("c"), clk)
+	clk.Add(b.cfg.HoldTTL)
+	st.SetDown(true)
+	b.syncAll(ctxT(t), clk.Now(), false) // the step at the reserve's end fails
+	st.SetDown(false)
+	for range 3 {
+		clk.Add(time.Second)
+		b.syncAll(ctxT(t), clk.Now(), false)
+	}
+	if n := len(placeAll(b, clk)); n != 2 {
+		t.Fatalf("placed %d holds of 2,000 once the store was back, want 2 (6,000 of 10,000 billed)", n)
+	}
+}

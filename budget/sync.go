@@ -234,6 +234,12 @@ func (r *stepResults) run(ctx context.Context, m *Manager, accts []*Account, now
 		if err := m.syncAccount(ctx, a, now, release); err != nil {
 			r.failed.Add(1)
 			r.lastErr.Store(&err)
+			if !release && !errors.Is(err, ErrBadConfig) {
+				// What made it due may have been consumed (a poke, a
+				// starved campaign's look at an ended lease or reserve):
+				// the next round tries again.
+				a.poke.Store(true)
+			}
 		}
 	}
 	if len(accts) == 1 {
