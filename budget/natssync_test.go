@@ -291,6 +291,57 @@ func TestNATSCrashGapClosedOnRestart(t *testing.T) {
 	}
 }
 
+// On a real server: a process killed with open holds, restarted under its
+// id, places none on the money those holds keep (the takeover mark's
+// reserve travels in the KV record), and the dead process's bills, charged
+// late, end at the budget.
+func TestNATSCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	old := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	old.syncAll(ctxT(t), clk.Now(), false)
+	ids := placeAll(old, clk)
+	if len(ids) != 5 {
+		t.Fatalf("placed %d holds of 2,000 on 10,000, want 5", len(ids))
+	}
+	old.syncAll(ctxT(t), clk.Now(), false)
+	old.crash()
+	clk.Add(3 * time.Second)
+	b := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	defer b.Close(context.Background())
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 0 {
+		t.Fatalf("the restarted process placed %d holds on its dead predecessor's held money", n)
+	}
+	r := getRecord(t, srv.ClientURL(), "c")
+	var reserve int64
+	for _, l := range r.Leases {
+		reserve += l.Reserve
+	}
+	if reserve != 10_000 {
+		t.Fatalf("record after the takeover: %+v, want 10,000 reserved in the takeover mark", r)
+	}
+	for i, id := range ids {
+		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 || !res.Late {
+			t.Fatalf("bill of the dead process's bid: %+v, want 2,000 charged as late", res)
+		}
+	}
+	if err := b.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(b.cfg.HoldTTL)
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 0 {
+		t.Fatalf("placed %d holds on a budget its predecessor's billed bids spent", n)
+	}
+	if r := getRecord(t, srv.ClientURL(), "c"); r.SpentTotal != 10_000 {
+		t.Fatalf("record %+v, want 10,000 spent", r)
+	}
+}
+
 // The ledger stream's duplicate window is the longest any instance asked
 // for, not the last starter's: an instance refuses a notice as too late to
 // charge only past its own window and counts on the stream to recognise a
