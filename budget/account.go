@@ -81,6 +81,7 @@ type Account struct {
 	recRev     uint64         // under gmu
 	foreign    []foreignLease // under gmu: other instances' live leases
 	reserveEnd int64          // under gmu: the last end of a takeover mark's reserve in that record (0 none)
+	reserveAmt int64          // under gmu: the reserves standing in that record when it was seen
 	ownBoot    string         // under gmu: the Boot of this instance's entry in that record ("" none)
 	recDay     atomic.Pointer[string]
 	spentDay   atomic.Int64 // of recDay
@@ -135,6 +136,18 @@ func (a *Account) reserveEnded(cutoff int64) int64 {
 		return a.reserveEnd
 	}
 	return 0
+}
+
+// deadReserve is the money takeover marks keep for a dead process's open
+// holds (a restart after a crash) and when the last reserve ends, as of
+// the newest record seen (0, 0 when none stands at now).
+func (a *Account) deadReserve(now int64) (micros, until int64) {
+	a.gmu.Lock()
+	defer a.gmu.Unlock()
+	if a.reserveEnd <= now {
+		return 0, 0
+	}
+	return a.reserveAmt, a.reserveEnd
 }
 
 // lapsedForeign is the latest expiry before cutoff of another instance's

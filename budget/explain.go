@@ -20,6 +20,11 @@ type Explanation struct {
 	LeaseValid     bool  `json:"lease_valid"`
 	HeadroomMicros int64 `json:"headroom_micros"`
 	PoolFreeMicros int64 `json:"pool_free_micros"` // money nobody holds, as of the last record seen
+	// DeadReserveMicros is money kept out of the pool for the open bids of
+	// a process that died under this instance id (a restart after a
+	// crash), until DeadReserveUntil (docs/budget.md, the bound).
+	DeadReserveMicros int64      `json:"dead_reserve_micros,omitempty"`
+	DeadReserveUntil  *time.Time `json:"dead_reserve_until,omitempty"`
 	// The day's figures and the pacing plan.
 	DailyMicros      int64  `json:"daily_budget_micros"`
 	SpentTodayMicros int64  `json:"spent_today_micros"`
@@ -45,6 +50,10 @@ func (m *Manager) Explain(h *Account, maxChargeMicros int64, now time.Time) Expl
 		HeadroomMicros: lease - spent - held, PoolFreeMicros: h.poolFree.Load(),
 		DailyMicros: c.DailyMicros, SpentTodayMicros: h.spentToday(day) + spent, TargetMicros: h.target.Load(),
 		PacingMode: c.Pacing.String(),
+	}
+	if r, until := h.deadReserve(ns); r > 0 {
+		u := time.Unix(0, until).UTC()
+		e.DeadReserveMicros, e.DeadReserveUntil = r, &u
 	}
 	e.NextDraw = th == math.MaxUint64 || splitmix64(h.seed+h.draws.Load()+1) <= th
 	switch {

@@ -32,13 +32,16 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	spentDay := spentOnDay(rec.Day, rec.SpentDay, day)
 	remaining := budgetLeft(&Record{SpentTotal: rec.SpentTotal, SpentDay: spentDay},
 		leaseReq{total: c.TotalMicros, daily: c.DailyMicros})
-	var leased, reserveEnd int64
+	var leased, reserveEnd, reserveAmt int64
 	var foreign []foreignLease
 	ownBoot := ""
 	for inst, l := range rec.Leases {
 		leased += l.outstanding(now.UnixNano())
 		if l.Reserve > 0 {
 			reserveEnd = max(reserveEnd, l.ReserveUntil)
+			if now.UnixNano() < l.ReserveUntil {
+				reserveAmt += l.Reserve
+			}
 		}
 		switch {
 		case inst == m.cfg.InstanceID:
@@ -57,7 +60,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	}
 	a.recRev = rec.Rev
 	a.foreign = foreign
-	a.reserveEnd = reserveEnd
+	a.reserveEnd, a.reserveAmt = reserveEnd, reserveAmt
 	a.ownBoot = ownBoot
 	a.recDay.Store(&recDay)
 	a.spentDay.Store(rec.SpentDay)

@@ -447,6 +447,13 @@ func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 	if fresh := placeAll(b, clk); len(fresh) != 0 {
 		t.Fatalf("the restarted process placed %d holds on the budget its dead predecessor's bids hold", len(fresh))
 	}
+	if e := b.Explain(b.Handle("c"), 2000, clk.Now()); e.DeadReserveMicros != 10_000 || e.DeadReserveUntil == nil ||
+		!e.DeadReserveUntil.After(clk.Now()) || e.Decision != DecisionBudgetExhausted {
+		t.Fatalf("explain: %+v, want the 10,000 reserve shown, until after now", e)
+	}
+	if st, _ := b.StatusOf("c"); st.DeadReserveMicros != 10_000 {
+		t.Fatalf("status: %+v, want the 10,000 reserve shown", st)
+	}
 	for i, id := range old {
 		if res := holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i)); res.ChargedMicros != 2000 || !res.Late {
 			t.Fatalf("bill of a bid of the dead process: %+v, want 2,000 charged as late", res)
@@ -463,6 +470,9 @@ func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 	r, _ := st.Get(ctxT(t), "c")
 	if sum := ledgerSum(st); sum != 10_000 || r.SpentTotal != 10_000 {
 		t.Fatalf("ledger %d, record %d; want the 10,000 budget", sum, r.SpentTotal)
+	}
+	if e := b.Explain(b.Handle("c"), 2000, clk.Now()); e.DeadReserveMicros != 0 || e.DeadReserveUntil != nil {
+		t.Fatalf("explain after the reserve ended: %+v", e)
 	}
 }
 

@@ -9,14 +9,17 @@ func floatBits(f float64) uint64 { return math.Float64bits(f) }
 
 // CampaignStatus is one campaign's money as GET /admin/budget shows it.
 type CampaignStatus struct {
-	ID                 string  `json:"id"`
-	Currency           string  `json:"currency"`
-	TotalBudgetMicros  int64   `json:"total_budget_micros"`
-	DailyBudgetMicros  int64   `json:"daily_budget_micros"`
-	SpentMicros        int64   `json:"spent_micros"`       // global total spend (newest record seen) plus this instance's unreported spend
-	SpentTodayMicros   int64   `json:"spent_today_micros"` // same, for today in the campaign's time zone
-	HeldMicros         int64   `json:"held_micros"`        // open holds on this instance
-	LeasedMicros       int64   `json:"leased_micros"`      // lease held by this instance
+	ID                string `json:"id"`
+	Currency          string `json:"currency"`
+	TotalBudgetMicros int64  `json:"total_budget_micros"`
+	DailyBudgetMicros int64  `json:"daily_budget_micros"`
+	SpentMicros       int64  `json:"spent_micros"`       // global total spend (newest record seen) plus this instance's unreported spend
+	SpentTodayMicros  int64  `json:"spent_today_micros"` // same, for today in the campaign's time zone
+	HeldMicros        int64  `json:"held_micros"`        // open holds on this instance
+	LeasedMicros      int64  `json:"leased_micros"`      // lease held by this instance
+	// DeadReserveMicros is money kept out of the pool for the open bids of
+	// a process that died under this instance id (Explanation).
+	DeadReserveMicros  int64   `json:"dead_reserve_micros,omitempty"`
 	PacingMode         string  `json:"pacing_mode"`
 	PacingTargetMicros int64   `json:"pacing_target_micros"` // planned spend today, as of the controller's last step
 	PacingError        float64 `json:"pacing_error"`         // (spent today - target) / daily budget
@@ -67,12 +70,13 @@ func statusOf(a *Account, now time.Time) (CampaignStatus, bool) {
 	c := a.campaign()
 	_, _, day := dayBounds(now, c.loc())
 	unrep := a.spent.Load()
+	reserve, _ := a.deadReserve(now.UnixNano())
 	return CampaignStatus{
 		ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
 		SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
 		HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
 		PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
-		Throttle: throttleProb(a.throttle.Load()),
+		Throttle: throttleProb(a.throttle.Load()), DeadReserveMicros: reserve,
 	}, true
 }
 
