@@ -459,7 +459,7 @@ func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 			t.Fatalf("bill of a bid of the dead process: %+v, want 2,000 charged as late", res)
 		}
 	}
-	for range 8 { // past hold_ttl: the reserve ends, and nothing is left to bid
+	for range 22 { // past the reserve's end (lease_ttl + reclaim wait), and nothing is left to bid
 		b.ledger.flush(ctxT(t))
 		leaseUp(t, b, b.Handle("c"), clk)
 		clk.Add(10 * time.Second)
@@ -476,8 +476,9 @@ func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 	}
 }
 
-// The reserve ends hold_ttl after the takeover: the dead process's bids
-// never billed then free their money (6,000 of 10,000 billed: 2 more bids).
+// The reserve ends lease_ttl (and the reclaim wait) after the takeover: the
+// dead process's bids never billed then free their money (6,000 of 10,000
+// billed: 2 more bids).
 func TestCrashRestartReserveEnds(t *testing.T) {
 	clk, st, c, old := crashRig(t)
 	b := storeManager(t, st, "a", clk, c)
@@ -491,7 +492,14 @@ func TestCrashRestartReserveEnds(t *testing.T) {
 	if n := len(placeAll(b, clk)); n != 0 {
 		t.Fatalf("placed %d while the reserve stands", n)
 	}
+	// Past hold_ttl a dead process's holds have ended, but one that was
+	// cut off, not dead, may still have placed some: the reserve stands.
 	clk.Add(b.cfg.HoldTTL)
+	leaseUp(t, b, b.Handle("c"), clk)
+	if n := len(placeAll(b, clk)); n != 0 {
+		t.Fatalf("placed %d hold_ttl after the takeover, with the old lease's heartbeat still valid", n)
+	}
+	clk.Add(b.cfg.LeaseTTL + b.cfg.ReclaimWait - b.cfg.HoldTTL)
 	leaseUp(t, b, b.Handle("c"), clk) // bids refused for want of lease: a starved step once the reserve ended
 	if n := len(placeAll(b, clk)); n != 2 {
 		t.Fatalf("placed %d holds of 2,000 once the reserve ended, want 2 (6,000 of 10,000 billed)", n)
@@ -518,7 +526,7 @@ func TestStarvedStepRetriedAfterAFailedStep(t *testing.T) {
 	}
 	b.ledger.flush(ctxT(t))
 	leaseUp(t, b, b.Handle("c"), clk)
-	clk.Add(b.cfg.HoldTTL)
+	clk.Add(b.cfg.LeaseTTL + b.cfg.ReclaimWait)
 	st.SetDown(true)
 	b.syncAll(ctxT(t), clk.Now(), false) // the step at the reserve's end fails
 	st.SetDown(false)

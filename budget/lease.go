@@ -28,7 +28,7 @@ type leaseReq struct {
 	want                      int64 // outstanding lease wanted after the report
 	committed                 int64 // the part of want already committed (unreported spend, open holds): granted whatever the pool
 	ttl, reclaim              time.Duration
-	holdTTL                   time.Duration // how long a hold lives (a takeover mark's reserve)
+	reserveFor                time.Duration // how long a takeover mark's reserve stands (LeaseTTL + ReclaimWait)
 	// restored are the boots of the processes whose open holds this one
 	// restored from their snapshots: such an entry's money is in this
 	// process's holds, and a takeover reserves none of it.
@@ -205,9 +205,13 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			// still held (less the spend the ledger shows it made) stays
 			// reserved until every such hold has ended; granted to this
 			// process at once, it was bid a second time (2x a budget with a
-			// SIGKILL and a restart under the same id).
+			// SIGKILL and a restart under the same id). A dead process's
+			// holds end within HoldTTL of now; one cut off, not dead, may
+			// place holds until its last heartbeat's expiry (LeaseTTL after
+			// it, on its clock): the reserve stands that long, as the lease
+			// would for another instance's reclaim.
 			mark.Reserve = max(own.Amount-max(gap, 0), 0)
-			mark.ReserveUntil = now + int64(q.holdTTL)
+			mark.ReserveUntil = now + int64(q.reserveFor)
 		}
 	}
 	if !had || own.Boot != q.boot {

@@ -332,7 +332,7 @@ func TestNATSCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 	if err := b.ledger.flush(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	clk.Add(b.cfg.HoldTTL)
+	clk.Add(b.cfg.LeaseTTL + b.cfg.ReclaimWait)
 	leaseUp(t, b, b.Handle("c"), clk)
 	if n := len(placeAll(b, clk)); n != 0 {
 		t.Fatalf("placed %d holds on a budget its predecessor's billed bids spent", n)

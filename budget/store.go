@@ -62,8 +62,8 @@ type Lease struct {
 	// over without that process's open holds (it died, or its close wrote no
 	// snapshot): their bills may still come, and are charged as late on top
 	// of the spend. The money stays out of the pool until ReserveUntil (unix
-	// nanoseconds, the takeover plus HoldTTL: every such hold has ended by
-	// then), so it is not bid a second time (reportOwn).
+	// nanoseconds, the takeover plus LeaseTTL and ReclaimWait: every such
+	// hold has ended by then), so it is not bid a second time (reportOwn).
 	Reserve      int64 `json:"reserve,omitempty"`
 	ReserveUntil int64 `json:"reserve_until,omitempty"`
 }

@@ -365,7 +365,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
-		ttl: ttl, reclaim: m.cfg.ReclaimWait, holdTTL: m.cfg.HoldTTL, release: release, heldLocally: a.leaseHeld,
+		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
 		ackedSeq: ackedSeq,
