@@ -226,6 +226,16 @@ type LimitsConfig struct {
 	// open them ahead of traffic). The admin listener closes a connection
 	// idle this long after an answer too.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxConns is the most connections the bid listener holds open at once
+	// (default 0: the process's file descriptor limit less a reserve of a
+	// quarter of it, at least 1,024 or half: the embedded NATS store, the
+	// admin listener and files need theirs). A connection over it is closed
+	// as soon as it is accepted (openbidder_connections_refused_total). Past
+	// half of it, a connection's wait for its next request (a new one's
+	// first included) is read_timeout, not idle_timeout. Idle connections
+	// held up to the descriptor limit made the embedded store fail its file
+	// writes for good: no notice was charged again until a restart.
+	MaxConns int `yaml:"max_conns"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`
 	// BidSources lists the addresses (IPs or CIDR prefixes, e.g. the
@@ -861,6 +871,9 @@ func (c *Config) Validate() error {
 	}
 	if l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 {
 		bad("limits", "timeouts must not be negative")
+	}
+	if l.MaxConns < 0 {
+		bad("limits.max_conns", "%d is negative", l.MaxConns)
 	}
 	if a := l.Admission; a.MinLimit < 1 || a.MaxLimit < a.MinLimit || a.Target <= 0 {
 		bad("limits.admission", "min_limit %d, max_limit %d, target %v: need 1 <= min_limit <= max_limit and a positive target", a.MinLimit, a.MaxLimit, a.Target)

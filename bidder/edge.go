@@ -63,10 +63,34 @@ type edgeListener struct {
 	lingering   atomic.Int32
 	retries     atomic.Uint64 // accepts retried for want of descriptors or memory
 	bufs        sync.Pool     // *[]byte discard buffers
+	// Connection cap (limits.max_conns): open counts the accepted
+	// connections not closed yet (lingering ones included: they hold a
+	// descriptor); over maxConns a new one is closed at once (refused);
+	// over pressure, waits for a request are cut to the read timeout.
+	maxConns, pressure int64
+	open               atomic.Int64
+	refused            atomic.Uint64
 }
 
-func newEdgeListener(ln net.Listener, readTimeout time.Duration) *edgeListener {
-	l := &edgeListener{Listener: ln, readTimeout: readTimeout}
+// connCap is limits.max_conns, or by default the descriptor limit less a
+// reserve for everything else the process opens (the embedded NATS store
+// above all: it fails its writes for good when it cannot open a file).
+func connCap(configured int) int64 {
+	if configured > 0 {
+		return int64(configured)
+	}
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+		return 1 << 16
+	}
+	return capFor(int64(rl.Cur))
+}
+
+// capFor is the default connection cap under a descriptor limit of n.
+func capFor(n int64) int64 { return max(n-max(n/4, min(1024, n/2)), 1) }
+
+func newEdgeListener(ln net.Listener, readTimeout time.Duration, maxConns int64) *edgeListener {
+	l := &edgeListener{Listener: ln, readTimeout: readTimeout, maxConns: maxConns, pressure: maxConns / 2}
 	l.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	// On the listener too: the kernel turns receive timestamping on for
 	// the whole stack lazily, after the first socket asks; asking now means
@@ -96,6 +120,12 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
+			if l.open.Load() >= l.maxConns {
+				l.refused.Add(1)
+				c.Close()
+				continue
+			}
+			l.open.Add(1)
 			return newEdgeConn(c, l), nil
 		}
 		if !resourceExhausted(err) {
@@ -111,6 +141,15 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 func (s *Server) acceptRetries() uint64 {
 	if el := s.edgeLn.Load(); el != nil {
 		return el.retries.Load()
+	}
+	return 0
+}
+
+// connsRefused is the bid listener's count of connections refused over
+// its cap (0 before Serve).
+func (s *Server) connsRefused() uint64 {
+	if el := s.edgeLn.Load(); el != nil {
+		return el.refused.Load()
 	}
 	return 0
 }
@@ -214,10 +253,21 @@ func (c *edgeConn) startRequest() {
 }
 
 // SetReadDeadline cuts a deadline set while a request is read or served to
-// the request's own (see the top of file).
+// the request's own (see the top of file), and one set for the wait for a
+// request to the read timeout while the listener holds over half of its
+// connection cap (limits.max_conns).
 func (c *edgeConn) SetReadDeadline(t time.Time) error {
 	if !c.armed && !c.reqDeadline.IsZero() && (t.IsZero() || t.After(c.reqDeadline)) {
 		t = c.reqDeadline
+	}
+	if c.armed && c.l != nil && c.l.open.Load() > c.l.pressure {
+		wait := c.l.readTimeout
+		if wait <= 0 {
+			wait = time.Second
+		}
+		if dl := time.Now().Add(wait); t.IsZero() || t.After(dl) {
+			t = dl
+		}
 	}
 	return c.Conn.SetReadDeadline(t)
 }
@@ -271,11 +321,20 @@ func (c *edgeConn) Close() error {
 		}
 		c.l.lingering.Add(-1)
 	}
+	defer c.closed()
 	return c.Conn.Close()
+}
+
+// closed gives the connection's place under the cap back.
+func (c *edgeConn) closed() {
+	if c.l != nil {
+		c.l.open.Add(-1)
+	}
 }
 
 func (c *edgeConn) lingerClose() {
 	defer c.l.lingering.Add(-1)
+	defer c.closed()
 	defer c.Conn.Close()
 	if hc, ok := c.Conn.(interface{ CloseWrite() error }); !ok || hc.CloseWrite() != nil {
 		return

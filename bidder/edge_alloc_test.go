@@ -20,7 +20,7 @@ func TestEdgeConnAllocs(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	el := newEdgeListener(ln, 0)
+	el := newEdgeListener(ln, 0, 1<<16)
 	cl, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

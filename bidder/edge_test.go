@@ -269,7 +269,7 @@ func TestArrivalIsKernelReceiveTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	el := newEdgeListener(ln, 0)
+	el := newEdgeListener(ln, 0, 1<<16)
 	cl, err := net.Dial("tcp", ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
@@ -406,5 +406,105 @@ func TestAcceptOutOfDescriptorsRetries(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return once the listener closed")
+	}
+}
+
+// An outside audit held idle connections up to the file descriptor limit:
+// the embedded NATS store then failed to open a file, kept that write error
+// for good, and no notice was charged again until a restart. The bid
+// listener holds at most limits.max_conns: one over it is closed as soon as
+// it is accepted, and past half of it a connection's wait for its first
+// request is read_timeout, not idle_timeout. A request on a connection
+// already open is still answered, and a closed one's place is given back.
+func TestConnCapRefusesAndCutsIdleWaits(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.MaxConns = 4; c.Limits.ReadTimeout = 300 * time.Millisecond })
+	addr := ts.serve(t)
+	dial := func() net.Conn {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	// closedWithin tells whether the server closed c (EOF or reset, after
+	// a 408 maybe) before d.
+	closedWithin := func(c net.Conn, d time.Duration) bool {
+		c.SetReadDeadline(time.Now().Add(d))
+		_, err := io.Copy(io.Discard, c)
+		var ne net.Error
+		return !(errors.As(err, &ne) && ne.Timeout())
+	}
+	el := func() *edgeListener {
+		for range 100 {
+			if el := ts.edgeLn.Load(); el != nil {
+				return el
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no listener")
+		return nil
+	}()
+	waitOpen := func(n int64) {
+		t.Helper()
+		for range 500 {
+			if el.open.Load() == n {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("open connections %d, want %d", el.open.Load(), n)
+	}
+	a, b := dial(), dial()
+	waitOpen(2)
+	if closedWithin(a, time.Second) || closedWithin(b, 100*time.Millisecond) {
+		t.Fatal("an idle connection under half of the cap was closed before idle_timeout")
+	}
+	c := dial() // the third: over half of the cap
+	waitOpen(3)
+	if !closedWithin(c, 5*time.Second) {
+		t.Fatal("an idle connection over half of the cap was kept past read_timeout")
+	}
+	waitOpen(2)
+	d, e := dial(), dial()
+	waitOpen(4)
+	f := dial() // over the cap
+	if !closedWithin(f, 5*time.Second) {
+		t.Fatal("a connection over the cap was kept")
+	}
+	if n := el.refused.Load(); n != 1 {
+		t.Fatalf("refused %d, want 1", n)
+	}
+	// A request on a connection held under the cap is answered.
+	if _, err := a.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	a.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(a), nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("request on a held connection: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	_, _ = d, e
+	b.Close()
+	waitOpen(3)
+	g := dial() // a place was given back
+	waitOpen(4)
+	if closedWithin(g, 100*time.Millisecond) {
+		t.Fatal("a connection under the cap was closed at once")
+	}
+}
+
+// The default cap leaves a quarter of the descriptor limit, at least 1,024
+// or half of it, to everything else the process opens.
+func TestConnCapDefault(t *testing.T) {
+	for _, c := range []struct{ n, want int64 }{{1024, 512}, {4096, 3072}, {20000, 15000}, {262144, 196608}, {1, 1}} {
+		if got := capFor(c.n); got != c.want {
+			t.Errorf("capFor(%d) = %d, want %d", c.n, got, c.want)
+		}
+	}
+	if connCap(7) != 7 {
+		t.Error("a configured max_conns is not used")
 	}
 }

@@ -55,6 +55,9 @@ var (
 	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
 	dInsecureImp   = serverDescs.add("imps_insecure_total", "Imps not bid because they ask for https (secure=1) and public_url is http on a host other than loopback.")
+	dConnsRefused  = serverDescs.add("connections_refused_total", "Bid listener connections closed as soon as accepted: the listener held limits.max_conns already.")
+	dConnsOpen     = serverDescs.add("connections_open", "Bid listener connections open (lingering ones included).")
+	dConnsMax      = serverDescs.add("connections_max", "The bid listener's connection cap (limits.max_conns, or its default from the file descriptor limit).")
 	dAcceptRetries = serverDescs.add("accept_retries_total", "Waits of the bid listener's accept for want of file descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): connections are then refused until some close.")
 	dLongID        = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
 	dTrackerReplay = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
@@ -93,6 +96,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
 		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()}, {dAcceptRetries, s.acceptRetries()},
+		{dConnsRefused, s.connsRefused()},
 	} {
 		counterMetric(ch, x.d, float64(x.v))
 	}
@@ -107,6 +111,10 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- m.shedTime.metric(dShed)
 	gaugeMetric(ch, dAdmLimit, s.adm.load())
 	gaugeMetric(ch, dAdmInflight, float64(s.adm.inflight.Load()))
+	if el := s.edgeLn.Load(); el != nil {
+		gaugeMetric(ch, dConnsOpen, float64(el.open.Load()))
+		gaugeMetric(ch, dConnsMax, float64(el.maxConns))
+	}
 	gaugeMetric(ch, dInternal, s.cfg.Limits.InternalBudget.Seconds())
 	gaugeMetric(ch, dDegraded, b2f(s.degraded != nil && s.degraded()))
 	for r := range privacy.NumReasons {

@@ -316,7 +316,7 @@ func (s *Server) Ready() (bool, string) {
 // Serve answers on ln until Shutdown. Its connections are wrapped for
 // arrival stamps, the request deadline and lingering close (edge.go).
 func (s *Server) Serve(ln net.Listener) error {
-	el := newEdgeListener(ln, s.cfg.Limits.ReadTimeout)
+	el := newEdgeListener(ln, s.cfg.Limits.ReadTimeout, connCap(s.cfg.Limits.MaxConns))
 	s.edgeLn.Store(el)
 	return s.srv.Serve(el)
 }
