@@ -197,8 +197,8 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		// retry may reach it (a fleet audit's loss during a NATS outage was
 		// answered 200 and its win stayed charged). An owner nothing serves
 		// (no responders: gone, or between two processes) gets no retry:
-		// a default instance id is new at every start, and its old bids'
-		// losses would be refused for good.
+		// an instance id may never run again (renamed, moved), and its old
+		// bids' losses would be refused for good.
 		return out.res, ErrOwnerUnreachable
 	}
 	return out.res, nil

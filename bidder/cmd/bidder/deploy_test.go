@@ -224,7 +224,7 @@ func TestComposeBidders(t *testing.T) {
 			t.Errorf("%s: image %q build %v, want openbidder:dev from deploy/Dockerfile", name, s.Image, s.Build)
 		}
 		if s.Hostname != name {
-			t.Errorf("%s: hostname %q (instance_id is hostname-pid)", name, s.Hostname)
+			t.Errorf("%s: hostname %q (instance_id is hostname-port)", name, s.Hostname)
 		}
 		if !slices.Contains(s.Healthcheck.Test, "http://127.0.0.1:8080/readyz") {
 			t.Errorf("%s: healthcheck %v, want a probe of /readyz", name, s.Healthcheck.Test)
