@@ -243,6 +243,7 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 		Time:           now,
 		Expires:        t.Expiry,
 		Bid:            t.Issued,
+		UnderFloor:     t.UnderFloor,
 	}
 }
 

@@ -440,10 +440,10 @@ type NoticeConfig struct {
 // DedupWindowConfig is notices.dedup_window; each window is at most 720h.
 type DedupWindowConfig struct {
 	// Win keeps an impression's state after a win notice (default 15m), and
-	// at least as long as its bill may come: max(win, bill). A later notice
+	// at least as long as its bill may come: max(win, bill). A later bill
 	// of a win, provisional or charged on a charge_on: win exchange, may
-	// still raise its charge, and only its kept level stops that from
-	// charging the whole price again.
+	// still raise its charge (and a replayed win must change nothing): only
+	// its kept level stops that from charging the whole price again.
 	Win time.Duration `yaml:"win"`
 	// Bill keeps it after a billing notice (default 2h; billing can come
 	// long after the win, video completions for one).

@@ -677,18 +677,19 @@ func runConfig(t *testing.T, camps, admin string) *Config {
 	return cfg
 }
 
-// A rising win, bill and win, a restart, then the bill and the last win
-// replayed (an exchange's retries): the ledger takes both replays for
-// duplicates and the budget charges nothing more, and the event log now
-// says so too. Before, the replayed win, a rise over the level the
-// replayed bill had re-established, was logged as a late charge of 500 (an
-// outside audit: the event log disagreed with the budget after a restart).
+// A win and a higher bill, a restart, then the bill and the win replayed
+// (an exchange's retries), and the bill replayed at a higher price (someone
+// who saw its URL): the budget charges nothing more, and the event log says
+// so too. Before, a replayed win, a rise over the level a replayed bill had
+// re-established, was logged as a late charge of 500 (an outside audit: the
+// event log disagreed with the budget after a restart); and a notice fired
+// again at a higher price raised the charge (another audit).
 func TestRisingNoticesReplayedAfterRestartLogNothing(t *testing.T) {
 	dir := t.TempDir()
 	edit := func(c *Config) { c.Budget.StoreDir = filepath.Join(dir, "nats") }
 	app := startApp(t, edit)
 	b := bidOnce(t, app, "rise-restart-replay")
-	for _, s := range []struct{ u, p string }{{b.NURL, "0.50"}, {b.BURL, "1.00"}, {b.NURL, "1.50"}} {
+	for _, s := range []struct{ u, p string }{{b.NURL, "0.50"}, {b.BURL, "1.50"}, {b.NURL, "1.60"}} {
 		if code, msg := get(t, substitute(s.u, s.p)); code != 200 {
 			t.Fatalf("%s at %s: %d %s", between(s.u, "/notice/", "?"), s.p, code, msg)
 		}
@@ -700,7 +701,7 @@ func TestRisingNoticesReplayedAfterRestartLogNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	app = startApp(t, edit)
-	for _, s := range []struct{ u, p string }{{b.BURL, "1.00"}, {b.NURL, "1.50"}} {
+	for _, s := range []struct{ u, p string }{{b.BURL, "1.50"}, {b.NURL, "0.50"}, {b.BURL, "1.90"}, {b.NURL, "1.90"}} {
 		u := strings.Replace(substitute(s.u, s.p), between(s.u, "http://", "/notice"), app.Addr(), 1)
 		if code, msg := get(t, u); code != 200 {
 			t.Fatalf("replayed %s at %s: %d %s", between(s.u, "/notice/", "?"), s.p, code, msg)
@@ -780,5 +781,26 @@ func TestGracefulRestartDoesNotBidHeldMoneyAgain(t *testing.T) {
 	}
 	if s, held := spent(t, app, "acme-banner"); s != 10_000 || held != 0 {
 		t.Fatalf("spent %d, held %d after the five bills; want 10,000 spent, nothing held", s, held)
+	}
+}
+
+// A billing URL fired first with p=0 (a price under the floor, charged at
+// the floor) does not fix the charge: the exchange's own bill at the real
+// price raises it. After that, the same URL fired again at a higher price
+// (someone who saw it) changes nothing: only the first win and the first bill
+// at or over the floor report a price.
+func TestUnderFloorBillThenRealThenReplayedHigher(t *testing.T) {
+	app := startApp(t, nil)
+	b := bidOnce(t, app, "under-real-replay")
+	for _, s := range []struct {
+		p    string
+		want int64
+	}{{"0", 500}, {"1.50", 1500}, {"1.90", 1500}, {"0", 1500}} {
+		if code, msg := get(t, substitute(b.BURL, s.p)); code != 200 {
+			t.Fatalf("bill at %s: %d %s", s.p, code, msg)
+		}
+		if got, _ := spent(t, app, b.CID); got != s.want {
+			t.Fatalf("after the bill at %s: spent %d, want %d", s.p, got, s.want)
+		}
 	}
 }

@@ -73,6 +73,11 @@ type bidToken struct {
 	Seg    shading.Key
 	SegOK  bool
 	SegBad bool
+	// UnderFloor, on a win or billing notice only (not in the token), says
+	// its price was under the imp's floor and was charged at the floor
+	// (clearingCharge): it prices nothing, so a later notice of its kind
+	// may still raise the charge (budget.Notice.UnderFloor).
+	UnderFloor bool
 }
 
 // tokenSigner signs and verifies notice tokens (budget.Signer behind an
@@ -370,7 +375,7 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 	}
 	if floor := min(t.FloorMicros, t.PriceMicros); clearing < floor {
 		s.m.underFloor.add(0, 1)
-		clearing = floor
+		clearing, t.UnderFloor = floor, true
 	}
 	// The hold is the bid's price in campaign micros per impression; the
 	// charge is the same share of it as clearing is of the bid, in integers

@@ -51,11 +51,15 @@ type rvStep struct {
 
 // A: a replayed rise, found a duplicate by the ledger. B: a real, new rise
 // on the same impression settled after A's ack was processed but before A's
-// goroutine ran finish. Each result says what its own entry charged.
+// goroutine ran finish. Each result says what its own entry charged. (A
+// rise is the first priced notice of its kind: the bill under the floor
+// leaves both kinds open.)
 func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
-	st, clk, c, id := settledThenClosed(t, rvStep{KindWin, 500}, rvStep{KindBill, 1000}, rvStep{KindWin, 1500})
+	st, clk, c, id := settledThenClosed(t, rvStep{KindWin, 1500}) // recorded key.0.1500
 	a2 := storeManager(t, st, "a", clk, c)
-	if _, err := a2.Settle(rvNotice(KindBill, id, 1000, clk)); err != nil { // replay
+	under := rvNotice(KindBill, id, 1000, clk)
+	under.UnderFloor = true // charged at the floor: prices nothing
+	if _, err := a2.Settle(under); err != nil {
 		t.Fatal(err)
 	}
 	a2.ledger.flush(ctxT(t))
@@ -64,8 +68,8 @@ func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a2.ledger.flush(ctxT(t))               // A's entry acknowledged as a duplicate: its sequence marked
-	nB := rvNotice(KindWin, id, 2000, clk) // a real rise: 500 new
+	a2.ledger.flush(ctxT(t))                // A's entry acknowledged as a duplicate: its sequence marked
+	nB := rvNotice(KindBill, id, 2000, clk) // a real rise: 500 new
 	outB, err := a2.settle(&nB)
 	if err != nil {
 		t.Fatal(err)

@@ -7,7 +7,10 @@ import (
 )
 
 // impModel is the settlement rule of one impression, written plainly: the
-// charge is the highest price reported (capped at the bid), never lowered; a
+// charge is the highest price reported (capped at the bid), never lowered,
+// by the first win and the first bill at or over the floor (a later notice of
+// a kind that priced the impression is a replay, whatever its price, and so
+// is a win after a priced bill); a
 // win on a charge-on-billing exchange charges provisionally, its bill settles
 // it, a loss before the bill reverses it; a loss with no charge releases the
 // hold; a win after a loss on a billing exchange waits for the bill. Charges
@@ -21,13 +24,23 @@ type impModel struct {
 	prov      bool // the level is provisional
 	settled   bool
 	lost      bool
+	// a win, a bill at or over the floor was seen
+	winPriced, billPriced bool
 }
 
-func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64) (delta int64) {
+func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64, underFloor bool) (delta int64) {
 	prov := kind == KindWin && chargeOn == KindBill
 	if prov && im.lost && !im.settled {
 		return 0
 	}
+	priced := &im.winPriced
+	if kind == KindBill {
+		priced = &im.billPriced
+	}
+	if *priced || kind == KindWin && im.billPriced {
+		return 0
+	}
+	*priced = !underFloor
 	price = min(price, bid) // the hold stays open: charges draw from it until it expires
 	if !prov {
 		im.settled, im.prov = true, false
@@ -96,7 +109,8 @@ func FuzzSettlement(f *testing.F) {
 			if len(imps) > 0 {
 				k = arg % len(imps)
 			}
-			n := Notice{CampaignID: "c", ImpID: "1", BidMicros: bid, ClearingMicros: int64(arg) * 2, ChargeOn: KindWin}
+			n := Notice{CampaignID: "c", ImpID: "1", BidMicros: bid, ClearingMicros: int64(arg) * 2, ChargeOn: KindWin,
+				UnderFloor: arg%5 == 0} // the caller charged a price under the floor at the floor
 			switch op {
 			case 0, 7:
 				id, ok := m.Hold(h, bid, clk.Now())
@@ -138,7 +152,7 @@ func FuzzSettlement(f *testing.F) {
 			if n.Kind == KindLoss {
 				wantRev = im.loss()
 			} else {
-				wantCharge = im.charge(n.Kind, n.ChargeOn, n.ClearingMicros, bid)
+				wantCharge = im.charge(n.Kind, n.ChargeOn, n.ClearingMicros, bid, n.UnderFloor)
 			}
 			res, err := m.Settle(n)
 			if err != nil {

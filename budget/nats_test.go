@@ -426,10 +426,11 @@ func TestNoticesForwardedToOwner(t *testing.T) {
 		return id
 	}
 	id1, id2 := hold(), hold()
+	under := false // the next notice's price was under the floor (travels with the forwarded notice)
 	f := func(m *Manager, kind, chargeOn NoticeKind, id HoldID, auction string, price, wantCharged, wantReversed int64) {
 		t.Helper()
 		res, err := m.Settle(Notice{Kind: kind, ChargeOn: chargeOn, HoldID: id, InstanceID: "a", CampaignID: "c",
-			AuctionID: auction, ImpID: "1", BidMicros: 2000, ClearingMicros: price})
+			AuctionID: auction, ImpID: "1", BidMicros: 2000, ClearingMicros: price, UnderFloor: under})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -438,7 +439,9 @@ func TestNoticesForwardedToOwner(t *testing.T) {
 				res, wantCharged, wantReversed)
 		}
 	}
-	f(b, KindBill, KindBill, id1, "x", 500, 500, 0) // the floor first, at b
+	under = true
+	f(b, KindBill, KindBill, id1, "x", 500, 500, 0) // under the floor first (charged at it), at b
+	under = false
 	f(b, KindBill, KindBill, id1, "x", 1500, 1000, 0)
 	f(a, KindBill, KindBill, id1, "x", 1500, 0, 0)
 	f(b, KindBill, KindBill, id1, "x", 500, 0, 0)

@@ -52,6 +52,11 @@ type Notice struct {
 	// before tokens carried it): Expires - NoticeTTL, which is wrong once
 	// notices.token_ttl changed since the token was minted.
 	Bid time.Time
+	// UnderFloor says the exchange's price was under the imp's floor and
+	// the caller charged the floor: no exchange clears a won impression
+	// there (a notice fired first with p=0, say), so it does not price its
+	// kind, and a later notice of that kind may still raise the charge.
+	UnderFloor bool `json:",omitempty"`
 }
 
 // bidTime is when n's bid was made, as far as its token tells: Bid, else
@@ -132,10 +137,12 @@ func (n *Notice) validate() error {
 // the entry still queued (a retried notice waits for that same entry). It
 // holds no lock while it waits.
 //
-// The charge of an impression is the highest price reported by its win and
-// billing notices (capped at the bid, and at the hold while it is open),
-// never lowered: a notice above the level raises it by the difference (one
-// ledger entry), one at or under it changes nothing. On a charge-on-billing
+// The charge of an impression is the highest price reported by its first
+// win and its first billing notice at or over the floor (capped at the bid,
+// and at the hold while it is open), never lowered: such a notice above the
+// level raises it by the difference (one ledger entry), one at or under it
+// changes nothing, and so does a later notice of a kind that priced the
+// impression (a replay, at any price) or a win after a priced bill. On a charge-on-billing
 // exchange a win charges provisionally, its bill settles it, and a loss before
 // the bill reverses it. Charges draw from the bid's hold, which stays open
 // (reserved for the impression) until it expires; a loss with no charge
@@ -379,8 +386,8 @@ func (o *settleOp) charge() Result {
 		res.First = e.flags&fWin == 0
 	}
 	// A win is kept at least as long as a bill: its bill may come later, and
-	// on a charge-on-win exchange a later notice of it (the bill, or the win
-	// URL fired again at a higher price) may only raise the charge, so its
+	// on a charge-on-win exchange a later notice of it (its bill) may only
+	// raise the charge, and the win URL fired again changes nothing, so its
 	// level must still be known (TestChargeOnWinLevelOutlivesWinWindow).
 	win := m.cfg.DedupWindow.Bill
 	if n.Kind == KindWin {
@@ -399,6 +406,27 @@ func (o *settleOp) charge() Result {
 		e.flags = flags
 		res.LevelMicros = e.level
 		return res
+	}
+	priced, closed := fWinPriced, fWinPriced|fBillPriced // a priced bill settles: no win after it raises
+	if n.Kind == KindBill {
+		priced, closed = fBillPriced, fBillPriced
+	}
+	if e.flags&closed != 0 {
+		// A notice of a kind that already priced this impression: a
+		// replay, whatever its price. The price argument is not signed
+		// (the exchange puts it in), so the highest price of any replay was
+		// charged: anyone who saw a billing URL could fire it again at the
+		// bid and turn a second-price clearing price into the whole bid (an
+		// outside audit). Only the first win and the first bill at or over
+		// the floor report a price, and no win after a priced bill; one under
+		// it (p=0 fired first, charged at the floor) leaves the kind open to
+		// the exchange's own notice.
+		o.dup(&res)
+		res.LevelMicros, res.Provisional = e.level, e.flags&fProv != 0
+		return res
+	}
+	if !n.UnderFloor {
+		flags |= priced
 	}
 	if !prov {
 		flags = flags&^fProv | fSettled

@@ -18,10 +18,13 @@ type step struct {
 	charged  int64 // ChargedMicros
 	reversed int64 // ReversedMicros
 	dup      bool
+	under    bool // the caller charged a price under the floor at the floor
 }
 
 // The level rule and provisional charges, one impression per case: the
-// charge is the highest price reported, never lowered; on a charge-on-billing
+// charge is the highest price reported, never lowered, by the first win and
+// the first bill at or over the floor (a replay of a kind that priced the
+// impression changes nothing, whatever its price); on a charge-on-billing
 // exchange a win charges provisionally, its bill settles it (rising if
 // higher), a loss before the bill reverses it. After each case the ledger's
 // entries for the impression add up to its charge, and the record's spend to
@@ -34,11 +37,22 @@ func TestSettleLevelRule(t *testing.T) {
 		steps   []step
 		entries int
 	}{
-		{"floor first, then the real price", []step{
-			{kind: bill, price: 500, charged: 500},
+		{"under the floor first (charged at it), then the real price", []step{
+			{kind: bill, price: 500, charged: 500, under: true},
 			{kind: bill, price: 1500, charged: 1000},
 			{kind: bill, price: 1500, dup: true},
 			{kind: bill, price: 500, dup: true},
+		}, 2},
+		{"a bill replayed at a higher price: the first bill priced it", []step{
+			{kind: bill, price: 800, charged: 800},
+			{kind: bill, price: 1900, dup: true},
+			{kind: win, chargeOn: bill, price: 1900, dup: true},
+		}, 1},
+		{"a provisional win replayed higher, then its bill", []step{
+			{kind: win, chargeOn: bill, price: 800, charged: 800},
+			{kind: win, chargeOn: bill, price: 1900, dup: true},
+			{kind: bill, chargeOn: bill, price: 900, charged: 100},
+			{kind: bill, chargeOn: bill, price: 1900, dup: true},
 		}, 2},
 		{"real price first, then lower", []step{
 			{kind: bill, price: 1500, charged: 1500},
@@ -89,8 +103,9 @@ func TestSettleLevelRule(t *testing.T) {
 		{"charge-on-win exchange: win, loss, bill", []step{
 			{kind: win, chargeOn: win, price: 1000, charged: 1000},
 			{kind: loss, dup: true},
-			{kind: bill, chargeOn: win, price: 1000, dup: true},
+			{kind: win, chargeOn: win, price: 1500, dup: true},
 			{kind: bill, chargeOn: win, price: 1100, charged: 100},
+			{kind: bill, chargeOn: win, price: 1200, dup: true},
 		}, 2},
 	}
 	clk := newManualClock(t0.Add(time.Hour))
@@ -107,7 +122,7 @@ func TestSettleLevelRule(t *testing.T) {
 		var level int64
 		for si, s := range tc.steps {
 			res, err := m.Settle(Notice{Kind: s.kind, ChargeOn: s.chargeOn, HoldID: id, CampaignID: "c",
-				AuctionID: auction, ImpID: "1", BidMicros: bid, ClearingMicros: s.price})
+				AuctionID: auction, ImpID: "1", BidMicros: bid, ClearingMicros: s.price, UnderFloor: s.under})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -852,7 +867,7 @@ func TestNeverUnderAcrossProcesses(t *testing.T) {
 				if k == KindLoss {
 					model.loss()
 				} else {
-					model.charge(k, KindBill, 1000, 2000)
+					model.charge(k, KindBill, 1000, 2000, false)
 				}
 				if _, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
 					AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: 1000, Time: clk.Now(),
@@ -922,12 +937,12 @@ func TestLossKeepsADuplicateRise(t *testing.T) {
 }
 
 // On a charge-on-win exchange a win settles the impression, and a later
-// notice of it (its bill, or the win URL fired again at a higher price) may
-// only raise the charge to the new level. Such a notice is accepted for the
-// longest window after the bid, so the tier keeps the win's level that long:
-// with the win's own 15 minutes, a notice 16 minutes later found no level
-// and charged its whole price again (1,000 then 1,200: 2,200 spent, and
-// again every 15 minutes while the token lived; redteam7).
+// notice of it may only raise the charge to the new level (its bill), or
+// change nothing (the win URL fired again, at any price). Such a notice is
+// accepted for the longest window after the bid, so the tier keeps the win's
+// level that long: with the win's own 15 minutes, a notice 16 minutes later
+// found no level and charged its whole price again (1,000 then 1,200: 2,200
+// spent, and again every 15 minutes while the token lived; redteam7).
 func TestChargeOnWinLevelOutlivesWinWindow(t *testing.T) {
 	for _, later := range []NoticeKind{KindWin, KindBill} {
 		clk := newManualClock(t0.Add(time.Hour))
@@ -948,11 +963,15 @@ func TestChargeOnWinLevelOutlivesWinWindow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res.ChargedMicros != 200 || res.LevelMicros != 1200 {
-			t.Errorf("%v at 1,200 16 min after a win at 1,000: %+v, want a rise of 200 to 1,200", later, res)
+		want := int64(200) // a bill raises the win's level
+		if later == KindWin {
+			want = 0 // a replayed win changes nothing, whatever its price
 		}
-		if spent := h.spent.Load(); spent != 1200 {
-			t.Errorf("%v: spent %d, want 1,200", later, spent)
+		if res.ChargedMicros != want || res.LevelMicros != 1000+want {
+			t.Errorf("%v at 1,200 16 min after a win at 1,000: %+v, want a rise of %d", later, res, want)
+		}
+		if spent := h.spent.Load(); spent != 1000+want {
+			t.Errorf("%v: spent %d, want %d", later, spent, 1000+want)
 		}
 		m.Close(context.Background())
 	}

@@ -36,16 +36,18 @@ type impKey [2]uint64
 
 // Impression flags.
 const (
-	fWin      uint16 = 1 << iota // a win notice was seen
-	fBill                        // a billing notice was seen
-	fLoss                        // a loss notice was seen
-	fProv                        // the level is provisional: a win on a charge-on-billing exchange, no bill yet
-	fSettled                     // a bill (or a win on a charge-on-win exchange) settled the level
-	fUnsure                      // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
-	fOldDay                      // part of the level was charged on an earlier day than its last entry (dayReport)
-	fForeign                     // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
-	fUnpended                    // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
-	fCounted                     // the bid's impression was counted for frequency caps, by its pixel or its bill (Shown)
+	fWin        uint16 = 1 << iota // a win notice was seen
+	fBill                          // a billing notice was seen
+	fLoss                          // a loss notice was seen
+	fProv                          // the level is provisional: a win on a charge-on-billing exchange, no bill yet
+	fSettled                       // a bill (or a win on a charge-on-win exchange) settled the level
+	fUnsure                        // the level is a provisional charge made here on an impression unknown here: a loss elsewhere may have reversed it (recharge.go)
+	fOldDay                        // part of the level was charged on an earlier day than its last entry (dayReport)
+	fForeign                       // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
+	fUnpended                      // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
+	fCounted                       // the bid's impression was counted for frequency caps, by its pixel or its bill (Shown)
+	fWinPriced                     // a win notice at or over the floor priced the impression: later ones change nothing
+	fBillPriced                    // a billing notice at or over the floor priced the impression: later ones change nothing
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
