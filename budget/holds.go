@@ -188,16 +188,23 @@ func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
 	return sl.amount, true
 }
 
-// draw takes up to want from an open hold of account acct and returns what
-// it took. The hold stays open with the rest, even with nothing left, until
+// draw takes up to want from an open hold of account acct, not expired by
+// now (unix ns), and returns what it took. The hold stays open with the
+// rest, even with nothing left, until
 // it expires or take closes it: the rest stays reserved for a later, higher
 // notice of its impression, and a reversal puts its charge back (refill).
-func (t *holdTable) draw(id HoldID, acct int32, want int64) (int64, bool) {
+func (t *holdTable) draw(id HoldID, acct int32, want, now int64) (int64, bool) {
 	s, _, sl := t.lockOpen(id, acct)
 	if s == nil {
 		return 0, false
 	}
 	defer s.mu.Unlock()
+	if sl.expires <= now {
+		// Expired, not swept yet: its lease may have been reclaimed since
+		// (a process stopped past lease_ttl, then resumed with bills
+		// queued), so a charge drawn from it would overspend, uncounted.
+		return 0, false
+	}
 	d := min(max(want, 0), sl.amount)
 	sl.amount -= d
 	return d, true

@@ -446,7 +446,7 @@ func (o *settleOp) charge() Result {
 	var drawn int64
 	open := false
 	if o.own() && delta > 0 {
-		drawn, open = m.holds.draw(n.HoldID, a.idx, delta)
+		drawn, open = m.holds.draw(n.HoldID, a.idx, delta, m.cfg.Clock.Now().UnixNano())
 		if open && drawn < delta { // above the hold (level + what it has left): capped at it
 			price, delta, res.Capped = e.level+drawn, drawn, true
 		}
