@@ -210,8 +210,9 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			// place holds until its last heartbeat's expiry (LeaseTTL after
 			// it, on its clock): the reserve stands that long, as the lease
 			// would for another instance's reclaim.
-			mark.Reserve = max(own.Amount-max(gap, 0), 0)
-			mark.ReserveUntil = now + int64(q.reserveFor)
+			if r := own.Amount - max(gap, 0); r > 0 {
+				mark.Reserve, mark.ReserveUntil = r, now+int64(q.reserveFor)
+			}
 		}
 	}
 	if !had || own.Boot != q.boot {
