@@ -508,3 +508,47 @@ func TestConnCapDefault(t *testing.T) {
 		t.Error("a configured max_conns is not used")
 	}
 }
+
+// Every answer of the bid endpoint names its OpenRTB version, the ones
+// fasthttp writes too: a body over max_body_bytes (413), another method
+// (405), a body that stops coming (408). An outside audit found them without.
+func TestErrorAnswersNameTheVersion(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 300 * time.Millisecond })
+	addr := ts.serve(t)
+	raw := func(req string) *http.Response {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	head := "Host: x\r\nx-openrtb-version: 2.5\r\nContent-Type: application/json\r\n"
+	for _, c := range []struct {
+		name, req string
+		code      int
+	}{
+		{"too large", "POST /openrtb2/bid HTTP/1.1\r\n" + head + "Content-Length: 10000000\r\n\r\n{", 413},
+		{"method", "PUT /openrtb2/bid HTTP/1.1\r\n" + head + "Content-Length: 2\r\n\r\n{}", 405},
+		{"body stops", "POST /openrtb2/bid HTTP/1.1\r\n" + head + "Content-Length: 100\r\n\r\n{\"id\":", 408},
+	} {
+		resp := raw(c.req)
+		want := "2.5"
+		if c.code == 408 {
+			want = "2.6" // fasthttp resets a request whose body it could not read: its header is gone
+		}
+		if resp.StatusCode != c.code || resp.Header.Get("x-openrtb-version") != want {
+			t.Errorf("%s: %d, x-openrtb-version %q; want %d and %s", c.name, resp.StatusCode, resp.Header.Get("x-openrtb-version"), c.code, want)
+		}
+	}
+}

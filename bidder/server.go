@@ -171,6 +171,13 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 			// fasthttp closes the connection after this answer, maybe with
 			// request bytes unread: linger so the client can read it (edge.go).
 			lingerOnClose(ctx)
+			if p := ctx.Path(); string(p) == string(pathBid) || string(p) == "/" {
+				// Every answer of the bid endpoint names its version, these
+				// too (set once the answer is written: ctx.Error resets the
+				// headers). A request whose body could not be read comes
+				// here reset ("/", its headers gone): it gets 2.6.
+				defer answerVersion(ctx)
+			}
 			if errors.Is(err, fasthttp.ErrBodyTooLarge) {
 				s.m.tooLarge.add(0, 1)
 				ctx.Error("request body too large", fasthttp.StatusRequestEntityTooLarge)
@@ -270,6 +277,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	case string(path) == string(pathBid):
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")
+			answerVersion(ctx) // every answer of the bid endpoint names its version
 			return
 		}
 		s.handleBid(ctx)
