@@ -289,11 +289,12 @@ func warmUp(ctx context.Context, cfg ABConfig, name, listen, admin, dir string) 
 // waitBudgets polls the admin budget view until every campaign of values
 // is there with the daily budget given (the reload took).
 func waitBudgets(ctx context.Context, admin string, values map[string]CampaignValue, daily float64, timeout time.Duration) error {
-	poll := newAdminPoller([]string{admin})
+	poll := newAdminPoller([]string{admin}, "")
 	want := int64(math.Round(daily * 1e6))
 	deadline := time.Now().Add(timeout)
 	for {
-		got := mergeAdmin(poll.fetch())
+		views, _ := poll.fetch()
+		got := mergeAdmin(views)
 		missing := ""
 		for id := range values {
 			if c, ok := got[id]; !ok || c.DailyBudgetMicros != want {

@@ -2,6 +2,7 @@ package simulator
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -32,30 +33,42 @@ type AdminBudget struct {
 
 type adminPoller struct {
 	urls   []string
+	token  string // bearer token of the admin listener ("" none)
 	client *fasthttp.Client
 }
 
-func newAdminPoller(urls []string) *adminPoller {
-	return &adminPoller{urls: urls, client: &fasthttp.Client{ReadTimeout: time.Second, WriteTimeout: time.Second}}
+func newAdminPoller(urls []string, token string) *adminPoller {
+	return &adminPoller{urls: urls, token: token, client: &fasthttp.Client{ReadTimeout: time.Second, WriteTimeout: time.Second}}
 }
 
-// fetch reads every admin URL; unreachable ones are skipped.
-func (a *adminPoller) fetch() []AdminBudget {
-	var out []AdminBudget
+// fetch reads every admin URL; errs names each one that did not answer 200
+// with a budget view (unreachable, 401 without the right -admin-token).
+func (a *adminPoller) fetch() (out []AdminBudget, errs []string) {
 	for _, u := range a.urls {
 		if !strings.HasSuffix(u, "/admin/budget") {
 			u = strings.TrimRight(u, "/") + "/admin/budget"
 		}
-		status, body, err := a.client.GetTimeout(nil, u, 500*time.Millisecond)
-		if err != nil || status != fasthttp.StatusOK {
-			continue
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		req.SetRequestURI(u)
+		if a.token != "" {
+			req.Header.Set("Authorization", "Bearer "+a.token)
 		}
+		err := a.client.DoTimeout(req, resp, 500*time.Millisecond)
 		var b AdminBudget
-		if json.Unmarshal(body, &b) == nil {
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Sprintf("%s: %v", u, err))
+		case resp.StatusCode() != fasthttp.StatusOK:
+			errs = append(errs, fmt.Sprintf("%s: %d %s", u, resp.StatusCode(), strings.TrimSpace(string(resp.Body()))))
+		case json.Unmarshal(resp.Body(), &b) != nil:
+			errs = append(errs, fmt.Sprintf("%s: not a budget view", u))
+		default:
 			out = append(out, b)
 		}
+		fasthttp.ReleaseRequest(req)
+		fasthttp.ReleaseResponse(resp)
 	}
-	return out
+	return out, errs
 }
 
 // mergeAdmin keeps, per campaign, the view with the largest global spend (the

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,6 +29,7 @@ var (
 type Config struct {
 	Targets     []string      // bidder URLs, e.g. http://127.0.0.1:8080/openrtb2/bid; round robin
 	Admin       []string      // optional admin base URLs (GET /admin/budget)
+	AdminToken  string        // their bearer token (admin_token), "" none
 	Rate        float64       // mean requests per second (the diurnal curve's mean)
 	Duration    time.Duration // sending window
 	MaxRequests int64         // hard cap on requests scheduled (0 = 3 x rate x duration + 100)
@@ -259,8 +261,13 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 		}
 		r.logs = lw
 	}
-	r.admin = newAdminPoller(cfg.Admin)
-	adminStart := r.admin.fetch()
+	r.admin = newAdminPoller(cfg.Admin, cfg.AdminToken)
+	adminStart, errs := r.admin.fetch()
+	if len(errs) > 0 {
+		// No budget view, no overspend check: a run that went on reported
+		// overspend 0 against a listener that answered 401 to every poll.
+		return nil, fmt.Errorf("simulator: admin: %s (an admin_token needs -admin-token or BIDDER_ADMIN_TOKEN)", strings.Join(errs, "; "))
+	}
 	stopProgress := r.startProgress(start)
 	r.sendLoop(ctx, src, start)
 	r.wg.Wait() // every request ends by its own deadline
@@ -271,8 +278,10 @@ func (r *Runner) Run(ctx context.Context) (*Report, error) {
 	if r.logs != nil {
 		r.logs.close()
 	}
-	final := r.admin.fetch()
-	return r.report(start, final, adminStart), nil
+	final, errs := r.admin.fetch()
+	rep := r.report(start, final, adminStart)
+	rep.AdminErrors = errs
+	return rep, nil
 }
 
 type scheduled struct {

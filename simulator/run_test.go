@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -260,5 +261,38 @@ func TestClicksFollowGroundTruth(t *testing.T) {
 	p := *rep.TrueCTR
 	if got, sd := *rep.ObservedCTR, math.Sqrt(p*(1-p)/n); math.Abs(got-p) > 4*sd {
 		t.Errorf("observed CTR %.4f, mean true CTR %.4f (+- %.4f)", got, p, 4*sd)
+	}
+}
+
+// An admin listener with a token: the run presents -admin-token, and one
+// that does not answer stops the run before it sends anything. It went on
+// and reported overspend 0 with every poll refused 401 (an outside audit).
+func TestRunAdminToken(t *testing.T) {
+	sink := startSink(t, SinkConfig{BidProb: 0.6, Price: 4, Campaigns: 2, Seed: 1})
+	admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok-0123456789abcdef" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		fmt.Fprint(w, `{"instance":"i-1","campaigns":[{"id":"camp-1","currency":"USD","total_budget_micros":1000,`+
+			`"daily_budget_micros":1000,"spent_micros":900}]}`)
+	}))
+	t.Cleanup(admin.Close)
+	cfg := Config{Targets: []string{sink.URL()}, Admin: []string{admin.URL}, Rate: 100, Duration: 200 * time.Millisecond, Seed: 3,
+		Notices: fastNotices, RenderDelay: time.Millisecond, ClickDelay: time.Millisecond, TMax: 5 * time.Second}
+	r, err := NewRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Run(context.Background()); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("run against a refusing admin listener: %v, want an error naming the 401", err)
+	}
+	if sink.BidRequests() != 0 {
+		t.Fatalf("the refused run sent %d requests", sink.BidRequests())
+	}
+	cfg.AdminToken = "tok-0123456789abcdef"
+	rep := run(t, cfg)
+	if len(rep.Admin) != 1 || len(rep.AdminErrors) != 0 {
+		t.Fatalf("with the token: admin views %d, errors %v", len(rep.Admin), rep.AdminErrors)
 	}
 }

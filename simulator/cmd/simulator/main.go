@@ -95,6 +95,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 	if withTargets {
 		fs.StringVar(&f.targets, "target", "", "bidder URL(s), comma separated, round robin (e.g. http://127.0.0.1:8080/openrtb2/bid)")
 		fs.StringVar(&f.admin, "admin", "", "bidder admin base URL(s), comma separated; GET /admin/budget each second for budget and pacing plan")
+		fs.StringVar(&c.AdminToken, "admin-token", os.Getenv("BIDDER_ADMIN_TOKEN"), "bearer token of the admin listener (default $BIDDER_ADMIN_TOKEN); a run whose admin URL does not answer stops before sending")
 		fs.StringVar(&f.out, "out", defaultOut, "output directory for report.json and SVG plots")
 		fs.StringVar(&c.LogDir, "log", "", "write training logs (impressions.jsonl) into this directory")
 		fs.DurationVar(&c.Duration, "duration", d.Duration, "sending window; the run then waits for answers and notices (bounded) and stops")
