@@ -109,7 +109,12 @@ const (
 	userAt       = 41 // offset of the user field, both versions
 )
 
-var tokenEnc = base64.RawURLEncoding
+// tokenEnc is strict: the unused low bits of a token's last character must be
+// zero, so a token has one spelling. Lenient, each notice URL had 16
+// accepted spellings (an outside audit): the bidder's own de-dup keys on the
+// token's content and held, but a cache or an exchange's retry logic keyed
+// on the URL would not.
+var tokenEnc = base64.RawURLEncoding.Strict()
 
 // MaxTokenID is the longest auction, imp, campaign, creative or instance id
 // a token carries, in bytes; a longer one is cut to it. Notices are
