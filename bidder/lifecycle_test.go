@@ -804,3 +804,58 @@ func TestUnderFloorBillThenRealThenReplayedHigher(t *testing.T) {
 		}
 	}
 }
+
+// On an imp with no floor, a billing URL fired first with p=0 does not fix
+// the charge at 0 (an outside review: the exchange's own bill was then a
+// duplicate and the impression free); nor does one at the floor where there
+// is one.
+func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
+	app := startApp(t, nil)
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	floorless := strings.Replace(strings.Replace(string(body), "req-site-banner", "floorless-zero-first", 1), `"bidfloor":0.5,"bidfloorcur":"USD",`, "", 1)
+	if floorless == string(body) {
+		t.Fatal("the request's floor was not taken out")
+	}
+	code, b, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(floorless))
+	var resp openrtb2.BidResponse
+	if code != 200 || json.Unmarshal(b, &resp) != nil || len(resp.SeatBid) == 0 {
+		t.Fatalf("floorless bid: %d %s", code, b)
+	}
+	for name, c := range map[string]struct {
+		bid   openrtb2.Bid
+		first string
+		want  int64
+	}{"no floor, p=0": {resp.SeatBid[0].Bid[0], "0", 0}, "at the floor": {bidOnce(t, app, "floor-first"), "0.50", 500}} {
+		if code, msg := get(t, substitute(c.bid.BURL, c.first)); code != 200 {
+			t.Fatalf("%s: first bill: %d %s", name, code, msg)
+		}
+		before, _ := spent(t, app, c.bid.CID)
+		if code, msg := get(t, substitute(c.bid.BURL, "1.50")); code != 200 {
+			t.Fatalf("%s: the exchange's bill: %d %s", name, code, msg)
+		}
+		if after, _ := spent(t, app, c.bid.CID); after-before != 1500-c.want {
+			t.Fatalf("%s: the exchange's bill at 1.50 after one at %s raised the spend by %d, want %d", name, c.first, after-before, 1500-c.want)
+		}
+	}
+}
+
+// On a charge-on-win exchange the win settles the impression: the bid's
+// billing URL, which such an exchange may never fire, cannot raise it
+// afterwards (an outside review fired it once at p=9: the whole bid).
+func TestChargeOnWinBillRaisesNothing(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Notices.ChargeOn = "win" })
+	b := bidOnce(t, app, "cow-bill-closed")
+	if code, msg := get(t, substitute(b.NURL, "1.50")); code != 200 {
+		t.Fatalf("win: %d %s", code, msg)
+	}
+	first, _ := spent(t, app, b.CID)
+	if code, msg := get(t, substitute(b.BURL, "9")); code != 200 {
+		t.Fatalf("bill: %d %s", code, msg)
+	}
+	if got, _ := spent(t, app, b.CID); got != first || first != 1500 {
+		t.Fatalf("spent %d after the win at 1.50, %d after a bill at 9; want 1,500 both", first, got)
+	}
+}

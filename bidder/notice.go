@@ -74,8 +74,8 @@ type bidToken struct {
 	SegOK  bool
 	SegBad bool
 	// UnderFloor, on a win or billing notice only (not in the token), says
-	// its price was under the imp's floor and was charged at the floor
-	// (clearingCharge): it prices nothing, so a later notice of its kind
+	// its price was at or under the imp's floor (charged at the floor;
+	// clearingCharge): it prices nothing, so a later notice of its kind
 	// may still raise the charge (budget.Notice.UnderFloor).
 	UnderFloor bool
 }
@@ -373,10 +373,16 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 		s.m.cappedClearing.add(0, 1)
 		clearing = t.PriceMicros
 	}
-	if floor := min(t.FloorMicros, t.PriceMicros); clearing < floor {
+	floor := min(t.FloorMicros, t.PriceMicros)
+	if clearing < floor {
 		s.m.underFloor.add(0, 1)
-		clearing, t.UnderFloor = floor, true
+		clearing = floor
 	}
+	// At or under the floor (p=0 on an imp with none included) is not a
+	// price to fix the charge at: the exchange's own notice may still
+	// raise it (budget.Notice.UnderFloor). Fixed there, a URL fired first
+	// at p=0 made a floorless impression free (an outside review).
+	t.UnderFloor = clearing <= floor
 	// The hold is the bid's price in campaign micros per impression; the
 	// charge is the same share of it as clearing is of the bid, in integers
 	// (float64 lost a micro on products past 2^53): 0 <= clearing <= price,

@@ -37,7 +37,7 @@ func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64, underFlo
 	if kind == KindBill {
 		priced = &im.billPriced
 	}
-	if *priced || kind == KindWin && im.billPriced {
+	if *priced || kind == KindWin && im.billPriced || kind == KindBill && chargeOn == KindWin && im.winPriced {
 		return 0
 	}
 	*priced = !underFloor

@@ -52,10 +52,10 @@ type Notice struct {
 	// before tokens carried it): Expires - NoticeTTL, which is wrong once
 	// notices.token_ttl changed since the token was minted.
 	Bid time.Time
-	// UnderFloor says the exchange's price was under the imp's floor and
-	// the caller charged the floor: no exchange clears a won impression
-	// there (a notice fired first with p=0, say), so it does not price its
-	// kind, and a later notice of that kind may still raise the charge.
+	// UnderFloor says the exchange's price was at or under the imp's floor
+	// (0 where it has none) and the caller charged the floor: a notice
+	// fired first with p=0, say, so it does not price its kind, and a later
+	// notice of that kind may still raise the charge.
 	UnderFloor bool `json:",omitempty"`
 }
 
@@ -410,6 +410,12 @@ func (o *settleOp) charge() Result {
 	priced, closed := fWinPriced, fWinPriced|fBillPriced // a priced bill settles: no win after it raises
 	if n.Kind == KindBill {
 		priced, closed = fBillPriced, fBillPriced
+		if chargeOn == KindWin {
+			// The win settles on such an exchange, which may never fire
+			// the bid's billing URL: left open, anyone who saw it could fire
+			// it once at the bid and raise the charge (an outside review).
+			closed |= fWinPriced
+		}
 	}
 	if e.flags&closed != 0 {
 		// A notice of a kind that already priced this impression: a

@@ -104,8 +104,13 @@ func TestSettleLevelRule(t *testing.T) {
 			{kind: win, chargeOn: win, price: 1000, charged: 1000},
 			{kind: loss, dup: true},
 			{kind: win, chargeOn: win, price: 1500, dup: true},
-			{kind: bill, chargeOn: win, price: 1100, charged: 100},
+			{kind: bill, chargeOn: win, price: 1100, dup: true}, // the win settled it
 			{kind: bill, chargeOn: win, price: 1200, dup: true},
+		}, 1},
+		{"charge-on-win exchange: a win at the floor, then its bill", []step{
+			{kind: win, chargeOn: win, price: 500, charged: 500, under: true},
+			{kind: bill, chargeOn: win, price: 1100, charged: 600},
+			{kind: win, chargeOn: win, price: 1500, dup: true},
 		}, 2},
 	}
 	clk := newManualClock(t0.Add(time.Hour))
@@ -936,9 +941,9 @@ func TestLossKeepsADuplicateRise(t *testing.T) {
 	}
 }
 
-// On a charge-on-win exchange a win settles the impression, and a later
-// notice of it may only raise the charge to the new level (its bill), or
-// change nothing (the win URL fired again, at any price). Such a notice is
+// On a charge-on-win exchange a win settles the impression: a later notice
+// of it (its bill, or the win URL fired again, at any price) changes
+// nothing, not even charging its whole price again. Such a notice is
 // accepted for the longest window after the bid, so the tier keeps the win's
 // level that long: with the win's own 15 minutes, a notice 16 minutes later
 // found no level and charged its whole price again (1,000 then 1,200: 2,200
@@ -963,10 +968,7 @@ func TestChargeOnWinLevelOutlivesWinWindow(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := int64(200) // a bill raises the win's level
-		if later == KindWin {
-			want = 0 // a replayed win changes nothing, whatever its price
-		}
+		const want = 0 // the win settled it: its replay, or its bill, changes nothing, whatever the price
 		if res.ChargedMicros != want || res.LevelMicros != 1000+want {
 			t.Errorf("%v at 1,200 16 min after a win at 1,000: %+v, want a rise of %d", later, res, want)
 		}
