@@ -73,7 +73,12 @@ type Account struct {
 	// suspectedUpTo is the latest expiry of another instance's lease that
 	// made this starved campaign step (stepDue; the sync goroutine's).
 	suspectedUpTo int64
-	cfg           atomic.Pointer[Campaign]
+	// reserveUpTo is the end of the last takeover reserve that made this
+	// starved campaign step (stepDue). Its own mark: sharing suspectedUpTo,
+	// the step at a reserve's end hid a foreign lease that expired just
+	// before it and became reclaimable just after (an outside review).
+	reserveUpTo int64
+	cfg         atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the
 	// watch), for pacing and status. Written under gmu, read lock-free.

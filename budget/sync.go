@@ -154,8 +154,8 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 		}
 		// A takeover's reserve (a previous process's lease kept for its
 		// holds' late bills) that has ended: one step takes the money.
-		if end := a.reserveEnded(now.UnixNano()); end > a.suspectedUpTo {
-			a.suspectedUpTo = end
+		if end := a.reserveEnded(now.UnixNano()); end > a.reserveUpTo {
+			a.reserveUpTo = end
 			return true, false
 		}
 	}
