@@ -67,10 +67,11 @@ type Config struct {
 	// Seat is this bidder's seat id (seatbid.seat, matched against wseat/bseat).
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
-	// (default: hostname-port, the listen address's port: the same across
-	// restarts, so a graceful restart hands its charge levels and open
-	// holds to the next process; set it where two hosts may share a
-	// hostname): 1-128 letters, digits, '.', '_' or '-'. Two
+	// (default: hostname-address-port from listen, the address left out for
+	// every interface, hostname-pid for port 0: the same across restarts,
+	// so a graceful restart hands its charge levels and open holds to the
+	// next process; set it where two hosts may share a hostname): 1-128
+	// letters, digits, '.', '_' or '-'. Two
 	// running processes must not share one: a process whose id another
 	// still writes heartbeats under does not start (it retries for
 	// budget.start_timeout, then exits), and a restart after a crash waits
@@ -655,6 +656,16 @@ func parseConfig(path string, o Overrides) (*Config, error) {
 	return &c, nil
 }
 
+// idChars maps s into instanceRE's alphabet ('-' for anything else).
+func idChars(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x80 && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
+			return r
+		}
+		return '-'
+	}, s)
+}
+
 // Defaults fills every zero field with its documented default.
 func (c *Config) Defaults() {
 	def := func(s *string, v string) {
@@ -674,22 +685,24 @@ func (c *Config) Defaults() {
 	def(&c.Seat, "openbidder")
 	if c.InstanceID == "" {
 		h, _ := os.Hostname()
-		h = strings.Map(func(r rune) rune { // instanceRE's alphabet
-			if r < 0x80 && (r == '.' || r == '_' || r == '-' || unicode.IsLetter(r) || unicode.IsDigit(r)) {
-				return r
-			}
-			return '-'
-		}, h)
-		// The port, not the pid: one new at every start meant no restart
-		// found its predecessor's snapshot (charge levels, open holds), and
-		// an outside audit's graceful restart over-counted 82,500 for
-		// 45,000 billed with the shipped configs. No two processes of a
-		// host listen on one port at once.
-		port := "0"
-		if _, p, err := net.SplitHostPort(c.Listen); err == nil && p != "" {
-			port = p
+		h = idChars(h)
+		// The listen address, not the pid: one new at every start meant
+		// no restart found its predecessor's snapshot (charge levels, open
+		// holds), and an outside audit's graceful restart over-counted
+		// 82,500 for 45,000 billed with the shipped configs. No two
+		// processes of a host listen on one address at once; the host part
+		// stays in unless it is every interface (127.0.0.1:8080 and
+		// 10.1.2.3:8080 are two processes). A port chosen by the kernel
+		// (0) is new at every start anyway: the pid then.
+		host, port, err := net.SplitHostPort(c.Listen)
+		switch {
+		case err != nil || port == "" || port == "0":
+			c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+		case host == "" || host == "0.0.0.0" || host == "::":
+			c.InstanceID = h + "-" + port
+		default:
+			c.InstanceID = h + "-" + idChars(host) + "-" + port
 		}
-		c.InstanceID = h + "-" + port
 	}
 	def(&c.CampaignsDir, "configs/campaigns")
 	if c.Runtime.GCPercent == 0 {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -420,5 +421,20 @@ func TestDefaultInstanceIDStableAcrossStarts(t *testing.T) {
 	c.Defaults()
 	if !strings.HasSuffix(c.InstanceID, "-9090") || c.InstanceID == a.InstanceID {
 		t.Fatalf("another port's default id %q", c.InstanceID)
+	}
+	// Two processes of one host never share a default id (an outside
+	// review: one port on two addresses, and port 0 twice, did).
+	for _, p := range [][2]string{{"127.0.0.1:8080", "10.1.2.3:8080"}, {"[::1]:8080", "127.0.0.1:8080"}, {":8080", "127.0.0.1:8080"}} {
+		x, y := Config{Listen: p[0]}, Config{Listen: p[1]}
+		x.Defaults()
+		y.Defaults()
+		if x.InstanceID == y.InstanceID || !instanceRE.MatchString(x.InstanceID) {
+			t.Errorf("listen %s and %s: default ids %q and %q", p[0], p[1], x.InstanceID, y.InstanceID)
+		}
+	}
+	z := Config{Listen: "127.0.0.1:0"} // a port the kernel picks: new at every start, so the pid
+	z.Defaults()
+	if !strings.HasSuffix(z.InstanceID, "-"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("port 0: default id %q, want hostname-pid", z.InstanceID)
 	}
 }

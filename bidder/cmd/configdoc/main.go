@@ -35,7 +35,7 @@ refused. Durations are Go durations (` + "`150ms`, `2s`, `5m`" + `). Keys that h
 `
 
 // dynamic defaults depend on the host; the page names them instead.
-var dynamic = map[string]string{"instance_id": "hostname-port"}
+var dynamic = map[string]string{"instance_id": "hostname-address-port"}
 
 func main() {
 	src := flag.String("src", "", "the bidder package's source directory (default: bidder/ of the module this runs in)")
