@@ -552,3 +552,39 @@ func TestErrorAnswersNameTheVersion(t *testing.T) {
 		}
 	}
 }
+
+// Expect: 100-continue with a Content-Length over max_body_bytes is
+// answered 413 before any body is sent, not invited with 100 Continue (an
+// outside audit); one within it is invited and answered.
+func TestExpectContinueTooLarge(t *testing.T) {
+	ts := newTestServer(t, nil)
+	addr := ts.serve(t)
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n"))
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil || resp.StatusCode != 413 {
+		t.Fatalf("Expect: 100-continue over max_body_bytes: %v %v, want 413 at once", resp, err)
+	}
+	body, _ := os.ReadFile("testdata/requests/site-banner.json")
+	c2, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n"))
+	c2.SetReadDeadline(time.Now().Add(5 * time.Second))
+	br := bufio.NewReader(c2)
+	if line, err := br.ReadString('\n'); err != nil || !strings.Contains(line, "100") {
+		t.Fatalf("within max_body_bytes: %q %v, want 100 Continue", line, err)
+	}
+	br.ReadString('\n') // the blank line after the interim answer
+	c2.Write(body)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the bid after 100 Continue: %v %v", resp, err)
+	}
+}

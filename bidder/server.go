@@ -163,6 +163,16 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: cfg.Limits.ReadTimeout}
 		},
+		// Expect: 100-continue with a body over max_body_bytes gets its 413
+		// at once: it was invited (100 Continue), then refused (an outside
+		// audit).
+		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
+			if n := ctx.Request.Header.ContentLength(); n > cfg.Limits.MaxBodyBytes {
+				s.m.tooLarge.add(0, 1)
+				return fasthttp.StatusRequestEntityTooLarge
+			}
+			return fasthttp.StatusContinue
+		},
 		NoDefaultServerHeader: true,
 		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
