@@ -78,7 +78,11 @@ type Account struct {
 	// the step at a reserve's end hid a foreign lease that expired just
 	// before it and became reclaimable just after (an outside review).
 	reserveUpTo int64
-	cfg         atomic.Pointer[Campaign]
+	// Budget disagreement with another instance (noteBudgetDiff): since
+	// when, last seen, and whether it was reported.
+	diffSince, diffSeen time.Time
+	diffWarned          bool
+	cfg                 atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the
 	// watch), for pacing and status. Written under gmu, read lock-free.

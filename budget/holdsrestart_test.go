@@ -666,3 +666,41 @@ func TestPartlyRestoredHoldsKeepTheEntryReserved(t *testing.T) {
 		}
 	}
 }
+
+// Instances whose files give a campaign different budgets are reported
+// once the difference has lasted a minute (each grants from its own file,
+// so the fleet may spend the larger: an outside audit's fleet spent 10.00 of
+// 5.00 with nothing to say so); a difference shorter than that (an edit on
+// its way to every instance) is not.
+func TestBudgetDisagreementReported(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		lasts time.Duration
+		want  uint64
+	}{{"lasting", 3 * time.Minute, 2}, {"an edit on its way", 30 * time.Second, 0}} { // lasting: each instance reports it once
+		clk := newManualClock(t0.Add(time.Hour))
+		st := NewMemStore()
+		small, large := campaign("c", 10_000), campaign("c", 10_000)
+		small.DailyMicros, large.DailyMicros = 5_000, 10_000
+		a := storeManager(t, st, "a", clk, small)
+		b := storeManager(t, st, "b", clk, large)
+		step := func(d time.Duration) {
+			for end := clk.Now().Add(d); clk.Now().Before(end); clk.Add(time.Second) {
+				for _, m := range []*Manager{a, b} {
+					m.Allow(m.Handle("c"), 1000, clk.Now()) // demand: a step each round
+					m.syncAll(ctxT(t), clk.Now(), false)
+				}
+			}
+		}
+		step(c.lasts)
+		if err := b.SetCampaigns([]Campaign{small}); err != nil { // b's file agrees again
+			t.Fatal(err)
+		}
+		step(3 * time.Minute)
+		if got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements; got != c.want {
+			t.Errorf("%s: %d reported, want %d", c.name, got, c.want)
+		}
+		a.Close(context.Background())
+		b.Close(context.Background())
+	}
+}

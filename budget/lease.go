@@ -13,6 +13,7 @@ type leaseReq struct {
 	now          time.Time
 	day          string
 	total, daily int64 // 0 means no limit
+	budgetKnown  bool  // total and daily are the campaign file's (not a retired campaign's)
 	boot         string
 	acked        int64 // cumulative spend this process reported in steps that succeeded
 	reported     int64 // cumulative spend this process reports, including this step's new part
@@ -80,6 +81,11 @@ type leaseRes struct {
 	// wrongCurrency is the record's currency when it is not the
 	// campaign's: the step changed nothing.
 	wrongCurrency string
+	// otherBudget is the budget another instance wrote when it differs from
+	// this step's (budgetDiffer false: none).
+	budgetDiffer           bool
+	otherBy                string
+	otherDaily, otherTotal int64
 }
 
 const unlimited = math.MaxInt64 / 4
@@ -114,6 +120,12 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 		rec.Day, rec.SpentDay = q.day, 0
 	}
 	now := q.now.UnixNano()
+	if q.budgetKnown && res.wrongCurrency == "" {
+		if rec.BudgetBy != "" && rec.BudgetBy != q.instance && (rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total) {
+			res.budgetDiffer, res.otherBy, res.otherDaily, res.otherTotal = true, rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal
+		}
+		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal = q.instance, q.daily, q.total
+	}
 	reclaimForeign(rec, q, now, &res)
 	waiting := behindMark(rec, q)
 	if waiting {

@@ -128,6 +128,7 @@ type Counters struct {
 	PeersAlive          int    // other instances alive, their heartbeats arriving
 	PeersSilent         int    // other instances alive (leases valid) whose heartbeats stopped arriving
 	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
+	BudgetDisagreements uint64 // campaigns whose budget differed from another instance's for over a minute (noteBudgetDiff)
 }
 
 // Counters sums the counters over all campaigns.
@@ -143,7 +144,7 @@ func (m *Manager) Counters() Counters {
 		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
 		ForwardedServed: m.served.Load(), ForwardExpired: m.fwdExpired.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
-		LevelsRestored: m.restoredN.Load(), LedgerGroups: m.ledger.groups.Load(),
+		LevelsRestored: m.restoredN.Load(), LedgerGroups: m.ledger.groups.Load(), BudgetDisagreements: m.budgetDiffs.Load(),
 	}
 	if m.nc != nil {
 		c.NATSReconnects = m.nc.Stats().Reconnects
@@ -185,6 +186,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("reversed_micros_total", "counter", "Micros of reversed provisional charges.", float64(c.ReversedMicros))
 	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
 	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than the longest notices.dedup_window, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
+	one("budget_disagreements_total", "counter", "Campaigns whose budget in this instance's file differed from the one another instance stepped with, for over a minute (each instance grants from its own file: the fleet may spend the larger; logged with both).", float64(c.BudgetDisagreements))
 	one("retired_campaigns_total", "counter", "Campaigns no loaded config names whose notices were charged to their budget record (the file was removed and the bidder restarted before their notices were in).", float64(c.RetiredCampaigns))
 	one("recharges_total", "counter", "Billing notices on an impression unknown here (restart, another instance's bid) charged again because its provisional win had been reversed by a loss.", float64(c.Recharges))
 	one("recharge_give_ups_total", "counter", "Such charges left as duplicates after 4 reversals of their impression (never expected).", float64(c.RechargeGiveUps))

@@ -19,6 +19,14 @@ type Record struct {
 	SpentTotal int64            `json:"spent_total"`
 	SpentDay   int64            `json:"spent_day"`
 	Leases     map[string]Lease `json:"leases,omitempty"`
+	// The budget of the last instance that stepped the campaign, as its
+	// campaign file says (micros, 0 no limit): each instance grants from its
+	// own file, so files that disagree let the fleet spend the larger; a
+	// step that finds another instance's budget different reports it
+	// (budget_disagreements_total and a warning, Manager.noteBudgetDiff).
+	BudgetBy    string `json:"budget_by,omitempty"`
+	BudgetDaily int64  `json:"budget_daily,omitempty"`
+	BudgetTotal int64  `json:"budget_total,omitempty"`
 
 	Rev uint64 `json:"-"` // the store's revision of this value (0: unknown)
 }

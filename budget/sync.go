@@ -182,6 +182,37 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 	return a.starved && m.newDay(a, now), false
 }
 
+// budgetDiffGrace is how long the instances' budgets of a campaign may
+// differ before it is reported: the time an edit takes to reach every
+// instance's reload.
+const budgetDiffGrace = time.Minute
+
+// noteBudgetDiff reports a campaign whose budget in this instance's file
+// differs from the one another instance stepped with, once it has lasted
+// budgetDiffGrace (the sync goroutine's). Each instance grants from its own
+// file, so the fleet may spend the larger: an outside audit's fleet spent
+// 10.00 of a 5.00 budget, one instance's file edited, with nothing to say so.
+func (m *Manager) noteBudgetDiff(a *Account, q leaseReq, lr leaseRes, now time.Time) {
+	if !lr.budgetDiffer {
+		if !a.diffSince.IsZero() && now.Sub(a.diffSeen) > budgetDiffGrace {
+			a.diffSince, a.diffWarned = time.Time{}, false
+		}
+		return
+	}
+	a.diffSeen = now
+	if a.diffSince.IsZero() {
+		a.diffSince = now
+	}
+	if a.diffWarned || now.Sub(a.diffSince) < budgetDiffGrace {
+		return
+	}
+	a.diffWarned = true
+	m.budgetDiffs.Add(1)
+	m.log.Warn("campaign budget differs between instances: each grants from its own file, so the fleet may spend the larger",
+		"campaign", a.id, "daily_micros", q.daily, "total_micros", q.total,
+		"other_instance", lr.otherBy, "other_daily_micros", lr.otherDaily, "other_total_micros", lr.otherTotal)
+}
+
 func (m *Manager) newDay(a *Account, now time.Time) bool {
 	_, _, day := dayBounds(now, a.campaign().loc())
 	return day != a.stepDay
@@ -355,7 +386,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	a.mu.Unlock()
 
-	total, daily := c.TotalMicros, c.DailyMicros
+	total, daily, known := c.TotalMicros, c.DailyMicros, !c.retired
 	if c.retired {
 		// No budget is known here (no config names the campaign): what
 		// it asks is what is committed (its notices' unreported spend,
@@ -363,7 +394,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 		total, daily = 0, 0
 	}
 	q := leaseReq{
-		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily,
+		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily, budgetKnown: known,
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
@@ -387,6 +418,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	m.steps.Add(1)
 	m.applyStep(a, q, lr, report, epoch)
+	m.noteBudgetDiff(a, q, lr, now)
 	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
 	a.starved = lr.amount < want && lr.poolFree == 0
 	m.setGlobal(a, &rec, now)
