@@ -68,7 +68,7 @@ type Config struct {
 	Seat string `yaml:"seat"`
 	// InstanceID names this instance in bid ids, tokens and the ledger
 	// (default: hostname-address-port from listen, the address left out for
-	// every interface, hostname-pid for port 0: the same across restarts,
+	// every interface, hostname-pidN for port 0: the same across restarts,
 	// so a graceful restart hands its charge levels and open holds to the
 	// next process; set it where two hosts may share a hostname): 1-128
 	// letters, digits, '.', '_' or '-'. Two
@@ -697,7 +697,7 @@ func (c *Config) Defaults() {
 		host, port, err := net.SplitHostPort(c.Listen)
 		switch {
 		case err != nil || port == "" || port == "0":
-			c.InstanceID = fmt.Sprintf("%s-%d", h, os.Getpid())
+			c.InstanceID = fmt.Sprintf("%s-pid%d", h, os.Getpid()) // "pid": never a port's id (an outside review)
 		case host == "" || host == "0.0.0.0" || host == "::":
 			c.InstanceID = h + "-" + port
 		default:

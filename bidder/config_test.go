@@ -434,7 +434,13 @@ func TestDefaultInstanceIDStableAcrossStarts(t *testing.T) {
 	}
 	z := Config{Listen: "127.0.0.1:0"} // a port the kernel picks: new at every start, so the pid
 	z.Defaults()
-	if !strings.HasSuffix(z.InstanceID, "-"+strconv.Itoa(os.Getpid())) {
-		t.Errorf("port 0: default id %q, want hostname-pid", z.InstanceID)
+	if !strings.HasSuffix(z.InstanceID, "-pid"+strconv.Itoa(os.Getpid())) {
+		t.Errorf("port 0: default id %q, want hostname-pidN", z.InstanceID)
+	}
+	// Never a port's id: every interface at port N is hostname-N.
+	w := Config{Listen: ":" + strconv.Itoa(os.Getpid())}
+	w.Defaults()
+	if w.InstanceID == z.InstanceID {
+		t.Errorf("port %d and port 0 in process %d: both %q", os.Getpid(), os.Getpid(), w.InstanceID)
 	}
 }

@@ -564,11 +564,11 @@ func TestExpectContinueTooLarge(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n"))
+	c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nx-openrtb-version: 2.5\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 10000000\r\n\r\n"))
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil || resp.StatusCode != 413 {
-		t.Fatalf("Expect: 100-continue over max_body_bytes: %v %v, want 413 at once", resp, err)
+	if err != nil || resp.StatusCode != 413 || resp.Header.Get("x-openrtb-version") != "2.5" {
+		t.Fatalf("Expect: 100-continue over max_body_bytes: %v %v, want 413 at once, naming version 2.5", resp, err)
 	}
 	body, _ := os.ReadFile("testdata/requests/site-banner.json")
 	c2, err := net.Dial("tcp", addr)

@@ -169,6 +169,9 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		ExpectHandler: func(ctx *fasthttp.RequestCtx) int {
 			if n := ctx.Request.Header.ContentLength(); n > cfg.Limits.MaxBodyBytes {
 				s.m.tooLarge.add(0, 1)
+				if string(ctx.Path()) == string(pathBid) {
+					answerVersion(ctx) // fasthttp writes this answer with the headers set here
+				}
 				return fasthttp.StatusRequestEntityTooLarge
 			}
 			return fasthttp.StatusContinue
