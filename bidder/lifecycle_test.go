@@ -807,8 +807,8 @@ func TestUnderFloorBillThenRealThenReplayedHigher(t *testing.T) {
 
 // On an imp with no floor, a billing URL fired first with p=0 does not fix
 // the charge at 0 (an outside review: the exchange's own bill was then a
-// duplicate and the impression free); nor does one at the floor where there
-// is one.
+// duplicate and the impression free); nor does one under the floor where
+// there is one.
 func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
 	app := startApp(t, nil)
 	body, err := os.ReadFile("testdata/requests/site-banner.json")
@@ -828,7 +828,7 @@ func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
 		bid   openrtb2.Bid
 		first string
 		want  int64
-	}{"no floor, p=0": {resp.SeatBid[0].Bid[0], "0", 0}, "at the floor": {bidOnce(t, app, "floor-first"), "0.50", 500}} {
+	}{"no floor, p=0": {resp.SeatBid[0].Bid[0], "0", 0}, "under the floor": {bidOnce(t, app, "floor-first"), "0.40", 500}} {
 		if code, msg := get(t, substitute(c.bid.BURL, c.first)); code != 200 {
 			t.Fatalf("%s: first bill: %d %s", name, code, msg)
 		}
@@ -842,9 +842,9 @@ func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
 	}
 }
 
-// On a charge-on-win exchange the win settles the impression: the bid's
-// billing URL, which such an exchange may never fire, cannot raise it
-// afterwards (an outside review fired it once at p=9: the whole bid).
+// On a charge-on-win exchange the win notice charges: the bid's billing URL,
+// which such an exchange may never fire, changes nothing, after the win (an
+// outside review fired it once at p=9: the whole bid) or before it.
 func TestChargeOnWinBillRaisesNothing(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.Notices.ChargeOn = "win" })
 	b := bidOnce(t, app, "cow-bill-closed")
@@ -857,5 +857,44 @@ func TestChargeOnWinBillRaisesNothing(t *testing.T) {
 	}
 	if got, _ := spent(t, app, b.CID); got != first || first != 1500 {
 		t.Fatalf("spent %d after the win at 1.50, %d after a bill at 9; want 1,500 both", first, got)
+	}
+	// Nor before the win (another review: the exchange's win at 1.50 was
+	// then a duplicate of the bill's 9, capped at the bid).
+	b2 := bidOnce(t, app, "cow-bill-first")
+	before, _ := spent(t, app, b2.CID)
+	for _, s := range []struct{ u, p string }{{b2.BURL, "9"}, {b2.NURL, "1.50"}} {
+		if code, msg := get(t, substitute(s.u, s.p)); code != 200 {
+			t.Fatalf("%s: %d %s", s.p, code, msg)
+		}
+	}
+	if got, _ := spent(t, app, b2.CID); got-before != 1500 {
+		t.Fatalf("a bill at 9 before the win at 1.50 charged %d, want 1,500", got-before)
+	}
+}
+
+// An auction that cleared at the floor (a second-price auction with one bid
+// over it) prices the impression there: the exchange's win and bill at the
+// floor, then either URL fired again at p=9, change nothing. Left open, each
+// replay raised the charge, up to the whole bid (an outside review).
+func TestAtFloorClearingThenReplayRaisesNothing(t *testing.T) {
+	app := startApp(t, nil)
+	for _, replay := range []string{"burl", "nurl"} {
+		b := bidOnce(t, app, "at-floor-"+replay)
+		before, _ := spent(t, app, b.CID)
+		for _, u := range []string{b.NURL, b.BURL} {
+			if code, msg := get(t, substitute(u, "0.50")); code != 200 {
+				t.Fatalf("the exchange's notice at the floor: %d %s", code, msg)
+			}
+		}
+		u := b.BURL
+		if replay == "nurl" {
+			u = b.NURL
+		}
+		if code, msg := get(t, substitute(u, "9")); code != 200 {
+			t.Fatalf("replay: %d %s", code, msg)
+		}
+		if after, _ := spent(t, app, b.CID); after-before != 500 {
+			t.Errorf("%s fired again at p=9 after the win and bill at the floor: charged %d, want 500", replay, after-before)
+		}
 	}
 }

@@ -74,7 +74,7 @@ type bidToken struct {
 	SegOK  bool
 	SegBad bool
 	// UnderFloor, on a win or billing notice only (not in the token), says
-	// its price was at or under the imp's floor (charged at the floor;
+	// its price was under the imp's floor, or 0 (charged at the floor;
 	// clearingCharge): it prices nothing, so a later notice of its kind
 	// may still raise the charge (budget.Notice.UnderFloor).
 	UnderFloor bool
@@ -374,15 +374,18 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 		clearing = t.PriceMicros
 	}
 	floor := min(t.FloorMicros, t.PriceMicros)
+	// Under the floor, or 0 (on an imp with none), is not a price to fix
+	// the charge at: the exchange's own notice may still raise it
+	// (budget.Notice.UnderFloor). Fixed there, a URL fired first at p=0
+	// made a floorless impression free (an outside review). A price at
+	// the floor does fix it: a second-price auction with one bid over the
+	// floor clears there, and left open, a replay raised it to the bid
+	// (another review).
+	t.UnderFloor = clearing < floor || clearing == 0
 	if clearing < floor {
 		s.m.underFloor.add(0, 1)
 		clearing = floor
 	}
-	// At or under the floor (p=0 on an imp with none included) is not a
-	// price to fix the charge at: the exchange's own notice may still
-	// raise it (budget.Notice.UnderFloor). Fixed there, a URL fired first
-	// at p=0 made a floorless impression free (an outside review).
-	t.UnderFloor = clearing <= floor
 	// The hold is the bid's price in campaign micros per impression; the
 	// charge is the same share of it as clearing is of the bid, in integers
 	// (float64 lost a micro on products past 2^53): 0 <= clearing <= price,

@@ -52,9 +52,9 @@ type Notice struct {
 	// before tokens carried it): Expires - NoticeTTL, which is wrong once
 	// notices.token_ttl changed since the token was minted.
 	Bid time.Time
-	// UnderFloor says the exchange's price was at or under the imp's floor
-	// (0 where it has none) and the caller charged the floor: a notice
-	// fired first with p=0, say, so it does not price its kind, and a later
+	// UnderFloor says the exchange's price was under the imp's floor, or 0
+	// (where it has none), and the caller charged the floor: a notice fired
+	// first with p=0, say, so it does not price its kind, and a later
 	// notice of that kind may still raise the charge.
 	UnderFloor bool `json:",omitempty"`
 }
@@ -407,15 +407,20 @@ func (o *settleOp) charge() Result {
 		res.LevelMicros = e.level
 		return res
 	}
+	if n.Kind == KindBill && chargeOn == KindWin {
+		// On a charge-on-win exchange the win notice charges, and the
+		// exchange may never fire the bid's billing URL: it changes
+		// nothing, before the win or after it. Charging, anyone who saw
+		// it could fire it once at the bid, after the win (an outside
+		// review) or before it (another: the win was then a duplicate).
+		e.flags = flags
+		o.dup(&res)
+		res.LevelMicros, res.Provisional = e.level, e.flags&fProv != 0
+		return res
+	}
 	priced, closed := fWinPriced, fWinPriced|fBillPriced // a priced bill settles: no win after it raises
 	if n.Kind == KindBill {
 		priced, closed = fBillPriced, fBillPriced
-		if chargeOn == KindWin {
-			// The win settles on such an exchange, which may never fire
-			// the bid's billing URL: left open, anyone who saw it could fire
-			// it once at the bid and raise the charge (an outside review).
-			closed |= fWinPriced
-		}
 	}
 	if e.flags&closed != 0 {
 		// A notice of a kind that already priced this impression: a

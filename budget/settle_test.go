@@ -107,11 +107,16 @@ func TestSettleLevelRule(t *testing.T) {
 			{kind: bill, chargeOn: win, price: 1100, dup: true}, // the win settled it
 			{kind: bill, chargeOn: win, price: 1200, dup: true},
 		}, 1},
-		{"charge-on-win exchange: a win at the floor, then its bill", []step{
+		{"charge-on-win exchange: a win under the floor (charged at it), its bill, the real win", []step{
 			{kind: win, chargeOn: win, price: 500, charged: 500, under: true},
-			{kind: bill, chargeOn: win, price: 1100, charged: 600},
-			{kind: win, chargeOn: win, price: 1500, dup: true},
+			{kind: bill, chargeOn: win, price: 1100, dup: true}, // only the win charges there
+			{kind: win, chargeOn: win, price: 1500, charged: 1000},
+			{kind: win, chargeOn: win, price: 1900, dup: true},
 		}, 2},
+		{"charge-on-win exchange: the bill before the win", []step{
+			{kind: bill, chargeOn: win, price: 1900, dup: true},
+			{kind: win, chargeOn: win, price: 1500, charged: 1500},
+		}, 1},
 	}
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
