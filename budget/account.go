@@ -82,6 +82,7 @@ type Account struct {
 	// when, last seen, and whether it was reported.
 	diffSince, diffSeen time.Time
 	diffWarned          bool
+	diffPair            [4]int64 // this instance's daily, total and the other's, of that disagreement
 	cfg                 atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the

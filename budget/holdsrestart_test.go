@@ -704,3 +704,161 @@ func TestBudgetDisagreementReported(t *testing.T) {
 		b.Close(context.Background())
 	}
 }
+
+// A snapshot whose holds were mostly restored (a smaller max_holds) reserves
+// the closed entry less what came back: the restored holds are this
+// process's own commitments, and counted in the reserve too they were
+// counted twice (a second outside review: the new process could hold
+// nothing of the 5,000 that was free).
+func TestPartlyRestoredHoldsCountedOnce(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", 10_000)
+	c.DailyMicros = 10_000
+	cfgA := storeConfig(st, "a", clk)
+	cfgA.MaxHolds = 4096
+	a, err := New(cfgA, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetCampaigns([]Campaign{c})
+	if err := a.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	leaseUp(t, a, a.Handle("c"), clk)
+	for range 100 {
+		if _, ok := a.Hold(a.Handle("c"), 50, clk.Now()); !ok {
+			t.Fatal("hold refused")
+		}
+	}
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	cfgB := storeConfig(st, "a", clk)
+	cfgB.MaxHolds = partialMaxHolds
+	b, err := New(cfgB, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.SetCampaigns([]Campaign{c})
+	if err := b.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(context.Background())
+	h := b.Handle("c")
+	restored := h.held.Load()
+	leaseUp(t, b, h, clk)
+	r, _ := st.Get(ctxT(t), "c")
+	var reserve int64
+	for _, l := range r.Leases {
+		reserve += l.Reserve
+	}
+	// The restored holds fill this table (64 slots), so what is free shows
+	// as lease headroom, not as holds placed.
+	if free := h.usableLease() - h.held.Load() - h.spent.Load(); reserve != 5_000-restored || free < 5_000-100 {
+		t.Errorf("5,000 of 10,000 in the closed process's holds, %d of it restored here: reserve %d (want %d), headroom %d (want ~5,000)",
+			restored, reserve, 5_000-restored, free)
+	}
+}
+
+var partialMaxHolds = 64 // of the 100 closed holds, as many are restored
+
+// One campaign's holds left out (its currency changed between the two
+// processes) made every campaign's takeover reserve the closed entry as
+// after a crash, though every other campaign's holds were all restored:
+// only the campaigns with holds left out reserve now (the same review).
+func TestLeftOutHoldsReserveOnlyTheirCampaign(t *testing.T) {
+	for _, changed := range []bool{false, true} {
+		clk := newManualClock(t0.Add(time.Hour))
+		st := NewMemStore()
+		c, d := campaign("c", 10_000), campaign("d", 10_000)
+		c.DailyMicros, d.DailyMicros = 10_000, 10_000
+		a, err := New(storeConfig(st, "a", clk), quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.SetCampaigns([]Campaign{c, d})
+		if err := a.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		leaseUp(t, a, a.Handle("c"), clk)
+		leaseUp(t, a, a.Handle("d"), clk)
+		for range 100 {
+			a.Hold(a.Handle("c"), 50, clk.Now())
+		}
+		for range 10 {
+			a.Hold(a.Handle("d"), 50, clk.Now())
+		}
+		if err := a.Close(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Second)
+		d2 := d
+		if changed {
+			d2.Currency = "EUR"
+		}
+		b, err := New(storeConfig(st, "a", clk), quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.SetCampaigns([]Campaign{c, d2})
+		if err := b.Start(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		h := b.Handle("c")
+		restored := h.held.Load()
+		leaseUp(t, b, h, clk)
+		var placed int64
+		for {
+			if _, ok := b.Hold(h, 100, clk.Now()); !ok {
+				break
+			}
+			placed += 100
+		}
+		t.Logf("d's currency changed %v: c restored %d held, new holds on c %d", changed, restored, placed)
+		if restored == 5_000 && placed < 4_900 {
+			t.Errorf("d's currency changed %v: c's 5,000 of holds all restored, yet only %d of its free 5,000 could be held", changed, placed)
+		}
+		b.Close(context.Background())
+	}
+}
+
+// Two budget edits 85 s apart, each reaching the two instances 30 s apart:
+// every difference is shorter than a minute, none is reported (an outside
+// review: the second inherited the first's start and was).
+func TestBudgetEditsOnTheirWayNotReported(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c5, c7, c9 := campaign("c", 10_000), campaign("c", 10_000), campaign("c", 10_000)
+	c5.DailyMicros, c7.DailyMicros, c9.DailyMicros = 5_000, 7_000, 9_000
+	a := storeManager(t, st, "a", clk, c5)
+	b := storeManager(t, st, "b", clk, c5)
+	defer a.Close(context.Background())
+	defer b.Close(context.Background())
+	step := func(d time.Duration) {
+		for end := clk.Now().Add(d); clk.Now().Before(end); clk.Add(time.Second) {
+			for _, m := range []*Manager{a, b} {
+				m.Allow(m.Handle("c"), 1000, clk.Now())
+				m.syncAll(ctxT(t), clk.Now(), false)
+			}
+		}
+	}
+	set := func(m *Manager, c Campaign) {
+		if err := m.SetCampaigns([]Campaign{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(10 * time.Second)
+	set(b, c7) // first edit: b first, a 30 s later
+	step(30 * time.Second)
+	set(a, c7)
+	step(55 * time.Second)
+	set(a, c9) // second edit: a first, b 30 s later
+	step(30 * time.Second)
+	set(b, c9)
+	step(3 * time.Minute)
+	if got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements; got != 0 {
+		t.Errorf("two edits, each on its way for 30 s: %d disagreements reported, want 0", got)
+	}
+}

@@ -33,7 +33,10 @@ type leaseReq struct {
 	// restored are the boots of the processes whose open holds this one
 	// restored from their snapshots: such an entry's money is in this
 	// process's holds, and a takeover reserves none of it.
-	restored    []string
+	restored []string
+	// leftOut: some of this campaign's holds in a restored snapshot were
+	// left out; the takeover reserves the entry less what is committed.
+	leftOut     bool
 	release     bool // give everything back (graceful close)
 	heldLocally bool // this instance believes its lease entry is in the record
 	// twin is the boot of another running process under this instance id
@@ -210,7 +213,7 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			mark.Reported += gap
 			mark.Cum, mark.Seq = q.prev.cum, q.prev.seq
 		}
-		if !own.Reclaimed && !slices.Contains(q.restored, own.Boot) {
+		if !own.Reclaimed && (!slices.Contains(q.restored, own.Boot) || q.leftOut) {
 			// The previous process's open holds did not come with a
 			// snapshot (it died, or its close wrote none): their bills are
 			// charged here as late, on top of the spend. What its lease
@@ -222,7 +225,10 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			// place holds until its last heartbeat's expiry (LeaseTTL after
 			// it, on its clock): the reserve stands that long, as the lease
 			// would for another instance's reclaim.
-			if r := own.Amount - max(gap, 0); r > 0 {
+			// Less what this process has committed: holds restored from the
+			// snapshot (they are its own), late bills of the dead process's
+			// bids charged before this step (their money is spent).
+			if r := own.Amount - max(gap, 0) - max(q.committed, 0); r > 0 {
 				mark.Reserve, mark.ReserveUntil = r, now+int64(q.reserveFor)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -236,30 +237,30 @@ func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 // counted in the wrong one; this process's step takes the entry over with
 // nothing in it, no lease being granted in another currency, so their bills
 // are late, as before the holds were carried). It returns how many it
-// opened and their money, and whether it left an unexpired one out.
-func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, leftOut bool, err error) {
+// opened and their money, and the campaigns of the unexpired ones it left out.
+func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, leftOut map[string]bool, err error) {
 	if len(b) < 16 {
-		return 0, 0, false, fmt.Errorf("%w: short holds section", errLevels)
+		return 0, 0, nil, fmt.Errorf("%w: short holds section", errLevels)
 	}
 	per, count := int(binary.LittleEndian.Uint64(b)), binary.LittleEndian.Uint64(b[8:])
 	b = b[16:]
 	hs := make([]openHold, 0, min(count, uint64(len(b))/26))
 	for range count {
 		if len(b) < 24 {
-			return 0, 0, false, fmt.Errorf("%w: short hold", errLevels)
+			return 0, 0, nil, fmt.Errorf("%w: short hold", errLevels)
 		}
 		h := openHold{id: HoldID(binary.LittleEndian.Uint64(b)), amount: int64(binary.LittleEndian.Uint64(b[8:])),
 			expires: int64(binary.LittleEndian.Uint64(b[16:]))}
 		b = b[24:]
 		l, k := binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return 0, 0, false, fmt.Errorf("%w: short hold", errLevels)
+			return 0, 0, nil, fmt.Errorf("%w: short hold", errLevels)
 		}
 		id := string(b[k : k+int(l)])
 		b = b[k+int(l):]
 		l, k = binary.Uvarint(b)
 		if k <= 0 || l > uint64(len(b)-k) {
-			return 0, 0, false, fmt.Errorf("%w: short hold", errLevels)
+			return 0, 0, nil, fmt.Errorf("%w: short hold", errLevels)
 		}
 		cur := string(b[k : k+int(l)])
 		b = b[k+int(l):]
@@ -277,7 +278,7 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, left
 			a = m.retiredIn(id, cur)
 		}
 		if a == nil || a.campaign().Currency != cur {
-			leftOut = true
+			leftOut = addID(leftOut, id)
 			continue
 		}
 		h.acct = a.idx
@@ -285,7 +286,18 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, left
 	}
 	placed, atID := m.holds.restoreOpen(hs, per)
 	if left := len(hs) - len(placed); left > 0 {
-		leftOut = true
+		missing := map[int32]int{} // each campaign's holds not placed
+		for _, h := range hs {
+			missing[h.acct]++
+		}
+		for _, h := range placed {
+			missing[h.acct]--
+		}
+		for acct, n := range missing {
+			if n > 0 {
+				leftOut = addID(leftOut, m.accountByIdx(acct).id)
+			}
+		}
 		m.log.Warn("open holds not restored: the hold table is full", "holds", left)
 	}
 	for _, h := range placed {
@@ -300,6 +312,15 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, left
 			"holds", moved)
 	}
 	return len(placed), micros, leftOut, nil
+}
+
+// addID adds id to the set s (made when nil).
+func addID(s map[string]bool, id string) map[string]bool {
+	if s == nil {
+		s = map[string]bool{}
+	}
+	s[id] = true
+	return s
 }
 
 // loadLevels takes the previous process's tier snapshot (Start). An error
@@ -342,18 +363,26 @@ func (m *Manager) takeLevels(ctx context.Context, whose string) (int, error) {
 	}
 	var nh int
 	var held int64
-	var left bool
+	var left map[string]bool
 	if hb != nil {
 		if nh, held, left, err = m.restoreHolds(hb, now); err != nil {
 			m.log.Warn("tier snapshot's open holds dropped", "whose", whose, "err", err)
 		}
 	}
-	if err == nil && boot != "" && !left {
-		// Every open hold came back: the entry's money is in this
-		// process's holds. With some left out (a fuller table, another
-		// currency), the takeover reserves the entry as after a crash: an
-		// outside review bid 3,500 while 8,795 of the closed process's bids
-		// were still open, on a budget of 10,000.
+	if len(left) > 0 {
+		// Holds left out (a fuller table, another currency): those
+		// campaigns' takeovers reserve the entry, less what came back, as
+		// after a crash (an outside review bid 3,500 while 8,795 of the
+		// closed process's bids were still open, on a budget of 10,000).
+		merged := maps.Clone(left)
+		if p := m.restoreLeftOut.Load(); p != nil {
+			maps.Copy(merged, *p)
+		}
+		m.restoreLeftOut.Store(&merged)
+	}
+	if err == nil && boot != "" {
+		// The open holds came back: the entry's money is in this
+		// process's holds.
 		var boots []string
 		if p := m.restoredBoots.Load(); p != nil {
 			boots = append(boots, *p...)

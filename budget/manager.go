@@ -88,6 +88,9 @@ type Manager struct {
 	// restored from their snapshots: a takeover of their entries reserves
 	// nothing (leaseReq.restored).
 	restoredBoots atomic.Pointer[[]string]
+	// restoreLeftOut are the campaigns some of whose restored snapshot's
+	// open holds were left out: their takeovers reserve (leaseReq.leftOut).
+	restoreLeftOut atomic.Pointer[map[string]bool]
 	// keptHeld and keptHeldN are the open holds' money the release steps
 	// of a close kept in lease entries, and the campaigns (one log line).
 	keptHeld, keptHeldN atomic.Uint64

@@ -200,8 +200,11 @@ func (m *Manager) noteBudgetDiff(a *Account, q leaseReq, lr leaseRes, now time.T
 		return
 	}
 	a.diffSeen = now
-	if a.diffSince.IsZero() {
-		a.diffSince = now
+	if pair := [4]int64{q.daily, q.total, lr.otherDaily, lr.otherTotal}; a.diffSince.IsZero() || pair != a.diffPair {
+		// A new disagreement (another edit on its way): its own minute. Two
+		// edits, each on its way for 30 s, 85 s apart, were reported as one
+		// (an outside review).
+		a.diffSince, a.diffPair, a.diffWarned = now, pair, false
 	}
 	if a.diffWarned || now.Sub(a.diffSince) < budgetDiffGrace {
 		return
@@ -403,6 +406,9 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	if r := m.restoredBoots.Load(); r != nil {
 		q.restored = *r
+	}
+	if l := m.restoreLeftOut.Load(); l != nil {
+		q.leftOut = (*l)[a.id]
 	}
 	if t := m.twin.Load(); t != nil && now.UnixNano() <= t.Expires {
 		q.twin = t.Boot
