@@ -12,26 +12,29 @@ import (
 // holds five bids of 2,000, all of it, and closes gracefully.
 func holdsRig(t *testing.T) (*manualClock, *MemStore, Campaign, []HoldID) {
 	t.Helper()
+	clk, st, c, a, ids := fiveHolds(t)
+	if err := a.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Second)
+	return clk, st, c, ids
+}
+
+// fiveHolds starts process "a" on a campaign of 10,000 (daily and total)
+// and places five holds of 2,000 there, all of it.
+func fiveHolds(t *testing.T) (*manualClock, *MemStore, Campaign, *Manager, []HoldID) {
+	t.Helper()
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
 	c := campaign("c", 10_000)
 	c.DailyMicros = 10_000
 	a := storeManager(t, st, "a", clk, c)
 	a.syncAll(ctxT(t), clk.Now(), false)
-	var ids []HoldID
-	for range 6 {
-		if id, ok := a.Hold(a.Handle("c"), 2000, clk.Now()); ok {
-			ids = append(ids, id)
-		}
-	}
+	ids := placeAll(a, clk)
 	if len(ids) != 5 {
 		t.Fatalf("placed %d holds of 2,000 on 10,000, want 5", len(ids))
 	}
-	if err := a.Close(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(time.Second)
-	return clk, st, c, ids
+	return clk, st, c, a, ids
 }
 
 func holdsBill(t *testing.T, m *Manager, clk Clock, inst string, id HoldID, auction string) Result {
@@ -413,24 +416,40 @@ func TestRestoredHoldsWhenTheRecordCannotBeRead(t *testing.T) {
 	}
 }
 
+// holdsManager is storeManager with budget.max_holds set.
+func holdsManager(t *testing.T, st Store, inst string, clk Clock, maxHolds int, cs ...Campaign) *Manager {
+	t.Helper()
+	cfg := storeConfig(st, inst, clk)
+	cfg.MaxHolds = maxHolds
+	return startManager(t, cfg, cs...)
+}
+
 // crashRig is holdsRig without the close: process "a" holds five bids of
 // 2,000 (all of a 10,000 budget) and dies.
 func crashRig(t *testing.T) (*manualClock, *MemStore, Campaign, []HoldID) {
 	t.Helper()
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", 10_000)
-	c.DailyMicros = 10_000
-	a := storeManager(t, st, "a", clk, c)
-	a.syncAll(ctxT(t), clk.Now(), false)
-	ids := placeAll(a, clk)
-	if len(ids) != 5 {
-		t.Fatalf("placed %d holds of 2,000 on 10,000, want 5", len(ids))
-	}
+	clk, st, c, a, ids := fiveHolds(t)
 	a.ledger.flush(ctxT(t))
 	a.syncAll(ctxT(t), clk.Now(), false) // its last step; then it is killed (no Close)
 	clk.Add(3 * time.Second)
 	return clk, st, c, ids
+}
+
+// crashRestartThreeBilled restarts crashRig's dead process under its id and
+// bills three of its five bids there (late): 6,000 of 10,000 spent, the
+// other two bids never billed.
+func crashRestartThreeBilled(t *testing.T) (*manualClock, *MemStore, *Manager) {
+	t.Helper()
+	clk, st, c, old := crashRig(t)
+	b := storeManager(t, st, "a", clk, c)
+	t.Cleanup(func() { b.Close(context.Background()) })
+	leaseUp(t, b, b.Handle("c"), clk)
+	for i, id := range old[:3] {
+		holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i))
+	}
+	b.ledger.flush(ctxT(t))
+	leaseUp(t, b, b.Handle("c"), clk)
+	return clk, st, b
 }
 
 // A process killed with open holds carries none of them to the next
@@ -480,15 +499,7 @@ func TestCrashRestartKeepsDeadHoldsReserved(t *testing.T) {
 // dead process's bids never billed then free their money (6,000 of 10,000
 // billed: 2 more bids).
 func TestCrashRestartReserveEnds(t *testing.T) {
-	clk, st, c, old := crashRig(t)
-	b := storeManager(t, st, "a", clk, c)
-	defer b.Close(context.Background())
-	leaseUp(t, b, b.Handle("c"), clk)
-	for i, id := range old[:3] {
-		holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i))
-	}
-	b.ledger.flush(ctxT(t))
-	leaseUp(t, b, b.Handle("c"), clk)
+	clk, st, b := crashRestartThreeBilled(t)
 	if n := len(placeAll(b, clk)); n != 0 {
 		t.Fatalf("placed %d while the reserve stands", n)
 	}
@@ -517,15 +528,7 @@ func TestCrashRestartReserveEnds(t *testing.T) {
 // it due was consumed by the failed one, and the campaign waited for a
 // watch event, a new day or a reload before it bid again.
 func TestStarvedStepRetriedAfterAFailedStep(t *testing.T) {
-	clk, st, c, old := crashRig(t)
-	b := storeManager(t, st, "a", clk, c)
-	defer b.Close(context.Background())
-	leaseUp(t, b, b.Handle("c"), clk)
-	for i, id := range old[:3] {
-		holdsBill(t, b, clk, "a", id, fmt.Sprint("old-", i))
-	}
-	b.ledger.flush(ctxT(t))
-	leaseUp(t, b, b.Handle("c"), clk)
+	clk, st, b := crashRestartThreeBilled(t)
 	clk.Add(b.cfg.LeaseTTL + b.cfg.ReclaimWait)
 	st.SetDown(true)
 	b.syncAll(ctxT(t), clk.Now(), false) // the step at the reserve's end fails
@@ -603,16 +606,7 @@ func TestPartlyRestoredHoldsKeepTheEntryReserved(t *testing.T) {
 	st := NewMemStore()
 	c := campaign("c", 10_000)
 	c.DailyMicros = 10_000
-	cfgA := storeConfig(st, "a", clk)
-	cfgA.MaxHolds = 4096
-	a, err := New(cfgA, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.SetCampaigns([]Campaign{c})
-	if err := a.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	a := holdsManager(t, st, "a", clk, 4096, c)
 	a.syncAll(ctxT(t), clk.Now(), false)
 	var exps []time.Time
 	for range 2000 {
@@ -627,16 +621,7 @@ func TestPartlyRestoredHoldsKeepTheEntryReserved(t *testing.T) {
 	}
 	clk.Add(time.Second)
 
-	cfgB := storeConfig(st, "a", clk)
-	cfgB.MaxHolds = 64
-	b, err := New(cfgB, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.SetCampaigns([]Campaign{c})
-	if err := b.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	b := holdsManager(t, st, "a", clk, 64, c)
 	defer b.Close(context.Background())
 	t.Logf("restored %d of the 10,000 held", b.Handle("c").held.Load())
 	leaseUp(t, b, b.Handle("c"), clk)
@@ -715,16 +700,7 @@ func TestPartlyRestoredHoldsCountedOnce(t *testing.T) {
 	st := NewMemStore()
 	c := campaign("c", 10_000)
 	c.DailyMicros = 10_000
-	cfgA := storeConfig(st, "a", clk)
-	cfgA.MaxHolds = 4096
-	a, err := New(cfgA, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.SetCampaigns([]Campaign{c})
-	if err := a.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	a := holdsManager(t, st, "a", clk, 4096, c)
 	leaseUp(t, a, a.Handle("c"), clk)
 	for range 100 {
 		if _, ok := a.Hold(a.Handle("c"), 50, clk.Now()); !ok {
@@ -735,16 +711,7 @@ func TestPartlyRestoredHoldsCountedOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(time.Second)
-	cfgB := storeConfig(st, "a", clk)
-	cfgB.MaxHolds = partialMaxHolds
-	b, err := New(cfgB, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.SetCampaigns([]Campaign{c})
-	if err := b.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
+	b := holdsManager(t, st, "a", clk, partialMaxHolds, c)
 	defer b.Close(context.Background())
 	h := b.Handle("c")
 	restored := h.held.Load()

@@ -63,7 +63,13 @@ func (s *opStore) casOps() int64 { return s.updates.Load() + s.gets.Load() }
 // storeManager is a manual Manager on its own view of a shared store.
 func storeManager(t *testing.T, st Store, inst string, clk Clock, cs ...Campaign) *Manager {
 	t.Helper()
-	m, err := New(storeConfig(st, inst, clk), quietLog())
+	return startManager(t, storeConfig(st, inst, clk), cs...)
+}
+
+// startManager makes a manager of cfg with campaigns cs and starts it.
+func startManager(t *testing.T, cfg Config, cs ...Campaign) *Manager {
+	t.Helper()
+	m, err := New(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
