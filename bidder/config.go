@@ -387,7 +387,7 @@ type NoticeConfig struct {
 	KeyFile string `yaml:"key_file"`
 	// ChargeOn is "billing" (the default: a win notice charges
 	// provisionally, the burl settles the charge, a loss before the burl
-	// reverses it) or "win" (nurl charges; the burl changes nothing).
+	// reverses it) or "win" (nurl charges; a burl after it changes nothing).
 	ChargeOn string `yaml:"charge_on"`
 	// TestRequests is what a test-mode request (OpenRTB test=1) gets:
 	// "billable" (the default: bid like a live one, its bid holds and its
@@ -443,7 +443,7 @@ type DedupWindowConfig struct {
 	// Win keeps an impression's state after a win notice (default 15m), and
 	// at least as long as its bill may come: max(win, bill). A later bill
 	// of a provisional win may still raise its charge, and a replayed win
-	// or (on a charge_on: win exchange) its bill must change nothing: only
+	// or (on a charge_on: win exchange) its bill after it must change nothing: only
 	// its kept level stops that from charging the whole price again.
 	Win time.Duration `yaml:"win"`
 	// Bill keeps it after a billing notice (default 2h; billing can come

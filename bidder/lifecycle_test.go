@@ -842,9 +842,9 @@ func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
 	}
 }
 
-// On a charge-on-win exchange the win notice charges: the bid's billing URL,
-// which such an exchange may never fire, changes nothing, after the win (an
-// outside review fired it once at p=9: the whole bid) or before it.
+// On a charge-on-win exchange the win notice charges: after it, the bid's
+// billing URL, which such an exchange may never fire, changes nothing (an
+// outside review fired it once at p=9: the whole bid).
 func TestChargeOnWinBillRaisesNothing(t *testing.T) {
 	app := startApp(t, func(c *Config) { c.Notices.ChargeOn = "win" })
 	b := bidOnce(t, app, "cow-bill-closed")
@@ -858,17 +858,18 @@ func TestChargeOnWinBillRaisesNothing(t *testing.T) {
 	if got, _ := spent(t, app, b.CID); got != first || first != 1500 {
 		t.Fatalf("spent %d after the win at 1.50, %d after a bill at 9; want 1,500 both", first, got)
 	}
-	// Nor before the win (another review: the exchange's win at 1.50 was
-	// then a duplicate of the bill's 9, capped at the bid).
-	b2 := bidOnce(t, app, "cow-bill-first")
+	// A bill whose win the exchange lost still charges (a review: a
+	// charge-on-win exchange's billing URL charging nothing made such an
+	// impression free), and the win after it changes nothing.
+	b2 := bidOnce(t, app, "cow-win-lost")
 	before, _ := spent(t, app, b2.CID)
-	for _, s := range []struct{ u, p string }{{b2.BURL, "9"}, {b2.NURL, "1.50"}} {
+	for _, s := range []struct{ u, p string }{{b2.BURL, "1.20"}, {b2.NURL, "1.50"}} {
 		if code, msg := get(t, substitute(s.u, s.p)); code != 200 {
 			t.Fatalf("%s: %d %s", s.p, code, msg)
 		}
 	}
-	if got, _ := spent(t, app, b2.CID); got-before != 1500 {
-		t.Fatalf("a bill at 9 before the win at 1.50 charged %d, want 1,500", got-before)
+	if got, _ := spent(t, app, b2.CID); got-before != 1200 {
+		t.Fatalf("a bill at 1.20, then the win at 1.50: charged %d, want 1,200", got-before)
 	}
 }
 

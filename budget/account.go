@@ -80,10 +80,10 @@ type Account struct {
 	reserveUpTo int64
 	// Budget disagreement with another instance (noteBudgetDiff): since
 	// when, last seen, and whether it was reported.
-	diffSince, diffSeen time.Time
-	diffWarned          bool
-	diffPair            [4]int64 // this instance's daily, total and the other's, of that disagreement
-	cfg                 atomic.Pointer[Campaign]
+	diffSince  time.Time
+	diffWarned bool
+	diffOwn    [2]int64 // this instance's daily and total budget as of that disagreement
+	cfg        atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the
 	// watch), for pacing and status. Written under gmu, read lock-free.

@@ -10,7 +10,8 @@ import (
 // charge is the highest price reported (capped at the bid), never lowered,
 // by the first win and the first bill over the floor (a later notice of a kind
 // that priced the impression is a replay, whatever its price, and so is a win
-// after a priced bill; on a charge-on-win exchange a bill charges nothing); a
+// after a priced bill and, on a charge-on-win exchange, a bill after a priced
+// win); a
 // win on a charge-on-billing exchange charges provisionally, its bill settles
 // it, a loss before the bill reverses it; a loss with no charge releases the
 // hold; a win after a loss on a billing exchange waits for the bill. Charges
@@ -30,14 +31,14 @@ type impModel struct {
 
 func (im *impModel) charge(kind, chargeOn NoticeKind, price, bid int64, underFloor bool) (delta int64) {
 	prov := kind == KindWin && chargeOn == KindBill
-	if prov && im.lost && !im.settled || kind == KindBill && chargeOn == KindWin {
-		return 0 // a win after a loss waits for its bill; a charge-on-win exchange's bill charges nothing
+	if prov && im.lost && !im.settled {
+		return 0 // a win after a loss waits for its bill
 	}
 	priced := &im.winPriced
 	if kind == KindBill {
 		priced = &im.billPriced
 	}
-	if *priced || kind == KindWin && im.billPriced {
+	if *priced || kind == KindWin && im.billPriced || kind == KindBill && chargeOn == KindWin && im.winPriced {
 		return 0
 	}
 	*priced = !underFloor

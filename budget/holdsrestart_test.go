@@ -829,3 +829,33 @@ func TestBudgetEditsOnTheirWayNotReported(t *testing.T) {
 		t.Errorf("two edits, each on its way for 30 s: %d disagreements reported, want 0", got)
 	}
 }
+
+// Three instances whose files disagree for good (5,000 / 7,000 / 9,000),
+// their steps interleaved in no fixed order: each one's "other" alternates
+// between the two others. Restarting the minute whenever the other's
+// budget changed, the lasting disagreement was never reported (an outside
+// review); only a seen agreement, or an edit here, restarts it.
+func TestBudgetDisagreementOfThreeReported(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c5, c7, c9 := campaign("c", 10_000), campaign("c", 10_000), campaign("c", 10_000)
+	c5.DailyMicros, c7.DailyMicros, c9.DailyMicros = 5_000, 7_000, 9_000
+	a := storeManager(t, st, "a", clk, c5)
+	b := storeManager(t, st, "b", clk, c7)
+	c := storeManager(t, st, "c", clk, c9)
+	defer a.Close(context.Background())
+	defer b.Close(context.Background())
+	defer c.Close(context.Background())
+	orders := [][]*Manager{{a, b, c}, {b, a, c}}
+	for i := 0; i < 600; i++ { // 10 minutes
+		for _, m := range orders[i%2] {
+			m.Allow(m.Handle("c"), 1000, clk.Now())
+			m.syncAll(ctxT(t), clk.Now(), false)
+		}
+		clk.Add(time.Second)
+	}
+	got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements + c.Counters().BudgetDisagreements
+	if got == 0 {
+		t.Errorf("three budgets disagreeing for 10 minutes: no disagreement reported")
+	}
+}

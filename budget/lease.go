@@ -84,11 +84,11 @@ type leaseRes struct {
 	// wrongCurrency is the record's currency when it is not the
 	// campaign's: the step changed nothing.
 	wrongCurrency string
-	// otherBudget is the budget another instance wrote when it differs from
-	// this step's (budgetDiffer false: none).
-	budgetDiffer           bool
-	otherBy                string
-	otherDaily, otherTotal int64
+	// The budget another instance wrote last (otherBy "": none), and
+	// whether it differs from this step's or agrees with it.
+	budgetDiffer, budgetAgreed bool
+	otherBy                    string
+	otherDaily, otherTotal     int64
 }
 
 const unlimited = math.MaxInt64 / 4
@@ -124,8 +124,10 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	}
 	now := q.now.UnixNano()
 	if q.budgetKnown && res.wrongCurrency == "" {
-		if rec.BudgetBy != "" && rec.BudgetBy != q.instance && (rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total) {
-			res.budgetDiffer, res.otherBy, res.otherDaily, res.otherTotal = true, rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal
+		if rec.BudgetBy != "" && rec.BudgetBy != q.instance {
+			res.budgetDiffer = rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total
+			res.budgetAgreed = !res.budgetDiffer
+			res.otherBy, res.otherDaily, res.otherTotal = rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal
 		}
 		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal = q.instance, q.daily, q.total
 	}

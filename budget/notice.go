@@ -407,20 +407,17 @@ func (o *settleOp) charge() Result {
 		res.LevelMicros = e.level
 		return res
 	}
-	if n.Kind == KindBill && chargeOn == KindWin {
-		// On a charge-on-win exchange the win notice charges, and the
-		// exchange may never fire the bid's billing URL: it changes
-		// nothing, before the win or after it. Charging, anyone who saw
-		// it could fire it once at the bid, after the win (an outside
-		// review) or before it (another: the win was then a duplicate).
-		e.flags = flags
-		o.dup(&res)
-		res.LevelMicros, res.Provisional = e.level, e.flags&fProv != 0
-		return res
-	}
 	priced, closed := fWinPriced, fWinPriced|fBillPriced // a priced bill settles: no win after it raises
 	if n.Kind == KindBill {
 		priced, closed = fBillPriced, fBillPriced
+		if chargeOn == KindWin {
+			// The win settles on such an exchange, which may never fire
+			// the bid's billing URL: after it, that URL fired once at the
+			// bid raised the charge (an outside review). Before the win it
+			// still charges: a win notice the exchange lost must not make
+			// a billed impression free (another review).
+			closed |= fWinPriced
+		}
 	}
 	if e.flags&closed != 0 {
 		// A notice of a kind that already priced this impression: a

@@ -109,13 +109,12 @@ func TestSettleLevelRule(t *testing.T) {
 		}, 1},
 		{"charge-on-win exchange: a win under the floor (charged at it), its bill, the real win", []step{
 			{kind: win, chargeOn: win, price: 500, charged: 500, under: true},
-			{kind: bill, chargeOn: win, price: 1100, dup: true}, // only the win charges there
-			{kind: win, chargeOn: win, price: 1500, charged: 1000},
-			{kind: win, chargeOn: win, price: 1900, dup: true},
+			{kind: bill, chargeOn: win, price: 1100, charged: 600}, // the win did not price it
+			{kind: win, chargeOn: win, price: 1500, dup: true},     // a win after a priced bill
 		}, 2},
-		{"charge-on-win exchange: the bill before the win", []step{
+		{"charge-on-win exchange: its win lost, the bill charges", []step{
+			{kind: bill, chargeOn: win, price: 1100, charged: 1100},
 			{kind: bill, chargeOn: win, price: 1900, dup: true},
-			{kind: win, chargeOn: win, price: 1500, charged: 1500},
 		}, 1},
 	}
 	clk := newManualClock(t0.Add(time.Hour))

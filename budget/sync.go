@@ -193,18 +193,19 @@ const budgetDiffGrace = time.Minute
 // file, so the fleet may spend the larger: an outside audit's fleet spent
 // 10.00 of a 5.00 budget, one instance's file edited, with nothing to say so.
 func (m *Manager) noteBudgetDiff(a *Account, q leaseReq, lr leaseRes, now time.Time) {
+	if own := [2]int64{q.daily, q.total}; lr.budgetAgreed || own != a.diffOwn {
+		// Another instance's budget seen equal to this one's, or this
+		// instance's own changed (an edit here): a disagreement, if any,
+		// starts again. Only a seen agreement ends one: a step reading its
+		// own write tells nothing, and with three budgets the other seen
+		// alternates (an outside review: the minute restarted forever).
+		a.diffSince, a.diffWarned, a.diffOwn = time.Time{}, false, own
+	}
 	if !lr.budgetDiffer {
-		if !a.diffSince.IsZero() && now.Sub(a.diffSeen) > budgetDiffGrace {
-			a.diffSince, a.diffWarned = time.Time{}, false
-		}
 		return
 	}
-	a.diffSeen = now
-	if pair := [4]int64{q.daily, q.total, lr.otherDaily, lr.otherTotal}; a.diffSince.IsZero() || pair != a.diffPair {
-		// A new disagreement (another edit on its way): its own minute. Two
-		// edits, each on its way for 30 s, 85 s apart, were reported as one
-		// (an outside review).
-		a.diffSince, a.diffPair, a.diffWarned = now, pair, false
+	if a.diffSince.IsZero() {
+		a.diffSince = now
 	}
 	if a.diffWarned || now.Sub(a.diffSince) < budgetDiffGrace {
 		return
