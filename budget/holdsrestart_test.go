@@ -257,17 +257,8 @@ func TestRestoredHoldsInAnotherCurrency(t *testing.T) {
 // 1,000 and a's steps follow. The manager closes with the test.
 func cutRig(t *testing.T) (*manualClock, *MemStore, Campaign, *Manager, []HoldID) {
 	t.Helper()
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", 10_000)
-	c.DailyMicros = 10_000
-	a := storeManager(t, st, "a", clk, c)
+	clk, st, c, a, held := fiveHolds(t)
 	t.Cleanup(func() { a.Close(context.Background()) })
-	a.syncAll(ctxT(t), clk.Now(), false)
-	held := placeAll(a, clk)
-	if len(held) != 5 {
-		t.Fatalf("placed %d of 5", len(held))
-	}
 	cut := c
 	cut.DailyMicros = 1_000
 	if err := a.SetCampaigns([]Campaign{cut}); err != nil {

@@ -217,7 +217,8 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 		}
 		if !own.Reclaimed && (!slices.Contains(q.restored, own.Boot) || q.leftOut) {
 			// The previous process's open holds did not come with a
-			// snapshot (it died, or its close wrote none): their bills are
+			// snapshot (it died, or its close wrote none, or some of this
+			// campaign's were left out of the restore): their bills are
 			// charged here as late, on top of the spend. What its lease
 			// still held (less the spend the ledger shows it made) stays
 			// reserved until every such hold has ended; granted to this
@@ -226,8 +227,8 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 			// holds end within HoldTTL of now; one cut off, not dead, may
 			// place holds until its last heartbeat's expiry (LeaseTTL after
 			// it, on its clock): the reserve stands that long, as the lease
-			// would for another instance's reclaim.
-			// Less what this process has committed: holds restored from the
+			// would for another instance's reclaim. Less what this process
+			// has committed: holds restored from the
 			// snapshot (they are its own), late bills of the dead process's
 			// bids charged before this step (their money is spent).
 			if r := own.Amount - max(gap, 0) - max(q.committed, 0); r > 0 {

@@ -138,11 +138,12 @@ func (n *Notice) validate() error {
 // holds no lock while it waits.
 //
 // The charge of an impression is the highest price reported by its first
-// win and its first billing notice at or over the floor (capped at the bid,
+// win and its first billing notice at or over the floor and not 0 (capped at the bid,
 // and at the hold while it is open), never lowered: such a notice above the
 // level raises it by the difference (one ledger entry), one at or under it
 // changes nothing, and so does a later notice of a kind that priced the
-// impression (a replay, at any price) or a win after a priced bill. On a charge-on-billing
+// impression (a replay, at any price), a win after a priced bill, and on a
+// charge-on-win exchange a bill after a priced win. On a charge-on-billing
 // exchange a win charges provisionally, its bill settles it, and a loss before
 // the bill reverses it. Charges draw from the bid's hold, which stays open
 // (reserved for the impression) until it expires; a loss with no charge
@@ -386,8 +387,8 @@ func (o *settleOp) charge() Result {
 		res.First = e.flags&fWin == 0
 	}
 	// A win is kept at least as long as a bill: its bill may come later, and
-	// on a charge-on-win exchange a later notice of it (its bill) may only
-	// raise the charge, and the win URL fired again changes nothing, so its
+	// on a charge-on-win exchange a later notice of it (its bill, the win
+	// URL fired again) changes nothing, not even charging again, so its
 	// level must still be known (TestChargeOnWinLevelOutlivesWinWindow).
 	win := m.cfg.DedupWindow.Bill
 	if n.Kind == KindWin {
@@ -427,8 +428,8 @@ func (o *settleOp) charge() Result {
 		// bid and turn a second-price clearing price into the whole bid (an
 		// outside audit). Only the first win and the first bill at or over
 		// the floor report a price, and no win after a priced bill; one under
-		// it (p=0 fired first, charged at the floor) leaves the kind open to
-		// the exchange's own notice.
+		// it, or at 0 (p=0 fired first, charged at the floor), leaves the
+		// kind open to the exchange's own notice (Notice.UnderFloor).
 		o.dup(&res)
 		res.LevelMicros, res.Provisional = e.level, e.flags&fProv != 0
 		return res

@@ -46,8 +46,8 @@ const (
 	fForeign                       // the provisional level's ledger entry was recorded before this process charged it: a loss here changes nothing (settleOp.loss)
 	fUnpended                      // the bid's pending frequency count was ended, by its pixel or its loss (EndPending)
 	fCounted                       // the bid's impression was counted for frequency caps, by its pixel or its bill (Shown)
-	fWinPriced                     // a win notice at or over the floor priced the impression: later ones change nothing
-	fBillPriced                    // a billing notice at or over the floor priced the impression: later ones change nothing
+	fWinPriced                     // a win notice not UnderFloor priced the impression: later ones change nothing
+	fBillPriced                    // a billing notice not UnderFloor priced the impression: later ones change nothing
 )
 
 // tierEntry is one impression: 40 bytes. exp == 0 marks an empty slot.
