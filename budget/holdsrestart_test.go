@@ -732,14 +732,7 @@ func TestLeftOutHoldsReserveOnlyTheirCampaign(t *testing.T) {
 		st := NewMemStore()
 		c, d := campaign("c", 10_000), campaign("d", 10_000)
 		c.DailyMicros, d.DailyMicros = 10_000, 10_000
-		a, err := New(storeConfig(st, "a", clk), quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		a.SetCampaigns([]Campaign{c, d})
-		if err := a.Start(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
+		a := storeManager(t, st, "a", clk, c, d)
 		leaseUp(t, a, a.Handle("c"), clk)
 		leaseUp(t, a, a.Handle("d"), clk)
 		for range 100 {
@@ -756,14 +749,7 @@ func TestLeftOutHoldsReserveOnlyTheirCampaign(t *testing.T) {
 		if changed {
 			d2.Currency = "EUR"
 		}
-		b, err := New(storeConfig(st, "a", clk), quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.SetCampaigns([]Campaign{c, d2})
-		if err := b.Start(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
+		b := storeManager(t, st, "a", clk, c, d2)
 		h := b.Handle("c")
 		restored := h.held.Load()
 		leaseUp(t, b, h, clk)
