@@ -266,7 +266,7 @@ func reportOwn(rec *Record, q leaseReq, now int64, res *leaseRes) Lease {
 	// day its charge was counted in; spent_total always.
 	kept := max(keptNow(rec, q), baseKept) // a retry never lowers spent_day by what an earlier try kept
 	rec.SpentTotal += delta
-	rec.SpentDay = max(rec.SpentDay+delta+kept-baseKept, 0)
+	setSpentDay(rec, rec.SpentDay+delta+kept-baseKept)
 	own.Amount = max(own.Amount-delta, 0)
 	own.Boot, own.Reported, own.Cum, own.DayKept = q.boot, q.reported, q.cum, kept
 	res.dayKept = kept
@@ -335,7 +335,7 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	delta := q.reported - mark.Reported
 	kept := max(keptNow(rec, q), mark.DayKept)
 	rec.SpentTotal += delta
-	rec.SpentDay = max(rec.SpentDay+delta+kept-mark.DayKept, 0)
+	setSpentDay(rec, rec.SpentDay+delta+kept-mark.DayKept)
 	mark.Reported, mark.Cum, mark.DayKept = q.reported, q.cum, kept
 	rec.Leases[key] = mark
 	res.dayKept = kept
@@ -360,8 +360,16 @@ func spentOnDay(recDay string, spent int64, day string) int64 {
 // spend never goes under zero (a reversal of yesterday's charge).
 func addSpent(rec *Record, d int64) {
 	rec.SpentTotal += d
-	rec.SpentDay = max(rec.SpentDay+d, 0)
+	setSpentDay(rec, rec.SpentDay+d)
 }
+
+// setSpentDay sets the record's spend today to v, within 0 and spent_total:
+// today's spend is part of the total. A reversal whose charge's day is not
+// known (one of a charge restored from a snapshot, levels.go) keeps
+// spent_day, an over-count that showed today's spend above the total after
+// losses across a graceful restart (an outside audit); the bound takes the
+// over-count out wherever every charge in the total is of today.
+func setSpentDay(rec *Record, v int64) { rec.SpentDay = max(min(v, rec.SpentTotal), 0) }
 
 func budgetLeft(rec *Record, q leaseReq) int64 {
 	remaining := int64(unlimited)
