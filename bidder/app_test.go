@@ -791,3 +791,66 @@ func TestBrowserSizedHeaders(t *testing.T) {
 		}
 	}
 }
+
+// notices.sources: a win, billing or loss notice from a TCP peer outside it
+// gets 403 and charges nothing, counted; the impression pixel and the click
+// are not filtered (browsers send them); inside it the notices charge.
+func TestNoticeSources(t *testing.T) {
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name    string
+		sources []string
+		allowed bool
+	}{
+		{"outside", []string{"192.0.2.0/24", "2001:db8::1"}, false},
+		{"inside", []string{"192.0.2.0/24", "127.0.0.1"}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := startApp(t, func(cfg *Config) { cfg.Notices.Sources = c.sources })
+			base := "http://" + app.Addr()
+			code, resp, why := post(t, base+"/openrtb2/bid", body)
+			if code != 200 {
+				t.Fatalf("bid: %d %s", code, why)
+			}
+			var br openrtb2.BidResponse
+			if err := json.Unmarshal(resp, &br); err != nil {
+				t.Fatal(err)
+			}
+			b := br.SeatBid[0].Bid[0]
+			want := 403
+			if c.allowed {
+				want = 200
+			}
+			for _, u := range []string{b.NURL, b.BURL, b.LURL} {
+				code, msg := get(t, substitute(u, "1.50"))
+				if code != want || (!c.allowed && !bytes.Contains(msg, []byte("notices.sources"))) {
+					t.Fatalf("notice %s: %d %q, want %d", u, code, msg, want)
+				}
+			}
+			wantSpent := int64(0)
+			if c.allowed {
+				wantSpent = 1500
+			}
+			if s, _ := spent(t, app, "acme-banner"); s != wantSpent {
+				t.Fatalf("spent %d, want %d", s, wantSpent)
+			}
+			pixel := base + "/notice/imp" + between(b.AdM, `<img src="`+base+"/notice/imp", `"`)
+			if code, _ := get(t, pixel); code != 200 {
+				t.Fatalf("pixel: %d, want 200 (never filtered)", code)
+			}
+			if code, _ := get(t, between(b.AdM, `<a href="`, `"`)); code != 302 {
+				t.Fatalf("click: %d, want 302 (never filtered)", code)
+			}
+			wantRefused := uint64(3)
+			if c.allowed {
+				wantRefused = 0
+			}
+			if n := app.Server.m.noticeSource.load(); n != wantRefused {
+				t.Fatalf("openbidder_notice_source_refused_total %d, want %d", n, wantRefused)
+			}
+		})
+	}
+}

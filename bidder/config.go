@@ -436,6 +436,19 @@ type NoticeConfig struct {
 	// kept by the instance that placed the bid: a pixel or loss notice that
 	// reaches another instance does not end it, so it lasts the whole TTL.
 	FreqPendingTTL time.Duration `yaml:"freq_pending_ttl"`
+	// Sources lists the addresses (IPs or CIDR prefixes: the exchanges'
+	// notice senders) allowed to fire win, billing and loss notices; one from
+	// any other gets 403 and changes nothing, counted in
+	// openbidder_notice_source_refused_total. Empty (the default) allows
+	// every source: the notice price is not signed, so whoever holds a
+	// notice URL before the exchange fires it (a billing URL fired from the
+	// device, say) may fire it first at or a little over the floor and fix
+	// the charge there (docs/budget.md, "The level rule"). Set it where
+	// every exchange fires its nurl, burl and lurl from its servers. One
+	// list for every exchange (a notice token does not name its exchange).
+	// Impression pixels and clicks are never filtered (browsers send them).
+	// The source is the TCP peer: behind an HTTP proxy, filter there.
+	Sources []string `yaml:"sources"`
 }
 
 // DedupWindowConfig is notices.dedup_window; each window is at most 720h.
@@ -957,6 +970,9 @@ func (c *Config) Validate() error {
 	}
 	if _, err := parseSources(c.Limits.BidSources); err != nil {
 		bad("limits.bid_sources", "%v", err)
+	}
+	if _, err := parseSources(c.Notices.Sources); err != nil {
+		bad("notices.sources", "%v", err)
 	}
 	// Bounds on what is added to a bid's time and written into tokens and
 	// the ledger: far past any real notice, far short of an overflow (a

@@ -135,7 +135,12 @@ func anySource(list []string) bool {
 
 // sourceAllowed says whether the request's TCP peer is in ex.sources.
 func sourceAllowed(ctx *fasthttp.RequestCtx, ex *exchange) bool {
-	if ex.sources == nil {
+	return peerIn(ctx, ex.sources)
+}
+
+// peerIn says whether the request's TCP peer is in sources (nil: any).
+func peerIn(ctx *fasthttp.RequestCtx, sources []netip.Prefix) bool {
+	if sources == nil {
 		return true
 	}
 	a, ok := netip.AddrFromSlice(ctx.RemoteIP())
@@ -143,7 +148,7 @@ func sourceAllowed(ctx *fasthttp.RequestCtx, ex *exchange) bool {
 		return false
 	}
 	a = a.Unmap()
-	for _, p := range ex.sources {
+	for _, p := range sources {
 		if p.Contains(a) {
 			return true
 		}

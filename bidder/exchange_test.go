@@ -447,6 +447,7 @@ func TestBidSourcesConfigRejects(t *testing.T) {
 		{func(c *Config) { c.Limits.BidSources = []string{"10.0.0.300"} }, `limits.bid_sources: "10.0.0.300" is neither`},
 		{func(c *Config) { c.Limits.BidSources = []string{"10.0.0.0/33"} }, "limits.bid_sources"},
 		{func(c *Config) { c.Exchanges = map[string]ExchangeConfig{"x": {Sources: []string{"adx.example"}}} }, "exchanges.x.sources"},
+		{func(c *Config) { c.Notices.Sources = []string{"198.51.100.0/24", "adx.example"} }, `notices.sources: "adx.example" is neither`},
 	} {
 		cfg := &Config{Notices: NoticeConfig{Key: "k"}}
 		cfg.Currency.Rates = map[string]float64{"USD": 1}

@@ -64,6 +64,7 @@ var (
 	dTestNotices   = serverDescs.add("test_notices_total", "Notices of free bids (test=1 requests on an exchange with test_requests: free): answered, nothing charged or held.")
 	dLossBidWon    = serverDescs.add("loss_notices_bid_won_total", "Loss notices whose reason was 0 (OpenRTB: bid won): the hold and any charge left as they were.")
 	dNoticeBad     = serverDescs.add("notices_invalid_total", "Notices refused: forged, expired or malformed.")
+	dNoticeSource  = serverDescs.add("notice_source_refused_total", "Win, billing and loss notices answered 403: their source address is not in notices.sources.")
 	dNobids        = serverDescs.add("nobids_total", "Bid requests answered 204, by reason.", "reason")
 	dNotices       = serverDescs.add("notices_total", "Notices accepted, by kind.", "kind")
 	dLatency       = serverDescs.add("request_duration_seconds", "Time from a bid request's arrival at this host to its answer.")
@@ -93,7 +94,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dRequests, m.requests.load()}, {dBidResponses, m.bids.load()}, {dBids, m.bidsPlaced.load()},
 		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dSourceRefused, m.sourceRefused.load()}, {dPanics, m.panics.load()},
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
-		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()},
+		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()}, {dNoticeSource, m.noticeSource.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
 		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()}, {dAcceptRetries, s.acceptRetries()},
 		{dConnsRefused, s.connsRefused()},

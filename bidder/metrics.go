@@ -194,6 +194,7 @@ type metrics struct {
 	trimmed        counter   // requests whose candidates were cut to fit the slack
 	notices        [numNoticeKinds]counter
 	noticeBad      counter // forged, expired, malformed
+	noticeSource   counter // 403: a win, billing or loss notice from outside notices.sources
 	cappedClearing counter // clearing price above the bid
 	underFloor     counter // clearing price under the imp's floor
 	lossBidWon     counter // loss notices with r=0 ("bid won"): nothing released

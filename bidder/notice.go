@@ -213,6 +213,11 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 	args := ctx.QueryArgs()
 	var seg []byte
 	if kind == noticeWin || kind == noticeBill || kind == noticeLoss {
+		if !peerIn(ctx, s.noticeSources) {
+			s.m.noticeSource.add(0, 1)
+			ctx.Error("notice source not allowed (notices.sources)\n", fasthttp.StatusForbidden)
+			return
+		}
 		seg = args.PeekBytes(argSegment)
 	}
 	t, err := s.signer.parseToken(args.Peek("t"), seg, kind, now)

@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -82,8 +83,10 @@ type Server struct {
 	exchanges map[string]*exchange // by name; "" the defaults (exchange.go)
 	// sourceRules: some exchange (or the defaults) limits bid sources.
 	sourceRules bool
-	retired     retiredLandings      // removed creatives' landing pages (catalog.go)
-	reg         *prometheus.Registry // /metrics (exposition.go)
+	// noticeSources is notices.sources (nil: any source).
+	noticeSources []netip.Prefix
+	retired       retiredLandings      // removed creatives' landing pages (catalog.go)
+	reg           *prometheus.Registry // /metrics (exposition.go)
 	// campaignMoney walks the budget's per-campaign status
 	// (budget.Manager.EachStatus), for the per-campaign series and their
 	// top-N choice; nil without a budget.
@@ -133,6 +136,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 	s.adminBodyTimeout = 5 * time.Second
 	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest(), cfg.Notices.HoldTTL) / time.Second)
 	s.exchanges = newExchanges(cfg)
+	s.noticeSources, _ = parseSources(cfg.Notices.Sources) // Validate checks the same
 	for _, ex := range s.exchanges {
 		s.sourceRules = s.sourceRules || ex.sources != nil
 	}
