@@ -226,12 +226,15 @@ func (a *App) startModels() error {
 			SchemaVersion: features.SchemaVersion, Width: features.Width,
 			MaxBatch: max(cfg.MaxBatch, 256), Log: a.log,
 		}, ctr.BatchOptions{MaxBatch: cfg.MaxBatch, MaxWait: cfg.MaxWait}), a.log)
+		// A refused model stays in its holder's watch: fixed files load
+		// with no restart (before, a model refused at start was never
+		// tried again and the instance scored with GBDT until restarted,
+		// with no refusal counted: an outside audit). Until then every
+		// score call falls to GBDT, counted as unavailable.
+		primary = a.onnx
 		if err := a.onnx.Reload(cfg.ONNXManifest()); err != nil {
-			a.log.Warn("onnx model refused; scoring with GBDT only", "err", err)
-			a.onnx.Close()
-			a.onnx = nil
+			a.log.Warn("onnx model refused; scoring with GBDT only until its files change and it loads", "err", err)
 		} else {
-			primary = a.onnx
 			a.log.Info("onnx model loaded", "manifest", cfg.ONNXManifest(), "variant", cfg.Variant, "provider", a.onnxProvider())
 		}
 	}
@@ -253,7 +256,7 @@ func (a *App) onnxProvider() string {
 // servingModel names the model in front of the chain (the row log's model
 // field; it changes on a hot reload).
 func (a *App) servingModel() string {
-	if a.onnx != nil {
+	if a.onnx != nil && a.onnx.Current() != nil {
 		return a.onnx.Name()
 	}
 	return a.gbdt.Name()

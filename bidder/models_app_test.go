@@ -104,3 +104,72 @@ func TestAppExposesBatcherMetrics(t *testing.T) {
 		t.Error("run time did not grow")
 	}
 }
+
+// An ONNX model refused at start stays watched: the bidder scores with GBDT
+// (the chain says none>gbdt, the refusal is counted) and loads the model
+// once its files are fixed, with no restart. Before, a model refused at
+// start was never tried again and no refusal was counted (an outside audit).
+func TestAppONNXRefusedAtStartLoadsWhenFixed(t *testing.T) {
+	lib := cmp.Or(os.Getenv("ORT_LIB"), "../lib/onnxruntime/libonnxruntime.so.1")
+	if err := ctr.ONNXAvailable(lib); err != nil {
+		t.Skip("no ONNX Runtime:", err)
+	}
+	dir := t.TempDir()
+	for _, f := range []string{"mlp.manifest.json", "mlp.onnx", "mlp.parity.json", "gbdt.manifest.json", "gbdt.txt", "gbdt.parity.json"} {
+		b, err := os.ReadFile(filepath.Join("../configs/models", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f == "mlp.onnx" {
+			b = []byte("not a model")
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	app := startApp(t, func(cfg *Config) {
+		cfg.Model.GBDT, cfg.Model.ONNX = filepath.Join(dir, "gbdt.manifest.json"), filepath.Join(dir, "mlp.manifest.json")
+		cfg.Model.ONNXLibrary, cfg.Model.Provider = lib, "cpu"
+	})
+	gbdt := app.gbdt.Name()
+	if got := app.chain.Name(); got != "none>"+gbdt {
+		t.Fatalf("chain %q with the ONNX model refused, want none>%s", got, gbdt)
+	}
+	if st := app.onnx.Stats(); st.Refused != 1 || st.Reloads != 0 {
+		t.Fatalf("onnx holder %+v, want one refusal", st)
+	}
+	if got := app.servingModel(); got != gbdt {
+		t.Fatalf("serving %q, want %q", got, gbdt)
+	}
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+		t.Fatalf("bid with GBDT only: %d %s", code, why)
+	}
+	good, err := os.ReadFile("../configs/models/mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "mlp.onnx"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for app.onnx.Current() == nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the fixed ONNX model was not loaded: %+v", app.onnx.Stats())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got, want := app.chain.Name(), app.onnx.Name()+">"+gbdt; got != want || !strings.HasPrefix(got, "mlp") {
+		t.Fatalf("chain %q after the fix, want %q", got, want)
+	}
+	before := app.chain.Stats().Primary
+	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+		t.Fatalf("bid after the fix: %d %s", code, why)
+	}
+	if app.chain.Stats().Primary <= before {
+		t.Fatal("the bid after the fix was not scored by the ONNX model")
+	}
+}

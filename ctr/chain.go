@@ -21,7 +21,6 @@ type Chain struct {
 	primary  PredictingScorer // nil: fallback only
 	fallback Scorer           // nil: no fallback
 	width    int
-	name     string
 
 	served                                          [2]chainCounter // primary, fallback
 	noScore                                         chainCounter
@@ -39,28 +38,40 @@ type chainCounter struct {
 var _ PredictingScorer = (*Chain)(nil)
 
 // NewChain builds the fallback chain. Either scorer may be nil (no ONNX
-// library: fallback only; no GBDT model: primary or no-bid), not both.
+// library: fallback only; no GBDT model: primary or no-bid), not both. A
+// primary of width 0 is a Holder with no model yet (its first load was
+// refused; it loads when its files change): the chain takes the fallback's
+// width, and the Holder's loader checks a model's width against the schema.
 func NewChain(primary PredictingScorer, fallback Scorer) (*Chain, error) {
 	c := &Chain{primary: primary, fallback: fallback}
 	switch {
 	case primary == nil && fallback == nil:
 		return nil, fmt.Errorf("%w: chain needs a primary or a fallback scorer", ErrUnavailable)
-	case primary != nil && fallback != nil && primary.Width() != fallback.Width():
+	case primary != nil && fallback != nil && primary.Width() != 0 && primary.Width() != fallback.Width():
 		return nil, fmt.Errorf("%w: chain primary %s width %d, fallback %s width %d",
 			ErrSchema, primary.Name(), primary.Width(), fallback.Name(), fallback.Width())
-	case primary != nil:
-		c.width, c.name = primary.Width(), primary.Name()
+	case primary != nil && primary.Width() != 0:
+		c.width = primary.Width()
+	case fallback != nil:
+		c.width = fallback.Width()
 	default:
-		c.width, c.name = fallback.Width(), "none"
-	}
-	if fallback != nil {
-		c.name += ">" + fallback.Name()
+		return nil, fmt.Errorf("%w: chain primary %s has no model and there is no fallback", ErrUnavailable, primary.Name())
 	}
 	return c, nil
 }
 
-// Name is "primary>fallback".
-func (c *Chain) Name() string { return c.name }
+// Name is "primary>fallback", of the models serving now (a Holder's changes
+// with a reload; "none" for no primary, or a Holder with no model).
+func (c *Chain) Name() string {
+	name := "none"
+	if c.primary != nil {
+		name = c.primary.Name()
+	}
+	if c.fallback != nil {
+		name += ">" + c.fallback.Name()
+	}
+	return name
+}
 
 // Width is the row width.
 func (c *Chain) Width() int { return c.width }
