@@ -233,8 +233,11 @@ type LimitsConfig struct {
 	// MaxConns is the most connections the bid listener holds open at once
 	// (default 0: the process's file descriptor limit less a reserve of a
 	// quarter of it, at least 1,024 or half: the embedded NATS store, the
-	// admin listener and files need theirs). A connection over it is closed
-	// as soon as it is accepted (openbidder_connections_refused_total). Past
+	// admin listener and files need theirs). At it, a new connection closes
+	// the one that has waited longest for a request (never sent one, or idle
+	// since its last answer: openbidder_connections_evicted_total), and is
+	// closed as soon as it is accepted only when every connection held is
+	// mid-request (openbidder_connections_refused_total). Past
 	// half of it, a connection's wait for its next request (a new one's
 	// first included) is read_timeout, not idle_timeout. Idle connections
 	// held up to the descriptor limit made the embedded store fail its file

@@ -47,6 +47,18 @@ import (
 // "connection reset" instead of the 413. As nginx does, the connection is
 // instead half-closed after the response (FIN), what the client still sends
 // is read and discarded for at most lingerTime / lingerBytes, then closed.
+//
+// Connection cap (limits.max_conns). Over the cap, a new connection closes
+// the one that has waited longest for a request (never sent one, or idle
+// between requests: the idle list, oldest first) and takes its place; it is
+// refused (closed at once) only when none waits, every one being mid-request
+// (bounded by read_timeout). Refusing every new one at the cap kept the
+// process whole under a flood of idle connections but shut the port: an
+// exchange's new connection found no place (an outside audit). Now a flood
+// of idle connections churns among itself, each evicted within about cap
+// accepts of its arrival, while a connection that sends its request at once
+// is read before that. Past half the cap a wait for a request is cut to
+// read_timeout as well.
 
 const (
 	lingerTime  = 2 * time.Second // whole lingering period
@@ -70,6 +82,71 @@ type edgeListener struct {
 	maxConns, pressure int64
 	open               atomic.Int64
 	refused            atomic.Uint64
+	evicted            atomic.Uint64
+	idle               idleList
+}
+
+// idleList is the connections waiting for a request, oldest first: an
+// intrusive list, so a request's two moves (out at its first byte, back in
+// at its answer) allocate nothing.
+type idleList struct {
+	mu         sync.Mutex
+	head, tail *edgeConn
+}
+
+// push puts c at the back (moving it there if it is in), unless it is
+// closing (checked under the lock: Close marks it, then removes it).
+func (l *idleList) push(c *edgeConn) {
+	l.mu.Lock()
+	if c.closing.Load() {
+		l.mu.Unlock()
+		return
+	}
+	if c.inIdle {
+		l.unlinkLocked(c)
+	}
+	c.prev, c.inIdle = l.tail, true
+	if l.tail != nil {
+		l.tail.next = c
+	} else {
+		l.head = c
+	}
+	l.tail = c
+	l.mu.Unlock()
+}
+
+// remove takes c out if it is in.
+func (l *idleList) remove(c *edgeConn) {
+	l.mu.Lock()
+	if c.inIdle {
+		l.unlinkLocked(c)
+	}
+	l.mu.Unlock()
+}
+
+// pop takes out the oldest, nil when none waits.
+func (l *idleList) pop() *edgeConn {
+	l.mu.Lock()
+	c := l.head
+	if c != nil {
+		l.unlinkLocked(c)
+	}
+	l.mu.Unlock()
+	return c
+}
+
+func (l *idleList) unlinkLocked(c *edgeConn) {
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		l.head = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	} else {
+		l.tail = c.prev
+	}
+	c.prev, c.next, c.inIdle = nil, nil, false
 }
 
 // connCap is limits.max_conns, or by default the descriptor limit less a
@@ -120,13 +197,15 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err == nil {
-			if l.open.Load() >= l.maxConns {
+			if open := l.open.Load(); open >= l.maxConns && (open >= l.maxConns+max(l.maxConns/8, 64) || !l.evict()) {
 				l.refused.Add(1)
 				c.Close()
 				continue
 			}
 			l.open.Add(1)
-			return newEdgeConn(c, l), nil
+			ec := newEdgeConn(c, l)
+			l.idle.push(ec)
+			return ec, nil
 		}
 		if !resourceExhausted(err) {
 			return nil, err
@@ -135,6 +214,22 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 		wait = min(max(2*wait, 5*time.Millisecond), time.Second)
 		time.Sleep(wait)
 	}
+}
+
+// evict closes the connection that has waited longest for a request, false
+// when none waits. Its place is given back when its serving goroutine sees
+// the close and closes it (edgeConn.Close), so open may run over the cap by
+// the evictions not yet seen: Accept refuses past an eighth over it (64
+// over a smaller cap).
+func (l *edgeListener) evict() bool {
+	c := l.idle.pop()
+	if c == nil {
+		return false
+	}
+	c.evicted.Store(true)
+	l.evicted.Add(1)
+	_ = c.Conn.Close() // its blocked read returns; fasthttp then closes c
+	return true
 }
 
 // acceptRetries is the bid listener's count of accept waits (0 before Serve).
@@ -150,6 +245,15 @@ func (s *Server) acceptRetries() uint64 {
 func (s *Server) connsRefused() uint64 {
 	if el := s.edgeLn.Load(); el != nil {
 		return el.refused.Load()
+	}
+	return 0
+}
+
+// connsEvicted is the bid listener's count of waiting connections closed
+// for new ones at its cap (0 before Serve).
+func (s *Server) connsEvicted() uint64 {
+	if el := s.edgeLn.Load(); el != nil {
+		return el.evicted.Load()
 	}
 	return 0
 }
@@ -188,6 +292,11 @@ type edgeConn struct {
 
 	linger  atomic.Bool // half-close and drain instead of closing outright
 	closing atomic.Bool
+	evicted atomic.Bool // closed by the cap for a new connection (edgeListener.evict)
+
+	// The listener's idle list (guarded by its mutex).
+	prev, next *edgeConn
+	inIdle     bool
 }
 
 func newEdgeConn(c net.Conn, l *edgeListener) *edgeConn {
@@ -214,7 +323,7 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 			c.armed, c.arrival, c.kernel = false, time.Now(), false
 			c.startRequest()
 		}
-		return n, err
+		return n, c.readErr(err)
 	}
 	c.p = p
 	err := c.rc.Read(c.recvFn)
@@ -223,7 +332,7 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 		err = os.NewSyscallError("recvmsg", c.rerr)
 	}
 	if err != nil {
-		return 0, err
+		return 0, c.readErr(err)
 	}
 	if c.n == 0 {
 		return 0, io.EOF
@@ -239,11 +348,26 @@ func (c *edgeConn) Read(p []byte) (int, error) {
 	return c.n, nil
 }
 
+// readErr is a read's error, io.EOF for a connection the cap evicted (it
+// was waiting for a request: nothing is lost, and fasthttp closes it
+// quietly, as when a client does).
+func (c *edgeConn) readErr(err error) error {
+	if err != nil && c.evicted.Load() {
+		return io.EOF
+	}
+	return err
+}
+
 // startRequest starts the request deadline at its first byte: set here on
 // a connection's first request only (fasthttp sets none after that byte);
-// on later ones fasthttp's own call right after it is cut to it.
+// on later ones fasthttp's own call right after it is cut to it. The
+// connection no longer waits: the cap does not evict it.
 func (c *edgeConn) startRequest() {
-	if c.l == nil || c.l.readTimeout <= 0 {
+	if c.l == nil {
+		return
+	}
+	c.l.idle.remove(c)
+	if c.l.readTimeout <= 0 {
 		return
 	}
 	c.reqDeadline = c.arrival.Add(c.l.readTimeout)
@@ -306,6 +430,9 @@ func stampNS(oob []byte) (int64, bool) {
 func (c *edgeConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.armed, c.served, c.reqDeadline = true, true, time.Time{}
+	if c.l != nil {
+		c.l.idle.push(c) // waits for its next request
+	}
 	return n, err
 }
 
@@ -313,6 +440,9 @@ func (c *edgeConn) Write(p []byte) (int, error) {
 func (c *edgeConn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {
 		return nil
+	}
+	if c.l != nil {
+		c.l.idle.remove(c)
 	}
 	if c.linger.Load() {
 		if c.l.lingering.Add(1) <= maxLinger {

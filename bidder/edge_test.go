@@ -467,17 +467,25 @@ func TestConnCapRefusesAndCutsIdleWaits(t *testing.T) {
 		t.Fatal("an idle connection over half of the cap was kept past read_timeout")
 	}
 	waitOpen(2)
+	// Four held, each mid-request (headers begun): over the cap, nothing
+	// waits for a request, so a new connection is refused.
 	d, e := dial(), dial()
 	waitOpen(4)
+	for _, c := range []net.Conn{a, b, d, e} {
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitIdle(t, el, 0)
 	f := dial() // over the cap
 	if !closedWithin(f, 5*time.Second) {
-		t.Fatal("a connection over the cap was kept")
+		t.Fatal("a connection over the cap was kept while every one held was mid-request")
 	}
-	if n := el.refused.Load(); n != 1 {
-		t.Fatalf("refused %d, want 1", n)
+	if n, ev := el.refused.Load(), el.evicted.Load(); n != 1 || ev != 0 {
+		t.Fatalf("refused %d, evicted %d; want 1 and 0", n, ev)
 	}
 	// A request on a connection held under the cap is answered.
-	if _, err := a.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+	if _, err := a.Write([]byte("Host: x\r\n\r\n")); err != nil {
 		t.Fatal(err)
 	}
 	a.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -486,13 +494,103 @@ func TestConnCapRefusesAndCutsIdleWaits(t *testing.T) {
 		t.Fatalf("request on a held connection: %v %v", resp, err)
 	}
 	resp.Body.Close()
-	_, _ = d, e
 	b.Close()
 	waitOpen(3)
 	g := dial() // a place was given back
 	waitOpen(4)
 	if closedWithin(g, 100*time.Millisecond) {
 		t.Fatal("a connection under the cap was closed at once")
+	}
+}
+
+// waitIdle waits until n of el's connections wait for a request.
+func waitIdle(t *testing.T, el *edgeListener, n int) {
+	t.Helper()
+	count := func() int {
+		el.idle.mu.Lock()
+		defer el.idle.mu.Unlock()
+		k := 0
+		for c := el.idle.head; c != nil; c = c.next {
+			k++
+		}
+		return k
+	}
+	for range 500 {
+		if count() == n {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%d connections wait for a request, want %d", count(), n)
+}
+
+// At the cap a new connection closes the one that has waited longest for a
+// request (never sent one, or idle since its last answer) and is served;
+// one mid-request is never closed for it. Before, a flood of connections
+// that send nothing held every place and an exchange's new connection was
+// refused (an outside audit): the port was shut.
+func TestConnCapEvictsTheLongestWaiting(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.MaxConns = 4; c.Limits.ReadTimeout = 20 * time.Second })
+	addr := ts.serve(t)
+	var el *edgeListener
+	for range 100 {
+		if el = ts.edgeLn.Load(); el != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	dial := func() (net.Conn, *bufio.Reader) {
+		t.Helper()
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c, bufio.NewReader(c)
+	}
+	ask := func(c net.Conn, r *bufio.Reader) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("request: %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	open := func(c net.Conn) bool {
+		c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		_, err := c.Read(make([]byte, 1))
+		var ne net.Error
+		return errors.As(err, &ne) && ne.Timeout()
+	}
+	w, wr := dial() // answered once: waits again since its answer
+	waitIdle(t, el, 1)
+	i1, _ := dial()
+	waitIdle(t, el, 2)
+	i2, _ := dial()
+	waitIdle(t, el, 3)
+	ask(w, wr) // the idle order is now i1, i2, w
+	p, _ := dial()
+	waitIdle(t, el, 4)
+	if _, err := p.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil { // mid-request
+		t.Fatal(err)
+	}
+	waitIdle(t, el, 3)
+	for _, want := range []net.Conn{i1, i2, w} {
+		n, nr := dial() // over the cap: the longest waiting goes
+		ask(n, nr)
+		if open(want) {
+			t.Fatal("the connection that waited longest for a request was kept")
+		}
+	}
+	if !open(p) {
+		t.Fatal("a connection mid-request was closed for a new one")
+	}
+	if ev, ref := el.evicted.Load(), el.refused.Load(); ev != 3 || ref != 0 {
+		t.Fatalf("evicted %d, refused %d; want 3 and 0", ev, ref)
 	}
 }
 

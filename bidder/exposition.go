@@ -55,7 +55,8 @@ var (
 	dUnderFloor    = serverDescs.add("clearing_under_floor_total", "Win or billing notices whose price was under the imp's floor (charged at the floor).")
 	dBadQty        = serverDescs.add("imps_bad_qty_total", "Imps not bid because imp.qty.multiplier was outside limits.min_qty..max_qty.")
 	dInsecureImp   = serverDescs.add("imps_insecure_total", "Imps not bid because they ask for https (secure=1) and public_url is http on a host other than loopback.")
-	dConnsRefused  = serverDescs.add("connections_refused_total", "Bid listener connections closed as soon as accepted: the listener held limits.max_conns already.")
+	dConnsRefused  = serverDescs.add("connections_refused_total", "Bid listener connections closed as soon as accepted: the listener held limits.max_conns already, none of them waiting for a request.")
+	dConnsEvicted  = serverDescs.add("connections_evicted_total", "Bid listener connections closed, at limits.max_conns, for a new one: each had waited longest for a request.")
 	dConnsOpen     = serverDescs.add("connections_open", "Bid listener connections open (lingering ones included).")
 	dConnsMax      = serverDescs.add("connections_max", "The bid listener's connection cap (limits.max_conns, or its default from the file descriptor limit).")
 	dAcceptRetries = serverDescs.add("accept_retries_total", "Waits of the bid listener's accept for want of file descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): connections are then refused until some close.")
@@ -97,7 +98,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()}, {dNoticeSource, m.noticeSource.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()},
 		{dLongID, m.longID.load()}, {dInsecureImp, m.insecureImp.load()}, {dAcceptRetries, s.acceptRetries()},
-		{dConnsRefused, s.connsRefused()},
+		{dConnsRefused, s.connsRefused()}, {dConnsEvicted, s.connsEvicted()},
 	} {
 		counterMetric(ch, x.d, float64(x.v))
 	}
