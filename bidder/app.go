@@ -310,6 +310,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		DedupWindow:     a.cfg.Notices.DedupWindow.windows(),
 		DedupMaxEntries: a.cfg.Notices.DedupMaxEntries,
 		FreqPendingTTL:  a.cfg.Notices.FreqPendingTTL,
+		FreqMaxUsers:    a.cfg.Notices.FreqMaxEntries,
 	}
 	if len(b.NATSURLs) > 0 {
 		bc.URLs = b.NATSURLs

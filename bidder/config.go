@@ -439,6 +439,15 @@ type NoticeConfig struct {
 	// kept by the instance that placed the bid: a pixel or loss notice that
 	// reaches another instance does not end it, so it lasts the whole TTL.
 	FreqPendingTTL time.Duration `yaml:"freq_pending_ttl"`
+	// FreqMaxEntries bounds the (user, campaign) pairs of frequency-capped
+	// campaigns kept, each for its cap's window (default 4194304: 403 MB of
+	// heap when full, about 96 bytes each, measured; every instance keeps
+	// the whole fleet's impressions). When it is full a capped campaign bids
+	// no user it has no entry for (the cap fails closed, counted in
+	// openbidder_budget_freq_table_full_total) until entries expire: size it
+	// for the users a day (or the longest cap window) brings times the
+	// capped campaigns they see.
+	FreqMaxEntries int `yaml:"freq_max_entries"`
 	// Sources lists the addresses (IPs or CIDR prefixes: the exchanges'
 	// notice senders) allowed to fire win, billing and loss notices; one from
 	// any other gets 403 and changes nothing, counted in
@@ -815,6 +824,9 @@ func (c *Config) Defaults() {
 	if c.Notices.TrackerDedupEntries == 0 {
 		c.Notices.TrackerDedupEntries = 1 << 16
 	}
+	if c.Notices.FreqMaxEntries == 0 {
+		c.Notices.FreqMaxEntries = 4 << 20
+	}
 	if c.Notices.DedupMaxEntries == 0 {
 		c.Notices.DedupMaxEntries = 4 << 20
 	}
@@ -1029,6 +1041,9 @@ func (c *Config) Validate() error {
 	}
 	if w := c.Notices.DedupWindow; w.Win < 0 || w.Bill < 0 || w.Loss < 0 || c.Notices.AckWait < 0 {
 		bad("notices", "dedup_window and ack_wait must not be negative")
+	}
+	if c.Notices.FreqMaxEntries < 1024 {
+		bad("notices.freq_max_entries", "%d is below 1024", c.Notices.FreqMaxEntries)
 	}
 	if c.Notices.DedupMaxEntries < 1024 {
 		bad("notices.dedup_max_entries", "%d is below 1024", c.Notices.DedupMaxEntries)

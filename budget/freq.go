@@ -57,6 +57,9 @@ type freqTable struct {
 	shards  [64]freqShard
 	maxPer  int
 	dropped atomic.Uint64 // entries not stored because the table was full
+	// refused counts capped bids refused because their key could not be
+	// stored: the table fails closed (tryPend, counts).
+	refused atomic.Uint64
 }
 
 func newFreqTable(maxUsers int) *freqTable {
@@ -70,14 +73,23 @@ func newFreqTable(maxUsers int) *freqTable {
 func freqKey(user, campaign uint64) uint64 { return splitmix64(user ^ splitmix64(campaign)) }
 
 func (t *freqTable) count(key uint64, now int64) uint32 {
+	n, _ := t.counts(key, now)
+	return n
+}
+
+// counts is count, and whether the key could be counted: false for a new
+// key whose shard is full (nothing of it can be stored, so no cap on it
+// holds: the caller fails closed and counts it in refused).
+func (t *freqTable) counts(key uint64, now int64) (uint32, bool) {
 	s := &t.shards[key&63]
 	s.mu.RLock()
 	e, ok := s.m[key]
+	full := !ok && len(s.m) >= t.maxPer
 	s.mu.RUnlock()
-	if !ok {
-		return 0
+	if full {
+		return 0, false
 	}
-	return e.live(now)
+	return e.live(now), true
 }
 
 func (t *freqTable) add(key uint64, ts int64, window int64) {
@@ -109,8 +121,12 @@ func (t *freqTable) pend(key uint64, now, ttl int64) {
 
 // tryPend is pend when the key counts fewer than limit at now, checked and
 // counted under one lock; false (nothing counted) when it counts limit or
-// more. A key the full table cannot store counts nothing and is allowed,
-// as with pend.
+// more, or when the key is new and its shard full (counted in refused): a
+// key the table cannot store could count nothing, so the cap fails closed.
+// Before, it was allowed, and once the table filled (every instance's
+// impressions of every capped campaign, kept for their windows) every new
+// user of a capped campaign saw it without limit (an outside audit: 10
+// impressions under a cap of 2).
 func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 	s := &t.shards[key&63]
 	s.mu.Lock()
@@ -121,8 +137,8 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 	}
 	if !ok && len(s.m) >= t.maxPer {
 		s.mu.Unlock()
-		t.dropped.Add(1)
-		return true
+		t.refused.Add(1)
+		return false
 	}
 	if now >= e.pendExp {
 		e.pend = 0
@@ -205,7 +221,12 @@ func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
 	if c == nil || c.FreqCapCount <= 0 {
 		return math.MaxInt64
 	}
-	return max(int64(c.FreqCapCount)-int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())), 0)
+	n, ok := m.freq.counts(freqKey(userKey, h.idHash), now.UnixNano())
+	if !ok {
+		m.freq.refused.Add(1) // the table is full: the cap fails closed (tryPend)
+		return 0
+	}
+	return max(int64(c.FreqCapCount)-int64(n), 0)
 }
 
 // FreqPend counts a bid of the campaign placed here for the user against
@@ -241,7 +262,11 @@ func (m *Manager) FreqReserve(h *Account, userKey uint64, now time.Time) bool {
 	}
 	k, limit := freqKey(userKey, h.idHash), uint32(min(c.FreqCapCount, math.MaxUint32))
 	if m.cfg.FreqPendingTTL < 0 {
-		return m.freq.count(k, now.UnixNano()) < limit
+		n, ok := m.freq.counts(k, now.UnixNano())
+		if !ok {
+			m.freq.refused.Add(1)
+		}
+		return ok && n < limit
 	}
 	return m.freq.tryPend(k, limit, now.UnixNano(), int64(m.cfg.FreqPendingTTL))
 }

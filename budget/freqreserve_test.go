@@ -45,3 +45,39 @@ func TestFreqReserveConcurrent(t *testing.T) {
 		t.Fatal("another user, or a campaign without a cap, refused")
 	}
 }
+
+// A full frequency table fails closed: a capped campaign bids no user it
+// has no entry for (counted), an uncapped one is unaffected, and once the
+// entries' windows end new users bid again. Before, a key the full table
+// could not store was allowed and never counted: an outside audit's new
+// user saw 10 impressions under a cap of 2.
+func TestFreqTableFullFailsClosed(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := campaign("c", micros(100))
+	c.FreqCapCount, c.FreqCapWindow = 2, time.Hour
+	m := newMemManager(t, NewMemStore(), "i1", clk, c, campaign("uncapped", micros(100))) // FreqMaxUsers 4,096
+	h, now := m.Handle("c"), clk.Now()
+	for u := uint64(1); u <= 8192; u++ { // twice what the table holds
+		m.RecordImpression(h, u, now)
+	}
+	before := m.Counters().FreqTableFull
+	for u := uint64(100_000); u < 100_100; u++ {
+		if left := m.FreqLeft(h, u, now); left != 0 {
+			t.Fatalf("user %d: %d impressions left with the table full, want 0", u, left)
+		}
+		if m.FreqReserve(h, u, now) {
+			t.Fatalf("user %d: a capped bid counted nowhere was allowed", u)
+		}
+	}
+	if got := m.Counters().FreqTableFull - before; got != 200 {
+		t.Fatalf("freq_table_full_total rose by %d, want 200", got)
+	}
+	if !m.FreqReserve(m.Handle("uncapped"), 100_000, now) {
+		t.Fatal("a campaign without a cap refused")
+	}
+	clk.Add(time.Hour + time.Second)
+	m.freq.prune(clk.Now().UnixNano())
+	if !m.FreqReserve(h, 100_000, clk.Now()) {
+		t.Fatal("a new user refused after the table's entries expired")
+	}
+}
