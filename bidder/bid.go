@@ -812,15 +812,11 @@ func keepBest(slots []slot, first, k int, sl slot, oneFixed bool) []slot {
 // price against the campaign's lease. Second price (at=2) bids the value;
 // first price (at=1) bids the shaded price when pricing.shading is on and
 // the imp's segment has a warm curve (shade.go), else the value times
-// pricing.first_price_shade. A fixed-price deal bids its deal price
+// pricing.first_price_shade. The auction type is the slot's deal's where it
+// names one (slot.firstPrice). A fixed-price deal bids its deal price
 // (fixedDealPrice), whatever the request's auction type.
 func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 	why := reasonBelowFloor
-	shade := 1.0
-	if bc.req.AT == 1 {
-		shade = s.cfg.Pricing.FirstPriceShade
-	}
-	learn := s.learning(bc)
 	for i := range bc.slots {
 		sl := &bc.slots[i]
 		for len(bc.best) <= sl.imp {
@@ -839,14 +835,17 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		ok := false
 		if sl.fixedDeal() {
 			p, v, ok = s.fixedDealPrice(camp, camp.ValueMicros(bc.pctr[i]), sl.floor, bc.resp)
-		} else if learn {
+		} else if s.learns(bc, sl) {
 			beat := int64(-1)
 			if b.slot >= 0 {
 				beat = b.price
 			}
 			p, v, ok = s.shadedPrice(bc, i, beat)
 		} else {
-			v = camp.ValueMicros(bc.pctr[i]) * shade
+			v = camp.ValueMicros(bc.pctr[i])
+			if sl.firstPrice(&bc.req) {
+				v *= s.cfg.Pricing.FirstPriceShade
+			}
 			p, ok = s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
 			ok = ok && p >= sl.floor && p > 0
 		}
@@ -894,7 +893,6 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 // campaigns' win rates counted bids no exchange saw.
 func (s *Server) countBids(bc *bidCtx) {
 	cat := bc.cat
-	learn := s.learning(bc)
 	placed := 0
 	for i := range bc.best {
 		b := &bc.best[i]
@@ -902,7 +900,7 @@ func (s *Server) countBids(bc *bidCtx) {
 			continue
 		}
 		cat.stats[bc.slots[b.slot].cand.Campaign.Index].bid(bc.stripe)
-		if learn && !bc.slots[b.slot].fixedDeal() { // a fixed-price deal's bid is not shaded
+		if s.learns(bc, &bc.slots[b.slot]) {
 			s.shadeStats.bids[bc.shade[bc.slots[b.slot].imp].curve.Level].add(bc.stripe, 1)
 		}
 		placed++
@@ -915,6 +913,19 @@ func (s *Server) countBids(bc *bidCtx) {
 // currency, rounded up). A deal at 3 without a price has nothing agreed
 // and is bid like any deal.
 func (sl *slot) fixedDeal() bool { return fixedPriceDeal(sl.cand.Deal) }
+
+// firstPrice reports whether sl bids in a first-price auction: its deal's
+// at where that names 1 or 2 (OpenRTB: a deal's auction type overrides the
+// request's), else the request's at. Before, only the request's was read:
+// a first-price deal in a second-price request bid its whole value, and a
+// second-price deal in a first-price request was shaded and learned from
+// (an outside audit).
+func (sl *slot) firstPrice(req *ortb.Request) bool {
+	if d := sl.cand.Deal; d != nil && (d.AT == 1 || d.AT == 2) {
+		return d.AT == 1
+	}
+	return req.AT == 1
+}
 
 // fixedPriceDeal reports whether d is a fixed-price deal (slot.fixedDeal).
 func fixedPriceDeal(d *ortb.Deal) bool { return d != nil && d.AT == 3 && d.BidFloor > 0 }

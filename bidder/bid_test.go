@@ -474,6 +474,50 @@ func TestFixedPriceDeal(t *testing.T) {
 	}
 }
 
+// A deal's at (1 or 2) overrides the request's auction type: a first-price
+// deal in a second-price request is shaded (and learns), a second-price deal
+// in a first-price request bids its value and does not learn; explain says
+// the same. Before, only the request's at was read (an outside audit: a
+// first-price deal bid the whole 9.00 value unshaded).
+func TestDealAuctionTypeOverridesRequest(t *testing.T) {
+	for _, c := range []struct {
+		reqAT, dealAT string
+		price         float64
+		mode          string
+	}{
+		{"2", "1", 3.2, "first_price_shade"},
+		{"1", "2", 4, "none"},
+		{"1", "1", 3.2, "first_price_shade"},
+		{"2", "2", 4, "none"},
+	} {
+		t.Run("request at="+c.reqAT+", deal at="+c.dealAT, func(t *testing.T) {
+			base := strings.Replace(string(readReq(t, "site-banner.json")), `"at":2`, `"at":`+c.reqAT, 1)
+			body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+				`"bidfloor":0.5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":1,"at":`+c.dealAT+`}]}`, 1)
+			if body == base {
+				t.Fatal("fixture changed")
+			}
+			ts := newTestServer(t, func(cfg *Config) { cfg.Pricing.FirstPriceShade = 0.8 })
+			b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			if b.DealID != "deal-7" || b.CID != "hooli-deal" || b.Price != c.price {
+				t.Fatalf("bid %+v, want hooli-deal on deal-7 at %v", b, c.price)
+			}
+			a := explainBody(t, ts, body)
+			for _, e := range a.Imps[0].Campaigns {
+				if e.ID == "hooli-deal" && (e.Shading == nil || e.Shading.Mode != c.mode) {
+					t.Errorf("explain's hooli-deal shading %+v, want %s", e.Shading, c.mode)
+				}
+			}
+			// With learned shading on, only a first-price deal's notices learn.
+			ts = newTestServer(t, withShading)
+			b = onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			if learns := strings.Contains(b.NURL, "&g="); learns != (c.mode != "none") {
+				t.Errorf("nurl %s: learns %v, want %v", b.NURL, learns, c.mode != "none")
+			}
+		})
+	}
+}
+
 // A deal's floor without its own bidfloorcur is in USD: it does not
 // inherit imp.bidfloorcur (OpenRTB 2.6, 3.2.12). It was read in the imp's
 // currency, so a 3.50 fixed-price deal on an imp floored in EUR bid

@@ -362,11 +362,12 @@ func termName(t ctr.Contribution) string {
 	return features.Slots[t.Slot].Name
 }
 
-// shading is what the price step multiplies the value by without learned
-// shading: in a first-price auction (at=1) pricing.first_price_shade, else
-// nothing (second price: the bid is the value).
-func (x *explainRun) shading() explainShading {
-	if x.req.AT == 1 {
+// shading is what the price step multiplies sl's value by without learned
+// shading: in a first-price auction (at=1, or its deal's at: slot.firstPrice)
+// pricing.first_price_shade, else nothing (second price: the bid is the
+// value).
+func (x *explainRun) shading(sl *slot) explainShading {
+	if sl.firstPrice(x.req) {
 		return explainShading{Mode: "first_price_shade", Factor: x.s.cfg.Pricing.FirstPriceShade}
 	}
 	return explainShading{Mode: "none", Factor: 1}
@@ -387,7 +388,6 @@ func (x *explainRun) winsBefore(i int, id string) int64 {
 // per imp. It places no hold. It returns whether the dry run bids and, if
 // not, why.
 func (x *explainRun) price() (bool, string) {
-	sh := x.shading()
 	bc := x.shadeCtx()
 	for j := range x.slots {
 		es := &x.slots[j]
@@ -403,6 +403,7 @@ func (x *explainRun) price() (bool, string) {
 			e.Detail = "earlier imps of the request bid it as often as the user may still see it"
 			continue
 		}
+		sh := x.shading(&es.sl)
 		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
 		var p int64
 		var v float64
@@ -412,7 +413,7 @@ func (x *explainRun) price() (bool, string) {
 			if e.ValueMicros > 0 {
 				e.Shading.Factor = v / e.ValueMicros
 			}
-		} else if bc != nil {
+		} else if bc != nil && x.s.learns(bc, &es.sl) {
 			st := x.s.explainShade(bc, j)
 			p, v, ok = x.s.shadedPrice(bc, j, -1)
 			e.Shading = &explainShading{Mode: "learned", Curve: &st}
@@ -476,10 +477,10 @@ func (a *explainAnswer) String() string {
 }
 
 // shadeCtx is a bid context holding the run's scored slots, for the bid
-// path's shading (shade.go) to price them as it would, or nil when the
-// request does not learn (second price, or pricing.shading off).
+// path's shading (shade.go) to price them as it would, or nil when
+// pricing.shading is off (Server.learns says which slots learn).
 func (x *explainRun) shadeCtx() *bidCtx {
-	if x.s.shade == nil || x.req.AT != 1 {
+	if x.s.shade == nil {
 		return nil
 	}
 	bc := &bidCtx{req: *x.req, resp: x.resp, ex: x.opt.ex}

@@ -36,9 +36,13 @@ type shadeStats struct {
 	bids [3]counter // first-price bids placed, by shading.Level
 }
 
-// learning says whether bids of this request learn and shade: first price
-// with pricing.shading on.
-func (s *Server) learning(bc *bidCtx) bool { return s.shade != nil && bc.req.AT == 1 }
+// learns says whether slot sl's bid learns and is shaded: pricing.shading
+// on, a first-price auction (slot.firstPrice: its deal's at where it names
+// one), and not a fixed-price deal (its price was agreed, not bid against
+// the market).
+func (s *Server) learns(bc *bidCtx, sl *slot) bool {
+	return s.shade != nil && !sl.fixedDeal() && sl.firstPrice(&bc.req)
+}
 
 // impShadeOf returns imp's shading context, looking it up on first use.
 func (s *Server) impShadeOf(bc *bidCtx, imp int) *impShade {
@@ -128,8 +132,9 @@ func (s *Server) shadedPrice(bc *bidCtx, i int, beat int64) (price int64, value 
 // the request does not learn or c is a fixed-price deal's bid (its price
 // was agreed, not bid against the market).
 func (bc *bidCtx) noticeSegment(c *choice) *shading.Key {
-	imp := bc.slots[c.slot].imp
-	if imp >= len(bc.shade) || !bc.shade[imp].set || bc.slots[c.slot].fixedDeal() {
+	sl := &bc.slots[c.slot]
+	imp := sl.imp
+	if imp >= len(bc.shade) || !bc.shade[imp].set || sl.fixedDeal() || !sl.firstPrice(&bc.req) {
 		return nil
 	}
 	return &bc.shade[imp].key
@@ -247,10 +252,10 @@ type ShadeStep struct {
 func (s *Server) explainShade(bc *bidCtx, i int) ShadeStep {
 	sl := &bc.slots[i]
 	camp := sl.cand.Campaign
-	st := ShadeStep{FirstPrice: bc.req.AT == 1, Enabled: s.shade != nil, Level: shading.LevelCold.String(),
+	st := ShadeStep{FirstPrice: sl.firstPrice(&bc.req), Enabled: s.shade != nil, Level: shading.LevelCold.String(),
 		FloorMicros: sl.floor}
 	v := camp.ValueMicros(bc.pctr[i])
-	if !s.learning(bc) {
+	if !s.learns(bc, sl) {
 		if st.FirstPrice {
 			v *= s.cfg.Pricing.FirstPriceShade
 		}
