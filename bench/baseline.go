@@ -395,12 +395,17 @@ func keepBest(slots []Slot, first, k int, sl Slot, oneFixed bool) []Slot {
 	return slots
 }
 
+// firstPrice: the deal's at where it names 1 or 2, else the request's (the
+// bidder's slot.firstPrice).
+func firstPrice(reqAT int64, d *openrtb2.Deal) bool {
+	if d != nil && (d.AT == 1 || d.AT == 2) {
+		return d.AT == 1
+	}
+	return reqAT == 1
+}
+
 // price values every slot, picks the best per imp and holds its charge.
 func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now time.Time) string {
-	shade := 1.0
-	if br.AT == 1 {
-		shade = b.cfg.FirstPriceShade
-	}
 	a.Winners = make([]int, len(br.Imp))
 	for i := range a.Winners {
 		a.Winners[i] = -1
@@ -410,7 +415,10 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		if sl.FreqLeft != math.MaxInt64 && a.winsBefore(sl.Imp, sl.Campaign) >= sl.FreqLeft {
 			continue // as often as the user may still see it, on earlier imps
 		}
-		v := sl.Campaign.ValueMicros(sl.PCTR) * shade
+		v := sl.Campaign.ValueMicros(sl.PCTR)
+		if firstPrice(br.AT, sl.Deal) {
+			v *= b.cfg.FirstPriceShade
+		}
 		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
 		if d := sl.Deal; d != nil && d.AT == 3 && d.BidFloor > 0 {
 			// A fixed-price deal bids its price, held at the value scaled to
