@@ -173,6 +173,11 @@ func (m *Manager) pace(a *Account, now time.Time) {
 	if daily == 0 && !c.End.IsZero() && c.End.After(now) {
 		days := max(c.End.Sub(start).Hours()/24, 1)
 		daily = int64(float64(c.TotalMicros-a.spentTotal.Load()+spentDay) / days)
+	} else if daily > 0 && c.TotalMicros > 0 {
+		// What is left of the total (with what today spent) may be less
+		// than the daily budget: the day plans that. Before, the plan was
+		// the daily budget's, and the total's rest went by noon.
+		daily = min(daily, max(c.TotalMicros-a.spentTotal.Load()+spentDay, 0))
 	}
 	pl := &a.pace.plan
 	if m.replanDue(pl, c, day, daily, now) {

@@ -484,3 +484,21 @@ func TestDayBoundsMemo(t *testing.T) {
 		}
 	}
 }
+
+// A total budget that leaves less than the daily budget is what the day
+// plans: what is left of the total spread over the day, not the daily
+// budget's pace until the total runs out. Before, a campaign with a daily
+// budget of 300 and 150 left of its total spent the 150 by noon (an outside
+// audit, from the code).
+func TestPacingTotalLeftUnderDaily(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a simulated day")
+	}
+	const daily, total = 300_000_000, 150_000_000
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, TotalMicros: total, Pacing: PacingEven}
+	hourly, _, _ := simulateDay(t, dayRun{c: c, traffic: smoothDiurnal(1.3, 3.7), seed: 7})
+	checkHours(t, hourly, 0, 24, func(int) float64 { return total / 24 }, 0.05)
+	if hourly[23] < total*98/100 || hourly[23] > total {
+		t.Errorf("delivered %d of the %d left", hourly[23], total)
+	}
+}

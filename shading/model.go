@@ -84,6 +84,11 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Memory < 10 {
 		errs = append(errs, fmt.Errorf("%w: memory %d must be at least 10", ErrConfig, c.Memory))
 	}
+	if c.MinObservations > c.Memory && c.Memory >= 10 {
+		// A curve counts at most memory notices: it would never warm, and
+		// every bid would stay cold with nothing to say so (an outside audit).
+		errs = append(errs, fmt.Errorf("%w: min_observations %d is over memory %d: a curve counts at most memory notices, so none would ever price", ErrConfig, c.MinObservations, c.Memory))
+	}
 	if c.Idle < 0 {
 		errs = append(errs, fmt.Errorf("%w: idle %v must not be negative", ErrConfig, c.Idle))
 	}

@@ -31,6 +31,8 @@ func TestConfigValidate(t *testing.T) {
 		{"huge segments", Config{Segments: 1 << 25}, false},
 		{"negative min observations", Config{MinObservations: -3}, false},
 		{"tiny memory", Config{Memory: 5}, false},
+		{"min observations over memory", Config{MinObservations: 3000, Memory: 2000}, false},
+		{"min observations at memory", Config{MinObservations: 2000, Memory: 2000}, true},
 		{"negative idle", Config{Idle: -time.Second}, false},
 		{"prior sigma too wide", Config{PriorSigma: 9}, false},
 		{"prior sigma nan", Config{PriorSigma: math.NaN()}, false},
