@@ -122,12 +122,15 @@ distill:
 ## simulator posts as example-adx, the exchange the example PMP campaign's deals belong to
 DEMO_RATE ?= 500
 DEMO_DURATION ?= 30s
+DEMO_LISTEN ?= 127.0.0.1:8080
+DEMO_ADMIN ?= 127.0.0.1:8081
 demo: build onnxruntime
 	@mkdir -p out/demo
-	@./bin/bidder -config $(CONFIG) > out/demo/bidder.log 2>&1 & pid=$$!; \
+	@./bin/bidder -config $(CONFIG) -listen $(DEMO_LISTEN) -admin-listen $(DEMO_ADMIN) > out/demo/bidder.log 2>&1 & pid=$$!; \
 	trap 'kill -TERM '$$pid' 2>/dev/null; wait '$$pid'' EXIT; \
-	for i in $$(seq 200); do curl -sf http://127.0.0.1:8080/readyz >/dev/null && break; sleep 0.1; done; \
-	./bin/simulator run -target 'http://127.0.0.1:8080/openrtb2/bid?exchange=example-adx' -admin http://127.0.0.1:8081 \
+	ready=; for i in $$(seq 200); do kill -0 $$pid 2>/dev/null || break; curl -sf http://$(DEMO_LISTEN)/readyz >/dev/null && { ready=1; break; }; sleep 0.1; done; \
+	[ -n "$$ready" ] || { echo "the bidder did not get ready on $(DEMO_LISTEN): out/demo/bidder.log" >&2; tail -5 out/demo/bidder.log >&2; exit 1; }; \
+	./bin/simulator run -target 'http://$(DEMO_LISTEN)/openrtb2/bid?exchange=example-adx' -admin http://$(DEMO_ADMIN) \
 	  -rate $(DEMO_RATE) -duration $(DEMO_DURATION) -seed 1 -out out/demo
 
 ## shading-ab: bid shading A/B in the simulator's first-price market: the bidder started per run, shading off and
