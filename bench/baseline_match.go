@@ -365,7 +365,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		return bannerFit(cr.Sizes, imp.Banner)
 	case campaigns.FormatVideo:
 		v := imp.Video
-		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) ||
+		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) || !deliveryFits(cr.Delivery, v.Delivery) ||
 			!timedFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, v.RqdDurs, v.PodDur, int64(v.PodSeq), v.PodID, int64(v.SlotInPod)) {
 			return 0, 0, false
 		}
@@ -392,7 +392,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		return 0, 0, true
 	case campaigns.FormatAudio:
 		a := imp.Audio
-		if a == nil || attrBlocked(cr.Attr, a.BAttr) || !mimeFits(cr.MIMEs, a.MIMEs) ||
+		if a == nil || attrBlocked(cr.Attr, a.BAttr) || !mimeFits(cr.MIMEs, a.MIMEs) || !deliveryFits(cr.Delivery, a.Delivery) ||
 			!timedFits(cr, a.MinDuration, a.MaxDuration, a.Protocols, a.RqdDurs, a.PodDur, int64(a.PodSeq), a.PodID, int64(a.SlotInPod)) {
 			return 0, 0, false
 		}
@@ -722,4 +722,18 @@ func (f *reqFacts) addCats(tax int64, cats []string) {
 			f.cats = append(f.cats, p)
 		}
 	}
+}
+
+// deliveryFits is the bidder's deliveryOK on the schema's types: one method
+// in common, or either list empty.
+func deliveryFits(cr []int64, imp []adcom1.DeliveryMethod) bool {
+	if len(imp) == 0 || len(cr) == 0 {
+		return true
+	}
+	for _, d := range imp {
+		if slices.Contains(cr, int64(d)) {
+			return true
+		}
+	}
+	return false
 }

@@ -196,6 +196,10 @@ type Creative struct {
 	Duration  int64
 	Linearity int64
 	Protocols []int64
+	// Delivery is how its media files are delivered, from the VAST's
+	// <MediaFile delivery=...> as OpenRTB counts them (1 streaming, 2
+	// progressive); empty: not known (a wrapper), fits any player.
+	Delivery  []int64
 	Plcmt     []int64
 	Skippable int8
 	PodSeq    []int64

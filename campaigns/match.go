@@ -695,7 +695,7 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 		return bannerSize(ccr.sizes, &imp.Banner)
 	case FormatVideo:
 		v := &imp.Video
-		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) ||
+		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) || !deliveryOK(cr.Delivery, v.Delivery) ||
 			!mediaFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, &v.Pod) || !videoFits(cr, v) {
 			return 0, 0, false
 		}
@@ -713,13 +713,22 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 		return 0, 0, true
 	case FormatAudio:
 		a := &imp.Audio
-		if !imp.HasAudio || attrBlocked(ccr.attr, a.BAttr) || !mimeOK(ccr.mimes, a.MIMEs) ||
+		if !imp.HasAudio || attrBlocked(ccr.attr, a.BAttr) || !mimeOK(ccr.mimes, a.MIMEs) || !deliveryOK(cr.Delivery, a.Delivery) ||
 			!mediaFits(cr, a.MinDuration, a.MaxDuration, a.Protocols, &a.Pod) {
 			return 0, 0, false
 		}
 		return 0, 0, true
 	}
 	return 0, 0, false
+}
+
+// deliveryOK checks a video or audio creative's delivery methods against the
+// player's (imp.video.delivery, audio.delivery): one in common, or either
+// list empty (the player takes any; the creative's files do not say).
+// Unread before, a progressive-only creative bid on streaming-only players
+// (an outside conformance audit).
+func deliveryOK(cr, imp []int64) bool {
+	return len(imp) == 0 || len(cr) == 0 || anyInt(cr, imp)
 }
 
 // mediaFits checks what video and audio share: protocols (a creative whose

@@ -132,6 +132,17 @@ func TestMatchRules26(t *testing.T) {
 		// The VAST's version is its protocol, whatever else the file lists:
 		// a 3.0 document listing [3, 7] was bid on an imp taking only 7
 		// (an outside conformance audit).
+		// delivery: the VAST's <MediaFile delivery="progressive"> against
+		// the player's methods (1 streaming, 2 progressive, 3 download).
+		{"video delivery streaming only", video(nil), vimp(func(v *ortb.Video) { v.Delivery = []int64{1} }), false},
+		{"video delivery progressive", video(nil), vimp(func(v *ortb.Video) { v.Delivery = []int64{1, 2} }), true},
+		{"video delivery any", video(nil), vimp(nil), true},
+		{"video delivery of a wrapper", video(func(c *CreativeConfig) {
+			c.VAST = `<VAST version="3.0"><Ad><Wrapper><VASTAdTagURI><![CDATA[https://t.example/v.xml]]></VASTAdTagURI><Impression><![CDATA[{{imp_url}}]]></Impression><Creatives><Creative><Linear><VideoClicks><ClickTracking><![CDATA[{{click_url}}]]></ClickTracking></VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>`
+			c.MIMEs = []string{"video/mp4"}
+		}), vimp(func(v *ortb.Video) { v.Delivery = []int64{1} }), true},
+		{"audio delivery streaming only", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{1} }), false},
+		{"audio delivery progressive", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{2} }), true},
 		{"video protocols declared beyond the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), false},
 		{"video protocols declared, the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{3} }), true},
 		{"video protocols declared, no version", video(func(c *CreativeConfig) {

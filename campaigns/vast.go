@@ -17,7 +17,32 @@ var (
 	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
 	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s;]+)[^"']*["']`) // parameters (; codecs=...) aside
+	vastDeliveryRE = regexp.MustCompile(`<MediaFile\b[^>]*?\bdelivery\s*=\s*["']\s*([A-Za-z]+)\s*["']`)
 )
+
+// vastDelivery returns how the template's <MediaFile>s are delivered, as
+// OpenRTB's delivery methods (1 streaming, 2 progressive), each once in
+// that order; nil when none says (a wrapper, or files without the
+// attribute, which VAST requires: taken on trust, as fitting any player).
+func vastDelivery(tpl string) []int64 {
+	var stream, prog bool
+	for _, m := range vastDeliveryRE.FindAllStringSubmatch(tpl, -1) {
+		switch strings.ToLower(m[1]) {
+		case "streaming":
+			stream = true
+		case "progressive":
+			prog = true
+		}
+	}
+	var out []int64
+	if stream {
+		out = append(out, 1)
+	}
+	if prog {
+		out = append(out, 2)
+	}
+	return out
+}
 
 // vastMediaTypes returns the MIME types of the template's <MediaFile>s,
 // lower case, each once (none for a wrapper, or a template without them).

@@ -439,7 +439,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		imp.HasVideo = true
 		imp.Video = Video{MIMEs: strs(v.MIMEs), MinDuration: v.MinDuration, MaxDuration: v.MaxDuration,
 			Protocols: ints(v.Protocols), Protocol: int64(v.Protocol), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
-			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr),
+			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr), Delivery: ints(v.Delivery),
 			Skip: flag(v.Skip), SkipMin: v.SkipMin, SkipAfter: v.SkipAfter,
 			Pod: Pod{PodID: s2bOrNil(v.PodID), PodSeq: int64(v.PodSeq), SlotInPod: int64(v.SlotInPod),
 				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs,
@@ -451,7 +451,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 	if a := m.Audio; a != nil {
 		imp.HasAudio = true
 		imp.Audio = Audio{MIMEs: strs(a.MIMEs), MinDuration: a.MinDuration, MaxDuration: a.MaxDuration,
-			Protocols: ints(a.Protocols), BAttr: ints(a.BAttr),
+			Protocols: ints(a.Protocols), BAttr: ints(a.BAttr), Delivery: ints(a.Delivery),
 			Pod: Pod{PodID: s2bOrNil(a.PodID), PodSeq: int64(a.PodSeq), SlotInPod: int64(a.SlotInPod),
 				PodDur: a.PodDur, MaxSeq: a.MaxSeq, RqdDurs: a.RqdDurs,
 				DurFloors: durFloors(a.DurFloors), MinCPMPerSec: a.MinCPMPerSec}}

@@ -226,6 +226,8 @@ func videoField(vd *Video, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &vd.SkipAfter)
 	case "battr":
 		return getInts(k, v, &vd.BAttr)
+	case "delivery":
+		return getInts(k, v, &vd.Delivery)
 	}
 	return podField(&vd.Pod, k, v)
 }
@@ -242,6 +244,8 @@ func audioField(a *Audio, k []byte, v *fastjson.Value) error {
 		return getInts(k, v, &a.Protocols)
 	case "battr":
 		return getInts(k, v, &a.BAttr)
+	case "delivery":
+		return getInts(k, v, &a.Delivery)
 	}
 	return podField(&a.Pod, k, v)
 }

@@ -246,6 +246,9 @@ type Video struct {
 	SkipMin   int64
 	SkipAfter int64
 	BAttr     []int64
+	// Delivery lists the delivery methods the player supports (1
+	// streaming, 2 progressive, 3 download; empty: any).
+	Delivery []int64
 	Pod
 }
 
@@ -256,6 +259,7 @@ type Audio struct {
 	MaxDuration int64
 	Protocols   []int64
 	BAttr       []int64
+	Delivery    []int64 // as video.delivery
 	Pod
 }
 
