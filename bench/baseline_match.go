@@ -2,6 +2,8 @@ package bench
 
 import (
 	"encoding/json"
+	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -552,11 +554,13 @@ type nativeAsset struct {
 		Text string `json:"text"`
 	} `json:"title"`
 	Img *struct {
-		Type int64 `json:"type"`
-		W    int64 `json:"w"`
-		H    int64 `json:"h"`
-		WMin int64 `json:"wmin"`
-		HMin int64 `json:"hmin"`
+		Type  int64    `json:"type"`
+		URL   string   `json:"url"`
+		W     int64    `json:"w"`
+		H     int64    `json:"h"`
+		WMin  int64    `json:"wmin"`
+		HMin  int64    `json:"hmin"`
+		MIMEs []string `json:"mimes"`
 	} `json:"img"`
 	Data *struct {
 		Type  int64  `json:"type"`
@@ -614,7 +618,7 @@ func assetFills(c, a nativeAsset) bool {
 		case 2:
 			want = 1 // logo: the icon
 		}
-		if c.Img == nil || c.Img.Type != want {
+		if c.Img == nil || c.Img.Type != want || !imgMIMEFits(c.Img.URL, a.Img.MIMEs) {
 			return false
 		}
 		if a.Img.WMin > 0 || a.Img.HMin > 0 {
@@ -736,4 +740,26 @@ func deliveryFits(cr []int64, imp []adcom1.DeliveryMethod) bool {
 		}
 	}
 	return false
+}
+
+// imgMIMEFits is the bidder's native image type rule: a creative image
+// whose URL ends in .jpg/.jpeg, .png, .gif or .webp must have a type the
+// asset's mimes list (image/jpg read as image/jpeg); any other image, or an
+// asset without mimes, fits.
+func imgMIMEFits(u string, mimes []string) bool {
+	if len(mimes) == 0 {
+		return true
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return true
+	}
+	t := map[string]string{".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png", ".gif": "image/gif", ".webp": "image/webp"}[strings.ToLower(path.Ext(p.Path))]
+	if t == "" {
+		return true
+	}
+	return slices.ContainsFunc(mimes, func(m string) bool {
+		m = strings.ToLower(strings.TrimSpace(m))
+		return m == t || m == "image/jpg" && t == "image/jpeg"
+	})
 }

@@ -3,7 +3,10 @@ package campaigns
 import (
 	"bytes"
 	"encoding/json"
+	"net/url"
+	"path"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -53,6 +56,7 @@ type nativeAsset struct {
 	typ       int64 // img or data type
 	chars     int64 // title or data text length, in characters
 	w, h      int64 // img size; 0 unknown
+	mime      uint8 // img type (ortb.ImgJPEG...) by its URL's extension; 0 unknown
 	// body is the asset's member without the id, as JSON string content
 	// of the adm (escaped twice): \"title\":{\"text\":\"...\"}
 	body []byte
@@ -61,6 +65,10 @@ type nativeAsset struct {
 func compileNative(n *NativeConfig) *NativeAssets {
 	na := &NativeAssets{}
 	add := func(id int64, kind uint8, typ int64, text string, w, h int64, member string, v any) {
+		var mime uint8
+		if img, ok := v.(nativeImg); ok {
+			mime = imgMIMEOf(img.URL)
+		}
 		var buf bytes.Buffer
 		enc := json.NewEncoder(&buf)
 		enc.SetEscapeHTML(false)
@@ -68,7 +76,7 @@ func compileNative(n *NativeConfig) *NativeAssets {
 			panic("campaigns: native asset: " + err.Error()) // plain structs cannot fail
 		}
 		doc := `"` + member + `":` + string(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
-		na.list = append(na.list, nativeAsset{defaultID: id, kind: kind, typ: typ,
+		na.list = append(na.list, nativeAsset{defaultID: id, kind: kind, typ: typ, mime: mime,
 			chars: int64(utf8.RuneCountInString(text)), w: w, h: h, body: appendJSONContent(nil, []byte(doc))})
 	}
 	add(NativeAssetTitle, ortb.AssetTitle, 0, n.Title, 0, 0, "title", nativeTitle{Text: n.Title})
@@ -135,12 +143,35 @@ func (na *NativeAssets) fill(a *ortb.NativeAsset) int {
 				return i
 			}
 		case ortb.AssetImg:
-			if c.typ == imgType(a.Type) && imgFits(c.w, c.h, a) {
+			if c.typ == imgType(a.Type) && imgFits(c.w, c.h, a) && (a.MIMEs == 0 || c.mime == 0 || a.MIMEs&c.mime != 0) {
 				return i
 			}
 		}
 	}
 	return -1
+}
+
+// imgMIMEOf is the image type a native image URL's extension names
+// (.jpg/.jpeg, .png, .gif, .webp), 0 when it names none of them: an image
+// of unknown type fills an asset whatever mimes it lists, as a VAST
+// wrapper's files are taken on trust. Unread before, a JPEG filled a
+// GIF-only asset (an outside conformance audit).
+func imgMIMEOf(u string) uint8 {
+	p, err := url.Parse(u)
+	if err != nil {
+		return 0
+	}
+	switch strings.ToLower(path.Ext(p.Path)) {
+	case ".jpg", ".jpeg":
+		return ortb.ImgJPEG
+	case ".png":
+		return ortb.ImgPNG
+	case ".gif":
+		return ortb.ImgGIF
+	case ".webp":
+		return ortb.ImgWebP
+	}
+	return 0
 }
 
 func imgType(t int64) int64 {

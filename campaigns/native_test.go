@@ -35,6 +35,8 @@ func TestNativeFill(t *testing.T) {
 	}
 	full := nativeCreative(t, nil)
 	bare := nativeCreative(t, func(n *NativeConfig) { *n = NativeConfig{Title: "T", ImageURL: "https://i.example/m.jpg"} })
+	untyped := nativeCreative(t, func(n *NativeConfig) { n.ImageURL = "https://i.example/render?id=7" })
+	mimes := func(a ortb.NativeAsset, m uint8) ortb.NativeAsset { a.MIMEs = m; return a }
 	for _, c := range []struct {
 		name  string
 		cr    *Creative
@@ -64,6 +66,13 @@ func TestNativeFill(t *testing.T) {
 		{"cta", full, data(12, 20), true},
 		{"rating not held", full, data(3, 0), false},
 		{"no description", bare, data(2, 0), false},
+		// img.mimes: the main image is a .jpg, the icon a .png; an image
+		// URL without a known extension fits any type.
+		{"main image, mimes jpeg", full, mimes(img(3, 0, 0, 0, 0), ortb.ImgJPEG|ortb.ImgPNG), true},
+		{"main image, mimes gif only", full, mimes(img(3, 0, 0, 0, 0), ortb.ImgGIF), false},
+		{"icon, mimes png", full, mimes(img(1, 0, 0, 0, 0), ortb.ImgPNG), true},
+		{"icon, mimes jpeg only", full, mimes(img(1, 0, 0, 0, 0), ortb.ImgJPEG), false},
+		{"main image of unknown type, mimes gif", untyped, mimes(img(3, 0, 0, 0, 0), ortb.ImgGIF), true},
 		{"video asset", full, ortb.NativeAsset{ID: 4, Kind: ortb.AssetVideo}, false},
 		{"invalid asset", full, ortb.NativeAsset{ID: 5}, false},
 	} {

@@ -531,6 +531,9 @@ func nativeFromSchema(s string) (NativeStatus, bool, []NativeAsset) {
 			}
 			if a.Img != nil {
 				na.Kind, na.Type, na.W, na.H, na.WMin, na.HMin = AssetImg, int64(a.Img.Type), a.Img.W, a.Img.H, a.Img.WMin, a.Img.HMin
+				for _, m := range a.Img.MIMEs {
+					na.MIMEs |= ImgMIMEBit(bytes.TrimSpace([]byte(m)))
+				}
 			}
 			if a.Video != nil {
 				na.Kind = AssetVideo

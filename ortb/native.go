@@ -1,6 +1,7 @@
 package ortb
 
 import (
+	"bytes"
 	"errors"
 	"math"
 
@@ -17,8 +18,8 @@ import (
 // A document that is not JSON, not an object, or has a wrongly typed member
 // that Assets holds is NativeBad: no native creative can answer it, but the
 // bid request is not refused for it (its other imps and formats still bid).
-// Members Assets does not hold (ver, layout, eventtrackers, img.mimes...)
-// are not read. A wrong type costs no allocation; a document fastjson cannot
+// Members Assets does not hold (ver, layout, eventtrackers...) are not
+// read; img.mimes is held as bits (ImgJPEG...), strings not kept. A wrong type costs no allocation; a document fastjson cannot
 // parse, or a number with a fraction or exponent where an integer belongs,
 // costs the few allocations of fastjson's error value.
 
@@ -230,6 +231,11 @@ func (a *NativeAsset) member(k []byte, v *fastjson.Value, has *[AssetData + 1]bo
 			}
 		case AssetImg:
 			switch string(k) {
+			case "mimes":
+				if !nMIMEs(v, &a.MIMEs) {
+					return errNativeBad
+				}
+				return nil
 			case "type":
 				return nIntErr(v, &a.Type)
 			case "w":
@@ -244,6 +250,53 @@ func (a *NativeAsset) member(k []byte, v *fastjson.Value, has *[AssetData + 1]bo
 		}
 		return errUnread
 	}) == nil
+}
+
+// Image MIME types of a native img asset's mimes (NativeAsset.MIMEs), as
+// bits: what a creative's image can be told apart by.
+const (
+	ImgJPEG  uint8 = 1 << iota // image/jpeg (image/jpg)
+	ImgPNG                     // image/png
+	ImgGIF                     // image/gif
+	ImgWebP                    // image/webp
+	ImgOther                   // any other type named
+)
+
+// ImgMIMEBit is the bit of image MIME type t (letter case aside).
+func ImgMIMEBit(t []byte) uint8 {
+	switch {
+	case bytes.EqualFold(t, []byte("image/jpeg")), bytes.EqualFold(t, []byte("image/jpg")):
+		return ImgJPEG
+	case bytes.EqualFold(t, []byte("image/png")):
+		return ImgPNG
+	case bytes.EqualFold(t, []byte("image/gif")):
+		return ImgGIF
+	case bytes.EqualFold(t, []byte("image/webp")):
+		return ImgWebP
+	}
+	return ImgOther
+}
+
+// nMIMEs reads an img asset's mimes (an array of strings; null or empty:
+// any) into bits; false for any other type.
+func nMIMEs(v *fastjson.Value, dst *uint8) bool {
+	*dst = 0
+	switch v.Type() {
+	case fastjson.TypeNull:
+		return true
+	case fastjson.TypeArray:
+	default:
+		return false
+	}
+	arr, _ := v.Array()
+	for _, e := range arr {
+		s, err := e.StringBytes()
+		if err != nil {
+			return false
+		}
+		*dst |= ImgMIMEBit(bytes.TrimSpace(s))
+	}
+	return true
 }
 
 // nInt reads an integer member of the native document (null reads as 0);

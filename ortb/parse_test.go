@@ -471,6 +471,14 @@ func TestParseLenient(t *testing.T) {
 	f(native(`"[1]"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
 	f(native(`"{\"assets\":[{\"id\":1,\"img\":{\"w\":\"300\"}}]}"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
 	f(native(`"{\"assets\":{}}"`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	// img.mimes as bits: letter case and spaces aside, image/jpg is JPEG,
+	// an unknown type is ImgOther; null or [] is any; a string is bad.
+	f(native(`{"assets":[{"id":1,"img":{"type":3,"mimes":["IMAGE/GIF"," image/jpg ","image/avif"]}},{"id":2,"img":{"mimes":null}},{"id":3,"img":{"mimes":[]}}]}`), func(r *Request) bool {
+		a := r.Imps[0].Native.Assets
+		return r.Imps[0].Native.Status == NativeOK && len(a) == 3 && a[0].MIMEs == ImgGIF|ImgJPEG|ImgOther && a[1].MIMEs == 0 && a[2].MIMEs == 0
+	})
+	f(native(`{"assets":[{"id":1,"img":{"mimes":"image/gif"}}]}`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
+	f(native(`{"assets":[{"id":1,"img":{"mimes":[7]}}]}`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeBad })
 	f(native(`""`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeAbsent })
 	f(native(`null`), func(r *Request) bool { return r.Imps[0].Native.Status == NativeAbsent && r.Imps[0].HasNative })
 	f(native(`"{\"native\":\"x\",\"assets\":[{\"id\":1,\"title\":{\"len\":5}}]}"`), func(r *Request) bool {

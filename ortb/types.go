@@ -305,6 +305,8 @@ type NativeAsset struct {
 	W, H     int64 // img
 	WMin     int64
 	HMin     int64
+	// MIMEs is an img asset's mimes as ImgJPEG... bits (0: not given, any).
+	MIMEs uint8
 }
 
 // Qty is imp.qty (2.6): how many people one impression reaches (DOOH).
