@@ -384,6 +384,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// The notice token carries ids of at most 255 bytes: two
 			// auctions alike in their first 255 would share one charge.
 			s.m.longID.add(bc.stripe, 1)
+			why = reasonImpRefused
 			continue
 		}
 		if sharedImpID(bc.req.Imps, i) {
@@ -391,10 +392,12 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// imps by id reads it against the other one (its floor, its
 			// format), and notices, de-duplicated by (auction, imp id),
 			// could not tell two such bids apart.
+			why = reasonImpRefused
 			continue
 		}
 		if s.pastChargeWindow(imp) {
 			// Its billing notice may come when it could no longer charge.
+			why = reasonImpRefused
 			continue
 		}
 		if s.insecureImp(imp) {
@@ -406,6 +409,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// An absurd or forged qty.multiplier: no bid on this imp
 			// rather than a hold or charge scaled by it.
 			s.m.badQty.add(bc.stripe, 1)
+			why = reasonImpRefused
 			continue
 		}
 		floor, ok := s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, bc.resp)
@@ -766,7 +770,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	}
 	maxCharge, _, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok || !qtyFor(camp, &bc.req, imp) {
-		return slot{}, reasonBudget
+		return slot{}, reasonImpRefused // its qty.multiplier (before, reported as budget)
 	}
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
 		return slot{}, r
@@ -855,7 +859,7 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		}
 		charge, due, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
 		if !ok {
-			cat.stats[camp.Index].nobid(bc.stripe, reasonBudget)
+			why = reasonImpRefused // the charge times qty.multiplier overflows
 			continue
 		}
 		if (b.slot < 0 || p > b.price) && !bc.podRefuses(sl.imp, sl.cand.Creative) {

@@ -980,3 +980,39 @@ func setCampaignFiles(t *testing.T, ts *testServer, files map[string]string) {
 		t.Fatal(err)
 	}
 }
+
+// An imp no campaign may bid on is answered imp_refused, by the bid path
+// and by explain: a repeated imp id, an id over 255 bytes, exp past the
+// charge window, a qty.multiplier outside the limits or on a site request.
+// Before, these read no_campaign or budget (the conformance and money
+// audits).
+func TestImpRefusedReason(t *testing.T) {
+	base := string(readReq(t, "site-banner.json"))
+	imp := `{"id":"1","banner":{"w":300,"h":250,"format":[{"w":300,"h":250}]},"bidfloor":0.5,"bidfloorcur":"USD","secure":1}`
+	if !strings.Contains(base, imp) {
+		t.Fatal("fixture changed")
+	}
+	long := strings.Repeat("x", 256)
+	for _, c := range []struct{ name, old, new string }{
+		{"repeated imp id", imp, imp + "," + imp},
+		{"imp id over 255 bytes", `"id":"1",`, `"id":"` + long + `",`},
+		{"exp past the charge window", `"secure":1}`, `"secure":1,"exp":3600}`},
+		{"qty.multiplier over the limit", `"secure":1}`, `"secure":1,"qty":{"multiplier":5000}}`},
+		{"qty.multiplier on a site request", `"secure":1}`, `"secure":1,"qty":{"multiplier":5}}`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			body := strings.Replace(base, c.old, c.new, 1)
+			if body == base {
+				t.Fatal("no change")
+			}
+			ts := newTestServer(t, nil)
+			r := ts.bid([]byte(body))
+			if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "imp_refused" {
+				t.Fatalf("%d %q, want 204 imp_refused", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			}
+			if a := explainBody(t, ts, body); a.NoBidReason != "imp_refused" {
+				t.Fatalf("explain: no-bid reason %q, want imp_refused: %s", a.NoBidReason, a)
+			}
+		})
+	}
+}

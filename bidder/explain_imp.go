@@ -121,14 +121,23 @@ func (x *explainRun) imps() []explainImp {
 		imp := &imps[i]
 		ei := explainImp{ID: string(imp.ID)}
 		floor, ok := x.s.rates.toResponse(imp.BidFloor, imp.BidFloorCur, x.resp)
+		_, qtyOK := qtyMultiplier(imp, &x.s.cfg.Limits)
 		switch {
+		case len(x.req.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID:
+			ei.Skipped = "request or imp id over 255 bytes"
+			x.why = reasonImpRefused
 		case sharedImpID(x.req.Imps, i):
 			ei.Skipped = "repeated imp id"
+			x.why = reasonImpRefused
 		case x.s.pastChargeWindow(imp):
 			ei.Skipped = "exp past the charge window"
+			x.why = reasonImpRefused
 		case x.s.insecureImp(imp):
 			ei.Skipped = "secure imp, http public_url"
 			x.why = reasonInsecure
+		case !qtyOK:
+			ei.Skipped = "qty.multiplier outside limits.min_qty..max_qty"
+			x.why = reasonImpRefused
 		case !ok:
 			ei.Skipped = reasonCurrency.String()
 			x.why = reasonCurrency
@@ -255,11 +264,11 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	maxCharge, _, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
 	if !ok {
 		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
-		return slot{}, reasonBudget
+		return slot{}, reasonImpRefused
 	}
 	if !qtyFor(camp, x.req, imp) {
 		e.Detail = "imp.qty.multiplier other than 1, on a request that is not dooh or for a campaign that does not buy dooh inventory"
-		return slot{}, reasonBudget
+		return slot{}, reasonImpRefused
 	}
 	r := reasonNone
 	if me, ok := money.(moneyExplainer); ok {
@@ -431,7 +440,7 @@ func (x *explainRun) price() (bool, string) {
 			continue
 		}
 		if e.ChargeMicros, _, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
-			e.Rule, e.Detail = reasonBudget.String(), "imp.qty.multiplier outside limits.min_qty..max_qty"
+			e.Rule, e.Detail = reasonImpRefused.String(), "the charge times imp.qty.multiplier overflows"
 			continue
 		}
 		if ei := &x.out[es.imp]; ei.Winner == "" || p > ei.PriceMicros {

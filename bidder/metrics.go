@@ -54,6 +54,7 @@ const (
 	reasonTestRequest        // a test=1 request on an exchange with test_requests: nobid
 	reasonInsecure           // imps with secure=1 and an http public_url (not loopback): no bid on them
 	reasonPrivacy            // privacy.require_purpose2 and GDPR without a purpose 2 basis
+	reasonImpRefused         // an imp no campaign may bid on: repeated or over-long id, exp past the charge window, a qty.multiplier refused
 	numReasons
 )
 
@@ -77,6 +78,7 @@ var reasonNames = [numReasons]string{
 	reasonTestRequest: "test_request",
 	reasonInsecure:    "insecure",
 	reasonPrivacy:     "privacy",
+	reasonImpRefused:  "imp_refused",
 }
 
 func (r reason) String() string { return reasonNames[r] }
