@@ -63,6 +63,11 @@ type BaselineConfig struct {
 	DefaultTMax     time.Duration // default 100ms
 	MinSlack        time.Duration // default 1ms
 	TokenTTL        time.Duration // default 24h
+	// MaxExp is the longest imp.exp bid on (default 2m: the bidder's
+	// hold_ttl, under its token_ttl and dedup windows); MinQty and MaxQty
+	// bound imp.qty.multiplier (default 0.01 and 1000).
+	MaxExp         time.Duration
+	MinQty, MaxQty float64
 	PrivacyVendorID int           // privacy.vendor_id (default 0: none)
 }
 
@@ -96,6 +101,13 @@ func NewBaseline(c BaselineConfig) (*Baseline, error) {
 	def(&c.DefaultTMax, 100*time.Millisecond)
 	def(&c.MinSlack, time.Millisecond)
 	def(&c.TokenTTL, 24*time.Hour)
+	def(&c.MaxExp, 2*time.Minute)
+	if c.MinQty == 0 {
+		c.MinQty = 0.01
+	}
+	if c.MaxQty == 0 {
+		c.MaxQty = 1000
+	}
 	priv, err := privacy.New(privacy.Options{VendorID: c.PrivacyVendorID, CacheEntries: -1})
 	if err != nil {
 		return nil, err
@@ -252,8 +264,13 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
 		imp := &br.Imp[i]
-		if sharedImp(br.Imp, i) {
-			continue // an impid naming two imps is ambiguous: no bid on either
+		if len(br.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID || sharedImp(br.Imp, i) ||
+			imp.Exp > int64(b.cfg.MaxExp/time.Second) || !b.qtyInLimits(imp) {
+			// As the bidder: an id a token cannot carry, an impid naming
+			// two imps, an exp its bill may come after, an absurd
+			// multiplier: no campaign may bid on it.
+			why = "imp_refused"
+			continue
 		}
 		floor, ok := b.toResponse(imp.BidFloor, imp.BidFloorCur, resp)
 		if !ok {
@@ -262,7 +279,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		}
 		first := len(a.Slots)
 		for _, c := range b.match(nil, facts, imp) {
-			sl, r := b.gate(c, imp, floor, resp, user, arrival)
+			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival)
 			if r != "" {
 				why = r
 				continue
@@ -314,7 +331,7 @@ func (b *Baseline) deadline(br *openrtb2.BidRequest, arrival time.Time) time.Tim
 }
 
 // gate checks floor, frequency cap and budget before any model time is spent.
-func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string, user uint64, now time.Time) (Slot, string) {
+func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, resp string, user uint64, now time.Time) (Slot, string) {
 	camp := c.Campaign
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
 		// deal.bidfloorcur does not inherit imp.bidfloorcur (2.6): USD
@@ -350,7 +367,16 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, floor int64, resp string
 			return Slot{}, "frequency_cap"
 		}
 	}
-	switch b.cfg.Budget.Allow(acct, ceilDiv(up, 1000), now) {
+	charge := float64(up)
+	if imp.Qty != nil && imp.Qty.Multiplier != 0 && imp.Qty.Multiplier != 1 {
+		// As the bidder: a play seen by several people is charged for all,
+		// and only a DOOH request's, by a campaign buying DOOH inventory.
+		if !dooh || !camp.Targeting.DOOH {
+			return Slot{}, "imp_refused"
+		}
+		charge *= imp.Qty.Multiplier
+	}
+	switch b.cfg.Budget.Allow(acct, ceilDiv(int64(charge), 1000), now) {
 	case budget.DecisionOK:
 	case budget.DecisionPaced:
 		return Slot{}, "paced"
@@ -402,6 +428,16 @@ func firstPrice(reqAT int64, d *openrtb2.Deal) bool {
 		return d.AT == 1
 	}
 	return reqAT == 1
+}
+
+// qtyInLimits tells whether imp.qty.multiplier, if any, is within
+// MinQty..MaxQty (0, like none, is one impression).
+func (b *Baseline) qtyInLimits(imp *openrtb2.Imp) bool {
+	if imp.Qty == nil || imp.Qty.Multiplier == 0 {
+		return true
+	}
+	m := imp.Qty.Multiplier
+	return m >= b.cfg.MinQty && m <= b.cfg.MaxQty
 }
 
 // price values every slot, picks the best per imp and holds its charge.

@@ -50,7 +50,11 @@ import (
 //
 // Connection cap (limits.max_conns). Over the cap, a new connection closes
 // the one that has waited longest for a request (never sent one, or idle
-// between requests: the idle list, oldest first) and takes its place; it is
+// between requests: the idle list, oldest first, kept from fasthttp's
+// connection states: in at StateNew and StateIdle, out at StateActive, the
+// first byte of a request, buffered or not, and at StateClosed; so a request
+// in flight, a pipelined one or a body invited by 100 Continue included, is
+// never evicted) and takes its place; it is
 // refused (closed at once) only when none waits, every one being mid-request
 // (bounded by read_timeout). Refusing every new one at the cap kept the
 // process whole under a flood of idle connections but shut the port: an
@@ -95,10 +99,11 @@ type idleList struct {
 }
 
 // push puts c at the back (moving it there if it is in), unless it is
-// closing (checked under the lock: Close marks it, then removes it).
+// closing or evicted (checked under the lock: Close marks it, then removes
+// it; evict marks it under the lock).
 func (l *idleList) push(c *edgeConn) {
 	l.mu.Lock()
-	if c.closing.Load() {
+	if c.closing.Load() || c.evicted.Load() {
 		l.mu.Unlock()
 		return
 	}
@@ -124,12 +129,13 @@ func (l *idleList) remove(c *edgeConn) {
 	l.mu.Unlock()
 }
 
-// pop takes out the oldest, nil when none waits.
+// pop takes out the oldest and marks it evicted, nil when none waits.
 func (l *idleList) pop() *edgeConn {
 	l.mu.Lock()
 	c := l.head
 	if c != nil {
 		l.unlinkLocked(c)
+		c.evicted.Store(true)
 	}
 	l.mu.Unlock()
 	return c
@@ -203,9 +209,7 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 				continue
 			}
 			l.open.Add(1)
-			ec := newEdgeConn(c, l)
-			l.idle.push(ec)
-			return ec, nil
+			return newEdgeConn(c, l), nil // on the idle list at StateNew (connState)
 		}
 		if !resourceExhausted(err) {
 			return nil, err
@@ -226,10 +230,26 @@ func (l *edgeListener) evict() bool {
 	if c == nil {
 		return false
 	}
-	c.evicted.Store(true)
 	l.evicted.Add(1)
 	_ = c.Conn.Close() // its blocked read returns; fasthttp then closes c
 	return true
+}
+
+// connState keeps the bid listener's idle list from fasthttp's connection
+// states (fasthttp.Server.ConnState): a connection waits for a request when
+// new or idle, and not once active (a request's first byte), closed or
+// hijacked.
+func connState(c net.Conn, st fasthttp.ConnState) {
+	ec, ok := c.(*edgeConn)
+	if !ok || ec.l == nil {
+		return
+	}
+	switch st {
+	case fasthttp.StateNew, fasthttp.StateIdle:
+		ec.l.idle.push(ec)
+	default:
+		ec.l.idle.remove(ec)
+	}
 }
 
 // acceptRetries is the bid listener's count of accept waits (0 before Serve).
@@ -360,14 +380,9 @@ func (c *edgeConn) readErr(err error) error {
 
 // startRequest starts the request deadline at its first byte: set here on
 // a connection's first request only (fasthttp sets none after that byte);
-// on later ones fasthttp's own call right after it is cut to it. The
-// connection no longer waits: the cap does not evict it.
+// on later ones fasthttp's own call right after it is cut to it.
 func (c *edgeConn) startRequest() {
-	if c.l == nil {
-		return
-	}
-	c.l.idle.remove(c)
-	if c.l.readTimeout <= 0 {
+	if c.l == nil || c.l.readTimeout <= 0 {
 		return
 	}
 	c.reqDeadline = c.arrival.Add(c.l.readTimeout)
@@ -430,9 +445,6 @@ func stampNS(oob []byte) (int64, bool) {
 func (c *edgeConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.armed, c.served, c.reqDeadline = true, true, time.Time{}
-	if c.l != nil {
-		c.l.idle.push(c) // waits for its next request
-	}
 	return n, err
 }
 

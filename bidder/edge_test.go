@@ -686,3 +686,87 @@ func TestExpectContinueTooLarge(t *testing.T) {
 		t.Fatalf("the bid after 100 Continue: %v %v", resp, err)
 	}
 }
+
+// A request in flight is never evicted for a new connection at the cap, also
+// when fasthttp wrote to its connection before reading it whole: a body
+// invited by 100 Continue, and a pipelined request whose first bytes came
+// with the one before (its answer flushed while it waits for the rest).
+// Before, the idle list took a connection back at every write, and both were
+// closed for the newcomer (a review).
+func TestConnCapNeverEvictsARequestInFlight(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		first, rest string
+		interim     bool // 100 Continue answered before the rest
+	}{
+		{"body invited by 100 Continue",
+			"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n", "{}", true},
+		{"pipelined request mid-headers",
+			"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\n", "Host: x\r\n\r\n", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, func(cfg *Config) { cfg.Limits.MaxConns = 2; cfg.Limits.ReadTimeout = 20 * time.Second })
+			addr := ts.serve(t)
+			var el *edgeListener
+			for range 100 {
+				if el = ts.edgeLn.Load(); el != nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			dial := func() net.Conn {
+				t.Helper()
+				conn, err := net.Dial("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { conn.Close() })
+				conn.SetDeadline(time.Now().Add(10 * time.Second))
+				return conn
+			}
+			held := dial()
+			waitIdle(t, el, 1)
+			if _, err := held.Write([]byte("GET /healthz HTTP/1.1\r\n")); err != nil { // mid-request
+				t.Fatal(err)
+			}
+			waitIdle(t, el, 0)
+			b := dial()
+			waitIdle(t, el, 1)
+			if _, err := b.Write([]byte(c.first)); err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(b)
+			if c.interim {
+				if line, err := br.ReadString('\n'); err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+					t.Fatalf("interim answer %q %v", line, err)
+				}
+				br.ReadString('\n')
+			} else {
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+			}
+			waitIdle(t, el, 0)
+			dial() // over the cap, every connection mid-request: refused
+			for range 500 {
+				if el.refused.Load() > 0 {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			if _, err := b.Write([]byte(c.rest)); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatalf("the request in flight was cut: %v (evicted %d, refused %d)", err, el.evicted.Load(), el.refused.Load())
+			}
+			resp.Body.Close()
+			if ev, ref := el.evicted.Load(), el.refused.Load(); ev != 0 || ref != 1 {
+				t.Fatalf("evicted %d, refused %d; want 0 and 1", ev, ref)
+			}
+		})
+	}
+}

@@ -105,11 +105,17 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 }
 
 // parseSources parses bid_sources entries: CIDR prefixes, or addresses (a
-// prefix of one address). Empty gives nil (any source).
+// prefix of one address). Empty gives nil (any source). An IPv4-mapped IPv6
+// prefix (::ffff:192.0.2.0/120) is its IPv4 prefix, as an IPv4-mapped
+// address is: peers are compared unmapped, and the mapped form matched
+// nobody (an outside audit: an exchange's own notices refused).
 func parseSources(list []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range list {
 		if p, err := netip.ParsePrefix(s); err == nil {
+			if p.Addr().Is4In6() && p.Bits() >= 96 {
+				p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+			}
 			out = append(out, p.Masked())
 			continue
 		}

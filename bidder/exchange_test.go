@@ -360,6 +360,8 @@ func TestBidSources(t *testing.T) {
 		{"exchange's sources, no name", nil, []string{"192.0.2.0/24"}, "/openrtb2/bid", true},
 		{"exchange's sources replace bid_sources", []string{"127.0.0.1"}, []string{"192.0.2.1"}, "/openrtb2/bid?exchange=strict", false},
 		{"exchange's sources include it", []string{"192.0.2.1"}, []string{"127.0.0.1/32"}, "/openrtb2/bid?exchange=strict", true},
+		{"an IPv4-mapped prefix", []string{"::ffff:127.0.0.0/104"}, nil, "/openrtb2/bid", true},
+		{"an IPv4-mapped address", []string{"::ffff:127.0.0.1"}, nil, "/openrtb2/bid", true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			ts := newTestServer(t, func(cfg *Config) {

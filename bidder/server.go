@@ -36,9 +36,15 @@ type scorerBox struct {
 	lat  []ctr.LatencyPredictor // the chain's scorers, to trim candidates to the slack
 }
 
-// fits reports whether some scorer predicts rows fit in slack.
+// fits reports whether some scorer that can score predicts rows fit in
+// slack. A Holder with no model (an ONNX model refused at start) predicts 0
+// and would always fit: it is passed over (a review: the slack trim was off
+// while GBDT scored everything).
 func (b *scorerBox) fits(rows int, slack time.Duration) bool {
 	for _, p := range b.lat {
+		if h, ok := p.(*ctr.Holder); ok && !h.Loaded() {
+			continue
+		}
 		if p.PredictLatency(rows) <= slack {
 			return true
 		}
@@ -164,6 +170,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		ReadTimeout:  cfg.Limits.IdleTimeout,
 		WriteTimeout: cfg.Limits.WriteTimeout,
 		IdleTimeout:  cfg.Limits.IdleTimeout,
+		ConnState:    connState, // the connection cap's idle list (edge.go)
 		HeaderReceived: func(*fasthttp.RequestHeader) fasthttp.RequestConfig {
 			return fasthttp.RequestConfig{ReadTimeout: cfg.Limits.ReadTimeout}
 		},

@@ -214,6 +214,16 @@ func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
 // still pending (FreqPend). A request with several imps bids the campaign
 // on at most that many. No allocation, no network.
 func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
+	return m.freqLeft(h, userKey, now, true)
+}
+
+// FreqLeftPeek is FreqLeft for a look that bids nothing (/admin/explain): a
+// full table is not counted in freq_table_full_total.
+func (m *Manager) FreqLeftPeek(h *Account, userKey uint64, now time.Time) int64 {
+	return m.freqLeft(h, userKey, now, false)
+}
+
+func (m *Manager) freqLeft(h *Account, userKey uint64, now time.Time, count bool) int64 {
 	if h == nil {
 		return 0
 	}
@@ -223,7 +233,9 @@ func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
 	}
 	n, ok := m.freq.counts(freqKey(userKey, h.idHash), now.UnixNano())
 	if !ok {
-		m.freq.refused.Add(1) // the table is full: the cap fails closed (tryPend)
+		if count {
+			m.freq.refused.Add(1) // the table is full: the cap fails closed (tryPend)
+		}
 		return 0
 	}
 	return max(int64(c.FreqCapCount)-int64(n), 0)

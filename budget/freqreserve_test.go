@@ -72,6 +72,10 @@ func TestFreqTableFullFailsClosed(t *testing.T) {
 	if got := m.Counters().FreqTableFull - before; got != 200 {
 		t.Fatalf("freq_table_full_total rose by %d, want 200", got)
 	}
+	// A look that bids nothing (/admin/explain) says the same, uncounted.
+	if left, n := m.FreqLeftPeek(h, 100_000, now), m.Counters().FreqTableFull-before; left != 0 || n != 200 {
+		t.Fatalf("peek: %d left, counter rose to %d; want 0 and still 200", left, n)
+	}
 	if !m.FreqReserve(m.Handle("uncapped"), 100_000, now) {
 		t.Fatal("a campaign without a cap refused")
 	}

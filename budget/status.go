@@ -174,7 +174,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("duplicate_notices_total", "counter", "Notices that changed nothing.", float64(c.DuplicateNotices))
 	one("dropped_queue_entries_total", "counter", "Frequency-cap impressions dropped (queue or table full, NATS down).", float64(c.FreqDropped))
 	one("hold_table_full_total", "counter", "Holds refused: hold table full.", float64(c.HoldTableFull))
-	one("freq_table_full_total", "counter", "Frequency-capped bids refused: the frequency table was full (budget.freq_max_users), so the user's count could not be kept.", float64(c.FreqTableFull))
+	one("freq_table_full_total", "counter", "Frequency-cap checks of the bid path refused because the frequency table was full (notices.freq_max_entries): the user's count could not be kept, so the cap failed closed (one per candidate look and per hold).", float64(c.FreqTableFull))
 	one("ledger_backlog", "gauge", "Charges waiting for a ledger acknowledgement.", float64(c.LedgerBacklog))
 	one("ledger_stored_total", "counter", "Charges acknowledged by the ledger.", float64(c.LedgerStored))
 	one("ledger_retries_total", "counter", "Ledger publishes to retry.", float64(c.LedgerRetries))

@@ -232,6 +232,9 @@ func (h *Holder) Name() string {
 	return "none"
 }
 
+// Loaded tells whether a model is loaded (Score may answer).
+func (h *Holder) Loaded() bool { return h.cur.Load() != nil }
+
 // Current returns the scorer now serving, or nil. Do not close it.
 func (h *Holder) Current() Scorer {
 	if e := h.cur.Load(); e != nil {
