@@ -66,9 +66,9 @@ type BaselineConfig struct {
 	// MaxExp is the longest imp.exp bid on (default 2m: the bidder's
 	// hold_ttl, under its token_ttl and dedup windows); MinQty and MaxQty
 	// bound imp.qty.multiplier (default 0.01 and 1000).
-	MaxExp         time.Duration
-	MinQty, MaxQty float64
-	PrivacyVendorID int           // privacy.vendor_id (default 0: none)
+	MaxExp          time.Duration
+	MinQty, MaxQty  float64
+	PrivacyVendorID int // privacy.vendor_id (default 0: none)
 }
 
 // NewBaseline builds the baseline handler.
