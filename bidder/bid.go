@@ -231,6 +231,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		ctx.Error("forbidden: bid requests from a browser are refused\n", fasthttp.StatusForbidden)
 		return
 	}
+	markBidder(ctx) // an exchange's connection: the cap closes it last (edge.go)
 	entry := time.Now()
 	admitted := s.adm.admit(arrival, entry)
 	defer s.answered(bc, admitted, arrival, entry)

@@ -234,10 +234,11 @@ type LimitsConfig struct {
 	// (default 0: the process's file descriptor limit less a reserve of a
 	// quarter of it, at least 1,024 or half: the embedded NATS store, the
 	// admin listener and files need theirs). At it, a new connection closes
-	// the one that has waited longest for a request (never sent one, or idle
-	// since its last answer: openbidder_connections_evicted_total), and is
-	// closed as soon as it is accepted only when every connection held is
-	// mid-request (openbidder_connections_refused_total). Past
+	// one that serves nothing (openbidder_connections_evicted_total): idle
+	// and never a bid request's first, then one reading a request for over
+	// 50 ms, an exchange's idle connection last; never a request in flight.
+	// With none, the new one is closed as soon as it is accepted
+	// (openbidder_connections_refused_total). Past
 	// half of it, a connection's wait for its next request (a new one's
 	// first included) is read_timeout, not idle_timeout. Idle connections
 	// held up to the descriptor limit made the embedded store fail its file

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/valyala/fasthttp"
 )
@@ -48,21 +49,30 @@ import (
 // instead half-closed after the response (FIN), what the client still sends
 // is read and discarded for at most lingerTime / lingerBytes, then closed.
 //
-// Connection cap (limits.max_conns). Over the cap, a new connection closes
-// the one that has waited longest for a request (never sent one, or idle
-// between requests: the idle list, oldest first, kept from fasthttp's
-// connection states: in at StateNew and StateIdle, out at StateActive, the
-// first byte of a request, buffered or not, and at StateClosed; so a request
-// in flight, a pipelined one or a body invited by 100 Continue included, is
-// never evicted) and takes its place; it is
-// refused (closed at once) only when none waits, every one being mid-request
-// (bounded by read_timeout). Refusing every new one at the cap kept the
+// Connection cap (limits.max_conns). At the cap a new connection closes one
+// that serves nothing, and takes its place; it is refused (closed at once)
+// only when there is none. Refusing every new one at the cap kept the
 // process whole under a flood of idle connections but shut the port: an
-// exchange's new connection found no place (an outside audit). Now a flood
-// of idle connections churns among itself, each evicted within about cap
-// accepts of its arrival, while a connection that sends its request at once
-// is read before that. Past half the cap a wait for a request is cut to
-// read_timeout as well.
+// exchange's new connection found no place (an outside audit). Which one
+// goes, from fasthttp's connection states (connState) and the handler's
+// entry (inHandler), oldest first in each of three lists (capLists):
+//
+//  1. waiting for a request that has never served a bid request: new, or
+//     idle after pixels, notices or health checks;
+//  2. reading a request for longer than evictReadAge without reaching the
+//     handler (a slowloris, a byte at a time; a request from an exchange is
+//     in whole within that);
+//  3. waiting for a request after serving a bid request (an exchange's
+//     keep-alive connection).
+//
+// A request in flight (in the handler, or read for less than evictReadAge:
+// a body invited by 100 Continue, a pipelined request) is never closed, nor
+// is a waiting connection whose next request has arrived unread (FIONREAD):
+// closing it would reset the request. So a flood of idle connections churns
+// among itself, and so does one of connections that each send a byte,
+// while exchanges' connections and requests are served. Past half the cap
+// a wait for a request is cut to read_timeout, and an error answer closes
+// without lingering.
 
 const (
 	lingerTime  = 2 * time.Second // whole lingering period
@@ -87,72 +97,119 @@ type edgeListener struct {
 	open               atomic.Int64
 	refused            atomic.Uint64
 	evicted            atomic.Uint64
-	idle               idleList
+	lists              capLists
+	readAge            atomic.Int64 // evictReadAge (tests change it)
 }
 
-// idleList is the connections waiting for a request, oldest first: an
-// intrusive list, so a request's two moves (out at its first byte, back in
-// at its answer) allocate nothing.
-type idleList struct {
+// evictReadAge is how long a connection may read a request before the cap
+// may close it for a new one.
+const evictReadAge = 50 * time.Millisecond
+
+// Which of the cap's lists a connection is on (edgeConn.list).
+const (
+	listNone    uint8 = iota
+	listWaiting       // waiting for a request, never served a bid request
+	listReading       // reading a request, not yet in the handler
+	listBidder        // waiting for a request after serving a bid request
+	numLists
+)
+
+// capLists are the connections the cap may close, one intrusive list each
+// (oldest first), under one lock: a request's moves (to reading at its first
+// byte, out at the handler, back to waiting at its answer) allocate nothing.
+type capLists struct {
 	mu         sync.Mutex
-	head, tail *edgeConn
+	head, tail [numLists]*edgeConn
 }
 
-// push puts c at the back (moving it there if it is in), unless it is
-// closing or evicted (checked under the lock: Close marks it, then removes
-// it; evict marks it under the lock).
-func (l *idleList) push(c *edgeConn) {
+// put moves c to the back of list k (out of any list for listNone), unless
+// it is closing or evicted (checked under the lock: Close marks it, then
+// takes it out; evict marks it under the lock).
+func (l *capLists) put(c *edgeConn, k uint8) {
 	l.mu.Lock()
-	if c.closing.Load() || c.evicted.Load() {
-		l.mu.Unlock()
-		return
-	}
-	if c.inIdle {
+	if c.list != listNone {
 		l.unlinkLocked(c)
 	}
-	c.prev, c.inIdle = l.tail, true
-	if l.tail != nil {
-		l.tail.next = c
-	} else {
-		l.head = c
-	}
-	l.tail = c
-	l.mu.Unlock()
-}
-
-// remove takes c out if it is in.
-func (l *idleList) remove(c *edgeConn) {
-	l.mu.Lock()
-	if c.inIdle {
-		l.unlinkLocked(c)
+	if k != listNone && !c.closing.Load() && !c.evicted.Load() {
+		c.prev, c.list = l.tail[k], k
+		if l.tail[k] != nil {
+			l.tail[k].next = c
+		} else {
+			l.head[k] = c
+		}
+		l.tail[k] = c
+		if k == listReading {
+			c.readSince = time.Now()
+		}
 	}
 	l.mu.Unlock()
 }
 
-// pop takes out the oldest and marks it evicted, nil when none waits.
-func (l *idleList) pop() *edgeConn {
+// victim takes out the connection the cap closes next, marked evicted: the
+// oldest waiting one that has never served a bid request, else the oldest
+// reading one if it has read for evictReadAge, else the oldest one of an
+// exchange's. A waiting connection whose next request has arrived unread is
+// passed over (taken out: it is about to be active), at most 8 a call. nil
+// when there is none.
+func (l *capLists) victim(now time.Time, readAge time.Duration) *edgeConn {
 	l.mu.Lock()
-	c := l.head
-	if c != nil {
+	defer l.mu.Unlock()
+	for tries := 0; tries < 8; tries++ {
+		var c *edgeConn
+		switch {
+		case l.head[listWaiting] != nil:
+			c = l.head[listWaiting]
+		case l.head[listReading] != nil && now.Sub(l.head[listReading].readSince) >= readAge:
+			c = l.head[listReading]
+		case l.head[listBidder] != nil:
+			c = l.head[listBidder]
+		default:
+			return nil
+		}
 		l.unlinkLocked(c)
+		if c.list != listReading && c.pending() {
+			continue
+		}
 		c.evicted.Store(true)
+		return c
 	}
-	l.mu.Unlock()
-	return c
+	return nil
 }
 
-func (l *idleList) unlinkLocked(c *edgeConn) {
+func (l *capLists) unlinkLocked(c *edgeConn) {
+	k := c.list
 	if c.prev != nil {
 		c.prev.next = c.next
 	} else {
-		l.head = c.next
+		l.head[k] = c.next
 	}
 	if c.next != nil {
 		c.next.prev = c.prev
 	} else {
-		l.tail = c.prev
+		l.tail[k] = c.prev
 	}
-	c.prev, c.next, c.inIdle = nil, nil, false
+	c.prev, c.next, c.list = nil, nil, listNone
+}
+
+// pending tells whether bytes wait unread in c's socket (FIONREAD): a
+// request that arrived while c waited. False when it cannot tell.
+func (c *edgeConn) pending() bool {
+	tc, ok := c.Conn.(*net.TCPConn)
+	if !ok {
+		return false
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	n := 0
+	rc.Control(func(fd uintptr) {
+		var v int32
+		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); e == 0 {
+			n = int(v)
+		}
+	})
+	return n > 0
 }
 
 // connCap is limits.max_conns, or by default the descriptor limit less a
@@ -174,6 +231,7 @@ func capFor(n int64) int64 { return max(n-max(n/4, min(1024, n/2)), 1) }
 
 func newEdgeListener(ln net.Listener, readTimeout time.Duration, maxConns int64) *edgeListener {
 	l := &edgeListener{Listener: ln, readTimeout: readTimeout, maxConns: maxConns, pressure: maxConns / 2}
+	l.readAge.Store(int64(evictReadAge))
 	l.bufs.New = func() any { b := make([]byte, 32<<10); return &b }
 	// On the listener too: the kernel turns receive timestamping on for
 	// the whole stack lazily, after the first socket asks; asking now means
@@ -220,13 +278,13 @@ func (l *edgeListener) Accept() (net.Conn, error) {
 	}
 }
 
-// evict closes the connection that has waited longest for a request, false
-// when none waits. Its place is given back when its serving goroutine sees
-// the close and closes it (edgeConn.Close), so open may run over the cap by
-// the evictions not yet seen: Accept refuses past an eighth over it (64
-// over a smaller cap).
+// evict closes the connection the cap closes next (capLists.victim), false
+// when there is none. Its place is given back when its serving goroutine
+// sees the close and closes it (edgeConn.Close), so open may run over the
+// cap by the evictions not yet seen: Accept refuses past an eighth over it
+// (64 over a smaller cap).
 func (l *edgeListener) evict() bool {
-	c := l.idle.pop()
+	c := l.lists.victim(time.Now(), time.Duration(l.readAge.Load()))
 	if c == nil {
 		return false
 	}
@@ -235,10 +293,11 @@ func (l *edgeListener) evict() bool {
 	return true
 }
 
-// connState keeps the bid listener's idle list from fasthttp's connection
-// states (fasthttp.Server.ConnState): a connection waits for a request when
-// new or idle, and not once active (a request's first byte), closed or
-// hijacked.
+// connState keeps the cap's lists from fasthttp's connection states
+// (fasthttp.Server.ConnState): new or idle, a connection waits for a request
+// (on the bidder list once it served a bid request); active (a request's
+// first byte, buffered or not) it reads one until inHandler; closed or
+// hijacked it is on none.
 func connState(c net.Conn, st fasthttp.ConnState) {
 	ec, ok := c.(*edgeConn)
 	if !ok || ec.l == nil {
@@ -246,9 +305,31 @@ func connState(c net.Conn, st fasthttp.ConnState) {
 	}
 	switch st {
 	case fasthttp.StateNew, fasthttp.StateIdle:
-		ec.l.idle.push(ec)
+		k := listWaiting
+		if ec.bidder {
+			k = listBidder
+		}
+		ec.l.lists.put(ec, k)
+	case fasthttp.StateActive:
+		ec.l.lists.put(ec, listReading)
 	default:
-		ec.l.idle.remove(ec)
+		ec.l.lists.put(ec, listNone)
+	}
+}
+
+// inHandler takes the request's connection off the cap's lists: its request
+// is read whole and served.
+func inHandler(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*edgeConn); ok && c.l != nil {
+		c.l.lists.put(c, listNone)
+	}
+}
+
+// markBidder notes that the request's connection served a bid request its
+// source rules let through: an exchange's, closed last at the cap.
+func markBidder(ctx *fasthttp.RequestCtx) {
+	if c, ok := ctx.Conn().(*edgeConn); ok {
+		c.bidder = true
 	}
 }
 
@@ -314,9 +395,11 @@ type edgeConn struct {
 	closing atomic.Bool
 	evicted atomic.Bool // closed by the cap for a new connection (edgeListener.evict)
 
-	// The listener's idle list (guarded by its mutex).
+	// The cap's lists (capLists; guarded by its mutex).
 	prev, next *edgeConn
-	inIdle     bool
+	list       uint8
+	readSince  time.Time // when it went on the reading list
+	bidder     bool      // it served a bid request (set by its serving goroutine)
 }
 
 func newEdgeConn(c net.Conn, l *edgeListener) *edgeConn {
@@ -454,9 +537,12 @@ func (c *edgeConn) Close() error {
 		return nil
 	}
 	if c.l != nil {
-		c.l.idle.remove(c)
+		c.l.lists.put(c, listNone)
 	}
-	if c.linger.Load() {
+	if c.linger.Load() && (c.l == nil || c.l.open.Load() <= c.l.pressure) {
+		// Past half the cap no connection lingers: a lingering one holds
+		// its place for up to lingerTime, out of the cap's reach (an
+		// outside audit's slowloris held each place ~3 s so).
 		if c.l.lingering.Add(1) <= maxLinger {
 			go c.lingerClose()
 			return nil

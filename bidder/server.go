@@ -286,6 +286,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			ctx.SetStatusCode(fasthttp.StatusInternalServerError)
 		}
 	}()
+	inHandler(ctx) // read whole: the connection cap no longer closes it (edge.go)
 	if s.draining.Load() {
 		// Every answer while draining closes its connection: a client
 		// kept writing requests on its keep-alive connections until the
