@@ -1012,20 +1012,6 @@ func freqLeftFor(m money, camp *campaigns.Campaign, user uint64, now time.Time) 
 	return m.freqLeft(camp.Index, user, now)
 }
 
-// freqPeeker is a money that can say freqLeft without counting anything in
-// its metrics (budgetMoney), for /admin/explain.
-type freqPeeker interface {
-	freqPeek(ci int, user uint64, now time.Time) int64
-}
-
-// freqPeekFor is freqLeftFor for a look that bids nothing.
-func freqPeekFor(m money, camp *campaigns.Campaign, user uint64, now time.Time) int64 {
-	if p, ok := m.(freqPeeker); ok && camp.FreqCap.Count > 0 {
-		return p.freqPeek(camp.Index, user, now)
-	}
-	return freqLeftFor(m, camp, user, now)
-}
-
 // bidsBefore counts the imps before imp i whose bid is campaign c's. The
 // slots are grouped by imp in imp order, so those bids are final when imp
 // i's slots are priced (a hold that fails later only makes this count high).

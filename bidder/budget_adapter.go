@@ -33,14 +33,6 @@ func (b *budgetMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	return b.m.FreqLeft(b.accts[ci], user, now)
 }
 
-// freqPeek is freqLeft for /admin/explain: nothing counted (freqPeeker).
-func (b *budgetMoney) freqPeek(ci int, user uint64, now time.Time) int64 {
-	if user == 0 {
-		return 0
-	}
-	return b.m.FreqLeftPeek(b.accts[ci], user, now)
-}
-
 func (b *budgetMoney) hold(ci int, amount int64, user uint64, now time.Time) (uint64, reason) {
 	a := b.accts[ci]
 	if user != 0 && !b.m.FreqReserve(a, user, now) {

@@ -443,11 +443,12 @@ type NoticeConfig struct {
 	// FreqMaxEntries bounds the (user, campaign) pairs of frequency-capped
 	// campaigns kept, each for its cap's window (default 4194304: 403 MB of
 	// heap when full, about 96 bytes each, measured; every instance keeps
-	// the whole fleet's impressions). When it is full a capped campaign bids
-	// no user it has no entry for (the cap fails closed, counted in
-	// openbidder_budget_freq_table_full_total) until entries expire: size it
-	// for the users a day (or the longest cap window) brings times the
-	// capped campaigns they see.
+	// the whole fleet's impressions). When it is full a new entry takes the
+	// place of the one whose counting ends first (of a sample of 16): that
+	// user's count for the campaign starts over, so they may see it up to
+	// its cap again (counted in openbidder_budget_freq_table_evictions_total
+	// when the dropped entry was still counting). Size it for the users the
+	// longest cap window brings times the capped campaigns they see.
 	FreqMaxEntries int `yaml:"freq_max_entries"`
 	// Sources lists the addresses (IPs or CIDR prefixes: the exchanges'
 	// notice senders) allowed to fire win, billing and loss notices; one from

@@ -257,7 +257,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		return slot{upper: upper}, reasonBelowFloor
 	}
 	money := x.cat.money
-	freqLeft := freqPeekFor(money, camp, x.user, x.opt.now)
+	freqLeft := freqLeftFor(money, camp, x.user, x.opt.now)
 	if freqLeft <= 0 {
 		return slot{}, reasonFreqCap
 	}

@@ -54,12 +54,11 @@ type freqShard struct {
 }
 
 type freqTable struct {
-	shards  [64]freqShard
-	maxPer  int
-	dropped atomic.Uint64 // entries not stored because the table was full
-	// refused counts capped bids refused because their key could not be
-	// stored: the table fails closed (tryPend, counts).
-	refused atomic.Uint64
+	shards [64]freqShard
+	maxPer int
+	// evicted counts entries still counting that a full shard dropped to
+	// make room (makeRoomLocked).
+	evicted atomic.Uint64
 }
 
 func newFreqTable(maxUsers int) *freqTable {
@@ -73,23 +72,47 @@ func newFreqTable(maxUsers int) *freqTable {
 func freqKey(user, campaign uint64) uint64 { return splitmix64(user ^ splitmix64(campaign)) }
 
 func (t *freqTable) count(key uint64, now int64) uint32 {
-	n, _ := t.counts(key, now)
-	return n
-}
-
-// counts is count, and whether the key could be counted: false for a new
-// key whose shard is full (nothing of it can be stored, so no cap on it
-// holds: the caller fails closed and counts it in refused).
-func (t *freqTable) counts(key uint64, now int64) (uint32, bool) {
 	s := &t.shards[key&63]
 	s.mu.RLock()
 	e, ok := s.m[key]
-	full := !ok && len(s.m) >= t.maxPer
 	s.mu.RUnlock()
-	if full {
-		return 0, false
+	if !ok {
+		return 0
 	}
-	return e.live(now), true
+	return e.live(now)
+}
+
+// freqSample is how many entries a full shard looks at to choose the one it
+// drops.
+const freqSample = 16
+
+// makeRoomLocked drops one entry of a full shard (s.mu held for writing):
+// of freqSample of them (a Go map's range starts at a random place), the
+// one whose counting ends first (expired ones first: what the once-a-minute
+// prune has not reached yet). A dropped entry still counting loses its
+// user's count for the campaign (it starts over: that user may see the
+// campaign up to its cap again), counted in evicted. Before, a full shard
+// stored no new key: first every new user of a capped campaign went
+// uncapped (an outside audit: 10 impressions under a cap of 2), then, failing
+// closed, none was bid (another audit filled a small table from outside with
+// bids and pixels and stopped every capped campaign for new users for the
+// caps' hour). A bounded cache that forgets its oldest counts is what a cap
+// can keep; the alert says the table is too small.
+func (t *freqTable) makeRoomLocked(s *freqShard, now int64) {
+	var victim uint64
+	best, n := int64(math.MaxInt64), 0
+	for k, e := range s.m {
+		if end := max(e.expires, e.pendExp); end < best {
+			victim, best = k, end
+		}
+		if n++; n == freqSample || best <= now {
+			break
+		}
+	}
+	delete(s.m, victim)
+	if best > now {
+		t.evicted.Add(1)
+	}
 }
 
 func (t *freqTable) add(key uint64, ts int64, window int64) {
@@ -101,11 +124,10 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 		e.count++
 	case ok && ts < e.start && windowEnd(ts, window) > e.start:
 		e.count++ // a late-arriving impression inside the current window
-	case !ok && len(s.m) >= t.maxPer:
-		s.mu.Unlock()
-		t.dropped.Add(1)
-		return
 	default: // a new window; the pending bids carry over
+		if !ok && len(s.m) >= t.maxPer {
+			t.makeRoomLocked(s, ts)
+		}
 		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp}
 	}
 	s.m[key] = e
@@ -121,12 +143,8 @@ func (t *freqTable) pend(key uint64, now, ttl int64) {
 
 // tryPend is pend when the key counts fewer than limit at now, checked and
 // counted under one lock; false (nothing counted) when it counts limit or
-// more, or when the key is new and its shard full (counted in refused): a
-// key the table cannot store could count nothing, so the cap fails closed.
-// Before, it was allowed, and once the table filled (every instance's
-// impressions of every capped campaign, kept for their windows) every new
-// user of a capped campaign saw it without limit (an outside audit: 10
-// impressions under a cap of 2).
+// more. A new key in a full shard takes the place of the entry
+// makeRoomLocked drops.
 func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 	s := &t.shards[key&63]
 	s.mu.Lock()
@@ -136,9 +154,7 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 		return false
 	}
 	if !ok && len(s.m) >= t.maxPer {
-		s.mu.Unlock()
-		t.refused.Add(1)
-		return false
+		t.makeRoomLocked(s, now)
 	}
 	if now >= e.pendExp {
 		e.pend = 0
@@ -214,16 +230,6 @@ func (m *Manager) FreqAllow(h *Account, userKey uint64, now time.Time) bool {
 // still pending (FreqPend). A request with several imps bids the campaign
 // on at most that many. No allocation, no network.
 func (m *Manager) FreqLeft(h *Account, userKey uint64, now time.Time) int64 {
-	return m.freqLeft(h, userKey, now, true)
-}
-
-// FreqLeftPeek is FreqLeft for a look that bids nothing (/admin/explain): a
-// full table is not counted in freq_table_full_total.
-func (m *Manager) FreqLeftPeek(h *Account, userKey uint64, now time.Time) int64 {
-	return m.freqLeft(h, userKey, now, false)
-}
-
-func (m *Manager) freqLeft(h *Account, userKey uint64, now time.Time, count bool) int64 {
 	if h == nil {
 		return 0
 	}
@@ -231,14 +237,7 @@ func (m *Manager) freqLeft(h *Account, userKey uint64, now time.Time, count bool
 	if c == nil || c.FreqCapCount <= 0 {
 		return math.MaxInt64
 	}
-	n, ok := m.freq.counts(freqKey(userKey, h.idHash), now.UnixNano())
-	if !ok {
-		if count {
-			m.freq.refused.Add(1) // the table is full: the cap fails closed (tryPend)
-		}
-		return 0
-	}
-	return max(int64(c.FreqCapCount)-int64(n), 0)
+	return max(int64(c.FreqCapCount)-int64(m.freq.count(freqKey(userKey, h.idHash), now.UnixNano())), 0)
 }
 
 // FreqPend counts a bid of the campaign placed here for the user against
@@ -274,11 +273,7 @@ func (m *Manager) FreqReserve(h *Account, userKey uint64, now time.Time) bool {
 	}
 	k, limit := freqKey(userKey, h.idHash), uint32(min(c.FreqCapCount, math.MaxUint32))
 	if m.cfg.FreqPendingTTL < 0 {
-		n, ok := m.freq.counts(k, now.UnixNano())
-		if !ok {
-			m.freq.refused.Add(1)
-		}
-		return ok && n < limit
+		return m.freq.count(k, now.UnixNano()) < limit
 	}
 	return m.freq.tryPend(k, limit, now.UnixNano(), int64(m.cfg.FreqPendingTTL))
 }

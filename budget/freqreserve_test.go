@@ -46,42 +46,65 @@ func TestFreqReserveConcurrent(t *testing.T) {
 	}
 }
 
-// A full frequency table fails closed: a capped campaign bids no user it
-// has no entry for (counted), an uncapped one is unaffected, and once the
-// entries' windows end new users bid again. Before, a key the full table
-// could not store was allowed and never counted: an outside audit's new
-// user saw 10 impressions under a cap of 2.
-func TestFreqTableFullFailsClosed(t *testing.T) {
+// A full frequency table makes room: a new user's entry takes the place of
+// the one whose counting ends first (an expired one before any), so a
+// capped campaign keeps bidding new users and the users counted most
+// recently stay capped; dropping an entry still counting is counted. Before,
+// a full shard stored no new key: new users went uncapped (an outside
+// audit: 10 impressions under a cap of 2), then, failing closed, were not
+// bid at all (another audit stopped every capped campaign for an hour by
+// filling the table with bids and pixels).
+func TestFreqTableFullDropsTheEntryEndingFirst(t *testing.T) {
+	tb := newFreqTable(64 * 4) // 4 entries a shard: the sample sees them all
+	const hour = int64(time.Hour)
+	now := t0.UnixNano()
+	keys := func(shard uint64, n int) []uint64 { // n keys of one shard
+		var out []uint64
+		for k := shard; len(out) < n; k += 64 {
+			out = append(out, k)
+		}
+		return out
+	}
+	ks := keys(5, 6)
+	tb.add(ks[0], now-2*hour, hour)         // expired, not pruned yet
+	tb.add(ks[1], now-hour/2, hour)         // ends in 30 min
+	tb.add(ks[2], now, hour)                // ends in 1 h
+	tb.add(ks[3], now, hour)                //
+	if !tb.tryPend(ks[4], 1, now, 2*hour) { // full: the expired entry goes
+		t.Fatal("a new user refused with the table full")
+	}
+	if n := tb.evicted.Load(); n != 0 || tb.count(ks[0], now) != 0 || tb.count(ks[1], now) != 1 {
+		t.Fatalf("evicted %d (want 0: an expired entry), ks[1] count %d", n, tb.count(ks[1], now))
+	}
+	tb.add(ks[5], now, hour) // full again: the entry ending first (ks[1]) goes, counted
+	if n := tb.evicted.Load(); n != 1 || tb.count(ks[1], now) != 0 {
+		t.Fatalf("evicted %d, ks[1] count %d; want 1 and 0", n, tb.count(ks[1], now))
+	}
+	for _, k := range []uint64{ks[2], ks[3], ks[5]} {
+		if tb.count(k, now) != 1 {
+			t.Fatalf("key %d, counted recently, lost its count", k)
+		}
+	}
+	if tb.count(ks[4], now) != 1 { // its pending bid
+		t.Fatal("the pending bid that made room lost its count")
+	}
+
+	// Through the manager: with the table full a capped campaign still bids
+	// new users, each once under a cap of 1, and the metric counts the drops.
 	clk := newManualClock(t0.Add(time.Hour))
 	c := campaign("c", micros(100))
-	c.FreqCapCount, c.FreqCapWindow = 2, time.Hour
-	m := newMemManager(t, NewMemStore(), "i1", clk, c, campaign("uncapped", micros(100))) // FreqMaxUsers 4,096
-	h, now := m.Handle("c"), clk.Now()
+	c.FreqCapCount, c.FreqCapWindow = 1, time.Hour
+	m := newMemManager(t, NewMemStore(), "i1", clk, c) // FreqMaxUsers 4,096
+	h := m.Handle("c")
 	for u := uint64(1); u <= 8192; u++ { // twice what the table holds
-		m.RecordImpression(h, u, now)
+		m.RecordImpression(h, u, clk.Now())
 	}
-	before := m.Counters().FreqTableFull
+	if m.Counters().FreqEvicted == 0 {
+		t.Fatal("no eviction counted with the table overfilled")
+	}
 	for u := uint64(100_000); u < 100_100; u++ {
-		if left := m.FreqLeft(h, u, now); left != 0 {
-			t.Fatalf("user %d: %d impressions left with the table full, want 0", u, left)
+		if !m.FreqReserve(h, u, clk.Now()) || m.FreqReserve(h, u, clk.Now()) {
+			t.Fatalf("user %d: want one bid, then none (cap 1)", u)
 		}
-		if m.FreqReserve(h, u, now) {
-			t.Fatalf("user %d: a capped bid counted nowhere was allowed", u)
-		}
-	}
-	if got := m.Counters().FreqTableFull - before; got != 200 {
-		t.Fatalf("freq_table_full_total rose by %d, want 200", got)
-	}
-	// A look that bids nothing (/admin/explain) says the same, uncounted.
-	if left, n := m.FreqLeftPeek(h, 100_000, now), m.Counters().FreqTableFull-before; left != 0 || n != 200 {
-		t.Fatalf("peek: %d left, counter rose to %d; want 0 and still 200", left, n)
-	}
-	if !m.FreqReserve(m.Handle("uncapped"), 100_000, now) {
-		t.Fatal("a campaign without a cap refused")
-	}
-	clk.Add(time.Hour + time.Second)
-	m.freq.prune(clk.Now().UnixNano())
-	if !m.FreqReserve(h, 100_000, clk.Now()) {
-		t.Fatal("a new user refused after the table's entries expired")
 	}
 }

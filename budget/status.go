@@ -94,7 +94,7 @@ type Counters struct {
 	CappedPrices     uint64
 	DuplicateNotices uint64
 	FreqDropped      uint64
-	FreqTableFull    uint64
+	FreqEvicted      uint64
 	HoldTableFull    uint64
 	LedgerBacklog    int
 	LedgerStored     uint64
@@ -135,7 +135,7 @@ type Counters struct {
 // Counters sums the counters over all campaigns.
 func (m *Manager) Counters() Counters {
 	c := Counters{
-		DuplicateNotices: m.dupN.Load(), FreqDropped: m.freqDropped.Load() + m.freq.dropped.Load(), FreqTableFull: m.freq.refused.Load(),
+		DuplicateNotices: m.dupN.Load(), FreqDropped: m.freqDropped.Load(), FreqEvicted: m.freq.evicted.Load(),
 		HoldTableFull: m.holds.full.Load(), LedgerBacklog: m.ledger.backlog(),
 		LedgerStored: m.ledger.stored.Load(), LedgerRetries: m.ledger.failed.Load(),
 		LeaseSteps: m.steps.Load(), NATSConnected: m.connected.Load(),
@@ -172,9 +172,9 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("late_charged_micros_total", "counter", "Micros charged late.", float64(c.LateMicros))
 	one("capped_prices_total", "counter", "Clearing prices above the bid, capped.", float64(c.CappedPrices))
 	one("duplicate_notices_total", "counter", "Notices that changed nothing.", float64(c.DuplicateNotices))
-	one("dropped_queue_entries_total", "counter", "Frequency-cap impressions dropped (queue or table full, NATS down).", float64(c.FreqDropped))
+	one("dropped_queue_entries_total", "counter", "Frequency-cap impressions not published to the other instances (queue full, NATS down).", float64(c.FreqDropped))
 	one("hold_table_full_total", "counter", "Holds refused: hold table full.", float64(c.HoldTableFull))
-	one("freq_table_full_total", "counter", "Frequency-cap checks of the bid path refused because the frequency table was full (notices.freq_max_entries): the user's count could not be kept, so the cap failed closed (one per candidate look and per hold).", float64(c.FreqTableFull))
+	one("freq_table_evictions_total", "counter", "Frequency-cap entries (user, campaign) still counting that a full table dropped to make room (notices.freq_max_entries): those users' counts for the campaign start over.", float64(c.FreqEvicted))
 	one("ledger_backlog", "gauge", "Charges waiting for a ledger acknowledgement.", float64(c.LedgerBacklog))
 	one("ledger_stored_total", "counter", "Charges acknowledged by the ledger.", float64(c.LedgerStored))
 	one("ledger_retries_total", "counter", "Ledger publishes to retry.", float64(c.LedgerRetries))
