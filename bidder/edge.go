@@ -166,8 +166,9 @@ func (l *capLists) victim(now time.Time, readAge time.Duration) *edgeConn {
 		default:
 			return nil
 		}
+		k := c.list
 		l.unlinkLocked(c)
-		if c.list != listReading && c.pending() {
+		if k != listReading && c.pending() {
 			continue
 		}
 		c.evicted.Store(true)

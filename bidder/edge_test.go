@@ -860,3 +860,55 @@ func TestConnCapClosesSlowReadersAndKeepsExchanges(t *testing.T) {
 		t.Fatalf("evicted %d, want 2", ev)
 	}
 }
+
+// victim passes over a waiting connection whose next request has arrived
+// unread (closing it would reset the request), and still closes a slow
+// reader past the read age that has a byte unread: the unread-bytes check
+// is for waiting connections only (a review found it applied to readers,
+// which then left every list and held their place to read_timeout).
+func TestCapVictimAndUnreadBytes(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	pair := func() (cli net.Conn, c *edgeConn) {
+		t.Helper()
+		cli, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cli.Close(); srv.Close() })
+		return cli, &edgeConn{Conn: srv}
+	}
+	unread := func(c *edgeConn) {
+		t.Helper()
+		for range 200 {
+			if c.pending() {
+				return
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		t.Fatal("the byte sent never showed as unread")
+	}
+	var l capLists
+	now := time.Now().Add(time.Second)
+	wcli, waiting := pair()
+	l.put(waiting, listWaiting)
+	wcli.Write([]byte("GET /healthz HTTP/1.1\r\n\r\n"))
+	unread(waiting)
+	if v := l.victim(now, evictReadAge); v != nil || waiting.evicted.Load() {
+		t.Fatal("a waiting connection with its request unread was chosen")
+	}
+	rcli, reader := pair()
+	l.put(reader, listReading)
+	rcli.Write([]byte("P"))
+	unread(reader)
+	if v := l.victim(now, evictReadAge); v != reader || !reader.evicted.Load() {
+		t.Fatalf("the slow reader past the read age was not chosen (list %d)", reader.list)
+	}
+}

@@ -100,10 +100,11 @@ const freqSample = 16
 // can keep; the alert says the table is too small.
 func (t *freqTable) makeRoomLocked(s *freqShard, now int64) {
 	var victim uint64
-	best, n := int64(math.MaxInt64), 0
+	var best int64
+	n := 0
 	for k, e := range s.m {
-		if end := max(e.expires, e.pendExp); end < best {
-			victim, best = k, end
+		if end := max(e.expires, e.pendExp); n == 0 || end < best {
+			victim, best = k, end // the first sampled one however far its end (a review: all at MaxInt64 chose none)
 		}
 		if n++; n == freqSample || best <= now {
 			break
@@ -124,6 +125,13 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 		e.count++
 	case ok && ts < e.start && windowEnd(ts, window) > e.start:
 		e.count++ // a late-arriving impression inside the current window
+	case ok && ts < e.start:
+		// A late impression of a window that ended before the current one
+		// began (published during a NATS outage, delivered after it):
+		// nothing of it counts now. It replaced the current window, and the
+		// user's count started over (a review).
+		s.mu.Unlock()
+		return
 	default: // a new window; the pending bids carry over
 		if !ok && len(s.m) >= t.maxPer {
 			t.makeRoomLocked(s, ts)

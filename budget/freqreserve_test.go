@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"math"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -106,5 +107,28 @@ func TestFreqTableFullDropsTheEntryEndingFirst(t *testing.T) {
 		if !m.FreqReserve(h, u, clk.Now()) || m.FreqReserve(h, u, clk.Now()) {
 			t.Fatalf("user %d: want one bid, then none (cap 1)", u)
 		}
+	}
+}
+
+// A full shard whose sampled entries all end at the far bound (a cap window
+// past 2262 clamps there) still drops one: the shard stays bounded. And an
+// impression older than the current window (delivered late) changes
+// nothing: it replaced the window before. Both from a review.
+func TestFreqTableBoundsAndLateImpressions(t *testing.T) {
+	tb := newFreqTable(64 * 4)
+	now := t0.UnixNano()
+	const forever = int64(math.MaxInt64)
+	for k := uint64(9); k < 9+64*100; k += 64 {
+		tb.add(k, now, forever)
+	}
+	if n := len(tb.shards[9].m); n != 4 {
+		t.Fatalf("shard holds %d entries, want its bound 4", n)
+	}
+	hour := int64(time.Hour)
+	tb.add(7, now, hour)
+	tb.add(7, now, hour)
+	tb.add(7, now-2*hour, hour) // a late one from two hours ago
+	if n := tb.count(7, now); n != 2 {
+		t.Fatalf("count %d after a late impression, want 2", n)
 	}
 }
