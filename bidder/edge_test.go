@@ -506,48 +506,35 @@ func TestConnCapRefusesAndCutsIdleWaits(t *testing.T) {
 	}
 }
 
-// waitList waits until el's list k holds n connections.
-func waitList(t *testing.T, el *edgeListener, k uint8, n int) {
-	t.Helper()
-	count := func() int {
-		el.lists.mu.Lock()
-		defer el.lists.mu.Unlock()
-		i := 0
+// listLen counts the connections on el's lists ks.
+func listLen(el *edgeListener, ks ...uint8) int {
+	el.lists.mu.Lock()
+	defer el.lists.mu.Unlock()
+	n := 0
+	for _, k := range ks {
 		for c := el.lists.head[k]; c != nil; c = c.next {
-			i++
+			n++
 		}
-		return i
 	}
+	return n
+}
+
+// waitList waits until el's lists ks hold n connections.
+func waitList(t *testing.T, el *edgeListener, n int, ks ...uint8) {
+	t.Helper()
 	for range 500 {
-		if count() == n {
+		if listLen(el, ks...) == n {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	t.Fatalf("list %d holds %d connections, want %d", k, count(), n)
+	t.Fatalf("lists %v hold %d connections, want %d", ks, listLen(el, ks...), n)
 }
 
 // waitIdle waits until n of el's connections wait for a request.
 func waitIdle(t *testing.T, el *edgeListener, n int) {
 	t.Helper()
-	count := func() int {
-		el.lists.mu.Lock()
-		defer el.lists.mu.Unlock()
-		k := 0
-		for _, l := range []uint8{listWaiting, listBidder} {
-			for c := el.lists.head[l]; c != nil; c = c.next {
-				k++
-			}
-		}
-		return k
-	}
-	for range 500 {
-		if count() == n {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%d connections wait for a request, want %d", count(), n)
+	waitList(t, el, n, listWaiting, listBidder)
 }
 
 // At the cap a new connection closes the one that has waited longest for a
@@ -843,7 +830,7 @@ func TestConnCapClosesSlowReadersAndKeepsExchanges(t *testing.T) {
 		if _, err := s.Write([]byte("P")); err != nil {
 			t.Fatal(err)
 		}
-		waitList(t, el, listReading, i+1) // in this order
+		waitList(t, el, i+1, listReading) // in this order
 	}
 	time.Sleep(150 * time.Millisecond) // past the read age
 	idle := dial()                     // over the cap: the oldest slow reader goes
