@@ -796,10 +796,6 @@ func TestBrowserSizedHeaders(t *testing.T) {
 // gets 403 and charges nothing, counted; the impression pixel and the click
 // are not filtered (browsers send them); inside it the notices charge.
 func TestNoticeSources(t *testing.T) {
-	body, err := os.ReadFile("testdata/requests/site-banner.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, c := range []struct {
 		name    string
 		sources []string
@@ -811,15 +807,7 @@ func TestNoticeSources(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			app := startApp(t, func(cfg *Config) { cfg.Notices.Sources = c.sources })
 			base := "http://" + app.Addr()
-			code, resp, why := post(t, base+"/openrtb2/bid", body)
-			if code != 200 {
-				t.Fatalf("bid: %d %s", code, why)
-			}
-			var br openrtb2.BidResponse
-			if err := json.Unmarshal(resp, &br); err != nil {
-				t.Fatal(err)
-			}
-			b := br.SeatBid[0].Bid[0]
+			b := bidOnce(t, app, "req-site-banner")
 			want := 403
 			if c.allowed {
 				want = 200

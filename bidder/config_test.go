@@ -125,6 +125,8 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nnotices: {charge_on: click}\n", "notices.charge_on")
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
 	f("model: {gbdt: m.json}\nnotices: {dedup_max_entries: 10}\n", "notices.dedup_max_entries")
+	f("model: {gbdt: m.json}\nnotices: {freq_max_entries: 10}\n", "notices.freq_max_entries")
+	f("model: {gbdt: m.json}\npricing: {shading: {min_observations: 3000, memory: 2000}}\n", "min_observations 3000 is over memory 2000")
 	f("model: {gbdt: m.json}\nnotices: {tracker_dedup_entries: -2}\n", "notices.tracker_dedup_entries")
 	f("model: {gbdt: m.json}\nnotices: {dedup_window: {bill: -1s}}\n", "dedup_window")
 	f("model: {gbdt: m.json}\npricing: {first_price_shade: 1.5}\n", "first_price_shade")

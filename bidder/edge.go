@@ -10,9 +10,9 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/sys/unix"
 )
 
 // The main listener's connections are wrapped (edgeConn) for two things
@@ -204,12 +204,7 @@ func (c *edgeConn) pending() bool {
 		return false
 	}
 	n := 0
-	rc.Control(func(fd uintptr) {
-		var v int32
-		if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, fd, syscall.TIOCINQ, uintptr(unsafe.Pointer(&v))); e == 0 {
-			n = int(v)
-		}
-	})
+	rc.Control(func(fd uintptr) { n, _ = unix.IoctlGetInt(int(fd), unix.SIOCINQ) })
 	return n > 0
 }
 

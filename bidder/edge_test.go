@@ -538,27 +538,15 @@ func waitIdle(t *testing.T, el *edgeListener, n int) {
 }
 
 // At the cap a new connection closes the one that has waited longest for a
-// request (never sent one, or idle since its last answer) and is served;
-// one mid-request is never closed for it. Before, a flood of connections
-// that send nothing held every place and an exchange's new connection was
-// refused (an outside audit): the port was shut.
+// request (never sent one, or idle since its last answer) and is served; one
+// mid-request goes only when none waits. Before, a flood of connections that
+// send nothing held every place and an exchange's new connection was refused
+// (an outside audit): the port was shut.
 func TestConnCapEvictsTheLongestWaiting(t *testing.T) {
-	ts := newTestServer(t, func(c *Config) { c.Limits.MaxConns = 4; c.Limits.ReadTimeout = 20 * time.Second })
-	addr := ts.serve(t)
-	var el *edgeListener
-	for range 100 {
-		if el = ts.edgeLn.Load(); el != nil {
-			break
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	el, dialConn := capRig(t, 4)
 	dial := func() (net.Conn, *bufio.Reader) {
 		t.Helper()
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
+		c := dialConn()
 		return c, bufio.NewReader(c)
 	}
 	ask := func(c net.Conn, r *bufio.Reader) {

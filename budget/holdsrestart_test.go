@@ -643,6 +643,26 @@ func TestPartlyRestoredHoldsKeepTheEntryReserved(t *testing.T) {
 	}
 }
 
+// stepRounds runs the managers' rounds, one a second for d on clk, each
+// with demand (an Allow) so that every round steps.
+func stepRounds(t *testing.T, clk *manualClock, d time.Duration, ms ...*Manager) {
+	t.Helper()
+	for end := clk.Now().Add(d); clk.Now().Before(end); clk.Add(time.Second) {
+		for _, m := range ms {
+			m.Allow(m.Handle("c"), 1000, clk.Now())
+			m.syncAll(ctxT(t), clk.Now(), false)
+		}
+	}
+}
+
+// budgets579 is campaign c three times, with daily budgets 5,000, 7,000
+// and 9,000.
+func budgets579() (c5, c7, c9 Campaign) {
+	c5, c7, c9 = campaign("c", 10_000), campaign("c", 10_000), campaign("c", 10_000)
+	c5.DailyMicros, c7.DailyMicros, c9.DailyMicros = 5_000, 7_000, 9_000
+	return c5, c7, c9
+}
+
 // Instances whose files give a campaign different budgets are reported
 // once the difference has lasted a minute (each grants from its own file,
 // so the fleet may spend the larger: an outside audit's fleet spent 10.00 of
@@ -660,14 +680,7 @@ func TestBudgetDisagreementReported(t *testing.T) {
 		small.DailyMicros, large.DailyMicros = 5_000, 10_000
 		a := storeManager(t, st, "a", clk, small)
 		b := storeManager(t, st, "b", clk, large)
-		step := func(d time.Duration) {
-			for end := clk.Now().Add(d); clk.Now().Before(end); clk.Add(time.Second) {
-				for _, m := range []*Manager{a, b} {
-					m.Allow(m.Handle("c"), 1000, clk.Now()) // demand: a step each round
-					m.syncAll(ctxT(t), clk.Now(), false)
-				}
-			}
-		}
+		step := func(d time.Duration) { stepRounds(t, clk, d, a, b) }
 		step(c.lasts)
 		if err := b.SetCampaigns([]Campaign{small}); err != nil { // b's file agrees again
 			t.Fatal(err)
@@ -774,20 +787,12 @@ func TestLeftOutHoldsReserveOnlyTheirCampaign(t *testing.T) {
 func TestBudgetEditsOnTheirWayNotReported(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
-	c5, c7, c9 := campaign("c", 10_000), campaign("c", 10_000), campaign("c", 10_000)
-	c5.DailyMicros, c7.DailyMicros, c9.DailyMicros = 5_000, 7_000, 9_000
+	c5, c7, c9 := budgets579()
 	a := storeManager(t, st, "a", clk, c5)
 	b := storeManager(t, st, "b", clk, c5)
 	defer a.Close(context.Background())
 	defer b.Close(context.Background())
-	step := func(d time.Duration) {
-		for end := clk.Now().Add(d); clk.Now().Before(end); clk.Add(time.Second) {
-			for _, m := range []*Manager{a, b} {
-				m.Allow(m.Handle("c"), 1000, clk.Now())
-				m.syncAll(ctxT(t), clk.Now(), false)
-			}
-		}
-	}
+	step := func(d time.Duration) { stepRounds(t, clk, d, a, b) }
 	set := func(m *Manager, c Campaign) {
 		if err := m.SetCampaigns([]Campaign{c}); err != nil {
 			t.Fatal(err)
@@ -815,8 +820,7 @@ func TestBudgetEditsOnTheirWayNotReported(t *testing.T) {
 func TestBudgetDisagreementOfThreeReported(t *testing.T) {
 	clk := newManualClock(t0.Add(time.Hour))
 	st := NewMemStore()
-	c5, c7, c9 := campaign("c", 10_000), campaign("c", 10_000), campaign("c", 10_000)
-	c5.DailyMicros, c7.DailyMicros, c9.DailyMicros = 5_000, 7_000, 9_000
+	c5, c7, c9 := budgets579()
 	a := storeManager(t, st, "a", clk, c5)
 	b := storeManager(t, st, "b", clk, c7)
 	c := storeManager(t, st, "c", clk, c9)
