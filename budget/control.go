@@ -79,18 +79,24 @@ type controlStore interface {
 }
 
 type lkControl struct{}
+type lkControlApply struct{}
 type lkMemControl struct{}
 
-func (lkControl) lockName() string    { return "control.mu" }
-func (lkMemControl) lockName() string { return "memControl.mu" }
+func (lkControl) lockName() string      { return "control.mu" }
+func (lkControlApply) lockName() string { return "control.applyMu" }
+func (lkMemControl) lockName() string   { return "memControl.mu" }
 
 // control is the Manager's kill-switch state.
 type control struct {
-	mu    mutex[lkControl] // guards store, keys, fns; a leaf
-	store controlStore
-	keys  map[string]Pause // by store key
-	fns   []func()
-	cur   atomic.Pointer[Control]
+	// applyMu makes applying a state and telling the OnControl functions
+	// one step: a SetControl that finds its revision applied by the watch
+	// returns only once the functions were told of it.
+	applyMu mutex[lkControlApply]
+	mu      mutex[lkControl] // guards store, keys, fns
+	store   controlStore
+	keys    map[string]Pause // by store key
+	fns     []func()
+	cur     atomic.Pointer[Control]
 }
 
 // Control returns the kill-switch state this instance obeys (never nil).
@@ -217,6 +223,13 @@ func (m *Manager) applyControl(e controlEntry) {
 	}
 	p.Rev = e.rev
 	c := &m.ctl
+	// Held while the functions run: the watch and SetControl both apply
+	// a change, and the one that came second returned at once, maybe
+	// before the first had told the bid path (the admin API answered 200
+	// to a resume and the next bid was still refused "paused", 1 in ~40
+	// runs of TestKillSwitchAdminAPI under load).
+	c.applyMu.Lock()
+	defer c.applyMu.Unlock()
 	c.mu.Lock()
 	if old, ok := c.keys[e.key]; ok && old.Rev >= e.rev {
 		c.mu.Unlock()

@@ -131,6 +131,37 @@ func TestControlOlderValueIgnored(t *testing.T) {
 	}
 }
 
+// A change applied twice at once (the watch and SetControl): the second
+// returns only once the first has told the bid path. It returned at once,
+// and the admin API answered a resume while the bid path still refused
+// bids "paused" (a flaky TestKillSwitchAdminAPI run under load).
+func TestControlSecondApplyWaitsForTheFirst(t *testing.T) {
+	m := newMemManager(t, NewMemStore(), "a", newManualClock(t0), campaign("c1", micros(10)))
+	entered, release := make(chan struct{}), make(chan struct{})
+	var told atomic.Int32
+	m.OnControl(func() {
+		if told.Add(1) == 1 {
+			close(entered)
+			<-release // the first telling is slow
+		}
+	})
+	e := controlEntry{key: "all", val: []byte(`{"paused":true,"who":"w"}`), rev: 3}
+	go m.applyControl(e)
+	<-entered
+	second := make(chan struct{})
+	go func() { m.applyControl(e); close(second) }()
+	select {
+	case <-second:
+		t.Error("the second apply returned before the first had told the bid path")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	<-second
+	if told.Load() != 1 {
+		t.Errorf("told %d times, want once", told.Load())
+	}
+}
+
 // Over NATS: a pause written through one manager reaches another through
 // the watch, also after the server restarted under both, and a manager
 // started later on the restarted server reads the state.
@@ -196,7 +227,7 @@ func TestControlLocksDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range []string{lockName[lkControl](), lockName[lkMemControl]()} {
+	for _, n := range []string{lockName[lkControl](), lockName[lkControlApply](), lockName[lkMemControl]()} {
 		if !strings.Contains(string(b), n) {
 			t.Errorf("doc.go does not name the lock %s", n)
 		}

@@ -30,6 +30,7 @@
 //	ledger.flushMu -> Account.mu
 //	ledger.flushMu -> tierShard.mu
 //	ledger.flushMu -> memLedger.mu -> MemStore.mu
+//	control.applyMu -> control.mu
 //
 // A notice holds its impression's tierShard.mu while it decides and applies
 // the change (take the hold, move spend, enqueue the ledger entry: no I/O),
@@ -43,7 +44,9 @@
 // and then, after unlocking, a hold shard, Settle the other way round),
 // Account.gmu (global figures), Manager.liveMu (other instances' liveness),
 // holdShard.mu, freqShard.mu, forecast.mu, kvStore.mu (the record cache and the last heartbeat revision),
-// control.mu (the kill-switch state) and memControl.mu (a MemStore's
+// control.mu (the kill-switch state; taken under control.applyMu, which
+// applying a kill-switch change holds while it tells the bid path, no other
+// lock of this package held) and memControl.mu (a MemStore's
 // kill-switch keys). A Store calls watch callbacks with no lock of its own
 // held.
 //
