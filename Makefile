@@ -21,7 +21,7 @@ run: build
 	@if [ "$(CONFIG)" = configs/bidder.yaml ]; then \
 		echo "bidder on http://127.0.0.1:8080 (admin http://127.0.0.1:8081/metrics). Send it a request:"; \
 		echo "  curl -s -H 'Content-Type: application/json' -H 'x-openrtb-version: 2.6' --data @configs/examples/bid-request.json http://127.0.0.1:8080/openrtb2/bid"; \
-	else echo "bidder with $(CONFIG): its listen and admin_listen addresses are in its first log lines"; fi
+	else echo "bidder with $(CONFIG): its listen and admin_listen addresses are in its \"bidder listening\" log line"; fi
 	./bin/bidder -config $(CONFIG)
 
 ## build: every binary under bin/

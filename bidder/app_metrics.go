@@ -17,12 +17,14 @@ var (
 	dModelInfo    = appDescs.add("model_info", "The scorer chain in use (primary>fallback) and the ONNX execution provider.", "chain", "provider")
 	dModelScored  = appDescs.add("model_scored_total", "Score calls answered, by scorer.", "scorer")
 	dModelFalls   = appDescs.add("model_fallbacks_total", "Falls from the ONNX batcher to GBDT or to no-bid, by reason.", "reason")
-	dModelReloads = appDescs.add("model_reloads_total", "Model loads, by model slot and outcome (ok or refused).", "slot", "model", "outcome")
+	dModelReloads = appDescs.add("model_reloads_total", "Model loads, by model slot and outcome (ok or refused).", "slot", "outcome")
 	dEventsDrop   = appDescs.add("events_dropped_total", "Notice events dropped because the event writer fell behind.")
 	dNATSClients  = appDescs.add("nats_client_errors_total", "Warnings and errors of client connections to the embedded NATS server's listener (bad protocol lines, TLS garbage, failed logins), logged as one summary line a minute.")
 	dNATSRoutes   = appDescs.add("nats_route_errors_total", "Warnings and errors of route connections to the embedded NATS server's cluster listener (failed route logins, protocol garbage), logged as one summary line a minute.")
 	dCampReloads  = appDescs.add("campaign_reloads_total", "Campaign set reloads (SIGHUP or the directory watch), by outcome: ok (published) or refused (a bad file, or a set the budget store refuses; the running set stays).", "outcome")
 	dCampRefused  = appDescs.add("campaign_reload_refused", "1 while the last campaign reload was refused: the campaign files on disk are not the set that is running.")
+	dPausedAll    = appDescs.add("paused_all", "1 while the kill switch pauses all bidding (POST /admin/pause all=1).")
+	dPausedCamps  = appDescs.add("campaigns_paused", "Loaded campaigns the kill switch pauses.")
 
 	// The ONNX micro-batcher of the model serving now (its warm-up runs
 	// included; its counts start again when a reload swaps the model in).
@@ -70,9 +72,12 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 		if h.h == nil {
 			continue
 		}
+		// By slot only: named by the model serving, a refusal moved to
+		// another series when a model loaded after it (an operator audit),
+		// and the alert's increase() missed the next one.
 		st := h.h.Stats()
-		counterMetric(ch, dModelReloads, float64(st.Reloads), h.slot, label(st.Model), "ok")
-		counterMetric(ch, dModelReloads, float64(st.Refused), h.slot, label(st.Model), "refused")
+		counterMetric(ch, dModelReloads, float64(st.Reloads), h.slot, "ok")
+		counterMetric(ch, dModelReloads, float64(st.Refused), h.slot, "refused")
 	}
 	if a.onnx != nil {
 		if b, ok := a.onnx.Current().(interface{ Stats() ctr.BatchStats }); ok {
@@ -85,6 +90,12 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 	counterMetric(ch, dCampReloads, float64(a.reloadsOK.Load()), "ok")
 	counterMetric(ch, dCampReloads, float64(a.reloadsRefused.Load()), "refused")
 	gaugeMetric(ch, dCampRefused, b2f(a.reloadRefused.Load()))
+	// The kill switch's state, so that a pause nobody lifted shows without
+	// traffic (an operator audit: only the status page told).
+	if a.Server != nil {
+		gaugeMetric(ch, dPausedAll, b2f(a.Server.pausedAll()))
+		gaugeMetric(ch, dPausedCamps, float64(a.Server.pausedCampaigns()))
+	}
 	a.budget.Counters().Each(func(name, typ, _ string, v float64) {
 		d := budgetDescs[name]
 		if typ == "counter" {

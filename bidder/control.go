@@ -128,6 +128,26 @@ func (k *killSwitch) counter(id string) *counter {
 	return c
 }
 
+// pausedCampaigns is the number of the current catalog's campaigns that
+// the kill switch pauses.
+func (s *Server) pausedCampaigns() int {
+	cat := s.catalog.Load()
+	if cat == nil {
+		return 0
+	}
+	pv := cat.pause.Load()
+	if pv == nil {
+		return 0
+	}
+	n := 0
+	for _, c := range pv.camp {
+		if c != nil {
+			n++
+		}
+	}
+	return n
+}
+
 // pausedCandidates is the number of candidates of campaign id refused
 // because it was paused.
 func (s *Server) pausedCandidates(id string) uint64 {

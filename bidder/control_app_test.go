@@ -49,6 +49,38 @@ func adminDo(t *testing.T, app *App, method, path, token, body string, hdr ...st
 	return resp.StatusCode, out
 }
 
+// metricsWithToken reads the admin listener's /metrics page with a token.
+func metricsWithToken(t *testing.T, app *App, token string) string {
+	t.Helper()
+	req, err := http.NewRequest("GET", "http://"+app.AdminAddr()+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("/metrics: %d", resp.StatusCode)
+	}
+	return string(b)
+}
+
+// sampleOf reads an unlabelled sample from a metrics page (-1 when absent).
+func sampleOf(page, name string) float64 {
+	for _, line := range strings.Split(page, "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return -1
+}
+
 // bidReason posts the site banner request and returns the status and the
 // no-bid reason.
 func bidReason(t *testing.T, app *App) (int, string) {
@@ -137,6 +169,18 @@ func TestKillSwitchAdminAPI(t *testing.T) {
 		}
 		if code, why := bidReason(t, app); code != s.want || (code == 204 && why != "paused") {
 			t.Fatalf("step %d: bid %d %q, want %d", i, code, why, s.want)
+		}
+		// The state is on /metrics without traffic (an operator audit
+		// found a pause nobody lifted told only by the status page).
+		wantAll, wantCamps := 0.0, 0.0
+		if s.want == 204 && s.target == "all" {
+			wantAll = 1
+		} else if s.want == 204 {
+			wantCamps = 1
+		}
+		page := metricsWithToken(t, app, opsToken)
+		if a, c := sampleOf(page, "openbidder_paused_all"), sampleOf(page, "openbidder_campaigns_paused"); a != wantAll || c != wantCamps {
+			t.Errorf("step %d: paused_all %v, campaigns_paused %v; want %v, %v", i, a, c, wantAll, wantCamps)
 		}
 	}
 	code, out := adminDo(t, app, "GET", "/admin/control", opsToken, "")

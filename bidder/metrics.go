@@ -36,7 +36,7 @@ type reason uint8
 
 const (
 	reasonNone        reason = iota
-	reasonTMax               // tmax too short to answer in time
+	reasonTMax               // under min_slack of the deadline left when the bid began: queued, or tmax too short
 	reasonNotReady           // campaigns or model not loaded
 	reasonNoMatch            // no campaign eligible for any imp
 	reasonCurrency           // floor or bid currency not in the rate table

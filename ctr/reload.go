@@ -105,7 +105,13 @@ func (h *Holder) Reload(manifestPath string) error {
 	if err != nil {
 		h.refusals.Add(1)
 		h.path, h.sig = manifestPath, sig // do not retry the same files
-		h.log.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
+		if h.cur.Load() == nil {
+			// Refused at start (or never loaded): there is no previous
+			// model; the chain's next scorer serves meanwhile.
+			h.log.Warn("ctr: model refused, none loaded in this slot (the next scorer in the chain serves)", "manifest", manifestPath, "err", err)
+		} else {
+			h.log.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
+		}
 		return err
 	}
 	e := &reloadEntry{s: s, manifest: manifestPath, loaded: time.Now()}
