@@ -368,7 +368,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 	for {
 		err := a.budget.Start(ctx)
 		if err == nil {
-			return nil
+			return a.refuseCurrencyConflicts()
 		}
 		inUse := errors.Is(err, budget.ErrInstanceInUse)
 		if time.Now().After(give) {
@@ -388,6 +388,29 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+// refuseCurrencyConflicts fails the start when a campaign file names
+// another currency than its budget record: as a hot reload that would make
+// one is refused, so is a start (the campaign would take no lease and never
+// bid, and its record's spend would read as the file's currency).
+func (a *App) refuseCurrencyConflicts() error {
+	cs := a.budget.CurrencyConflicts()
+	if len(cs) == 0 {
+		return nil
+	}
+	files := map[string]string{}
+	for _, c := range a.store.Current().Campaigns {
+		files[c.ID] = c.File
+	}
+	msgs := make([]string, len(cs))
+	for i, c := range cs {
+		msgs[i] = c.String()
+		if f := files[c.Campaign]; f != "" {
+			msgs[i] = f + ": " + msgs[i]
+		}
+	}
+	return fmt.Errorf("campaign set refused by the budget store: %s", strings.Join(msgs, "; "))
 }
 
 // watch reloads campaigns and models when their files change.

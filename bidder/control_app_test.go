@@ -320,6 +320,54 @@ func TestKillSwitchSurvivesRestart(t *testing.T) {
 	}
 }
 
+// A campaign file that names another currency than the campaign's budget
+// record is refused at start, with its file, as a hot reload that would do
+// it is: an operator audit's restart with the currency edited started
+// silently, the campaign never bid (no lease in another currency), and
+// /admin/budget showed its USD spend as EUR.
+func TestStartRefusesCampaignCurrencyAgainstItsRecord(t *testing.T) {
+	dir := t.TempDir()
+	camps := filepath.Join(dir, "campaigns")
+	if err := os.CopyFS(camps, os.DirFS("testdata/campaigns")); err != nil {
+		t.Fatal(err)
+	}
+	edit := func(c *Config) {
+		c.Budget.StoreDir = filepath.Join(dir, "nats")
+		c.CampaignsDir = camps
+	}
+	app := startApp(t, edit)
+	if code, _ := bidReason(t, app); code != 200 {
+		t.Fatalf("bid: %d", code)
+	}
+	if err := app.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	f := filepath.Join(camps, "acme.yaml")
+	b, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(f, []byte(strings.Replace(string(b), "currency: USD", "currency: EUR", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := &Config{Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InstanceID: "e2e", CampaignsDir: camps,
+		Model:   ModelConfig{GBDT: "../configs/models/gbdt.manifest.json"},
+		Notices: NoticeConfig{Key: "e2e-key-0123456789"}, Budget: BudgetConfig{StoreDir: filepath.Join(dir, "nats")}}
+	cfg.Currency.Rates = map[string]float64{"USD": 1, "EUR": 1.1}
+	cfg.Defaults()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a2, err := Start(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		a2.Close(t.Context())
+		t.Fatal("started with acme-banner in EUR against its USD record")
+	}
+	if !strings.Contains(err.Error(), "acme.yaml: campaign acme-banner: currency EUR, but its budget record is in USD") {
+		t.Fatalf("the refusal: %v", err)
+	}
+}
+
 // A pause outlives its campaign's file (the campaign comes back paused), so
 // it must be possible to resume it while the file is gone: resume answered
 // 400 "unknown campaign" and the pause could not be cleared (an outside

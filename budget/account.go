@@ -94,7 +94,8 @@ type Account struct {
 	reserveAmt int64          // under gmu: the reserves standing in that record when it was seen
 	ownBoot    string         // under gmu: the Boot of this instance's entry in that record ("" none)
 	recDay     atomic.Pointer[string]
-	spentDay   atomic.Int64 // of recDay
+	recCur     atomic.Pointer[string] // that record's currency (nil: none seen, or a record that names none)
+	spentDay   atomic.Int64           // of recDay
 	spentTotal atomic.Int64
 	remaining  atomic.Int64
 	target     atomic.Int64

@@ -2,6 +2,7 @@ package budget
 
 import (
 	"bytes"
+	"errors"
 	"log/slog"
 	"strings"
 	"testing"
@@ -160,4 +161,34 @@ func billedAfterCurrencyEdit(t *testing.T) (*manualClock, *MemStore, Campaign, *
 	m.Settle(Notice{Kind: KindBill, HoldID: late, CampaignID: "c", InstanceID: "a", AuctionID: "y", ImpID: "1",
 		BidMicros: 300_000, ClearingMicros: 300_000, Time: clk.Now()})
 	return clk, mem, usd, m
+}
+
+// A process started with a campaign in another currency than its record
+// says so (CurrencyConflicts, the currency_conflicts gauge: the bidder
+// refuses to start), refuses a reload that keeps the conflict, and takes one
+// back to the record's currency (an operator audit: the restart was silent,
+// the campaign never bid, and it could not be reloaded back).
+func TestCurrencyConflictWithTheRecord(t *testing.T) {
+	_, _, usd, m := billedAfterCurrencyEdit(t)
+	got := m.CurrencyConflicts()
+	if len(got) != 1 || got[0] != (CurrencyConflict{Campaign: "c", Currency: "JPY", Record: "USD"}) || m.Counters().CurrencyConflicts != 1 {
+		t.Fatalf("conflicts %v, gauge %d; want c in JPY against USD", got, m.Counters().CurrencyConflicts)
+	}
+	jpy := usd
+	jpy.Currency = "JPY"
+	jpy.TotalMicros = micros(20)
+	if err := m.SetCampaigns([]Campaign{jpy}); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "budget record is in USD") {
+		t.Fatalf("a reload keeping the conflict: %v, want refused", err)
+	}
+	eur := usd
+	eur.Currency = "EUR"
+	if err := m.SetCampaigns([]Campaign{eur}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("a reload to a third currency: %v, want refused", err)
+	}
+	if err := m.SetCampaigns([]Campaign{usd}); err != nil {
+		t.Fatalf("a reload back to the record's currency: %v", err)
+	}
+	if got := m.CurrencyConflicts(); len(got) != 0 || m.Counters().CurrencyConflicts != 0 {
+		t.Fatalf("after the reload back: %v", got)
+	}
 }

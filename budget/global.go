@@ -63,6 +63,9 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	a.reserveEnd, a.reserveAmt = reserveEnd, reserveAmt
 	a.ownBoot = ownBoot
 	a.recDay.Store(&recDay)
+	if cur := rec.Currency; cur != "" {
+		a.recCur.Store(&cur)
+	}
 	a.spentDay.Store(rec.SpentDay)
 	a.spentTotal.Store(rec.SpentTotal)
 	a.remaining.Store(remaining)

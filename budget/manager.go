@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,9 +215,17 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 		// An account's spend, lease and holds are micros of the currency
 		// they were made in: read in another, they would be wrong money.
 		if a := m.byID[cs[i].ID]; a != nil {
-			if old := a.cfg.Load(); old != nil && old.Currency != cs[i].Currency {
+			rc := a.recCur.Load()
+			if old := a.cfg.Load(); old != nil && old.Currency != cs[i].Currency && (rc == nil || *rc != cs[i].Currency || *rc == old.Currency) {
+				// (Back to its record's currency from one the record
+				// never was in is allowed: no lease was granted in that
+				// one, so the account holds no money in it.)
 				return fmt.Errorf("%w: campaign %s: currency %s -> %s: its spend and open holds are in %s; another currency needs another campaign id",
 					ErrBadConfig, cs[i].ID, old.Currency, cs[i].Currency, old.Currency)
+			}
+			if rc != nil && *rc != cs[i].Currency {
+				return fmt.Errorf("%w: campaign %s: currency %s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
+					ErrBadConfig, cs[i].ID, cs[i].Currency, *rc, *rc)
 			}
 		}
 	}
@@ -325,6 +334,42 @@ func unixOrZero(t time.Time) int64 {
 
 // Handle returns the campaign's Account (nil if unknown). Resolve once per
 // reload; the handle stays valid for the life of the Manager.
+// CurrencyConflicts lists the loaded campaigns whose budget record (as the
+// watch and the steps last saw it) is in another currency than their
+// campaign file says: such a campaign takes no lease, so it never bids, and
+// the record's spend would read as money of the file's currency. A hot
+// reload that makes one is refused (SetCampaigns); the bidder refuses to
+// start with one (an operator audit: a currency edited between two runs
+// started silently, the campaign never bid and /admin/budget showed its USD
+// spend as EUR).
+func (m *Manager) CurrencyConflicts() []CurrencyConflict {
+	var out []CurrencyConflict
+	for _, a := range *m.accts.Load() {
+		c := a.cfg.Load()
+		if c == nil || !a.active.Load() {
+			continue
+		}
+		if rc := a.recCur.Load(); rc != nil && *rc != c.Currency {
+			out = append(out, CurrencyConflict{Campaign: a.id, Currency: c.Currency, Record: *rc})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Campaign < out[j].Campaign })
+	return out
+}
+
+// CurrencyConflict is a campaign whose file and budget record disagree on
+// the currency.
+type CurrencyConflict struct {
+	Campaign string
+	Currency string // the campaign file's
+	Record   string // the budget record's: its spend is in this one
+}
+
+func (c CurrencyConflict) String() string {
+	return fmt.Sprintf("campaign %s: currency %s, but its budget record is in %s (its spend is in %s; another currency needs another campaign id)",
+		c.Campaign, c.Currency, c.Record, c.Record)
+}
+
 func (m *Manager) Handle(id string) *Account { return (*m.snapshot.Load())[id] }
 
 func (m *Manager) account(id string) *Account { return m.Handle(id) }

@@ -130,6 +130,7 @@ type Counters struct {
 	PeersSilent         int    // other instances alive (leases valid) whose heartbeats stopped arriving
 	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
 	BudgetDisagreements uint64 // campaigns whose budget differed from another instance's for over a minute (noteBudgetDiff)
+	CurrencyConflicts   int    // loaded campaigns whose budget record is in another currency than their file (CurrencyConflicts)
 }
 
 // Counters sums the counters over all campaigns.
@@ -158,6 +159,11 @@ func (m *Manager) Counters() Counters {
 		c.LeaseGrants += a.grants.Load()
 		c.LeaseDenials += a.denials.Load()
 		c.LeasesLost += a.lostLeases.Load()
+		if rc := a.recCur.Load(); rc != nil && a.active.Load() {
+			if cfg := a.cfg.Load(); cfg != nil && cfg.Currency != *rc {
+				c.CurrencyConflicts++
+			}
+		}
 	}
 	return c
 }
@@ -176,6 +182,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("hold_table_full_total", "counter", "Holds refused: hold table full.", float64(c.HoldTableFull))
 	one("freq_table_evictions_total", "counter", "Frequency-cap entries (user, campaign) still counting that a full table dropped to make room (notices.freq_max_entries): those users' counts for the campaign start over.", float64(c.FreqEvicted))
 	one("ledger_backlog", "gauge", "Charges waiting for a ledger acknowledgement.", float64(c.LedgerBacklog))
+	one("currency_conflicts", "gauge", "Loaded campaigns whose file names another currency than their budget record: they take no lease and never bid.", float64(c.CurrencyConflicts))
 	one("ledger_stored_total", "counter", "Charges acknowledged by the ledger.", float64(c.LedgerStored))
 	one("ledger_retries_total", "counter", "Ledger publishes to retry.", float64(c.LedgerRetries))
 	one("lease_grants_total", "counter", "Lease steps that got what they asked for.", float64(c.LeaseGrants))
