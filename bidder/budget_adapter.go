@@ -264,8 +264,15 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if kind == noticeWin && !res.Duplicate && b.won != nil && (err == nil || errors.Is(err, budget.ErrAckTimeout)) {
 		b.won.add(t.Campaign) // a retry after an ack timeout is a duplicate: counted once
 	}
-	if kind == noticeBill && err == nil {
-		b.countImpression(t, n, now) // billed: shown, whether or not its pixel fires
+	if err == nil {
+		// Won or billed: shown, whether or not its pixel fires, once (the
+		// first of win, bill and pixel counts it). Only a bill counted:
+		// on a charge-on-win exchange, which may never fire the billing
+		// URL, a user whose pixels were blocked got 2 new charged
+		// impressions every freq_pending_ttl under a cap of 2 an hour (an
+		// outside audit). A win a loss then reverses stays counted: the
+		// cap errs toward fewer impressions.
+		b.countImpression(t, n, now)
 	}
 	if res.ChargedMicros > 0 || res.First {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})

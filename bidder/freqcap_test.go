@@ -196,6 +196,58 @@ func TestFreqCapCountsBilledImpressions(t *testing.T) {
 	}
 }
 
+// A won impression counts toward the cap when its win notice is all that
+// comes (the charging notice on a charge-on-win exchange, which may never
+// fire the billing URL; a provisional charge that stands on a billing
+// one), once with its bill and pixel. Only a bill or a pixel counted: an
+// outside audit's user, whose wins alone were charged, saw 2 new
+// impressions every freq_pending_ttl under a cap of 2 an hour.
+func TestFreqCapCountsWonImpressions(t *testing.T) {
+	s, _ := budgetTestServerWith(t, budget.Config{FreqPendingTTL: 20 * time.Millisecond})
+	ts := &testServer{Server: s}
+	n := 0
+	bid := func() (openrtb2.Bid, bool) {
+		t.Helper()
+		n++
+		r := ts.bid([]byte(`{"id":"req-won-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-won"}}`))
+		if r.StatusCode() != 200 {
+			return openrtb2.Bid{}, false
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		return b, b.CID == "globex-cpc"
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	b1, ok := bid()
+	for ; !ok; b1, ok = bid() { // globex answers once its lease is in
+		if time.Now().After(deadline) {
+			t.Fatal("no globex-cpc bid within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
+	ts.fire(t, b1.NURL, "1.00", "", "") // won: one impression
+	ts.fire(t, b1.BURL, "1.00", "", "") // its bill and pixel count it no more
+	ts.fire(t, between(b1.AdM, `<img src="`, `"`), "", "", "")
+	lapse()
+	b2, ok := bid()
+	if !ok {
+		t.Fatal("second bid refused: a win, its bill and its pixel counted more than once?")
+	}
+	ts.fire(t, b2.NURL, "1.00", "", "") // won, no bill, pixel blocked
+	lapse()
+	b3, ok := bid()
+	if !ok {
+		t.Fatal("third bid refused with two impressions and a cap of 3")
+	}
+	ts.fire(t, b3.NURL, "1.00", "", "")
+	lapse()
+	if _, ok := bid(); ok {
+		t.Fatal("a fourth globex-cpc bid with three won impressions and a cap of 3 an hour")
+	}
+}
+
 // A frequency cap is per person, and this buyer knows a person by its
 // buyeruid on every exchange; user.id is each exchange's own id for them.
 // The key took user.id first, so one person reached through four exchanges

@@ -53,3 +53,28 @@ func resultFirst(t *testing.T, bid time.Time) {
 		t.Fatalf("bid time %v: the bill replayed after a restart: %+v %v, want no charge and not First", bid, r, err)
 	}
 }
+
+// A win that comes after the impression's bill priced it is the first win
+// once: its replays are not first. Each was, and the event log wrote a win
+// line per replay (an outside audit: 5 win lines for one impression after
+// its bill, 17-20 under concurrent replays).
+func TestResultFirstWinAfterBill(t *testing.T) {
+	m := startedSmall(t, Config{InstanceID: "a", Store: NewMemStore(), AckWait: 2 * time.Second})
+	defer m.Close(context.Background())
+	n := Notice{ChargeOn: KindBill, CampaignID: "c", AuctionID: "x", ImpID: "1", BidMicros: 1000, ClearingMicros: 900}
+	for i, s := range []struct {
+		kind  NoticeKind
+		first bool
+	}{
+		{KindBill, true}, {KindWin, true}, {KindWin, false}, {KindWin, false}, {KindBill, false},
+	} {
+		n.Kind = s.kind
+		r, err := m.Settle(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.First != s.first || r.ChargedMicros != 0 && i > 0 {
+			t.Fatalf("notice %d (%v): First %v, charged %d; want First %v, nothing charged after the bill", i, s.kind, r.First, r.ChargedMicros, s.first)
+		}
+	}
+}

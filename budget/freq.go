@@ -309,11 +309,11 @@ func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now ti
 // Kept in the de-duplication tier.
 func (m *Manager) EndPending(n Notice) bool { return m.mark(n, fUnpended) != 0 }
 
-// Shown marks n's bid shown (its pixel or its billing notice) and tells
-// whether its impression is still to be counted for frequency caps
+// Shown marks n's bid shown (its pixel, its win or its billing notice) and
+// tells whether its impression is still to be counted for frequency caps
 // (RecordImpression) and its pending count still to be ended (FreqSettle):
-// the first of the pixel and the bill counts it, and the first of the pixel,
-// the bill and the loss ends the count. A billed impression whose pixel
+// the first of the pixel, the win and the bill counts it, and the first of
+// them and the loss ends the count. A billed impression whose pixel
 // never fired (a blocked tracker) was never counted, and the user saw the
 // campaign again every freq_pending_ttl (an outside audit: 6 billed
 // impressions in a minute under a cap of 2 an hour).

@@ -432,6 +432,10 @@ func (o *settleOp) charge() Result {
 		// kind open to the exchange's own notice (Notice.UnderFloor).
 		o.dup(&res)
 		res.LevelMicros, res.Provisional = e.level, e.flags&fProv != 0
+		// Seen, though it changed nothing: its replays are not first (a
+		// win after a priced bill was, each time, and the event log wrote
+		// a win line per replay: an outside audit).
+		e.flags |= flags & (fWin | fBill)
 		return res
 	}
 	if !n.UnderFloor {
