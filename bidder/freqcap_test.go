@@ -227,8 +227,8 @@ func TestFreqCapCountsWonImpressions(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
-	ts.fire(t, b1.NURL, "1.00", "", "") // won: one impression
-	ts.fire(t, b1.BURL, "1.00", "", "") // its bill and pixel count it no more
+	ts.fire(t, b1.NURL, "1.00", "", "")                   // won: one impression
+	ts.fire(t, b1.BURL, "1.00", "", "")                   // its bill and pixel count it no more
 	ts.fire(t, between(b1.AdM, `<img src="`, `"`), "", "", "")
 	lapse()
 	b2, ok := bid()

@@ -65,8 +65,14 @@ type Account struct {
 	poke       atomic.Bool  // a lease step is wanted at the next round (reload, reclaim, lost lease)
 	poolFree   atomic.Int64 // money nobody holds, as of the last record seen
 	reserved   atomic.Int64 // cumulative micros ever held (reservation rate)
-	demand     atomic.Int64 // cumulative micros of bids refused for want of lease
-	heldUntil  atomic.Int64 // unix ns: the last expiry of the open holds a graceful close kept (Close)
+	drawn      atomic.Int64 // cumulative micros of holds turned into charges (pacing's conversion of held money)
+	// pending is the money of this process's open holds no notice has
+	// drawn from yet: bids whose outcome is unknown (pacing's in-flight
+	// money). Added at Hold; taken off at a hold's first draw, its loss,
+	// its expiry or Unhold.
+	pending   atomic.Int64
+	demand    atomic.Int64 // cumulative micros of bids refused for want of lease
+	heldUntil atomic.Int64 // unix ns: the last expiry of the open holds a graceful close kept (Close)
 	// floorExcess is the part of lease granted above the pool because the
 	// instance had committed it (applyLease): no hold may use it.
 	floorExcess atomic.Int64
@@ -248,5 +254,6 @@ func (m *Manager) Hold(h *Account, amountMicros int64, now time.Time) (HoldID, b
 		return 0, false
 	}
 	h.reserved.Add(amountMicros)
+	h.pending.Add(amountMicros)
 	return id, true
 }

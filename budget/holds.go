@@ -14,6 +14,7 @@ type HoldID uint64
 type holdSlot struct {
 	gen     uint32
 	open    bool
+	touched bool // a notice drew from it (pacing: no longer a bid whose outcome is unknown)
 	acct    int32
 	amount  int64
 	expires int64 // unix nanoseconds
@@ -100,6 +101,12 @@ func (t *holdTable) slot(s *holdShard, i int32) *holdSlot {
 // put stores a hold; false when the table is full. A shard busy with an
 // expiry scan is skipped on the first pass, so a bid rarely waits on a lock.
 func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
+	return t.putAs(acct, amount, expires, false)
+}
+
+// putAs is put, with the hold touched (a restored one: no in-flight bid of
+// this process) or not.
+func (t *holdTable) putAs(acct int32, amount, expires int64, touched bool) (HoldID, bool) {
 	start := t.next.Add(1)
 	for pass := 0; pass < 2; pass++ {
 		for k := uint32(0); k < holdShards; k++ {
@@ -111,7 +118,7 @@ func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
 			} else {
 				s.mu.Lock()
 			}
-			if id, ok := t.putLocked(s, acct, amount, expires); ok {
+			if id, ok := t.putLocked(s, acct, amount, expires, touched); ok {
 				s.mu.Unlock()
 				return id, true
 			}
@@ -122,7 +129,7 @@ func (t *holdTable) put(acct int32, amount, expires int64) (HoldID, bool) {
 	return 0, false
 }
 
-func (t *holdTable) putLocked(s *holdShard, acct int32, amount, expires int64) (HoldID, bool) {
+func (t *holdTable) putLocked(s *holdShard, acct int32, amount, expires int64, touched bool) (HoldID, bool) {
 	if len(s.free) == 0 && !t.grow(s) {
 		return 0, false
 	}
@@ -134,7 +141,7 @@ func (t *holdTable) putLocked(s *holdShard, acct int32, amount, expires int64) (
 	if sl.gen == 0 {
 		sl.gen = 1
 	}
-	sl.open, sl.acct, sl.amount, sl.expires = true, acct, amount, expires
+	sl.open, sl.touched, sl.acct, sl.amount, sl.expires = true, touched, acct, amount, expires
 	if int(i) >= s.hi {
 		s.hi = int(i) + 1
 	}
@@ -177,15 +184,22 @@ func (t *holdTable) lockOpen(id HoldID, acct int32) (*holdShard, int32, *holdSlo
 
 // take closes an open hold of account acct and returns its amount.
 func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
+	amt, _, ok := t.takeFresh(id, acct)
+	return amt, ok
+}
+
+// takeFresh is take, also telling whether no notice had drawn from the
+// hold (its whole amount was a bid whose outcome was unknown).
+func (t *holdTable) takeFresh(id HoldID, acct int32) (amt int64, fresh, ok bool) {
 	s, i, sl := t.lockOpen(id, acct)
 	if s == nil {
-		return 0, false
+		return 0, false, false
 	}
 	defer s.mu.Unlock()
 	sl.open = false
 	s.open--
 	s.free = append(s.free, i)
-	return sl.amount, true
+	return sl.amount, !sl.touched, true
 }
 
 // draw takes up to want from an open hold of account acct, not expired by
@@ -194,20 +208,31 @@ func (t *holdTable) take(id HoldID, acct int32) (int64, bool) {
 // it expires or take closes it: the rest stays reserved for a later, higher
 // notice of its impression, and a reversal puts its charge back (refill).
 func (t *holdTable) draw(id HoldID, acct int32, want, now int64) (int64, bool) {
+	d, _, ok := t.drawFresh(id, acct, want, now)
+	return d, ok
+}
+
+// drawFresh is draw, also returning the hold's amount before it when no
+// notice had drawn from it before (0 otherwise): the money of a bid whose
+// outcome was unknown until now (pacing's in-flight money).
+func (t *holdTable) drawFresh(id HoldID, acct int32, want, now int64) (d, fresh int64, ok bool) {
 	s, _, sl := t.lockOpen(id, acct)
 	if s == nil {
-		return 0, false
+		return 0, 0, false
 	}
 	defer s.mu.Unlock()
 	if sl.expires <= now {
 		// Expired, not swept yet: its lease may have been reclaimed since
 		// (a process stopped past lease_ttl, then resumed with bills
 		// queued), so a charge drawn from it would overspend, uncounted.
-		return 0, false
+		return 0, 0, false
 	}
-	d := min(max(want, 0), sl.amount)
+	if !sl.touched {
+		sl.touched, fresh = true, sl.amount
+	}
+	d = min(max(want, 0), sl.amount)
 	sl.amount -= d
-	return d, true
+	return d, fresh, true
 }
 
 // refill adds amount back to an open hold of account acct (a provisional
@@ -226,10 +251,12 @@ func (t *holdTable) refill(id HoldID, acct int32, amount, now int64) bool {
 	return true
 }
 
-// expired is an (account, amount) pair whose hold lapsed.
+// expired is an (account, amount) pair whose hold lapsed; fresh when no
+// notice had drawn from it.
 type expired struct {
 	acct   int32
 	amount int64
+	fresh  bool
 }
 
 // expire closes every hold due at or before now, appending them to dst. A
@@ -265,7 +292,7 @@ func (t *holdTable) expireShard(s *holdShard, now int64, dst []expired, y *ScanY
 				sl.open = false
 				s.open--
 				s.free = append(s.free, int32(i))
-				dst = append(dst, expired{sl.acct, sl.amount})
+				dst = append(dst, expired{sl.acct, sl.amount, !sl.touched})
 			default:
 				next = min(next, sl.expires)
 			}
@@ -306,7 +333,7 @@ func (t *holdTable) drainOpen(now int64, due []expired, open []openHold) ([]expi
 			s.open--
 			s.free = append(s.free, int32(i))
 			if sl.expires <= now {
-				due = append(due, expired{sl.acct, sl.amount})
+				due = append(due, expired{sl.acct, sl.amount, !sl.touched})
 			} else {
 				open = append(open, openHold{HoldID(uint64(sl.gen)<<32 | uint64(s.base+i+1)), sl.acct, sl.amount, sl.expires})
 			}
@@ -345,7 +372,7 @@ func (t *holdTable) restoreOpen(hs []openHold, per int) (placed []openHold, atID
 		}
 	}
 	for _, h := range rest {
-		if id, ok := t.put(h.acct, h.amount, h.expires); ok {
+		if id, ok := t.putAs(h.acct, h.amount, h.expires, true); ok {
 			h.id = id
 			placed = append(placed, h)
 		}
@@ -374,7 +401,9 @@ func (t *holdTable) placeAt(h openHold, touched []bool) bool {
 	if sl.open {
 		return false
 	}
-	sl.gen, sl.open, sl.acct, sl.amount, sl.expires = uint32(h.id>>32), true, h.acct, h.amount, h.expires
+	// touched: a predecessor's bid, not this process's in-flight money
+	// (pacing counts only its own, Account.pending).
+	sl.gen, sl.open, sl.touched, sl.acct, sl.amount, sl.expires = uint32(h.id>>32), true, true, h.acct, h.amount, h.expires
 	if int(i) >= s.hi {
 		s.hi = int(i) + 1
 	}

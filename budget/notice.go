@@ -459,7 +459,9 @@ func (o *settleOp) charge() Result {
 	var drawn int64
 	open := false
 	if o.own() && delta > 0 {
-		drawn, open = m.holds.draw(n.HoldID, a.idx, delta, m.cfg.Clock.Now().UnixNano())
+		var fresh int64
+		drawn, fresh, open = m.holds.drawFresh(n.HoldID, a.idx, delta, m.cfg.Clock.Now().UnixNano())
+		a.pending.Add(-fresh)
 		if open && drawn < delta { // above the hold (level + what it has left): capped at it
 			price, delta, res.Capped = e.level+drawn, drawn, true
 		}
@@ -474,6 +476,7 @@ func (o *settleOp) charge() Result {
 		a.mu.Lock()
 		a.spent.Add(delta) // spent first, then held: commitments never look smaller than they are
 		a.held.Add(-drawn)
+		a.drawn.Add(drawn)
 		a.mu.Unlock()
 	}
 	first := e.flags&(fWin|fBill) == 0
@@ -610,10 +613,13 @@ func (o *settleOp) loss() Result {
 	}
 	e.flags = flags
 	if o.own() {
-		if amt, ok := m.holds.take(n.HoldID, a.idx); ok {
+		if amt, fresh, ok := m.holds.takeFresh(n.HoldID, a.idx); ok {
 			a.mu.Lock()
 			a.held.Add(-amt)
 			a.mu.Unlock()
+			if fresh {
+				a.pending.Add(-amt)
+			}
 		}
 	}
 	return res

@@ -118,6 +118,9 @@ func (m *Manager) expireHolds(now time.Time) {
 			a.mu.Lock()
 			a.held.Add(-e.amount)
 			a.mu.Unlock()
+			if e.fresh {
+				a.pending.Add(-e.amount)
+			}
 		}
 	}
 }

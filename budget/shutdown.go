@@ -75,6 +75,9 @@ func (m *Manager) Close(ctx context.Context) error {
 			a.mu.Lock()
 			a.held.Add(-e.amount)
 			a.mu.Unlock()
+			if e.fresh {
+				a.pending.Add(-e.amount)
+			}
 		}
 	}
 	for _, h := range open {

@@ -9,9 +9,12 @@ func (m *Manager) Unhold(h *Account, id HoldID) {
 	if h == nil || id == 0 {
 		return
 	}
-	amt, ok := m.holds.take(id, h.idx)
+	amt, fresh, ok := m.holds.takeFresh(id, h.idx)
 	if !ok {
 		return
+	}
+	if fresh {
+		h.pending.Add(-amt)
 	}
 	h.mu.Lock()
 	h.held.Add(-amt)
