@@ -131,6 +131,12 @@ func (a *App) start(ctx context.Context) error {
 	s.reg.MustRegister(appCollector{a})
 	sink.won = &s.wins
 	s.followControl(a.budget) // the kill switch, read before the listeners open
+	// Pixels and clicks are counted by the instance that placed their bid
+	// (each instance's replay cache is its own).
+	s.trackerForward = a.budget.ForwardTracker
+	if err := a.budget.ServeTrackers(s.serveTracker); err != nil {
+		return fmt.Errorf("budget: subscribe: %w", err)
+	}
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if rl := cfg.Model.RowLog; rl.Path != "" {
 		if s.mon.rows, err = newRowLog(ctx, rl, features.Width, features.SchemaVersion, a.servingModel, log); err != nil {

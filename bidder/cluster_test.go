@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -346,4 +347,86 @@ func metricValue(t *testing.T, app *App, name string) float64 {
 		}
 	}
 	return -1
+}
+
+// A pixel or click is counted by the instance that placed its bid, once,
+// wherever it lands: each instance's replay cache is its own, and a pixel
+// and a click replayed at each of two instances were counted once by each
+// (an outside audit: their metrics, event logs and the user's frequency
+// count). With the owner gone, the instance it lands on counts it.
+func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cluster test")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	ns, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "trk", StoreDir: t.TempDir(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ns.Shutdown) // after the apps' Close (cleanups run last first)
+	url := ns.ClientURL()
+	var apps []*App
+	for i := range 2 {
+		apps = append(apps, startApp(t, func(c *Config) {
+			c.InstanceID = fmt.Sprintf("trk-%d", i)
+			c.Budget.NATSURLs = []string{url}
+			c.Notices.Key = "cluster-key-0123456789"
+		}))
+	}
+	a, b := apps[0], apps[1]
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bid openrtb2.Bid
+	waitFor(t, 20*time.Second, func() bool {
+		code, resp, _ := post(t, "http://"+a.Addr()+"/openrtb2/bid", body)
+		if code != 200 {
+			return false
+		}
+		var br openrtb2.BidResponse
+		if err := json.Unmarshal(resp, &br); err != nil {
+			t.Fatal(err)
+		}
+		bid = br.SeatBid[0].Bid[0]
+		return true
+	})
+	base := "http://" + a.Addr()
+	pixel := base + "/notice/imp" + between(bid.AdM, `<img src="`+base+"/notice/imp", `"`)
+	click := between(bid.AdM, `<a href="`, `"`)
+	on := func(app *App, u string) string { return strings.Replace(u, a.Addr(), app.Addr(), 1) }
+	for _, app := range []*App{b, a, b} {
+		if code, _ := get(t, on(app, pixel)); code != 200 {
+			t.Fatalf("pixel at %s: %d", app.cfg.InstanceID, code)
+		}
+		if code, _ := get(t, on(app, click)); code != 302 {
+			t.Fatalf("click at %s: %d", app.cfg.InstanceID, code)
+		}
+	}
+	counts := func(app *App) (imps, clicks, replays bool) {
+		_, page := get(t, "http://"+app.AdminAddr()+"/metrics")
+		return bytes.Contains(page, []byte(`openbidder_campaign_impressions_total{campaign="`+bid.CID+`"} 1`)),
+			bytes.Contains(page, []byte(`openbidder_campaign_clicks_total{campaign="`+bid.CID+`"} 1`)),
+			metricValue(t, app, "openbidder_tracker_replays_total") == 4
+	}
+	if i, c, r := counts(a); !i || !c || !r {
+		t.Errorf("the bidding instance: impression %v, click %v, 4 replays %v; want each counted once there", i, c, r)
+	}
+	if i, c, _ := counts(b); i || c || metricValue(t, b, "openbidder_tracker_replays_total") != 0 {
+		t.Errorf("the other instance counted them too: impression %v, click %v", i, c)
+	}
+	// The owner gone: counted where it lands (once).
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	get(t, on(b, pixel))
+	get(t, on(b, pixel))
+	if i, _, _ := counts(b); !i || metricValue(t, b, "openbidder_tracker_replays_total") != 1 {
+		t.Errorf("with the owner gone: impression counted once %v, replays %v", i, metricValue(t, b, "openbidder_tracker_replays_total"))
+	}
 }

@@ -277,19 +277,13 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			s.learnFromNotice(&t, args, false, repeat, now)
 		}
 	case noticeImp:
-		if !s.trackers.first(kind, &t) { // a replay: answered, not counted again
-			s.m.trackerReplays.add(0, 1)
+		if s.forwardTracker(kind, &t, args.Peek("t")) {
+			ctx.SetStatusCode(fasthttp.StatusOK)
 			ctx.SetContentType("image/gif")
 			ctx.SetBody(pixelGIF)
 			return
 		}
-		err := s.notices.impression(&t, now)
-		if err == nil {
-			st := s.m.campaign(string(t.Campaign))
-			st.imps.add(0, 1)
-			st.predE6.add(0, uint64(max(t.PCTR, 0)*1e6))
-		}
-		if s.noticeDone(ctx, kind, err) {
+		if replay, err := s.countTracker(kind, &t, now); replay || s.noticeDone(ctx, kind, err) {
 			ctx.SetContentType("image/gif")
 			ctx.SetBody(pixelGIF)
 		}
@@ -299,16 +293,91 @@ func (s *Server) handleNotice(ctx *fasthttp.RequestCtx, kindPath []byte) {
 			s.noticeDone(ctx, kind, ErrNoticeNotFound)
 			return
 		}
-		if !s.trackers.first(kind, &t) { // a replay: redirected, not counted again
-			s.m.trackerReplays.add(0, 1)
+		if s.forwardTracker(kind, &t, args.Peek("t")) {
 			ctx.Redirect(landing, fasthttp.StatusFound)
 			return
 		}
-		if s.noticeDone(ctx, kind, s.notices.click(&t, now)) {
-			s.m.campaign(string(t.Campaign)).clicks.add(0, 1)
+		if replay, err := s.countTracker(kind, &t, now); replay || s.noticeDone(ctx, kind, err) {
 			ctx.Redirect(landing, fasthttp.StatusFound)
 		}
 	}
+}
+
+// countTracker counts an impression pixel or a click here: once (a replay
+// is answered, counted as one, and nothing else: replay), its metrics,
+// event and frequency count.
+func (s *Server) countTracker(kind noticeKind, t *bidToken, now time.Time) (replay bool, err error) {
+	if !s.trackers.first(kind, t) {
+		s.m.trackerReplays.add(0, 1)
+		return true, nil
+	}
+	st := s.m.campaign(string(t.Campaign))
+	if kind == noticeClick {
+		if err = s.notices.click(t, now); err == nil {
+			st.clicks.add(0, 1)
+		}
+		return false, err
+	}
+	if err = s.notices.impression(t, now); err == nil {
+		st.imps.add(0, 1)
+		st.predE6.add(0, uint64(max(t.PCTR, 0)*1e6))
+	}
+	return false, err
+}
+
+// forwardTracker has the instance that placed the bid count its pixel or
+// click (trackerForward), and tells whether it did. Counted wherever it
+// landed, a pixel or click replayed at each instance of a fleet was counted
+// once by each (an outside audit: its metrics, event log and the user's
+// frequency count). Where the owner does not answer, it is counted here.
+func (s *Server) forwardTracker(kind noticeKind, t *bidToken, token []byte) bool {
+	if s.trackerForward == nil || len(t.Instance) == 0 || string(t.Instance) == s.cfg.InstanceID {
+		return false
+	}
+	switch s.trackerForward(string(t.Instance), append([]byte{byte(kind)}, token...)) {
+	case trackerCounted:
+		s.m.notices[kind].add(0, 1)
+		return true
+	case trackerReplay:
+		return true
+	}
+	return false
+}
+
+// What an owner answers a forwarded pixel or click (one byte).
+const (
+	trackerNotHere byte = iota // not answered, or not one to count there: counted here
+	trackerCounted
+	trackerReplay
+)
+
+// serveTracker counts a pixel or click another instance forwarded here (the
+// kind's byte, then the token as the browser sent it), verified again with
+// this instance's keys, and answers trackerCounted, trackerReplay or
+// trackerNotHere.
+func (s *Server) serveTracker(b []byte) byte {
+	if len(b) < 2 {
+		return trackerNotHere
+	}
+	kind := noticeKind(b[0])
+	if kind != noticeImp && kind != noticeClick {
+		return trackerNotHere
+	}
+	now := time.Now()
+	t, err := s.signer.parseToken(b[1:], nil, kind, now)
+	if err != nil || t.Test || string(t.Instance) != s.cfg.InstanceID {
+		return trackerNotHere
+	}
+	if kind == noticeClick && s.landingURL(&t) == "" {
+		return trackerNotHere
+	}
+	switch replay, err := s.countTracker(kind, &t, now); {
+	case replay:
+		return trackerReplay
+	case err != nil:
+		return trackerNotHere
+	}
+	return trackerCounted
 }
 
 // testNotice answers a notice of a free bid (a test-mode request, test=1,

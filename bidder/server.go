@@ -106,6 +106,9 @@ type Server struct {
 	ks          killSwitch   // pause state the bid path obeys (control.go)
 	wins        winCounts    // win notices per campaign (status.go)
 	trackers    *trackerSeen // impression pixels and clicks already counted (trackers.go)
+	// trackerForward asks another instance to count a pixel or click of a
+	// bid it placed (serveTracker there); nil on an instance alone.
+	trackerForward func(instance string, payload []byte) byte
 
 	privacy  *privacy.Policy // decodes consent strings (privacy.go)
 	privStat privacyStats

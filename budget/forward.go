@@ -20,6 +20,14 @@ import (
 
 const noticeSubject = "budget.notice." // + escaped instance id
 
+// trackerSubject carries impression pixels and clicks to the instance that
+// placed their bid, which counts each once (the bidder's serveTracker).
+const trackerSubject = "budget.tracker." // + escaped instance id
+
+// trackerWait bounds the wait for an owner counting a pixel or click
+// (what a browser waits for on top; the caller counts it itself after).
+const trackerWait = 250 * time.Millisecond
+
 // fwdMax bounds the forwarded notices an owner works on at once; beyond it
 // the owner answers "busy" and the caller settles the notice itself.
 const fwdMax = 256
@@ -108,6 +116,42 @@ func (m *Manager) ownerBoot(instance string) string {
 	lv.mu.Lock()
 	defer lv.mu.Unlock()
 	return lv.others[instance].boot
+}
+
+// ForwardTracker asks instance's process to count a pixel or click of a bid
+// it placed (payload is the bidder's) and returns its one-byte answer; 0
+// when it did not answer (no responders: gone; a timeout: stopped or
+// starved), the instance is this one, or there is no NATS.
+func (m *Manager) ForwardTracker(instance string, payload []byte) byte {
+	if m.nc == nil || instance == "" || instance == m.cfg.InstanceID || m.cfg.ForwardTimeout <= 0 || m.closed.Load() {
+		return 0
+	}
+	msg, err := m.nc.Request(trackerSubject+escapeKey("", instance), payload, min(m.cfg.ForwardTimeout, trackerWait))
+	if err != nil || len(msg.Data) != 1 {
+		return 0
+	}
+	return msg.Data[0]
+}
+
+// ServeTrackers answers the pixels and clicks other instances forward here
+// with fn's one-byte answer (fn runs on the subscription's goroutine: it
+// must not wait on I/O). A process that yielded to a twin answers none (the
+// twin does). Stopped by Close.
+func (m *Manager) ServeTrackers(fn func(payload []byte) byte) error {
+	if m.nc == nil || m.trkSub != nil {
+		return nil
+	}
+	sub, err := m.nc.Subscribe(trackerSubject+escapeKey("", m.cfg.InstanceID), func(msg *nats.Msg) {
+		if m.closed.Load() || m.twinAlive(m.cfg.Clock.Now().UnixNano()) {
+			return
+		}
+		_ = msg.Respond([]byte{fn(msg.Data)})
+	})
+	if err != nil {
+		return err
+	}
+	m.trkSub = sub
+	return nil
 }
 
 // serveForwarded subscribes to the notices other instances forward here.

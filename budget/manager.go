@@ -69,6 +69,7 @@ type Manager struct {
 	js      jetstream.JetStream
 	sub     *nats.Subscription
 	fwdSub  *nats.Subscription // notices other instances forward here
+	trkSub  *nats.Subscription // pixels and clicks other instances forward here (ServeTrackers)
 	fwdSem  chan struct{}
 
 	connected atomic.Bool

@@ -25,6 +25,9 @@ func (m *Manager) Close(ctx context.Context) error {
 	for _, a := range *m.accts.Load() {
 		a.validUntil.Store(0)
 	}
+	if m.trkSub != nil {
+		_ = m.trkSub.Unsubscribe() // other instances count this one's pixels and clicks from now on
+	}
 	if m.fwdSub != nil {
 		_ = m.fwdSub.Unsubscribe() // other instances settle this one's notices themselves from now on
 		m.waitForwarded(ctx)
