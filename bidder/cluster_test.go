@@ -358,18 +358,7 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 	if testing.Short() {
 		t.Skip("cluster test")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ns, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "trk", StoreDir: t.TempDir(), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown) // after the apps' Close (cleanups run last first)
-	url := ns.ClientURL()
+	url := startSoloNATS(t).ClientURL()
 	var apps []*App
 	for i := range 2 {
 		apps = append(apps, startApp(t, func(c *Config) {
@@ -429,4 +418,22 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 	if i, _, _ := counts(b); !i || metricValue(t, b, "openbidder_tracker_replays_total") != 1 {
 		t.Errorf("with the owner gone: impression counted once %v, replays %v", i, metricValue(t, b, "openbidder_tracker_replays_total"))
 	}
+}
+
+// startSoloNATS starts a one-node JetStream server on a loopback port,
+// shut down after the test's other cleanups (the apps' Close).
+func startSoloNATS(t *testing.T) *server.Server {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: t.TempDir(), Port: port})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	return srv
 }

@@ -137,6 +137,27 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	}
 }
 
+// globexBidder is a server whose pending counts lapse after 20 ms (so that
+// only counted impressions stop bids) and a bid for user that tells
+// whether globex-cpc (capped at 3 an hour) bid.
+func globexBidder(t *testing.T, user string) (*testServer, func() (openrtb2.Bid, bool)) {
+	s, _ := budgetTestServerWith(t, budget.Config{FreqPendingTTL: 20 * time.Millisecond})
+	ts := &testServer{Server: s}
+	n := 0
+	return ts, func() (openrtb2.Bid, bool) {
+		t.Helper()
+		n++
+		r := ts.bid([]byte(`{"id":"req-` + user + `-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
+			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"` + user + `"}}`))
+		if r.StatusCode() != 200 {
+			return openrtb2.Bid{}, false
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		return b, b.CID == "globex-cpc"
+	}
+}
+
 // A billed impression counts toward the cap whether or not its pixel fires
 // (a blocked tracker), and once when it does: the first of its bill and its
 // pixel counts it. Only the pixel counted, and a user whose pixels never
@@ -144,21 +165,7 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 // outside audit: 6 billed impressions in a minute under a cap of 2 an hour).
 // The pending TTL is short here so that only counted impressions stop bids.
 func TestFreqCapCountsBilledImpressions(t *testing.T) {
-	s, _ := budgetTestServerWith(t, budget.Config{FreqPendingTTL: 20 * time.Millisecond})
-	ts := &testServer{Server: s}
-	n := 0
-	bid := func() (openrtb2.Bid, bool) {
-		t.Helper()
-		n++
-		r := ts.bid([]byte(`{"id":"req-billed-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
-			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-billed"}}`))
-		if r.StatusCode() != 200 {
-			return openrtb2.Bid{}, false
-		}
-		b := onlyBid(t, decodeResponse(t, r))
-		return b, b.CID == "globex-cpc"
-	}
+	ts, bid := globexBidder(t, "u-billed")
 	first := func() openrtb2.Bid { // globex answers once its lease is in
 		t.Helper()
 		deadline := time.Now().Add(10 * time.Second)
@@ -203,21 +210,7 @@ func TestFreqCapCountsBilledImpressions(t *testing.T) {
 // outside audit's user, whose wins alone were charged, saw 2 new
 // impressions every freq_pending_ttl under a cap of 2 an hour.
 func TestFreqCapCountsWonImpressions(t *testing.T) {
-	s, _ := budgetTestServerWith(t, budget.Config{FreqPendingTTL: 20 * time.Millisecond})
-	ts := &testServer{Server: s}
-	n := 0
-	bid := func() (openrtb2.Bid, bool) {
-		t.Helper()
-		n++
-		r := ts.bid([]byte(`{"id":"req-won-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
-			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
-			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-won"}}`))
-		if r.StatusCode() != 200 {
-			return openrtb2.Bid{}, false
-		}
-		b := onlyBid(t, decodeResponse(t, r))
-		return b, b.CID == "globex-cpc"
-	}
+	ts, bid := globexBidder(t, "u-won")
 	deadline := time.Now().Add(10 * time.Second)
 	b1, ok := bid()
 	for ; !ok; b1, ok = bid() { // globex answers once its lease is in

@@ -517,18 +517,8 @@ func TestTrackerReplaysCountedOnce(t *testing.T) {
 // fleet audit, during a NATS outage); the first version of the 503 also
 // logged the refused attempt, so the loss was logged twice.
 func TestLossWhileOwnerStalledIsRetried(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: t.TempDir(), Port: port})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown()
-	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+	srv := startSoloNATS(t)
+	url := srv.ClientURL()
 	dirOne, dirTwo := t.TempDir(), t.TempDir()
 	on := func(inst, dir string) func(*Config) {
 		return func(c *Config) {
