@@ -202,19 +202,14 @@ func (t *holdTable) takeFresh(id HoldID, acct int32) (amt int64, fresh, ok bool)
 	return sl.amount, !sl.touched, true
 }
 
-// draw takes up to want from an open hold of account acct, not expired by
+// drawFresh takes up to want from an open hold of account acct, not expired by
 // now (unix ns), and returns what it took. The hold stays open with the
 // rest, even with nothing left, until
 // it expires or take closes it: the rest stays reserved for a later, higher
 // notice of its impression, and a reversal puts its charge back (refill).
-func (t *holdTable) draw(id HoldID, acct int32, want, now int64) (int64, bool) {
-	d, _, ok := t.drawFresh(id, acct, want, now)
-	return d, ok
-}
-
-// drawFresh is draw, also returning the hold's amount before it when no
-// notice had drawn from it before (0 otherwise): the money of a bid whose
-// outcome was unknown until now (pacing's in-flight money).
+// fresh is the hold's amount before it when no notice had drawn from it
+// before (0 otherwise): the money of a bid whose outcome was unknown until
+// now (pacing's in-flight money).
 func (t *holdTable) drawFresh(id HoldID, acct int32, want, now int64) (d, fresh int64, ok bool) {
 	s, _, sl := t.lockOpen(id, acct)
 	if s == nil {
