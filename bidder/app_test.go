@@ -420,13 +420,13 @@ func TestHotReloadModel(t *testing.T) {
 	good, _ := os.ReadFile(filepath.Join(dir, "gbdt.txt"))
 	// Broken: the checksum no longer matches; refused, the old model serves.
 	os.WriteFile(filepath.Join(dir, "gbdt.txt"), append([]byte("garbage\n"), good...), 0o644)
-	waitFor(t, 10*time.Second, func() bool { return metric(`{model="[^"]+",outcome="refused",slot="gbdt"} 1`) })
+	waitFor(t, 10*time.Second, func() bool { return metric(`openbidder_model_reloads_total{outcome="refused",slot="gbdt"} 1`) })
 	if code, _, why := post(t, url, body); code != 200 {
 		t.Fatalf("after a refused model: %d %s", code, why)
 	}
 	// Restored: loaded again.
 	os.WriteFile(filepath.Join(dir, "gbdt.txt"), good, 0o644)
-	waitFor(t, 10*time.Second, func() bool { return metric(`{model="[^"]+",outcome="ok",slot="gbdt"} 2`) })
+	waitFor(t, 10*time.Second, func() bool { return metric(`openbidder_model_reloads_total{outcome="ok",slot="gbdt"} 2`) })
 	if code, _, why := post(t, url, body); code != 200 {
 		t.Fatalf("after the reload: %d %s", code, why)
 	}
