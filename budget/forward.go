@@ -41,8 +41,8 @@ type fwdReq struct {
 	SentNs int64 `json:"sent_ns,omitempty"`
 	// Boot is the process the caller addressed: the boot of the owner's
 	// last heartbeat as the caller saw it ("" when it saw none, or saw the
-	// record deleted). A process that yielded to a twin settles only what
-	// was addressed to it (onForwarded).
+	// record deleted). A process that yielded to a twin settles none
+	// addressed to that twin (onForwarded).
 	Boot string `json:"boot,omitempty"`
 }
 
@@ -177,7 +177,7 @@ func (m *Manager) onForwarded(msg *nats.Msg) {
 	if json.Unmarshal(msg.Data, &req) != nil {
 		return
 	}
-	if m.yielded.Load() && req.Boot != m.boot {
+	if yt := m.yieldedTo.Load(); yt != nil && req.Boot == *yt && req.Boot != m.boot {
 		// Addressed to the twin this process yielded to: the twin answered
 		// it (both get the id's requests), or its caller settles it when
 		// nothing does. One delivered here late, after the twin closed,
@@ -185,8 +185,8 @@ func (m *Manager) onForwarded(msg *nats.Msg) {
 		// answered left this process an entry at level 0 that stood over
 		// the twin's billed level in the id's snapshot (a flaky CI run of
 		// TestYieldedTwinForwardsNoticesToTheStandingProcess, 1 in ~300
-		// under load). Callers address this process once its heartbeat
-		// reaches them, a sync period after the twin's record is gone.
+		// under load). Those addressed to this process, or to nobody
+		// (the caller saw no record, or saw it deleted), are settled here.
 		return
 	}
 	select {

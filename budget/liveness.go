@@ -119,6 +119,8 @@ func (m *Manager) putLiveness(ctx context.Context, now time.Time, exp int64) err
 // id: no hold starts until it expires (leaseValid).
 func (m *Manager) sawTwin(l Liveness) {
 	m.yielded.Store(true)
+	boot := l.Boot
+	m.yieldedTo.Store(&boot)
 	if old := m.twin.Swap(&l); old == nil || old.Boot != l.Boot {
 		m.log.Error("another running process uses this instance_id; no bids while its heartbeat lasts",
 			"other_boot", l.Boot)

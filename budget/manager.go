@@ -82,10 +82,11 @@ type Manager struct {
 
 	ledgerRuns atomic.Bool // the ledger publisher is running
 
-	levels      levelStore    // tier snapshots between processes (levels.go); nil: none
-	yielded     atomic.Bool   // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
-	restoredN   atomic.Uint64 // tier entries restored from the previous process's snapshot
-	budgetDiffs atomic.Uint64 // campaigns reported with a budget that differs from another instance's
+	levels      levelStore             // tier snapshots between processes (levels.go); nil: none
+	yielded     atomic.Bool            // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
+	yieldedTo   atomic.Pointer[string] // the boot of the twin it last yielded to: forwarded notices addressed to it are the twin's
+	restoredN   atomic.Uint64          // tier entries restored from the previous process's snapshot
+	budgetDiffs atomic.Uint64          // campaigns reported with a budget that differs from another instance's
 	// restoredBoots are the processes (boots) whose open holds this one
 	// restored from their snapshots: a takeover of their entries reserves
 	// nothing (leaseReq.restored).

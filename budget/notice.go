@@ -585,6 +585,7 @@ func (o *settleOp) loss() Result {
 		a.mu.Lock()
 		if refilled {
 			a.held.Add(l)
+			a.drawn.Add(-l) // not spend after all (pacing's conversion of bids' money)
 		}
 		a.revWait.Add(l) // first: commitments never look smaller than they are
 		a.spent.Add(-l)

@@ -132,7 +132,10 @@ func (pc *pacer) inflight(now time.Time, reserved, drawn, pending, daily int64) 
 			decay = math.Exp(-dt / convTau)
 		}
 		pc.sResolved = pc.sResolved*decay + float64(max(resolved-pc.lastResolved, 0))
-		pc.sDrawn = pc.sDrawn*decay + float64(max(drawn-pc.lastDrawn, 0))
+		// drawn falls when a reversal puts a charge back into its hold:
+		// taken off the estimate (a review: on provisional wins mostly
+		// reversed, conv tended to 1).
+		pc.sDrawn = max(pc.sDrawn*decay+float64(drawn-pc.lastDrawn), 0)
 	}
 	pc.convAt, pc.lastResolved, pc.lastDrawn = now, resolved, drawn
 	prior := float64(max(daily/1000, 1000))

@@ -155,7 +155,7 @@ func TestYieldedTwinSettlesOnlyWhatIsAddressedToIt(t *testing.T) {
 	for _, tc := range []struct {
 		boot    string
 		settled bool
-	}{{standing.boot, false}, {"", false}, {yielded.boot, true}} {
+	}{{standing.boot, false}, {"", true}, {yielded.boot, true}} {
 		n := Notice{Kind: KindLoss, ChargeOn: KindBill, HoldID: 7, InstanceID: "a", CampaignID: "c",
 			AuctionID: "x-" + tc.boot, ImpID: "1", BidMicros: 2000, Time: clk.Now()}
 		b, err := json.Marshal(fwdReq{Notice: n, WaitNs: int64(time.Second), SentNs: time.Now().UnixNano(), Boot: tc.boot})
