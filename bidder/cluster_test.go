@@ -3,10 +3,12 @@ package bidder
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	neturl "net/url"
 	"os"
 	"strings"
 	"sync"
@@ -408,6 +410,18 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 	}
 	if i, c, _ := counts(b); i || c || metricValue(t, b, "openbidder_tracker_replays_total") != 0 {
 		t.Errorf("the other instance counted them too: impression %v, click %v", i, c)
+	}
+	// One that reaches the owner after its caller gave up (and counted it)
+	// is not counted there too.
+	u, err := neturl.Parse(click)
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := make([]byte, 9)
+	late[0] = byte(noticeClick)
+	binary.LittleEndian.PutUint64(late[1:], uint64(time.Now().Add(-time.Millisecond).UnixNano()))
+	if got := a.Server.serveTracker(append(late, u.Query().Get("t")...)); got != trackerNotHere {
+		t.Errorf("a click forwarded past its wait: answered %d, want %d (not counted)", got, trackerNotHere)
 	}
 	// The owner gone: counted where it lands (once).
 	if err := a.Close(t.Context()); err != nil {

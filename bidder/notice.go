@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"math/bits"
 	"strconv"
@@ -334,7 +335,13 @@ func (s *Server) forwardTracker(kind noticeKind, t *bidToken, token []byte) bool
 	if s.trackerForward == nil || len(t.Instance) == 0 || string(t.Instance) == s.cfg.InstanceID {
 		return false
 	}
-	switch s.trackerForward(string(t.Instance), append([]byte{byte(kind)}, token...)) {
+	// The kind, when the owner must have answered by (this clock, unix
+	// ns: later, this instance counts it, and so must the owner not), the
+	// token.
+	b := make([]byte, 9, 9+len(token))
+	b[0] = byte(kind)
+	binary.LittleEndian.PutUint64(b[1:], uint64(time.Now().Add(trackerAnswerBy).UnixNano()))
+	switch s.trackerForward(string(t.Instance), append(b, token...)) {
 	case trackerCounted:
 		s.m.notices[kind].add(0, 1)
 		return true
@@ -344,6 +351,11 @@ func (s *Server) forwardTracker(kind noticeKind, t *bidToken, token []byte) bool
 	return false
 }
 
+// trackerAnswerBy is how long an owner has to count a forwarded pixel or
+// click (budget waits 250 ms for its answer): one that reaches it later is
+// left to the instance that forwarded it, which counted it.
+const trackerAnswerBy = 200 * time.Millisecond
+
 // What an owner answers a forwarded pixel or click (one byte).
 const (
 	trackerNotHere byte = iota // not answered, or not one to count there: counted here
@@ -352,11 +364,12 @@ const (
 )
 
 // serveTracker counts a pixel or click another instance forwarded here (the
-// kind's byte, then the token as the browser sent it), verified again with
+// kind's byte, the time it must be answered by, then the token as the
+// browser sent it), verified again with
 // this instance's keys, and answers trackerCounted, trackerReplay or
 // trackerNotHere.
 func (s *Server) serveTracker(b []byte) byte {
-	if len(b) < 2 {
+	if len(b) < 10 {
 		return trackerNotHere
 	}
 	kind := noticeKind(b[0])
@@ -364,7 +377,13 @@ func (s *Server) serveTracker(b []byte) byte {
 		return trackerNotHere
 	}
 	now := time.Now()
-	t, err := s.signer.parseToken(b[1:], nil, kind, now)
+	if now.UnixNano() > int64(binary.LittleEndian.Uint64(b[1:9])) {
+		// Its caller has given up and counted it (a review: a pixel
+		// queued here past the wait was counted by both). Clocks skewed by
+		// more than the wait make the owner refuse: counted once, there.
+		return trackerNotHere
+	}
+	t, err := s.signer.parseToken(b[9:], nil, kind, now)
 	if err != nil || t.Test || string(t.Instance) != s.cfg.InstanceID {
 		return trackerNotHere
 	}
