@@ -244,6 +244,7 @@ func (b *budgetSink) notice(t *bidToken, kind budget.NoticeKind, charge int64, n
 		Expires:        t.Expiry,
 		Bid:            t.Issued,
 		UnderFloor:     t.UnderFloor,
+		User:           t.User,
 	}
 }
 
@@ -264,15 +265,16 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 	if kind == noticeWin && !res.Duplicate && b.won != nil && (err == nil || errors.Is(err, budget.ErrAckTimeout)) {
 		b.won.add(t.Campaign) // a retry after an ack timeout is a duplicate: counted once
 	}
-	if err == nil {
+	if err == nil && !res.Forwarded {
 		// Won or billed: shown, whether or not its pixel fires, once (the
 		// first of win, bill and pixel counts it). Only a bill counted:
 		// on a charge-on-win exchange, which may never fire the billing
 		// URL, a user whose pixels were blocked got 2 new charged
 		// impressions every freq_pending_ttl under a cap of 2 an hour (an
 		// outside audit). A win a loss then reverses stays counted: the
-		// cap errs toward fewer impressions.
-		b.countImpression(t, n, now)
+		// cap errs toward fewer impressions. A notice the bid's instance
+		// settled (forwarded) is counted there, with its pixel.
+		b.m.CountShown(n)
 	}
 	if res.ChargedMicros > 0 || res.First {
 		b.events.add(event{Kind: kind.String(), Token: t, Charged: res.ChargedMicros, Late: res.Late, Dup: res.Duplicate, Time: now})
@@ -286,8 +288,8 @@ func (b *budgetSink) charge(t *bidToken, kind noticeKind, charge int64, now time
 func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool, error) {
 	n := b.notice(t, budget.KindLoss, 0, now)
 	res, err := b.m.Settle(n)
-	if err == nil && !res.Duplicate && t.User != 0 && b.m.EndPending(n) { // not if its pixel ended it
-		b.m.FreqSettle(b.m.Handle(string(t.Campaign)), t.User, string(t.Instance), now)
+	if err == nil && !res.Duplicate && !res.Forwarded { // forwarded: the bid's instance ended it
+		b.m.EndLost(n) // not if its pixel ended it
 	}
 	if errors.Is(err, budget.ErrOwnerUnreachable) {
 		// Nothing happened here: the retry that reaches the owner logs the
@@ -301,26 +303,9 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 }
 
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {
-	b.countImpression(t, b.notice(t, budget.KindLoss, 0, now), now)
+	b.m.CountShown(b.notice(t, budget.KindLoss, 0, now))
 	b.events.add(event{Kind: "imp", Token: t, Time: now})
 	return nil
-}
-
-// countImpression counts t's impression for frequency caps once, on its
-// pixel or its bill, whichever comes first, and ends its pending count once
-// (with its loss: EndPending).
-func (b *budgetSink) countImpression(t *bidToken, n budget.Notice, now time.Time) {
-	h := b.m.Handle(string(t.Campaign))
-	if h == nil || t.User == 0 {
-		return
-	}
-	count, endPending := b.m.Shown(n)
-	if count {
-		b.m.RecordImpression(h, t.User, now)
-	}
-	if endPending { // not if its loss ended it
-		b.m.FreqSettle(h, t.User, string(t.Instance), now) // after the count: never under the cap between
-	}
 }
 
 func (b *budgetSink) click(t *bidToken, now time.Time) error {

@@ -241,6 +241,16 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 		return fwdRep{Result: out.res, Code: fwdUnacked}
 	}
 	m.finish(&out)
+	// The frequency count on this tier, the bid's, where its pixel is
+	// counted too: counted where the notice landed, a win there and the
+	// pixel here counted one impression twice (a review).
+	if n.Kind == KindLoss {
+		if !out.res.Duplicate {
+			m.EndLost(*n)
+		}
+	} else {
+		m.CountShown(*n)
+	}
 	return fwdRep{Result: out.res}
 }
 

@@ -322,6 +322,31 @@ func (m *Manager) Shown(n Notice) (count, endPending bool) {
 	return set&fCounted != 0, set&fUnpended != 0
 }
 
+// CountShown counts n's impression toward its campaign's frequency cap for
+// n.User once (Shown), and ends its pending count once: the first of its
+// pixel, win and bill does, on the tier of the instance that settles it.
+func (m *Manager) CountShown(n Notice) {
+	h := m.Handle(n.CampaignID)
+	if h == nil || n.User == 0 {
+		return
+	}
+	count, endPending := m.Shown(n)
+	if count {
+		m.RecordImpression(h, n.User, n.Time)
+	}
+	if endPending { // not if its loss ended it
+		m.FreqSettle(h, n.User, n.InstanceID, n.Time) // after the count: never under the cap between
+	}
+}
+
+// EndLost ends the pending count of n's bid (a loss) once, unless its
+// pixel, win or bill ended it.
+func (m *Manager) EndLost(n Notice) {
+	if n.User != 0 && m.EndPending(n) {
+		m.FreqSettle(m.Handle(n.CampaignID), n.User, n.InstanceID, n.Time)
+	}
+}
+
 // mark sets flags on n's tier entry and returns those it set (the ones that
 // were unset).
 func (m *Manager) mark(n Notice, flags uint16) uint16 {

@@ -57,6 +57,10 @@ type Notice struct {
 	// first with p=0, say, so it does not price its kind, and a later
 	// notice of that kind may still raise the charge.
 	UnderFloor bool `json:",omitempty"`
+	// User is the bid's frequency-cap user key (0: none): the instance
+	// that settles a forwarded notice counts its impression for the cap
+	// (CountShown), as the pixel forwarded there is.
+	User uint64 `json:",omitempty"`
 }
 
 // bidTime is when n's bid was made, as far as its token tells: Bid, else

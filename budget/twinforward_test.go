@@ -168,3 +168,40 @@ func TestYieldedTwinSettlesOnlyWhatIsAddressedToIt(t *testing.T) {
 		}
 	}
 }
+
+// A win forwarded to the instance that placed the bid counts its impression
+// for the frequency cap there, on the tier where its pixel is counted too
+// (a review: counted where the notice landed, a win there and the pixel at
+// the bid's instance counted one impression twice).
+func TestForwardedWinCountsTheImpressionAtTheOwner(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	c.FreqCapCount, c.FreqCapWindow = 3, time.Hour
+	owner := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	other := natsManualManager(t, "b", srv, clk, []Campaign{c})
+	clk.Add(time.Second)
+	owner.syncAll(ctxT(t), clk.Now(), false)
+	other.syncAll(ctxT(t), clk.Now(), false)
+	h := owner.Handle("c")
+	waitForLease(t, owner, h, 2000)
+	const user = 42
+	owner.FreqPend(h, user, clk.Now())
+	id, ok := owner.Hold(h, 2000, clk.Now())
+	if !ok {
+		t.Fatal("no hold")
+	}
+	n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x", ImpID: "1",
+		BidMicros: 2000, ClearingMicros: 1500, Time: clk.Now(), User: user}
+	res, err := other.Settle(n)
+	if err != nil || !res.Forwarded {
+		t.Fatalf("the win at the other instance: %+v %v, want forwarded", res, err)
+	}
+	if count, end := owner.Shown(n); count || end {
+		t.Errorf("the owner's pixel after the forwarded win: counts %v, ends the pending count %v; want neither (the win did)", count, end)
+	}
+	if left := owner.FreqLeft(h, user, clk.Now()); left != 2 {
+		t.Errorf("left under the cap of 3: %d, want 2 (one impression, its pending count ended)", left)
+	}
+}
