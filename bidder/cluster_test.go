@@ -341,14 +341,7 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 func metricValue(t *testing.T, app *App, name string) float64 {
 	t.Helper()
 	_, body := get(t, "http://"+app.AdminAddr()+"/metrics")
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, name+" "); ok {
-			var f float64
-			fmt.Sscan(v, &f)
-			return f
-		}
-	}
-	return -1
+	return sampleOf(string(body), name)
 }
 
 // A pixel or click is counted by the instance that placed its bid, once,

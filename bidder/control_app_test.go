@@ -19,6 +19,15 @@ import (
 // else a form. It returns the status and the decoded JSON answer.
 func adminDo(t *testing.T, app *App, method, path, token, body string, hdr ...string) (int, map[string]any) {
 	t.Helper()
+	code, b := adminRaw(t, app, method, path, token, body, hdr...)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return code, out
+}
+
+// adminRaw is adminDo returning the answer's body as it came.
+func adminRaw(t *testing.T, app *App, method, path, token, body string, hdr ...string) (int, []byte) {
+	t.Helper()
 	req, err := http.NewRequest(method, "http://"+app.AdminAddr()+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -44,27 +53,15 @@ func adminDo(t *testing.T, app *App, method, path, token, body string, hdr ...st
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	var out map[string]any
-	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
+	return resp.StatusCode, b
 }
 
 // metricsWithToken reads the admin listener's /metrics page with a token.
 func metricsWithToken(t *testing.T, app *App, token string) string {
 	t.Helper()
-	req, err := http.NewRequest("GET", "http://"+app.AdminAddr()+"/metrics", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		t.Fatalf("/metrics: %d", resp.StatusCode)
+	code, b := adminRaw(t, app, "GET", "/metrics", token, "")
+	if code != 200 {
+		t.Fatalf("/metrics: %d", code)
 	}
 	return string(b)
 }
