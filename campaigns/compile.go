@@ -551,6 +551,9 @@ func domains(p problems, path string, in []string) []string {
 	out := make([]string, 0, len(in))
 	for i, d := range in {
 		l := strings.ToLower(strings.TrimSpace(d))
+		if a := string(idnASCII([]byte(l))); a != l {
+			l = a // münchen.example is written xn--mnchen-3ya.example
+		}
 		if !domainRE.MatchString(l) {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a domain name", d)
 			continue

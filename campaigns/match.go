@@ -7,6 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 
 	"github.com/openbidder/openbidder/ortb"
 )
@@ -185,6 +188,9 @@ func (sc *Scratch) lookup(d dict, b []byte, fold int) uint32 {
 	if len(b) == 0 {
 		return 0
 	}
+	if fold == foldSite {
+		b = idnASCII(b)
+	}
 	if fold != foldNone {
 		sc.buf = sc.buf[:0]
 		for _, c := range b {
@@ -344,7 +350,7 @@ func normWADomain(d *ortb.Deal) {
 		d.WADomain = d.WADomain[:maxWADomain]
 	}
 	for j, w := range d.WADomain {
-		w = advDomain(w)
+		w = idnASCII(advDomain(w))
 		if len(w) >= 4 && foldEqual("www.", w[:4]) {
 			w = w[4:]
 		}
@@ -379,6 +385,26 @@ func advDomain(b []byte) []byte {
 	// "*.acme.example" and ".acme.example" name acme.example and its
 	// subdomains, as a plain entry does (they matched nothing).
 	return bytes.TrimLeft(bytes.TrimRight(b, "."), "*.")
+}
+
+// idnASCII is an internationalised domain name as DNS and campaign files
+// write it (münchen.example as xn--mnchen-3ya.example, in lower case), so
+// that a request's badv, wadomain or site domain written in Unicode matches
+// a campaign's ASCII one: before, a badv of münchen.example let that
+// advertiser's ad bid. Only a name with a byte over 0x7f is converted (and
+// allocates); one that does not convert is returned as it is, matching
+// nothing it did not match before.
+func idnASCII(b []byte) []byte {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			s, err := idna.Lookup.ToASCII(string(b))
+			if err != nil {
+				return b
+			}
+			return []byte(s)
+		}
+	}
+	return b
 }
 
 // appKey is the app a bapp entry or a creative's bundle names, for

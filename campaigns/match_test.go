@@ -155,6 +155,21 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("http://notbrand.example@brand.example/") }, monday15, true},
 		{"badv URL of a lookalike", func(c *Config) { c.Creatives[0].ADomain = []string{"notbrand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("https://brand.example/") }, monday15, true},
+		// An internationalised domain written in Unicode by the request and
+		// in ASCII (punycode) by the campaign, or the other way round: it
+		// matched nothing and the blocked advertiser's ad bid.
+		{"badv in Unicode, the creative's domain in punycode", func(c *Config) { c.Creatives[0].ADomain = []string{"xn--mnchen-3ya.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("MÜNCHEN.example") }, monday15, false},
+		{"badv in punycode, the creative's domain in Unicode", func(c *Config) { c.Creatives[0].ADomain = []string{"münchen.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("xn--mnchen-3ya.example") }, monday15, false},
+		{"badv in Unicode, another domain", func(c *Config) { c.Creatives[0].ADomain = []string{"xn--mnchen-3ya.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("münster.example") }, monday15, true},
+		{"badv not a domain name", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("\xff\xfe.example", "☃☃") }, monday15, true},
+		{"site block in punycode, the site in Unicode", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"xn--bcher-kva.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("www.Bücher.example") }, monday15, false},
+		{"site allow in Unicode, the site in punycode", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"bücher.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("xn--bcher-kva.example") }, monday15, true},
 		{"badv a top-level domain with a final dot", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.BAdv = bss("example.") }, monday15, true},
 		// A wildcard or a leading dot names the domain and its subdomains
@@ -184,6 +199,20 @@ func TestMatchRules(t *testing.T) {
 				i.PrivateAuction = true
 				i.Deals = []ortb.Deal{{ID: bs("d1"), WSeat: bss("seat-1")}}
 			}, monday15, true},
+		// A deal's wadomain in Unicode allows the creative's domain in
+		// punycode (it allowed nothing, and the deal got no bid).
+		{"deal wadomain in Unicode", func(c *Config) {
+			c.Targeting.Deals, c.Targeting.OpenAuction = []string{"d1"}, &f
+			c.Creatives[0].ADomain = []string{"xn--mnchen-3ya.example"}
+		}, func(_ *ortb.Request, i *ortb.Imp) {
+			i.Deals = []ortb.Deal{{ID: bs("d1"), WADomain: bss("https://www.München.example/")}}
+		}, monday15, true},
+		{"deal wadomain in Unicode, another domain", func(c *Config) {
+			c.Targeting.Deals, c.Targeting.OpenAuction = []string{"d1"}, &f
+			c.Creatives[0].ADomain = []string{"xn--mnchen-3ya.example"}
+		}, func(_ *ortb.Request, i *ortb.Imp) {
+			i.Deals = []ortb.Deal{{ID: bs("d1"), WADomain: bss("münster.example")}}
+		}, monday15, false},
 		{"deals and open auction, no deal in imp", func(c *Config) { c.Targeting.Deals = []string{"d1"} }, nil, monday15, true},
 		{"deals and open auction, other deal", func(c *Config) { c.Targeting.Deals = []string{"d1"} },
 			func(_ *ortb.Request, i *ortb.Imp) { i.Deals = []ortb.Deal{{ID: bs("d2")}} }, monday15, true},
