@@ -192,3 +192,39 @@ func TestCurrencyConflictWithTheRecord(t *testing.T) {
 		t.Fatalf("after the reload back: %v", got)
 	}
 }
+
+// A reload that adds a campaign this instance never loaded, in another
+// currency than its budget record (another instance's), is refused as a
+// reload that changes a loaded campaign's currency is; in the record's
+// currency it is taken (a money audit's review: it was taken either way and
+// the campaign never bid, its record's spend read as the file's currency).
+func TestReloadAddingACampaignInAnotherCurrencyThanItsRecord(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	mem := NewMemStore()
+	c, d := campaign("c", micros(10)), campaign("d", micros(10))
+	a := storeManager(t, mem, "a", clk, d)
+	if _, ok := a.Hold(a.Handle("d"), 300_000, clk.Now()); !ok {
+		t.Fatal("hold")
+	}
+	a.syncAll(ctxT(t), clk.Now(), false)
+	b := storeManager(t, mem, "b", clk, c)
+	jpy := d
+	jpy.Currency = "JPY"
+	// b's start read every record (Watch delivers the bucket's keys first).
+	if err := b.SetCampaigns([]Campaign{c, jpy}); !errors.Is(err, ErrBadConfig) || !strings.Contains(err.Error(), "budget record is in USD") {
+		t.Fatalf("adding d in JPY against its USD record: %v, want refused", err)
+	}
+	if b.Handle("d") != nil {
+		t.Fatal("the refused set added d")
+	}
+	if err := b.SetCampaigns([]Campaign{c, d}); err != nil {
+		t.Fatalf("adding d in its record's currency: %v", err)
+	}
+	if got := b.CurrencyConflicts(); len(got) != 0 {
+		t.Fatalf("conflicts %v", got)
+	}
+	jpy.TotalMicros = micros(20)
+	if err := b.SetCampaigns([]Campaign{c, jpy}); !errors.Is(err, ErrBadConfig) {
+		t.Fatalf("then changing d to JPY: %v, want refused", err)
+	}
+}

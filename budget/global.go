@@ -13,7 +13,11 @@ import "time"
 func (m *Manager) onChange(ch Change) {
 	switch {
 	case ch.Record != nil:
-		if a := m.Handle(ch.Campaign); a != nil {
+		a := m.Handle(ch.Campaign)
+		if a == nil {
+			a = m.unloadedRecord(ch.Campaign, ch.Record.Currency)
+		}
+		if a != nil {
 			m.setGlobal(a, ch.Record, m.cfg.Clock.Now())
 		}
 	case ch.Instance != "" && ch.Instance != m.cfg.InstanceID:
@@ -21,6 +25,24 @@ func (m *Manager) onChange(ch Change) {
 	case ch.Instance != "":
 		m.onOwnLiveness(ch)
 	}
+}
+
+// unloadedRecord notes the currency of a record of a campaign with no
+// account here (SetCampaigns refuses to add it in another one). It returns
+// the campaign's account if SetCampaigns added it meanwhile.
+func (m *Manager) unloadedRecord(id, currency string) *Account {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if a := m.byID[id]; a != nil {
+		return a
+	}
+	if currency != "" {
+		if m.otherCur == nil {
+			m.otherCur = map[string]string{}
+		}
+		m.otherCur[id] = currency
+	}
+	return nil
 }
 
 // setGlobal installs rec's figures unless a newer record was seen already.

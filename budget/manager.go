@@ -48,9 +48,14 @@ type Manager struct {
 	// none); later ones yield to another process's live heartbeat (beat).
 	wroteBeat atomic.Bool
 
-	mu       mutex[lkManager] // guards byID, list (SetCampaigns); a leaf
-	byID     map[string]*Account
-	list     []*Account
+	mu   mutex[lkManager] // guards byID, list, otherCur (SetCampaigns); a leaf
+	byID map[string]*Account
+	list []*Account
+	// otherCur is the currency of each budget record the watch delivered
+	// for a campaign no account here has (another instance's, or one not
+	// loaded yet): a reload that adds the campaign in another currency is
+	// refused, as one that changes a loaded campaign's is.
+	otherCur map[string]string
 	snapshot atomic.Pointer[map[string]*Account]
 	accts    atomic.Pointer[[]*Account]
 
@@ -216,6 +221,10 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 	for i := range cs {
 		// An account's spend, lease and holds are micros of the currency
 		// they were made in: read in another, they would be wrong money.
+		if rc, ok := m.otherCur[cs[i].ID]; ok && m.byID[cs[i].ID] == nil && rc != cs[i].Currency {
+			return fmt.Errorf("%w: campaign %s: currency %s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
+				ErrBadConfig, cs[i].ID, cs[i].Currency, rc, rc)
+		}
 		if a := m.byID[cs[i].ID]; a != nil {
 			rc := a.recCur.Load()
 			if old := a.cfg.Load(); old != nil && old.Currency != cs[i].Currency && (rc == nil || *rc != cs[i].Currency || *rc == old.Currency) {
@@ -236,6 +245,10 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 		a := m.byID[c.ID]
 		if a == nil {
 			a = m.newAccount(c.ID)
+			if rc, ok := m.otherCur[c.ID]; ok {
+				a.recCur.Store(&rc)
+				delete(m.otherCur, c.ID)
+			}
 		}
 		old := a.cfg.Load()
 		a.cfg.Store(&c)
