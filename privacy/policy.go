@@ -107,10 +107,17 @@ func (p *Policy) Stats() Stats {
 // the cache.
 func (p *Policy) Decide(req *ortb.Request) Decision {
 	r := &req.Regs
-	if r.COPPA == ortb.True {
+	coppa := r.COPPA == ortb.True
+	if coppa && !p.requireP2 {
 		return Decision{Uses: None, Why: COPPA}
 	}
 	d := Decision{Uses: All}
+	if coppa {
+		// No user-level use, but with RequirePurpose2 GDPR's legal basis for
+		// purpose 2 is still needed for a bid at all (gdpr below sets NoBid):
+		// returning here let a child's request in the EEA get a bid without one.
+		d.restrict(None, COPPA)
+	}
 	// A 2.5 ext twin that differs from its 2.6 field (USPrivacyExt,
 	// GPPExt, ConsentExt) is read too: each string must allow a use.
 	for _, usp := range [2][]byte{r.USPrivacy, r.USPrivacyExt} {
