@@ -66,7 +66,7 @@ func retrainFixture(t *testing.T, n int, trainCTR, heldCTR float64) (dir, served
 		row[5] = float32(pub)
 		at := start.Add(time.Duration(i) * time.Millisecond)
 		auction := fmt.Sprintf("a-%d", i)
-		rl.slots[k] = rl.appendRecord(rl.slots[k][:0], at, 0.05, []byte(auction), []byte("1"), "c", "cr", row, false)
+		rl.slots[k] = rl.appendRecord(rl.slots[k][:0], at, 0.05, []byte(auction), []byte("1"), "c", "cr", row, false, false)
 		rl.write(w, k) // returns the slot to free
 		k = <-rl.free
 		ctr := trainCTR

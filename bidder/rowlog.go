@@ -165,7 +165,7 @@ func (l *rowLog) offer(bc *bidCtx) {
 		sl := &bc.slots[c.slot]
 		row := bc.rows[c.slot*l.width : (c.slot+1)*l.width]
 		l.slots[k] = l.appendRecord(l.slots[k][:0], bc.now, bc.pctr[c.slot], bc.req.ID, bc.req.Imps[sl.imp].ID,
-			sl.cand.Campaign.ID, sl.cand.Creative.ID, row, bc.priv.NoTrain)
+			sl.cand.Campaign.ID, sl.cand.Creative.ID, row, bc.priv.NoTrain, bc.req.Device.GeoFromUser)
 		l.work <- k // never blocks: at most cap(work) slot indexes exist
 	}
 }
@@ -173,8 +173,10 @@ func (l *rowLog) offer(bc *bidCtx) {
 // appendRecord appends one record without its CRC (the writer adds it).
 // noTrain (privacy.Decision.NoTrain: under GDPR, no basis for TCF purpose
 // 10) writes the user-level slots as 0: they scored the bid, but are not
-// kept as training data.
-func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, row []float32, noTrain bool) []byte {
+// kept as training data; so are the geo slots (country, region, local hour
+// and weekday) when geoFromUser: user.geo stood in for device.geo, the
+// user's home location, a profile field (ortb.Request.DropUserLevel).
+func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, row []float32, noTrain, geoFromUser bool) []byte {
 	b = append(b, 0, 0, 0, 0) // body length, set below
 	b = binary.LittleEndian.AppendUint64(b, uint64(at.UnixNano()))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(pctr))
@@ -188,13 +190,18 @@ func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp
 	}
 	b = appendShortString(b, name)
 	for i, v := range row {
-		if noTrain && i < len(features.Slots) && features.Slots[i].User {
+		if noTrain && (i < len(features.Slots) && features.Slots[i].User || geoFromUser && geoSlot(i)) {
 			v = 0
 		}
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 	}
 	binary.LittleEndian.PutUint32(b, uint32(len(b)-4))
 	return b
+}
+
+// geoSlot tells the slots features fill from Device.Geo.
+func geoSlot(i int) bool {
+	return i == features.SlotCountry || i == features.SlotRegion || i == features.SlotHour || i == features.SlotDayOfWeek
 }
 
 func appendShort(b, s []byte) []byte {

@@ -278,7 +278,7 @@ func rowLogHeaderFor(cfg RowLogConfig) []byte {
 // rowLogRecordSize is the size of rowLogOffer's records, with their CRC.
 func rowLogRecordSize(t *testing.T) int {
 	l := &rowLog{width: features.Width}
-	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), make([]float32, features.Width), false)) + 4
+	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), make([]float32, features.Width), false, false)) + 4
 }
 
 func campaignOf(t *testing.T) string {
@@ -367,9 +367,13 @@ func pythonWithNumpy(t *testing.T) string {
 // A bid whose privacy decision allows personalisation but not training (GDPR,
 // no TCF purpose 10 basis) is logged with its user-level slots as 0 and
 // every other slot as scored (an outside privacy audit: purposes 1-4 only,
-// and the row kept the user bucket, age and gender).
+// and the row kept the user bucket, age and gender); so are the geo slots
+// when user.geo stood in for device.geo (a later audit: the user's home
+// country, region and local time were kept).
 func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
-	for _, noTrain := range []bool{false, true} {
+	homeGeo := map[int]bool{features.SlotCountry: true, features.SlotRegion: true, features.SlotHour: true, features.SlotDayOfWeek: true}
+	for _, c := range []struct{ noTrain, geoFromUser bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
+		noTrain := c.noTrain
 		cfg := rowLogTestConfig(t.TempDir())
 		ctx, cancel := context.WithCancel(context.Background())
 		rl, err := newRowLog(ctx, cfg, features.Width, features.SchemaVersion, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -390,6 +394,7 @@ func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
 		bc.best = append(bc.best, choice{slot: 0})
 		bc.now = time.Unix(1_800_000_000, 0)
 		bc.priv.NoTrain = noTrain
+		bc.req.Device.GeoFromUser = c.geoFromUser
 		rl.offer(bc)
 		ts.putBidCtx(bc)
 		cancel()
@@ -404,10 +409,11 @@ func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
 			if user {
 				users++
 			}
+			user = user || c.geoFromUser && homeGeo[i]
 			if want := float32(i + 1); user && noTrain {
 				want = 0
 				if v != want {
-					t.Errorf("no train: user-level slot %d logged %v, want 0", i, v)
+					t.Errorf("no train (geo from user %v): user-level slot %d logged %v, want 0", c.geoFromUser, i, v)
 				}
 			} else if v != want {
 				t.Errorf("no train %v: slot %d logged %v, want %v", noTrain, i, v, want)
