@@ -110,7 +110,10 @@ const (
 	minSigma  = 0.02
 	maxSigma  = 5
 	maxStepS  = 0.25 // most ln Sigma moves in one notice
-	dedupBits = 16
+	// minToWinRatio is how far from the bid (a factor either way) a
+	// notice's minimum to win is learned as a price (Observe).
+	minToWinRatio = 20
+	dedupBits     = 16
 )
 
 // slot is one curve. Its fields are written under the shard's lock and read
@@ -238,7 +241,8 @@ type Observation struct {
 	Won bool
 	// MinToWin is the exchange's minimum bid to win (> 0), 0 when it sent
 	// none. It must agree with the outcome (at most the bid on a win, above
-	// it on a loss); one that does not is ignored.
+	// it on a loss); one that does not, or that is more than 20 times the
+	// bid or under a twentieth of it, is ignored (the outcome is learned).
 	MinToWin float64
 }
 
@@ -303,7 +307,13 @@ func (m *Model) observe(o Observation, now time.Time) Result {
 	if o.Won {
 		kind = obsWin
 	}
-	if m2 := o.MinToWin; m2 > 0 && !math.IsInf(m2, 0) && (o.Won && m2 <= o.Bid || !o.Won && m2 > o.Bid) {
+	// A minimum to win more than minToWinRatio away from the bid is read as
+	// the outcome alone (won: M <= bid; lost: M > bid): a new curve is
+	// centred on its first price and one in the wrong units (micros for
+	// CPM, an outside audit: 4,000,000 for 4.0) held a segment's bids at
+	// half its price for hundreds of notices.
+	if m2 := o.MinToWin; m2 > 0 && !math.IsInf(m2, 0) && (o.Won && m2 <= o.Bid || !o.Won && m2 > o.Bid) &&
+		m2 <= o.Bid*minToWinRatio && m2*minToWinRatio >= o.Bid {
 		x, kind = math.Log(m2), obsExact
 	}
 	learned := false

@@ -345,3 +345,63 @@ func BenchmarkObserve(b *testing.B) {
 		m.Observe(Observation{Key: k, ID: uint64(i + 1), Bid: 3e6, Won: i&1 == 0}, t0)
 	}
 }
+
+// A first notice whose minimum to win is in the wrong units (micros of CPM)
+// does not centre a new curve there: it is read as the loss it reports (an
+// outside audit: a loss with m 4,000,000 for 4.0 held the segment's bids at
+// half the price for hundreds of notices). One within the bound is a price.
+func TestMinToWinFarFromTheBidIsTheOutcomeOnly(t *testing.T) {
+	m := newModel(t, Config{MinObservations: 1})
+	far, near := Key{Placement: 61, Publisher: 62}, Key{Placement: 63, Publisher: 64}
+	m.Observe(Observation{Key: far, Bid: 4, Won: false, MinToWin: 4_000_000}, t0)
+	m.Observe(Observation{Key: near, Bid: 4, Won: false, MinToWin: 60}, t0)
+	c, _ := m.Lookup(far)
+	if c.Mu < math.Log(4) || c.Mu > math.Log(4)+1 {
+		t.Errorf("after a loss at 4 with m in micros: mu %.2f (e^mu %.3g), want just above ln 4", c.Mu, math.Exp(c.Mu))
+	}
+	cn, _ := m.Lookup(near)
+	if math.Abs(cn.Mu-math.Log(60)) > 1e-9 {
+		t.Errorf("after a loss at 4 with m 60: mu %.3f, want ln 60 %.3f", cn.Mu, math.Log(60))
+	}
+	won := Key{Placement: 65, Publisher: 66}
+	m.Observe(Observation{Key: won, Bid: 4, Won: true, MinToWin: 0.000004}, t0)
+	if cw, _ := m.Lookup(won); cw.Mu > math.Log(4) || cw.Mu < math.Log(4)-1 {
+		t.Errorf("after a win at 4 with m 4e-6: mu %.2f, want just below ln 4", cw.Mu)
+	}
+}
+
+// One odd notice moves a warm curve by one bounded step: Mu by at most
+// eta Sigma 8 (z clipped to [-8, 8]) and ln Sigma by at most maxStepS,
+// however far its price (within the ratio that makes it a price).
+func TestOneNoticeMovesAWarmCurveABoundedStep(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 1))
+	for _, kind := range []string{"exact above", "exact below", "loss", "win"} {
+		m := newModel(t, Config{MinObservations: 1})
+		k := Key{Placement: 71, Publisher: 72}
+		for i := range 40 { // few: a step's size (eta) is still large
+			p := math.Exp(math.Log(4) + 0.1*r.NormFloat64())
+			m.Observe(Observation{Key: k, ID: uint64(i + 1), Bid: 4, Won: p <= 4, MinToWin: p}, t0)
+		}
+		before, _ := m.Lookup(k)
+		o := Observation{Key: k, ID: 1000}
+		switch kind {
+		case "exact above":
+			o.Bid, o.MinToWin = 4, 79 // z about 30
+		case "exact below":
+			o.Bid, o.Won, o.MinToWin = 4, true, 0.21
+		case "loss":
+			o.Bid = 0.05 // lost at a twentieth of the curve: z about -44
+		case "win":
+			o.Bid, o.Won = 300, true
+		}
+		m.Observe(o, t0)
+		after, _ := m.Lookup(k)
+		eta := m.eta(uint64(before.N))
+		if d := math.Abs(after.Mu - before.Mu); d > eta*before.Sigma*8*1.0001 {
+			t.Errorf("%s: mu moved %.4f, more than eta %.4f x sigma %.3f x 8", kind, d, eta, before.Sigma)
+		}
+		if d := math.Abs(math.Log(after.Sigma / before.Sigma)); d > maxStepS*1.0001 {
+			t.Errorf("%s: ln sigma moved %.4f, more than %.2f", kind, d, maxStepS)
+		}
+	}
+}
