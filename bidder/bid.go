@@ -46,6 +46,7 @@ type choice struct {
 // handler call (STYLE 5, 6).
 type bidCtx struct {
 	stripe int
+	draw   uint64   // the request's number: every campaign's participation draw for it (money.allow)
 	cat    *catalog // the campaign set s.bid bid from (countBids counts against it)
 	parser ortb.Parser
 	gz     ortb.Gunzipper
@@ -332,6 +333,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 		return reasonNotReady
 	}
 	bc.cat = cat
+	bc.draw = s.draws.Add(1)
 	cat.money.observeRequest(bc.now)
 	resp, ok := s.rates.responseCurrency(&bc.req, bc.ex.currency)
 	if !ok {
@@ -773,7 +775,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if !ok || !qtyFor(camp, &bc.req, imp) {
 		return slot{}, reasonImpRefused // its qty.multiplier (before, reported as budget)
 	}
-	if r := cat.money.allow(camp.Index, maxCharge, bc.now); r != reasonNone {
+	if r := cat.money.allow(camp.Index, maxCharge, bc.now, bc.draw); r != reasonNone {
 		return slot{}, r
 	}
 	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone

@@ -20,8 +20,8 @@ type budgetMoney struct {
 
 var _ money = (*budgetMoney)(nil)
 
-func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time) reason {
-	return decisionReason(b.m.Allow(b.accts[ci], maxCharge, now))
+func (b *budgetMoney) allow(ci int, maxCharge int64, now time.Time, draw uint64) reason {
+	return decisionReason(b.m.AllowDraw(b.accts[ci], maxCharge, now, draw))
 }
 
 func (b *budgetMoney) observeRequest(now time.Time) { b.m.ObserveRequest(now) }

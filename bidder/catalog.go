@@ -17,8 +17,10 @@ import (
 // and never touch the network on these calls.
 type money interface {
 	// allow is the pacing gate and lease headroom check for a bid whose
-	// charge can be at most maxCharge micros (campaign currency).
-	allow(ci int, maxCharge int64, now time.Time) reason
+	// charge can be at most maxCharge micros (campaign currency), with the
+	// participation draw of request number draw: one draw per campaign and
+	// request, whatever its creatives and imps (budget.Manager.AllowDraw).
+	allow(ci int, maxCharge int64, now time.Time, draw uint64) reason
 	// freqLeft is how many more impressions of campaign ci user may see
 	// (user 0 is unknown: 0, a capped campaign does not bid on users it
 	// cannot count); a request bids ci on at most that many of its imps.

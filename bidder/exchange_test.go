@@ -190,9 +190,9 @@ type allowRecorder struct {
 	asked []int64
 }
 
-func (a *allowRecorder) allow(ci int, maxCharge int64, now time.Time) reason {
+func (a *allowRecorder) allow(ci int, maxCharge int64, now time.Time, _ uint64) reason {
 	a.asked = append(a.asked, maxCharge)
-	return a.fakeMoney.allow(ci, maxCharge, now)
+	return a.fakeMoney.allow(ci, maxCharge, now, 0)
 }
 
 // Per-exchange rules, resolved from ?exchange=NAME: seat (seatbid.seat and

@@ -267,7 +267,9 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 		ans.NoBidReason = reasonPrivacy.String()
 		return ans, http.StatusOK
 	}
-	x := &explainRun{s: s, cat: cat, req: req, resp: resp, user: user, priv: priv, opt: opt, models: models, xs: xs}
+	// The participation draw the next bid request will take (draw is the
+	// request's number, Server.bid): explain takes none.
+	x := &explainRun{s: s, cat: cat, req: req, resp: resp, user: user, priv: priv, opt: opt, models: models, xs: xs, draw: s.draws.Load() + 1}
 	x.rk.reset(s.rates, cat, resp)
 	ans.Imps = x.imps()
 	x.score(sc)
@@ -280,9 +282,9 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // moneyExplainer is the side-effect-free budget query of a catalog's money
 // (budgetMoney); a money without it (test doubles) is asked allow.
 type moneyExplainer interface {
-	explain(ci int, maxCharge int64, now time.Time) budget.Explanation
+	explain(ci int, maxCharge int64, now time.Time, draw uint64) budget.Explanation
 }
 
-func (b *budgetMoney) explain(ci int, maxCharge int64, now time.Time) budget.Explanation {
-	return b.m.Explain(b.accts[ci], maxCharge, now)
+func (b *budgetMoney) explain(ci int, maxCharge int64, now time.Time, draw uint64) budget.Explanation {
+	return b.m.ExplainDraw(b.accts[ci], maxCharge, now, draw)
 }

@@ -104,6 +104,7 @@ type explainRun struct {
 	models []explainModel
 	xs     map[*ctr.Manifest]*ctr.Explainer
 	rk     ranker
+	draw   uint64 // the participation draw of the next bid request (bidCtx.draw)
 
 	out   []explainImp
 	slots []explainSlot
@@ -272,10 +273,10 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	}
 	r := reasonNone
 	if me, ok := money.(moneyExplainer); ok {
-		be := me.explain(camp.Index, maxCharge, x.opt.now)
+		be := me.explain(camp.Index, maxCharge, x.opt.now, x.draw)
 		e.Budget, r = &be, decisionReason(be.Decision)
 	} else {
-		r = money.allow(camp.Index, maxCharge, x.opt.now)
+		r = money.allow(camp.Index, maxCharge, x.opt.now, x.draw)
 	}
 	if r != reasonNone {
 		return slot{}, r

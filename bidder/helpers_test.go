@@ -54,8 +54,8 @@ type fakeMoney struct {
 	unholds []uint64 // holds released by withdrawn bids
 }
 
-func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time) reason { return f.deny }
-func (f *fakeMoney) observeRequest(now time.Time)                        {}
+func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time, _ uint64) reason { return f.deny }
+func (f *fakeMoney) observeRequest(now time.Time)                                  {}
 func (f *fakeMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	if f.capped || user == 0 {
 		return 0

@@ -50,7 +50,7 @@ func (r *rowScorer) take() []uint64 {
 // of budget, some frequency capped, so that both scans see failures.
 type gateMoney struct{ fakeMoney }
 
-func (g *gateMoney) allow(ci int, maxCharge int64, now time.Time) reason {
+func (g *gateMoney) allow(ci int, maxCharge int64, now time.Time, _ uint64) reason {
 	switch {
 	case ci%7 == 3:
 		return reasonPaced

@@ -69,6 +69,7 @@ type Server struct {
 	notices noticeSink
 
 	seq         atomic.Uint64 // numbers responses; with the instance id it makes bid ids unique
+	draws       atomic.Uint64 // numbers the requests that reach the gate: each campaign's participation draw (bidCtx.draw)
 	idPrefix    []byte
 	reasonBytes [numReasons][]byte
 	publicURL   []byte

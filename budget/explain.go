@@ -37,6 +37,12 @@ type Explanation struct {
 // state, so an operator's question does not move pacing or leases. For
 // the draw it reports whether the next one would pass.
 func (m *Manager) Explain(h *Account, maxChargeMicros int64, now time.Time) Explanation {
+	return m.ExplainDraw(h, maxChargeMicros, now, 0)
+}
+
+// ExplainDraw is Explain for the draw AllowDraw takes for request number req
+// (0: the draw Allow would take next).
+func (m *Manager) ExplainDraw(h *Account, maxChargeMicros int64, now time.Time, req uint64) Explanation {
 	if h == nil {
 		return Explanation{Decision: DecisionUnknown}
 	}
@@ -55,7 +61,11 @@ func (m *Manager) Explain(h *Account, maxChargeMicros int64, now time.Time) Expl
 		u := time.Unix(0, until).UTC()
 		e.DeadReserveMicros, e.DeadReserveUntil = r, &u
 	}
-	e.NextDraw = th == math.MaxUint64 || splitmix64(h.seed+h.draws.Load()+1) <= th
+	n := req
+	if n == 0 {
+		n = h.draws.Load() + 1
+	}
+	e.NextDraw = th == math.MaxUint64 || splitmix64(h.seed+n) <= th
 	switch {
 	case !h.inFlight(ns):
 		e.Decision = DecisionFlight

@@ -63,3 +63,37 @@ func TestExplainAgreesWithAllowWithoutSideEffects(t *testing.T) {
 		t.Errorf("explanation %+v", e)
 	}
 }
+
+// AllowDraw takes one participation draw per request, whatever the number
+// of calls (creatives and imps) for it, so a campaign takes part in a share
+// p of requests; ExplainDraw reads that request's draw (an outside audit:
+// one draw per call made a campaign with three candidates a request take
+// part in 1-(1-p)^3 of them, and /admin/explain disagreed with the bid).
+func TestAllowDrawOncePerRequest(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := Campaign{ID: "c", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
+	m := newMemManager(t, NewMemStore(), "i1", clk, c)
+	h := m.Handle("c")
+	now := clk.Now()
+	const p, n = 0.3, 4000
+	h.throttle.Store(probToThreshold(p))
+	took := 0
+	for req := uint64(1); req <= n; req++ {
+		e := m.ExplainDraw(h, 1000, now, req)
+		first := m.AllowDraw(h, 1000, now, req)
+		if first != e.Decision {
+			t.Fatalf("request %d: explain %v, allow %v", req, e.Decision, first)
+		}
+		for range 2 {
+			if d := m.AllowDraw(h, 1000, now, req); d != first {
+				t.Fatalf("request %d: a second candidate drew %v after %v", req, d, first)
+			}
+		}
+		if first == DecisionOK {
+			took++
+		}
+	}
+	if share := float64(took) / n; share < p-0.04 || share > p+0.04 {
+		t.Errorf("took part in %.3f of requests with 3 candidates each, want about %.2f (1-(1-p)^3 = %.3f)", share, p, 1-(1-p)*(1-p)*(1-p))
+	}
+}
