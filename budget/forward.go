@@ -75,8 +75,12 @@ func (m *Manager) forwards(n *Notice) bool {
 // forward asks the owner to settle n; ok is false when the owner did not
 // answer (or was busy) and the notice is to be settled here. away says the
 // owner may be running but could not answer (a timeout, busy, NATS down),
-// not that nothing serves its id (no responders: it is gone or between
-// processes).
+// not that nothing serves its id (no responders while its heartbeat is gone
+// or expired: it is gone or between processes). No responders while its
+// heartbeat is live is away too: in a cluster, an owner whose own NATS
+// connection is down or moving to another node has no subscription either
+// (a fleet audit: losses for it were answered 200 and its wins stayed
+// charged).
 func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4, SentNs: time.Now().UnixNano(),
 		Boot: m.ownerBoot(n.InstanceID)})
@@ -87,7 +91,7 @@ func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 	var rep fwdRep
 	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Code == fwdBusy {
 		m.fwdFallbacks.Add(1)
-		return Result{}, false, !errors.Is(err, nats.ErrNoResponders), nil
+		return Result{}, false, !errors.Is(err, nats.ErrNoResponders) || m.ownerLive(n.InstanceID, m.cfg.Clock.Now().UnixNano()), nil
 	}
 	m.forwarded.Add(1)
 	rep.Result.Forwarded = true
@@ -99,6 +103,20 @@ func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 		return rep.Result, true, false, ErrAckTimeout
 	}
 	return rep.Result, true, false, errors.New(rep.Err)
+}
+
+// ownerLive tells whether the process that settles instance's notices has
+// a heartbeat that is not deleted and not expired at ns, as this process
+// last saw it.
+func (m *Manager) ownerLive(instance string, ns int64) bool {
+	if instance == m.cfg.InstanceID {
+		return m.twinAlive(ns)
+	}
+	lv := &m.live
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	v, ok := lv.others[instance]
+	return ok && v.alive(ns, 0)
 }
 
 // ownerBoot is the boot of the process that settles instance's notices, as

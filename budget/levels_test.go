@@ -486,3 +486,65 @@ func TestYieldedSurvivorKeepsItsSnapshot(t *testing.T) {
 		t.Errorf("win, a graceful restart after a twin episode, loss: ledger %d (%+v), want 0 (restored %d)", sum, res, a2.restoredN.Load())
 	}
 }
+
+// A loss whose owner has no subscription (no responders) while its
+// heartbeat is live asks for a retry too: in a cluster an owner cut off
+// from NATS, or moving to another node, has none (a fleet audit: 30 losses
+// for a running owner whose node was killed were answered 200, and its 30
+// wins stayed charged). Once the owner closed (its heartbeat deleted) the
+// loss is answered as for an owner that is gone.
+func TestLossWhileOwnerHasNoSubscriptionAsksForARetry(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	b := natsManualManager(t, "b", srv, clk, []Campaign{c})
+	id, _ := a.Hold(a.Handle("c"), 400_000, clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
+		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
+	if _, err := a.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !b.ownerLive("a", clk.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("b never saw a's heartbeat")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// a is cut off: nothing serves its subject, its heartbeat is live.
+	if err := a.fwdSub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	a.fwdSub = nil
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	n.Kind, n.ClearingMicros = KindLoss, 0
+	if _, err := b.Settle(n); !errors.Is(err, ErrOwnerUnreachable) {
+		t.Fatalf("loss while the owner is cut off: %v, want ErrOwnerUnreachable", err)
+	}
+	if err := a.serveForwarded(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := b.Settle(n) // the exchange's retry
+	if err != nil || res.ReversedMicros != 350_000 || !res.Forwarded {
+		t.Fatalf("the retry: %+v %v, want the owner's reversal of 350000", res, err)
+	}
+	// Closed: its heartbeat deleted, its losses are answered where they land.
+	a.Close(ctxT(t))
+	for b.ownerLive("a", clk.Now().UnixNano()) {
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatal("b still sees a's heartbeat after its close")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	n.AuctionID = "y"
+	if _, err := b.Settle(n); err != nil {
+		t.Fatalf("loss for a closed owner: %v, want nil", err)
+	}
+}
