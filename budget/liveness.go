@@ -146,8 +146,11 @@ func (m *Manager) onOwnLiveness(ch Change) {
 	if ch.Deleted {
 		// Only a process closing gracefully deletes it, after its holds
 		// were drained and its leases given back: this one is still
-		// running, so that was the twin.
+		// running, so that was the twin; its close wrote its levels first.
 		m.twin.Store(nil)
+		if m.yielded.Load() {
+			m.twinClosed.Store(true) // the next sync round takes its levels (readTwinLevels)
+		}
 		return
 	}
 	if ch.Liveness == nil {

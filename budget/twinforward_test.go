@@ -205,3 +205,53 @@ func TestForwardedWinCountsTheImpressionAtTheOwner(t *testing.T) {
 		t.Errorf("left under the cap of 3: %d, want 2 (one impression, its pending count ended)", left)
 	}
 }
+
+// When the twin a process yielded to closes, that process takes the twin's
+// charge levels at its next sync round, not at its own close: a loss for
+// one of the twin's provisional wins then reverses it (a fleet audit: 15
+// losses answered 200 after the twin's close, 15 wins left charged).
+func TestYieldedProcessTakesItsClosedTwinsLevels(t *testing.T) {
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	yielded := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	standing := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	other := natsManualManager(t, "b", srv, clk, []Campaign{c})
+	clk.Add(time.Second)
+	yielded.syncAll(ctxT(t), clk.Now(), false)
+	if !yielded.twinAlive(clk.Now().UnixNano()) {
+		t.Fatal("the first process did not yield")
+	}
+	waitForLease(t, standing, standing.Handle("c"), 2000)
+	id, ok := standing.Hold(standing.Handle("c"), 2000, clk.Now())
+	if !ok {
+		t.Fatal("no hold on the standing process")
+	}
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+		AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: 1500, Time: clk.Now()}
+	if _, err := standing.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	standing.Close(ctxT(t))
+	deadline := time.Now().Add(10 * time.Second)
+	for yielded.twinAlive(clk.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the yielded process never saw its twin's record deleted")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	clk.Add(time.Second)
+	yielded.syncAll(ctxT(t), clk.Now(), false)
+	if got := yielded.twinLevelsN.Load(); got == 0 {
+		t.Fatal("no level taken from the closed twin's snapshot")
+	}
+	n.Kind, n.ClearingMicros = KindLoss, 0
+	res, err := other.Settle(n) // forwarded to the id, now the survivor
+	if err != nil || res.ReversedMicros != 1500 {
+		t.Fatalf("the loss after the twin's close: %+v %v, want the win's 1500 reversed", res, err)
+	}
+	if b, err := snapshotOf(t, srv.ClientURL(), "a"); err != nil || b == nil {
+		t.Errorf("the twin's snapshot is gone before the survivor's close (its open holds come in then): %v", err)
+	}
+}
