@@ -255,6 +255,10 @@ func TestBaselineSameWinner(t *testing.T) {
 		}
 		ctx := fastCtx()
 		status := serveFast(f.Handler, ctx, body)
+		for try := 0; try < 3 && status == 204 && stalled(ctx.Response.Header.Peek("x-nobid-reason")); try++ {
+			ctx = fastCtx() // a stall of a loaded machine (min_slack applies without a deadline too): again
+			status = serveFast(f.Handler, ctx, body)
+		}
 		a := f.Baseline.Auction(&br, time.Now())
 		if (status == 200) != (a.NoBid == "") {
 			t.Errorf("%s: bidder status %d (%s), baseline no-bid reason %q", name, status, ctx.Response.Header.Peek("x-nobid-reason"), a.NoBid)

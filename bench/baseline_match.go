@@ -10,6 +10,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"golang.org/x/net/idna"
+
 	"github.com/prebid/openrtb/v20/adcom1"
 	"github.com/prebid/openrtb/v20/openrtb2"
 
@@ -70,12 +72,19 @@ type reqFacts struct {
 	badv     []string
 	bapp     []string // appKey of each bapp entry
 	now      time.Time
+	// regs.ext.dsa's dsarequired and pubrender (-1: absent), as the
+	// bidder reads them (ortb.Parser: an integer or a string of digits,
+	// above 3 read as 3).
+	dsaRequired, dsaPubRender int
 }
 
 // newFacts gathers what targeting reads; segments only when personalize
 // (the request's privacy decision allows it).
 func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFacts {
-	f := &reqFacts{br: br, now: now}
+	f := &reqFacts{br: br, now: now, dsaRequired: -1, dsaPubRender: -1}
+	if br.Regs != nil {
+		f.dsaRequired, f.dsaPubRender = regsDSA(br.Regs.Ext)
+	}
 	if g := requestGeo(br, personalize); g != nil {
 		f.country, f.region = strings.ToUpper(g.Country), strings.ToLower(g.Region)
 		f.metro, f.city = strings.ToLower(g.Metro), strings.ToLower(g.City)
@@ -105,7 +114,7 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 	case br.Site != nil:
 		f.kind = 1
 		catTax = int64(br.Site.CatTax)
-		f.site = strings.TrimPrefix(strings.ToLower(br.Site.Domain), "www.")
+		f.site = idnASCII(strings.TrimPrefix(strings.ToLower(br.Site.Domain), "www."))
 		cats = slices.Concat(br.Site.Cat, br.Site.PageCat, br.Site.SectionCat)
 		if br.Site.Content != nil {
 			cnt, cntTax = br.Site.Content.Cat, int64(br.Site.Content.CatTax)
@@ -216,6 +225,9 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 	}
 	if br.Regs != nil && br.Regs.COPPA != 0 && !c.AllowCOPPA {
 		return false
+	}
+	if f.dsaRequired >= 2 && (c.DSA == nil || f.dsaPubRender == 0) {
+		return false // DSA transparency required, none to give or nobody to render it
 	}
 	hasSite, hasApp := br.Site != nil, br.App != nil
 	if !in(t.Countries, f.country) || !in(t.Regions, f.region) ||
@@ -709,7 +721,47 @@ func advDomain(a string) string {
 	if i := strings.IndexByte(a, ':'); i >= 0 {
 		a = a[:i]
 	}
-	return strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www.")
+	return idnASCII(strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www."))
+}
+
+// regsDSA reads regs.ext.dsa's dsarequired and pubrender; -1 where absent
+// or of another type.
+func regsDSA(ext json.RawMessage) (req, pub int) {
+	var e struct {
+		DSA map[string]json.RawMessage `json:"dsa"`
+	}
+	req, pub = -1, -1
+	if json.Unmarshal(ext, &e) != nil {
+		return
+	}
+	read := func(raw json.RawMessage) int {
+		var n float64
+		if json.Unmarshal(raw, &n) == nil && n >= 0 && n == float64(int64(n)) {
+			return int(min(n, 3))
+		}
+		var s string
+		if json.Unmarshal(raw, &s) == nil && s != "" && len(s) <= 18 && strings.Trim(s, "0123456789") == "" {
+			v, _ := strconv.ParseInt(s, 10, 64)
+			return int(min(v, 3))
+		}
+		return -1
+	}
+	return read(e.DSA["dsarequired"]), read(e.DSA["pubrender"])
+}
+
+// idnASCII writes an internationalised domain name in ASCII (punycode), as
+// the bidder reads badv, wadomain and the site's domain; one that does not
+// convert stays as it is.
+func idnASCII(d string) string {
+	for i := 0; i < len(d); i++ {
+		if d[i] >= utf8.RuneSelf {
+			if a, err := idna.Lookup.ToASCII(d); err == nil {
+				return strings.TrimPrefix(a, "www.")
+			}
+			return d
+		}
+	}
+	return d
 }
 
 // addCats adds categories of taxonomy tax to f.cats: IAB 1.0 upper case with

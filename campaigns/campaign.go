@@ -110,6 +110,14 @@ type FreqCap struct {
 	Window time.Duration
 }
 
+// DSA is a campaign's DSA transparency. JSON is bid.ext's member for it,
+// `"dsa":{"behalf":...,"paid":...,"adrender":0}` (the bidder does not
+// render the notice in its ads: the publisher must), encoded once.
+type DSA struct {
+	Behalf, Paid string
+	JSON         []byte
+}
+
 // Size is a creative size in pixels.
 type Size struct{ W, H int64 }
 
@@ -134,6 +142,10 @@ type Campaign struct {
 	FreqCap      FreqCap
 	Creatives    []*Creative
 	AllowCOPPA   bool
+	// DSA is the campaign's DSA transparency (nil: none given): a request
+	// whose regs.ext.dsa requires it (dsarequired 2 or 3) gets no bid from
+	// a campaign without it.
+	DSA *DSA
 	// Targeting as written (normalised), for display and for the bidder's
 	// features; Match uses the compiled index instead.
 	Targeting Targeting

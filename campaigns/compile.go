@@ -1,6 +1,7 @@
 package campaigns
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -16,7 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	_ "time/tzdata" // time zones resolve on machines without a zoneinfo database
+	_ "time/tzdata"
+	"unicode"
+	"unicode/utf8" // time zones resolve on machines without a zoneinfo database
 )
 
 // Option configures Compile, LoadDir and NewStore.
@@ -398,6 +401,7 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 	buildBudget(cfg, c, p)
 	buildFreqCap(cfg, c, p)
 	c.Targeting, c.AllowCOPPA = buildTargeting(&cfg.Targeting, p)
+	c.DSA = buildDSA(cfg.DSA, p)
 	if len(cfg.Creatives) == 0 {
 		p.add("creatives", "at least one creative is required")
 	}
@@ -413,6 +417,43 @@ func buildCampaign(cfg *Config, p problems) *Campaign {
 		return nil
 	}
 	return c
+}
+
+// dsaMaxLen is the most characters the IAB's DSA extension allows in behalf
+// and paid.
+const dsaMaxLen = 100
+
+// buildDSA checks dsa: behalf and paid both given, at most dsaMaxLen
+// characters of printable text each.
+func buildDSA(cfg *DSAConfig, p problems) *DSA {
+	if cfg == nil {
+		return nil
+	}
+	d := &DSA{Behalf: strings.TrimSpace(cfg.Behalf), Paid: strings.TrimSpace(cfg.Paid)}
+	ok := true
+	for _, f := range []struct{ path, v string }{{"dsa.behalf", d.Behalf}, {"dsa.paid", d.Paid}} {
+		switch {
+		case f.v == "":
+			p.add(f.path, "required (the advertiser, or whoever the ads are shown on behalf of / paid by)")
+			ok = false
+		case utf8.RuneCountInString(f.v) > dsaMaxLen:
+			p.add(f.path, "%d characters, more than the %d the DSA transparency extension allows", utf8.RuneCountInString(f.v), dsaMaxLen)
+			ok = false
+		case !utf8.ValidString(f.v) || strings.IndexFunc(f.v, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+			p.add(f.path, "%q holds a character that is not printable text", f.v)
+			ok = false
+		}
+	}
+	if !ok {
+		return nil
+	}
+	b, _ := json.Marshal(struct {
+		Behalf   string `json:"behalf"`
+		Paid     string `json:"paid"`
+		AdRender int    `json:"adrender"`
+	}{d.Behalf, d.Paid, 0})
+	d.JSON = append([]byte(`"dsa":`), b...)
+	return d
 }
 
 // flightMin and flightMax bound flight times: the targeting index and the

@@ -29,10 +29,19 @@ type Config struct {
 	FrequencyCap FreqCapConfig    `yaml:"frequency_cap,omitempty"`
 	Creatives    []CreativeConfig `yaml:"creatives"`
 	Targeting    TargetingConfig  `yaml:"targeting,omitempty"`
+	DSA          *DSAConfig       `yaml:"dsa,omitempty"`
 
 	// File is where the config came from (set by LoadDir; used in error
 	// messages). Not part of the YAML.
 	File string `yaml:"-"`
+}
+
+// DSAConfig is the campaign's DSA transparency (EU Digital Services Act,
+// the IAB's extension): on whose behalf its ads are shown and who paid for
+// them, sent in bid.ext.dsa where the request's regs.ext.dsa asks for it.
+type DSAConfig struct {
+	Behalf string `yaml:"behalf"`
+	Paid   string `yaml:"paid"`
 }
 
 // Amount is a money amount as decimal text ("4.50" or 4.5 in YAML). It is

@@ -23,6 +23,7 @@ const (
 	RuleStatus     = "status"         // paused
 	RuleFlight     = "flight"         // outside its start/end
 	RuleCOPPA      = "coppa"          // a COPPA request and the campaign does not allow it
+	RuleDSA        = "dsa"            // the request requires DSA transparency the campaign cannot give
 	RuleSiteBlock  = "site_block"     // the site is on its block list
 	RuleAppBlock   = "app_block"      // the app is on its block list
 	RuleCatBlock   = "category_block" // a request category is on its block list
@@ -105,6 +106,10 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 		return RuleFlight, flightDetail(cc.c)
 	case req.Regs.COPPA == ortb.True && !cc.coppa:
 		return RuleCOPPA, "allow_coppa is false"
+	case dsaRefuses(cc, req) && !cc.dsa:
+		return RuleDSA, "the request requires DSA transparency (regs.ext.dsa.dsarequired " + strconv.Itoa(int(req.Regs.DSARequired)) + ") and the campaign has no dsa"
+	case dsaRefuses(cc, req):
+		return RuleDSA, "the request requires DSA transparency and the publisher cannot render it (pubrender 0); the bidder's ads do not render it either"
 	}
 	for m := cc.restricted; m != 0; m &= m - 1 {
 		d := bits.TrailingZeros16(m)

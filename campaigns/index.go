@@ -133,6 +133,7 @@ type ccamp struct {
 	group      uint16 // currency group in the ranking
 	open       bool
 	coppa      bool
+	dsa        bool  // has DSA transparency (Campaign.DSA)
 	rewarded   int8  // Targeting.Rewarded
 	catTax     int64 // taxonomy of its category lists
 	start      int64 // unix nanos, inclusive
@@ -272,7 +273,7 @@ func sortIDs(s []uint32) []uint32 {
 
 func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) ccamp {
 	t := &c.Targeting
-	cc := ccamp{c: c, active: c.Status == StatusActive, open: t.OpenAuction, coppa: c.AllowCOPPA,
+	cc := ccamp{c: c, active: c.Status == StatusActive, open: t.OpenAuction, coppa: c.AllowCOPPA, dsa: c.DSA != nil,
 		rewarded: t.Rewarded, catTax: t.CatTax, start: math.MinInt64, end: math.MaxInt64}
 	if !c.Start.IsZero() {
 		cc.start = c.Start.UnixNano()

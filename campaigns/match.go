@@ -387,6 +387,14 @@ func advDomain(b []byte) []byte {
 	return bytes.TrimLeft(bytes.TrimRight(b, "."), "*.")
 }
 
+// dsaRefuses tells whether a request that requires DSA transparency
+// (regs.ext.dsa.dsarequired 2 or 3) refuses cc's bid: cc has none to send,
+// or the publisher cannot render the notice (pubrender 0) and the bidder's
+// ads do not render it either (adrender 0). An exchange drops such a bid.
+func dsaRefuses(cc *ccamp, req *ortb.Request) bool {
+	return req.Regs.DSARequired >= 2 && (!cc.dsa || req.Regs.DSAPubRender == 0)
+}
+
 // idnASCII is an internationalised domain name as DNS and campaign files
 // write it (münchen.example as xn--mnchen-3ya.example, in lower case), so
 // that a request's badv, wadomain or site domain written in Unicode matches
@@ -552,7 +560,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if !cc.active || sc.nowNanos < cc.start || sc.nowNanos >= cc.end {
 		return dst
 	}
-	if req.Regs.COPPA == ortb.True && !cc.coppa {
+	if req.Regs.COPPA == ortb.True && !cc.coppa || dsaRefuses(cc, req) {
 		return dst
 	}
 	ix := &s.idx

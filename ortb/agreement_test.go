@@ -273,7 +273,7 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 		Cur: strs(br.Cur), BCat: strs(br.BCat), ACat: strs(br.ACat), BAdv: strs(br.BAdv), BApp: strs(br.BApp),
 		WSeat: strs(br.WSeat), BSeat: strs(br.BSeat), WLang: strs(br.WLang), WLangB: strs(br.WLangB),
 		Device: Device{DNT: Unset, LMT: Unset},
-		Regs:   Regs{COPPA: Unset, GDPR: Unset},
+		Regs:   Regs{COPPA: Unset, GDPR: Unset, DSARequired: Unset, DSAPubRender: Unset},
 	}
 	if r.AT == 0 {
 		r.AT = 2
@@ -367,8 +367,34 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 			r.Regs.GPPSID = append(r.Regs.GPPSID, ext...) // either list's sections apply
 		}
 		r.Regs.GPC = extGPC(g.Ext)
+		r.Regs.DSARequired, r.Regs.DSAPubRender = extDSA(g.Ext)
 	}
 	return r, ""
+}
+
+// extDSA reads regs.ext.dsa's dsarequired and pubrender as the parser does
+// (dsaField): an ext integer (extIntOf) from 0, above 3 read as 3; else
+// Unset.
+func extDSA(ext json.RawMessage) (req, pub int8) {
+	req, pub = Unset, Unset
+	var m map[string]json.RawMessage
+	if json.Unmarshal(ext, &m) != nil {
+		return
+	}
+	var d map[string]json.RawMessage
+	if json.Unmarshal(m["dsa"], &d) != nil {
+		return
+	}
+	read := func(raw json.RawMessage) int8 {
+		if raw == nil || string(raw) == "null" {
+			return Unset
+		}
+		if n, ok := extIntOf(raw); ok && n >= 0 {
+			return int8(min(n, 3))
+		}
+		return Unset
+	}
+	return read(d["dsarequired"]), read(d["pubrender"])
 }
 
 // extATTS reads device.ext.atts: an integer, else 0.

@@ -39,6 +39,8 @@ type Parser struct {
 	hasExtSID  bool
 	extConsent []byte
 	extGPC     bool
+	extDSAReq  int8
+	extDSAPub  int8
 }
 
 // Parse parses body (an OpenRTB 2.5 or 2.6 BidRequest, already decompressed)
@@ -80,6 +82,7 @@ func (p *Parser) Parse(body []byte, req *Request) error {
 	p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
 	p.extConsent = nil
 	p.extGPC = false
+	p.extDSAReq, p.extDSAPub = Unset, Unset
 
 	if i := loneSurrogate(body); i >= 0 {
 		p.fixed = append(p.fixed[:0], body...)
@@ -380,6 +383,7 @@ func (p *Parser) finish(req *Request) error {
 	}
 	req.User.Country = p.userGeo.Country
 	req.Regs.GPC = p.extGPC
+	req.Regs.DSARequired, req.Regs.DSAPubRender = p.extDSAReq, p.extDSAPub
 	if !req.Device.HasGeo && p.hasUserGeo {
 		req.Device.Geo = p.userGeo
 		req.Device.HasGeo, req.Device.GeoFromUser = true, true

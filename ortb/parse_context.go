@@ -270,6 +270,7 @@ func (p *Parser) regsField(r *Regs, k []byte, v *fastjson.Value) error {
 	case "ext":
 		p.extGDPR, p.extUSPriv, p.extGPP, p.extGPC = Unset, nil, nil, false
 		p.extGPPSID, p.hasExtSID = p.extGPPSID[:0], false
+		p.extDSAReq, p.extDSAPub = Unset, Unset
 		if ext := extObject(v); ext != nil {
 			return within("ext", visit(ext, p.regsExtField))
 		}
@@ -339,6 +340,11 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) error {
 		if v.Type() == fastjson.TypeString {
 			p.extGPP, _ = v.StringBytes()
 		}
+	case "dsa":
+		p.extDSAReq, p.extDSAPub = Unset, Unset
+		if o := extObject(v); o != nil {
+			return within("dsa", visit(o, p.dsaField))
+		}
 	case "gpp_sid":
 		// An array of integers or strings of digits ([2], ["2"]: a
 		// section id written as a string still names its section, which
@@ -392,6 +398,27 @@ func (c *PageCats) field(k []byte, v *fastjson.Value) error {
 // extInt reads an ext integer the way exchanges write them: a number with
 // no fraction, or a string of at most 18 digits (no sign); null is 0. ok is
 // false for anything else.
+// dsaField reads regs.ext.dsa's dsarequired and pubrender (integers, or
+// strings of digits; another type is absent: ext is free-form). A
+// dsarequired above 3 (a later version's) is read as 3, required: the
+// exchange would drop a bid without the transparency it asks for.
+func (p *Parser) dsaField(k []byte, v *fastjson.Value) error {
+	var dst *int8
+	switch string(k) {
+	case "dsarequired":
+		dst = &p.extDSAReq
+	case "pubrender":
+		dst = &p.extDSAPub
+	default:
+		return errUnread
+	}
+	*dst = Unset
+	if n, ok := extInt(v); ok && v.Type() != fastjson.TypeNull && n >= 0 {
+		*dst = int8(min(n, 3))
+	}
+	return nil
+}
+
 func extInt(v *fastjson.Value) (n int64, ok bool) {
 	switch v.Type() {
 	case fastjson.TypeNull:

@@ -800,3 +800,33 @@ func TestParseUnicodeIDs(t *testing.T) {
 		t.Fatalf("id %q, imp id %q", r.ID, r.Imps[0].ID)
 	}
 }
+
+// regs.ext.dsa (the IAB's DSA transparency extension): dsarequired and
+// pubrender, as integers or strings of digits; absent, null or another
+// type is Unset, above 3 is 3; a member given twice is refused as any the
+// parser reads.
+func TestParseDSA(t *testing.T) {
+	var p Parser
+	var r Request
+	for _, tc := range []struct {
+		regs     string
+		req, pub int8
+	}{
+		{`{"ext":{"dsa":{"dsarequired":3,"pubrender":0,"datatopub":2,"transparency":[{"domain":"x.example","dsaparams":[1]}]}}}`, 3, 0},
+		{`{"ext":{"dsa":{"dsarequired":"2","pubrender":"1"}}}`, 2, 1},
+		{`{"ext":{"dsa":{"dsarequired":7}}}`, 3, Unset},
+		{`{"ext":{"dsa":{"dsarequired":null,"pubrender":true}}}`, Unset, Unset},
+		{`{"ext":{"dsa":"required"}}`, Unset, Unset},
+		{`{"ext":{}}`, Unset, Unset},
+		{`{"coppa":0}`, Unset, Unset},
+	} {
+		mustParse(t, &p, &r, []byte(`{"id":"r","imp":[{"id":"1"}],"regs":`+tc.regs+`}`))
+		eq(t, tc.regs, [2]int8{r.Regs.DSARequired, r.Regs.DSAPubRender}, [2]int8{tc.req, tc.pub})
+	}
+	mustParse(t, &p, &r, []byte(`{"id":"r","imp":[{"id":"1"}]}`))
+	eq(t, "no regs", [2]int8{r.Regs.DSARequired, r.Regs.DSAPubRender}, [2]int8{Unset, Unset})
+	err := p.Parse([]byte(`{"id":"r","imp":[{"id":"1"}],"regs":{"ext":{"dsa":{"dsarequired":0,"dsarequired":3}}}}`), &r)
+	if err == nil || !strings.Contains(err.Error(), "dsarequired") {
+		t.Errorf("dsarequired given twice: %v, want refused", err)
+	}
+}

@@ -52,7 +52,9 @@ func (c *PageCats) empty() PageCats {
 	return PageCats{PageCat: c.PageCat[:0], ContentCat: c.ContentCat[:0]}
 }
 func (u *User) empty() User { return User{Segments: u.Segments[:0]} }
-func (g *Regs) empty() Regs { return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0]} }
+func (g *Regs) empty() Regs {
+	return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0], DSARequired: Unset, DSAPubRender: Unset}
+}
 func (b *Banner) empty() Banner {
 	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0]}
 }

@@ -188,6 +188,11 @@ type Regs struct {
 	// way (package privacy reads both).
 	USPrivacyExt []byte
 	GPPExt       []byte
+	// DSARequired and DSAPubRender are regs.ext.dsa's dsarequired and
+	// pubrender (the IAB's DSA transparency extension), Unset when absent:
+	// dsarequired 2 and 3 ask every bid for its transparency (bid.ext.dsa);
+	// pubrender 0 says the publisher cannot render it.
+	DSARequired, DSAPubRender int8
 }
 
 // Size is a width and height in pixels.

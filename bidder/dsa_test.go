@@ -1,0 +1,90 @@
+package bidder
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/openbidder/openbidder/campaigns"
+)
+
+// DSA transparency (regs.ext.dsa, the IAB's extension for the EU Digital
+// Services Act): a request that requires it (dsarequired 2 or 3) gets bids
+// only from campaigns that give it, each carrying bid.ext.dsa, and none
+// where the publisher cannot render the notice (pubrender 0: the bidder's
+// ads do not render it); one that only supports it (1) gets bid.ext.dsa
+// from the campaigns that give it. Exchanges drop a bid without the
+// transparency they require (a privacy audit: the bidder read no dsa).
+func TestBidDSATransparency(t *testing.T) {
+	ts := newTestServer(t, nil)
+	files, _ := filepath.Glob("testdata/campaigns/*.yaml")
+	var plain, withDSA []campaigns.Config
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := campaigns.ParseConfig(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain = append(plain, c)
+		c.DSA = &campaigns.DSAConfig{Behalf: `Acme "Shoes" GmbH`, Paid: "Acme Holding"}
+		withDSA = append(withDSA, c)
+	}
+	base := string(readReq(t, "site-banner.json"))
+	body := func(dsa string) []byte {
+		if dsa == "" {
+			return []byte(base)
+		}
+		return []byte(strings.TrimSuffix(strings.TrimSpace(base), "}") + `,"regs":{"ext":{"dsa":` + dsa + `}}}`)
+	}
+	type bidExt struct {
+		DSA *struct {
+			Behalf, Paid string
+			AdRender     *int
+		}
+	}
+	for _, tc := range []struct {
+		name, dsa string
+		camps     []campaigns.Config
+		bid, ext  bool
+	}{
+		{"required, no campaign gives it", `{"dsarequired":3,"pubrender":2}`, plain, false, false},
+		{"required, given", `{"dsarequired":2,"pubrender":2,"datatopub":2}`, withDSA, true, true},
+		{"required, the publisher cannot render it", `{"dsarequired":3,"pubrender":0}`, withDSA, false, false},
+		{"required, pubrender absent", `{"dsarequired":"2"}`, withDSA, true, true},
+		{"supported", `{"dsarequired":1,"pubrender":0}`, withDSA, true, true},
+		{"supported, none given", `{"dsarequired":1}`, plain, true, false},
+		{"not asked", "", withDSA, true, false},
+		{"not required", `{"dsarequired":0}`, withDSA, true, false},
+	} {
+		snap, err := campaigns.Compile(tc.camps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.SetCampaigns(snap); err != nil {
+			t.Fatal(err)
+		}
+		resp := ts.bid(body(tc.dsa))
+		if got := resp.StatusCode() == 200; got != tc.bid {
+			t.Errorf("%s: status %d (%s), want a bid %v", tc.name, resp.StatusCode(), resp.Header.Peek("x-nobid-reason"), tc.bid)
+			continue
+		}
+		if !tc.bid {
+			continue
+		}
+		b := onlyBid(t, decodeResponse(t, resp))
+		var ext bidExt
+		if err := json.Unmarshal(b.Ext, &ext); err != nil {
+			t.Fatalf("%s: bid.ext %s: %v", tc.name, b.Ext, err)
+		}
+		if (ext.DSA != nil) != tc.ext {
+			t.Errorf("%s: bid.ext %s, want dsa %v", tc.name, b.Ext, tc.ext)
+		} else if tc.ext && (ext.DSA.Behalf != `Acme "Shoes" GmbH` || ext.DSA.Paid != "Acme Holding" || ext.DSA.AdRender == nil || *ext.DSA.AdRender != 0) {
+			t.Errorf("%s: bid.ext.dsa %s", tc.name, b.Ext)
+		}
+	}
+}
