@@ -427,6 +427,13 @@ func TestBaselineSameAnswersAtDefaults(t *testing.T) {
 			f.Scorer.Counts()
 			g.Scorer.Counts()
 			status := serveFast(f.Handler, ctx, body)
+			for try := 0; try < 3 && status == 204 && stalled(ctx.Response.Header.Peek("x-nobid-reason")); try++ {
+				// A stall of a loaded machine (min_slack applies without a
+				// deadline too; a late answer released its holds): again.
+				ctx = fastCtx()
+				f.Scorer.Counts()
+				status = serveFast(f.Handler, ctx, body)
+			}
 			fastRows, _ := f.Scorer.Counts()
 			a := g.Baseline.Auction(&br, time.Now())
 			if baseRows, _ := g.Scorer.Counts(); fastRows != baseRows {
