@@ -648,6 +648,22 @@ func TestTwinInstanceFailsClosed(t *testing.T) {
 	}
 }
 
+// beatStore is a Store whose first GetLiveness, once it has read, runs
+// beat: another process's heartbeat written between a probe's two reads.
+type beatStore struct {
+	Store
+	once  sync.Once
+	reads atomic.Int32
+	beat  func()
+}
+
+func (s *beatStore) GetLiveness(ctx context.Context, inst string) (Liveness, bool, error) {
+	l, ok, err := s.Store.GetLiveness(ctx, inst)
+	s.reads.Add(1)
+	s.once.Do(s.beat)
+	return l, ok, err
+}
+
 // A process started beside a live one under the same instance_id ran until
 // their heartbeats crossed: its first step took the live one's lease entry
 // over as a dead predecessor's and both held against one lease (an outside
@@ -668,22 +684,15 @@ func TestStartRefusedBesideALiveProcess(t *testing.T) {
 		t.Fatal("the first process: hold refused")
 	}
 	before, _ := mem.Get(ctxT(t), "c")
-	beats := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { // the live process's heartbeat, a sync period at a time
-		defer wg.Done()
-		for {
-			select {
-			case <-beats:
-				return
-			case <-time.After(2 * time.Millisecond):
-				clk.Add(time.Millisecond)
-				a.beat(ctxT(t), clk.Now())
-			}
-		}
-	}()
-	cfg := storeConfig(mem, "a", clk)
+	// The live process writes its heartbeat while the probe watches: once,
+	// right after the probe's first read (a goroutine beating every 2 ms
+	// against a 50 ms probe left it to the scheduler: starved for the
+	// probe's length, it wrote nothing and Start went on).
+	beatOnce := &beatStore{Store: mem, beat: func() {
+		clk.Add(time.Millisecond)
+		a.beat(ctxT(t), clk.Now())
+	}}
+	cfg := storeConfig(beatOnce, "a", clk)
 	cfg.probeWait = 50 * time.Millisecond
 	b, err := New(cfg, quietLog())
 	if err != nil {
@@ -693,8 +702,9 @@ func TestStartRefusedBesideALiveProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = b.Start(ctxT(t))
-	close(beats)
-	wg.Wait()
+	if beatOnce.reads.Load() < 2 {
+		t.Errorf("the probe read the heartbeat %d times, want 2 (before and after its wait)", beatOnce.reads.Load())
+	}
 	if !errors.Is(err, ErrInstanceInUse) {
 		t.Fatalf("Start beside a live process under its id: %v, want ErrInstanceInUse", err)
 	}
@@ -1001,15 +1011,19 @@ func (s *slowStore) Update(ctx context.Context, id string, fn func(*Record)) (Re
 // only at the start of a round, so a second process under its id, started
 // while 32 slow steps ran (a reload changed every budget), read it unchanged
 // and started beside it (the review of 61003d9). The round now writes it
-// every sync period while its steps run. Wall clock: the round takes about
-// a second, the probe 150 ms, the heartbeat every 50 ms.
+// every sync period while its steps run. Wall clock: a round takes about a
+// second (each try's change queues the next), the probe 400 ms, the
+// heartbeat every 50 ms. At the default ratio, a 150 ms probe, a loaded
+// machine that ran the round's goroutine none of those 150 ms failed it (1
+// in 300 runs); a probe of 8 periods still fails without the heartbeats
+// written during a round.
 func TestProbeRefusedDuringALongRound(t *testing.T) {
 	mem := NewMemStore()
 	cs := manyCampaigns(32, micros(100))
 	cfg := func(st Store) Config {
 		c := storeConfig(st, "a", nil)
 		c.Clock, c.manual, c.SyncPeriod = nil, false, 50*time.Millisecond
-		c.probeWait = 3 * c.SyncPeriod // the default ratio
+		c.probeWait = 8 * c.SyncPeriod
 		c.backend = mem.ledger
 		return c
 	}

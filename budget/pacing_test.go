@@ -595,3 +595,62 @@ func TestPacingTotalLeftUnderDaily(t *testing.T) {
 		t.Errorf("delivered %d of the %d left", hourly[23], total)
 	}
 }
+
+// A loss that reverses a provisional win puts the charge back into its hold
+// and takes it off the money drawn (2ea34a0): with provisional wins mostly
+// reversed, the share of bids' money that becomes spend (pacing's
+// conversion of the money in flight) falls; left in drawn it tended to 1
+// and the controller under-delivered.
+func TestReversedWinsLowerPacingConversion(t *testing.T) {
+	clk := newManualClock(t0.Add(12 * time.Hour))
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
+	m := newMemManager(t, NewMemStore(), "p1", clk, c)
+	h := m.Handle("even")
+	step := func() {
+		clk.Add(time.Second)
+		m.ledger.flush(ctxT(t))
+		m.syncAll(ctxT(t), clk.Now(), false)
+		m.tick(clk.Now())
+	}
+	for range 3 {
+		step()
+	}
+	var ids []HoldID
+	for range 50 {
+		id, ok := m.Hold(h, 10_000, clk.Now())
+		if !ok {
+			break
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) < 20 {
+		t.Fatalf("%d holds", len(ids))
+	}
+	wins := make([]Notice, len(ids))
+	for i, id := range ids {
+		wins[i] = Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, CampaignID: "even", AuctionID: fmt.Sprint("prov-", i),
+			ImpID: "1", BidMicros: 10_000, ClearingMicros: 10_000, Time: clk.Now()}
+		if res, err := m.Settle(wins[i]); err != nil || !res.Provisional {
+			t.Fatalf("win %d: %+v %v, want a provisional charge", i, res, err)
+		}
+	}
+	step() // the controller sees the wins' draw before their reversals
+	for i, win := range wins {
+		loss := win
+		loss.Kind, loss.Time = KindLoss, clk.Now()
+		if res, err := m.Settle(loss); err != nil || res.ReversedMicros != 10_000 {
+			t.Fatalf("loss %d: %+v %v, want 10000 reversed", i, res, err)
+		}
+	}
+	if d := h.drawn.Load(); d != 0 {
+		t.Errorf("drawn %d after every charge was reversed, want 0", d)
+	}
+	for range 5 {
+		step()
+	}
+	// The estimate as the last step left it (no time passed, nothing new).
+	_, conv := h.pace.inflight(clk.Now(), h.reserved.Load(), h.drawn.Load(), h.pending.Load(), c.DailyMicros)
+	if conv > 0.5 {
+		t.Errorf("conversion %.3f after %d provisional wins all reversed, want the share spent (~0)", conv, len(ids))
+	}
+}
