@@ -68,7 +68,7 @@ func onlyBid(t testing.TB, resp *openrtb2.BidResponse) openrtb2.Bid {
 func TestAnswerVersion(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for sent, want := range map[string]string{"2.5": "2.5", "2.5.1": "2.5", "2.6": "2.6", "": "2.6", "2.50": "2.6", "3.0": "2.6"} {
-		if v := string(ts.bid(readReq(t, "site-banner.json"), "x-openrtb-version", sent).Header.Peek("x-openrtb-version")); v != want {
+		if v := string(ts.bidInTime(readReq(t, "site-banner.json"), "x-openrtb-version", sent).Header.Peek("x-openrtb-version")); v != want {
 			t.Errorf("a request of version %q: answered %q, want %q", sent, v, want)
 		}
 	}
@@ -154,7 +154,7 @@ func TestBidVideoProtocol25(t *testing.T) {
 		if bytes.Equal(body, req) {
 			t.Fatal("the fixture's protocols changed")
 		}
-		if r := ts.bid(body); (r.StatusCode() == 200) != bid {
+		if r := ts.bidInTime(body); (r.StatusCode() == 200) != bid {
 			t.Errorf("video.protocol %s: status %d (%s), want a bid %v", protocol, r.StatusCode(), r.Header.Peek("x-nobid-reason"), bid)
 		}
 	}
@@ -183,7 +183,7 @@ func TestBidNativeInRequestCurrency(t *testing.T) {
 
 func TestBidMultiImp(t *testing.T) {
 	ts := newTestServer(t, nil)
-	resp := decodeResponse(t, ts.bid(readReq(t, "multi-imp.json")))
+	resp := decodeResponse(t, ts.bidInTime(readReq(t, "multi-imp.json")))
 	got := map[string]string{}
 	for _, b := range resp.SeatBid[0].Bid {
 		got[b.ImpID] = b.CrID
@@ -198,9 +198,9 @@ func TestGzipRequest(t *testing.T) {
 	ts := newTestServer(t, nil)
 	body := readReq(t, "site-banner.json")
 	for _, ce := range []string{"gzip", "GZIP", "x-gzip"} { // RFC 9110 8.4.1.3: x-gzip is gzip
-		onlyBid(t, decodeResponse(t, ts.bid(gzipped(t, body), "Content-Encoding", ce)))
+		onlyBid(t, decodeResponse(t, ts.bidInTime(gzipped(t, body), "Content-Encoding", ce)))
 	}
-	onlyBid(t, decodeResponse(t, ts.bid(body, "Content-Encoding", "identity")))
+	onlyBid(t, decodeResponse(t, ts.bidInTime(body, "Content-Encoding", "identity")))
 }
 
 func TestNoBidReasons(t *testing.T) {
@@ -245,7 +245,7 @@ func TestBadRequests(t *testing.T) {
 	bomb := gzipped(t, bytes.Repeat([]byte(" "), 1<<20))
 	f := func(name string, body []byte, want int, hdr ...string) {
 		t.Helper()
-		r := ts.bid(body, hdr...)
+		r := ts.bidInTime(body, hdr...)
 		if r.StatusCode() != want {
 			t.Fatalf("%s: status %d body %q, want %d", name, r.StatusCode(), r.Body(), want)
 		}
@@ -278,7 +278,7 @@ func TestBadRequests(t *testing.T) {
 func TestUnknownFieldsIgnored(t *testing.T) {
 	ts := newTestServer(t, nil)
 	body := strings.Replace(string(readReq(t, "site-banner.json")), `"at":2`, `"at":2,"ext":"a string ext","future":{"x":[1,{"y":null}]}`, 1)
-	onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+	onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(body))))
 }
 
 func TestHealthAndReady(t *testing.T) {
@@ -310,7 +310,7 @@ func TestSharedSamples(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := ts.bid(body)
+		r := ts.bidInTime(body)
 		counts[r.StatusCode()]++
 		switch r.StatusCode() {
 		case 200:
@@ -394,7 +394,7 @@ func TestRepeatedImpIDNamesNoBid(t *testing.T) {
 	ts := newTestServer(t, nil)
 	f := func(name, imps string, want ...string) {
 		t.Helper()
-		r := ts.bid([]byte(`{"id":"r","imp":[` + imps + `],` + rt9Tail + `}`))
+		r := ts.bidInTime([]byte(`{"id":"r","imp":[` + imps + `],` + rt9Tail + `}`))
 		var got []string
 		if r.StatusCode() == 200 {
 			for _, sb := range decodeResponse(t, r).SeatBid {
@@ -441,7 +441,7 @@ func TestFixedPriceDeal(t *testing.T) {
 			if body == base {
 				t.Fatal("fixture changed")
 			}
-			b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			b := onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(body))))
 			if b.DealID != "deal-7" || b.CID != "hooli-deal" || b.Price != 3.5 {
 				t.Fatalf("fixed-price deal bid %+v, want hooli-deal at 3.5", b)
 			}
@@ -462,12 +462,12 @@ func TestFixedPriceDeal(t *testing.T) {
 				}
 			}
 			// The same deal without at: the campaign's value, as before.
-			b = onlyBid(t, decodeResponse(t, ts.bid([]byte(strings.Replace(body, `,"at":3}`, `}`, 1)))))
+			b = onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(strings.Replace(body, `,"at":3}`, `}`, 1)))))
 			if at == "2" && b.Price != 4 || b.Price < 3.5 || b.Price > 4 {
 				t.Fatalf("deal without at bid %v", b.Price)
 			}
 			// Agreed above the campaign's value: no bid.
-			if r := ts.bid([]byte(strings.Replace(body, `"bidfloor":3.5`, `"bidfloor":4.5`, 1))); r.StatusCode() != 204 {
+			if r := ts.bidInTime([]byte(strings.Replace(body, `"bidfloor":3.5`, `"bidfloor":4.5`, 1))); r.StatusCode() != 204 {
 				t.Fatalf("fixed price above the value: %d %s", r.StatusCode(), r.Body())
 			}
 		})
@@ -498,7 +498,7 @@ func TestDealAuctionTypeOverridesRequest(t *testing.T) {
 				t.Fatal("fixture changed")
 			}
 			ts := newTestServer(t, func(cfg *Config) { cfg.Pricing.FirstPriceShade = 0.8 })
-			b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			b := onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(body))))
 			if b.DealID != "deal-7" || b.CID != "hooli-deal" || b.Price != c.price {
 				t.Fatalf("bid %+v, want hooli-deal on deal-7 at %v", b, c.price)
 			}
@@ -510,7 +510,7 @@ func TestDealAuctionTypeOverridesRequest(t *testing.T) {
 			}
 			// With learned shading on, only a first-price deal's notices learn.
 			ts = newTestServer(t, withShading)
-			b = onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+			b = onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(body))))
 			if learns := strings.Contains(b.NURL, "&g="); learns != (c.mode != "none") {
 				t.Errorf("nurl %s: learns %v, want %v", b.NURL, learns, c.mode != "none")
 			}
@@ -530,7 +530,7 @@ func TestDealFloorCurrencyDefaultsToUSD(t *testing.T) {
 	if body == base {
 		t.Fatal("fixture changed")
 	}
-	b := onlyBid(t, decodeResponse(t, ts.bid([]byte(body))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(body))))
 	if b.DealID != "deal-7" || b.Price != 3.5 {
 		t.Fatalf("fixed-price deal with no floor currency: %+v, want deal-7 at 3.5 (USD)", b)
 	}
@@ -539,7 +539,7 @@ func TestDealFloorCurrencyDefaultsToUSD(t *testing.T) {
 		t.Errorf("explain's best %s at %d micros, want hooli-deal at 3500000", w.Winner, w.PriceMicros)
 	}
 	// Its own currency still counts: 3.5 EUR is 3.85 USD.
-	b = onlyBid(t, decodeResponse(t, ts.bid([]byte(strings.Replace(body, `"bidfloor":3.5,"at":3`, `"bidfloor":3.5,"bidfloorcur":"EUR","at":3`, 1)))))
+	b = onlyBid(t, decodeResponse(t, ts.bidInTime([]byte(strings.Replace(body, `"bidfloor":3.5,"at":3`, `"bidfloor":3.5,"bidfloorcur":"EUR","at":3`, 1)))))
 	if b.Price != 3.85 {
 		t.Fatalf("a 3.5 EUR fixed-price deal bid %v USD, want 3.85", b.Price)
 	}
@@ -624,7 +624,7 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 		if body == base {
 			t.Fatal("fixture changed")
 		}
-		r := ts.bid([]byte(body))
+		r := ts.bidInTime([]byte(body))
 		if !c.bid {
 			if r.StatusCode() != 204 {
 				t.Errorf("%.60s: %d, want no bid", c.wadomain, r.StatusCode())
@@ -648,7 +648,7 @@ func TestDealAllowedAdvertisers(t *testing.T) {
 	} {
 		body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
 			`"bidfloor":5,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5,"wadomain":["other.example"]},`+c.second+`]}`, 1)
-		r := ts.bid([]byte(body))
+		r := ts.bidInTime([]byte(body))
 		var e *explainCampaign
 		a := explainBody(t, ts, body)
 		for i := range a.Imps[0].Campaigns {
@@ -747,7 +747,7 @@ func TestRepeatedMemberRefused(t *testing.T) {
 		`{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"bidfloor":5,"bidfloor":null}],` + rt9Tail + `}`:                      "imp[0].bidfloor: given more than once",
 		`{"id":"r","imp":[{"id":"1",` + rt9Banner + `}],"BCAT":["IAB1"],` + rt9Tail + `}`:                                   `bcat: written "BCAT"`,
 	} {
-		r := ts.bid([]byte(body))
+		r := ts.bidInTime([]byte(body))
 		if got := string(r.Header.Peek("x-nobid-reason")); r.StatusCode() != 400 || !strings.Contains(got, why) {
 			t.Errorf("status %d %q, want 400 %q; body %s", r.StatusCode(), got, why, r.Body())
 		}
@@ -759,7 +759,7 @@ func TestRepeatedMemberRefused(t *testing.T) {
 func TestSiteAndAppRefused(t *testing.T) {
 	ts := newTestServer(t, nil)
 	body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `}],"app":{"bundle":"com.blocked","publisher":{"id":"pub-3"}},` + rt9Tail + `}`
-	if r := ts.bid([]byte(body)); r.StatusCode() != 400 || !bytes.Contains(r.Body(), []byte("site")) {
+	if r := ts.bidInTime([]byte(body)); r.StatusCode() != 400 || !bytes.Contains(r.Body(), []byte("site")) {
 		t.Fatalf("site and app: %d %q, want 400 naming them", r.StatusCode(), r.Body())
 	}
 }
@@ -791,7 +791,7 @@ func TestImpExpPastTheChargeWindowNoBid(t *testing.T) {
 		f := func(exp string, want int) {
 			t.Helper()
 			body := `{"id":"r","imp":[{"id":"1",` + rt9Banner + `,"exp":` + exp + `}],` + rt9Tail + `}`
-			if r := ts.bid([]byte(body)); r.StatusCode() != want {
+			if r := ts.bidInTime([]byte(body)); r.StatusCode() != want {
 				t.Errorf("hold_ttl %v, exp %s: %d %s, want %d", c.hold, exp, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
 			}
 		}
@@ -830,7 +830,7 @@ func TestSecureImpNeedsHTTPSPublicURL(t *testing.T) {
 			if secure == "1" && !c.secureBid {
 				want = 204
 			}
-			r := ts.bid([]byte(body))
+			r := ts.bidInTime([]byte(body))
 			if r.StatusCode() != want || want == 204 && string(r.Header.Peek("x-nobid-reason")) != "insecure" {
 				t.Errorf("public_url %s, secure %s: %d %s, want %d (insecure)", c.url, secure, r.StatusCode(), r.Header.Peek("x-nobid-reason"), want)
 			}
@@ -881,7 +881,7 @@ func TestPodOfFixedCPMCampaignsFillsItsSlots(t *testing.T) {
 	setCampaignFiles(t, ts, map[string]string{"tvpods.yaml": string(tv), "tvpods2.yaml": tv2})
 	for _, exhaustive := range []bool{false, true} {
 		ts.cfg.Pricing.ExhaustiveScan = exhaustive
-		r := ts.bid(readReq(t, "video-pod.json"))
+		r := ts.bidInTime(readReq(t, "video-pod.json"))
 		if r.StatusCode() != 200 {
 			t.Fatalf("exhaustive %v: %d %s", exhaustive, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 		}
@@ -940,7 +940,7 @@ func TestDynamicPodBidsFitItsDuration(t *testing.T) {
 	} {
 		for _, exhaustive := range []bool{false, true} {
 			ts.cfg.Pricing.ExhaustiveScan = exhaustive
-			r := ts.bid(bytes.ReplaceAll(body, []byte(`"video":{`), []byte(`"video":{`+c.lim)))
+			r := ts.bidInTime(bytes.ReplaceAll(body, []byte(`"video":{`), []byte(`"video":{`+c.lim)))
 			if r.StatusCode() != 200 {
 				t.Fatalf("%s exhaustive %v: %d %s", c.lim, exhaustive, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 			}
@@ -1006,7 +1006,7 @@ func TestImpRefusedReason(t *testing.T) {
 				t.Fatal("no change")
 			}
 			ts := newTestServer(t, nil)
-			r := ts.bid([]byte(body))
+			r := ts.bidInTime([]byte(body))
 			if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "imp_refused" {
 				t.Fatalf("%d %q, want 204 imp_refused", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 			}

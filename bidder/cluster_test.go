@@ -23,30 +23,22 @@ import (
 	"github.com/openbidder/openbidder/budget"
 )
 
-// startNATSCluster starts an n-node JetStream cluster on loopback.
+// startNATSCluster starts an n-node JetStream cluster on loopback. The
+// route ports are picked before the servers bind them (each route names
+// every port), so one can be taken in between: the cluster is started again
+// on new ports, up to three times (budget's startCluster does the same).
 func startNATSCluster(t *testing.T, n int) []*server.Server {
 	t.Helper()
-	ports := make([]int, n)
-	var routes []string
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+	var srvs []*server.Server
+	var err error
+	for range 3 {
+		if srvs, err = tryNATSCluster(t, n); err == nil {
+			break
 		}
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+		t.Logf("cluster start: %v; again on new ports", err)
 	}
-	srvs := make([]*server.Server, n)
-	for i := range srvs {
-		s, err := budget.StartEmbedded(budget.EmbeddedOptions{
-			ServerName: fmt.Sprintf("n%d", i), StoreDir: t.TempDir(), Port: -1,
-			ClusterName: "bidder-test", ClusterPort: ports[i], Routes: routes,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		srvs[i] = s
+	if err != nil {
+		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		for _, s := range srvs {
@@ -63,6 +55,37 @@ func startNATSCluster(t *testing.T, n int) []*server.Server {
 		return false
 	})
 	return srvs
+}
+
+// tryNATSCluster starts an n-node cluster on route ports picked here, or
+// shuts down what it started and returns why not.
+func tryNATSCluster(t *testing.T, n int) ([]*server.Server, error) {
+	ports := make([]int, n)
+	var routes []string
+	for i := range ports {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports[i] = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[i]))
+	}
+	var srvs []*server.Server
+	for i := range n {
+		s, err := budget.StartEmbedded(budget.EmbeddedOptions{
+			ServerName: fmt.Sprintf("n%d", i), StoreDir: t.TempDir(), Port: -1,
+			ClusterName: "bidder-test", ClusterPort: ports[i], Routes: routes,
+		})
+		if err != nil {
+			for _, s := range srvs {
+				s.Shutdown()
+			}
+			return nil, err
+		}
+		srvs = append(srvs, s)
+	}
+	return srvs, nil
 }
 
 func ledgerEntries(t *testing.T, url string) []budget.LedgerEntry {
@@ -260,17 +283,15 @@ func TestNATSOutageFailsClosedAndResumes(t *testing.T) {
 		t.Skip("outage test")
 	}
 	store := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	// The first start binds a port the kernel picks (-1); a restart binds
+	// the same one again, as a restarted server would.
+	port := -1
 	startNATS := func() *server.Server {
 		s, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: store, Port: port})
 		if err != nil {
 			t.Fatal(err)
 		}
+		port = s.Addr().(*net.TCPAddr).Port
 		return s
 	}
 	ns := startNATS()
@@ -369,7 +390,7 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 	}
 	var bid openrtb2.Bid
 	waitFor(t, 20*time.Second, func() bool {
-		code, resp, _ := post(t, "http://"+a.Addr()+"/openrtb2/bid", body)
+		code, resp, _ := postBid(t, "http://"+a.Addr()+"/openrtb2/bid", body)
 		if code != 200 {
 			return false
 		}
@@ -410,11 +431,19 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	late := make([]byte, 9)
-	late[0] = byte(noticeClick)
-	binary.LittleEndian.PutUint64(late[1:], uint64(time.Now().Add(-time.Millisecond).UnixNano()))
-	if got := a.Server.serveTracker(append(late, u.Query().Get("t")...)); got != trackerNotHere {
+	forwarded := func(answerBy time.Time) byte {
+		b := make([]byte, 9)
+		b[0] = byte(noticeClick)
+		binary.LittleEndian.PutUint64(b[1:], uint64(answerBy.UnixNano()))
+		return a.Server.serveTracker(append(b, u.Query().Get("t")...))
+	}
+	if got := forwarded(time.Now().Add(-time.Millisecond)); got != trackerNotHere {
 		t.Errorf("a click forwarded past its wait: answered %d, want %d (not counted)", got, trackerNotHere)
+	}
+	// The same click within its wait is read and found counted: the
+	// answer above is the wait's, not a message the owner cannot parse.
+	if got := forwarded(time.Now().Add(time.Minute)); got != trackerReplay {
+		t.Errorf("the click forwarded within its wait: answered %d, want %d (a replay)", got, trackerReplay)
 	}
 	// The owner gone: counted where it lands (once).
 	if err := a.Close(t.Context()); err != nil {
@@ -431,13 +460,9 @@ func TestTrackersCountedByTheBiddingInstance(t *testing.T) {
 // shut down after the test's other cleanups (the apps' Close).
 func startSoloNATS(t *testing.T) *server.Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: t.TempDir(), Port: port})
+	// Port -1: the server binds a port the kernel picks (a port picked
+	// here, closed and bound again, can be taken in between).
+	srv, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

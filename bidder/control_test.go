@@ -54,7 +54,7 @@ func TestKillSwitchBidPath(t *testing.T) {
 	site := readReq(t, "site-banner.json")
 	bidder := func() (int, string, string) {
 		t.Helper()
-		r := ts.bid(site)
+		r := ts.bidInTime(site)
 		if r.StatusCode() != 200 {
 			return r.StatusCode(), string(r.Header.Peek("x-nobid-reason")), ""
 		}
@@ -94,7 +94,7 @@ func TestKillSwitchBidPath(t *testing.T) {
 	before := paused()
 	ctl.set("", true)
 	for _, body := range [][]byte{site, []byte(`{"not":"a bid request"`)} {
-		if r := ts.bid(body); r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "paused" {
+		if r := ts.bidInTime(body); r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "paused" {
 			t.Fatalf("all paused, body %.20q: %d %q", body, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 		}
 	}

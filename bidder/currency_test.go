@@ -33,7 +33,7 @@ func TestFloorWithoutCurrencyIsUSD(t *testing.T) {
 	})
 	body := strings.Replace(string(readReq(t, "site-banner.json")), `"bidfloor":0.5,"bidfloorcur":"USD"`, `"bidfloor":5`, 1)
 	body = strings.Replace(body, `"cur":["USD"],`, "", 1)
-	r := ts.bid([]byte(body))
+	r := ts.bidInTime([]byte(body))
 	if r.StatusCode() != 200 {
 		return // no campaign reaches 5 USD: right
 	}

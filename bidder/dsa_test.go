@@ -68,7 +68,7 @@ func TestBidDSATransparency(t *testing.T) {
 		if err := ts.SetCampaigns(snap); err != nil {
 			t.Fatal(err)
 		}
-		resp := ts.bid(body(tc.dsa))
+		resp := ts.bidInTime(body(tc.dsa))
 		if got := resp.StatusCode() == 200; got != tc.bid {
 			t.Errorf("%s: status %d (%s), want a bid %v", tc.name, resp.StatusCode(), resp.Header.Peek("x-nobid-reason"), tc.bid)
 			continue

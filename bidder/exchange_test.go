@@ -144,7 +144,7 @@ func TestDOOHBadQtyNoBid(t *testing.T) {
 		{"0.5", 200, 2_500},
 	} {
 		ts.money.holds = ts.money.holds[:0]
-		r := ts.bid([]byte(strings.Replace(body, q, `"multiplier":`+c.mult, 1)))
+		r := ts.bidInTime([]byte(strings.Replace(body, q, `"multiplier":`+c.mult, 1)))
 		if r.StatusCode() != c.status {
 			t.Errorf("x%s: status %d %s, want %d", c.mult, r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.status)
 			continue
@@ -174,7 +174,7 @@ func TestDOOHGateAsksMultipliedCharge(t *testing.T) {
 	if err := ts.SetCampaigns(snap); err != nil {
 		t.Fatal(err)
 	}
-	if r := ts.bid(readReq(t, "dooh-qty.json")); r.StatusCode() != 200 {
+	if r := ts.bidInTime(readReq(t, "dooh-qty.json")); r.StatusCode() != 200 {
 		t.Fatalf("status %d %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 	}
 	if len(rec.asked) != 1 || rec.asked[0] != 62_500 {

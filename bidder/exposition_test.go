@@ -232,7 +232,7 @@ func TestLabelEscaping(t *testing.T) {
 // build info and the runtime's series.
 func TestMetricNames(t *testing.T) {
 	ts := newTestServer(t, nil)
-	ts.bid(readReq(t, "site-banner.json"))
+	ts.bidInTime(readReq(t, "site-banner.json"))
 	mfs, err := ts.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -280,7 +280,7 @@ func TestMetricNames(t *testing.T) {
 func TestMetricsSamplesAgreeWithPage(t *testing.T) {
 	ts := newTestServer(t, nil)
 	for range 3 {
-		ts.bid(readReq(t, "site-banner.json"))
+		ts.bidInTime(readReq(t, "site-banner.json"))
 	}
 	ss, err := ts.Metrics()
 	if err != nil {

@@ -29,7 +29,7 @@ func TestFreqCapHoldsWithinARequest(t *testing.T) {
 		`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"u-capped"}}`)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := ts.bid(body)
+		r := ts.bidInTime(body)
 		if r.StatusCode() == 200 {
 			n := 0
 			for _, sb := range decodeResponse(t, r).SeatBid {
@@ -71,7 +71,7 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	var bids []openrtb2.Bid
 	deadline := time.Now().Add(10 * time.Second)
 	for len(bids) == 0 {
-		if r := ts.bid(body()); r.StatusCode() == 200 {
+		if r := ts.bidInTime(body()); r.StatusCode() == 200 {
 			b := onlyBid(t, decodeResponse(t, r))
 			if b.CID != "globex-cpc" {
 				t.Fatalf("first bid by %s, want globex-cpc", b.CID)
@@ -86,7 +86,7 @@ func TestFreqCapCountsPendingBids(t *testing.T) {
 	// next is the campaign that bids the next request ("" for none).
 	next := func() string {
 		t.Helper()
-		r := ts.bid(body())
+		r := ts.bidInTime(body())
 		if r.StatusCode() != 200 {
 			return ""
 		}
@@ -147,7 +147,7 @@ func globexBidder(t *testing.T, user string) (*testServer, func() (openrtb2.Bid,
 	return ts, func() (openrtb2.Bid, bool) {
 		t.Helper()
 		n++
-		r := ts.bid([]byte(`{"id":"req-` + user + `-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
+		r := ts.bidInTime([]byte(`{"id":"req-` + user + `-` + strconv.Itoa(n) + `","imp":[{"id":"1","banner":{"w":320,"h":50},"bidfloor":0.1,"secure":1}],` +
 			`"site":{"domain":"site-1.example.com","publisher":{"id":"pub-1"}},` +
 			`"device":{"devicetype":2,"os":"Linux","geo":{"country":"GBR"}},"regs":{"gdpr":0},"user":{"id":"` + user + `"}}`))
 		if r.StatusCode() != 200 {
@@ -259,7 +259,7 @@ func TestFreqCapKeyedByBuyerUID(t *testing.T) {
 	// globex answers once its lease is in.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := ts.bid(body(0))
+		r := ts.bidInTime(body(0))
 		if r.StatusCode() == 200 {
 			if b := onlyBid(t, decodeResponse(t, r)); b.CID != "globex-cpc" {
 				t.Fatalf("first bid by %s, want globex-cpc", b.CID)
@@ -273,7 +273,7 @@ func TestFreqCapKeyedByBuyerUID(t *testing.T) {
 	}
 	n := 1
 	for i := 1; i <= 3; i++ {
-		if r := ts.bid(body(i)); r.StatusCode() == 200 && onlyBid(t, decodeResponse(t, r)).CID == "globex-cpc" {
+		if r := ts.bidInTime(body(i)); r.StatusCode() == 200 && onlyBid(t, decodeResponse(t, r)).CID == "globex-cpc" {
 			n++
 		}
 	}

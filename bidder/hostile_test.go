@@ -88,7 +88,7 @@ func TestHostileInputReachesNoOperatorSurface(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, why := post(t, base+"/openrtb2/bid", body); code != 200 {
+	if code, _, why := postBid(t, base+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("benign bid: %d %s", code, why)
 	}
 	before := seriesOf(t, app)

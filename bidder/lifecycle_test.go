@@ -32,10 +32,11 @@ func bidOnce(t *testing.T, app *App, id string) openrtb2.Bid {
 	return bidWith(t, app, strings.Replace(string(body), "req-site-banner", id, 1))
 }
 
-// bidWith posts body and returns its first bid.
+// bidWith posts body and returns its first bid (postBid: a no-bid for want
+// of time is posted again).
 func bidWith(t *testing.T, app *App, body string) openrtb2.Bid {
 	t.Helper()
-	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(body))
+	code, resp, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(body))
 	var br openrtb2.BidResponse
 	if code != 200 || json.Unmarshal(resp, &br) != nil || len(br.SeatBid) == 0 || len(br.SeatBid[0].Bid) == 0 {
 		t.Fatalf("bid: %d %s %s", code, why, resp)
@@ -278,52 +279,76 @@ func TestThreeEmbeddedBiddersWithAuth(t *testing.T) {
 		defer l.Close()
 		return l.Addr().(*net.TCPAddr).Port
 	}
-	var client, route [3]int
-	var routes []string
-	for i := range 3 {
-		client[i], route[i] = free(), free()
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", route[i]))
-	}
-	cfgs := make([]*Config, 3)
-	for i := range 3 {
-		c := &Config{
-			Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InstanceID: fmt.Sprintf("auth-%d", i),
-			CampaignsDir: "testdata/cluster-campaigns", WatchEvery: -1,
-			Model:   ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
-			Notices: NoticeConfig{Key: "env:EDGE_NOTICE_KEY", HoldTTL: time.Second},
-			Limits:  LimitsConfig{InternalBudget: 150 * time.Millisecond},
-			Budget: BudgetConfig{
-				StoreDir: filepath.Join(dir, fmt.Sprint(i), "nats"), Replicas: 3,
-				SyncPeriod: 100 * time.Millisecond, LeaseTTL: 3 * time.Second, StartTimeout: 60 * time.Second,
-				EmbeddedListen: fmt.Sprintf("127.0.0.1:%d", client[i]),
-				Auth:           NATSAuthConfig{User: "bidder", Password: "file:" + pass},
-				EmbeddedCluster: ClusterConfig{Name: "auth-test", Listen: fmt.Sprintf("127.0.0.1:%d", route[i]), Routes: routes,
-					Auth: NATSAuthConfig{User: "route", Password: "env:EDGE_ROUTE_PASS"}},
-			},
-			Lifecycle: LifecycleConfig{DrainDelay: -1},
+	// The client and route ports are picked, closed, then bound by the
+	// servers (each route names every port): one can be taken in between
+	// (a run under load: "instance 1: budget: embedded nats not ready after
+	// 10s"). The three start again on new ports, up to three times.
+	var apps []*App
+	var client [3]int
+	for attempt := 0; attempt < 3 && apps == nil; attempt++ {
+		var route [3]int
+		var routes []string
+		for i := range 3 {
+			client[i], route[i] = free(), free()
+			routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", route[i]))
 		}
-		c.Currency.Rates = map[string]float64{"USD": 1}
-		c.Defaults()
-		if err := c.Validate(); err != nil {
-			t.Fatal(err)
+		cfgs := make([]*Config, 3)
+		for i := range 3 {
+			c := &Config{
+				Listen: "127.0.0.1:0", AdminListen: "127.0.0.1:0", InstanceID: fmt.Sprintf("auth-%d", i),
+				CampaignsDir: "testdata/cluster-campaigns", WatchEvery: -1,
+				Model:   ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"},
+				Notices: NoticeConfig{Key: "env:EDGE_NOTICE_KEY", HoldTTL: time.Second},
+				Limits:  LimitsConfig{InternalBudget: 150 * time.Millisecond},
+				Budget: BudgetConfig{
+					StoreDir: filepath.Join(t.TempDir(), "nats"), Replicas: 3,
+					SyncPeriod: 100 * time.Millisecond, LeaseTTL: 3 * time.Second, StartTimeout: 60 * time.Second,
+					EmbeddedListen: fmt.Sprintf("127.0.0.1:%d", client[i]),
+					Auth:           NATSAuthConfig{User: "bidder", Password: "file:" + pass},
+					EmbeddedCluster: ClusterConfig{Name: "auth-test", Listen: fmt.Sprintf("127.0.0.1:%d", route[i]), Routes: routes,
+						Auth: NATSAuthConfig{User: "route", Password: "env:EDGE_ROUTE_PASS"}},
+				},
+				Lifecycle: LifecycleConfig{DrainDelay: -1},
+			}
+			c.Currency.Rates = map[string]float64{"USD": 1}
+			c.Defaults()
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			cfgs[i] = c
 		}
-		cfgs[i] = c
-	}
-	apps := make([]*App, 3)
-	errs := make([]error, 3)
-	var wg sync.WaitGroup
-	for i := range 3 { // together: each waits for the cluster's leader
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			apps[i], errs[i] = Start(context.Background(), cfgs[i], slog.New(slog.DiscardHandler))
-		}()
-	}
-	wg.Wait()
-	for i, app := range apps {
-		if errs[i] != nil {
-			t.Fatalf("instance %d: %v", i, errs[i])
+		started := make([]*App, 3)
+		errs := make([]error, 3)
+		var wg sync.WaitGroup
+		for i := range 3 { // together: each waits for the cluster's leader
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				started[i], errs[i] = Start(context.Background(), cfgs[i], slog.New(slog.DiscardHandler))
+			}()
 		}
+		wg.Wait()
+		failed := false
+		for i, err := range errs {
+			if err != nil {
+				t.Logf("attempt %d, instance %d: %v", attempt, i, err)
+				failed = true
+			}
+		}
+		if failed {
+			for _, app := range started {
+				if app != nil {
+					app.Close(context.Background())
+				}
+			}
+			continue
+		}
+		apps = started
+	}
+	if apps == nil {
+		t.Fatal("the three instances did not start in three attempts")
+	}
+	for _, app := range apps {
 		t.Cleanup(func() { app.Close(context.Background()) })
 		app.Server.publicURL = []byte("http://" + app.Addr())
 	}
@@ -601,13 +626,7 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(camps, "acme.yaml"), src, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	admin := l.Addr().String()
-	l.Close()
-	cfg := runConfig(t, camps, admin)
+	cfg := runConfig(t, camps, "127.0.0.1:0") // the admin address bound is read from the start's log line
 	reloaded := make(chan struct{}, 1)
 	runReloadHook = func(reload func()) { reload(); reloaded <- struct{}{} }
 	t.Cleanup(func() { runReloadHook = nil })
@@ -618,6 +637,11 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 		if time.Now().After(end) {
 			t.Fatalf("no start within 30 s:\n%s", logs.String())
 		}
+	}
+	admin := between(logs.String(), `msg="bidder listening" `, "\n")
+	admin = between(admin+" ", "admin=", " ")
+	if admin == "" {
+		t.Fatalf("no admin address in the start's log line:\n%s", logs.String())
 	}
 	defer func() {
 		syscall.Kill(os.Getpid(), syscall.SIGTERM)
@@ -819,7 +843,7 @@ func TestZeroOrFloorFirstDoesNotFixTheCharge(t *testing.T) {
 	if floorless == string(body) {
 		t.Fatal("the request's floor was not taken out")
 	}
-	code, b, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(floorless))
+	code, b, _ := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(floorless))
 	var resp openrtb2.BidResponse
 	if code != 200 || json.Unmarshal(b, &resp) != nil || len(resp.SeatBid) == 0 {
 		t.Fatalf("floorless bid: %d %s", code, b)

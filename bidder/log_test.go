@@ -48,7 +48,7 @@ func TestAppLogsThroughItsLoggerAndWritesEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	code, resp, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body)
 	if code != 200 {
 		t.Fatalf("bid: %d %s", code, why)
 	}

@@ -82,7 +82,7 @@ func TestCampaignReasonsCounted(t *testing.T) {
 // reload starts from zero; /metrics shows them.
 func TestCampaignStatsSurviveReload(t *testing.T) {
 	ts := newTestServer(t, nil)
-	onlyBid(t, decodeResponse(t, ts.bid(readReq(t, "site-banner.json"))))
+	onlyBid(t, decodeResponse(t, ts.bidInTime(readReq(t, "site-banner.json"))))
 	before := ts.catalog.Load()
 	var won string
 	for _, c := range before.snap.Campaigns {

@@ -44,7 +44,7 @@ func TestAppRowLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, resp, reason := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+	if code, resp, reason := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("status %d %s %s", code, reason, resp)
 	}
 	serving := app.servingModel()
@@ -151,7 +151,7 @@ func TestAppONNXRefusedAtStartLoadsWhenFixed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+	if code, _, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("bid with GBDT only: %d %s", code, why)
 	}
 	good, err := os.ReadFile("../configs/models/mlp.onnx")
@@ -172,7 +172,7 @@ func TestAppONNXRefusedAtStartLoadsWhenFixed(t *testing.T) {
 		t.Fatalf("chain %q after the fix, want %q", got, want)
 	}
 	before := app.chain.Stats().Primary
-	if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+	if code, _, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("bid after the fix: %d %s", code, why)
 	}
 	if app.chain.Stats().Primary <= before {

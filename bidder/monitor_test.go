@@ -93,7 +93,7 @@ func TestShadowModelEndToEnd(t *testing.T) {
 	// About one request in 64 is sampled: send until one was, within bounds.
 	for i := 0; i < 4000 && !shadowed(); i++ {
 		for j := 0; j < 16; j++ {
-			if code, _, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+			if code, _, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 				t.Fatalf("bid %d: %d %s", i, code, why)
 			}
 		}

@@ -256,7 +256,7 @@ func TestSampleBidsKeepTheRules(t *testing.T) {
 				mu.edit(m)
 				body, _ := json.Marshal(m)
 				held := len(ts.money.holds)
-				r := ts.bid(body)
+				r := ts.bidInTime(body)
 				if r.StatusCode() != 200 {
 					continue
 				}

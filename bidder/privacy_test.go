@@ -83,7 +83,7 @@ func TestPrivacyThroughHandler(t *testing.T) {
 		ts := newTestServer(t, func(cfg *Config) { cfg.Privacy.VendorID = c.vendor })
 		rs := &recordingScorer{fixedScorer: fixedScorer{p: 0.02}}
 		ts.SetScorer(rs)
-		r := ts.bid(c.body)
+		r := ts.bidInTime(c.body)
 		want := "frequency_cap" // no user key: the capped campaign cannot count this user
 		if c.why == privacy.COPPA {
 			want = "no_campaign" // not allowed under COPPA at all
@@ -147,7 +147,7 @@ func TestSegmentsNeedPersonalization(t *testing.T) {
 		{"segment, us_privacy opt-out", user(withSeg+`}`, `{"us_privacy":"1YYN"}`), false},
 	}
 	for _, c := range cases {
-		r := ts.bid(c.body)
+		r := ts.bidInTime(c.body)
 		if (r.StatusCode() == 200) != c.bid {
 			t.Errorf("%s: status %d %q, want bid %v\n%s", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.bid, c.body)
 		}
@@ -202,7 +202,7 @@ func TestSharedSamplesPrivacy(t *testing.T) {
 			continue
 		}
 		carry["any of these"]++
-		got, bare := ts.bid(body).StatusCode(), ts.bid(withoutSignals(t, body)).StatusCode()
+		got, bare := ts.bidInTime(body).StatusCode(), ts.bidInTime(withoutSignals(t, body)).StatusCode()
 		if (got == 400) != (bare == 400) || got >= 500 {
 			t.Errorf("%s: status %d, %d without its privacy signals", filepath.Base(f), got, bare)
 		}
@@ -317,7 +317,7 @@ func TestUserGeoNeedsPersonalize(t *testing.T) {
 			`"user":{"id":"u-1","geo":{"country":"USA"}` + consent + `},"regs":` + regs + `}`)
 	}
 	bidsAcme := func(b []byte) bool {
-		r := ts.bid(b)
+		r := ts.bidInTime(b)
 		if r.StatusCode() != 200 {
 			return false
 		}
@@ -354,7 +354,7 @@ func TestRequirePurpose2NoBid(t *testing.T) {
 	outside := bytes.Replace(video, []byte(`"regs":{"gdpr":1}`), []byte(`"regs":{"gdpr":0}`), 1)
 	for _, strict := range []bool{false, true} {
 		ts := newTestServer(t, func(c *Config) { c.Privacy.VendorID, c.Privacy.RequirePurpose2 = testVendor, strict })
-		r := ts.bid(video)
+		r := ts.bidInTime(video)
 		if why := string(r.Header.Peek("x-nobid-reason")); strict && why != "privacy" || !strict && why == "privacy" {
 			t.Errorf("require_purpose2 %v, gdpr without a string: %d %q", strict, r.StatusCode(), why)
 		}
@@ -362,7 +362,7 @@ func TestRequirePurpose2NoBid(t *testing.T) {
 			t.Errorf("require_purpose2 %v: nobids{privacy} %d", strict, got)
 		}
 		for name, body := range map[string][]byte{"consent": consent, "outside GDPR": outside} {
-			if r := ts.bid(body); r.StatusCode() != 200 {
+			if r := ts.bidInTime(body); r.StatusCode() != 200 {
 				t.Errorf("require_purpose2 %v, %s: %d %q, want a bid", strict, name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
 			}
 		}

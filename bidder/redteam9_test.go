@@ -123,7 +123,7 @@ func TestRedteam9HostileIDsChargeOnce(t *testing.T) {
 		if err := json.Unmarshal([]byte(body), &want); err != nil {
 			t.Fatalf("%d: %v", i, err)
 		}
-		code, resp, why := post(t, base+"/openrtb2/bid", []byte(body))
+		code, resp, why := postBid(t, base+"/openrtb2/bid", []byte(body))
 		if code != 200 {
 			t.Fatalf("id %q: %d %s", id, code, why)
 		}

@@ -102,7 +102,7 @@ func TestRowLogRoundTrip(t *testing.T) {
 	}
 	ts.mon.rows = rl
 	before := time.Now()
-	if r := ts.bid(readReq(t, "site-banner.json")); r.StatusCode() != 200 {
+	if r := ts.bidInTime(readReq(t, "site-banner.json")); r.StatusCode() != 200 {
 		t.Fatalf("status %d: %s", r.StatusCode(), r.Body())
 	}
 	cancel()

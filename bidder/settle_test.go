@@ -60,17 +60,15 @@ func TestNotice503UntilLedgerAcknowledges(t *testing.T) {
 		t.Skip("restarts NATS")
 	}
 	store := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	// The first start binds a port the kernel picks (-1); a restart binds
+	// the same one again, as a restarted server would.
+	port := -1
 	startNATS := func() func() {
 		s, err := budget.StartEmbedded(budget.EmbeddedOptions{ServerName: "solo", StoreDir: store, Port: port})
 		if err != nil {
 			t.Fatal(err)
 		}
+		port = s.Addr().(*net.TCPAddr).Port
 		return s.Shutdown
 	}
 	stop := startNATS()
@@ -162,7 +160,7 @@ func TestLongIDsNotChargedAsOne(t *testing.T) {
 		t.Helper()
 		b := strings.Replace(string(body), "req-site-banner", auction, 1)
 		b = strings.Replace(b, `"imp":[{"id":"1"`, `"imp":[{"id":"`+imp+`"`, 1)
-		code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
+		code, resp, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", []byte(b))
 		if code != 200 {
 			return false
 		}
@@ -378,7 +376,7 @@ func TestTestRequests(t *testing.T) {
 	base := "http://" + app.Addr()
 	bidAt := func(exchange, body string) openrtb2.Bid {
 		t.Helper()
-		code, resp, why := post(t, base+"/openrtb2/bid?exchange="+exchange, []byte(body))
+		code, resp, why := postBid(t, base+"/openrtb2/bid?exchange="+exchange, []byte(body))
 		var br openrtb2.BidResponse
 		if code != 200 || json.Unmarshal(resp, &br) != nil || len(br.SeatBid) == 0 || len(br.SeatBid[0].Bid) == 0 {
 			t.Fatalf("bid on %q: %d %s %s", exchange, code, why, resp)

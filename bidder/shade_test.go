@@ -71,7 +71,7 @@ func segmentParam(t *testing.T, raw string) string {
 
 func TestShadingColdSegmentBidsValue(t *testing.T) {
 	ts := newTestServer(t, withShading)
-	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "cold"))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "cold"))))
 	if b.Price != 2 {
 		t.Fatalf("cold segment bid %v, want the unshaded 2", b.Price)
 	}
@@ -88,7 +88,7 @@ func TestShadingColdSegmentBidsValue(t *testing.T) {
 func TestShadingLearnsAndShades(t *testing.T) {
 	ts := newTestServer(t, withShading)
 	ts.train(t, 12, 1.0)
-	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "warm"))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "warm"))))
 	key, ok := shading.ParseKey([]byte(segmentParam(t, b.NURL)[:32]))
 	if !ok {
 		t.Fatalf("segment in %q", b.NURL)
@@ -123,7 +123,7 @@ func TestShadingNeverUnderFloorNorAboveValue(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ts := newTestServer(t, withShading)
 			ts.train(t, 12, tc.m)
-			b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "x"))))
+			b := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "x"))))
 			if b.Price < 0.5 || b.Price > 2 {
 				t.Fatalf("bid %v outside [floor 0.5, value 2]", b.Price)
 			}
@@ -137,7 +137,7 @@ func TestShadingNeverUnderFloorNorAboveValue(t *testing.T) {
 func TestShadingOffAtSecondPrice(t *testing.T) {
 	ts := newTestServer(t, withShading)
 	ts.train(t, 12, 1.0)
-	b := onlyBid(t, decodeResponse(t, ts.bid(readReq(t, "site-banner.json")))) // at=2, same segment
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(readReq(t, "site-banner.json")))) // at=2, same segment
 	if b.Price != 2 {
 		t.Fatalf("second-price bid %v, want the value 2", b.Price)
 	}
@@ -148,7 +148,7 @@ func TestShadingOffAtSecondPrice(t *testing.T) {
 
 func TestShadingDisabledBidsFixedShade(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Pricing.FirstPriceShade = 0.8 })
-	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "off"))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "off"))))
 	if b.Price != 1.6 || strings.Contains(b.NURL, "&g=") {
 		t.Fatalf("shading off: bid %v nurl %q, want 0.8 x 2 and no feedback", b.Price, b.NURL)
 	}
@@ -210,9 +210,9 @@ func TestShadingNoticeFeedback(t *testing.T) {
 // is as before.
 func TestShadingBadSegmentIgnored(t *testing.T) {
 	ts := newTestServer(t, withShading)
-	a := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "a-1"))))
+	a := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "a-1"))))
 	other := []byte(strings.Replace(string(firstPrice(t, "b-1")), `"pub-3"`, `"pub-4"`, 1))
-	b := onlyBid(t, decodeResponse(t, ts.bid(other)))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(other)))
 	segA, segB := segmentParam(t, a.NURL), segmentParam(t, b.NURL)
 	kb, _ := shading.ParseKey([]byte(segB[:32]))
 	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
@@ -250,8 +250,8 @@ func TestShadingSegmentBoundRealSigner(t *testing.T) {
 	body := func(id, pub string) []byte {
 		return []byte(strings.Replace(string(firstPrice(t, id)), `"pub-3"`, strconv.Quote(pub), 1))
 	}
-	a := onlyBid(t, decodeResponse(t, ts.bid(body("real-a", "pub-3"))))
-	b := onlyBid(t, decodeResponse(t, ts.bid(body("real-b", "pub-4"))))
+	a := onlyBid(t, decodeResponse(t, ts.bidInTime(body("real-a", "pub-3"))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(body("real-b", "pub-4"))))
 	segA, segB := segmentParam(t, a.NURL), segmentParam(t, b.NURL)
 	kb, _ := shading.ParseKey([]byte(segB[:32]))
 	ts.fire(t, strings.Replace(a.LURL, "&g="+segA, "&g="+segB, 1), "0", "102", "3")
@@ -325,7 +325,7 @@ func TestExplainShowsLearnedShading(t *testing.T) {
 	if code != 200 || !a.Bid || len(a.Imps) != 1 {
 		t.Fatalf("explain: %d %s %s", code, a.NoBidReason, a)
 	}
-	b := onlyBid(t, decodeResponse(t, ts.bid(firstPrice(t, "bid"))))
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(firstPrice(t, "bid"))))
 	ei := a.Imps[0]
 	if ei.Winner != b.CID || ei.PriceMicros != int64(math.Round(b.Price*1e6)) {
 		t.Fatalf("explained %s at %d micros, bid %s at %v", ei.Winner, ei.PriceMicros, b.CID, b.Price)

@@ -152,7 +152,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	code, resp, why := post(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+	code, resp, why := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body)
 	if code != 200 {
 		t.Fatalf("example bid request: %d %s", code, why)
 	}
@@ -257,7 +257,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	click("#resumeAll")
 	pageShows("bidding resumed", func() bool { return !app.Server.pausedAll() })
-	if code, _, _ := post(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
+	if code, _, _ := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("bid after resume: %d", code)
 	}
 	// One more refresh with everything in place, then no error may have shown.
