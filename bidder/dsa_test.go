@@ -2,8 +2,6 @@ package bidder
 
 import (
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -19,18 +17,9 @@ import (
 // transparency they require (a privacy audit: the bidder read no dsa).
 func TestBidDSATransparency(t *testing.T) {
 	ts := newTestServer(t, nil)
-	files, _ := filepath.Glob("testdata/campaigns/*.yaml")
-	var plain, withDSA []campaigns.Config
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := campaigns.ParseConfig(f, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		plain = append(plain, c)
+	plain := testCampaignConfigs(t)
+	var withDSA []campaigns.Config
+	for _, c := range plain {
 		c.DSA = &campaigns.DSAConfig{Behalf: `Acme "Shoes" GmbH`, Paid: "Acme Holding"}
 		withDSA = append(withDSA, c)
 	}

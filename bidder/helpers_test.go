@@ -12,6 +12,8 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -331,6 +333,26 @@ func (ts *testServer) bidInTime(body []byte, hdr ...string) *fasthttp.Response {
 			return r
 		}
 	}
+}
+
+// testCampaignConfigs reads testdata/campaigns as configs (newTestServer's
+// campaigns), for a test to edit and compile.
+func testCampaignConfigs(t *testing.T) []campaigns.Config {
+	t.Helper()
+	files, _ := filepath.Glob("testdata/campaigns/*.yaml")
+	var cfgs []campaigns.Config
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := campaigns.ParseConfig(f, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs = append(cfgs, c)
+	}
+	return cfgs
 }
 
 func gzipped(t testing.TB, b []byte) []byte {

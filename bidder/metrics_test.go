@@ -2,8 +2,6 @@ package bidder
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unsafe"
@@ -94,20 +92,7 @@ func TestCampaignStatsSurviveReload(t *testing.T) {
 		t.Fatal("no campaign counted the bid")
 	}
 	// The same campaigns plus a new one.
-	files, _ := filepath.Glob("testdata/campaigns/*.yaml")
-	var cfgs []campaigns.Config
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		c, err := campaigns.ParseConfig(f, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfgs = append(cfgs, c)
-	}
-	snap, err := campaigns.Compile(append(cfgs, campaigns.Generate(1, 1)...))
+	snap, err := campaigns.Compile(append(testCampaignConfigs(t), campaigns.Generate(1, 1)...))
 	if err != nil {
 		t.Fatal(err)
 	}
