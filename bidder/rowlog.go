@@ -190,8 +190,13 @@ func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp
 	}
 	b = appendShortString(b, name)
 	for i, v := range row {
-		if noTrain && (i < len(features.Slots) && features.Slots[i].User || geoFromUser && geoSlot(i)) {
-			v = 0
+		if noTrain {
+			switch {
+			case i < len(features.Slots) && features.Slots[i].User:
+				v = 0
+			case geoFromUser && geoSlot(i):
+				v = noGeo(i)
+			}
 		}
 		b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
 	}
@@ -202,6 +207,16 @@ func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp
 // geoSlot tells the slots features fill from Device.Geo.
 func geoSlot(i int) bool {
 	return i == features.SlotCountry || i == features.SlotRegion || i == features.SlotHour || i == features.SlotDayOfWeek
+}
+
+// noGeo is geo slot i as features writes it for a request without geo: 0
+// for country and region, -1 (unknown) for the local hour and weekday (0
+// would read as midnight on a Sunday; a review).
+func noGeo(i int) float32 {
+	if i == features.SlotHour || i == features.SlotDayOfWeek {
+		return -1
+	}
+	return 0
 }
 
 func appendShort(b, s []byte) []byte {

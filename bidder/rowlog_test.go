@@ -371,7 +371,10 @@ func pythonWithNumpy(t *testing.T) string {
 // when user.geo stood in for device.geo (a later audit: the user's home
 // country, region and local time were kept).
 func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
-	homeGeo := map[int]bool{features.SlotCountry: true, features.SlotRegion: true, features.SlotHour: true, features.SlotDayOfWeek: true}
+	// The home location's slots, as a request without geo writes them: no
+	// country or region (0), hour and weekday unknown (-1, not midnight on
+	// a Sunday).
+	homeGeo := map[int]float32{features.SlotCountry: 0, features.SlotRegion: 0, features.SlotHour: -1, features.SlotDayOfWeek: -1}
 	for _, c := range []struct{ noTrain, geoFromUser bool }{{false, false}, {true, false}, {false, true}, {true, true}} {
 		noTrain := c.noTrain
 		cfg := rowLogTestConfig(t.TempDir())
@@ -409,11 +412,14 @@ func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
 			if user {
 				users++
 			}
-			user = user || c.geoFromUser && homeGeo[i]
+			home, isHome := homeGeo[i]
 			if want := float32(i + 1); user && noTrain {
-				want = 0
-				if v != want {
+				if v != 0 {
 					t.Errorf("no train (geo from user %v): user-level slot %d logged %v, want 0", c.geoFromUser, i, v)
+				}
+			} else if isHome && c.geoFromUser && noTrain {
+				if v != home {
+					t.Errorf("no train, geo from user: home location slot %d logged %v, want %v", i, v, home)
 				}
 			} else if v != want {
 				t.Errorf("no train %v: slot %d logged %v, want %v", noTrain, i, v, want)
