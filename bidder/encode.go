@@ -76,9 +76,12 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	}
 	b = append(b, `","ext":{"pctr":`...)
 	b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
-	if d := sl.cand.Campaign.DSA; d != nil && bc.req.Regs.DSARequired >= 1 {
+	if d := sl.cand.Campaign.DSA; d != nil && bc.req.Regs.DSARequired >= 1 && bc.req.Regs.DSAPubRender != 0 {
 		// DSA transparency where the request supports it (dsarequired 1)
-		// or requires it (2, 3: the match refused campaigns without it).
+		// or requires it (2, 3: the match refused campaigns without it);
+		// not where the publisher cannot render it (pubrender 0): with
+		// adrender 0 nobody would, a pair an exchange may drop the bid for,
+		// and dsarequired 1 lets a bid go without.
 		b = append(b, ',')
 		b = append(b, d.JSON...)
 	}
