@@ -39,6 +39,7 @@ type Baseline struct {
 	accts []*budget.Account // by campaign index
 	ads   []features.Ad     // by creative index
 	seq   atomic.Uint64
+	draws atomic.Uint64 // numbers the auctions: each campaign's one pacing draw for it, as the bidder's (budget.Manager.AllowDraw)
 }
 
 // BaselineConfig mirrors the bidder's configuration; zero fields take the
@@ -259,6 +260,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	}
 	a.user, a.test = user, br.Test == 1
 	facts := newFacts(br, arrival, userLevel)
+	draw := b.draws.Add(1)
 	why := "no_campaign"
 	var rows []float32
 	base := make([]float32, features.Width)
@@ -279,7 +281,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		}
 		first := len(a.Slots)
 		for _, c := range b.match(nil, facts, imp) {
-			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival)
+			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival, draw)
 			if r != "" {
 				why = r
 				continue
@@ -331,7 +333,7 @@ func (b *Baseline) deadline(br *openrtb2.BidRequest, arrival time.Time) time.Tim
 }
 
 // gate checks floor, frequency cap and budget before any model time is spent.
-func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, resp string, user uint64, now time.Time) (Slot, string) {
+func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, resp string, user uint64, now time.Time, draw uint64) (Slot, string) {
 	camp := c.Campaign
 	if d := c.Deal; d != nil && d.BidFloor > 0 {
 		// deal.bidfloorcur does not inherit imp.bidfloorcur (2.6): USD
@@ -376,7 +378,7 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, 
 		}
 		charge *= imp.Qty.Multiplier
 	}
-	switch b.cfg.Budget.Allow(acct, ceilDiv(int64(charge), 1000), now) {
+	switch b.cfg.Budget.AllowDraw(acct, ceilDiv(int64(charge), 1000), now, draw) {
 	case budget.DecisionOK:
 	case budget.DecisionPaced:
 		return Slot{}, "paced"

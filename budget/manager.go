@@ -317,6 +317,7 @@ func (m *Manager) retiredIn(id, currency string) *Account {
 		return a
 	}
 	a := m.newAccount(id)
+	delete(m.otherCur, id) // its account has the record's currency now
 	a.cfg.Store(&Campaign{ID: id, Currency: currency, DailyMicros: 1, retired: true})
 	m.publishLocked()
 	m.retiredN.Add(1)

@@ -207,10 +207,12 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		// hold a provisional charge that it would reverse, is there but
 		// could not answer (a timeout, busy, NATS down): the exchange's
 		// retry may reach it (a fleet audit's loss during a NATS outage was
-		// answered 200 and its win stayed charged). An owner nothing serves
-		// (no responders: gone, or between two processes) gets no retry:
-		// an instance id may never run again (renamed, moved), and its old
-		// bids' losses would be refused for good.
+		// answered 200 and its win stayed charged); so is one with no
+		// subscription while its heartbeat is live (cut off from NATS,
+		// forward.go). An owner nothing serves and whose heartbeat is gone
+		// (closed, or expired) gets no retry: an instance id may never run
+		// again (renamed, moved), and its old bids' losses would be refused
+		// for good.
 		return out.res, ErrOwnerUnreachable
 	}
 	return out.res, nil

@@ -17,9 +17,9 @@ import (
 	"sync"
 	"syscall"
 	"time"
-	_ "time/tzdata"
+	_ "time/tzdata" // time zones resolve on machines without a zoneinfo database
 	"unicode"
-	"unicode/utf8" // time zones resolve on machines without a zoneinfo database
+	"unicode/utf8"
 )
 
 // Option configures Compile, LoadDir and NewStore.
