@@ -156,3 +156,26 @@ func TestHandlerAllocsRowLog(t *testing.T) {
 		t.Fatalf("row log offered %d records, want every bid", rl.offered.Load())
 	}
 }
+
+// A first-price bid priced from a warm curve (the segment past its
+// min_observations) allocates nothing either: TestHandlerAllocsRealBudget's
+// first-price request is cold, so the curve's path was not under the guard
+// the docs cite (an outside audit).
+func TestHandlerAllocsWarmShading(t *testing.T) {
+	s, _ := budgetTestServer(t, withShading)
+	ts := &testServer{Server: s}
+	ts.train(t, 12, 1.0)
+	body := firstPrice(t, "alloc-warm")
+	b := onlyBid(t, decodeResponse(t, ts.bidInTime(body)))
+	if b.Price >= 2 {
+		t.Fatalf("bid %v: not shaded below the 2.00 value, the curve is not warm", b.Price)
+	}
+	ctx, run := bidReplay(ts.handle, body)
+	run()
+	if ctx.Response.StatusCode() != 200 {
+		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
+	}
+	if n := allocs(run); n != 0 {
+		t.Errorf("%v allocations per shaded bid, want 0", n)
+	}
+}
