@@ -196,30 +196,20 @@ func splitmix64(x uint64) uint64 {
 }
 
 // Allow tells whether a bid of at most maxChargeMicros may be placed for the
-// campaign now, with a participation draw of its own. It never allocates,
-// locks or waits.
+// campaign now, with a participation draw of its own (AllowDraw's req 0). It
+// never allocates, locks or waits.
 func (m *Manager) Allow(h *Account, maxChargeMicros int64, now time.Time) Decision {
-	if h == nil {
-		return DecisionUnknown
-	}
-	return m.allow(h, maxChargeMicros, now, 0)
+	return m.AllowDraw(h, maxChargeMicros, now, 0)
 }
 
 // AllowDraw is Allow with the participation draw of request number req
-// (from 1): every call with the same req takes the same draw, so a campaign
-// takes part in a request, all its creatives and imps, with the probability
-// pacing set, not once per creative and imp (an outside audit: with k
-// candidates in a request it took part with 1-(1-p)^k, and /admin/explain,
-// which reads one draw, disagreed with the bid).
+// (from 1; 0: the account's next draw): every call with the same req takes
+// the same draw, so a campaign takes part in a request, all its creatives
+// and imps, with the probability pacing set, not once per creative and imp
+// (an outside audit: with k candidates in a request it took part with
+// 1-(1-p)^k, and /admin/explain, which reads one draw, disagreed with the
+// bid).
 func (m *Manager) AllowDraw(h *Account, maxChargeMicros int64, now time.Time, req uint64) Decision {
-	if h == nil {
-		return DecisionUnknown
-	}
-	return m.allow(h, maxChargeMicros, now, req)
-}
-
-// allow is Allow (req 0: the account's next draw) and AllowDraw.
-func (m *Manager) allow(h *Account, maxChargeMicros int64, now time.Time, req uint64) Decision {
 	if h == nil {
 		return DecisionUnknown
 	}
