@@ -176,6 +176,15 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 			out["video-pod.json dynamic low floors "+strconv.Itoa(i)] = bytes.Replace(v, []byte(`"video":{`), low, -1)
 		}
 	}
+	// Internationalised domains: a badv and a site domain in Unicode (the
+	// generated campaigns' domains are ASCII, so these block and target
+	// nothing), and ones longer than a domain may be (not converted).
+	long := strings.Repeat("字", 90) + ".example"
+	for i, v := range [][2]string{{"münchen.example", "bücher.example"}, {long, long}} {
+		r := strings.NewReplacer(`"badv":["competitor.example"`, `"badv":["`+v[0]+`","competitor.example"`,
+			`"domain":"site-5.example.com"`, `"domain":"`+v[1]+`"`)
+		out["site-banner idn "+strconv.Itoa(i)] = []byte(r.Replace(string(SiteBanner("0.3"))))
+	}
 	return out
 }
 

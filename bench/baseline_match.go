@@ -751,8 +751,12 @@ func regsDSA(ext json.RawMessage) (req, pub int) {
 
 // idnASCII writes an internationalised domain name in ASCII (punycode), as
 // the bidder reads badv, wadomain and the site's domain; one that does not
-// convert stays as it is.
+// convert, or is longer than a domain name may be (253 bytes), stays as it
+// is.
 func idnASCII(d string) string {
+	if len(d) > 253 {
+		return d
+	}
 	for i := 0; i < len(d); i++ {
 		if d[i] >= utf8.RuneSelf {
 			if a, err := idna.Lookup.ToASCII(d); err == nil {
