@@ -85,15 +85,22 @@ func TestHandlerAllocsRealBudget(t *testing.T) {
 	s, _ := budgetTestServer(t, withShading)
 	ts := &testServer{Server: s}
 	for _, body := range [][]byte{readReq(t, "site-banner.json"), firstPrice(t, "alloc")} {
-		ctx, run := bidReplay(ts.handle, body)
-		run()
-		if ctx.Response.StatusCode() != 200 {
-			t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
-		}
-		if n := allocs(run); n != 0 {
+		if n := bidAllocs(t, ts, body); n != 0 {
 			t.Errorf("%v allocations per bid through the real budget, want 0", n)
 		}
 	}
+}
+
+// bidAllocs is allocs of ts answering body again (bidReplay), which must
+// bid.
+func bidAllocs(t *testing.T, ts *testServer, body []byte) float64 {
+	t.Helper()
+	ctx, run := bidReplay(ts.handle, body)
+	run()
+	if ctx.Response.StatusCode() != 200 {
+		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
+	}
+	return allocs(run)
 }
 
 // bidReplay is a request context posting body to the bid endpoint, with
@@ -170,12 +177,7 @@ func TestHandlerAllocsWarmShading(t *testing.T) {
 	if b.Price >= 2 {
 		t.Fatalf("bid %v: not shaded below the 2.00 value, the curve is not warm", b.Price)
 	}
-	ctx, run := bidReplay(ts.handle, body)
-	run()
-	if ctx.Response.StatusCode() != 200 {
-		t.Fatalf("status %d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("x-nobid-reason"))
-	}
-	if n := allocs(run); n != 0 {
+	if n := bidAllocs(t, ts, body); n != 0 {
 		t.Errorf("%v allocations per shaded bid, want 0", n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -315,18 +316,7 @@ func TestRestoredLevelChangedElsewhereStillBills(t *testing.T) {
 // during a NATS outage). An owner nothing serves (no responders) gets no
 // retry: 200, as before.
 func TestLossWhileOwnerAwayAsksForARetry(t *testing.T) {
-	srv := startServer(t, t.TempDir(), -1)
-	t.Cleanup(srv.Shutdown)
-	clk := newManualClock(time.Now())
-	c := campaign("c", micros(5))
-	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
-	b := natsManualManager(t, "b", srv, clk, []Campaign{c})
-	id, _ := a.Hold(a.Handle("c"), 400_000, clk.Now())
-	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
-		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
-	if _, err := a.Settle(n); err != nil {
-		t.Fatal(err)
-	}
+	srv, _, a, b, n := provisionalWinOnA(t)
 	// The owner stalls: something holds its subject and never answers.
 	if err := a.fwdSub.Unsubscribe(); err != nil {
 		t.Fatal(err)
@@ -494,18 +484,7 @@ func TestYieldedSurvivorKeepsItsSnapshot(t *testing.T) {
 // wins stayed charged). Once the owner closed (its heartbeat deleted) the
 // loss is answered as for an owner that is gone.
 func TestLossWhileOwnerHasNoSubscriptionAsksForARetry(t *testing.T) {
-	srv := startServer(t, t.TempDir(), -1)
-	t.Cleanup(srv.Shutdown)
-	clk := newManualClock(time.Now())
-	c := campaign("c", micros(5))
-	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
-	b := natsManualManager(t, "b", srv, clk, []Campaign{c})
-	id, _ := a.Hold(a.Handle("c"), 400_000, clk.Now())
-	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
-		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
-	if _, err := a.Settle(n); err != nil {
-		t.Fatal(err)
-	}
+	_, clk, a, b, n := provisionalWinOnA(t)
 	deadline := time.Now().Add(5 * time.Second)
 	for !b.ownerLive("a", clk.Now().UnixNano()) {
 		if time.Now().After(deadline) {
@@ -547,4 +526,24 @@ func TestLossWhileOwnerHasNoSubscriptionAsksForARetry(t *testing.T) {
 	if _, err := b.Settle(n); err != nil {
 		t.Fatalf("loss for a closed owner: %v, want nil", err)
 	}
+}
+
+// provisionalWinOnA starts a NATS server and instances a and b with one
+// campaign, and settles a's provisional win of 350,000 (charged on bill) on
+// a; n is that win notice.
+func provisionalWinOnA(t *testing.T) (*server.Server, *manualClock, *Manager, *Manager, Notice) {
+	t.Helper()
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	a := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	b := natsManualManager(t, "b", srv, clk, []Campaign{c})
+	id, _ := a.Hold(a.Handle("c"), 400_000, clk.Now())
+	n := Notice{Kind: KindWin, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c", AuctionID: "x",
+		ImpID: "1", BidMicros: 400_000, ClearingMicros: 350_000, Time: clk.Now()}
+	if _, err := a.Settle(n); err != nil {
+		t.Fatal(err)
+	}
+	return srv, clk, a, b, n
 }

@@ -194,20 +194,8 @@ func TestPacingEvenAcceleratedDay(t *testing.T) {
 // whole day's budget within 5 s of a burst and charged 10% of it in 2 s,
 // 38 times the plan by then, its participation still 1.
 func TestPacingCountsBidsInFlight(t *testing.T) {
-	clk := newManualClock(t0.Add(12 * time.Hour))
-	c := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
-	m := newMemManager(t, NewMemStore(), "p1", clk, c)
-	h := m.Handle("even")
+	clk, m, h, step := evenAtNoon(t)
 	p := func() float64 { return float64(h.throttle.Load()) / math.MaxUint64 }
-	step := func() {
-		clk.Add(time.Second)
-		m.ledger.flush(ctxT(t))
-		m.syncAll(ctxT(t), clk.Now(), false)
-		m.tick(clk.Now())
-	}
-	for range 3 {
-		step()
-	}
 	var ids []HoldID
 	for m.Allow(h, 10_000, clk.Now()) == DecisionOK { // a burst: the whole lease (10 units, a tenth of the day)
 		id, ok := m.Hold(h, 10_000, clk.Now())
@@ -602,19 +590,7 @@ func TestPacingTotalLeftUnderDaily(t *testing.T) {
 // conversion of the money in flight) falls; left in drawn it tended to 1
 // and the controller under-delivered.
 func TestReversedWinsLowerPacingConversion(t *testing.T) {
-	clk := newManualClock(t0.Add(12 * time.Hour))
-	c := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
-	m := newMemManager(t, NewMemStore(), "p1", clk, c)
-	h := m.Handle("even")
-	step := func() {
-		clk.Add(time.Second)
-		m.ledger.flush(ctxT(t))
-		m.syncAll(ctxT(t), clk.Now(), false)
-		m.tick(clk.Now())
-	}
-	for range 3 {
-		step()
-	}
+	clk, m, h, step := evenAtNoon(t)
 	var ids []HoldID
 	for range 50 {
 		id, ok := m.Hold(h, 10_000, clk.Now())
@@ -649,8 +625,29 @@ func TestReversedWinsLowerPacingConversion(t *testing.T) {
 		step()
 	}
 	// The estimate as the last step left it (no time passed, nothing new).
-	_, conv := h.pace.inflight(clk.Now(), h.reserved.Load(), h.drawn.Load(), h.pending.Load(), c.DailyMicros)
+	_, conv := h.pace.inflight(clk.Now(), h.reserved.Load(), h.drawn.Load(), h.pending.Load(), h.campaign().DailyMicros)
 	if conv > 0.5 {
 		t.Errorf("conversion %.3f after %d provisional wins all reversed, want the share spent (~0)", conv, len(ids))
 	}
+}
+
+// evenAtNoon is a manager with one even-paced campaign of 100 a day at noon,
+// and a step of its second (ledger flushed, a sync round, a pacing tick),
+// after three of them.
+func evenAtNoon(t *testing.T) (*manualClock, *Manager, *Account, func()) {
+	t.Helper()
+	clk := newManualClock(t0.Add(12 * time.Hour))
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(100), Pacing: PacingEven}
+	m := newMemManager(t, NewMemStore(), "p1", clk, c)
+	h := m.Handle("even")
+	step := func() {
+		clk.Add(time.Second)
+		m.ledger.flush(ctxT(t))
+		m.syncAll(ctxT(t), clk.Now(), false)
+		m.tick(clk.Now())
+	}
+	for range 3 {
+		step()
+	}
+	return clk, m, h, step
 }

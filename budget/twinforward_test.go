@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -117,28 +118,11 @@ func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
 // process an entry at level 0 that stood over the twin's billed level in
 // the id's snapshot (a flaky CI run of the test above).
 func TestYieldedTwinSettlesOnlyWhatIsAddressedToIt(t *testing.T) {
-	srv := startServer(t, t.TempDir(), -1)
-	t.Cleanup(srv.Shutdown)
-	clk := newManualClock(time.Now())
-	c := campaign("c", micros(5))
-	yielded := natsManualManager(t, "a", srv, clk, []Campaign{c})
-	standing := natsManualManager(t, "a", srv, clk, []Campaign{c})
-	clk.Add(time.Second)
-	yielded.syncAll(ctxT(t), clk.Now(), false)
-	if !yielded.twinAlive(clk.Now().UnixNano()) {
-		t.Fatal("the first process did not yield")
-	}
+	srv, clk, _, yielded, standing := yieldedTwins(t)
 	if got := yielded.ownerBoot("a"); got != standing.boot {
 		t.Fatalf("the yielded process addresses %q, want the standing one's boot %q", got, standing.boot)
 	}
-	standing.Close(ctxT(t))
-	deadline := time.Now().Add(10 * time.Second)
-	for yielded.twinAlive(clk.Now().UnixNano()) {
-		if time.Now().After(deadline) {
-			t.Fatal("the yielded process never saw its twin's record deleted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	closeTwin(t, clk, yielded, standing)
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)
@@ -211,18 +195,8 @@ func TestForwardedWinCountsTheImpressionAtTheOwner(t *testing.T) {
 // one of the twin's provisional wins then reverses it (a fleet audit: 15
 // losses answered 200 after the twin's close, 15 wins left charged).
 func TestYieldedProcessTakesItsClosedTwinsLevels(t *testing.T) {
-	srv := startServer(t, t.TempDir(), -1)
-	t.Cleanup(srv.Shutdown)
-	clk := newManualClock(time.Now())
-	c := campaign("c", micros(5))
-	yielded := natsManualManager(t, "a", srv, clk, []Campaign{c})
-	standing := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	srv, clk, c, yielded, standing := yieldedTwins(t)
 	other := natsManualManager(t, "b", srv, clk, []Campaign{c})
-	clk.Add(time.Second)
-	yielded.syncAll(ctxT(t), clk.Now(), false)
-	if !yielded.twinAlive(clk.Now().UnixNano()) {
-		t.Fatal("the first process did not yield")
-	}
 	waitForLease(t, standing, standing.Handle("c"), 2000)
 	id, ok := standing.Hold(standing.Handle("c"), 2000, clk.Now())
 	if !ok {
@@ -233,14 +207,7 @@ func TestYieldedProcessTakesItsClosedTwinsLevels(t *testing.T) {
 	if _, err := standing.Settle(n); err != nil {
 		t.Fatal(err)
 	}
-	standing.Close(ctxT(t))
-	deadline := time.Now().Add(10 * time.Second)
-	for yielded.twinAlive(clk.Now().UnixNano()) {
-		if time.Now().After(deadline) {
-			t.Fatal("the yielded process never saw its twin's record deleted")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	closeTwin(t, clk, yielded, standing)
 	clk.Add(time.Second)
 	yielded.syncAll(ctxT(t), clk.Now(), false)
 	if got := yielded.twinLevelsN.Load(); got == 0 {
@@ -253,5 +220,38 @@ func TestYieldedProcessTakesItsClosedTwinsLevels(t *testing.T) {
 	}
 	if b, err := snapshotOf(t, srv.ClientURL(), "a"); err != nil || b == nil {
 		t.Errorf("the twin's snapshot is gone before the survivor's close (its open holds come in then): %v", err)
+	}
+}
+
+// yieldedTwins starts a NATS server and two processes under instance "a"
+// with campaign c, the second within the first's start probe: the first
+// yields to it at its next beat.
+func yieldedTwins(t *testing.T) (*server.Server, *manualClock, Campaign, *Manager, *Manager) {
+	t.Helper()
+	srv := startServer(t, t.TempDir(), -1)
+	t.Cleanup(srv.Shutdown)
+	clk := newManualClock(time.Now())
+	c := campaign("c", micros(5))
+	yielded := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	standing := natsManualManager(t, "a", srv, clk, []Campaign{c})
+	clk.Add(time.Second)
+	yielded.syncAll(ctxT(t), clk.Now(), false)
+	if !yielded.twinAlive(clk.Now().UnixNano()) {
+		t.Fatal("the first process did not yield")
+	}
+	return srv, clk, c, yielded, standing
+}
+
+// closeTwin closes the standing twin and waits until the yielded process
+// saw its heartbeat deleted.
+func closeTwin(t *testing.T, clk *manualClock, yielded, standing *Manager) {
+	t.Helper()
+	standing.Close(ctxT(t))
+	deadline := time.Now().Add(10 * time.Second)
+	for yielded.twinAlive(clk.Now().UnixNano()) {
+		if time.Now().After(deadline) {
+			t.Fatal("the yielded process never saw its twin's record deleted")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
