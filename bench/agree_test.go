@@ -185,6 +185,14 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 			`"domain":"site-5.example.com"`, `"domain":"`+v[1]+`"`)
 		out["site-banner idn "+strconv.Itoa(i)] = []byte(r.Replace(string(SiteBanner("0.3"))))
 	}
+	// DSA transparency as encoders write it (2.0), and the values read the
+	// strict way (required; the publisher does not render): the generated
+	// campaigns carry no dsa, so a requirement leaves every one out.
+	for i, dsa := range []string{`{"dsarequired":2.0,"pubrender":1}`, `{"dsarequired":1.0,"pubrender":1.0}`,
+		`{"dsarequired":1,"pubrender":"x"}`, `{"dsarequired":true}`, `[{"dsarequired":1}]`, `null`} {
+		b := SiteBanner("0.3")
+		out["site-banner dsa "+strconv.Itoa(i)] = bytes.Replace(b, []byte(`"ext":{"gdpr":0`), []byte(`"ext":{"dsa":`+dsa+`,"gdpr":0`), 1)
+	}
 	return out
 }
 

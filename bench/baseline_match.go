@@ -2,6 +2,7 @@ package bench
 
 import (
 	"encoding/json"
+	"math"
 	"net/url"
 	"path"
 	"slices"
@@ -724,29 +725,41 @@ func advDomain(a string) string {
 	return idnASCII(strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www."))
 }
 
-// regsDSA reads regs.ext.dsa's dsarequired and pubrender; -1 where absent
-// or of another type.
+// regsDSA reads regs.ext.dsa's dsarequired and pubrender as the bidder does:
+// a whole number or a string of digits, above 3 read as 3; -1 where absent
+// or null; anything else, or a dsa that is not an object, the strict way
+// (dsarequired 3, pubrender 0).
 func regsDSA(ext json.RawMessage) (req, pub int) {
 	var e struct {
-		DSA map[string]json.RawMessage `json:"dsa"`
+		DSA json.RawMessage `json:"dsa"`
 	}
 	req, pub = -1, -1
-	if json.Unmarshal(ext, &e) != nil {
+	if json.Unmarshal(ext, &e) != nil || e.DSA == nil || string(e.DSA) == "null" {
 		return
 	}
-	read := func(raw json.RawMessage) int {
+	var d map[string]json.RawMessage
+	if json.Unmarshal(e.DSA, &d) != nil {
+		return 3, 0
+	}
+	read := func(raw json.RawMessage, strict int) int {
+		if raw == nil || string(raw) == "null" {
+			return -1
+		}
 		var n float64
-		if json.Unmarshal(raw, &n) == nil && n >= 0 && n == float64(int64(n)) {
-			return int(min(n, 3))
+		if json.Unmarshal(raw, &n) == nil {
+			if n >= 0 && n == math.Trunc(n) {
+				return int(min(n, 3))
+			}
+			return strict
 		}
 		var s string
 		if json.Unmarshal(raw, &s) == nil && s != "" && len(s) <= 18 && strings.Trim(s, "0123456789") == "" {
 			v, _ := strconv.ParseInt(s, 10, 64)
 			return int(min(v, 3))
 		}
-		return -1
+		return strict
 	}
-	return read(e.DSA["dsarequired"]), read(e.DSA["pubrender"])
+	return read(d["dsarequired"], 3), read(d["pubrender"], 0)
 }
 
 // idnASCII writes an internationalised domain name in ASCII (punycode), as

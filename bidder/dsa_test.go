@@ -50,6 +50,14 @@ func TestBidDSATransparency(t *testing.T) {
 		{"supported, none given", `{"dsarequired":1}`, plain, true, false},
 		{"not asked", "", withDSA, true, false},
 		{"not required", `{"dsarequired":0}`, withDSA, true, false},
+		// As encoders write integers (an outside audit's 2.0 got a bid
+		// from a campaign without DSA data), and what cannot be read.
+		{"required as 2.0", `{"dsarequired":2.0,"pubrender":1}`, plain, false, false},
+		{"required as 2.0, given", `{"dsarequired":2.0,"pubrender":1.0}`, withDSA, true, true},
+		{"unreadable dsarequired", `{"dsarequired":true,"pubrender":1}`, plain, false, false},
+		{"unreadable dsarequired, given", `{"dsarequired":"2 ","pubrender":1}`, withDSA, true, true},
+		{"unreadable pubrender", `{"dsarequired":2,"pubrender":"yes"}`, withDSA, false, false},
+		{"dsa not an object", `[{"dsarequired":2,"pubrender":1}]`, withDSA, false, false},
 	} {
 		snap, err := campaigns.Compile(tc.camps)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -373,28 +374,36 @@ func fromSchema(br *openrtb2.BidRequest, body []byte) (*Request, string) {
 }
 
 // extDSA reads regs.ext.dsa's dsarequired and pubrender as the parser does
-// (dsaField): an ext integer (extIntOf) from 0, above 3 read as 3; else
-// Unset.
+// (dsaField): a whole number from 0 or a string of digits (extIntOf), above 3
+// read as 3; null or absent Unset; anything else, or a dsa that is not an
+// object, dsarequired 3 and pubrender 0.
 func extDSA(ext json.RawMessage) (req, pub int8) {
 	req, pub = Unset, Unset
 	var m map[string]json.RawMessage
-	if json.Unmarshal(ext, &m) != nil {
+	if json.Unmarshal(ext, &m) != nil || m["dsa"] == nil || string(m["dsa"]) == "null" {
 		return
 	}
 	var d map[string]json.RawMessage
 	if json.Unmarshal(m["dsa"], &d) != nil {
-		return
+		return 3, 0
 	}
-	read := func(raw json.RawMessage) int8 {
+	read := func(raw json.RawMessage, strict int8) int8 {
 		if raw == nil || string(raw) == "null" {
 			return Unset
+		}
+		var f float64
+		if json.Unmarshal(raw, &f) == nil {
+			if f >= 0 && f == math.Trunc(f) {
+				return int8(min(f, 3))
+			}
+			return strict
 		}
 		if n, ok := extIntOf(raw); ok && n >= 0 {
 			return int8(min(n, 3))
 		}
-		return Unset
+		return strict
 	}
-	return read(d["dsarequired"]), read(d["pubrender"])
+	return read(d["dsarequired"], 3), read(d["pubrender"], 0)
 }
 
 // extATTS reads device.ext.atts: an integer, else 0.

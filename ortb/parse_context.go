@@ -1,6 +1,10 @@
 package ortb
 
-import "github.com/valyala/fastjson"
+import (
+	"math"
+
+	"github.com/valyala/fastjson"
+)
 
 func siteField(s *Site, k []byte, v *fastjson.Value) error {
 	switch string(k) {
@@ -342,8 +346,15 @@ func (p *Parser) regsExtField(k []byte, v *fastjson.Value) error {
 		}
 	case "dsa":
 		p.extDSAReq, p.extDSAPub = Unset, Unset
-		if o := extObject(v); o != nil {
+		switch v.Type() {
+		case fastjson.TypeObject:
+			o, _ := v.Object()
 			return within("dsa", visit(o, p.dsaField))
+		case fastjson.TypeNull:
+		default:
+			// A dsa the bidder cannot read may still require
+			// transparency: read the strict way (dsaField).
+			p.extDSAReq, p.extDSAPub = dsaUnreadReq, dsaUnreadPub
 		}
 	case "gpp_sid":
 		// An array of integers or strings of digits ([2], ["2"]: a
@@ -395,13 +406,16 @@ func (c *PageCats) field(k []byte, v *fastjson.Value) error {
 	}))
 }
 
-// extInt reads an ext integer the way exchanges write them: a number with
-// no fraction, or a string of at most 18 digits (no sign); null is 0. ok is
-// false for anything else.
-// dsaField reads regs.ext.dsa's dsarequired and pubrender (integers, or
-// strings of digits; another type is absent: ext is free-form). A
-// dsarequired above 3 (a later version's) is read as 3, required: the
-// exchange would drop a bid without the transparency it asks for.
+// dsaField reads regs.ext.dsa's dsarequired and pubrender: a whole number
+// (2, 2.0, 2e0: what an encoder writes for an integer) or a string of digits;
+// above 3 is read as 3 (dsarequired's 3, required: the exchange would drop a
+// bid without the transparency it asks for); null is absent. A value it
+// cannot read (2.5, -1, true, " 2", an object) is read the strict way, as it
+// is for a dsa that is not an object: dsarequired 3, pubrender 0 (the
+// publisher will not render it), so that a bid goes out only with its
+// transparency and one whose notice nobody would render not at all. An
+// outside audit's dsarequired 2.0 got a bid from a campaign without DSA
+// data.
 func (p *Parser) dsaField(k []byte, v *fastjson.Value) error {
 	var dst *int8
 	switch string(k) {
@@ -412,13 +426,45 @@ func (p *Parser) dsaField(k []byte, v *fastjson.Value) error {
 	default:
 		return errUnread
 	}
-	*dst = Unset
-	if n, ok := extInt(v); ok && v.Type() != fastjson.TypeNull && n >= 0 {
-		*dst = int8(min(n, 3))
+	switch n, ok := dsaInt(v); {
+	case v.Type() == fastjson.TypeNull:
+		*dst = Unset
+	case ok:
+		*dst = n
+	case dst == &p.extDSAReq:
+		*dst = dsaUnreadReq
+	default:
+		*dst = dsaUnreadPub
 	}
 	return nil
 }
 
+// How dsaField reads a dsarequired or pubrender it cannot read.
+const (
+	dsaUnreadReq = 3
+	dsaUnreadPub = 0
+)
+
+// dsaInt reads a DSA value: a whole number from 0 or a string of digits
+// (extInt), at most 3.
+func dsaInt(v *fastjson.Value) (int8, bool) {
+	if v.Type() == fastjson.TypeNumber {
+		f, err := v.Float64()
+		if err != nil || f < 0 || f != math.Trunc(f) {
+			return 0, false
+		}
+		return int8(min(f, 3)), true
+	}
+	n, ok := extInt(v)
+	if !ok || v.Type() == fastjson.TypeNull {
+		return 0, false
+	}
+	return int8(min(n, 3)), true
+}
+
+// extInt reads an ext integer the way exchanges write them: a number written
+// as an integer, or a string of at most 18 digits (no sign); null is 0. ok is
+// false for anything else.
 func extInt(v *fastjson.Value) (n int64, ok bool) {
 	switch v.Type() {
 	case fastjson.TypeNull:

@@ -815,8 +815,23 @@ func TestParseDSA(t *testing.T) {
 		{`{"ext":{"dsa":{"dsarequired":3,"pubrender":0,"datatopub":2,"transparency":[{"domain":"x.example","dsaparams":[1]}]}}}`, 3, 0},
 		{`{"ext":{"dsa":{"dsarequired":"2","pubrender":"1"}}}`, 2, 1},
 		{`{"ext":{"dsa":{"dsarequired":7}}}`, 3, Unset},
-		{`{"ext":{"dsa":{"dsarequired":null,"pubrender":true}}}`, Unset, Unset},
-		{`{"ext":{"dsa":"required"}}`, Unset, Unset},
+		// What an encoder writes for an integer (an outside audit's 2.0
+		// was read as absent).
+		{`{"ext":{"dsa":{"dsarequired":2.0,"pubrender":1.0}}}`, 2, 1},
+		{`{"ext":{"dsa":{"dsarequired":2e0,"pubrender":20E-1}}}`, 2, 2},
+		{`{"ext":{"dsa":{"dsarequired":0.0,"pubrender":-0.0}}}`, 0, 0},
+		// What cannot be read is read the strict way: required, and the
+		// publisher does not render it.
+		{`{"ext":{"dsa":{"dsarequired":null,"pubrender":true}}}`, Unset, 0},
+		{`{"ext":{"dsa":{"dsarequired":2.5,"pubrender":1}}}`, 3, 1},
+		{`{"ext":{"dsa":{"dsarequired":-1,"pubrender":"1 "}}}`, 3, 0},
+		{`{"ext":{"dsa":{"dsarequired":" 2","pubrender":[1]}}}`, 3, 0},
+		{`{"ext":{"dsa":{"dsarequired":true,"pubrender":{}}}}`, 3, 0},
+		{`{"ext":{"dsa":{"dsarequired":[2]}}}`, 3, Unset},
+		{`{"ext":{"dsa":"required"}}`, 3, 0},
+		{`{"ext":{"dsa":[{"dsarequired":2,"pubrender":1}]}}`, 3, 0},
+		{`{"ext":{"dsa":null}}`, Unset, Unset},
+		{`{"ext":{"dsa":{"required":3,"pubrender":0}}}`, Unset, 0}, // a sample's wart: no dsarequired
 		{`{"ext":{}}`, Unset, Unset},
 		{`{"coppa":0}`, Unset, Unset},
 	} {
