@@ -185,6 +185,15 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 			`"domain":"site-5.example.com"`, `"domain":"`+v[1]+`"`)
 		out["site-banner idn "+strconv.Itoa(i)] = []byte(r.Replace(string(SiteBanner("0.3"))))
 	}
+	// Site domains in the forms the bidder reads (a final dot, a port, a
+	// URL) and a subdomain, against the generated allow lists (exact).
+	for pub := 1; pub <= 10; pub++ {
+		n := strconv.Itoa(pub)
+		for i, form := range []string{"site-" + n + ".example.com.", "https://WWW.site-" + n + ".example.com:443/x", "shop.site-" + n + ".example.com"} {
+			r := strings.NewReplacer("pub-5", "pub-"+n, `"domain":"site-5.example.com"`, `"domain":"`+form+`"`)
+			out["site-banner domain form "+strconv.Itoa(i)+" pub "+n] = []byte(r.Replace(string(SiteBanner("0.3"))))
+		}
+	}
 	// DSA transparency as encoders write it (2.0), and the values read the
 	// strict way (required; the publisher does not render): the generated
 	// campaigns carry no dsa, so a requirement leaves every one out.

@@ -64,6 +64,7 @@ type reqFacts struct {
 	os       string
 	hasOS    bool
 	site     string
+	siteBlk  []string // site and the page's host, with their parents (siteParents)
 	bundle   string
 	pub      string
 	cats     []string // site/app categories: IAB 1.0 upper case with parents, else "TAX:cat"
@@ -115,7 +116,8 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 	case br.Site != nil:
 		f.kind = 1
 		catTax = int64(br.Site.CatTax)
-		f.site = idnASCII(strings.TrimPrefix(strings.ToLower(br.Site.Domain), "www."))
+		f.site = advDomain(br.Site.Domain)
+		f.siteBlk = append(siteParents(f.site), siteParents(advDomain(br.Site.Page))...)
 		cats = slices.Concat(br.Site.Cat, br.Site.PageCat, br.Site.SectionCat)
 		if br.Site.Content != nil {
 			cnt, cntTax = br.Site.Content.Cat, int64(br.Site.Content.CatTax)
@@ -249,7 +251,7 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 	if !(t.Site && t.App && t.DOOH) && !(f.kind == 1 && t.Site || f.kind == 2 && t.App || f.kind == 3 && t.DOOH || f.kind == 4 && t.Site && t.App) {
 		return false
 	}
-	if hasSite && f.site != "" && slices.Contains(t.SiteBlock, f.site) ||
+	if hasSite && anyIn(t.SiteBlock, f.siteBlk) ||
 		hasApp && f.bundle != "" && slices.Contains(t.AppBlock, f.bundle) ||
 		anyIn(catKeys(t.CatTax, t.CatBlock), f.cats) {
 		return false
@@ -723,6 +725,23 @@ func advDomain(a string) string {
 		a = a[:i]
 	}
 	return idnASCII(strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www."))
+}
+
+// siteParents is d and each parent of it that is still a domain (has a
+// dot), as the bidder checks a site block list; d's own case and forms are
+// advDomain's.
+func siteParents(d string) []string {
+	if d == "" {
+		return nil
+	}
+	out := []string{d}
+	if len(d) > 253 {
+		return out
+	}
+	for _, rest, ok := strings.Cut(d, "."); ok && strings.Contains(rest, "."); _, rest, ok = strings.Cut(rest, ".") {
+		out = append(out, rest)
+	}
+	return out
 }
 
 // regsDSA reads regs.ext.dsa's dsarequired and pubrender as the bidder does:

@@ -124,7 +124,7 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 		return ruleOf(dInventory), "wants " + setNames(names, dInventory, set)
 	}
 	switch {
-	case req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.vals[dSite]):
+	case req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.siteBlk):
 		return RuleSiteBlock, "blocks " + setNames(names, dSite, ix.set(cc, sSiteBlock))
 	case req.HasApp && intersects(ix.set(cc, sAppBlock), sc.vals[dApp]):
 		return RuleAppBlock, "blocks " + setNames(names, dApp, ix.set(cc, sAppBlock))

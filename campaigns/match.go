@@ -56,6 +56,7 @@ type Scratch struct {
 	hasACat  bool     // the request lists allowed categories
 	badv     []uint32
 	bapp     []uint32
+	siteBlk  []uint32 // the site's domain, its page's host, and their parents (siteValues)
 	wlang    [][]byte // the request's wlang and wlangb (they point into it)
 	wlangb   [][]byte
 	hasBCat  bool  // the request lists blocked categories
@@ -159,6 +160,7 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 	}
 	sc.deals = sc.deals[:0]
 	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
+	sc.siteBlk = sc.siteBlk[:0]
 	sc.hasACat = false
 	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
 	sc.cntTax, sc.hasCnt = 1, false
@@ -280,7 +282,7 @@ func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
 	switch {
 	case req.HasSite:
 		kind = invSite
-		sc.add(dSite, sc.lookup(ix.dicts[dSite], req.Site.Domain, foldSite))
+		sc.siteValues(ix, &req.Site)
 		pub, cats, catTax, more = req.Site.Publisher.ID, req.Site.Cat, req.Site.CatTax, &req.Site.PageCats
 	case req.HasApp:
 		kind = invApp
@@ -356,6 +358,50 @@ func normWADomain(d *ortb.Deal) {
 		}
 		d.WADomain[j] = w
 	}
+}
+
+// siteValues looks up the site: its domain, as an allow list compares it
+// (exact, but for the case, a leading "www." and the forms advDomain reads:
+// a scheme, a port, a final dot), and for block lists also each parent of
+// that domain and the host of site.page with its parents. An outside
+// audit's blocked-site.example. (a final dot), :443, sub.blocked-site.example
+// and a page on the blocked site with another site.domain each got a bid
+// from a campaign that blocks blocked-site.example; badv blocked such forms
+// already. An allow list stays exact: a miss there is no bid.
+func (sc *Scratch) siteValues(ix *index, site *ortb.Site) {
+	d := ix.dicts[dSite]
+	domain := advDomain(site.Domain)
+	sc.add(dSite, sc.lookup(d, domain, foldSite))
+	sc.siteBlk = sc.appendParents(sc.siteBlk, d, domain)
+	sc.siteBlk = sc.appendParents(sc.siteBlk, d, advDomain(site.Page))
+}
+
+// appendParents appends the ids in d of name (lookup's foldSite) and of
+// each of its parents that is still a domain (has a dot). A name longer
+// than a domain may be is looked up whole only: one look-up a label would
+// cost its length each.
+func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) []uint32 {
+	id := sc.lookup(d, name, foldSite) // leaves the folded name in sc.buf
+	if id != 0 {
+		dst = append(dst, id)
+	}
+	if len(name) == 0 || len(name) > maxDomainBytes {
+		return dst
+	}
+	b := sc.buf
+	if len(b) > 4 && string(b[:4]) == "www." {
+		b = b[4:]
+	}
+	for i := bytes.IndexByte(b, '.'); i >= 0; i = bytes.IndexByte(b, '.') {
+		b = b[i+1:]
+		if bytes.IndexByte(b, '.') < 0 {
+			break
+		}
+		if id := d[string(b)]; id != 0 {
+			dst = append(dst, id)
+		}
+	}
+	return dst
 }
 
 var schemeSep = []byte("://")
@@ -586,7 +632,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if set := ix.set(cc, int(dInventory)); len(set) > 0 && !intersects(set, sc.vals[dInventory]) {
 		return dst
 	}
-	if req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.vals[dSite]) ||
+	if req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.siteBlk) ||
 		req.HasApp && intersects(ix.set(cc, sAppBlock), sc.vals[dApp]) ||
 		intersects(ix.set(cc, sCatBlock), sc.vals[dCat]) {
 		return dst
