@@ -370,23 +370,23 @@ func normWADomain(d *ortb.Deal) {
 // already. An allow list stays exact: a miss there is no bid.
 func (sc *Scratch) siteValues(ix *index, site *ortb.Site) {
 	d := ix.dicts[dSite]
-	domain := advDomain(site.Domain)
-	sc.add(dSite, sc.lookup(d, domain, foldSite))
-	sc.siteBlk = sc.appendParents(sc.siteBlk, d, domain)
-	sc.siteBlk = sc.appendParents(sc.siteBlk, d, advDomain(site.Page))
+	var id uint32
+	sc.siteBlk, id = sc.appendParents(sc.siteBlk, d, advDomain(site.Domain))
+	sc.add(dSite, id)
+	sc.siteBlk, _ = sc.appendParents(sc.siteBlk, d, advDomain(site.Page))
 }
 
 // appendParents appends the ids in d of name (lookup's foldSite) and of
-// each of its parents that is still a domain (has a dot). A name longer
-// than a domain may be is looked up whole only: one look-up a label would
-// cost its length each.
-func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) []uint32 {
-	id := sc.lookup(d, name, foldSite) // leaves the folded name in sc.buf
+// each of its parents that is still a domain (has a dot), and returns
+// name's own id too. A name longer than a domain may be is looked up whole
+// only: one look-up a label would cost its length each.
+func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) (_ []uint32, id uint32) {
+	id = sc.lookup(d, name, foldSite) // leaves the folded name in sc.buf
 	if id != 0 {
 		dst = append(dst, id)
 	}
 	if len(name) == 0 || len(name) > maxDomainBytes {
-		return dst
+		return dst, id
 	}
 	b := sc.buf
 	if len(b) > 4 && string(b[:4]) == "www." {
@@ -397,11 +397,11 @@ func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) []uint32 {
 		if bytes.IndexByte(b, '.') < 0 {
 			break
 		}
-		if id := d[string(b)]; id != 0 {
-			dst = append(dst, id)
+		if p := d[string(b)]; p != 0 {
+			dst = append(dst, p)
 		}
 	}
-	return dst
+	return dst, id
 }
 
 var schemeSep = []byte("://")
