@@ -654,7 +654,11 @@ func parseConfig(path string, o Overrides) (*Config, error) {
 	dec.KnownFields(true)
 	// An empty file, or one of comments only, is a config of defaults
 	// (every field is optional); the decoder reports it as io.EOF.
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(&c)
+	if err == nil {
+		err = campaigns.NullItems(data) // yaml.v3 drops a null list item
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		var te *yaml.TypeError
 		if !errors.As(err, &te) {
 			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err)

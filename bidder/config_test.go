@@ -302,6 +302,31 @@ func TestConfigDecodeProblemsNameTheField(t *testing.T) {
 	}
 }
 
+// A null item in a list is refused, as in a campaign file: yaml.v3 dropped
+// it, so an exchange's sources of [null] were no list and anyone could
+// post as that exchange.
+func TestConfigRefusesNullListItems(t *testing.T) {
+	body := "listen: 127.0.0.1:1\n" +
+		"limits:\n" +
+		"  bid_sources: [10.0.0.0/8, null]\n" +
+		"exchanges:\n" +
+		"  adx:\n" +
+		"    sources:\n" +
+		"      -\n"
+	_, err := LoadConfig(writeConfig(t, body), Overrides{})
+	if !errors.Is(err, ErrConfig) {
+		t.Fatalf("error %v, want ErrConfig", err)
+	}
+	for _, want := range []string{
+		`limits.bid_sources[1]: empty value (line 3)`,
+		`exchanges.adx.sources[0]: empty value (line 7)`,
+	} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not say %q:\n%v", want, err)
+		}
+	}
+}
+
 // The pixel and click URLs in a bid's markup are built from public_url; on
 // an imp with secure=1 an https page blocks or upgrades an http pixel, so
 // impressions and frequency caps go uncounted. A running bidder whose

@@ -216,6 +216,9 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 	if err := checkIntFloats(data, pause); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
+	if err := checkNullItems(data, pause); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
 	c.File = name
 	return c, nil
 }
@@ -249,6 +252,62 @@ func checkIntFloats(data []byte, pause *loadPause) error {
 	}
 	return &yaml.TypeError{Errors: errs}
 }
+
+// maybeNullItem finds what could be a null item in a list: null or ~, a
+// dash with nothing after it, or an alias or anchor (which may name one).
+// Only a file holding one is parsed a second time by checkNullItems.
+var maybeNullItem = regexp.MustCompile(`null|Null|NULL|~|[*&]|(?m)(?:^|\s)-[ \t]*(?:#.*)?$`)
+
+// checkNullItems refuses a null item in a list (countries: [null], a bare
+// "-", an alias of a null): yaml.v3 drops it when it decodes a list of
+// strings, so a targeting list of one null item was no list at all and the
+// campaign bid everywhere (an outside audit: countries: [null] bid on every
+// country, exchanges: [null] freed a campaign from its exchange), where an
+// empty string is refused. The error has the decoder's form, so
+// yamlProblems names the field: "targeting.countries[0]: empty value".
+func checkNullItems(data []byte, pause *loadPause) error {
+	m := maybeNullItem.Match(data)
+	pause.step(len(data) / yamlBytesPerUs / 4)
+	if !m {
+		return nil
+	}
+	var root yaml.Node
+	if yaml.NewDecoder(pause.input(data)).Decode(&root) != nil {
+		return nil
+	}
+	var errs []string
+	var walk func(n *yaml.Node, depth int)
+	walk = func(n *yaml.Node, depth int) {
+		if depth > 100 {
+			return // ParseConfig decoded the file: its aliases are not recursive
+		}
+		for _, c := range n.Content {
+			if n.Kind == yaml.SequenceNode {
+				item := c
+				if item.Kind == yaml.AliasNode && item.Alias != nil {
+					item = item.Alias
+				}
+				if item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null" {
+					errs = append(errs, fmt.Sprintf("line %d: column %d: empty value", c.Line, c.Column))
+					continue
+				}
+			}
+			if c.Kind != yaml.AliasNode {
+				walk(c, depth+1)
+			}
+		}
+	}
+	walk(&root, 0)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: errs}
+}
+
+// NullItems is checkNullItems for another YAML file read strictly (the
+// bidder's config: a bid_sources or an exchange's sources of [null] was no
+// list): nil, or a *yaml.TypeError that DecodeProblems names the fields of.
+func NullItems(data []byte) error { return checkNullItems(data, nil) }
 
 var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 

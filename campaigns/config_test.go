@@ -460,6 +460,47 @@ func TestLoadDirRefusesFractionsInIntegers(t *testing.T) {
 	}
 }
 
+// A null item in a list is refused as an empty string is: yaml.v3 dropped
+// it, and a targeting list of one null was no restriction at all (an
+// outside audit: countries: [null] bid on every country).
+func TestLoadDirRefusesNullListItems(t *testing.T) {
+	base, err := MarshalConfig(baseConfig("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		add, path string
+	}{
+		{"targeting:\n  countries: [null]\n", "targeting.countries[0]"},
+		{"targeting:\n  countries: [USA, ~]\n", "targeting.countries[1]"},
+		{"targeting:\n  exchanges: [NULL]\n", "targeting.exchanges[0]"},
+		{"targeting:\n  publisher_ids:\n    -\n", "targeting.publisher_ids[0]"},
+		{"targeting:\n  site_domains:\n    allow:\n      - a.example\n      -   # none\n", "targeting.site_domains.allow[1]"},
+		{"targeting:\n  regions: [!!null '']\n", "targeting.regions[0]"},
+		{"targeting:\n  os: [&n null]\n  cities: [*n]\n", "targeting.os[0]"},
+		{"targeting:\n  countries: [\"null\"]\n", ""}, // a string, refused by its own check
+		{"targeting:\n  segments: [a-1, b~2, c&d]\n", ""},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "a.yaml"), append(slices.Clip(base), c.add...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadDir(dir)
+		ps := Problems(err)
+		if c.path == "" {
+			for _, p := range ps {
+				if strings.Contains(p.Reason, "empty value") {
+					t.Errorf("%q: %v", c.add, err)
+				}
+			}
+			continue
+		}
+		if len(ps) == 0 || ps[0].Path != c.path || !strings.HasPrefix(ps[0].Reason, "empty value (line ") {
+			t.Errorf("%q: problems %v, want %s: empty value", c.add, err, c.path)
+		}
+	}
+}
+
 // A video or audio creative's mimes default to its VAST's <MediaFile>
 // types (video/mp4 or audio/mpeg only when the VAST names none, as a
 // wrapper does): a webm-only creative no longer bids on mp4-only imps.
