@@ -79,22 +79,45 @@ func (st *Store) Reload() error {
 // half-written is not loaded). The directory is watched with inotify
 // (fsnotify): it is summarised only on the ticks after an event touched it,
 // plus once every fullCheckEvery ticks in case an event was lost (network
-// filesystems, a watched directory replaced); where inotify is unavailable it
-// is summarised every interval. A summary stats every file, so at 10,000
+// filesystems); a directory replaced by another (its identity, checked
+// every tick) is watched again; where inotify is unavailable it is
+// summarised every interval. A summary stats every file, so at 10,000
 // campaigns polling alone cost ~2% of a core. Reload errors go to onErr (may
 // be nil); the running snapshot stays, and the same broken directory is not
 // reported again until it changes. It returns when ctx is done.
 func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(error)) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	var w *fsnotify.Watcher
-	watched := map[string]bool{}
-	if fw, err := fsnotify.NewWatcher(); err == nil {
-		defer fw.Close()
-		if fw.Add(st.dir) == nil {
-			w, events, errs = fw, fw.Events, fw.Errors
+	var (
+		events  <-chan fsnotify.Event
+		errs    <-chan error
+		w       *fsnotify.Watcher
+		fw      *fsnotify.Watcher // w, or one that could not watch the directory
+		watched map[string]bool
+		dirID   os.FileInfo // the directory watched, as it was when its watch was added
+	)
+	// watchDir watches the directory (again): an inotify watch follows the
+	// directory it was added on, so one renamed away, or replaced (mv dir
+	// dir.old; mv dir.new dir, or a symlink to a release switched), was no
+	// longer watched, and edits waited for the full check (60 s by default,
+	// an outside audit) until a restart.
+	watchDir := func() {
+		if fw != nil {
+			fw.Close()
+		}
+		fw, w, events, errs, watched = nil, nil, nil, nil, map[string]bool{}
+		dirID, _ = os.Stat(st.dir)
+		if nw, err := fsnotify.NewWatcher(); err == nil {
+			fw = nw
+			if nw.Add(st.dir) == nil {
+				w, events, errs = nw, nw.Events, nw.Errors
+			}
 		}
 	}
+	watchDir()
+	defer func() {
+		if fw != nil {
+			fw.Close()
+		}
+	}()
 	watchLinks := func() { // the directories symlinked files point into
 		if w == nil {
 			return
@@ -132,6 +155,11 @@ func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(e
 		}
 		ticks++
 		st.ticks.Add(1)
+		if fi, err := os.Stat(st.dir); err == nil && (dirID == nil || !os.SameFile(fi, dirID)) {
+			watchDir()
+			watchLinks()
+			dirty = 2
+		}
 		if events != nil && dirty == 0 && ticks%fullCheckEvery != 0 && st.settled() {
 			continue
 		}

@@ -316,6 +316,75 @@ func TestStoreWatchFollowsSymlinkedFiles(t *testing.T) {
 	}
 }
 
+// A campaign directory replaced by another (mv dir dir.old; mv dir.new dir,
+// or a symlink to a release switched) is watched again: the watch had
+// stayed on the old directory, and each later edit waited for the full
+// check (an outside audit: 40-60 s with the default watch_every) until a
+// restart. Counted in ticks, as TestStoreWatchFollowsSymlinkedFiles.
+func TestStoreWatchFollowsAReplacedDirectory(t *testing.T) {
+	if w, err := fsnotify.NewWatcher(); err != nil {
+		t.Skipf("no inotify here (%v): Watch polls every tick", err)
+	} else {
+		w.Close()
+	}
+	for _, link := range []bool{false, true} {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "campaigns")
+		release := func(name string, ids ...string) string {
+			d := filepath.Join(parent, name)
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range ids {
+				writeConfig(t, d, baseConfig(id))
+			}
+			return d
+		}
+		swap := func(d string) { // atomically, as a deploy does
+			tmp := dir + ".new"
+			if link {
+				if err := os.Symlink(d, tmp); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Rename(d, tmp); err != nil {
+				t.Fatal(err)
+			} else if err := os.Rename(dir, filepath.Join(parent, "old")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(tmp, dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if link {
+			if err := os.Symlink(release("r1", "a"), dir); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			release("campaigns", "a")
+		}
+		st, err := NewStore(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); st.Watch(ctx, 5*time.Millisecond, nil) }()
+		swap(release("r2", "a", "b"))
+		waitFor(t, "the replaced directory's campaigns", func() bool { return st.Current().Campaign("b") != nil })
+		// Edit just after a full check, so that without an event the
+		// next one is most of fullCheckEvery ticks away.
+		waitFor(t, "a full check", func() bool { n := st.ticks.Load(); return n > fullCheckEvery && n%fullCheckEvery < 5 })
+		before := st.ticks.Load()
+		writeConfig(t, dir, baseConfig("c"))
+		waitFor(t, "an edit in the replaced directory", func() bool { return st.Current().Campaign("c") != nil })
+		if n := st.ticks.Load() - before; n >= fullCheckEvery/2 {
+			t.Errorf("link %v: the edit in the replaced directory was loaded %d ticks after it: by a full check, not by an event", link, n)
+		}
+		cancel()
+		<-done
+	}
+}
+
 // A campaign file's extension is read in any letter case: ACME.YAML and
 // b.Yml load (they were skipped without a word, so their campaigns never
 // ran); other names and dot files are still not campaign files.
