@@ -460,6 +460,27 @@ func TestLoadDirRefusesFractionsInIntegers(t *testing.T) {
 	}
 }
 
+// A byte that is not UTF-8 is named by its line and column (the decoder
+// said "invalid trailing UTF-8 octet", no line).
+func TestLoadDirNamesTheLineOfABadByte(t *testing.T) {
+	dir := t.TempDir()
+	data := []byte("id: a\n# caf\xe9\nadvertiser: \"Ä\xff\"\n")
+	if err := os.WriteFile(filepath.Join(dir, "a.yaml"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := LoadDir(dir)
+	ps := Problems(err)
+	if len(ps) != 1 || ps[0].Reason != "line 2, column 6: byte 0xE9 is not UTF-8 (the file must be UTF-8 text)" {
+		t.Errorf("problems %v", err)
+	}
+	if err := NotUTF8(data[:6]); err != nil {
+		t.Errorf("valid text: %v", err)
+	}
+	if err := NotUTF8([]byte("a: \"Ä\xff\"")); err == nil || !strings.HasPrefix(err.Error(), "line 1, column 6: byte 0xFF") {
+		t.Errorf("after a multi-byte letter: %v", err)
+	}
+}
+
 // A null item in a list is refused as an empty string is: yaml.v3 dropped
 // it, and a targeting list of one null was no restriction at all (an
 // outside audit: countries: [null] bid on every country).
