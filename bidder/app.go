@@ -547,22 +547,21 @@ func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
 // the config has (those never match).
 func (a *App) warnExchanges(snap *campaigns.Snapshot) {
 	var open []string
-	unknown := map[string]bool{}
 	for _, c := range snap.Campaigns {
 		if len(c.Targeting.Deals) > 0 && len(c.Targeting.Exchanges) == 0 {
 			open = append(open, c.ID)
-		}
-		for _, x := range c.Targeting.Exchanges {
-			if _, ok := a.cfg.Exchanges[x]; !ok {
-				unknown[x] = true
-			}
 		}
 	}
 	if len(open) > 0 {
 		a.log.Warn("campaigns with deals and no targeting.exchanges bid on their deal ids from any sender", "campaigns", len(open), "first", open[0])
 	}
-	if len(unknown) > 0 {
-		a.log.Warn("targeting.exchanges names exchanges the config does not have: those campaigns never bid there", "names", slices.Sorted(maps.Keys(unknown)))
+	if un := unknownExchanges(a.cfg, snap); len(un) > 0 {
+		names := map[string]bool{}
+		for _, u := range un {
+			names[u.name] = true
+		}
+		a.log.Warn("targeting.exchanges names exchanges the config does not have: those campaigns never bid there",
+			"names", slices.Sorted(maps.Keys(names)), "campaigns", len(un), "first", un[0].c.ID, "file", un[0].c.File)
 	}
 }
 

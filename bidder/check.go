@@ -23,6 +23,9 @@ func CheckConfig(cfg *Config) error {
 		for _, c := range unpriced(cfg, snap) {
 			errs = append(errs, fmt.Errorf("%s: currency: %s is not in currency.rates: the campaign can never bid", c.File, c.Currency))
 		}
+		for _, u := range unknownExchanges(cfg, snap) {
+			errs = append(errs, fmt.Errorf("%s: targeting.exchanges: %q is not an exchange of the config (exchanges): the campaign never bids there", u.c.File, u.name))
+		}
 	}
 	if _, err := ctr.LoadGBDT(cfg.Model.GBDT, features.SchemaVersion, features.Width); err != nil {
 		errs = append(errs, fmt.Errorf("model.gbdt: %w", err))
@@ -88,6 +91,27 @@ func unpriced(cfg *Config, snap *campaigns.Snapshot) []*campaigns.Campaign {
 	for _, c := range snap.Campaigns {
 		if _, ok := cfg.Currency.Rates[c.Currency]; !ok {
 			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// unknownExchange is a campaign's targeting.exchanges name that no exchange
+// in the config has: a request never comes through it, so the campaign
+// never bids there (a typo, or an exchange not configured yet).
+type unknownExchange struct {
+	c    *campaigns.Campaign
+	name string
+}
+
+// unknownExchanges lists them, campaign by campaign.
+func unknownExchanges(cfg *Config, snap *campaigns.Snapshot) []unknownExchange {
+	var out []unknownExchange
+	for _, c := range snap.Campaigns {
+		for _, x := range c.Targeting.Exchanges {
+			if _, ok := cfg.Exchanges[x]; !ok {
+				out = append(out, unknownExchange{c, x})
+			}
 		}
 	}
 	return out

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
 	"os"
@@ -194,11 +195,25 @@ func TestCheckConfig(t *testing.T) {
 	if err := CheckConfig(&q); err == nil || !strings.Contains(err.Error(), "testdata/campaigns/initech.yaml: currency: EUR is not in currency.rates") {
 		t.Fatalf("EUR campaign, no EUR rate: %v", err)
 	}
+	// A campaign's targeting.exchanges names an exchange the config lacks:
+	// it loads and never bids there (an outside audit: config ok, exit 0).
+	xdir := t.TempDir()
+	src, err := os.ReadFile("../configs/campaigns/luxemotors-pmp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(xdir, "lux.yaml"), bytes.Replace(src, []byte("exchanges: [example-adx]"), []byte("exchanges: [example-adx, nosuch]"), 1), 0o644)
+	x := &Config{CampaignsDir: xdir, Model: q.Model, Exchanges: map[string]ExchangeConfig{"example-adx": {}}}
+	x.Defaults()
+	if err := CheckConfig(x); err == nil || !strings.Contains(err.Error(), `lux.yaml: targeting.exchanges: "nosuch" is not an exchange of the config`) ||
+		strings.Contains(err.Error(), `"example-adx"`) {
+		t.Fatalf("an unknown exchange: %v", err)
+	}
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("id: x\nbid_strategy: {kind: fixed_cpm, cpm: \"1\"}\nmax_bid_cpm: \"-3\"\nbudget: {daily: \"1\"}\ncreatives: []\n"), 0o644)
 	bad := &Config{CampaignsDir: dir, Model: ModelConfig{GBDT: filepath.Join(dir, "missing.json")}}
 	bad.Defaults()
-	err := CheckConfig(bad)
+	err = CheckConfig(bad)
 	for _, want := range []string{"bad.yaml", "max_bid_cpm", "model.gbdt"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("bad config: error %v does not name %q", err, want)
