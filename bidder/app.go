@@ -445,7 +445,7 @@ func (a *App) watch(ctx context.Context) {
 		}
 		if snap := a.store.Current(); snap != a.refusedSnap.Load() {
 			if err := a.publishCampaigns(); err != nil {
-				a.log.Error("campaign set refused by the budget store; the running set stays", "err", err)
+				a.log.Error("campaign reload refused; the running set stays", "err", err)
 			}
 		}
 	}
@@ -484,7 +484,15 @@ func (a *App) publishCampaigns() error {
 	if err := a.Server.SetCampaigns(snap); err != nil {
 		a.refusedSnap.Store(snap)
 		a.reloadRefusedNow()
-		return err
+		// Named as the start names it (refuseCurrencyConflicts): with the
+		// campaign's file, whether a SIGHUP or the watch reloaded.
+		var ce *budget.CampaignError
+		if errors.As(err, &ce) {
+			if c := snap.Campaign(ce.Campaign); c != nil {
+				return fmt.Errorf("campaign set refused by the budget store: %s: %w", c.File, err)
+			}
+		}
+		return fmt.Errorf("campaign set refused by the budget store: %w", err)
 	}
 	a.reloadsOK.Add(1)
 	a.reloadRefused.Store(false)

@@ -392,8 +392,11 @@ func TestCampaignReloadOutcomeInMetrics(t *testing.T) {
 	}
 	check("fixed", 1, 1, 0)
 	write(bytes.Replace(src, []byte("currency: USD"), []byte("currency: EUR"), 1))
-	if err := app.ReloadCampaigns(); err == nil {
-		t.Fatal("a currency change published")
+	// Named as at start: the file, the field and why (an outside audit:
+	// the reload's message named neither file nor field).
+	const want = "campaign set refused by the budget store: " + "%s: budget: bad config: campaign acme-banner: currency: USD -> EUR: its spend"
+	if err := app.ReloadCampaigns(); err == nil || !strings.Contains(err.Error(), fmt.Sprintf(want, filepath.Join(dir, "acme.yaml"))) {
+		t.Fatalf("a currency change: %v", err)
 	}
 	check("currency change", 1, 2, 1)
 }

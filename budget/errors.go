@@ -31,3 +31,16 @@ var (
 	// provisional charge it would reverse): retry.
 	ErrOwnerUnreachable = errors.New("budget: the instance that placed the bid did not answer and the loss changed nothing here; retry")
 )
+
+// CampaignError is SetCampaigns' refusal of one campaign's field (its
+// currency against its budget record): ErrBadConfig, with the campaign and
+// field named so that the caller can name the file too.
+type CampaignError struct {
+	Campaign, Field, Reason string
+}
+
+func (e *CampaignError) Error() string {
+	return ErrBadConfig.Error() + ": campaign " + e.Campaign + ": " + e.Field + ": " + e.Reason
+}
+
+func (e *CampaignError) Unwrap() error { return ErrBadConfig }

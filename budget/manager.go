@@ -224,8 +224,8 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 		// An account's spend, lease and holds are micros of the currency
 		// they were made in: read in another, they would be wrong money.
 		if rc, ok := m.otherCur[cs[i].ID]; ok && m.byID[cs[i].ID] == nil && rc != cs[i].Currency {
-			return fmt.Errorf("%w: campaign %s: currency %s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
-				ErrBadConfig, cs[i].ID, cs[i].Currency, rc, rc)
+			return &CampaignError{cs[i].ID, "currency", fmt.Sprintf("%s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
+				cs[i].Currency, rc, rc)}
 		}
 		if a := m.byID[cs[i].ID]; a != nil {
 			rc := a.recCur.Load()
@@ -233,12 +233,12 @@ func (m *Manager) SetCampaigns(cs []Campaign) error {
 				// (Back to its record's currency from one the record
 				// never was in is allowed: no lease was granted in that
 				// one, so the account holds no money in it.)
-				return fmt.Errorf("%w: campaign %s: currency %s -> %s: its spend and open holds are in %s; another currency needs another campaign id",
-					ErrBadConfig, cs[i].ID, old.Currency, cs[i].Currency, old.Currency)
+				return &CampaignError{cs[i].ID, "currency", fmt.Sprintf("%s -> %s: its spend and open holds are in %s; another currency needs another campaign id",
+					old.Currency, cs[i].Currency, old.Currency)}
 			}
 			if rc != nil && *rc != cs[i].Currency {
-				return fmt.Errorf("%w: campaign %s: currency %s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
-					ErrBadConfig, cs[i].ID, cs[i].Currency, *rc, *rc)
+				return &CampaignError{cs[i].ID, "currency", fmt.Sprintf("%s, but its budget record is in %s: its spend is in %s; another currency needs another campaign id",
+					cs[i].Currency, *rc, *rc)}
 			}
 		}
 	}
