@@ -336,8 +336,11 @@ func problemFile(e error) string {
 }
 
 var (
-	idRE       = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	domainRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$`)
+	idRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	// A DNS name: labels of 1-63 letters, digits and inner hyphens (a 70
+	// character label was accepted and sent in adomain: an outside audit);
+	// domains checks the whole name's 253.
+	domainRE   = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
 	categoryRE = regexp.MustCompile(`^IAB([1-9]|1[0-9]|2[0-6])(-[1-9][0-9]?)?$`)
 	countryRE  = regexp.MustCompile(`^[A-Z]{3}$`)
 	languageRE = regexp.MustCompile(`^[a-z]{2,3}$`)
@@ -595,7 +598,7 @@ func domains(p problems, path string, in []string) []string {
 		if a := string(idnASCII([]byte(l))); a != l {
 			l = a // münchen.example is written xn--mnchen-3ya.example
 		}
-		if !domainRE.MatchString(l) {
+		if len(l) > maxDomainBytes || !domainRE.MatchString(l) {
 			p.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a domain name", d)
 			continue
 		}

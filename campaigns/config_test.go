@@ -148,6 +148,12 @@ func TestCompileProblems(t *testing.T) {
 	check("bad id", func(c *Config) { c.ID = "a b" }, `id: "a b" must be`)
 	check("no adomain", func(c *Config) { c.ADomain = nil }, "adomain: at least one")
 	check("bad adomain", func(c *Config) { c.ADomain = []string{"http://x.example"} }, `adomain[0]: "http://x.example" is not a domain`)
+	label := strings.Repeat("a", 64)
+	check("adomain label over 63", func(c *Config) { c.ADomain = []string{label + ".example"} }, `adomain[0]: "`+label+`.example" is not a domain`)
+	check("adomain label over 63 once in punycode", func(c *Config) { c.ADomain = []string{"ü" + label[:58] + ".example"} }, `adomain[0]: "ü`)
+	check("site block name over 253", func(c *Config) {
+		c.Targeting.SiteDomains.Block = []string{strings.Repeat(label[:63]+".", 4) + "example"}
+	}, "targeting.site_domains.block[0]: ")
 	check("dsa", func(c *Config) { c.DSA = &DSAConfig{Behalf: "Acme GmbH", Paid: "Acme Holding AG"} }, "")
 	check("dsa without paid", func(c *Config) { c.DSA = &DSAConfig{Behalf: "Acme GmbH"} }, "dsa.paid: required")
 	check("dsa behalf too long", func(c *Config) { c.DSA = &DSAConfig{Behalf: strings.Repeat("ä", 101), Paid: "x"} }, "dsa.behalf: 101 characters, more than the 100")
