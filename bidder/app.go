@@ -98,6 +98,7 @@ func (a *App) start(ctx context.Context) error {
 		return err
 	}
 	log.Info("campaigns loaded", "dir", cfg.CampaignsDir, "campaigns", len(a.store.Current().Campaigns))
+	a.warnEmpty(a.store.Current())
 	if err = a.startModels(); err != nil {
 		return err
 	}
@@ -497,6 +498,7 @@ func (a *App) publishCampaigns() error {
 	a.reloadsOK.Add(1)
 	a.reloadRefused.Store(false)
 	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
+	a.warnEmpty(snap)
 	a.warnUnpriced(snap)
 	a.warnExchanges(snap)
 	return nil
@@ -538,6 +540,16 @@ func insecurePublicURL(u string) bool {
 		host = h
 	}
 	return !isLoopback(strings.Trim(host, "[]"))
+}
+
+// warnEmpty warns of a set without campaigns, at start and on a reload: it
+// is published, as asked (the kill switch stops bidding and keeps the set),
+// but not silently: an emptied folder was an INFO line only (an outside
+// audit).
+func (a *App) warnEmpty(snap *campaigns.Snapshot) {
+	if len(snap.Campaigns) == 0 {
+		a.log.Warn("no campaigns: every request gets a no-bid (no_campaign)", "dir", a.cfg.CampaignsDir)
+	}
 }
 
 // warnUnpriced logs, once per published set, the campaigns that can never

@@ -235,6 +235,22 @@ func TestAppWarnsUnpricedCampaigns(t *testing.T) {
 	}
 }
 
+// A running bidder warns when the set it publishes is empty (an emptied
+// folder was an INFO line only), and not when it has campaigns.
+func TestAppWarnsNoCampaigns(t *testing.T) {
+	const want = `msg="no campaigns: every request gets a no-bid (no_campaign)"`
+	logs := &syncBuffer{}
+	startAppLog(t, nil, slog.New(slog.NewTextHandler(logs, nil)))
+	if strings.Contains(logs.String(), want) {
+		t.Fatalf("warned with campaigns:\n%s", logs.String())
+	}
+	empty := &syncBuffer{}
+	startAppLog(t, func(c *Config) { c.CampaignsDir = t.TempDir() }, slog.New(slog.NewTextHandler(empty, nil)))
+	if !strings.Contains(empty.String(), want) {
+		t.Fatalf("log lacks %q:\n%s", want, empty.String())
+	}
+}
+
 // A running bidder warns of campaigns with deals and no targeting.exchanges
 // (any sender can claim their deal ids) and of targeting.exchanges names the
 // config has no exchange for (those campaigns never bid there); a campaign

@@ -550,7 +550,7 @@ func buildStrategy(cfg *Config, c *Campaign, p problems) {
 func buildBudget(cfg *Config, c *Campaign, p problems) {
 	c.Budget.DailyMicros = money(p, "budget.daily", cfg.Budget.Daily, true)
 	c.Budget.TotalMicros = money(p, "budget.total", cfg.Budget.Total, false)
-	if cfg.Budget.Total != "" && c.Budget.TotalMicros == 0 {
+	if _, err := ParseMicros(string(cfg.Budget.Total)); cfg.Budget.Total != "" && c.Budget.TotalMicros == 0 && err == nil {
 		p.add("budget.total", "must be greater than 0 (leave it out for no lifetime cap)")
 	}
 	if c.Budget.TotalMicros > 0 && c.Budget.DailyMicros > c.Budget.TotalMicros {

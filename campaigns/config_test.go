@@ -164,6 +164,13 @@ func TestCompileProblems(t *testing.T) {
 	check("negative max", func(c *Config) { c.MaxBidCPM = "-2" }, `max_bid_cpm: "-2": negative amount`)
 	check("missing max", func(c *Config) { c.MaxBidCPM = "" }, "max_bid_cpm: required")
 	check("zero total", func(c *Config) { c.Budget.Total = "0" }, "budget.total: must be greater than 0")
+	// A total too large is that problem only (it was also "must be greater
+	// than 0": an outside audit).
+	c := baseConfig("x")
+	c.Budget.Total = "9223372036854.775807"
+	if _, err := Compile([]Config{c}); err == nil || !strings.Contains(err.Error(), "amount too large") || strings.Contains(err.Error(), "greater than 0") {
+		t.Errorf("total too large: %v", err)
+	}
 	check("daily over total", func(c *Config) { c.Budget.Total = "99.999999" }, "budget.daily: 100 exceeds budget.total")
 	check("freq without window", func(c *Config) { c.FrequencyCap.Count = 2 }, "frequency_cap.window: required")
 	check("short window", func(c *Config) { c.FrequencyCap = FreqCapConfig{Count: 1, Window: "30s"} }, "frequency_cap.window: 30s is shorter")
