@@ -35,17 +35,22 @@ type App struct {
 	log    *slog.Logger
 	Server *Server
 
-	store   *campaigns.Store
-	gbdt    *ctr.Holder
-	onnx    *ctr.Holder // nil: GBDT only
-	chain   *ctr.Chain
-	nats    *server.Server // embedded; nil with an external cluster
-	budget  *budget.Manager
-	events  *eventLog
-	cancel  context.CancelFunc
-	ln      net.Listener
-	adminLn net.Listener
-	served  chan error
+	store *campaigns.Store
+	gbdt  *ctr.Holder
+	onnx  *ctr.Holder // nil: GBDT only
+	// noRuntime: an ONNX model is configured (provider not off) and the
+	// ONNX Runtime library did not load (missing, another version): GBDT
+	// alone serves until a restart, and model_info says provider
+	// "unavailable", not "none" (GBDT only on purpose).
+	noRuntime bool
+	chain     *ctr.Chain
+	nats      *server.Server // embedded; nil with an external cluster
+	budget    *budget.Manager
+	events    *eventLog
+	cancel    context.CancelFunc
+	ln        net.Listener
+	adminLn   net.Listener
+	served    chan error
 
 	errs    *recentErrors // the logger's handler: keeps recent warnings and errors (errlog.go)
 	started time.Time
@@ -226,7 +231,8 @@ func (a *App) startModels() error {
 	case cfg.ONNXManifest() == "" || cfg.Provider == "off":
 		a.log.Info("scoring with GBDT only", "reason", "no onnx model configured")
 	case ctr.ONNXAvailable(cfg.ONNXLibrary) != nil:
-		a.log.Warn("scoring with GBDT only", "reason", ctr.ONNXAvailable(cfg.ONNXLibrary).Error(), "hint", "make onnxruntime")
+		a.noRuntime = true
+		a.log.Warn("scoring with GBDT only until a restart: the ONNX Runtime library did not load", "reason", ctr.ONNXAvailable(cfg.ONNXLibrary).Error(), "hint", "make onnxruntime")
 	default:
 		a.onnx = ctr.NewHolder(ctr.ONNXLoader(ctr.ONNXOptions{
 			LibraryPath: cfg.ONNXLibrary, Provider: cfg.Provider, CUDADevice: cfg.CUDADevice,
@@ -250,8 +256,14 @@ func (a *App) startModels() error {
 	return err
 }
 
+// onnxProvider is model_info's provider: the ONNX model's execution
+// provider; "unknown": configured, none loaded; "unavailable": configured,
+// the runtime library did not load; "none": no ONNX model configured.
 func (a *App) onnxProvider() string {
 	if a.onnx == nil {
+		if a.noRuntime {
+			return "unavailable"
+		}
 		return "none"
 	}
 	if p, ok := a.onnx.Current().(interface{ Provider() string }); ok {

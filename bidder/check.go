@@ -10,11 +10,42 @@ import (
 	"github.com/openbidder/openbidder/features"
 )
 
+// Warning is a CheckConfig finding the bidder starts with, degraded (an ONNX
+// model it cannot load the runtime for: GBDT alone serves): -check-config
+// prints it and still exits 0, so a unit that runs it before each start
+// starts a bidder that can bid.
+type Warning struct{ Err error }
+
+func (w *Warning) Error() string { return "warning: " + w.Err.Error() }
+func (w *Warning) Unwrap() error { return w.Err }
+
+// SplitWarnings flattens what CheckConfig or CheckConfigFile returned
+// (errors.Join'ed) into its problems and its warnings.
+func SplitWarnings(err error) (problems, warnings []error) {
+	var walk func(error)
+	walk = func(e error) {
+		var w *Warning
+		switch j, ok := e.(interface{ Unwrap() []error }); {
+		case ok:
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+		case errors.As(e, &w):
+			warnings = append(warnings, e)
+		case e != nil:
+			problems = append(problems, e)
+		}
+	}
+	walk(err)
+	return problems, warnings
+}
+
 // CheckConfig validates what the config names without starting anything:
 // every campaign file, every model, every secret source and TLS file, and
 // the notice key file when one exists. It returns every problem found. (A
 // multi-instance setup without a shared notice key is refused earlier, by
-// Validate.)
+// Validate.) A finding the bidder would start with, degraded, is a
+// *Warning among them (SplitWarnings).
 func CheckConfig(cfg *Config) error {
 	var errs []error
 	if snap, err := campaigns.LoadDir(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
@@ -35,9 +66,16 @@ func CheckConfig(cfg *Config) error {
 		if err == nil {
 			err = m.CheckSchema(features.SchemaVersion, features.Width)
 		}
-		if err != nil {
+		rt := ctr.ONNXAvailable(cfg.Model.ONNXLibrary)
+		switch {
+		case err != nil:
 			errs = append(errs, fmt.Errorf("model.onnx: %w", err))
-		} else if ctr.ONNXAvailable(cfg.Model.ONNXLibrary) == nil {
+		case rt != nil:
+			// The model cannot be verified, and the bidder would score
+			// with GBDT alone (an outside audit: "config ok" with no
+			// library, or one of another version).
+			errs = append(errs, &Warning{fmt.Errorf("model.onnx: %w: the model is not verified and the bidder would score with GBDT only (model.provider: off runs GBDT only on purpose)", rt)})
+		default:
 			x, err := ctr.LoadONNX(onnx, ctr.ONNXOptions{LibraryPath: cfg.Model.ONNXLibrary, Provider: ctr.ProviderCPU,
 				SchemaVersion: features.SchemaVersion, Width: features.Width})
 			if err != nil {

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/ctr"
 )
 
 func writeConfig(t *testing.T, body string) string {
@@ -169,20 +171,38 @@ func TestCheckConfig(t *testing.T) {
 	// Either bundled GBDT can be the fallback: the independent one or the
 	// one distilled from the ONNX model.
 	for _, gbdt := range []string{"../configs/models/gbdt.manifest.json", "../configs/models/gbdt_distilled.manifest.json"} {
-		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json"},
+		good := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: gbdt, ONNX: "../configs/models/mlp.manifest.json",
+			ONNXLibrary: "../lib/onnxruntime/libonnxruntime.so.1"},
 			Currency: CurrencyConfig{Rates: map[string]float64{"EUR": 1.08}}} // initech.yaml is in EUR
 		good.Defaults()
-		if err := CheckConfig(good); err != nil {
+		if err := CheckConfig(good); !runtimeWarningOnly(err) {
 			t.Fatalf("good config with model.gbdt %s: %v", gbdt, err)
 		}
 	}
+	// Without the ONNX Runtime library (or with one of another version),
+	// the model cannot be verified and the bidder would serve GBDT only:
+	// a warning, not "config ok" (an outside audit).
+	norun := &Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json",
+		ONNX: "../configs/models/mlp.manifest.json", ONNXLibrary: filepath.Join(t.TempDir(), "libonnxruntime.so.1")},
+		Currency: CurrencyConfig{Rates: map[string]float64{"EUR": 1.08}}}
+	norun.Defaults()
+	problems, warnings := SplitWarnings(CheckConfig(norun))
+	if len(problems) > 0 || len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "warning: model.onnx: ") ||
+		!strings.Contains(warnings[0].Error(), "the model is not verified and the bidder would score with GBDT only") {
+		t.Fatalf("no ONNX Runtime: problems %v, warnings %v", problems, warnings)
+	}
+	norun.Model.Provider = "off"
+	if err := CheckConfig(norun); err != nil {
+		t.Fatalf("provider off: %v", err)
+	}
 	// The int8 variant passes the same checks (schema, and its parity sample
 	// at load where ONNX Runtime is present).
-	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json"},
+	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json",
+		ONNXLibrary: "../lib/onnxruntime/libonnxruntime.so.1"},
 		Currency: CurrencyConfig{Rates: map[string]float64{"EUR": 1.08}}}
 	q.Defaults()
 	q.Model.ONNXInt8, q.Model.Variant = "../configs/models/mlp_int8.manifest.json", "int8"
-	if err := CheckConfig(&q); err != nil {
+	if err := CheckConfig(&q); !runtimeWarningOnly(err) {
 		t.Fatalf("int8 variant: %v", err)
 	}
 	q.Model.ONNXInt8 = filepath.Join(t.TempDir(), "missing.json")
@@ -219,6 +239,14 @@ func TestCheckConfig(t *testing.T) {
 			t.Fatalf("bad config: error %v does not name %q", err, want)
 		}
 	}
+}
+
+// runtimeWarningOnly reports a CheckConfig result with no problem, and no
+// warning but the ONNX Runtime's absence (make onnxruntime installs it;
+// with it, the model is checked).
+func runtimeWarningOnly(err error) bool {
+	problems, warnings := SplitWarnings(err)
+	return len(problems) == 0 && (len(warnings) == 0 || len(warnings) == 1 && errors.Is(warnings[0], ctr.ErrUnavailable))
 }
 
 // A running bidder says so when a published campaign's currency is not in

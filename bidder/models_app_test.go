@@ -179,3 +179,20 @@ func TestAppONNXRefusedAtStartLoadsWhenFixed(t *testing.T) {
 		t.Fatal("the bid after the fix was not scored by the ONNX model")
 	}
 }
+
+// model_info tells an ONNX model configured without a runtime library that
+// loads (provider "unavailable": GBDT alone serves until a restart) from
+// GBDT only on purpose (provider off: "none"). Both said "none", and no
+// alert fired for a missing or wrong-version library (an outside audit).
+func TestModelInfoTellsAMissingRuntimeFromGBDTOnPurpose(t *testing.T) {
+	for _, c := range []struct{ provider, want string }{{"auto", "unavailable"}, {"off", "none"}} {
+		app := startApp(t, func(cfg *Config) {
+			cfg.Model.ONNXLibrary = filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+			cfg.Model.Provider = c.provider
+		})
+		series := `openbidder_model_info{chain="none>` + app.gbdt.Name() + `",provider="` + c.want + `"}`
+		if got := metricValue(t, app, series); got != 1 {
+			t.Errorf("provider %s: %s = %v, want 1", c.provider, series, got)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -81,20 +82,35 @@ var onnxEnv struct {
 	provider string // last provider logged
 }
 
+// RuntimeVersion is the ONNX Runtime release this build's binding
+// (onnxruntime_go v1.27.0, API version 24) is made for; make onnxruntime
+// installs it.
+const RuntimeVersion = "1.24.3"
+
 func onnxInitEnv(lib string) error {
 	onnxEnv.Lock()
 	defer onnxEnv.Unlock()
+	if _, err := os.Stat(lib); err != nil {
+		// Not cached: the library may be installed later in the process's
+		// life. Checked first: a path with no library is unavailable even
+		// where another path's loaded (one process loads one).
+		return fmt.Errorf("%w: onnx runtime library: %v", ErrUnavailable, err)
+	}
 	if onnxEnv.done {
 		return onnxEnv.err
-	}
-	if _, err := os.Stat(lib); err != nil {
-		// Not cached: the library may be installed later in the process's life.
-		return fmt.Errorf("%w: onnx runtime library: %v", ErrUnavailable, err)
 	}
 	onnxEnv.done, onnxEnv.lib = true, lib
 	ort.SetSharedLibraryPath(lib)
 	if err := ort.InitializeEnvironment(ort.WithLogLevelError()); err != nil {
-		onnxEnv.err = fmt.Errorf("%w: onnx runtime %s: %v", ErrUnavailable, lib, err)
+		// A library of another version fails as "Error setting ORT API
+		// base" (ONNX Runtime's own line, naming both versions, goes to
+		// stderr): name the file it is and the version this build needs.
+		file := lib
+		if real, err := filepath.EvalSymlinks(lib); err == nil && real != lib {
+			file = lib + " (" + filepath.Base(real) + ")"
+		}
+		onnxEnv.err = fmt.Errorf("%w: onnx runtime %s: %v (this build needs ONNX Runtime %s: make onnxruntime installs it)",
+			ErrUnavailable, file, err, RuntimeVersion)
 		return onnxEnv.err
 	}
 	return nil

@@ -7,6 +7,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -56,9 +57,17 @@ func main() {
 
 	over := bidder.Overrides{Listen: *listen, AdminListen: *adminListen, PublicURL: *publicURL}
 	if *check {
-		if err := bidder.CheckConfigFile(*configPath, over); err != nil {
-			fmt.Fprintln(os.Stderr, err)
+		problems, warnings := bidder.SplitWarnings(bidder.CheckConfigFile(*configPath, over))
+		for _, w := range warnings {
+			fmt.Fprintln(os.Stderr, w)
+		}
+		if len(problems) > 0 {
+			fmt.Fprintln(os.Stderr, errors.Join(problems...))
 			os.Exit(1)
+		}
+		if len(warnings) > 0 {
+			fmt.Println("config ok, with warnings:", *configPath)
+			return
 		}
 		fmt.Println("config ok:", *configPath)
 		return
