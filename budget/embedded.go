@@ -127,11 +127,18 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		return nil, fmt.Errorf("budget: embedded nats: %w", err)
 	}
 	var clients, routes *connErrors
+	// A fatal error of the server (its port taken: nats-server logs it and
+	// stops listening) ends the wait below at once, with its message:
+	// before, the start waited the whole ReadyTimeout and said only "not
+	// ready" (an outside audit).
+	fatal := make(chan string, 1)
 	if o.Log != nil {
 		l := o.Log.With("component", "nats")
 		clients = newConnErrors(l, ClientErrorsMsg, o.ClientErrors)
 		routes = newConnErrors(l, RouteErrorsMsg, o.RouteErrors)
-		srv.SetLoggerV2(natsLogger{l: l, clients: clients, routes: routes}, false, false, false)
+		srv.SetLoggerV2(natsLogger{l: l, clients: clients, routes: routes, fatal: fatal}, false, false, false)
+	} else {
+		srv.SetLoggerV2(natsLogger{l: slog.New(slog.DiscardHandler), fatal: fatal}, false, false, false)
 	}
 	go srv.Start()
 	wait := o.ReadyTimeout
@@ -148,9 +155,17 @@ func StartEmbedded(o EmbeddedOptions) (*server.Server, error) {
 		go clients.run(cmp.Or(o.ClientLogEvery, time.Minute), stopped)
 		go routes.run(cmp.Or(o.ClientLogEvery, time.Minute), stopped)
 	}
-	if !srv.ReadyForConnections(wait) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("budget: embedded nats not ready after %v", wait)
+	for deadline := time.Now().Add(wait); !srv.ReadyForConnections(50 * time.Millisecond); {
+		select {
+		case msg := <-fatal:
+			srv.Shutdown()
+			return nil, fmt.Errorf("budget: embedded nats: %s", msg)
+		default:
+		}
+		if time.Now().After(deadline) {
+			srv.Shutdown()
+			return nil, fmt.Errorf("budget: embedded nats not ready after %v", wait)
+		}
 	}
 	return srv, nil
 }
@@ -217,6 +232,7 @@ func hostPort(host string, port int) string {
 type natsLogger struct {
 	l               *slog.Logger
 	clients, routes *connErrors
+	fatal           chan<- string // the first fatal message (StartEmbedded's wait); nil: none
 }
 
 var _ server.Logger = natsLogger{}
@@ -243,9 +259,17 @@ func (n natsLogger) logf(level slog.Level, format string, v []any) {
 func (n natsLogger) Noticef(format string, v ...any) { n.logf(slog.LevelDebug, format, v) }
 func (n natsLogger) Warnf(format string, v ...any)   { n.logf(slog.LevelWarn, format, v) }
 func (n natsLogger) Errorf(format string, v ...any)  { n.logf(slog.LevelError, format, v) }
-func (n natsLogger) Fatalf(format string, v ...any)  { n.logf(slog.LevelError, format, v) }
-func (n natsLogger) Debugf(format string, v ...any)  { n.logf(slog.LevelDebug, format, v) }
-func (n natsLogger) Tracef(format string, v ...any)  { n.logf(slog.LevelDebug-4, format, v) }
+func (n natsLogger) Fatalf(format string, v ...any) {
+	n.logf(slog.LevelError, format, v)
+	if n.fatal != nil {
+		select {
+		case n.fatal <- fmt.Sprintf(format, v...):
+		default:
+		}
+	}
+}
+func (n natsLogger) Debugf(format string, v ...any) { n.logf(slog.LevelDebug, format, v) }
+func (n natsLogger) Tracef(format string, v ...any) { n.logf(slog.LevelDebug-4, format, v) }
 
 // networkConnKind is the kind of connection a server log line is about
 // when it came over the network: nats-server starts those lines with the

@@ -107,8 +107,9 @@ func (h *Holder) Reload(manifestPath string) error {
 		h.path, h.sig = manifestPath, sig // do not retry the same files
 		if h.cur.Load() == nil {
 			// Refused at start (or never loaded): there is no previous
-			// model; the chain's next scorer serves meanwhile.
-			h.log.Warn("ctr: model refused, none loaded in this slot (the next scorer in the chain serves)", "manifest", manifestPath, "err", err)
+			// model. What follows is the caller's: the bidder serves with
+			// the chain's next scorer (ONNX) or does not start (GBDT).
+			h.log.Warn("ctr: model refused, none loaded in this slot", "manifest", manifestPath, "err", err)
 		} else {
 			h.log.Warn("ctr: model refused, previous model keeps serving", "manifest", manifestPath, "err", err)
 		}
