@@ -217,10 +217,7 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 	if err := dec.Decode(&extra); err == nil {
 		return Config{}, fmt.Errorf("%s: more than one YAML document", name)
 	}
-	if err := checkIntFloats(data, pause); err != nil {
-		return Config{}, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := checkNullItems(data, pause); err != nil {
+	if err := checkDecoded(data, pause); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	c.File = name
@@ -229,20 +226,33 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 
 // maybeFloat finds what could be a plain (unquoted) YAML number with a
 // fraction, an exponent or an infinity after an indicator: only a file
-// holding one is parsed a second time by checkIntFloats. Amounts are
+// holding one is parsed a second time (checkDecoded). Amounts are
 // written as quoted strings, so most files are not.
 var maybeFloat = regexp.MustCompile(`(?:^|[\s\[{,:-])[-+]?_*(?:\.[0-9]|[0-9][0-9_]*\.|[0-9][0-9_]*[eE]|\.(?:inf|Inf|INF|nan|NaN|NAN))`)
 
-// checkIntFloats refuses a number with a fraction (2.9), or an infinity,
-// written where the campaign wants an integer: yaml.v3 cuts it down
+// checkDecoded walks the decoded file for what the strict decode let by.
+//
+// A number with a fraction (2.9), or an infinity, written where the
+// campaign wants an integer (walkIntFloats): yaml.v3 cuts it down
 // without a word (a frequency cap count of 2.9 was 2, a daypart hour of
 // 16.99 was 16, a count of 0.5 was "required with a window"). An integral
 // float (2.0, 1e3) is the integer it names, as before. The error has the
 // decoder's form, so yamlProblems names the field.
-func checkIntFloats(data []byte, pause *loadPause) error {
-	m := maybeFloat.Match(data)
-	pause.step(len(data) / yamlBytesPerUs / 4)
-	if !m {
+//
+// A null item in a list (countries: [null], a bare "-", an alias of a
+// null; walkNullItems): yaml.v3 drops it when it decodes a list of
+// strings, so a targeting list of one null item was no list at all and the
+// campaign bid everywhere (an outside audit: countries: [null] bid on every
+// country, exchanges: [null] freed a campaign from its exchange), where an
+// empty string is refused: "targeting.countries[0]: empty value".
+//
+// Each is a second parse, made only for a file that may hold what it looks
+// for (maybeFloat, maybeNullItem: most files hold neither), and made once
+// for both.
+func checkDecoded(data []byte, pause *loadPause) error {
+	floats, nulls := maybeFloat.Match(data), maybeNullItem.Match(data)
+	pause.step(len(data) / yamlBytesPerUs / 2)
+	if !floats && !nulls {
 		return nil
 	}
 	var root yaml.Node
@@ -250,7 +260,12 @@ func checkIntFloats(data []byte, pause *loadPause) error {
 		return nil
 	}
 	var errs []string
-	walkIntFloats(&root, reflect.TypeFor[Config](), &errs)
+	if floats {
+		walkIntFloats(&root, reflect.TypeFor[Config](), &errs)
+	}
+	if nulls {
+		walkNullItems(&root, 0, &errs)
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -259,53 +274,30 @@ func checkIntFloats(data []byte, pause *loadPause) error {
 
 // maybeNullItem finds what could be a null item in a list: null or ~, a
 // dash with nothing after it, or an alias or anchor (which may name one).
-// Only a file holding one is parsed a second time by checkNullItems.
+// Only a file holding one is parsed a second time (checkDecoded).
 var maybeNullItem = regexp.MustCompile(`null|Null|NULL|~|[*&]|(?m)(?:^|\s)-[ \t]*(?:#.*)?$`)
 
-// checkNullItems refuses a null item in a list (countries: [null], a bare
-// "-", an alias of a null): yaml.v3 drops it when it decodes a list of
-// strings, so a targeting list of one null item was no list at all and the
-// campaign bid everywhere (an outside audit: countries: [null] bid on every
-// country, exchanges: [null] freed a campaign from its exchange), where an
-// empty string is refused. The error has the decoder's form, so
-// yamlProblems names the field: "targeting.countries[0]: empty value".
-func checkNullItems(data []byte, pause *loadPause) error {
-	m := maybeNullItem.Match(data)
-	pause.step(len(data) / yamlBytesPerUs / 4)
-	if !m {
-		return nil
+// walkNullItems appends, in the decoder's form (so that yamlProblems names
+// the field), each null item of a list under n (checkDecoded).
+func walkNullItems(n *yaml.Node, depth int, errs *[]string) {
+	if depth > 100 {
+		return // the file decoded: its aliases are not recursive
 	}
-	var root yaml.Node
-	if yaml.NewDecoder(pause.input(data)).Decode(&root) != nil {
-		return nil
-	}
-	var errs []string
-	var walk func(n *yaml.Node, depth int)
-	walk = func(n *yaml.Node, depth int) {
-		if depth > 100 {
-			return // ParseConfig decoded the file: its aliases are not recursive
-		}
-		for _, c := range n.Content {
-			if n.Kind == yaml.SequenceNode {
-				item := c
-				if item.Kind == yaml.AliasNode && item.Alias != nil {
-					item = item.Alias
-				}
-				if item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null" {
-					errs = append(errs, fmt.Sprintf("line %d: column %d: empty value", c.Line, c.Column))
-					continue
-				}
+	for _, c := range n.Content {
+		if n.Kind == yaml.SequenceNode {
+			item := c
+			if item.Kind == yaml.AliasNode && item.Alias != nil {
+				item = item.Alias
 			}
-			if c.Kind != yaml.AliasNode {
-				walk(c, depth+1)
+			if item.Kind == yaml.ScalarNode && item.ShortTag() == "!!null" {
+				*errs = append(*errs, fmt.Sprintf("line %d: column %d: empty value", c.Line, c.Column))
+				continue
 			}
 		}
+		if c.Kind != yaml.AliasNode {
+			walkNullItems(c, depth+1, errs)
+		}
 	}
-	walk(&root, 0)
-	if len(errs) == 0 {
-		return nil
-	}
-	return &yaml.TypeError{Errors: errs}
 }
 
 // NotUTF8 names the line and column of the first byte of data that is not
@@ -328,10 +320,25 @@ func NotUTF8(data []byte) error {
 	return fmt.Errorf("line %d, column %d: byte 0x%02X is not UTF-8 (the file must be UTF-8 text)", line, col, data[i])
 }
 
-// NullItems is checkNullItems for another YAML file read strictly (the
-// bidder's config: a bid_sources or an exchange's sources of [null] was no
-// list): nil, or a *yaml.TypeError that DecodeProblems names the fields of.
-func NullItems(data []byte) error { return checkNullItems(data, nil) }
+// NullItems is checkDecoded's null-item rule for another YAML file read
+// strictly (the bidder's config: a bid_sources or an exchange's sources of
+// [null] was no list): nil, or a *yaml.TypeError that DecodeProblems names
+// the fields of.
+func NullItems(data []byte) error {
+	if !maybeNullItem.Match(data) {
+		return nil
+	}
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return nil
+	}
+	var errs []string
+	walkNullItems(&root, 0, &errs)
+	if len(errs) == 0 {
+		return nil
+	}
+	return &yaml.TypeError{Errors: errs}
+}
 
 var yamlUnmarshaler = reflect.TypeFor[yaml.Unmarshaler]()
 
