@@ -711,7 +711,7 @@ func appKey(a string) string {
 // as a URL, with a port, a final dot, a leading "*." or ".", or "www.".
 func advDomain(a string) string {
 	a = strings.ToLower(strings.TrimSpace(a))
-	if _, rest, ok := strings.Cut(a, "://"); ok {
+	if scheme, rest, ok := strings.Cut(a, "://"); ok && !strings.ContainsAny(scheme, "/?#") {
 		a = rest
 	}
 	a = strings.TrimLeft(a, "/")
@@ -727,21 +727,50 @@ func advDomain(a string) string {
 	return idnASCII(strings.TrimPrefix(strings.TrimLeft(strings.TrimRight(a, "."), "*."), "www."))
 }
 
-// siteParents is d and each parent of it that is still a domain (has a
-// dot), as the bidder checks a site block list; d's own case and forms are
-// advDomain's.
+// siteParents is d (advDomain's) and each parent of it that is still a
+// domain (has a dot), as the bidder checks a site block list
+// (campaigns.appendParents): of a name over 253 bytes, the parents from the
+// first label that leaves 253 bytes or fewer; of a name IDNA refuses as a
+// whole (still not ASCII), its last 16 parents each converted on its own.
 func siteParents(d string) []string {
 	if d == "" {
 		return nil
 	}
 	out := []string{d}
 	if len(d) > 253 {
+		for i := len(d) - 253; i < len(d); i++ {
+			if labelStart(d, i) {
+				return append(out, siteParents(advDomain(d[i:]))...)
+			}
+		}
+		return out
+	}
+	if strings.IndexFunc(d, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+		n := 0
+		for i := len(d) - 1; i > 0 && n < 16; i-- {
+			if labelStart(d, i) {
+				n++
+				out = append(out, strings.TrimPrefix(idnASCII(d[i:]), "www."))
+			}
+		}
 		return out
 	}
 	for _, rest, ok := strings.Cut(d, "."); ok && strings.Contains(rest, "."); _, rest, ok = strings.Cut(rest, ".") {
 		out = append(out, rest)
 	}
 	return out
+}
+
+// labelStart tells whether a label of d starts at i: after a dot, or a dot
+// IDNA reads as one (U+3002, U+FF0E, U+FF61).
+func labelStart(d string, i int) bool {
+	if i <= 0 || i >= len(d) {
+		return false
+	}
+	if d[i-1] == '.' {
+		return true
+	}
+	return i >= 3 && (d[i-3:i] == "\u3002" || d[i-3:i] == "\uff0e" || d[i-3:i] == "\uff61")
 }
 
 // regsDSA reads regs.ext.dsa's dsarequired and pubrender as the bidder does:

@@ -378,17 +378,47 @@ func (sc *Scratch) siteValues(ix *index, site *ortb.Site) {
 
 // appendParents appends the ids in d of name (lookup's foldSite) and of
 // each of its parents that is still a domain (has a dot), and returns
-// name's own id too. A name longer than a domain may be is looked up whole
-// only: one look-up a label would cost its length each.
+// name's own id too. A listed entry is a domain name (at most 253 bytes):
+//
+//   - of a name longer than that, only a suffix that fits can be one: the
+//     walk starts at the first label that leaves one (a review: padding a
+//     blocked site's subdomain past 253 bytes escaped the list; the name was
+//     looked up whole only, one look-up a label would cost its length);
+//   - a name with a label IDNA refuses (a_b.bücher.example) does not
+//     convert to punycode as a whole: its parents are then converted one by
+//     one, the last maxIDNParents of them (a review: a blocked Unicode
+//     entry's subdomain escaped the list so). Each converts with an
+//     allocation, so they are bounded; the ASCII walk is map look-ups only.
 func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) (_ []uint32, id uint32) {
 	id = sc.lookup(d, name, foldSite) // leaves the folded name in sc.buf
 	if id != 0 {
 		dst = append(dst, id)
 	}
-	if len(name) == 0 || len(name) > maxDomainBytes {
+	if len(name) == 0 {
+		return dst, id
+	}
+	if len(name) > maxDomainBytes {
+		for i := len(name) - maxDomainBytes; i < len(name); i++ {
+			if labelStart(name, i) {
+				dst, _ = sc.appendParents(dst, d, name[i:])
+				break
+			}
+		}
 		return dst, id
 	}
 	b := sc.buf
+	if !isASCII(b) { // the whole name did not convert
+		n := 0
+		for i := len(name) - 1; i > 0 && n < maxIDNParents; i-- {
+			if labelStart(name, i) {
+				n++
+				if p := sc.lookup(d, name[i:], foldSite); p != 0 {
+					dst = append(dst, p)
+				}
+			}
+		}
+		return dst, id
+	}
 	if len(b) > 4 && string(b[:4]) == "www." {
 		b = b[4:]
 	}
@@ -404,6 +434,40 @@ func (sc *Scratch) appendParents(dst []uint32, d dict, name []byte) (_ []uint32,
 	return dst, id
 }
 
+// maxIDNParents bounds appendParents' conversions of a name that does not
+// convert as a whole: its last 16 parents (a listed entry of more labels
+// than that is not matched by such a name's subdomains).
+const maxIDNParents = 16
+
+// labelStart tells whether a label of name starts at i: after a dot, or one
+// of the dots IDNA reads as one (U+3002, U+FF0E, U+FF61).
+func labelStart(name []byte, i int) bool {
+	if i <= 0 || i >= len(name) {
+		return false
+	}
+	if name[i-1] == '.' {
+		return true
+	}
+	if i < 3 {
+		return false
+	}
+	switch string(name[i-3 : i]) {
+	case "\u3002", "\uff0e", "\uff61":
+		return true
+	}
+	return false
+}
+
+// isASCII tells whether b has no byte over 0x7f.
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
 var schemeSep = []byte("://")
 
 // advDomain is the domain a badv entry names, as exchanges write it: also
@@ -415,7 +479,10 @@ var schemeSep = []byte("://")
 // advertiser bid. It slices b, allocating nothing.
 func advDomain(b []byte) []byte {
 	b = bytes.TrimSpace(b)
-	if i := bytes.Index(b, schemeSep); i >= 0 {
+	// A scheme only before any path, query or fragment: a page whose
+	// query names another URL (r?u=https://x.example/) is on its own host
+	// (a review: it was read as x.example's).
+	if i := bytes.Index(b, schemeSep); i >= 0 && bytes.IndexAny(b[:i], "/?#") < 0 {
 		b = b[i+len(schemeSep):]
 	}
 	b = bytes.TrimLeft(b, "/")

@@ -199,6 +199,28 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("www.Bücher.example") }, monday15, false},
 		{"site block in Unicode, a subdomain with a final dot", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"bücher.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("shop.Bücher.example.") }, monday15, false},
+		// Past the first version (a review): a label IDNA refuses, padding
+		// past 253 bytes, and a page naming the blocked site in its query.
+		{"site block in Unicode, a subdomain IDNA refuses", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"bücher.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("a_b.bücher.example") }, monday15, false},
+		{"site block in Unicode, a leading hyphen and full-width dots", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"bücher.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("-x\uff0ebücher\uff0eexample") }, monday15, false},
+		{"site block in Unicode, the page on a subdomain IDNA refuses", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"bücher.example"} },
+			func(r *ortb.Request, _ *ortb.Imp) {
+				r.Site.Domain, r.Site.Page = bs("fine.example"), bs("https://a_b.bücher.example/p")
+			}, monday15, false},
+		{"site block, a subdomain padded past 253 bytes", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) {
+				r.Site.Domain = bs(strings.Repeat(strings.Repeat("a", 60)+".", 4) + "site-1.example.com")
+			}, monday15, false},
+		{"site block, a padded subdomain with full-width dots", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) {
+				r.Site.Domain = bs(strings.Repeat(strings.Repeat("a", 60)+"\uff0e", 4) + "site-1.example.com")
+			}, monday15, false},
+		{"site block, a page whose query names the blocked site", func(c *Config) { c.Targeting.SiteDomains.Block = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) {
+				r.Site.Domain, r.Site.Page = bs("fine.example"), bs("fine.example/r?u=https://site-1.example.com/")
+			}, monday15, true},
 		{"site allow in Unicode, the site in punycode", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"bücher.example"} },
 			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Domain = bs("xn--bcher-kva.example") }, monday15, true},
 		{"badv a top-level domain with a final dot", func(c *Config) { c.Creatives[0].ADomain = []string{"brand.example"} },
