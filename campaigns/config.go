@@ -273,9 +273,13 @@ func checkDecoded(data []byte, pause *loadPause) error {
 }
 
 // maybeNullItem finds what could be a null item in a list: null or ~, a
-// dash with nothing after it, or an alias or anchor (which may name one).
-// Only a file holding one is parsed a second time (checkDecoded).
-var maybeNullItem = regexp.MustCompile(`null|Null|NULL|~|[*&]|(?m)(?:^|\s)-[ \t]*(?:#.*)?$`)
+// dash with nothing after it (before a line feed, a CR LF, or a line break
+// YAML 1.1 also reads: NEL, LS, PS), a tag (a bare "!" makes an empty item
+// null), or an alias or anchor (which may name one). Only a file holding
+// one is parsed a second time (checkDecoded); the walk decides. (A review
+// got null items past the first version with CR LF line ends, a NEL, and
+// "- !".)
+var maybeNullItem = regexp.MustCompile(`null|Null|NULL|~|[*&!\x{85}\x{2028}\x{2029}]|(?m)(?:^|\s)-[ \t]*(?:#[^\n]*)?\r?$`)
 
 // walkNullItems appends, in the decoder's form (so that yamlProblems names
 // the field), each null item of a list under n (checkDecoded).

@@ -512,6 +512,12 @@ func TestLoadDirRefusesNullListItems(t *testing.T) {
 		{"targeting:\n  site_domains:\n    allow:\n      - a.example\n      -   # none\n", "targeting.site_domains.allow[1]"},
 		{"targeting:\n  regions: [!!null '']\n", "targeting.regions[0]"},
 		{"targeting:\n  os: [&n null]\n  cities: [*n]\n", "targeting.os[0]"},
+		// Past the first version's regexp (a review): CR LF line ends, a
+		// NEL line break, a non-specific tag.
+		{"targeting:\r\n  countries:\r\n    -\r\n", "targeting.countries[0]"},
+		{"targeting:\n  countries:\n    -\u0085    - USA\n", "targeting.countries[0]"},
+		{"targeting:\n  countries:\n    - !\n", "targeting.countries[0]"},
+		{"targeting:\n  countries: [! ]\n", "targeting.countries[0]"},
 		{"targeting:\n  countries: [\"null\"]\n", ""}, // a string, refused by its own check
 		{"targeting:\n  segments: [a-1, b~2, c&d]\n", ""},
 	} {

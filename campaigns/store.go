@@ -139,9 +139,14 @@ func (st *Store) Watch(ctx context.Context, interval time.Duration, onErr func(e
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-events:
+		case ev, ok := <-events:
 			if !ok {
 				events = nil // the watcher died: poll every tick
+			} else if ev.Has(fsnotify.Remove|fsnotify.Rename) && filepath.Clean(ev.Name) == filepath.Clean(st.dir) {
+				// The directory itself went: watch what is there on the
+				// next tick, even if it has the old one's identity (an
+				// inode number reused by rm -rf and mkdir: a review).
+				dirID = nil
 			}
 			dirty = 2
 			continue
