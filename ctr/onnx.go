@@ -90,14 +90,19 @@ const RuntimeVersion = "1.24.3"
 func onnxInitEnv(lib string) error {
 	onnxEnv.Lock()
 	defer onnxEnv.Unlock()
+	if onnxEnv.done && lib == onnxEnv.lib {
+		// Loaded (or refused) once: a model reload does not need the file
+		// again (it may be replaced under a running process).
+		return onnxEnv.err
+	}
 	if _, err := os.Stat(lib); err != nil {
 		// Not cached: the library may be installed later in the process's
-		// life. Checked first: a path with no library is unavailable even
-		// where another path's loaded (one process loads one).
+		// life. Checked before the once-only result: a path with no library
+		// is unavailable even where another path's loaded.
 		return fmt.Errorf("%w: onnx runtime library: %v", ErrUnavailable, err)
 	}
 	if onnxEnv.done {
-		return onnxEnv.err
+		return onnxEnv.err // one process loads one library
 	}
 	onnxEnv.done, onnxEnv.lib = true, lib
 	ort.SetSharedLibraryPath(lib)

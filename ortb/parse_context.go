@@ -450,7 +450,7 @@ const (
 func dsaInt(v *fastjson.Value) (int8, bool) {
 	if v.Type() == fastjson.TypeNumber {
 		f, err := v.Float64()
-		if err != nil || f < 0 || f != math.Trunc(f) {
+		if err != nil || f < 0 || f != math.Trunc(f) || math.IsInf(f, 0) { // 1e400 is +Inf to fastjson
 			return 0, false
 		}
 		return int8(min(f, 3)), true

@@ -831,7 +831,8 @@ func TestParseDSA(t *testing.T) {
 		{`{"ext":{"dsa":"required"}}`, 3, 0},
 		{`{"ext":{"dsa":[{"dsarequired":2,"pubrender":1}]}}`, 3, 0},
 		{`{"ext":{"dsa":null}}`, Unset, Unset},
-		{`{"ext":{"dsa":{"required":3,"pubrender":0}}}`, Unset, 0}, // a sample's wart: no dsarequired
+		{`{"ext":{"dsa":{"dsarequired":2,"pubrender":1e400}}}`, 2, 0}, // +Inf, not a whole number (a review)
+		{`{"ext":{"dsa":{"required":3,"pubrender":0}}}`, Unset, 0},    // a sample's wart: no dsarequired
 		{`{"ext":{}}`, Unset, Unset},
 		{`{"coppa":0}`, Unset, Unset},
 	} {
