@@ -482,7 +482,7 @@ func advDomain(b []byte) []byte {
 	// A scheme only before any path, query or fragment: a page whose
 	// query names another URL (r?u=https://x.example/) is on its own host
 	// (a review: it was read as x.example's).
-	if i := bytes.Index(b, schemeSep); i >= 0 && bytes.IndexAny(b[:i], "/?#") < 0 {
+	if i := bytes.Index(b, schemeSep); i >= 0 && !bytes.ContainsAny(b[:i], "/?#") {
 		b = b[i+len(schemeSep):]
 	}
 	b = bytes.TrimLeft(b, "/")
