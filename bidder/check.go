@@ -62,10 +62,7 @@ func CheckConfig(cfg *Config) error {
 		errs = append(errs, fmt.Errorf("model.gbdt: %w", err))
 	}
 	if onnx := cfg.Model.ONNXManifest(); onnx != "" && cfg.Model.Provider != "off" {
-		m, err := ctr.LoadManifest(onnx)
-		if err == nil {
-			err = m.CheckSchema(features.SchemaVersion, features.Width)
-		}
+		_, err := ctr.LoadManifestFor(onnx, features.SchemaVersion, features.Width)
 		rt := ctr.ONNXAvailable(cfg.Model.ONNXLibrary)
 		switch {
 		case err != nil:

@@ -89,7 +89,7 @@ var (
 //     wide part, if any) does not reproduce it within parity_tolerance
 //     (default 1e-5) (ErrBadModel).
 func LoadGBDT(manifestPath string, schemaVersion string, width int) (*GBDT, error) {
-	m, err := LoadManifest(manifestPath)
+	m, err := LoadManifestFor(manifestPath, schemaVersion, width)
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package ctr
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -223,5 +224,37 @@ func BenchmarkWideDeepConvert(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/row")
 		})
+	}
+}
+
+// A wide_deep_ids manifest of another width than the extractor's is refused
+// as a model of another width (ErrSchema), not with its input form's
+// message about a slot past its own width (an outside audit: "wide column
+// 14: slot 40 of 40" for a manifest of width 40).
+func TestManifestOfAnotherWidthIsASchemaError(t *testing.T) {
+	b, err := os.ReadFile("../configs/models/mlp.manifest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	version, width := m["schema_version"].(string), int(m["width"].(float64))
+	m["width"] = width - 1
+	b, _ = json.Marshal(m)
+	path := filepath.Join(t.TempDir(), "mlp.manifest.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadManifest(path); !errors.Is(err, ErrBadModel) {
+		t.Fatalf("LoadManifest: %v, want the input form refused (ErrBadModel)", err)
+	}
+	if _, err := LoadManifestFor(path, version, width); !errors.Is(err, ErrSchema) {
+		t.Fatalf("LoadManifestFor: %v, want ErrSchema", err)
+	}
+	// (Before the runtime is needed; a build without cgo has none.)
+	if _, err := LoadONNX(path, ONNXOptions{SchemaVersion: version, Width: width}); !errors.Is(err, ErrSchema) && !errors.Is(err, ErrUnavailable) {
+		t.Fatalf("LoadONNX: %v, want ErrSchema", err)
 	}
 }

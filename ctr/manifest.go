@@ -53,7 +53,15 @@ type TrainingInfo struct {
 }
 
 // LoadManifest reads and checks a manifest file.
-func LoadManifest(path string) (*Manifest, error) {
+func LoadManifest(path string) (*Manifest, error) { return LoadManifestFor(path, "", 0) }
+
+// LoadManifestFor is LoadManifest for a model fed by an extractor of schema
+// version and width (version "": any): a manifest of another schema or width
+// is refused as that (ErrSchema, CheckSchema), before its input form is
+// checked against its own width. A wide_deep_ids manifest of the wrong width
+// was refused with its input form's message ("wide column 14: slot 40 of
+// 40"), not as a model of another width (an outside audit).
+func LoadManifestFor(path, version string, width int) (*Manifest, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadModel, err)
@@ -77,6 +85,11 @@ func LoadManifest(path string) (*Manifest, error) {
 	}
 	if m.InputForm == "" {
 		m.InputForm = InputRows
+	}
+	if version != "" {
+		if err := m.CheckSchema(version, width); err != nil {
+			return nil, err
+		}
 	}
 	if m.conv, err = m.checkInputForm(); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", path, err)

@@ -146,17 +146,12 @@ func LoadONNX(manifestPath string, opts ONNXOptions) (*ONNX, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	m, err := LoadManifest(manifestPath)
+	m, err := LoadManifestFor(manifestPath, opts.SchemaVersion, opts.Width)
 	if err != nil {
 		return nil, err
 	}
 	if m.Kind != "onnx" {
 		return nil, fmt.Errorf("%w: manifest %s: kind %q, want onnx", ErrBadModel, manifestPath, m.Kind)
-	}
-	if opts.SchemaVersion != "" {
-		if err := m.CheckSchema(opts.SchemaVersion, opts.Width); err != nil {
-			return nil, err
-		}
 	}
 	data, err := onnxReadModel(m)
 	if err != nil {
