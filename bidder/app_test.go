@@ -32,6 +32,17 @@ func startApp(t *testing.T, edit func(*Config)) *App {
 // startAppLog is startApp logging to log.
 func startAppLog(t *testing.T, edit func(*Config), log *slog.Logger) *App {
 	t.Helper()
+	app, err := tryStartAppLog(t, edit, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app
+}
+
+// tryStartAppLog is startAppLog returning Start's error (a port picked
+// free and taken again before the start can be tried again).
+func tryStartAppLog(t *testing.T, edit func(*Config), log *slog.Logger) (*App, error) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := &Config{
 		Listen:       "127.0.0.1:0",
@@ -56,7 +67,7 @@ func startAppLog(t *testing.T, edit func(*Config), log *slog.Logger) *App {
 	}
 	app, err := Start(context.Background(), cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	// Notice URLs must point at the bound port.
 	app.Server.publicURL = []byte("http://" + app.Addr())
@@ -66,7 +77,7 @@ func startAppLog(t *testing.T, edit func(*Config), log *slog.Logger) *App {
 		app.Close(ctx)
 	})
 	waitFor(t, 10*time.Second, func() bool { ok, _ := app.Server.Ready(); return ok })
-	return app
+	return app, nil
 }
 
 // waitFor polls cond until it holds or the deadline passes.

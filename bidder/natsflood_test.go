@@ -21,15 +21,29 @@ import (
 // is counted in /metrics and summed up in one warning, and a real error
 // logged before the flood is still on the status page afterwards.
 func TestNATSClientFloodKeepsRecentErrors(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// The port is picked free, closed, then bound by the embedded server:
+	// another process may take it in between (port 0 would mean "do not
+	// listen"), and the start then fails at once naming it: up to three
+	// ports are tried.
+	var (
+		app  *App
+		port int
+		logs *syncBuffer
+	)
+	for attempt := 0; app == nil; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port = l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		logs = &syncBuffer{}
+		app, err = tryStartAppLog(t, func(c *Config) { c.Budget.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", port) },
+			slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
+		if err != nil && (attempt == 2 || !strings.Contains(err.Error(), strconv.Itoa(port))) {
+			t.Fatal(err)
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	logs := &syncBuffer{}
-	app := startAppLog(t, func(c *Config) { c.Budget.EmbeddedListen = fmt.Sprintf("127.0.0.1:%d", port) },
-		slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	// Clients without auth on it: warned at start (any local process has
 	// the budget through it).
 	if !strings.Contains(logs.String(), "budget.embedded_listen takes clients without auth") {
