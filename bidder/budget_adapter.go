@@ -302,13 +302,23 @@ func (b *budgetSink) release(t *bidToken, lossReason int64, now time.Time) (bool
 	return res.Duplicate || res.ReversedMicros > 0, err
 }
 
+// errTrackerAfterLoss: the tracker's bid had its loss notice (and no win or
+// bill) before it: the markup cannot have been shown. Answered as any
+// tracker is; not counted (budget.Manager.LostBid).
+var errTrackerAfterLoss = errors.New("tracker of a bid that lost: not counted")
+
 func (b *budgetSink) impression(t *bidToken, now time.Time) error {
-	b.m.CountShown(b.notice(t, budget.KindLoss, 0, now))
+	if b.m.CountPixel(b.notice(t, budget.KindLoss, 0, now)) {
+		return errTrackerAfterLoss
+	}
 	b.events.add(event{Kind: "imp", Token: t, Time: now})
 	return nil
 }
 
 func (b *budgetSink) click(t *bidToken, now time.Time) error {
+	if b.m.LostBid(b.notice(t, budget.KindLoss, 0, now)) {
+		return errTrackerAfterLoss
+	}
 	b.events.add(event{Kind: "click", Token: t, Time: now})
 	return nil
 }

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -326,5 +327,57 @@ func TestFreqCapConcurrentRequests(t *testing.T) {
 	}
 	if id, r := cat.money.hold(camp.Index, 1000, user, now); r != reasonFreqCap {
 		t.Fatalf("request B's hold: id %d, %v; want refused (frequency_cap): the user's 4th bid against a cap of 3", id, r)
+	}
+}
+
+// An impression pixel or a click of a bid whose loss notice came first (no
+// win or bill) is answered and not counted: the markup cannot have been
+// shown. Counted, the pixels of lost bids used up a user's cap (an outside
+// audit: two lost bids' pixels, cap 2 an hour) and showed as impressions
+// and clicks. A pixel of a bid with no loss still counts (the control).
+func TestTrackersAfterALossAreNotCounted(t *testing.T) {
+	ts, bid := globexBidder(t, "u-lost")
+	deadline := time.Now().Add(10 * time.Second)
+	b, ok := bid()
+	for ; !ok; b, ok = bid() { // globex answers once its lease is in
+		if time.Now().After(deadline) {
+			t.Fatal("no globex-cpc bid within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pixel := func(b openrtb2.Bid) { ts.fire(t, between(b.AdM, `<img src="`, `"`), "", "", "") }
+	click := func(b openrtb2.Bid) {
+		u, err := url.Parse(between(b.AdM, `<a href="`, `"`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := ts.do("GET", u.RequestURI(), nil); r.StatusCode() != 302 {
+			t.Fatalf("click: %d", r.StatusCode())
+		}
+	}
+	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
+	st := ts.m.campaign("globex-cpc")
+	for i := range 4 { // a cap of 3
+		ts.fire(t, b.LURL, "0", "102", "")
+		pixel(b)
+		click(b)
+		lapse()
+		if b, ok = bid(); !ok {
+			t.Fatalf("bid %d refused after %d lost bids' pixels: counted toward the cap", i+2, i+1)
+		}
+	}
+	if got := ts.m.trackersAfterLoss.load(); got != 8 || st.imps.load() != 0 || st.clicks.load() != 0 {
+		t.Fatalf("after 4 lost bids' pixels and clicks: after-loss %d, impressions %d, clicks %d; want 8, 0, 0",
+			got, st.imps.load(), st.clicks.load())
+	}
+	for i := range 3 {
+		pixel(b) // shown, no loss: counted
+		lapse()
+		if b, ok = bid(); !ok && i < 2 {
+			t.Fatalf("bid refused after %d impressions under a cap of 3", i+1)
+		}
+	}
+	if ok {
+		t.Fatal("a bid with three impressions counted and a cap of 3 an hour")
 	}
 }

@@ -181,30 +181,31 @@ func (c *campaignStats) nobids(r reason) uint64 {
 
 // metrics is everything /metrics shows about the bid path.
 type metrics struct {
-	requests       counter
-	bids           counter // 200 responses
-	bidsPlaced     counter // individual bids (one per imp won)
-	nobids         [numReasons]counter
-	badRequest     counter
-	tooLarge       counter
-	sourceRefused  counter // 403: source not in bid_sources
-	panics         counter
-	latency        histogram // arrival (edge.go) to answer
-	queue          histogram // arrival to handler entry
-	shedTime       histogram // handler entry to answer, shed requests
-	scored         counter   // rows scored
-	trimmed        counter   // requests whose candidates were cut to fit the slack
-	notices        [numNoticeKinds]counter
-	noticeBad      counter // forged, expired, malformed
-	noticeSource   counter // 403: a win, billing or loss notice from outside notices.sources
-	cappedClearing counter // clearing price above the bid
-	underFloor     counter // clearing price under the imp's floor
-	lossBidWon     counter // loss notices with r=0 ("bid won"): nothing released
-	testNotices    counter // notices of test-mode bids: answered, never charged
-	trackerReplays counter // impression pixels and clicks seen before: answered, not counted again
-	longID         counter // imps skipped: request or imp id longer than a token carries
-	badQty         counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
-	insecureImp    counter // imps skipped: secure=1 with an http public_url (not loopback)
+	requests          counter
+	bids              counter // 200 responses
+	bidsPlaced        counter // individual bids (one per imp won)
+	nobids            [numReasons]counter
+	badRequest        counter
+	tooLarge          counter
+	sourceRefused     counter // 403: source not in bid_sources
+	panics            counter
+	latency           histogram // arrival (edge.go) to answer
+	queue             histogram // arrival to handler entry
+	shedTime          histogram // handler entry to answer, shed requests
+	scored            counter   // rows scored
+	trimmed           counter   // requests whose candidates were cut to fit the slack
+	notices           [numNoticeKinds]counter
+	noticeBad         counter // forged, expired, malformed
+	noticeSource      counter // 403: a win, billing or loss notice from outside notices.sources
+	cappedClearing    counter // clearing price above the bid
+	underFloor        counter // clearing price under the imp's floor
+	lossBidWon        counter // loss notices with r=0 ("bid won"): nothing released
+	testNotices       counter // notices of test-mode bids: answered, never charged
+	trackerReplays    counter // impression pixels and clicks seen before: answered, not counted again
+	trackersAfterLoss counter // impression pixels and clicks of a bid whose loss came first: answered, not counted
+	longID            counter // imps skipped: request or imp id longer than a token carries
+	badQty            counter // imps skipped: qty.multiplier outside limits.min_qty..max_qty
+	insecureImp       counter // imps skipped: secure=1 with an http public_url (not loopback)
 
 	mu        sync.Mutex // guards campaigns and blocks (not the counters inside)
 	campaigns map[string]*campaignStats

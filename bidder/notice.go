@@ -314,14 +314,17 @@ func (s *Server) countTracker(kind noticeKind, t *bidToken, now time.Time) (repl
 	}
 	st := s.m.campaign(string(t.Campaign))
 	if kind == noticeClick {
-		if err = s.notices.click(t, now); err == nil {
+		err = s.notices.click(t, now)
+		if err == nil {
 			st.clicks.add(0, 1)
 		}
-		return false, err
-	}
-	if err = s.notices.impression(t, now); err == nil {
+	} else if err = s.notices.impression(t, now); err == nil {
 		st.imps.add(0, 1)
 		st.predE6.add(0, uint64(max(t.PCTR, 0)*1e6))
+	}
+	if errors.Is(err, errTrackerAfterLoss) {
+		s.m.trackersAfterLoss.add(0, 1)
+		return true, nil // answered as a replay is: nothing counted
 	}
 	return false, err
 }

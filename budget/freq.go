@@ -322,13 +322,39 @@ func (m *Manager) Shown(n Notice) (count, endPending bool) {
 	return set&fCounted != 0, set&fUnpended != 0
 }
 
+// LostBid tells whether n's bid had its loss notice settled here, and no win
+// or bill: an impression pixel or a click of it comes from markup that
+// cannot have been shown (an outside audit: the pixels of two lost bids
+// used up a user's cap of 2 an hour, and counted as impressions; their
+// clicks as clicks).
+func (m *Manager) LostBid(n Notice) bool {
+	_, had := m.markHad(n, 0)
+	return had&fLoss != 0 && had&(fWin|fBill) == 0
+}
+
 // CountShown counts n's impression toward its campaign's frequency cap for
 // n.User once (Shown), and ends its pending count once: the first of its
 // pixel, win and bill does, on the tier of the instance that settles it.
 func (m *Manager) CountShown(n Notice) {
+	m.countShown(n, false)
+}
+
+// CountPixel is CountShown for an impression pixel; lost: the bid's loss
+// came first, and nothing was counted (LostBid).
+func (m *Manager) CountPixel(n Notice) (lost bool) {
+	return m.countShown(n, true)
+}
+
+func (m *Manager) countShown(n Notice, pixel bool) (lost bool) {
 	h := m.Handle(n.CampaignID)
-	if h == nil || n.User == 0 {
-		return
+	if h == nil {
+		return false
+	}
+	if pixel && m.LostBid(n) {
+		return true
+	}
+	if n.User == 0 {
+		return false
 	}
 	count, endPending := m.Shown(n)
 	if count {
@@ -337,6 +363,7 @@ func (m *Manager) CountShown(n Notice) {
 	if endPending { // not if its loss ended it
 		m.FreqSettle(h, n.User, n.InstanceID, n.Time) // after the count: never under the cap between
 	}
+	return false
 }
 
 // EndLost ends the pending count of n's bid (a loss) once, unless its
@@ -350,6 +377,12 @@ func (m *Manager) EndLost(n Notice) {
 // mark sets flags on n's tier entry and returns those it set (the ones that
 // were unset).
 func (m *Manager) mark(n Notice, flags uint16) uint16 {
+	set, _ := m.markHad(n, flags)
+	return set
+}
+
+// markHad is mark, also returning the flags the entry had before.
+func (m *Manager) markHad(n Notice, flags uint16) (set, had uint16) {
 	if n.Time.IsZero() {
 		n.Time = m.cfg.Clock.Now()
 	}
@@ -358,9 +391,10 @@ func (m *Manager) mark(n Notice, flags uint16) uint16 {
 	s, e, _ := m.tier.acquire(key, now)
 	defer s.mu.Unlock()
 	m.tier.touch(s, e, now+windowSec(max(m.cfg.DedupWindow.Loss, m.cfg.DedupWindow.Bill)))
-	set := flags &^ e.flags
+	had = e.flags
+	set = flags &^ e.flags
 	e.flags |= flags
-	return set
+	return set, had
 }
 
 // freqMsg is one impression on the wire: key, time, window (24 bytes).
