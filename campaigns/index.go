@@ -112,6 +112,9 @@ type index struct {
 	zones    []*time.Location
 	seat     []byte   // Snapshot.Seat
 	arena    []uint32 // every campaign's id sets, back to back
+	// siteBlocks: some campaign has a site block list (siteValues walks a
+	// site's parents and its page's host only then).
+	siteBlocks bool
 	// The ranking (rank.go): byRank[r] is the campaign index of rank r,
 	// rank[ci] the rank of campaign ci; currency group g holds the ranks
 	// [groupEnd[g-1], groupEnd[g]).
@@ -300,6 +303,7 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	sets[dExchange] = ix.ids(dExchange, t.Exchanges)
 	sets[dInventory] = inventorySet(t)
 	sets[sSiteBlock] = ix.ids(dSite, t.SiteBlock)
+	ix.siteBlocks = ix.siteBlocks || len(t.SiteBlock) > 0
 	sets[sAppBlock] = ix.ids(dApp, t.AppBlock)
 	sets[sCatBlock] = ix.ids(dCat, catKeys(t.CatTax, t.CatBlock))
 	sets[dDeal] = ix.ids(dDeal, t.Deals)

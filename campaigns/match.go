@@ -367,9 +367,14 @@ func normWADomain(d *ortb.Deal) {
 // audit's blocked-site.example. (a final dot), :443, sub.blocked-site.example
 // and a page on the blocked site with another site.domain each got a bid
 // from a campaign that blocks blocked-site.example; badv blocked such forms
-// already. An allow list stays exact: a miss there is no bid.
+// already. An allow list stays exact: a miss there is no bid. Without any
+// site block list in the snapshot, only the domain's own id is looked up.
 func (sc *Scratch) siteValues(ix *index, site *ortb.Site) {
 	d := ix.dicts[dSite]
+	if !ix.siteBlocks {
+		sc.add(dSite, sc.lookup(d, advDomain(site.Domain), foldSite))
+		return
+	}
 	var id uint32
 	sc.siteBlk, id = sc.appendParents(sc.siteBlk, d, advDomain(site.Domain))
 	sc.add(dSite, id)
@@ -523,19 +528,14 @@ func dsaRefuses(cc *ccamp, req *ortb.Request) bool {
 // grows with the square of a label's length, and a 20 KB Unicode
 // site.domain cost 0.3 s a conversion (a review).
 func idnASCII(b []byte) []byte {
-	if len(b) > maxDomainBytes {
+	if len(b) > maxDomainBytes || isASCII(b) {
 		return b
 	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			s, err := idna.Lookup.ToASCII(string(b))
-			if err != nil {
-				return b
-			}
-			return []byte(s)
-		}
+	s, err := idna.Lookup.ToASCII(string(b))
+	if err != nil {
+		return b
 	}
-	return b
+	return []byte(s)
 }
 
 // appKey is the app a bapp entry or a creative's bundle names, for
