@@ -328,9 +328,13 @@ func (m *Manager) Shown(n Notice) (count, endPending bool) {
 // used up a user's cap of 2 an hour, and counted as impressions; their
 // clicks as clicks).
 func (m *Manager) LostBid(n Notice) bool {
-	_, had := m.markHad(n, 0)
-	return had&fLoss != 0 && had&(fWin|fBill) == 0
+	_, had := m.markHad(n, 0, false)
+	return lostFirst(had)
 }
+
+// lostFirst tells whether an impression's flags say its loss was settled,
+// and no win or bill.
+func lostFirst(flags uint16) bool { return flags&fLoss != 0 && flags&(fWin|fBill) == 0 }
 
 // CountShown counts n's impression toward its campaign's frequency cap for
 // n.User once (Shown), and ends its pending count once: the first of its
@@ -347,16 +351,22 @@ func (m *Manager) CountPixel(n Notice) (lost bool) {
 
 func (m *Manager) countShown(n Notice, pixel bool) (lost bool) {
 	h := m.Handle(n.CampaignID)
-	if h == nil {
+	if h == nil || n.User == 0 && !pixel {
 		return false
 	}
-	if pixel && m.LostBid(n) {
+	var flags uint16
+	if n.User != 0 {
+		flags = fCounted | fUnpended // Shown's
+	}
+	// One look-up: a pixel's bid that lost first is marked nothing.
+	set, had := m.markHad(n, flags, pixel)
+	if pixel && lostFirst(had) {
 		return true
 	}
 	if n.User == 0 {
 		return false
 	}
-	count, endPending := m.Shown(n)
+	count, endPending := set&fCounted != 0, set&fUnpended != 0
 	if count {
 		m.RecordImpression(h, n.User, n.Time)
 	}
@@ -377,12 +387,13 @@ func (m *Manager) EndLost(n Notice) {
 // mark sets flags on n's tier entry and returns those it set (the ones that
 // were unset).
 func (m *Manager) mark(n Notice, flags uint16) uint16 {
-	set, _ := m.markHad(n, flags)
+	set, _ := m.markHad(n, flags, false)
 	return set
 }
 
-// markHad is mark, also returning the flags the entry had before.
-func (m *Manager) markHad(n Notice, flags uint16) (set, had uint16) {
+// markHad is mark, also returning the flags the entry had before; with
+// unlessLost it sets nothing on an entry whose loss came first (lostFirst).
+func (m *Manager) markHad(n Notice, flags uint16, unlessLost bool) (set, had uint16) {
 	if n.Time.IsZero() {
 		n.Time = m.cfg.Clock.Now()
 	}
@@ -392,6 +403,9 @@ func (m *Manager) markHad(n Notice, flags uint16) (set, had uint16) {
 	defer s.mu.Unlock()
 	m.tier.touch(s, e, now+windowSec(max(m.cfg.DedupWindow.Loss, m.cfg.DedupWindow.Bill)))
 	had = e.flags
+	if unlessLost && lostFirst(had) {
+		return 0, had
+	}
 	set = flags &^ e.flags
 	e.flags |= flags
 	return set, had
