@@ -159,6 +159,22 @@ func globexBidder(t *testing.T, user string) (*testServer, func() (openrtb2.Bid,
 	}
 }
 
+// firstGlobexBid is globexBidder's first globex-cpc bid: it answers once
+// its lease is in (within 10 s).
+func firstGlobexBid(t *testing.T, bid func() (openrtb2.Bid, bool)) openrtb2.Bid {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if b, ok := bid(); ok {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no globex-cpc bid within 10 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // A billed impression counts toward the cap whether or not its pixel fires
 // (a blocked tracker), and once when it does: the first of its bill and its
 // pixel counts it. Only the pixel counted, and a user whose pixels never
@@ -167,22 +183,9 @@ func globexBidder(t *testing.T, user string) (*testServer, func() (openrtb2.Bid,
 // The pending TTL is short here so that only counted impressions stop bids.
 func TestFreqCapCountsBilledImpressions(t *testing.T) {
 	ts, bid := globexBidder(t, "u-billed")
-	first := func() openrtb2.Bid { // globex answers once its lease is in
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if b, ok := bid(); ok {
-				return b
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no globex-cpc bid within 10 s")
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
 	pixel := func(b openrtb2.Bid) { ts.fire(t, between(b.AdM, `<img src="`, `"`), "", "", "") }
 	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
-	b1 := first()
+	b1 := firstGlobexBid(t, bid)
 	ts.fire(t, b1.BURL, "1.00", "", "") // billed, then its pixel: one impression
 	pixel(b1)
 	lapse()
@@ -212,14 +215,7 @@ func TestFreqCapCountsBilledImpressions(t *testing.T) {
 // impressions every freq_pending_ttl under a cap of 2 an hour.
 func TestFreqCapCountsWonImpressions(t *testing.T) {
 	ts, bid := globexBidder(t, "u-won")
-	deadline := time.Now().Add(10 * time.Second)
-	b1, ok := bid()
-	for ; !ok; b1, ok = bid() { // globex answers once its lease is in
-		if time.Now().After(deadline) {
-			t.Fatal("no globex-cpc bid within 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b1 := firstGlobexBid(t, bid)
 	lapse := func() { time.Sleep(40 * time.Millisecond) } // past the pending TTL
 	ts.fire(t, b1.NURL, "1.00", "", "")                   // won: one impression
 	ts.fire(t, b1.BURL, "1.00", "", "")                   // its bill and pixel count it no more
@@ -337,14 +333,7 @@ func TestFreqCapConcurrentRequests(t *testing.T) {
 // and clicks. A pixel of a bid with no loss still counts (the control).
 func TestTrackersAfterALossAreNotCounted(t *testing.T) {
 	ts, bid := globexBidder(t, "u-lost")
-	deadline := time.Now().Add(10 * time.Second)
-	b, ok := bid()
-	for ; !ok; b, ok = bid() { // globex answers once its lease is in
-		if time.Now().After(deadline) {
-			t.Fatal("no globex-cpc bid within 10 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	b, ok := firstGlobexBid(t, bid), true
 	pixel := func(b openrtb2.Bid) { ts.fire(t, between(b.AdM, `<img src="`, `"`), "", "", "") }
 	click := func(b openrtb2.Bid) {
 		u, err := url.Parse(between(b.AdM, `<a href="`, `"`))
