@@ -268,29 +268,62 @@ scrape_configs:
 }
 
 // startPrometheus runs Prometheus with dir's prometheus.yml on a free
-// loopback port until the test ends, and returns its address.
+// loopback port until the test ends, and returns its address. The port is
+// free when picked but may be taken before Prometheus binds it (another test
+// or process), so a Prometheus that exits before it listens is started again
+// on another port, up to three times.
 func startPrometheus(t *testing.T, bin, dir string) string {
+	t.Helper()
+	for try := 1; ; try++ {
+		addr, exited, log := startPrometheusOnce(t, bin, dir)
+		if !exited {
+			return addr
+		}
+		if try == 3 {
+			t.Fatalf("prometheus exited before listening, %d tries; last log:\n%s", try, log)
+		}
+		t.Logf("prometheus exited before listening on %s (try %d), trying another port", addr, try)
+	}
+}
+
+// startPrometheusOnce starts Prometheus on a port just found free and waits
+// until it accepts connections (exited false) or exits (exited true, with its
+// log).
+func startPrometheusOnce(t *testing.T, bin, dir string) (addr string, exited bool, logText string) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
+	addr = l.Addr().String()
 	l.Close()
-	var log bytes.Buffer
+	log := &syncBuffer{}
 	cmd := exec.Command(bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr, "--log.level=warn")
-	cmd.Stdout, cmd.Stderr = &log, &log
+	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	for end := time.Now().Add(30 * time.Second); time.Now().Before(end); {
+		select {
+		case <-done:
+			return addr, true, log.String()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			break
+		}
+	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-done
 		if t.Failed() {
 			lines := strings.Split(log.String(), "\n")
 			t.Logf("prometheus log:\n%s", strings.Join(lines[max(0, len(lines)-30):], "\n"))
 		}
 	})
-	return addr
+	return addr, false, ""
 }
