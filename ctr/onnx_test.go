@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -375,5 +376,48 @@ func TestONNXOnCUDA(t *testing.T) {
 			}
 		}
 		t.Logf("%s: cuda, %d rows at batch 64 estimated %v", m, 64, gpu.PredictLatency(64))
+	}
+}
+
+// Once a library has loaded, its path answers from the process's cache (the
+// file may be replaced or removed under a running bidder: a model reload
+// does not need it again), while a path with no library is unavailable
+// even then. Run in a child process: the test process may have loaded
+// another path already, and one process loads one library.
+func TestONNXAvailableCachesTheLoadedPath(t *testing.T) {
+	if os.Getenv("CTR_ONNX_CACHE_CHILD") == "" {
+		lib := onnxTestLib(t)
+		data, err := os.ReadFile(lib)
+		if err != nil {
+			t.Fatal(err)
+		}
+		copyPath := filepath.Join(t.TempDir(), "libonnxruntime.so.1")
+		if err := os.WriteFile(copyPath, data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestONNXAvailableCachesTheLoadedPath$", "-test.v")
+		cmd.Env = append(os.Environ(), "CTR_ONNX_CACHE_CHILD="+copyPath)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "--- PASS") {
+			t.Fatalf("child: %v\n%s", err, out)
+		}
+		return
+	}
+	lib := os.Getenv("CTR_ONNX_CACHE_CHILD")
+	if err := ONNXAvailable(lib); err != nil {
+		t.Fatalf("first load of %s: %v", lib, err)
+	}
+	if err := os.Remove(lib); err != nil {
+		t.Fatal(err)
+	}
+	if err := ONNXAvailable(lib); err != nil {
+		t.Errorf("the loaded path, its file removed: %v, want available (cached)", err)
+	}
+	missing := filepath.Join(filepath.Dir(lib), "none", "libonnxruntime.so.1")
+	if err := ONNXAvailable(missing); !errors.Is(err, ErrUnavailable) {
+		t.Errorf("a path with no library, another loaded: %v, want ErrUnavailable", err)
+	}
+	if err := ONNXAvailable(lib); err != nil {
+		t.Errorf("the loaded path again after a missing one: %v", err)
 	}
 }
