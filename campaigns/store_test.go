@@ -327,7 +327,11 @@ func TestStoreWatchFollowsAReplacedDirectory(t *testing.T) {
 	} else {
 		w.Close()
 	}
-	for _, link := range []bool{false, true} {
+	// rename: mv dir old; mv new dir. link: a switched symlink. remade:
+	// rm -rf dir; mkdir dir (the new directory may get the old one's inode
+	// number, so only the removal's event tells it is another).
+	for _, mode := range []string{"rename", "link", "remade"} {
+		link := mode == "link"
 		parent := t.TempDir()
 		dir := filepath.Join(parent, "campaigns")
 		release := func(name string, ids ...string) string {
@@ -341,6 +345,28 @@ func TestStoreWatchFollowsAReplacedDirectory(t *testing.T) {
 			return d
 		}
 		swap := func(d string) { // atomically, as a deploy does
+			if mode == "remade" {
+				old, _ := os.Stat(dir)
+				if err := os.RemoveAll(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(dir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if fi, err := os.Stat(dir); err == nil && os.SameFile(fi, old) {
+					t.Logf("remade: the new directory has the old one's identity")
+				}
+				ents, err := os.ReadDir(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, e := range ents {
+					if err := os.Rename(filepath.Join(d, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return
+			}
 			tmp := dir + ".new"
 			if link {
 				if err := os.Symlink(d, tmp); err != nil {
@@ -378,7 +404,7 @@ func TestStoreWatchFollowsAReplacedDirectory(t *testing.T) {
 		writeConfig(t, dir, baseConfig("c"))
 		waitFor(t, "an edit in the replaced directory", func() bool { return st.Current().Campaign("c") != nil })
 		if n := st.ticks.Load() - before; n >= fullCheckEvery/2 {
-			t.Errorf("link %v: the edit in the replaced directory was loaded %d ticks after it: by a full check, not by an event", link, n)
+			t.Errorf("%s: the edit in the replaced directory was loaded %d ticks after it: by a full check, not by an event", mode, n)
 		}
 		cancel()
 		<-done
