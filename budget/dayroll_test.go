@@ -58,6 +58,50 @@ func TestDayNeverRollsBack(t *testing.T) {
 		}
 	})
 
+	// The step's date is later (already tomorrow at UTC+14) but its day
+	// began in the middle of the record's: the day's spend was set to 0 and
+	// the daily budget spent twice in one day of either zone (an outside
+	// audit, UTC edited to Pacific/Kiritimati).
+	t.Run("time zone edited to one ahead", func(t *testing.T) {
+		clk := newManualClock(now)
+		m := newMemManager(t, NewMemStore(), "i1", clk, daily(time.UTC))
+		if n := spend(t, m, clk, "a"); n != 2 {
+			t.Fatalf("spent %d units, want the daily 2", n)
+		}
+		if err := m.SetCampaigns([]Campaign{daily(ahead)}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Second)
+		if n := spend(t, m, clk, "b"); n != 0 {
+			t.Fatalf("after the time zone edit: spent %d more units, want 0 (the UTC day and the UTC+14 day each hold the 2)", n)
+		}
+		// The UTC+14 day that began after the UTC day ended (10:00 UTC the
+		// next day) is a new day.
+		clk.Set(t0.Add(34*time.Hour + time.Second))
+		if n := spend(t, m, clk, "c"); n != 2 {
+			t.Fatalf("the next UTC+14 day spent %d units, want its daily 2", n)
+		}
+	})
+
+	t.Run("two instances in two zones, the zone behind first", func(t *testing.T) {
+		clk := newManualClock(now)
+		st := NewMemStore()
+		m1 := newMemManager(t, st, "i1", clk, daily(behind))
+		if n := spend(t, m1, clk, "a"); n != 2 {
+			t.Fatalf("spent %d units, want the daily 2", n)
+		}
+		// i1 gives its idle lease back; then i2, a day ahead by date,
+		// starts bidding (a rolling edit of the time zone).
+		for range 3 {
+			clk.Add(time.Minute)
+			m1.syncAll(ctxT(t), clk.Now(), false)
+		}
+		m2 := newMemManager(t, st, "i2", clk, daily(ahead))
+		if n := spend(t, m2, clk, "b"); n != 0 {
+			t.Fatalf("the instance a day ahead spent %d units, want 0 (its day began in the middle of i1's)", n)
+		}
+	})
+
 	t.Run("two instances in two zones", func(t *testing.T) {
 		clk := newManualClock(now)
 		st := NewMemStore()

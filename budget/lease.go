@@ -8,16 +8,19 @@ import (
 
 // leaseReq is one instance's lease step on a campaign's record.
 type leaseReq struct {
-	instance     string
-	currency     string // the campaign's; "" is not checked
-	now          time.Time
-	day          string
-	total, daily int64 // 0 means no limit
-	budgetKnown  bool  // total and daily are the campaign file's (not a retired campaign's)
-	boot         string
-	acked        int64 // cumulative spend this process reported in steps that succeeded
-	reported     int64 // cumulative spend this process reports, including this step's new part
-	cum          int64 // the ledger's cumulative figure (LedgerEntry.Cum) through the entries in reported
+	instance string
+	currency string // the campaign's; "" is not checked
+	now      time.Time
+	day      string
+	// dayStart and dayEnd bound day in the campaign's time zone (unix ns;
+	// 0 where day is "").
+	dayStart, dayEnd int64
+	total, daily     int64 // 0 means no limit
+	budgetKnown      bool  // total and daily are the campaign file's (not a retired campaign's)
+	boot             string
+	acked            int64 // cumulative spend this process reported in steps that succeeded
+	reported         int64 // cumulative spend this process reports, including this step's new part
+	cum              int64 // the ledger's cumulative figure (LedgerEntry.Cum) through the entries in reported
 	// The reversals in reported (dayReport): keptAcked is the cumulative
 	// amount of this process's reported reversals that did not lower
 	// spent_day, as of its last acknowledged step; kept adds those of this
@@ -119,9 +122,7 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	if rec.Leases == nil {
 		rec.Leases = map[string]Lease{}
 	}
-	if q.day > rec.Day {
-		rec.Day, rec.SpentDay = q.day, 0
-	}
+	rollDay(rec, q)
 	now := q.now.UnixNano()
 	if q.budgetKnown && res.wrongCurrency == "" {
 		if rec.BudgetBy != "" && rec.BudgetBy != q.instance {
@@ -340,6 +341,31 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 	rec.Leases[key] = mark
 	res.dayKept = kept
 	return true
+}
+
+// rollDay moves the record's day to the step's when that is later. The
+// spend counted so far is set to 0 only when the step's day began at or
+// after the end of the record's day: dates alone compare days of the
+// campaign's time zone, and a time zone edited to one ahead (UTC to
+// Pacific/Kiritimati: already tomorrow there) made the step's date later
+// while its day had begun in the middle of the record's; the spend of that
+// day was set to 0 and the campaign spent its daily budget twice in one day
+// of either zone (an outside audit). Such a step takes the later date and
+// keeps the spend: it over-counts the new day until a day of the step's
+// zone begins after the record's ended, never under-counts it. A record
+// written before DayEnd was kept (0) rolls on dates alone.
+func rollDay(rec *Record, q leaseReq) {
+	if q.day == "" || q.day < rec.Day {
+		return // a step on an earlier day counts its spend to the record's
+	}
+	if q.day > rec.Day {
+		if rec.DayEnd == 0 || q.dayStart >= rec.DayEnd {
+			rec.Day, rec.SpentDay, rec.DayEnd = q.day, 0, q.dayEnd
+			return
+		}
+		rec.Day = q.day
+	}
+	rec.DayEnd = max(rec.DayEnd, q.dayEnd)
 }
 
 // spentOnDay is what a record's spend today (recDay's) counts on day:

@@ -14,8 +14,13 @@ type Record struct {
 	// Currency is the currency of every amount in the record, set by the
 	// first step: an instance whose campaign names another takes no lease
 	// and reports nothing into it (applyLease).
-	Currency   string           `json:"currency,omitempty"`
-	Day        string           `json:"day"` // campaign-local date of SpentDay
+	Currency string `json:"currency,omitempty"`
+	Day      string `json:"day"` // campaign-local date of SpentDay
+	// DayEnd is when Day ends (unix ns), the latest end any step's time
+	// zone gave it (0: a record written before records kept it). A step's
+	// later date rolls the day only if that date began at or after DayEnd
+	// (applyLease).
+	DayEnd     int64            `json:"day_end,omitempty"`
 	SpentTotal int64            `json:"spent_total"`
 	SpentDay   int64            `json:"spent_day"`
 	Leases     map[string]Lease `json:"leases,omitempty"`

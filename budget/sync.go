@@ -358,7 +358,7 @@ func (m *Manager) setHealth(beatErr error, r *stepResults, now time.Time) {
 // instance's lease to its unreported spend, open holds and headroom.
 func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, release bool) error {
 	c := a.campaign()
-	_, _, day := dayBounds(now, c.loc())
+	dayStart, dayEnd, day := dayBounds(now, c.loc())
 	if c.retired {
 		day = "" // its zone is unknown (UTC here): a step never rolls the record's day (spentOnDay)
 	}
@@ -404,6 +404,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily, budgetKnown: known,
+		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(),
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
