@@ -84,12 +84,14 @@ type Account struct {
 	// the step at a reserve's end hid a foreign lease that expired just
 	// before it and became reclaimable just after (an outside review).
 	reserveUpTo int64
-	// Budget disagreement with another instance (noteBudgetDiff): since
-	// when, last seen, and whether it was reported.
-	diffSince  time.Time
-	diffWarned bool
-	diffOwn    [2]int64 // this instance's daily and total budget as of that disagreement
-	cfg        atomic.Pointer[Campaign]
+	// Budget disagreement with another instance (seeBudget,
+	// checkBudgetDiff). diffSeen is written under gmu; the rest are the
+	// sync goroutine's.
+	diffSeen     atomic.Pointer[budgetSeen]
+	diffWarnedAt int64    // the at of the disagreement last reported
+	diffOwn      [2]int64 // this instance's daily and total budget as last checked
+	diffOwnAt    int64    // when diffOwn last changed (unix ns): an edit here restarts the grace
+	cfg          atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the
 	// watch), for pacing and status. Written under gmu, read lock-free.

@@ -88,6 +88,9 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 	if cur := rec.Currency; cur != "" {
 		a.recCur.Store(&cur)
 	}
+	if rec.Currency == "" || rec.Currency == c.Currency {
+		a.seeBudget(c, m.cfg.InstanceID, rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, now)
+	}
 	a.spentDay.Store(rec.SpentDay)
 	a.spentTotal.Store(rec.SpentTotal)
 	a.remaining.Store(remaining)

@@ -840,3 +840,51 @@ func TestBudgetDisagreementOfThreeReported(t *testing.T) {
 		t.Errorf("three budgets disagreeing for 10 minutes: no disagreement reported")
 	}
 }
+
+// A campaign spent to the larger of two budgets at once stops stepping on
+// every instance (its pool is empty): a disagreement seen only at steps,
+// needing a minute between two of them, was never reported, in the one
+// case it exists for (an outside audit: 20 spent of a 10 budget, nothing
+// said in 9 minutes). The records the instances see tell it.
+func TestBudgetDisagreementReportedWhenSpentAtOnce(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	small, large := campaign("c", 10_000), campaign("c", 10_000)
+	small.DailyMicros, large.DailyMicros = 5_000, 10_000
+	a := storeManager(t, st, "a", clk, small)
+	b := storeManager(t, st, "b", clk, large)
+	defer a.Close(context.Background())
+	defer b.Close(context.Background())
+	stepRounds(t, clk, 3*time.Second, a, b)
+	start := clk.Now()
+	h := b.Handle("c")
+	spent := 0
+	for i := 0; i < 300 && spent < 10_000; i++ { // a gives its idle headroom back meanwhile
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+		for b.Allow(h, 1000, clk.Now()) == DecisionOK {
+			id, ok := b.Hold(h, 1000, clk.Now())
+			if !ok {
+				break
+			}
+			if _, err := b.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: fmt.Sprint("x", spent), ImpID: "1", BidMicros: 1000, ClearingMicros: 1000}); err != nil {
+				t.Fatal(err)
+			}
+			spent += 1000
+		}
+		b.ledger.flush(ctxT(t))
+		clk.Add(time.Second)
+	}
+	if spent != 10_000 {
+		t.Fatalf("b spent %d, want its 10,000", spent)
+	}
+	t.Logf("10,000 spent in %v", clk.Now().Sub(start))
+	for range 180 { // three minutes with no demand: the pool is empty, nothing steps
+		a.syncAll(ctxT(t), clk.Now(), false)
+		b.syncAll(ctxT(t), clk.Now(), false)
+		clk.Add(time.Second)
+	}
+	if got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements; got == 0 {
+		t.Errorf("10,000 spent of a 5,000 budget on one instance's file, 10,000 on the other's, for 3 minutes: no disagreement reported")
+	}
+}

@@ -129,7 +129,7 @@ type Counters struct {
 	PeersAlive          int    // other instances alive, their heartbeats arriving
 	PeersSilent         int    // other instances alive (leases valid) whose heartbeats stopped arriving
 	LedgerGroups        uint64 // ledger publish groups (one wait for acks each)
-	BudgetDisagreements uint64 // campaigns whose budget differed from another instance's for over a minute (noteBudgetDiff)
+	BudgetDisagreements uint64 // campaigns whose budget differed from another instance's for over a minute (checkBudgetDiff)
 	CurrencyConflicts   int    // loaded campaigns whose budget record is in another currency than their file (CurrencyConflicts)
 }
 

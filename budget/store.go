@@ -28,7 +28,7 @@ type Record struct {
 	// campaign file says (micros, 0 no limit): each instance grants from its
 	// own file, so files that disagree let the fleet spend the larger; a
 	// step that finds another instance's budget different reports it
-	// (budget_disagreements_total and a warning, Manager.noteBudgetDiff).
+	// (budget_disagreements_total and a warning, Manager.checkBudgetDiff).
 	BudgetBy    string `json:"budget_by,omitempty"`
 	BudgetDaily int64  `json:"budget_daily,omitempty"`
 	BudgetTotal int64  `json:"budget_total,omitempty"`

@@ -99,6 +99,7 @@ func (m *Manager) dueAccounts(now time.Time, release bool, dst []*Account) []*Ac
 			}
 			continue
 		}
+		m.checkBudgetDiff(a, now)
 		due, giveBack := m.stepDue(a, now)
 		if !due {
 			continue
@@ -192,34 +193,69 @@ func (m *Manager) stepDue(a *Account, now time.Time) (due, giveBack bool) {
 // instance's reload.
 const budgetDiffGrace = time.Minute
 
-// noteBudgetDiff reports a campaign whose budget in this instance's file
-// differs from the one another instance stepped with, once it has lasted
-// budgetDiffGrace (the sync goroutine's). Each instance grants from its own
-// file, so the fleet may spend the larger: an outside audit's fleet spent
-// 10.00 of a 5.00 budget, one instance's file edited, with nothing to say so.
-func (m *Manager) noteBudgetDiff(a *Account, q leaseReq, lr leaseRes, now time.Time) {
-	if own := [2]int64{q.daily, q.total}; lr.budgetAgreed || own != a.diffOwn {
-		// Another instance's budget seen equal to this one's, or this
-		// instance's own changed (an edit here): a disagreement, if any,
-		// starts again. Only a seen agreement ends one: a step reading its
-		// own write tells nothing, and with three budgets the other seen
-		// alternates (an outside review: the minute restarted forever).
-		a.diffSince, a.diffWarned, a.diffOwn = time.Time{}, false, own
+// budgetSeen is a budget another instance stepped a campaign with that
+// differs from this instance's file: by whom, its daily and total micros,
+// and since when (unix ns) a disagreement has been seen without its writer
+// agreeing since.
+type budgetSeen struct {
+	by           string
+	daily, total int64
+	at           int64
+}
+
+// seeBudget notes the budget another instance (by) stepped the campaign
+// with, as a record showed it: this instance's steps and the watch, so a
+// disagreement is seen even while neither instance steps (a campaign
+// spent to the larger budget within a minute stops stepping, and a
+// disagreement seen only at steps was never reported: an outside audit).
+// Only the disagreeing instance's own agreement ends a disagreement: with
+// three budgets the one seen alternates (an outside review). Under a.gmu.
+func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, now time.Time) {
+	if c.retired || by == "" || by == self {
+		return // no budget known here, or a record of this instance's own step
 	}
-	if !lr.budgetDiffer {
+	old := a.diffSeen.Load()
+	if daily == c.DailyMicros && total == c.TotalMicros {
+		if old != nil && old.by == by {
+			a.diffSeen.Store(nil)
+		}
 		return
 	}
-	if a.diffSince.IsZero() {
-		a.diffSince = now
-	}
-	if a.diffWarned || now.Sub(a.diffSince) < budgetDiffGrace {
+	if old != nil && old.by == by && old.daily == daily && old.total == total {
 		return
 	}
-	a.diffWarned = true
+	at := now.UnixNano()
+	if old != nil {
+		at = old.at // the disagreement goes on
+	}
+	a.diffSeen.Store(&budgetSeen{by: by, daily: daily, total: total, at: at})
+}
+
+// checkBudgetDiff reports, once, a campaign whose budget in this instance's
+// file has differed from one another instance stepped it with for
+// budgetDiffGrace, counted from the later of the first sight and this
+// instance's last edit of its budget (the sync goroutine's, every round).
+// Each instance grants from its own file, so the fleet may spend the
+// larger: an outside audit's fleet spent 10.00 of a 5.00 budget, one
+// instance's file edited, with nothing to say so.
+func (m *Manager) checkBudgetDiff(a *Account, now time.Time) {
+	d := a.diffSeen.Load()
+	if d == nil || a.diffWarnedAt == d.at {
+		return
+	}
+	c := a.campaign()
+	own := [2]int64{c.DailyMicros, c.TotalMicros}
+	if own != a.diffOwn {
+		a.diffOwn, a.diffOwnAt = own, now.UnixNano()
+	}
+	if c.retired || own == [2]int64{d.daily, d.total} || now.UnixNano()-max(d.at, a.diffOwnAt) < int64(budgetDiffGrace) {
+		return
+	}
+	a.diffWarnedAt = d.at
 	m.budgetDiffs.Add(1)
 	m.log.Warn("campaign budget differs between instances: each grants from its own file, so the fleet may spend the larger",
-		"campaign", a.id, "daily_micros", q.daily, "total_micros", q.total,
-		"other_instance", lr.otherBy, "other_daily_micros", lr.otherDaily, "other_total_micros", lr.otherTotal)
+		"campaign", a.id, "daily_micros", c.DailyMicros, "total_micros", c.TotalMicros,
+		"other_instance", d.by, "other_daily_micros", d.daily, "other_total_micros", d.total)
 }
 
 func (m *Manager) newDay(a *Account, now time.Time) bool {
@@ -431,7 +467,11 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	m.steps.Add(1)
 	m.applyStep(a, q, lr, report, epoch)
-	m.noteBudgetDiff(a, q, lr, now)
+	if lr.otherBy != "" {
+		a.gmu.Lock()
+		a.seeBudget(c, m.cfg.InstanceID, lr.otherBy, lr.otherDaily, lr.otherTotal, now)
+		a.gmu.Unlock()
+	}
 	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
 	a.starved = lr.amount < want && lr.poolFree == 0
 	m.setGlobal(a, &rec, now)
