@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"golang.org/x/net/netutil"
 
 	"github.com/openbidder/openbidder/budget"
 	"github.com/openbidder/openbidder/campaigns"
@@ -199,7 +200,12 @@ func (a *App) start(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second, IdleTimeout: cfg.Limits.IdleTimeout}
 	go func() { a.served <- s.Serve(a.ln) }()
 	go func() {
-		if err := s.admin.Serve(a.adminLn); !errors.Is(err, http.ErrServerClosed) {
+		// At most maxAdminConns at once (the rest wait in the backlog):
+		// the admin listener is outside the bid listener's cap, and 1,100
+		// idle admin connections under a descriptor limit of 1,024 stalled
+		// the bid listener's accept and failed the event log (an outside
+		// audit).
+		if err := s.admin.Serve(netutil.LimitListener(a.adminLn, maxAdminConns)); !errors.Is(err, http.ErrServerClosed) {
 			a.served <- err
 		}
 	}()
@@ -209,6 +215,11 @@ func (a *App) start(ctx context.Context) error {
 	log.Info("bidder listening", "addr", a.ln.Addr().String(), "admin", a.adminLn.Addr().String(), "instance", cfg.InstanceID)
 	return nil
 }
+
+// maxAdminConns bounds the admin listener's open connections: scrapers,
+// dashboards and operators need a few; the descriptor reserve the bid
+// listener's cap leaves (capFor) holds this many and the store's files.
+const maxAdminConns = 128
 
 // Addr and AdminAddr are the bound listener addresses.
 func (a *App) Addr() string      { return a.ln.Addr().String() }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -870,5 +871,48 @@ func TestNoticeSources(t *testing.T) {
 				t.Fatalf("openbidder_notice_source_refused_total %d, want %d", n, wantRefused)
 			}
 		})
+	}
+}
+
+// The admin listener holds at most maxAdminConns connections; the next waits
+// until one closes. It is outside the bid listener's cap, and 1,100 idle
+// admin connections under a descriptor limit of 1,024 stalled the bid
+// listener and failed the event log (an outside audit).
+func TestAdminConnectionsCapped(t *testing.T) {
+	app := startApp(t, nil)
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for range maxAdminConns {
+		c, err := net.Dial("tcp", app.AdminAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	get := func() error {
+		cl := &http.Client{Timeout: 400 * time.Millisecond}
+		resp, err := cl.Get("http://" + app.AdminAddr() + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(); err == nil {
+		t.Fatalf("a request past %d open admin connections was served", maxAdminConns)
+	}
+	conns[0].Close()
+	conns = conns[1:]
+	var err error
+	for range 10 {
+		if err = get(); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("one admin connection closed, the next request still waits: %v", err)
 	}
 }

@@ -82,6 +82,10 @@ func CheckConfig(cfg *Config) error {
 			}
 		}
 	}
+	if over, limit, capped := maxConnsOverLimit(cfg.Limits.MaxConns); over {
+		errs = append(errs, &Warning{fmt.Errorf("limits.max_conns: %d is more than the file descriptor limit here (%d) allows: the bidder caps it at %d (the rest is kept for the budget store, the admin listener and files)",
+			cfg.Limits.MaxConns, limit, capped)})
+	}
 	if _, err := resolveSecrets(cfg, false); err != nil {
 		errs = append(errs, err)
 	}

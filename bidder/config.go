@@ -227,8 +227,9 @@ type LimitsConfig struct {
 	WriteTimeout time.Duration `yaml:"write_timeout"`
 	// IdleTimeout is the wait for the next request on a connection, a new
 	// one included (default 60s, at most 1h: exchanges keep warm connections, and may
-	// open them ahead of traffic). The admin listener closes a connection
-	// idle this long after an answer too.
+	// open them ahead of traffic). A connection closed at it gets no answer,
+	// a new one that never sent a request too. The admin listener closes a
+	// connection idle this long after an answer too.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// MaxConns is the most connections the bid listener holds open at once
 	// (default 0: the process's file descriptor limit less a reserve of a
@@ -242,7 +243,9 @@ type LimitsConfig struct {
 	// half of it, a connection's wait for its next request (a new one's
 	// first included) is read_timeout, not idle_timeout. Idle connections
 	// held up to the descriptor limit made the embedded store fail its file
-	// writes for good: no notice was charged again until a restart.
+	// writes for good: no notice was charged again until a restart. A
+	// max_conns above that default is capped to it, with a warning at start
+	// and from -check-config.
 	MaxConns int `yaml:"max_conns"`
 	// Admission is the adaptive concurrency limit (admission.go).
 	Admission AdmissionConfig `yaml:"admission"`

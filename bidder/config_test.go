@@ -195,6 +195,21 @@ func TestCheckConfig(t *testing.T) {
 	if err := CheckConfig(norun); err != nil {
 		t.Fatalf("provider off: %v", err)
 	}
+	// A max_conns the descriptor limit cannot hold is capped by the
+	// bidder: a warning (an outside audit's 3,000 under a limit of 1,024
+	// passed, and the connections took every descriptor).
+	if n := fdLimit(); n > 0 {
+		norun.Limits.MaxConns = int(capFor(n)) + 100
+		problems, warnings := SplitWarnings(CheckConfig(norun))
+		if len(problems) > 0 || len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "warning: limits.max_conns: ") {
+			t.Fatalf("max_conns over the descriptor limit: problems %v, warnings %v", problems, warnings)
+		}
+		norun.Limits.MaxConns = int(capFor(n))
+		if err := CheckConfig(norun); err != nil {
+			t.Fatalf("max_conns at the cap: %v", err)
+		}
+		norun.Limits.MaxConns = 0
+	}
 	// The int8 variant passes the same checks (schema, and its parity sample
 	// at load where ONNX Runtime is present).
 	q := Config{CampaignsDir: "testdata/campaigns", Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", ONNX: "../configs/models/mlp.manifest.json",

@@ -212,14 +212,41 @@ func (c *edgeConn) pending() bool {
 // reserve for everything else the process opens (the embedded NATS store
 // above all: it fails its writes for good when it cannot open a file).
 func connCap(configured int) int64 {
-	if configured > 0 {
+	n := fdLimit()
+	switch {
+	case configured > 0 && n > 0:
+		// Never past what the descriptor limit allows: a max_conns of
+		// 3,000 under a limit of 1,024 was taken as is, and 1,500 idle
+		// connections took every descriptor (the store, the event log,
+		// /readyz and the kill switch failed; an outside audit).
+		return min(int64(configured), capFor(n))
+	case configured > 0:
 		return int64(configured)
-	}
-	var rl syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+	case n == 0:
 		return 1 << 16
 	}
-	return capFor(int64(rl.Cur))
+	return capFor(n)
+}
+
+// fdLimit is the process's limit of open files (RLIMIT_NOFILE, soft), 0
+// when unknown or practically unlimited.
+func fdLimit() int64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 || rl.Cur > 1<<30 {
+		return 0
+	}
+	return int64(rl.Cur)
+}
+
+// maxConnsOverLimit tells whether limits.max_conns is more than the
+// descriptor limit allows (capFor), with the limit and the cap it gets.
+func maxConnsOverLimit(configured int) (over bool, limit, capped int64) {
+	limit = fdLimit()
+	if configured <= 0 || limit == 0 {
+		return false, limit, int64(configured)
+	}
+	capped = capFor(limit)
+	return int64(configured) > capped, limit, capped
 }
 
 // capFor is the default connection cap under a descriptor limit of n.

@@ -611,6 +611,11 @@ func TestConnCapDefault(t *testing.T) {
 	if connCap(7) != 7 {
 		t.Error("a configured max_conns is not used")
 	}
+	if n := fdLimit(); n > 0 {
+		if got := connCap(int(capFor(n)) + 100); got != capFor(n) {
+			t.Errorf("max_conns %d over what the descriptor limit %d allows: cap %d, want %d", capFor(n)+100, n, got, capFor(n))
+		}
+	}
 }
 
 // Every answer of the bid endpoint names its OpenRTB version, the ones
@@ -890,5 +895,94 @@ func TestCapVictimAndUnreadBytes(t *testing.T) {
 	unread(reader)
 	if v := l.victim(now, evictReadAge); v != reader || !reader.evicted.Load() {
 		t.Fatalf("the slow reader past the read age was not chosen (list %d)", reader.list)
+	}
+}
+
+// fasthttp wrote its own error answers (400, 408, 413) with the write
+// deadline of the connection's previous answer: on a kept-alive connection
+// more than write_timeout after it, the answer was lost and the client saw
+// only the connection close (an outside audit).
+func TestErrorAnswersOnAKeptAliveConnection(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Limits.ReadTimeout, c.Limits.WriteTimeout = 200*time.Millisecond, 100*time.Millisecond
+	})
+	addr := ts.serve(t)
+	for _, c := range []struct {
+		name, req string
+		code      string
+	}{
+		{"two Content-Length", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "400"},
+		{"body over max_body_bytes", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n{", "413"},
+		{"body stops", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", "408"},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(conn)
+		conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"))
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("%s: first request: %v %v", c.name, resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(300 * time.Millisecond) // three write timeouts after the first answer
+		conn.Write([]byte(c.req))
+		line, _ := br.ReadString('\n')
+		if !strings.HasPrefix(line, "HTTP/1.1 "+c.code) {
+			t.Errorf("%s, 300 ms after the previous answer: got %q, want %s", c.name, line, c.code)
+		}
+		conn.Close()
+	}
+	if n := ts.m.timedOut.load(); n != 1 {
+		t.Errorf("request_timeouts_total %d, want 1", n)
+	}
+}
+
+// A connection that never sent a byte is closed at idle_timeout without an
+// answer, as an idle kept-alive one is: its 408, which nobody asked for,
+// was read by an exchange as the answer to the bid request it sent at that
+// moment (an outside audit). A request its client abandons half-way is
+// counted as cut, not as a 400 nobody received.
+func TestIdleNewConnectionClosesWithoutAnAnswer(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Limits.ReadTimeout, c.Limits.IdleTimeout = 100*time.Millisecond, 300*time.Millisecond
+	})
+	addr := ts.serve(t)
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	got, err := io.ReadAll(conn)
+	if len(got) != 0 || err != nil {
+		t.Errorf("a connection idle from its start: read %q (%v), want a close without an answer", got, err)
+	}
+	if d := time.Since(start); d < 250*time.Millisecond {
+		t.Errorf("closed after %v, before idle_timeout 300ms", d)
+	}
+	if n := ts.m.timedOut.load(); n != 0 {
+		t.Errorf("request_timeouts_total %d, want 0: no request came", n)
+	}
+	bad := ts.m.badRequest.load()
+	for range 3 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Write([]byte("POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"id\":"))
+		time.Sleep(20 * time.Millisecond)
+		c.Close()
+	}
+	waitFor(t, 10*time.Second, func() bool { return ts.m.cutShort.load() >= 3 })
+	if n := ts.m.cutShort.load(); n != 3 {
+		t.Errorf("requests_cut_total %d, want 3", n)
+	}
+	if n := ts.m.badRequest.load(); n != bad {
+		t.Errorf("bad_requests_total went from %d to %d for requests their clients abandoned", bad, n)
 	}
 }

@@ -47,6 +47,8 @@ var (
 	dBids             = serverDescs.add("bids_total", "Individual bids placed (one per imp).")
 	dBadRequests      = serverDescs.add("bad_requests_total", "Bid requests answered 400.")
 	dTooLarge         = serverDescs.add("too_large_requests_total", "Bid requests answered 413.")
+	dTimedOut         = serverDescs.add("request_timeouts_total", "Requests answered 408: not in whole within limits.read_timeout of their first byte (a slow or stalled client).")
+	dCutShort         = serverDescs.add("requests_cut_total", "Requests whose client closed or reset the connection before they were in whole: nobody to answer.")
 	dSourceRefused    = serverDescs.add("bid_source_refused_total", "Bid requests answered 403: their source address is not in limits.bid_sources (or the named exchange's sources), or they came from a browser (an Origin or Sec-Fetch-Site header).")
 	dPanics           = serverDescs.add("panics_total", "Handler panics recovered (always a bug).")
 	dScored           = serverDescs.add("scored_rows_total", "Candidate rows scored by a CTR model.")
@@ -59,7 +61,7 @@ var (
 	dConnsEvicted     = serverDescs.add("connections_evicted_total", "Bid listener connections closed, at limits.max_conns, for a new one: idle and never a bid request's first, then reading a request for over 50 ms, then exchanges' idle ones.")
 	dConnsOpen        = serverDescs.add("connections_open", "Bid listener connections open (lingering ones included).")
 	dConnsMax         = serverDescs.add("connections_max", "The bid listener's connection cap (limits.max_conns, or its default from the file descriptor limit).")
-	dAcceptRetries    = serverDescs.add("accept_retries_total", "Waits of the bid listener's accept for want of file descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): connections are then refused until some close.")
+	dAcceptRetries    = serverDescs.add("accept_retries_total", "Waits of the bid listener's accept for want of file descriptors or kernel memory (EMFILE, ENFILE, ENOBUFS, ENOMEM): new connections wait in the kernel's backlog until some close.")
 	dLongID           = serverDescs.add("imps_long_id_total", "Imps not bid because the request's or the imp's id is longer than a notice token carries (255 bytes).")
 	dTrackerReplay    = serverDescs.add("tracker_replays_total", "Impression pixels and clicks of an impression already counted (trackers.go): answered, not counted again (frequency caps, impressions, clicks, events).")
 	dTrackerAfterLoss = serverDescs.add("tracker_after_loss_total", "Impression pixels and clicks of a bid whose loss notice came first (no win or bill): answered, not counted (frequency caps, impressions, clicks, events).")
@@ -94,7 +96,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 		v uint64
 	}{
 		{dRequests, m.requests.load()}, {dBidResponses, m.bids.load()}, {dBids, m.bidsPlaced.load()},
-		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dSourceRefused, m.sourceRefused.load()}, {dPanics, m.panics.load()},
+		{dBadRequests, m.badRequest.load()}, {dTooLarge, m.tooLarge.load()}, {dTimedOut, m.timedOut.load()}, {dCutShort, m.cutShort.load()}, {dSourceRefused, m.sourceRefused.load()}, {dPanics, m.panics.load()},
 		{dScored, m.scored.load()}, {dTrimmed, m.trimmed.load()}, {dCapped, m.cappedClearing.load()},
 		{dUnderFloor, m.underFloor.load()}, {dNoticeBad, m.noticeBad.load()}, {dNoticeSource, m.noticeSource.load()},
 		{dBadQty, m.badQty.load()}, {dLossBidWon, m.lossBidWon.load()}, {dTestNotices, m.testNotices.load()}, {dTrackerReplay, m.trackerReplays.load()}, {dTrackerAfterLoss, m.trackersAfterLoss.load()},

@@ -186,6 +186,8 @@ type metrics struct {
 	bidsPlaced        counter // individual bids (one per imp won)
 	nobids            [numReasons]counter
 	badRequest        counter
+	timedOut          counter // 408: a request not in whole within read_timeout
+	cutShort          counter // a request its client closed or reset before it was in whole
 	tooLarge          counter
 	sourceRefused     counter // 403: source not in bid_sources
 	panics            counter
