@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 	"github.com/valyala/fasthttp"
 )
@@ -143,7 +144,7 @@ func TestHandlerAllocsRowLog(t *testing.T) {
 	ts.money.holds = nil
 	ctx, cancel := context.WithCancel(context.Background())
 	rl, err := newRowLog(ctx, rowLogTestConfig(t.TempDir()), features.Width, features.SchemaVersion,
-		func() string { return "model-a" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		func(ctr.Scored) string { return "model-a" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -146,7 +146,7 @@ func (a *App) start(ctx context.Context) error {
 	}
 	s.mon.setDrift(a.modelManifest(), features.Width, log)
 	if rl := cfg.Model.RowLog; rl.Path != "" {
-		if s.mon.rows, err = newRowLog(ctx, rl, features.Width, features.SchemaVersion, a.servingModel, log); err != nil {
+		if s.mon.rows, err = newRowLog(ctx, rl, features.Width, features.SchemaVersion, a.scoringModel, log); err != nil {
 			return fmt.Errorf("model.row_log: %w", err)
 		}
 		log.Info("row log on", "path", rl.Path, "sample", rl.Sample, "max_bytes", rl.MaxBytes, "backups", rl.Backups)
@@ -283,10 +283,11 @@ func (a *App) onnxProvider() string {
 	return "unknown"
 }
 
-// servingModel names the model in front of the chain (the row log's model
-// field; it changes on a hot reload).
-func (a *App) servingModel() string {
-	if a.onnx != nil && a.onnx.Current() != nil {
+// scoringModel names the model that scored a row (the row log's model
+// field): the fallback's when it did, else the one in front of the chain
+// (it changes on a hot reload).
+func (a *App) scoringModel(by ctr.Scored) string {
+	if by != ctr.ScoredFallback && a.onnx != nil && a.onnx.Current() != nil {
 		return a.onnx.Name()
 	}
 	return a.gbdt.Name()

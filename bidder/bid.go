@@ -59,16 +59,19 @@ type bidCtx struct {
 	base   [features.Width]float32
 	rows   []float32
 	pctr   []float32
-	best   []choice
-	out    []byte
-	token  bidToken
-	tok    []byte // notice tokens of the bid being encoded, one per kind
-	click  []byte // its click URL
-	pixel  []byte // its impression pixel URL
-	learn  []byte // its notices' shading arguments, m= and g= (shade.go)
-	resp   []byte // response currency code (points into config or the request)
-	user   uint64 // frequency-cap key; 0 unknown
-	priv   privacy.Decision
+	// scoredBy is which of the chain's scorers gave pctr (the row log's
+	// model name).
+	scoredBy ctr.Scored
+	best     []choice
+	out      []byte
+	token    bidToken
+	tok      []byte // notice tokens of the bid being encoded, one per kind
+	click    []byte // its click URL
+	pixel    []byte // its impression pixel URL
+	learn    []byte // its notices' shading arguments, m= and g= (shade.go)
+	resp     []byte // response currency code (points into config or the request)
+	user     uint64 // frequency-cap key; 0 unknown
+	priv     privacy.Decision
 	// ex is the rules of the exchange that sent the request (exchange.go).
 	ex    *exchange
 	shade []impShade // per imp, when the request learns (shade.go)
@@ -89,6 +92,7 @@ func (bc *bidCtx) reset() {
 	bc.slots = bc.slots[:0]
 	bc.rows = bc.rows[:0]
 	bc.pctr = bc.pctr[:0]
+	bc.scoredBy = ctr.ScoredNone
 	bc.best = bc.best[:0]
 	bc.out = bc.out[:0]
 	bc.resp = nil
@@ -348,7 +352,13 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	s.featurize(bc, cat)
 	n := len(bc.slots)
 	bc.pctr = grow(bc.pctr, n)
-	if err := sc.s.Score(deadline, bc.rows, bc.pctr); err != nil {
+	var err error
+	if ch, ok := sc.s.(*ctr.Chain); ok {
+		bc.scoredBy, err = ch.ScoreBy(deadline, bc.rows, bc.pctr)
+	} else {
+		bc.scoredBy, err = ctr.ScoredNone, sc.s.Score(deadline, bc.rows, bc.pctr)
+	}
+	if err != nil {
 		if errors.Is(err, ctr.ErrDeadline) {
 			return reasonDeadline
 		}

@@ -29,7 +29,7 @@ func TestAppServesSelectedVariant(t *testing.T) {
 		if app.onnx == nil {
 			t.Fatalf("variant %s: no onnx model served", c.variant)
 		}
-		if got := app.servingModel(); got != c.want {
+		if got := app.scoringModel(ctr.ScoredPrimary); got != c.want {
 			t.Errorf("variant %s: serving %q, want %q", c.variant, got, c.want)
 		}
 	}
@@ -47,7 +47,7 @@ func TestAppRowLog(t *testing.T) {
 	if code, resp, reason := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body); code != 200 {
 		t.Fatalf("status %d %s %s", code, reason, resp)
 	}
-	serving := app.servingModel()
+	serving := app.scoringModel(ctr.ScoredPrimary)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := app.Close(ctx); err != nil {
@@ -138,7 +138,7 @@ func TestAppONNXRefusedAtStartLoadsWhenFixed(t *testing.T) {
 	if st := app.onnx.Stats(); st.Refused != 1 || st.Reloads != 0 {
 		t.Fatalf("onnx holder %+v, want one refusal", st)
 	}
-	if got := app.servingModel(); got != gbdt {
+	if got := app.scoringModel(ctr.ScoredPrimary); got != gbdt {
 		t.Fatalf("serving %q, want %q", got, gbdt)
 	}
 	// The slack trim follows GBDT, which scores: the holder with no model

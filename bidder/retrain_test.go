@@ -44,7 +44,7 @@ func retrainFixture(t *testing.T, n int, trainCTR, heldCTR float64) (dir, served
 		t.Fatal(err)
 	}
 	cfg := rowLogTestConfig(dir)
-	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "mlp_tiny" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func(ctr.Scored) string { return "mlp_tiny" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func retrainFixture(t *testing.T, n int, trainCTR, heldCTR float64) (dir, served
 		row[5] = float32(pub)
 		at := start.Add(time.Duration(i) * time.Millisecond)
 		auction := fmt.Sprintf("a-%d", i)
-		rl.slots[k] = rl.appendRecord(rl.slots[k][:0], at, 0.05, []byte(auction), []byte("1"), "c", "cr", row, false, false)
+		rl.slots[k] = rl.appendRecord(rl.slots[k][:0], at, 0.05, []byte(auction), []byte("1"), "c", "cr", ctr.ScoredNone, row, false, false)
 		rl.write(w, k) // returns the slot to free
 		k = <-rl.free
 		ctr := trainCTR

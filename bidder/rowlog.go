@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 )
 
@@ -62,7 +63,7 @@ type rowLog struct {
 	// (sample x 2^64; sample 1 logs every bid).
 	threshold uint64
 	all       bool
-	model     func() string // the serving model's name, read per record (no allocation)
+	model     func(ctr.Scored) string // the name of the model that scored a record's row (no allocation)
 
 	free, work chan int
 	slots      [][]byte // one record each, of capacity rowLogRecordMax
@@ -79,8 +80,8 @@ func rowLogRecordMax(width int) int { return 4 + rowLogFixed + 5*rowLogMaxID + 4
 
 // newRowLog opens path (creating its directory) and starts the writer; it
 // stops, flushing, when ctx ends (wait blocks until then). model names the
-// model in front of the chain at scoring time.
-func newRowLog(ctx context.Context, cfg RowLogConfig, width int, schema string, model func() string, log *slog.Logger) (*rowLog, error) {
+// model that scored a record's row, by which of the chain's scorers did.
+func newRowLog(ctx context.Context, cfg RowLogConfig, width int, schema string, model func(ctr.Scored) string, log *slog.Logger) (*rowLog, error) {
 	l, err := newRowLogQueue(cfg, width, schema, model, log)
 	if err != nil {
 		return nil, err
@@ -89,7 +90,7 @@ func newRowLog(ctx context.Context, cfg RowLogConfig, width int, schema string, 
 }
 
 // newRowLogQueue is the queue without its writer (start starts it).
-func newRowLogQueue(cfg RowLogConfig, width int, schema string, model func() string, log *slog.Logger) (*rowLog, error) {
+func newRowLogQueue(cfg RowLogConfig, width int, schema string, model func(ctr.Scored) string, log *slog.Logger) (*rowLog, error) {
 	if cfg.Path == "" || cfg.Queue < 1 || width < 1 || width > math.MaxUint16 || len(schema) > 255 ||
 		!(cfg.Sample > 0 && cfg.Sample <= 1) || cfg.Backups < 1 {
 		return nil, fmt.Errorf("%w: model.row_log: path %q, sample %v, queue %d, backups %d, width %d",
@@ -165,7 +166,7 @@ func (l *rowLog) offer(bc *bidCtx) {
 		sl := &bc.slots[c.slot]
 		row := bc.rows[c.slot*l.width : (c.slot+1)*l.width]
 		l.slots[k] = l.appendRecord(l.slots[k][:0], bc.now, bc.pctr[c.slot], bc.req.ID, bc.req.Imps[sl.imp].ID,
-			sl.cand.Campaign.ID, sl.cand.Creative.ID, row, bc.priv.NoTrain, bc.req.Device.GeoFromUser)
+			sl.cand.Campaign.ID, sl.cand.Creative.ID, bc.scoredBy, row, bc.priv.NoTrain, bc.req.Device.GeoFromUser)
 		l.work <- k // never blocks: at most cap(work) slot indexes exist
 	}
 }
@@ -176,7 +177,7 @@ func (l *rowLog) offer(bc *bidCtx) {
 // kept as training data; so are the geo slots (country, region, local hour
 // and weekday) when geoFromUser: user.geo stood in for device.geo, the
 // user's home location, a profile field (ortb.Request.DropUserLevel).
-func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, row []float32, noTrain, geoFromUser bool) []byte {
+func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp []byte, campaign, creative string, by ctr.Scored, row []float32, noTrain, geoFromUser bool) []byte {
 	b = append(b, 0, 0, 0, 0) // body length, set below
 	b = binary.LittleEndian.AppendUint64(b, uint64(at.UnixNano()))
 	b = binary.LittleEndian.AppendUint32(b, math.Float32bits(pctr))
@@ -186,7 +187,7 @@ func (l *rowLog) appendRecord(b []byte, at time.Time, pctr float32, auction, imp
 	b = appendShortString(b, creative)
 	name := ""
 	if l.model != nil {
-		name = l.model()
+		name = l.model(by)
 	}
 	b = appendShortString(b, name)
 	for i, v := range row {

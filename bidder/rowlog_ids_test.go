@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 )
 
@@ -45,7 +46,7 @@ func TestRowLogJoinsIdsNotUTF8(t *testing.T) {
 	py := pythonWithNumpy(t)
 	dir := t.TempDir()
 	cfg := rowLogTestConfig(dir)
-	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "m" }, slog.Default())
+	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func(ctr.Scored) string { return "m" }, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/openbidder/openbidder/campaigns"
+	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 )
 
@@ -96,7 +97,7 @@ func TestRowLogRoundTrip(t *testing.T) {
 	ts.SetScorer(sc)
 	cfg := rowLogTestConfig(t.TempDir())
 	ctx, cancel := context.WithCancel(context.Background())
-	rl, err := newRowLog(ctx, cfg, features.Width, features.SchemaVersion, func() string { return "model-a" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rl, err := newRowLog(ctx, cfg, features.Width, features.SchemaVersion, func(ctr.Scored) string { return "model-a" }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +193,7 @@ func TestRowLogSampling(t *testing.T) {
 func TestRowLogDropsWhenFull(t *testing.T) {
 	cfg := rowLogTestConfig(t.TempDir())
 	cfg.Queue = 3
-	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "m" }, slog.Default())
+	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func(ctr.Scored) string { return "m" }, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +279,7 @@ func rowLogHeaderFor(cfg RowLogConfig) []byte {
 // rowLogRecordSize is the size of rowLogOffer's records, with their CRC.
 func rowLogRecordSize(t *testing.T) int {
 	l := &rowLog{width: features.Width}
-	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), make([]float32, features.Width), false, false)) + 4
+	return len(l.appendRecord(nil, time.Unix(0, 0), 0, []byte("rot"), []byte("1"), campaignOf(t), creativeOf(t), ctr.ScoredNone, make([]float32, features.Width), false, false)) + 4
 }
 
 func campaignOf(t *testing.T) string {
@@ -319,7 +320,7 @@ func TestRowLogTornTail(t *testing.T) {
 func TestRowLogPythonReader(t *testing.T) {
 	py := pythonWithNumpy(t)
 	cfg := rowLogTestConfig(t.TempDir())
-	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func() string { return "mlp-x" }, slog.Default())
+	rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, func(ctr.Scored) string { return "mlp-x" }, slog.Default())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -428,5 +429,49 @@ func TestRowLogNoTrainZeroesUserSlots(t *testing.T) {
 		if users == 0 {
 			t.Fatal("the schema has no user-level slot: the test checks nothing")
 		}
+	}
+}
+
+// predictingFixed is a fixedScorer a Chain takes as its primary.
+type predictingFixed struct{ fixedScorer }
+
+func (predictingFixed) PredictLatency(int) time.Duration { return 0 }
+
+// A record names the model that scored its row: the fallback's when the
+// chain fell to it. The model in front of the chain was named, and under
+// load most rows of an outside audit's closed loop named the ONNX model
+// while the GBDT had scored them (their pCTR matched the GBDT's bit for
+// bit).
+func TestRowLogNamesTheModelThatScored(t *testing.T) {
+	ts := newTestServer(t, nil)
+	primary := &predictingFixed{fixedScorer{p: 0.05, err: ctr.ErrQueueFull}}
+	chain, err := ctr.NewChain(primary, &fixedScorer{p: 0.02})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.SetScorer(chain)
+	cfg := rowLogTestConfig(t.TempDir())
+	ctx, cancel := context.WithCancel(context.Background())
+	names := map[ctr.Scored]string{ctr.ScoredPrimary: "onnx-a", ctr.ScoredFallback: "gbdt-b"}
+	rl, err := newRowLog(ctx, cfg, features.Width, features.SchemaVersion, func(by ctr.Scored) string { return names[by] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.mon.rows = rl
+	if r := ts.bidInTime(readReq(t, "site-banner.json")); r.StatusCode() != 200 {
+		t.Fatalf("status %d: %s", r.StatusCode(), r.Body())
+	}
+	primary.err = nil
+	if r := ts.bidInTime(readReq(t, "site-banner.json")); r.StatusCode() != 200 {
+		t.Fatalf("status %d: %s", r.StatusCode(), r.Body())
+	}
+	cancel()
+	rl.wait()
+	_, _, recs, _ := readRowLog(t, cfg.Path)
+	if len(recs) != 2 {
+		t.Fatalf("%d records, want 2", len(recs))
+	}
+	if recs[0].Model != "gbdt-b" || recs[0].PCTR != 0.02 || recs[1].Model != "onnx-a" || recs[1].PCTR != 0.05 {
+		t.Fatalf("records: %s %v, %s %v; want gbdt-b 0.02 (the primary failed), onnx-a 0.05", recs[0].Model, recs[0].PCTR, recs[1].Model, recs[1].PCTR)
 	}
 }

@@ -87,12 +87,30 @@ func (c *Chain) PredictLatency(rows int) time.Duration {
 // Score implements Scorer. It returns the fallback's error (ErrDeadline
 // when there was no time left) when neither scorer answered.
 func (c *Chain) Score(deadline time.Time, rows []float32, out []float32) error {
+	_, err := c.ScoreBy(deadline, rows, out)
+	return err
+}
+
+// Scored tells which of a Chain's scorers answered a call (ScoreBy).
+type Scored int8
+
+const (
+	ScoredNone     Scored = iota // neither (an error), or not a Chain
+	ScoredPrimary                // the primary (ONNX)
+	ScoredFallback               // the fallback (GBDT)
+)
+
+// ScoreBy is Score, telling which scorer answered: the row log names the
+// model whose pCTR it logs (the one in front of the chain was named, and
+// under load most rows of an outside audit's closed loop had been scored
+// by the fallback).
+func (c *Chain) ScoreBy(deadline time.Time, rows []float32, out []float32) (Scored, error) {
 	err := ErrUnavailable
 	if c.primary != nil {
 		if deadline.IsZero() || c.primary.PredictLatency(len(out)) <= time.Until(deadline) {
 			if err = c.primary.Score(deadline, rows, out); err == nil {
 				c.served[0].n.Add(1)
-				return nil
+				return ScoredPrimary, nil
 			}
 			c.countFall(err)
 		} else {
@@ -104,14 +122,14 @@ func (c *Chain) Score(deadline time.Time, rows []float32, out []float32) error {
 	}
 	if c.fallback == nil {
 		c.noScore.n.Add(1)
-		return err
+		return ScoredNone, err
 	}
 	if err = c.fallback.Score(deadline, rows, out); err != nil {
 		c.noScore.n.Add(1)
-		return err
+		return ScoredNone, err
 	}
 	c.served[1].n.Add(1)
-	return nil
+	return ScoredFallback, nil
 }
 
 func (c *Chain) countFall(err error) {
