@@ -174,16 +174,20 @@ func TestRetrainKeepsServedModelWhenCandidateMiscalibrated(t *testing.T) {
 
 // retrain.py's fits on a synthetic model (ctr/train/retrain_test.py): the
 // per-table rescale turns a table whose effect reversed back around from
-// about 200 clicks, and beats the per-weight refit there.
+// about 200 clicks, and beats the per-weight refit there. And the training
+// pipeline's data checks on small files (ctr/train/pipeline_test.py: the
+// join's keys, torn row logs, non-finite rows, the held-out split, the
+// promoted manifest).
 func TestRetrainFitsPython(t *testing.T) {
 	retrainNeedsPython(t)
-	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "-v", "retrain_test")
+	cmd := exec.Command("/usr/bin/python3", "-m", "unittest", "-v", "retrain_test", "pipeline_test")
 	cmd.Dir = "../ctr/train"
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("ctr/train/retrain_test.py: %v\n%s", err, out)
 	}
-	if !strings.Contains(string(out), "test_rescale_reverses_a_flipped_table") || !strings.Contains(string(out), "\nOK") {
+	if !strings.Contains(string(out), "test_rescale_reverses_a_flipped_table") ||
+		!strings.Contains(string(out), "test_join_keys_on_campaign_and_creative") || !strings.Contains(string(out), "\nOK") {
 		t.Fatalf("rescale test did not run:\n%s", out)
 	}
 }

@@ -23,8 +23,9 @@ import (
 // The row log (model.row_log): for a sample of its bids the bidder writes
 // the feature row it scored, with the bid's keys, so the rows can be joined
 // later with the impression and click events (events.jsonl, keyed by
-// auction and imp id) and a model retrained on the bidder's own traffic
-// (ctr/train/retrain.py). It never sits on the bid path: the bid path copies
+// auction, imp and campaign id, and the creative where both name one) and a
+// model retrained on the bidder's own traffic (ctr/train/retrain.py). It
+// never sits on the bid path: the bid path copies
 // the record into a pre-allocated slot and hands it to a writer goroutine
 // through a bounded queue; when no slot is free the record is dropped and
 // counted (STYLE 10), never waited for. Hand-written binary, not a library

@@ -64,7 +64,7 @@ func TestRowLogJoinsIdsNotUTF8(t *testing.T) {
 	if len(recs) != len(ids) {
 		t.Fatalf("%d records, want %d", len(recs), len(ids))
 	}
-	imp := recs[0].Imp
+	imp, campaign, creative := []byte(recs[0].Imp), []byte(recs[0].Campaign), []byte(recs[0].Creative)
 
 	// Every id shown but "a\xfe" (it must not borrow "a\xff"'s impression);
 	// clicks on two of them.
@@ -82,10 +82,10 @@ func TestRowLogJoinsIdsNotUTF8(t *testing.T) {
 			continue
 		}
 		want = append(want, hex.EncodeToString([]byte(id)))
-		w.write(event{Kind: "imp", Time: at, Token: &bidToken{AuctionID: []byte(id), ImpID: []byte(imp), Campaign: []byte("c"), Creative: []byte("cr")}})
+		w.write(event{Kind: "imp", Time: at, Token: &bidToken{AuctionID: []byte(id), ImpID: imp, Campaign: campaign, Creative: creative}})
 	}
 	for _, id := range []string{"a\xff", "\xe2\x82x"} {
-		w.write(event{Kind: "click", Time: at, Token: &bidToken{AuctionID: []byte(id), ImpID: []byte(imp), Campaign: []byte("c"), Creative: []byte("cr")}})
+		w.write(event{Kind: "click", Time: at, Token: &bidToken{AuctionID: []byte(id), ImpID: imp, Campaign: campaign, Creative: creative}})
 	}
 	w.flush()
 	ef.Close()

@@ -212,11 +212,16 @@ def main():
             log.width, log.schema, man["width"], man["schema_version"]))
     shown, clicked, last = rowlog.read_events(a.events)
     data = rowlog.join(log, shown, clicked, last, a.settle)
+    if data["stats"]["conflicting_keys"]:
+        print("retrain: warning: %(conflicting_keys)d bid keys (auction, imp, campaign, creative) were logged with "
+              "different feature rows (%(conflicting_records)d records): left out, the events cannot say which "
+              "was shown or clicked (two runs into one data dir?)" % data["stats"], file=sys.stderr)
     keep = data["time"] >= a.since * 1e9
     x, y, t = data["x"][keep], data["y"][keep], data["time"][keep]
     n = len(y)
     cut = n - int(n * a.holdout)
-    report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "rows": n,
+    report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "join": data["stats"],
+              "rows": n,
               "clicks": int(y.sum()), "train_rows": cut, "heldout_rows": n - cut,
               "heldout_clicks": int(y[cut:].sum()), "heldout_from_unix": float(t[cut] / 1e9) if cut < n else None,
               "rule": "promote the lowest log loss candidate if below the served model's with |calibration - 1| <= %g"

@@ -22,11 +22,21 @@ surrogate U+DC00+byte ("surrogateescape"), which is what the event log's
 \\udcXX escape for that byte (bidder/events.go, eventID) reads as, so both
 logs key such a bid alike and two such ids stay apart.
 
-Labels (join()): a logged bid whose (auction, imp) has an "imp" event was
-shown; it is a click when the same key has a "click" event. Bids never shown
-(lost, not rendered) are not training rows. Bids newer than the last event
-minus `settle` seconds are left out: their impression or click may not have
-arrived yet.
+Labels (join()): a logged bid whose (auction, imp, campaign) has an "imp"
+event was shown; it is a click when the same key has a "click" event. Both
+logs carry the creative too: where both the record and the event name one,
+they must be the same creative. (Auction ids alone are not unique: two
+simulator runs with the same seed into one data dir reuse them, and an
+exchange's ids may repeat; joined by (auction, imp) alone, a click on one
+campaign's ad labelled another campaign's bid.) Ids are compared as the row
+log keeps them, cut to 255 bytes. Bids never shown (lost, not rendered) are
+not training rows. Bids newer than the last event minus `settle` seconds are
+left out: their impression or click may not have arrived yet. A bid logged
+twice with the same feature row (a replayed request) keeps its first record
+(counted: "replays"); records of one key whose feature rows differ are not a
+replay but two bids the events cannot tell apart: every record of that key
+is left out and counted ("conflicting_keys", "conflicting_records"), never
+silently joined.
 
 Needs python3-numpy only.
 """
@@ -145,11 +155,23 @@ def _lines(files):
             yield from f
 
 
+MAX_ID = 255  # bytes of an id the row log keeps (bidder/rowlog.go, rowLogMaxID)
+
+
+def _id(s):
+    """An event log id as the row log keeps it: at most MAX_ID bytes."""
+    s = s or ""
+    b = s.encode("utf-8", "surrogateescape")
+    return s if len(b) <= MAX_ID else b[:MAX_ID].decode("utf-8", "surrogateescape")
+
+
 def read_events(path):
-    """(auction, imp) keys with an impression, those with a click, and the
-    time of the last event (unix seconds), from PATH and its rotated files."""
+    """Bids with an impression, bids with a click, and the time of the last
+    event (unix seconds), from PATH and its rotated files. The first two are
+    dicts from (auction, imp, campaign) to the set of creatives the events
+    name ("" where an event names none)."""
     from datetime import datetime
-    shown, clicked, last = set(), set(), 0.0
+    shown, clicked, last = {}, {}, 0.0
     files = event_files(path)
     if not files:
         raise FileNotFoundError("no event log at %s" % path)
@@ -161,8 +183,8 @@ def read_events(path):
         kind = e.get("kind")
         if kind not in ("imp", "click"):
             continue
-        key = (e.get("auction", ""), e.get("imp", ""))
-        (shown if kind == "imp" else clicked).add(key)
+        key = (_id(e.get("auction")), _id(e.get("imp")), _id(e.get("campaign")))
+        (shown if kind == "imp" else clicked).setdefault(key, set()).add(_id(e.get("creative")))
         ts = e.get("time", "")
         if ts:
             # RFC 3339 with nanoseconds: Python takes microseconds.
@@ -172,26 +194,50 @@ def read_events(path):
     return shown, clicked, last
 
 
+def _has(events, key):
+    """Whether events (read_events) hold the bid key (auction, imp,
+    campaign, creative): the same auction, imp and campaign, and the same
+    creative where both name one."""
+    creatives = events.get(key[:3])
+    if not creatives:
+        return False
+    return key[3] == "" or key[3] in creatives or "" in creatives
+
+
 def join(log, shown, clicked, last_event, settle=30.0):
     """Labelled rows of the shown bids, in time order:
     dict of time (ns), pctr (as served), x [n, width], y, model, campaign,
-    key ((auction, imp))."""
+    creative, key ((auction, imp)), and stats: replays (records left out as
+    a replay of an earlier one: same key, same feature row), conflicting_keys
+    and conflicting_records (keys logged with different feature rows, and
+    their records, all left out)."""
     t, p, x = log.arrays()
-    keys = list(zip(log.auction, log.imp))
+    keys = list(zip(log.auction, log.imp, log.campaign, log.creative))
     cut = (last_event - settle) * 1e9
-    keep = np.array([k in shown for k in keys], bool) & (t <= cut)
-    # A bid logged twice (a replayed request) keeps its first record.
-    seen, first = set(), np.zeros(len(keys), bool)
-    for i, k in enumerate(keys):
-        if keep[i] and k not in seen:
-            seen.add(k)
-            first[i] = True
-    idx = np.nonzero(first)[0]
+    keep = np.array([_has(shown, k) for k in keys], bool) & (t <= cut)
+    # A bid logged twice (a replayed request, the same row) keeps its first
+    # record; a key logged with different rows cannot be labelled.
+    first, rows = {}, {}
+    replays = 0
+    conflict = set()
+    for i in np.nonzero(keep)[0]:
+        k = keys[i]
+        if k not in first:
+            first[k] = i
+            rows[k] = log.rows[i]
+        elif log.rows[i] == rows[k]:
+            replays += 1
+        else:
+            conflict.add(k)
+    conflicting_records = int(sum(1 for i in np.nonzero(keep)[0] if keys[i] in conflict))
+    idx = np.array(sorted(i for k, i in first.items() if k not in conflict), np.int64)
     idx = idx[np.argsort(t[idx], kind="stable")]
-    y = np.array([keys[i] in clicked for i in idx], np.float64)
+    y = np.array([_has(clicked, keys[i]) for i in idx], np.float64)
     return {"time": t[idx], "pctr": p[idx], "x": np.ascontiguousarray(x[idx]), "y": y,
             "model": [log.model[i] for i in idx], "campaign": [log.campaign[i] for i in idx],
-            "key": [keys[i] for i in idx]}
+            "creative": [log.creative[i] for i in idx], "key": [keys[i][:2] for i in idx],
+            "stats": {"replays": replays, "conflicting_keys": len(conflict),
+                      "conflicting_records": conflicting_records}}
 
 
 def main():
@@ -214,8 +260,9 @@ def main():
     log = read_logs(a.rows)
     shown, clicked, last = read_events(a.events)
     d = join(log, shown, clicked, last, a.settle)
-    print(json.dumps({"records": len(log), "torn_files": log.torn, "shown": len(d["y"]),
-                      "clicks": int(d["y"].sum()), "models": sorted(set(d["model"]))}))
+    print(json.dumps(dict({"records": len(log), "torn_files": log.torn,
+                           "shown": len(d["y"]),
+                           "clicks": int(d["y"].sum()), "models": sorted(set(d["model"]))}, **d["stats"])))
 
 
 if __name__ == "__main__":
