@@ -35,6 +35,12 @@ a candidate only if it beats the served model (`make retrain`).
    against what the new model was trained on; without it the served
    manifest's are kept.
 
+The report carries the row log's torn files (row_log: torn_files,
+torn_mid_file, bytes_lost, records_lost_at_least, each tear) and the join's
+replays and conflicting keys (join), each also warned about on stderr. A
+file torn anywhere but its tail (a corrupt record mid-file, every record
+after it lost) is refused unless --accept-torn.
+
 Exit status 0 whether or not a candidate was promoted (the report says);
 non-zero on bad input. Needs python3-onnx, python3-numpy and python3-scipy.
 """
@@ -198,6 +204,9 @@ def main():
     ap.add_argument("--min-clicks", type=int, default=20, help="fewer held-out clicks: no decision")
     ap.add_argument("--report", default="", help="write the report JSON here")
     ap.add_argument("--dry-run", action="store_true", help="evaluate, never promote")
+    ap.add_argument("--accept-torn", action="store_true",
+                    help="go on when a row log file is torn before its tail (a corrupt record mid-file: every "
+                         "record after it is lost); a torn tail (a crash mid-write) is always accepted")
     a = ap.parse_args()
 
     man = json.load(open(a.served))
@@ -210,6 +219,16 @@ def main():
     if log.width != man["width"] or log.schema != man["schema_version"]:
         sys.exit("retrain: row log width %d schema %s, model %d %s" % (
             log.width, log.schema, man["width"], man["schema_version"]))
+    torn = log.tear_summary()
+    if torn["torn_files"]:
+        for tr in torn["tears"]:
+            print("retrain: warning: row log %s torn at byte %d (%s): %d bytes not read, at least %d intact records "
+                  "after it lost" % (tr["file"], tr["offset"], "its tail" if tr["tail"] else "mid-file",
+                                     tr["bytes_lost"], tr["records_lost_at_least"]), file=sys.stderr)
+        if torn["torn_mid_file"] and not a.accept_torn:
+            sys.exit("retrain: %d row log file(s) torn mid-file (at least %d records lost after the corrupt bytes); "
+                     "refusing to train on what is left: --accept-torn to go on" % (
+                         torn["torn_mid_file"], torn["records_lost_at_least"]))
     shown, clicked, last = rowlog.read_events(a.events)
     data = rowlog.join(log, shown, clicked, last, a.settle)
     if data["stats"]["conflicting_keys"]:
@@ -220,7 +239,7 @@ def main():
     x, y, t = data["x"][keep], data["y"][keep], data["time"][keep]
     n = len(y)
     cut = n - int(n * a.holdout)
-    report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "join": data["stats"],
+    report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "row_log": torn, "join": data["stats"],
               "rows": n,
               "clicks": int(y.sum()), "train_rows": cut, "heldout_rows": n - cut,
               "heldout_clicks": int(y[cut:].sum()), "heldout_from_unix": float(t[cut] / 1e9) if cut < n else None,

@@ -16,6 +16,13 @@ u8 n + model name | width x f32 feature row. A short or corrupt record (a
 crash mid-write) ends the file. PATH is the current file; its rotated
 predecessors are PATH.1 (the newest) to PATH.N.
 
+Torn files are counted (RowLog.torn) and described (RowLog.tears: file,
+offset, bytes not read, whether the tear is the file's tail, and how many
+intact records were found after it and not read). A tail tear is what a
+crash mid-write leaves: fewer bytes after the last good record than one
+record can hold. Anything else (a corrupt byte mid-file) loses every record
+after it: retrain.py refuses such logs unless told to accept them.
+
 Ids are raw bytes in the row log, and need not be UTF-8 (an exchange's
 auction id): each byte that is not part of valid UTF-8 reads as the lone
 surrogate U+DC00+byte ("surrogateescape"), which is what the event log's
@@ -62,15 +69,59 @@ class RowLog:
         self.time, self.pctr, self.rows = [], [], []
         self.auction, self.imp, self.campaign, self.creative, self.model = [], [], [], [], []
         self.torn = 0  # files that ended in a torn or corrupt record
+        self.tears = []  # one dict per torn file (tear())
 
     def __len__(self):
         return len(self.time)
+
+    def tear(self, path, b, off, width):
+        """Count and describe the tear at offset off of file path (bytes b)."""
+        self.torn += 1
+        lost = len(b) - off
+        after = _intact_after(b, off + 1, record_max(width) - 8)
+        self.tears.append({"file": path, "offset": off, "bytes_lost": lost,
+                           "tail": lost < record_max(width) and after == 0, "records_lost_at_least": after})
+
+    def tear_summary(self):
+        """The tears in a few numbers (for a report)."""
+        mid = [t for t in self.tears if not t["tail"]]
+        return {"torn_files": self.torn, "torn_mid_file": len(mid),
+                "bytes_lost": sum(t["bytes_lost"] for t in self.tears),
+                "records_lost_at_least": sum(t["records_lost_at_least"] for t in self.tears),
+                "tears": self.tears}
 
     def arrays(self):
         """(time ns int64 [n], pctr float64 [n], rows float32 [n, width])."""
         rows = np.frombuffer(b"".join(self.rows), "<f4").reshape(-1, self.width) if self.rows else \
             np.zeros((0, self.width), np.float32)
         return np.array(self.time, np.int64), np.array(self.pctr, np.float64), rows
+
+
+def record_max(width):
+    """The largest record of a row of width values (bidder/rowlog.go,
+    rowLogRecordMax)."""
+    return 4 + 17 + 5 * 255 + 4 * width + 4
+
+
+def _intact_after(b, start, max_body):
+    """How many intact records (length and CRC right) follow the first one
+    found from start on, that one included: the records a tear made the
+    reader skip. 0 when none is found (a tail tear)."""
+    for pos in range(start, len(b) - 8):
+        (length,) = struct.unpack_from("<I", b, pos)
+        end = pos + 4 + length
+        if not 17 <= length <= max_body or end + 4 > len(b) or \
+                zlib.crc32(b[pos + 4:end]) != struct.unpack_from("<I", b, end)[0]:
+            continue
+        n = 0
+        while pos + 4 <= len(b):
+            (length,) = struct.unpack_from("<I", b, pos)
+            end = pos + 4 + length
+            if end + 4 > len(b) or zlib.crc32(b[pos + 4:end]) != struct.unpack_from("<I", b, end)[0]:
+                break
+            n, pos = n + 1, end + 4
+        return n
+    return 0
 
 
 def read_file(path, into=None):
@@ -91,12 +142,12 @@ def read_file(path, into=None):
     off, rowbytes = 9 + n, 4 * width
     while off < len(b):
         if off + 4 > len(b):
-            into.torn += 1
+            into.tear(path, b, off, width)
             break
         (length,) = struct.unpack_from("<I", b, off)
         end = off + 4 + length
         if end + 4 > len(b) or zlib.crc32(b[off + 4:end]) != struct.unpack_from("<I", b, end)[0]:
-            into.torn += 1
+            into.tear(path, b, off, width)
             break
         t, p = struct.unpack_from("<qf", b, off + 4)
         pos = off + 16
@@ -260,7 +311,7 @@ def main():
     log = read_logs(a.rows)
     shown, clicked, last = read_events(a.events)
     d = join(log, shown, clicked, last, a.settle)
-    print(json.dumps(dict({"records": len(log), "torn_files": log.torn,
+    print(json.dumps(dict({"records": len(log), "torn_files": log.torn, "torn_mid_file": log.tear_summary()["torn_mid_file"],
                            "shown": len(d["y"]),
                            "clicks": int(d["y"].sum()), "models": sorted(set(d["model"]))}, **d["stats"])))
 
