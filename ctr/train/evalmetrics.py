@@ -1,7 +1,28 @@
 """AUC, log loss and calibration as the training scripts compute them
 (gbdt_train.py and mlp_train.py hold the same functions), without their
-framework imports: for predcompare.py and retrain.py. Needs numpy only."""
+framework imports: for predcompare.py and retrain.py; and the checks the
+training scripts share (nonfinite). Needs numpy only."""
 import numpy as np
+
+
+def nonfinite(x, names=None, chunk=1 << 20):
+    """None when every value of x ([n, w], or [n]) is finite; else a message
+    naming each column holding NaN or +-Inf with its row count, and how many
+    rows hold any. names: the columns' names (default "column j"). Read in
+    chunks of rows, so a memory-mapped file is not copied whole."""
+    x = np.asarray(x)
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    per_col, rows = np.zeros(x.shape[1], np.int64), 0
+    for i in range(0, len(x), chunk):
+        bad = ~np.isfinite(x[i:i + chunk])
+        per_col += bad.sum(0)
+        rows += int(bad.any(1).sum())
+    if rows == 0:
+        return None
+    cols = [("%s (column %d)" % (names[j], j) if names and j < len(names) else "column %d" % j) +
+            ": %d rows" % per_col[j] for j in np.nonzero(per_col)[0]]
+    return "%d of %d rows hold NaN or Inf: %s" % (rows, len(x), ", ".join(cols))
 
 
 def auc(y, p):

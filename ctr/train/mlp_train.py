@@ -31,7 +31,10 @@ pipeline; the tiny test models are rebuilt with
     /usr/bin/python3 ctr/train/mlp_train.py --tiny --input-form rows --out ctr/testdata --name mlp_tiny_rows --seed 1
     /usr/bin/python3 ctr/train/reexport.py ctr/testdata/mlp_tiny_rows.manifest.json ctr/testdata --name mlp_tiny
 
-Writes NAME.onnx, NAME.manifest.json and NAME.parity.json into --out.
+Writes NAME.onnx, NAME.manifest.json and NAME.parity.json into --out. Rows
+holding NaN or Inf (a feature, the label, the true CTR) are refused before
+training, naming the columns and row counts, and nothing is written; a
+manifest is never written with a NaN in it (not JSON).
 Needs Debian's python3-torch, python3-onnx and python3-numpy.
 """
 import argparse
@@ -49,6 +52,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wide_deep_ids as wdi  # noqa: E402
+from evalmetrics import nonfinite  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -424,6 +428,13 @@ def main():
         x, y, p_true = synth(rng, slots, a.rows)
         data_desc = "synthetic: rows drawn from features/schema.go slots, labels from a hidden logistic model (seeded)"
         cut = int(len(y) * 0.8)
+    # NaN or Inf in a row trains a model of NaN weights (and a manifest of
+    # bare NaN, which is not JSON) with exit status 0: refused before
+    # anything is trained or written.
+    bad = nonfinite(x, [s[0] for s in slots]) or nonfinite(y, ["label"]) or \
+        (nonfinite(p_true, ["true_ctr"]) if p_true is not None else None)
+    if bad:
+        sys.exit("mlp_train: %s: %s; refusing to train (nothing written to %s)" % (data_desc, bad, a.out))
     vcut = int(cut * (1 - a.val_fraction))
     ntr = min(vcut, a.train_rows) if a.train_rows else vcut
     xtr, ytr, xva, yva = np.ascontiguousarray(x[:ntr]), y[:ntr], np.ascontiguousarray(x[vcut:cut]), y[vcut:cut]
@@ -510,6 +521,11 @@ def main():
                     "calibration_deciles": calibration(yte64, pte)})
     print(json.dumps({k: v for k, v in metrics.items() if k != "calibration_deciles"}), file=sys.stderr)
 
+    try:  # a NaN metric (no held-out click: AUC) is not JSON; found before any file is written
+        json.dumps({"metrics": metrics, "epochs": history, "shift": shift}, allow_nan=False)
+    except ValueError:
+        sys.exit("mlp_train: a metric is NaN or Inf (%s); nothing written to %s" % (
+            json.dumps({k: v for k, v in metrics.items() if k != "calibration_deciles"}), a.out))
     os.makedirs(a.out, exist_ok=True)
     onnx_path = os.path.join(a.out, a.name + ".onnx")
     # Parity sample: held-out rows plus a few edge rows (all zero, negative ids).
@@ -558,9 +574,9 @@ def main():
     }
     if section is not None:
         manifest["wide_deep_ids"] = section
+    text = json.dumps(manifest, indent=2, allow_nan=False)  # never a manifest of bare NaN
     with open(os.path.join(a.out, a.name + ".manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=2)
-        f.write("\n")
+        f.write(text + "\n")
     print(onnx_path)
 
 

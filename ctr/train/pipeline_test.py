@@ -21,6 +21,7 @@ import zlib
 
 import numpy as np
 
+import evalmetrics
 import rowlog
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -74,7 +75,7 @@ class Served(Tmp):
     its publisher slot (5) is even and x 0.25 when odd, a signal the served
     model lacks, so a retrain promotes."""
 
-    def fixture(self, n=6000, ctr=0.05, name="mlp_tiny", corrupt_at=None):
+    def fixture(self, n=6000, ctr=0.05, name="mlp_tiny", corrupt_at=None, nan_rows=()):
         for f in ("mlp_tiny.manifest.json", "mlp_tiny.onnx", "mlp_tiny.parity.json"):
             shutil.copy(os.path.join(TESTDATA, f), self.dir)
         self.served = os.path.join(self.dir, "mlp_tiny.manifest.json")
@@ -90,6 +91,8 @@ class Served(Tmp):
             row = inputs[i % len(inputs)].copy()
             pub = int(rng.integers(0, 40))
             row[5] = pub
+            if i in nan_rows:
+                row[7] = np.nan if i % 2 else np.inf
             recs.append(record(10**18 + i * 10**6, 0.05, "a-%05d" % i, "1", "c", "cr", name, row))
             ev.append(event("imp", "a-%05d" % i, "1", "c", "cr", sec=10**9 + 60 + n / 1000))
             if rng.random() < ctr * (4 if pub % 2 == 0 else 0.25):
@@ -142,6 +145,45 @@ class Torn(Served):
         self.assertEqual(report["row_log"]["torn_files"], 1)
         self.assertEqual(report["row_log"]["torn_mid_file"], 0)
         self.assertEqual(report["records"], 299)
+
+
+class NonFinite(Served):
+    def test_nonfinite_names_columns_and_rows(self):
+        x = np.zeros((10, 3), np.float32)
+        x[2, 1], x[5, 1], x[5, 2] = np.nan, np.inf, -np.inf
+        msg = evalmetrics.nonfinite(x, ["a", "b", "c"], chunk=4)
+        self.assertEqual(msg, "2 of 10 rows hold NaN or Inf: b (column 1): 2 rows, c (column 2): 1 rows")
+        self.assertIsNone(evalmetrics.nonfinite(np.ones((4, 2))))
+
+    def test_mlp_train_refuses_nan_rows_and_writes_nothing(self):
+        import mlp_train  # torch: a few seconds
+        version, width, slots = mlp_train.read_schema(os.path.join(HERE, "..", "..", "features", "schema.go"))
+        names = [sl[0] for sl in slots]
+        n = 400
+        rng = np.random.default_rng(1)
+        raw = np.zeros((n, width + 2), "<f4")
+        raw[:, :width] = rng.integers(0, 5, (n, width))
+        raw[:, width] = rng.random(n) < 0.1
+        raw[:, width + 1] = 0.1
+        raw[[3, 50, 70], 4] = [np.nan, np.inf, np.nan]
+        data = os.path.join(self.dir, "rows")
+        os.makedirs(data)
+        raw.tofile(os.path.join(data, "rows.f32"))
+        with open(os.path.join(data, "rows.json"), "w") as f:
+            json.dump({"schema_version": version, "width": width, "rows": n}, f)
+        out = os.path.join(self.dir, "out")
+        r = subprocess.run([PY, os.path.join(HERE, "mlp_train.py"), "--data", data, "--out", out, "--epochs", "0",
+                            "--wide-sweeps", "1"], capture_output=True, text=True, timeout=120)
+        self.assertNotEqual(r.returncode, 0, r.stderr[-2000:])
+        self.assertIn("3 of 400 rows hold NaN or Inf: %s (column 4): 3 rows" % names[4], r.stderr)
+        self.assertFalse(os.path.exists(out), "mlp_train.py wrote %s" % out)
+
+    def test_retrain_refuses_nan_rows(self):
+        self.fixture(n=500, nan_rows=(10, 11, 400))
+        rc, err, report = self.retrain("--dry-run")
+        self.assertNotEqual(rc, 0, err)
+        self.assertIn("3 of 500 rows hold NaN or Inf: column 7: 3 rows", err)
+        self.assertIsNone(report)
 
 
 class Join(Tmp):

@@ -59,7 +59,7 @@ import onnx
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import rowlog  # noqa: E402
 import wide_deep_ids as wdi  # noqa: E402
-from evalmetrics import auc, calibration, logloss  # noqa: E402
+from evalmetrics import auc, calibration, logloss, nonfinite  # noqa: E402
 
 # (name, L2 strength of the per-table scales toward 1 or None for no rescale,
 # L2 strength of the per-weight refit toward the (rescaled) served weights or
@@ -173,10 +173,10 @@ def promote(served_path, man, q, name, train_x, train_y, featurestats, report):
     extra = dict(out.get("extra") or {})
     extra["retrain"] = report
     out["extra"] = extra
+    text = json.dumps(out, indent=2, allow_nan=False)  # never a manifest of bare NaN
     tmp = tempfile.NamedTemporaryFile("w", dir=d, prefix="." + name, suffix=".manifest.json", delete=False)
     with tmp as f:
-        json.dump(out, f, indent=2)
-        f.write("\n")
+        f.write(text + "\n")
     if featurestats:
         with tempfile.NamedTemporaryFile(suffix=".f32", delete=False) as rf:
             w = train_x.shape[1]
@@ -237,6 +237,11 @@ def main():
               "was shown or clicked (two runs into one data dir?)" % data["stats"], file=sys.stderr)
     keep = data["time"] >= a.since * 1e9
     x, y, t = data["x"][keep], data["y"][keep], data["time"][keep]
+    names = [sl.get("name", "slot %d" % sl.get("slot", j))
+             for j, sl in enumerate((man.get("feature_stats") or {}).get("slots") or [])]
+    bad = nonfinite(x, names)
+    if bad:
+        sys.exit("retrain: the joined rows are not all finite: %s; refusing to train" % bad)
     n = len(y)
     cut = n - int(n * a.holdout)
     report = {"served": {"name": man["name"], "manifest": a.served}, "records": len(log), "row_log": torn, "join": data["stats"],
