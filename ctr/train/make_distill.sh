@@ -13,8 +13,12 @@
 #
 # Env (defaults): DATA (required) a directory with rows.f32 / rows.json from
 # features/cmd/featurize (make_models.sh's WORK/rows); TEACHER (computed) the
-# ONNX model's prediction per row of DATA; OUT (configs/models); WORK (a
-# temporary directory); PYTHON (/usr/bin/python3); DISTILL_ARGS (distill.py's
+# ONNX model's prediction per row of DATA; OUT (configs/models); SAMPLE
+# (where distill.py writes the held-out sample with the teacher's
+# predictions: ctr/testdata/distill_sample.json, the fixture ctr/distill_test.go
+# reads beside configs/models, when OUT is configs/models; else
+# $OUT/distill_sample.json, so a distillation elsewhere leaves the fixture
+# alone); WORK (a temporary directory); PYTHON (/usr/bin/python3); DISTILL_ARGS (distill.py's
 # hyperparameters; default --wide --trees 20 --train-rows 3000000: the wide
 # table carried exactly, 20 trees on the residual over the first 3 million
 # training rows, about a minute on 2 cores; without --wide, trees alone, as
@@ -23,6 +27,14 @@ set -eu
 cd "$(dirname "$0")/../.."
 : "${DATA:?DATA must name a featurize rows directory (rows.f32, rows.json)}"
 OUT=${OUT:-configs/models}
+if [ -z "${SAMPLE:-}" ]; then
+	mkdir -p "$OUT"
+	if [ "$(cd "$OUT" && pwd -P)" = "$(cd configs/models && pwd -P)" ]; then
+		SAMPLE=ctr/testdata/distill_sample.json
+	else
+		SAMPLE=$OUT/distill_sample.json
+	fi
+fi
 PYTHON=${PYTHON:-/usr/bin/python3}
 tmpwork=
 cleanup() { [ -z "$tmpwork" ] || rm -rf "$tmpwork"; }
@@ -43,7 +55,7 @@ fi
 [ -s "$TEACHER" ] || { echo "make_distill: no teacher predictions at $TEACHER (needs ONNX Runtime: make onnxruntime)" >&2; exit 1; }
 # shellcheck disable=SC2086
 "$PYTHON" ctr/train/distill.py --data "$DATA" --teacher "$TEACHER" --teacher-manifest "$OUT/mlp.manifest.json" \
-	--out "$OUT" --sample ctr/testdata/distill_sample.json ${DISTILL_ARGS:---wide --trees 20 --train-rows 3000000} \
+	--out "$OUT" --sample "$SAMPLE" ${DISTILL_ARGS:---wide --trees 20 --train-rows 3000000} \
 	--data-desc "rows $DATA ($(sed -n 's/.*"rows": *\([0-9]*\).*/\1/p' "$DATA/rows.json") rows, request-id hash order); teacher $OUT/mlp.manifest.json scored by servescore; last 25% held out"
 # The training distribution per slot, for the drift metrics (as for the
 # other two models).

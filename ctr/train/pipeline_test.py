@@ -186,6 +186,28 @@ class NonFinite(Served):
         self.assertIsNone(report)
 
 
+class Distill(Tmp):
+    @unittest.skipUnless(shutil.which("go"), "needs go (make_distill.sh builds servescore)")
+    def test_make_distill_writes_its_sample_under_out(self):
+        # A stand-in python records distill.py's arguments and stops the
+        # script there.
+        data = os.path.join(self.dir, "rows")
+        os.makedirs(data)
+        self.write("rows/rows.json", '{"rows": 10}')
+        teacher = self.write("teacher.f32", b"\0" * 40)
+        args = os.path.join(self.dir, "args")
+        stub = self.write("python", '#!/bin/sh\nprintf "%%s\\n" "$@" > %s\nexit 3\n' % args)
+        os.chmod(stub, 0o755)
+        out = os.path.join(self.dir, "out")
+        env = dict(os.environ, DATA=data, TEACHER=teacher, OUT=out, PYTHON=stub, WORK=os.path.join(self.dir, "w"))
+        r = subprocess.run(["sh", os.path.join(HERE, "make_distill.sh")], env=env, capture_output=True, text=True,
+                           timeout=300)
+        self.assertEqual(r.returncode, 3, r.stderr)
+        with open(args) as f:
+            argv = f.read().split("\n")
+        self.assertEqual(argv[argv.index("--sample") + 1], os.path.join(out, "distill_sample.json"))
+
+
 class Join(Tmp):
     def test_join_keys_on_campaign_and_creative(self):
         # Two runs with the same seed: the same auction and imp ids, bids for
