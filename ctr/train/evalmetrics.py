@@ -1,8 +1,19 @@
 """AUC, log loss and calibration as the training scripts compute them
 (gbdt_train.py and mlp_train.py hold the same functions), without their
 framework imports: for predcompare.py and retrain.py; and the checks the
-training scripts share (nonfinite). Needs numpy only."""
+training scripts share (nonfinite, heldout_start). Needs numpy only."""
 import numpy as np
+
+# The held-out share of a featurize rows file: its last int(n x 0.25) rows,
+# for every training script (gbdt_train.py, mlp_train.py, distill.py) and
+# servescore -heldout 0.25.
+HELDOUT_FRACTION = 0.25
+
+
+def heldout_start(n, fraction=HELDOUT_FRACTION):
+    """The first held-out row of n: the last int(n x fraction) rows are held
+    out (servescore -heldout's rule), the rows before it train."""
+    return n - int(n * fraction)
 
 
 def nonfinite(x, names=None, chunk=1 << 20):

@@ -32,6 +32,9 @@ import sys
 import numpy as np
 import xgboost as xgb
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from evalmetrics import HELDOUT_FRACTION, heldout_start  # noqa: E402
+
 PARITY_ROWS = 256
 PARITY_TOL = 1e-5
 
@@ -189,7 +192,7 @@ def main():
     ap.add_argument("--min-child-weight", type=float, default=5)
     ap.add_argument("--max-bin", type=int, default=256, help="histogram bins per feature (hashed ids need many)")
     ap.add_argument("--lambda", dest="lam", type=float, default=1.0, help="L2 on leaf weights")
-    ap.add_argument("--test-fraction", type=float, default=0.25)
+    ap.add_argument("--test-fraction", type=float, default=HELDOUT_FRACTION)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--check-rows", type=int, default=1000000,
                     help="held-out rows the conversion check covers (0 = all); metrics use every held-out row")
@@ -198,8 +201,8 @@ def main():
 
     meta, X, y, ptrue = load(args.data)
     width = meta["width"]
-    n_test = int(len(y) * args.test_fraction)
-    n_train = len(y) - n_test
+    n_train = heldout_start(len(y), args.test_fraction)
+    n_test = len(y) - n_train
     if args.train_rows:
         n_train = min(n_train, args.train_rows)
     Xtr, ytr = X[:n_train], y[:n_train]

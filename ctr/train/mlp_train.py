@@ -22,8 +22,11 @@ from features/schema.go so the model always matches the running extractor.
 
 Data: --data DIR reads rows.f32 / rows.json written by features/cmd/featurize
 from simulator logs (features, click label and ground-truth probability per
-row; the oracle metrics come from the latter), trains on the first 75% of
-rows and evaluates on the rest, the same split as ctr/train/gbdt_train.py.
+row; the oracle metrics come from the latter), holds out the last
+int(0.25 n) rows and trains on the rest: the same split as
+ctr/train/gbdt_train.py and servescore -heldout 0.25 (evalmetrics.heldout_start).
+(Before that helper this script cut at int(0.75 n), which held out one row
+more when 0.25 n is not a whole number.)
 Without --data (the --tiny test model) the script draws rows from the schema
 with its own hidden logistic model and a fixed seed; the manifest says which
 in training.data. ctr/train/make_models.sh (make models) runs the whole
@@ -52,7 +55,7 @@ import torch.nn as nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import wide_deep_ids as wdi  # noqa: E402
-from evalmetrics import nonfinite  # noqa: E402
+from evalmetrics import heldout_start, nonfinite  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -423,7 +426,7 @@ def main():
     if a.data:
         x, y, p_true = load_rows(a.data, version, width)
         data_desc = a.data_desc or a.data
-        cut = int(len(y) * 0.75)
+        cut = heldout_start(len(y))  # the last int(0.25 n) rows held out, as gbdt_train.py and servescore
     else:
         x, y, p_true = synth(rng, slots, a.rows)
         data_desc = "synthetic: rows drawn from features/schema.go slots, labels from a hidden logistic model (seeded)"

@@ -55,6 +55,27 @@ def event(kind, auction, imp, campaign, creative, sec=1000.0):
                        "creative": creative}) + "\n"
 
 
+def featurize_dir(d, n, nan=None):
+    """A features/cmd/featurize rows directory of n random rows under d
+    (nan: (column, rows) set to NaN or Inf); returns it and the slot names."""
+    import mlp_train  # torch: a few seconds
+    version, width, slots = mlp_train.read_schema(os.path.join(HERE, "..", "..", "features", "schema.go"))
+    rng = np.random.default_rng(1)
+    raw = np.zeros((n, width + 2), "<f4")
+    raw[:, :width] = rng.integers(0, 5, (n, width))
+    raw[:, width] = rng.random(n) < 0.2
+    raw[:, width + 1] = 0.2
+    if nan:
+        raw[nan[1], nan[0]] = [(np.nan, np.inf)[i % 2] for i in range(len(nan[1]))]
+    data = os.path.join(d, "rows")
+    os.makedirs(data)
+    raw.tofile(os.path.join(data, "rows.f32"))
+    with open(os.path.join(data, "rows.json"), "w") as f:
+        json.dump({"schema_version": version, "width": width, "rows": n, "seed": 1,
+                   "columns": [sl[0] for sl in slots] + ["label", "true_ctr"]}, f)
+    return data, [sl[0] for sl in slots]
+
+
 class Tmp(unittest.TestCase):
     def setUp(self):
         self.dir = tempfile.mkdtemp(prefix="pipeline_test")
@@ -156,21 +177,7 @@ class NonFinite(Served):
         self.assertIsNone(evalmetrics.nonfinite(np.ones((4, 2))))
 
     def test_mlp_train_refuses_nan_rows_and_writes_nothing(self):
-        import mlp_train  # torch: a few seconds
-        version, width, slots = mlp_train.read_schema(os.path.join(HERE, "..", "..", "features", "schema.go"))
-        names = [sl[0] for sl in slots]
-        n = 400
-        rng = np.random.default_rng(1)
-        raw = np.zeros((n, width + 2), "<f4")
-        raw[:, :width] = rng.integers(0, 5, (n, width))
-        raw[:, width] = rng.random(n) < 0.1
-        raw[:, width + 1] = 0.1
-        raw[[3, 50, 70], 4] = [np.nan, np.inf, np.nan]
-        data = os.path.join(self.dir, "rows")
-        os.makedirs(data)
-        raw.tofile(os.path.join(data, "rows.f32"))
-        with open(os.path.join(data, "rows.json"), "w") as f:
-            json.dump({"schema_version": version, "width": width, "rows": n}, f)
+        data, names = featurize_dir(self.dir, 400, nan=(4, [3, 50, 70]))
         out = os.path.join(self.dir, "out")
         r = subprocess.run([PY, os.path.join(HERE, "mlp_train.py"), "--data", data, "--out", out, "--epochs", "0",
                             "--wide-sweeps", "1"], capture_output=True, text=True, timeout=120)
@@ -206,6 +213,26 @@ class Distill(Tmp):
         with open(args) as f:
             argv = f.read().split("\n")
         self.assertEqual(argv[argv.index("--sample") + 1], os.path.join(out, "distill_sample.json"))
+
+
+class Split(Tmp):
+    def test_training_scripts_hold_out_the_same_rows(self):
+        # 401 rows: int(0.75 n) = 300 trains (101 held out), while
+        # servescore -heldout 0.25 and gbdt_train.py hold out int(0.25 n) =
+        # 100. Both scripts must report the same held-out rows.
+        n = 401
+        self.assertEqual(evalmetrics.heldout_start(n), n - int(n * 0.25))
+        data, _ = featurize_dir(self.dir, n)
+        got = {}
+        for script, args in (("mlp_train.py", ["--epochs", "0", "--wide-sweeps", "1"]),
+                             ("gbdt_train.py", ["--trees", "2", "--threads", "1"])):
+            out = os.path.join(self.dir, script)
+            r = subprocess.run([PY, os.path.join(HERE, script), "--data", data, "--out", out] + args,
+                               capture_output=True, text=True, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stderr[-3000:])
+            (man,) = [f for f in os.listdir(out) if f.endswith(".manifest.json")]
+            got[script] = load(os.path.join(out, man))["metrics"]["heldout_rows"]
+        self.assertEqual(got, {"mlp_train.py": 100, "gbdt_train.py": 100})
 
 
 class Join(Tmp):
