@@ -215,6 +215,28 @@ class Distill(Tmp):
         self.assertEqual(argv[argv.index("--sample") + 1], os.path.join(out, "distill_sample.json"))
 
 
+class Promote(Served):
+    def test_promoted_manifest_describes_the_retrain(self):
+        self.fixture(n=15000, name="ctr-ranker")
+        before = load(self.served)
+        rc, err, report = self.retrain()
+        self.assertEqual(rc, 0, err)
+        self.assertIn("promoted", report, report.get("decision"))
+        man = load(self.served)
+        self.assertRegex(man["name"], r"^ctr-ranker-r\d+$")  # not "ctr-r..."
+        tr = man["training"]
+        self.assertIn("retrain.py", tr["script"])
+        self.assertEqual((tr["rows"], tr["clicks"]), (report["train_rows"], report["clicks"] - report["heldout_clicks"]))
+        self.assertEqual(tr["retrained_from"]["name"], "ctr-ranker")
+        self.assertEqual(tr["retrained_from"]["training"], before["training"])
+
+    def test_retrain_name_strips_only_its_own_suffix(self):
+        import retrain
+        for name, base in (("ctr-ranker", "ctr-ranker"), ("ctr-ranker-r1750000000", "ctr-ranker"),
+                           ("mlp-r1750000000", "mlp"), ("mlp", "mlp"), ("a-rb-r12", "a-rb"), ("x-r", "x-r")):
+            self.assertEqual(retrain.retrain_base(name), base, name)
+
+
 class Split(Tmp):
     def test_training_scripts_hold_out_the_same_rows(self):
         # 401 rows: int(0.75 n) = 300 trains (101 held out), while

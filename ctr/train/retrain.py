@@ -26,7 +26,10 @@ a candidate only if it beats the served model (`make retrain`).
    log loss is below the served model's and its calibration is within 5%
    (|calibration - 1| <= 0.05). Promotion writes NAME.onnx, NAME.parity.json
    (the served parity rows with the candidate's outputs) and a manifest
-   beside the served manifest, then replaces the served manifest (the path
+   beside the served manifest (named after the served model, its "-rUNIXTIME"
+   suffix from an earlier retrain replaced; its training block describes
+   the retrain: rows, clicks, time span, candidate, with the served model's
+   own block under training.retrained_from), then replaces the served manifest (the path
    model.onnx names, which the bidder watches) atomically by a rename. The
    bidder's hot reload loads it, checks the parity sample and the schema, and
    keeps the old model if anything is off.
@@ -48,6 +51,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -154,9 +158,11 @@ def metrics(y, pr):
             "calibration": round(calibration(y, pr), 4), "mean_pctr": round(float(np.mean(pr)), 6)}
 
 
-def promote(served_path, man, q, name, train_x, train_y, featurestats, report):
+def promote(served_path, man, q, name, train_x, train_y, featurestats, report, training):
     """Write the candidate beside the served manifest and rename its manifest
-    over the served one."""
+    over the served one. training: the new manifest's training block (what
+    the retrain was fitted on); the served manifest's own block is kept
+    inside it as retrained_from.training."""
     d = os.path.dirname(os.path.abspath(served_path))
     model = wdi.build(q, doc="%s: %s retrained on the bidder's row log by ctr/train/retrain.py" % (name, man["name"]))
     onnx_path = os.path.join(d, name + ".onnx")
@@ -170,6 +176,8 @@ def promote(served_path, man, q, name, train_x, train_y, featurestats, report):
     out = {k: v for k, v in man.items() if k != "metrics"}
     out.update({"name": name, "file": name + ".onnx", "parity": name + ".parity.json", "parity_tolerance": 1e-6,
                 "sha256": hashlib.sha256(open(onnx_path, "rb").read()).hexdigest()})
+    out["training"] = dict(training, retrained_from={"name": man["name"], "sha256": man.get("sha256"),
+                                                     "training": man.get("training")})
     extra = dict(out.get("extra") or {})
     extra["retrain"] = report
     out["extra"] = extra
@@ -285,13 +293,26 @@ def main():
     elif a.dry_run:
         report["decision"] = "would promote %s (dry run)" % best
     else:
-        base = man["name"].split("-r")[0]
+        base = retrain_base(man["name"])
         name = "%s-r%d" % (base, int(time.time()))
         report["promoted"] = name
         report["decision"] = "promote %s as %s: log loss %.6f < %.6f, calibration %.4f" % (
             best, name, bm["logloss"], sm["logloss"], bm["calibration"])
-        promote(a.served, man, cands[best][0], name, xt, yt, a.featurestats, report)
+        training = {"script": "ctr/train/retrain.py (candidate %s, warm-started from %s)" % (best, man["name"]),
+                    "data": "row log %s joined with event log %s (the bidder's own shown bids), bids from unix %g on"
+                            % (a.rows, a.events, a.since),
+                    "rows": int(cut), "clicks": int(yt.sum()),
+                    "from_unix": float(t[0] / 1e9), "to_unix": float(t[cut - 1] / 1e9),
+                    "heldout_rows": n - cut, "heldout_clicks": report["heldout_clicks"],
+                    "candidate": dict(bm)}
+        promote(a.served, man, cands[best][0], name, xt, yt, a.featurestats, report, training)
     return finish(a, report)
+
+
+def retrain_base(name):
+    """The served model's name without the "-rUNIXTIME" an earlier retrain
+    added (only that suffix: "ctr-ranker" stays whole)."""
+    return re.sub(r"-r\d+$", "", name)
 
 
 def finish(a, report):
