@@ -237,6 +237,18 @@ class Promote(Served):
             self.assertEqual(retrain.retrain_base(name), base, name)
 
 
+class Int8(Served):
+    def test_retrain_refuses_the_int8_variant_with_a_clear_error(self):
+        self.fixture(n=100)
+        for f in ("mlp_int8.manifest.json", "mlp_int8.onnx", "mlp_int8.parity.json"):
+            shutil.copy(os.path.join(HERE, "..", "..", "configs", "models", f), self.dir)
+        self.served = os.path.join(self.dir, "mlp_int8.manifest.json")
+        rc, err, report = self.retrain("--dry-run")
+        self.assertNotEqual(rc, 0)
+        self.assertNotIn("Traceback", err)
+        self.assertIn("made by ctr/train/compact.py from the float32 model", err)
+
+
 class Split(Tmp):
     def test_training_scripts_hold_out_the_same_rows(self):
         # 401 rows: int(0.75 n) = 300 trains (101 held out), while

@@ -44,6 +44,11 @@ replays and conflicting keys (join), each also warned about on stderr. A
 file torn anywhere but its tail (a corrupt record mid-file, every record
 after it lost) is refused unless --accept-torn.
 
+Only the float32 wide & deep model (model.onnx) is retrained: the int8 or
+float16 variant (model.onnx_int8, made by ctr/train/compact.py from the
+float32 model) is refused with a message saying so, and neither it nor the
+GBDT fallback (model.gbdt) is refreshed by a promotion.
+
 Exit status 0 whether or not a candidate was promoted (the report says);
 non-zero on bad input. Needs python3-onnx, python3-numpy and python3-scipy.
 """
@@ -221,7 +226,16 @@ def main():
     if man.get("kind") != "onnx" or man.get("input_form") != wdi.FORM:
         sys.exit("retrain: %s is not an onnx model of input form %s" % (a.served, wdi.FORM))
     d = os.path.dirname(os.path.abspath(a.served))
-    p = wdi.params_from_ids_graph(onnx.load(os.path.join(d, man["file"])), man["wide_deep_ids"])
+    compact = (man.get("extra") or {}).get("compact")
+    if compact:
+        sys.exit("retrain: %s is the %s variant of a model (made by ctr/train/compact.py from the float32 model; "
+                 "model.onnx_int8): retrain the float32 model (model.onnx, e.g. configs/models/mlp.manifest.json) "
+                 "and make the variant again from it with compact.py" % (a.served, compact.get("dtype", "compact")))
+    try:
+        p = wdi.params_from_ids_graph(onnx.load(os.path.join(d, man["file"])), man["wide_deep_ids"])
+    except ValueError as e:
+        sys.exit("retrain: %s: %s (retrain.py refits only the float32 wide_deep_ids graph mlp_train.py and "
+                 "reexport.py write; an int8 or float16 variant is made by compact.py from it)" % (a.served, e))
 
     log = rowlog.read_logs(a.rows)
     if log.width != man["width"] or log.schema != man["schema_version"]:
