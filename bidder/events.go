@@ -103,7 +103,9 @@ func openEventFile(c EventsConfig) (io.WriteCloser, error) {
 	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("events.path: %w", err)
 	}
-	f, err := os.OpenFile(c.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	// Owner only when created (lumberjack keeps the mode when it rotates):
+	// its events name auctions, users' impressions and clicks.
+	f, err := os.OpenFile(c.Path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("events.path: %w", err)
 	}

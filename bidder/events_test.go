@@ -262,3 +262,17 @@ func TestReplayedLossLoggedOnce(t *testing.T) {
 		}
 	}
 }
+
+// The event log is created readable by its owner only: its events name
+// auctions and users' impressions and clicks (it was 0644: an outside audit).
+func TestEventFileOwnerOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "ev", "events.jsonl")
+	w, err := openEventFile(EventsConfig{Path: path, MaxSizeMB: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("events file mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+}

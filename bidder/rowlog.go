@@ -2,14 +2,19 @@ package bidder
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -118,7 +123,8 @@ func (l *rowLog) start(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(l.cfg.Path), 0o755); err != nil {
 		return err
 	}
-	w := &rowLogWriter{path: l.cfg.Path, max: l.cfg.MaxBytes, backups: l.cfg.Backups, header: l.header()}
+	w := &rowLogWriter{path: l.cfg.Path, max: l.cfg.MaxBytes, backups: l.cfg.Backups, header: l.header(),
+		maxRecord: rowLogRecordMax(l.width), log: l.log}
 	if err := w.open(); err != nil {
 		return err
 	}
@@ -317,13 +323,20 @@ type rowLogWriter struct {
 	max     int64
 	backups int
 	header  []byte
-	f       *os.File
-	bw      *bufio.Writer
-	size    int64
+	// maxRecord is the longest record body a file of this header holds.
+	maxRecord int
+	log       *slog.Logger
+	f         *os.File
+	bw        *bufio.Writer
+	size      int64
 }
 
 func (w *rowLogWriter) open() error {
-	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err := w.repair(); err != nil {
+		return err
+	}
+	// Owner only: the rows hold personal data (docs/privacy.md).
+	f, err := os.OpenFile(w.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
@@ -344,6 +357,74 @@ func (w *rowLogWriter) open() error {
 		return err
 	}
 	return nil
+}
+
+// repair readies an existing file for appending: records were appended
+// after whatever it ended with, so a torn last record (a crash mid-write)
+// hid every record written after the restart from readers until the file
+// rotated, and a file of another format (version, width or schema) took
+// records its header does not describe (an outside audit). A torn tail is
+// cut at the last whole record; a file whose header is not this writer's
+// is moved aside, to PATH.other-UNIXNANO (readers of PATH and PATH.N do not
+// read it). w.warn reports either.
+func (w *rowLogWriter) repair() error {
+	f, err := os.Open(w.path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 64<<10)
+	head := make([]byte, len(w.header))
+	n, err := io.ReadFull(br, head)
+	switch {
+	case n == 0 && errors.Is(err, io.EOF):
+		return nil // empty: open writes the header
+	case err != nil || !bytes.Equal(head, w.header):
+		aside := w.path + ".other-" + strconv.FormatInt(time.Now().UnixNano(), 10)
+		if err := os.Rename(w.path, aside); err != nil {
+			return err
+		}
+		w.warned("row log file of another format (or a torn header) moved aside; a new file starts", "path", w.path, "moved_to", aside)
+		return nil
+	}
+	good := int64(len(head))
+	var lenb [4]byte
+	body := make([]byte, 0, 4096)
+	for {
+		if _, err := io.ReadFull(br, lenb[:]); err != nil {
+			break // the end, or a torn length
+		}
+		l := int(binary.LittleEndian.Uint32(lenb[:]))
+		if l > w.maxRecord {
+			break
+		}
+		body = slices.Grow(body[:0], l+4)[:l+4]
+		if _, err := io.ReadFull(br, body); err != nil || crc32.ChecksumIEEE(body[:l]) != binary.LittleEndian.Uint32(body[l:]) {
+			break
+		}
+		good += int64(4 + l + 4)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() > good {
+		if err := os.Truncate(w.path, good); err != nil {
+			return err
+		}
+		w.warned("row log file ended in a torn record (a crash mid-write): cut at the last whole one", "path", w.path,
+			"bytes_cut", st.Size()-good)
+	}
+	return nil
+}
+
+func (w *rowLogWriter) warned(msg string, args ...any) {
+	if w.log != nil {
+		w.log.Warn(msg, args...)
+	}
 }
 
 // write appends rec, rotating first when it would pass max (a file always

@@ -475,3 +475,55 @@ func TestRowLogNamesTheModelThatScored(t *testing.T) {
 		t.Fatalf("records: %s %v, %s %v; want gbdt-b 0.02 (the primary failed), onnx-a 0.05", recs[0].Model, recs[0].PCTR, recs[1].Model, recs[1].PCTR)
 	}
 }
+
+// A file is readied before records are appended to it: a torn last record
+// (a crash mid-write) is cut, else every record written after the restart
+// stayed hidden behind it until the file rotated; a file of another format
+// is moved aside, else the new records went under a header that does not
+// describe them (an outside audit). The file is the owner's only: its rows
+// are personal data.
+func TestRowLogReopensTornAndOtherFiles(t *testing.T) {
+	write := func(cfg RowLogConfig, n int, auction string) {
+		t.Helper()
+		rl, err := newRowLogQueue(cfg, features.Width, features.SchemaVersion, nil, slog.Default())
+		if err != nil {
+			t.Fatal(err)
+		}
+		rowLogOffer(t, rl, n, auction)
+		ctx, cancel := context.WithCancel(context.Background())
+		if err := rl.start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		rl.wait()
+	}
+	cfg := rowLogTestConfig(t.TempDir())
+	write(cfg, 4, "before")
+	b, _ := os.ReadFile(cfg.Path)
+	os.WriteFile(cfg.Path, b[:len(b)-9], 0o600) // the crash
+	write(cfg, 3, "after")
+	_, _, recs, torn := readRowLog(t, cfg.Path)
+	if torn || len(recs) != 6 || recs[5].Auction != "after" {
+		t.Fatalf("after a torn tail: torn %v, %d records, want false and 6 (3 before the tear, 3 after)", torn, len(recs))
+	}
+	if fi, err := os.Stat(cfg.Path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
+	}
+
+	// Another schema's header (an older bidder's file).
+	cfg = rowLogTestConfig(t.TempDir())
+	old := append([]byte("OBRL\x01\x00\x29\x00\x02v1"), 0, 0, 0, 0)
+	os.WriteFile(cfg.Path, old, 0o600)
+	write(cfg, 2, "new")
+	_, schema, recs, torn := readRowLog(t, cfg.Path)
+	if schema != features.SchemaVersion || torn || len(recs) != 2 {
+		t.Fatalf("after another format's file: schema %q torn %v, %d records", schema, torn, len(recs))
+	}
+	aside, _ := filepath.Glob(cfg.Path + ".other-*")
+	if len(aside) != 1 {
+		t.Fatalf("the other format's file was not moved aside: %v", aside)
+	}
+	if got, _ := os.ReadFile(aside[0]); !bytes.Equal(got, old) {
+		t.Fatalf("moved aside: %q, want the old file", got)
+	}
+}
