@@ -377,8 +377,9 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 // collect finds and gates the candidates of every imp, keeping for each the
 // pricing.max_scored_per_imp with the highest possible bid (see collectBest).
 // When nothing is left to score it returns why: the reason of the first
-// candidate, in walk order, that failed its gate in the last imp that had
-// one (currency when an imp's floor cannot be converted), else no_campaign.
+// candidate, in walk order, that failed its gate (the first active one's
+// before a paused one's: firstReason) in the last imp that had one
+// (currency when an imp's floor cannot be converted), else no_campaign.
 func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 	why := reasonNoMatch
 	user := s.decidePrivacy(bc) // before Match: it may drop the segments
@@ -439,6 +440,19 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		if r != reasonNone {
 			why = r
 		}
+	}
+	return why
+}
+
+// firstReason is an imp's no-bid reason after a candidate gated for r:
+// the first candidate's in walk order, except that a paused campaign's
+// gives way to the first active one's. A paused campaign is the operator's
+// choice; an active one out of budget, paced or under the floor says why
+// the request got nothing (an outside audit saw "paused" where the
+// campaign the request targeted had no budget).
+func firstReason(why, r reason) reason {
+	if why == reasonNone || why == reasonPaused && r != reasonPaused {
+		return r
 	}
 	return why
 }
@@ -518,9 +532,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 			sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
 			if r != reasonNone {
 				cat.stats[c.Campaign.Index].nobid(bc.stripe, r)
-				if why == reasonNone {
-					why = r
-				}
+				why = firstReason(why, r)
 				if r == reasonBelowFloor && (sl.upper < lowest || sl.upper <= 0) {
 					return why // every later bound is at most this one
 				}
@@ -558,9 +570,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 		sl, r := s.gate(bc, cat, imp, c, floor, bc.user)
 		if r != reasonNone {
 			cat.stats[c.Campaign.Index].nobid(bc.stripe, r)
-			if why == reasonNone {
-				why = r
-			}
+			why = firstReason(why, r)
 			continue
 		}
 		sl.imp = i

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"sync"
 	"testing"
 
@@ -90,6 +91,20 @@ func TestKillSwitchBidPath(t *testing.T) {
 	if code, _, cid := bidder(); code != 200 || cid != "acme-banner" {
 		t.Fatalf("acme resumed: %d %s", code, cid)
 	}
+	// A paused campaign walked first (globex: the higher bound) gives way to
+	// the reason of an active one (acme's fixed 2.00 under a 3.00 floor): an
+	// outside audit saw "paused" where the campaign the request targeted had
+	// no budget.
+	ctl.set("globex-cpc", true)
+	floored := bytes.Replace(bytes.Replace(site, []byte(`"bidfloor":0.5`), []byte(`"bidfloor":3`), 1),
+		[]byte(`"format":[{"w":300,"h":250}]`), []byte(`"format":[{"w":300,"h":250},{"w":320,"h":50}]`), 1)
+	if r := ts.bidInTime(floored); r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "below_floor" {
+		t.Fatalf("globex paused, acme under the floor: %d %q, want 204 below_floor", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+	}
+	if ts.pausedCandidates("globex-cpc") != 1 {
+		t.Fatal("globex was not walked (paused) for the floored request")
+	}
+	ctl.set("globex-cpc", false)
 
 	before := paused()
 	ctl.set("", true)

@@ -210,9 +210,7 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 			sl, r := x.gate(imp, c, floor, &e)
 			if r != reasonNone {
 				e.Status, e.Rule = "gated", r.String()
-				if x.why == reasonNone {
-					x.why = r
-				}
+				x.why = firstReason(x.why, r)
 				if r == reasonBelowFloor && (sl.upper < lowest || sl.upper <= 0) {
 					stop = reasonBelowFloor.String() // every later bound is at most this one
 				}
