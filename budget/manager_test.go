@@ -560,6 +560,14 @@ func TestRestartWithoutCampaignStillCharges(t *testing.T) {
 	if c := m.Counters(); c.RetiredCampaigns != 1 {
 		t.Errorf("retired campaigns %d, want 1", c.RetiredCampaigns)
 	}
+	// /admin/budget says it is retired, not a budget of one micro a day
+	// (the account's placeholder: an outside audit).
+	if st, ok := m.StatusOf("gone"); !ok || !st.Retired || st.DailyBudgetMicros != 0 || st.TotalBudgetMicros != 0 || st.SpentMicros != 400_000 {
+		t.Errorf("status of the retired campaign: %+v (%v), want retired, budgets 0, 400000 spent", st, ok)
+	}
+	if st, _ := m.StatusOf("other"); st.Retired {
+		t.Error("a configured campaign shows as retired")
+	}
 	never := bill
 	never.CampaignID, never.AuctionID = "never", "y"
 	if _, err := m.Settle(never); !errors.Is(err, ErrUnknownCampaign) {

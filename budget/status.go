@@ -19,7 +19,12 @@ type CampaignStatus struct {
 	LeasedMicros      int64  `json:"leased_micros"`      // lease held by this instance
 	// DeadReserveMicros is money kept out of the pool for the open bids of
 	// a process that died under this instance id (Explanation).
-	DeadReserveMicros  int64   `json:"dead_reserve_micros,omitempty"`
+	DeadReserveMicros int64 `json:"dead_reserve_micros,omitempty"`
+	// Retired: no config this process loaded names the campaign; notices of
+	// its bids are charged to its budget record. Its budgets are not known
+	// here (0; they read 1 micro a day, an internal placeholder: an outside
+	// audit).
+	Retired            bool    `json:"retired,omitempty"`
 	PacingMode         string  `json:"pacing_mode"`
 	PacingTargetMicros int64   `json:"pacing_target_micros"` // planned spend today, as of the controller's last step
 	PacingError        float64 `json:"pacing_error"`         // (spent today - target) / daily budget
@@ -71,13 +76,17 @@ func statusOf(a *Account, now time.Time) (CampaignStatus, bool) {
 	_, _, day := dayBounds(now, c.loc())
 	unrep := a.spent.Load()
 	reserve, _ := a.deadReserve(now.UnixNano())
-	return CampaignStatus{
+	st := CampaignStatus{
 		ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
 		SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
 		HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
 		PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
 		Throttle: throttleProb(a.throttle.Load()), DeadReserveMicros: reserve,
-	}, true
+	}
+	if c.retired {
+		st.Retired, st.TotalBudgetMicros, st.DailyBudgetMicros = true, 0, 0
+	}
+	return st, true
 }
 
 func throttleProb(th uint64) float64 {
