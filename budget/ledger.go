@@ -327,6 +327,12 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		a.confirmed.Add(e.Charged)
 		if e.Charged < 0 {
 			a.days.confirmReversal(-e.Charged, e.revDay, e.revOld)
+			// Only a step reports it (and gives its money back to the
+			// lease): with the charge it reverses acknowledged in the
+			// same round, confirmed nets to 0, and a campaign whose pool
+			// was empty never stepped again (stepDue): the money stayed
+			// waiting for good (a mutation-testing pass's probe).
+			a.poke.Store(true)
 		}
 	}
 	a.ackedCum.Store(e.Cum)
