@@ -102,6 +102,26 @@ func TestDayNeverRollsBack(t *testing.T) {
 		}
 	})
 
+	// Two instances that keep two zones (a reload that keeps failing on
+	// one) still get a new day once a day: the record's day end stretched
+	// to the later zone's by every step never let either roll, and the
+	// campaign stayed dark (a review: 2 spent in 4 days).
+	t.Run("two zones for days", func(t *testing.T) {
+		clk := newManualClock(now)
+		st := NewMemStore()
+		m1 := newMemManager(t, st, "i1", clk, daily(time.UTC))
+		m2 := newMemManager(t, st, "i2", clk, daily(ahead))
+		total := 0
+		for h := range 4 * 24 {
+			clk.Add(time.Hour)
+			total += spend(t, m1, clk, fmt.Sprint("a-", h))
+			total += spend(t, m2, clk, fmt.Sprint("b-", h))
+		}
+		if total < 3*2 {
+			t.Fatalf("spent %d units in 4 days of a daily 2, want a new day at least once a day", total)
+		}
+	})
+
 	t.Run("two instances in two zones", func(t *testing.T) {
 		clk := newManualClock(now)
 		st := NewMemStore()

@@ -345,27 +345,34 @@ func reportTaken(rec *Record, q leaseReq, now int64, res *leaseRes) bool {
 
 // rollDay moves the record's day to the step's when that is later. The
 // spend counted so far is set to 0 only when the step's day began at or
-// after the end of the record's day: dates alone compare days of the
+// after the end of the record's day (DayEnd, the end of the day in the zone
+// of the step that last rolled it): dates alone compare days of the
 // campaign's time zone, and a time zone edited to one ahead (UTC to
 // Pacific/Kiritimati: already tomorrow there) made the step's date later
 // while its day had begun in the middle of the record's; the spend of that
 // day was set to 0 and the campaign spent its daily budget twice in one day
 // of either zone (an outside audit). Such a step takes the later date and
 // keeps the spend: it over-counts the new day until a day of the step's
-// zone begins after the record's ended, never under-counts it. A record
-// written before DayEnd was kept (0) rolls on dates alone.
+// zone begins after the record's ended, never under-counts it. DayEnd moves
+// only when the day rolls: stretched to the latest zone's end by every
+// step, two instances running two zones (a lasting disagreement) never
+// rolled again and the campaign went dark (a review). With two zones for
+// good the day rolls once a day, at the zone ahead's midnight, which is in
+// the middle of the other zone's day, as before. A record written before
+// DayEnd was kept (0) rolls on dates alone, once.
 func rollDay(rec *Record, q leaseReq) {
-	if q.day == "" || q.day < rec.Day {
-		return // a step on an earlier day counts its spend to the record's
-	}
-	if q.day > rec.Day {
-		if rec.DayEnd == 0 || q.dayStart >= rec.DayEnd {
-			rec.Day, rec.SpentDay, rec.DayEnd = q.day, 0, q.dayEnd
-			return
+	switch {
+	case q.day == "" || q.day < rec.Day:
+		// A step on an earlier day counts its spend to the record's.
+	case q.day == rec.Day:
+		if rec.DayEnd == 0 {
+			rec.DayEnd = q.dayEnd
 		}
+	case rec.DayEnd == 0 || q.dayStart >= rec.DayEnd:
+		rec.Day, rec.SpentDay, rec.DayEnd = q.day, 0, q.dayEnd
+	default:
 		rec.Day = q.day
 	}
-	rec.DayEnd = max(rec.DayEnd, q.dayEnd)
 }
 
 // spentOnDay is what a record's spend today (recDay's) counts on day:

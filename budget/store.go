@@ -16,10 +16,10 @@ type Record struct {
 	// and reports nothing into it (applyLease).
 	Currency string `json:"currency,omitempty"`
 	Day      string `json:"day"` // campaign-local date of SpentDay
-	// DayEnd is when Day ends (unix ns), the latest end any step's time
-	// zone gave it (0: a record written before records kept it). A step's
+	// DayEnd is when Day ends (unix ns) in the zone of the step that last
+	// rolled it (0: a record written before records kept it). A step's
 	// later date rolls the day only if that date began at or after DayEnd
-	// (applyLease).
+	// (rollDay).
 	DayEnd     int64            `json:"day_end,omitempty"`
 	SpentTotal int64            `json:"spent_total"`
 	SpentDay   int64            `json:"spent_day"`
