@@ -213,9 +213,16 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 				}
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
-				// The client went away in the middle of its request:
-				// nobody to answer (it was counted as a 400).
-				s.m.cutShort.add(0, 1)
+				// The client went away in the middle of its request
+				// (it was counted as a 400), or reset a connection that
+				// never sent one. Closed here: returning without an
+				// answer let fasthttp write its default 200 to a client
+				// that had only half-closed, and a notice's sender read
+				// success for a notice never read whole (a review).
+				if c, ok := ctx.Conn().(*edgeConn); !ok || !c.armed {
+					s.m.cutShort.add(0, 1)
+				}
+				ctx.Conn().Close()
 				return
 			}
 			// fasthttp writes this answer with the deadline of the
