@@ -124,7 +124,7 @@ func (l *rowLog) start(ctx context.Context) error {
 		return err
 	}
 	w := &rowLogWriter{path: l.cfg.Path, max: l.cfg.MaxBytes, backups: l.cfg.Backups, header: l.header(),
-		maxRecord: rowLogRecordMax(l.width), log: l.log}
+		minBody: rowLogFixed + 4*l.width, maxRecord: rowLogRecordMax(l.width), log: l.log}
 	if err := w.open(); err != nil {
 		return err
 	}
@@ -323,12 +323,13 @@ type rowLogWriter struct {
 	max     int64
 	backups int
 	header  []byte
-	// maxRecord is the longest record body a file of this header holds.
-	maxRecord int
-	log       *slog.Logger
-	f         *os.File
-	bw        *bufio.Writer
-	size      int64
+	// minBody and maxRecord bound a record body a file of this header
+	// holds.
+	minBody, maxRecord int
+	log                *slog.Logger
+	f                  *os.File
+	bw                 *bufio.Writer
+	size               int64
 }
 
 func (w *rowLogWriter) open() error {
@@ -398,7 +399,10 @@ func (w *rowLogWriter) repair() error {
 			break // the end, or a torn length
 		}
 		l := int(binary.LittleEndian.Uint32(lenb[:]))
-		if l > w.maxRecord {
+		if l < w.minBody || l > w.maxRecord {
+			// Shorter than the fixed part and a row: a zero-filled
+			// tail (a power loss on ext4 or XFS) read as empty records
+			// whose CRC, of nothing, is 0 (a review).
 			break
 		}
 		body = slices.Grow(body[:0], l+4)[:l+4]

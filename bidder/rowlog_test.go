@@ -510,6 +510,15 @@ func TestRowLogReopensTornAndOtherFiles(t *testing.T) {
 		t.Fatalf("mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 
+	// A zero-filled tail (a power loss): not records of length 0.
+	b, _ = os.ReadFile(cfg.Path)
+	os.WriteFile(cfg.Path, append(b, make([]byte, 4096)...), 0o600)
+	write(cfg, 1, "zeros")
+	_, _, recs, torn = readRowLog(t, cfg.Path)
+	if torn || len(recs) != 7 || recs[6].Auction != "zeros" {
+		t.Fatalf("after a zero-filled tail: torn %v, %d records, want false and 7", torn, len(recs))
+	}
+
 	// Another schema's header (an older bidder's file).
 	cfg = rowLogTestConfig(t.TempDir())
 	old := append([]byte("OBRL\x01\x00\x29\x00\x02v1"), 0, 0, 0, 0)
