@@ -90,7 +90,6 @@ type Account struct {
 	diffSeen     atomic.Pointer[budgetSeen]
 	diffWarnedAt int64    // the at of the disagreement last reported
 	diffOwn      [2]int64 // this instance's daily and total budget as last checked
-	diffOwnAt    int64    // when diffOwn last changed (unix ns): an edit here restarts the grace
 	cfg          atomic.Pointer[Campaign]
 
 	// Global figures of the newest record seen (this instance's steps and the

@@ -233,22 +233,28 @@ func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, no
 
 // checkBudgetDiff reports, once, a campaign whose budget in this instance's
 // file has differed from one another instance stepped it with for
-// budgetDiffGrace, counted from the later of the first sight and this
-// instance's last edit of its budget (the sync goroutine's, every round).
-// Each instance grants from its own file, so the fleet may spend the
-// larger: an outside audit's fleet spent 10.00 of a 5.00 budget, one
-// instance's file edited, with nothing to say so.
+// budgetDiffGrace since it was first seen (the sync goroutine's, every
+// round). An edit of this instance's budget drops what was seen before it:
+// that was no disagreement with the new budget, and kept it was reported a
+// minute later in the other instance's stale figure (a review); a record
+// seen after the edit starts one. Each instance grants from its own file,
+// so the fleet may spend the larger: an outside audit's fleet spent 10.00
+// of a 5.00 budget, one instance's file edited, with nothing to say so.
 func (m *Manager) checkBudgetDiff(a *Account, now time.Time) {
-	d := a.diffSeen.Load()
-	if d == nil || a.diffWarnedAt == d.at {
-		return
-	}
 	c := a.campaign()
-	own := [2]int64{c.DailyMicros, c.TotalMicros}
-	if own != a.diffOwn {
-		a.diffOwn, a.diffOwnAt = own, now.UnixNano()
+	if own := [2]int64{c.DailyMicros, c.TotalMicros}; own != a.diffOwn {
+		first := a.diffOwn == [2]int64{}
+		a.diffOwn = own
+		if !first {
+			a.gmu.Lock()
+			a.diffSeen.Store(nil)
+			a.gmu.Unlock()
+			return
+		}
 	}
-	if c.retired || own == [2]int64{d.daily, d.total} || now.UnixNano()-max(d.at, a.diffOwnAt) < int64(budgetDiffGrace) {
+	d := a.diffSeen.Load()
+	if d == nil || a.diffWarnedAt == d.at || c.retired || a.diffOwn == [2]int64{d.daily, d.total} ||
+		now.UnixNano()-d.at < int64(budgetDiffGrace) {
 		return
 	}
 	a.diffWarnedAt = d.at
