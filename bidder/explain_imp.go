@@ -196,6 +196,15 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 	lowest := x.s.lowestFloor(bc, imp, floor)
 	k := x.s.cfg.Pricing.MaxScoredPerImp
 	kept, fixed, stop := 0, false, ""
+	// The imp's reason replaces the request's, as collect's does: the
+	// last imp with a gated candidate names it (a review: explain kept the
+	// first imp's, and a multi-imp request's two answers differed).
+	impWhy := reasonNone
+	defer func() {
+		if impWhy != reasonNone {
+			x.why = impWhy
+		}
+	}()
 	for _, c := range cands {
 		e := explainCampaign{ID: c.Campaign.ID, Creative: c.Creative.ID, Examined: examined[c.Campaign.Index], slot: -1}
 		if c.Deal != nil {
@@ -210,7 +219,7 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 			sl, r := x.gate(imp, c, floor, &e)
 			if r != reasonNone {
 				e.Status, e.Rule = "gated", r.String()
-				x.why = firstReason(x.why, r)
+				impWhy = firstReason(impWhy, r)
 				if r == reasonBelowFloor && (sl.upper < lowest || sl.upper <= 0) {
 					stop = reasonBelowFloor.String() // every later bound is at most this one
 				}

@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"encoding/json"
 	"io"
 	"math"
@@ -276,6 +277,20 @@ func TestExplainKillSwitch(t *testing.T) {
 	}
 	if a.Bid || a.NoBidReason != "paused" || bidNoBid() != "paused" {
 		t.Errorf("acme paused: explain bid %v %q, the bid path %q", a.Bid, a.NoBidReason, bidNoBid())
+	}
+	// Two imps, each with its own reason: the last imp's names the
+	// request's, in explain as in the bid path (explain kept the first
+	// imp's: a review).
+	two := bytes.Replace(readReq(t, "site-banner.json"), []byte(`"imp":[`),
+		[]byte(`"imp":[{"id":"0","banner":{"w":320,"h":50},"bidfloor":20,"bidfloorcur":"USD","secure":1},`), 1)
+	var req ortb.Request
+	if err := p.Parse(two, &req); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = ts.Server.explain(&req, explainOptions{now: time.Now(), top: 3})
+	r := ts.bidInTime(two)
+	if got := string(r.Header.Peek("x-nobid-reason")); r.StatusCode() != 204 || got != "paused" || a.NoBidReason != got {
+		t.Errorf("imp 0 under its floor, imp 1 paused: bid path %d %q, explain %q; want paused from both", r.StatusCode(), got, a.NoBidReason)
 	}
 	ctl.set("acme-banner", false)
 	ctl.set("", true)
