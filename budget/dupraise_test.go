@@ -82,6 +82,11 @@ func TestDupRaiseNotTakenByALaterRise(t *testing.T) {
 	if outB.res.ChargedMicros != 500 {
 		t.Errorf("B charged 500 in the ledger, its result says %d", outB.res.ChargedMicros)
 	}
+	// A's entry the ledger took back charged nothing: its result (the event
+	// log's charge, the win counts) says so.
+	if outA.res.ChargedMicros != 0 || !outA.res.Duplicate {
+		t.Errorf("A, a duplicate in the ledger, reports charged %d dup=%v; want 0, a duplicate", outA.res.ChargedMicros, outA.res.Duplicate)
+	}
 }
 
 // No race: A's notice answered ErrAckTimeout (no finish); a loss reverses
