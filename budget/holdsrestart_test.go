@@ -888,3 +888,29 @@ func TestBudgetDisagreementReportedWhenSpentAtOnce(t *testing.T) {
 		t.Errorf("10,000 spent of a 5,000 budget on one instance's file, 10,000 on the other's, for 3 minutes: no disagreement reported")
 	}
 }
+
+// Instances whose files give a campaign the same budgets but different time
+// zones are reported as a budget difference is: two zones roll the day at
+// two midnights, and the zone behind may see up to twice its daily budget
+// in its own day (rollDay). Nothing said so before.
+func TestTimeZoneDisagreementReported(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		tz   *time.Location
+		want bool
+	}{{"two zones", time.FixedZone("UTC+14", 14*3600), true}, {"one zone", time.UTC, false}} {
+		clk := newManualClock(t0.Add(time.Hour))
+		st := NewMemStore()
+		ca, cb := campaign("c", 10_000), campaign("c", 10_000)
+		ca.DailyMicros, cb.DailyMicros = 5_000, 5_000
+		ca.TimeZone, cb.TimeZone = time.UTC, c.tz
+		a := storeManager(t, st, "a", clk, ca)
+		b := storeManager(t, st, "b", clk, cb)
+		stepRounds(t, clk, 3*time.Minute, a, b)
+		if got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements; (got > 0) != c.want {
+			t.Errorf("%s: %d reported, want reported %v", c.name, got, c.want)
+		}
+		a.Close(context.Background())
+		b.Close(context.Background())
+	}
+}

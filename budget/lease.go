@@ -13,8 +13,9 @@ type leaseReq struct {
 	now      time.Time
 	day      string
 	// dayStart and dayEnd bound day in the campaign's time zone (unix ns;
-	// 0 where day is "").
+	// 0 where day is ""); zone is that zone's name.
 	dayStart, dayEnd int64
+	zone             string
 	total, daily     int64 // 0 means no limit
 	budgetKnown      bool  // total and daily are the campaign file's (not a retired campaign's)
 	boot             string
@@ -90,7 +91,7 @@ type leaseRes struct {
 	// The budget another instance wrote last (otherBy "": none), and
 	// whether it differs from this step's or agrees with it.
 	budgetDiffer, budgetAgreed bool
-	otherBy                    string
+	otherBy, otherZone         string
 	otherDaily, otherTotal     int64
 }
 
@@ -126,11 +127,12 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	now := q.now.UnixNano()
 	if q.budgetKnown && res.wrongCurrency == "" {
 		if rec.BudgetBy != "" && rec.BudgetBy != q.instance {
-			res.budgetDiffer = rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total
+			res.budgetDiffer = rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total ||
+				rec.BudgetZone != "" && q.zone != "" && rec.BudgetZone != q.zone
 			res.budgetAgreed = !res.budgetDiffer
-			res.otherBy, res.otherDaily, res.otherTotal = rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal
+			res.otherBy, res.otherDaily, res.otherTotal, res.otherZone = rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone
 		}
-		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal = q.instance, q.daily, q.total
+		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone = q.instance, q.daily, q.total, q.zone
 	}
 	reclaimForeign(rec, q, now, &res)
 	waiting := behindMark(rec, q)

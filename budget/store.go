@@ -32,6 +32,10 @@ type Record struct {
 	BudgetBy    string `json:"budget_by,omitempty"`
 	BudgetDaily int64  `json:"budget_daily,omitempty"`
 	BudgetTotal int64  `json:"budget_total,omitempty"`
+	// BudgetZone is that instance's time zone of the campaign's day (""
+	// in a record written before it was kept): zones that differ roll the
+	// day at two midnights (rollDay), reported as a budget difference is.
+	BudgetZone string `json:"budget_zone,omitempty"`
 
 	Rev uint64 `json:"-"` // the store's revision of this value (0: unknown)
 }

@@ -198,7 +198,7 @@ const budgetDiffGrace = time.Minute
 // and since when (unix ns) a disagreement has been seen without its writer
 // agreeing since.
 type budgetSeen struct {
-	by           string
+	by, zone     string
 	daily, total int64
 	at           int64
 }
@@ -210,26 +210,30 @@ type budgetSeen struct {
 // disagreement seen only at steps was never reported: an outside audit).
 // Only the disagreeing instance's own agreement ends a disagreement: with
 // three budgets the one seen alternates (an outside review). Under a.gmu.
-func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, now time.Time) {
+func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, zone string, now time.Time) {
 	if c.retired || by == "" || by == self {
 		return // no budget known here, or a record of this instance's own step
 	}
 	old := a.diffSeen.Load()
-	if daily == c.DailyMicros && total == c.TotalMicros {
+	if daily == c.DailyMicros && total == c.TotalMicros && sameZone(zone, c) {
 		if old != nil && old.by == by {
 			a.diffSeen.Store(nil)
 		}
 		return
 	}
-	if old != nil && old.by == by && old.daily == daily && old.total == total {
+	if old != nil && old.by == by && old.daily == daily && old.total == total && old.zone == zone {
 		return
 	}
 	at := now.UnixNano()
 	if old != nil {
 		at = old.at // the disagreement goes on
 	}
-	a.diffSeen.Store(&budgetSeen{by: by, daily: daily, total: total, at: at})
+	a.diffSeen.Store(&budgetSeen{by: by, zone: zone, daily: daily, total: total, at: at})
 }
+
+// sameZone tells whether a record's zone (its last stepper's) is c's: ""
+// (a record written before zones were kept) is taken as the same.
+func sameZone(zone string, c *Campaign) bool { return zone == "" || zone == c.loc().String() }
 
 // checkBudgetDiff reports, once, a campaign whose budget in this instance's
 // file has differed from one another instance stepped it with for
@@ -253,15 +257,15 @@ func (m *Manager) checkBudgetDiff(a *Account, now time.Time) {
 		}
 	}
 	d := a.diffSeen.Load()
-	if d == nil || a.diffWarnedAt == d.at || c.retired || a.diffOwn == [2]int64{d.daily, d.total} ||
+	if d == nil || a.diffWarnedAt == d.at || c.retired || a.diffOwn == [2]int64{d.daily, d.total} && sameZone(d.zone, c) ||
 		now.UnixNano()-d.at < int64(budgetDiffGrace) {
 		return
 	}
 	a.diffWarnedAt = d.at
 	m.budgetDiffs.Add(1)
-	m.log.Warn("campaign budget differs between instances: each grants from its own file, so the fleet may spend the larger",
-		"campaign", a.id, "daily_micros", c.DailyMicros, "total_micros", c.TotalMicros,
-		"other_instance", d.by, "other_daily_micros", d.daily, "other_total_micros", d.total)
+	m.log.Warn("campaign budget or time zone differs between instances: each grants from its own file, so the fleet may spend the larger, and two zones roll the day at two midnights",
+		"campaign", a.id, "daily_micros", c.DailyMicros, "total_micros", c.TotalMicros, "time_zone", c.loc().String(),
+		"other_instance", d.by, "other_daily_micros", d.daily, "other_total_micros", d.total, "other_time_zone", d.zone)
 }
 
 func (m *Manager) newDay(a *Account, now time.Time) bool {
@@ -446,7 +450,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily, budgetKnown: known,
-		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(),
+		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(), zone: c.loc().String(),
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
@@ -475,7 +479,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	m.applyStep(a, q, lr, report, epoch)
 	if lr.otherBy != "" {
 		a.gmu.Lock()
-		a.seeBudget(c, m.cfg.InstanceID, lr.otherBy, lr.otherDaily, lr.otherTotal, now)
+		a.seeBudget(c, m.cfg.InstanceID, lr.otherBy, lr.otherDaily, lr.otherTotal, lr.otherZone, now)
 		a.gmu.Unlock()
 	}
 	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
