@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -979,27 +980,86 @@ func TestIdleNewConnectionClosesWithoutAnAnswer(t *testing.T) {
 		c.Close()
 	}
 	// A client that half-closes after part of a request (CloseWrite) can
-	// still read: it gets no answer, not fasthttp's default 200 (a notice's
-	// sender read success for a notice never read whole: a review).
-	for _, part := range []string{"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Le", "POST /notice/win?t=x HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{"} {
-		c, err := net.Dial("tcp", addr)
+	// still read: it gets a 400, not fasthttp's default 200 (a notice's
+	// sender read success for a notice never read whole: a review), and
+	// after the answer of a whole request before it in the same write (a
+	// close lost that 200 while its bid stood: a recheck).
+	whole := "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+	for _, c := range []struct {
+		send string
+		want []string // the answers' status lines, in order
+	}{
+		{"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Le", []string{"HTTP/1.1 400"}},
+		{"POST /notice/win?t=x HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{", []string{"HTTP/1.1 400"}},
+		{whole + "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{", []string{"HTTP/1.1 200", "HTTP/1.1 400"}},
+	} {
+		conn, err := net.Dial("tcp", addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c.Write([]byte(part))
-		c.(*net.TCPConn).CloseWrite()
-		c.SetReadDeadline(time.Now().Add(10 * time.Second))
-		got, _ := io.ReadAll(c)
-		c.Close()
-		if len(got) != 0 {
-			t.Errorf("request cut by a half-close: answered %.40q, want no answer", got)
+		conn.Write([]byte(c.send))
+		conn.(*net.TCPConn).CloseWrite()
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		var got []string
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got = append(got, "HTTP/1.1 "+strconv.Itoa(resp.StatusCode))
+		}
+		conn.Close()
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%.30q then a half-close: answered %v, want %v", c.send, got, c.want)
 		}
 	}
-	waitFor(t, 10*time.Second, func() bool { return ts.m.cutShort.load() >= 5 })
-	if n := ts.m.cutShort.load(); n != 5 {
-		t.Errorf("requests_cut_total %d, want 5", n)
+	waitFor(t, 10*time.Second, func() bool { return ts.m.cutShort.load() >= 6 })
+	if n := ts.m.cutShort.load(); n != 6 {
+		t.Errorf("requests_cut_total %d, want 6", n)
 	}
 	if n := ts.m.badRequest.load(); n != bad {
 		t.Errorf("bad_requests_total went from %d to %d for requests their clients abandoned", bad, n)
+	}
+}
+
+// A stalled request gets its 408 after a connection's earlier answer (a
+// whole request and the start of the next in one write) and after a 100
+// Continue: both have written on the connection, so the stall is a
+// request's, not a connection that never sent one (a recheck: both were
+// closed silently).
+func TestStallAfterAnAnswerGets408(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Limits.ReadTimeout = 200 * time.Millisecond })
+	addr := ts.serve(t)
+	for _, c := range []struct {
+		send string
+		want []string
+	}{
+		{"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nPOST /openrtb2/bid HTTP/1.1\r\nHo", []string{"HTTP/1.1 200", "HTTP/1.1 408"}},
+		{"POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 100\r\n\r\n", []string{"HTTP/1.1 100", "HTTP/1.1 408"}},
+	} {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write([]byte(c.send))
+		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(conn)
+		var got []string
+		for {
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				break
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			got = append(got, "HTTP/1.1 "+strconv.Itoa(resp.StatusCode))
+		}
+		conn.Close()
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%.40q then a stall: answered %v, want %v", c.send, got, c.want)
+		}
 	}
 }

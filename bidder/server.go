@@ -201,7 +201,7 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 			timeout := false
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 				timeout = true
-				if c, ok := ctx.Conn().(*edgeConn); ok && c.armed {
+				if c, ok := ctx.Conn().(*edgeConn); ok && c.armed && !c.served {
 					// Nothing of a request came: a connection opened
 					// ahead of traffic, at idle_timeout (or past half the
 					// cap, read_timeout). It closes as an idle keep-alive
@@ -215,14 +215,18 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				// The client went away in the middle of its request
 				// (it was counted as a 400), or reset a connection that
-				// never sent one. Closed here: returning without an
-				// answer let fasthttp write its default 200 to a client
-				// that had only half-closed, and a notice's sender read
+				// never sent one. A client that only half-closed can still
+				// read: it gets a 400 that says so, after the answers of
+				// the requests before it on the connection, which
+				// fasthttp may still hold unwritten (pipelining: closing
+				// here lost a whole request's 200 while its bid stood: a
+				// recheck). Returning without an answer made fasthttp
+				// write its default 200, and a notice's sender read
 				// success for a notice never read whole (a review).
-				if c, ok := ctx.Conn().(*edgeConn); !ok || !c.armed {
+				if c, ok := ctx.Conn().(*edgeConn); !ok || !c.armed || c.served {
 					s.m.cutShort.add(0, 1)
 				}
-				ctx.Conn().Close()
+				ctx.Error("request cut: the client closed its side before the request was whole", fasthttp.StatusBadRequest)
 				return
 			}
 			// fasthttp writes this answer with the deadline of the
