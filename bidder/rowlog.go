@@ -415,14 +415,52 @@ func (w *rowLogWriter) repair() error {
 	if err != nil {
 		return err
 	}
-	if st.Size() > good {
-		if err := os.Truncate(w.path, good); err != nil {
+	rest := st.Size() - good
+	if rest <= 0 {
+		return nil
+	}
+	// A whole record after the bad one means a bad record in the middle,
+	// not a crash's torn tail: cut, the whole records after it were lost
+	// (a recheck). Such a file rotates whole instead, where readers still
+	// find it and report the tear (retrain.py refuses it without
+	// --accept-torn).
+	if _, err := f.Seek(good, io.SeekStart); err != nil {
+		return err
+	}
+	tail, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	if w.wholeRecordIn(tail[1:]) {
+		f.Close()
+		if err := w.shiftBackups(); err != nil {
 			return err
 		}
-		w.warned("row log file ended in a torn record (a crash mid-write): cut at the last whole one", "path", w.path,
-			"bytes_cut", st.Size()-good)
+		w.warned("row log file has a bad record before its end (not a crash's torn tail): rotated whole, a new file starts",
+			"path", w.path, "rotated_to", w.path+".1", "bad_at_byte", good)
+		return nil
 	}
+	if err := os.Truncate(w.path, good); err != nil {
+		return err
+	}
+	w.warned("row log file ended in a torn record (a crash mid-write): cut at the last whole one", "path", w.path,
+		"bytes_cut", rest)
 	return nil
+}
+
+// wholeRecordIn tells whether b holds a whole record (a length in bounds
+// and its CRC right) at any offset.
+func (w *rowLogWriter) wholeRecordIn(b []byte) bool {
+	for pos := 0; pos+4 <= len(b); pos++ {
+		l := int(binary.LittleEndian.Uint32(b[pos:]))
+		if l < w.minBody || l > w.maxRecord || pos+4+l+4 > len(b) {
+			continue
+		}
+		if crc32.ChecksumIEEE(b[pos+4:pos+4+l]) == binary.LittleEndian.Uint32(b[pos+4+l:]) {
+			return true
+		}
+	}
+	return false
 }
 
 func (w *rowLogWriter) warned(msg string, args ...any) {
@@ -454,14 +492,20 @@ func (w *rowLogWriter) rotate() error {
 	if err := w.close(); err != nil {
 		return err
 	}
+	if err := w.shiftBackups(); err != nil {
+		return err
+	}
+	return w.open()
+}
+
+// shiftBackups renames path.(k) to path.(k+1) up to backups and path to
+// path.1.
+func (w *rowLogWriter) shiftBackups() error {
 	os.Remove(w.path + "." + strconv.Itoa(w.backups))
 	for k := w.backups - 1; k >= 1; k-- {
 		os.Rename(w.path+"."+strconv.Itoa(k), w.path+"."+strconv.Itoa(k+1)) // missing ones are fine
 	}
-	if err := os.Rename(w.path, w.path+".1"); err != nil {
-		return err
-	}
-	return w.open()
+	return os.Rename(w.path, w.path+".1")
 }
 
 func (w *rowLogWriter) flush() error {

@@ -519,6 +519,24 @@ func TestRowLogReopensTornAndOtherFiles(t *testing.T) {
 		t.Fatalf("after a zero-filled tail: torn %v, %d records, want false and 7", torn, len(recs))
 	}
 
+	// A bad record in the middle, whole ones after it: the file rotates
+	// whole (readers still find it and report the tear), it is not cut
+	// (the whole records after the bad one were lost: a recheck).
+	cfg = rowLogTestConfig(t.TempDir())
+	write(cfg, 6, "mid")
+	b, _ = os.ReadFile(cfg.Path)
+	bad := append([]byte(nil), b...)
+	bad[len(rowLogHeaderFor(cfg))+rowLogRecordSize(t)+20] ^= 0xff // inside the second record
+	os.WriteFile(cfg.Path, bad, 0o600)
+	write(cfg, 2, "after-mid")
+	if kept, _ := os.ReadFile(cfg.Path + ".1"); !bytes.Equal(kept, bad) {
+		t.Fatalf("the file with a bad record mid-way was not rotated whole (%d bytes at .1, want %d)", len(kept), len(bad))
+	}
+	_, _, recs, torn = readRowLog(t, cfg.Path)
+	if torn || len(recs) != 2 || recs[0].Auction != "after-mid" {
+		t.Fatalf("after a bad record mid-way: torn %v, %d records, want a new file of 2", torn, len(recs))
+	}
+
 	// Another schema's header (an older bidder's file).
 	cfg = rowLogTestConfig(t.TempDir())
 	old := append([]byte("OBRL\x01\x00\x29\x00\x02v1"), 0, 0, 0, 0)
