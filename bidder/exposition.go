@@ -48,7 +48,7 @@ var (
 	dBadRequests      = serverDescs.add("bad_requests_total", "Bid requests answered 400.")
 	dTooLarge         = serverDescs.add("too_large_requests_total", "Bid requests answered 413.")
 	dTimedOut         = serverDescs.add("request_timeouts_total", "Requests answered 408: not in whole within limits.read_timeout of their first byte (a slow or stalled client).")
-	dCutShort         = serverDescs.add("requests_cut_total", "Requests whose client closed or reset the connection before they were in whole: nobody to answer.")
+	dCutShort         = serverDescs.add("requests_cut_total", "Requests whose client closed or reset the connection before they were in whole (a client that only half-closed gets a 400 saying so).")
 	dSourceRefused    = serverDescs.add("bid_source_refused_total", "Bid requests answered 403: their source address is not in limits.bid_sources (or the named exchange's sources), or they came from a browser (an Origin or Sec-Fetch-Site header).")
 	dPanics           = serverDescs.add("panics_total", "Handler panics recovered (always a bug).")
 	dScored           = serverDescs.add("scored_rows_total", "Candidate rows scored by a CTR model.")
