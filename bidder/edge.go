@@ -554,6 +554,11 @@ func (c *edgeConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// neverRequested tells that nothing of a request has arrived on the
+// connection and nothing was written on it: a connection opened ahead of
+// traffic (the server's error handler closes it without an answer).
+func (c *edgeConn) neverRequested() bool { return c.armed && !c.served }
+
 // Close closes the connection, lingering when marked (see the top of file).
 func (c *edgeConn) Close() error {
 	if !c.closing.CompareAndSwap(false, true) {

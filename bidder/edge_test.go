@@ -915,6 +915,7 @@ func TestErrorAnswersOnAKeptAliveConnection(t *testing.T) {
 		{"two Content-Length", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "400"},
 		{"body over max_body_bytes", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 300000\r\n\r\n{", "413"},
 		{"body stops", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{", "408"},
+		{"body cut by a half-close", "POST /openrtb2/bid HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{" + halfClose, "400"},
 	} {
 		conn, err := net.Dial("tcp", addr)
 		if err != nil {
@@ -930,7 +931,11 @@ func TestErrorAnswersOnAKeptAliveConnection(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		time.Sleep(300 * time.Millisecond) // three write timeouts after the first answer
-		conn.Write([]byte(c.req))
+		req, cut := strings.CutSuffix(c.req, halfClose)
+		conn.Write([]byte(req))
+		if cut {
+			conn.(*net.TCPConn).CloseWrite()
+		}
 		line, _ := br.ReadString('\n')
 		if !strings.HasPrefix(line, "HTTP/1.1 "+c.code) {
 			t.Errorf("%s, 300 ms after the previous answer: got %q, want %s", c.name, line, c.code)
@@ -941,6 +946,9 @@ func TestErrorAnswersOnAKeptAliveConnection(t *testing.T) {
 		t.Errorf("request_timeouts_total %d, want 1", n)
 	}
 }
+
+// halfClose marks a request the client half-closes after writing.
+const halfClose = "\x00half-close"
 
 // A connection that never sent a byte is closed at idle_timeout without an
 // answer, as an idle kept-alive one is: its 408, which nobody asked for,
@@ -1000,17 +1008,7 @@ func TestIdleNewConnectionClosesWithoutAnAnswer(t *testing.T) {
 		conn.Write([]byte(c.send))
 		conn.(*net.TCPConn).CloseWrite()
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(conn)
-		var got []string
-		for {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				break
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			got = append(got, "HTTP/1.1 "+strconv.Itoa(resp.StatusCode))
-		}
+		got := answers(conn)
 		conn.Close()
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%.30q then a half-close: answered %v, want %v", c.send, got, c.want)
@@ -1046,20 +1044,26 @@ func TestStallAfterAnAnswerGets408(t *testing.T) {
 		}
 		conn.Write([]byte(c.send))
 		conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		br := bufio.NewReader(conn)
-		var got []string
-		for {
-			resp, err := http.ReadResponse(br, nil)
-			if err != nil {
-				break
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			got = append(got, "HTTP/1.1 "+strconv.Itoa(resp.StatusCode))
-		}
+		got := answers(conn)
 		conn.Close()
 		if !slices.Equal(got, c.want) {
 			t.Errorf("%.40q then a stall: answered %v, want %v", c.send, got, c.want)
 		}
+	}
+}
+
+// answers reads every answer on conn until it closes or its read deadline
+// passes, and returns their status lines.
+func answers(conn net.Conn) []string {
+	br := bufio.NewReader(conn)
+	var got []string
+	for {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return got
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		got = append(got, "HTTP/1.1 "+strconv.Itoa(resp.StatusCode))
 	}
 }

@@ -198,19 +198,28 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		CloseOnShutdown:       true,
 		Logger:                quietLogger{}, // per-connection errors are counted, not logged
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			ec, _ := ctx.Conn().(*edgeConn)
 			timeout := false
 			if ne, ok := errors.AsType[net.Error](err); ok && ne.Timeout() {
 				timeout = true
-				if c, ok := ctx.Conn().(*edgeConn); ok && c.armed && !c.served {
+				if ec != nil && ec.neverRequested() {
 					// Nothing of a request came: a connection opened
 					// ahead of traffic, at idle_timeout (or past half the
 					// cap, read_timeout). It closes as an idle keep-alive
 					// one does, without an answer: a 408 nobody asked for
 					// was read by an exchange as the answer to the bid
 					// request it sent at that moment (an outside audit).
-					c.Close()
+					ec.Close()
 					return
 				}
+			}
+			// fasthttp writes this answer with the deadline of the
+			// connection's previous answer, long past on a kept-alive
+			// connection: the 400, 408 or 413 was lost and the client saw
+			// the connection close (an outside audit; the cause of
+			// TestTrickledHeadersCutAtReadTimeout's rare failure).
+			if wt := cfg.Limits.WriteTimeout; wt > 0 {
+				ctx.Conn().SetWriteDeadline(time.Now().Add(wt))
 			}
 			if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
 				// The client went away in the middle of its request
@@ -223,19 +232,11 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 				// recheck). Returning without an answer made fasthttp
 				// write its default 200, and a notice's sender read
 				// success for a notice never read whole (a review).
-				if c, ok := ctx.Conn().(*edgeConn); !ok || !c.armed || c.served {
+				if ec == nil || !ec.neverRequested() {
 					s.m.cutShort.add(0, 1)
 				}
 				ctx.Error("request cut: the client closed its side before the request was whole", fasthttp.StatusBadRequest)
 				return
-			}
-			// fasthttp writes this answer with the deadline of the
-			// connection's previous answer, long past on a kept-alive
-			// connection: the 400, 408 or 413 was lost and the client saw
-			// the connection close (an outside audit; the cause of
-			// TestTrickledHeadersCutAtReadTimeout's rare failure).
-			if wt := cfg.Limits.WriteTimeout; wt > 0 {
-				ctx.Conn().SetWriteDeadline(time.Now().Add(wt))
 			}
 			// fasthttp closes the connection after this answer, maybe with
 			// request bytes unread: linger so the client can read it (edge.go).
