@@ -212,20 +212,20 @@ func (c *edgeConn) pending() bool {
 // reserve for everything else the process opens (the embedded NATS store
 // above all: it fails its writes for good when it cannot open a file).
 func connCap(configured int) int64 {
-	n := fdLimit()
-	switch {
-	case configured > 0 && n > 0:
-		// Never past what the descriptor limit allows: a max_conns of
-		// 3,000 under a limit of 1,024 was taken as is, and 1,500 idle
-		// connections took every descriptor (the store, the event log,
-		// /readyz and the kill switch failed; an outside audit).
-		return min(int64(configured), capFor(n))
-	case configured > 0:
-		return int64(configured)
-	case n == 0:
-		return 1 << 16
+	// Never past what the descriptor limit allows: a max_conns of 3,000
+	// under a limit of 1,024 was taken as is, and 1,500 idle connections
+	// took every descriptor (the store, the event log, /readyz and the kill
+	// switch failed; an outside audit).
+	if over, _, capped := maxConnsOverLimit(configured); over {
+		return capped
 	}
-	return capFor(n)
+	if configured > 0 {
+		return int64(configured)
+	}
+	if n := fdLimit(); n > 0 {
+		return capFor(n)
+	}
+	return 1 << 16
 }
 
 // fdLimit is the process's limit of open files (RLIMIT_NOFILE, soft), 0

@@ -200,11 +200,6 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 	// last imp with a gated candidate names it (a review: explain kept the
 	// first imp's, and a multi-imp request's two answers differed).
 	impWhy := reasonNone
-	defer func() {
-		if impWhy != reasonNone {
-			x.why = impWhy
-		}
-	}()
 	for _, c := range cands {
 		e := explainCampaign{ID: c.Campaign.ID, Creative: c.Creative.ID, Examined: examined[c.Campaign.Index], slot: -1}
 		if c.Deal != nil {
@@ -235,6 +230,9 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 			}
 		}
 		ei.Campaigns = append(ei.Campaigns, e)
+	}
+	if impWhy != reasonNone {
+		x.why = impWhy
 	}
 }
 

@@ -8,13 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -369,21 +367,14 @@ func (w *rowLogWriter) open() error {
 // is moved aside, to PATH.other-UNIXNANO (readers of PATH and PATH.N do not
 // read it). w.warn reports either.
 func (w *rowLogWriter) repair() error {
-	f, err := os.Open(w.path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
+	b, err := os.ReadFile(w.path) // at most max_bytes or so, once at start
+	if errors.Is(err, fs.ErrNotExist) || err == nil && len(b) == 0 {
+		return nil // open writes the header
 	}
 	if err != nil {
 		return err
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(f, 64<<10)
-	head := make([]byte, len(w.header))
-	n, err := io.ReadFull(br, head)
-	switch {
-	case n == 0 && errors.Is(err, io.EOF):
-		return nil // empty: open writes the header
-	case err != nil || !bytes.Equal(head, w.header):
+	if !bytes.HasPrefix(b, w.header) {
 		aside := w.path + ".other-" + strconv.FormatInt(time.Now().UnixNano(), 10)
 		if err := os.Rename(w.path, aside); err != nil {
 			return err
@@ -391,32 +382,15 @@ func (w *rowLogWriter) repair() error {
 		w.warned("row log file of another format (or a torn header) moved aside; a new file starts", "path", w.path, "moved_to", aside)
 		return nil
 	}
-	good := int64(len(head))
-	var lenb [4]byte
-	body := make([]byte, 0, 4096)
+	good := len(w.header)
 	for {
-		if _, err := io.ReadFull(br, lenb[:]); err != nil {
-			break // the end, or a torn length
-		}
-		l := int(binary.LittleEndian.Uint32(lenb[:]))
-		if l < w.minBody || l > w.maxRecord {
-			// Shorter than the fixed part and a row: a zero-filled
-			// tail (a power loss on ext4 or XFS) read as empty records
-			// whose CRC, of nothing, is 0 (a review).
+		n := w.recordAt(b, good)
+		if n == 0 {
 			break
 		}
-		body = slices.Grow(body[:0], l+4)[:l+4]
-		if _, err := io.ReadFull(br, body); err != nil || crc32.ChecksumIEEE(body[:l]) != binary.LittleEndian.Uint32(body[l:]) {
-			break
-		}
-		good += int64(4 + l + 4)
+		good += n
 	}
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	rest := st.Size() - good
-	if rest <= 0 {
+	if good == len(b) {
 		return nil
 	}
 	// A whole record after the bad one means a bad record in the middle,
@@ -424,43 +398,39 @@ func (w *rowLogWriter) repair() error {
 	// (a recheck). Such a file rotates whole instead, where readers still
 	// find it and report the tear (retrain.py refuses it without
 	// --accept-torn).
-	if _, err := f.Seek(good, io.SeekStart); err != nil {
-		return err
-	}
-	tail, err := io.ReadAll(f)
-	if err != nil {
-		return err
-	}
-	if w.wholeRecordIn(tail[1:]) {
-		f.Close()
-		if err := w.shiftBackups(); err != nil {
-			return err
+	for pos := good + 1; pos < len(b); pos++ {
+		if w.recordAt(b, pos) > 0 {
+			if err := w.shiftBackups(); err != nil {
+				return err
+			}
+			w.warned("row log file has a bad record before its end (not a crash's torn tail): rotated whole, a new file starts",
+				"path", w.path, "rotated_to", w.path+".1", "bad_at_byte", good)
+			return nil
 		}
-		w.warned("row log file has a bad record before its end (not a crash's torn tail): rotated whole, a new file starts",
-			"path", w.path, "rotated_to", w.path+".1", "bad_at_byte", good)
-		return nil
 	}
-	if err := os.Truncate(w.path, good); err != nil {
+	if err := os.Truncate(w.path, int64(good)); err != nil {
 		return err
 	}
 	w.warned("row log file ended in a torn record (a crash mid-write): cut at the last whole one", "path", w.path,
-		"bytes_cut", rest)
+		"bytes_cut", len(b)-good)
 	return nil
 }
 
-// wholeRecordIn tells whether b holds a whole record (a length in bounds
-// and its CRC right) at any offset.
-func (w *rowLogWriter) wholeRecordIn(b []byte) bool {
-	for pos := 0; pos+4 <= len(b); pos++ {
-		l := int(binary.LittleEndian.Uint32(b[pos:]))
-		if l < w.minBody || l > w.maxRecord || pos+4+l+4 > len(b) {
-			continue
-		}
-		if crc32.ChecksumIEEE(b[pos+4:pos+4+l]) == binary.LittleEndian.Uint32(b[pos+4+l:]) {
-			return true
-		}
+// recordAt is the size of the whole record at b[pos:] (its length in
+// bounds, its body there, its CRC right), 0 where there is none. A body
+// shorter than the fixed part and a row is none: a zero-filled tail (a
+// power loss on ext4 or XFS) read as empty records whose CRC, of nothing,
+// is 0 (a review).
+func (w *rowLogWriter) recordAt(b []byte, pos int) int {
+	if pos+4 > len(b) {
+		return 0
 	}
-	return false
+	l := int(binary.LittleEndian.Uint32(b[pos:]))
+	if l < w.minBody || l > w.maxRecord || pos+4+l+4 > len(b) ||
+		crc32.ChecksumIEEE(b[pos+4:pos+4+l]) != binary.LittleEndian.Uint32(b[pos+4+l:]) {
+		return 0
+	}
+	return 4 + l + 4
 }
 
 func (w *rowLogWriter) warned(msg string, args ...any) {
