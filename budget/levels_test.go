@@ -131,6 +131,11 @@ func TestRestoredWinBilledElsewhereStaysBilled(t *testing.T) {
 	if got := ledgerSum(st); got != 1500 {
 		t.Fatalf("billed impression after a restart and a loss: ledger %d, want 1500", got)
 	}
+	// The refused reversal gives back nothing and holds nothing back: no
+	// step will report it, so money left waiting for one stayed unusable.
+	if ac := b.account("c"); ac.revWait.Load() != 0 {
+		t.Fatalf("a refused reversal left %d waiting for a step", ac.revWait.Load())
+	}
 }
 
 // A snapshot is restored once: a process that restored it and then died

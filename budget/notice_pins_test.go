@@ -1,6 +1,8 @@
 package budget
 
 import (
+	"context"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -123,5 +125,153 @@ func TestReversalWaitsForItsStepBeforeItIsBidAgain(t *testing.T) {
 	m.Allow(h, 1000, clk.Now())
 	if _, ok := m.Hold(h, 1000, clk.Now()); !ok {
 		t.Fatal("the reversed money cannot be held once its step reported it")
+	}
+}
+
+// runLedger runs m's ledger publisher as a started manager does (test
+// managers are manual: Settle does not wait for the ledger, so a result's
+// correction by the ledger's answer is never seen) until the test ends.
+func runLedger(t *testing.T, m *Manager) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	m.ledgerRuns.Store(true)
+	go func() { defer close(done); defer m.ledgerRuns.Store(false); m.ledger.run(ctx, ledgerRetry) }()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// A rise the ledger takes back as a duplicate charged nothing, and its
+// result says so (the event log and the win counts read the result): win at
+// 500 here, the bill at 8,500 settled by another instance (its forward
+// failed), the same bill here. The ledger keeps the other instance's 8,500;
+// with the taken-back rise left in the result, the event log said this
+// instance charged 8,000 more than the ledger holds.
+func TestDuplicateRiseChargesNothingInItsResult(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	b := storeManager(t, st, "b", clk, c)
+	defer a.Close(ctxT(t))
+	defer b.Close(ctxT(t))
+	runLedger(t, a)
+	runLedger(t, b)
+	id, ok := a.Hold(a.Handle("c"), 9000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	var results int64
+	notice := func(m *Manager, k NoticeKind, price int64) Result {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+			AuctionID: "x", ImpID: "1", BidMicros: 9000, ClearingMicros: price, Time: clk.Now(),
+			Bid: t0.Add(time.Hour - time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+		results += res.ChargedMicros - res.ReversedMicros
+		return res
+	}
+	notice(a, KindWin, 500)
+	notice(b, KindBill, 8500)
+	if res := notice(a, KindBill, 8500); res.ChargedMicros != 0 || !res.Duplicate {
+		t.Errorf("the bill here after the other instance's: %+v, want nothing charged, a duplicate", res)
+	}
+	var ledger int64
+	for _, e := range st.ledger.all() {
+		ledger += e.Charged
+	}
+	if results != ledger {
+		t.Errorf("the notices' results charged %d, the ledger holds %d", results, ledger)
+	}
+}
+
+// A charge on an impression the tier dropped early (it was full) is counted
+// unreconciled when the bid came before the drop: this process may have
+// charged it before and forgotten. An impression bid after the drop is not.
+func TestChargeForgottenByEvictionIsUnreconciled(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	m, err := New(Config{InstanceID: "e", Store: NewMemStore(), Clock: clk, manual: true, DedupMaxEntries: 1024,
+		MinLease: micros(1), MaxLease: micros(10)}, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.SetCampaigns([]Campaign{campaign("c", micros(1000))})
+	if err := m.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close(ctxT(t))
+	bill := func(auction string, bid time.Time) Result {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: KindBill, CampaignID: "c", AuctionID: auction, ImpID: "1",
+			BidMicros: 10, ClearingMicros: 10, Time: clk.Now(), Bid: bid})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	clk.Add(time.Second)
+	early := clk.Now() // after the start, before the drop
+	if res := bill("first", early); res.Unreconciled {
+		t.Fatalf("a first bill bid after the start: %+v, want reconciled", res)
+	}
+	clk.Add(2 * time.Second)
+	for i := range 20_000 {
+		bill(fmt.Sprint("other", i), clk.Now())
+	}
+	if m.Counters().DedupEvicted == 0 {
+		t.Fatal("nothing evicted")
+	}
+	clk.Add(2 * time.Second)
+	before := m.Counters().UnreconciledCharges
+	if res := bill("first", early); !res.Unreconciled || res.Duplicate {
+		t.Fatalf("the bill again once the tier dropped it: %+v, want charged and unreconciled", res)
+	}
+	if res := bill("fresh", clk.Now()); res.Unreconciled {
+		t.Fatalf("a bid after the drop: %+v, want reconciled", res)
+	}
+	if got := m.Counters().UnreconciledCharges - before; got != 1 {
+		t.Fatalf("unreconciled charges counted %d, want 1", got)
+	}
+}
+
+// A provisional win the ledger found recorded before (another instance
+// billed the impression at that price: its forward failed) is not reversed
+// by a loss here: this process cannot tell it from the bill, and a billed
+// impression reversed is free.
+func TestLossKeepsAProvisionalWinRecordedBefore(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c := campaign("c", micros(100))
+	a := storeManager(t, st, "a", clk, c)
+	b := storeManager(t, st, "b", clk, c)
+	defer a.Close(ctxT(t))
+	defer b.Close(ctxT(t))
+	id, ok := a.Hold(a.Handle("c"), 1000, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	settle := func(m *Manager, k NoticeKind, price int64) Result {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+			AuctionID: "x", ImpID: "1", BidMicros: 1000, ClearingMicros: price, Time: clk.Now(),
+			Bid: t0.Add(time.Hour - time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ledger.flush(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+		return res
+	}
+	settle(b, KindBill, 500)
+	settle(a, KindWin, 500)
+	if res := settle(a, KindLoss, 0); res.ReversedMicros != 0 {
+		t.Errorf("loss after a win the ledger had as billed: %+v, want nothing reversed", res)
+	}
+	if got := ledgerSum(st); got != 500 {
+		t.Fatalf("ledger %d for an impression billed at 500", got)
 	}
 }
