@@ -914,3 +914,35 @@ func TestTimeZoneDisagreementReported(t *testing.T) {
 		b.Close(context.Background())
 	}
 }
+
+// An edit of an instance's own budget drops the disagreement it saw before:
+// that was a difference with a budget it no longer has. Two edits crossing
+// (b to 7,000 first; a to 9,000 40 s later; b to 9,000 30 s after that):
+// each budget a had differed from b's for less than a minute, and a
+// reports nothing. Kept across a's edit, a reported b's stale 7,000 at 70 s.
+func TestOwnEditDropsTheDisagreementSeenBefore(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	st := NewMemStore()
+	c5, c7, c9 := budgets579()
+	a := storeManager(t, st, "a", clk, c5)
+	b := storeManager(t, st, "b", clk, c5)
+	defer a.Close(context.Background())
+	defer b.Close(context.Background())
+	step := func(d time.Duration) { stepRounds(t, clk, d, a, b) }
+	set := func(m *Manager, c Campaign) {
+		t.Helper()
+		if err := m.SetCampaigns([]Campaign{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step(10 * time.Second)
+	set(b, c7)
+	step(40 * time.Second)
+	set(a, c9)
+	step(30 * time.Second)
+	set(b, c9)
+	step(3 * time.Minute)
+	if got := a.Counters().BudgetDisagreements; got != 0 {
+		t.Errorf("a: %d disagreements reported, want 0 (40 s with its old budget, 30 s with its new one)", got)
+	}
+}
