@@ -58,7 +58,11 @@ def event(kind, auction, imp, campaign, creative, sec=1000.0):
 def featurize_dir(d, n, nan=None):
     """A features/cmd/featurize rows directory of n random rows under d
     (nan: (column, rows) set to NaN or Inf); returns it and the slot names."""
-    import mlp_train  # torch: a few seconds
+    try:
+        import torch  # noqa: F401 (mlp_train's; a few seconds)
+    except ImportError:
+        raise unittest.SkipTest("no python3-torch: mlp_train.py cannot run")
+    import mlp_train
     version, width, slots = mlp_train.read_schema(os.path.join(HERE, "..", "..", "features", "schema.go"))
     rng = np.random.default_rng(1)
     raw = np.zeros((n, width + 2), "<f4")
@@ -308,6 +312,24 @@ class Join(Tmp):
         self.assertEqual(d["stats"], {"replays": 1, "conflicting_keys": 1, "conflicting_records": 2})
         self.assertEqual([k for k in d["key"]], [("a-2", "1")])
         self.assertEqual(d["y"].tolist(), [0.0])
+
+    def test_event_lines_lost_are_reported(self):
+        # A line that is not JSON in the middle of the log is an event lost
+        # (it was skipped silently); a torn last line is expected.
+        import contextlib
+        import io
+        good = event("imp", "a", "1", "A", "cr")
+        for body, want in [(good + "{not json\n" + event("click", "a", "1", "A", "cr") + '{"kind": "im', 1),
+                           (good + '{"kind": "im', 0)]:
+            ev = self.write("events.jsonl", body)
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err):
+                shown, clicked, _ = rowlog.read_events(ev)
+            self.assertIn(("a", "1", "A"), shown)
+            if want:
+                self.assertIn("%d event log lines are not JSON" % want, err.getvalue())
+            else:
+                self.assertEqual(err.getvalue(), "")
 
     def test_long_event_ids_match_the_row_logs_cut(self):
         long = "c" * 300  # the row log keeps 255 bytes

@@ -226,11 +226,15 @@ def read_events(path):
     files = event_files(path)
     if not files:
         raise FileNotFoundError("no event log at %s" % path)
+    bad, torn = 0, False
     for line in _lines(files):
+        torn = False
         try:
             e = json.loads(line)
         except ValueError:
-            continue  # a torn last line
+            bad += line.strip() != ""
+            torn = not line.endswith("\n")  # only a file's last line lacks its newline
+            continue
         kind = e.get("kind")
         if kind not in ("imp", "click"):
             continue
@@ -242,6 +246,13 @@ def read_events(path):
             head, _, frac = ts.rstrip("Z").partition(".")
             sec = datetime.fromisoformat(head + "+00:00").timestamp() + (float("0." + frac) if frac else 0.0)
             last = max(last, sec)
+    # The newest file's last line may be torn (being written, or cut by a
+    # crash); any other line that is not JSON is an event lost: say so, its
+    # impression or click is missing from the labels.
+    bad -= torn
+    if bad:
+        print("rowlog: warning: %d event log lines are not JSON and were left out (their impressions and clicks "
+              "are not in the labels)" % bad, file=sys.stderr)
     return shown, clicked, last
 
 
