@@ -56,4 +56,33 @@ func TestManyJSONValuesRefused(t *testing.T) {
 	f("20,000 nested arrays", nested, 400)
 	f("one long string", long, 200)
 	f("ordinary", site, 200)
+	// Commas and brackets inside strings are no values (keywords are
+	// comma-separated: an outside audit's 29 KB request of 57 values got a
+	// 400); an escaped quote does not end the string, an escaped backslash
+	// before a quote does.
+	keywords := strings.Replace(site, `"site":{`, `"site":{"keywords":"`+strings.Repeat("kw,", 8000)+`kw",`, 1)
+	f("8,000 keywords in one string", keywords, 200)
+	escaped := strings.Replace(site, `"site":{`, `"ext":{"j":"\"x`+strings.Repeat(",{[", 6000)+`\\"},"site":{`, 1)
+	f("18,000 brackets in a string with an escaped quote", escaped, 200)
+	closed := strings.Replace(site, `"site":{`, `"ext":{"s":"a\\","j":[`+strings.Repeat("1,", 8000)+`1]},"site":{`, 1)
+	f("8,001 numbers after a string ending in an escaped backslash", closed, 400)
+}
+
+// jsonValuesOver counts values outside strings, exactly where it walks.
+func TestJSONValuesOverSkipsStrings(t *testing.T) {
+	for _, c := range []struct {
+		body string
+		n    int
+		over bool
+	}{
+		{`[1,2,3]`, 4, false}, {`[1,2,3]`, 3, true}, // the array and its three
+		{`["a,b,c,d,e"]`, 2, false}, {`["a\",b,c,d,e"]`, 2, false}, // an escaped quote ends nothing
+		{`["a\\",1,2,3]`, 5, false}, {`["a\\",1,2,3]`, 4, true}, // an escaped backslash, then the quote
+		{`["a\\\",1,2,3"]`, 2, false}, {`"unterminated,,,,`, 2, false},
+		{`[1,2,"x",3,"y,z",4]`, 7, false}, {`[1,2,"x",3,"y,z",4]`, 6, true},
+	} {
+		if got := jsonValuesOver([]byte(c.body), c.n); got != c.over {
+			t.Errorf("%s over %d: %v, want %v", c.body, c.n, got, c.over)
+		}
+	}
 }
