@@ -416,3 +416,62 @@ func (d *dayRoll) lose(n Notice, sync bool) {
 		m.syncAll(ctxT(t), d.clk.Now(), false)
 	}
 }
+
+// Where the clocks jump at local midnight (America/Santiago on 2026-09-06,
+// Atlantic/Azores on 2026-03-29), the new day gets its daily budget. Its
+// start was computed as time.Date(.., 0, 0, 0, 0, loc), which Go puts at
+// 23:00 the day before: the day carried the previous date, never rolled, and
+// the campaign spent 0.02 of 24 that day (an outside audit).
+func TestDayRollsWhereMidnightIsSkipped(t *testing.T) {
+	for _, c := range []struct {
+		zone string
+		day  time.Time // noon UTC on the day after the jump's eve
+	}{
+		{"America/Santiago", time.Date(2026, 9, 5, 12, 0, 0, 0, time.UTC)},
+		{"Atlantic/Azores", time.Date(2026, 3, 28, 12, 0, 0, 0, time.UTC)},
+	} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk := newManualClock(c.day)
+		camp := Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), TimeZone: loc, Pacing: PacingASAP}
+		m := newMemManager(t, NewMemStore(), "i1", clk, camp)
+		spend := func(tag string) int {
+			h := m.Handle("c")
+			n := 0
+			for i := range 4 {
+				m.syncAll(ctxT(t), clk.Now(), false)
+				if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
+					break
+				}
+				id, ok := m.Hold(h, micros(1), clk.Now())
+				if !ok {
+					break
+				}
+				if _, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: tag,
+					ImpID: fmt.Sprint(i), BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}); err != nil {
+					t.Fatal(err)
+				}
+				n++
+			}
+			m.ledger.flush(ctxT(t))
+			m.syncAll(ctxT(t), clk.Now(), false)
+			return n
+		}
+		if n := spend("eve"); n != 2 {
+			t.Fatalf("%s, the eve: spent %d, want the daily 2", c.zone, n)
+		}
+		y, mo, d := c.day.In(loc).Date()
+		for _, local := range []time.Time{ // the next day: an hour after the jump, and its evening
+			time.Date(y, mo, d+1, 2, 0, 0, 0, loc), time.Date(y, mo, d+1, 20, 0, 0, 0, loc),
+		} {
+			clk.Set(local)
+			got := spend(local.Format(time.DateTime))
+			if first := local.Hour() == 2; first && got != 2 || !first && got != 0 {
+				t.Errorf("%s, %s local: spent %d (want the new day's 2 at its start, then nothing)", c.zone, local.Format(time.DateTime), got)
+			}
+		}
+		m.Close(ctxT(t))
+	}
+}

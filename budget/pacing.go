@@ -5,6 +5,8 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+
+	"github.com/openbidder/openbidder/internal/localday"
 )
 
 // Pacing controller constants. The controller works on the spend rate: it
@@ -170,12 +172,11 @@ func dayBounds(t time.Time, loc *time.Location) (start, end time.Time, day strin
 	return start, end, day
 }
 
+// computeDayBounds is localday.Bounds: where the clocks jump at midnight,
+// the day begins at the jump (time.Date put its start an hour into the day
+// before, under that day's date: the day never rolled).
 func computeDayBounds(t time.Time, loc *time.Location) (start, end time.Time, day string) {
-	lt := t.In(loc)
-	y, mo, d := lt.Date()
-	start = time.Date(y, mo, d, 0, 0, 0, 0, loc)
-	end = time.Date(y, mo, d+1, 0, 0, 0, 0, loc)
-	return start, end, start.Format("2006-01-02")
+	return localday.Bounds(t, loc)
 }
 
 // dayMemo holds one zone's day per slot, found by the zone's address; two

@@ -20,6 +20,8 @@ import (
 	_ "time/tzdata" // time zones resolve on machines without a zoneinfo database
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/openbidder/openbidder/internal/localday"
 )
 
 // Option configures Compile, LoadDir and NewStore.
@@ -470,14 +472,18 @@ func flightTime(p problems, path, s string, loc *time.Location, end bool) time.T
 	}
 	t, err := time.Parse(time.RFC3339, s)
 	if err != nil {
-		t, err = time.ParseInLocation(time.DateOnly, s, loc)
+		t, err = time.Parse(time.DateOnly, s)
 		if err != nil {
 			p.add(path, "%q is neither an RFC 3339 time nor a date (2006-01-02)", s)
 			return time.Time{}
 		}
+		d := t.Day()
 		if end {
-			t = t.AddDate(0, 0, 1) // an end date includes the whole day
+			d++ // an end date includes the whole day
 		}
+		// The day's first instant: 01:00 where the clocks jump at midnight
+		// (time.Date put it at 23:00 the day before, an hour early).
+		t = localday.Start(t.Year(), t.Month(), d, loc)
 	}
 	if t.Before(flightMin) || t.After(flightMax) {
 		p.add(path, "%q is outside the years 1678 to 2262, the times the bidder can count (leave it out for an open flight)", s)

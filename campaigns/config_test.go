@@ -565,3 +565,29 @@ func TestCreativeMIMEsFollowTheVAST(t *testing.T) {
 		}
 	}
 }
+
+// A flight's dates begin at the first instant of that local day: 01:00
+// where the clocks jump at midnight (Atlantic/Azores on 2026-03-29), not at
+// 23:00 the day before, where time.Date put a skipped midnight (an outside
+// audit: a flight bid an hour before its start and stopped an hour early).
+func TestFlightDatesWhereMidnightIsSkipped(t *testing.T) {
+	c := baseConfig("x")
+	c.TimeZone = "Atlantic/Azores"
+	c.Flight.Start, c.Flight.End = "2026-03-29", "2026-03-28"
+	if _, err := Compile([]Config{c}); err == nil || !strings.Contains(err.Error(), "is not after") {
+		t.Fatalf("a flight that ends the day before it starts: %v", err)
+	}
+	c.Flight.End = "2026-03-29"
+	s, err := Compile([]Config{c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	loc, _ := time.LoadLocation("Atlantic/Azores")
+	got := s.Campaigns[0]
+	if want := time.Date(2026, 3, 29, 1, 0, 0, 0, time.UTC); !got.Start.Equal(want) || got.Start.In(loc).Day() != 29 {
+		t.Errorf("start %s (%s local), want %s: the day's first instant", got.Start.UTC(), got.Start.In(loc), want)
+	}
+	if want := time.Date(2026, 3, 30, 0, 0, 0, 0, loc); !got.End.Equal(want) {
+		t.Errorf("end %s, want %s", got.End.In(loc), want)
+	}
+}
