@@ -37,8 +37,7 @@ type slot struct {
 type choice struct {
 	slot   int   // index into bidCtx.slots; -1 none
 	price  int64 // response-currency CPM micros
-	charge int64 // campaign-currency micros per impression (the hold)
-	due    int64 // the most one impression is charged: the value, rounded down (the token's ChargeMicros)
+	charge int64 // campaign-currency micros per impression: the hold, the most its notices charge
 	hold   uint64
 }
 
@@ -811,7 +810,7 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if freqLeft <= 0 {
 		return slot{}, reasonFreqCap
 	}
-	maxCharge, _, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
+	maxCharge, ok := impCharge(float64(cat.upper[camp.Index]), imp, &s.cfg.Limits)
 	if !ok || !qtyFor(camp, &bc.req, imp) {
 		return slot{}, reasonImpRefused // its qty.multiplier (before, reported as budget)
 	}
@@ -900,13 +899,13 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
 			continue
 		}
-		charge, due, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
+		charge, ok := impCharge(v, &bc.req.Imps[sl.imp], &s.cfg.Limits)
 		if !ok {
 			why = reasonImpRefused // the charge times qty.multiplier overflows
 			continue
 		}
 		if (b.slot < 0 || p > b.price) && !bc.podRefuses(sl.imp, sl.cand.Creative) {
-			b.slot, b.price, b.charge, b.due = i, p, charge, due
+			b.slot, b.price, b.charge = i, p, charge
 		}
 	}
 	placed := 0
@@ -995,29 +994,31 @@ func (s *Server) fixedDealPrice(camp *campaigns.Campaign, value float64, floor i
 }
 
 // impCharge is what one impression of imp holds at value v (CPM micros of
-// the campaign currency): v/1000 rounded up, times imp.qty.multiplier where
-// the request gives one (a DOOH play seen by several people: the exchange
-// charges for all of them); and due, the same rounded down: the most its
-// notices charge (the token's ChargeMicros), so that a charge at the bid's
-// own price is under a micro below the exact price, never above it. The
-// hold, the token and the charge carry the multiplied amount, and the
-// settlement is the clearing price's share of due; the bid price stays the
-// CPM of one impression. ok is false when the multiplier is outside
-// [limits.min_qty, limits.max_qty] (collect skips such imps) or the product
-// does not fit in int64 micros.
-func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (hold, due int64, ok bool) {
+// the campaign currency), and the most its notices charge (the token's
+// ChargeMicros): v/1000 rounded up, times imp.qty.multiplier where the
+// request gives one (a DOOH play seen by several people: the exchange
+// charges for all of them). Rounded up, a charge is never below the
+// exchange's exact price, so the spend recorded never falls behind what
+// the exchange bills and the budget's bound holds against the exchange's
+// invoice. It was rounded down (never above the exact price): at 0.0159
+// CPM the exchange billed 105.9% of a daily budget the ledger showed
+// spent to 99.9% (an outside audit). The hold, the token and the charge
+// carry the multiplied amount, and the settlement is the clearing price's
+// share of it; the bid price stays the CPM of one impression. ok is false
+// when the multiplier is outside [limits.min_qty, limits.max_qty] (collect
+// skips such imps) or the product does not fit in int64 micros.
+func impCharge(v float64, imp *ortb.Imp, l *LimitsConfig) (charge int64, ok bool) {
 	m, ok := qtyMultiplier(imp, l)
 	if !ok {
-		return 0, 0, false
+		return 0, false
 	}
 	if m != 1 {
 		v *= m
 		if !(v < 1<<62) {
-			return 0, 0, false
+			return 0, false
 		}
 	}
-	x := int64(v)
-	return ceilDiv(x, 1000), max(x, 0) / 1000, true
+	return ceilDiv(int64(v), 1000), true
 }
 
 // qtyFor tells whether camp may bid on imp of req given its

@@ -267,7 +267,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if freqLeft <= 0 {
 		return slot{}, reasonFreqCap
 	}
-	maxCharge, _, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
+	maxCharge, ok := impCharge(float64(x.cat.upper[camp.Index]), imp, &x.s.cfg.Limits)
 	if !ok {
 		e.Detail = "imp.qty.multiplier outside limits.min_qty..max_qty"
 		return slot{}, reasonImpRefused
@@ -445,7 +445,7 @@ func (x *explainRun) price() (bool, string) {
 			e.Rule = reasonBelowFloor.String()
 			continue
 		}
-		if e.ChargeMicros, _, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
+		if e.ChargeMicros, ok = impCharge(v, &x.req.Imps[es.sl.imp], &x.s.cfg.Limits); !ok {
 			e.Rule, e.Detail = reasonImpRefused.String(), "the charge times imp.qty.multiplier overflows"
 			continue
 		}

@@ -126,7 +126,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		Cur:          bc.resp,
 		PriceMicros:  c.price,
 		FloorMicros:  min(max(sl.floor, 0), c.price),
-		ChargeMicros: c.due,
+		ChargeMicros: c.charge,
 		Hold:         c.hold,
 		User:         bc.user,
 		PCTR:         bc.pctr[c.slot],
@@ -482,52 +482,90 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 		s.m.underFloor.add(0, 1)
 		clearing = floor
 	}
-	// The hold is the bid's price in campaign micros per impression; the
-	// charge is the same share of it as clearing is of the bid, in integers
-	// (float64 lost a micro on products past 2^53): 0 <= clearing <= price,
-	// so the quotient is at most the hold and the division cannot overflow.
+	// The hold is the bid's price in campaign micros per impression, rounded
+	// up; the charge is the same share of it as clearing is of the bid, in
+	// integers (float64 lost a micro on products past 2^53), rounded up
+	// too: never below the exchange's exact price (impCharge). 0 <= clearing
+	// <= price, so the quotient is at most the hold and the division cannot
+	// overflow.
 	if t.ChargeMicros <= 0 || clearing < 0 {
 		return 0, nil
 	}
 	hi, lo := bits.Mul64(uint64(t.ChargeMicros), uint64(clearing))
-	c, _ := bits.Div64(hi, lo, uint64(t.PriceMicros))
+	c, rem := bits.Div64(hi, lo, uint64(t.PriceMicros))
+	if rem > 0 {
+		c++
+	}
 	return min(int64(c), t.ChargeMicros), nil
 }
 
-// parsePriceMicros parses a decimal CPM like "1.2345" into micros exactly
-// (digits past the sixth decimal are dropped). It needs a digit: "." is not
-// a price.
+// parsePriceMicros parses a decimal CPM like "1.2345", or with an exponent
+// like "1.0E-4" (what Java's Double.toString writes under 0.001 and from
+// 10^7: refused, such a price left the impression free on a charge_on: win
+// exchange; an outside audit), into micros exactly (digits past the sixth
+// decimal are dropped). It needs a digit: "." is not a price; a sign, a
+// space, a comma, hex, NaN and Inf are refused, and so is a price over 10^9.
 func parsePriceMicros(p []byte) (int64, error) {
-	if len(p) == 0 || len(p) > 32 || string(p) == "." {
+	if len(p) == 0 || len(p) > 32 {
 		return 0, ErrNoticePrice
 	}
-	var whole, frac int64
-	fracDigits := -1
-	for _, c := range p {
-		switch {
-		case c == '.' && fracDigits < 0:
-			fracDigits = 0
-		case c >= '0' && c <= '9':
-			if fracDigits < 0 {
-				whole = whole*10 + int64(c-'0')
-				if whole > 1e9 {
-					return 0, ErrNoticePrice
-				}
-			} else if fracDigits < 6 {
-				frac = frac*10 + int64(c-'0')
-				fracDigits++
+	var digits [32]byte
+	nd, point, i := 0, -1, 0 // point: the digits before the decimal point
+	for ; i < len(p); i++ {
+		c := p[i]
+		if c == '.' && point < 0 {
+			point = nd
+		} else if c >= '0' && c <= '9' {
+			digits[nd] = c - '0'
+			nd++
+		} else {
+			break
+		}
+	}
+	if nd == 0 {
+		return 0, ErrNoticePrice
+	}
+	if point < 0 {
+		point = nd
+	}
+	if i < len(p) { // an exponent: e or E, a sign, one to three digits, the end
+		if p[i] != 'e' && p[i] != 'E' {
+			return 0, ErrNoticePrice
+		}
+		i++
+		neg := i < len(p) && p[i] == '-'
+		if i < len(p) && (p[i] == '-' || p[i] == '+') {
+			i++
+		}
+		if i == len(p) || len(p)-i > 3 {
+			return 0, ErrNoticePrice
+		}
+		exp := 0
+		for ; i < len(p); i++ {
+			if p[i] < '0' || p[i] > '9' {
+				return 0, ErrNoticePrice
 			}
-		default:
+			exp = exp*10 + int(p[i]-'0')
+		}
+		if neg {
+			exp = -exp
+		}
+		point += exp
+	}
+	digit := func(k int) int64 {
+		if k < 0 || k >= nd {
+			return 0
+		}
+		return int64(digits[k])
+	}
+	var whole, frac int64
+	for k := 0; k < point; k++ {
+		if whole = whole*10 + digit(k); whole > 1e9 {
 			return 0, ErrNoticePrice
 		}
 	}
-	for fracDigits < 6 {
-		if fracDigits < 0 {
-			fracDigits = 0
-			continue
-		}
-		frac *= 10
-		fracDigits++
+	for k := point; k < point+6; k++ {
+		frac = frac*10 + digit(k)
 	}
 	return whole*1e6 + frac, nil
 }

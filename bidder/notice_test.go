@@ -1,7 +1,10 @@
 package bidder
 
 import (
+	"math"
+	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -25,15 +28,28 @@ func TestParsePriceMicros(t *testing.T) {
 	f("0.0000009", 0, true) // past the sixth decimal: dropped
 	f("8.9999999", 8_999_999, true)
 	f("1000000000", 1_000_000_000_000_000, true)
-	for _, bad := range []string{"", ".", "..5", "1.2.3", "-1", "+1", " 1", "1 ", "1e3", "0x10", "NaN", "Inf",
-		"1,5", "${AUCTION_PRICE}", "1000000001", "1\x00", "000000000000000000000000000000009"} {
+	f("000000000000000000000000000001", 1_000_000, true) // leading zeros are no amount
+	// Exponents (Java's Double.toString under 0.001 and from 10^7):
+	f("1e3", 1_000_000_000, true)
+	f("1.0E-4", 100, true)
+	f("1.5e-6", 1, true)
+	f("1e-7", 0, true) // 0.0000001: past the sixth decimal
+	f("12.5E+2", 1_250_000_000, true)
+	f("1.2345678E7", 12_345_678_000_000, true)
+	f(".5e1", 5_000_000, true)
+	f("5.e0", 5_000_000, true)
+	f("1e-999", 0, true)
+	for _, bad := range []string{"", ".", "..5", "1.2.3", "-1", "+1", " 1", "1 ", "0x10", "NaN", "Inf",
+		"1,5", "${AUCTION_PRICE}", "1000000001", "1\x00", "000000000000000000000000000000009",
+		"e3", ".e3", "1e", "1e+", "1e-", "1e1000", "1e10", "1e3.5", "1ee3", "1e 3", "1e3 ", "-1e3", "1.5e-6x", "1E+-3"} {
 		f(bad, 0, false)
 	}
 }
 
 // The charge is the clearing price's share of the hold, exactly: a price at
 // the bid charges the whole hold, however large (DOOH: a play's hold is the
-// CPM times qty.multiplier), and shares round down to the micro.
+// CPM times qty.multiplier), and shares round up to the micro (never below
+// the exchange's price: TestChargeIsNeverBelowThePrice).
 func TestClearingChargeExact(t *testing.T) {
 	s := &Server{m: newMetrics()}
 	f := func(hold, price, floor int64, p string, want int64) {
@@ -48,43 +64,75 @@ func TestClearingChargeExact(t *testing.T) {
 	f(9000, 9_000_000, 500_000, "4.5", 4500)
 	f(9000, 9_000_000, 500_000, "0.1", 500)                 // under the floor: at the floor
 	f(9000, 9_000_000, 500_000, "100", 9000)                // over the bid: at the bid
-	f(9000, 8_333_333, 0, "4.1666665", 4499)                // rounds down
+	f(9000, 8_333_333, 0, "4.1666665", 4500)                // 4,499.9995: rounds up
 	f(958_551_637, 950_257_100, 0, "950.2571", 958_551_637) // float64 gave 958551636
 	f(389_572_542, 923_308_594, 0, "923.308594", 389_572_542)
 	f(585_305_648, 478_658_548, 0, "358.993911", 438_979_236)
 	f(1<<62, 1_000_000_000_000_000, 0, "1000000000", 1<<62)
 }
 
-// A notice at the bid's own price charges under a micro below the exact
-// price, never above it: the token carries impCharge's due (the value
-// rounded down), while the hold is rounded up so that it covers the bid.
-// With the hold in the token, a bid at 8.926346 CPM was charged 8,927
-// micros for an exact 8,926.346 (an outside audit).
-func TestChargeAtTheBidIsNeverAboveThePrice(t *testing.T) {
+// A notice's charge is never below the exchange's exact price, and under a
+// micro above it at the bid's own price, under two at a lower one (the
+// hold rounded up, and the clearing price's share of it rounded up). It
+// was rounded down, never above the exact price: at 0.0159 CPM the
+// exchange billed 105.9% of a daily budget the ledger had spent to 99.9%
+// (an outside audit). An earlier audit had asked for that, finding 8,927
+// micros charged for 8,926.346 (the hold, rounded up, in the token): the
+// budget's bound holds against the exchange's bill only rounded up.
+func TestChargeIsNeverBelowThePrice(t *testing.T) {
 	s := &Server{m: newMetrics()}
 	lim := &LimitsConfig{MinQty: 0.01, MaxQty: 1000}
-	for _, v := range []int64{8_926_346, 1_000_001, 1_999_999, 2_000_000, 999, 123_456_789} {
+	for _, v := range []int64{8_926_346, 1_000_001, 1_999_999, 2_000_000, 999, 15_900, 123_456_789} {
 		imp := &ortb.Imp{}
-		hold, due, ok := impCharge(float64(v), imp, lim)
+		hold, ok := impCharge(float64(v), imp, lim)
 		if !ok || hold*1000 < v {
 			t.Fatalf("value %d: hold %d does not cover it", v, hold)
 		}
-		tok := bidToken{ChargeMicros: due, PriceMicros: v}
-		for _, p := range []int64{v, v / 2, v / 3} {
+		tok := bidToken{ChargeMicros: hold, PriceMicros: v}
+		for _, p := range []int64{v, v / 2, v / 3, v - 1, 1} {
 			got, err := s.clearingCharge(&tok, []byte(strconv.FormatFloat(float64(p)/1e6, 'f', 6, 64)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			// exact: p/1000 micros; charged: never above it, under a micro
-			// below at the bid's price, under two below under it (the
-			// share of a rounded-down due, rounded down)
-			under := int64(2000)
+			over := int64(2000)
 			if p == v {
-				under = 1000
+				over = 1000
 			}
-			if got*1000 > p || got*1000 <= p-under {
+			if got*1000 < p || got*1000 >= p+over {
 				t.Errorf("bid %d, clearing %d micros CPM: charged %d micros for an exact %.3f", v, p, got, float64(p)/1000)
 			}
 		}
+	}
+}
+
+// parsePriceMicros agrees with strconv.ParseFloat, to the micro, on random
+// decimal and exponent forms, and allocates nothing.
+func TestParsePriceMicrosAgreesWithParseFloat(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	compared := 0
+	for range 20_000 {
+		mant := strconv.FormatFloat(r.Float64()*math.Pow(10, float64(r.IntN(12)-3)), 'f', r.IntN(9), 64)
+		p := mant
+		if r.IntN(2) == 0 {
+			p = strconv.FormatFloat(r.Float64()*math.Pow(10, float64(r.IntN(16)-8)), "eEg"[r.IntN(3)], r.IntN(8), 64)
+		}
+		f, err := strconv.ParseFloat(p, 64)
+		got, perr := parsePriceMicros([]byte(p))
+		if err != nil || len(p) > 32 || f > 1e9 || strings.ContainsAny(p, "+-") && !strings.ContainsAny(p, "eE") {
+			continue
+		}
+		if perr != nil {
+			t.Fatalf("%q: refused (%v), ParseFloat reads %v", p, perr, f)
+		}
+		if want := math.Floor(f * 1e6); math.Abs(float64(got)-want) > 1+want*1e-15 {
+			t.Fatalf("%q: %d micros, ParseFloat's %v", p, got, want)
+		}
+		compared++
+	}
+	if compared < 15_000 {
+		t.Fatalf("only %d of 20,000 forms compared", compared)
+	}
+	if n := testing.AllocsPerRun(100, func() { _, _ = parsePriceMicros([]byte("1.2345678E-2")) }); n != 0 {
+		t.Errorf("%v allocations", n)
 	}
 }
