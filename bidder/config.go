@@ -319,13 +319,22 @@ func (c ShadingConfig) options() shading.Config {
 		Idle: c.Idle, PriorSigma: c.PriorSigma}
 }
 
+// minRate and maxRate bound a currency's rate against the base: the
+// currencies farthest apart today (an ounce of gold and the Iranian rial)
+// differ by about 1e8.
+const minRate, maxRate = 1e-10, 1e10
+
 // CurrencyConfig is the rate table: units of Base per one unit of each
-// currency. A floor or bid in a currency not in the table means no bid. A
-// floor without bidfloorcur is in USD (OpenRTB's default), whatever Base is:
-// without a USD rate such a floor means no bid.
+// currency. Each campaign budgets and bids in its own currency; a bid is
+// answered in a currency of the request's cur list. A floor or bid in a
+// currency not in the table means no bid. A floor without bidfloorcur is in
+// USD (OpenRTB's default), whatever Base is: without a USD rate such a floor
+// means no bid. The table is read at start: a reload (SIGHUP) does not
+// change it, a restart does (a notice settles at the rate of its bid, which
+// its signed token carries).
 type CurrencyConfig struct {
-	Base  string             `yaml:"base"`  // campaign budgets and bids are in this currency (default USD)
-	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1)
+	Base  string             `yaml:"base"`  // the currency the rates are quoted in (default USD); it is not the campaigns' currency
+	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1), between 1e-10 and 1e10
 }
 
 // ModelConfig names the served models.
@@ -958,6 +967,11 @@ func (c *Config) Validate() error {
 		}
 		if r <= 0 || math.IsNaN(r) || math.IsInf(r, 0) {
 			bad("currency.rates."+cur, "rate %v must be positive", r)
+		} else if r < minRate || r > maxRate {
+			// No two currencies are that far apart: such a rate is a typo
+			// (a wrong exponent), and at 1e-300 a 2 USD CPM bid 4.6e12 EUR,
+			// every notice of it charged 0 (an outside audit).
+			bad("currency.rates."+cur, "rate %v is outside %g..%g units of %s per unit", r, minRate, maxRate, c.Currency.Base)
 		} else if cur == c.Currency.Base && r != 1 {
 			bad("currency.rates."+cur, "rate %v of the base currency must be 1 (rates are units of %s per unit)", r, c.Currency.Base)
 		}

@@ -147,6 +147,10 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nwatch_every: 1ns\n", "watch_every", "under 10ms")
 	f("model: {gbdt: m.json}\nbudget: {sync_period: 1ms}\n", "budget.sync_period", "under 100ms")
 	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {USD: 2, EUR: 1.1}}\n", "currency.rates.USD", "must be 1")
+	// A rate no currency has against another (a wrong exponent): at 1e-300
+	// a 2 USD CPM bid 4.6e12 EUR and every notice charged 0.
+	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {EUR: 1e-300}}\n", "currency.rates.EUR", "outside 1e-10..1e+10")
+	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {EUR: 1e300}}\n", "currency.rates.EUR", "outside")
 	f("model: {gbdt: m.json}\nlimits: {max_body_bytes: 99999999999999}\n", "limits.max_body_bytes", "over 64 MiB")
 	f("model: {gbdt: m.json}\nlimits: {default_tmax: 100h}\n", "limits.default_tmax", "outside")
 	f("model: {gbdt: m.json}\nlimits: {idle_timeout: 1000h}\n", "limits.idle_timeout")
