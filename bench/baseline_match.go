@@ -183,17 +183,32 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 	return f
 }
 
+// prebidRewarded reads imp.ext.prebid.is_rewarded_inventory, Prebid's 2.5
+// twin of rwdd (1 or true), as the bidder's parser does.
+func prebidRewarded(ext json.RawMessage) bool {
+	var m struct {
+		Prebid struct {
+			R any `json:"is_rewarded_inventory"`
+		} `json:"prebid"`
+	}
+	if len(ext) == 0 || json.Unmarshal(ext, &m) != nil {
+		return false
+	}
+	return m.Prebid.R == 1.0 || m.Prebid.R == true
+}
+
 // match appends the candidates for imp, looping over every campaign.
 func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Candidate {
 	br := f.br
 	if len(br.WSeat) > 0 && !slices.Contains(br.WSeat, b.cfg.Seat) || b.cfg.Seat != "" && slices.Contains(br.BSeat, b.cfg.Seat) {
 		return dst
 	}
+	rewarded := imp.Rwdd == 1 || prebidRewarded(imp.Ext)
 	for _, c := range b.cfg.Campaigns.Campaigns {
 		if !b.campaignEligible(c, f) {
 			continue
 		}
-		if r := c.Targeting.Rewarded; r != 0 && (r > 0) != (imp.Rwdd == 1) {
+		if r := c.Targeting.Rewarded; r != 0 && (r > 0) != rewarded {
 			continue
 		}
 		deal, ok := b.pickDeal(c, imp)

@@ -452,9 +452,23 @@ func extGPC(ext json.RawMessage) bool {
 	return v == "1" || v == 1.0 || v == true
 }
 
+// extRewarded reads imp.ext.prebid.is_rewarded_inventory, Prebid's 2.5
+// twin of rwdd: 1 or true.
+func extRewarded(ext json.RawMessage) bool {
+	var m struct {
+		Prebid struct {
+			R any `json:"is_rewarded_inventory"`
+		} `json:"prebid"`
+	}
+	if json.Unmarshal(ext, &m) != nil {
+		return false
+	}
+	return m.Prebid.R == 1.0 || m.Prebid.R == true
+}
+
 func impFromSchema(m *openrtb2.Imp) Imp {
 	imp := Imp{ID: s2bOrNil(m.ID), TagID: s2bOrNil(m.TagID), BidFloor: m.BidFloor, BidFloorCur: s2bOrNil(m.BidFloorCur),
-		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0, Exp: m.Exp, Video: Video{Skip: Unset}}
+		Secure: flag(m.Secure), Instl: m.Instl != 0, Rwdd: m.Rwdd != 0 || extRewarded(m.Ext), Exp: m.Exp, Video: Video{Skip: Unset}}
 	if q := m.Qty; q != nil {
 		imp.HasQty = true
 		imp.Qty = Qty{Multiplier: q.Multiplier, SourceType: int64(q.SourceType), Vendor: s2bOrNil(q.Vendor)}

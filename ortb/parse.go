@@ -41,6 +41,7 @@ type Parser struct {
 	extGPC     bool
 	extDSAReq  int8
 	extDSAPub  int8
+	impExtRwdd bool // the imp being read: imp.ext.prebid.is_rewarded_inventory
 }
 
 // Parse parses body (an OpenRTB 2.5 or 2.6 BidRequest, already decompressed)
@@ -60,7 +61,9 @@ type Parser struct {
 // (ErrInvalid: the spec allows one, and targeting reads one);
 // Device.Geo is device.geo, else user.geo; imp.native.request is parsed as
 // a Native 1.x request (see Native.Status: a bad one is no error, it only
-// keeps native creatives out); User.Segments flattens
+// keeps native creatives out); imp.ext.prebid.is_rewarded_inventory 1 (or
+// true), Prebid's 2.5 signal, makes the imp rewarded as imp.rwdd 1 does
+// (either says so); User.Segments flattens
 // user.data[].segment[].id (empty ids skipped); AT is 2 when absent or 0.
 // Keys match exactly as the spec spells them. A lone UTF-16 surrogate escape ("\ud800") reads as
 // U+FFFD, as encoding/json reads it (surrogate.go).

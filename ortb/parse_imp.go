@@ -20,6 +20,7 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 // parseImp reads one imp object into imp; a null element leaves it as it
 // is (a fresh imp: one without id).
 func (p *Parser) parseImp(imp *Imp, v *fastjson.Value) error {
+	p.impExtRwdd = false
 	switch v.Type() {
 	case fastjson.TypeObject:
 		o, _ := v.Object()
@@ -28,6 +29,10 @@ func (p *Parser) parseImp(imp *Imp, v *fastjson.Value) error {
 		}); err != nil {
 			return err
 		}
+		// Prebid's 2.5 twin of rwdd: either saying rewarded makes it so (a
+		// campaign with targeting.rewarded: false stays out; an outside
+		// audit's CTV request signalled it only there).
+		imp.Rwdd = imp.Rwdd || p.impExtRwdd
 	case fastjson.TypeNull:
 	default:
 		return &FieldError{Reason: "want object, got " + typeName(v)}
@@ -56,6 +61,17 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &imp.Exp)
 	case "rwdd":
 		return getBool(k, v, &imp.Rwdd)
+	case "ext":
+		p.impExtRwdd = false
+		if ext := extObject(v); ext != nil {
+			if pb := ext.Get("prebid"); pb != nil && pb.Type() == fastjson.TypeObject {
+				if r := pb.Get("is_rewarded_inventory"); r != nil {
+					f, err := r.Float64()
+					p.impExtRwdd = r.Type() == fastjson.TypeTrue || err == nil && r.Type() == fastjson.TypeNumber && f == 1
+				}
+			}
+		}
+		return nil
 	case "qty":
 		if isNull(v) {
 			imp.HasQty, imp.Qty = false, Qty{}

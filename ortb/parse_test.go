@@ -846,3 +846,32 @@ func TestParseDSA(t *testing.T) {
 		t.Errorf("dsarequired given twice: %v, want refused", err)
 	}
 }
+
+// Prebid's 2.5 twin of imp.rwdd (imp.ext.prebid.is_rewarded_inventory, 1 or
+// true) makes the imp rewarded, whichever comes first, and rwdd 1 stays
+// rewarded whatever the twin says; anything else in ext is no signal. One
+// parser reads every imp, so the twin of one imp does not carry to the next.
+func TestParseRewardedExtTwin(t *testing.T) {
+	var p Parser
+	var r Request
+	for _, c := range []struct {
+		imp  string
+		want bool
+	}{
+		{`"ext":{"prebid":{"is_rewarded_inventory":1}}`, true},
+		{`"ext":{"prebid":{"is_rewarded_inventory":true}}`, true},
+		{`"ext":{"prebid":{"is_rewarded_inventory":1}},"rwdd":0`, true},
+		{`"rwdd":1,"ext":{"prebid":{"is_rewarded_inventory":0}}`, true},
+		{`"ext":{"prebid":{"is_rewarded_inventory":0}}`, false},
+		{`"ext":{"prebid":{"is_rewarded_inventory":"1"}}`, false},
+		{`"ext":{"prebid":1}`, false},
+		{`"ext":[1]`, false},
+		{`"ext":null`, false},
+	} {
+		body := `{"id":"r","imp":[{"id":"1",` + c.imp + `},{"id":"2"}],"site":{"id":"s"}}`
+		mustParse(t, &p, &r, []byte(body))
+		if r.Imps[0].Rwdd != c.want || r.Imps[1].Rwdd {
+			t.Errorf("%s: rwdd %v, the next imp %v; want %v, false", c.imp, r.Imps[0].Rwdd, r.Imps[1].Rwdd, c.want)
+		}
+	}
+}
