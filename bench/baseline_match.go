@@ -394,7 +394,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) || btypeBlocked(cr.BType, imp.Banner.BType) {
 			return 0, 0, false
 		}
-		return bannerFit(cr.Sizes, imp.Banner)
+		return bannerFit(cr.Sizes, imp.Banner, imp.Instl == 1)
 	case campaigns.FormatVideo:
 		v := imp.Video
 		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) || !deliveryFits(cr.Delivery, v.Delivery) ||
@@ -433,11 +433,16 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 	return 0, 0, false
 }
 
-func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner) (int64, int64, bool) {
+func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner, instl bool) (int64, int64, bool) {
 	bw, bh := deref(b.W), deref(b.H)
 	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
 	if bw == 0 && bh == 0 && len(b.Format) == 0 && !ranged {
-		return sizes[0].W, sizes[0].H, true // the imp gives no size
+		for _, s := range sizes { // the imp gives no size: any, or a full-screen one for an interstitial
+			if !instl || slices.Contains(campaigns.FullScreen, s) {
+				return s.W, s.H, true
+			}
+		}
+		return 0, 0, false
 	}
 	for _, s := range sizes {
 		if s.W == bw && s.H == bh {

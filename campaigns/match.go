@@ -849,7 +849,7 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) || btypeBlocked(ccr.btype, imp.Banner.BType) {
 			return 0, 0, false
 		}
-		return bannerSize(ccr.sizes, &imp.Banner)
+		return bannerSize(ccr.sizes, &imp.Banner, imp.Instl)
 	case FormatVideo:
 		v := &imp.Video
 		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) || !deliveryOK(cr.Delivery, v.Delivery) ||
@@ -971,10 +971,23 @@ func anyInt(have, want []int64) bool {
 	return false
 }
 
-func bannerSize(sizes []Size, b *ortb.Banner) (int64, int64, bool) {
+// FullScreen are the sizes an interstitial imp that gives no size of its
+// own may get: IAB's full-screen mobile and tablet units.
+var FullScreen = []Size{{320, 480}, {480, 320}, {768, 1024}, {1024, 768}}
+
+func bannerSize(sizes []Size, b *ortb.Banner, instl bool) (int64, int64, bool) {
 	ranged := b.HasRange()
 	if b.W == 0 && b.H == 0 && len(b.Format) == 0 && !ranged {
-		return sizes[0].W, sizes[0].H, true // the imp gives no size (a negative one is no size of ours: no bid)
+		// The imp gives no size (a negative one is no size of ours: no
+		// bid): any size, but an interstitial (full screen) gets only a
+		// full-screen one (it got the first, a 320x50 banner on the IAB's
+		// own sample; an outside audit).
+		for _, s := range sizes {
+			if !instl || slices.Contains(FullScreen, s) {
+				return s.W, s.H, true
+			}
+		}
+		return 0, 0, false
 	}
 	for _, s := range sizes {
 		if s.W == b.W && s.H == b.H {

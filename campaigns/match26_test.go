@@ -258,3 +258,31 @@ const nonLinearVAST = `<VAST version="3.0"><Ad id="o"><InLine><AdSystem>t</AdSys
 	`<Impression><![CDATA[{{imp_url}}]]></Impression><Creatives><Creative><NonLinearAds><NonLinear width="480" height="70">` +
 	`<StaticResource creativeType="image/png"><![CDATA[https://m.example/o.png]]></StaticResource>` +
 	`<NonLinearClickThrough><![CDATA[{{click_url}}]]></NonLinearClickThrough></NonLinear></NonLinearAds></Creative></Creatives></InLine></Ad></VAST>`
+
+// An interstitial imp that gives no size gets a full-screen size of the
+// creative's, or none; any other sizeless imp gets the creative's first. It
+// got the first (a 320x50 banner) on the IAB's own 2.5 sample, imp 2 with
+// instl 1 and banner {w:0, h:0} (an outside audit).
+func TestSizelessInterstitialGetsAFullScreenSize(t *testing.T) {
+	none := &ortb.Banner{}
+	for _, c := range []struct {
+		sizes []Size
+		instl bool
+		w, h  int64
+		ok    bool
+	}{
+		{[]Size{{320, 50}, {320, 480}}, false, 320, 50, true},
+		{[]Size{{320, 50}, {320, 480}}, true, 320, 480, true},
+		{[]Size{{320, 50}, {300, 250}}, true, 0, 0, false},
+		{[]Size{{1024, 768}}, true, 1024, 768, true},
+	} {
+		w, h, ok := bannerSize(c.sizes, none, c.instl)
+		if w != c.w || h != c.h || ok != c.ok {
+			t.Errorf("sizes %v, instl %v: %dx%d %v; want %dx%d %v", c.sizes, c.instl, w, h, ok, c.w, c.h, c.ok)
+		}
+	}
+	// A size the imp names is taken as it is, interstitial or not.
+	if w, h, ok := bannerSize([]Size{{320, 50}}, &ortb.Banner{W: 320, H: 50}, true); !ok || w != 320 || h != 50 {
+		t.Errorf("an interstitial naming 320x50: %dx%d %v", w, h, ok)
+	}
+}
