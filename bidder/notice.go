@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"math/bits"
 	"strconv"
 	"time"
@@ -459,6 +461,9 @@ func parseNoticeKind(p []byte) (noticeKind, bool) {
 // p=0 from a browser, say); both are charged at the bound and counted.
 func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 	clearing, err := parsePriceMicros(p)
+	if errors.Is(err, errPriceOverMax) {
+		clearing, err = math.MaxInt64, nil // above any bid: charged at the bid, below
+	}
 	if err != nil {
 		return 0, err
 	}
@@ -499,12 +504,20 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 	return min(int64(c), t.ChargeMicros), nil
 }
 
+// errPriceOverMax is a price over 10^9 CPM: no price, but above any bid
+// (clearingCharge charges it at the bid).
+var errPriceOverMax = fmt.Errorf("%w: over 10^9", ErrNoticePrice)
+
 // parsePriceMicros parses a decimal CPM like "1.2345", or with an exponent
 // like "1.0E-4" (what Java's Double.toString writes under 0.001 and from
 // 10^7: refused, such a price left the impression free on a charge_on: win
-// exchange; an outside audit), into micros exactly (digits past the sixth
-// decimal are dropped). It needs a digit: "." is not a price; a sign, a
-// space, a comma, hex, NaN and Inf are refused, and so is a price over 10^9.
+// exchange; an outside audit), into micros. Digits past the sixth decimal
+// round it up, so a charge is never below the exact price (they were
+// dropped: an outside check); a price under one micro is 0. The exponent's
+// sign may be a space: a query string's "+" decoded ("1.75e+0", as printf's
+// %e writes it, was refused). It needs a digit: "." is not a price; a sign,
+// another space, a comma, hex, NaN and Inf are refused; a price over 10^9 is
+// errPriceOverMax.
 func parsePriceMicros(p []byte) (int64, error) {
 	if len(p) == 0 || len(p) > 32 {
 		return 0, ErrNoticePrice
@@ -534,7 +547,7 @@ func parsePriceMicros(p []byte) (int64, error) {
 		}
 		i++
 		neg := i < len(p) && p[i] == '-'
-		if i < len(p) && (p[i] == '-' || p[i] == '+') {
+		if i < len(p) && (p[i] == '-' || p[i] == '+' || p[i] == ' ') {
 			i++
 		}
 		if i == len(p) || len(p)-i > 3 {
@@ -561,13 +574,25 @@ func parsePriceMicros(p []byte) (int64, error) {
 	var whole, frac int64
 	for k := 0; k < point; k++ {
 		if whole = whole*10 + digit(k); whole > 1e9 {
-			return 0, ErrNoticePrice
+			return 0, errPriceOverMax
 		}
 	}
 	for k := point; k < point+6; k++ {
 		frac = frac*10 + digit(k)
 	}
-	return whole*1e6 + frac, nil
+	v := whole*1e6 + frac
+	if v > 0 {
+		for k := max(point+6, 0); k < nd; k++ {
+			if digits[k] != 0 {
+				v++ // digits past the sixth decimal: up to the next micro
+				break
+			}
+		}
+	}
+	if v > 1e15 {
+		return 0, errPriceOverMax
+	}
+	return v, nil
 }
 
 // landingURL is the click destination of the token's creative in the

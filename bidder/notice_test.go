@@ -25,15 +25,18 @@ func TestParsePriceMicros(t *testing.T) {
 	f("0", 0, true)
 	f("5.", 5_000_000, true)
 	f(".5", 500_000, true)
-	f("0.0000009", 0, true) // past the sixth decimal: dropped
-	f("8.9999999", 8_999_999, true)
+	f("0.0000009", 0, true)         // under a micro: 0
+	f("8.9999999", 9_000_000, true) // past the sixth decimal: up to the next micro
+	f("1.7500009", 1_750_001, true)
+	f("1.7500000000", 1_750_000, true)
 	f("1000000000", 1_000_000_000_000_000, true)
 	f("000000000000000000000000000001", 1_000_000, true) // leading zeros are no amount
 	// Exponents (Java's Double.toString under 0.001 and from 10^7):
 	f("1e3", 1_000_000_000, true)
 	f("1.0E-4", 100, true)
-	f("1.5e-6", 1, true)
-	f("1e-7", 0, true) // 0.0000001: past the sixth decimal
+	f("1.5e-6", 2, true)
+	f("1.75e 0", 1_750_000, true) // "1.75e+0" in a query string: its + decoded as a space
+	f("1e-7", 0, true)            // 0.0000001: past the sixth decimal
 	f("12.5E+2", 1_250_000_000, true)
 	f("1.2345678E7", 12_345_678_000_000, true)
 	f(".5e1", 5_000_000, true)
@@ -41,7 +44,7 @@ func TestParsePriceMicros(t *testing.T) {
 	f("1e-999", 0, true)
 	for _, bad := range []string{"", ".", "..5", "1.2.3", "-1", "+1", " 1", "1 ", "0x10", "NaN", "Inf",
 		"1,5", "${AUCTION_PRICE}", "1000000001", "1\x00", "000000000000000000000000000000009",
-		"e3", ".e3", "1e", "1e+", "1e-", "1e1000", "1e10", "1e3.5", "1ee3", "1e 3", "1e3 ", "-1e3", "1.5e-6x", "1E+-3"} {
+		"e3", ".e3", "1e", "1e+", "1e-", "1e1000", "1e10", "1e3.5", "1ee3", "1e  3", "1e3 ", "-1e3", "1.5e-6x", "1E+-3", "1 e3"} {
 		f(bad, 0, false)
 	}
 }
@@ -62,9 +65,11 @@ func TestClearingChargeExact(t *testing.T) {
 	}
 	f(9000, 9_000_000, 500_000, "9", 9000)
 	f(9000, 9_000_000, 500_000, "4.5", 4500)
-	f(9000, 9_000_000, 500_000, "0.1", 500)                 // under the floor: at the floor
-	f(9000, 9_000_000, 500_000, "100", 9000)                // over the bid: at the bid
-	f(9000, 8_333_333, 0, "4.1666665", 4500)                // 4,499.9995: rounds up
+	f(9000, 9_000_000, 500_000, "0.1", 500)         // under the floor: at the floor
+	f(9000, 9_000_000, 500_000, "100", 9000)        // over the bid: at the bid
+	f(9000, 9_000_000, 500_000, "2000000000", 9000) // over 10^9 too (it was a 400)
+	f(9000, 9_000_000, 500_000, "1e10", 9000)
+	f(9000, 8_333_333, 0, "4.1666665", 4501)                // 4,499.9996: the price up to 4.166667, the share up
 	f(958_551_637, 950_257_100, 0, "950.2571", 958_551_637) // float64 gave 958551636
 	f(389_572_542, 923_308_594, 0, "923.308594", 389_572_542)
 	f(585_305_648, 478_658_548, 0, "358.993911", 438_979_236)
