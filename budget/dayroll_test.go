@@ -18,42 +18,20 @@ func TestDayNeverRollsBack(t *testing.T) {
 	daily := func(tz *time.Location) Campaign {
 		return Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), TimeZone: tz, Pacing: PacingASAP}
 	}
-	spend := func(t *testing.T, m *Manager, clk *manualClock, tag string) int {
-		t.Helper()
-		h := m.Handle("c")
-		n := 0
-		for i := range 4 {
-			m.syncAll(ctxT(t), clk.Now(), false)
-			if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
-				break
-			}
-			id, ok := m.Hold(h, micros(1), clk.Now())
-			if !ok {
-				break
-			}
-			if _, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: tag, ImpID: fmt.Sprint(i), BidMicros: micros(1), ClearingMicros: micros(1)}); err != nil {
-				t.Fatal(err)
-			}
-			n++
-		}
-		m.ledger.flush(ctxT(t))
-		m.syncAll(ctxT(t), clk.Now(), false)
-		return n
-	}
 	// 20:00 UTC: 10:00 tomorrow at UTC+14, 08:00 today at UTC-12.
 	now := t0.Add(20 * time.Hour)
 
 	t.Run("time zone edited to one behind", func(t *testing.T) {
 		clk := newManualClock(now)
 		m := newMemManager(t, NewMemStore(), "i1", clk, daily(ahead))
-		if n := spend(t, m, clk, "a"); n != 2 {
+		if n := spendDaily(t, m, clk, "a"); n != 2 {
 			t.Fatalf("spent %d units, want the daily 2", n)
 		}
 		if err := m.SetCampaigns([]Campaign{daily(behind)}); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(time.Second)
-		if n := spend(t, m, clk, "b"); n != 0 {
+		if n := spendDaily(t, m, clk, "b"); n != 0 {
 			t.Fatalf("after the time zone edit: spent %d more units the same day, want 0", n)
 		}
 	})
@@ -65,20 +43,20 @@ func TestDayNeverRollsBack(t *testing.T) {
 	t.Run("time zone edited to one ahead", func(t *testing.T) {
 		clk := newManualClock(now)
 		m := newMemManager(t, NewMemStore(), "i1", clk, daily(time.UTC))
-		if n := spend(t, m, clk, "a"); n != 2 {
+		if n := spendDaily(t, m, clk, "a"); n != 2 {
 			t.Fatalf("spent %d units, want the daily 2", n)
 		}
 		if err := m.SetCampaigns([]Campaign{daily(ahead)}); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(time.Second)
-		if n := spend(t, m, clk, "b"); n != 0 {
+		if n := spendDaily(t, m, clk, "b"); n != 0 {
 			t.Fatalf("after the time zone edit: spent %d more units, want 0 (the UTC day and the UTC+14 day each hold the 2)", n)
 		}
 		// The UTC+14 day that began after the UTC day ended (10:00 UTC the
 		// next day) is a new day.
 		clk.Set(t0.Add(34*time.Hour + time.Second))
-		if n := spend(t, m, clk, "c"); n != 2 {
+		if n := spendDaily(t, m, clk, "c"); n != 2 {
 			t.Fatalf("the next UTC+14 day spent %d units, want its daily 2", n)
 		}
 	})
@@ -87,7 +65,7 @@ func TestDayNeverRollsBack(t *testing.T) {
 		clk := newManualClock(now)
 		st := NewMemStore()
 		m1 := newMemManager(t, st, "i1", clk, daily(behind))
-		if n := spend(t, m1, clk, "a"); n != 2 {
+		if n := spendDaily(t, m1, clk, "a"); n != 2 {
 			t.Fatalf("spent %d units, want the daily 2", n)
 		}
 		// i1 gives its idle lease back; then i2, a day ahead by date,
@@ -97,7 +75,7 @@ func TestDayNeverRollsBack(t *testing.T) {
 			m1.syncAll(ctxT(t), clk.Now(), false)
 		}
 		m2 := newMemManager(t, st, "i2", clk, daily(ahead))
-		if n := spend(t, m2, clk, "b"); n != 0 {
+		if n := spendDaily(t, m2, clk, "b"); n != 0 {
 			t.Fatalf("the instance a day ahead spent %d units, want 0 (its day began in the middle of i1's)", n)
 		}
 	})
@@ -114,8 +92,8 @@ func TestDayNeverRollsBack(t *testing.T) {
 		total := 0
 		for h := range 4 * 24 {
 			clk.Add(time.Hour)
-			total += spend(t, m1, clk, fmt.Sprint("a-", h))
-			total += spend(t, m2, clk, fmt.Sprint("b-", h))
+			total += spendDaily(t, m1, clk, fmt.Sprint("a-", h))
+			total += spendDaily(t, m2, clk, fmt.Sprint("b-", h))
 		}
 		if total < 3*2 {
 			t.Fatalf("spent %d units in 4 days of a daily 2, want a new day at least once a day", total)
@@ -130,8 +108,8 @@ func TestDayNeverRollsBack(t *testing.T) {
 		total := 0
 		for round := range 4 {
 			clk.Add(time.Second)
-			total += spend(t, m1, clk, fmt.Sprint("r1-", round))
-			total += spend(t, m2, clk, fmt.Sprint("r2-", round))
+			total += spendDaily(t, m1, clk, fmt.Sprint("r1-", round))
+			total += spendDaily(t, m2, clk, fmt.Sprint("r2-", round))
 		}
 		if total > 2 {
 			t.Fatalf("spent %d units in 8 s, want at most the daily 2", total)
@@ -147,7 +125,7 @@ func TestDayNeverRollsBack(t *testing.T) {
 		clk := newManualClock(t0.Add(26 * time.Hour)) // 02:00 UTC: 14:00 the day before at UTC-12
 		st := NewMemStore()
 		m1 := newMemManager(t, st, "i1", clk, daily(behind))
-		if n := spend(t, m1, clk, "a"); n != 2 {
+		if n := spendDaily(t, m1, clk, "a"); n != 2 {
 			t.Fatalf("spent %d units, want the daily 2", n)
 		}
 		m2 := newMemManager(t, st, "i2", clk, Campaign{ID: "other", DailyMicros: micros(2)})
@@ -159,7 +137,7 @@ func TestDayNeverRollsBack(t *testing.T) {
 		m2.ledger.flush(ctxT(t))
 		m2.syncAll(ctxT(t), clk.Now(), false)
 		clk.Add(time.Second)
-		if n := spend(t, m1, clk, "b"); n != 0 {
+		if n := spendDaily(t, m1, clk, "b"); n != 0 {
 			t.Fatalf("after the other process's step: spent %d more units the same day, want 0", n)
 		}
 	})
@@ -437,29 +415,7 @@ func TestDayRollsWhereMidnightIsSkipped(t *testing.T) {
 		clk := newManualClock(c.day)
 		camp := Campaign{ID: "c", Currency: "USD", DailyMicros: micros(2), TimeZone: loc, Pacing: PacingASAP}
 		m := newMemManager(t, NewMemStore(), "i1", clk, camp)
-		spend := func(tag string) int {
-			h := m.Handle("c")
-			n := 0
-			for i := range 4 {
-				m.syncAll(ctxT(t), clk.Now(), false)
-				if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
-					break
-				}
-				id, ok := m.Hold(h, micros(1), clk.Now())
-				if !ok {
-					break
-				}
-				if _, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: tag,
-					ImpID: fmt.Sprint(i), BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}); err != nil {
-					t.Fatal(err)
-				}
-				n++
-			}
-			m.ledger.flush(ctxT(t))
-			m.syncAll(ctxT(t), clk.Now(), false)
-			return n
-		}
-		if n := spend("eve"); n != 2 {
+		if n := spendDaily(t, m, clk, "eve"); n != 2 {
 			t.Fatalf("%s, the eve: spent %d, want the daily 2", c.zone, n)
 		}
 		y, mo, d := c.day.In(loc).Date()
@@ -467,11 +423,37 @@ func TestDayRollsWhereMidnightIsSkipped(t *testing.T) {
 			time.Date(y, mo, d+1, 2, 0, 0, 0, loc), time.Date(y, mo, d+1, 20, 0, 0, 0, loc),
 		} {
 			clk.Set(local)
-			got := spend(local.Format(time.DateTime))
+			got := spendDaily(t, m, clk, local.Format(time.DateTime))
 			if first := local.Hour() == 2; first && got != 2 || !first && got != 0 {
 				t.Errorf("%s, %s local: spent %d (want the new day's 2 at its start, then nothing)", c.zone, local.Format(time.DateTime), got)
 			}
 		}
 		m.Close(ctxT(t))
 	}
+}
+
+// spendDaily spends units of 1 on campaign c until m refuses (at most 4),
+// each settled as a win at its bid, and reports how many.
+func spendDaily(t *testing.T, m *Manager, clk *manualClock, tag string) int {
+	t.Helper()
+	h := m.Handle("c")
+	n := 0
+	for i := range 4 {
+		m.syncAll(ctxT(t), clk.Now(), false)
+		if m.Allow(h, micros(1), clk.Now()) != DecisionOK {
+			break
+		}
+		id, ok := m.Hold(h, micros(1), clk.Now())
+		if !ok {
+			break
+		}
+		if _, err := m.Settle(Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: "c", AuctionID: tag,
+			ImpID: fmt.Sprint(i), BidMicros: micros(1), ClearingMicros: micros(1), Time: clk.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	m.ledger.flush(ctxT(t))
+	m.syncAll(ctxT(t), clk.Now(), false)
+	return n
 }
