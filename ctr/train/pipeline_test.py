@@ -7,8 +7,11 @@ small files written here: run by bidder/retrain_test.go
     cd ctr/train && /usr/bin/python3 -m unittest pipeline_test
 
 Offline, deterministic, a few seconds. Needs python3-numpy (and
-python3-onnx, python3-scipy for the retrain.py runs).
+python3-onnx, python3-scipy for the retrain.py runs; the tests that run
+mlp_train.py or gbdt_train.py need python3-torch or python3-xgboost too,
+and skip without them).
 """
+import importlib.util
 import json
 import os
 import shutil
@@ -27,6 +30,11 @@ import rowlog
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTDATA = os.path.join(HERE, "..", "testdata")
 PY = "/usr/bin/python3"
+
+
+def have(*modules):
+    """Whether /usr/bin/python3 (this interpreter) can import every module."""
+    return all(importlib.util.find_spec(m) is not None for m in modules)
 
 
 def record(t_ns, pctr, auction, imp, campaign, creative, model, row):
@@ -58,11 +66,7 @@ def event(kind, auction, imp, campaign, creative, sec=1000.0):
 def featurize_dir(d, n, nan=None):
     """A features/cmd/featurize rows directory of n random rows under d
     (nan: (column, rows) set to NaN or Inf); returns it and the slot names."""
-    try:
-        import torch  # noqa: F401 (mlp_train's; a few seconds)
-    except ImportError:
-        raise unittest.SkipTest("no python3-torch: mlp_train.py cannot run")
-    import mlp_train
+    import mlp_train  # torch: a few seconds
     version, width, slots = mlp_train.read_schema(os.path.join(HERE, "..", "..", "features", "schema.go"))
     rng = np.random.default_rng(1)
     raw = np.zeros((n, width + 2), "<f4")
@@ -180,6 +184,7 @@ class NonFinite(Served):
         self.assertEqual(msg, "2 of 10 rows hold NaN or Inf: b (column 1): 2 rows, c (column 2): 1 rows")
         self.assertIsNone(evalmetrics.nonfinite(np.ones((4, 2))))
 
+    @unittest.skipUnless(have("torch"), "needs python3-torch (mlp_train.py)")
     def test_mlp_train_refuses_nan_rows_and_writes_nothing(self):
         data, names = featurize_dir(self.dir, 400, nan=(4, [3, 50, 70]))
         out = os.path.join(self.dir, "out")
@@ -254,6 +259,7 @@ class Int8(Served):
 
 
 class Split(Tmp):
+    @unittest.skipUnless(have("torch", "xgboost"), "needs python3-torch and python3-xgboost (mlp_train.py, gbdt_train.py)")
     def test_training_scripts_hold_out_the_same_rows(self):
         # 401 rows: int(0.75 n) = 300 trains (101 held out), while
         # servescore -heldout 0.25 and gbdt_train.py hold out int(0.25 n) =
