@@ -16,7 +16,21 @@ WORK=$(mktemp -d)
 # Below Linux's ephemeral range (32768-60999 by default): a port in it can be
 # taken meanwhile by an outgoing connection (a CI run at 523cf10 failed with
 # bidder-2's listener "address already in use" at 32860).
-BASE=$((20000 + RANDOM % 12000))
+# Its 60 ports are checked free (bound and let go) before use: on a shared
+# machine another user's servers may hold a random base's.
+for _ in $(seq 20); do
+	BASE=$((20000 + RANDOM % 12000))
+	python3 -c 'import socket, sys
+b = int(sys.argv[1])
+for p in range(b, b + 60):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        sys.exit(1)
+    finally:
+        s.close()' "$BASE" && break
+done
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
