@@ -64,12 +64,7 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 	case "ext":
 		p.impExtRwdd = false
 		if ext := extObject(v); ext != nil {
-			if pb := ext.Get("prebid"); pb != nil && pb.Type() == fastjson.TypeObject {
-				if r := pb.Get("is_rewarded_inventory"); r != nil {
-					f, err := r.Float64()
-					p.impExtRwdd = r.Type() == fastjson.TypeTrue || err == nil && r.Type() == fastjson.TypeNumber && f == 1
-				}
-			}
+			return within("ext", visit(ext, p.impExtField))
 		}
 		return nil
 	case "qty":
@@ -155,6 +150,32 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		}))
 	}
 	return errUnread
+}
+
+// impExtField reads imp.ext.prebid.is_rewarded_inventory through visit, as
+// every member the view reads: given twice or in another letter case it is
+// refused, since encoding/json would read the last or the folded one (with
+// Get the first won, and a campaign that never bids rewarded bid on an imp
+// Prebid's Go code reads as rewarded: an outside review). Wrong types are no
+// signal (ext is free-form).
+func (p *Parser) impExtField(k []byte, v *fastjson.Value) error {
+	if string(k) != "prebid" {
+		return errUnread
+	}
+	p.impExtRwdd = false
+	if pb := extObject(v); pb != nil {
+		return within("prebid", visit(pb, p.impPrebidField))
+	}
+	return nil
+}
+
+func (p *Parser) impPrebidField(k []byte, v *fastjson.Value) error {
+	if string(k) != "is_rewarded_inventory" {
+		return errUnread
+	}
+	f, err := v.Float64()
+	p.impExtRwdd = v.Type() == fastjson.TypeTrue || v.Type() == fastjson.TypeNumber && err == nil && f == 1
+	return nil
 }
 
 func bannerField(b *Banner, k []byte, v *fastjson.Value) error {

@@ -874,4 +874,18 @@ func TestParseRewardedExtTwin(t *testing.T) {
 			t.Errorf("%s: rwdd %v, the next imp %v; want %v, false", c.imp, r.Imps[0].Rwdd, r.Imps[1].Rwdd, c.want)
 		}
 	}
+	// Given twice or in another letter case, encoding/json reads the last or
+	// the folded member: refused, as any member the view reads.
+	for _, ext := range []string{
+		`{"prebid":{"is_rewarded_inventory":0,"is_rewarded_inventory":1}}`,
+		`{"prebid":{"is_rewarded_inventory":1,"is_rewarded_inventory":0}}`,
+		`{"prebid":{},"prebid":{"is_rewarded_inventory":1}}`,
+		`{"Prebid":{"is_rewarded_inventory":1}}`,
+		`{"prebid":{"Is_Rewarded_Inventory":1}}`,
+	} {
+		body := `{"id":"r","imp":[{"id":"1","ext":` + ext + `}],"site":{"id":"s"}}`
+		if err := p.Parse([]byte(body), &r); !errors.Is(err, ErrInvalid) {
+			t.Errorf("imp.ext %s: %v, want refused as invalid", ext, err)
+		}
+	}
 }
