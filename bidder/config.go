@@ -319,10 +319,22 @@ func (c ShadingConfig) options() shading.Config {
 		Idle: c.Idle, PriorSigma: c.PriorSigma}
 }
 
-// minRate and maxRate bound a currency's rate against the base: the
-// currencies farthest apart today (an ounce of gold and the Iranian rial)
-// differ by about 1e8.
+// minRate and maxRate bound a currency's rate against the base, and
+// maxRate the ratio of any two rates of the table: the currencies farthest
+// apart today (an ounce of gold and the Iranian rial) differ by a few 1e9.
 const minRate, maxRate = 1e-10, 1e10
+
+// rateSpan is the least and the greatest of the positive, finite rates
+// (the base's 1 among them); ok is false when there are none.
+func rateSpan(rates map[string]float64) (lo, hi float64, ok bool) {
+	lo, hi = 1, 1
+	for _, r := range rates {
+		if r > 0 && !math.IsInf(r, 0) {
+			lo, hi, ok = min(lo, r), max(hi, r), true
+		}
+	}
+	return lo, hi, ok
+}
 
 // CurrencyConfig is the rate table: units of Base per one unit of each
 // currency. Each campaign budgets and bids in its own currency; a bid is
@@ -334,7 +346,7 @@ const minRate, maxRate = 1e-10, 1e10
 // its signed token carries).
 type CurrencyConfig struct {
 	Base  string             `yaml:"base"`  // the currency the rates are quoted in (default USD); it is not the campaigns' currency
-	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1), between 1e-10 and 1e10
+	Rates map[string]float64 `yaml:"rates"` // ISO 4217 code: units of base per unit (base itself is always 1), between 1e-10 and 1e10, no two more than 1e10 apart
 }
 
 // ModelConfig names the served models.
@@ -975,6 +987,12 @@ func (c *Config) Validate() error {
 		} else if cur == c.Currency.Base && r != 1 {
 			bad("currency.rates."+cur, "rate %v of the base currency must be 1 (rates are units of %s per unit)", r, c.Currency.Base)
 		}
+	}
+	if lo, hi, ok := rateSpan(c.Currency.Rates); ok && hi/lo > maxRate {
+		// Each rate within its bounds, two of them could still be 1e20
+		// apart: a bid converted from one to the other was clamped (4.6e12
+		// CPM), as a single rate of 1e-300 was (an outside review).
+		bad("currency.rates", "rates %g and %g are more than %g apart: no two currencies are", lo, hi, maxRate)
 	}
 	switch c.Model.Provider {
 	case "auto", "cuda", "cpu", "off":

@@ -151,6 +151,7 @@ func TestConfigRejects(t *testing.T) {
 	// a 2 USD CPM bid 4.6e12 EUR and every notice charged 0.
 	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {EUR: 1e-300}}\n", "currency.rates.EUR", "outside 1e-10..1e+10")
 	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {EUR: 1e300}}\n", "currency.rates.EUR", "outside")
+	f("model: {gbdt: m.json}\ncurrency: {base: USD, rates: {AAA: 1e10, BBB: 1e-10}}\n", "currency.rates", "more than 1e+10 apart")
 	f("model: {gbdt: m.json}\nlimits: {max_body_bytes: 99999999999999}\n", "limits.max_body_bytes", "over 64 MiB")
 	f("model: {gbdt: m.json}\nlimits: {default_tmax: 100h}\n", "limits.default_tmax", "outside")
 	f("model: {gbdt: m.json}\nlimits: {idle_timeout: 1000h}\n", "limits.idle_timeout")

@@ -504,8 +504,9 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 	return min(int64(c), t.ChargeMicros), nil
 }
 
-// errPriceOverMax is a price over 10^9 CPM: no price, but above any bid
-// (clearingCharge charges it at the bid).
+// errPriceOverMax is a price over 9*10^12 CPM (its micros would not fit in
+// an int64): no price, but above any bid, whose micros do (convertMicros
+// clamps them at MaxInt64/2), so clearingCharge charges it at the bid.
 var errPriceOverMax = fmt.Errorf("%w: over 10^9", ErrNoticePrice)
 
 // parsePriceMicros parses a decimal CPM like "1.2345", or with an exponent
@@ -516,8 +517,10 @@ var errPriceOverMax = fmt.Errorf("%w: over 10^9", ErrNoticePrice)
 // dropped: an outside check); a price under one micro is 0. The exponent's
 // sign may be a space: a query string's "+" decoded ("1.75e+0", as printf's
 // %e writes it, was refused). It needs a digit: "." is not a price; a sign,
-// another space, a comma, hex, NaN and Inf are refused; a price over 10^9 is
-// errPriceOverMax.
+// another space, a comma, hex, NaN and Inf are refused; a price over 9*10^12
+// is errPriceOverMax. (The bound was 10^9, under what a bid may be: a bid in
+// a currency of a tiny rate over it had any real clearing price charged at
+// the bid; an outside review.)
 func parsePriceMicros(p []byte) (int64, error) {
 	if len(p) == 0 || len(p) > 32 {
 		return 0, ErrNoticePrice
@@ -573,7 +576,7 @@ func parsePriceMicros(p []byte) (int64, error) {
 	}
 	var whole, frac int64
 	for k := 0; k < point; k++ {
-		if whole = whole*10 + digit(k); whole > 1e9 {
+		if whole = whole*10 + digit(k); whole > 9e12 {
 			return 0, errPriceOverMax
 		}
 	}
@@ -588,9 +591,6 @@ func parsePriceMicros(p []byte) (int64, error) {
 				break
 			}
 		}
-	}
-	if v > 1e15 {
-		return 0, errPriceOverMax
 	}
 	return v, nil
 }

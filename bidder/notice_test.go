@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"math"
+	"math/big"
 	"math/rand/v2"
 	"strconv"
 	"strings"
@@ -30,6 +31,9 @@ func TestParsePriceMicros(t *testing.T) {
 	f("1.7500009", 1_750_001, true)
 	f("1.7500000000", 1_750_000, true)
 	f("1000000000", 1_000_000_000_000_000, true)
+	f("1000000001", 1_000_000_001_000_000, true)
+	f("9000000000000", 9_000_000_000_000_000_000, true) // the largest whole price
+	f("1e10", 10_000_000_000_000_000, true)
 	f("000000000000000000000000000001", 1_000_000, true) // leading zeros are no amount
 	// Exponents (Java's Double.toString under 0.001 and from 10^7):
 	f("1e3", 1_000_000_000, true)
@@ -43,8 +47,8 @@ func TestParsePriceMicros(t *testing.T) {
 	f("5.e0", 5_000_000, true)
 	f("1e-999", 0, true)
 	for _, bad := range []string{"", ".", "..5", "1.2.3", "-1", "+1", " 1", "1 ", "0x10", "NaN", "Inf",
-		"1,5", "${AUCTION_PRICE}", "1000000001", "1\x00", "000000000000000000000000000000009",
-		"e3", ".e3", "1e", "1e+", "1e-", "1e1000", "1e10", "1e3.5", "1ee3", "1e  3", "1e3 ", "-1e3", "1.5e-6x", "1E+-3", "1 e3"} {
+		"1,5", "${AUCTION_PRICE}", "9000000000001", "1e13", "1\x00", "000000000000000000000000000000009",
+		"e3", ".e3", "1e", "1e+", "1e-", "1e1000", "1e3.5", "1ee3", "1e  3", "1e3 ", "-1e3", "1.5e-6x", "1E+-3", "1 e3"} {
 		f(bad, 0, false)
 	}
 }
@@ -69,6 +73,10 @@ func TestClearingChargeExact(t *testing.T) {
 	f(9000, 9_000_000, 500_000, "100", 9000)        // over the bid: at the bid
 	f(9000, 9_000_000, 500_000, "2000000000", 9000) // over 10^9 too (it was a 400)
 	f(9000, 9_000_000, 500_000, "1e10", 9000)
+	f(9000, 9_000_000, 500_000, "1e13", 9000) // over any price: at the bid
+	// A bid over 10^9 CPM (a currency of a tiny rate): half its price is half
+	// its hold (a bound at 10^9 charged it the whole hold).
+	f(2000, 20_000_000_000_000_000, 0, "10000000000", 1000)
 	f(9000, 8_333_333, 0, "4.1666665", 4501)                // 4,499.9996: the price up to 4.166667, the share up
 	f(958_551_637, 950_257_100, 0, "950.2571", 958_551_637) // float64 gave 958551636
 	f(389_572_542, 923_308_594, 0, "923.308594", 389_572_542)
@@ -106,6 +114,19 @@ func TestChargeIsNeverBelowThePrice(t *testing.T) {
 			if got*1000 < p || got*1000 >= p+over {
 				t.Errorf("bid %d, clearing %d micros CPM: charged %d micros for an exact %.3f", v, p, got, float64(p)/1000)
 			}
+			if p == v {
+				continue
+			}
+			// Three more decimals (0.0000007 CPM more): the price is read up
+			// to the next micro, never below (nano-units: micros * 1000).
+			exact := p*1000 + 700
+			got, err = s.clearingCharge(&tok, []byte(strconv.FormatFloat(float64(p)/1e6, 'f', 6, 64)+"7"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got*1_000_000 < exact || got*1_000_000 >= exact+over*1000 {
+				t.Errorf("bid %d, clearing %d.7 micros CPM: charged %d micros for an exact %.4f", v, p, got, float64(exact)/1e6)
+			}
 		}
 	}
 }
@@ -131,6 +152,20 @@ func TestParsePriceMicrosAgreesWithParseFloat(t *testing.T) {
 		}
 		if want := math.Floor(f * 1e6); math.Abs(float64(got)-want) > 1+want*1e-15 {
 			t.Fatalf("%q: %d micros, ParseFloat's %v", p, got, want)
+		}
+		// Exactly: the micros rounded up, 0 under one micro (big.Rat reads
+		// the decimal and exponent forms exactly).
+		r, ok := new(big.Rat).SetString(p)
+		if !ok {
+			t.Fatalf("%q: big.Rat cannot read it", p)
+		}
+		r.Mul(r, big.NewRat(1_000_000, 1))
+		want := new(big.Int).Quo(r.Num(), r.Denom()) // floor: r >= 0
+		if new(big.Rat).SetInt(want).Cmp(r) != 0 && want.Sign() > 0 {
+			want.Add(want, big.NewInt(1))
+		}
+		if !want.IsInt64() || got != want.Int64() {
+			t.Fatalf("%q: %d micros, exactly %v rounded up", p, got, want)
 		}
 		compared++
 	}
