@@ -203,7 +203,7 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 	if len(br.WSeat) > 0 && !slices.Contains(br.WSeat, b.cfg.Seat) || b.cfg.Seat != "" && slices.Contains(br.BSeat, b.cfg.Seat) {
 		return dst
 	}
-	rewarded := imp.Rwdd == 1 || prebidRewarded(imp.Ext)
+	rewarded := imp.Rwdd != 0 || prebidRewarded(imp.Ext) // any nonzero, as the parser reads it
 	for _, c := range b.cfg.Campaigns.Campaigns {
 		if !b.campaignEligible(c, f) {
 			continue
@@ -394,7 +394,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) || btypeBlocked(cr.BType, imp.Banner.BType) {
 			return 0, 0, false
 		}
-		return bannerFit(cr.Sizes, imp.Banner, imp.Instl == 1)
+		return bannerFit(cr.Sizes, imp.Banner, imp.Instl != 0)
 	case campaigns.FormatVideo:
 		v := imp.Video
 		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) || !deliveryFits(cr.Delivery, v.Delivery) ||

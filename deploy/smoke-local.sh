@@ -18,8 +18,9 @@ WORK=$(mktemp -d)
 # bidder-2's listener "address already in use" at 32860).
 # Its 60 ports are checked free (bound and let go) before use: on a shared
 # machine another user's servers may hold a random base's.
+BASE=
 for _ in $(seq 20); do
-	BASE=$((20000 + RANDOM % 12000))
+	b=$((20000 + RANDOM % 12000))
 	python3 -c 'import socket, sys
 b = int(sys.argv[1])
 for p in range(b, b + 60):
@@ -29,8 +30,9 @@ for p in range(b, b + 60):
     except OSError:
         sys.exit(1)
     finally:
-        s.close()' "$BASE" && break
+        s.close()' "$b" && { BASE=$b; break; }
 done
+[ -n "$BASE" ] || { echo "smoke: FAIL: no 60 free ports at 20 random bases" >&2; exit 1; }
 pids=()
 cleanup() {
 	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

@@ -326,7 +326,7 @@ class Join(Tmp):
         import io
         good = event("imp", "a", "1", "A", "cr")
         for body, want in [(good + "{not json\n" + event("click", "a", "1", "A", "cr") + '{"kind": "im', 1),
-                           (good + '{"kind": "im', 0)]:
+                           (good + '{"kind": "im', 0), (good + "   ", 0), (good + "{bad\n" + "  ", 1)]:
             ev = self.write("events.jsonl", body)
             err = io.StringIO()
             with contextlib.redirect_stderr(err):

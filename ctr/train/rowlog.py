@@ -233,7 +233,7 @@ def read_events(path):
             e = json.loads(line)
         except ValueError:
             bad += line.strip() != ""
-            torn = not line.endswith("\n")  # only a file's last line lacks its newline
+            torn = line.strip() != "" and not line.endswith("\n")  # only a file's last line lacks its newline
             continue
         kind = e.get("kind")
         if kind not in ("imp", "click"):
