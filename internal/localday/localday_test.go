@@ -41,3 +41,26 @@ func TestDaysWhereMidnightIsSkipped(t *testing.T) {
 		}
 	}
 }
+
+// Days on which the clocks went back to midnight in a zone east of UTC:
+// midnight occurred twice, and the day begins at the first.
+func TestDaysWhereMidnightOccursTwice(t *testing.T) {
+	for _, c := range []struct {
+		zone string
+		y    int
+		m    time.Month
+		d    int
+	}{{"Asia/Amman", 1999, 9, 24}, {"Asia/Amman", 2020, 10, 30}, {"Antarctica/Casey", 2020, 3, 8}} {
+		loc, err := time.LoadLocation(c.zone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := Start(c.y, c.m, c.d, loc)
+		y, m, d := s.In(loc).Date()
+		py, pm, pd := s.Add(-time.Second).In(loc).Date()
+		if y != c.y || m != c.m || d != c.d || py == c.y && pm == c.m && pd == c.d {
+			t.Errorf("%s %d-%02d-%02d: start %s, the second before %s", c.zone, c.y, c.m, c.d,
+				s.In(loc).Format(time.DateTime+" -0700"), s.Add(-time.Second).In(loc).Format(time.DateTime+" -0700"))
+		}
+	}
+}
