@@ -438,7 +438,7 @@ func bannerFit(sizes []campaigns.Size, b *openrtb2.Banner, instl bool) (int64, i
 	ranged := b.WMin > 0 || b.WMax > 0 || b.HMin > 0 || b.HMax > 0
 	if bw == 0 && bh == 0 && len(b.Format) == 0 && !ranged {
 		for _, s := range sizes { // the imp gives no size: any, or a full-screen one for an interstitial
-			if !instl || slices.Contains(campaigns.FullScreen, s) {
+			if !instl || campaigns.FullScreen(s) {
 				return s.W, s.H, true
 			}
 		}

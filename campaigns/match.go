@@ -971,9 +971,15 @@ func anyInt(have, want []int64) bool {
 	return false
 }
 
-// FullScreen are the sizes an interstitial imp that gives no size of its
-// own may get: IAB's full-screen mobile and tablet units.
-var FullScreen = []Size{{320, 480}, {480, 320}, {768, 1024}, {1024, 768}}
+// FullScreen tells whether s is a size an interstitial imp that gives no
+// size of its own may get: IAB's full-screen mobile and tablet units.
+func FullScreen(s Size) bool {
+	switch s {
+	case Size{320, 480}, Size{480, 320}, Size{768, 1024}, Size{1024, 768}:
+		return true
+	}
+	return false
+}
 
 func bannerSize(sizes []Size, b *ortb.Banner, instl bool) (int64, int64, bool) {
 	ranged := b.HasRange()
@@ -983,7 +989,7 @@ func bannerSize(sizes []Size, b *ortb.Banner, instl bool) (int64, int64, bool) {
 		// full-screen one (it got the first, a 320x50 banner on the IAB's
 		// own sample; an outside audit).
 		for _, s := range sizes {
-			if !instl || slices.Contains(FullScreen, s) {
+			if !instl || FullScreen(s) {
 				return s.W, s.H, true
 			}
 		}
