@@ -140,6 +140,38 @@ func runLedger(t *testing.T, m *Manager) {
 	t.Cleanup(func() { cancel(); <-done })
 }
 
+// twoOnOneStore is two instances, a and b, of campaign c on one store, with
+// a hold of bid on a, and notice, which settles a notice of that hold's
+// impression (auction x, imp 1) at m and waits for m's ledger, a
+// millisecond apart.
+func twoOnOneStore(t *testing.T, bid int64) (st *MemStore, a, b *Manager, notice func(m *Manager, k NoticeKind, price int64) Result) {
+	t.Helper()
+	clk := newManualClock(t0.Add(time.Hour))
+	st = NewMemStore()
+	c := campaign("c", micros(100))
+	a = storeManager(t, st, "a", clk, c)
+	b = storeManager(t, st, "b", clk, c)
+	t.Cleanup(func() { a.Close(ctxT(t)); b.Close(ctxT(t)) })
+	id, ok := a.Hold(a.Handle("c"), bid, clk.Now())
+	if !ok {
+		t.Fatal("hold refused")
+	}
+	return st, a, b, func(m *Manager, k NoticeKind, price int64) Result {
+		t.Helper()
+		res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+			AuctionID: "x", ImpID: "1", BidMicros: bid, ClearingMicros: price, Time: clk.Now(),
+			Bid: t0.Add(time.Hour - time.Second)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ledger.flush(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Millisecond)
+		return res
+	}
+}
+
 // A rise the ledger takes back as a duplicate charged nothing, and its
 // result says so (the event log and the win counts read the result): win at
 // 500 here, the bill at 8,500 settled by another instance (its forward
@@ -147,29 +179,12 @@ func runLedger(t *testing.T, m *Manager) {
 // with the taken-back rise left in the result, the event log said this
 // instance charged 8,000 more than the ledger holds.
 func TestDuplicateRiseChargesNothingInItsResult(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	b := storeManager(t, st, "b", clk, c)
-	defer a.Close(ctxT(t))
-	defer b.Close(ctxT(t))
+	st, a, b, settle := twoOnOneStore(t, 9000)
 	runLedger(t, a)
 	runLedger(t, b)
-	id, ok := a.Hold(a.Handle("c"), 9000, clk.Now())
-	if !ok {
-		t.Fatal("hold refused")
-	}
 	var results int64
 	notice := func(m *Manager, k NoticeKind, price int64) Result {
-		t.Helper()
-		res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
-			AuctionID: "x", ImpID: "1", BidMicros: 9000, ClearingMicros: price, Time: clk.Now(),
-			Bid: t0.Add(time.Hour - time.Second)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		clk.Add(time.Millisecond)
+		res := settle(m, k, price)
 		results += res.ChargedMicros - res.ReversedMicros
 		return res
 	}
@@ -178,11 +193,7 @@ func TestDuplicateRiseChargesNothingInItsResult(t *testing.T) {
 	if res := notice(a, KindBill, 8500); res.ChargedMicros != 0 || !res.Duplicate {
 		t.Errorf("the bill here after the other instance's: %+v, want nothing charged, a duplicate", res)
 	}
-	var ledger int64
-	for _, e := range st.ledger.all() {
-		ledger += e.Charged
-	}
-	if results != ledger {
+	if ledger := ledgerSum(st); results != ledger {
 		t.Errorf("the notices' results charged %d, the ledger holds %d", results, ledger)
 	}
 }
@@ -241,31 +252,7 @@ func TestChargeForgottenByEvictionIsUnreconciled(t *testing.T) {
 // by a loss here: this process cannot tell it from the bill, and a billed
 // impression reversed is free.
 func TestLossKeepsAProvisionalWinRecordedBefore(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	b := storeManager(t, st, "b", clk, c)
-	defer a.Close(ctxT(t))
-	defer b.Close(ctxT(t))
-	id, ok := a.Hold(a.Handle("c"), 1000, clk.Now())
-	if !ok {
-		t.Fatal("hold refused")
-	}
-	settle := func(m *Manager, k NoticeKind, price int64) Result {
-		t.Helper()
-		res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
-			AuctionID: "x", ImpID: "1", BidMicros: 1000, ClearingMicros: price, Time: clk.Now(),
-			Bid: t0.Add(time.Hour - time.Second)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.ledger.flush(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-		clk.Add(time.Millisecond)
-		return res
-	}
+	st, a, b, settle := twoOnOneStore(t, 1000)
 	settle(b, KindBill, 500)
 	settle(a, KindWin, 500)
 	if res := settle(a, KindLoss, 0); res.ReversedMicros != 0 {

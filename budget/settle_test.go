@@ -909,38 +909,12 @@ func TestNeverUnderAcrossProcesses(t *testing.T) {
 // impression billed at 8,500 (an outside audit, live on two instances). The
 // duplicate rise now marks the level foreign, and the loss changes nothing.
 func TestLossKeepsADuplicateRise(t *testing.T) {
-	clk := newManualClock(t0.Add(time.Hour))
-	st := NewMemStore()
-	c := campaign("c", micros(100))
-	a := storeManager(t, st, "a", clk, c)
-	b := storeManager(t, st, "b", clk, c)
-	defer a.Close(ctxT(t))
-	defer b.Close(ctxT(t))
-	id, ok := a.Hold(a.Handle("c"), 9000, clk.Now())
-	if !ok {
-		t.Fatal("hold refused")
-	}
-	notice := func(m *Manager, k NoticeKind, price int64) {
-		t.Helper()
-		if _, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
-			AuctionID: "x", ImpID: "1", BidMicros: 9000, ClearingMicros: price, Time: clk.Now(),
-			Bid: t0.Add(time.Hour - time.Second)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := m.ledger.flush(ctxT(t)); err != nil {
-			t.Fatal(err)
-		}
-		clk.Add(time.Millisecond)
-	}
+	st, a, b, notice := twoOnOneStore(t, 9000)
 	notice(a, KindWin, 500)
 	notice(b, KindBill, 8500)
 	notice(a, KindWin, 8500)
 	notice(a, KindLoss, 0)
-	var sum int64
-	for _, e := range st.ledger.all() {
-		sum += e.Charged
-	}
-	if sum < 8500 {
+	if sum := ledgerSum(st); sum < 8500 {
 		t.Fatalf("ledger %d for an impression billed at 8500", sum)
 	}
 }
