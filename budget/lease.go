@@ -88,11 +88,10 @@ type leaseRes struct {
 	// wrongCurrency is the record's currency when it is not the
 	// campaign's: the step changed nothing.
 	wrongCurrency string
-	// The budget another instance wrote last (otherBy "": none), and
-	// whether it differs from this step's or agrees with it.
-	budgetDiffer, budgetAgreed bool
-	otherBy, otherZone         string
-	otherDaily, otherTotal     int64
+	// The budget and time zone another instance wrote last (otherBy "":
+	// none); seeBudget compares them with this instance's.
+	otherBy, otherZone     string
+	otherDaily, otherTotal int64
 }
 
 const unlimited = math.MaxInt64 / 4
@@ -127,9 +126,6 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	now := q.now.UnixNano()
 	if q.budgetKnown && res.wrongCurrency == "" {
 		if rec.BudgetBy != "" && rec.BudgetBy != q.instance {
-			res.budgetDiffer = rec.BudgetDaily != q.daily || rec.BudgetTotal != q.total ||
-				rec.BudgetZone != "" && q.zone != "" && rec.BudgetZone != q.zone
-			res.budgetAgreed = !res.budgetDiffer
 			res.otherBy, res.otherDaily, res.otherTotal, res.otherZone = rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone
 		}
 		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone = q.instance, q.daily, q.total, q.zone

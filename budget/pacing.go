@@ -167,16 +167,9 @@ func dayBounds(t time.Time, loc *time.Location) (start, end time.Time, day strin
 	if e := slot.Load(); e != nil && e.loc == loc && !t.Before(e.start) && t.Before(e.end) {
 		return e.start, e.end, e.day
 	}
-	start, end, day = computeDayBounds(t, loc)
+	start, end, day = localday.Bounds(t, loc)
 	slot.Store(&dayEntry{loc: loc, start: start, end: end, day: day})
 	return start, end, day
-}
-
-// computeDayBounds is localday.Bounds: where the clocks jump at midnight,
-// the day begins at the jump (time.Date put its start an hour into the day
-// before, under that day's date: the day never rolled).
-func computeDayBounds(t time.Time, loc *time.Location) (start, end time.Time, day string) {
-	return localday.Bounds(t, loc)
 }
 
 // dayMemo holds one zone's day per slot, found by the zone's address; two

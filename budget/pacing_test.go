@@ -7,6 +7,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/internal/localday"
 )
 
 // dayRun is one simulated day of a campaign on an accelerated clock.
@@ -559,7 +561,7 @@ func TestDayBoundsMemo(t *testing.T) {
 		at := base.Add(time.Duration(rng.Int64N(int64(40 * 24 * time.Hour))))
 		loc := locs[rng.IntN(len(locs))]
 		s, e, d := dayBounds(at, loc)
-		ws, we, wd := computeDayBounds(at, loc)
+		ws, we, wd := localday.Bounds(at, loc)
 		if !s.Equal(ws) || !e.Equal(we) || d != wd || s.Location() != loc {
 			t.Fatalf("%v in %v: %v %v %s, want %v %v %s", at, loc, s, e, d, ws, we, wd)
 		}
