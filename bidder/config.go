@@ -324,16 +324,16 @@ func (c ShadingConfig) options() shading.Config {
 // apart today (an ounce of gold and the Iranian rial) differ by a few 1e9.
 const minRate, maxRate = 1e-10, 1e10
 
-// rateSpan is the least and the greatest of the positive, finite rates
-// (the base's 1 among them); ok is false when there are none.
-func rateSpan(rates map[string]float64) (lo, hi float64, ok bool) {
+// rateSpan is the least and the greatest of the positive, finite rates,
+// the base's 1 among them.
+func rateSpan(rates map[string]float64) (lo, hi float64) {
 	lo, hi = 1, 1
 	for _, r := range rates {
 		if r > 0 && !math.IsInf(r, 0) {
-			lo, hi, ok = min(lo, r), max(hi, r), true
+			lo, hi = min(lo, r), max(hi, r)
 		}
 	}
-	return lo, hi, ok
+	return lo, hi
 }
 
 // CurrencyConfig is the rate table: units of Base per one unit of each
@@ -988,7 +988,7 @@ func (c *Config) Validate() error {
 			bad("currency.rates."+cur, "rate %v of the base currency must be 1 (rates are units of %s per unit)", r, c.Currency.Base)
 		}
 	}
-	if lo, hi, ok := rateSpan(c.Currency.Rates); ok && hi/lo > maxRate {
+	if lo, hi := rateSpan(c.Currency.Rates); hi/lo > maxRate {
 		// Each rate within its bounds, two of them could still be 1e20
 		// apart: a bid converted from one to the other was clamped (4.6e12
 		// CPM), as a single rate of 1e-300 was (an outside review).

@@ -507,7 +507,7 @@ func (s *Server) clearingCharge(t *bidToken, p []byte) (int64, error) {
 // errPriceOverMax is a price over 9*10^12 CPM (its micros would not fit in
 // an int64): no price, but above any bid, whose micros do (convertMicros
 // clamps them at MaxInt64/2), so clearingCharge charges it at the bid.
-var errPriceOverMax = fmt.Errorf("%w: over 10^9", ErrNoticePrice)
+var errPriceOverMax = fmt.Errorf("%w: over 9*10^12", ErrNoticePrice)
 
 // parsePriceMicros parses a decimal CPM like "1.2345", or with an exponent
 // like "1.0E-4" (what Java's Double.toString writes under 0.001 and from

@@ -61,8 +61,7 @@ func (p *Parser) impField(imp *Imp, k []byte, v *fastjson.Value) error {
 		return getInt(k, v, &imp.Exp)
 	case "rwdd":
 		return getBool(k, v, &imp.Rwdd)
-	case "ext":
-		p.impExtRwdd = false
+	case "ext": // given once (visit): parseImp reset impExtRwdd
 		if ext := extObject(v); ext != nil {
 			return within("ext", visit(ext, p.impExtField))
 		}
@@ -162,7 +161,6 @@ func (p *Parser) impExtField(k []byte, v *fastjson.Value) error {
 	if string(k) != "prebid" {
 		return errUnread
 	}
-	p.impExtRwdd = false
 	if pb := extObject(v); pb != nil {
 		return within("prebid", visit(pb, p.impPrebidField))
 	}
