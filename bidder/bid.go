@@ -219,21 +219,28 @@ func fromBrowser(h *fasthttp.RequestHeader) bool {
 }
 
 // answerVersion sets the answer's x-openrtb-version: 2.5 to a request that
-// names 2.5 (2.5.x included), 2.6 otherwise. Every answer is a valid 2.5
-// response too: what 2.6 added to a bid (mtype, dur, ...) a 2.5 reader skips
-// as unknown fields.
+// names an earlier 2.x (2.0 to 2.5, a patch such as 2.5.1 or 2.4.0
+// included): the oldest version the bidder speaks, whose answers a 2.4
+// reader parses too (2.5 added fields, it changed none); 2.6 otherwise. Every
+// answer is a valid 2.5 response: what 2.6 added to a bid (mtype, dur, ...)
+// a 2.5 reader skips as unknown fields.
 func answerVersion(ctx *fasthttp.RequestCtx) {
 	v := openrtbVersion
-	if is25(ctx) {
+	if pre26(ctx) {
 		v = openrtb25
 	}
 	ctx.Response.Header.SetBytesKV(hdrVersion, v)
 }
 
-// is25 tells whether the request names OpenRTB 2.5 in x-openrtb-version.
-func is25(ctx *fasthttp.RequestCtx) bool {
+// pre26 tells whether the request names an OpenRTB version before 2.6 in
+// x-openrtb-version: "2.N" or "2.N.P" with N 0 to 5. Their no-bid reason
+// list ends at 10.
+func pre26(ctx *fasthttp.RequestCtx) bool {
 	r := ctx.Request.Header.PeekBytes(hdrVersion)
-	return bytes.Equal(r, openrtb25) || bytes.HasPrefix(r, []byte("2.5."))
+	if len(r) < 3 || r[0] != '2' || r[1] != '.' || r[2] < '0' || r[2] > '5' {
+		return false
+	}
+	return len(r) == 3 || r[3] == '.'
 }
 
 // handleBid is POST /openrtb2/bid.
@@ -1124,7 +1131,7 @@ func (s *Server) noBid(ctx *fasthttp.RequestCtx, bc *bidCtx, r reason) {
 	s.m.nobids[r].add(bc.stripe, 1)
 	ctx.Response.Header.SetBytesKV(hdrNoBid, s.reasonBytes[r])
 	if bc.ex != nil && bc.ex.nbr && len(bc.req.ID) > 0 {
-		bc.out = appendNBR(bc.out[:0], bc.req.ID, r, is25(ctx))
+		bc.out = appendNBR(bc.out[:0], bc.req.ID, r, pre26(ctx))
 		ctx.SetStatusCode(fasthttp.StatusOK)
 		ctx.SetContentTypeBytes(ctJSON)
 		ctx.SetBody(bc.out)

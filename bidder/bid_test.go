@@ -64,10 +64,12 @@ func onlyBid(t testing.TB, resp *openrtb2.BidResponse) openrtb2.Bid {
 }
 
 // The answer's version follows a 2.5 request's (it answered 2.6 to every
-// request before).
+// request before), and an earlier 2.x's gets 2.5, the oldest the bidder
+// speaks (a 2.4 request was answered 2.6).
 func TestAnswerVersion(t *testing.T) {
 	ts := newTestServer(t, nil)
-	for sent, want := range map[string]string{"2.5": "2.5", "2.5.1": "2.5", "2.6": "2.6", "": "2.6", "2.50": "2.6", "3.0": "2.6"} {
+	for sent, want := range map[string]string{"2.5": "2.5", "2.5.1": "2.5", "2.4": "2.5", "2.3.1": "2.5", "2.0": "2.5",
+		"2.6": "2.6", "": "2.6", "2.50": "2.6", "2.6.1": "2.6", "2.7": "2.6", "2.": "2.6", "2.5x": "2.6", "3.0": "2.6", "1.5": "2.6"} {
 		if v := string(ts.bidInTime(readReq(t, "site-banner.json"), "x-openrtb-version", sent).Header.Peek("x-openrtb-version")); v != want {
 			t.Errorf("a request of version %q: answered %q, want %q", sent, v, want)
 		}

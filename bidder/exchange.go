@@ -198,14 +198,15 @@ var nbrCodes = [numReasons]int{
 }
 
 // appendNBR appends {"id":ID,"nbr":N}: a no-bid with its reason code, for
-// exchanges that want one instead of a bare 204. OpenRTB 2.5's list ends at
-// 10: to a 2.5 request a later code (15, insufficient auction time) is 0.
-func appendNBR(b []byte, id []byte, r reason, v25 bool) []byte {
+// exchanges that want one instead of a bare 204. OpenRTB 2.5's list (and
+// every earlier one) ends at 10: to a request of such a version (pre26) a
+// later code (15, insufficient auction time) is 0.
+func appendNBR(b []byte, id []byte, r reason, old bool) []byte {
 	b = append(b, `{"id":`...)
 	b = ortb.AppendJSONString(b, id)
 	b = append(b, `,"nbr":`...)
 	code := nbrCodes[r]
-	if v25 && code > 10 {
+	if old && code > 10 {
 		code = 0
 	}
 	b = strconv.AppendInt(b, int64(code), 10)

@@ -302,10 +302,13 @@ func TestNBRCodes(t *testing.T) {
 	if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":15}` {
 		t.Fatalf("tmax: %d %s", r.StatusCode(), r.Body())
 	}
-	// OpenRTB 2.5's list ends at 10: 0 (unknown) to a 2.5 request.
-	r = ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(body), "x-openrtb-version", "2.5")
-	if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":0}` {
-		t.Fatalf("tmax, 2.5: %d %s", r.StatusCode(), r.Body())
+	// OpenRTB 2.5's list ends at 10 (and 2.4's, ...): 0 (unknown) to such a
+	// request (a 2.4 one was answered 15).
+	for _, v := range []string{"2.5", "2.4", "2.3.1"} {
+		r = ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(body), "x-openrtb-version", v)
+		if r.StatusCode() != 200 || string(r.Body()) != `{"id":"req-site-banner","nbr":0}` {
+			t.Fatalf("tmax, %s: %d %s", v, r.StatusCode(), r.Body())
+		}
 	}
 	// A malformed request stays a 400.
 	if r := ts.do("POST", "/openrtb2/bid?exchange=strict", []byte(`{"id":"x"}`)); r.StatusCode() != 400 {
