@@ -663,6 +663,40 @@ func TestErrorAnswersNameTheVersion(t *testing.T) {
 	}
 }
 
+// Every answer over HTTP has a Date header (RFC 9110 section 6.6.1: an
+// origin server with a clock must send one): a bid, a no-bid, a 400, a 405,
+// a forged notice's 403 and /healthz. There was none.
+func TestAnswersHaveADate(t *testing.T) {
+	ts := newTestServer(t, nil)
+	addr := ts.serve(t)
+	bid, _ := os.ReadFile("testdata/requests/site-banner.json")
+	noBid := bytes.Replace(bid, []byte(`"bidfloor":0.5`), []byte(`"bidfloor":5000`), 1)
+	for _, c := range []struct {
+		name, method, path string
+		body               []byte
+		code               int
+	}{
+		{"bid", "POST", "/openrtb2/bid", bid, 200},
+		{"no-bid", "POST", "/openrtb2/bid", noBid, 204},
+		{"malformed", "POST", "/openrtb2/bid", []byte(`{"id":"x"}`), 400},
+		{"method", "PUT", "/openrtb2/bid", bid, 405},
+		{"notice", "GET", "/notice/win?t=x", nil, 403},
+		{"health", "GET", "/healthz", nil, 200},
+	} {
+		before := time.Now().Add(-time.Second).Truncate(time.Second)
+		req, _ := http.NewRequest(c.method, "http://"+addr+c.path, bytes.NewReader(c.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		d, err := http.ParseTime(resp.Header.Get("Date"))
+		if resp.StatusCode != c.code || err != nil || d.Before(before) || d.After(time.Now().Add(time.Second)) {
+			t.Errorf("%s: %d, Date %q (%v); want %d and the time of the answer", c.name, resp.StatusCode, resp.Header.Get("Date"), err, c.code)
+		}
+	}
+}
+
 // Expect: 100-continue with a Content-Length over max_body_bytes is
 // answered 413 before any body is sent, not invited with 100 Continue (an
 // outside audit); one within it is invited and answered.

@@ -193,8 +193,9 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 			}
 			return fasthttp.StatusContinue
 		},
+		// Every answer has a Date (RFC 9110: an origin server with a clock
+		// MUST send one; fasthttp formats it once a second).
 		NoDefaultServerHeader: true,
-		NoDefaultDate:         true,
 		CloseOnShutdown:       true,
 		Logger:                quietLogger{}, // per-connection errors are counted, not logged
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
