@@ -93,7 +93,7 @@ lint:
 ## its 10 minutes: README "Development")
 check: lint test-race
 
-## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~1 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
+## models: retrain the bundled models on simulator logs and evaluate them (apt: python3-xgboost python3-torch python3-onnx; ~2 h, 24 GB; REQUESTS=4000000 SIM_SPAN=24h for a tenth)
 models:
 	sh ctr/train/make_models.sh
 

@@ -333,6 +333,7 @@ func (a *App) startBudget(ctx context.Context, sec *secrets) error {
 		HoldTTL:    a.cfg.Notices.HoldTTL,
 		NoticeTTL:  a.cfg.Notices.TokenTTL,
 		SyncPeriod: b.SyncPeriod,
+		MaxHolds:   b.MaxHolds,
 		Replicas:   b.Replicas,
 		Auth:       sec.natsAuth,
 		// Settlement: notices.* (docs/budget.md, Notices).

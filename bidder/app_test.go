@@ -916,3 +916,32 @@ func TestAdminConnectionsCapped(t *testing.T) {
 		t.Fatalf("one admin connection closed, the next request still waits: %v", err)
 	}
 }
+
+// budget.max_holds bounds the bids whose holds are open at once: with 1024
+// and no notices, bids stop with no-bid reason budget once the table is
+// full, counted in openbidder_budget_hold_table_full_total. The docs named
+// the setting, but the bidder had none (the table was always 2^20).
+func TestMaxHoldsBoundsOpenHolds(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.Budget.MaxHolds = 1024 })
+	body, err := os.ReadFile("testdata/requests/site-banner.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bids, why := 0, map[string]int{}
+	for i := 0; i < 1300; i++ {
+		code, _, reason := postBid(t, "http://"+app.Addr()+"/openrtb2/bid", body)
+		if code == 200 {
+			bids++
+		} else {
+			why[reason]++
+		}
+	}
+	_, m := get(t, "http://"+app.AdminAddr()+"/metrics")
+	full := regexp.MustCompile(`(?m)^openbidder_budget_hold_table_full_total ([0-9]+)$`).FindSubmatch(m)
+	if bids > 1024 || why["budget"] == 0 || full == nil || string(full[1]) == "0" {
+		t.Fatalf("max_holds 1024: %d bids, no-bids %v, hold_table_full %q; want at most 1024 bids, then budget no-bids the counter counts", bids, why, full)
+	}
+	if bids < 512 {
+		t.Errorf("only %d bids of 1300 before the table of 1024 was full (no-bids %v)", bids, why)
+	}
+}

@@ -425,7 +425,7 @@ type NoticeConfig struct {
 	// token records it) or "nobid" (204, no-bid reason test_request).
 	TestRequests string        `yaml:"test_requests"`
 	TokenTTL     time.Duration `yaml:"token_ttl"` // how long a notice is accepted (default 24h, at most 720h)
-	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m, at least 1s); an imp whose exp is longer gets no bid, so DOOH exchanges that send hours need a longer one
+	HoldTTL      time.Duration `yaml:"hold_ttl"`  // how long a bid's hold lives (default 2m, at least 1s); an imp whose exp is longer gets no bid, so DOOH exchanges that send hours need a longer one (and budget.max_holds over their bid rate times it)
 	// AckWait bounds how long a charging notice waits for its ledger entry
 	// to be durable; then it is answered 503 and the entry stays queued for
 	// the exchange's retry (default 2s, 10ms to 1m).
@@ -585,6 +585,16 @@ type BudgetConfig struct {
 	// SyncPeriod is how often spend, holds and leases are synchronised with
 	// the store and pacing is updated (default 1s, at least 100ms).
 	SyncPeriod time.Duration `yaml:"sync_period"`
+	// MaxHolds bounds the bids whose holds are open at once (default 1048576,
+	// 1024 to 67108864). A bid's hold stays open until its loss notice or
+	// its bill, or notices.hold_ttl: without loss notices the table sustains
+	// at most max_holds / hold_ttl bids a second (about 8,700 at the 2m
+	// default, 290 at 1h); past it bids are refused as no-bid reason budget,
+	// counted in openbidder_budget_hold_table_full_total. Memory follows the
+	// holds open at once (32 bytes each, in chunks), not this bound. A next
+	// process with another value reopens the last one's open holds under new
+	// ids: their notices are charged as late.
+	MaxHolds int `yaml:"max_holds"`
 	// Auth is this instance's NATS identity: with nats_urls, what it presents
 	// to the cluster; embedded, also the one identity the embedded server
 	// accepts (required when embedded_listen is not loopback).
@@ -866,6 +876,9 @@ func (c *Config) Defaults() {
 	def(&c.Budget.StoreDir, "data/nats")
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
+	if c.Budget.MaxHolds == 0 {
+		c.Budget.MaxHolds = 1 << 20
+	}
 	defDur(&c.Budget.StartTimeout, time.Minute)
 	if c.Budget.Replicas == 0 {
 		c.Budget.Replicas = 1
@@ -918,6 +931,9 @@ func (c *Config) Validate() error {
 	if c.WatchEvery > 0 && c.WatchEvery < 10*time.Millisecond {
 		// An outside audit: 1ns kept an idle bidder on 1.86 of 2 cores.
 		bad("watch_every", "%v is under 10ms (negative disables the watch)", c.WatchEvery)
+	}
+	if c.Budget.MaxHolds < 1024 || c.Budget.MaxHolds > 1<<26 {
+		bad("budget.max_holds", "%d is outside 1024..67108864", c.Budget.MaxHolds)
 	}
 	if c.Budget.SyncPeriod < 100*time.Millisecond {
 		bad("budget.sync_period", "%v is under 100ms", c.Budget.SyncPeriod)

@@ -53,6 +53,9 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 		n.DedupWindow != (DedupWindowConfig{Win: 15 * time.Minute, Bill: 2 * time.Hour, Loss: 15 * time.Minute}) {
 		t.Fatalf("notice defaults: %+v", n)
 	}
+	if c.Budget.MaxHolds != 1<<20 {
+		t.Fatalf("budget.max_holds defaults to %d, want 1048576", c.Budget.MaxHolds)
+	}
 	if c.Privacy.VendorID != 0 {
 		t.Fatalf("privacy.vendor_id defaults to %d, want 0 (none)", c.Privacy.VendorID)
 	}
@@ -129,6 +132,8 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nexchanges: {adx: {charge_on: imp}}\n", "exchanges.adx.charge_on")
 	f("model: {gbdt: m.json}\nnotices: {dedup_max_entries: 10}\n", "notices.dedup_max_entries")
 	f("model: {gbdt: m.json}\nnotices: {freq_max_entries: 10}\n", "notices.freq_max_entries")
+	f("model: {gbdt: m.json}\nbudget: {max_holds: 10}\n", "budget.max_holds")
+	f("model: {gbdt: m.json}\nbudget: {max_holds: 134217728}\n", "budget.max_holds")
 	f("model: {gbdt: m.json}\npricing: {shading: {min_observations: 3000, memory: 2000}}\n", "min_observations 3000 is over memory 2000")
 	f("model: {gbdt: m.json}\nnotices: {tracker_dedup_entries: -2}\n", "notices.tracker_dedup_entries")
 	f("model: {gbdt: m.json}\nnotices: {dedup_window: {bill: -1s}}\n", "dedup_window")
