@@ -693,6 +693,11 @@ func parseConfig(path string, o Overrides) (*Config, error) {
 	// (every field is optional); the decoder reports it as io.EOF.
 	err = dec.Decode(&c)
 	if err == nil {
+		// A second document was ignored without a word: an admin_token
+		// appended after "---" left the admin listener open.
+		if err2 := campaigns.SecondDocument(dec); err2 != nil {
+			return nil, fmt.Errorf("%w: %s: %v", ErrConfig, path, err2)
+		}
 		err = campaigns.NullItems(data) // yaml.v3 drops a null list item
 	}
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -555,3 +555,22 @@ func TestDefaultInstanceIDStableAcrossStarts(t *testing.T) {
 		t.Errorf("port %d and port 0 in process %d: both %q", os.Getpid(), os.Getpid(), w.InstanceID)
 	}
 }
+
+// The bidder's config is read as a campaign file is (docs/campaigns.md):
+// a second YAML document is an error. It was ignored without a word, so
+// an admin_token appended after "---" left the admin listener open.
+func TestConfigRefusesASecondDocument(t *testing.T) {
+	for _, body := range []string{
+		"listen: 127.0.0.1:1\n---\nadmin_token: second-document-token-0123\n",
+		"listen: 127.0.0.1:1\n---\nlisten: [oops\n",
+		"listen: 127.0.0.1:1\n...\nadmin_token: second-document-token-0123\n",
+	} {
+		_, err := LoadConfig(writeConfig(t, body), Overrides{})
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "more than one YAML document") {
+			t.Errorf("%q: %v, want more than one YAML document", body, err)
+		}
+	}
+	if _, err := LoadConfig(writeConfig(t, "---\nlisten: 127.0.0.1:1\n...\n"), Overrides{}); err != nil {
+		t.Errorf("one document between markers: %v", err)
+	}
+}

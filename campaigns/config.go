@@ -2,7 +2,9 @@ package campaigns
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"math"
 	"reflect"
 	"regexp"
@@ -198,9 +200,14 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 	// An alias is written *name: a file without a '*' has none, and is not
 	// parsed twice (a second parse made a reload of 10,000 files 65% slower).
 	var root yaml.Node
-	if bytes.IndexByte(data, '*') >= 0 && yaml.NewDecoder(pause.input(data)).Decode(&root) == nil &&
-		expandedSize(&root, map[*yaml.Node]int{}) > MaxFileBytes {
-		return Config{}, fmt.Errorf("%s: its aliases expand it past %d bytes", name, MaxFileBytes)
+	if bytes.IndexByte(data, '*') >= 0 && yaml.NewDecoder(pause.input(data)).Decode(&root) == nil {
+		seen := map[*yaml.Node]int{}
+		if expandedSize(&root, seen) > MaxFileBytes {
+			if seen[nil] == aliasCycle {
+				return Config{}, fmt.Errorf("%s: an alias names a value that holds it (a recursive alias)", name)
+			}
+			return Config{}, fmt.Errorf("%s: its aliases expand it past %d bytes", name, MaxFileBytes)
+		}
 	}
 	if err := NotUTF8(data); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
@@ -213,15 +220,32 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 	if err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		return Config{}, fmt.Errorf("%s: more than one YAML document", name)
+	if err := SecondDocument(dec); err != nil {
+		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	if err := checkDecoded(data, pause); err != nil {
 		return Config{}, fmt.Errorf("%s: %w", name, err)
 	}
 	c.File = name
 	return c, nil
+}
+
+// SecondDocument is nil when dec, having decoded a file's first document,
+// is at the end of the input, else the error that there is more: a second
+// document, one that does not parse included. Only a second document that
+// parsed used to be refused, so anything after a "---" or "..." that did
+// not (a second campaign pasted in after "...", a half-written copy, a
+// stray "[") was dropped without a word and the file accepted.
+func SecondDocument(dec *yaml.Decoder) error {
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err == nil:
+		return errors.New("more than one YAML document")
+	default:
+		return fmt.Errorf("more than one YAML document (the second does not parse: %v)", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
 }
 
 // maybeFloat finds what could be a plain (unquoted) YAML number with a
@@ -452,13 +476,25 @@ func yamlFieldType(t reflect.Type, name string) (reflect.Type, bool) {
 // itself; one with them is held to the same bound, since every value is
 // compiled (lower-cased, templated) once per place it appears: 80,000
 // aliases of a 200 KB region made 16 GB.
+//
+// yaml.v3 decodes a recursive alias (countries: &x [*x]) into a node that
+// holds itself: a node being sized is marked (aliasCycle) and meeting it
+// again counts as past the bound, with seen[nil] set so the caller can say
+// why. Before, the walk recursed for ever and a one-line file killed the
+// process (fatal stack overflow: a reload by the watch took the bidder
+// down, and it could not start again while the file stayed).
 func expandedSize(n *yaml.Node, seen map[*yaml.Node]int) int {
 	if n.Kind == yaml.AliasNode && n.Alias != nil {
 		n = n.Alias
 	}
 	if s, ok := seen[n]; ok {
+		if s == aliasCycle {
+			seen[nil] = aliasCycle
+			return MaxFileBytes + 1
+		}
 		return s
 	}
+	seen[n] = aliasCycle
 	s := len(n.Value) + 1
 	for _, c := range n.Content {
 		if s > MaxFileBytes {
@@ -470,6 +506,10 @@ func expandedSize(n *yaml.Node, seen map[*yaml.Node]int) int {
 	seen[n] = s
 	return s
 }
+
+// aliasCycle marks a node expandedSize is sizing (and, as seen[nil], that a
+// cycle was met).
+const aliasCycle = -1
 
 // MarshalConfig renders c as YAML that ParseConfig reads back to the same
 // Config (used by the generator).

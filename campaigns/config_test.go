@@ -591,3 +591,46 @@ func TestFlightDatesWhereMidnightIsSkipped(t *testing.T) {
 		t.Errorf("end %s, want %s", got.End.In(loc), want)
 	}
 }
+
+// A recursive alias (an anchor whose value holds an alias of itself) is a
+// problem of its file: yaml.v3 decodes it into a node graph with a cycle,
+// and expandedSize recursed on it until the process died of a stack
+// overflow (fatal, not a recoverable panic): one line dropped into the
+// campaign folder took a running bidder down at the next watch tick, and
+// -check-config and every restart with it.
+func TestParseConfigRecursiveAlias(t *testing.T) {
+	for _, doc := range []string{
+		"targeting:\n  countries: &x [*x]\n",
+		"x_unknown: &z [*z]\nid: a\n",
+		"targeting:\n  dayparting: &d {days: [*d]}\n",
+		"targeting: &t\n  <<: *t\n",
+	} {
+		_, err := ParseConfig("x.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "x.yaml: an alias names a value that holds it") {
+			t.Errorf("%q: %v, want a recursive alias refused", doc, err)
+		}
+	}
+}
+
+// Whatever follows the first document is refused, a second document that
+// does not parse included: only one that parsed was, so a campaign pasted
+// in after "...", or a half-written copy after "---", was dropped without a
+// word and the file accepted.
+func TestParseConfigSecondDocumentThatDoesNotParse(t *testing.T) {
+	for _, doc := range []string{
+		"id: a\n---\ngarbage: [\n",
+		"id: a\n...\nid: b\n",
+		"id: a\n...\nnot yaml: : :\n  - [\n",
+		"id: a\n...\n%YAML 1.1\n---\nfoo: [\n",
+	} {
+		_, err := ParseConfig("x.yaml", []byte(doc))
+		if err == nil || !strings.Contains(err.Error(), "x.yaml: more than one YAML document") {
+			t.Errorf("%q: %v, want more than one YAML document", doc, err)
+		}
+	}
+	for _, doc := range []string{"id: a\n", "---\nid: a\n", "id: a\n...\n", "id: a\n# end\n"} {
+		if _, err := ParseConfig("x.yaml", []byte(doc)); err != nil {
+			t.Errorf("%q: %v", doc, err)
+		}
+	}
+}
