@@ -522,7 +522,7 @@ func (a *App) publishCampaigns() error {
 	}
 	a.reloadsOK.Add(1)
 	a.reloadRefused.Store(false)
-	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns))
+	a.log.Info("campaigns published", "campaigns", len(snap.Campaigns), "unchanged", snap.Reused)
 	a.warnEmpty(snap)
 	a.warnUnpriced(snap)
 	a.warnExchanges(snap)

@@ -149,6 +149,8 @@ type Campaign struct {
 	// Targeting as written (normalised), for display and for the bidder's
 	// features; Match uses the compiled index instead.
 	Targeting Targeting
+
+	sum [32]byte // SHA-256 of the file it was compiled from (LoadDir; zero: none)
 }
 
 // Targeting is the normalised targeting of a campaign (lower case where the

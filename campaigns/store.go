@@ -61,8 +61,8 @@ func (st *Store) Reload() error {
 	}
 	st.linkDirs = links
 	opts := st.opts
-	if st.cur.Load() != nil { // a reload, while bid requests are served: paced
-		opts = append(slices.Clip(opts), paced)
+	if cur := st.cur.Load(); cur != nil { // a reload, while bid requests are served: paced
+		opts = append(slices.Clip(opts), paced, reuse(cur))
 	}
 	s, err := LoadDir(st.dir, opts...)
 	if err != nil {
