@@ -31,8 +31,12 @@ type freqEntry struct {
 	start   int64 // unix ns of the window's first impression
 	expires int64 // start + window; 0: no impression yet
 	pendExp int64 // unix ns when the pending bids stop counting: the last one's bid + FreqPendingTTL
-	count   uint32
-	pend    uint32 // bids placed here whose impression or loss has not come
+	// pendSince is the unix ns of the first bid pend counts: bids before it
+	// had stopped counting (pendExp passed) when it was placed, and their
+	// notices end nothing (unpend).
+	pendSince int64
+	count     uint32
+	pend      uint32 // bids placed here whose impression or loss has not come
 }
 
 // live is what the entry counts against the cap at now.
@@ -136,7 +140,7 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 		if !ok && len(s.m) >= t.maxPer {
 			t.makeRoomLocked(s, ts)
 		}
-		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp}
+		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp, pendSince: e.pendSince}
 	}
 	s.m[key] = e
 	s.mu.Unlock()
@@ -165,7 +169,7 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 		t.makeRoomLocked(s, now)
 	}
 	if now >= e.pendExp {
-		e.pend = 0
+		e.pend, e.pendSince = 0, now
 	}
 	e.pend++
 	e.pendExp = windowEnd(now, ttl)
@@ -174,11 +178,18 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 	return true
 }
 
-// unpend ends one pending bid, if any still counts.
-func (t *freqTable) unpend(key uint64, now int64) {
+// unpend ends one pending bid, if any still counts and the bid (made at
+// bid, unix ns; a notice token's second is enough; 0: unknown) is one of
+// them: a bid placed before the pending counts last lapsed stopped counting
+// then, and its late loss or pixel must not end a later bid's count (an
+// outside audit: two bids' loss notices after freq_pending_ttl ended the
+// counts of the two bids placed since, and the user saw 4 impressions under
+// a cap of 2).
+func (t *freqTable) unpend(key uint64, bid, now int64) {
 	s := &t.shards[key&63]
 	s.mu.Lock()
-	if e, ok := s.m[key]; ok && e.pend > 0 && now < e.pendExp {
+	if e, ok := s.m[key]; ok && e.pend > 0 && now < e.pendExp &&
+		(bid == 0 || bid >= e.pendSince-e.pendSince%int64(time.Second)) {
 		e.pend--
 		s.m[key] = e
 	}
@@ -291,13 +302,30 @@ func (m *Manager) FreqReserve(h *Account, userKey uint64, now time.Time) bool {
 // that placed the bid (the notice token's): another instance's bid pends
 // there, not here, and changes nothing.
 func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now time.Time) {
+	m.freqSettle(h, userKey, instance, now, now)
+}
+
+// freqSettle is FreqSettle for a bid made at bid (zero: unknown): nothing
+// ends when the bid's count had lapsed before the ones now pending began
+// (freqTable.unpend).
+func (m *Manager) freqSettle(h *Account, userKey uint64, instance string, bid, now time.Time) {
 	if h == nil || (instance != "" && instance != m.cfg.InstanceID) {
 		return
 	}
 	if c := h.cfg.Load(); c == nil || c.FreqCapCount <= 0 {
 		return
 	}
-	m.freq.unpend(freqKey(userKey, h.idHash), now.UnixNano())
+	var b int64
+	if !bid.IsZero() {
+		b = bid.UnixNano()
+	}
+	m.freq.unpend(freqKey(userKey, h.idHash), b, now.UnixNano())
+}
+
+// noticeBid is when n's bid was made, for freqSettle (zero: unknown).
+func (m *Manager) noticeBid(n *Notice) time.Time {
+	bid, _ := m.bidTime(n)
+	return bid
 }
 
 // EndPending tells whether n's bid (its impression key: auction, imp, the
@@ -371,7 +399,7 @@ func (m *Manager) countShown(n Notice, pixel bool) (lost bool) {
 		m.RecordImpression(h, n.User, n.Time)
 	}
 	if endPending { // not if its loss ended it
-		m.FreqSettle(h, n.User, n.InstanceID, n.Time) // after the count: never under the cap between
+		m.freqSettle(h, n.User, n.InstanceID, m.noticeBid(&n), n.Time) // after the count: never under the cap between
 	}
 	return false
 }
@@ -380,7 +408,7 @@ func (m *Manager) countShown(n Notice, pixel bool) (lost bool) {
 // pixel, win or bill ended it.
 func (m *Manager) EndLost(n Notice) {
 	if n.User != 0 && m.EndPending(n) {
-		m.FreqSettle(m.Handle(n.CampaignID), n.User, n.InstanceID, n.Time)
+		m.freqSettle(m.Handle(n.CampaignID), n.User, n.InstanceID, m.noticeBid(&n), n.Time)
 	}
 }
 

@@ -132,3 +132,44 @@ func TestFreqTableBoundsAndLateImpressions(t *testing.T) {
 		t.Fatalf("count %d after a late impression, want 2", n)
 	}
 }
+
+// A loss notice or an impression pixel that comes after its bid's pending
+// count has already lapsed (FreqPendingTTL) must not end a later bid's
+// count (an outside audit, over HTTP with freq_pending_ttl 3s: two bids,
+// their counts lapse, two more bids, then the first two's late loss
+// notices ended the new bids' counts, and the user got 4 impressions under
+// a cap of 2 within a second).
+func TestLateNoticeEndsNoLaterBidsPending(t *testing.T) {
+	clk := newManualClock(t0.Add(time.Hour))
+	c := campaign("c", micros(100))
+	c.FreqCapCount, c.FreqCapWindow = 2, time.Hour
+	m := newMemManager(t, NewMemStore(), "i1", clk, c)
+	h := m.Handle("c")
+	const user = 42
+	bid0 := clk.Now()
+	old := make([]Notice, 2)
+	for i := range old {
+		if !m.FreqReserve(h, user, bid0) {
+			t.Fatal("first bids refused")
+		}
+		old[i] = Notice{Kind: KindLoss, InstanceID: "i1", CampaignID: "c", AuctionID: "old", ImpID: string(rune('1' + i)),
+			HoldID: HoldID(i + 1), Bid: bid0.Truncate(time.Second), User: user}
+	}
+	bid1 := bid0.Add(m.cfg.FreqPendingTTL + 5*time.Second) // the first two bids' counts have lapsed
+	for range 2 {
+		if !m.FreqReserve(h, user, bid1) {
+			t.Fatal("bids after the pending TTL refused")
+		}
+	}
+	if m.FreqReserve(h, user, bid1) {
+		t.Fatal("a third bid within the new bids' pending window")
+	}
+	late := bid1.Add(time.Second)
+	old[0].Time = late
+	m.EndLost(old[0]) // the first old bid's loss notice, late
+	old[1].Kind, old[1].Time = KindBill, late
+	m.CountPixel(old[1]) // the second old bid's impression pixel, late: it counts, and ends no other bid's count
+	if got := m.FreqLeft(h, user, late); got != 0 {
+		t.Fatalf("late notices of lapsed bids left %d impressions while two later bids are pending and one impression counted; want 0", got)
+	}
+}
