@@ -161,22 +161,40 @@ func (imp *Imp) nextDeal() *Deal {
 // user.buyeruid (this buyer's id for the person, the same on every
 // exchange), else user.id (the exchange's own), else device.ifa (unless
 // limit-ad-tracking is on, or the ifa is all zeros: what a device sends when
-// it does not allow tracking); 0 when there is none. The features' user slot
-// takes the same order. Callers decide whether user-level processing is
-// allowed at all (COPPA, GDPR consent).
+// it does not allow tracking); 0 when there is none. Spaces around an id are
+// not part of it (an id of spaces only is none), and the ifa is hashed in
+// one form, lower case without dashes (IDFA is written in upper case, and
+// exchanges lower-case it or not): before, each form keyed a user of its
+// own, and an outside audit got twice a cap's impressions for one device.
+// buyeruid and user.id are opaque and keep their case. The features' user
+// slot takes the same order. Callers decide whether user-level processing
+// is allowed at all (COPPA, GDPR consent).
 func (r *Request) UserKey() uint64 {
-	id := r.User.BuyerUID
-	if len(id) == 0 {
-		id = r.User.ID
+	if id := trimSpace(r.User.BuyerUID); len(id) > 0 {
+		return hashID(id, false)
 	}
-	if len(id) == 0 {
-		id = r.Device.AdID()
+	if id := trimSpace(r.User.ID); len(id) > 0 {
+		return hashID(id, false)
 	}
-	if len(id) == 0 {
-		return 0
+	if id := r.Device.AdID(); len(id) > 0 {
+		return hashID(id, true)
 	}
+	return 0
+}
+
+// hashID is FNV-1a of id, never 0; ifa folds ASCII upper case to lower and
+// skips dashes.
+func hashID(id []byte, ifa bool) uint64 {
 	h := uint64(14695981039346656037)
 	for _, c := range id {
+		if ifa {
+			if c == '-' {
+				continue
+			}
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+		}
 		h = (h ^ uint64(c)) * 1099511628211
 	}
 	if h == 0 {
@@ -184,6 +202,19 @@ func (r *Request) UserKey() uint64 {
 	}
 	return h
 }
+
+// trimSpace is id without the ASCII spaces, tabs and line ends around it.
+func trimSpace(id []byte) []byte {
+	for len(id) > 0 && isSpace(id[0]) {
+		id = id[1:]
+	}
+	for len(id) > 0 && isSpace(id[len(id)-1]) {
+		id = id[:len(id)-1]
+	}
+	return id
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 // zeroID reports whether an advertising id is made of zeros and dashes only
 // ("00000000-0000-0000-0000-000000000000"): no id at all.
@@ -196,15 +227,16 @@ func zeroID(id []byte) bool {
 	return true
 }
 
-// AdID is the device's advertising id where it may identify the user: nil
-// when it is absent or all zeros, or when the device limits tracking
+// AdID is the device's advertising id where it may identify the user,
+// without spaces around it: nil when it is absent or all zeros, or when the device limits tracking
 // (TrackingLimited). The frequency key (UserKey) and the features' user
 // slot both read it.
 func (d *Device) AdID() []byte {
-	if len(d.IFA) == 0 || zeroID(d.IFA) || d.TrackingLimited() {
+	ifa := trimSpace(d.IFA)
+	if len(ifa) == 0 || zeroID(ifa) || d.TrackingLimited() {
 		return nil
 	}
-	return d.IFA
+	return ifa
 }
 
 // TrackingLimited says whether the device limits the use of its

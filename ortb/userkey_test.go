@@ -35,3 +35,37 @@ func TestUserKey(t *testing.T) {
 		t.Fatal("the exchange's user.id was keyed before this buyer's buyeruid: one person, a cap per exchange")
 	}
 }
+
+// One id written in different forms keys one user: an advertising id in
+// either letter case or without its dashes (IDFA is upper case, exchanges
+// lower-case it or not), and any id with spaces around it; an id of spaces
+// only, or an all-zero ifa with a space, is no id. An outside audit got 4
+// impressions under a cap of 2 by sending the same ifa in upper and lower
+// case (or a buyeruid with a trailing space).
+func TestUserKeyIDForms(t *testing.T) {
+	key := func(buyer, id, ifa string) uint64 {
+		var r Request
+		r.Reset()
+		r.User.BuyerUID, r.User.ID, r.Device.IFA = []byte(buyer), []byte(id), []byte(ifa)
+		return r.UserKey()
+	}
+	const ifa = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
+	want := key("", "", ifa)
+	for _, f := range []string{"6D92078A-8246-4BA4-AE5B-76104861E7DC", "6d92078a82464ba4ae5b76104861e7dc", " " + ifa + "\t"} {
+		if got := key("", "", f); got != want {
+			t.Errorf("ifa %q keyed %x, %q %x: want one user", f, got, ifa, want)
+		}
+	}
+	if key("b-1 ", "", "") != key("b-1", "", "") || key("", " u-1", "") != key("", "u-1", "") {
+		t.Error("an id with spaces around it keyed another user")
+	}
+	if key("B-1", "", "") == key("b-1", "", "") {
+		t.Error("buyeruid is opaque: its letter case must not be folded")
+	}
+	if key(" ", "", "") != 0 || key("", "\t", "") != 0 || key("", "", "00000000-0000-0000-0000-000000000000 ") != 0 {
+		t.Error("an id of spaces only, or a zero ifa with a space, keyed a user (every such request one user)")
+	}
+	if key(" ", "u-1", "") != key("", "u-1", "") {
+		t.Error("a buyeruid of spaces hid user.id")
+	}
+}
