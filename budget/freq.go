@@ -31,12 +31,8 @@ type freqEntry struct {
 	start   int64 // unix ns of the window's first impression
 	expires int64 // start + window; 0: no impression yet
 	pendExp int64 // unix ns when the pending bids stop counting: the last one's bid + FreqPendingTTL
-	// pendSince is the unix ns of the first bid pend counts: bids before it
-	// had stopped counting (pendExp passed) when it was placed, and their
-	// notices end nothing (unpend).
-	pendSince int64
-	count     uint32
-	pend      uint32 // bids placed here whose impression or loss has not come
+	count   uint32
+	pend    uint32 // bids placed here whose impression or loss has not come
 }
 
 // live is what the entry counts against the cap at now.
@@ -140,7 +136,7 @@ func (t *freqTable) add(key uint64, ts int64, window int64) {
 		if !ok && len(s.m) >= t.maxPer {
 			t.makeRoomLocked(s, ts)
 		}
-		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp, pendSince: e.pendSince}
+		e = freqEntry{start: ts, expires: windowEnd(ts, window), count: 1, pend: e.pend, pendExp: e.pendExp}
 	}
 	s.m[key] = e
 	s.mu.Unlock()
@@ -169,7 +165,7 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 		t.makeRoomLocked(s, now)
 	}
 	if now >= e.pendExp {
-		e.pend, e.pendSince = 0, now
+		e.pend = 0
 	}
 	e.pend++
 	e.pendExp = windowEnd(now, ttl)
@@ -178,18 +174,21 @@ func (t *freqTable) tryPend(key uint64, limit uint32, now, ttl int64) bool {
 	return true
 }
 
-// unpend ends one pending bid, if any still counts and the bid (made at
-// bid, unix ns; a notice token's second is enough; 0: unknown) is one of
-// them: a bid placed before the pending counts last lapsed stopped counting
-// then, and its late loss or pixel must not end a later bid's count (an
-// outside audit: two bids' loss notices after freq_pending_ttl ended the
-// counts of the two bids placed since, and the user saw 4 impressions under
-// a cap of 2).
-func (t *freqTable) unpend(key uint64, bid, now int64) {
+// unpend ends one pending bid, if any still counts, unless the bid (made
+// at bid, unix ns; a notice token's second is enough; 0: unknown) stopped
+// counting on its own, ttl after it: its late loss or pixel would end a
+// later bid's count instead (an outside audit: two bids' loss notices after
+// freq_pending_ttl ended the counts of the two bids placed since, and the
+// user saw 4 impressions under a cap of 2). A bid's count that a later bid
+// kept alive (an entry keeps one expiry) then lasts to that expiry: the cap
+// errs toward fewer impressions.
+func (t *freqTable) unpend(key uint64, bid, ttl, now int64) {
+	if bid != 0 && windowEnd(bid, ttl) <= now {
+		return
+	}
 	s := &t.shards[key&63]
 	s.mu.Lock()
-	if e, ok := s.m[key]; ok && e.pend > 0 && now < e.pendExp &&
-		(bid == 0 || bid >= e.pendSince-e.pendSince%int64(time.Second)) {
+	if e, ok := s.m[key]; ok && e.pend > 0 && now < e.pendExp {
 		e.pend--
 		s.m[key] = e
 	}
@@ -305,8 +304,8 @@ func (m *Manager) FreqSettle(h *Account, userKey uint64, instance string, now ti
 	m.freqSettle(h, userKey, instance, now, now)
 }
 
-// freqSettle is FreqSettle for a bid made at bid (zero: unknown): nothing
-// ends when the bid's count had lapsed before the ones now pending began
+// freqSettle is FreqSettle for a bid made at bid (zero: unknown): a notice
+// that comes FreqPendingTTL or more after its bid ends nothing
 // (freqTable.unpend).
 func (m *Manager) freqSettle(h *Account, userKey uint64, instance string, bid, now time.Time) {
 	if h == nil || (instance != "" && instance != m.cfg.InstanceID) {
@@ -319,10 +318,10 @@ func (m *Manager) freqSettle(h *Account, userKey uint64, instance string, bid, n
 	if !bid.IsZero() {
 		b = bid.UnixNano()
 	}
-	m.freq.unpend(freqKey(userKey, h.idHash), b, now.UnixNano())
+	m.freq.unpend(freqKey(userKey, h.idHash), b, int64(m.cfg.FreqPendingTTL), now.UnixNano())
 }
 
-// noticeBid is when n's bid was made, for freqSettle (zero: unknown).
+// noticeBid is when n's bid was made, as its token says (zero: unknown).
 func (m *Manager) noticeBid(n *Notice) time.Time {
 	bid, _ := m.bidTime(n)
 	return bid

@@ -172,4 +172,11 @@ func TestLateNoticeEndsNoLaterBidsPending(t *testing.T) {
 	if got := m.FreqLeft(h, user, late); got != 0 {
 		t.Fatalf("late notices of lapsed bids left %d impressions while two later bids are pending and one impression counted; want 0", got)
 	}
+	for i := range 2 { // the new bids' own loss notices, in time, still end their counts
+		m.EndLost(Notice{Kind: KindLoss, InstanceID: "i1", CampaignID: "c", AuctionID: "new", ImpID: string(rune('1' + i)),
+			HoldID: HoldID(i + 3), Bid: bid1.Truncate(time.Second), User: user, Time: late})
+	}
+	if got := m.FreqLeft(h, user, late); got != 1 {
+		t.Fatalf("after the new bids' timely losses: FreqLeft %d, want 1 (one impression counted)", got)
+	}
 }
