@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -44,12 +45,18 @@ type fwdReq struct {
 	// record deleted). A process that yielded to a twin settles none
 	// addressed to that twin (onForwarded).
 	Boot string `json:"boot,omitempty"`
+	// Moves says the caller takes fwdMoved for an answer (it sends the
+	// request again to the boot named): a caller of an earlier version
+	// took an unknown code for an error and settled nothing.
+	Moves bool `json:"moves,omitempty"`
 }
 
 type fwdRep struct {
 	Result Result `json:"result"`
 	Code   uint8  `json:"code"`
 	Err    string `json:"err,omitempty"`
+	// Boot, with fwdMoved: the process that settles the id's notices now.
+	Boot string `json:"boot,omitempty"`
 }
 
 const (
@@ -57,6 +64,10 @@ const (
 	fwdUnacked
 	fwdErr
 	fwdBusy
+	// fwdMoved: the request was addressed to a twin that has closed; the
+	// process answering settles the id's notices now (fwdRep.Boot), and
+	// the caller sends it again addressed there (onForwarded).
+	fwdMoved
 )
 
 // forwards tells whether n is another process's to settle (and there is a
@@ -81,15 +92,26 @@ func (m *Manager) forwards(n *Notice) bool {
 // connection is down or moving to another node has no subscription either
 // (a fleet audit: losses for it were answered 200 and its wins stayed
 // charged).
+//
+// A request addressed to a twin that has closed (this process's watch had
+// not delivered the close yet) is answered "moved" by the process under
+// that id that yielded to it, and sent again once, addressed to that
+// process, within what is left of ForwardTimeout. Before, nothing answered
+// it (the survivor settles none addressed to the twin, which may have
+// answered them itself), and the caller waited ForwardTimeout and settled
+// it here: a loss answered ErrOwnerUnreachable, a bill at another price
+// than the twin's provisional win charged in full on top of it
+// (TestForwardToTheClosedTwinReachesTheSurvivor).
 func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
-	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(m.cfg.ForwardTimeout) * 3 / 4, SentNs: time.Now().UnixNano(),
-		Boot: m.ownerBoot(n.InstanceID)})
-	if err != nil {
-		return Result{}, false, false, nil
+	start := time.Now()
+	boot := m.ownerBoot(n.InstanceID)
+	rep, err := m.request(n, boot, m.cfg.ForwardTimeout)
+	if err == nil && rep.Code == fwdMoved && rep.Boot != "" && rep.Boot != boot {
+		if left := m.cfg.ForwardTimeout - time.Since(start); left > time.Millisecond {
+			rep, err = m.request(n, rep.Boot, left)
+		}
 	}
-	msg, err := m.nc.Request(noticeSubject+escapeKey("", n.InstanceID), b, m.cfg.ForwardTimeout)
-	var rep fwdRep
-	if err != nil || json.Unmarshal(msg.Data, &rep) != nil || rep.Code == fwdBusy {
+	if err != nil || rep.Code == fwdBusy || rep.Code == fwdMoved {
 		m.fwdFallbacks.Add(1)
 		return Result{}, false, !errors.Is(err, nats.ErrNoResponders) || m.ownerLive(n.InstanceID, m.cfg.Clock.Now().UnixNano()), nil
 	}
@@ -103,6 +125,24 @@ func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 		return rep.Result, true, false, ErrAckTimeout
 	}
 	return rep.Result, true, false, errors.New(rep.Err)
+}
+
+// request sends n to its owner addressed to boot and waits up to d for
+// the answer; the owner must answer within three quarters of d.
+func (m *Manager) request(n *Notice, boot string, d time.Duration) (fwdRep, error) {
+	b, err := json.Marshal(fwdReq{Notice: *n, WaitNs: int64(d) * 3 / 4, SentNs: time.Now().UnixNano(), Boot: boot, Moves: true})
+	if err != nil {
+		return fwdRep{}, err
+	}
+	msg, err := m.nc.Request(noticeSubject+escapeKey("", n.InstanceID), b, d)
+	if err != nil {
+		return fwdRep{}, err
+	}
+	var rep fwdRep
+	if err := json.Unmarshal(msg.Data, &rep); err != nil {
+		return fwdRep{}, err
+	}
+	return rep, nil
 }
 
 // ownerLive tells whether the process that settles instance's notices has
@@ -205,6 +245,24 @@ func (m *Manager) onForwarded(msg *nats.Msg) {
 		// TestYieldedTwinForwardsNoticesToTheStandingProcess, 1 in ~300
 		// under load). Those addressed to this process, or to nobody
 		// (the caller saw no record, or saw it deleted), are settled here.
+		//
+		// Once the twin's record is deleted (its close: it stopped taking
+		// requests, and answered every one it took, before that), one
+		// addressed to it is a caller's whose watch had not delivered the
+		// close yet: it is answered "moved", naming this process, which
+		// that caller sends it to again. Unanswered, the caller waited
+		// forward_timeout and settled it itself: a loss answered 503, a
+		// bill charged in full on top of the twin's provisional win
+		// (TestForwardToTheClosedTwinReachesTheSurvivor). Where the twin
+		// did answer it, that answer went out before the delete and
+		// reached the caller first, which then drops this one; and the
+		// request sent again is settled with the twin's levels in the
+		// tier (settleForwarded waits for them), so it changes nothing
+		// the twin's answer did not. A twin whose heartbeat only expired
+		// (cut off, perhaps still subscribed) gets no such answer.
+		if req.Moves && m.twin.Load() == nil {
+			m.reply(msg, fwdRep{Code: fwdMoved, Boot: m.boot})
+		}
 		return
 	}
 	select {
@@ -226,6 +284,16 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	}
 	if m.closed.Load() {
 		return fwdRep{Code: fwdBusy} // the caller settles it
+	}
+	if tk := m.twinTake.Load(); tk != nil {
+		// A closed twin's levels first (closedTwinLevels), while the
+		// caller waits: a loss for its provisional win reverses it.
+		ctx, cancel := context.WithTimeout(context.Background(), max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond))
+		if req.SentNs > 0 {
+			ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, req.SentNs+req.WaitNs))
+		}
+		m.closedTwinLevels(ctx)
+		cancel()
 	}
 	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
 	if req.SentNs > 0 {

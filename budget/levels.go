@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -372,6 +373,50 @@ func (m *Manager) readTwinLevels(ctx context.Context) {
 	}
 	m.twinLevelsN.Add(uint64(n))
 	m.log.Info("the twin under this instance_id closed: its charge levels taken", "entries", n)
+}
+
+// twinTake is one take of a closed twin's levels into the tier
+// (readTwinLevels): started once, done closed when it ended, whatever it
+// found.
+type twinTake struct {
+	started atomic.Bool
+	done    chan struct{}
+}
+
+// closedTwinLevels puts the levels of the twin this process yielded to into
+// the tier once the twin closed (its heartbeat deleted, onOwnLiveness), before
+// this process settles anything more: it starts the take when none ran since
+// the close was seen, and waits for it until ctx ends (a notice that cannot
+// wait longer is settled without them, as before). Before, the take waited for
+// the next sync round (up to SyncPeriod), and a loss settled here meanwhile
+// for one of the twin's provisional wins reversed nothing; a notice now waits
+// for it instead. The take runs under its own timeout, so a notice that stops
+// waiting does not cut it short. Nothing is held while it waits.
+func (m *Manager) closedTwinLevels(ctx context.Context) {
+	tk := m.twinTake.Load()
+	if tk == nil {
+		return
+	}
+	if tk.started.CompareAndSwap(false, true) {
+		go func() {
+			defer close(tk.done)
+			lctx, cancel := context.WithTimeout(context.Background(), max(m.cfg.SyncPeriod, time.Second))
+			defer cancel()
+			m.readTwinLevels(lctx)
+		}()
+	}
+	select {
+	case <-tk.done:
+	case <-ctx.Done():
+	}
+}
+
+// twinTakeEnded waits for a take of a closed twin's levels that is running
+// (Close, before it writes the tier: the take's entries go in it).
+func (m *Manager) twinTakeEnded() {
+	if tk := m.twinTake.Load(); tk != nil && tk.started.Load() {
+		<-tk.done
+	}
 }
 
 // takeLevels takes this id's snapshot (read, then deleted) into the tier

@@ -149,7 +149,9 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		// running, so that was the twin; its close wrote its levels first.
 		m.twin.Store(nil)
 		if m.yielded.Load() {
-			m.twinClosed.Store(true) // the next sync round takes its levels (readTwinLevels)
+			// The next sync round, or the first notice settled here,
+			// takes its levels (closedTwinLevels).
+			m.twinTake.Store(&twinTake{done: make(chan struct{})})
 		}
 		return
 	}

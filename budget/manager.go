@@ -92,8 +92,12 @@ type Manager struct {
 	yieldedTo   atomic.Pointer[string] // the boot of the twin it last yielded to: forwarded notices addressed to it are the twin's
 	restoredN   atomic.Uint64          // tier entries restored from the previous process's snapshot
 	twinLevelsN atomic.Uint64          // tier entries taken from a closed twin's snapshot while running (readTwinLevels)
-	twinClosed  atomic.Bool            // the twin this process yielded to deleted its heartbeat: its snapshot is to be read
-	budgetDiffs atomic.Uint64          // campaigns reported with a budget that differs from another instance's
+	// twinTake is the take of the levels of the twin this process yielded
+	// to, once it saw the twin's heartbeat deleted (its close): the next
+	// sync round, or the first notice settled here, starts it, and notices
+	// wait for it (closedTwinLevels).
+	twinTake    atomic.Pointer[twinTake]
+	budgetDiffs atomic.Uint64 // campaigns reported with a budget that differs from another instance's
 	// restoredBoots are the processes (boots) whose open holds this one
 	// restored from their snapshots: a takeover of their entries reserves
 	// nothing (leaseReq.restored).

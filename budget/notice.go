@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -178,6 +179,14 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 			return res, err
 		}
 		ownerAway = away
+	}
+	if m.twinTake.Load() != nil {
+		// A twin under this id closed: its levels first
+		// (closedTwinLevels), so a loss for its provisional win
+		// reverses it.
+		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.AckWait)
+		m.closedTwinLevels(ctx)
+		cancel()
 	}
 	deadline := time.Now().Add(m.cfg.AckWait)
 	out, err := m.settle(&n)

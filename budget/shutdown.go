@@ -60,6 +60,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	}
 	lctx, cancel := context.WithTimeout(ctx, levelsTimeout)
 	defer cancel()
+	m.twinTakeEnded() // a closed twin's levels being taken go in the snapshot too
 	if snapshot && m.yielded.Load() {
 		m.mergeTwinLevels(lctx)
 	}

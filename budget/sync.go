@@ -19,10 +19,8 @@ const syncParallel = 8
 // whose spend, holds, demand or lease asks for one (due). An idle campaign
 // costs a few atomic loads here and no I/O.
 func (m *Manager) syncAll(ctx context.Context, now time.Time, release bool) {
-	if !release && m.twinClosed.Swap(false) {
-		lctx, cancel := context.WithTimeout(ctx, max(m.cfg.SyncPeriod, time.Second))
-		m.readTwinLevels(lctx)
-		cancel()
+	if !release {
+		m.closedTwinLevels(ctx)
 	}
 	var beatErr error
 	if !release {

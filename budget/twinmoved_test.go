@@ -1,8 +1,12 @@
 package budget
 
 import (
+	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // behindOnTwinsClose makes other's view of instance a's heartbeat what a
@@ -105,5 +109,44 @@ func TestForwardToTheClosedTwinReachesTheSurvivor(t *testing.T) {
 				t.Errorf("answered in %v: the sender waited out forward_timeout (%v)", took, other.cfg.ForwardTimeout)
 			}
 		})
+	}
+}
+
+// The survivor answers "moved" only to a caller that takes it (a caller of
+// an earlier version took an unknown code for an error and settled
+// nothing), names itself, and settles nothing for it.
+func TestSurvivorAnswersMovedOnlyToCallersThatTakeIt(t *testing.T) {
+	srv, clk, _, yielded, standing := yieldedTwins(t)
+	closeTwin(t, clk, yielded, standing)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	for _, moves := range []bool{false, true} {
+		n := Notice{Kind: KindLoss, ChargeOn: KindBill, HoldID: 7, InstanceID: "a", CampaignID: "c",
+			AuctionID: fmt.Sprint("x-", moves), ImpID: "1", BidMicros: 2000, Time: clk.Now()}
+		b, err := json.Marshal(fwdReq{Notice: n, WaitNs: int64(time.Second), SentNs: time.Now().UnixNano(), Boot: standing.boot, Moves: moves})
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := nc.Request(noticeSubject+escapeKey("", "a"), b, 300*time.Millisecond)
+		var rep fwdRep
+		if err == nil {
+			err = json.Unmarshal(msg.Data, &rep)
+		}
+		key, _ := noticeKey(&n)
+		s := &yielded.tier.shards[key[0]%tierShards]
+		s.mu.Lock()
+		_, known := s.find(key)
+		s.mu.Unlock()
+		switch {
+		case known:
+			t.Errorf("moves %v: the survivor settled a request addressed to its closed twin", moves)
+		case !moves && err == nil:
+			t.Errorf("a caller that does not take moved answers: answered %+v, want none", rep)
+		case moves && (err != nil || rep.Code != fwdMoved || rep.Boot != yielded.boot):
+			t.Errorf("a caller that takes moved answers: %+v %v, want moved to %s", rep, err, yielded.boot)
+		}
 	}
 }
