@@ -66,9 +66,22 @@ func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
 			if k == KindLoss {
 				price = 0
 			}
-			if _, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
-				AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: price, Time: clk.Now()}); err != nil {
+			res, err := m.Settle(Notice{Kind: k, ChargeOn: KindBill, HoldID: id, InstanceID: "a", CampaignID: "c",
+				AuctionID: "x", ImpID: "1", BidMicros: 2000, ClearingMicros: price, Time: clk.Now()})
+			if err != nil {
 				t.Fatalf("%v at %d: %v", k, order[i], err)
+			}
+			// The rule itself, every run: the yielded twin and the other
+			// instance forward. The ledger and the snapshot below catch a
+			// yielded twin settling the id's notices on its own tier only
+			// where the ledger's ids cannot hide it (a seal makes most
+			// orders sum to 1500 anyway): a mutant that dropped the
+			// forwarding was caught 1 run in 4-7, by the snapshot of
+			// order {0, 0, 1}, and only when the yielded one closed
+			// before it saw the standing one's close (no snapshot of its
+			// own written).
+			if order[i] != 1 && !res.Forwarded {
+				t.Errorf("%v at %d (0 the yielded twin, 2 another instance): %+v, want forwarded to the standing process", k, order[i], res)
 			}
 			for _, m := range ms {
 				if err := m.ledger.flush(ctxT(t)); err != nil {
@@ -89,7 +102,12 @@ func TestYieldedTwinForwardsNoticesToTheStandingProcess(t *testing.T) {
 		// snapshot the next process takes has the standing one's levels
 		// (the yielded one takes them in before it writes; a fleet audit
 		// saw its own replace them).
-		standing.Close(ctxT(t))
+		// The yielded one closes once it saw the standing one's close,
+		// so that it writes the id's snapshot (taking the standing one's
+		// in first) every run: closed before, it wrote none (a twin still
+		// stood, as far as it knew) and the check read the standing
+		// one's alone.
+		closeTwin(t, clk, yielded, standing)
 		yielded.Close(ctxT(t))
 		other.Close(ctxT(t))
 		if b, err := snapshotOf(t, srv.ClientURL(), "a"); err != nil || b == nil {
