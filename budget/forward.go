@@ -285,7 +285,7 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	if m.closed.Load() {
 		return fwdRep{Code: fwdBusy} // the caller settles it
 	}
-	if tk := m.twinTake.Load(); tk != nil {
+	if tk := m.twinTake.Load(); tk != nil && !tk.ended() {
 		// A closed twin's levels first (closedTwinLevels), while the
 		// caller waits: a loss for its provisional win reverses it.
 		ctx, cancel := context.WithTimeout(context.Background(), max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond))

@@ -383,6 +383,17 @@ type twinTake struct {
 	done    chan struct{}
 }
 
+// ended tells whether the take is over (every notice after it goes on at
+// once, without a context to wait with).
+func (tk *twinTake) ended() bool {
+	select {
+	case <-tk.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // closedTwinLevels puts the levels of the twin this process yielded to into
 // the tier once the twin closed (its heartbeat deleted, onOwnLiveness), before
 // this process settles anything more: it starts the take when none ran since

@@ -180,7 +180,7 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		}
 		ownerAway = away
 	}
-	if m.twinTake.Load() != nil {
+	if tk := m.twinTake.Load(); tk != nil && !tk.ended() {
 		// A twin under this id closed: its levels first
 		// (closedTwinLevels), so a loss for its provisional win
 		// reverses it.
