@@ -87,11 +87,14 @@ type Manager struct {
 
 	ledgerRuns atomic.Bool // the ledger publisher is running
 
-	levels      levelStore             // tier snapshots between processes (levels.go); nil: none
-	yielded     atomic.Bool            // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
-	yieldedTo   atomic.Pointer[string] // the boot of the twin it last yielded to: forwarded notices addressed to it are the twin's
-	restoredN   atomic.Uint64          // tier entries restored from the previous process's snapshot
-	twinLevelsN atomic.Uint64          // tier entries taken from a closed twin's snapshot while running (readTwinLevels)
+	levels    levelStore             // tier snapshots between processes (levels.go); nil: none
+	yielded   atomic.Bool            // this process yielded to a twin at some point: its tier is not the id's (no snapshot at Close)
+	yieldedTo atomic.Pointer[string] // the boot of the twin it last yielded to: forwarded notices addressed to it are the twin's
+	restoredN atomic.Uint64          // tier entries restored from the previous process's snapshot
+	// freqRestoredN: frequency entries restored from the previous
+	// process's snapshot (freqsnap.go).
+	freqRestoredN atomic.Uint64
+	twinLevelsN   atomic.Uint64 // tier entries taken from a closed twin's snapshot while running (readTwinLevels)
 	// twinTake is the take of the levels of the twin this process yielded
 	// to, once it saw the twin's heartbeat deleted (its close): the next
 	// sync round, or the first notice settled here, starts it, and notices

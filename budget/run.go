@@ -22,6 +22,7 @@ func (m *Manager) Start(ctx context.Context) error {
 	if err := m.loadLevels(ctx); err != nil {
 		return err
 	}
+	m.loadFreq(ctx)
 	lctx, cancel := context.WithCancel(context.Background())
 	m.runCtx = lctx
 	if err := m.watch(); err != nil {

@@ -1,0 +1,148 @@
+package budget
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+)
+
+// Frequency counts across a graceful restart. A Close that writes the tier
+// snapshot (levels.go: the ledger flushed, no twin standing under the id)
+// also writes the frequency table's impressions in windows still open, as
+// a second object under the id (freqObject), and the next Start under the
+// id takes it (reads, then deletes) and puts them back before it bids.
+// Before, every restart, a graceful deploy of a single instance included,
+// forgot every count: each capped campaign could show each user its cap
+// again (an outside audit: a user at a cap of 2 bid again right after a
+// SIGTERM and restart). Pending bids are not carried (their process is
+// gone; their notices end nothing here). A crash writes nothing: the next
+// process starts with no counts, as before, and learns the other instances'
+// impressions as they publish them. An earlier version ignores the object;
+// it expires with the levels (the longest dedup window).
+
+const (
+	freqMagic      = "OBFQ1\n"
+	freqEntryBytes = 28 // key, window start, window end (unix ns), count
+)
+
+// freqObject names the frequency snapshot of instance in the levels store:
+// '@' is in no instance id (Config.validate), so no instance's levels
+// object has this name.
+func freqObject(instance string) string { return instance + "@freq" }
+
+// encode appends the entries with impressions counted in a window still
+// open at now, and returns how many.
+func (t *freqTable) encode(dst []byte, instance string, now int64) ([]byte, int) {
+	dst = append(dst, freqMagic...)
+	dst = binary.AppendUvarint(dst, uint64(len(instance)))
+	dst = append(dst, instance...)
+	countAt := len(dst)
+	dst = binary.LittleEndian.AppendUint64(dst, 0)
+	n := 0
+	for i := range t.shards {
+		s := &t.shards[i]
+		s.mu.RLock()
+		for k, e := range s.m {
+			if e.count == 0 || e.expires <= now {
+				continue
+			}
+			dst = binary.LittleEndian.AppendUint64(dst, k)
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.start))
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.expires))
+			dst = binary.LittleEndian.AppendUint32(dst, e.count)
+			n++
+		}
+		s.mu.RUnlock()
+	}
+	binary.LittleEndian.PutUint64(dst[countAt:], uint64(n))
+	return dst, n
+}
+
+// restore puts a snapshot's windows still open at now into the table and
+// returns how many. A key the table has already keeps its entry, with the
+// snapshot's count where both are the same window and the snapshot's is
+// higher.
+func (t *freqTable) restore(b []byte, instance string, now int64) (int, error) {
+	if len(b) < len(freqMagic) || string(b[:len(freqMagic)]) != freqMagic {
+		return 0, fmt.Errorf("%w: frequency snapshot: no magic", errLevels)
+	}
+	b = b[len(freqMagic):]
+	l, k := binary.Uvarint(b)
+	if k <= 0 || l > uint64(len(b)-k) {
+		return 0, fmt.Errorf("%w: frequency snapshot: short header", errLevels)
+	}
+	if inst := string(b[k : k+int(l)]); inst != instance {
+		return 0, fmt.Errorf("%w: frequency snapshot written by instance %q", errLevels, inst)
+	}
+	b = b[k+int(l):]
+	if len(b) < 8 {
+		return 0, fmt.Errorf("%w: frequency snapshot: short header", errLevels)
+	}
+	count := binary.LittleEndian.Uint64(b)
+	b = b[8:]
+	if count != uint64(len(b))/freqEntryBytes || len(b)%freqEntryBytes != 0 {
+		return 0, fmt.Errorf("%w: frequency snapshot: %d entries in %d bytes", errLevels, count, len(b))
+	}
+	n := 0
+	for ; len(b) > 0; b = b[freqEntryBytes:] {
+		key := binary.LittleEndian.Uint64(b)
+		e := freqEntry{start: int64(binary.LittleEndian.Uint64(b[8:])), expires: int64(binary.LittleEndian.Uint64(b[16:])),
+			count: binary.LittleEndian.Uint32(b[24:])}
+		if e.expires <= now || e.count == 0 {
+			continue
+		}
+		s := &t.shards[key&63]
+		s.mu.Lock()
+		if old, ok := s.m[key]; ok {
+			if old.start == e.start && old.expires == e.expires && e.count > old.count {
+				old.count = e.count
+				s.m[key] = old
+			}
+		} else {
+			if len(s.m) >= t.maxPer {
+				t.makeRoomLocked(s, now)
+			}
+			s.m[key] = e
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n, nil
+}
+
+// saveFreq writes the frequency snapshot for the next process (Close, with
+// the tier snapshot). A failure loses the counts, as a crash does: logged.
+func (m *Manager) saveFreq(ctx context.Context) {
+	if m.levels == nil {
+		return
+	}
+	b, n := m.freq.encode(nil, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
+	if err := m.levels.putLevels(ctx, freqObject(m.cfg.InstanceID), b); err != nil {
+		m.log.Warn("frequency snapshot not written: the next process starts with no frequency counts", "entries", n, "err", err)
+		return
+	}
+	m.log.Info("frequency snapshot written for the next process", "entries", n, "bytes", len(b))
+}
+
+// loadFreq takes the previous process's frequency snapshot (Start). One
+// that cannot be read is left (it expires) and the process starts without
+// it: the counts are lost, as after a crash.
+func (m *Manager) loadFreq(ctx context.Context) {
+	if m.levels == nil {
+		return
+	}
+	b, err := m.levels.takeLevels(ctx, freqObject(m.cfg.InstanceID))
+	if err != nil || b == nil {
+		if err != nil {
+			m.log.Warn("frequency snapshot not read: starting with no frequency counts", "err", err)
+		}
+		return
+	}
+	n, err := m.freq.restore(b, m.cfg.InstanceID, m.cfg.Clock.Now().UnixNano())
+	if err != nil {
+		m.log.Warn("frequency snapshot dropped", "err", err)
+		return
+	}
+	m.freqRestoredN.Store(uint64(n))
+	m.log.Info("frequency counts taken from the previous process", "entries", n)
+}

@@ -1,0 +1,90 @@
+package budget
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// A graceful restart keeps the frequency counts: a user at a campaign's
+// cap is still at it in the next process under the id, another user's one
+// impression still counts, and the window still ends when it did. Before,
+// the next process started with no counts and the user could see the
+// campaign up to its cap again (an outside audit, over HTTP: a SIGTERM and
+// a restart).
+func TestGracefulRestartKeepsFrequencyCounts(t *testing.T) {
+	for _, store := range []string{"memory", "nats"} {
+		t.Run(store, func(t *testing.T) {
+			clk := newManualClock(t0.Add(time.Hour))
+			c := campaign("c", micros(10))
+			c.FreqCapCount, c.FreqCapWindow = 2, time.Hour
+			var start func() *Manager
+			if store == "nats" {
+				srv := startServer(t, t.TempDir(), -1)
+				defer srv.Shutdown()
+				start = func() *Manager { return natsManualManager(t, "a", srv, clk, []Campaign{c}) }
+			} else {
+				st := NewMemStore()
+				start = func() *Manager { return storeManager(t, st, "a", clk, c) }
+			}
+			const capped, once, other = 11, 12, 13
+			a := start()
+			h := a.Handle("c")
+			a.RecordImpression(h, capped, clk.Now())
+			a.RecordImpression(h, capped, clk.Now())
+			a.RecordImpression(h, once, clk.Now())
+			if a.FreqAllow(h, capped, clk.Now()) || !a.FreqAllow(h, once, clk.Now()) {
+				t.Fatal("before the restart: the capped user allowed, or the other one not")
+			}
+			if err := a.Close(ctxT(t)); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(10 * time.Minute)
+			b := start()
+			defer b.Close(context.Background())
+			hb := b.Handle("c")
+			if b.FreqAllow(hb, capped, clk.Now()) {
+				t.Fatal("after a graceful restart the user at the cap of 2 may see the campaign again")
+			}
+			b.RecordImpression(hb, once, clk.Now())
+			if b.FreqAllow(hb, once, clk.Now()) {
+				t.Fatal("after the restart a user with one impression got a second and may still see a third")
+			}
+			if !b.FreqAllow(hb, other, clk.Now()) {
+				t.Fatal("a user with no impression is refused")
+			}
+			if got := b.freqRestoredN.Load(); got != 2 {
+				t.Fatalf("%d frequency entries restored, want 2", got)
+			}
+			clk.Add(51 * time.Minute) // the window of the first impressions has ended
+			if !b.FreqAllow(hb, capped, clk.Now()) {
+				t.Fatal("the restored window did not end an hour after its first impression")
+			}
+		})
+	}
+}
+
+// A snapshot of another instance, a short one or one that does not add up
+// is dropped, not read.
+func TestFrequencySnapshotRefusesOthers(t *testing.T) {
+	tb := newFreqTable(1 << 12)
+	tb.add(7, 100, int64(time.Hour))
+	b, n := tb.encode(nil, "a", 200)
+	if n != 1 {
+		t.Fatalf("%d entries encoded, want 1", n)
+	}
+	for name, bad := range map[string][]byte{
+		"another instance": b, "cut": b[:len(b)-1], "no magic": append([]byte("X"), b[1:]...), "empty": nil,
+	} {
+		inst := "a"
+		if name == "another instance" {
+			inst = "b"
+		}
+		if n, err := newFreqTable(1<<12).restore(bad, inst, 200); err == nil || n != 0 {
+			t.Errorf("%s: restored %d, err %v; want it refused", name, n, err)
+		}
+	}
+	if n, err := newFreqTable(1<<12).restore(b, "a", int64(time.Hour)+100); err != nil || n != 0 {
+		t.Errorf("a snapshot read after its window ended: %d restored (%v), want none", n, err)
+	}
+}
