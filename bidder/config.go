@@ -585,15 +585,16 @@ type BudgetConfig struct {
 	// SyncPeriod is how often spend, holds and leases are synchronised with
 	// the store and pacing is updated (default 1s, at least 100ms).
 	SyncPeriod time.Duration `yaml:"sync_period"`
-	// MaxHolds bounds the bids whose holds are open at once (default 1048576,
-	// 1024 to 67108864). A bid's hold stays open until its loss notice or
-	// its bill, or notices.hold_ttl: without loss notices the table sustains
-	// at most max_holds / hold_ttl bids a second (about 8,700 at the 2m
-	// default, 290 at 1h); past it bids are refused as no-bid reason budget,
-	// counted in openbidder_budget_hold_table_full_total. Memory follows the
-	// holds open at once (32 bytes each, in chunks), not this bound. A next
-	// process with another value reopens the last one's open holds under new
-	// ids: their notices are charged as late.
+	// MaxHolds bounds the bids whose holds are open at once (default 4194304,
+	// 1024 to 67108864). A bid's hold stays open until its loss notice, or
+	// notices.hold_ttl (a won and billed bid's too, for its later notices):
+	// without loss notices the table sustains at most max_holds / hold_ttl
+	// bids a second (about 35,000 at the 2m default, 1,165 at 1h); past it
+	// bids are refused as no-bid reason budget, counted in
+	// openbidder_budget_hold_table_full_total. Memory follows the holds open
+	// at once (32 bytes each, in chunks), not this bound. A next process
+	// with another value reopens the last one's open holds under new ids:
+	// their notices are charged as late.
 	MaxHolds int `yaml:"max_holds"`
 	// Auth is this instance's NATS identity: with nats_urls, what it presents
 	// to the cluster; embedded, also the one identity the embedded server
@@ -882,7 +883,7 @@ func (c *Config) Defaults() {
 	defDur(&c.Budget.LeaseTTL, 5*time.Minute)
 	defDur(&c.Budget.SyncPeriod, time.Second)
 	if c.Budget.MaxHolds == 0 {
-		c.Budget.MaxHolds = 1 << 20
+		c.Budget.MaxHolds = 1 << 22
 	}
 	defDur(&c.Budget.StartTimeout, time.Minute)
 	if c.Budget.Replicas == 0 {

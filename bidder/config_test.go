@@ -53,8 +53,8 @@ func TestConfigDefaultsAndOverrides(t *testing.T) {
 		n.DedupWindow != (DedupWindowConfig{Win: 15 * time.Minute, Bill: 2 * time.Hour, Loss: 15 * time.Minute}) {
 		t.Fatalf("notice defaults: %+v", n)
 	}
-	if c.Budget.MaxHolds != 1<<20 {
-		t.Fatalf("budget.max_holds defaults to %d, want 1048576", c.Budget.MaxHolds)
+	if c.Budget.MaxHolds != 1<<22 {
+		t.Fatalf("budget.max_holds defaults to %d, want 4194304", c.Budget.MaxHolds)
 	}
 	if c.Privacy.VendorID != 0 {
 		t.Fatalf("privacy.vendor_id defaults to %d, want 0 (none)", c.Privacy.VendorID)
