@@ -163,9 +163,11 @@ func (imp *Imp) nextDeal() *Deal {
 // limit-ad-tracking is on, or the ifa is all zeros: what a device sends when
 // it does not allow tracking); 0 when there is none. Spaces around an id are
 // not part of it (an id of spaces only is none), and the ifa is hashed in
-// one form, lower case without dashes (IDFA is written in upper case, and
-// exchanges lower-case it or not): before, each form keyed a user of its
-// own, and an outside audit got twice a cap's impressions for one device.
+// one form, a UUID's usual lower case with dashes (IDFA is written in upper
+// case, exchanges lower-case it or not, and some drop the dashes): before,
+// each form keyed a user of its own, and an outside audit got twice a cap's
+// impressions for one device. The usual form hashes as it did before, so
+// counts of ids sent that way carry over an upgrade.
 // buyeruid and user.id are opaque and keep their case. The features' user
 // slot takes the same order. Callers decide whether user-level processing
 // is allowed at all (COPPA, GDPR consent).
@@ -182,18 +184,18 @@ func (r *Request) UserKey() uint64 {
 	return 0
 }
 
-// hashID is FNV-1a of id, never 0; ifa folds ASCII upper case to lower and
-// skips dashes.
+// hashID is FNV-1a of id, never 0. An ifa is hashed as lower case, and one
+// of 32 hex digits without dashes as the UUID it is (8-4-4-4-12 with
+// dashes): every form of an advertising id keys one user.
 func hashID(id []byte, ifa bool) uint64 {
 	h := uint64(14695981039346656037)
-	for _, c := range id {
-		if ifa {
-			if c == '-' {
-				continue
-			}
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
+	bare := ifa && len(id) == 32 && allHex(id)
+	for i, c := range id {
+		if ifa && 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if bare && (i == 8 || i == 12 || i == 16 || i == 20) {
+			h = (h ^ '-') * 1099511628211
 		}
 		h = (h ^ uint64(c)) * 1099511628211
 	}
@@ -201,6 +203,16 @@ func hashID(id []byte, ifa bool) uint64 {
 		h = 1
 	}
 	return h
+}
+
+// allHex reports whether id is hex digits only.
+func allHex(id []byte) bool {
+	for _, c := range id {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return false
+		}
+	}
+	return true
 }
 
 // trimSpace is id without the ASCII spaces, tabs and line ends around it.

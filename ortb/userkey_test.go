@@ -41,7 +41,11 @@ func TestUserKey(t *testing.T) {
 // lower-case it or not), and any id with spaces around it; an id of spaces
 // only, or an all-zero ifa with a space, is no id. An outside audit got 4
 // impressions under a cap of 2 by sending the same ifa in upper and lower
-// case (or a buyeruid with a trailing space).
+// case (or a buyeruid with a trailing space). The usual form (lower case,
+// dashes) keys what it keyed before: FNV-1a of its bytes, so the counts of
+// such ids carry over an upgrade (a review: the first fix dropped the
+// dashes, and every ifa user's count started over, twice the cap across
+// a rolling deploy).
 func TestUserKeyIDForms(t *testing.T) {
 	key := func(buyer, id, ifa string) uint64 {
 		var r Request
@@ -51,6 +55,16 @@ func TestUserKeyIDForms(t *testing.T) {
 	}
 	const ifa = "6d92078a-8246-4ba4-ae5b-76104861e7dc"
 	want := key("", "", ifa)
+	fnv := uint64(14695981039346656037)
+	for _, c := range []byte(ifa) {
+		fnv = (fnv ^ uint64(c)) * 1099511628211
+	}
+	if want != fnv {
+		t.Fatalf("the usual ifa form keyed %x, want FNV-1a of its bytes %x (the key before)", want, fnv)
+	}
+	if key("", "", "6d92078a8246-4ba4-ae5b-76104861e7dc") == want || key("", "", "6d92078a-8246-4ba4-ae5b-76104861e7d") == want {
+		t.Error("an ifa with one dash left out, or a digit short, keyed the same user")
+	}
 	for _, f := range []string{"6D92078A-8246-4BA4-AE5B-76104861E7DC", "6d92078a82464ba4ae5b76104861e7dc", " " + ifa + "\t"} {
 		if got := key("", "", f); got != want {
 			t.Errorf("ifa %q keyed %x, %q %x: want one user", f, got, ifa, want)
