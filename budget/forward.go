@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"time"
@@ -285,17 +284,12 @@ func (m *Manager) settleForwarded(req *fwdReq) fwdRep {
 	if m.closed.Load() {
 		return fwdRep{Code: fwdBusy} // the caller settles it
 	}
-	if tk := m.twinTake.Load(); tk != nil && !tk.ended() {
-		// A closed twin's levels first (closedTwinLevels), while the
-		// caller waits: a loss for its provisional win reverses it.
-		ctx, cancel := context.WithTimeout(context.Background(), max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond))
-		if req.SentNs > 0 {
-			ctx, cancel = context.WithDeadline(context.Background(), time.Unix(0, req.SentNs+req.WaitNs))
-		}
-		m.closedTwinLevels(ctx)
-		cancel()
-	}
 	wait := max(min(m.cfg.AckWait, time.Duration(req.WaitNs)), time.Millisecond)
+	if req.SentNs > 0 {
+		m.awaitTwinLevels(time.Until(time.Unix(0, req.SentNs+req.WaitNs))) // while the caller waits
+	} else {
+		m.awaitTwinLevels(wait)
+	}
 	if req.SentNs > 0 {
 		// A request this process got too late to answer in time (it was
 		// stopped, starved or the link was slow): its caller has settled

@@ -422,6 +422,20 @@ func (m *Manager) closedTwinLevels(ctx context.Context) {
 	}
 }
 
+// awaitTwinLevels waits up to d for the levels of a closed twin this
+// process yielded to (closedTwinLevels) before a notice is settled, so a
+// loss for the twin's provisional win reverses it. Nothing to wait for
+// (no twin closed, or its levels taken) costs an atomic load.
+func (m *Manager) awaitTwinLevels(d time.Duration) {
+	tk := m.twinTake.Load()
+	if tk == nil || tk.ended() || d <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	m.closedTwinLevels(ctx)
+	cancel()
+}
+
 // twinTakeEnded waits for a take of a closed twin's levels that is running
 // (Close, before it writes the tier: the take's entries go in it).
 func (m *Manager) twinTakeEnded() {

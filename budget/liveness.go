@@ -147,12 +147,16 @@ func (m *Manager) onOwnLiveness(ch Change) {
 		// Only a process closing gracefully deletes it, after its holds
 		// were drained and its leases given back: this one is still
 		// running, so that was the twin; its close wrote its levels first.
-		m.twin.Store(nil)
 		if m.yielded.Load() {
 			// The next sync round, or the first notice settled here,
-			// takes its levels (closedTwinLevels).
+			// takes its levels (closedTwinLevels). Set before the twin
+			// is cleared: a notice that finds no twin (it is answered
+			// here, not left to the twin) finds the take to wait for (a
+			// review settled a loss in between without the twin's
+			// levels, and its provisional win stayed charged).
 			m.twinTake.Store(&twinTake{done: make(chan struct{})})
 		}
+		m.twin.Store(nil)
 		return
 	}
 	if ch.Liveness == nil {

@@ -1,7 +1,6 @@
 package budget
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -180,14 +179,7 @@ func (m *Manager) Settle(n Notice) (Result, error) {
 		}
 		ownerAway = away
 	}
-	if tk := m.twinTake.Load(); tk != nil && !tk.ended() {
-		// A twin under this id closed: its levels first
-		// (closedTwinLevels), so a loss for its provisional win
-		// reverses it.
-		ctx, cancel := context.WithTimeout(context.Background(), m.cfg.AckWait)
-		m.closedTwinLevels(ctx)
-		cancel()
-	}
+	m.awaitTwinLevels(m.cfg.AckWait)
 	deadline := time.Now().Add(m.cfg.AckWait)
 	out, err := m.settle(&n)
 	if errors.Is(err, errReversalPending) {
