@@ -570,7 +570,9 @@ func TestConfigRefusesASecondDocument(t *testing.T) {
 			t.Errorf("%q: %v, want more than one YAML document", body, err)
 		}
 	}
-	if _, err := LoadConfig(writeConfig(t, "---\nlisten: 127.0.0.1:1\n...\n"), Overrides{}); err != nil {
-		t.Errorf("one document between markers: %v", err)
+	for _, body := range []string{"---\nlisten: 127.0.0.1:1\n...\n", "listen: 127.0.0.1:1\n---\n", "listen: 127.0.0.1:1\n---\n# the end\n"} {
+		if _, err := LoadConfig(writeConfig(t, body), Overrides{}); err != nil {
+			t.Errorf("one document and an empty one (it loaded before): %q: %v", body, err)
+		}
 	}
 }

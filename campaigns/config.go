@@ -236,16 +236,32 @@ func parseConfig(name string, data []byte, pause *loadPause) (Config, error) {
 // parsed used to be refused, so anything after a "---" or "..." that did
 // not (a second campaign pasted in after "...", a half-written copy, a
 // stray "[") was dropped without a word and the file accepted.
+//
+// An empty document after it (a trailing "---", with comments at most) is
+// nothing: a file some tools end that way still loads (a review: refusing
+// it stopped a bidder config that had started before).
 func SecondDocument(dec *yaml.Decoder) error {
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-		return nil
-	case err == nil:
-		return errors.New("more than one YAML document")
-	default:
-		return fmt.Errorf("more than one YAML document (the second does not parse: %v)", strings.TrimPrefix(err.Error(), "yaml: "))
+	for {
+		var extra yaml.Node
+		switch err := dec.Decode(&extra); {
+		case errors.Is(err, io.EOF):
+			return nil
+		case err != nil:
+			return fmt.Errorf("more than one YAML document (the second does not parse: %v)", strings.TrimPrefix(err.Error(), "yaml: "))
+		case !emptyDocument(&extra):
+			return errors.New("more than one YAML document")
+		}
 	}
+}
+
+// emptyDocument reports whether n is a document with nothing in it (a
+// "---" followed by comments at most), not even an explicit null.
+func emptyDocument(n *yaml.Node) bool {
+	if n.Kind != yaml.DocumentNode || len(n.Content) != 1 {
+		return false
+	}
+	c := n.Content[0]
+	return c.Kind == yaml.ScalarNode && c.Tag == "!!null" && c.Value == "" && c.Anchor == "" && len(c.Content) == 0
 }
 
 // maybeFloat finds what could be a plain (unquoted) YAML number with a

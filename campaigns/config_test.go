@@ -622,13 +622,15 @@ func TestParseConfigSecondDocumentThatDoesNotParse(t *testing.T) {
 		"id: a\n...\nid: b\n",
 		"id: a\n...\nnot yaml: : :\n  - [\n",
 		"id: a\n...\n%YAML 1.1\n---\nfoo: [\n",
+		"id: a\n--- ~\n",
+		"id: a\n---\n---\nid: b\n",
 	} {
 		_, err := ParseConfig("x.yaml", []byte(doc))
 		if err == nil || !strings.Contains(err.Error(), "x.yaml: more than one YAML document") {
 			t.Errorf("%q: %v, want more than one YAML document", doc, err)
 		}
 	}
-	for _, doc := range []string{"id: a\n", "---\nid: a\n", "id: a\n...\n", "id: a\n# end\n"} {
+	for _, doc := range []string{"id: a\n", "---\nid: a\n", "id: a\n...\n", "id: a\n# end\n", "id: a\n---\n", "id: a\n---\n# end\n---\n"} {
 		if _, err := ParseConfig("x.yaml", []byte(doc)); err != nil {
 			t.Errorf("%q: %v", doc, err)
 		}

@@ -29,7 +29,7 @@ structs in bidder/; do not edit by hand: edit the comments and regenerate. A tes
 
 Every key of the bidder's YAML config (` + "`-config`" + `, default ` + "`configs/bidder.yaml`" + `, which lists them all with
 their defaults). Every key is optional: a missing or zero value takes the default shown. Unknown keys are
-refused. Durations are Go durations (` + "`150ms`, `2s`, `5m`" + `). Keys that hold secrets (` + "`admin_token`" + `,
+refused, and so is a second YAML document after the first (an empty one, a trailing "---", is nothing). Durations are Go durations (` + "`150ms`, `2s`, `5m`" + `). Keys that hold secrets (` + "`admin_token`" + `,
 ` + "`notices.key`/`keys`" + `, NATS passwords and nkey seeds) take ` + "`env:NAME`" + ` or ` + "`file:PATH`" + ` as well as a literal value.
 ` + "`bidder -check-config`" + ` validates a file and every campaign and model it names.
 `
