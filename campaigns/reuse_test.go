@@ -28,8 +28,8 @@ func sameSnapshot(t *testing.T, what string, a, b *Snapshot) {
 // A reload copies the campaigns of unchanged files from the running
 // snapshot instead of parsing them again: the result is what a fresh load
 // of the directory gives, whatever changed (an edit, a file added, one
-// removed so that every later index moves, a file renamed, one given
-// another file's bytes), and the running snapshot a request may still hold
+// removed so that every later index moves, a file renamed, a file's id
+// changed), and the running snapshot a request may still hold
 // keeps its own campaigns and indexes.
 func TestReloadCopiesUnchangedCampaigns(t *testing.T) {
 	dir := t.TempDir()
@@ -59,7 +59,7 @@ func TestReloadCopiesUnchangedCampaigns(t *testing.T) {
 		{"one file added", 20, func() { writeConfig(t, dir, baseConfig("c10a")) }},
 		{"the first file removed", 20, func() { os.Remove(filepath.Join(dir, "c00.yaml")) }},
 		{"a file renamed", 19, func() { os.Rename(filepath.Join(dir, "c07.yaml"), filepath.Join(dir, "z07.yaml")) }},
-		{"a file given another's bytes, its id changed", 19, func() {
+		{"a file's id changed", 19, func() {
 			c := baseConfig("c08")
 			c.ID, c.Creatives[0].ID = "c08b", "c08b-c"
 			data, _ := MarshalConfig(c)
