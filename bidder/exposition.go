@@ -252,6 +252,10 @@ type campaignCollector struct{ s *Server }
 func (c campaignCollector) Describe(ch chan<- *prometheus.Desc) { describe(ch, campaignDescs) }
 
 func (c campaignCollector) Collect(ch chan<- prometheus.Metric) {
+	// Swept campaigns' counts are in gone or still in their record, not
+	// both (sweepCampaigns), while this reads them.
+	c.s.m.scrape.RLock()
+	defer c.s.m.scrape.RUnlock()
 	stats := c.s.m.snapshotCampaigns() // a copy: entries are taken out below
 	// One entry per campaign with money or a bid-path record, offered to the
 	// top metrics.campaign_series as it is read; what is not kept is summed
@@ -291,9 +295,13 @@ func (c campaignCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 		}
 	}
-	if other.n == 0 {
+	c.s.m.mu.Lock()
+	gone := c.s.m.gone
+	c.s.m.mu.Unlock()
+	if other.n == 0 && gone == (campTotals{}) {
 		return
 	}
+	other.totals.addTotals(&gone) // swept campaigns: "other" never goes down
 	other.totals.collect(ch, otherCampaign)
 	for i, g := range budgetGauges {
 		if g.sum && other.anyMoney {
@@ -420,6 +428,16 @@ func (t *campTotals) add(s *campaignStats) {
 	t.imps += s.imps.load()
 	t.clicks += s.clicks.load()
 	t.predE6 += s.predE6.load()
+}
+
+func (t *campTotals) addTotals(o *campTotals) {
+	t.bids += o.bids
+	for r := range t.nobids {
+		t.nobids[r] += o.nobids[r]
+	}
+	t.imps += o.imps
+	t.clicks += o.clicks
+	t.predE6 += o.predE6
 }
 
 func (t *campTotals) collect(ch chan<- prometheus.Metric, id string) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -369,5 +370,68 @@ func BenchmarkScrape10kCampaigns(b *testing.B) {
 				b.SetBytes(int64(rec.Body.Len()))
 			}
 		})
+	}
+}
+
+// Counters of campaigns the published set has not had for
+// campaignSweepAfter are swept (an outside audit: every id ever loaded kept
+// its counters, heap 86 -> 120 MiB over 12 reloads of 1,000 new ids): their
+// line goes to the next new campaign, zeroed, and their counts to
+// campaign="other", which never goes down.
+func TestSweptCampaignCountersStayInOther(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) { c.Metrics.CampaignSeries = 1 })
+	m := ts.m
+	for i, id := range []string{"keep", "old1", "old2"} {
+		st := m.campaign(id)
+		for range 3 + i {
+			st.bid(0)
+		}
+		st.imps.add(0, 1)
+	}
+	ts.campaignMoney = eachStatus([]budget.CampaignStatus{{ID: "keep", SpentMicros: 10}})
+	scrape := func() (other, all float64) {
+		ss, err := ts.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ss.Sum("openbidder_campaign_bids_total", "campaign", "other"), ss.Sum("openbidder_campaign_bids_total")
+	}
+	other0, all0 := scrape()
+	if other0 != 9 || all0 != 12 {
+		t.Fatalf("before: other %v, all %v; want 9 and 12", other0, all0)
+	}
+	snap := ts.catalog.Load().snap // the test server's own campaigns stay
+	live := func(id string) bool { return id == "keep" || snap.Campaign(id) != nil }
+	t0 := time.Now()
+	if n := m.sweepCampaigns(live, t0); n != 0 {
+		t.Fatalf("%d swept the first time they were seen missing, want 0", n)
+	}
+	if n := m.sweepCampaigns(live, t0.Add(campaignSweepAfter-time.Second)); n != 0 {
+		t.Fatalf("%d swept before campaignSweepAfter, want 0", n)
+	}
+	if n := m.sweepCampaigns(live, t0.Add(campaignSweepAfter)); n != 2 {
+		t.Fatalf("%d swept after campaignSweepAfter, want 2", n)
+	}
+	if m.campaigns["old1"] != nil || m.campaigns["old2"] != nil || m.campaigns["keep"] == nil || len(m.free) != 2 {
+		t.Fatalf("records %v, %d free lines after the sweep; want old1 and old2 gone, keep kept, 2 free", m.campaigns, len(m.free))
+	}
+	if other, all := scrape(); other != other0 || all != all0 {
+		t.Fatalf("after the sweep: other %v, all %v; want %v and %v (a counter must not go down)", other, all, other0, all0)
+	}
+	// A new campaign takes a swept line, zeroed; its bids count anew.
+	st := m.campaign("new")
+	if st.bids() != 0 || len(m.free) != 1 {
+		t.Fatalf("a new campaign on a swept line starts at %d bids (%d free), want 0", st.bids(), len(m.free))
+	}
+	st.bid(1)
+	if other, all := scrape(); other != other0+1 || all != all0+1 {
+		t.Fatalf("after a new campaign's bid: other %v, all %v; want %v and %v", other, all, other0+1, all0+1)
+	}
+	// One back in the published set before the sweep is not swept.
+	m.campaign("back")
+	m.sweepCampaigns(live, t0.Add(2*campaignSweepAfter))
+	m.campaign("back")
+	if n := m.sweepCampaigns(func(id string) bool { return live(id) || id == "back" }, t0.Add(4*campaignSweepAfter)); n != 1 {
+		t.Fatalf("%d swept, want 1 (new, not back)", n)
 	}
 }

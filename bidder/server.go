@@ -307,6 +307,7 @@ func (s *Server) SetCampaigns(snap *campaigns.Snapshot) error {
 	cat := newCatalog(snap, s.m, mon)
 	s.retired.retire(s.catalog.Load(), cat, time.Now(), s.cfg.Notices.TokenTTL)
 	s.publishCatalog(cat) // with the pause state (control.go)
+	s.m.sweepCampaigns(func(id string) bool { return snap.Campaign(id) != nil }, time.Now())
 	return nil
 }
 
