@@ -317,6 +317,16 @@ func (m *Manager) freqSettle(h *Account, userKey uint64, instance string, bid, n
 	var b int64
 	if !bid.IsZero() {
 		b = bid.UnixNano()
+		// A bid placed before this process started (the previous process
+		// under this instance id, a graceful restart) has no pending count
+		// here: pending counts are not carried. Its loss or pixel would end
+		// the count of a bid placed here instead (an outside audit: a user
+		// under a cap of 1 shown two impressions after a restart). A token
+		// keeps the bid's second: a bid in this process's first second is
+		// taken for this process's.
+		if b < m.startNs-m.startNs%int64(time.Second) {
+			return
+		}
 	}
 	m.freq.unpend(freqKey(userKey, h.idHash), b, int64(m.cfg.FreqPendingTTL), now.UnixNano())
 }
