@@ -17,8 +17,10 @@ import (
 // SIGTERM and restart). Pending bids are not carried (their process is
 // gone; their notices end nothing here). A crash writes nothing: the next
 // process starts with no counts, as before, and learns the other instances'
-// impressions as they publish them. An earlier version ignores the object;
-// it expires with the levels (the longest dedup window).
+// impressions as they publish them. An earlier version ignores the object.
+// It expires with the levels, after the longest notices.dedup_window (2 h
+// by default): an instance stopped longer than that starts with no counts,
+// whatever its caps' windows.
 
 const (
 	freqMagic      = "OBFQ1\n"
@@ -135,6 +137,10 @@ func (m *Manager) loadFreq(ctx context.Context) {
 	if err != nil || b == nil {
 		if err != nil {
 			m.log.Warn("frequency snapshot not read: starting with no frequency counts", "err", err)
+		} else if m.restoredN.Load() > 0 {
+			// The tier snapshot was there: this one was not written, or
+			// expired first (they expire together).
+			m.log.Warn("no frequency snapshot beside the tier snapshot: starting with no frequency counts")
 		}
 		return
 	}
