@@ -14,8 +14,12 @@ import (
 // Before, every restart, a graceful deploy of a single instance included,
 // forgot every count: each capped campaign could show each user its cap
 // again (an outside audit: a user at a cap of 2 bid again right after a
-// SIGTERM and restart). Pending bids are not carried (their process is
-// gone; their notices end nothing here). A crash writes nothing: the next
+// SIGTERM and restart). Bids still pending are carried as counts that
+// lapse at their expiry (freq_pending_ttl after the last of them): their
+// notices end nothing here (freqSettle), so a bid whose impression came
+// counts twice until then, erring toward fewer impressions; not carried, a
+// user with bids in flight at the restart could get one more each (an
+// outside audit: 3 impressions under a cap of 2). A crash writes nothing: the next
 // process starts with no counts, as before, and learns the other instances'
 // impressions as they publish them. An earlier version ignores the object.
 // It expires with the levels, after the longest notices.dedup_window (2 h
@@ -24,7 +28,7 @@ import (
 
 const (
 	freqMagic      = "OBFQ1\n"
-	freqEntryBytes = 28 // key, window start, window end (unix ns), count
+	freqEntryBytes = 40 // key, window start, window end (unix ns), count, pending, pending end (unix ns)
 )
 
 // freqObject names the frequency snapshot of instance in the levels store:
@@ -33,7 +37,7 @@ const (
 func freqObject(instance string) string { return instance + "@freq" }
 
 // encode appends the entries with impressions counted in a window still
-// open at now, and returns how many.
+// open at now, or bids pending, and returns how many.
 func (t *freqTable) encode(dst []byte, instance string, now int64) ([]byte, int) {
 	dst = append(dst, freqMagic...)
 	dst = binary.AppendUvarint(dst, uint64(len(instance)))
@@ -45,13 +49,15 @@ func (t *freqTable) encode(dst []byte, instance string, now int64) ([]byte, int)
 		s := &t.shards[i]
 		s.mu.RLock()
 		for k, e := range s.m {
-			if e.count == 0 || e.expires <= now {
+			if !freqLive(&e, now) {
 				continue
 			}
 			dst = binary.LittleEndian.AppendUint64(dst, k)
 			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.start))
 			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.expires))
 			dst = binary.LittleEndian.AppendUint32(dst, e.count)
+			dst = binary.LittleEndian.AppendUint32(dst, e.pend)
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(e.pendExp))
 			n++
 		}
 		s.mu.RUnlock()
@@ -60,10 +66,17 @@ func (t *freqTable) encode(dst []byte, instance string, now int64) ([]byte, int)
 	return dst, n
 }
 
-// restore puts a snapshot's windows still open at now into the table and
-// returns how many. A key the table has already keeps its entry, with the
-// snapshot's count where both are the same window and the snapshot's is
-// higher.
+// freqLive reports whether e counts anything at now or later: impressions
+// in an open window, or bids pending.
+func freqLive(e *freqEntry, now int64) bool {
+	return e.count > 0 && e.expires > now || e.pend > 0 && e.pendExp > now
+}
+
+// restore puts a snapshot's windows still open at now, and its pending
+// bids, into the table and returns how many entries. A key the table has
+// already keeps its entry, with the snapshot's count where both are the
+// same window and the snapshot's is higher, and the snapshot's pending bids
+// where it has none.
 func (t *freqTable) restore(b []byte, instance string, now int64) (int, error) {
 	if len(b) < len(freqMagic) || string(b[:len(freqMagic)]) != freqMagic {
 		return 0, fmt.Errorf("%w: frequency snapshot: no magic", errLevels)
@@ -89,8 +102,9 @@ func (t *freqTable) restore(b []byte, instance string, now int64) (int, error) {
 	for ; len(b) > 0; b = b[freqEntryBytes:] {
 		key := binary.LittleEndian.Uint64(b)
 		e := freqEntry{start: int64(binary.LittleEndian.Uint64(b[8:])), expires: int64(binary.LittleEndian.Uint64(b[16:])),
-			count: binary.LittleEndian.Uint32(b[24:])}
-		if e.expires <= now || e.count == 0 {
+			count: binary.LittleEndian.Uint32(b[24:]), pend: binary.LittleEndian.Uint32(b[28:]),
+			pendExp: int64(binary.LittleEndian.Uint64(b[32:]))}
+		if !freqLive(&e, now) {
 			continue
 		}
 		s := &t.shards[key&63]
@@ -98,8 +112,11 @@ func (t *freqTable) restore(b []byte, instance string, now int64) (int, error) {
 		if old, ok := s.m[key]; ok {
 			if old.start == e.start && old.expires == e.expires && e.count > old.count {
 				old.count = e.count
-				s.m[key] = old
 			}
+			if (old.pend == 0 || old.pendExp <= now) && e.pend > 0 && e.pendExp > now {
+				old.pend, old.pendExp = e.pend, e.pendExp
+			}
+			s.m[key] = old
 		} else {
 			if len(s.m) >= t.maxPer {
 				t.makeRoomLocked(s, now)

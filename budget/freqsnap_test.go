@@ -27,22 +27,36 @@ func TestGracefulRestartKeepsFrequencyCounts(t *testing.T) {
 				st := NewMemStore()
 				start = func() *Manager { return storeManager(t, st, "a", clk, c) }
 			}
-			const capped, once, other = 11, 12, 13
+			const capped, once, other, pending = 11, 12, 13, 14
 			a := start()
 			h := a.Handle("c")
 			a.RecordImpression(h, capped, clk.Now())
 			a.RecordImpression(h, capped, clk.Now())
 			a.RecordImpression(h, once, clk.Now())
+			for i, want := range []bool{true, true, false} { // the third finds the cap of 2 full
+				if got := a.FreqReserve(h, pending, clk.Now()); got != want {
+					t.Fatalf("before the restart: bid %d for the pending user allowed %v, want %v", i+1, got, want)
+				}
+			}
 			if a.FreqAllow(h, capped, clk.Now()) || !a.FreqAllow(h, once, clk.Now()) {
 				t.Fatal("before the restart: the capped user allowed, or the other one not")
 			}
 			if err := a.Close(ctxT(t)); err != nil {
 				t.Fatal(err)
 			}
-			clk.Add(10 * time.Minute)
+			clk.Add(time.Second)
 			b := start()
 			defer b.Close(context.Background())
 			hb := b.Handle("c")
+			// Bids pending at the restart count until they lapse: a user
+			// with two in flight got one more each (an outside audit).
+			if b.FreqReserve(hb, pending, clk.Now()) {
+				t.Fatal("after the restart a user with two bids pending under a cap of 2 got a third")
+			}
+			clk.Add(10 * time.Minute) // past freq_pending_ttl
+			if !b.FreqAllow(hb, pending, clk.Now()) {
+				t.Fatal("the pending bids carried across the restart never lapsed")
+			}
 			if b.FreqAllow(hb, capped, clk.Now()) {
 				t.Fatal("after a graceful restart the user at the cap of 2 may see the campaign again")
 			}
@@ -53,10 +67,10 @@ func TestGracefulRestartKeepsFrequencyCounts(t *testing.T) {
 			if !b.FreqAllow(hb, other, clk.Now()) {
 				t.Fatal("a user with no impression is refused")
 			}
-			if got := b.freqRestoredN.Load(); got != 2 {
-				t.Fatalf("%d frequency entries restored, want 2", got)
+			if got := b.freqRestoredN.Load(); got != 3 {
+				t.Fatalf("%d frequency entries restored, want 3", got)
 			}
-			clk.Add(51 * time.Minute) // the window of the first impressions has ended
+			clk.Add(50 * time.Minute) // the window of the first impressions has ended
 			if !b.FreqAllow(hb, capped, clk.Now()) {
 				t.Fatal("the restored window did not end an hour after its first impression")
 			}
