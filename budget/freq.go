@@ -318,13 +318,17 @@ func (m *Manager) freqSettle(h *Account, userKey uint64, instance string, bid, n
 	if !bid.IsZero() {
 		b = bid.UnixNano()
 		// A bid placed before this process started (the previous process
-		// under this instance id, a graceful restart) has no pending count
-		// here: pending counts are not carried. Its loss or pixel would end
+		// under this instance id) has a pending count here only when the
+		// previous process's frequency snapshot was read (a graceful
+		// restart, freqsnap.go): then its loss or pixel ends it, as its
+		// process would have (else the carried counts only lapsed, and a
+		// user bid again meanwhile kept them alive: one shared expiry; a
+		// review). Without a snapshot (a crash) its loss or pixel would end
 		// the count of a bid placed here instead (an outside audit: a user
 		// under a cap of 1 shown two impressions after a restart). A token
 		// keeps the bid's second: a bid in this process's first second is
 		// taken for this process's.
-		if b < m.startNs-m.startNs%int64(time.Second) {
+		if b < m.startNs-m.startNs%int64(time.Second) && !m.freqCarried.Load() {
 			return
 		}
 	}

@@ -14,12 +14,10 @@ import (
 // Before, every restart, a graceful deploy of a single instance included,
 // forgot every count: each capped campaign could show each user its cap
 // again (an outside audit: a user at a cap of 2 bid again right after a
-// SIGTERM and restart). Bids still pending are carried as counts that
-// lapse at their expiry (freq_pending_ttl after the last of them): their
-// notices end nothing here (freqSettle), so a bid whose impression came
-// counts twice until then, erring toward fewer impressions; not carried, a
-// user with bids in flight at the restart could get one more each (an
-// outside audit: 3 impressions under a cap of 2). A crash writes nothing: the next
+// SIGTERM and restart). Bids still pending are carried too, and their
+// notices end them here as their own process would have (freqSettle); not
+// carried, a user with bids in flight at the restart could get one more
+// each (an outside audit: 3 impressions under a cap of 2). A crash writes nothing: the next
 // process starts with no counts, as before, and learns the other instances'
 // impressions as they publish them. An earlier version ignores the object.
 // It expires with the levels, after the longest notices.dedup_window (2 h
@@ -167,5 +165,6 @@ func (m *Manager) loadFreq(ctx context.Context) {
 		return
 	}
 	m.freqRestoredN.Store(uint64(n))
+	m.freqCarried.Store(true)
 	m.log.Info("frequency counts taken from the previous process", "entries", n)
 }

@@ -53,6 +53,15 @@ func TestGracefulRestartKeepsFrequencyCounts(t *testing.T) {
 			if b.FreqReserve(hb, pending, clk.Now()) {
 				t.Fatal("after the restart a user with two bids pending under a cap of 2 got a third")
 			}
+			// The loss of one of them ends its count here, as its own
+			// process would have: the user may be bid once more, not
+			// twice. (Else the carried counts only lapsed, and each new
+			// bid kept them alive: a review's cap of 3 acted as 1.)
+			b.EndLost(Notice{Kind: KindLoss, InstanceID: "a", CampaignID: "c", AuctionID: "before-restart", ImpID: "1",
+				HoldID: 7, Bid: clk.Now().Add(-2 * time.Second).Truncate(time.Second), User: pending, Time: clk.Now()})
+			if !b.FreqReserve(hb, pending, clk.Now()) || b.FreqReserve(hb, pending, clk.Now()) {
+				t.Fatal("after a loss of one of the two carried bids: want exactly one more bid under the cap of 2")
+			}
 			clk.Add(10 * time.Minute) // past freq_pending_ttl
 			if !b.FreqAllow(hb, pending, clk.Now()) {
 				t.Fatal("the pending bids carried across the restart never lapsed")

@@ -94,7 +94,10 @@ type Manager struct {
 	// freqRestoredN: frequency entries restored from the previous
 	// process's snapshot (freqsnap.go).
 	freqRestoredN atomic.Uint64
-	twinLevelsN   atomic.Uint64 // tier entries taken from a closed twin's snapshot while running (readTwinLevels)
+	// freqCarried: the previous process's frequency snapshot was read, so
+	// its bids' pending counts are here for their notices to end.
+	freqCarried atomic.Bool
+	twinLevelsN atomic.Uint64 // tier entries taken from a closed twin's snapshot while running (readTwinLevels)
 	// twinTake is the take of the levels of the twin this process yielded
 	// to, once it saw the twin's heartbeat deleted (its close): the next
 	// sync round, or the first notice settled here, starts it, and notices
