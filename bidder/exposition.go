@@ -301,7 +301,7 @@ func (c campaignCollector) Collect(ch chan<- prometheus.Metric) {
 	if other.n == 0 && gone == (campTotals{}) {
 		return
 	}
-	other.totals.addTotals(&gone) // swept campaigns: "other" never goes down
+	other.totals.addTotals(&gone) // swept campaigns: a sweep does not lower "other" (a campaign entering the top by spend still does)
 	other.totals.collect(ch, otherCampaign)
 	for i, g := range budgetGauges {
 		if g.sum && other.anyMoney {

@@ -377,7 +377,7 @@ func BenchmarkScrape10kCampaigns(b *testing.B) {
 // campaignSweepAfter are swept (an outside audit: every id ever loaded kept
 // its counters, heap 86 -> 120 MiB over 12 reloads of 1,000 new ids): their
 // line goes to the next new campaign, zeroed, and their counts to
-// campaign="other", which never goes down.
+// campaign="other", which the sweep does not lower.
 func TestSweptCampaignCountersStayInOther(t *testing.T) {
 	ts := newTestServer(t, func(c *Config) { c.Metrics.CampaignSeries = 1 })
 	m := ts.m

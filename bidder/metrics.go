@@ -215,7 +215,7 @@ type metrics struct {
 	lines     int          // lines ever handed out
 	// Campaigns no published set has had for a while are swept
 	// (sweepCampaigns): their counts go to gone (summed into
-	// campaign="other", which never goes down) and their line to free, for
+	// campaign="other", which the sweep does not lower) and their line to free, for
 	// the next new campaign.
 	free   []campSlot
 	absent map[string]time.Time // ids not in the published set, since when
