@@ -1,5 +1,7 @@
 package ortb
 
+import "bytes"
+
 // Reset empties r for reuse and sets the documented defaults: AT 2, and Unset
 // for the tri-state flags (Imp.Secure, Video.Skip, Device.DNT, Device.LMT,
 // Regs.COPPA, Regs.GDPR). Every slice keeps its capacity, so a pooled Request stops
@@ -172,10 +174,10 @@ func (imp *Imp) nextDeal() *Deal {
 // slot takes the same order. Callers decide whether user-level processing
 // is allowed at all (COPPA, GDPR consent).
 func (r *Request) UserKey() uint64 {
-	if id := trimSpace(r.User.BuyerUID); len(id) > 0 {
+	if id := bytes.TrimSpace(r.User.BuyerUID); len(id) > 0 {
 		return hashID(id, false)
 	}
-	if id := trimSpace(r.User.ID); len(id) > 0 {
+	if id := bytes.TrimSpace(r.User.ID); len(id) > 0 {
 		return hashID(id, false)
 	}
 	if id := r.Device.AdID(); len(id) > 0 {
@@ -215,19 +217,6 @@ func allHex(id []byte) bool {
 	return true
 }
 
-// trimSpace is id without the ASCII spaces, tabs and line ends around it.
-func trimSpace(id []byte) []byte {
-	for len(id) > 0 && isSpace(id[0]) {
-		id = id[1:]
-	}
-	for len(id) > 0 && isSpace(id[len(id)-1]) {
-		id = id[:len(id)-1]
-	}
-	return id
-}
-
-func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
-
 // zeroID reports whether an advertising id is made of zeros and dashes only
 // ("00000000-0000-0000-0000-000000000000"): no id at all.
 func zeroID(id []byte) bool {
@@ -244,7 +233,7 @@ func zeroID(id []byte) bool {
 // (TrackingLimited). The frequency key (UserKey) and the features' user
 // slot both read it.
 func (d *Device) AdID() []byte {
-	ifa := trimSpace(d.IFA)
+	ifa := bytes.TrimSpace(d.IFA)
 	if len(ifa) == 0 || zeroID(ifa) || d.TrackingLimited() {
 		return nil
 	}
