@@ -193,10 +193,20 @@ type PrivacyConfig struct {
 	// (the default), such a request still gets a contextual bid, with no
 	// user-level data.
 	RequirePurpose2 bool `yaml:"require_purpose2"`
+	// AllowMissingDisclosedVendors: a TC string written (LastUpdated) on
+	// or after 2026-02-28 without the Disclosed Vendors segment, mandatory
+	// since TCF v2.3, is read by its core segment alone, as before v2.3.
+	// Off (the default), such a string is malformed (gdpr_malformed): no
+	// user-level data. A Disclosed Vendors segment that is there is always
+	// honoured: where it does not list vendor_id, no user-level data.
+	AllowMissingDisclosedVendors bool `yaml:"allow_missing_disclosed_vendors"`
 }
 
 func (p PrivacyConfig) options() privacy.Options {
-	return privacy.Options{VendorID: p.VendorID, CacheEntries: p.CacheEntries, CacheTTL: p.CacheTTL, RequirePurpose2: p.RequirePurpose2}
+	return privacy.Options{
+		VendorID: p.VendorID, CacheEntries: p.CacheEntries, CacheTTL: p.CacheTTL, RequirePurpose2: p.RequirePurpose2,
+		AllowMissingDisclosedVendors: p.AllowMissingDisclosedVendors,
+	}
 }
 
 // LimitsConfig bounds a request's size and time.

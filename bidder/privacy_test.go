@@ -27,6 +27,12 @@ const (
 	tcWrongVendor = "CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVgAAAAAAoAAAAA"
 	// Purposes 1 and 2, vendor 42: frequency caps, no personalization.
 	tcFreqOnly = "CO5rKAAO5rKAAAHABBENBkEgAMAAAAAAAAAAAVAAAAAAAQAAAAA"
+	// tcAll written on 2026-03-02, after TCF v2.3's deadline: without the
+	// Disclosed Vendors segment, with it listing vendor 42, and listing
+	// vendors 41 and 43 only.
+	tcAll23Missing     = "CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA"
+	tcAll23Disclosed   = "CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA.IAVAAAAAAAQ"
+	tcAll23Undisclosed = "CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA.IAVgAAAAAAo"
 	// usnat, sale opted out; and usnat with notices given and no opt-out.
 	gppSaleOut = "DBABLA~BVVaAAAAAgA.QA"
 	gppClean   = "DBABLA~BVVqAAAAAgA.QA"
@@ -374,6 +380,30 @@ func TestRequirePurpose2NoBid(t *testing.T) {
 		a, _ := ts.explain(&req, explainOptions{now: time.Now()})
 		if (a.NoBidReason == "privacy") != strict {
 			t.Errorf("require_purpose2 %v: explain says %q", strict, a.NoBidReason)
+		}
+	}
+}
+
+// TCF v2.3 through the server: with require_purpose2, a string written after
+// 2026-02-28 bids only when its Disclosed Vendors segment lists vendor_id,
+// or, with privacy.allow_missing_disclosed_vendors, when it has none.
+func TestDisclosedVendorsConfig(t *testing.T) {
+	video := readReq(t, "app-video.json") // regs.gdpr 1, no string
+	with := func(tc string) []byte {
+		return bytes.Replace(video, []byte(`"user":{"id":"u-2"}`), []byte(`"user":{"id":"u-2","consent":"`+tc+`"}`), 1)
+	}
+	for _, allow := range []bool{false, true} {
+		ts := newTestServer(t, func(c *Config) {
+			c.Privacy.VendorID, c.Privacy.RequirePurpose2, c.Privacy.AllowMissingDisclosedVendors = testVendor, true, allow
+		})
+		for tc, bids := range map[string]bool{
+			tcAll23Disclosed: true, tcAll23Undisclosed: false, tcAll23Missing: allow, tcAll: true,
+		} {
+			r := ts.bidInTime(with(tc))
+			if got := r.StatusCode() == 200; got != bids {
+				t.Errorf("allow_missing_disclosed_vendors %v, %s: %d %q, want a bid %v",
+					allow, tc, r.StatusCode(), r.Header.Peek("x-nobid-reason"), bids)
+			}
 		}
 	}
 }

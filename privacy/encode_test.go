@@ -3,6 +3,8 @@ package privacy
 import (
 	"encoding/base64"
 	"slices"
+	"strings"
+	"time"
 )
 
 // tcString describes a TCF v2 TC string (core segment) for encode, an
@@ -17,6 +19,37 @@ type tcString struct {
 	restrictions []restriction
 	policy       int // TCF policy version (default 4, TCF v2.2)
 	p1Treatment  bool
+	updated      time.Time // Created and LastUpdated (default 2020-09-13, 16e9 deciseconds)
+	// segments after the core one, in order, joined with '.' (TCF v2.3:
+	// the Disclosed Vendors segment, disclosedSegment)
+	segments []string
+}
+
+// disclosedSegment encodes a Disclosed Vendors segment (SegmentType 1, then
+// a vendor section): a bit field of ids, or, with spans, range entries
+// (IsARange 1 for a span of more than one id).
+func disclosedSegment(ids []int, spans [][2]int) string {
+	var b bits
+	b.int(1, 3) // SegmentType: Disclosed Vendors
+	if spans == nil {
+		b.vendorSection(ids, false)
+	} else {
+		maxID := 0
+		for _, s := range spans {
+			maxID = maxInt(maxID, s[1])
+		}
+		b.int(maxID, 16)
+		b.flag(true)
+		b.int(len(spans), 12)
+		for _, s := range spans {
+			b.flag(s[0] != s[1])
+			b.int(s[0], 16)
+			if s[0] != s[1] {
+				b.int(s[1], 16)
+			}
+		}
+	}
+	return b.base64()
 }
 
 type restriction struct {
@@ -80,15 +113,19 @@ func maxInt(a, b int) int {
 
 func (t tcString) encode() string {
 	var b bits
-	b.int(2, 6)            // Version
-	b.int(16000000000, 36) // Created, deciseconds
-	b.int(16000000000, 36) // LastUpdated
-	b.int(7, 12)           // CmpId
-	b.int(1, 12)           // CmpVersion
-	b.int(1, 6)            // ConsentScreen
-	b.int(4, 6)            // ConsentLanguage "EN": E
-	b.int(13, 6)           //   N
-	b.int(100, 12)         // VendorListVersion
+	at := 16000000000 // deciseconds
+	if !t.updated.IsZero() {
+		at = int(t.updated.UnixMilli() / 100)
+	}
+	b.int(2, 6)    // Version
+	b.int(at, 36)  // Created, deciseconds
+	b.int(at, 36)  // LastUpdated
+	b.int(7, 12)   // CmpId
+	b.int(1, 12)   // CmpVersion
+	b.int(1, 6)    // ConsentScreen
+	b.int(4, 6)    // ConsentLanguage "EN": E
+	b.int(13, 6)   //   N
+	b.int(100, 12) // VendorListVersion
 	policy := t.policy
 	if policy == 0 {
 		policy = 4
@@ -110,6 +147,11 @@ func (t tcString) encode() string {
 		b.int(r.kind, 2)
 		b.ranges(r.vendors)
 	}
+	return strings.Join(append([]string{b.base64()}, t.segments...), ".")
+}
+
+// base64 pads b to whole bytes and encodes it as a TC string segment.
+func (b bits) base64() string {
 	for len(b)%8 != 0 {
 		b = append(b, 0)
 	}

@@ -28,7 +28,7 @@ type gppSummary struct {
 
 // decodeGPP decodes a GPP string and evaluates each section it can read. It
 // allocates.
-func decodeGPP(s string, vendor uint16) gppSummary {
+func decodeGPP(s string, vendor uint16, allowUndisclosed bool) gppSummary {
 	if !gppHeaderSane(s) {
 		return gppSummary{}
 	}
@@ -47,7 +47,7 @@ func decodeGPP(s string, vendor uint16) gppSummary {
 		optOut, known, ok := usSection(c.Sections[i])
 		switch { // go-gpp leaves ids 2 and 6 undecoded (GenericSection)
 		case int(id) == sidTCFEU:
-			g.tcf = decodeTCF(c.Sections[i].GetValue(), vendor)
+			g.tcf = decodeTCF(c.Sections[i].GetValue(), vendor, allowUndisclosed)
 			known, ok = true, g.tcf.ok
 		case int(id) == sidUSPV1:
 			optOut, ok = uspOptOut([]byte(c.Sections[i].GetValue()))

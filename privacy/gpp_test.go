@@ -109,7 +109,7 @@ func TestGPPExamples(t *testing.T) {
 		{gppStringOf(usnatSec(func(c *uspnat.USPNATCoreSegment, _ *bool) { c.SaleOptOut = 1 })), 1 << 7, 1 << 7}, // encoder round trip
 	}
 	for _, c := range cases {
-		g := decodeGPP(c.s, 42)
+		g := decodeGPP(c.s, 42, false)
 		if !g.ok || g.present != c.present || g.optOut != c.optOut || g.bad != 0 || g.unsupported != 0 {
 			t.Errorf("%s: %+v, want present %b opt-out %b", c.s, g, c.present, c.optOut)
 		}
@@ -160,7 +160,7 @@ func TestUSNatRule(t *testing.T) {
 	}
 	for _, c := range cases {
 		s := gppStringOf(usnatSec(c.edit))
-		g := decodeGPP(s, 0)
+		g := decodeGPP(s, 0, false)
 		if !g.ok || g.bad != 0 {
 			t.Fatalf("%s: %s does not decode: %+v", c.name, s, g)
 		}
@@ -246,7 +246,7 @@ func TestGPPHeaderSane(t *testing.T) {
 		}
 	}
 	for _, c := range cases[3:6] { // the encoder agrees with go-gpp
-		if g := decodeGPP(strings.Replace(c.s, "~x", "~1YNN", 1), 0); !g.ok {
+		if g := decodeGPP(strings.Replace(c.s, "~x", "~1YNN", 1), 0, false); !g.ok {
 			t.Errorf("%s: go-gpp does not read the header as encoded", c.s)
 		}
 	}

@@ -37,6 +37,12 @@ type Options struct {
 	// Decision.NoBid. Off, such a request allows a contextual bid (no
 	// user-level data).
 	RequirePurpose2 bool
+	// AllowMissingDisclosedVendors reads a TC string written on or after
+	// 2026-02-28 without the Disclosed Vendors segment (mandatory since TCF
+	// v2.3) by its core segment alone, as before v2.3. Off (the default),
+	// such a string is malformed. A segment that is there is always honoured:
+	// a vendor it does not list has no legal basis.
+	AllowMissingDisclosedVendors bool
 }
 
 // Validate reports what is wrong with o.
@@ -52,6 +58,7 @@ func (o Options) Validate() error {
 type Policy struct {
 	vendor    uint16
 	requireP2 bool
+	undisc    bool   // Options.AllowMissingDisclosedVendors
 	cache     *cache // nil: decode every time
 	stats     struct {
 		decodes, malformed, recovered atomic.Uint64
@@ -69,7 +76,7 @@ func New(o Options) (*Policy, error) {
 	if o.CacheTTL == 0 {
 		o.CacheTTL = DefaultCacheTTL
 	}
-	p := &Policy{vendor: uint16(o.VendorID), requireP2: o.RequirePurpose2}
+	p := &Policy{vendor: uint16(o.VendorID), requireP2: o.RequirePurpose2, undisc: o.AllowMissingDisclosedVendors}
 	if o.CacheEntries > 0 {
 		p.cache = newCache(int64(o.CacheEntries), max(o.CacheTTL, 0)) // 0: no expiry
 	}
@@ -315,7 +322,7 @@ func (p *Policy) tcf(s []byte) tcfVerdict {
 		return e.tcf
 	}
 	var v tcfVerdict
-	p.decode(func() { v = decodeTCF(string(s), p.vendor) })
+	p.decode(func() { v = decodeTCF(string(s), p.vendor, p.undisc) })
 	if !v.ok {
 		p.stats.malformed.Add(1)
 	}
@@ -332,7 +339,7 @@ func (p *Policy) gpp(s []byte) gppSummary {
 		return e.gpp
 	}
 	var g gppSummary
-	p.decode(func() { g = decodeGPP(string(s), p.vendor) })
+	p.decode(func() { g = decodeGPP(string(s), p.vendor, p.undisc) })
 	if !g.ok || g.bad != 0 || (g.present&(1<<sidTCFEU) != 0 && !g.tcf.ok) {
 		p.stats.malformed.Add(1)
 	}

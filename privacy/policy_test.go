@@ -46,7 +46,7 @@ func TestPublicTCStrings(t *testing.T) {
 		{tcV1, 1, tcfVerdict{}},
 	}
 	for _, c := range cases {
-		if got := decodeTCF(c.s, c.vendor); got != c.want {
+		if got := decodeTCF(c.s, c.vendor, false); got != c.want {
 			t.Errorf("%.20s... vendor %d: %+v, want %+v", c.s, c.vendor, got, c.want)
 		}
 	}
@@ -422,10 +422,14 @@ func TestCacheDecodesOnce(t *testing.T) {
 // uses to what they were built as.
 func TestBidderStrings(t *testing.T) {
 	saleOut := func(c *uspnat.USPNATCoreSegment, _ *bool) { c.SaleOptOut = 1 }
+	march2 := time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
 	for _, c := range []struct{ literal, built string }{
 		{"CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{42}}.encode()},
 		{"CO5rKAAO5rKAAAHABBENBkEgAPAAAAAAAAAAAVgAAAAAAoAAAAA", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{41, 43}}.encode()},
 		{"CO5rKAAO5rKAAAHABBENBkEgAMAAAAAAAAAAAVAAAAAAAQAAAAA", tcString{purposes: []int{1, 2}, vendors: []int{42}}.encode()},
+		{"CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{42}, updated: march2}.encode()},
+		{"CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA.IAVAAAAAAAQ", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{42}, updated: march2, segments: []string{disclosedSegment([]int{42}, nil)}}.encode()},
+		{"CQgcD4AQgcD4AAHABBENBkEgAPAAAAAAAAAAAVAAAAAAAQAAAAA.IAVgAAAAAAo", tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{42}, updated: march2, segments: []string{disclosedSegment([]int{41, 43}, nil)}}.encode()},
 		{"DBABLA~BVVaAAAAAgA.QA", gppStringOf(usnatSec(saleOut))},
 		{"DBABLA~BVVqAAAAAgA.QA", gppStringOf(usnatSec(nil))},
 	} {

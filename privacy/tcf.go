@@ -1,6 +1,11 @@
 package privacy
 
 import (
+	"encoding/base64"
+	"strings"
+	"time"
+
+	"github.com/prebid/go-gdpr/bitutils"
 	"github.com/prebid/go-gdpr/consentconstants"
 	tcf2 "github.com/prebid/go-gdpr/vendorconsent/tcf2"
 )
@@ -36,10 +41,20 @@ func (v tcfVerdict) and(w tcfVerdict) tcfVerdict {
 	return tcfVerdict{ok: v.ok && w.ok, uses: v.uses & w.uses, basic: v.basic && w.basic, train: v.train && w.train}
 }
 
-// decodeTCF decodes a TCF v2 consent string (core segment; other segments
-// are ignored) and evaluates it for vendor. Anything that does not decode as
-// v2, a TCF v1 string included, is !ok. It allocates.
-func decodeTCF(s string, vendor uint16) tcfVerdict {
+// tcfV23Deadline is the day TCF v2.3 made the Disclosed Vendors segment
+// mandatory: a TC string written (LastUpdated) on or after it without the
+// segment is invalid; one written before stays valid.
+var tcfV23Deadline = time.Date(2026, time.February, 28, 0, 0, 0, 0, time.UTC)
+
+// decodeTCF decodes a TCF v2 consent string and evaluates it for vendor:
+// the core segment with github.com/prebid/go-gdpr, the Disclosed Vendors
+// segment (TCF v2.3) with disclosedVendor, since go-gdpr v1.12.1 reads the
+// core segment only. Anything that does not decode as v2, a TCF v1 string
+// included, is !ok, and so is a string written on or after tcfV23Deadline
+// without a Disclosed Vendors segment unless allowUndisclosed. A vendor the
+// segment does not list has no legal basis at all: it was not shown to the
+// user, whatever its consent and legitimate-interest bits say. It allocates.
+func decodeTCF(s string, vendor uint16, allowUndisclosed bool) tcfVerdict {
 	if !tcf2.IsConsentV2(s) {
 		return tcfVerdict{}
 	}
@@ -51,8 +66,129 @@ func decodeTCF(s string, vendor uint16) tcfVerdict {
 	if !isMeta {
 		return tcfVerdict{}
 	}
+	var rest string
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		rest = s[i+1:]
+	}
+	present, disclosed, ok := disclosedVendor(rest, vendor)
+	switch {
+	case !ok:
+		return tcfVerdict{}
+	case !present && !allowUndisclosed && !m.LastUpdated().Before(tcfV23Deadline):
+		return tcfVerdict{}
+	case present && !disclosed:
+		return tcfVerdict{ok: true}
+	}
 	uses, basic, train := tcfUses(m, vendor)
 	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train}
+}
+
+// TC string segment types (the first 3 bits of each segment after the core).
+const (
+	segDisclosedVendors = 1
+	segAllowedVendors   = 2 // deprecated since TCF v2.2; read past
+	segPublisherTC      = 3
+)
+
+// disclosedVendor reads the segments after a TC string's core one
+// ("seg.seg", without the core) and says whether one is a Disclosed Vendors
+// segment and whether it lists vendor. ok is false when a segment is not
+// base64url, has an unknown type, or the Disclosed Vendors segment is
+// repeated or cut short. An empty segment (a trailing '.') is skipped.
+func disclosedVendor(segs string, vendor uint16) (present, in, ok bool) {
+	for segs != "" {
+		seg := segs
+		if i := strings.IndexByte(segs, '.'); i >= 0 {
+			seg, segs = segs[:i], segs[i+1:]
+		} else {
+			segs = ""
+		}
+		if seg == "" {
+			continue
+		}
+		data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
+		if err != nil || len(data) == 0 {
+			return false, false, false
+		}
+		switch data[0] >> 5 {
+		case segDisclosedVendors:
+			if present {
+				return false, false, false
+			}
+			present = true
+			if in, ok = vendorInSection(data, 3, vendor); !ok {
+				return false, false, false
+			}
+		case segAllowedVendors, segPublisherTC:
+		default:
+			return false, false, false
+		}
+	}
+	return present, in, true
+}
+
+// vendorInSection reads a vendor section (MaxVendorId, IsRangeEncoding, then
+// a bit field or range entries, the layout of the core segment's vendor
+// consents) starting at bit start of data, and says whether it holds vendor;
+// ok is false when data ends inside it or an entry is out of order.
+func vendorInSection(data []byte, start uint, vendor uint16) (in, ok bool) {
+	bit := func(i uint) (bool, bool) {
+		if i/8 >= uint(len(data)) {
+			return false, false
+		}
+		return data[i/8]&(0x80>>(i%8)) != 0, true
+	}
+	maxID, err := bitutils.ParseUInt16(data, start)
+	if err != nil {
+		return false, false
+	}
+	isRange, ok := bit(start + 16)
+	if !ok {
+		return false, false
+	}
+	pos := start + 17
+	if !isRange {
+		if maxID > 0 {
+			if _, ok := bit(pos + uint(maxID) - 1); !ok {
+				return false, false
+			}
+		}
+		if vendor == 0 || vendor > maxID {
+			return false, true
+		}
+		in, _ = bit(pos + uint(vendor) - 1)
+		return in, true
+	}
+	n, err := bitutils.ParseUInt12(data, pos)
+	if err != nil {
+		return false, false
+	}
+	pos += 12
+	for range n {
+		isARange, ok := bit(pos)
+		if !ok {
+			return false, false
+		}
+		first, err := bitutils.ParseUInt16(data, pos+1)
+		if err != nil {
+			return false, false
+		}
+		last := first
+		pos += 17
+		if isARange {
+			if last, err = bitutils.ParseUInt16(data, pos); err != nil {
+				return false, false
+			}
+			pos += 16
+		}
+		if first == 0 || last < first || last > maxID {
+			return false, false
+		}
+		if vendor >= first && vendor <= last {
+			in = true
+		}
+	}
+	return in, true
 }
 
 // tcfUses applies the purpose table of docs/privacy.md to a decoded string;
