@@ -1,7 +1,6 @@
 package bidder
 
 import (
-	"bytes"
 	"cmp"
 	"errors"
 	"math"
@@ -141,47 +140,6 @@ const maxJSONValues = 1 << 12
 
 var errTooManyValues = ortb.ErrMalformed.Error() + ": more than " + strconv.Itoa(maxJSONValues) + " JSON values"
 
-// jsonValuesOver reports whether body holds more than n JSON values: a
-// value is the first of the document, follows a comma or opens a
-// container, outside strings (a keywords string of 4,200 commas is one
-// value: counted, a 29 KB request of 57 values was refused as over 4,096,
-// an outside audit). bytes.Count of the three (SIMD) bounds it first: most
-// bodies stop there; the exact walk, a byte at a time (a string of escaped
-// quotes costs it as much as any other: under 1 ms for 256 KB), stops once
-// it passes n.
-func jsonValuesOver(body []byte, n int) bool {
-	if 1+bytes.Count(body, comma)+bytes.Count(body, openObject)+bytes.Count(body, openArray) <= n {
-		return false
-	}
-	c, in := 1, false
-	for i := 0; i < len(body); i++ {
-		b := body[i]
-		if in {
-			if b == '\\' {
-				i++ // the escaped byte: a quote there does not end the string
-			} else if b == '"' {
-				in = false
-			}
-			continue
-		}
-		switch b {
-		case '"':
-			in = true
-		case ',', '{', '[':
-			if c++; c > n {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-var (
-	comma      = []byte(",")
-	openObject = []byte("{")
-	openArray  = []byte("[")
-)
-
 func (s *Server) putBidCtx(bc *bidCtx) {
 	if bc.big {
 		return // left to the collector
@@ -297,7 +255,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		}
 		body = bc.body
 	}
-	if bc.big = len(body) > poolBodyMax; bc.big && jsonValuesOver(body, maxJSONValues) {
+	if bc.big = len(body) > poolBodyMax; bc.big && ortb.ValuesOver(body, maxJSONValues) {
 		s.badRequest(ctx, bc, errTooManyValues)
 		return
 	}

@@ -183,7 +183,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		}
 		opt.top = n
 	}
-	if len(body) > poolBodyMax && jsonValuesOver(body, maxJSONValues) { // as the bid path refuses it
+	if len(body) > poolBodyMax && ortb.ValuesOver(body, maxJSONValues) { // as the bid path refuses it
 		http.Error(w, errTooManyValues, http.StatusBadRequest)
 		return
 	}

@@ -3,6 +3,8 @@ package bidder
 import (
 	"strings"
 	"testing"
+
+	"github.com/openbidder/openbidder/ortb"
 )
 
 // A request context that parsed a large body is not pooled: fastjson's
@@ -68,7 +70,7 @@ func TestManyJSONValuesRefused(t *testing.T) {
 	f("8,001 numbers after a string ending in an escaped backslash", closed, 400)
 }
 
-// jsonValuesOver counts values outside strings, exactly where it walks.
+// ortb.ValuesOver counts values outside strings, exactly where it walks.
 func TestJSONValuesOverSkipsStrings(t *testing.T) {
 	for _, c := range []struct {
 		body string
@@ -81,7 +83,7 @@ func TestJSONValuesOverSkipsStrings(t *testing.T) {
 		{`["a\\\",1,2,3"]`, 2, false}, {`"unterminated,,,,`, 2, false},
 		{`[1,2,"x",3,"y,z",4]`, 7, false}, {`[1,2,"x",3,"y,z",4]`, 6, true},
 	} {
-		if got := jsonValuesOver([]byte(c.body), c.n); got != c.over {
+		if got := ortb.ValuesOver([]byte(c.body), c.n); got != c.over {
 			t.Errorf("%s over %d: %v, want %v", c.body, c.n, got, c.over)
 		}
 	}

@@ -940,10 +940,10 @@ func TestNativeDocumentValuesBounded(t *testing.T) {
 			t.Errorf("%d assets: read %d", c.assets, len(n.Assets))
 		}
 	}
-	if nativeValuesOver([]byte(`{"a":"x,y,z,{,[","b":[1,2]}`), 5) {
+	if ValuesOver([]byte(`{"a":"x,y,z,{,[","b":[1,2]}`), 5) {
 		t.Error("commas and brackets inside strings were counted")
 	}
-	if !nativeValuesOver([]byte(`{"a":"\",","b":[1,2,3]}`), 4) {
+	if !ValuesOver([]byte(`{"a":"\",","b":[1,2,3]}`), 4) {
 		t.Error("an escaped quote ended the string early or values were missed")
 	}
 }
