@@ -127,7 +127,7 @@ type Manager struct {
 	risesN, provN, reversedN, reversedMicros, unreconciledN, ackTimeouts, tooLateN atomic.Uint64
 	recharges, rechargeGiveUps                                                     atomic.Uint64 // recharge.go
 	retiredN                                                                       atomic.Uint64 // accounts made by retired
-	forwarded, fwdFallbacks, served, fwdExpired                                    atomic.Uint64
+	forwarded, fwdFallbacks, served, fwdExpired, fwdMoved                          atomic.Uint64
 	gapUnknown                                                                     atomic.Uint64 // reclaims whose crash gap could not be read
 	gapMicros                                                                      atomic.Int64  // crash gap closed at reclaim (net: a reversal may make it negative)
 

@@ -128,6 +128,7 @@ type Counters struct {
 	ForwardFallbacks    uint64 // notices whose owner did not answer: settled here
 	ForwardedServed     uint64 // notices other instances forwarded here
 	ForwardExpired      uint64 // forwarded notices received too late to answer in time: left to their caller
+	ForwardMoved        uint64 // forwarded notices answered "moved" by the process that took over a closed twin's id, sent to it again
 	DedupEntries        int    // impressions in the de-duplication tier
 	DedupBytes          int    // memory of its slots
 	DedupEvicted        uint64 // impressions dropped before their window ended (tier full)
@@ -153,7 +154,7 @@ func (m *Manager) Counters() Counters {
 		ReversedMicros: m.reversedMicros.Load(), UnreconciledCharges: m.unreconciledN.Load(), TooLateToCharge: m.tooLateN.Load(),
 		RetiredCampaigns: m.retiredN.Load(), Recharges: m.recharges.Load(), RechargeGiveUps: m.rechargeGiveUps.Load(),
 		AckTimeouts: m.ackTimeouts.Load(), NoticesForwarded: m.forwarded.Load(), ForwardFallbacks: m.fwdFallbacks.Load(),
-		ForwardedServed: m.served.Load(), ForwardExpired: m.fwdExpired.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
+		ForwardedServed: m.served.Load(), ForwardExpired: m.fwdExpired.Load(), ForwardMoved: m.fwdMoved.Load(), DedupEntries: m.tier.len(), DedupBytes: m.tier.bytes(),
 		DedupEvicted: m.tier.evicted.Load(), CrashGapMicros: m.gapMicros.Load(), CrashGapUnknown: m.gapUnknown.Load(),
 		LevelsRestored: m.restoredN.Load(), LedgerGroups: m.ledger.groups.Load(), BudgetDisagreements: m.budgetDiffs.Load(),
 	}
@@ -213,6 +214,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("notice_forward_fallbacks_total", "counter", "Notices whose owner did not answer, settled here.", float64(c.ForwardFallbacks))
 	one("notices_served_for_others_total", "counter", "Notices other instances forwarded here.", float64(c.ForwardedServed))
 	one("notices_forward_expired_total", "counter", "Forwarded notices received too late to answer in time, left to the instance that forwarded them.", float64(c.ForwardExpired))
+	one("notices_forward_moved_total", "counter", "Forwarded notices answered 'moved' by the process that took over a closed twin's instance id, and sent to it again (docs/budget.md).", float64(c.ForwardMoved))
 	one("dedup_entries", "gauge", "Impressions in the de-duplication tier.", float64(c.DedupEntries))
 	one("dedup_bytes", "gauge", "Memory of the de-duplication tier's slots.", float64(c.DedupBytes))
 	one("dedup_evicted_total", "counter", "Impressions dropped from the tier before their window ended (tier full).", float64(c.DedupEvicted))

@@ -108,6 +108,9 @@ func TestForwardToTheClosedTwinReachesTheSurvivor(t *testing.T) {
 			if took >= other.cfg.ForwardTimeout {
 				t.Errorf("answered in %v: the sender waited out forward_timeout (%v)", took, other.cfg.ForwardTimeout)
 			}
+			if got := other.Counters().ForwardMoved; got != 1 {
+				t.Errorf("notices_forward_moved_total %d, want 1", got)
+			}
 		})
 	}
 }
