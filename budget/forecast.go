@@ -25,6 +25,12 @@ type forecast struct {
 	gen     uint64 // bumped whenever w changes: plans made on older weights are made again
 	dayNum  int64
 	started bool
+	// partial says today's counts began after the UTC day did (the
+	// process started mid-day): they are not a day's shape and are not
+	// learned. Installed as one, a start at noon planned the next day's
+	// whole budget into the afternoon (nothing bid before noon) and one at
+	// 23:00 into its last hour (an outside audit: 6.7% of the day delivered).
+	partial bool
 }
 
 // ObserveRequest counts one bid request for the traffic forecast. No
@@ -47,7 +53,12 @@ func (f *forecast) fold(now time.Time) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.started {
-		f.started, f.dayNum = true, day
+		// The first fold comes a second after the start: a start in the
+		// day's first two minutes still sees it (nearly) whole.
+		f.started, f.dayNum, f.partial = true, day, minute > 1
+	}
+	if day != f.dayNum && f.partial {
+		f.today, f.dayNum, f.partial = [1440]float64{}, day, false
 	}
 	if day != f.dayNum {
 		var total float64
