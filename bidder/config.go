@@ -193,8 +193,8 @@ type PrivacyConfig struct {
 	// (the default), such a request still gets a contextual bid, with no
 	// user-level data.
 	RequirePurpose2 bool `yaml:"require_purpose2"`
-	// AllowMissingDisclosedVendors: a TC string written (LastUpdated) on
-	// or after 2026-02-28 without the Disclosed Vendors segment, mandatory
+	// AllowMissingDisclosedVendors: a TC string created or last updated
+	// on or after 2026-02-28 without the Disclosed Vendors segment, mandatory
 	// since TCF v2.3, is read by its core segment alone, as before v2.3.
 	// Off (the default), such a string is malformed (gdpr_malformed): no
 	// user-level data. A Disclosed Vendors segment that is there is always

@@ -20,6 +20,7 @@ type tcString struct {
 	policy       int // TCF policy version (default 4, TCF v2.2)
 	p1Treatment  bool
 	updated      time.Time // Created and LastUpdated (default 2020-09-13, 16e9 deciseconds)
+	created      time.Time // Created, where it differs from updated (zero: updated)
 	// segments after the core one, in order, joined with '.' (TCF v2.3:
 	// the Disclosed Vendors segment, disclosedSegment)
 	segments []string
@@ -117,15 +118,19 @@ func (t tcString) encode() string {
 	if !t.updated.IsZero() {
 		at = int(t.updated.UnixMilli() / 100)
 	}
-	b.int(2, 6)    // Version
-	b.int(at, 36)  // Created, deciseconds
-	b.int(at, 36)  // LastUpdated
-	b.int(7, 12)   // CmpId
-	b.int(1, 12)   // CmpVersion
-	b.int(1, 6)    // ConsentScreen
-	b.int(4, 6)    // ConsentLanguage "EN": E
-	b.int(13, 6)   //   N
-	b.int(100, 12) // VendorListVersion
+	created := at
+	if !t.created.IsZero() {
+		created = int(t.created.UnixMilli() / 100)
+	}
+	b.int(2, 6)        // Version
+	b.int(created, 36) // Created, deciseconds
+	b.int(at, 36)      // LastUpdated
+	b.int(7, 12)       // CmpId
+	b.int(1, 12)       // CmpVersion
+	b.int(1, 6)        // ConsentScreen
+	b.int(4, 6)        // ConsentLanguage "EN": E
+	b.int(13, 6)       //   N
+	b.int(100, 12)     // VendorListVersion
 	policy := t.policy
 	if policy == 0 {
 		policy = 4

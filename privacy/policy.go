@@ -37,7 +37,7 @@ type Options struct {
 	// Decision.NoBid. Off, such a request allows a contextual bid (no
 	// user-level data).
 	RequirePurpose2 bool
-	// AllowMissingDisclosedVendors reads a TC string written on or after
+	// AllowMissingDisclosedVendors reads a TC string created or last updated on or after
 	// 2026-02-28 without the Disclosed Vendors segment (mandatory since TCF
 	// v2.3) by its core segment alone, as before v2.3. Off (the default),
 	// such a string is malformed. A segment that is there is always honoured:

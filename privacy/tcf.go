@@ -42,8 +42,12 @@ func (v tcfVerdict) and(w tcfVerdict) tcfVerdict {
 }
 
 // tcfV23Deadline is the day TCF v2.3 made the Disclosed Vendors segment
-// mandatory: a TC string written (LastUpdated) on or after it without the
-// segment is invalid; one written before stays valid.
+// mandatory: a TC string created on or after it without the segment is
+// invalid; one created before stays valid. The bidder reads a string as
+// written since the deadline when its Created or its LastUpdated is on or
+// after it (Created alone is the IAB's rule; a string updated since was
+// written by a CMP bound by v2.3; LastUpdated alone let a string created
+// after the deadline, with an earlier LastUpdated, through).
 var tcfV23Deadline = time.Date(2026, time.February, 28, 0, 0, 0, 0, time.UTC)
 
 // decodeTCF decodes a TCF v2 consent string and evaluates it for vendor:
@@ -74,13 +78,19 @@ func decodeTCF(s string, vendor uint16, allowUndisclosed bool) tcfVerdict {
 	switch {
 	case !ok:
 		return tcfVerdict{}
-	case !present && !allowUndisclosed && !m.LastUpdated().Before(tcfV23Deadline):
+	case !present && !allowUndisclosed && writtenSinceV23(m):
 		return tcfVerdict{}
 	case present && !disclosed:
 		return tcfVerdict{ok: true}
 	}
 	uses, basic, train := tcfUses(m, vendor)
 	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train}
+}
+
+// writtenSinceV23 reports whether m was created or last updated on or after
+// tcfV23Deadline.
+func writtenSinceV23(m tcf2.ConsentMetadata) bool {
+	return !m.Created().Before(tcfV23Deadline) || !m.LastUpdated().Before(tcfV23Deadline)
 }
 
 // TC string segment types (the first 3 bits of each segment after the core).
@@ -106,16 +116,21 @@ func disclosedVendor(segs string, vendor uint16) (present, in, ok bool) {
 		if seg == "" {
 			continue
 		}
-		data, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(seg, "="))
-		if err != nil || len(data) == 0 {
+		seg = strings.TrimRight(seg, "=")
+		typ, valid := segmentType(seg)
+		if !valid {
 			return false, false, false
 		}
-		switch data[0] >> 5 {
+		switch typ {
 		case segDisclosedVendors:
 			if present {
 				return false, false, false
 			}
 			present = true
+			data, err := base64.RawURLEncoding.DecodeString(seg)
+			if err != nil {
+				return false, false, false
+			}
 			if in, ok = vendorInSection(data, 3, vendor); !ok {
 				return false, false, false
 			}
@@ -126,6 +141,34 @@ func disclosedVendor(segs string, vendor uint16) (present, in, ok bool) {
 	}
 	return present, in, true
 }
+
+// segmentType returns the SegmentType (the first 3 bits) of a segment
+// without decoding it (a segment it only reads past costs no allocation: a
+// 16 KiB string of thousands of them allocated once each); valid says the
+// segment is base64url, without padding, of at least one whole byte.
+func segmentType(seg string) (typ byte, valid bool) {
+	if len(seg) < 2 || len(seg)%4 == 1 {
+		return 0, false
+	}
+	for i := 0; i < len(seg); i++ {
+		if b64url[seg[i]] < 0 {
+			return 0, false
+		}
+	}
+	return byte(b64url[seg[0]]) >> 3, true
+}
+
+// b64url maps a base64url character to its 6-bit value, anything else to -1.
+var b64url = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
+	}
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	for i := 0; i < len(alphabet); i++ {
+		t[alphabet[i]] = int8(i)
+	}
+	return t
+}()
 
 // vendorInSection reads a vendor section (MaxVendorId, IsRangeEncoding, then
 // a bit field or range entries, the layout of the core segment's vendor

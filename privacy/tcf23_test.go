@@ -1,6 +1,7 @@
 package privacy
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -113,4 +114,55 @@ func rawRangeSegment(maxID, first, last int) string {
 	b.int(first, 16)
 	b.int(last, 16)
 	return b.base64()
+}
+
+// TCF v2.3's transition rule names the string's creation: one created on or
+// after 2026-02-28 without a Disclosed Vendors segment is invalid, one
+// created before stays valid. Reading LastUpdated alone let a string created
+// after the deadline, with an earlier LastUpdated, through without the
+// segment; one updated since the deadline is written since, so it needs the
+// segment too (an outside audit).
+func TestTCFDisclosedVendorsCreated(t *testing.T) {
+	after := time.Date(2026, time.March, 2, 0, 0, 0, 0, time.UTC)
+	before := time.Date(2025, time.June, 1, 0, 0, 0, 0, time.UTC)
+	full := tcfVerdict{ok: true, uses: All, basic: true, train: true}
+	str := func(created, updated time.Time, segs ...string) string {
+		return tcString{
+			purposes: []int{1, 2, 3, 4, 10}, vendors: []int{7, vendor}, vendorsLI: []int{vendor},
+			created: created, updated: updated, segments: segs,
+		}.encode()
+	}
+	for _, c := range []struct {
+		name  string
+		s     string
+		allow bool
+		want  tcfVerdict
+	}{
+		{"created after, updated before, no segment", str(after, before), false, tcfVerdict{}},
+		{"created after, updated before, only a publisher TC segment", str(after, before, "YAAAAAAAAAAA"), false, tcfVerdict{}},
+		{"created before, updated after, no segment", str(before, after), false, tcfVerdict{}},
+		{"created and updated before, no segment", str(before, before), false, full},
+		{"created after, updated before, no segment, option on", str(after, before), true, full},
+		{"created after, updated before, disclosed", str(after, before, disclosedSegment([]int{vendor}, nil)), false, full},
+	} {
+		if got := decodeTCF(c.s, vendor, c.allow); got != c.want {
+			t.Errorf("%s: %+v, want %+v (%s)", c.name, got, c.want, c.s)
+		}
+	}
+}
+
+// A 16 KiB TC string of thousands of tiny segments after the core costs no
+// allocation per segment: each one allocated its decoded bytes (5,400
+// allocations and 136 us for one string, against 7 and 0.7 us for a real
+// one: an outside audit).
+func TestTCFManySegmentsAllocs(t *testing.T) {
+	core := tcString{purposes: []int{1, 2, 3, 4, 10}, vendors: []int{7, vendor}, vendorsLI: []int{vendor}}.encode()
+	s := core + "." + strings.Repeat("YA.", (maxStringLen-len(core)-1)/3) + disclosedSegment([]int{vendor}, nil)
+	base := testing.AllocsPerRun(10, func() { decodeTCF(core+"."+disclosedSegment([]int{vendor}, nil), vendor, false) })
+	if got := testing.AllocsPerRun(10, func() { decodeTCF(s, vendor, false) }); got > base {
+		t.Errorf("%d segments: %.0f allocations, a string with one: %.0f", strings.Count(s, "."), got, base)
+	}
+	if v := decodeTCF(s, vendor, false); !v.ok || v.uses != All {
+		t.Errorf("verdict %+v", v)
+	}
 }
