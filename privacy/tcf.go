@@ -173,7 +173,9 @@ var b64url = func() (t [256]int8) {
 // vendorInSection reads a vendor section (MaxVendorId, IsRangeEncoding, then
 // a bit field or range entries, the layout of the core segment's vendor
 // consents) starting at bit start of data, and says whether it holds vendor;
-// ok is false when data ends inside it or an entry is out of order.
+// ok is false when data ends inside it or an entry starts at 0, ends before it
+// starts or past MaxVendorId (overlapping entries are read, as the IAB's library
+// reads them).
 func vendorInSection(data []byte, start uint, vendor uint16) (in, ok bool) {
 	bit := func(i uint) (bool, bool) {
 		if i/8 >= uint(len(data)) {
