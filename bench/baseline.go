@@ -69,7 +69,8 @@ type BaselineConfig struct {
 	// bound imp.qty.multiplier (default 0.01 and 1000).
 	MaxExp          time.Duration
 	MinQty, MaxQty  float64
-	PrivacyVendorID int // privacy.vendor_id (default 0: none)
+	PrivacyVendorID int  // privacy.vendor_id (default 0: none)
+	RevealPCTR      bool // pricing.reveal_pctr: bid.ext.pctr (default false, as the bidder)
 }
 
 // NewBaseline builds the baseline handler.
@@ -584,7 +585,9 @@ func (b *Baseline) response(a *Auction, br *openrtb2.BidRequest, resp string, us
 			MType: openrtb2.MarkupType(cr.MType()),
 			NURL:  notice("win", budget.UseWin), BURL: notice("bill", budget.UseBill), LURL: notice("loss", budget.UseLoss) + "&r=${AUCTION_LOSS}",
 			AdM: adm(cr, notice("click", budget.UseClick), notice("imp", budget.UseImp)),
-			Ext: json.RawMessage(`{"pctr":` + strconv.FormatFloat(float64(sl.PCTR), 'g', 6, 32) + `}`),
+		}
+		if b.cfg.RevealPCTR {
+			bid.Ext = json.RawMessage(`{"pctr":` + strconv.FormatFloat(float64(sl.PCTR), 'g', 6, 32) + `}`)
 		}
 		for _, at := range cr.Attr {
 			bid.Attr = append(bid.Attr, adcom1.CreativeAttribute(at))

@@ -100,6 +100,9 @@ type Options struct {
 	// ExhaustiveScan is the bidder's pricing.exhaustive_scan: gate every
 	// eligible candidate (the reference the ranked walk is checked against).
 	ExhaustiveScan bool
+	// RevealPCTR is the bidder's (and the baseline's) pricing.reveal_pctr:
+	// bid.ext.pctr, which the agreement test compares.
+	RevealPCTR bool
 }
 
 // Fixture is one campaign set served by both handlers: the fasthttp bidder
@@ -154,7 +157,7 @@ func NewFixture(o Options) (*Fixture, error) {
 		Seat:       Seat,
 		PublicURL:  o.PublicURL,
 		Model:      bidder.ModelConfig{GBDT: "configs/models/gbdt.manifest.json"},
-		Pricing:    bidder.PricingConfig{MaxScoredPerImp: o.MaxScoredPerImp, ExhaustiveScan: o.ExhaustiveScan},
+		Pricing:    bidder.PricingConfig{MaxScoredPerImp: o.MaxScoredPerImp, ExhaustiveScan: o.ExhaustiveScan, RevealPCTR: o.RevealPCTR},
 		Limits:     bidder.LimitsConfig{InternalBudget: o.InternalBudget},
 		Currency:   bidder.CurrencyConfig{Base: "USD", Rates: Rates},
 	}
@@ -173,7 +176,7 @@ func NewFixture(o Options) (*Fixture, error) {
 	f.Baseline, err = NewBaseline(BaselineConfig{
 		Campaigns: snap, Scorer: f.Scorer, Budget: m, NoticeKey: []byte("bench-key"),
 		Seat: Seat, InstanceID: "bench", PublicURL: o.PublicURL, Base: "USD", Rates: Rates,
-		MaxScoredPerImp: cfg.Pricing.MaxScoredPerImp, PrivacyVendorID: cfg.Privacy.VendorID,
+		MaxScoredPerImp: cfg.Pricing.MaxScoredPerImp, PrivacyVendorID: cfg.Privacy.VendorID, RevealPCTR: o.RevealPCTR,
 		// The baseline takes milliseconds per request at 10,000 campaigns
 		// on a loaded machine; let it finish its work rather than answer
 		// 204 "deadline" (tmax 120 - 15 ms margin still bounds it).

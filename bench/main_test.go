@@ -84,6 +84,7 @@ func newFixture(tb testing.TB, n int, model string, maxScored int) *Fixture {
 		// Tests compare outcomes: a stall (-race, a loaded machine) must not
 		// turn the bidder's answer into a 204 "tmax" the baseline never gives.
 		o.InternalBudget = 100 * time.Millisecond
+		o.RevealPCTR = true // the agreement tests compare bid.ext.pctr
 	}
 	f, err := NewFixture(o)
 	if err != nil {

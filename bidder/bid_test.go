@@ -113,7 +113,7 @@ func TestBidSiteBanner(t *testing.T) {
 		{"lurl", strings.Contains(b.LURL, "/notice/loss?t=") && strings.HasSuffix(b.LURL, "&r=${AUCTION_LOSS}")},
 		{"adm click", strings.Contains(b.AdM, `<a href="http://127.0.0.1:8080/notice/click?t=`)},
 		{"adm pixel", strings.Contains(b.AdM, `<img src="http://127.0.0.1:8080/notice/imp?t=`)},
-		{"ext pctr", string(b.Ext) == `{"pctr":0.02}`},
+		{"no ext: pctr is not revealed by default", len(b.Ext) == 0},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -1016,5 +1016,37 @@ func TestImpRefusedReason(t *testing.T) {
 				t.Fatalf("explain: no-bid reason %q, want imp_refused: %s", a.NoBidReason, a)
 			}
 		})
+	}
+}
+
+// bid.ext.pctr tells an exchange a CPC campaign's value: it is written only
+// where pricing.reveal_pctr or the exchange's own pctr says so (an outside
+// audit floored requests just under the value it read, undoing shading).
+func TestRevealPCTR(t *testing.T) {
+	on, off := true, false
+	for _, tc := range []struct {
+		global   bool
+		path     string
+		revealed bool
+	}{
+		{false, "/openrtb2/bid", false},
+		{true, "/openrtb2/bid", true},
+		{false, "/openrtb2/bid?exchange=sandbox", true},   // exchanges.sandbox.pctr: true
+		{true, "/openrtb2/bid?exchange=private", false},   // exchanges.private.pctr: false
+		{true, "/openrtb2/bid?exchange=plain", true},      // unset: pricing.reveal_pctr
+		{false, "/openrtb2/bid?exchange=unlisted", false}, // the defaults
+	} {
+		ts := newTestServer(t, func(c *Config) {
+			c.Pricing.RevealPCTR = tc.global
+			c.Exchanges = map[string]ExchangeConfig{"sandbox": {PCTR: &on}, "private": {PCTR: &off}, "plain": {}}
+		})
+		r := ts.do("POST", tc.path, readReq(t, "site-banner.json"))
+		if r.StatusCode() != 200 {
+			t.Fatalf("%s: %d %s", tc.path, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		if got := string(b.Ext) == `{"pctr":0.02}`; got != tc.revealed || !got && len(b.Ext) != 0 {
+			t.Errorf("reveal_pctr %v, %s: bid.ext %s, want pctr revealed %v", tc.global, tc.path, b.Ext, tc.revealed)
+		}
 	}
 }

@@ -298,6 +298,15 @@ type PricingConfig struct {
 	// slower; per-campaign no-bid counters then count every eligible
 	// candidate. For checking the ranked walk (bench agreement tests).
 	ExhaustiveScan bool `yaml:"exhaustive_scan"`
+	// RevealPCTR writes the model's predicted click-through rate into each
+	// bid as bid.ext.pctr (default false; exchanges.NAME.pctr per
+	// exchange). An exchange that reads it beside the price knows a CPC
+	// campaign's value (its CPC is price / pCTR / 1000 in a second-price
+	// auction) and can floor the next request just under it, taking what
+	// shading saved: an outside audit's shaded bids at 41% of value rose
+	// to 99% with floors probed that way. For a simulator or a sandbox
+	// exchange: the simulator's calibration report reads it.
+	RevealPCTR bool `yaml:"reveal_pctr"`
 }
 
 // ShadingConfig is pricing.shading: first-price bid shading learned per
@@ -550,6 +559,9 @@ type ExchangeConfig struct {
 	// (overload, or all bidding paused) still get 204; 400 and 413 stay as
 	// they are.
 	NBR bool `yaml:"nbr"`
+	// PCTR is pricing.reveal_pctr for this exchange's bids (unset: that
+	// setting): bid.ext.pctr, the model's predicted click-through rate.
+	PCTR *bool `yaml:"pctr"`
 	// Macros are the auction macros this exchange substitutes in notice
 	// URLs.
 	Macros MacrosConfig `yaml:"macros"`

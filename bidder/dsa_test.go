@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -16,7 +17,15 @@ import (
 // from the campaigns that give it. Exchanges drop a bid without the
 // transparency they require (a privacy audit: the bidder read no dsa).
 func TestBidDSATransparency(t *testing.T) {
-	ts := newTestServer(t, nil)
+	for _, reveal := range []bool{false, true} { // bid.ext with dsa alone, and beside pctr
+		t.Run(fmt.Sprintf("reveal_pctr=%v", reveal), func(t *testing.T) {
+			testBidDSATransparency(t, reveal)
+		})
+	}
+}
+
+func testBidDSATransparency(t *testing.T, reveal bool) {
+	ts := newTestServer(t, func(c *Config) { c.Pricing.RevealPCTR = reveal })
 	plain := testCampaignConfigs(t)
 	var withDSA []campaigns.Config
 	for _, c := range plain {
@@ -31,7 +40,8 @@ func TestBidDSATransparency(t *testing.T) {
 		return []byte(strings.TrimSuffix(strings.TrimSpace(base), "}") + `,"regs":{"ext":{"dsa":` + dsa + `}}}`)
 	}
 	type bidExt struct {
-		DSA *struct {
+		PCTR *float64
+		DSA  *struct {
 			Behalf, Paid string
 			AdRender     *int
 		}
@@ -76,8 +86,14 @@ func TestBidDSATransparency(t *testing.T) {
 		}
 		b := onlyBid(t, decodeResponse(t, resp))
 		var ext bidExt
-		if err := json.Unmarshal(b.Ext, &ext); err != nil {
+		if len(b.Ext) == 0 && (reveal || tc.ext) {
+			t.Fatalf("%s: no bid.ext", tc.name)
+		}
+		if err := json.Unmarshal(b.Ext, &ext); len(b.Ext) > 0 && err != nil {
 			t.Fatalf("%s: bid.ext %s: %v", tc.name, b.Ext, err)
+		}
+		if (ext.PCTR != nil) != reveal {
+			t.Errorf("%s: bid.ext %s, want pctr %v", tc.name, b.Ext, reveal)
 		}
 		if (ext.DSA != nil) != tc.ext {
 			t.Errorf("%s: bid.ext %s, want dsa %v", tc.name, b.Ext, tc.ext)

@@ -74,18 +74,28 @@ func (s *Server) appendBid(b []byte, bc *bidCtx, cat *catalog, c *choice, seq ui
 	} else {
 		b = campaigns.AppendAdm(b, cr, bc.click, bc.pixel)
 	}
-	b = append(b, `","ext":{"pctr":`...)
-	b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
+	b = append(b, '"')
+	ext := `,"ext":{`
+	if bc.ex.pctr { // pricing.reveal_pctr: off by default, it tells the exchange the value
+		b = append(b, ext...)
+		b = append(b, `"pctr":`...)
+		b = strconv.AppendFloat(b, float64(bc.pctr[c.slot]), 'g', 6, 32)
+		ext = ","
+	}
 	if d := sl.cand.Campaign.DSA; d != nil && bc.req.Regs.DSARequired >= 1 && bc.req.Regs.DSAPubRender != 0 {
 		// DSA transparency where the request supports it (dsarequired 1)
 		// or requires it (2, 3: the match refused campaigns without it);
 		// not where the publisher cannot render it (pubrender 0): with
 		// adrender 0 nobody would, a pair an exchange may drop the bid for,
 		// and dsarequired 1 lets a bid go without.
-		b = append(b, ',')
+		b = append(b, ext...)
 		b = append(b, d.JSON...)
+		ext = ","
 	}
-	return append(b, "}}"...)
+	if ext == "," {
+		b = append(b, '}')
+	}
+	return append(b, '}')
 }
 
 // appendMicros writes micros as a decimal number: 2500000 -> 2.5.

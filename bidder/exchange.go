@@ -25,6 +25,7 @@ type exchange struct {
 	chargeOnWin bool
 	test        testMode // what a test=1 request gets
 	nbr         bool     // no-bid answers are 200 {"id":...,"nbr":N}
+	pctr        bool     // bids carry ext.pctr (pricing.reveal_pctr, exchanges.NAME.pctr)
 	priceArg    []byte   // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
 	lossArg     []byte   // &r=MACRO, or empty when the exchange substitutes no loss reason
 	// sources are the addresses allowed to send this exchange's requests
@@ -64,7 +65,10 @@ func newExchanges(cfg *Config) map[string]*exchange {
 }
 
 func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
-	ex := &exchange{seat: []byte(cfg.Seat), defaultTMax: cfg.Limits.DefaultTMax, nbr: x.NBR}
+	ex := &exchange{seat: []byte(cfg.Seat), defaultTMax: cfg.Limits.DefaultTMax, nbr: x.NBR, pctr: cfg.Pricing.RevealPCTR}
+	if x.PCTR != nil {
+		ex.pctr = *x.PCTR
+	}
 	if x.Seat != "" && x.Seat != cfg.Seat {
 		ex.seat, ex.seatOwn = []byte(x.Seat), true
 	}

@@ -190,6 +190,7 @@ func runArm(ctx context.Context, cfg ABConfig, rg ABRegime, shading bool, values
 		"listen": listen, "admin_listen": admin, "public_url": "http://" + listen, "campaigns_dir": camps,
 		"watch_every": "-1s", "budget.store_dir": filepath.Join(wd, "nats"), "notices.key_file": filepath.Join(wd, "notice.key"),
 		"pricing.shading.enabled": shading, "lifecycle.drain_delay": "-1s",
+		"pricing.reveal_pctr": true, // the report's value at pCTR reads bid.ext.pctr
 	}); err != nil {
 		return ABArm{}, err
 	}
