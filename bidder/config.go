@@ -300,12 +300,14 @@ type PricingConfig struct {
 	ExhaustiveScan bool `yaml:"exhaustive_scan"`
 	// RevealPCTR writes the model's predicted click-through rate into each
 	// bid as bid.ext.pctr (default false; exchanges.NAME.pctr per
-	// exchange). An exchange that reads it beside the price knows a CPC
-	// campaign's value (its CPC is price / pCTR / 1000 in a second-price
-	// auction) and can floor the next request just under it, taking what
-	// shading saved: an outside audit's shaded bids at 41% of value rose
-	// to 99% with floors probed that way. For a simulator or a sandbox
-	// exchange: the simulator's calibration report reads it.
+	// exchange). Beside the price it gives an exchange a CPC campaign's
+	// bid per click (price / pCTR / 1000 in a second-price auction) and
+	// the model's view of each user: enough to value any later request of
+	// the campaign and floor it just under that value, taking what shading
+	// saves (an outside audit floored first-price requests at 99% of value;
+	// a second-price answer gives the value of that one request anyway).
+	// For a simulator or a sandbox exchange: the simulator's calibration
+	// report reads it.
 	RevealPCTR bool `yaml:"reveal_pctr"`
 }
 
