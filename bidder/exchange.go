@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
 	"strconv"
@@ -28,6 +29,7 @@ type exchange struct {
 	pctr        bool     // bids carry ext.pctr (pricing.reveal_pctr, exchanges.NAME.pctr)
 	priceArg    []byte   // &p=MACRO, JSON-escaped for the nurl/burl/lurl strings
 	lossArg     []byte   // &r=MACRO, or empty when the exchange substitutes no loss reason
+	minToWinArg []byte   // &m=MACRO in shading notices, or empty (macros.min_to_win: none)
 	// sources are the addresses allowed to send this exchange's requests
 	// (exchanges.NAME.sources, else limits.bid_sources); nil: any.
 	sources []netip.Prefix
@@ -49,7 +51,10 @@ var testModes = map[string]testMode{"billable": testBillable, "free": testFree, 
 const (
 	macroPrice = "${AUCTION_PRICE}"
 	macroLoss  = "${AUCTION_LOSS}"
-	macroNone  = "none" // macros.loss: the exchange substitutes no loss reason
+	// macroMinToWin is OpenRTB 2.6's minimum bid to win, asked in the
+	// shading notices of first-price bids (macros.min_to_win).
+	macroMinToWin = "${AUCTION_MIN_TO_WIN}"
+	macroNone     = "none" // macros.loss: the exchange substitutes no loss reason
 )
 
 // newExchanges resolves every configured exchange, and the defaults under
@@ -104,6 +109,9 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 	ex.priceArg = jsonContent(append([]byte("&p="), price...))
 	if loss != macroNone {
 		ex.lossArg = jsonContent(append([]byte("&r="), loss...))
+	}
+	if mtw := cmp.Or(x.Macros.MinToWin, macroMinToWin); mtw != macroNone {
+		ex.minToWinArg = jsonContent(append([]byte("&m="), mtw...))
 	}
 	return ex
 }

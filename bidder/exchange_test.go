@@ -326,6 +326,7 @@ func TestExchangeConfigRejects(t *testing.T) {
 		{ExchangeConfig{Seat: `a"b`}, "exchanges.x.seat"},
 		{ExchangeConfig{Macros: MacrosConfig{Price: "${AUCTION PRICE}"}}, "exchanges.x.macros.price"},
 		{ExchangeConfig{Macros: MacrosConfig{Loss: "a&b"}}, "exchanges.x.macros.loss"},
+		{ExchangeConfig{Macros: MacrosConfig{MinToWin: "a b"}}, "exchanges.x.macros.min_to_win"},
 		{ExchangeConfig{Macros: MacrosConfig{Price: "none"}}, "exchanges.x.macros.price: an exchange must send the clearing price"},
 		{ExchangeConfig{ChargeOn: "imp"}, `exchanges.x.charge_on: "imp" is not billing or win`},
 	} {

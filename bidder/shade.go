@@ -156,7 +156,8 @@ func (bc *bidCtx) appendLearnArg(dst []byte) []byte {
 	if !bc.token.SegOK {
 		return dst
 	}
-	dst = append(dst, "&m=${AUCTION_MIN_TO_WIN}&g="...)
+	dst = append(dst, bc.ex.minToWinArg...) // &m=${AUCTION_MIN_TO_WIN}, or nothing (macros.min_to_win: none)
+	dst = append(dst, "&g="...)
 	dst = bc.token.Seg.AppendHex(dst)
 	dst = append(dst, segSep)
 	return append(dst, bc.tok[bc.tokEnds[numNoticeKinds-1]:]...)

@@ -400,3 +400,40 @@ func TestShadingReplayAfterTheWindowIsNotLearned(t *testing.T) {
 		t.Fatalf("a's curve moved to %v by a replay", p.Mu)
 	}
 }
+
+// exchanges.NAME.macros.min_to_win: "none" asks an exchange for no m= (its
+// minimum-to-win reports tracked the bid and ratcheted the curve up: the
+// pricing audit), and the curve then learns from outcomes alone; another
+// macro is put in its place.
+func TestShadingMinToWinMacro(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		withShading(c)
+		c.Exchanges = map[string]ExchangeConfig{
+			"outcomes": {Macros: MacrosConfig{MinToWin: "none"}},
+			"own":      {Macros: MacrosConfig{MinToWin: "{MTW}"}},
+		}
+	})
+	for _, tc := range []struct{ path, want string }{
+		{"/openrtb2/bid?exchange=outcomes", "&g="},
+		{"/openrtb2/bid?exchange=own", "&m={MTW}&g="},
+		{"/openrtb2/bid", "&m=${AUCTION_MIN_TO_WIN}&g="},
+	} {
+		r := ts.do("POST", tc.path, firstPrice(t, "mtw-"+tc.path))
+		if r.StatusCode() != 200 {
+			t.Fatalf("%s: %d %s", tc.path, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		for _, u := range []string{b.NURL, b.BURL, b.LURL} {
+			if !strings.Contains(u, tc.want) || tc.want == "&g=" && strings.Contains(u, "&m=") {
+				t.Errorf("%s: notice URL %q, want %q", tc.path, u, tc.want)
+			}
+		}
+	}
+	// Without m=, a win is learned, as its outcome.
+	before := ts.shade.Counts()[shading.Learned]
+	b := onlyBid(t, decodeResponse(t, ts.do("POST", "/openrtb2/bid?exchange=outcomes", firstPrice(t, "mtw-learn"))))
+	ts.fire(t, b.NURL, "2", "", "")
+	if after := ts.shade.Counts()[shading.Learned]; after != before+1 {
+		t.Errorf("a win without m=: learned %d -> %d, want one more", before, after)
+	}
+}
