@@ -3,13 +3,16 @@
 package bidder
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"runtime/debug"
 	"strings"
 	"testing"
 
+	"github.com/openbidder/openbidder/campaigns"
 	"github.com/openbidder/openbidder/ctr"
 	"github.com/openbidder/openbidder/features"
 	"github.com/valyala/fasthttp"
@@ -180,5 +183,81 @@ func TestHandlerAllocsWarmShading(t *testing.T) {
 	}
 	if n := bidAllocs(t, ts, body); n != 0 {
 		t.Errorf("%v allocations per shaded bid, want 0", n)
+	}
+}
+
+// bid.ext is written by hand on the bid path: with pricing.reveal_pctr
+// (off by default, so TestHandlerAllocs no longer reaches it) and with the
+// campaign's DSA transparency beside it, the handler still allocates
+// nothing, and every combination is one well-formed ext object.
+func TestHandlerAllocsBidExt(t *testing.T) {
+	site := string(readReq(t, "site-banner.json"))
+	dsaReq := []byte(strings.TrimSuffix(strings.TrimSpace(site), "}") + `,"regs":{"ext":{"dsa":{"dsarequired":2,"pubrender":1}}}}`)
+	for _, reveal := range []bool{false, true} {
+		ts := newTestServer(t, func(c *Config) { c.Pricing.RevealPCTR = reveal })
+		ts.money.holds = nil // do not record
+		var withDSA []campaigns.Config
+		for _, c := range testCampaignConfigs(t) {
+			c.DSA = &campaigns.DSAConfig{Behalf: "Acme", Paid: "Acme"}
+			withDSA = append(withDSA, c)
+		}
+		snap, err := campaigns.Compile(withDSA)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ts.SetCampaigns(snap); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name string
+			body []byte
+			ext  string // bid.ext's members, in order
+		}{
+			{"no dsa asked", []byte(site), map[bool]string{false: "", true: "pctr"}[reveal]},
+			{"dsa asked", dsaReq, map[bool]string{false: "dsa", true: "pctr,dsa"}[reveal]},
+		} {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.KeepBodyBuffer, ctx.Response.KeepBodyBuffer = true, true
+			ctx.Request.Header.SetMethod("POST")
+			ctx.Request.SetRequestURI("/openrtb2/bid")
+			run := func() {
+				ctx.Response.Reset()
+				ctx.Request.SetBody(c.body)
+				ts.handle(&ctx)
+			}
+			run()
+			if got := ctx.Response.StatusCode(); got != 200 {
+				t.Fatalf("reveal_pctr %v, %s: status %d: %s", reveal, c.name, got, ctx.Response.Body())
+			}
+			var resp struct {
+				SeatBid []struct {
+					Bid []struct {
+						Ext json.RawMessage `json:"ext"`
+					} `json:"bid"`
+				} `json:"seatbid"`
+			}
+			if err := json.Unmarshal(ctx.Response.Body(), &resp); err != nil {
+				t.Fatalf("reveal_pctr %v, %s: %v: %s", reveal, c.name, err, ctx.Response.Body())
+			}
+			var keys []string
+			if ext := resp.SeatBid[0].Bid[0].Ext; len(ext) > 0 {
+				dec := json.NewDecoder(bytes.NewReader(ext))
+				dec.Token() // {
+				for dec.More() {
+					k, _ := dec.Token()
+					keys = append(keys, k.(string))
+					var v json.RawMessage
+					if err := dec.Decode(&v); err != nil {
+						t.Fatalf("reveal_pctr %v, %s: bid.ext %s: %v", reveal, c.name, ext, err)
+					}
+				}
+			}
+			if got := strings.Join(keys, ","); got != c.ext {
+				t.Errorf("reveal_pctr %v, %s: bid.ext members %q, want %q", reveal, c.name, got, c.ext)
+			}
+			if n := allocs(run); n != 0 {
+				t.Errorf("reveal_pctr %v, %s: %v allocations per request, want 0", reveal, c.name, n)
+			}
+		}
 	}
 }
