@@ -352,6 +352,8 @@ func abChange(off, on ABArm) map[string]float64 {
 	}
 	if off.All.SurplusTrueUSD != nil && on.All.SurplusTrueUSD != nil {
 		c["surplus_true_usd_difference"] = *on.All.SurplusTrueUSD - *off.All.SurplusTrueUSD
+	}
+	if off.All.SurplusBidderUSD != nil && on.All.SurplusBidderUSD != nil { // null where a bid carried no ext.pctr
 		c["surplus_bidder_usd_difference"] = *on.All.SurplusBidderUSD - *off.All.SurplusBidderUSD
 	}
 	for k, v := range c {

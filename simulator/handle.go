@@ -169,7 +169,8 @@ func (r *Runner) win(a impAuction, b *openrtb2.Bid, m Macros, clearing float64, 
 	if v, ok := r.cfg.Values[b.CID]; ok {
 		ev.valued = true
 		ev.valueTrue = v.CPMUSD(ev.truth, false)
-		ev.valueBidder = v.CPMUSD(ev.pctr, true) // bid.ext.pctr (0 without one)
+		ev.valueBidder = v.CPMUSD(ev.pctr, true) // bid.ext.pctr
+		ev.blindBidder = !ev.hasPCTR && v.needsPCTR()
 	}
 	if ev.rendered {
 		renderDelay := winDelay + r.delay(rng, r.cfg.RenderDelay)

@@ -97,8 +97,10 @@ func auctionReport(a auctionStat) AuctionReport {
 		r.ClicksPerUSD, r.ExpectedClicksPerUSD = float64(a.Clicks)/a.Spend, a.ExpClicks/a.Spend
 	}
 	if a.Valued > 0 {
-		r.ValueTrueUSD, r.ValueBidderUSD = ptr(a.ValueTrue), ptr(a.ValueBidder)
-		r.SurplusTrueUSD, r.SurplusBidderUSD = ptr(a.ValueTrue-a.SpendValued), ptr(a.ValueBidder-a.SpendValued)
+		r.ValueTrueUSD, r.SurplusTrueUSD = ptr(a.ValueTrue), ptr(a.ValueTrue-a.SpendValued)
+		if a.BlindBidder == 0 { // else unknown (null), not a value of 0 at a pCTR of 0
+			r.ValueBidderUSD, r.SurplusBidderUSD = ptr(a.ValueBidder), ptr(a.ValueBidder-a.SpendValued)
+		}
 	}
 	return r
 }
@@ -107,7 +109,8 @@ func (a auctionStat) plus(b auctionStat) auctionStat {
 	return auctionStat{Bids: a.Bids + b.Bids, Wins: a.Wins + b.Wins, Impressions: a.Impressions + b.Impressions,
 		Clicks: a.Clicks + b.Clicks, BidCPM: a.BidCPM + b.BidCPM, Spend: a.Spend + b.Spend,
 		ExpClicks: a.ExpClicks + b.ExpClicks, Valued: a.Valued + b.Valued, ValueTrue: a.ValueTrue + b.ValueTrue,
-		ValueBidder: a.ValueBidder + b.ValueBidder, SpendValued: a.SpendValued + b.SpendValued}
+		ValueBidder: a.ValueBidder + b.ValueBidder, SpendValued: a.SpendValued + b.SpendValued,
+		BlindBidder: a.BlindBidder + b.BlindBidder}
 }
 
 // CalibrationBin is one decile of impressions ordered by predicted CTR.

@@ -42,7 +42,11 @@ type auctionStat struct {
 	ExpClicks                       float64 // sum of the ground-truth CTR of impressions
 	Valued                          int64   // impressions of campaigns with a value (Config.Values)
 	ValueTrue, ValueBidder          float64 // their value at the true CTR, and at pCTR capped at max bid
-	SpendValued                     float64 // their billed spend
+	// BlindBidder counts valued impressions whose value depends on pCTR
+	// (target_cpc, target_cpa) but whose bid carried no ext.pctr (the bidder
+	// reveals it only with pricing.reveal_pctr): ValueBidder cannot be known.
+	BlindBidder int64
+	SpendValued float64 // their billed spend
 }
 
 type calPoint struct {
@@ -207,6 +211,7 @@ type bidEvent struct {
 	firstPrice             bool
 	bid                    float64 // our bid, CPM USD
 	valued                 bool    // the campaign has a value (Config.Values)
+	blindBidder            bool    // valued at pCTR, and the bid carried none
 	valueTrue, valueBidder float64 // CPM USD at the true CTR, and at pCTR capped
 }
 
@@ -249,6 +254,9 @@ func (s *Stats) recordBid(e bidEvent) {
 		a.Valued++
 		a.ValueTrue += e.valueTrue / 1000
 		a.ValueBidder += e.valueBidder / 1000
+		if e.blindBidder {
+			a.BlindBidder++
+		}
 		a.SpendValued += spend
 	}
 	s.counters.Impressions++

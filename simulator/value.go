@@ -43,6 +43,9 @@ func (v CampaignValue) CPMUSD(ctr float64, capped bool) float64 {
 	return ToUSD(cpm, orUSD(v.Currency))
 }
 
+// needsPCTR says whether the value at the bidder's pCTR needs it (bid.ext.pctr).
+func (v CampaignValue) needsPCTR() bool { return v.Kind == "target_cpc" || v.Kind == "target_cpa" }
+
 // campaignFile is the part of a bidder campaign file (campaigns/ format)
 // that values an impression.
 type campaignFile struct {
