@@ -244,6 +244,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		a.NoBid = "currency"
 		return a
 	}
+	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
 	priv := b.priv.Decide(view)
 	if priv.NoBid {
@@ -262,7 +263,6 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	facts := newFacts(br, arrival, userLevel)
 	draw := b.draws.Add(1)
 	why := "no_campaign"
-	observed := false
 	var rows []float32
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
@@ -281,14 +281,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 			continue
 		}
 		first := len(a.Slots)
-		cands := b.match(nil, facts, imp)
-		if len(cands) > 0 && !observed {
-			// The pacing forecast counts requests some campaign's
-			// targeting matched, as the bidder does.
-			b.cfg.Budget.ObserveRequest(arrival)
-			observed = true
-		}
-		for _, c := range cands {
+		for _, c := range b.match(nil, facts, imp) {
 			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival, draw)
 			if r != "" {
 				why = r

@@ -77,9 +77,6 @@ type bidCtx struct {
 	// big: the body parsed was over poolBodyMax; the context is dropped
 	// instead of pooled.
 	big bool
-	// matched: some campaign's targeting matched an imp (the traffic
-	// forecast counts the request then).
-	matched bool
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -105,7 +102,6 @@ func (bc *bidCtx) reset() {
 	clear(bc.shade)
 	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
-	bc.matched = false
 }
 
 type bidPool struct {
@@ -326,21 +322,13 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	}
 	bc.cat = cat
 	bc.draw = s.draws.Add(1)
+	cat.money.observeRequest(bc.now)
 	resp, ok := s.rates.responseCurrency(&bc.req, bc.ex.currency)
 	if !ok {
 		return reasonCurrency
 	}
 	bc.resp = resp
 	r := s.collect(bc, cat)
-	if bc.matched {
-		// The traffic forecast counts the requests some campaign's
-		// targeting matched (before pacing and budget, whose throttling
-		// would feed back): counting every request let anyone who may
-		// post them shape every forecast campaign's plan (an outside
-		// audit's flood of requests no campaign could bid on, between 03:00
-		// and 04:00, gave the next day's 03:00 hour 62% over its plan).
-		cat.money.observeRequest(bc.now)
-	}
 	if len(bc.slots) == 0 {
 		return r
 	}
@@ -521,7 +509,6 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 		if bc.cands, more = cat.snap.Next(bc.cands[:0], &bc.sc); !more {
 			return why
 		}
-		bc.matched = bc.matched || len(bc.cands) > 0
 		for _, c := range bc.cands {
 			if fixed && c.Campaign.Strategy.Kind == campaigns.FixedCPM {
 				continue // outbid by the kept one whatever the model says
@@ -551,7 +538,6 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason {
 	imp := &bc.req.Imps[i]
 	bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
-	bc.matched = bc.matched || len(bc.cands) > 0
 	slices.SortFunc(bc.cands, func(a, b campaigns.Candidate) int {
 		if c := cmp.Compare(bc.rk.Bound(b.Campaign.Index), bc.rk.Bound(a.Campaign.Index)); c != 0 {
 			return c

@@ -1050,29 +1050,3 @@ func TestRevealPCTR(t *testing.T) {
 		}
 	}
 }
-
-// The traffic forecast counts a request only when some campaign's targeting
-// matched it: a flood no campaign could bid on shaped every forecast
-// campaign's plan (an outside pricing audit). A match that then bids
-// nothing (below the floor here) still counts.
-func TestForecastCountsMatchedRequests(t *testing.T) {
-	ts := newTestServer(t, nil)
-	base := string(readReq(t, "site-banner.json"))
-	for _, tc := range []struct {
-		name, body, reason string
-		counted            bool
-	}{
-		{"a bid", base, "", true},
-		{"country not targeted", strings.Replace(base, `"country":"USA"`, `"country":"BRA"`, 1), "no_campaign", false},
-		{"matched, below the floor", strings.Replace(base, `"bidfloor":0.5`, `"bidfloor":500`, 1), "below_floor", true},
-	} {
-		before := ts.money.observed.Load()
-		r := ts.bidInTime([]byte(tc.body))
-		if got := string(r.Header.Peek("x-nobid-reason")); got != tc.reason {
-			t.Fatalf("%s: no-bid reason %q, want %q", tc.name, got, tc.reason)
-		}
-		if got := ts.money.observed.Load() - before; got != map[bool]int64{false: 0, true: 1}[tc.counted] {
-			t.Errorf("%s: the forecast counted %d, want counted %v", tc.name, got, tc.counted)
-		}
-	}
-}

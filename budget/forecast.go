@@ -33,8 +33,7 @@ type forecast struct {
 	partial bool
 }
 
-// ObserveRequest counts one bid request for the traffic forecast (the
-// bidder calls it for the requests some campaign's targeting matched). No
+// ObserveRequest counts one bid request for the traffic forecast. No
 // allocation, no lock.
 func (m *Manager) ObserveRequest(now time.Time) {
 	_ = now
