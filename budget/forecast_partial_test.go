@@ -164,3 +164,39 @@ func TestMeasureSilentBids(t *testing.T) {
 	delivered, worst := dayError(t, hourly, 0, daily)
 	t.Logf("silent bids 10:00-11:00: delivered %.1f%%, worst hour %.0f%% off the even plan", delivered*100, worst*100)
 }
+
+// After a mid-day start the partial day is dropped and the next whole day is
+// learned: TestForecastPartialFirstDayNotLearned only checks the first whole
+// day (paced evenly either way), so a forecast that never learned again
+// would pass it. A start in the day's first two minutes is a whole day.
+func TestForecastLearnsTheFirstWholeDay(t *testing.T) {
+	for _, tc := range []struct {
+		startMin  int
+		firstLong bool // the start day itself is learned
+	}{{0, true}, {1, true}, {2, false}, {720, false}, {1439, false}} {
+		var f forecast
+		count := func(day, m int) { // 1 request a minute in the morning, 3 in the afternoon
+			for range 1 + 2*(m/720) {
+				f.cur[0].n.Add(1)
+			}
+			f.fold(t0.Add(time.Duration(day*1440+m) * time.Minute))
+		}
+		for m := tc.startMin; m < 1440; m++ {
+			count(0, m)
+		}
+		f.fold(t0.Add(24 * time.Hour))
+		if _, have := f.generation(); have != tc.firstLong {
+			t.Fatalf("start at minute %d: forecast after the first midnight %v, want %v", tc.startMin, have, tc.firstLong)
+		}
+		for m := range 1440 {
+			count(1, m)
+		}
+		f.fold(t0.Add(48 * time.Hour))
+		if _, have := f.generation(); !have {
+			t.Fatalf("start at minute %d: no forecast after a whole day", tc.startMin)
+		}
+		if !tc.firstLong && (f.w[0] != 1 || f.w[800] != 3) {
+			t.Errorf("start at minute %d: learned %v at 00:00 and %v at 13:20, want the whole day's 1 and 3", tc.startMin, f.w[0], f.w[800])
+		}
+	}
+}
