@@ -25,12 +25,15 @@ type forecast struct {
 	gen     uint64 // bumped whenever w changes: plans made on older weights are made again
 	dayNum  int64
 	started bool
-	// partial says today's counts began after the UTC day did (the
-	// process started mid-day): they are not a day's shape and are not
-	// learned. Installed as one, a start at noon planned the next day's
-	// whole budget into the afternoon (nothing bid before noon) and one at
-	// 23:00 into its last hour (an outside audit: 6.7% of the day delivered).
-	partial bool
+	// from is the first minute of today this process counted (0 once a
+	// whole day was seen): the minutes before it are not a day's shape.
+	// Installed as one (no requests then), a start at noon planned the
+	// next day's whole budget into the afternoon (nothing bid before noon)
+	// and one at 23:00 into its last hour (an outside audit: 6.7% of the
+	// day delivered). They are learned as the mean minute of the ones
+	// seen, so a process restarted every day (a daily deploy) still learns
+	// the shape of the hours it sees.
+	from int
 }
 
 // ObserveRequest counts one bid request for the traffic forecast. No
@@ -55,16 +58,24 @@ func (f *forecast) fold(now time.Time) {
 	if !f.started {
 		// The first fold comes a second after the start: a start in the
 		// day's first two minutes still sees it (nearly) whole.
-		f.started, f.dayNum, f.partial = true, day, minute > 1
-	}
-	if day != f.dayNum && f.partial {
-		f.today, f.dayNum, f.partial = [1440]float64{}, day, false
+		f.started, f.dayNum = true, day
+		if minute > 1 {
+			f.from = minute
+		}
 	}
 	if day != f.dayNum {
 		var total float64
-		for _, v := range f.today {
+		for _, v := range f.today[f.from:] {
 			total += v
 		}
+		if total > 0 && f.from > 0 {
+			mean := total / float64(1440-f.from)
+			for i := range f.from {
+				f.today[i] = mean
+			}
+			total += mean * float64(f.from)
+		}
+		f.from = 0
 		if total > 0 {
 			for i := range f.w {
 				if f.have {
