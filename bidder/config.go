@@ -579,8 +579,10 @@ type MacrosConfig struct {
 	// exchange substitutes no loss reason and lurl carries no r=.
 	Loss string `yaml:"loss"`
 	// MinToWin is put in the shading notices of first-price bids as m=
-	// (default ${AUCTION_MIN_TO_WIN}); "none": not asked, and the curves
-	// learn from outcomes alone (a win, a loss to a higher bid). For an
+	// (default ${AUCTION_MIN_TO_WIN}); "none": not asked, so the curves
+	// learn from outcomes (a win, a loss to a higher bid; an m= a notice
+	// carries anyway is still read: the token does not say the exchange
+	// asked for none). For an
 	// exchange whose minimum-to-win reports track the bid (its own clearing
 	// price reported as the minimum to win in a first-price auction): each
 	// such report raises the learned price a step, an outside audit's 20,000

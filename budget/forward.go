@@ -106,8 +106,8 @@ func (m *Manager) forward(n *Notice) (res Result, ok, away bool, err error) {
 	boot := m.ownerBoot(n.InstanceID)
 	rep, err := m.request(n, boot, m.cfg.ForwardTimeout)
 	if err == nil && rep.Code == fwdMoved && rep.Boot != "" && rep.Boot != boot {
-		m.fwdMoved.Add(1)
 		if left := m.cfg.ForwardTimeout - time.Since(start); left > time.Millisecond {
+			m.fwdMoved.Add(1)
 			rep, err = m.request(n, rep.Boot, left)
 		}
 	}
