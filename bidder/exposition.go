@@ -82,6 +82,7 @@ var (
 	dPrivDecodes      = serverDescs.add("privacy_decodes_total", "Consent strings decoded (not found in the cache).")
 	dPrivMalformed    = serverDescs.add("privacy_malformed_total", "Decoded consent strings that were malformed (no consent).")
 	dPrivPanics       = serverDescs.add("privacy_decoder_panics_total", "Consent decoder panics recovered (each a malformed string; report upstream).")
+	dPrivUndisclosed  = serverDescs.add("privacy_tcf_undisclosed_total", "Decoded TC strings written since 2026-02-28 without TCF v2.3's Disclosed Vendors segment: malformed, unless privacy.allow_missing_disclosed_vendors reads them as before v2.3.")
 )
 
 // serverCollector reads the Server's own counters at scrape time.
@@ -129,6 +130,7 @@ func (c serverCollector) Collect(ch chan<- prometheus.Metric) {
 	counterMetric(ch, dPrivDecodes, float64(st.Decodes))
 	counterMetric(ch, dPrivMalformed, float64(st.Malformed))
 	counterMetric(ch, dPrivPanics, float64(st.Recovered))
+	counterMetric(ch, dPrivUndisclosed, float64(st.Undisclosed))
 	s.mon.collect(ch)
 }
 

@@ -61,7 +61,7 @@ type Policy struct {
 	undisc    bool   // Options.AllowMissingDisclosedVendors
 	cache     *cache // nil: decode every time
 	stats     struct {
-		decodes, malformed, recovered atomic.Uint64
+		decodes, malformed, recovered, undisclosed atomic.Uint64
 	}
 }
 
@@ -98,15 +98,17 @@ func (p *Policy) Wait() { p.cache.wait() }
 func (p *Policy) VendorID() int { return int(p.vendor) }
 
 // Stats counts strings decoded (cache misses), those that did not decode
-// (or carried a section that did not), and decoder panics recovered (each
-// also counted as malformed).
+// (or carried a section that did not), decoder panics recovered (each
+// also counted as malformed), and TC strings (alone or in a GPP string)
+// written since 2026-02-28 without TCF v2.3's Disclosed Vendors segment
+// (malformed too, unless AllowMissingDisclosedVendors).
 type Stats struct {
-	Decodes, Malformed, Recovered uint64
+	Decodes, Malformed, Recovered, Undisclosed uint64
 }
 
 // Stats returns the counters so far.
 func (p *Policy) Stats() Stats {
-	return Stats{p.stats.decodes.Load(), p.stats.malformed.Load(), p.stats.recovered.Load()}
+	return Stats{p.stats.decodes.Load(), p.stats.malformed.Load(), p.stats.recovered.Load(), p.stats.undisclosed.Load()}
 }
 
 // Decide returns what req allows. The rules are in the package doc and
@@ -326,6 +328,9 @@ func (p *Policy) tcf(s []byte) tcfVerdict {
 	if !v.ok {
 		p.stats.malformed.Add(1)
 	}
+	if v.undisclosed {
+		p.stats.undisclosed.Add(1)
+	}
 	p.cache.set(s, entry{kind: kindTCF, tcf: v})
 	return v
 }
@@ -342,6 +347,9 @@ func (p *Policy) gpp(s []byte) gppSummary {
 	p.decode(func() { g = decodeGPP(string(s), p.vendor, p.undisc) })
 	if !g.ok || g.bad != 0 || (g.present&(1<<sidTCFEU) != 0 && !g.tcf.ok) {
 		p.stats.malformed.Add(1)
+	}
+	if g.tcf.undisclosed {
+		p.stats.undisclosed.Add(1)
 	}
 	p.cache.set(s, entry{kind: kindGPP, gpp: g})
 	return g

@@ -33,12 +33,18 @@ type tcfVerdict struct {
 	uses  Use
 	basic bool
 	train bool // purpose 10 has a basis: the row log may keep the user-level slots
+	// undisclosed: written since tcfV23Deadline without the Disclosed
+	// Vendors segment (malformed, or read as before v2.3 with
+	// AllowMissingDisclosedVendors): counted, so an operator sees how much
+	// traffic the option decides.
+	undisclosed bool
 }
 
 // and is what v and w both allow (two strings for one request), ok only
 // when both decoded.
 func (v tcfVerdict) and(w tcfVerdict) tcfVerdict {
-	return tcfVerdict{ok: v.ok && w.ok, uses: v.uses & w.uses, basic: v.basic && w.basic, train: v.train && w.train}
+	return tcfVerdict{ok: v.ok && w.ok, uses: v.uses & w.uses, basic: v.basic && w.basic, train: v.train && w.train,
+		undisclosed: v.undisclosed || w.undisclosed}
 }
 
 // tcfV23Deadline is the day TCF v2.3 made the Disclosed Vendors segment
@@ -75,16 +81,17 @@ func decodeTCF(s string, vendor uint16, allowUndisclosed bool) tcfVerdict {
 		rest = s[i+1:]
 	}
 	present, disclosed, ok := disclosedVendor(rest, vendor)
+	undisclosed := ok && !present && writtenSinceV23(m)
 	switch {
 	case !ok:
 		return tcfVerdict{}
-	case !present && !allowUndisclosed && writtenSinceV23(m):
-		return tcfVerdict{}
+	case undisclosed && !allowUndisclosed:
+		return tcfVerdict{undisclosed: true}
 	case present && !disclosed:
 		return tcfVerdict{ok: true}
 	}
 	uses, basic, train := tcfUses(m, vendor)
-	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train}
+	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train, undisclosed: undisclosed}
 }
 
 // writtenSinceV23 reports whether m was created or last updated on or after

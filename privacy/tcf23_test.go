@@ -48,10 +48,10 @@ func TestTCFDisclosedVendors(t *testing.T) {
 		{"beside an allowed-vendors segment", str(after, allowedVendors, dvUs), false, full},
 		{"trailing dot", str(after, dvUs) + ".", false, full},
 
-		{"missing, written after the deadline", str(after), false, tcfVerdict{}},
-		{"missing, only a publisher TC segment", str(after, pubTC), false, tcfVerdict{}},
-		{"missing, written on the deadline", str(tcfV23Deadline), false, tcfVerdict{}},
-		{"missing, option on", str(after), true, full},
+		{"missing, written after the deadline", str(after), false, tcfVerdict{undisclosed: true}},
+		{"missing, only a publisher TC segment", str(after, pubTC), false, tcfVerdict{undisclosed: true}},
+		{"missing, written on the deadline", str(tcfV23Deadline), false, tcfVerdict{undisclosed: true}},
+		{"missing, option on", str(after), true, tcfVerdict{ok: true, uses: All, basic: true, train: true, undisclosed: true}},
 		{"missing, written before the deadline", str(before), false, full},
 
 		{"repeated", str(after, dvUs, dvUs), false, tcfVerdict{}},
@@ -99,6 +99,14 @@ func TestTCFDisclosedVendors(t *testing.T) {
 				t.Errorf("%s (%s): %v, want %v", c.name, how, got, c.want)
 			}
 		}
+		// openbidder_privacy_tcf_undisclosed_total: both strings, either way.
+		want := uint64(0)
+		if strings.HasPrefix(c.name, "missing") {
+			want = 2
+		}
+		if got := p.Stats().Undisclosed; got != want {
+			t.Errorf("%s: Stats().Undisclosed %d, want %d", c.name, got, want)
+		}
 	}
 }
 
@@ -138,11 +146,11 @@ func TestTCFDisclosedVendorsCreated(t *testing.T) {
 		allow bool
 		want  tcfVerdict
 	}{
-		{"created after, updated before, no segment", str(after, before), false, tcfVerdict{}},
-		{"created after, updated before, only a publisher TC segment", str(after, before, "YAAAAAAAAAAA"), false, tcfVerdict{}},
-		{"created before, updated after, no segment", str(before, after), false, tcfVerdict{}},
+		{"created after, updated before, no segment", str(after, before), false, tcfVerdict{undisclosed: true}},
+		{"created after, updated before, only a publisher TC segment", str(after, before, "YAAAAAAAAAAA"), false, tcfVerdict{undisclosed: true}},
+		{"created before, updated after, no segment", str(before, after), false, tcfVerdict{undisclosed: true}},
 		{"created and updated before, no segment", str(before, before), false, full},
-		{"created after, updated before, no segment, option on", str(after, before), true, full},
+		{"created after, updated before, no segment, option on", str(after, before), true, tcfVerdict{ok: true, uses: All, basic: true, train: true, undisclosed: true}},
 		{"created after, updated before, disclosed", str(after, before, disclosedSegment([]int{vendor}, nil)), false, full},
 	} {
 		if got := decodeTCF(c.s, vendor, c.allow); got != c.want {
