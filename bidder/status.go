@@ -216,7 +216,9 @@ func (a *App) status(q string, limit int) *statusDoc {
 }
 
 // campaignRows lists the running campaigns whose id or advertiser contains
-// q: when more than limit, the most active (spend today, then bids).
+// q: when more than limit, those the kill switch pauses first (else, at
+// 10,000 campaigns, a paused one without spend today fell off the page, and
+// with it its Resume button), then the most active (spend today, then bids).
 func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now time.Time) ([]campaignJSON, int) {
 	s := a.Server
 	cat := s.catalog.Load()
@@ -232,13 +234,16 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 	stats := s.m.snapshotCampaigns()
 	type ranked struct {
 		c          *campaigns.Campaign
+		paused     bool // by the kill switch
 		spentToday int64
 		bids       uint64
 	}
 	q = strings.ToLower(q)
 	top := newFirstN(limit, func(x, y *ranked) bool {
-		return cmp.Or(cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids), cmp.Compare(x.c.ID, y.c.ID)) < 0
+		return cmp.Or(compareBool(y.paused, x.paused), cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids),
+			cmp.Compare(x.c.ID, y.c.ID)) < 0
 	})
+	ctl := a.budget.Control()
 	total := 0
 	for _, c := range cat.snap.Campaigns {
 		y.Step(1)
@@ -246,6 +251,9 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 			continue
 		}
 		r := ranked{c: c}
+		if p, ok := ctl.Campaigns[c.ID]; ok && p.Paused {
+			r.paused = true
+		}
 		if st, ok := a.budget.StatusOf(c.ID); ok {
 			r.spentToday = st.SpentTodayMicros
 		}
@@ -257,7 +265,6 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 	}
 	keep := top.kept()
 	slices.SortFunc(keep, func(x, y ranked) int { return cmp.Compare(x.c.ID, y.c.ID) })
-	ctl := a.budget.Control()
 	rows := make([]campaignJSON, 0, len(keep))
 	for _, k := range keep {
 		c := k.c
@@ -458,4 +465,15 @@ func (h *spendHistory) prune(now time.Time) {
 			delete(h.m, id)
 		}
 	}
+}
+
+// compareBool orders false before true.
+func compareBool(x, y bool) int {
+	switch {
+	case x == y:
+		return 0
+	case !x:
+		return -1
+	}
+	return 1
 }
