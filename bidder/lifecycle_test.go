@@ -665,6 +665,9 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	var st struct {
+		Instance struct {
+			CampaignReloadRefused bool `json:"campaign_reload_refused"`
+		} `json:"instance"`
 		Errors      []struct{ Msg string } `json:"errors"`
 		ErrorsTotal uint64                 `json:"errors_total"`
 	}
@@ -679,6 +682,11 @@ func TestSighupRefusalReachesStatus(t *testing.T) {
 	}
 	if !found || st.ErrorsTotal == 0 {
 		t.Fatalf("status errors %+v (total %d), want the refused reload", st.Errors, st.ErrorsTotal)
+	}
+	// And the header says so while it lasts: the error list alone keeps the
+	// refusal after a later reload published, and never says it is over.
+	if !st.Instance.CampaignReloadRefused {
+		t.Fatal("status instance.campaign_reload_refused false after a refused reload")
 	}
 }
 

@@ -69,6 +69,11 @@ type instanceStatus struct {
 	Go            string    `json:"go"`
 	Admission     float64   `json:"admission_limit"`
 	Inflight      int64     `json:"inflight"`
+	// CampaignReloadRefused is openbidder_campaign_reload_refused: the last
+	// campaign reload was refused, so the files on disk are not the set
+	// that runs (the page shows it beside readiness; the reason is in the
+	// errors).
+	CampaignReloadRefused bool `json:"campaign_reload_refused"`
 }
 
 // campaignJSON is one campaign: its money (budget's view), its counters on
@@ -206,7 +211,7 @@ func (a *App) status(q string, limit int) *statusDoc {
 	ready, why := s.Ready()
 	d.Instance = instanceStatus{ID: a.cfg.InstanceID, Started: a.started.UTC(), UptimeSeconds: now.Sub(a.started).Seconds(),
 		Ready: ready, Reason: why, Degraded: s.degraded != nil && s.degraded(), Listen: a.Addr(), PublicURL: string(s.publicURL),
-		Go: runtime.Version(), Admission: s.adm.load(), Inflight: s.adm.inflight.Load()}
+		Go: runtime.Version(), Admission: s.adm.load(), Inflight: s.adm.inflight.Load(), CampaignReloadRefused: a.reloadRefused.Load()}
 	leases := a.budget.Leases()
 	d.Campaigns, d.CampaignsTotal = a.campaignRows(q, limit, leases, now)
 	d.Peers = peerRows(a.budget.Peers(), leases)
