@@ -290,3 +290,57 @@ func TestStatusPageInBrowser(t *testing.T) {
 		}
 	}
 }
+
+// When the bidder stops answering, the page says so: before, its last
+// figures stayed up with a green "ready" and "bidding", and only the small
+// grey "updated" line read "update failed" (an outside ops audit killed the
+// bidder under an open page).
+func TestStatusPageShowsLostBidder(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test")
+	}
+	browser := findBrowser()
+	if browser == "" {
+		t.Skip("status page browser test skipped: no Chromium found (apt-get install -y chromium, or set CHROME=/path/to/chrome)")
+	}
+	app := startApp(t, nil)
+	actx, cancel := chromedp.NewExecAllocator(t.Context(),
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+app.AdminAddr()+"/?every=1"),
+		chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign]`))); err != nil {
+		t.Fatalf("page did not load (browser %s): %v", browser, err)
+	}
+	header := func() string {
+		s, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("header").innerText`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if h := header(); !strings.Contains(h, "ready") || strings.Contains(h, "no answer") {
+		t.Fatalf("header with the bidder up: %q", h)
+	}
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	if err := app.Close(sctx); err != nil {
+		t.Logf("close: %v", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for h := header(); !strings.Contains(h, "no answer") || !strings.Contains(h, "the figures below are from"); h = header() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the page never said the bidder stopped answering; header %q", h)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if h := header(); strings.Contains(h, "\nready\n") || strings.Contains(h, "\nbidding\n") {
+		t.Fatalf("header still says ready or bidding after the bidder went: %q", h)
+	}
+}
