@@ -1002,17 +1002,20 @@ func (c *Config) Validate() error {
 	if l.MaxBodyBytes < 1024 {
 		bad("limits.max_body_bytes", "%d is below 1024", l.MaxBodyBytes)
 	}
-	if l.InternalBudget < 0 || l.NetworkMargin < 0 || l.MinSlack < 0 || l.DefaultTMax < 0 {
-		bad("limits", "durations must not be negative")
+	for _, d := range []struct {
+		key string
+		v   time.Duration
+	}{{"limits.internal_budget", l.InternalBudget}, {"limits.network_margin", l.NetworkMargin},
+		{"limits.min_slack", l.MinSlack}, {"limits.default_tmax", l.DefaultTMax}} {
+		if d.v < 0 {
+			bad(d.key, "%v is negative", d.v)
+		}
 	}
 	if l.MaxImps < 1 {
 		bad("limits.max_imps", "%d must be at least 1", l.MaxImps)
 	}
 	if !(l.MinQty > 0 && l.MinQty <= 1 && l.MaxQty >= 1 && l.MaxQty <= 1e6) {
 		bad("limits", "min_qty %v and max_qty %v must satisfy 0 < min_qty <= 1 <= max_qty <= 1e6", l.MinQty, l.MaxQty)
-	}
-	if l.ReadTimeout < 0 || l.WriteTimeout < 0 || l.IdleTimeout < 0 {
-		bad("limits", "timeouts must not be negative")
 	}
 	if l.MaxConns < 0 {
 		bad("limits.max_conns", "%d is negative", l.MaxConns)

@@ -160,6 +160,13 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nlimits: {max_body_bytes: 99999999999999}\n", "limits.max_body_bytes", "over 64 MiB")
 	f("model: {gbdt: m.json}\nlimits: {default_tmax: 100h}\n", "limits.default_tmax", "outside")
 	f("model: {gbdt: m.json}\nlimits: {idle_timeout: 1000h}\n", "limits.idle_timeout")
+	// A negative duration names its key (it said "limits: durations must
+	// not be negative", leaving the operator to find which: an outside audit).
+	f("model: {gbdt: m.json}\nlimits: {min_slack: -1ms}\n", "limits.min_slack: -1ms is negative")
+	f("model: {gbdt: m.json}\nlimits: {network_margin: -1ms}\n", "limits.network_margin: -1ms is negative")
+	f("model: {gbdt: m.json}\nlimits: {internal_budget: -1ms}\n", "limits.internal_budget: -1ms is negative")
+	f("model: {gbdt: m.json}\nlimits: {default_tmax: -1ms}\n", "limits.default_tmax: -1ms is negative")
+	f("model: {gbdt: m.json}\nlimits: {idle_timeout: -1s}\n", "limits.idle_timeout: -1s is outside")
 	f("model: {gbdt: m.json}\nlifecycle: {drain_delay: 100000h}\n", "lifecycle.drain_delay")
 	f("model: {gbdt: m.json}\nnotices: {hold_ttl: 1ns}\nbudget: {lease_ttl: 1m}\n", "notices.hold_ttl", "outside")
 	f("model: {gbdt: m.json}\nnotices: {ack_wait: 1ns}\n", "notices.ack_wait")
