@@ -85,13 +85,16 @@ func TestAppExposesBatcherMetrics(t *testing.T) {
 	bidOnce(t, app, "req-site-banner")
 	after := series()
 	scored := after[`openbidder_model_scored_total{scorer="primary"}`] - before[`openbidder_model_scored_total{scorer="primary"}`]
-	if scored != 1 {
-		t.Fatalf("primary scored %v calls, want 1 (is ONNX serving?)", scored)
+	// bidOnce posts again after a 204 for want of time (a loaded machine),
+	// and such a request may have been scored: each scoring call is one
+	// request to the batcher, in a run of its own here.
+	if scored < 1 {
+		t.Fatalf("primary scored %v calls, want at least 1 (is ONNX serving?)", scored)
 	}
 	for name, want := range map[string]float64{
-		"openbidder_model_batch_rows_count":             1,
-		"openbidder_model_batch_requests_total":         1,
-		`openbidder_model_batch_rows_bucket{le="+Inf"}`: 1,
+		"openbidder_model_batch_rows_count":             scored,
+		"openbidder_model_batch_requests_total":         scored,
+		`openbidder_model_batch_rows_bucket{le="+Inf"}`: scored,
 	} {
 		if d := after[name] - before[name]; d != want {
 			t.Errorf("%s rose by %v, want %v", name, d, want)
