@@ -183,7 +183,8 @@ type PrivacyConfig struct {
 	// CacheEntries bounds the decoded consent strings kept (default
 	// 100000; negative: none kept, every string decoded each time).
 	CacheEntries int `yaml:"cache_entries"`
-	// CacheTTL is how long a decoded string is kept (default 1h).
+	// CacheTTL is how long a decoded string is kept (default 1h;
+	// negative: until the cache evicts it for another).
 	CacheTTL time.Duration `yaml:"cache_ttl"`
 	// RequirePurpose2: where GDPR applies, no bid at all (x-nobid-reason:
 	// privacy) unless the TC string gives vendor_id a legal basis for TCF
