@@ -76,6 +76,10 @@ type App struct {
 	// published to the bid path, two steps that must not interleave with
 	// another set's.
 	publishMu sync.Mutex
+	// warned holds the campaign-set warnings last logged, by message, with
+	// their arguments (warnChanged).
+	warnMu sync.Mutex
+	warned map[string]string
 
 	drainWait func(ctx context.Context, d time.Duration) // tests replace the drain delay's wait
 	closeOnce sync.Once
@@ -577,13 +581,38 @@ func (a *App) warnEmpty(snap *campaigns.Snapshot) {
 	}
 }
 
-// warnUnpriced logs, once per published set, the campaigns that can never
-// bid because currency.rates lacks their currency (check.go's unpriced).
-func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
-	if un := unpriced(a.cfg, snap); len(un) > 0 {
-		a.log.Warn("campaigns in a currency not in currency.rates never bid", "campaigns", len(un),
-			"first", un[0].ID, "currency", un[0].Currency)
+// warnChanged logs a warning about the published campaign set unless the
+// last set logged the same one (msg and args alike): at 10,000 campaigns
+// every reload repeated the same lines (an outside ops audit). A set
+// without it (clear) forgets it, so it is logged again if it comes back.
+func (a *App) warnChanged(clear bool, msg string, args ...any) {
+	a.warnMu.Lock()
+	defer a.warnMu.Unlock()
+	if a.warned == nil {
+		a.warned = map[string]string{}
 	}
+	if clear {
+		delete(a.warned, msg)
+		return
+	}
+	sig := fmt.Sprint(args...)
+	if a.warned[msg] == sig {
+		return
+	}
+	a.warned[msg] = sig
+	a.log.Warn(msg, args...)
+}
+
+// warnUnpriced logs, when they change, the campaigns that can never bid
+// because currency.rates lacks their currency (check.go's unpriced).
+func (a *App) warnUnpriced(snap *campaigns.Snapshot) {
+	const msg = "campaigns in a currency not in currency.rates never bid"
+	un := unpriced(a.cfg, snap)
+	if len(un) == 0 {
+		a.warnChanged(true, msg)
+		return
+	}
+	a.warnChanged(false, msg, "campaigns", len(un), "first", un[0].ID, "currency", un[0].Currency)
 }
 
 // warnExchanges warns of campaigns whose deals any sender can claim (deals
@@ -597,16 +626,22 @@ func (a *App) warnExchanges(snap *campaigns.Snapshot) {
 			open = append(open, c.ID)
 		}
 	}
+	const openMsg = "campaigns with deals and no targeting.exchanges bid on their deal ids from any sender"
 	if len(open) > 0 {
-		a.log.Warn("campaigns with deals and no targeting.exchanges bid on their deal ids from any sender", "campaigns", len(open), "first", open[0])
+		a.warnChanged(false, openMsg, "campaigns", len(open), "first", open[0])
+	} else {
+		a.warnChanged(true, openMsg)
 	}
+	const unknownMsg = "targeting.exchanges names exchanges the config does not have: those campaigns never bid there"
 	if un := unknownExchanges(a.cfg, snap); len(un) > 0 {
 		names := map[string]bool{}
 		for _, u := range un {
 			names[u.name] = true
 		}
-		a.log.Warn("targeting.exchanges names exchanges the config does not have: those campaigns never bid there",
+		a.warnChanged(false, unknownMsg,
 			"names", slices.Sorted(maps.Keys(names)), "campaigns", len(un), "first", un[0].c.ID, "file", un[0].c.File)
+	} else {
+		a.warnChanged(true, unknownMsg)
 	}
 }
 

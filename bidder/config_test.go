@@ -583,3 +583,48 @@ func TestConfigRefusesASecondDocument(t *testing.T) {
 		}
 	}
 }
+
+// The campaign-set warnings are logged when they change, not at every
+// reload of the same set (at 10,000 campaigns every reload repeated them: an
+// outside ops audit); gone and back, a warning is logged again.
+func TestCampaignSetWarningsOnlyWhenChanged(t *testing.T) {
+	src, err := os.ReadFile("../configs/campaigns/luxemotors-pmp.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	open := strings.Replace(string(src), "  exchanges: [example-adx]\n", "", 1)
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "pmp.yaml"), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(open)
+	logs := &syncBuffer{}
+	app := startAppLog(t, func(cfg *Config) {
+		cfg.CampaignsDir = dir
+		cfg.Exchanges = map[string]ExchangeConfig{"example-adx": {}}
+	}, slog.New(slog.NewTextHandler(logs, nil)))
+	const warning = "bid on their deal ids from any sender"
+	count := func() int { return strings.Count(logs.String(), warning) }
+	for i := 0; i < 3; i++ { // the same set again
+		if err := app.ReloadCampaigns(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("the same set published 4 times: warned %d times, want 1:\n%s", n, logs.String())
+	}
+	write(string(src)) // the deal's exchange named: the warning goes
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	write(open) // and comes back
+	if err := app.ReloadCampaigns(); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(); n != 2 {
+		t.Errorf("gone and back: warned %d times, want 2:\n%s", n, logs.String())
+	}
+}
