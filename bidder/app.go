@@ -845,7 +845,8 @@ func Run(cfg *Config, log *slog.Logger) error {
 			// are no longer read (the runtime drops them).
 			drain, stop := context.WithCancel(context.Background())
 			go func() {
-				for range sig {
+				for s := range sig {
+					log.Info("second signal: the drain delay is cut short", "signal", s.String())
 					stop()
 				}
 			}()

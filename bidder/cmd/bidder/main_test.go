@@ -176,7 +176,7 @@ lifecycle: {drain_delay: 1h}
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v\n%s", err, logs.String())
 	}
-	for _, want := range []string{"shutting down", "draining", "budget closed", "ctr: model loaded"} {
+	for _, want := range []string{"shutting down", "draining", "second signal", "budget closed", "ctr: model loaded"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Fatalf("no %q in the log:\n%s", want, logs.String())
 		}
