@@ -245,7 +245,7 @@ func (a *App) campaignRows(q string, limit int, leases []budget.LeaseView, now t
 	}
 	q = strings.ToLower(q)
 	top := newFirstN(limit, func(x, y *ranked) bool {
-		return cmp.Or(compareBool(y.paused, x.paused), cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids),
+		return cmp.Or(cmp.Compare(b2f(y.paused), b2f(x.paused)), cmp.Compare(y.spentToday, x.spentToday), cmp.Compare(y.bids, x.bids),
 			cmp.Compare(x.c.ID, y.c.ID)) < 0
 	})
 	ctl := a.budget.Control()
@@ -470,15 +470,4 @@ func (h *spendHistory) prune(now time.Time) {
 			delete(h.m, id)
 		}
 	}
-}
-
-// compareBool orders false before true.
-func compareBool(x, y bool) int {
-	switch {
-	case x == y:
-		return 0
-	case !x:
-		return -1
-	}
-	return 1
 }

@@ -68,13 +68,10 @@ func (c *consoleErrors) read(ctx context.Context) {
 	}
 }
 
-// The status page in a real headless Chromium against a real bidder with
-// the example campaigns: it loads with no console error, lists every
-// campaign, shows a bid and a win after its next refresh, and its buttons
-// pause and resume a campaign and all bidding through the admin API (with
-// the token given in the URL's fragment). STATUS_SCREENSHOT=FILE saves a
-// screenshot of the page after the traffic.
-func TestStatusPageInBrowser(t *testing.T) {
+// needBrowser returns the Chromium a browser test drives, or skips the test
+// (under -short, or with none found).
+func needBrowser(t *testing.T) string {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("browser test")
 	}
@@ -82,6 +79,34 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if browser == "" {
 		t.Skip("status page browser test skipped: no Chromium found (apt-get install -y chromium, or set CHROME=/path/to/chrome)")
 	}
+	return browser
+}
+
+// browserTab starts browser headless and returns a tab's context, bounded
+// by 90 s, all ended when the test ends.
+func browserTab(t *testing.T, browser string, opts ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
+	actx, cancel := chromedp.NewExecAllocator(t.Context(), append([]chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true)}, opts...)...)
+	t.Cleanup(cancel)
+	ctx, cancelTab := chromedp.NewContext(actx)
+	t.Cleanup(cancelTab)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelTime)
+	return ctx
+}
+
+// The status page in a real headless Chromium against a real bidder with
+// the example campaigns: it loads with no console error, lists every
+// campaign, shows a bid and a win after its next refresh, and its buttons
+// pause and resume a campaign and all bidding through the admin API (with
+// the token given in the URL's fragment). STATUS_SCREENSHOT=FILE saves a
+// screenshot of the page after the traffic.
+func TestStatusPageInBrowser(t *testing.T) {
+	browser := needBrowser(t)
 	app := startApp(t, func(c *Config) {
 		c.CampaignsDir = "../configs/campaigns"
 		c.AdminToken = adminTokn
@@ -97,16 +122,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	}
 	slices.Sort(want)
 
-	actx, cancel := chromedp.NewExecAllocator(t.Context(),
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1700, 1400),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browserTab(t, browser, chromedp.WindowSize(1700, 1400))
 	if err := chromedp.Do(ctx); err != nil { // starts the browser and attaches the tab
 		t.Fatalf("start %s: %v", browser, err)
 	}
@@ -296,24 +312,9 @@ func TestStatusPageInBrowser(t *testing.T) {
 // grey "updated" line read "update failed" (an outside ops audit killed the
 // bidder under an open page).
 func TestStatusPageShowsLostBidder(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test")
-	}
-	browser := findBrowser()
-	if browser == "" {
-		t.Skip("status page browser test skipped: no Chromium found (apt-get install -y chromium, or set CHROME=/path/to/chrome)")
-	}
+	browser := needBrowser(t)
 	app := startApp(t, nil)
-	actx, cancel := chromedp.NewExecAllocator(t.Context(),
-		chromedp.ExecPath(browser), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 90*time.Second)
-	defer cancel()
+	ctx := browserTab(t, browser)
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+app.AdminAddr()+"/?every=1"),
 		chromedp.WaitVisible(chromedp.CSS(`tr[data-campaign]`))); err != nil {
 		t.Fatalf("page did not load (browser %s): %v", browser, err)
