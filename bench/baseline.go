@@ -244,7 +244,6 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		a.NoBid = "currency"
 		return a
 	}
-	b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast counts requests, as the bidder does
 	view := toView(br)
 	priv := b.priv.Decide(view)
 	if priv.NoBid {
@@ -263,6 +262,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	facts := newFacts(br, arrival, userLevel)
 	draw := b.draws.Add(1)
 	why := "no_campaign"
+	matched := false
 	var rows []float32
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
@@ -281,7 +281,9 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 			continue
 		}
 		first := len(a.Slots)
-		for _, c := range b.match(nil, facts, imp) {
+		cands := b.match(nil, facts, imp)
+		matched = matched || len(cands) > 0
+		for _, c := range cands {
 			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival, draw)
 			if r != "" {
 				why = r
@@ -297,6 +299,9 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		for j := first; j < len(a.Slots); j++ {
 			rows = features.AppendRow(rows, base, &b.ads[a.Slots[j].Creative.Index])
 		}
+	}
+	if matched || b.targeted(facts) {
+		b.cfg.Budget.ObserveRequest(arrival) // the pacing forecast, as the bidder's
 	}
 	if len(a.Slots) == 0 {
 		a.NoBid = why

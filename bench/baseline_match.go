@@ -73,6 +73,7 @@ type reqFacts struct {
 	acat     []string
 	badv     []string
 	bapp     []string // appKey of each bapp entry
+	anyTime  bool     // targeted: flight and dayparting are not checked
 	now      time.Time
 	// regs.ext.dsa's dsarequired and pubrender (-1: absent), as the
 	// bidder reads them (ortb.Parser: an integer or a string of digits,
@@ -197,6 +198,20 @@ func prebidRewarded(ext json.RawMessage) bool {
 	return m.Prebid.R == 1.0 || m.Prebid.R == true
 }
 
+// targeted tells whether the pacing forecast counts the request, as the
+// bidder's: some campaign's targeting takes one of its imps, whatever the
+// campaigns' flights and dayparting.
+func (b *Baseline) targeted(f *reqFacts) bool {
+	f.anyTime = true
+	defer func() { f.anyTime = false }()
+	for i := range f.br.Imp[:min(len(f.br.Imp), b.cfg.MaxImps)] {
+		if len(b.match(nil, f, &f.br.Imp[i])) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // match appends the candidates for imp, looping over every campaign.
 func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Candidate {
 	br := f.br
@@ -238,7 +253,7 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 	br, t := f.br, &c.Targeting
 	if c.Status != campaigns.StatusActive ||
-		!c.Start.IsZero() && f.now.Before(c.Start) || !c.End.IsZero() && !f.now.Before(c.End) {
+		!f.anyTime && (!c.Start.IsZero() && f.now.Before(c.Start) || !c.End.IsZero() && !f.now.Before(c.End)) {
 		return false
 	}
 	if br.Regs != nil && br.Regs.COPPA != 0 && !c.AllowCOPPA {
@@ -274,7 +289,7 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 	if len(t.CatBlock) > 0 && (f.hasCats && f.catTax != t.CatTax || f.hasCnt && f.cntTax != t.CatTax) {
 		return false // a block list in another taxonomy cannot be checked
 	}
-	if t.Dayparting {
+	if t.Dayparting && !f.anyTime {
 		lt := f.now.In(c.TimeZone)
 		if !t.Days[lt.Weekday()] || !t.Hours[lt.Hour()] {
 			return false

@@ -77,6 +77,8 @@ type bidCtx struct {
 	// big: the body parsed was over poolBodyMax; the context is dropped
 	// instead of pooled.
 	big bool
+	// matched: Match or the ranked walk yielded a candidate for an imp.
+	matched bool
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -102,6 +104,7 @@ func (bc *bidCtx) reset() {
 	clear(bc.shade)
 	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
+	bc.matched = false
 }
 
 type bidPool struct {
@@ -303,6 +306,34 @@ func (s *Server) deadline(req *ortb.Request, ex *exchange, arrival time.Time) ti
 	return d
 }
 
+// targeted tells whether the traffic forecast that shapes forecast-paced
+// campaigns counts this request: some campaign's targeting takes one of its
+// imps, whatever the campaigns' flights, hours, pauses and budgets (a
+// candidate collect found, else campaigns.Snapshot.Targeted). Counting every
+// parsed request let anyone who may post them shape every forecast
+// campaign's plan (an outside audit's flood of requests no campaign could bid
+// on, between 03:00 and 04:00, put the next day's 03:00 hour 62% over its
+// plan); counting only what the live campaigns matched learned the hours
+// when none was live (before a flight's start, outside its dayparting) as
+// hours without traffic (a review: a flight starting at noon delivered 81.6%
+// of the next day's budget). Requests that bid pay nothing more; the others
+// one more walk of the index per imp, stopping at the first match.
+func (s *Server) targeted(bc *bidCtx, cat *catalog) bool {
+	if bc.matched {
+		return true
+	}
+	imps := bc.req.Imps
+	if len(imps) > s.cfg.Limits.MaxImps {
+		imps = imps[:s.cfg.Limits.MaxImps]
+	}
+	for i := range imps {
+		if cat.snap.Targeted(&bc.req, &imps[i], bc.now, &bc.sc) {
+			return true
+		}
+	}
+	return false
+}
+
 // bid runs the pipeline on a parsed request, leaving the encoded response in
 // bc.out; it returns the no-bid reason, or reasonNone.
 func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
@@ -322,13 +353,15 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 	}
 	bc.cat = cat
 	bc.draw = s.draws.Add(1)
-	cat.money.observeRequest(bc.now)
 	resp, ok := s.rates.responseCurrency(&bc.req, bc.ex.currency)
 	if !ok {
 		return reasonCurrency
 	}
 	bc.resp = resp
 	r := s.collect(bc, cat)
+	if !bc.priv.NoBid && s.targeted(bc, cat) {
+		cat.money.observeRequest(bc.now)
+	}
 	if len(bc.slots) == 0 {
 		return r
 	}
@@ -509,6 +542,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 		if bc.cands, more = cat.snap.Next(bc.cands[:0], &bc.sc); !more {
 			return why
 		}
+		bc.matched = true
 		for _, c := range bc.cands {
 			if fixed && c.Campaign.Strategy.Kind == campaigns.FixedCPM {
 				continue // outbid by the kept one whatever the model says
@@ -538,6 +572,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason {
 	imp := &bc.req.Imps[i]
 	bc.cands = cat.snap.Match(bc.cands[:0], &bc.req, imp, bc.now, &bc.sc)
+	bc.matched = bc.matched || len(bc.cands) > 0
 	slices.SortFunc(bc.cands, func(a, b campaigns.Candidate) int {
 		if c := cmp.Compare(bc.rk.Bound(b.Campaign.Index), bc.rk.Bound(a.Campaign.Index)); c != 0 {
 			return c

@@ -1050,3 +1050,68 @@ func TestRevealPCTR(t *testing.T) {
 		}
 	}
 }
+
+// The traffic forecast counts a request when some campaign's targeting takes
+// it, whatever the campaigns' flights and hours: counting every request let
+// a flood no campaign could bid on shape every forecast campaign's plan (an
+// outside pricing audit), and counting only what live campaigns matched
+// learned the hours before a flight's start, or outside its dayparting, as
+// hours without traffic (a review of that first fix).
+func TestForecastCountsTargetedRequests(t *testing.T) {
+	base := string(readReq(t, "site-banner.json"))
+	brazil := strings.Replace(base, `"country":"USA"`, `"country":"BRA"`, 1)
+	now := time.Now().UTC()
+	edit := func(f func(*campaigns.Config)) []campaigns.Config {
+		var cs []campaigns.Config
+		for _, c := range testCampaignConfigs(t) {
+			f(&c)
+			cs = append(cs, c)
+		}
+		return cs
+	}
+	later := edit(func(c *campaigns.Config) {
+		c.Flight = campaigns.FlightConfig{Start: now.Add(48 * time.Hour).Format(time.RFC3339)}
+	})
+	var otherHours []int
+	for h := range 24 {
+		if h != now.Hour() && h != now.Add(time.Hour).Hour() { // the test may cross an hour
+			otherHours = append(otherHours, h)
+		}
+	}
+	offHours := edit(func(c *campaigns.Config) {
+		c.TimeZone = "UTC"
+		c.Targeting.Dayparting = &campaigns.DaypartConf{Hours: otherHours}
+	})
+	for _, tc := range []struct {
+		name, body, reason string
+		camps              []campaigns.Config // nil: the test campaigns
+		counted            bool
+	}{
+		{"a bid", base, "", nil, true},
+		{"country not targeted", brazil, "no_campaign", nil, false},
+		{"matched, below the floor", strings.Replace(base, `"bidfloor":0.5`, `"bidfloor":500`, 1), "below_floor", nil, true},
+		{"every flight starts later", base, "no_campaign", later, true},
+		{"every flight starts later, country not targeted", brazil, "no_campaign", later, false},
+		{"outside every campaign's hours", base, "no_campaign", offHours, true},
+		{"outside every campaign's hours, country not targeted", brazil, "no_campaign", offHours, false},
+	} {
+		ts := newTestServer(t, nil)
+		if tc.camps != nil {
+			snap, err := campaigns.Compile(tc.camps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := ts.SetCampaigns(snap); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := ts.bidInTime([]byte(tc.body))
+		if got := string(r.Header.Peek("x-nobid-reason")); got != tc.reason {
+			t.Fatalf("%s: no-bid reason %q, want %q", tc.name, got, tc.reason)
+		}
+		// bidInTime posts again after a stall: counted at least once.
+		if got := ts.money.observed.Load(); (got > 0) != tc.counted {
+			t.Errorf("%s: the forecast counted %d, want counted %v", tc.name, got, tc.counted)
+		}
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -54,10 +55,12 @@ type fakeMoney struct {
 	holds   []int64
 	nextID  uint64
 	unholds []uint64 // holds released by withdrawn bids
+	// observed counts the requests handed to the traffic forecast.
+	observed atomic.Int64
 }
 
 func (f *fakeMoney) allow(ci int, maxCharge int64, now time.Time, _ uint64) reason { return f.deny }
-func (f *fakeMoney) observeRequest(now time.Time)                                  {}
+func (f *fakeMoney) observeRequest(now time.Time)                                  { f.observed.Add(1) }
 func (f *fakeMoney) freqLeft(ci int, user uint64, now time.Time) int64 {
 	if f.capped || user == 0 {
 		return 0

@@ -67,7 +67,9 @@ type Scratch struct {
 	hasCnt   bool  // the request's site/app content lists categories
 	now      time.Time
 	nowNanos int64
-	walk     walk // Begin/Next
+	walk     walk        // Begin/Next
+	anyTime  bool        // Targeted: flight and dayparting are not checked
+	probe    []Candidate // Targeted's
 }
 
 // NewScratch returns an empty Scratch.
@@ -85,6 +87,28 @@ func NewScratch() *Scratch { return &Scratch{} }
 // and wlangb, wseat/bseat and secure. Floors and currency are the caller's. It makes no allocation once
 // sc has grown.
 func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) []Candidate {
+	return s.match(dst, req, imp, now, sc, false)
+}
+
+// Targeted reports whether some campaign's targeting takes imp of req,
+// whatever the campaigns' flight and dayparting: Match at any time of any
+// campaign's schedule (a campaign whose file says status: paused is not in
+// the index; an operator's pause is the bidder's, after Match, and does not
+// count here either way). The bidder's traffic forecast counts the
+// requests some campaign could bid on this way, so a flood no campaign
+// targets does not shape the plans, and the hours when no campaign is live
+// (before a flight's start, outside its hours) are not learned as hours
+// without traffic. It stops at the first match, and makes no allocation
+// once sc has grown.
+func (s *Snapshot) Targeted(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) bool {
+	sc.anyTime = true
+	sc.probe = s.match(sc.probe[:0], req, imp, now, sc, true)
+	sc.anyTime = false
+	return len(sc.probe) > 0
+}
+
+// match is Match; first: return at the first campaign with a candidate.
+func (s *Snapshot) match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch, first bool) []Candidate {
 	sc.Examined = 0
 	ix := &s.idx
 	seat := sc.seat(ix)
@@ -108,7 +132,10 @@ func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now 
 				}
 				sc.seen[ci] = sc.epoch
 				sc.Examined++
-				dst = s.matchCampaign(dst, &ix.camps[ci], req, imp, sc)
+				n := len(dst)
+				if dst = s.matchCampaign(dst, &ix.camps[ci], req, imp, sc); first && len(dst) > n {
+					return dst
+				}
 			}
 		}
 	}
@@ -680,7 +707,7 @@ func (sc *Scratch) sizeID(fd dict, w, h int64) uint32 {
 // matchCampaign checks one campaign on every dimension and appends its
 // matching creatives.
 func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch) []Candidate {
-	if !cc.active || sc.nowNanos < cc.start || sc.nowNanos >= cc.end {
+	if !sc.anyTime && (!cc.active || sc.nowNanos < cc.start || sc.nowNanos >= cc.end) {
 		return dst
 	}
 	if req.Regs.COPPA == ortb.True && !cc.coppa || dsaRefuses(cc, req) {
@@ -710,7 +737,7 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	if cc.rewarded != 0 && (cc.rewarded > 0) != imp.Rwdd {
 		return dst
 	}
-	if cc.daypart && !sc.inDaypart(ix, cc) {
+	if cc.daypart && !sc.anyTime && !sc.inDaypart(ix, cc) {
 		return dst
 	}
 	deal, first := sc.firstDeal(ix, cc)
