@@ -775,6 +775,9 @@ func idChars(s string) string {
 	}, s)
 }
 
+// maxDefaultTMax is the longest limits.default_tmax accepted.
+const maxDefaultTMax = 10 * time.Second
+
 // Defaults fills every zero field with its documented default.
 func (c *Config) Defaults() {
 	def := func(s *string, v string) {
@@ -835,8 +838,12 @@ func (c *Config) Defaults() {
 	if l.MaxQty == 0 {
 		l.MaxQty = 1000
 	}
-	defDur(&l.ReadTimeout, 10*l.DefaultTMax)
-	defDur(&l.WriteTimeout, 10*l.DefaultTMax)
+	if l.DefaultTMax <= maxDefaultTMax {
+		// Derived from an out-of-range default_tmax, they would be
+		// reported out of range too, though never set (an outside audit).
+		defDur(&l.ReadTimeout, 10*l.DefaultTMax)
+		defDur(&l.WriteTimeout, 10*l.DefaultTMax)
+	}
 	defDur(&l.IdleTimeout, time.Minute)
 	if l.Admission.MinLimit == 0 {
 		l.Admission.MinLimit = 8
@@ -1119,9 +1126,9 @@ func (c *Config) Validate() error {
 		v        time.Duration
 		min, max time.Duration
 	}{
-		{"limits.default_tmax", c.Limits.DefaultTMax, 0, 10 * time.Second},
-		{"limits.read_timeout", c.Limits.ReadTimeout, 0, 100 * time.Second}, // 10 x the longest default_tmax
-		{"limits.write_timeout", c.Limits.WriteTimeout, 0, 100 * time.Second},
+		{"limits.default_tmax", c.Limits.DefaultTMax, 0, maxDefaultTMax},
+		{"limits.read_timeout", c.Limits.ReadTimeout, 0, 10 * maxDefaultTMax}, // 10 x the longest default_tmax
+		{"limits.write_timeout", c.Limits.WriteTimeout, 0, 10 * maxDefaultTMax},
 		{"limits.idle_timeout", c.Limits.IdleTimeout, 0, time.Hour},
 		{"lifecycle.drain_delay", c.Lifecycle.DrainDelay, -1 << 62, 24 * time.Hour},
 		{"lifecycle.shutdown_timeout", c.Lifecycle.ShutdownTimeout, 0, time.Hour},

@@ -160,6 +160,13 @@ func TestConfigRejects(t *testing.T) {
 	f("model: {gbdt: m.json}\nlimits: {max_body_bytes: 99999999999999}\n", "limits.max_body_bytes", "over 64 MiB")
 	f("model: {gbdt: m.json}\nlimits: {default_tmax: 100h}\n", "limits.default_tmax", "outside")
 	f("model: {gbdt: m.json}\nlimits: {idle_timeout: 1000h}\n", "limits.idle_timeout")
+	f("model: {gbdt: m.json}\nlimits: {read_timeout: 101s, write_timeout: 101s}\n", "limits.read_timeout", "limits.write_timeout")
+	// The read and write timeouts derived from an out-of-range default_tmax
+	// are not reported: they were never set (an outside audit).
+	if _, err := LoadConfig(writeConfig(t, "model: {gbdt: m.json}\nlimits: {default_tmax: 11s}\n"), Overrides{}); err == nil ||
+		!strings.Contains(err.Error(), "limits.default_tmax") || strings.Contains(err.Error(), "timeout") {
+		t.Errorf("default_tmax 11s: error %v, want limits.default_tmax alone", err)
+	}
 	// A negative duration names its key (it said "limits: durations must
 	// not be negative", leaving the operator to find which: an outside audit).
 	f("model: {gbdt: m.json}\nlimits: {min_slack: -1ms}\n", "limits.min_slack: -1ms is negative")

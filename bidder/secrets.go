@@ -45,6 +45,20 @@ func secret(field, spec string) (string, error) {
 	return spec, nil
 }
 
+// secretSource names where a secret-bearing value came from, for an error
+// about the value itself ("" when it was written in the config): a key that
+// is too short in a mounted file is otherwise reported against a field whose
+// written value looks fine.
+func secretSource(spec string) string {
+	switch {
+	case strings.HasPrefix(spec, "env:"):
+		return " (from environment variable " + strings.TrimPrefix(spec, "env:") + ")"
+	case strings.HasPrefix(spec, "file:"):
+		return " (from file " + strings.TrimPrefix(spec, "file:") + ")"
+	}
+	return ""
+}
+
 // minKeyLen is the shortest notice key accepted: a shorter HMAC key can be
 // guessed, and with it any notice forged.
 const minKeyLen = 16
@@ -87,7 +101,7 @@ func noticeKeys(n *NoticeConfig, create bool) (keys [][]byte, generated bool, er
 		case err != nil:
 			errs = append(errs, err)
 		case len(v) < minKeyLen:
-			errs = append(errs, fmt.Errorf("%w: %s: a notice key needs at least %d bytes (it has %d)", ErrConfig, field, minKeyLen, len(v)))
+			errs = append(errs, fmt.Errorf("%w: %s: a notice key needs at least %d bytes, it has %d%s", ErrConfig, field, minKeyLen, len(v), secretSource(spec)))
 		default:
 			keys = append(keys, []byte(v))
 		}
@@ -199,7 +213,7 @@ func resolveSecrets(cfg *Config, create bool) (*secrets, error) {
 	}
 	s.adminToken = get("admin_token", cfg.AdminToken)
 	if s.adminToken != "" && len(s.adminToken) < minKeyLen {
-		errs = append(errs, fmt.Errorf("%w: admin_token: needs at least %d bytes", ErrConfig, minKeyLen))
+		errs = append(errs, fmt.Errorf("%w: admin_token: needs at least %d bytes%s", ErrConfig, minKeyLen, secretSource(cfg.AdminToken)))
 	}
 	if s.adminToken != "" {
 		s.adminTokens = append(s.adminTokens, namedToken{name: adminTokenName, token: s.adminToken})
@@ -210,7 +224,7 @@ func resolveSecrets(cfg *Config, create bool) (*secrets, error) {
 		switch {
 		case v == "":
 		case len(v) < minKeyLen:
-			errs = append(errs, fmt.Errorf("%w: %s: needs at least %d bytes", ErrConfig, field, minKeyLen))
+			errs = append(errs, fmt.Errorf("%w: %s: needs at least %d bytes%s", ErrConfig, field, minKeyLen, secretSource(t.Token)))
 		case slices.ContainsFunc(s.adminTokens, func(n namedToken) bool { return n.token == v }):
 			errs = append(errs, fmt.Errorf("%w: %s: the same token as another admin token (each names who uses it)", ErrConfig, field))
 		default:

@@ -91,6 +91,21 @@ func TestResolveSecretsEverySource(t *testing.T) {
 			t.Errorf("error %v does not name %q", err, w)
 		}
 	}
+	// A value too short names where it came from: the field's written
+	// value (file:...) looked fine (an outside audit).
+	short := write("short", "5byte")
+	t.Setenv("EDGE_SHORT", "tiny")
+	c.Budget.Auth = NATSAuthConfig{}
+	c.AdminToken, c.Notices.Keys = "env:EDGE_SHORT", []string{"file:" + short}
+	c.AdminTokens = []AdminTokenConfig{{Name: "ops", Token: "file:" + short}}
+	_, err = resolveSecrets(c, false)
+	for _, w := range []string{"notices.keys[0]: a notice key needs at least 16 bytes, it has 5 (from file " + short + ")",
+		"admin_token: needs at least 16 bytes (from environment variable EDGE_SHORT)",
+		"admin_tokens[0].token: needs at least 16 bytes (from file " + short + ")"} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("error %v does not say %q", err, w)
+		}
+	}
 }
 
 func TestNoticeKeyFile(t *testing.T) {
