@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -270,7 +271,10 @@ func (x *ONNX) build(data []byte, io onnxIO, opts *ONNXOptions) error {
 			if opts.Provider == ProviderCUDA {
 				level = slog.LevelWarn
 			}
-			opts.Log.Log(context.Background(), level, "ctr: onnx cuda provider unavailable, using cpu", "model", x.name, "err", err)
+			// The runtime's error leads with its C++ source location and
+			// status: the cause alone at INFO or WARN, the whole at DEBUG.
+			opts.Log.Log(context.Background(), level, "ctr: onnx cuda provider unavailable, using cpu", "model", x.name, "err", ortCause(err), "help", "docs/gpu.md")
+			opts.Log.Debug("ctr: onnx cuda provider error", "model", x.name, "err", err)
 			x.provider = ProviderCPU
 		} else {
 			return nil
@@ -280,6 +284,21 @@ func (x *ONNX) build(data []byte, io onnxIO, opts *ONNXOptions) error {
 		return fmt.Errorf("%w: model %s: %v", ErrBadModel, x.name, err)
 	}
 	return nil
+}
+
+// ortCause is the cause an ONNX Runtime error states, without the source
+// location and status before it ("/onnxruntime_src/...cc:1952 ...
+// [ONNXRuntimeError] : 1 : FAIL : Failed to load library ..."); any other
+// error whole.
+func ortCause(err error) string {
+	s := err.Error()
+	const mark = "[ONNXRuntimeError] : "
+	if i := strings.LastIndex(s, mark); i >= 0 {
+		if parts := strings.SplitN(s[i+len(mark):], " : ", 3); len(parts) == 3 {
+			return parts[2]
+		}
+	}
+	return s
 }
 
 func (x *ONNX) sessionOptions(opts *ONNXOptions) (*ort.SessionOptions, error) {

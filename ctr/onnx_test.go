@@ -102,6 +102,11 @@ func TestONNXProviderAutoFallsBackToCPU(t *testing.T) {
 		if !strings.Contains(logs.String(), `level=INFO msg="ctr: onnx cuda provider unavailable, using cpu"`) {
 			t.Errorf("fell back to cpu without the info line; log:\n%s", logs.String())
 		}
+		// Its cause, without the runtime's C++ source location (an ops
+		// audit: a long error text at INFO on every CPU-only start).
+		if strings.Contains(logs.String(), "onnxruntime_src") || strings.Contains(logs.String(), "[ONNXRuntimeError]") {
+			t.Errorf("the info line carries the runtime's source location; log:\n%s", logs.String())
+		}
 	case ProviderCUDA:
 	default:
 		t.Fatalf("provider %q", p)
