@@ -2,6 +2,7 @@ package budget
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -944,5 +945,22 @@ func TestOwnEditDropsTheDisagreementSeenBefore(t *testing.T) {
 	step(3 * time.Minute)
 	if got := a.Counters().BudgetDisagreements; got != 0 {
 		t.Errorf("a: %d disagreements reported, want 0 (40 s with its old budget, 30 s with its new one)", got)
+	}
+}
+
+// A hold its charges drew to nothing is not written into the snapshot:
+// the next process would skip it, and the log line counted it.
+func TestSnapshotLeavesOutDrawnHolds(t *testing.T) {
+	clk, _, _, a, _ := fiveHolds(t)
+	defer a.Close(context.Background())
+	ci := a.Handle("c").idx
+	exp := clk.Now().Add(time.Minute).UnixNano()
+	open := []openHold{{id: 1, acct: ci, amount: 2000, expires: exp}, {id: 2, acct: ci, amount: 0, expires: exp}, {id: 3, acct: ci, amount: 500, expires: exp}}
+	b, n := a.appendHolds(nil, open)
+	if n != 2 {
+		t.Fatalf("%d holds written, want the 2 with money left", n)
+	}
+	if c := binary.LittleEndian.Uint64(b[8:]); c != 2 {
+		t.Fatalf("the section's count says %d, want 2", c)
 	}
 }

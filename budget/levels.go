@@ -199,7 +199,7 @@ func (m *Manager) saveLevels(ctx context.Context, open []openHold) {
 }
 
 // appendHolds appends the snapshot's holds section: the table's slots per
-// shard, a count, then each hold's id, amount, expiry (unix nanoseconds),
+// shard, a count, then each hold with money left: its id, amount, expiry (unix nanoseconds),
 // campaign id (the next process numbers its accounts its own way) and the
 // currency of its amount.
 func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
@@ -209,7 +209,9 @@ func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 	n := 0
 	for _, h := range open {
 		a := m.accountByIdx(h.acct)
-		if a == nil {
+		if a == nil || h.amount <= 0 {
+			// Drawn to nothing by its charges: restoreHolds skips such a
+			// hold, and the log line's count had them (an ops audit).
 			continue
 		}
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.id))
