@@ -251,3 +251,56 @@ func TestGPPHeaderSane(t *testing.T) {
 		}
 	}
 }
+
+// TestGPPShapeBounded: a string of more sections, or of more segments in a
+// section, than any CMP writes is malformed before go-gpp decodes it (an
+// outside audit: 1,023 one-letter sections cost 3,900 allocations, go-gpp
+// formatting an error for each after one that did not decode; a usnat
+// section and 16,000 dots, a 16,001-string split); honest shapes pass.
+func TestGPPShapeBounded(t *testing.T) {
+	usnat := gppStringOf(usnatSec(nil)) // "DBABL~core.gpc"
+	tc := tcString{purposes: []int{1, 2, 3, 4}, vendors: []int{vendor}}.encode()
+	sectionsOf := func(n int, v string) string {
+		var secs []gpp.Section
+		for id := 1; id <= n; id++ {
+			s := v
+			if id == int(constants.SectionUSPNAT) {
+				s = strings.SplitN(usnat, "~", 2)[1]
+			}
+			secs = append(secs, rawSection{constants.SectionID(id), s})
+		}
+		return gppStringOf(secs...)
+	}
+	p, err := New(Options{VendorID: vendor, CacheEntries: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	for _, c := range []struct {
+		name string
+		s    string
+		ok   bool
+	}{
+		{"usnat", usnat, true},
+		{"64 sections", sectionsOf(64, "A"), true},
+		{"tcfeuv2 of 4 segments", gppStringOf(rawSection{constants.SectionTCFEU2, tc + ".IAAA.QAAA.YAAAAAAAAAAA"}), true},
+		{"1023 sections", sectionsOf(1023, "A"), false},
+		{"65 sections", sectionsOf(65, "A"), false},
+		{"usnat and 16000 dots", usnat + strings.Repeat(".", 16000), false},
+		{"usnat of 9 segments", usnat + strings.Repeat(".QA", 7), false},
+	} {
+		if got := gppHeaderSane(c.s); got != c.ok {
+			t.Errorf("%s: gppHeaderSane = %v, want %v", c.name, got, c.ok)
+		}
+		if c.ok {
+			continue
+		}
+		r := req{gpp: c.s}.build()
+		if d := p.Decide(r); d.Why != GPPMalformed {
+			t.Errorf("%s: %v, want gpp_malformed", c.name, d)
+		}
+		if a := testing.AllocsPerRun(10, func() { p.Decide(r) }); a > 2 {
+			t.Errorf("%s: %v allocations a decision, want it refused before go-gpp decodes it", c.name, a)
+		}
+	}
+}

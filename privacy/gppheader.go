@@ -14,20 +14,45 @@ import (
 // and handed to go-gpp only when it lists a few small ids, one per section.
 // This is the only GPP bit reading the bidder does by hand; go-gpp still
 // decodes everything.
+//
+// The string's shape is bounded too, since go-gpp's cost grows with it
+// (an outside audit): after a section that does not decode, go-gpp.Parse
+// formats an error for every later section it does not read (it tests an
+// err left over from that section), so a 2.9 KB string of 1,023 one-letter
+// sections cost 950 us and 3,900 allocations, more than a whole bid request's
+// CPU; and it splits a US section at every '.', so a usnat section followed
+// by 16,000 dots cost 590 us and a 256 KB slice. A string with more than
+// maxSections sections, or a section of more than maxSegments '.'-separated
+// segments, is malformed; no real one comes near either bound.
 
 const (
 	maxHeaderLen  = 64   // base64 characters: a header of every section id below 64 fits in far less
 	maxSectionID  = 1023 // the IAB registry is in the tens
 	maxFibonacciI = 24   // fib(24) = 46368: any larger weight overflows go-gpp's uint16 sum
+	maxSections   = 64   // the IAB registry has fewer ids; a CMP writes the few that apply
+	maxSegments   = 8    // a TC string has 4 at most (core, disclosed and allowed vendors, publisher TC), a US section 2
 )
 
 // gppHeaderSane reports whether the header of s (before the first '~')
 // decodes to a list of section ids, each at most maxSectionID, as many as
-// the sections that follow it.
+// the sections that follow it, and whether s is of a shape go-gpp decodes
+// cheaply: at most maxSections sections of at most maxSegments segments.
 func gppHeaderSane(s string) bool {
-	h, _, _ := strings.Cut(s, "~")
+	h, secs, _ := strings.Cut(s, "~")
 	if len(h) < 4 || len(h) > maxHeaderLen || h[0] != 'D' {
 		return false
+	}
+	sections, dots := 1, 0
+	for i := 0; i < len(secs); i++ {
+		switch secs[i] {
+		case '~':
+			sections, dots = sections+1, 0
+		case '.':
+			dots++
+		}
+		if sections > maxSections || dots >= maxSegments {
+			return false
+		}
 	}
 	if len(h)%4 != 0 {
 		h += "A" // as go-gpp pads the last quantum
