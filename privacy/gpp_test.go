@@ -102,10 +102,12 @@ func TestGPPExamples(t *testing.T) {
 		present uint64
 		optOut  uint64
 	}{
-		{"DBABMA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", 1 << 2, 0},                                       // tcfeuv2
-		{"DBACNYA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN", 1<<2 | 1<<6, 0},                            // tcfeuv2 + uspv1
-		{"DBABL~BVVqAAEABCA.QA", 1 << 7, 0},                                                                      // usnat: notices given, no opt-out
-		{"DBABTA~1YYN", 1 << 6, 1 << 6},                                                                          // uspv1 opted out
+		{"DBABMA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", 1 << 2, 0},            // tcfeuv2
+		{"DBACNYA~CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA~1YNN", 1<<2 | 1<<6, 0}, // tcfeuv2 + uspv1
+		// usnat: notices given, no opt-out, but MspaCoveredTransaction 0, no
+		// value the field has (1 yes, 2 no): refused, as Prebid refuses it.
+		{"DBABL~BVVqAAEABCA.QA", 1 << 7, 1 << 7},
+		{"DBABTA~1YYN", 1 << 6, 1 << 6}, // uspv1 opted out
 		{gppStringOf(usnatSec(func(c *uspnat.USPNATCoreSegment, _ *bool) { c.SaleOptOut = 1 })), 1 << 7, 1 << 7}, // encoder round trip
 	}
 	for _, c := range cases {
@@ -147,6 +149,12 @@ func TestUSNatRule(t *testing.T) {
 		{"GPC", func(_ *uspnat.USPNATCoreSegment, gpc *bool) { *gpc = true }, true},
 		{"MSPA service-provider mode", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.MspaServiceProviderMode = 1 }, true},
 		{"MSPA opt-out mode", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.MspaOptOutOptionMode = 1 }, false},
+		{"MSPA covered transaction", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.MspaCoveredTransaction = 1 }, false},
+		{"MSPA covered transaction 0 (no such value)", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.MspaCoveredTransaction = 0 }, true},
+		{"no sharing notice applied yet 'did not opt out' of sharing", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.SharingNotice = 0 }, true},
+		{"no sharing notice applied, sharing opt-out not applicable", func(c *uspnat.USPNATCoreSegment, _ *bool) {
+			c.SharingNotice, c.SharingOptOutNotice, c.SharingOptOut = 0, 0, 0
+		}, false},
 		{"known child under 13", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.KnownChildSensitiveDataConsents[1] = 2 }, true},
 		{"known child 13-16 consented", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.KnownChildSensitiveDataConsents[0] = 2 }, true},
 		{"personal data 'consent'", func(c *uspnat.USPNATCoreSegment, _ *bool) { c.PersonalDataConsents = 2 }, true},

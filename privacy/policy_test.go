@@ -213,7 +213,12 @@ func TestDecide(t *testing.T) {
 		// Sections 3 (header) and 4 (signal integrity) need not be listed;
 		// listing them is allowed (4 read as a missing section before).
 		{"gpp usnat: gpp_sid lists 3 and 4 too", vendor, req{gpp: us(nil), sid: []int64{3, 4, 7}}, Decision{Uses: All, Why: Allowed}},
-		{"gpp usnat: IAB example", vendor, req{gpp: "DBABL~BVVqAAEABCA.QA", sid: []int64{7}}, Decision{Uses: All, Why: Allowed}},
+		// The IAB's usnat example says MspaCoveredTransaction 0, no value
+		// the field has: refused, as Prebid's rule refuses it.
+		{"gpp usnat: IAB example", vendor, req{gpp: "DBABL~BVVqAAEABCA.QA", sid: []int64{7}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usca: MSPA covered transaction 0", vendor, req{gpp: gppStringOf(caSec(func(c *uspca.USPCACoreSegment) { c.MspaCoveredTransaction = 0 })), sid: []int64{8}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usva: MSPA covered transaction 0", vendor, req{gpp: gppStringOf(vaSec(func(c *sections.CommonUSCoreSegment) { c.MspaCoveredTransaction = 0 })), sid: []int64{9}}, Decision{Uses: None, Why: GPPOptOut}},
+		{"gpp usut: MSPA covered transaction 0", vendor, req{gpp: gppStringOf(utSec(func(c *usput.USPUTCoreSegment) { c.MspaCoveredTransaction = 0 })), sid: []int64{11}}, Decision{Uses: None, Why: GPPOptOut}},
 		{"gpp usnat: sale opt-out", vendor, req{gpp: us(saleOut), sid: []int64{7}}, Decision{Uses: None, Why: GPPOptOut}},
 		{"gpp usnat: opt-out, no gpp_sid (every section applies)", vendor, req{gpp: us(saleOut)}, Decision{Uses: None, Why: GPPOptOut}},
 		{"gpp usnat: opt-out in a section that does not apply", vendor, req{gpp: gppStringOf(usnatSec(saleOut), caSec(nil)), sid: []int64{8}}, Decision{Uses: All, Why: Allowed}},

@@ -30,6 +30,7 @@ type usnat struct {
 	sensitive                                                  [13]int8
 	child13to16, childUnder13                                  int8 // known-child consents
 	personal                                                   int8 // personal data consents
+	covered                                                    int8 // MSPA covered transaction: 1 yes, 2 no; 0 is no value the field has
 	spMode                                                     int8 // MSPA service-provider mode
 	gpc                                                        bool
 }
@@ -42,10 +43,14 @@ func (u *usnat) denies() bool {
 	switch {
 	case u.spMode == 1 || u.gpc:
 		return true // service-provider mode, or Global Privacy Control
+	case u.covered == 0:
+		return true // an MSPA covered transaction is 1 or 2: a CMP not to trust
 	case optedOut(u.saleNotice, u.sale), optedOut(u.sharingOONotice, u.sharing), optedOut(u.targetedNotice, u.targeted):
 		return true
 	case u.sharingNotice == 2 || u.sensOONotice == 2 || u.sensLimitNotice == 2:
 		return true // notice not given
+	case u.sharingNotice == 0 && u.sharing == 2:
+		return true // "did not opt out" of sharing where no sharing notice applied
 	case u.child13to16 != 0 && u.child13to16 != null || u.childUnder13 != 0 && u.childUnder13 != null:
 		return true // a known child
 	case u.personal == 2:
@@ -119,7 +124,7 @@ var (
 func nulls() usnat {
 	u := usnat{saleNotice: null, sharingNotice: null, sharingOONotice: null, targetedNotice: null,
 		sensOONotice: null, sensLimitNotice: null, sale: null, sharing: null, targeted: null,
-		child13to16: null, childUnder13: null, personal: null, spMode: null}
+		child13to16: null, childUnder13: null, personal: null, covered: null, spMode: null}
 	for i := range u.sensitive {
 		u.sensitive[i] = null
 	}
@@ -146,6 +151,7 @@ func fromUSNat(c *uspnat.USPNATCoreSegment, gpc bool) usnat {
 		u.child13to16, u.childUnder13 = int8(c.KnownChildSensitiveDataConsents[0]), int8(c.KnownChildSensitiveDataConsents[1])
 	}
 	u.personal, u.spMode, u.gpc = int8(c.PersonalDataConsents), int8(c.MspaServiceProviderMode), gpc
+	u.covered = int8(c.MspaCoveredTransaction)
 	return u
 }
 
@@ -159,6 +165,7 @@ func fromCA(c *uspca.USPCACoreSegment, gpc bool) usnat {
 	}
 	u.child13to16, u.childUnder13 = stateChild(c.KnownChildSensitiveDataConsents...)
 	u.personal, u.spMode, u.gpc = int8(c.PersonalDataConsents), int8(c.MspaServiceProviderMode), gpc
+	u.covered = int8(c.MspaCoveredTransaction)
 	return u
 }
 
@@ -170,7 +177,7 @@ func fromState(c *sections.CommonUSCoreSegment, gpc bool, to []int) usnat {
 	u.sale, u.targeted = int8(c.SaleOptOut), int8(c.TargetedAdvertisingOptOut)
 	u.setSensitive(c.SensitiveDataProcessing, to)
 	u.child13to16, u.childUnder13 = stateChild(c.KnownChildSensitiveDataConsents...)
-	u.spMode, u.gpc = int8(c.MspaServiceProviderMode), gpc
+	u.spMode, u.gpc, u.covered = int8(c.MspaServiceProviderMode), gpc, int8(c.MspaCoveredTransaction)
 	return u
 }
 
@@ -181,7 +188,7 @@ func fromUT(c *usput.USPUTCoreSegment) usnat {
 	u.sale, u.targeted = int8(c.SaleOptOut), int8(c.TargetedAdvertisingOptOut)
 	u.setSensitive(c.SensitiveDataProcessing, utMap[:])
 	u.child13to16, u.childUnder13 = stateChild(c.KnownChildSensitiveDataConsents)
-	u.spMode = int8(c.MspaServiceProviderMode)
+	u.spMode, u.covered = int8(c.MspaServiceProviderMode), int8(c.MspaCoveredTransaction)
 	return u
 }
 
