@@ -312,3 +312,45 @@ func TestGPPShapeBounded(t *testing.T) {
 		}
 	}
 }
+
+// usnat version 2 (16 sensitive categories, 3 known-child consents, every
+// later field moved) is read with its own layout: the IAB's reference
+// library (@iabgpp/cmpapi 3.2.0, GppModel with the notices given, no
+// opt-out, MSPA covered transaction 1) writes it only in that version, which
+// go-gpp v0.2.0 read as unsupported (an outside audit). Each string is the
+// library's encoding of the field its name says; the rule is Prebid's for
+// version 2 (categories 13 and 15 need consent, 14 and 16 may not apply),
+// with the bidder's one change (any known child refuses).
+func TestUSNatVersion2(t *testing.T) {
+	for _, c := range []struct {
+		name, s string
+		deny    bool
+	}{
+		{"notices given, no opt-out", "DBABLA~CVVqAAAAAABA.QA", false},
+		{"sale opt-out", "DBABLA~CVVaAAAAAABA.QA", true},
+		{"targeted advertising notice not given", "DBABLA~CVlqAAAAAABA.QA", true},
+		{"category 1 no consent", "DBABLA~CVVqQAAAAABA.QA", true},
+		{"category 12 applies", "DBABLA~CVVqAAACAABA.QA", true},
+		{"category 13 no consent", "DBABLA~CVVqAAAAQABA.QA", true},
+		{"category 13 consent", "DBABLA~CVVqAAAAgABA.QA", false},
+		{"category 14 applies", "DBABLA~CVVqAAAAIABA.QA", true},
+		{"category 15 no consent", "DBABLA~CVVqAAAABABA.QA", true},
+		{"category 16 applies", "DBABLA~CVVqAAAAAQBA.QA", true},
+		{"known child 13 to 16, no consent", "DBABLA~CVVqAAAAAEBA.QA", true},
+		{"known child 16 to 17, consent", "DBABLA~CVVqAAAAAAhA.QA", true},
+		{"personal data consents 2", "DBABLA~CVVqAAAAAAJA.QA", true},
+		{"service-provider mode", "DBABLA~CVVqAAAAAABE.QA", true},
+		{"global privacy control", "DBABLA~CVVqAAAAAABA.YA", true},
+	} {
+		g := decodeGPP(c.s, 42, false)
+		want := map[bool]uint64{false: 0, true: 1 << 7}[c.deny]
+		if !g.ok || g.present != 1<<7 || g.bad != 0 || g.unsupported != 0 || g.optOut != want {
+			t.Errorf("%s (%s): %+v, want read, opt-out %v", c.name, c.s, g, c.deny)
+		}
+	}
+	// Cut short after version 1's length (60 bits): malformed, not read
+	// with version 1's layout.
+	if g := decodeGPP("DBABLA~CVVqAAAAAA", 42, false); g.bad != 1<<7 {
+		t.Errorf("a version 2 section cut short: %+v, want malformed", g)
+	}
+}
