@@ -398,7 +398,7 @@ func (r *Runner) do(og *Outgoing, due time.Time) {
 	now := time.Now()
 	lat := now.Sub(due)
 	if err != nil {
-		r.stats.recordFailure(due, isTimeout(err) || !now.Before(deadline))
+		r.stats.recordFailure(due, lat, now.Sub(sentAt), isTimeout(err) || !now.Before(deadline))
 		return
 	}
 	late := lat > tmax

@@ -296,3 +296,30 @@ func TestRunAdminToken(t *testing.T) {
 		t.Fatalf("with the token: admin views %d, errors %v", len(rep.Admin), rep.AdminErrors)
 	}
 }
+
+// A request the target never answers in time is the slowest of all: it
+// counts in the latency percentiles at the time it was given up (tmax +
+// grace after its scheduled send), not left out of them. A target that
+// answers nothing in time must not report a p99 of 0.
+func TestUnansweredCountInLatency(t *testing.T) {
+	sink := startSink(t, SinkConfig{Delay: 200 * time.Millisecond})
+	const tmax, grace = 20 * time.Millisecond, 10 * time.Millisecond
+	rep := run(t, Config{Targets: []string{sink.URL()}, Rate: 100, Duration: 500 * time.Millisecond, Seed: 4,
+		TMax: tmax, Grace: grace, Notices: fastNotices})
+	if rep.Requests == 0 || rep.Counters.TimeoutsNoAns != rep.Requests {
+		t.Fatalf("unanswered %d of %d requests", rep.Counters.TimeoutsNoAns, rep.Requests)
+	}
+	if rep.LatencyUs.Count != rep.Requests || rep.LatencyUs.P50 < (tmax+grace).Microseconds() {
+		t.Errorf("latency from schedule %+v: want every one of %d requests at >= %v", rep.LatencyUs, rep.Requests, tmax+grace)
+	}
+	if rep.FromSendUs.Count != rep.Requests {
+		t.Errorf("latency from send counts %d of %d requests", rep.FromSendUs.Count, rep.Requests)
+	}
+	var p99 int64
+	for _, s := range rep.Timeline {
+		p99 = max(p99, s.P99us)
+	}
+	if p99 < (tmax + grace).Microseconds() {
+		t.Errorf("timeline p99 at most %d us, want >= %v", p99, tmax+grace)
+	}
+}

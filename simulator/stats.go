@@ -176,7 +176,13 @@ func (s *Stats) recordAnswer(due time.Time, lat, fromSend time.Duration, status 
 	}
 }
 
-func (s *Stats) recordFailure(due time.Time, timeout bool) {
+// recordFailure records a request that got no answer. A timeout (no answer
+// by tmax + grace) is the slowest request of all: it counts in the latency
+// histograms at the time it was given up, lat from its scheduled send and
+// fromSend from the actual one (a lower bound of what it would have taken),
+// so that a target that stops answering shows in the percentiles instead of
+// leaving them (coordinated omission by survivorship).
+func (s *Stats) recordFailure(due time.Time, lat, fromSend time.Duration, timeout bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	b := s.sec(due)
@@ -184,6 +190,13 @@ func (s *Stats) recordFailure(due time.Time, timeout bool) {
 		s.counters.Timeouts++
 		s.counters.TimeoutsNoAns++
 		b.timeouts++
+		us := clampUs(lat)
+		_ = s.hist.RecordValue(us)
+		_ = s.svc.RecordValue(clampUs(fromSend))
+		if b.hist == nil {
+			b.hist = hdrhistogram.New(1, histMaxUs, 2)
+		}
+		_ = b.hist.RecordValue(us)
 		return
 	}
 	s.counters.Errors++
