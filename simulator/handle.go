@@ -42,10 +42,7 @@ func (r *Runner) handleBids(og *Outgoing, due time.Time, body []byte, late bool)
 	if cur == "" {
 		cur = "USD"
 	}
-	rng := rand.New(rand.NewPCG(r.cfg.Seed^0x51a7e, og.Seq))
-	for ii := range og.Req.Imp {
-		r.auctionImp(og, due, &resp, cur, ii, rng)
-	}
+	r.runAuctions(og, due, &resp, cur)
 	invalid := 0
 	for _, sb := range resp.SeatBid {
 		for _, b := range sb.Bid {
@@ -56,6 +53,20 @@ func (r *Runner) handleBids(og *Outgoing, due time.Time, body []byte, late bool)
 	}
 	if invalid > 0 {
 		r.stats.add(func(c *Counters) { c.InvalidBids += int64(invalid) })
+	}
+}
+
+// runAuctions runs the auction of every imp of og. Each imp draws from a
+// stream of its own (request and imp), so that its competitors, render and
+// click do not depend on what happened on the imps before it: with one
+// stream per request, the second imp of a request met other competitors
+// when the bidder bid (or won) on the first, and two runs over the same
+// traffic and seed (simulator ab) compared different markets there. The
+// first imp's stream is the request's former one.
+func (r *Runner) runAuctions(og *Outgoing, due time.Time, resp *openrtb2.BidResponse, cur string) {
+	for ii := range og.Req.Imp {
+		rng := rand.New(rand.NewPCG(r.cfg.Seed^0x51a7e^(uint64(ii)*0x9e3779b97f4a7c15), og.Seq))
+		r.auctionImp(og, due, resp, cur, ii, rng)
 	}
 }
 
@@ -150,7 +161,7 @@ type impAuction struct {
 	og  *Outgoing
 	due time.Time
 	imp *openrtb2.Imp
-	rng *rand.Rand // per request, so outcomes do not depend on answer order
+	rng *rand.Rand // per request and imp, so outcomes do not depend on answer order or on other imps
 }
 
 func (r *Runner) win(a impAuction, b *openrtb2.Bid, m Macros, clearing float64, ev bidEvent) {

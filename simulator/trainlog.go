@@ -168,8 +168,9 @@ func (r *TrainLogResult) add(o TrainLogResult) {
 }
 
 // trainLogRequest appends the log lines of og's rendered impressions to dst.
-// n is the sink's bid counter before og; the rng is per request as in
-// Runner.handleBids, so a line depends on its request alone.
+// n is the sink's bid counter before og; the rng is per request (its own
+// stream, not the live run's per-imp draws), so a line depends on its
+// request alone.
 func trainLogRequest(dst []byte, og *Outgoing, n int64, sim Config, sink SinkConfig, res *TrainLogResult) ([]byte, int64) {
 	rng := rand.New(rand.NewPCG(sim.Seed^0x51a7e, og.Seq))
 	res.Requests++
