@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/openbidder/openbidder/bidder"
 )
 
 func TestParseStatCPU(t *testing.T) {
@@ -143,5 +145,16 @@ func TestReadCPUTicks(t *testing.T) {
 	got, err := readCPUTicks("0")
 	if err != nil || got.total == 0 || got.busy > got.total {
 		t.Errorf("%+v %v", got, err)
+	}
+}
+
+// The baseline's ONNX batcher is the bidder's default one, as the docs say
+// ("the same models, ONNX behind the same micro-batcher").
+func TestBaselineBatchIsTheBidders(t *testing.T) {
+	var c bidder.Config
+	c.Defaults()
+	if baselineBatch.MaxBatch != c.Model.MaxBatch || baselineBatch.MaxWait != c.Model.MaxWait {
+		t.Errorf("baseline batcher max batch %d, max wait %v; the bidder's default %d, %v",
+			baselineBatch.MaxBatch, baselineBatch.MaxWait, c.Model.MaxBatch, c.Model.MaxWait)
 	}
 }

@@ -97,12 +97,19 @@ func newBurner() burner {
 func (b burner) burn(d time.Duration) { spin(int(b.perUS * float64(d) / 1e3)) }
 
 // baselineModels are the bundled models as the bidder serves them by
-// default: ONNX on the CPU provider behind the micro-batcher (max batch 64,
-// max wait 250 us), the GBDT as its fallback; GBDT alone without the ONNX
-// Runtime library.
+// default: ONNX on the CPU provider behind the micro-batcher with the
+// bidder's default model.max_batch and model.max_wait (baselineBatch), the
+// GBDT as its fallback; GBDT alone without the ONNX Runtime library.
 type baselineModels struct {
 	GBDT, ONNX, Library string
 }
+
+// baselineBatch is the bidder's default batcher (model.max_batch 64,
+// model.max_wait 0: a lone request never waits for company;
+// TestBaselineBatchIsTheBidders). It was max wait 250 us, the bidder's
+// default before it became 0: a wait under 1 ms yields in a loop, CPU on
+// the baseline's one core that the bidder no longer spends.
+var baselineBatch = ctr.BatchOptions{MaxBatch: 64}
 
 func (m baselineModels) chain(log *slog.Logger) (ctr.Scorer, func(), error) {
 	g, err := ctr.LoadGBDT(m.GBDT, features.SchemaVersion, features.Width)
@@ -119,7 +126,7 @@ func (m baselineModels) chain(log *slog.Logger) (ctr.Scorer, func(), error) {
 		if err != nil {
 			return nil, nil, err
 		}
-		bt, err := ctr.NewBatcher(x, ctr.BatchOptions{MaxBatch: 64, MaxWait: 250 * time.Microsecond})
+		bt, err := ctr.NewBatcher(x, baselineBatch)
 		if err != nil {
 			x.Close()
 			return nil, nil, err
