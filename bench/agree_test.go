@@ -444,7 +444,7 @@ func TestBaselineSameAnswersAtDefaults(t *testing.T) {
 		t.Cleanup(f.Close)
 		t.Cleanup(g.Close)
 		bids, nobids, scored := 0, 0, uint64(0)
-		for name, body := range agreementRequests(t, false) {
+		for name, body := range agreementRequests(t, true) {
 			var br openrtb2.BidRequest
 			if json.Unmarshal(body, &br) != nil || validate(&br) != nil {
 				continue
