@@ -191,10 +191,11 @@ func (rep *Report) charts() map[string]chart {
 }
 
 // spendPanels draws one panel per campaign (up to 24), in the campaign's
-// budget currency: what the exchange billed (the bidder's spent_today at the
-// start plus this run's billed impressions), the bidder's own spent_today and
-// its pacing target (dashed) from the admin endpoint. Without an admin
-// endpoint a panel shows the run's billed spend alone.
+// budget currency: what the exchange billed in the run, the bidder's own
+// spent_today from the admin endpoint less what it said before the first
+// request (so that the two compare: both count from the run's start), and
+// its pacing target (dashed) from the first per-second sample on (read for
+// its slope). Without an admin endpoint a panel shows the billed spend alone.
 func (rep *Report) spendPanels() []chart {
 	cids := map[string]bool{}
 	for _, m := range rep.spendSeries {
@@ -214,8 +215,8 @@ func (rep *Report) spendPanels() []chart {
 		// Everything is shown since the run started, so a short run against a
 		// daily plan is readable: spend added and plan added, side by side.
 		var x, billed, own, plan []float64
-		var plan0, own0 float64
-		first := true
+		start, ownAtStart := rep.todayAtStart[id]
+		plan0, own0, first := 0.0, float64(start)/1e6, true
 		for i, m := range rep.spendSeries {
 			if m == nil {
 				continue
@@ -225,7 +226,10 @@ func (rep *Report) spendPanels() []chart {
 			if i < len(rep.planSeries) && rep.planSeries[i] != nil {
 				p, o := float64(rep.planSeries[i][id])/1e6, float64(rep.adminSpentSeries[i][id])/1e6
 				if first {
-					plan0, own0, first = p, o, false
+					plan0, first = p, false
+					if !ownAtStart {
+						own0 = o
+					}
 				}
 				plan = append(plan, p-plan0)
 				own = append(own, o-own0)

@@ -55,3 +55,34 @@ func TestSpendPanelsDrawThePlan(t *testing.T) {
 		})
 	}
 }
+
+// The billed line and the bidder's spent line of a spend panel both count
+// from the run's start: the billed one from 0, the bidder's spent_today from
+// what /admin/budget said before the first request (not from the first
+// per-second sample, which already holds the first second's spend: the
+// bidder's line then sat a second's spend below the billed one, though the
+// bidder counts every win). The plan is read for its slope, from its first
+// sample.
+func TestSpendPanelsCountFromTheStart(t *testing.T) {
+	rep := &Report{budgetCur: map[string]string{"c": "USD"}, campCur: map[string]string{"c": "USD"},
+		todayAtStart: map[string]int64{"c": 40_000_000}}
+	for i := range 4 {
+		// 1 unit billed, spent and planned in every second, the first too.
+		rep.spendSeries = append(rep.spendSeries, map[string]int64{"c": int64(i+1) * 1_000_000})
+		rep.planSeries = append(rep.planSeries, map[string]int64{"c": int64(51+i) * 1_000_000})
+		rep.adminSpentSeries = append(rep.adminSpentSeries, map[string]int64{"c": int64(41+i) * 1_000_000})
+	}
+	panels := rep.spendPanels()
+	if len(panels) != 1 || len(panels[0].series) != 3 {
+		t.Fatalf("panels %+v", panels)
+	}
+	for _, s := range panels[0].series {
+		want := []float64{1, 2, 3, 4}
+		if s.name == "plan" {
+			want = []float64{0, 1, 2, 3}
+		}
+		if !slices.Equal(s.y, want) {
+			t.Errorf("%s: %v, want %v", s.name, s.y, want)
+		}
+	}
+}

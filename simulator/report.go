@@ -220,9 +220,13 @@ func (r *Runner) report(start time.Time, admin, adminStart []AdminBudget) *Repor
 		rep.ResponsesByCode[strconv.Itoa(code)] = n
 	}
 	adm, startAdm := mergeAdmin(admin), mergeAdmin(adminStart)
-	rep.campCur, rep.budgetCur, rep.todayAtStart = map[string]string{}, map[string]string{}, map[string]int64{}
+	rep.campCur, rep.budgetCur = map[string]string{}, map[string]string{}
+	rep.todayAtStart = map[string]int64{}
 	for id, a := range adm {
-		rep.budgetCur[id], rep.todayAtStart[id] = a.Currency, startAdm[id].SpentTodayMicros
+		rep.budgetCur[id] = a.Currency
+	}
+	for id, a := range startAdm {
+		rep.todayAtStart[id] = a.SpentTodayMicros
 	}
 	var sumP, sumT float64
 	var nP int64
