@@ -30,14 +30,13 @@ type wrkResult struct {
 	P75         float64 `json:"p75_us"`
 	P90         float64 `json:"p90_us"`
 	P99         float64 `json:"p99_us"`
-	SocketErrs  int64   `json:"socket_errors"`   // connect + read + write + timeout
-	NonSuccess  int64   `json:"non_2xx_3xx"`     // answers other than 2xx/3xx
-	Connections int     `json:"connections"`     // -c
-	Threads     int     `json:"threads"`         // -t
-	Raw         string  `json:"-"`               // the output, for the log
-	Command     string  `json:"command"`         // as run
-	Placement   string  `json:"placement"`       // taskset CPU list or "shared"
-	BadAnswers  string  `json:"error,omitempty"` // why the run is not trusted
+	SocketErrs  int64   `json:"socket_errors"` // connect + read + write + timeout
+	NonSuccess  int64   `json:"non_2xx_3xx"`   // answers other than 2xx/3xx
+	Connections int     `json:"connections"`   // -c
+	Threads     int     `json:"threads"`       // -t
+	Raw         string  `json:"-"`             // the output, for the log
+	Command     string  `json:"command"`       // as run
+	Placement   string  `json:"placement"`     // taskset CPU list or "shared"
 }
 
 // wrkScript is a Lua script that POSTs body as the bidder's exchanges do.
