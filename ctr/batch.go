@@ -222,8 +222,22 @@ func (b *Batcher) Provider() string {
 	return ""
 }
 
-func (b *Batcher) runEst(rows int) time.Duration {
-	return time.Duration(b.est[onnxBucketFor(min(max(rows, 1), b.maxBatch))].Load())
+func (b *Batcher) runEst(rows int) time.Duration { return time.Duration(b.estFor(rows).Load()) }
+
+// estFor is the run-time estimate of the bucket a run of rows rows takes.
+func (b *Batcher) estFor(rows int) *atomic.Int64 {
+	return &b.est[onnxBucketFor(min(max(rows, 1), b.maxBatch))]
+}
+
+// noteRefusal implements refusalNoter: a caller (the Chain) declined the
+// batcher on PredictLatency(rows); the estimates it summed are lowered a
+// little (onnxDecay), so one that ran high is tried, and measured, again.
+func (b *Batcher) noteRefusal(rows int) {
+	typical := int(b.avg.Load() / 16)
+	onnxDecay(b.estFor(typical))
+	if t := b.estFor(rows + typical); t != b.estFor(typical) {
+		onnxDecay(t)
+	}
 }
 
 // PredictLatency estimates the time from submitting rows rows to their
@@ -255,6 +269,7 @@ func (b *Batcher) Score(deadline time.Time, rows []float32, out []float32) error
 	}
 	if slack < b.runEst(n)+b.margin {
 		b.misses.Add(1)
+		onnxDecay(b.estFor(n))
 		return ErrDeadline
 	}
 	if n > b.maxBatch {

@@ -148,6 +148,7 @@ func (b *Batcher) runBatch(rows int) {
 		switch {
 		case s.deadline.Before(finishBy):
 			b.answer(s, slotPending, ErrDeadline)
+			onnxDecay(b.estFor(rows)) // refused on the estimate: see onnxDecay
 		case s.state.CompareAndSwap(slotPending, slotCopying):
 			kept = append(kept, s)
 			rows += len(s.out)

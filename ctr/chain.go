@@ -7,6 +7,12 @@ import (
 	"time"
 )
 
+// refusalNoter is a PredictingScorer told when a caller declined it
+// because PredictLatency(rows) did not fit the slack: its estimate measures
+// nothing while it is declined, so it lowers it a little each time (the
+// Batcher and ONNX: onnxDecay; the GBDT decays its own on its refusals).
+type refusalNoter interface{ noteRefusal(rows int) }
+
 // PredictingScorer is a Scorer that can say how long a call would take:
 // *Batcher, *Holder and *ONNX are ones.
 type PredictingScorer interface {
@@ -116,6 +122,9 @@ func (c *Chain) ScoreBy(deadline time.Time, rows []float32, out []float32) (Scor
 		} else {
 			err = ErrDeadline
 			c.fallSlack.n.Add(1)
+			if r, ok := c.primary.(refusalNoter); ok {
+				r.noteRefusal(len(out))
+			}
 		}
 	} else {
 		c.fallUnavail.n.Add(1)

@@ -530,6 +530,20 @@ func (x *ONNX) PredictLatency(rows int) time.Duration {
 	return d
 }
 
+// noteRefusal implements refusalNoter: it lowers the estimates
+// PredictLatency(rows) sums (onnxDecay).
+func (x *ONNX) noteRefusal(rows int) {
+	if rows <= 0 {
+		return
+	}
+	if rows>>x.top > 0 {
+		onnxDecay(&x.est[x.top])
+	}
+	if rest := rows - rows>>x.top<<x.top; rest > 0 {
+		onnxDecay(&x.est[onnxBucketFor(rest)])
+	}
+}
+
 // Score implements Scorer. A zero deadline means none.
 func (x *ONNX) Score(deadline time.Time, rows []float32, out []float32) error {
 	n := len(out)
@@ -540,6 +554,7 @@ func (x *ONNX) Score(deadline time.Time, rows []float32, out []float32) error {
 		return nil
 	}
 	if !deadline.IsZero() && time.Until(deadline) < x.PredictLatency(n) {
+		x.noteRefusal(n)
 		return ErrDeadline
 	}
 	x.mu.Lock()

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -143,4 +144,21 @@ func onnxEWMA(est, sample time.Duration) time.Duration {
 		return sample
 	}
 	return est + (sample-est)/8
+}
+
+// onnxRefusalDecay scales an estimate down each time a call is refused on
+// it (onnxDecay). A refused call measures nothing: one run stalled by the
+// machine (120ms where runs take 0.2ms) put the batcher's estimate over
+// every request's slack, the model was never run again, so never measured
+// again, and the GBDT scored every row until a reload (an outside audit).
+// Now the estimate comes down a little with each refusal until a call runs
+// and measures the model as it is. Samples are not capped as the GBDT's
+// are (gbdtOutlierFactor): an estimate too high only sends rows to the
+// fallback for a while, one too low makes callers wait for a run that
+// misses their deadline, and then there is no time left for the fallback.
+const onnxRefusalDecay = 63.0 / 64
+
+// onnxDecay lowers an estimate after a refusal on it.
+func onnxDecay(est *atomic.Int64) {
+	est.Store(int64(float64(est.Load()) * onnxRefusalDecay))
 }

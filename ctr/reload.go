@@ -223,6 +223,18 @@ func (h *Holder) PredictLatency(rows int) time.Duration {
 	return d
 }
 
+// noteRefusal implements refusalNoter for the current model.
+func (h *Holder) noteRefusal(rows int) {
+	e := h.get()
+	if e == nil {
+		return
+	}
+	if r, ok := e.s.(refusalNoter); ok {
+		r.noteRefusal(rows)
+	}
+	e.put()
+}
+
 // Width is the current model's width (0 when none is loaded).
 func (h *Holder) Width() int {
 	if e := h.cur.Load(); e != nil {
