@@ -61,7 +61,8 @@ func (c appCollector) Collect(ch chan<- prometheus.Metric) {
 		n      uint64
 	}{
 		{"slack", cs.FallSlack}, {"deadline", cs.FallDeadline}, {"queue_full", cs.FallQueueFull},
-		{"unavailable", cs.FallUnavailable}, {"error", cs.FallError}, {"no_score", cs.NoScore},
+		{"unavailable", cs.FallUnavailable}, {"error", cs.FallError}, {"bad_output", cs.FallBadOutput},
+		{"no_score", cs.NoScore},
 	} {
 		counterMetric(ch, dModelFalls, float64(f.n), f.reason)
 	}

@@ -342,7 +342,7 @@ func (a *App) modelStatus() modelStatus {
 	m := modelStatus{Chain: a.chain.Name(), Provider: a.onnxProvider(),
 		Scored: map[string]uint64{"primary": cs.Primary, "fallback": cs.Fallback, "none": cs.NoScore},
 		Fallbacks: map[string]uint64{"slack": cs.FallSlack, "deadline": cs.FallDeadline, "queue_full": cs.FallQueueFull,
-			"unavailable": cs.FallUnavailable, "error": cs.FallError, "no_score": cs.NoScore},
+			"unavailable": cs.FallUnavailable, "error": cs.FallError, "bad_output": cs.FallBadOutput, "no_score": cs.NoScore},
 		Slots: []modelSlot{}}
 	for _, h := range []struct {
 		slot string

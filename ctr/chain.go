@@ -31,7 +31,25 @@ type Chain struct {
 	served                                          [2]chainCounter // primary, fallback
 	noScore                                         chainCounter
 	fallSlack, fallDeadline, fallQueue, fallUnavail chainCounter
-	fallError                                       chainCounter
+	fallError, fallBadOutput                        chainCounter
+}
+
+// ErrBadOutput is a scorer's answer with a pCTR that is not a probability
+// (NaN, negative or over 1): the Chain does not hand it on.
+var ErrBadOutput = fmt.Errorf("%w: a pCTR outside [0, 1] (NaN, negative or over 1)", ErrBadModel)
+
+// ValidPCTR reports whether every value of out is a probability, in [0, 1]
+// (NaN is not). The Scorer contract says so; a model file that passed its
+// parity sample can still break it on rows the sample does not have (a NaN
+// weight for one campaign id), and a NaN pCTR went on into pricing, the
+// pCTR histogram's sum and the row log (an outside audit).
+func ValidPCTR(out []float32) bool {
+	for _, p := range out {
+		if !(p >= 0 && p <= 1) {
+			return false
+		}
+	}
+	return true
 }
 
 // chainCounter is padded so counters bumped by concurrent requests do not
@@ -114,11 +132,16 @@ func (c *Chain) ScoreBy(deadline time.Time, rows []float32, out []float32) (Scor
 	err := ErrUnavailable
 	if c.primary != nil {
 		if deadline.IsZero() || c.primary.PredictLatency(len(out)) <= time.Until(deadline) {
-			if err = c.primary.Score(deadline, rows, out); err == nil {
+			if err = c.primary.Score(deadline, rows, out); err == nil && ValidPCTR(out) {
 				c.served[0].n.Add(1)
 				return ScoredPrimary, nil
 			}
-			c.countFall(err)
+			if err == nil {
+				err = ErrBadOutput
+				c.fallBadOutput.n.Add(1)
+			} else {
+				c.countFall(err)
+			}
 		} else {
 			err = ErrDeadline
 			c.fallSlack.n.Add(1)
@@ -133,7 +156,10 @@ func (c *Chain) ScoreBy(deadline time.Time, rows []float32, out []float32) (Scor
 		c.noScore.n.Add(1)
 		return ScoredNone, err
 	}
-	if err = c.fallback.Score(deadline, rows, out); err != nil {
+	if err = c.fallback.Score(deadline, rows, out); err == nil && !ValidPCTR(out) {
+		err = ErrBadOutput
+	}
+	if err != nil {
 		c.noScore.n.Add(1)
 		return ScoredNone, err
 	}
@@ -165,6 +191,7 @@ type ChainStats struct {
 	FallQueueFull   uint64 // the batcher's queue was full
 	FallUnavailable uint64 // no primary, no model loaded, or closed
 	FallError       uint64 // any other error from the primary
+	FallBadOutput   uint64 // the primary answered a pCTR outside [0, 1] (ErrBadOutput)
 }
 
 // Stats returns the counters.
@@ -173,6 +200,6 @@ func (c *Chain) Stats() ChainStats {
 		Primary: c.served[0].n.Load(), Fallback: c.served[1].n.Load(), NoScore: c.noScore.n.Load(),
 		FallSlack: c.fallSlack.n.Load(), FallDeadline: c.fallDeadline.n.Load(),
 		FallQueueFull: c.fallQueue.n.Load(), FallUnavailable: c.fallUnavail.n.Load(),
-		FallError: c.fallError.n.Load(),
+		FallError: c.fallError.n.Load(), FallBadOutput: c.fallBadOutput.n.Load(),
 	}
 }

@@ -2,6 +2,7 @@ package ctr
 
 import (
 	"errors"
+	"math"
 	"testing"
 	"time"
 )
@@ -96,4 +97,40 @@ func TestChainOverBatcherFallsBackWhenModelBlocks(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 	close(f.gate)
+}
+
+// A pCTR that is not a probability (NaN, negative, over 1) is not handed
+// on: the primary's answer falls to the fallback, counted as bad_output,
+// and a fallback's is no score. Before, a model whose wide table held a NaN
+// for one campaign id (its parity rows never touched it) loaded and served
+// that campaign NaN: priced as below the floor without a word, summed into
+// openbidder_predicted_ctr's _sum as 9.2e12, and answered by
+// /admin/explain as an empty 200 (an outside audit).
+func TestChainRefusesPCTROutsideZeroOne(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, v := range []float32{nan, float32(math.Inf(1)), float32(math.Inf(-1)), -0.01, 1.5} {
+		c, err := NewChain(&chainConst{v: v, width: 2}, &chainConst{v: 0.25, width: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, 3)
+		by, err := c.ScoreBy(time.Now().Add(time.Second), make([]float32, 6), out)
+		if err != nil || by != ScoredFallback || out[0] != 0.25 || out[2] != 0.25 {
+			t.Errorf("primary answering %v: by %v, err %v, out %v; want the fallback's 0.25", v, by, err, out)
+		}
+		if st := c.Stats(); st.FallBadOutput != 1 || st.Primary != 0 || st.Fallback != 1 {
+			t.Errorf("primary answering %v: stats %+v", v, st)
+		}
+		c, _ = NewChain(nil, &chainConst{v: v, width: 2})
+		if by, err := c.ScoreBy(time.Now().Add(time.Second), make([]float32, 6), out); !errors.Is(err, ErrBadOutput) || by != ScoredNone {
+			t.Errorf("fallback answering %v: by %v, err %v; want ErrBadOutput", v, by, err)
+		}
+	}
+	for _, v := range []float32{0, 1, 0.5} {
+		c, _ := NewChain(&chainConst{v: v, width: 2}, &chainConst{v: 0.25, width: 2})
+		out := make([]float32, 1)
+		if by, err := c.ScoreBy(time.Time{}, make([]float32, 2), out); err != nil || by != ScoredPrimary || out[0] != v {
+			t.Errorf("primary answering %v: by %v, err %v, out %v", v, by, err, out)
+		}
+	}
 }
