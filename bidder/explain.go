@@ -195,11 +195,16 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Version = []byte(r.Header.Get("x-openrtb-version"))
 	ans, code := s.explain(&req, opt)
+	// Encoded before the status is written: an answer that does not encode
+	// (a value JSON cannot hold) was an empty 200.
+	out, err := json.MarshalIndent(ans, "", "  ")
+	if err != nil {
+		http.Error(w, "explain: the answer does not encode: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	enc.Encode(ans)
+	w.Write(append(out, '\n'))
 }
 
 type explainOptions struct {

@@ -2,8 +2,10 @@ package bidder
 
 import (
 	"cmp"
+	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,15 +43,19 @@ type explainCampaign struct {
 	// floor, currency, frequency cap, pacing, budget, ...; or not scored:
 	// max_scored_per_imp, fixed_cpm_outbid), priced (scored and priced;
 	// Rule below_floor when the price is under the floor).
-	Status        string                     `json:"status"`
-	Rule          string                     `json:"rule,omitempty"`
-	Detail        string                     `json:"detail,omitempty"`
-	Examined      bool                       `json:"examined_by_index"`
-	FloorMicros   int64                      `json:"floor_micros,omitempty"` // response currency, CPM (the deal's when one matched)
-	UpperMicros   int64                      `json:"upper_micros,omitempty"` // highest possible bid, response currency, CPM
-	Budget        *budget.Explanation        `json:"budget,omitempty"`
-	Features      map[string]float32         `json:"features,omitempty"`
-	PCTR          map[string]float64         `json:"pctr,omitempty"` // by model name
+	Status      string              `json:"status"`
+	Rule        string              `json:"rule,omitempty"`
+	Detail      string              `json:"detail,omitempty"`
+	Examined    bool                `json:"examined_by_index"`
+	FloorMicros int64               `json:"floor_micros,omitempty"` // response currency, CPM (the deal's when one matched)
+	UpperMicros int64               `json:"upper_micros,omitempty"` // highest possible bid, response currency, CPM
+	Budget      *budget.Explanation `json:"budget,omitempty"`
+	Features    map[string]float32  `json:"features,omitempty"`
+	PCTR        map[string]float64  `json:"pctr,omitempty"` // by model name
+	// InvalidPCTR is a model's answer that is not a probability (NaN,
+	// infinite, negative, over 1), as text: the bid path's chain does not
+	// use a model's answer to a call with one (ctr.ErrBadOutput).
+	InvalidPCTR   map[string]string          `json:"invalid_pctr,omitempty"`
 	ModelUsed     string                     `json:"model_used,omitempty"`
 	Contributions map[string]*explainContrib `json:"contributions,omitempty"` // by model name
 	ValueMicros   float64                    `json:"value_micros,omitempty"`  // campaign currency, CPM, before shading
@@ -90,6 +96,7 @@ type explainSlot struct {
 	imp, entry int // explainRun.imps[imp].Campaigns[entry]
 	sl         slot
 	pctr       map[string]float32
+	bad        map[string]float32 // answers outside [0, 1]
 	used       string
 }
 
@@ -318,10 +325,20 @@ func (x *explainRun) score(sc *scorerBox) {
 		if err := m.scorer.Score(time.Time{}, x.rows, out); err != nil {
 			continue
 		}
+		// As the chain (ctr.ErrBadOutput): an answer with a pCTR outside
+		// [0, 1] prices nothing; the next model's is used.
+		valid := ctr.ValidPCTR(out)
 		for j := range x.slots {
 			es := &x.slots[j]
+			if !ctr.ValidPCTR(out[j : j+1]) {
+				if es.bad == nil {
+					es.bad = map[string]float32{}
+				}
+				es.bad[m.scorer.Name()] = out[j]
+				continue
+			}
 			es.pctr[m.scorer.Name()] = out[j]
-			if es.used == "" {
+			if es.used == "" && valid {
 				es.used = m.scorer.Name() // the chain's order: primary, then fallback
 			}
 		}
@@ -344,6 +361,12 @@ func (x *explainRun) describe(j int, models []explainModel) {
 	for name, p := range es.pctr {
 		e.PCTR[name] = float64(p)
 	}
+	for name, p := range es.bad {
+		if e.InvalidPCTR == nil {
+			e.InvalidPCTR = map[string]string{}
+		}
+		e.InvalidPCTR[name] = strconv.FormatFloat(float64(p), 'g', -1, 32)
+	}
 	for _, m := range models {
 		xp := x.xs[m.manifest]
 		p, scored := es.pctr[m.scorer.Name()]
@@ -358,6 +381,13 @@ func (x *explainRun) describe(j int, models []explainModel) {
 		c, err := xp.Explain(row, p)
 		if err != nil {
 			ec.Error = err.Error()
+			continue
+		}
+		if !finite(c.Bias) || !finite(c.Logit) {
+			// JSON has no NaN or infinity: a model whose weights hold one
+			// (its pCTR can still read 1 or 0) made the whole answer fail
+			// to encode, an empty 200.
+			ec.Error = fmt.Sprintf("non-finite logit %v (bias %v): the model holds a NaN or infinite weight for this row", c.Logit, c.Bias)
 			continue
 		}
 		ec.Bias, ec.Logit = c.Bias, c.Logit
@@ -515,3 +545,5 @@ func (x *explainRun) seat() []byte {
 	}
 	return nil
 }
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
