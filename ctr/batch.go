@@ -139,6 +139,9 @@ type Batcher struct {
 
 	est [17]atomic.Int64 // EWMA run time per bucket, nanoseconds
 	avg atomic.Int64     // EWMA rows per batch, in 1/16 rows
+	// runDue is when the run under way should end by its estimate (unix
+	// nanoseconds; 0: no run under way): overdue says how far past it is.
+	runDue atomic.Int64
 
 	// worker-owned
 	batch    []*batchSlot
@@ -233,6 +236,9 @@ func (b *Batcher) estFor(rows int) *atomic.Int64 {
 // batcher on PredictLatency(rows); the estimates it summed are lowered a
 // little (onnxDecay), so one that ran high is tried, and measured, again.
 func (b *Batcher) noteRefusal(rows int) {
+	if b.overdue() > 0 {
+		return // refused for the run under way, not on the estimates
+	}
 	typical := int(b.avg.Load() / 16)
 	onnxDecay(b.estFor(typical))
 	if t := b.estFor(rows + typical); t != b.estFor(typical) {
@@ -243,9 +249,25 @@ func (b *Batcher) noteRefusal(rows int) {
 // PredictLatency estimates the time from submitting rows rows to their
 // answer: a typical batch that may be running ahead, then a run of a batch
 // holding these rows and the typical company.
+//
+// While a run is past its own estimate (the runtime stalled, or the model
+// is slow on its rows), the time it is overdue is added: the run may take
+// that long again, and the rows would wait behind it. Before, requests
+// queued behind a run that took 184ms, left at their deadline and found no
+// time for the fallback (an outside audit).
 func (b *Batcher) PredictLatency(rows int) time.Duration {
 	typical := int(b.avg.Load() / 16)
-	return b.runEst(typical) + b.runEst(rows+typical) + b.margin
+	return b.runEst(typical) + b.runEst(rows+typical) + b.margin + b.overdue()
+}
+
+// overdue is how far the run under way is past its estimated end (0: none,
+// or not yet due).
+func (b *Batcher) overdue() time.Duration {
+	due := b.runDue.Load()
+	if due == 0 {
+		return 0
+	}
+	return max(time.Duration(time.Now().UnixNano()-due), 0)
 }
 
 // Score implements Scorer: rows join the next batch and Score returns when
@@ -267,9 +289,11 @@ func (b *Batcher) Score(deadline time.Time, rows []float32, out []float32) error
 	if !deadline.IsZero() {
 		slack = deadline.Sub(now)
 	}
-	if slack < b.runEst(n)+b.margin {
+	if over := b.overdue(); slack < b.runEst(n)+b.margin+over {
 		b.misses.Add(1)
-		onnxDecay(b.estFor(n))
+		if over == 0 {
+			onnxDecay(b.estFor(n))
+		}
 		return ErrDeadline
 	}
 	if n > b.maxBatch {

@@ -100,3 +100,45 @@ func TestBatcherEstimateComesDownAfterASlowSpell(t *testing.T) {
 			primary, b.PredictLatency(1), c.Stats())
 	}
 }
+
+// deadlineConst answers v, or ErrDeadline once the deadline has passed (as
+// the GBDT refuses when no time is left).
+type deadlineConst struct{ chainConst }
+
+func (d *deadlineConst) Score(deadline time.Time, rows, out []float32) error {
+	if !deadline.IsZero() && time.Now().After(deadline) {
+		return ErrDeadline
+	}
+	return d.chainConst.Score(deadline, rows, out)
+}
+
+// A run that is taking far longer than its estimate (the runtime stalled,
+// or the model is slow on these rows) is not waited behind: requests that
+// arrive meanwhile go to the fallback at once. Before, they queued behind
+// it until their deadline, left with ErrDeadline, and the fallback had no
+// time left: a no-bid for every request during a slow run (an outside
+// audit: a model slow on rows with a user age, 184ms a run, no-bid the
+// requests behind it).
+func TestBatcherOverdueRunSendsNewRequestsToTheFallback(t *testing.T) {
+	f := &batchFake{width: 2, predict: 50 * time.Microsecond, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	b := batchNew(t, f, BatchOptions{})
+	c, err := NewChain(b, &deadlineConst{chainConst{v: 0.25, width: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- b.Score(time.Time{}, []float32{1, 2}, make([]float32, 1)) }()
+	<-f.entered
+	time.Sleep(20 * time.Millisecond) // the run is 400 times over its estimate
+	out := make([]float32, 1)
+	start := time.Now()
+	by, err := c.ScoreBy(start.Add(10*time.Millisecond), []float32{3, 4}, out)
+	took := time.Since(start)
+	close(f.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err != nil || by != ScoredFallback || out[0] != 0.25 || took > 5*time.Millisecond {
+		t.Fatalf("behind an overdue run: by %v, err %v, out %v after %v; want the fallback's 0.25 at once", by, err, out, took)
+	}
+}

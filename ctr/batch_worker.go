@@ -160,7 +160,9 @@ func (b *Batcher) runBatch(rows int) {
 	clear(b.batch[len(kept):])
 	b.batch = kept
 	if rows > 0 {
+		b.runDue.Store(finishBy.UnixNano())
 		out, err := b.runModel(rows, kept)
+		b.runDue.Store(0)
 		b.noteRun(rows, len(kept), err, time.Since(start)) // before any caller can read Stats
 		off := 0
 		for _, s := range kept {
