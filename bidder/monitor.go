@@ -212,7 +212,10 @@ func (sh *shadow) run(done <-chan struct{}) {
 			return
 		case i := <-sh.work:
 			n := sh.n[i]
-			if err := sh.model.Score(time.Time{}, sh.rows[i][:n*sh.width], sh.out[:n]); err != nil {
+			// An answer with a pCTR outside [0, 1] (NaN included) is an
+			// error, as on the bid path (ctr.ErrBadOutput): summed, a NaN
+			// read as 2^63 millionths.
+			if err := sh.model.Score(time.Time{}, sh.rows[i][:n*sh.width], sh.out[:n]); err != nil || !ctr.ValidPCTR(sh.out[:n]) {
 				sh.errs.Add(1)
 			} else {
 				var d, a, b float64

@@ -3,6 +3,7 @@ package bidder
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -118,4 +119,24 @@ func TestShadowModelEndToEnd(t *testing.T) {
 		}
 	}
 	waitFor(t, 10*time.Second, shadowed)
+}
+
+// A shadow model answering a pCTR outside [0, 1] (NaN: a candidate model
+// with a NaN weight) is counted as a shadow error, not summed: a NaN went
+// into the shadow's sums as 2^63 millionths (9.2e12) and its error counter
+// stayed 0, so the comparison meant to vet a model before it serves hid
+// the one thing that would disqualify it (an outside audit).
+func TestShadowAnsweringNaNIsAnError(t *testing.T) {
+	for _, p := range []float32{float32(math.NaN()), -1, 2} {
+		sh := newShadow(&fixedScorer{p: p}, "shadow-nan")
+		done := make(chan struct{})
+		go sh.run(done)
+		sh.offer(make([]float32, 2*sh.width), []float32{0.02, 0.3})
+		waitFor(t, 5*time.Second, func() bool { return sh.errs.Load()+sh.scored.Load() > 0 })
+		close(done)
+		if sh.errs.Load() != 1 || sh.scored.Load() != 0 || sh.sumSh.Load() != 0 || sh.absDiff.Load() != 0 {
+			t.Errorf("shadow answering %v: errors %d, rows %d, sum %d, abs diff %d; want one error and nothing summed",
+				p, sh.errs.Load(), sh.scored.Load(), sh.sumSh.Load(), sh.absDiff.Load())
+		}
+	}
 }
