@@ -119,6 +119,55 @@ func onnxInitializers(model []byte, want map[string]bool) (map[string][]float32,
 	return out, err
 }
 
+// onnxFloatsFinite refuses a model whose float initializers (dense, and
+// the values of sparse ones) hold a NaN or an infinity: the weights of a
+// wide_deep_ids graph. Every occurrence of the graph field is read (a
+// protobuf reader merges them).
+func onnxFloatsFinite(model []byte) error {
+	check := func(t pbTensorData) error {
+		if t.dtype != onnxFloat {
+			return nil
+		}
+		f, err := t.floats()
+		if err != nil {
+			return err
+		}
+		for i, v := range f {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("initializer %q: stored value %d is %v, not finite", t.name, i, v)
+			}
+		}
+		return nil
+	}
+	return pbEach(model, func(num protowire.Number, graph []byte) error {
+		if num != pbModelGraph {
+			return nil
+		}
+		return pbEach(graph, func(num protowire.Number, v []byte) error {
+			switch num {
+			case pbGraphInitializer:
+				t, err := pbTensor(v)
+				if err != nil {
+					return err
+				}
+				return check(t)
+			case pbGraphSparseInitializer:
+				return pbEach(v, func(num protowire.Number, b []byte) error {
+					if num != pbSparseValues {
+						return nil
+					}
+					t, err := pbTensor(b)
+					if err != nil {
+						return err
+					}
+					return check(t)
+				})
+			}
+			return nil
+		})
+	})
+}
+
 func onnxSparse(v []byte, want map[string]bool, out map[string][]float32) error {
 	var values, indices pbTensorData
 	var dims []int64

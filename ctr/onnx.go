@@ -158,6 +158,15 @@ func LoadONNX(manifestPath string, opts ONNXOptions) (*ONNX, error) {
 	if err != nil {
 		return nil, err
 	}
+	if m.conv != nil {
+		// The weights of this project's graph (wide_deep_ids.py build()),
+		// as the GBDT's wide part's (loadGBDTWide): the parity sample cannot
+		// see a NaN where its rows read nothing, and such a model answered
+		// NaN, or a pCTR of exactly 1 for +Inf, to the rows that read it.
+		if err := onnxFloatsFinite(data); err != nil {
+			return nil, fmt.Errorf("%w: model %s: %v", ErrBadModel, m.Path(m.File), err)
+		}
+	}
 	if err := onnxInitEnv(opts.LibraryPath); err != nil {
 		return nil, err
 	}
