@@ -142,6 +142,10 @@ type Batcher struct {
 	// runDue is when the run under way should end by its estimate (unix
 	// nanoseconds; 0: no run under way): overdue says how far past it is.
 	runDue atomic.Int64
+	// measured is when each bucket's estimate last took a run's time (unix
+	// nanoseconds): refusals lower only an estimate no run has measured
+	// for batchStaleAfter (decay).
+	measured [17]atomic.Int64
 
 	// worker-owned
 	batch    []*batchSlot
@@ -225,11 +229,23 @@ func (b *Batcher) Provider() string {
 	return ""
 }
 
-func (b *Batcher) runEst(rows int) time.Duration { return time.Duration(b.estFor(rows).Load()) }
+func (b *Batcher) runEst(rows int) time.Duration { return time.Duration(b.est[b.bucket(rows)].Load()) }
 
-// estFor is the run-time estimate of the bucket a run of rows rows takes.
-func (b *Batcher) estFor(rows int) *atomic.Int64 {
-	return &b.est[onnxBucketFor(min(max(rows, 1), b.maxBatch))]
+// bucket is the index of the estimate of a run of rows rows.
+func (b *Batcher) bucket(rows int) int { return onnxBucketFor(min(max(rows, 1), b.maxBatch)) }
+
+// batchStaleAfter is how long an estimate must have gone without a run
+// measuring it before refusals lower it: while runs keep measuring it,
+// requests refused for short slack say nothing about it.
+const batchStaleAfter = 20 * time.Millisecond
+
+// decay lowers the estimate of a run of rows rows after a refusal on it
+// (onnxDecay), when no run has measured it for batchStaleAfter.
+func (b *Batcher) decay(rows int) {
+	bk := b.bucket(rows)
+	if time.Now().UnixNano()-b.measured[bk].Load() >= int64(batchStaleAfter) {
+		onnxDecay(&b.est[bk])
+	}
 }
 
 // noteRefusal implements refusalNoter: a caller (the Chain) declined the
@@ -240,9 +256,9 @@ func (b *Batcher) noteRefusal(rows int) {
 		return // refused for the run under way, not on the estimates
 	}
 	typical := int(b.avg.Load() / 16)
-	onnxDecay(b.estFor(typical))
-	if t := b.estFor(rows + typical); t != b.estFor(typical) {
-		onnxDecay(t)
+	b.decay(typical)
+	if b.bucket(rows+typical) != b.bucket(typical) {
+		b.decay(rows + typical)
 	}
 }
 
@@ -292,7 +308,7 @@ func (b *Batcher) Score(deadline time.Time, rows []float32, out []float32) error
 	if over := b.overdue(); slack < b.runEst(n)+b.margin+over {
 		b.misses.Add(1)
 		if over == 0 {
-			onnxDecay(b.estFor(n))
+			b.decay(n)
 		}
 		return ErrDeadline
 	}

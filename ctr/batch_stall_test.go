@@ -54,16 +54,27 @@ func TestBatcherOneStalledRunDoesNotShutTheModelOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.stall.Store(0)
-	primary := 0
-	for range 400 {
-		if by, err := c.ScoreBy(time.Now().Add(5*time.Millisecond), rows, out); err == nil && by == ScoredPrimary {
+	if took := batchUntilPrimary(c, 5*time.Millisecond, 2*time.Second); took < 0 {
+		t.Fatalf("2s after one stalled run the primary still scores nothing with 5ms of slack (estimate for 1 row %v); chain %+v",
+			b.PredictLatency(1), c.Stats())
+	}
+}
+
+// batchUntilPrimary scores one row through c every 200µs with slack each
+// until the primary has answered 50 calls; it returns how long that took,
+// or -1 when it did not within limit.
+func batchUntilPrimary(c *Chain, slack, limit time.Duration) time.Duration {
+	rows, out := []float32{1, 2}, make([]float32, 1)
+	start := time.Now()
+	for primary := 0; primary < 50; time.Sleep(200 * time.Microsecond) {
+		if time.Since(start) > limit {
+			return -1
+		}
+		if by, err := c.ScoreBy(time.Now().Add(slack), rows, out); err == nil && by == ScoredPrimary {
 			primary++
 		}
 	}
-	if primary < 200 {
-		t.Fatalf("after one stalled run the primary scored %d of 400 calls with 5ms of slack (estimate for 1 row now %v); chain %+v",
-			primary, b.PredictLatency(1), c.Stats())
-	}
+	return time.Since(start)
 }
 
 // A model that was slow for a while (its estimate rightly over the slack)
@@ -89,15 +100,9 @@ func TestBatcherEstimateComesDownAfterASlowSpell(t *testing.T) {
 		t.Fatalf("after 40 runs of 10ms the estimate is %v", est)
 	}
 	f.stall.Store(0)
-	primary := 0
-	for range 3000 {
-		if by, err := c.ScoreBy(time.Now().Add(2*time.Millisecond), rows, out); err == nil && by == ScoredPrimary {
-			primary++
-		}
-	}
-	if primary < 1000 {
-		t.Fatalf("after the slow spell the primary scored %d of 3000 calls (estimate for 1 row %v); chain %+v",
-			primary, b.PredictLatency(1), c.Stats())
+	if took := batchUntilPrimary(c, 2*time.Millisecond, 3*time.Second); took < 0 {
+		t.Fatalf("3s after the slow spell the primary still scores nothing with 2ms of slack (estimate for 1 row %v); chain %+v",
+			b.PredictLatency(1), c.Stats())
 	}
 }
 
@@ -140,5 +145,37 @@ func TestBatcherOverdueRunSendsNewRequestsToTheFallback(t *testing.T) {
 	}
 	if err != nil || by != ScoredFallback || out[0] != 0.25 || took > 5*time.Millisecond {
 		t.Fatalf("behind an overdue run: by %v, err %v, out %v after %v; want the fallback's 0.25 at once", by, err, out, took)
+	}
+}
+
+// Refusals of requests whose slack is simply short (a run takes 3ms, most
+// requests have 1ms left) must not wear the estimate down while runs keep
+// measuring it: the decay is for an estimate nothing measures any more. An
+// estimate worn to half the run time sends requests with 2ms of slack to a
+// 3ms run: a no-bid where the fallback had time.
+func TestBatcherEstimateHoldsWhileRunsMeasureIt(t *testing.T) {
+	f := &batchStall{width: 2}
+	f.stall.Store(int64(3 * time.Millisecond))
+	b := batchNew(t, f, BatchOptions{})
+	c, err := NewChain(b, &batchFake{width: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, out := []float32{1, 2}, make([]float32, 1)
+	for range 30 { // the estimate learns the 3ms run
+		if err := b.Score(time.Time{}, rows, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 40 {
+		for range 10 {
+			c.ScoreBy(time.Now().Add(time.Millisecond), rows, out) // refused on the estimate
+		}
+		if err := b.Score(time.Now().Add(time.Second), rows, out); err != nil { // runs, measured
+			t.Fatal(err)
+		}
+	}
+	if est := b.runEst(1); est < 2400*time.Microsecond {
+		t.Fatalf("estimate of a 3ms run worn down to %v by refusals while runs measured it", est)
 	}
 }

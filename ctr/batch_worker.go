@@ -148,7 +148,7 @@ func (b *Batcher) runBatch(rows int) {
 		switch {
 		case s.deadline.Before(finishBy):
 			b.answer(s, slotPending, ErrDeadline)
-			onnxDecay(b.estFor(rows)) // refused on the estimate: see onnxDecay
+			b.decay(rows) // refused on the estimate: see onnxDecay
 		case s.state.CompareAndSwap(slotPending, slotCopying):
 			kept = append(kept, s)
 			rows += len(s.out)
@@ -226,6 +226,7 @@ func (b *Batcher) noteRun(rows, reqs int, err error, took time.Duration) {
 	bk := onnxBucketFor(rows)
 	if err == nil {
 		b.est[bk].Store(int64(onnxEWMA(time.Duration(b.est[bk].Load()), took)))
+		b.measured[bk].Store(time.Now().UnixNano())
 		b.avg.Store(b.avg.Load() + (int64(rows)*16-b.avg.Load())/8)
 	} else if err == ErrDeadline {
 		b.misses.Add(uint64(reqs))
