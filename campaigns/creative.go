@@ -54,6 +54,17 @@ func buildCreative(cc *CreativeConfig, c *Campaign, p problems, path string) *Cr
 		}
 	}
 	cr.Attr = cc.Attr
+	if cr.Format == FormatVideo && (cr.Skippable == 1 || vastSkippable(cc.VAST)) && !slices.Contains(cr.Attr, attrSkippable) {
+		// A skippable video is creative attribute 16 (OpenRTB 2.5 video.skip:
+		// a bid whose creative is itself skippable includes it in attr): it
+		// is sent in bid.attr and checked against video.battr. Before, a
+		// creative with skippable: true or a <Linear skipoffset> bid on
+		// imps whose battr blocks 16, without saying it was skippable.
+		cr.Attr = append(slices.Clip(cr.Attr), attrSkippable)
+	}
+	if cc.Skippable != nil && !*cc.Skippable && vastSkippable(cc.VAST) {
+		p.add(path+".skippable", "false but the VAST's <Linear> has a skipoffset")
+	}
 	cr.ADomain = c.ADomain
 	if len(cc.ADomain) > 0 {
 		cr.ADomain = domains(p, path+".adomain", cc.ADomain)

@@ -1,6 +1,8 @@
 package campaigns
 
 import (
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/openbidder/openbidder/ortb"
@@ -167,6 +169,13 @@ func TestMatchRules26(t *testing.T) {
 		{"skippable, skip unknown", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(nil), false},
 		{"unskippable on skippable player", video(func(c *CreativeConfig) { c.Skippable = &no }), vimp(func(v *ortb.Video) { v.Skip = ortb.True }), false},
 		{"unskippable, skip 0", video(func(c *CreativeConfig) { c.Skippable = &no }), vimp(func(v *ortb.Video) { v.Skip = ortb.False }), true},
+		// A skippable creative is attribute 16 (OpenRTB video.skip): an imp
+		// whose battr blocks 16 does not get it, whether the file says
+		// skippable: true or the VAST's <Linear> has a skipoffset.
+		{"skippable, battr 16", video(func(c *CreativeConfig) { c.Skippable = &yes }), vimp(func(v *ortb.Video) { v.Skip, v.BAttr = ortb.True, []int64{16} }), false},
+		{"skipoffset, battr 16", video(func(c *CreativeConfig) { c.VAST = skipVAST }), vimp(func(v *ortb.Video) { v.BAttr = []int64{16} }), false},
+		{"skipoffset, battr other", video(func(c *CreativeConfig) { c.VAST = skipVAST }), vimp(func(v *ortb.Video) { v.BAttr = []int64{6} }), true},
+		{"not skippable, battr 16", video(nil), vimp(func(v *ortb.Video) { v.BAttr = []int64{16} }), true},
 		{"first slot", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID, v.SlotInPod = bs("p"), 1 }), true},
 		{"first slot, last offered", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID, v.SlotInPod = bs("p"), -1 }), false},
 		{"first slot, any slot", video(func(c *CreativeConfig) { c.SlotInPod = []int64{1} }), vimp(func(v *ortb.Video) { v.PodID = bs("p") }), false},
@@ -284,5 +293,44 @@ func TestSizelessInterstitialGetsAFullScreenSize(t *testing.T) {
 	// A size the imp names is taken as it is, interstitial or not.
 	if w, h, ok := bannerSize([]Size{{320, 50}}, &ortb.Banner{W: 320, H: 50}, true); !ok || w != 320 || h != 50 {
 		t.Errorf("an interstitial naming 320x50: %dx%d %v", w, h, ok)
+	}
+}
+
+// skipVAST is the 15 s VAST 3.0 inline test creative with a skipoffset: a
+// skippable linear ad.
+var skipVAST = strings.Replace(VASTInline("v", "v", "https://m.example/v.mp4", 15), "<Linear>", `<Linear skipoffset="00:00:05">`, 1)
+
+// A skippable video creative sends attribute 16 in bid.attr (Creative.Attr),
+// and a file that says skippable: false beside a VAST with a skipoffset is
+// refused.
+func TestSkippableCreativeAttr(t *testing.T) {
+	yes, no := true, false
+	for _, c := range []struct {
+		name      string
+		vast      string
+		skippable *bool
+		attr      []int64
+		want      []int64
+	}{
+		{"skippable: true", VASTInline("v", "v", "https://m.example/v.mp4", 15), &yes, nil, []int64{16}},
+		{"skipoffset", skipVAST, nil, []int64{6}, []int64{6, 16}},
+		{"already declared", skipVAST, &yes, []int64{16}, []int64{16}},
+		{"not skippable", VASTInline("v", "v", "https://m.example/v.mp4", 15), &no, []int64{6}, []int64{6}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			cfg.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: c.vast, Skippable: c.skippable, Attr: c.attr,
+				LandingURL: "https://v.example/", Secure: true}
+			s := mustCompile(t, []Config{cfg})
+			if got := s.Campaigns[0].Creatives[0].Attr; !slices.Equal(got, c.want) {
+				t.Fatalf("attr %v, want %v", got, c.want)
+			}
+		})
+	}
+	cfg := baseConfig("x")
+	cfg.Creatives[0] = CreativeConfig{ID: "v", Format: "video", VAST: skipVAST, Skippable: &no,
+		LandingURL: "https://v.example/", Secure: true}
+	if _, err := Compile([]Config{cfg}); err == nil || !strings.Contains(err.Error(), "creatives[0].skippable: false but the VAST's <Linear> has a skipoffset") {
+		t.Fatalf("skippable: false with a skipoffset: %v", err)
 	}
 }

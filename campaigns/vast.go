@@ -15,6 +15,7 @@ var (
 	vastWrapperRE  = regexp.MustCompile(`<Wrapper[\s>]`)
 	vastLinearRE   = regexp.MustCompile(`<Linear[\s>]`)
 	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
+	vastSkipRE     = regexp.MustCompile(`<Linear\s[^>]*?\bskipoffset\s*=`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
 	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s;]+)[^"']*["']`) // parameters (; codecs=...) aside
 	vastDeliveryRE = regexp.MustCompile(`<MediaFile\b[^>]*?\bdelivery\s*=\s*["']\s*([A-Za-z]+)\s*["']`)
@@ -105,3 +106,10 @@ func vastLinearity(tpl string) int64 {
 	}
 	return 0
 }
+
+// attrSkippable is OpenRTB creative attribute 16, "Skippable".
+const attrSkippable = 16
+
+// vastSkippable tells whether the template's linear ad is skippable: its
+// <Linear> has a skipoffset (VAST 3.0 and later).
+func vastSkippable(tpl string) bool { return vastSkipRE.MatchString(tpl) }
