@@ -412,7 +412,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 		return bannerFit(cr.Sizes, imp.Banner, imp.Instl != 0)
 	case campaigns.FormatVideo:
 		v := imp.Video
-		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) || !deliveryFits(cr.Delivery, v.Delivery) ||
+		if v == nil || attrBlocked(cr.Attr, v.BAttr) || !mimeFits(cr.MIMEs, v.MIMEs) || !deliveryFits(cr.Delivery, v.Delivery) || !apiFits(cr.VPAID, v.API) ||
 			!timedFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, v.RqdDurs, v.PodDur, int64(v.PodSeq), v.PodID, int64(v.SlotInPod)) {
 			return 0, 0, false
 		}
@@ -914,4 +914,10 @@ func imgMIMEFits(u string, mimes []string) bool {
 		m = strings.ToLower(strings.TrimSpace(m))
 		return m == t || m == "image/jpg" && t == "image/jpeg"
 	})
+}
+
+// apiFits is the bidder's apiOK on the schema's types: a VPAID-only
+// creative needs VPAID 1.0 or 2.0 in video.api.
+func apiFits(vpaid bool, api []adcom1.APIFramework) bool {
+	return !vpaid || slices.Contains(api, adcom1.APIVPAID10) || slices.Contains(api, adcom1.APIVPAID20)
 }

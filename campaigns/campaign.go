@@ -213,7 +213,11 @@ type Creative struct {
 	// Delivery is how its media files are delivered, from the VAST's
 	// <MediaFile delivery=...> as OpenRTB counts them (1 streaming, 2
 	// progressive); empty: not known (a wrapper), fits any player.
-	Delivery  []int64
+	Delivery []int64
+	// VPAID: every <MediaFile> of its VAST is a VPAID unit
+	// (apiFramework="VPAID"): it runs only where the player lists VPAID
+	// 1.0 or 2.0 in video.api.
+	VPAID     bool
 	Plcmt     []int64
 	Skippable int8
 	PodSeq    []int64

@@ -250,6 +250,9 @@ func buildMedia(cc *CreativeConfig, cr *Creative, p problems, path string) {
 		cr.Linearity = vastLinearity(cc.VAST)
 	}
 	cr.Delivery = vastDelivery(cc.VAST)
+	if cr.Format == FormatVideo {
+		cr.VPAID = vastVPAIDOnly(cc.VAST)
+	}
 	cr.Plcmt = intsIn(p, path+".plcmt", cc.Plcmt, 1, 4, "a video placement (1 instream, 2 accompanying, 3 interstitial, 4 standalone)")
 	if cc.Skippable != nil {
 		cr.Skippable = -1

@@ -221,6 +221,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 	case ccr.format == FormatVideo && !deliveryOK(ccr.cr.Delivery, imp.Video.Delivery),
 		ccr.format == FormatAudio && !deliveryOK(ccr.cr.Delivery, imp.Audio.Delivery):
 		return "delivery"
+	case ccr.format == FormatVideo && !apiOK(ccr.cr, imp.Video.API):
+		return "api"
 	case ccr.format == FormatVideo && !mediaFits(ccr.cr, imp.Video.MinDuration, imp.Video.MaxDuration, imp.Video.Protocols, &imp.Video.Pod),
 		ccr.format == FormatAudio && !mediaFits(ccr.cr, imp.Audio.MinDuration, imp.Audio.MaxDuration, imp.Audio.Protocols, &imp.Audio.Pod):
 		return "protocol, duration or pod position"

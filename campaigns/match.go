@@ -879,7 +879,7 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 		return bannerSize(ccr.sizes, &imp.Banner, imp.Instl)
 	case FormatVideo:
 		v := &imp.Video
-		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) || !deliveryOK(cr.Delivery, v.Delivery) ||
+		if !imp.HasVideo || attrBlocked(ccr.attr, v.BAttr) || !mimeOK(ccr.mimes, v.MIMEs) || !deliveryOK(cr.Delivery, v.Delivery) || !apiOK(cr, v.API) ||
 			!mediaFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, &v.Pod) || !videoFits(cr, v) {
 			return 0, 0, false
 		}

@@ -143,6 +143,15 @@ func TestMatchRules26(t *testing.T) {
 			c.VAST = `<VAST version="3.0"><Ad><Wrapper><VASTAdTagURI><![CDATA[https://t.example/v.xml]]></VASTAdTagURI><Impression><![CDATA[{{imp_url}}]]></Impression><Creatives><Creative><Linear><VideoClicks><ClickTracking><![CDATA[{{click_url}}]]></ClickTracking></VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>`
 			c.MIMEs = []string{"video/mp4"}
 		}), vimp(func(v *ortb.Video) { v.Delivery = []int64{1} }), true},
+		// video.api: a creative whose every <MediaFile> is a VPAID unit runs
+		// only where the player lists VPAID 1.0 or 2.0 (one not listed is
+		// not supported).
+		{"VPAID only, OMID player", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(false) }), vimp(func(v *ortb.Video) { v.API = []int64{7} }), false},
+		{"VPAID only, no api", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(false) }), vimp(nil), false},
+		{"VPAID only, VPAID 2.0 player", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(false) }), vimp(func(v *ortb.Video) { v.API = []int64{2, 7} }), true},
+		{"VPAID only, VPAID 1.0 player", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(false) }), vimp(func(v *ortb.Video) { v.API = []int64{1} }), true},
+		{"VPAID beside an mp4, no api", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(true) }), vimp(nil), true},
+		{"mp4, no api", video(nil), vimp(func(v *ortb.Video) { v.API = []int64{7} }), true},
 		{"audio delivery streaming only", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{1} }), false},
 		{"audio delivery progressive", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{2} }), true},
 		{"video protocols declared beyond the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), false},
@@ -333,4 +342,16 @@ func TestSkippableCreativeAttr(t *testing.T) {
 	if _, err := Compile([]Config{cfg}); err == nil || !strings.Contains(err.Error(), "creatives[0].skippable: false but the VAST's <Linear> has a skipoffset") {
 		t.Fatalf("skippable: false with a skipoffset: %v", err)
 	}
+}
+
+// vpaidVAST is a 15 s VAST 3.0 inline creative whose media file is a VPAID
+// JavaScript unit, with an mp4 beside it when mp4.
+func vpaidVAST(mp4 bool) string {
+	files := `<MediaFile delivery="progressive" type="video/mp4" apiFramework='vpaid' width="640" height="360"><![CDATA[https://m.example/vpaid.js]]></MediaFile>`
+	if mp4 {
+		files += `<MediaFile delivery="progressive" type="video/mp4" width="640" height="360"><![CDATA[https://m.example/v.mp4]]></MediaFile>`
+	}
+	return `<VAST version="3.0"><Ad id="v"><InLine><AdSystem>t</AdSystem><AdTitle>v</AdTitle><Impression><![CDATA[{{imp_url}}]]></Impression>` +
+		`<Creatives><Creative><Linear><Duration>00:00:15</Duration><VideoClicks><ClickThrough><![CDATA[{{click_url}}]]></ClickThrough></VideoClicks>` +
+		`<MediaFiles>` + files + `</MediaFiles></Linear></Creative></Creatives></InLine></Ad></VAST>`
 }

@@ -16,6 +16,8 @@ var (
 	vastLinearRE   = regexp.MustCompile(`<Linear[\s>]`)
 	vastNonLinRE   = regexp.MustCompile(`<NonLinear(?:Ads)?[\s>]`)
 	vastSkipRE     = regexp.MustCompile(`<Linear\s[^>]*?\bskipoffset\s*=`)
+	vastFileRE     = regexp.MustCompile(`<MediaFile\b[^>]*>`)
+	vastVPAIDRE    = regexp.MustCompile(`(?i)\bapiFramework\s*=\s*["']\s*VPAID\s*["']`)
 	vastDurationRE = regexp.MustCompile(`<Duration>\s*(?:<!\[CDATA\[)?\s*([0-9]{1,2}):([0-5][0-9]):([0-5][0-9])(?:\.([0-9]{1,3}))?\s*(?:\]\]>)?\s*</Duration>`)
 	vastMediaRE    = regexp.MustCompile(`<MediaFile\b[^>]*?\btype\s*=\s*["']\s*([^"'\s;]+)[^"']*["']`) // parameters (; codecs=...) aside
 	vastDeliveryRE = regexp.MustCompile(`<MediaFile\b[^>]*?\bdelivery\s*=\s*["']\s*([A-Za-z]+)\s*["']`)
@@ -113,3 +115,24 @@ const attrSkippable = 16
 // vastSkippable tells whether the template's linear ad is skippable: its
 // <Linear> has a skipoffset (VAST 3.0 and later).
 func vastSkippable(tpl string) bool { return vastSkipRE.MatchString(tpl) }
+
+// vastVPAIDOnly tells whether every <MediaFile> of the template is a VPAID
+// unit (apiFramework="VPAID"), so that a player without VPAID has nothing
+// to play; false without media files (a wrapper: not known).
+func vastVPAIDOnly(tpl string) bool {
+	files := vastFileRE.FindAllString(tpl, -1)
+	for _, f := range files {
+		if !vastVPAIDRE.MatchString(f) {
+			return false
+		}
+	}
+	return len(files) > 0
+}
+
+// apiOK checks a video creative against the player's API frameworks
+// (video.api; one not listed is not supported, OpenRTB 2.5): a VPAID-only
+// creative needs VPAID 1.0 (1) or 2.0 (2). It bid on OMID-only players
+// and on players that list none (an outside targeting audit).
+func apiOK(cr *Creative, api []int64) bool {
+	return !cr.VPAID || slices.Contains(api, 1) || slices.Contains(api, 2)
+}

@@ -488,7 +488,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 		imp.HasVideo = true
 		imp.Video = Video{MIMEs: strs(v.MIMEs), MinDuration: v.MinDuration, MaxDuration: v.MaxDuration,
 			Protocols: ints(v.Protocols), Protocol: int64(v.Protocol), W: deref(v.W), H: deref(v.H), Placement: int64(v.Placement),
-			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr), Delivery: ints(v.Delivery),
+			Plcmt: int64(v.Plcmt), Linearity: int64(v.Linearity), BAttr: ints(v.BAttr), Delivery: ints(v.Delivery), API: ints(v.API),
 			Skip: flag(v.Skip), SkipMin: v.SkipMin, SkipAfter: v.SkipAfter,
 			Pod: Pod{PodID: s2bOrNil(v.PodID), PodSeq: int64(v.PodSeq), SlotInPod: int64(v.SlotInPod),
 				PodDur: v.PodDur, MaxSeq: v.MaxSeq, RqdDurs: v.RqdDurs,

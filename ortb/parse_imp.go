@@ -263,6 +263,8 @@ func videoField(vd *Video, k []byte, v *fastjson.Value) error {
 		return getInts(k, v, &vd.BAttr)
 	case "delivery":
 		return getInts(k, v, &vd.Delivery)
+	case "api":
+		return getInts(k, v, &vd.API)
 	}
 	return podField(&vd.Pod, k, v)
 }

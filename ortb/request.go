@@ -67,7 +67,7 @@ func (p *Pod) empty() Pod       { return Pod{RqdDurs: p.RqdDurs[:0], DurFloors: 
 func (n *Native) empty() Native { return Native{BAttr: n.BAttr[:0], Assets: n.Assets[:0]} }
 
 func (v *Video) empty() Video {
-	return Video{MIMEs: v.MIMEs[:0], Protocols: v.Protocols[:0], BAttr: v.BAttr[:0], Delivery: v.Delivery[:0], Skip: Unset, Pod: v.Pod.empty()}
+	return Video{MIMEs: v.MIMEs[:0], Protocols: v.Protocols[:0], BAttr: v.BAttr[:0], Delivery: v.Delivery[:0], API: v.API[:0], Skip: Unset, Pod: v.Pod.empty()}
 }
 
 func (a *Audio) empty() Audio {

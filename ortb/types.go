@@ -254,6 +254,9 @@ type Video struct {
 	// Delivery lists the delivery methods the player supports (1
 	// streaming, 2 progressive, 3 download; empty: any).
 	Delivery []int64
+	// API lists the API frameworks the player supports (1 VPAID 1.0, 2
+	// VPAID 2.0, 7 OMID 1.0, ...); one not listed is not supported.
+	API []int64
 	Pod
 }
 
