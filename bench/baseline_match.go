@@ -524,8 +524,11 @@ func mimeFits(have, want []string) bool {
 		return true
 	}
 	for _, w := range want {
-		if slices.Contains(have, w) {
-			return true
+		w = strings.TrimSpace(w)
+		for _, h := range have {
+			if strings.EqualFold(w, h) {
+				return true
+			}
 		}
 	}
 	return false

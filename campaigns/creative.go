@@ -120,7 +120,13 @@ func buildMarkup(cc *CreativeConfig, cr *Creative, p problems, path string) {
 	switch want {
 	case "vast":
 		tpl = cc.VAST
-		cr.MIMEs = cc.MIMEs
+		// MIME types are case-insensitive (RFC 2045): kept in lower case,
+		// as the VAST's are read and mimeOK compares them. A declared
+		// Video/MP4 was checked against the VAST in lower case but kept
+		// as written, and never matched an imp that lists video/mp4.
+		for _, m := range cc.MIMEs {
+			cr.MIMEs = append(cr.MIMEs, strings.ToLower(m))
+		}
 		// The types its <MediaFile>s have are what a player gets: mimes
 		// default to them, and a declared type none of them has is
 		// refused (the conformance audit: a creative declaring audio/mp4

@@ -1103,14 +1103,16 @@ func attrBlocked(attr, battr []int64) bool {
 	return false
 }
 
-// mimeOK: an imp that lists MIME types must list one of the creative's.
+// mimeOK: an imp that lists MIME types must list one of the creative's
+// (lower case), in any letter case (RFC 2045: video/MP4 is video/mp4).
 func mimeOK(have []string, want [][]byte) bool {
 	if len(want) == 0 {
 		return true
 	}
 	for _, w := range want {
+		w = bytes.TrimSpace(w)
 		for _, h := range have {
-			if string(w) == h {
+			if strings.EqualFold(ortb.B2S(w), h) {
 				return true
 			}
 		}

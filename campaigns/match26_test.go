@@ -152,6 +152,10 @@ func TestMatchRules26(t *testing.T) {
 		{"VPAID only, VPAID 1.0 player", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(false) }), vimp(func(v *ortb.Video) { v.API = []int64{1} }), true},
 		{"VPAID beside an mp4, no api", video(func(c *CreativeConfig) { c.VAST = vpaidVAST(true) }), vimp(nil), true},
 		{"mp4, no api", video(nil), vimp(func(v *ortb.Video) { v.API = []int64{7} }), true},
+		// MIME types in any letter case (RFC 2045), declared or asked.
+		{"video mimes declared in upper case", video(func(c *CreativeConfig) { c.MIMEs = []string{"Video/MP4"} }), vimp(nil), true},
+		{"video mimes asked in upper case", video(nil), vimp(func(v *ortb.Video) { v.MIMEs = bss("video/MP4") }), true},
+		{"video mimes other type", video(nil), vimp(func(v *ortb.Video) { v.MIMEs = bss("video/webm") }), false},
 		{"audio delivery streaming only", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{1} }), false},
 		{"audio delivery progressive", audio, aimp(func(a *ortb.Audio) { a.Delivery = []int64{2} }), true},
 		{"video protocols declared beyond the VAST's", video(func(c *CreativeConfig) { c.Protocols = []int64{3, 7} }), vimp(func(v *ortb.Video) { v.Protocols = []int64{7} }), false},
