@@ -406,7 +406,7 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 	}
 	switch cr.Format {
 	case campaigns.FormatBanner:
-		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) || btypeBlocked(cr.BType, imp.Banner.BType) {
+		if imp.Banner == nil || attrBlocked(cr.Attr, imp.Banner.BAttr) || btypeBlocked(cr.BType, imp.Banner.BType) || !mraidFits(cr.MRAID, imp.Banner.API) {
 			return 0, 0, false
 		}
 		return bannerFit(cr.Sizes, imp.Banner, imp.Instl != 0)
@@ -923,4 +923,10 @@ func imgMIMEFits(u string, mimes []string) bool {
 // creative needs VPAID 1.0 or 2.0 in video.api.
 func apiFits(vpaid bool, api []adcom1.APIFramework) bool {
 	return !vpaid || slices.Contains(api, adcom1.APIVPAID10) || slices.Contains(api, adcom1.APIVPAID20)
+}
+
+// mraidFits is the bidder's mraidOK on the schema's types: markup that
+// loads mraid.js needs MRAID 1.0, 2.0 or 3.0 in banner.api.
+func mraidFits(mraid bool, api []adcom1.APIFramework) bool {
+	return !mraid || slices.Contains(api, adcom1.APIMRAID10) || slices.Contains(api, adcom1.APIMRAID20) || slices.Contains(api, adcom1.APIMRAID30)
 }

@@ -217,7 +217,11 @@ type Creative struct {
 	// VPAID: every <MediaFile> of its VAST is a VPAID unit
 	// (apiFramework="VPAID"): it runs only where the player lists VPAID
 	// 1.0 or 2.0 in video.api.
-	VPAID     bool
+	VPAID bool
+	// MRAID: the banner's markup loads mraid.js, which only an app SDK
+	// that supports MRAID serves: it runs only where banner.api lists
+	// MRAID 1.0, 2.0 or 3.0.
+	MRAID     bool
 	Plcmt     []int64
 	Skippable int8
 	PodSeq    []int64

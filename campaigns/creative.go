@@ -44,6 +44,7 @@ func buildCreative(cc *CreativeConfig, c *Campaign, p problems, path string) *Cr
 		p.add(path+".sizes", "not used by %s creatives", cc.Format)
 	}
 	buildMarkup(cc, cr, p, path)
+	cr.MRAID = cr.Format == FormatBanner && strings.Contains(strings.ToLower(cc.Markup), "mraid.js")
 	buildMedia(cc, cr, p, path)
 	checkURL(p, path+".landing_url", cc.LandingURL, true, false)
 	cr.CatTax = taxonomy(p, path+".cattax", cc.CatTax)

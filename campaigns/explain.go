@@ -213,6 +213,8 @@ func (sc *Scratch) creativeWhy(ix *index, ccr *ccreative, imp *ortb.Imp) string 
 		return "battr"
 	case ccr.format == FormatBanner && btypeBlocked(ccr.btype, imp.Banner.BType):
 		return "btype"
+	case ccr.format == FormatBanner && !mraidOK(ccr.cr, imp.Banner.API):
+		return "api"
 	case ccr.format == FormatBanner:
 		return "size"
 	case ccr.format == FormatVideo && !mimeOK(ccr.mimes, imp.Video.MIMEs),

@@ -873,7 +873,7 @@ func (sc *Scratch) creativeFits(ix *index, ccr *ccreative, imp *ortb.Imp) (w, h 
 	cr := ccr.cr
 	switch ccr.format {
 	case FormatBanner:
-		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) || btypeBlocked(ccr.btype, imp.Banner.BType) {
+		if !imp.HasBanner || attrBlocked(ccr.attr, imp.Banner.BAttr) || btypeBlocked(ccr.btype, imp.Banner.BType) || !mraidOK(cr, imp.Banner.API) {
 			return 0, 0, false
 		}
 		return bannerSize(ccr.sizes, &imp.Banner, imp.Instl)

@@ -69,6 +69,12 @@ func TestMatchRules26(t *testing.T) {
 	bimp := func(ts ...int64) func(*ortb.Request, *ortb.Imp) {
 		return func(_ *ortb.Request, i *ortb.Imp) { i.Banner.BType = ts }
 	}
+	mraid := func(c *Config) {
+		c.Creatives[0].Markup = `<script src="mraid.js"></script><a href="{{click_url}}"><img src="https://cdn.example.com/a.png"></a><img src="{{imp_url}}">`
+	}
+	bapi := func(api ...int64) func(*ortb.Request, *ortb.Imp) {
+		return func(_ *ortb.Request, i *ortb.Imp) { i.Banner.API = api }
+	}
 	cases := []tc{
 		{"metro", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("501") }), true},
 		{"metro out", tg(func(t *TargetingConfig) { t.Metros = []string{"501"} }), dev(func(d *ortb.Device) { d.Geo.Metro = bs("803") }), false},
@@ -223,6 +229,14 @@ func TestMatchRules26(t *testing.T) {
 		{"btype other", btype(3, 4), bimp(1, 2), true},
 		{"btype, type not declared", nil, bimp(1, 2, 3, 4), true},
 		{"btype out of range ignored", btype(3), bimp(0, 5, 11), true},
+		// banner.api: markup that loads mraid.js runs only where the
+		// placement lists MRAID 1.0, 2.0 or 3.0 (one not listed is not
+		// supported).
+		{"MRAID banner, no api", mraid, nil, false},
+		{"MRAID banner, OMID only", mraid, bapi(7), false},
+		{"MRAID banner, MRAID 2.0", mraid, bapi(5, 7), true},
+		{"MRAID banner, MRAID 3.0", mraid, bapi(6), true},
+		{"plain banner, no api", nil, bapi(), true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

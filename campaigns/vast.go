@@ -136,3 +136,12 @@ func vastVPAIDOnly(tpl string) bool {
 func apiOK(cr *Creative, api []int64) bool {
 	return !cr.VPAID || slices.Contains(api, 1) || slices.Contains(api, 2)
 }
+
+// mraidOK checks a banner creative against the placement's API frameworks
+// (banner.api; one not listed is not supported): markup that loads
+// mraid.js needs MRAID 1.0 (3), 2.0 (5) or 3.0 (6). It bid on web pages and
+// SDKs that list none, where mraid.js is not served and the ad does not
+// render (an outside targeting audit).
+func mraidOK(cr *Creative, api []int64) bool {
+	return !cr.MRAID || slices.Contains(api, 3) || slices.Contains(api, 5) || slices.Contains(api, 6)
+}

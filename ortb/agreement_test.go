@@ -475,7 +475,7 @@ func impFromSchema(m *openrtb2.Imp) Imp {
 	}
 	if b := m.Banner; b != nil {
 		imp.HasBanner = true
-		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr), BType: ints(b.BType),
+		imp.Banner = Banner{W: deref(b.W), H: deref(b.H), BAttr: ints(b.BAttr), BType: ints(b.BType), API: ints(b.API),
 			WMin: b.WMin, WMax: b.WMax, HMin: b.HMin, HMax: b.HMax}
 		if b.Pos != nil {
 			imp.Banner.Pos = int64(*b.Pos)

@@ -209,6 +209,8 @@ func bannerField(b *Banner, k []byte, v *fastjson.Value) error {
 		return getInts(k, v, &b.BType)
 	case "pos":
 		return getInt(k, v, &b.Pos)
+	case "api":
+		return getInts(k, v, &b.API)
 	}
 	return errUnread
 }

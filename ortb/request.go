@@ -58,7 +58,7 @@ func (g *Regs) empty() Regs {
 	return Regs{COPPA: Unset, GDPR: Unset, GPPSID: g.GPPSID[:0], DSARequired: Unset, DSAPubRender: Unset}
 }
 func (b *Banner) empty() Banner {
-	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0]}
+	return Banner{Format: b.Format[:0], BAttr: b.BAttr[:0], BType: b.BType[:0], API: b.API[:0]}
 }
 func (d *DOOH) empty() DOOH {
 	return DOOH{VenueType: d.VenueType[:0], PageCats: d.PageCats.empty()}

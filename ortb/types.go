@@ -208,6 +208,10 @@ type Banner struct {
 	BAttr                  []int64
 	BType                  []int64 // blocked banner ad types (1 XHTML text, 2 XHTML banner, 3 JavaScript, 4 iframe)
 	Pos                    int64
+	// API lists the API frameworks the placement supports (3 MRAID 1.0, 5
+	// MRAID 2.0, 6 MRAID 3.0, 7 OMID 1.0, ...); one not listed is not
+	// supported.
+	API []int64
 }
 
 // Pod is the ad-pod part of imp.video and imp.audio (2.6).
