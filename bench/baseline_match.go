@@ -129,7 +129,7 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 	case br.App != nil:
 		f.kind = 2
 		catTax = int64(br.App.CatTax)
-		f.bundle = br.App.Bundle
+		f.bundle = appKey(br.App.Bundle)
 		cats = slices.Concat(br.App.Cat, br.App.PageCat, br.App.SectionCat)
 		if br.App.Content != nil {
 			cnt, cntTax = br.App.Content.Cat, int64(br.App.Content.CatTax)

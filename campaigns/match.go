@@ -313,7 +313,7 @@ func (sc *Scratch) inventoryValues(ix *index, req *ortb.Request) {
 		pub, cats, catTax, more = req.Site.Publisher.ID, req.Site.Cat, req.Site.CatTax, &req.Site.PageCats
 	case req.HasApp:
 		kind = invApp
-		sc.add(dApp, sc.lookup(ix.dicts[dApp], req.App.Bundle, foldNone))
+		sc.add(dApp, sc.lookup(ix.dicts[dApp], appKey(req.App.Bundle), foldLower)) // as appBundles wrote the lists
 		pub, cats, catTax, more = req.App.Publisher.ID, req.App.Cat, req.App.CatTax, &req.App.PageCats
 	case req.HasDOOH:
 		kind = invDOOH

@@ -92,6 +92,24 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
 		{"app block", func(c *Config) { c.Targeting.AppBundles.Block = []string{"com.example.app1"} },
 			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
+		// Bundles as bapp reads them: any letter case, an App Store id
+		// with or without "id", a store URL (an outside targeting audit:
+		// a block of com.bad.game let com.Bad.Game through).
+		{"app block, other case", func(c *Config) { c.Targeting.AppBundles.Block = []string{"com.example.app1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest(); r.App.Bundle = bs("com.Example.App1") }, monday15, false},
+		{"app block written in another case", func(c *Config) { c.Targeting.AppBundles.Block = []string{"COM.EXAMPLE.APP1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
+		{"app block, App Store id without id", func(c *Config) { c.Targeting.AppBundles.Block = []string{"id1234567890"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest(); r.App.Bundle = bs("1234567890") }, monday15, false},
+		{"app block, App Store id with id", func(c *Config) { c.Targeting.AppBundles.Block = []string{"1234567890"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest(); r.App.Bundle = bs("id1234567890") }, monday15, false},
+		{"app block, Play store URL", func(c *Config) {
+			c.Targeting.AppBundles.Block = []string{"https://play.google.com/store/apps/details?id=com.example.app1&hl=en"}
+		}, func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, false},
+		{"app allow, other case", func(c *Config) { c.Targeting.AppBundles.Allow = []string{"com.example.app1"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest(); r.App.Bundle = bs("COM.example.app1") }, monday15, true},
+		{"app block, another app", func(c *Config) { c.Targeting.AppBundles.Block = []string{"com.example.app12"} },
+			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},
 		{"app only on site", func(c *Config) { c.Targeting.Inventory = []string{"app"} }, nil, monday15, false},
 		{"app only on app", func(c *Config) { c.Targeting.Inventory = []string{"app"} },
 			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},

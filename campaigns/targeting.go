@@ -64,8 +64,8 @@ func buildTargeting(tc *TargetingConfig, p problems) (Targeting, bool) {
 	}
 	t.SiteAllow = siteDomains(p, "targeting.site_domains.allow", tc.SiteDomains.Allow)
 	t.SiteBlock = siteDomains(p, "targeting.site_domains.block", tc.SiteDomains.Block)
-	t.AppAllow = nonEmpty(p, "targeting.app_bundles.allow", tc.AppBundles.Allow, false)
-	t.AppBlock = nonEmpty(p, "targeting.app_bundles.block", tc.AppBundles.Block, false)
+	t.AppAllow = appBundles(nonEmpty(p, "targeting.app_bundles.allow", tc.AppBundles.Allow, false))
+	t.AppBlock = appBundles(nonEmpty(p, "targeting.app_bundles.block", tc.AppBundles.Block, false))
 	if len(t.SiteAllow) > 0 && !t.Site {
 		p.add("targeting.site_domains.allow", "set but inventory excludes site")
 	}
@@ -181,4 +181,16 @@ func taxonomy(p problems, path string, tax int64) int64 {
 	}
 	p.add(path, "%d is not an OpenRTB category taxonomy (1..7, or 500+ exchange-specific)", tax)
 	return 1
+}
+
+// appBundles writes app bundle ids as bapp's are compared (appKey, in lower
+// case), so that app.bundle, read the same way, matches them whatever form
+// the publisher wrote it in: a block of com.bad.game let com.Bad.Game
+// through, and one of id1234567890 the same App Store app as 1234567890
+// (an outside targeting audit; bapp was read so already).
+func appBundles(in []string) []string {
+	for i, s := range in {
+		in[i] = strings.ToLower(string(appKey([]byte(s))))
+	}
+	return in
 }
