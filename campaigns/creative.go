@@ -86,6 +86,22 @@ func buildCreative(cc *CreativeConfig, c *Campaign, p problems, path string) *Cr
 		p.add(path+".btype", "only banner creatives have a banner type")
 	}
 	cr.BType = cc.BType
+	if cr.Format == FormatBanner {
+		// What the markup is, whatever the file declares: a <script> makes
+		// it a JavaScript ad (banner ad type 3), an <iframe> an iframe ad
+		// (4), and an imp whose btype blocks them does not get it. Before, a
+		// creative that declared no btype bid with a <script> on imps
+		// blocking JavaScript ads (an outside targeting audit).
+		markup := strings.ToLower(cc.Markup)
+		for _, d := range []struct {
+			tag   string
+			btype int64
+		}{{"<script", 3}, {"<iframe", 4}} {
+			if strings.Contains(markup, d.tag) && !slices.Contains(cr.BType, d.btype) {
+				cr.BType = append(slices.Clip(cr.BType), d.btype)
+			}
+		}
+	}
 	if len(*p.list) > n {
 		return nil
 	}

@@ -72,6 +72,11 @@ func TestMatchRules26(t *testing.T) {
 	mraid := func(c *Config) {
 		c.Creatives[0].Markup = `<script src="mraid.js"></script><a href="{{click_url}}"><img src="https://cdn.example.com/a.png"></a><img src="{{imp_url}}">`
 	}
+	markup := func(tag string) func(*Config) {
+		return func(c *Config) {
+			c.Creatives[0].Markup = tag + `<a href="{{click_url}}"><img src="https://cdn.example.com/a.png"></a><img src="{{imp_url}}">`
+		}
+	}
 	bapi := func(api ...int64) func(*ortb.Request, *ortb.Imp) {
 		return func(_ *ortb.Request, i *ortb.Imp) { i.Banner.API = api }
 	}
@@ -229,6 +234,16 @@ func TestMatchRules26(t *testing.T) {
 		{"btype other", btype(3, 4), bimp(1, 2), true},
 		{"btype, type not declared", nil, bimp(1, 2, 3, 4), true},
 		{"btype out of range ignored", btype(3), bimp(0, 5, 11), true},
+		// The markup's own type counts whatever the file declares: a
+		// <script> is a JavaScript ad (3), an <iframe> an iframe ad (4).
+		{"script markup, btype 3", markup(`<script src="https://cdn.example.com/t.js"></script>`), bimp(3), false},
+		{"script markup declared XHTML, btype 3", func(c *Config) {
+			markup(`<SCRIPT>var x = 1;</SCRIPT>`)(c)
+			c.Creatives[0].BType = []int64{2}
+		}, bimp(3), false},
+		{"iframe markup, btype 4", markup(`<iframe src="https://cdn.example.com/f.html"></iframe>`), bimp(4), false},
+		{"script markup, btype 1 and 4", markup(`<script src="https://cdn.example.com/t.js"></script>`), bimp(1, 4), true},
+		{"plain markup, btype 3 and 4", nil, bimp(3, 4), true},
 		// banner.api: markup that loads mraid.js runs only where the
 		// placement lists MRAID 1.0, 2.0 or 3.0 (one not listed is not
 		// supported).
