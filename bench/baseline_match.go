@@ -65,6 +65,7 @@ type reqFacts struct {
 	hasOS    bool
 	site     string
 	siteBlk  []string // site and the page's host, with their parents (siteParents)
+	page     []string // the page's host with its parents
 	bundle   string
 	pub      string
 	cats     []string // site/app categories: IAB 1.0 upper case with parents, else "TAX:cat"
@@ -118,7 +119,8 @@ func newFacts(br *openrtb2.BidRequest, now time.Time, personalize bool) *reqFact
 		f.kind = 1
 		catTax = int64(br.Site.CatTax)
 		f.site = advDomain(br.Site.Domain)
-		f.siteBlk = append(siteParents(f.site), siteParents(advDomain(br.Site.Page))...)
+		f.page = siteParents(advDomain(br.Site.Page))
+		f.siteBlk = append(siteParents(f.site), f.page...)
 		cats = slices.Concat(br.Site.Cat, br.Site.PageCat, br.Site.SectionCat)
 		if br.Site.Content != nil {
 			cnt, cntTax = br.Site.Content.Cat, int64(br.Site.Content.CatTax)
@@ -270,7 +272,8 @@ func (b *Baseline) campaignEligible(c *campaigns.Campaign, f *reqFacts) bool {
 		len(t.DeviceTypes) > 0 && !slices.Contains(t.DeviceTypes, f.device) ||
 		len(t.OS) > 0 && (!f.hasOS || !slices.Contains(t.OS, f.os)) ||
 		!in(t.Publishers, f.pub) ||
-		hasSite && !in(t.SiteAllow, f.site) || hasApp && !in(t.AppAllow, f.bundle) ||
+		hasSite && !in(t.SiteAllow, f.site) || hasSite && len(t.SiteAllow) > 0 && len(f.page) > 0 && !anyIn(t.SiteAllow, f.page) ||
+		hasApp && !in(t.AppAllow, f.bundle) ||
 		len(t.CatAllow) > 0 && !anyIn(catKeys(t.CatTax, t.CatAllow), f.cats) ||
 		len(t.Segments) > 0 && !anyIn(t.Segments, f.segments) ||
 		len(t.Exchanges) > 0 { // the baseline serves no named exchange: such a campaign never matches

@@ -123,6 +123,9 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 	if set := ix.set(cc, int(dInventory)); len(set) > 0 && !intersects(set, sc.vals[dInventory]) {
 		return ruleOf(dInventory), "wants " + setNames(names, dInventory, set)
 	}
+	if req.HasSite && sc.pageHost && cc.restricted&(1<<dSite) != 0 && !intersects(ix.set(cc, int(dSite)), sc.pageIDs) {
+		return ruleOf(dSite), "wants " + setNames(names, dSite, ix.set(cc, int(dSite))) + " (site.page is on another site)"
+	}
 	switch {
 	case req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.siteBlk):
 		return RuleSiteBlock, "blocks " + setNames(names, dSite, ix.set(cc, sSiteBlock))

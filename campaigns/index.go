@@ -115,6 +115,9 @@ type index struct {
 	// siteBlocks: some campaign has a site block list (siteValues walks a
 	// site's parents and its page's host only then).
 	siteBlocks bool
+	// siteAllows: some campaign has a site allow list (siteValues looks up
+	// the page's host and its parents for it too).
+	siteAllows bool
 	// The ranking (rank.go): byRank[r] is the campaign index of rank r,
 	// rank[ci] the rank of campaign ci; currency group g holds the ranks
 	// [groupEnd[g-1], groupEnd[g]).
@@ -304,6 +307,7 @@ func (ix *index) compileCampaign(c *Campaign, zoneIdx map[*time.Location]int) cc
 	sets[dInventory] = inventorySet(t)
 	sets[sSiteBlock] = ix.ids(dSite, t.SiteBlock)
 	ix.siteBlocks = ix.siteBlocks || len(t.SiteBlock) > 0
+	ix.siteAllows = ix.siteAllows || len(t.SiteAllow) > 0
 	sets[sAppBlock] = ix.ids(dApp, t.AppBlock)
 	sets[sCatBlock] = ix.ids(dCat, catKeys(t.CatTax, t.CatBlock))
 	sets[dDeal] = ix.ids(dDeal, t.Deals)

@@ -68,6 +68,8 @@ type Scratch struct {
 	now      time.Time
 	nowNanos int64
 	walk     walk        // Begin/Next
+	pageIDs  []uint32    // the host of site.page and its parents (siteValues; with site allow lists)
+	pageHost bool        // site.page names a host (with site allow lists)
 	anyTime  bool        // Targeted: flight and dayparting are not checked
 	probe    []Candidate // Targeted's
 }
@@ -188,6 +190,7 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 	sc.deals = sc.deals[:0]
 	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
 	sc.siteBlk = sc.siteBlk[:0]
+	sc.pageIDs, sc.pageHost = sc.pageIDs[:0], false
 	sc.hasACat = false
 	sc.hasBCat, sc.bcatTax, sc.catTax, sc.hasCats = false, 1, 1, false
 	sc.cntTax, sc.hasCnt = 1, false
@@ -396,8 +399,20 @@ func normWADomain(d *ortb.Deal) {
 // from a campaign that blocks blocked-site.example; badv blocked such forms
 // already. An allow list stays exact: a miss there is no bid. Without any
 // site block list in the snapshot, only the domain's own id is looked up.
+//
+// An allow list must also take the host of site.page, or a parent of it,
+// where the page names one: a request whose site.domain was an allowed
+// site and whose page was on another got a bid (an outside targeting
+// audit), where block lists already read the page.
 func (sc *Scratch) siteValues(ix *index, site *ortb.Site) {
 	d := ix.dicts[dSite]
+	if ix.siteAllows {
+		host := advDomain(site.Page)
+		sc.pageHost = len(host) > 0
+		if sc.pageHost {
+			sc.pageIDs, _ = sc.appendParents(sc.pageIDs[:0], d, host)
+		}
+	}
 	if !ix.siteBlocks {
 		sc.add(dSite, sc.lookup(d, advDomain(site.Domain), foldSite))
 		return
@@ -725,6 +740,9 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	}
 	if set := ix.set(cc, int(dInventory)); len(set) > 0 && !intersects(set, sc.vals[dInventory]) {
 		return dst
+	}
+	if req.HasSite && sc.pageHost && cc.restricted&(1<<dSite) != 0 && !intersects(ix.set(cc, int(dSite)), sc.pageIDs) {
+		return dst // the page is not on an allowed site (siteValues)
 	}
 	if req.HasSite && intersects(ix.set(cc, sSiteBlock), sc.siteBlk) ||
 		req.HasApp && intersects(ix.set(cc, sAppBlock), sc.vals[dApp]) ||

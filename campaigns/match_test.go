@@ -86,6 +86,20 @@ func TestMatchRules(t *testing.T) {
 			func(r *ortb.Request, _ *ortb.Imp) {
 				r.Site.Domain, r.Site.Page = bs("fine.example"), bs("https://fine.example/site-1.example.com")
 			}, monday15, true},
+		// An allow list takes the page too (an outside targeting audit: an
+		// allowed site.domain with a page on another site got a bid).
+		{"site allow, the page on another site", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Page = bs("https://evil.example/a") }, monday15, false},
+		{"site allow, the page on the allowed site", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) {
+				r.Site.Page = bs("https://www.site-1.example.com/a?b=evil.example")
+			}, monday15, true},
+		{"site allow, the page on a subdomain", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Page = bs("https://news.site-1.example.com/a") }, monday15, true},
+		{"site allow, a page with no host", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Page = bs("") }, monday15, true},
+		{"site allow, the page on the parent of the allowed site", func(c *Config) { c.Targeting.SiteDomains.Allow = []string{"site-1.example.com"} },
+			func(r *ortb.Request, _ *ortb.Imp) { r.Site.Page = bs("https://example.com/") }, monday15, false},
 		{"app allow", func(c *Config) { c.Targeting.AppBundles.Allow = []string{"com.example.app1"} },
 			func(r *ortb.Request, _ *ortb.Imp) { *r = *appRequest() }, monday15, true},
 		{"app allow out", func(c *Config) { c.Targeting.AppBundles.Allow = []string{"com.example.app2"} },
