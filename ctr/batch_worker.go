@@ -143,12 +143,13 @@ func (b *Batcher) runBatch(rows int) {
 	start := time.Now()
 	finishBy := start.Add(b.runEst(rows) + b.margin/2)
 	kept := b.batch[:0]
+	gathered := rows // the run finishBy was estimated for
 	rows = 0
 	for _, s := range b.batch {
 		switch {
 		case s.deadline.Before(finishBy):
 			b.answer(s, slotPending, ErrDeadline)
-			b.decay(rows) // refused on the estimate: see onnxDecay
+			b.decay(gathered) // refused on the estimate of the whole run: see onnxDecay
 		case s.state.CompareAndSwap(slotPending, slotCopying):
 			kept = append(kept, s)
 			rows += len(s.out)
