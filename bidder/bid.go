@@ -79,6 +79,9 @@ type bidCtx struct {
 	big bool
 	// matched: Match or the ranked walk yielded a candidate for an imp.
 	matched bool
+	// walked: bit i, imp i was walked at now (Match, or the ranked walk,
+	// which goes to its end when it yields nothing).
+	walked uint64
 
 	tokEnds [numNoticeKinds]int // where each kind's token ends in tok
 }
@@ -104,7 +107,7 @@ func (bc *bidCtx) reset() {
 	clear(bc.shade)
 	bc.shade = bc.shade[:0]
 	bc.token = bidToken{}
-	bc.matched = false
+	bc.matched, bc.walked = false, 0
 }
 
 type bidPool struct {
@@ -317,7 +320,12 @@ func (s *Server) deadline(req *ortb.Request, ex *exchange, arrival time.Time) ti
 // when none was live (before a flight's start, outside its dayparting) as
 // hours without traffic (a review: a flight starting at noon delivered 81.6%
 // of the next day's budget). Requests that bid pay nothing more; the others
-// one more walk of the index per imp, stopping at the first match.
+// one more walk of the index per imp, stopping at the first match, that
+// checks in full only the campaigns off their schedule now where collect
+// walked the imp already (TargetedOffSchedule, which also reuses that walk's
+// request values: a whole second walk cost a request no campaign targets 19%
+// more at 1,000 campaigns, 31% at 10,000, a review found; this, 6% and 14%,
+// docs/budget.md).
 func (s *Server) targeted(bc *bidCtx, cat *catalog) bool {
 	if bc.matched {
 		return true
@@ -327,7 +335,11 @@ func (s *Server) targeted(bc *bidCtx, cat *catalog) bool {
 		imps = imps[:s.cfg.Limits.MaxImps]
 	}
 	for i := range imps {
-		if cat.snap.Targeted(&bc.req, &imps[i], bc.now, &bc.sc) {
+		if i < 64 && bc.walked&(1<<i) != 0 {
+			if cat.snap.TargetedOffSchedule(&bc.req, &imps[i], bc.now, &bc.sc) {
+				return true
+			}
+		} else if cat.snap.Targeted(&bc.req, &imps[i], bc.now, &bc.sc) {
 			return true
 		}
 	}
@@ -447,6 +459,9 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 		if !ok {
 			why = reasonCurrency
 			continue
+		}
+		if i < 64 {
+			bc.walked |= 1 << i // its walk at now finds every live candidate (targeted)
 		}
 		var r reason
 		if s.cfg.Pricing.ExhaustiveScan {

@@ -67,11 +67,17 @@ type Scratch struct {
 	hasCnt   bool  // the request's site/app content lists categories
 	now      time.Time
 	nowNanos int64
-	walk     walk        // Begin/Next
-	pageIDs  []uint32    // the host of site.page and its parents (siteValues; with site allow lists)
-	pageHost bool        // site.page names a host (with site allow lists)
-	anyTime  bool        // Targeted: flight and dayparting are not checked
-	probe    []Candidate // Targeted's
+	walk     walk     // Begin/Next
+	pageIDs  []uint32 // the host of site.page and its parents (siteValues; with site allow lists)
+	pageHost bool     // site.page names a host (with site allow lists)
+	anyTime  bool     // Targeted: flight and dayparting are not checked
+	offOnly  bool     // TargetedOffSchedule: campaigns live at now are skipped
+	// The imp, index and marks epoch whose values vals holds (match, Begin):
+	// TargetedOffSchedule right after the walk of that imp reuses them.
+	valsImp   *ortb.Imp
+	valsIx    *index
+	valsEpoch uint32
+	probe     []Candidate // Targeted's
 }
 
 // NewScratch returns an empty Scratch.
@@ -103,9 +109,22 @@ func (s *Snapshot) Match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now 
 // without traffic. It stops at the first match, and makes no allocation
 // once sc has grown.
 func (s *Snapshot) Targeted(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) bool {
-	sc.anyTime = true
+	return s.targeted(req, imp, now, sc, false)
+}
+
+// TargetedOffSchedule is Targeted for a caller that has already walked the
+// imp at now (Match, or Begin and Next to the end) and found no candidate:
+// only the campaigns outside their flight or dayparting at now are checked
+// in full, those live at now are skipped on their schedule alone. Targeted
+// is Match's candidates at now, or this (TestTargetedIgnoresSchedules).
+func (s *Snapshot) TargetedOffSchedule(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch) bool {
+	return s.targeted(req, imp, now, sc, true)
+}
+
+func (s *Snapshot) targeted(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Scratch, offOnly bool) bool {
+	sc.anyTime, sc.offOnly = true, offOnly
 	sc.probe = s.match(sc.probe[:0], req, imp, now, sc, true)
-	sc.anyTime = false
+	sc.anyTime, sc.offOnly = false, false
 	return len(sc.probe) > 0
 }
 
@@ -117,11 +136,18 @@ func (s *Snapshot) match(dst []Candidate, req *ortb.Request, imp *ortb.Imp, now 
 	if !seatAllowed(req.WSeat, req.BSeat, seat) {
 		return dst
 	}
-	sc.begin(ix, now)
+	if sc.offOnly && sc.valsImp == imp && sc.valsIx == ix && sc.valsEpoch == sc.epoch && sc.nowNanos == now.UnixNano() {
+		// The caller's walk of this imp at now left the request's values
+		// (TargetedOffSchedule): new marks only.
+		sc.nextEpoch()
+	} else {
+		sc.begin(ix, now)
+		sc.requestValues(ix, req, imp, seat)
+	}
+	sc.valsImp, sc.valsIx, sc.valsEpoch = imp, ix, sc.epoch
 	if len(sc.seen) < len(ix.camps) { // Match only: the ranked walk needs no marks
 		sc.seen = make([]uint32, len(ix.camps)+len(ix.camps)/4)
 	}
-	sc.requestValues(ix, req, imp, seat)
 	for d := range numDims {
 		if sc.na[d] {
 			continue
@@ -171,13 +197,18 @@ func containsBytes(list [][]byte, v []byte) bool {
 	return false
 }
 
-func (sc *Scratch) begin(ix *index, now time.Time) {
+// nextEpoch starts new marks (seen, zoneMark).
+func (sc *Scratch) nextEpoch() {
 	sc.epoch++
 	if sc.epoch == 0 { // wrapped: forget every mark
 		clear(sc.seen)
 		clear(sc.zoneMark)
 		sc.epoch = 1
 	}
+}
+
+func (sc *Scratch) begin(ix *index, now time.Time) {
+	sc.nextEpoch()
 	if len(sc.zoneMark) < len(ix.zones) {
 		sc.zoneMark = make([]uint32, len(ix.zones)+4)
 		sc.zoneHow = make([]int32, len(ix.zones)+4)
@@ -722,8 +753,11 @@ func (sc *Scratch) sizeID(fd dict, w, h int64) uint32 {
 // matchCampaign checks one campaign on every dimension and appends its
 // matching creatives.
 func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch) []Candidate {
-	if !sc.anyTime && (!cc.active || sc.nowNanos < cc.start || sc.nowNanos >= cc.end) {
+	switch live := cc.active && sc.nowNanos >= cc.start && sc.nowNanos < cc.end; {
+	case !sc.anyTime && !live:
 		return dst
+	case sc.offOnly && live && (!cc.daypart || sc.inDaypart(&s.idx, cc)):
+		return dst // live at now: the caller's walk at now found nothing here
 	}
 	if req.Regs.COPPA == ortb.True && !cc.coppa || dsaRefuses(cc, req) {
 		return dst

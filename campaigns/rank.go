@@ -83,6 +83,7 @@ func (s *Snapshot) Begin(req *ortb.Request, imp *ortb.Imp, now time.Time, sc *Sc
 	}
 	sc.begin(ix, now)
 	sc.requestValues(ix, req, imp, seat)
+	sc.valsImp, sc.valsIx, sc.valsEpoch = imp, ix, sc.epoch
 	for d := range numDims {
 		if sc.na[d] {
 			continue

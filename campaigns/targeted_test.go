@@ -8,8 +8,9 @@ import (
 
 // Targeted is Match at any time of the campaigns' schedules: its answer is
 // whether Match on the same campaigns without flights and dayparting finds a
-// candidate, at any time, while Match itself finds none outside them. It
-// allocates nothing.
+// candidate, at any time, while Match itself finds none outside them; after
+// a Match at now that found nothing, TargetedOffSchedule says the same.
+// Neither allocates.
 func TestTargetedIgnoresSchedules(t *testing.T) {
 	cfgs := Generate(1000, 3)
 	r := rand.New(rand.NewPCG(9, 9))
@@ -44,6 +45,11 @@ func TestTargetedIgnoresSchedules(t *testing.T) {
 			if live && !want {
 				t.Fatalf("%v: Match found a candidate Targeted did not", now)
 			}
+			// The bidder's way: the walk at now, then the campaigns off
+			// their schedule only.
+			if !live && s.TargetedOffSchedule(req, imp, now, &sc) != want {
+				t.Fatalf("%v: Match found nothing and TargetedOffSchedule says %v, Targeted %v", now, !want, want)
+			}
 			if want {
 				targeted++
 				if !live {
@@ -60,5 +66,8 @@ func TestTargetedIgnoresSchedules(t *testing.T) {
 	s.Targeted(req, imp, monday15, &sc) // grows sc
 	if n := testing.AllocsPerRun(100, func() { s.Targeted(req, imp, monday15, &sc) }); n != 0 {
 		t.Errorf("Targeted allocates %v per call", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { s.TargetedOffSchedule(req, imp, monday15, &sc) }); n != 0 {
+		t.Errorf("TargetedOffSchedule allocates %v per call", n)
 	}
 }
