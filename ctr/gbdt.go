@@ -60,10 +60,11 @@ type gbdtScratch struct {
 const gbdtEWMAWeight = 0.05
 
 // gbdtOutlierFactor caps one call's per-row sample relative to the estimate;
-// gbdtRefusalDecay scales the estimate down on each ErrDeadline refusal.
+// refusalDecay scales a latency estimate down on each ErrDeadline refusal
+// (the GBDT's, and the ONNX model's and the batcher's: onnxDecay).
 const (
 	gbdtOutlierFactor = 4
-	gbdtRefusalDecay  = 63.0 / 64
+	refusalDecay      = 63.0 / 64
 )
 
 // gbdtDefaultTolerance applies when a manifest sets no parity_tolerance.
@@ -361,7 +362,7 @@ func (g *GBDT) observe(d time.Duration, n int) {
 // measures nothing, so without it an estimate that ran high would refuse
 // forever. A truly slow model is measured again on the next call that runs.
 func (g *GBDT) decay() {
-	g.rowCost.Store(math.Float64bits(g.costNS() * gbdtRefusalDecay))
+	g.rowCost.Store(math.Float64bits(g.costNS() * refusalDecay))
 }
 
 // Width is the feature row width the model was loaded for.

@@ -146,21 +146,19 @@ func onnxEWMA(est, sample time.Duration) time.Duration {
 	return est + (sample-est)/8
 }
 
-// onnxRefusalDecay scales an estimate down each time a call is refused on
-// it (onnxDecay). A refused call measures nothing: one run stalled by the
-// machine (120ms where runs take 0.2ms) put the batcher's estimate over
-// every request's slack, the model was never run again, so never measured
-// again, and the GBDT scored every row until a reload (an outside audit).
-// Now the estimate comes down a little with each refusal until a call runs
-// and measures the model as it is. The Batcher lowers only an estimate no
-// run has measured for batchStaleAfter: refusals of requests that are just
-// short of slack, while runs keep measuring, wore a 3ms estimate to half. Samples are not capped as the GBDT's
-// are (gbdtOutlierFactor): an estimate too high only sends rows to the
-// fallback for a while, one too low makes callers wait for a run that
-// misses their deadline, and then there is no time left for the fallback.
-const onnxRefusalDecay = 63.0 / 64
-
-// onnxDecay lowers an estimate after a refusal on it.
+// onnxDecay lowers an estimate after a refusal on it, by the factor the
+// GBDT's refusals lower its own (refusalDecay). A refused call measures
+// nothing: one run stalled by the machine (120ms where runs take 0.2ms) put
+// the batcher's estimate over every request's slack, the model was never
+// run again, so never measured again, and the GBDT scored every row until a
+// reload (an outside audit). Now the estimate comes down a little with each
+// refusal until a call runs and measures the model as it is. The Batcher
+// lowers only an estimate no run has measured for batchStaleAfter: refusals
+// of requests that are just short of slack, while runs keep measuring, wore
+// a 3ms estimate to half. Samples are not capped as the GBDT's are
+// (gbdtOutlierFactor): an estimate too high only sends rows to the fallback
+// for a while, one too low makes callers wait for a run that misses their
+// deadline, and then there is no time left for the fallback.
 func onnxDecay(est *atomic.Int64) {
-	est.Store(int64(float64(est.Load()) * onnxRefusalDecay))
+	est.Store(int64(float64(est.Load()) * refusalDecay))
 }
