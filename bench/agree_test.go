@@ -103,6 +103,16 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		fixed := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
 			`"secure":1,"pmp":{"deals":[{"id":"deal-`+n+`","bidfloor":1.5,"at":3},{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.8,"at":3}]},`)
 		out["site-banner fixed deals pub "+n] = []byte(fixed.Replace(string(SiteBanner("0.5"))))
+		// Deals whose floors are out of most campaigns' reach before ones in
+		// it: a campaign takes its next deal, then the open auction (its
+		// Candidate.Alts), unless the auction is private.
+		for private := range 2 {
+			high := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+				`"secure":1,"pmp":{"private_auction":`+strconv.Itoa(private)+`,"deals":[{"id":"deal-`+n+`","bidfloor":40},`+
+					`{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":`+strconv.Itoa(2+pub%5)+`,"at":`+strconv.Itoa(1+pub%2)+`},`+
+					`{"id":"deal-`+strconv.Itoa(pub+1)+`","bidfloor":0.4}]},`)
+			out["site-banner deal floors out of reach private "+strconv.Itoa(private)+" pub "+n] = []byte(high.Replace(string(SiteBanner("0.3"))))
+		}
 		// Allowed ad languages and blocked banner types (2.6 wlang, wlangb,
 		// btype), against the creatives that declare theirs.
 		langs := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,

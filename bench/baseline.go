@@ -210,7 +210,9 @@ type Slot struct {
 	Candidate
 	Imp    int
 	Floor  int64 // response-currency CPM micros
+	Open   int64 // the imp's open-auction floor, response-currency CPM micros
 	Upper  int64 // most it can bid, response-currency CPM micros
+	Sure   bool  // fixed CPM, its price sure to clear its floor
 	PCTR   float32
 	Price  int64 // response-currency CPM micros; 0 when under the floor
 	Charge int64 // campaign-currency micros per impression
@@ -284,7 +286,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 		cands := b.match(nil, facts, imp)
 		matched = matched || len(cands) > 0
 		for _, c := range cands {
-			sl, r := b.gate(c, imp, br.DOOH != nil, floor, resp, user, arrival, draw)
+			sl, r := b.gate(c, imp, br.AT, br.DOOH != nil, floor, resp, user, arrival, draw)
 			if r != "" {
 				why = r
 				continue
@@ -339,31 +341,19 @@ func (b *Baseline) deadline(br *openrtb2.BidRequest, arrival time.Time) time.Tim
 }
 
 // gate checks floor, frequency cap and budget before any model time is spent.
-func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, resp string, user uint64, now time.Time, draw uint64) (Slot, string) {
+// A candidate whose deal's floor is out of reach takes its next way to bid
+// (wayFloor), as the bidder's reachOption.
+func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, reqAT int64, dooh bool, floor int64, resp string, user uint64, now time.Time, draw uint64) (Slot, string) {
 	camp := c.Campaign
-	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		// deal.bidfloorcur does not inherit imp.bidfloorcur (2.6): USD
-		// when absent, as the bidder reads it.
-		f, ok := b.toResponse(d.BidFloor, d.BidFloorCur, resp)
-		if !ok {
-			return Slot{}, "currency"
-		}
-		floor = f // a deal's floor replaces the open-auction floor
-	}
-	if d := c.Deal; d == nil || d.AT != 3 || d.BidFloor <= 0 { // a fixed-price deal keeps its price
-		f, ok := b.durationFloor(floor, c, imp, resp)
-		if !ok {
-			return Slot{}, "currency"
-		}
-		floor = f
-	}
 	up := camp.UpperMicros()
 	upper, ok := b.convert(up, camp.Currency, resp)
 	if !ok {
 		return Slot{}, "currency"
 	}
-	if upper < floor || upper <= 0 {
-		return Slot{}, "below_floor"
+	open := floor
+	floor, why := b.reach(&c, imp, open, upper, resp)
+	if why != "" {
+		return Slot{}, why
 	}
 	acct := b.accts[camp.Index]
 	left := int64(math.MaxInt64)
@@ -395,23 +385,76 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, dooh bool, floor int64, 
 	default:
 		return Slot{}, "budget"
 	}
-	return Slot{Candidate: c, Floor: floor, Upper: upper, FreqLeft: left}, ""
+	sure := camp.Strategy.Kind == campaigns.FixedCPM &&
+		(b.cfg.FirstPriceShade == 1 || fixedDeal(c.Deal) || !firstPrice(reqAT, c.Deal))
+	return Slot{Candidate: c, Floor: floor, Open: open, Upper: upper, FreqLeft: left, Sure: sure}, ""
 }
+
+// wayFloor is the floor c faces on its way to bid: its deal's, replacing
+// the open-auction floor open, then a duration floor unless the deal is at
+// a fixed price.
+func (b *Baseline) wayFloor(c *Candidate, imp *openrtb2.Imp, open int64, resp string) (int64, bool) {
+	floor := open
+	if d := c.Deal; d != nil && d.BidFloor > 0 {
+		// deal.bidfloorcur does not inherit imp.bidfloorcur (2.6): USD
+		// when absent, as the bidder reads it.
+		f, ok := b.toResponse(d.BidFloor, d.BidFloorCur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = f // a deal's floor replaces the open-auction floor
+	}
+	if !fixedDeal(c.Deal) { // a fixed-price deal keeps its price
+		return b.durationFloor(floor, *c, imp, resp)
+	}
+	return floor, true
+}
+
+// reach moves c to its first way to bid whose floor upper reaches, and
+// returns the floor; else the first way's reason.
+func (b *Baseline) reach(c *Candidate, imp *openrtb2.Imp, open, upper int64, resp string) (int64, string) {
+	why := ""
+	for {
+		f, ok := b.wayFloor(c, imp, open, resp)
+		r := "currency"
+		if ok {
+			if upper >= f && upper > 0 {
+				return f, ""
+			}
+			r = "below_floor"
+		}
+		if why == "" {
+			why = r
+		}
+		if !c.next() {
+			return 0, why
+		}
+	}
+}
+
+// fixedDeal: a deal at a fixed price (at 3 with a floor).
+func fixedDeal(d *openrtb2.Deal) bool { return d != nil && d.AT == 3 && d.BidFloor > 0 }
 
 // keepBest keeps at most k slots per imp (slots[first:]) by upper bound,
 // as the bidder does (bidder/bid.go keepBest): a fixed-CPM candidate's price
 // does not depend on the model, so only the highest fixed-CPM candidate of
-// an imp is kept (the first seen among equals), except in an ad pod
-// (oneFixed false), where an earlier imp may take it.
+// an imp sure to clear its floor (Slot.Sure) is kept (the first seen among
+// equals), and no fixed-CPM one it outbids, except in an ad pod (oneFixed
+// false), where an earlier imp may take it.
 func keepBest(slots []Slot, first, k int, sl Slot, oneFixed bool) []Slot {
 	if sl.Campaign.Strategy.Kind == campaigns.FixedCPM && oneFixed {
 		for j := first; j < len(slots); j++ {
-			if slots[j].Campaign.Strategy.Kind == campaigns.FixedCPM {
-				if sl.Upper > slots[j].Upper {
-					slots[j] = sl
-				}
+			if !slots[j].Sure {
+				continue
+			}
+			if sl.Sure && sl.Upper > slots[j].Upper {
+				slots[j] = sl
 				return slots
 			}
+			if sl.Upper <= slots[j].Upper {
+				return slots
+			}
+			break
 		}
 	}
 	if len(slots)-first < k {
@@ -459,21 +502,17 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		if sl.FreqLeft != math.MaxInt64 && a.winsBefore(sl.Imp, sl.Campaign) >= sl.FreqLeft {
 			continue // as often as the user may still see it, on earlier imps
 		}
-		v := sl.Campaign.ValueMicros(sl.PCTR)
-		if firstPrice(br.AT, sl.Deal) {
-			v *= b.cfg.FirstPriceShade
-		}
-		p, ok := b.convert(int64(v), sl.Campaign.Currency, resp)
-		if d := sl.Deal; d != nil && d.AT == 3 && d.BidFloor > 0 {
-			// A fixed-price deal bids its price, held at the value scaled to
-			// it (the bidder's fixedDealPrice).
-			vm := int64(sl.Campaign.ValueMicros(sl.PCTR))
-			pv, ok2 := b.convert(vm, sl.Campaign.Currency, resp)
-			if ok = ok2 && sl.Floor > 0 && pv >= sl.Floor; ok {
-				p, v = sl.Floor, float64(min(int64(math.Ceil(float64(vm)*float64(sl.Floor)/float64(pv))), vm))
+		p, v, ok := b.priceWay(sl, br.AT, resp)
+		for !ok && sl.next() {
+			// Under its deal's floor: its next way to bid in reach.
+			f, why := b.reach(&sl.Candidate, &br.Imp[sl.Imp], sl.Open, sl.Upper, resp)
+			if why != "" {
+				break
 			}
+			sl.Floor = f
+			p, v, ok = b.priceWay(sl, br.AT, resp)
 		}
-		if !ok || p < sl.Floor || p <= 0 {
+		if !ok {
 			continue
 		}
 		sl.Price, sl.Charge = p, ceilDiv(int64(v), 1000)
@@ -502,6 +541,27 @@ func (b *Baseline) price(a *Auction, br *openrtb2.BidRequest, resp string, now t
 		return why
 	}
 	return ""
+}
+
+// priceWay prices sl on its way to bid: the bid p (response-currency CPM
+// micros) and the value v it holds (campaign-currency CPM micros); ok is
+// false under the floor.
+func (b *Baseline) priceWay(sl *Slot, reqAT int64, resp string) (p int64, v float64, ok bool) {
+	v = sl.Campaign.ValueMicros(sl.PCTR)
+	if firstPrice(reqAT, sl.Deal) {
+		v *= b.cfg.FirstPriceShade
+	}
+	p, ok = b.convert(int64(v), sl.Campaign.Currency, resp)
+	if fixedDeal(sl.Deal) {
+		// A fixed-price deal bids its price, held at the value scaled to
+		// it (the bidder's fixedDealPrice).
+		vm := int64(sl.Campaign.ValueMicros(sl.PCTR))
+		pv, ok2 := b.convert(vm, sl.Campaign.Currency, resp)
+		if ok = ok2 && sl.Floor > 0 && pv >= sl.Floor; ok {
+			p, v = sl.Floor, float64(min(int64(math.Ceil(float64(vm)*float64(sl.Floor)/float64(pv))), vm))
+		}
+	}
+	return p, v, ok && p >= sl.Floor && p > 0
 }
 
 // podRefuses reports whether imp's pod (video.podid, else audio.podid) has

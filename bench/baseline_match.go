@@ -39,6 +39,25 @@ type Candidate struct {
 	Creative *campaigns.Creative
 	Deal     *openrtb2.Deal // nil: the open auction
 	W, H     int64
+	// Later and Open are the ways to bid after Deal when its floor is out
+	// of reach (the bidder's Candidate.Alts): the campaign's later deals
+	// on the imp that allow the creative, in request order, then the open
+	// auction where the campaign and the imp allow one.
+	Later []*openrtb2.Deal
+	Open  bool
+}
+
+// next moves c to its next way to bid, false when none is left.
+func (c *Candidate) next() bool {
+	switch {
+	case len(c.Later) > 0:
+		c.Deal, c.Later = c.Later[0], c.Later[1:]
+	case c.Open:
+		c.Deal, c.Open = nil, false
+	default:
+		return false
+	}
+	return true
 }
 
 // reqFacts are the request values every campaign is checked against,
@@ -243,7 +262,14 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 				}
 			}
 			if w, h, ok := creativeFits(cr, imp, f); ok {
-				dst = append(dst, Candidate{Campaign: c, Creative: cr, Deal: d, W: w, H: h})
+				cand := Candidate{Campaign: c, Creative: cr, Deal: d, W: w, H: h}
+				if d != nil {
+					for l := b.dealAllowing(c, imp, cr, d); l != nil; l = b.dealAllowing(c, imp, cr, l) {
+						cand.Later = append(cand.Later, l)
+					}
+					cand.Open = c.Targeting.OpenAuction && (imp.PMP == nil || imp.PMP.PrivateAuction == 0)
+				}
+				dst = append(dst, cand)
 			}
 		}
 	}

@@ -24,8 +24,12 @@ type slot struct {
 	imp   int
 	cand  campaigns.Candidate
 	floor int64 // floor in response-currency CPM micros (deal floor when a deal matched)
+	open  int64 // the imp's open-auction floor, response currency (price's fallback: Candidate.Alts)
 	upper int64 // most this candidate can bid, response-currency CPM micros
 	fixed bool  // fixed CPM: upper is its price, whatever the model says
+	// sure: its price is known before the model runs and clears its floor
+	// (surePrice); keepBest keeps one such fixed-CPM candidate an imp.
+	sure bool
 	// freqLeft is how many more impressions of the campaign the user may
 	// see (math.MaxInt64 without a frequency cap): the request bids it on
 	// at most that many imps.
@@ -573,7 +577,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 			}
 			sl.imp = i
 			bc.slots = append(bc.slots, sl)
-			fixed = fixed || sl.fixed && oneFixed
+			fixed = fixed || sl.sure && oneFixed
 			if len(bc.slots)-first == k {
 				return why
 			}
@@ -801,25 +805,16 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if cat.paused(camp.Index, bc.stripe) { // control.go
 		return slot{}, reasonPaused
 	}
-	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		// A deal's floor currency does not inherit imp.bidfloorcur: absent,
-		// it is USD (OpenRTB 2.6, 3.2.12; toResponse reads empty as USD).
-		f, ok := s.rates.toResponse(d.BidFloor, d.BidFloorCur, bc.resp)
-		if !ok {
-			return slot{}, reasonCurrency
-		}
-		floor = f // a deal's floor replaces the open-auction floor
-	}
-	floor, ok := s.durationFloor(floor, imp, &c, bc.resp)
-	if !ok {
-		return slot{}, reasonCurrency
-	}
 	upper := bc.rk.Bound(camp.Index)
 	if upper < 0 {
 		return slot{}, reasonCurrency
 	}
-	if upper < floor || upper <= 0 {
-		return slot{upper: upper}, reasonBelowFloor
+	open := floor
+	floor, r := s.reachOption(&c, open, upper, imp, bc.resp)
+	if r == reasonBelowFloor {
+		return slot{upper: upper}, r
+	} else if r != reasonNone {
+		return slot{}, r
 	}
 	freqLeft := freqLeftFor(cat.money, camp, user, bc.now)
 	if freqLeft <= 0 {
@@ -832,26 +827,105 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	if r := cat.money.allow(camp.Index, maxCharge, bc.now, bc.draw); r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone
+	sl := slot{cand: c, floor: floor, open: open, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}
+	sl.sure = s.surePrice(&bc.req, &sl)
+	return sl, reasonNone
+}
+
+// surePrice reports whether sl, gated, bids a price known before the
+// model runs and at least its floor: a fixed-CPM campaign's, unless
+// pricing.first_price_shade lowers it in a first-price auction (shading's
+// cold segments take it too), which may leave it under the floor; then
+// another fixed-CPM candidate of the imp may still bid, and is scored (an
+// outside audit's deal under its floor once shaded kept an open-auction
+// fixed-CPM bid out).
+func (s *Server) surePrice(req *ortb.Request, sl *slot) bool {
+	return sl.fixed && (s.cfg.Pricing.FirstPriceShade == 1 || sl.fixedDeal() || !sl.firstPrice(req))
+}
+
+// optionFloor is the floor candidate c faces on imp: its deal's where the
+// deal names one (it replaces open, the imp's open-auction floor; both in
+// the response currency), then durationFloor's. ok is false when a floor's
+// currency cannot be converted. A deal's floor currency does not inherit
+// imp.bidfloorcur: absent, it is USD (OpenRTB 2.6, 3.2.12; toResponse reads
+// empty as USD).
+func (s *Server) optionFloor(open int64, imp *ortb.Imp, c *campaigns.Candidate, resp []byte) (int64, bool) {
+	floor := open
+	if d := c.Deal; d != nil && d.BidFloor > 0 {
+		f, ok := s.rates.toResponse(d.BidFloor, d.BidFloorCur, resp)
+		if !ok {
+			return 0, false
+		}
+		floor = f
+	}
+	return s.durationFloor(floor, imp, c, resp)
+}
+
+// reachOption settles c on the first of its ways to bid on imp (its deal,
+// then Candidate.Alts: the imp's later deals the campaign targets, then the
+// open auction where both allow one) whose floor upper reaches, and returns
+// that floor. When none does it returns the first way's reason, below_floor
+// or currency. Before, only the first deal was tried: a deal whose floor
+// was over the campaign's reach meant no bid, though a later deal or the
+// open auction would have taken one (an outside audit).
+func (s *Server) reachOption(c *campaigns.Candidate, open, upper int64, imp *ortb.Imp, resp []byte) (int64, reason) {
+	why := reasonNone
+	for {
+		f, ok := s.optionFloor(open, imp, c, resp)
+		r := reasonCurrency
+		if ok {
+			if upper >= f && upper > 0 {
+				return f, reasonNone
+			}
+			r = reasonBelowFloor
+		}
+		if why == reasonNone {
+			why = r
+		}
+		if !c.NextAlt(imp) {
+			return 0, why
+		}
+	}
+}
+
+// nextOption moves sl to its next way to bid that its bound reaches
+// (reachOption), for a price under the floor of the one it was on; false
+// when none is left.
+func (s *Server) nextOption(sl *slot, imp *ortb.Imp, resp []byte) bool {
+	if !sl.cand.NextAlt(imp) {
+		return false
+	}
+	f, r := s.reachOption(&sl.cand, sl.open, sl.upper, imp, resp)
+	if r != reasonNone {
+		return false
+	}
+	sl.floor = f
+	return true
 }
 
 // keepBest appends sl to the imp's slots [first:], keeping at most k by
 // their upper bound: a candidate that cannot outbid the weakest kept one is
 // not worth a model call. A fixed-CPM candidate's price does not depend on
-// the model, so only the highest fixed-CPM candidate of an imp is kept: it
-// outbids every other fixed-CPM one whatever the prediction. Not in an ad
-// pod (oneFixed false): there the creative an earlier imp of the pod bids
-// is taken (podRefuses), and the imp needs the next one (an outside audit: a
-// pod of fixed-CPM campaigns got a bid on its first imp only).
+// the model, so only the highest fixed-CPM candidate of an imp whose price
+// is sure to clear its floor (slot.fixed) is kept: it outbids every other
+// fixed-CPM one whatever the prediction. Not in an ad pod (oneFixed false):
+// there the creative an earlier imp of the pod bids is taken (podRefuses),
+// and the imp needs the next one (an outside audit: a pod of fixed-CPM
+// campaigns got a bid on its first imp only).
 func keepBest(slots []slot, first, k int, sl slot, oneFixed bool) []slot {
 	if sl.fixed && oneFixed {
 		for j := first; j < len(slots); j++ {
-			if slots[j].fixed {
-				if sl.upper > slots[j].upper {
-					slots[j] = sl
-				}
-				return slots
+			if !slots[j].sure {
+				continue
 			}
+			switch {
+			case sl.sure && sl.upper > slots[j].upper:
+				slots[j] = sl
+				return slots
+			case sl.upper <= slots[j].upper:
+				return slots // outbid by slots[j] whatever the model says
+			}
+			break
 		}
 	}
 	if len(slots)-first < k {
@@ -891,24 +965,14 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonFreqCap)
 			continue
 		}
-		var p int64
-		var v float64 // the bid's value in campaign-currency CPM micros, shaded
-		ok := false
-		if sl.fixedDeal() {
-			p, v, ok = s.fixedDealPrice(camp, camp.ValueMicros(bc.pctr[i]), sl.floor, bc.resp)
-		} else if s.learns(bc, sl) {
-			beat := int64(-1)
-			if b.slot >= 0 {
-				beat = b.price
-			}
-			p, v, ok = s.shadedPrice(bc, i, beat)
-		} else {
-			v = camp.ValueMicros(bc.pctr[i])
-			if sl.firstPrice(&bc.req) {
-				v *= s.cfg.Pricing.FirstPriceShade
-			}
-			p, ok = s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
-			ok = ok && p >= sl.floor && p > 0
+		beat := int64(-1)
+		if b.slot >= 0 {
+			beat = b.price
+		}
+		p, v, ok := s.priceSlot(bc, i, beat)
+		for !ok && s.nextOption(sl, &bc.req.Imps[sl.imp], bc.resp) {
+			// Under its deal's floor: the next deal, or the open auction.
+			p, v, ok = s.priceSlot(bc, i, beat)
 		}
 		if !ok {
 			cat.stats[camp.Index].nobid(bc.stripe, reasonBelowFloor)
@@ -946,6 +1010,27 @@ func (s *Server) price(bc *bidCtx, cat *catalog) reason {
 		return why
 	}
 	return reasonNone
+}
+
+// priceSlot prices bc.slots[i] on the way to bid it is on: its bid p
+// (response-currency CPM micros) and its value v (campaign-currency CPM
+// micros, shaded); ok is false under the floor. beat is the best price of
+// the imp so far (-1: none).
+func (s *Server) priceSlot(bc *bidCtx, i int, beat int64) (p int64, v float64, ok bool) {
+	sl := &bc.slots[i]
+	camp := sl.cand.Campaign
+	switch {
+	case sl.fixedDeal():
+		return s.fixedDealPrice(camp, camp.ValueMicros(bc.pctr[i]), sl.floor, bc.resp)
+	case s.learns(bc, sl):
+		return s.shadedPrice(bc, i, beat)
+	}
+	v = camp.ValueMicros(bc.pctr[i])
+	if sl.firstPrice(&bc.req) {
+		v *= s.cfg.Pricing.FirstPriceShade
+	}
+	p, ok = s.rates.convertMicros(int64(v), camp.Currency, bc.resp)
+	return p, v, ok && p >= sl.floor && p > 0
 }
 
 // countBids counts the bids of an answer that goes out: per campaign, for

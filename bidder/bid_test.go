@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -719,6 +720,111 @@ func TestDealBid(t *testing.T) {
 	if r := ts.bid([]byte(body)); r.StatusCode() != 204 {
 		t.Fatalf("deal floor above the bid: %d %s", r.StatusCode(), r.Body())
 	}
+}
+
+// A campaign's deal whose floor is out of its reach gives way to the
+// campaign's next deal on the imp (request order), then to the open
+// auction where the campaign and the imp allow one. Only the first deal
+// the campaign targeted was tried: its high floor meant no bid, though a
+// later deal or the open auction would have taken one (an outside audit).
+// hooli-deal bids a fixed 4.00 on deal-7 or deal-8, never in the open
+// auction; the imp's own floor is 0.50.
+func TestDealFallsBackToLaterWays(t *testing.T) {
+	base := string(readReq(t, "site-banner.json"))
+	req := func(private int, deals string) string {
+		body := strings.Replace(base, `"bidfloor":0.5,"bidfloorcur":"USD"`,
+			`"bidfloor":0.5,"bidfloorcur":"USD","pmp":{"private_auction":`+strconv.Itoa(private)+`,"deals":[`+deals+`]}`, 1)
+		if body == base {
+			t.Fatal("fixture changed")
+		}
+		return body
+	}
+	type want struct {
+		deal  string // "": the open auction
+		price float64
+		bid   bool
+		cid   string // "": hooli-deal
+	}
+	check := func(ts *testServer, name, body string, w want) {
+		t.Helper()
+		r := ts.bidInTime([]byte(body))
+		a := explainBody(t, ts, body)
+		if !w.bid {
+			if r.StatusCode() != 204 {
+				t.Errorf("%s: %d %s, want no bid", name, r.StatusCode(), r.Body())
+			}
+			if a.Imps[0].Winner == "hooli-deal" {
+				t.Errorf("%s: explain's winner is hooli-deal, the bid path's none", name)
+			}
+			return
+		}
+		if r.StatusCode() != 200 {
+			t.Errorf("%s: %d %s, want a bid", name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			return
+		}
+		if w.cid == "" {
+			w.cid = "hooli-deal"
+		}
+		b := onlyBid(t, decodeResponse(t, r))
+		if b.CID != w.cid || b.DealID != w.deal || b.Price != w.price {
+			t.Errorf("%s: bid %s on %q at %v, want %s on %q at %v", name, b.CID, b.DealID, b.Price, w.cid, w.deal, w.price)
+		}
+		var e *explainCampaign
+		for i := range a.Imps[0].Campaigns {
+			if c := &a.Imps[0].Campaigns[i]; c.ID == w.cid && c.Status == "priced" {
+				e = c
+			}
+		}
+		if e == nil || !e.Winner || e.Deal != w.deal || e.PriceMicros != int64(w.price*1e6) {
+			t.Errorf("%s: explain's %s %+v, want the winner on %q at %v", name, w.cid, e, w.deal, w.price)
+		}
+	}
+
+	ts := newTestServer(t, nil)
+	for _, c := range []struct {
+		name, deals string
+		w           want
+	}{
+		{"first deal in reach", `{"id":"deal-7","bidfloor":3.5},{"id":"deal-8","bidfloor":3}`, want{"deal-7", 4, true, ""}},
+		{"first deal over the bid", `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":3.5}`, want{"deal-8", 4, true, ""}},
+		{"its deal after one not its own", `{"id":"deal-7","bidfloor":4.5},{"id":"deal-9","bidfloor":1},{"id":"deal-8","bidfloor":2}`, want{"deal-8", 4, true, ""}},
+		{"every deal over the bid", `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":4.01}`, want{}},
+		{"a later deal's wadomain leaves it out", `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":1,"wadomain":["other.example"]}`, want{}},
+		{"a later deal's floor in an unknown currency", `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":1,"bidfloorcur":"XXX"}`, want{}},
+		{"a deal in an unknown currency, then one in reach", `{"id":"deal-7","bidfloor":1,"bidfloorcur":"XXX"},{"id":"deal-8","bidfloor":3.5}`, want{"deal-8", 4, true, ""}},
+	} {
+		check(ts, c.name, req(1, c.deals), c.w) // a private auction keeps acme out; hooli-deal has no open auction anyway
+	}
+
+	// The same campaign also bidding in the open auction: after its deals,
+	// the open auction, unless the imp is a private auction.
+	src, err := os.ReadFile("testdata/campaigns/hooli.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := strings.Replace(string(src), "open_auction: false", "open_auction: true", 1)
+	setCampaignFiles(t, ts, map[string]string{"hooli.yaml": open})
+	high := `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":4.2}`
+	check(ts, "open auction after its deals", req(0, high), want{"", 4, true, ""})
+	check(ts, "private auction", req(1, high), want{})
+	check(ts, "a deal in reach before the open auction", req(0, `{"id":"deal-7","bidfloor":4.5},{"id":"deal-8","bidfloor":3.9}`), want{"deal-8", 4, true, ""})
+	check(ts, "the open floor over the bid too", strings.Replace(req(0, high), `"bidfloor":0.5,`, `"bidfloor":4.1,`, 1), want{})
+
+	// Priced under the deal's floor though its bound reaches it: a first-price
+	// auction bids 0.9 of the value, 3.60, under deal-7's 3.80: deal-8 takes
+	// it, and the open auction after it.
+	ts = newTestServer(t, func(c *Config) { c.Pricing.FirstPriceShade = 0.9 })
+	first := func(b string) string { return strings.Replace(b, `"at":2`, `"at":1`, 1) }
+	check(ts, "priced under the first deal", first(req(1, `{"id":"deal-7","bidfloor":3.8},{"id":"deal-8","bidfloor":3.5}`)), want{"deal-8", 3.6, true, ""})
+	check(ts, "priced under every deal, private", first(req(1, `{"id":"deal-7","bidfloor":3.8},{"id":"deal-8","bidfloor":3.7}`)), want{})
+	// acme's fixed 2.00, 1.80 once shaded, takes the open auction: hooli-deal's
+	// higher fixed CPM, not sure to clear its floor once shaded, no longer
+	// keeps it from being scored.
+	check(ts, "priced under every deal, acme open", first(req(0, `{"id":"deal-7","bidfloor":3.8},{"id":"deal-8","bidfloor":3.7}`)), want{"", 1.8, true, "acme-banner"})
+	// A second-price deal in the first-price request bids the whole value.
+	check(ts, "a later second-price deal", first(req(1, `{"id":"deal-7","bidfloor":3.8},{"id":"deal-8","bidfloor":3.9,"at":2}`)), want{"deal-8", 4, true, ""})
+	setCampaignFiles(t, ts, map[string]string{"hooli.yaml": open})
+	check(ts, "priced under every deal, open auction", first(req(0, `{"id":"deal-7","bidfloor":3.8},{"id":"deal-8","bidfloor":3.7}`)), want{"", 3.6, true, ""})
 }
 
 // tmax is the exchange's time limit in milliseconds: a huge one (no limit

@@ -231,7 +231,7 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 			e.Status, e.slot = "priced", len(x.slots)
 			x.slots = append(x.slots, explainSlot{imp: i, entry: len(ei.Campaigns), sl: sl})
 			kept++
-			fixed = fixed || sl.fixed
+			fixed = fixed || sl.sure
 			if kept == k {
 				stop = "max_scored_per_imp"
 			}
@@ -250,25 +250,25 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if pv := x.cat.pause.Load(); pv != nil && pv.camp[camp.Index] != nil { // cat.paused without its count
 		return slot{}, reasonPaused
 	}
-	if d := c.Deal; d != nil && d.BidFloor > 0 {
-		f, ok := x.s.rates.toResponse(d.BidFloor, d.BidFloorCur, x.resp) // USD when absent, as in gate
-		if !ok {
-			return slot{}, reasonCurrency
-		}
-		floor = f
-	}
-	floor, ok := x.s.durationFloor(floor, imp, &c, x.resp)
-	if !ok {
-		return slot{}, reasonCurrency
-	}
 	upper := x.rk.Bound(camp.Index)
-	e.FloorMicros, e.UpperMicros = floor, upper
+	e.UpperMicros = upper
 	if upper < 0 {
 		return slot{}, reasonCurrency
 	}
-	if upper < floor || upper <= 0 {
-		return slot{upper: upper}, reasonBelowFloor
+	open, alts := floor, c.Alts != 0
+	e.FloorMicros, _ = x.s.optionFloor(open, imp, &c, x.resp) // its first way's
+	floor, r := x.s.reachOption(&c, open, upper, imp, x.resp)
+	if alts && r != reasonNone {
+		e.Detail = "no way to bid has a floor in reach: its deal, the campaign's later deals on the imp, the open auction where allowed"
 	}
+	switch {
+	case r == reasonBelowFloor:
+		return slot{upper: upper}, r
+	case r != reasonNone:
+		return slot{}, r
+	}
+	e.FloorMicros = floor
+	e.dealOf(c.Deal)
 	money := x.cat.money
 	freqLeft := freqLeftFor(money, camp, x.user, x.opt.now)
 	if freqLeft <= 0 {
@@ -283,7 +283,7 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 		e.Detail = "imp.qty.multiplier other than 1, on a request that is not dooh or for a campaign that does not buy dooh inventory"
 		return slot{}, reasonImpRefused
 	}
-	r := reasonNone
+	r = reasonNone
 	if me, ok := money.(moneyExplainer); ok {
 		be := me.explain(camp.Index, maxCharge, x.opt.now, x.draw)
 		e.Budget, r = &be, decisionReason(be.Decision)
@@ -293,7 +293,17 @@ func (x *explainRun) gate(imp *ortb.Imp, c campaigns.Candidate, floor int64, e *
 	if r != reasonNone {
 		return slot{}, r
 	}
-	return slot{cand: c, floor: floor, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}, reasonNone
+	sl := slot{cand: c, floor: floor, open: open, upper: upper, fixed: camp.Strategy.Kind == campaigns.FixedCPM, freqLeft: freqLeft}
+	sl.sure = x.s.surePrice(x.req, &sl)
+	return sl, reasonNone
+}
+
+// dealOf names d (nil: the open auction) as the way e bids.
+func (e *explainCampaign) dealOf(d *ortb.Deal) {
+	e.Deal = ""
+	if d != nil {
+		e.Deal = string(d.ID)
+	}
 }
 
 // score writes every kept candidate's feature row (as featurize does) and
@@ -448,27 +458,16 @@ func (x *explainRun) price() (bool, string) {
 			e.Detail = "earlier imps of the request bid it as often as the user may still see it"
 			continue
 		}
-		sh := x.shading(&es.sl)
-		e.ValueMicros, e.Shading = camp.ValueMicros(p32), &sh
-		var p int64
-		var v float64
-		if es.sl.fixedDeal() {
-			p, v, ok = x.s.fixedDealPrice(camp, e.ValueMicros, es.sl.floor, x.resp)
-			e.Shading = &explainShading{Mode: "fixed_deal", Factor: 1}
-			if e.ValueMicros > 0 {
-				e.Shading.Factor = v / e.ValueMicros
+		e.ValueMicros = camp.ValueMicros(p32)
+		p, v, ok := x.priceSlot(bc, j, e)
+		for !ok && x.s.nextOption(&es.sl, &x.req.Imps[es.imp], x.resp) {
+			// Under its deal's floor: the next deal, or the open auction.
+			if bc != nil {
+				bc.slots[j] = es.sl
 			}
-		} else if bc != nil && x.s.learns(bc, &es.sl) {
-			st := x.s.explainShade(bc, j)
-			p, v, ok = x.s.shadedPrice(bc, j, -1)
-			e.Shading = &explainShading{Mode: "learned", Curve: &st}
-			if e.ValueMicros > 0 {
-				e.Shading.Factor = v / e.ValueMicros
-			}
-		} else {
-			v = e.ValueMicros * sh.Factor
-			p, ok = x.s.rates.convertMicros(int64(v), camp.Currency, x.resp)
-			ok = ok && p >= es.sl.floor && p > 0
+			e.dealOf(es.sl.cand.Deal)
+			e.FloorMicros = es.sl.floor
+			p, v, ok = x.priceSlot(bc, j, e)
 		}
 		e.PriceMicros = p
 		if !ok {
@@ -535,6 +534,32 @@ func (x *explainRun) shadeCtx() *bidCtx {
 		bc.pctr = append(bc.pctr, es.pctr[es.used])
 	}
 	return bc
+}
+
+// priceSlot is Server.priceSlot for x.slots[j], with e's shading figures
+// (bc: shadeCtx, nil without learned shading).
+func (x *explainRun) priceSlot(bc *bidCtx, j int, e *explainCampaign) (p int64, v float64, ok bool) {
+	es := &x.slots[j]
+	camp := es.sl.cand.Campaign
+	sh := x.shading(&es.sl)
+	e.Shading = &sh
+	switch {
+	case es.sl.fixedDeal():
+		p, v, ok = x.s.fixedDealPrice(camp, e.ValueMicros, es.sl.floor, x.resp)
+		e.Shading = &explainShading{Mode: "fixed_deal", Factor: 1}
+	case bc != nil && x.s.learns(bc, &es.sl):
+		st := x.s.explainShade(bc, j)
+		p, v, ok = x.s.shadedPrice(bc, j, -1)
+		e.Shading = &explainShading{Mode: "learned", Curve: &st}
+	default:
+		v = e.ValueMicros * sh.Factor
+		p, ok = x.s.rates.convertMicros(int64(v), camp.Currency, x.resp)
+		return p, v, ok && p >= es.sl.floor && p > 0
+	}
+	if e.ValueMicros > 0 {
+		e.Shading.Factor = v / e.ValueMicros
+	}
+	return p, v, ok
 }
 
 // seat is the buyer seat the request's exchange bids with, as the bid path

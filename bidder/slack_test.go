@@ -2,6 +2,7 @@ package bidder
 
 import (
 	"github.com/openbidder/openbidder/ctr"
+	"slices"
 	"testing"
 	"time"
 )
@@ -70,18 +71,22 @@ func TestFitSlackTrimsToTheDeadline(t *testing.T) {
 
 func TestKeepBestOneFixedCPMPerImp(t *testing.T) {
 	var slots []slot
-	add := func(upper int64, fixed bool) { slots = keepBest(slots, 0, 3, slot{upper: upper, fixed: fixed}, true) }
-	add(5, true)
-	add(9, false)
-	add(7, true) // replaces the fixed 5
-	add(6, true) // dominated by the fixed 7
-	add(4, false)
-	add(8, false) // full: replaces the weakest (4)
+	add := func(upper int64, fixed, sure bool) {
+		slots = keepBest(slots, 0, 4, slot{upper: upper, fixed: fixed, sure: sure}, true)
+	}
+	add(5, true, true)
+	add(9, false, false)
+	add(7, true, true)  // replaces the fixed 5
+	add(6, true, true)  // dominated by the fixed 7
+	add(8, true, false) // a fixed 8 that may not clear its floor: kept as well
+	add(7, true, false) // could not beat the sure 7 even if it cleared its floor
+	add(4, false, false)
+	add(10, false, false) // full: replaces the weakest (4)
 	var got []int64
 	for _, s := range slots {
 		got = append(got, s.upper)
 	}
-	if len(got) != 3 || got[0] != 7 || got[1] != 9 || got[2] != 8 {
-		t.Fatalf("kept %v, want [7 9 8]", got)
+	if !slices.Equal(got, []int64{7, 9, 8, 10}) {
+		t.Fatalf("kept %v, want [7 9 8 10]", got)
 	}
 }

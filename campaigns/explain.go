@@ -153,7 +153,7 @@ func (s *Snapshot) why(cc *ccamp, req *ortb.Request, imp *ortb.Imp, sc *Scratch,
 	var why []string
 	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
-		if _, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first); !ok {
+		if _, _, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first); !ok {
 			why = append(why, ccr.cr.ID+": its adomain is not in the wadomain of any of the campaign's deals on the imp")
 			continue
 		}

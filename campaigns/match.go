@@ -24,6 +24,38 @@ type Candidate struct {
 	// W, H is the size to bid with: the matched banner size, the video
 	// player size from the imp, or 0.
 	W, H int64
+	// Alts are the other ways this creative may bid on the imp when Deal's
+	// floor is out of its reach, in the order to try them: bit i (i < 63)
+	// for imp.Deals[i], a later deal (request order) that the campaign
+	// targets and that allows the creative, as Deal does; bit 63
+	// (AltOpenAuction) for the open auction, where the campaign and the imp
+	// allow one. Deals from the 64th of an imp on are not offered. 0 for an
+	// open-auction candidate: there is nothing after it.
+	Alts uint64
+}
+
+// AltOpenAuction is Candidate.Alts' bit for the open auction.
+const AltOpenAuction = uint64(1) << 63
+
+// NextAlt moves c to its next way to bid (Alts, lowest bit first: the
+// imp's later deals in request order, then the open auction) and reports
+// false when none is left. imp is the imp c was matched for.
+func (c *Candidate) NextAlt(imp *ortb.Imp) bool {
+	if c.Alts == 0 {
+		return false
+	}
+	i := bits.TrailingZeros64(c.Alts)
+	c.Alts &^= 1 << i
+	switch {
+	case i == 63: // AltOpenAuction, the last
+		c.Deal = nil
+		return true
+	case i >= len(imp.Deals): // not the imp c was matched for
+		c.Alts = 0
+		return false
+	}
+	c.Deal = &imp.Deals[i]
+	return true
 }
 
 // Scratch is per-worker reusable state for Match. The zero value is usable;
@@ -51,6 +83,7 @@ type Scratch struct {
 	vals     [numDims][]uint32
 	na       [numDims]bool
 	deals    []*ortb.Deal // parallel to vals[dDeal]
+	dealIx   []int        // parallel to vals[dDeal]: the deal's index in imp.Deals
 	bcat     []uint32
 	acat     []uint32 // ids of the request's acat found in the index
 	hasACat  bool     // the request lists allowed categories
@@ -218,7 +251,7 @@ func (sc *Scratch) begin(ix *index, now time.Time) {
 		sc.vals[d] = sc.vals[d][:0]
 		sc.na[d] = false
 	}
-	sc.deals = sc.deals[:0]
+	sc.deals, sc.dealIx = sc.deals[:0], sc.dealIx[:0]
 	sc.bcat, sc.acat, sc.badv, sc.bapp = sc.bcat[:0], sc.acat[:0], sc.badv[:0], sc.bapp[:0]
 	sc.siteBlk = sc.siteBlk[:0]
 	sc.pageIDs, sc.pageHost = sc.pageIDs[:0], false
@@ -394,6 +427,7 @@ func (sc *Scratch) dealValues(ix *index, imp *ortb.Imp, seat []byte) {
 		if id := sc.lookup(ix.dicts[dDeal], dl.ID, foldNone); id != 0 {
 			sc.vals[dDeal] = append(sc.vals[dDeal], id)
 			sc.deals = append(sc.deals, dl)
+			sc.dealIx = append(sc.dealIx, i)
 			normWADomain(dl)
 		}
 	}
@@ -798,12 +832,16 @@ func (s *Snapshot) matchCampaign(dst []Candidate, cc *ccamp, req *ortb.Request, 
 	}
 	for ci := cc.crLo; ci < cc.crHi; ci++ {
 		ccr := &ix.crs[ci]
-		d, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first)
+		d, at, ok := sc.creativeDeal(ix, cc, imp, ccr.cr, deal, first)
 		if !ok {
 			continue
 		}
 		if w, h, ok := sc.creativeFits(ix, ccr, imp); ok {
-			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: d, W: w, H: h})
+			var alts uint64
+			if d != nil {
+				alts = sc.dealAlts(ix, cc, imp, ccr.cr, at+1)
+			}
+			dst = append(dst, Candidate{Campaign: cc.c, Creative: ccr.cr, Deal: d, W: w, H: h, Alts: alts})
 		}
 	}
 	return dst
@@ -825,30 +863,49 @@ func (sc *Scratch) firstDeal(ix *index, cc *ccamp) (*ortb.Deal, int) {
 // unless the deal names the advertisers it allows (2.6 wadomain) and cr's
 // are not all among them; then the campaign's next deal on the imp that
 // allows them, else the open auction (nil) where the campaign and the imp
-// allow one. ok is false when cr can bid on none.
-func (sc *Scratch) creativeDeal(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creative, deal *ortb.Deal, first int) (d *ortb.Deal, ok bool) {
+// allow one. at is the deal's index among the imp's known deals (sc.deals).
+// ok is false when cr can bid on none.
+func (sc *Scratch) creativeDeal(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creative, deal *ortb.Deal, first int) (d *ortb.Deal, at int, ok bool) {
 	if deal == nil || len(deal.WADomain) == 0 || adomainsAllowed(cr.ADomain, deal.WADomain) {
-		return deal, true
+		return deal, first, true
 	}
-	if d := sc.dealAllowing(ix, cc, cr, first+1); d != nil {
-		return d, true
+	if at := sc.dealAllowing(ix, cc, cr, first+1); at >= 0 {
+		return sc.deals[at], at, true
 	}
-	return nil, cc.open && !imp.PrivateAuction
+	return nil, 0, cc.open && !imp.PrivateAuction
 }
 
-// dealAllowing returns the first of the imp's deals from index from on
-// (request order) that campaign cc targets and whose wadomain, if it has
-// one, allows creative cr; nil if none.
-func (sc *Scratch) dealAllowing(ix *index, cc *ccamp, cr *Creative, from int) *ortb.Deal {
+// dealAllowing returns the index (in sc.deals) of the first of the imp's
+// deals from index from on (request order) that campaign cc targets and
+// whose wadomain, if it has one, allows creative cr; -1 if none.
+func (sc *Scratch) dealAllowing(ix *index, cc *ccamp, cr *Creative, from int) int {
 	for i := from; i < len(sc.vals[dDeal]); i++ {
 		if !contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) {
 			continue
 		}
 		if d := sc.deals[i]; len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain) {
-			return d
+			return i
 		}
 	}
-	return nil
+	return -1
+}
+
+// dealAlts is Candidate.Alts for creative cr of campaign cc on a deal at
+// index from-1 of sc.deals: the later deals dealAllowing would take, then
+// the open auction where the campaign and the imp allow one.
+func (sc *Scratch) dealAlts(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creative, from int) uint64 {
+	var alts uint64
+	for i := from; i < len(sc.vals[dDeal]); i++ {
+		if at := sc.dealIx[i]; at < 63 && contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) {
+			if d := sc.deals[i]; len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain) {
+				alts |= 1 << at
+			}
+		}
+	}
+	if cc.open && !imp.PrivateAuction {
+		alts |= AltOpenAuction
+	}
+	return alts
 }
 
 // adomainsAllowed says whether every one of a creative's advertiser

@@ -479,3 +479,82 @@ func TestIDNASCII(t *testing.T) {
 		t.Errorf("a 20-character name was not converted: %q", got)
 	}
 }
+
+// Candidate.Alts lists the other ways a creative may bid on an imp after
+// its deal, in order: the campaign's later deals on the imp (request order)
+// that let the creative in, then the open auction where the campaign and
+// the imp allow one. NextAlt walks them.
+func TestCandidateAlts(t *testing.T) {
+	f := false
+	dealIDs := func(c Candidate, imp *ortb.Imp) []string {
+		var ids []string
+		for c.NextAlt(imp) {
+			if c.Deal == nil {
+				ids = append(ids, "open")
+				continue
+			}
+			ids = append(ids, string(c.Deal.ID))
+		}
+		return ids
+	}
+	for _, c := range []struct {
+		name    string
+		open    bool
+		private bool
+		deals   []ortb.Deal
+		first   string   // the candidate's Deal; "" none
+		then    []string // its later ways, in order
+	}{
+		{"no deal of its own", true, false, []ortb.Deal{{ID: bs("d9")}}, "", nil},
+		{"one deal, open auction", true, false, []ortb.Deal{{ID: bs("d1")}}, "d1", []string{"open"}},
+		{"one deal, private auction", true, true, []ortb.Deal{{ID: bs("d1")}}, "d1", nil},
+		{"deals only", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2")}}, "d1", []string{"d2"}},
+		{"request order, others skipped", true, false,
+			[]ortb.Deal{{ID: bs("d3")}, {ID: bs("d9")}, {ID: bs("d1")}, {ID: bs("d2")}}, "d3", []string{"d1", "d2", "open"}},
+		{"a later deal's wadomain and wseat", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2"), WADomain: bss("other.example")},
+			{ID: bs("d3"), WSeat: bss("other")}, {ID: bs("d2"), WADomain: bss("brand.example")}}, "d1", []string{"d2"}},
+		{"the first deal's wadomain", true, false, []ortb.Deal{{ID: bs("d1"), WADomain: bss("other.example")}, {ID: bs("d2")}, {ID: bs("d3")}},
+			"d2", []string{"d3", "open"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := baseConfig("x")
+			cfg.Targeting.Deals = []string{"d1", "d2", "d3"}
+			cfg.Creatives[0].ADomain = []string{"brand.example"}
+			if !c.open {
+				cfg.Targeting.OpenAuction = &f
+			}
+			s := mustCompile(t, []Config{cfg}, WithSeat("seat-1"))
+			req, imp := siteRequest(), bannerImp(300, 250)
+			imp.Deals, imp.PrivateAuction = c.deals, c.private
+			var sc Scratch
+			got := s.Match(nil, req, imp, monday15, &sc)
+			if len(got) != 1 {
+				t.Fatalf("%d candidates, want 1", len(got))
+			}
+			if first := string(dealID(got[0].Deal)); first != c.first {
+				t.Fatalf("deal %q, want %q", first, c.first)
+			}
+			if then := dealIDs(got[0], imp); !slices.Equal(then, c.then) {
+				t.Errorf("later ways %v, want %v", then, c.then)
+			}
+			// The ranked walk and Explain give the same.
+			s.Begin(req, imp, monday15, &sc, &rateRanker{s.Campaigns, "USD", map[string]float64{"USD": 1}})
+			walked, _ := s.Next(nil, &sc)
+			if len(walked) != 1 || walked[0] != got[0] {
+				t.Errorf("the walk's candidate %+v, Match's %+v", walked, got[0])
+			}
+			for _, v := range s.Explain(req, imp, monday15, nil, nil) {
+				if len(v.Candidates) != 1 || v.Candidates[0] != got[0] {
+					t.Errorf("Explain's candidates %+v, Match's %+v", v.Candidates, got[0])
+				}
+			}
+		})
+	}
+}
+
+func dealID(d *ortb.Deal) []byte {
+	if d == nil {
+		return nil
+	}
+	return d.ID
+}
