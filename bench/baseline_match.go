@@ -445,7 +445,11 @@ func creativeFits(cr *campaigns.Creative, imp *openrtb2.Imp, f *reqFacts) (w, h 
 			!timedFits(cr, v.MinDuration, v.MaxDuration, v.Protocols, v.RqdDurs, v.PodDur, int64(v.PodSeq), v.PodID, int64(v.SlotInPod)) {
 			return 0, 0, false
 		}
-		if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, int64(v.Plcmt)) {
+		p := int64(v.Plcmt)
+		if p == 0 && v.Placement >= 2 && v.Placement <= 4 {
+			p = 4 // 2.5 in-banner, in-article, in-feed: no content (the index's plcmt)
+		}
+		if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, p) {
 			return 0, 0, false
 		}
 		if v.Linearity > 0 && cr.Linearity != int64(v.Linearity) {

@@ -1079,11 +1079,29 @@ func (sc *Scratch) catsAllowed(ix *index, ccr *ccreative) bool {
 	return true
 }
 
+// plcmt is the imp's 2.6 video plcmt, or where it has none, what its 2.5
+// placement says for sure: in-banner (2), in-article (3) and in-feed (4)
+// play without video content, plcmt 4 (no content/standalone). 2.5's
+// in-stream (1) covered what 2.6 splits into instream (1) and accompanying
+// content (2), and its 5 interstitials (3) and floating players beside
+// content (2): they stay unknown (0), so a creative that names its
+// placements does not bid on them (the targeting audit: a 2.5 request
+// never matched a creative with plcmt).
+func plcmt(v *ortb.Video) int64 {
+	if v.Plcmt != 0 {
+		return v.Plcmt
+	}
+	if p := v.Placement; p >= 2 && p <= 4 {
+		return 4
+	}
+	return 0
+}
+
 // videoFits checks the video placement, linearity and skippability. An imp
 // that asks for linear (1) or non-linear (2) ads gets only creatives whose
 // VAST is that kind (one of unknown kind fits only an imp that asks none).
 func videoFits(cr *Creative, v *ortb.Video) bool {
-	if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, v.Plcmt) {
+	if len(cr.Plcmt) > 0 && !slices.Contains(cr.Plcmt, plcmt(v)) {
 		return false
 	}
 	if v.Linearity > 0 && cr.Linearity != v.Linearity {

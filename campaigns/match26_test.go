@@ -181,6 +181,16 @@ func TestMatchRules26(t *testing.T) {
 		{"video plcmt", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 1 }), true},
 		{"video plcmt out", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Plcmt = 4 }), false},
 		{"video plcmt unknown", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(nil), false},
+		// 2.5's placement where plcmt is absent: in-banner, in-article and
+		// in-feed are no-content (4); in-stream (1 or 2 in 2.6) and 5
+		// (interstitial, 3, or floating beside content, 2) stay unknown.
+		{"2.5 in-article as standalone", video(func(c *CreativeConfig) { c.Plcmt = []int64{4} }), vimp(func(v *ortb.Video) { v.Placement = 3 }), true},
+		{"2.5 in-banner as standalone", video(func(c *CreativeConfig) { c.Plcmt = []int64{4} }), vimp(func(v *ortb.Video) { v.Placement = 2 }), true},
+		{"2.5 in-feed not instream", video(func(c *CreativeConfig) { c.Plcmt = []int64{1, 2} }), vimp(func(v *ortb.Video) { v.Placement = 4 }), false},
+		{"2.5 in-stream unknown", video(func(c *CreativeConfig) { c.Plcmt = []int64{1} }), vimp(func(v *ortb.Video) { v.Placement = 1 }), false},
+		{"2.5 interstitial or floating unknown", video(func(c *CreativeConfig) { c.Plcmt = []int64{3} }), vimp(func(v *ortb.Video) { v.Placement = 5 }), false},
+		{"2.6 plcmt over 2.5 placement", video(func(c *CreativeConfig) { c.Plcmt = []int64{4} }), vimp(func(v *ortb.Video) { v.Placement, v.Plcmt = 3, 2 }), false},
+		{"no plcmt on the creative, 2.5 placement", video(nil), vimp(func(v *ortb.Video) { v.Placement = 1 }), true},
 		// video.linearity: the VAST says what its ads are. A linear pre-roll
 		// was bid on imps that asked for non-linear (overlay) ads only.
 		{"linear on linear", video(nil), vimp(func(v *ortb.Video) { v.Linearity = 1 }), true},
