@@ -374,6 +374,7 @@ func (s *Server) bid(bc *bidCtx, deadline time.Time) reason {
 		return reasonCurrency
 	}
 	bc.resp = resp
+	bc.ex.floorCurrencies(&bc.req)
 	r := s.collect(bc, cat)
 	if !bc.priv.NoBid && s.targeted(bc, cat) {
 		cat.money.observeRequest(bc.now)

@@ -553,6 +553,13 @@ type ExchangeConfig struct {
 	// whatever currency.base is: set it for an exchange that takes another
 	// currency without saying so. It must be in currency.rates.
 	Currency string `yaml:"currency"`
+	// FloorCurrency is the currency of this exchange's floors that name
+	// none: imp.bidfloor, a deal's bidfloor and their duration floors
+	// without bidfloorcur (default: USD, as OpenRTB says). Set it for an
+	// exchange that sends floors in its own currency without saying so: a
+	// JPY floor of 100 read as USD 100 leaves every imp unbid, and a EUR
+	// floor read as USD bids under it. It must be in currency.rates.
+	FloorCurrency string `yaml:"floor_currency"`
 	// DefaultTMax replaces limits.default_tmax for this exchange's requests
 	// that carry no tmax (default: limits.default_tmax; at most 10s).
 	DefaultTMax time.Duration `yaml:"default_tmax"`
@@ -1194,6 +1201,11 @@ func (c *Config) validateExchange(name string, x ExchangeConfig, bad func(field,
 	if x.Currency != "" {
 		if _, ok := c.Currency.Rates[x.Currency]; !ok {
 			bad(f+"currency", "%q is not in currency.rates", x.Currency)
+		}
+	}
+	if x.FloorCurrency != "" {
+		if _, ok := c.Currency.Rates[x.FloorCurrency]; !ok {
+			bad(f+"floor_currency", "%q is not in currency.rates", x.FloorCurrency)
 		}
 	}
 	if x.DefaultTMax < 0 {

@@ -22,6 +22,7 @@ type exchange struct {
 	seatOwn     bool   // seat differs from the snapshot's (config seat)
 	seatJSON    []byte // seat as a JSON string
 	currency    []byte // preferred response currency; nil: USD when the request lists none
+	floorCur    []byte // currency of floors without bidfloorcur (floor_currency); nil: USD
 	defaultTMax time.Duration
 	chargeOnWin bool
 	test        testMode // what a test=1 request gets
@@ -80,6 +81,9 @@ func resolveExchange(cfg *Config, x ExchangeConfig) *exchange {
 	ex.seatJSON = ortb.AppendJSONString(nil, ex.seat)
 	if x.Currency != "" {
 		ex.currency = []byte(x.Currency)
+	}
+	if x.FloorCurrency != "" && x.FloorCurrency != "USD" {
+		ex.floorCur = []byte(x.FloorCurrency)
 	}
 	if x.DefaultTMax > 0 {
 		ex.defaultTMax = x.DefaultTMax
@@ -223,4 +227,26 @@ func appendNBR(b []byte, id []byte, r reason, old bool) []byte {
 	}
 	b = strconv.AppendInt(b, int64(code), 10)
 	return append(b, '}')
+}
+
+// floorCurrencies names ex's floor currency (floor_currency) on every floor
+// of req that names none (imp.bidfloorcur, which its video and audio
+// duration floors take, and each deal's bidfloorcur), so that every reader
+// of a floor converts it alike. Without floor_currency they stay empty,
+// read as USD.
+func (ex *exchange) floorCurrencies(req *ortb.Request) {
+	if ex.floorCur == nil {
+		return
+	}
+	for i := range req.Imps {
+		imp := &req.Imps[i]
+		if len(imp.BidFloorCur) == 0 {
+			imp.BidFloorCur = ex.floorCur
+		}
+		for j := range imp.Deals {
+			if d := &imp.Deals[j]; len(d.BidFloorCur) == 0 {
+				d.BidFloorCur = ex.floorCur
+			}
+		}
+	}
 }

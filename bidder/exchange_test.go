@@ -322,6 +322,7 @@ func TestExchangeConfigRejects(t *testing.T) {
 		want string
 	}{
 		{ExchangeConfig{Currency: "CHF"}, `exchanges.x.currency: "CHF" is not in currency.rates`},
+		{ExchangeConfig{FloorCurrency: "JPY"}, `exchanges.x.floor_currency: "JPY" is not in currency.rates`},
 		{ExchangeConfig{DefaultTMax: -time.Millisecond}, "exchanges.x.default_tmax: -1ms must not be negative"},
 		{ExchangeConfig{Seat: `a"b`}, "exchanges.x.seat"},
 		{ExchangeConfig{Macros: MacrosConfig{Price: "${AUCTION PRICE}"}}, "exchanges.x.macros.price"},
@@ -630,6 +631,52 @@ func TestDealsOnlyFromTheirExchange(t *testing.T) {
 		code, resp, reason := post(t, "http://"+app.Addr()+"/openrtb2/bid"+ex, body)
 		if want := map[bool]int{true: 200, false: 204}[ex == "?exchange=example-adx"]; code != want {
 			t.Fatalf("deal-1 %q: %d %s %s, want %d", ex, code, reason, resp, want)
+		}
+	}
+}
+
+// exchanges.NAME.floor_currency is the currency of that exchange's floors
+// that name none (imp and deal bidfloor without bidfloorcur); elsewhere they
+// are USD, as OpenRTB says. acme bids a fixed 2.00 USD and hooli-deal 4.00
+// USD; 1 GBP is 1.25 USD here.
+func TestExchangeFloorCurrency(t *testing.T) {
+	ts := newTestServer(t, func(c *Config) {
+		c.Exchanges = map[string]ExchangeConfig{"gb": {FloorCurrency: "GBP"}}
+	})
+	site := string(readReq(t, "site-banner.json"))
+	floor := func(f string) string {
+		body := strings.Replace(site, `"bidfloor":0.5,"bidfloorcur":"USD"`, f, 1)
+		if body == site {
+			t.Fatal("fixture changed")
+		}
+		return body
+	}
+	deal := floor(`"bidfloor":9,"bidfloorcur":"USD","pmp":{"private_auction":1,"deals":[{"id":"deal-7","bidfloor":3.5}]}`)
+	for _, c := range []struct {
+		name, uri, body string
+		cid             string // "": no bid
+	}{
+		{"USD by default", "/openrtb2/bid", floor(`"bidfloor":1.7`), "acme-banner"},
+		{"GBP 1.70 is over 2.00 USD", "/openrtb2/bid?exchange=gb", floor(`"bidfloor":1.7`), ""},
+		{"GBP 1.50 is under it", "/openrtb2/bid?exchange=gb", floor(`"bidfloor":1.5`), "acme-banner"},
+		{"a floor that names USD", "/openrtb2/bid?exchange=gb", floor(`"bidfloor":1.7,"bidfloorcur":"USD"`), "acme-banner"},
+		{"a deal's floor, USD by default", "/openrtb2/bid", deal, "hooli-deal"},
+		{"a deal's floor in GBP", "/openrtb2/bid?exchange=gb", deal, ""},
+		{"a deal's floor that names USD", "/openrtb2/bid?exchange=gb", strings.Replace(deal, `"bidfloor":3.5}`, `"bidfloor":3.5,"bidfloorcur":"USD"}`, 1), "hooli-deal"},
+	} {
+		r := ts.do("POST", c.uri, []byte(c.body))
+		if c.cid == "" {
+			if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "below_floor" {
+				t.Errorf("%s: %d %q, want 204 below_floor", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			}
+			continue
+		}
+		if r.StatusCode() != 200 {
+			t.Errorf("%s: %d %q, want a bid", c.name, r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			continue
+		}
+		if b := onlyBid(t, decodeResponse(t, r)); b.CID != c.cid {
+			t.Errorf("%s: bid from %s, want %s", c.name, b.CID, c.cid)
 		}
 	}
 }

@@ -236,6 +236,7 @@ func (s *Server) explain(req *ortb.Request, opt explainOptions) (*explainAnswer,
 	}
 	resp, ok := s.rates.responseCurrency(req, opt.ex.currency)
 	ans.Currency = explainCurrency{Response: string(resp), OK: ok}
+	opt.ex.floorCurrencies(req)
 	// The privacy decision, as decidePrivacy takes it (without its counter).
 	priv := s.privacy.Decide(req)
 	if !priv.Allows(privacy.Personalize) {
