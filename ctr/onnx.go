@@ -46,6 +46,7 @@ type ONNX struct {
 	closed  bool
 
 	est      [17]atomic.Int64 // EWMA run time per bucket, nanoseconds
+	measured [17]atomic.Int64 // when a run last fed est, per bucket (unix nanoseconds)
 	warmRuns int              // runs at load (immutable after)
 }
 
@@ -470,6 +471,7 @@ func (x *ONNX) warm() error {
 		}
 		slices.Sort(t[:])
 		x.est[b].Store(int64(t[len(t)/2]))
+		x.measured[b].Store(time.Now().UnixNano())
 		x.warmRuns += onnxWarmRuns + onnxWarmTimed
 	}
 	return nil
@@ -540,16 +542,29 @@ func (x *ONNX) PredictLatency(rows int) time.Duration {
 }
 
 // noteRefusal implements refusalNoter: it lowers the estimates
-// PredictLatency(rows) sums (onnxDecay).
+// PredictLatency(rows) sums (onnxDecay) that no run has measured for
+// batchStaleAfter, as the Batcher does. Before, every refusal lowered them:
+// calls just short of slack, refused while runs kept measuring the model,
+// wore the estimate under the run time, and calls then waited for runs
+// that missed their deadline (the models audit found the rule missing
+// here after it was added to the Batcher).
 func (x *ONNX) noteRefusal(rows int) {
 	if rows <= 0 {
 		return
 	}
 	if rows>>x.top > 0 {
-		onnxDecay(&x.est[x.top])
+		x.decay(x.top)
 	}
 	if rest := rows - rows>>x.top<<x.top; rest > 0 {
-		onnxDecay(&x.est[onnxBucketFor(rest)])
+		x.decay(onnxBucketFor(rest))
+	}
+}
+
+// decay lowers bucket b's estimate (onnxDecay) when no run has measured it
+// for batchStaleAfter.
+func (x *ONNX) decay(b int) {
+	if time.Now().UnixNano()-x.measured[b].Load() >= int64(batchStaleAfter) {
+		onnxDecay(&x.est[b])
 	}
 }
 
@@ -592,6 +607,7 @@ func (x *ONNX) runLocked(b int) error {
 		return fmt.Errorf("%w: onnx run: %v", ErrUnavailable, err)
 	}
 	x.est[b].Store(int64(onnxEWMA(time.Duration(x.est[b].Load()), time.Since(start))))
+	x.measured[b].Store(time.Now().UnixNano())
 	return nil
 }
 

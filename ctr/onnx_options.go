@@ -153,7 +153,8 @@ func onnxEWMA(est, sample time.Duration) time.Duration {
 // run again, so never measured again, and the GBDT scored every row until a
 // reload (an outside audit). Now the estimate comes down a little with each
 // refusal until a call runs and measures the model as it is. The Batcher
-// lowers only an estimate no run has measured for batchStaleAfter: refusals
+// and the ONNX model lower only an estimate no run has measured for
+// batchStaleAfter: refusals
 // of requests that are just short of slack, while runs keep measuring, wore
 // a 3ms estimate to half. Samples are not capped as the GBDT's are
 // (gbdtOutlierFactor): an estimate too high only sends rows to the fallback

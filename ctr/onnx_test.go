@@ -240,6 +240,35 @@ func TestONNXScoreRejectsShortDeadlineAndBadShape(t *testing.T) {
 	}
 }
 
+// Refusals lower the model's own estimate only when no run has measured it
+// for batchStaleAfter, as the Batcher's: refusals of calls just short of
+// slack, while runs keep measuring it, wore it under the run time.
+func TestONNXRefusalsLowerOnlyAStaleEstimate(t *testing.T) {
+	x := onnxTestLoad(t, onnxTinyManifest, ONNXOptions{MaxBatch: 8})
+	rows, _ := onnxTestRows(t)
+	out := make([]float32, 1)
+	b := onnxBucketFor(1)
+	if err := x.Score(time.Time{}, rows[:features.Width], out); err != nil { // measured now
+		t.Fatal(err)
+	}
+	x.est[b].Store(int64(3 * time.Millisecond))
+	for range 100 {
+		if err := x.Score(time.Now().Add(time.Millisecond), rows[:features.Width], out); !errors.Is(err, ErrDeadline) {
+			t.Fatalf("1ms of slack against a 3ms estimate: %v", err)
+		}
+	}
+	if est := time.Duration(x.est[b].Load()); est != 3*time.Millisecond {
+		t.Errorf("a fresh estimate of 3ms is %v after 100 refusals", est)
+	}
+	x.measured[b].Store(time.Now().Add(-batchStaleAfter).UnixNano())
+	for range 100 {
+		x.Score(time.Now().Add(time.Millisecond), rows[:features.Width], out)
+	}
+	if est := time.Duration(x.est[b].Load()); est >= 3*time.Millisecond {
+		t.Errorf("a stale estimate of 3ms is still %v after 100 refusals", est)
+	}
+}
+
 // onnxTestEdgeRows returns rows that exercise the wide_deep_ids conversion
 // beyond the parity sample: its rows scaled, negated, shifted by fractions,
 // huge, and with random slots replaced by random ids (seeded).
