@@ -164,8 +164,8 @@ func (s budgetSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKind
 		ends[k] = len(dst)
 	}
 	if t.SegOK {
-		seg := segmentBytes(t.Seg)
-		dst = sd.AppendBinding(dst, seg[:])
+		seg, n := segmentBytes(t.Seg, t.NoMinToWin)
+		dst = sd.AppendBinding(dst, seg[:n])
 	}
 	s.sealed.Put(sd)
 	return dst
@@ -177,12 +177,12 @@ func (s budgetSigner) parseToken(src, seg []byte, kind noticeKind, now time.Time
 		err   error
 		bound bool
 	)
-	key, tag, ok := splitSegment(seg)
+	key, noMTW, tag, ok := splitSegment(seg)
 	if len(seg) == 0 || !ok {
 		t, err = s.s.Parse(src, noticeUse(kind), now)
 	} else {
-		data := segmentBytes(key)
-		t, bound, err = s.s.ParseBound(src, noticeUse(kind), now, data[:], tag)
+		data, n := segmentBytes(key, noMTW)
+		t, bound, err = s.s.ParseBound(src, noticeUse(kind), now, data[:n], tag)
 	}
 	switch {
 	case errors.Is(err, budget.ErrExpired):
@@ -209,6 +209,7 @@ func (s budgetSigner) parseToken(src, seg []byte, kind noticeKind, now time.Time
 		Seg:          key,
 		SegOK:        bound,
 		SegBad:       len(seg) > 0 && !bound,
+		NoMinToWin:   bound && noMTW,
 	}, err
 }
 

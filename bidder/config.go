@@ -588,9 +588,8 @@ type MacrosConfig struct {
 	Loss string `yaml:"loss"`
 	// MinToWin is put in the shading notices of first-price bids as m=
 	// (default ${AUCTION_MIN_TO_WIN}); "none": not asked, so the curves
-	// learn from outcomes (a win, a loss to a higher bid; an m= a notice
-	// carries anyway is still read: the token does not say the exchange
-	// asked for none). For an
+	// learn from outcomes (a win, a loss to a higher bid; an m= added to
+	// such a bid's notice is not read: its g= says it asked none). For an
 	// exchange whose minimum-to-win reports track the bid (its own clearing
 	// price reported as the minimum to win in a first-price auction): each
 	// such report raises the learned price a step, an outside audit's 20,000

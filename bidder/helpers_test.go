@@ -115,8 +115,8 @@ func (f fakeSigner) appendTokens(dst []byte, t *bidToken, ends *[numNoticeKinds]
 func (f fakeSigner) appendBinding(dst []byte, t *bidToken) []byte {
 	sc := f.pool.Get().(*fakeScratch)
 	defer f.pool.Put(sc)
-	seg := segmentBytes(t.Seg)
-	b := append(fakePayload(sc.buf[:0], t), seg[:]...)
+	seg, n := segmentBytes(t.Seg, t.NoMinToWin)
+	b := append(fakePayload(sc.buf[:0], t), seg[:n]...)
 	b = append(b, 0x80)
 	sc.h.Reset()
 	sc.h.Write(b)
@@ -166,13 +166,13 @@ func (f fakeSigner) parseToken(src, seg []byte, kind noticeKind, now time.Time) 
 		return t, err
 	}
 	t.SegBad = true
-	key, tag, ok := splitSegment(seg)
+	key, noMTW, tag, ok := splitSegment(seg)
 	if !ok {
 		return t, nil
 	}
-	t.Seg, t.SegOK = key, true
+	t.Seg, t.SegOK, t.NoMinToWin = key, true, noMTW
 	if string(f.appendBinding(nil, &t)) != string(tag) {
-		t.Seg, t.SegOK = shading.Key{}, false
+		t.Seg, t.SegOK, t.NoMinToWin = shading.Key{}, false, false
 		return t, nil
 	}
 	t.SegBad = false

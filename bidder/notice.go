@@ -76,6 +76,11 @@ type bidToken struct {
 	Seg    shading.Key
 	SegOK  bool
 	SegBad bool
+	// NoMinToWin, with SegOK, says the bid's exchange asks no minimum bid
+	// to win (macros.min_to_win: none): g= says so, bound to the token, and
+	// an m= on its notices is not read. Before, the token did not record
+	// it, and an m= added to such a notice was learned from.
+	NoMinToWin bool
 	// UnderFloor, on a win or billing notice only (not in the token), says
 	// its price was under the imp's floor, or 0 (charged at the floor;
 	// clearingCharge): it prices nothing, so a later notice of its kind
@@ -145,7 +150,7 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		t.User = 0
 	}
 	if seg := bc.noticeSegment(c); seg != nil {
-		t.Seg, t.SegOK = *seg, true
+		t.Seg, t.SegOK, t.NoMinToWin = *seg, true, len(bc.ex.minToWinArg) == 0
 	}
 	return s.signer.appendTokens(dst, t, &bc.tokEnds)
 }

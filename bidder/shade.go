@@ -145,8 +145,15 @@ var (
 	argMinToWin = []byte("m")
 )
 
-// segSep separates a g= value's segment key from its binding tag.
-const segSep = '.'
+// segSep separates a g= value's segment key from its binding tag;
+// segSepNoMTW does so for a bid whose exchange asks no minimum bid to win
+// (macros.min_to_win: none), and the tag covers that too (segmentBytes): an
+// m= added to such a notice is not read.
+const (
+	segSep      = '.'
+	segSepNoMTW = '~'
+	segSeps     = string(segSep) + string(segSepNoMTW)
+)
 
 // appendLearnArg appends the shading arguments of the bid whose tokens are
 // in bc.tok: `&m=${AUCTION_MIN_TO_WIN}&g=KEY.TAG`, KEY the segment
@@ -159,27 +166,38 @@ func (bc *bidCtx) appendLearnArg(dst []byte) []byte {
 	dst = append(dst, bc.ex.minToWinArg...) // &m=${AUCTION_MIN_TO_WIN}, or nothing (macros.min_to_win: none)
 	dst = append(dst, "&g="...)
 	dst = bc.token.Seg.AppendHex(dst)
-	dst = append(dst, segSep)
+	if bc.token.NoMinToWin {
+		dst = append(dst, segSepNoMTW)
+	} else {
+		dst = append(dst, segSep)
+	}
 	return append(dst, bc.tok[bc.tokEnds[numNoticeKinds-1]:]...)
 }
 
-// segmentBytes is what the binding tag covers: the key, 16 bytes.
-func segmentBytes(k shading.Key) [16]byte {
-	var b [16]byte
+// segmentBytes is what the binding tag covers: the key, 16 bytes, and for
+// a bid whose exchange asks no minimum bid to win (noMTW) a 17th; n is the
+// length used. A bid that asks one binds the 16 bytes it always did, so
+// tags issued before the 17th byte existed still verify.
+func segmentBytes(k shading.Key, noMTW bool) (b [17]byte, n int) {
 	binary.BigEndian.PutUint64(b[:8], k.Placement)
-	binary.BigEndian.PutUint64(b[8:], k.Publisher)
-	return b
+	binary.BigEndian.PutUint64(b[8:16], k.Publisher)
+	if noMTW {
+		b[16] = 'n'
+		return b, 17
+	}
+	return b, 16
 }
 
-// splitSegment reads a g= value: the key and its binding tag; ok is false
-// for anything not in appendLearnArg's form.
-func splitSegment(g []byte) (key shading.Key, tag []byte, ok bool) {
-	i := bytes.IndexByte(g, segSep)
+// splitSegment reads a g= value: the key, whether its bid asked no minimum
+// bid to win (segSepNoMTW), and its binding tag; ok is false for anything
+// not in appendLearnArg's form.
+func splitSegment(g []byte) (key shading.Key, noMTW bool, tag []byte, ok bool) {
+	i := bytes.IndexAny(g, segSeps)
 	if i < 0 {
-		return shading.Key{}, nil, false
+		return shading.Key{}, false, nil, false
 	}
 	key, ok = shading.ParseKey(g[:i])
-	return key, g[i+1:], ok
+	return key, g[i] == segSepNoMTW, g[i+1:], ok
 }
 
 // Loss reasons of OpenRTB 5.25: 0 says the bid won (handleNotice changes
@@ -212,8 +230,8 @@ func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat b
 		return
 	}
 	m, err := parsePriceMicros(args.PeekBytes(argMinToWin))
-	if err != nil {
-		m = 0 // not sent, or the macro left unsubstituted
+	if err != nil || t.NoMinToWin {
+		m = 0 // not sent, the macro left unsubstituted, or not asked (macros.min_to_win: none)
 	}
 	s.shade.Observe(shading.Observation{Key: t.Seg, ID: shading.ImpressionID(t.AuctionID, t.ImpID),
 		Bid: float64(t.PriceMicros), Won: won, MinToWin: float64(m)}, now)

@@ -437,3 +437,64 @@ func TestShadingMinToWinMacro(t *testing.T) {
 		t.Errorf("a win without m=: learned %d -> %d, want one more", before, after)
 	}
 }
+
+// A notice of an exchange that asks no minimum bid to win (macros.
+// min_to_win: none) is learned as its outcome alone, even when an m= is
+// added to it: its g= says the bid asked none (segSepNoMTW), bound to the
+// token, so moving it to the other form is refused. Before, the token did
+// not record the setting and an added m= was learned from (an outside
+// audit).
+func TestShadingMinToWinNoneIgnoresAnAddedM(t *testing.T) {
+	cfg := func(c *Config) {
+		withShading(c)
+		c.Exchanges = map[string]ExchangeConfig{"outcomes": {Macros: MacrosConfig{MinToWin: "none"}}}
+	}
+	// Two servers with the same keys learn one win each: as given, and with
+	// m=0.10 added. Their curves must be the same where m= is not asked,
+	// and differ where it is (the check can see an m= read).
+	curve := func(path, add string) (shading.Curve, string) { // add: "" or "&m=..."
+		ts := newTestServer(t, cfg)
+		b := onlyBid(t, decodeResponse(t, ts.do("POST", path, firstPrice(t, "mtw-none"))))
+		g := b.NURL[strings.Index(b.NURL, "&g=")+3:]
+		key, _, _, ok := splitSegment([]byte(g))
+		if !ok {
+			t.Fatalf("%s: g= %q", path, g)
+		}
+		if strings.Contains(b.NURL, "${AUCTION_MIN_TO_WIN}") {
+			ts.fire(t, b.NURL, "2", "", strings.TrimPrefix(add, "&m=")) // the exchange fills it
+		} else {
+			ts.fire(t, b.NURL+add, "2", "", "")
+		}
+		p, _ := ts.shade.Inspect(key)
+		return p, g
+	}
+	for _, c := range []struct {
+		path string
+		same bool
+	}{
+		{"/openrtb2/bid?exchange=outcomes", true},
+		{"/openrtb2/bid", false},
+	} {
+		plain, _ := curve(c.path, "")
+		added, g := curve(c.path, "&m=0.10")
+		if plain.N != 1 || added.N != 1 {
+			t.Fatalf("%s: observations %d and %d, want 1 each", c.path, plain.N, added.N)
+		}
+		if same := math.Abs(plain.Mu-added.Mu) < 1e-9; same != c.same {
+			t.Errorf("%s (g=%s): mu %v as given, %v with m=0.10 added; want the same: %v", c.path, g, plain.Mu, added.Mu, c.same)
+		}
+	}
+	// The g= of such a bid moved to the form that reads m=: not bound.
+	ts := newTestServer(t, cfg)
+	b := onlyBid(t, decodeResponse(t, ts.do("POST", "/openrtb2/bid?exchange=outcomes", firstPrice(t, "mtw-moved"))))
+	if !strings.Contains(b.NURL, string(segSepNoMTW)) {
+		t.Fatalf("nurl %q has no %q", b.NURL, segSepNoMTW)
+	}
+	before := ts.shade.Counts()
+	ts.fire(t, strings.Replace(b.NURL, string(segSepNoMTW), string(segSep), 1)+"&m=0.10", "2", "", "")
+	after := ts.shade.Counts()
+	if after[shading.Learned] != before[shading.Learned] || after[shading.Invalid] != before[shading.Invalid]+1 {
+		t.Errorf("a moved g=: learned %d -> %d, invalid %d -> %d; want it refused", before[shading.Learned], after[shading.Learned],
+			before[shading.Invalid], after[shading.Invalid])
+	}
+}
