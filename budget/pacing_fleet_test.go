@@ -1,0 +1,143 @@
+package budget
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+	"time"
+)
+
+// fleetDay is a simulated stretch of time (a second per loop, no sleeps)
+// of one campaign on n managers sharing a MemStore: every opportunity goes
+// to the next manager in turn; half the bids win and settle at once at
+// 50-100% of the bid (as simulateDay).
+type fleetDay struct {
+	c        Campaign
+	n        int
+	traffic  func(sec int) int // opportunities in second sec
+	seed     uint64
+	day      time.Time // the start (default t0)
+	secs     int       // seconds simulated (default a day)
+	eligible func(now time.Time) bool
+	// at runs before second sec; it may replace managers (a restart).
+	at map[int]func(ms []*Manager, st *MemStore, clk *manualClock) []*Manager
+}
+
+// simulateFleet runs r and returns the campaign's spend today (the record's
+// and every instance's unreported) at the end of every hour.
+func simulateFleet(t *testing.T, r fleetDay) (hourly []int64) {
+	t.Helper()
+	if r.day.IsZero() {
+		r.day = t0
+	}
+	if r.secs == 0 {
+		r.secs = 86400
+	}
+	clk := newManualClock(r.day)
+	st := NewMemStore()
+	var ms []*Manager
+	for i := range max(r.n, 1) {
+		ms = append(ms, newMemManager(t, st, fmt.Sprintf("p%d", i+1), clk, r.c))
+	}
+	rng := rand.New(rand.NewPCG(r.seed, 1))
+	const bid = 10_000
+	k := 0
+	for sec := range r.secs {
+		now := clk.Now()
+		if f := r.at[sec]; f != nil {
+			ms = f(ms, st, clk)
+		}
+		for range r.traffic(sec) {
+			m := ms[k%len(ms)]
+			k++
+			m.ObserveRequest(now)
+			h := m.Handle(r.c.ID)
+			if h == nil || r.eligible != nil && !r.eligible(now) || m.Allow(h, bid, now) != DecisionOK {
+				continue
+			}
+			id, ok := m.Hold(h, bid, now)
+			if !ok {
+				t.Fatal("hold refused after allow")
+			}
+			n := Notice{Kind: KindWin, ChargeOn: KindWin, HoldID: id, CampaignID: r.c.ID, AuctionID: fmt.Sprint(sec, "-", k),
+				ImpID: "1", BidMicros: bid, Time: now}
+			if rng.IntN(2) == 0 {
+				n.Kind = KindLoss
+			} else {
+				n.ClearingMicros = bid/2 + rng.Int64N(bid/2+1)
+			}
+			if _, err := m.Settle(n); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if (sec+1)%3600 == 0 {
+			hourly = append(hourly, fleetSpent(t, st, ms, r.c.ID))
+		}
+		clk.Add(time.Second)
+		for _, m := range ms {
+			m.ledger.flush(ctxT(t))
+			m.syncAll(ctxT(t), clk.Now(), false)
+			m.tick(clk.Now())
+		}
+	}
+	return hourly
+}
+
+func fleetSpent(t *testing.T, st *MemStore, ms []*Manager, id string) int64 {
+	rec, err := st.Get(ctxT(t), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := rec.SpentDay
+	for _, m := range ms {
+		if h := m.Handle(id); h != nil {
+			s += h.spent.Load()
+		}
+	}
+	return s
+}
+
+// TestMeasurePacingFleet logs the hourly spend of one campaign paced by 1,
+// 2 and 3 instances sharing its budget (the even day of
+// TestPacingEvenAcceleratedDay, the traffic split among them), and of
+// traffic that comes in spells (on for a while, then none), against the
+// even plan of 12.5 units an hour. It asserts nothing:
+//
+//	BUDGET_MEASURE=1 go test -run MeasurePacingFleet -v ./budget
+func TestMeasurePacingFleet(t *testing.T) {
+	if os.Getenv("BUDGET_MEASURE") == "" {
+		t.Skip("set BUDGET_MEASURE=1")
+	}
+	const daily = 300_000_000
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
+	show := func(name string, hourly []int64) {
+		s := ""
+		for hr, v := range hourly {
+			if hr > 0 {
+				v -= hourly[hr-1]
+			}
+			s += fmt.Sprintf(" %.1f", float64(v)/1e6)
+		}
+		t.Logf("%s: delivered %.1f%%, hourly:%s", name, float64(hourly[len(hourly)-1])/daily*100, s)
+	}
+	for _, n := range []int{1, 2, 3} {
+		show(fmt.Sprintf("%d instance(s)", n), simulateFleet(t, fleetDay{c: c, n: n, traffic: smoothDiurnal(1.3, 3.7), seed: 7}))
+	}
+	onOff := func(rate float64, on, off int) func(sec int) int {
+		return func(sec int) int {
+			if sec%(on+off) >= on {
+				return 0
+			}
+			return int(math.Floor(float64(sec+1)*rate) - math.Floor(float64(sec)*rate))
+		}
+	}
+	for _, s := range []struct {
+		rate    float64
+		on, off int
+	}{{4, 60, 60}, {4, 300, 300}, {4, 1800, 1800}, {8, 300, 900}} {
+		show(fmt.Sprintf("%.0f a second for %d s, then none for %d s (2.16x the plan on average)", s.rate, s.on, s.off),
+			simulateFleet(t, fleetDay{c: c, n: 1, traffic: onOff(s.rate, s.on, s.off), seed: 7}))
+	}
+}
