@@ -219,7 +219,16 @@ func (m *Manager) pace(a *Account, now time.Time) {
 	spentDay := a.spentToday(day)
 	spent := spentDay + a.spent.Load()
 	if daily == 0 && !c.End.IsZero() && c.End.After(now) {
-		days := max(c.End.Sub(start).Hours()/24, 1)
+		// Today's share of what is left: today's part of the flight (from
+		// its start, where it starts today) over the rest of the flight,
+		// in days of today's length. Counted from today's midnight, a
+		// flight starting at 23:00 planned its first hour as a whole day
+		// (146 of a 48-hour flight's 480 in that hour: TestPacingLifetimeFlightStartsLate).
+		from := start
+		if c.Start.After(from) && c.Start.Before(end) {
+			from = c.Start
+		}
+		days := max(c.End.Sub(from).Seconds()/end.Sub(from).Seconds(), 1)
 		daily = int64(float64(c.TotalMicros-a.spentTotal.Load()+spentDay) / days)
 	} else if daily > 0 && c.TotalMicros > 0 {
 		// What is left of the total (with what today spent) may be less

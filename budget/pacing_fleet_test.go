@@ -141,3 +141,33 @@ func TestMeasurePacingFleet(t *testing.T) {
 			simulateFleet(t, fleetDay{c: c, n: 1, traffic: onOff(s.rate, s.on, s.off), seed: 7}))
 	}
 }
+
+// A total budget with no daily one, over a flight that starts at 23:00 and
+// lasts 48 hours: each hour of the flight plans total/48. Today's budget
+// was counted in days from today's midnight, so the first day (one hour of
+// flight) planned as much as a whole day: 146 of 480 went in that hour.
+func TestPacingLifetimeFlightStartsLate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated days")
+	}
+	const total = 480_000_000 // 10 an hour
+	c := Campaign{ID: "c", Currency: "USD", TotalMicros: total, Pacing: PacingEven,
+		Start: t0.Add(23 * time.Hour), End: t0.Add(71 * time.Hour)}
+	traffic := smoothDiurnal(10, 12) // 37,500-45,000 micros a second at participation 1: 13.5x the plan and more
+	hourly := simulateFleet(t, fleetDay{c: c, n: 1, traffic: func(sec int) int { return traffic(sec % 86400) }, seed: 7, secs: 3 * 86400,
+		eligible: func(now time.Time) bool { return !now.Before(c.Start) && now.Before(c.End) }})
+	var spent int64
+	for hr := 23; hr < 71; hr++ {
+		got := hourly[hr]
+		if hr%24 != 0 {
+			got -= hourly[hr-1]
+		}
+		spent += got
+		if math.Abs(float64(got)-total/48) > 0.1*total/48 {
+			t.Errorf("hour %d of the flight: spent %.2f, plan %.2f", hr-23, float64(got)/1e6, float64(total/48)/1e6)
+		}
+	}
+	if spent < total*98/100 || spent > total {
+		t.Errorf("delivered %d of %d", spent, total)
+	}
+}
