@@ -102,8 +102,9 @@ func fleetSpent(t *testing.T, st *MemStore, ms []*Manager, id string) int64 {
 // TestMeasurePacingFleet logs the hourly spend of one campaign paced by 1,
 // 2 and 3 instances sharing its budget (the even day of
 // TestPacingEvenAcceleratedDay, the traffic split among them), and of
-// traffic that comes in spells (on for a while, then none), against the
-// even plan of 12.5 units an hour. It asserts nothing:
+// traffic that comes in spells (on for a while, then none) or stops for 3
+// hours, against the even plan of 12.5 units an hour; and a 30-unit day
+// with traffic 1,000 times its plan, restarted at noon. It asserts nothing:
 //
 //	BUDGET_MEASURE=1 go test -run MeasurePacingFleet -v ./budget
 func TestMeasurePacingFleet(t *testing.T) {
@@ -137,9 +138,43 @@ func TestMeasurePacingFleet(t *testing.T) {
 		rate    float64
 		on, off int
 	}{{4, 60, 60}, {4, 300, 300}, {4, 1800, 1800}, {8, 300, 900}} {
-		show(fmt.Sprintf("%.0f a second for %d s, then none for %d s (2.16x the plan on average)", s.rate, s.on, s.off),
+		show(fmt.Sprintf("%.0f a second for %d s, then none for %d s", s.rate, s.on, s.off),
 			simulateFleet(t, fleetDay{c: c, n: 1, traffic: onOff(s.rate, s.on, s.off), seed: 7}))
 	}
+	base := smoothDiurnal(1.3, 3.7)
+	show("no traffic 06:00-09:00", simulateFleet(t, fleetDay{c: c, n: 1, seed: 7, traffic: func(sec int) int {
+		if sec >= 6*3600 && sec < 9*3600 {
+			return 0
+		}
+		return base(sec)
+	}}))
+	// A 30-unit day with traffic 1,000 times its plan; restarted at noon.
+	small := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(30), Pacing: PacingEven}
+	var before int64
+	hourly := simulateFleet(t, fleetDay{c: small, n: 1, traffic: smoothDiurnal(100, 200), seed: 7,
+		at: map[int]func([]*Manager, *MemStore, *manualClock) []*Manager{
+			12 * 3600: func(ms []*Manager, st *MemStore, clk *manualClock) []*Manager {
+				if err := ms[0].Close(ctxT(t)); err != nil {
+					t.Fatal(err)
+				}
+				before = fleetSpent(t, st, ms, small.ID)
+				ms[0] = newMemManager(t, st, "p1", clk, small)
+				return ms
+			},
+			12*3600 + 60: func(ms []*Manager, st *MemStore, clk *manualClock) []*Manager {
+				t.Logf("30 a day, traffic 1,000 times the plan: the first minute after a restart at noon spent %.3f (plan %.3f)",
+					float64(fleetSpent(t, st, ms, small.ID)-before)/1e6, 30.0/1440)
+				return ms
+			},
+		}})
+	s := ""
+	for hr, v := range hourly {
+		if hr > 0 {
+			v -= hourly[hr-1]
+		}
+		s += fmt.Sprintf(" %.2f", float64(v)/1e6)
+	}
+	t.Logf("30 a day, traffic 1,000 times the plan, restarted at noon: hourly:%s", s)
 }
 
 // A total budget with no daily one, over a flight that starts at 23:00 and
