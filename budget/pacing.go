@@ -245,7 +245,13 @@ func (m *Manager) pace(a *Account, now time.Time) {
 		// from spend alone, each plan started under the last by the
 		// money in flight, and an accelerated day with notices 5 s late
 		// under-delivered its mornings by 5% an hour.
-		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: spent + in.inflight})
+		from := spent + in.inflight
+		if pl.made.Before(now) && pl.day == day && pl.daily == daily && pl.key == planKeyOf(c) {
+			// Mid-day (every replanEvery, a new forecast): up to an hour
+			// of a shortfall stays to catch up (shortfallKept).
+			from = m.shortfallKept(pl, c, now, from)
+		}
+		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: from})
 	}
 	in.target, in.rate = m.planAt(pl, c, now)
 	p, target := a.pace.step(in)

@@ -206,3 +206,42 @@ func TestPacingLifetimeFlightStartsLate(t *testing.T) {
 		t.Errorf("delivered %d of %d", spent, total)
 	}
 }
+
+// Traffic that comes in spells delivers the day: a plan made again mid-day
+// keeps up to an hour of its shortfall to catch up (shortfallKept). Made
+// from spend alone it set the gap to 0 every 15 minutes, and 30 minutes on
+// and 30 off at twice the plan's rate delivered 87.1% of the day, 5 minutes
+// of every 20 84.6% (an outside audit). A 3-hour outage is caught up, but
+// not all in its next hour.
+func TestPacingTrafficInSpells(t *testing.T) {
+	const daily = 300_000_000
+	c := Campaign{ID: "even", Currency: "USD", DailyMicros: daily, Pacing: PacingEven}
+	onOff := func(rate, on, off int) func(sec int) int {
+		return func(sec int) int {
+			if sec%(on+off) >= on {
+				return 0
+			}
+			return rate
+		}
+	}
+	for _, s := range []struct{ rate, on, off int }{{4, 1800, 1800}, {8, 300, 900}} {
+		hourly := simulateFleet(t, fleetDay{c: c, n: 1, traffic: onOff(s.rate, s.on, s.off), seed: 7})
+		if got := hourly[len(hourly)-1]; got < daily*97/100 || got > daily {
+			t.Errorf("%d a second for %d s, then none for %d s: delivered %.1f%% of the day, want 97-100%%",
+				s.rate, s.on, s.off, float64(got)/daily*100)
+		}
+	}
+	base := smoothDiurnal(1.3, 3.7)
+	hourly := simulateFleet(t, fleetDay{c: c, n: 1, seed: 7, traffic: func(sec int) int {
+		if sec >= 6*3600 && sec < 9*3600 {
+			return 0
+		}
+		return base(sec)
+	}})
+	if got := hourly[len(hourly)-1]; got < daily*99/100 {
+		t.Errorf("no traffic 06:00-09:00: delivered %.1f%% of the day", float64(got)/daily*100)
+	}
+	if next := hourly[9] - hourly[8]; next > 3*daily/24 {
+		t.Errorf("the hour after a 3-hour outage spent %.1f, over 3 times the plan's %.1f", float64(next)/1e6, float64(daily/24)/1e6)
+	}
+}
