@@ -3,6 +3,7 @@ package bidder
 import (
 	"encoding/binary"
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,11 +31,20 @@ import (
 // Hand-written because ristretto's Set is asynchronous and may drop a set
 // under contention; the table is lossy the other way (a key evicted by
 // another mapping to its slot only lets a replay count again).
+//
+// close may come while first runs: Server.Shutdown closes it before the
+// budget manager stops taking trackers forwarded by other instances over
+// NATS, and a ristretto Set racing its Close sends on a closed channel (a
+// panic in the subscription's goroutine: the process died in its graceful
+// stop). mu makes close wait for the calls in flight; after it, only
+// recent remembers.
 type trackerSeen struct {
 	c      *ristretto.Cache[[]byte, struct{}]
 	ttl    time.Duration
 	seed   maphash.Seed
 	recent []atomic.Uint64
+	mu     sync.RWMutex // read: a first using c; write: close
+	closed bool         // under mu
 }
 
 // trackerRecent is the number of slots of trackerSeen.recent (512 KiB).
@@ -75,9 +85,23 @@ func (ts *trackerSeen) first(kind noticeKind, t *bidToken) bool {
 		k = append(k, f...)
 	}
 	k = binary.BigEndian.AppendUint64(k, t.Hold)
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	if ts.closed {
+		return ts.claim(k)
+	}
 	if _, ok := ts.c.Get(k); ok {
 		return false
 	}
+	if !ts.claim(k) {
+		return false
+	}
+	ts.c.SetWithTTL(k, struct{}{}, 1, ts.ttl)
+	return true
+}
+
+// claim takes k's slot in recent; false when it holds k already.
+func (ts *trackerSeen) claim(k []byte) bool {
 	h := maphash.Bytes(ts.seed, k)
 	tag := h | 1 // never the empty slot's 0
 	slot := &ts.recent[h%trackerRecent]
@@ -87,22 +111,33 @@ func (ts *trackerSeen) first(kind noticeKind, t *bidToken) bool {
 			return false // claimed by a racing replay, or recently
 		}
 		if slot.CompareAndSwap(old, tag) {
-			break
+			return true
 		}
 	}
-	ts.c.SetWithTTL(k, struct{}{}, 1, ts.ttl)
-	return true
 }
 
 // wait blocks until the sets offered so far are applied (tests).
 func (ts *trackerSeen) wait() {
-	if ts != nil {
+	if ts == nil {
+		return
+	}
+	ts.mu.RLock()
+	defer ts.mu.RUnlock()
+	if !ts.closed {
 		ts.c.Wait()
 	}
 }
 
+// close stops the cache once the calls in flight are done; later calls
+// remember through recent alone.
 func (ts *trackerSeen) close() {
-	if ts != nil {
+	if ts == nil {
+		return
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if !ts.closed {
+		ts.closed = true
 		ts.c.Close()
 	}
 }
