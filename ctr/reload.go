@@ -27,9 +27,10 @@ type Holder struct {
 	log  *slog.Logger
 	cur  atomic.Pointer[reloadEntry]
 
-	mu       sync.Mutex // serialises Reload; guards path and sig
+	mu       sync.Mutex // serialises Reload; guards path, sig and closed
 	path     string
 	sig      string
+	closed   bool // Close ran: Reload loads nothing (a Watch tick that read path before Close)
 	reloads  atomic.Uint64
 	refusals atomic.Uint64
 	warmRuns atomic.Uint64
@@ -90,6 +91,12 @@ func (r *reloadBatched) Close() error {
 func (h *Holder) Reload(manifestPath string) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.closed {
+		// A Watch tick that read the path just before Close: a model
+		// loaded now would never be closed (an ONNX session and its
+		// batcher's goroutine leaked) and the holder would serve again.
+		return fmt.Errorf("%w: model holder closed", ErrUnavailable)
+	}
 	sig := reloadSignature(manifestPath)
 	s, err := h.load(manifestPath)
 	if err == nil {
@@ -293,11 +300,13 @@ func (h *Holder) Stats() HolderStats {
 	return st
 }
 
-// Close retires the current model; later calls return ErrUnavailable.
+// Close retires the current model; later calls return ErrUnavailable, and
+// so does a later Reload.
 func (h *Holder) Close() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.path, h.sig = "", "" // Watch stops reloading
+	h.closed = true
 	if old := h.cur.Swap(nil); old != nil {
 		old.retire()
 	}
