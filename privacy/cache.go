@@ -2,6 +2,7 @@ package privacy
 
 import (
 	"hash/maphash"
+	"sync"
 	"time"
 
 	"github.com/dgraph-io/ristretto/v2"
@@ -34,6 +35,15 @@ type entry struct {
 type cache struct {
 	c   *ristretto.Cache[[]byte, entry]
 	ttl time.Duration
+	// mu makes close wait for the gets and sets in flight, and closed keeps
+	// later ones off the closed cache: ristretto's Close closes its set
+	// channel before it marks the cache closed, and a SetWithTTL in between
+	// panics (send on closed channel; the concurrency audit found it with
+	// the bidder's tracker cache, closed in Server.Shutdown while notices
+	// forwarded over NATS still came in; /admin/explain decides privacy
+	// after Shutdown too).
+	mu     sync.RWMutex
+	closed bool
 }
 
 func newCache(entries int64, ttl time.Duration) *cache {
@@ -59,6 +69,11 @@ func (c *cache) get(s []byte, k uint8) (entry, bool) {
 	if c == nil {
 		return entry{}, false
 	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.closed {
+		return entry{}, false
+	}
 	e, ok := c.c.Get(s)
 	return e, ok && e.kind == k
 }
@@ -67,16 +82,35 @@ func (c *cache) get(s []byte, k uint8) (entry, bool) {
 // asynchronously (or not at all, when its admission policy prefers what it
 // holds).
 func (c *cache) set(s []byte, e entry) {
-	if c != nil {
+	if c == nil {
+		return
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.closed {
 		c.c.SetWithTTL(s, e, 1, c.ttl)
 	}
 }
 
 // wait blocks until the sets offered so far are applied (tests).
 func (c *cache) wait() {
-	if c != nil {
+	if c == nil {
+		return
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if !c.closed {
 		c.c.Wait()
 	}
 }
 
-func (c *cache) close() { c.c.Close() }
+// close closes the cache once the gets and sets in flight are done; later
+// ones find nothing and keep nothing.
+func (c *cache) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.closed {
+		c.closed = true
+		c.c.Close()
+	}
+}
