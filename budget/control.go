@@ -108,8 +108,11 @@ func (m *Manager) Control() *Control {
 }
 
 // OnControl registers fn, called after every change of the kill-switch state
-// (from the store's watch, or a SetControl on this instance) with no lock
-// held; fn reads Control and must not block. Calls may overlap.
+// (from the store's watch, or a SetControl on this instance), in the order
+// of the changes: under the lock that applies them (control.applyMu, as
+// doc.go's lock order says), so fn reads Control, must not block, and must
+// not call SetControl (it would wait on that lock forever). The comment
+// said "with no lock held" (the concurrency audit).
 func (m *Manager) OnControl(fn func()) {
 	m.ctl.mu.Lock()
 	m.ctl.fns = append(m.ctl.fns[:len(m.ctl.fns):len(m.ctl.fns)], fn)
