@@ -199,7 +199,10 @@ func (m *Manager) saveLevels(ctx context.Context, open []openHold) {
 }
 
 // appendHolds appends the snapshot's holds section: the table's slots per
-// shard, a count, then each hold with money left: its id, amount, expiry (unix nanoseconds),
+// shard, a count, then each open hold (one its charges drew to nothing
+// too: a loss's reversal refills it, and the bill may still come within
+// hold_ttl; left out, the reversal went to the lease and that bill was
+// late): its id, amount, expiry (unix nanoseconds),
 // campaign id (the next process numbers its accounts its own way) and the
 // currency of its amount.
 func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
@@ -209,9 +212,7 @@ func (m *Manager) appendHolds(dst []byte, open []openHold) ([]byte, int) {
 	n := 0
 	for _, h := range open {
 		a := m.accountByIdx(h.acct)
-		if a == nil || h.amount <= 0 {
-			// Drawn to nothing by its charges: restoreHolds skips such a
-			// hold, and the log line's count had them (an ops audit).
+		if a == nil || h.amount < 0 {
 			continue
 		}
 		dst = binary.LittleEndian.AppendUint64(dst, uint64(h.id))
@@ -268,7 +269,7 @@ func (m *Manager) restoreHolds(b []byte, nowNs int64) (n int, micros int64, left
 		}
 		cur := string(b[k : k+int(l)])
 		b = b[k+int(l):]
-		if h.amount <= 0 || h.expires <= nowNs {
+		if h.amount < 0 || h.expires <= nowNs {
 			continue
 		}
 		a := m.Handle(id)
