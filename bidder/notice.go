@@ -146,8 +146,10 @@ func (s *Server) appendTokens(dst []byte, bc *bidCtx, cat *catalog, c *choice) [
 		// A free bid's notices count nothing against frequency caps, and
 		// with no hold its sealed user block (the key and the hold id
 		// under one AES block) was the same in every bid of one user:
-		// an id a page could follow across sites.
-		t.User = 0
+		// an id a page could follow across sites. Nor does it count its
+		// pCTR (predicted clicks), whose mask (budget.pctrPad, by hold id)
+		// would be the same in all of them.
+		t.User, t.PCTR = 0, 0
 	}
 	if seg := bc.noticeSegment(c); seg != nil {
 		t.Seg, t.SegOK, t.NoMinToWin = *seg, true, len(bc.ex.minToWinArg) == 0

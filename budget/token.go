@@ -93,13 +93,20 @@ type Token struct {
 // every script there can read. So the user's frequency-cap key (a hash of
 // user.id, buyeruid or the device's advertising id, the same on every site)
 // is sealed: one AES-128 block of (user key, hold id) under a key derived
-// from the notice key, different for every bid of the same user.
+// from the notice key, different for every bid of the same user. The
+// predicted CTR is masked too (XOR with an AES block of the hold id under
+// that key, pctrPad): beside the price it gives away a CPC campaign's value
+// per click, which is why bids carry no ext.pctr unless
+// pricing.reveal_pctr says so, and in clear here every exchange read it in
+// the nurl of every bid anyway (an outside notices audit).
 //
-// Version 7 added the token's lifetime (Expires - Issued, seconds) and
-// sealed the user key; version 5 tokens (minted before it) still parse, with
-// Issued zero. (Version 6 was never released.)
+// Version 8 masks the predicted CTR; version 7 added the token's lifetime
+// (Expires - Issued, seconds) and sealed the user key. Version 7 tokens
+// (the pCTR in clear) and version 5 tokens (Issued zero) still parse.
+// (Version 6 was never released.)
 const (
-	tokenVersion = 7
+	tokenVersion = 8
+	tokenV7      = 7
 	tokenV5      = 5
 	tokenFixed   = 65                     // expires, bid, hold, price, floor: five uint64s; sealed user: 16 bytes; pctr: float32 bits; charge-on: one byte; lifetime: uint32
 	tokenFixedV5 = 53                     // version 5: user in clear (a uint64), no lifetime
@@ -234,7 +241,7 @@ func encodePayload(dst []byte, t *Token, blk cipher.Block) []byte {
 	dst = binary.BigEndian.AppendUint64(dst, uint64(t.HoldID))
 	u := dst[len(dst)-16:]
 	blk.Encrypt(u, u)
-	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR))
+	dst = binary.BigEndian.AppendUint32(dst, math.Float32bits(t.PCTR)^pctrPad(dst, blk, t.HoldID))
 	cb := byte(t.ChargeOn) & 0x7f
 	if t.Test {
 		cb |= 0x80
@@ -249,6 +256,22 @@ func encodePayload(dst []byte, t *Token, blk cipher.Block) []byte {
 		dst = append(dst, s...)
 	}
 	return dst
+}
+
+// pctrLabel tells the pCTR's pad block from the user key's: (hold id,
+// label) against (user key, hold id).
+const pctrLabel = "pctr\x00pad"
+
+// pctrPad is the mask of a token's predicted CTR: the first 4 bytes of the
+// AES block of (hold id, pctrLabel) under blk, computed in dst's spare
+// capacity (dst itself is left as it was).
+func pctrPad(dst []byte, blk cipher.Block, hold HoldID) uint32 {
+	n := len(dst)
+	dst = binary.BigEndian.AppendUint64(dst, uint64(hold))
+	dst = append(dst, pctrLabel...)
+	p := dst[n : n+16]
+	blk.Encrypt(p, p)
+	return binary.BigEndian.Uint32(p)
 }
 
 // lifetime is Expires - Issued in whole seconds, 0 when unknown (Issued
@@ -366,7 +389,7 @@ func decodePayload(b []byte, blk cipher.Block) (Token, bool) {
 	if len(b) > 0 && b[0] == tokenV5 {
 		fixed = tokenFixedV5
 	}
-	if len(b) < 1+fixed || (b[0] != tokenVersion && b[0] != tokenV5) {
+	if len(b) < 1+fixed || (b[0] != tokenVersion && b[0] != tokenV7 && b[0] != tokenV5) {
 		return Token{}, false
 	}
 	var t Token
@@ -387,7 +410,12 @@ func decodePayload(b []byte, blk cipher.Block) (Token, bool) {
 		}
 		t.UserKey, at = binary.BigEndian.Uint64(u[:]), userAt+16
 	}
-	t.PCTR = math.Float32frombits(binary.BigEndian.Uint32(b[at:]))
+	pc := binary.BigEndian.Uint32(b[at:])
+	if b[0] == tokenVersion {
+		var scratch [16]byte
+		pc ^= pctrPad(scratch[:0], blk, t.HoldID)
+	}
+	t.PCTR = math.Float32frombits(pc)
 	t.ChargeOn, t.Test = NoticeKind(b[at+4]&0x7f), b[at+4]&0x80 != 0
 	if fixed == tokenFixed {
 		if iss := exp - int64(binary.BigEndian.Uint32(b[at+5:])); iss < exp {

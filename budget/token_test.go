@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -102,8 +103,9 @@ func TestTokenIssued(t *testing.T) {
 	v7 := encodePayload(nil, &tok, userKeyCipher(testKey))
 	v5 := append([]byte{tokenV5}, v7[1:userAt]...) // expires .. floor
 	v5 = binary.BigEndian.AppendUint64(v5, tok.UserKey)
-	v5 = append(v5, v7[userAt+16:userAt+21]...) // pctr, charge-on
-	v5 = append(v5, v7[1+tokenFixed:]...)       // the ids
+	v5 = binary.BigEndian.AppendUint32(v5, math.Float32bits(tok.PCTR)) // in clear
+	v5 = append(v5, v7[userAt+20])                                     // charge-on
+	v5 = append(v5, v7[1+tokenFixed:]...)                              // the ids
 	h := hmac.New(sha256.New, testKey)
 	h.Write(v5)
 	tag := sha256.Sum256(append(h.Sum(nil), byte(UseBill)))
@@ -143,6 +145,56 @@ func TestTokenSealsUserKey(t *testing.T) {
 	if err != nil || got.UserKey != a.UserKey {
 		t.Fatalf("a token of the previous key: user %x, %v; want %x", got.UserKey, err, a.UserKey)
 	}
+}
+
+// The predicted CTR, which beside the price gives away a CPC campaign's
+// value per click, is not in a token's payload in clear (every exchange
+// reads its nurl, every page its pixel: bids carry no ext.pctr unless
+// pricing.reveal_pctr says so, and the token gave it away anyway), and two
+// bids with the same pCTR do not carry the same bytes for it. A version 7
+// token, the pCTR in clear, still parses.
+func TestTokenMasksPCTR(t *testing.T) {
+	payload := func(tok []byte) []byte {
+		b, err := tokenEnc.DecodeString(string(tok[:bytes.IndexByte(tok, tokenSep)]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	a, b := sampleToken(), sampleToken()
+	b.HoldID++
+	pa, pb := payload(AppendToken(nil, testKey, a, UseBill)), payload(AppendToken(nil, testKey, b, UseBill))
+	clear := binary.BigEndian.AppendUint32(nil, math.Float32bits(a.PCTR))
+	if bytes.Contains(pa, clear) || bytes.Contains(pb, clear) {
+		t.Fatalf("pCTR %v (%x) in clear in the payload", a.PCTR, clear)
+	}
+	if bytes.Equal(pa[userAt+16:userAt+20], pb[userAt+16:userAt+20]) {
+		t.Fatal("two bids with one pCTR carry the same bytes for it")
+	}
+	for _, s := range []*Signer{mustSigner(t, testKey), mustSigner(t, []byte("new key"), testKey)} {
+		if got, err := s.Parse(AppendToken(nil, testKey, a, UseBill), UseBill, t0); err != nil || got != a {
+			t.Fatalf("round trip: %+v %v, want %+v", got, err, a)
+		}
+	}
+	v7 := encodePayload(nil, &a, userKeyCipher(testKey))
+	v7[0] = tokenV7
+	binary.BigEndian.PutUint32(v7[userAt+16:], math.Float32bits(a.PCTR))
+	h := hmac.New(sha256.New, testKey)
+	h.Write(v7)
+	tag := sha256.Sum256(append(h.Sum(nil), byte(UseBill)))
+	raw := tokenEnc.EncodeToString(v7) + "." + tokenEnc.EncodeToString(tag[:tokenTagLen])
+	if got, err := ParseToken([]byte(raw), testKey, UseBill, t0); err != nil || got != a {
+		t.Fatalf("version 7 token: %+v %v, want %+v", got, err, a)
+	}
+}
+
+func mustSigner(t *testing.T, keys ...[]byte) *Signer {
+	t.Helper()
+	s, err := NewSigner(keys...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // A token is valid at the use it was minted for and nowhere else: every
