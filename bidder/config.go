@@ -502,8 +502,10 @@ type NoticeConfig struct {
 	// openbidder_notice_source_refused_total. Empty (the default) allows
 	// every source: the notice price is not signed, so whoever holds a
 	// notice URL before the exchange fires it (a billing URL fired from the
-	// device, say) may fire it first at or a little over the floor and fix
-	// the charge there (docs/budget.md, "The level rule"). Set it where
+	// device, say) may fire it first at any price from the floor to the bid
+	// and fix the charge there: at the floor the impression is
+	// under-counted, at the bid the campaign pays its whole bid for an
+	// impression that cleared lower (docs/budget.md, "The level rule"). Set it where
 	// every exchange fires its nurl, burl and lurl from its servers. One
 	// list for every exchange (a notice token does not name its exchange).
 	// Impression pixels and clicks are never filtered (browsers send them).
