@@ -54,7 +54,7 @@ func (m *Manager) ExplainDraw(h *Account, maxChargeMicros int64, now time.Time, 
 	e := Explanation{
 		Participation: throttleProb(th), LeaseMicros: lease, LeaseValid: m.leaseValid(h, ns),
 		HeadroomMicros: lease - spent - held, PoolFreeMicros: h.poolFree.Load(),
-		DailyMicros: c.DailyMicros, SpentTodayMicros: h.spentToday(day) + spent, TargetMicros: h.target.Load(),
+		DailyMicros: c.DailyMicros, SpentTodayMicros: max(h.spentToday(day)+spent, 0), TargetMicros: h.target.Load(),
 		PacingMode: c.Pacing.String(),
 	}
 	if r, until := h.deadReserve(ns); r > 0 {

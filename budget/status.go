@@ -78,7 +78,7 @@ func statusOf(a *Account, now time.Time) (CampaignStatus, bool) {
 	reserve, _ := a.deadReserve(now.UnixNano())
 	st := CampaignStatus{
 		ID: a.id, Currency: c.Currency, TotalBudgetMicros: c.TotalMicros, DailyBudgetMicros: c.DailyMicros,
-		SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: a.spentToday(day) + unrep,
+		SpentMicros: a.spentTotal.Load() + unrep, SpentTodayMicros: max(a.spentToday(day)+unrep, 0),
 		HeldMicros: a.held.Load(), LeasedMicros: a.lease.Load(), PacingMode: c.Pacing.String(),
 		PacingTargetMicros: a.target.Load(), PacingError: math.Float64frombits(a.pacingErr.Load()),
 		Throttle: throttleProb(a.throttle.Load()), DeadReserveMicros: reserve,
