@@ -385,8 +385,10 @@ func (b *Baseline) gate(c Candidate, imp *openrtb2.Imp, reqAT int64, dooh bool, 
 	default:
 		return Slot{}, "budget"
 	}
-	sure := camp.Strategy.Kind == campaigns.FixedCPM &&
-		(b.cfg.FirstPriceShade == 1 || fixedDeal(c.Deal) || !firstPrice(reqAT, c.Deal))
+	// Sure: it bids its bound (the bidder's surePrice; the baseline has no
+	// learned shading). A fixed-price deal bids the deal's price instead.
+	sure := camp.Strategy.Kind == campaigns.FixedCPM && !fixedDeal(c.Deal) &&
+		(b.cfg.FirstPriceShade == 1 || !firstPrice(reqAT, c.Deal))
 	return Slot{Candidate: c, Floor: floor, Open: open, Upper: upper, FreqLeft: left, Sure: sure}, ""
 }
 

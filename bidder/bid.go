@@ -27,8 +27,8 @@ type slot struct {
 	open  int64 // the imp's open-auction floor, response currency (price's fallback: Candidate.Alts)
 	upper int64 // most this candidate can bid, response-currency CPM micros
 	fixed bool  // fixed CPM: upper is its price, whatever the model says
-	// sure: its price is known before the model runs and clears its floor
-	// (surePrice); keepBest keeps one such fixed-CPM candidate an imp.
+	// sure: it bids upper, known before the model runs and at least its
+	// floor (surePrice); keepBest keeps one such fixed-CPM candidate an imp.
 	sure bool
 	// freqLeft is how many more impressions of the campaign the user may
 	// see (math.MaxInt64 without a frequency cap): the request bids it on
@@ -833,15 +833,24 @@ func (s *Server) gate(bc *bidCtx, cat *catalog, imp *ortb.Imp, c campaigns.Candi
 	return sl, reasonNone
 }
 
-// surePrice reports whether sl, gated, bids a price known before the
-// model runs and at least its floor: a fixed-CPM campaign's, unless
+// surePrice reports whether sl, gated, bids its bound (slot.upper), known
+// before the model runs and at least its floor: a fixed-CPM campaign's
+// price in a second-price auction, or in a first-price one where nothing
+// lowers it. Then no other fixed-CPM candidate of the imp with a bound no
+// higher can outbid it, and keepBest keeps those out. Not where
 // pricing.first_price_shade lowers it in a first-price auction (shading's
-// cold segments take it too), which may leave it under the floor; then
-// another fixed-CPM candidate of the imp may still bid, and is scored (an
+// cold segments take it too), which may leave it under the floor (an
 // outside audit's deal under its floor once shaded kept an open-auction
-// fixed-CPM bid out).
+// fixed-CPM bid out); not where learned shading prices it (pricing.shading:
+// the curve's optimum clamped into [floor, value], so a candidate with a
+// lower bound facing a higher floor bids more); and not on a fixed-price
+// deal, which bids the deal's price, not its bound (a review: a 4.00 CPM
+// campaign on a 1.50 fixed-price deal kept a 2.00 open-auction bid out).
 func (s *Server) surePrice(req *ortb.Request, sl *slot) bool {
-	return sl.fixed && (s.cfg.Pricing.FirstPriceShade == 1 || sl.fixedDeal() || !sl.firstPrice(req))
+	if !sl.fixed || sl.fixedDeal() {
+		return false
+	}
+	return !sl.firstPrice(req) || s.cfg.Pricing.FirstPriceShade == 1 && s.shade == nil
 }
 
 // optionFloor is the floor candidate c faces on imp: its deal's where the
@@ -907,9 +916,9 @@ func (s *Server) nextOption(sl *slot, imp *ortb.Imp, resp []byte) bool {
 // keepBest appends sl to the imp's slots [first:], keeping at most k by
 // their upper bound: a candidate that cannot outbid the weakest kept one is
 // not worth a model call. A fixed-CPM candidate's price does not depend on
-// the model, so only the highest fixed-CPM candidate of an imp whose price
-// is sure to clear its floor (slot.fixed) is kept: it outbids every other
-// fixed-CPM one whatever the prediction. Not in an ad pod (oneFixed false):
+// the model, so only the highest fixed-CPM candidate of an imp that bids
+// its bound, sure to clear its floor (slot.sure), is kept: it outbids
+// every other fixed-CPM one whatever the prediction. Not in an ad pod (oneFixed false):
 // there the creative an earlier imp of the pod bids is taken (podRefuses),
 // and the imp needs the next one (an outside audit: a pod of fixed-CPM
 // campaigns got a bid on its first imp only).
