@@ -292,6 +292,7 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 				continue
 			}
 			sl.Imp = i
+			sl.Sure = sl.Sure && sl.FreqLeft > int64(i) // earlier imps may use up its cap (the bidder's slot.at)
 			a.Slots = keepBest(a.Slots, first, b.cfg.MaxScoredPerImp, sl, podOf(imp) == "")
 		}
 		if len(a.Slots) == first {

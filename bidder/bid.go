@@ -576,7 +576,7 @@ func (s *Server) collectBest(bc *bidCtx, cat *catalog, i int, floor int64) reaso
 				}
 				continue
 			}
-			sl.imp = i
+			sl.at(i)
 			bc.slots = append(bc.slots, sl)
 			fixed = fixed || sl.sure && oneFixed
 			if len(bc.slots)-first == k {
@@ -612,7 +612,7 @@ func (s *Server) collectAll(bc *bidCtx, cat *catalog, i int, floor int64) reason
 			why = firstReason(why, r)
 			continue
 		}
-		sl.imp = i
+		sl.at(i)
 		bc.slots = keepBest(bc.slots, first, s.cfg.Pricing.MaxScoredPerImp, sl, oneFixed)
 	}
 	return why
@@ -851,6 +851,18 @@ func (s *Server) surePrice(req *ortb.Request, sl *slot) bool {
 		return false
 	}
 	return !sl.firstPrice(req) || s.cfg.Pricing.FirstPriceShade == 1 && s.shade == nil
+}
+
+// at places sl, gated, on imp i. It is sure (surePrice) only where the
+// imps before it cannot use up the user's frequency cap for its campaign:
+// price skips a slot whose campaign earlier imps of the request bid as
+// often as the user may still see it (bidsBefore), and a sure slot skipped
+// there had kept every other fixed-CPM candidate of the imp out (a review:
+// a fixed 4.00 campaign capped at 1 won the first of two imps, and acme's
+// fixed 2.00 never bid on the second).
+func (sl *slot) at(i int) {
+	sl.imp = i
+	sl.sure = sl.sure && sl.freqLeft > int64(i)
 }
 
 // optionFloor is the floor candidate c faces on imp: its deal's where the

@@ -227,7 +227,7 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 				}
 				break
 			}
-			sl.imp = i
+			sl.at(i)
 			e.Status, e.slot = "priced", len(x.slots)
 			x.slots = append(x.slots, explainSlot{imp: i, entry: len(ei.Campaigns), sl: sl})
 			kept++
