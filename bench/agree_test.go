@@ -113,6 +113,13 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 					`{"id":"deal-`+strconv.Itoa(pub+1)+`","bidfloor":0.4}]},`)
 			out["site-banner deal floors out of reach private "+strconv.Itoa(private)+" pub "+n] = []byte(high.Replace(string(SiteBanner("0.3"))))
 		}
+		// The same past an imp's 63rd deal: the bidder offers no later deal
+		// from there on (Candidate.Alts), and the baseline must not either.
+		filler := strings.Repeat(`{"id":"x-filler","bidfloor":0.1},`, 64)
+		far := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+			`"secure":1,"pmp":{"private_auction":1,"deals":[{"id":"deal-`+n+`","bidfloor":40},`+filler+
+				`{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.4},{"id":"deal-`+n+`","bidfloor":0.4}]},`)
+		out["site-banner a later deal past the 63rd pub "+n] = []byte(far.Replace(string(SiteBanner("0.3"))))
 		// Allowed ad languages and blocked banner types (2.6 wlang, wlangb,
 		// btype), against the creatives that declare theirs.
 		langs := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,

@@ -265,7 +265,9 @@ func (b *Baseline) match(dst []Candidate, f *reqFacts, imp *openrtb2.Imp) []Cand
 				cand := Candidate{Campaign: c, Creative: cr, Deal: d, W: w, H: h}
 				if d != nil {
 					for l := b.dealAllowing(c, imp, cr, d); l != nil; l = b.dealAllowing(c, imp, cr, l) {
-						cand.Later = append(cand.Later, l)
+						if dealIndex(imp, l) < 63 { // the bidder offers only an imp's first 63 deals (Candidate.Alts)
+							cand.Later = append(cand.Later, l)
+						}
 					}
 					cand.Open = c.Targeting.OpenAuction && (imp.PMP == nil || imp.PMP.PrivateAuction == 0)
 				}
@@ -359,6 +361,16 @@ func (b *Baseline) pickDeal(c *campaigns.Campaign, imp *openrtb2.Imp) (*openrtb2
 		}
 	}
 	return nil, c.Targeting.OpenAuction && !private
+}
+
+// dealIndex is d's index in imp's deals (d points into them).
+func dealIndex(imp *openrtb2.Imp, d *openrtb2.Deal) int {
+	for i := range imp.PMP.Deals {
+		if &imp.PMP.Deals[i] == d {
+			return i
+		}
+	}
+	return -1
 }
 
 // dealAllowing returns the first deal after after in imp's list (request
