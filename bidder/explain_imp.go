@@ -231,7 +231,7 @@ func (x *explainRun) gates(i int, imp *ortb.Imp, floor int64, cands []campaigns.
 			e.Status, e.slot = "priced", len(x.slots)
 			x.slots = append(x.slots, explainSlot{imp: i, entry: len(ei.Campaigns), sl: sl})
 			kept++
-			fixed = fixed || sl.sure
+			fixed = fixed || sl.sure && impPod(imp) == nil // as collectBest: not in an ad pod
 			if kept == k {
 				stop = "max_scored_per_imp"
 			}
