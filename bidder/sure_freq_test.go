@@ -61,3 +61,26 @@ func TestCappedFixedCPMDoesNotKeepOthersOutOfLaterImps(t *testing.T) {
 		t.Errorf("bids by imp %v, want hooli-deal on 1 and acme-banner on 2", got)
 	}
 }
+
+// In an ad pod the bid path keeps every fixed-CPM candidate (an earlier imp
+// of the pod may take a creative: keepBest's oneFixed); explain's replay
+// kept the first sure one and gated the rest as fixed_cpm_outbid (the
+// review). video-pod.json's first slot fits both of tvpods' creatives.
+func TestExplainKeepsFixedCPMCandidatesInAPod(t *testing.T) {
+	ts := newTestServer(t, nil)
+	a := explainBody(t, ts, string(readReq(t, "video-pod.json")))
+	priced := 0
+	for _, c := range a.Imps[0].Campaigns {
+		if c.ID == "tvpods" {
+			if c.Rule == "fixed_cpm_outbid" {
+				t.Errorf("%s gated fixed_cpm_outbid in a pod", c.Creative)
+			}
+			if c.Status == "priced" {
+				priced++
+			}
+		}
+	}
+	if priced != 2 {
+		t.Errorf("%d of tvpods' candidates priced on the pod's first slot, want 2 (%+v)", priced, a.Imps[0].Campaigns)
+	}
+}
