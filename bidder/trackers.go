@@ -3,11 +3,10 @@ package bidder
 import (
 	"encoding/binary"
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
+	"github.com/openbidder/openbidder/internal/bytecache"
 )
 
 // trackerSeen remembers which impression pixels and clicks were already
@@ -16,13 +15,13 @@ import (
 // frequency cap or inflate the impression and click series. The pixel or
 // redirect is still answered.
 //
-// A bounded TTL cache (ristretto: TinyLFU admission, sampled LFU eviction,
-// a TTL of notices.token_ttl, past which the token is refused anyway) fits
-// because this is never money: an entry it drops or does not admit, or two
-// replays racing before the first is applied (ristretto's Set is
-// asynchronous), only lets a replay count again, as every replay did before.
-// Keys are two independent 64-bit hashes of (kind, auction, imp, instance,
-// hold): the impression as the budget keys it, per tracker kind.
+// A bounded TTL cache (internal/bytecache: ristretto's TinyLFU admission,
+// sampled LFU eviction, a TTL of notices.token_ttl, past which the token is
+// refused anyway) fits because this is never money: an entry it drops or
+// does not admit, or two replays racing before the first is applied
+// (ristretto's Set is asynchronous), only lets a replay count again, as
+// every replay did before. Keys are (kind, auction, imp, instance, hold):
+// the impression as the budget keys it, per tracker kind.
 //
 // Replays racing one another (a script firing one pixel from 32 threads: an
 // outside audit counted one impression 56 times) are caught by recent, a
@@ -34,17 +33,13 @@ import (
 //
 // close may come while first runs: Server.Shutdown closes it before the
 // budget manager stops taking trackers forwarded by other instances over
-// NATS, and a ristretto Set racing its Close sends on a closed channel (a
-// panic in the subscription's goroutine: the process died in its graceful
-// stop). mu makes close wait for the calls in flight; after it, only
-// recent remembers.
+// NATS (a Set racing ristretto's Close panicked there: bytecache waits for
+// the calls in flight). After it, only recent remembers.
 type trackerSeen struct {
-	c      *ristretto.Cache[[]byte, struct{}]
+	c      *bytecache.Cache[struct{}]
 	ttl    time.Duration
 	seed   maphash.Seed
 	recent []atomic.Uint64
-	mu     sync.RWMutex // read: a first using c; write: close
-	closed bool         // under mu
 }
 
 // trackerRecent is the number of slots of trackerSeen.recent (512 KiB).
@@ -55,20 +50,7 @@ func newTrackerSeen(entries int64, ttl time.Duration) *trackerSeen {
 	if entries <= 0 {
 		return nil
 	}
-	seedKey, seedConflict := maphash.MakeSeed(), maphash.MakeSeed()
-	c, err := ristretto.NewCache(&ristretto.Config[[]byte, struct{}]{
-		NumCounters:        10 * entries, // ristretto's advice: ten times the entries
-		MaxCost:            entries,      // cost 1 per entry
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-		KeyToHash: func(k []byte) (uint64, uint64) {
-			return maphash.Bytes(seedKey, k), maphash.Bytes(seedConflict, k)
-		},
-	})
-	if err != nil {
-		panic("bidder: ristretto rejected a config built from validated options: " + err.Error())
-	}
-	return &trackerSeen{c: c, ttl: ttl, seed: maphash.MakeSeed(), recent: make([]atomic.Uint64, trackerRecent)}
+	return &trackerSeen{c: bytecache.New[struct{}](entries), ttl: ttl, seed: maphash.MakeSeed(), recent: make([]atomic.Uint64, trackerRecent)}
 }
 
 // first reports whether kind's tracker of t's impression is seen here for
@@ -85,18 +67,13 @@ func (ts *trackerSeen) first(kind noticeKind, t *bidToken) bool {
 		k = append(k, f...)
 	}
 	k = binary.BigEndian.AppendUint64(k, t.Hold)
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	if ts.closed {
-		return ts.claim(k)
-	}
 	if _, ok := ts.c.Get(k); ok {
 		return false
 	}
 	if !ts.claim(k) {
 		return false
 	}
-	ts.c.SetWithTTL(k, struct{}{}, 1, ts.ttl)
+	ts.c.Set(k, struct{}{}, ts.ttl)
 	return true
 }
 
@@ -118,12 +95,7 @@ func (ts *trackerSeen) claim(k []byte) bool {
 
 // wait blocks until the sets offered so far are applied (tests).
 func (ts *trackerSeen) wait() {
-	if ts == nil {
-		return
-	}
-	ts.mu.RLock()
-	defer ts.mu.RUnlock()
-	if !ts.closed {
+	if ts != nil {
 		ts.c.Wait()
 	}
 }
@@ -131,13 +103,7 @@ func (ts *trackerSeen) wait() {
 // close stops the cache once the calls in flight are done; later calls
 // remember through recent alone.
 func (ts *trackerSeen) close() {
-	if ts == nil {
-		return
-	}
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	if !ts.closed {
-		ts.closed = true
+	if ts != nil {
 		ts.c.Close()
 	}
 }

@@ -1,11 +1,9 @@
 package privacy
 
 import (
-	"hash/maphash"
-	"sync"
 	"time"
 
-	"github.com/dgraph-io/ristretto/v2"
+	"github.com/openbidder/openbidder/internal/bytecache"
 )
 
 // Entry kinds: a TC string and a GPP string never look alike when they
@@ -24,54 +22,24 @@ type entry struct {
 	gpp  gppSummary
 }
 
-// cache maps consent strings to entries. It is bounded in entries
-// (ristretto's TinyLFU admission and sampled LFU eviction) and in time
-// (TTL). Keys are two independent 64-bit hashes of the string (ristretto's
-// key and conflict hashes): a lookup compares both, so two strings are
-// confused only if 128 bits collide. The string itself is never kept, so a
-// key may point into request memory.
+// cache maps consent strings to entries: a bytecache (bounded in entries
+// and in time, keys hashed, so a key may point into request memory; safe
+// to close while requests still use it). The string itself is never kept.
 //
 // The cache is never money: a lost or rejected entry only costs a decode.
 type cache struct {
-	c   *ristretto.Cache[[]byte, entry]
+	c   *bytecache.Cache[entry]
 	ttl time.Duration
-	// mu makes close wait for the gets and sets in flight, and closed keeps
-	// later ones off the closed cache: ristretto's Close closes its set
-	// channel before it marks the cache closed, and a SetWithTTL in between
-	// panics (send on closed channel; the concurrency audit found it with
-	// the bidder's tracker cache, closed in Server.Shutdown while notices
-	// forwarded over NATS still came in; /admin/explain decides privacy
-	// after Shutdown too).
-	mu     sync.RWMutex
-	closed bool
 }
 
 func newCache(entries int64, ttl time.Duration) *cache {
-	seedKey, seedConflict := maphash.MakeSeed(), maphash.MakeSeed()
-	c, err := ristretto.NewCache(&ristretto.Config[[]byte, entry]{
-		NumCounters:        10 * entries, // ristretto's advice: ten times the entries
-		MaxCost:            entries,      // cost 1 per entry
-		BufferItems:        64,
-		IgnoreInternalCost: true,
-		KeyToHash: func(k []byte) (uint64, uint64) {
-			return maphash.Bytes(seedKey, k), maphash.Bytes(seedConflict, k)
-		},
-	})
-	if err != nil {
-		panic("privacy: ristretto rejected a config built from validated options: " + err.Error())
-	}
-	return &cache{c: c, ttl: ttl}
+	return &cache{c: bytecache.New[entry](entries), ttl: ttl}
 }
 
 // get returns the entry for s when it is cached with kind k. A nil cache
 // has nothing.
 func (c *cache) get(s []byte, k uint8) (entry, bool) {
 	if c == nil {
-		return entry{}, false
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if c.closed {
 		return entry{}, false
 	}
 	e, ok := c.c.Get(s)
@@ -82,35 +50,18 @@ func (c *cache) get(s []byte, k uint8) (entry, bool) {
 // asynchronously (or not at all, when its admission policy prefers what it
 // holds).
 func (c *cache) set(s []byte, e entry) {
-	if c == nil {
-		return
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.closed {
-		c.c.SetWithTTL(s, e, 1, c.ttl)
+	if c != nil {
+		c.c.Set(s, e, c.ttl)
 	}
 }
 
 // wait blocks until the sets offered so far are applied (tests).
 func (c *cache) wait() {
-	if c == nil {
-		return
-	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if !c.closed {
+	if c != nil {
 		c.c.Wait()
 	}
 }
 
 // close closes the cache once the gets and sets in flight are done; later
 // ones find nothing and keep nothing.
-func (c *cache) close() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.closed {
-		c.closed = true
-		c.c.Close()
-	}
-}
+func (c *cache) close() { c.c.Close() }
