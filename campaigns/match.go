@@ -880,14 +880,18 @@ func (sc *Scratch) creativeDeal(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creativ
 // whose wadomain, if it has one, allows creative cr; -1 if none.
 func (sc *Scratch) dealAllowing(ix *index, cc *ccamp, cr *Creative, from int) int {
 	for i := from; i < len(sc.vals[dDeal]); i++ {
-		if !contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) {
-			continue
-		}
-		if d := sc.deals[i]; len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain) {
+		if sc.dealTakes(ix, cc, cr, i) {
 			return i
 		}
 	}
 	return -1
+}
+
+// dealTakes says whether creative cr of campaign cc may bid on sc.deals[i]:
+// the campaign targets it, and its wadomain, if it has one, allows cr.
+func (sc *Scratch) dealTakes(ix *index, cc *ccamp, cr *Creative, i int) bool {
+	d := sc.deals[i]
+	return contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) && (len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain))
 }
 
 // dealAlts is Candidate.Alts for creative cr of campaign cc on a deal at
@@ -896,10 +900,8 @@ func (sc *Scratch) dealAllowing(ix *index, cc *ccamp, cr *Creative, from int) in
 func (sc *Scratch) dealAlts(ix *index, cc *ccamp, imp *ortb.Imp, cr *Creative, from int) uint64 {
 	var alts uint64
 	for i := from; i < len(sc.vals[dDeal]); i++ {
-		if at := sc.dealIx[i]; at < 63 && contains(ix.set(cc, int(dDeal)), sc.vals[dDeal][i]) {
-			if d := sc.deals[i]; len(d.WADomain) == 0 || adomainsAllowed(cr.ADomain, d.WADomain) {
-				alts |= 1 << at
-			}
+		if at := sc.dealIx[i]; at < 63 && sc.dealTakes(ix, cc, cr, i) {
+			alts |= 1 << at
 		}
 	}
 	if cc.open && !imp.PrivateAuction {
