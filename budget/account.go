@@ -107,6 +107,7 @@ type Account struct {
 	remaining  atomic.Int64
 	target     atomic.Int64
 	pacingErr  atomic.Uint64 // float64 bits
+	capacity   atomic.Int64  // the pacing controller's capacity estimate, micros/s (Lease.Cap)
 
 	// Counters.
 	lateN, lateMicros, cappedN, dupN, grants, denials, lostLeases atomic.Uint64
@@ -138,7 +139,8 @@ type Account struct {
 type foreignLease struct {
 	inst, boot string
 	expires    int64
-	amount     int64 // micros (status only)
+	amount     int64 // micros
+	capacity   int64 // Lease.Cap
 }
 
 // usableLease is the lease new holds may use: without the part granted

@@ -71,7 +71,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 				ownBoot = l.Boot
 			}
 		case !l.Reclaimed:
-			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires, amount: l.Amount})
+			foreign = append(foreign, foreignLease{inst: inst, boot: l.Boot, expires: l.Expires, amount: l.Amount, capacity: l.Cap})
 		}
 	}
 	recDay := rec.Day

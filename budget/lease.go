@@ -31,6 +31,7 @@ type leaseReq struct {
 	keptAcked, kept, keptSame int64
 	sameDay                   string
 	want                      int64 // outstanding lease wanted after the report
+	capacity                  int64 // the pacing controller's capacity estimate, written into the entry (Lease.Cap)
 	committed                 int64 // the part of want already committed (unreported spend, open holds): granted whatever the pool
 	ttl, reclaim              time.Duration
 	reserveFor                time.Duration // how long a takeover mark's reserve stands (LeaseTTL + ReclaimWait)
@@ -177,7 +178,7 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	if amount == 0 && (q.release || (q.want <= 0 && q.reported == q.acked && q.keptSame == q.keptAcked)) {
 		delete(rec.Leases, q.instance)
 	} else {
-		own.Amount, own.Expires = amount, now+int64(q.ttl)
+		own.Amount, own.Expires, own.Cap = amount, now+int64(q.ttl), q.capacity
 		rec.Leases[q.instance] = own
 		res.kept = true
 	}

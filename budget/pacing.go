@@ -58,7 +58,11 @@ type pacingIn struct {
 	daily    int64   // today's budget
 	target   int64   // the plan's spend due by now (plan.go)
 	rate     float64 // the plan's spend rate now, micros/s
-	asap     bool
+	// share is this instance's part of the campaign's spend (pacingShare;
+	// 0 reads as 1): the plan's rate, and the correction of the gap to it,
+	// are the whole fleet's.
+	share float64
+	asap  bool
 }
 
 // step updates the participation probability and returns it with the target.
@@ -101,6 +105,9 @@ func (pc *pacer) step(in pacingIn) (p float64, target int64) {
 	pc.lastT, pc.lastReserved = in.now, in.reserved
 	gap := float64(target - spent)
 	rate := in.rate + gap/pacingTc + pc.integ/(pacingTc*pacingTi)
+	if in.share > 0 {
+		rate *= in.share
+	}
 	p = 1.0
 	if pc.capEst > 0 {
 		p = rate / pc.capEst
@@ -143,6 +150,43 @@ func (pc *pacer) inflight(now time.Time, reserved, drawn, pending, daily int64) 
 	prior := float64(max(daily/1000, 1000))
 	conv := min((pc.sDrawn+prior)/(pc.sResolved+prior), 1)
 	return int64(conv * float64(pending)), conv
+}
+
+// pacingShare is this instance's part of the campaign's spend: its capacity
+// (capEst, the spend a second its bids would make at full participation)
+// over the capacities of every instance bidding on the campaign, itself and
+// the others with a live lease holding money (as the newest record shows,
+// Lease.Cap); an instance whose capacity is not known yet (an older
+// version, or its first seconds) counts as much as this one, and where
+// this one's is not known yet the share is even. Every controller steers
+// the global spend to the plan: asking each for the whole plan's rate,
+// N instances bid at about N times the plan until the integral term had
+// learnt the split, an hour (an outside audit: +19% in hour 0 with 2
+// instances, +28% with 3; two real bidders spent 1.4-1.9 times one's in
+// their first minute). With shares, all bid at the same participation,
+// the fleet's capacity over the plan.
+func (a *Account) pacingShare(own float64) float64 {
+	a.gmu.Lock()
+	defer a.gmu.Unlock()
+	n, known, unknown := 1, 0.0, 0
+	for _, f := range a.foreign {
+		if f.amount <= 0 {
+			continue // no lease, or a lease given back: not bidding here
+		}
+		n++
+		if f.capacity > 0 {
+			known += float64(f.capacity)
+		} else {
+			unknown++
+		}
+	}
+	if n == 1 {
+		return 1
+	}
+	if own <= 0 {
+		return 1 / float64(n)
+	}
+	return own / (own + known + float64(unknown)*own)
 }
 
 func probToThreshold(p float64) uint64 {
@@ -254,7 +298,9 @@ func (m *Manager) pace(a *Account, now time.Time) {
 		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: from})
 	}
 	in.target, in.rate = m.planAt(pl, c, now)
+	in.share = a.pacingShare(a.pace.capEst)
 	p, target := a.pace.step(in)
+	a.capacity.Store(int64(a.pace.capEst))
 	a.throttle.Store(probToThreshold(p))
 	a.target.Store(target)
 	e := 0.0

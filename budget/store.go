@@ -83,6 +83,11 @@ type Lease struct {
 	// hold has ended by then), so it is not bid a second time (reportOwn).
 	Reserve      int64 `json:"reserve,omitempty"`
 	ReserveUntil int64 `json:"reserve_until,omitempty"`
+	// Cap is the owner's estimate of what it would spend on the campaign a
+	// second at full participation (micros/s; 0: not paced, or not known
+	// yet): the other instances' pacing controllers take their share of
+	// the plan from it (Manager.pacingShare).
+	Cap int64 `json:"cap,omitempty"`
 }
 
 // outstanding is the money l keeps out of the pool at now (unix ns): its

@@ -449,7 +449,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily, budgetKnown: known,
 		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(), zone: c.loc().String(),
-		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed,
+		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed, capacity: a.capacity.Load(),
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
 		keptAcked: a.days.kept, kept: a.days.kept + revOld, keptSame: a.days.kept + revOld + revSame, sameDay: revDay,
