@@ -1,6 +1,7 @@
 package budget
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -345,5 +346,73 @@ func TestPacingShare(t *testing.T) {
 		if got := a.pacingShare(c.own); math.Abs(got-c.want) > 1e-12 {
 			t.Errorf("%s: share %v, want %v", c.name, got, c.want)
 		}
+	}
+}
+
+// A graceful restart starts each controller where the last process left it
+// (pacesnap.go). It started at participation 1 with no capacity estimate,
+// and with traffic 1,000 times the plan the minute after a restart spent
+// about 55 minutes of the plan (1.15 units of a 30-unit day).
+func TestPacingRestartKeepsController(t *testing.T) {
+	small := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(30), Pacing: PacingEven}
+	const plan = 30e6 / 1440 // a minute's
+	minute := func(gap time.Duration) (spent int64) {
+		var before int64
+		simulateFleet(t, fleetDay{c: small, n: 1, traffic: smoothDiurnal(100, 200), seed: 7, day: t0.Add(11 * time.Hour), secs: 3600 + 61,
+			at: map[int]func([]*Manager, *MemStore, *manualClock) []*Manager{
+				3600: func(ms []*Manager, st *MemStore, clk *manualClock) []*Manager {
+					if err := ms[0].Close(ctxT(t)); err != nil {
+						t.Fatal(err)
+					}
+					clk.Add(gap)
+					before = fleetSpent(t, st, ms, small.ID)
+					ms[0] = newMemManager(t, st, "p1", clk, small)
+					return ms
+				},
+				3660: func(ms []*Manager, st *MemStore, clk *manualClock) []*Manager {
+					spent = fleetSpent(t, st, ms, small.ID) - before
+					return ms
+				},
+			}})
+		return spent
+	}
+	if got := float64(minute(0)); got > 3*plan {
+		t.Errorf("the minute after a graceful restart spent %.3f, plan %.3f", got/1e6, plan/1e6)
+	}
+	// Stopped longer than paceCarryMax: the controller starts afresh.
+	if got := float64(minute(paceCarryMax + time.Minute)); got < 10*plan {
+		t.Errorf("the minute after a restart %v later spent %.3f: a controller that old should not be kept", paceCarryMax+time.Minute, got/1e6)
+	}
+}
+
+func TestRestorePaceRefuses(t *testing.T) {
+	clk := newManualClock(t0.Add(12 * time.Hour))
+	even := Campaign{ID: "even", Currency: "USD", DailyMicros: micros(30), Pacing: PacingEven}
+	asap := Campaign{ID: "asap", Currency: "USD", DailyMicros: micros(30), Pacing: PacingASAP}
+	m := newMemManager(t, NewMemStore(), "p1", clk, even, asap)
+	defer m.Close(ctxT(t))
+	_, _, today := dayBounds(clk.Now(), time.UTC)
+	snap := func(inst, day string) []byte {
+		b, err := json.Marshal(paceSnap{Magic: paceMagic, Instance: inst, At: clk.Now().UnixNano(), Campaigns: map[string]paceCarried{
+			"even": {Day: day, P: 0.01, CapEst: 1e6}, "asap": {Day: day, P: 0.01, CapEst: 1e6}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	if _, err := m.restorePace(snap("p2", today), clk.Now()); err == nil {
+		t.Error("another instance's snapshot restored")
+	}
+	if _, err := m.restorePace([]byte(`{"magic":"x"}`), clk.Now()); err == nil {
+		t.Error("a snapshot without the magic restored")
+	}
+	if n, err := m.restorePace(snap("p1", "1999-01-01"), clk.Now()); err != nil || n != 0 {
+		t.Errorf("another day's controllers: %d restored, err %v", n, err)
+	}
+	if n, err := m.restorePace(snap("p1", today), clk.Now()); err != nil || n != 1 {
+		t.Errorf("today's: %d restored (the even campaign's only), err %v", n, err)
+	}
+	if th := m.Handle("even").throttle.Load(); th != probToThreshold(0.01) {
+		t.Errorf("the restored participation is not in force: threshold %x", th)
 	}
 }

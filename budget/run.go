@@ -23,6 +23,7 @@ func (m *Manager) Start(ctx context.Context) error {
 		return err
 	}
 	m.loadFreq(ctx)
+	m.loadPace(ctx)
 	lctx, cancel := context.WithCancel(context.Background())
 	m.runCtx = lctx
 	if err := m.watch(); err != nil {

@@ -92,6 +92,7 @@ func (m *Manager) Close(ctx context.Context) error {
 	if snapshot {
 		m.saveLevels(lctx, open)
 		m.saveFreq(lctx)
+		m.savePace(lctx)
 	}
 	if m.started.Load() {
 		errs = append(errs, m.returnLeases(ctx, stopBeat)...)
