@@ -90,7 +90,11 @@ func decodeTCF(s string, vendor uint16, allowUndisclosed bool) tcfVerdict {
 	case present && !disclosed:
 		return tcfVerdict{ok: true}
 	}
-	uses, basic, train := tcfUses(m, vendor)
+	restr, ok := pubRestrictions(s[:len(s)-len(rest)], vendor)
+	if !ok {
+		return tcfVerdict{}
+	}
+	uses, basic, train := tcfUses(m, vendor, restr)
 	return tcfVerdict{ok: true, uses: uses, basic: basic, train: train, undisclosed: undisclosed}
 }
 
@@ -211,46 +215,60 @@ func vendorInSection(data []byte, start uint, vendor uint16) (in, ok bool) {
 		in, _ = bit(pos + uint(vendor) - 1)
 		return in, true
 	}
+	in, _, ok = rangeEntries(data, pos, maxID, vendor)
+	return in, ok
+}
+
+// rangeEntries reads NumEntries (12 bits) at bit pos of data, then that many
+// range entries (IsARange, StartOrOnlyVendorId, EndVendorId where IsARange),
+// says whether one holds vendor, and returns the bit after them; ok is false
+// when data ends inside them or an entry starts at 0, ends before it starts
+// or past maxID (overlapping entries are read, as the IAB's library reads
+// them).
+func rangeEntries(data []byte, pos uint, maxID, vendor uint16) (in bool, end uint, ok bool) {
 	n, err := bitutils.ParseUInt12(data, pos)
 	if err != nil {
-		return false, false
+		return false, 0, false
 	}
 	pos += 12
 	for range n {
-		isARange, ok := bit(pos)
-		if !ok {
-			return false, false
+		if pos/8 >= uint(len(data)) {
+			return false, 0, false
 		}
+		isARange := data[pos/8]&(0x80>>(pos%8)) != 0
 		first, err := bitutils.ParseUInt16(data, pos+1)
 		if err != nil {
-			return false, false
+			return false, 0, false
 		}
 		last := first
 		pos += 17
 		if isARange {
 			if last, err = bitutils.ParseUInt16(data, pos); err != nil {
-				return false, false
+				return false, 0, false
 			}
 			pos += 16
 		}
 		if first == 0 || last < first || last > maxID {
-			return false, false
+			return false, 0, false
 		}
 		if vendor >= first && vendor <= last {
 			in = true
 		}
 	}
-	return in, true
+	return in, pos, true
 }
 
 // tcfUses applies the purpose table of docs/privacy.md to a decoded string;
 // basic says whether purpose 2 has a legal basis (Options.RequirePurpose2).
-func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic, train bool) {
+//
+// restr is the publisher restrictions for vendor (pubRestrictions): go-gdpr's
+// own lookup keeps one record per (purpose, type), the last one.
+func tcfUses(m tcf2.ConsentMetadata, vendor uint16, restr pubRestricted) (uses Use, basic, train bool) {
 	if vendor == 0 {
 		return None, false, false
 	}
 	restricted := func(p consentconstants.Purpose, kind uint8) bool {
-		return m.CheckPubRestriction(uint8(p), kind, vendor)
+		return restr[kind]&(1<<uint(p)) != 0
 	}
 	// consent: the user consented to the purpose and to the vendor, and the
 	// publisher neither forbids the purpose nor requires legitimate interest.
@@ -274,4 +292,71 @@ func tcfUses(m tcf2.ConsentMetadata, vendor uint16) (uses Use, basic, train bool
 		uses |= Personalize
 	}
 	return uses, basic, train
+}
+
+// pubRestricted holds, per restriction type (restrictNotAllowed,
+// restrictConsent, restrictLI), the purposes (bit p for purpose p, 0 to 63)
+// a TC string's publisher restrictions apply to one vendor.
+type pubRestricted [3]uint64
+
+// pubRestrictions reads the publisher restrictions of a TC string's core
+// segment (core: the string up to its first '.', which may end in it) for
+// vendor, merging every record that names a purpose and restriction type:
+// the IAB's reference decoder (@iabtechlabtcf/core) merges records that
+// repeat a (purpose, type), where go-gdpr v1.12.1 keeps the last one only,
+// so a restriction on vendor in an earlier record was lost (an outside
+// audit). ok is false when the core does not decode or ends inside a
+// section (go-gdpr has read the same bits without an error by then).
+func pubRestrictions(core string, vendor uint16) (r pubRestricted, ok bool) {
+	core = strings.TrimSuffix(core, ".")
+	data, err := base64.RawURLEncoding.DecodeString(core)
+	if err != nil {
+		return r, false
+	}
+	// The vendor consent section starts at bit 213, after the fixed fields
+	// (TCF v2 core segment), and the legitimate-interest section follows it.
+	pos, ok := vendorSectionEnd(data, 213)
+	if !ok {
+		return r, false
+	}
+	if pos, ok = vendorSectionEnd(data, pos); !ok {
+		return r, false
+	}
+	n, err := bitutils.ParseUInt12(data, pos)
+	if err != nil {
+		return r, false
+	}
+	pos += 12
+	for range n {
+		head, err := bitutils.ParseByte8(data, pos)
+		if err != nil {
+			return r, false
+		}
+		purpose, kind := head>>2, head&3
+		var in bool
+		if in, pos, ok = rangeEntries(data, pos+8, 0xffff, vendor); !ok {
+			return r, false
+		}
+		if in && kind <= restrictLI {
+			r[kind] |= 1 << purpose
+		}
+	}
+	return r, true
+}
+
+// vendorSectionEnd returns the bit after a vendor section (MaxVendorId,
+// IsRangeEncoding, then a bit field or range entries) that starts at bit
+// start of data; ok is false when data ends inside it.
+func vendorSectionEnd(data []byte, start uint) (end uint, ok bool) {
+	maxID, err := bitutils.ParseUInt16(data, start)
+	if err != nil || (start+16)/8 >= uint(len(data)) {
+		return 0, false
+	}
+	pos := start + 17
+	if data[(start+16)/8]&(0x80>>((start+16)%8)) == 0 { // a bit field
+		end = pos + uint(maxID)
+		return end, (end+7)/8 <= uint(len(data))
+	}
+	_, end, ok = rangeEntries(data, pos, maxID, 0)
+	return end, ok
 }
