@@ -160,7 +160,7 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 		g.present |= g2.present
 	}
 	if gdprApplies(req, applies) {
-		p.gdpr(&d, req, &g)
+		p.gdpr(&d, req, &g, applies)
 	}
 	// The device asks for limited tracking (lmt, OpenRTB: "tracking must be
 	// limited per commercial guidelines"; App Tracking Transparency
@@ -264,8 +264,11 @@ var gdprCountries = func() map[[3]byte]bool {
 // gdpr restricts d by the TC strings: user.consent and the GPP string's
 // tcfeuv2 section. When both are sent, both must allow a use (a CMP does not
 // write two different strings for one user, so two that differ are a doubt,
-// resolved the restrictive way), and both must decode.
-func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
+// resolved the restrictive way), and both must decode. Alone, the tcfeuv2
+// section is the request's TC string only where it applies (applies: gpp_sid,
+// else the string's own sections): a section gpp_sid leaves out is not to be
+// applied, and gave consent under regs.gdpr 1 before (an outside audit).
+func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary, applies uint64) {
 	v, why := tcfVerdict{}, GDPRDenied
 	inGPP := g.present&(1<<sidTCFEU) != 0
 	switch {
@@ -279,7 +282,7 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary) {
 		if inGPP {
 			v = v.and(g.tcf)
 		}
-	case inGPP:
+	case inGPP && applies&(1<<sidTCFEU) != 0:
 		v = g.tcf
 	default:
 		why = GDPRNoConsent

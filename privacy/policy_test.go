@@ -259,6 +259,16 @@ func TestDecide(t *testing.T) {
 		{"gpp tcfeuv2 malformed beside a valid user.consent", vendor, req{gdpr: yes, consent: all, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{Uses: None, Why: GDPRMalformed}},
 		{"gpp tcfeuv2: malformed", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, "CP"}), sid: []int64{2}}, Decision{Uses: None, Why: GDPRMalformed}},
 		{"gpp_sid 2 without any TC string", vendor, req{sid: []int64{2}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		// A tcfeuv2 section gpp_sid does not list does not apply to the
+		// request (GPP: gpp_sid lists the sections to apply): under regs.gdpr
+		// 1 it is no TC string for it, so no consent (an outside audit got
+		// segment-targeted bids from gpp_sid [-1] and [6]). Beside a
+		// user.consent it still must allow a use (a doubt, resolved the
+		// restrictive way).
+		{"gpp tcfeuv2 not listed, gdpr 1", vendor, req{gdpr: yes, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, rawSection{constants.SectionUSPV1, "1YNN"}), sid: []int64{6}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gpp tcfeuv2, gpp_sid -1, gdpr 1", vendor, req{gdpr: yes, gpp: "DBABMA~" + all, sid: []int64{-1}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gpp tcfeuv2, gpp_sid -1, gdpr 1, user.consent", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + all, sid: []int64{-1}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp tcfeuv2 not listed, refusing, beside user.consent", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + tcNothing, sid: []int64{-1}}, Decision{Uses: None, Why: GDPRDenied}},
 		{"gpp tcfeuv2 + usnat opt-out", vendor, req{gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, usnatSec(saleOut)), sid: []int64{2, 7}}, Decision{Uses: None, Why: GPPOptOut}},
 	}
 	policies := map[int][2]*Policy{}
