@@ -134,7 +134,12 @@ func (f *featurizer) record(dst []float32, lr *logRow) ([]float32, error) {
 		return dst, fmt.Errorf("request %s imp %q: %w", lr.RequestID, lr.ImpID, errNoImp)
 	}
 	now := time.Unix(lr.TS, 0).UTC()
-	userLevel := f.privacy.Decide(&f.req).Allows(privacy.Personalize) // as the bidder decides
+	// As the bidder decides, and as its row log keeps a row: training data
+	// needs TCF purpose 10 (develop and improve services) beside
+	// personalisation where GDPR applies (privacy.Decision.NoTrain); the
+	// user-level slots were written without it (an outside audit).
+	d := f.privacy.Decide(&f.req)
+	userLevel := d.Allows(privacy.Personalize) && !d.NoTrain
 	f.userLevel = userLevel
 	if !userLevel {
 		f.req.DropUserLevel() // as the bidder: no segments, no user.geo

@@ -76,7 +76,12 @@ func want(t *testing.T, lr logRow, ad features.Ad) []float32 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	features.ExtractImp(imp[:], &req, &req.Imps[i], time.Unix(lr.TS, 0), pol.Decide(&req).Allows(privacy.Personalize))
+	d := pol.Decide(&req)
+	userLevel := d.Allows(privacy.Personalize) && !d.NoTrain
+	if !userLevel {
+		req.DropUserLevel()
+	}
+	features.ExtractImp(imp[:], &req, &req.Imps[i], time.Unix(lr.TS, 0), userLevel)
 	return features.AppendRow(nil, imp[:], &ad)
 }
 
@@ -116,13 +121,18 @@ func TestFeaturizeFixture(t *testing.T) {
 		}
 		byID[lr.RequestID] = recs[i]
 	}
-	// User-level slots: filled with consent for the vendor, zero under GDPR
-	// without it (req-8: the simulator's string, which consents to nothing)
-	// and under COPPA (package privacy, as the bidder applies it).
-	if byID["req-11"][features.SlotHasUserID] != 1 || byID["req-noconsent"][features.SlotHasUserID] != 0 ||
-		byID["req-8"][features.SlotHasUserID] != 0 {
-		t.Errorf("has_user_id with consent %v, without %v, consenting to nothing %v; want 1, 0, 0",
-			byID["req-11"][features.SlotHasUserID], byID["req-noconsent"][features.SlotHasUserID], byID["req-8"][features.SlotHasUserID])
+	// User-level slots: filled with consent for the vendor (req-p10:
+	// purposes 1-4 and 10), zero under GDPR without it (req-8: the
+	// simulator's string, which consents to nothing) and under COPPA
+	// (package privacy, as the bidder applies it). Training data needs TCF
+	// purpose 10 (develop and improve services) too, as the bidder's row log
+	// keeps user-level slots only with it: req-11 consents to purposes 1-4
+	// alone, so its slots scored a bid but are no training data (an outside
+	// audit found them written).
+	if byID["req-p10"][features.SlotHasUserID] != 1 || byID["req-11"][features.SlotHasUserID] != 0 ||
+		byID["req-noconsent"][features.SlotHasUserID] != 0 || byID["req-8"][features.SlotHasUserID] != 0 {
+		t.Errorf("has_user_id with consent %v, without purpose 10 %v, without consent %v, consenting to nothing %v; want 1, 0, 0, 0",
+			byID["req-p10"][features.SlotHasUserID], byID["req-11"][features.SlotHasUserID], byID["req-noconsent"][features.SlotHasUserID], byID["req-8"][features.SlotHasUserID])
 	}
 	if m.PrivacyVendorID != testVendor {
 		t.Errorf("rows.json privacy_vendor_id %d", m.PrivacyVendorID)
@@ -151,7 +161,7 @@ func TestFeaturizeFixture(t *testing.T) {
 	// The user id only where the request allows user-level data: not
 	// without consent under GDPR, nor under COPPA (the privacy audit found
 	// every raw id written).
-	for id, allowed := range map[string]bool{"req-11": true, "req-noconsent": false, "req-8": false, "req-da": false} {
+	for id, allowed := range map[string]bool{"req-p10": true, "req-11": false, "req-noconsent": false, "req-8": false, "req-da": false} {
 		if (users[id] != "") != allowed {
 			t.Errorf("rows.keys user of %s %q, want one: %v", id, users[id], allowed)
 		}
