@@ -36,6 +36,10 @@ func TestTCFRepeatedPubRestriction(t *testing.T) {
 		// interest for purpose 4 (which has none since TCF v2.2).
 		{"require LI, first of two", tcString{purposes: all, vendors: []int{vendor}, vendorsLI: []int{vendor}, segments: seg,
 			restrictions: []restriction{{4, restrictLI, []int{vendor}}, {4, restrictLI, []int{7}}}}.encode(), FreqCap},
+		// A core segment longer than pubRestrictions' stack buffer (a bit
+		// field of 5,000 vendors).
+		{"long core, vendor in the first of two records", tcString{purposes: all, vendors: []int{vendor, 5000}, vendorsLI: []int{vendor}, segments: seg,
+			restrictions: []restriction{{3, restrictNotAllowed, []int{vendor}}, {3, restrictNotAllowed, []int{7}}}}.encode(), FreqCap},
 		{"another vendor's records only", tcString{purposes: all, vendors: []int{vendor}, vendorsLI: []int{vendor}, segments: seg,
 			restrictions: []restriction{{3, restrictNotAllowed, []int{7}}, {3, restrictNotAllowed, []int{8}}}}.encode(), All},
 	}

@@ -309,10 +309,16 @@ type pubRestricted [3]uint64
 // section (go-gdpr has read the same bits without an error by then).
 func pubRestrictions(core string, vendor uint16) (r pubRestricted, ok bool) {
 	core = strings.TrimSuffix(core, ".")
-	data, err := base64.RawURLEncoding.DecodeString(core)
+	var buf [512]byte // a core segment with a bit field of 2,000 vendors fits: no allocation
+	data := buf[:]
+	if n := base64.RawURLEncoding.DecodedLen(len(core)); n > len(buf) {
+		data = make([]byte, n)
+	}
+	dn, err := base64.RawURLEncoding.Decode(data, []byte(core))
 	if err != nil {
 		return r, false
 	}
+	data = data[:dn]
 	// The vendor consent section starts at bit 213, after the fixed fields
 	// (TCF v2 core segment), and the legitimate-interest section follows it.
 	pos, ok := vendorSectionEnd(data, 213)
