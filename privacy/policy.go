@@ -147,20 +147,22 @@ func (p *Policy) Decide(req *ortb.Request) Decision {
 		d.restrict(None, GPCOptOut)
 	}
 	g, applies := p.gppCheck(&d, r, r.GPP)
+	oneTCF := false // of two GPP strings, one has a tcfeuv2 section and one has none
 	if len(r.GPPExt) > 0 {
 		g2, applies2 := p.gppCheck(&d, r, r.GPPExt)
 		applies |= applies2
 		switch tcf := uint64(1) << sidTCFEU; {
 		case g2.present&tcf == 0:
+			oneTCF = g.present&tcf != 0
 		case g.present&tcf != 0:
 			g.tcf = g.tcf.and(g2.tcf) // both strings' tcfeuv2 must allow
 		default:
-			g.tcf = g2.tcf
+			g.tcf, oneTCF = g2.tcf, true
 		}
 		g.present |= g2.present
 	}
 	if gdprApplies(req, applies) {
-		p.gdpr(&d, req, &g, applies)
+		p.gdpr(&d, req, &g, applies, oneTCF)
 	}
 	// The device asks for limited tracking (lmt, OpenRTB: "tracking must be
 	// limited per commercial guidelines"; App Tracking Transparency
@@ -268,7 +270,10 @@ var gdprCountries = func() map[[3]byte]bool {
 // section is the request's TC string only where it applies (applies: gpp_sid,
 // else the string's own sections): a section gpp_sid leaves out is not to be
 // applied, and gave consent under regs.gdpr 1 before (an outside audit).
-func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary, applies uint64) {
+// Nor is it where the request sends two GPP strings (regs.gpp and a
+// different regs.ext.gpp) and only one has it (oneTCF): read alone, the
+// other gives no consent, and each string must allow a use.
+func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary, applies uint64, oneTCF bool) {
 	v, why := tcfVerdict{}, GDPRDenied
 	inGPP := g.present&(1<<sidTCFEU) != 0
 	switch {
@@ -282,7 +287,7 @@ func (p *Policy) gdpr(d *Decision, req *ortb.Request, g *gppSummary, applies uin
 		if inGPP {
 			v = v.and(g.tcf)
 		}
-	case inGPP && applies&(1<<sidTCFEU) != 0:
+	case inGPP && applies&(1<<sidTCFEU) != 0 && !oneTCF:
 		v = g.tcf
 	default:
 		why = GDPRNoConsent

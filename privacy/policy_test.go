@@ -265,6 +265,14 @@ func TestDecide(t *testing.T) {
 		// segment-targeted bids from gpp_sid [-1] and [6]). Beside a
 		// user.consent it still must allow a use (a doubt, resolved the
 		// restrictive way).
+		// regs.gpp and a different regs.ext.gpp, only one with a tcfeuv2
+		// section: without user.consent, the other carries no TC string, and
+		// each string must allow a use (an outside audit got user-level bids
+		// from the ext string's consent beside a 2.6 string without one).
+		{"gpp twins: only ext has tcfeuv2", vendor, req{gdpr: yes, gpp: "DBABLA~CVVqAAAAAABA.QA", gppExt: "DBABMA~" + all, sid: []int64{2}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gpp twins: only the 2.6 string has tcfeuv2", vendor, req{gdpr: yes, gpp: "DBABMA~" + all, gppExt: "DBABLA~CVVqAAAAAABA.QA", sid: []int64{2}}, Decision{Uses: None, Why: GDPRNoConsent}},
+		{"gpp twins: only ext has tcfeuv2, user.consent", vendor, req{gdpr: yes, consent: all, gpp: "DBABLA~CVVqAAAAAABA.QA", gppExt: "DBABMA~" + all, sid: []int64{2}}, Decision{Uses: All, Why: Allowed}},
+		{"gpp twins: both have tcfeuv2", vendor, req{gdpr: yes, gpp: "DBABMA~" + all, gppExt: gppStringOf(rawSection{constants.SectionTCFEU2, all}, rawSection{constants.SectionUSPV1, "1YNN"}), sid: []int64{2}}, Decision{Uses: All, Why: Allowed}},
 		{"gpp tcfeuv2 not listed, gdpr 1", vendor, req{gdpr: yes, gpp: gppStringOf(rawSection{constants.SectionTCFEU2, all}, rawSection{constants.SectionUSPV1, "1YNN"}), sid: []int64{6}}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"gpp tcfeuv2, gpp_sid -1, gdpr 1", vendor, req{gdpr: yes, gpp: "DBABMA~" + all, sid: []int64{-1}}, Decision{Uses: None, Why: GDPRNoConsent}},
 		{"gpp tcfeuv2, gpp_sid -1, gdpr 1, user.consent", vendor, req{gdpr: yes, consent: all, gpp: "DBABMA~" + all, sid: []int64{-1}}, Decision{Uses: All, Why: Allowed}},
