@@ -84,6 +84,8 @@ type Scratch struct {
 	na       [numDims]bool
 	deals    []*ortb.Deal // parallel to vals[dDeal]
 	dealIx   []int        // parallel to vals[dDeal]: the deal's index in imp.Deals
+	dealIDs  []uint32     // dealValues: each of imp.Deals' ids (0: unknown)
+	dealDups []uint32     // dealValues: the known ids imp.Deals lists more than once, sorted
 	bcat     []uint32
 	acat     []uint32 // ids of the request's acat found in the index
 	hasACat  bool     // the request lists allowed categories
@@ -417,14 +419,36 @@ func (sc *Scratch) otherTax(t int64) bool {
 	return sc.hasCats && sc.catTax != t || sc.hasCnt && sc.cntTax != t
 }
 
-// dealValues keeps the imp's deals we know and may bid on (deal wseat).
+// dealValues keeps the imp's deals we know and may bid on (deal wseat). A
+// deal id the imp lists more than once is kept under none of its listings:
+// a bid names its deal by id alone, and the exchange may hold it to either
+// listing's floor, fixed price, seats or advertisers (the bidder took the
+// listing it could clear: deal-1 at a floor of 20 and again without one got
+// 9 on deal-1, at fixed prices of 5 and 12 it got 5; an outside audit).
 func (sc *Scratch) dealValues(ix *index, imp *ortb.Imp, seat []byte) {
+	lids, dups := sc.dealIDs[:0], sc.dealDups[:0] // every listing's id (0: unknown); ids listed twice
+	for i := range imp.Deals {
+		lids = append(lids, sc.lookup(ix.dicts[dDeal], imp.Deals[i].ID, foldNone))
+	}
+	if len(lids) > 1 {
+		dups = append(dups, lids...)
+		slices.Sort(dups)
+		n := 0
+		for i := 1; i < len(dups); i++ {
+			if dups[i] != 0 && dups[i] == dups[i-1] && (n == 0 || dups[n-1] != dups[i]) {
+				dups[n] = dups[i]
+				n++
+			}
+		}
+		dups = dups[:n]
+	}
+	sc.dealIDs, sc.dealDups = lids, dups
 	for i := range imp.Deals {
 		dl := &imp.Deals[i]
 		if len(dl.WSeat) > 0 && !containsBytes(dl.WSeat, seat) {
 			continue
 		}
-		if id := sc.lookup(ix.dicts[dDeal], dl.ID, foldNone); id != 0 {
+		if id := lids[i]; id != 0 && (len(dups) == 0 || !contains(dups, id)) {
 			sc.vals[dDeal] = append(sc.vals[dDeal], id)
 			sc.deals = append(sc.deals, dl)
 			sc.dealIx = append(sc.dealIx, i)

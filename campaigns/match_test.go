@@ -511,14 +511,18 @@ func TestCandidateAlts(t *testing.T) {
 		{"deals only", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2")}}, "d1", []string{"d2"}},
 		{"request order, others skipped", true, false,
 			[]ortb.Deal{{ID: bs("d3")}, {ID: bs("d9")}, {ID: bs("d1")}, {ID: bs("d2")}}, "d3", []string{"d1", "d2", "open"}},
-		{"a later deal's wadomain and wseat", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2"), WADomain: bss("other.example")},
-			{ID: bs("d3"), WSeat: bss("other")}, {ID: bs("d2"), WADomain: bss("brand.example")}}, "d1", []string{"d2"}},
+		{"a later deal's wadomain and wseat", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2"), WADomain: bss("brand.example")},
+			{ID: bs("d3"), WSeat: bss("other")}, {ID: bs("d4"), WADomain: bss("other.example")}}, "d1", []string{"d2"}},
+		// d2 listed twice: under neither listing (dealValues), the
+		// one that allows the brand included.
+		{"a repeated deal id", false, false, []ortb.Deal{{ID: bs("d1")}, {ID: bs("d2"), WADomain: bss("other.example")},
+			{ID: bs("d3"), WSeat: bss("other")}, {ID: bs("d2"), WADomain: bss("brand.example")}}, "d1", nil},
 		{"the first deal's wadomain", true, false, []ortb.Deal{{ID: bs("d1"), WADomain: bss("other.example")}, {ID: bs("d2")}, {ID: bs("d3")}},
 			"d2", []string{"d3", "open"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := baseConfig("x")
-			cfg.Targeting.Deals = []string{"d1", "d2", "d3"}
+			cfg.Targeting.Deals = []string{"d1", "d2", "d3", "d4"}
 			cfg.Creatives[0].ADomain = []string{"brand.example"}
 			if !c.open {
 				cfg.Targeting.OpenAuction = &f
