@@ -78,9 +78,6 @@ func FuzzBidKeepsTheRules(f *testing.F) {
 		}
 		body, _ := json.Marshal(m)
 		r := ts.do("POST", "/openrtb2/bid?exchange=example-adx", body, "x-openrtb-version", "2.6")
-		if os.Getenv("H45_DEBUG") != "" {
-			t.Logf("%d %s %s\n%s", r.StatusCode(), r.Header.Peek("x-nobid-reason"), r.Body(), body)
-		}
 		if r.StatusCode() != 200 {
 			return
 		}
