@@ -118,8 +118,13 @@ func agreementRequests(t *testing.T, samples bool) map[string][]byte {
 		filler := strings.Repeat(`{"id":"x-filler","bidfloor":0.1},`, 64)
 		far := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
 			`"secure":1,"pmp":{"private_auction":1,"deals":[{"id":"deal-`+n+`","bidfloor":40},`+filler+
-				`{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.4},{"id":"deal-`+n+`","bidfloor":0.4}]},`)
+				`{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.4},{"id":"deal-`+strconv.Itoa(pub+1)+`","bidfloor":0.4}]},`)
 		out["site-banner a later deal past the 63rd pub "+n] = []byte(far.Replace(string(SiteBanner("0.3"))))
+		// A deal id listed twice is bid on under neither listing.
+		twice := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n, `"secure":1,`,
+			`"secure":1,"pmp":{"private_auction":`+strconv.Itoa(pub%2)+`,"deals":[{"id":"deal-`+n+`","bidfloor":40},`+
+				`{"id":"deal-`+strconv.Itoa(40+pub)+`","bidfloor":0.4},{"id":"deal-`+n+`","bidfloor":0.4}]},`)
+		out["site-banner a repeated deal id pub "+n] = []byte(twice.Replace(string(SiteBanner("0.3"))))
 		// Allowed ad languages and blocked banner types (2.6 wlang, wlangb,
 		// btype), against the creatives that declare theirs.
 		langs := strings.NewReplacer("pub-5", "pub-"+n, "site-5", "site-"+n,

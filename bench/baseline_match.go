@@ -355,12 +355,24 @@ func (b *Baseline) pickDeal(c *campaigns.Campaign, imp *openrtb2.Imp) (*openrtb2
 			if len(d.WSeat) > 0 && !slices.Contains(d.WSeat, b.cfg.Seat) {
 				continue
 			}
-			if d.ID != "" && slices.Contains(c.Targeting.Deals, d.ID) {
+			if d.ID != "" && slices.Contains(c.Targeting.Deals, d.ID) && !dealRepeated(imp, d.ID) {
 				return d, true
 			}
 		}
 	}
 	return nil, c.Targeting.OpenAuction && !private
+}
+
+// dealRepeated tells whether imp lists deal id more than once (wseat
+// aside): such a deal is bid on under none of its listings.
+func dealRepeated(imp *openrtb2.Imp, id string) bool {
+	n := 0
+	for i := range imp.PMP.Deals {
+		if imp.PMP.Deals[i].ID == id {
+			n++
+		}
+	}
+	return n > 1
 }
 
 // dealIndex is d's index in imp's deals (d points into them).
@@ -384,7 +396,8 @@ func (b *Baseline) dealAllowing(c *campaigns.Campaign, imp *openrtb2.Imp, cr *ca
 	}
 	for i++; i < len(deals); i++ {
 		d := &deals[i]
-		if len(d.WSeat) > 0 && !slices.Contains(d.WSeat, b.cfg.Seat) || d.ID == "" || !slices.Contains(c.Targeting.Deals, d.ID) {
+		if len(d.WSeat) > 0 && !slices.Contains(d.WSeat, b.cfg.Seat) || d.ID == "" || !slices.Contains(c.Targeting.Deals, d.ID) ||
+			dealRepeated(imp, d.ID) {
 			continue
 		}
 		if len(d.WADomain) == 0 || wadomainAllows(cr.ADomain, d.WADomain) {
