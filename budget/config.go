@@ -93,6 +93,11 @@ func (c *Campaign) loc() *time.Location {
 // Clock gives the time. Tests pass an accelerated or manual clock.
 type Clock interface{ Now() time.Time }
 
+// MinReclaimWait is the least default ReclaimWait: the clock skew between
+// instances a fleet tolerates at any sync period (2s, what 2 x the default 1s
+// sync period gives).
+const MinReclaimWait = 2 * time.Second
+
 type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
@@ -132,7 +137,7 @@ type Config struct {
 	NoticeTTL   time.Duration // token expiry (default 24h); a notice after it is refused
 	SyncPeriod  time.Duration // heartbeat, lease steps and ledger flush period (default 1s)
 	LeaseAhead  time.Duration // lease headroom as seconds of reservation rate (default 10s)
-	ReclaimWait time.Duration // extra wait after a foreign lease and its owner's liveness expired before reclaiming it (default 2*SyncPeriod); must exceed the clock skew between instances
+	ReclaimWait time.Duration // extra wait after a foreign lease and its owner's liveness expired before reclaiming it (default max(2*SyncPeriod, MinReclaimWait)); must exceed the clock skew between instances
 	MinLease    int64         // minimum headroom asked for (default 10_000_000 micros = 10 units)
 	MaxLease    int64         // maximum headroom asked for (default 1_000_000_000 micros)
 
@@ -213,7 +218,10 @@ func (c *Config) withDefaults() (Config, error) {
 	def(&d.SyncPeriod, time.Second)
 	def(&d.LeaseTTL, max(5*time.Minute, 2*d.HoldTTL+2*d.SyncPeriod))
 	def(&d.LeaseAhead, 10*time.Second)
-	def(&d.ReclaimWait, 2*d.SyncPeriod)
+	// The skew tolerated is ReclaimWait (plus a sync period): never under
+	// MinReclaimWait, so a short sync_period does not shrink it to a few
+	// hundred milliseconds (TestReclaimWaitToleratesSkewAtShortSyncPeriod).
+	def(&d.ReclaimWait, max(2*d.SyncPeriod, MinReclaimWait))
 	def(&d.probeWait, 3*d.SyncPeriod)
 	def(&d.DedupWindow.Win, 15*time.Minute)
 	def(&d.DedupWindow.Bill, 2*time.Hour)
