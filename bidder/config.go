@@ -626,7 +626,9 @@ type BudgetConfig struct {
 	// electing its leader, NATS restarting): default 60s.
 	StartTimeout time.Duration `yaml:"start_timeout"`
 	// SyncPeriod is how often spend, holds and leases are synchronised with
-	// the store and pacing is updated (default 1s, at least 100ms).
+	// the store and pacing is updated (default 1s, at least 100ms). Another
+	// instance reclaims a crashed one's lease max(2 x sync_period, 2s) after
+	// it lapsed: the clock skew between instances must stay under that.
 	SyncPeriod time.Duration `yaml:"sync_period"`
 	// MaxHolds bounds the bids whose holds are open at once (default 4194304,
 	// 1024 to 67108864). A bid's hold stays open until its loss notice, or
