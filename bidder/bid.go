@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"bytes"
 	"cmp"
 	"errors"
 	"math"
@@ -269,6 +270,7 @@ func (s *Server) handleBid(ctx *fasthttp.RequestCtx) {
 		s.badRequest(ctx, bc, errTooManyValues)
 		return
 	}
+	bc.parser.MaxImps = s.cfg.Limits.MaxImps
 	if err := bc.parser.Parse(body, &bc.req); err != nil {
 		s.badRequest(ctx, bc, err.Error())
 		return
@@ -435,7 +437,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			why = reasonImpRefused
 			continue
 		}
-		if sharedImpID(bc.req.Imps, i) {
+		if sharedImpID(&bc.req, i) {
 			// A bid's impid would name two imps: an exchange that indexes
 			// imps by id reads it against the other one (its floor, its
 			// format), and notices, de-duplicated by (auction, imp id),
@@ -787,11 +789,17 @@ func (s *Server) pastChargeWindow(imp *ortb.Imp) bool { return imp.Exp > s.maxEx
 // secure, too).
 func (s *Server) insecureImp(imp *ortb.Imp) bool { return s.insecureURL && imp.Secure == ortb.True }
 
-// sharedImpID reports whether another imp of imps, wherever it is (past
-// limits.max_imps too), has imps[i]'s id.
-func sharedImpID(imps []ortb.Imp, i int) bool {
-	for j := range imps {
-		if j != i && string(imps[j].ID) == string(imps[i].ID) {
+// sharedImpID reports whether another imp of req, wherever it is (past
+// limits.max_imps too: Request.LaterImpIDs), has req.Imps[i]'s id.
+func sharedImpID(req *ortb.Request, i int) bool {
+	id := req.Imps[i].ID
+	for j := range req.Imps {
+		if j != i && bytes.Equal(req.Imps[j].ID, id) {
+			return true
+		}
+	}
+	for _, later := range req.LaterImpIDs {
+		if bytes.Equal(later, id) {
 			return true
 		}
 	}

@@ -217,7 +217,7 @@ type LimitsConfig struct {
 	NetworkMargin  time.Duration `yaml:"network_margin"`  // subtracted from tmax for the way back (default 15ms)
 	DefaultTMax    time.Duration `yaml:"default_tmax"`    // when the request has no tmax (default 100ms, at most 10s)
 	MinSlack       time.Duration `yaml:"min_slack"`       // answer 204 at once below this (default 1ms)
-	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16)
+	MaxImps        int           `yaml:"max_imps"`        // imps considered per request (default 16); later imps are checked for errors and only their ids kept (an id repeated there refuses the earlier imp)
 	// MinQty is the smallest imp.qty.multiplier bid on (DOOH: the people one
 	// play reaches, which multiplies the charge; default 0.01, at most 1).
 	// An imp whose multiplier is outside [min_qty, max_qty], negative or not

@@ -187,7 +187,7 @@ func (s *Server) handleExplain(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, errTooManyValues, http.StatusBadRequest)
 		return
 	}
-	var p ortb.Parser
+	p := ortb.Parser{MaxImps: s.cfg.Limits.MaxImps}
 	var req ortb.Request
 	if err := p.Parse(body, &req); err != nil {
 		http.Error(w, shortReason(err.Error()), http.StatusBadRequest)

@@ -134,7 +134,7 @@ func (x *explainRun) imps() []explainImp {
 		case len(x.req.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID:
 			ei.Skipped = "request or imp id over 255 bytes"
 			x.why = reasonImpRefused
-		case sharedImpID(x.req.Imps, i):
+		case sharedImpID(x.req, i):
 			ei.Skipped = "repeated imp id"
 			x.why = reasonImpRefused
 		case x.s.pastChargeWindow(imp):

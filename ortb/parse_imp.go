@@ -9,9 +9,19 @@ func (p *Parser) imps(req *Request, k []byte, v *fastjson.Value) error {
 		return err
 	}
 	req.Imps = req.Imps[:0]
+	req.LaterImpIDs = req.LaterImpIDs[:0]
 	for i, e := range a {
-		if err := p.parseImp(req.nextImp(), e); err != nil {
+		imp := &p.later
+		if p.MaxImps <= 0 || i < p.MaxImps {
+			imp = req.nextImp()
+		} else {
+			imp.reset()
+		}
+		if err := p.parseImp(imp, e); err != nil {
 			return within("imp", withinIndex(i, err))
+		}
+		if imp == &p.later {
+			req.LaterImpIDs = append(req.LaterImpIDs, imp.ID) // fastjson's bytes, as every id read
 		}
 	}
 	return nil

@@ -30,6 +30,9 @@ type Request struct {
 	ID      []byte
 	Version []byte // x-openrtb-version header, when the caller sets it
 	Imps    []Imp
+	// LaterImpIDs are the ids of the imps past Parser.MaxImps, in request
+	// order: their other fields are checked as any imp's, and not kept.
+	LaterImpIDs [][]byte
 
 	TMax int64 // milliseconds; 0 = not given
 	AT   int64 // auction type: 1 first price, 2 second price (default 2)
