@@ -3,6 +3,7 @@ package ortb
 import (
 	"bytes"
 	"io"
+	"strings"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -59,5 +60,9 @@ func gzipError(err error) error {
 	if err == io.EOF {
 		err = io.ErrUnexpectedEOF
 	}
-	return &malformedError{msg: "gzip: " + err.Error()}
+	msg := err.Error()
+	if !strings.HasPrefix(msg, "gzip: ") { // compress/gzip's own errors name it (ErrHeader, ErrChecksum)
+		msg = "gzip: " + msg
+	}
+	return &malformedError{msg: msg}
 }

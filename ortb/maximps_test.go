@@ -50,3 +50,14 @@ func TestParserMaxImps(t *testing.T) {
 		t.Fatalf("no MaxImps: %v, %d imps, %d later", err, len(r.Imps), len(r.LaterImpIDs))
 	}
 }
+
+// compress/gzip's errors name gzip already: "gzip: gzip: invalid header".
+func TestGzipErrorNamesGzipOnce(t *testing.T) {
+	var g Gunzipper
+	for _, body := range [][]byte{[]byte("not gzip at all"), {0x1f, 0x8b}} {
+		_, err := g.Gunzip(nil, body, 1<<20)
+		if err == nil || !strings.Contains(err.Error(), "gzip: ") || strings.Contains(err.Error(), "gzip: gzip:") {
+			t.Errorf("%q: %v", body, err)
+		}
+	}
+}
