@@ -736,8 +736,13 @@ func parseConfig(path string, o Overrides) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty file, or one of comments only, is a config of defaults
-	// (every field is optional); the decoder reports it as io.EOF.
-	err = dec.Decode(&c)
+	// (every field is optional); the decoder reports it as io.EOF. Keys
+	// written twice are looked for first, in one pass: the decoder's own
+	// check makes a message for every equal pair of a mapping's keys.
+	err = campaigns.RepeatedKeys(data)
+	if err == nil {
+		err = dec.Decode(&c)
+	}
 	if err == nil {
 		// A second document was ignored without a word: an admin_token
 		// appended after "---" left the admin listener open.
