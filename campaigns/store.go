@@ -74,8 +74,8 @@ func (st *Store) Reload() error {
 	return nil
 }
 
-// Watch reloads when a campaign file's name, size or modification time
-// changed and then stayed the same for one more interval (so a file caught
+// Watch reloads when a campaign file's name, size, modification time or
+// identity (inode, change time: dirSig) changed and then stayed the same for one more interval (so a file caught
 // half-written is not loaded). The directory is watched with inotify
 // (fsnotify): it is summarised only on the ticks after an event touched it,
 // plus once every fullCheckEvery ticks in case an event was lost (network
@@ -203,12 +203,21 @@ func (st *Store) reloadIfChanged() error {
 	return st.Reload()
 }
 
-// dirSig is a digest of the campaign files' names, sizes and mtimes: 32
-// bytes however many files (the text itself is 60 bytes or so per file).
+// dirSig is a digest of the campaign files' names, sizes, mtimes and (where
+// the system has them) inode numbers and change times: 32 bytes however
+// many files (the text itself is 60 bytes or so per file). Size and mtime
+// alone missed an edit that kept both: a file renamed over another by a
+// tool that keeps or fixes mtimes (cp -p, tar, a reproducible build's
+// fixed mtime), with a budget of "200.00" made "500.00", was never loaded
+// by the watch, full checks included, while the old budget ran (an outside
+// audit). A rename gives another inode; a write in place, another ctime.
 type dirSig [sha256.Size]byte
 
+// fileID is appendFileID, but in a test of the digest's order.
+var fileID = appendFileID
+
 // dirSignature summarises the campaign files (campaignFiles' choice of
-// names): names, sizes and mtimes. At 10,000 files the stats are 40-60 ms,
+// names): names, sizes, mtimes and file identities (fileID). At 10,000 files the stats are 40-60 ms,
 // paced (loadPause). The directory is read 256 entries at a time and not
 // sorted: each file's line is hashed on its own and the hashes are added
 // lane by lane, so the digest does not depend on the order the directory
@@ -237,6 +246,7 @@ func dirSignature(dir string) (sig dirSig, links []string, err error) {
 			b = strconv.AppendInt(b, fi.Size(), 10)
 			b = append(b, 0)
 			b = strconv.AppendInt(b, fi.ModTime().UnixNano(), 10)
+			b = fileID(b, fi)
 		}
 		if link { // one readlink: the directory it points into (a chain of links: its first hop's)
 			if t, err := os.Readlink(p); err == nil {
