@@ -51,6 +51,12 @@ func CheckConfig(cfg *Config) error {
 	if snap, err := campaigns.LoadDir(cfg.CampaignsDir, campaigns.WithSeat(cfg.Seat)); err != nil {
 		errs = append(errs, err)
 	} else {
+		if len(snap.Campaigns) == 0 {
+			// The running bidder warns of it too (warnEmpty): a folder
+			// pointed at by mistake, or files moved into a subfolder,
+			// passed as "config ok" (an outside audit).
+			errs = append(errs, &Warning{fmt.Errorf("campaigns_dir: %s holds no campaign file (*.yaml or *.yml; subfolders are not read): every request would get a no-bid", cfg.CampaignsDir)})
+		}
 		for _, c := range unpriced(cfg, snap) {
 			errs = append(errs, fmt.Errorf("%s: currency: %s is not in currency.rates: the campaign can never bid", c.File, c.Currency))
 		}

@@ -658,3 +658,29 @@ func TestConfigRepeatedKeysStaySmall(t *testing.T) {
 		t.Errorf("loading allocated %d MB", a>>20)
 	}
 }
+
+// A campaign folder with no campaign file is a warning of -check-config, as
+// it is of a running bidder: a campaigns_dir pointed at the wrong (empty)
+// folder, or files moved into a subfolder (not read), passed as "config ok"
+// and the bidder answered every request with a no-bid (an outside audit).
+func TestCheckConfigWarnsNoCampaigns(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "acme"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile("../configs/campaigns/acme-broad-reach.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(dir, "acme", "acme.yaml"), src, 0o644)
+	c := &Config{CampaignsDir: dir, Model: ModelConfig{GBDT: "../configs/models/gbdt.manifest.json", Provider: "off"}}
+	c.Defaults()
+	problems, warnings := SplitWarnings(CheckConfig(c))
+	if len(problems) > 0 || len(warnings) != 1 || !strings.Contains(warnings[0].Error(), "warning: campaigns_dir: "+dir+" holds no campaign file") {
+		t.Fatalf("problems %v, warnings %v", problems, warnings)
+	}
+	os.WriteFile(filepath.Join(dir, "acme.yaml"), src, 0o644)
+	if err := CheckConfig(c); err != nil {
+		t.Fatalf("one campaign: %v", err)
+	}
+}
