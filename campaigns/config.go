@@ -602,11 +602,12 @@ func mappingKeys(root *yaml.Node, limit int) error {
 		n := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
 		if n.Kind == yaml.MappingNode {
-			clear(seen)
-			if seen == nil {
-				seen = map[key]int{}
+			if len(seen) > 64 || seen == nil {
+				seen = map[key]int{} // clearing a large one costs its size each time
+			} else {
+				clear(seen)
 			}
-			over := 0 // the line of the first key past maxMappingKeys
+			over := 0 // the line of the first key past limit
 			for i := 0; i+1 < len(n.Content); i += 2 {
 				k := n.Content[i]
 				if first, ok := seen[key{k.Kind, k.Value}]; ok {
