@@ -55,7 +55,8 @@ type App struct {
 
 	errs    *recentErrors // the logger's handler: keeps recent warnings and errors (errlog.go)
 	started time.Time
-	spend   spendHistory // spend samples for the status page (status.go)
+	spend   spendHistory  // spend samples for the status page (status.go)
+	latency latencyWindow // the status page's latency over the last minute (figures.go)
 
 	// Campaign reloads (SIGHUP or the directory watch): published, refused
 	// (a bad file, or a set the budget store refuses), and whether the last

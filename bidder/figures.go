@@ -1,6 +1,7 @@
 package bidder
 
 import (
+	"sync"
 	"time"
 )
 
@@ -23,6 +24,10 @@ type trafficFigures struct {
 	NoticesInvalid uint64            `json:"notices_invalid"`
 	LatencyP50     float64           `json:"latency_p50_seconds"` // arrival to answer, estimated from the histogram
 	LatencyP99     float64           `json:"latency_p99_seconds"`
+	// LatencyWindow is the seconds LatencyP50 and LatencyP99 cover: the
+	// time since the oldest status read of the last minute (latencyWindow),
+	// 0 for "since the start" (the first read in a minute).
+	LatencyWindow float64 `json:"latency_window_seconds"`
 }
 
 func (m *metrics) traffic() trafficFigures {
@@ -40,18 +45,28 @@ func (m *metrics) traffic() trafficFigures {
 	for k := noticeKind(0); k < numNoticeKinds; k++ {
 		f.Notices[k.String()] = m.notices[k].load()
 	}
-	f.LatencyP50, f.LatencyP99 = m.latency.quantile(0.5), m.latency.quantile(0.99)
+	// LatencyP50, LatencyP99 and LatencyWindow: App.status, over the last
+	// minute (latencyWindow).
 	return f
+}
+
+// latencyCounts is a histogram's buckets, summed over the stripes.
+type latencyCounts [len(latencyBounds) + 1]uint64
+
+func (h *histogram) counts() latencyCounts {
+	var c latencyCounts
+	for i := range c {
+		c[i] = h.buckets[i].load()
+	}
+	return c
 }
 
 // quantile estimates the q-quantile in seconds, interpolating inside the
 // bucket it falls in (0 before any observation; the last bound past it).
-func (h *histogram) quantile(q float64) float64 {
-	var counts [len(latencyBounds) + 1]uint64
+func (counts *latencyCounts) quantile(q float64) float64 {
 	var total uint64
-	for i := range counts {
-		counts[i] = h.buckets[i].load()
-		total += counts[i]
+	for _, n := range counts {
+		total += n
 	}
 	if total == 0 {
 		return 0
@@ -113,4 +128,52 @@ func (mo *monitor) predictions() (rows uint64, mean float64) {
 		mean = float64(mo.pSumE6.load()) / 1e6 / float64(rows)
 	}
 	return rows, mean
+}
+
+// latencyWindow makes the status page's latency figures those of about the
+// last minute: a p99 since the start hardly moves, after a day of traffic,
+// for a slow spell the operator is looking at the page for. It keeps the
+// latency histogram's buckets as they were at status reads (one every
+// latencySnapEvery at most, none older than latencySpan), and the figures
+// are those of the answers since the oldest kept. Status reads only: the
+// bid path is not touched.
+type latencyWindow struct {
+	mu    sync.Mutex
+	snaps []latencySnap // oldest first
+}
+
+type latencySnap struct {
+	at     time.Time
+	counts latencyCounts
+}
+
+const (
+	latencySpan      = time.Minute
+	latencySnapEvery = 5 * time.Second
+)
+
+// figures returns p50 and p99 of the answers since the oldest status read
+// of the last latencySpan, and the seconds that covers; with none (the first
+// read in a minute), those since the start, and 0 seconds.
+func (w *latencyWindow) figures(h *histogram, now time.Time) (p50, p99, seconds float64) {
+	cur := h.counts()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i := 0
+	for i < len(w.snaps) && now.Sub(w.snaps[i].at) > latencySpan {
+		i++
+	}
+	w.snaps = append(w.snaps[:0], w.snaps[i:]...)
+	d := cur
+	if len(w.snaps) > 0 {
+		base := &w.snaps[0]
+		for j := range d {
+			d[j] -= min(d[j], base.counts[j])
+		}
+		seconds = now.Sub(base.at).Seconds()
+	}
+	if len(w.snaps) == 0 || now.Sub(w.snaps[len(w.snaps)-1].at) >= latencySnapEvery {
+		w.snaps = append(w.snaps, latencySnap{at: now, counts: cur})
+	}
+	return d.quantile(0.5), d.quantile(0.99), seconds
 }

@@ -208,6 +208,7 @@ func (a *App) status(q string, limit int) *statusDoc {
 	now := time.Now()
 	d := &statusDoc{statusHead: statusHead{Generated: now.UTC(), Control: controlJSON(a.budget.Control()), Traffic: s.m.traffic()},
 		statusTail: statusTail{Budget: a.budget.Counters()}}
+	d.Traffic.LatencyP50, d.Traffic.LatencyP99, d.Traffic.LatencyWindow = a.latency.figures(&s.m.latency, now)
 	ready, why := s.Ready()
 	d.Instance = instanceStatus{ID: a.cfg.InstanceID, Started: a.started.UTC(), UptimeSeconds: now.Sub(a.started).Seconds(),
 		Ready: ready, Reason: why, Degraded: s.degraded != nil && s.degraded(), Listen: a.Addr(), PublicURL: string(s.publicURL),
