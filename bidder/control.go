@@ -321,14 +321,25 @@ func oneJSONObject(body []byte) error {
 // same-site: a site ignores the port, so a page served by anything else on
 // this host (a dashboard on :3000) is same-site with the admin. Clients that
 // send neither header (curl, Prometheus) pass.
-func sameOrigin(r *http.Request) bool {
+//
+// With tokens (behindTokens), a request the browser itself marks
+// same-origin passes whatever its Origin: behind a reverse proxy that sets
+// Host to the bidder's address (nginx's default), the status page's own
+// POSTs carry the proxy's origin, which no Host here names. No page can set
+// Sec-Fetch-Site, and a page rebound in DNS to the proxy, same-origin with
+// itself, has no token. Without tokens the Origin must name the Host.
+func sameOrigin(r *http.Request, behindTokens bool) bool {
+	site := r.Header.Get("Sec-Fetch-Site")
 	o := r.Header.Get("Origin")
 	if o == "" {
-		switch r.Header.Get("Sec-Fetch-Site") {
+		switch site {
 		case "", "same-origin", "none":
 			return true
 		}
 		return false
+	}
+	if behindTokens && site == "same-origin" {
+		return true
 	}
 	u, err := url.Parse(o)
 	return err == nil && u.Host == r.Host

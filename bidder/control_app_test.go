@@ -570,3 +570,38 @@ func TestAdminBodyTrickleCut(t *testing.T) {
 		}
 	}
 }
+
+// Behind a reverse proxy that sets Host to the upstream's address (nginx's
+// proxy_pass does by default), the status page's own requests carry the
+// proxy's origin in Origin while Host names the bidder: the page loaded its
+// figures (a same-origin GET has no Origin) but its Pause and Resume were
+// refused 403 "cross-origin request refused" (an outside audit, headless
+// Chromium behind such a proxy, admin token set as docs/status.md says to).
+// With tokens, a request the browser marks same-origin (Sec-Fetch-Site, which
+// no page can set) passes; a cross-site or same-site one is still refused,
+// and without tokens the Origin must still name the Host (a page rebound to
+// the proxy's address is same-origin with itself).
+func TestAdminBehindHostRewritingProxy(t *testing.T) {
+	app := startApp(t, func(c *Config) { c.AdminToken = adminTokn })
+	page := []string{"Origin", "https://bidder-admin.example.com", "Sec-Fetch-Site", "same-origin"}
+	if code, out := adminDo(t, app, "POST", "/admin/pause", adminTokn, `{"all":true,"reason":"from the page"}`, page...); code != 200 || out["target"] != "all" {
+		t.Fatalf("the page's own pause through the proxy: %d %v", code, out)
+	}
+	if code, _ := adminDo(t, app, "POST", "/admin/resume", adminTokn, `{"all":true}`, page...); code != 200 {
+		t.Fatalf("the page's own resume through the proxy: %d", code)
+	}
+	for _, hdr := range [][]string{
+		{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"},
+		{"Origin", "https://other.example.com", "Sec-Fetch-Site", "same-site"},
+		{"Origin", "https://evil.example"},
+	} {
+		if code, _ := adminDo(t, app, "POST", "/admin/pause", adminTokn, "all=1", hdr...); code != 403 {
+			t.Errorf("%v: %d, want 403", hdr, code)
+		}
+	}
+
+	open := startApp(t, nil)
+	if code, _ := adminDo(t, open, "POST", "/admin/pause", "", "all=1", page...); code != 403 {
+		t.Fatalf("without tokens, Origin other than Host: %d, want 403", code)
+	}
+}

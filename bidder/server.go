@@ -450,7 +450,7 @@ func (s *Server) adminHandler(budgetJSON func(w http.ResponseWriter), more ...fu
 	mux.Handle("/debug/pprof/trace", pprofSeconds(pprof.Trace))
 	outer := http.NewServeMux()
 	outer.HandleFunc("GET /{$}", serveStatusPage) // status_page.go
-	outer.Handle("/", requireBearer(s.adminTokens, sameOriginOnly(mux)))
+	outer.Handle("/", requireBearer(s.adminTokens, sameOriginOnly(len(s.adminTokens) > 0, mux)))
 	return noSniff(outer)
 }
 
@@ -485,10 +485,12 @@ func pprofSeconds(h http.HandlerFunc) http.Handler {
 // (sameOrigin, control.go), reads included: a page the operator opens could
 // otherwise start CPU profiles and traces (an <img> of /debug/pprof/profile)
 // or explanations on a tokenless loopback admin. curl, Prometheus and other
-// clients that send neither Origin nor Sec-Fetch-Site pass.
-func sameOriginOnly(h http.Handler) http.Handler {
+// clients that send neither Origin nor Sec-Fetch-Site pass. behindTokens:
+// requireBearer checks a token first (sameOrigin trusts the browser's
+// same-origin mark then).
+func sameOriginOnly(behindTokens bool, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !sameOrigin(r) {
+		if !sameOrigin(r, behindTokens) {
 			refuse(w, errControlOrigin.Error(), http.StatusForbidden)
 			return
 		}
