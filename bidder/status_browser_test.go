@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,5 +346,54 @@ func TestStatusPageShowsLostBidder(t *testing.T) {
 	}
 	if h := header(); strings.Contains(h, "\nready\n") || strings.Contains(h, "\nbidding\n") {
 		t.Fatalf("header still says ready or bidding after the bidder went: %q", h)
+	}
+}
+
+// The page behind a reverse proxy that sets Host to the bidder's admin
+// address (nginx's proxy_pass by default), in a real Chromium: with a
+// token its Pause all works (its POST carries the proxy's origin, and was
+// refused 403 before: an outside audit); without one it is refused, and the
+// page says why in words (it said `Unexpected token 'c', "cross-orig"... is
+// not valid JSON`: a refusal before the handler is text).
+func TestStatusPageBehindHostRewritingProxy(t *testing.T) {
+	browser := needBrowser(t)
+	for _, c := range []struct {
+		name, token, want string
+		paused            bool
+	}{
+		{"token", adminTokn, "paused all as admin", true},
+		{"no token", "", "change refused: cross-origin request refused", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			app := startApp(t, func(cfg *Config) { cfg.AdminToken = c.token })
+			target, _ := url.Parse("http://" + app.AdminAddr())
+			proxy := httptest.NewServer(&httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) { r.SetURL(target) }})
+			t.Cleanup(proxy.Close)
+			ctx := browserTab(t, browser)
+			page := proxy.URL + "/"
+			if c.token != "" {
+				page += "#token=" + c.token
+			}
+			if err := chromedp.Do(ctx, chromedp.Navigate(page), chromedp.WaitVisible(chromedp.CSS(`#campaigns tr`))); err != nil {
+				t.Fatalf("page through the proxy: %v", err)
+			}
+			time.Sleep(1200 * time.Millisecond) // past the page's second after it came to the front
+			if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector("#pauseAll").click(), true`)); err != nil {
+				t.Fatal(err)
+			}
+			var msg string
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+				m, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById("msg").textContent`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if msg = m; strings.HasPrefix(msg, "paused") || strings.HasPrefix(msg, "change refused") {
+					break
+				}
+			}
+			if !strings.HasPrefix(msg, c.want) || app.Server.pausedAll() != c.paused {
+				t.Fatalf("Pause all through the proxy: page says %q, paused all %v; want %q, %v", msg, app.Server.pausedAll(), c.want, c.paused)
+			}
+		})
 	}
 }
