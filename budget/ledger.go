@@ -354,10 +354,13 @@ func (m *Manager) ledgerDone(e *LedgerEntry, o pubOutcome) {
 		}
 		a.dupN.Add(1)
 		m.dupN.Add(1)
-		if e.Late && e.Charged > 0 {
-			a.lateN.Add(^uint64(0))
-			a.lateMicros.Add(^uint64(e.Charged - 1))
-		}
+	} else if e.Late && e.Charged > 0 {
+		// Counted once acknowledged, not when charged: a late charge the
+		// ledger then found a duplicate was taken off the counters again,
+		// and late_charges_total went down (a counter reset to Prometheus:
+		// an outside audit).
+		a.lateN.Add(1)
+		a.lateMicros.Add(uint64(e.Charged))
 	}
 	if e.rc != nil {
 		m.chargeDone(e, o)

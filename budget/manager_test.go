@@ -195,8 +195,28 @@ func TestLateChargeAfterHoldExpiry(t *testing.T) {
 	if err != nil || !res.Late || res.ChargedMicros != micros(1) {
 		t.Fatalf("late: %+v %v", res, err)
 	}
+	if err := m.ledger.flush(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
 	if c := m.Counters(); c.LateCharges != 1 || c.LateMicros != uint64(micros(1)) {
 		t.Fatalf("counters %+v", c)
+	}
+}
+
+// A late charge is counted once the ledger has it, never before: counted
+// when charged, one the ledger then found another instance's duplicate was
+// taken off again, and late_charges_total went down (a counter reset to
+// Prometheus).
+func TestLateCountersNeverFall(t *testing.T) {
+	m := newMemManager(t, NewMemStore(), "i1", newManualClock(t0), campaign("c", micros(5)))
+	h := m.Handle("c")
+	m.ledgerDone(&LedgerEntry{acct: h, Late: true, Charged: 700}, pubDupOther)
+	if c := m.Counters(); c.LateCharges != 0 || c.LateMicros != 0 {
+		t.Fatalf("a duplicate late charge counted: %+v", c)
+	}
+	m.ledgerDone(&LedgerEntry{acct: h, Late: true, Charged: 700}, pubStored)
+	if c := m.Counters(); c.LateCharges != 1 || c.LateMicros != 700 {
+		t.Fatalf("a stored late charge: %d, %d micros", c.LateCharges, c.LateMicros)
 	}
 }
 

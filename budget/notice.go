@@ -500,9 +500,7 @@ func (o *settleOp) charge() Result {
 		return res
 	}
 	if !open { // no open hold here: the whole rise is beyond the lease
-		res.Late = true
-		a.lateN.Add(1)
-		a.lateMicros.Add(uint64(delta))
+		res.Late = true // counted when the ledger acknowledges it (ledgerDone)
 	}
 	if e.level > 0 {
 		m.risesN.Add(1)

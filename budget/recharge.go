@@ -151,8 +151,6 @@ func (m *Manager) sealDone(e *LedgerEntry, o pubOutcome) {
 	a.spent.Add(ce.Charged)
 	a.mu.Unlock()
 	rc.delta += ce.Charged
-	a.lateN.Add(1)
-	a.lateMicros.Add(uint64(ce.Charged))
 	m.recharges.Add(1)
 	m.ledger.enqueue(&ce)
 }
