@@ -185,7 +185,7 @@ func (m *Manager) Counters() Counters {
 // line here; the bidder's /metrics picks it up.
 func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("late_charges_total", "counter", "Charges whose hold had expired.", float64(c.LateCharges))
-	one("late_charged_micros_total", "counter", "Micros charged late.", float64(c.LateMicros))
+	one("late_charged_micros_total", "counter", "Micros charged late, in each campaign's own currency, added across currencies.", float64(c.LateMicros))
 	one("capped_prices_total", "counter", "Clearing prices above the bid, capped.", float64(c.CappedPrices))
 	one("duplicate_notices_total", "counter", "Notices that changed nothing.", float64(c.DuplicateNotices))
 	one("dropped_queue_entries_total", "counter", "Frequency-cap impressions not published to the other instances (queue full, NATS down).", float64(c.FreqDropped))
@@ -202,7 +202,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("price_rises_total", "counter", "Impression charges raised by a later, higher price.", float64(c.PriceRises))
 	one("provisional_charges_total", "counter", "Wins charged provisionally on charge-on-billing exchanges.", float64(c.ProvisionalCharges))
 	one("reversed_charges_total", "counter", "Provisional charges reversed by a loss notice.", float64(c.ReversedCharges))
-	one("reversed_micros_total", "counter", "Micros of reversed provisional charges.", float64(c.ReversedMicros))
+	one("reversed_micros_total", "counter", "Micros of reversed provisional charges, in each campaign's own currency, added across currencies.", float64(c.ReversedMicros))
 	one("unreconciled_charges_total", "counter", "Charges in full on an impression this process may have charged before and forgotten (restart, window, eviction): at worst an over-count.", float64(c.UnreconciledCharges))
 	one("notices_too_late_to_charge_total", "counter", "Win or billing notices refused (403, not charged): later after the bid than the longest notices.dedup_window, past which a replay could not be told from a first notice.", float64(c.TooLateToCharge))
 	one("budget_disagreements_total", "counter", "Campaigns whose budget or time zone in this instance's file differed from the one another instance stepped with, for over a minute (each instance grants from its own file: the fleet may spend the larger; two zones roll the day at two midnights; logged with both).", float64(c.BudgetDisagreements))
@@ -218,7 +218,7 @@ func (c Counters) Each(one func(name, typ, help string, v float64)) {
 	one("dedup_entries", "gauge", "Impressions in the de-duplication tier.", float64(c.DedupEntries))
 	one("dedup_bytes", "gauge", "Memory of the de-duplication tier's slots.", float64(c.DedupBytes))
 	one("dedup_evicted_total", "counter", "Impressions dropped from the tier before their window ended (tier full).", float64(c.DedupEvicted))
-	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed.", float64(c.CrashGapMicros))
+	one("crash_gap_micros_total", "counter", "Acknowledged but unreported spend of dead processes moved into the pool when their lease was reclaimed (micros of each campaign's own currency, added across currencies).", float64(c.CrashGapMicros))
 	one("crash_gap_unknown_total", "counter", "Reclaims or restarts whose unreported spend could not be read from the ledger.", float64(c.CrashGapUnknown))
 	one("levels_restored_total", "counter", "Impressions whose charge levels this process took, at start, from the snapshot its predecessor under the instance id wrote at a graceful close.", float64(c.LevelsRestored))
 	one("ledger_groups_total", "counter", "Ledger publish groups (group commit).", float64(c.LedgerGroups))
