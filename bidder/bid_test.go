@@ -350,6 +350,7 @@ func TestGolden(t *testing.T) {
 		name := filepath.Base(f)
 		t.Run(name, func(t *testing.T) {
 			ts := newTestServer(t, goldenExchanges)
+			ts.seq.Store(0) // bid ids as the golden files have them (a process numbers from its start's microsecond)
 			uri := "/openrtb2/bid"
 			if b, err := os.ReadFile(strings.TrimSuffix(f, ".json") + ".uri"); err == nil {
 				uri = strings.TrimSpace(string(b))
@@ -1219,5 +1220,30 @@ func TestForecastCountsTargetedRequests(t *testing.T) {
 		if got := ts.money.observed.Load(); (got > 0) != tc.counted {
 			t.Errorf("%s: the forecast counted %d, want counted %v", tc.name, got, tc.counted)
 		}
+	}
+}
+
+// A restarted process under the same instance id gives new bid ids: it
+// numbered responses from 0, and the first bid before and after a restart
+// were both INSTANCE-1 (an outside audit).
+func TestBidIDsDifferAcrossRestarts(t *testing.T) {
+	first := func() string {
+		ts := newTestServer(t, nil)
+		r := ts.do("POST", "/openrtb2/bid", readReq(t, "site-banner.json"))
+		if r.StatusCode() != 200 {
+			t.Fatalf("status %d", r.StatusCode())
+		}
+		var resp struct {
+			BidID string `json:"bidid"`
+		}
+		if err := json.Unmarshal(r.Body(), &resp); err != nil || resp.BidID == "" {
+			t.Fatalf("bidid %q: %v", resp.BidID, err)
+		}
+		return resp.BidID
+	}
+	a := first()
+	time.Sleep(2 * time.Microsecond)
+	if b := first(); a == b {
+		t.Errorf("two processes under one instance id both answered bidid %q", a)
 	}
 }

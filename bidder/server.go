@@ -70,7 +70,7 @@ type Server struct {
 	bind    func(*campaigns.Snapshot) (money, error)
 	notices noticeSink
 
-	seq         atomic.Uint64 // numbers responses; with the instance id it makes bid ids unique
+	seq         atomic.Uint64 // numbers responses from the start's unix microsecond; with the instance id it makes bid ids unique, across restarts too
 	draws       atomic.Uint64 // numbers the requests that reach the gate: each campaign's participation draw (bidCtx.draw)
 	idPrefix    []byte
 	reasonBytes [numReasons][]byte
@@ -144,6 +144,13 @@ func newServer(cfg *Config, log *slog.Logger, bind func(*campaigns.Snapshot) (mo
 		adm:       newAdmission(cfg.Limits.Admission),
 		trackers:  newTrackerSeen(int64(cfg.Notices.TrackerDedupEntries), cfg.Notices.TokenTTL),
 	}
+	// From the start's microsecond, not 0: a restarted process under the
+	// same instance id gave the same bid ids again (an outside audit: the
+	// first bid before and after a restart both vm-127.0.0.1-25800-1), and
+	// exchange reports matched by bid id mixed them up. A process answers
+	// fewer responses than it lives microseconds, so the next one's numbers
+	// start past its last.
+	s.seq.Store(uint64(time.Now().UnixMicro()))
 	s.insecureURL = insecurePublicURL(cfg.PublicURL) && !cfg.SecureImpsOverHTTP
 	s.adminBodyTimeout = 5 * time.Second
 	s.maxExp = int64(min(cfg.Notices.TokenTTL, cfg.Notices.DedupWindow.windows().Longest(), cfg.Notices.HoldTTL) / time.Second)
