@@ -269,10 +269,14 @@ func (b *Baseline) Auction(br *openrtb2.BidRequest, arrival time.Time) *Auction 
 	base := make([]float32, features.Width)
 	for i := range br.Imp[:min(len(br.Imp), b.cfg.MaxImps)] {
 		imp := &br.Imp[i]
-		if len(br.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID || sharedImp(br.Imp, i) ||
-			imp.Exp > int64(b.cfg.MaxExp/time.Second) || !b.qtyInLimits(imp) {
+		if len(br.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID || sharedImp(br.Imp, i) {
 			// As the bidder: an id a token cannot carry, an impid naming
-			// two imps, an exp its bill may come after, an absurd
+			// two imps: an invalid request (nbr 2).
+			why = "invalid_imp"
+			continue
+		}
+		if imp.Exp > int64(b.cfg.MaxExp/time.Second) || !b.qtyInLimits(imp) {
+			// As the bidder: an exp its bill may come after, an absurd
 			// multiplier: no campaign may bid on it.
 			why = "imp_refused"
 			continue

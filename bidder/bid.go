@@ -434,7 +434,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// The notice token carries ids of at most 255 bytes: two
 			// auctions alike in their first 255 would share one charge.
 			s.m.longID.add(bc.stripe, 1)
-			why = reasonImpRefused
+			why = reasonInvalidImp
 			continue
 		}
 		if sharedImpID(&bc.req, i) {
@@ -442,7 +442,7 @@ func (s *Server) collect(bc *bidCtx, cat *catalog) reason {
 			// imps by id reads it against the other one (its floor, its
 			// format), and notices, de-duplicated by (auction, imp id),
 			// could not tell two such bids apart.
-			why = reasonImpRefused
+			why = reasonInvalidImp
 			continue
 		}
 		if s.pastChargeWindow(imp) {

@@ -1102,12 +1102,12 @@ func TestImpRefusedReason(t *testing.T) {
 		t.Fatal("fixture changed")
 	}
 	long := strings.Repeat("x", 256)
-	for _, c := range []struct{ name, old, new string }{
-		{"repeated imp id", imp, imp + "," + imp},
-		{"imp id over 255 bytes", `"id":"1",`, `"id":"` + long + `",`},
-		{"exp past the charge window", `"secure":1}`, `"secure":1,"exp":3600}`},
-		{"qty.multiplier over the limit", `"secure":1}`, `"secure":1,"qty":{"multiplier":5000}}`},
-		{"qty.multiplier on a site request", `"secure":1}`, `"secure":1,"qty":{"multiplier":5}}`},
+	for _, c := range []struct{ name, old, new, want string }{
+		{"repeated imp id", imp, imp + "," + imp, "invalid_imp"},
+		{"imp id over 255 bytes", `"id":"1",`, `"id":"` + long + `",`, "invalid_imp"},
+		{"exp past the charge window", `"secure":1}`, `"secure":1,"exp":3600}`, "imp_refused"},
+		{"qty.multiplier over the limit", `"secure":1}`, `"secure":1,"qty":{"multiplier":5000}}`, "imp_refused"},
+		{"qty.multiplier on a site request", `"secure":1}`, `"secure":1,"qty":{"multiplier":5}}`, "imp_refused"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			body := strings.Replace(base, c.old, c.new, 1)
@@ -1116,11 +1116,11 @@ func TestImpRefusedReason(t *testing.T) {
 			}
 			ts := newTestServer(t, nil)
 			r := ts.bidInTime([]byte(body))
-			if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != "imp_refused" {
-				t.Fatalf("%d %q, want 204 imp_refused", r.StatusCode(), r.Header.Peek("x-nobid-reason"))
+			if r.StatusCode() != 204 || string(r.Header.Peek("x-nobid-reason")) != c.want {
+				t.Fatalf("%d %q, want 204 %s", r.StatusCode(), r.Header.Peek("x-nobid-reason"), c.want)
 			}
-			if a := explainBody(t, ts, body); a.NoBidReason != "imp_refused" {
-				t.Fatalf("explain: no-bid reason %q, want imp_refused: %s", a.NoBidReason, a)
+			if a := explainBody(t, ts, body); a.NoBidReason != c.want {
+				t.Fatalf("explain: no-bid reason %q, want %s: %s", a.NoBidReason, c.want, a)
 			}
 		})
 	}

@@ -207,8 +207,11 @@ func (s *Server) exchangeNamed(name []byte) *exchange {
 // the floor, paced, out of budget or flight, an unconvertible currency, a
 // paused campaign, a secure imp with an http public_url (insecure), and
 // privacy.require_purpose2's refusal (privacy: 2.6 has no consent code).
+// A repeated imp id or an id over 255 bytes is 2, invalid request (it was
+// 0, as imp_refused is: a conformance audit).
 var nbrCodes = [numReasons]int{
-	reasonTMax: 15, reasonDeadline: 15, reasonLate: 15,
+	reasonInvalidImp: 2,
+	reasonTMax:       15, reasonDeadline: 15, reasonLate: 15,
 	reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1, reasonOverload: 1,
 	reasonFreqCap: 9,
 }

@@ -286,6 +286,7 @@ func TestNBRCodes(t *testing.T) {
 	for r, want := range map[reason]int{
 		reasonTMax: 15, reasonDeadline: 15, reasonLate: 15, reasonNotReady: 1, reasonModelError: 1, reasonFailClosed: 1,
 		reasonFreqCap: 9, reasonNoMatch: 0, reasonBelowFloor: 0, reasonBudget: 0, reasonPaced: 0, reasonCurrency: 0, reasonFlight: 0, reasonPaused: 0,
+		reasonInvalidImp: 2, reasonImpRefused: 0,
 	} {
 		var br openrtb2.BidResponse
 		if err := json.Unmarshal(appendNBR(nil, []byte(`r"1`), r, false), &br); err != nil || br.ID != `r"1` || br.NBR == nil || int(*br.NBR) != want {

@@ -133,10 +133,10 @@ func (x *explainRun) imps() []explainImp {
 		switch {
 		case len(x.req.ID) > budget.MaxTokenID || len(imp.ID) > budget.MaxTokenID:
 			ei.Skipped = "request or imp id over 255 bytes"
-			x.why = reasonImpRefused
+			x.why = reasonInvalidImp
 		case sharedImpID(x.req, i):
 			ei.Skipped = "repeated imp id"
-			x.why = reasonImpRefused
+			x.why = reasonInvalidImp
 		case x.s.pastChargeWindow(imp):
 			ei.Skipped = "exp past the charge window"
 			x.why = reasonImpRefused

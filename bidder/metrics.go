@@ -54,7 +54,8 @@ const (
 	reasonTestRequest        // a test=1 request on an exchange with test_requests: nobid
 	reasonInsecure           // imps with secure=1 and an http public_url (not loopback): no bid on them
 	reasonPrivacy            // privacy.require_purpose2 and GDPR without a purpose 2 basis
-	reasonImpRefused         // an imp no campaign may bid on: repeated or over-long id, exp past the charge window, a qty.multiplier refused
+	reasonImpRefused         // an imp no campaign may bid on: exp past the charge window, a qty.multiplier refused
+	reasonInvalidImp         // an imp whose id is repeated in the request, or a request or imp id over 255 bytes
 	numReasons
 )
 
@@ -79,6 +80,7 @@ var reasonNames = [numReasons]string{
 	reasonInsecure:    "insecure",
 	reasonPrivacy:     "privacy",
 	reasonImpRefused:  "imp_refused",
+	reasonInvalidImp:  "invalid_imp",
 }
 
 func (r reason) String() string { return reasonNames[r] }
