@@ -107,10 +107,14 @@ func (r *Runner) auctionImp(og *Outgoing, due time.Time, resp *openrtb2.BidRespo
 	r.stats.add(func(c *Counters) { c.Auctions++ })
 	top := ours[best].bid
 	floor, deal := ToUSD(imp.BidFloor, orUSD(imp.BidFloorCur)), false
+	firstPrice := og.Req.AT == 1
 	if top.DealID != "" && imp.PMP != nil {
 		for _, d := range imp.PMP.Deals {
 			if d.ID == top.DealID {
 				floor, deal = ToUSD(d.BidFloor, orUSD(d.BidFloorCur)), true
+				if d.AT == 1 || d.AT == 2 { // a deal's own at overrides the request's (OpenRTB)
+					firstPrice = d.AT == 1
+				}
 			}
 		}
 	}
@@ -120,7 +124,7 @@ func (r *Runner) auctionImp(og *Outgoing, due time.Time, resp *openrtb2.BidRespo
 	}
 	others := r.cfg.Market.Competitors(rng, mult, nil)
 	in := AuctionInput{OurBid: ToUSD(top.Price, cur), Floor: floor, DealBid: deal, Others: others,
-		FirstPrice: og.Req.AT == 1}
+		FirstPrice: firstPrice}
 	res := RunAuction(in)
 	mtw := 0.0 // USD; 0: this publisher's exchange does not send ${AUCTION_MIN_TO_WIN}
 	if r.sendsMinToWin(og.Req) {
