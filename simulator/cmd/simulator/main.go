@@ -289,6 +289,9 @@ func cmdGen(args []string) error {
 	if err := f.finish(); err != nil {
 		return err
 	}
+	if f.cfg.SimStart.IsZero() { // as run and trainlog: the simulated clock starts now
+		f.cfg.SimStart = time.Now()
+	}
 	w := os.Stdout
 	if *out != "-" {
 		fh, err := os.Create(*out)

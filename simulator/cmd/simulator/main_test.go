@@ -1,11 +1,16 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/openbidder/openbidder/simulator"
 )
 
 // Without -out, run and replay write under a directory git ignores: the
@@ -26,5 +31,29 @@ func TestDefaultOutIsIgnored(t *testing.T) {
 	probe := filepath.Join(strings.TrimSpace(string(root)), out, "report.json")
 	if err := exec.Command("git", "check-ignore", "-q", probe).Run(); err != nil {
 		t.Errorf("-out defaults to %q, which git does not ignore (%v)", out, err)
+	}
+}
+
+// gen's -sim-start defaults to now, as its help says and as run and trainlog
+// do: without it the file's sim_ts was the zero time (year 1,
+// -62135596800), which replay hands to the ground truth (local hour) and to
+// the training log's ts.
+func TestGenSimStartDefaultsToNow(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "gen.jsonl")
+	if err := cmdGen([]string{"-n", "3", "-seed", "2", "-out", out}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var l simulator.GenLine
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(time.Unix(l.SimTS, 0)); d < -time.Minute || d > time.Minute {
+			t.Fatalf("sim_ts %d (%s), want about now", l.SimTS, time.Unix(l.SimTS, 0).UTC())
+		}
 	}
 }
