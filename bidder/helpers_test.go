@@ -151,6 +151,11 @@ func fakePayload(b []byte, t *bidToken) []byte {
 	}
 	b = binary.AppendUvarint(b, win)
 	b = binary.AppendUvarint(b, uint64(t.FloorMicros))
+	issued := uint64(0) // when the bid was made, as the real tokens say
+	if !t.Issued.IsZero() {
+		issued = uint64(t.Issued.UnixNano())
+	}
+	b = binary.AppendUvarint(b, issued)
 	for _, f := range [][]byte{t.AuctionID, t.ImpID, t.Campaign, t.Creative, t.Cur} {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
@@ -192,7 +197,7 @@ func (f fakeSigner) parse(src []byte, kind noticeKind, now time.Time) (bidToken,
 		return bidToken{}, errFakeForged
 	}
 	var t bidToken
-	var v [8]uint64
+	var v [9]uint64
 	for i := range v {
 		x, n := binary.Uvarint(body)
 		if n <= 0 {
@@ -205,6 +210,9 @@ func (f fakeSigner) parse(src []byte, kind noticeKind, now time.Time) (bidToken,
 	t.PCTR = math.Float32frombits(uint32(v[5]))
 	t.ChargeOnWin = v[6] == 1
 	t.FloorMicros = int64(v[7])
+	if v[8] != 0 {
+		t.Issued = time.Unix(0, int64(v[8]))
+	}
 	for _, f := range []*[]byte{&t.AuctionID, &t.ImpID, &t.Campaign, &t.Creative, &t.Cur} {
 		l, n := binary.Uvarint(body)
 		if n <= 0 || uint64(len(body)-n) < l {

@@ -225,7 +225,7 @@ func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat b
 	case t.SegBad: // g= changed or moved: not this bid's segment
 		s.shade.Refuse()
 		return
-	case repeat:
+	case repeat, !s.learnsLate(t, now):
 		s.shade.Repeat()
 		return
 	}
@@ -235,6 +235,20 @@ func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat b
 	}
 	s.shade.Observe(shading.Observation{Key: t.Seg, ID: shading.ImpressionID(t.AuctionID, t.ImpID),
 		Bid: float64(t.PriceMicros), Won: won, MinToWin: float64(m)}, now)
+}
+
+// learnsLate says whether a notice still comes soon enough after its bid
+// to learn from: within the shortest notices.dedup_window. Later, the money
+// path may have forgotten the impression (a loss notice is accepted for
+// token_ttl but remembered for dedup_window.loss), so a replay reads as a
+// first notice, and the model's window of recent impressions is lossy: a
+// holder of a few old notice URLs could replay each, learned every time,
+// with a made-up m=. Such a notice counts as a duplicate: it cannot be told
+// from one. A token that does not say when its bid was made (none this
+// bidder issues) is judged by the money path alone.
+func (s *Server) learnsLate(t *bidToken, now time.Time) bool {
+	w := s.cfg.Notices.DedupWindow
+	return t.Issued.IsZero() || now.Sub(t.Issued) <= min(w.Win, w.Bill, w.Loss)
 }
 
 // competitiveLoss says whether a loss notice's reason means another bid

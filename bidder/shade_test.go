@@ -498,3 +498,47 @@ func TestShadingMinToWinNoneIgnoresAnAddedM(t *testing.T) {
 			before[shading.Invalid], after[shading.Invalid])
 	}
 }
+
+// A notice that comes after the shortest notices.dedup_window has passed
+// since its bid is not learned: the money path may have forgotten the
+// impression by then (a loss notice is accepted for token_ttl, 24h, but
+// remembered for dedup_window.loss, 15m), so a replay could not be told
+// from a first notice, and the model's own window of recent impressions is
+// evicted by other traffic (or by the sender's own notices). Before, two
+// loss URLs whose impression ids share a slot of that window, replayed in
+// turn every dedup_window.loss, were each learned again every time with a
+// made-up m= (reproduced against a running bidder with dedup_window 3s:
+// learned 1, 2, 3, ... 8 for two URLs).
+func TestShadingNoticeAfterTheDedupWindowIsNotLearned(t *testing.T) {
+	const w = 50 * time.Millisecond
+	ts := newTestServer(t, func(c *Config) {
+		withShading(c)
+		c.Notices.DedupWindow = DedupWindowConfig{Win: w, Bill: w, Loss: w}
+	})
+	a, b, ka, kb := twoSegmentBids(t, ts, "r-1", "r-2")
+	n := func(k shading.Key) int { p, _ := ts.shade.Inspect(k); return p.N }
+
+	ts.fire(t, a.LURL, "3", "102", "2.5")
+	if n(ka) != 1 {
+		t.Fatalf("first loss: %d observations, want 1", n(ka))
+	}
+	mu0, _ := ts.shade.Inspect(ka)
+	time.Sleep(2 * w)
+	// What the budget does once the windows have passed: the impressions
+	// are forgotten, and a replay reads as a first notice.
+	ts.sink.mu.Lock()
+	ts.sink.lost, ts.sink.charges = nil, nil
+	ts.sink.mu.Unlock()
+	// Other impressions take every slot of the model's window.
+	for id := uint64(1); id <= 1<<16; id++ {
+		ts.shade.Observe(shading.Observation{Key: shading.Key{Placement: 7, Publisher: 7}, ID: id, Bid: 1e6}, time.Now())
+	}
+	ts.fire(t, a.LURL, "3", "102", "30") // the same loss, a made-up min to win
+	ts.fire(t, b.LURL, "3", "102", "30") // b's first notice, but as late as a replay
+	if n(ka) != 1 || n(kb) != 0 {
+		t.Fatalf("after the window: a %d, b %d observations, want 1 and 0", n(ka), n(kb))
+	}
+	if p, _ := ts.shade.Inspect(ka); p.Mu != mu0.Mu {
+		t.Fatalf("a's curve moved from %v to %v by a replay", mu0.Mu, p.Mu)
+	}
+}
