@@ -136,6 +136,8 @@ func (c Config) withDefaults() (Config, error) {
 		m := DefaultMarket
 		if c.Market.MeanBidders > 0 {
 			m.MeanBidders = c.Market.MeanBidders
+		} else if c.Market.MeanBidders < 0 { // explicitly none
+			m.MeanBidders = 0
 		}
 		m.FixedBidders = c.Market.FixedBidders
 		c.Market = m

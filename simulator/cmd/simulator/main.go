@@ -141,7 +141,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 func bindOutcomes(fs *flag.FlagSet, f *flags) {
 	d, m, c := simulator.DefaultConfig, simulator.DefaultMarket, &f.cfg
 	fs.Float64Var(&c.RenderProb, "render-prob", d.RenderProb, "probability a won ad renders (burl and impression trackers fire, billed)")
-	fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson)")
+	fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson; 0 = none)")
 	fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
 	fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
 	fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
@@ -169,6 +169,7 @@ func (f *flags) finish() error {
 		c.RenderProb = -1
 	}
 	c.MinToWinShare = zeroAsNeg(f.minToWin)
+	c.Market.MeanBidders = zeroAsNeg(c.Market.MeanBidders) // -competitors 0: none
 	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond
 	if f.simStart != "" {
 		t, err := time.Parse(time.RFC3339, f.simStart)

@@ -57,3 +57,24 @@ func TestGenSimStartDefaultsToNow(t *testing.T) {
 		}
 	}
 }
+
+// -competitors 0 is a market with no competing bidders (every valid bid at
+// the floor wins), not the default of 4: the 0 was read as "unset".
+func TestCompetitorsZeroMeansNone(t *testing.T) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, true)
+	if err := fs.Parse([]string{"-target", "http://127.0.0.1:1/openrtb2/bid", "-competitors", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := simulator.NewRunner(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Config().Market.MeanBidders; got != 0 {
+		t.Fatalf("-competitors 0: mean competitors %v, want 0", got)
+	}
+}
