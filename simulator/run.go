@@ -128,6 +128,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ClickDelay == 0 {
 		c.ClickDelay = d.ClickDelay
 	}
+	c.RenderDelay, c.ClickDelay = max(c.RenderDelay, 0), max(c.ClickDelay, 0) // negative: explicitly none
 	if c.MinToWinShare == 0 {
 		c.MinToWinShare = d.MinToWinShare
 	}

@@ -168,6 +168,12 @@ func (f *flags) finish() error {
 	if c.RenderProb == 0 {
 		c.RenderProb = -1
 	}
+	if c.RenderDelay == 0 { // -render-delay 0, -click-delay 0: at once
+		c.RenderDelay = -1
+	}
+	if c.ClickDelay == 0 {
+		c.ClickDelay = -1
+	}
 	c.MinToWinShare = zeroAsNeg(f.minToWin)
 	c.Market.MeanBidders = zeroAsNeg(c.Market.MeanBidders) // -competitors 0: none
 	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond

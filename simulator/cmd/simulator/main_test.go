@@ -78,3 +78,25 @@ func TestCompetitorsZeroMeansNone(t *testing.T) {
 		t.Fatalf("-competitors 0: mean competitors %v, want 0", got)
 	}
 }
+
+// -render-delay 0 and -click-delay 0 fire the bill, pixels and click at
+// once (as -notice-delay 0 does the win), not after the defaults' 100 ms and
+// 500 ms: the 0 was read as "unset".
+func TestZeroDelaysMeanNone(t *testing.T) {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, true)
+	if err := fs.Parse([]string{"-target", "http://127.0.0.1:1/openrtb2/bid", "-render-delay", "0", "-click-delay", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.finish(); err != nil {
+		t.Fatal(err)
+	}
+	r, err := simulator.NewRunner(f.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := r.Config(); c.RenderDelay > 0 || c.ClickDelay > 0 {
+		t.Fatalf("-render-delay 0 -click-delay 0: %v and %v, want none", c.RenderDelay, c.ClickDelay)
+	}
+}
