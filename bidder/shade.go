@@ -225,7 +225,7 @@ func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat b
 	case t.SegBad: // g= changed or moved: not this bid's segment
 		s.shade.Refuse()
 		return
-	case repeat, !s.learnsLate(t, now):
+	case repeat, !s.learnsLate(t, won, now):
 		s.shade.Repeat()
 		return
 	}
@@ -238,17 +238,23 @@ func (s *Server) learnFromNotice(t *bidToken, args *fasthttp.Args, won, repeat b
 }
 
 // learnsLate says whether a notice still comes soon enough after its bid
-// to learn from: within the shortest notices.dedup_window. Later, the money
-// path may have forgotten the impression (a loss notice is accepted for
-// token_ttl but remembered for dedup_window.loss), so a replay reads as a
-// first notice, and the model's window of recent impressions is lossy: a
-// holder of a few old notice URLs could replay each, learned every time,
-// with a made-up m=. Such a notice counts as a duplicate: it cannot be told
-// from one. A token that does not say when its bid was made (none this
-// bidder issues) is judged by the money path alone.
-func (s *Server) learnsLate(t *bidToken, now time.Time) bool {
+// to learn from: a loss within notices.dedup_window.loss, a win or bill
+// within the longest window (later the money path refuses it, 403). After
+// that the money path may have forgotten the impression (a loss notice is
+// accepted for token_ttl, 24h, but its impression remembered for
+// dedup_window.loss after it), so a replay reads as a first notice, and the
+// model's window of recent impressions is lossy: a holder of a few old loss
+// URLs could replay each, learned every time, with a made-up m=. Such a
+// notice counts as a duplicate: it cannot be told from one. A token that
+// does not say when its bid was made (none this bidder issues) is judged by
+// the money path alone.
+func (s *Server) learnsLate(t *bidToken, won bool, now time.Time) bool {
 	w := s.cfg.Notices.DedupWindow
-	return t.Issued.IsZero() || now.Sub(t.Issued) <= min(w.Win, w.Bill, w.Loss)
+	within := w.Loss
+	if won {
+		within = max(w.Win, w.Bill, w.Loss)
+	}
+	return t.Issued.IsZero() || now.Sub(t.Issued) <= within
 }
 
 // competitiveLoss says whether a loss notice's reason means another bid
