@@ -444,6 +444,7 @@ func (x *explainRun) winsBefore(i int, id string) int64 {
 // not, why.
 func (x *explainRun) price() (bool, string) {
 	bc := x.shadeCtx()
+	var win []int // per imp, the slot it bids so far (-1: none), for podRefuses
 	for j := range x.slots {
 		es := &x.slots[j]
 		e := &x.out[es.imp].Campaigns[es.entry]
@@ -478,9 +479,19 @@ func (x *explainRun) price() (bool, string) {
 			e.Rule, e.Detail = reasonImpRefused.String(), "the charge times imp.qty.multiplier overflows"
 			continue
 		}
-		if ei := &x.out[es.imp]; ei.Winner == "" || p > ei.PriceMicros {
-			ei.Winner, ei.Creative, ei.PriceMicros = camp.ID, es.sl.cand.Creative.ID, p
+		ei := &x.out[es.imp]
+		if ei.Winner != "" && p <= ei.PriceMicros {
+			continue
 		}
+		if x.podRefuses(es.imp, es.sl.cand.Creative, win) {
+			e.Detail = "its ad pod refuses it: an earlier imp of the pod bids this creative, or it overruns the pod's poddur or maxseq"
+			continue
+		}
+		ei.Winner, ei.Creative, ei.PriceMicros = camp.ID, es.sl.cand.Creative.ID, p
+		for len(win) <= es.imp {
+			win = append(win, -1)
+		}
+		win[es.imp] = j
 	}
 	bid := false
 	for i := range x.out {
@@ -502,6 +513,37 @@ func (x *explainRun) price() (bool, string) {
 		return false, x.why.String()
 	}
 	return false, reasonNoMatch.String()
+}
+
+// podRefuses replays bidCtx.podRefuses over the winners chosen so far (win:
+// per imp, its winning slot or -1): imp i's pod refuses creative cr when an
+// earlier imp of the same pod bids it, or when it would overrun a dynamic
+// pod's poddur or maxseq.
+func (x *explainRun) podRefuses(i int, cr *campaigns.Creative, win []int) bool {
+	p := impPod(&x.req.Imps[i])
+	if p == nil {
+		return false
+	}
+	dynamic := p.PodDur > 0 || p.MaxSeq > 0
+	dur, n := cr.Duration, int64(1)
+	for j := 0; j < i && j < len(win); j++ {
+		if win[j] < 0 {
+			continue
+		}
+		q := impPod(&x.req.Imps[j])
+		if q == nil || string(q.PodID) != string(p.PodID) {
+			continue
+		}
+		c := x.slots[win[j]].sl.cand.Creative
+		if c == cr {
+			return true
+		}
+		if dynamic && (q.PodDur > 0 || q.MaxSeq > 0) {
+			dur += c.Duration
+			n++
+		}
+	}
+	return p.PodDur > 0 && dur > p.PodDur || p.MaxSeq > 0 && n > p.MaxSeq
 }
 
 // String lists an answer's imps briefly (logs, test failures).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -516,5 +517,39 @@ func TestExplainAndBidTakeTheRequestsOneDraw(t *testing.T) {
 	}
 	if bids == 0 || bids == 6 {
 		t.Fatalf("%d of 6 rounds bid: the draws did not alternate", bids)
+	}
+}
+
+// Explain replays the ad pod: a creative an earlier imp of the pod already
+// bids is not an imp's winner, nor is one that would overrun the pod's
+// duration or maxseq (podRefuses), so explain names the bids /openrtb2/bid
+// makes. Before, each imp's winner was chosen alone: on video-pod.json with
+// tvpods, explain named a winner for a slot the bid path leaves empty.
+func TestExplainReplaysThePod(t *testing.T) {
+	ts := newTestServer(t, nil)
+	body, err := os.ReadFile("testdata/requests/video-pod.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, lim := range []string{``, `"poddur":30,`, `"maxseq":1,`} {
+		b := bytes.ReplaceAll(body, []byte(`"video":{`), []byte(`"video":{`+lim))
+		a := explainBody(t, ts, string(b))
+		want := map[string]string{}
+		for _, ei := range a.Imps {
+			if ei.Winner != "" {
+				want[ei.ID] = ei.Creative
+			}
+		}
+		got := map[string]string{}
+		if r := ts.bidInTime(b); r.StatusCode() == 200 {
+			for _, sb := range decodeResponse(t, r).SeatBid {
+				for _, bd := range sb.Bid {
+					got[bd.ImpID] = bd.CrID
+				}
+			}
+		}
+		if !maps.Equal(got, want) {
+			t.Errorf("%s: bid %v, explain named %v", lim, got, want)
+		}
 	}
 }
