@@ -116,7 +116,10 @@ type Manager struct {
 	keptHeld, keptHeldN atomic.Uint64
 
 	live liveness // heartbeat, epochs, other instances' liveness
-	ctl  control  // the kill switch (control.go)
+	// paceClosed is closedOthers as paceAll last took it (the pacing
+	// goroutine's own).
+	paceClosed map[string]bool
+	ctl        control // the kill switch (control.go)
 
 	token       string // this process on freqSubject
 	freqQ       chan freqMsg

@@ -158,20 +158,25 @@ func (pc *pacer) inflight(now time.Time, reserved, drawn, pending, daily int64) 
 // the others with a live lease holding money (as the newest record shows,
 // Lease.Cap); an instance whose capacity is not known yet (an older
 // version, or its first seconds) counts as much as this one, and where
-// this one's is not known yet the share is even. Every controller steers
+// this one's is not known yet the share is even. An instance that closed
+// (its liveness record deleted: closed) bids no more, though its entry
+// keeps its open holds' money until they end (HoldTTL): it is not counted
+// (a rolling restart under new instance ids counted each closed instance
+// for up to HoldTTL, and the survivors bid their share of a fleet that had
+// gone: TestPacingShareSkipsClosed). Every controller steers
 // the global spend to the plan: asking each for the whole plan's rate,
 // N instances bid at about N times the plan until the integral term had
 // learnt the split, an hour (an outside audit: +19% in hour 0 with 2
 // instances, +28% with 3; two real bidders spent 1.4-1.9 times one's in
 // their first minute). With shares, all bid at the same participation,
 // the fleet's capacity over the plan.
-func (a *Account) pacingShare(own float64) float64 {
+func (a *Account) pacingShare(own float64, closed map[string]bool) float64 {
 	a.gmu.Lock()
 	defer a.gmu.Unlock()
 	n, known, unknown := 1, 0.0, 0
 	for _, f := range a.foreign {
-		if f.amount <= 0 {
-			continue // no lease, or a lease given back: not bidding here
+		if f.amount <= 0 || closed[f.inst] {
+			continue // no lease, a lease given back, or its owner closed: not bidding here
 		}
 		n++
 		if f.capacity > 0 {
@@ -187,6 +192,26 @@ func (a *Account) pacingShare(own float64) float64 {
 		return 1 / float64(n)
 	}
 	return own / (own + known + float64(unknown)*own)
+}
+
+// closedOthers returns the other instances whose liveness record the watch
+// saw deleted (a graceful Close deletes it last), nil when none: paceAll
+// takes it once a round for pacingShare (Manager.liveMu, then each
+// Account.gmu: both leaves).
+func (m *Manager) closedOthers() map[string]bool {
+	lv := &m.live
+	lv.mu.Lock()
+	defer lv.mu.Unlock()
+	var out map[string]bool
+	for inst, v := range lv.others {
+		if v.deleted {
+			if out == nil {
+				out = map[string]bool{}
+			}
+			out[inst] = true
+		}
+	}
+	return out
 }
 
 func probToThreshold(p float64) uint64 {
@@ -237,6 +262,7 @@ func dayMemoSlot(loc *time.Location) uint64 {
 // spend or local activity changed since its last step, and of the others
 // every paceIdleEvery: 10,000 idle campaigns cost a few hundred steps a second.
 func (m *Manager) paceAll(now time.Time) {
+	m.paceClosed = m.closedOthers()
 	y := NewScanYield()
 	for _, a := range *m.accts.Load() {
 		y.Step(1)
@@ -298,7 +324,7 @@ func (m *Manager) pace(a *Account, now time.Time) {
 		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: from})
 	}
 	in.target, in.rate = m.planAt(pl, c, now)
-	in.share = a.pacingShare(a.pace.capEst)
+	in.share = a.pacingShare(a.pace.capEst, m.paceClosed)
 	p, target := a.pace.step(in)
 	a.capacity.Store(int64(a.pace.capEst))
 	a.throttle.Store(probToThreshold(p))
