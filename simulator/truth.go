@@ -86,7 +86,7 @@ func ContextFor(req *openrtb2.BidRequest, imp *openrtb2.Imp, simTime int64, bid 
 type GroundTruth struct {
 	Base    float64 // CTR when every term is 0; default 0.01 (traffic mean about 0.02)
 	Seed    uint64
-	Scale   float64 // default 1
+	Scale   float64 // default 1 (0); negative: 0, every term off (a flat CTR of Base)
 	DriftAt int64   // simulated unix seconds from which the publisher and OS terms flip (0: never)
 }
 
@@ -99,8 +99,11 @@ func (g GroundTruth) CTR(c ImpContext) float64 {
 		base = 0.01
 	}
 	scale := g.Scale
-	if scale == 0 {
+	switch {
+	case scale == 0:
 		scale = 1
+	case scale < 0: // explicitly 0 (the command's -ctr-scale 0): every attribute term off
+		scale = 0
 	}
 	z := 0.0
 	switch c.Format {

@@ -145,7 +145,7 @@ func bindOutcomes(fs *flag.FlagSet, f *flags) {
 	fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
 	fs.Float64Var(&c.Truth.Base, "ctr-base", 0.01, "ground-truth base CTR (the CTR when every attribute term is 0; the traffic mean is about 1.5-2 times it)")
 	fs.Uint64Var(&c.Truth.Seed, "ctr-seed", 0, "ground-truth model seed (hash weights); fixed so logs of different runs agree")
-	fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper)")
+	fs.Float64Var(&c.Truth.Scale, "ctr-scale", 1, "ground-truth spread: multiplies every attribute term (0.5 flatter, 2 sharper, 0 a flat CTR of -ctr-base)")
 	fs.DurationVar(&c.DriftAt, "drift-at", 0, "simulated time after -sim-start from which the world drifts: the ground truth's publisher and OS terms change sign and publisher popularity shifts 10 ranks (0 = never)")
 }
 
@@ -176,6 +176,14 @@ func (f *flags) finish() error {
 	}
 	c.MinToWinShare = zeroAsNeg(f.minToWin)
 	c.Market.MeanBidders = zeroAsNeg(c.Market.MeanBidders) // -competitors 0: none
+	if !(c.Truth.Base > 0 && c.Truth.Base < 1) {
+		// 0 read as unset (0.01) before: a CTR is a probability in (0, 1)
+		return fmt.Errorf("-ctr-base %v: want a CTR in (0, 1)", c.Truth.Base)
+	}
+	if !(c.Truth.Scale >= 0) {
+		return fmt.Errorf("-ctr-scale %v: want 0 (flat) or more", c.Truth.Scale)
+	}
+	c.Truth.Scale = zeroAsNeg(c.Truth.Scale) // -ctr-scale 0: flat, not the default 1
 	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond
 	if f.simStart != "" {
 		t, err := time.Parse(time.RFC3339, f.simStart)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"flag"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -98,5 +99,33 @@ func TestZeroDelaysMeanNone(t *testing.T) {
 	}
 	if c := r.Config(); c.RenderDelay > 0 || c.ClickDelay > 0 {
 		t.Fatalf("-render-delay 0 -click-delay 0: %v and %v, want none", c.RenderDelay, c.ClickDelay)
+	}
+}
+
+// -ctr-scale 0 is a flat ground truth and -ctr-base 0 is refused: both were
+// read as unset (1 and 0.01), silently.
+func TestCTRFlagsZero(t *testing.T) {
+	parse := func(args ...string) (flags, error) {
+		fs := flag.NewFlagSet("run", flag.ContinueOnError)
+		var f flags
+		bind(fs, &f, true)
+		if err := fs.Parse(append([]string{"-target", "http://127.0.0.1:1/openrtb2/bid"}, args...)); err != nil {
+			t.Fatal(err)
+		}
+		return f, f.finish()
+	}
+	f, err := parse("-ctr-scale", "0", "-ctr-base", "0.02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []simulator.ImpContext{{Format: "video"}, {Format: "banner"}} {
+		if got := f.cfg.Truth.CTR(c); math.Abs(got-0.02) > 1e-12 {
+			t.Errorf("-ctr-scale 0: CTR of %+v is %v, want the flat 0.02", c, got)
+		}
+	}
+	for _, bad := range [][]string{{"-ctr-base", "0"}, {"-ctr-base", "1"}, {"-ctr-scale", "-1"}} {
+		if _, err := parse(bad...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
 	}
 }
