@@ -76,6 +76,7 @@ commands:
 // flags binds every model flag onto cfg.
 type flags struct {
 	cfg                    simulator.Config
+	outcomes               bool // bindOutcomes bound the -ctr-* flags
 	targets, admin, out    string
 	tmaxMs                 int
 	simStart               string
@@ -140,6 +141,7 @@ func bind(fs *flag.FlagSet, f *flags, withTargets bool) {
 // trainlog).
 func bindOutcomes(fs *flag.FlagSet, f *flags) {
 	d, m, c := simulator.DefaultConfig, simulator.DefaultMarket, &f.cfg
+	f.outcomes = true
 	fs.Float64Var(&c.RenderProb, "render-prob", d.RenderProb, "probability a won ad renders (burl and impression trackers fire, billed)")
 	fs.Float64Var(&c.Market.MeanBidders, "competitors", m.MeanBidders, "mean number of competing bidders per imp (Poisson; 0 = none)")
 	fs.IntVar(&c.Market.FixedBidders, "competitors-fixed", 0, "exact number of competitors (overrides -competitors when > 0)")
@@ -176,14 +178,16 @@ func (f *flags) finish() error {
 	}
 	c.MinToWinShare = zeroAsNeg(f.minToWin)
 	c.Market.MeanBidders = zeroAsNeg(c.Market.MeanBidders) // -competitors 0: none
-	if !(c.Truth.Base > 0 && c.Truth.Base < 1) {
-		// 0 read as unset (0.01) before: a CTR is a probability in (0, 1)
-		return fmt.Errorf("-ctr-base %v: want a CTR in (0, 1)", c.Truth.Base)
+	if f.outcomes {                                        // the -ctr-* flags were bound (not gen's)
+		if !(c.Truth.Base > 0 && c.Truth.Base < 1) {
+			// 0 was read as unset (0.01): a CTR is a probability in (0, 1)
+			return fmt.Errorf("-ctr-base %v: want a CTR in (0, 1)", c.Truth.Base)
+		}
+		if !(c.Truth.Scale >= 0) {
+			return fmt.Errorf("-ctr-scale %v: want 0 (flat) or more", c.Truth.Scale)
+		}
+		c.Truth.Scale = zeroAsNeg(c.Truth.Scale) // -ctr-scale 0: flat, not the default 1
 	}
-	if !(c.Truth.Scale >= 0) {
-		return fmt.Errorf("-ctr-scale %v: want 0 (flat) or more", c.Truth.Scale)
-	}
-	c.Truth.Scale = zeroAsNeg(c.Truth.Scale) // -ctr-scale 0: flat, not the default 1
 	c.TMax = time.Duration(f.tmaxMs) * time.Millisecond
 	if f.simStart != "" {
 		t, err := time.Parse(time.RFC3339, f.simStart)
