@@ -130,7 +130,8 @@ func (pc *pacer) step(in pacingIn) (p float64, target int64) {
 // inflight is the spend expected of pending micros (open holds no notice
 // has drawn from: Account.pending): pending times the share of resolved
 // bids' money that became spend (decayed with convTau), which starts at 1
-// and tends to that share as bids resolve (a prior of daily/1000 micros).
+// and tends to that share as bids resolve (a prior of daily/1000 micros;
+// pace passes this instance's share of the day's budget as daily).
 // reserved and drawn are the account's cumulative figures.
 func (pc *pacer) inflight(now time.Time, reserved, drawn, pending, daily int64) (int64, float64) {
 	pending = max(pending, 0)
@@ -308,7 +309,13 @@ func (m *Manager) pace(a *Account, now time.Time) {
 	}
 	in := pacingIn{now: now, spent: spent, daily: daily, asap: c.Pacing == PacingASAP || daily == 0}
 	in.reserved = a.reserved.Load()
-	in.inflight, in.conv = a.pace.inflight(now, in.reserved, a.drawn.Load(), a.pending.Load(), daily)
+	in.share = a.pacingShare(a.pace.capEst, m.paceClosed)
+	// The conversion's prior is this instance's share of the day's: each
+	// instance resolves only its share of the bids, and with the whole
+	// day's prior 3 instances started at once leant on it 3 times as much
+	// as one, overestimated their capacity and spent 71% of what one
+	// instance did in their first 10 minutes (TestPacingFleetConversionPrior).
+	in.inflight, in.conv = a.pace.inflight(now, in.reserved, a.drawn.Load(), a.pending.Load(), int64(float64(daily)*in.share))
 	pl := &a.pace.plan
 	if m.replanDue(pl, c, day, daily, now) {
 		// From what is committed, as the controller counts it: re-made
@@ -324,7 +331,6 @@ func (m *Manager) pace(a *Account, now time.Time) {
 		m.makePlan(pl, c, planSpan{now: now, dayEnd: end, day: day, daily: daily, spent: from})
 	}
 	in.target, in.rate = m.planAt(pl, c, now)
-	in.share = a.pacingShare(a.pace.capEst, m.paceClosed)
 	p, target := a.pace.step(in)
 	a.capacity.Store(int64(a.pace.capEst))
 	a.throttle.Store(probToThreshold(p))
