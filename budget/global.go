@@ -89,7 +89,7 @@ func (m *Manager) setGlobal(a *Account, rec *Record, now time.Time) {
 		a.recCur.Store(&cur)
 	}
 	if rec.Currency == "" || rec.Currency == c.Currency {
-		a.seeBudget(c, m.cfg.InstanceID, rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone, now)
+		a.seeBudget(c, m.cfg.InstanceID, rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone, rec.BudgetPacing, now)
 	}
 	a.spentDay.Store(rec.SpentDay)
 	a.spentTotal.Store(rec.SpentTotal)

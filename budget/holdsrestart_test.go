@@ -1003,3 +1003,31 @@ func TestRestartKeepsHoldDrawnToNothing(t *testing.T) {
 		t.Fatalf("bill within hold_ttl after the loss: %+v, want 2,000 drawn from the hold, not late", res)
 	}
 }
+
+// Pacing modes that differ (asap in one instance's file, even in another's)
+// are reported as a budget or time zone difference is: the asap instance
+// spends the day as fast as its traffic allows and the even ones, seeing
+// the fleet ahead of the plan, bid nothing (an outside audit: a 0.30 day,
+// asap on one of four real bidders, even on three, spent and held whole
+// within 25 s of the first bid, nothing said).
+func TestPacingModeDisagreementReported(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mode PacingMode
+		want bool
+	}{{"asap and even", PacingASAP, true}, {"even and even", PacingEven, false}} {
+		clk := newManualClock(t0.Add(time.Hour))
+		st := NewMemStore()
+		ca, cb := campaign("c", 10_000), campaign("c", 10_000)
+		ca.DailyMicros, cb.DailyMicros = 5_000, 5_000
+		ca.Pacing, cb.Pacing = PacingEven, c.mode
+		a := storeManager(t, st, "a", clk, ca)
+		b := storeManager(t, st, "b", clk, cb)
+		stepRounds(t, clk, 3*time.Minute, a, b)
+		if got := a.Counters().BudgetDisagreements + b.Counters().BudgetDisagreements; (got > 0) != c.want {
+			t.Errorf("%s: %d reported, want reported %v", c.name, got, c.want)
+		}
+		a.Close(context.Background())
+		b.Close(context.Background())
+	}
+}

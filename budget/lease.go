@@ -16,8 +16,9 @@ type leaseReq struct {
 	// 0 where day is ""); zone is that zone's name.
 	dayStart, dayEnd int64
 	zone             string
-	total, daily     int64 // 0 means no limit
-	budgetKnown      bool  // total and daily are the campaign file's (not a retired campaign's)
+	pacing           string // the campaign\'s pacing mode in this instance\'s file (Record.BudgetPacing)
+	total, daily     int64  // 0 means no limit
+	budgetKnown      bool   // total and daily are the campaign file's (not a retired campaign's)
 	boot             string
 	acked            int64 // cumulative spend this process reported in steps that succeeded
 	reported         int64 // cumulative spend this process reports, including this step's new part
@@ -92,6 +93,7 @@ type leaseRes struct {
 	// The budget and time zone another instance wrote last (otherBy "":
 	// none); seeBudget compares them with this instance's.
 	otherBy, otherZone     string
+	otherPacing            string
 	otherDaily, otherTotal int64
 }
 
@@ -128,8 +130,10 @@ func applyLease(rec *Record, q leaseReq) leaseRes {
 	if q.budgetKnown && res.wrongCurrency == "" {
 		if rec.BudgetBy != "" && rec.BudgetBy != q.instance {
 			res.otherBy, res.otherDaily, res.otherTotal, res.otherZone = rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone
+			res.otherPacing = rec.BudgetPacing
 		}
 		rec.BudgetBy, rec.BudgetDaily, rec.BudgetTotal, rec.BudgetZone = q.instance, q.daily, q.total, q.zone
+		rec.BudgetPacing = q.pacing
 	}
 	reclaimForeign(rec, q, now, &res)
 	waiting := behindMark(rec, q)

@@ -36,6 +36,11 @@ type Record struct {
 	// in a record written before it was kept): zones that differ roll the
 	// day at two midnights (rollDay), reported as a budget difference is.
 	BudgetZone string `json:"budget_zone,omitempty"`
+	// BudgetPacing is that instance's pacing mode of the campaign (""
+	// in a record written before it was kept): asap on one instance and
+	// even on another spends the day as fast as the asap one's traffic
+	// allows, reported as a budget difference is.
+	BudgetPacing string `json:"budget_pacing,omitempty"`
 
 	Rev uint64 `json:"-"` // the store's revision of this value (0: unknown)
 }

@@ -197,6 +197,7 @@ const budgetDiffGrace = time.Minute
 // agreeing since.
 type budgetSeen struct {
 	by, zone     string
+	pacing       string // its pacing mode ("": not known)
 	daily, total int64
 	at           int64
 }
@@ -208,26 +209,30 @@ type budgetSeen struct {
 // disagreement seen only at steps was never reported: an outside audit).
 // Only the disagreeing instance's own agreement ends a disagreement: with
 // three budgets the one seen alternates (an outside review). Under a.gmu.
-func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, zone string, now time.Time) {
+func (a *Account) seeBudget(c *Campaign, self, by string, daily, total int64, zone, pacing string, now time.Time) {
 	if c.retired || by == "" || by == self {
 		return // no budget known here, or a record of this instance's own step
 	}
 	old := a.diffSeen.Load()
-	if daily == c.DailyMicros && total == c.TotalMicros && sameZone(zone, c) {
+	if daily == c.DailyMicros && total == c.TotalMicros && sameZone(zone, c) && samePacing(pacing, c) {
 		if old != nil && old.by == by {
 			a.diffSeen.Store(nil)
 		}
 		return
 	}
-	if old != nil && old.by == by && old.daily == daily && old.total == total && old.zone == zone {
+	if old != nil && old.by == by && old.daily == daily && old.total == total && old.zone == zone && old.pacing == pacing {
 		return
 	}
 	at := now.UnixNano()
 	if old != nil {
 		at = old.at // the disagreement goes on
 	}
-	a.diffSeen.Store(&budgetSeen{by: by, zone: zone, daily: daily, total: total, at: at})
+	a.diffSeen.Store(&budgetSeen{by: by, zone: zone, pacing: pacing, daily: daily, total: total, at: at})
 }
+
+// samePacing tells whether a record's pacing mode (its last stepper's) is
+// c's: "" (a record written before modes were kept) is taken as the same.
+func samePacing(pacing string, c *Campaign) bool { return pacing == "" || pacing == c.Pacing.String() }
 
 // sameZone tells whether a record's zone (its last stepper's) is c's: ""
 // (a record written before zones were kept) is taken as the same.
@@ -255,15 +260,15 @@ func (m *Manager) checkBudgetDiff(a *Account, now time.Time) {
 		}
 	}
 	d := a.diffSeen.Load()
-	if d == nil || a.diffWarnedAt == d.at || c.retired || a.diffOwn == [2]int64{d.daily, d.total} && sameZone(d.zone, c) ||
+	if d == nil || a.diffWarnedAt == d.at || c.retired || a.diffOwn == [2]int64{d.daily, d.total} && sameZone(d.zone, c) && samePacing(d.pacing, c) ||
 		now.UnixNano()-d.at < int64(budgetDiffGrace) {
 		return
 	}
 	a.diffWarnedAt = d.at
 	m.budgetDiffs.Add(1)
-	m.log.Warn("campaign budget or time zone differs between instances: each grants from its own file, so the fleet may spend the larger, and two zones roll the day at two midnights",
-		"campaign", a.id, "daily_micros", c.DailyMicros, "total_micros", c.TotalMicros, "time_zone", c.loc().String(),
-		"other_instance", d.by, "other_daily_micros", d.daily, "other_total_micros", d.total, "other_time_zone", d.zone)
+	m.log.Warn("campaign budget, time zone or pacing differs between instances: each grants from its own file, so the fleet may spend the larger, two zones roll the day at two midnights, and an asap instance spends the day as fast as its traffic allows",
+		"campaign", a.id, "daily_micros", c.DailyMicros, "total_micros", c.TotalMicros, "time_zone", c.loc().String(), "pacing", c.Pacing.String(),
+		"other_instance", d.by, "other_daily_micros", d.daily, "other_total_micros", d.total, "other_time_zone", d.zone, "other_pacing", d.pacing)
 }
 
 func (m *Manager) newDay(a *Account, now time.Time) bool {
@@ -448,7 +453,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	}
 	q := leaseReq{
 		instance: m.cfg.InstanceID, currency: c.Currency, now: now, day: day, total: total, daily: daily, budgetKnown: known,
-		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(), zone: c.loc().String(),
+		dayStart: dayStart.UnixNano(), dayEnd: dayEnd.UnixNano(), zone: c.loc().String(), pacing: c.Pacing.String(),
 		boot: m.boot, acked: a.reportedCum, reported: a.reportedCum + report, cum: cum, want: want, committed: committed, capacity: a.capacity.Load(),
 		ttl: ttl, reclaim: m.cfg.ReclaimWait, reserveFor: m.cfg.LeaseTTL + m.cfg.ReclaimWait, release: release, heldLocally: a.leaseHeld,
 		lapsed:    m.lapsedNow(),
@@ -477,7 +482,7 @@ func (m *Manager) syncAccount(ctx context.Context, a *Account, now time.Time, re
 	m.applyStep(a, q, lr, report, epoch)
 	if lr.otherBy != "" {
 		a.gmu.Lock()
-		a.seeBudget(c, m.cfg.InstanceID, lr.otherBy, lr.otherDaily, lr.otherTotal, lr.otherZone, now)
+		a.seeBudget(c, m.cfg.InstanceID, lr.otherBy, lr.otherDaily, lr.otherTotal, lr.otherZone, lr.otherPacing, now)
 		a.gmu.Unlock()
 	}
 	a.lastSync, a.lastDemand, a.stepDay = now, demand, day
