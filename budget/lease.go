@@ -16,7 +16,7 @@ type leaseReq struct {
 	// 0 where day is ""); zone is that zone's name.
 	dayStart, dayEnd int64
 	zone             string
-	pacing           string // the campaign\'s pacing mode in this instance\'s file (Record.BudgetPacing)
+	pacing           string // the campaign's pacing mode in this instance's file (Record.BudgetPacing)
 	total, daily     int64  // 0 means no limit
 	budgetKnown      bool   // total and daily are the campaign file's (not a retired campaign's)
 	boot             string
