@@ -1208,22 +1208,42 @@ func (bc *bidCtx) bidsBefore(i int, c *campaigns.Campaign) int64 {
 // 30 s and 15 s creatives, 45 s for a 30 s break, and the exchange dropped
 // one.
 func (bc *bidCtx) podRefuses(i int, cr *campaigns.Creative) bool {
-	p := impPod(&bc.req.Imps[i])
+	return podRefuses(bc.req.Imps, i, cr, bc)
+}
+
+// podWinners gives the creative bid on imp j of a request, nil for none:
+// the bid path's (bidCtx) and explain's replay of it (explainWins) share
+// podRefuses through it.
+type podWinners interface {
+	podWinner(j int) *campaigns.Creative
+}
+
+func (bc *bidCtx) podWinner(j int) *campaigns.Creative {
+	if j >= len(bc.best) || bc.best[j].slot < 0 {
+		return nil
+	}
+	return bc.slots[bc.best[j].slot].cand.Creative
+}
+
+// podRefuses is the pod rule of bidCtx.podRefuses over imps, with the
+// creatives w says earlier imps bid. Generic so that the bid path's call
+// is not through an interface value (no allocation).
+func podRefuses[W podWinners](imps []ortb.Imp, i int, cr *campaigns.Creative, w W) bool {
+	p := impPod(&imps[i])
 	if p == nil {
 		return false
 	}
 	dynamic := p.PodDur > 0 || p.MaxSeq > 0
 	dur, n := cr.Duration, int64(1)
-	for j := 0; j < i && j < len(bc.best); j++ {
-		b := &bc.best[j]
-		if b.slot < 0 {
+	for j := 0; j < i; j++ {
+		c := w.podWinner(j)
+		if c == nil {
 			continue
 		}
-		q := impPod(&bc.req.Imps[j])
+		q := impPod(&imps[j])
 		if q == nil || string(q.PodID) != string(p.PodID) {
 			continue
 		}
-		c := bc.slots[b.slot].cand.Creative
 		if c == cr {
 			return true
 		}

@@ -520,30 +520,20 @@ func (x *explainRun) price() (bool, string) {
 // earlier imp of the same pod bids it, or when it would overrun a dynamic
 // pod's poddur or maxseq.
 func (x *explainRun) podRefuses(i int, cr *campaigns.Creative, win []int) bool {
-	p := impPod(&x.req.Imps[i])
-	if p == nil {
-		return false
+	return podRefuses(x.req.Imps, i, cr, explainWins{x, win})
+}
+
+// explainWins is explain's winners so far: win[j] indexes x.slots, -1 none.
+type explainWins struct {
+	x   *explainRun
+	win []int
+}
+
+func (w explainWins) podWinner(j int) *campaigns.Creative {
+	if j >= len(w.win) || w.win[j] < 0 {
+		return nil
 	}
-	dynamic := p.PodDur > 0 || p.MaxSeq > 0
-	dur, n := cr.Duration, int64(1)
-	for j := 0; j < i && j < len(win); j++ {
-		if win[j] < 0 {
-			continue
-		}
-		q := impPod(&x.req.Imps[j])
-		if q == nil || string(q.PodID) != string(p.PodID) {
-			continue
-		}
-		c := x.slots[win[j]].sl.cand.Creative
-		if c == cr {
-			return true
-		}
-		if dynamic && (q.PodDur > 0 || q.MaxSeq > 0) {
-			dur += c.Duration
-			n++
-		}
-	}
-	return p.PodDur > 0 && dur > p.PodDur || p.MaxSeq > 0 && n > p.MaxSeq
+	return w.x.slots[w.win[j]].sl.cand.Creative
 }
 
 // String lists an answer's imps briefly (logs, test failures).
