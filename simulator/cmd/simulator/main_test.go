@@ -62,13 +62,8 @@ func TestGenSimStartDefaultsToNow(t *testing.T) {
 // -competitors 0 is a market with no competing bidders (every valid bid at
 // the floor wins), not the default of 4: the 0 was read as "unset".
 func TestCompetitorsZeroMeansNone(t *testing.T) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var f flags
-	bind(fs, &f, true)
-	if err := fs.Parse([]string{"-target", "http://127.0.0.1:1/openrtb2/bid", "-competitors", "0"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.finish(); err != nil {
+	f, err := parseRun(t, "-competitors", "0")
+	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := simulator.NewRunner(f.cfg)
@@ -84,13 +79,8 @@ func TestCompetitorsZeroMeansNone(t *testing.T) {
 // once (as -notice-delay 0 does the win), not after the defaults' 100 ms and
 // 500 ms: the 0 was read as "unset".
 func TestZeroDelaysMeanNone(t *testing.T) {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	var f flags
-	bind(fs, &f, true)
-	if err := fs.Parse([]string{"-target", "http://127.0.0.1:1/openrtb2/bid", "-render-delay", "0", "-click-delay", "0"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.finish(); err != nil {
+	f, err := parseRun(t, "-render-delay", "0", "-click-delay", "0")
+	if err != nil {
 		t.Fatal(err)
 	}
 	r, err := simulator.NewRunner(f.cfg)
@@ -105,16 +95,7 @@ func TestZeroDelaysMeanNone(t *testing.T) {
 // -ctr-scale 0 is a flat ground truth and -ctr-base 0 is refused: both were
 // read as unset (1 and 0.01), silently.
 func TestCTRFlagsZero(t *testing.T) {
-	parse := func(args ...string) (flags, error) {
-		fs := flag.NewFlagSet("run", flag.ContinueOnError)
-		var f flags
-		bind(fs, &f, true)
-		if err := fs.Parse(append([]string{"-target", "http://127.0.0.1:1/openrtb2/bid"}, args...)); err != nil {
-			t.Fatal(err)
-		}
-		return f, f.finish()
-	}
-	f, err := parse("-ctr-scale", "0", "-ctr-base", "0.02")
+	f, err := parseRun(t, "-ctr-scale", "0", "-ctr-base", "0.02")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,8 +105,21 @@ func TestCTRFlagsZero(t *testing.T) {
 		}
 	}
 	for _, bad := range [][]string{{"-ctr-base", "0"}, {"-ctr-base", "1"}, {"-ctr-scale", "-1"}} {
-		if _, err := parse(bad...); err == nil {
+		if _, err := parseRun(t, bad...); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}
+}
+
+// parseRun parses run's flags (a target first, then args) and finishes
+// them; the error is finish's.
+func parseRun(t *testing.T, args ...string) (flags, error) {
+	t.Helper()
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	var f flags
+	bind(fs, &f, true)
+	if err := fs.Parse(append([]string{"-target", "http://127.0.0.1:1/openrtb2/bid"}, args...)); err != nil {
+		t.Fatal(err)
+	}
+	return f, f.finish()
 }
